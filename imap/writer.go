@@ -1,0 +1,145 @@
+package imap
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Writer encodes responses onto a buffered connection. It does not flush
+// on its own; callers Flush at the end of a response batch.
+type Writer struct {
+	*bufio.Writer
+	// UTF8 allows 8-bit UTF-8 in quoted strings (IMAP4rev2 / UTF8=ACCEPT).
+	UTF8 bool
+}
+
+// NewWriter wraps w.
+func NewWriter(w *bufio.Writer) *Writer { return &Writer{Writer: w} }
+
+// Atom writes s as is.
+func (w *Writer) Atom(s string) { w.WriteString(s) }
+
+// SP writes one space.
+func (w *Writer) SP() { w.WriteByte(' ') }
+
+// CRLF ends a response line.
+func (w *Writer) CRLF() { w.WriteString("\r\n") }
+
+// Number writes an unsigned decimal number.
+func (w *Writer) Number(n uint64) {
+	var buf [20]byte
+	w.Write(strconv.AppendUint(buf[:0], n, 10))
+}
+
+// Number32 writes an unsigned decimal number.
+func (w *Writer) Number32(n uint32) { w.Number(uint64(n)) }
+
+// String writes s as a quoted string when it can be, otherwise as a literal.
+func (w *Writer) String(s string) {
+	if quotable(s, w.UTF8) {
+		w.WriteByte('"')
+		for i := 0; i < len(s); i++ {
+			if s[i] == '"' || s[i] == '\\' {
+				w.WriteByte('\\')
+			}
+			w.WriteByte(s[i])
+		}
+		w.WriteByte('"')
+		return
+	}
+	w.LiteralHeader(int64(len(s)), false)
+	w.WriteString(s)
+}
+
+// AString writes s as an atom when it is a valid atom, else as String.
+func (w *Writer) AString(s string) {
+	if isAtom(s) {
+		w.WriteString(s)
+		return
+	}
+	w.String(s)
+}
+
+// NString writes NIL for nil, else String.
+func (w *Writer) NString(s *string) {
+	if s == nil {
+		w.WriteString("NIL")
+		return
+	}
+	w.String(*s)
+}
+
+// LiteralHeader writes {n}CRLF (or ~{n}CRLF for a literal8).
+func (w *Writer) LiteralHeader(n int64, binary bool) {
+	if binary {
+		w.WriteByte('~')
+	}
+	w.WriteByte('{')
+	w.Number(uint64(n))
+	w.WriteString("}\r\n")
+}
+
+// Literal writes a literal of exactly n bytes copied from r.
+func (w *Writer) Literal(r io.Reader, n int64, binary bool) error {
+	w.LiteralHeader(n, binary)
+	_, err := io.CopyN(w.Writer, r, n)
+	return err
+}
+
+// Date writes an IMAP date-time in quotes: "02-Jan-2006 15:04:05 -0700".
+func (w *Writer) Date(t time.Time) {
+	var buf [32]byte
+	b := append(buf[:0], '"')
+	b = t.AppendFormat(b, "02-Jan-2006 15:04:05 -0700")
+	b = append(b, '"')
+	w.Write(b)
+}
+
+// Flags writes a parenthesised flag list.
+func (w *Writer) Flags(flags []string) {
+	w.WriteByte('(')
+	for i, f := range flags {
+		if i > 0 {
+			w.WriteByte(' ')
+		}
+		w.WriteString(f)
+	}
+	w.WriteByte(')')
+}
+
+func quotable(s string, utf8 bool) bool {
+	if len(s) > 1024 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+		if c >= 0x80 && !utf8 {
+			return false
+		}
+	}
+	return true
+}
+
+// isAtom reports whether s can be sent as an atom (RFC 9051 ATOM-CHAR, plus
+// "]" which astring allows).
+func isAtom(s string) bool {
+	if s == "" || s == "NIL" || len(s) > 1024 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f {
+			return false
+		}
+		switch c {
+		case '(', ')', '{', '%', '*', '"', '\\':
+			return false
+		}
+	}
+	return true
+}

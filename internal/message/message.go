@@ -1,0 +1,62 @@
+// Package message parses a message once, at delivery, into what FETCH and
+// SEARCH need: the IMAP-encoded ENVELOPE, BODY and BODYSTRUCTURE, and a part
+// tree with byte offsets so body sections are served without re-parsing.
+package message
+
+import (
+	"errors"
+	"io"
+	"time"
+)
+
+// Info is the result of Parse.
+type Info struct {
+	Envelope      []byte    // IMAP-encoded ENVELOPE, e.g. `("date" "subject" ((...)) ...)`
+	Body          []byte    // IMAP-encoded BODY (no extension data)
+	BodyStructure []byte    // IMAP-encoded BODYSTRUCTURE (with extension data)
+	Parts         []byte    // encoded part tree; decode with DecodeParts
+	SentDate      time.Time // parsed Date: header; zero if absent or unparseable
+	MessageID     string
+	InReplyTo     []string
+	References    []string
+	Subject       string // decoded (RFC 2047) subject
+}
+
+// Part is one node of the part tree. Offsets are into the raw message.
+type Part struct {
+	HeaderStart, HeaderEnd int64 // header incl. the blank line that ends it
+	BodyStart, BodyEnd     int64
+	Type, Subtype          string // lower case, e.g. "text","plain"
+	Encoding               string // Content-Transfer-Encoding, lower case
+	Charset                string
+	Children               []*Part // multipart children, or one child: the embedded message of message/rfc822 (whose own part tree follows)
+	Message                bool    // message/rfc822 (or global): Children[0] is the embedded message
+}
+
+// Parse parses raw message bytes. It never fails on malformed input: it
+// returns a best-effort structure (a message that is not MIME is text/plain).
+func Parse(raw []byte) (*Info, error) { panic("TODO") }
+
+// DecodeParts decodes Info.Parts.
+func DecodeParts(b []byte) (*Part, error) { panic("TODO") }
+
+// Section returns a body section of the message read from r, as a reader
+// and its exact length. part is the 1-based part path (empty = the whole
+// message); specifier is "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
+// "TEXT" or "MIME" (upper case); fields are the header names for
+// HEADER.FIELDS[.NOT]. A nonexistent part yields an empty section
+// (RFC 9051 §6.4.5). Plain byte ranges are served as io.SectionReader
+// without copying.
+func Section(r io.ReaderAt, root *Part, part []int, specifier string, fields []string) (io.Reader, int64, error) {
+	panic("TODO")
+}
+
+// Binary returns the content of a part with its Content-Transfer-Encoding
+// removed (RFC 3516 BINARY[part]). ErrUnknownEncoding means the server must
+// answer NO [UNKNOWN-CTE].
+func Binary(r io.ReaderAt, root *Part, part []int) ([]byte, error) {
+	panic("TODO")
+}
+
+// ErrUnknownEncoding is returned by Binary for a transfer encoding it cannot decode.
+var ErrUnknownEncoding = errors.New("unknown content-transfer-encoding")

@@ -1,0 +1,223 @@
+// Package store defines tern's storage interface and domain types. Handlers
+// talk to this interface only; backends (store/sqlite, later store/postgres)
+// implement it and must pass store/storetest.
+//
+// Mailbox names here are always UTF-8 with "/" as the hierarchy separator;
+// INBOX is always spelled "INBOX". Converting from wire form (modified
+// UTF-7, case of INBOX) is the caller's job.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Errors a backend returns (wrapped with context is fine; match with errors.Is).
+var (
+	ErrNoSuchUser    = errors.New("no such user")
+	ErrUserExists    = errors.New("user already exists")
+	ErrNoSuchMailbox = errors.New("no such mailbox")
+	ErrMailboxExists = errors.New("mailbox already exists")
+	ErrNotAllowed    = errors.New("operation not allowed on this mailbox") // e.g. DELETE INBOX, RENAME onto own child
+	ErrHasChildren   = errors.New("mailbox has inferior hierarchical names")
+	ErrNoSelect      = errors.New("mailbox is not selectable")
+	ErrOverQuota     = errors.New("quota exceeded")
+	ErrInvalidName   = errors.New("invalid mailbox name")
+	ErrUIDValidity   = errors.New("uidvalidity changed") // mailbox was deleted/recreated under a session
+)
+
+// Separator is the hierarchy delimiter of mailbox names.
+const Separator = "/"
+
+// Store is the whole backend: users plus one Account per user.
+type Store interface {
+	CreateUser(ctx context.Context, name, passwordHash string) error
+	DeleteUser(ctx context.Context, name string) error
+	SetPasswordHash(ctx context.Context, name, passwordHash string) error
+	// PasswordHash returns ErrNoSuchUser for unknown users.
+	PasswordHash(ctx context.Context, name string) (string, error)
+	Users(ctx context.Context) ([]string, error)
+	// Account opens one user's mail. Returns ErrNoSuchUser. Release with Close.
+	Account(ctx context.Context, user string) (Account, error)
+	Close() error
+}
+
+// MailboxInfo describes one mailbox.
+type MailboxInfo struct {
+	ID          int64
+	Name        string
+	UIDValidity uint32
+	SpecialUse  string // `\Sent`, `\Trash`, ... or ""
+	NoSelect    bool   // kept only as a parent of other mailboxes (\Noselect)
+}
+
+// MailboxStatus is what STATUS and SELECT report.
+type MailboxStatus struct {
+	MailboxInfo
+	Messages      uint32
+	Unseen        uint32 // messages without \Seen
+	Deleted       uint32 // messages with \Deleted
+	Recent        uint32 // UIDs above the recent mark (not yet claimed by a SELECT)
+	UIDNext       uint32
+	HighestModSeq uint64
+	Size          int64    // sum of message sizes (STATUS SIZE)
+	FirstUnseen   uint32   // UID of the lowest message without \Seen; 0 if none
+	Keywords      []string // keywords in use in this mailbox
+}
+
+// MessageMeta is the compact per-message state a session keeps in view.
+type MessageMeta struct {
+	UID    uint32
+	ModSeq uint64
+	Flags  []string // system flags in canonical case (\Seen, \Answered, \Flagged, \Deleted, \Draft), then keywords; sorted
+}
+
+// NewMessage is one message to append.
+type NewMessage struct {
+	Body         []byte    // raw RFC 5322 bytes, CRLF line endings
+	Flags        []string  // \Recent is ignored
+	InternalDate time.Time // zero: now
+}
+
+// AppendResult reports where messages landed (UIDPLUS APPENDUID).
+type AppendResult struct {
+	MailboxID   int64
+	UIDValidity uint32
+	UIDs        []uint32
+}
+
+// CopyResult reports COPY/MOVE (UIDPLUS COPYUID). SrcUIDs[i] became DestUIDs[i].
+type CopyResult struct {
+	DestMailboxID   int64
+	DestUIDValidity uint32
+	SrcUIDs         []uint32
+	DestUIDs        []uint32
+	// For MOVE: the source mailbox's modseq after the expunge.
+	SrcModSeq uint64
+}
+
+// FlagOp is how StoreFlags changes flags.
+type FlagOp int
+
+const (
+	FlagsReplace FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// StoreResult is what a StoreFlags call did.
+type StoreResult struct {
+	// Updated lists every message in the request whose flags are now as
+	// requested (changed or not), with its current flags and modseq. Messages
+	// whose flags really changed got a new modseq.
+	Updated []MessageMeta
+	// Modified lists UIDs skipped because their modseq exceeded
+	// UnchangedSince (RFC 7162 MODIFIED).
+	Modified []uint32
+	// Keywords is the mailbox's keyword list after the call if it grew; nil otherwise.
+	Keywords []string
+}
+
+// ChangeSet is what changed in a mailbox since a session's last look.
+type ChangeSet struct {
+	HighestModSeq uint64
+	UIDNext       uint32
+	New           []MessageMeta // UID > sinceUID, ascending
+	Changed       []MessageMeta // UID <= sinceUID with ModSeq > sinceModSeq, ascending
+	Expunged      []uint32      // UIDs expunged with modseq > sinceModSeq, ascending
+	Keywords      []string      // the mailbox's current keyword list
+}
+
+// Want selects which Message fields Fetch fills.
+type Want uint32
+
+const (
+	WantFlags Want = 1 << iota // Flags, ModSeq
+	WantDates                  // InternalDate, SaveDate, SentDate
+	WantSize                   // Size
+	WantEnvelope
+	WantBody          // non-extensible BODY
+	WantBodyStructure // BODYSTRUCTURE
+	WantParts         // part offsets (message.Parts encoding) for sections
+	WantIDs           // EmailID, ThreadID
+)
+
+// Message is one message as Fetch returns it. Only fields selected by Want
+// are filled (UID always).
+type Message struct {
+	UID           uint32
+	ModSeq        uint64
+	Flags         []string
+	InternalDate  time.Time
+	SaveDate      time.Time
+	SentDate      time.Time
+	Size          int64
+	Envelope      []byte // IMAP-encoded ENVELOPE, from message.Parse at delivery
+	Body          []byte // IMAP-encoded BODY
+	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
+	Parts         []byte // encoded part tree (message.Parts)
+	EmailID       string
+	ThreadID      string
+}
+
+// Body is an open message body.
+type Body interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// Account is one user's mail. All names are UTF-8 with Separator.
+// Every mutating call is durable before it returns nil.
+type Account interface {
+	User() string
+
+	// Mailboxes lists all mailboxes, sorted by name (INBOX first).
+	Mailboxes(ctx context.Context) ([]MailboxInfo, error)
+	Mailbox(ctx context.Context, name string) (MailboxInfo, error)
+	// CreateMailbox creates name and any missing parents. specialUse may be "".
+	CreateMailbox(ctx context.Context, name, specialUse string) error
+	// DeleteMailbox deletes name and its messages. A mailbox with children
+	// becomes NoSelect instead; deleting a NoSelect mailbox with children
+	// returns ErrHasChildren. INBOX returns ErrNotAllowed.
+	DeleteMailbox(ctx context.Context, name string) error
+	// RenameMailbox renames old and all its children. Renaming INBOX moves
+	// its messages into a new mailbox and leaves INBOX empty.
+	RenameMailbox(ctx context.Context, oldName, newName string) error
+	Subscriptions(ctx context.Context) ([]string, error)
+	SetSubscribed(ctx context.Context, name string, subscribed bool) error
+	Status(ctx context.Context, name string) (MailboxStatus, error)
+
+	// Snapshot returns the mailbox status and the UIDs of all its messages,
+	// ascending, taken atomically (SELECT).
+	Snapshot(ctx context.Context, mailboxID int64) (MailboxStatus, []uint32, error)
+	// ClaimRecent marks all UIDs up to upTo as no longer recent for future
+	// sessions and returns the lowest UID that this caller may treat as
+	// \Recent (UIDs >= it and <= upTo).
+	ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error)
+	// Changes reports what changed since the caller's modseq/UID marks.
+	Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (ChangeSet, error)
+	// Fetch calls fn for each existing message among uids (ascending), in
+	// UID order, with the fields selected by want. Missing UIDs are skipped.
+	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
+	// OpenBody opens a message's raw bytes.
+	OpenBody(ctx context.Context, mailboxID int64, uid uint32) (Body, error)
+
+	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
+	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)
+	// Expunge removes uids (or, if onlyDeleted, those of them carrying
+	// \Deleted; uids nil means every message) and returns what it removed.
+	Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error)
+	Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
+	Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
+
+	Close() error
+}
+
+// Notifier is told after every committed change to a mailbox. Backends call
+// it; the notify hub implements it.
+type Notifier interface {
+	MailboxChanged(user string, mailboxID int64, modSeq uint64)
+}
