@@ -228,6 +228,9 @@ func (s NumSet) Expand(max uint32) []NumRange {
 		}
 		merged = append(merged, r)
 	}
+	if len(merged) == 0 {
+		return nil
+	}
 	return merged
 }
 
