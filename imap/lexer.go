@@ -345,7 +345,21 @@ func (r *Reader) literal(limit int64, allowBinary bool) (data []byte, binary boo
 		binary = true
 	}
 	r.expect('{', "literal")
-	n := int64(r.number(maxUint63))
+	// Parse the size by hand: an overflowing size must still be reported
+	// as TOOBIG (fatal for a non-synchronizing literal) so that its data
+	// is never read as commands.
+	t := r.token(cDigit)
+	if len(t) == 0 {
+		r.fail("expected literal size")
+	}
+	var n int64
+	for _, c := range t {
+		if n > (maxUint63-9)/10 {
+			n = maxUint63
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
 	sync := true
 	if r.peek() == '+' {
 		r.next()

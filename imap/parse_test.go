@@ -511,3 +511,20 @@ func TestNoBlockingPeek(t *testing.T) {
 		pw.Close()
 	}
 }
+
+func TestHugeLiteralSizeIsFatal(t *testing.T) {
+	r := newTestReader("a APPEND INBOX {99999999999999999999+}\r\nb NOOP\r\n", ReaderOptions{})
+	_, err := r.ReadCommand()
+	var pe *ParseError
+	if !errors.As(err, &pe) || !pe.Fatal || !pe.TooBig {
+		t.Fatalf("got %v", err)
+	}
+	r = newTestReader("a APPEND INBOX {99999999999999999999}\r\nb NOOP\r\n", ReaderOptions{})
+	_, err = r.ReadCommand()
+	if !errors.As(err, &pe) || pe.Fatal || !pe.TooBig {
+		t.Fatalf("got %v", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "b" {
+		t.Fatalf("got %+v %v", cmd, err)
+	}
+}
