@@ -251,4 +251,3 @@ func TestServerConfigRejectsWeakClients(t *testing.T) {
 		t.Errorf("TLS 1.3 client refused: %v", err)
 	}
 }
-
