@@ -29,7 +29,8 @@ var (
 // Policy configures failure throttling. Zero fields take the defaults of
 // DefaultPolicy.
 type Policy struct {
-	// FreeFailures is how many failures are answered without delay.
+	// FreeFailures is how many failures are answered without delay
+	// (negative: none, every failure is delayed).
 	FreeFailures int
 	// BaseDelay is the delay after FreeFailures failures; it doubles with
 	// every further failure up to MaxDelay.
@@ -61,6 +62,8 @@ func (p Policy) withDefaults() Policy {
 	d := DefaultPolicy
 	if p.FreeFailures == 0 {
 		p.FreeFailures = d.FreeFailures
+	} else if p.FreeFailures < 0 {
+		p.FreeFailures = 0
 	}
 	if p.BaseDelay == 0 {
 		p.BaseDelay = d.BaseDelay

@@ -298,6 +298,9 @@ func TestPolicyDelay(t *testing.T) {
 			t.Errorf("Delay(%d) = %v, want %v", n, got, want)
 		}
 	}
+	if got := (Policy{FreeFailures: -1}).Delay(0); got != time.Second {
+		t.Errorf("Delay(0) with no free failures = %v, want 1s", got)
+	}
 	if got := p.Delay(1 << 20); got != 3*time.Second {
 		t.Errorf("Delay(huge) = %v", got)
 	}
