@@ -455,4 +455,3 @@ func cmdLogout(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.state = stateLogout
 	return errLogout
 }
-
