@@ -22,9 +22,15 @@ var (
 	// distinguished, so clients cannot enumerate users).
 	ErrInvalidCredentials = errors.New("invalid credentials")
 	// ErrThrottled: too many recent failures for this user or client
-	// address; the server should answer NO [UNAVAILABLE].
-	ErrThrottled = errors.New("too many authentication failures, try again later")
+	// address; the server should answer NO [UNAVAILABLE]. It has a method
+	// Throttled() bool returning true (server.Throttled).
+	ErrThrottled error = throttledError{}
 )
+
+type throttledError struct{}
+
+func (throttledError) Error() string   { return "too many authentication failures, try again later" }
+func (throttledError) Throttled() bool { return true }
 
 // Policy configures failure throttling. Zero fields take the defaults of
 // DefaultPolicy.

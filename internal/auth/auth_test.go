@@ -158,8 +158,13 @@ func TestUserLockout(t *testing.T) {
 		}
 	}
 	// Locked: even the right password is refused, from any address.
-	if err := a.Authenticate(ctx, addr("203.0.113.5:1"), "alice", "alice-pw"); !errors.Is(err, ErrThrottled) {
+	err := a.Authenticate(ctx, addr("203.0.113.5:1"), "alice", "alice-pw")
+	if !errors.Is(err, ErrThrottled) {
 		t.Fatalf("after 10 failures: %v, want ErrThrottled", err)
+	}
+	var th interface{ Throttled() bool }
+	if !errors.As(err, &th) || !th.Throttled() {
+		t.Fatalf("ErrThrottled does not report Throttled()")
 	}
 	// Usernames are throttled case-insensitively.
 	if err := a.Authenticate(ctx, addr("203.0.113.5:1"), "ALICE", "alice-pw"); !errors.Is(err, ErrThrottled) {
