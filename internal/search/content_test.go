@@ -128,15 +128,9 @@ type parsed struct {
 	info *message.Info
 }
 
-// parse parses raw with the real message package. Until message.Parse is
-// implemented it panics; a temporary fallback is used then.
-func parse(tb testing.TB, raw string) (p parsed) {
+// parse parses raw with the message package, as delivery does.
+func parse(tb testing.TB, raw string) parsed {
 	tb.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			p = fallbackParse([]byte(raw))
-		}
-	}()
 	info, err := message.Parse([]byte(raw))
 	if err != nil {
 		tb.Fatalf("message.Parse: %v", err)
