@@ -374,3 +374,34 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// Charsets beyond those mime.WordDecoder knows come from golang.org/x/text.
+func TestCharsets(t *testing.T) {
+	raw := crlf(`From: =?windows-1252?Q?=80uro_Desk?= <euro@example.com>
+Subject: =?KOI8-R?B?8NLJ18XU?= world
+To: x@example.com
+Content-Type: text/plain; charset="koi8-r"
+Content-Transfer-Encoding: 8bit
+
+`) + "\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2!\r\n"
+	m := &contentMsg{p: parse(t, raw), uid: 1}
+	for _, tt := range []struct {
+		key  *imap.SearchKey
+		want bool
+	}{
+		{ks(imap.SearchFrom, "€uro desk"), true},
+		{ks(imap.SearchSubject, "ПРИВЕТ WORLD"), true},
+		{ks(imap.SearchBody, "привет, мир"), true},
+		{ks(imap.SearchBody, "\xf0\xd2"), false},
+	} {
+		c := m.candidate(1, 1)
+		got, err := Match(tt.key, c, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("%s %q: got %v, want %v", tt.key.Op, tt.key.Str, got, tt.want)
+		}
+		c.Release()
+	}
+}
