@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/htmlindex"
@@ -333,11 +334,8 @@ func (c *Candidate) appendText(p *message.Part) error {
 	if strings.EqualFold(p.Subtype, "html") {
 		// Also the rendered text, so a phrase split by markup still matches.
 		c.scratch3 = stripTags(c.scratch3[:0], text)
-		if bytes.IndexByte(c.scratch3, '&') >= 0 {
-			c.bodyText = foldAppendString(c.bodyText, html.UnescapeString(string(c.scratch3)))
-		} else {
-			c.bodyText = foldAppend(c.bodyText, c.scratch3)
-		}
+		c.scratch4 = appendUnescape(c.scratch4[:0], c.scratch3)
+		c.bodyText = foldAppend(c.bodyText, c.scratch4)
 		c.bodyText = append(c.bodyText, 0)
 	}
 	return nil
@@ -384,6 +382,98 @@ func stripTags(dst, src []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// appendUnescape appends src with HTML character references resolved to
+// dst. Numeric references and the common named ones are resolved without
+// allocating; other named references go through html.UnescapeString.
+// dst must not overlap src.
+func appendUnescape(dst, src []byte) []byte {
+	for {
+		amp := bytes.IndexByte(src, '&')
+		if amp < 0 {
+			return append(dst, src...)
+		}
+		dst = append(dst, src[:amp]...)
+		src = src[amp:]
+		// The reference: '&', a run of name characters, an optional ';'.
+		n := 1
+		for n < len(src) && n < 40 && isRefChar(src[n]) {
+			n++
+		}
+		if n < len(src) && src[n] == ';' {
+			ref := src[1:n]
+			if r, ok := numericRef(ref); ok {
+				dst = utf8.AppendRune(dst, r)
+				src = src[n+1:]
+				continue
+			}
+			if r, ok := commonEntities[string(ref)]; ok {
+				dst = utf8.AppendRune(dst, r)
+				src = src[n+1:]
+				continue
+			}
+			n++
+		}
+		if n == 1 {
+			dst = append(dst, '&')
+		} else {
+			dst = append(dst, html.UnescapeString(string(src[:n]))...)
+		}
+		src = src[n:]
+	}
+}
+
+func isRefChar(b byte) bool {
+	return b == '#' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+var commonEntities = func() map[string]rune {
+	m := map[string]rune{
+		"amp": '&', "lt": '<', "gt": '>', "quot": '"', "apos": '\'',
+		"euro": '€', "hellip": '…', "mdash": '—', "ndash": '–', "lsquo": '‘',
+		"rsquo": '’', "ldquo": '“', "rdquo": '”', "bull": '•', "trade": '™',
+	}
+	latin1 := strings.Fields(`nbsp iexcl cent pound curren yen brvbar sect uml copy
+		ordf laquo not shy reg macr deg plusmn sup2 sup3 acute micro para middot
+		cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc
+		Atilde Auml Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute
+		Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash Ugrave
+		Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring
+		aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde
+		ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc uuml
+		yacute thorn yuml`)
+	for i, name := range latin1 {
+		m[name] = rune(0xa0 + i)
+	}
+	return m
+}()
+
+// numericRef decodes "#123" or "#x1F" (the part between & and ;).
+func numericRef(ref []byte) (rune, bool) {
+	if len(ref) < 2 || ref[0] != '#' {
+		return 0, false
+	}
+	ref = ref[1:]
+	base := rune(10)
+	if ref[0] == 'x' || ref[0] == 'X' {
+		base, ref = 16, ref[1:]
+	}
+	if len(ref) == 0 || len(ref) > 8 {
+		return 0, false
+	}
+	var r rune
+	for _, b := range ref {
+		d, ok := unhex(b)
+		if !ok || rune(d) >= base {
+			return 0, false
+		}
+		r = r*base + rune(d)
+	}
+	if r == 0 || r > utf8.MaxRune || (r >= 0xd800 && r <= 0xdfff) {
+		r = utf8.RuneError
+	}
+	return r, true
 }
 
 // isBlockTag reports whether a tag breaks words (paragraphs, line breaks,

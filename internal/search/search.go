@@ -154,6 +154,7 @@ type Candidate struct {
 	scratch  []byte
 	scratch2 []byte
 	scratch3 []byte
+	scratch4 []byte
 	needle   []byte
 }
 
