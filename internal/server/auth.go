@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/imap"
-	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/auth"
 )
 
 func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -61,7 +61,7 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 		if errors.As(err, &th) && th.Throttled() {
 			return no("UNAVAILABLE", "Too many failed attempts; try again later")
 		}
-		if !errors.Is(err, store.ErrNoSuchUser) && !isAuthFailure(err) {
+		if !errors.Is(err, auth.ErrInvalidCredentials) {
 			c.log.Warn("authentication error", "err", err)
 		}
 		return no("AUTHENTICATIONFAILED", "Invalid credentials")
@@ -76,12 +76,6 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 	c.log = c.log.With("user", username)
 	c.log.Info("logged in")
 	return c.okCode(ctx, "CAPABILITY "+c.capabilities(), "Logged in")
-}
-
-// isAuthFailure matches the authenticator's "bad credentials" errors
-// without importing it.
-func isAuthFailure(err error) bool {
-	return strings.Contains(err.Error(), "invalid credentials")
 }
 
 func cmdAuthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {

@@ -170,9 +170,17 @@ func (c *conn) serve(ctx context.Context) {
 				if tag == "" {
 					tag = "*"
 				}
+				kind := " BAD "
+				if pe.TooBig || strings.HasPrefix(pe.Msg, "[BADCHARSET") {
+					kind = " NO "
+				}
+				msg := sanitize(pe.Msg)
+				if pe.TooBig && !strings.HasPrefix(msg, "[") {
+					msg = "[TOOBIG] " + msg
+				}
 				c.w.WriteString(tag)
-				c.w.WriteString(" BAD ")
-				c.w.WriteString(sanitize(pe.Msg))
+				c.w.WriteString(kind)
+				c.w.WriteString(msg)
 				c.w.CRLF()
 				if pe.Fatal {
 					c.w.WriteString("* BYE Too much bad input\r\n")
