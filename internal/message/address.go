@@ -107,7 +107,9 @@ func (p *addrParser) word() (string, bool) {
 			b = append(b, p.s[p.i])
 			p.i++
 		}
-		p.i++ // closing quote
+		if p.i < len(p.s) {
+			p.i++ // closing quote
+		}
 		return string(b), true
 	}
 	start := p.i
