@@ -30,12 +30,13 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 	// must not be executed after the handshake (CVE-2011-0411).
 	if n := c.br.Buffered(); n > 0 {
 		c.log.Warn("plaintext data pipelined after STARTTLS; closing", "bytes", n)
-		return fmt.Errorf("starttls: %d bytes of pipelined plaintext", n)
+		return errClose
 	}
 	tc := tls.Server(c.nc, c.srv.cfg.TLS())
 	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("starttls handshake: %w", err)
+		c.log.Debug("starttls handshake failed", "err", err)
+		return errClose
 	}
 	c.nc.SetDeadline(time.Time{})
 	c.nc = tc

@@ -65,6 +65,9 @@ type conn struct {
 // errLogout ends the session after a response was written.
 var errLogout = errors.New("logout")
 
+// errClose ends the session at once, without a response.
+var errClose = errors.New("close connection")
+
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
 		srv:    s,
@@ -368,7 +371,7 @@ var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {
