@@ -136,27 +136,11 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			want |= store.WantFlags
 		}
 	}
+	started := false // a FETCH response is partly written
 	err = c.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		seq, ok := sel.seqOf(m.UID)
 		if !ok {
 			return nil
-		}
-		c.w.WriteString("* ")
-		c.w.Number32(seq)
-		c.w.WriteString(" FETCH (")
-		first := true
-		sp := func() {
-			if !first {
-				c.w.SP()
-			}
-			first = false
-		}
-		wroteUID, wroteFlags := false, false
-		if cmd.UID {
-			sp()
-			c.w.WriteString("UID ")
-			c.w.Number32(m.UID)
-			wroteUID = true
 		}
 		var body store.Body
 		var root *message.Part
@@ -179,6 +163,42 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				return fmt.Errorf("decode parts of uid %d: %w", m.UID, err)
 			}
 			return nil
+		}
+		// Decode BINARY items before writing anything, so a part we cannot
+		// decode is answered with a clean NO [UNKNOWN-CTE].
+		var binaries [][]byte
+		for i := range items {
+			if k := items[i].Kind; k == imap.FetchBinarySection || k == imap.FetchBinarySize {
+				if err := openBody(); err != nil {
+					return err
+				}
+				data, err := message.Binary(body, root, items[i].Section.Part)
+				if errors.Is(err, message.ErrUnknownEncoding) {
+					return no("UNKNOWN-CTE", "Cannot decode this part's content-transfer-encoding")
+				}
+				if err != nil {
+					return fmt.Errorf("binary of uid %d: %w", m.UID, err)
+				}
+				binaries = append(binaries, data)
+			}
+		}
+		started = true
+		c.w.WriteString("* ")
+		c.w.Number32(seq)
+		c.w.WriteString(" FETCH (")
+		first := true
+		sp := func() {
+			if !first {
+				c.w.SP()
+			}
+			first = false
+		}
+		wroteUID, wroteFlags := false, false
+		if cmd.UID {
+			sp()
+			c.w.WriteString("UID ")
+			c.w.Number32(m.UID)
+			wroteUID = true
 		}
 		for i := range items {
 			it := &items[i]
@@ -277,16 +297,8 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 					return err
 				}
 			case imap.FetchBinarySection, imap.FetchBinarySize:
-				if err := openBody(); err != nil {
-					return err
-				}
-				data, err := message.Binary(body, root, it.Section.Part)
-				if errors.Is(err, message.ErrUnknownEncoding) {
-					return no("UNKNOWN-CTE", "Cannot decode this part's content-transfer-encoding")
-				}
-				if err != nil {
-					return fmt.Errorf("binary of uid %d: %w", m.UID, err)
-				}
+				data := binaries[0]
+				binaries = binaries[1:]
 				sp()
 				if it.Kind == imap.FetchBinarySize {
 					c.w.WriteString("BINARY.SIZE")
@@ -316,12 +328,18 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.writeMsgFlags(m.UID, m.Flags)
 		}
 		c.w.WriteString(")\r\n")
+		started = false
 		return nil
 	})
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {
 			return err
+		}
+		if started {
+			// A response is half written: the stream cannot be resynced.
+			c.log.Error("fetch failed mid-response; closing connection", "mailbox", sel.info.Name, "err", err)
+			return errClose
 		}
 		return fmt.Errorf("fetch in %q: %w", sel.info.Name, err)
 	}
