@@ -16,10 +16,10 @@ type Info struct {
 	BodyStructure []byte    // IMAP-encoded BODYSTRUCTURE (with extension data)
 	Parts         []byte    // encoded part tree; decode with DecodeParts
 	SentDate      time.Time // parsed Date: header; zero if absent or unparseable
-	MessageID     string
-	InReplyTo     []string
-	References    []string
-	Subject       string // decoded (RFC 2047) subject
+	MessageID     string    // Message-ID without the angle brackets
+	InReplyTo     []string  // message ids in In-Reply-To, without angle brackets
+	References    []string  // message ids in References, without angle brackets
+	Subject       string    // decoded (RFC 2047) subject
 }
 
 // Part is one node of the part tree. Offsets are into the raw message.
@@ -35,10 +35,34 @@ type Part struct {
 
 // Parse parses raw message bytes. It never fails on malformed input: it
 // returns a best-effort structure (a message that is not MIME is text/plain).
-func Parse(raw []byte) (*Info, error) { panic("TODO") }
-
-// DecodeParts decodes Info.Parts.
-func DecodeParts(b []byte) (*Part, error) { panic("TODO") }
+func Parse(raw []byte) (*Info, error) {
+	ps := &parser{raw: raw}
+	root := ps.entity(0, len(raw), 0, false)
+	info := &Info{
+		Envelope:      appendEnvelope(nil, root.hdr),
+		Body:          appendBody(nil, raw, root, false),
+		BodyStructure: appendBody(nil, raw, root, true),
+		Parts:         EncodeParts(root.p),
+	}
+	if v, ok := getString(root.hdr, "date"); ok {
+		info.SentDate = parseDate(v)
+	}
+	if v, ok := getString(root.hdr, "message-id"); ok {
+		if ids := msgIDs(v); len(ids) > 0 {
+			info.MessageID = ids[0]
+		}
+	}
+	if v, ok := getString(root.hdr, "in-reply-to"); ok {
+		info.InReplyTo = msgIDs(v)
+	}
+	if v, ok := getString(root.hdr, "references"); ok {
+		info.References = msgIDs(v)
+	}
+	if v, ok := getString(root.hdr, "subject"); ok {
+		info.Subject = DecodeHeaderValue(v)
+	}
+	return info, nil
+}
 
 // Section returns a body section of the message read from r, as a reader
 // and its exact length. part is the 1-based part path (empty = the whole
@@ -48,14 +72,14 @@ func DecodeParts(b []byte) (*Part, error) { panic("TODO") }
 // (RFC 9051 §6.4.5). Plain byte ranges are served as io.SectionReader
 // without copying.
 func Section(r io.ReaderAt, root *Part, part []int, specifier string, fields []string) (io.Reader, int64, error) {
-	panic("TODO")
+	return section(r, root, part, specifier, fields)
 }
 
 // Binary returns the content of a part with its Content-Transfer-Encoding
 // removed (RFC 3516 BINARY[part]). ErrUnknownEncoding means the server must
 // answer NO [UNKNOWN-CTE].
 func Binary(r io.ReaderAt, root *Part, part []int) ([]byte, error) {
-	panic("TODO")
+	return binaryPart(r, root, part)
 }
 
 // ErrUnknownEncoding is returned by Binary for a transfer encoding it cannot decode.

@@ -5,10 +5,25 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"sync"
+	"time"
 
+	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/store"
+)
+
+// Defaults for the limits in Config.
+const (
+	DefaultMaxLineLength  = 64 << 10
+	DefaultMaxLiteralSize = 64 << 20
+	DefaultMaxConnsPerIP  = 50
+	DefaultMaxConns       = 10000
+	DefaultPreAuthTimeout = 60 * time.Second
+	DefaultIdleTimeout    = 30 * time.Minute
 )
 
 // Config holds what the server needs at run time.
@@ -19,37 +34,201 @@ type Config struct {
 	// InsecureAuth allows LOGIN/AUTHENTICATE PLAIN without TLS.
 	InsecureAuth bool
 	// Limits; zero means the documented default.
-	MaxLineLength  int   // bytes of one command line excluding literals (default 64 KiB)
-	MaxLiteralSize int64 // APPENDLIMIT (default 64 MiB)
-	MaxConnsPerIP  int   // default 50
-	MaxConns       int   // default 10000
-	// Authenticator checks credentials (see internal/auth).
-	Auth   Authenticator
+	MaxLineLength  int   // bytes of one command line excluding literals
+	MaxLiteralSize int64 // APPENDLIMIT
+	MaxConnsPerIP  int
+	MaxConns       int
+	// PreAuthTimeout bounds the time a client may stay unauthenticated
+	// without sending a command; IdleTimeout is the autologout timer of
+	// authenticated sessions (at least 30 minutes per RFC 9051).
+	PreAuthTimeout time.Duration
+	IdleTimeout    time.Duration
+	// Auth checks credentials (see internal/auth).
+	Auth Authenticator
+	// Notify is the change hub the store reports to.
+	Notify *notify.Hub
 	Logger *slog.Logger
 }
 
 // Authenticator checks a username and password for a client address. It
 // applies throttling itself and returns an error for any failure; the
-// session answers every failure the same way.
+// session answers every failure the same way (ErrThrottled-like errors
+// may be reported with Throttled).
 type Authenticator interface {
 	Authenticate(ctx context.Context, remote net.Addr, username, password string) error
+}
+
+// Throttled is implemented by errors that mean "try later" rather than
+// "wrong credentials".
+type Throttled interface {
+	Throttled() bool
 }
 
 // Server serves IMAP on any number of listeners.
 type Server struct {
 	cfg   Config
 	store store.Store
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	perIP     map[string]int
+	closing   bool
+	wg        sync.WaitGroup
+	baseCtx   context.Context
+	cancel    context.CancelFunc
 }
 
 // New returns a server over st.
 func New(cfg Config, st store.Store) *Server {
-	return &Server{cfg: cfg, store: st}
+	if cfg.MaxLineLength <= 0 {
+		cfg.MaxLineLength = DefaultMaxLineLength
+	}
+	if cfg.MaxLiteralSize <= 0 {
+		cfg.MaxLiteralSize = DefaultMaxLiteralSize
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.PreAuthTimeout <= 0 {
+		cfg.PreAuthTimeout = DefaultPreAuthTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = notify.New()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		store:     st,
+		log:       cfg.Logger,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		perIP:     make(map[string]int),
+		baseCtx:   ctx,
+		cancel:    cancel,
+	}
 }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("imap server closed")
 
 // Serve accepts connections on ln until Shutdown. implicitTLS wraps each
 // connection in TLS first (IMAPS).
-func (s *Server) Serve(ln net.Listener, implicitTLS bool) error { panic("TODO") }
+func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
+	if implicitTLS && s.cfg.TLS == nil {
+		return errors.New("serve imaps: no TLS configuration")
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			}
+			// Transient errors (EMFILE, ECONNABORTED): back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		ip := remoteIP(nc.RemoteAddr())
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		if len(s.conns) >= s.cfg.MaxConns || s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+			s.mu.Unlock()
+			s.log.Warn("connection refused: too many connections", "remote", ip)
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("* BYE [UNAVAILABLE] Too many connections\r\n"))
+			nc.Close()
+			continue
+		}
+		c := newConn(s, nc, implicitTLS)
+		s.conns[c] = struct{}{}
+		s.perIP[ip]++
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve(s.baseCtx)
+			s.mu.Lock()
+			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
 
 // Shutdown stops accepting, sends "* BYE" to every connection, waits for
 // in-flight commands to finish (or ctx to end) and returns.
-func (s *Server) Shutdown(ctx context.Context) error { panic("TODO") }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.shutdown()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}

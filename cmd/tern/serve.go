@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/server"
+	"github.com/tern-imap/tern/internal/tlsutil"
+)
+
+func (e *env) serve(args []string) int {
+	c := command{name: "tern serve",
+		about: "Run the IMAP server. Settings come from the defaults, then the --config\nfile, then flags given on the command line. An empty address disables a\nlistener. SIGHUP reloads the TLS certificate and the configuration (log\nlevel; other changes need a restart); SIGINT/SIGTERM shut down cleanly."}
+	fs := e.newFlagSet(c)
+	flags := config.AddFlags(fs, true)
+	if _, code, done := e.parse(c, fs, args); done {
+		return code
+	}
+	cfg, ok := e.loadConfig(c.name, flags)
+	if !ok {
+		return exitError
+	}
+	if err := e.runServer(flags, cfg); err != nil {
+		fmt.Fprintf(e.stderr, "tern serve: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, cfg *config.Config, level *slog.LevelVar) *slog.Logger {
+	level.Set(cfg.Log.SlogLevel())
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.Log.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func authPolicy(cfg *config.Config) auth.Policy {
+	free := cfg.Auth.FreeFailures
+	if free == 0 {
+		free = -1 // auth.Policy: negative means none free
+	}
+	return auth.Policy{
+		FreeFailures:    free,
+		BaseDelay:       cfg.Auth.FailureDelay,
+		MaxDelay:        cfg.Auth.MaxFailureDelay,
+		Window:          cfg.Auth.FailureWindow,
+		MaxUserFailures: cfg.Auth.MaxUserFailures,
+		MaxIPFailures:   cfg.Auth.MaxIPFailures,
+	}
+}
+
+// tlsState holds the current certificate Reloader; SIGHUP may replace it
+// when the configured paths change.
+type tlsState struct {
+	r atomic.Pointer[tlsutil.Reloader]
+}
+
+func (t *tlsState) config() *tls.Config { return t.r.Load().TLSConfig() }
+
+func (e *env) loadTLS(cfg *config.Config, log *slog.Logger) (*tlsutil.Reloader, error) {
+	certPath, keyPath, created, err := certPaths(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := tlsutil.NewReloader(certPath, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		fp, err := tlsutil.Fingerprints(certPath)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("generated self-signed certificate", "cert", certPath, "sha256", fp.SHA256)
+	}
+	return r, nil
+}
+
+type listener struct {
+	proto    string
+	ln       net.Listener
+	implicit bool
+}
+
+func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
+	var level slog.LevelVar
+	log := newLogger(e.stderr, cfg, &level)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	var tlsSt tlsState
+	r, err := e.loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	tlsSt.r.Store(r)
+
+	ctx := context.Background()
+	hub := notify.New()
+	st, err := openStore(ctx, cfg.DataDir, hub, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	authn, err := auth.New(st, auth.Options{Policy: authPolicy(cfg), Logger: log})
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Config{
+		TLS:            tlsSt.config,
+		InsecureAuth:   cfg.Auth.InsecureAuth,
+		MaxLineLength:  cfg.Limits.MaxLineLength,
+		MaxLiteralSize: cfg.Limits.MaxLiteralSize,
+		MaxConnsPerIP:  cfg.Limits.MaxConnsPerIP,
+		MaxConns:       cfg.Limits.MaxConns,
+		Auth:           authn,
+		Notify:         hub,
+		Logger:         log,
+	}, st)
+
+	var lns []listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	for _, l := range []struct {
+		proto, addr string
+		implicit    bool
+	}{{"imap", cfg.Listen.IMAP, false}, {"imaps", cfg.Listen.IMAPS, true}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen %s: %w", l.proto, err)
+		}
+		lns = append(lns, listener{l.proto, ln, l.implicit})
+	}
+	if cfg.Listen.LMTP != "" {
+		log.Info("lmtp is not implemented yet; not listening", "addr", cfg.Listen.LMTP)
+	}
+	if len(lns) == 0 {
+		return errors.New("no IMAP listener configured (listen.imap and listen.imaps are empty)")
+	}
+
+	serveErr := make(chan error, len(lns))
+	var wg sync.WaitGroup
+	for _, l := range lns {
+		log.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l.ln, l.implicit); err != nil && !errors.Is(err, server.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve %s: %w", l.proto, err)
+			}
+		}()
+	}
+	if e.listening != nil {
+		for _, l := range lns {
+			e.listening(l.proto, l.ln.Addr().String())
+		}
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case err := <-serveErr:
+			log.Error("listener failed; shutting down", "err", err)
+			runErr = err
+			break loop
+		case sig := <-e.signals:
+			if sig == syscall.SIGHUP {
+				e.reload(flags, cfg, &tlsSt, &level, log)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			break loop
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
+	}
+	wg.Wait()
+	if err := st.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// reload handles SIGHUP: it re-reads the configuration and the TLS
+// certificate. The log level takes effect at once; settings the running
+// server cannot change are reported as needing a restart.
+func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, level *slog.LevelVar, log *slog.Logger) {
+	log.Info("reloading configuration and certificate")
+	next, err := flags.Load()
+	if err != nil {
+		log.Error("reload: invalid configuration; keeping the current one", "err", err)
+		next = cur
+	} else {
+		level.Set(next.Log.SlogLevel())
+		if restartNeeded(cur, next) {
+			log.Warn("reload: some changed settings take effect only after a restart")
+		}
+	}
+	if next.TLS != cur.TLS {
+		r, err := e.loadTLS(next, log)
+		if err != nil {
+			log.Error("reload: certificate not loaded; keeping the current one", "err", err)
+			return
+		}
+		tlsSt.r.Store(r)
+		log.Info("certificate loaded", "cert", next.TLS.Cert)
+		cur.TLS = next.TLS
+		return
+	}
+	if err := tlsSt.r.Load().Reload(); err != nil {
+		log.Error("reload: certificate not reloaded; keeping the current one", "err", err)
+		return
+	}
+	certPath, _ := tlsSt.r.Load().Paths()
+	log.Info("certificate reloaded", "cert", certPath)
+}
+
+func restartNeeded(a, b *config.Config) bool {
+	return a.DataDir != b.DataDir || a.Listen != b.Listen || a.Auth != b.Auth ||
+		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout
+}

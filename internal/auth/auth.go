@@ -1,0 +1,307 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Errors Authenticate returns. Any other error is an internal failure (for
+// example the store is unreachable) and should be answered like a failure.
+var (
+	// ErrInvalidCredentials: unknown user or wrong password (never
+	// distinguished, so clients cannot enumerate users).
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrThrottled: too many recent failures for this user or client
+	// address; the server should answer NO [UNAVAILABLE]. It has a method
+	// Throttled() bool returning true (server.Throttled).
+	ErrThrottled error = throttledError{}
+)
+
+type throttledError struct{}
+
+func (throttledError) Error() string   { return "too many authentication failures, try again later" }
+func (throttledError) Throttled() bool { return true }
+
+// Policy configures failure throttling. Zero fields take the defaults of
+// DefaultPolicy.
+type Policy struct {
+	// FreeFailures is how many failures are answered without delay
+	// (negative: none, every failure is delayed).
+	FreeFailures int
+	// BaseDelay is the delay after FreeFailures failures; it doubles with
+	// every further failure up to MaxDelay.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// Window is how long failures are remembered (counted from the first
+	// failure of a series).
+	Window time.Duration
+	// MaxUserFailures and MaxIPFailures lock a username or client address
+	// out (ErrThrottled) once reached within Window.
+	MaxUserFailures int
+	MaxIPFailures   int
+	// MaxEntries bounds each of the per-user and per-IP tables.
+	MaxEntries int
+}
+
+// DefaultPolicy is used for zero Policy fields.
+var DefaultPolicy = Policy{
+	FreeFailures:    3,
+	BaseDelay:       time.Second,
+	MaxDelay:        15 * time.Second,
+	Window:          15 * time.Minute,
+	MaxUserFailures: 10,
+	MaxIPFailures:   30,
+	MaxEntries:      100_000,
+}
+
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy
+	if p.FreeFailures == 0 {
+		p.FreeFailures = d.FreeFailures
+	} else if p.FreeFailures < 0 {
+		p.FreeFailures = 0
+	}
+	if p.BaseDelay == 0 {
+		p.BaseDelay = d.BaseDelay
+	}
+	if p.MaxDelay == 0 {
+		p.MaxDelay = d.MaxDelay
+	}
+	if p.Window == 0 {
+		p.Window = d.Window
+	}
+	if p.MaxUserFailures == 0 {
+		p.MaxUserFailures = d.MaxUserFailures
+	}
+	if p.MaxIPFailures == 0 {
+		p.MaxIPFailures = d.MaxIPFailures
+	}
+	if p.MaxEntries == 0 {
+		p.MaxEntries = d.MaxEntries
+	}
+	return p
+}
+
+// Delay returns the delay applied before checking an attempt when
+// failures failures are already on record.
+func (p Policy) Delay(failures int) time.Duration {
+	p = p.withDefaults()
+	n := failures - p.FreeFailures
+	if n < 0 || p.BaseDelay < 0 {
+		return 0
+	}
+	d := p.BaseDelay
+	for i := 0; i < n && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxDelay)
+}
+
+// Options configures an Authenticator.
+type Options struct {
+	Policy Policy
+	Logger *slog.Logger
+	// Now and Sleep replace the clock in tests. Sleep must return early
+	// with ctx.Err() when ctx ends.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// HashSource is the part of store.Store the Authenticator needs.
+type HashSource interface {
+	// PasswordHash returns store.ErrNoSuchUser for unknown users.
+	PasswordHash(ctx context.Context, name string) (string, error)
+}
+
+// Authenticator checks passwords against the hashes in a store.Store and
+// throttles failures per client address and per username. It implements
+// server.Authenticator.
+type Authenticator struct {
+	st     HashSource
+	policy Policy
+	log    *slog.Logger
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	dummy  string        // hash verified for unknown users (equal timing)
+	hashes chan struct{} // bounds concurrent hash computations (memory)
+
+	mu    sync.Mutex
+	users *failureTable
+	ips   *failureTable
+}
+
+// New returns an Authenticator over st (normally a store.Store).
+func New(st HashSource, opts Options) (*Authenticator, error) {
+	dummy, err := HashPassword("tern-dummy-password-for-unknown-users")
+	if err != nil {
+		return nil, fmt.Errorf("new authenticator: %w", err)
+	}
+	p := opts.Policy.withDefaults()
+	a := &Authenticator{
+		st:     st,
+		policy: p,
+		log:    opts.Logger,
+		now:    opts.Now,
+		sleep:  opts.Sleep,
+		dummy:  dummy,
+		hashes: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		users:  newFailureTable(p.MaxEntries, p.Window),
+		ips:    newFailureTable(p.MaxEntries, p.Window),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.sleep == nil {
+		a.sleep = sleepCtx
+	}
+	return a, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// maxKeyLen bounds the memory a hostile username can pin in the table.
+const maxKeyLen = 256
+
+func userKey(username string) string {
+	k := strings.ToLower(username)
+	if len(k) > maxKeyLen {
+		k = k[:maxKeyLen]
+	}
+	return k
+}
+
+// ipKey returns the throttling key of a client address: the IPv4 address,
+// or the /64 prefix of an IPv6 address (one host usually owns a whole /64).
+func ipKey(remote net.Addr) string {
+	if remote == nil {
+		return "unknown"
+	}
+	var ip netip.Addr
+	switch a := remote.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		host, _, err := net.SplitHostPort(remote.String())
+		if err != nil {
+			host = remote.String()
+		}
+		ip, _ = netip.ParseAddr(host)
+	}
+	if !ip.IsValid() {
+		s := remote.String()
+		if len(s) > maxKeyLen {
+			s = s[:maxKeyLen]
+		}
+		return s
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// Authenticate checks username and password for a client at remote. It
+// returns nil on success, ErrThrottled when the user or address is locked
+// out, ErrInvalidCredentials for an unknown user or a wrong password, and
+// a wrapped error for internal failures. Once failures are on record it
+// waits (Policy.Delay) before checking. The password is never logged.
+func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
+	uk, ik := userKey(username), ipKey(remote)
+
+	// Count the attempt as a failure up front so concurrent attempts cannot
+	// slip past the lock-out; undo it on success or internal error.
+	a.mu.Lock()
+	now := a.now()
+	uf, ipf := a.users.count(uk, now), a.ips.count(ik, now)
+	if uf >= a.policy.MaxUserFailures || ipf >= a.policy.MaxIPFailures {
+		a.mu.Unlock()
+		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
+		return ErrThrottled
+	}
+	a.users.add(uk, 1, now)
+	a.ips.add(ik, 1, now)
+	a.mu.Unlock()
+
+	if err := a.sleep(ctx, a.policy.Delay(max(uf, ipf))); err != nil {
+		return fmt.Errorf("authenticate: %w", err)
+	}
+
+	ok, err := a.check(ctx, username, password)
+	a.mu.Lock()
+	now = a.now()
+	switch {
+	case ok:
+		a.users.reset(uk)
+		a.ips.add(ik, -1, now)
+	case err != nil:
+		a.users.add(uk, -1, now)
+		a.ips.add(ik, -1, now)
+	}
+	a.mu.Unlock()
+
+	switch {
+	case ok:
+		a.log.Info("authenticated", "user", username, "ip", ik)
+		return nil
+	case err != nil:
+		a.log.Error("authentication error", "user", username, "ip", ik, "err", err)
+		return fmt.Errorf("authenticate %q: %w", username, err)
+	default:
+		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf+1, "ip_failures", ipf+1)
+		return ErrInvalidCredentials
+	}
+}
+
+// check verifies the password; unknown users are checked against a dummy
+// hash so that both cases take the same time.
+func (a *Authenticator) check(ctx context.Context, username, password string) (bool, error) {
+	hash, err := a.st.PasswordHash(ctx, username)
+	unknown := errors.Is(err, store.ErrNoSuchUser)
+	if err != nil && !unknown {
+		return false, fmt.Errorf("look up password hash: %w", err)
+	}
+	if hash == "" { // no password set: login disabled
+		unknown = true
+	}
+	if unknown {
+		hash = a.dummy
+	}
+	select {
+	case a.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	ok, verr := VerifyPassword(hash, password)
+	<-a.hashes
+	if verr != nil {
+		return false, fmt.Errorf("verify password of %q: %w", username, verr)
+	}
+	return ok && !unknown, nil
+}

@@ -1,0 +1,335 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// hashes is a minimal HashSource: user name -> stored hash.
+type hashes map[string]string
+
+func (h hashes) PasswordHash(_ context.Context, name string) (string, error) {
+	if name == "broken" {
+		return "", errors.New("disk on fire")
+	}
+	s, ok := h[name]
+	if !ok {
+		return "", fmt.Errorf("password hash of %q: %w", name, store.ErrNoSuchUser)
+	}
+	return s, nil
+}
+
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) lastSleep() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sleeps) == 0 {
+		return -1
+	}
+	return c.sleeps[len(c.sleeps)-1]
+}
+
+func addr(s string) net.Addr {
+	ap, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		panic(err)
+	}
+	return ap
+}
+
+func newTestAuth(t *testing.T, p Policy) (*Authenticator, *fakeClock) {
+	t.Helper()
+	h1, err := HashPassword("alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := HashPassword("bob-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a, err := New(hashes{"alice": h1, "bob": h2, "nopw": ""}, Options{Policy: p, Now: clk.Now, Sleep: clk.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, clk
+}
+
+var ip1 = addr("192.0.2.1:5000")
+
+func TestAuthenticateBasic(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{})
+	ctx := context.Background()
+	if err := a.Authenticate(ctx, ip1, "alice", "alice-pw"); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := a.Authenticate(ctx, ip1, "alice", "bob-pw"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if err := a.Authenticate(ctx, ip1, "carol", "alice-pw"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	// A user without a password cannot log in, not even with the dummy password.
+	if err := a.Authenticate(ctx, ip1, "nopw", "tern-dummy-password-for-unknown-users"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("user without password: %v", err)
+	}
+	if err := a.Authenticate(ctx, ip1, "nopw", ""); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("user without password, empty password: %v", err)
+	}
+	// Store failures are not credential failures and are not counted.
+	err := a.Authenticate(ctx, ip1, "broken", "x")
+	if err == nil || errors.Is(err, ErrInvalidCredentials) || errors.Is(err, ErrThrottled) {
+		t.Fatalf("store error: %v", err)
+	}
+	if n := a.users.count("broken", time.Now()); n != 0 {
+		t.Fatalf("store error counted as failure: %d", n)
+	}
+}
+
+func TestDelaysGrowAndCap(t *testing.T) {
+	a, clk := newTestAuth(t, Policy{MaxUserFailures: 100, MaxIPFailures: 100})
+	ctx := context.Background()
+	want := []time.Duration{0, 0, 0, 1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 15 * time.Second}
+	for i, w := range want {
+		if err := a.Authenticate(ctx, ip1, "alice", "nope"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		if got := clk.lastSleep(); got != w {
+			t.Errorf("attempt %d: delay %v, want %v", i, got, w)
+		}
+	}
+	// Success after failures is delayed too, then resets the user's count.
+	if err := a.Authenticate(ctx, ip1, "alice", "alice-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.lastSleep(); got != 15*time.Second {
+		t.Errorf("delay before successful attempt %v, want 15s", got)
+	}
+	// The user's count is reset; the IP still carries its failures, so use
+	// another IP to see the user's own delay.
+	if err := a.Authenticate(ctx, addr("192.0.2.99:1"), "alice", "nope"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal(err)
+	}
+	if got := clk.lastSleep(); got != 0 {
+		t.Errorf("delay after reset %v, want 0", got)
+	}
+}
+
+func TestUserLockout(t *testing.T) {
+	a, clk := newTestAuth(t, Policy{})
+	ctx := context.Background()
+	for i := range 10 {
+		// Spread over IPs so only the user count reaches its limit.
+		ip := addr(fmt.Sprintf("198.51.100.%d:1", i))
+		if err := a.Authenticate(ctx, ip, "alice", "bad"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	// Locked: even the right password is refused, from any address.
+	err := a.Authenticate(ctx, addr("203.0.113.5:1"), "alice", "alice-pw")
+	if !errors.Is(err, ErrThrottled) {
+		t.Fatalf("after 10 failures: %v, want ErrThrottled", err)
+	}
+	var th interface{ Throttled() bool }
+	if !errors.As(err, &th) || !th.Throttled() {
+		t.Fatalf("ErrThrottled does not report Throttled()")
+	}
+	// Usernames are throttled case-insensitively.
+	if err := a.Authenticate(ctx, addr("203.0.113.5:1"), "ALICE", "alice-pw"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("ALICE after 10 failures: %v, want ErrThrottled", err)
+	}
+	// Other users are unaffected.
+	if err := a.Authenticate(ctx, addr("203.0.113.5:1"), "bob", "bob-pw"); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	// After the window the lock is gone.
+	clk.advance(15 * time.Minute)
+	if err := a.Authenticate(ctx, addr("203.0.113.5:1"), "alice", "alice-pw"); err != nil {
+		t.Fatalf("after window: %v", err)
+	}
+}
+
+func TestIPLockout(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{MaxIPFailures: 5})
+	ctx := context.Background()
+	for i := range 5 {
+		if err := a.Authenticate(ctx, ip1, fmt.Sprintf("user%d", i), "bad"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	if err := a.Authenticate(ctx, addr("192.0.2.1:6000"), "bob", "bob-pw"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("same IP other port: %v, want ErrThrottled", err)
+	}
+	if err := a.Authenticate(ctx, addr("192.0.2.2:6000"), "bob", "bob-pw"); err != nil {
+		t.Fatalf("other IP: %v", err)
+	}
+}
+
+func TestIPv6PrefixGrouping(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{MaxIPFailures: 3})
+	ctx := context.Background()
+	for i := range 3 {
+		ip := addr(fmt.Sprintf("[2001:db8:1:2::%x]:1", i+1))
+		if err := a.Authenticate(ctx, ip, fmt.Sprintf("u%d", i), "bad"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Authenticate(ctx, addr("[2001:db8:1:2:ffff::1]:1"), "bob", "bob-pw"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("same /64: %v", err)
+	}
+	if err := a.Authenticate(ctx, addr("[2001:db8:1:3::1]:1"), "bob", "bob-pw"); err != nil {
+		t.Fatalf("other /64: %v", err)
+	}
+	if got, want := ipKey(addr("[::ffff:192.0.2.7]:1")), "192.0.2.7"; got != want {
+		t.Errorf("ipKey(v4-mapped) = %q, want %q", got, want)
+	}
+}
+
+// Concurrent attempts cannot exceed the lock-out limit: each attempt is
+// counted before its (slow) hash check runs.
+func TestConcurrentAttemptsRespectLimit(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{MaxUserFailures: 4, MaxIPFailures: 100})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[error]int{}
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := a.Authenticate(context.Background(), addr(fmt.Sprintf("192.0.2.%d:1", i)), "alice", "bad")
+			mu.Lock()
+			counts[err]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[ErrInvalidCredentials] != 4 || counts[ErrThrottled] != 8 {
+		t.Fatalf("results %v; want 4 invalid, 8 throttled", counts)
+	}
+}
+
+func TestCancelledAttemptStillCounts(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Authenticate(ctx, ip1, "alice", "alice-pw"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if n := a.users.count("alice", a.now()); n != 1 {
+		t.Fatalf("cancelled attempt count %d, want 1", n)
+	}
+}
+
+// Unknown users cost a full hash verification, like known ones.
+func TestUnknownUserTiming(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{MaxUserFailures: 1000, MaxIPFailures: 1000})
+	ctx := context.Background()
+	measure := func(user string) time.Duration {
+		best := time.Hour
+		for range 3 {
+			start := time.Now()
+			a.Authenticate(ctx, ip1, user, "wrong")
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	known, unknown := measure("alice"), measure("nobody")
+	if unknown < known/2 {
+		t.Fatalf("unknown user took %v, known %v: timing reveals existence", unknown, known)
+	}
+}
+
+func TestFailureTableBounded(t *testing.T) {
+	ft := newFailureTable(3, time.Minute)
+	now := time.Now()
+	for i := range 5 {
+		ft.add(fmt.Sprint(i), 1, now)
+	}
+	if ft.len() != 3 {
+		t.Fatalf("len %d, want 3", ft.len())
+	}
+	// Keys 0 and 1 were least recently touched and evicted.
+	if ft.count("0", now) != 0 || ft.count("1", now) != 0 || ft.count("4", now) != 1 {
+		t.Fatalf("wrong entries evicted")
+	}
+	// Touching 2 protects it from the next eviction.
+	ft.add("2", 1, now)
+	ft.add("5", 1, now)
+	if ft.count("2", now) != 2 || ft.count("3", now) != 0 {
+		t.Fatalf("LRU order not kept")
+	}
+	// Expired entries count as zero and are dropped.
+	if ft.count("2", now.Add(time.Minute)) != 0 || ft.len() != 2 {
+		t.Fatalf("expired entry kept: len %d", ft.len())
+	}
+}
+
+func TestPolicyDelay(t *testing.T) {
+	p := Policy{FreeFailures: 2, BaseDelay: 500 * time.Millisecond, MaxDelay: 3 * time.Second}
+	for n, want := range []time.Duration{0, 0, 500 * time.Millisecond, time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second} {
+		if got := p.Delay(n); got != want {
+			t.Errorf("Delay(%d) = %v, want %v", n, got, want)
+		}
+	}
+	if got := (Policy{FreeFailures: -1}).Delay(0); got != time.Second {
+		t.Errorf("Delay(0) with no free failures = %v, want 1s", got)
+	}
+	if got := p.Delay(1 << 20); got != 3*time.Second {
+		t.Errorf("Delay(huge) = %v", got)
+	}
+}
+
+func TestParsePlain(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		user, pass string
+		err        error
+	}{
+		{"\x00alice\x00secret", "alice", "secret", nil},
+		{"alice\x00alice\x00secret", "alice", "secret", nil},
+		{"\x00alice\x00", "alice", "", nil},
+		{"\x00alice\x00pa ss", "alice", "pa ss", nil},
+		{"bob\x00alice\x00secret", "", "", ErrAuthzid},
+		{"\x00\x00secret", "", "", ErrBadPlain},
+		{"alice\x00secret", "", "", ErrBadPlain},
+		{"\x00alice\x00sec\x00ret", "", "", ErrBadPlain},
+		{"", "", "", ErrBadPlain},
+	} {
+		u, p, err := ParsePlain([]byte(tc.in))
+		if u != tc.user || p != tc.pass || !errors.Is(err, tc.err) {
+			t.Errorf("ParsePlain(%q) = %q, %q, %v; want %q, %q, %v", tc.in, u, p, err, tc.user, tc.pass, tc.err)
+		}
+	}
+}

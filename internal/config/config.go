@@ -1,0 +1,343 @@
+// Package config holds every tern setting, loads it from a TOML file and
+// lets command-line flags override file values.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. The TOML keys are the `toml` tags;
+// README.md ("Configuration") documents each.
+type Config struct {
+	// DataDir holds the database, message files and the self-signed
+	// certificate. Relative paths are relative to the working directory.
+	DataDir string `toml:"data_dir"`
+	// ShutdownTimeout is how long SIGTERM waits for sessions to finish.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+
+	Listen Listen `toml:"listen"`
+	TLS    TLS    `toml:"tls"`
+	Auth   Auth   `toml:"auth"`
+	Limits Limits `toml:"limits"`
+	Log    Log    `toml:"log"`
+	LMTP   LMTP   `toml:"lmtp"`
+}
+
+// Listen holds listener addresses (host:port). Empty disables a listener.
+type Listen struct {
+	IMAP  string `toml:"imap"`  // plain IMAP with STARTTLS
+	IMAPS string `toml:"imaps"` // implicit TLS
+	LMTP  string `toml:"lmtp"`  // local delivery (not served yet)
+}
+
+// TLS names a certificate and key (PEM). Both empty: a self-signed pair in
+// <data_dir>/tls is generated on first start and reused.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Auth holds login settings and failure throttling.
+type Auth struct {
+	// InsecureAuth allows LOGIN / AUTHENTICATE PLAIN without TLS.
+	InsecureAuth bool `toml:"insecure_auth"`
+	// FreeFailures failures are answered without delay; after that the
+	// delay starts at FailureDelay and doubles up to MaxFailureDelay.
+	FreeFailures    int           `toml:"free_failures"`
+	FailureDelay    time.Duration `toml:"failure_delay"`
+	MaxFailureDelay time.Duration `toml:"max_failure_delay"`
+	// FailureWindow is how long failures are remembered.
+	FailureWindow time.Duration `toml:"failure_window"`
+	// A user name / client address is locked out (NO [UNAVAILABLE]) once it
+	// reaches this many failures within FailureWindow.
+	MaxUserFailures int `toml:"max_user_failures"`
+	MaxIPFailures   int `toml:"max_ip_failures"`
+}
+
+// Limits bound resource use per connection and per server.
+type Limits struct {
+	MaxLineLength  int   `toml:"max_line_length"`  // bytes of a command line, excluding literals
+	MaxLiteralSize int64 `toml:"max_literal_size"` // bytes of one literal (APPENDLIMIT)
+	MaxConnsPerIP  int   `toml:"max_conns_per_ip"`
+	MaxConns       int   `toml:"max_conns"`
+}
+
+// Log configures the slog output on stderr.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// SlogLevel returns the level named by Level (info if unknown; Validate
+// rejects unknown names).
+func (l Log) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// LMTP holds delivery settings (placeholder until LMTP is served).
+type LMTP struct {
+	// Domains are the recipient domains accepted; the local part names the
+	// user. Empty accepts any domain.
+	Domains []string `toml:"domains"`
+	// RecipientDelimiter separates a user from a sub-address
+	// ("alice+lists@..." is delivered to alice). Empty disables it.
+	RecipientDelimiter string `toml:"recipient_delimiter"`
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	return &Config{
+		DataDir:         "./tern-data",
+		ShutdownTimeout: 30 * time.Second,
+		Listen: Listen{
+			IMAP:  "127.0.0.1:1143",
+			IMAPS: "127.0.0.1:1993",
+			LMTP:  "127.0.0.1:2424",
+		},
+		Auth: Auth{
+			FreeFailures:    3,
+			FailureDelay:    time.Second,
+			MaxFailureDelay: 15 * time.Second,
+			FailureWindow:   15 * time.Minute,
+			MaxUserFailures: 10,
+			MaxIPFailures:   30,
+		},
+		Limits: Limits{
+			MaxLineLength:  64 * 1024,
+			MaxLiteralSize: 64 * 1024 * 1024,
+			MaxConnsPerIP:  50,
+			MaxConns:       10000,
+		},
+		Log:  Log{Level: "info", Format: "text"},
+		LMTP: LMTP{RecipientDelimiter: "+"},
+	}
+}
+
+// Load reads a TOML file over the defaults: keys missing from the file
+// keep their default. Unknown keys are an error. The result is validated.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if err := c.loadFile(path); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown key(s): %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Validate checks every value and returns all problems found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if err := checkAddr(l.addr); err != nil {
+			bad(l.key, "%v", err)
+		}
+	}
+	if c.Listen.IMAP == "" && c.Listen.IMAPS == "" && c.Listen.LMTP == "" {
+		bad("listen", "all listeners are disabled; set at least one of imap, imaps, lmtp")
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key must be set together (or both left empty for a self-signed certificate)")
+	}
+	a := c.Auth
+	if a.FreeFailures < 0 {
+		bad("auth.free_failures", "must be >= 0, got %d", a.FreeFailures)
+	}
+	if a.FailureDelay <= 0 {
+		bad("auth.failure_delay", "must be positive, got %v", a.FailureDelay)
+	}
+	if a.MaxFailureDelay < a.FailureDelay {
+		bad("auth.max_failure_delay", "must be >= failure_delay (%v), got %v", a.FailureDelay, a.MaxFailureDelay)
+	}
+	if a.MaxFailureDelay > 5*time.Minute {
+		bad("auth.max_failure_delay", "must be at most 5m, got %v", a.MaxFailureDelay)
+	}
+	if a.FailureWindow <= 0 {
+		bad("auth.failure_window", "must be positive, got %v", a.FailureWindow)
+	}
+	if a.MaxUserFailures < 1 {
+		bad("auth.max_user_failures", "must be >= 1, got %d", a.MaxUserFailures)
+	}
+	if a.MaxIPFailures < 1 {
+		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	l := c.Limits
+	if l.MaxLineLength < 8192 || l.MaxLineLength > 16<<20 {
+		// RFC 7162 section 4: servers should accept lines of at least 8192 octets.
+		bad("limits.max_line_length", "must be between 8192 and 16777216, got %d", l.MaxLineLength)
+	}
+	if l.MaxLiteralSize < 1024 || l.MaxLiteralSize > 4<<30 {
+		bad("limits.max_literal_size", "must be between 1024 and 4294967296, got %d", l.MaxLiteralSize)
+	}
+	if l.MaxConnsPerIP < 1 {
+		bad("limits.max_conns_per_ip", "must be >= 1, got %d", l.MaxConnsPerIP)
+	}
+	if l.MaxConns < 1 {
+		bad("limits.max_conns", "must be >= 1, got %d", l.MaxConns)
+	}
+	if l.MaxConnsPerIP > l.MaxConns && l.MaxConns >= 1 {
+		bad("limits.max_conns_per_ip", "must not exceed max_conns (%d), got %d", l.MaxConns, l.MaxConnsPerIP)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	for _, d := range c.LMTP.Domains {
+		if d == "" || strings.ContainsAny(d, "@ \t") {
+			bad("lmtp.domains", "invalid domain %q", d)
+		}
+	}
+	if len(c.LMTP.RecipientDelimiter) > 1 {
+		bad("lmtp.recipient_delimiter", "must be empty or one character, got %q", c.LMTP.RecipientDelimiter)
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: %w", addr, err)
+	}
+	if host != "" && strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid host in %q", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port in %q", addr)
+	}
+	return nil
+}
+
+// Flags binds the command-line flags that override configuration values.
+// Register them with AddFlags, parse the FlagSet, then call Load: only
+// flags given explicitly on the command line override the file.
+type Flags struct {
+	fs *flag.FlagSet
+
+	ConfigPath   string
+	dataDir      string
+	imap, imaps  string
+	lmtp         string
+	cert, key    string
+	insecureAuth bool
+}
+
+// AddFlags registers --config and --data on fs and, when serve is true,
+// also --listen-imap, --listen-imaps, --listen-lmtp, --tls-cert,
+// --tls-key and --insecure-auth.
+func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
+	f := &Flags{fs: fs}
+	d := Default()
+	fs.StringVar(&f.ConfigPath, "config", "", "read configuration from this TOML `file`")
+	fs.StringVar(&f.dataDir, "data", d.DataDir, "data `dir`ectory")
+	if serve {
+		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
+		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
+		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (not served yet); empty disables")
+		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
+		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
+		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
+	}
+	return f
+}
+
+// Load builds the configuration: defaults, then the --config file if
+// given, then every flag set explicitly on the command line. The result
+// is validated.
+func (f *Flags) Load() (*Config, error) {
+	c := Default()
+	if f.ConfigPath != "" {
+		if err := c.loadFile(f.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	f.Apply(c)
+	if err := c.Validate(); err != nil {
+		if f.ConfigPath != "" {
+			return nil, fmt.Errorf("config %s: %w", f.ConfigPath, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Apply copies the explicitly set flags into c.
+func (f *Flags) Apply(c *Config) {
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "data":
+			c.DataDir = f.dataDir
+		case "listen-imap":
+			c.Listen.IMAP = f.imap
+		case "listen-imaps":
+			c.Listen.IMAPS = f.imaps
+		case "listen-lmtp":
+			c.Listen.LMTP = f.lmtp
+		case "tls-cert":
+			c.TLS.Cert = f.cert
+		case "tls-key":
+			c.TLS.Key = f.key
+		case "insecure-auth":
+			c.Auth.InsecureAuth = f.insecureAuth
+		}
+	})
+}

@@ -1,0 +1,184 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tern.toml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The shipped example must list the defaults exactly.
+func TestExampleFileMatchesDefaults(t *testing.T) {
+	c, err := Load("../../tern.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.LMTP.Domains) == 0 {
+		c.LMTP.Domains = nil
+	}
+	if d := Default(); !reflect.DeepEqual(c, d) {
+		t.Fatalf("example file differs from Default():\n got %+v\nwant %+v", c, d)
+	}
+}
+
+func TestLoadOverridesAndKeepsDefaults(t *testing.T) {
+	p := writeFile(t, `
+data_dir = "/srv/mail"
+[listen]
+imaps = ""
+[auth]
+failure_window = "1h"
+[limits]
+max_conns = 7
+max_conns_per_ip = 3
+[log]
+level = "debug"
+format = "json"
+[lmtp]
+domains = ["example.org", "example.net"]
+`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.DataDir = "/srv/mail"
+	want.Listen.IMAPS = ""
+	want.Auth.FailureWindow = time.Hour
+	want.Limits.MaxConns = 7
+	want.Limits.MaxConnsPerIP = 3
+	want.Log = Log{Level: "debug", Format: "json"}
+	want.LMTP.Domains = []string{"example.org", "example.net"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ name, content, want string }{
+		{"unknown key", "[limits]\nmax_lines = 3\n", "limits.max_lines"},
+		{"unknown top key", "datadir = \"x\"\n", "datadir"},
+		{"syntax", "data_dir = \n", "tern.toml"},
+		{"type", "[limits]\nmax_conns = \"many\"\n", "max_conns"},
+		{"bad duration", "[auth]\nfailure_delay = \"soon\"\n", "soon"},
+		{"bad addr", "[listen]\nimap = \"localhost\"\n", "listen.imap"},
+		{"bad port", "[listen]\nimaps = \"127.0.0.1:99999\"\n", "listen.imaps"},
+		{"half tls", "[tls]\ncert = \"/x.pem\"\n", "tls: cert and key"},
+		{"no listeners", "[listen]\nimap = \"\"\nimaps = \"\"\nlmtp = \"\"\n", "all listeners are disabled"},
+		{"small line", "[limits]\nmax_line_length = 100\n", "limits.max_line_length"},
+		{"level", "[log]\nlevel = \"loud\"\n", "log.level"},
+		{"format", "[log]\nformat = \"xml\"\n", "log.format"},
+		{"delays", "[auth]\nfailure_delay = \"10s\"\nmax_failure_delay = \"5s\"\n", "auth.max_failure_delay"},
+		{"per ip > total", "[limits]\nmax_conns = 5\nmax_conns_per_ip = 6\n", "limits.max_conns_per_ip"},
+		{"domain", "[lmtp]\ndomains = [\"a@b\"]\n", "lmtp.domains"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.content))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
+		t.Fatal("missing file: no error")
+	}
+}
+
+func TestValidateReportsAllProblems(t *testing.T) {
+	c := Default()
+	c.DataDir = ""
+	c.Limits.MaxConns = 0
+	c.Log.Level = "x"
+	err := c.Validate()
+	for _, key := range []string{"data_dir", "limits.max_conns", "log.level"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not mention %s", err, key)
+		}
+	}
+}
+
+func parse(t *testing.T, serve bool, args ...string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := AddFlags(fs, serve)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return f.Load()
+}
+
+func TestFlagPrecedence(t *testing.T) {
+	p := writeFile(t, `
+data_dir = "/from/file"
+[listen]
+imap = "127.0.0.1:2143"
+imaps = "127.0.0.1:2993"
+[auth]
+insecure_auth = true
+`)
+	// No flags: file values win over defaults.
+	c, err := parse(t, true, "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/from/file" || c.Listen.IMAP != "127.0.0.1:2143" || !c.Auth.InsecureAuth || c.Listen.LMTP != "127.0.0.1:2424" {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	// Explicit flags override the file, even when set to the default value
+	// or to empty; unset flags do not.
+	c, err = parse(t, true, "--config", p, "--data", "./tern-data", "--listen-imap", "", "--insecure-auth=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./tern-data" || c.Listen.IMAP != "" || c.Auth.InsecureAuth || c.Listen.IMAPS != "127.0.0.1:2993" {
+		t.Fatalf("flags did not override: %+v", c)
+	}
+	// Without a file: flags over defaults.
+	c, err = parse(t, true, "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--listen-lmtp", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.Cert != "/c.pem" || c.TLS.Key != "/k.pem" || c.Listen.LMTP != "" || c.DataDir != "./tern-data" {
+		t.Fatalf("flags over defaults: %+v", c)
+	}
+	// Flags are validated too.
+	if _, err := parse(t, true, "--tls-cert", "/c.pem"); err == nil {
+		t.Fatal("--tls-cert without --tls-key accepted")
+	}
+	// The non-serve set has only --config and --data.
+	if _, err := parse(t, false, "--listen-imap", "x"); err == nil {
+		t.Fatal("--listen-imap accepted without serve flags")
+	}
+	c, err = parse(t, false, "--data", "/d")
+	if err != nil || c.DataDir != "/d" {
+		t.Fatalf("non-serve --data: %v %+v", err, c)
+	}
+}
+
+func TestSlogLevel(t *testing.T) {
+	for in, want := range map[string]string{"debug": "DEBUG", "INFO": "INFO", "warn": "WARN", "warning": "WARN", "error": "ERROR"} {
+		if got := (Log{Level: in}).SlogLevel().String(); got != want {
+			t.Errorf("SlogLevel(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package message
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Find returns the part at the 1-based path (RFC 9051 §6.4.5 part
+// numbering), or nil when there is none. The empty path is the message
+// itself. A message that is not multipart has a part 1: itself (its body,
+// with the message header as MIME header). Inside a message/rfc822 part
+// numbers continue in the embedded message.
+func Find(root *Part, path []int) *Part {
+	cur := root
+	for i, n := range path {
+		if cur == nil {
+			return nil
+		}
+		if cur.Type == "multipart" {
+			if n < 1 || n > len(cur.Children) {
+				return nil
+			}
+			cur = cur.Children[n-1]
+		} else if n != 1 {
+			return nil
+		}
+		if i == len(path)-1 {
+			break
+		}
+		switch {
+		case cur.Message && len(cur.Children) == 1:
+			cur = cur.Children[0]
+		case cur.Type == "multipart":
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+func section(r io.ReaderAt, root *Part, part []int, spec string, fields []string) (io.Reader, int64, error) {
+	if root == nil {
+		return nil, 0, errors.New("section: no part tree")
+	}
+	p := Find(root, part)
+	if p == nil {
+		return bytes.NewReader(nil), 0, nil
+	}
+	rng := func(from, to int64) (io.Reader, int64, error) {
+		return io.NewSectionReader(r, from, to-from), to - from, nil
+	}
+	switch spec {
+	case "":
+		if len(part) == 0 {
+			return rng(p.HeaderStart, p.BodyEnd)
+		}
+		return rng(p.BodyStart, p.BodyEnd)
+	case "MIME":
+		if len(part) == 0 {
+			return nil, 0, errors.New("section: MIME needs a part number")
+		}
+		return rng(p.HeaderStart, p.HeaderEnd)
+	case "HEADER", "TEXT", "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+	default:
+		return nil, 0, fmt.Errorf("section: unknown specifier %q", spec)
+	}
+	m := p
+	if len(part) > 0 {
+		// Only a message/rfc822 part has a HEADER and TEXT of its own.
+		if !p.Message || len(p.Children) != 1 {
+			return bytes.NewReader(nil), 0, nil
+		}
+		m = p.Children[0]
+	}
+	switch spec {
+	case "HEADER":
+		return rng(m.HeaderStart, m.HeaderEnd)
+	case "TEXT":
+		return rng(m.BodyStart, m.BodyEnd)
+	}
+	hdr, err := readRange(r, m.HeaderStart, m.HeaderEnd)
+	if err != nil {
+		return nil, 0, fmt.Errorf("section %s: %w", spec, err)
+	}
+	out := filterHeader(hdr, fields, spec == "HEADER.FIELDS.NOT")
+	return bytes.NewReader(out), int64(len(out)), nil
+}
+
+// filterHeader keeps (or, with not, drops) the fields of hdr whose names
+// are in names (case-insensitive), as they are written (folding included)
+// and in their original order, and ends the result with a blank line.
+func filterHeader(hdr []byte, names []string, not bool) []byte {
+	fields, _ := scanHeader(hdr, 0, len(hdr), nil)
+	out := make([]byte, 0, 256)
+	for _, f := range fields {
+		match := false
+		for _, n := range names {
+			if strings.EqualFold(string(f.name), n) {
+				match = true
+				break
+			}
+		}
+		if match == not {
+			continue
+		}
+		line := hdr[f.start:f.end]
+		out = append(out, line...)
+		if !bytes.HasSuffix(line, []byte{'\n'}) {
+			out = append(out, '\r', '\n')
+		}
+	}
+	return append(out, '\r', '\n')
+}
+
+// readRange reads raw[from:to] from r.
+func readRange(r io.ReaderAt, from, to int64) ([]byte, error) {
+	if to < from {
+		return nil, fmt.Errorf("read range: bad range %d-%d", from, to)
+	}
+	b := make([]byte, to-from)
+	if _, err := io.ReadFull(io.NewSectionReader(r, from, to-from), b); err != nil {
+		return nil, fmt.Errorf("read range %d-%d: %w", from, to, err)
+	}
+	return b, nil
+}
+
+// Partial narrows a section of length n (as returned by Section) to the
+// FETCH partial <offset.count> (RFC 9051 §6.4.5); count < 0 means to the
+// end. Readers that support io.ReaderAt (Section's) are narrowed without
+// reading; others are skipped ahead.
+func Partial(r io.Reader, n, offset, count int64) (io.Reader, int64, error) {
+	if offset < 0 {
+		offset = 0
+	}
+	if offset >= n {
+		return bytes.NewReader(nil), 0, nil
+	}
+	length := n - offset
+	if count >= 0 && count < length {
+		length = count
+	}
+	if ra, ok := r.(io.ReaderAt); ok {
+		return io.NewSectionReader(ra, offset, length), length, nil
+	}
+	if _, err := io.CopyN(io.Discard, r, offset); err != nil {
+		return nil, 0, fmt.Errorf("partial: %w", err)
+	}
+	return io.LimitReader(r, length), length, nil
+}

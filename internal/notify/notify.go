@@ -1,0 +1,74 @@
+// Package notify fans out mailbox changes to every session that watches the
+// mailbox. A signal carries no data: a woken session asks the store what
+// changed since its last look (store.Account.Changes), so a missed or
+// coalesced signal never loses an update.
+package notify
+
+import "sync"
+
+type key struct {
+	user    string
+	mailbox int64
+}
+
+// Hub implements store.Notifier. The zero value is not usable; use New.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[key]map[*Subscription]struct{}
+}
+
+// New returns an empty hub.
+func New() *Hub {
+	return &Hub{subs: make(map[key]map[*Subscription]struct{})}
+}
+
+// Subscription receives a signal on C whenever its mailbox changed. C has
+// a buffer of one: signals coalesce while the session is busy.
+type Subscription struct {
+	C   chan struct{}
+	hub *Hub
+	key key
+}
+
+// Subscribe watches one mailbox of one user.
+func (h *Hub) Subscribe(user string, mailboxID int64) *Subscription {
+	s := &Subscription{C: make(chan struct{}, 1), hub: h, key: key{user, mailboxID}}
+	h.mu.Lock()
+	m := h.subs[s.key]
+	if m == nil {
+		m = make(map[*Subscription]struct{})
+		h.subs[s.key] = m
+	}
+	m[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Close stops the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	if s == nil || s.hub == nil {
+		return
+	}
+	h := s.hub
+	h.mu.Lock()
+	if m := h.subs[s.key]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.key)
+		}
+	}
+	h.mu.Unlock()
+	s.hub = nil
+}
+
+// MailboxChanged signals every subscriber of the mailbox (store.Notifier).
+func (h *Hub) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[key{user, mailboxID}] {
+		select {
+		case s.C <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+type state int
+
+const (
+	stateNotAuth state = iota
+	stateAuth
+	stateSelected
+	stateLogout
+)
+
+// conn is one client connection. Only its own goroutine touches its fields,
+// except quit/waiting used by Shutdown.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	isTLS  bool
+	remote net.Addr
+	log    *slog.Logger
+
+	br *bufio.Reader
+	bw *bufio.Writer
+	w  *imap.Writer
+	r  *imap.Reader
+
+	state state
+	user  string
+	acct  store.Account
+
+	// Extensions enabled with ENABLE (or implicitly).
+	rev2      bool
+	utf8      bool
+	condstore bool
+	qresync   bool
+
+	sel *selected
+
+	// cmd is the command being executed (for tagged responses).
+	cmd *imap.Command
+
+	quit     chan struct{}
+	quitOnce sync.Once
+	waiting  atomic.Bool // blocked reading the next command
+}
+
+// errLogout ends the session after a response was written.
+var errLogout = errors.New("logout")
+
+// errClose ends the session at once, without a response.
+var errClose = errors.New("close connection")
+
+func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	c := &conn{
+		srv:    s,
+		nc:     nc,
+		remote: nc.RemoteAddr(),
+		quit:   make(chan struct{}),
+	}
+	c.log = s.log.With("remote", c.remote.String())
+	if implicitTLS {
+		c.nc = tls.Server(nc, s.cfg.TLS())
+		c.isTLS = true
+	}
+	c.setupIO()
+	return c
+}
+
+func (c *conn) setupIO() {
+	c.br = bufio.NewReaderSize(c.nc, 4096)
+	c.bw = bufio.NewWriterSize(c.nc, 8192)
+	c.w = imap.NewWriter(c.bw)
+	c.w.UTF8 = c.utf8
+	c.r = imap.NewReader(c.br, imap.ReaderOptions{
+		MaxLine:    c.srv.cfg.MaxLineLength,
+		MaxLiteral: c.srv.cfg.MaxLiteralSize,
+		Continue: func() error {
+			c.w.WriteString("+ Ready for literal data\r\n")
+			return c.bw.Flush()
+		},
+	})
+}
+
+// shutdown asks the connection to say BYE and end. Called with srv.mu held.
+func (c *conn) shutdown() {
+	c.quitOnce.Do(func() {
+		close(c.quit)
+		if c.waiting.Load() {
+			c.nc.SetReadDeadline(time.Now())
+		}
+	})
+}
+
+func (c *conn) shuttingDown() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) serve(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
+			c.w.WriteString("* BYE Internal server error\r\n")
+			c.bw.Flush()
+		}
+		c.closeSelected()
+		if c.acct != nil {
+			c.acct.Close()
+		}
+		c.nc.Close()
+	}()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.log.Debug("tls handshake failed", "err", err)
+			return
+		}
+		c.nc.SetDeadline(time.Time{})
+	}
+	c.w.WriteString("* OK [CAPABILITY ")
+	c.w.WriteString(c.capabilities())
+	c.w.WriteString("] tern ready\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return
+	}
+	for {
+		if c.shuttingDown() {
+			c.bye("Server shutting down")
+			return
+		}
+		timeout := c.srv.cfg.IdleTimeout
+		if c.state == stateNotAuth {
+			timeout = c.srv.cfg.PreAuthTimeout
+		}
+		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.waiting.Store(true)
+		if c.shuttingDown() {
+			c.bye("Server shutting down")
+			return
+		}
+		cmd, err := c.r.ReadCommand()
+		c.waiting.Store(false)
+		if err != nil {
+			var pe *imap.ParseError
+			if errors.As(err, &pe) {
+				if c.shuttingDown() {
+					c.bye("Server shutting down")
+					return
+				}
+				tag := pe.Tag
+				if tag == "" {
+					tag = "*"
+				}
+				kind := " BAD "
+				if pe.TooBig || strings.HasPrefix(pe.Msg, "[BADCHARSET") {
+					kind = " NO "
+				}
+				msg := sanitize(pe.Msg)
+				if pe.TooBig && !strings.HasPrefix(msg, "[") {
+					msg = "[TOOBIG] " + msg
+				}
+				c.w.WriteString(tag)
+				c.w.WriteString(kind)
+				c.w.WriteString(msg)
+				c.w.CRLF()
+				if pe.Fatal {
+					c.w.WriteString("* BYE Too much bad input\r\n")
+					c.bw.Flush()
+					return
+				}
+				if c.bw.Flush() != nil {
+					return
+				}
+				continue
+			}
+			if c.shuttingDown() {
+				c.bye("Server shutting down")
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.bye("Autologout; idle for too long")
+				return
+			}
+			if !errors.Is(err, io.EOF) {
+				c.log.Debug("read command", "err", err)
+			}
+			return
+		}
+		c.nc.SetReadDeadline(time.Time{})
+		err = c.dispatch(ctx, cmd)
+		if errors.Is(err, errLogout) {
+			c.bw.Flush()
+			return
+		}
+		if err != nil {
+			c.log.Debug("connection ended", "err", err)
+			return
+		}
+		if err := c.bw.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (c *conn) bye(msg string) {
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.w.WriteString("* BYE ")
+	c.w.WriteString(msg)
+	c.w.CRLF()
+	c.bw.Flush()
+}
+
+// sanitize keeps a message on one line.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// respError is a tagged NO/BAD a handler wants to send.
+type respError struct {
+	kind string // "NO" or "BAD"
+	code string // response code without brackets, may be ""
+	text string
+}
+
+func (e *respError) Error() string { return e.kind + " " + e.text }
+
+func no(code, text string) error  { return &respError{"NO", code, text} }
+func bad(code, text string) error { return &respError{"BAD", code, text} }
+
+// handler runs one command. It returns nil for OK (the dispatcher writes
+// "tag OK cmd completed" unless the handler wrote its own via okCode), a
+// *respError, errLogout, or an I/O error that ends the connection.
+type handler func(ctx context.Context, c *conn, cmd *imap.Command) error
+
+type commandSpec struct {
+	fn     handler
+	states uint8 // bitmask of allowed states
+}
+
+const (
+	inNotAuth  = 1 << stateNotAuth
+	inAuth     = 1 << stateAuth
+	inSelected = 1 << stateSelected
+	inAny      = inNotAuth | inAuth | inSelected
+	inLoggedIn = inAuth | inSelected
+)
+
+var commands map[string]commandSpec
+
+func init() {
+	commands = map[string]commandSpec{
+		"CAPABILITY":   {cmdCapability, inAny},
+		"NOOP":         {cmdNoop, inAny},
+		"LOGOUT":       {cmdLogout, inAny},
+		"ID":           {cmdID, inAny},
+		"STARTTLS":     {cmdStartTLS, inNotAuth},
+		"LOGIN":        {cmdLogin, inNotAuth},
+		"AUTHENTICATE": {cmdAuthenticate, inNotAuth},
+		"ENABLE":       {cmdEnable, inLoggedIn},
+		"SELECT":       {cmdSelect, inLoggedIn},
+		"EXAMINE":      {cmdSelect, inLoggedIn},
+		"CREATE":       {cmdCreate, inLoggedIn},
+		"DELETE":       {cmdDelete, inLoggedIn},
+		"RENAME":       {cmdRename, inLoggedIn},
+		"SUBSCRIBE":    {cmdSubscribe, inLoggedIn},
+		"UNSUBSCRIBE":  {cmdSubscribe, inLoggedIn},
+		"LIST":         {cmdList, inLoggedIn},
+		"LSUB":         {cmdList, inLoggedIn},
+		"NAMESPACE":    {cmdNamespace, inLoggedIn},
+		"STATUS":       {cmdStatus, inLoggedIn},
+		"APPEND":       {cmdAppend, inLoggedIn},
+		"IDLE":         {cmdIdle, inLoggedIn},
+		"CHECK":        {cmdCheck, inSelected},
+		"CLOSE":        {cmdClose, inSelected},
+		"UNSELECT":     {cmdClose, inSelected},
+		"EXPUNGE":      {cmdExpunge, inSelected},
+		"SEARCH":       {cmdSearch, inSelected},
+		"FETCH":        {cmdFetch, inSelected},
+		"STORE":        {cmdStore, inSelected},
+		"COPY":         {cmdCopy, inSelected},
+		"MOVE":         {cmdCopy, inSelected},
+	}
+}
+
+func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
+	c.cmd = cmd
+	spec, ok := commands[cmd.Name]
+	if !ok {
+		c.tagged("BAD", "", "Unknown command")
+		return nil
+	}
+	if spec.states&(1<<c.state) == 0 {
+		switch c.state {
+		case stateNotAuth:
+			c.tagged("BAD", "", "Log in first")
+		case stateAuth:
+			c.tagged("BAD", "", "Select a mailbox first")
+		default:
+			c.tagged("BAD", "", "Command not valid in this state")
+		}
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("panic in command handler", "command", cmd.Name, "panic", v, "stack", string(debug.Stack()))
+			c.w.WriteString("* BYE Internal server error\r\n")
+			err = fmt.Errorf("panic in %s: %v", cmd.Name, v)
+		}
+	}()
+	err = spec.fn(ctx, c, cmd)
+	var re *respError
+	switch {
+	case err == nil:
+		if c.sel != nil {
+			if err := c.sync(ctx, allowExpunge(cmd)); err != nil {
+				return err
+			}
+		}
+		c.tagged("OK", "", cmdName(cmd)+" completed")
+	case errors.As(err, &re):
+		if re.kind == "NO" && c.sel != nil {
+			// Pending updates may be sent with a NO as well.
+			c.sync(ctx, allowExpunge(cmd))
+		}
+		c.tagged(re.kind, re.code, re.text)
+		err = nil
+	case errors.Is(err, errOKSent):
+		err = nil
+	case errors.Is(err, errLogout):
+	default:
+		if isConnError(err) {
+			return err
+		}
+		c.log.Error("command failed", "command", cmd.Name, "user", c.user, "err", err)
+		c.tagged("NO", "SERVERBUG", "Internal error; try again later")
+		err = nil
+	}
+	return err
+}
+
+// errOKSent means the handler already wrote the tagged response.
+var errOKSent = errors.New("tagged response sent")
+
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func cmdName(cmd *imap.Command) string {
+	if cmd.UID {
+		return "UID " + cmd.Name
+	}
+	return cmd.Name
+}
+
+// tagged writes the tagged completion response.
+func (c *conn) tagged(kind, code, text string) {
+	c.w.WriteString(c.cmd.Tag)
+	c.w.SP()
+	c.w.WriteString(kind)
+	c.w.SP()
+	if code != "" {
+		c.w.WriteByte('[')
+		c.w.WriteString(code)
+		c.w.WriteString("] ")
+	}
+	c.w.WriteString(text)
+	c.w.CRLF()
+}
+
+// okCode finishes a command with "tag OK [code] text".
+func (c *conn) okCode(ctx context.Context, code, text string) error {
+	if c.sel != nil {
+		if err := c.sync(ctx, allowExpunge(c.cmd)); err != nil {
+			return err
+		}
+	}
+	c.tagged("OK", code, text)
+	return errOKSent
+}
+
+// allowExpunge reports whether EXPUNGE responses may be sent at the end of
+// cmd (RFC 9051 §7.5.2: not during FETCH, STORE, SEARCH; the UID forms may).
+func allowExpunge(cmd *imap.Command) bool {
+	if cmd.UID {
+		return true
+	}
+	switch cmd.Name {
+	case "FETCH", "STORE", "SEARCH":
+		return false
+	}
+	return true
+}
+
+func (c *conn) capabilities() string {
+	var b strings.Builder
+	b.WriteString("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE")
+	if c.state == stateNotAuth {
+		if !c.isTLS && c.srv.cfg.TLS != nil {
+			b.WriteString(" STARTTLS")
+		}
+		if c.authAllowed() {
+			b.WriteString(" AUTH=PLAIN")
+		} else {
+			b.WriteString(" LOGINDISABLED")
+		}
+		return b.String()
+	}
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT")
+	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
+	return b.String()
+}
+
+func (c *conn) authAllowed() bool {
+	return c.isTLS || c.srv.cfg.InsecureAuth
+}
+
+// expungeResponse etc. live in select.go; closeSelected too.
+
+func cmdCapability(ctx context.Context, c *conn, cmd *imap.Command) error {
+	c.w.WriteString("* CAPABILITY ")
+	c.w.WriteString(c.capabilities())
+	c.w.CRLF()
+	return nil
+}
+
+func cmdNoop(ctx context.Context, c *conn, cmd *imap.Command) error {
+	return nil
+}
+
+func cmdCheck(ctx context.Context, c *conn, cmd *imap.Command) error {
+	return nil
+}
+
+func cmdLogout(ctx context.Context, c *conn, cmd *imap.Command) error {
+	c.w.WriteString("* BYE Logging out\r\n")
+	c.tagged("OK", "", "LOGOUT completed")
+	c.state = stateLogout
+	return errLogout
+}

@@ -1,0 +1,471 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+var specialUses = []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`}
+
+func canonicalSpecialUse(s string) (string, bool) {
+	for _, u := range specialUses {
+		if strings.EqualFold(u, s) {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+func cmdCreate(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.CreateArgs)
+	name, err := c.mailboxName(args.Mailbox)
+	if err != nil {
+		return err
+	}
+	name = strings.TrimSuffix(name, store.Separator)
+	if name == "INBOX" {
+		return no("ALREADYEXISTS", "INBOX always exists")
+	}
+	use := ""
+	switch len(args.SpecialUse) {
+	case 0:
+	case 1:
+		u, ok := canonicalSpecialUse(args.SpecialUse[0])
+		if !ok {
+			return no("USEATTR", "Unsupported special-use attribute")
+		}
+		use = u
+	default:
+		return no("USEATTR", "Only one special-use attribute per mailbox")
+	}
+	if err := c.acct.CreateMailbox(ctx, name, use); err != nil {
+		return storeErr(err, name)
+	}
+	return nil
+}
+
+func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.MailboxArgs)
+	name, err := c.mailboxName(args.Mailbox)
+	if err != nil {
+		return err
+	}
+	if name == "INBOX" {
+		return no("CANNOT", "INBOX cannot be deleted")
+	}
+	if c.sel != nil && c.sel.info.Name == name {
+		c.closeSelected()
+	}
+	if err := c.acct.DeleteMailbox(ctx, name); err != nil {
+		return storeErr(err, name)
+	}
+	return nil
+}
+
+func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.RenameArgs)
+	oldName, err := c.mailboxName(args.Old)
+	if err != nil {
+		return err
+	}
+	newName, err := c.mailboxName(args.New)
+	if err != nil {
+		return err
+	}
+	newName = strings.TrimSuffix(newName, store.Separator)
+	if newName == "INBOX" {
+		return no("ALREADYEXISTS", "INBOX already exists")
+	}
+	if err := c.acct.RenameMailbox(ctx, oldName, newName); err != nil {
+		return storeErr(err, oldName)
+	}
+	if c.sel != nil {
+		if c.sel.info.Name == oldName {
+			c.sel.info.Name = newName
+		} else if strings.HasPrefix(c.sel.info.Name, oldName+store.Separator) {
+			c.sel.info.Name = newName + c.sel.info.Name[len(oldName):]
+		}
+	}
+	return nil
+}
+
+func cmdSubscribe(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.MailboxArgs)
+	name, err := c.mailboxName(args.Mailbox)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return no("CANNOT", "Invalid mailbox name")
+	}
+	sub := cmd.Name == "SUBSCRIBE"
+	if sub {
+		if _, err := c.acct.Mailbox(ctx, name); err != nil {
+			return storeErr(err, name)
+		}
+	}
+	if err := c.acct.SetSubscribed(ctx, name, sub); err != nil {
+		return storeErr(err, name)
+	}
+	return nil
+}
+
+func cmdNamespace(ctx context.Context, c *conn, cmd *imap.Command) error {
+	c.w.WriteString(`* NAMESPACE (("" "/")) NIL NIL` + "\r\n")
+	return nil
+}
+
+// listEntry is one mailbox in a LIST/LSUB answer.
+type listEntry struct {
+	name       string
+	exists     bool
+	noSelect   bool
+	subscribed bool
+	specialUse string
+	children   bool
+	childSub   bool // has a subscribed descendant (RECURSIVEMATCH CHILDINFO)
+}
+
+func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.ListArgs)
+	var selSubscribed, selSpecial, recursive bool
+	for _, o := range args.SelectOptions {
+		switch o {
+		case "SUBSCRIBED":
+			selSubscribed = true
+		case "SPECIAL-USE":
+			selSpecial = true
+		case "RECURSIVEMATCH":
+			recursive = true
+		case "REMOTE":
+		default:
+			return bad("", "Unknown LIST selection option")
+		}
+	}
+	if recursive && !selSubscribed && !selSpecial {
+		return bad("", "RECURSIVEMATCH needs another selection option")
+	}
+	var retSubscribed, retChildren, retStatus bool
+	for _, o := range args.ReturnOptions {
+		switch o {
+		case "SUBSCRIBED":
+			retSubscribed = true
+		case "CHILDREN":
+			retChildren = true
+		case "SPECIAL-USE":
+		case "STATUS":
+			retStatus = true
+		default:
+			return bad("", "Unknown LIST return option")
+		}
+	}
+	_ = retChildren // \HasChildren/\HasNoChildren are always sent (IMAP4rev2)
+	cmdWord := "LIST"
+	if args.LSub {
+		cmdWord = "LSUB"
+		selSubscribed = true
+	}
+
+	ref, err := c.mailboxName(args.Reference)
+	if err != nil {
+		return err
+	}
+	if len(args.Patterns) == 1 && args.Patterns[0] == "" && !args.LSub && len(args.SelectOptions) == 0 {
+		// LIST "" "": the hierarchy delimiter and root.
+		c.w.WriteString(`* LIST (\Noselect) "/" ""` + "\r\n")
+		return nil
+	}
+	var patterns []string
+	for _, p := range args.Patterns {
+		if !c.utf8 {
+			d, err := imap.DecodeMUTF7(p)
+			if err != nil {
+				return bad("", "Pattern is not valid modified UTF-7")
+			}
+			p = d
+		}
+		if p == "" {
+			continue
+		}
+		full := p
+		if ref != "" && !strings.HasPrefix(p, store.Separator) {
+			full = ref + p
+		}
+		patterns = append(patterns, full)
+	}
+	if len(patterns) == 0 {
+		return nil
+	}
+
+	boxes, err := c.acct.Mailboxes(ctx)
+	if err != nil {
+		return fmt.Errorf("list mailboxes: %w", err)
+	}
+	subs, err := c.acct.Subscriptions(ctx)
+	if err != nil {
+		return fmt.Errorf("list subscriptions: %w", err)
+	}
+	subSet := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		subSet[s] = true
+	}
+	entries := make(map[string]*listEntry, len(boxes))
+	var names []string
+	for _, b := range boxes {
+		entries[b.Name] = &listEntry{name: b.Name, exists: true, noSelect: b.NoSelect, subscribed: subSet[b.Name], specialUse: b.SpecialUse}
+		names = append(names, b.Name)
+	}
+	for _, s := range subs {
+		if _, ok := entries[s]; !ok {
+			entries[s] = &listEntry{name: s, subscribed: true}
+			names = append(names, s)
+		}
+	}
+	// Children and subscribed descendants.
+	for _, n := range names {
+		e := entries[n]
+		for p := parentName(n); p != ""; p = parentName(p) {
+			pe := entries[p]
+			if pe == nil {
+				continue
+			}
+			if e.exists {
+				pe.children = true
+			}
+			if e.subscribed {
+				pe.childSub = true
+			}
+		}
+	}
+	slices.SortFunc(names, compareMailboxNames)
+
+	var out []*listEntry
+	var childInfo = map[string]bool{}
+	seen := map[string]bool{}
+	for _, n := range names {
+		e := entries[n]
+		if !matchAny(patterns, n) {
+			continue
+		}
+		switch {
+		case selSubscribed && !e.subscribed:
+			if recursive && e.childSub {
+				childInfo[n] = true
+				out = append(out, e)
+				seen[n] = true
+			}
+			continue
+		case selSpecial && e.specialUse == "":
+			continue
+		case !selSubscribed && !e.exists:
+			continue
+		}
+		out = append(out, e)
+		seen[n] = true
+	}
+	// LSUB: a subscribed child hidden by "%" shows its parent as \Noselect.
+	if args.LSub {
+		for _, n := range names {
+			e := entries[n]
+			if !e.subscribed {
+				continue
+			}
+			for p := parentName(n); p != ""; p = parentName(p) {
+				if seen[p] || !matchAny(patterns, p) {
+					continue
+				}
+				pe := entries[p]
+				if pe == nil {
+					pe = &listEntry{name: p}
+				}
+				if !pe.subscribed {
+					cp := *pe
+					cp.noSelect = true
+					cp.exists = false
+					out = append(out, &cp)
+					seen[p] = true
+				}
+			}
+		}
+		slices.SortFunc(out, func(a, b *listEntry) int { return compareMailboxNames(a.name, b.name) })
+	}
+
+	for _, e := range out {
+		c.w.WriteString("* ")
+		c.w.WriteString(cmdWord)
+		c.w.WriteString(" (")
+		var attrs []string
+		if args.LSub {
+			if e.noSelect {
+				attrs = append(attrs, `\Noselect`)
+			}
+		} else {
+			if !e.exists {
+				attrs = append(attrs, `\NonExistent`)
+			} else {
+				if e.noSelect {
+					attrs = append(attrs, `\Noselect`)
+				}
+				if e.children {
+					attrs = append(attrs, `\HasChildren`)
+				} else {
+					attrs = append(attrs, `\HasNoChildren`)
+				}
+			}
+			if e.subscribed && (selSubscribed || retSubscribed) {
+				attrs = append(attrs, `\Subscribed`)
+			}
+			if e.specialUse != "" {
+				attrs = append(attrs, e.specialUse)
+			}
+		}
+		c.w.WriteString(strings.Join(attrs, " "))
+		c.w.WriteString(`) "/" `)
+		c.w.AString(c.wireName(e.name))
+		if childInfo[e.name] {
+			c.w.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
+		}
+		c.w.CRLF()
+		if retStatus && e.exists && !e.noSelect {
+			if err := c.writeStatus(ctx, e.name, args.StatusItems); err != nil {
+				var re *respError
+				if !errors.As(err, &re) {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func parentName(n string) string {
+	i := strings.LastIndex(n, store.Separator)
+	if i < 0 {
+		return ""
+	}
+	return n[:i]
+}
+
+// compareMailboxNames orders INBOX first, then by byte order.
+func compareMailboxNames(a, b string) int {
+	ai := a == "INBOX" || strings.HasPrefix(a, "INBOX/")
+	bi := b == "INBOX" || strings.HasPrefix(b, "INBOX/")
+	if ai != bi {
+		if ai {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if matchPattern(p, name) {
+			return true
+		}
+		// INBOX is case-insensitive in patterns too.
+		if (name == "INBOX" || strings.HasPrefix(name, "INBOX/")) && len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") {
+			if matchPattern("INBOX"+p[5:], name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchPattern implements LIST wildcards: "*" matches anything, "%" anything
+// but the hierarchy separator. It runs in O(len(p)*len(s)) whatever the
+// pattern, so hostile patterns cannot blow up.
+func matchPattern(p, s string) bool {
+	// cur[j]: p[:i] matches s[:j].
+	cur := make([]bool, len(s)+1)
+	next := make([]bool, len(s)+1)
+	cur[0] = true
+	for i := 0; i < len(p); i++ {
+		clear(next)
+		switch p[i] {
+		case '*':
+			reach := false
+			for j := 0; j <= len(s); j++ {
+				reach = reach || cur[j]
+				next[j] = reach
+			}
+		case '%':
+			reach := false
+			for j := 0; j <= len(s); j++ {
+				if j > 0 && s[j-1] == '/' {
+					reach = false
+				}
+				reach = reach || cur[j]
+				next[j] = reach
+			}
+		default:
+			for j := 1; j <= len(s); j++ {
+				next[j] = cur[j-1] && s[j-1] == p[i]
+			}
+		}
+		cur, next = next, cur
+	}
+	return cur[len(s)]
+}
+
+func cmdStatus(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.StatusArgs)
+	name, err := c.mailboxName(args.Mailbox)
+	if err != nil {
+		return err
+	}
+	return c.writeStatus(ctx, name, args.Items)
+}
+
+func (c *conn) writeStatus(ctx context.Context, name string, items []string) error {
+	st, err := c.acct.Status(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
+	}
+	if st.NoSelect {
+		return no("CANNOT", "Mailbox is not selectable")
+	}
+	for _, it := range items {
+		switch it {
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT":
+		default:
+			return bad("", "Unknown STATUS item "+it)
+		}
+	}
+	c.w.WriteString("* STATUS ")
+	c.w.AString(c.wireName(name))
+	c.w.WriteString(" (")
+	for i, it := range items {
+		if i > 0 {
+			c.w.SP()
+		}
+		c.w.WriteString(it)
+		c.w.SP()
+		switch it {
+		case "MESSAGES":
+			c.w.Number32(st.Messages)
+		case "UIDNEXT":
+			c.w.Number32(st.UIDNext)
+		case "UIDVALIDITY":
+			c.w.Number32(st.UIDValidity)
+		case "UNSEEN":
+			c.w.Number32(st.Unseen)
+		case "DELETED":
+			c.w.Number32(st.Deleted)
+		case "SIZE":
+			c.w.Number(uint64(st.Size))
+		case "RECENT":
+			c.w.Number32(st.Recent)
+		}
+	}
+	c.w.WriteString(")\r\n")
+	return nil
+}

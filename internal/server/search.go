@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.SearchArgs)
+	sel := c.sel
+	var retMin, retMax, retCount, retAll, retSave bool
+	for _, r := range args.Return {
+		switch r {
+		case "MIN":
+			retMin = true
+		case "MAX":
+			retMax = true
+		case "COUNT":
+			retCount = true
+		case "ALL":
+			retAll = true
+		case "SAVE":
+			retSave = true
+		default:
+			return bad("", "Unknown SEARCH return option "+r)
+		}
+	}
+	esearch := args.HasReturn || c.rev2
+	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave {
+		retAll = true // RETURN () means ALL
+	}
+	matched, err := c.searchUIDs(ctx, args.Key)
+	if err != nil {
+		if retSave {
+			sel.saved = nil
+		}
+		return err
+	}
+	if retSave {
+		switch {
+		case retAll || retCount || (!retMin && !retMax):
+			sel.saved = slices.Clone(matched)
+		default:
+			sel.saved = nil
+			if len(matched) > 0 {
+				if retMin {
+					sel.saved = append(sel.saved, matched[0])
+				}
+				if retMax && (!retMin || len(matched) > 1) {
+					sel.saved = append(sel.saved, matched[len(matched)-1])
+				}
+			}
+		}
+	}
+	// Results are UIDs for UID SEARCH, sequence numbers otherwise.
+	nums := matched
+	if !cmd.UID {
+		nums = make([]uint32, len(matched))
+		for i, u := range matched {
+			nums[i], _ = sel.seqOf(u)
+		}
+	}
+	if !esearch {
+		c.w.WriteString("* SEARCH")
+		for _, n := range nums {
+			c.w.SP()
+			c.w.Number32(n)
+		}
+		c.w.CRLF()
+		return nil
+	}
+	if retSave && !retMin && !retMax && !retCount && !retAll {
+		return nil // SAVE alone: no ESEARCH response (RFC 5182 §2.4)
+	}
+	c.w.WriteString(`* ESEARCH (TAG `)
+	c.w.String(cmd.Tag)
+	c.w.WriteByte(')')
+	if cmd.UID {
+		c.w.WriteString(" UID")
+	}
+	if len(nums) > 0 {
+		if retMin {
+			c.w.WriteString(" MIN ")
+			c.w.Number32(nums[0])
+		}
+		if retMax {
+			c.w.WriteString(" MAX ")
+			c.w.Number32(nums[len(nums)-1])
+		}
+	}
+	if retCount {
+		c.w.WriteString(" COUNT ")
+		c.w.Number(uint64(len(nums)))
+	}
+	if retAll && len(nums) > 0 {
+		c.w.WriteString(" ALL ")
+		c.w.WriteString(imap.SetFromNums(nums).String())
+	}
+	c.w.CRLF()
+	return nil
+}
+
+// searchUIDs evaluates key over the messages in view and returns the UIDs
+// of those that match, ascending.
+func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, error) {
+	sel := c.sel
+	if len(sel.uids) == 0 {
+		return nil, nil
+	}
+	want := search.Want(key)
+	needBody := search.NeedsBody(key)
+	if needBody {
+		want |= store.WantParts
+	}
+	now := time.Now()
+	var matched []uint32
+	maxSeq := uint32(len(sel.uids))
+	maxUID := sel.uids[len(sel.uids)-1]
+	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
+	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
+		seq, ok := sel.seqOf(m.UID)
+		if !ok {
+			return nil
+		}
+		cand.SeqNum = seq
+		cand.Msg = m
+		cand.Recent = sel.isRecent(m.UID)
+		cand.Open = nil
+		if needBody {
+			cand.Open = func() (io.ReaderAt, *message.Part, error) {
+				b, err := c.acct.OpenBody(ctx, sel.info.ID, m.UID)
+				if err != nil {
+					return nil, nil, err
+				}
+				root, err := message.DecodeParts(m.Parts)
+				if err != nil {
+					b.Close()
+					return nil, nil, err
+				}
+				return b, root, nil
+			}
+		}
+		ok, err := search.Match(key, cand, now)
+		if rerr := cand.Release(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return err
+		}
+		if ok {
+			matched = append(matched, m.UID)
+		}
+		return nil
+	})
+	if err != nil {
+		var re *respError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+	}
+	return matched, nil
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// checkFlags validates client-supplied flags: system flags must be known;
+// \Recent cannot be set and is dropped. Keywords are atoms (the parser
+// already checked their syntax).
+func checkFlags(flags []string) ([]string, error) {
+	out := flags[:0:0]
+	for _, f := range flags {
+		if !strings.HasPrefix(f, `\`) {
+			out = append(out, f)
+			continue
+		}
+		if strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		ok := false
+		for _, s := range systemFlags {
+			if strings.EqualFold(s, f) {
+				out = append(out, s)
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return nil, bad("", "Unknown system flag "+f)
+		}
+	}
+	return out, nil
+}
+
+func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.StoreArgs)
+	sel := c.sel
+	if sel.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	flags, err := checkFlags(args.Flags)
+	if err != nil {
+		return err
+	}
+	uids, err := c.resolveSet(args.Set, cmd.UID)
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	op := store.FlagsReplace
+	switch args.Op {
+	case imap.StoreAdd:
+		op = store.FlagsAdd
+	case imap.StoreRemove:
+		op = store.FlagsRemove
+	}
+	res, err := c.acct.StoreFlags(ctx, sel.info.ID, uids, op, flags, args.UnchangedSince, args.HasUnchangedSince)
+	if err != nil {
+		return fmt.Errorf("store in %q: %w", sel.info.Name, err)
+	}
+	if res.Keywords != nil {
+		sel.keywords = res.Keywords
+		c.writeFlags()
+	}
+	for i := range res.Updated {
+		m := &res.Updated[i]
+		c.noteOwnChange(m.UID, m.ModSeq)
+		if args.Silent {
+			continue
+		}
+		seq, ok := sel.seqOf(m.UID)
+		if !ok {
+			continue
+		}
+		c.writeFlagsFetch(seq, m, cmd.UID)
+	}
+	if len(res.Modified) > 0 {
+		return c.okCode(ctx, "MODIFIED "+imap.SetFromNums(res.Modified).String(), "Conditional STORE failed for some messages")
+	}
+	return nil
+}
+
+func cmdExpunge(ctx context.Context, c *conn, cmd *imap.Command) error {
+	sel := c.sel
+	if sel.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	var uids []uint32
+	if cmd.UID {
+		args := cmd.Args.(*imap.ExpungeArgs)
+		var err error
+		uids, err = c.resolveSet(args.Set, true)
+		if err != nil {
+			return err
+		}
+		if len(uids) == 0 {
+			return nil
+		}
+	}
+	gone, err := c.acct.Expunge(ctx, sel.info.ID, uids, true)
+	if err != nil {
+		return fmt.Errorf("expunge in %q: %w", sel.info.Name, err)
+	}
+	c.reportExpunges(gone)
+	return nil
+}
+
+func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.CopyArgs)
+	sel := c.sel
+	move := cmd.Name == "MOVE"
+	if move && sel.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	dest, err := c.mailboxName(args.Mailbox)
+	if err != nil {
+		return err
+	}
+	uids, err := c.resolveSet(args.Set, cmd.UID)
+	if err != nil {
+		return err
+	}
+	if _, err := c.acct.Mailbox(ctx, dest); err != nil {
+		if isNoMailbox(err) {
+			return no("TRYCREATE", "Destination mailbox does not exist")
+		}
+		return storeErr(err, dest)
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	var res store.CopyResult
+	if move {
+		res, err = c.acct.Move(ctx, sel.info.ID, uids, dest)
+	} else {
+		res, err = c.acct.Copy(ctx, sel.info.ID, uids, dest)
+	}
+	if err != nil {
+		return storeErr(err, dest)
+	}
+	code := ""
+	if len(res.DestUIDs) > 0 {
+		code = fmt.Sprintf("COPYUID %d %s %s", res.DestUIDValidity,
+			imap.SetFromNums(res.SrcUIDs).String(), imap.SetFromNums(res.DestUIDs).String())
+	}
+	if !move {
+		return c.okCode(ctx, code, "COPY completed")
+	}
+	if code != "" {
+		c.w.WriteString("* OK [" + code + "] Moved\r\n")
+	}
+	c.reportExpunges(res.SrcUIDs)
+	return nil
+}
