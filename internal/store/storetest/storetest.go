@@ -5,6 +5,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -593,6 +595,24 @@ func testAppendFetch(t *testing.T, e *env) {
 		if m.ModSeq == 0 {
 			t.Fatalf("UID %d: ModSeq 0", m.UID)
 		}
+	}
+	// The parse results computed at delivery come back byte for byte.
+	for i, raw := range [][]byte{Msg(1), raw, Msg(3)} {
+		info, err := message.Parse(raw)
+		if err != nil {
+			t.Fatalf("message.Parse: %v", err)
+		}
+		m := ms[i]
+		if !bytes.Equal(m.Envelope, info.Envelope) || !bytes.Equal(m.Body, info.Body) ||
+			!bytes.Equal(m.BodyStructure, info.BodyStructure) || !bytes.Equal(m.Parts, info.Parts) {
+			t.Fatalf("UID %d: parse results differ from message.Parse:\n%q\n%q", m.UID, m.Envelope, info.Envelope)
+		}
+		if !m.SentDate.Equal(info.SentDate) {
+			t.Fatalf("UID %d: SentDate %v, want %v", m.UID, m.SentDate, info.SentDate)
+		}
+	}
+	if len(ms[0].Envelope) == 0 || len(ms[0].BodyStructure) == 0 {
+		t.Fatal("empty ENVELOPE/BODYSTRUCTURE")
 	}
 	if ms[0].EmailID == ms[1].EmailID {
 		t.Fatal("different messages share an EmailID")
