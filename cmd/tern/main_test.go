@@ -403,4 +403,3 @@ func TestServeListenError(t *testing.T) {
 		t.Fatalf("busy port: %+v", r)
 	}
 }
-
