@@ -107,7 +107,9 @@ func (p *addrParser) word() (string, bool) {
 			b = append(b, p.s[p.i])
 			p.i++
 		}
-		p.i++ // closing quote
+		if p.i < len(p.s) {
+			p.i++ // closing quote
+		}
 		return string(b), true
 	}
 	start := p.i
@@ -212,17 +214,12 @@ func (p *addrParser) angleAddr() address {
 		p.i++
 		a.host = sp(p.domain())
 	}
-	if local == "" && a.host == nil {
-		// "<>", the null path
-		a.mailbox, a.host = sp(""), sp("")
-	} else {
-		if local == "" {
-			local = missingMailbox
-		}
-		a.mailbox = &local
-		if a.host == nil {
-			a.host = sp(missingDomain)
-		}
+	if local == "" {
+		local = missingMailbox // also "<>", the null path
+	}
+	a.mailbox = &local
+	if a.host == nil {
+		a.host = sp(missingDomain)
 	}
 	if j := strings.IndexByte(p.s[p.i:], '>'); j >= 0 {
 		p.i += j + 1

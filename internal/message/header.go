@@ -15,16 +15,19 @@ import (
 // included). Both alias the raw message.
 type field struct {
 	name, value []byte
+	start, end  int // the whole field in raw, from its name to its last line break
 }
 
 // scanHeader reads the header that starts at raw[start:end]. It returns the
 // fields and the offset where the header ends, which is also where the body
-// starts. The header ends after the first empty line (CRLF or bare LF),
-// which it includes. A line that is neither a header field nor a
-// continuation ends the header without being part of it (a message
-// lacking the blank line), and a header that runs to end ends there.
+// starts: after the first empty line (CRLF or bare LF), which it includes,
+// or at end when there is none. Lines that are not header fields (no
+// colon, bad name) are skipped with their continuation lines but stay
+// part of the header, as Dovecot does; this keeps a message with one broken
+// line in its header intact.
 func scanHeader(raw []byte, start, end int, fields []field) ([]field, int) {
 	i := start
+	skipping := true // continuation lines of a skipped line (or of nothing)
 	for i < end {
 		next := end
 		if j := bytes.IndexByte(raw[i:end], '\n'); j >= 0 {
@@ -35,24 +38,27 @@ func scanHeader(raw []byte, start, end int, fields []field) ([]field, int) {
 			return fields, next
 		}
 		if content[0] == ' ' || content[0] == '\t' {
-			if len(fields) == 0 {
-				return fields, i // continuation with nothing to continue
+			if !skipping {
+				f := &fields[len(fields)-1]
+				f.value = f.value[:len(f.value)+(next-i)]
+				f.end = next
 			}
-			f := &fields[len(fields)-1]
-			f.value = f.value[:len(f.value)+(next-i)]
 			i = next
 			continue
 		}
 		colon := bytes.IndexByte(content, ':')
-		if colon <= 0 {
-			return fields, i
+		var name []byte
+		if colon > 0 {
+			name = bytes.TrimRight(content[:colon], " \t")
 		}
-		name := bytes.TrimRight(content[:colon], " \t")
 		if !validFieldName(name) {
-			return fields, i
+			skipping = true
+			i = next
+			continue
 		}
+		skipping = false
 		v := raw[i+colon+1 : next]
-		fields = append(fields, field{name: name, value: v[: len(v) : len(v)+end-next]})
+		fields = append(fields, field{name: name, value: v[: len(v) : len(v)+end-next], start: i, end: next})
 		i = next
 	}
 	return fields, end

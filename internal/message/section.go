@@ -106,10 +106,7 @@ func filterHeader(hdr []byte, names []string, not bool) []byte {
 		if match == not {
 			continue
 		}
-		// The field starts at its name and runs to the end of its value.
-		start := cap(hdr) - cap(f.name)
-		end := cap(hdr) - cap(f.value) + len(f.value)
-		line := hdr[start:end]
+		line := hdr[f.start:f.end]
 		out = append(out, line...)
 		if !bytes.HasSuffix(line, []byte{'\n'}) {
 			out = append(out, '\r', '\n')

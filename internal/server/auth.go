@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/imap"
-	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/auth"
 )
 
 func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -30,12 +30,13 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 	// must not be executed after the handshake (CVE-2011-0411).
 	if n := c.br.Buffered(); n > 0 {
 		c.log.Warn("plaintext data pipelined after STARTTLS; closing", "bytes", n)
-		return fmt.Errorf("starttls: %d bytes of pipelined plaintext", n)
+		return errClose
 	}
 	tc := tls.Server(c.nc, c.srv.cfg.TLS())
 	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("starttls handshake: %w", err)
+		c.log.Debug("starttls handshake failed", "err", err)
+		return errClose
 	}
 	c.nc.SetDeadline(time.Time{})
 	c.nc = tc
@@ -61,7 +62,7 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 		if errors.As(err, &th) && th.Throttled() {
 			return no("UNAVAILABLE", "Too many failed attempts; try again later")
 		}
-		if !errors.Is(err, store.ErrNoSuchUser) && !isAuthFailure(err) {
+		if !errors.Is(err, auth.ErrInvalidCredentials) {
 			c.log.Warn("authentication error", "err", err)
 		}
 		return no("AUTHENTICATIONFAILED", "Invalid credentials")
@@ -76,12 +77,6 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 	c.log = c.log.With("user", username)
 	c.log.Info("logged in")
 	return c.okCode(ctx, "CAPABILITY "+c.capabilities(), "Logged in")
-}
-
-// isAuthFailure matches the authenticator's "bad credentials" errors
-// without importing it.
-func isAuthFailure(err error) bool {
-	return strings.Contains(err.Error(), "invalid credentials")
 }
 
 func cmdAuthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {

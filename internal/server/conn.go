@@ -65,6 +65,9 @@ type conn struct {
 // errLogout ends the session after a response was written.
 var errLogout = errors.New("logout")
 
+// errClose ends the session at once, without a response.
+var errClose = errors.New("close connection")
+
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
 		srv:    s,
@@ -170,9 +173,17 @@ func (c *conn) serve(ctx context.Context) {
 				if tag == "" {
 					tag = "*"
 				}
+				kind := " BAD "
+				if pe.TooBig || strings.HasPrefix(pe.Msg, "[BADCHARSET") {
+					kind = " NO "
+				}
+				msg := sanitize(pe.Msg)
+				if pe.TooBig && !strings.HasPrefix(msg, "[") {
+					msg = "[TOOBIG] " + msg
+				}
 				c.w.WriteString(tag)
-				c.w.WriteString(" BAD ")
-				c.w.WriteString(sanitize(pe.Msg))
+				c.w.WriteString(kind)
+				c.w.WriteString(msg)
 				c.w.CRLF()
 				if pe.Fatal {
 					c.w.WriteString("* BYE Too much bad input\r\n")
@@ -360,7 +371,7 @@ var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {

@@ -38,9 +38,9 @@ func (c *conn) resolveSet(set imap.NumSet, uidMode bool) ([]uint32, error) {
 		var out []uint32
 		for _, r := range set.Expand(maxUID) {
 			lo, _ := slices.BinarySearch(sel.uids, r.Start)
-			hi, _ := slices.BinarySearch(sel.uids, r.Stop+1)
-			if r.Stop == ^uint32(0) {
-				hi = int(n)
+			hi, _ := slices.BinarySearch(sel.uids, r.Stop)
+			if hi < int(n) && sel.uids[hi] == r.Stop {
+				hi++
 			}
 			out = append(out, sel.uids[lo:hi]...)
 		}
@@ -72,9 +72,8 @@ func setsSeen(it *imap.FetchItem) bool {
 	return false
 }
 
-func fetchWant(items []imap.FetchItem) (store.Want, bool) {
+func fetchWant(items []imap.FetchItem) store.Want {
 	var w store.Want
-	needBody := false
 	for i := range items {
 		switch items[i].Kind {
 		case imap.FetchFlags:
@@ -96,10 +95,9 @@ func fetchWant(items []imap.FetchItem) (store.Want, bool) {
 		case imap.FetchRFC822, imap.FetchRFC822Header, imap.FetchRFC822Text,
 			imap.FetchBodySection, imap.FetchBinarySection, imap.FetchBinarySize:
 			w |= store.WantParts | store.WantSize
-			needBody = true
 		}
 	}
-	return w, needBody
+	return w
 }
 
 func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -110,7 +108,7 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return err
 	}
 	items := args.Items
-	want, needBody := fetchWant(items)
+	want := fetchWant(items)
 	markSeen := false
 	if !sel.readOnly {
 		for i := range items {
@@ -138,7 +136,6 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			want |= store.WantFlags
 		}
 	}
-	var sectionBuf []byte
 	err = c.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		seq, ok := sel.seqOf(m.UID)
 		if !ok {
@@ -183,7 +180,6 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 			return nil
 		}
-		_ = needBody
 		for i := range items {
 			it := &items[i]
 			switch it.Kind {
@@ -301,7 +297,6 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				}
 				c.w.WriteString("BINARY")
 				writeSection(c.w, &it.Section)
-				sectionBuf = data
 				if it.Partial != nil {
 					off := min(int(it.Partial.Offset), len(data))
 					end := min(off+int(it.Partial.Count), len(data))
@@ -323,7 +318,6 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(")\r\n")
 		return nil
 	})
-	_ = sectionBuf
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {

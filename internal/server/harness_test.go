@@ -286,3 +286,6 @@ func hasLine(t *testing.T, lines []string, want string) {
 func crlf(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
+
+// lastTag is the tag of the last command sent by do/ok/expect.
+func (c *client) lastTag() string { return fmt.Sprintf("T%d", c.tag.Load()) }

@@ -125,37 +125,33 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, e
 	var matched []uint32
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
+	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
 	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
 		seq, ok := sel.seqOf(m.UID)
 		if !ok {
 			return nil
 		}
-		cand := &search.Candidate{
-			SeqNum: seq,
-			MaxSeq: maxSeq,
-			MaxUID: maxUID,
-			Msg:    m,
-			Recent: sel.isRecent(m.UID),
-			Saved:  sel.saved,
-		}
-		var body store.Body
+		cand.SeqNum = seq
+		cand.Msg = m
+		cand.Recent = sel.isRecent(m.UID)
+		cand.Open = nil
 		if needBody {
 			cand.Open = func() (io.ReaderAt, *message.Part, error) {
 				b, err := c.acct.OpenBody(ctx, sel.info.ID, m.UID)
 				if err != nil {
 					return nil, nil, err
 				}
-				body = b
 				root, err := message.DecodeParts(m.Parts)
 				if err != nil {
+					b.Close()
 					return nil, nil, err
 				}
 				return b, root, nil
 			}
 		}
 		ok, err := search.Match(key, cand, now)
-		if body != nil {
-			body.Close()
+		if rerr := cand.Release(); err == nil {
+			err = rerr
 		}
 		if err != nil {
 			return err

@@ -1,0 +1,620 @@
+package search
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"mime"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
+
+	"github.com/tern-imap/tern/internal/message"
+)
+
+// maxPartRead caps how much of one part is read for text matching, so a
+// hostile message cannot make a search allocate without bound.
+const maxPartRead = 64 << 20
+
+// open calls c.Open once.
+func (c *Candidate) open() error {
+	if c.opened {
+		return c.openErr
+	}
+	c.opened = true
+	if c.Open == nil {
+		c.openErr = errors.New("search: message content not available (no Open)")
+		return c.openErr
+	}
+	r, root, err := c.Open()
+	if err != nil {
+		c.openErr = fmt.Errorf("search: open message uid %d: %w", c.Msg.UID, err)
+		return c.openErr
+	}
+	if r == nil || root == nil {
+		c.openErr = fmt.Errorf("search: open message uid %d: no content", c.Msg.UID)
+		return c.openErr
+	}
+	c.r, c.root = r, root
+	return nil
+}
+
+// readRange reads [start,end) of the message into buf[:0].
+func (c *Candidate) readRange(buf []byte, start, end int64) ([]byte, error) {
+	n := end - start
+	if n <= 0 {
+		return buf[:0], nil
+	}
+	if n > maxPartRead {
+		n = maxPartRead
+	}
+	buf = grow(buf[:0], int(n))
+	got, err := c.r.ReadAt(buf, start)
+	if err != nil && !(errors.Is(err, io.EOF) && got > 0) {
+		return buf[:0], fmt.Errorf("search: read message uid %d at %d: %w", c.Msg.UID, start, err)
+	}
+	return buf[:got], nil
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// loadHeader reads, unfolds, decodes and folds the top-level header.
+func (c *Candidate) loadHeader() error {
+	if c.hdrDone {
+		return c.hdrErr
+	}
+	c.hdrDone = true
+	if err := c.open(); err != nil {
+		c.hdrErr = err
+		return err
+	}
+	raw, err := c.readRange(c.hdrRaw, c.root.HeaderStart, c.root.HeaderEnd)
+	c.hdrRaw = raw
+	if err != nil {
+		c.hdrErr = err
+		return err
+	}
+	c.fields = c.fields[:0]
+	c.hdrText, c.scratch = appendHeader(c.hdrText[:0], c.scratch, raw, func(f field) {
+		c.fields = append(c.fields, f)
+	})
+	return nil
+}
+
+// appendHeader parses the raw header block, appends one folded, decoded
+// "name: value\n" line per field to dst and reports each field's ranges
+// (name in raw, value in dst) to fn if fn is non-nil.
+func appendHeader(dst, scratch, raw []byte, fn func(field)) ([]byte, []byte) {
+	i := 0
+	for i < len(raw) {
+		// One field: a line with a colon plus its continuation lines.
+		lineEnd := bytes.IndexByte(raw[i:], '\n')
+		if lineEnd < 0 {
+			lineEnd = len(raw)
+		} else {
+			lineEnd += i
+		}
+		line := trimCR(raw[i:lineEnd])
+		next := lineEnd + 1
+		if len(line) == 0 { // the blank line ending the header
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
+			i = next // malformed line or stray continuation: skip
+			continue
+		}
+		nameStart, nameEnd := i, i+colon
+		for nameEnd > nameStart && (raw[nameEnd-1] == ' ' || raw[nameEnd-1] == '\t') {
+			nameEnd--
+		}
+		// Unfold: join continuation lines, dropping the line breaks.
+		scratch = append(scratch[:0], line[colon+1:]...)
+		for next < len(raw) && (raw[next] == ' ' || raw[next] == '\t') {
+			e := bytes.IndexByte(raw[next:], '\n')
+			if e < 0 {
+				e = len(raw)
+			} else {
+				e += next
+			}
+			scratch = append(scratch, trimCR(raw[next:e])...)
+			next = e + 1
+		}
+		i = next
+		value := bytes.TrimSpace(scratch)
+
+		dst = foldAppend(dst, raw[nameStart:nameEnd])
+		dst = append(dst, ':', ' ')
+		valStart := len(dst)
+		if bytes.Contains(value, encodedWordStart) {
+			dst = foldAppendString(dst, decodeWords(value))
+		} else {
+			dst = foldAppend(dst, value)
+		}
+		if fn != nil {
+			fn(field{nameStart: nameStart, nameEnd: nameEnd, valStart: valStart, valEnd: len(dst)})
+		}
+		dst = append(dst, '\n')
+	}
+	return dst, scratch
+}
+
+var encodedWordStart = []byte("=?")
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
+
+// decodeWords decodes RFC 2047 encoded words; on failure the raw text is
+// kept.
+func decodeWords(v []byte) string {
+	s, err := wordDecoder.DecodeHeader(string(v))
+	if err != nil {
+		return string(v)
+	}
+	return s
+}
+
+func charsetReader(charset string, input io.Reader) (io.Reader, error) {
+	enc := lookupCharset(charset)
+	if enc == nil {
+		return nil, fmt.Errorf("unknown charset %q", charset)
+	}
+	return enc.NewDecoder().Reader(input), nil
+}
+
+// lookupCharset returns the decoder for a MIME charset name, nil for
+// unknown charsets and for those that need no conversion (UTF-8, ASCII).
+func lookupCharset(name string) encoding.Encoding {
+	name = strings.TrimSpace(name)
+	switch strings.ToLower(name) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return nil
+	}
+	if enc, err := htmlindex.Get(name); err == nil && enc != nil {
+		return enc
+	}
+	if enc, err := ianaindex.MIME.Encoding(name); err == nil && enc != nil {
+		return enc
+	}
+	return nil
+}
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}
+
+// matchHeader reports whether a top-level header field named name has a
+// decoded value containing s. An empty s matches any message that has the
+// field.
+func (c *Candidate) matchHeader(name, s string) (bool, error) {
+	if err := c.loadHeader(); err != nil {
+		return false, err
+	}
+	c.needle = foldAppendString(c.needle[:0], s)
+	for _, f := range c.fields {
+		if !asciiEqualFold(c.hdrRaw[f.nameStart:f.nameEnd], name) {
+			continue
+		}
+		if len(c.needle) == 0 || bytes.Contains(c.hdrText[f.valStart:f.valEnd], c.needle) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// matchBody reports whether the body text contains s.
+func (c *Candidate) matchBody(s string) (bool, error) {
+	if err := c.loadBody(); err != nil {
+		return false, err
+	}
+	c.needle = foldAppendString(c.needle[:0], s)
+	return bytes.Contains(c.bodyText, c.needle), nil
+}
+
+// matchText reports whether the header (top-level or of any body part) or
+// the body text contains s.
+func (c *Candidate) matchText(s string) (bool, error) {
+	if err := c.loadHeader(); err != nil {
+		return false, err
+	}
+	c.needle = foldAppendString(c.needle[:0], s)
+	if bytes.Contains(c.hdrText, c.needle) {
+		return true, nil
+	}
+	if err := c.loadBody(); err != nil {
+		return false, err
+	}
+	return bytes.Contains(c.bodyText, c.needle) || bytes.Contains(c.mimeText, c.needle), nil
+}
+
+// loadBody collects the decoded, folded text of every text part.
+func (c *Candidate) loadBody() error {
+	if c.bodyDone {
+		return c.bodyErr
+	}
+	c.bodyDone = true
+	if err := c.open(); err != nil {
+		c.bodyErr = err
+		return err
+	}
+	c.bodyText = c.bodyText[:0]
+	c.mimeText = c.mimeText[:0]
+	c.bodyErr = c.walk(c.root, partRoot, 0)
+	return c.bodyErr
+}
+
+// maxDepth bounds the part nesting walked.
+const maxDepth = 64
+
+// Kinds of part for walk.
+const (
+	partRoot     = iota // the message itself: its header is searched separately
+	partBody            // a body part: its MIME header counts for TEXT only
+	partEmbedded        // an embedded message/rfc822: its header is body text
+)
+
+// walk appends the text of part p (and its descendants).
+func (c *Candidate) walk(p *message.Part, kind, depth int) error {
+	if p == nil || depth > maxDepth {
+		return nil
+	}
+	if kind != partRoot {
+		// MIME header of a body part (or the header of an embedded
+		// message): part of the "header" for TEXT.
+		raw, err := c.readRange(c.scratch2, p.HeaderStart, p.HeaderEnd)
+		c.scratch2 = raw
+		if err != nil {
+			return err
+		}
+		if kind == partEmbedded {
+			// An embedded message's header is body text of the outer one.
+			c.bodyText, c.scratch = appendHeader(c.bodyText, c.scratch, raw, nil)
+			c.bodyText = append(c.bodyText, 0)
+		} else {
+			c.mimeText, c.scratch = appendHeader(c.mimeText, c.scratch, raw, nil)
+		}
+	}
+	if p.Message {
+		if len(p.Children) > 0 {
+			return c.walk(p.Children[0], partEmbedded, depth+1)
+		}
+		return nil
+	}
+	if len(p.Children) > 0 {
+		for _, ch := range p.Children {
+			if err := c.walk(ch, partBody, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if p.Type != "" && p.Type != "text" {
+		return nil // non-text leaf: attachments are not searched
+	}
+	return c.appendText(p)
+}
+
+// appendText decodes one text leaf into bodyText.
+func (c *Candidate) appendText(p *message.Part) error {
+	raw, err := c.readRange(c.scratch2, p.BodyStart, p.BodyEnd)
+	c.scratch2 = raw
+	if err != nil {
+		return err
+	}
+	var text []byte
+	switch strings.ToLower(p.Encoding) {
+	case "quoted-printable":
+		c.scratch = decodeQP(c.scratch[:0], raw)
+		text = c.scratch
+	case "base64":
+		c.scratch = decodeBase64(c.scratch[:0], raw)
+		text = c.scratch
+	default:
+		text = raw
+	}
+	if enc := lookupCharset(p.Charset); enc != nil {
+		if conv, err := enc.NewDecoder().Bytes(text); err == nil {
+			text = conv
+		}
+	}
+	c.bodyText = foldAppend(c.bodyText, text)
+	c.bodyText = append(c.bodyText, 0)
+	if strings.EqualFold(p.Subtype, "html") {
+		// Also the rendered text, so a phrase split by markup still matches.
+		c.scratch3 = stripTags(c.scratch3[:0], text)
+		c.scratch4 = appendUnescape(c.scratch4[:0], c.scratch3)
+		c.bodyText = foldAppend(c.bodyText, c.scratch4)
+		c.bodyText = append(c.bodyText, 0)
+	}
+	return nil
+}
+
+// stripTags appends the text of HTML src without tags, comments and the
+// content of script and style elements.
+func stripTags(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		b := src[i]
+		if b != '<' {
+			dst = append(dst, b)
+			i++
+			continue
+		}
+		rest := src[i:]
+		if bytes.HasPrefix(rest, []byte("<!--")) {
+			end := bytes.Index(rest[4:], []byte("-->"))
+			if end < 0 {
+				return dst
+			}
+			i += 4 + end + 3
+			continue
+		}
+		end := bytes.IndexByte(rest, '>')
+		if end < 0 {
+			return dst
+		}
+		tag := rest[1:end]
+		i += end + 1
+		for _, skip := range [...]string{"script", "style"} {
+			if len(tag) >= len(skip) && asciiEqualFold(tag[:len(skip)], skip) &&
+				(len(tag) == len(skip) || tag[len(skip)] == ' ' || tag[len(skip)] == '\t' || tag[len(skip)] == '\n' || tag[len(skip)] == '\r') {
+				// Skip to the closing tag ("</script" or "</style").
+				end := indexCloseTag(src[i:], skip)
+				if end < 0 {
+					return dst
+				}
+				i += end
+			}
+		}
+		if isBlockTag(tag) {
+			dst = append(dst, ' ')
+		}
+	}
+	return dst
+}
+
+// appendUnescape appends src with HTML character references resolved to
+// dst. Numeric references and the common named ones are resolved without
+// allocating; other named references go through html.UnescapeString.
+// dst must not overlap src.
+func appendUnescape(dst, src []byte) []byte {
+	for {
+		amp := bytes.IndexByte(src, '&')
+		if amp < 0 {
+			return append(dst, src...)
+		}
+		dst = append(dst, src[:amp]...)
+		src = src[amp:]
+		// The reference: '&', a run of name characters, an optional ';'.
+		n := 1
+		for n < len(src) && n < 40 && isRefChar(src[n]) {
+			n++
+		}
+		if n < len(src) && src[n] == ';' {
+			ref := src[1:n]
+			if r, ok := numericRef(ref); ok {
+				dst = utf8.AppendRune(dst, r)
+				src = src[n+1:]
+				continue
+			}
+			if r, ok := commonEntities[string(ref)]; ok {
+				dst = utf8.AppendRune(dst, r)
+				src = src[n+1:]
+				continue
+			}
+			n++
+		}
+		if n == 1 {
+			dst = append(dst, '&')
+		} else {
+			dst = append(dst, html.UnescapeString(string(src[:n]))...)
+		}
+		src = src[n:]
+	}
+}
+
+func isRefChar(b byte) bool {
+	return b == '#' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+var commonEntities = func() map[string]rune {
+	m := map[string]rune{
+		"amp": '&', "lt": '<', "gt": '>', "quot": '"', "apos": '\'',
+		"euro": '€', "hellip": '…', "mdash": '—', "ndash": '–', "lsquo": '‘',
+		"rsquo": '’', "ldquo": '“', "rdquo": '”', "bull": '•', "trade": '™',
+	}
+	latin1 := strings.Fields(`nbsp iexcl cent pound curren yen brvbar sect uml copy
+		ordf laquo not shy reg macr deg plusmn sup2 sup3 acute micro para middot
+		cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc
+		Atilde Auml Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute
+		Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash Ugrave
+		Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring
+		aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde
+		ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc uuml
+		yacute thorn yuml`)
+	for i, name := range latin1 {
+		m[name] = rune(0xa0 + i)
+	}
+	return m
+}()
+
+// numericRef decodes "#123" or "#x1F" (the part between & and ;).
+func numericRef(ref []byte) (rune, bool) {
+	if len(ref) < 2 || ref[0] != '#' {
+		return 0, false
+	}
+	ref = ref[1:]
+	base := rune(10)
+	if ref[0] == 'x' || ref[0] == 'X' {
+		base, ref = 16, ref[1:]
+	}
+	if len(ref) == 0 || len(ref) > 8 {
+		return 0, false
+	}
+	var r rune
+	for _, b := range ref {
+		d, ok := unhex(b)
+		if !ok || rune(d) >= base {
+			return 0, false
+		}
+		r = r*base + rune(d)
+	}
+	if r == 0 || r > utf8.MaxRune || (r >= 0xd800 && r <= 0xdfff) {
+		r = utf8.RuneError
+	}
+	return r, true
+}
+
+// isBlockTag reports whether a tag breaks words (paragraphs, line breaks,
+// table cells): it is rendered as a space.
+func isBlockTag(tag []byte) bool {
+	if len(tag) > 0 && tag[0] == '/' {
+		tag = tag[1:]
+	}
+	n := 0
+	for n < len(tag) && (tag[n] >= 'a' && tag[n] <= 'z' || tag[n] >= 'A' && tag[n] <= 'Z' || tag[n] >= '0' && tag[n] <= '9') {
+		n++
+	}
+	name := tag[:n]
+	for _, b := range [...]string{"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr", "blockquote", "pre", "title", "body", "head", "html"} {
+		if asciiEqualFold(name, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// indexCloseTag finds "</name" in s, ignoring ASCII case.
+func indexCloseTag(s []byte, name string) int {
+	for i := 0; i+2+len(name) <= len(s); i++ {
+		if s[i] == '<' && s[i+1] == '/' && asciiEqualFold(s[i+2:i+2+len(name)], name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// asciiEqualFold compares b and s ignoring ASCII case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeQP appends the quoted-printable decoding of src to dst, leniently:
+// malformed escapes are kept literally; soft line breaks are removed.
+func decodeQP(dst, src []byte) []byte {
+	for i := 0; i < len(src); i++ {
+		b := src[i]
+		if b != '=' {
+			dst = append(dst, b)
+			continue
+		}
+		// Soft line break: "=" followed by optional whitespace and a line end.
+		j := i + 1
+		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
+			j++
+		}
+		if j < len(src) && src[j] == '\r' {
+			j++
+		}
+		if j < len(src) && src[j] == '\n' {
+			i = j
+			continue
+		}
+		if j >= len(src) {
+			return dst
+		}
+		if i+2 < len(src) {
+			h, ok1 := unhex(src[i+1])
+			l, ok2 := unhex(src[i+2])
+			if ok1 && ok2 {
+				dst = append(dst, h<<4|l)
+				i += 2
+				continue
+			}
+		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+func unhex(b byte) (byte, bool) {
+	switch {
+	case '0' <= b && b <= '9':
+		return b - '0', true
+	case 'A' <= b && b <= 'F':
+		return b - 'A' + 10, true
+	case 'a' <= b && b <= 'f':
+		return b - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// decodeBase64 appends the base64 decoding of src to dst, skipping
+// characters outside the alphabet (line breaks, stray whitespace) and
+// stopping at padding.
+func decodeBase64(dst, src []byte) []byte {
+	var acc uint32
+	var n int
+	for _, b := range src {
+		var v byte
+		switch {
+		case 'A' <= b && b <= 'Z':
+			v = b - 'A'
+		case 'a' <= b && b <= 'z':
+			v = b - 'a' + 26
+		case '0' <= b && b <= '9':
+			v = b - '0' + 52
+		case b == '+':
+			v = 62
+		case b == '/':
+			v = 63
+		case b == '=':
+			goto done
+		default:
+			continue
+		}
+		acc = acc<<6 | uint32(v)
+		n++
+		if n == 4 {
+			dst = append(dst, byte(acc>>16), byte(acc>>8), byte(acc))
+			acc, n = 0, 0
+		}
+	}
+done:
+	switch n {
+	case 2:
+		dst = append(dst, byte(acc>>4))
+	case 3:
+		dst = append(dst, byte(acc>>10), byte(acc>>2))
+	}
+	return dst
+}
