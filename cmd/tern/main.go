@@ -119,14 +119,23 @@ func (e *env) printHelp(w io.Writer, c command, fs *flag.FlagSet) {
 		fmt.Fprintf(w, " %s", c.args)
 	}
 	fmt.Fprintf(w, " [flags]\n\n%s\n", c.about)
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	if n > 0 {
-		fmt.Fprintf(w, "\nFlags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(e.stderr)
-	}
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintf(w, "\nFlags (before or after arguments):\n")
+			first = false
+		}
+		typ, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if typ != "" {
+			fmt.Fprintf(w, " %s", strings.ToUpper(typ))
+		}
+		fmt.Fprintf(w, "\n      %s", usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // parse parses args with flags allowed before, between and after the

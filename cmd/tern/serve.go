@@ -155,6 +155,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		lns = append(lns, listener{l.proto, ln, l.implicit})
 	}
+	if cfg.Auth.InsecureAuth {
+		log.Warn("insecure_auth is on: passwords are accepted on connections without TLS")
+	}
 	if cfg.Listen.LMTP != "" {
 		log.Info("lmtp is not implemented yet; not listening", "addr", cfg.Listen.LMTP)
 	}
@@ -200,6 +203,20 @@ loop:
 
 	sctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 	defer cancel()
+	go func() { // a second SIGINT/SIGTERM cuts the wait short
+		for {
+			select {
+			case sig := <-e.signals:
+				if sig != syscall.SIGHUP {
+					log.Warn("second signal; closing connections now", "signal", sig.String())
+					cancel()
+					return
+				}
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}

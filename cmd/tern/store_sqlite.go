@@ -11,6 +11,8 @@ import (
 	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
+const haveStore = true
+
 // openStore opens the storage backend in dir. notifier and log may be nil.
 func openStore(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
 	opts := sqlite.Options{Logger: log}

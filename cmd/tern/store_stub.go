@@ -12,6 +12,8 @@ import (
 
 // errNoBackend is returned until the sqlite backend is merged; build with
 // -tags tern_sqlite to use it.
+const haveStore = false
+
 var errNoBackend = errors.New("storage backend not built in (build with -tags tern_sqlite)")
 
 func openStore(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger) (store.Store, error) {

@@ -1,0 +1,203 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Check verifies the store's consistency and returns a description of each
+// problem found: every referenced body file exists with the recorded size,
+// reference counts match, no body file is unreferenced, and per mailbox
+// every UID is below UIDNEXT and every modseq at most HIGHESTMODSEQ. With
+// repair, what can be fixed is fixed (counters raised, reference counts
+// recomputed, unreferenced files removed); missing or damaged bodies are
+// only reported.
+func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name FROM users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("check: list users: %w", err)
+	}
+	type user struct {
+		id   int64
+		name string
+	}
+	var users []user
+	for rows.Next() {
+		var u user
+		if err := rows.Scan(&u.id, &u.name); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		users = append(users, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	var problems []string
+	for _, usr := range users {
+		u, err := s.acquireID(ctx, usr.id, usr.name)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("user %q: cannot open: %v", usr.name, err))
+			continue
+		}
+		p, err := u.check(ctx, repair)
+		s.release(u)
+		for _, x := range p {
+			problems = append(problems, fmt.Sprintf("user %q: %s", usr.name, x))
+		}
+		if err != nil {
+			return problems, fmt.Errorf("check user %q: %w", usr.name, err)
+		}
+	}
+	return problems, nil
+}
+
+func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
+	u.wmu.Lock()
+	defer u.wmu.Unlock()
+	tx, err := u.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var problems []string
+	var removeAfter []string
+
+	// Bodies and reference counts.
+	type content struct {
+		id, size, refs, actual int64
+		blob                   string
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.refs,
+		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id) FROM contents c ORDER BY c.id`)
+	if err != nil {
+		return nil, err
+	}
+	var contents []content
+	known := map[string]bool{}
+	for rows.Next() {
+		var c content
+		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		contents = append(contents, c)
+		known[c.blob] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, c := range contents {
+		if len(c.blob) < 3 || strings.ContainsAny(c.blob, `/\.`) {
+			problems = append(problems, fmt.Sprintf("body %d has invalid file name %q", c.id, c.blob))
+			continue
+		}
+		fi, err := os.Stat(u.blobPath(c.blob))
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("body file %s missing: %v", c.blob, err))
+		case fi.Size() != c.size:
+			problems = append(problems, fmt.Sprintf("body file %s has size %d, want %d", c.blob, fi.Size(), c.size))
+		}
+		if c.refs != c.actual {
+			problems = append(problems, fmt.Sprintf("body %s has reference count %d, but %d messages use it", c.blob, c.refs, c.actual))
+			if repair {
+				if _, err := tx.ExecContext(ctx, `UPDATE contents SET refs = ? WHERE id = ?`, c.actual, c.id); err != nil {
+					return problems, err
+				}
+			}
+		}
+		if c.actual == 0 {
+			problems = append(problems, fmt.Sprintf("body %s is not used by any message", c.blob))
+			if repair {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM contents WHERE id = ?`, c.id); err != nil {
+					return problems, err
+				}
+				removeAfter = append(removeAfter, u.blobPath(c.blob))
+			}
+		}
+	}
+
+	// Files nobody references (including temp files of interrupted writes).
+	root := filepath.Join(u.dir, "blobs")
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || known[d.Name()] {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		problems = append(problems, fmt.Sprintf("unreferenced file blobs/%s", rel))
+		if repair {
+			removeAfter = append(removeAfter, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return problems, fmt.Errorf("walk blobs: %w", err)
+	}
+
+	// Mailbox counters.
+	rows, err = tx.QueryContext(ctx, `SELECT b.id, b.name, b.uidnext, b.highestmodseq,
+		MAX(COALESCE((SELECT MAX(uid) FROM messages WHERE mailbox_id = b.id), 0),
+		    COALESCE((SELECT MAX(uid) FROM expunged WHERE mailbox_id = b.id), 0)),
+		MAX(COALESCE((SELECT MAX(modseq) FROM messages WHERE mailbox_id = b.id), 0),
+		    COALESCE((SELECT MAX(modseq) FROM expunged WHERE mailbox_id = b.id), 0))
+		FROM mailboxes b ORDER BY b.id`)
+	if err != nil {
+		return problems, err
+	}
+	type mb struct {
+		id                 int64
+		name               string
+		uidNext, maxUID    int64
+		highest, maxModSeq int64
+	}
+	var mbs []mb
+	for rows.Next() {
+		var m mb
+		if err := rows.Scan(&m.id, &m.name, &m.uidNext, &m.highest, &m.maxUID, &m.maxModSeq); err != nil {
+			rows.Close()
+			return problems, err
+		}
+		mbs = append(mbs, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return problems, err
+	}
+	for _, m := range mbs {
+		if m.maxUID >= m.uidNext {
+			problems = append(problems, fmt.Sprintf("mailbox %q: UID %d not below UIDNEXT %d", m.name, m.maxUID, m.uidNext))
+			if repair {
+				if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = ? WHERE id = ?`, m.maxUID+1, m.id); err != nil {
+					return problems, err
+				}
+			}
+		}
+		if m.maxModSeq > m.highest {
+			problems = append(problems, fmt.Sprintf("mailbox %q: modseq %d above HIGHESTMODSEQ %d", m.name, m.maxModSeq, m.highest))
+			if repair {
+				if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, m.maxModSeq, m.id); err != nil {
+					return problems, err
+				}
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return problems, err
+	}
+	for _, p := range removeAfter {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return problems, err
+		}
+	}
+	return problems, nil
+}

@@ -1,0 +1,597 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// msgRow is one messages row.
+type msgRow struct {
+	uid       uint32
+	modseq    uint64
+	sys       int64
+	kws       string
+	contentID int64
+	size      int64
+	idate     int64
+	itz       int64
+	sdate     int64
+}
+
+// msgRows reads the messages of a mailbox among rs (or all), ascending.
+func (w *wtx) msgRows(mailboxID int64, rs []uidRange, all, onlyDeleted bool) ([]msgRow, error) {
+	const cols = `SELECT uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date FROM messages WHERE mailbox_id = ?`
+	extra := ""
+	if onlyDeleted {
+		extra = " AND (sysflags & 8) != 0"
+	}
+	var out []msgRow
+	scan := func(query string, args ...any) error {
+		rows, err := w.tx.QueryContext(w.ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("read messages: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r msgRow
+			if err := rows.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate); err != nil {
+				return fmt.Errorf("read messages: %w", err)
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	}
+	if all {
+		return out, scan(cols+extra+` ORDER BY uid`, mailboxID)
+	}
+	err := forRangeChunks("uid", rs, func(cond string, args []any) error {
+		return scan(cols+extra+` AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
+	})
+	return out, err
+}
+
+// addMailboxKeywords adds (canonical) keywords to a mailbox's list and
+// reports whether it grew.
+func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
+	grew := false
+	for _, k := range kws {
+		res, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO mailbox_keywords(mailbox_id, folded) VALUES(?, ?)`, mailboxID, strings.ToLower(k))
+		if err != nil {
+			return false, fmt.Errorf("add mailbox keyword: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			grew = true
+		}
+	}
+	return grew, nil
+}
+
+// insertCopies adds rows (from any mailbox) to mailbox dstID with new UIDs
+// in order, keeping flags and internal dates; SaveDate becomes now unless
+// keepSaveDate.
+func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uint32, error) {
+	d, err := selectableByID(w.ctx, w.tx, dstID)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
+		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
+	}
+	modseq := d.highest + 1
+	now := time.Now().Unix()
+	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("copy messages: %w", err)
+	}
+	defer stmt.Close()
+	uids := make([]uint32, len(rows))
+	var kws []string
+	seen := map[string]bool{}
+	for i, r := range rows {
+		uid := d.uidNext + uint32(i)
+		save := now
+		if keepSaveDate {
+			save = r.sdate
+		}
+		if _, err := stmt.ExecContext(w.ctx, d.id, uid, modseq, r.sys, r.kws, r.contentID, r.size, r.idate, r.itz, save); err != nil {
+			return nil, fmt.Errorf("copy messages: %w", err)
+		}
+		uids[i] = uid
+		for _, k := range parseKeywords(r.kws) {
+			if !seen[k] {
+				seen[k] = true
+				kws = append(kws, k)
+			}
+		}
+	}
+	if _, err := w.addMailboxKeywords(d.id, kws); err != nil {
+		return nil, err
+	}
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
+		d.uidNext+uint32(len(rows)), modseq, d.id); err != nil {
+		return nil, fmt.Errorf("copy messages: %w", err)
+	}
+	w.changed[d.id] = modseq
+	return uids, nil
+}
+
+// expungeRows removes rows from a mailbox, leaving tombstones, and returns
+// the mailbox's new modseq.
+func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
+	m, err := mboxByID(w.ctx, w.tx, mailboxID)
+	if err != nil {
+		return 0, err
+	}
+	modseq := m.highest + 1
+	del, err := w.tx.PrepareContext(w.ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
+	if err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	defer del.Close()
+	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`)
+	if err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	defer tomb.Close()
+	for _, r := range rows {
+		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
+			return 0, fmt.Errorf("expunge: %w", err)
+		}
+		if _, err := tomb.ExecContext(w.ctx, m.id, r.uid, modseq); err != nil {
+			return 0, fmt.Errorf("expunge: %w", err)
+		}
+	}
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	w.changed[m.id] = modseq
+	w.gc = true
+	return modseq, nil
+}
+
+// parseMessage runs message.Parse, never failing delivery: a parser error
+// or panic yields empty parse results (logged).
+func (a *account) parseMessage(raw []byte) (info *message.Info) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.s.log.Warn("message parser panicked; storing without structure", "user", a.u.name, "panic", r)
+			info = &message.Info{}
+		}
+	}()
+	info, err := message.Parse(raw)
+	if err != nil || info == nil {
+		a.s.log.Warn("message parser failed; storing without structure", "user", a.u.name, "err", err)
+		return &message.Info{}
+	}
+	return info
+}
+
+func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
+	var res store.AppendResult
+	n, err := lookupName(mailbox)
+	if err != nil {
+		return res, err
+	}
+	type prep struct {
+		info  *message.Info
+		sys   int64
+		kws   []string
+		idate time.Time
+	}
+	preps := make([]prep, len(msgs))
+	bodies := make([][]byte, len(msgs))
+	now := time.Now()
+	for i, m := range msgs {
+		sys, kws, err := splitFlags(m.Flags)
+		if err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
+		idate := m.InternalDate
+		if idate.IsZero() {
+			idate = now
+		}
+		preps[i] = prep{info: a.parseMessage(m.Body), sys: sys, kws: kws, idate: idate}
+		bodies[i] = m.Body
+	}
+	if a.closed.Load() {
+		return res, fmt.Errorf("append: %w", errAccountClosed)
+	}
+	// Bodies are on disk, durably, before the transaction that references
+	// them commits.
+	blobs, err := a.u.writeBlobs(bodies)
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	err = a.write(ctx, "append", func(w *wtx) error {
+		m, err := selectableByName(ctx, w.tx, n)
+		if err != nil {
+			return err
+		}
+		if uint64(m.uidNext)+uint64(len(msgs)) > math.MaxUint32 {
+			return fmt.Errorf("mailbox %q: UIDs exhausted", m.name)
+		}
+		res = store.AppendResult{MailboxID: m.id, UIDValidity: m.uidValidity}
+		if len(msgs) == 0 {
+			return nil
+		}
+		modseq := m.highest + 1
+		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insContent.Close()
+		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insMsg.Close()
+		var allKws []string
+		for i, p := range preps {
+			kws, err := canonKeywords(ctx, w.tx, p.kws)
+			if err != nil {
+				return err
+			}
+			allKws = append(allKws, kws...)
+			var sent, sentTZ sql.NullInt64
+			if !p.info.SentDate.IsZero() {
+				s, tz := splitTime(p.info.SentDate)
+				sent, sentTZ = sql.NullInt64{Int64: s, Valid: true}, sql.NullInt64{Int64: tz, Valid: true}
+			}
+			id := randomHex(8)
+			size := int64(len(msgs[i].Body))
+			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, "T"+id, sent, sentTZ,
+				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts)
+			if err != nil {
+				return fmt.Errorf("insert content: %w", err)
+			}
+			cid, err := r.LastInsertId()
+			if err != nil {
+				return err
+			}
+			uid := m.uidNext + uint32(i)
+			isec, itz := splitTime(p.idate)
+			if _, err := insMsg.ExecContext(ctx, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+			res.UIDs = append(res.UIDs, uid)
+		}
+		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+			return err
+		}
+		if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
+			m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
+			return err
+		}
+		w.changed[m.id] = modseq
+		return nil
+	})
+	if err != nil {
+		a.u.removeBlobs(blobs)
+		return store.AppendResult{}, err
+	}
+	return res, nil
+}
+
+func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
+	var res store.StoreResult
+	opSys, opKws, err := splitFlags(flags)
+	if err != nil {
+		return res, fmt.Errorf("store flags: %w", err)
+	}
+	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove {
+		return res, fmt.Errorf("store flags: unknown operation %d", op)
+	}
+	rs := toRanges(uids)
+	err = a.write(ctx, "store flags", func(w *wtx) error {
+		res = store.StoreResult{}
+		m, err := selectableByID(ctx, w.tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		kws := opKws
+		if op != store.FlagsRemove {
+			if kws, err = canonKeywords(ctx, w.tx, opKws); err != nil {
+				return err
+			}
+		}
+		rows, err := w.msgRows(m.id, rs, false, false)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		modseq := m.highest + 1
+		upd, err := w.tx.PrepareContext(ctx, `UPDATE messages SET modseq = ?, sysflags = ?, keywords = ? WHERE mailbox_id = ? AND uid = ?`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		changed := false
+		for _, r := range rows {
+			if hasUnchangedSince && r.modseq > unchangedSince {
+				res.Modified = append(res.Modified, r.uid)
+				continue
+			}
+			ns, nk := applyFlags(op, r.sys, r.kws, opSys, kws)
+			ms := r.modseq
+			if ns != r.sys || nk != r.kws {
+				if _, err := upd.ExecContext(ctx, modseq, ns, nk, m.id, r.uid); err != nil {
+					return fmt.Errorf("update flags: %w", err)
+				}
+				ms = modseq
+				changed = true
+			}
+			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: flagList(ns, nk)})
+		}
+		if changed {
+			if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
+				return err
+			}
+			w.changed[m.id] = modseq
+		}
+		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {
+			grew, err := w.addMailboxKeywords(m.id, kws)
+			if err != nil {
+				return err
+			}
+			if grew {
+				if res.Keywords, err = mailboxKeywords(ctx, w.tx, m.id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+	var out []uint32
+	rs := toRanges(uids)
+	err := a.write(ctx, "expunge", func(w *wtx) error {
+		out = nil
+		m, err := selectableByID(ctx, w.tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := w.msgRows(m.id, rs, uids == nil, onlyDeleted)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		if _, err := w.expungeRows(m.id, rows); err != nil {
+			return err
+		}
+		out = make([]uint32, len(rows))
+		for i, r := range rows {
+			out[i] = r.uid
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (a *account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	return a.copyMove(ctx, srcMailboxID, uids, dest, false)
+}
+
+func (a *account) Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	return a.copyMove(ctx, srcMailboxID, uids, dest, true)
+}
+
+func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest string, move bool) (store.CopyResult, error) {
+	var res store.CopyResult
+	dn, err := lookupName(dest)
+	if err != nil {
+		return res, err
+	}
+	what := "copy"
+	if move {
+		what = "move"
+	}
+	rs := toRanges(uids)
+	err = a.write(ctx, what, func(w *wtx) error {
+		res = store.CopyResult{}
+		src, err := selectableByID(ctx, w.tx, srcID)
+		if err != nil {
+			return err
+		}
+		d, err := selectableByName(ctx, w.tx, dn)
+		if err != nil {
+			return err
+		}
+		res.DestMailboxID, res.DestUIDValidity = d.id, d.uidValidity
+		res.SrcModSeq = src.highest
+		rows, err := w.msgRows(src.id, rs, false, false)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		if res.DestUIDs, err = w.insertCopies(d.id, rows, false); err != nil {
+			return err
+		}
+		res.SrcUIDs = make([]uint32, len(rows))
+		for i, r := range rows {
+			res.SrcUIDs[i] = r.uid
+		}
+		if move {
+			res.SrcModSeq, err = w.expungeRows(src.id, rows)
+		}
+		return err
+	})
+	return res, err
+}
+
+func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
+	defer rows.Close()
+	var out []store.MessageMeta
+	for rows.Next() {
+		var mm store.MessageMeta
+		var sys int64
+		var kws string
+		if err := rows.Scan(&mm.UID, &mm.ModSeq, &sys, &kws); err != nil {
+			return nil, err
+		}
+		mm.Flags = flagList(sys, kws)
+		out = append(out, mm)
+	}
+	return out, rows.Err()
+}
+
+func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {
+	var cs store.ChangeSet
+	err := a.read(ctx, "changes", func(tx *sql.Tx) error {
+		m, err := selectableByID(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		cs.HighestModSeq, cs.UIDNext = m.highest, m.uidNext
+		rows, err := tx.QueryContext(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
+			WHERE mailbox_id = ? AND uid > ? ORDER BY uid`, m.id, sinceUID)
+		if err != nil {
+			return err
+		}
+		if cs.New, err = scanMeta(rows); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
+			WHERE mailbox_id = ? AND modseq > ? AND uid <= ? ORDER BY uid`, m.id, sinceModSeq, sinceUID)
+		if err != nil {
+			return err
+		}
+		if cs.Changed, err = scanMeta(rows); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, m.id, sinceModSeq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u uint32
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			cs.Expunged = append(cs.Expunged, u)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		cs.Keywords, err = mailboxKeywords(ctx, tx, m.id)
+		return err
+	})
+	return cs, err
+}
+
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs
+
+func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
+	if a.closed.Load() {
+		return fmt.Errorf("fetch: %w", errAccountClosed)
+	}
+	if _, err := selectableByID(ctx, a.u.db, mailboxID); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	rs := toRanges(uids)
+	col := func(w store.Want, c string) string {
+		if want&w != 0 {
+			return c
+		}
+		return "NULL"
+	}
+	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
+	content := want&wantContent != 0
+	if content {
+		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
+			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
+			`, c.email_id, c.thread_id FROM messages m JOIN contents c ON c.id = m.content_id`
+	} else {
+		q += ` FROM messages m`
+	}
+	q += ` WHERE m.mailbox_id = ? AND `
+	err := forRangeChunks("m.uid", rs, func(cond string, args []any) error {
+		rows, err := a.u.db.QueryContext(ctx, q+cond+` ORDER BY m.uid`, append([]any{mailboxID}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			uid                    uint32
+			modseq                 uint64
+			sys, idate, itz, sdate int64
+			size                   int64
+			kws                    string
+			sent, sentTZ           sql.NullInt64
+			env, body, bs, parts   []byte
+			emailID, threadID      string
+		)
+		dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
+		if content {
+			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID)
+		}
+		for rows.Next() {
+			env, body, bs, parts = nil, nil, nil, nil
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			msg := &store.Message{UID: uid, ModSeq: modseq}
+			if want&store.WantSize != 0 {
+				msg.Size = size
+			}
+			if want&store.WantFlags != 0 {
+				msg.Flags = flagList(sys, kws)
+			}
+			if want&store.WantDates != 0 {
+				msg.InternalDate = joinTime(idate, itz)
+				msg.SaveDate = time.Unix(sdate, 0).UTC()
+				if sent.Valid {
+					msg.SentDate = joinTime(sent.Int64, sentTZ.Int64)
+				}
+			}
+			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts = env, body, bs, parts
+			if want&store.WantIDs != 0 {
+				msg.EmailID, msg.ThreadID = emailID, threadID
+			}
+			if err := fn(msg); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
+	if a.closed.Load() {
+		return nil, fmt.Errorf("open body: %w", errAccountClosed)
+	}
+	var blob string
+	var size int64
+	err := a.u.db.QueryRowContext(ctx, `SELECT c.blob, c.size FROM messages m JOIN contents c ON c.id = m.content_id
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+	}
+	f, err := os.Open(a.u.blobPath(blob))
+	if err != nil {
+		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+	}
+	return &blobFile{File: f, size: size}, nil
+}
+
+// errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
+var errNoSuchMessage = errors.New("no such message")

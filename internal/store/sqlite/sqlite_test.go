@@ -1,0 +1,187 @@
+package sqlite
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func openTest(t *testing.T, dir string, n store.Notifier) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, Options{Notifier: n, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
+		return openTest(t, dir, n)
+	})
+}
+
+// blobFiles lists the body files of user id.
+func blobFiles(t *testing.T, dir string, id int64) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join(dir, "users", itoa(id), "blobs")
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+func TestLayoutAndBlobLifecycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	// A user name that would be a path escape is just a name.
+	if err := s.CreateUser(ctx, "../../evil", "h"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "users", "1", "mail.db")); err != nil {
+		t.Fatalf("user directory is not numeric: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "../../evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.CreateMailbox(ctx, "B", ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := blobFiles(t, dir, 1)
+	if len(files) != 2 {
+		t.Fatalf("blob files after append: %v", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil || (string(data) != string(storetest.Msg(1)) && string(data) != string(storetest.Msg(2))) {
+		t.Fatalf("blob content %q, %v", data, err)
+	}
+	// A copy shares the body file.
+	if _, err := a.Copy(ctx, res.MailboxID, res.UIDs, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir, 1)); n != 2 {
+		t.Fatalf("copy created body files: %d", n)
+	}
+	// The file goes when its last reference does.
+	if _, err := a.Expunge(ctx, res.MailboxID, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir, 1)); n != 2 {
+		t.Fatalf("files after expunging one reference: %d", n)
+	}
+	if err := a.DeleteMailbox(ctx, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if files := blobFiles(t, dir, 1); len(files) != 0 {
+		t.Fatalf("files after last reference went: %v", files)
+	}
+	problems, err := s.Check(ctx, false)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("Check: %v, %v", problems, err)
+	}
+	// Deleting the user removes their directory.
+	a.Close()
+	if err := s.DeleteUser(ctx, "../../evil"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "users", "1")); !os.IsNotExist(err) {
+		t.Fatalf("user directory still there: %v", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("clean store: %v, %v", p, err)
+	}
+	files := blobFiles(t, dir, 1)
+	// Damage: a truncated body, a missing body, an orphan file, and a
+	// mailbox counter behind its messages.
+	if err := os.WriteFile(files[0], []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(files[1]); err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(filepath.Dir(files[0]), "00orphan")
+	if err := os.WriteFile(orphan, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	if _, err := u.db.ExecContext(ctx, `UPDATE mailboxes SET uidnext = 1, highestmodseq = 1 WHERE name = 'INBOX'`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Check(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 5 {
+		t.Fatalf("problems: %q", p)
+	}
+	if _, err := os.Stat(orphan); err != nil {
+		t.Fatal("check without repair removed a file")
+	}
+	if _, err := s.Check(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	p, err = s.Check(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Missing and damaged bodies cannot be repaired; the rest is.
+	if len(p) != 2 {
+		t.Fatalf("problems after repair: %q", p)
+	}
+	st, err := a.Status(ctx, "INBOX")
+	if err != nil || st.UIDNext != 3 || st.HighestModSeq < 2 {
+		t.Fatalf("status after repair: %+v %v", st, err)
+	}
+}

@@ -1,0 +1,477 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+const userSchema = `
+CREATE TABLE IF NOT EXISTS meta(
+	key TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes(
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	name TEXT NOT NULL UNIQUE,
+	uidvalidity INTEGER NOT NULL,
+	uidnext INTEGER NOT NULL DEFAULT 1,
+	highestmodseq INTEGER NOT NULL DEFAULT 1,
+	recent_mark INTEGER NOT NULL DEFAULT 0,
+	special_use TEXT NOT NULL DEFAULT '',
+	noselect INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS keywords(
+	folded TEXT PRIMARY KEY,
+	name TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailbox_keywords(
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	folded TEXT NOT NULL,
+	PRIMARY KEY(mailbox_id, folded)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contents(
+	id INTEGER PRIMARY KEY,
+	blob TEXT NOT NULL UNIQUE,
+	size INTEGER NOT NULL,
+	refs INTEGER NOT NULL DEFAULT 0,
+	email_id TEXT NOT NULL,
+	thread_id TEXT NOT NULL,
+	sent_date INTEGER,
+	sent_tz INTEGER,
+	envelope BLOB,
+	body BLOB,
+	bodystructure BLOB,
+	parts BLOB
+);
+CREATE INDEX IF NOT EXISTS contents_unref ON contents(id) WHERE refs <= 0;
+CREATE TABLE IF NOT EXISTS messages(
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid INTEGER NOT NULL,
+	modseq INTEGER NOT NULL,
+	sysflags INTEGER NOT NULL DEFAULT 0,
+	keywords TEXT NOT NULL DEFAULT '',
+	content_id INTEGER NOT NULL REFERENCES contents(id),
+	size INTEGER NOT NULL,
+	internal_date INTEGER NOT NULL,
+	internal_tz INTEGER NOT NULL,
+	save_date INTEGER NOT NULL,
+	PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);
+CREATE TABLE IF NOT EXISTS expunged(
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid INTEGER NOT NULL,
+	modseq INTEGER NOT NULL,
+	PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+CREATE TABLE IF NOT EXISTS subscriptions(
+	name TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS messages_ref AFTER INSERT ON messages BEGIN
+	UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_unref AFTER DELETE ON messages BEGIN
+	UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;
+END;
+`
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// --- mailbox names ---
+
+const (
+	maxNameLen   = 1000
+	maxNameDepth = 50
+)
+
+// normName validates a mailbox name and spells a leading INBOX component
+// in upper case.
+func normName(name string) (string, error) {
+	if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
+		return "", fmt.Errorf("mailbox %q: %w", name, store.ErrInvalidName)
+	}
+	parts := strings.Split(name, store.Separator)
+	if len(parts) > maxNameDepth {
+		return "", fmt.Errorf("mailbox %q: too deep: %w", name, store.ErrInvalidName)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return "", fmt.Errorf("mailbox %q: empty component: %w", name, store.ErrInvalidName)
+		}
+	}
+	if parts[0] != "INBOX" && strings.EqualFold(parts[0], "INBOX") {
+		parts[0] = "INBOX"
+		name = strings.Join(parts, store.Separator)
+	}
+	return name, nil
+}
+
+// lookupName normalizes a name used to find an existing mailbox; an
+// invalid name cannot exist.
+func lookupName(name string) (string, error) {
+	n, err := normName(name)
+	if err != nil {
+		return "", fmt.Errorf("mailbox %q: %w", name, store.ErrNoSuchMailbox)
+	}
+	return n, nil
+}
+
+// --- flags ---
+
+const (
+	flagSeen = 1 << iota
+	flagAnswered
+	flagFlagged
+	flagDeleted
+	flagDraft
+)
+
+// sysFlags in sorted order of their names.
+var sysFlags = [...]struct {
+	bit  int64
+	name string
+}{
+	{flagAnswered, `\Answered`},
+	{flagDeleted, `\Deleted`},
+	{flagDraft, `\Draft`},
+	{flagFlagged, `\Flagged`},
+	{flagSeen, `\Seen`},
+}
+
+// validKeyword reports whether k is an IMAP atom usable as a keyword.
+func validKeyword(k string) bool {
+	if k == "" || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// splitFlags separates system flags (as a bit set) from keywords (deduped
+// case-insensitively, first spelling kept). \Recent is ignored.
+func splitFlags(flags []string) (sys int64, kws []string, err error) {
+	seen := map[string]bool{}
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			if strings.EqualFold(f, `\Recent`) {
+				continue
+			}
+			found := false
+			for _, sf := range sysFlags {
+				if strings.EqualFold(f, sf.name) {
+					sys |= sf.bit
+					found = true
+					break
+				}
+			}
+			if !found {
+				return 0, nil, fmt.Errorf("unknown system flag %q", f)
+			}
+			continue
+		}
+		if !validKeyword(f) {
+			return 0, nil, fmt.Errorf("invalid keyword %q", f)
+		}
+		fold := strings.ToLower(f)
+		if !seen[fold] {
+			seen[fold] = true
+			kws = append(kws, f)
+		}
+	}
+	return sys, kws, nil
+}
+
+// canonKeywords maps keywords to their account-wide first spelling,
+// recording new ones.
+func canonKeywords(ctx context.Context, tx *sql.Tx, kws []string) ([]string, error) {
+	out := make([]string, 0, len(kws))
+	for _, k := range kws {
+		fold := strings.ToLower(k)
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO keywords(folded, name) VALUES(?, ?)`, fold, k); err != nil {
+			return nil, fmt.Errorf("record keyword: %w", err)
+		}
+		var name string
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM keywords WHERE folded = ?`, fold).Scan(&name); err != nil {
+			return nil, fmt.Errorf("look up keyword: %w", err)
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// kwSet is a message's keywords as stored: space-separated, sorted by
+// folded form.
+func parseKeywords(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+func formatKeywords(kws []string) string {
+	slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return strings.Join(kws, " ")
+}
+
+// flagList builds a MessageMeta flag list: system flags, then keywords.
+func flagList(sys int64, keywords string) []string {
+	n := 0
+	for _, sf := range sysFlags {
+		if sys&sf.bit != 0 {
+			n++
+		}
+	}
+	kws := parseKeywords(keywords)
+	out := make([]string, 0, n+len(kws))
+	for _, sf := range sysFlags {
+		if sys&sf.bit != 0 {
+			out = append(out, sf.name)
+		}
+	}
+	return append(out, kws...)
+}
+
+// applyFlags computes new flags of a message.
+func applyFlags(op store.FlagOp, sys int64, keywords string, opSys int64, opKws []string) (int64, string) {
+	switch op {
+	case store.FlagsReplace:
+		return opSys, formatKeywords(slices.Clone(opKws))
+	case store.FlagsAdd:
+		cur := parseKeywords(keywords)
+		for _, k := range opKws {
+			if !containsFold(cur, k) {
+				cur = append(cur, k)
+			}
+		}
+		return sys | opSys, formatKeywords(cur)
+	case store.FlagsRemove:
+		cur := parseKeywords(keywords)
+		out := cur[:0]
+		for _, k := range cur {
+			if !containsFold(opKws, k) {
+				out = append(out, k)
+			}
+		}
+		return sys &^ opSys, strings.Join(out, " ")
+	}
+	return sys, keywords
+}
+
+func containsFold(list []string, k string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// --- UID sets ---
+
+type uidRange struct{ lo, hi uint32 }
+
+// toRanges sorts and dedups uids into ranges.
+func toRanges(uids []uint32) []uidRange {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !slices.IsSorted(uids) {
+		uids = slices.Clone(uids)
+		slices.Sort(uids)
+	}
+	var rs []uidRange
+	for _, u := range uids {
+		if n := len(rs); n > 0 {
+			last := &rs[n-1]
+			if u <= last.hi {
+				continue // duplicate
+			}
+			if u == last.hi+1 {
+				last.hi = u
+				continue
+			}
+		}
+		rs = append(rs, uidRange{u, u})
+	}
+	return rs
+}
+
+// maxRangesPerQuery bounds the bound parameters of one statement.
+const maxRangesPerQuery = 400
+
+// forRangeChunks calls fn with an SQL condition on column col and its
+// arguments for successive chunks of rs.
+func forRangeChunks(col string, rs []uidRange, fn func(cond string, args []any) error) error {
+	for len(rs) > 0 {
+		n := min(len(rs), maxRangesPerQuery)
+		var b strings.Builder
+		args := make([]any, 0, 2*n)
+		b.WriteString("(")
+		for i, r := range rs[:n] {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			if r.lo == r.hi {
+				b.WriteString(col + " = ?")
+				args = append(args, r.lo)
+			} else {
+				b.WriteString(col + " BETWEEN ? AND ?")
+				args = append(args, r.lo, r.hi)
+			}
+		}
+		b.WriteString(")")
+		if err := fn(b.String(), args); err != nil {
+			return err
+		}
+		rs = rs[n:]
+	}
+	return nil
+}
+
+// --- time ---
+
+func splitTime(t time.Time) (sec int64, tz int64) {
+	_, off := t.Zone()
+	return t.Unix(), int64(off)
+}
+
+func joinTime(sec, tz int64) time.Time {
+	loc := time.UTC
+	if tz != 0 {
+		loc = time.FixedZone("", int(tz))
+	}
+	return time.Unix(sec, 0).In(loc)
+}
+
+// --- blobs ---
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// blobPath is where blob name lives: blobs/<first two hex digits>/<name>.
+func (u *userDB) blobPath(name string) string {
+	return filepath.Join(u.dir, "blobs", name[:2], name)
+}
+
+// ensureBlobDir creates blobs/xx durably.
+func (u *userDB) ensureBlobDir(sub string) error {
+	u.dirsMu.Lock()
+	defer u.dirsMu.Unlock()
+	if u.dirs[sub] {
+		return nil
+	}
+	d := filepath.Join(u.dir, "blobs", sub)
+	if _, err := os.Stat(d); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create blob directory: %w", err)
+		}
+		if err := syncDir(filepath.Join(u.dir, "blobs")); err != nil {
+			return err
+		}
+	}
+	u.dirs[sub] = true
+	return nil
+}
+
+// writeBlobs writes bodies as new blob files durably (temp file, fsync,
+// rename, fsync directory) and returns their names.
+func (u *userDB) writeBlobs(bodies [][]byte) (names []string, err error) {
+	defer func() {
+		if err != nil {
+			u.removeBlobs(names)
+			names = nil
+		}
+	}()
+	dirs := map[string]bool{}
+	for _, body := range bodies {
+		name := randomHex(16)
+		sub := name[:2]
+		if err := u.ensureBlobDir(sub); err != nil {
+			return names, err
+		}
+		d := filepath.Join(u.dir, "blobs", sub)
+		f, err := os.CreateTemp(d, ".tmp-*")
+		if err != nil {
+			return names, fmt.Errorf("write blob: %w", err)
+		}
+		tmp := f.Name()
+		_, werr := f.Write(body)
+		if werr == nil {
+			werr = f.Sync()
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Rename(tmp, filepath.Join(d, name))
+		}
+		if werr != nil {
+			os.Remove(tmp)
+			return names, fmt.Errorf("write blob: %w", werr)
+		}
+		names = append(names, name)
+		dirs[d] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return names, err
+		}
+	}
+	return names, nil
+}
+
+func (u *userDB) removeBlobs(names []string) []error {
+	var errs []error
+	for _, n := range names {
+		if err := os.Remove(u.blobPath(n)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// blobFile is an open message body.
+type blobFile struct {
+	*os.File
+	size int64
+}
+
+func (b *blobFile) Size() int64 { return b.size }
