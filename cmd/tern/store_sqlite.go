@@ -1,5 +1,3 @@
-//go:build tern_sqlite
-
 package main
 
 import (
