@@ -243,13 +243,15 @@ func (s *Store) Users(ctx context.Context) ([]string, error) {
 
 // Account opens one user's mail.
 func (s *Store) Account(ctx context.Context, user string) (store.Account, error) {
+	// Look up and open under one lock, so a concurrent DeleteUser cannot
+	// slip in between.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	id, err := s.userID(ctx, user)
-	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.acquireID(ctx, id, user)
+	u, err := s.acquireLocked(ctx, id, user)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +302,11 @@ func (s *Store) userDir(id int64) string {
 func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.acquireLocked(ctx, id, name)
+}
+
+// acquireLocked is acquireID for callers holding s.mu.
+func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*userDB, error) {
 	if s.closed {
 		return nil, errors.New("store is closed")
 	}
