@@ -47,7 +47,11 @@ func cmdCreate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.acct.CreateMailbox(ctx, name, use); err != nil {
 		return storeErr(err, name)
 	}
-	return nil
+	info, err := c.acct.Mailbox(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
+	}
+	return c.okCode(ctx, "MAILBOXID ("+mailboxID(&info)+")", "CREATE completed")
 }
 
 func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -435,7 +439,9 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 	}
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "MAILBOXID", "APPENDLIMIT":
+		case "HIGHESTMODSEQ":
+			c.enableCondstore()
 		default:
 			return bad("", "Unknown STATUS item "+it)
 		}
@@ -464,6 +470,14 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 			c.w.Number(uint64(st.Size))
 		case "RECENT":
 			c.w.Number32(st.Recent)
+		case "HIGHESTMODSEQ":
+			c.w.Number(st.HighestModSeq)
+		case "MAILBOXID":
+			c.w.WriteByte('(')
+			c.w.WriteString(mailboxID(&st.MailboxInfo))
+			c.w.WriteByte(')')
+		case "APPENDLIMIT":
+			c.w.Number(uint64(c.srv.cfg.MaxLiteralSize))
 		}
 	}
 	c.w.WriteString(")\r\n")

@@ -38,7 +38,11 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave {
 		retAll = true // RETURN () means ALL
 	}
-	matched, err := c.searchUIDs(ctx, args.Key)
+	usesModSeq := search.UsesModSeq(args.Key)
+	if usesModSeq {
+		c.enableCondstore()
+	}
+	matched, maxModSeq, err := c.searchUIDs(ctx, args.Key)
 	if err != nil {
 		if retSave {
 			sel.saved = nil
@@ -75,6 +79,12 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.SP()
 			c.w.Number32(n)
 		}
+		if usesModSeq && len(nums) > 0 {
+			// RFC 7162 §3.1.5: the highest mod-sequence of the matches.
+			c.w.WriteString(" (MODSEQ ")
+			c.w.Number(maxModSeq)
+			c.w.WriteByte(')')
+		}
 		c.w.CRLF()
 		return nil
 	}
@@ -105,17 +115,22 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(" ALL ")
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
+	if usesModSeq && len(nums) > 0 {
+		c.w.WriteString(" MODSEQ ")
+		c.w.Number(maxModSeq)
+	}
 	c.w.CRLF()
 	return nil
 }
 
 // searchUIDs evaluates key over the messages in view and returns the UIDs
 // of those that match, ascending.
-func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, error) {
+func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, uint64, error) {
 	sel := c.sel
 	if len(sel.uids) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
+	var maxModSeq uint64
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 	if needBody {
@@ -158,15 +173,16 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, e
 		}
 		if ok {
 			matched = append(matched, m.UID)
+			maxModSeq = max(maxModSeq, m.ModSeq)
 		}
 		return nil
 	})
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {
-			return nil, err
+			return nil, 0, err
 		}
-		return nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+		return nil, 0, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
-	return matched, nil
+	return matched, maxModSeq, nil
 }
