@@ -72,7 +72,8 @@ func (c *conn) mailboxName(raw string) (string, error) {
 	if !c.utf8 {
 		dec, err := imap.DecodeMUTF7(raw)
 		if err != nil {
-			return "", bad("", "Mailbox name is not valid modified UTF-7")
+			// Such a mailbox cannot exist: answer NO, as for any missing one.
+			return "", no("NONEXISTENT", "Mailbox name is not valid modified UTF-7")
 		}
 		name = dec
 	}
@@ -160,7 +161,8 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		keywords: st.Keywords,
 		sub:      sub,
 	}
-	if !sel.readOnly && len(uids) > 0 {
+	switch {
+	case !sel.readOnly && len(uids) > 0:
 		from, err := c.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
 		if err != nil {
 			sub.Close()
@@ -168,6 +170,10 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		i, _ := slices.BinarySearch(uids, from)
 		sel.recent = slices.Clone(uids[i:])
+	case sel.readOnly && st.Recent > 0 && int(st.Recent) <= len(uids):
+		// EXAMINE shows \Recent without claiming it: the unclaimed
+		// messages are the newest ones.
+		sel.recent = slices.Clone(uids[len(uids)-int(st.Recent):])
 	}
 	c.sel = sel
 	c.state = stateSelected
