@@ -188,11 +188,11 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	var patterns []string
 	for _, p := range args.Patterns {
 		if !c.utf8 {
-			d, err := imap.DecodeMUTF7(p)
-			if err != nil {
-				return bad("", "Pattern is not valid modified UTF-7")
+			// A pattern that is not valid modified UTF-7 can only match
+			// names that are not either: use it as it is.
+			if d, err := imap.DecodeMUTF7(p); err == nil {
+				p = d
 			}
-			p = d
 		}
 		if p == "" {
 			continue
@@ -242,7 +242,9 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			if e.exists {
 				pe.children = true
 			}
-			if e.subscribed {
+			// CHILDINFO is for descendants the patterns do not list
+			// themselves (RFC 5258 §4).
+			if e.subscribed && !matchAny(patterns, n) {
 				pe.childSub = true
 			}
 		}

@@ -42,7 +42,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if usesModSeq {
 		c.enableCondstore()
 	}
-	matched, maxModSeq, err := c.searchUIDs(ctx, args.Key)
+	matched, modseqs, err := c.searchUIDs(ctx, args.Key)
 	if err != nil {
 		if retSave {
 			sel.saved = nil
@@ -82,7 +82,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if usesModSeq && len(nums) > 0 {
 			// RFC 7162 §3.1.5: the highest mod-sequence of the matches.
 			c.w.WriteString(" (MODSEQ ")
-			c.w.Number(maxModSeq)
+			c.w.Number(slices.Max(modseqs))
 			c.w.WriteByte(')')
 		}
 		c.w.CRLF()
@@ -116,8 +116,22 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
 	if usesModSeq && len(nums) > 0 {
+		// RFC 4731 §3.2 with RFC 7162: the highest mod-sequence of the
+		// messages the returned data describes (only MIN/MAX when just
+		// those were asked for).
+		var ms uint64
+		if retAll || retCount {
+			ms = slices.Max(modseqs)
+		} else {
+			if retMin {
+				ms = modseqs[0]
+			}
+			if retMax {
+				ms = max(ms, modseqs[len(modseqs)-1])
+			}
+		}
 		c.w.WriteString(" MODSEQ ")
-		c.w.Number(maxModSeq)
+		c.w.Number(ms)
 	}
 	c.w.CRLF()
 	return nil
@@ -125,12 +139,14 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 
 // searchUIDs evaluates key over the messages in view and returns the UIDs
 // of those that match, ascending.
-func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, uint64, error) {
+// The second result holds each match's modseq (filled when the key uses
+// MODSEQ).
+func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, []uint64, error) {
 	sel := c.sel
 	if len(sel.uids) == 0 {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
-	var maxModSeq uint64
+	var modseqs []uint64
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 	if needBody {
@@ -173,16 +189,16 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, u
 		}
 		if ok {
 			matched = append(matched, m.UID)
-			maxModSeq = max(maxModSeq, m.ModSeq)
+			modseqs = append(modseqs, m.ModSeq)
 		}
 		return nil
 	})
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		return nil, 0, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
-	return matched, maxModSeq, nil
+	return matched, modseqs, nil
 }

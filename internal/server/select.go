@@ -72,7 +72,8 @@ func (c *conn) mailboxName(raw string) (string, error) {
 	if !c.utf8 {
 		dec, err := imap.DecodeMUTF7(raw)
 		if err != nil {
-			return "", bad("", "Mailbox name is not valid modified UTF-7")
+			// Such a mailbox cannot exist: answer NO, as for any missing one.
+			return "", no("NONEXISTENT", "Mailbox name is not valid modified UTF-7")
 		}
 		name = dec
 	}
@@ -160,14 +161,19 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		keywords: st.Keywords,
 		sub:      sub,
 	}
-	if !sel.readOnly && len(uids) > 0 {
-		from, err := c.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
+	switch {
+	case !sel.readOnly && len(uids) > 0:
+		from, err := c.srv.claimRecent(ctx, c.acct, c.user, info.ID, uids[len(uids)-1])
 		if err != nil {
 			sub.Close()
 			return storeErr(err, name)
 		}
 		i, _ := slices.BinarySearch(uids, from)
 		sel.recent = slices.Clone(uids[i:])
+	case sel.readOnly && st.Recent > 0 && int(st.Recent) <= len(uids):
+		// EXAMINE shows \Recent without claiming it: the unclaimed
+		// messages are the newest ones.
+		sel.recent = slices.Clone(uids[len(uids)-int(st.Recent):])
 	}
 	c.sel = sel
 	c.state = stateSelected
@@ -272,7 +278,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 	}
 	if sel.dirty {
 		sel.dirty = false
-		cs, err := c.acct.Changes(ctx, sel.info.ID, sel.modSeq, sel.maxUID)
+		cs, err := c.srv.changes(ctx, c.acct, c.user, sel.info.ID, sel.modSeq, sel.maxUID)
 		if err != nil {
 			if errors.Is(err, store.ErrNoSuchMailbox) {
 				// Deleted under us (by another session): end the session's
@@ -330,7 +336,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 			}
 		}
 		if !sel.readOnly {
-			if from, err := c.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
+			if from, err := c.srv.claimRecent(ctx, c.acct, c.user, sel.info.ID, sel.maxUID); err == nil {
 				for _, m := range cs.New {
 					if m.UID >= from {
 						sel.recent = append(sel.recent, m.UID)
