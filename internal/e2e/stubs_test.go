@@ -2,7 +2,6 @@ package e2e_test
 
 import "testing"
 
-func testPython(t *testing.T, srv *server)      { t.Skip("todo") }
 func testMbsync(t *testing.T, srv *server)      { t.Skip("todo") }
 func testOfflineIMAP(t *testing.T, srv *server) { t.Skip("todo") }
 func testNeomutt(t *testing.T, srv *server)     { t.Skip("todo") }
