@@ -260,6 +260,10 @@ func (m msg) has(flag string) bool {
 	return false
 }
 
+func (m msg) String() string {
+	return fmt.Sprintf("{UID %d %v %q}", m.UID, m.Flags, m.Body)
+}
+
 // mailboxContents selects mailbox read-only and fetches every message's
 // UID, flags and full bytes, in UID order.
 func mailboxContents(t *testing.T, c *imapclient.Client, mailbox string) []msg {

@@ -2,6 +2,5 @@ package e2e_test
 
 import "testing"
 
-func testMbsync(t *testing.T, srv *server)      { t.Skip("todo") }
 func testOfflineIMAP(t *testing.T, srv *server) { t.Skip("todo") }
 func testNeomutt(t *testing.T, srv *server)     { t.Skip("todo") }
