@@ -1,5 +1,0 @@
-package e2e_test
-
-import "testing"
-
-func testNeomutt(t *testing.T, srv *server) { t.Skip("todo") }
