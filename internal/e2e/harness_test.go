@@ -319,6 +319,26 @@ func testMessage(from, subject string, n int) []byte {
 		"Hello number %d.\r\nSecond line of the body.\r\n", from, subject, n%60, n, strings.ReplaceAll(subject, " ", "-"), n))
 }
 
+// bigMessage is a multipart message of roughly size bytes with a
+// base64 attachment, 8-bit UTF-8 text and a long header line.
+func bigMessage(subject string, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: Big <big@example.org>\r\nTo: alice@example.org\r\nSubject: %s\r\n"+
+		"Date: Wed, 04 Mar 2026 08:00:00 +0000\r\nMessage-ID: <big-%s@example.org>\r\n"+
+		"X-Long: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"+
+		"Grüße aus Köln — 日本語テキスト.\r\n--b1\r\nContent-Type: application/octet-stream; name=\"blob.bin\"\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\n",
+		subject, strings.ReplaceAll(subject, " ", "-"), strings.Repeat("x", 900))
+	line := 0
+	for b.Len() < size {
+		fmt.Fprintf(&b, "%076d\r\n", line*7919)
+		line++
+	}
+	b.WriteString("--b1--\r\n")
+	return b.Bytes()
+}
+
 // run executes a client program with a timeout, returning its combined
 // output; it fails the test when the program fails.
 func run(t *testing.T, env []string, dir string, name string, args ...string) string {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -68,6 +70,8 @@ SyncState *
 	appendMsg(t, c, "INBOX", m2, imap.FlagSeen)
 	uid3 := appendMsg(t, c, "INBOX", m3, imap.FlagFlagged)
 	uidA := appendMsg(t, c, "Archive", a1)
+	big := bigMessage("mb big", 300<<10)
+	appendMsg(t, c, "Sent", big, imap.FlagSeen)
 
 	// First sync: everything comes down, with flags.
 	log1 := sync()
@@ -91,7 +95,10 @@ SyncState *
 	if len(archive) != 1 || !bytes.Equal(archive[0].Body, lf(a1)) {
 		t.Fatalf("local Archive = %+v, want the archived message", archive)
 	}
-	for _, box := range []string{"Drafts", "Sent", "Trash", "Junk"} {
+	if sent := readMaildir(t, filepath.Join(mail, "Sent")); len(sent) != 1 || !bytes.Equal(sent[0].Body, lf(big)) || sent[0].Flags != "S" {
+		t.Fatalf("local Sent has %d messages, want exactly the %d-byte message with flag S", len(sent), len(big))
+	}
+	for _, box := range []string{"Drafts", "Trash", "Junk"} {
 		if _, err := os.Stat(filepath.Join(mail, box, "cur")); err != nil {
 			t.Errorf("mailbox %s was not created locally: %v", box, err)
 		}
@@ -181,6 +188,21 @@ SyncState *
 	}
 	if got := readMaildir(t, filepath.Join(mail, "Archive")); len(got) != 0 {
 		t.Errorf("local Archive has %d messages after the server deleted its only one, want 0", len(got))
+	}
+
+	// The same account over STARTTLS on the plain port: mbsync lists
+	// the mailboxes (-l) after upgrading the connection.
+	starttls := filepath.Join(home, "starttls.rc")
+	conf2 := strings.Replace(strings.Replace(conf, "SSLType IMAPS", "SSLType STARTTLS", 1),
+		"Port "+srv.imapsPort, "Port "+srv.imapPort, 1)
+	if err := os.WriteFile(starttls, []byte(conf2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listed := run(t, env, home, mbsync, "-c", starttls, "-l", "-a")
+	for _, box := range []string{"INBOX", "Archive", "Drafts", "Sent", "Trash", "Junk"} {
+		if !regexp.MustCompile(`(?m)^` + box + `$`).MatchString(listed) {
+			t.Errorf("mbsync -l over STARTTLS did not list %s:\n%s", box, listed)
+		}
 	}
 
 	// A third sync has nothing to do and changes nothing.

@@ -28,6 +28,7 @@ maxsyncaccounts = 1
 [Account tern]
 localrepository = local
 remoterepository = remote
+utf8foldernames = yes
 
 [Repository local]
 type = Maildir
@@ -65,6 +66,24 @@ maxconnections = 1
 	appendMsg(t, c, "INBOX", m2, imap.FlagSeen)
 	uid3 := appendMsg(t, c, "INBOX", m3, imap.FlagFlagged)
 	uidA := appendMsg(t, c, "Archive", a1)
+	big := bigMessage("oi big", 300<<10)
+	appendMsg(t, c, "Sent", big, imap.FlagSeen)
+	// A non-ASCII mailbox name: offlineimap (an IMAP4rev1 client) sees
+	// it as modified UTF-7 ("Caf&AOk- Notes") and decodes it for the
+	// local folder name. It is created by a client that enabled
+	// UTF8=ACCEPT (go-imap sends raw UTF-8 names to any server that
+	// advertises IMAP4rev2, without enabling it; tern, in IMAP4rev1
+	// mode, rightly refuses those).
+	const cafe = "Café Notes"
+	cu := srv.client(t, user, pass)
+	if _, err := cu.Enable(imap.CapUTF8Accept).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cu.Create(cafe, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	n1 := testMessage("Heidi <heidi@example.org>", "oi café", 7)
+	appendMsg(t, cu, cafe, n1)
 
 	localBox := func(name string) []maildirMsg {
 		t.Helper()
@@ -95,7 +114,18 @@ maxconnections = 1
 	if archive := localBox("Archive"); len(archive) != 1 || !bytes.Equal(archive[0].Body, lf(a1)) {
 		t.Fatalf("local Archive = %v, want the archived message", archive)
 	}
-	for _, box := range []string{"Drafts", "Sent", "Trash", "Junk"} {
+	if sent := localBox("Sent"); len(sent) != 1 || !bytes.Equal(sent[0].Body, lf(big)) || sent[0].Flags != "S" {
+		t.Fatalf("local Sent has %d messages, want exactly the %d-byte message with flag S", len(sent), len(big))
+	}
+	if notes := localBox(cafe); len(notes) != 1 || !bytes.Equal(notes[0].Body, lf(n1)) {
+		ents, _ := os.ReadDir(mail)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("local %q has %v; local folders are %q", cafe, notes, names)
+	}
+	for _, box := range []string{"Drafts", "Trash", "Junk"} {
 		if _, err := os.Stat(filepath.Join(mail, box, "cur")); err != nil {
 			t.Errorf("mailbox %s was not created locally: %v", box, err)
 		}
