@@ -112,8 +112,18 @@ set confirmcreate=no
 set wait_key=no
 set sort=date-sent
 set index_format="%%4C %%Z %%-20.20F %%s"
-`, user, srv.imapsPort, pass, srv.certFile, filepath.Join(home, "certs"))
+set from="Mutt User <mutt@example.org>"
+set hostname="example.org"
+set editor="%s"
+set edit_headers=no
+set fast_reply=yes
+`, user, srv.imapsPort, pass, srv.certFile, filepath.Join(home, "certs"), filepath.Join(home, "editor.sh"))
 	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The "editor" writes the body of a new message, as a person would.
+	editor := "#!/bin/sh\nprintf 'Draft body written in the e2e editor.\\n' >> \"$1\"\n"
+	if err := os.WriteFile(filepath.Join(home, "editor.sh"), []byte(editor), 0o700); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,6 +217,24 @@ set index_format="%%4C %%Z %%-20.20F %%s"
 	s.waitFor("the Archive index", func(scr string) bool {
 		return strings.Contains(scr, "mutt delta") && !strings.Contains(scr, "mutt echo arrives")
 	})
+
+	// Compose a message and postpone it: neomutt APPENDs it to Drafts
+	// with \Draft.
+	s.keys("m")
+	s.waitText("To:")
+	s.text("bob@example.org")
+	s.keys("Enter")
+	s.waitText("Subject:")
+	s.text("postponed from neomutt")
+	s.keys("Enter")
+	s.waitText("Compose") // the compose menu after the editor ran
+	s.keys("P")
+	drafts := waitServer(t, c, "Drafts", "the postponed draft", func(ms []msg) bool { return len(ms) == 1 })
+	if d := drafts[0]; !d.has("\\Draft") || !bytes.Contains(d.Body, []byte("Subject: postponed from neomutt\r\n")) ||
+		!bytes.Contains(d.Body, []byte("\r\n\r\nDraft body written in the e2e editor.\r\n")) ||
+		!bytes.Contains(d.Body, []byte("To: bob@example.org\r\n")) {
+		t.Errorf("Drafts holds %v, want a \\Draft message to bob with the subject and body typed", d)
+	}
 
 	// Quit; the final server state is what the session left.
 	s.keys("q")
