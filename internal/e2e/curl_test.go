@@ -69,6 +69,20 @@ func testCurl(t *testing.T, srv *server) {
 		}
 	})
 
+	t.Run("fetch-section", func(t *testing.T) {
+		// ;SECTION=TEXT fetches BODY[TEXT]: the body after the header.
+		out := filepath.Join(tmp, "text.eml")
+		run(t, nil, tmp, curl, curlArgs("-o", out, fmt.Sprintf("%s/INBOX;UID=%d;SECTION=TEXT", base, uid2))...)
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := m2[bytes.Index(m2, []byte("\r\n\r\n"))+4:]
+		if !bytes.Equal(got, want) {
+			t.Errorf("BODY[TEXT] of UID %d: curl got %q, want %q", uid2, got, want)
+		}
+	})
+
 	t.Run("examine", func(t *testing.T) {
 		out := run(t, nil, tmp, curl, curlArgs("-X", "EXAMINE INBOX", base+"/")...)
 		if !strings.Contains(out, "* 2 EXISTS") {

@@ -43,10 +43,10 @@ func (s *tty) screen() string {
 	return s.tmux("capture-pane", "-p", "-t", "e2e")
 }
 
-// waitFor polls the screen until cond holds, failing after 10 s.
+// waitFor polls the screen until cond holds, failing after 20 s.
 func (s *tty) waitFor(what string, cond func(screen string) bool) string {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		scr := s.screen()
 		if cond(scr) {
@@ -65,10 +65,10 @@ func (s *tty) waitText(substr string) string {
 }
 
 // waitServer polls the mailbox through the independent client until
-// cond holds, failing after 10 s.
+// cond holds, failing after 20 s.
 func waitServer(t *testing.T, c *imapclient.Client, mailbox, what string, cond func([]msg) bool) []msg {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		msgs := mailboxContents(t, c, mailbox)
 		if cond(msgs) {

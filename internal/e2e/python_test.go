@@ -110,6 +110,24 @@ while True:
     seen.append(line)
 out['idle_untagged'] = seen
 ok(a.close(), 'close')
+
+# More of the protocol, as scripts commonly use it.
+st = ok(a.status('INBOX', '(MESSAGES UNSEEN UIDNEXT)'), 'status')[0].decode()
+out['status'] = st
+ok(a.select('INBOX'), 'select again')
+data = ok(a.fetch('1', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<0.10> RFC822.SIZE ENVELOPE BODYSTRUCTURE)'), 'fetch parts')
+parts = [x for x in data if isinstance(x, tuple)]
+out['fetch_parts'] = [[m.decode(errors='replace'), v.decode(errors='replace')] for m, v in parts]
+out['fetch_tail'] = [x.decode(errors='replace') for x in data if isinstance(x, bytes)]
+a.literal = 'Köln'.encode('utf-8')
+out['search_utf8'] = ok(a.search('UTF-8', 'BODY'), 'search utf-8 literal')[0].decode().split()
+ok(a.create('Scratch'), 'create scratch')
+ok(a.rename('Scratch', '"Scratch Renamed"'), 'rename')
+ok(a.subscribe('"Scratch Renamed"'), 'subscribe')
+out['lsub'] = [x.decode() for x in ok(a.lsub('""', '"Scratch*"'), 'lsub') if x]
+ok(a.delete('"Scratch Renamed"'), 'delete')
+out['list_after_delete'] = [x.decode() for x in ok(a.list('""', '"Scratch*"'), 'list after delete') if x]
+out['namespace'] = ok(a.namespace(), 'namespace')[0].decode()
 a.logout()
 print(json.dumps(out))
 `
@@ -126,13 +144,20 @@ type pythonResult struct {
 		Date  string   `json:"date"`
 		Body  string   `json:"body"`
 	} `json:"fetched"`
-	SearchSubject    []string `json:"search_subject"`
-	UIDSearchFlagged []string `json:"uid_search_flagged"`
-	SearchUnseen     []string `json:"search_unseen"`
-	Expunged         []string `json:"expunged"`
-	IdleCont         string   `json:"idle_cont"`
-	IdleUntagged     []string `json:"idle_untagged"`
-	IdleDone         string   `json:"idle_done"`
+	SearchSubject    []string    `json:"search_subject"`
+	UIDSearchFlagged []string    `json:"uid_search_flagged"`
+	SearchUnseen     []string    `json:"search_unseen"`
+	Expunged         []string    `json:"expunged"`
+	IdleCont         string      `json:"idle_cont"`
+	IdleUntagged     []string    `json:"idle_untagged"`
+	IdleDone         string      `json:"idle_done"`
+	Status           string      `json:"status"`
+	FetchParts       [][2]string `json:"fetch_parts"`
+	FetchTail        []string    `json:"fetch_tail"`
+	SearchUTF8       []string    `json:"search_utf8"`
+	LSub             []string    `json:"lsub"`
+	ListAfterDelete  []string    `json:"list_after_delete"`
+	Namespace        string      `json:"namespace"`
 }
 
 func testPython(t *testing.T, srv *server) {
@@ -147,7 +172,10 @@ func testPython(t *testing.T, srv *server) {
 		testMessage("Bob <bob@example.org>", "py one", 1),
 		testMessage("Carol <carol@example.org>", "py two", 2),
 		testMessage("Dave <dave@example.org>", "py three", 3),
-		testMessage("Erin <erin@example.org>", "py four", 4),
+		[]byte("From: Erin <erin@example.org>\r\nTo: alice@example.org\r\nSubject: py four\r\n" +
+			"Date: Tue, 03 Mar 2026 10:04:00 +0100\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+			"Grüße aus Köln.\r\n"),
 	}
 	args := []string{script, "localhost", srv.imapsPort, srv.imapPort, srv.certFile, user, pass}
 	for i, m := range msgs {
@@ -226,6 +254,42 @@ func testPython(t *testing.T, srv *server) {
 	}
 	if !strings.Contains(r.IdleDone, " OK") {
 		t.Errorf("IDLE ended with %q", r.IdleDone)
+	}
+
+	// STATUS after the session: INBOX holds two and four, two is \Seen.
+	if !strings.Contains(r.Status, "MESSAGES 2") || !strings.Contains(r.Status, "UNSEEN 1") ||
+		!strings.Contains(r.Status, fmt.Sprintf("UIDNEXT %d", r.AppendedUIDs[2]+2)) {
+		t.Errorf("STATUS INBOX = %q, want MESSAGES 2, UNSEEN 1, UIDNEXT %d", r.Status, r.AppendedUIDs[2]+2)
+	}
+	// One FETCH for several items: imaplib yields one tuple per literal.
+	if len(r.FetchParts) != 2 {
+		t.Errorf("FETCH with two literals gave %d parts: %q %q", len(r.FetchParts), r.FetchParts, r.FetchTail)
+	} else {
+		if !strings.Contains(r.FetchParts[0][0], "BODY[HEADER.FIELDS (SUBJECT)]") || r.FetchParts[0][1] != "Subject: py two\r\n\r\n" {
+			t.Errorf("HEADER.FIELDS (SUBJECT) = %q", r.FetchParts[0])
+		}
+		if !strings.Contains(r.FetchParts[1][0], "BODY[]<0>") || r.FetchParts[1][1] != string(msgs[1][:10]) {
+			t.Errorf("BODY[]<0.10> = %q, want %q", r.FetchParts[1], msgs[1][:10])
+		}
+		all := strings.Join(append([]string{r.FetchParts[0][0], r.FetchParts[1][0]}, r.FetchTail...), "")
+		for _, want := range []string{fmt.Sprintf("RFC822.SIZE %d", len(msgs[1])), `"py two"`, `(("Carol" NIL "carol" "example.org"))`,
+			fmt.Sprintf(`("text" "plain" ("charset" "utf-8") NIL NIL "7bit" %d 2 NIL NIL NIL NIL)`, len(msgs[1])-bytes.Index(msgs[1], []byte("\r\n\r\n"))-4)} {
+			if !strings.Contains(all, want) {
+				t.Errorf("FETCH response lacks %s:\n%s", want, all)
+			}
+		}
+	}
+	if !slices.Equal(r.SearchUTF8, []string{"2"}) {
+		t.Errorf("SEARCH CHARSET UTF-8 BODY Köln = %v, want [2] (message four, 8-bit UTF-8 body)", r.SearchUTF8)
+	}
+	if len(r.LSub) != 1 || !strings.Contains(r.LSub[0], `"Scratch Renamed"`) {
+		t.Errorf("LSUB after RENAME+SUBSCRIBE = %q, want the renamed mailbox", r.LSub)
+	}
+	if len(r.ListAfterDelete) != 0 {
+		t.Errorf("LIST after DELETE = %q, want nothing", r.ListAfterDelete)
+	}
+	if !strings.HasPrefix(r.Namespace, `(("" "`) {
+		t.Errorf("NAMESPACE = %q, want a personal namespace with an empty prefix", r.Namespace)
 	}
 
 	// The end state, through an independent client.
