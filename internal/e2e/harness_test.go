@@ -159,6 +159,10 @@ func startServer(t *testing.T, users map[string]string) *server {
 		case err := <-exited:
 			if err != nil {
 				t.Errorf("tern serve exited with %v; log:\n%s", err, s.log.String())
+			} else if l := s.log.String(); strings.Contains(l, "level=ERROR") || strings.Contains(l, "panic") {
+				t.Errorf("tern serve logged errors:\n%s", l)
+			} else if t.Failed() {
+				t.Logf("tern serve log:\n%s", l)
 			}
 		case <-time.After(15 * time.Second):
 			cmd.Process.Kill()
@@ -219,12 +223,20 @@ func (s *server) client(t *testing.T, user, pass string) *imapclient.Client {
 }
 
 // debugWriter shows the go-imap client's wire exchange when
-// TERN_E2E_DEBUG is set.
+// TERN_E2E_DEBUG is set (to a file name: appended there; else stderr).
 func debugWriter() io.Writer {
-	if os.Getenv("TERN_E2E_DEBUG") != "" {
+	switch v := os.Getenv("TERN_E2E_DEBUG"); v {
+	case "":
+		return nil
+	case "1":
 		return os.Stderr
+	default:
+		f, err := os.OpenFile(v, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return os.Stderr
+		}
+		return f
 	}
-	return nil
 }
 
 // appendMsg appends body to mailbox with flags and returns its UID.
@@ -265,22 +277,37 @@ func (m msg) String() string {
 }
 
 // mailboxContents selects mailbox read-only and fetches every message's
-// UID, flags and full bytes, in UID order.
+// UID, flags and full bytes, in UID order. When another client expunges
+// between EXAMINE and FETCH the snapshot is retaken.
 func mailboxContents(t *testing.T, c *imapclient.Client, mailbox string) []msg {
+	t.Helper()
+	for try := 0; ; try++ {
+		msgs, exists := mailboxSnapshot(t, c, mailbox)
+		if len(msgs) == exists {
+			return msgs
+		}
+		if try == 20 {
+			t.Fatalf("%s: EXISTS %d but fetched %d messages, 20 times", mailbox, exists, len(msgs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mailboxSnapshot(t *testing.T, c *imapclient.Client, mailbox string) ([]msg, int) {
 	t.Helper()
 	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		t.Fatalf("examine %s: %v", mailbox, err)
 	}
 	if sel.NumMessages == 0 {
-		return nil
+		return nil, 0
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
 	bufs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
 		UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{section},
 	}).Collect()
 	if err != nil {
-		t.Fatalf("fetch %s: %v", mailbox, err) // see server log
+		t.Fatalf("fetch %s: %v", mailbox, err)
 	}
 	out := make([]msg, 0, len(bufs))
 	for _, b := range bufs {
@@ -294,10 +321,7 @@ func mailboxContents(t *testing.T, c *imapclient.Client, mailbox string) []msg {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
-	if len(out) != int(sel.NumMessages) {
-		t.Fatalf("%s: EXISTS %d but fetched %d messages", mailbox, sel.NumMessages, len(out))
-	}
-	return out
+	return out, int(sel.NumMessages)
 }
 
 // findBody returns the message whose bytes equal body.
