@@ -128,6 +128,17 @@ func cmdEnable(ctx context.Context, c *conn, cmd *imap.Command) error {
 				c.utf8 = true
 				enabled = append(enabled, "IMAP4rev2")
 			}
+		case "CONDSTORE":
+			if !c.condstore {
+				c.condstore = true
+				enabled = append(enabled, "CONDSTORE")
+			}
+		case "QRESYNC":
+			if !c.qresync {
+				c.qresync = true
+				c.condstore = true
+				enabled = append(enabled, "QRESYNC")
+			}
 		case "UTF8=ACCEPT":
 			if !c.utf8 {
 				c.utf8 = true

@@ -434,9 +434,24 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	return b.String()
+}
+
+// enableCondstore turns CONDSTORE on (RFC 7162 §3.1: any CONDSTORE-enabling
+// command does). Enabled while a mailbox is selected, it tells the client
+// the mailbox's HIGHESTMODSEQ at once.
+func (c *conn) enableCondstore() {
+	if c.condstore {
+		return
+	}
+	c.condstore = true
+	if c.sel != nil {
+		c.w.WriteString("* OK [HIGHESTMODSEQ ")
+		c.w.Number(c.sel.modSeq)
+		c.w.WriteString("] Highest\r\n")
+	}
 }
 
 func (c *conn) authAllowed() bool {

@@ -199,6 +199,10 @@ type Account interface {
 	ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error)
 	// Changes reports what changed since the caller's modseq/UID marks.
 	Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (ChangeSet, error)
+	// Vanished returns, ascending, the UIDs expunged with a modseq above
+	// sinceModSeq that already existed at sinceModSeq — the ones a client
+	// synchronised up to sinceModSeq may know (QRESYNC VANISHED (EARLIER)).
+	Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error)
 	// Fetch calls fn for each existing message among uids (ascending), in
 	// UID order, with the fields selected by want. Missing UIDs are skipped.
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error

@@ -88,8 +88,8 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 	}
 	modseq := d.highest + 1
 	now := time.Now().Unix()
-	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date, created_modseq)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)`)
 	if err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
 	}
@@ -138,16 +138,17 @@ func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer del.Close()
-	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`)
+	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq, created_modseq)
+		SELECT mailbox_id, uid, ?3, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid = ?2`)
 	if err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer tomb.Close()
 	for _, r := range rows {
-		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
+		if _, err := tomb.ExecContext(w.ctx, m.id, r.uid, modseq); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
-		if _, err := tomb.ExecContext(w.ctx, m.id, r.uid, modseq); err != nil {
+		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
 	}
@@ -231,8 +232,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		defer insContent.Close()
-		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date, created_modseq)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)`)
 		if err != nil {
 			return err
 		}
@@ -489,6 +490,30 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 		return err
 	})
 	return cs, err
+}
+
+func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error) {
+	var uids []uint32
+	err := a.read(ctx, "vanished", func(tx *sql.Tx) error {
+		if _, err := mboxByID(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT uid FROM expunged
+			WHERE mailbox_id = ? AND modseq > ? AND created_modseq <= ? ORDER BY uid`, mailboxID, sinceModSeq, sinceModSeq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u uint32
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			uids = append(uids, u)
+		}
+		return rows.Err()
+	})
+	return uids, err
 }
 
 const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS messages(
 	internal_date INTEGER NOT NULL,
 	internal_tz INTEGER NOT NULL,
 	save_date INTEGER NOT NULL,
+	created_modseq INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY(mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS expunged(
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
 	uid INTEGER NOT NULL,
 	modseq INTEGER NOT NULL,
+	created_modseq INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY(mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);

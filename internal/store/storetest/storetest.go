@@ -221,6 +221,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Flags", testFlags},
 		{"UnchangedSince", testUnchangedSince},
 		{"ModSeqAndChanges", testModSeqAndChanges},
+		{"Vanished", testVanished},
 		{"Expunge", testExpunge},
 		{"CopyMove", testCopyMove},
 		{"SharedBodies", testSharedBodies},
@@ -1391,5 +1392,47 @@ func testConcurrentAppend(t *testing.T, e *env) {
 	}
 	if st := status(t, other, "INBOX"); st.Messages != workers*per {
 		t.Fatalf("other user has %d messages", st.Messages)
+	}
+}
+
+// testVanished checks QRESYNC's VANISHED (EARLIER) source: expunges after a
+// modseq, but only of messages that already existed at that modseq.
+func testVanished(t *testing.T, e *env) {
+	ctx := e.ctx
+	a := e.user("u")
+	id := mbox(t, a, "INBOX").ID
+	appendN(t, a, "INBOX", 1, 4) // UIDs 1-4
+	m1 := status(t, a, "INBOX").HighestModSeq
+	if _, err := a.Expunge(ctx, id, []uint32{2}, false); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, a, "INBOX", 5, 2) // UIDs 5, 6: unknown to a client at m1
+	m2 := status(t, a, "INBOX").HighestModSeq
+	if _, err := a.Expunge(ctx, id, []uint32{3, 6}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateMailbox(ctx, "B", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Move(ctx, id, []uint32{5}, "B"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Vanished(ctx, id, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since m1", v, []uint32{2, 3})
+	v, err = a.Vanished(ctx, id, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since m2", v, []uint32{3, 5, 6})
+	v, err = a.Vanished(ctx, id, status(t, a, "INBOX").HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since now", v, nil)
+	if _, err := a.Vanished(ctx, 999999, 1); !errors.Is(err, store.ErrNoSuchMailbox) {
+		t.Fatalf("Vanished on a missing mailbox: %v", err)
 	}
 }
