@@ -69,6 +69,7 @@ var errLogout = errors.New("logout")
 var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	nc = &writeTimeoutConn{Conn: nc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
