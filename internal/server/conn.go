@@ -57,6 +57,12 @@ type conn struct {
 	// cmd is the command being executed (for tagged responses).
 	cmd *imap.Command
 
+	// Bounds on abuse (limits.go): the end of the time allowed before
+	// login, commands read before login, consecutive BAD responses.
+	preAuthDeadline time.Time
+	preAuthCmds     int
+	bads            int
+
 	quit     chan struct{}
 	quitOnce sync.Once
 	waiting  atomic.Bool // blocked reading the next command
@@ -132,8 +138,9 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.nc.Close()
 	}()
+	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		c.nc.SetDeadline(c.preAuthDeadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.log.Debug("tls handshake failed", "err", err)
 			return
@@ -151,11 +158,15 @@ func (c *conn) serve(ctx context.Context) {
 			c.bye("Server shutting down")
 			return
 		}
-		timeout := c.srv.cfg.IdleTimeout
-		if c.state == stateNotAuth {
-			timeout = c.srv.cfg.PreAuthTimeout
+		if msg := c.overLimit(); msg != "" {
+			c.bye(msg)
+			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
+		if c.state == stateNotAuth {
+			deadline = c.preAuthDeadline
+		}
+		c.nc.SetReadDeadline(deadline)
 		c.waiting.Store(true)
 		if c.shuttingDown() {
 			c.bye("Server shutting down")
@@ -186,6 +197,7 @@ func (c *conn) serve(ctx context.Context) {
 				c.w.WriteString(kind)
 				c.w.WriteString(msg)
 				c.w.CRLF()
+				c.bads++
 				if pe.Fatal {
 					c.w.WriteString("* BYE Too much bad input\r\n")
 					c.bw.Flush()
@@ -211,6 +223,9 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		c.nc.SetReadDeadline(time.Time{})
+		if c.state == stateNotAuth {
+			c.preAuthCmds++
+		}
 		err = c.dispatch(ctx, cmd)
 		if errors.Is(err, errLogout) {
 			c.bw.Flush()
@@ -384,6 +399,7 @@ func cmdName(cmd *imap.Command) string {
 
 // tagged writes the tagged completion response.
 func (c *conn) tagged(kind, code, text string) {
+	c.countBad(kind)
 	c.w.WriteString(c.cmd.Tag)
 	c.w.SP()
 	c.w.WriteString(kind)

@@ -49,3 +49,124 @@ func TestSlowReaderDropped(t *testing.T) {
 	// Now drain: the server must have given up and closed the connection.
 	waitClosed(t, c.conn, 5*time.Second)
 }
+
+// The time before login is bounded in total, not per command: a client
+// cannot stay unauthenticated forever by sending NOOP now and then.
+func TestPreAuthTimeoutIsTotal(t *testing.T) {
+	ts := newTestServer(t, serverOpts{mutate: func(c *server.Config) {
+		c.PreAuthTimeout = 600 * time.Millisecond
+	}})
+	c := ts.dial()
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*time.Second; i++ {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := fmt.Fprintf(c.conn, "n%d NOOP\r\n", i); err != nil {
+			break // closed: good
+		}
+		c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(line, "* BYE") {
+			waitClosed(t, c.conn, 2*time.Second)
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Fatalf("closed after %v, want about 600ms", d)
+			}
+			return
+		}
+	}
+	t.Fatalf("unauthenticated connection still open after %v of NOOPs", time.Since(start))
+}
+
+// A slowloris client trickling one command byte by byte is cut off at the
+// pre-auth deadline.
+func TestSlowlorisPreAuth(t *testing.T) {
+	ts := newTestServer(t, serverOpts{mutate: func(c *server.Config) {
+		c.PreAuthTimeout = 500 * time.Millisecond
+	}})
+	c := ts.dial()
+	start := time.Now()
+	cmd := "a LOGIN " + strings.Repeat("x", 100)
+	for i := 0; i < len(cmd); i++ {
+		if _, err := c.conn.Write([]byte{cmd[i]}); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+		if time.Since(start) > 2*time.Second {
+			break
+		}
+	}
+	waitClosed(t, c.conn, 2*time.Second)
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("slowloris connection lived %v", d)
+	}
+}
+
+// Unauthenticated clients get a bounded number of commands.
+func TestPreAuthCommandLimit(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	c := ts.dial()
+	var cmds strings.Builder
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&cmds, "c%d CAPABILITY\r\n", i)
+	}
+	go io.WriteString(c.conn, cmds.String())
+	n := 0
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d tagged responses: %v (no BYE)", n, err)
+		}
+		if strings.HasPrefix(line, "* BYE") {
+			break
+		}
+		if strings.HasPrefix(line, "c") {
+			n++
+		}
+	}
+	if n >= 200 || n < 10 {
+		t.Fatalf("%d pre-auth commands answered before BYE", n)
+	}
+	waitClosed(t, c.conn, 2*time.Second)
+}
+
+// A client sending nothing but garbage is disconnected after a few BADs.
+func TestConsecutiveBadCommands(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true})
+	ts.addUser("alice", "secret")
+	c := ts.dial()
+	c.ok("LOGIN alice secret")
+	var cmds strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&cmds, "g%d FROBNICATE\r\n\x01\x02 garbage ((\r\n", i)
+	}
+	go io.WriteString(c.conn, cmds.String())
+	bads := 0
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d BADs: %v (no BYE)", bads, err)
+		}
+		if strings.HasPrefix(line, "* BYE") {
+			break
+		}
+		if strings.Contains(line, " BAD ") {
+			bads++
+		}
+	}
+	if bads > 50 {
+		t.Fatalf("%d BAD responses before BYE", bads)
+	}
+	waitClosed(t, c.conn, 2*time.Second)
+
+	// Good commands in between reset the count.
+	c = ts.dial()
+	c.ok("LOGIN alice secret")
+	for i := 0; i < 60; i++ {
+		c.expect("FROBNICATE", "BAD")
+		c.ok("NOOP")
+	}
+}

@@ -21,3 +21,34 @@ func (c *writeTimeoutConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// Abuse bounds of one connection.
+const (
+	// maxPreAuthCommands is how many commands a client may send before it
+	// logs in (CAPABILITY, STARTTLS, a few failed LOGINs need far fewer).
+	maxPreAuthCommands = 25
+	// maxBadCommands is how many BAD responses in a row end a connection:
+	// a client that only sends garbage is not an IMAP client.
+	maxBadCommands = 20
+)
+
+// countBad tracks consecutive BAD responses.
+func (c *conn) countBad(kind string) {
+	if kind == "BAD" {
+		c.bads++
+	} else {
+		c.bads = 0
+	}
+}
+
+// overLimit returns the BYE text when the connection has used up one of
+// its abuse bounds, or "".
+func (c *conn) overLimit() string {
+	switch {
+	case c.bads >= maxBadCommands:
+		return "Too many invalid commands"
+	case c.state == stateNotAuth && c.preAuthCmds >= maxPreAuthCommands:
+		return "Too many commands without logging in"
+	}
+	return ""
+}
