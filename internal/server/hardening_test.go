@@ -170,3 +170,13 @@ func TestConsecutiveBadCommands(t *testing.T) {
 		c.ok("NOOP")
 	}
 }
+
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
