@@ -386,8 +386,10 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
-	var ne net.Error
-	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	// *net.OpError, not net.Error: a storage error wrapping a
+	// syscall.Errno satisfies net.Error too.
+	var oe *net.OpError
+	return errors.Is(err, errClose) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {
