@@ -375,6 +375,11 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		if isConnError(err) {
 			return err
 		}
+		if isDiskFull(err) {
+			c.log.Error("out of disk space", "command", cmd.Name, "user", c.user, "err", err)
+			c.tagged("NO", "OVERQUOTA", "Not enough disk space on the server; try again later")
+			return nil
+		}
 		c.log.Error("command failed", "command", cmd.Name, "user", c.user, "err", err)
 		c.tagged("NO", "SERVERBUG", "Internal error; try again later")
 		err = nil

@@ -34,3 +34,25 @@ func TestIsConnError(t *testing.T) {
 		}
 	}
 }
+
+type codedErr int
+
+func (e codedErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
+func (e codedErr) Code() int     { return int(e) }
+
+func TestIsDiskFull(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("append: %w", &fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}),
+		fmt.Errorf("commit: %w", codedErr(13)),
+		fmt.Errorf("commit: %w", codedErr(13|256)), // extended code
+	} {
+		if !isDiskFull(err) {
+			t.Errorf("%v: not disk full", err)
+		}
+	}
+	for _, err := range []error{fmt.Errorf("x: %w", codedErr(5)), syscall.EIO} {
+		if isDiskFull(err) {
+			t.Errorf("%v: disk full", err)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"errors"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -51,4 +54,17 @@ func (c *conn) overLimit() string {
 		return "Too many commands without logging in"
 	}
 	return ""
+}
+
+// isDiskFull reports whether err means the server ran out of disk space:
+// ENOSPC/EDQUOT from a file write, or SQLITE_FULL from the database.
+func isDiskFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) && coded.Code()&0xff == 13 { // SQLITE_FULL
+		return true
+	}
+	return strings.Contains(err.Error(), "database or disk is full")
 }
