@@ -6,6 +6,7 @@
 //	tern user add|passwd|del NAME
 //	tern user list
 //	tern cert                    show (and create) the TLS certificate
+//	tern check [--repair]        check the store's consistency
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -68,6 +69,7 @@ Usage:
   tern user del NAME [flags]     delete a user and all their mail
   tern user list [flags]         list users
   tern cert [flags]              print the TLS certificate path and fingerprints
+  tern check [--repair] [flags]  check (and repair) the mail store's consistency
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.
@@ -88,6 +90,8 @@ func (e *env) run(args []string) int {
 		return e.user(args[1:])
 	case "cert":
 		return e.cert(args[1:])
+	case "check":
+		return e.check(args[1:])
 	case "version", "-version", "--version":
 		return e.version(args[1:])
 	default:
