@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 const deliverMsg = "From: a@example.net\nTo: alice@example.org\nSubject: hi\n\nHello.\n"
