@@ -307,6 +307,8 @@ func init() {
 		"STORE":        {cmdStore, inSelected},
 		"COPY":         {cmdCopy, inSelected},
 		"MOVE":         {cmdCopy, inSelected},
+		"GETQUOTA":     {cmdGetQuota, inLoggedIn},
+		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 	}
 }
 
@@ -436,6 +438,7 @@ func (c *conn) capabilities() string {
 	}
 	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
+	b.WriteString(quotaCapabilities)
 	return b.String()
 }
 
