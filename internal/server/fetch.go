@@ -108,6 +108,35 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return err
 	}
 	items := args.Items
+	if args.Vanished && !(cmd.UID && args.HasChangedSince && c.qresync) {
+		return bad("", "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC")
+	}
+	hasModSeq := false
+	for i := range items {
+		if items[i].Kind == imap.FetchModSeq {
+			hasModSeq = true
+		}
+	}
+	if args.HasChangedSince && !hasModSeq {
+		// CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
+		items = append(slices.Clip(items), imap.FetchItem{Kind: imap.FetchModSeq})
+		hasModSeq = true
+	}
+	if hasModSeq {
+		c.enableCondstore()
+	}
+	if args.Vanished {
+		gone, err := c.acct.Vanished(ctx, sel.info.ID, args.ChangedSince)
+		if err != nil {
+			return fmt.Errorf("fetch vanished in %q: %w", sel.info.Name, err)
+		}
+		gone = slices.DeleteFunc(gone, func(u uint32) bool { return !args.Set.Contains(u, sel.maxUID) })
+		if len(gone) > 0 {
+			c.w.WriteString("* VANISHED (EARLIER) ")
+			c.w.WriteString(imap.SetFromNums(gone).String())
+			c.w.CRLF()
+		}
+	}
 	want := fetchWant(items)
 	markSeen := false
 	if !sel.readOnly {
@@ -140,6 +169,9 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	err = c.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		seq, ok := sel.seqOf(m.UID)
 		if !ok {
+			return nil
+		}
+		if args.HasChangedSince && m.ModSeq <= args.ChangedSince {
 			return nil
 		}
 		var body store.Body
@@ -326,6 +358,12 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			sp()
 			c.w.WriteString("FLAGS ")
 			c.writeMsgFlags(m.UID, m.Flags)
+		}
+		if seenNow[m.UID] && c.condstore && !hasModSeq {
+			sp()
+			c.w.WriteString("MODSEQ (")
+			c.w.Number(m.ModSeq)
+			c.w.WriteByte(')')
 		}
 		c.w.WriteString(")\r\n")
 		started = false

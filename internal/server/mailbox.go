@@ -47,7 +47,11 @@ func cmdCreate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.acct.CreateMailbox(ctx, name, use); err != nil {
 		return storeErr(err, name)
 	}
-	return nil
+	info, err := c.acct.Mailbox(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
+	}
+	return c.okCode(ctx, "MAILBOXID ("+mailboxID(&info)+")", "CREATE completed")
 }
 
 func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -184,11 +188,11 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	var patterns []string
 	for _, p := range args.Patterns {
 		if !c.utf8 {
-			d, err := imap.DecodeMUTF7(p)
-			if err != nil {
-				return bad("", "Pattern is not valid modified UTF-7")
+			// A pattern that is not valid modified UTF-7 can only match
+			// names that are not either: use it as it is.
+			if d, err := imap.DecodeMUTF7(p); err == nil {
+				p = d
 			}
-			p = d
 		}
 		if p == "" {
 			continue
@@ -238,7 +242,9 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			if e.exists {
 				pe.children = true
 			}
-			if e.subscribed {
+			// CHILDINFO is for descendants the patterns do not list
+			// themselves (RFC 5258 §4).
+			if e.subscribed && !matchAny(patterns, n) {
 				pe.childSub = true
 			}
 		}
@@ -435,7 +441,9 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 	}
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "MAILBOXID", "APPENDLIMIT":
+		case "HIGHESTMODSEQ":
+			c.enableCondstore()
 		default:
 			return bad("", "Unknown STATUS item "+it)
 		}
@@ -464,6 +472,14 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 			c.w.Number(uint64(st.Size))
 		case "RECENT":
 			c.w.Number32(st.Recent)
+		case "HIGHESTMODSEQ":
+			c.w.Number(st.HighestModSeq)
+		case "MAILBOXID":
+			c.w.WriteByte('(')
+			c.w.WriteString(mailboxID(&st.MailboxInfo))
+			c.w.WriteByte(')')
+		case "APPENDLIMIT":
+			c.w.Number(uint64(c.srv.cfg.MaxLiteralSize))
 		}
 	}
 	c.w.WriteString(")\r\n")

@@ -341,3 +341,21 @@ func TestBadInputAnswersAndSurvives(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestMultiAppend(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	m1, m2 := simpleMsg, strings.Replace(simpleMsg, "hello", "second", 1)
+	_, tagged := c.do("APPEND INBOX (\\Seen) {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(m2)) + "+}\r\n" + m2)
+	if !regexp.MustCompile(`^OK \[APPENDUID \d+ 1:2\] APPEND completed$`).MatchString(tagged) {
+		t.Fatalf("multiappend: %q", tagged)
+	}
+	// All or nothing: a bad flag on the second message appends neither.
+	c.expect("APPEND INBOX {"+itoa(len(m1))+"+}\r\n"+m1+" (\\Bogus) {"+itoa(len(m2))+"+}\r\n"+m2, "BAD")
+	c.ok("SELECT INBOX")
+	u := c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+	if len(u) != 2 || !strings.Contains(u[0], "Subject: hello") || !strings.Contains(u[1], "Subject: second") || !strings.Contains(u[0], `\Seen`) || strings.Contains(u[1], `\Seen`) {
+		t.Fatalf("after multiappend: %q", u)
+	}
+}
