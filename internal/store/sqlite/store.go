@@ -82,10 +82,15 @@ CREATE TABLE IF NOT EXISTS users(
 `
 
 // dsn returns the connection string for a database file: WAL, durable
-// commits, a busy timeout and foreign keys on every connection.
+// commits, a busy timeout and foreign keys on every connection. Write
+// transactions BEGIN IMMEDIATE, so a writer in another process (tern
+// deliver, tern import beside tern serve) waits for the lock (busy
+// timeout) instead of failing with SQLITE_BUSY when it upgrades from
+// reading.
 func dsn(path string) string {
 	return "file:" + path +
-		"?_pragma=busy_timeout(10000)" +
+		"?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)"
