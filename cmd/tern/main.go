@@ -10,6 +10,7 @@
 //	tern import NAME PATH [--mailbox BOX]
 //	tern export NAME DIR [--format maildir|mbox]
 //	tern cert                    show (and create) the TLS certificate
+//	tern check [--repair]        check the store's consistency
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -76,6 +77,7 @@ Usage:
   tern import NAME PATH [flags]  import a Maildir or mbox (file or tree) for a user
   tern export NAME DIR [flags]   export a user's mail as Maildir or mbox
   tern cert [flags]              print the TLS certificate path and fingerprints
+  tern check [--repair] [flags]  check (and repair) the mail store's consistency
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.
@@ -102,6 +104,8 @@ func (e *env) run(args []string) int {
 		return e.importCmd(args[1:])
 	case "export":
 		return e.exportCmd(args[1:])
+	case "check":
+		return e.check(args[1:])
 	case "version", "-version", "--version":
 		return e.version(args[1:])
 	default:

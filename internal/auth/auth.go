@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +142,20 @@ type Authenticator struct {
 	mu    sync.Mutex
 	users *failureTable
 	ips   *failureTable
+
+	// okCache remembers recent successful checks as HMAC(key, stored hash,
+	// password), so a user's many devices (and reconnecting IDLE sessions)
+	// do not pay a full argon2id check each. The password itself is never
+	// kept; a changed password changes the stored hash and misses.
+	cacheKey [32]byte
+	okMu     sync.Mutex
+	okCache  map[[32]byte]time.Time
 }
+
+const (
+	okCacheTTL = 15 * time.Minute
+	okCacheMax = 50000
+)
 
 // New returns an Authenticator over st (normally a store.Store).
 func New(st HashSource, opts Options) (*Authenticator, error) {
@@ -160,6 +176,10 @@ func New(st HashSource, opts Options) (*Authenticator, error) {
 		users:  newFailureTable(p.MaxEntries, p.Window),
 		ips:    newFailureTable(p.MaxEntries, p.Window),
 	}
+	if _, err := rand.Read(a.cacheKey[:]); err != nil {
+		return nil, fmt.Errorf("new authenticator: %w", err)
+	}
+	a.okCache = make(map[[32]byte]time.Time)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -293,6 +313,20 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 	if unknown {
 		hash = a.dummy
 	}
+	var mac [32]byte
+	if !unknown {
+		m := hmac.New(sha256.New, a.cacheKey[:])
+		m.Write([]byte(hash))
+		m.Write([]byte{0})
+		m.Write([]byte(password))
+		m.Sum(mac[:0])
+		a.okMu.Lock()
+		at, hit := a.okCache[mac]
+		a.okMu.Unlock()
+		if hit && a.now().Sub(at) < okCacheTTL {
+			return true, nil
+		}
+	}
 	select {
 	case a.hashes <- struct{}{}:
 	case <-ctx.Done():
@@ -302,6 +336,19 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 	<-a.hashes
 	if verr != nil {
 		return false, fmt.Errorf("verify password of %q: %w", username, verr)
+	}
+	if ok && !unknown {
+		a.okMu.Lock()
+		if len(a.okCache) >= okCacheMax {
+			now := a.now()
+			for k, at := range a.okCache {
+				if now.Sub(at) >= okCacheTTL || len(a.okCache) >= okCacheMax {
+					delete(a.okCache, k)
+				}
+			}
+		}
+		a.okCache[mac] = a.now()
+		a.okMu.Unlock()
 	}
 	return ok && !unknown, nil
 }

@@ -336,3 +336,29 @@ func TestParsePlain(t *testing.T) {
 		}
 	}
 }
+
+// A repeated successful login skips the argon2id check; a wrong password or
+// a changed stored hash never hits the cache.
+func TestSuccessCache(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{})
+	calls := 0
+	a.verify = func(hash, pw string) (bool, error) {
+		calls++
+		return VerifyPassword(hash, pw)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if err := a.Authenticate(ctx, ip1, "alice", "alice-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d hash checks for 3 logins with the same password", calls)
+	}
+	if err := a.Authenticate(ctx, ip1, "alice", "wrong"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("wrong password after a cached success: %v", err)
+	}
+	if calls != 2 {
+		t.Fatalf("wrong password skipped the hash check")
+	}
+}

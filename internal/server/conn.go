@@ -57,6 +57,12 @@ type conn struct {
 	// cmd is the command being executed (for tagged responses).
 	cmd *imap.Command
 
+	// Bounds on abuse (limits.go): the end of the time allowed before
+	// login, commands read before login, consecutive BAD responses.
+	preAuthDeadline time.Time
+	preAuthCmds     int
+	bads            int
+
 	quit     chan struct{}
 	quitOnce sync.Once
 	waiting  atomic.Bool // blocked reading the next command
@@ -97,6 +103,7 @@ var errLogout = errors.New("logout")
 var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	nc = &writeTimeoutConn{Conn: nc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
@@ -244,8 +251,9 @@ func (c *conn) serve(ctx context.Context) {
 		c.nc.Close()
 		c.dropBuffers()
 	}()
+	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		c.nc.SetDeadline(c.preAuthDeadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.log.Debug("tls handshake failed", "err", err)
 			return
@@ -263,11 +271,15 @@ func (c *conn) serve(ctx context.Context) {
 			c.bye("Server shutting down")
 			return
 		}
-		timeout := c.srv.cfg.IdleTimeout
-		if c.state == stateNotAuth {
-			timeout = c.srv.cfg.PreAuthTimeout
+		if msg := c.overLimit(); msg != "" {
+			c.bye(msg)
+			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
+		if c.state == stateNotAuth {
+			deadline = c.preAuthDeadline
+		}
+		c.nc.SetReadDeadline(deadline)
 		c.waiting.Store(true)
 		if c.shuttingDown() {
 			c.bye("Server shutting down")
@@ -302,6 +314,7 @@ func (c *conn) serve(ctx context.Context) {
 				c.w.WriteString(kind)
 				c.w.WriteString(msg)
 				c.w.CRLF()
+				c.bads++
 				if pe.Fatal {
 					c.w.WriteString("* BYE Too much bad input\r\n")
 					c.bw.Flush()
@@ -327,6 +340,9 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		c.nc.SetReadDeadline(time.Time{})
+		if c.state == stateNotAuth {
+			c.preAuthCmds++
+		}
 		err = c.dispatch(ctx, cmd)
 		if errors.Is(err, errLogout) {
 			c.bw.Flush()
@@ -479,6 +495,11 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		if isConnError(err) {
 			return err
 		}
+		if isDiskFull(err) {
+			c.log.Error("out of disk space", "command", cmd.Name, "user", c.user, "err", err)
+			c.tagged("NO", "OVERQUOTA", "Not enough disk space on the server; try again later")
+			return nil
+		}
 		c.log.Error("command failed", "command", cmd.Name, "user", c.user, "err", err)
 		c.tagged("NO", "SERVERBUG", "Internal error; try again later")
 		err = nil
@@ -490,8 +511,10 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
-	var ne net.Error
-	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	// *net.OpError, not net.Error: a storage error wrapping a
+	// syscall.Errno satisfies net.Error too.
+	var oe *net.OpError
+	return errors.Is(err, errClose) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {
@@ -503,6 +526,7 @@ func cmdName(cmd *imap.Command) string {
 
 // tagged writes the tagged completion response.
 func (c *conn) tagged(kind, code, text string) {
+	c.countBad(kind)
 	c.w.WriteString(c.cmd.Tag)
 	c.w.SP()
 	c.w.WriteString(kind)
