@@ -441,6 +441,8 @@ func init() {
 		"STORE":        {cmdStore, inSelected},
 		"COPY":         {cmdCopy, inSelected},
 		"MOVE":         {cmdCopy, inSelected},
+		"GETQUOTA":     {cmdGetQuota, inLoggedIn},
+		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 	}
 }
 
@@ -578,6 +580,7 @@ func (c *conn) capabilities() string {
 	}
 	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
+	b.WriteString(quotaCapabilities)
 	return b.String()
 }
 
