@@ -32,13 +32,6 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 		return err
 	}
 
-	var base procSample
-	if o.serverPID > 0 {
-		if base, err = sampleTree(o.serverPID); err != nil {
-			return err
-		}
-	}
-
 	var (
 		mu       sync.Mutex
 		target   atomic.Int64 // EXISTS count that means "seen"
@@ -48,8 +41,12 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 	)
 	target.Store(int64(1 << 62))
 	idlers := make([]*fanIdler, o.conns)
+	var openIdler func(ctx context.Context, i int) error
 	setupStart := time.Now()
-	err = parallel(ctx, o.conns, 32, func(ctx context.Context, i int) error {
+	open := func(lo, hi int) error {
+		return parallel(ctx, hi-lo, 32, func(ctx context.Context, k int) error { return openIdler(ctx, lo+k) })
+	}
+	openIdler = func(ctx context.Context, i int) error {
 		c, err := dial(ctx, o.dialOpts(i))
 		if err != nil {
 			return err
@@ -89,7 +86,19 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 			}
 		}()
 		return nil
-	})
+	}
+	// Memory per connection is the marginal cost between n/2 and n idle
+	// connections, so one-off costs (login hashing, caches) do not count.
+	half := o.conns / 2
+	err = open(0, half)
+	var mem1, mem2 procSample
+	if err == nil && o.serverPID > 0 {
+		time.Sleep(time.Second)
+		mem1, err = sampleTreePSS(o.serverPID)
+	}
+	if err == nil {
+		err = open(half, o.conns)
+	}
 	closeIdlers := sync.OnceFunc(func() {
 		for _, d := range idlers {
 			if d != nil {
@@ -108,14 +117,17 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 	}
 	res.Extra = map[string]float64{"connections": float64(o.conns), "setup_seconds": time.Since(setupStart).Seconds()}
 	time.Sleep(time.Second) // let the server settle
-	if o.serverPID > 0 {
-		s, err := sampleTree(o.serverPID)
-		if err != nil {
+	if o.serverPID > 0 && o.conns-half > 0 {
+		if mem2, err = sampleTreePSS(o.serverPID); err != nil {
 			return err
 		}
-		res.Extra["rss_kib_per_conn"] = float64(s.rssKiB-base.rssKiB) / float64(o.conns)
-		res.Extra["server_procs"] = float64(s.procs)
+		n := float64(o.conns - half)
+		res.Extra["rss_kib_per_conn"] = float64(mem2.rssKiB-mem1.rssKiB) / n
+		res.Extra["pss_kib_per_conn"] = float64(mem2.pssKiB-mem1.pssKiB) / n
+		res.Extra["server_procs"] = float64(mem2.procs)
+		res.Extra["server_pss_kib"] = float64(mem2.pssKiB)
 	}
+	measureStart := time.Now()
 
 	msg := newGenerator(o.seed+3, 1).sized(2048)
 	exists := int64(si.exists)
@@ -154,7 +166,8 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 			rec.add("notify", l, 0, 0)
 		}
 	}
-	res.Ops = rec.summary(o.duration)
+	res.Seconds = time.Since(measureStart).Seconds()
+	res.Ops = rec.summary(time.Since(measureStart))
 	slices.Sort(all)
 	res.Primary, res.HigherBetter = "all-notified p50 ms", false
 	res.Value = ms(percentile(all, 50))

@@ -18,6 +18,7 @@ import (
 type procSample struct {
 	procs  int
 	rssKiB int64   // sum of VmRSS
+	pssKiB int64   // sum of Pss (only from sampleTreePSS): shared pages split among sharers
 	cpuSec float64 // utime+stime+cutime+cstime summed over the tree
 }
 
@@ -63,8 +64,30 @@ func readRSS(pid int) int64 {
 	return 0
 }
 
+func readPSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 // sampleTree reads the process tree rooted at root.
-func sampleTree(root int) (procSample, error) {
+func sampleTree(root int) (procSample, error) { return sampleTreeMem(root, false) }
+
+// sampleTreePSS also sums the proportional set size (slower: reads smaps).
+func sampleTreePSS(root int) (procSample, error) { return sampleTreeMem(root, true) }
+
+func sampleTreeMem(root int, pss bool) (procSample, error) {
 	ents, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		return procSample{}, err
@@ -95,6 +118,9 @@ func sampleTree(root int) (procSample, error) {
 		s.procs++
 		total += ticks[p]
 		s.rssKiB += readRSS(p)
+		if pss {
+			s.pssKiB += readPSS(p)
+		}
 		stack = append(stack, children[p]...)
 	}
 	s.cpuSec = float64(total) / clkTck

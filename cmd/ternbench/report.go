@@ -60,7 +60,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 			cpu[k] = append(cpu[k], r.Server.CPUSeconds)
 			rss[k] = append(rss[k], float64(r.Server.PeakRSSKiB)/1024)
 		}
-		if v, ok := r.Extra["rss_kib_per_conn"]; ok {
+		if v, ok := r.Extra["pss_kib_per_conn"]; ok {
 			perConn[k] = append(perConn[k], v)
 		}
 	}
@@ -110,7 +110,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 		if len(perConn[key{w, labels[0]}]) == 0 {
 			continue
 		}
-		fmt.Fprintf(stdout, "\n%s: server memory per idle connection (KiB, median):", w)
+		fmt.Fprintf(stdout, "\n%s: server memory (PSS) per added idle connection (KiB, median):", w)
 		for _, l := range labels {
 			fmt.Fprintf(stdout, " %s %s", l, fmtVal(perConn[key{w, l}]))
 		}
