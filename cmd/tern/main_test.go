@@ -403,3 +403,25 @@ func TestServeListenError(t *testing.T) {
 		t.Fatalf("busy port: %+v", r)
 	}
 }
+
+func TestTakeCPUProfileFlag(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cpu.pprof")
+	rest, stop, err := takeCPUProfileFlag([]string{"--data", "d", "--cpuprofile", p, "--insecure-auth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if strings.Join(rest, " ") != "--data d --insecure-auth" {
+		t.Fatalf("rest = %q", rest)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile not written: %v", err)
+	}
+	rest, _, err = takeCPUProfileFlag([]string{"--data", "d"})
+	if err != nil || len(rest) != 2 {
+		t.Fatalf("without flag: %q %v", rest, err)
+	}
+	if _, _, err := takeCPUProfileFlag([]string{"--cpuprofile"}); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}

@@ -26,6 +26,12 @@ func (e *env) serve(args []string) int {
 		about: "Run the IMAP server. Settings come from the defaults, then the --config\nfile, then flags given on the command line. An empty address disables a\nlistener. SIGHUP reloads the TLS certificate and the configuration (log\nlevel; other changes need a restart); SIGINT/SIGTERM shut down cleanly."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, true)
+	args, stopProfile, err := takeCPUProfileFlag(args) // hidden, for benchmarks
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tern serve: %v\n", err)
+		return exitUsage
+	}
+	defer stopProfile()
 	if _, code, done := e.parse(c, fs, args); done {
 		return code
 	}
