@@ -58,7 +58,7 @@ func (r *Reader) command() *Command {
 		r.sp()
 		name = r.word(cAtom, "command name")
 		switch string(name) {
-		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE":
+		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD":
 		default:
 			r.fail("unknown UID command")
 		}
@@ -126,6 +126,10 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.idArgs()
 	case "GETQUOTA", "GETQUOTAROOT":
 		cmd.Args = r.quotaArgs(cmd.Name)
+	case "SORT":
+		cmd.Args = r.sortArgs()
+	case "THREAD":
+		cmd.Args = r.threadArgs()
 	default:
 		r.fail("unknown command")
 	}
@@ -141,7 +145,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
-	"GETQUOTA", "GETQUOTAROOT",
+	"GETQUOTA", "GETQUOTAROOT", "SORT", "THREAD",
 }
 
 func commandName(b []byte) string {

@@ -443,6 +443,8 @@ func init() {
 		"MOVE":         {cmdCopy, inSelected},
 		"GETQUOTA":     {cmdGetQuota, inLoggedIn},
 		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
+		"SORT":         {cmdSort, inSelected},
+		"THREAD":       {cmdThread, inSelected},
 	}
 }
 
@@ -558,7 +560,7 @@ func allowExpunge(cmd *imap.Command) bool {
 		return true
 	}
 	switch cmd.Name {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
 		return false
 	}
 	return true
@@ -581,6 +583,7 @@ func (c *conn) capabilities() string {
 	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
+	b.WriteString(sortCapabilities)
 	return b.String()
 }
 

@@ -142,6 +142,7 @@ const (
 	WantBodyStructure // BODYSTRUCTURE
 	WantParts         // part offsets (message.Parts encoding) for sections
 	WantIDs           // EmailID, ThreadID
+	WantThreading     // MessageID, InReplyTo, References
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -160,6 +161,11 @@ type Message struct {
 	Parts         []byte // encoded part tree (message.Parts)
 	EmailID       string
 	ThreadID      string
+	// Threading (WantThreading): message ids without angle brackets, as
+	// message.Parse found them at delivery.
+	MessageID  string
+	InReplyTo  []string
+	References []string
 }
 
 // Quota is one user's limits and current usage (RFC 9208 quota root ""

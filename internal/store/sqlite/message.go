@@ -255,13 +255,20 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
-			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, "T"+id, sent, sentTZ,
+			threadID, err := w.threadFor(p.info, "T"+id)
+			if err != nil {
+				return err
+			}
+			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, threadID, sent, sentTZ,
 				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
 			cid, err := r.LastInsertId()
 			if err != nil {
+				return err
+			}
+			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
 			uid := m.uidNext + uint32(i)
@@ -541,11 +548,14 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		return "NULL"
 	}
 	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
-	content := want&wantContent != 0
+	content := want&(wantContent|store.WantThreading) != 0
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
 			`, c.email_id, c.thread_id FROM messages m JOIN contents c ON c.id = m.content_id`
+		if want&store.WantThreading != 0 {
+			q = strings.Replace(q, ` FROM messages m`, threadingCols+` FROM messages m`, 1) + threadingJoin
+		}
 	} else {
 		q += ` FROM messages m`
 	}
@@ -570,6 +580,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		if content {
 			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID)
 		}
+		var thr threadingRow
+		if want&store.WantThreading != 0 {
+			dest = append(dest, thr.dest()...)
+		}
 		for rows.Next() {
 			env, body, bs, parts = nil, nil, nil, nil
 			if err := rows.Scan(dest...); err != nil {
@@ -592,6 +606,9 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts = env, body, bs, parts
 			if want&store.WantIDs != 0 {
 				msg.EmailID, msg.ThreadID = emailID, threadID
+			}
+			if want&store.WantThreading != 0 {
+				thr.fill(msg)
 			}
 			if err := fn(msg); err != nil {
 				return err

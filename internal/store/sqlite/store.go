@@ -327,7 +327,7 @@ func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*user
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}
 	syncDir(filepath.Join(s.dir, "users"))
-	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema+quotaSchema)
+	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema+quotaSchema+threadSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}

@@ -232,6 +232,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
+		{"Threads", testThreads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
