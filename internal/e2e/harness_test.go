@@ -190,15 +190,11 @@ func startServer(t *testing.T, users map[string]string) *server {
 	return s
 }
 
-// knownErrorRE matches server error lines of known bugs (see the report
-// in TestConcurrentExpungeFetch): they do not fail a test run.
-var knownErrorRE = regexp.MustCompile(`level=ERROR msg="fetch failed mid-response; closing connection" .*no such message`)
-
 // unexpectedErrors reports whether the server log has a panic or an
-// ERROR line that is not a known bug.
+// ERROR line.
 func unexpectedErrors(log string) bool {
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "panic") || (strings.Contains(line, "level=ERROR") && !knownErrorRE.MatchString(line)) {
+		if strings.Contains(line, "panic") || strings.Contains(line, "level=ERROR") {
 			return true
 		}
 	}

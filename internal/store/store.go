@@ -26,6 +26,7 @@ var (
 	ErrOverQuota     = errors.New("quota exceeded")
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrUIDValidity   = errors.New("uidvalidity changed") // mailbox was deleted/recreated under a session
+	ErrNoSuchMessage = errors.New("no such message")     // e.g. OpenBody of a UID expunged meanwhile
 )
 
 // Separator is the hierarchy delimiter of mailbox names.

@@ -654,6 +654,16 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	f, err := os.Open(a.u.blobPath(blob))
+	if errors.Is(err, os.ErrNotExist) {
+		// An expunge may have committed (and its body file been removed)
+		// between the query and the open: then the message is gone, which
+		// is not damage.
+		var one int
+		if qerr := a.u.db.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?`,
+			mailboxID, uid).Scan(&one); errors.Is(qerr, sql.ErrNoRows) {
+			return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
@@ -661,4 +671,4 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 }
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
-var errNoSuchMessage = errors.New("no such message")
+var errNoSuchMessage = store.ErrNoSuchMessage
