@@ -64,6 +64,7 @@ type MailboxStatus struct {
 	UIDNext       uint32
 	HighestModSeq uint64
 	Size          int64    // sum of message sizes (STATUS SIZE)
+	DeletedSize   int64    // sum of the sizes of messages with \Deleted (STATUS DELETED-STORAGE)
 	FirstUnseen   uint32   // UID of the lowest message without \Seen; 0 if none
 	Keywords      []string // keywords in use in this mailbox
 }

@@ -191,6 +191,11 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 			}
 		}
 	}
+	if p, err := checkUsage(ctx, tx, repair); err != nil {
+		return problems, err
+	} else {
+		problems = append(problems, p...)
+	}
 	if err := tx.Commit(); err != nil {
 		return problems, err
 	}
