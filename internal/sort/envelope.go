@@ -2,7 +2,6 @@ package sort
 
 import (
 	"errors"
-	"strconv"
 )
 
 // envelope holds the ENVELOPE fields sorting and threading use, taken from
@@ -27,17 +26,12 @@ type address struct {
 
 var errEnvelope = errors.New("malformed envelope")
 
-// value is one parsed IMAP value: a string (nil-able) or a list.
-type value struct {
-	str    string
-	isNil  bool
-	isList bool
-	list   []value
-}
-
+// envParser scans an ENVELOPE in place, without building a tree: the
+// fields it does not need are skipped.
 type envParser struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	err bool
 }
 
 func (p *envParser) skipSP() {
@@ -46,77 +40,125 @@ func (p *envParser) skipSP() {
 	}
 }
 
-func (p *envParser) value(depth int) (value, error) {
+// nstring reads a quoted string, literal or NIL.
+func (p *envParser) nstring() (s string, isNil bool) {
 	p.skipSP()
-	if p.i >= len(p.b) || depth > 8 {
-		return value{}, errEnvelope
+	if p.i >= len(p.b) {
+		p.err = true
+		return "", true
 	}
-	switch c := p.b[p.i]; {
-	case c == '(':
+	switch p.b[p.i] {
+	case '"':
 		p.i++
-		v := value{isList: true}
-		for {
-			p.skipSP()
-			if p.i >= len(p.b) {
-				return value{}, errEnvelope
-			}
-			if p.b[p.i] == ')' {
-				p.i++
-				return v, nil
-			}
-			e, err := p.value(depth + 1)
-			if err != nil {
-				return value{}, err
-			}
-			v.list = append(v.list, e)
-		}
-	case c == '"':
-		p.i++
-		var s []byte
+		start := p.i
+		escaped := false
 		for p.i < len(p.b) {
-			c := p.b[p.i]
-			p.i++
-			switch c {
+			switch p.b[p.i] {
 			case '\\':
-				if p.i < len(p.b) {
-					s = append(s, p.b[p.i])
-					p.i++
-				}
+				escaped = true
+				p.i += 2
+				continue
 			case '"':
-				return value{str: string(s)}, nil
-			default:
-				s = append(s, c)
+				raw := p.b[start:p.i]
+				p.i++
+				if !escaped {
+					return string(raw), false
+				}
+				out := make([]byte, 0, len(raw))
+				for j := 0; j < len(raw); j++ {
+					if raw[j] == '\\' && j+1 < len(raw) {
+						j++
+					}
+					out = append(out, raw[j])
+				}
+				return string(out), false
 			}
+			p.i++
 		}
-		return value{}, errEnvelope
-	case c == '{':
-		j := p.i + 1
-		for j < len(p.b) && p.b[j] != '}' {
-			j++
+	case '{':
+		n, j := 0, p.i+1
+		for ; j < len(p.b) && '0' <= p.b[j] && p.b[j] <= '9' && n < 1<<24; j++ {
+			n = n*10 + int(p.b[j]-'0')
 		}
-		n, err := strconv.Atoi(string(p.b[p.i+1 : j]))
-		if err != nil || n < 0 || j+3+n > len(p.b) {
-			return value{}, errEnvelope
+		if j+3+n <= len(p.b) && p.b[j] == '}' {
+			start := j + 3 // "}\r\n"
+			p.i = start + n
+			return string(p.b[start:p.i]), false
 		}
-		start := j + 3 // "}\r\n"
-		p.i = start + n
-		return value{str: string(p.b[start : start+n])}, nil
-	case c == 'N' || c == 'n':
+	case 'N', 'n':
 		if p.i+3 <= len(p.b) {
 			p.i += 3
-			return value{isNil: true}, nil
+			return "", true
 		}
 	}
-	return value{}, errEnvelope
+	p.err = true
+	return "", true
 }
 
-// firstAddress returns the first address of an address list value.
-func firstAddress(v value) (address, bool) {
-	if !v.isList || len(v.list) == 0 || !v.list[0].isList || len(v.list[0].list) < 4 {
-		return address{}, false
+// skip skips one value (string, NIL or list).
+func (p *envParser) skip(depth int) {
+	p.skipSP()
+	if p.i >= len(p.b) || depth > 8 {
+		p.err = true
+		return
 	}
-	f := v.list[0].list
-	return address{name: f[0].str, mailbox: f[2].str, host: f[3].str, hasHost: !f[3].isNil}, true
+	if p.b[p.i] != '(' {
+		p.nstring()
+		return
+	}
+	p.i++
+	for !p.err {
+		p.skipSP()
+		if p.i >= len(p.b) {
+			p.err = true
+			return
+		}
+		if p.b[p.i] == ')' {
+			p.i++
+			return
+		}
+		p.skip(depth + 1)
+	}
+}
+
+// firstAddress reads an address list and returns its first address.
+func (p *envParser) firstAddress() (a address, ok bool) {
+	p.skipSP()
+	if p.i >= len(p.b) || p.b[p.i] != '(' {
+		p.nstring() // NIL
+		return a, false
+	}
+	p.i++
+	p.skipSP()
+	if p.i < len(p.b) && p.b[p.i] == '(' {
+		p.i++
+		a.name, _ = p.nstring()
+		p.nstring() // adl
+		a.mailbox, _ = p.nstring()
+		var isNil bool
+		a.host, isNil = p.nstring()
+		a.hasHost = !isNil
+		p.skipSP()
+		if p.i >= len(p.b) || p.b[p.i] != ')' {
+			p.err = true
+			return a, false
+		}
+		p.i++
+		ok = true
+	}
+	for !p.err { // the rest of the list
+		p.skipSP()
+		if p.i >= len(p.b) {
+			p.err = true
+			break
+		}
+		if p.b[p.i] == ')' {
+			p.i++
+			break
+		}
+		p.skip(1)
+	}
+	return a, ok && !p.err
 }
 
 // parseEnvelope parses an IMAP ENVELOPE: (date subject from sender
@@ -127,16 +169,23 @@ func parseEnvelope(b []byte) (envelope, error) {
 		return e, nil
 	}
 	p := &envParser{b: b}
-	v, err := p.value(0)
-	if err != nil {
-		return e, err
-	}
-	if !v.isList || len(v.list) < 10 {
+	if b[0] != '(' {
 		return e, errEnvelope
 	}
-	e.subject = v.list[1].str
-	e.from, e.hasFrom = firstAddress(v.list[2])
-	e.to, e.hasTo = firstAddress(v.list[5])
-	e.cc, e.hasCc = firstAddress(v.list[6])
+	p.i = 1
+	p.skip(1) // date
+	e.subject, _ = p.nstring()
+	e.from, e.hasFrom = p.firstAddress()
+	p.skip(1) // sender
+	p.skip(1) // reply-to
+	e.to, e.hasTo = p.firstAddress()
+	e.cc, e.hasCc = p.firstAddress()
+	for range 3 { // bcc, in-reply-to, message-id
+		p.skip(1)
+	}
+	p.skipSP()
+	if p.err || p.i >= len(p.b) || p.b[p.i] != ')' {
+		return envelope{}, errEnvelope
+	}
 	return e, nil
 }

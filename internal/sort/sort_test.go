@@ -290,3 +290,31 @@ func TestParseEnvelopeLiteral(t *testing.T) {
 		t.Fatal("truncated envelope parsed")
 	}
 }
+
+func BenchmarkSort10k(b *testing.B) {
+	var items []Item
+	for i := 0; i < 10000; i++ {
+		h := fmt.Sprintf("From: \"User %d\" <user%d@example.org>\nTo: list@example.org\nSubject: Re: [list] topic %d\nMessage-ID: <%d@x>\nReferences: <%d@x>\n", i%97, i%89, i%113, i, i/3)
+		info, err := message.Parse([]byte(strings.ReplaceAll(h, "\n", "\r\n") + "\r\nbody\r\n"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		items = append(items, Item{Envelope: info.Envelope, InternalDate: base.Add(time.Duration(i%1000) * time.Second),
+			MessageID: info.MessageID, References: info.References})
+	}
+	b.Run("subject,from", func(b *testing.B) {
+		for b.Loop() {
+			Sort(items, []Criterion{{Key: Subject}, {Key: DisplayFrom}})
+		}
+	})
+	b.Run("arrival", func(b *testing.B) {
+		for b.Loop() {
+			Sort(items, []Criterion{{Key: Arrival}})
+		}
+	})
+	b.Run("references", func(b *testing.B) {
+		for b.Loop() {
+			References(items)
+		}
+	})
+}
