@@ -124,6 +124,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = &CopyArgs{Set: set, Mailbox: r.astring()}
 	case "ID":
 		cmd.Args = r.idArgs()
+	case "GETQUOTA", "GETQUOTAROOT":
+		cmd.Args = r.quotaArgs(cmd.Name)
 	default:
 		r.fail("unknown command")
 	}
@@ -139,6 +141,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
+	"GETQUOTA", "GETQUOTAROOT",
 }
 
 func commandName(b []byte) string {

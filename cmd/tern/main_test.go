@@ -301,7 +301,7 @@ func TestServe(t *testing.T) {
 	}
 	done := make(chan int, 1)
 	go func() {
-		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0"})
+		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "127.0.0.1:0"})
 	}()
 	got := map[string]string{}
 	for len(got) < 2 {
@@ -401,5 +401,27 @@ func TestServeListenError(t *testing.T) {
 	r := runT(t, "", "serve", "--data", t.TempDir(), "--listen-imap", ln.Addr().String(), "--listen-imaps", "")
 	if r.code != exitError || !strings.Contains(r.stderr, "listen imap") {
 		t.Fatalf("busy port: %+v", r)
+	}
+}
+
+func TestTakeCPUProfileFlag(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cpu.pprof")
+	rest, stop, err := takeCPUProfileFlag([]string{"--data", "d", "--cpuprofile", p, "--insecure-auth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if strings.Join(rest, " ") != "--data d --insecure-auth" {
+		t.Fatalf("rest = %q", rest)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile not written: %v", err)
+	}
+	rest, _, err = takeCPUProfileFlag([]string{"--data", "d"})
+	if err != nil || len(rest) != 2 {
+		t.Fatalf("without flag: %q %v", rest, err)
+	}
+	if _, _, err := takeCPUProfileFlag([]string{"--cpuprofile"}); err == nil {
+		t.Fatal("missing file accepted")
 	}
 }

@@ -28,7 +28,7 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	// Anything the client pipelined after STARTTLS arrived in plaintext and
 	// must not be executed after the handshake (CVE-2011-0411).
-	if n := c.br.Buffered(); n > 0 {
+	if n := c.br.Buffered(); n > 0 || (c.prefix != nil && len(c.prefix.pre) > 0) {
 		c.log.Warn("plaintext data pipelined after STARTTLS; closing", "bytes", n)
 		return errClose
 	}

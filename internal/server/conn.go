@@ -66,6 +66,34 @@ type conn struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 	waiting  atomic.Bool // blocked reading the next command
+	woken    atomic.Bool // a change signal interrupted a read (IDLE)
+
+	// While a connection waits for input it holds no bufio buffers: it
+	// reads into small and hands what arrived to a pooled reader through
+	// prefix.
+	small  [256]byte
+	prefix *prefixReader
+}
+
+// Buffer pools: an idle connection returns its buffers here.
+var (
+	brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
+)
+
+// prefixReader returns pre, then reads from r.
+type prefixReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // errLogout ends the session after a response was written.
@@ -91,12 +119,12 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	return c
 }
 
+// setupIO (re)creates the codec over c.nc (at start and after STARTTLS).
 func (c *conn) setupIO() {
-	c.br = bufio.NewReaderSize(c.nc, 4096)
-	c.bw = bufio.NewWriterSize(c.nc, 8192)
-	c.w = imap.NewWriter(c.bw)
+	c.dropBuffers()
+	c.w = imap.NewWriter(nil)
 	c.w.UTF8 = c.utf8
-	c.r = imap.NewReader(c.br, imap.ReaderOptions{
+	c.r = imap.NewReader(nil, imap.ReaderOptions{
 		MaxLine:    c.srv.cfg.MaxLineLength,
 		MaxLiteral: c.srv.cfg.MaxLiteralSize,
 		Continue: func() error {
@@ -104,6 +132,90 @@ func (c *conn) setupIO() {
 			return c.bw.Flush()
 		},
 	})
+	c.acquire(nil)
+}
+
+// acquire takes buffers from the pools; pre is input already read.
+func (c *conn) acquire(pre []byte) {
+	if c.br == nil {
+		br := brPool.Get().(*bufio.Reader)
+		if len(pre) > 0 {
+			c.prefix = &prefixReader{pre: pre, r: c.nc}
+			br.Reset(c.prefix)
+		} else {
+			c.prefix = nil
+			br.Reset(c.nc)
+		}
+		c.br = br
+		c.r.Reset(br)
+	}
+	if c.bw == nil {
+		bw := bwPool.Get().(*bufio.Writer)
+		bw.Reset(c.nc)
+		c.bw = bw
+		c.w.Writer = bw
+	}
+}
+
+// release flushes and returns the buffers to the pools, unless input is
+// still buffered.
+func (c *conn) release() error {
+	if c.bw != nil {
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		c.bw.Reset(nil)
+		bwPool.Put(c.bw)
+		c.bw = nil
+		c.w.Writer = nil
+	}
+	if c.br != nil && c.br.Buffered() == 0 && (c.prefix == nil || len(c.prefix.pre) == 0) {
+		c.br.Reset(nil)
+		brPool.Put(c.br)
+		c.br = nil
+		c.prefix = nil
+		c.r.Reset(nil)
+	}
+	return nil
+}
+
+// dropBuffers returns buffers without flushing (connection end, STARTTLS).
+func (c *conn) dropBuffers() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		bwPool.Put(c.bw)
+		c.bw = nil
+	}
+	if c.br != nil {
+		c.br.Reset(nil)
+		brPool.Put(c.br)
+		c.br = nil
+	}
+	c.prefix = nil
+}
+
+// waitInput blocks until the client sends something, holding no buffers
+// while it waits. The read deadline must be set by the caller.
+func (c *conn) waitInput() error {
+	if c.br != nil && (c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0)) {
+		return nil
+	}
+	if err := c.release(); err != nil {
+		return err
+	}
+	if c.br != nil {
+		return nil
+	}
+	n, err := c.nc.Read(c.small[:])
+	if n > 0 {
+		c.acquire(c.small[:n])
+		return nil
+	}
+	c.acquire(nil)
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 // shutdown asks the connection to say BYE and end. Called with srv.mu held.
@@ -137,6 +249,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.acct.Close()
 		}
 		c.nc.Close()
+		c.dropBuffers()
 	}()
 	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
@@ -172,8 +285,12 @@ func (c *conn) serve(ctx context.Context) {
 			c.bye("Server shutting down")
 			return
 		}
-		cmd, err := c.r.ReadCommand()
+		err := c.waitInput()
 		c.waiting.Store(false)
+		var cmd *imap.Command
+		if err == nil {
+			cmd, err = c.r.ReadCommand()
+		}
 		if err != nil {
 			var pe *imap.ParseError
 			if errors.As(err, &pe) {
@@ -242,6 +359,7 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 func (c *conn) bye(msg string) {
+	c.acquire(nil)
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	c.w.WriteString("* BYE ")
 	c.w.WriteString(msg)
@@ -323,6 +441,8 @@ func init() {
 		"STORE":        {cmdStore, inSelected},
 		"COPY":         {cmdCopy, inSelected},
 		"MOVE":         {cmdCopy, inSelected},
+		"GETQUOTA":     {cmdGetQuota, inLoggedIn},
+		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 	}
 }
 
@@ -460,6 +580,7 @@ func (c *conn) capabilities() string {
 	}
 	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
+	b.WriteString(quotaCapabilities)
 	return b.String()
 }
 

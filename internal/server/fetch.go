@@ -318,6 +318,16 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				if err != nil {
 					return fmt.Errorf("section of uid %d: %w", m.UID, err)
 				}
+				// A literal cannot carry NUL: a single part's body goes
+				// out base64-encoded, anything else as a literal8.
+				nul, leaf := message.SectionNUL(root, sec.Part, sec.Specifier)
+				if nul && leaf != nil {
+					b, err := message.Base64Body(body, leaf)
+					if err != nil {
+						return fmt.Errorf("section of uid %d: %w", m.UID, err)
+					}
+					r, n, nul = bytes.NewReader(b), int64(len(b)), false
+				}
 				sp()
 				if name != "" {
 					c.w.WriteString(name)
@@ -325,7 +335,7 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 					c.w.WriteString("BODY")
 					writeSection(c.w, &sec)
 				}
-				if err := writePartial(c.w, it.Partial, r, n); err != nil {
+				if err := writePartial(c.w, it.Partial, r, n, nul); err != nil {
 					return err
 				}
 			case imap.FetchBinarySection, imap.FetchBinarySize:
@@ -412,9 +422,10 @@ func writeSection(w *imap.Writer, s *imap.Section) {
 	w.WriteByte(']')
 }
 
-// writePartial writes " {n}\r\n<data>" for a section, cut to <offset.count>
-// when asked ("<offset>" goes before the literal).
-func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64) error {
+// writePartial writes " {n}\r\n<data>" (" ~{n}\r\n<data>" if binary) for a
+// section, cut to <offset.count> when asked ("<offset>" goes before the
+// literal).
+func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64, binary bool) error {
 	if p != nil {
 		w.WriteByte('<')
 		w.Number32(p.Offset)
@@ -432,5 +443,5 @@ func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64) error {
 		n = min(n-off, int64(p.Count))
 	}
 	w.SP()
-	return w.Literal(r, n, false)
+	return w.Literal(r, n, binary)
 }

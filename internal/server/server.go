@@ -82,6 +82,8 @@ type Server struct {
 	wg        sync.WaitGroup
 	baseCtx   context.Context
 	cancel    context.CancelFunc
+
+	shared sharedState
 }
 
 // New returns a server over st.

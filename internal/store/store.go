@@ -162,6 +162,15 @@ type Message struct {
 	ThreadID      string
 }
 
+// Quota is one user's limits and current usage (RFC 9208 quota root ""
+// covering all mailboxes). A limit of 0 means no limit.
+type Quota struct {
+	StorageLimit int64 // bytes
+	MessageLimit int64 // messages
+	StorageUsed  int64 // bytes: sum of the sizes of all messages in all mailboxes
+	MessagesUsed int64 // messages in all mailboxes
+}
+
 // Body is an open message body.
 type Body interface {
 	io.ReaderAt
@@ -216,6 +225,13 @@ type Account interface {
 	Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error)
 	Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
 	Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
+
+	// Quota returns the user's limits and exact current usage. Append and
+	// Copy (and Move, should it ever grow usage) fail with ErrOverQuota,
+	// checked atomically with the write, when they would exceed a limit.
+	Quota(ctx context.Context) (Quota, error)
+	// SetQuota sets the user's limits (0: no limit; negative is invalid).
+	SetQuota(ctx context.Context, storageLimit, messageLimit int64) error
 
 	Close() error
 }

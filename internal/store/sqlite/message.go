@@ -225,6 +225,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if len(msgs) == 0 {
 			return nil
 		}
+		if err := w.checkQuota(int64(len(msgs)), totalSize(msgs)); err != nil {
+			return err
+		}
 		modseq := m.highest + 1
 		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts)
 			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -415,6 +418,11 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		rows, err := w.msgRows(src.id, rs, false, false)
 		if err != nil || len(rows) == 0 {
 			return err
+		}
+		if !move { // a MOVE within one account never grows usage
+			if err := w.checkQuota(int64(len(rows)), rowsSize(rows)); err != nil {
+				return err
+			}
 		}
 		if res.DestUIDs, err = w.insertCopies(d.id, rows, false); err != nil {
 			return err

@@ -82,10 +82,15 @@ CREATE TABLE IF NOT EXISTS users(
 `
 
 // dsn returns the connection string for a database file: WAL, durable
-// commits, a busy timeout and foreign keys on every connection.
+// commits, a busy timeout and foreign keys on every connection. Write
+// transactions BEGIN IMMEDIATE, so a writer in another process (tern
+// deliver, tern import beside tern serve) waits for the lock (busy
+// timeout) instead of failing with SQLITE_BUSY when it upgrades from
+// reading.
 func dsn(path string) string {
 	return "file:" + path +
-		"?_pragma=busy_timeout(10000)" +
+		"?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)"
@@ -322,7 +327,7 @@ func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*user
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}
 	syncDir(filepath.Join(s.dir, "users"))
-	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema)
+	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema+quotaSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}

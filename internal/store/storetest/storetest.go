@@ -230,6 +230,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Isolation", testIsolation},
 		{"Notifier", testNotifier},
 		{"ConcurrentAppend", testConcurrentAppend},
+		{"Quota", testQuota},
+		{"QuotaConcurrent", testQuotaConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

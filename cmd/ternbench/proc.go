@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server process accounting from /proc: the process given by --server-pid
+// and all its descendants (Dovecot runs one process per connection).
+
+// procSample is the memory and CPU of a process tree at one moment.
+type procSample struct {
+	procs  int
+	rssKiB int64   // sum of VmRSS
+	pssKiB int64   // sum of Pss (only from sampleTreePSS): shared pages split among sharers
+	cpuSec float64 // utime+stime+cutime+cstime summed over the tree
+}
+
+var clkTck = 100.0 // USER_HZ on Linux
+
+// readStat returns ppid and the four CPU tick counters of pid.
+func readStat(pid int) (ppid int, ticks int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0]=state f[1]=ppid ... utime is field 14 of stat, i.e. f[11].
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat: short", pid)
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	for _, k := range f[11:15] {
+		v, _ := strconv.ParseInt(k, 10, 64)
+		ticks += v
+	}
+	return ppid, ticks, nil
+}
+
+func readRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func readPSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// sampleTree reads the process tree rooted at root.
+func sampleTree(root int) (procSample, error) { return sampleTreeMem(root, false) }
+
+// sampleTreePSS also sums the proportional set size (slower: reads smaps).
+func sampleTreePSS(root int) (procSample, error) { return sampleTreeMem(root, true) }
+
+func sampleTreeMem(root int, pss bool) (procSample, error) {
+	ents, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return procSample{}, err
+	}
+	children := map[int][]int{}
+	ticks := map[int]int64{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(filepath.Base(e))
+		if err != nil {
+			continue
+		}
+		ppid, t, err := readStat(pid)
+		if err != nil {
+			continue
+		}
+		children[ppid] = append(children[ppid], pid)
+		ticks[pid] = t
+	}
+	if _, ok := ticks[root]; !ok {
+		return procSample{}, fmt.Errorf("server pid %d not found", root)
+	}
+	var s procSample
+	var total int64
+	stack := []int{root}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		s.procs++
+		total += ticks[p]
+		s.rssKiB += readRSS(p)
+		if pss {
+			s.pssKiB += readPSS(p)
+		}
+		stack = append(stack, children[p]...)
+	}
+	s.cpuSec = float64(total) / clkTck
+	return s, nil
+}
+
+// procMonitor samples the tree periodically and keeps the peak RSS.
+type procMonitor struct {
+	root  int
+	start procSample
+	mu    sync.Mutex
+	peak  int64
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startMonitor(root int, every time.Duration) (*procMonitor, error) {
+	s, err := sampleTree(root)
+	if err != nil {
+		return nil, err
+	}
+	m := &procMonitor{root: root, start: s, peak: s.rssKiB, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+				if s, err := sampleTree(root); err == nil {
+					m.mu.Lock()
+					m.peak = max(m.peak, s.rssKiB)
+					m.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return m, nil
+}
+
+// ServerStats is the server's resource use during a run.
+type ServerStats struct {
+	PID         int     `json:"pid"`
+	Procs       int     `json:"procs"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	PeakRSSKiB  int64   `json:"peak_rss_kib"`
+	StartRSSKiB int64   `json:"start_rss_kib"`
+	FinalRSSKiB int64   `json:"final_rss_kib"`
+}
+
+func (m *procMonitor) finish() ServerStats {
+	close(m.stop)
+	<-m.done
+	end, _ := sampleTree(m.root)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return ServerStats{
+		PID: m.root, Procs: end.procs, CPUSeconds: end.cpuSec - m.start.cpuSec,
+		PeakRSSKiB: max(m.peak, end.rssKiB), StartRSSKiB: m.start.rssKiB, FinalRSSKiB: end.rssKiB,
+	}
+}

@@ -1,0 +1,190 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/server"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
+)
+
+// benchMessage is a small multipart message with an attachment, so that
+// ENVELOPE and BODYSTRUCTURE have realistic content.
+func benchMessage(i int) []byte {
+	return fmt.Appendf(nil, "Date: Mon, 2 Feb 2026 10:%02d:00 +0100\r\n"+
+		"From: =?UTF-8?B?Sm9zw6kgR2FyY8OtYQ==?= <jose.garcia@example.org>\r\n"+
+		"To: Bob Smith <bob@example.com>, carol@example.net\r\nCc: Dave <dave@example.com>\r\n"+
+		"Subject: Re: quarterly report %d\r\nMessage-ID: <%d.bench@example.org>\r\n"+
+		"In-Reply-To: <%d.bench@example.org>\r\nReferences: <%d.bench@example.org>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"+
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello Bob,\r\nthe report is attached.\r\n"+
+		"--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n--b1--\r\n",
+		i%60, i, i, i-1, i-1)
+}
+
+// benchServer is a tern server over SQLite on loopback with one user
+// whose INBOX holds n messages.
+func benchServer(b *testing.B, n int) string {
+	b.Helper()
+	ctx := context.Background()
+	hub := notify.New()
+	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Notifier: hub, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := auth.HashPassword("pw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateUser(ctx, "bench", h); err != nil {
+		b.Fatal(err)
+	}
+	acct, err := st.Account(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i += 500 {
+		var msgs []store.NewMessage
+		for j := i; j < min(n, i+500); j++ {
+			msgs = append(msgs, store.NewMessage{Body: benchMessage(j + 1), Flags: []string{`\Seen`}})
+		}
+		if _, err := acct.Append(ctx, "INBOX", msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	acct.Close()
+	authn, err := auth.New(st, auth.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(server.Config{InsecureAuth: true, Auth: authn, Notify: hub,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln, false)
+	b.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		st.Close()
+	})
+	return ln.Addr().String()
+}
+
+// benchConn is a minimal raw client: it sends a command and reads
+// responses (with literals) until the tagged one, counting untagged ones.
+type benchConn struct {
+	b   *testing.B
+	nc  net.Conn
+	r   *bufio.Reader
+	tag int
+}
+
+func dialBench(b *testing.B, addr string) *benchConn {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { nc.Close() })
+	c := &benchConn{b: b, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	if _, err := c.r.ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	c.do("LOGIN bench pw")
+	c.do("SELECT INBOX")
+	return c
+}
+
+// do runs one command and returns the number of untagged responses.
+func (c *benchConn) do(cmd string) int {
+	c.tag++
+	tag := "b" + strconv.Itoa(c.tag)
+	if _, err := io.WriteString(c.nc, tag+" "+cmd+"\r\n"); err != nil {
+		c.b.Fatal(err)
+	}
+	n := 0
+	tagB := []byte(tag + " ")
+	for {
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			c.b.Fatalf("%s: %v", cmd, err)
+		}
+		untagged := line[0] == '*'
+		if !untagged && bytes.HasPrefix(line, tagB) {
+			if !bytes.HasPrefix(line[len(tagB):], []byte("OK")) {
+				c.b.Fatalf("%s: %s", cmd, line)
+			}
+			return n
+		}
+		if untagged {
+			n++
+		}
+		// Skip literals (and the lines continuing the response) without
+		// allocating, so the allocations reported are the server's.
+		for {
+			l := bytes.TrimRight(line, "\r\n")
+			i := bytes.LastIndexByte(l, '{')
+			if !bytes.HasSuffix(l, []byte("}")) || i < 0 {
+				break
+			}
+			size := 0
+			for _, d := range bytes.TrimSuffix(l[i+1:len(l)-1], []byte("+")) {
+				size = size*10 + int(d-'0')
+			}
+			if _, err := c.r.Discard(size); err != nil {
+				c.b.Fatal(err)
+			}
+			if line, err = c.r.ReadSlice('\n'); err != nil {
+				c.b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkFetch measures the FETCH path through the whole server (parser,
+// store, encoding, socket) on a 10,000-message mailbox over loopback.
+func BenchmarkFetch(b *testing.B) {
+	const n = 10000
+	addr := benchServer(b, n)
+	for _, tc := range []struct{ name, cmd string }{
+		{"Flags10k", "FETCH 1:* (FLAGS)"},
+		{"Envelope10k", "UID FETCH 1:* (UID FLAGS ENVELOPE)"},
+		{"SyncHeaders10k", "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := dialBench(b, addr)
+			b.ReportAllocs()
+			for b.Loop() {
+				if got := c.do(tc.cmd); got != n {
+					b.Fatalf("%d FETCH responses, want %d", got, n)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+	b.Run("BodyPeek", func(b *testing.B) {
+		c := dialBench(b, addr)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i = (i*7919 + 1) % n
+			if got := c.do(fmt.Sprintf("UID FETCH %d BODY.PEEK[]", i+1)); got != 1 {
+				b.Fatalf("%d FETCH responses, want 1", got)
+			}
+		}
+	})
+}
