@@ -102,6 +102,12 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
+	if schema != mainSchema {
+		if err := migrateUserDB(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init schema of %s: %w", path, err)
