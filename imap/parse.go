@@ -356,7 +356,7 @@ func (r *Reader) statusItems() []string {
 	for _, it := range items {
 		switch it {
 		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
-			"RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID":
+			"RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE":
 		default:
 			r.fail("unknown status item")
 		}

@@ -159,7 +159,7 @@ func startServer(t *testing.T, users map[string]string) *server {
 		case err := <-exited:
 			if err != nil {
 				t.Errorf("tern serve exited with %v; log:\n%s", err, s.log.String())
-			} else if l := s.log.String(); strings.Contains(l, "level=ERROR") || strings.Contains(l, "panic") {
+			} else if l := s.log.String(); unexpectedErrors(l) {
 				t.Errorf("tern serve logged errors:\n%s", l)
 			} else if t.Failed() {
 				t.Logf("tern serve log:\n%s", l)
@@ -188,6 +188,17 @@ func startServer(t *testing.T, users map[string]string) *server {
 	s.imapPort = s.imapAddr[strings.LastIndexByte(s.imapAddr, ':')+1:]
 	s.imapsPort = s.imapsAddr[strings.LastIndexByte(s.imapsAddr, ':')+1:]
 	return s
+}
+
+// unexpectedErrors reports whether the server log has a panic or an
+// ERROR line.
+func unexpectedErrors(log string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "panic") || strings.Contains(line, "level=ERROR") {
+			return true
+		}
+	}
+	return false
 }
 
 // roots is a pool holding the server's self-signed certificate.
@@ -282,7 +293,10 @@ func (m msg) String() string {
 func mailboxContents(t *testing.T, c *imapclient.Client, mailbox string) []msg {
 	t.Helper()
 	for try := 0; ; try++ {
-		msgs, exists := mailboxSnapshot(t, c, mailbox)
+		msgs, exists, err := mailboxSnapshot(c, mailbox)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(msgs) == exists {
 			return msgs
 		}
@@ -293,21 +307,23 @@ func mailboxContents(t *testing.T, c *imapclient.Client, mailbox string) []msg {
 	}
 }
 
-func mailboxSnapshot(t *testing.T, c *imapclient.Client, mailbox string) ([]msg, int) {
-	t.Helper()
+// mailboxSnapshot is one EXAMINE and FETCH 1:* of mailbox. It returns
+// the messages and the EXISTS count (they differ when another session
+// expunged in between).
+func mailboxSnapshot(c *imapclient.Client, mailbox string) ([]msg, int, error) {
 	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		t.Fatalf("examine %s: %v", mailbox, err)
+		return nil, 0, fmt.Errorf("examine %s: %w", mailbox, err)
 	}
 	if sel.NumMessages == 0 {
-		return nil, 0
+		return nil, 0, nil
 	}
 	section := &imap.FetchItemBodySection{Peek: true}
 	bufs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
 		UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{section},
 	}).Collect()
 	if err != nil {
-		t.Fatalf("fetch %s: %v", mailbox, err)
+		return nil, 0, fmt.Errorf("fetch %s: %w", mailbox, err)
 	}
 	out := make([]msg, 0, len(bufs))
 	for _, b := range bufs {
@@ -321,7 +337,7 @@ func mailboxSnapshot(t *testing.T, c *imapclient.Client, mailbox string) ([]msg,
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
-	return out, int(sel.NumMessages)
+	return out, int(sel.NumMessages), nil
 }
 
 // findBody returns the message whose bytes equal body.

@@ -196,6 +196,21 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 			return nil
 		}
+		// Open the body before writing anything: a message another session
+		// expunged since our view was taken is skipped cleanly (RFC 9051
+		// lets the server omit it) instead of breaking the response.
+		for i := range items {
+			switch items[i].Kind {
+			case imap.FetchRFC822, imap.FetchRFC822Header, imap.FetchRFC822Text, imap.FetchBodySection,
+				imap.FetchBinarySection, imap.FetchBinarySize:
+				if err := openBody(); err != nil {
+					if errors.Is(err, store.ErrNoSuchMessage) {
+						return nil
+					}
+					return err
+				}
+			}
+		}
 		// Decode BINARY items before writing anything, so a part we cannot
 		// decode is answered with a clean NO [UNKNOWN-CTE].
 		var binaries [][]byte

@@ -441,7 +441,7 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 	}
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "MAILBOXID", "APPENDLIMIT":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "MAILBOXID", "APPENDLIMIT", "DELETED-STORAGE":
 		case "HIGHESTMODSEQ":
 			c.enableCondstore()
 		default:
@@ -472,6 +472,8 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 			c.w.Number(uint64(st.Size))
 		case "RECENT":
 			c.w.Number32(st.Recent)
+		case "DELETED-STORAGE": // RFC 9208, in units of 1024 octets like STORAGE
+			c.w.Number(uint64(kib(st.DeletedSize)))
 		case "HIGHESTMODSEQ":
 			c.w.Number(st.HighestModSeq)
 		case "MAILBOXID":

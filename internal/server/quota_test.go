@@ -61,3 +61,21 @@ func TestQuotaCommands(t *testing.T) {
 	u = c.ok("GETQUOTAROOT INBOX")
 	hasLine(t, u, `* QUOTA "" (STORAGE 6 10 MESSAGE 3 3)`)
 }
+
+func TestStatusDeletedStorage(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	small := crlf("Subject: s\n\nsmall\n")
+	big := crlf("Subject: b\n\n" + strings.Repeat(strings.Repeat("z", 70)+"\n", 40))
+	c.appendMsg("INBOX", `\Deleted`, big)
+	c.appendMsg("INBOX", "", small)
+	c.appendMsg("INBOX", `\Deleted`, small)
+	u := c.ok("STATUS INBOX (DELETED DELETED-STORAGE)")
+	want := (len(big) + len(small) + 1023) / 1024
+	hasLine(t, u, "* STATUS INBOX (DELETED 2 DELETED-STORAGE "+itoa(want)+")")
+	c.ok("SELECT INBOX")
+	c.ok("EXPUNGE")
+	u = c.ok("STATUS INBOX (MESSAGES DELETED-STORAGE)")
+	hasLine(t, u, "* STATUS INBOX (MESSAGES 1 DELETED-STORAGE 0)")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/notify"
@@ -71,11 +72,18 @@ func (c *conn) mailboxName(raw string) (string, error) {
 	name := raw
 	if !c.utf8 {
 		dec, err := imap.DecodeMUTF7(raw)
-		if err != nil {
+		switch {
+		case err == nil:
+			name = dec
+		case hasHighBit(raw) && utf8.ValidString(raw):
+			// Raw UTF-8 can never be modified UTF-7: a client that sends
+			// it (go-imap does, to any IMAP4rev2 server) means UTF-8.
+		case c.cmd != nil && (c.cmd.Name == "CREATE" || c.cmd.Name == "RENAME"):
+			return "", no("CANNOT", "Mailbox name is not valid modified UTF-7")
+		default:
 			// Such a mailbox cannot exist: answer NO, as for any missing one.
 			return "", no("NONEXISTENT", "Mailbox name is not valid modified UTF-7")
 		}
-		name = dec
 	}
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX", nil
@@ -514,6 +522,15 @@ func removeSorted(list, gone []uint32) []uint32 {
 		out = append(out, u)
 	}
 	return out
+}
+
+func hasHighBit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 func isNoMailbox(err error) bool { return errors.Is(err, store.ErrNoSuchMailbox) }

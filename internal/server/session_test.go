@@ -359,3 +359,16 @@ func TestMultiAppend(t *testing.T) {
 		t.Fatalf("after multiappend: %q", u)
 	}
 }
+
+// A rev1 session that sends raw UTF-8 (as go-imap does) gets the mailbox it
+// means; invalid modified UTF-7 is refused with the right code.
+func TestRawUTF8NamesFromRev1Clients(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.ok(`CREATE "Café Notes"`)
+	hasLine(t, c.ok(`LIST "" "Caf*"`), `* LIST (\HasNoChildren) "/" "Caf&AOk- Notes"`)
+	c.ok(`SELECT "Caf&AOk- Notes"`)
+	c.expect(`CREATE "bad&name"`, "NO [CANNOT]")
+	c.expect(`SELECT "bad&name"`, "NO [NONEXISTENT]")
+}

@@ -26,6 +26,7 @@ var (
 	ErrOverQuota     = errors.New("quota exceeded")
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrUIDValidity   = errors.New("uidvalidity changed") // mailbox was deleted/recreated under a session
+	ErrNoSuchMessage = errors.New("no such message")     // e.g. OpenBody of a UID expunged meanwhile
 )
 
 // Separator is the hierarchy delimiter of mailbox names.
@@ -63,6 +64,7 @@ type MailboxStatus struct {
 	UIDNext       uint32
 	HighestModSeq uint64
 	Size          int64    // sum of message sizes (STATUS SIZE)
+	DeletedSize   int64    // sum of the sizes of messages with \Deleted (STATUS DELETED-STORAGE)
 	FirstUnseen   uint32   // UID of the lowest message without \Seen; 0 if none
 	Keywords      []string // keywords in use in this mailbox
 }

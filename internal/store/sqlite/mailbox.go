@@ -531,9 +531,10 @@ func statusOf(ctx context.Context, q querier, m mbox) (store.MailboxStatus, erro
 		COALESCE(SUM((sysflags & 8) != 0), 0),
 		COALESCE(SUM(uid > ?), 0),
 		COALESCE(SUM(size), 0),
-		COALESCE(MIN(CASE WHEN (sysflags & 1) = 0 THEN uid END), 0)
+		COALESCE(MIN(CASE WHEN (sysflags & 1) = 0 THEN uid END), 0),
+		COALESCE(SUM(CASE WHEN (sysflags & 8) != 0 THEN size ELSE 0 END), 0)
 		FROM messages WHERE mailbox_id = ?`, m.recentMark, m.id).
-		Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size, &st.FirstUnseen)
+		Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size, &st.FirstUnseen, &st.DeletedSize)
 	if err != nil {
 		return st, fmt.Errorf("count messages: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,8 +89,8 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 	}
 	modseq := d.highest + 1
 	now := time.Now().Unix()
-	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date, created_modseq)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)`)
+	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
 	}
@@ -117,6 +118,9 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 	if _, err := w.addMailboxKeywords(d.id, kws); err != nil {
 		return nil, err
 	}
+	if err := w.logUIDs(d.id, modseq, d.uidNext); err != nil {
+		return nil, err
+	}
 	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
 		d.uidNext+uint32(len(rows)), modseq, d.id); err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
@@ -138,19 +142,28 @@ func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer del.Close()
-	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq, created_modseq)
-		SELECT mailbox_id, uid, ?3, created_modseq FROM messages WHERE mailbox_id = ?1 AND uid = ?2`)
+	uids := make([]uint32, 0, len(rows))
+	for _, r := range rows {
+		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
+			return 0, fmt.Errorf("expunge: %w", err)
+		}
+		uids = append(uids, r.uid)
+	}
+	slices.Sort(uids)
+	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid_lo, uid_hi, modseq) VALUES(?, ?, ?, ?)`)
 	if err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer tomb.Close()
-	for _, r := range rows {
-		if _, err := tomb.ExecContext(w.ctx, m.id, r.uid, modseq); err != nil {
+	for i := 0; i < len(uids); {
+		j := i
+		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
+			j++
+		}
+		if _, err := tomb.ExecContext(w.ctx, m.id, uids[i], uids[j], modseq); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
-		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
-			return 0, fmt.Errorf("expunge: %w", err)
-		}
+		i = j + 1
 	}
 	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
@@ -235,8 +248,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		defer insContent.Close()
-		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date, created_modseq)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?3)`)
+		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -272,6 +285,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			res.UIDs = append(res.UIDs, uid)
 		}
 		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+			return err
+		}
+		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
@@ -479,19 +495,7 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 		if cs.Changed, err = scanMeta(rows); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, m.id, sinceModSeq)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u uint32
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			cs.Expunged = append(cs.Expunged, u)
-		}
-		if err := rows.Err(); err != nil {
+		if cs.Expunged, err = expungedSince(ctx, tx, m.id, sinceModSeq, math.MaxUint32); err != nil {
 			return err
 		}
 		cs.Keywords, err = mailboxKeywords(ctx, tx, m.id)
@@ -506,22 +510,52 @@ func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uin
 		if _, err := mboxByID(ctx, tx, mailboxID); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT uid FROM expunged
-			WHERE mailbox_id = ? AND modseq > ? AND created_modseq <= ? ORDER BY uid`, mailboxID, sinceModSeq, sinceModSeq)
-		if err != nil {
+		// UIDs from the first one allocated after sinceModSeq on did not
+		// exist then: a client synchronised to sinceModSeq never saw them.
+		bound := int64(math.MaxUint32)
+		err := tx.QueryRowContext(ctx, `SELECT uid_first FROM uid_log WHERE mailbox_id = ? AND modseq > ?
+			ORDER BY modseq LIMIT 1`, mailboxID, sinceModSeq).Scan(&bound)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var u uint32
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			uids = append(uids, u)
-		}
-		return rows.Err()
+		uids, err = expungedSince(ctx, tx, mailboxID, sinceModSeq, uint32(bound-1))
+		return err
 	})
 	return uids, err
+}
+
+// expungedSince expands the expunge ranges with a modseq above since into
+// ascending UIDs no greater than maxUID.
+func expungedSince(ctx context.Context, tx *sql.Tx, mailboxID int64, since uint64, maxUID uint32) ([]uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi FROM expunged WHERE mailbox_id = ? AND modseq > ? AND uid_lo <= ?
+		ORDER BY uid_lo`, mailboxID, since, maxUID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var uids []uint32
+	for rows.Next() {
+		var lo, hi uint32
+		if err := rows.Scan(&lo, &hi); err != nil {
+			return nil, err
+		}
+		for u := lo; u <= min(hi, maxUID); u++ {
+			uids = append(uids, u)
+			if u == math.MaxUint32 {
+				break
+			}
+		}
+	}
+	return uids, rows.Err()
+}
+
+// logUIDs records the first UID allocated at modseq (see uid_log).
+func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO uid_log(mailbox_id, modseq, uid_first) VALUES(?, ?, ?)`,
+		mailboxID, modseq, first); err != nil {
+		return fmt.Errorf("log uids: %w", err)
+	}
+	return nil
 }
 
 const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs
@@ -620,6 +654,16 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	f, err := os.Open(a.u.blobPath(blob))
+	if errors.Is(err, os.ErrNotExist) {
+		// An expunge may have committed (and its body file been removed)
+		// between the query and the open: then the message is gone, which
+		// is not damage.
+		var one int
+		if qerr := a.u.db.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?`,
+			mailboxID, uid).Scan(&one); errors.Is(qerr, sql.ErrNoRows) {
+			return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
@@ -627,4 +671,4 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 }
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
-var errNoSuchMessage = errors.New("no such message")
+var errNoSuchMessage = store.ErrNoSuchMessage

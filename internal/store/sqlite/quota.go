@@ -123,3 +123,25 @@ func rowsSize(rows []msgRow) int64 {
 	}
 	return n
 }
+
+// checkUsage compares the quota usage counters with the messages (tern
+// check) and, with repair, resets them.
+func checkUsage(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+	var msgs, bytes, cMsgs, cBytes int64
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages`).Scan(&msgs, &bytes); err != nil {
+		return nil, err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT messages, storage FROM usage WHERE id = 1`).Scan(&cMsgs, &cBytes); err != nil {
+		return nil, fmt.Errorf("read usage: %w", err)
+	}
+	if msgs == cMsgs && bytes == cBytes {
+		return nil, nil
+	}
+	p := []string{fmt.Sprintf("quota usage is %d messages, %d bytes; the messages add up to %d, %d", cMsgs, cBytes, msgs, bytes)}
+	if repair {
+		if _, err := tx.ExecContext(ctx, `UPDATE usage SET messages = ?, storage = ? WHERE id = 1`, msgs, bytes); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,5 +47,37 @@ func TestTwoStoresConcurrentAppend(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestCheckQuotaUsage: tern check finds and repairs usage counters that
+// disagree with the messages.
+func TestCheckQuotaUsage(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.users[1].db.ExecContext(ctx, `UPDATE usage SET messages = 7, storage = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 1 || !strings.Contains(p[0], "quota usage") {
+		t.Fatalf("check: %q %v", p, err)
+	}
+	if _, err := s.Check(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.Quota(ctx)
+	if err != nil || q.MessagesUsed != 1 || q.StorageUsed != int64(len(storetest.Msg(1))) {
+		t.Fatalf("after repair: %+v %v", q, err)
 	}
 }

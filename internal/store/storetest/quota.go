@@ -56,6 +56,13 @@ func testQuota(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	wantUsage(t, a, 4, 4*size)
+	// Status reports the size of \Deleted messages (STATUS DELETED-STORAGE).
+	if _, err := a.StoreFlags(ctx, inbox, []uint32{2}, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, a, "INBOX"); st.Deleted != 1 || st.DeletedSize != size {
+		t.Fatalf("INBOX status: %d deleted, %d bytes; want 1, %d", st.Deleted, st.DeletedSize, size)
+	}
 
 	// Limits: messages.
 	if err := a.SetQuota(ctx, 0, 5); err != nil {
