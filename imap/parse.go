@@ -126,6 +126,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.idArgs()
 	case "GETQUOTA", "GETQUOTAROOT":
 		cmd.Args = r.quotaArgs(cmd.Name)
+	case "NOTIFY": // RFC 5465, parse_notify.go
+		cmd.Args = r.notifyArgs()
 	default:
 		r.fail("unknown command")
 	}
@@ -141,7 +143,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
-	"GETQUOTA", "GETQUOTAROOT",
+	"GETQUOTA", "GETQUOTAROOT", "NOTIFY",
 }
 
 func commandName(b []byte) string {

@@ -391,6 +391,14 @@ func (s *Store) dropLocked(u *userDB) {
 	}
 }
 
+// notifyList tells the notifier, if it cares, that user's mailbox list
+// changed.
+func (s *Store) notifyList(user string) {
+	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok {
+		n.MailboxListChanged(user)
+	}
+}
+
 func (s *Store) notify(user string, changed map[int64]uint64) {
 	if s.opts.Notifier == nil || len(changed) == 0 {
 		return
