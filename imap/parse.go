@@ -130,6 +130,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.sortArgs()
 	case "THREAD":
 		cmd.Args = r.threadArgs()
+	case "NOTIFY": // RFC 5465, parse_notify.go
+		cmd.Args = r.notifyArgs()
 	default:
 		r.fail("unknown command")
 	}
@@ -145,7 +147,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
-	"GETQUOTA", "GETQUOTAROOT", "SORT", "THREAD",
+	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD",
 }
 
 func commandName(b []byte) string {

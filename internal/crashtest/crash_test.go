@@ -484,7 +484,7 @@ func TestCrashRecovery(t *testing.T) {
 		m.mu.Unlock()
 		t4 := time.Now()
 		leftovers += checkStore(t, dir, true)
-		if os.Getenv("DBG") != "" {
+		if os.Getenv("TERN_CRASH_DEBUG") != "" {
 			t.Logf("start %v verify %v login %v load %v check %v", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t4.Sub(t3), time.Since(t4))
 		}
 	}

@@ -20,6 +20,9 @@ type Hub struct {
 	// any value it had, so generations never go backwards.
 	gen map[key]uint64
 	seq uint64
+	// users holds per-user subscriptions (NOTIFY): every mailbox of the
+	// user plus mailbox-list changes.
+	users map[string]map[*UserSubscription]struct{}
 }
 
 // New returns an empty hub.
@@ -109,5 +112,8 @@ func (h *Hub) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 		if s.wake != nil {
 			s.wake()
 		}
+	}
+	for u := range h.users[user] {
+		u.markMailbox(mailboxID)
 	}
 }

@@ -64,3 +64,41 @@ func TestGenerationNeverGoesBack(t *testing.T) {
 		t.Fatalf("generation went back after the last subscriber left: %d -> %d", g2, g)
 	}
 }
+
+func TestUserSubscription(t *testing.T) {
+	h := New()
+	s := h.SubscribeUser("u")
+	other := h.SubscribeUser("v")
+	defer other.Close()
+	woke := 0
+	s.SetWake(func() { woke++ })
+	h.MailboxChanged("u", 3, 1)
+	h.MailboxChanged("u", 4, 1)
+	h.MailboxChanged("u", 3, 2)
+	if !s.Pending() {
+		t.Fatal("no signal pending")
+	}
+	ids, all, list := s.Take()
+	if len(ids) != 2 || all || list || woke != 3 {
+		t.Fatalf("Take = %v %v %v (woke %d), want 2 ids", ids, all, list, woke)
+	}
+	if s.Pending() || other.Pending() {
+		t.Fatal("signal left after Take, or another user signalled")
+	}
+	h.MailboxListChanged("u")
+	if _, _, list := s.Take(); !list {
+		t.Fatal("list change not reported")
+	}
+	for i := range maxDirty + 1 {
+		h.MailboxChanged("u", int64(i), 1)
+	}
+	if ids, all, _ := s.Take(); !all || ids != nil {
+		t.Fatalf("overflow: ids %d all %v", len(ids), all)
+	}
+	s.Close()
+	s.Close()
+	h.MailboxChanged("u", 1, 1)
+	if s.Pending() {
+		t.Fatal("closed subscription signalled")
+	}
+}

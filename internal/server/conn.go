@@ -54,6 +54,8 @@ type conn struct {
 
 	sel *selected
 
+	notify *notifyState // NOTIFY registration (notify.go); nil without NOTIFY
+
 	// cmd is the command being executed (for tagged responses).
 	cmd *imap.Command
 
@@ -245,6 +247,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.bw.Flush()
 		}
 		c.closeSelected()
+		c.stopNotify()
 		if c.acct != nil {
 			c.acct.Close()
 		}
@@ -285,7 +288,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.bye("Server shutting down")
 			return
 		}
-		err := c.waitInput()
+		err := c.waitCommand(ctx, deadline) // waitInput, delivering NOTIFY events (notify.go)
 		c.waiting.Store(false)
 		var cmd *imap.Command
 		if err == nil {
@@ -445,6 +448,7 @@ func init() {
 		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 		"SORT":         {cmdSort, inSelected},
 		"THREAD":       {cmdThread, inSelected},
+		"NOTIFY":       {cmdNotify, inLoggedIn},
 	}
 }
 
@@ -580,7 +584,7 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)

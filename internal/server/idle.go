@@ -36,13 +36,15 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.release(); err != nil {
 		return err
 	}
+	wake := func() {
+		c.woken.Store(true)
+		c.nc.SetReadDeadline(time.Now())
+	}
 	if c.sel != nil {
-		c.sel.sub.SetWake(func() {
-			c.woken.Store(true)
-			c.nc.SetReadDeadline(time.Now())
-		})
+		c.sel.sub.SetWake(wake)
 		defer c.sel.sub.SetWake(nil)
 	}
+	defer c.notifyIdleWake(wake)() // NOTIFY: other mailboxes too (notify.go)
 	defer c.acquire(nil)
 	deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
 	var line []byte
@@ -68,10 +70,14 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 				}
 			}
 		}
+		c.woken.Store(false)
+		if err := c.notifyIdle(ctx); err != nil { // NOTIFY (notify.go)
+			return err
+		}
 		c.nc.SetReadDeadline(deadline)
 		c.waiting.Store(true)
 		// A signal or shutdown that raced with setting the deadline.
-		if c.woken.Load() || c.shuttingDown() || (c.sel != nil && len(c.sel.sub.C) > 0) {
+		if c.woken.Load() || c.shuttingDown() || (c.sel != nil && len(c.sel.sub.C) > 0) || c.notifyPending() {
 			c.waiting.Store(false)
 			continue
 		}

@@ -286,6 +286,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 	}
 	if sel.dirty {
 		sel.dirty = false
+		before := sel.maxUID
 		cs, err := c.srv.changes(ctx, c.acct, c.user, sel.info.ID, sel.modSeq, sel.maxUID)
 		if err != nil {
 			if errors.Is(err, store.ErrNoSuchMailbox) {
@@ -298,6 +299,10 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 			return fmt.Errorf("changes in %q: %w", sel.info.Name, err)
 		}
 		c.applyChanges(ctx, &cs)
+		// NOTIFY MessageNew FETCH attributes (notify.go).
+		if err := c.notifyFetchNew(ctx, before); err != nil {
+			return err
+		}
 	}
 	if expungeOK && len(sel.pendingExpunge) > 0 {
 		c.reportExpunges(sel.pendingExpunge)
@@ -334,7 +339,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 		if ms, ok := sel.own[m.UID]; ok && ms == m.ModSeq {
 			continue
 		}
-		c.writeFlagsFetch(seq, m, false)
+		c.writeFlagsFetch(seq, m, c.notifyWantsUID()) // NOTIFY FlagChange carries UID
 	}
 	if len(cs.New) > 0 {
 		for _, m := range cs.New {

@@ -249,3 +249,12 @@ type Account interface {
 type Notifier interface {
 	MailboxChanged(user string, mailboxID int64, modSeq uint64)
 }
+
+// MailboxListNotifier is implemented by notifiers that also want to hear
+// about changes to a user's mailbox list: a mailbox created, deleted or
+// renamed, or a subscription changed (IMAP NOTIFY MailboxName and
+// SubscriptionChange). Backends call it, when their Notifier implements
+// it, after such a change commits.
+type MailboxListNotifier interface {
+	MailboxListChanged(user string)
+}

@@ -243,3 +243,53 @@ func TestTombstonesAreRanges(t *testing.T) {
 		t.Fatalf("Vanished = %d UIDs (%v...)", len(v), v[:min(3, len(v))])
 	}
 }
+
+// A mail.db from before tombstone ranges (per-UID rows, user_version 0) is
+// migrated on open and keeps its expunge history.
+func TestMigrateTombstonesToRanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := a.Mailbox(ctx, "INBOX")
+	a.Close()
+	s.Close()
+	// Rewrite the table in the old layout with two expunged UIDs.
+	path := filepath.Join(dir, "users", "1", "mail.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE expunged`,
+		`CREATE TABLE expunged(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID`,
+		`INSERT INTO expunged VALUES(` + itoa(box.ID) + `, 1, 5), (` + itoa(box.ID) + `, 2, 6)`,
+		`UPDATE mailboxes SET uidnext = 3, highestmodseq = 6 WHERE id = ` + itoa(box.ID),
+		`PRAGMA user_version = 0`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cs, err := a.Changes(ctx, box.ID, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Expunged) != 2 || cs.Expunged[0] != 1 || cs.Expunged[1] != 2 {
+		t.Fatalf("expunges after migration: %v", cs.Expunged)
+	}
+}

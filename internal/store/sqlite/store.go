@@ -102,6 +102,12 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
+	if schema != mainSchema {
+		if err := migrateUserDB(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init schema of %s: %w", path, err)
@@ -382,6 +388,14 @@ func (s *Store) dropLocked(u *userDB) {
 	}
 	if err := u.db.Close(); err != nil {
 		s.log.Warn("close user database", "user", u.name, "err", err)
+	}
+}
+
+// notifyList tells the notifier, if it cares, that user's mailbox list
+// changed.
+func (s *Store) notifyList(user string) {
+	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok {
+		n.MailboxListChanged(user)
 	}
 }
 

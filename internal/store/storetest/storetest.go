@@ -34,6 +34,24 @@ type Notification struct {
 type Recorder struct {
 	mu    sync.Mutex
 	calls []Notification
+	lists []string // users of MailboxListChanged calls
+}
+
+// MailboxListChanged implements store.MailboxListNotifier.
+func (r *Recorder) MailboxListChanged(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lists = append(r.lists, user)
+}
+
+// TakeLists returns and clears the users of recorded MailboxListChanged
+// calls.
+func (r *Recorder) TakeLists() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.lists
+	r.lists = nil
+	return l
 }
 
 // MailboxChanged implements store.Notifier.
@@ -229,6 +247,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Recent", testRecent},
 		{"Isolation", testIsolation},
 		{"Notifier", testNotifier},
+		{"MailboxListNotifier", testMailboxListNotifier},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
@@ -1328,6 +1347,45 @@ func testNotifier(t *testing.T, e *env) {
 	if calls := e.rec.Take(); len(calls) != 0 {
 		t.Fatalf("read-only calls notified: %+v", calls)
 	}
+}
+
+func testMailboxListNotifier(t *testing.T, e *env) {
+	ctx := e.ctx
+	a := e.user("u")
+	e.rec.TakeLists()
+	expect := func(what string, want bool) {
+		t.Helper()
+		got := e.rec.TakeLists()
+		if want && (len(got) == 0 || got[0] != "u") {
+			t.Fatalf("%s: mailbox list change not notified (%v)", what, got)
+		}
+		if !want && len(got) != 0 {
+			t.Fatalf("%s: mailbox list change notified: %v", what, got)
+		}
+	}
+	if err := a.CreateMailbox(ctx, "L/M", ""); err != nil {
+		t.Fatal(err)
+	}
+	expect("create", true)
+	if err := a.SetSubscribed(ctx, "L/M", true); err != nil {
+		t.Fatal(err)
+	}
+	expect("subscribe", true)
+	if err := a.RenameMailbox(ctx, "L", "N"); err != nil {
+		t.Fatal(err)
+	}
+	expect("rename", true)
+	if err := a.DeleteMailbox(ctx, "N/M"); err != nil {
+		t.Fatal(err)
+	}
+	expect("delete", true)
+	appendN(t, a, "INBOX", 1, 1)
+	status(t, a, "INBOX")
+	expect("append and status", false)
+	if err := a.CreateMailbox(ctx, "N", ""); err == nil {
+		t.Fatal("creating an existing mailbox succeeded")
+	}
+	expect("failed create", false)
 }
 
 func testConcurrentAppend(t *testing.T, e *env) {
