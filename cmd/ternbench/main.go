@@ -182,6 +182,8 @@ func runWorkload(ctx context.Context, o *options, workload string, res *result) 
 		return seedMailboxes(ctx, o, res)
 	case "idle-fanout":
 		return idleFanout(ctx, o, res)
+	case "qresync", "qresync-seed": // qresync.go
+		return qresyncWorkload(ctx, o, workload, res)
 	case "sync-headers":
 		rec, el, err = bench(ctx, o, func(ctx context.Context, i int) (worker, error) {
 			c, err := o.connect(ctx, i)
