@@ -62,7 +62,9 @@ func qrConnect(ctx context.Context, o *options) (*client, error) {
 }
 
 // qresyncSeed tops user 1's INBOX up to o.messages small deterministic
-// messages (MULTIAPPEND batches; LITERAL+ when offered).
+// messages (MULTIAPPEND batches; LITERAL+ when offered). It stops early,
+// without error, when o.duration has passed: total_messages tells how far
+// it got (run it again to resume).
 func qresyncSeed(ctx context.Context, o *options, res *result) error {
 	c, err := qrConnect(ctx, o)
 	if err != nil {
@@ -91,7 +93,11 @@ func qresyncSeed(ctx context.Context, o *options, res *result) error {
 		batch = batch[:0]
 		return ctx.Err()
 	}
-	for k := si.exists; k < o.messages; k++ {
+	for k := 0; k < si.exists; k++ { // resume: skip what is there
+		g.sized(1024 + g.r.IntN(1024))
+	}
+	deadline := t0.Add(o.duration)
+	for k := si.exists; k < o.messages && time.Now().Before(deadline); k++ {
 		m := g.sized(1024 + g.r.IntN(1024))
 		batch = append(batch, m)
 		nbytes += int64(len(m))
