@@ -206,7 +206,8 @@ print("| resync | metric | tern | Dovecot | ratio |")
 print("|---|---|---:|---:|---:|")
 rows = [("qresync", "SELECT (QRESYNC (uv modseq))"),
         ("qresync_known", "SELECT (QRESYNC (uv modseq 1:uidnext-1))"),
-        ("full_resync", "SELECT + UID FETCH 1:* (FLAGS)")]
+        ("full_resync", "SELECT + UID FETCH 1:* (FLAGS)"),
+        ("plain_select", "plain SELECT alone (part of the above)")]
 for k, name in rows:
     for metric, key, fmt, f in (("time p50 ms", k + "_p50_ms", "%.2f", med), ("time p99 ms", k + "_p99_ms", "%.2f", top),
                                 ("bytes p50", k + "_bytes_p50", "%.0f", med), ("bytes p99", k + "_bytes_p99", "%.0f", top)):

@@ -16,7 +16,8 @@ package main
 // (in alternating order) and a plain client does the full resync,
 // SELECT INBOX + UID FETCH 1:* (FLAGS) ("full-resync"). For each, the time
 // from sending the command to the tagged OK and the bytes the server sent
-// are recorded, and every QRESYNC answer is checked: its VANISHED
+// are recorded (and, as "plain-select", the SELECT part of the full
+// resync alone: the floor any resync pays), and every QRESYNC answer is checked: its VANISHED
 // (EARLIER) UIDs must be the expunged UIDs and its FETCH responses exactly
 // the changed messages. A missing item is an error; extra items (which
 // RFC 7162 allows) are counted in extra_vanished / extra_fetch.
@@ -455,6 +456,7 @@ func qresyncRun(ctx context.Context, o *options, res *result) error {
 		var n int
 		b0, st := f.bytesIn, time.Now()
 		_, err = f.selectMailbox("INBOX", false)
+		ds, nbs := time.Since(st), f.bytesIn-b0
 		if err == nil {
 			err = f.cmd(func(l []byte) {
 				if _, ok := untaggedNum(l, "FETCH"); ok {
@@ -470,6 +472,8 @@ func qresyncRun(ctx context.Context, o *options, res *result) error {
 		if n != exists {
 			wrong = append(wrong, fmt.Sprintf("round %d full-resync: %d FETCH responses for %d messages", done, n, exists))
 		}
+		rec.add("plain-select", ds, 0, nbs)
+		series["plain-select"] = append(series["plain-select"], qrSample{ds, nbs})
 		rec.add("full-resync", d, int64(n), nb)
 		series["full-resync"] = append(series["full-resync"], qrSample{d, nb})
 	}
@@ -480,14 +484,14 @@ func qresyncRun(ctx context.Context, o *options, res *result) error {
 		"flag_changes": qrFlagChanges, "expunges": qrExpunges,
 		"extra_vanished": float64(extraVanished), "extra_fetch": float64(extraFetch),
 	}
-	for _, v := range []string{"qresync", "qresync-known", "full-resync"} {
+	for _, v := range []string{"qresync", "qresync-known", "full-resync", "plain-select"} {
 		p50, p99, b50, b99 := series[v].stats()
 		k := strings.ReplaceAll(v, "-", "_")
 		res.Extra[k+"_p50_ms"] = ms(p50)
 		res.Extra[k+"_p99_ms"] = ms(p99)
 		res.Extra[k+"_bytes_p50"] = float64(b50)
 		res.Extra[k+"_bytes_p99"] = float64(b99)
-		if v != "full-resync" {
+		if strings.HasPrefix(v, "qresync") {
 			res.Extra[k+"_exact_rounds"] = float64(exact[v])
 		}
 	}
