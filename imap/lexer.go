@@ -616,3 +616,10 @@ func (r *Reader) ReadLine() ([]byte, error) {
 	}
 	return line, nil
 }
+
+// Reset makes the Reader read from br, dropping scratch buffers, so an idle
+// connection can give its buffers back (br may be nil while idle).
+func (r *Reader) Reset(br *bufio.Reader) {
+	r.br = br
+	r.tok = nil
+}

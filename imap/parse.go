@@ -58,7 +58,7 @@ func (r *Reader) command() *Command {
 		r.sp()
 		name = r.word(cAtom, "command name")
 		switch string(name) {
-		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE":
+		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD":
 		default:
 			r.fail("unknown UID command")
 		}
@@ -124,6 +124,14 @@ func (r *Reader) command() *Command {
 		cmd.Args = &CopyArgs{Set: set, Mailbox: r.astring()}
 	case "ID":
 		cmd.Args = r.idArgs()
+	case "GETQUOTA", "GETQUOTAROOT":
+		cmd.Args = r.quotaArgs(cmd.Name)
+	case "SORT":
+		cmd.Args = r.sortArgs()
+	case "THREAD":
+		cmd.Args = r.threadArgs()
+	case "NOTIFY": // RFC 5465, parse_notify.go
+		cmd.Args = r.notifyArgs()
 	default:
 		r.fail("unknown command")
 	}
@@ -139,6 +147,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
+	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD",
 }
 
 func commandName(b []byte) string {
@@ -351,7 +360,7 @@ func (r *Reader) statusItems() []string {
 	for _, it := range items {
 		switch it {
 		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
-			"RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID":
+			"RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE":
 		default:
 			r.fail("unknown status item")
 		}

@@ -5,7 +5,12 @@
 //	tern serve [flags]           run the server
 //	tern user add|passwd|del NAME
 //	tern user list
+//	tern user quota NAME [--storage SIZE] [--messages N]
+//	tern deliver --user NAME [--mailbox BOX]   (message on stdin)
+//	tern import NAME PATH [--mailbox BOX]
+//	tern export NAME DIR [--format maildir|mbox]
 //	tern cert                    show (and create) the TLS certificate
+//	tern check [--repair]        check the store's consistency
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -67,7 +72,12 @@ Usage:
   tern user passwd NAME [flags]  change a user's password
   tern user del NAME [flags]     delete a user and all their mail
   tern user list [flags]         list users
+  tern user quota NAME [flags]   show or set a user's quota (--storage 2G --messages 100000)
+  tern deliver --user NAME       deliver one message from stdin (local delivery agent)
+  tern import NAME PATH [flags]  import a Maildir or mbox (file or tree) for a user
+  tern export NAME DIR [flags]   export a user's mail as Maildir or mbox
   tern cert [flags]              print the TLS certificate path and fingerprints
+  tern check [--repair] [flags]  check (and repair) the mail store's consistency
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.
@@ -88,6 +98,14 @@ func (e *env) run(args []string) int {
 		return e.user(args[1:])
 	case "cert":
 		return e.cert(args[1:])
+	case "deliver":
+		return e.deliver(args[1:])
+	case "import":
+		return e.importCmd(args[1:])
+	case "export":
+		return e.exportCmd(args[1:])
+	case "check":
+		return e.check(args[1:])
 	case "version", "-version", "--version":
 		return e.version(args[1:])
 	default:

@@ -124,6 +124,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if nl := serveNotifySocket(cfg, hub, log); nl != nil {
+		defer nl.Close()
+	}
 
 	authn, err := auth.New(st, auth.Options{Policy: authPolicy(cfg), Logger: log})
 	if err != nil {
@@ -164,14 +167,16 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if cfg.Auth.InsecureAuth {
 		log.Warn("insecure_auth is on: passwords are accepted on connections without TLS")
 	}
-	if cfg.Listen.LMTP != "" {
-		log.Info("lmtp is not implemented yet; not listening", "addr", cfg.Listen.LMTP)
+	lmtp, lmtpLn, err := startLMTP(cfg, st, log)
+	if err != nil {
+		closeAll()
+		return err
 	}
-	if len(lns) == 0 {
-		return errors.New("no IMAP listener configured (listen.imap and listen.imaps are empty)")
+	if len(lns) == 0 && lmtp == nil {
+		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 
-	serveErr := make(chan error, len(lns))
+	serveErr := make(chan error, len(lns)+1)
 	var wg sync.WaitGroup
 	for _, l := range lns {
 		log.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
@@ -183,9 +188,22 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			}
 		}()
 	}
+	if lmtp != nil {
+		log.Info("listening", "proto", "lmtp", "addr", lmtpLn.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lmtp.Serve(lmtpLn); err != nil {
+				serveErr <- fmt.Errorf("serve lmtp: %w", err)
+			}
+		}()
+	}
 	if e.listening != nil {
 		for _, l := range lns {
 			e.listening(l.proto, l.ln.Addr().String())
+		}
+		if lmtp != nil {
+			e.listening("lmtp", lmtpLn.Addr().String())
 		}
 	}
 
@@ -223,6 +241,13 @@ loop:
 			}
 		}
 	}()
+	if lmtp != nil {
+		go func() { // stop LMTP alongside IMAP; a delivery in progress finishes
+			if err := lmtp.Shutdown(sctx); err != nil {
+				lmtp.Close()
+			}
+		}()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}

@@ -26,6 +26,7 @@ Commands:
   passwd NAME   change a user's password
   del NAME      delete a user and all their mail
   list          list users
+  quota NAME    show or set a user's quota (--storage 2G --messages 100000)
 
 The password is read from standard input (one line) when it is not a
 terminal, otherwise prompted for twice. Run "tern user COMMAND -h" for flags.
@@ -51,6 +52,8 @@ func (e *env) user(args []string) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(e.stdout, userUsage)
 		return exitOK
+	case "quota":
+		return e.userQuota(args[1:])
 	case "add":
 		c = command{name: "tern user add", args: "NAME", nargs: 1,
 			about: "Create user NAME with mailboxes INBOX, Drafts, Sent, Trash, Junk and Archive,\nall subscribed. The password is read from standard input (first line) when\nit is not a terminal; otherwise it is prompted for twice without echo."}

@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,13 +135,27 @@ type Authenticator struct {
 	log    *slog.Logger
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
-	dummy  string        // hash verified for unknown users (equal timing)
-	hashes chan struct{} // bounds concurrent hash computations (memory)
+	dummy  string                                    // hash verified for unknown users (equal timing)
+	verify func(hash, password string) (bool, error) // VerifyPassword; tests observe it
+	hashes chan struct{}                             // bounds concurrent hash computations (memory)
 
 	mu    sync.Mutex
 	users *failureTable
 	ips   *failureTable
+
+	// okCache remembers recent successful checks as HMAC(key, stored hash,
+	// password), so a user's many devices (and reconnecting IDLE sessions)
+	// do not pay a full argon2id check each. The password itself is never
+	// kept; a changed password changes the stored hash and misses.
+	cacheKey [32]byte
+	okMu     sync.Mutex
+	okCache  map[[32]byte]time.Time
 }
+
+const (
+	okCacheTTL = 15 * time.Minute
+	okCacheMax = 50000
+)
 
 // New returns an Authenticator over st (normally a store.Store).
 func New(st HashSource, opts Options) (*Authenticator, error) {
@@ -154,10 +171,15 @@ func New(st HashSource, opts Options) (*Authenticator, error) {
 		now:    opts.Now,
 		sleep:  opts.Sleep,
 		dummy:  dummy,
+		verify: VerifyPassword,
 		hashes: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		users:  newFailureTable(p.MaxEntries, p.Window),
 		ips:    newFailureTable(p.MaxEntries, p.Window),
 	}
+	if _, err := rand.Read(a.cacheKey[:]); err != nil {
+		return nil, fmt.Errorf("new authenticator: %w", err)
+	}
+	a.okCache = make(map[[32]byte]time.Time)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -235,19 +257,18 @@ func ipKey(remote net.Addr) string {
 func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
 	uk, ik := userKey(username), ipKey(remote)
 
-	// Count the attempt as a failure up front so concurrent attempts cannot
-	// slip past the lock-out; undo it on success or internal error.
+	// Only confirmed failures count. Counting attempts up front would lock
+	// out a user whose devices log in at the same moment (a phone, a
+	// laptop and a few hundred IDLE connections); a parallel guesser gains
+	// at most the few checks the hash semaphore lets run at once.
 	a.mu.Lock()
 	now := a.now()
 	uf, ipf := a.users.count(uk, now), a.ips.count(ik, now)
+	a.mu.Unlock()
 	if uf >= a.policy.MaxUserFailures || ipf >= a.policy.MaxIPFailures {
-		a.mu.Unlock()
 		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
 		return ErrThrottled
 	}
-	a.users.add(uk, 1, now)
-	a.ips.add(ik, 1, now)
-	a.mu.Unlock()
 
 	if err := a.sleep(ctx, a.policy.Delay(max(uf, ipf))); err != nil {
 		return fmt.Errorf("authenticate: %w", err)
@@ -259,10 +280,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	switch {
 	case ok:
 		a.users.reset(uk)
-		a.ips.add(ik, -1, now)
-	case err != nil:
-		a.users.add(uk, -1, now)
-		a.ips.add(ik, -1, now)
+	case err == nil:
+		uf = a.users.add(uk, 1, now)
+		ipf = a.ips.add(ik, 1, now)
 	}
 	a.mu.Unlock()
 
@@ -274,7 +294,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 		a.log.Error("authentication error", "user", username, "ip", ik, "err", err)
 		return fmt.Errorf("authenticate %q: %w", username, err)
 	default:
-		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf+1, "ip_failures", ipf+1)
+		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
 		return ErrInvalidCredentials
 	}
 }
@@ -293,15 +313,42 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 	if unknown {
 		hash = a.dummy
 	}
+	var mac [32]byte
+	if !unknown {
+		m := hmac.New(sha256.New, a.cacheKey[:])
+		m.Write([]byte(hash))
+		m.Write([]byte{0})
+		m.Write([]byte(password))
+		m.Sum(mac[:0])
+		a.okMu.Lock()
+		at, hit := a.okCache[mac]
+		a.okMu.Unlock()
+		if hit && a.now().Sub(at) < okCacheTTL {
+			return true, nil
+		}
+	}
 	select {
 	case a.hashes <- struct{}{}:
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
-	ok, verr := VerifyPassword(hash, password)
+	ok, verr := a.verify(hash, password)
 	<-a.hashes
 	if verr != nil {
 		return false, fmt.Errorf("verify password of %q: %w", username, verr)
+	}
+	if ok && !unknown {
+		a.okMu.Lock()
+		if len(a.okCache) >= okCacheMax {
+			now := a.now()
+			for k, at := range a.okCache {
+				if now.Sub(at) >= okCacheTTL || len(a.okCache) >= okCacheMax {
+					delete(a.okCache, k)
+				}
+			}
+		}
+		a.okCache[mac] = a.now()
+		a.okMu.Unlock()
 	}
 	return ok && !unknown, nil
 }

@@ -37,7 +37,7 @@ type Config struct {
 type Listen struct {
 	IMAP  string `toml:"imap"`  // plain IMAP with STARTTLS
 	IMAPS string `toml:"imaps"` // implicit TLS
-	LMTP  string `toml:"lmtp"`  // local delivery (not served yet)
+	LMTP  string `toml:"lmtp"`  // LMTP delivery: host:port or a unix socket path
 }
 
 // TLS names a certificate and key (PEM). Both empty: a self-signed pair in
@@ -93,7 +93,7 @@ func (l Log) SlogLevel() slog.Level {
 	}
 }
 
-// LMTP holds delivery settings (placeholder until LMTP is served).
+// LMTP holds delivery settings (LMTP and tern deliver).
 type LMTP struct {
 	// Domains are the recipient domains accepted; the local part names the
 	// user. Empty accepts any domain.
@@ -101,6 +101,10 @@ type LMTP struct {
 	// RecipientDelimiter separates a user from a sub-address
 	// ("alice+lists@..." is delivered to alice). Empty disables it.
 	RecipientDelimiter string `toml:"recipient_delimiter"`
+	// QuotaFullTempFail answers over-quota deliveries with a temporary
+	// failure (LMTP 452 4.2.2, deliver exit 75) instead of a permanent one
+	// (552 5.2.2, exit 77), so the MTA retries.
+	QuotaFullTempFail bool `toml:"quota_full_tempfail"`
 }
 
 // Default returns the built-in configuration.
@@ -182,6 +186,9 @@ func (c *Config) Validate() error {
 		if l.addr == "" {
 			continue
 		}
+		if l.key == "listen.lmtp" && isSocketPath(l.addr) {
+			continue
+		}
 		if err := checkAddr(l.addr); err != nil {
 			bad(l.key, "%v", err)
 		}
@@ -252,6 +259,17 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// isSocketPath reports whether an LMTP address names a unix socket
+// ("unix:/path" or a path starting with "/", "./" or "../").
+func isSocketPath(addr string) bool {
+	for _, p := range []string{"unix:", "/", "./", "../"} {
+		if strings.HasPrefix(addr, p) {
+			return len(addr) > len(p)
+		}
+	}
+	return false
+}
+
 func checkAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -292,7 +310,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	if serve {
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
-		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (not served yet); empty disables")
+		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")

@@ -250,3 +250,56 @@ func (p *addrParser) domain() string {
 	}
 	return d
 }
+
+// AddressSearchText returns the address-list header value v (unfolded or
+// not) in a normalized form for SEARCH FROM/TO/CC/BCC: every address as
+// `name <local@domain>` (or `local@domain` without a name) with comments
+// and white space inside the address removed, RFC 2047 encoded words in
+// names decoded, group names as `group:` ... `;`, and the entries joined
+// by ", ". Matching the search string against this text as well as
+// against the decoded header finds `user@domain.org` in a header written
+// `<user (comment)@ (comment) domain.org>`, as Dovecot does.
+func AddressSearchText(v string) string {
+	list := parseAddressList(unfold([]byte(v)))
+	var b strings.Builder
+	inGroup, first := false, true
+	for _, a := range list {
+		switch {
+		case a.mailbox == nil && a.host == nil: // group end
+			b.WriteByte(';')
+			inGroup, first = false, false
+			continue
+		case a.host == nil: // group start
+			if !first {
+				b.WriteString(", ")
+			}
+			b.WriteString(DecodeHeaderValue(*a.mailbox))
+			b.WriteByte(':')
+			inGroup, first = true, true
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		if !first || inGroup {
+			b.WriteByte(' ')
+		}
+		first = false
+		addr := ""
+		if *a.mailbox != missingMailbox {
+			addr = *a.mailbox
+			if *a.host != missingDomain {
+				addr += "@" + *a.host
+			}
+		}
+		if a.name != nil && *a.name != "" {
+			b.WriteString(DecodeHeaderValue(*a.name))
+			if addr != "" {
+				b.WriteString(" <" + addr + ">")
+			}
+		} else {
+			b.WriteString(addr)
+		}
+	}
+	return b.String()
+}

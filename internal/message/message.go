@@ -4,6 +4,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"time"
@@ -31,6 +32,10 @@ type Part struct {
 	Charset                string
 	Children               []*Part // multipart children, or one child: the embedded message of message/rfc822 (whose own part tree follows)
 	Message                bool    // message/rfc822 (or global): Children[0] is the embedded message
+	// HeaderNUL and BodyNUL record that the header or the body contains a
+	// NUL octet, which an IMAP literal cannot carry (see SectionNUL).
+	// Part trees stored before these were recorded have them false.
+	HeaderNUL, BodyNUL bool
 }
 
 // Parse parses raw message bytes. It never fails on malformed input: it
@@ -38,6 +43,9 @@ type Part struct {
 func Parse(raw []byte) (*Info, error) {
 	ps := &parser{raw: raw}
 	root := ps.entity(0, len(raw), 0, false)
+	if bytes.IndexByte(raw, 0) >= 0 {
+		markNUL(raw, root.p)
+	}
 	info := &Info{
 		Envelope:      appendEnvelope(nil, root.hdr),
 		Body:          appendBody(nil, raw, root, false),

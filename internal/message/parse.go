@@ -178,3 +178,24 @@ func (ps *parser) addChild(n *node, start, end, depth int, digest bool) {
 func countLines(b []byte) int64 {
 	return int64(bytes.Count(b, []byte{'\n'}))
 }
+
+// markNUL sets HeaderNUL and BodyNUL in the tree under p. Each byte of raw
+// is looked at once: a part's body is its children plus the bytes between
+// them (preamble, delimiter lines, epilogue).
+func markNUL(raw []byte, p *Part) {
+	hasNUL := func(from, to int64) bool {
+		return from < to && bytes.IndexByte(raw[from:to], 0) >= 0
+	}
+	p.HeaderNUL = hasNUL(p.HeaderStart, p.HeaderEnd)
+	pos := p.BodyStart
+	for _, c := range p.Children {
+		markNUL(raw, c)
+		if c.HeaderNUL || c.BodyNUL || hasNUL(pos, c.HeaderStart) {
+			p.BodyNUL = true
+		}
+		pos = max(pos, c.BodyEnd)
+	}
+	if hasNUL(pos, p.BodyEnd) {
+		p.BodyNUL = true
+	}
+}

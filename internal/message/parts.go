@@ -26,6 +26,12 @@ func appendPart(b []byte, p *Part) []byte {
 	if p.Message {
 		flags |= 1
 	}
+	if p.HeaderNUL {
+		flags |= 2
+	}
+	if p.BodyNUL {
+		flags |= 4
+	}
 	b = append(b, flags)
 	for _, s := range [...]string{p.Type, p.Subtype, p.Encoding, p.Charset} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -103,6 +109,8 @@ func (d *partDecoder) part(depth int) *Part {
 		return nil
 	}
 	p.Message = d.b[0]&1 != 0
+	p.HeaderNUL = d.b[0]&2 != 0
+	p.BodyNUL = d.b[0]&4 != 0
 	d.b = d.b[1:]
 	p.Type, p.Subtype, p.Encoding, p.Charset = d.str(), d.str(), d.str(), d.str()
 	n := d.uvarint()

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -149,4 +150,59 @@ func Partial(r io.Reader, n, offset, count int64) (io.Reader, int64, error) {
 		return nil, 0, fmt.Errorf("partial: %w", err)
 	}
 	return io.LimitReader(r, length), length, nil
+}
+
+// SectionNUL reports, from the flags Parse recorded and without reading
+// the message, whether the section Section returns for the same arguments
+// contains a NUL octet. Such a section cannot go out as an IMAP literal:
+// when leaf is non-nil the section is the whole body of that single
+// (neither multipart nor message) part, which FETCH BODY[part] serves
+// base64-encoded instead (Base64Body), as Dovecot does; any other section
+// with a NUL needs a literal8 (RFC 3516, RFC 9051).
+func SectionNUL(root *Part, part []int, spec string) (nul bool, leaf *Part) {
+	p := Find(root, part)
+	if p == nil {
+		return false, nil
+	}
+	switch spec {
+	case "":
+		if len(part) == 0 {
+			return p.HeaderNUL || p.BodyNUL, nil
+		}
+		if p.BodyNUL && p.Type != "multipart" && !p.Message {
+			return true, p
+		}
+		return p.BodyNUL, nil
+	case "MIME":
+		return p.HeaderNUL, nil
+	}
+	m := p
+	if len(part) > 0 {
+		if !p.Message || len(p.Children) != 1 {
+			return false, nil
+		}
+		m = p.Children[0]
+	}
+	if spec == "TEXT" {
+		return m.BodyNUL, nil
+	}
+	return m.HeaderNUL, nil
+}
+
+// Base64Body returns the body of p base64-encoded in lines of 76
+// characters separated by CRLF (RFC 2045 §6.8), without a line break at
+// the end (the one before a boundary belongs to the boundary).
+func Base64Body(r io.ReaderAt, p *Part) ([]byte, error) {
+	body, err := readRange(r, p.BodyStart, p.BodyEnd)
+	if err != nil {
+		return nil, fmt.Errorf("base64 body: %w", err)
+	}
+	enc := base64.StdEncoding.EncodeToString(body)
+	out := make([]byte, 0, len(enc)+len(enc)/76*2)
+	for len(enc) > 76 {
+		out = append(out, enc[:76]...)
+		out = append(out, '\r', '\n')
+		enc = enc[76:]
+	}
+	return append(out, enc...), nil
 }

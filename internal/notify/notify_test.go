@@ -38,3 +38,67 @@ func TestHubSignalsSubscribersOfThatMailboxOnly(t *testing.T) {
 		t.Fatal("closed subscription still registered")
 	}
 }
+
+func TestGenerationNeverGoesBack(t *testing.T) {
+	h := New()
+	g0 := h.Generation("u", 1)
+	s := h.Subscribe("u", 1)
+	h.MailboxChanged("u", 1, 1)
+	g1 := h.Generation("u", 1)
+	if g1 <= g0 {
+		t.Fatalf("generation %d after a change, was %d", g1, g0)
+	}
+	h.MailboxChanged("u", 2, 1) // another mailbox
+	if g := h.Generation("u", 1); g != g1 {
+		t.Fatalf("generation moved on another mailbox's change: %d -> %d", g1, g)
+	}
+	woke := 0
+	s.SetWake(func() { woke++ })
+	h.MailboxChanged("u", 1, 2)
+	if woke != 1 {
+		t.Fatalf("wake called %d times", woke)
+	}
+	g2 := h.Generation("u", 1)
+	s.Close()
+	if g := h.Generation("u", 1); g < g2 {
+		t.Fatalf("generation went back after the last subscriber left: %d -> %d", g2, g)
+	}
+}
+
+func TestUserSubscription(t *testing.T) {
+	h := New()
+	s := h.SubscribeUser("u")
+	other := h.SubscribeUser("v")
+	defer other.Close()
+	woke := 0
+	s.SetWake(func() { woke++ })
+	h.MailboxChanged("u", 3, 1)
+	h.MailboxChanged("u", 4, 1)
+	h.MailboxChanged("u", 3, 2)
+	if !s.Pending() {
+		t.Fatal("no signal pending")
+	}
+	ids, all, list := s.Take()
+	if len(ids) != 2 || all || list || woke != 3 {
+		t.Fatalf("Take = %v %v %v (woke %d), want 2 ids", ids, all, list, woke)
+	}
+	if s.Pending() || other.Pending() {
+		t.Fatal("signal left after Take, or another user signalled")
+	}
+	h.MailboxListChanged("u")
+	if _, _, list := s.Take(); !list {
+		t.Fatal("list change not reported")
+	}
+	for i := range maxDirty + 1 {
+		h.MailboxChanged("u", int64(i), 1)
+	}
+	if ids, all, _ := s.Take(); !all || ids != nil {
+		t.Fatalf("overflow: ids %d all %v", len(ids), all)
+	}
+	s.Close()
+	s.Close()
+	h.MailboxChanged("u", 1, 1)
+	if s.Pending() {
+		t.Fatal("closed subscription signalled")
+	}
+}

@@ -142,7 +142,7 @@ func appendHeader(dst, scratch, raw []byte, fn func(field)) ([]byte, []byte) {
 			dst = foldAppend(dst, value)
 		}
 		if fn != nil {
-			fn(field{nameStart: nameStart, nameEnd: nameEnd, valStart: valStart, valEnd: len(dst)})
+			fn(field{nameStart: nameStart, nameEnd: nameEnd, rawEnd: next, valStart: valStart, valEnd: len(dst)})
 		}
 		dst = append(dst, '\n')
 	}
@@ -208,6 +208,33 @@ func (c *Candidate) matchHeader(name, s string) (bool, error) {
 			continue
 		}
 		if len(c.needle) == 0 || bytes.Contains(c.hdrText[f.valStart:f.valEnd], c.needle) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// matchAddress is matchHeader for an address field (FROM, TO, CC, BCC):
+// s may also match the field's addresses in normalized form (comments and
+// white space removed, `name <local@domain>`; message.AddressSearchText),
+// so that user@domain.org finds `<user (comment)@ (comment) domain.org>`.
+func (c *Candidate) matchAddress(name, s string) (bool, error) {
+	if ok, err := c.matchHeader(name, s); ok || err != nil {
+		return ok, err
+	}
+	// c.needle is s folded (matchHeader set it); the header is loaded.
+	for _, f := range c.fields {
+		if !asciiEqualFold(c.hdrRaw[f.nameStart:f.nameEnd], name) {
+			continue
+		}
+		raw := c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]
+		colon := bytes.IndexByte(raw, ':')
+		if colon < 0 {
+			continue
+		}
+		norm := message.AddressSearchText(string(raw[colon+1:]))
+		c.scratch2 = foldAppendString(c.scratch2[:0], norm)
+		if bytes.Contains(c.scratch2, c.needle) {
 			return true, nil
 		}
 	}

@@ -158,10 +158,12 @@ type Candidate struct {
 	needle   []byte
 }
 
-// field is one header field of hdrRaw/hdrText: name is a range of hdrRaw,
-// value a range of hdrText (decoded and case folded).
+// field is one header field of hdrRaw/hdrText: name is a range of hdrRaw
+// (the whole raw field, folding included, ends at rawEnd), value a range of
+// hdrText (decoded and case folded).
 type field struct {
 	nameStart, nameEnd int
+	rawEnd             int
 	valStart, valEnd   int
 }
 
@@ -317,13 +319,13 @@ func (c *Candidate) match(key *imap.SearchKey, now time.Time) (bool, error) {
 		return m.ThreadID != "" && m.ThreadID == key.Str, nil
 
 	case imap.SearchFrom:
-		return c.matchHeader("From", key.Str)
+		return c.matchAddress("From", key.Str)
 	case imap.SearchTo:
-		return c.matchHeader("To", key.Str)
+		return c.matchAddress("To", key.Str)
 	case imap.SearchCc:
-		return c.matchHeader("Cc", key.Str)
+		return c.matchAddress("Cc", key.Str)
 	case imap.SearchBcc:
-		return c.matchHeader("Bcc", key.Str)
+		return c.matchAddress("Bcc", key.Str)
 	case imap.SearchSubject:
 		return c.matchHeader("Subject", key.Str)
 	case imap.SearchHeader:

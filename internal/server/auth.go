@@ -28,7 +28,7 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	// Anything the client pipelined after STARTTLS arrived in plaintext and
 	// must not be executed after the handshake (CVE-2011-0411).
-	if n := c.br.Buffered(); n > 0 {
+	if n := c.br.Buffered(); n > 0 || (c.prefix != nil && len(c.prefix.pre) > 0) {
 		c.log.Warn("plaintext data pipelined after STARTTLS; closing", "bytes", n)
 		return errClose
 	}
@@ -127,6 +127,17 @@ func cmdEnable(ctx context.Context, c *conn, cmd *imap.Command) error {
 				c.rev2 = true
 				c.utf8 = true
 				enabled = append(enabled, "IMAP4rev2")
+			}
+		case "CONDSTORE":
+			if !c.condstore {
+				c.enableCondstore()
+				enabled = append(enabled, "CONDSTORE")
+			}
+		case "QRESYNC":
+			if !c.qresync {
+				c.qresync = true
+				c.enableCondstore()
+				enabled = append(enabled, "QRESYNC")
 			}
 		case "UTF8=ACCEPT":
 			if !c.utf8 {

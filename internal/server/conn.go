@@ -54,12 +54,48 @@ type conn struct {
 
 	sel *selected
 
+	notify *notifyState // NOTIFY registration (notify.go); nil without NOTIFY
+
 	// cmd is the command being executed (for tagged responses).
 	cmd *imap.Command
+
+	// Bounds on abuse (limits.go): the end of the time allowed before
+	// login, commands read before login, consecutive BAD responses.
+	preAuthDeadline time.Time
+	preAuthCmds     int
+	bads            int
 
 	quit     chan struct{}
 	quitOnce sync.Once
 	waiting  atomic.Bool // blocked reading the next command
+	woken    atomic.Bool // a change signal interrupted a read (IDLE)
+
+	// While a connection waits for input it holds no bufio buffers: it
+	// reads into small and hands what arrived to a pooled reader through
+	// prefix.
+	small  [256]byte
+	prefix *prefixReader
+}
+
+// Buffer pools: an idle connection returns its buffers here.
+var (
+	brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
+)
+
+// prefixReader returns pre, then reads from r.
+type prefixReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // errLogout ends the session after a response was written.
@@ -69,6 +105,7 @@ var errLogout = errors.New("logout")
 var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	nc = &writeTimeoutConn{Conn: nc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
@@ -84,12 +121,12 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	return c
 }
 
+// setupIO (re)creates the codec over c.nc (at start and after STARTTLS).
 func (c *conn) setupIO() {
-	c.br = bufio.NewReaderSize(c.nc, 4096)
-	c.bw = bufio.NewWriterSize(c.nc, 8192)
-	c.w = imap.NewWriter(c.bw)
+	c.dropBuffers()
+	c.w = imap.NewWriter(nil)
 	c.w.UTF8 = c.utf8
-	c.r = imap.NewReader(c.br, imap.ReaderOptions{
+	c.r = imap.NewReader(nil, imap.ReaderOptions{
 		MaxLine:    c.srv.cfg.MaxLineLength,
 		MaxLiteral: c.srv.cfg.MaxLiteralSize,
 		Continue: func() error {
@@ -97,6 +134,90 @@ func (c *conn) setupIO() {
 			return c.bw.Flush()
 		},
 	})
+	c.acquire(nil)
+}
+
+// acquire takes buffers from the pools; pre is input already read.
+func (c *conn) acquire(pre []byte) {
+	if c.br == nil {
+		br := brPool.Get().(*bufio.Reader)
+		if len(pre) > 0 {
+			c.prefix = &prefixReader{pre: pre, r: c.nc}
+			br.Reset(c.prefix)
+		} else {
+			c.prefix = nil
+			br.Reset(c.nc)
+		}
+		c.br = br
+		c.r.Reset(br)
+	}
+	if c.bw == nil {
+		bw := bwPool.Get().(*bufio.Writer)
+		bw.Reset(c.nc)
+		c.bw = bw
+		c.w.Writer = bw
+	}
+}
+
+// release flushes and returns the buffers to the pools, unless input is
+// still buffered.
+func (c *conn) release() error {
+	if c.bw != nil {
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		c.bw.Reset(nil)
+		bwPool.Put(c.bw)
+		c.bw = nil
+		c.w.Writer = nil
+	}
+	if c.br != nil && c.br.Buffered() == 0 && (c.prefix == nil || len(c.prefix.pre) == 0) {
+		c.br.Reset(nil)
+		brPool.Put(c.br)
+		c.br = nil
+		c.prefix = nil
+		c.r.Reset(nil)
+	}
+	return nil
+}
+
+// dropBuffers returns buffers without flushing (connection end, STARTTLS).
+func (c *conn) dropBuffers() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		bwPool.Put(c.bw)
+		c.bw = nil
+	}
+	if c.br != nil {
+		c.br.Reset(nil)
+		brPool.Put(c.br)
+		c.br = nil
+	}
+	c.prefix = nil
+}
+
+// waitInput blocks until the client sends something, holding no buffers
+// while it waits. The read deadline must be set by the caller.
+func (c *conn) waitInput() error {
+	if c.br != nil && (c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0)) {
+		return nil
+	}
+	if err := c.release(); err != nil {
+		return err
+	}
+	if c.br != nil {
+		return nil
+	}
+	n, err := c.nc.Read(c.small[:])
+	if n > 0 {
+		c.acquire(c.small[:n])
+		return nil
+	}
+	c.acquire(nil)
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 // shutdown asks the connection to say BYE and end. Called with srv.mu held.
@@ -126,13 +247,16 @@ func (c *conn) serve(ctx context.Context) {
 			c.bw.Flush()
 		}
 		c.closeSelected()
+		c.stopNotify()
 		if c.acct != nil {
 			c.acct.Close()
 		}
 		c.nc.Close()
+		c.dropBuffers()
 	}()
+	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		c.nc.SetDeadline(c.preAuthDeadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.log.Debug("tls handshake failed", "err", err)
 			return
@@ -150,18 +274,26 @@ func (c *conn) serve(ctx context.Context) {
 			c.bye("Server shutting down")
 			return
 		}
-		timeout := c.srv.cfg.IdleTimeout
-		if c.state == stateNotAuth {
-			timeout = c.srv.cfg.PreAuthTimeout
+		if msg := c.overLimit(); msg != "" {
+			c.bye(msg)
+			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
+		if c.state == stateNotAuth {
+			deadline = c.preAuthDeadline
+		}
+		c.nc.SetReadDeadline(deadline)
 		c.waiting.Store(true)
 		if c.shuttingDown() {
 			c.bye("Server shutting down")
 			return
 		}
-		cmd, err := c.r.ReadCommand()
+		err := c.waitCommand(ctx, deadline) // waitInput, delivering NOTIFY events (notify.go)
 		c.waiting.Store(false)
+		var cmd *imap.Command
+		if err == nil {
+			cmd, err = c.r.ReadCommand()
+		}
 		if err != nil {
 			var pe *imap.ParseError
 			if errors.As(err, &pe) {
@@ -185,6 +317,7 @@ func (c *conn) serve(ctx context.Context) {
 				c.w.WriteString(kind)
 				c.w.WriteString(msg)
 				c.w.CRLF()
+				c.bads++
 				if pe.Fatal {
 					c.w.WriteString("* BYE Too much bad input\r\n")
 					c.bw.Flush()
@@ -210,6 +343,9 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		c.nc.SetReadDeadline(time.Time{})
+		if c.state == stateNotAuth {
+			c.preAuthCmds++
+		}
 		err = c.dispatch(ctx, cmd)
 		if errors.Is(err, errLogout) {
 			c.bw.Flush()
@@ -226,6 +362,7 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 func (c *conn) bye(msg string) {
+	c.acquire(nil)
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	c.w.WriteString("* BYE ")
 	c.w.WriteString(msg)
@@ -307,6 +444,11 @@ func init() {
 		"STORE":        {cmdStore, inSelected},
 		"COPY":         {cmdCopy, inSelected},
 		"MOVE":         {cmdCopy, inSelected},
+		"GETQUOTA":     {cmdGetQuota, inLoggedIn},
+		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
+		"SORT":         {cmdSort, inSelected},
+		"THREAD":       {cmdThread, inSelected},
+		"NOTIFY":       {cmdNotify, inLoggedIn},
 	}
 }
 
@@ -359,6 +501,11 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		if isConnError(err) {
 			return err
 		}
+		if isDiskFull(err) {
+			c.log.Error("out of disk space", "command", cmd.Name, "user", c.user, "err", err)
+			c.tagged("NO", "OVERQUOTA", "Not enough disk space on the server; try again later")
+			return nil
+		}
 		c.log.Error("command failed", "command", cmd.Name, "user", c.user, "err", err)
 		c.tagged("NO", "SERVERBUG", "Internal error; try again later")
 		err = nil
@@ -370,8 +517,10 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
-	var ne net.Error
-	return errors.Is(err, errClose) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	// *net.OpError, not net.Error: a storage error wrapping a
+	// syscall.Errno satisfies net.Error too.
+	var oe *net.OpError
+	return errors.Is(err, errClose) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {
@@ -383,6 +532,7 @@ func cmdName(cmd *imap.Command) string {
 
 // tagged writes the tagged completion response.
 func (c *conn) tagged(kind, code, text string) {
+	c.countBad(kind)
 	c.w.WriteString(c.cmd.Tag)
 	c.w.SP()
 	c.w.WriteString(kind)
@@ -414,7 +564,7 @@ func allowExpunge(cmd *imap.Command) bool {
 		return true
 	}
 	switch cmd.Name {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
 		return false
 	}
 	return true
@@ -434,9 +584,26 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
+	b.WriteString(quotaCapabilities)
+	b.WriteString(sortCapabilities)
 	return b.String()
+}
+
+// enableCondstore turns CONDSTORE on (RFC 7162 §3.1: any CONDSTORE-enabling
+// command does). Enabled while a mailbox is selected, it tells the client
+// the mailbox's HIGHESTMODSEQ at once.
+func (c *conn) enableCondstore() {
+	if c.condstore {
+		return
+	}
+	c.condstore = true
+	if c.sel != nil {
+		c.w.WriteString("* OK [HIGHESTMODSEQ ")
+		c.w.Number(c.sel.modSeq)
+		c.w.WriteString("] Highest\r\n")
+	}
 }
 
 func (c *conn) authAllowed() bool {

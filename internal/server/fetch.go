@@ -46,6 +46,10 @@ func (c *conn) resolveSet(set imap.NumSet, uidMode bool) ([]uint32, error) {
 		}
 		return out, nil
 	}
+	if n == 0 && set.Dynamic() {
+		// "1:*" in an empty mailbox names nothing; answer OK with nothing.
+		return nil, nil
+	}
 	for _, r := range set.Ranges {
 		if (r.Start != 0 && r.Start > n) || (r.Stop != 0 && r.Stop > n) {
 			return nil, bad("", "Invalid message sequence number")
@@ -108,6 +112,35 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return err
 	}
 	items := args.Items
+	if args.Vanished && !(cmd.UID && args.HasChangedSince && c.qresync) {
+		return bad("", "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC")
+	}
+	hasModSeq := false
+	for i := range items {
+		if items[i].Kind == imap.FetchModSeq {
+			hasModSeq = true
+		}
+	}
+	if args.HasChangedSince && !hasModSeq {
+		// CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
+		items = append(slices.Clip(items), imap.FetchItem{Kind: imap.FetchModSeq})
+		hasModSeq = true
+	}
+	if hasModSeq {
+		c.enableCondstore()
+	}
+	if args.Vanished {
+		gone, err := c.acct.Vanished(ctx, sel.info.ID, args.ChangedSince)
+		if err != nil {
+			return fmt.Errorf("fetch vanished in %q: %w", sel.info.Name, err)
+		}
+		gone = slices.DeleteFunc(gone, func(u uint32) bool { return !args.Set.Contains(u, sel.maxUID) })
+		if len(gone) > 0 {
+			c.w.WriteString("* VANISHED (EARLIER) ")
+			c.w.WriteString(imap.SetFromNums(gone).String())
+			c.w.CRLF()
+		}
+	}
 	want := fetchWant(items)
 	markSeen := false
 	if !sel.readOnly {
@@ -142,6 +175,9 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if !ok {
 			return nil
 		}
+		if args.HasChangedSince && m.ModSeq <= args.ChangedSince {
+			return nil
+		}
 		var body store.Body
 		var root *message.Part
 		defer func() {
@@ -163,6 +199,21 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				return fmt.Errorf("decode parts of uid %d: %w", m.UID, err)
 			}
 			return nil
+		}
+		// Open the body before writing anything: a message another session
+		// expunged since our view was taken is skipped cleanly (RFC 9051
+		// lets the server omit it) instead of breaking the response.
+		for i := range items {
+			switch items[i].Kind {
+			case imap.FetchRFC822, imap.FetchRFC822Header, imap.FetchRFC822Text, imap.FetchBodySection,
+				imap.FetchBinarySection, imap.FetchBinarySize:
+				if err := openBody(); err != nil {
+					if errors.Is(err, store.ErrNoSuchMessage) {
+						return nil
+					}
+					return err
+				}
+			}
 		}
 		// Decode BINARY items before writing anything, so a part we cannot
 		// decode is answered with a clean NO [UNKNOWN-CTE].
@@ -286,6 +337,16 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				if err != nil {
 					return fmt.Errorf("section of uid %d: %w", m.UID, err)
 				}
+				// A literal cannot carry NUL: a single part's body goes
+				// out base64-encoded, anything else as a literal8.
+				nul, leaf := message.SectionNUL(root, sec.Part, sec.Specifier)
+				if nul && leaf != nil {
+					b, err := message.Base64Body(body, leaf)
+					if err != nil {
+						return fmt.Errorf("section of uid %d: %w", m.UID, err)
+					}
+					r, n, nul = bytes.NewReader(b), int64(len(b)), false
+				}
 				sp()
 				if name != "" {
 					c.w.WriteString(name)
@@ -293,7 +354,7 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 					c.w.WriteString("BODY")
 					writeSection(c.w, &sec)
 				}
-				if err := writePartial(c.w, it.Partial, r, n); err != nil {
+				if err := writePartial(c.w, it.Partial, r, n, nul); err != nil {
 					return err
 				}
 			case imap.FetchBinarySection, imap.FetchBinarySize:
@@ -322,10 +383,23 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				c.w.Write(data)
 			}
 		}
+		if seenNow[m.UID] && c.condstore && !wroteUID {
+			// RFC 7162 §3.2.4: UID and MODSEQ in every FETCH that reports
+			// a flag change once CONDSTORE is on.
+			sp()
+			c.w.WriteString("UID ")
+			c.w.Number32(m.UID)
+		}
 		if seenNow[m.UID] && !wroteFlags {
 			sp()
 			c.w.WriteString("FLAGS ")
 			c.writeMsgFlags(m.UID, m.Flags)
+		}
+		if seenNow[m.UID] && c.condstore && !hasModSeq {
+			sp()
+			c.w.WriteString("MODSEQ (")
+			c.w.Number(m.ModSeq)
+			c.w.WriteByte(')')
 		}
 		c.w.WriteString(")\r\n")
 		started = false
@@ -374,9 +448,10 @@ func writeSection(w *imap.Writer, s *imap.Section) {
 	w.WriteByte(']')
 }
 
-// writePartial writes " {n}\r\n<data>" for a section, cut to <offset.count>
-// when asked ("<offset>" goes before the literal).
-func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64) error {
+// writePartial writes " {n}\r\n<data>" (" ~{n}\r\n<data>" if binary) for a
+// section, cut to <offset.count> when asked ("<offset>" goes before the
+// literal).
+func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64, binary bool) error {
 	if p != nil {
 		w.WriteByte('<')
 		w.Number32(p.Offset)
@@ -394,5 +469,5 @@ func writePartial(w *imap.Writer, p *imap.Partial, r io.Reader, n int64) error {
 		n = min(n-off, int64(p.Count))
 	}
 	w.SP()
-	return w.Literal(r, n, false)
+	return w.Literal(r, n, binary)
 }

@@ -38,13 +38,17 @@ type testServer struct {
 type serverOpts struct {
 	insecureAuth bool
 	mutate       func(*server.Config)
+	dataDir      string // default: a new temporary directory
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	hub := notify.New()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Notifier: hub})
+	if o.dataDir == "" {
+		o.dataDir = t.TempDir()
+	}
+	st, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: hub})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -3,13 +3,22 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"time"
 
 	"github.com/tern-imap/tern/imap"
 )
 
+// maxIdleLine bounds what a client may send while idling before DONE.
+const maxIdleLine = 1024
+
 // cmdIdle implements IDLE (RFC 2177, RFC 9051 §6.3.13): updates are sent
 // as they happen until the client sends DONE.
+//
+// An idling connection holds no bufio buffers and no second goroutine: the
+// connection's own goroutine blocks in a read into a small array, and a
+// change signal interrupts that read through the read deadline.
 func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if c.sel != nil {
 		if err := c.sync(ctx, true); err != nil {
@@ -17,48 +26,100 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 	}
 	c.w.WriteString("+ idling\r\n")
-	if err := c.bw.Flush(); err != nil {
+	if c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0) {
+		// The client pipelined DONE (or more): no need to wait.
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		return c.idleDone()
+	}
+	if err := c.release(); err != nil {
 		return err
 	}
-	type lineResult struct {
-		line []byte
-		err  error
+	wake := func() {
+		c.woken.Store(true)
+		c.nc.SetReadDeadline(time.Now())
 	}
-	lines := make(chan lineResult, 1)
-	go func() {
-		line, err := c.r.ReadLine()
-		lines <- lineResult{line, err}
-	}()
-	timer := time.NewTimer(c.srv.cfg.IdleTimeout)
-	defer timer.Stop()
-	var changes <-chan struct{}
 	if c.sel != nil {
-		changes = c.sel.sub.C
+		c.sel.sub.SetWake(wake)
+		defer c.sel.sub.SetWake(nil)
 	}
+	defer c.notifyIdleWake(wake)() // NOTIFY: other mailboxes too (notify.go)
+	defer c.acquire(nil)
+	deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
+	var line []byte
 	for {
-		select {
-		case lr := <-lines:
-			if lr.err != nil {
-				return lr.err
-			}
-			if !bytes.EqualFold(bytes.TrimRight(lr.line, "\r\n"), []byte("DONE")) {
-				return bad("", "Expected DONE")
-			}
-			return nil
-		case <-changes:
-			c.sel.dirty = true
-			if err := c.sync(ctx, true); err != nil {
-				return err
-			}
-			if err := c.bw.Flush(); err != nil {
-				return err
-			}
-		case <-c.quit:
+		if c.shuttingDown() {
 			c.bye("Server shutting down")
 			return errLogout
-		case <-timer.C:
-			c.bye("Autologout; idle for too long")
-			return errLogout
+		}
+		if c.sel != nil {
+			c.woken.Store(false)
+			select {
+			case <-c.sel.sub.C:
+				c.sel.dirty = true
+			default:
+			}
+			if c.sel.dirty {
+				c.acquire(nil)
+				if err := c.sync(ctx, true); err != nil {
+					return err
+				}
+				if err := c.release(); err != nil {
+					return err
+				}
+			}
+		}
+		c.woken.Store(false)
+		if err := c.notifyIdle(ctx); err != nil { // NOTIFY (notify.go)
+			return err
+		}
+		c.nc.SetReadDeadline(deadline)
+		c.waiting.Store(true)
+		// A signal or shutdown that raced with setting the deadline.
+		if c.woken.Load() || c.shuttingDown() || (c.sel != nil && len(c.sel.sub.C) > 0) || c.notifyPending() {
+			c.waiting.Store(false)
+			continue
+		}
+		n, err := c.nc.Read(c.small[:])
+		c.waiting.Store(false)
+		if n > 0 {
+			line = append(line, c.small[:n]...)
+			if i := bytes.IndexByte(line, '\n'); i >= 0 {
+				c.nc.SetReadDeadline(time.Time{})
+				c.acquire(line[i+1:])
+				got := bytes.TrimRight(line[:i], "\r")
+				if !bytes.EqualFold(got, []byte("DONE")) {
+					return bad("", "Expected DONE")
+				}
+				return nil
+			}
+			if len(line) > maxIdleLine {
+				return errClose
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !time.Now().Before(deadline) {
+					c.bye("Autologout; idle for too long")
+					return errLogout
+				}
+				continue // woken by a change or by shutdown
+			}
+			return err
 		}
 	}
+}
+
+// idleDone reads the DONE that ends IDLE from buffered input.
+func (c *conn) idleDone() error {
+	line, err := c.r.ReadLine()
+	if err != nil {
+		return err
+	}
+	if !bytes.EqualFold(line, []byte("DONE")) {
+		return bad("", "Expected DONE")
+	}
+	return nil
 }

@@ -47,7 +47,11 @@ func cmdCreate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.acct.CreateMailbox(ctx, name, use); err != nil {
 		return storeErr(err, name)
 	}
-	return nil
+	info, err := c.acct.Mailbox(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
+	}
+	return c.okCode(ctx, "MAILBOXID ("+mailboxID(&info)+")", "CREATE completed")
 }
 
 func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -59,11 +63,20 @@ func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if name == "INBOX" {
 		return no("CANNOT", "INBOX cannot be deleted")
 	}
-	if c.sel != nil && c.sel.info.Name == name {
-		c.closeSelected()
+	info, err := c.acct.Mailbox(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
 	}
 	if err := c.acct.DeleteMailbox(ctx, name); err != nil {
 		return storeErr(err, name)
+	}
+	// Deleting the selected mailbox deselects it (RFC 9051 §6.3.2 wants
+	// [CLOSED] when a selected mailbox is closed).
+	if c.sel != nil && c.sel.info.ID == info.ID {
+		c.closeSelected()
+		if c.rev2 || c.qresync {
+			c.w.WriteString("* OK [CLOSED] Selected mailbox deleted\r\n")
+		}
 	}
 	return nil
 }
@@ -85,7 +98,9 @@ func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.acct.RenameMailbox(ctx, oldName, newName); err != nil {
 		return storeErr(err, oldName)
 	}
-	if c.sel != nil {
+	// Renaming INBOX moves its messages to a new mailbox; INBOX itself, and
+	// so a selected INBOX, stays (RFC 9051 §6.3.6).
+	if c.sel != nil && oldName != "INBOX" {
 		if c.sel.info.Name == oldName {
 			c.sel.info.Name = newName
 		} else if strings.HasPrefix(c.sel.info.Name, oldName+store.Separator) {
@@ -184,11 +199,11 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	var patterns []string
 	for _, p := range args.Patterns {
 		if !c.utf8 {
-			d, err := imap.DecodeMUTF7(p)
-			if err != nil {
-				return bad("", "Pattern is not valid modified UTF-7")
+			// A pattern that is not valid modified UTF-7 can only match
+			// names that are not either: use it as it is.
+			if d, err := imap.DecodeMUTF7(p); err == nil {
+				p = d
 			}
-			p = d
 		}
 		if p == "" {
 			continue
@@ -238,7 +253,9 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			if e.exists {
 				pe.children = true
 			}
-			if e.subscribed {
+			// CHILDINFO is for descendants the patterns do not list
+			// themselves (RFC 5258 §4).
+			if e.subscribed && !matchAny(patterns, n) {
 				pe.childSub = true
 			}
 		}
@@ -435,7 +452,9 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 	}
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "MAILBOXID", "APPENDLIMIT", "DELETED-STORAGE":
+		case "HIGHESTMODSEQ":
+			c.enableCondstore()
 		default:
 			return bad("", "Unknown STATUS item "+it)
 		}
@@ -464,6 +483,16 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 			c.w.Number(uint64(st.Size))
 		case "RECENT":
 			c.w.Number32(st.Recent)
+		case "DELETED-STORAGE": // RFC 9208, in units of 1024 octets like STORAGE
+			c.w.Number(uint64(kib(st.DeletedSize)))
+		case "HIGHESTMODSEQ":
+			c.w.Number(st.HighestModSeq)
+		case "MAILBOXID":
+			c.w.WriteByte('(')
+			c.w.WriteString(mailboxID(&st.MailboxInfo))
+			c.w.WriteByte(')')
+		case "APPENDLIMIT":
+			c.w.Number(uint64(c.srv.cfg.MaxLiteralSize))
 		}
 	}
 	c.w.WriteString(")\r\n")

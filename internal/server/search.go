@@ -38,7 +38,11 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave {
 		retAll = true // RETURN () means ALL
 	}
-	matched, err := c.searchUIDs(ctx, args.Key)
+	usesModSeq := search.UsesModSeq(args.Key)
+	if usesModSeq {
+		c.enableCondstore()
+	}
+	matched, modseqs, err := c.searchUIDs(ctx, args.Key)
 	if err != nil {
 		if retSave {
 			sel.saved = nil
@@ -75,6 +79,12 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.SP()
 			c.w.Number32(n)
 		}
+		if usesModSeq && len(nums) > 0 {
+			// RFC 7162 §3.1.5: the highest mod-sequence of the matches.
+			c.w.WriteString(" (MODSEQ ")
+			c.w.Number(slices.Max(modseqs))
+			c.w.WriteByte(')')
+		}
 		c.w.CRLF()
 		return nil
 	}
@@ -105,17 +115,38 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(" ALL ")
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
+	if usesModSeq && len(nums) > 0 {
+		// RFC 4731 §3.2 with RFC 7162: the highest mod-sequence of the
+		// messages the returned data describes (only MIN/MAX when just
+		// those were asked for).
+		var ms uint64
+		if retAll || retCount {
+			ms = slices.Max(modseqs)
+		} else {
+			if retMin {
+				ms = modseqs[0]
+			}
+			if retMax {
+				ms = max(ms, modseqs[len(modseqs)-1])
+			}
+		}
+		c.w.WriteString(" MODSEQ ")
+		c.w.Number(ms)
+	}
 	c.w.CRLF()
 	return nil
 }
 
 // searchUIDs evaluates key over the messages in view and returns the UIDs
 // of those that match, ascending.
-func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, error) {
+// The second result holds each match's modseq (filled when the key uses
+// MODSEQ).
+func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, []uint64, error) {
 	sel := c.sel
 	if len(sel.uids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var modseqs []uint64
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 	if needBody {
@@ -158,15 +189,16 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, e
 		}
 		if ok {
 			matched = append(matched, m.UID)
+			modseqs = append(modseqs, m.ModSeq)
 		}
 		return nil
 	})
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
-	return matched, nil
+	return matched, modseqs, nil
 }

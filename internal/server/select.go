@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/notify"
@@ -71,10 +72,18 @@ func (c *conn) mailboxName(raw string) (string, error) {
 	name := raw
 	if !c.utf8 {
 		dec, err := imap.DecodeMUTF7(raw)
-		if err != nil {
-			return "", bad("", "Mailbox name is not valid modified UTF-7")
+		switch {
+		case err == nil:
+			name = dec
+		case hasHighBit(raw) && utf8.ValidString(raw):
+			// Raw UTF-8 can never be modified UTF-7: a client that sends
+			// it (go-imap does, to any IMAP4rev2 server) means UTF-8.
+		case c.cmd != nil && (c.cmd.Name == "CREATE" || c.cmd.Name == "RENAME"):
+			return "", no("CANNOT", "Mailbox name is not valid modified UTF-7")
+		default:
+			// Such a mailbox cannot exist: answer NO, as for any missing one.
+			return "", no("NONEXISTENT", "Mailbox name is not valid modified UTF-7")
 		}
-		name = dec
 	}
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX", nil
@@ -105,7 +114,7 @@ func storeErr(err error, name string) error {
 	case errors.Is(err, store.ErrNotAllowed):
 		return no("CANNOT", "Operation not allowed on this mailbox")
 	case errors.Is(err, store.ErrHasChildren):
-		return no("INUSE", "Mailbox has inferior hierarchical names")
+		return no("HASCHILDREN", "Mailbox has inferior hierarchical names")
 	case errors.Is(err, store.ErrNoSelect):
 		return no("CANNOT", "Mailbox is not selectable")
 	case errors.Is(err, store.ErrOverQuota):
@@ -119,9 +128,18 @@ func storeErr(err error, name string) error {
 
 func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.SelectArgs)
+	if args.CondStore {
+		c.condstore = true
+	}
+	if args.QResync != nil && !c.qresync {
+		// RFC 7162 wants ENABLE QRESYNC first; clients such as eM Client
+		// send the parameter without it, so accept it and enable QRESYNC.
+		c.qresync = true
+		c.condstore = true
+	}
 	if c.sel != nil {
 		c.closeSelected()
-		if c.rev2 {
+		if c.rev2 || c.qresync {
 			c.w.WriteString("* OK [CLOSED] Previous mailbox closed\r\n")
 		}
 	}
@@ -151,14 +169,19 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		keywords: st.Keywords,
 		sub:      sub,
 	}
-	if !sel.readOnly && len(uids) > 0 {
-		from, err := c.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
+	switch {
+	case !sel.readOnly && len(uids) > 0:
+		from, err := c.srv.claimRecent(ctx, c.acct, c.user, info.ID, uids[len(uids)-1])
 		if err != nil {
 			sub.Close()
 			return storeErr(err, name)
 		}
 		i, _ := slices.BinarySearch(uids, from)
 		sel.recent = slices.Clone(uids[i:])
+	case sel.readOnly && st.Recent > 0 && int(st.Recent) <= len(uids):
+		// EXAMINE shows \Recent without claiming it: the unclaimed
+		// messages are the newest ones.
+		sel.recent = slices.Clone(uids[len(uids)-int(st.Recent):])
 	}
 	c.sel = sel
 	c.state = stateSelected
@@ -197,11 +220,23 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.Number32(st.UIDValidity)
 	c.w.WriteString("] UIDs valid\r\n* OK [UIDNEXT ")
 	c.w.Number32(st.UIDNext)
-	c.w.WriteString("] Predicted next UID\r\n")
+	c.w.WriteString("] Predicted next UID\r\n* OK [HIGHESTMODSEQ ")
+	c.w.Number(st.HighestModSeq)
+	c.w.WriteString("] Highest\r\n* OK [MAILBOXID (")
+	c.w.WriteString(mailboxID(&st.MailboxInfo))
+	c.w.WriteString(")] Ok\r\n")
 	if c.rev2 {
-		c.w.WriteString("* LIST () \"/\" ")
+		// RFC 9051 §6.3.2: the LIST response's attributes must be accurate.
+		c.w.WriteString("* LIST (")
+		c.w.WriteString(c.selectedAttrs(ctx, &st.MailboxInfo))
+		c.w.WriteString(") \"/\" ")
 		c.w.AString(c.wireName(st.Name))
 		c.w.CRLF()
+	}
+	if q := args.QResync; q != nil && q.UIDValidity == st.UIDValidity {
+		if err := c.qresyncSelect(ctx, q); err != nil {
+			return err
+		}
 	}
 	code := "READ-WRITE"
 	if sel.readOnly {
@@ -254,7 +289,8 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 	}
 	if sel.dirty {
 		sel.dirty = false
-		cs, err := c.acct.Changes(ctx, sel.info.ID, sel.modSeq, sel.maxUID)
+		before := sel.maxUID
+		cs, err := c.srv.changes(ctx, c.acct, c.user, sel.info.ID, sel.modSeq, sel.maxUID)
 		if err != nil {
 			if errors.Is(err, store.ErrNoSuchMailbox) {
 				// Deleted under us (by another session): end the session's
@@ -266,6 +302,10 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 			return fmt.Errorf("changes in %q: %w", sel.info.Name, err)
 		}
 		c.applyChanges(ctx, &cs)
+		// NOTIFY MessageNew FETCH attributes (notify.go).
+		if err := c.notifyFetchNew(ctx, before); err != nil {
+			return err
+		}
 	}
 	if expungeOK && len(sel.pendingExpunge) > 0 {
 		c.reportExpunges(sel.pendingExpunge)
@@ -302,7 +342,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 		if ms, ok := sel.own[m.UID]; ok && ms == m.ModSeq {
 			continue
 		}
-		c.writeFlagsFetch(seq, m, false)
+		c.writeFlagsFetch(seq, m, c.notifyWantsUID()) // NOTIFY FlagChange carries UID
 	}
 	if len(cs.New) > 0 {
 		for _, m := range cs.New {
@@ -312,7 +352,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 			}
 		}
 		if !sel.readOnly {
-			if from, err := c.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
+			if from, err := c.srv.claimRecent(ctx, c.acct, c.user, sel.info.ID, sel.maxUID); err == nil {
 				for _, m := range cs.New {
 					if m.UID >= from {
 						sel.recent = append(sel.recent, m.UID)
@@ -340,19 +380,93 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 	clear(sel.own)
 }
 
-// writeFlagsFetch writes "* seq FETCH (FLAGS (...))" for a changed message.
+// writeFlagsFetch writes "* seq FETCH (FLAGS (...))" for a changed message,
+// with UID when asked or when CONDSTORE is on (RFC 7162 §3.2.4) and MODSEQ
+// when CONDSTORE is on (§3.1.4). withFlags false leaves FLAGS out (a
+// .SILENT STORE under CONDSTORE still reports the new MODSEQ).
 func (c *conn) writeFlagsFetch(seq uint32, m *store.MessageMeta, withUID bool) {
+	c.writeChangeFetch(seq, m, withUID, true)
+}
+
+func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withFlags bool) {
 	c.w.WriteString("* ")
 	c.w.Number32(seq)
 	c.w.WriteString(" FETCH (")
-	if withUID {
+	sep := ""
+	if withUID || c.condstore {
 		c.w.WriteString("UID ")
 		c.w.Number32(m.UID)
-		c.w.SP()
+		sep = " "
 	}
-	c.w.WriteString("FLAGS ")
-	c.writeMsgFlags(m.UID, m.Flags)
+	if withFlags {
+		c.w.WriteString(sep + "FLAGS ")
+		c.writeMsgFlags(m.UID, m.Flags)
+		sep = " "
+	}
+	if c.condstore {
+		c.w.WriteString(sep + "MODSEQ (")
+		c.w.Number(m.ModSeq)
+		c.w.WriteByte(')')
+	}
 	c.w.WriteString(")\r\n")
+}
+
+// selectedAttrs is the LIST attribute list of a selectable mailbox.
+func (c *conn) selectedAttrs(ctx context.Context, info *store.MailboxInfo) string {
+	children := false
+	if boxes, err := c.acct.Mailboxes(ctx); err == nil {
+		prefix := info.Name + store.Separator
+		for _, b := range boxes {
+			if strings.HasPrefix(b.Name, prefix) {
+				children = true
+				break
+			}
+		}
+	}
+	attrs := `\HasNoChildren`
+	if children {
+		attrs = `\HasChildren`
+	}
+	if info.SpecialUse != "" {
+		attrs += " " + info.SpecialUse
+	}
+	return attrs
+}
+
+// mailboxID is the RFC 8474 MAILBOXID: stable across RENAME, never reused.
+func mailboxID(m *store.MailboxInfo) string {
+	return fmt.Sprintf("F%x%08x", m.ID, m.UIDValidity)
+}
+
+// qresyncSelect sends what changed since the client's last sync
+// (RFC 7162 §3.2.5): VANISHED (EARLIER) for expunged UIDs it may know, then
+// FETCH for messages changed since its modseq.
+func (c *conn) qresyncSelect(ctx context.Context, q *imap.QResyncParams) error {
+	sel := c.sel
+	gone, err := c.acct.Vanished(ctx, sel.info.ID, q.ModSeq)
+	if err != nil {
+		return fmt.Errorf("qresync %q: %w", sel.info.Name, err)
+	}
+	if q.KnownUIDs != nil {
+		known := *q.KnownUIDs
+		gone = slices.DeleteFunc(gone, func(u uint32) bool { return !known.Contains(u, sel.maxUID) })
+	}
+	if len(gone) > 0 {
+		c.w.WriteString("* VANISHED (EARLIER) ")
+		c.w.WriteString(imap.SetFromNums(gone).String())
+		c.w.CRLF()
+	}
+	cs, err := c.acct.Changes(ctx, sel.info.ID, q.ModSeq, sel.maxUID)
+	if err != nil {
+		return fmt.Errorf("qresync %q: %w", sel.info.Name, err)
+	}
+	for i := range cs.Changed {
+		m := &cs.Changed[i]
+		if seq, ok := sel.seqOf(m.UID); ok {
+			c.writeChangeFetch(seq, m, true, true)
+		}
+	}
+	return nil
 }
 
 // writeMsgFlags writes a message's flag list, adding \Recent for rev1.
@@ -375,26 +489,73 @@ func (c *conn) writeMsgFlags(uid uint32, flags []string) {
 
 // reportExpunges sends EXPUNGE for each UID (ascending input) and removes it
 // from the view. Sequence numbers are computed from the highest down so each
-// response is correct at the moment it is read.
+// response is correct at the moment it is read. Under QRESYNC one VANISHED
+// response names them all (RFC 7162 §3.2.10).
 func (c *conn) reportExpunges(uids []uint32) {
 	sel := c.sel
+	if c.qresync {
+		var gone []uint32
+		for _, uid := range uids {
+			if _, ok := slices.BinarySearch(sel.uids, uid); ok {
+				gone = append(gone, uid)
+			}
+		}
+		if len(gone) == 0 {
+			return
+		}
+		c.w.WriteString("* VANISHED ")
+		c.w.WriteString(imap.SetFromNums(gone).String())
+		c.w.CRLF()
+		sel.uids = removeSorted(sel.uids, gone)
+		sel.recent = removeSorted(sel.recent, gone)
+		sel.saved = removeSorted(sel.saved, gone)
+		return
+	}
+	var gone []uint32
 	for i := len(uids) - 1; i >= 0; i-- {
-		uid := uids[i]
-		idx, ok := slices.BinarySearch(sel.uids, uid)
+		idx, ok := slices.BinarySearch(sel.uids, uids[i])
 		if !ok {
 			continue
 		}
+		// Descending order: the numbers below idx do not shift.
 		c.w.WriteString("* ")
 		c.w.Number(uint64(idx + 1))
 		c.w.WriteString(" EXPUNGE\r\n")
-		sel.uids = slices.Delete(sel.uids, idx, idx+1)
-		if j, ok := slices.BinarySearch(sel.recent, uid); ok {
-			sel.recent = slices.Delete(sel.recent, j, j+1)
+		gone = append(gone, uids[i])
+	}
+	slices.Reverse(gone)
+	sel.uids = removeSorted(sel.uids, gone)
+	sel.recent = removeSorted(sel.recent, gone)
+	sel.saved = removeSorted(sel.saved, gone)
+}
+
+// removeSorted removes the (ascending) UIDs in gone from the ascending list
+// in one pass.
+func removeSorted(list, gone []uint32) []uint32 {
+	if len(gone) == 0 || len(list) == 0 {
+		return list
+	}
+	out := list[:0]
+	j := 0
+	for _, u := range list {
+		for j < len(gone) && gone[j] < u {
+			j++
 		}
-		if j, ok := slices.BinarySearch(sel.saved, uid); ok {
-			sel.saved = slices.Delete(sel.saved, j, j+1)
+		if j < len(gone) && gone[j] == u {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func hasHighBit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
 		}
 	}
+	return false
 }
 
 func isNoMailbox(err error) bool { return errors.Is(err, store.ErrNoSuchMailbox) }

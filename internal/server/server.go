@@ -24,6 +24,7 @@ const (
 	DefaultMaxConns       = 10000
 	DefaultPreAuthTimeout = 60 * time.Second
 	DefaultIdleTimeout    = 30 * time.Minute
+	DefaultWriteTimeout   = 60 * time.Second
 )
 
 // Config holds what the server needs at run time.
@@ -43,6 +44,9 @@ type Config struct {
 	// authenticated sessions (at least 30 minutes per RFC 9051).
 	PreAuthTimeout time.Duration
 	IdleTimeout    time.Duration
+	// WriteTimeout bounds how long one write to the client may make no
+	// progress; a client that stops reading is disconnected after it.
+	WriteTimeout time.Duration
 	// Auth checks credentials (see internal/auth).
 	Auth Authenticator
 	// Notify is the change hub the store reports to.
@@ -78,6 +82,8 @@ type Server struct {
 	wg        sync.WaitGroup
 	baseCtx   context.Context
 	cancel    context.CancelFunc
+
+	shared sharedState
 }
 
 // New returns a server over st.
@@ -99,6 +105,9 @@ func New(cfg Config, st store.Store) *Server {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

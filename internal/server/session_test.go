@@ -317,7 +317,11 @@ func TestRev2Behaviour(t *testing.T) {
 			t.Fatalf("rev2 SELECT sent %q", l)
 		}
 	}
+	hasLine(t, u, `* LIST (\HasNoChildren) "/" INBOX`)
 	hasLine(t, c.ok("SEARCH ALL"), `* ESEARCH (TAG "`+c.lastTag()+`") ALL 1`)
+	c.ok("CREATE Sent/2026")
+	hasLine(t, c.ok("EXAMINE Sent"), `* LIST (\HasChildren \Sent) "/" Sent`)
+	c.ok("SELECT INBOX")
 	hasLine(t, c.ok("FETCH 1 FLAGS"), `* 1 FETCH (FLAGS ())`)
 }
 
@@ -341,3 +345,60 @@ func TestBadInputAnswersAndSurvives(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestMultiAppend(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	m1, m2 := simpleMsg, strings.Replace(simpleMsg, "hello", "second", 1)
+	_, tagged := c.do("APPEND INBOX (\\Seen) {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(m2)) + "+}\r\n" + m2)
+	if !regexp.MustCompile(`^OK \[APPENDUID \d+ 1:2\] APPEND completed$`).MatchString(tagged) {
+		t.Fatalf("multiappend: %q", tagged)
+	}
+	// All or nothing: a bad flag on the second message appends neither.
+	c.expect("APPEND INBOX {"+itoa(len(m1))+"+}\r\n"+m1+" (\\Bogus) {"+itoa(len(m2))+"+}\r\n"+m2, "BAD")
+	c.ok("SELECT INBOX")
+	u := c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+	if len(u) != 2 || !strings.Contains(u[0], "Subject: hello") || !strings.Contains(u[1], "Subject: second") || !strings.Contains(u[0], `\Seen`) || strings.Contains(u[1], `\Seen`) {
+		t.Fatalf("after multiappend: %q", u)
+	}
+}
+
+// A rev1 session that sends raw UTF-8 (as go-imap does) gets the mailbox it
+// means; invalid modified UTF-7 is refused with the right code.
+func TestRawUTF8NamesFromRev1Clients(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.ok(`CREATE "Café Notes"`)
+	hasLine(t, c.ok(`LIST "" "Caf*"`), `* LIST (\HasNoChildren) "/" "Caf&AOk- Notes"`)
+	c.ok(`SELECT "Caf&AOk- Notes"`)
+	c.expect(`CREATE "bad&name"`, "NO [CANNOT]")
+	c.expect(`SELECT "bad&name"`, "NO [NONEXISTENT]")
+}
+
+func TestDeleteAndRenameSelected(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.ok("ENABLE IMAP4rev2")
+	c.appendMsg("INBOX", "", simpleMsg)
+	// RENAME INBOX moves its messages; the selected INBOX stays selected.
+	c.ok("SELECT INBOX")
+	c.ok("RENAME INBOX Old")
+	c.ok("DELETE Old")
+	c.ok("NOOP")
+	c.ok("FETCH 1:* FLAGS") // still selected (empty INBOX: no output)
+	// DELETE of the selected mailbox deselects it with [CLOSED].
+	c.ok("CREATE Gone")
+	c.ok("SELECT Gone")
+	hasLine(t, c.ok("DELETE Gone"), "* OK [CLOSED] Selected mailbox deleted")
+	c.expect("FETCH 1 FLAGS", "BAD")
+	// A failed DELETE leaves the selection alone.
+	c.ok("SELECT INBOX")
+	c.expect("DELETE Nowhere", "NO")
+	c.ok("FETCH 1:* FLAGS")
+	c.ok("CREATE P/C")
+	c.ok("DELETE P")
+	c.expect("DELETE P", "NO [HASCHILDREN]")
+}

@@ -47,6 +47,9 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
+	if args.HasUnchangedSince {
+		c.enableCondstore()
+	}
 	uids, err := c.resolveSet(args.Set, cmd.UID)
 	if err != nil {
 		return err
@@ -72,17 +75,28 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 	for i := range res.Updated {
 		m := &res.Updated[i]
 		c.noteOwnChange(m.UID, m.ModSeq)
-		if args.Silent {
+		// .SILENT suppresses FLAGS, but under CONDSTORE the new MODSEQ is
+		// still reported (RFC 7162 §3.1.3).
+		if args.Silent && !c.condstore {
 			continue
 		}
 		seq, ok := sel.seqOf(m.UID)
 		if !ok {
 			continue
 		}
-		c.writeFlagsFetch(seq, m, cmd.UID)
+		c.writeChangeFetch(seq, m, cmd.UID, !args.Silent)
 	}
 	if len(res.Modified) > 0 {
-		return c.okCode(ctx, "MODIFIED "+imap.SetFromNums(res.Modified).String(), "Conditional STORE failed for some messages")
+		failed := res.Modified
+		if !cmd.UID {
+			failed = make([]uint32, 0, len(res.Modified))
+			for _, u := range res.Modified {
+				if seq, ok := sel.seqOf(u); ok {
+					failed = append(failed, seq)
+				}
+			}
+		}
+		return c.okCode(ctx, "MODIFIED "+imap.SetFromNums(failed).String(), "Conditional STORE failed for some messages")
 	}
 	return nil
 }

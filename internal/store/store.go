@@ -26,6 +26,7 @@ var (
 	ErrOverQuota     = errors.New("quota exceeded")
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrUIDValidity   = errors.New("uidvalidity changed") // mailbox was deleted/recreated under a session
+	ErrNoSuchMessage = errors.New("no such message")     // e.g. OpenBody of a UID expunged meanwhile
 )
 
 // Separator is the hierarchy delimiter of mailbox names.
@@ -63,6 +64,7 @@ type MailboxStatus struct {
 	UIDNext       uint32
 	HighestModSeq uint64
 	Size          int64    // sum of message sizes (STATUS SIZE)
+	DeletedSize   int64    // sum of the sizes of messages with \Deleted (STATUS DELETED-STORAGE)
 	FirstUnseen   uint32   // UID of the lowest message without \Seen; 0 if none
 	Keywords      []string // keywords in use in this mailbox
 }
@@ -142,6 +144,7 @@ const (
 	WantBodyStructure // BODYSTRUCTURE
 	WantParts         // part offsets (message.Parts encoding) for sections
 	WantIDs           // EmailID, ThreadID
+	WantThreading     // MessageID, InReplyTo, References
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -160,6 +163,20 @@ type Message struct {
 	Parts         []byte // encoded part tree (message.Parts)
 	EmailID       string
 	ThreadID      string
+	// Threading (WantThreading): message ids without angle brackets, as
+	// message.Parse found them at delivery.
+	MessageID  string
+	InReplyTo  []string
+	References []string
+}
+
+// Quota is one user's limits and current usage (RFC 9208 quota root ""
+// covering all mailboxes). A limit of 0 means no limit.
+type Quota struct {
+	StorageLimit int64 // bytes
+	MessageLimit int64 // messages
+	StorageUsed  int64 // bytes: sum of the sizes of all messages in all mailboxes
+	MessagesUsed int64 // messages in all mailboxes
 }
 
 // Body is an open message body.
@@ -199,6 +216,10 @@ type Account interface {
 	ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error)
 	// Changes reports what changed since the caller's modseq/UID marks.
 	Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (ChangeSet, error)
+	// Vanished returns, ascending, the UIDs expunged with a modseq above
+	// sinceModSeq that already existed at sinceModSeq — the ones a client
+	// synchronised up to sinceModSeq may know (QRESYNC VANISHED (EARLIER)).
+	Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error)
 	// Fetch calls fn for each existing message among uids (ascending), in
 	// UID order, with the fields selected by want. Missing UIDs are skipped.
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
@@ -213,6 +234,13 @@ type Account interface {
 	Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
 	Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (CopyResult, error)
 
+	// Quota returns the user's limits and exact current usage. Append and
+	// Copy (and Move, should it ever grow usage) fail with ErrOverQuota,
+	// checked atomically with the write, when they would exceed a limit.
+	Quota(ctx context.Context) (Quota, error)
+	// SetQuota sets the user's limits (0: no limit; negative is invalid).
+	SetQuota(ctx context.Context, storageLimit, messageLimit int64) error
+
 	Close() error
 }
 
@@ -220,4 +248,13 @@ type Account interface {
 // it; the notify hub implements it.
 type Notifier interface {
 	MailboxChanged(user string, mailboxID int64, modSeq uint64)
+}
+
+// MailboxListNotifier is implemented by notifiers that also want to hear
+// about changes to a user's mailbox list: a mailbox created, deleted or
+// renamed, or a subscription changed (IMAP NOTIFY MailboxName and
+// SubscriptionChange). Backends call it, when their Notifier implements
+// it, after such a change commits.
+type MailboxListNotifier interface {
+	MailboxListChanged(user string)
 }

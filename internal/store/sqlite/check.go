@@ -147,7 +147,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	// Mailbox counters.
 	rows, err = tx.QueryContext(ctx, `SELECT b.id, b.name, b.uidnext, b.highestmodseq,
 		MAX(COALESCE((SELECT MAX(uid) FROM messages WHERE mailbox_id = b.id), 0),
-		    COALESCE((SELECT MAX(uid) FROM expunged WHERE mailbox_id = b.id), 0)),
+		    COALESCE((SELECT MAX(uid_hi) FROM expunged WHERE mailbox_id = b.id), 0)),
 		MAX(COALESCE((SELECT MAX(modseq) FROM messages WHERE mailbox_id = b.id), 0),
 		    COALESCE((SELECT MAX(modseq) FROM expunged WHERE mailbox_id = b.id), 0))
 		FROM mailboxes b ORDER BY b.id`)
@@ -190,6 +190,11 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 				}
 			}
 		}
+	}
+	if p, err := checkUsage(ctx, tx, repair); err != nil {
+		return problems, err
+	} else {
+		problems = append(problems, p...)
 	}
 	if err := tx.Commit(); err != nil {
 		return problems, err

@@ -43,6 +43,7 @@ type wtx struct {
 	changed map[int64]uint64 // mailbox id -> modseq to notify
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
+	list    bool             // the mailbox list changed (store.MailboxListNotifier)
 }
 
 // write runs fn in a write transaction under the user's write lock, then
@@ -79,6 +80,9 @@ func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error)
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)
 	}
 	a.s.notify(a.u.name, w.changed)
+	if w.list {
+		a.s.notifyList(a.u.name)
+	}
 	return nil
 }
 
@@ -351,6 +355,7 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 		if err := createParents(ctx, w.tx, n); err != nil {
 			return err
 		}
+		w.list = true
 		_, err = insertMailbox(ctx, w.tx, n, specialUse)
 		return err
 	})
@@ -381,6 +386,7 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 			return err
 		}
 		w.gc = true
+		w.list = true
 		w.changed[m.id] = m.highest + 1
 		if children > 0 {
 			_, err = w.tx.ExecContext(ctx, `UPDATE mailboxes SET noselect = 1, highestmodseq = ? WHERE id = ?`, m.highest+1, m.id)
@@ -405,6 +411,7 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 		if err != nil {
 			return err
 		}
+		w.list = true
 		if ok, err := mailboxExists(ctx, w.tx, to); err != nil {
 			return err
 		} else if ok {
@@ -505,6 +512,7 @@ func (a *account) SetSubscribed(ctx context.Context, name string, subscribed boo
 		return err
 	}
 	return a.write(ctx, "subscribe", func(w *wtx) error {
+		w.list = true
 		var err error
 		if subscribed {
 			_, err = w.tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(name) VALUES(?)`, n)
@@ -523,9 +531,10 @@ func statusOf(ctx context.Context, q querier, m mbox) (store.MailboxStatus, erro
 		COALESCE(SUM((sysflags & 8) != 0), 0),
 		COALESCE(SUM(uid > ?), 0),
 		COALESCE(SUM(size), 0),
-		COALESCE(MIN(CASE WHEN (sysflags & 1) = 0 THEN uid END), 0)
+		COALESCE(MIN(CASE WHEN (sysflags & 1) = 0 THEN uid END), 0),
+		COALESCE(SUM(CASE WHEN (sysflags & 8) != 0 THEN size ELSE 0 END), 0)
 		FROM messages WHERE mailbox_id = ?`, m.recentMark, m.id).
-		Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size, &st.FirstUnseen)
+		Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size, &st.FirstUnseen, &st.DeletedSize)
 	if err != nil {
 		return st, fmt.Errorf("count messages: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +118,9 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 	if _, err := w.addMailboxKeywords(d.id, kws); err != nil {
 		return nil, err
 	}
+	if err := w.logUIDs(d.id, modseq, d.uidNext); err != nil {
+		return nil, err
+	}
 	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
 		d.uidNext+uint32(len(rows)), modseq, d.id); err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
@@ -138,18 +142,28 @@ func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer del.Close()
-	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`)
-	if err != nil {
-		return 0, fmt.Errorf("expunge: %w", err)
-	}
-	defer tomb.Close()
+	uids := make([]uint32, 0, len(rows))
 	for _, r := range rows {
 		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
-		if _, err := tomb.ExecContext(w.ctx, m.id, r.uid, modseq); err != nil {
+		uids = append(uids, r.uid)
+	}
+	slices.Sort(uids)
+	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid_lo, uid_hi, modseq) VALUES(?, ?, ?, ?)`)
+	if err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	defer tomb.Close()
+	for i := 0; i < len(uids); {
+		j := i
+		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
+			j++
+		}
+		if _, err := tomb.ExecContext(w.ctx, m.id, uids[i], uids[j], modseq); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
+		i = j + 1
 	}
 	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
@@ -224,6 +238,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if len(msgs) == 0 {
 			return nil
 		}
+		if err := w.checkQuota(int64(len(msgs)), totalSize(msgs)); err != nil {
+			return err
+		}
 		modseq := m.highest + 1
 		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts)
 			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -251,13 +268,20 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
-			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, "T"+id, sent, sentTZ,
+			threadID, err := w.threadFor(p.info, "T"+id)
+			if err != nil {
+				return err
+			}
+			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, threadID, sent, sentTZ,
 				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
 			cid, err := r.LastInsertId()
 			if err != nil {
+				return err
+			}
+			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
 			uid := m.uidNext + uint32(i)
@@ -268,6 +292,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			res.UIDs = append(res.UIDs, uid)
 		}
 		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+			return err
+		}
+		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
@@ -415,6 +442,11 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		if err != nil || len(rows) == 0 {
 			return err
 		}
+		if !move { // a MOVE within one account never grows usage
+			if err := w.checkQuota(int64(len(rows)), rowsSize(rows)); err != nil {
+				return err
+			}
+		}
 		if res.DestUIDs, err = w.insertCopies(d.id, rows, false); err != nil {
 			return err
 		}
@@ -470,25 +502,67 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 		if cs.Changed, err = scanMeta(rows); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, m.id, sinceModSeq)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u uint32
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			cs.Expunged = append(cs.Expunged, u)
-		}
-		if err := rows.Err(); err != nil {
+		if cs.Expunged, err = expungedSince(ctx, tx, m.id, sinceModSeq, math.MaxUint32); err != nil {
 			return err
 		}
 		cs.Keywords, err = mailboxKeywords(ctx, tx, m.id)
 		return err
 	})
 	return cs, err
+}
+
+func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error) {
+	var uids []uint32
+	err := a.read(ctx, "vanished", func(tx *sql.Tx) error {
+		if _, err := mboxByID(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		// UIDs from the first one allocated after sinceModSeq on did not
+		// exist then: a client synchronised to sinceModSeq never saw them.
+		bound := int64(math.MaxUint32)
+		err := tx.QueryRowContext(ctx, `SELECT uid_first FROM uid_log WHERE mailbox_id = ? AND modseq > ?
+			ORDER BY modseq LIMIT 1`, mailboxID, sinceModSeq).Scan(&bound)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		uids, err = expungedSince(ctx, tx, mailboxID, sinceModSeq, uint32(bound-1))
+		return err
+	})
+	return uids, err
+}
+
+// expungedSince expands the expunge ranges with a modseq above since into
+// ascending UIDs no greater than maxUID.
+func expungedSince(ctx context.Context, tx *sql.Tx, mailboxID int64, since uint64, maxUID uint32) ([]uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi FROM expunged WHERE mailbox_id = ? AND modseq > ? AND uid_lo <= ?
+		ORDER BY uid_lo`, mailboxID, since, maxUID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var uids []uint32
+	for rows.Next() {
+		var lo, hi uint32
+		if err := rows.Scan(&lo, &hi); err != nil {
+			return nil, err
+		}
+		for u := lo; u <= min(hi, maxUID); u++ {
+			uids = append(uids, u)
+			if u == math.MaxUint32 {
+				break
+			}
+		}
+	}
+	return uids, rows.Err()
+}
+
+// logUIDs records the first UID allocated at modseq (see uid_log).
+func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO uid_log(mailbox_id, modseq, uid_first) VALUES(?, ?, ?)`,
+		mailboxID, modseq, first); err != nil {
+		return fmt.Errorf("log uids: %w", err)
+	}
+	return nil
 }
 
 const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs
@@ -508,11 +582,14 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		return "NULL"
 	}
 	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
-	content := want&wantContent != 0
+	content := want&(wantContent|store.WantThreading) != 0
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
 			`, c.email_id, c.thread_id FROM messages m JOIN contents c ON c.id = m.content_id`
+		if want&store.WantThreading != 0 {
+			q = strings.Replace(q, ` FROM messages m`, threadingCols+` FROM messages m`, 1) + threadingJoin
+		}
 	} else {
 		q += ` FROM messages m`
 	}
@@ -537,6 +614,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		if content {
 			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID)
 		}
+		var thr threadingRow
+		if want&store.WantThreading != 0 {
+			dest = append(dest, thr.dest()...)
+		}
 		for rows.Next() {
 			env, body, bs, parts = nil, nil, nil, nil
 			if err := rows.Scan(dest...); err != nil {
@@ -559,6 +640,9 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts = env, body, bs, parts
 			if want&store.WantIDs != 0 {
 				msg.EmailID, msg.ThreadID = emailID, threadID
+			}
+			if want&store.WantThreading != 0 {
+				thr.fill(msg)
 			}
 			if err := fn(msg); err != nil {
 				return err
@@ -587,6 +671,16 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	f, err := os.Open(a.u.blobPath(blob))
+	if errors.Is(err, os.ErrNotExist) {
+		// An expunge may have committed (and its body file been removed)
+		// between the query and the open: then the message is gone, which
+		// is not damage.
+		var one int
+		if qerr := a.u.db.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?`,
+			mailboxID, uid).Scan(&one); errors.Is(qerr, sql.ErrNoRows) {
+			return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
@@ -594,4 +688,4 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 }
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
-var errNoSuchMessage = errors.New("no such message")
+var errNoSuchMessage = store.ErrNoSuchMessage

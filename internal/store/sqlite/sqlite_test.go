@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"os"
@@ -183,5 +184,112 @@ func TestCheck(t *testing.T) {
 	st, err := a.Status(ctx, "INBOX")
 	if err != nil || st.UIDNext != 3 || st.HighestModSeq < 2 {
 		t.Fatalf("status after repair: %+v %v", st, err)
+	}
+}
+
+// Expunged UIDs are kept as ranges: emptying a mailbox of 300 messages that
+// arrived one by one leaves one tombstone row, and still answers Vanished
+// exactly.
+func TestTombstonesAreRanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := 0; i < 300; i++ {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	box, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Status(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, box.ID, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM expunged`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d tombstone rows for one expunge of 300 consecutive UIDs", n)
+	}
+	// A client synchronised before any message arrived knew none of them.
+	if v, err := a.Vanished(ctx, box.ID, 1); err != nil || len(v) != 0 {
+		t.Fatalf("Vanished since modseq 1 = %v, %v", v, err)
+	}
+	v, err := a.Vanished(ctx, box.ID, st.HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) != 300 || v[0] != 1 || v[299] != 300 {
+		t.Fatalf("Vanished = %d UIDs (%v...)", len(v), v[:min(3, len(v))])
+	}
+}
+
+// A mail.db from before tombstone ranges (per-UID rows, user_version 0) is
+// migrated on open and keeps its expunge history.
+func TestMigrateTombstonesToRanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := a.Mailbox(ctx, "INBOX")
+	a.Close()
+	s.Close()
+	// Rewrite the table in the old layout with two expunged UIDs.
+	path := filepath.Join(dir, "users", "1", "mail.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE expunged`,
+		`CREATE TABLE expunged(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID`,
+		`INSERT INTO expunged VALUES(` + itoa(box.ID) + `, 1, 5), (` + itoa(box.ID) + `, 2, 6)`,
+		`UPDATE mailboxes SET uidnext = 3, highestmodseq = 6 WHERE id = ` + itoa(box.ID),
+		`PRAGMA user_version = 0`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cs, err := a.Changes(ctx, box.ID, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Expunged) != 2 || cs.Expunged[0] != 1 || cs.Expunged[1] != 2 {
+		t.Fatalf("expunges after migration: %v", cs.Expunged)
 	}
 }

@@ -82,10 +82,15 @@ CREATE TABLE IF NOT EXISTS users(
 `
 
 // dsn returns the connection string for a database file: WAL, durable
-// commits, a busy timeout and foreign keys on every connection.
+// commits, a busy timeout and foreign keys on every connection. Write
+// transactions BEGIN IMMEDIATE, so a writer in another process (tern
+// deliver, tern import beside tern serve) waits for the lock (busy
+// timeout) instead of failing with SQLITE_BUSY when it upgrades from
+// reading.
 func dsn(path string) string {
 	return "file:" + path +
-		"?_pragma=busy_timeout(10000)" +
+		"?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)"
@@ -97,6 +102,12 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
+	if schema != mainSchema {
+		if err := migrateUserDB(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init schema of %s: %w", path, err)
@@ -322,7 +333,7 @@ func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*user
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}
 	syncDir(filepath.Join(s.dir, "users"))
-	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema)
+	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema+quotaSchema+threadSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}
@@ -377,6 +388,14 @@ func (s *Store) dropLocked(u *userDB) {
 	}
 	if err := u.db.Close(); err != nil {
 		s.log.Warn("close user database", "user", u.name, "err", err)
+	}
+}
+
+// notifyList tells the notifier, if it cares, that user's mailbox list
+// changed.
+func (s *Store) notifyList(user string) {
+	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok {
+		n.MailboxListChanged(user)
 	}
 }
 

@@ -70,13 +70,25 @@ CREATE TABLE IF NOT EXISTS messages(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);
+-- Expunged UIDs, kept forever for QRESYNC, as ranges: one expunge of many
+-- consecutive UIDs is one row.
 CREATE TABLE IF NOT EXISTS expunged(
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-	uid INTEGER NOT NULL,
+	uid_lo INTEGER NOT NULL,
+	uid_hi INTEGER NOT NULL,
 	modseq INTEGER NOT NULL,
-	PRIMARY KEY(mailbox_id, uid)
+	PRIMARY KEY(mailbox_id, uid_lo)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+-- The first UID each modseq allocated (append, copy, move). UIDs and
+-- modseqs both ascend, so this tells which UIDs existed at any modseq:
+-- QRESYNC never reports a UID the client could not have known.
+CREATE TABLE IF NOT EXISTS uid_log(
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	modseq INTEGER NOT NULL,
+	uid_first INTEGER NOT NULL,
+	PRIMARY KEY(mailbox_id, modseq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subscriptions(
 	name TEXT PRIMARY KEY
 ) WITHOUT ROWID;

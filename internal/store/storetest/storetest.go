@@ -34,6 +34,24 @@ type Notification struct {
 type Recorder struct {
 	mu    sync.Mutex
 	calls []Notification
+	lists []string // users of MailboxListChanged calls
+}
+
+// MailboxListChanged implements store.MailboxListNotifier.
+func (r *Recorder) MailboxListChanged(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lists = append(r.lists, user)
+}
+
+// TakeLists returns and clears the users of recorded MailboxListChanged
+// calls.
+func (r *Recorder) TakeLists() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.lists
+	r.lists = nil
+	return l
 }
 
 // MailboxChanged implements store.Notifier.
@@ -221,6 +239,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Flags", testFlags},
 		{"UnchangedSince", testUnchangedSince},
 		{"ModSeqAndChanges", testModSeqAndChanges},
+		{"Vanished", testVanished},
 		{"Expunge", testExpunge},
 		{"CopyMove", testCopyMove},
 		{"SharedBodies", testSharedBodies},
@@ -228,7 +247,11 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Recent", testRecent},
 		{"Isolation", testIsolation},
 		{"Notifier", testNotifier},
+		{"MailboxListNotifier", testMailboxListNotifier},
 		{"ConcurrentAppend", testConcurrentAppend},
+		{"Quota", testQuota},
+		{"QuotaConcurrent", testQuotaConcurrent},
+		{"Threads", testThreads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1326,6 +1349,45 @@ func testNotifier(t *testing.T, e *env) {
 	}
 }
 
+func testMailboxListNotifier(t *testing.T, e *env) {
+	ctx := e.ctx
+	a := e.user("u")
+	e.rec.TakeLists()
+	expect := func(what string, want bool) {
+		t.Helper()
+		got := e.rec.TakeLists()
+		if want && (len(got) == 0 || got[0] != "u") {
+			t.Fatalf("%s: mailbox list change not notified (%v)", what, got)
+		}
+		if !want && len(got) != 0 {
+			t.Fatalf("%s: mailbox list change notified: %v", what, got)
+		}
+	}
+	if err := a.CreateMailbox(ctx, "L/M", ""); err != nil {
+		t.Fatal(err)
+	}
+	expect("create", true)
+	if err := a.SetSubscribed(ctx, "L/M", true); err != nil {
+		t.Fatal(err)
+	}
+	expect("subscribe", true)
+	if err := a.RenameMailbox(ctx, "L", "N"); err != nil {
+		t.Fatal(err)
+	}
+	expect("rename", true)
+	if err := a.DeleteMailbox(ctx, "N/M"); err != nil {
+		t.Fatal(err)
+	}
+	expect("delete", true)
+	appendN(t, a, "INBOX", 1, 1)
+	status(t, a, "INBOX")
+	expect("append and status", false)
+	if err := a.CreateMailbox(ctx, "N", ""); err == nil {
+		t.Fatal("creating an existing mailbox succeeded")
+	}
+	expect("failed create", false)
+}
+
 func testConcurrentAppend(t *testing.T, e *env) {
 	ctx := e.ctx
 	a := e.user("u")
@@ -1391,5 +1453,47 @@ func testConcurrentAppend(t *testing.T, e *env) {
 	}
 	if st := status(t, other, "INBOX"); st.Messages != workers*per {
 		t.Fatalf("other user has %d messages", st.Messages)
+	}
+}
+
+// testVanished checks QRESYNC's VANISHED (EARLIER) source: expunges after a
+// modseq, but only of messages that already existed at that modseq.
+func testVanished(t *testing.T, e *env) {
+	ctx := e.ctx
+	a := e.user("u")
+	id := mbox(t, a, "INBOX").ID
+	appendN(t, a, "INBOX", 1, 4) // UIDs 1-4
+	m1 := status(t, a, "INBOX").HighestModSeq
+	if _, err := a.Expunge(ctx, id, []uint32{2}, false); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, a, "INBOX", 5, 2) // UIDs 5, 6: unknown to a client at m1
+	m2 := status(t, a, "INBOX").HighestModSeq
+	if _, err := a.Expunge(ctx, id, []uint32{3, 6}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateMailbox(ctx, "B", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Move(ctx, id, []uint32{5}, "B"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Vanished(ctx, id, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since m1", v, []uint32{2, 3})
+	v, err = a.Vanished(ctx, id, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since m2", v, []uint32{3, 5, 6})
+	v, err = a.Vanished(ctx, id, status(t, a, "INBOX").HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Vanished since now", v, nil)
+	if _, err := a.Vanished(ctx, 999999, 1); !errors.Is(err, store.ErrNoSuchMailbox) {
+		t.Fatalf("Vanished on a missing mailbox: %v", err)
 	}
 }

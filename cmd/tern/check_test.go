@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+func TestCheck(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+
+	// No store: an error, and nothing is created.
+	if r := runT(t, "", "check", "--data", data); r.code != exitError || !strings.Contains(r.stderr, "no store in") {
+		t.Fatalf("check without store: %+v", r)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("check created the data directory: %v", err)
+	}
+
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", data); r.code != exitOK {
+		t.Fatalf("user add: %+v", r)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, data, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := st.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\nsecond\r\n"} {
+		if _, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acct.Close()
+	st.Close()
+
+	if r := runT(t, "", "check", "--data", data); r.code != exitOK || !strings.Contains(r.stdout, "store is consistent") {
+		t.Fatalf("clean store: %+v", r)
+	}
+
+	// Find the body files.
+	var blobs []string
+	filepath.WalkDir(filepath.Join(data, "users"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(filepath.Dir(p))) == "blobs" {
+			blobs = append(blobs, p)
+		}
+		return nil
+	})
+	if len(blobs) != 2 {
+		t.Fatalf("found %d body files, want 2: %q", len(blobs), blobs)
+	}
+
+	// A leftover temp file of an interrupted write is found and repaired.
+	stray := filepath.Join(filepath.Dir(blobs[0]), ".tmp-12345")
+	if err := os.WriteFile(stray, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runT(t, "", "check", "--data", data)
+	if r.code != exitProblems || !strings.Contains(r.stdout, "unreferenced file") || !strings.Contains(r.stdout, "1 problem(s)") {
+		t.Fatalf("stray file: %+v", r)
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Fatalf("check without --repair removed a file: %v", err)
+	}
+	r = runT(t, "", "check", "--repair", "--data", data)
+	if r.code != exitOK || !strings.Contains(r.stdout, "repaired; checking again") || !strings.Contains(r.stdout, "store is consistent") {
+		t.Fatalf("repair stray file: %+v", r)
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Fatalf("stray file still there: %v", err)
+	}
+
+	// A truncated body cannot be repaired: reported, exit 3.
+	if err := os.Truncate(blobs[1], 3); err != nil {
+		t.Fatal(err)
+	}
+	r = runT(t, "", "check", "--data", data, "--repair")
+	if r.code != exitProblems || !strings.Contains(r.stdout, "not repaired: ") || !strings.Contains(r.stdout, "has size 3") {
+		t.Fatalf("damaged body: %+v", r)
+	}
+
+	// A missing body too.
+	if err := os.Remove(blobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	r = runT(t, "", "check", "--data", data)
+	if r.code != exitProblems || !strings.Contains(r.stdout, "missing") || !strings.Contains(r.stdout, "2 problem(s)") {
+		t.Fatalf("missing body: %+v", r)
+	}
+
+	if r := runT(t, "", "check", "extra", "--data", data); r.code != exitUsage {
+		t.Fatalf("extra argument: %+v", r)
+	}
+	if r := runT(t, "", "check", "-h"); r.code != exitOK || !strings.Contains(r.stdout, "--repair") {
+		t.Fatalf("help: %+v", r)
+	}
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/delivery"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// newDeliverer builds the delivery settings shared by LMTP and deliver.
+func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *delivery.Deliverer {
+	return delivery.New(st, delivery.Options{
+		Domains:            cfg.LMTP.Domains,
+		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
+		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
+		Logger:             log,
+	})
+}
+
+// startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
+// same store — and so the same notify hub — as the IMAP server, so IDLE
+// sessions see delivered mail at once.
+func startLMTP(cfg *config.Config, st store.Store, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+	if cfg.Listen.LMTP == "" {
+		return nil, nil, nil
+	}
+	ln, err := delivery.Listen(cfg.Listen.LMTP)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, log), delivery.LMTPConfig{
+		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
+	})
+	return srv, ln, nil
+}
+
+// serveNotifySocket lets tern deliver and tern import, running as other
+// processes, wake this server's IDLE sessions. Failure only costs those
+// wake-ups, so it is logged, not fatal.
+func serveNotifySocket(cfg *config.Config, hub store.Notifier, log *slog.Logger) net.Listener {
+	ln, err := delivery.ServeNotifySocket(filepath.Join(cfg.DataDir, delivery.NotifySocketName), hub, log)
+	if err != nil {
+		log.Warn("mail stored by tern deliver/import will not wake IDLE sessions", "err", err)
+		return nil
+	}
+	return ln
+}
+
+// openStoreNotifying opens the store for a command that stores mail while
+// a server may be running: changes are signalled to that server.
+func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, func(), error) {
+	n := delivery.NewSocketNotifier(filepath.Join(cfg.DataDir, delivery.NotifySocketName))
+	st, err := openStore(ctx, cfg.DataDir, n, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, func() { n.Close() }, nil
+}

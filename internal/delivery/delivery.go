@@ -1,0 +1,216 @@
+// Package delivery gets mail into tern and out again: the LMTP server
+// (RFC 2033), local delivery of one message (tern deliver), import from
+// Maildir and mbox, and export to both.
+//
+// Every path stores mail through store.Account.Append, so the store's
+// notifier wakes IDLE sessions however a message arrived, and quotas are
+// enforced by the store atomically with the write.
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Options configures a Deliverer.
+type Options struct {
+	// Domains are the recipient domains accepted. Empty accepts any.
+	Domains []string
+	// RecipientDelimiter separates a user from a detail
+	// ("alice+lists@example.org"). Empty disables sub-addressing.
+	RecipientDelimiter string
+	// QuotaTempFail makes over-quota a temporary failure (452 4.2.2,
+	// exit 75) instead of a permanent one (552 5.2.2).
+	QuotaTempFail bool
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Deliverer maps recipient addresses to users and stores messages.
+type Deliverer struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Deliverer storing into st.
+func New(st store.Store, opts Options) *Deliverer {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Deliverer{st: st, opts: opts, log: log}
+}
+
+// Recipient is a resolved recipient address.
+type Recipient struct {
+	Address string // as given (RCPT TO)
+	User    string // tern user name
+	Detail  string // sub-address after the delimiter, "" if none
+}
+
+// ErrBadDomain is returned by Resolve for a domain not in Options.Domains.
+var ErrBadDomain = errors.New("recipient domain not accepted")
+
+// Resolve maps an address to a user. The local part (without a
+// +detail) names the user; a user named by the whole address
+// ("alice@example.org") is found as well. A user name differing only in
+// case matches when no exact one exists. Unknown users give
+// store.ErrNoSuchUser (possibly wrapped).
+func (d *Deliverer) Resolve(ctx context.Context, addr string) (Recipient, error) {
+	r := Recipient{Address: addr}
+	local, domain := addr, ""
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		local, domain = addr[:i], addr[i+1:]
+	}
+	if len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"' {
+		local = local[1 : len(local)-1]
+	}
+	if local == "" {
+		return r, fmt.Errorf("recipient %q: empty local part: %w", addr, store.ErrNoSuchUser)
+	}
+	if domain != "" && len(d.opts.Domains) > 0 && !containsFold(d.opts.Domains, domain) {
+		return r, fmt.Errorf("recipient %q: %w: %w", addr, ErrBadDomain, store.ErrNoSuchUser)
+	}
+	user := local
+	if delim := d.opts.RecipientDelimiter; delim != "" {
+		if i := strings.Index(local, delim); i > 0 {
+			user, r.Detail = local[:i], local[i+len(delim):]
+		}
+	}
+	var cands []string
+	if domain != "" {
+		cands = append(cands, user+"@"+domain)
+	}
+	cands = append(cands, user)
+	if l := strings.ToLower(user); l != user {
+		if domain != "" {
+			cands = append(cands, l+"@"+strings.ToLower(domain))
+		}
+		cands = append(cands, l)
+	}
+	for _, c := range cands {
+		_, err := d.st.PasswordHash(ctx, c)
+		if err == nil {
+			r.User = c
+			return r, nil
+		}
+		if !errors.Is(err, store.ErrNoSuchUser) {
+			return r, fmt.Errorf("look up recipient %q: %w", addr, err)
+		}
+	}
+	return r, fmt.Errorf("recipient %q: %w", addr, store.ErrNoSuchUser)
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Result reports one stored message.
+type Result struct {
+	Mailbox string
+	UID     uint32
+}
+
+// Deliver stores msg for user in mailbox, or — when mailbox is "" — in
+// the folder named by detail if that exists and can hold messages, else
+// in INBOX. A named mailbox that does not exist falls back to INBOX too
+// (mail is never refused for a folder name).
+func (d *Deliverer) Deliver(ctx context.Context, user, mailbox, detail string, msg []byte) (Result, error) {
+	acct, err := d.st.Account(ctx, user)
+	if err != nil {
+		return Result{}, fmt.Errorf("deliver to %q: %w", user, err)
+	}
+	defer acct.Close()
+	target := mailbox
+	if target == "" && detail != "" {
+		if mi, err := acct.Mailbox(ctx, detail); err == nil && !mi.NoSelect {
+			target = mi.Name
+		}
+	}
+	if target == "" {
+		target = "INBOX"
+	}
+	nm := []store.NewMessage{{Body: msg}}
+	res, err := acct.Append(ctx, target, nm)
+	if target != "INBOX" && (errors.Is(err, store.ErrNoSuchMailbox) || errors.Is(err, store.ErrNoSelect)) {
+		d.log.Info("delivery folder missing; delivering to INBOX", "user", user, "mailbox", target)
+		target = "INBOX"
+		res, err = acct.Append(ctx, target, nm)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("deliver to %q mailbox %q: %w", user, target, err)
+	}
+	return Result{Mailbox: target, UID: res.UIDs[0]}, nil
+}
+
+// TraceHeaders returns msg (CRLF-normalized) preceded by Return-Path
+// (the envelope sender, <> for bounces) and Delivered-To (the recipient
+// address). Either is omitted when its argument is nil.
+func TraceHeaders(msg []byte, returnPath, deliveredTo *string) []byte {
+	var b bytes.Buffer
+	b.Grow(len(msg) + 128)
+	if returnPath != nil {
+		b.WriteString("Return-Path: <")
+		b.WriteString(headerSafe(*returnPath))
+		b.WriteString(">\r\n")
+	}
+	if deliveredTo != nil {
+		b.WriteString("Delivered-To: ")
+		b.WriteString(headerSafe(*deliveredTo))
+		b.WriteString("\r\n")
+	}
+	b.Write(msg)
+	return ToCRLF(b.Bytes())
+}
+
+// headerSafe keeps an address from breaking the header block.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// ToCRLF turns bare LF line endings into CRLF; existing CRLFs stay. It
+// returns b itself when there is nothing to change.
+func ToCRLF(b []byte) []byte {
+	n := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+n)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// ToLF turns CRLF line endings into LF (for Maildir and mbox files).
+func ToLF(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\r\n")) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+}

@@ -1,0 +1,128 @@
+package notify
+
+// maxDirty bounds the mailbox IDs a user subscription remembers between
+// two Take calls; past it the subscription reports "all changed".
+const maxDirty = 256
+
+// UserSubscription receives a signal on C whenever any mailbox of its user
+// changed, or the user's mailbox list (names, subscriptions) changed. C has
+// a buffer of one: signals coalesce; Take says what changed since the last
+// Take. It is meant for sessions watching many mailboxes (IMAP NOTIFY).
+type UserSubscription struct {
+	C    chan struct{}
+	hub  *Hub
+	user string
+	wake func()
+
+	// Guarded by hub.mu.
+	dirty map[int64]struct{}
+	all   bool // more than maxDirty mailboxes changed
+	list  bool // the mailbox list changed
+}
+
+// SubscribeUser watches every mailbox of user and its mailbox list.
+func (h *Hub) SubscribeUser(user string) *UserSubscription {
+	s := &UserSubscription{C: make(chan struct{}, 1), hub: h, user: user}
+	h.mu.Lock()
+	if h.users == nil {
+		h.users = make(map[string]map[*UserSubscription]struct{})
+	}
+	m := h.users[user]
+	if m == nil {
+		m = make(map[*UserSubscription]struct{})
+		h.users[user] = m
+	}
+	m[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// SetWake installs f to be called after every signal (see
+// Subscription.SetWake). f runs under the hub's lock and must not block.
+func (s *UserSubscription) SetWake(f func()) {
+	if s == nil || s.hub == nil {
+		return
+	}
+	s.hub.mu.Lock()
+	s.wake = f
+	s.hub.mu.Unlock()
+}
+
+// Pending reports whether a signal is waiting on C.
+func (s *UserSubscription) Pending() bool { return len(s.C) > 0 }
+
+// Take returns and clears what changed since the last Take: the changed
+// mailbox IDs (unordered), whether more mailboxes changed than could be
+// remembered (then every mailbox must be treated as changed), and whether
+// the mailbox list changed. It also drains C.
+func (s *UserSubscription) Take() (mailboxes []int64, all, list bool) {
+	select {
+	case <-s.C:
+	default:
+	}
+	if s.hub == nil {
+		return nil, false, false
+	}
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	for id := range s.dirty {
+		mailboxes = append(mailboxes, id)
+	}
+	all, list = s.all, s.list
+	s.dirty, s.all, s.list = nil, false, false
+	return mailboxes, all, list
+}
+
+// Close stops the subscription. It is safe to call more than once.
+func (s *UserSubscription) Close() {
+	if s == nil || s.hub == nil {
+		return
+	}
+	h := s.hub
+	h.mu.Lock()
+	if m := h.users[s.user]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.users, s.user)
+		}
+	}
+	h.mu.Unlock()
+	s.hub = nil
+}
+
+// signal wakes the subscriber; called with hub.mu held.
+func (s *UserSubscription) signal() {
+	select {
+	case s.C <- struct{}{}:
+	default:
+	}
+	if s.wake != nil {
+		s.wake()
+	}
+}
+
+// markMailbox records a mailbox change; called with hub.mu held.
+func (s *UserSubscription) markMailbox(id int64) {
+	if !s.all {
+		if s.dirty == nil {
+			s.dirty = make(map[int64]struct{})
+		}
+		s.dirty[id] = struct{}{}
+		if len(s.dirty) > maxDirty {
+			s.all, s.dirty = true, nil
+		}
+	}
+	s.signal()
+}
+
+// MailboxListChanged signals every user subscription of user that a
+// mailbox was created, deleted or renamed, or a subscription changed
+// (store.MailboxListNotifier).
+func (h *Hub) MailboxListChanged(user string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.users[user] {
+		s.list = true
+		s.signal()
+	}
+}

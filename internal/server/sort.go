@@ -1,0 +1,249 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/search"
+	msgsort "github.com/tern-imap/tern/internal/sort"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// sortCapabilities are the SORT/THREAD capabilities (RFC 5256, RFC 5957,
+// RFC 5267 ESORT).
+const sortCapabilities = " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT"
+
+// cmdSort is [UID] SORT [RETURN (...)] (criteria) charset search-keys.
+func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.SortArgs)
+	sel := c.sel
+	crit := make([]msgsort.Criterion, len(args.Criteria))
+	for i, a := range args.Criteria {
+		k, ok := msgsort.ParseKey(a.Key)
+		if !ok {
+			return bad("", "Unknown sort key "+a.Key)
+		}
+		crit[i] = msgsort.Criterion{Key: k, Reverse: a.Reverse}
+	}
+	var retMin, retMax, retCount, retAll, retSave bool
+	for _, r := range args.Return {
+		switch r {
+		case "MIN":
+			retMin = true
+		case "MAX":
+			retMax = true
+		case "COUNT":
+			retCount = true
+		case "ALL":
+			retAll = true
+		case "SAVE":
+			retSave = true
+		default:
+			return bad("", "Unknown SORT return option "+r)
+		}
+	}
+	if args.HasReturn && !retMin && !retMax && !retCount && !retAll && !retSave {
+		retAll = true // RETURN () means ALL (RFC 4731 §3.1)
+	}
+	usesModSeq := search.UsesModSeq(args.Key)
+	if usesModSeq {
+		c.enableCondstore()
+	}
+	matched, modseqs, err := c.searchUIDs(ctx, args.Key)
+	if err != nil {
+		if retSave {
+			sel.saved = nil
+		}
+		return err
+	}
+	want := store.WantDates | store.WantSize
+	if msgsort.NeedsEnvelope(crit) {
+		want |= store.WantEnvelope
+	}
+	uids, items, err := c.sortItems(ctx, matched, want)
+	if err != nil {
+		return err
+	}
+	order := msgsort.Sort(items, crit)
+	sorted := make([]uint32, len(order)) // UIDs in sort order
+	for i, idx := range order {
+		sorted[i] = uids[idx]
+	}
+	if retSave {
+		// The saved result is a set (RFC 5182); with only MIN/MAX it
+		// holds those messages.
+		switch {
+		case retAll || retCount || (!retMin && !retMax):
+			sel.saved = slices.Clone(uids)
+		default:
+			var s []uint32
+			if len(sorted) > 0 {
+				if retMin {
+					s = append(s, sorted[0])
+				}
+				if retMax {
+					s = append(s, sorted[len(sorted)-1])
+				}
+			}
+			slices.Sort(s)
+			sel.saved = slices.Compact(s)
+		}
+	}
+	nums := sorted
+	if !cmd.UID {
+		nums = make([]uint32, len(sorted))
+		for i, u := range sorted {
+			nums[i], _ = sel.seqOf(u)
+		}
+	}
+	var highest uint64
+	if usesModSeq && len(modseqs) > 0 {
+		highest = slices.Max(modseqs)
+	}
+	if !args.HasReturn {
+		c.w.WriteString("* SORT")
+		for _, n := range nums {
+			c.w.SP()
+			c.w.Number32(n)
+		}
+		if highest > 0 {
+			c.w.WriteString(" (MODSEQ ")
+			c.w.Number(highest)
+			c.w.WriteByte(')')
+		}
+		c.w.CRLF()
+		return nil
+	}
+	if retSave && !retMin && !retMax && !retCount && !retAll {
+		return nil // SAVE alone: no ESEARCH response (RFC 5182 §2.4)
+	}
+	// ESORT (RFC 5267 §3): MIN and MAX are the first and last messages
+	// in sort order; ALL lists the messages in sort order.
+	c.w.WriteString(`* ESEARCH (TAG `)
+	c.w.String(cmd.Tag)
+	c.w.WriteByte(')')
+	if cmd.UID {
+		c.w.WriteString(" UID")
+	}
+	if len(nums) > 0 {
+		if retMin {
+			c.w.WriteString(" MIN ")
+			c.w.Number32(nums[0])
+		}
+		if retMax {
+			c.w.WriteString(" MAX ")
+			c.w.Number32(nums[len(nums)-1])
+		}
+	}
+	if retCount {
+		c.w.WriteString(" COUNT ")
+		c.w.Number(uint64(len(nums)))
+	}
+	if retAll && len(nums) > 0 {
+		c.w.WriteString(" ALL ")
+		c.w.Write(appendOrderedSet(nil, nums))
+	}
+	if highest > 0 {
+		c.w.WriteString(" MODSEQ ")
+		c.w.Number(highest)
+	}
+	c.w.CRLF()
+	return nil
+}
+
+// appendOrderedSet writes nums as a sequence set that keeps their order:
+// only ascending runs of consecutive numbers become ranges.
+func appendOrderedSet(b []byte, nums []uint32) []byte {
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(nums[i]), 10)
+		if j > i {
+			b = append(b, ':')
+			b = strconv.AppendUint(b, uint64(nums[j]), 10)
+		}
+		i = j + 1
+	}
+	return b
+}
+
+// cmdThread is [UID] THREAD algorithm charset search-keys.
+func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
+	args := cmd.Args.(*imap.ThreadArgs)
+	sel := c.sel
+	if search.UsesModSeq(args.Key) {
+		c.enableCondstore()
+	}
+	matched, _, err := c.searchUIDs(ctx, args.Key)
+	if err != nil {
+		return err
+	}
+	want := store.WantDates | store.WantEnvelope
+	if args.Algorithm == "REFERENCES" {
+		want |= store.WantThreading
+	}
+	uids, items, err := c.sortItems(ctx, matched, want)
+	if err != nil {
+		return err
+	}
+	var threads []*msgsort.Thread
+	switch args.Algorithm {
+	case "ORDEREDSUBJECT":
+		threads = msgsort.OrderedSubject(items)
+	case "REFERENCES":
+		threads = msgsort.References(items)
+	default:
+		return bad("", "Unknown threading algorithm")
+	}
+	num := func(i int) uint32 {
+		if cmd.UID {
+			return uids[i]
+		}
+		n, _ := sel.seqOf(uids[i])
+		return n
+	}
+	c.w.WriteString("* THREAD")
+	if len(threads) > 0 {
+		c.w.SP()
+		c.w.Write(msgsort.AppendThreads(nil, threads, num))
+	}
+	c.w.CRLF()
+	return nil
+}
+
+// sortItems fetches what sorting and threading need for the messages
+// uids (ascending). Messages expunged meanwhile are left out: the UIDs
+// returned match the items.
+func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([]uint32, []msgsort.Item, error) {
+	if len(uids) == 0 {
+		return nil, nil, nil
+	}
+	sel := c.sel
+	found := make([]uint32, 0, len(uids))
+	items := make([]msgsort.Item, 0, len(uids))
+	err := c.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
+		found = append(found, m.UID)
+		items = append(items, msgsort.Item{
+			InternalDate: m.InternalDate,
+			SentDate:     m.SentDate,
+			Size:         m.Size,
+			Envelope:     m.Envelope,
+			MessageID:    m.MessageID,
+			InReplyTo:    m.InReplyTo,
+			References:   m.References,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sort in %q: %w", sel.info.Name, err)
+	}
+	return found, items, nil
+}

@@ -1,0 +1,188 @@
+// Package sort implements the SORT and THREAD extensions' message
+// ordering (RFC 5256, RFC 5957 display sort keys): base subject
+// extraction, the sort keys, and the ORDEREDSUBJECT and REFERENCES
+// threading algorithms. It works on data stored at delivery (dates, size,
+// the IMAP-encoded ENVELOPE, message ids) and never reads message bodies.
+package sort
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tern-imap/tern/internal/message"
+)
+
+// Key is a sort criterion.
+type Key int
+
+// Sort keys (RFC 5256 §3, RFC 5957 §3).
+const (
+	Arrival Key = iota
+	Cc
+	Date
+	From
+	Size
+	Subject
+	To
+	DisplayFrom
+	DisplayTo
+)
+
+// ParseKey maps an upper-case SORT key name to a Key.
+func ParseKey(name string) (Key, bool) {
+	switch name {
+	case "ARRIVAL":
+		return Arrival, true
+	case "CC":
+		return Cc, true
+	case "DATE":
+		return Date, true
+	case "FROM":
+		return From, true
+	case "SIZE":
+		return Size, true
+	case "SUBJECT":
+		return Subject, true
+	case "TO":
+		return To, true
+	case "DISPLAYFROM":
+		return DisplayFrom, true
+	case "DISPLAYTO":
+		return DisplayTo, true
+	}
+	return 0, false
+}
+
+// Criterion is one sort key, optionally reversed.
+type Criterion struct {
+	Key     Key
+	Reverse bool
+}
+
+// Item is one message to sort or thread. Items are given in mailbox
+// order (ascending sequence number), which breaks ties.
+type Item struct {
+	InternalDate time.Time
+	SentDate     time.Time // zero if the message has no valid Date
+	Size         int64
+	Envelope     []byte // IMAP-encoded ENVELOPE as stored at delivery
+	// For THREAD=REFERENCES (message ids without angle brackets).
+	MessageID  string
+	InReplyTo  []string
+	References []string
+}
+
+// NeedsEnvelope reports whether any criterion needs Item.Envelope.
+func NeedsEnvelope(crit []Criterion) bool {
+	for _, c := range crit {
+		switch c.Key {
+		case Cc, From, Subject, To, DisplayFrom, DisplayTo:
+			return true
+		}
+	}
+	return false
+}
+
+// sentOrInternal is the date SORT DATE and THREAD use: the sent date, or
+// the internal date when the message has none (RFC 5256 §2.2).
+func (it *Item) sentOrInternal() time.Time {
+	if !it.SentDate.IsZero() {
+		return it.SentDate
+	}
+	return it.InternalDate
+}
+
+type keyed struct {
+	idx  int
+	strs []string // per criterion, for string keys
+	nums []int64  // per criterion, for numeric keys
+}
+
+// Sort returns the indexes of items in the order crit asks for; messages
+// equal under every criterion stay in mailbox order (RFC 5256 §3).
+func Sort(items []Item, crit []Criterion) []int {
+	ks := make([]keyed, len(items))
+	for i := range items {
+		it := &items[i]
+		k := keyed{idx: i, strs: make([]string, len(crit)), nums: make([]int64, len(crit))}
+		var env envelope
+		if NeedsEnvelope(crit) {
+			env, _ = parseEnvelope(it.Envelope) // a malformed one sorts as empty
+		}
+		for j, c := range crit {
+			switch c.Key {
+			case Arrival:
+				k.nums[j] = it.InternalDate.UnixNano()
+			case Date:
+				k.nums[j] = it.sentOrInternal().UnixNano()
+			case Size:
+				k.nums[j] = it.Size
+			case From:
+				k.strs[j] = mailboxKey(env.from, env.hasFrom)
+			case To:
+				k.strs[j] = mailboxKey(env.to, env.hasTo)
+			case Cc:
+				k.strs[j] = mailboxKey(env.cc, env.hasCc)
+			case DisplayFrom:
+				k.strs[j] = displayKey(env.from, env.hasFrom)
+			case DisplayTo:
+				k.strs[j] = displayKey(env.to, env.hasTo)
+			case Subject:
+				k.strs[j], _ = SubjectKey(env.subject)
+			}
+		}
+		ks[i] = k
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		for j, c := range crit {
+			var r int
+			switch c.Key {
+			case Arrival, Date, Size:
+				r = cmp.Compare(a.nums[j], b.nums[j])
+			default:
+				r = strings.Compare(a.strs[j], b.strs[j])
+			}
+			if c.Reverse {
+				r = -r
+			}
+			if r != 0 {
+				return r
+			}
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	out := make([]int, len(ks))
+	for i, k := range ks {
+		out[i] = k.idx
+	}
+	return out
+}
+
+// mailboxKey is the FROM/TO/CC key: the addr-mailbox of the first
+// address (for a group, the group name), i;ascii-casemap.
+func mailboxKey(a address, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return Casemap(a.mailbox)
+}
+
+// displayKey is the DISPLAYFROM/DISPLAYTO key (RFC 5957 §3): the decoded
+// display name of the first address, or when it has none its addr-spec
+// (for a group, the group name).
+func displayKey(a address, ok bool) string {
+	if !ok {
+		return ""
+	}
+	if a.name != "" {
+		if n := strings.TrimSpace(message.DecodeHeaderValue(a.name)); n != "" {
+			return Casemap(n)
+		}
+	}
+	if !a.hasHost {
+		return Casemap(a.mailbox) // group start: the group name
+	}
+	return Casemap(a.mailbox + "@" + a.host)
+}

@@ -1,0 +1,331 @@
+package sort
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Thread is a node of a THREAD result. Index is the message's index in
+// the items given, or -1 for a dummy node (a message not among them).
+type Thread struct {
+	Index    int
+	Children []*Thread
+}
+
+// threadInfo is what both algorithms need per message.
+type threadInfo struct {
+	date    time.Time
+	subject string // base subject, i;ascii-casemap
+	reply   bool
+}
+
+func threadInfos(items []Item) []threadInfo {
+	infos := make([]threadInfo, len(items))
+	for i := range items {
+		env, _ := parseEnvelope(items[i].Envelope)
+		s, rf := SubjectKey(env.subject)
+		infos[i] = threadInfo{date: items[i].sentOrInternal(), subject: s, reply: rf}
+	}
+	return infos
+}
+
+// OrderedSubject threads items with the ORDEREDSUBJECT algorithm (RFC
+// 5256 §3 "ORDEREDSUBJECT"): messages are sorted by base subject, then
+// sent date; each run of equal base subjects is one thread whose first
+// message is the parent of the others; threads are ordered by the sent
+// date of their first message.
+func OrderedSubject(items []Item) []*Thread {
+	infos := threadInfos(items)
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	byDate := func(a, b int) int {
+		if r := infos[a].date.Compare(infos[b].date); r != 0 {
+			return r
+		}
+		return cmp.Compare(a, b)
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if r := cmp.Compare(infos[a].subject, infos[b].subject); r != 0 {
+			return r
+		}
+		return byDate(a, b)
+	})
+	var roots []*Thread
+	for i := 0; i < len(idx); {
+		root := &Thread{Index: idx[i]}
+		j := i + 1
+		for ; j < len(idx) && infos[idx[j]].subject == infos[idx[i]].subject; j++ {
+			root.Children = append(root.Children, &Thread{Index: idx[j]})
+		}
+		roots = append(roots, root)
+		i = j
+	}
+	slices.SortStableFunc(roots, func(a, b *Thread) int { return byDate(a.Index, b.Index) })
+	return roots
+}
+
+// container is a node of the REFERENCES algorithm's id table.
+type container struct {
+	index    int // -1: dummy
+	parent   *container
+	children []*container
+}
+
+func (c *container) unlink() {
+	if p := c.parent; p != nil {
+		p.children = slices.DeleteFunc(p.children, func(x *container) bool { return x == c })
+		c.parent = nil
+	}
+}
+
+// isAncestorOf reports whether c is d or one of d's ancestors.
+func (c *container) isAncestorOf(d *container) bool {
+	for ; d != nil; d = d.parent {
+		if d == c {
+			return true
+		}
+	}
+	return false
+}
+
+// link makes child a child of parent unless that would make a loop.
+func link(parent, child *container) {
+	if child.isAncestorOf(parent) {
+		return
+	}
+	child.unlink()
+	child.parent = parent
+	parent.children = append(parent.children, child)
+}
+
+// References threads items with the REFERENCES algorithm of RFC 5256 §3.
+func References(items []Item) []*Thread {
+	infos := threadInfos(items)
+	table := map[string]*container{}
+	get := func(id string) *container {
+		c := table[id]
+		if c == nil {
+			c = &container{index: -1}
+			table[id] = c
+		}
+		return c
+	}
+	var all []*container // every container, in creation order
+	getNew := func(id string) *container {
+		_, seen := table[id]
+		c := get(id)
+		if !seen {
+			all = append(all, c)
+		}
+		return c
+	}
+	for i := range items {
+		it := &items[i]
+		// A message without a Message-ID, or whose Message-ID another
+		// message already has, gets a unique id of its own.
+		id := it.MessageID
+		if id == "" || (table[id] != nil && table[id].index >= 0) {
+			id = "\x00" + strconv.Itoa(i)
+		}
+		msg := getNew(id)
+		msg.index = i
+		refs := it.References
+		if len(refs) == 0 && len(it.InReplyTo) > 0 {
+			refs = it.InReplyTo[:1]
+		}
+		// (1A) Link the references in order, parent before child, where
+		// the child has no parent yet and no loop results.
+		var prev *container
+		for _, r := range refs {
+			c := getNew(r)
+			if prev != nil && c.parent == nil && c != prev {
+				link(prev, c)
+			}
+			prev = c
+		}
+		// (1B) The last reference is this message's parent: this
+		// message's own References win over links others implied.
+		msg.unlink()
+		if prev != nil && prev != msg {
+			link(prev, msg)
+		}
+	}
+	// (2) The root set.
+	var roots []*container
+	for _, c := range all {
+		if c.parent == nil {
+			roots = append(roots, c)
+		}
+	}
+	// (3) Prune dummies.
+	roots = prune(roots, true)
+	// (4) Sort the root set by date (a dummy by its first child).
+	var sortLevel func([]*container, bool)
+	key := func(c *container) int {
+		for c.index < 0 && len(c.children) > 0 {
+			c = c.children[0]
+		}
+		return c.index
+	}
+	less := func(a, b *container) int {
+		ka, kb := key(a), key(b)
+		if ka < 0 || kb < 0 {
+			return cmp.Compare(ka, kb)
+		}
+		if r := infos[ka].date.Compare(infos[kb].date); r != 0 {
+			return r
+		}
+		return cmp.Compare(ka, kb)
+	}
+	sortLevel = func(list []*container, deep bool) {
+		for _, c := range list {
+			if deep || c.index < 0 {
+				sortLevel(c.children, deep)
+			}
+		}
+		slices.SortStableFunc(list, less)
+	}
+	sortLevel(roots, false)
+	// (5) Gather threads with the same base subject.
+	subj := func(c *container) (threadInfo, bool) {
+		k := key(c)
+		if k < 0 {
+			return threadInfo{}, false
+		}
+		return infos[k], infos[k].subject != ""
+	}
+	subjects := map[string]*container{}
+	for _, c := range roots {
+		in, ok := subj(c)
+		if !ok {
+			continue
+		}
+		old := subjects[in.subject]
+		if old == nil {
+			subjects[in.subject] = c
+			continue
+		}
+		if old.index >= 0 && (c.index < 0 || infos[old.index].reply && !in.reply) {
+			subjects[in.subject] = c
+		}
+	}
+	removed := map[*container]bool{}
+	for _, c := range roots {
+		in, ok := subj(c)
+		if !ok {
+			continue
+		}
+		t := subjects[in.subject]
+		if t == c || t == nil {
+			continue
+		}
+		switch {
+		case t.index < 0 && c.index < 0:
+			for _, ch := range c.children {
+				ch.parent = t
+			}
+			t.children = append(t.children, c.children...)
+			c.children = nil
+			removed[c] = true
+		case t.index < 0:
+			c.parent = t
+			t.children = append(t.children, c)
+			removed[c] = true
+		case c.index >= 0 && in.reply && !infos[t.index].reply:
+			c.parent = t
+			t.children = append(t.children, c)
+			removed[c] = true
+		default:
+			d := &container{index: -1, children: []*container{t, c}}
+			t.parent, c.parent = d, d
+			for j := range roots {
+				if roots[j] == t {
+					roots[j] = d
+				}
+			}
+			removed[c] = true
+			subjects[in.subject] = d
+		}
+	}
+	roots = slices.DeleteFunc(roots, func(c *container) bool { return removed[c] })
+	// (6) Sort every set of siblings, children before parents.
+	sortLevel(roots, true)
+	return toThreads(roots)
+}
+
+// prune removes dummy containers (RFC 5256 REFERENCES step 3): an empty
+// dummy goes; a dummy with children is replaced by them, except at the
+// root level when it has more than one child.
+func prune(list []*container, root bool) []*container {
+	var out []*container
+	for _, c := range list {
+		c.children = prune(c.children, false)
+		if c.index >= 0 {
+			out = append(out, c)
+			continue
+		}
+		switch {
+		case len(c.children) == 0:
+		case !root || len(c.children) == 1:
+			for _, ch := range c.children {
+				ch.parent = c.parent
+			}
+			out = append(out, c.children...)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func toThreads(list []*container) []*Thread {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]*Thread, len(list))
+	for i, c := range list {
+		out[i] = &Thread{Index: c.index, Children: toThreads(c.children)}
+	}
+	return out
+}
+
+// AppendThreads appends threads in the THREAD response syntax (RFC 5256
+// §4): each thread in parentheses, a single child continuing its parent's
+// list, several children each in their own parentheses. num maps an item
+// index to the number sent (sequence number or UID).
+func AppendThreads(b []byte, threads []*Thread, num func(int) uint32) []byte {
+	for _, t := range threads {
+		b = append(b, '(')
+		b = appendThread(b, t, num)
+		b = append(b, ')')
+	}
+	return b
+}
+
+func appendThread(b []byte, t *Thread, num func(int) uint32) []byte {
+	for {
+		wrote := false
+		if t.Index >= 0 {
+			b = strconv.AppendUint(b, uint64(num(t.Index)), 10)
+			wrote = true
+		}
+		switch len(t.Children) {
+		case 0:
+			return b
+		case 1:
+			if wrote {
+				b = append(b, ' ')
+			}
+			t = t.Children[0]
+			continue
+		}
+		if wrote {
+			b = append(b, ' ')
+		}
+		return AppendThreads(b, t.Children, num)
+	}
+}

@@ -1,0 +1,63 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// userSchemaVersion is stored in each mail.db as PRAGMA user_version.
+const userSchemaVersion = 1
+
+// migrateUserDB brings a mail.db written by an older tern up to date. It
+// runs before the schema statements, which only create what is missing.
+//
+// Version 0 -> 1: expunge tombstones went from one row per UID to UID
+// ranges (uid_lo, uid_hi). Old rows become one-UID ranges; the uid_log that
+// lets QRESYNC leave out UIDs a client never saw starts empty, so for
+// expunges recorded before the upgrade VANISHED (EARLIER) may also name
+// UIDs that came and went while the client was away (harmless to clients,
+// RFC 7162 §3.2.5.1).
+func migrateUserDB(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version >= userSchemaVersion {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	defer tx.Rollback()
+	var oldLayout int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('expunged') WHERE name = 'uid'`).Scan(&oldLayout); err != nil {
+		return fmt.Errorf("migrate schema: inspect expunged: %w", err)
+	}
+	if oldLayout > 0 {
+		for _, q := range []string{
+			`CREATE TABLE expunged_v1(
+				mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+				uid_lo INTEGER NOT NULL,
+				uid_hi INTEGER NOT NULL,
+				modseq INTEGER NOT NULL,
+				PRIMARY KEY(mailbox_id, uid_lo)
+			) WITHOUT ROWID`,
+			`INSERT INTO expunged_v1(mailbox_id, uid_lo, uid_hi, modseq) SELECT mailbox_id, uid, uid, modseq FROM expunged`,
+			`DROP TABLE expunged`,
+			`ALTER TABLE expunged_v1 RENAME TO expunged`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: tombstones to ranges: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}

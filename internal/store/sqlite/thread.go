@@ -1,0 +1,122 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// threadSchema: thread_ids maps every message id seen at delivery (a
+// message's own Message-ID and the ids it references) to a thread id
+// (RFC 8474 THREADID), so a reply delivered later joins its thread.
+// content_threading keeps the ids THREAD=REFERENCES needs per content.
+// Contents stored before these tables existed have no row (they thread
+// by subject only and keep their own thread id).
+const threadSchema = `
+CREATE TABLE IF NOT EXISTS thread_ids(
+	message_id TEXT PRIMARY KEY,
+	thread_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS content_threading(
+	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+	message_id TEXT NOT NULL,
+	in_reply_to TEXT NOT NULL,
+	refs TEXT NOT NULL
+);
+`
+
+// maxThreadRefs bounds how many referenced ids one message contributes.
+const maxThreadRefs = 100
+
+// threadRefs returns the ids a message points at, nearest first: its
+// In-Reply-To, then its References from the last.
+func threadRefs(info *message.Info) []string {
+	var ids []string
+	ids = append(ids, info.InReplyTo...)
+	for i := len(info.References) - 1; i >= 0; i-- {
+		ids = append(ids, info.References[i])
+	}
+	if len(ids) > maxThreadRefs {
+		ids = ids[:maxThreadRefs]
+	}
+	return ids
+}
+
+// threadFor returns the thread id of a message being delivered: the
+// thread of the nearest message it refers to, or of a message already
+// delivered that referred to it; fresh when there is none. It records
+// the message's own id and its references under that thread.
+func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
+	refs := threadRefs(info)
+	lookup := refs
+	if info.MessageID != "" {
+		lookup = append(refs[:len(refs):len(refs)], info.MessageID)
+	}
+	tid := ""
+	for _, id := range lookup {
+		err := w.tx.QueryRowContext(w.ctx, `SELECT thread_id FROM thread_ids WHERE message_id = ?`, id).Scan(&tid)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("find thread: %w", err)
+		}
+	}
+	if tid == "" {
+		tid = fresh
+	}
+	for _, id := range lookup {
+		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO thread_ids(message_id, thread_id) VALUES(?, ?)`, id, tid); err != nil {
+			return "", fmt.Errorf("record thread: %w", err)
+		}
+	}
+	return tid, nil
+}
+
+// saveThreading stores the ids THREAD=REFERENCES uses for a new content.
+func (w *wtx) saveThreading(contentID int64, info *message.Info) error {
+	_, err := w.tx.ExecContext(w.ctx, `INSERT INTO content_threading(content_id, message_id, in_reply_to, refs) VALUES(?, ?, ?, ?)`,
+		contentID, info.MessageID, joinIDs(info.InReplyTo), joinIDs(info.References))
+	if err != nil {
+		return fmt.Errorf("store threading ids: %w", err)
+	}
+	return nil
+}
+
+// joinIDs joins message ids with spaces; an id holding white space (not
+// valid in a msg-id) loses it.
+func joinIDs(ids []string) string {
+	var b strings.Builder
+	for _, id := range ids {
+		id = strings.Join(strings.Fields(id), "")
+		if id == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(id)
+	}
+	return b.String()
+}
+
+const (
+	threadingCols = `, t.message_id, t.in_reply_to, t.refs`
+	threadingJoin = ` LEFT JOIN content_threading t ON t.content_id = m.content_id`
+)
+
+type threadingRow struct {
+	messageID, inReplyTo, refs sql.NullString
+}
+
+func (r *threadingRow) dest() []any { return []any{&r.messageID, &r.inReplyTo, &r.refs} }
+
+func (r *threadingRow) fill(m *store.Message) {
+	m.MessageID = r.messageID.String
+	m.InReplyTo = strings.Fields(r.inReplyTo.String)
+	m.References = strings.Fields(r.refs.String)
+}
