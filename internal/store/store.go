@@ -164,9 +164,9 @@ type Message struct {
 	Parts         []byte // encoded part tree (message.Parts)
 	// Header is the raw top-level header block, kept at delivery so header
 	// searches need not open the message (WantHeader; nil if not stored).
-	Header []byte
-	EmailID       string
-	ThreadID      string
+	Header   []byte
+	EmailID  string
+	ThreadID string
 	// Threading (WantThreading): message ids without angle brackets, as
 	// message.Parse found them at delivery.
 	MessageID  string
