@@ -55,7 +55,7 @@ func Want(key *imap.SearchKey) store.Want {
 	case imap.SearchBcc, imap.SearchCc, imap.SearchFrom, imap.SearchTo, imap.SearchSubject,
 		imap.SearchHeader:
 		// The stored header answers these without opening the message.
-		w |= store.WantHeader | store.WantParts
+		w |= store.WantHeader
 	case imap.SearchBody, imap.SearchText:
 		w |= store.WantHeader | store.WantParts
 	}

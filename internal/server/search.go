@@ -149,9 +149,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	var modseqs []uint64
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
-	if needBody {
-		want |= store.WantParts
-	}
+
 	now := time.Now()
 	var matched []uint32
 	maxSeq := uint32(len(sel.uids))
@@ -172,7 +170,20 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 				if err != nil {
 					return nil, nil, err
 				}
-				root, err := message.DecodeParts(m.Parts)
+				parts := m.Parts
+				if parts == nil {
+					// Header keys do not fetch the part tree; a message
+					// stored without its header needs it after all.
+					err := c.acct.Fetch(ctx, sel.info.ID, []uint32{m.UID}, store.WantParts, func(pm *store.Message) error {
+						parts = pm.Parts
+						return nil
+					})
+					if err != nil {
+						b.Close()
+						return nil, nil, err
+					}
+				}
+				root, err := message.DecodeParts(parts)
 				if err != nil {
 					b.Close()
 					return nil, nil, err
