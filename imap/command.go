@@ -98,6 +98,9 @@ type AppendMessage struct {
 	Literal []byte
 	Binary  bool // sent as literal8 (~{n})
 	UTF8    bool // sent as UTF8 (~{n}) per RFC 6855
+	// Parts is the CATENATE list (RFC 4469); when non-nil, Literal is
+	// empty and the message is built from the parts.
+	Parts []CatenatePart
 }
 
 // AppendArgs is APPEND mailbox [flags] [date] literal ...

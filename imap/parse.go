@@ -386,7 +386,13 @@ func (r *Reader) appendArgs() *AppendArgs {
 		case '{', '~':
 			m.Literal, m.Binary = r.literal(r.opts.MaxLiteral, true)
 		default:
-			if string(r.word(cAtom, "message literal")) != "UTF8" {
+			w := string(r.word(cAtom, "message literal"))
+			if w == "CATENATE" {
+				r.sp()
+				m.Parts = r.catenateParts()
+				break
+			}
+			if w != "UTF8" {
 				r.fail("expected message literal")
 			}
 			r.sp()
