@@ -196,9 +196,10 @@ type ExpungeArgs struct {
 
 // SearchArgs is [UID] SEARCH [RETURN (opts)] [CHARSET x] keys.
 type SearchArgs struct {
-	Return    []string // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
-	HasReturn bool     // RETURN given (ESEARCH form), possibly with empty list
-	Charset   string   // "" if absent
+	Return    []string      // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
+	HasReturn bool          // RETURN given (ESEARCH form), possibly with empty list
+	Partial   *PartialRange // RETURN (PARTIAL range), RFC 5267 §4.4
+	Charset   string        // "" if absent
 	Key       *SearchKey
 }
 

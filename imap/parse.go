@@ -128,6 +128,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.quotaArgs(cmd.Name)
 	case "SORT":
 		cmd.Args = r.sortArgs()
+	case "CANCELUPDATE":
+		cmd.Args = r.cancelUpdateArgs()
 	case "THREAD":
 		cmd.Args = r.threadArgs()
 	case "NOTIFY": // RFC 5465, parse_notify.go
@@ -147,7 +149,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
-	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD",
+	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
 }
 
 func commandName(b []byte) string {

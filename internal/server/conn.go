@@ -448,6 +448,7 @@ func init() {
 		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 		"SORT":         {cmdSort, inSelected},
 		"THREAD":       {cmdThread, inSelected},
+		"CANCELUPDATE": {cmdCancelUpdate, inSelected},
 		"NOTIFY":       {cmdNotify, inLoggedIn},
 	}
 }
@@ -588,6 +589,7 @@ func (c *conn) capabilities() string {
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
+	b.WriteString(contextCapabilities)
 	return b.String()
 }
 
