@@ -30,12 +30,13 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			retAll = true
 		case "SAVE":
 			retSave = true
+		case "UPDATE", "CONTEXT", "PARTIAL": // RFC 5267, context.go
 		default:
 			return bad("", "Unknown SEARCH return option "+r)
 		}
 	}
 	esearch := args.HasReturn || c.rev2
-	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave {
+	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave && !contextSuppressesAll(args.Return) {
 		retAll = true // RETURN () means ALL
 	}
 	usesModSeq := search.UsesModSeq(args.Key)
@@ -115,6 +116,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(" ALL ")
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
+	c.writePartialResult(args.Partial, nums, false)
 	if usesModSeq && len(nums) > 0 {
 		// RFC 4731 §3.2 with RFC 7162: the highest mod-sequence of the
 		// messages the returned data describes (only MIN/MAX when just
@@ -134,6 +136,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.Number(ms)
 	}
 	c.w.CRLF()
+	c.addContext(cmd, args.Return, args.Key, nil, matched)
 	return nil
 }
 

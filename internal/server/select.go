@@ -33,6 +33,8 @@ type selected struct {
 	// own records flag changes this session already reported (UID ->
 	// modseq), so they are not echoed back when the change signal returns.
 	own map[uint32]uint64
+	// contexts are the RFC 5267 RETURN (UPDATE) results (context.go).
+	contexts []*searchContext
 }
 
 // noteOwnChange records a flag change already reported to the client.
@@ -311,7 +313,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 		c.reportExpunges(sel.pendingExpunge)
 		sel.pendingExpunge = sel.pendingExpunge[:0]
 	}
-	return nil
+	return c.refreshContexts(ctx)
 }
 
 func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
@@ -493,6 +495,7 @@ func (c *conn) writeMsgFlags(uid uint32, flags []string) {
 // response names them all (RFC 7162 §3.2.10).
 func (c *conn) reportExpunges(uids []uint32) {
 	sel := c.sel
+	c.contextsExpunged(uids)
 	if c.qresync {
 		var gone []uint32
 		for _, uid := range uids {
