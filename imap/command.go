@@ -98,6 +98,9 @@ type AppendMessage struct {
 	Literal []byte
 	Binary  bool // sent as literal8 (~{n})
 	UTF8    bool // sent as UTF8 (~{n}) per RFC 6855
+	// Parts is the CATENATE list (RFC 4469); when non-nil, Literal is
+	// empty and the message is built from the parts.
+	Parts []CatenatePart
 }
 
 // AppendArgs is APPEND mailbox [flags] [date] literal ...
@@ -193,9 +196,10 @@ type ExpungeArgs struct {
 
 // SearchArgs is [UID] SEARCH [RETURN (opts)] [CHARSET x] keys.
 type SearchArgs struct {
-	Return    []string // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
-	HasReturn bool     // RETURN given (ESEARCH form), possibly with empty list
-	Charset   string   // "" if absent
+	Return    []string      // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
+	HasReturn bool          // RETURN given (ESEARCH form), possibly with empty list
+	Partial   *PartialRange // RETURN (PARTIAL range), RFC 5267 §4.4
+	Charset   string        // "" if absent
 	Key       *SearchKey
 }
 

@@ -128,6 +128,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.quotaArgs(cmd.Name)
 	case "SORT":
 		cmd.Args = r.sortArgs()
+	case "CANCELUPDATE":
+		cmd.Args = r.cancelUpdateArgs()
 	case "THREAD":
 		cmd.Args = r.threadArgs()
 	case "NOTIFY": // RFC 5465, parse_notify.go
@@ -147,7 +149,7 @@ var commandNames = []string{
 	"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE",
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
-	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD",
+	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
 }
 
 func commandName(b []byte) string {
@@ -386,7 +388,13 @@ func (r *Reader) appendArgs() *AppendArgs {
 		case '{', '~':
 			m.Literal, m.Binary = r.literal(r.opts.MaxLiteral, true)
 		default:
-			if string(r.word(cAtom, "message literal")) != "UTF8" {
+			w := string(r.word(cAtom, "message literal"))
+			if w == "CATENATE" {
+				r.sp()
+				m.Parts = r.catenateParts()
+				break
+			}
+			if w != "UTF8" {
 				r.fail("expected message literal")
 			}
 			r.sp()

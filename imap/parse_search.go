@@ -46,14 +46,7 @@ func (r *Reader) searchArgs() *SearchArgs {
 	if string(name) == "RETURN" {
 		r.sp()
 		a.HasReturn = true
-		a.Return = r.atomList(true)
-		for _, o := range a.Return {
-			switch o {
-			case "MIN", "MAX", "COUNT", "ALL", "SAVE":
-			default:
-				r.fail("unknown SEARCH return option")
-			}
-		}
+		a.Return, a.Partial = r.returnOptions("SEARCH")
 		r.sp()
 		name = nil
 		if isAlpha(r.peek()) {

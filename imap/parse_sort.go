@@ -10,8 +10,9 @@ type SortCriterion struct {
 // SortArgs is [UID] SORT [RETURN (opts)] (criteria) charset search-keys
 // (RFC 5256, ESORT RFC 5267).
 type SortArgs struct {
-	Return    []string // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
-	HasReturn bool     // RETURN given (ESORT form), possibly with an empty list
+	Return    []string      // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
+	HasReturn bool          // RETURN given (ESORT form), possibly with an empty list
+	Partial   *PartialRange // RETURN (PARTIAL range), RFC 5267 §4.4
 	Criteria  []SortCriterion
 	Charset   string
 	Key       *SearchKey
@@ -33,14 +34,7 @@ func (r *Reader) sortArgs() *SortArgs {
 		}
 		r.sp()
 		a.HasReturn = true
-		a.Return = r.atomList(true)
-		for _, o := range a.Return {
-			switch o {
-			case "MIN", "MAX", "COUNT", "ALL", "SAVE":
-			default:
-				r.fail("unknown SORT return option")
-			}
-		}
+		a.Return, a.Partial = r.returnOptions("SORT")
 		r.sp()
 	}
 	r.expect('(', "(")

@@ -35,7 +35,7 @@ func TestParseSort(t *testing.T) {
 	for _, in := range []string{
 		"a SORT\r\n", "a SORT (SUBJECT)\r\n", "a SORT (SUBJECT) UTF-8\r\n", "a SORT () UTF-8 ALL\r\n",
 		"a SORT (COLOR) UTF-8 ALL\r\n", "a SORT (REVERSE) UTF-8 ALL\r\n", "a SORT SUBJECT UTF-8 ALL\r\n",
-		"a SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL\r\n", "a SORT (SUBJECT) KOI9 ALL\r\n",
+		"a SORT RETURN (PARTIAL 1:*) (SUBJECT) UTF-8 ALL\r\n", "a SORT (SUBJECT) KOI9 ALL\r\n",
 		"a THREAD\r\n", "a THREAD REFERENCES\r\n", "a THREAD REFERENCES UTF-8\r\n", "a THREAD XYZ UTF-8 ALL\r\n",
 		"a UID THREAD (REFERENCES) UTF-8 ALL\r\n",
 	} {

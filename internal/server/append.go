@@ -26,6 +26,11 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	msgs := make([]store.NewMessage, 0, len(args.Messages))
 	for _, m := range args.Messages {
+		if m.Parts != nil {
+			if m.Literal, err = c.catenate(ctx, m.Parts); err != nil {
+				return err
+			}
+		}
 		if len(m.Literal) == 0 {
 			return no("CANNOT", "Empty message")
 		}

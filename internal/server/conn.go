@@ -448,6 +448,7 @@ func init() {
 		"GETQUOTAROOT": {cmdGetQuotaRoot, inLoggedIn},
 		"SORT":         {cmdSort, inSelected},
 		"THREAD":       {cmdThread, inSelected},
+		"CANCELUPDATE": {cmdCancelUpdate, inSelected},
 		"NOTIFY":       {cmdNotify, inLoggedIn},
 	}
 }
@@ -584,10 +585,11 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
+	b.WriteString(contextCapabilities)
 	return b.String()
 }
 

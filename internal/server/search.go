@@ -30,12 +30,13 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			retAll = true
 		case "SAVE":
 			retSave = true
+		case "UPDATE", "CONTEXT", "PARTIAL": // RFC 5267, context.go
 		default:
 			return bad("", "Unknown SEARCH return option "+r)
 		}
 	}
 	esearch := args.HasReturn || c.rev2
-	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave {
+	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave && !contextSuppressesAll(args.Return) {
 		retAll = true // RETURN () means ALL
 	}
 	usesModSeq := search.UsesModSeq(args.Key)
@@ -115,6 +116,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(" ALL ")
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
+	c.writePartialResult(args.Partial, nums, false)
 	if usesModSeq && len(nums) > 0 {
 		// RFC 4731 §3.2 with RFC 7162: the highest mod-sequence of the
 		// messages the returned data describes (only MIN/MAX when just
@@ -134,6 +136,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.Number(ms)
 	}
 	c.w.CRLF()
+	c.addContext(cmd, args.Return, args.Key, nil, matched)
 	return nil
 }
 
@@ -149,9 +152,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	var modseqs []uint64
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
-	if needBody {
-		want |= store.WantParts
-	}
+
 	now := time.Now()
 	var matched []uint32
 	maxSeq := uint32(len(sel.uids))
@@ -172,7 +173,20 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 				if err != nil {
 					return nil, nil, err
 				}
-				root, err := message.DecodeParts(m.Parts)
+				parts := m.Parts
+				if parts == nil {
+					// Header keys do not fetch the part tree; a message
+					// stored without its header needs it after all.
+					err := c.acct.Fetch(ctx, sel.info.ID, []uint32{m.UID}, store.WantParts, func(pm *store.Message) error {
+						parts = pm.Parts
+						return nil
+					})
+					if err != nil {
+						b.Close()
+						return nil, nil, err
+					}
+				}
+				root, err := message.DecodeParts(parts)
 				if err != nil {
 					b.Close()
 					return nil, nil, err

@@ -41,11 +41,12 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 			retAll = true
 		case "SAVE":
 			retSave = true
+		case "UPDATE", "CONTEXT", "PARTIAL": // RFC 5267, context.go
 		default:
 			return bad("", "Unknown SORT return option "+r)
 		}
 	}
-	if args.HasReturn && !retMin && !retMax && !retCount && !retAll && !retSave {
+	if args.HasReturn && !retMin && !retMax && !retCount && !retAll && !retSave && !contextSuppressesAll(args.Return) {
 		retAll = true // RETURN () means ALL (RFC 4731 §3.1)
 	}
 	usesModSeq := search.UsesModSeq(args.Key)
@@ -146,11 +147,13 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(" ALL ")
 		c.w.Write(appendOrderedSet(nil, nums))
 	}
+	c.writePartialResult(args.Partial, nums, true)
 	if highest > 0 {
 		c.w.WriteString(" MODSEQ ")
 		c.w.Number(highest)
 	}
 	c.w.CRLF()
+	c.addContext(cmd, args.Return, args.Key, crit, sorted)
 	return nil
 }
 

@@ -94,7 +94,7 @@ func TestESort(t *testing.T) {
 		lines := c.ok(tc.cmd)
 		hasLine(t, lines, fmt.Sprintf(tc.want, c.lastTag()))
 	}
-	c.expect("SORT RETURN (PARTIAL 1:2) (ARRIVAL) UTF-8 ALL", "BAD")
+	c.expect("SORT RETURN (PARTIAL 1:*) (ARRIVAL) UTF-8 ALL", "BAD")
 	// SAVE keeps the MIN/MAX messages for "$".
 	c.ok("SORT RETURN (SAVE MIN) (SUBJECT) UTF-8 ALL")
 	hasLine(t, c.ok("SEARCH $"), "* SEARCH 3")
