@@ -74,16 +74,24 @@ func (c *Candidate) loadHeader() error {
 		return c.hdrErr
 	}
 	c.hdrDone = true
-	if err := c.open(); err != nil {
-		c.hdrErr = err
-		return err
+	var raw []byte
+	if h := c.Msg.Header; h != nil {
+		// Stored at delivery: no need to open the message.
+		raw = append(c.hdrRaw[:0], h...)
+	} else {
+		if err := c.open(); err != nil {
+			c.hdrErr = err
+			return err
+		}
+		var err error
+		raw, err = c.readRange(c.hdrRaw, c.root.HeaderStart, c.root.HeaderEnd)
+		if err != nil {
+			c.hdrRaw = raw
+			c.hdrErr = err
+			return err
+		}
 	}
-	raw, err := c.readRange(c.hdrRaw, c.root.HeaderStart, c.root.HeaderEnd)
 	c.hdrRaw = raw
-	if err != nil {
-		c.hdrErr = err
-		return err
-	}
 	c.fields = c.fields[:0]
 	c.hdrText, c.scratch = appendHeader(c.hdrText[:0], c.scratch, raw, func(f field) {
 		c.fields = append(c.fields, f)

@@ -53,8 +53,11 @@ func Want(key *imap.SearchKey) store.Want {
 	case imap.SearchEmailID, imap.SearchThreadID:
 		w |= store.WantIDs
 	case imap.SearchBcc, imap.SearchCc, imap.SearchFrom, imap.SearchTo, imap.SearchSubject,
-		imap.SearchHeader, imap.SearchBody, imap.SearchText:
-		w |= store.WantParts
+		imap.SearchHeader:
+		// The stored header answers these without opening the message.
+		w |= store.WantHeader | store.WantParts
+	case imap.SearchBody, imap.SearchText:
+		w |= store.WantHeader | store.WantParts
 	}
 	return w
 }

@@ -1,6 +1,9 @@
 package search
 
 import (
+	"io"
+
+	"github.com/tern-imap/tern/internal/message"
 	"testing"
 	"time"
 
@@ -243,9 +246,9 @@ func TestWant(t *testing.T) {
 		{kn(imap.SearchYounger, 5), store.WantDates, false},
 		{kn(imap.SearchLarger, 5), store.WantSize, false},
 		{ks(imap.SearchThreadID, "T"), store.WantIDs, false},
-		{ks(imap.SearchSubject, "x"), store.WantParts, true},
+		{ks(imap.SearchSubject, "x"), store.WantHeader | store.WantParts, true},
 		{not(and(k(imap.SearchSeen), or(kn(imap.SearchSmaller, 3), ks(imap.SearchText, "x")))),
-			store.WantFlags | store.WantSize | store.WantParts, true},
+			store.WantFlags | store.WantSize | store.WantHeader | store.WantParts, true},
 	}
 	for _, tt := range tests {
 		if got := Want(tt.key); got != tt.want {
@@ -329,5 +332,24 @@ func BenchmarkMatchFlags(b *testing.B) {
 		if _, err := Match(key, cs[i%len(cs)], now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Header keys are answered from the header the store kept at delivery,
+// without opening the message.
+func TestHeaderKeysUseStoredHeader(t *testing.T) {
+	c := &Candidate{
+		Msg: &store.Message{UID: 1, Header: []byte("From: Alice <alice@example.org>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\n")},
+		Open: func() (io.ReaderAt, *message.Part, error) {
+			t.Fatal("message opened for a header key")
+			return nil, nil, nil
+		},
+	}
+	for _, key := range []*imap.SearchKey{ks(imap.SearchFrom, "alice@example"), ks(imap.SearchSubject, "CAFÉ")} {
+		ok, err := Match(key, c, time.Now())
+		if err != nil || !ok {
+			t.Fatalf("Match(%v) = %v, %v", key.Op, ok, err)
+		}
+		c.Release()
 	}
 }

@@ -130,13 +130,13 @@ func cmdEnable(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 		case "CONDSTORE":
 			if !c.condstore {
-				c.condstore = true
+				c.enableCondstore()
 				enabled = append(enabled, "CONDSTORE")
 			}
 		case "QRESYNC":
 			if !c.qresync {
 				c.qresync = true
-				c.condstore = true
+				c.enableCondstore()
 				enabled = append(enabled, "QRESYNC")
 			}
 		case "UTF8=ACCEPT":

@@ -46,6 +46,10 @@ func (c *conn) resolveSet(set imap.NumSet, uidMode bool) ([]uint32, error) {
 		}
 		return out, nil
 	}
+	if n == 0 && set.Dynamic() {
+		// "1:*" in an empty mailbox names nothing; answer OK with nothing.
+		return nil, nil
+	}
 	for _, r := range set.Ranges {
 		if (r.Start != 0 && r.Start > n) || (r.Stop != 0 && r.Stop > n) {
 			return nil, bad("", "Invalid message sequence number")
@@ -378,6 +382,13 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 				c.w.LiteralHeader(int64(len(data)), bytes.IndexByte(data, 0) >= 0)
 				c.w.Write(data)
 			}
+		}
+		if seenNow[m.UID] && c.condstore && !wroteUID {
+			// RFC 7162 §3.2.4: UID and MODSEQ in every FETCH that reports
+			// a flag change once CONDSTORE is on.
+			sp()
+			c.w.WriteString("UID ")
+			c.w.Number32(m.UID)
 		}
 		if seenNow[m.UID] && !wroteFlags {
 			sp()

@@ -63,11 +63,20 @@ func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if name == "INBOX" {
 		return no("CANNOT", "INBOX cannot be deleted")
 	}
-	if c.sel != nil && c.sel.info.Name == name {
-		c.closeSelected()
+	info, err := c.acct.Mailbox(ctx, name)
+	if err != nil {
+		return storeErr(err, name)
 	}
 	if err := c.acct.DeleteMailbox(ctx, name); err != nil {
 		return storeErr(err, name)
+	}
+	// Deleting the selected mailbox deselects it (RFC 9051 §6.3.2 wants
+	// [CLOSED] when a selected mailbox is closed).
+	if c.sel != nil && c.sel.info.ID == info.ID {
+		c.closeSelected()
+		if c.rev2 || c.qresync {
+			c.w.WriteString("* OK [CLOSED] Selected mailbox deleted\r\n")
+		}
 	}
 	return nil
 }
@@ -89,7 +98,9 @@ func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := c.acct.RenameMailbox(ctx, oldName, newName); err != nil {
 		return storeErr(err, oldName)
 	}
-	if c.sel != nil {
+	// Renaming INBOX moves its messages to a new mailbox; INBOX itself, and
+	// so a selected INBOX, stays (RFC 9051 §6.3.6).
+	if c.sel != nil && oldName != "INBOX" {
 		if c.sel.info.Name == oldName {
 			c.sel.info.Name = newName
 		} else if strings.HasPrefix(c.sel.info.Name, oldName+store.Separator) {

@@ -114,7 +114,7 @@ func storeErr(err error, name string) error {
 	case errors.Is(err, store.ErrNotAllowed):
 		return no("CANNOT", "Operation not allowed on this mailbox")
 	case errors.Is(err, store.ErrHasChildren):
-		return no("INUSE", "Mailbox has inferior hierarchical names")
+		return no("HASCHILDREN", "Mailbox has inferior hierarchical names")
 	case errors.Is(err, store.ErrNoSelect):
 		return no("CANNOT", "Mailbox is not selectable")
 	case errors.Is(err, store.ErrOverQuota):
@@ -226,7 +226,10 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.WriteString(mailboxID(&st.MailboxInfo))
 	c.w.WriteString(")] Ok\r\n")
 	if c.rev2 {
-		c.w.WriteString("* LIST () \"/\" ")
+		// RFC 9051 §6.3.2: the LIST response's attributes must be accurate.
+		c.w.WriteString("* LIST (")
+		c.w.WriteString(c.selectedAttrs(ctx, &st.MailboxInfo))
+		c.w.WriteString(") \"/\" ")
 		c.w.AString(c.wireName(st.Name))
 		c.w.CRLF()
 	}
@@ -378,7 +381,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 }
 
 // writeFlagsFetch writes "* seq FETCH (FLAGS (...))" for a changed message,
-// with UID when asked or when QRESYNC is on (RFC 7162 §3.2.4) and MODSEQ
+// with UID when asked or when CONDSTORE is on (RFC 7162 §3.2.4) and MODSEQ
 // when CONDSTORE is on (§3.1.4). withFlags false leaves FLAGS out (a
 // .SILENT STORE under CONDSTORE still reports the new MODSEQ).
 func (c *conn) writeFlagsFetch(seq uint32, m *store.MessageMeta, withUID bool) {
@@ -390,7 +393,7 @@ func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withF
 	c.w.Number32(seq)
 	c.w.WriteString(" FETCH (")
 	sep := ""
-	if withUID || c.qresync {
+	if withUID || c.condstore {
 		c.w.WriteString("UID ")
 		c.w.Number32(m.UID)
 		sep = " "
@@ -406,6 +409,28 @@ func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withF
 		c.w.WriteByte(')')
 	}
 	c.w.WriteString(")\r\n")
+}
+
+// selectedAttrs is the LIST attribute list of a selectable mailbox.
+func (c *conn) selectedAttrs(ctx context.Context, info *store.MailboxInfo) string {
+	children := false
+	if boxes, err := c.acct.Mailboxes(ctx); err == nil {
+		prefix := info.Name + store.Separator
+		for _, b := range boxes {
+			if strings.HasPrefix(b.Name, prefix) {
+				children = true
+				break
+			}
+		}
+	}
+	attrs := `\HasNoChildren`
+	if children {
+		attrs = `\HasChildren`
+	}
+	if info.SpecialUse != "" {
+		attrs += " " + info.SpecialUse
+	}
+	return attrs
 }
 
 // mailboxID is the RFC 8474 MAILBOXID: stable across RENAME, never reused.

@@ -317,7 +317,11 @@ func TestRev2Behaviour(t *testing.T) {
 			t.Fatalf("rev2 SELECT sent %q", l)
 		}
 	}
+	hasLine(t, u, `* LIST (\HasNoChildren) "/" INBOX`)
 	hasLine(t, c.ok("SEARCH ALL"), `* ESEARCH (TAG "`+c.lastTag()+`") ALL 1`)
+	c.ok("CREATE Sent/2026")
+	hasLine(t, c.ok("EXAMINE Sent"), `* LIST (\HasChildren \Sent) "/" Sent`)
+	c.ok("SELECT INBOX")
 	hasLine(t, c.ok("FETCH 1 FLAGS"), `* 1 FETCH (FLAGS ())`)
 }
 
@@ -371,4 +375,30 @@ func TestRawUTF8NamesFromRev1Clients(t *testing.T) {
 	c.ok(`SELECT "Caf&AOk- Notes"`)
 	c.expect(`CREATE "bad&name"`, "NO [CANNOT]")
 	c.expect(`SELECT "bad&name"`, "NO [NONEXISTENT]")
+}
+
+func TestDeleteAndRenameSelected(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.ok("ENABLE IMAP4rev2")
+	c.appendMsg("INBOX", "", simpleMsg)
+	// RENAME INBOX moves its messages; the selected INBOX stays selected.
+	c.ok("SELECT INBOX")
+	c.ok("RENAME INBOX Old")
+	c.ok("DELETE Old")
+	c.ok("NOOP")
+	c.ok("FETCH 1:* FLAGS") // still selected (empty INBOX: no output)
+	// DELETE of the selected mailbox deselects it with [CLOSED].
+	c.ok("CREATE Gone")
+	c.ok("SELECT Gone")
+	hasLine(t, c.ok("DELETE Gone"), "* OK [CLOSED] Selected mailbox deleted")
+	c.expect("FETCH 1 FLAGS", "BAD")
+	// A failed DELETE leaves the selection alone.
+	c.ok("SELECT INBOX")
+	c.expect("DELETE Nowhere", "NO")
+	c.ok("FETCH 1:* FLAGS")
+	c.ok("CREATE P/C")
+	c.ok("DELETE P")
+	c.expect("DELETE P", "NO [HASCHILDREN]")
 }

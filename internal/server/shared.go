@@ -16,6 +16,7 @@ type sharedState struct {
 	mu      sync.Mutex
 	changes map[changeKey]*changeEntry
 	recent  map[mailboxKey]uint32 // highest UID known to be claimed as \Recent
+	swept   time.Time             // last sweep of finished, expired change entries
 }
 
 type mailboxKey struct {
@@ -59,7 +60,8 @@ func (s *Server) changes(ctx context.Context, acct store.Account, user string, m
 	}
 	e, ok := sh.changes[k]
 	if !ok {
-		if len(sh.changes) >= maxSharedChanges {
+		if len(sh.changes) >= maxSharedChanges || (len(sh.changes) > 64 && now.Sub(sh.swept) > time.Second) {
+			sh.swept = now
 			for k2, e2 := range sh.changes {
 				select {
 				case <-e2.done:

@@ -62,7 +62,9 @@ func TestCondstoreBasics(t *testing.T) {
 	}
 	// A STORE gives the message a new, higher MODSEQ and reports it.
 	u = c.ok("STORE 2 +FLAGS (\\Flagged)")
-	if len(u) != 1 || !strings.HasPrefix(u[0], `* 2 FETCH (FLAGS (\Flagged \Recent) MODSEQ (`) {
+	// Under CONDSTORE every FETCH reporting a flag change carries UID and
+	// MODSEQ (RFC 7162 §3.2.4).
+	if len(u) != 1 || !strings.HasPrefix(u[0], `* 2 FETCH (UID 2 FLAGS (\Flagged \Recent) MODSEQ (`) {
 		t.Fatalf("store: %q", u)
 	}
 	m2 := modseqOf(t, u[0])
@@ -217,4 +219,27 @@ func TestThreeDeviceSync(t *testing.T) {
 	other := ts.login("alice", "secret")
 	u = other.ok("SELECT INBOX (CONDSTORE QRESYNC (" + uv + " " + strconv.FormatUint(offlineAt, 10) + "))")
 	hasLine(t, u, "* VANISHED (EARLIER) 3,5:6")
+}
+
+func TestCondstoreUIDInEveryFlagFetch(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	b := ts.login("alice", "secret")
+	a.appendMsg("INBOX", "", simpleMsg)
+	a.ok("SELECT INBOX")
+	// ENABLE while selected reports HIGHESTMODSEQ at once.
+	u := a.ok("ENABLE CONDSTORE")
+	hasLine(t, u, "* ENABLED CONDSTORE")
+	highestModSeq(t, u)
+	b.ok("SELECT INBOX")
+	b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)")
+	u = a.ok("NOOP")
+	if len(u) != 1 || !regexp.MustCompile(`^\* 1 FETCH \(UID 1 FLAGS \(\\Flagged( \\Recent)?\) MODSEQ \(\d+\)\)$`).MatchString(u[0]) {
+		t.Fatalf("external flag change: %q", u)
+	}
+	u = a.ok("FETCH 1 BODY[TEXT]")
+	if len(u) != 1 || !regexp.MustCompile(`BODY\[TEXT\] \{12\}\r\nHello Bob\.\r\n UID 1 FLAGS \(\\Flagged \\Seen( \\Recent)?\) MODSEQ \(\d+\)\)$`).MatchString(u[0]) {
+		t.Fatalf("implicit \\Seen: %q", u)
+	}
 }

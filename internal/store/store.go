@@ -145,6 +145,7 @@ const (
 	WantParts         // part offsets (message.Parts encoding) for sections
 	WantIDs           // EmailID, ThreadID
 	WantThreading     // MessageID, InReplyTo, References
+	WantHeader        // Header: the raw top-level header block (for SEARCH header keys)
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -161,8 +162,11 @@ type Message struct {
 	Body          []byte // IMAP-encoded BODY
 	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
 	Parts         []byte // encoded part tree (message.Parts)
-	EmailID       string
-	ThreadID      string
+	// Header is the raw top-level header block, kept at delivery so header
+	// searches need not open the message (WantHeader; nil if not stored).
+	Header   []byte
+	EmailID  string
+	ThreadID string
 	// Threading (WantThreading): message ids without angle brackets, as
 	// message.Parse found them at delivery.
 	MessageID  string

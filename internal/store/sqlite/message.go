@@ -197,10 +197,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return res, err
 	}
 	type prep struct {
-		info  *message.Info
-		sys   int64
-		kws   []string
-		idate time.Time
+		info   *message.Info
+		header []byte
+		sys    int64
+		kws    []string
+		idate  time.Time
 	}
 	preps := make([]prep, len(msgs))
 	bodies := make([][]byte, len(msgs))
@@ -214,7 +215,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if idate.IsZero() {
 			idate = now
 		}
-		preps[i] = prep{info: a.parseMessage(m.Body), sys: sys, kws: kws, idate: idate}
+		info := a.parseMessage(m.Body)
+		preps[i] = prep{info: info, header: headerBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -242,8 +244,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		modseq := m.highest + 1
-		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -273,7 +275,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				return err
 			}
 			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, threadID, sent, sentTZ,
-				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts)
+				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
@@ -565,7 +567,17 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs
+// headerBlock is the raw top-level header of a message (what the part tree
+// says it is), stored so SEARCH on header fields needs no file access.
+func headerBlock(raw []byte, info *message.Info) []byte {
+	root, err := message.DecodeParts(info.Parts)
+	if err != nil || root == nil || root.HeaderEnd > int64(len(raw)) || root.HeaderStart > root.HeaderEnd {
+		return nil
+	}
+	return raw[root.HeaderStart:root.HeaderEnd]
+}
+
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs | store.WantHeader
 
 func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
 	if a.closed.Load() {
@@ -586,7 +598,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
-			`, c.email_id, c.thread_id FROM messages m JOIN contents c ON c.id = m.content_id`
+			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + ` FROM messages m JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
 			q = strings.Replace(q, ` FROM messages m`, threadingCols+` FROM messages m`, 1) + threadingJoin
 		}
@@ -608,18 +620,19 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			kws                    string
 			sent, sentTZ           sql.NullInt64
 			env, body, bs, parts   []byte
+			header                 []byte
 			emailID, threadID      string
 		)
 		dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 		if content {
-			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID)
+			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID, &header)
 		}
 		var thr threadingRow
 		if want&store.WantThreading != 0 {
 			dest = append(dest, thr.dest()...)
 		}
 		for rows.Next() {
-			env, body, bs, parts = nil, nil, nil, nil
+			env, body, bs, parts, header = nil, nil, nil, nil, nil
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
@@ -637,7 +650,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 					msg.SentDate = joinTime(sent.Int64, sentTZ.Int64)
 				}
 			}
-			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts = env, body, bs, parts
+			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts, msg.Header = env, body, bs, parts, header
 			if want&store.WantIDs != 0 {
 				msg.EmailID, msg.ThreadID = emailID, threadID
 			}

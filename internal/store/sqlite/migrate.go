@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 1
+const userSchemaVersion = 2
 
 // migrateUserDB brings a mail.db written by an older tern up to date. It
 // runs before the schema statements, which only create what is missing.
@@ -51,6 +51,20 @@ func migrateUserDB(ctx context.Context, db *sql.DB) error {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("migrate schema: tombstones to ranges: %w", err)
 			}
+		}
+	}
+	// Version 1 -> 2: contents.header keeps the raw top-level header for
+	// SEARCH. Older messages have none and are searched from their files.
+	var hasContents, hasHeader int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('contents')`).Scan(&hasContents); err != nil {
+		return fmt.Errorf("migrate schema: inspect contents: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('contents') WHERE name = 'header'`).Scan(&hasHeader); err != nil {
+		return fmt.Errorf("migrate schema: inspect contents: %w", err)
+	}
+	if hasContents > 0 && hasHeader == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE contents ADD COLUMN header BLOB`); err != nil {
+			return fmt.Errorf("migrate schema: add contents.header: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {

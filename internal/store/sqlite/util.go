@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS contents(
 	envelope BLOB,
 	body BLOB,
 	bodystructure BLOB,
-	parts BLOB
+	parts BLOB,
+	header BLOB
 );
 CREATE INDEX IF NOT EXISTS contents_unref ON contents(id) WHERE refs <= 0;
 CREATE TABLE IF NOT EXISTS messages(
