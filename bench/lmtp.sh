@@ -11,6 +11,7 @@
 #   --sizes LIST    message sizes in bytes (default 4096,102400)
 #   --users N       recipients user1..userN, rotating per message (default 8)
 #   --out DIR       keep results here (default: a new temp dir)
+#   --report DIR    only print the table of the results in DIR
 #
 # Each run starts both servers on empty mail storage (so mailbox growth
 # does not favour whichever server ran first), runs the servers one after
@@ -20,7 +21,7 @@
 # servers listen on 127.0.0.1 only.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10s CLIENTS=1,8 SIZES=4096,102400 USERS=8 OUT=""
+ROUNDS=3 DURATION=10s CLIENTS=1,8 SIZES=4096,102400 USERS=8 OUT="" REPORT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -29,10 +30,48 @@ while [ $# -gt 0 ]; do
 	--sizes) SIZES=$2; shift 2 ;;
 	--users) USERS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	--report) REPORT=$2; shift 2 ;;
+	-h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "lmtp.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+
+print_table() { # results-dir
+	echo
+	echo "## LMTP delivery: tern vs Dovecot (medians over rounds; ratio > 1 means tern is faster)"
+	echo
+	python3 - "$1" <<'PY'
+import glob, json, os, statistics, sys
+rows = {}
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "lmtp-c*-s*-*-r*.json"))):
+    r = json.load(open(f))
+    if r.get("error"):
+        continue
+    size = int(os.path.basename(f).split("-")[2][1:])
+    rows.setdefault((r["concurrency"], size), {}).setdefault(r["label"], []).append(r)
+def med(rs, k):
+    v = [r["extra"][k] if k in r.get("extra", {}) else r[k] for r in rs]
+    return statistics.median(v) if v else 0
+def kib(n):
+    return "%d KiB" % (n // 1024)
+print("| clients | size | tern msgs/s | Dovecot msgs/s | tern/Dovecot | tern p50 / p99 ms | Dovecot p50 / p99 ms | tern CPU ms/msg | Dovecot CPU ms/msg | runs |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for (c, size) in sorted(rows):
+    t, d = rows[(c, size)].get("tern", []), rows[(c, size)].get("dovecot", [])
+    tv, dv = med(t, "value"), med(d, "value")
+    ratio = "%.2f×" % (tv / dv) if tv and dv else "–"
+    cpu = lambda rs: "%.1f" % statistics.median([1000 * r["server"]["cpu_seconds"] / max(1, sum(o["count"] for o in r["ops"])) for r in rs]) if rs and all(r.get("server") for r in rs) else "–"
+    lat = lambda rs: "%.2f / %.2f" % (med(rs, "deliver_p50_ms"), med(rs, "deliver_p99_ms")) if rs else "–"
+    print("| %d | %s | %.0f | %.0f | %s | %s | %s | %s | %s | %d/%d |" % (c, kib(size), tv, dv, ratio, lat(t), lat(d), cpu(t), cpu(d), len(t), len(d)))
+PY
+	echo
+	echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); dovecot $(dovecot --version | cut -d' ' -f1)"
+}
+
+if [ -n "$REPORT" ]; then
+	print_table "$REPORT"
+	exit 0
+fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/ternlmtp.XXXXXX)
@@ -178,33 +217,5 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-echo
-echo "## LMTP delivery: tern vs Dovecot (medians of $ROUNDS rounds, $DURATION each; ratio > 1 means tern is faster)"
-echo
-python3 - "$OUT" <<'PY'
-import glob, json, os, statistics, sys
-rows = {}
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "lmtp-c*-s*-*-r*.json"))):
-    r = json.load(open(f))
-    if r.get("error"):
-        continue
-    size = int(os.path.basename(f).split("-")[2][1:])
-    rows.setdefault((r["concurrency"], size), {}).setdefault(r["label"], []).append(r)
-def med(rs, k):
-    v = [r["extra"][k] if k in r.get("extra", {}) else r[k] for r in rs]
-    return statistics.median(v) if v else 0
-def kib(n):
-    return "%d KiB" % (n // 1024)
-print("| clients | size | tern msgs/s | Dovecot msgs/s | tern/Dovecot | tern p50 / p99 ms | Dovecot p50 / p99 ms | tern CPU s | Dovecot CPU s | runs |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for (c, size) in sorted(rows):
-    t, d = rows[(c, size)].get("tern", []), rows[(c, size)].get("dovecot", [])
-    tv, dv = med(t, "value"), med(d, "value")
-    ratio = "%.2f×" % (tv / dv) if tv and dv else "–"
-    cpu = lambda rs: "%.1f" % statistics.median([r["server"]["cpu_seconds"] for r in rs]) if rs and all(r.get("server") for r in rs) else "–"
-    lat = lambda rs: "%.2f / %.2f" % (med(rs, "deliver_p50_ms"), med(rs, "deliver_p99_ms")) if rs else "–"
-    print("| %d | %s | %.0f | %.0f | %s | %s | %s | %s | %s | %d/%d |" % (c, kib(size), tv, dv, ratio, lat(t), lat(d), cpu(t), cpu(d), len(t), len(d)))
-PY
-echo
-echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); dovecot $(dovecot --version | cut -d' ' -f1)"
+print_table "$OUT"
 log "results in $OUT"
