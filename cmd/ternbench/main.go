@@ -55,6 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "report" {
 		return report(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "lmtp" { // LMTP delivery workload (lmtp.go)
+		return lmtpMain(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("ternbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
