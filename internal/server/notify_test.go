@@ -122,6 +122,14 @@ func TestNotifyStatusAndErrors(t *testing.T) {
 	if !strings.HasPrefix(l, "* STATUS Sub/One (UIDVALIDITY ") || !strings.Contains(l, " HIGHESTMODSEQ ") {
 		t.Fatalf("flag change with CONDSTORE: %q", l)
 	}
+	// The +\Flagged change may reach this session only after ENABLE
+	// CONDSTORE (the signal races the command); then it too is reported,
+	// the same way. Nothing else may come.
+	for _, l := range a.ok("NOOP") {
+		if !strings.HasPrefix(l, "* STATUS Sub/One (UIDVALIDITY ") || !strings.Contains(l, " HIGHESTMODSEQ ") {
+			t.Fatalf("unexpected after the flag changes: %q", l)
+		}
+	}
 	a.quiet()
 
 	a.expect("NOTIFY SET (PERSONAL (MessageNew))", "BAD")
