@@ -583,7 +583,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
 	}
-	if _, err := selectableByID(ctx, a.u.db, mailboxID); err != nil {
+	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	rs := toRanges(uids)
@@ -607,7 +607,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	}
 	q += ` WHERE m.mailbox_id = ? AND `
 	err := forRangeChunks("m.uid", rs, func(cond string, args []any) error {
-		rows, err := a.u.db.QueryContext(ctx, q+cond+` ORDER BY m.uid`, append([]any{mailboxID}, args...)...)
+		rows, err := a.u.q.QueryContext(ctx, q+cond+` ORDER BY m.uid`, append([]any{mailboxID}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -675,7 +675,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	err := a.u.db.QueryRowContext(ctx, `SELECT c.blob, c.size FROM messages m JOIN contents c ON c.id = m.content_id
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size FROM messages m JOIN contents c ON c.id = m.content_id
 		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)

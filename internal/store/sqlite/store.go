@@ -64,6 +64,7 @@ type userDB struct {
 	name    string
 	dir     string
 	db      *sql.DB
+	q       *stmtCache // prepared statements for hot reads outside transactions
 	wmu     sync.Mutex // serializes writes
 	refs    int
 	deleted bool
@@ -279,6 +280,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	var errs []error
 	for id, u := range s.users {
+		u.q.Close()
 		if err := u.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close user %d: %w", id, err))
 		}
@@ -337,7 +339,7 @@ func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*user
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
 	}
-	u := &userDB{id: id, name: name, dir: dir, db: db, refs: 1, dirs: map[string]bool{}}
+	u := &userDB{id: id, name: name, dir: dir, db: db, q: newStmtCache(db), refs: 1, dirs: map[string]bool{}}
 	if err := u.ensureInbox(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open mail of %q: %w", name, err)
@@ -386,6 +388,7 @@ func (s *Store) dropLocked(u *userDB) {
 	if s.users[u.id] == u {
 		delete(s.users, u.id)
 	}
+	u.q.Close()
 	if err := u.db.Close(); err != nil {
 		s.log.Warn("close user database", "user", u.name, "err", err)
 	}
