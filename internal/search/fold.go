@@ -31,31 +31,12 @@ func foldRune(r rune) rune {
 
 // foldAppend appends the case-folded form of s to dst. Bytes that are not
 // valid UTF-8 are copied unchanged.
-func foldAppend(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if 'A' <= b && b <= 'Z' {
-				b += 'a' - 'A'
-			}
-			dst = append(dst, b)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n <= 1 {
-			dst = append(dst, b)
-			i++
-			continue
-		}
-		dst = utf8.AppendRune(dst, foldRune(r))
-		i += n
-	}
-	return dst
-}
+func foldAppend(dst, s []byte) []byte { return foldAppendAny(dst, s) }
 
 // foldAppendString is foldAppend for a string.
-func foldAppendString(dst []byte, s string) []byte {
+func foldAppendString(dst []byte, s string) []byte { return foldAppendAny(dst, s) }
+
+func foldAppendAny[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
@@ -66,7 +47,14 @@ func foldAppendString(dst []byte, s string) []byte {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		var r rune
+		var n int
+		switch v := any(s[i:]).(type) {
+		case string:
+			r, n = utf8.DecodeRuneInString(v)
+		case []byte:
+			r, n = utf8.DecodeRune(v)
+		}
 		if r == utf8.RuneError && n <= 1 {
 			dst = append(dst, b)
 			i++

@@ -92,26 +92,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if retSave && !retMin && !retMax && !retCount && !retAll {
 		return nil // SAVE alone: no ESEARCH response (RFC 5182 §2.4)
 	}
-	c.w.WriteString(`* ESEARCH (TAG `)
-	c.w.String(cmd.Tag)
-	c.w.WriteByte(')')
-	if cmd.UID {
-		c.w.WriteString(" UID")
-	}
-	if len(nums) > 0 {
-		if retMin {
-			c.w.WriteString(" MIN ")
-			c.w.Number32(nums[0])
-		}
-		if retMax {
-			c.w.WriteString(" MAX ")
-			c.w.Number32(nums[len(nums)-1])
-		}
-	}
-	if retCount {
-		c.w.WriteString(" COUNT ")
-		c.w.Number(uint64(len(nums)))
-	}
+	c.writeESearchHead(cmd, nums, retMin, retMax, retCount)
 	if retAll && len(nums) > 0 {
 		c.w.WriteString(" ALL ")
 		c.w.WriteString(imap.SetFromNums(nums).String())
@@ -215,4 +196,31 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
 	return matched, modseqs, nil
+}
+
+// writeESearchHead starts an ESEARCH response (SEARCH and SORT RETURN):
+// the tag correlator, UID, and MIN/MAX/COUNT of nums, which are in the
+// order the command returns them (ascending for SEARCH, sort order for
+// SORT: MIN and MAX are then the first and last, RFC 5267 §3).
+func (c *conn) writeESearchHead(cmd *imap.Command, nums []uint32, retMin, retMax, retCount bool) {
+	c.w.WriteString(`* ESEARCH (TAG `)
+	c.w.String(cmd.Tag)
+	c.w.WriteByte(')')
+	if cmd.UID {
+		c.w.WriteString(" UID")
+	}
+	if len(nums) > 0 {
+		if retMin {
+			c.w.WriteString(" MIN ")
+			c.w.Number32(nums[0])
+		}
+		if retMax {
+			c.w.WriteString(" MAX ")
+			c.w.Number32(nums[len(nums)-1])
+		}
+	}
+	if retCount {
+		c.w.WriteString(" COUNT ")
+		c.w.Number(uint64(len(nums)))
+	}
 }

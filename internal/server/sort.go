@@ -123,26 +123,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	// ESORT (RFC 5267 §3): MIN and MAX are the first and last messages
 	// in sort order; ALL lists the messages in sort order.
-	c.w.WriteString(`* ESEARCH (TAG `)
-	c.w.String(cmd.Tag)
-	c.w.WriteByte(')')
-	if cmd.UID {
-		c.w.WriteString(" UID")
-	}
-	if len(nums) > 0 {
-		if retMin {
-			c.w.WriteString(" MIN ")
-			c.w.Number32(nums[0])
-		}
-		if retMax {
-			c.w.WriteString(" MAX ")
-			c.w.Number32(nums[len(nums)-1])
-		}
-	}
-	if retCount {
-		c.w.WriteString(" COUNT ")
-		c.w.Number(uint64(len(nums)))
-	}
+	c.writeESearchHead(cmd, nums, retMin, retMax, retCount)
 	if retAll && len(nums) > 0 {
 		c.w.WriteString(" ALL ")
 		c.w.Write(appendOrderedSet(nil, nums))
