@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"io"
@@ -271,6 +272,7 @@ func TestMigrateTombstonesToRanges(t *testing.T) {
 		`CREATE TABLE expunged(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID`,
 		`INSERT INTO expunged VALUES(` + itoa(box.ID) + `, 1, 5), (` + itoa(box.ID) + `, 2, 6)`,
 		`UPDATE mailboxes SET uidnext = 3, highestmodseq = 6 WHERE id = ` + itoa(box.ID),
+		`ALTER TABLE contents DROP COLUMN header`,
 		`PRAGMA user_version = 0`,
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -291,5 +293,20 @@ func TestMigrateTombstonesToRanges(t *testing.T) {
 	}
 	if len(cs.Expunged) != 2 || cs.Expunged[0] != 1 || cs.Expunged[1] != 2 {
 		t.Fatalf("expunges after migration: %v", cs.Expunged)
+	}
+	// The header column came back (schema v2) and new mail fills it.
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []byte
+	if err := a.Fetch(ctx, box.ID, res.UIDs, store.WantHeader, func(m *store.Message) error {
+		header = m.Header
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) || !bytes.HasPrefix(storetest.Msg(1), header) {
+		t.Fatalf("stored header after migration: %q", header)
 	}
 }
