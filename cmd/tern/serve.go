@@ -16,6 +16,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/tlsutil"
@@ -119,12 +120,15 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 
 	ctx := context.Background()
 	hub := notify.New()
-	st, err := openStore(ctx, cfg.DataDir, hub, log)
+	// The mailbox index hears every change first, then tells the hub.
+	ix := index.New(hub, index.Options{Logger: log})
+	backend, err := openStore(ctx, cfg.DataDir, ix, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if nl := serveNotifySocket(cfg, hub, log); nl != nil {
+	defer backend.Close()
+	st := ix.Wrap(backend)
+	if nl := serveNotifySocket(cfg, ix, log); nl != nil {
 		defer nl.Close()
 	}
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
@@ -48,10 +49,12 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
-	st, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: hub})
+	ix := index.New(hub, index.Options{})
+	backend, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: ix})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	st := ix.Wrap(backend)
 	certPEM, keyPEM, err := tlsutil.Generate([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatalf("generate cert: %v", err)

@@ -1,0 +1,269 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// account answers reads from the indexes and passes writes to the store,
+// marking the mailboxes they touch stale.
+type account struct {
+	store.Account
+	src store.IndexSource
+	x   *Indexes
+	id  int64
+}
+
+// indexWant is what the index can fill in a store.Message.
+const indexWant = store.WantFlags | store.WantDates | store.WantSize | store.WantIDs
+
+// fetchChunk is how many messages are copied out under the index's read
+// lock at a time: callbacks (which write to the network) run unlocked.
+const fetchChunk = 256
+
+// maxRetries bounds how often a read retries an index evicted under it.
+const maxRetries = 3
+
+var errEvicted = errors.New("index evicted meanwhile")
+
+// with runs fn on the up-to-date index of a mailbox under its read lock.
+func (a *account) with(ctx context.Context, mailboxID int64, fn func(b *Mailbox) error) error {
+	for range maxRetries {
+		b := a.x.box(a.User(), a.id, mailboxID)
+		wasLoaded := b.isLoaded()
+		if err := b.sync(ctx, a.src); err != nil {
+			return err
+		}
+		if !wasLoaded {
+			a.x.evict(b)
+		}
+		err := b.read(fn)
+		if !errors.Is(err, errEvicted) {
+			return err
+		}
+	}
+	return errStale
+}
+
+func (b *Mailbox) isLoaded() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.loaded
+}
+
+// read runs fn under the read lock if the index is loaded and alive.
+func (b *Mailbox) read(fn func(b *Mailbox) error) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case !b.loaded:
+		return errEvicted
+	case b.dead:
+		return fmt.Errorf("mailbox %d: %w", b.key.mailbox, store.ErrNoSuchMailbox)
+	}
+	return fn(b)
+}
+
+// check compares the index with a mailbox head just read from the store:
+// a new UIDVALIDITY means a reload, a higher modseq a catch-up.
+func (b *Mailbox) check(h *store.MailboxHead) {
+	b.mu.Lock()
+	if b.loaded && !b.dead && b.head.UIDValidity != h.UIDValidity {
+		b.loaded = false
+	}
+	if h.RecentMark > b.head.RecentMark {
+		b.head.RecentMark = h.RecentMark
+	}
+	b.mu.Unlock()
+	for {
+		cur := b.target.Load()
+		if h.HighestModSeq <= cur || b.target.CompareAndSwap(cur, h.HighestModSeq) {
+			return
+		}
+	}
+}
+
+// touch marks the index of a mailbox stale after a write through it.
+func (a *account) touch(ids ...int64) {
+	for _, id := range ids {
+		if b := a.x.peek(a.User(), a.id, id); b != nil {
+			b.stale.Store(true)
+		}
+	}
+}
+
+// touchAll marks every index of this user stale (DELETE, RENAME).
+func (a *account) touchAll() {
+	a.x.mu.Lock()
+	defer a.x.mu.Unlock()
+	for k, b := range a.x.boxes {
+		if k.user == a.User() {
+			b.stale.Store(true)
+		}
+	}
+}
+
+func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
+	h, err := a.src.MailboxHead(ctx, 0, name)
+	if err != nil || h.NoSelect {
+		return a.Account.Status(ctx, name) // the store's own error
+	}
+	var st store.MailboxStatus
+	b := a.x.box(a.User(), a.id, h.ID)
+	b.check(&h)
+	err = a.with(ctx, h.ID, func(b *Mailbox) error {
+		st = b.status(h.MailboxInfo)
+		return nil
+	})
+	if err != nil {
+		return a.Account.Status(ctx, name)
+	}
+	return st, nil
+}
+
+func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxStatus, []uint32, error) {
+	h, err := a.src.MailboxHead(ctx, mailboxID, "")
+	if err != nil || h.NoSelect {
+		return a.Account.Snapshot(ctx, mailboxID)
+	}
+	var st store.MailboxStatus
+	var uids []uint32
+	b := a.x.box(a.User(), a.id, mailboxID)
+	b.check(&h)
+	err = a.with(ctx, mailboxID, func(b *Mailbox) error {
+		st = b.status(h.MailboxInfo)
+		uids = slices.Clone(b.cols.uid)
+		return nil
+	})
+	if err != nil {
+		return a.Account.Snapshot(ctx, mailboxID)
+	}
+	return st, uids, nil
+}
+
+func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {
+	var cs store.ChangeSet
+	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
+		var err error
+		cs, err = b.changes(sinceModSeq, sinceUID)
+		return err
+	})
+	if errors.Is(err, errStale) {
+		return a.Account.Changes(ctx, mailboxID, sinceModSeq, sinceUID)
+	}
+	return cs, err
+}
+
+func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
+	if want&^indexWant != 0 {
+		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
+	}
+	uids = ascending(uids)
+	msgs := make([]store.Message, fetchChunk)
+	for next := 0; next < len(uids); {
+		n := 0
+		err := a.with(ctx, mailboxID, func(b *Mailbox) error {
+			for ; next < len(uids) && n < fetchChunk; next++ {
+				j, ok := slices.BinarySearch(b.cols.uid, uids[next])
+				if !ok {
+					continue
+				}
+				msgs[n] = store.Message{}
+				b.cols.fill(&msgs[n], j, want, &b.sets)
+				n++
+			}
+			return nil
+		})
+		if errors.Is(err, errStale) {
+			return a.Account.Fetch(ctx, mailboxID, uids[next:], want, fn)
+		}
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		for i := range n {
+			if err := fn(&msgs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
+	b := a.x.peek(a.User(), a.id, mailboxID)
+	if b != nil {
+		b.mu.RLock()
+		claimed := b.loaded && !b.dead && b.head.RecentMark >= upTo
+		b.mu.RUnlock()
+		if claimed {
+			return upTo + 1, nil
+		}
+	}
+	first, err := a.Account.ClaimRecent(ctx, mailboxID, upTo)
+	if err == nil && b != nil {
+		b.mu.Lock()
+		// The store claimed up to min(upTo, its UIDNEXT-1), which is at
+		// least this.
+		b.head.RecentMark = max(b.head.RecentMark, min(upTo, b.lastUID))
+		b.mu.Unlock()
+	}
+	return first, err
+}
+
+func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
+	res, err := a.Account.Append(ctx, mailbox, msgs)
+	a.touch(res.MailboxID)
+	return res, err
+}
+
+func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
+	res, err := a.Account.StoreFlags(ctx, mailboxID, uids, op, flags, unchangedSince, hasUnchangedSince)
+	a.touch(mailboxID)
+	return res, err
+}
+
+func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+	out, err := a.Account.Expunge(ctx, mailboxID, uids, onlyDeleted)
+	a.touch(mailboxID)
+	return out, err
+}
+
+func (a *account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	res, err := a.Account.Copy(ctx, srcMailboxID, uids, dest)
+	a.touch(res.DestMailboxID)
+	return res, err
+}
+
+func (a *account) Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	res, err := a.Account.Move(ctx, srcMailboxID, uids, dest)
+	a.touch(srcMailboxID, res.DestMailboxID)
+	return res, err
+}
+
+func (a *account) DeleteMailbox(ctx context.Context, name string) error {
+	err := a.Account.DeleteMailbox(ctx, name)
+	a.touchAll()
+	return err
+}
+
+func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) error {
+	err := a.Account.RenameMailbox(ctx, oldName, newName)
+	a.touchAll()
+	return err
+}
+
+// ascending returns uids sorted without duplicates (a copy if needed).
+func ascending(uids []uint32) []uint32 {
+	for i := 1; i < len(uids); i++ {
+		if uids[i] <= uids[i-1] {
+			out := slices.Clone(uids)
+			slices.Sort(out)
+			return slices.Compact(out)
+		}
+	}
+	return uids
+}

@@ -1,0 +1,223 @@
+// Package index is tern's shared in-memory mailbox index: one compact,
+// column-laid index per mailbox in use, shared by every session of that
+// mailbox in the process, in front of the store.
+//
+// The store stays the only truth. An index is loaded from the store on
+// first use and is a cache validated by modseq: every committed change
+// reaches the Indexes as a notification "mailbox X reached modseq M"
+// (from this process's backend, or from other processes through the
+// notify socket), and writes made through the wrapped store mark the
+// mailbox stale; the next read catches up with one IndexDelta query that
+// costs O(changes). Sessions then resolve SELECT, STATUS, Changes and
+// FETCH/SEARCH/SORT of flags, sizes, dates and object ids from memory.
+//
+// Wiring: New(hub) is the backend's Notifier (it forwards to hub), and
+// Wrap(backend) is the store.Store the server uses.
+package index
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// DefaultMemoryBudget bounds the memory of all indexes when Options
+// leaves it 0: about 3.5 million messages' worth.
+const DefaultMemoryBudget = 256 << 20
+
+// Options configures Indexes.
+type Options struct {
+	// MemoryBudget is the most memory (bytes) the indexes may hold; the
+	// least recently used mailboxes are evicted beyond it. 0: default.
+	MemoryBudget int64
+	Logger       *slog.Logger
+}
+
+// Indexes is the registry of mailbox indexes of one process. It implements
+// store.Notifier (and store.MailboxListNotifier), forwarding to next.
+type Indexes struct {
+	next   store.Notifier
+	budget int64
+	log    *slog.Logger
+	clock  atomic.Int64
+
+	mu    sync.Mutex
+	boxes map[boxKey]*Mailbox
+}
+
+type boxKey struct {
+	user    string
+	mailbox int64
+}
+
+// New returns an empty registry that forwards notifications to next
+// (which may be nil).
+func New(next store.Notifier, opts Options) *Indexes {
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Indexes{next: next, budget: opts.MemoryBudget, log: opts.Logger, boxes: make(map[boxKey]*Mailbox)}
+}
+
+// MailboxChanged implements store.Notifier: the index of the mailbox, if
+// loaded, will catch up before its next answer; then the hub is told.
+func (x *Indexes) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
+	x.mu.Lock()
+	b := x.boxes[boxKey{user, mailboxID}]
+	x.mu.Unlock()
+	if b != nil {
+		for {
+			cur := b.target.Load()
+			if modSeq <= cur || b.target.CompareAndSwap(cur, modSeq) {
+				break
+			}
+		}
+	}
+	if x.next != nil {
+		x.next.MailboxChanged(user, mailboxID, modSeq)
+	}
+}
+
+// MailboxListChanged implements store.MailboxListNotifier.
+func (x *Indexes) MailboxListChanged(user string) {
+	if n, ok := x.next.(store.MailboxListNotifier); ok {
+		n.MailboxListChanged(user)
+	}
+}
+
+// box returns the registered index of a mailbox, creating an empty one.
+// An index built for another account of the same name (a user deleted
+// and created again) is replaced.
+func (x *Indexes) box(user string, acctID, mailboxID int64) *Mailbox {
+	k := boxKey{user, mailboxID}
+	x.mu.Lock()
+	b := x.boxes[k]
+	if b == nil || b.acctID != acctID {
+		b = &Mailbox{key: k, acctID: acctID}
+		x.boxes[k] = b
+	}
+	x.mu.Unlock()
+	b.lastUse.Store(x.clock.Add(1))
+	return b
+}
+
+// peek returns the registered index of a mailbox or nil.
+func (x *Indexes) peek(user string, acctID, mailboxID int64) *Mailbox {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if b := x.boxes[boxKey{user, mailboxID}]; b != nil && b.acctID == acctID {
+		return b
+	}
+	return nil
+}
+
+// dropUser forgets every index of a user (DeleteUser).
+func (x *Indexes) dropUser(user string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k := range x.boxes {
+		if k.user == user {
+			delete(x.boxes, k)
+		}
+	}
+}
+
+// evict unloads the least recently used indexes while the total exceeds
+// the budget, never keep itself.
+func (x *Indexes) evict(keep *Mailbox) {
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for _, b := range x.boxes {
+		boxes = append(boxes, b)
+	}
+	x.mu.Unlock()
+	var total int64
+	sizes := make(map[*Mailbox]int64, len(boxes))
+	for _, b := range boxes {
+		sizes[b] = b.bytes()
+		total += sizes[b]
+	}
+	for total > x.budget {
+		var lru *Mailbox
+		for _, b := range boxes {
+			if b != keep && sizes[b] > 0 && (lru == nil || b.lastUse.Load() < lru.lastUse.Load()) {
+				lru = b
+			}
+		}
+		if lru == nil {
+			return
+		}
+		x.mu.Lock()
+		if x.boxes[lru.key] == lru {
+			delete(x.boxes, lru.key)
+		}
+		x.mu.Unlock()
+		lru.unload()
+		total -= sizes[lru]
+		sizes[lru] = 0
+	}
+}
+
+// Stats reports what the indexes hold (for logs and benchmarks).
+type Stats struct {
+	Mailboxes int
+	Messages  int
+	Bytes     int64
+}
+
+// Stats sums the loaded indexes.
+func (x *Indexes) Stats() Stats {
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for _, b := range x.boxes {
+		boxes = append(boxes, b)
+	}
+	x.mu.Unlock()
+	var s Stats
+	for _, b := range boxes {
+		b.mu.RLock()
+		if b.loaded && !b.dead {
+			s.Mailboxes++
+			s.Messages += b.cols.len()
+		}
+		b.mu.RUnlock()
+		s.Bytes += b.bytes()
+	}
+	return s
+}
+
+// Wrap returns st with every Account answering reads from the indexes.
+// Backends whose Accounts do not implement store.IndexSource pass
+// through unchanged.
+func (x *Indexes) Wrap(st store.Store) store.Store {
+	return &indexedStore{Store: st, x: x}
+}
+
+type indexedStore struct {
+	store.Store
+	x *Indexes
+}
+
+func (s *indexedStore) Account(ctx context.Context, user string) (store.Account, error) {
+	a, err := s.Store.Account(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	src, ok := a.(store.IndexSource)
+	if !ok {
+		return a, nil
+	}
+	return &account{Account: a, src: src, x: s.x, id: src.AccountID()}, nil
+}
+
+func (s *indexedStore) DeleteUser(ctx context.Context, name string) error {
+	err := s.Store.DeleteUser(ctx, name)
+	s.x.dropUser(name)
+	return err
+}

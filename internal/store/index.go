@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// IndexSource is implemented by the Accounts of backends that can feed the
+// shared in-memory mailbox index (internal/index). The index is a cache
+// validated by modseq: it loads a mailbox once with IndexDelta(id, 0, 0)
+// and then catches up with IndexDelta(id, itsModSeq, itsLastUID).
+type IndexSource interface {
+	// AccountID identifies the account for the life of the backend: a
+	// user deleted and created again under the same name gets a new one.
+	AccountID() int64
+	// MailboxHead is one mailbox's identity and change counters, by id,
+	// or by name when id is 0 (a point lookup, cheap enough per command).
+	// Returns ErrNoSuchMailbox.
+	MailboxHead(ctx context.Context, id int64, name string) (MailboxHead, error)
+	// IndexDelta returns, as one consistent snapshot: the mailbox head; the
+	// messages with UID > sinceUID and those with UID <= sinceUID whose
+	// modseq exceeds sinceModSeq (ascending by UID); the UIDs expunged with
+	// a modseq above sinceModSeq (none when sinceModSeq is 0, a full load);
+	// and the mailbox's keyword list.
+	IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, sinceUID uint32) (IndexDelta, error)
+}
+
+// MailboxHead is what a mailbox's row says, without its messages.
+type MailboxHead struct {
+	MailboxInfo
+	UIDNext       uint32
+	HighestModSeq uint64
+	RecentMark    uint32 // UIDs above it are \Recent for the next session that claims them
+}
+
+// IndexRow is one message as the mailbox index keeps it.
+type IndexRow struct {
+	UID          uint32
+	ModSeq       uint64
+	Flags        []string // as MessageMeta.Flags; may be shared between rows: do not modify
+	Size         int64
+	InternalDate time.Time
+	SaveDate     time.Time
+	SentDate     time.Time // zero if the message has no usable Date header
+	EmailID      string
+	ThreadID     string
+}
+
+// ExpungedUID is one expunged UID and the modseq of its expunge.
+type ExpungedUID struct {
+	UID    uint32
+	ModSeq uint64
+}
+
+// IndexDelta is what IndexSource.IndexDelta returns.
+type IndexDelta struct {
+	Head     MailboxHead
+	Rows     []IndexRow
+	Expunged []ExpungedUID // ascending by UID
+	Keywords []string
+}
