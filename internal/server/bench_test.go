@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
@@ -34,15 +36,30 @@ func benchMessage(i int) []byte {
 		i%60, i, i, i-1, i-1)
 }
 
-// benchServer is a tern server over SQLite on loopback with one user
-// whose INBOX holds n messages.
-func benchServer(b *testing.B, n int) string {
+// benchServer is a tern server over SQLite, behind the mailbox index as
+// tern serve runs it, on loopback with one user whose INBOX holds n
+// messages.
+func benchServer(b *testing.B, n int) string { return benchServerWith(b, n, true) }
+
+// benchServerWith is benchServer with the index optional (indexed false:
+// every read goes to SQLite, as before the index existed).
+func benchServerWith(b *testing.B, n int, indexed bool) string {
 	b.Helper()
 	ctx := context.Background()
 	hub := notify.New()
-	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Notifier: hub, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var notifier store.Notifier = hub
+	var ix *index.Indexes
+	if indexed {
+		ix = index.New(hub, index.Options{})
+		notifier = ix
+	}
+	backend, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Notifier: notifier, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
+	}
+	var st store.Store = backend
+	if indexed {
+		st = ix.Wrap(backend)
 	}
 	h, err := auth.HashPassword("pw")
 	if err != nil {
@@ -58,7 +75,11 @@ func benchServer(b *testing.B, n int) string {
 	for i := 0; i < n; i += 500 {
 		var msgs []store.NewMessage
 		for j := i; j < min(n, i+500); j++ {
-			msgs = append(msgs, store.NewMessage{Body: benchMessage(j + 1), Flags: []string{`\Seen`}})
+			flags := []string{`\Seen`}
+			if j%10 == 0 {
+				flags = nil // every tenth message unseen
+			}
+			msgs = append(msgs, store.NewMessage{Body: benchMessage(j + 1), Flags: flags})
 		}
 		if _, err := acct.Append(ctx, "INBOX", msgs); err != nil {
 			b.Fatal(err)
@@ -187,4 +208,83 @@ func BenchmarkFetch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSession measures the commands a client sends all day on a
+// 10,000-message mailbox, with the mailbox index (as tern serve runs) and
+// without it (every read from SQLite), in the same run.
+func BenchmarkSession(b *testing.B) {
+	const n = 10000
+	for _, indexed := range []bool{false, true} {
+		name := "store"
+		if indexed {
+			name = "index"
+		}
+		b.Run(name, func(b *testing.B) {
+			addr := benchServerWith(b, n, indexed)
+			benchSessionCommands(b, addr, n)
+		})
+	}
+}
+
+func benchSessionCommands(b *testing.B, addr string, n int) {
+	for _, tc := range []struct{ name, cmd string }{
+		{"Status", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT HIGHESTMODSEQ)"},
+		{"Select", "SELECT INBOX"},
+		{"FetchFlags", "UID FETCH 1:* (FLAGS)"},
+		{"SearchUnseen", "UID SEARCH UNSEEN"},
+		{"SortDate", "UID SORT (REVERSE DATE) UTF-8 ALL"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := dialBench(b, addr)
+			c.do(tc.cmd) // warm
+			for b.Loop() {
+				c.do(tc.cmd)
+			}
+		})
+	}
+	b.Run("Store1000", func(b *testing.B) {
+		c := dialBench(b, addr)
+		for b.Loop() {
+			c.do("UID STORE 2001:3000 +FLAGS.SILENT (\\Flagged)")
+			c.do("UID STORE 2001:3000 -FLAGS.SILENT (\\Flagged)")
+		}
+	})
+	b.Run("ChangedSince10", func(b *testing.B) {
+		c := dialBench(b, addr)
+		other := dialBench(b, addr)
+		c.do("ENABLE CONDSTORE")
+		for b.Loop() {
+			b.StopTimer()
+			ms := statusModSeq(b, c)
+			for i := range 10 {
+				other.do(fmt.Sprintf("UID STORE %d +FLAGS.SILENT (\\Answered)", 100+i*37))
+				other.do(fmt.Sprintf("UID STORE %d -FLAGS.SILENT (\\Answered)", 100+i*37))
+			}
+			b.StartTimer()
+			c.do(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)", ms))
+		}
+	})
+}
+
+// statusModSeq asks the server for INBOX's HIGHESTMODSEQ through STATUS.
+func statusModSeq(b *testing.B, c *benchConn) uint64 {
+	c.tag++
+	tag := "h" + strconv.Itoa(c.tag)
+	if _, err := io.WriteString(c.nc, tag+" STATUS INBOX (HIGHESTMODSEQ)\r\n"); err != nil {
+		b.Fatal(err)
+	}
+	var ms uint64
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i := strings.Index(line, "HIGHESTMODSEQ "); i >= 0 && line[0] == '*' {
+			ms, _ = strconv.ParseUint(strings.TrimRight(line[i+14:], ")\r\n"), 10, 64)
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			return ms
+		}
+	}
 }
