@@ -173,7 +173,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	switch {
 	case !sel.readOnly && len(uids) > 0:
-		from, err := c.srv.claimRecent(ctx, c.acct, c.user, info.ID, uids[len(uids)-1])
+		from, err := c.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
 		if err != nil {
 			sub.Close()
 			return storeErr(err, name)
@@ -292,7 +292,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 	if sel.dirty {
 		sel.dirty = false
 		before := sel.maxUID
-		cs, err := c.srv.changes(ctx, c.acct, c.user, sel.info.ID, sel.modSeq, sel.maxUID)
+		cs, err := c.acct.Changes(ctx, sel.info.ID, sel.modSeq, sel.maxUID)
 		if err != nil {
 			if errors.Is(err, store.ErrNoSuchMailbox) {
 				// Deleted under us (by another session): end the session's
@@ -354,7 +354,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 			}
 		}
 		if !sel.readOnly {
-			if from, err := c.srv.claimRecent(ctx, c.acct, c.user, sel.info.ID, sel.maxUID); err == nil {
+			if from, err := c.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
 				for _, m := range cs.New {
 					if m.UID >= from {
 						sel.recent = append(sel.recent, m.UID)

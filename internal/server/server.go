@@ -82,8 +82,6 @@ type Server struct {
 	wg        sync.WaitGroup
 	baseCtx   context.Context
 	cancel    context.CancelFunc
-
-	shared sharedState
 }
 
 // New returns a server over st.
