@@ -31,6 +31,7 @@ type Config struct {
 	Limits Limits `toml:"limits"`
 	Log    Log    `toml:"log"`
 	LMTP   LMTP   `toml:"lmtp"`
+	Index  Index  `toml:"index"`
 }
 
 // Listen holds listener addresses (host:port). Empty disables a listener.
@@ -62,6 +63,13 @@ type Auth struct {
 	// reaches this many failures within FailureWindow.
 	MaxUserFailures int `toml:"max_user_failures"`
 	MaxIPFailures   int `toml:"max_ip_failures"`
+}
+
+// Index configures the shared in-memory mailbox index.
+type Index struct {
+	// MemoryMB bounds the memory of all mailbox indexes; the least
+	// recently used are evicted (and reloaded on use) beyond it.
+	MemoryMB int64 `toml:"memory_mb"`
 }
 
 // Limits bound resource use per connection and per server.
@@ -131,8 +139,9 @@ func Default() *Config {
 			MaxConnsPerIP:  50,
 			MaxConns:       10000,
 		},
-		Log:  Log{Level: "info", Format: "text"},
-		LMTP: LMTP{RecipientDelimiter: "+"},
+		Log:   Log{Level: "info", Format: "text"},
+		LMTP:  LMTP{RecipientDelimiter: "+"},
+		Index: Index{MemoryMB: 256},
 	}
 }
 
@@ -220,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if a.MaxIPFailures < 1 {
 		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	if c.Index.MemoryMB < 1 {
+		bad("index.memory_mb", "must be >= 1, got %d", c.Index.MemoryMB)
 	}
 	l := c.Limits
 	if l.MaxLineLength < 8192 || l.MaxLineLength > 16<<20 {
