@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+
+	"github.com/tern-imap/tern/internal/runs"
 )
 
 // NumRange is one range of a sequence set. Start and Stop as sent; 0 stands
@@ -238,27 +240,16 @@ func (s NumSet) Expand(max uint32) []NumRange {
 // of consecutive numbers into ranges (for COPYUID, APPENDUID, ESEARCH ALL).
 // Zeros and duplicates are dropped; nums is not modified.
 func SetFromNums(nums []uint32) NumSet {
-	if len(nums) == 0 {
-		return NumSet{}
+	return SetFromRuns(runs.Sorted(nums))
+}
+
+// SetFromRuns builds a set with one range per run of consecutive numbers
+// in nums, keeping their order: sorted nums give the compact set, a SORT
+// result keeps its sort order (ESORT ALL). Zeros are dropped.
+func SetFromRuns(nums []uint32) NumSet {
+	var s NumSet
+	for lo, hi := range runs.Of(nums) {
+		s.Ranges = append(s.Ranges, NumRange{Start: lo, Stop: hi})
 	}
-	sorted := slices.Clone(nums)
-	slices.Sort(sorted)
-	var ranges []NumRange
-	for _, n := range sorted {
-		if n == 0 {
-			continue
-		}
-		if k := len(ranges); k > 0 {
-			last := &ranges[k-1]
-			if n == last.Stop {
-				continue
-			}
-			if n == last.Stop+1 {
-				last.Stop = n
-				continue
-			}
-		}
-		ranges = append(ranges, NumRange{Start: n, Stop: n})
-	}
-	return NumSet{Ranges: ranges}
+	return s
 }

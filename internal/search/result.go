@@ -1,10 +1,6 @@
 package search
 
-import (
-	"strconv"
-
-	"github.com/tern-imap/tern/imap"
-)
+import "github.com/tern-imap/tern/imap"
 
 // Result summarises a SEARCH result for ESEARCH (RFC 4731, RFC 9051
 // §7.3.4). nums are the matching sequence numbers or UIDs, sorted
@@ -47,40 +43,11 @@ func Max(nums []uint32) uint32 {
 // FormatSet renders sorted nums as a compressed sequence set: runs of
 // consecutive numbers become ranges ("1:3,5"). It returns "" for none.
 func FormatSet(nums []uint32) string {
-	return string(AppendSet(nil, nums))
-}
-
-// AppendSet appends the compressed sequence set of sorted nums to dst.
-func AppendSet(dst []byte, nums []uint32) []byte {
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = strconv.AppendUint(dst, uint64(nums[i]), 10)
-		if j > i {
-			dst = append(dst, ':')
-			dst = strconv.AppendUint(dst, uint64(nums[j]), 10)
-		}
-		i = j + 1
-	}
-	return dst
+	return imap.SetFromRuns(nums).String()
 }
 
 // ToNumSet converts sorted nums into an imap.NumSet of ranges, one per run
 // of consecutive numbers.
 func ToNumSet(nums []uint32) imap.NumSet {
-	var set imap.NumSet
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		set.Ranges = append(set.Ranges, imap.NumRange{Start: nums[i], Stop: nums[j]})
-		i = j + 1
-	}
-	return set
+	return imap.SetFromRuns(nums)
 }

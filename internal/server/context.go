@@ -48,7 +48,7 @@ func (c *conn) writePartialResult(p *imap.PartialRange, nums []uint32, ordered b
 	case len(win) == 0:
 		c.w.WriteString("NIL")
 	case ordered:
-		c.w.Write(appendOrderedSet(nil, win))
+		c.w.WriteString(imap.SetFromRuns(win).String())
 	default:
 		c.w.WriteString(imap.SetFromNums(win).String())
 	}
@@ -270,7 +270,7 @@ func (c *conn) writeContextChange(sc *searchContext, kind string, list, which []
 			first = false
 			c.w.Number(uint64(pos))
 			c.w.SP()
-			c.w.Write(appendOrderedSet(nil, run))
+			c.w.WriteString(imap.SetFromRuns(run).String())
 			i = j
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/search"
@@ -126,7 +125,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.writeESearchHead(cmd, nums, retMin, retMax, retCount)
 	if retAll && len(nums) > 0 {
 		c.w.WriteString(" ALL ")
-		c.w.Write(appendOrderedSet(nil, nums))
+		c.w.WriteString(imap.SetFromRuns(nums).String())
 	}
 	c.writePartialResult(args.Partial, nums, true)
 	if highest > 0 {
@@ -136,27 +135,6 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.CRLF()
 	c.addContext(cmd, args.Return, args.Key, crit, sorted)
 	return nil
-}
-
-// appendOrderedSet writes nums as a sequence set that keeps their order:
-// only ascending runs of consecutive numbers become ranges.
-func appendOrderedSet(b []byte, nums []uint32) []byte {
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendUint(b, uint64(nums[i]), 10)
-		if j > i {
-			b = append(b, ':')
-			b = strconv.AppendUint(b, uint64(nums[j]), 10)
-		}
-		i = j + 1
-	}
-	return b
 }
 
 // cmdThread is [UID] THREAD algorithm charset search-keys.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/runs"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -155,15 +156,10 @@ func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	defer tomb.Close()
-	for i := 0; i < len(uids); {
-		j := i
-		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
-			j++
-		}
-		if _, err := tomb.ExecContext(w.ctx, m.id, uids[i], uids[j], modseq); err != nil {
+	for lo, hi := range runs.Of(uids) {
+		if _, err := tomb.ExecContext(w.ctx, m.id, lo, hi, modseq); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
-		i = j + 1
 	}
 	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tern-imap/tern/internal/runs"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -308,26 +309,9 @@ type uidRange struct{ lo, hi uint32 }
 
 // toRanges sorts and dedups uids into ranges.
 func toRanges(uids []uint32) []uidRange {
-	if len(uids) == 0 {
-		return nil
-	}
-	if !slices.IsSorted(uids) {
-		uids = slices.Clone(uids)
-		slices.Sort(uids)
-	}
 	var rs []uidRange
-	for _, u := range uids {
-		if n := len(rs); n > 0 {
-			last := &rs[n-1]
-			if u <= last.hi {
-				continue // duplicate
-			}
-			if u == last.hi+1 {
-				last.hi = u
-				continue
-			}
-		}
-		rs = append(rs, uidRange{u, u})
+	for lo, hi := range runs.Of(runs.Sorted(uids)) {
+		rs = append(rs, uidRange{lo, hi})
 	}
 	return rs
 }
