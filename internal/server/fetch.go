@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/tern-imap/tern/imap"
@@ -172,9 +173,18 @@ func (f *fetchCmd) want() store.Want {
 
 // fetchShown runs Fetch over uids and calls fn for each message the FETCH
 // answers: still in this session's view and passing the CHANGEDSINCE
-// filter. CHANGEDSINCE fetches every message of the set and filters here;
-// narrowing uids first (from an index of modseqs) would replace only this.
+// filter. With CHANGEDSINCE the set is first narrowed to the messages the
+// store reports changed since then (O(changes) from the mailbox index's
+// change log or the store's modseq index), so a resync never walks the
+// whole mailbox.
 func (c *conn) fetchShown(ctx context.Context, uids []uint32, want store.Want, args *imap.FetchArgs, fn func(seq uint32, m *store.Message) error) error {
+	if args.HasChangedSince && len(uids) > 0 {
+		cs, err := c.acct.Changes(ctx, c.sel.info.ID, args.ChangedSince, math.MaxUint32)
+		if err != nil {
+			return fmt.Errorf("fetch changedsince in %q: %w", c.sel.info.Name, err)
+		}
+		uids = intersectChanged(uids, cs.Changed)
+	}
 	return c.acct.Fetch(ctx, c.sel.info.ID, uids, want, func(m *store.Message) error {
 		seq, ok := c.sel.seqOf(m.UID)
 		if !ok || !changedSince(args, m) {
@@ -182,6 +192,18 @@ func (c *conn) fetchShown(ctx context.Context, uids []uint32, want store.Want, a
 		}
 		return fn(seq, m)
 	})
+}
+
+// intersectChanged keeps the UIDs of uids (ascending) that are in changed
+// (ascending by UID).
+func intersectChanged(uids []uint32, changed []store.MessageMeta) []uint32 {
+	out := make([]uint32, 0, min(len(uids), len(changed)))
+	for _, m := range changed {
+		if _, ok := slices.BinarySearch(uids, m.UID); ok {
+			out = append(out, m.UID)
+		}
+	}
+	return out
 }
 
 // changedSince reports whether m passes the CHANGEDSINCE modifier (RFC 7162
