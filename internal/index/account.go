@@ -167,9 +167,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	for next := 0; next < len(uids); {
 		n := 0
 		err := a.with(ctx, mailboxID, func(b *Mailbox) error {
+			j := 0
 			for ; next < len(uids) && n < fetchChunk; next++ {
-				j, ok := slices.BinarySearch(b.cols.uid, uids[next])
-				if !ok {
+				var ok bool
+				if j, ok = b.cols.find(uids[next], j); !ok {
 					continue
 				}
 				msgs[n] = store.Message{}

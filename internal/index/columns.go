@@ -3,6 +3,7 @@ package index
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,20 @@ func growTo[T any](s []T, n int) []T {
 	out := make([]T, len(s), len(s)+max(n, len(s)/4))
 	copy(out, s)
 	return out
+}
+
+// find returns the row of uid, looking from row from on (callers walk
+// ascending UIDs): the next row is checked first, as sets are mostly
+// runs, then a binary search of the rest.
+func (c *columns) find(uid uint32, from int) (int, bool) {
+	if from < len(c.uid) && c.uid[from] == uid {
+		return from, true
+	}
+	if from+1 < len(c.uid) && c.uid[from+1] == uid {
+		return from + 1, true
+	}
+	i, ok := slices.BinarySearch(c.uid[from:], uid)
+	return from + i, ok
 }
 
 // appendRow adds r, whose UID is above every UID in c.
