@@ -15,11 +15,6 @@ type key struct {
 type Hub struct {
 	mu   sync.Mutex
 	subs map[key]map[*Subscription]struct{}
-	// gen[k] is seq as of k's last change; kept only while k has
-	// subscribers. A key without an entry reports seq, which is at least
-	// any value it had, so generations never go backwards.
-	gen map[key]uint64
-	seq uint64
 	// users holds per-user subscriptions (NOTIFY): every mailbox of the
 	// user plus mailbox-list changes.
 	users map[string]map[*UserSubscription]struct{}
@@ -27,7 +22,7 @@ type Hub struct {
 
 // New returns an empty hub.
 func New() *Hub {
-	return &Hub{subs: make(map[key]map[*Subscription]struct{}), gen: make(map[key]uint64)}
+	return &Hub{subs: make(map[key]map[*Subscription]struct{})}
 }
 
 // Subscription receives a signal on C whenever its mailbox changed. C has
@@ -48,18 +43,6 @@ func (s *Subscription) SetWake(f func()) {
 	s.hub.mu.Lock()
 	s.wake = f
 	s.hub.mu.Unlock()
-}
-
-// Generation returns a counter that grows with every change to the
-// mailbox. A result computed after reading generation g reflects at least
-// every change signalled up to g.
-func (h *Hub) Generation(user string, mailboxID int64) uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if g, ok := h.gen[key{user, mailboxID}]; ok {
-		return g
-	}
-	return h.seq
 }
 
 // Subscribe watches one mailbox of one user.
@@ -87,7 +70,6 @@ func (s *Subscription) Close() {
 		delete(m, s)
 		if len(m) == 0 {
 			delete(h.subs, s.key)
-			delete(h.gen, s.key)
 		}
 	}
 	h.mu.Unlock()
@@ -98,13 +80,7 @@ func (s *Subscription) Close() {
 func (h *Hub) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	k := key{user, mailboxID}
-	h.seq++
-	subs := h.subs[k]
-	if len(subs) > 0 {
-		h.gen[k] = h.seq
-	}
-	for s := range subs {
+	for s := range h.subs[key{user, mailboxID}] {
 		select {
 		case s.C <- struct{}{}:
 		default:
