@@ -123,7 +123,7 @@ func Default() *Config {
 			MaxFailureDelay: 15 * time.Second,
 			FailureWindow:   15 * time.Minute,
 			MaxUserFailures: 10,
-			MaxIPFailures:   30,
+			MaxIPFailures:   200,
 		},
 		Limits: Limits{
 			MaxLineLength:  64 * 1024,
