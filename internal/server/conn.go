@@ -46,6 +46,11 @@ type conn struct {
 	user  string
 	acct  store.Account
 
+	// Connection limits (connlimit.go): the client's address key, and the
+	// user this connection is counted for once logged in (under srv.mu).
+	addrKey     string
+	countedUser string
+
 	// Extensions enabled with ENABLE (or implicitly).
 	rev2      bool
 	utf8      bool
