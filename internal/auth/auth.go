@@ -51,7 +51,8 @@ type Policy struct {
 	// MaxUserFailures and MaxIPFailures lock a username or client address
 	// out (ErrThrottled) once reached within Window. A user who logged in
 	// successfully from an address within KnownFor is not locked out by
-	// that address's count (only by their own).
+	// that address's count, and counts only their failures from there
+	// against MaxUserFailures (see Authenticate).
 	MaxUserFailures int
 	MaxIPFailures   int
 	// KnownFor is how long a successful login keeps a (user, address)
@@ -281,20 +282,24 @@ func ipKey(remote net.Addr) string {
 // a wrapped error for internal failures. The password is never logged.
 //
 // Throttling, so that an office behind one NAT address does not pay for
-// one another's typos while an attacker is still held back:
-//   - Before the check, an attempt waits Policy.Delay of the user's own
+// one another's typos, and a user is not locked out by an attacker
+// elsewhere, while attackers are still held back. Failures are counted per
+// user name, per address and per (user, address) pair; a pair is "known"
+// after a successful login, for KnownFor.
+//   - Before the check, an attempt waits Policy.Delay of the user's
 //     failures, whatever the outcome (the wait does not tell whether the
-//     password was right). Other users' failures from the same address
-//     never delay a correct password.
+//     password was right). At a known address only the user's failures
+//     from there count. Other users' failures never delay a correct
+//     password.
 //   - A wrong password's answer is delayed further, up to Policy.Delay of
 //     the address's failures: a sequential guesser from one address slows
 //     down across user names.
-//   - A user name with MaxUserFailures failures is locked out everywhere;
-//     an address with MaxIPFailures failures is locked out, except for
-//     users who logged in successfully from it within KnownFor.
-//   - A success clears the user's failures and the failures that user
-//     caused from that address (typos, not an attack); other users'
-//     failures from the address stay on record.
+//   - A user name with MaxUserFailures failures is locked out (at a known
+//     address: with MaxUserFailures failures from there). An address with
+//     MaxIPFailures failures is locked out, except for its known users.
+//   - A success forgives the failures the user made from that address, in
+//     the user's and the address's counts; failures of other users, or of
+//     this user from other addresses, stay on record.
 func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
 	uk, ik := userKey(username), ipKey(remote)
 	pk := uk + "\x00" + ik
@@ -307,9 +312,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	now := a.now()
 	uf, ipf := a.users.count(uk, now), a.ips.count(ik, now)
 	known := a.known.count(pk, now) > 0
+	if known {
+		// Where the user logged in recently, only failures from there
+		// count: an attacker elsewhere cannot lock them out or slow them.
+		uf = a.pairs.count(pk, now)
+	}
 	a.mu.Unlock()
 	if uf >= a.policy.MaxUserFailures || (ipf >= a.policy.MaxIPFailures && !known) {
-		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
+		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf, "known", known)
 		return ErrThrottled
 	}
 
@@ -323,10 +333,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	now = a.now()
 	switch {
 	case ok:
-		a.users.reset(uk)
-		// Forgive the address the failures this user caused from it, if
-		// they belong to the address's current series.
+		// Forgive the failures this user made from this address (typos)
+		// in the user's and the address's counts, where they belong to
+		// the current series. Failures from elsewhere stay: an attacker
+		// does not get a fresh allowance each time the user logs in.
 		if pf, pfirst := a.pairs.entry(pk, now); pf > 0 {
+			if _, ufirst := a.users.entry(uk, now); !pfirst.Before(ufirst) {
+				a.users.add(uk, -pf, now)
+			}
 			if _, ifirst := a.ips.entry(ik, now); !pfirst.Before(ifirst) {
 				a.ips.add(ik, -pf, now)
 			}
@@ -337,7 +351,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	case err == nil:
 		uf = a.users.add(uk, 1, now)
 		ipf = a.ips.add(ik, 1, now)
-		a.pairs.add(pk, 1, now)
+		if pf := a.pairs.add(pk, 1, now); known {
+			uf = pf
+		}
 	}
 	a.mu.Unlock()
 
@@ -358,6 +374,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 		}
 		return ErrInvalidCredentials
 	}
+}
+
+// Stats are the sizes of the throttling tables (each bounded by
+// Policy.MaxEntries).
+type Stats struct {
+	Users, Addresses, Pairs, Known int
+}
+
+// Stats returns the current sizes of the throttling tables.
+func (a *Authenticator) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Stats{Users: a.users.len(), Addresses: a.ips.len(), Pairs: a.pairs.len(), Known: a.known.len()}
 }
 
 // check verifies the password; unknown users are checked against a dummy

@@ -262,3 +262,35 @@ func TestThrottleTablesBounded(t *testing.T) {
 		}
 	}
 }
+
+// An attacker guessing a user's password from elsewhere locks that user
+// name out for unknown addresses, but not where the user logged in
+// recently: there the user's own failures count, and the user is not
+// slowed down. The user's logins do not give the attacker a fresh
+// allowance.
+func TestAttackElsewhereDoesNotLockOutKnownUser(t *testing.T) {
+	a, clk, _ := newOfficeAuth(t, Policy{}, "alice")
+	const office, attacker = "203.0.113.10:1", "198.51.100.66:1"
+	if err, _ := sleepOf(a, clk, office, "alice", "pw-alice"); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err, _ := sleepOf(a, clk, attacker, "alice", "guess"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+	}
+	if err, _ := sleepOf(a, clk, attacker, "alice", "pw-alice"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("attacker after 10 failures: %v, want ErrThrottled", err)
+	}
+	if err, _ := sleepOf(a, clk, "192.0.2.77:1", "alice", "pw-alice"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("alice at a new address during the attack: %v, want ErrThrottled", err)
+	}
+	for range 3 {
+		if err, d := sleepOf(a, clk, office, "alice", "pw-alice"); err != nil || d != 0 {
+			t.Fatalf("alice at the office during the attack: %v after %v", err, d)
+		}
+	}
+	if err, _ := sleepOf(a, clk, attacker, "alice", "guess"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("attacker after alice's logins: %v, want still ErrThrottled", err)
+	}
+}
