@@ -359,15 +359,17 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 
 	switch {
 	case ok:
-		a.log.Info("authenticated", "user", username, "ip", ik)
+		a.log.Info("authenticated", "user", username, "ip", ik, "delay", userDelay)
 		return nil
 	case err != nil:
 		a.log.Error("authentication error", "user", username, "ip", ik, "err", err)
 		return fmt.Errorf("authenticate %q: %w", username, err)
 	default:
-		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
 		// The address's failures before this one decide the extra wait.
-		if extra := a.policy.Delay(ipf-1) - userDelay; extra > 0 {
+		extra := max(a.policy.Delay(ipf-1)-userDelay, 0)
+		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf,
+			"delay", userDelay+extra)
+		if extra > 0 {
 			if err := a.sleep(ctx, extra); err != nil {
 				return fmt.Errorf("authenticate: %w", err)
 			}
