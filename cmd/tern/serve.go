@@ -141,11 +141,16 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		InsecureAuth:   cfg.Auth.InsecureAuth,
 		MaxLineLength:  cfg.Limits.MaxLineLength,
 		MaxLiteralSize: cfg.Limits.MaxLiteralSize,
-		MaxConnsPerIP:  cfg.Limits.MaxConnsPerIP,
 		MaxConns:       cfg.Limits.MaxConns,
-		Auth:           authn,
-		Notify:         hub,
-		Logger:         log,
+
+		MaxPreAuthConnsPerIP: cfg.Limits.MaxPreAuthConnsPerIP,
+		ConnRatePerIP:        cfg.Limits.ConnRatePerIP,
+		ConnBurstPerIP:       cfg.Limits.ConnBurstPerIP,
+		MaxUserIPConns:       cfg.Limits.MaxUserIPConns,
+		MaxUserConns:         cfg.Limits.MaxUserConns,
+		Auth:                 authn,
+		Notify:               hub,
+		Logger:               log,
 	}, st)
 
 	var lns []listener

@@ -117,7 +117,8 @@ func startTern(t *testing.T, users ...string) (addr string) {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		InsecureAuth: true, Auth: authn, Notify: hub, MaxConnsPerIP: 1000,
+		InsecureAuth: true, Auth: authn, Notify: hub,
+		MaxPreAuthConnsPerIP: 1000, ConnRatePerIP: 1e6, ConnBurstPerIP: 1e6, MaxUserIPConns: 1000, MaxUserConns: 1000,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -49,21 +49,36 @@ type Policy struct {
 	// failure of a series).
 	Window time.Duration
 	// MaxUserFailures and MaxIPFailures lock a username or client address
-	// out (ErrThrottled) once reached within Window.
+	// out (ErrThrottled) once reached within Window. A user who logged in
+	// successfully from an address within KnownFor is not locked out by
+	// that address's count, and counts only their failures from there
+	// against MaxUserFailures (see Authenticate).
 	MaxUserFailures int
 	MaxIPFailures   int
-	// MaxEntries bounds each of the per-user and per-IP tables.
+	// KnownFor is how long a successful login keeps a (user, address)
+	// pair known.
+	KnownFor time.Duration
+	// MaxEntries bounds each of the throttling tables (per user, per
+	// address, per user and address, known pairs).
 	MaxEntries int
 }
 
 // DefaultPolicy is used for zero Policy fields.
+//
+// MaxIPFailures is far above what an office behind one NAT address
+// produces: a success forgives the failures its user caused from that
+// address, and each user name adds at most MaxUserFailures before it is
+// locked itself, so 200 takes twenty user names failing to their own
+// lock-out within one window. A password spray from one address is cut
+// off after 200 guesses per window.
 var DefaultPolicy = Policy{
 	FreeFailures:    3,
 	BaseDelay:       time.Second,
 	MaxDelay:        15 * time.Second,
 	Window:          15 * time.Minute,
 	MaxUserFailures: 10,
-	MaxIPFailures:   30,
+	MaxIPFailures:   200,
+	KnownFor:        7 * 24 * time.Hour,
 	MaxEntries:      100_000,
 }
 
@@ -88,6 +103,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxIPFailures == 0 {
 		p.MaxIPFailures = d.MaxIPFailures
+	}
+	if p.KnownFor == 0 {
+		p.KnownFor = d.KnownFor
 	}
 	if p.MaxEntries == 0 {
 		p.MaxEntries = d.MaxEntries
@@ -140,8 +158,10 @@ type Authenticator struct {
 	hashes chan struct{}                             // bounds concurrent hash computations (memory)
 
 	mu    sync.Mutex
-	users *failureTable
-	ips   *failureTable
+	users *failureTable // failures per user name (from any address)
+	ips   *failureTable // failures per client address (any user)
+	pairs *failureTable // failures per (user name, address): forgiven from ips when that user logs in there
+	known *failureTable // (user name, address) pairs with a successful login within KnownFor
 
 	// okCache remembers recent successful checks as HMAC(key, stored hash,
 	// password), so a user's many devices (and reconnecting IDLE sessions)
@@ -175,6 +195,8 @@ func New(st HashSource, opts Options) (*Authenticator, error) {
 		hashes: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		users:  newFailureTable(p.MaxEntries, p.Window),
 		ips:    newFailureTable(p.MaxEntries, p.Window),
+		pairs:  newFailureTable(p.MaxEntries, p.Window),
+		known:  newFailureTable(p.MaxEntries, p.KnownFor),
 	}
 	if _, err := rand.Read(a.cacheKey[:]); err != nil {
 		return nil, fmt.Errorf("new authenticator: %w", err)
@@ -217,6 +239,11 @@ func userKey(username string) string {
 	return k
 }
 
+// ClientKey returns the key under which a client address is throttled
+// and counted: the IPv4 address, or the /64 prefix of an IPv6 address (one
+// host or site usually owns a whole /64).
+func ClientKey(remote net.Addr) string { return ipKey(remote) }
+
 // ipKey returns the throttling key of a client address: the IPv4 address,
 // or the /64 prefix of an IPv6 address (one host usually owns a whole /64).
 func ipKey(remote net.Addr) string {
@@ -252,10 +279,30 @@ func ipKey(remote net.Addr) string {
 // Authenticate checks username and password for a client at remote. It
 // returns nil on success, ErrThrottled when the user or address is locked
 // out, ErrInvalidCredentials for an unknown user or a wrong password, and
-// a wrapped error for internal failures. Once failures are on record it
-// waits (Policy.Delay) before checking. The password is never logged.
+// a wrapped error for internal failures. The password is never logged.
+//
+// Throttling, so that an office behind one NAT address does not pay for
+// one another's typos, and a user is not locked out by an attacker
+// elsewhere, while attackers are still held back. Failures are counted per
+// user name, per address and per (user, address) pair; a pair is "known"
+// after a successful login, for KnownFor.
+//   - Before the check, an attempt waits Policy.Delay of the user's
+//     failures, whatever the outcome (the wait does not tell whether the
+//     password was right). At a known address only the user's failures
+//     from there count. Other users' failures never delay a correct
+//     password.
+//   - A wrong password's answer is delayed further, up to Policy.Delay of
+//     the address's failures: a sequential guesser from one address slows
+//     down across user names.
+//   - A user name with MaxUserFailures failures is locked out (at a known
+//     address: with MaxUserFailures failures from there). An address with
+//     MaxIPFailures failures is locked out, except for its known users.
+//   - A success forgives the failures the user made from that address, in
+//     the user's and the address's counts; failures of other users, or of
+//     this user from other addresses, stay on record.
 func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
 	uk, ik := userKey(username), ipKey(remote)
+	pk := uk + "\x00" + ik
 
 	// Only confirmed failures count. Counting attempts up front would lock
 	// out a user whose devices log in at the same moment (a phone, a
@@ -264,13 +311,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	a.mu.Lock()
 	now := a.now()
 	uf, ipf := a.users.count(uk, now), a.ips.count(ik, now)
+	known := a.known.count(pk, now) > 0
+	if known {
+		// Where the user logged in recently, only failures from there
+		// count: an attacker elsewhere cannot lock them out or slow them.
+		uf = a.pairs.count(pk, now)
+	}
 	a.mu.Unlock()
-	if uf >= a.policy.MaxUserFailures || ipf >= a.policy.MaxIPFailures {
-		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
+	if uf >= a.policy.MaxUserFailures || (ipf >= a.policy.MaxIPFailures && !known) {
+		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf, "known", known)
 		return ErrThrottled
 	}
 
-	if err := a.sleep(ctx, a.policy.Delay(max(uf, ipf))); err != nil {
+	userDelay := a.policy.Delay(uf)
+	if err := a.sleep(ctx, userDelay); err != nil {
 		return fmt.Errorf("authenticate: %w", err)
 	}
 
@@ -279,24 +333,62 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 	now = a.now()
 	switch {
 	case ok:
-		a.users.reset(uk)
+		// Forgive the failures this user made from this address (typos)
+		// in the user's and the address's counts, where they belong to
+		// the current series. Failures from elsewhere stay: an attacker
+		// does not get a fresh allowance each time the user logs in.
+		if pf, pfirst := a.pairs.entry(pk, now); pf > 0 {
+			if _, ufirst := a.users.entry(uk, now); !pfirst.Before(ufirst) {
+				a.users.add(uk, -pf, now)
+			}
+			if _, ifirst := a.ips.entry(ik, now); !pfirst.Before(ifirst) {
+				a.ips.add(ik, -pf, now)
+			}
+			a.pairs.reset(pk)
+		}
+		a.known.reset(pk) // restart its KnownFor
+		a.known.add(pk, 1, now)
 	case err == nil:
 		uf = a.users.add(uk, 1, now)
 		ipf = a.ips.add(ik, 1, now)
+		if pf := a.pairs.add(pk, 1, now); known {
+			uf = pf
+		}
 	}
 	a.mu.Unlock()
 
 	switch {
 	case ok:
-		a.log.Info("authenticated", "user", username, "ip", ik)
+		a.log.Info("authenticated", "user", username, "ip", ik, "delay", userDelay)
 		return nil
 	case err != nil:
 		a.log.Error("authentication error", "user", username, "ip", ik, "err", err)
 		return fmt.Errorf("authenticate %q: %w", username, err)
 	default:
-		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf)
+		// The address's failures before this one decide the extra wait.
+		extra := max(a.policy.Delay(ipf-1)-userDelay, 0)
+		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf,
+			"delay", userDelay+extra)
+		if extra > 0 {
+			if err := a.sleep(ctx, extra); err != nil {
+				return fmt.Errorf("authenticate: %w", err)
+			}
+		}
 		return ErrInvalidCredentials
 	}
+}
+
+// Stats are the sizes of the throttling tables (each bounded by
+// Policy.MaxEntries).
+type Stats struct {
+	Users, Addresses, Pairs, Known int
+}
+
+// Stats returns the current sizes of the throttling tables.
+func (a *Authenticator) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Stats{Users: a.users.len(), Addresses: a.ips.len(), Pairs: a.pairs.len(), Known: a.known.len()}
 }
 
 // check verifies the password; unknown users are checked against a dummy

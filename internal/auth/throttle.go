@@ -41,6 +41,16 @@ func (t *failureTable) count(key string, now time.Time) int {
 	return e.count
 }
 
+// entry returns the failures of key in the current window and when that
+// window started (zero time when there are none).
+func (t *failureTable) entry(key string, now time.Time) (int, time.Time) {
+	n := t.count(key, now)
+	if n == 0 {
+		return 0, time.Time{}
+	}
+	return n, t.m[key].Value.(*failureEntry).first
+}
+
 // add adds delta (may be negative) to key's count and returns the new count.
 func (t *failureTable) add(key string, delta int, now time.Time) int {
 	el, ok := t.m[key]

@@ -72,12 +72,23 @@ type Index struct {
 	MemoryMB int64 `toml:"memory_mb"`
 }
 
-// Limits bound resource use per connection and per server.
+// Limits bound resource use per connection and per server. The
+// connection limits count addresses as IPv4 addresses or IPv6 /64s; their
+// defaults let an office behind one NAT address work (200 sessions of 3
+// shared accounts from one address).
 type Limits struct {
 	MaxLineLength  int   `toml:"max_line_length"`  // bytes of a command line, excluding literals
 	MaxLiteralSize int64 `toml:"max_literal_size"` // bytes of one literal (APPENDLIMIT)
-	MaxConnsPerIP  int   `toml:"max_conns_per_ip"`
-	MaxConns       int   `toml:"max_conns"`
+	MaxConns       int   `toml:"max_conns"`        // all connections
+	// Before login: connections per client address, and new connections
+	// per address (a burst, refilled at a rate per second).
+	MaxPreAuthConnsPerIP int     `toml:"max_preauth_conns_per_ip"`
+	ConnRatePerIP        float64 `toml:"conn_rate_per_ip"`
+	ConnBurstPerIP       int     `toml:"conn_burst_per_ip"`
+	// After login: connections per user and address (Dovecot's
+	// mail_max_userip_connections) and per user in total.
+	MaxUserIPConns int `toml:"max_userip_conns"`
+	MaxUserConns   int `toml:"max_user_conns"`
 }
 
 // Log configures the slog output on stderr.
@@ -131,13 +142,18 @@ func Default() *Config {
 			MaxFailureDelay: 15 * time.Second,
 			FailureWindow:   15 * time.Minute,
 			MaxUserFailures: 10,
-			MaxIPFailures:   30,
+			MaxIPFailures:   200,
 		},
 		Limits: Limits{
 			MaxLineLength:  64 * 1024,
 			MaxLiteralSize: 64 * 1024 * 1024,
-			MaxConnsPerIP:  50,
 			MaxConns:       10000,
+
+			MaxPreAuthConnsPerIP: 300,
+			ConnRatePerIP:        20,
+			ConnBurstPerIP:       300,
+			MaxUserIPConns:       100,
+			MaxUserConns:         500,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
@@ -171,10 +187,21 @@ func (c *Config) loadFile(path string) error {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
+			if hint, ok := replacedKeys[keys[i]]; ok {
+				return fmt.Errorf("config %s: %s was replaced: %s", path, keys[i], hint)
+			}
 		}
 		return fmt.Errorf("config %s: unknown key(s): %s", path, strings.Join(keys, ", "))
 	}
 	return nil
+}
+
+// replacedKeys names keys that older versions accepted, with what to use
+// instead.
+var replacedKeys = map[string]string{
+	"limits.max_conns_per_ip": "it counted connections per address before and after login; " +
+		"use max_preauth_conns_per_ip (before login), conn_rate_per_ip and conn_burst_per_ip (new connections), " +
+		"max_userip_conns and max_user_conns (after login)",
 }
 
 // Validate checks every value and returns all problems found, joined.
@@ -241,14 +268,29 @@ func (c *Config) Validate() error {
 	if l.MaxLiteralSize < 1024 || l.MaxLiteralSize > 4<<30 {
 		bad("limits.max_literal_size", "must be between 1024 and 4294967296, got %d", l.MaxLiteralSize)
 	}
-	if l.MaxConnsPerIP < 1 {
-		bad("limits.max_conns_per_ip", "must be >= 1, got %d", l.MaxConnsPerIP)
-	}
 	if l.MaxConns < 1 {
 		bad("limits.max_conns", "must be >= 1, got %d", l.MaxConns)
 	}
-	if l.MaxConnsPerIP > l.MaxConns && l.MaxConns >= 1 {
-		bad("limits.max_conns_per_ip", "must not exceed max_conns (%d), got %d", l.MaxConns, l.MaxConnsPerIP)
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"limits.max_preauth_conns_per_ip", l.MaxPreAuthConnsPerIP},
+		{"limits.conn_burst_per_ip", l.ConnBurstPerIP},
+		{"limits.max_userip_conns", l.MaxUserIPConns},
+		{"limits.max_user_conns", l.MaxUserConns},
+	} {
+		if v.n < 1 {
+			bad(v.key, "must be >= 1, got %d", v.n)
+		} else if v.n > l.MaxConns && l.MaxConns >= 1 {
+			bad(v.key, "must not exceed max_conns (%d), got %d", l.MaxConns, v.n)
+		}
+	}
+	if !(l.ConnRatePerIP > 0) {
+		bad("limits.conn_rate_per_ip", "must be positive, got %v", l.ConnRatePerIP)
+	}
+	if l.MaxUserIPConns > l.MaxUserConns && l.MaxUserConns >= 1 {
+		bad("limits.max_userip_conns", "must not exceed max_user_conns (%d), got %d", l.MaxUserConns, l.MaxUserIPConns)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "warning", "error":

@@ -49,7 +49,11 @@ imaps = ""
 failure_window = "1h"
 [limits]
 max_conns = 7
-max_conns_per_ip = 3
+max_preauth_conns_per_ip = 3
+conn_rate_per_ip = 0.5
+max_userip_conns = 2
+max_user_conns = 4
+conn_burst_per_ip = 5
 [log]
 level = "debug"
 format = "json"
@@ -65,7 +69,11 @@ domains = ["example.org", "example.net"]
 	want.Listen.IMAPS = ""
 	want.Auth.FailureWindow = time.Hour
 	want.Limits.MaxConns = 7
-	want.Limits.MaxConnsPerIP = 3
+	want.Limits.MaxPreAuthConnsPerIP = 3
+	want.Limits.ConnRatePerIP = 0.5
+	want.Limits.ConnBurstPerIP = 5
+	want.Limits.MaxUserIPConns = 2
+	want.Limits.MaxUserConns = 4
 	want.Log = Log{Level: "debug", Format: "json"}
 	want.LMTP.Domains = []string{"example.org", "example.net"}
 	if !reflect.DeepEqual(c, want) {
@@ -88,7 +96,10 @@ func TestLoadErrors(t *testing.T) {
 		{"level", "[log]\nlevel = \"loud\"\n", "log.level"},
 		{"format", "[log]\nformat = \"xml\"\n", "log.format"},
 		{"delays", "[auth]\nfailure_delay = \"10s\"\nmax_failure_delay = \"5s\"\n", "auth.max_failure_delay"},
-		{"per ip > total", "[limits]\nmax_conns = 5\nmax_conns_per_ip = 6\n", "limits.max_conns_per_ip"},
+		{"per ip > total", "[limits]\nmax_conns = 5\nmax_preauth_conns_per_ip = 6\nconn_burst_per_ip = 5\nmax_userip_conns = 5\nmax_user_conns = 5\n", "limits.max_preauth_conns_per_ip"},
+		{"userip > user", "[limits]\nmax_userip_conns = 50\nmax_user_conns = 20\n", "limits.max_userip_conns"},
+		{"rate", "[limits]\nconn_rate_per_ip = 0\n", "limits.conn_rate_per_ip"},
+		{"replaced key", "[limits]\nmax_conns_per_ip = 50\n", "max_userip_conns"},
 		{"domain", "[lmtp]\ndomains = [\"a@b\"]\n", "lmtp.domains"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,7 +64,10 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := imapserver.New(imapserver.Config{InsecureAuth: true, Auth: authn, Notify: hub,
-		MaxConnsPerIP: nclients + 10, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, st)
+		// Every client connects from 127.0.0.1, again and again.
+		MaxPreAuthConnsPerIP: nclients + 10, ConnRatePerIP: 1e6, ConnBurstPerIP: 1e6,
+		MaxUserIPConns: nclients + 10, MaxUserConns: nclients + 10,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

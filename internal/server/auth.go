@@ -67,8 +67,13 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 		}
 		return no("AUTHENTICATIONFAILED", "Invalid credentials")
 	}
+	if msg := c.srv.loginConn(c, username); msg != "" {
+		c.log.Warn("login refused: connection limit", "user", username, "reason", msg)
+		return no("LIMIT", msg)
+	}
 	acct, err := c.srv.store.Account(ctx, username)
 	if err != nil {
+		c.srv.unloginConn(c)
 		return fmt.Errorf("open account %q: %w", username, err)
 	}
 	c.acct = acct

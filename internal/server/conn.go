@@ -46,6 +46,11 @@ type conn struct {
 	user  string
 	acct  store.Account
 
+	// Connection limits (connlimit.go): the client's address key, and the
+	// user this connection is counted for once logged in (under srv.mu).
+	addrKey     string
+	countedUser string
+
 	// Extensions enabled with ENABLE (or implicitly).
 	rev2      bool
 	utf8      bool
@@ -64,6 +69,9 @@ type conn struct {
 	preAuthDeadline time.Time
 	preAuthCmds     int
 	bads            int
+	// syncFailures counts commands in a row whose updates could not be
+	// sent because the store failed (syncFailed).
+	syncFailures int
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -482,19 +490,23 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 	var re *respError
 	switch {
 	case err == nil:
-		if c.sel != nil {
-			if err := c.sync(ctx, allowExpunge(cmd)); err != nil {
-				return err
-			}
+		// The command is done: a failure to send the updates after it does
+		// not change its answer.
+		err = c.syncAfter(ctx, cmd)
+		if err != nil && !errors.Is(err, errLogout) {
+			return err
 		}
 		c.tagged("OK", "", cmdName(cmd)+" completed")
 	case errors.As(err, &re):
-		if re.kind == "NO" && c.sel != nil {
+		err = nil
+		if re.kind == "NO" {
 			// Pending updates may be sent with a NO as well.
-			c.sync(ctx, allowExpunge(cmd))
+			err = c.syncAfter(ctx, cmd)
+			if err != nil && !errors.Is(err, errLogout) {
+				return err
+			}
 		}
 		c.tagged(re.kind, re.code, re.text)
-		err = nil
 	case errors.Is(err, errOKSent):
 		err = nil
 	case errors.Is(err, errLogout):
@@ -549,13 +561,60 @@ func (c *conn) tagged(kind, code, text string) {
 
 // okCode finishes a command with "tag OK [code] text".
 func (c *conn) okCode(ctx context.Context, code, text string) error {
-	if c.sel != nil {
-		if err := c.sync(ctx, allowExpunge(c.cmd)); err != nil {
-			return err
-		}
+	err := c.syncAfter(ctx, c.cmd)
+	if err != nil && !errors.Is(err, errLogout) {
+		return err
 	}
 	c.tagged("OK", code, text)
+	if err != nil {
+		return err // errLogout: the session ends after the tagged OK
+	}
 	return errOKSent
+}
+
+// maxSyncFailures is how many commands in a row may fail to bring the
+// selected mailbox up to date before the session is ended.
+const maxSyncFailures = 3
+
+// syncAfter sends the pending updates at the end of a command (sync). The
+// command's own work is done by then, so a storage error here never
+// replaces its tagged response: see syncFailed. It returns nil, errLogout
+// (the session must end: "* BYE" was written; the caller still writes the
+// tagged response) or a connection error.
+func (c *conn) syncAfter(ctx context.Context, cmd *imap.Command) error {
+	if c.sel == nil {
+		return nil
+	}
+	err := c.sync(ctx, allowExpunge(cmd))
+	if err == nil {
+		c.syncFailures = 0
+		return nil
+	}
+	return c.syncFailed(cmd, err)
+}
+
+// syncFailed handles an error from sync. A storage error is logged at
+// error level and the updates stay pending, to be retried at the next
+// command; the session goes on unless it cannot: its database is unusable
+// (storageUnusable) or the updates failed maxSyncFailures times in a row.
+// Then it writes "* BYE" and returns errLogout. A connection error (or the
+// errLogout of a deleted mailbox) is returned as is.
+func (c *conn) syncFailed(cmd *imap.Command, err error) error {
+	if errors.Is(err, errLogout) || isConnError(err) {
+		return err
+	}
+	c.syncFailures++
+	if c.sel != nil {
+		c.sel.dirty = true
+	}
+	end := storageUnusable(err) || c.syncFailures >= maxSyncFailures
+	c.log.Error("sending mailbox updates failed", "command", cmd.Name, "user", c.user,
+		"err", err, "failures_in_a_row", c.syncFailures, "ending_session", end)
+	if end {
+		c.w.WriteString("* BYE [UNAVAILABLE] Server storage error; please reconnect later\r\n")
+		return errLogout
+	}
+	return nil
 }
 
 // allowExpunge reports whether EXPUNGE responses may be sent at the end of

@@ -113,16 +113,16 @@ func FuzzSession(f *testing.F) {
 	}
 	plog := &panicLog{}
 	srv := server.New(server.Config{
-		InsecureAuth:   true,
-		Auth:           fixedAuth{},
-		Notify:         hub,
-		Logger:         slog.New(plog),
-		MaxLineLength:  8192,
-		MaxLiteralSize: 1 << 20,
-		PreAuthTimeout: 5 * time.Second,
-		IdleTimeout:    5 * time.Second,
-		WriteTimeout:   5 * time.Second,
-		MaxConnsPerIP:  1 << 20,
+		InsecureAuth:         true,
+		Auth:                 fixedAuth{},
+		Notify:               hub,
+		Logger:               slog.New(plog),
+		MaxLineLength:        8192,
+		MaxLiteralSize:       1 << 20,
+		PreAuthTimeout:       5 * time.Second,
+		IdleTimeout:          5 * time.Second,
+		WriteTimeout:         5 * time.Second,
+		MaxPreAuthConnsPerIP: 1 << 20, ConnBurstPerIP: 1 << 20, MaxUserIPConns: 1 << 20, MaxUserConns: 1 << 20,
 	}, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -34,12 +34,15 @@ type testServer struct {
 	store   store.Store
 	srv     *server.Server
 	roots   *x509.CertPool
+	authn   *auth.Authenticator
 }
 
 type serverOpts struct {
 	insecureAuth bool
 	mutate       func(*server.Config)
-	dataDir      string // default: a new temporary directory
+	dataDir      string       // default: a new temporary directory
+	authPolicy   auth.Policy  // login throttling; zero: auth.DefaultPolicy
+	authLog      *slog.Logger // the authenticator's log; nil: discarded
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -66,7 +69,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	authn, err := auth.New(st, auth.Options{})
+	authn, err := auth.New(st, auth.Options{Policy: o.authPolicy, Logger: o.authLog})
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
@@ -95,7 +98,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	}
 	go srv.Serve(ln, false)
 	go srv.Serve(tln, true)
-	ts := &testServer{t: t, addr: ln.Addr().String(), tlsAddr: tln.Addr().String(), store: st, srv: srv, roots: roots}
+	ts := &testServer{t: t, addr: ln.Addr().String(), tlsAddr: tln.Addr().String(), store: st, srv: srv, roots: roots, authn: authn}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -20,9 +20,21 @@ const maxIdleLine = 1024
 // connection's own goroutine blocks in a read into a small array, and a
 // change signal interrupts that read through the read deadline.
 func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
+	// A storage error while sending updates is logged and retried after
+	// IDLE (syncFailed) instead of ending the command; retry makes the
+	// command's end try again.
+	retry := false
+	defer func() {
+		if retry && c.sel != nil {
+			c.sel.dirty = true
+		}
+	}()
 	if c.sel != nil {
 		if err := c.sync(ctx, true); err != nil {
-			return err
+			if err := c.syncFailed(cmd, err); err != nil {
+				return err
+			}
+			retry, c.sel.dirty = true, false
 		}
 	}
 	c.w.WriteString("+ idling\r\n")
@@ -63,7 +75,14 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 			if c.sel.dirty {
 				c.acquire(nil)
 				if err := c.sync(ctx, true); err != nil {
-					return err
+					if err := c.syncFailed(cmd, err); err != nil {
+						return err
+					}
+					// Retried at the next change or after DONE, not in a loop.
+					retry, c.sel.dirty = true, false
+				} else {
+					retry = false
+					c.syncFailures = 0
 				}
 				if err := c.release(); err != nil {
 					return err

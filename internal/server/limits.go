@@ -68,3 +68,18 @@ func isDiskFull(err error) bool {
 	}
 	return strings.Contains(err.Error(), "database or disk is full")
 }
+
+// storageUnusable reports whether a storage error means the user's
+// database cannot be used any more by this session (SQLite: the file is
+// corrupt, is not a database, cannot be opened, or disk I/O failed), as
+// opposed to a failure worth retrying.
+func storageUnusable(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 10, 11, 14, 26: // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
+			return true
+		}
+	}
+	return false
+}

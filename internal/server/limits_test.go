@@ -160,7 +160,7 @@ func TestConnectionLimits(t *testing.T) {
 		name   string
 		mutate func(*server.Config)
 	}{
-		{"per IP", func(c *server.Config) { c.MaxConnsPerIP = 3 }},
+		{"per address before login", func(c *server.Config) { c.MaxPreAuthConnsPerIP = 3 }},
 		{"total", func(c *server.Config) { c.MaxConns = 3 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

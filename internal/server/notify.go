@@ -657,6 +657,13 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 			if errors.Is(err, errLogout) {
 				return errClose
 			}
+			if !isConnError(err) {
+				// A storage error with no command to answer: say why the
+				// session ends instead of just closing it.
+				c.log.Error("sending NOTIFY updates failed; ending session", "user", c.user, "err", err)
+				c.bye("[UNAVAILABLE] Server storage error; please reconnect later")
+				return errClose
+			}
 			return err
 		}
 		if c.notify == nil {

@@ -12,19 +12,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// Defaults for the limits in Config.
+// Defaults for the limits in Config. The connection limits let an office
+// behind one NAT address work (200 sessions of 3 shared accounts from one
+// address, all connecting at once) while one address or one account cannot
+// take the server (connlimit.go).
 const (
-	DefaultMaxLineLength  = 64 << 10
-	DefaultMaxLiteralSize = 64 << 20
-	DefaultMaxConnsPerIP  = 50
-	DefaultMaxConns       = 10000
-	DefaultPreAuthTimeout = 60 * time.Second
-	DefaultIdleTimeout    = 30 * time.Minute
-	DefaultWriteTimeout   = 60 * time.Second
+	DefaultMaxLineLength        = 64 << 10
+	DefaultMaxLiteralSize       = 64 << 20
+	DefaultMaxConns             = 10000
+	DefaultMaxPreAuthConnsPerIP = 300
+	DefaultConnRatePerIP        = 20.0 // new connections per second, sustained
+	DefaultConnBurstPerIP       = 300
+	DefaultMaxUserIPConns       = 100
+	DefaultMaxUserConns         = 500
+	DefaultPreAuthTimeout       = 60 * time.Second
+	DefaultIdleTimeout          = 30 * time.Minute
+	DefaultWriteTimeout         = 60 * time.Second
 )
 
 // Config holds what the server needs at run time.
@@ -37,8 +45,14 @@ type Config struct {
 	// Limits; zero means the documented default.
 	MaxLineLength  int   // bytes of one command line excluding literals
 	MaxLiteralSize int64 // APPENDLIMIT
-	MaxConnsPerIP  int
-	MaxConns       int
+	// Connection limits (connlimit.go). Addresses are IPv4 addresses or
+	// IPv6 /64 prefixes.
+	MaxConns             int     // all connections
+	MaxPreAuthConnsPerIP int     // connections not logged in, per address
+	ConnRatePerIP        float64 // new connections per second per address, sustained
+	ConnBurstPerIP       int     // new connections per address at once
+	MaxUserIPConns       int     // logged-in connections per user and address
+	MaxUserConns         int     // logged-in connections per user
 	// PreAuthTimeout bounds the time a client may stay unauthenticated
 	// without sending a command; IdleTimeout is the autologout timer of
 	// authenticated sessions (at least 30 minutes per RFC 9051).
@@ -77,11 +91,18 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[string]int
 	closing   bool
-	wg        sync.WaitGroup
-	baseCtx   context.Context
-	cancel    context.CancelFunc
+
+	// Connection counts and rate buckets (connlimit.go), under mu.
+	preAuth       map[string]int // connections not logged in, per address
+	userAddrConns map[userAddr]int
+	userConns     map[string]int
+	rates         map[string]*rateBucket
+	ratesSwept    time.Time
+
+	wg      sync.WaitGroup
+	baseCtx context.Context
+	cancel  context.CancelFunc
 }
 
 // New returns a server over st.
@@ -92,11 +113,23 @@ func New(cfg Config, st store.Store) *Server {
 	if cfg.MaxLiteralSize <= 0 {
 		cfg.MaxLiteralSize = DefaultMaxLiteralSize
 	}
-	if cfg.MaxConnsPerIP <= 0 {
-		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
-	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxPreAuthConnsPerIP <= 0 {
+		cfg.MaxPreAuthConnsPerIP = DefaultMaxPreAuthConnsPerIP
+	}
+	if cfg.ConnRatePerIP <= 0 {
+		cfg.ConnRatePerIP = DefaultConnRatePerIP
+	}
+	if cfg.ConnBurstPerIP <= 0 {
+		cfg.ConnBurstPerIP = DefaultConnBurstPerIP
+	}
+	if cfg.MaxUserIPConns <= 0 {
+		cfg.MaxUserIPConns = DefaultMaxUserIPConns
+	}
+	if cfg.MaxUserConns <= 0 {
+		cfg.MaxUserConns = DefaultMaxUserConns
 	}
 	if cfg.PreAuthTimeout <= 0 {
 		cfg.PreAuthTimeout = DefaultPreAuthTimeout
@@ -120,9 +153,13 @@ func New(cfg Config, st store.Store) *Server {
 		log:       cfg.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
-		perIP:     make(map[string]int),
 		baseCtx:   ctx,
 		cancel:    cancel,
+
+		preAuth:       make(map[string]int),
+		userAddrConns: make(map[userAddr]int),
+		userConns:     make(map[string]int),
+		rates:         make(map[string]*rateBucket),
 	}
 }
 
@@ -167,24 +204,24 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 			continue
 		}
 		delay = 0
-		ip := remoteIP(nc.RemoteAddr())
+		addr := auth.ClientKey(nc.RemoteAddr())
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
 			return ErrServerClosed
 		}
-		if len(s.conns) >= s.cfg.MaxConns || s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		if msg := s.admitLocked(addr, time.Now()); msg != "" {
 			s.mu.Unlock()
-			s.log.Warn("connection refused: too many connections", "remote", ip)
+			s.log.Warn("connection refused", "remote", addr, "reason", msg)
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("* BYE [UNAVAILABLE] Too many connections\r\n"))
+			nc.Write([]byte("* BYE " + msg + "\r\n"))
 			nc.Close()
 			continue
 		}
 		c := newConn(s, nc, implicitTLS)
+		c.addrKey = addr
 		s.conns[c] = struct{}{}
-		s.perIP[ip]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -192,23 +229,10 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 			c.serve(s.baseCtx)
 			s.mu.Lock()
 			delete(s.conns, c)
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
+			s.endConnLocked(c)
 			s.mu.Unlock()
 		}()
 	}
-}
-
-func remoteIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 // Shutdown stops accepting, sends "* BYE" to every connection, waits for

@@ -50,15 +50,22 @@ type Store struct {
 
 	wmu sync.Mutex // serializes writes to tern.db
 
-	mu     sync.Mutex // guards users, idle, closed
-	users  map[int64]*userDB
-	idle   []int64 // ids of cached user DBs with refs == 0, oldest first
+	// mu guards users, idle, gone and closed, and the refs and deleted
+	// fields of every userDB. It is never held during file or database I/O:
+	// opening, migrating, closing and removing a user's files happen
+	// outside it, so one slow user never holds up another's login.
+	mu     sync.Mutex
+	users  map[int64]*userDB // open, or being opened (ready not yet closed)
+	idle   []int64           // ids of cached user DBs with refs == 0, oldest first
+	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
 
 // userDB is one user's open mail.db, shared by all Accounts of that user.
+// It is in Store.users from the moment its opening starts; db and q are
+// set, or err, before ready is closed, and read only after.
 type userDB struct {
 	id      int64
 	name    string
@@ -68,6 +75,9 @@ type userDB struct {
 	wmu     sync.Mutex // serializes writes
 	refs    int
 	deleted bool
+
+	ready chan struct{} // closed when opening finished (db set, or err)
+	err   error         // opening failed
 
 	dirsMu sync.Mutex
 	dirs   map[string]bool // blob subdirectories known to exist
@@ -129,7 +139,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}}, nil
+	return &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}, nil
 }
 
 func validUserName(name string) error {
@@ -178,26 +188,37 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string) error
 	return nil
 }
 
-// DeleteUser deletes a user and all their mail.
+// DeleteUser deletes a user and all their mail. The files of a user with
+// open Accounts are removed when the last one closes; a user whose
+// database is being opened is removed when the open finishes.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	id, err := s.userID(ctx, name)
 	if err != nil {
 		return err
 	}
 	s.wmu.Lock()
-	_, err = s.db.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	s.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", name, err)
 	}
-	if u, ok := s.users[id]; ok {
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser) // a concurrent DeleteUser won
+	}
+	s.mu.Lock()
+	s.gone[id] = true
+	u, ok := s.users[id]
+	if ok {
 		u.deleted = true
 		if u.refs > 0 {
-			return nil // the last Account.Close removes the files
+			s.mu.Unlock()
+			return nil // the last release (or the open in progress) removes the files
 		}
-		s.dropLocked(u)
+		s.forgetLocked(u)
+	}
+	s.mu.Unlock()
+	if ok {
+		u.closeDB(s.log)
 	}
 	if err := os.RemoveAll(s.userDir(id)); err != nil {
 		return fmt.Errorf("delete user %q: remove files: %w", name, err)
@@ -255,15 +276,13 @@ func (s *Store) Users(ctx context.Context) ([]string, error) {
 
 // Account opens one user's mail.
 func (s *Store) Account(ctx context.Context, user string) (store.Account, error) {
-	// Look up and open under one lock, so a concurrent DeleteUser cannot
-	// slip in between.
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	id, err := s.userID(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.acquireLocked(ctx, id, user)
+	// A DeleteUser between the lookup and the open marks the id gone (or
+	// the entry deleted), which acquireID reports as ErrNoSuchUser.
+	u, err := s.acquireID(ctx, id, user)
 	if err != nil {
 		return nil, err
 	}
@@ -273,27 +292,43 @@ func (s *Store) Account(ctx context.Context, user string) (store.Account, error)
 // Close closes every database. Accounts still open fail afterwards.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	var errs []error
+	var open []*userDB
 	for id, u := range s.users {
-		u.q.Close()
-		if err := u.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close user %d: %w", id, err))
+		if isReady(u) && u.err == nil {
+			open = append(open, u)
 		}
-		delete(s.users, id)
+		delete(s.users, id) // an open in progress closes its own database
 	}
 	s.idle = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, u := range open {
+		u.q.Close()
+		if err := u.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close user %d: %w", u.id, err))
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close tern.db: %w", err))
 	}
 	return errors.Join(errs...)
 }
 
-// userID looks a user up; callers hold s.mu.
+func isReady(u *userDB) bool {
+	select {
+	case <-u.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// userID looks a user up.
 func (s *Store) userID(ctx context.Context, name string) (int64, error) {
 	var id int64
 	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
@@ -311,64 +346,145 @@ func (s *Store) userDir(id int64) string {
 }
 
 // acquireID returns the open database of user id, opening it if needed,
-// with one more reference.
+// with one more reference. Concurrent callers for the same user share one
+// open; the store-wide mutex is held only to find or register the entry,
+// never while the database is opened or migrated.
 func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.acquireLocked(ctx, id, name)
-}
-
-// acquireLocked is acquireID for callers holding s.mu.
-func (s *Store) acquireLocked(ctx context.Context, id int64, name string) (*userDB, error) {
 	if s.closed {
+		s.mu.Unlock()
 		return nil, errors.New("store is closed")
 	}
-	if u, ok := s.users[id]; ok && !u.deleted {
+	if s.gone[id] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+	}
+	if u, ok := s.users[id]; ok {
+		if u.deleted {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+		}
 		if u.refs == 0 {
 			s.removeIdle(id)
 		}
 		u.refs++
-		return u, nil
+		s.mu.Unlock()
+		return s.waitOpen(ctx, u)
 	}
-	dir := s.userDir(id)
-	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o700); err != nil {
-		return nil, fmt.Errorf("open mail of %q: %w", name, err)
-	}
-	syncDir(filepath.Join(s.dir, "users"))
-	db, err := openDB(ctx, filepath.Join(dir, "mail.db"), userSchema+quotaSchema+threadSchema)
-	if err != nil {
-		return nil, fmt.Errorf("open mail of %q: %w", name, err)
-	}
-	u := &userDB{id: id, name: name, dir: dir, db: db, q: newStmtCache(db), refs: 1, dirs: map[string]bool{}}
-	if err := u.ensureInbox(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open mail of %q: %w", name, err)
-	}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), dirs: map[string]bool{}}
 	s.users[id] = u
+	s.mu.Unlock()
+
+	// The open is shared by every caller that arrives meanwhile, so one
+	// caller giving up must not fail it for the others.
+	db, err := s.openUser(context.WithoutCancel(ctx), u)
+
+	s.mu.Lock()
+	var remove bool
+	switch {
+	case err != nil:
+	case s.closed:
+		err = errors.New("store is closed")
+	case u.deleted:
+		err = fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+		remove = true
+	}
+	if err != nil {
+		u.err = err
+		if s.users[id] == u {
+			delete(s.users, id)
+		}
+	} else {
+		u.db, u.q = db, newStmtCache(db)
+	}
+	close(u.ready)
+	s.mu.Unlock()
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		if remove {
+			if rerr := os.RemoveAll(u.dir); rerr != nil {
+				s.log.Warn("remove files of deleted user", "user", name, "err", rerr)
+			}
+		}
+		return nil, err
+	}
 	return u, nil
 }
 
-// release drops one reference to u.
+// waitOpen waits until u (on which the caller holds a reference) is open.
+func (s *Store) waitOpen(ctx context.Context, u *userDB) (*userDB, error) {
+	select {
+	case <-u.ready:
+	case <-ctx.Done():
+		go func() { // give the reference back once the open is done
+			<-u.ready
+			if u.err == nil {
+				s.release(u)
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	if u.err != nil {
+		return nil, u.err // the failed entry was removed; its refs do not matter
+	}
+	return u, nil
+}
+
+// openUser creates (if needed), opens and migrates u's directory and
+// database, without holding s.mu.
+func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Join(u.dir, "blobs"), 0o700); err != nil {
+		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
+	syncDir(filepath.Join(s.dir, "users"))
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema)
+	if err != nil {
+		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
+	u.db = db // ensureInbox runs on it; nobody else reads u.db before ready
+	if err := u.ensureInbox(ctx); err != nil {
+		u.db = nil
+		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
+	u.db = nil
+	return db, nil
+}
+
+// release drops one reference to u. Closing and removing files happen
+// after s.mu is released.
 func (s *Store) release(u *userDB) {
+	var closeDBs []*userDB
+	var removeDir string
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	u.refs--
-	if u.refs > 0 || s.closed {
+	if u.refs > 0 || s.closed || s.users[u.id] != u {
+		s.mu.Unlock()
 		return
 	}
 	if u.deleted {
-		s.dropLocked(u)
-		if err := os.RemoveAll(u.dir); err != nil {
-			s.log.Warn("remove files of deleted user", "user", u.name, "err", err)
+		s.forgetLocked(u)
+		closeDBs = append(closeDBs, u)
+		removeDir = u.dir
+	} else {
+		s.idle = append(s.idle, u.id)
+		for len(s.idle) > maxIdleUsers {
+			old := s.users[s.idle[0]]
+			s.idle = s.idle[1:]
+			if old != nil {
+				s.forgetLocked(old)
+				closeDBs = append(closeDBs, old)
+			}
 		}
-		return
 	}
-	s.idle = append(s.idle, u.id)
-	for len(s.idle) > maxIdleUsers {
-		old := s.users[s.idle[0]]
-		s.idle = s.idle[1:]
-		if old != nil {
-			s.dropLocked(old)
+	s.mu.Unlock()
+	for _, c := range closeDBs {
+		c.closeDB(s.log)
+	}
+	if removeDir != "" {
+		if err := os.RemoveAll(removeDir); err != nil {
+			s.log.Warn("remove files of deleted user", "user", u.name, "err", err)
 		}
 	}
 }
@@ -382,15 +498,20 @@ func (s *Store) removeIdle(id int64) {
 	}
 }
 
-// dropLocked closes u's database and forgets it; callers hold s.mu.
-func (s *Store) dropLocked(u *userDB) {
+// forgetLocked removes u from the cache; callers hold s.mu and close u's
+// database (closeDB) after releasing it.
+func (s *Store) forgetLocked(u *userDB) {
 	s.removeIdle(u.id)
 	if s.users[u.id] == u {
 		delete(s.users, u.id)
 	}
+}
+
+// closeDB closes an open userDB that is no longer in the cache.
+func (u *userDB) closeDB(log *slog.Logger) {
 	u.q.Close()
 	if err := u.db.Close(); err != nil {
-		s.log.Warn("close user database", "user", u.name, "err", err)
+		log.Warn("close user database", "user", u.name, "err", err)
 	}
 }
 
