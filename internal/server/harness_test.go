@@ -32,6 +32,7 @@ type testServer struct {
 	addr    string // plain IMAP (STARTTLS available)
 	tlsAddr string // implicit TLS
 	store   store.Store
+	index   *index.Indexes // the mailbox index in front of store (its Notifier)
 	srv     *server.Server
 	roots   *x509.CertPool
 	authn   *auth.Authenticator
@@ -98,7 +99,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	}
 	go srv.Serve(ln, false)
 	go srv.Serve(tln, true)
-	ts := &testServer{t: t, addr: ln.Addr().String(), tlsAddr: tln.Addr().String(), store: st, srv: srv, roots: roots, authn: authn}
+	ts := &testServer{t: t, addr: ln.Addr().String(), tlsAddr: tln.Addr().String(), store: st, index: ix, srv: srv, roots: roots, authn: authn}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

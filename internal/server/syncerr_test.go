@@ -180,6 +180,11 @@ func TestSyncStorageErrorEndsBrokenSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// c2's change is already in the mailbox index, which would answer c
+	// from memory; a later change signalled by another process (as tern
+	// deliver's notify socket does) makes the index ask the broken
+	// database.
+	ts.index.MailboxChanged("alice", 1, 1000)
 
 	u, tagged := c.do("NOOP")
 	if !strings.HasPrefix(tagged, "OK") {
