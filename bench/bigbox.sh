@@ -20,7 +20,8 @@
 # 3. `ternbench bigbox run` passes, the server order flipping every round:
 #    STATUS (warm), SELECT, UID FETCH 1:* (FLAGS), 20 BODY.PEEK[], UID SEARCH
 #    UNSEEN, CHANGEDSINCE after 10 flag changes, UID STORE +/-FLAGS on 1,000
-#    UIDs, UID SORT (REVERSE DATE), UID THREAD REFERENCES; one line per
+#    UIDs (one command each, and 1,000 single-UID commands each), UID SORT
+#    (REVERSE DATE), UID THREAD REFERENCES; one line per
 #    command (bigbox-lines.txt), then the table of medians and ratios.
 # 4. Disk used for the mailbox (tern: blobs/, mail.db, WAL, with a dbstat
 #    breakdown per table; Dovecot: message files and index files) and the

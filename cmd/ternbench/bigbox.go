@@ -30,6 +30,9 @@ package main
 //	                session flipped \Flagged on 10 messages (untimed UID STORE ... .SILENT)
 //	store-1000      UID STORE a:b +FLAGS.SILENT (\Flagged) then UID STORE a:b -FLAGS.SILENT (\Flagged)
 //	                on 1,000 consecutive UIDs (one sample is both commands)
+//	store-1000x1    the same change one UID per command: UID STORE n +FLAGS.SILENT (\Flagged) for
+//	                each of another 1,000 consecutive UIDs, then -FLAGS.SILENT for each (2,000
+//	                commands, one after another; one sample is all of them)
 //	sort            UID SORT (REVERSE DATE) UTF-8 ALL
 //	thread          UID THREAD REFERENCES UTF-8 ALL
 //
@@ -70,6 +73,7 @@ var bigboxCmds = []struct{ name, text string }{
 	{"search-unseen", "UID SEARCH UNSEEN"},
 	{"changedsince", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE m) after 10 flag changes"},
 	{"store-1000", "UID STORE +FLAGS.SILENT then -FLAGS.SILENT (\\Flagged) on 1,000 UIDs"},
+	{"store-1000x1", "1,000 × UID STORE n +FLAGS.SILENT, then 1,000 × -FLAGS.SILENT (one UID per command)"},
 	{"sort", "UID SORT (REVERSE DATE) UTF-8 ALL"},
 	{"thread", "UID THREAD REFERENCES UTF-8 ALL"},
 }
@@ -84,7 +88,8 @@ Usage:
 gen writes N deterministic messages as a Maildir (cur/ plus dovecot-uidlist,
 UIDs 1..N) or an mbox file. run makes one measured pass over the commands
 (STATUS, SELECT, UID FETCH 1:* FLAGS, 20 BODY.PEEK[], SEARCH UNSEEN,
-CHANGEDSINCE after 10 changes, STORE on 1,000 UIDs, SORT, THREAD) and prints
+CHANGEDSINCE after 10 changes, STORE on 1,000 UIDs in one command and in
+1,000 single-UID commands, SORT, THREAD) and prints
 one "bigbox label=.. round=.. cmd=.. ms=.." line per command. table prints
 the median per command and server and the speed ratio.
 
@@ -233,15 +238,18 @@ func writeBigboxMaildir(dir string, n int, seed uint64) (int64, error) {
 	var total int64
 	for i := 1; i <= n; i++ {
 		m := b.next()
-		base := fmt.Sprintf("%d.M%dP1.bigbox,S=%d,W=%d", m.date.Unix(), i, len(m.body), len(m.body))
-		p := filepath.Join(dir, "cur", base+":2,"+m.maildirInfo())
+		name := fmt.Sprintf("%d.M%dP1.bigbox,S=%d,W=%d:2,%s", m.date.Unix(), i, len(m.body), len(m.body), m.maildirInfo())
+		p := filepath.Join(dir, "cur", name)
 		if err := os.WriteFile(p, m.body, 0o644); err != nil {
 			return total, err
 		}
 		if err := os.Chtimes(p, m.date, m.date); err != nil {
 			return total, err
 		}
-		fmt.Fprintf(uw, "%d :%s\n", i, base)
+		// The full current name, as Dovecot records a saved message: with
+		// only the base name it would not find the file at first and
+		// rescan cur/ on every lookup.
+		fmt.Fprintf(uw, "%d :%s\n", i, name)
 		total += int64(len(m.body))
 		if i%100000 == 0 {
 			fmt.Fprintf(os.Stderr, "bigbox gen: %d messages\n", i)
@@ -512,6 +520,19 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 			return 0, err
 		}
 		return b.stores, c.cmd(nil, `UID STORE %s -FLAGS.SILENT (\Flagged)`, set)
+	}); err != nil {
+		return err
+	}
+	k = r.IntN(len(uids) - b.stores + 1)
+	if err := measure("store-1000x1", func() (int, error) {
+		for _, op := range []string{"+", "-"} {
+			for _, u := range uids[k : k+b.stores] {
+				if err := c.cmd(nil, `UID STORE %d %sFLAGS.SILENT (\Flagged)`, u, op); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return b.stores, nil
 	}); err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func TestBigboxAgainstTern(t *testing.T) {
 		}
 		unseen := got["search-unseen"].items
 		for cmd, want := range map[string]float64{"select": n, "fetch-flags": n, "fetch-body-20": 20, "changedsince": 10,
-			"store-1000": 100, "sort": n, "thread": n} {
+			"store-1000": 100, "store-1000x1": 100, "sort": n, "thread": n} {
 			if got[cmd].items != want {
 				t.Errorf("round %d: %s returned %v items, want %v", round, cmd, got[cmd].items, want)
 			}
