@@ -8,6 +8,8 @@
 //
 // Workloads: seed, sync-headers, read, append, flags, idle-fanout,
 // search, mixed. Every run is bounded by --duration (and --count).
+// "ternbench lmtp" (lmtp.go) and "ternbench bigbox" (bigbox.go) have
+// their own flags.
 package main
 
 import (
@@ -31,6 +33,8 @@ const usage = `ternbench: IMAP load generator
 Usage:
   ternbench [flags] WORKLOAD
   ternbench report [--markdown] FILE...   median table of JSON results (tern vs others)
+  ternbench lmtp [flags]                  LMTP delivery throughput (ternbench lmtp -h)
+  ternbench bigbox gen|run|table ...      everyday commands on one large INBOX (ternbench bigbox -h)
 
 Workloads:
   seed          fill --mailbox of each user with --messages deterministic messages (MULTIAPPEND)
@@ -57,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "lmtp" { // LMTP delivery workload (lmtp.go)
 		return lmtpMain(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bigbox" { // large-mailbox commands (bigbox.go)
+		return bigboxMain(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("ternbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

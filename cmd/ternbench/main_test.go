@@ -97,6 +97,13 @@ func TestGeneratorDeterministicAndValid(t *testing.T) {
 // startTern runs a real tern server on a temporary SQLite store.
 func startTern(t *testing.T, users ...string) (addr string) {
 	t.Helper()
+	addr, _ = startTernStore(t, users...)
+	return addr
+}
+
+// startTernStore is startTern that also returns the server's store.
+func startTernStore(t *testing.T, users ...string) (addr string, st *sqlite.Store) {
+	t.Helper()
 	ctx := context.Background()
 	hub := notify.New()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Notifier: hub})
@@ -132,7 +139,7 @@ func startTern(t *testing.T, users ...string) (addr string) {
 		srv.Shutdown(sctx)
 		st.Close()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), st
 }
 
 func runBench(t *testing.T, addr string, args ...string) result {

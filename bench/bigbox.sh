@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# bench/bigbox.sh: issue 9 — everyday commands on one large INBOX, tern
+# against a private Dovecot on this machine, same messages, alternating
+# servers.
+#
+# Usage: bench/bigbox.sh [options]
+#   --messages N      INBOX size (default 100000; about 6 KB per message)
+#   --rounds N        measured passes per server (default 5; medians are reported)
+#   --out DIR         keep results here (default: a new temp dir)
+#   --keep            keep both servers' data (in the temp dir) after the run
+#
+# 1. `ternbench bigbox gen` writes N deterministic messages as a Maildir with
+#    a dovecot-uidlist (UIDs 1..N, flags in the file names: ~90 % \Seen,
+#    15 % \Answered, 2 % \Flagged) straight into Dovecot's INBOX directory;
+#    `tern import` copies the same Maildir into tern (same UIDs, flags and
+#    INTERNALDATEs).
+# 2. Both servers start on free 127.0.0.1 ports (plaintext, defaults except
+#    what bench/compare.sh also changes); one untimed warm-up pass each
+#    (Dovecot builds its index and cache here; printed as "cold").
+# 3. `ternbench bigbox run` passes, the server order flipping every round:
+#    STATUS (warm), SELECT, UID FETCH 1:* (FLAGS), 20 BODY.PEEK[], UID SEARCH
+#    UNSEEN, CHANGEDSINCE after 10 flag changes, UID STORE +/-FLAGS on 1,000
+#    UIDs (one command each, and 1,000 single-UID commands each), UID SORT
+#    (REVERSE DATE), UID THREAD REFERENCES; one line per
+#    command (bigbox-lines.txt), then the table of medians and ratios.
+# 4. Disk used for the mailbox (tern: blobs/, mail.db, WAL, with a dbstat
+#    breakdown per table; Dovecot: message files and index files) and the
+#    servers' RSS after the run (tern: VmRSS of the process).
+#
+# Needs root (Dovecot's mail processes run as nobody; installs
+# dovecot-imapd with apt-get if missing). Everything lives in a temp dir;
+# both servers listen on 127.0.0.1 only and are stopped by PID on exit.
+set -euo pipefail
+
+MESSAGES=100000 ROUNDS=5 OUT="" KEEP=${KEEP:-0}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--messages) MESSAGES=$2; shift 2 ;;
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	*) echo "bigbox.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/ternbigbox.XXXXXX)
+chmod 755 "$WORK"
+OUT=${OUT:-$WORK/results}
+mkdir -p "$OUT"
+PASS=bench-pass-$RANDOM$RANDOM
+TERN_PID="" DOVE_PID=""
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+	for p in $TERN_PID $DOVE_PID; do
+		if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p" 2>/dev/null || true
+		fi
+	done
+	for p in $TERN_PID $DOVE_PID; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+	done
+	if [ "$KEEP" != 1 ]; then
+		rm -rf "$WORK/tern" "$WORK/dovecot"
+	fi
+}
+trap cleanup EXIT INT TERM
+
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+free_port() { # first free port from $1 on
+	local p=$1
+	while ! port_free "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+TERN_PORT=$(free_port 21343)
+DOVE_PORT=$(free_port $((TERN_PORT + 1)))
+
+if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+	log "installing dovecot-imapd"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd >&2
+fi
+
+log "building tern and ternbench"
+(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+HASH=$(printf '%s\n' "$PASS" | (cd "$REPO" && go run ./bench/hashpw))
+
+# ---- the mail: one Maildir, Dovecot's INBOX, imported into tern ----
+DD=$WORK/dovecot
+mkdir -p "$DD/run" "$DD/state" "$DD/mail" "$DD/home"
+log "generating $MESSAGES messages (Maildir)"
+"$WORK/bin/ternbench" bigbox gen --messages "$MESSAGES" --out "$DD/mail/user1" | tee "$OUT/gen.txt"
+
+mkdir -p "$WORK/tern"
+TD=$WORK/tern/data
+cat >"$WORK/tern/tern.toml" <<CONF
+data_dir = "$TD"
+[listen]
+imap = "127.0.0.1:$TERN_PORT"
+imaps = ""
+lmtp = ""
+[auth]
+insecure_auth = true
+[log]
+level = "warn"
+CONF
+printf '%s\n' "$PASS" | "$WORK/bin/tern" user add user1 --config "$WORK/tern/tern.toml" >/dev/null
+log "tern import"
+t0=$(date +%s.%N)
+"$WORK/bin/tern" import user1 "$DD/mail/user1" --config "$WORK/tern/tern.toml" | tail -1 | tee "$OUT/import.txt"
+t1=$(date +%s.%N)
+echo "tern import: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s" | tee -a "$OUT/import.txt"
+chown -R nobody:nogroup "$DD/mail" "$DD/home"
+
+# ---- Dovecot (as in bench/compare.sh) ----
+echo "user1:{ARGON2ID}$HASH::::::" >"$DD/passwd"
+cat >"$DD/dovecot.conf" <<CONF
+# Private Dovecot for bench/bigbox.sh: defaults except what a benchmark needs.
+base_dir = $DD/run
+state_dir = $DD/state
+instance_name = ternbigbox-dovecot
+log_path = $DD/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:$DD/mail/%u
+mail_uid = nobody
+mail_gid = nogroup
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+passdb {
+  driver = passwd-file
+  args = $DD/passwd
+}
+userdb {
+  driver = static
+  args = home=$DD/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DOVE_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+/usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
+DOVE_PID=$!
+
+"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" 2>>"$WORK/tern/tern.log" &
+TERN_PID=$!
+
+for port in $TERN_PORT $DOVE_PORT; do
+	for _ in $(seq 100); do
+		if ! port_free "$port"; then break; fi
+		sleep 0.1
+	done
+done
+kill -0 "$TERN_PID" || { log "tern did not start"; cat "$WORK/tern/tern.log" >&2; exit 1; }
+kill -0 "$DOVE_PID" || { log "dovecot did not start"; cat "$DD/dovecot.stderr" "$DD/dovecot.log" >&2; exit 1; }
+
+pass() { # server round
+	local srv=$1 port=$TERN_PORT pid=$TERN_PID
+	[ "$srv" = dovecot ] && port=$DOVE_PORT pid=$DOVE_PID
+	"$WORK/bin/ternbench" bigbox run --port "$port" --password "$PASS" --user user1 \
+		--label "$srv" --round "$2" --server-pid "$pid"
+}
+
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+TERN_RSS0=$(rss "$TERN_PID")
+
+log "warm-up pass on each server (Dovecot builds its index)"
+for srv in tern dovecot; do
+	pass "$srv" 0 | sed 's/^bigbox /cold /' | tee -a "$OUT/bigbox-cold.txt"
+done
+
+: >"$OUT/bigbox-lines.txt"
+for round in $(seq 1 "$ROUNDS"); do
+	order="tern dovecot"
+	[ $((round % 2)) = 0 ] && order="dovecot tern"
+	for srv in $order; do
+		log "round $round: $srv"
+		pass "$srv" "$round" | tee -a "$OUT/bigbox-lines.txt"
+	done
+done
+
+tree_rss() { # sum of VmRSS of pid and its descendants, KiB
+	local total=0 p
+	for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+		total=$((total + $(rss "$p" 2>/dev/null || echo 0)))
+	done
+	echo "$total"
+}
+{
+	echo
+	echo "## bigbox: $MESSAGES messages in INBOX, $ROUNDS rounds (medians; ratio > 1 means tern is faster)"
+	echo
+	"$WORK/bin/ternbench" bigbox table "$OUT/bigbox-lines.txt"
+	echo
+	echo "tern VmRSS: $TERN_RSS0 KiB after start, $(rss "$TERN_PID") KiB after the run; Dovecot master + children VmRSS: $(tree_rss "$DOVE_PID") KiB"
+	echo
+	UD=$(ls -d "$TD"/users/*/ | head -1)
+	UD=${UD%/}
+	# allocated bytes (du -s -B1: what the disk holds, 4 KiB blocks) and the
+	# sum of the file sizes in PATH
+	row() { # label path...
+		local label=$1; shift
+		printf '| %s | %s | %s | %s |\n' "$label" \
+			"$(du -scB1 "$@" | tail -1 | cut -f1)" \
+			"$(find "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')" \
+			"$(find "$@" -type f | wc -l)"
+	}
+	echo "### disk (bytes)"
+	echo
+	echo "| what | allocated (du -B1) | sum of file sizes | files |"
+	echo "|---|---|---|---|"
+	row "tern user dir (users/$(basename "$UD")) total" "$UD"
+	row "tern blobs/ (message bodies)" "$UD/blobs"
+	for f in mail.db mail.db-wal mail.db-shm; do
+		if [ -e "$UD/$f" ]; then row "tern $f" "$UD/$f"; fi
+	done
+	row "tern whole data dir" "$TD"
+	row "Dovecot Maildir total" "$DD/mail/user1"
+	row "Dovecot cur/ (message files)" "$DD/mail/user1/cur"
+	for f in "$DD"/mail/user1/dovecot*; do
+		row "Dovecot $(basename "$f")" "$f"
+	done
+	echo
+	echo "Generated messages: $(cat "$OUT/gen.txt")"
+	echo
+	echo "### tern mail.db by table and index (sqlite dbstat, bytes)"
+	echo
+	python3 - "$UD/mail.db" <<'PY' || echo "(dbstat not available)"
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+rows = db.execute("SELECT name, SUM(pgsize), SUM(payload), COUNT(*) FROM dbstat GROUP BY name ORDER BY SUM(pgsize) DESC").fetchall()
+print("| table/index | bytes on pages | payload | pages |")
+print("|---|---|---|---|")
+for name, size, payload, pages in rows:
+    print("| %s | %d | %d | %d |" % (name, size, payload, pages))
+PY
+} | tee "$OUT/bigbox-table.md"
+log "results in $OUT"

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# bench/imaptest.sh: issue 9 — Dovecot's imaptest stress against tern and a
+# private Dovecot on this machine, same users, same mbox, alternating.
+#
+# Usage: bench/imaptest.sh [options]
+#   --imaptest PATH   imaptest binary (default: imaptest in PATH, else /work/tools/bin/imaptest)
+#   --secs N          length of each run (default 30)
+#   --clients N       concurrent imaptest clients (default 10)
+#   --users N         users testuser1..testuserN on both servers (default 100)
+#   --rounds N        runs per server and profile (default 1)
+#   --profiles LIST   comma-separated: default, logout0 (default: both)
+#   --out DIR         keep results here (default: a new temp dir)
+#
+# Each run is
+#   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
+# ("default": imaptest's default state probabilities, which log out and in
+# again; "logout0": the same plus logout=0, long sessions that only FETCH,
+# STORE, SEARCH, COPY, EXPUNGE, APPEND). The mbox imaptest appends from is
+# generated (`ternbench bigbox gen --format mbox`, 1,000 realistic messages).
+# For every run the script records imaptest's totals (commands per second =
+# sum of the Totals line / secs), the number of "Error" lines imaptest
+# printed, and the server's CPU seconds (utime+stime+cutime+cstime of the
+# server process tree from /proc, before and after) per command.
+#
+# The servers are set up as in bench/compare.sh: both plaintext, Dovecot
+# with tern's argon2id hash and an auth cache, tern with the login throttle
+# raised (concurrent successful logins of one user count against it), both
+# with fsync defaults. Needs root (Dovecot's mail processes run as nobody).
+# Everything lives in a temp dir; both servers listen on 127.0.0.1 only and
+# are stopped by PID on exit.
+set -euo pipefail
+
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--imaptest) IMAPTEST=$2; shift 2 ;;
+	--secs) SECS=$2; shift 2 ;;
+	--clients) CLIENTS=$2; shift 2 ;;
+	--users) USERS=$2; shift 2 ;;
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--profiles) PROFILES=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+if [ -z "$IMAPTEST" ]; then
+	IMAPTEST=$(command -v imaptest || echo /work/tools/bin/imaptest)
+fi
+[ -x "$IMAPTEST" ] || { echo "imaptest.sh: no imaptest binary (--imaptest PATH)" >&2; exit 1; }
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/ternimaptest.XXXXXX)
+chmod 755 "$WORK"
+OUT=${OUT:-$WORK/results}
+mkdir -p "$OUT"
+PASS=bench-pass-$RANDOM$RANDOM
+TERN_PID="" DOVE_PID=""
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+	for p in $TERN_PID $DOVE_PID; do
+		if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p" 2>/dev/null || true
+		fi
+	done
+	for p in $TERN_PID $DOVE_PID; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+	done
+	if [ "${KEEP:-0}" != 1 ]; then
+		rm -rf "$WORK/tern" "$WORK/dovecot"
+	fi
+}
+trap cleanup EXIT INT TERM
+
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+free_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+TERN_PORT=$(free_port 21443)
+DOVE_PORT=$(free_port $((TERN_PORT + 1)))
+
+if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+	log "installing dovecot-imapd"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd >&2
+fi
+
+log "building tern and ternbench"
+(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+HASH=$(printf '%s\n' "$PASS" | (cd "$REPO" && go run ./bench/hashpw))
+MBOX=$WORK/imaptest.mbox
+"$WORK/bin/ternbench" bigbox gen --format mbox --messages 1000 --seed 9 --out "$MBOX" >"$OUT/mbox.txt"
+
+# ---- tern ----
+mkdir -p "$WORK/tern"
+TD=$WORK/tern/data
+cat >"$WORK/tern/tern.toml" <<CONF
+data_dir = "$TD"
+[listen]
+imap = "127.0.0.1:$TERN_PORT"
+imaps = ""
+lmtp = ""
+[auth]
+insecure_auth = true
+# imaptest logs the same users in on several connections at once.
+free_failures = 1000000
+max_user_failures = 1000000
+max_ip_failures = 1000000
+[limits]
+max_conns_per_ip = 30000
+max_conns = 30000
+[log]
+level = "warn"
+CONF
+log "creating $USERS users in tern"
+for i in $(seq 1 "$USERS"); do
+	printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/tern/tern.toml" >/dev/null
+done
+"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" 2>>"$WORK/tern/tern.log" &
+TERN_PID=$!
+
+# ---- Dovecot (as in bench/compare.sh) ----
+DD=$WORK/dovecot
+mkdir -p "$DD/run" "$DD/state" "$DD/mail" "$DD/home"
+chown nobody:nogroup "$DD/mail" "$DD/home"
+: >"$DD/passwd"
+for i in $(seq 1 "$USERS"); do
+	echo "testuser$i:{ARGON2ID}$HASH::::::" >>"$DD/passwd"
+done
+cat >"$DD/dovecot.conf" <<CONF
+# Private Dovecot for bench/imaptest.sh: defaults except what a benchmark needs.
+base_dir = $DD/run
+state_dir = $DD/state
+instance_name = ternimaptest-dovecot
+log_path = $DD/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:$DD/mail/%u
+mail_uid = nobody
+mail_gid = nogroup
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+default_client_limit = 40000
+default_process_limit = 30000
+protocol imap {
+  mail_max_userip_connections = 30000
+}
+passdb {
+  driver = passwd-file
+  args = $DD/passwd
+}
+userdb {
+  driver = static
+  args = home=$DD/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DOVE_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+/usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
+DOVE_PID=$!
+
+for port in $TERN_PORT $DOVE_PORT; do
+	for _ in $(seq 100); do
+		if ! port_free "$port"; then break; fi
+		sleep 0.1
+	done
+done
+kill -0 "$TERN_PID" || { log "tern did not start"; cat "$WORK/tern/tern.log" >&2; exit 1; }
+kill -0 "$DOVE_PID" || { log "dovecot did not start"; cat "$DD/dovecot.stderr" "$DD/dovecot.log" >&2; exit 1; }
+
+# tree_ticks PID: utime+stime+cutime+cstime of PID and all its descendants.
+tree_ticks() {
+	local total=0 p stack=("$1")
+	while [ ${#stack[@]} -gt 0 ]; do
+		p=${stack[-1]}
+		unset 'stack[-1]'
+		if [ -r "/proc/$p/stat" ]; then
+			total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13+$14+$15}' || echo 0)))
+		fi
+		for c in $(pgrep -P "$p" 2>/dev/null || true); do stack+=("$c"); done
+	done
+	echo "$total"
+}
+CLK=$(getconf CLK_TCK)
+
+run_imaptest() { # server profile round
+	local srv=$1 prof=$2 round=$3 port=$TERN_PORT pid=$TERN_PID
+	[ "$srv" = dovecot ] && port=$DOVE_PORT pid=$DOVE_PID
+	local extra=()
+	[ "$prof" = logout0 ] && extra=(logout=0)
+	local f="$OUT/imaptest-$prof-$srv-r$round.txt"
+	local t0 t1
+	t0=$(tree_ticks "$pid")
+	# imaptest exits non-zero when it saw errors; the count is reported.
+	"$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
+		clients="$CLIENTS" secs="$SECS" mbox="$MBOX" "${extra[@]}" >"$f" 2>&1 </dev/null || true
+	t1=$(tree_ticks "$pid")
+	local total errors
+	# The numbers line after "Totals:" (the lines between are headers and
+	# percentages).
+	total=$(awk '/^Totals:/ {t = 1; next} t && /^[ 0-9]+$/ {s = 0; for (i = 1; i <= NF; i++) s += $i; print s; exit}' "$f")
+	errors=$(grep -c 'Error' "$f" || true)
+	awk -v srv="$srv" -v prof="$prof" -v round="$round" -v total="${total:-0}" -v secs="$SECS" \
+		-v errors="$errors" -v ticks=$((t1 - t0)) -v clk="$CLK" 'BEGIN {
+		cps = total / secs; cpu = ticks / clk
+		printf "imaptest label=%s profile=%s round=%d commands=%d cmds_per_s=%.1f errors=%d cpu_s=%.2f cpu_ms_per_cmd=%.3f\n",
+			srv, prof, round, total, cps, errors, cpu, (total > 0 ? cpu * 1000 / total : 0) }' | tee -a "$OUT/imaptest-lines.txt"
+}
+
+: >"$OUT/imaptest-lines.txt"
+for round in $(seq 1 "$ROUNDS"); do
+	for prof in ${PROFILES//,/ }; do
+		order="tern dovecot"
+		[ $((round % 2)) = 0 ] && order="dovecot tern"
+		for srv in $order; do
+			log "round $round: $prof on $srv ($SECS s)"
+			run_imaptest "$srv" "$prof" "$round"
+		done
+	done
+done
+
+echo
+echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
+echo
+awk '
+{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  k = v["profile"] SUBSEP v["label"]
+  n[k]++; cps[k, n[k]] = v["cmds_per_s"]; err[k] += v["errors"]; cpu[k, n[k]] = v["cpu_ms_per_cmd"]
+  if (!(v["profile"] in seen)) { seen[v["profile"]] = 1; profs[++np] = v["profile"] } }
+function med(k, arr,   m, i, j, t, a) {
+  m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i] + 0
+  for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+  return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+END {
+  print "| profile | tern cmds/s | Dovecot cmds/s | tern/Dovecot | error lines tern / Dovecot | tern CPU ms/cmd | Dovecot CPU ms/cmd |"
+  print "|---|---|---|---|---|---|---|"
+  for (p = 1; p <= np; p++) {
+    t = profs[p] SUBSEP "tern"; d = profs[p] SUBSEP "dovecot"
+    tc = med(t, cps); dc = med(d, cps)
+    printf "| %s | %.0f | %.0f | **%.2f×** | %d / %d | %.3f | %.3f |\n", profs[p], tc, dc, (dc > 0 ? tc / dc : 0), err[t], err[d], med(t, cpu), med(d, cpu)
+  } }' "$OUT/imaptest-lines.txt" | tee "$OUT/imaptest-table.md"
+log "results in $OUT"
