@@ -234,6 +234,7 @@ func benchSessionCommands(b *testing.B, addr string, n int) {
 		{"FetchFlags", "UID FETCH 1:* (FLAGS)"},
 		{"SearchUnseen", "UID SEARCH UNSEEN"},
 		{"SortDate", "UID SORT (REVERSE DATE) UTF-8 ALL"},
+		{"Thread", "UID THREAD REFERENCES UTF-8 ALL"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := dialBench(b, addr)

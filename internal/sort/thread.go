@@ -92,9 +92,12 @@ func (c *container) isAncestorOf(d *container) bool {
 	return false
 }
 
-// link makes child a child of parent unless that would make a loop.
+// link makes child a child of parent unless that would make a loop. A
+// child without children of its own can only be its own ancestor, which
+// spares walking up from parent in the usual case (a new message below
+// the thread so far), and keeps long reply chains linear.
 func link(parent, child *container) {
-	if child.isAncestorOf(parent) {
+	if child == parent || (len(child.children) > 0 && child.isAncestorOf(parent)) {
 		return
 	}
 	child.unlink()
