@@ -185,8 +185,9 @@ func (c *conn) fetchShown(ctx context.Context, uids []uint32, want store.Want, a
 		}
 		uids = intersectChanged(uids, cs.Changed)
 	}
+	view := c.sel.cursor() // Fetch calls back in ascending UID order
 	return c.acct.Fetch(ctx, c.sel.info.ID, uids, want, func(m *store.Message) error {
-		seq, ok := c.sel.seqOf(m.UID)
+		seq, ok := view.seq(m.UID)
 		if !ok || !changedSince(args, m) {
 			return nil
 		}

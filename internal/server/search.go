@@ -139,14 +139,15 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
 	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
+	view := sel.cursor() // Fetch calls back in ascending UID order
 	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
-		seq, ok := sel.seqOf(m.UID)
+		seq, ok := view.seq(m.UID)
 		if !ok {
 			return nil
 		}
 		cand.SeqNum = seq
 		cand.Msg = m
-		cand.Recent = sel.isRecent(m.UID)
+		cand.Recent = view.isRecent(m.UID)
 		cand.Open = nil
 		if needBody {
 			cand.Open = func() (io.ReaderAt, *message.Part, error) {

@@ -50,6 +50,33 @@ func (s *selected) seqOf(uid uint32) (uint32, bool) {
 	return uint32(i + 1), ok
 }
 
+// viewCursor maps ascending UIDs to sequence numbers and \Recent by
+// walking the view once, instead of a binary search per message.
+type viewCursor struct {
+	sel       *selected
+	i, recent int
+}
+
+func (s *selected) cursor() viewCursor { return viewCursor{sel: s} }
+
+// seq returns uid's sequence number; uids must be asked in ascending order.
+func (vc *viewCursor) seq(uid uint32) (uint32, bool) {
+	u := vc.sel.uids
+	for vc.i < len(u) && u[vc.i] < uid {
+		vc.i++
+	}
+	return uint32(vc.i + 1), vc.i < len(u) && u[vc.i] == uid
+}
+
+// isRecent reports whether uid is \Recent; ascending order too.
+func (vc *viewCursor) isRecent(uid uint32) bool {
+	r := vc.sel.recent
+	for vc.recent < len(r) && r[vc.recent] < uid {
+		vc.recent++
+	}
+	return vc.recent < len(r) && r[vc.recent] == uid
+}
+
 func (s *selected) isRecent(uid uint32) bool {
 	_, ok := slices.BinarySearch(s.recent, uid)
 	return ok
