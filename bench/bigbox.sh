@@ -15,8 +15,9 @@
 #    `tern import` copies the same Maildir into tern (same UIDs, flags and
 #    INTERNALDATEs).
 # 2. Both servers start on free 127.0.0.1 ports (plaintext, defaults except
-#    what bench/compare.sh also changes); one untimed warm-up pass each
-#    (Dovecot builds its index and cache here; printed as "cold").
+#    what bench/compare.sh also changes); both data directories are read
+#    into the page cache, then one untimed warm-up pass each (Dovecot
+#    builds its index and cache here; printed as "cold").
 # 3. `ternbench bigbox run` passes, the server order flipping every round:
 #    STATUS (warm), SELECT, UID FETCH 1:* (FLAGS), 20 BODY.PEEK[], UID SEARCH
 #    UNSEEN, CHANGEDSINCE after 10 flag changes, UID STORE +/-FLAGS on 1,000
@@ -178,6 +179,13 @@ pass() { # server round
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 TERN_RSS0=$(rss "$TERN_PID")
+
+# Both servers' files into the page cache: Dovecot's warm-up pass reads
+# every message file to build its cache, tern's does not, so without this
+# tern's 20 random body fetches would measure the disk and Dovecot's the
+# cache.
+log "reading both data directories into the page cache"
+find "$TD" "$DD" -type f -exec cat {} + >/dev/null 2>&1 || true
 
 log "warm-up pass on each server (Dovecot builds its index)"
 for srv in tern dovecot; do
