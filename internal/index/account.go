@@ -159,10 +159,14 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 }
 
 func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
-	if want&^indexWant != 0 {
+	uids = ascending(uids)
+	if cacheable(want) {
+		if err := a.fillFixed(ctx, mailboxID, uids); err != nil {
+			return err
+		}
+	} else if want&^indexWant != 0 {
 		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
 	}
-	uids = ascending(uids)
 	msgs := make([]store.Message, fetchChunk)
 	for next := 0; next < len(uids); {
 		n := 0
@@ -173,13 +177,27 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 				if j, ok = b.cols.find(uids[next], j); !ok {
 					continue
 				}
-				msgs[n] = store.Message{}
+				if want&fixedWant != 0 {
+					f := b.fixed[uids[next]]
+					if f == nil {
+						return errStale // the cache was evicted meanwhile
+					}
+					msgs[n] = store.Message{}
+					f.fill(&msgs[n], want)
+				} else {
+					msgs[n] = store.Message{}
+				}
 				b.cols.fill(&msgs[n], j, want, &b.sets)
 				n++
 			}
 			return nil
 		})
 		if errors.Is(err, errStale) {
+			for i := range n { // what was copied before the index gave up
+				if err := fn(&msgs[i]); err != nil {
+					return err
+				}
+			}
 			return a.Account.Fetch(ctx, mailboxID, uids[next:], want, fn)
 		}
 		if err != nil {

@@ -181,6 +181,15 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 	if !reflect.DeepEqual(im, fm) {
 		t.Errorf("%s: FETCH through the index differs from the store", name)
 	}
+	// SORT/THREAD fields through the fixed-fields cache, twice (filling,
+	// then cached).
+	want |= store.WantEnvelope | store.WantThreading | store.WantRepeated
+	fm = fetchAll(t, ctx, fa, fst.ID, fuids, want)
+	for range 2 {
+		if im = fetchAll(t, ctx, ia, ist.ID, iuids, want); !reflect.DeepEqual(im, fm) {
+			t.Errorf("%s: SORT/THREAD fields through the index differ from the store", name)
+		}
+	}
 	for _, since := range []uint64{ist.HighestModSeq, ist.HighestModSeq - 1, ist.HighestModSeq / 2, 1} {
 		maxUID := ist.UIDNext - 1
 		ics, err := ia.Changes(ctx, ist.ID, since, maxUID/2)

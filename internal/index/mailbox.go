@@ -34,6 +34,9 @@ type Mailbox struct {
 	sets    flagSets
 	count   counters
 	log     changeLog
+	// fixed caches immutable per-UID fields for SORT/THREAD (fixed.go).
+	fixed      map[uint32]*fixedFields
+	fixedBytes int64
 }
 
 // counters are the mailbox totals that STATUS reports.
@@ -109,6 +112,7 @@ func (b *Mailbox) failed(err error) error {
 		b.mu.Lock()
 		b.dead, b.loaded = true, true
 		b.cols, b.sets, b.log = columns{}, flagSets{}, changeLog{}
+		b.fixed, b.fixedBytes = nil, 0
 		b.mu.Unlock()
 		return nil
 	}
@@ -138,6 +142,7 @@ func (b *Mailbox) load(ctx context.Context, src store.IndexSource) error {
 	b.lastUID = d.Head.UIDNext - 1
 	b.cols, b.sets, b.count = cols, sets, cnt
 	b.log = changeLog{floor: d.Head.HighestModSeq}
+	b.fixed, b.fixedBytes = nil, 0
 	b.mu.Unlock()
 	return nil
 }
@@ -178,6 +183,7 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 				return true
 			}
 			b.count.add(b.sets.bit(c.flags[i]), c.size[i], -1)
+			b.dropFixed(c.uid[i])
 			return false
 		})
 	}
@@ -253,7 +259,8 @@ func (b *Mailbox) meta(i int) store.MessageMeta {
 func (b *Mailbox) bytes() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 + 512
+	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 +
+		b.fixedBytes + int64(len(b.fixed))*48 + 512
 }
 
 // unload drops the columns (eviction); the next use loads them again.
@@ -261,6 +268,7 @@ func (b *Mailbox) unload() {
 	b.mu.Lock()
 	b.loaded = false
 	b.cols, b.sets, b.log, b.count = columns{}, flagSets{}, changeLog{}, counters{}
+	b.fixed, b.fixedBytes = nil, 0
 	b.mu.Unlock()
 }
 

@@ -61,7 +61,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	want := store.WantDates | store.WantSize
 	if msgsort.NeedsEnvelope(crit) {
-		want |= store.WantEnvelope
+		want |= store.WantEnvelope | store.WantRepeated
 	}
 	uids, items, err := c.sortItems(ctx, matched, want)
 	if err != nil {
@@ -148,7 +148,7 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	want := store.WantDates | store.WantEnvelope
+	want := store.WantDates | store.WantEnvelope | store.WantRepeated
 	if args.Algorithm == "REFERENCES" {
 		want |= store.WantThreading
 	}

@@ -146,6 +146,11 @@ const (
 	WantIDs           // EmailID, ThreadID
 	WantThreading     // MessageID, InReplyTo, References
 	WantHeader        // Header: the raw top-level header block (for SEARCH header keys)
+	// WantRepeated is a hint, not a field: the caller will ask for the
+	// same fields of the whole mailbox again (SORT, THREAD), so a cache in
+	// front of the store may keep Envelope and the threading fields.
+	// Backends ignore it.
+	WantRepeated
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want

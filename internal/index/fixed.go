@@ -1,0 +1,98 @@
+package index
+
+import (
+	"context"
+	"slices"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// fixedWant is what the fixed-fields cache holds: fields that never change
+// for a UID (a message's content is immutable), so the cache needs no
+// invalidation beyond dropping expunged UIDs.
+const fixedWant = store.WantEnvelope | store.WantThreading
+
+// fixedFields are one message's cached immutable fields.
+type fixedFields struct {
+	envelope   []byte
+	messageID  string
+	inReplyTo  []string
+	references []string
+}
+
+func (f *fixedFields) size() int64 {
+	n := int64(len(f.envelope)+len(f.messageID)) + 96
+	for _, s := range f.inReplyTo {
+		n += int64(len(s)) + 16
+	}
+	for _, s := range f.references {
+		n += int64(len(s)) + 16
+	}
+	return n
+}
+
+func (f *fixedFields) fill(m *store.Message, want store.Want) {
+	if want&store.WantEnvelope != 0 {
+		m.Envelope = f.envelope
+	}
+	if want&store.WantThreading != 0 {
+		m.MessageID, m.InReplyTo, m.References = f.messageID, f.inReplyTo, f.references
+	}
+}
+
+// cacheable reports whether Fetch can answer want from the index plus the
+// fixed-fields cache: SORT and THREAD, which ask for the whole mailbox
+// again and again (store.WantRepeated).
+func cacheable(want store.Want) bool {
+	return want&store.WantRepeated != 0 && want&^(indexWant|fixedWant|store.WantRepeated) == 0
+}
+
+// fillFixed makes sure the fixed fields of uids (ascending) are cached,
+// reading the missing ones from the store in one Fetch.
+func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32) error {
+	var missing []uint32
+	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
+		for _, u := range uids {
+			if _, ok := b.fixed[u]; !ok {
+				missing = append(missing, u)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	got := make(map[uint32]*fixedFields, len(missing))
+	err = a.Account.Fetch(ctx, mailboxID, missing, fixedWant, func(m *store.Message) error {
+		got[m.UID] = &fixedFields{envelope: slices.Clone(m.Envelope), messageID: m.MessageID,
+			inReplyTo: m.InReplyTo, references: m.References}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b := a.x.box(a.User(), a.id, mailboxID)
+	b.mu.Lock()
+	if b.loaded && !b.dead {
+		if b.fixed == nil {
+			b.fixed = make(map[uint32]*fixedFields, len(got))
+		}
+		for u, f := range got {
+			if _, ok := slices.BinarySearch(b.cols.uid, u); ok {
+				b.fixed[u] = f
+				b.fixedBytes += f.size()
+			}
+		}
+	}
+	b.mu.Unlock()
+	a.x.evict(b)
+	return nil
+}
+
+// dropFixed forgets the cached fields of an expunged UID; callers hold mu.
+func (b *Mailbox) dropFixed(uid uint32) {
+	if f, ok := b.fixed[uid]; ok {
+		b.fixedBytes -= f.size()
+		delete(b.fixed, uid)
+	}
+}
