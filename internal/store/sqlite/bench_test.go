@@ -72,3 +72,142 @@ func BenchmarkFetchFlags10k(b *testing.B) {
 		}
 	}
 }
+
+// seedMailbox fills INBOX with n messages (500 distinct bodies appended,
+// the rest copies of them, which is quick) and returns its id.
+func seedMailbox(b *testing.B, a store.Account, n int) int64 {
+	b.Helper()
+	ctx := context.Background()
+	batch := make([]store.NewMessage, min(n, 500))
+	for i := range batch {
+		batch[i] = store.NewMessage{Body: storetest.Msg(i), Flags: []string{`\Seen`, "$Label"}}
+	}
+	res, err := a.Append(ctx, "INBOX", batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := res.MailboxID
+	for have := len(batch); have < n; {
+		k := min(have, n-have)
+		uids := make([]uint32, k)
+		for i := range uids {
+			uids[i] = uint32(i + 1)
+		}
+		if _, err := a.Copy(ctx, id, uids, "INBOX"); err != nil {
+			b.Fatal(err)
+		}
+		have += k
+	}
+	return id
+}
+
+func uidSeq(from, n, step int) []uint32 {
+	uids := make([]uint32, n)
+	for i := range uids {
+		uids[i] = uint32(from + i*step)
+	}
+	return uids
+}
+
+// BenchmarkStoreFlags: +FLAGS then -FLAGS (one iteration is both) on 1,000
+// UIDs of a 10,000-message mailbox: contiguous or every 7th UID, a system
+// flag or a keyword.
+func BenchmarkStoreFlags(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		uids []uint32
+		flag string
+	}{
+		{"sys/contiguous", uidSeq(4001, 1000, 1), `\Flagged`},
+		{"sys/sparse", uidSeq(3, 1000, 7), `\Flagged`},
+		{"keyword/contiguous", uidSeq(4001, 1000, 1), "$Todo"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			_, a := benchAccount(b)
+			ctx := context.Background()
+			id := seedMailbox(b, a, 10000)
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, op := range []store.FlagOp{store.FlagsAdd, store.FlagsRemove} {
+					res, err := a.StoreFlags(ctx, id, bc.uids, op, []string{bc.flag}, 0, false)
+					if err != nil || len(res.Updated) != len(bc.uids) {
+						b.Fatalf("updated %d, %v", len(res.Updated), err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkExpunge1000 expunges 1,000 messages (copied in beforehand, not
+// timed) from a mailbox.
+func BenchmarkExpunge1000(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
+		b.Fatal(err)
+	}
+	src := uidSeq(2001, 1000, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		res, err := a.Copy(ctx, id, src, "X")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		out, err := a.Expunge(ctx, res.DestMailboxID, res.DestUIDs, false)
+		if err != nil || len(out) != len(src) {
+			b.Fatalf("expunged %d, %v", len(out), err)
+		}
+	}
+}
+
+// BenchmarkCopy1000 copies 1,000 messages of a 10,000-message mailbox to
+// another (expunged afterwards, not timed).
+func BenchmarkCopy1000(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
+		b.Fatal(err)
+	}
+	src := uidSeq(2001, 1000, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := a.Copy(ctx, id, src, "X")
+		if err != nil || len(res.DestUIDs) != len(src) {
+			b.Fatalf("copied %d, %v", len(res.DestUIDs), err)
+		}
+		b.StopTimer()
+		if _, err := a.Expunge(ctx, res.DestMailboxID, res.DestUIDs, false); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkChanges10 asks a 10,000-message mailbox what changed since a
+// modseq after which 10 messages had their flags changed.
+func BenchmarkChanges10(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	st, err := a.Status(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, u := range uidSeq(100, 10, 500) {
+		if _, err := a.StoreFlags(ctx, id, []uint32{u}, store.FlagsAdd, []string{`\Answered`}, 0, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		cs, err := a.Changes(ctx, id, st.HighestModSeq, st.UIDNext-1)
+		if err != nil || len(cs.Changed) != 10 || len(cs.New) != 0 {
+			b.Fatalf("changed %d, new %d, %v", len(cs.Changed), len(cs.New), err)
+		}
+	}
+}
