@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -109,11 +110,25 @@ func BenchmarkFetchFlags10k(b *testing.B) {
 // seedMailbox fills INBOX with n messages (500 distinct bodies appended,
 // the rest copies of them, which is quick) and returns its id.
 func seedMailbox(b *testing.B, a store.Account, n int) int64 {
+	return seedMailboxWith(b, a, n, storetest.Msg)
+}
+
+// msgHeaders6k is a message with a header of about 6 KiB, as delivered
+// mail with a long Received chain has.
+func msgHeaders6k(n int) []byte {
+	var h []byte
+	for i := range 40 {
+		h = fmt.Appendf(h, "Received: from host%d.example.org (host%d.example.org [192.0.2.%d]) by mx.example.org with ESMTPS id %dabc; Mon, 2 Feb 2026 10:00:00 +0100\r\n", i, i, i, n)
+	}
+	return append(h, storetest.Msg(n)...)
+}
+
+func seedMailboxWith(b *testing.B, a store.Account, n int, body func(int) []byte) int64 {
 	b.Helper()
 	ctx := context.Background()
 	batch := make([]store.NewMessage, min(n, 500))
 	for i := range batch {
-		batch[i] = store.NewMessage{Body: storetest.Msg(i), Flags: []string{`\Seen`, "$Label"}}
+		batch[i] = store.NewMessage{Body: body(i), Flags: []string{`\Seen`, "$Label"}}
 	}
 	res, err := a.Append(ctx, "INBOX", batch)
 	if err != nil {
@@ -173,10 +188,16 @@ func BenchmarkStoreFlags(b *testing.B) {
 
 // BenchmarkExpunge1000 expunges 1,000 messages (copied in beforehand, not
 // timed) from a mailbox.
-func BenchmarkExpunge1000(b *testing.B) {
+func BenchmarkExpunge1000(b *testing.B) { benchExpunge(b, storetest.Msg) }
+
+// BenchmarkExpunge1000Headers6k is BenchmarkExpunge1000 on messages with
+// a 6 KiB header.
+func BenchmarkExpunge1000Headers6k(b *testing.B) { benchExpunge(b, msgHeaders6k) }
+
+func benchExpunge(b *testing.B, body func(int) []byte) {
 	_, a := benchAccount(b)
 	ctx := context.Background()
-	id := seedMailbox(b, a, 10000)
+	id := seedMailboxWith(b, a, 10000, body)
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		b.Fatal(err)
 	}
@@ -202,10 +223,16 @@ func BenchmarkExpunge1000(b *testing.B) {
 
 // BenchmarkCopy1000 copies 1,000 messages of a 10,000-message mailbox to
 // another (expunged afterwards, not timed).
-func BenchmarkCopy1000(b *testing.B) {
+func BenchmarkCopy1000(b *testing.B) { benchCopy(b, storetest.Msg) }
+
+// BenchmarkCopy1000Headers6k is BenchmarkCopy1000 on messages with a 6 KiB
+// header.
+func BenchmarkCopy1000Headers6k(b *testing.B) { benchCopy(b, msgHeaders6k) }
+
+func benchCopy(b *testing.B, body func(int) []byte) {
 	_, a := benchAccount(b)
 	ctx := context.Background()
-	id := seedMailbox(b, a, 10000)
+	id := seedMailboxWith(b, a, 10000, body)
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		b.Fatal(err)
 	}

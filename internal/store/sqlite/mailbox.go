@@ -103,7 +103,7 @@ func (a *account) read(ctx context.Context, what string, fn func(tx *sqlTx) erro
 }
 
 func (w *wtx) collectGarbage() error {
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT blob FROM contents WHERE refs <= 0`)
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT c.blob FROM content_refs r JOIN contents c ON c.id = r.content_id WHERE r.refs <= 0`)
 	if err != nil {
 		return fmt.Errorf("find unreferenced bodies: %w", err)
 	}
@@ -119,7 +119,8 @@ func (w *wtx) collectGarbage() error {
 		return err
 	}
 	rows.Close()
-	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM contents WHERE refs <= 0`); err != nil {
+	// content_refs rows go with them (ON DELETE CASCADE).
+	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM contents WHERE id IN (SELECT content_id FROM content_refs WHERE refs <= 0)`); err != nil {
 		return fmt.Errorf("delete unreferenced bodies: %w", err)
 	}
 	return nil

@@ -298,6 +298,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
+			// Counted up by the messages insert trigger.
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO content_refs(content_id, refs) VALUES(?, 0)`, cid); err != nil {
+				return fmt.Errorf("insert content: %w", err)
+			}
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}

@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS contents(
 	id INTEGER PRIMARY KEY,
 	blob TEXT NOT NULL UNIQUE,
 	size INTEGER NOT NULL,
-	refs INTEGER NOT NULL DEFAULT 0,
 	email_id TEXT NOT NULL,
 	thread_id TEXT NOT NULL,
 	sent_date INTEGER,
@@ -56,7 +55,8 @@ CREATE TABLE IF NOT EXISTS contents(
 	parts BLOB,
 	header BLOB
 );
-CREATE INDEX IF NOT EXISTS contents_unref ON contents(id) WHERE refs <= 0;
+` + contentRefsTable + `
+CREATE INDEX IF NOT EXISTS content_refs_unref ON content_refs(content_id) WHERE refs <= 0;
 CREATE TABLE IF NOT EXISTS messages(
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
 	uid INTEGER NOT NULL,
@@ -95,12 +95,23 @@ CREATE TABLE IF NOT EXISTS subscriptions(
 	name TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS messages_ref AFTER INSERT ON messages BEGIN
-	UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;
+	UPDATE content_refs SET refs = refs + 1 WHERE content_id = NEW.content_id;
 END;
 CREATE TRIGGER IF NOT EXISTS messages_unref AFTER DELETE ON messages BEGIN
-	UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;
+	UPDATE content_refs SET refs = refs - 1 WHERE content_id = OLD.content_id;
 END;
 `
+
+// contentRefsTable counts how many messages use each content, in a table
+// of its own: contents rows are large (envelope, structure, header), and
+// SQLite rewrites a whole row to change one column, so a counter there
+// made every COPY and EXPUNGE rewrite each message's stored structure.
+// (Databases from before schema version 3 keep an unused contents.refs.)
+const contentRefsTable = `
+CREATE TABLE IF NOT EXISTS content_refs(
+	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+	refs INTEGER NOT NULL
+);`
 
 // querier is what *sql.DB, *sql.Tx, *stmtCache and *sqlTx have in common.
 type querier interface {
