@@ -277,3 +277,27 @@ func BenchmarkChanges10(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAppendParallel appends one message at a time from 16 goroutines
+// to one user's INBOX (several devices and LMTP delivery at once).
+func BenchmarkAppendParallel(b *testing.B) {
+	s, a := benchAccount(b)
+	u := s.users[1]
+	commits := u.commits.Load()
+	ctx := context.Background()
+	msg := []store.NewMessage{{Body: storetest.Msg(1), Flags: []string{`\Seen`}}}
+	b.SetBytes(int64(len(msg[0].Body)))
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	start := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := a.Append(ctx, "INBOX", msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(b.N)/float64(u.commits.Load()-commits), "appends/commit")
+}

@@ -47,33 +47,15 @@ type wtx struct {
 }
 
 // write runs fn in a write transaction under the user's write lock, then
-// removes dead blobs and notifies.
+// removes dead blobs and notifies. It returns nil only once the
+// transaction is durably committed; writes of the user that arrive while
+// another commits share the next commit (see userDB.commit).
 func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
 	w := &wtx{ctx: ctx, changed: map[int64]uint64{}}
-	a.u.wmu.Lock()
-	err := func() error {
-		tx, err := a.u.q.begin(ctx, nil)
-		if err != nil {
-			return err
-		}
-		w.tx = tx
-		if err := fn(w); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if w.gc {
-			if err := w.collectGarbage(); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	a.u.wmu.Unlock()
-	if err != nil {
+	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, err := range a.u.removeBlobs(w.dead) {
