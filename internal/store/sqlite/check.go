@@ -73,8 +73,9 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		id, size, refs, actual int64
 		blob                   string
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.refs,
-		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id) FROM contents c ORDER BY c.id`)
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, COALESCE(r.refs, -1),
+		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id)
+		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +107,13 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("body file %s has size %d, want %d", c.blob, fi.Size(), c.size))
 		}
 		if c.refs != c.actual {
-			problems = append(problems, fmt.Sprintf("body %s has reference count %d, but %d messages use it", c.blob, c.refs, c.actual))
+			if c.refs < 0 {
+				problems = append(problems, fmt.Sprintf("body %s has no reference count, but %d messages use it", c.blob, c.actual))
+			} else {
+				problems = append(problems, fmt.Sprintf("body %s has reference count %d, but %d messages use it", c.blob, c.refs, c.actual))
+			}
 			if repair {
-				if _, err := tx.ExecContext(ctx, `UPDATE contents SET refs = ? WHERE id = ?`, c.actual, c.id); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO content_refs(content_id, refs) VALUES(?, ?)`, c.id, c.actual); err != nil {
 					return problems, err
 				}
 			}

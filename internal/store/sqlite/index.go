@@ -40,12 +40,13 @@ func (m mbox) head() store.MailboxHead {
 	return store.MailboxHead{MailboxInfo: m.info(), UIDNext: m.uidNext, HighestModSeq: m.highest, RecentMark: m.recentMark}
 }
 
+// indexCols reads index rows; %s is where an INDEXED BY clause goes.
 const indexCols = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
-	c.sent_date, c.sent_tz, c.email_id, c.thread_id FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ?`
+	c.sent_date, c.sent_tz, c.email_id, c.thread_id FROM messages m%s JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ?`
 
 func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, sinceUID uint32) (store.IndexDelta, error) {
 	var d store.IndexDelta
-	err := a.read(ctx, "index delta", func(tx *sql.Tx) error {
+	err := a.read(ctx, "index delta", func(tx *sqlTx) error {
 		m, err := selectableByID(ctx, tx, id)
 		if err != nil {
 			return err
@@ -54,14 +55,14 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 		fl := flagInterner{}
 		if sinceModSeq > 0 {
 			// Changed messages first: they all have lower UIDs than the new ones.
-			if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexCols+` AND m.modseq > ? AND m.uid <= ? ORDER BY m.uid`, id, sinceModSeq, sinceUID); err != nil {
+			if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, fmt.Sprintf(indexCols, " INDEXED BY messages_modseq")+` AND m.modseq > ? AND m.uid <= ? ORDER BY m.uid`, id, sinceModSeq, sinceUID); err != nil {
 				return err
 			}
 			if d.Expunged, err = expungedWithModSeq(ctx, tx, id, sinceModSeq); err != nil {
 				return err
 			}
 		}
-		if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexCols+` AND m.uid > ? ORDER BY m.uid`, id, sinceUID); err != nil {
+		if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, fmt.Sprintf(indexCols, "")+` AND m.uid > ? ORDER BY m.uid`, id, sinceUID); err != nil {
 			return err
 		}
 		d.Keywords, err = mailboxKeywords(ctx, tx, id)
@@ -88,7 +89,7 @@ func (fi flagInterner) flags(sys int64, kws string) []string {
 	return f
 }
 
-func indexRows(ctx context.Context, tx *sql.Tx, fl *flagInterner, out []store.IndexRow, query string, args ...any) ([]store.IndexRow, error) {
+func indexRows(ctx context.Context, tx querier, fl *flagInterner, out []store.IndexRow, query string, args ...any) ([]store.IndexRow, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return out, fmt.Errorf("read index rows: %w", err)
@@ -117,8 +118,8 @@ func indexRows(ctx context.Context, tx *sql.Tx, fl *flagInterner, out []store.In
 
 // expungedWithModSeq expands the expunge ranges above since into UIDs with
 // their modseqs, ascending by UID.
-func expungedWithModSeq(ctx context.Context, tx *sql.Tx, id int64, since uint64) ([]store.ExpungedUID, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi, modseq FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid_lo`, id, since)
+func expungedWithModSeq(ctx context.Context, tx querier, id int64, since uint64) ([]store.ExpungedUID, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi, modseq FROM expunged INDEXED BY expunged_modseq WHERE mailbox_id = ? AND modseq > ? ORDER BY uid_lo`, id, since)
 	if err != nil {
 		return nil, fmt.Errorf("read expunged: %w", err)
 	}

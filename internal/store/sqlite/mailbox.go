@@ -39,7 +39,7 @@ func (a *account) Close() error {
 // wtx is one write transaction and what to do after it commits.
 type wtx struct {
 	ctx     context.Context
-	tx      *sql.Tx
+	tx      *sqlTx
 	changed map[int64]uint64 // mailbox id -> modseq to notify
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
@@ -47,33 +47,15 @@ type wtx struct {
 }
 
 // write runs fn in a write transaction under the user's write lock, then
-// removes dead blobs and notifies.
+// removes dead blobs and notifies. It returns nil only once the
+// transaction is durably committed; writes of the user that arrive while
+// another commits share the next commit (see userDB.commit).
 func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
 	w := &wtx{ctx: ctx, changed: map[int64]uint64{}}
-	a.u.wmu.Lock()
-	err := func() error {
-		tx, err := a.u.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		w.tx = tx
-		if err := fn(w); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if w.gc {
-			if err := w.collectGarbage(); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
-	a.u.wmu.Unlock()
-	if err != nil {
+	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, err := range a.u.removeBlobs(w.dead) {
@@ -87,11 +69,11 @@ func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error)
 }
 
 // read runs fn in a read transaction: a consistent snapshot.
-func (a *account) read(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+func (a *account) read(ctx context.Context, what string, fn func(tx *sqlTx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	tx, err := a.u.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := a.u.q.begin(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -103,7 +85,7 @@ func (a *account) read(ctx context.Context, what string, fn func(tx *sql.Tx) err
 }
 
 func (w *wtx) collectGarbage() error {
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT blob FROM contents WHERE refs <= 0`)
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT c.blob FROM content_refs r JOIN contents c ON c.id = r.content_id WHERE r.refs <= 0`)
 	if err != nil {
 		return fmt.Errorf("find unreferenced bodies: %w", err)
 	}
@@ -119,7 +101,8 @@ func (w *wtx) collectGarbage() error {
 		return err
 	}
 	rows.Close()
-	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM contents WHERE refs <= 0`); err != nil {
+	// content_refs rows go with them (ON DELETE CASCADE).
+	if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM contents WHERE id IN (SELECT content_id FROM content_refs WHERE refs <= 0)`); err != nil {
 		return fmt.Errorf("delete unreferenced bodies: %w", err)
 	}
 	return nil
@@ -207,7 +190,7 @@ func mailboxExists(ctx context.Context, q querier, name string) (bool, error) {
 
 // nextUIDValidity takes the next value of the user's UIDVALIDITY counter:
 // strictly increasing, seeded by the clock.
-func nextUIDValidity(ctx context.Context, tx *sql.Tx) (uint32, error) {
+func nextUIDValidity(ctx context.Context, tx querier) (uint32, error) {
 	var last int64
 	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'uidvalidity'`).Scan(&last)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -223,7 +206,7 @@ func nextUIDValidity(ctx context.Context, tx *sql.Tx) (uint32, error) {
 	return uint32(v), nil
 }
 
-func insertMailbox(ctx context.Context, tx *sql.Tx, name, specialUse string) (int64, error) {
+func insertMailbox(ctx context.Context, tx querier, name, specialUse string) (int64, error) {
 	v, err := nextUIDValidity(ctx, tx)
 	if err != nil {
 		return 0, err
@@ -236,7 +219,7 @@ func insertMailbox(ctx context.Context, tx *sql.Tx, name, specialUse string) (in
 }
 
 // createParents creates the missing superior names of name.
-func createParents(ctx context.Context, tx *sql.Tx, name string) error {
+func createParents(ctx context.Context, tx querier, name string) error {
 	parts := strings.Split(name, store.Separator)
 	for i := 1; i < len(parts); i++ {
 		p := strings.Join(parts[:i], store.Separator)
@@ -286,7 +269,7 @@ func (u *userDB) ensureInbox(ctx context.Context) error {
 
 func (a *account) Mailboxes(ctx context.Context) ([]store.MailboxInfo, error) {
 	var out []store.MailboxInfo
-	err := a.read(ctx, "list mailboxes", func(tx *sql.Tx) error {
+	err := a.read(ctx, "list mailboxes", func(tx *sqlTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+mboxCols+` FROM mailboxes ORDER BY name`)
 		if err != nil {
 			return err
@@ -326,7 +309,7 @@ func (a *account) Mailbox(ctx context.Context, name string) (store.MailboxInfo, 
 	if a.closed.Load() {
 		return store.MailboxInfo{}, errAccountClosed
 	}
-	m, err := mboxByName(ctx, a.u.db, n)
+	m, err := mboxByName(ctx, a.u.q, n)
 	if err != nil {
 		return store.MailboxInfo{}, err
 	}
@@ -434,10 +417,14 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 			if len(rows) == 0 {
 				return nil
 			}
-			if _, err := w.insertCopies(id, rows, true); err != nil {
+			d, err := mboxByID(ctx, w.tx, id)
+			if err != nil {
 				return err
 			}
-			_, err = w.expungeRows(src.id, rows)
+			if _, err := w.insertCopies(&d, rows, true); err != nil {
+				return err
+			}
+			_, err = w.expungeRows(&src, rows)
 			return err
 		}
 		if strings.HasPrefix(to, from+store.Separator) {
@@ -488,7 +475,7 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 
 func (a *account) Subscriptions(ctx context.Context) ([]string, error) {
 	var out []string
-	err := a.read(ctx, "list subscriptions", func(tx *sql.Tx) error {
+	err := a.read(ctx, "list subscriptions", func(tx *sqlTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT name FROM subscriptions ORDER BY name`)
 		if err != nil {
 			return err
@@ -566,7 +553,7 @@ func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus,
 		return store.MailboxStatus{}, err
 	}
 	var st store.MailboxStatus
-	err = a.read(ctx, "status", func(tx *sql.Tx) error {
+	err = a.read(ctx, "status", func(tx *sqlTx) error {
 		m, err := selectableByName(ctx, tx, n)
 		if err != nil {
 			return err
@@ -580,7 +567,7 @@ func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus,
 func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxStatus, []uint32, error) {
 	var st store.MailboxStatus
 	var uids []uint32
-	err := a.read(ctx, "snapshot", func(tx *sql.Tx) error {
+	err := a.read(ctx, "snapshot", func(tx *sqlTx) error {
 		m, err := selectableByID(ctx, tx, mailboxID)
 		if err != nil {
 			return err

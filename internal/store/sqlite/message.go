@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
-	"github.com/tern-imap/tern/internal/runs"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -31,34 +29,70 @@ type msgRow struct {
 
 // msgRows reads the messages of a mailbox among rs (or all), ascending.
 func (w *wtx) msgRows(mailboxID int64, rs []uidRange, all, onlyDeleted bool) ([]msgRow, error) {
-	const cols = `SELECT uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date FROM messages WHERE mailbox_id = ?`
-	extra := ""
+	if !all && len(rs) == 0 {
+		return nil, nil
+	}
+	from, cond, args := "", "1", []any{mailboxID}
+	if !all {
+		var rargs []any
+		from, cond, rargs = uidMatch(rs)
+		args = append(args, rargs...)
+	}
 	if onlyDeleted {
-		extra = " AND (sysflags & 8) != 0"
+		cond += " AND (m.sysflags & 8) != 0"
 	}
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date
+		FROM `+from+`messages m WHERE m.mailbox_id = ?1 AND `+cond+` ORDER BY m.uid`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	defer rows.Close()
 	var out []msgRow
-	scan := func(query string, args ...any) error {
-		rows, err := w.tx.QueryContext(w.ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("read messages: %w", err)
+	for rows.Next() {
+		var r msgRow
+		if err := rows.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate); err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var r msgRow
-			if err := rows.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate); err != nil {
-				return fmt.Errorf("read messages: %w", err)
-			}
-			out = append(out, r)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return out, nil
+}
+
+// flagRow is the flag state of one message.
+type flagRow struct {
+	uid    uint32
+	modseq uint64
+	sys    int64
+	kws    string
+}
+
+// flagRows reads the flags of the messages of a mailbox among rs, ascending.
+func (w *wtx) flagRows(mailboxID int64, rs []uidRange) ([]flagRow, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	from, cond, rargs := uidMatch(rs)
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT m.uid, m.modseq, m.sysflags, m.keywords FROM `+from+`messages m
+		WHERE m.mailbox_id = ?1 AND `+cond+` ORDER BY m.uid`, append([]any{mailboxID}, rargs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read flags: %w", err)
+	}
+	defer rows.Close()
+	var out []flagRow
+	for rows.Next() {
+		var r flagRow
+		if err := rows.Scan(&r.uid, &r.modseq, &r.sys, &r.kws); err != nil {
+			return nil, fmt.Errorf("read flags: %w", err)
 		}
-		return rows.Err()
+		out = append(out, r)
 	}
-	if all {
-		return out, scan(cols+extra+` ORDER BY uid`, mailboxID)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read flags: %w", err)
 	}
-	err := forRangeChunks("uid", rs, func(cond string, args []any) error {
-		return scan(cols+extra+` AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
-	})
-	return out, err
+	return out, nil
 }
 
 // addMailboxKeywords adds (canonical) keywords to a mailbox's list and
@@ -77,25 +111,21 @@ func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
 	return grew, nil
 }
 
-// insertCopies adds rows (from any mailbox) to mailbox dstID with new UIDs
-// in order, keeping flags and internal dates; SaveDate becomes now unless
-// keepSaveDate.
-func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uint32, error) {
-	d, err := selectableByID(w.ctx, w.tx, dstID)
-	if err != nil {
-		return nil, err
-	}
+// insertMsg inserts one messages row (Append, Copy).
+const insertMsg = `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+	VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// insertCopies adds rows (from any mailbox) to mailbox d with new UIDs in
+// order, keeping flags and internal dates; SaveDate becomes now unless
+// keepSaveDate. d is the destination as this transaction has it (read
+// and kept current by the caller); its UIDNEXT and HIGHESTMODSEQ are
+// advanced.
+func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32, error) {
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
 	modseq := d.highest + 1
 	now := time.Now().Unix()
-	stmt, err := w.tx.PrepareContext(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("copy messages: %w", err)
-	}
-	defer stmt.Close()
 	uids := make([]uint32, len(rows))
 	var kws []string
 	seen := map[string]bool{}
@@ -105,7 +135,7 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 		if keepSaveDate {
 			save = r.sdate
 		}
-		if _, err := stmt.ExecContext(w.ctx, d.id, uid, modseq, r.sys, r.kws, r.contentID, r.size, r.idate, r.itz, save); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, insertMsg, d.id, uid, modseq, r.sys, r.kws, r.contentID, r.size, r.idate, r.itz, save); err != nil {
 			return nil, fmt.Errorf("copy messages: %w", err)
 		}
 		uids[i] = uid
@@ -122,48 +152,48 @@ func (w *wtx) insertCopies(dstID int64, rows []msgRow, keepSaveDate bool) ([]uin
 	if err := w.logUIDs(d.id, modseq, d.uidNext); err != nil {
 		return nil, err
 	}
-	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
-		d.uidNext+uint32(len(rows)), modseq, d.id); err != nil {
+	if _, err := w.tx.ExecContext(w.ctx, setUIDNextModSeq, d.uidNext+uint32(len(rows)), modseq, d.id); err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
 	}
+	d.uidNext += uint32(len(rows))
+	d.highest = modseq
 	w.changed[d.id] = modseq
 	return uids, nil
 }
 
-// expungeRows removes rows from a mailbox, leaving tombstones, and returns
-// the mailbox's new modseq.
-func (w *wtx) expungeRows(mailboxID int64, rows []msgRow) (uint64, error) {
-	m, err := mboxByID(w.ctx, w.tx, mailboxID)
-	if err != nil {
-		return 0, err
-	}
+const (
+	setUIDNextModSeq = `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`
+	setModSeq        = `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`
+)
+
+// expungeRows removes rows (at least one) from mailbox m, leaving
+// tombstones, and returns the mailbox's new modseq. m is the mailbox as
+// this transaction has it; its HIGHESTMODSEQ is advanced.
+func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	modseq := m.highest + 1
-	del, err := w.tx.PrepareContext(w.ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
+	uids := make([]uint32, len(rows))
+	for i, r := range rows {
+		uids[i] = r.uid
+	}
+	rs := toRanges(uids)
+	cond, args := uidIn("uid", rs, 2)
+	res, err := w.tx.ExecContext(w.ctx, `DELETE FROM messages WHERE mailbox_id = ?1 AND `+cond, append([]any{m.id}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
-	defer del.Close()
-	uids := make([]uint32, 0, len(rows))
-	for _, r := range rows {
-		if _, err := del.ExecContext(w.ctx, m.id, r.uid); err != nil {
-			return 0, fmt.Errorf("expunge: %w", err)
-		}
-		uids = append(uids, r.uid)
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(uids)) {
+		return 0, fmt.Errorf("expunge: deleted %d of %d messages (%v)", n, len(uids), err)
 	}
-	slices.Sort(uids)
-	tomb, err := w.tx.PrepareContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid_lo, uid_hi, modseq) VALUES(?, ?, ?, ?)`)
-	if err != nil {
-		return 0, fmt.Errorf("expunge: %w", err)
-	}
-	defer tomb.Close()
-	for lo, hi := range runs.Of(uids) {
-		if _, err := tomb.ExecContext(w.ctx, m.id, lo, hi, modseq); err != nil {
+	for _, r := range rs {
+		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid_lo, uid_hi, modseq) VALUES(?, ?, ?, ?)`,
+			m.id, r.lo, r.hi, modseq); err != nil {
 			return 0, fmt.Errorf("expunge: %w", err)
 		}
 	}
-	if _, err := w.tx.ExecContext(w.ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
+	if _, err := w.tx.ExecContext(w.ctx, setModSeq, modseq, m.id); err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
+	m.highest = modseq
 	w.changed[m.id] = modseq
 	w.gc = true
 	return modseq, nil
@@ -240,18 +270,6 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		modseq := m.highest + 1
-		insContent, err := w.tx.PrepareContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insContent.Close()
-		insMsg, err := w.tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insMsg.Close()
 		var allKws []string
 		for i, p := range preps {
 			kws, err := canonKeywords(ctx, w.tx, p.kws)
@@ -270,7 +288,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
-			r, err := insContent.ExecContext(ctx, blobs[i], size, "M"+id, threadID, sent, sentTZ,
+			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
+				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
 				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
@@ -279,12 +298,16 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
+			// Counted up by the messages insert trigger.
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO content_refs(content_id, refs) VALUES(?, 0)`, cid); err != nil {
+				return fmt.Errorf("insert content: %w", err)
+			}
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := splitTime(p.idate)
-			if _, err := insMsg.ExecContext(ctx, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
+			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
 			res.UIDs = append(res.UIDs, uid)
@@ -295,8 +318,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
-		if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?`,
-			m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
+		if _, err := w.tx.ExecContext(ctx, setUIDNextModSeq, m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
 			return err
 		}
 		w.changed[m.id] = modseq
@@ -331,18 +353,17 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 				return err
 			}
 		}
-		rows, err := w.msgRows(m.id, rs, false, false)
+		rows, err := w.flagRows(m.id, rs)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
 		modseq := m.highest + 1
-		upd, err := w.tx.PrepareContext(ctx, `UPDATE messages SET modseq = ?, sysflags = ?, keywords = ? WHERE mailbox_id = ? AND uid = ?`)
-		if err != nil {
-			return err
-		}
-		defer upd.Close()
-		changed := false
-		for _, r := range rows {
+		// Compute every message's new flags here, then write the changed
+		// ones with as few UPDATEs as the changes allow (see setFlags).
+		var changes []flagRow
+		res.Updated = make([]store.MessageMeta, 0, len(rows))
+		for i := range rows {
+			r := &rows[i]
 			if hasUnchangedSince && r.modseq > unchangedSince {
 				res.Modified = append(res.Modified, r.uid)
 				continue
@@ -350,16 +371,17 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			ns, nk := applyFlags(op, r.sys, r.kws, opSys, kws)
 			ms := r.modseq
 			if ns != r.sys || nk != r.kws {
-				if _, err := upd.ExecContext(ctx, modseq, ns, nk, m.id, r.uid); err != nil {
-					return fmt.Errorf("update flags: %w", err)
-				}
+				changes = append(changes, flagRow{uid: r.uid, sys: ns, kws: nk})
 				ms = modseq
-				changed = true
+				// Keep the old state in rows[i] for setFlags.
 			}
 			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: flagList(ns, nk)})
 		}
-		if changed {
-			if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq = ? WHERE id = ?`, modseq, m.id); err != nil {
+		if len(changes) > 0 {
+			if err := w.setFlags(m.id, modseq, op, opSys, rows, changes); err != nil {
+				return err
+			}
+			if _, err := w.tx.ExecContext(ctx, setModSeq, modseq, m.id); err != nil {
 				return err
 			}
 			w.changed[m.id] = modseq
@@ -380,6 +402,72 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	return res, err
 }
 
+// setFlags writes changes (new flags of messages, ascending by UID; old
+// flags in rows, also ascending) with modseq. When only system flags are
+// added or removed and keywords stay as they are, that is one UPDATE for
+// all; otherwise one UPDATE per distinct new flag state (few in practice:
+// +FLAGS $Label on a thousand messages mostly gives one or two).
+func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys int64, rows, changes []flagRow) error {
+	sysOnly := op != store.FlagsReplace
+	if sysOnly {
+		j := 0
+		for _, c := range changes {
+			for rows[j].uid != c.uid {
+				j++
+			}
+			if rows[j].kws != c.kws {
+				sysOnly = false
+				break
+			}
+		}
+	}
+	exec := func(set string, uids []uint32, args ...any) error {
+		cond, uargs := uidIn("uid", toRanges(uids), len(args)+2)
+		res, err := w.tx.ExecContext(w.ctx, `UPDATE messages SET `+set+` WHERE mailbox_id = ?1 AND `+cond,
+			append(append([]any{mailboxID}, args...), uargs...)...)
+		if err != nil {
+			return fmt.Errorf("update flags: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(uids)) {
+			return fmt.Errorf("update flags: updated %d of %d messages (%v)", n, len(uids), err)
+		}
+		return nil
+	}
+	if sysOnly {
+		// (sysflags | add) & ~remove is what applyFlags computed for each.
+		var add, remove int64
+		if op == store.FlagsAdd {
+			add = opSys
+		} else {
+			remove = opSys
+		}
+		uids := make([]uint32, len(changes))
+		for i, c := range changes {
+			uids[i] = c.uid
+		}
+		return exec(`modseq = ?2, sysflags = (sysflags | ?3) & ~?4`, uids, modseq, add, remove)
+	}
+	type state struct {
+		sys int64
+		kws string
+	}
+	groups := map[state][]uint32{}
+	var order []state
+	for _, c := range changes {
+		s := state{c.sys, c.kws}
+		if _, ok := groups[s]; !ok {
+			order = append(order, s)
+		}
+		groups[s] = append(groups[s], c.uid)
+	}
+	for _, s := range order {
+		if err := exec(`modseq = ?2, sysflags = ?3, keywords = ?4`, groups[s], modseq, s.sys, s.kws); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
@@ -393,7 +481,7 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 		if err != nil || len(rows) == 0 {
 			return err
 		}
-		if _, err := w.expungeRows(m.id, rows); err != nil {
+		if _, err := w.expungeRows(&m, rows); err != nil {
 			return err
 		}
 		out = make([]uint32, len(rows))
@@ -445,7 +533,13 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 				return err
 			}
 		}
-		if res.DestUIDs, err = w.insertCopies(d.id, rows, false); err != nil {
+		// Both are the transaction's current view of their mailbox; one
+		// mailbox if source and destination are the same.
+		sp, dp := &src, &d
+		if d.id == src.id {
+			dp = sp
+		}
+		if res.DestUIDs, err = w.insertCopies(dp, rows, false); err != nil {
 			return err
 		}
 		res.SrcUIDs = make([]uint32, len(rows))
@@ -453,7 +547,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 			res.SrcUIDs[i] = r.uid
 		}
 		if move {
-			res.SrcModSeq, err = w.expungeRows(src.id, rows)
+			res.SrcModSeq, err = w.expungeRows(sp, rows)
 		}
 		return err
 	})
@@ -478,7 +572,7 @@ func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
 
 func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {
 	var cs store.ChangeSet
-	err := a.read(ctx, "changes", func(tx *sql.Tx) error {
+	err := a.read(ctx, "changes", func(tx *sqlTx) error {
 		m, err := selectableByID(ctx, tx, mailboxID)
 		if err != nil {
 			return err
@@ -492,7 +586,9 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 		if cs.New, err = scanMeta(rows); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
+		// By the modseq index: O(changes), not O(mailbox) as the primary
+		// key range on uid would be.
+		rows, err = tx.QueryContext(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages INDEXED BY messages_modseq
 			WHERE mailbox_id = ? AND modseq > ? AND uid <= ? ORDER BY uid`, m.id, sinceModSeq, sinceUID)
 		if err != nil {
 			return err
@@ -511,7 +607,7 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 
 func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error) {
 	var uids []uint32
-	err := a.read(ctx, "vanished", func(tx *sql.Tx) error {
+	err := a.read(ctx, "vanished", func(tx *sqlTx) error {
 		if _, err := mboxByID(ctx, tx, mailboxID); err != nil {
 			return err
 		}
@@ -531,8 +627,8 @@ func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uin
 
 // expungedSince expands the expunge ranges with a modseq above since into
 // ascending UIDs no greater than maxUID.
-func expungedSince(ctx context.Context, tx *sql.Tx, mailboxID int64, since uint64, maxUID uint32) ([]uint32, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi FROM expunged WHERE mailbox_id = ? AND modseq > ? AND uid_lo <= ?
+func expungedSince(ctx context.Context, tx querier, mailboxID int64, since uint64, maxUID uint32) ([]uint32, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT uid_lo, uid_hi FROM expunged INDEXED BY expunged_modseq WHERE mailbox_id = ? AND modseq > ? AND uid_lo <= ?
 		ORDER BY uid_lo`, mailboxID, since, maxUID)
 	if err != nil {
 		return nil, err
@@ -583,27 +679,32 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		return fmt.Errorf("fetch: %w", err)
 	}
 	rs := toRanges(uids)
+	if len(rs) == 0 {
+		return nil
+	}
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
 			return c
 		}
 		return "NULL"
 	}
+	from, cond, rargs := uidMatch(rs)
 	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
+	join := ""
 	content := want&(wantContent|store.WantThreading) != 0
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
-			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + ` FROM messages m JOIN contents c ON c.id = m.content_id`
+			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
+		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
-			q = strings.Replace(q, ` FROM messages m`, threadingCols+` FROM messages m`, 1) + threadingJoin
+			q += threadingCols
+			join += threadingJoin
 		}
-	} else {
-		q += ` FROM messages m`
 	}
-	q += ` WHERE m.mailbox_id = ? AND `
-	err := forRangeChunks("m.uid", rs, func(cond string, args []any) error {
-		rows, err := a.u.q.QueryContext(ctx, q+cond+` ORDER BY m.uid`, append([]any{mailboxID}, args...)...)
+	q += ` FROM ` + from + `messages m` + join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
+	err := func() error {
+		rows, err := a.u.q.QueryContext(ctx, q, append([]any{mailboxID}, rargs...)...)
 		if err != nil {
 			return err
 		}
@@ -658,7 +759,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			}
 		}
 		return rows.Err()
-	})
+	}()
 	if err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 2
+const userSchemaVersion = 3
 
 // migrateUserDB brings a mail.db written by an older tern up to date. It
 // runs before the schema statements, which only create what is missing.
@@ -65,6 +65,28 @@ func migrateUserDB(ctx context.Context, db *sql.DB) error {
 	if hasContents > 0 && hasHeader == 0 {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE contents ADD COLUMN header BLOB`); err != nil {
 			return fmt.Errorf("migrate schema: add contents.header: %w", err)
+		}
+	}
+	// Version 2 -> 3: reference counts move from contents.refs to the
+	// narrow content_refs table (see contentRefsTable), recounted from the
+	// messages; the old triggers and index go (the schema makes the new
+	// ones), the old column stays unused.
+	var hasRefs int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'content_refs'`).Scan(&hasRefs); err != nil {
+		return fmt.Errorf("migrate schema: inspect content_refs: %w", err)
+	}
+	if hasContents > 0 && hasRefs == 0 {
+		for _, q := range []string{
+			contentRefsTable,
+			`INSERT INTO content_refs(content_id, refs)
+				SELECT c.id, (SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id) FROM contents c`,
+			`DROP TRIGGER IF EXISTS messages_ref`,
+			`DROP TRIGGER IF EXISTS messages_unref`,
+			`DROP INDEX IF EXISTS contents_unref`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: reference counts to content_refs: %w", err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {

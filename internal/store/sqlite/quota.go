@@ -77,7 +77,7 @@ func (w *wtx) checkQuota(msgs, bytes int64) error {
 
 func (a *account) Quota(ctx context.Context) (store.Quota, error) {
 	var qt store.Quota
-	err := a.read(ctx, "quota", func(tx *sql.Tx) error {
+	err := a.read(ctx, "quota", func(tx *sqlTx) error {
 		var err error
 		qt, err = readQuota(ctx, tx)
 		return err
@@ -126,7 +126,7 @@ func rowsSize(rows []msgRow) int64 {
 
 // checkUsage compares the quota usage counters with the messages (tern
 // check) and, with repair, resets them.
-func checkUsage(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+func checkUsage(ctx context.Context, tx querier, repair bool) ([]string, error) {
 	var msgs, bytes, cMsgs, cBytes int64
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages`).Scan(&msgs, &bytes); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -308,5 +309,113 @@ func TestMigrateTombstonesToRanges(t *testing.T) {
 	}
 	if !bytes.HasSuffix(header, []byte("\r\n\r\n")) || !bytes.HasPrefix(storetest.Msg(1), header) {
 		t.Fatalf("stored header after migration: %q", header)
+	}
+}
+
+// TestMigrateContentRefs: a schema version 2 database (reference counts in
+// contents.refs, kept by triggers) moves them to content_refs, recounted;
+// then copies and expunges keep counting and collect bodies as before, and
+// tern check finds and repairs a wrong or missing count.
+func TestMigrateContentRefs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, res.MailboxID, res.UIDs, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	s.Close()
+	// Back to the version 2 layout, with a count that is off: migration
+	// recounts from the messages.
+	path := filepath.Join(dir, "users", "1", "mail.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TRIGGER messages_ref`,
+		`DROP TRIGGER messages_unref`,
+		`DROP TABLE content_refs`,
+		`ALTER TABLE contents ADD COLUMN refs INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE contents SET refs = 7`,
+		`CREATE INDEX contents_unref ON contents(id) WHERE refs <= 0`,
+		`CREATE TRIGGER messages_ref AFTER INSERT ON messages BEGIN UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id; END`,
+		`CREATE TRIGGER messages_unref AFTER DELETE ON messages BEGIN UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id; END`,
+		`PRAGMA user_version = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("after migration: %q, %v", p, err)
+	}
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var triggers string
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT group_concat(sql) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'messages_%ref'`).Scan(&triggers); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(triggers, "content_refs") != 2 || strings.Contains(triggers, "UPDATE contents") {
+		t.Fatalf("triggers after migration: %s", triggers)
+	}
+	// UIDs 1, 2 and their copies 3, 4: a new message, a copy of it, and
+	// expunges down to one message; a body file goes with its last message.
+	res2, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, res.MailboxID, res2.UIDs, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir, 1)); n != 3 {
+		t.Fatalf("%d body files, want 3", n)
+	}
+	if _, err := a.Expunge(ctx, res.MailboxID, []uint32{1, 3, 5}, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir, 1)); n != 2 {
+		t.Fatalf("%d body files after expunging all of one body's messages, want 2", n)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("after copy and expunge: %q, %v", p, err)
+	}
+	// Damage the counts: one wrong, one missing.
+	u := s.users[1]
+	if _, err := u.db.ExecContext(ctx, `UPDATE content_refs SET refs = 5 WHERE content_id = (SELECT MIN(content_id) FROM content_refs)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.db.ExecContext(ctx, `DELETE FROM content_refs WHERE content_id = (SELECT MAX(content_id) FROM content_refs)`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Check(ctx, true)
+	if err != nil || len(p) != 2 || !strings.Contains(p[0], "reference count 5") || !strings.Contains(p[1], "no reference count") {
+		t.Fatalf("damaged counts: %q, %v", p, err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("after repair: %q, %v", p, err)
+	}
+	if _, err := a.Expunge(ctx, res.MailboxID, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir, 1)); n != 0 {
+		t.Fatalf("%d body files after expunging everything", n)
 	}
 }

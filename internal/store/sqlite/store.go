@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,8 +72,12 @@ type userDB struct {
 	name    string
 	dir     string
 	db      *sql.DB
-	q       *stmtCache // prepared statements for hot reads outside transactions
-	wmu     sync.Mutex // serializes writes
+	q       *stmtCache   // prepared statements, also used inside transactions
+	wmu     sync.Mutex   // serializes writes
+	wqMu    sync.Mutex   // guards wq, leading
+	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
+	leading bool         // a goroutine is running the writes in wq
+	commits atomic.Int64 // transactions commit has run (for tests)
 	refs    int
 	deleted bool
 

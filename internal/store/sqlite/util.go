@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,7 +46,6 @@ CREATE TABLE IF NOT EXISTS contents(
 	id INTEGER PRIMARY KEY,
 	blob TEXT NOT NULL UNIQUE,
 	size INTEGER NOT NULL,
-	refs INTEGER NOT NULL DEFAULT 0,
 	email_id TEXT NOT NULL,
 	thread_id TEXT NOT NULL,
 	sent_date INTEGER,
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS contents(
 	parts BLOB,
 	header BLOB
 );
-CREATE INDEX IF NOT EXISTS contents_unref ON contents(id) WHERE refs <= 0;
+` + contentRefsTable + `
+CREATE INDEX IF NOT EXISTS content_refs_unref ON content_refs(content_id) WHERE refs <= 0;
 CREATE TABLE IF NOT EXISTS messages(
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
 	uid INTEGER NOT NULL,
@@ -95,14 +96,25 @@ CREATE TABLE IF NOT EXISTS subscriptions(
 	name TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS messages_ref AFTER INSERT ON messages BEGIN
-	UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;
+	UPDATE content_refs SET refs = refs + 1 WHERE content_id = NEW.content_id;
 END;
 CREATE TRIGGER IF NOT EXISTS messages_unref AFTER DELETE ON messages BEGIN
-	UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;
+	UPDATE content_refs SET refs = refs - 1 WHERE content_id = OLD.content_id;
 END;
 `
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// contentRefsTable counts how many messages use each content, in a table
+// of its own: contents rows are large (envelope, structure, header), and
+// SQLite rewrites a whole row to change one column, so a counter there
+// made every COPY and EXPUNGE rewrite each message's stored structure.
+// (Databases from before schema version 3 keep an unused contents.refs.)
+const contentRefsTable = `
+CREATE TABLE IF NOT EXISTS content_refs(
+	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+	refs INTEGER NOT NULL
+);`
+
+// querier is what *sql.DB, *sql.Tx, *stmtCache and *sqlTx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -220,7 +232,7 @@ func splitFlags(flags []string) (sys int64, kws []string, err error) {
 
 // canonKeywords maps keywords to their account-wide first spelling,
 // recording new ones.
-func canonKeywords(ctx context.Context, tx *sql.Tx, kws []string) ([]string, error) {
+func canonKeywords(ctx context.Context, tx querier, kws []string) ([]string, error) {
 	out := make([]string, 0, len(kws))
 	for _, k := range kws {
 		fold := strings.ToLower(k)
@@ -316,36 +328,50 @@ func toRanges(uids []uint32) []uidRange {
 	return rs
 }
 
-// maxRangesPerQuery bounds the bound parameters of one statement.
-const maxRangesPerQuery = 400
-
-// forRangeChunks calls fn with an SQL condition on column col and its
-// arguments for successive chunks of rs.
-func forRangeChunks(col string, rs []uidRange, fn func(cond string, args []any) error) error {
-	for len(rs) > 0 {
-		n := min(len(rs), maxRangesPerQuery)
-		var b strings.Builder
-		args := make([]any, 0, 2*n)
-		b.WriteString("(")
-		for i, r := range rs[:n] {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			if r.lo == r.hi {
-				b.WriteString(col + " = ?")
-				args = append(args, r.lo)
-			} else {
-				b.WriteString(col + " BETWEEN ? AND ?")
-				args = append(args, r.lo, r.hi)
-			}
-		}
-		b.WriteString(")")
-		if err := fn(b.String(), args); err != nil {
-			return err
-		}
-		rs = rs[n:]
+// uidMatch returns, for a SELECT over messages m whose mailbox id is
+// parameter ?1, a FROM prefix and a condition on m.uid that match the UID
+// ranges rs (at least one), with their arguments, which are parameters ?2
+// on. It has two shapes, whatever rs holds, so the statements stay few in
+// the statement cache, and both search the primary key range by range: one
+// range is "m.uid BETWEEN ?2 AND ?3"; more are a join with json_each over
+// the ranges in ascending order, each packed into one 64-bit integer
+// lo<<32|hi (negative when lo >= 1<<31: SQLite's integers are signed).
+func uidMatch(rs []uidRange) (from, cond string, args []any) {
+	if len(rs) == 1 {
+		return "", "m.uid BETWEEN ?2 AND ?3", []any{rs[0].lo, rs[0].hi}
 	}
-	return nil
+	b := make([]byte, 0, 12*len(rs)+2)
+	b = append(b, '[')
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(uint64(r.lo)<<32|uint64(r.hi)), 10)
+	}
+	b = append(b, ']')
+	return "json_each(?2) AS r CROSS JOIN ", "m.uid BETWEEN ((r.value >> 32) & 4294967295) AND (r.value & 4294967295)", []any{string(b)}
+}
+
+// uidIn returns a condition on column col matching exactly the UIDs in rs
+// (at least one range), for UPDATE and DELETE, with its arguments, which
+// are parameters ?first on: "col BETWEEN ?first AND ?first+1" for one
+// range, else "col IN" the UIDs as a JSON array.
+func uidIn(col string, rs []uidRange, first int) (cond string, args []any) {
+	p := "?" + strconv.Itoa(first)
+	if len(rs) == 1 {
+		return col + " BETWEEN " + p + " AND ?" + strconv.Itoa(first+1), []any{rs[0].lo, rs[0].hi}
+	}
+	b := []byte{'['}
+	for _, r := range rs {
+		for u := uint64(r.lo); u <= uint64(r.hi); u++ {
+			if len(b) > 1 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, u, 10)
+		}
+	}
+	b = append(b, ']')
+	return col + " IN (SELECT value FROM json_each(" + p + "))", []any{string(b)}
 }
 
 // --- time ---

@@ -1,8 +1,8 @@
 package sqlite
 
 import (
+	"database/sql"
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -22,22 +22,65 @@ func TestToRanges(t *testing.T) {
 	}
 }
 
-func TestForRangeChunks(t *testing.T) {
-	var rs []uidRange
-	for i := range uint32(1000) {
-		rs = append(rs, uidRange{i * 10, i*10 + 1})
+// TestUIDConditions runs the two shapes of uidMatch and of uidIn against
+// a table holding UIDs up to the largest possible one.
+func TestUIDConditions(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
 	}
-	rs = append(rs, uidRange{20000, 20000})
-	total, calls := 0, 0
-	err := forRangeChunks("uid", rs, func(cond string, args []any) error {
-		calls++
-		total += strings.Count(cond, "uid")
-		if len(args) > 2*maxRangesPerQuery {
-			t.Errorf("chunk with %d args", len(args))
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE messages(mailbox_id INTEGER, uid INTEGER, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID`); err != nil {
+		t.Fatal(err)
+	}
+	have := map[uint32]bool{}
+	for _, u := range []uint32{1, 2, 3, 5, 8, 9, 10, 100, 1000, 2147483647, 2147483648, 4294967294, 4294967295} {
+		have[u] = true
+		for mb := 1; mb <= 2; mb++ {
+			if _, err := db.Exec(`INSERT INTO messages VALUES(?, ?)`, mb, u); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return nil
-	})
-	if err != nil || total != len(rs) || calls != 3 {
-		t.Fatalf("chunks: %d conditions in %d calls, %v", total, calls, err)
+	}
+	query := func(q string, args ...any) []uint32 {
+		t.Helper()
+		rows, err := db.Query(q, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var out []uint32
+		for rows.Next() {
+			var u uint32
+			if err := rows.Scan(&u); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, u)
+		}
+		return out
+	}
+	for _, uids := range [][]uint32{
+		{1}, {2, 3}, {4, 5, 6, 7, 8}, {1, 3, 5}, {9, 10, 100, 4294967295}, {4294967294, 4294967295},
+		{7}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 999, 1000, 1001},
+		{5, 2147483646, 2147483647, 2147483648, 2147483649}, {1, 2147483648}, {3, 2147483647},
+	} {
+		var want []uint32
+		for _, u := range uids {
+			if have[u] {
+				want = append(want, u)
+			}
+		}
+		rs := toRanges(uids)
+		from, cond, args := uidMatch(rs)
+		got := query(`SELECT m.uid FROM `+from+`messages m WHERE m.mailbox_id = ?1 AND `+cond+` ORDER BY m.uid`, append([]any{2}, args...)...)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("uidMatch(%v) = %v, want %v", rs, got, want)
+		}
+		cond, args = uidIn("uid", rs, 2)
+		got = query(`SELECT uid FROM messages WHERE mailbox_id = ?1 AND `+cond+` ORDER BY uid`, append([]any{2}, args...)...)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("uidIn(%v) = %v, want %v", rs, got, want)
+		}
 	}
 }

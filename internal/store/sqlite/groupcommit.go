@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// Group commit: writes of one user are serialized, and each commit waits
+// for an fsync of the WAL. Writes that arrive while a commit is in progress
+// queue up, and the next commit takes all of them (up to maxGroupCommit):
+// one transaction, each write inside its own savepoint, one commit. A
+// write that fails is rolled back to its savepoint alone; the others
+// commit. Every write still returns only after the commit that holds it
+// succeeded, so a nil return means durable, and the writes take effect in
+// the order they were queued in, each seeing the ones before it, exactly
+// as if they had committed one by one.
+//
+// One goroutine at a time leads: it runs batches (under userDB.wmu) until
+// its own write is done, then hands the lead to the oldest waiting write,
+// so no write waits for more than the batch before its own and its own.
+
+// maxGroupCommit bounds how many writes share one transaction.
+const maxGroupCommit = 64
+
+// writeOp is one write waiting for (or done with) its commit.
+type writeOp struct {
+	w    *wtx
+	fn   func(*wtx) error
+	err  error
+	done bool          // err is final; set before wake is closed
+	wake chan struct{} // closed when done, or to hand this write the lead
+}
+
+// commit runs fn in a write transaction, possibly shared with other
+// writes, and returns once that transaction has committed (nil) or fn or
+// the transaction failed.
+func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
+	op := &writeOp{w: w, fn: fn, wake: make(chan struct{})}
+	u.wqMu.Lock()
+	u.wq = append(u.wq, op)
+	lead := !u.leading
+	u.leading = true
+	u.wqMu.Unlock()
+	if !lead {
+		<-op.wake
+		if op.done {
+			return op.err
+		}
+		// The lead was handed to this write.
+	}
+	for !op.done {
+		u.wmu.Lock()
+		u.wqMu.Lock()
+		n := min(len(u.wq), maxGroupCommit)
+		batch := u.wq[:n:n]
+		u.wq = append([]*writeOp(nil), u.wq[n:]...)
+		u.wqMu.Unlock()
+		err := u.runBatch(batch)
+		u.wmu.Unlock()
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+			o.done = true
+			if o != op {
+				close(o.wake)
+			}
+		}
+	}
+	u.wqMu.Lock()
+	if len(u.wq) == 0 {
+		u.leading = false
+		u.wqMu.Unlock()
+	} else {
+		next := u.wq[0]
+		u.wqMu.Unlock()
+		close(next.wake)
+	}
+	return op.err
+}
+
+// runBatch runs ops (at least one) in one transaction and commits it. An
+// op that fails gets its error in op.err and its changes undone; an error
+// returned is the transaction's and fails every op of the batch.
+func (u *userDB) runBatch(ops []*writeOp) error {
+	// The transaction outlives any one write's context (each write's own
+	// statements still run with its own).
+	ctx := context.WithoutCancel(ops[0].w.ctx)
+	u.commits.Add(1)
+	tx, err := u.q.begin(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if len(ops) == 1 {
+		// Alone: no savepoint needed, a failure rolls everything back.
+		op := ops[0]
+		op.w.tx = tx
+		if op.err = op.fn(op.w); op.err != nil {
+			tx.Rollback()
+			return nil
+		}
+		if op.w.gc {
+			if err := op.w.collectGarbage(); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		return tx.Commit()
+	}
+	var first *writeOp // first op that succeeded
+	gc := false
+	for _, op := range ops {
+		op.w.tx = tx
+		if op.err = op.w.ctx.Err(); op.err != nil {
+			continue // given up on while it waited
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if op.err = op.fn(op.w); op.err != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO write`); err != nil {
+				// SQLite may have rolled back the whole transaction (an
+				// interrupted statement, a full disk): then nothing of this
+				// batch can commit.
+				tx.Rollback()
+				return fmt.Errorf("undo failed write of a group commit: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE write`); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if op.err == nil {
+			if first == nil {
+				first = op
+			}
+			gc = gc || op.w.gc
+		}
+	}
+	if first == nil {
+		tx.Rollback()
+		return nil
+	}
+	if gc {
+		g := &wtx{ctx: ctx, tx: tx}
+		if err := g.collectGarbage(); err != nil {
+			tx.Rollback()
+			return err
+		}
+		first.w.dead = append(first.w.dead, g.dead...)
+	}
+	return tx.Commit()
+}
