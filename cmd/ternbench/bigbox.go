@@ -45,7 +45,8 @@ package main
 // 10 ms ticks) during the command, when --server-pid is given.
 //
 // Before each timed command that follows a flag change (changedsince,
-// store-1000, store-single, sort) the pass waits --settle (1.5 s): Dovecot
+// store-1000, store-single, sort) and before the timed STATUS (after the
+// warming one) the pass waits --settle (1.5 s): Dovecot
 // rescans a Maildir's cur/ on every sync while cur/'s mtime is less than
 // a second old (MAILDIR_SYNC_SECS in maildir-sync.c), and a flag change
 // renames a file there. The pause measures each command in the steady
@@ -424,6 +425,9 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 	if err := c.cmd(nil, statusCmd); err != nil { // warm
 		return err
 	}
+	// The first STATUS of a new Dovecot process catches up with the
+	// previous pass's changes (and may rewrite dovecot-uidlist): settle.
+	time.Sleep(b.settle)
 	if err := measure("status", func() (int, error) { return 1, c.cmd(nil, statusCmd) }); err != nil {
 		return err
 	}
