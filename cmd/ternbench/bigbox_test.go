@@ -54,7 +54,7 @@ func TestBigboxAgainstTern(t *testing.T) {
 		out.Reset()
 		errb.Reset()
 		code := run(ctx, []string{"bigbox", "run", "--host", host, "--port", port, "--password", "secret",
-			"--label", "tern", "--round", strconv.Itoa(round), "--stores", "100", "--timeout", "1m",
+			"--label", "tern", "--round", strconv.Itoa(round), "--stores", "100", "--singles", "30", "--settle", "10ms", "--timeout", "1m",
 			"--server-pid", strconv.Itoa(os.Getpid())}, &out, &errb)
 		if code != 0 {
 			t.Fatalf("run round %d: exit %d: %s%s", round, code, out.String(), errb.String())
@@ -74,7 +74,7 @@ func TestBigboxAgainstTern(t *testing.T) {
 		}
 		unseen := got["search-unseen"].items
 		for cmd, want := range map[string]float64{"select": n, "fetch-flags": n, "fetch-body-20": 20, "changedsince": 10,
-			"store-1000": 100, "store-1000x1": 100, "sort": n, "thread": n} {
+			"store-1000": 100, "store-single": 30, "sort": n, "thread": n} {
 			if got[cmd].items != want {
 				t.Errorf("round %d: %s returned %v items, want %v", round, cmd, got[cmd].items, want)
 			}
