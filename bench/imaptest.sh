@@ -107,8 +107,12 @@ free_failures = 1000000
 max_user_failures = 1000000
 max_ip_failures = 1000000
 [limits]
-max_conns_per_ip = 30000
 max_conns = 30000
+max_preauth_conns_per_ip = 30000
+conn_rate_per_ip = 1000000.0
+conn_burst_per_ip = 30000
+max_userip_conns = 30000
+max_user_conns = 30000
 [log]
 level = "warn"
 CONF
