@@ -10,6 +10,9 @@
 #   --rounds N        runs per server and profile (default 1)
 #   --profiles LIST   comma-separated: default, logout0 (default: both)
 #   --out DIR         keep results here (default: a new temp dir)
+#   --dovecot-fsync M Dovecot's mail_fsync: optimized (its default: appended
+#                     mail is fsynced, flag changes and expunges are not) or
+#                     always (every change durable before its reply, as tern)
 #
 # Each run is
 #   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
@@ -30,7 +33,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT=""
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVECOT_FSYNC=optimized
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -40,7 +43,8 @@ while [ $# -gt 0 ]; do
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--profiles) PROFILES=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -146,6 +150,7 @@ default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = 1
 mail_location = maildir:$DD/mail/%u
+mail_fsync = $DOVECOT_FSYNC
 mail_uid = nobody
 mail_gid = nogroup
 auth_cache_size = 10M
