@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -325,10 +326,43 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return nil
 	})
 	if err != nil {
-		a.u.removeBlobs(blobs)
+		if a.bodiesUnreferenced(ctx, err, blobs) {
+			a.u.removeBlobs(blobs)
+		} else {
+			a.s.log.Warn("append: commit failed with an unknown outcome; keeping its body files (tern check collects them if unused)",
+				"user", a.u.name, "err", err)
+		}
 		return store.AppendResult{}, err
 	}
 	return res, nil
+}
+
+// bodiesUnreferenced reports whether the failed write of an Append
+// (error err) certainly did not commit the rows that reference blobs, so
+// the files may go. Any error but a failed COMMIT means a rollback. After
+// a failed COMMIT, the rows must be absent from a new read, and the
+// failure must not be one that crash recovery could still turn into a
+// commit. When in doubt the files stay: an unreferenced file is harmless
+// (tern check --repair removes it), a row without its file is a lost
+// message.
+func (a *account) bodiesUnreferenced(ctx context.Context, err error, blobs []string) bool {
+	var ce *commitError
+	if !errors.As(err, &ce) {
+		return true
+	}
+	if commitMayReplay(ce.err) || len(blobs) == 0 {
+		return len(blobs) == 0
+	}
+	b, jerr := json.Marshal(blobs)
+	if jerr != nil {
+		return false
+	}
+	var n int64
+	ctx = context.WithoutCancel(ctx)
+	rerr := a.read(ctx, "append: look for a failed commit", func(tx *sqlTx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM contents WHERE blob IN (SELECT value FROM json_each(?))`, string(b)).Scan(&n)
+	})
+	return rerr == nil && n == 0
 }
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
