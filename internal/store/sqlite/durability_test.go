@@ -68,6 +68,36 @@ func TestAppendFailedCommit(t *testing.T) {
 		t.Errorf("body %q", raw)
 	}
 
+	// The same for writes that share one group commit.
+	u.testCommit = func(tx *sqlTx) error {
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return lost
+	}
+	u.wmu.Lock()
+	errs := make(chan error, 2)
+	for _, subj := range []string{"group 1", "group 2"} {
+		go func() {
+			_, err := a.Append(ctx, "INBOX", msg(subj))
+			errs <- err
+		}()
+	}
+	queued(t, u, 2)
+	u.wmu.Unlock()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, lost) {
+			t.Fatalf("Append in a group commit: %v, want the commit error", err)
+		}
+	}
+	if u.commits.Load() == 0 {
+		t.Fatal("no commit counted")
+	}
+	u.testCommit = nil
+	if n := len(blobFiles(t, dir, 1)); n != 3 {
+		t.Errorf("%d body files after a group commit that took effect, want 3", n)
+	}
+
 	// The commit failed and was rolled back: the files go.
 	u.testCommit = func(tx *sqlTx) error {
 		tx.Rollback()
@@ -77,16 +107,16 @@ func TestAppendFailedCommit(t *testing.T) {
 		t.Fatal("Append succeeded")
 	}
 	u.testCommit = nil
-	if n := len(blobFiles(t, dir, 1)); n != 1 {
-		t.Errorf("%d body files after a rolled back commit, want 1", n)
+	if n := len(blobFiles(t, dir, 1)); n != 3 {
+		t.Errorf("%d body files after a rolled back commit, want 3", n)
 	}
 
 	// A failure before the commit: the files go.
 	if _, err := a.Append(ctx, "NoSuchMailbox", msg("no mailbox")); err == nil {
 		t.Fatal("Append to a missing mailbox succeeded")
 	}
-	if n := len(blobFiles(t, dir, 1)); n != 1 {
-		t.Errorf("%d body files after a failed write, want 1", n)
+	if n := len(blobFiles(t, dir, 1)); n != 3 {
+		t.Errorf("%d body files after a failed write, want 3", n)
 	}
 
 	problems, err := s.Check(ctx, false)

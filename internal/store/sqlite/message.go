@@ -347,11 +347,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 // message.
 func (a *account) bodiesUnreferenced(ctx context.Context, err error, blobs []string) bool {
 	var ce *commitError
-	if !errors.As(err, &ce) {
+	switch {
+	case !errors.As(err, &ce) || len(blobs) == 0:
 		return true
-	}
-	if commitMayReplay(ce.err) || len(blobs) == 0 {
-		return len(blobs) == 0
+	case commitMayReplay(ce.err):
+		return false
 	}
 	b, jerr := json.Marshal(blobs)
 	if jerr != nil {
