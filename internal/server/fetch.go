@@ -43,17 +43,17 @@ func (c *conn) resolveSet(set imap.NumSet, uidMode bool) ([]uint32, error) {
 		}
 		return out, nil
 	}
-	if n == 0 && set.Dynamic() {
-		// "1:*" in an empty mailbox names nothing; answer OK with nothing.
-		return nil, nil
+	// RFC 9051 §9 (seq-number): "*" is the number of messages in a
+	// non-empty mailbox, and a sequence number above that count, "*" in
+	// an empty mailbox included, is answered BAD. (UID sets above: "*" is
+	// then the last UID or UIDNEXT, and "1:*" names nothing.)
+	if n == 0 {
+		return nil, bad("", "Invalid message sequence number: the mailbox is empty")
 	}
 	for _, r := range set.Ranges {
 		if (r.Start != 0 && r.Start > n) || (r.Stop != 0 && r.Stop > n) {
 			return nil, bad("", "Invalid message sequence number")
 		}
-	}
-	if n == 0 {
-		return nil, nil
 	}
 	var out []uint32
 	for _, r := range set.Expand(n) {

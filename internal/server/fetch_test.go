@@ -77,3 +77,47 @@ func TestFetchUnknownTransferEncoding(t *testing.T) {
 	c.expect("FETCH 1 BINARY[1]", "NO [UNKNOWN-CTE]")
 	hasLine(t, c.ok("FETCH 1 BODY.PEEK[1]"), "* 1 FETCH (BODY[1] {13}\r\nbegin 644 x\r\n)")
 }
+
+// TestSeqSetInEmptyMailbox: RFC 9051 §9 (seq-number): "*" is the number
+// of messages in a non-empty mailbox, and a message sequence number above
+// that count, "*" in an empty mailbox included, is answered BAD (as
+// Dovecot does). UID sets stay OK: "*" is then UIDNEXT and "1:*" names
+// nothing.
+func TestSeqSetInEmptyMailbox(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.ok("CREATE Other")
+	c.ok("SELECT INBOX")
+	for _, cmd := range []string{
+		"FETCH * FLAGS",
+		"FETCH 1:* FLAGS",
+		"FETCH 1 FLAGS",
+		`STORE 1:* +FLAGS (\Seen)`,
+		`STORE * +FLAGS (\Seen)`,
+		"COPY 1:* Other",
+		"MOVE * Other",
+	} {
+		if u := c.expect(cmd, "BAD"); len(u) > 0 {
+			t.Errorf("%s: untagged %q", cmd, u)
+		}
+	}
+	for _, cmd := range []string{
+		"UID FETCH 1:* FLAGS",
+		"UID FETCH * FLAGS",
+		`UID STORE 1:* +FLAGS (\Seen)`,
+		"UID COPY 1:* Other",
+		"UID MOVE 1:* Other",
+	} {
+		if u := c.ok(cmd); len(u) > 0 {
+			t.Errorf("%s: untagged %q", cmd, u)
+		}
+	}
+	// Once a message exists, "*" names it.
+	c.appendMsg("INBOX", "", simpleMsg)
+	c.ok("NOOP")
+	if u := c.ok("FETCH * FLAGS"); len(u) != 1 || !strings.HasPrefix(u[0], "* 1 FETCH (FLAGS (") {
+		t.Errorf("FETCH * with one message: %q", u)
+	}
+	c.expect("FETCH 2 FLAGS", "BAD")
+}

@@ -388,16 +388,18 @@ func TestDeleteAndRenameSelected(t *testing.T) {
 	c.ok("RENAME INBOX Old")
 	c.ok("DELETE Old")
 	c.ok("NOOP")
-	c.ok("FETCH 1:* FLAGS") // still selected (empty INBOX: no output)
+	// Still selected (empty INBOX: no output). A sequence-number FETCH
+	// would be BAD in an empty mailbox whether selected or not.
+	c.ok("UID FETCH 1:* FLAGS")
 	// DELETE of the selected mailbox deselects it with [CLOSED].
 	c.ok("CREATE Gone")
 	c.ok("SELECT Gone")
 	hasLine(t, c.ok("DELETE Gone"), "* OK [CLOSED] Selected mailbox deleted")
-	c.expect("FETCH 1 FLAGS", "BAD")
+	c.expect("UID FETCH 1:* FLAGS", "BAD")
 	// A failed DELETE leaves the selection alone.
 	c.ok("SELECT INBOX")
 	c.expect("DELETE Nowhere", "NO")
-	c.ok("FETCH 1:* FLAGS")
+	c.ok("UID FETCH 1:* FLAGS")
 	c.ok("CREATE P/C")
 	c.ok("DELETE P")
 	c.expect("DELETE P", "NO [HASCHILDREN]")

@@ -2,7 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Group commit: writes of one user are serialized, and each commit waits
@@ -18,6 +22,37 @@ import (
 // One goroutine at a time leads: it runs batches (under userDB.wmu) until
 // its own write is done, then hands the lead to the oldest waiting write,
 // so no write waits for more than the batch before its own and its own.
+
+// commitError is an error returned by COMMIT itself. Every other error of
+// a write means its transaction (or savepoint) was rolled back; after a
+// failed COMMIT the outcome is not known for certain, and a caller that
+// would undo side effects (Append's body files) must look first.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// commitMayReplay reports whether a failed COMMIT may have left its
+// transaction complete in the write-ahead log, where no reader sees it now
+// but recovery after a crash would: an I/O error while writing or syncing
+// the log (SQLITE_IOERR_*). A full disk (SQLITE_FULL) or a lock fails
+// before the commit record is written.
+func commitMayReplay(err error) bool {
+	var se *msqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_IOERR
+}
+
+// commitTx commits tx; an error is a *commitError.
+func (u *userDB) commitTx(tx *sqlTx) error {
+	commit := tx.Commit
+	if u.testCommit != nil {
+		commit = func() error { return u.testCommit(tx) }
+	}
+	if err := commit(); err != nil {
+		return &commitError{err}
+	}
+	return nil
+}
 
 // maxGroupCommit bounds how many writes share one transaction.
 const maxGroupCommit = 64
@@ -105,7 +140,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 				return err
 			}
 		}
-		return tx.Commit()
+		return u.commitTx(tx)
 	}
 	var first *writeOp // first op that succeeded
 	gc := false
@@ -150,5 +185,5 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 		}
 		first.w.dead = append(first.w.dead, g.dead...)
 	}
-	return tx.Commit()
+	return u.commitTx(tx)
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -325,10 +326,43 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return nil
 	})
 	if err != nil {
-		a.u.removeBlobs(blobs)
+		if a.bodiesUnreferenced(ctx, err, blobs) {
+			a.u.removeBlobs(blobs)
+		} else {
+			a.s.log.Warn("append: commit failed with an unknown outcome; keeping its body files (tern check collects them if unused)",
+				"user", a.u.name, "err", err)
+		}
 		return store.AppendResult{}, err
 	}
 	return res, nil
+}
+
+// bodiesUnreferenced reports whether the failed write of an Append
+// (error err) certainly did not commit the rows that reference blobs, so
+// the files may go. Any error but a failed COMMIT means a rollback. After
+// a failed COMMIT, the rows must be absent from a new read, and the
+// failure must not be one that crash recovery could still turn into a
+// commit. When in doubt the files stay: an unreferenced file is harmless
+// (tern check --repair removes it), a row without its file is a lost
+// message.
+func (a *account) bodiesUnreferenced(ctx context.Context, err error, blobs []string) bool {
+	var ce *commitError
+	switch {
+	case !errors.As(err, &ce) || len(blobs) == 0:
+		return true
+	case commitMayReplay(ce.err):
+		return false
+	}
+	b, jerr := json.Marshal(blobs)
+	if jerr != nil {
+		return false
+	}
+	var n int64
+	ctx = context.WithoutCancel(ctx)
+	rerr := a.read(ctx, "append: look for a failed commit", func(tx *sqlTx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM contents WHERE blob IN (SELECT value FROM json_each(?))`, string(b)).Scan(&n)
+	})
+	return rerr == nil && n == 0
 }
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
@@ -671,6 +705,17 @@ func headerBlock(raw []byte, info *message.Info) []byte {
 
 const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs | store.WantHeader
 
+// fetchBatch bounds the messages one query of Fetch reads before fn runs.
+const fetchBatch = 256
+
+// Fetch reads the messages in batches of at most fetchBatch UIDs: each
+// batch is read into memory and its rows closed (ending the query's read
+// snapshot) before fn is called for its messages. fn typically writes to a
+// client's socket; a client that reads slowly must not keep a read
+// transaction open, which would stop SQLite from checkpointing the WAL
+// past it (and let the WAL grow) for as long as the client dawdles. Each
+// batch is a consistent snapshot; a message expunged between two batches
+// is skipped like any missing UID.
 func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
@@ -688,82 +733,129 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		}
 		return "NULL"
 	}
-	from, cond, rargs := uidMatch(rs)
-	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
+	cols := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
 	join := ""
 	content := want&(wantContent|store.WantThreading) != 0
 	if content {
-		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
+		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
 			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
 		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
-			q += threadingCols
+			cols += threadingCols
 			join += threadingJoin
 		}
 	}
-	q += ` FROM ` + from + `messages m` + join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
-	err := func() error {
-		rows, err := a.u.q.QueryContext(ctx, q, append([]any{mailboxID}, rargs...)...)
+	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
+	for len(rs) > 0 {
+		var batch []uidRange
+		batch, rs = nextFetchBatch(rs, fetchBatch)
+		from, cond, rargs := uidMatch(batch)
+		q := cols + ` FROM ` + from + `messages m` + join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
+		var err error
+		msgs, err = a.fetchRows(ctx, q, append([]any{mailboxID}, rargs...), want, content, msgs[:0])
 		if err != nil {
-			return err
+			return fmt.Errorf("fetch: %w", err)
 		}
-		defer rows.Close()
-		var (
-			uid                    uint32
-			modseq                 uint64
-			sys, idate, itz, sdate int64
-			size                   int64
-			kws                    string
-			sent, sentTZ           sql.NullInt64
-			env, body, bs, parts   []byte
-			header                 []byte
-			emailID, threadID      string
-		)
-		dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
-		if content {
-			dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID, &header)
-		}
-		var thr threadingRow
-		if want&store.WantThreading != 0 {
-			dest = append(dest, thr.dest()...)
-		}
-		for rows.Next() {
-			env, body, bs, parts, header = nil, nil, nil, nil, nil
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			msg := &store.Message{UID: uid, ModSeq: modseq}
-			if want&store.WantSize != 0 {
-				msg.Size = size
-			}
-			if want&store.WantFlags != 0 {
-				msg.Flags = flagList(sys, kws)
-			}
-			if want&store.WantDates != 0 {
-				msg.InternalDate = joinTime(idate, itz)
-				msg.SaveDate = time.Unix(sdate, 0).UTC()
-				if sent.Valid {
-					msg.SentDate = joinTime(sent.Int64, sentTZ.Int64)
-				}
-			}
-			msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts, msg.Header = env, body, bs, parts, header
-			if want&store.WantIDs != 0 {
-				msg.EmailID, msg.ThreadID = emailID, threadID
-			}
-			if want&store.WantThreading != 0 {
-				thr.fill(msg)
-			}
-			if err := fn(msg); err != nil {
-				return err
+		for i, m := range msgs {
+			msgs[i] = nil // fn may keep m; the batch slice must not
+			if err := fn(m); err != nil {
+				return fmt.Errorf("fetch: %w", err)
 			}
 		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
+		if len(rs) > 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("fetch: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+// fetchRows runs one query of Fetch and returns its messages, appended to
+// out, with the rows closed.
+func (a *account) fetchRows(ctx context.Context, q string, args []any, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
+	rows, err := a.u.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	var (
+		uid                    uint32
+		modseq                 uint64
+		sys, idate, itz, sdate int64
+		size                   int64
+		kws                    string
+		sent, sentTZ           sql.NullInt64
+		env, body, bs, parts   []byte
+		header                 []byte
+		emailID, threadID      string
+	)
+	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
+	if content {
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID, &header)
+	}
+	var thr threadingRow
+	if want&store.WantThreading != 0 {
+		dest = append(dest, thr.dest()...)
+	}
+	for rows.Next() {
+		env, body, bs, parts, header = nil, nil, nil, nil, nil
+		if err := rows.Scan(dest...); err != nil {
+			return out, err
+		}
+		msg := &store.Message{UID: uid, ModSeq: modseq}
+		if want&store.WantSize != 0 {
+			msg.Size = size
+		}
+		if want&store.WantFlags != 0 {
+			msg.Flags = flagList(sys, kws)
+		}
+		if want&store.WantDates != 0 {
+			msg.InternalDate = joinTime(idate, itz)
+			msg.SaveDate = time.Unix(sdate, 0).UTC()
+			if sent.Valid {
+				msg.SentDate = joinTime(sent.Int64, sentTZ.Int64)
+			}
+		}
+		// Scan copies into []byte destinations: safe to keep after Next.
+		msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts, msg.Header = env, body, bs, parts, header
+		if want&store.WantIDs != 0 {
+			msg.EmailID, msg.ThreadID = emailID, threadID
+		}
+		if want&store.WantThreading != 0 {
+			thr.fill(msg)
+		}
+		out = append(out, msg)
+	}
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	return out, rows.Close()
+}
+
+// nextFetchBatch splits off the first ranges of rs (ascending, disjoint)
+// covering at most n UIDs, splitting a range if needed (rs is modified),
+// and returns them and the rest.
+func nextFetchBatch(rs []uidRange, n int) (batch, rest []uidRange) {
+	left := uint64(n)
+	for i, r := range rs {
+		size := uint64(r.hi) - uint64(r.lo) + 1
+		if size < left {
+			left -= size
+			continue
+		}
+		if size == left {
+			return rs[:i+1], rs[i+1:]
+		}
+		// Split r: its first left UIDs go in this batch (a new array, as
+		// rs[i] is changed in place to the rest of r).
+		cut := uint32(uint64(r.lo) + left - 1)
+		batch = append(rs[:i:i], uidRange{r.lo, cut})
+		rs[i].lo = cut + 1
+		return batch, rs[i:]
+	}
+	return rs, nil
 }
 
 func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {

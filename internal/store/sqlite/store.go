@@ -78,8 +78,11 @@ type userDB struct {
 	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
 	leading bool         // a goroutine is running the writes in wq
 	commits atomic.Int64 // transactions commit has run (for tests)
-	refs    int
-	deleted bool
+	// testCommit, if set (tests only, before any write), replaces
+	// tx.Commit in commitTx.
+	testCommit func(*sqlTx) error
+	refs       int
+	deleted    bool
 
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
@@ -134,6 +137,9 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 // Open opens (creating if needed) the store under dir.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "users"), 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	db, err := openDB(ctx, filepath.Join(dir, "tern.db"), mainSchema)
@@ -443,13 +449,26 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Join(u.dir, "blobs"), 0o700); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	syncDir(filepath.Join(s.dir, "users"))
+	// The entries of users/<id> (in users/) and of its blobs and mail.db
+	// (in users/<id>) must be durable before anything is acknowledged to
+	// a client. Synced on every open, not only when created: a process
+	// that died between a mkdir and its sync left an entry that exists
+	// but may not be durable.
+	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
+		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
 	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
 	u.db = db // ensureInbox runs on it; nobody else reads u.db before ready
 	if err := u.ensureInbox(ctx); err != nil {
+		u.db = nil
+		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
+	// SQLite syncs the directory when it creates the write-ahead log, but
+	// not when it creates the database file.
+	if err := syncDir(u.dir); err != nil {
 		u.db = nil
 		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}

@@ -479,7 +479,15 @@ func (u *userDB) removeBlobs(names []string) []error {
 	return errs
 }
 
+// testSyncDir, if set (tests only), is called by syncDir instead of
+// syncing.
+var testSyncDir func(dir string) error
+
+// syncDir makes dir's entries (files created or renamed in it) durable.
 func syncDir(dir string) error {
+	if testSyncDir != nil {
+		return testSyncDir(dir)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)

@@ -1,0 +1,119 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+func TestNextFetchBatch(t *testing.T) {
+	cases := []struct {
+		in   []uidRange
+		n    int
+		want [][]uidRange
+	}{
+		{[]uidRange{{1, 3}}, 4, [][]uidRange{{{1, 3}}}},
+		{[]uidRange{{1, 4}}, 4, [][]uidRange{{{1, 4}}}},
+		{[]uidRange{{1, 10}}, 4, [][]uidRange{{{1, 4}}, {{5, 8}}, {{9, 10}}}},
+		{[]uidRange{{1, 2}, {5, 5}, {7, 9}}, 4, [][]uidRange{{{1, 2}, {5, 5}, {7, 7}}, {{8, 9}}}},
+		{[]uidRange{{1, 1}, {3, 3}, {5, 5}, {7, 7}, {9, 9}}, 2, [][]uidRange{{{1, 1}, {3, 3}}, {{5, 5}, {7, 7}}, {{9, 9}}}},
+		{[]uidRange{{4294967290, 4294967295}}, 4, [][]uidRange{{{4294967290, 4294967293}}, {{4294967294, 4294967295}}}},
+	}
+	for _, c := range cases {
+		rs := slices.Clone(c.in)
+		var got [][]uidRange
+		for len(rs) > 0 {
+			var b []uidRange
+			b, rs = nextFetchBatch(rs, c.n)
+			got = append(got, slices.Clone(b))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%v by %d: %v, want %v", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+// TestFetchBatched: Fetch of more messages than one batch, with gaps,
+// returns each existing message once in UID order, and no read
+// transaction is open while its callback runs: a WAL checkpoint from
+// another connection completes then.
+func TestFetchBatched(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const n = 3*fetchBatch + 10
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody\r\n", i+1)}
+	}
+	res, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expunge every third message; ask for all UIDs and some that never
+	// existed.
+	var gone, want []uint32
+	for _, u := range res.UIDs {
+		if u%3 == 0 {
+			gone = append(gone, u)
+		} else {
+			want = append(want, u)
+		}
+	}
+	if _, err := a.Expunge(ctx, res.MailboxID, gone, false); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkpoint := func() int {
+		var busy, logFrames, done int
+		if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+			t.Fatalf("checkpoint: %v", err)
+		}
+		return busy
+	}
+	if busy := checkpoint(); busy != 0 {
+		t.Fatalf("checkpoint before Fetch: busy=%d", busy)
+	}
+	// A write after the checkpoint: Fetch's reads see frames in the WAL.
+	if _, err := a.StoreFlags(ctx, res.MailboxID, want[:1], store.FlagsAdd, []string{`\Flagged`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ask := append(slices.Clone(res.UIDs), n+1, n+2, n+1000)
+	var got []uint32
+	err = a.Fetch(ctx, res.MailboxID, ask, store.WantEnvelope|store.WantFlags, func(m *store.Message) error {
+		if len(got)%fetchBatch == 5 {
+			if busy := checkpoint(); busy != 0 {
+				t.Errorf("checkpoint inside the callback for UID %d: busy=%d", m.UID, busy)
+			}
+		}
+		if m.Envelope == nil {
+			t.Errorf("UID %d without envelope", m.UID)
+		}
+		got = append(got, m.UID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("fetched %d UIDs %v..., want %d", len(got), got[:min(len(got), 10)], len(want))
+	}
+}
