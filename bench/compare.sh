@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/compare.sh: tern against Dovecot on this machine, same workloads,
-# same messages, same durability and TLS setting, alternating servers.
+# same messages and TLS setting, alternating servers (durability: see
+# --dovecot-fsync).
 #
 # Usage: bench/compare.sh [options]
 #   --rounds N        rounds per workload (default 3; medians are reported)
@@ -13,13 +14,16 @@
 #   --profile         afterwards, run each workload once more against tern
 #                     with a CPU profile (prof-WORKLOAD.pprof + top list)
 #   --out DIR         keep results here (default: a new temp dir)
+#   --dovecot-fsync M Dovecot's mail_fsync: optimized (default: appended mail
+#                     is fsynced, flag changes and expunges are not) or always
+#                     (every change durable before its reply, as in tern)
 #
 # Needs root (installs dovecot-imapd with apt-get if missing; runs Dovecot's
 # mail processes as nobody). Everything lives in a temp dir; both servers
 # listen on 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 PROFILE=0 OUT="" WORKLOADS=""
+ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -31,7 +35,8 @@ while [ $# -gt 0 ]; do
 	--tls) TLS=1; shift ;;
 	--profile) PROFILE=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -161,7 +166,9 @@ first_valid_uid = 1
 mail_location = maildir:$DD/mail/%u
 mail_uid = nobody
 mail_gid = nogroup
-# mail_fsync stays at its default (optimized): appended mail is fsynced.
+# optimized (Dovecot's default) fsyncs appended mail but not flag changes
+# or expunges; tern makes every change durable before its tagged OK.
+mail_fsync = $DOVECOT_FSYNC
 # Logins are not measured; the cache only shortens idle-fanout's setup
 # (one argon2id check per user instead of per connection).
 auth_cache_size = 10M
