@@ -167,7 +167,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	} else if want&^indexWant != 0 {
 		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
 	}
-	msgs := make([]store.Message, fetchChunk)
+	msgs := make([]store.Message, min(len(uids), fetchChunk))
 	for next := 0; next < len(uids); {
 		n := 0
 		err := a.with(ctx, mailboxID, func(b *Mailbox) error {

@@ -26,8 +26,8 @@ import (
 )
 
 // Want returns the metadata fields of store.Message that evaluating key
-// needs. UID is always filled by the store. Content keys add WantParts so
-// the server can build the part tree for Candidate.Open without re-parsing.
+// needs. UID is always filled by the store. Content keys need the stored
+// header; the part tree comes with the opened body (store.Body.Parts).
 func Want(key *imap.SearchKey) store.Want {
 	if key == nil {
 		return 0
@@ -57,7 +57,7 @@ func Want(key *imap.SearchKey) store.Want {
 		// The stored header answers these without opening the message.
 		w |= store.WantHeader
 	case imap.SearchBody, imap.SearchText:
-		w |= store.WantHeader | store.WantParts
+		w |= store.WantHeader
 	}
 	return w
 }

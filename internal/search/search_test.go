@@ -248,7 +248,7 @@ func TestWant(t *testing.T) {
 		{ks(imap.SearchThreadID, "T"), store.WantIDs, false},
 		{ks(imap.SearchSubject, "x"), store.WantHeader, true},
 		{not(and(k(imap.SearchSeen), or(kn(imap.SearchSmaller, 3), ks(imap.SearchText, "x")))),
-			store.WantFlags | store.WantSize | store.WantHeader | store.WantParts, true},
+			store.WantFlags | store.WantSize | store.WantHeader, true},
 	}
 	for _, tt := range tests {
 		if got := Want(tt.key); got != tt.want {

@@ -77,21 +77,6 @@ func (c *conn) urlData(ctx context.Context, u imapURL, raw string, buf *bytes.Bu
 	if info.NoSelect || (u.uidValidity != 0 && u.uidValidity != info.UIDValidity) {
 		return badURL(raw)
 	}
-	var parts []byte
-	found := false
-	err = c.acct.Fetch(ctx, info.ID, []uint32{u.uid}, store.WantParts, func(m *store.Message) error {
-		if m.UID == u.uid {
-			found = true
-			parts = m.Parts
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("catenate: fetch uid %d in %q: %w", u.uid, u.mailbox, err)
-	}
-	if !found {
-		return badURL(raw)
-	}
 	body, err := c.acct.OpenBody(ctx, info.ID, u.uid)
 	if err != nil {
 		if errors.Is(err, store.ErrNoSuchMessage) {
@@ -100,7 +85,7 @@ func (c *conn) urlData(ctx context.Context, u imapURL, raw string, buf *bytes.Bu
 		return fmt.Errorf("catenate: open uid %d in %q: %w", u.uid, u.mailbox, err)
 	}
 	defer body.Close()
-	root, err := message.DecodeParts(parts)
+	root, err := message.DecodeParts(body.Parts())
 	if err != nil {
 		return fmt.Errorf("catenate: decode parts of uid %d: %w", u.uid, err)
 	}

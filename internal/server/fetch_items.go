@@ -25,8 +25,9 @@ type fetchItem struct {
 	write func(c *conn, m *fetchMsg, it *imap.FetchItem) error
 }
 
-// contentWant is what items that read the message need from Fetch.
-const contentWant = store.WantParts | store.WantSize
+// contentWant is what items that read the message need from Fetch: the
+// part tree comes with the opened body (store.Body.Parts).
+const contentWant = store.WantSize
 
 // fetchItems answers every kind of FETCH item; a new kind is one entry.
 var fetchItems = [...]fetchItem{
@@ -66,7 +67,7 @@ func (c *conn) openContent(ctx context.Context, m *fetchMsg) error {
 		return fmt.Errorf("open body of uid %d: %w", m.UID, err)
 	}
 	m.content = b
-	m.root, err = message.DecodeParts(m.Parts)
+	m.root, err = message.DecodeParts(b.Parts())
 	if err != nil {
 		return fmt.Errorf("decode parts of uid %d: %w", m.UID, err)
 	}

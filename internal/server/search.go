@@ -155,20 +155,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 				if err != nil {
 					return nil, nil, err
 				}
-				parts := m.Parts
-				if parts == nil {
-					// Header keys do not fetch the part tree; a message
-					// stored without its header needs it after all.
-					err := c.acct.Fetch(ctx, sel.info.ID, []uint32{m.UID}, store.WantParts, func(pm *store.Message) error {
-						parts = pm.Parts
-						return nil
-					})
-					if err != nil {
-						b.Close()
-						return nil, nil, err
-					}
-				}
-				root, err := message.DecodeParts(parts)
+				root, err := message.DecodeParts(b.Parts())
 				if err != nil {
 					b.Close()
 					return nil, nil, err

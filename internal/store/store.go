@@ -193,6 +193,10 @@ type Body interface {
 	io.ReaderAt
 	io.Closer
 	Size() int64
+	// Parts is the message's encoded part tree (message.Parts), read
+	// together with the body's location, so that FETCH of a body section
+	// needs no second lookup; nil if the message was stored without one.
+	Parts() []byte
 }
 
 // Account is one user's mail. All names are UTF-8 with Separator.

@@ -864,8 +864,9 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size FROM messages m JOIN contents c ON c.id = m.content_id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size)
+	var parts []byte
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts FROM messages m JOIN contents c ON c.id = m.content_id
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
@@ -886,7 +887,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
-	return &blobFile{File: f, size: size}, nil
+	return &blobFile{File: f, size: size, parts: parts}, nil
 }
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.

@@ -502,7 +502,9 @@ func syncDir(dir string) error {
 // blobFile is an open message body.
 type blobFile struct {
 	*os.File
-	size int64
+	size  int64
+	parts []byte
 }
 
-func (b *blobFile) Size() int64 { return b.size }
+func (b *blobFile) Size() int64    { return b.size }
+func (b *blobFile) Parts() []byte { return b.parts }

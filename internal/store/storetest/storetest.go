@@ -633,6 +633,15 @@ func testAppendFetch(t *testing.T, e *env) {
 		if !m.SentDate.Equal(info.SentDate) {
 			t.Fatalf("UID %d: SentDate %v, want %v", m.UID, m.SentDate, info.SentDate)
 		}
+		// The opened body carries the same part tree.
+		b, err := a.OpenBody(ctx, inbox.ID, m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b.Parts(), info.Parts) {
+			t.Fatalf("UID %d: Body.Parts %q, want %q", m.UID, b.Parts(), info.Parts)
+		}
+		b.Close()
 	}
 	if len(ms[0].Envelope) == 0 || len(ms[0].BodyStructure) == 0 {
 		t.Fatal("empty ENVELOPE/BODYSTRUCTURE")
