@@ -506,5 +506,5 @@ type blobFile struct {
 	parts []byte
 }
 
-func (b *blobFile) Size() int64    { return b.size }
+func (b *blobFile) Size() int64   { return b.size }
 func (b *blobFile) Parts() []byte { return b.parts }
