@@ -41,7 +41,7 @@ package main
 //	bigbox label=tern round=1 cmd=select ms=12.345 items=100000 bytes=321 cpu_ms=10
 //
 // items is what the command returned (messages, UIDs); cpu_ms is the
-// server's CPU time (utime+stime of --server-pid and its children,
+// server's CPU time (utime+stime+cutime+cstime of --server-pid and its descendants,
 // 10 ms ticks) during the command, when --server-pid is given.
 //
 // Before each timed command that follows a flag change (changedsince,
