@@ -96,6 +96,18 @@ func (a *account) touch(ids ...int64) {
 	}
 }
 
+// applyStore updates the index with a STORE's own result where it can
+// (Mailbox.applyStore); false means the caller must mark it stale.
+func (a *account) applyStore(mailboxID int64, res *store.StoreResult) bool {
+	b := a.x.peek(a.User(), a.id, mailboxID)
+	if b == nil {
+		return true // not loaded: its first use loads the store's state
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.applyStore(res)
+}
+
 // touchAll marks every index of this user stale (DELETE, RENAME).
 func (a *account) touchAll() {
 	a.x.mu.Lock()
@@ -241,7 +253,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	res, err := a.Account.StoreFlags(ctx, mailboxID, uids, op, flags, unchangedSince, hasUnchangedSince)
-	a.touch(mailboxID)
+	if err != nil || !a.applyStore(mailboxID, &res) {
+		a.touch(mailboxID)
+	}
 	return res, err
 }
 

@@ -196,6 +196,60 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 	return true
 }
 
+// applyStore applies a STORE's own result without asking the store, when
+// it is exactly the next change: the changed messages carry one new
+// modseq (a STORE takes one), and it follows the index's modseq. Anything
+// else (another change in between, one already caught up) returns false
+// and the caller marks the index stale. Callers hold mu.
+func (b *Mailbox) applyStore(res *store.StoreResult) bool {
+	if !b.loaded || b.dead {
+		return false
+	}
+	modseq := b.head.HighestModSeq + 1
+	var entries []logEntry
+	for i := range res.Updated {
+		m := &res.Updated[i]
+		if m.ModSeq <= b.head.HighestModSeq {
+			continue // unchanged by this STORE
+		}
+		if m.ModSeq != modseq {
+			return false
+		}
+		entries = append(entries, logEntry{modseq: modseq, uid: m.UID})
+	}
+	if len(entries) == 0 {
+		return true // nothing changed, nothing to apply
+	}
+	c := &b.cols
+	rows := make([]int, len(entries))
+	for k, e := range entries {
+		j, ok := slices.BinarySearch(c.uid, e.uid)
+		if !ok {
+			return false
+		}
+		rows[k] = j
+	}
+	k := 0
+	for i := range res.Updated {
+		m := &res.Updated[i]
+		if m.ModSeq != modseq {
+			continue
+		}
+		j := rows[k]
+		k++
+		set := b.sets.id(m.Flags)
+		b.count.add(b.sets.bit(c.flags[j]), c.size[j], -1)
+		c.flags[j], c.modseq[j] = set, modseq
+		b.count.add(b.sets.bit(set), c.size[j], 1)
+	}
+	b.log.add(entries, c.len())
+	b.head.HighestModSeq = modseq
+	if res.Keywords != nil {
+		b.kws = res.Keywords
+	}
+	return true
+}
+
 // status answers STATUS/SELECT counters; callers hold mu (read).
 func (b *Mailbox) status(info store.MailboxInfo) store.MailboxStatus {
 	c := &b.cols
