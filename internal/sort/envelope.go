@@ -32,6 +32,10 @@ type envParser struct {
 	b   []byte
 	i   int
 	err bool
+	// noCopy makes nstring check and skip strings without building them
+	// (it returns ""): threading needs the subject alone, yet must accept
+	// and reject exactly the envelopes a full parse does.
+	noCopy bool
 }
 
 func (p *envParser) skipSP() {
@@ -61,6 +65,9 @@ func (p *envParser) nstring() (s string, isNil bool) {
 			case '"':
 				raw := p.b[start:p.i]
 				p.i++
+				if p.noCopy {
+					return "", false
+				}
 				if !escaped {
 					return string(raw), false
 				}
@@ -83,6 +90,9 @@ func (p *envParser) nstring() (s string, isNil bool) {
 		if j+3+n <= len(p.b) && p.b[j] == '}' {
 			start := j + 3 // "}\r\n"
 			p.i = start + n
+			if p.noCopy {
+				return "", false
+			}
 			return string(p.b[start:p.i]), false
 		}
 	case 'N', 'n':
@@ -163,7 +173,12 @@ func (p *envParser) firstAddress() (a address, ok bool) {
 
 // parseEnvelope parses an IMAP ENVELOPE: (date subject from sender
 // reply-to to cc bcc in-reply-to message-id).
-func parseEnvelope(b []byte) (envelope, error) {
+func parseEnvelope(b []byte) (envelope, error) { return parseEnvelopeFields(b, true) }
+
+// parseEnvelopeFields is parseEnvelope; with addresses false it leaves the
+// addresses empty without building their strings (threading needs only
+// the subject), accepting exactly the same envelopes.
+func parseEnvelopeFields(b []byte, addresses bool) (envelope, error) {
 	var e envelope
 	if len(b) == 0 {
 		return e, nil
@@ -175,6 +190,7 @@ func parseEnvelope(b []byte) (envelope, error) {
 	p.i = 1
 	p.skip(1) // date
 	e.subject, _ = p.nstring()
+	p.noCopy = !addresses
 	e.from, e.hasFrom = p.firstAddress()
 	p.skip(1) // sender
 	p.skip(1) // reply-to

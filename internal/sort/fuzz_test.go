@@ -27,8 +27,14 @@ func FuzzBaseSubject(f *testing.F) {
 func FuzzParseEnvelope(f *testing.F) {
 	f.Add([]byte(`(NIL "s" (("n" NIL "m" "h")) NIL NIL NIL NIL NIL NIL NIL)`))
 	f.Add([]byte("(NIL {3}\r\nabc ((NIL NIL \"g\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL NIL NIL \"<a@b>\" NIL)"))
+	f.Add([]byte(`(N00""(())N00N00N00N00N00N00N00)`)) // an address list a skip accepts and an address parse does not
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseEnvelope(b) // must not panic
+		full, ferr := parseEnvelope(b) // must not panic
+		// Threading's subject-only parse accepts exactly the same
+		// envelopes and finds the same subject.
+		if subj, serr := parseEnvelopeFields(b, false); subj.subject != full.subject || (serr == nil) != (ferr == nil) {
+			t.Fatalf("subject-only parse: %q, %v; full parse: %q, %v", subj.subject, serr, full.subject, ferr)
+		}
 		Sort([]Item{{Envelope: b}, {Envelope: b}}, []Criterion{{Key: Subject}, {Key: DisplayTo}, {Key: Cc}})
 	})
 }

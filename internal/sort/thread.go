@@ -24,7 +24,7 @@ type threadInfo struct {
 func threadInfos(items []Item) []threadInfo {
 	infos := make([]threadInfo, len(items))
 	for i := range items {
-		env, _ := parseEnvelope(items[i].Envelope)
+		env, _ := parseEnvelopeFields(items[i].Envelope, false)
 		s, rf := SubjectKey(env.subject)
 		infos[i] = threadInfo{date: items[i].sentOrInternal(), subject: s, reply: rf}
 	}
