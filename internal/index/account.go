@@ -79,12 +79,7 @@ func (b *Mailbox) check(h *store.MailboxHead) {
 		b.head.RecentMark = h.RecentMark
 	}
 	b.mu.Unlock()
-	for {
-		cur := b.target.Load()
-		if h.HighestModSeq <= cur || b.target.CompareAndSwap(cur, h.HighestModSeq) {
-			return
-		}
-	}
+	b.raiseTarget(h.HighestModSeq)
 }
 
 // touch marks the index of a mailbox stale after a write through it.

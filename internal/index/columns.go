@@ -1,7 +1,6 @@
 package index
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -161,7 +160,14 @@ func compactID(id string, prefix byte) (uint64, bool) {
 }
 
 func formatID(prefix byte, v uint64) string {
-	return fmt.Sprintf("%c%016x", prefix, v)
+	var b [17]byte
+	b[0] = prefix
+	const digits = "0123456789abcdef"
+	for i := 16; i > 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
 }
 
 func splitTime(t time.Time) (int64, int32) {

@@ -72,12 +72,7 @@ func (x *Indexes) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 	b := x.boxes[boxKey{user, mailboxID}]
 	x.mu.Unlock()
 	if b != nil {
-		for {
-			cur := b.target.Load()
-			if modSeq <= cur || b.target.CompareAndSwap(cur, modSeq) {
-				break
-			}
-		}
+		b.raiseTarget(modSeq)
 	}
 	if x.next != nil {
 		x.next.MailboxChanged(user, mailboxID, modSeq)
@@ -159,37 +154,10 @@ func (x *Indexes) evict(keep *Mailbox) {
 		}
 		x.mu.Unlock()
 		lru.unload()
+		x.log.Debug("mailbox index evicted", "user", lru.key.user, "mailbox", lru.key.mailbox, "bytes", sizes[lru], "budget", x.budget)
 		total -= sizes[lru]
 		sizes[lru] = 0
 	}
-}
-
-// Stats reports what the indexes hold (for logs and benchmarks).
-type Stats struct {
-	Mailboxes int
-	Messages  int
-	Bytes     int64
-}
-
-// Stats sums the loaded indexes.
-func (x *Indexes) Stats() Stats {
-	x.mu.Lock()
-	boxes := make([]*Mailbox, 0, len(x.boxes))
-	for _, b := range x.boxes {
-		boxes = append(boxes, b)
-	}
-	x.mu.Unlock()
-	var s Stats
-	for _, b := range boxes {
-		b.mu.RLock()
-		if b.loaded && !b.dead {
-			s.Mailboxes++
-			s.Messages += b.cols.len()
-		}
-		b.mu.RUnlock()
-		s.Bytes += b.bytes()
-	}
-	return s
 }
 
 // Wrap returns st with every Account answering reads from the indexes.

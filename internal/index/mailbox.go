@@ -168,9 +168,7 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 		if !ok {
 			return false
 		}
-		b.count.add(b.sets.bit(c.flags[j]), c.size[j], -1)
-		c.flags[j], c.modseq[j] = set, r.ModSeq
-		b.count.add(b.sets.bit(set), c.size[j], 1)
+		b.setFlags(j, set, r.ModSeq)
 	}
 	if len(d.Expunged) > 0 {
 		gone := make(map[uint32]bool, len(d.Expunged))
@@ -194,6 +192,25 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 	b.head.RecentMark = recent
 	b.lastUID = max(b.lastUID, d.Head.UIDNext-1)
 	return true
+}
+
+// setFlags gives row j a new flag set and modseq, keeping the counters
+// right; callers hold mu.
+func (b *Mailbox) setFlags(j int, set uint32, modseq uint64) {
+	c := &b.cols
+	b.count.add(b.sets.bit(c.flags[j]), c.size[j], -1)
+	c.flags[j], c.modseq[j] = set, modseq
+	b.count.add(b.sets.bit(set), c.size[j], 1)
+}
+
+// raiseTarget moves the modseq the index must reach up to m (never down).
+func (b *Mailbox) raiseTarget(m uint64) {
+	for {
+		cur := b.target.Load()
+		if m <= cur || b.target.CompareAndSwap(cur, m) {
+			return
+		}
+	}
 }
 
 // applyStore applies a STORE's own result without asking the store, when
@@ -237,10 +254,7 @@ func (b *Mailbox) applyStore(res *store.StoreResult) bool {
 		}
 		j := rows[k]
 		k++
-		set := b.sets.id(m.Flags)
-		b.count.add(b.sets.bit(c.flags[j]), c.size[j], -1)
-		c.flags[j], c.modseq[j] = set, modseq
-		b.count.add(b.sets.bit(set), c.size[j], 1)
+		b.setFlags(j, b.sets.id(m.Flags), modseq)
 	}
 	b.log.add(entries, c.len())
 	b.head.HighestModSeq = modseq
