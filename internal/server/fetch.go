@@ -236,6 +236,9 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 	if err := list.prepare(m); err != nil {
 		return err
 	}
+	if list.has(imap.FetchFlags) {
+		c.announceKeywords(m.Flags)
+	}
 	f.started = true
 	c.w.WriteString("* ")
 	c.w.Number32(seq)

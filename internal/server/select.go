@@ -418,6 +418,9 @@ func (c *conn) writeFlagsFetch(seq uint32, m *store.MessageMeta, withUID bool) {
 }
 
 func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withFlags bool) {
+	if withFlags {
+		c.announceKeywords(m.Flags)
+	}
 	c.w.WriteString("* ")
 	c.w.Number32(seq)
 	c.w.WriteString(" FETCH (")
@@ -438,6 +441,33 @@ func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withF
 		c.w.WriteByte(')')
 	}
 	c.w.WriteString(")\r\n")
+}
+
+// announceKeywords sends an untagged FLAGS first if flags holds a keyword
+// this session was not yet told of (another session added it to the
+// mailbox since). FLAGS lists the flags applicable in the mailbox (RFC
+// 9051 §7.3.5); clients such as imaptest reject a FETCH whose keyword it
+// did not list.
+func (c *conn) announceKeywords(flags []string) {
+	sel := c.sel
+	var kws []string
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) || slices.Contains(sel.keywords, f) || slices.Contains(kws, f) {
+			continue
+		}
+		if kws == nil {
+			kws = slices.Clone(sel.keywords) // may be the index's shared list
+		}
+		kws = append(kws, f)
+	}
+	if kws == nil {
+		return
+	}
+	// The store's order (by folded name), so the next sync's keyword list
+	// compares equal and is not announced twice.
+	slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	sel.keywords = kws
+	c.writeFlags()
 }
 
 // selectedAttrs is the LIST attribute list of a selectable mailbox.
