@@ -242,11 +242,7 @@ func userKey(username string) string {
 // ClientKey returns the key under which a client address is throttled
 // and counted: the IPv4 address, or the /64 prefix of an IPv6 address (one
 // host or site usually owns a whole /64).
-func ClientKey(remote net.Addr) string { return ipKey(remote) }
-
-// ipKey returns the throttling key of a client address: the IPv4 address,
-// or the /64 prefix of an IPv6 address (one host usually owns a whole /64).
-func ipKey(remote net.Addr) string {
+func ClientKey(remote net.Addr) string {
 	if remote == nil {
 		return "unknown"
 	}
@@ -301,7 +297,7 @@ func ipKey(remote net.Addr) string {
 //     the user's and the address's counts; failures of other users, or of
 //     this user from other addresses, stay on record.
 func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
-	uk, ik := userKey(username), ipKey(remote)
+	uk, ik := userKey(username), ClientKey(remote)
 	pk := uk + "\x00" + ik
 
 	// Only confirmed failures count. Counting attempts up front would lock

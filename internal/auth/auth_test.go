@@ -218,8 +218,8 @@ func TestIPv6PrefixGrouping(t *testing.T) {
 	if err := a.Authenticate(ctx, addr("[2001:db8:1:3::1]:1"), "bob", "bob-pw"); err != nil {
 		t.Fatalf("other /64: %v", err)
 	}
-	if got, want := ipKey(addr("[::ffff:192.0.2.7]:1")), "192.0.2.7"; got != want {
-		t.Errorf("ipKey(v4-mapped) = %q, want %q", got, want)
+	if got, want := ClientKey(addr("[::ffff:192.0.2.7]:1")), "192.0.2.7"; got != want {
+		t.Errorf("ClientKey(v4-mapped) = %q, want %q", got, want)
 	}
 }
 

@@ -103,7 +103,7 @@ func TestSuccessForgivesOwnFailuresAtAddress(t *testing.T) {
 	for i := range 5 {
 		sleepOf(a, clk, ip, fmt.Sprintf("victim%d", i), "guess")
 	}
-	ik := ipKey(addr(ip))
+	ik := ClientKey(addr(ip))
 	if n := a.ips.count(ik, clk.Now()); n != 8 {
 		t.Fatalf("address failures %d, want 8", n)
 	}
@@ -125,7 +125,7 @@ func TestSuccessForgivesOwnFailuresAtAddress(t *testing.T) {
 	// Failures from another address are not forgiven by a success here.
 	sleepOf(a, clk, "198.51.100.7:1", "alice", "typo")
 	sleepOf(a, clk, ip, "alice", "pw-alice")
-	if n := a.ips.count(ipKey(addr("198.51.100.7:1")), clk.Now()); n != 1 {
+	if n := a.ips.count(ClientKey(addr("198.51.100.7:1")), clk.Now()); n != 1 {
 		t.Fatalf("other address's failures %d, want 1", n)
 	}
 }
@@ -160,7 +160,7 @@ func TestAddressLockoutOfficeVersusSpray(t *testing.T) {
 	for range 10 { // a client configured with the wrong user name
 		sleepOf(a, clk, office, "staff1@example.org", "pw-staff1")
 	}
-	ipf := a.ips.count(ipKey(addr(office)), clk.Now())
+	ipf := a.ips.count(ClientKey(addr(office)), clk.Now())
 	t.Logf("failures on record for the office address: %d (lock-out at %d)", ipf, a.policy.MaxIPFailures)
 	if ipf*3 > a.policy.MaxIPFailures {
 		t.Fatalf("a busy office has %d failures on record, too close to the lock-out at %d", ipf, a.policy.MaxIPFailures)

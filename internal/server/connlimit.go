@@ -46,8 +46,9 @@ func (s *Server) admitLocked(addr string, now time.Time) string {
 	if len(s.conns) >= s.cfg.MaxConns {
 		return "[UNAVAILABLE] Too many connections"
 	}
-	// The token is taken even when another limit refuses the connection:
-	// an address hammering a full server stays rate limited.
+	// The token is taken even when the address's own connection limit
+	// refuses the connection, so an address hammering at that limit stays
+	// rate limited (a full server refuses before any token is taken).
 	if !s.takeTokenLocked(addr, now) {
 		return "[UNAVAILABLE] Too many new connections; try again later"
 	}
