@@ -139,6 +139,21 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
 	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
+	if needBody {
+		// One opener for every candidate: it opens the current one.
+		cand.Open = func() (io.ReaderAt, *message.Part, error) {
+			b, err := c.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
+			if err != nil {
+				return nil, nil, err
+			}
+			root, err := message.DecodeParts(b.Parts())
+			if err != nil {
+				b.Close()
+				return nil, nil, err
+			}
+			return b, root, nil
+		}
+	}
 	view := sel.cursor() // Fetch calls back in ascending UID order
 	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
 		seq, ok := view.seq(m.UID)
@@ -148,21 +163,6 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		cand.SeqNum = seq
 		cand.Msg = m
 		cand.Recent = view.isRecent(m.UID)
-		cand.Open = nil
-		if needBody {
-			cand.Open = func() (io.ReaderAt, *message.Part, error) {
-				b, err := c.acct.OpenBody(ctx, sel.info.ID, m.UID)
-				if err != nil {
-					return nil, nil, err
-				}
-				root, err := message.DecodeParts(b.Parts())
-				if err != nil {
-					b.Close()
-					return nil, nil, err
-				}
-				return b, root, nil
-			}
-		}
 		ok, err := search.Match(key, cand, now)
 		if rerr := cand.Release(); err == nil {
 			err = rerr
