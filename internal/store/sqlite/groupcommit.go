@@ -142,6 +142,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 		}
 		return u.commitTx(tx)
 	}
+	tx.shared = true
 	var first *writeOp // first op that succeeded
 	gc := false
 	for _, op := range ops {

@@ -200,3 +200,54 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	writes := goroutines*each + 4*each
 	t.Logf("%d writes in %d transactions", writes, u.commits.Load()-before)
 }
+
+// TestGroupCommitCancelledWriter: a write whose context is cancelled while
+// it runs in a shared batch does not fail the other writes of the batch
+// (its statements must not leave a cancelled statement in the
+// transaction's cache, nor interrupt SQLite, which would roll back all).
+func TestGroupCommitCancelledWriter(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Mailbox(ctx, "INBOX"); err != nil { // caches the lookup statement
+		t.Fatal(err)
+	}
+	acct := a.(*account)
+	u := s.users[1]
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u.wmu.Lock()
+	errs := make(chan error, 2)
+	go func() {
+		errs <- acct.write(cctx, "cancelled", func(w *wtx) error {
+			cancel() // the client goes away while its write runs
+			_, err := mboxByName(w.ctx, w.tx, "INBOX") // a statement Append uses too
+			return err
+		})
+	}()
+	queued(t, u, 1)
+	var appendErr error
+	done := make(chan struct{})
+	go func() {
+		_, appendErr = a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
+		close(done)
+	}()
+	queued(t, u, 2)
+	u.wmu.Unlock()
+	<-done
+	<-errs
+	if appendErr != nil {
+		t.Fatalf("the other write of the batch failed: %v", appendErr)
+	}
+	if st, err := a.Status(ctx, "INBOX"); err != nil || st.Messages != 1 {
+		t.Fatalf("after the batch: %+v, %v", st, err)
+	}
+}

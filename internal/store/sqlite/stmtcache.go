@@ -172,6 +172,20 @@ type sqlTx struct {
 	tx    *sql.Tx
 	c     *stmtCache
 	stmts map[string]*sql.Stmt
+	// shared: the transaction holds several writers' writes (group
+	// commit). Their statements run without cancellation, as one writer's
+	// cancelled context must neither poison a cached statement the others
+	// use nor interrupt a statement (SQLite then rolls back the whole
+	// transaction); a write given up on before it starts is skipped.
+	shared bool
+}
+
+// detach strips cancellation from ctx in a shared transaction.
+func (t *sqlTx) detach(ctx context.Context) context.Context {
+	if t.shared {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (c *stmtCache) begin(ctx context.Context, opts *sql.TxOptions) (*sqlTx, error) {
@@ -185,6 +199,7 @@ func (c *stmtCache) begin(ctx context.Context, opts *sql.TxOptions) (*sqlTx, err
 // stmt returns query as a statement of this transaction, nil if it cannot
 // be prepared (then the caller runs it unprepared).
 func (t *sqlTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	ctx = t.detach(ctx)
 	if s, ok := t.stmts[query]; ok {
 		return s
 	}
@@ -205,6 +220,7 @@ func (t *sqlTx) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (t *sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.detach(ctx)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -212,6 +228,7 @@ func (t *sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql
 }
 
 func (t *sqlTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.detach(ctx)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -219,6 +236,7 @@ func (t *sqlTx) QueryContext(ctx context.Context, query string, args ...any) (*s
 }
 
 func (t *sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.detach(ctx)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
