@@ -228,7 +228,7 @@ func TestGroupCommitCancelledWriter(t *testing.T) {
 	errs := make(chan error, 2)
 	go func() {
 		errs <- acct.write(cctx, "cancelled", func(w *wtx) error {
-			cancel() // the client goes away while its write runs
+			cancel()                                   // the client goes away while its write runs
 			_, err := mboxByName(w.ctx, w.tx, "INBOX") // a statement Append uses too
 			return err
 		})
