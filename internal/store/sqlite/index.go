@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -40,9 +39,17 @@ func (m mbox) head() store.MailboxHead {
 	return store.MailboxHead{MailboxInfo: m.info(), UIDNext: m.uidNext, HighestModSeq: m.highest, RecentMark: m.recentMark}
 }
 
-// indexCols reads index rows; %s is where an INDEXED BY clause goes.
-const indexCols = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
-	c.sent_date, c.sent_tz, c.email_id, c.thread_id FROM messages m%s JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ?`
+// The index's catch-up queries: messages changed since a modseq (through
+// the modseq index) and messages above a UID, each with every column the
+// mailbox index keeps.
+const (
+	indexCols = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
+	c.sent_date, c.sent_tz, c.email_id, c.thread_id`
+	indexChanged = indexCols + ` FROM messages m INDEXED BY messages_modseq JOIN contents c ON c.id = m.content_id
+	WHERE m.mailbox_id = ? AND m.modseq > ? AND m.uid <= ? ORDER BY m.uid`
+	indexNew = indexCols + ` FROM messages m JOIN contents c ON c.id = m.content_id
+	WHERE m.mailbox_id = ? AND m.uid > ? ORDER BY m.uid`
+)
 
 func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, sinceUID uint32) (store.IndexDelta, error) {
 	var d store.IndexDelta
@@ -55,14 +62,14 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 		fl := flagInterner{}
 		if sinceModSeq > 0 {
 			// Changed messages first: they all have lower UIDs than the new ones.
-			if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, fmt.Sprintf(indexCols, " INDEXED BY messages_modseq")+` AND m.modseq > ? AND m.uid <= ? ORDER BY m.uid`, id, sinceModSeq, sinceUID); err != nil {
+			if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexChanged, id, sinceModSeq, sinceUID); err != nil {
 				return err
 			}
 			if d.Expunged, err = expungedWithModSeq(ctx, tx, id, sinceModSeq); err != nil {
 				return err
 			}
 		}
-		if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, fmt.Sprintf(indexCols, "")+` AND m.uid > ? ORDER BY m.uid`, id, sinceUID); err != nil {
+		if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexNew, id, sinceUID); err != nil {
 			return err
 		}
 		d.Keywords, err = mailboxKeywords(ctx, tx, id)
@@ -138,8 +145,5 @@ func expungedWithModSeq(ctx context.Context, tx querier, id int64, since uint64)
 			}
 		}
 	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, err
-	}
-	return out, nil
+	return out, rows.Err()
 }

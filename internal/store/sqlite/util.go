@@ -282,6 +282,14 @@ func flagList(sys int64, keywords string) []string {
 
 // applyFlags computes new flags of a message.
 func applyFlags(op store.FlagOp, sys int64, keywords string, opSys int64, opKws []string) (int64, string) {
+	if len(opKws) == 0 && op != store.FlagsReplace {
+		// System flags only (+FLAGS \Seen): the stored keyword list, always
+		// kept sorted, stays as it is; no split, sort and join per row.
+		if op == store.FlagsAdd {
+			return sys | opSys, keywords
+		}
+		return sys &^ opSys, keywords
+	}
 	switch op {
 	case store.FlagsReplace:
 		return opSys, formatKeywords(slices.Clone(opKws))

@@ -827,6 +827,21 @@ func testFlags(t *testing.T, e *env) {
 	st := status(t, a, "INBOX")
 	equal(t, "mailbox keywords", st.Keywords, []string{"$Important", "Aa", "Later", "zz"})
 
+	// System flags alone, added then removed over several messages, leave
+	// every keyword as it was.
+	if _, err := a.StoreFlags(ctx, id, []uint32{1, 2, 3}, store.FlagsAdd, []string{`\Answered`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "system add 3", flagsOf(t, a, id, 3), []string{`\Answered`, "Later"})
+	if _, err := a.StoreFlags(ctx, id, []uint32{1, 2, 3}, store.FlagsRemove, []string{`\Answered`, `\Flagged`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "system remove 2", flagsOf(t, a, id, 2), nil)
+	equal(t, "system remove 3", flagsOf(t, a, id, 3), []string{"Later"})
+	if _, err := a.StoreFlags(ctx, id, []uint32{2}, store.FlagsAdd, []string{`\Flagged`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+
 	// Missing UIDs are ignored.
 	res, err = a.StoreFlags(ctx, id, []uint32{2, 50}, store.FlagsAdd, []string{`\Seen`}, 0, false)
 	if err != nil || len(res.Updated) != 1 || res.Updated[0].UID != 2 {
