@@ -251,3 +251,50 @@ func TestGroupCommitCancelledWriter(t *testing.T) {
 		t.Fatalf("after the batch: %+v, %v", st, err)
 	}
 }
+
+// TestGroupCommitExpungeRemovesBodies: an expunge that commits in a batch
+// shared with other writes still removes the body files it freed.
+func TestGroupCommitExpungeRemovesBodies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	u.wmu.Lock()
+	errs := make(chan error, 2)
+	go func() { // first in the batch: an append that succeeds
+		_, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(3)}})
+		errs <- err
+	}()
+	queued(t, u, 1)
+	go func() {
+		_, err := a.Expunge(ctx, res.MailboxID, []uint32{1, 2}, false)
+		errs <- err
+	}()
+	queued(t, u, 2)
+	before := u.commits.Load()
+	u.wmu.Unlock()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := u.commits.Load() - before; n != 1 {
+		t.Fatalf("%d commits, want the two writes in one", n)
+	}
+	if files := blobFiles(t, dir, 1); len(files) != 1 {
+		t.Fatalf("body files after the batch: %v, want only the appended one", files)
+	}
+}
