@@ -78,7 +78,8 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 	return d, err
 }
 
-// flagInterner shares one flag list between rows with the same flags.
+// flagInterner shares one flag list between rows with the same flags
+// (callers never modify a flag list), instead of one allocation per row.
 type flagInterner map[flagKey][]string
 
 type flagKey struct {

@@ -396,6 +396,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		// ones with as few UPDATEs as the changes allow (see setFlags).
 		var changes []flagRow
 		res.Updated = make([]store.MessageMeta, 0, len(rows))
+		fl := flagInterner{}
 		for i := range rows {
 			r := &rows[i]
 			if hasUnchangedSince && r.modseq > unchangedSince {
@@ -409,7 +410,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 				ms = modseq
 				// Keep the old state in rows[i] for setFlags.
 			}
-			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: flagList(ns, nk)})
+			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.flags(ns, nk)})
 		}
 		if len(changes) > 0 {
 			if err := w.setFlags(m.id, modseq, op, opSys, rows, changes); err != nil {
@@ -591,6 +592,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
 	defer rows.Close()
 	var out []store.MessageMeta
+	fl := flagInterner{}
 	for rows.Next() {
 		var mm store.MessageMeta
 		var sys int64
@@ -598,7 +600,7 @@ func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
 		if err := rows.Scan(&mm.UID, &mm.ModSeq, &sys, &kws); err != nil {
 			return nil, err
 		}
-		mm.Flags = flagList(sys, kws)
+		mm.Flags = fl.flags(sys, kws)
 		out = append(out, mm)
 	}
 	return out, rows.Err()
@@ -799,6 +801,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 	if want&store.WantThreading != 0 {
 		dest = append(dest, thr.dest()...)
 	}
+	fl := flagInterner{}
 	for rows.Next() {
 		env, body, bs, parts, header = nil, nil, nil, nil, nil
 		if err := rows.Scan(dest...); err != nil {
@@ -809,7 +812,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 			msg.Size = size
 		}
 		if want&store.WantFlags != 0 {
-			msg.Flags = flagList(sys, kws)
+			msg.Flags = fl.flags(sys, kws)
 		}
 		if want&store.WantDates != 0 {
 			msg.InternalDate = joinTime(idate, itz)
