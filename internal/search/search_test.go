@@ -267,40 +267,6 @@ func TestWant(t *testing.T) {
 	}
 }
 
-func TestResult(t *testing.T) {
-	tests := []struct {
-		nums []uint32
-		want Result
-	}{
-		{nil, Result{}},
-		{[]uint32{5}, Result{Min: 5, Max: 5, Count: 1, All: "5"}},
-		{[]uint32{1, 2, 3, 5}, Result{Min: 1, Max: 5, Count: 4, All: "1:3,5"}},
-		{[]uint32{2, 4, 5, 6, 7, 9, 10, 4294967295}, Result{Min: 2, Max: 4294967295, Count: 8, All: "2,4:7,9:10,4294967295"}},
-	}
-	for _, tt := range tests {
-		if got := Summarise(tt.nums); got != tt.want {
-			t.Errorf("Summarise(%v) = %+v, want %+v", tt.nums, got, tt.want)
-		}
-	}
-	set := ToNumSet([]uint32{1, 2, 3, 5, 7, 8})
-	want := []imap.NumRange{{Start: 1, Stop: 3}, {Start: 5, Stop: 5}, {Start: 7, Stop: 8}}
-	if len(set.Ranges) != len(want) {
-		t.Fatalf("ToNumSet: %v", set.Ranges)
-	}
-	for i := range want {
-		if set.Ranges[i] != want[i] {
-			t.Fatalf("ToNumSet: %v, want %v", set.Ranges, want)
-		}
-	}
-	// The set round-trips through inSet.
-	for n := uint32(0); n <= 9; n++ {
-		in := n == 1 || n == 2 || n == 3 || n == 5 || n == 7 || n == 8
-		if inSet(set, n, 8) != in {
-			t.Errorf("inSet(%d) = %v", n, !in)
-		}
-	}
-}
-
 func TestFold(t *testing.T) {
 	tests := []struct{ a, b string }{
 		{"Hello", "hELLO"},

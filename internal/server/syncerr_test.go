@@ -260,7 +260,7 @@ func TestSyncStorageErrorInIdle(t *testing.T) {
 	if !strings.HasPrefix(tagged, "OK") {
 		t.Fatalf("DONE: %q (untagged %q)", tagged, u)
 	}
-	// Third failure in a row: the tagged answer, then BYE.
+	// Third failure in a row: BYE, then the tagged answer.
 	u, tagged = c.do("NOOP")
 	if !strings.HasPrefix(tagged, "OK") {
 		t.Fatalf("NOOP: %q (untagged %q)", tagged, u)
