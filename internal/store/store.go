@@ -142,7 +142,6 @@ const (
 	WantEnvelope
 	WantBody          // non-extensible BODY
 	WantBodyStructure // BODYSTRUCTURE
-	WantParts         // part offsets (message.Parts encoding) for sections
 	WantIDs           // EmailID, ThreadID
 	WantThreading     // MessageID, InReplyTo, References
 	WantHeader        // Header: the raw top-level header block (for SEARCH header keys)
@@ -166,7 +165,6 @@ type Message struct {
 	Envelope      []byte // IMAP-encoded ENVELOPE, from message.Parse at delivery
 	Body          []byte // IMAP-encoded BODY
 	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
-	Parts         []byte // encoded part tree (message.Parts)
 	// Header is the raw top-level header block, kept at delivery so header
 	// searches need not open the message (WantHeader; nil if not stored).
 	Header   []byte

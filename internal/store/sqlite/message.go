@@ -705,7 +705,7 @@ func headerBlock(raw []byte, info *message.Info) []byte {
 	return raw[root.HeaderStart:root.HeaderEnd]
 }
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantParts | store.WantIDs | store.WantHeader
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs.
 const fetchBatch = 256
@@ -740,7 +740,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	content := want&(wantContent|store.WantThreading) != 0
 	if content {
 		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
-			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, ` + col(store.WantParts, "c.parts") +
+			`, ` + col(store.WantBodyStructure, "c.bodystructure") +
 			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
 		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
@@ -789,13 +789,13 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		size                   int64
 		kws                    string
 		sent, sentTZ           sql.NullInt64
-		env, body, bs, parts   []byte
+		env, body, bs          []byte
 		header                 []byte
 		emailID, threadID      string
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 	if content {
-		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &parts, &emailID, &threadID, &header)
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header)
 	}
 	var thr threadingRow
 	if want&store.WantThreading != 0 {
@@ -803,7 +803,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 	}
 	fl := flagInterner{}
 	for rows.Next() {
-		env, body, bs, parts, header = nil, nil, nil, nil, nil
+		env, body, bs, header = nil, nil, nil, nil
 		if err := rows.Scan(dest...); err != nil {
 			return out, err
 		}
@@ -822,7 +822,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 			}
 		}
 		// Scan copies into []byte destinations: safe to keep after Next.
-		msg.Envelope, msg.Body, msg.BodyStructure, msg.Parts, msg.Header = env, body, bs, parts, header
+		msg.Envelope, msg.Body, msg.BodyStructure, msg.Header = env, body, bs, header
 		if want&store.WantIDs != 0 {
 			msg.EmailID, msg.ThreadID = emailID, threadID
 		}
