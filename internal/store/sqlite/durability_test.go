@@ -18,17 +18,7 @@ import (
 // not leave messages without their bodies.
 func TestAppendFailedCommit(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, dir, a := openUser(t)
 	u := s.users[1]
 	msg := func(subject string) []store.NewMessage {
 		return []store.NewMessage{{Body: []byte("Subject: " + subject + "\r\n\r\nbody\r\n")}}
@@ -51,7 +41,7 @@ func TestAppendFailedCommit(t *testing.T) {
 		t.Errorf("%d body files after a commit that took effect, want 1", n)
 	}
 	var uids []uint32
-	err = a.Fetch(ctx, inboxID(t, a), []uint32{1, 2, 3}, store.Want(0), func(m *store.Message) error {
+	err := a.Fetch(ctx, inboxID(t, a), []uint32{1, 2, 3}, store.Want(0), func(m *store.Message) error {
 		uids = append(uids, m.UID)
 		return nil
 	})

@@ -44,17 +44,7 @@ func TestNextFetchBatch(t *testing.T) {
 // another connection completes then.
 func TestFetchBatched(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	_, dir, a := openUser(t)
 	const n = 3*fetchBatch + 10
 	msgs := make([]store.NewMessage, n)
 	for i := range msgs {

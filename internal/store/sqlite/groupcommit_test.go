@@ -35,16 +35,7 @@ func queued(t *testing.T, u *userDB, n int) {
 // mailbox, over quota, given up on while queued) are undone alone.
 func TestGroupCommitBatch(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, _, a := openUser(t)
 	if err := a.SetQuota(ctx, 0, 12); err != nil {
 		t.Fatal(err)
 	}
@@ -127,16 +118,7 @@ func TestGroupCommitBatch(t *testing.T) {
 // each goroutine's UIDs ascend, and nothing else is there.
 func TestGroupCommitConcurrent(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, _, a := openUser(t)
 	u := s.users[1]
 	const goroutines, each = 16, 15
 	acked := make([][]uint32, goroutines)
@@ -207,16 +189,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 // transaction's cache, nor interrupt SQLite, which would roll back all).
 func TestGroupCommitCancelledWriter(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, _, a := openUser(t)
 	if _, err := a.Mailbox(ctx, "INBOX"); err != nil { // caches the lookup statement
 		t.Fatal(err)
 	}
@@ -256,17 +229,7 @@ func TestGroupCommitCancelledWriter(t *testing.T) {
 // shared with other writes still removes the body files it freed.
 func TestGroupCommitExpungeRemovesBodies(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, dir, a := openUser(t)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
 	if err != nil {
 		t.Fatal(err)

@@ -128,17 +128,7 @@ func TestLayoutAndBlobLifecycle(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, dir, a := openUser(t)
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,17 +184,7 @@ func TestCheck(t *testing.T) {
 // exactly.
 func TestTombstonesAreRanges(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	_, dir, a := openUser(t)
 	for i := 0; i < 300; i++ {
 		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
 			t.Fatal(err)
@@ -418,4 +398,22 @@ func TestMigrateContentRefs(t *testing.T) {
 	if n := len(blobFiles(t, dir, 1)); n != 0 {
 		t.Fatalf("%d body files after expunging everything", n)
 	}
+}
+
+// openUser opens a store in a new directory with a user "u" and returns
+// the store, its directory and u's account, closed when the test ends.
+func openUser(t *testing.T) (*Store, string, store.Account) {
+	t.Helper()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	t.Cleanup(func() { s.Close() })
+	if err := s.CreateUser(context.Background(), "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(context.Background(), "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return s, dir, a
 }

@@ -54,16 +54,7 @@ func TestTwoStoresConcurrentAppend(t *testing.T) {
 // disagree with the messages.
 func TestCheckQuotaUsage(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, _, a := openUser(t)
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
 		t.Fatal(err)
 	}
