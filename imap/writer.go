@@ -13,7 +13,18 @@ type Writer struct {
 	*bufio.Writer
 	// UTF8 allows 8-bit UTF-8 in quoted strings (IMAP4rev2 / UTF8=ACCEPT).
 	UTF8 bool
+	// Bulk, when set, may send a literal's content of more than BulkMin
+	// bytes itself instead of copying it through the buffer (the server
+	// lets the kernel copy a body file to a plaintext socket). It is
+	// called with the buffered output flushed and reports whether it took
+	// r; when it did not, nothing was sent.
+	Bulk func(r io.Reader, n int64) (bool, error)
 }
+
+// BulkMin is the smallest literal offered to Writer.Bulk: below it, one
+// buffered write of header, content and what follows costs less than a
+// flush and a separate copy.
+const BulkMin = 16 << 10
 
 // NewWriter wraps w.
 func NewWriter(w *bufio.Writer) *Writer { return &Writer{Writer: w} }
@@ -84,6 +95,14 @@ func (w *Writer) LiteralHeader(n int64, binary bool) {
 // Literal writes a literal of exactly n bytes copied from r.
 func (w *Writer) Literal(r io.Reader, n int64, binary bool) error {
 	w.LiteralHeader(n, binary)
+	if w.Bulk != nil && n > BulkMin {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if took, err := w.Bulk(r, n); took || err != nil {
+			return err
+		}
+	}
 	_, err := io.CopyN(w.Writer, r, n)
 	return err
 }

@@ -58,6 +58,9 @@ type conn struct {
 	qresync   bool
 
 	sel *selected
+	// tcp is the client's TCP connection under any TLS (nil for other
+	// transports), for sendfile on plaintext connections (sendfile.go).
+	tcp *net.TCPConn
 
 	notify *notifyState // NOTIFY registration (notify.go); nil without NOTIFY
 
@@ -113,10 +116,12 @@ var errLogout = errors.New("logout")
 var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	tcp, _ := nc.(*net.TCPConn)
 	nc = &writeTimeoutConn{Conn: nc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
+		tcp:    tcp,
 		remote: nc.RemoteAddr(),
 		quit:   make(chan struct{}),
 	}
@@ -134,6 +139,7 @@ func (c *conn) setupIO() {
 	c.dropBuffers()
 	c.w = imap.NewWriter(nil)
 	c.w.UTF8 = c.utf8
+	c.useSendfile()
 	c.r = imap.NewReader(nil, imap.ReaderOptions{
 		MaxLine:    c.srv.cfg.MaxLineLength,
 		MaxLiteral: c.srv.cfg.MaxLiteralSize,

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 )
 
@@ -184,6 +185,13 @@ type Quota struct {
 	MessageLimit int64 // messages
 	StorageUsed  int64 // bytes: sum of the sizes of all messages in all mailboxes
 	MessagesUsed int64 // messages in all mailboxes
+}
+
+// FileBody is a Body kept in an ordinary file, whose bytes the server may
+// let the kernel copy to a socket (sendfile) instead of reading them.
+type FileBody interface {
+	Body
+	OSFile() *os.File
 }
 
 // Body is an open message body.

@@ -516,3 +516,6 @@ type blobFile struct {
 
 func (b *blobFile) Size() int64   { return b.size }
 func (b *blobFile) Parts() []byte { return b.parts }
+
+// OSFile is the open body file, for copies the kernel can do (sendfile).
+func (b *blobFile) OSFile() *os.File { return b.File }
