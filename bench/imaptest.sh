@@ -20,6 +20,7 @@
 #   --dovecot-fsync M Dovecot's mail_fsync: optimized (its default: appended
 #                     mail is fsynced, flag changes and expunges are not) or
 #                     always (every change durable before its reply, as tern)
+#   --tern-cpuprofile F  write a CPU profile of tern's whole life to F
 #
 # Each run is
 #   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
@@ -40,7 +41,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_PROF=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -52,7 +53,8 @@ while [ $# -gt 0 ]; do
 	--dovecot-pass) DOVE_PASS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
-	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+	--tern-cpuprofile) TERN_PROF=(--cpuprofile "$2"); shift 2 ;;
+	-h|--help) sed -n '2,41p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -132,7 +134,7 @@ log "creating $USERS users in tern"
 for i in $(seq 1 "$USERS"); do
 	printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/tern/tern.toml" >/dev/null
 done
-"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" 2>>"$WORK/tern/tern.log" &
+"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "${TERN_PROF[@]}" 2>>"$WORK/tern/tern.log" &
 TERN_PID=$!
 
 # ---- Dovecot (as in bench/compare.sh) ----

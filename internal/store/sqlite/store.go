@@ -87,8 +87,8 @@ type userDB struct {
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
 
-	dirsMu sync.Mutex
-	dirs   map[string]bool // blob subdirectories known to exist
+	dirsMu        sync.Mutex
+	blobDirsReady bool // blobs/00 to blobs/ff exist (ensureBlobDirs)
 }
 
 const mainSchema = `
@@ -382,7 +382,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), dirs: map[string]bool{}}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{})}
 	s.users[id] = u
 	s.mu.Unlock()
 

@@ -410,28 +410,33 @@ func (u *userDB) blobPath(name string) string {
 	return filepath.Join(u.dir, "blobs", name[:2], name)
 }
 
-// ensureBlobDir creates blobs/xx durably.
-func (u *userDB) ensureBlobDir(sub string) error {
+// ensureBlobDirs creates the 256 directories blobs/00 to blobs/ff, all at
+// once and durably, the first time a body is written: one directory sync
+// for the user instead of one per new directory on the append path.
+func (u *userDB) ensureBlobDirs() error {
 	u.dirsMu.Lock()
 	defer u.dirsMu.Unlock()
-	if u.dirs[sub] {
+	if u.blobDirsReady {
 		return nil
 	}
-	d := filepath.Join(u.dir, "blobs", sub)
-	if _, err := os.Stat(d); err != nil {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	blobs := filepath.Join(u.dir, "blobs")
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(blobs, fmt.Sprintf("%02x", i)), 0o700); err != nil {
 			return fmt.Errorf("create blob directory: %w", err)
 		}
-		if err := syncDir(filepath.Join(u.dir, "blobs")); err != nil {
-			return err
-		}
 	}
-	u.dirs[sub] = true
+	if err := syncDir(blobs); err != nil {
+		return err
+	}
+	u.blobDirsReady = true
 	return nil
 }
 
-// writeBlobs writes bodies as new blob files durably (temp file, fsync,
-// rename, fsync directory) and returns their names.
+// writeBlobs writes bodies as new blob files durably (file created under a
+// new random name, written, fsynced, directory fsynced) and returns their
+// names. No temporary name and rename are needed: nothing refers to a
+// body file until the row naming it commits, so a file cut short by a
+// crash is only an unreferenced file, which `tern check --repair` removes.
 func (u *userDB) writeBlobs(bodies [][]byte) (names []string, err error) {
 	defer func() {
 		if err != nil {
@@ -439,35 +444,18 @@ func (u *userDB) writeBlobs(bodies [][]byte) (names []string, err error) {
 			names = nil
 		}
 	}()
+	if err := u.ensureBlobDirs(); err != nil {
+		return nil, err
+	}
 	dirs := map[string]bool{}
 	for _, body := range bodies {
 		name := randomHex(16)
-		sub := name[:2]
-		if err := u.ensureBlobDir(sub); err != nil {
-			return names, err
-		}
-		d := filepath.Join(u.dir, "blobs", sub)
-		f, err := os.CreateTemp(d, ".tmp-*")
-		if err != nil {
+		path := u.blobPath(name)
+		if err := writeNewFile(path, body); err != nil {
 			return names, fmt.Errorf("write blob: %w", err)
 		}
-		tmp := f.Name()
-		_, werr := f.Write(body)
-		if werr == nil {
-			werr = f.Sync()
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr == nil {
-			werr = os.Rename(tmp, filepath.Join(d, name))
-		}
-		if werr != nil {
-			os.Remove(tmp)
-			return names, fmt.Errorf("write blob: %w", werr)
-		}
 		names = append(names, name)
-		dirs[d] = true
+		dirs[filepath.Dir(path)] = true
 	}
 	for d := range dirs {
 		if err := syncDir(d); err != nil {
@@ -475,6 +463,26 @@ func (u *userDB) writeBlobs(bodies [][]byte) (names []string, err error) {
 		}
 	}
 	return names, nil
+}
+
+// writeNewFile creates path, which must not exist, with data, fsynced; on
+// failure it removes what it created.
+func writeNewFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 func (u *userDB) removeBlobs(names []string) []error {
