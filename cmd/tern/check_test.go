@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
 func TestCheck(t *testing.T) {
@@ -35,7 +36,9 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\nsecond\r\n"} {
+	// Bodies above the size kept in the database, so that they are files.
+	pad := strings.Repeat("padding line\r\n", sqlite.DefaultInlineBodyMax/14+1)
+	for _, body := range []string{"Subject: one\r\n\r\nfirst\r\n" + pad, "Subject: two\r\n\r\nsecond\r\n" + pad} {
 		if _, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}}); err != nil {
 			t.Fatal(err)
 		}

@@ -198,7 +198,8 @@ func TestLMTPPerRecipientReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// carol's storage is broken: her body directory is replaced by a file,
-	// so writing a message fails (a temporary storage error).
+	// so writing a message too large for the database fails (a temporary
+	// storage error).
 	blobs := filepath.Join(e.dir, "users", "3", "blobs")
 	if err := os.RemoveAll(blobs); err != nil {
 		t.Fatal(err)
@@ -216,7 +217,8 @@ func TestLMTPPerRecipientReplies(t *testing.T) {
 	c.cmd(250, "RCPT TO:<bob@example.org>")
 	c.cmd(250, "RCPT TO:<carol@example.org>")
 	c.cmd(250, "RCPT TO:<dave@example.org>")
-	replies := c.data(testMsg, 4)
+	msg := testMsg + strings.Repeat("padding line\r\n", sqlite.DefaultInlineBodyMax/14+1)
+	replies := c.data(msg, 4)
 	want := []string{"250 ", "552 5.2.2", "451 4.3.0", "250 "}
 	for i, w := range want {
 		if !strings.HasPrefix(replies[i], w) {
@@ -227,7 +229,7 @@ func TestLMTPPerRecipientReplies(t *testing.T) {
 	// byte for byte after the trace headers.
 	for _, u := range []string{"alice", "dave"} {
 		got := e.bodies(u, "INBOX")
-		wantMsg := "Return-Path: <sender@example.net>\r\nDelivered-To: " + u + "@example.org\r\n" + testMsg
+		wantMsg := "Return-Path: <sender@example.net>\r\nDelivered-To: " + u + "@example.org\r\n" + msg
 		if len(got) != 1 || got[0] != wantMsg {
 			t.Fatalf("%s's INBOX = %q, want [%q]", u, got, wantMsg)
 		}

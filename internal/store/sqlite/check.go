@@ -72,9 +72,11 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	type content struct {
 		id, size, refs, actual int64
 		blob                   string
+		inline                 int64 // length of the body kept in the database; -1: in a file
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, COALESCE(r.refs, -1),
-		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id)
+		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id),
+		COALESCE((SELECT length(b.data) FROM bodies b WHERE b.content_id = c.id), -1)
 		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, err
@@ -83,7 +85,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	known := map[string]bool{}
 	for rows.Next() {
 		var c content
-		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual); err != nil {
+		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual, &c.inline); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -99,11 +101,13 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("body %d has invalid file name %q", c.id, c.blob))
 			continue
 		}
-		fi, err := os.Stat(u.blobPath(c.blob))
-		switch {
-		case err != nil:
+		if c.inline >= 0 {
+			if c.inline != c.size {
+				problems = append(problems, fmt.Sprintf("body %s (in the database) has size %d, want %d", c.blob, c.inline, c.size))
+			}
+		} else if fi, err := os.Stat(u.blobPath(c.blob)); err != nil {
 			problems = append(problems, fmt.Sprintf("body file %s missing: %v", c.blob, err))
-		case fi.Size() != c.size:
+		} else if fi.Size() != c.size {
 			problems = append(problems, fmt.Sprintf("body file %s has size %d, want %d", c.blob, fi.Size(), c.size))
 		}
 		if c.refs != c.actual {
@@ -124,7 +128,9 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM contents WHERE id = ?`, c.id); err != nil {
 					return problems, err
 				}
-				removeAfter = append(removeAfter, u.blobPath(c.blob))
+				if c.inline < 0 {
+					removeAfter = append(removeAfter, u.blobPath(c.blob))
+				}
 			}
 		}
 	}

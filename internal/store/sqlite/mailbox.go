@@ -85,7 +85,8 @@ func (a *account) read(ctx context.Context, what string, fn func(tx *sqlTx) erro
 }
 
 func (w *wtx) collectGarbage() error {
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT c.blob FROM content_refs r JOIN contents c ON c.id = r.content_id WHERE r.refs <= 0`)
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT c.blob FROM content_refs r JOIN contents c ON c.id = r.content_id
+		WHERE r.refs <= 0 AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.content_id = c.id)`)
 	if err != nil {
 		return fmt.Errorf("find unreferenced bodies: %w", err)
 	}

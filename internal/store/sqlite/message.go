@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -251,7 +252,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	}
 	// Bodies are on disk, durably, before the transaction that references
 	// them commits.
-	blobs, err := a.u.writeBlobs(bodies)
+	inlineMax := a.s.inlineMax()
+	blobs, err := a.u.writeBlobs(bodies, inlineMax)
 	if err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
@@ -298,6 +300,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			cid, err := r.LastInsertId()
 			if err != nil {
 				return err
+			}
+			if len(msgs[i].Body) <= inlineMax {
+				if _, err := w.tx.ExecContext(ctx, `INSERT INTO bodies(content_id, data) VALUES(?, ?)`, cid, msgs[i].Body); err != nil {
+					return fmt.Errorf("insert body: %w", err)
+				}
 			}
 			// Counted up by the messages insert trigger.
 			if _, err := w.tx.ExecContext(ctx, `INSERT INTO content_refs(content_id, refs) VALUES(?, 0)`, cid); err != nil {
@@ -867,14 +874,18 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	var parts []byte
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts FROM messages m JOIN contents c ON c.id = m.content_id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts)
+	var parts, data []byte
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data FROM messages m JOIN contents c ON c.id = m.content_id
+		LEFT JOIN bodies b ON b.content_id = c.id
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+	}
+	if data != nil {
+		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))
 	if errors.Is(err, os.ErrNotExist) {

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 3
+const userSchemaVersion = 4
 
 // migrateUserDB brings a mail.db written by an older tern up to date. It
 // runs before the schema statements, which only create what is missing.
@@ -89,6 +89,8 @@ func migrateUserDB(ctx context.Context, db *sql.DB) error {
 			}
 		}
 	}
+	// Version 3 -> 4: small bodies may be kept in the bodies table, which
+	// the schema statements create; existing bodies stay files.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

@@ -20,9 +20,23 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// openTest opens a store that keeps every body in a file, which the tests
+// of this package about body files look at; openInline keeps small bodies
+// in the database, as tern does by default.
 func openTest(t *testing.T, dir string, n store.Notifier) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dir, Options{Notifier: n, Logger: quietLogger()})
+	return openWith(t, dir, Options{Notifier: n, InlineBodyMax: -1})
+}
+
+func openInline(t *testing.T, dir string, n store.Notifier) *Store {
+	t.Helper()
+	return openWith(t, dir, Options{Notifier: n})
+}
+
+func openWith(t *testing.T, dir string, o Options) *Store {
+	t.Helper()
+	o.Logger = quietLogger()
+	s, err := Open(context.Background(), dir, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -30,8 +44,15 @@ func openTest(t *testing.T, dir string, n store.Notifier) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
-		return openTest(t, dir, n)
+	t.Run("bodies in files", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
+			return openTest(t, dir, n)
+		})
+	})
+	t.Run("bodies in the database", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
+			return openInline(t, dir, n)
+		})
 	})
 }
 
@@ -416,4 +437,98 @@ func openUser(t *testing.T) (*Store, string, store.Account) {
 	}
 	t.Cleanup(func() { a.Close() })
 	return s, dir, a
+}
+
+// TestInlineBodyLifecycle follows a body kept in the database (at most
+// InlineBodyMax) next to one kept in a file: both read back byte for
+// byte, a copy shares the row, the row goes with the last message that
+// uses it, and tern check sees a damaged row.
+func TestInlineBodyLifecycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openWith(t, dir, Options{InlineBodyMax: 1024})
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.CreateMailbox(ctx, "B", ""); err != nil {
+		t.Fatal(err)
+	}
+	small := storetest.Msg(1)
+	large := append(storetest.Msg(2), bytes.Repeat([]byte("padding line\r\n"), 100)...)
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: small}, {Body: large}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files := blobFiles(t, dir, 1); len(files) != 1 {
+		t.Fatalf("body files: %v, want the large body's only", files)
+	}
+	for i, want := range [][]byte{small, large} {
+		b, err := a.OpenBody(ctx, res.MailboxID, res.UIDs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, b.Size())
+		if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("body %d: %q, %v", i, got, err)
+		}
+		if _, isFile := b.(store.FileBody); isFile != (i == 1) {
+			t.Fatalf("body %d: file-backed = %v", i, isFile)
+		}
+		if b.Parts() == nil {
+			t.Fatalf("body %d: no part tree", i)
+		}
+		b.Close()
+	}
+	inlineRows := func() int {
+		t.Helper()
+		db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM bodies`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cp, err := a.Copy(ctx, res.MailboxID, res.UIDs[:1], "B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := inlineRows(); n != 1 {
+		t.Fatalf("bodies rows with the copy left: %d, want 1", n)
+	}
+	if files := blobFiles(t, dir, 1); len(files) != 0 {
+		t.Fatalf("body files after expunge: %v", files)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("check: %q, %v", p, err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE bodies SET data = x'00'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if p, _ := s.Check(ctx, false); len(p) != 1 || !strings.Contains(p[0], "(in the database) has size 1") {
+		t.Fatalf("check of a damaged row: %q", p)
+	}
+	if _, err := a.Expunge(ctx, cp.DestMailboxID, cp.DestUIDs, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := inlineRows(); n != 0 {
+		t.Fatalf("bodies rows after the last copy went: %d", n)
+	}
 }

@@ -37,6 +37,26 @@ type Options struct {
 	// Logger receives warnings (e.g. a blob file that could not be removed).
 	// Nil means slog.Default().
 	Logger *slog.Logger
+	// InlineBodyMax is the largest message body kept in mail.db rather
+	// than in a file of its own (see bodiesTable). Zero means
+	// DefaultInlineBodyMax; a negative value keeps every body in a file.
+	InlineBodyMax int
+}
+
+// DefaultInlineBodyMax is the default Options.InlineBodyMax: most mail is
+// smaller, and for it one database commit (one fsync) replaces a file
+// creation, a file fsync and a directory fsync.
+const DefaultInlineBodyMax = 64 << 10
+
+// inlineMax is the largest body stored inline, from the options.
+func (s *Store) inlineMax() int {
+	switch {
+	case s.opts.InlineBodyMax == 0:
+		return DefaultInlineBodyMax
+	case s.opts.InlineBodyMax < 0:
+		return -1
+	}
+	return s.opts.InlineBodyMax
 }
 
 // maxIdleUsers is how many user databases without open Accounts stay open.

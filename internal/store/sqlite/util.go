@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS contents(
 	parts BLOB,
 	header BLOB
 );
-` + contentRefsTable + `
+` + contentRefsTable + bodiesTable + `
 CREATE INDEX IF NOT EXISTS content_refs_unref ON content_refs(content_id) WHERE refs <= 0;
 CREATE TABLE IF NOT EXISTS messages(
 	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
@@ -101,6 +102,18 @@ END;
 CREATE TRIGGER IF NOT EXISTS messages_unref AFTER DELETE ON messages BEGIN
 	UPDATE content_refs SET refs = refs - 1 WHERE content_id = OLD.content_id;
 END;
+`
+
+// bodiesTable keeps the bytes of small message bodies in the database
+// (Options.InlineBodyMax): a content with a row here has no file, its blob
+// name is only a unique name. Larger bodies stay in files under blobs/,
+// which the kernel can copy to a socket (sendfile). Added in schema
+// version 4; bodies stored before stay files.
+const bodiesTable = `
+CREATE TABLE IF NOT EXISTS bodies(
+	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+	data BLOB NOT NULL
+);
 `
 
 // contentRefsTable counts how many messages use each content, in a table
@@ -432,24 +445,30 @@ func (u *userDB) ensureBlobDirs() error {
 	return nil
 }
 
-// writeBlobs writes bodies as new blob files durably (file created under a
-// new random name, written, fsynced, directory fsynced) and returns their
-// names. No temporary name and rename are needed: nothing refers to a
-// body file until the row naming it commits, so a file cut short by a
-// crash is only an unreferenced file, which `tern check --repair` removes.
-func (u *userDB) writeBlobs(bodies [][]byte) (names []string, err error) {
+// writeBlobs gives every body a new random blob name and writes the
+// bodies larger than inlineMax as files under it, durably (file created,
+// written, fsynced, directory fsynced); smaller ones go into the database
+// with their content row (bodiesTable). No temporary name and rename are
+// needed: nothing refers to a body file until the row naming it commits,
+// so a file cut short by a crash is only an unreferenced file, which
+// `tern check --repair` removes.
+func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err error) {
 	defer func() {
 		if err != nil {
 			u.removeBlobs(names)
 			names = nil
 		}
 	}()
-	if err := u.ensureBlobDirs(); err != nil {
-		return nil, err
-	}
 	dirs := map[string]bool{}
 	for _, body := range bodies {
 		name := randomHex(16)
+		if len(body) <= inlineMax {
+			names = append(names, name)
+			continue
+		}
+		if err := u.ensureBlobDirs(); err != nil {
+			return names, err
+		}
 		path := u.blobPath(name)
 		if err := writeNewFile(path, body); err != nil {
 			return names, fmt.Errorf("write blob: %w", err)
@@ -515,7 +534,16 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// blobFile is an open message body.
+// memBody is a message body kept in the database (bodiesTable).
+type memBody struct {
+	*bytes.Reader
+	parts []byte
+}
+
+func (b *memBody) Parts() []byte { return b.parts }
+func (b *memBody) Close() error  { return nil }
+
+// blobFile is an open message body kept in a file.
 type blobFile struct {
 	*os.File
 	size  int64
