@@ -188,6 +188,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	if len(lns) == 0 && lmtp == nil {
+		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 
