@@ -176,16 +176,23 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if cfg.Auth.InsecureAuth {
 		log.Warn("insecure_auth is on: passwords are accepted on connections without TLS")
 	}
-	lmtp, lmtpLn, err := startLMTP(cfg, st, log)
+	ac, err := startAutoconfig(cfg, tlsSt.config, log)
 	if err != nil {
 		closeAll()
 		return err
 	}
+	lmtp, lmtpLn, err := startLMTP(cfg, st, log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		return err
+	}
 	if len(lns) == 0 && lmtp == nil {
+		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 
-	serveErr := make(chan error, len(lns)+1)
+	serveErr := make(chan error, len(lns)+2)
 	var wg sync.WaitGroup
 	for _, l := range lns {
 		log.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
@@ -207,7 +214,11 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			}
 		}()
 	}
+	ac.run(&wg, serveErr, log)
 	if e.listening != nil {
+		if ac != nil {
+			e.listening("autoconfig", ac.ln.Addr().String())
+		}
 		for _, l := range lns {
 			e.listening(l.proto, l.ln.Addr().String())
 		}
@@ -257,6 +268,7 @@ loop:
 			}
 		}()
 	}
+	go ac.shutdown(sctx)
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
@@ -304,5 +316,6 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Listen != b.Listen || a.Auth != b.Auth ||
-		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout
+		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
+		a.Autoconfig != b.Autoconfig
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tern-imap/tern/internal/autoconfig"
 )
 
 // Config is the whole configuration. The TOML keys are the `toml` tags;
@@ -32,6 +34,8 @@ type Config struct {
 	Log    Log    `toml:"log"`
 	LMTP   LMTP   `toml:"lmtp"`
 	Index  Index  `toml:"index"`
+
+	Autoconfig Autoconfig `toml:"autoconfig"`
 }
 
 // Listen holds listener addresses (host:port). Empty disables a listener.
@@ -39,6 +43,35 @@ type Listen struct {
 	IMAP  string `toml:"imap"`  // plain IMAP with STARTTLS
 	IMAPS string `toml:"imaps"` // implicit TLS
 	LMTP  string `toml:"lmtp"`  // LMTP delivery: host:port or a unix socket path
+	// Autoconfig serves mail client autoconfiguration over HTTP (section
+	// Autoconfig); empty (the default) disables it.
+	Autoconfig string `toml:"autoconfig"`
+}
+
+// Autoconfig is what the autoconfig listener advertises to mail clients.
+// The mail domains it answers for are LMTP.Domains (empty: any).
+type Autoconfig struct {
+	// Hostname is the public name of the IMAP server; required when
+	// Listen.Autoconfig is set.
+	Hostname string `toml:"hostname"`
+	// IMAPSPort (implicit TLS, preferred) and IMAPPort (STARTTLS) are the
+	// public ports; 0 leaves one out.
+	IMAPSPort int `toml:"imaps_port"`
+	IMAPPort  int `toml:"imap_port"`
+	// The SMTP submission server clients send through (the MTA's, not
+	// tern's); SubmissionHost empty means Hostname. SubmissionSecurity is
+	// "starttls" or "tls" (implicit TLS, usually port 465).
+	SubmissionHost     string `toml:"submission_host"`
+	SubmissionPort     int    `toml:"submission_port"`
+	SubmissionSecurity string `toml:"submission_security"`
+	// Username is what clients log in with: "localpart" (alice, as
+	// tern user add alice and LMTP's mapping of alice@domain) or
+	// "address" (alice@example.org, for users named by their address).
+	Username string `toml:"username"`
+	// DisplayName names the provider in the client; empty: the domain.
+	DisplayName string `toml:"display_name"`
+	// TLS serves HTTPS with tern's certificate instead of plain HTTP.
+	TLS bool `toml:"tls"`
 }
 
 // TLS names a certificate and key (PEM). Both empty: a self-signed pair in
@@ -158,6 +191,13 @@ func Default() *Config {
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
 		Index: Index{MemoryMB: 256},
+		Autoconfig: Autoconfig{
+			IMAPSPort:          993,
+			IMAPPort:           143,
+			SubmissionPort:     587,
+			SubmissionSecurity: "starttls",
+			Username:           autoconfig.UsernameLocalPart,
+		},
 	}
 }
 
@@ -218,6 +258,7 @@ func (c *Config) Validate() error {
 	}
 	for _, l := range []struct{ key, addr string }{
 		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
+		{"listen.autoconfig", c.Listen.Autoconfig},
 	} {
 		if l.addr == "" {
 			continue
@@ -310,7 +351,62 @@ func (c *Config) Validate() error {
 	if len(c.LMTP.RecipientDelimiter) > 1 {
 		bad("lmtp.recipient_delimiter", "must be empty or one character, got %q", c.LMTP.RecipientDelimiter)
 	}
+	c.validateAutoconfig(bad)
 	return errors.Join(errs...)
+}
+
+// validateAutoconfig checks the autoconfig section; the host name is
+// required only when the listener is on.
+func (c *Config) validateAutoconfig(bad func(key, format string, args ...any)) {
+	a := c.Autoconfig
+	if a.Hostname == "" && c.Listen.Autoconfig != "" {
+		bad("autoconfig.hostname", "must be set when listen.autoconfig is set (the public name of the IMAP server)")
+	}
+	for _, h := range []struct{ key, host string }{{"autoconfig.hostname", a.Hostname}, {"autoconfig.submission_host", a.SubmissionHost}} {
+		if h.host != "" && !autoconfig.ValidDomain(h.host) {
+			bad(h.key, "invalid host name %q", h.host)
+		}
+	}
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"autoconfig.imaps_port", a.IMAPSPort}, {"autoconfig.imap_port", a.IMAPPort}} {
+		if p.port < 0 || p.port > 65535 {
+			bad(p.key, "must be between 0 and 65535, got %d", p.port)
+		}
+	}
+	if a.IMAPSPort == 0 && a.IMAPPort == 0 {
+		bad("autoconfig.imaps_port", "imaps_port and imap_port are both 0; advertise at least one")
+	}
+	if a.SubmissionPort < 1 || a.SubmissionPort > 65535 {
+		bad("autoconfig.submission_port", "must be between 1 and 65535, got %d", a.SubmissionPort)
+	}
+	if _, ok := a.SubmissionSocket(); !ok {
+		bad("autoconfig.submission_security", "must be starttls or tls, got %q", a.SubmissionSecurity)
+	}
+	switch a.Username {
+	case autoconfig.UsernameLocalPart, autoconfig.UsernameAddress:
+	default:
+		bad("autoconfig.username", "must be %s or %s, got %q", autoconfig.UsernameLocalPart, autoconfig.UsernameAddress, a.Username)
+	}
+	if c.Listen.Autoconfig != "" {
+		for _, d := range c.LMTP.Domains {
+			if !autoconfig.ValidDomain(d) {
+				bad("lmtp.domains", "%q is not a host name, which autoconfig needs", d)
+			}
+		}
+	}
+}
+
+// SubmissionSocket maps SubmissionSecurity to the autoconfig socket type.
+func (a Autoconfig) SubmissionSocket() (string, bool) {
+	switch strings.ToLower(a.SubmissionSecurity) {
+	case "starttls":
+		return autoconfig.SocketSTARTTLS, true
+	case "tls":
+		return autoconfig.SocketSSL, true
+	}
+	return "", false
 }
 
 // isSocketPath reports whether an LMTP address names a unix socket
@@ -349,13 +445,14 @@ type Flags struct {
 	dataDir      string
 	imap, imaps  string
 	lmtp         string
+	autoconfig   string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
-// also --listen-imap, --listen-imaps, --listen-lmtp, --tls-cert,
-// --tls-key and --insecure-auth.
+// also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig,
+// --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
@@ -365,6 +462,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
+		fs.StringVar(&f.autoconfig, "listen-autoconfig", d.Listen.Autoconfig, "autoconfig HTTP listen `addr`ess (see [autoconfig]); empty disables")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -404,6 +502,8 @@ func (f *Flags) Apply(c *Config) {
 			c.Listen.IMAPS = f.imaps
 		case "listen-lmtp":
 			c.Listen.LMTP = f.lmtp
+		case "listen-autoconfig":
+			c.Listen.Autoconfig = f.autoconfig
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":

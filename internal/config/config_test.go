@@ -193,3 +193,69 @@ func TestSlogLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoconfig(t *testing.T) {
+	// Off by default; the section's defaults advertise 993, 143 and 587.
+	d := Default()
+	if d.Listen.Autoconfig != "" || d.Autoconfig.IMAPSPort != 993 || d.Autoconfig.IMAPPort != 143 ||
+		d.Autoconfig.SubmissionPort != 587 || d.Autoconfig.Username != "localpart" {
+		t.Fatalf("defaults: %+v %+v", d.Listen, d.Autoconfig)
+	}
+	p := writeFile(t, `
+[listen]
+autoconfig = "127.0.0.1:8080"
+[autoconfig]
+hostname = "mail.example.org"
+imap_port = 0
+submission_host = "smtp.example.org"
+submission_port = 465
+submission_security = "tls"
+username = "address"
+display_name = "Example Mail"
+tls = true
+[lmtp]
+domains = ["example.org"]
+`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Autoconfig
+	if c.Listen.Autoconfig != "127.0.0.1:8080" || a.Hostname != "mail.example.org" || a.IMAPSPort != 993 || a.IMAPPort != 0 ||
+		a.SubmissionHost != "smtp.example.org" || a.SubmissionPort != 465 || a.Username != "address" || a.DisplayName != "Example Mail" || !a.TLS {
+		t.Fatalf("loaded: %+v %+v", c.Listen, a)
+	}
+	if s, ok := a.SubmissionSocket(); !ok || s != "SSL" {
+		t.Fatalf("submission socket %q %v", s, ok)
+	}
+	// The flag overrides the file; empty turns it off.
+	c, err = parse(t, true, "--config", p, "--listen-autoconfig", "")
+	if err != nil || c.Listen.Autoconfig != "" {
+		t.Fatalf("--listen-autoconfig \"\": %v %+v", err, c)
+	}
+	c, err = parse(t, true, "--config", p, "--listen-autoconfig", "[::1]:0")
+	if err != nil || c.Listen.Autoconfig != "[::1]:0" {
+		t.Fatalf("--listen-autoconfig: %v %+v", err, c)
+	}
+
+	for _, tc := range []struct{ name, content, want string }{
+		{"no hostname", "[listen]\nautoconfig = \"127.0.0.1:80\"\n", "autoconfig.hostname"},
+		{"bad addr", "[listen]\nautoconfig = \"80\"\n", "listen.autoconfig"},
+		{"bad hostname", "[autoconfig]\nhostname = \"mail server\"\n", "autoconfig.hostname"},
+		{"bad submission host", "[autoconfig]\nsubmission_host = \"a/b\"\n", "autoconfig.submission_host"},
+		{"no imap ports", "[autoconfig]\nimap_port = 0\nimaps_port = 0\n", "autoconfig.imaps_port"},
+		{"port range", "[autoconfig]\nimap_port = 65536\n", "autoconfig.imap_port"},
+		{"submission port", "[autoconfig]\nsubmission_port = 0\n", "autoconfig.submission_port"},
+		{"security", "[autoconfig]\nsubmission_security = \"ssl\"\n", "autoconfig.submission_security"},
+		{"username", "[autoconfig]\nusername = \"email\"\n", "autoconfig.username"},
+		{"domain for autoconfig", "[listen]\nautoconfig = \"127.0.0.1:80\"\n[autoconfig]\nhostname = \"m.example\"\n[lmtp]\ndomains = [\"bad_.-x\"]\n", "lmtp.domains"},
+		{"unknown key", "[autoconfig]\nport = 1\n", "autoconfig.port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.content))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
