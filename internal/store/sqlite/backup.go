@@ -175,7 +175,9 @@ func (b *backup) run() error {
 			}
 			b.note("user %q: deleted during the backup, left out", u.name)
 			dropped = append(dropped, u.id)
-			os.RemoveAll(filepath.Join(b.dst, "users", strconv.FormatInt(u.id, 10)))
+			if err := b.removeUser(u.id); err != nil {
+				return err
+			}
 			continue
 		}
 		b.m.Users = append(b.m.Users, bu)
@@ -196,6 +198,16 @@ func (b *backup) run() error {
 		return err
 	}
 	return b.writeManifest()
+}
+
+// removeUser removes what was copied of a user left out.
+func (b *backup) removeUser(id int64) error {
+	dir := filepath.Join(b.dst, "users", strconv.FormatInt(id, 10))
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove files of a user left out: %w", err)
+	}
+	b.dirs.forget(dir)
+	return nil
 }
 
 // record fsyncs a file written into the backup and lists it in the
@@ -329,6 +341,10 @@ func snapshotsNote(bu BackupUser) string {
 	return ""
 }
 
+// testAfterSnapshot, if set (tests only), is called after each snapshot
+// of a user (directory src) and before its bodies are copied.
+var testAfterSnapshot func(src string, locked bool)
+
 // userAttempt snapshots src/mail.db into dst/mail.db and copies the
 // bodies it references that are not in copied yet. It returns how many
 // of them no longer existed. With locked, the user's writers wait from
@@ -347,6 +363,9 @@ func (b *backup) userAttempt(src, dst string, copied map[string]int64, locked bo
 	}
 	if err := vacuumInto(b.ctx, filepath.Join(src, "mail.db"), out); err != nil {
 		return nil, 0, err
+	}
+	if testAfterSnapshot != nil {
+		testAfterSnapshot(src, locked)
 	}
 	snap, err := readUserSnapshot(b.ctx, out)
 	if err != nil {

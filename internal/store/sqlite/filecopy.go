@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // ErrNotEmpty is returned by Backup and Restore when their target
@@ -75,6 +76,17 @@ func (d *dirSet) add(dir string) {
 		d.seen[dir] = true
 		d.order = append(d.order, dir)
 	}
+}
+
+// forget drops dir and everything below it (removed again).
+func (d *dirSet) forget(dir string) {
+	d.order = slices.DeleteFunc(d.order, func(p string) bool {
+		if rel, err := filepath.Rel(dir, p); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+			delete(d.seen, p)
+			return true
+		}
+		return false
+	})
 }
 
 // syncAll fsyncs every recorded directory, deepest last-created first, so
