@@ -371,22 +371,43 @@ func (b *backup) userAttempt(src, dst string, copied map[string]int64, locked bo
 	if err != nil {
 		return nil, 0, err
 	}
-	missing := 0
+	missing, err := b.copyBodies(src, dst, snap, copied)
+	if err != nil {
+		return nil, 0, err
+	}
+	return snap, missing, nil
+}
+
+// copyBodies copies the bodies of snap not in copied yet, adds them to
+// copied, and returns how many no longer existed (expunged since the
+// snapshot).
+func (b *backup) copyBodies(src, dst string, snap *userSnapshot, copied map[string]int64) (missing int, err error) {
+	var jobs []copyJob
 	for _, name := range sortedKeys(snap.bodies) {
 		if _, ok := copied[name]; ok {
 			continue
 		}
-		n, err := b.copyBody(src, dst, name, snap.bodies[name])
-		if errors.Is(err, os.ErrNotExist) {
-			missing++ // expunged since the snapshot: take another
-			continue
+		if err := b.dirs.make(filepath.Join(dst, "blobs", name[:2])); err != nil {
+			return 0, err
 		}
-		if err != nil {
-			return nil, 0, err
-		}
-		copied[name] = n
+		sub := filepath.Join("blobs", name[:2], name)
+		jobs = append(jobs, copyJob{src: filepath.Join(src, sub), dst: filepath.Join(dst, sub)})
 	}
-	return snap, missing, nil
+	if err := copyAll(b.ctx, jobs); err != nil {
+		return 0, err
+	}
+	for _, j := range jobs {
+		name := filepath.Base(j.dst)
+		switch {
+		case j.err != nil: // the source is gone (copyAll returns other errors)
+			missing++
+		case j.n != snap.bodies[name]:
+			return 0, fmt.Errorf("body file %s has %d bytes, the database says %d (run tern check)", name, j.n, snap.bodies[name])
+		default:
+			copied[name] = j.n
+		}
+	}
+	return missing, nil
 }
 
 func sortedKeys(m map[string]int64) []string {
@@ -396,22 +417,6 @@ func sortedKeys(m map[string]int64) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// copyBody copies one body file and checks its size.
-func (b *backup) copyBody(src, dst, name string, size int64) (int64, error) {
-	sub := filepath.Join("blobs", name[:2], name)
-	if err := b.dirs.make(filepath.Join(dst, "blobs", name[:2])); err != nil {
-		return 0, err
-	}
-	n, _, err := copyFile(b.ctx, filepath.Join(src, sub), filepath.Join(dst, sub), false)
-	if err != nil {
-		return 0, err
-	}
-	if n != size {
-		return 0, fmt.Errorf("body file %s has %d bytes, the database says %d (run tern check)", name, n, size)
-	}
-	return n, nil
 }
 
 // dropUnreferenced removes bodies copied in an earlier attempt that the

@@ -143,44 +143,47 @@ func (r *restore) bodies(u BackupUser) error {
 	if err != nil {
 		return fmt.Errorf("list bodies: %w", err)
 	}
-	var n int64
+	var jobs []copyJob
 	for _, sub := range subs {
 		if !sub.IsDir() {
 			continue
 		}
-		c, err := r.bodyDir(filepath.Join(rel, sub.Name()))
-		if err != nil {
+		if jobs, err = r.bodyJobs(filepath.Join(rel, sub.Name()), jobs); err != nil {
 			return err
 		}
-		n += c
 	}
-	if n != u.Bodies {
-		return fmt.Errorf("the backup holds %d body files, the manifest says %d", n, u.Bodies)
+	if int64(len(jobs)) != u.Bodies {
+		return fmt.Errorf("the backup holds %d body files, the manifest says %d", len(jobs), u.Bodies)
+	}
+	if err := copyAll(r.ctx, jobs); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.err != nil {
+			return j.err
+		}
 	}
 	return nil
 }
 
-// bodyDir copies the body files in one blobs/xx directory.
-func (r *restore) bodyDir(rel string) (int64, error) {
+// bodyJobs makes the directory rel (blobs/xx) and adds its body files to
+// jobs.
+func (r *restore) bodyJobs(rel string, jobs []copyJob) ([]copyJob, error) {
 	files, err := os.ReadDir(filepath.Join(r.src, rel))
 	if err != nil {
-		return 0, fmt.Errorf("list bodies: %w", err)
+		return jobs, fmt.Errorf("list bodies: %w", err)
 	}
 	if err := r.dirs.make(filepath.Join(r.dst, rel)); err != nil {
-		return 0, err
+		return jobs, err
 	}
-	var n int64
 	for _, f := range files {
 		if !f.Type().IsRegular() || !validBlobName(f.Name()) {
 			continue
 		}
 		p := filepath.Join(rel, f.Name())
-		if _, _, err := copyFile(r.ctx, filepath.Join(r.src, p), filepath.Join(r.dst, p), false); err != nil {
-			return n, err
-		}
-		n++
+		jobs = append(jobs, copyJob{src: filepath.Join(r.src, p), dst: filepath.Join(r.dst, p)})
 	}
-	return n, nil
+	return jobs, nil
 }
 
 // check opens the restored store and runs Check on it.
