@@ -127,7 +127,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts BackupOptions) (*Man
 		m: Manifest{Format: backupFormat, Created: time.Now().UTC(), TernVersion: opts.TernVersion}}
 	b.dirs.add(dest)
 	if err := b.run(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return nil, fmt.Errorf("backup: %w (%s is incomplete: remove it)", err, dest)
 	}
 	return &b.m, nil
 }
@@ -142,7 +142,7 @@ func refuseInside(dataDir, dest string) error {
 	if err != nil {
 		return err
 	}
-	if rel, err := filepath.Rel(d, t); err == nil && filepath.IsLocal(rel) || t == d {
+	if rel, err := filepath.Rel(d, t); t == d || (err == nil && filepath.IsLocal(rel)) {
 		return fmt.Errorf("%s is inside the data directory %s", dest, dataDir)
 	}
 	return nil
