@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -22,4 +23,14 @@ func openStore(ctx context.Context, dir string, notifier store.Notifier, log *sl
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	return st, nil
+}
+
+// backupStore snapshots the data directory dir (in use or not) into dest.
+func backupStore(ctx context.Context, dir, dest string, progress io.Writer) (*sqlite.Manifest, error) {
+	return sqlite.Backup(ctx, dir, dest, sqlite.BackupOptions{TernVersion: version, Progress: progress})
+}
+
+// restoreStore brings the backup in src back as the new data directory dir.
+func restoreStore(ctx context.Context, src, dir string, progress io.Writer, log *slog.Logger) (*sqlite.Manifest, error) {
+	return sqlite.Restore(ctx, src, dir, sqlite.RestoreOptions{Progress: progress, Logger: log})
 }

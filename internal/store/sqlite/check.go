@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Check verifies the store's consistency and returns a description of each
@@ -97,7 +96,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		return nil, err
 	}
 	for _, c := range contents {
-		if len(c.blob) < 3 || strings.ContainsAny(c.blob, `/\.`) {
+		if !validBlobName(c.blob) {
 			problems = append(problems, fmt.Sprintf("body %d has invalid file name %q", c.id, c.blob))
 			continue
 		}

@@ -523,6 +523,11 @@ func syncDir(dir string) error {
 	if testSyncDir != nil {
 		return testSyncDir(dir)
 	}
+	return fsyncDir(dir)
+}
+
+// fsyncDir is syncDir without the test hook.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)

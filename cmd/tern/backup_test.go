@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBackupRestoreCommands: tern backup and tern restore round-trip a data
+// directory (tern check is clean afterwards), and refuse a non-empty
+// DEST, a non-empty restore target and a directory without a backup.
+func TestBackupRestoreCommands(t *testing.T) {
+	needStore(t)
+	root := t.TempDir()
+	data, dest, restored := filepath.Join(root, "data"), filepath.Join(root, "backup"), filepath.Join(root, "restored")
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", data); r.code != exitOK {
+		t.Fatalf("user add: %+v", r)
+	}
+	// One body kept in mail.db, one (above sqlite.DefaultInlineBodyMax) in a file.
+	msgs := []string{"Subject: hi\r\n\r\nhello\r\n", "Subject: big\r\n\r\n" + strings.Repeat("padding line\r\n", 5000)}
+	for _, msg := range msgs {
+		if r := runT(t, msg, "deliver", "--user", "alice", "--data", data); r.code != exitOK {
+			t.Fatalf("deliver: %+v", r)
+		}
+	}
+
+	if r := runT(t, "", "backup", "--help"); r.code != exitOK || !strings.Contains(r.stdout, "VACUUM INTO") {
+		t.Fatalf("backup --help: %+v", r)
+	}
+	if r := runT(t, "", "backup", "--data", data); r.code != exitUsage {
+		t.Fatalf("backup without DEST: %+v", r)
+	}
+	if r := runT(t, "", "backup", dest, "--data", filepath.Join(root, "none")); r.code != exitError || !strings.Contains(r.stderr, "no store in") {
+		t.Fatalf("backup of no store: %+v", r)
+	}
+	r := runT(t, "", "backup", dest, "--data", data)
+	if r.code != exitOK || !strings.Contains(r.stdout, `user "alice": 6 mailboxes, 2 messages`) ||
+		!strings.Contains(r.stdout, "1 users, 2 messages, 1 body files") {
+		t.Fatalf("backup: %+v", r)
+	}
+	if r := runT(t, "", "backup", dest, "--data", data); r.code != exitError || !strings.Contains(r.stderr, "tern backup: "+dest+": directory exists and is not empty") {
+		t.Fatalf("backup into the same DEST again: %+v", r)
+	}
+
+	if r := runT(t, "", "restore", dest, "--data", data); r.code != exitError || !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("restore over the data directory: %+v", r)
+	}
+	if r := runT(t, "", "restore", data, "--data", restored); r.code != exitError || !strings.Contains(r.stderr, "not a complete tern backup") {
+		t.Fatalf("restore of a data directory: %+v", r)
+	}
+	if _, err := os.Stat(restored); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore created its target: %v", err)
+	}
+	if r := runT(t, "", "restore", dest, "--data", restored); r.code != exitOK || !strings.Contains(r.stdout, "store is consistent") {
+		t.Fatalf("restore: %+v", r)
+	}
+	if r := runT(t, "", "check", "--data", restored); r.code != exitOK {
+		t.Fatalf("check of the restored directory: %+v", r)
+	}
+	if r := runT(t, "", "user", "list", "--data", restored); r.code != exitOK || strings.TrimSpace(r.stdout) != "alice" {
+		t.Fatalf("user list of the restored directory: %+v", r)
+	}
+	if got := storedBodies(t, restored, "alice", "INBOX"); len(got) != 2 || !strings.HasSuffix(got[0], msgs[0]) || !strings.HasSuffix(got[1], msgs[1]) {
+		t.Fatalf("restored INBOX: %d messages, not the delivered ones", len(got))
+	}
+	if r := runT(t, "", "restore", dest, "--data", restored); r.code != exitError || !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("restore into the restored directory again: %+v", r)
+	}
+}
