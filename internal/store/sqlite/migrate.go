@@ -9,8 +9,10 @@ import (
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
 const userSchemaVersion = 4
 
-// migrateUserDB brings a mail.db written by an older tern up to date. It
-// runs before the schema statements, which only create what is missing.
+// migrateUserDB brings a mail.db written by an older tern up to date and
+// reports whether it already was (then the schema statements need not
+// run). It runs before the schema statements, which only create what is
+// missing.
 //
 // Version 0 -> 1: expunge tombstones went from one row per UID to UID
 // ranges (uid_lo, uid_hi). Old rows become one-UID ranges; the uid_log that
@@ -18,14 +20,23 @@ const userSchemaVersion = 4
 // expunges recorded before the upgrade VANISHED (EARLIER) may also name
 // UIDs that came and went while the client was away (harmless to clients,
 // RFC 7162 §3.2.5.1).
-func migrateUserDB(ctx context.Context, db *sql.DB) error {
+func migrateUserDB(ctx context.Context, db *sql.DB) (upToDate bool, err error) {
 	var version int
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return false, fmt.Errorf("read schema version: %w", err)
 	}
 	if version >= userSchemaVersion {
-		return nil
+		return true, nil
 	}
+	return false, migrateSteps(ctx, db)
+}
+
+// migrateSteps runs the migrations of migrateUserDB in one transaction.
+// Each inspects the layout before it changes anything, so running them
+// again (after a crash before the version was recorded) is harmless. The
+// version is recorded by setUserSchemaVersion once the schema statements
+// have run.
+func migrateSteps(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
@@ -91,11 +102,16 @@ func migrateUserDB(ctx context.Context, db *sql.DB) error {
 	}
 	// Version 3 -> 4: small bodies may be kept in the bodies table, which
 	// the schema statements create; existing bodies stay files.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
-		return fmt.Errorf("migrate schema: %w", err)
-	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}
+
+// setUserSchemaVersion records that a mail.db has the current schema.
+func setUserSchemaVersion(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
+		return fmt.Errorf("record schema version: %w", err)
 	}
 	return nil
 }

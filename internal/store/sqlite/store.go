@@ -141,15 +141,26 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
-	if schema != mainSchema {
-		if err := migrateUserDB(ctx, db); err != nil {
+	user := schema != mainSchema
+	if user {
+		upToDate, err := migrateUserDB(ctx, db)
+		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if upToDate {
+			return db, nil // opening a user's mail is frequent: no schema parsing
 		}
 	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init schema of %s: %w", path, err)
+	}
+	if user {
+		if err := setUserSchemaVersion(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return db, nil
 }
