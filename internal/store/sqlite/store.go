@@ -46,7 +46,7 @@ type Options struct {
 // DefaultInlineBodyMax is the default Options.InlineBodyMax: most mail is
 // smaller, and for it one database commit (one fsync) replaces a file
 // creation, a file fsync and a directory fsync.
-const DefaultInlineBodyMax = 64 << 10
+const DefaultInlineBodyMax = 16 << 10
 
 // inlineMax is the largest body stored inline, from the options.
 func (s *Store) inlineMax() int {
