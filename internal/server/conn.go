@@ -75,6 +75,9 @@ type conn struct {
 	// syncFailures counts commands in a row whose updates could not be
 	// sent because the store failed (syncFailed).
 	syncFailures int
+	// notifyFailures counts NOTIFY deliveries in a row between commands
+	// that the store failed (notifyFailed).
+	notifyFailures int
 
 	quit     chan struct{}
 	quitOnce sync.Once

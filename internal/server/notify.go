@@ -637,6 +637,50 @@ func (c *conn) notifyFetchNew(ctx context.Context, before uint32) error {
 	return err
 }
 
+// notifyRetry is how long a session waits to deliver NOTIFY events again
+// after the store failed to provide them.
+const notifyRetry = time.Second
+
+// notifyFailed handles a storage error while delivering NOTIFY events
+// between commands, as syncFailed does after a command: logged at error
+// level, and the session ends ("* BYE", reported true) only if its
+// database is unusable or delivery failed maxSyncFailures times in a row.
+func (c *conn) notifyFailed(err error) bool {
+	c.notifyFailures++
+	end := storageUnusable(err) || c.notifyFailures >= maxSyncFailures
+	c.log.Error("sending NOTIFY updates failed", "user", c.user, "err", err,
+		"failures_in_a_row", c.notifyFailures, "ending_session", end)
+	if end {
+		c.bye("[UNAVAILABLE] Server storage error; please reconnect later")
+	}
+	return end
+}
+
+// waitInputUntil waits for the client's next command until wake, without
+// change signals; retry reports that wake passed before the session's
+// deadline, and otherwise err is what waitInput returned.
+func (c *conn) waitInputUntil(wake, deadline time.Time) (retry bool, err error) {
+	c.nc.SetReadDeadline(wake)
+	err = c.waitInput()
+	if err == nil {
+		c.nc.SetReadDeadline(deadline)
+		return false, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !c.shuttingDown() && time.Now().Before(deadline) {
+		return true, nil
+	}
+	return false, err
+}
+
+// earlier returns the earlier of two times.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // waitCommand waits until the client sends something (conn.waitInput).
 // With NOTIFY active it delivers events while it waits: a change signal
 // interrupts the read through the read deadline, as in IDLE. Buffers are
@@ -657,15 +701,21 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 			if errors.Is(err, errLogout) {
 				return errClose
 			}
-			if !isConnError(err) {
-				// A storage error with no command to answer: say why the
-				// session ends instead of just closing it.
-				c.log.Error("sending NOTIFY updates failed; ending session", "user", c.user, "err", err)
-				c.bye("[UNAVAILABLE] Server storage error; please reconnect later")
+			if isConnError(err) {
+				return err
+			}
+			if c.notifyFailed(err) {
 				return errClose
 			}
-			return err
+			// Retried after notifyRetry (or after the client's next
+			// command), not at every change signal.
+			if retry, err := c.waitInputUntil(earlier(deadline, time.Now().Add(notifyRetry)), deadline); retry {
+				continue
+			} else {
+				return err
+			}
 		}
+		c.notifyFailures = 0
 		if c.notify == nil {
 			continue
 		}

@@ -273,3 +273,62 @@ func TestSyncStorageErrorInIdle(t *testing.T) {
 		t.Fatalf("error log:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// TestNotifyStorageErrorBetweenCommands: a session with NOTIFY waits for
+// commands and the store fails to provide the change it was signalled.
+// Before, the session ended at once with "* BYE". Now the failure is
+// logged at error level, delivery is retried about once a second (not at
+// every signal), the session answers commands meanwhile, and the events
+// arrive once the database is whole again.
+func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
+	dir := t.TempDir()
+	logs := &logRecorder{}
+	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {
+		c.Logger = slog.New(logs)
+	}})
+	ts.addUser("alice", "secret")
+	a := ts.dial()
+	a.ok("LOGIN alice secret")
+	a.appendMsg("INBOX", "", crlf("Subject: one\n\nbody\n"))
+	a.ok("SELECT INBOX")
+	a.ok(`STORE 1 +FLAGS (\Flagged)`) // a view of its own: the index must ask the store
+	a.ok("NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge FlagChange))")
+	b := ts.dial()
+	b.ok("LOGIN alice secret")
+
+	db := userDB(t, dir, 1)
+	if _, err := db.Exec(`ALTER TABLE expunged RENAME TO expunged_moved`); err != nil {
+		t.Fatal(err)
+	}
+	b.appendMsg("INBOX", "", crlf("Subject: two\n\nbody\n"))
+	mine := func() []string {
+		var out []string
+		for _, l := range logs.find("ERROR sending NOTIFY") {
+			if strings.Contains(l, "remote="+a.conn.LocalAddr().String()) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mine()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failing NOTIFY delivery was not logged:\n%s", strings.Join(logs.find(""), "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.appendMsg("INBOX", "", crlf("Subject: three\n\nbody\n")) // signals again: no retry storm
+	time.Sleep(300 * time.Millisecond)
+	if n := len(mine()); n != 1 {
+		t.Fatalf("%d errors within 300 ms; want 1 (retried after a second):\n%s", n, strings.Join(mine(), "\n"))
+	}
+	if got := mine()[0]; !strings.Contains(got, "ending_session=false") || !strings.Contains(got, "expunged") {
+		t.Fatalf("error log: %q", got)
+	}
+	if _, err := db.Exec(`ALTER TABLE expunged_moved RENAME TO expunged`); err != nil {
+		t.Fatal(err)
+	}
+	// The events arrive with the next retry, without a command.
+	a.expectLines("* 3 EXISTS", "* 3 RECENT", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)")
+	a.ok("NOOP")
+}
