@@ -225,7 +225,9 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 	// Open the body before writing anything: a message another session
 	// expunged since our view was taken is skipped cleanly (RFC 9051
 	// lets the server omit it) instead of breaking the response.
-	if list.needsContent() {
+	if list.needsContent() && sm.Header != nil && list.headerOnly() {
+		m.useHeader(sm.Header)
+	} else if list.needsContent() {
 		if err := c.openContent(ctx, m); err != nil {
 			if errors.Is(err, store.ErrNoSuchMessage) {
 				return nil

@@ -74,6 +74,22 @@ func (c *conn) openContent(ctx context.Context, m *fetchMsg) error {
 	return nil
 }
 
+// useHeader answers m's top-level header sections from its stored header
+// block (store.Message.Header, the bytes of section HEADER) instead of
+// opening the message: one batched query for the whole command rather
+// than a lookup and an open per message.
+func (m *fetchMsg) useHeader(h []byte) {
+	m.content = storedHeader{bytes.NewReader(h)}
+	m.root = &message.Part{HeaderEnd: int64(len(h)), BodyStart: int64(len(h)), BodyEnd: int64(len(h)),
+		HeaderNUL: bytes.IndexByte(h, 0) >= 0}
+}
+
+// storedHeader is a stored header block as a store.Body.
+type storedHeader struct{ *bytes.Reader }
+
+func (storedHeader) Close() error  { return nil }
+func (storedHeader) Parts() []byte { return nil }
+
 func (m *fetchMsg) close() {
 	if m.content != nil {
 		m.content.Close()
@@ -131,7 +147,31 @@ func (l fetchList) want() store.Want {
 	for i := range l {
 		w |= l[i].h.want
 	}
+	if l.needsContent() && l.headerOnly() {
+		w |= store.WantHeader
+	}
 	return w
+}
+
+// headerOnly reports whether every item of l that reads the message asks
+// only for the top-level header (RFC822.HEADER, BODY[HEADER],
+// BODY[HEADER.FIELDS ...], BODY[HEADER.FIELDS.NOT ...]), which the stored
+// header block answers (fetchMsg.useHeader).
+func (l fetchList) headerOnly() bool {
+	for i := range l {
+		if !l[i].h.content {
+			continue
+		}
+		it := &l[i].item
+		switch {
+		case it.Kind == imap.FetchRFC822Header:
+		case it.Kind == imap.FetchBodySection && len(it.Section.Part) == 0 &&
+			(it.Section.Specifier == "HEADER" || it.Section.Specifier == "HEADER.FIELDS" || it.Section.Specifier == "HEADER.FIELDS.NOT"):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (l fetchList) needsContent() bool {

@@ -67,3 +67,44 @@ func TestFetchLargeBodiesPlainAndTLS(t *testing.T) {
 		t.Fatalf("%s: part 1 of message 1 is not the stored part", cmd)
 	}
 }
+
+// TestFetchHeaderSectionsFromStoredHeader: a FETCH whose only message
+// items are top-level header sections is answered from the stored header
+// block without opening the messages; the bytes must be those the opened
+// message gives (the same items fetched next to BODY[TEXT], which opens
+// it), for small and large messages and a header with a NUL (literal8).
+func TestFetchHeaderSectionsFromStoredHeader(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true})
+	ts.addUser("alice", "pw")
+	c := ts.dial()
+	c.ok("LOGIN alice pw")
+	c.appendMsg("INBOX", "", crlf("From: A <a@example.org>\nSubject: one\nX-Folded: a\n b\nTo: b@example.org\n\nbody\n"))
+	c.appendMsg("INBOX", "", bigMessage(40<<10))
+	nul := "Subject: nul\x00here\r\nFrom: c@example.org\r\n\r\nbody\r\n"
+	c.write(fmt.Sprintf("A1 APPEND INBOX ~{%d}\r\n%s\r\n", len(nul), nul))
+	if _, tagged := c.readUntil("A1"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("APPEND literal8: %q", tagged)
+	}
+	c.ok("EXAMINE INBOX")
+	for _, items := range []string{
+		"RFC822.HEADER",
+		"BODY.PEEK[HEADER]",
+		"BODY.PEEK[HEADER.FIELDS (Subject X-Folded)]",
+		"BODY.PEEK[HEADER.FIELDS.NOT (Subject)]<5.20>",
+	} {
+		alone := c.ok("FETCH 1:3 (" + items + ")")
+		opened := c.ok("FETCH 1:3 (" + items + " BODY.PEEK[TEXT])")
+		if len(alone) != 3 || len(opened) != 3 {
+			t.Fatalf("%s: %d and %d responses", items, len(alone), len(opened))
+		}
+		for i := range alone {
+			cut := strings.LastIndex(opened[i], " BODY[TEXT]")
+			if want := opened[i][:cut] + ")"; alone[i] != want {
+				t.Fatalf("%s, message %d:\n got %q\nwant %q", items, i+1, alone[i], want)
+			}
+		}
+	}
+	if got := c.ok("FETCH 3 BODY.PEEK[HEADER]"); len(got) != 1 || !strings.Contains(got[0], "BODY[HEADER] ~{") {
+		t.Fatalf("header with NUL not sent as literal8: %q", got)
+	}
+}
