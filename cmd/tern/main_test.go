@@ -398,7 +398,7 @@ func TestServeListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	r := runT(t, "", "serve", "--data", t.TempDir(), "--listen-imap", ln.Addr().String(), "--listen-imaps", "")
+	r := runT(t, "", "serve", "--data", t.TempDir(), "--listen-imap", ln.Addr().String(), "--listen-imaps", "", "--listen-admin", "")
 	if r.code != exitError || !strings.Contains(r.stderr, "listen imap") {
 		t.Fatalf("busy port: %+v", r)
 	}

@@ -127,7 +127,13 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	defer backend.Close()
-	st := ix.Wrap(backend)
+	adm, err := openAdmin(cfg, ix, log)
+	if err != nil {
+		return err
+	}
+	defer adm.shutdown(ctx) // on early returns; a no-op after the shutdown below
+	// The store the server sees: the index in front of the backend, timed.
+	st := adm.Metrics().WrapStore(ix.Wrap(backend))
 	if nl := serveNotifySocket(cfg, ix, log); nl != nil {
 		defer nl.Close()
 	}
@@ -151,6 +157,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		Auth:                 authn,
 		Notify:               hub,
 		Logger:               log,
+		Metrics:              adm.Metrics(),
 	}, st)
 
 	var lns []listener
@@ -176,7 +183,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if cfg.Auth.InsecureAuth {
 		log.Warn("insecure_auth is on: passwords are accepted on connections without TLS")
 	}
-	lmtp, lmtpLn, err := startLMTP(cfg, st, log)
+	lmtp, lmtpLn, err := startLMTP(cfg, st, adm.Metrics(), log)
 	if err != nil {
 		closeAll()
 		return err
@@ -185,7 +192,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 
-	serveErr := make(chan error, len(lns)+1)
+	serveErr := make(chan error, len(lns)+2)
 	var wg sync.WaitGroup
 	for _, l := range lns {
 		log.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
@@ -207,12 +214,19 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			}
 		}()
 	}
+	if adm != nil {
+		log.Info("listening", "proto", "admin", "addr", adm.addr())
+		adm.serve(readyChecks(backend, srv, len(lns)), log, serveErr)
+	}
 	if e.listening != nil {
 		for _, l := range lns {
 			e.listening(l.proto, l.ln.Addr().String())
 		}
 		if lmtp != nil {
 			e.listening("lmtp", lmtpLn.Addr().String())
+		}
+		if adm != nil {
+			e.listening("admin", adm.addr())
 		}
 	}
 
@@ -261,6 +275,7 @@ loop:
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
 	wg.Wait()
+	adm.shutdown(sctx) // after the IMAP sessions: /readyz says 503 while they drain
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close store: %w", err)
 	}
