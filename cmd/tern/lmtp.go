@@ -8,6 +8,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/delivery"
+	"github.com/tern-imap/tern/internal/metrics"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -24,7 +25,7 @@ func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *deliver
 // startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
 // same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.
-func startLMTP(cfg *config.Config, st store.Store, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+func startLMTP(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
 	if cfg.Listen.LMTP == "" {
 		return nil, nil, nil
 	}
@@ -34,6 +35,7 @@ func startLMTP(cfg *config.Config, st store.Store, log *slog.Logger) (*delivery.
 	}
 	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, log), delivery.LMTPConfig{
 		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
+		Metrics:         m,
 	})
 	return srv, ln, nil
 }

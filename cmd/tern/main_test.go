@@ -301,7 +301,7 @@ func TestServe(t *testing.T) {
 	}
 	done := make(chan int, 1)
 	go func() {
-		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "127.0.0.1:0"})
+		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "127.0.0.1:0", "--listen-admin", ""})
 	}()
 	got := map[string]string{}
 	for len(got) < 2 {
@@ -398,7 +398,7 @@ func TestServeListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	r := runT(t, "", "serve", "--data", t.TempDir(), "--listen-imap", ln.Addr().String(), "--listen-imaps", "")
+	r := runT(t, "", "serve", "--data", t.TempDir(), "--listen-imap", ln.Addr().String(), "--listen-imaps", "", "--listen-admin", "")
 	if r.code != exitError || !strings.Contains(r.stderr, "listen imap") {
 		t.Fatalf("busy port: %+v", r)
 	}

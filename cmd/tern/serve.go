@@ -127,7 +127,13 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	defer backend.Close()
-	st := ix.Wrap(backend)
+	adm, err := openAdmin(cfg, ix, log)
+	if err != nil {
+		return err
+	}
+	defer adm.shutdown(ctx) // on early returns; a no-op after the shutdown below
+	// The store the server sees: the index in front of the backend, timed.
+	st := adm.Metrics().WrapStore(ix.Wrap(backend))
 	if nl := serveNotifySocket(cfg, ix, log); nl != nil {
 		defer nl.Close()
 	}
@@ -151,6 +157,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		Auth:                 authn,
 		Notify:               hub,
 		Logger:               log,
+		Metrics:              adm.Metrics(),
 	}, st)
 
 	var lns []listener
@@ -181,7 +188,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		closeAll()
 		return err
 	}
-	lmtp, lmtpLn, err := startLMTP(cfg, st, log)
+	lmtp, lmtpLn, err := startLMTP(cfg, st, adm.Metrics(), log)
 	if err != nil {
 		closeAll()
 		ac.close()
@@ -192,7 +199,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 
-	serveErr := make(chan error, len(lns)+2)
+	serveErr := make(chan error, len(lns)+3)
 	var wg sync.WaitGroup
 	for _, l := range lns {
 		log.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
@@ -215,6 +222,10 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}()
 	}
 	ac.run(&wg, serveErr, log)
+	if adm != nil {
+		log.Info("listening", "proto", "admin", "addr", adm.addr())
+		adm.serve(readyChecks(backend, srv, len(lns)), log, serveErr)
+	}
 	if e.listening != nil {
 		if ac != nil {
 			e.listening("autoconfig", ac.ln.Addr().String())
@@ -224,6 +235,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		if lmtp != nil {
 			e.listening("lmtp", lmtpLn.Addr().String())
+		}
+		if adm != nil {
+			e.listening("admin", adm.addr())
 		}
 	}
 
@@ -273,6 +287,7 @@ loop:
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
 	wg.Wait()
+	adm.shutdown(sctx) // after the IMAP sessions: /readyz says 503 while they drain
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close store: %w", err)
 	}

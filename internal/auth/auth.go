@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tern-imap/tern/internal/logctx"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -314,8 +315,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 		uf = a.pairs.count(pk, now)
 	}
 	a.mu.Unlock()
+	log := logctx.Logger(ctx, a.log) // with the session id, if the server gave one
 	if uf >= a.policy.MaxUserFailures || (ipf >= a.policy.MaxIPFailures && !known) {
-		a.log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf, "known", known)
+		log.Warn("authentication throttled", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf, "known", known)
 		return ErrThrottled
 	}
 
@@ -355,15 +357,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, remote net.Addr, usern
 
 	switch {
 	case ok:
-		a.log.Info("authenticated", "user", username, "ip", ik, "delay", userDelay)
+		log.Info("authenticated", "user", username, "ip", ik, "delay", userDelay)
 		return nil
 	case err != nil:
-		a.log.Error("authentication error", "user", username, "ip", ik, "err", err)
+		log.Error("authentication error", "user", username, "ip", ik, "err", err)
 		return fmt.Errorf("authenticate %q: %w", username, err)
 	default:
 		// The address's failures before this one decide the extra wait.
 		extra := max(a.policy.Delay(ipf-1)-userDelay, 0)
-		a.log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf,
+		log.Info("authentication failed", "user", username, "ip", ik, "user_failures", uf, "ip_failures", ipf,
 			"delay", userDelay+extra)
 		if extra > 0 {
 			if err := a.sleep(ctx, extra); err != nil {

@@ -43,6 +43,14 @@ type Listen struct {
 	IMAP  string `toml:"imap"`  // plain IMAP with STARTTLS
 	IMAPS string `toml:"imaps"` // implicit TLS
 	LMTP  string `toml:"lmtp"`  // LMTP delivery: host:port or a unix socket path
+	// Admin serves /metrics, /healthz, /readyz and /debug/pprof/ over
+	// HTTP. Keep it on loopback (or a private network): pprof and the
+	// metrics are for operators.
+	Admin string `toml:"admin"`
+	// AdminExplicit records that Admin was set by the config file or a
+	// flag rather than left at its default: an explicit address that
+	// cannot be bound stops startup, the default only logs a warning.
+	AdminExplicit bool `toml:"-"`
 	// Autoconfig serves mail client autoconfiguration over HTTP (section
 	// Autoconfig); empty (the default) disables it.
 	Autoconfig string `toml:"autoconfig"`
@@ -73,6 +81,9 @@ type Autoconfig struct {
 	// TLS serves HTTPS with tern's certificate instead of plain HTTP.
 	TLS bool `toml:"tls"`
 }
+
+// DefaultAdminAddr is the default admin listener: loopback only.
+const DefaultAdminAddr = "127.0.0.1:9143"
 
 // TLS names a certificate and key (PEM). Both empty: a self-signed pair in
 // <data_dir>/tls is generated on first start and reused.
@@ -168,6 +179,7 @@ func Default() *Config {
 			IMAP:  "127.0.0.1:1143",
 			IMAPS: "127.0.0.1:1993",
 			LMTP:  "127.0.0.1:2424",
+			Admin: DefaultAdminAddr,
 		},
 		Auth: Auth{
 			FreeFailures:    3,
@@ -223,6 +235,9 @@ func (c *Config) loadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	if md.IsDefined("listen", "admin") {
+		c.Listen.AdminExplicit = true
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
@@ -259,6 +274,7 @@ func (c *Config) Validate() error {
 	for _, l := range []struct{ key, addr string }{
 		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
 		{"listen.autoconfig", c.Listen.Autoconfig},
+		{"listen.admin", c.Listen.Admin},
 	} {
 		if l.addr == "" {
 			continue
@@ -444,14 +460,14 @@ type Flags struct {
 	ConfigPath   string
 	dataDir      string
 	imap, imaps  string
-	lmtp         string
+	lmtp, admin  string
 	autoconfig   string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
-// also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig,
+// also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
 // --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
@@ -463,6 +479,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
 		fs.StringVar(&f.autoconfig, "listen-autoconfig", d.Listen.Autoconfig, "autoconfig HTTP listen `addr`ess (see [autoconfig]); empty disables")
+		fs.StringVar(&f.admin, "listen-admin", d.Listen.Admin, "admin HTTP listen `addr`ess (/metrics, /healthz, /readyz, /debug/pprof/); empty disables")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -504,6 +521,9 @@ func (f *Flags) Apply(c *Config) {
 			c.Listen.LMTP = f.lmtp
 		case "listen-autoconfig":
 			c.Listen.Autoconfig = f.autoconfig
+		case "listen-admin":
+			c.Listen.Admin = f.admin
+			c.Listen.AdminExplicit = true
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":

@@ -259,3 +259,41 @@ domains = ["example.org"]
 		})
 	}
 }
+
+// listen.admin defaults to loopback and is "explicit" only when the file
+// or a flag sets it: then a failure to bind it stops startup.
+func TestAdminListenExplicit(t *testing.T) {
+	c, err := parse(t, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Admin != DefaultAdminAddr || c.Listen.AdminExplicit {
+		t.Fatalf("default: %q explicit=%v", c.Listen.Admin, c.Listen.AdminExplicit)
+	}
+	if !strings.HasPrefix(DefaultAdminAddr, "127.0.0.1:") {
+		t.Fatalf("default admin address %q is not loopback", DefaultAdminAddr)
+	}
+	// The default value written in the file still counts as given.
+	p := writeFile(t, "[listen]\nadmin = \"127.0.0.1:9143\"\n")
+	if c, err = parse(t, true, "--config", p); err != nil || !c.Listen.AdminExplicit {
+		t.Fatalf("file: %v explicit=%v", err, c != nil && c.Listen.AdminExplicit)
+	}
+	// A file without the key leaves it default.
+	p = writeFile(t, "[listen]\nimap = \"127.0.0.1:2143\"\n")
+	if c, err = parse(t, true, "--config", p); err != nil || c.Listen.AdminExplicit || c.Listen.Admin != DefaultAdminAddr {
+		t.Fatalf("file without admin: %v %+v", err, c)
+	}
+	if c, err = parse(t, true, "--listen-admin", "127.0.0.1:0"); err != nil || !c.Listen.AdminExplicit || c.Listen.Admin != "127.0.0.1:0" {
+		t.Fatalf("flag: %v %+v", err, c)
+	}
+	if c, err = parse(t, true, "--listen-admin", ""); err != nil || c.Listen.Admin != "" {
+		t.Fatalf("empty flag disables: %v %+v", err, c)
+	}
+	if _, err = parse(t, true, "--listen-admin", "nonsense"); err == nil || !strings.Contains(err.Error(), "listen.admin") {
+		t.Fatalf("bad address accepted: %v", err)
+	}
+	// The admin listener alone is no service.
+	if _, err = parse(t, true, "--listen-imap", "", "--listen-imaps", "", "--listen-lmtp", ""); err == nil {
+		t.Fatal("only the admin listener accepted")
+	}
+}

@@ -91,7 +91,7 @@ var listenRe = regexp.MustCompile(`msg=listening proto=imap addr=(\S+)`)
 func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
 	args := append([]string{"serve", "--data", dataDir, "--listen-imap", "127.0.0.1:0",
-		"--listen-imaps", "", "--listen-lmtp", "", "--insecure-auth"}, extra...)
+		"--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", "", "--insecure-auth"}, extra...)
 	cmd := exec.Command(ternBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/tern-imap/tern/internal/metrics"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -27,6 +28,8 @@ type LMTPConfig struct {
 	// Timeout bounds reading a command or data chunk and storing a message
 	// (0: 5 minutes).
 	Timeout time.Duration
+	// Metrics counts deliveries per recipient by result; nil: not counted.
+	Metrics *metrics.Metrics
 }
 
 // LMTPServer accepts mail by LMTP (RFC 2033) and delivers it with a
@@ -35,11 +38,12 @@ type LMTPServer struct {
 	d       *Deliverer
 	srv     *smtp.Server
 	timeout time.Duration
+	m       *metrics.Metrics
 }
 
 // NewLMTPServer returns an LMTP server delivering through d.
 func NewLMTPServer(d *Deliverer, cfg LMTPConfig) *LMTPServer {
-	l := &LMTPServer{d: d, timeout: cfg.Timeout}
+	l := &LMTPServer{d: d, timeout: cfg.Timeout, m: cfg.Metrics}
 	if l.timeout <= 0 {
 		l.timeout = 5 * time.Minute
 	}
@@ -168,6 +172,7 @@ func (s *lmtpSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	defer cancel()
 	r, err := s.l.d.Resolve(ctx, to)
 	if err != nil {
+		s.l.m.Delivery("lmtp", DeliveryResult(err))
 		if errors.Is(err, store.ErrNoSuchUser) {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
 		}
@@ -227,11 +232,27 @@ func (s *lmtpSession) deliverOne(rc Recipient, msg []byte) error {
 	from, to := s.from, rc.Address
 	body := TraceHeaders(msg, &from, &to)
 	res, err := s.l.d.Deliver(ctx, rc.User, "", rc.Detail, body)
+	s.l.m.Delivery("lmtp", DeliveryResult(err))
 	if err != nil {
 		return s.l.d.smtpError(rc, err)
 	}
 	s.l.d.log.Info("delivered", "proto", "lmtp", "user", rc.User, "mailbox", res.Mailbox, "uid", res.UID, "size", len(body))
 	return nil
+}
+
+// DeliveryResult names the outcome of one recipient's delivery for the
+// deliveries counter: delivered, no_such_user, over_quota or failed (a
+// temporary failure, the MTA retries).
+func DeliveryResult(err error) string {
+	switch {
+	case err == nil:
+		return "delivered"
+	case errors.Is(err, store.ErrNoSuchUser):
+		return "no_such_user"
+	case errors.Is(err, store.ErrOverQuota):
+		return "over_quota"
+	}
+	return "failed"
 }
 
 // smtpError maps a delivery error to the LMTP reply.

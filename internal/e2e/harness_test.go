@@ -122,7 +122,7 @@ func startServer(t *testing.T, users map[string]string) *server {
 	}
 	s := &server{data: data, certFile: filepath.Join(data, "tls", "cert.pem"), log: &syncBuffer{}}
 	cmd := exec.Command(ternBin, "serve", "--data", data,
-		"--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "")
+		"--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "", "--listen-admin", "")
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = pw

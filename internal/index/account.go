@@ -39,6 +39,7 @@ func (a *account) with(ctx context.Context, mailboxID int64, fn func(b *Mailbox)
 			return err
 		}
 		if !wasLoaded {
+			a.x.loads.Add(1)
 			a.x.evict(b)
 		}
 		err := b.read(fn)
@@ -82,6 +83,10 @@ func (b *Mailbox) check(h *store.MailboxHead) {
 	b.raiseTarget(h.HighestModSeq)
 }
 
+// hit and miss count a read answered from memory or passed to the store.
+func (a *account) hit()  { a.x.hits.Add(1) }
+func (a *account) miss() { a.x.misses.Add(1) }
+
 // touch marks the index of a mailbox stale after a write through it.
 func (a *account) touch(ids ...int64) {
 	for _, id := range ids {
@@ -117,6 +122,7 @@ func (a *account) touchAll() {
 func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
 	h, err := a.src.MailboxHead(ctx, 0, name)
 	if err != nil || h.NoSelect {
+		a.miss()
 		return a.Account.Status(ctx, name) // the store's own error
 	}
 	var st store.MailboxStatus
@@ -127,14 +133,17 @@ func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus,
 		return nil
 	})
 	if err != nil {
+		a.miss()
 		return a.Account.Status(ctx, name)
 	}
+	a.hit()
 	return st, nil
 }
 
 func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxStatus, []uint32, error) {
 	h, err := a.src.MailboxHead(ctx, mailboxID, "")
 	if err != nil || h.NoSelect {
+		a.miss()
 		return a.Account.Snapshot(ctx, mailboxID)
 	}
 	var st store.MailboxStatus
@@ -147,8 +156,10 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 		return nil
 	})
 	if err != nil {
+		a.miss()
 		return a.Account.Snapshot(ctx, mailboxID)
 	}
+	a.hit()
 	return st, uids, nil
 }
 
@@ -160,7 +171,11 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 		return err
 	})
 	if errors.Is(err, errStale) {
+		a.miss()
 		return a.Account.Changes(ctx, mailboxID, sinceModSeq, sinceUID)
+	}
+	if err == nil {
+		a.hit()
 	}
 	return cs, err
 }
@@ -172,6 +187,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			return err
 		}
 	} else if want&^indexWant != 0 {
+		a.miss()
 		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
 	}
 	msgs := make([]store.Message, min(len(uids), fetchChunk))
@@ -205,6 +221,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 					return err
 				}
 			}
+			a.miss()
 			return a.Account.Fetch(ctx, mailboxID, uids[next:], want, fn)
 		}
 		if err != nil {
@@ -216,6 +233,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			}
 		}
 	}
+	a.hit()
 	return nil
 }
 

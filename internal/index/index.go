@@ -44,6 +44,10 @@ type Indexes struct {
 	log    *slog.Logger
 	clock  atomic.Int64
 
+	// Reads answered from memory (hits) and passed to the store (misses),
+	// and whole-mailbox loads (first use, after eviction, new UIDVALIDITY).
+	hits, misses, loads atomic.Uint64
+
 	mu    sync.Mutex
 	boxes map[boxKey]*Mailbox
 }
@@ -84,6 +88,35 @@ func (x *Indexes) MailboxListChanged(user string) {
 	if n, ok := x.next.(store.MailboxListNotifier); ok {
 		n.MailboxListChanged(user)
 	}
+}
+
+// Stats describe the indexes of a process at one moment.
+type Stats struct {
+	Mailboxes int   // mailboxes with a loaded index
+	Bytes     int64 // estimated memory of all loaded indexes
+	// Hits counts reads (Status, Snapshot, Changes, Fetch) answered from
+	// memory, Misses those the index passed to the store.
+	Hits, Misses uint64
+	Loads        uint64 // whole-mailbox loads from the store
+}
+
+// Stats returns the current size and the read counters. It takes each
+// loaded mailbox's read lock briefly; meant for a metrics scrape.
+func (x *Indexes) Stats() Stats {
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for _, b := range x.boxes {
+		boxes = append(boxes, b)
+	}
+	x.mu.Unlock()
+	st := Stats{Hits: x.hits.Load(), Misses: x.misses.Load(), Loads: x.loads.Load()}
+	for _, b := range boxes {
+		if b.isLoaded() {
+			st.Mailboxes++
+			st.Bytes += b.bytes()
+		}
+	}
+	return st
 }
 
 // box returns the registered index of a mailbox, creating an empty one.

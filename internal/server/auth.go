@@ -13,6 +13,7 @@ import (
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/metrics"
 )
 
 func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -41,6 +42,7 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.nc.SetDeadline(time.Time{})
 	c.nc = tc
 	c.isTLS = true
+	c.srv.obs.listener(c.implicitTLS).StartedTLS()
 	c.setupIO()
 	return errOKSent
 }
@@ -54,31 +56,40 @@ func cmdLogin(ctx context.Context, c *conn, cmd *imap.Command) error {
 }
 
 func (c *conn) login(ctx context.Context, username, password string) error {
+	m := c.srv.cfg.Metrics
 	if c.srv.cfg.Auth == nil {
+		m.Login(metrics.LoginError)
 		return no("UNAVAILABLE", "Authentication is not configured")
 	}
 	if err := c.srv.cfg.Auth.Authenticate(ctx, c.remote, username, password); err != nil {
 		var th Throttled
 		if errors.As(err, &th) && th.Throttled() {
+			m.Login(metrics.LoginLockout)
 			return no("UNAVAILABLE", "Too many failed attempts; try again later")
 		}
 		if !errors.Is(err, auth.ErrInvalidCredentials) {
+			m.Login(metrics.LoginError)
 			c.log.Warn("authentication error", "err", err)
+		} else {
+			m.Login(metrics.LoginFailure)
 		}
 		return no("AUTHENTICATIONFAILED", "Invalid credentials")
 	}
 	if msg := c.srv.loginConn(c, username); msg != "" {
+		m.Login(metrics.LoginLimit)
 		c.log.Warn("login refused: connection limit", "user", username, "reason", msg)
 		return no("LIMIT", msg)
 	}
 	acct, err := c.srv.store.Account(ctx, username)
 	if err != nil {
+		m.Login(metrics.LoginError)
 		c.srv.unloginConn(c)
 		return fmt.Errorf("open account %q: %w", username, err)
 	}
+	m.Login(metrics.LoginSuccess)
 	c.acct = acct
 	c.user = username
-	c.state = stateAuth
+	c.setState(stateAuth)
 	c.log = c.log.With("user", username)
 	c.log.Info("logged in")
 	return c.okCode(ctx, "CAPABILITY "+c.capabilities(), "Logged in")

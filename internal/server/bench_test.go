@@ -15,6 +15,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/index"
+	"github.com/tern-imap/tern/internal/metrics"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
@@ -86,11 +87,17 @@ func benchServerWith(b *testing.B, n int, indexed bool) string {
 		}
 	}
 	acct.Close()
+	// Metrics on, as tern serve runs with its admin listener.
+	m := metrics.New()
+	if indexed {
+		m.RegisterIndex(ix.Stats)
+	}
+	st = m.WrapStore(st)
 	authn, err := auth.New(st, auth.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := server.New(server.Config{InsecureAuth: true, Auth: authn, Notify: hub,
+	srv := server.New(server.Config{InsecureAuth: true, Auth: authn, Notify: hub, Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -229,6 +236,7 @@ func BenchmarkSession(b *testing.B) {
 
 func benchSessionCommands(b *testing.B, addr string, n int) {
 	for _, tc := range []struct{ name, cmd string }{
+		{"Noop", "NOOP"}, // the per-command cost of the session loop itself
 		{"Status", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT HIGHESTMODSEQ)"},
 		{"Select", "SELECT INBOX"},
 		{"FetchFlags", "UID FETCH 1:* (FLAGS)"},

@@ -31,11 +31,22 @@ const (
 // conn is one client connection. Only its own goroutine touches its fields,
 // except quit/waiting used by Shutdown.
 type conn struct {
-	srv    *Server
-	nc     net.Conn
-	isTLS  bool
-	remote net.Addr
-	log    *slog.Logger
+	srv         *Server
+	nc          net.Conn
+	isTLS       bool
+	implicitTLS bool // accepted on the IMAPS listener
+	remote      net.Addr
+	log         *slog.Logger
+
+	// The session as observed (observe.go): its id, start, commands read,
+	// bytes on the wire, why it ended; baseLog is log without the user.
+	id        string
+	started   time.Time
+	baseLog   *slog.Logger
+	metered   *meteredConn
+	commands  int
+	endReason string
+	result    string // kind of the last tagged response ("OK", "NO", "BAD")
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -120,15 +131,18 @@ var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	tcp, _ := nc.(*net.TCPConn)
-	nc = &writeTimeoutConn{Conn: nc, timeout: s.cfg.WriteTimeout}
+	mc := &meteredConn{Conn: nc, m: s.cfg.Metrics}
+	nc = &writeTimeoutConn{Conn: mc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
-		srv:    s,
-		nc:     nc,
-		tcp:    tcp,
-		remote: nc.RemoteAddr(),
-		quit:   make(chan struct{}),
+		srv:         s,
+		nc:          nc,
+		tcp:         tcp,
+		implicitTLS: implicitTLS,
+		metered:     mc,
+		remote:      nc.RemoteAddr(),
+		quit:        make(chan struct{}),
 	}
-	c.log = s.log.With("remote", c.remote.String())
+	c.log, c.baseLog = s.log, s.log // startSession adds the session id
 	if implicitTLS {
 		c.nc = tls.Server(nc, s.cfg.TLS())
 		c.isTLS = true
@@ -257,8 +271,10 @@ func (c *conn) shuttingDown() bool {
 }
 
 func (c *conn) serve(ctx context.Context) {
+	ctx = c.startSession(ctx)
 	defer func() {
 		if v := recover(); v != nil {
+			c.ending(endPanic)
 			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
 			c.w.WriteString("* BYE Internal server error\r\n")
 			c.bw.Flush()
@@ -270,11 +286,13 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.nc.Close()
 		c.dropBuffers()
+		c.endSession()
 	}()
 	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		c.nc.SetDeadline(c.preAuthDeadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			c.ending(endTLSFailed)
 			c.log.Debug("tls handshake failed", "err", err)
 			return
 		}
@@ -284,14 +302,17 @@ func (c *conn) serve(ctx context.Context) {
 	c.w.WriteString(c.capabilities())
 	c.w.WriteString("] tern ready\r\n")
 	if err := c.bw.Flush(); err != nil {
+		c.ending(endWriteError)
 		return
 	}
 	for {
 		if c.shuttingDown() {
+			c.ending(endShutdown)
 			c.bye("Server shutting down")
 			return
 		}
 		if msg := c.overLimit(); msg != "" {
+			c.ending(endAbuse)
 			c.bye(msg)
 			return
 		}
@@ -302,6 +323,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.nc.SetReadDeadline(deadline)
 		c.waiting.Store(true)
 		if c.shuttingDown() {
+			c.ending(endShutdown)
 			c.bye("Server shutting down")
 			return
 		}
@@ -315,9 +337,11 @@ func (c *conn) serve(ctx context.Context) {
 			var pe *imap.ParseError
 			if errors.As(err, &pe) {
 				if c.shuttingDown() {
+					c.ending(endShutdown)
 					c.bye("Server shutting down")
 					return
 				}
+				c.commands++
 				tag := pe.Tag
 				if tag == "" {
 					tag = "*"
@@ -335,46 +359,76 @@ func (c *conn) serve(ctx context.Context) {
 				c.w.WriteString(msg)
 				c.w.CRLF()
 				c.bads++
+				c.srv.obs.invalid.Done(strings.TrimSpace(kind), -1)
 				if pe.Fatal {
+					c.ending(endBadInput)
 					c.w.WriteString("* BYE Too much bad input\r\n")
 					c.bw.Flush()
 					return
 				}
 				if c.bw.Flush() != nil {
+					c.ending(endWriteError)
 					return
 				}
 				continue
 			}
-			if c.shuttingDown() {
-				c.bye("Server shutting down")
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.bye("Autologout; idle for too long")
-				return
-			}
-			if !errors.Is(err, io.EOF) {
-				c.log.Debug("read command", "err", err)
-			}
+			c.endRead(err)
 			return
 		}
 		c.nc.SetReadDeadline(time.Time{})
 		if c.state == stateNotAuth {
 			c.preAuthCmds++
 		}
+		c.commands++
+		c.result = ""
+		start := time.Now()
 		err = c.dispatch(ctx, cmd)
+		c.commandDone(cmd, start)
 		if errors.Is(err, errLogout) {
+			c.endLogout()
 			c.bw.Flush()
 			return
 		}
 		if err != nil {
+			c.ending(endConnError)
 			c.log.Debug("connection ended", "err", err)
 			return
 		}
 		if err := c.bw.Flush(); err != nil {
+			c.ending(endWriteError)
 			return
 		}
+	}
+}
+
+// endRead ends the session after reading a command failed (not a parse
+// error): shutdown, the idle timer, the client gone, or an I/O error.
+func (c *conn) endRead(err error) {
+	if c.shuttingDown() {
+		c.ending(endShutdown)
+		c.bye("Server shutting down")
+		return
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		c.ending(endIdleTimeout)
+		c.bye("Autologout; idle for too long")
+	case errors.Is(err, io.EOF):
+		c.ending(endClientClosed)
+	default:
+		c.ending(endReadError)
+		c.log.Debug("read command", "err", err)
+	}
+}
+
+// endLogout records why a command ended the session: LOGOUT, or the
+// server (a storage failure, the selected mailbox deleted).
+func (c *conn) endLogout() {
+	if c.state == stateLogout {
+		c.ending(endLogout)
+	} else {
+		c.ending(endServerEnded)
 	}
 }
 
@@ -490,6 +544,7 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
+			c.ending(endPanic)
 			c.log.Error("panic in command handler", "command", cmd.Name, "panic", v, "stack", string(debug.Stack()))
 			c.w.WriteString("* BYE Internal server error\r\n")
 			err = fmt.Errorf("panic in %s: %v", cmd.Name, v)
@@ -555,6 +610,7 @@ func cmdName(cmd *imap.Command) string {
 // tagged writes the tagged completion response.
 func (c *conn) tagged(kind, code, text string) {
 	c.countBad(kind)
+	c.result = kind
 	c.w.WriteString(c.cmd.Tag)
 	c.w.SP()
 	c.w.WriteString(kind)
@@ -700,6 +756,6 @@ func cmdCheck(ctx context.Context, c *conn, cmd *imap.Command) error {
 func cmdLogout(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.WriteString("* BYE Logging out\r\n")
 	c.tagged("OK", "", "LOGOUT completed")
-	c.state = stateLogout
+	c.setState(stateLogout)
 	return errLogout
 }

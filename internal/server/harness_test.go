@@ -44,6 +44,9 @@ type serverOpts struct {
 	dataDir      string       // default: a new temporary directory
 	authPolicy   auth.Policy  // login throttling; zero: auth.DefaultPolicy
 	authLog      *slog.Logger // the authenticator's log; nil: discarded
+	// wrapStore, if set, wraps the store the server and the authenticator
+	// use (the mailbox index over SQLite), as tern serve does for metrics.
+	wrapStore func(store.Store) store.Store
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -59,6 +62,9 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 		t.Fatalf("open store: %v", err)
 	}
 	st := ix.Wrap(backend)
+	if o.wrapStore != nil {
+		st = o.wrapStore(st)
+	}
 	certPEM, keyPEM, err := tlsutil.Generate([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
 	if err != nil {
 		t.Fatalf("generate cert: %v", err)

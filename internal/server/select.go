@@ -92,7 +92,7 @@ func (c *conn) closeSelected() {
 	c.sel.sub.Close()
 	c.sel = nil
 	if c.state == stateSelected {
-		c.state = stateAuth
+		c.setState(stateAuth)
 	}
 }
 
@@ -213,7 +213,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		sel.recent = slices.Clone(uids[len(uids)-int(st.Recent):])
 	}
 	c.sel = sel
-	c.state = stateSelected
+	c.setState(stateSelected)
 
 	c.writeFlags()
 	c.w.WriteString("* ")

@@ -49,6 +49,7 @@ func (c *conn) sendfile(r io.Reader, n int64) (bool, error) {
 		}
 		k, err := c.tcp.ReadFrom(&io.LimitedReader{R: f, N: min(n-sent, sendfileChunk)})
 		sent += k
+		c.metered.sent(k)
 		if err == nil && k == 0 {
 			err = io.ErrUnexpectedEOF // the file is shorter than its section
 		}

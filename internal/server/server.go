@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/metrics"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -66,6 +67,8 @@ type Config struct {
 	// Notify is the change hub the store reports to.
 	Notify *notify.Hub
 	Logger *slog.Logger
+	// Metrics receives the server's series (internal/metrics); nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Authenticator checks a username and password for a client address. It
@@ -87,6 +90,7 @@ type Server struct {
 	cfg   Config
 	store store.Store
 	log   *slog.Logger
+	obs   *observer // session ids and metric series (observe.go)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -151,6 +155,7 @@ func New(cfg Config, st store.Store) *Server {
 		cfg:       cfg,
 		store:     st,
 		log:       cfg.Logger,
+		obs:       newObserver(cfg.Metrics),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		baseCtx:   ctx,
@@ -213,6 +218,7 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 		}
 		if msg := s.admitLocked(addr, time.Now()); msg != "" {
 			s.mu.Unlock()
+			s.obs.listener(implicitTLS).Refused()
 			s.log.Warn("connection refused", "remote", addr, "reason", msg)
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			nc.Write([]byte("* BYE " + msg + "\r\n"))
@@ -221,6 +227,7 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 		}
 		c := newConn(s, nc, implicitTLS)
 		c.addrKey = addr
+		s.obs.listener(implicitTLS).Accepted(implicitTLS)
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -233,6 +240,14 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// Serving reports whether the server accepts connections on at least n
+// listeners and is not shutting down (readiness).
+func (s *Server) Serving(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closing && len(s.listeners) >= n
 }
 
 // Shutdown stops accepting, sends "* BYE" to every connection, waits for

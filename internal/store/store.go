@@ -46,6 +46,12 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is implemented by stores that can tell cheaply whether they are
+// reachable (readiness checks): one trivial query, no user data.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // MailboxInfo describes one mailbox.
 type MailboxInfo struct {
 	ID          int64

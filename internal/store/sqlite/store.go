@@ -82,7 +82,10 @@ type Store struct {
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Pinger = (*Store)(nil)
+)
 
 // userDB is one user's open mail.db, shared by all Accounts of that user.
 // It is in Store.users from the moment its opening starts; db and q are
@@ -329,6 +332,22 @@ func (s *Store) Account(ctx context.Context, user string) (store.Account, error)
 		return nil, err
 	}
 	return &account{s: s, u: u}, nil
+}
+
+// Ping implements store.Pinger: the store is open and tern.db answers a
+// trivial query that reads its schema page.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errors.New("ping store: closed")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
+		return fmt.Errorf("ping store: %w", err)
+	}
+	return nil
 }
 
 // Close closes every database. Accounts still open fail afterwards.
