@@ -219,3 +219,36 @@ func TestDeleteUserWithOpenAccount(t *testing.T) {
 		t.Fatal("new user reused the deleted id")
 	}
 }
+
+// TestCreateUserFailureLeavesNothing: when the new user's database cannot
+// be opened (here: a file that is not a database planted where the next
+// user's mail.db will be), CreateUser fails, the user does not exist, and
+// no directory is left behind.
+func TestCreateUserFailureLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "first", "h"); err != nil {
+		t.Fatal(err)
+	}
+	next := filepath.Join(dir, "users", "2")
+	if err := os.MkdirAll(next, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "mail.db"), []byte("this is not a database, it is a text file of some length"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, "second", "h"); err == nil {
+		t.Fatal("CreateUser over a broken database succeeded")
+	}
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Fatalf("directory of the failed user left behind: %v", err)
+	}
+	if _, err := s.Account(ctx, "second"); !errors.Is(err, store.ErrNoSuchUser) {
+		t.Fatalf("failed user exists: %v", err)
+	}
+	if err := s.CreateUser(ctx, "second", "h"); err != nil {
+		t.Fatalf("creating the user again: %v", err)
+	}
+}

@@ -227,6 +227,11 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string) error
 		s.wmu.Lock()
 		s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM users WHERE id = ?`, id)
 		s.wmu.Unlock()
+		// Ids are never reused (AUTOINCREMENT), so nothing else can be
+		// in the directory of this id: what the failed open left goes.
+		if rerr := os.RemoveAll(s.userDir(id)); rerr != nil {
+			s.log.Warn("create user: remove the directory of the failed user", "user", name, "err", rerr)
+		}
 		return fmt.Errorf("create user %q: %w", name, err)
 	}
 	s.release(u)
