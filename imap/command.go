@@ -9,7 +9,8 @@ import "time"
 // the "UID " prefix: "UID FETCH" parses to Name "FETCH" with UID set.
 // Args holds one of the *XxxArgs types below, chosen by Name, or nil for
 // commands without arguments (CAPABILITY, NOOP, LOGOUT, STARTTLS, CHECK,
-// CLOSE, UNSELECT, IDLE, NAMESPACE, and EXPUNGE without UID).
+// CLOSE, UNSELECT, IDLE, NAMESPACE, UNAUTHENTICATE, and EXPUNGE without
+// UID).
 type Command struct {
 	Tag  string
 	Name string

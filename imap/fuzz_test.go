@@ -51,6 +51,7 @@ var seedCommands = []string{
 	"a APPEND Drafts {1+}\r\nx (\\Seen) ~{2+}\r\n\x00y\r\n",
 	"a NAMESPACE\r\nb NOOP\r\nc LOGOUT\r\n",
 	"a BOGUS {3+}\r\nabc\r\nb NOOP\r\n",
+	"a UNAUTHENTICATE\r\nb LOGIN bob pw\r\n", // RFC 8437
 }
 
 // checkCommand asserts invariants of a successfully parsed command.

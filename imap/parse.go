@@ -65,7 +65,8 @@ func (r *Reader) command() *Command {
 	}
 	cmd.Name = commandName(name)
 	switch cmd.Name {
-	case "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "IDLE", "NAMESPACE":
+	case "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "IDLE", "NAMESPACE",
+		"UNAUTHENTICATE":
 	case "EXPUNGE":
 		if cmd.UID {
 			r.sp()
@@ -150,6 +151,7 @@ var commandNames = []string{
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
+	"UNAUTHENTICATE",
 }
 
 func commandName(b []byte) string {

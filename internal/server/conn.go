@@ -67,6 +67,7 @@ type conn struct {
 	utf8      bool
 	condstore bool
 	qresync   bool
+	uidOnly   bool // RFC 9586 (uidonly.go)
 
 	sel *selected
 	// tcp is the client's TCP connection under any TLS (nil for other
@@ -521,6 +522,8 @@ func init() {
 		"THREAD":       {cmdThread, inSelected},
 		"CANCELUPDATE": {cmdCancelUpdate, inSelected},
 		"NOTIFY":       {cmdNotify, inLoggedIn},
+		// RFC 8437 (unauth.go)
+		"UNAUTHENTICATE": {cmdUnauthenticate, inLoggedIn},
 	}
 }
 
@@ -697,7 +700,7 @@ func allowExpunge(cmd *imap.Command) bool {
 
 func (c *conn) capabilities() string {
 	var b strings.Builder
-	b.WriteString("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE")
+	b.WriteString("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNAUTHENTICATE")
 	if c.state == stateNotAuth {
 		if !c.isTLS && c.srv.cfg.TLS != nil {
 			b.WriteString(" STARTTLS")
