@@ -110,6 +110,14 @@ type AppendArgs struct {
 	Messages []AppendMessage
 }
 
+// ReplaceArgs is [UID] REPLACE num mailbox message (RFC 8508). Num is a
+// message sequence number, or a UID under UID REPLACE; 0 stands for "*".
+type ReplaceArgs struct {
+	Num     uint32
+	Mailbox string
+	Message AppendMessage
+}
+
 // FetchArgs is [UID] FETCH set items [(modifiers)].
 type FetchArgs struct {
 	Set   NumSet

@@ -524,6 +524,7 @@ func init() {
 		"NOTIFY":       {cmdNotify, inLoggedIn},
 		// RFC 8437 (unauth.go)
 		"UNAUTHENTICATE": {cmdUnauthenticate, inLoggedIn},
+		"REPLACE":        {cmdReplace, inSelected}, // RFC 8508 (replace.go)
 	}
 }
 
@@ -712,7 +713,7 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
