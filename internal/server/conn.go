@@ -546,6 +546,10 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		}
 		return nil
 	}
+	if c.uidOnly && usesSeqNumbers(cmd) {
+		c.tagged("BAD", "UIDREQUIRED", "Message sequence numbers are not allowed after ENABLE UIDONLY")
+		return nil
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			c.ending(endPanic)
@@ -713,7 +717,7 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
