@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tern-imap/tern/imap"
@@ -18,7 +19,8 @@ import (
 // The responses follow the RFC's examples: an untagged OK with APPENDUID,
 // then (at the end of the command, with the other pending updates) EXISTS
 // when the target is the selected mailbox and EXPUNGE (VANISHED under
-// QRESYNC or UIDONLY) for the replaced message.
+// QRESYNC or UIDONLY) for the replaced message; under CONDSTORE the tagged
+// OK carries HIGHESTMODSEQ.
 func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.ReplaceArgs)
 	sel := c.sel
@@ -54,7 +56,29 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	// The new message (if it went to the selected mailbox) and the
 	// expunge are reported by the sync at the end of the command.
 	sel.dirty = true
-	return nil
+	if !c.condstore {
+		return nil
+	}
+	return c.okHighestModSeq(ctx, cmdName(cmd)+" completed")
+}
+
+// okHighestModSeq finishes a command that expunged under CONDSTORE: the
+// pending updates first, then "tag OK [HIGHESTMODSEQ n]" with the modseq
+// they brought the session to (RFC 7162 §3.2.10 via RFC 8508 §3.4).
+func (c *conn) okHighestModSeq(ctx context.Context, text string) error {
+	err := c.syncAfter(ctx, c.cmd)
+	if err != nil && !errors.Is(err, errLogout) {
+		return err
+	}
+	code := ""
+	if c.sel != nil {
+		code = fmt.Sprintf("HIGHESTMODSEQ %d", c.sel.modSeq)
+	}
+	c.tagged("OK", code, text)
+	if err != nil {
+		return err
+	}
+	return errOKSent
 }
 
 // replacedUID resolves REPLACE's message number (a UID under UID

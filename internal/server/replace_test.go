@@ -60,7 +60,16 @@ func TestUIDReplaceOtherMailboxQresync(t *testing.T) {
 	c.ok("ENABLE QRESYNC")
 	c.ok("SELECT INBOX")
 	msg := replacementMsg
-	u := c.ok(fmt.Sprintf("UID REPLACE 1 Archive (\\Seen) \"05-Jan-2015 10:00:00 +0100\" ~{%d+}\r\n%s", len(msg), msg))
+	u, tagged := c.do(fmt.Sprintf("UID REPLACE 1 Archive (\\Seen) \"05-Jan-2015 10:00:00 +0100\" ~{%d+}\r\n%s", len(msg), msg))
+	st := c.ok("STATUS INBOX (HIGHESTMODSEQ)")
+	var ms string
+	if _, err := fmt.Sscanf(st[0], "* STATUS INBOX (HIGHESTMODSEQ %s", &ms); err != nil {
+		t.Fatalf("STATUS: %q", st)
+	}
+	// Under QRESYNC the tagged OK carries the mailbox's new HIGHESTMODSEQ.
+	if want := "OK [HIGHESTMODSEQ " + strings.TrimSuffix(ms, ")") + "] UID REPLACE completed"; tagged != want {
+		t.Fatalf("tagged %q, want %q", tagged, want)
+	}
 	if len(u) != 2 || !strings.HasPrefix(u[0], "* OK [APPENDUID ") || !strings.HasSuffix(u[0], " 1] Replacement Message ready") || u[1] != "* VANISHED 1" {
 		t.Fatalf("UID REPLACE responses: %q", u)
 	}
