@@ -15,8 +15,8 @@ import (
 // every extension turned on by ENABLE (or implicitly, like CONDSTORE) is
 // turned off again, so a later login as another user starts clean.
 func cmdUnauthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {
+	c.log.Info("unauthenticated") // still with the user
 	c.resetAuthState()
-	c.log.Info("unauthenticated")
 	return c.okCode(ctx, "CAPABILITY "+c.capabilities(), "UNAUTHENTICATE completed")
 }
 
