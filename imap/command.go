@@ -9,7 +9,8 @@ import "time"
 // the "UID " prefix: "UID FETCH" parses to Name "FETCH" with UID set.
 // Args holds one of the *XxxArgs types below, chosen by Name, or nil for
 // commands without arguments (CAPABILITY, NOOP, LOGOUT, STARTTLS, CHECK,
-// CLOSE, UNSELECT, IDLE, NAMESPACE, and EXPUNGE without UID).
+// CLOSE, UNSELECT, IDLE, NAMESPACE, UNAUTHENTICATE, and EXPUNGE without
+// UID).
 type Command struct {
 	Tag  string
 	Name string
@@ -107,6 +108,14 @@ type AppendMessage struct {
 type AppendArgs struct {
 	Mailbox  string
 	Messages []AppendMessage
+}
+
+// ReplaceArgs is [UID] REPLACE num mailbox message (RFC 8508). Num is a
+// message sequence number, or a UID under UID REPLACE; 0 stands for "*".
+type ReplaceArgs struct {
+	Num     uint32
+	Mailbox string
+	Message AppendMessage
 }
 
 // FetchArgs is [UID] FETCH set items [(modifiers)].

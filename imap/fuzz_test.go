@@ -51,6 +51,11 @@ var seedCommands = []string{
 	"a APPEND Drafts {1+}\r\nx (\\Seen) ~{2+}\r\n\x00y\r\n",
 	"a NAMESPACE\r\nb NOOP\r\nc LOGOUT\r\n",
 	"a BOGUS {3+}\r\nabc\r\nb NOOP\r\n",
+	"a UNAUTHENTICATE\r\nb LOGIN bob pw\r\n",                 // RFC 8437
+	"A003 REPLACE 4 Drafts (\\Seen \\Draft) {3+}\r\nabc\r\n", // RFC 8508
+	"a UID REPLACE 2000 Sent \"05-Jan-2015 10:00:00 +0100\" UTF8 (~{2+}\r\nab)\r\n",
+	"a UID REPLACE * Drafts CATENATE (URL \"/Drafts;UIDVALIDITY=1/;UID=2\" TEXT {1+}\r\nx)\r\n",
+	"a ENABLE UIDONLY\r\nb UID FETCH 1:* (FLAGS)\r\nc UID SEARCH $\r\n", // RFC 9586
 }
 
 // checkCommand asserts invariants of a successfully parsed command.

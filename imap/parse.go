@@ -58,14 +58,15 @@ func (r *Reader) command() *Command {
 		r.sp()
 		name = r.word(cAtom, "command name")
 		switch string(name) {
-		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD":
+		case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD", "REPLACE":
 		default:
 			r.fail("unknown UID command")
 		}
 	}
 	cmd.Name = commandName(name)
 	switch cmd.Name {
-	case "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "IDLE", "NAMESPACE":
+	case "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "IDLE", "NAMESPACE",
+		"UNAUTHENTICATE":
 	case "EXPUNGE":
 		if cmd.UID {
 			r.sp()
@@ -111,6 +112,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.statusArgs()
 	case "APPEND":
 		cmd.Args = r.appendArgs()
+	case "REPLACE": // RFC 8508
+		cmd.Args = r.replaceArgs()
 	case "SEARCH":
 		cmd.Args = r.searchArgs()
 	case "FETCH":
@@ -150,6 +153,7 @@ var commandNames = []string{
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
+	"UNAUTHENTICATE", "REPLACE",
 }
 
 func commandName(b []byte) string {
@@ -375,42 +379,65 @@ func (r *Reader) appendArgs() *AppendArgs {
 	a := &AppendArgs{Mailbox: r.astring()}
 	for {
 		r.sp()
-		var m AppendMessage
-		if r.peek() == '(' {
-			m.Flags = r.flagList()
-			r.sp()
-		}
-		if r.peek() == '"' {
-			m.Date = r.dateTime()
-			r.sp()
-		}
-		switch r.peek() {
-		case '{', '~':
-			m.Literal, m.Binary = r.literal(r.opts.MaxLiteral, true)
-		default:
-			w := string(r.word(cAtom, "message literal"))
-			if w == "CATENATE" {
-				r.sp()
-				m.Parts = r.catenateParts()
-				break
-			}
-			if w != "UTF8" {
-				r.fail("expected message literal")
-			}
-			r.sp()
-			r.expect('(', "(")
-			if r.peek() != '~' {
-				r.fail("expected literal8")
-			}
-			m.Literal, _ = r.literal(r.opts.MaxLiteral, true)
-			m.UTF8, m.Binary = true, true
-			r.expect(')', ")")
-		}
-		a.Messages = append(a.Messages, m)
+		a.Messages = append(a.Messages, r.appendMessage())
 		if r.atEOL() {
 			return a
 		}
 	}
+}
+
+// appendMessage parses one message of APPEND or REPLACE (RFC 4466
+// append-opts SP append-data, after its leading SP): [flag-list SP]
+// [date-time SP] (literal / literal8 / UTF8 (literal8) / CATENATE (...)).
+func (r *Reader) appendMessage() AppendMessage {
+	var m AppendMessage
+	if r.peek() == '(' {
+		m.Flags = r.flagList()
+		r.sp()
+	}
+	if r.peek() == '"' {
+		m.Date = r.dateTime()
+		r.sp()
+	}
+	switch r.peek() {
+	case '{', '~':
+		m.Literal, m.Binary = r.literal(r.opts.MaxLiteral, true)
+		return m
+	}
+	switch string(r.word(cAtom, "message literal")) {
+	case "CATENATE":
+		r.sp()
+		m.Parts = r.catenateParts()
+	case "UTF8":
+		r.sp()
+		r.expect('(', "(")
+		if r.peek() != '~' {
+			r.fail("expected literal8")
+		}
+		m.Literal, _ = r.literal(r.opts.MaxLiteral, true)
+		m.UTF8, m.Binary = true, true
+		r.expect(')', ")")
+	default:
+		r.fail("expected message literal")
+	}
+	return m
+}
+
+// replaceArgs parses REPLACE / UID REPLACE (RFC 8508): seq-number SP
+// mailbox SP append-message, one message only.
+func (r *Reader) replaceArgs() *ReplaceArgs {
+	r.sp()
+	a := &ReplaceArgs{}
+	if r.peek() == '*' {
+		r.next() // Num 0 stands for "*"
+	} else {
+		a.Num = r.nzNumber32()
+	}
+	r.sp()
+	a.Mailbox = r.astring()
+	r.sp()
+	a.Message = r.appendMessage()
+	return a
 }
 
 var monthNames = [12]string{"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"}

@@ -155,6 +155,11 @@ func cmdEnable(ctx context.Context, c *conn, cmd *imap.Command) error {
 				c.enableCondstore()
 				enabled = append(enabled, "QRESYNC")
 			}
+		case "UIDONLY": // RFC 9586, uidonly.go
+			if !c.uidOnly {
+				c.uidOnly = true
+				enabled = append(enabled, "UIDONLY")
+			}
 		case "UTF8=ACCEPT":
 			if !c.utf8 {
 				c.utf8 = true

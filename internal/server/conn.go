@@ -67,6 +67,7 @@ type conn struct {
 	utf8      bool
 	condstore bool
 	qresync   bool
+	uidOnly   bool // RFC 9586 (uidonly.go)
 
 	sel *selected
 	// tcp is the client's TCP connection under any TLS (nil for other
@@ -521,6 +522,9 @@ func init() {
 		"THREAD":       {cmdThread, inSelected},
 		"CANCELUPDATE": {cmdCancelUpdate, inSelected},
 		"NOTIFY":       {cmdNotify, inLoggedIn},
+		// RFC 8437 (unauth.go)
+		"UNAUTHENTICATE": {cmdUnauthenticate, inLoggedIn},
+		"REPLACE":        {cmdReplace, inSelected}, // RFC 8508 (replace.go)
 	}
 }
 
@@ -540,6 +544,10 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		default:
 			c.tagged("BAD", "", "Command not valid in this state")
 		}
+		return nil
+	}
+	if c.uidOnly && usesSeqNumbers(cmd) {
+		c.tagged("BAD", "UIDREQUIRED", "Message sequence numbers are not allowed after ENABLE UIDONLY")
 		return nil
 	}
 	defer func() {
@@ -697,7 +705,7 @@ func allowExpunge(cmd *imap.Command) bool {
 
 func (c *conn) capabilities() string {
 	var b strings.Builder
-	b.WriteString("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE")
+	b.WriteString("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE UNAUTHENTICATE")
 	if c.state == stateNotAuth {
 		if !c.isTLS && c.srv.cfg.TLS != nil {
 			b.WriteString(" STARTTLS")
@@ -709,7 +717,7 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)

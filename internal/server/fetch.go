@@ -73,7 +73,9 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if args.Vanished && !(cmd.UID && args.HasChangedSince && c.qresync) {
 		return bad("", "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC")
 	}
-	f := &fetchCmd{c: c, list: fetchItemList(args, cmd.UID)}
+	// Under UIDONLY the UID is the response's number (UIDFETCH), so UID
+	// FETCH does not add the UID item (uidonly.go).
+	f := &fetchCmd{c: c, list: fetchItemList(args, cmd.UID && !c.uidOnly)}
 	if f.list.has(imap.FetchModSeq) {
 		c.enableCondstore()
 	}
@@ -242,9 +244,7 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 		c.announceKeywords(m.Flags)
 	}
 	f.started = true
-	c.w.WriteString("* ")
-	c.w.Number32(seq)
-	c.w.WriteString(" FETCH (")
+	c.writeFetchHead(seq, sm.UID)
 	if err := list.write(c, m); err != nil {
 		return err
 	}

@@ -70,6 +70,8 @@ var fuzzMessages = []string{
 // Seeds: what real clients send after login (Thunderbird, mbsync, iOS
 // Mail, Outlook), written from RFC examples and client behaviour.
 var sessionSeeds = []string{
+	"7 REPLACE 1 INBOX (\\Seen) {20+}\r\nSubject: x\r\n\r\nbody\r\n\r\n8 UID REPLACE * Drafts ~{3+}\r\na\x00b\r\n9 UNAUTHENTICATE\r\n10 LOGIN alice secret\r\n11 SELECT INBOX\r\n",
+	"7 ENABLE UIDONLY QRESYNC\r\n8 FETCH 1 FLAGS\r\n9 UID FETCH 1:* (FLAGS)\r\n10 UID STORE 1 +FLAGS (\\Deleted)\r\n11 EXPUNGE\r\n12 UID SEARCH 1\r\n",
 	"1 CAPABILITY\r\n2 ID (\"name\" \"Thunderbird\" \"version\" \"128.0\")\r\n3 LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN SPECIAL-USE)\r\n4 UID FETCH 1:* (FLAGS)\r\n5 UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])\r\n6 IDLE\r\nDONE\r\n",
 	"2 LIST \"\" \"*\"\r\n3 STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)\r\n4 EXAMINE INBOX\r\n5 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\r\n6 UID FETCH 2 BODY.PEEK[]\r\n7 APPEND Sent (\\Seen) {20+}\r\nSubject: x\r\n\r\nbody\r\n\r\n8 UID STORE 1 +FLAGS.SILENT (\\Deleted)\r\n9 UID EXPUNGE 1\r\n",
 	"3 ENABLE IMAP4rev2\r\n4 NAMESPACE\r\n5 FETCH 1:* (ENVELOPE BODYSTRUCTURE INTERNALDATE FLAGS)\r\n6 FETCH 2 (BODY.PEEK[1.MIME] BODY.PEEK[1.1] BINARY.PEEK[1.2] BINARY.SIZE[2] BODY[3.HEADER])\r\n7 SEARCH RETURN (MIN MAX COUNT) UNSEEN\r\n",

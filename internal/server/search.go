@@ -155,7 +155,13 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		}
 	}
 	view := sel.cursor() // Fetch calls back in ascending UID order
+	// INPROGRESS (progress.go): the clock is read for every message when
+	// bodies are searched, every 256 otherwise.
+	prog := c.startProgress(len(sel.uids))
 	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
+		if err := prog.step(needBody); err != nil {
+			return err
+		}
 		seq, ok := view.seq(m.UID)
 		if !ok {
 			return nil

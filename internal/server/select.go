@@ -223,7 +223,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString("* ")
 		c.w.Number(uint64(len(sel.recent)))
 		c.w.WriteString(" RECENT\r\n")
-		if st.FirstUnseen != 0 {
+		if st.FirstUnseen != 0 && !c.uidOnly { // UNSEEN is a sequence number
 			if seq, ok := sel.seqOf(st.FirstUnseen); ok {
 				c.w.WriteString("* OK [UNSEEN ")
 				c.w.Number32(seq)
@@ -421,11 +421,9 @@ func (c *conn) writeChangeFetch(seq uint32, m *store.MessageMeta, withUID, withF
 	if withFlags {
 		c.announceKeywords(m.Flags)
 	}
-	c.w.WriteString("* ")
-	c.w.Number32(seq)
-	c.w.WriteString(" FETCH (")
+	c.writeFetchHead(seq, m.UID)
 	sep := ""
-	if withUID || c.condstore {
+	if (withUID || c.condstore) && !c.uidOnly {
 		c.w.WriteString("UID ")
 		c.w.Number32(m.UID)
 		sep = " "
@@ -553,7 +551,7 @@ func (c *conn) writeMsgFlags(uid uint32, flags []string) {
 func (c *conn) reportExpunges(uids []uint32) {
 	sel := c.sel
 	c.contextsExpunged(uids)
-	if c.qresync {
+	if c.qresync || c.uidOnly { // RFC 9586: UIDONLY reports expunges as VANISHED
 		var gone []uint32
 		for _, uid := range uids {
 			if _, ok := slices.BinarySearch(sel.uids, uid); ok {

@@ -62,6 +62,10 @@ type Config struct {
 	// WriteTimeout bounds how long one write to the client may make no
 	// progress; a client that stops reading is disconnected after it.
 	WriteTimeout time.Duration
+	// ProgressInterval is how long a SEARCH, SORT or THREAD runs before
+	// the first RFC 9585 INPROGRESS response and how often they follow;
+	// zero means DefaultProgressInterval, negative turns them off.
+	ProgressInterval time.Duration
 	// Auth checks credentials (see internal/auth).
 	Auth Authenticator
 	// Notify is the change hub the store reports to.
@@ -143,6 +147,9 @@ func New(cfg Config, st store.Store) *Server {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.ProgressInterval == 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
