@@ -51,6 +51,13 @@ var seedCommands = []string{
 	"a APPEND Drafts {1+}\r\nx (\\Seen) ~{2+}\r\n\x00y\r\n",
 	"a NAMESPACE\r\nb NOOP\r\nc LOGOUT\r\n",
 	"a BOGUS {3+}\r\nabc\r\nb NOOP\r\n",
+	"a GETMETADATA \"INBOX\" (/private/comment /shared/comment)\r\n",
+	"a GETMETADATA (MAXSIZE 1024 DEPTH infinity) \"\" /shared\r\n",
+	"a GETMETADATA INBOX (DEPTH 1) /private/filters/values\r\n",
+	"a SETMETADATA INBOX (/private/comment {33+}\r\nMy new comment across\r\ntwo lines. /shared/comment NIL)\r\n",
+	"a SETMETADATA \"\" (/private/bin ~{3+}\r\na\x00b /shared/x \"\")\r\n",
+	"a LIST \"\" % RETURN (METADATA (MAXSIZE 100) (/shared/comment /private/comment) CHILDREN)\r\n",
+	"a LIST \"\" * RETURN (METADATA ((/shared/comment) MAXSIZE 7))\r\n",
 }
 
 // checkCommand asserts invariants of a successfully parsed command.
