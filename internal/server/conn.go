@@ -521,6 +521,8 @@ func init() {
 		"THREAD":       {cmdThread, inSelected},
 		"CANCELUPDATE": {cmdCancelUpdate, inSelected},
 		"NOTIFY":       {cmdNotify, inLoggedIn},
+		"GETMETADATA":  {cmdGetMetadata, inLoggedIn},
+		"SETMETADATA":  {cmdSetMetadata, inLoggedIn},
 	}
 }
 
@@ -714,6 +716,7 @@ func (c *conn) capabilities() string {
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
 	b.WriteString(contextCapabilities)
+	b.WriteString(metadataCapabilities)
 	return b.String()
 }
 

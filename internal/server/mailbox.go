@@ -167,6 +167,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return bad("", "RECURSIVEMATCH needs another selection option")
 	}
 	var retSubscribed, retChildren, retStatus bool
+	var err error
 	for _, o := range args.ReturnOptions {
 		switch o {
 		case "SUBSCRIBED":
@@ -176,11 +177,18 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		case "SPECIAL-USE":
 		case "STATUS":
 			retStatus = true
+		case "METADATA":
 		default:
 			return bad("", "Unknown LIST return option")
 		}
 	}
 	_ = retChildren // \HasChildren/\HasNoChildren are always sent (IMAP4rev2)
+	var mdEntries []string
+	if args.Metadata != nil {
+		if mdEntries, err = metadataEntries(args.Metadata.Entries); err != nil {
+			return err
+		}
+	}
 	cmdWord := "LIST"
 	if args.LSub {
 		cmdWord = "LSUB"
@@ -313,6 +321,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		slices.SortFunc(out, func(a, b *listEntry) int { return compareMailboxNames(a.name, b.name) })
 	}
 
+	longest := 0 // the largest METADATA value MAXSIZE left out
 	for _, e := range out {
 		c.w.WriteString("* ")
 		c.w.WriteString(cmdWord)
@@ -349,6 +358,15 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		c.w.CRLF()
+		if args.Metadata != nil && e.exists {
+			// RFC 9590: the mailbox's METADATA right after its LIST.
+			n, err := c.writeMetadata(ctx, e.name, mdEntries, &args.Metadata.MetadataOptions)
+			var re *respError
+			if err != nil && !errors.As(err, &re) { // NO: deleted meanwhile
+				return err
+			}
+			longest = max(longest, n)
+		}
 		if retStatus && e.exists && !e.noSelect {
 			if err := c.writeStatus(ctx, e.name, args.StatusItems); err != nil {
 				var re *respError
@@ -358,7 +376,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 		}
 	}
-	return nil
+	return c.okLongEntries(ctx, longest, cmdWord+" completed")
 }
 
 func parentName(n string) string {
