@@ -189,3 +189,23 @@ func checkMetadataLimits(ctx context.Context, q querier) error {
 	}
 	return nil
 }
+
+// checkMetadata reports annotations of mailboxes that no longer exist
+// (tern check) and, with repair, removes them.
+func checkMetadata(ctx context.Context, q querier, repair bool) ([]string, error) {
+	const orphans = `FROM metadata WHERE mailbox_id <> 0 AND mailbox_id NOT IN (SELECT id FROM mailboxes)`
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) `+orphans).Scan(&n); err != nil {
+		return nil, fmt.Errorf("check metadata: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	p := []string{fmt.Sprintf("%d annotations of deleted mailboxes", n)}
+	if repair {
+		if _, err := q.ExecContext(ctx, `DELETE `+orphans); err != nil {
+			return p, fmt.Errorf("remove orphaned metadata: %w", err)
+		}
+	}
+	return p, nil
+}
