@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -227,4 +228,56 @@ func TestListMetadata(t *testing.T) {
 	}
 	c.expect(`LIST "" * RETURN (METADATA (/private/a*))`, "BAD")
 	c.expect(`LIST "" * RETURN (METADATA ())`, "BAD")
+}
+
+// go-imap's client (an independent implementation) sets, reads with
+// DEPTH and MAXSIZE (options after the mailbox), and removes annotations.
+func TestGoIMAPMetadata(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := dialGoIMAP(t, ts, nil)
+	if !c.Caps().Has("METADATA") {
+		t.Fatal("METADATA not advertised")
+	}
+	val := func(s string) *[]byte { b := []byte(s); return &b }
+	if err := c.SetMetadata("INBOX", map[string]*[]byte{
+		"/private/comment": val("mine"), "/shared/comment": val("ours"), "/private/tree/a": val("12345678"),
+	}).Wait(); err != nil {
+		t.Fatalf("SETMETADATA: %v", err)
+	}
+	if err := c.SetMetadata("", map[string]*[]byte{"/shared/comment": val("server")}).Wait(); err != nil {
+		t.Fatalf("SETMETADATA server: %v", err)
+	}
+	maxSize := uint32(4)
+	data, err := c.GetMetadata("INBOX", []string{"/private", "/shared"}, &imapclient.GetMetadataOptions{
+		Depth: imapclient.GetMetadataDepthInfinity, MaxSize: &maxSize,
+	}).Wait()
+	if err != nil {
+		t.Fatalf("GETMETADATA: %v", err)
+	}
+	got := map[string]string{}
+	for k, v := range data.Entries {
+		got[k] = "NIL"
+		if v != nil {
+			got[k] = string(*v)
+		}
+	}
+	want := map[string]string{"/private/comment": "mine", "/shared/comment": "ours"} // /private/tree/a is over MAXSIZE
+	if len(got) != len(want) || got["/private/comment"] != "mine" || got["/shared/comment"] != "ours" {
+		t.Fatalf("GETMETADATA = %v, want %v", got, want)
+	}
+	if err := c.SetMetadata("INBOX", map[string]*[]byte{"/private/comment": nil}).Wait(); err != nil {
+		t.Fatalf("SETMETADATA NIL: %v", err)
+	}
+	data, err = c.GetMetadata("INBOX", []string{"/private/comment"}, nil).Wait()
+	if err != nil {
+		t.Fatalf("GETMETADATA after removal: %v", err)
+	}
+	if v, ok := data.Entries["/private/comment"]; !ok || v != nil {
+		t.Fatalf("removed entry: %v (present %v), want NIL", v, ok)
+	}
+	data, err = c.GetMetadata("", []string{"/shared/comment"}, nil).Wait()
+	if err != nil || data.Entries["/shared/comment"] == nil || string(*data.Entries["/shared/comment"]) != "server" {
+		t.Fatalf("server entry: %+v, %v", data, err)
+	}
 }
