@@ -358,8 +358,9 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		c.w.CRLF()
-		if args.Metadata != nil && e.exists {
-			// RFC 9590: the mailbox's METADATA right after its LIST.
+		if args.Metadata != nil && e.exists && !e.noSelect {
+			// RFC 9590: the mailbox's METADATA right after its LIST (a
+			// \Noselect parent has none, as in Cyrus, RFC 9590's origin).
 			n, err := c.writeMetadata(ctx, e.name, mdEntries, &args.Metadata.MetadataOptions)
 			var re *respError
 			if err != nil && !errors.As(err, &re) { // NO: deleted meanwhile

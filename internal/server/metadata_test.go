@@ -189,11 +189,17 @@ func TestListMetadata(t *testing.T) {
 	c.ok("CREATE Entwürfe") // non-ASCII: the same spelling in LIST and METADATA
 	c.ok(`SETMETADATA INBOX (/shared/comment "Inbox" /private/color "red")`)
 	c.ok(`SETMETADATA Work (/private/color "` + strings.Repeat("g", 40) + `")`)
+	c.ok("CREATE P/Q")
+	c.ok("DELETE P") // P stays as a \Noselect parent: no METADATA for it
 
 	u := c.ok(`LIST "" "*" RETURN (METADATA (/private/color /shared/comment))`)
 	var lists, metas []string
 	for i, l := range u {
 		switch {
+		case strings.HasPrefix(l, "* LIST ") && strings.Contains(l, `\Noselect`):
+			if i+1 < len(u) && strings.HasPrefix(u[i+1], "* METADATA ") {
+				t.Fatalf("METADATA for a \\Noselect mailbox at %d:\n%s", i, strings.Join(u, "\n"))
+			}
 		case strings.HasPrefix(l, "* LIST "):
 			lists = append(lists, l)
 			if i+1 >= len(u) || !strings.HasPrefix(u[i+1], "* METADATA ") {
@@ -203,7 +209,7 @@ func TestListMetadata(t *testing.T) {
 			metas = append(metas, l)
 		}
 	}
-	if len(lists) != len(metas) || len(lists) < 3 {
+	if len(lists) != len(metas) || len(lists) < 4 {
 		t.Fatalf("%d LIST and %d METADATA responses:\n%s", len(lists), len(metas), strings.Join(u, "\n"))
 	}
 	hasLine(t, u, `* METADATA INBOX (/private/color "red" /shared/comment "Inbox")`)
