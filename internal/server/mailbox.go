@@ -167,7 +167,6 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return bad("", "RECURSIVEMATCH needs another selection option")
 	}
 	var retSubscribed, retChildren, retStatus bool
-	var err error
 	for _, o := range args.ReturnOptions {
 		switch o {
 		case "SUBSCRIBED":
@@ -183,11 +182,9 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 	}
 	_ = retChildren // \HasChildren/\HasNoChildren are always sent (IMAP4rev2)
-	var mdEntries []string
-	if args.Metadata != nil {
-		if mdEntries, err = metadataEntries(args.Metadata.Entries); err != nil {
-			return err
-		}
+	mdEntries, err := listMetadataEntries(args.Metadata)
+	if err != nil {
+		return err
 	}
 	cmdWord := "LIST"
 	if args.LSub {
@@ -359,11 +356,8 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		c.w.CRLF()
 		if args.Metadata != nil && e.exists && !e.noSelect {
-			// RFC 9590: the mailbox's METADATA right after its LIST (a
-			// \Noselect parent has none, as in Cyrus, RFC 9590's origin).
-			n, err := c.writeMetadata(ctx, e.name, mdEntries, &args.Metadata.MetadataOptions)
-			var re *respError
-			if err != nil && !errors.As(err, &re) { // NO: deleted meanwhile
+			n, err := c.listMetadata(ctx, e.name, mdEntries, args.Metadata)
+			if err != nil {
 				return err
 			}
 			longest = max(longest, n)

@@ -88,6 +88,28 @@ func metadataEntries(raw []string) ([]string, error) {
 	return out, nil
 }
 
+// listMetadataEntries checks the entries of LIST RETURN (METADATA ...);
+// nil without that option.
+func listMetadataEntries(m *imap.ListMetadata) ([]string, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return metadataEntries(m.Entries)
+}
+
+// listMetadata writes the METADATA response of one listed mailbox (RFC
+// 9590: right after its LIST response; \Noselect parents get none, as in
+// Cyrus, where RFC 9590 comes from). A mailbox deleted meanwhile is
+// skipped. It returns the largest value MAXSIZE left out.
+func (c *conn) listMetadata(ctx context.Context, name string, entries []string, m *imap.ListMetadata) (int, error) {
+	n, err := c.writeMetadata(ctx, name, entries, &m.MetadataOptions)
+	var re *respError
+	if err != nil && !errors.As(err, &re) {
+		return 0, err
+	}
+	return n, nil
+}
+
 // metadataErr maps a storage error of GETMETADATA/SETMETADATA.
 func metadataErr(err error, mailbox string) error {
 	var tl *store.MetadataTooLargeError
