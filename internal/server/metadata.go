@@ -76,12 +76,14 @@ func (c *conn) metadataMailbox(raw string) (string, error) {
 // metadataEntries checks and lower-cases requested entry names, each once.
 func metadataEntries(raw []string) ([]string, error) {
 	out := make([]string, 0, len(raw))
+	seen := make(map[string]bool, len(raw))
 	for _, r := range raw {
 		n, err := store.NormMetadataEntry(r)
 		if err != nil {
 			return nil, bad("", "Invalid entry name")
 		}
-		if !slices.Contains(out, n) {
+		if !seen[n] {
+			seen[n] = true
 			out = append(out, n)
 		}
 	}
@@ -153,14 +155,17 @@ func (c *conn) writeMetadata(ctx context.Context, mailbox string, entries []stri
 	if err != nil {
 		return 0, metadataErr(err, mailbox)
 	}
-	for _, n := range entries {
-		if o.Depth != "0" || n == "/private" || n == "/shared" {
-			// With DEPTH only what exists is listed (RFC 5464 §4.2.2's
-			// example); a namespace never has a value of its own.
-			continue
+	if o.Depth == "0" {
+		// NIL for what has no value. With DEPTH only what exists is
+		// listed (RFC 5464 §4.2.2's example).
+		have := make(map[string]bool, len(got))
+		for _, e := range got {
+			have[e.Name] = true
 		}
-		if !slices.ContainsFunc(got, func(e store.MetadataEntry) bool { return e.Name == n }) {
-			got = append(got, store.MetadataEntry{Name: n})
+		for _, n := range entries {
+			if !have[n] && n != "/private" && n != "/shared" { // a namespace has no value of its own
+				got = append(got, store.MetadataEntry{Name: n})
+			}
 		}
 	}
 	slices.SortFunc(got, func(a, b store.MetadataEntry) int { return strings.Compare(a.Name, b.Name) })
