@@ -81,9 +81,10 @@ type ListArgs struct {
 	LSub          bool
 	SelectOptions []string // upper case: SUBSCRIBED, REMOTE, RECURSIVEMATCH, SPECIAL-USE
 	Reference     string
-	Patterns      []string // one or more (parenthesised list allowed)
-	ReturnOptions []string // upper case: SUBSCRIBED, CHILDREN, SPECIAL-USE, STATUS
-	StatusItems   []string // upper case, when RETURN (STATUS (...)) given
+	Patterns      []string      // one or more (parenthesised list allowed)
+	ReturnOptions []string      // upper case: SUBSCRIBED, CHILDREN, SPECIAL-USE, STATUS, METADATA
+	StatusItems   []string      // upper case, when RETURN (STATUS (...)) given
+	Metadata      *ListMetadata // RETURN (METADATA ...), RFC 9590; nil if absent
 }
 
 // StatusArgs is STATUS mailbox (items).

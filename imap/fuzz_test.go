@@ -56,6 +56,13 @@ var seedCommands = []string{
 	"a UID REPLACE 2000 Sent \"05-Jan-2015 10:00:00 +0100\" UTF8 (~{2+}\r\nab)\r\n",
 	"a UID REPLACE * Drafts CATENATE (URL \"/Drafts;UIDVALIDITY=1/;UID=2\" TEXT {1+}\r\nx)\r\n",
 	"a ENABLE UIDONLY\r\nb UID FETCH 1:* (FLAGS)\r\nc UID SEARCH $\r\n", // RFC 9586
+	"a GETMETADATA \"INBOX\" (/private/comment /shared/comment)\r\n",
+	"a GETMETADATA (MAXSIZE 1024 DEPTH infinity) \"\" /shared\r\n",
+	"a GETMETADATA INBOX (DEPTH 1) /private/filters/values\r\n",
+	"a SETMETADATA INBOX (/private/comment {33+}\r\nMy new comment across\r\ntwo lines. /shared/comment NIL)\r\n",
+	"a SETMETADATA \"\" (/private/bin ~{3+}\r\na\x00b /shared/x \"\")\r\n",
+	"a LIST \"\" % RETURN (METADATA (MAXSIZE 100) (/shared/comment /private/comment) CHILDREN)\r\n",
+	"a LIST \"\" * RETURN (METADATA ((/shared/comment) MAXSIZE 7))\r\n",
 }
 
 // checkCommand asserts invariants of a successfully parsed command.

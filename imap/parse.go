@@ -137,6 +137,10 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.threadArgs()
 	case "NOTIFY": // RFC 5465, parse_notify.go
 		cmd.Args = r.notifyArgs()
+	case "GETMETADATA": // RFC 5464, parse_metadata.go
+		cmd.Args = r.getMetadataArgs()
+	case "SETMETADATA":
+		cmd.Args = r.setMetadataArgs()
 	default:
 		r.fail("unknown command")
 	}
@@ -154,6 +158,7 @@ var commandNames = []string{
 	"COPY", "MOVE", "ID",
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
 	"UNAUTHENTICATE", "REPLACE",
+	"GETMETADATA", "SETMETADATA",
 }
 
 func commandName(b []byte) string {
@@ -340,6 +345,12 @@ func (r *Reader) listArgs() *ListArgs {
 		case "STATUS":
 			r.sp()
 			a.StatusItems = r.statusItems()
+		case "METADATA":
+			if a.Metadata != nil {
+				r.fail("METADATA given twice")
+			}
+			r.sp()
+			a.Metadata = r.listMetadata()
 		default:
 			r.fail("unknown LIST return option")
 		}

@@ -36,6 +36,8 @@ const (
 	opMove
 	opQuota
 	opSetQuota
+	opGetMetadata
+	opSetMetadata
 	numOps
 )
 
@@ -43,7 +45,7 @@ var opNames = [numOps]string{
 	"account", "password_hash", "mailboxes", "mailbox", "create_mailbox", "delete_mailbox",
 	"rename_mailbox", "subscriptions", "set_subscribed", "status", "snapshot", "claim_recent",
 	"changes", "vanished", "fetch", "open_body", "append", "store_flags", "expunge", "copy",
-	"move", "quota", "set_quota",
+	"move", "quota", "set_quota", "get_metadata", "set_metadata",
 }
 
 // storeTimer holds one precreated observer per operation.
@@ -199,4 +201,14 @@ func (a *timedAccount) Quota(ctx context.Context) (store.Quota, error) {
 func (a *timedAccount) SetQuota(ctx context.Context, storageLimit, messageLimit int64) error {
 	defer a.t.since(opSetQuota, time.Now())
 	return a.Account.SetQuota(ctx, storageLimit, messageLimit)
+}
+
+func (a *timedAccount) GetMetadata(ctx context.Context, mailbox string, entries []string, depth store.MetadataDepth) ([]store.MetadataEntry, error) {
+	defer a.t.since(opGetMetadata, time.Now())
+	return a.Account.GetMetadata(ctx, mailbox, entries, depth)
+}
+
+func (a *timedAccount) SetMetadata(ctx context.Context, mailbox string, entries []store.MetadataEntry) error {
+	defer a.t.since(opSetMetadata, time.Now())
+	return a.Account.SetMetadata(ctx, mailbox, entries)
 }

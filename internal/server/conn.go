@@ -525,6 +525,8 @@ func init() {
 		// RFC 8437 (unauth.go)
 		"UNAUTHENTICATE": {cmdUnauthenticate, inLoggedIn},
 		"REPLACE":        {cmdReplace, inSelected}, // RFC 8508 (replace.go)
+		"GETMETADATA":    {cmdGetMetadata, inLoggedIn},
+		"SETMETADATA":    {cmdSetMetadata, inLoggedIn},
 	}
 }
 
@@ -722,6 +724,7 @@ func (c *conn) capabilities() string {
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
 	b.WriteString(contextCapabilities)
+	b.WriteString(metadataCapabilities)
 	return b.String()
 }
 

@@ -176,11 +176,16 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		case "SPECIAL-USE":
 		case "STATUS":
 			retStatus = true
+		case "METADATA":
 		default:
 			return bad("", "Unknown LIST return option")
 		}
 	}
 	_ = retChildren // \HasChildren/\HasNoChildren are always sent (IMAP4rev2)
+	mdEntries, err := listMetadataEntries(args.Metadata)
+	if err != nil {
+		return err
+	}
 	cmdWord := "LIST"
 	if args.LSub {
 		cmdWord = "LSUB"
@@ -313,6 +318,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		slices.SortFunc(out, func(a, b *listEntry) int { return compareMailboxNames(a.name, b.name) })
 	}
 
+	longest := 0 // the largest METADATA value MAXSIZE left out
 	for _, e := range out {
 		c.w.WriteString("* ")
 		c.w.WriteString(cmdWord)
@@ -349,6 +355,13 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		c.w.CRLF()
+		if args.Metadata != nil && e.exists && !e.noSelect {
+			n, err := c.listMetadata(ctx, e.name, mdEntries, args.Metadata)
+			if err != nil {
+				return err
+			}
+			longest = max(longest, n)
+		}
 		if retStatus && e.exists && !e.noSelect {
 			if err := c.writeStatus(ctx, e.name, args.StatusItems); err != nil {
 				var re *respError
@@ -358,7 +371,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 		}
 	}
-	return nil
+	return c.okLongEntries(ctx, longest, cmdWord+" completed")
 }
 
 func parentName(n string) string {

@@ -10,8 +10,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,11 @@ var (
 	ErrInvalidName   = errors.New("invalid mailbox name")
 	ErrUIDValidity   = errors.New("uidvalidity changed") // mailbox was deleted/recreated under a session
 	ErrNoSuchMessage = errors.New("no such message")     // e.g. OpenBody of a UID expunged meanwhile
+	// ErrInvalidMetadataEntry: an entry name that RFC 5464 §3.2 does not allow.
+	ErrInvalidMetadataEntry = errors.New("invalid metadata entry name")
+	// ErrMetadataTooMany: SetMetadata would take the user over
+	// MetadataMaxEntries entries or MetadataMaxTotal bytes of values.
+	ErrMetadataTooMany = errors.New("too many metadata entries")
 )
 
 // Separator is the hierarchy delimiter of mailbox names.
@@ -266,6 +273,23 @@ type Account interface {
 	// SetQuota sets the user's limits (0: no limit; negative is invalid).
 	SetQuota(ctx context.Context, storageLimit, messageLimit int64) error
 
+	// GetMetadata returns the annotations (RFC 5464) of mailbox, or of
+	// the server when mailbox is "", named by entries (see
+	// NormMetadataEntry) and, with depth, their descendants: each entry
+	// once, sorted by name, names in lower case. Entries without a value
+	// are left out. Returns ErrNoSuchMailbox and ErrInvalidMetadataEntry.
+	GetMetadata(ctx context.Context, mailbox string, entries []string, depth MetadataDepth) ([]MetadataEntry, error)
+	// SetMetadata sets (non-nil Value, which may be empty) and removes
+	// (nil Value) entries of mailbox ("" for the server) all at once, or
+	// none of them. A value over MetadataMaxValueSize returns a
+	// *MetadataTooLargeError; exceeding MetadataMaxEntries or
+	// MetadataMaxTotal for the user returns ErrMetadataTooMany; both are
+	// checked in the write transaction. An entry name that is only a
+	// namespace ("/private", "/shared") is invalid here. A mailbox's
+	// entries are removed with it by DeleteMailbox and follow it through
+	// RenameMailbox (except INBOX's, which stay with INBOX).
+	SetMetadata(ctx context.Context, mailbox string, entries []MetadataEntry) error
+
 	Close() error
 }
 
@@ -282,4 +306,69 @@ type Notifier interface {
 // it, after such a change commits.
 type MailboxListNotifier interface {
 	MailboxListChanged(user string)
+}
+
+// MetadataEntry is one annotation (RFC 5464): an entry name such as
+// "/private/comment" and its value, any bytes. A nil Value passed to
+// SetMetadata removes the entry.
+type MetadataEntry struct {
+	Name  string
+	Value []byte
+}
+
+// MetadataDepth is GETMETADATA's DEPTH option (RFC 5464 §4.2.2).
+type MetadataDepth int
+
+const (
+	MetadataDepth0        MetadataDepth = iota // the entry only
+	MetadataDepth1                             // the entry and its children
+	MetadataDepthInfinity                      // the entry and all its descendants
+)
+
+// Limits on annotations that every backend enforces (RFC 5464 §4.3
+// leaves them to the server).
+const (
+	MetadataMaxValueSize = 64 << 10 // bytes of one value
+	MetadataMaxEntries   = 1000     // entries of one user (server and all mailboxes)
+	MetadataMaxTotal     = 1 << 20  // bytes of all values of one user
+)
+
+// MetadataTooLargeError is SetMetadata's answer to a value larger than
+// Max bytes (IMAP: NO [METADATA MAXSIZE Max]).
+type MetadataTooLargeError struct {
+	Entry string
+	Size  int
+	Max   int
+}
+
+func (e *MetadataTooLargeError) Error() string {
+	return fmt.Sprintf("metadata entry %q: value of %d bytes is over the limit of %d", e.Entry, e.Size, e.Max)
+}
+
+// NormMetadataEntry checks an entry name against RFC 5464 §3.2 and
+// returns it in lower case (entry names are case-insensitive). A valid
+// name starts with "/private" or "/shared", followed by zero or more
+// "/"-separated non-empty components of ASCII other than "*", "%",
+// 0x00-0x19 and 0x7f; it does not end with "/".
+func NormMetadataEntry(name string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("entry %q: %s: %w", name, why, ErrInvalidMetadataEntry)
+	}
+	if len(name) > 1024 {
+		return bad("too long")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= 0x19 || c >= 0x7f || c == '*' || c == '%' {
+			return bad("character not allowed")
+		}
+	}
+	if strings.Contains(name, "//") || strings.HasSuffix(name, "/") {
+		return bad("empty component")
+	}
+	low := strings.ToLower(name)
+	if low != "/private" && low != "/shared" && !strings.HasPrefix(low, "/private/") && !strings.HasPrefix(low, "/shared/") {
+		return bad("not under /private or /shared")
+	}
+	return low, nil
 }

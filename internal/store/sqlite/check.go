@@ -10,10 +10,12 @@ import (
 
 // Check verifies the store's consistency and returns a description of each
 // problem found: every referenced body file exists with the recorded size,
-// reference counts match, no body file is unreferenced, and per mailbox
+// reference counts match, no body file is unreferenced, no annotation
+// belongs to a mailbox that is gone, and per mailbox
 // every UID is below UIDNEXT and every modseq at most HIGHESTMODSEQ. With
 // repair, what can be fixed is fixed (counters raised, reference counts
-// recomputed, unreferenced files removed); missing or damaged bodies are
+// recomputed, unreferenced files and orphaned annotations removed);
+// missing or damaged bodies are
 // only reported.
 func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, name FROM users ORDER BY id`)
@@ -202,6 +204,11 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		}
 	}
 	if p, err := checkUsage(ctx, tx, repair); err != nil {
+		return problems, err
+	} else {
+		problems = append(problems, p...)
+	}
+	if p, err := checkMetadata(ctx, tx, repair); err != nil {
 		return problems, err
 	} else {
 		problems = append(problems, p...)

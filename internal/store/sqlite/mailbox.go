@@ -373,6 +373,11 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 		w.list = true
 		w.changed[m.id] = m.highest + 1
 		if children > 0 {
+			// It stays only as a parent: its annotations go as if it
+			// were deleted (the trigger on mailboxes does not fire).
+			if _, err := w.tx.ExecContext(ctx, `DELETE FROM metadata WHERE mailbox_id = ?`, m.id); err != nil {
+				return err
+			}
 			_, err = w.tx.ExecContext(ctx, `UPDATE mailboxes SET noselect = 1, highestmodseq = ? WHERE id = ?`, m.highest+1, m.id)
 			return err
 		}

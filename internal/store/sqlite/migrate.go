@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 4
+const userSchemaVersion = 5
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -102,6 +102,9 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	}
 	// Version 3 -> 4: small bodies may be kept in the bodies table, which
 	// the schema statements create; existing bodies stay files.
+	// Version 4 -> 5: annotations (METADATA) get the metadata table and
+	// its trigger (metadataSchema), which the schema statements create;
+	// there is nothing to convert.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

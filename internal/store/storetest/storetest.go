@@ -252,6 +252,10 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Threads", testThreads},
+		{"Metadata", testMetadata},
+		{"MetadataMailboxes", testMetadataMailboxes},
+		{"MetadataLimits", testMetadataLimits},
+		{"MetadataConcurrent", testMetadataConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
