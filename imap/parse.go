@@ -134,6 +134,9 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.threadArgs()
 	case "NOTIFY": // RFC 5465, parse_notify.go
 		cmd.Args = r.notifyArgs()
+	case "COMPRESS": // RFC 4978
+		r.sp()
+		cmd.Args = &CompressArgs{Mechanism: string(r.word(cAtom, "compression mechanism"))}
 	default:
 		r.fail("unknown command")
 	}
@@ -150,6 +153,7 @@ var commandNames = []string{
 	"RENAME", "LIST", "LSUB", "STATUS", "APPEND", "SEARCH", "FETCH", "STORE",
 	"COPY", "MOVE", "ID",
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
+	"COMPRESS",
 }
 
 func commandName(b []byte) string {
