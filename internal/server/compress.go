@@ -109,7 +109,7 @@ type compressConn struct {
 	net.Conn // the connection under compression (TLS or TCP)
 
 	d   *deflater // nil while the connection waits for input
-	pr  net.Conn      // decompressed input, from the decoder goroutine
+	pr  net.Conn  // decompressed input, from the decoder goroutine
 	src *inflateSource
 	err atomic.Pointer[error] // why the decoder stopped
 }
