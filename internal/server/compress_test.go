@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/server"
 )
 
 // flateConn is the client's side of COMPRESS=DEFLATE: raw DEFLATE both
@@ -284,4 +285,100 @@ func TestCompressClientGone(t *testing.T) {
 	d := ts.login("alice", "pw")
 	d.compress()
 	d.ok("NOOP")
+}
+
+// deflateOnce compresses s as a sync-flushed piece of a raw DEFLATE stream
+// with a compressor of its own: pieces made this way may follow each other
+// in one stream (none refers back to an earlier one).
+func deflateOnce(s string) []byte {
+	var b strings.Builder
+	fw, _ := flate.NewWriter(&b, flate.BestSpeed)
+	fw.Write([]byte(s))
+	fw.Flush()
+	return []byte(b.String())
+}
+
+// idleConns opens n connections that log in, optionally start COMPRESS,
+// select INBOX and IDLE. The client side keeps no compressor or decoder,
+// so that the memory measured is the server's.
+func idleConns(t *testing.T, ts *testServer, n int, compress bool) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	buf := make([]byte, 4096)
+	waitFor := func(nc net.Conn, want string) {
+		t.Helper()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got []byte
+		for !strings.Contains(string(got), want) {
+			k, err := nc.Read(buf)
+			if err != nil {
+				t.Fatalf("waiting for %q: %v (got %q)", want, err, got)
+			}
+			got = append(got, buf[:k]...)
+		}
+	}
+	for range n {
+		nc, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		waitFor(nc, "\r\n")
+		io.WriteString(nc, "a LOGIN alice pw\r\n")
+		waitFor(nc, "a OK")
+		rest := "b SELECT INBOX\r\nc IDLE\r\n"
+		if compress {
+			io.WriteString(nc, "z COMPRESS DEFLATE\r\n")
+			waitFor(nc, "z OK")
+			nc.Write(deflateOnce(rest))
+			// The compressed answer ends with the sync flush marker.
+			waitFor(nc, "\x00\x00\xff\xff")
+		} else {
+			io.WriteString(nc, rest)
+			waitFor(nc, "+ idling")
+		}
+		conns = append(conns, nc)
+	}
+	return conns
+}
+
+func memInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+// TestCompressIdleMemory: an idling compressed connection holds no
+// compressor (each is 0.8 to 1.1 MiB) and no large buffer, only its
+// decoder; an uncompressed one costs what it did. The numbers measured
+// (heap and stacks of server and test client together, per connection)
+// are logged.
+func TestCompressIdleMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens many connections")
+	}
+	const n = 100
+	ts := newTestServer(t, serverOpts{insecureAuth: true, mutate: func(c *server.Config) {
+		c.MaxUserIPConns, c.MaxUserConns, c.ConnBurstPerIP, c.ConnRatePerIP = 1000, 1000, 1000, 1000
+	}})
+	ts.addUser("alice", "pw")
+	idleConns(t, ts, 2, true) // warm the pools and the mailbox index
+	base := memInUse()
+	plain := idleConns(t, ts, n, false)
+	mid := memInUse()
+	compressed := idleConns(t, ts, n, true)
+	end := memInUse()
+	perPlain := (int64(mid) - int64(base)) / n
+	perCompressed := (int64(end) - int64(mid)) / n
+	t.Logf("idle in IDLE, per connection: plain %d KiB, compressed %d KiB", perPlain>>10, perCompressed>>10)
+	if perCompressed > 96<<10 {
+		t.Errorf("an idle compressed connection costs %d KiB", perCompressed>>10)
+	}
+	if perPlain > 24<<10 {
+		t.Errorf("an idle plain connection costs %d KiB", perPlain>>10)
+	}
+	runtime.KeepAlive(plain)
+	runtime.KeepAlive(compressed)
 }
