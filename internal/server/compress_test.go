@@ -376,7 +376,7 @@ func TestCompressIdleMemory(t *testing.T) {
 	if perCompressed > 96<<10 {
 		t.Errorf("an idle compressed connection costs %d KiB", perCompressed>>10)
 	}
-	if perPlain > 24<<10 {
+	if perPlain > 32<<10 {
 		t.Errorf("an idle plain connection costs %d KiB", perPlain>>10)
 	}
 	runtime.KeepAlive(plain)
