@@ -213,9 +213,10 @@ func (cc *compressConn) SetDeadline(t time.Time) error {
 	return cc.Conn.SetWriteDeadline(t)
 }
 
-// Close ends the decoder goroutine too: its read or its write fails.
+// Close ends the decoder goroutine too: its read or its write fails. It
+// may be called from another goroutine (Server.Shutdown), so it leaves the
+// compressor alone: dropBuffers returns it.
 func (cc *compressConn) Close() error {
-	cc.release()
 	cc.pr.Close()
 	return cc.Conn.Close()
 }
