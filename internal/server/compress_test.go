@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"compress/flate"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -381,4 +382,30 @@ func TestCompressIdleMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(plain)
 	runtime.KeepAlive(compressed)
+}
+
+// TestCompressShutdown: shutdown interrupts a compressed IDLE (through the
+// read deadline of the decompressed input) and says BYE compressed.
+func TestCompressShutdown(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "pw")
+	c := ts.login("alice", "pw")
+	c.compress()
+	c.ok("SELECT INBOX")
+	c.write("i IDLE\r\n")
+	if l := c.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- ts.srv.Shutdown(ctx)
+	}()
+	if l := c.readLine(); !strings.HasPrefix(l, "* BYE ") {
+		t.Fatalf("after shutdown: %q", l)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
 }
