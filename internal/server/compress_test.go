@@ -199,6 +199,7 @@ func TestCompressIdle(t *testing.T) {
 		t.Fatalf("IDLE: %q", l)
 	}
 	other := ts.login("alice", "pw")
+	other.compress() // APPEND's continuation request is flushed too
 	for i := 1; i <= 2; i++ {
 		other.appendMsg("INBOX", "", "Subject: hi\r\n\r\nhello\r\n")
 		l := c.readLine()
