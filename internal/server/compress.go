@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ import (
 //
 // Memory. Output: a flate.Writer is large (about 0.8 MiB at compressLevel,
 // 1.1 MiB at BestSpeed, in Go 1.26), so a connection holds one only
-// while it writes: it is taken from a pool at the first write after a wait
+// while it writes: it is taken from a free list at the first write after a wait
 // for input and given back when the connection waits again (conn.release).
 // Every write ends with a sync flush, so the stream is always at a byte
 // aligned block boundary there, and a fresh compressor may continue it: a
@@ -45,18 +46,37 @@ import (
 // than BestSpeed here, and its writer is smaller too (0.8 MiB vs 1.1 MiB).
 const compressLevel = 2
 
-var (
-	deflaterPool = sync.Pool{New: func() any {
-		d := &deflater{out: bufio.NewWriterSize(nil, 8192)}
-		w, err := flate.NewWriter(d.out, compressLevel)
-		if err != nil {
-			panic(err) // only for an invalid level
-		}
-		d.fw = w
+// idleDeflaters keeps a few compressors between uses. Not a sync.Pool: a
+// pool is emptied by every other GC, and a busy server collects often, so
+// nearly every response batch would allocate 0.8 MiB anew. At most
+// GOMAXPROCS are kept (they can be busy at once); more are dropped.
+var idleDeflaters = make(chan *deflater, runtime.GOMAXPROCS(0))
+
+var inflateBufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+func getDeflater() *deflater {
+	select {
+	case d := <-idleDeflaters:
 		return d
-	}}
-	inflateBufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
-)
+	default:
+	}
+	d := &deflater{out: bufio.NewWriterSize(nil, 8192)}
+	w, err := flate.NewWriter(d.out, compressLevel)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	d.fw = w
+	return d
+}
+
+func putDeflater(d *deflater) {
+	d.out.Reset(nil)
+	d.fw.Reset(d.out)
+	select {
+	case idleDeflaters <- d:
+	default:
+	}
+}
 
 func cmdCompress(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.CompressArgs)
@@ -173,7 +193,7 @@ func (cc *compressConn) decodeErr() error {
 // written reaches the client without waiting for more.
 func (cc *compressConn) Write(p []byte) (int, error) {
 	if cc.d == nil {
-		cc.d = deflaterPool.Get().(*deflater)
+		cc.d = getDeflater()
 		cc.d.out.Reset(cc.Conn)
 		cc.d.fw.Reset(cc.d.out)
 	}
@@ -196,9 +216,7 @@ func (cc *compressConn) release() {
 	if cc.d == nil {
 		return
 	}
-	cc.d.out.Reset(nil)
-	cc.d.fw.Reset(cc.d.out)
-	deflaterPool.Put(cc.d)
+	putDeflater(cc.d)
 	cc.d = nil
 }
 
