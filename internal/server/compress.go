@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/inflate"
 )
 
 // COMPRESS=DEFLATE (RFC 4978). After the tagged OK of COMPRESS DEFLATE both
@@ -34,7 +35,9 @@ import (
 // compressor may refer to at any time, so each compressed connection keeps
 // a flate reader (about 39 KiB) for its lifetime.
 //
-// Input is decoded by a goroutine of the connection into a net.Pipe: a
+// Input is decoded (internal/inflate: compress/flate's decoder changed to
+// hand out each block's bytes at its end, for clients that flush with
+// Z_PARTIAL_FLUSH) by a goroutine of the connection into a net.Pipe: a
 // flate reader's errors are sticky, so it must never see the read deadline
 // that interrupts a waiting connection (IDLE, NOTIFY, shutdown). Deadlines
 // apply to the pipe instead; the decoder reads the socket without one.
@@ -148,7 +151,7 @@ func newCompressConn(nc net.Conn, pending []byte) *compressConn {
 func (cc *compressConn) decode(pw net.Conn) {
 	defer pw.Close()
 	defer cc.src.release()
-	fr := flate.NewReader(cc.src)
+	fr := inflate.NewReader(cc.src)
 	defer fr.Close()
 	out := make([]byte, 1024)
 	for {
@@ -182,7 +185,7 @@ func (cc *compressConn) decodeErr() error {
 		return io.EOF
 	}
 	err := *e
-	var corrupt flate.CorruptInputError
+	var corrupt inflate.CorruptInputError
 	if !errors.As(err, &corrupt) && cc.src.eof.Load() {
 		return io.EOF // the client closed the connection
 	}

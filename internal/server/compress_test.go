@@ -410,3 +410,73 @@ func TestCompressShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// partialFlusher compresses like zlib with Z_PARTIAL_FLUSH (NeoMutt,
+// JZlib-based clients): each message is one fixed-Huffman block followed
+// by an empty one, and only whole bytes are sent; the bits of the last
+// partial byte go out with the next message.
+type partialFlusher struct {
+	bits  uint64
+	nbits uint
+}
+
+func (p *partialFlusher) put(v uint64, n uint) {
+	p.bits |= v << p.nbits
+	p.nbits += n
+}
+
+// putCode writes a Huffman code, most significant bit first.
+func (p *partialFlusher) putCode(code uint64, n uint) {
+	var r uint64
+	for i := uint(0); i < n; i++ {
+		r = r<<1 | (code>>i)&1
+	}
+	p.put(r, n)
+}
+
+func (p *partialFlusher) message(s string) []byte {
+	var out []byte
+	drain := func() {
+		for p.nbits >= 8 {
+			out = append(out, byte(p.bits))
+			p.bits >>= 8
+			p.nbits -= 8
+		}
+	}
+	p.put(0b010, 3) // BFINAL=0, BTYPE=01 (fixed Huffman)
+	for i := 0; i < len(s); i++ {
+		if c := uint64(s[i]); c < 144 {
+			p.putCode(0x30+c, 8)
+		} else {
+			p.putCode(0x190+c-144, 9)
+		}
+		drain()
+	}
+	p.putCode(0, 7) // end of block
+	p.put(0b010, 3) // the empty block of the partial flush
+	p.putCode(0, 7)
+	drain()
+	return out
+}
+
+// TestCompressPartialFlush: a client that flushes with Z_PARTIAL_FLUSH
+// (no empty stored block, not byte-aligned) gets its answers; Go's
+// compress/flate would keep such commands until 32 KiB had arrived.
+func TestCompressPartialFlush(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "pw")
+	c := ts.login("alice", "pw")
+	c.ok("COMPRESS DEFLATE")
+	pending, _ := c.br.Peek(c.br.Buffered())
+	fc := newFlateConn(c.conn, strings.NewReader(string(pending)))
+	c.br = bufio.NewReader(fc)
+	var pf partialFlusher
+	for i, cmd := range []string{"p1 NOOP", "p2 SELECT INBOX", "p3 CAPABILITY", "p4 LOGOUT"} {
+		if _, err := fc.raw.Write(pf.message(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, tagged := c.readUntil(fmt.Sprintf("p%d", i+1)); !strings.HasPrefix(tagged, "OK") {
+			t.Fatalf("%s: %q", cmd, tagged)
+		}
+	}
+}
