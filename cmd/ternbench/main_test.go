@@ -216,6 +216,9 @@ func TestWorkloadsAgainstTern(t *testing.T) {
 	if r := runBench(t, addr, append(short, "--compress", "--concurrency", "2", "read")...); findOp(r.Ops, "fetch-body").Count == 0 {
 		t.Errorf("compressed read: %+v", r.Ops)
 	}
+	if r := runBench(t, addr, append(short, "--compress", "--conns", "20", "idle-fanout")...); findOp(r.Ops, "all-notified").Count == 0 {
+		t.Errorf("compressed idle-fanout (stored blocks from the client): %+v", r.Ops)
+	}
 }
 
 func TestReportTable(t *testing.T) {

@@ -62,7 +62,7 @@ func (o *options) connect(ctx context.Context, i int) (*client, error) {
 		return nil, fmt.Errorf("login %s: %w", o.user(i), err)
 	}
 	if o.compress {
-		if err := c.compress(); err != nil {
+		if err := c.compress(false); err != nil {
 			c.Close()
 			return nil, err
 		}
