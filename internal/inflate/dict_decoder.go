@@ -31,18 +31,27 @@ type dictDecoder struct {
 	wrPos int  // Current output position in buffer
 	rdPos int  // Have emitted hist[:rdPos] already
 	full  bool // Has a full window length been written yet?
+
+	// Changed from compress/flate: hist starts at minHist bytes and doubles
+	// up to max before it first wraps, so a stream that has carried little
+	// (an IMAP client's commands) holds little.
+	max int
 }
+
+// minHist is the window a stream starts with.
+const minHist = 1 << 10
 
 // init initializes dictDecoder to have a sliding window dictionary of the given
 // size. If a preset dict is provided, it will initialize the dictionary with
 // the contents of dict.
 func (dd *dictDecoder) init(size int, dict []byte) {
-	*dd = dictDecoder{hist: dd.hist}
+	*dd = dictDecoder{hist: dd.hist, max: size}
 
-	if cap(dd.hist) < size {
-		dd.hist = make([]byte, size)
+	n := min(size, max(minHist, len(dict)))
+	if cap(dd.hist) < n {
+		dd.hist = make([]byte, n)
 	}
-	dd.hist = dd.hist[:size]
+	dd.hist = dd.hist[:n]
 
 	if len(dict) > len(dd.hist) {
 		dict = dict[len(dict)-len(dd.hist):]
@@ -174,6 +183,13 @@ func (dd *dictDecoder) tryWriteCopy(dist, length int) int {
 func (dd *dictDecoder) readFlush() []byte {
 	toRead := dd.hist[dd.rdPos:dd.wrPos]
 	dd.rdPos = dd.wrPos
+	if dd.wrPos == len(dd.hist) && len(dd.hist) < dd.max {
+		// Not wrapped yet: grow instead (toRead keeps the old array).
+		grown := make([]byte, min(2*len(dd.hist), dd.max))
+		copy(grown, dd.hist)
+		dd.hist = grown
+		return toRead
+	}
 	if dd.wrPos == len(dd.hist) {
 		dd.wrPos, dd.rdPos = 0, 0
 		dd.full = true

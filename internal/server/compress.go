@@ -31,9 +31,10 @@ import (
 // aligned block boundary there, and a fresh compressor may continue it: a
 // DEFLATE decoder does not care whether later blocks refer back to earlier
 // ones. Responses of one command batch share a history; a new batch starts
-// without one. Input: the decoder's 32 KiB window is state the client's
-// compressor may refer to at any time, so each compressed connection keeps
-// a flate reader (about 39 KiB) for its lifetime.
+// without one. Input: the decoder's window (up to 32 KiB, as large as what
+// the client has sent) is state the client's compressor may refer to at
+// any time, so each compressed connection keeps its decoder for its
+// lifetime.
 //
 // Input is decoded (internal/inflate: compress/flate's decoder changed to
 // hand out each block's bytes at its end, for clients that flush with
