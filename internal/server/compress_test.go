@@ -109,9 +109,15 @@ func TestCompressErrors(t *testing.T) {
 	c.expect("COMPRESS", "BAD")
 	c.ok("NOOP") // still plain
 	c.ok("SELECT INBOX")
-	c.compress()
+	fc := c.compress()
 	c.expect("COMPRESS DEFLATE", "NO [COMPRESSIONACTIVE]")
+	// A small answer goes out as a stored block and a flush marker: its
+	// bytes plus 10, and no compressor taken for it.
+	in0 := fc.in.Load()
 	c.ok("NOOP")
+	if wire, want := fc.in.Load()-in0, int64(len(c.lastTag()+" OK NOOP completed\r\n")+10); wire != want {
+		t.Fatalf("NOOP answer: %d bytes on the wire, want %d", wire, want)
+	}
 	c.ok("LOGOUT")
 }
 
