@@ -11,6 +11,9 @@
 #   --conns N         idle-fanout connections (default 500)
 #   --workloads LIST  comma-separated subset (default: all)
 #   --tls             both servers over implicit TLS (default: both plaintext)
+#   --compress        every measured run uses COMPRESS=DEFLATE after login
+#                     (RFC 4978; Dovecot loads imap_zlib for it); result
+#                     files get a -z suffix
 #   --profile         afterwards, run each workload once more against tern
 #                     with a CPU profile (prof-WORKLOAD.pprof + top list)
 #   --out DIR         keep results here (default: a new temp dir)
@@ -23,7 +26,7 @@
 # listen on 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized
+ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 COMPRESS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -33,10 +36,11 @@ while [ $# -gt 0 ]; do
 	--other-messages) OTHER_MESSAGES=$2; shift 2 ;;
 	--workloads) WORKLOADS=$2; shift 2 ;;
 	--tls) TLS=1; shift ;;
+	--compress) COMPRESS=1; shift ;;
 	--profile) PROFILE=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -177,6 +181,8 @@ default_client_limit = 40000
 default_process_limit = 30000
 protocol imap {
   mail_max_userip_connections = 30000
+  # COMPRESS=DEFLATE (used only by runs with --compress)
+  mail_plugins = \$mail_plugins imap_zlib
 }
 passdb {
   driver = passwd-file
@@ -258,8 +264,10 @@ for round in $(seq 1 "$ROUNDS"); do
 		for srv in $order; do
 			c=$(sed -n 's/.*--concurrency \([0-9]*\).*/\1/p' <<<"$args")
 			f="$OUT/$wl-c${c:-1}-$srv-r$round.json"
+			zargs=()
+			if [ "$COMPRESS" = 1 ]; then f="$OUT/$wl-c${c:-1}-z-$srv-r$round.json"; zargs=(--compress); fi
 			# shellcheck disable=SC2086
-			bench "$srv" "$wl" $args --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$srv $wl failed (see ${f%.json}.txt)"
+			bench "$srv" "$wl" $args "${zargs[@]}" --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$srv $wl failed (see ${f%.json}.txt)"
 			sed -n 1p "${f%.json}.txt"
 		done
 	done

@@ -24,6 +24,11 @@ type LoginArgs struct {
 	Password string
 }
 
+// CompressArgs is COMPRESS mechanism (RFC 4978); Mechanism is upper case.
+type CompressArgs struct {
+	Mechanism string
+}
+
 // AuthenticateArgs is AUTHENTICATE mech [initial-response].
 // InitialResponse is base64-decoded; HasInitialResponse distinguishes an
 // absent response from "=" (empty).

@@ -141,6 +141,9 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.getMetadataArgs()
 	case "SETMETADATA":
 		cmd.Args = r.setMetadataArgs()
+	case "COMPRESS": // RFC 4978
+		r.sp()
+		cmd.Args = &CompressArgs{Mechanism: string(r.word(cAtom, "compression mechanism"))}
 	default:
 		r.fail("unknown command")
 	}
@@ -159,6 +162,7 @@ var commandNames = []string{
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
 	"UNAUTHENTICATE", "REPLACE",
 	"GETMETADATA", "SETMETADATA",
+	"COMPRESS",
 }
 
 func commandName(b []byte) string {

@@ -70,6 +70,7 @@ func TestReadCommandValid(t *testing.T) {
 			Args: &AuthenticateArgs{Mechanism: "EXTERNAL", InitialResponse: []byte{}, HasInitialResponse: true}}},
 		{"a LOGIN fred \"pa ss\\\"w\\\\d\"\r\n", Command{Tag: "a", Name: "LOGIN", Args: &LoginArgs{Username: "fred", Password: `pa ss"w\d`}}},
 		{"a LOGIN {4+}\r\nfr d {3+}\r\np\"s\r\n", Command{Tag: "a", Name: "LOGIN", Args: &LoginArgs{Username: "fr d", Password: `p"s`}}},
+		{"a COMPRESS deflate\r\n", Command{Tag: "a", Name: "COMPRESS", Args: &CompressArgs{Mechanism: "DEFLATE"}}},
 		{"a ENABLE CONDSTORE utf8=accept\r\n", Command{Tag: "a", Name: "ENABLE", Args: &EnableArgs{Capabilities: []string{"CONDSTORE", "UTF8=ACCEPT"}}}},
 		{"a SELECT INBOX\r\n", Command{Tag: "a", Name: "SELECT", Args: &SelectArgs{Mailbox: "INBOX"}}},
 		{"a EXAMINE \"Sent Items\" (CONDSTORE)\r\n", Command{Tag: "a", Name: "EXAMINE", Args: &SelectArgs{Mailbox: "Sent Items", CondStore: true}}},
@@ -337,6 +338,8 @@ func TestReadCommandErrors(t *testing.T) {
 		{"a AUTHENTICATE PLAIN !!\r\n", "a", "initial response"},
 		{"a AUTHENTICATE PLAIN AAA\r\n", "a", "base64"},
 		{"a ENABLE\r\n", "a", "capability"},
+		{"a COMPRESS\r\n", "a", "SP"},
+		{"a COMPRESS \r\n", "a", "compression mechanism"},
 		{"a ID (\"a\")\r\n", "a", "SP"},
 		{"a COPY {1}\r\n", "a", "sequence set"}, // no continuation is sent for the literal
 	}

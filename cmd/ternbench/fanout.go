@@ -55,6 +55,12 @@ func idleFanout(ctx context.Context, o *options, res *result) error {
 			c.Close()
 			return fmt.Errorf("login: %w", err)
 		}
+		if o.compress {
+			if err := c.compress(true); err != nil {
+				c.Close()
+				return err
+			}
+		}
 		if _, err := c.selectMailbox(box, false); err != nil {
 			c.Close()
 			return err

@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.conns, "conns", 100, "idle-fanout: idle connections")
 	fs.IntVar(&o.idlers, "idlers", 2, "flags: idling clients per writer")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "server process id: report its (tree's) CPU seconds and RSS from /proc")
+	fs.BoolVar(&o.compress, "compress", false, "COMPRESS=DEFLATE after login (RFC 4978); bytes are then counted compressed, as on the wire")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&label, "label", "", "server label recorded in the JSON (e.g. tern, dovecot)")
 	fs.StringVar(&sizes, "sizes", "2048,30720,512000", "append: small,medium,large message sizes in bytes")
@@ -139,7 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, o.duration+10*time.Minute)
 	defer cancel()
 
-	res := &result{Workload: workload, Label: label, Addr: o.addr, TLS: o.tls, Concurrency: o.concurrency, Started: time.Now().UTC()}
+	res := &result{Workload: workload, Label: label, Addr: o.addr, TLS: o.tls, Compress: o.compress, Concurrency: o.concurrency, Started: time.Now().UTC()}
 	var mon *procMonitor
 	if o.serverPID > 0 {
 		var err error
@@ -281,7 +282,8 @@ func runWorkload(ctx context.Context, o *options, workload string, res *result) 
 	case "sync-headers":
 		f := findOp(res.Ops, "fetch")
 		res.Primary, res.Value, res.HigherBetter = "messages/s", f.ItemsPerSec, true
-		res.Extra = map[string]float64{"fetch_p50_ms": f.P50ms, "messages_per_fetch": float64(f.Items) / float64(max(f.Count, 1))}
+		res.Extra = map[string]float64{"fetch_p50_ms": f.P50ms, "messages_per_fetch": float64(f.Items) / float64(max(f.Count, 1)),
+			"wire_kib_per_fetch": float64(f.Bytes) / 1024 / float64(max(f.Count, 1))}
 	case "read":
 		f := findOp(res.Ops, "fetch-body")
 		res.Primary, res.Value, res.HigherBetter = "ops/s", f.OpsPerSec, true

@@ -204,6 +204,21 @@ func TestWorkloadsAgainstTern(t *testing.T) {
 			t.Errorf("sync-headers fetched %v messages per pass, want 120", r.Extra["messages_per_fetch"])
 		}
 	}
+	// --compress: the same headers in fewer bytes on the wire.
+	plain := runBench(t, addr, append(short, "sync-headers")...)
+	comp := runBench(t, addr, append(short, "--compress", "sync-headers")...)
+	if !comp.Compress || comp.Extra["messages_per_fetch"] != 120 {
+		t.Fatalf("compressed sync-headers: %+v", comp)
+	}
+	if p, c := plain.Extra["wire_kib_per_fetch"], comp.Extra["wire_kib_per_fetch"]; c <= 0 || c > p/2 {
+		t.Errorf("wire KiB per fetch: %.1f plain, %.1f compressed", p, c)
+	}
+	if r := runBench(t, addr, append(short, "--compress", "--concurrency", "2", "read")...); findOp(r.Ops, "fetch-body").Count == 0 {
+		t.Errorf("compressed read: %+v", r.Ops)
+	}
+	if r := runBench(t, addr, append(short, "--compress", "--conns", "20", "idle-fanout")...); findOp(r.Ops, "all-notified").Count == 0 {
+		t.Errorf("compressed idle-fanout (stored blocks from the client): %+v", r.Ops)
+	}
 }
 
 func TestReportTable(t *testing.T) {

@@ -30,6 +30,7 @@ type options struct {
 	idlers      int    // flags: idlers per writer
 	serverPID   int
 	sizes       []int // append: sizes (bytes)
+	compress    bool  // COMPRESS=DEFLATE after login (RFC 4978)
 }
 
 func (o *options) user(i int) string {
@@ -59,6 +60,12 @@ func (o *options) connect(ctx context.Context, i int) (*client, error) {
 	if err := c.login(o.user(i), o.password); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("login %s: %w", o.user(i), err)
+	}
+	if o.compress {
+		if err := c.compress(false); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }

@@ -17,6 +17,7 @@ type result struct {
 	Label        string             `json:"label,omitempty"`
 	Addr         string             `json:"addr"`
 	TLS          bool               `json:"tls"`
+	Compress     bool               `json:"compress,omitempty"`
 	Concurrency  int                `json:"concurrency"`
 	Started      time.Time          `json:"started"`
 	Seconds      float64            `json:"seconds"`

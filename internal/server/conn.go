@@ -76,6 +76,9 @@ type conn struct {
 
 	notify *notifyState // NOTIFY registration (notify.go); nil without NOTIFY
 
+	// compress is nc once COMPRESS DEFLATE is active (compress.go).
+	compress *compressConn
+
 	// cmd is the command being executed (for tagged responses).
 	cmd *imap.Command
 
@@ -152,7 +155,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	return c
 }
 
-// setupIO (re)creates the codec over c.nc (at start and after STARTTLS).
+// setupIO (re)creates the codec over c.nc (at start, after STARTTLS and
+// after COMPRESS).
 func (c *conn) setupIO() {
 	c.dropBuffers()
 	c.w = imap.NewWriter(nil)
@@ -202,6 +206,9 @@ func (c *conn) release() error {
 		bwPool.Put(c.bw)
 		c.bw = nil
 		c.w.Writer = nil
+		if c.compress != nil {
+			c.compress.release()
+		}
 	}
 	if c.br != nil && c.br.Buffered() == 0 && (c.prefix == nil || len(c.prefix.pre) == 0) {
 		c.br.Reset(nil)
@@ -219,6 +226,9 @@ func (c *conn) dropBuffers() {
 		c.bw.Reset(nil)
 		bwPool.Put(c.bw)
 		c.bw = nil
+	}
+	if c.compress != nil {
+		c.compress.release()
 	}
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -527,6 +537,7 @@ func init() {
 		"REPLACE":        {cmdReplace, inSelected}, // RFC 8508 (replace.go)
 		"GETMETADATA":    {cmdGetMetadata, inLoggedIn},
 		"SETMETADATA":    {cmdSetMetadata, inLoggedIn},
+		"COMPRESS":       {cmdCompress, inLoggedIn},
 	}
 }
 
@@ -725,6 +736,9 @@ func (c *conn) capabilities() string {
 	b.WriteString(sortCapabilities)
 	b.WriteString(contextCapabilities)
 	b.WriteString(metadataCapabilities)
+	if c.compress == nil {
+		b.WriteString(" COMPRESS=DEFLATE")
+	}
 	return b.String()
 }
 

@@ -14,10 +14,11 @@ import (
 const sendfileChunk = 256 << 10
 
 // useSendfile sets the writer up to let the kernel copy body files to the
-// socket: only on plaintext TCP, where the bytes go out as they are.
+// socket: only on plaintext TCP, where the bytes go out as they are (not
+// under TLS, not under COMPRESS).
 func (c *conn) useSendfile() {
 	c.w.Bulk = nil
-	if c.isTLS || c.tcp == nil {
+	if c.isTLS || c.tcp == nil || c.compress != nil {
 		return
 	}
 	c.w.Bulk = c.sendfile
