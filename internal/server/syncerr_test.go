@@ -317,10 +317,13 @@ func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	first := time.Now()
 	b.appendMsg("INBOX", "", crlf("Subject: three\n\nbody\n")) // signals again: no retry storm
 	time.Sleep(300 * time.Millisecond)
-	if n := len(mine()); n != 1 {
-		t.Fatalf("%d errors within 300 ms; want 1 (retried after a second):\n%s", n, strings.Join(mine(), "\n"))
+	// One failure per retry interval at most (a slow machine may reach
+	// the next retry), not one per signal.
+	if n, most := len(mine()), 1+int(time.Since(first)/time.Second); n > most {
+		t.Fatalf("%d errors in %v; want at most %d (retried once a second):\n%s", n, time.Since(first), most, strings.Join(mine(), "\n"))
 	}
 	if got := mine()[0]; !strings.Contains(got, "ending_session=false") || !strings.Contains(got, "expunged") {
 		t.Fatalf("error log: %q", got)
