@@ -226,7 +226,7 @@ tree_rss() { # sum of VmRSS of pid and its descendants, KiB
 		local label=$1; shift
 		printf '| %s | %s | %s | %s |\n' "$label" \
 			"$(du -scB1 "$@" | tail -1 | cut -f1)" \
-			"$(find "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')" \
+			"$(find "$@" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')" \
 			"$(find "$@" -type f | wc -l)"
 	}
 	echo "### disk (bytes)"
