@@ -24,7 +24,7 @@ func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return no("", "STARTTLS is not available")
 	}
 	c.tagged("OK", "", "Begin TLS negotiation now")
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return err
 	}
 	// Anything the client pipelined after STARTTLS arrived in plaintext and
@@ -106,7 +106,7 @@ func cmdAuthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	resp := args.InitialResponse
 	if !args.HasInitialResponse {
 		c.w.WriteString("+ \r\n")
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			return err
 		}
 		line, err := c.r.ReadLine()

@@ -91,7 +91,7 @@ func cmdCompress(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return no("COMPRESSIONACTIVE", "DEFLATE is already active")
 	}
 	c.tagged("OK", "", "DEFLATE active")
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return fmt.Errorf("compress: %w", err)
 	}
 	c.startCompress()
@@ -193,12 +193,15 @@ func (cc *compressConn) decodeErr() error {
 	return &net.OpError{Op: "read", Net: "deflate", Addr: cc.RemoteAddr(), Err: fmt.Errorf("decompressing input: %w", err)}
 }
 
-// Write compresses p and flushes the compressor, so that everything
-// written reaches the client without waiting for more. A small write with
-// no compressor held (an IDLE update, the answer to a NOOP) goes out as a
-// stored block instead: a fresh compressor would save next to nothing on
-// it, and a change that wakes thousands of idle connections at once would
-// otherwise want a 0.8 MiB compressor for each.
+// Write compresses p. The compressed bytes reach the client at flush,
+// which the connection calls once per response batch (conn.flush), not
+// at every buffer the writer hands over: a sync flush ends the deflate
+// block, so flushing every 8 KiB would cost ratio and a flush per chunk.
+// A small write with no compressor held (an IDLE update, the answer to a
+// NOOP: the writer hands those over only when it flushes) goes out at once
+// as a stored block instead: a fresh compressor would save next to
+// nothing on it, and a change that wakes thousands of idle connections at
+// once would otherwise want a 0.8 MiB compressor for each.
 func (cc *compressConn) Write(p []byte) (int, error) {
 	if cc.d == nil && len(p) <= maxStoredWrite {
 		return cc.writeStored(p)
@@ -209,16 +212,27 @@ func (cc *compressConn) Write(p []byte) (int, error) {
 		cc.d.fw.Reset(cc.d.out)
 	}
 	n, err := cc.d.fw.Write(p)
-	if err == nil {
-		err = cc.d.fw.Flush()
-	}
-	if err == nil {
-		err = cc.d.out.Flush()
-	}
 	if err != nil {
 		return n, fmt.Errorf("compressing output: %w", err)
 	}
 	return n, nil
+}
+
+// flush sync-flushes the compressor, if one is held, to the connection:
+// everything written so far reaches the client, and the stream is
+// byte-aligned again.
+func (cc *compressConn) flush() error {
+	if cc.d == nil {
+		return nil
+	}
+	err := cc.d.fw.Flush()
+	if err == nil {
+		err = cc.d.out.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("compressing output: %w", err)
+	}
+	return nil
 }
 
 // maxStoredWrite is the largest write sent as a stored block.
@@ -252,6 +266,18 @@ func (cc *compressConn) release() {
 	}
 	putDeflater(cc.d)
 	cc.d = nil
+}
+
+// flush sends what is buffered: the writer's buffer and, under COMPRESS,
+// what the compressor holds, so one sync flush ends each response batch.
+func (c *conn) flush() error {
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if c.compress != nil {
+		return c.compress.flush()
+	}
+	return nil
 }
 
 // SetReadDeadline applies to the decompressed input only: the decoder

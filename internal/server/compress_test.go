@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"context"
 	"fmt"
@@ -21,26 +22,31 @@ import (
 // ways, a sync flush after every write. in counts the bytes on the wire.
 type flateConn struct {
 	net.Conn
-	fr  io.Reader
-	fw  *flate.Writer
-	in  atomic.Int64
-	raw net.Conn
+	fr   io.Reader
+	fw   *flate.Writer
+	in   atomic.Int64
+	raw  net.Conn
+	wire bytes.Buffer // the compressed bytes read, when recording
+	rec  atomic.Bool  // record into wire
 }
 
 type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+	r  io.Reader
+	fc *flateConn
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	c.fc.in.Add(int64(n))
+	if c.fc.rec.Load() {
+		c.fc.wire.Write(p[:n])
+	}
 	return n, err
 }
 
 func newFlateConn(nc net.Conn, pending io.Reader) *flateConn {
 	fc := &flateConn{Conn: nc, raw: nc}
-	fc.fr = flate.NewReader(io.MultiReader(pending, countingReader{nc, &fc.in}))
+	fc.fr = flate.NewReader(io.MultiReader(pending, countingReader{nc, fc}))
 	fc.fw, _ = flate.NewWriter(nc, flate.DefaultCompression)
 	return fc
 }
@@ -161,6 +167,31 @@ func TestCompressFetchLargeBody(t *testing.T) {
 			}
 			c.ok("LOGOUT")
 		})
+	}
+}
+
+// TestCompressOneFlushPerResponse: a large response is compressed as one
+// run and sync-flushed once at its end, not at every buffer the writer
+// hands over (which cost ratio and a flush per 8 KiB): the sync-flush
+// marker (an empty stored block, 00 00 ff ff) appears a few times on the
+// wire for a 600 KiB FETCH, not once per 8 KiB.
+func TestCompressOneFlushPerResponse(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true})
+	ts.addUser("alice", "pw")
+	c := ts.dial()
+	c.ok("LOGIN alice pw")
+	msg := bigMessage(600 << 10)
+	c.appendMsg("INBOX", "", msg)
+	fc := c.compress()
+	c.ok("EXAMINE INBOX")
+	fc.rec.Store(true)
+	u := c.ok("FETCH 1 BODY.PEEK[]")
+	fc.rec.Store(false)
+	if len(u) != 1 || !strings.HasSuffix(u[0], msg+")") {
+		t.Fatalf("FETCH over COMPRESS: %d lines", len(u))
+	}
+	if n := bytes.Count(fc.wire.Bytes(), []byte{0, 0, 0xff, 0xff}); n > 3 {
+		t.Fatalf("%d sync flushes in %d compressed bytes of one FETCH; want at most 3", n, fc.wire.Len())
 	}
 }
 

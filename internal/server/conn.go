@@ -167,7 +167,7 @@ func (c *conn) setupIO() {
 		MaxLiteral: c.srv.cfg.MaxLiteralSize,
 		Continue: func() error {
 			c.w.WriteString("+ Ready for literal data\r\n")
-			return c.bw.Flush()
+			return c.flush()
 		},
 	})
 	c.acquire(nil)
@@ -199,7 +199,7 @@ func (c *conn) acquire(pre []byte) {
 // still buffered.
 func (c *conn) release() error {
 	if c.bw != nil {
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			return err
 		}
 		c.bw.Reset(nil)
@@ -288,7 +288,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.ending(endPanic)
 			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
 			c.w.WriteString("* BYE Internal server error\r\n")
-			c.bw.Flush()
+			c.flush()
 		}
 		c.closeSelected()
 		c.stopNotify()
@@ -312,7 +312,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.w.WriteString("* OK [CAPABILITY ")
 	c.w.WriteString(c.capabilities())
 	c.w.WriteString("] tern ready\r\n")
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		c.ending(endWriteError)
 		return
 	}
@@ -374,10 +374,10 @@ func (c *conn) serve(ctx context.Context) {
 				if pe.Fatal {
 					c.ending(endBadInput)
 					c.w.WriteString("* BYE Too much bad input\r\n")
-					c.bw.Flush()
+					c.flush()
 					return
 				}
-				if c.bw.Flush() != nil {
+				if c.flush() != nil {
 					c.ending(endWriteError)
 					return
 				}
@@ -397,7 +397,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.commandDone(cmd, start)
 		if errors.Is(err, errLogout) {
 			c.endLogout()
-			c.bw.Flush()
+			c.flush()
 			return
 		}
 		if err != nil {
@@ -405,7 +405,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Debug("connection ended", "err", err)
 			return
 		}
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			c.ending(endWriteError)
 			return
 		}
@@ -449,7 +449,7 @@ func (c *conn) bye(msg string) {
 	c.w.WriteString("* BYE ")
 	c.w.WriteString(msg)
 	c.w.CRLF()
-	c.bw.Flush()
+	c.flush()
 }
 
 // sanitize keeps a message on one line.

@@ -40,7 +40,7 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.WriteString("+ idling\r\n")
 	if c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0) {
 		// The client pipelined DONE (or more): no need to wait.
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			return err
 		}
 		return c.idleDone()

@@ -56,5 +56,5 @@ func (p *progress) step(always bool) error {
 	w.SP()
 	w.Number(p.goal)
 	w.WriteString(")] Still working\r\n")
-	return p.c.bw.Flush()
+	return p.c.flush()
 }

@@ -325,7 +325,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 				// Deleted under us (by another session): end the session's
 				// view of it the only way the protocol allows.
 				c.w.WriteString("* BYE Selected mailbox was deleted\r\n")
-				c.bw.Flush()
+				c.flush()
 				return errLogout
 			}
 			return fmt.Errorf("changes in %q: %w", sel.info.Name, err)
