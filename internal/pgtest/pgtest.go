@@ -5,9 +5,9 @@
 // stopped (and its directory removed) at the end. It never touches a
 // cluster it did not create.
 //
-// A package's TestMain calls Main once; each test then takes a database
-// of its own with NewDatabase, so tests are independent but share one
-// server start (a few hundred milliseconds).
+// A package's TestMain calls Main; each test then takes a database of
+// its own with NewDatabase, so tests are independent but share one server
+// start (initdb and start: a few seconds), made at the first NewDatabase.
 package pgtest
 
 import (
@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -203,47 +204,54 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
 	return c.URL(name), nil
 }
 
-// shared is the cluster Main started; skipReason says why there is none.
+// The cluster of a test binary, started by the first NewDatabase.
 var (
+	startOnce  sync.Once
 	shared     *Cluster
+	startErr   error
 	skipReason string
+	mainRan    bool
 )
 
-// Main is a TestMain body: it starts one private cluster for the
-// package's tests, runs them and stops it. When PostgreSQL is not
-// installed the tests that need it skip (NewDatabase), saying why; any
-// other failure to start is fatal.
+// Main is a TestMain body: it runs the package's tests and then stops
+// the private cluster if a test started one (NewDatabase starts it on
+// first use, so packages whose selected tests need no PostgreSQL pay
+// nothing).
 func Main(m *testing.M) int {
-	c, err := Start()
-	switch {
-	case errors.Is(err, ErrNotInstalled):
-		skipReason = err.Error()
-		fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL tests will skip: %v\n", err)
-		return m.Run()
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "pgtest: cannot start PostgreSQL: %v\n", err)
-		return 1
-	}
-	shared = c
+	mainRan = true
 	code := m.Run()
-	if err := c.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "pgtest: stop: %v\n", err)
-		if code == 0 {
-			code = 1
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stop: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	return code
 }
 
-// NewDatabase returns the URL of a new empty database on the cluster Main
-// started, or skips the test when PostgreSQL is not installed.
+// NewDatabase returns the URL of a new empty database on the package's
+// private cluster, starting it on first use. It skips the test, saying
+// why, when PostgreSQL is not installed; any other failure to start fails
+// the test.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	if shared == nil {
-		if skipReason == "" {
-			t.Fatal("pgtest: no cluster (call pgtest.Main from TestMain)")
+	if !mainRan {
+		t.Fatal("pgtest: call pgtest.Main from TestMain (it stops the cluster)")
+	}
+	startOnce.Do(func() {
+		shared, startErr = Start()
+		if errors.Is(startErr, ErrNotInstalled) {
+			skipReason = startErr.Error()
+			fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL tests skip: %v\n", startErr)
 		}
+	})
+	if skipReason != "" {
 		t.Skip("skipped: " + skipReason)
+	}
+	if startErr != nil {
+		t.Fatalf("pgtest: cannot start PostgreSQL: %v", startErr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
