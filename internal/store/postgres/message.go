@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -349,10 +350,10 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM tid RETURNING id)
 			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
 			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c`,
-			w.a.id, threadLookup(p.info), "T"+id,
+			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
 			p.hash, len(p.Body), "M"+id, sent, sentTZ,
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
-			p.info.MessageID, backend.JoinIDs(p.info.InReplyTo), backend.JoinIDs(p.info.References),
+			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate)
 	}
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
@@ -657,6 +658,25 @@ func threadLookup(info *message.Info) []string {
 	ids := backend.ThreadRefs(info)
 	if info.MessageID != "" {
 		ids = append(ids, info.MessageID)
+	}
+	return ids
+}
+
+// textSafe makes s storable in a PostgreSQL text column, which holds
+// neither NUL nor invalid UTF-8: message ids come from mail as it was
+// sent, and a malformed one must not make a delivery fail. Both are
+// replaced by U+FFFD, the same way for a message and for the ones that
+// refer to it, so threading still matches them.
+func textSafe(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func textSafeAll(ids []string) []string {
+	for i, id := range ids {
+		ids[i] = textSafe(id)
 	}
 	return ids
 }

@@ -155,9 +155,22 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// noSuchUser is the answer for a name that cannot be a user's (NUL or
+// invalid UTF-8, which PostgreSQL text cannot even hold), given without
+// asking the database.
+func noSuchUser(name string) error {
+	if backend.ValidUserName(name) != nil {
+		return fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+	}
+	return nil
+}
+
 // DeleteUser deletes a user and all their mail. Open Accounts of the user
 // find nothing afterwards.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	if err := noSuchUser(name); err != nil {
+		return err
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var id int64
 		err := tx.QueryRow(ctx, `SELECT id FROM users WHERE name = $1 FOR UPDATE`, name).Scan(&id)
@@ -185,6 +198,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 // SetPasswordHash replaces a user's password hash.
 func (s *Store) SetPasswordHash(ctx context.Context, name, passwordHash string) error {
+	if err := noSuchUser(name); err != nil {
+		return err
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE name = $1`, name, passwordHash)
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", name, err)
@@ -197,6 +213,9 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, passwordHash string) 
 
 // PasswordHash returns a user's password hash.
 func (s *Store) PasswordHash(ctx context.Context, name string) (string, error) {
+	if err := noSuchUser(name); err != nil {
+		return "", err
+	}
 	var h string
 	err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE name = $1`, name).Scan(&h)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -223,6 +242,9 @@ func (s *Store) Users(ctx context.Context) ([]string, error) {
 
 // Account opens one user's mail.
 func (s *Store) Account(ctx context.Context, user string) (store.Account, error) {
+	if err := noSuchUser(user); err != nil {
+		return nil, err
+	}
 	var id int64
 	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE name = $1`, user).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
