@@ -192,13 +192,20 @@ func (c *Cluster) URL(db string) string {
 
 // CreateDatabase creates a new empty database and returns its URL.
 func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
+	return c.copyDatabase(ctx, "template0")
+}
+
+// copyDatabase creates a new database as a copy of template (which must
+// have no connections) and returns its URL. WAL_LOG copies through the
+// write-ahead log, without the checkpoints FILE_COPY forces.
+func (c *Cluster) copyDatabase(ctx context.Context, template string) (string, error) {
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.next.Add(1))
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		return "", fmt.Errorf("pgtest: connect: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 STRATEGY FILE_COPY"); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+pgx.Identifier{template}.Sanitize()+" STRATEGY WAL_LOG"); err != nil {
 		return "", fmt.Errorf("pgtest: create database: %w", err)
 	}
 	return c.URL(name), nil
