@@ -141,9 +141,14 @@ func (c *Cluster) start() error {
 		if c.port, err = freePort(); err != nil {
 			return err
 		}
-		// Durability is not what these tests measure: fsync off keeps
-		// CREATE DATABASE and commits fast on a shared machine.
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300 -c shared_buffers=32MB", c.port, c.dir)
+		// Durability is not what tests check: fsync off keeps CREATE
+		// DATABASE and commits fast on a shared machine. Benchmarks that
+		// should pay for durable commits set TERN_PGTEST_FSYNC=on.
+		durability := "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+		if os.Getenv("TERN_PGTEST_FSYNC") == "on" {
+			durability = "-c fsync=on -c synchronous_commit=on"
+		}
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s %s -c max_connections=300 -c shared_buffers=128MB", c.port, c.dir, durability)
 		err = c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
 		if err == nil {
 			return nil

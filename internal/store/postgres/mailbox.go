@@ -44,41 +44,6 @@ type wtx struct {
 	dropped []int64          // contents whose messages were deleted: drop if unused
 }
 
-// write runs fn in a transaction that first locks the user's row, so the
-// writes of one user, from any node, run one after the other (see the
-// package comment). Before commit it drops contents left unused and
-// queues the NOTIFY; after commit it tells this process's notifier. It
-// returns nil only once the transaction committed.
-func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
-	if a.closed.Load() {
-		return fmt.Errorf("%s: %w", what, errAccountClosed)
-	}
-	var w *wtx
-	err := a.s.inTx(ctx, func(tx pgx.Tx) error {
-		w = &wtx{ctx: ctx, tx: tx, a: a, changed: map[int64]uint64{}}
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`, a.id).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("user %q: %w", a.name, store.ErrNoSuchUser)
-		}
-		if err != nil {
-			return fmt.Errorf("lock user: %w", err)
-		}
-		if err := fn(w); err != nil {
-			return err
-		}
-		if err := dropUnusedContents(ctx, tx, w.dropped); err != nil {
-			return err
-		}
-		return w.queueNotify()
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	a.s.notifyLocal(a.name, w.changed, w.list)
-	return nil
-}
-
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot
 // for all its statements.
 func (a *account) read(ctx context.Context, what string, fn func(tx pgx.Tx) error) error {
@@ -250,6 +215,7 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 		return err
 	}
 	return a.write(ctx, "create mailbox", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		m, err := a.mboxByName(ctx, w.tx, n)
 		switch {
 		case err == nil && !m.noSelect:
@@ -305,6 +271,7 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 		return fmt.Errorf("delete INBOX: %w", store.ErrNotAllowed)
 	}
 	return a.write(ctx, "delete mailbox", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		m, err := a.mboxByName(ctx, w.tx, n)
 		if err != nil {
 			return err
@@ -345,6 +312,7 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 		return err
 	}
 	return a.write(ctx, "rename mailbox", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		src, err := a.mboxByName(ctx, w.tx, from)
 		if err != nil {
 			return err
@@ -450,6 +418,7 @@ func (a *account) SetSubscribed(ctx context.Context, name string, subscribed boo
 		return err
 	}
 	return a.write(ctx, "subscribe", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		w.list = true
 		var err error
 		if subscribed {
@@ -546,6 +515,7 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	var first uint32
 	err := a.write(ctx, "claim recent", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		m, err := a.selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
 			return err

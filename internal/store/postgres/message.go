@@ -280,6 +280,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		size += int64(len(m.Body))
 	}
 	err = a.write(ctx, "append", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		m, err := a.selectableByName(ctx, w.tx, n)
 		if err != nil {
 			return err
@@ -379,6 +380,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	}
 	rs := toRanges(uids)
 	err = a.write(ctx, "store flags", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.StoreResult{}
 		m, err := a.selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -454,6 +456,7 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 	var out []uint32
 	rs := toRanges(uids)
 	err := a.write(ctx, "expunge", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		out = nil
 		m, err := a.selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -492,6 +495,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 	}
 	rs := toRanges(uids)
 	err = a.write(ctx, what, func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.CopyResult{}
 		src, err := a.selectableByID(ctx, w.tx, srcID)
 		if err != nil {

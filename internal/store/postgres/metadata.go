@@ -85,6 +85,7 @@ func (a *account) SetMetadata(ctx context.Context, mailbox string, entries []sto
 		return fmt.Errorf("set metadata: %w", err)
 	}
 	return a.write(ctx, "set metadata", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		id, err := a.metadataMailboxID(ctx, w.tx, mailbox)
 		if err != nil {
 			return err

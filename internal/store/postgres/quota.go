@@ -67,6 +67,7 @@ func (a *account) SetQuota(ctx context.Context, storageLimit, messageLimit int64
 		return fmt.Errorf("set quota: negative limit")
 	}
 	return a.write(ctx, "set quota", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		_, err := w.tx.Exec(ctx, `UPDATE users SET quota_storage = $2, quota_messages = $3 WHERE id = $1`, a.id, storageLimit, messageLimit)
 		return err
 	})

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,10 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	node string // random id of this Store, to recognize its own NOTIFYs
+
+	queuesMu sync.Mutex
+	queues   map[int64]*writeQueue // by user id (groupcommit.go)
+	commits  atomic.Int64          // write transactions run (for tests)
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -92,7 +97,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8)}
+	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
 	if opts.Notifier != nil {
 		if err := s.startListening(ctx, cfg.ConnConfig); err != nil {
 			pool.Close()
