@@ -114,18 +114,25 @@ func (w *wtx) canonKeywords(kws []string) ([]string, error) {
 	return out, nil
 }
 
+// addMailboxKeywordsSQL adds keywords ($2, folded) to mailbox $1's list.
+const addMailboxKeywordsSQL = `INSERT INTO mailbox_keywords(mailbox_id, folded) SELECT DISTINCT $1::bigint, f FROM unnest($2::text[]) AS f
+	ON CONFLICT DO NOTHING`
+
+func foldAll(kws []string) []string {
+	folded := make([]string, len(kws))
+	for i, k := range kws {
+		folded[i] = strings.ToLower(k)
+	}
+	return folded
+}
+
 // addMailboxKeywords adds (canonical) keywords to a mailbox's list and
 // reports whether it grew.
 func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
 	if len(kws) == 0 {
 		return false, nil
 	}
-	folded := make([]string, len(kws))
-	for i, k := range kws {
-		folded[i] = strings.ToLower(k)
-	}
-	tag, err := w.tx.Exec(w.ctx, `INSERT INTO mailbox_keywords(mailbox_id, folded) SELECT DISTINCT $1::bigint, f FROM unnest($2::text[]) AS f
-		ON CONFLICT DO NOTHING`, mailboxID, folded)
+	tag, err := w.tx.Exec(w.ctx, addMailboxKeywordsSQL, mailboxID, foldAll(kws))
 	if err != nil {
 		return false, fmt.Errorf("add mailbox keywords: %w", err)
 	}
@@ -172,40 +179,34 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 			}
 		}
 	}
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
 		SELECT $1, r.uid, $2, r.sys, r.kws, r.cid, r.size, r.idate, r.itz, r.sdate
 		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
 			AS r(uid, sys, kws, cid, size, idate, itz, sdate)`,
-		d.id, modseq, uidCol, sysCol, kwsCol, cidCol, sizeCol, idateCol, itzCol, sdateCol); err != nil {
+		d.id, modseq, uidCol, sysCol, kwsCol, cidCol, sizeCol, idateCol, itzCol, sdateCol)
+	w.queueAllocated(b, d, len(rows), modseq, kws, int64(len(rows)), size)
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("copy messages: %w", err)
-	}
-	if _, err := w.addMailboxKeywords(d.id, kws); err != nil {
-		return nil, err
-	}
-	if err := w.allocated(d, len(rows), modseq); err != nil {
-		return nil, err
-	}
-	if err := w.addUsage(int64(len(rows)), size); err != nil {
-		return nil, err
 	}
 	return uids, nil
 }
 
-// allocated records that n new UIDs from d.uidNext were given out at
-// modseq: the uid_log row, the mailbox row's counters, d itself.
-func (w *wtx) allocated(d *mbox, n int, modseq uint64) error {
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING`,
-		d.id, modseq, d.uidNext); err != nil {
-		return fmt.Errorf("log uids: %w", err)
+// queueAllocated adds to b, behind the inserts of n new messages (msgs,
+// bytes) with UIDs from d.uidNext at modseq, what goes with them: their
+// keywords in the mailbox's list, the uid_log row, the mailbox row's
+// counters and the user's usage; d and the change set are advanced (the
+// batch failing fails the transaction).
+func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []string, msgs, bytes int64) {
+	if len(kws) > 0 {
+		b.Queue(addMailboxKeywordsSQL, d.id, foldAll(kws))
 	}
-	if _, err := w.tx.Exec(w.ctx, `UPDATE mailboxes SET uidnext = $2, highestmodseq = $3 WHERE id = $1`,
-		d.id, d.uidNext+uint32(n), modseq); err != nil {
-		return fmt.Errorf("advance uidnext: %w", err)
-	}
+	b.Queue(`INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING`, d.id, modseq, d.uidNext)
+	b.Queue(`UPDATE mailboxes SET uidnext = $2, highestmodseq = $3 WHERE id = $1`, d.id, d.uidNext+uint32(n), modseq)
+	b.Queue(addUsageSQL, w.a.id, msgs, bytes)
 	d.uidNext += uint32(n)
 	d.highest = modseq
 	w.changed[d.id] = modseq
-	return nil
 }
 
 // expungeRows removes rows (at least one) from mailbox m, leaving
@@ -220,29 +221,29 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		size += r.size
 		contents = append(contents, r.contentID)
 	}
-	tag, err := w.tx.Exec(w.ctx, `DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi`, m.id, rs.lo, rs.hi)
-	if err != nil {
-		return 0, fmt.Errorf("expunge: %w", err)
-	}
-	if tag.RowsAffected() != int64(len(rows)) {
-		return 0, fmt.Errorf("expunge: deleted %d of %d messages", tag.RowsAffected(), len(rows))
-	}
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
+	b.Queue(`INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
 		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq`,
-		m.id, rs.lo, rs.hi, modseq); err != nil {
-		return 0, fmt.Errorf("expunge: %w", err)
+		m.id, rs.lo, rs.hi, modseq)
+	b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
+	b.Queue(addUsageSQL, w.a.id, -int64(len(rows)), -size)
+	br := w.tx.SendBatch(w.ctx, b)
+	tag, err := br.Exec()
+	if err == nil && tag.RowsAffected() != int64(len(rows)) {
+		err = fmt.Errorf("deleted %d of %d messages", tag.RowsAffected(), len(rows))
 	}
-	if _, err := w.tx.Exec(w.ctx, `UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq); err != nil {
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
 	w.changed[m.id] = modseq
 	w.dropped = append(w.dropped, contents...)
-	if err := w.addUsage(-int64(len(rows)), -size); err != nil {
-		return 0, err
-	}
 	return modseq, nil
 }
 
@@ -357,16 +358,11 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate)
 	}
+	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
 	}
-	if _, err := w.addMailboxKeywords(m.id, allCanon); err != nil {
-		return nil, err
-	}
-	if err := w.allocated(m, len(preps), modseq); err != nil {
-		return nil, err
-	}
-	return uids, w.addUsage(int64(len(preps)), size)
+	return uids, nil
 }
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {

@@ -14,13 +14,15 @@ import (
 // after it are atomic: concurrent deliveries, through any node, cannot
 // overshoot a limit.
 
+// addUsageSQL changes user $1's usage by $2 messages of $3 bytes.
+const addUsageSQL = `UPDATE users SET used_messages = used_messages + $2, used_storage = used_storage + $3 WHERE id = $1`
+
 // addUsage changes the user's usage by msgs messages of bytes.
 func (w *wtx) addUsage(msgs, bytes int64) error {
 	if msgs == 0 && bytes == 0 {
 		return nil
 	}
-	if _, err := w.tx.Exec(w.ctx, `UPDATE users SET used_messages = used_messages + $2, used_storage = used_storage + $3 WHERE id = $1`,
-		w.a.id, msgs, bytes); err != nil {
+	if _, err := w.tx.Exec(w.ctx, addUsageSQL, w.a.id, msgs, bytes); err != nil {
 		return fmt.Errorf("update usage: %w", err)
 	}
 	return nil
