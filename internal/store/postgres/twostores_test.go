@@ -126,3 +126,50 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("INBOX after concurrent appends: %d UIDs, last %v, %v", len(uids), uids[len(uids)-1], err)
 	}
 }
+
+// TestListenReconnects: when the listening connection dies (a server
+// restart, a proxy timeout), the Store connects again and change signals
+// from other nodes flow again.
+func TestListenReconnects(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	recA := &storetest.Recorder{}
+	nodeA := openURL(t, url, recA)
+	defer nodeA.Close()
+	nodeB := openURL(t, url, nil)
+	defer nodeB.Close()
+	if err := nodeB.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := nodeB.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var killed int
+	if err := nodeB.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN `+notifyChannel+`'`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listening connections, %v", killed, err)
+	}
+	// Signals sent before the new connection listens are lost (the next
+	// command's catch-up covers them), so append until one arrives.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 1; ; i++ {
+		res, err := b.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end) && !got; time.Sleep(10 * time.Millisecond) {
+			for _, c := range recA.Take() {
+				got = got || (c.User == "u" && c.MailboxID == res.MailboxID)
+			}
+		}
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no change signal after the listening connection was killed")
+		}
+	}
+}
