@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,33 +49,45 @@ const (
 
 func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, sinceUID uint32) (store.IndexDelta, error) {
 	var d store.IndexDelta
-	err := a.read(ctx, "index delta", func(tx pgx.Tx) error {
-		m, err := a.selectableByID(ctx, tx, id)
+	b := &pgx.Batch{}
+	b.Queue(mboxByIDSQL, id, a.id)
+	if sinceModSeq > 0 {
+		// Changed messages first: they all have lower UIDs than the new ones.
+		b.Queue(indexChanged, id, sinceModSeq, sinceUID)
+		b.Queue(expungedSQL, id, sinceModSeq, math.MaxUint32)
+	}
+	b.Queue(indexNew, id, sinceUID)
+	b.Queue(keywordsSQL, id)
+	err := a.readBatch(ctx, "index delta", b, func(br pgx.BatchResults) error {
+		m, err := selectable(mboxFound(br.QueryRow(), id))
 		if err != nil {
 			return err
 		}
 		d.Head = m.head()
 		fl := backend.FlagInterner{}
 		if sinceModSeq > 0 {
-			// Changed messages first: they all have lower UIDs than the new ones.
-			if d.Rows, err = indexRows(ctx, tx, fl, d.Rows, indexChanged, id, sinceModSeq, sinceUID); err != nil {
+			rows, err := br.Query()
+			if d.Rows, err = indexRows(rows, err, fl, d.Rows); err != nil {
 				return err
 			}
-			if d.Expunged, err = expungedSince(ctx, tx, id, sinceModSeq, ^uint32(0)); err != nil {
+			rows, err = br.Query()
+			if d.Expunged, err = expungedUIDs(rows, err, math.MaxUint32); err != nil {
 				return err
 			}
 		}
-		if d.Rows, err = indexRows(ctx, tx, fl, d.Rows, indexNew, id, sinceUID); err != nil {
+		rows, err := br.Query()
+		if d.Rows, err = indexRows(rows, err, fl, d.Rows); err != nil {
 			return err
 		}
-		d.Keywords, err = mailboxKeywords(ctx, tx, id)
+		d.Keywords, err = keywordList(br.Query())
 		return err
 	})
 	return d, err
 }
 
-func indexRows(ctx context.Context, q querier, fl backend.FlagInterner, out []store.IndexRow, query string, args ...any) ([]store.IndexRow, error) {
-	rows, err := q.Query(ctx, query, args...)
+// indexRows appends the rows of an index query (indexChanged, indexNew)
+// to out.
+func indexRows(rows pgx.Rows, err error, fl backend.FlagInterner, out []store.IndexRow) ([]store.IndexRow, error) {
 	if err != nil {
 		return out, fmt.Errorf("read index rows: %w", err)
 	}

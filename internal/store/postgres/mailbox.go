@@ -44,6 +44,31 @@ type wtx struct {
 	dropped []int64          // contents whose messages were deleted: drop if unused
 }
 
+// readBatch sends b's statements in one round trip, inside a read-only
+// REPEATABLE READ transaction (one snapshot for all), and lets fn read
+// their results in order.
+func (a *account) readBatch(ctx context.Context, what string, b *pgx.Batch, fn func(br pgx.BatchResults) error) error {
+	if a.closed.Load() {
+		return fmt.Errorf("%s: %w", what, errAccountClosed)
+	}
+	all := &pgx.Batch{}
+	all.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	all.Queue(`COMMIT`)
+	br := a.s.pool.SendBatch(ctx, all)
+	_, err := br.Exec()
+	if err == nil {
+		err = fn(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // read runs fn in a read-only REPEATABLE READ transaction: one snapshot
 // for all its statements.
 func (a *account) read(ctx context.Context, what string, fn func(tx pgx.Tx) error) error {
@@ -88,7 +113,15 @@ func (m mbox) head() store.MailboxHead {
 
 // mboxByID reads one of the account's mailboxes by id.
 func (a *account) mboxByID(ctx context.Context, q querier, id int64) (mbox, error) {
-	m, err := scanMbox(q.QueryRow(ctx, `SELECT `+mboxCols+` FROM mailboxes WHERE id = $1 AND user_id = $2`, id, a.id))
+	return mboxFound(q.QueryRow(ctx, mboxByIDSQL, id, a.id), id)
+}
+
+// mboxByIDSQL reads mailbox $1 of user $2.
+const mboxByIDSQL = `SELECT ` + mboxCols + ` FROM mailboxes WHERE id = $1 AND user_id = $2`
+
+// mboxFound scans the row of mboxByIDSQL for mailbox id.
+func mboxFound(row pgx.Row, id int64) (mbox, error) {
+	m, err := scanMbox(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, fmt.Errorf("mailbox %d: %w", id, store.ErrNoSuchMailbox)
 	}
@@ -100,7 +133,11 @@ func (a *account) mboxByID(ctx context.Context, q querier, id int64) (mbox, erro
 
 // selectableByID returns a mailbox that may hold messages.
 func (a *account) selectableByID(ctx context.Context, q querier, id int64) (mbox, error) {
-	m, err := a.mboxByID(ctx, q, id)
+	return selectable(a.mboxByID(ctx, q, id))
+}
+
+// selectable passes on a mailbox that may hold messages.
+func selectable(m mbox, err error) (mbox, error) {
 	if err == nil && m.noSelect {
 		err = fmt.Errorf("mailbox %q: %w", m.name, store.ErrNoSelect)
 	}
@@ -452,10 +489,18 @@ func statusOf(ctx context.Context, q querier, m mbox) (store.MailboxStatus, erro
 // mailboxKeywords lists the keywords in use in a mailbox, in their
 // account-wide spelling, by folded form.
 func mailboxKeywords(ctx context.Context, q querier, id int64) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT k.name FROM mailbox_keywords mk
-		JOIN mailboxes mb ON mb.id = mk.mailbox_id
-		JOIN keywords k ON k.user_id = mb.user_id AND k.folded = mk.folded
-		WHERE mk.mailbox_id = $1 ORDER BY mk.folded`, id)
+	rows, err := q.Query(ctx, keywordsSQL, id)
+	return keywordList(rows, err)
+}
+
+// keywordsSQL lists mailbox $1's keywords.
+const keywordsSQL = `SELECT k.name FROM mailbox_keywords mk
+	JOIN mailboxes mb ON mb.id = mk.mailbox_id
+	JOIN keywords k ON k.user_id = mb.user_id AND k.folded = mk.folded
+	WHERE mk.mailbox_id = $1 ORDER BY mk.folded`
+
+// keywordList reads the rows of keywordsSQL.
+func keywordList(rows pgx.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list keywords: %w", err)
 	}

@@ -548,37 +548,42 @@ func scanMeta(rows pgx.Rows, fl backend.FlagInterner) ([]store.MessageMeta, erro
 
 func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {
 	var cs store.ChangeSet
-	err := a.read(ctx, "changes", func(tx pgx.Tx) error {
-		m, err := a.selectableByID(ctx, tx, mailboxID)
+	b := &pgx.Batch{}
+	b.Queue(mboxByIDSQL, mailboxID, a.id)
+	b.Queue(`SELECT uid, modseq, sysflags, keywords FROM messages WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid`, mailboxID, sinceUID)
+	b.Queue(`SELECT uid, modseq, sysflags, keywords FROM messages WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY uid`,
+		mailboxID, sinceModSeq, sinceUID)
+	b.Queue(expungedSQL, mailboxID, sinceModSeq, math.MaxUint32)
+	b.Queue(keywordsSQL, mailboxID)
+	err := a.readBatch(ctx, "changes", b, func(br pgx.BatchResults) error {
+		m, err := selectable(mboxFound(br.QueryRow(), mailboxID))
 		if err != nil {
 			return err
 		}
 		cs.HighestModSeq, cs.UIDNext = m.highest, m.uidNext
 		fl := backend.FlagInterner{}
-		rows, err := tx.Query(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
-			WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid`, m.id, sinceUID)
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
 		if cs.New, err = scanMeta(rows, fl); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
-			WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY uid`, m.id, sinceModSeq, sinceUID)
-		if err != nil {
+		if rows, err = br.Query(); err != nil {
 			return err
 		}
 		if cs.Changed, err = scanMeta(rows, fl); err != nil {
 			return err
 		}
-		exp, err := expungedSince(ctx, tx, m.id, sinceModSeq, math.MaxUint32)
+		rows, err = br.Query()
+		exp, err := expungedUIDs(rows, err, math.MaxUint32)
 		if err != nil {
 			return err
 		}
 		for _, e := range exp {
 			cs.Expunged = append(cs.Expunged, e.UID)
 		}
-		cs.Keywords, err = mailboxKeywords(ctx, tx, m.id)
+		cs.Keywords, err = keywordList(br.Query())
 		return err
 	})
 	return cs, err
@@ -610,8 +615,16 @@ func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uin
 // expungedSince expands the expunge ranges with a modseq above since into
 // ascending UIDs no greater than maxUID, with their modseqs.
 func expungedSince(ctx context.Context, q querier, mailboxID int64, since uint64, maxUID uint32) ([]store.ExpungedUID, error) {
-	rows, err := q.Query(ctx, `SELECT uid_lo, uid_hi, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 AND uid_lo <= $3
-		ORDER BY uid_lo`, mailboxID, since, maxUID)
+	rows, err := q.Query(ctx, expungedSQL, mailboxID, since, maxUID)
+	return expungedUIDs(rows, err, maxUID)
+}
+
+// expungedSQL selects the expunge ranges of mailbox $1 with a modseq
+// above $2 that start at or below UID $3.
+const expungedSQL = `SELECT uid_lo, uid_hi, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 AND uid_lo <= $3 ORDER BY uid_lo`
+
+// expungedUIDs expands the rows of expungedSQL.
+func expungedUIDs(rows pgx.Rows, err error, maxUID uint32) ([]store.ExpungedUID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read expunged: %w", err)
 	}
