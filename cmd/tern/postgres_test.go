@@ -68,7 +68,8 @@ func (ic *imapConn) cmd(tag, format string, args ...any) []string {
 // TestServePostgresTwoNodes: "tern user add --store postgres://..." makes
 // a user that two "tern serve" nodes on the same database both serve; a
 // session IDLE on node A sees a message APPENDed through node B, and
-// each node reads what the other wrote.
+// each node reads what the other wrote; tern deliver on the same
+// database wakes the idler too.
 func TestServePostgresTwoNodes(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--store", url, "--data", t.TempDir()); r.code != 0 {
@@ -119,6 +120,20 @@ func TestServePostgresTwoNodes(t *testing.T) {
 	lines := idler.cmd("a4", "FETCH 1 BODY[]")
 	if !strings.Contains(strings.Join(lines, ""), "hello") {
 		t.Fatalf("node A's FETCH of node B's message: %q", lines)
+	}
+	// tern deliver, a process of its own on the same database, wakes the
+	// idler too (through PostgreSQL, no notify socket).
+	fmt.Fprintf(idler.c, "a6 IDLE\r\n")
+	if l := idler.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if r := runT(t, "Subject: delivered\r\n\r\nby deliver\r\n", "deliver", "--user", "alice", "--store", url, "--data", t.TempDir()); r.code != 0 {
+		t.Fatalf("deliver: %+v", r)
+	}
+	for l := idler.line(); strings.TrimSpace(l) != "* 2 EXISTS"; l = idler.line() {
+	}
+	fmt.Fprintf(idler.c, "DONE\r\n")
+	for l := idler.line(); !strings.HasPrefix(l, "a6 "); l = idler.line() {
 	}
 	// And the other way round: a flag set through A shows through B.
 	idler.cmd("a5", "STORE 1 +FLAGS (\\Flagged)")
