@@ -578,6 +578,8 @@ func testAppendFetch(t *testing.T, e *env) {
 	a := e.user("u")
 	date := time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("", -7*3600))
 	raw := []byte("From: x@example.org\r\nSubject: binary\r\n\r\n\x00\x01\xff bytes \r\n")
+	// SaveDate is whole seconds: from the second before the append on.
+	before := time.Now().Truncate(time.Second).Add(-time.Second)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{
 		{Body: Msg(1), Flags: []string{`\Seen`, `\Recent`}, InternalDate: date},
 		{Body: raw},
@@ -611,7 +613,6 @@ func testAppendFetch(t *testing.T, e *env) {
 	}
 
 	all := store.WantFlags | store.WantDates | store.WantSize | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs
-	before := time.Now().Add(-2 * time.Second)
 	ms := fetchAll(t, a, inbox.ID, []uint32{1, 2, 3, 4, 100}, all)
 	if len(ms) != 3 {
 		t.Fatalf("Fetch returned %d messages, want 3", len(ms))
