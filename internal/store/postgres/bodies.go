@@ -76,7 +76,7 @@ func deadBodies(ctx context.Context, q querier, query string, args ...any) (body
 
 // releaseBodies counts down the references in br and deletes the bodies
 // nobody uses any more.
-func releaseBodies(ctx context.Context, tx pgx.Tx, br bodyRefs) error {
+func releaseBodies(ctx context.Context, tx querier, br bodyRefs) error {
 	if len(br.hashes) == 0 {
 		return nil
 	}
@@ -93,7 +93,7 @@ func releaseBodies(ctx context.Context, tx pgx.Tx, br bodyRefs) error {
 // dropUnusedContents deletes the contents among ids that no message uses
 // any more (after an expunge or a mailbox deletion) and releases their
 // bodies.
-func dropUnusedContents(ctx context.Context, tx pgx.Tx, ids []int64) error {
+func dropUnusedContents(ctx context.Context, tx querier, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -130,7 +131,7 @@ func (a *account) runBatch(ops []*writeOp) error {
 	ctx := context.WithoutCancel(ops[0].ctx)
 	for attempt := 0; ; attempt++ {
 		a.s.commits.Add(1)
-		err := pgx.BeginFunc(ctx, a.s.pool, func(tx pgx.Tx) error { return a.runOps(ctx, tx, ops) })
+		err := a.runTx(ctx, ops)
 		if err == nil || attempt >= maxRetries || !retryable(err) {
 			return err
 		}
@@ -141,33 +142,89 @@ func (a *account) runBatch(ops []*writeOp) error {
 // errNothingCommitted ends a transaction none of whose writes succeeded.
 var errNothingCommitted = errors.New("no write of the group succeeded")
 
-// runOps is one attempt of runBatch in tx.
-func (a *account) runOps(ctx context.Context, tx pgx.Tx, ops []*writeOp) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`, a.id).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = fmt.Errorf("user %q: %w", a.name, store.ErrNoSuchUser)
+// lockUserSQL takes user $1's row lock, which every write holds.
+const lockUserSQL = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
+
+// runTx is one attempt of runBatch. The transaction is managed by hand
+// on one connection, so that BEGIN goes with the row lock and the change
+// signal with COMMIT, one round trip each.
+func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
+	pc, err := a.s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The pool closes a connection released inside a transaction.
+	defer pc.Release()
+	conn := pc.Conn()
+	done := false
+	defer func() {
+		if !done && !conn.IsClosed() {
+			conn.Exec(ctx, `ROLLBACK`)
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(lockUserSQL, a.id)
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		var one int
+		err = br.QueryRow().Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = fmt.Errorf("user %q: %w", a.name, store.ErrNoSuchUser)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("lock user: %w", err)
 	}
-	all := &wtx{ctx: ctx, tx: tx, a: a, changed: map[int64]uint64{}}
+	all, err := a.runOps(ctx, conn, ops)
+	if err != nil {
+		return err
+	}
+	b = &pgx.Batch{}
+	all.queueNotify(b)
+	b.Queue(`COMMIT`)
+	br = conn.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	for range b.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+	}
+	done = err == nil
+	return err
+}
+
+// runOps runs ops (in savepoints when there are several) in the
+// transaction on conn and returns what the successful ones did together,
+// after dropping the contents they left unused.
+func (a *account) runOps(ctx context.Context, conn *pgx.Conn, ops []*writeOp) (*wtx, error) {
+	all := &wtx{ctx: ctx, tx: conn, a: a, changed: map[int64]uint64{}}
 	ok := 0
 	for _, op := range ops {
-		op.w = &wtx{ctx: ctx, tx: tx, a: a, changed: map[int64]uint64{}}
+		op.w = &wtx{ctx: ctx, tx: conn, a: a, changed: map[int64]uint64{}}
 		if op.err = op.ctx.Err(); op.err != nil {
 			continue // given up on while it waited
 		}
 		if len(ops) == 1 {
 			if op.err = op.fn(op.w); op.err != nil {
 				if retryable(op.err) {
-					return op.err
+					return nil, op.err
 				}
-				return errNothingCommitted
+				return nil, errNothingCommitted
 			}
-		} else if op.err = a.runInSavepoint(ctx, tx, op); op.err != nil {
-			if retryable(op.err) || tx.Conn().IsClosed() {
-				return op.err
+		} else if op.err = runInSavepoint(ctx, conn, op); op.err != nil {
+			if retryable(op.err) || conn.IsClosed() {
+				return nil, op.err
 			}
 			continue
 		}
@@ -179,27 +236,26 @@ func (a *account) runOps(ctx context.Context, tx pgx.Tx, ops []*writeOp) error {
 		}
 	}
 	if ok == 0 {
-		return errNothingCommitted
+		return nil, errNothingCommitted
 	}
-	if err := dropUnusedContents(ctx, tx, all.dropped); err != nil {
-		return err
+	if err := dropUnusedContents(ctx, conn, all.dropped); err != nil {
+		return nil, err
 	}
-	return all.queueNotify()
+	return all, nil
 }
 
-// runInSavepoint runs op inside a savepoint of tx, undoing it alone when
-// it fails.
-func (a *account) runInSavepoint(ctx context.Context, tx pgx.Tx, op *writeOp) error {
-	sp, err := tx.Begin(ctx) // a pseudo nested transaction: SAVEPOINT
-	if err != nil {
+// runInSavepoint runs op inside a savepoint, undoing it alone when it
+// fails.
+func runInSavepoint(ctx context.Context, conn *pgx.Conn, op *writeOp) error {
+	if _, err := conn.Exec(ctx, `SAVEPOINT write`); err != nil {
 		return err
 	}
-	op.w.tx = sp
 	if err := op.fn(op.w); err != nil {
-		if rerr := sp.Rollback(ctx); rerr != nil {
+		if _, rerr := conn.Exec(ctx, `ROLLBACK TO SAVEPOINT write`); rerr != nil {
 			return fmt.Errorf("%w (undoing it: %v)", err, rerr)
 		}
 		return err
 	}
-	return sp.Commit(ctx) // RELEASE SAVEPOINT
+	_, err := conn.Exec(ctx, `RELEASE SAVEPOINT write`)
+	return err
 }

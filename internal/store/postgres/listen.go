@@ -26,15 +26,13 @@ import (
 
 const notifyChannel = "tern_changes"
 
-// queueNotify sends the transaction's change signal (delivered at commit).
-func (w *wtx) queueNotify() error {
+// queueNotify adds to b the transaction's change signal (delivered at
+// commit), if it changed anything.
+func (w *wtx) queueNotify(b *pgx.Batch) {
 	if len(w.changed) == 0 && !w.list {
-		return nil
+		return
 	}
-	if _, err := w.tx.Exec(w.ctx, `SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list)); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	return nil
+	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
 }
 
 // notifyPayload encodes a change signal. The user name is length-prefixed

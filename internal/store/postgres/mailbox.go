@@ -37,7 +37,7 @@ func (a *account) Close() error {
 // wtx is one write transaction and what to announce once it commits.
 type wtx struct {
 	ctx     context.Context
-	tx      pgx.Tx
+	tx      dbtx
 	a       *account
 	changed map[int64]uint64 // mailbox id -> modseq
 	list    bool             // the mailbox list changed
@@ -173,7 +173,7 @@ func (a *account) mailboxExists(ctx context.Context, q querier, name string) (bo
 
 // insertMailbox creates a mailbox of user with the next value of the
 // user's UIDVALIDITY counter (strictly increasing, seeded by the clock).
-func insertMailbox(ctx context.Context, tx pgx.Tx, user int64, name, specialUse string) (int64, error) {
+func insertMailbox(ctx context.Context, tx querier, user int64, name, specialUse string) (int64, error) {
 	var v int64
 	err := tx.QueryRow(ctx, `UPDATE users SET uidvalidity = GREATEST(uidvalidity + 1, $2) WHERE id = $1 RETURNING uidvalidity`,
 		user, now()).Scan(&v)

@@ -67,11 +67,18 @@ var (
 	_ store.Pinger = (*Store)(nil)
 )
 
-// querier is what a pool and a transaction have in common.
+// querier is what a pool, a connection and a transaction have in common.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// dbtx is what a write runs its statements on: the connection of the
+// write transaction (groupcommit.go).
+type dbtx interface {
+	querier
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Open connects to the database at url (postgres://...), brings its
