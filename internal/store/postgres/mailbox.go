@@ -34,7 +34,8 @@ func (a *account) Close() error {
 	return nil
 }
 
-// wtx is one write transaction and what to announce once it commits.
+// wtx is one write inside a write transaction (groupcommit.go), and what
+// to announce once that commits.
 type wtx struct {
 	ctx     context.Context
 	tx      dbtx
