@@ -29,7 +29,8 @@ func (e *env) check(args []string) int {
 			"Prints one line per problem. With --repair, fixes what can be fixed\n" +
 			"(counters raised, reference counts recomputed, leftover files of\n" +
 			"interrupted writes removed) and checks again; missing or damaged bodies\n" +
-			"are only reported. Stop the server first.\n\n" +
+			"are only reported. Stop the server first (a postgres store may be\n" +
+			"checked while nodes run: the check holds every user's write lock).\n\n" +
 			"Exit status: 0 consistent, 3 problems remain, 1 the check could not run."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
@@ -41,13 +42,13 @@ func (e *env) check(args []string) int {
 	if !ok {
 		return exitError
 	}
-	// Do not create a store where there is none: that is a typo'd --data.
-	dir, err := sqliteDir(cfg)
+	kind, dir, err := cfg.Backend()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern check: %v\n", err)
 		return exitError
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
+	// Do not create a store where there is none: that is a typo'd --data.
+	if _, err := os.Stat(filepath.Join(dir, "tern.db")); kind == config.StoreSQLite && err != nil {
 		fmt.Fprintf(e.stderr, "tern check: no store in %s: %v\n", dir, err)
 		return exitError
 	}

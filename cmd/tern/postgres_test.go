@@ -78,6 +78,12 @@ func TestServePostgresTwoNodes(t *testing.T) {
 	if r := runT(t, "", "user", "list", "--store", url); r.code != 0 || r.stdout != "alice\n" {
 		t.Fatalf("user list: %+v", r)
 	}
+	if r := runT(t, "", "check", "--store", url); r.code != 0 || !strings.Contains(r.stdout, "store is consistent") {
+		t.Fatalf("check: %+v", r)
+	}
+	if r := runT(t, "", "backup", t.TempDir()+"/b", "--store", url); r.code != exitError || !strings.Contains(r.stderr, "sqlite store") {
+		t.Fatalf("backup of a postgres store: %+v", r)
+	}
 	node := func() (string, func()) {
 		addrs, _, stop := startServe(t, 1, "--store", url, "--data", t.TempDir(), "--listen-imap", "127.0.0.1:0",
 			"--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", "", "--insecure-auth")

@@ -1,0 +1,101 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// consistencyCheck is one invariant of the database: a query that lists
+// what breaks it (one line each), and the statement that repairs it (""
+// when it can only be reported).
+type consistencyCheck struct {
+	find, repair string
+}
+
+// consistencyChecks are what Check verifies. The counters kept beside
+// the data (usage, reference counts, UIDNEXT, HIGHESTMODSEQ) are
+// recomputed or raised; a content whose body is gone cannot be repaired.
+var consistencyChecks = []consistencyCheck{
+	{
+		find: `SELECT format('user %s: quota usage is %s messages, %s bytes; the messages add up to %s, %s', u.name,
+				u.used_messages, u.used_storage, COALESCE(t.n, 0), COALESCE(t.bytes, 0))
+			FROM users u LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
+				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u.id
+			WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))
+			ORDER BY u.name`,
+		repair: `UPDATE users u SET used_messages = COALESCE(t.n, 0), used_storage = COALESCE(t.bytes, 0)
+			FROM users u2 LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
+				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u2.id
+			WHERE u.id = u2.id`,
+	},
+	{
+		find: `SELECT format('body %s: %s references counted, %s contents use it', encode(b.hash, 'hex'), b.refs, COALESCE(c.n, 0))
+			FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
+			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash`,
+		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash);
+			DELETE FROM bodies WHERE refs = 0`,
+	},
+	{
+		find: `SELECT format('content %s of user %s is used by no message', c.id, c.user_id) FROM contents c
+			WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id) ORDER BY c.id`,
+		repair: `WITH gone AS (DELETE FROM contents c WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
+				RETURNING body_hash)
+			UPDATE bodies b SET refs = b.refs - g.n FROM (SELECT body_hash, count(*) n FROM gone GROUP BY body_hash) g
+			WHERE b.hash = g.body_hash;
+			DELETE FROM bodies WHERE refs <= 0`,
+	},
+	{
+		find: `SELECT format('mailbox %s (%s): UIDNEXT %s, HIGHESTMODSEQ %s, but a message has UID %s, modseq %s',
+				mb.id, mb.name, mb.uidnext, mb.highestmodseq, t.uid, t.modseq)
+			FROM mailboxes mb JOIN (SELECT mailbox_id, max(uid) uid, max(modseq) modseq FROM messages GROUP BY mailbox_id) t
+				ON t.mailbox_id = mb.id
+			WHERE t.uid >= mb.uidnext OR t.modseq > mb.highestmodseq ORDER BY mb.id`,
+		repair: `UPDATE mailboxes mb SET uidnext = GREATEST(mb.uidnext, t.uid + 1), highestmodseq = GREATEST(mb.highestmodseq, t.modseq)
+			FROM (SELECT mailbox_id, max(uid) uid, max(modseq) modseq FROM messages GROUP BY mailbox_id) t
+			WHERE t.mailbox_id = mb.id`,
+	},
+	{
+		find: `SELECT format('user %s: annotations of mailbox %s, which is gone', m.user_id, m.mailbox_id) FROM metadata m
+			WHERE m.mailbox_id <> 0 AND NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = m.mailbox_id AND mb.user_id = m.user_id)
+			GROUP BY m.user_id, m.mailbox_id ORDER BY m.user_id, m.mailbox_id`,
+		repair: `DELETE FROM metadata m WHERE m.mailbox_id <> 0
+			AND NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = m.mailbox_id AND mb.user_id = m.user_id)`,
+	},
+}
+
+// Check verifies the database's invariants (see consistencyChecks) and
+// returns a description of each problem found; with repair, it fixes
+// them in the same transaction. It may run while nodes serve: it takes
+// every user's row lock first, as writes do.
+func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
+	var problems []string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		problems = nil
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users ORDER BY id FOR NO KEY UPDATE`); err != nil {
+			return fmt.Errorf("lock users: %w", err)
+		}
+		for _, c := range consistencyChecks {
+			rows, err := tx.Query(ctx, c.find)
+			if err != nil {
+				return err
+			}
+			found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			problems = append(problems, found...)
+			if repair && len(found) > 0 && c.repair != "" {
+				if _, err := tx.Exec(ctx, c.repair); err != nil {
+					return fmt.Errorf("repair: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return problems, fmt.Errorf("check: %w", err)
+	}
+	return problems, nil
+}

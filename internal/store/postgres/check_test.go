@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// TestCheck: a consistent database checks clean; broken counters are
+// found, repaired, and the data is served right afterwards.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetMetadata(ctx, "INBOX", []store.MetadataEntry{{Name: "/private/x", Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("check of a consistent database: %q %v", p, err)
+	}
+	for _, q := range []string{
+		`UPDATE users SET used_messages = 7, used_storage = 1`,
+		`UPDATE bodies SET refs = 5`,
+		`UPDATE mailboxes SET uidnext = 1, highestmodseq = 1 WHERE name = 'INBOX'`,
+		`INSERT INTO metadata(user_id, mailbox_id, entry, value) SELECT id, 999999, '/private/y', 'z' FROM users`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := s.Check(ctx, false)
+	if err != nil || len(p) != 5 {
+		t.Fatalf("check found %d problems, want 5 (usage, 2 bodies, counters, annotations): %q %v", len(p), p, err)
+	}
+	for _, want := range []string{"quota usage", "references counted", "UIDNEXT", "annotations"} {
+		if !strings.Contains(strings.Join(p, "\n"), want) {
+			t.Fatalf("no %q problem in %q", want, p)
+		}
+	}
+	if _, err := s.Check(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("after repair: %q %v", p, err)
+	}
+	q, err := a.Quota(ctx)
+	if err != nil || q.MessagesUsed != 2 {
+		t.Fatalf("usage after repair: %+v %v", q, err)
+	}
+	// A new message gets a UID above the repaired UIDNEXT.
+	r2, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(3)}})
+	if err != nil || r2.UIDs[0] != res.UIDs[1]+1 {
+		t.Fatalf("append after repair: %+v %v", r2, err)
+	}
+}
