@@ -330,7 +330,7 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Listen != b.Listen || a.Auth != b.Auth ||
+	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || a.Auth != b.Auth ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
 		a.Autoconfig != b.Autoconfig
 }
