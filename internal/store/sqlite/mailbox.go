@@ -44,6 +44,7 @@ type wtx struct {
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
+	deltas  map[int64]*ownDelta
 }
 
 // write runs fn in a write transaction under the user's write lock, then
@@ -61,6 +62,7 @@ func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error)
 	for _, err := range a.u.removeBlobs(w.dead) {
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)
 	}
+	a.s.sendDeltas(a.u, w.deltas)
 	a.s.notify(a.u.name, w.changed)
 	if w.list {
 		a.s.notifyList(a.u.name)

@@ -126,6 +126,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
+	// The rows lack the content fields the index keeps (sent date, object
+	// ids): the index catches up with a query.
+	w.delta(d).unusable = true
 	modseq := d.highest + 1
 	now := time.Now().Unix()
 	uids := make([]uint32, len(rows))
@@ -172,6 +175,7 @@ const (
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
 // this transaction has it; its HIGHESTMODSEQ is advanced.
 func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+	od := w.delta(m)
 	modseq := m.highest + 1
 	uids := make([]uint32, len(rows))
 	for i, r := range rows {
@@ -196,6 +200,8 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
+	od.expunged(rows, modseq)
+	od.d.Head = m.head()
 	w.changed[m.id] = modseq
 	w.gc = true
 	return modseq, nil
@@ -273,6 +279,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		modseq := m.highest + 1
+		od := w.delta(&m)
+		saved := time.Unix(now.Unix(), 0).UTC()
 		var allKws []string
 		for i, p := range preps {
 			kws, err := canonKeywords(ctx, w.tx, p.kws)
@@ -281,9 +289,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			allKws = append(allKws, kws...)
 			var sent, sentTZ sql.NullInt64
+			var sentDate time.Time
 			if !p.info.SentDate.IsZero() {
 				s, tz := splitTime(p.info.SentDate)
 				sent, sentTZ = sql.NullInt64{Int64: s, Valid: true}, sql.NullInt64{Int64: tz, Valid: true}
+				sentDate = joinTime(s, tz)
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
@@ -315,20 +325,27 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := splitTime(p.idate)
-			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
+			kwList := formatKeywords(kws)
+			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
+			od.added(newIndexRow(uid, modseq, flagList(p.sys, kwList), size, joinTime(isec, itz), saved, sentDate, "M"+id, threadID))
 			res.UIDs = append(res.UIDs, uid)
 		}
-		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+		grew, err := w.addMailboxKeywords(m.id, allKws)
+		if err != nil {
 			return err
 		}
+		od.unusable = od.unusable || grew
 		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(ctx, setUIDNextModSeq, m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
 			return err
 		}
+		m.uidNext += uint32(len(msgs))
+		m.highest = modseq
+		od.d.Head = m.head()
 		w.changed[m.id] = modseq
 		return nil
 	})
