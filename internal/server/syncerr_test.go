@@ -236,7 +236,7 @@ func TestSyncStorageErrorInIdle(t *testing.T) {
 		t.Fatalf("IDLE: %q", l)
 	}
 	c2.appendMsg("INBOX", "NewKeyword1", crlf("Subject: new\n\nbody\n")) // a new keyword: the index must ask the store
-	mine := func() []string {                                 // errors of c's session
+	mine := func() []string {                                            // errors of c's session
 		var out []string
 		for _, l := range logs.find("ERROR") {
 			if strings.Contains(l, "remote="+c.conn.LocalAddr().String()) {
