@@ -399,7 +399,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, "store flags", func(w *wtx) error {
+	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		res = store.StoreResult{}
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -530,7 +530,7 @@ func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys in
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
-	err := a.write(ctx, "expunge", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
 		out = nil
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
