@@ -746,12 +746,9 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
 	}
-	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
 	rs := toRanges(uids)
 	if len(rs) == 0 {
-		return nil
+		return a.checkSelectable(ctx, mailboxID)
 	}
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
@@ -773,6 +770,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		}
 	}
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
+	// A mailbox that does not exist (or cannot hold messages) has no
+	// rows: it is looked up only when a batch finds fewer messages than
+	// it asked for, not on every FETCH.
+	checked := false
 	for len(rs) > 0 {
 		var batch []uidRange
 		batch, rs = nextFetchBatch(rs, fetchBatch)
@@ -782,6 +783,12 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		msgs, err = a.fetchRows(ctx, q, append([]any{mailboxID}, rargs...), want, content, msgs[:0])
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
+		}
+		if !checked && len(msgs) < rangesLen(batch) {
+			checked = true
+			if err := a.checkSelectable(ctx, mailboxID); err != nil {
+				return err
+			}
 		}
 		for i, m := range msgs {
 			msgs[i] = nil // fn may keep m; the batch slice must not
@@ -923,3 +930,21 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
 var errNoSuchMessage = store.ErrNoSuchMessage
+
+// checkSelectable returns Fetch's error for a mailbox that does not exist
+// or cannot hold messages.
+func (a *account) checkSelectable(ctx context.Context, mailboxID int64) error {
+	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// rangesLen is the number of UIDs rs covers.
+func rangesLen(rs []uidRange) int {
+	n := 0
+	for _, r := range rs {
+		n += int(r.hi-r.lo) + 1
+	}
+	return n
+}
