@@ -312,8 +312,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				return err
 			}
 			if len(msgs[i].Body) <= inlineMax {
-				if _, err := w.tx.ExecContext(ctx, `INSERT INTO bodies(content_id, data) VALUES(?, ?)`, cid, msgs[i].Body); err != nil {
-					return fmt.Errorf("insert body: %w", err)
+				if err := w.insertInlineBody(cid, msgs[i].Body, p.header); err != nil {
+					return err
 				}
 			}
 			// Counted up by the messages insert trigger.
@@ -719,6 +719,20 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
+// insertInlineBody keeps a small body in the bodies table; when the
+// message starts with its stored header (contents.header), only the rest
+// is kept (split).
+func (w *wtx) insertInlineBody(contentID int64, raw, header []byte) error {
+	data, split := raw, 0
+	if len(header) > 0 && bytes.HasPrefix(raw, header) {
+		data, split = raw[len(header):], 1
+	}
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO bodies(content_id, data, split) VALUES(?, ?, ?)`, contentID, data, split); err != nil {
+		return fmt.Errorf("insert body: %w", err)
+	}
+	return nil
+}
+
 // headerBlock is the raw top-level header of a message (what the part tree
 // says it is), stored so SEARCH on header fields needs no file access.
 func headerBlock(raw []byte, info *message.Info) []byte {
@@ -898,10 +912,11 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	var parts, data []byte
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data FROM messages m JOIN contents c ON c.id = m.content_id
+	var parts, data, header []byte
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, CASE WHEN b.split THEN c.header END
+		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data)
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &header)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
@@ -909,6 +924,9 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	if data != nil {
+		if header != nil { // kept without its header (insertInlineBody)
+			data = append(header, data...)
+		}
 		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))
