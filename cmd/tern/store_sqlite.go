@@ -14,7 +14,13 @@ const haveStore = true
 
 // openStore opens the storage backend in dir. notifier and log may be nil.
 func openStore(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
-	opts := sqlite.Options{Logger: log}
+	return openStoreIndexing(ctx, dir, notifier, log, false)
+}
+
+// openStoreIndexing is openStore that, with indexText, also runs the
+// background full-text indexer (tern serve).
+func openStoreIndexing(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger, indexText bool) (store.Store, error) {
+	opts := sqlite.Options{Logger: log, TextIndexer: indexText}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -47,6 +47,9 @@ type serverOpts struct {
 	// wrapStore, if set, wraps the store the server and the authenticator
 	// use (the mailbox index over SQLite), as tern serve does for metrics.
 	wrapStore func(store.Store) store.Store
+	// noTextIndexer: no background full-text indexer (tests that drain
+	// the queue themselves, with sqlite.Store.IndexText).
+	noTextIndexer bool
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -57,7 +60,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 		o.dataDir = t.TempDir()
 	}
 	ix := index.New(hub, index.Options{})
-	backend, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: ix})
+	backend, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: ix, TextIndexer: !o.noTextIndexer})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

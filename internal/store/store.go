@@ -200,6 +200,38 @@ type Quota struct {
 	MessagesUsed int64 // messages in all mailboxes
 }
 
+// ErrNoTextIndex is returned by Account.SearchText when the backend keeps
+// no full-text index.
+var ErrNoTextIndex = errors.New("no full-text index")
+
+// TextField selects parts of a message's searchable text (search.Doc).
+type TextField uint8
+
+const (
+	TextHeader  TextField = 1 << iota // decoded top-level header lines
+	TextAddress                       // normalized addresses of From/To/Cc/Bcc
+	TextBody                          // decoded text parts
+	TextMIME                          // MIME headers of body parts
+)
+
+// TextQuery asks which messages' text contains Needle (case-folded by
+// search.Fold) in any of Fields. The backend compares the stored text
+// byte for byte, so its answer for an indexed message is exact.
+type TextQuery struct {
+	Fields TextField
+	Needle []byte
+}
+
+// TextResult answers a SearchText call. Hits[i] lists, ascending, the
+// UIDs of the indexed messages of the mailbox whose text contains
+// qs[i].Needle in one of its fields; Pending lists, ascending, the UIDs
+// whose content is not (or cannot be) indexed: the caller must read
+// those messages. Every other message of the mailbox matches no query.
+type TextResult struct {
+	Hits    [][]uint32
+	Pending []uint32
+}
+
 // FileBody is a Body kept in an ordinary file, whose bytes the server may
 // let the kernel copy to a socket (sendfile) instead of reading them.
 type FileBody interface {
@@ -257,6 +289,10 @@ type Account interface {
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
 	// OpenBody opens a message's raw bytes.
 	OpenBody(ctx context.Context, mailboxID int64, uid uint32) (Body, error)
+	// SearchText answers text SEARCH keys from the user's full-text index
+	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
+	// caller then scans.
+	SearchText(ctx context.Context, mailboxID int64, qs []TextQuery) (TextResult, error)
 
 	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)

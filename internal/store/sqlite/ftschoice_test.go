@@ -66,7 +66,7 @@ func BenchmarkFTSChoice(b *testing.B) {
 
 	type query struct {
 		name, needle, match string // match: FTS5 query for the word index
-		cols                       []int
+		cols                []int
 	}
 	body, hdrs := []int{2}, []int{0, 1}
 	queries := []query{
@@ -162,7 +162,8 @@ func runChoiceQuery(b *testing.B, db *sql.DB, tokenize, needle, wordMatch string
 			colFilter = "" // no column filters without positions
 		}
 		if colFilter == "" {
-			args = append(args, trigramQuery(needle))
+			m, _ := trigramQuery([]byte(needle))
+			args = append(args, m)
 		} else {
 			args = append(args, colFilter+`"`+needle+`"`)
 		}
@@ -219,18 +220,4 @@ func splitMbox(raw []byte) [][]byte {
 		raw = raw[end:]
 	}
 	return out
-}
-
-// trigramQuery is an FTS5 query for rows holding every trigram of needle
-// (for detail=none, which has no phrase queries).
-func trigramQuery(needle string) string {
-	r := []rune(needle)
-	var terms []string
-	for i := 0; i+3 <= len(r); i++ {
-		t := `"` + strings.ReplaceAll(string(r[i:i+3]), `"`, `""`) + `"`
-		if !slices.Contains(terms, t) {
-			terms = append(terms, t)
-		}
-	}
-	return strings.Join(terms, " AND ")
 }

@@ -313,6 +313,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
+			// Indexed for SEARCH in the background (fts.go).
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO fts_pending(content_id) VALUES(?)`, cid); err != nil {
+				return fmt.Errorf("queue content for indexing: %w", err)
+			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := splitTime(p.idate)
 			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
@@ -340,6 +344,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				"user", a.u.name, "err", err)
 		}
 		return store.AppendResult{}, err
+	}
+	if len(msgs) > 0 {
+		a.s.indexer.kick(a.u.id, a.u.name)
 	}
 	return res, nil
 }

@@ -38,8 +38,8 @@ func TestMigrateToMetadata(t *testing.T) {
 	}
 	defer a.Close()
 	var version int
-	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != 5 {
-		t.Fatalf("user_version = %d, %v; want 5", version, err)
+	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != userSchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", version, err, userSchemaVersion)
 	}
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		t.Fatal(err)

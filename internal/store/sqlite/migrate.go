@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 5
+const userSchemaVersion = 6
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -105,6 +105,20 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 4 -> 5: annotations (METADATA) get the metadata table and
 	// its trigger (metadataSchema), which the schema statements create;
 	// there is nothing to convert.
+	// Version 5 -> 6: the full-text index (ftsSchema); every existing
+	// content goes into its queue, which the indexer drains in the
+	// background (until then SEARCH reads those messages).
+	var hasFTS int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_pending'`).Scan(&hasFTS); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts_pending: %w", err)
+	}
+	if hasContents > 0 && hasFTS == 0 {
+		for _, q := range []string{ftsSchema, queueBackfill} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: full-text index queue: %w", err)
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
