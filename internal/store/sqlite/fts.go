@@ -240,7 +240,7 @@ func (a *account) indexPending(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, p := range batch {
-		p.doc, p.indexErr = a.extractText(p)
+		p.doc, p.indexErr = a.u.extractText(p)
 	}
 	err = a.write(ctx, "index: write", func(w *wtx) error {
 		for _, p := range batch {
@@ -299,7 +299,7 @@ var errTextTooLarge = errors.New("searchable text over the index limit")
 
 // extractText reads a queued content's body and returns its searchable
 // text, as the SEARCH scan would decode it.
-func (a *account) extractText(p *pendingContent) (doc search.Doc, err error) {
+func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("extract text: panic: %v", r)
@@ -316,7 +316,7 @@ func (a *account) extractText(p *pendingContent) (doc search.Doc, err error) {
 	if p.inline != nil {
 		r = bytes.NewReader(p.inline)
 	} else {
-		f, err := os.Open(a.u.blobPath(p.blob))
+		f, err := os.Open(u.blobPath(p.blob))
 		if err != nil {
 			return doc, fmt.Errorf("extract text: %w", err)
 		}
@@ -331,4 +331,112 @@ func (a *account) extractText(p *pendingContent) (doc search.Doc, err error) {
 		return doc, errTextTooLarge
 	}
 	return doc, nil
+}
+
+// checkText verifies the full-text index (tern check): FTS5's own
+// integrity check, every content indexed or queued, no index row
+// without its content, and each row's text equal to what the message
+// gives now. With repair, bad rows are dropped and their contents queued
+// again (the caller drains the queue), orphans removed, and a damaged
+// FTS5 structure rebuilt.
+func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+	var problems []string
+	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('integrity-check')`); err != nil {
+		problems = append(problems, fmt.Sprintf("full-text index damaged: %v", err))
+		if repair {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('rebuild')`); err != nil {
+				return problems, fmt.Errorf("rebuild full-text index: %w", err)
+			}
+		}
+	}
+	for _, c := range []struct{ query, problem, fix string }{
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT id FROM contents)`,
+			"full-text index row %d has no content", `DELETE FROM fts WHERE rowid = ?`},
+		{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
+			"index queue names content %d, which is gone", `DELETE FROM fts_pending WHERE content_id = ?`},
+		{`SELECT id FROM contents WHERE id NOT IN (SELECT rowid FROM fts) AND id NOT IN (SELECT content_id FROM fts_pending)`,
+			"content %d is neither indexed nor queued", `INSERT OR IGNORE INTO fts_pending(content_id) VALUES(?)`},
+	} {
+		ids, err := queryIDs(ctx, tx, c.query)
+		if err != nil {
+			return problems, err
+		}
+		for _, id := range ids {
+			problems = append(problems, fmt.Sprintf(c.problem, id))
+			if repair {
+				if _, err := tx.ExecContext(ctx, c.fix, id); err != nil {
+					return problems, err
+				}
+			}
+		}
+	}
+	stale, err := u.staleText(ctx, tx)
+	if err != nil {
+		return problems, err
+	}
+	for _, id := range stale {
+		problems = append(problems, fmt.Sprintf("full-text index row %d differs from its message", id))
+		if repair {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
+				return problems, err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`, id); err != nil {
+				return problems, err
+			}
+		}
+	}
+	return problems, nil
+}
+
+// staleText returns the indexed contents whose stored text differs from
+// their message's text extracted now (a message that cannot be read is
+// left to the body checks).
+func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, f.hdr, f.addr, f.body, f.mime
+		FROM fts f JOIN contents c ON c.id = f.rowid LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
+	if err != nil {
+		return nil, fmt.Errorf("check full-text index: %w", err)
+	}
+	defer rows.Close()
+	var stale []int64
+	for rows.Next() {
+		var p pendingContent
+		var got search.Doc
+		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
+			return nil, fmt.Errorf("check full-text index: %w", err)
+		}
+		want, err := u.extractText(&p)
+		if err != nil {
+			continue // a body that cannot be read is reported by the body check
+		}
+		if !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Address, want.Address) ||
+			!bytes.Equal(got.Body, want.Body) || !bytes.Equal(got.MIME, want.MIME) {
+			stale = append(stale, p.id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check full-text index: %w", err)
+	}
+	return stale, nil
+}
+
+// queryIDs runs a query returning one integer column.
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("query ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query ids: %w", err)
+	}
+	return ids, nil
 }

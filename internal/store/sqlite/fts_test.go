@@ -21,9 +21,9 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 	}
 	defer s.release(u)
 	for q, dst := range map[string]*int{
-		`SELECT COUNT(*) FROM fts`:                          &indexed,
+		`SELECT COUNT(*) FROM fts`:                         &indexed,
 		`SELECT COUNT(*) FROM fts_pending WHERE state = 0`: &queued,
-		`SELECT COUNT(*) FROM contents`:                     &contents,
+		`SELECT COUNT(*) FROM contents`:                    &contents,
 	} {
 		if err := u.db.QueryRow(q).Scan(dst); err != nil {
 			t.Fatal(err)
@@ -177,4 +177,50 @@ func TestTextIndexer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestTextIndexCheck: tern check finds index rows that differ from their
+// message and contents neither indexed nor queued; --repair indexes them
+// again.
+func TestTextIndexCheck(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check = %q, %v; want consistent", p, err)
+	}
+	u, err := s.acquireID(ctx, 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE fts SET body = 'something else' WHERE rowid = 1`, `DELETE FROM fts WHERE rowid = 2`} {
+		if _, err := u.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.release(u)
+	p, err := s.Check(ctx, true)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("Check(repair) = %q, %v; want 2 problems", p, err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)
+	}
+	wantFTS(t, s, 3, 0, 3)
 }
