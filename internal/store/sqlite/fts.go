@@ -58,10 +58,14 @@ END;
 // indexed; larger ones are searched by reading them (fts_pending state 1).
 const maxIndexedText = 8 << 20
 
-// ftsBatch is how many contents the indexer extracts and writes per
-// transaction: small enough that a delivery waiting for the write lock
-// waits little.
-const ftsBatch = 32
+// ftsBatch is how many contents the background indexer extracts and
+// writes per transaction: small enough that a delivery waiting for the
+// write lock waits little. tern index, which has the user to itself in
+// the common case, writes ftsBulkBatch per transaction.
+const (
+	ftsBatch     = 32
+	ftsBulkBatch = 256
+)
 
 // Pending states.
 const (
@@ -215,14 +219,14 @@ type pendingContent struct {
 	indexErr error // not indexable: stays in fts_pending with state 1
 }
 
-// IndexPending indexes up to ftsBatch contents of the queue and reports
-// how many it took (0: the queue is empty).
-func (a *account) indexPending(ctx context.Context) (int, error) {
-	var batch []*pendingContent
+// indexPending indexes up to batch contents of the queue and reports how
+// many it took (0: the queue is empty).
+func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
+	var todo []*pendingContent
 	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data FROM fts_pending p
 			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
-			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, ftsBatch)
+			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
 		if err != nil {
 			return err
 		}
@@ -232,18 +236,18 @@ func (a *account) indexPending(ctx context.Context) (int, error) {
 			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline); err != nil {
 				return err
 			}
-			batch = append(batch, p)
+			todo = append(todo, p)
 		}
 		return rows.Err()
 	})
-	if err != nil || len(batch) == 0 {
+	if err != nil || len(todo) == 0 {
 		return 0, err
 	}
-	for _, p := range batch {
+	for _, p := range todo {
 		p.doc, p.indexErr = a.u.extractText(p)
 	}
 	err = a.write(ctx, "index: write", func(w *wtx) error {
-		for _, p := range batch {
+		for _, p := range todo {
 			if p.indexErr != nil {
 				if _, err := w.tx.ExecContext(ctx, `UPDATE fts_pending SET state = ? WHERE content_id = ?`, ftsNotIndex, p.id); err != nil {
 					return err
@@ -268,12 +272,12 @@ func (a *account) indexPending(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, p := range batch {
+	for _, p := range todo {
 		if p.indexErr != nil {
 			a.s.log.Warn("index: content left to scanning", "user", a.u.name, "content", p.id, "err", p.indexErr)
 		}
 	}
-	return len(batch), nil
+	return len(todo), nil
 }
 
 // insertDoc writes the fts row of content id (and its fts_weak row when

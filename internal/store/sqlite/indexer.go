@@ -91,6 +91,17 @@ func (x *textIndexer) run(ctx context.Context) {
 	}
 }
 
+// While mail arrives (an Append less than deliveryBusy ago), the
+// indexer works at most one part in indexDuty of the time: after a batch
+// that took d it pauses (indexDuty-1)*d. Delivery then keeps most of the
+// CPU and the write lock, and the queue (durable, and searched by
+// reading the queued messages) absorbs a burst; when deliveries pause,
+// the indexer runs flat out.
+const (
+	deliveryBusy = 2 * time.Second
+	indexDuty    = 5
+)
+
 // indexUser drains one user's queue.
 func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 	u, err := s.acquireID(ctx, id, name)
@@ -100,7 +111,8 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 	defer s.release(u)
 	a := &account{s: s, u: u}
 	for {
-		n, err := a.indexPending(ctx)
+		t0 := time.Now()
+		n, err := a.indexPending(ctx, ftsBatch)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -109,6 +121,13 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 		}
 		if n == 0 {
 			return nil
+		}
+		if time.Since(time.Unix(0, s.lastAppend.Load())) < deliveryBusy {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After((indexDuty - 1) * time.Since(t0)):
+			}
 		}
 	}
 }
@@ -138,7 +157,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	}
 	done := 0
 	for {
-		n, err := a.indexPending(ctx)
+		n, err := a.indexPending(ctx, ftsBulkBatch)
 		if err != nil {
 			return err
 		}
