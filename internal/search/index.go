@@ -151,6 +151,20 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 	return nil, false
 }
 
+// NeedsHeader reports whether key still needs the stored header
+// (store.WantHeader) when the index answers its text keys: only header
+// keys (SUBJECT, FROM, ..., HEADER) check their candidates on it. BODY
+// and TEXT are decided by the index, and a message the index has not
+// covered reads its header from the message itself.
+func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
+	for _, k := range TextLeaves(key) {
+		if k.Op != imap.SearchBody && k.Op != imap.SearchText {
+			return true
+		}
+	}
+	return false
+}
+
 // union merges two ascending lists without duplicates.
 func union(a, b []uint32) []uint32 {
 	out := make([]uint32, 0, len(a)+len(b))

@@ -159,6 +159,9 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		if x := c.textIndex(ctx, key); x != nil {
 			cand.Text = x
 			uids = x.Restrict(key, uids)
+			if !x.NeedsHeader(key) {
+				want &^= store.WantHeader
+			}
 			if len(uids) == 0 {
 				return nil, nil, nil
 			}
