@@ -160,23 +160,35 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 	return slices.Compact(uids), nil
 }
 
-// trigramQuery returns the FTS5 query for rows holding every trigram of
+// maxQueryTrigrams bounds the trigrams of one index query: a long needle
+// asks for an evenly spread sample (fewer conditions only widen the
+// candidates, which are checked against the text anyway).
+const maxQueryTrigrams = 12
+
+// trigramQuery returns the FTS5 query for rows holding the trigrams of
 // needle, or false when the index cannot narrow the search: fewer than
 // three characters, or bytes that are not UTF-8.
 func trigramQuery(needle []byte) (string, bool) {
 	if !utf8.Valid(needle) || utf8.RuneCount(needle) < 3 {
 		return "", false
 	}
-	var b strings.Builder
-	seen := map[string]bool{}
 	r := []rune(string(needle))
+	var grams []string
 	for i := 0; i+3 <= len(r); i++ {
-		t := string(r[i : i+3])
-		if seen[t] {
-			continue
+		if t := string(r[i : i+3]); !slices.Contains(grams, t) {
+			grams = append(grams, t)
 		}
-		seen[t] = true
-		if b.Len() > 0 {
+	}
+	if len(grams) > maxQueryTrigrams {
+		sample := make([]string, maxQueryTrigrams)
+		for i := range sample {
+			sample[i] = grams[i*(len(grams)-1)/(maxQueryTrigrams-1)]
+		}
+		grams = sample
+	}
+	var b strings.Builder
+	for i, t := range grams {
+		if i > 0 {
 			b.WriteString(" AND ")
 		}
 		b.WriteByte('"')

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,4 +224,28 @@ func TestTextIndexCheck(t *testing.T) {
 		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)
 	}
 	wantFTS(t, s, 3, 0, 3)
+}
+
+func TestTrigramQuery(t *testing.T) {
+	for _, tc := range []struct {
+		needle, want string
+		ok           bool
+	}{
+		{"ab", "", false},
+		{"日本", "", false},
+		{"\xff\xfeabc", "", false},
+		{"abc", `"abc"`, true},
+		{`a"bcb"`, `"a""b" AND """bc" AND "bcb" AND "cb"""`, true},
+		{"abab", `"aba" AND "bab"`, true},
+		{"日本語です", `"日本語" AND "本語で" AND "語です"`, true},
+	} {
+		got, ok := trigramQuery([]byte(tc.needle))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("trigramQuery(%q) = %q, %v; want %q, %v", tc.needle, got, ok, tc.want, tc.ok)
+		}
+	}
+	long, _ := trigramQuery([]byte("abcdefghijklmnopqrstuvwxyz"))
+	if n := strings.Count(long, " AND ") + 1; n != maxQueryTrigrams || !strings.HasPrefix(long, `"abc"`) || !strings.HasSuffix(long, `"xyz"`) {
+		t.Errorf("long needle: %d trigrams: %s", n, long)
+	}
 }
