@@ -3,6 +3,9 @@ package search
 import (
 	"bytes"
 	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
@@ -78,3 +81,85 @@ func isAddressField(name []byte) bool {
 
 // Fold returns s case-folded the way the scan folds needles and text.
 func Fold(s string) []byte { return foldAppendString(nil, s) }
+
+// PreviewMax is the most characters Preview returns (RFC 8970 allows 256).
+const PreviewMax = 200
+
+// previewRead is how much of a text part Preview decodes.
+const previewRead = 16 << 10
+
+// Preview returns the start of a message's text for FETCH PREVIEW (RFC
+// 8970): the first text/plain part (or, if there is none, the first
+// text/html part as rendered text), decoded, white space collapsed to
+// single spaces, at most PreviewMax characters. Empty if the message has
+// no text. It reads at most previewRead bytes of one part.
+func Preview(r io.ReaderAt, root *message.Part) string {
+	p := firstText(root, "plain", 0)
+	if p == nil {
+		p = firstText(root, "html", 0)
+	}
+	if p == nil {
+		return ""
+	}
+	c := &Candidate{Msg: &store.Message{}, r: r}
+	end := min(p.BodyEnd, p.BodyStart+previewRead)
+	raw, err := c.readRange(nil, p.BodyStart, end)
+	if err != nil {
+		return ""
+	}
+	text := decodeText(raw, p, &c.scratch)
+	if strings.EqualFold(p.Subtype, "html") {
+		text = appendUnescape(nil, stripTags(nil, text))
+	}
+	return collapseSpace(text, PreviewMax)
+}
+
+// firstText finds the first leaf of type text/subtype, depth first, not
+// looking into attachments or embedded messages.
+func firstText(p *message.Part, subtype string, depth int) *message.Part {
+	if p == nil || depth > maxDepth || p.Message {
+		return nil
+	}
+	if len(p.Children) > 0 {
+		for _, ch := range p.Children {
+			if f := firstText(ch, subtype, depth+1); f != nil {
+				return f
+			}
+		}
+		return nil
+	}
+	if (p.Type == "" || strings.EqualFold(p.Type, "text")) && (p.Subtype == "" && subtype == "plain" || strings.EqualFold(p.Subtype, subtype)) {
+		return p
+	}
+	return nil
+}
+
+// collapseSpace returns text (UTF-8; invalid bytes dropped) with every
+// run of white space and control characters made one space, trimmed, cut
+// to at most max characters.
+func collapseSpace(text []byte, max int) string {
+	var b strings.Builder
+	n, space := 0, false
+	for len(text) > 0 && n < max {
+		r, size := utf8.DecodeRune(text)
+		text = text[size:]
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			continue
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			n++
+			space = false
+			if n == max {
+				break
+			}
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSuffix(b.String(), " ")
+}

@@ -164,6 +164,7 @@ const (
 	// front of the store may keep Envelope and the threading fields.
 	// Backends ignore it.
 	WantRepeated
+	WantPreview // Preview (FETCH PREVIEW, RFC 8970)
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -181,7 +182,11 @@ type Message struct {
 	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
 	// Header is the raw top-level header block, kept at delivery so header
 	// searches need not open the message (WantHeader; nil if not stored).
-	Header   []byte
+	Header []byte
+	// Preview is the start of the message's text, computed at delivery
+	// (search.Preview); nil when the message was stored before previews
+	// were kept and the indexer has not reached it yet.
+	Preview  *string
 	EmailID  string
 	ThreadID string
 	// Threading (WantThreading): message ids without angle brackets, as

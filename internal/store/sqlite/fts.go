@@ -229,6 +229,9 @@ type pendingContent struct {
 	header   []byte
 	doc      search.Doc
 	indexErr error // not indexable: stays in fts_pending with state 1
+
+	needPreview bool   // contents.preview is NULL (stored before it existed)
+	preview     string // computed when needPreview
 }
 
 // indexPending indexes up to batch contents of the queue and reports how
@@ -236,7 +239,7 @@ type pendingContent struct {
 func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	var todo []*pendingContent
 	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data FROM fts_pending p
+		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, c.preview IS NULL FROM fts_pending p
 			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
 			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
 		if err != nil {
@@ -245,7 +248,7 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 		defer rows.Close()
 		for rows.Next() {
 			p := &pendingContent{}
-			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline); err != nil {
+			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &p.needPreview); err != nil {
 				return err
 			}
 			todo = append(todo, p)
@@ -260,6 +263,11 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	}
 	err = a.write(ctx, "index: write", func(w *wtx) error {
 		for _, p := range todo {
+			if p.needPreview && p.indexErr == nil {
+				if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE id = ?`, p.preview, p.id); err != nil {
+					return err
+				}
+			}
 			if p.indexErr != nil {
 				if _, err := w.tx.ExecContext(ctx, `UPDATE fts_pending SET state = ? WHERE content_id = ?`, ftsNotIndex, p.id); err != nil {
 					return err
@@ -342,6 +350,9 @@ func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
 	doc, err = search.Extract(r, root, p.header)
 	if err != nil {
 		return doc, fmt.Errorf("extract text: %w", err)
+	}
+	if p.needPreview {
+		p.preview = search.Preview(r, root)
 	}
 	if doc.Len() > maxIndexedText {
 		return doc, errTextTooLarge

@@ -130,7 +130,8 @@ func TestTextIndexMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TRIGGER contents_fts_gone`, `DROP TABLE fts`, `DROP TABLE fts_pending`, `DROP TABLE fts_weak`, `PRAGMA user_version = 5`} {
+	for _, q := range []string{`DROP TRIGGER contents_fts_gone`, `DROP TABLE fts`, `DROP TABLE fts_pending`, `DROP TABLE fts_weak`,
+		`ALTER TABLE contents DROP COLUMN preview`, `PRAGMA user_version = 5`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -139,6 +140,25 @@ func TestTextIndexMigration(t *testing.T) {
 	s = openTest(t, dir, nil)
 	defer s.Close()
 	wantFTS(t, s, 0, 4, 4)
+	// The indexer fills in the previews of the old messages.
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	err = a.Fetch(ctx, inbox.ID, []uint32{1, 2, 3, 4}, store.WantPreview, func(m *store.Message) error {
+		if m.Preview == nil || !strings.HasPrefix(*m.Preview, "Body of message") {
+			t.Errorf("UID %d: preview %v", m.UID, m.Preview)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTextIndexer: the background indexer of a Store drains what Append

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -201,6 +202,16 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	return modseq, nil
 }
 
+// previewOf computes a new message's FETCH PREVIEW text (search.Preview)
+// from its parse results; "" when it has no text or no part tree.
+func previewOf(raw []byte, info *message.Info) string {
+	root, err := message.DecodeParts(info.Parts)
+	if err != nil || root == nil {
+		return ""
+	}
+	return search.Preview(bytes.NewReader(raw), root)
+}
+
 // parseMessage runs message.Parse, never failing delivery: a parser error
 // or panic yields empty parse results (logged).
 func (a *account) parseMessage(raw []byte) (info *message.Info) {
@@ -225,11 +236,12 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return res, err
 	}
 	type prep struct {
-		info   *message.Info
-		header []byte
-		sys    int64
-		kws    []string
-		idate  time.Time
+		info    *message.Info
+		header  []byte
+		preview string
+		sys     int64
+		kws     []string
+		idate   time.Time
 	}
 	preps := make([]prep, len(msgs))
 	bodies := make([][]byte, len(msgs))
@@ -244,7 +256,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = now
 		}
 		info := a.parseMessage(m.Body)
-		preps[i] = prep{info: info, header: headerBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		preps[i] = prep{info: info, header: headerBlock(m.Body, info), preview: previewOf(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -291,9 +303,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
-			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
-				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
-				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header)
+			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header, preview)
+				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
+				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header, p.preview)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
@@ -720,7 +732,7 @@ func headerBlock(raw []byte, info *message.Info) []byte {
 	return raw[root.HeaderStart:root.HeaderEnd]
 }
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader | store.WantPreview
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs.
 const fetchBatch = 256
@@ -756,7 +768,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") +
-			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
+			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + `, ` + col(store.WantPreview, "c.preview")
 		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
 			cols += threadingCols
@@ -807,10 +819,11 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		env, body, bs          []byte
 		header                 []byte
 		emailID, threadID      string
+		preview                sql.NullString
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 	if content {
-		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header)
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &preview)
 	}
 	var thr threadingRow
 	if want&store.WantThreading != 0 {
@@ -840,6 +853,10 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		msg.Envelope, msg.Body, msg.BodyStructure, msg.Header = env, body, bs, header
 		if want&store.WantIDs != 0 {
 			msg.EmailID, msg.ThreadID = emailID, threadID
+		}
+		if want&store.WantPreview != 0 && preview.Valid {
+			p := preview.String
+			msg.Preview = &p
 		}
 		if want&store.WantThreading != 0 {
 			thr.fill(msg)

@@ -105,12 +105,24 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 4 -> 5: annotations (METADATA) get the metadata table and
 	// its trigger (metadataSchema), which the schema statements create;
 	// there is nothing to convert.
-	// Version 5 -> 6: the full-text index (ftsSchema); every existing
+	// Version 5 -> 6: the full-text index (ftsSchema) and
+	// contents.preview; every existing
 	// content goes into its queue, which the indexer drains in the
 	// background (until then SEARCH reads those messages).
 	var hasFTS int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_pending'`).Scan(&hasFTS); err != nil {
 		return fmt.Errorf("migrate schema: inspect fts_pending: %w", err)
+	}
+	// contents.preview (FETCH PREVIEW) is filled by the indexer as it
+	// goes through the queue.
+	var hasPreview int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('contents') WHERE name = 'preview'`).Scan(&hasPreview); err != nil {
+		return fmt.Errorf("migrate schema: inspect contents: %w", err)
+	}
+	if hasContents > 0 && hasPreview == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE contents ADD COLUMN preview TEXT`); err != nil {
+			return fmt.Errorf("migrate schema: add contents.preview: %w", err)
+		}
 	}
 	if hasContents > 0 && hasFTS == 0 {
 		for _, q := range []string{ftsSchema, queueBackfill} {
