@@ -11,6 +11,7 @@
 //	tern export NAME DIR [--format maildir|mbox]
 //	tern cert                    show (and create) the TLS certificate
 //	tern check [--repair]        check the store's consistency
+//	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
 //	tern version
@@ -80,6 +81,7 @@ Usage:
   tern export NAME DIR [flags]   export a user's mail as Maildir or mbox
   tern cert [flags]              print the TLS certificate path and fingerprints
   tern check [--repair] [flags]  check (and repair) the mail store's consistency
+  tern index [--rebuild] USER|--all  index mail for SEARCH now (with a progress bar)
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
   tern restore SRC [flags]       restore a backup as a new, empty data directory
   tern version                   print the version
@@ -110,6 +112,8 @@ func (e *env) run(args []string) int {
 		return e.exportCmd(args[1:])
 	case "check":
 		return e.check(args[1:])
+	case "index":
+		return e.index(args[1:])
 	case "backup":
 		return e.backup(args[1:])
 	case "restore":

@@ -18,6 +18,12 @@ const haveStore = true
 // openStore opens the storage backend cfg names (store.url, else the
 // data directory). notifier and log may be nil.
 func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
+	return openStoreIndexing(ctx, cfg, notifier, log, false)
+}
+
+// openStoreIndexing is openStore that, with indexText, also runs the
+// sqlite store's background full-text indexer (tern serve).
+func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
 		return nil, err
@@ -33,7 +39,7 @@ func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier,
 	if err != nil {
 		return nil, err
 	}
-	opts := sqlite.Options{Logger: log, Fsync: mode}
+	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -170,6 +170,10 @@ type Index struct {
 	// MemoryMB bounds the memory of all mailbox indexes; the least
 	// recently used are evicted (and reloaded on use) beyond it.
 	MemoryMB int64 `toml:"memory_mb"`
+	// Text runs the background indexer of the full-text index that
+	// answers SEARCH text keys (tern serve). Off, new mail waits in the
+	// index queue and SEARCH reads it.
+	Text bool `toml:"text"`
 }
 
 // Limits bound resource use per connection and per server. The
@@ -258,7 +262,7 @@ func Default() *Config {
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
-		Index: Index{MemoryMB: 256},
+		Index: Index{MemoryMB: 256, Text: true},
 		Store: Store{Fsync: "always"},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,

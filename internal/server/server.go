@@ -66,6 +66,10 @@ type Config struct {
 	// the first RFC 9585 INPROGRESS response and how often they follow;
 	// zero means DefaultProgressInterval, negative turns them off.
 	ProgressInterval time.Duration
+	// ScanSearch answers text SEARCH keys by reading every message, never
+	// from the store's full-text index (tests and benchmarks compare the
+	// two).
+	ScanSearch bool
 	// Auth checks credentials (see internal/auth).
 	Auth Authenticator
 	// Notify is the change hub the store reports to.

@@ -164,6 +164,7 @@ const (
 	// front of the store may keep Envelope and the threading fields.
 	// Backends ignore it.
 	WantRepeated
+	WantPreview // Preview (FETCH PREVIEW, RFC 8970)
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -181,7 +182,11 @@ type Message struct {
 	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
 	// Header is the raw top-level header block, kept at delivery so header
 	// searches need not open the message (WantHeader; nil if not stored).
-	Header   []byte
+	Header []byte
+	// Preview is the start of the message's text, computed at delivery
+	// (search.Preview); nil when the message was stored before previews
+	// were kept and the indexer has not reached it yet.
+	Preview  *string
 	EmailID  string
 	ThreadID string
 	// Threading (WantThreading): message ids without angle brackets, as
@@ -211,6 +216,38 @@ type Quota struct {
 	MessageLimit int64 // messages
 	StorageUsed  int64 // bytes: sum of the sizes of all messages in all mailboxes
 	MessagesUsed int64 // messages in all mailboxes
+}
+
+// ErrNoTextIndex is returned by Account.SearchText when the backend keeps
+// no full-text index.
+var ErrNoTextIndex = errors.New("no full-text index")
+
+// TextField selects parts of a message's searchable text (search.Doc).
+type TextField uint8
+
+const (
+	TextHeader  TextField = 1 << iota // decoded top-level header lines
+	TextAddress                       // normalized addresses of From/To/Cc/Bcc
+	TextBody                          // decoded text parts
+	TextMIME                          // MIME headers of body parts
+)
+
+// TextQuery asks which messages' text contains Needle (case-folded by
+// search.Fold) in any of Fields. The backend compares the stored text
+// byte for byte, so its answer for an indexed message is exact.
+type TextQuery struct {
+	Fields TextField
+	Needle []byte
+}
+
+// TextResult answers a SearchText call. Hits[i] lists, ascending, the
+// UIDs of the indexed messages of the mailbox whose text contains
+// qs[i].Needle in one of its fields; Pending lists, ascending, the UIDs
+// whose content is not (or cannot be) indexed: the caller must read
+// those messages. Every other message of the mailbox matches no query.
+type TextResult struct {
+	Hits    [][]uint32
+	Pending []uint32
 }
 
 // FileBody is a Body kept in an ordinary file, whose bytes the server may
@@ -270,6 +307,10 @@ type Account interface {
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
 	// OpenBody opens a message's raw bytes.
 	OpenBody(ctx context.Context, mailboxID int64, uid uint32) (Body, error)
+	// SearchText answers text SEARCH keys from the user's full-text index
+	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
+	// caller then scans.
+	SearchText(ctx context.Context, mailboxID int64, qs []TextQuery) (TextResult, error)
 
 	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
 )
@@ -208,6 +209,16 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	return modseq, nil
 }
 
+// previewOf computes a new message's FETCH PREVIEW text (search.Preview)
+// from its parse results; "" when it has no text or no part tree.
+func previewOf(raw []byte, info *message.Info) string {
+	root, err := message.DecodeParts(info.Parts)
+	if err != nil || root == nil {
+		return ""
+	}
+	return search.Preview(bytes.NewReader(raw), root)
+}
+
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
 	var res store.AppendResult
 	n, err := backend.LookupName(mailbox)
@@ -215,11 +226,12 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return res, err
 	}
 	type prep struct {
-		info   *message.Info
-		header []byte
-		sys    int64
-		kws    []string
-		idate  time.Time
+		info    *message.Info
+		header  []byte
+		preview string
+		sys     int64
+		kws     []string
+		idate   time.Time
 	}
 	preps := make([]prep, len(msgs))
 	bodies := make([][]byte, len(msgs))
@@ -234,7 +246,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = now
 		}
 		info := backend.ParseMessage(a.s.log, a.u.name, m.Body)
-		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), preview: previewOf(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -285,9 +297,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
-			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
-				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
-				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header)
+			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header, preview)
+				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
+				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header, p.preview)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
@@ -306,6 +318,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
+			}
+			// Indexed for SEARCH in the background (fts.go).
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO fts_pending(content_id) VALUES(?)`, cid); err != nil {
+				return fmt.Errorf("queue content for indexing: %w", err)
 			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := backend.SplitTime(p.idate)
@@ -341,6 +357,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				"user", a.u.name, "err", err)
 		}
 		return store.AppendResult{}, err
+	}
+	if len(msgs) > 0 {
+		a.s.lastAppend.Store(time.Now().UnixNano())
+		a.s.indexer.kick(a.u.id, a.u.name)
 	}
 	return res, nil
 }
@@ -703,6 +723,15 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
+// wholeInline returns a body kept in mail.db as the whole message: one
+// kept without its header (split, insertInlineBody) gets it back.
+func wholeInline(data, header []byte, split bool) []byte {
+	if !split || data == nil {
+		return data
+	}
+	return append(header[:len(header):len(header)], data...)
+}
+
 // insertInlineBody keeps a small body in the bodies table; when the
 // message starts with its stored header (contents.header), only the rest
 // is kept (split).
@@ -717,7 +746,7 @@ func (w *wtx) insertInlineBody(contentID int64, raw, header []byte) error {
 	return nil
 }
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader | store.WantPreview
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs.
 const fetchBatch = 256
@@ -750,7 +779,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") +
-			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
+			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + `, ` + col(store.WantPreview, "c.preview")
 		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
 			cols += threadingCols
@@ -811,10 +840,11 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		env, body, bs          []byte
 		header                 []byte
 		emailID, threadID      string
+		preview                sql.NullString
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 	if content {
-		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header)
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &preview)
 	}
 	var thr threadingRow
 	if want&store.WantThreading != 0 {
@@ -844,6 +874,10 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		msg.Envelope, msg.Body, msg.BodyStructure, msg.Header = env, body, bs, header
 		if want&store.WantIDs != 0 {
 			msg.EmailID, msg.ThreadID = emailID, threadID
+		}
+		if want&store.WantPreview != 0 && preview.Valid {
+			p := preview.String
+			msg.Preview = &p
 		}
 		if want&store.WantThreading != 0 {
 			thr.fill(msg)
@@ -898,9 +932,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	if data != nil {
-		if header != nil { // kept without its header (insertInlineBody)
-			data = append(header, data...)
-		}
+		data = wholeInline(data, header, header != nil)
 		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))

@@ -42,6 +42,11 @@ type Options struct {
 	InlineBodyMax int
 	// Fsync says which commits wait for an fsync (see FsyncMode).
 	Fsync FsyncMode
+	// TextIndexer runs the background worker that indexes new mail for
+	// SEARCH (fts.go, indexer.go). Without it new contents wait in the
+	// queue, and SEARCH reads them, until a Store with it runs (tern
+	// serve) or tern index drains the queue.
+	TextIndexer bool
 }
 
 // FsyncMode chooses which commits are flushed to stable storage before
@@ -109,6 +114,9 @@ type Store struct {
 	idle   []int64           // ids of cached user DBs with refs == 0, oldest first
 	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
+
+	indexer    *textIndexer // nil unless Options.TextIndexer
+	lastAppend atomic.Int64 // UnixNano of the last Append (the indexer yields to delivery)
 }
 
 var (
@@ -214,7 +222,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}, nil
+	s := &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}
+	if opts.TextIndexer {
+		s.startIndexer()
+	}
+	return s, nil
 }
 
 // CreateUser creates a user with an INBOX.
@@ -359,6 +371,9 @@ func (s *Store) Account(ctx context.Context, user string) (store.Account, error)
 	if err != nil {
 		return nil, err
 	}
+	// Work queued by another process (tern deliver, tern import) or
+	// left by a crash is picked up when its user logs in.
+	s.indexer.kick(id, user)
 	return &account{s: s, u: u}, nil
 }
 
@@ -380,6 +395,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every database. Accounts still open fail afterwards.
 func (s *Store) Close() error {
+	if s.indexer != nil {
+		s.indexer.stop()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -535,7 +553,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema)
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS contents(
 	body BLOB,
 	bodystructure BLOB,
 	parts BLOB,
-	header BLOB
+	header BLOB,
+	preview TEXT
 );
 ` + contentRefsTable + bodiesTable + `
 CREATE INDEX IF NOT EXISTS content_refs_unref ON content_refs(content_id) WHERE refs <= 0;

@@ -257,6 +257,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataMailboxes", testMetadataMailboxes},
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
+		{"SearchText", testSearchText},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
