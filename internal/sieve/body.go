@@ -86,8 +86,8 @@ func contentTypeMatches(types []string, typ, sub string) bool {
 	return false
 }
 
-// htmlText drops tags and decodes the common entities: enough to match
-// words in an HTML part.
+// htmlText drops tags, decodes the common entities and collapses white
+// space: enough to match words and phrases in an HTML part.
 func htmlText(s string) string {
 	var b strings.Builder
 	in := false
@@ -102,5 +102,6 @@ func htmlText(s string) string {
 			b.WriteByte(c)
 		}
 	}
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&nbsp;", " ").Replace(b.String())
+	text := strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&nbsp;", " ").Replace(b.String())
+	return strings.Join(strings.Fields(text), " ")
 }

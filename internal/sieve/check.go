@@ -319,7 +319,7 @@ func (c *checker) commandRules(n *node) error {
 				return errAt(n.args[0].pos, "redirect: invalid address %q", addr)
 			}
 		}
-	case "keep", "setflag", "addflag", "removeflag":
+	case "setflag", "addflag", "removeflag":
 		if len(n.args) == 2 {
 			if err := c.variableName(n.args[0], n.args[0].strs[0]); err != nil {
 				return err

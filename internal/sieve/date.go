@@ -71,8 +71,7 @@ func (r *runner) dateTest(n *node) (bool, error) {
 	} else {
 		vals := pickIndex(r.hdr.values(r.arg(n, 0)), n.m.index, n.m.last)
 		for _, v := range vals {
-			t, err := mail.ParseDate(stripDateComment(unfoldValue(v)))
-			if err == nil {
+			if t, ok := headerDate(unfoldValue(v)); ok {
 				times = append(times, t)
 			}
 		}
@@ -97,4 +96,14 @@ func stripDateComment(v string) string {
 		return strings.TrimSpace(v[:i])
 	}
 	return v
+}
+
+// headerDate parses a date-time field value; in a Received field (and
+// anything else with a ";") the date follows the last ";" (RFC 5260 §4).
+func headerDate(v string) (time.Time, bool) {
+	if i := strings.LastIndexByte(v, ';'); i >= 0 {
+		v = v[i+1:]
+	}
+	t, err := mail.ParseDate(stripDateComment(strings.TrimSpace(v)))
+	return t, err == nil
 }

@@ -58,12 +58,16 @@ func runErr(t *testing.T, src, msg string, limits Limits, want string) {
 func compileErr(t *testing.T, src string, line int, want string) {
 	t.Helper()
 	_, err := Compile([]byte(src), Options{})
+	shown := src
+	if len(shown) > 200 {
+		shown = shown[:200] + "..."
+	}
 	var ce *CompileError
 	if !errors.As(err, &ce) {
-		t.Fatalf("compile %q: err %v, want a CompileError", src, err)
+		t.Fatalf("compile %q: err %v, want a CompileError", shown, err)
 	}
 	if !strings.Contains(ce.Msg, want) || (line != 0 && ce.Line != line) {
-		t.Fatalf("compile %q: %v, want line %d and %q", src, err, line, want)
+		t.Fatalf("compile %q: %v, want line %d and %q", shown, err, line, want)
 	}
 }
 

@@ -246,9 +246,11 @@ func parseGlob(p string) []globToken {
 // It returns what each wildcard matched. It runs in O(len(p)·len(v)):
 // each literal run after a "*" is found at its leftmost place, which is
 // always right for a match without backtracking.
-func globMatch(pattern, v string, fold bool) ([]string, bool) {
+func globMatch(pattern, value string, fold bool) ([]string, bool) {
+	v := value
 	if fold {
-		pattern, v = foldASCII(pattern), foldASCII(v)
+		// Folding keeps byte offsets, so captures come from value.
+		pattern, v = foldASCII(pattern), foldASCII(value)
 	}
 	toks := parseGlob(pattern)
 	var caps []string
@@ -261,7 +263,7 @@ func globMatch(pattern, v string, fold bool) ([]string, bool) {
 				return nil, false
 			}
 			_, n := utf8.DecodeRuneInString(v[i:])
-			caps = append(caps, v[i:i+n])
+			caps = append(caps, value[i:i+n])
 			i += n
 		case !tok.star:
 			if !strings.HasPrefix(v[i:], tok.lit) {
@@ -282,7 +284,7 @@ func globMatch(pattern, v string, fold bool) ([]string, bool) {
 			if !ok {
 				return nil, false
 			}
-			caps = append(caps, v[i:start])
+			caps = append(caps, value[i:start])
 			i = start
 		}
 	}

@@ -10,17 +10,23 @@ import (
 // Variables (RFC 5229), including match variables and the global
 // namespace of include (RFC 6609), and imap4flags (RFC 5232).
 
+// maxExpandedBytes bounds a string after variable expansion: a string of
+// many references to a large variable cannot blow up.
+const maxExpandedBytes = 128 << 10
+
 // expand replaces ${name} references. Unknown variables expand to "";
-// text that is not a valid reference stays as written. The result is
-// bounded by MaxVariableBytes times the number of references plus the
-// string itself, so strings cannot grow without bound.
+// text that is not a valid reference stays as written. The result is cut
+// at maxExpandedBytes.
 func (r *runner) expand(s string) string {
 	var b strings.Builder
 	for {
+		if b.Len() > maxExpandedBytes {
+			return truncateUTF8(b.String(), maxExpandedBytes)
+		}
 		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
-			return b.String()
+			return truncateUTF8(b.String(), maxExpandedBytes)
 		}
 		b.WriteString(s[:i])
 		rest := s[i+2:]
