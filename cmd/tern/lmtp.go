@@ -13,13 +13,19 @@ import (
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
+// A store that keeps Sieve scripts (delivery.ScriptSource) has its users'
+// active scripts run at delivery.
 func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *delivery.Deliverer {
-	return delivery.New(st, delivery.Options{
+	opts := delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
-	})
+	}
+	if src, ok := st.(delivery.ScriptSource); ok {
+		opts.Scripts = src
+	}
+	return delivery.New(st, opts)
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled). It uses the

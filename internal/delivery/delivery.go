@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -30,13 +31,18 @@ type Options struct {
 	QuotaTempFail bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Scripts provides users' active Sieve scripts; nil: no filtering.
+	Scripts ScriptSource
+	// SieveLimits bound each script execution (zero: the defaults).
+	SieveLimits sieve.Limits
 }
 
 // Deliverer maps recipient addresses to users and stores messages.
 type Deliverer struct {
-	st   store.Store
-	opts Options
-	log  *slog.Logger
+	st      store.Store
+	opts    Options
+	log     *slog.Logger
+	scripts scriptCache
 }
 
 // New returns a Deliverer storing into st.
