@@ -184,6 +184,13 @@ func (r *runner) strs(a argument) []string {
 	if !r.sc.s.variables {
 		return a.strs
 	}
+	plain := true
+	for _, s := range a.strs {
+		plain = plain && !strings.Contains(s, "${")
+	}
+	if plain {
+		return a.strs
+	}
 	out := make([]string, len(a.strs))
 	for i, s := range a.strs {
 		out[i] = r.str(s)
@@ -291,14 +298,12 @@ func (r *runner) match(n *node, values, keys []string) (bool, error) {
 func (r *runner) headerValues(n *node, names []string, addresses bool) []string {
 	var out []string
 	for _, name := range names {
-		vals := r.hdr.values(name)
-		vals = pickIndex(vals, n.m.index, n.m.last)
-		for _, v := range vals {
-			if !addresses {
-				out = append(out, decodedValue(v))
-				continue
-			}
-			for _, a := range addressesOf(decodedValue(v)) {
+		if !addresses {
+			out = append(out, pickIndex(r.hdr.decodedValues(name), n.m.index, n.m.last)...)
+			continue
+		}
+		for _, list := range pickIndex(r.hdr.addressValues(name), n.m.index, n.m.last) {
+			for _, a := range list {
 				if p, ok := addressPart(a, n.m.addrPart); ok {
 					out = append(out, p)
 				}
@@ -309,7 +314,7 @@ func (r *runner) headerValues(n *node, names []string, addresses bool) []string 
 }
 
 // pickIndex applies :index n (1-based) and :last (count from the end).
-func pickIndex(vals []string, index int, last bool) []string {
+func pickIndex[T any](vals []T, index int, last bool) []T {
 	if index == 0 {
 		return vals
 	}

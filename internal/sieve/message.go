@@ -114,6 +114,51 @@ func (m *Message) part() *message.Part {
 type headerView struct {
 	fields []headerField
 	edited bool
+	// decoded caches decoded values by lower-case field name; an edit
+	// clears it.
+	decoded map[string][]string
+	addrs   map[string][][]string
+}
+
+// addressValues returns the addresses of each field called name.
+func (h *headerView) addressValues(name string) [][]string {
+	key := strings.ToLower(name)
+	if v, ok := h.addrs[key]; ok {
+		return v
+	}
+	vals := h.decodedValues(name)
+	out := make([][]string, len(vals))
+	for i, v := range vals {
+		out[i] = addressesOf(v)
+	}
+	if h.addrs == nil {
+		h.addrs = map[string][][]string{}
+	}
+	if len(h.addrs) < 256 {
+		h.addrs[key] = out
+	}
+	return out
+}
+
+// decodedValues returns the unfolded, RFC 2047 decoded values of the
+// fields called name.
+func (h *headerView) decodedValues(name string) []string {
+	key := strings.ToLower(name)
+	if v, ok := h.decoded[key]; ok {
+		return v
+	}
+	raw := h.values(name)
+	out := make([]string, len(raw))
+	for i, v := range raw {
+		out[i] = decodedValue(v)
+	}
+	if h.decoded == nil {
+		h.decoded = map[string][]string{}
+	}
+	if len(h.decoded) < 256 {
+		h.decoded[key] = out
+	}
+	return out
 }
 
 func (h *headerView) values(name string) []string {
@@ -127,6 +172,7 @@ func (h *headerView) values(name string) []string {
 }
 
 func (h *headerView) edit() {
+	h.decoded, h.addrs = nil, nil
 	if !h.edited {
 		h.fields = append([]headerField(nil), h.fields...)
 		h.edited = true
