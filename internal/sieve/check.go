@@ -53,6 +53,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxNesting <= 0 {
 		o.MaxNesting = 32
 	}
+	// Checking and running recurse once per level: keep the stack small.
+	o.MaxNesting = min(o.MaxNesting, 1000)
 	return o
 }
 
