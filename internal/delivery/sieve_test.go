@@ -163,6 +163,44 @@ fileinto :specialuse "\\Junk" "Spam";`,
 	}
 }
 
+// TestLMTPSieveMailboxID: :mailboxid finds a renamed folder; a missing
+// folder without :create means INBOX.
+func TestLMTPSieveMailboxID(t *testing.T) {
+	scripts := &userScripts{active: map[string]string{}}
+	e := newEnv(t, Options{Scripts: scripts}, "alice")
+	ctx := context.Background()
+	a := e.account("alice")
+	if err := a.CreateMailbox(ctx, "Work", ""); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := a.Mailbox(ctx, "Work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RenameMailbox(ctx, "Work", "Job"); err != nil {
+		t.Fatal(err)
+	}
+	scripts.active["alice"] = `require ["fileinto", "mailboxid"];
+fileinto :mailboxid "` + mi.ObjectID() + `" "Work";
+fileinto "Nowhere";`
+	e.startLMTP(LMTPConfig{})
+	c := dialLMTP(t, "tcp", e.addr)
+	c.cmd(250, "MAIL FROM:<x@example.net>")
+	c.cmd(250, "RCPT TO:<alice@example.org>")
+	if r := c.data(testMsg, 1); !strings.HasPrefix(r[0], "250") {
+		t.Fatalf("reply %q", r)
+	}
+	if n := e.count("alice", "Job"); n != 1 {
+		t.Errorf("Job: %d messages, want 1 (found by :mailboxid)", n)
+	}
+	if n := e.count("alice", "Work"); n != -1 {
+		t.Errorf("Work exists (%d)", n)
+	}
+	if n := e.count("alice", "INBOX"); n != 1 {
+		t.Errorf("INBOX: %d messages, want 1 (fileinto a missing folder)", n)
+	}
+}
+
 // TestLMTPSieveHostileScript: a script that exceeds its limits at run
 // time still delivers the message to INBOX.
 func TestLMTPSieveHostileScript(t *testing.T) {

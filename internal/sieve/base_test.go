@@ -1,6 +1,9 @@
 package sieve
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // RFC 5228 base: the examples of §2 and §4-5 and the error rules.
 
@@ -107,5 +110,25 @@ func TestExtensionsOption(t *testing.T) {
 	}
 	if _, err := Compile([]byte(`require "envelope";`), Options{Extensions: []string{"envelope"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRFC5228FullExample runs the example script of RFC 5228 §9
+// (testdata/rfc5228.sieve) on four messages, one per branch.
+func TestRFC5228FullExample(t *testing.T) {
+	src, err := os.ReadFile("testdata/rfc5228.sieve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		"Sender: owner-ietf-mta-filters@imc.org\nTo: me@example.com\n\nx\n":                                       "fileinto:filter",
+		"From: colleague@example.com\nTo: someone@else.org\n\nx\n":                                                "keep",
+		"From: spammer@example.net\nTo: other@example.org\nSubject: hi\n\nx\n":                                    "fileinto:spam",
+		"From: a@example.net\nTo: x@example.org\nCc: me@example.com\nSubject: Make lots of Money FAST now\n\nx\n": "fileinto:spam",
+		"From: a@example.net\nTo: x@example.org\nCc: me@example.com\nSubject: lunch\n\nx\n":                       "fileinto:personal",
+		"From: friend@example.net\nTo: me@example.com\nSubject: lunch?\n\nx\n":                                    "keep", // To is in example.com
+	}
+	for msg, w := range cases {
+		want(t, run(t, string(src), msg), w)
 	}
 }

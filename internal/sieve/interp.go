@@ -61,6 +61,9 @@ type runner struct {
 // INBOX, so a broken script never loses mail. Other errors come from ctx
 // or the Envelope's hooks.
 func (s *Script) Execute(ctx context.Context, env Envelope, msg *Message, limits Limits) (*Result, error) {
+	if msg == nil {
+		msg = NewMessage(nil)
+	}
 	r := &runner{
 		ctx: ctx, env: env, msg: msg, lim: limits.withDefaults(), res: &Result{},
 		hdr:     headerView{fields: msg.fields},
