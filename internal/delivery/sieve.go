@@ -115,7 +115,9 @@ func (a accountMailboxes) Mailboxes(ctx context.Context) ([]sieve.MailboxInfo, e
 // *RejectError when it rejected it. A script that fails to compile or
 // stops with a runtime error leaves the message in INBOX (implicit keep).
 // With a script, "keep" means INBOX; the +detail folder rule applies only
-// without one (scripts have subaddress for that).
+// without one (scripts have subaddress for that). An error from the
+// ScriptSource is a temporary failure (the MTA retries), so mail is not
+// delivered unfiltered while script storage is unavailable.
 func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result, error) {
 	if d.opts.Scripts == nil || in.Mailbox != "" {
 		return d.deliverOnce(ctx, in)
