@@ -13,15 +13,42 @@ import (
 // maxBodyBytes bounds the text one body test examines.
 const maxBodyBytes = 4 << 20
 
+// bodyValues returns the texts a body test examines, computed once per
+// transform in an execution.
 func (r *runner) bodyValues(n *node) ([]string, error) {
-	if n.has("raw") {
-		return []string{string(clip(r.msg.Body()))}, nil
-	}
+	key := "text"
 	var types []string
-	text := true
-	if a, ok := n.tags["content"]; ok {
-		types, text = r.strs(a), false
+	if n.has("raw") {
+		key = "raw"
+	} else if a, ok := n.tags["content"]; ok {
+		types = r.strs(a)
+		key = "content\x00" + strings.Join(types, "\x00")
 	}
+	if v, ok := r.bodyCache[key]; ok {
+		return v, nil
+	}
+	var out []string
+	var err error
+	if key == "raw" {
+		out = []string{string(clip(r.msg.Body()))}
+	} else if out, err = r.bodyParts(types, types == nil); err != nil {
+		return nil, err
+	}
+	for _, v := range out {
+		if err := r.spend(len(v) >> 12); err != nil {
+			return nil, err
+		}
+	}
+	if r.bodyCache == nil {
+		r.bodyCache = map[string][]string{}
+	}
+	if len(r.bodyCache) < 16 {
+		r.bodyCache[key] = out
+	}
+	return out, nil
+}
+
+func (r *runner) bodyParts(types []string, text bool) ([]string, error) {
 	var out []string
 	total := 0
 	var walk func(p *message.Part) error

@@ -52,6 +52,7 @@ type runner struct {
 
 	keepCancelled bool
 	regexCache    map[string]*regexp.Regexp
+	bodyCache     map[string][]string // body test texts by transform
 	cur           pos
 }
 
@@ -101,12 +102,17 @@ func (r *runner) fail(format string, args ...any) error {
 
 // step counts one unit of work against MaxSteps and checks ctx now and
 // then.
-func (r *runner) step() error {
-	r.steps++
+func (r *runner) step() error { return r.spend(1) }
+
+// spend counts n units of work: comparisons of long strings cost in
+// proportion to their length (see matchCost).
+func (r *runner) spend(n int) error {
+	before := r.steps
+	r.steps += n
 	if r.steps > r.lim.MaxSteps {
 		return r.fail("script used more than %d steps", r.lim.MaxSteps)
 	}
-	if r.steps&1023 == 0 {
+	if r.steps>>10 != before>>10 {
 		if err := r.ctx.Err(); err != nil {
 			return err
 		}

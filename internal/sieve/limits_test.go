@@ -3,6 +3,7 @@ package sieve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -80,4 +81,23 @@ func TestSupported(t *testing.T) {
 	if _, err := Compile([]byte(`require ["`+strings.Join(Supported()[1:], `","`)+`", "`+Supported()[0]+`"];`), Options{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLongValuesCostSteps: comparisons over a large body or header cost
+// steps by length, so many of them are stopped rather than run for long.
+func TestLongValuesCostSteps(t *testing.T) {
+	big := "Subject: " + strings.Repeat("a", 1<<20) + "\n\n" + strings.Repeat("body text\n", 200000)
+	var b strings.Builder
+	b.WriteString(`require "body";` + "\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "if body :contains \"needle%d\" { discard; }\n", i)
+	}
+	runErr(t, b.String(), big, Limits{}, "steps")
+	b.Reset()
+	for i := range 100 {
+		fmt.Fprintf(&b, "if header :matches \"subject\" \"*a%s*b%d\" { discard; }\n", strings.Repeat("?", 200), i)
+	}
+	runErr(t, b.String(), big, Limits{}, "steps")
+	// One such test is fine.
+	want(t, run(t, `require "body"; if body :contains "needle" { discard; }`, big), "implicit-keep")
 }

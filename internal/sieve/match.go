@@ -166,7 +166,7 @@ func (mt *matcher) matchValues(values []string) (bool, error) {
 func (mt *matcher) matchOne(v string) (bool, error) {
 	m := mt.m
 	for i, k := range mt.keys {
-		if err := mt.r.step(); err != nil {
+		if err := mt.r.spend(matchCost(m.typ, v, k)); err != nil {
 			return false, err
 		}
 		switch m.typ {
@@ -201,6 +201,18 @@ func (mt *matcher) matchOne(v string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// matchCost is the steps one comparison costs: 1, plus one per 4 KiB of
+// the value, and for :matches and :regex (whose work grows with value
+// times pattern) one per 4 Ki of that product. A long body or header
+// compared many times thus runs into MaxSteps instead of taking minutes.
+func matchCost(typ, v, k string) int {
+	c := 1 + len(v)>>12
+	if typ == "matches" || typ == "regex" {
+		c += len(v) * (len(k) + 1) >> 12
+	}
+	return c
 }
 
 // globToken is one element of a :matches pattern.
