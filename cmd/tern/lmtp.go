@@ -13,19 +13,15 @@ import (
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
-// A store that keeps Sieve scripts (delivery.ScriptSource) has its users'
-// active scripts run at delivery.
+// Users' active Sieve scripts, when the store keeps them, run at delivery.
 func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *delivery.Deliverer {
-	opts := delivery.Options{
+	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
-	}
-	if src, ok := st.(delivery.ScriptSource); ok {
-		opts.Scripts = src
-	}
-	return delivery.New(st, opts)
+		Scripts:            delivery.StoreScripts(st),
+	})
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled). It uses the

@@ -139,6 +139,12 @@ func (d *Deliverer) Deliver(ctx context.Context, user, mailbox, detail string, m
 		return Result{}, fmt.Errorf("deliver to %q: %w", user, err)
 	}
 	defer acct.Close()
+	return d.deliverTo(ctx, acct, mailbox, detail, msg)
+}
+
+// deliverTo is Deliver into an open account.
+func (d *Deliverer) deliverTo(ctx context.Context, acct store.Account, mailbox, detail string, msg []byte) (Result, error) {
+	user := acct.User()
 	target := mailbox
 	if target == "" && detail != "" {
 		if mi, err := acct.Mailbox(ctx, detail); err == nil && !mi.NoSelect {

@@ -27,6 +27,63 @@ type IncludeSource interface {
 	Script(ctx context.Context, user, name string, global bool) ([]byte, error)
 }
 
+// activeSieveScripter and namedSieveScripter are the parts of an account
+// that keeps Sieve scripts (the store's script storage) that delivery
+// uses; accounts without them have no scripts.
+type activeSieveScripter interface {
+	// ActiveSieveScript returns the active script, nil when none is.
+	ActiveSieveScript(ctx context.Context) (content []byte, name string, err error)
+}
+
+type namedSieveScripter interface {
+	SieveScript(ctx context.Context, name string) ([]byte, error)
+}
+
+// StoreScripts is the ScriptSource of st: each user's active script as
+// the store keeps it (none when the store's accounts keep no scripts).
+// Global scripts are not stored yet: including one finds nothing.
+// DeliverFiltered asks the account it delivers to, so this costs no
+// extra account lookup.
+func StoreScripts(st store.Store) ScriptSource { return storeScripts{st} }
+
+type storeScripts struct{ st store.Store }
+
+func (s storeScripts) ActiveScript(ctx context.Context, user string) ([]byte, error) {
+	acct, err := s.st.Account(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("sieve scripts of %q: %w", user, err)
+	}
+	defer acct.Close()
+	return activeScriptOf(ctx, acct)
+}
+
+func activeScriptOf(ctx context.Context, acct store.Account) ([]byte, error) {
+	a, ok := acct.(activeSieveScripter)
+	if !ok {
+		return nil, nil
+	}
+	src, _, err := a.ActiveSieveScript(ctx)
+	return src, err
+}
+
+func (s storeScripts) Script(ctx context.Context, user, name string, global bool) ([]byte, error) {
+	if global {
+		return nil, fmt.Errorf("global script %q: %w", name, sieve.ErrScriptNotFound)
+	}
+	acct, err := s.st.Account(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("sieve scripts of %q: %w", user, err)
+	}
+	defer acct.Close()
+	n, ok := acct.(namedSieveScripter)
+	if !ok {
+		return nil, fmt.Errorf("script %q: %w", name, sieve.ErrScriptNotFound)
+	}
+	// TODO(merge): map the store's "no such script" error to
+	// sieve.ErrScriptNotFound so that include :optional skips it.
+	return n.SieveScript(ctx, name)
+}
+
 // RejectError is returned by DeliverFiltered when the user's script
 // rejected the message: LMTP answers 550 5.7.1 with the reason.
 type RejectError struct{ Reason string }
@@ -120,30 +177,35 @@ func (a accountMailboxes) Mailboxes(ctx context.Context) ([]sieve.MailboxInfo, e
 // delivered unfiltered while script storage is unavailable.
 func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result, error) {
 	if d.opts.Scripts == nil || in.Mailbox != "" {
-		return d.deliverOnce(ctx, in)
-	}
-	src, err := d.opts.Scripts.ActiveScript(ctx, in.User)
-	if err != nil {
-		return nil, fmt.Errorf("active sieve script of %q: %w", in.User, err)
-	}
-	if src == nil {
-		return d.deliverOnce(ctx, in)
+		r, err := d.Deliver(ctx, in.User, in.Mailbox, in.Detail, in.Body)
+		if err != nil {
+			return nil, err
+		}
+		return []Result{r}, nil
 	}
 	acct, err := d.st.Account(ctx, in.User)
 	if err != nil {
 		return nil, fmt.Errorf("deliver to %q: %w", in.User, err)
 	}
 	defer acct.Close()
+	var src []byte
+	if _, fromStore := d.opts.Scripts.(storeScripts); fromStore {
+		src, err = activeScriptOf(ctx, acct)
+	} else {
+		src, err = d.opts.Scripts.ActiveScript(ctx, in.User)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("active sieve script of %q: %w", in.User, err)
+	}
+	if src == nil {
+		r, err := d.deliverTo(ctx, acct, "", in.Detail, in.Body)
+		if err != nil {
+			return nil, err
+		}
+		return []Result{r}, nil
+	}
 	res := d.runScript(ctx, acct, in, src)
 	return d.applyResult(ctx, acct, in, res)
-}
-
-func (d *Deliverer) deliverOnce(ctx context.Context, in Incoming) ([]Result, error) {
-	r, err := d.Deliver(ctx, in.User, in.Mailbox, in.Detail, in.Body)
-	if err != nil {
-		return nil, err
-	}
-	return []Result{r}, nil
 }
 
 // runScript compiles and runs src; any failure yields an implicit keep.

@@ -231,3 +231,57 @@ func TestLMTPSieveHostileScript(t *testing.T) {
 		}
 	}
 }
+
+// scriptStore is a store whose accounts keep an active Sieve script (as
+// the store's script storage will): the real SQLite store, with the
+// scripts held in a map.
+type scriptStore struct {
+	store.Store
+	active map[string]string
+}
+
+type scriptAccount struct {
+	store.Account
+	src string
+}
+
+func (s scriptStore) Account(ctx context.Context, user string) (store.Account, error) {
+	a, err := s.Store.Account(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return scriptAccount{a, s.active[user]}, nil
+}
+
+func (a scriptAccount) ActiveSieveScript(ctx context.Context) ([]byte, string, error) {
+	if a.src == "" {
+		return nil, "", nil
+	}
+	return []byte(a.src), "main", nil
+}
+
+// TestStoreScripts: StoreScripts runs the script an account keeps, and
+// changes nothing for a store without scripts (+detail still files).
+func TestStoreScripts(t *testing.T) {
+	e := newEnv(t, Options{}, "alice", "bob")
+	ctx := context.Background()
+	if err := e.account("bob").CreateMailbox(ctx, "lists", ""); err != nil {
+		t.Fatal(err)
+	}
+	st := scriptStore{Store: e.st, active: map[string]string{"alice": `require ["fileinto", "copy", "mailbox"]; fileinto :copy :create "Copies";`}}
+	d := New(st, Options{Scripts: StoreScripts(st), Logger: quietLog()})
+	in := Incoming{User: "alice", Address: "alice@example.org", From: "x@example.net", Body: []byte(testMsg)}
+	if res, err := d.DeliverFiltered(ctx, in); err != nil || len(res) != 2 {
+		t.Fatalf("alice: %v %v", res, err)
+	}
+	if e.count("alice", "Copies") != 1 || e.count("alice", "INBOX") != 1 {
+		t.Fatalf("alice: Copies %d, INBOX %d", e.count("alice", "Copies"), e.count("alice", "INBOX"))
+	}
+	// bob has no script; a store without script storage neither.
+	for _, d := range []*Deliverer{d, New(e.st, Options{Scripts: StoreScripts(e.st), Logger: quietLog()})} {
+		in := Incoming{User: "bob", Detail: "lists", Address: "bob+lists@example.org", Body: []byte(testMsg)}
+		if res, err := d.DeliverFiltered(ctx, in); err != nil || len(res) != 1 || res[0].Mailbox != "lists" {
+			t.Fatalf("bob: %v %v", res, err)
+		}
+	}
+}

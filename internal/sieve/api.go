@@ -119,6 +119,10 @@ type Limits struct {
 	MaxHeaderEdits   int // addheader/deleteheader actions (32)
 }
 
+// DefaultLimits returns the limits a zero Limits stands for (e.g.
+// MaxRedirects for ManageSieve's MAXREDIRECTS capability).
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	def := func(v *int, d int) {
 		if *v <= 0 {
