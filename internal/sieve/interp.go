@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -445,7 +445,7 @@ func (r *runner) action(n *node) error {
 		return r.addAction(a)
 	case "redirect":
 		addr := r.arg(n, 0)
-		if _, err := parseAddress(addr); err != nil {
+		if _, err := mail.ParseAddress(addr); err != nil {
 			return r.fail("redirect: invalid address %q", addr)
 		}
 		count := 0
@@ -495,15 +495,3 @@ func (r *runner) actionFlags(n *node) ([]string, error) {
 	}
 	return append([]string{}, r.flags...), nil
 }
-
-// parseAddress checks an address for redirect and vacation.
-func parseAddress(s string) (string, error) {
-	a, err := mailParseAddress(s)
-	if err != nil {
-		return "", err
-	}
-	return a, nil
-}
-
-// numberString formats a number for variables.
-func numberString(n int) string { return strconv.Itoa(n) }

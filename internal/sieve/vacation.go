@@ -25,14 +25,6 @@ const (
 	maxVacationReason     = 64 << 10
 )
 
-func mailParseAddress(s string) (string, error) {
-	a, err := mail.ParseAddress(s)
-	if err != nil {
-		return "", fmt.Errorf("parse address %q: %w", s, err)
-	}
-	return a.Address, nil
-}
-
 func (r *runner) vacation(n *node) error {
 	if r.has(ActionVacation) {
 		return r.fail("vacation used twice")
