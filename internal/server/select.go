@@ -491,9 +491,7 @@ func (c *conn) selectedAttrs(ctx context.Context, info *store.MailboxInfo) strin
 }
 
 // mailboxID is the RFC 8474 MAILBOXID: stable across RENAME, never reused.
-func mailboxID(m *store.MailboxInfo) string {
-	return fmt.Sprintf("F%x%08x", m.ID, m.UIDValidity)
-}
+func mailboxID(m *store.MailboxInfo) string { return m.ObjectID() }
 
 // qresyncSelect sends what changed since the client's last sync
 // (RFC 7162 §3.2.5): VANISHED (EARLIER) for expunged UIDs it may know, then

@@ -68,6 +68,12 @@ type MailboxInfo struct {
 	NoSelect    bool   // kept only as a parent of other mailboxes (\Noselect)
 }
 
+// ObjectID is the mailbox's RFC 8474 MAILBOXID: stable across RENAME,
+// never reused (it includes the UIDVALIDITY).
+func (m *MailboxInfo) ObjectID() string {
+	return fmt.Sprintf("F%x%08x", m.ID, m.UIDValidity)
+}
+
 // MailboxStatus is what STATUS and SELECT report.
 type MailboxStatus struct {
 	MailboxInfo
