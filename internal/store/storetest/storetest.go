@@ -256,6 +256,9 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataMailboxes", testMetadataMailboxes},
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
+		{"SieveScripts", testSieveScripts},
+		{"SieveLimits", testSieveLimits},
+		{"SieveConcurrent", testSieveConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
