@@ -17,6 +17,7 @@ import (
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/index"
+	"github.com/tern-imap/tern/internal/managesieve"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/tlsutil"
@@ -194,6 +195,15 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		ac.close()
 		return err
 	}
+	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		if lmtpLn != nil {
+			lmtpLn.Close()
+		}
+		return err
+	}
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
@@ -221,6 +231,16 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			}
 		}()
 	}
+	if sieveSrv != nil {
+		log.Info("listening", "proto", "managesieve", "addr", sieveLn.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sieveSrv.Serve(sieveLn); err != nil && !errors.Is(err, managesieve.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve managesieve: %w", err)
+			}
+		}()
+	}
 	ac.run(&wg, serveErr, log)
 	if adm != nil {
 		log.Info("listening", "proto", "admin", "addr", adm.addr())
@@ -235,6 +255,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		if lmtp != nil {
 			e.listening("lmtp", lmtpLn.Addr().String())
+		}
+		if sieveSrv != nil {
+			e.listening("managesieve", sieveLn.Addr().String())
 		}
 		if adm != nil {
 			e.listening("admin", adm.addr())
@@ -283,10 +306,20 @@ loop:
 		}()
 	}
 	go ac.shutdown(sctx)
+	sieveDone := make(chan struct{})
+	go func() { // ManageSieve sessions get BYE now; waited for before the store closes
+		defer close(sieveDone)
+		if sieveSrv != nil {
+			if err := sieveSrv.Shutdown(sctx); err != nil {
+				log.Warn("managesieve shutdown did not finish in time; connections closed", "err", err)
+			}
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
 	wg.Wait()
+	<-sieveDone
 	adm.shutdown(sctx) // after the IMAP sessions: /readyz says 503 while they drain
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close store: %w", err)

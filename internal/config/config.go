@@ -54,7 +54,15 @@ type Listen struct {
 	// Autoconfig serves mail client autoconfiguration over HTTP (section
 	// Autoconfig); empty (the default) disables it.
 	Autoconfig string `toml:"autoconfig"`
+	// ManageSieve (RFC 5804, STARTTLS) lets clients manage their Sieve
+	// scripts; empty (the default) disables it. The usual address is
+	// DefaultManageSieveAddr.
+	ManageSieve string `toml:"managesieve"`
 }
+
+// DefaultManageSieveAddr is the conventional ManageSieve address
+// (port 4190, RFC 5804), on loopback.
+const DefaultManageSieveAddr = "127.0.0.1:4190"
 
 // Autoconfig is what the autoconfig listener advertises to mail clients.
 // The mail domains it answers for are LMTP.Domains (empty: any).
@@ -275,6 +283,7 @@ func (c *Config) Validate() error {
 		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
 		{"listen.autoconfig", c.Listen.Autoconfig},
 		{"listen.admin", c.Listen.Admin},
+		{"listen.managesieve", c.Listen.ManageSieve},
 	} {
 		if l.addr == "" {
 			continue
@@ -462,13 +471,14 @@ type Flags struct {
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
+	managesieve  string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
-// --tls-cert, --tls-key and --insecure-auth.
+// --listen-managesieve, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
@@ -480,6 +490,8 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
 		fs.StringVar(&f.autoconfig, "listen-autoconfig", d.Listen.Autoconfig, "autoconfig HTTP listen `addr`ess (see [autoconfig]); empty disables")
 		fs.StringVar(&f.admin, "listen-admin", d.Listen.Admin, "admin HTTP listen `addr`ess (/metrics, /healthz, /readyz, /debug/pprof/); empty disables")
+		fs.StringVar(&f.managesieve, "listen-managesieve", d.Listen.ManageSieve,
+			"ManageSieve (RFC 5804) listen `addr`ess, e.g. "+DefaultManageSieveAddr+"; empty disables")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -524,6 +536,8 @@ func (f *Flags) Apply(c *Config) {
 		case "listen-admin":
 			c.Listen.Admin = f.admin
 			c.Listen.AdminExplicit = true
+		case "listen-managesieve":
+			c.Listen.ManageSieve = f.managesieve
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":

@@ -297,3 +297,22 @@ func TestAdminListenExplicit(t *testing.T) {
 		t.Fatal("only the admin listener accepted")
 	}
 }
+
+// listen.managesieve: off by default, set by the file or the flag,
+// validated.
+func TestListenManageSieve(t *testing.T) {
+	c, err := parse(t, true)
+	if err != nil || c.Listen.ManageSieve != "" {
+		t.Fatalf("default: %v %q", err, c.Listen.ManageSieve)
+	}
+	p := writeFile(t, "[listen]\nmanagesieve = \"127.0.0.1:4190\"\n")
+	if c, err = parse(t, true, "--config", p); err != nil || c.Listen.ManageSieve != DefaultManageSieveAddr {
+		t.Fatalf("file: %v %+v", err, c)
+	}
+	if c, err = parse(t, true, "--config", p, "--listen-managesieve", ""); err != nil || c.Listen.ManageSieve != "" {
+		t.Fatalf("empty flag disables: %v %+v", err, c)
+	}
+	if _, err = parse(t, true, "--listen-managesieve", "nonsense"); err == nil || !strings.Contains(err.Error(), "listen.managesieve") {
+		t.Fatalf("bad address accepted: %v", err)
+	}
+}

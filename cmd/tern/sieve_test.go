@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rejectBogus is a real checker for these tests: it refuses scripts
+// containing "bogus", as the Sieve compiler refuses unknown commands.
+func rejectBogus(src []byte) error {
+	if bytes.Contains(src, []byte("bogus")) {
+		return errors.New(`line 1: unknown command "bogus"`)
+	}
+	return nil
+}
+
+// runSieve runs a command with the rejecting checker.
+func runSieve(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, sieveCheck: rejectBogus}
+	code := e.run(args)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestSieveCLI(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	script := "require \"fileinto\";\nfileinto \"Lists\";\n"
+	file := filepath.Join(dir, "lists.sieve")
+	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := func(r result, what string) result {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("%s: %+v", what, r)
+		}
+		return r
+	}
+	fails := func(r result, what, msg string) {
+		t.Helper()
+		if r.code == 0 || !strings.Contains(r.stderr, msg) {
+			t.Fatalf("%s: %+v, want failure with %q", what, r, msg)
+		}
+	}
+	ok(runSieve(t, "", "sieve", "put", "alice", "lists", file, "--data", dir), "put file")
+	ok(runSieve(t, "keep;\n", "sieve", "put", "--data", dir, "alice", "other", "-"), "put stdin")
+	fails(runSieve(t, "bogus;\n", "sieve", "put", "alice", "bad", "-", "--data", dir), "put bad", `script "bad" not stored: line 1: unknown command "bogus"`)
+	fails(runSieve(t, "keep;", "sieve", "put", "alice", "a\tb", "-", "--data", dir), "bad name", "invalid sieve script name")
+	fails(runSieve(t, "", "sieve", "list", "nobody", "--data", dir), "unknown user", `no user "nobody"`)
+	ok(runSieve(t, "", "sieve", "activate", "alice", "lists", "--data", dir), "activate")
+	if r := ok(runSieve(t, "", "sieve", "list", "alice", "--data", dir), "list"); r.stdout != fmt.Sprintf("lists\t%d (active)\nother\t6\n", len(script)) {
+		t.Fatalf("list: %q", r.stdout)
+	}
+	if r := ok(runSieve(t, "", "sieve", "get", "alice", "lists", "--data", dir), "get"); r.stdout != script {
+		t.Fatalf("get: %q", r.stdout)
+	}
+	fails(runSieve(t, "", "sieve", "get", "alice", "nope", "--data", dir), "get missing", "no such sieve script")
+	fails(runSieve(t, "", "sieve", "delete", "alice", "lists", "--data", dir), "delete active", "sieve script is active")
+
+	// A script stored without the check (as by an older tern) is checked
+	// again before it becomes active.
+	ok(runT(t, "bogus;\n", "sieve", "put", "alice", "stale", "-", "--data", dir), "put with the default check")
+	fails(runSieve(t, "", "sieve", "activate", "alice", "stale", "--data", dir), "activate bad", `script "stale" not activated`)
+
+	ok(runSieve(t, "", "sieve", "deactivate", "alice", "--data", dir), "deactivate")
+	ok(runSieve(t, "", "sieve", "delete", "alice", "lists", "--data", dir), "delete")
+	if r := ok(runSieve(t, "", "sieve", "list", "alice", "--data", dir), "list"); r.stdout != "other\t6\nstale\t7\n" {
+		t.Fatalf("list after delete: %q", r.stdout)
+	}
+	if r := runSieve(t, "", "sieve", "frob"); r.code != exitUsage {
+		t.Fatalf("unknown subcommand: %+v", r)
+	}
+}
+
+// tern serve --listen-managesieve: a client stores and activates a
+// script; the server's checker refuses a bad one; tern sieve sees the
+// result.
+func TestServeManageSieve(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	sigs := make(chan os.Signal, 1)
+	addrs := make(chan [2]string, 8)
+	var logBuf syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &logBuf, stderr: &logBuf, signals: sigs, sieveCheck: rejectBogus,
+		listening: func(proto, addr string) { addrs <- [2]string{proto, addr} }}
+	done := make(chan int, 1)
+	go func() {
+		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth"})
+	}()
+	var addr string
+	for addr == "" {
+		select {
+		case a := <-addrs:
+			if a[0] == "managesieve" {
+				addr = a[1]
+			}
+		case code := <-done:
+			t.Fatalf("serve exited early with %d: %s", code, logBuf.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("serve did not start: %s", logBuf.String())
+		}
+	}
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(nc)
+	status := func() string { // the response's last line
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if strings.HasPrefix(line, "OK") || strings.HasPrefix(line, "NO") || strings.HasPrefix(line, "BYE") {
+				return strings.TrimSuffix(line, "\r\n")
+			}
+		}
+	}
+	do := func(cmd string) string {
+		t.Helper()
+		fmt.Fprintf(nc, "%s\r\n", cmd)
+		return status()
+	}
+	if s := status(); !strings.HasPrefix(s, "OK") {
+		t.Fatalf("greeting: %q", s)
+	}
+	resp := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw-alice"))
+	for _, step := range []struct{ cmd, want string }{
+		{`AUTHENTICATE "PLAIN" "` + resp + `"`, `OK "Logged in"`},
+		{"PUTSCRIPT \"bad\" {7+}\r\nbogus;\n", `NO "line 1: unknown command \"bogus\""`},
+		{`PUTSCRIPT "good" "keep;"`, `OK "Script stored"`},
+		{`SETACTIVE "good"`, `OK "Active script set"`},
+		{`LOGOUT`, `OK "Logout completed"`},
+	} {
+		if got := do(step.cmd); got != step.want {
+			t.Fatalf("%q: %q, want %q", step.cmd, got, step.want)
+		}
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exit %d: %s", code, logBuf.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if r := runT(t, "", "sieve", "list", "alice", "--data", dir); r.code != 0 || r.stdout != "good\t5 (active)\n" {
+		t.Fatalf("sieve list: %+v", r)
+	}
+}
