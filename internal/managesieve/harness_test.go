@@ -234,14 +234,6 @@ func want(t *testing.T, what, resp, last string) {
 	}
 }
 
-// wantPrefix checks that the final status line starts with prefix.
-func wantPrefix(t *testing.T, what, resp, prefix string) {
-	t.Helper()
-	lines := strings.Split(strings.TrimSuffix(resp, "\r\n"), "\r\n")
-	if !strings.HasPrefix(lines[len(lines)-1], prefix) {
-		t.Fatalf("%s: last line %q, want prefix %q (response %q)", what, lines[len(lines)-1], prefix, resp)
-	}
-}
 
 func plain(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
