@@ -234,7 +234,6 @@ func want(t *testing.T, what, resp, last string) {
 	}
 }
 
-
 func plain(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 }
