@@ -2,6 +2,7 @@ package managesieve
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -47,14 +48,16 @@ func TestGreetingSTARTTLSAndCapabilities(t *testing.T) {
 	}
 }
 
-// Plaintext pipelined behind STARTTLS is not run after the handshake.
+// Plaintext pipelined behind STARTTLS ends the session instead of
+// being dropped or run after the handshake (CVE-2011-0411).
 func TestSTARTTLSPipelinedInjection(t *testing.T) {
 	ts := newTestServer(t, testOpts{insecureAuth: true})
 	c, _ := ts.dial()
 	c.send("STARTTLS\r\nLISTSCRIPTS\r\n")
 	want(t, "STARTTLS", c.response(), `OK "Begin TLS negotiation now"`)
-	if _, err := c.br.ReadByte(); err == nil {
-		t.Fatal("the server went on after plaintext was pipelined behind STARTTLS")
+	tc := tls.Client(c.nc, &tls.Config{RootCAs: ts.roots, ServerName: "localhost"})
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("TLS handshake succeeded after plaintext was pipelined behind STARTTLS")
 	}
 }
 
