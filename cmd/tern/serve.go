@@ -195,6 +195,16 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		ac.close()
 		return err
 	}
+	outq, err := openOutbound(cfg, log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		if lmtpLn != nil {
+			lmtpLn.Close()
+		}
+		return err
+	}
+	defer outq.close(ctx) // on early returns; a no-op after the shutdown below
 	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
 	if err != nil {
 		closeAll()
@@ -320,6 +330,7 @@ loop:
 	}
 	wg.Wait()
 	<-sieveDone
+	outq.close(sctx)   // stops sending; mail queued later still goes to disk, sent at the next start
 	adm.shutdown(sctx) // after the IMAP sessions: /readyz says 503 while they drain
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close store: %w", err)
@@ -365,5 +376,5 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Listen != b.Listen || a.Auth != b.Auth ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
-		a.Autoconfig != b.Autoconfig
+		a.Autoconfig != b.Autoconfig || a.Sieve != b.Sieve
 }

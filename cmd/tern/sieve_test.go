@@ -104,7 +104,8 @@ func TestServeManageSieve(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
-			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth"})
+			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth",
+			"--sieve-smtp", "127.0.0.1:1"}) // no relay there: tern starts anyway
 	}()
 	var addr string
 	for addr == "" {
@@ -118,6 +119,12 @@ func TestServeManageSieve(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("serve did not start: %s", logBuf.String())
 		}
+	}
+	if !strings.Contains(logBuf.String(), `msg="outbound mail queue" relay=127.0.0.1:1 queued=0`) {
+		t.Errorf("no outbound queue log line: %s", logBuf.String())
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "outbound", "queue")); err != nil || !fi.IsDir() {
+		t.Errorf("outbound spool: %v", err)
 	}
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -36,6 +36,15 @@ type Config struct {
 	Index  Index  `toml:"index"`
 
 	Autoconfig Autoconfig `toml:"autoconfig"`
+	Sieve      Sieve      `toml:"sieve"`
+}
+
+// Sieve configures what Sieve scripts need from outside.
+type Sieve struct {
+	// SMTP is the relay (host:port) that vacation replies and redirects
+	// are sent through, from a durable queue under data_dir/outbound;
+	// empty: no outbound mail.
+	SMTP string `toml:"smtp"`
 }
 
 // Listen holds listener addresses (host:port). Empty disables a listener.
@@ -284,6 +293,7 @@ func (c *Config) Validate() error {
 		{"listen.autoconfig", c.Listen.Autoconfig},
 		{"listen.admin", c.Listen.Admin},
 		{"listen.managesieve", c.Listen.ManageSieve},
+		{"sieve.smtp", c.Sieve.SMTP},
 	} {
 		if l.addr == "" {
 			continue
@@ -472,13 +482,14 @@ type Flags struct {
 	lmtp, admin  string
 	autoconfig   string
 	managesieve  string
+	sieveSMTP    string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
-// --listen-managesieve, --tls-cert, --tls-key and --insecure-auth.
+// --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
@@ -492,6 +503,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.admin, "listen-admin", d.Listen.Admin, "admin HTTP listen `addr`ess (/metrics, /healthz, /readyz, /debug/pprof/); empty disables")
 		fs.StringVar(&f.managesieve, "listen-managesieve", d.Listen.ManageSieve,
 			"ManageSieve (RFC 5804) listen `addr`ess, e.g. "+DefaultManageSieveAddr+"; empty disables")
+		fs.StringVar(&f.sieveSMTP, "sieve-smtp", d.Sieve.SMTP, "SMTP relay `host:port` for Sieve vacation replies and redirects; empty: none")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -538,6 +550,8 @@ func (f *Flags) Apply(c *Config) {
 			c.Listen.AdminExplicit = true
 		case "listen-managesieve":
 			c.Listen.ManageSieve = f.managesieve
+		case "sieve-smtp":
+			c.Sieve.SMTP = f.sieveSMTP
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":
