@@ -62,8 +62,6 @@ func (c *conn) setupIO() {
 	c.r = &reader{
 		br:         bufio.NewReaderSize(c.nc, 4096),
 		maxLine:    c.srv.cfg.MaxLineLength,
-		maxLiteral: store.SieveMaxScriptSize,
-		maxDiscard: maxDiscard,
 		maxArgs:    4,
 	}
 	c.w = bufio.NewWriterSize(c.nc, 4096)
@@ -100,6 +98,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.flush()
 			return
 		}
+		c.setLiteralLimits()
 		c.raw.SetReadDeadline(time.Now().Add(timeout))
 		cmd, err := c.r.readCommand()
 		c.raw.SetReadDeadline(time.Time{})
@@ -125,6 +124,18 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// setLiteralLimits bounds literals by the state: before login only what
+// AUTHENTICATE needs, and a larger literal ends the session; after it
+// scripts up to the store's limit, and larger ones are read and dropped
+// so that the client gets NO (QUOTA/MAXSIZE).
+func (c *conn) setLiteralLimits() {
+	if c.acct == nil {
+		c.r.maxLiteral, c.r.maxDiscard = maxPreAuthLiteral, 0
+		return
+	}
+	c.r.maxLiteral, c.r.maxDiscard = store.SieveMaxScriptSize, maxDiscard
 }
 
 // readFailed answers a command the reader rejected and reports whether

@@ -232,6 +232,9 @@ func TestBadInput(t *testing.T) {
 	want(t, "line too long", c.do("NOOP \""+strings.Repeat("x", 2000)+"\""), `BYE "Line or literal too long"`)
 
 	c, _ = ts.dial()
+	want(t, "large literal before login", c.do("NOOP {100000+}"), `BYE "Line or literal too long"`)
+
+	c, _ = ts.dial()
 	for range DefaultMaxErrors - 1 {
 		c.do("FROB")
 	}

@@ -37,6 +37,8 @@ const (
 	// and dropped so the session can answer NO and go on; a larger one
 	// ends the session.
 	maxDiscard = 64 << 20
+	// maxPreAuthLiteral bounds literals before login (a SASL response).
+	maxPreAuthLiteral = 8 << 10
 )
 
 // Authenticator checks a username and password for a client address,
