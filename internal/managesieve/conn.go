@@ -60,9 +60,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 func (c *conn) setupIO() {
 	c.r = &reader{
-		br:         bufio.NewReaderSize(c.nc, 4096),
-		maxLine:    c.srv.cfg.MaxLineLength,
-		maxArgs:    4,
+		br:      bufio.NewReaderSize(c.nc, 4096),
+		maxLine: c.srv.cfg.MaxLineLength,
+		maxArgs: 4,
 	}
 	c.w = bufio.NewWriterSize(c.nc, 4096)
 }
