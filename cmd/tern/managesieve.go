@@ -29,6 +29,8 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 		Auth:         authn,
 		Check:        e.checkSieve,
 		Extensions:   sieveExtensions,
+		// TODO(sieve branch): MaxRedirects (the interpreter's redirect
+		// limit) and Notify (its notification methods), when it has them.
 		MaxConns:     cfg.Limits.MaxConns,
 		Logger:       log,
 	}, st)
