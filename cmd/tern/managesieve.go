@@ -31,8 +31,8 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 		Extensions:   sieveExtensions,
 		// TODO(sieve branch): MaxRedirects (the interpreter's redirect
 		// limit) and Notify (its notification methods), when it has them.
-		MaxConns:     cfg.Limits.MaxConns,
-		Logger:       log,
+		MaxConns: cfg.Limits.MaxConns,
+		Logger:   log,
 	}, st)
 	return srv, ln, nil
 }
