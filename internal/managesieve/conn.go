@@ -100,6 +100,9 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.setLiteralLimits()
 		c.raw.SetReadDeadline(time.Now().Add(timeout))
+		if c.stopping.Load() { // Shutdown came between the check above and the deadline
+			c.raw.SetReadDeadline(time.Now())
+		}
 		cmd, err := c.r.readCommand()
 		c.raw.SetReadDeadline(time.Time{})
 		if err != nil {

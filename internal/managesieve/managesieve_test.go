@@ -260,3 +260,15 @@ func TestShutdown(t *testing.T) {
 	}
 	want(t, "shutdown", c.response(), `BYE "Server shutting down"`)
 }
+
+// Connections over the per-address limit get BYE (TRYLATER) at once.
+func TestConnectionLimit(t *testing.T) {
+	ts := newTestServer(t, testOpts{mutate: func(c *Config) { c.MaxConnsPerIP = 2 }})
+	ts.dial()
+	ts.dial()
+	c, resp := ts.dial()
+	want(t, "third connection", resp, `BYE (TRYLATER) "Too many connections from your address"`)
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after BYE: %v, want EOF", err)
+	}
+}
