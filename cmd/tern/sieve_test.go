@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -87,94 +86,121 @@ func TestSieveCLI(t *testing.T) {
 	}
 }
 
+// sieveClient is a minimal ManageSieve client for these tests.
+type sieveClient struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialSieve(t *testing.T, addr string) *sieveClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &sieveClient{t: t, nc: nc, br: bufio.NewReader(nc)}
+	if s := c.status(); !strings.HasPrefix(s, "OK") {
+		t.Fatalf("greeting: %q", s)
+	}
+	return c
+}
+
+// status reads up to the response's status line and returns it.
+func (c *sieveClient) status() string {
+	c.t.Helper()
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if strings.HasPrefix(line, "OK") || strings.HasPrefix(line, "NO") || strings.HasPrefix(line, "BYE") {
+			return strings.TrimSuffix(line, "\r\n")
+		}
+	}
+}
+
+func (c *sieveClient) do(cmd string) string {
+	c.t.Helper()
+	fmt.Fprintf(c.nc, "%s\r\n", cmd)
+	return c.status()
+}
+
+func plainAuth(user, pass string) string {
+	return `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + `"`
+}
+
 // tern serve --listen-managesieve: a client stores and activates a
-// script; the server's checker refuses a bad one; tern sieve sees the
-// result.
+// script; the checker serve wires in (defaultSieveCheck) refuses a script
+// that is not UTF-8; tern sieve sees the result. With --sieve-smtp on a port nothing listens on, tern starts
+// and opens its outbound queue.
 func TestServeManageSieve(t *testing.T) {
 	needStore(t)
 	dir := t.TempDir()
 	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
 		t.Fatalf("user add: %+v", r)
 	}
-	sigs := make(chan os.Signal, 1)
-	addrs := make(chan [2]string, 8)
-	var logBuf syncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: &logBuf, stderr: &logBuf, signals: sigs, sieveCheck: rejectBogus,
-		listening: func(proto, addr string) { addrs <- [2]string{proto, addr} }}
-	done := make(chan int, 1)
-	go func() {
-		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
-			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth",
-			"--sieve-smtp", "127.0.0.1:1"}) // no relay there: tern starts anyway
-	}()
-	var addr string
-	for addr == "" {
-		select {
-		case a := <-addrs:
-			if a[0] == "managesieve" {
-				addr = a[1]
-			}
-		case code := <-done:
-			t.Fatalf("serve exited early with %d: %s", code, logBuf.String())
-		case <-time.After(10 * time.Second):
-			t.Fatalf("serve did not start: %s", logBuf.String())
-		}
-	}
+	addrs, logBuf, stop := startServe(t, 2, "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+		"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth",
+		"--sieve-smtp", "127.0.0.1:1")
 	if !strings.Contains(logBuf.String(), `msg="outbound mail queue" relay=127.0.0.1:1 queued=0`) {
 		t.Errorf("no outbound queue log line: %s", logBuf.String())
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "outbound", "queue")); err != nil || !fi.IsDir() {
 		t.Errorf("outbound spool: %v", err)
 	}
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(nc)
-	status := func() string { // the response's last line
-		t.Helper()
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if strings.HasPrefix(line, "OK") || strings.HasPrefix(line, "NO") || strings.HasPrefix(line, "BYE") {
-				return strings.TrimSuffix(line, "\r\n")
-			}
-		}
-	}
-	do := func(cmd string) string {
-		t.Helper()
-		fmt.Fprintf(nc, "%s\r\n", cmd)
-		return status()
-	}
-	if s := status(); !strings.HasPrefix(s, "OK") {
-		t.Fatalf("greeting: %q", s)
-	}
-	resp := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw-alice"))
+	c := dialSieve(t, addrs["managesieve"])
 	for _, step := range []struct{ cmd, want string }{
-		{`AUTHENTICATE "PLAIN" "` + resp + `"`, `OK "Logged in"`},
-		{"PUTSCRIPT \"bad\" {7+}\r\nbogus;\n", `NO "line 1: unknown command \"bogus\""`},
+		{plainAuth("alice", "pw-alice"), `OK "Logged in"`},
+		{"PUTSCRIPT \"bad\" {7+}\r\nkeep\xff;\n", `NO "script is not valid UTF-8"`},
 		{`PUTSCRIPT "good" "keep;"`, `OK "Script stored"`},
 		{`SETACTIVE "good"`, `OK "Active script set"`},
 		{`LOGOUT`, `OK "Logout completed"`},
 	} {
-		if got := do(step.cmd); got != step.want {
+		if got := c.do(step.cmd); got != step.want {
 			t.Fatalf("%q: %q, want %q", step.cmd, got, step.want)
 		}
 	}
-	sigs <- syscall.SIGTERM
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exit %d: %s", code, logBuf.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
-	}
+	stop()
 	if r := runT(t, "", "sieve", "list", "alice", "--data", dir); r.code != 0 || r.stdout != "good\t5 (active)\n" {
 		t.Fatalf("sieve list: %+v", r)
+	}
+}
+
+// IMAP and ManageSieve share one authenticator: failures over IMAP lock
+// the user out of ManageSieve too.
+func TestManageSieveSharesThrottling(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	conf := filepath.Join(dir, "tern.toml")
+	if err := os.WriteFile(conf, []byte("[auth]\nmax_user_failures = 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addrs, _, stop := startServe(t, 2, "--data", dir, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+		"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth")
+	defer stop()
+	imap, err := net.DialTimeout("tcp", addrs["imap"], 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imap.Close()
+	imap.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(imap)
+	br.ReadString('\n')
+	for i := range 2 {
+		fmt.Fprintf(imap, "a%d LOGIN alice wrong\r\n", i)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, fmt.Sprintf("a%d NO", i)) {
+			t.Fatalf("IMAP LOGIN with a wrong password: %q %v", line, err)
+		}
+	}
+	c := dialSieve(t, addrs["managesieve"])
+	if got := c.do(plainAuth("alice", "pw-alice")); got != `NO (TRYLATER) "Too many failed attempts; try again later"` {
+		t.Fatalf("ManageSieve login after IMAP failures: %q", got)
 	}
 }
