@@ -38,6 +38,15 @@ type Config struct {
 	Index  Index  `toml:"index"`
 
 	Autoconfig Autoconfig `toml:"autoconfig"`
+	Sieve      Sieve      `toml:"sieve"`
+}
+
+// Sieve configures what Sieve scripts need from outside.
+type Sieve struct {
+	// SMTP is the relay (host:port) that vacation replies and redirects
+	// are sent through, from a durable queue under data_dir/outbound;
+	// empty: no outbound mail.
+	SMTP string `toml:"smtp"`
 }
 
 // Store says where mail is kept.
@@ -110,7 +119,15 @@ type Listen struct {
 	// Autoconfig serves mail client autoconfiguration over HTTP (section
 	// Autoconfig); empty (the default) disables it.
 	Autoconfig string `toml:"autoconfig"`
+	// ManageSieve (RFC 5804, STARTTLS) lets clients manage their Sieve
+	// scripts; empty (the default) disables it. The usual address is
+	// DefaultManageSieveAddr.
+	ManageSieve string `toml:"managesieve"`
 }
+
+// DefaultManageSieveAddr is the conventional ManageSieve address
+// (port 4190, RFC 5804), on loopback.
+const DefaultManageSieveAddr = "127.0.0.1:4190"
 
 // Autoconfig is what the autoconfig listener advertises to mail clients.
 // The mail domains it answers for are LMTP.Domains (empty: any).
@@ -339,6 +356,8 @@ func (c *Config) Validate() error {
 		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
 		{"listen.autoconfig", c.Listen.Autoconfig},
 		{"listen.admin", c.Listen.Admin},
+		{"listen.managesieve", c.Listen.ManageSieve},
+		{"sieve.smtp", c.Sieve.SMTP},
 	} {
 		if l.addr == "" {
 			continue
@@ -530,13 +549,15 @@ type Flags struct {
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
+	managesieve  string
+	sieveSMTP    string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
-// --tls-cert, --tls-key and --insecure-auth.
+// --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
@@ -549,6 +570,9 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
 		fs.StringVar(&f.autoconfig, "listen-autoconfig", d.Listen.Autoconfig, "autoconfig HTTP listen `addr`ess (see [autoconfig]); empty disables")
 		fs.StringVar(&f.admin, "listen-admin", d.Listen.Admin, "admin HTTP listen `addr`ess (/metrics, /healthz, /readyz, /debug/pprof/); empty disables")
+		fs.StringVar(&f.managesieve, "listen-managesieve", d.Listen.ManageSieve,
+			"ManageSieve (RFC 5804) listen `addr`ess, e.g. "+DefaultManageSieveAddr+"; empty disables")
+		fs.StringVar(&f.sieveSMTP, "sieve-smtp", d.Sieve.SMTP, "SMTP relay `host:port` for Sieve vacation replies and redirects; empty: none")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -595,6 +619,10 @@ func (f *Flags) Apply(c *Config) {
 		case "listen-admin":
 			c.Listen.Admin = f.admin
 			c.Listen.AdminExplicit = true
+		case "listen-managesieve":
+			c.Listen.ManageSieve = f.managesieve
+		case "sieve-smtp":
+			c.Sieve.SMTP = f.sieveSMTP
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":

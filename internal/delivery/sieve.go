@@ -79,9 +79,12 @@ func (s storeScripts) Script(ctx context.Context, user, name string, global bool
 	if !ok {
 		return nil, fmt.Errorf("script %q: %w", name, sieve.ErrScriptNotFound)
 	}
-	// TODO(merge): map the store's "no such script" error to
-	// sieve.ErrScriptNotFound so that include :optional skips it.
-	return n.SieveScript(ctx, name)
+	src, err := n.SieveScript(ctx, name)
+	if errors.Is(err, store.ErrNoSuchScript) {
+		// include :optional skips a missing script (RFC 6609 §3.2).
+		return nil, fmt.Errorf("script %q: %w", name, sieve.ErrScriptNotFound)
+	}
+	return src, err
 }
 
 // RejectError is returned by DeliverFiltered when the user's script

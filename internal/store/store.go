@@ -35,6 +35,13 @@ var (
 	// ErrMetadataTooMany: SetMetadata would take the user over
 	// MetadataMaxEntries entries or MetadataMaxTotal bytes of values.
 	ErrMetadataTooMany = errors.New("too many metadata entries")
+	// Sieve script storage (SieveStore).
+	ErrNoSuchScript      = errors.New("no such sieve script")
+	ErrScriptExists      = errors.New("sieve script already exists")
+	ErrScriptActive      = errors.New("sieve script is active")
+	ErrInvalidScriptName = errors.New("invalid sieve script name")
+	ErrTooManyScripts    = errors.New("too many sieve scripts")
+	ErrScriptTooLarge    = errors.New("sieve script too large")
 )
 
 // Separator is the hierarchy delimiter of mailbox names.
@@ -349,6 +356,8 @@ type Account interface {
 	// entries are removed with it by DeleteMailbox and follow it through
 	// RenameMailbox (except INBOX's, which stay with INBOX).
 	SetMetadata(ctx context.Context, mailbox string, entries []MetadataEntry) error
+
+	SieveStore
 
 	Close() error
 }

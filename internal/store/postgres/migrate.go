@@ -140,6 +140,17 @@ CREATE TABLE metadata(
 	PRIMARY KEY(user_id, mailbox_id, entry)
 );
 `,
+	// 2: Sieve scripts (store.SieveStore); at most one active per user.
+	`
+CREATE TABLE sieve_scripts(
+	user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name text COLLATE "C" NOT NULL,
+	content bytea NOT NULL,
+	active boolean NOT NULL DEFAULT false,
+	PRIMARY KEY(user_id, name)
+);
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts(user_id) WHERE active;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

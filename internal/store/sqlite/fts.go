@@ -239,7 +239,7 @@ type pendingContent struct {
 func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	var todo []*pendingContent
 	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, COALESCE(b.split, 0), c.preview IS NULL FROM fts_pending p
+		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
 			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
 			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
 		if err != nil {
@@ -248,11 +248,11 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 		defer rows.Close()
 		for rows.Next() {
 			p := &pendingContent{}
-			var split bool
-			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &split, &p.needPreview); err != nil {
+			var kind int
+			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
 				return err
 			}
-			p.inline = wholeInline(p.inline, p.header, split)
+			p.inline = wholeInline(p.inline, p.header, kind)
 			todo = append(todo, p)
 		}
 		return rows.Err()
@@ -421,7 +421,7 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 // their message's text extracted now (a message that cannot be read is
 // left to the body checks).
 func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, COALESCE(b.split, 0), f.hdr, f.addr, f.body, f.mime
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, f.body, f.mime
 		FROM fts f JOIN contents c ON c.id = f.rowid LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, fmt.Errorf("check full-text index: %w", err)
@@ -431,11 +431,11 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 	for rows.Next() {
 		var p pendingContent
 		var got search.Doc
-		var split bool
-		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &split, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
+		var kind int
+		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
 			return nil, fmt.Errorf("check full-text index: %w", err)
 		}
-		p.inline = wholeInline(p.inline, p.header, split)
+		p.inline = wholeInline(p.inline, p.header, kind)
 		want, err := u.extractText(&p)
 		if err != nil {
 			continue // a body that cannot be read is reported by the body check

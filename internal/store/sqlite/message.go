@@ -723,13 +723,31 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
-// wholeInline returns a body kept in mail.db as the whole message: one
-// kept without its header (split, insertInlineBody) gets it back.
-func wholeInline(data, header []byte, split bool) []byte {
-	if !split || data == nil {
-		return data
+// Values of the SQL expression inlineKind: how a content's body is kept.
+const (
+	bodyInFile     = -1 // no bodies row: a file under blobs/
+	bodyWhole      = 0  // bodies.data is the whole message
+	bodyHeaderless = 1  // bodies.data follows contents.header (split)
+)
+
+// inlineKind selects, for a query joining contents c and bodies b, how
+// the body is kept (bodyInFile, bodyWhole, bodyHeaderless).
+const inlineKind = `COALESCE(b.split, -1)`
+
+// wholeInline returns the whole message of a body kept in mail.db (data
+// from bodies, header from contents; kind from inlineKind), never nil;
+// nil for a body kept in a file.
+func wholeInline(data, header []byte, kind int) []byte {
+	switch kind {
+	case bodyInFile:
+		return nil
+	case bodyHeaderless:
+		data = append(header[:len(header):len(header)], data...)
 	}
-	return append(header[:len(header):len(header)], data...)
+	if data == nil {
+		data = []byte{}
+	}
+	return data
 }
 
 // insertInlineBody keeps a small body in the bodies table; when the
@@ -921,18 +939,18 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	var blob string
 	var size int64
 	var parts, data, header []byte
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, CASE WHEN b.split THEN c.header END
+	var kind int
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, CASE WHEN b.split THEN c.header END
 		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &header)
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &kind, &header)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
-	if data != nil {
-		data = wholeInline(data, header, header != nil)
+	if data = wholeInline(data, header, kind); data != nil {
 		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))

@@ -10,7 +10,7 @@ import (
 )
 
 // A mail.db of schema version 4 (no metadata table) gets the table and
-// its trigger when opened, records version 5, and keeps working.
+// its trigger when opened, records the current version, and keeps working.
 func TestMigrateToMetadata(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

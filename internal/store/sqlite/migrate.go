@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 7
+const userSchemaVersion = 8
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -145,6 +145,9 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 			}
 		}
 	}
+	// Version 7 -> 8: Sieve scripts (ManageSieve) get the sieve_scripts
+	// table and its one-active index (sieveSchema), which the schema
+	// statements create; there is nothing to convert.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

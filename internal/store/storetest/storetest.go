@@ -258,6 +258,9 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
 		{"SearchText", testSearchText},
+		{"SieveScripts", testSieveScripts},
+		{"SieveLimits", testSieveLimits},
+		{"SieveConcurrent", testSieveConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
