@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 5
+const userSchemaVersion = 6
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -105,6 +105,9 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 4 -> 5: annotations (METADATA) get the metadata table and
 	// its trigger (metadataSchema), which the schema statements create;
 	// there is nothing to convert.
+	// Version 5 -> 6: access control lists (ACL) get the acl table, its
+	// index and trigger (aclSchema), which the schema statements create;
+	// existing mailboxes start with empty ACLs (only their owner).
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

@@ -256,6 +256,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataMailboxes", testMetadataMailboxes},
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
+		{"ACL", testACL},
+		{"ACLConcurrent", testACLConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
