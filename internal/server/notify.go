@@ -203,7 +203,7 @@ func cmdNotify(ctx context.Context, c *conn, cmd *imap.Command) error {
 		// RFC 5465 §3.1: STATUS for every watched mailbox but the
 		// selected one, before the tagged OK.
 		for _, id := range n.watchedIDs() {
-			if c.sel != nil && c.sel.info.ID == id {
+			if c.isSelected(c.user, id) {
 				continue
 			}
 			w := n.watched[id]
@@ -343,7 +343,7 @@ func (c *conn) notifyDeliver(ctx context.Context, idling bool) error {
 	}
 	for _, id := range ids {
 		w := n.watched[id]
-		if w == nil || (c.sel != nil && c.sel.info.ID == id) {
+		if w == nil || c.isSelected(c.user, id) {
 			continue
 		}
 		st, err := c.acct.Status(ctx, w.name)

@@ -142,7 +142,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	if needBody {
 		// One opener for every candidate: it opens the current one.
 		cand.Open = func() (io.ReaderAt, *message.Part, error) {
-			b, err := c.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
+			b, err := sel.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -158,7 +158,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	// INPROGRESS (progress.go): the clock is read for every message when
 	// bodies are searched, every 256 otherwise.
 	prog := c.startProgress(len(sel.uids))
-	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
+	err := sel.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
 		if err := prog.step(needBody); err != nil {
 			return err
 		}
