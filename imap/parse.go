@@ -350,7 +350,7 @@ func (r *Reader) listArgs() *ListArgs {
 	for r.peek() != ')' {
 		opt := string(r.word(cAtom, "return option"))
 		switch opt {
-		case "SUBSCRIBED", "CHILDREN", "SPECIAL-USE":
+		case "SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "MYRIGHTS": // MYRIGHTS: RFC 8440
 		case "STATUS":
 			r.sp()
 			a.StatusItems = r.statusItems()
