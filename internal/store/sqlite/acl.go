@@ -248,3 +248,54 @@ func (s *Store) forgetGrant(ctx context.Context, ownerID int64, grantee string) 
 	}
 	return nil
 }
+
+// revokeGrantee removes the ACL entries naming user from every other
+// user's mailboxes (DeleteUser), so that a new user of the same name
+// inherits nothing. The grants index says whose databases to open.
+func (s *Store) revokeGrantee(ctx context.Context, user string) error {
+	s.aclMu.Lock()
+	defer s.aclMu.Unlock()
+	type owner struct {
+		id   int64
+		name string
+	}
+	var owners []owner
+	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.name FROM acl_grants g JOIN users u ON u.id = g.owner_id WHERE g.grantee = ?`, user)
+	if err != nil {
+		return fmt.Errorf("revoke rights of %q: %w", user, err)
+	}
+	for rows.Next() {
+		var o owner
+		if err := rows.Scan(&o.id, &o.name); err != nil {
+			rows.Close()
+			return fmt.Errorf("revoke rights of %q: %w", user, err)
+		}
+		owners = append(owners, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("revoke rights of %q: %w", user, err)
+	}
+	for _, o := range owners {
+		u, err := s.acquireID(ctx, o.id, o.name)
+		if errors.Is(err, store.ErrNoSuchUser) {
+			continue // deleted meanwhile, grants and all
+		}
+		if err != nil {
+			return fmt.Errorf("revoke rights of %q from %q: %w", user, o.name, err)
+		}
+		a := &account{s: s, u: u}
+		err = a.write(ctx, "revoke rights", func(w *wtx) error {
+			_, err := w.tx.ExecContext(ctx, `DELETE FROM acl WHERE identifier = ?`, user)
+			return err
+		})
+		a.Close()
+		if err != nil {
+			return fmt.Errorf("revoke rights of %q from %q: %w", user, o.name, err)
+		}
+		if err := s.forgetGrant(ctx, o.id, user); err != nil {
+			return err
+		}
+	}
+	return nil
+}

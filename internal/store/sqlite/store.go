@@ -249,6 +249,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.revokeGrantee(ctx, name); err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
 	s.wmu.Lock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	s.wmu.Unlock()

@@ -160,7 +160,22 @@ func testACL(t *testing.T, e *env) {
 	equal(t, "after reopen", aclOf(t, alice, "INBOX"), []string{"bob=lrs"})
 	equal(t, "sharers after reopen", sharers(t, e, "bob"), []string{"alice"})
 
+	// A deleted grantee's entries go: a new user of the same name
+	// inherits nothing.
+	setACL(t, alice, "Private", "bob", store.FlagsReplace, "lr", "lr")
+	bob.Close()
+	if err := e.st.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateUser(ctx, "bob", "h"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "after grantee deleted", aclOf(t, alice, "INBOX"), []string{})
+	equal(t, "Private after grantee deleted", aclOf(t, alice, "Private"), []string{})
+	equal(t, "sharers of the new bob", sharers(t, e, "bob"), []string{})
+
 	// A deleted owner is no longer a sharer.
+	setACL(t, alice, "INBOX", "bob", store.FlagsReplace, "lrs", "lrs")
 	alice.Close()
 	if err := e.st.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
