@@ -147,6 +147,26 @@ func (c *conn) otherAccount(ctx context.Context, owner string) (store.Account, e
 	return a, nil
 }
 
+// maxOtherAccounts bounds the other users' accounts a session keeps open
+// between commands.
+const maxOtherAccounts = 8
+
+// trimOthers closes, before a command, the other users' accounts beyond
+// maxOtherAccounts but the selected mailbox's: they reopen when needed
+// (the store caches the databases). Between commands nothing else holds
+// them.
+func (c *conn) trimOthers() {
+	if len(c.others) <= maxOtherAccounts {
+		return
+	}
+	for name, o := range c.others {
+		if c.sel == nil || c.sel.owner != name {
+			o.Close()
+			delete(c.others, name)
+		}
+	}
+}
+
 // closeOthers closes the other users' accounts the session opened.
 func (c *conn) closeOthers() {
 	for name, a := range c.others {
@@ -358,16 +378,12 @@ func (c *conn) sharedMailboxes(ctx context.Context, owner string) ([]sharedBox, 
 		if owner != "" && o != owner {
 			continue
 		}
-		acct, err := c.otherAccount(ctx, o)
+		boxes, err := c.sharedBy(ctx, o)
 		if isNoMailbox(err) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
 			return nil, err
-		}
-		boxes, err := acct.SharedMailboxes(ctx, []string{c.user, store.Anyone})
-		if err != nil {
-			return nil, fmt.Errorf("mailboxes shared by %q: %w", o, err)
 		}
 		for _, b := range boxes {
 			rights := store.RightsOf(b.ACL, c.user)
@@ -380,6 +396,29 @@ func (c *conn) sharedMailboxes(ctx context.Context, owner string) ([]sharedBox, 
 		}
 	}
 	return out, nil
+}
+
+// sharedBy lists owner's mailboxes with entries for the session's user
+// or anyone. An account the session has not opened yet is opened for the
+// query only: a LIST must not keep every sharer's database open.
+func (c *conn) sharedBy(ctx context.Context, owner string) ([]store.SharedMailbox, error) {
+	acct, ok := c.others[owner]
+	if !ok {
+		a, err := c.srv.store.Account(ctx, owner)
+		if errors.Is(err, store.ErrNoSuchUser) {
+			return nil, errNoMailbox
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open account of %q: %w", owner, err)
+		}
+		defer a.Close()
+		acct = a
+	}
+	boxes, err := acct.SharedMailboxes(ctx, []string{c.user, store.Anyone})
+	if err != nil {
+		return nil, fmt.Errorf("mailboxes shared by %q: %w", owner, err)
+	}
+	return boxes, nil
 }
 
 // seesMailboxOf reports whether owner shared a mailbox the session sees.

@@ -373,3 +373,38 @@ func TestSetQuota(t *testing.T) {
 	ts2.addUser("admin", "root")
 	ts2.login("admin", "root").expect(`SETQUOTA "" (STORAGE 100)`, "NO [NOPERM]")
 }
+
+// A session reaching many users' mailboxes keeps a bounded number of
+// their accounts open and still works with all of them (the one of the
+// selected mailbox stays open across commands).
+func TestSharedManyOwners(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("bob", "hunter2")
+	bob := ts.login("bob", "hunter2")
+	const owners = 12
+	for i := range owners {
+		name := fmt.Sprintf("owner%02d", i)
+		ts.addUser(name, "pw")
+		o := ts.login(name, "pw")
+		o.appendMsg("INBOX", "", simpleMsg)
+		o.ok("SETACL INBOX bob lr")
+		o.ok("LOGOUT")
+	}
+	u := bob.ok(`LIST "Other Users/" "*"`)
+	if len(u) != 2*owners {
+		t.Fatalf("LIST: %d lines: %q", len(u), u)
+	}
+	for round := range 2 {
+		for i := range owners {
+			mb := fmt.Sprintf(`"Other Users/owner%02d/INBOX"`, i)
+			bob.ok("EXAMINE " + mb)
+			for j := range owners {
+				other := fmt.Sprintf(`"Other Users/owner%02d/INBOX"`, (i+j)%owners)
+				hasLine(t, bob.ok("STATUS "+other+" (MESSAGES)"), "* STATUS "+other+" (MESSAGES 1)")
+			}
+			if u := bob.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]"); !strings.Contains(strings.Join(u, ""), "Subject: hello") {
+				t.Fatalf("round %d, %s: %q", round, mb, u)
+			}
+		}
+	}
+}

@@ -582,6 +582,7 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 			err = fmt.Errorf("panic in %s: %v", cmd.Name, v)
 		}
 	}()
+	c.trimOthers()
 	err = spec.fn(ctx, c, cmd)
 	var re *respError
 	switch {
