@@ -38,6 +38,10 @@ const (
 	opSetQuota
 	opGetMetadata
 	opSetMetadata
+	opACL
+	opSetACL
+	opSharedMailboxes
+	opSharers
 	numOps
 )
 
@@ -46,6 +50,7 @@ var opNames = [numOps]string{
 	"rename_mailbox", "subscriptions", "set_subscribed", "status", "snapshot", "claim_recent",
 	"changes", "vanished", "fetch", "open_body", "append", "store_flags", "expunge", "copy",
 	"move", "quota", "set_quota", "get_metadata", "set_metadata",
+	"acl", "set_acl", "shared_mailboxes", "sharers",
 }
 
 // storeTimer holds one precreated observer per operation.
@@ -80,6 +85,11 @@ type timedStore struct {
 func (s *timedStore) PasswordHash(ctx context.Context, name string) (string, error) {
 	defer s.t.since(opPasswordHash, time.Now())
 	return s.Store.PasswordHash(ctx, name)
+}
+
+func (s *timedStore) Sharers(ctx context.Context, user string) ([]string, error) {
+	defer s.t.since(opSharers, time.Now())
+	return s.Store.Sharers(ctx, user)
 }
 
 func (s *timedStore) Account(ctx context.Context, user string) (store.Account, error) {
@@ -211,4 +221,19 @@ func (a *timedAccount) GetMetadata(ctx context.Context, mailbox string, entries 
 func (a *timedAccount) SetMetadata(ctx context.Context, mailbox string, entries []store.MetadataEntry) error {
 	defer a.t.since(opSetMetadata, time.Now())
 	return a.Account.SetMetadata(ctx, mailbox, entries)
+}
+
+func (a *timedAccount) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {
+	defer a.t.since(opACL, time.Now())
+	return a.Account.ACL(ctx, mailbox)
+}
+
+func (a *timedAccount) SetACL(ctx context.Context, mailbox, identifier string, op store.FlagOp, rights string) (string, error) {
+	defer a.t.since(opSetACL, time.Now())
+	return a.Account.SetACL(ctx, mailbox, identifier, op, rights)
+}
+
+func (a *timedAccount) SharedMailboxes(ctx context.Context, identifiers []string) ([]store.SharedMailbox, error) {
+	defer a.t.since(opSharedMailboxes, time.Now())
+	return a.Account.SharedMailboxes(ctx, identifiers)
 }
