@@ -498,13 +498,23 @@ func (c *conn) copyAcross(ctx context.Context, uids []uint32, m *mailboxRef, mov
 		batch, batchUIDs, size = nil, nil, 0
 		return nil
 	}
+	// A failed COPY leaves the destination as it was (RFC 9051 §6.4.7):
+	// take out what earlier batches appended.
+	undo := func(err error) (store.CopyResult, error) {
+		if len(res.DestUIDs) > 0 {
+			if _, uerr := m.acct.Expunge(ctx, res.DestMailboxID, res.DestUIDs, false); uerr != nil {
+				c.log.Error("copy: could not undo a partial copy", "mailbox", m.view, "uids", res.DestUIDs, "err", uerr)
+			}
+		}
+		return store.CopyResult{}, err
+	}
 	for _, meta := range metas {
 		body, err := c.readBody(ctx, meta.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
 			continue // expunged meanwhile
 		}
 		if err != nil {
-			return res, err
+			return undo(err)
 		}
 		var flags []string
 		for _, f := range meta.Flags {
@@ -517,12 +527,12 @@ func (c *conn) copyAcross(ctx context.Context, uids []uint32, m *mailboxRef, mov
 		size += len(body)
 		if len(batch) >= copyBatchMessages || size >= copyBatchBytes {
 			if err := flush(); err != nil {
-				return res, err
+				return undo(err)
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return res, err
+		return undo(err)
 	}
 	if move && len(res.SrcUIDs) > 0 {
 		if _, err := sel.acct.Expunge(ctx, sel.info.ID, res.SrcUIDs, false); err != nil {

@@ -89,7 +89,7 @@ const shared = `"Other Users/alice/Projects"`
 // bob with "lr" reads alice's folder but changes nothing; with "lrswite"
 // he can; CREATE, DELETE and quota follow the owner.
 func TestSharedReadWrite(t *testing.T) {
-	_, alice, bob := shareSetup(t, serverOpts{})
+	ts, alice, bob := shareSetup(t, serverOpts{})
 	bob.expect("SELECT "+shared, "NO [NONEXISTENT]")
 	alice.ok("SETACL Projects bob lr")
 
@@ -208,7 +208,37 @@ func TestSharedReadWrite(t *testing.T) {
 	// "anyone" grants to every user.
 	alice.ok("SETACL Projects anyone lr")
 	bob.expect("EXAMINE "+shared, "OK [READ-ONLY]")
+
+	// What bob puts into alice's folder counts against alice's quota,
+	// and a COPY over it adds nothing (not even its first batch).
+	alice.ok("SETACL Projects bob lri")
+	acct, err := ts.store.Account(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acct.Close()
+	q, err := acct.Quota(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acct.SetQuota(t.Context(), 0, q.MessagesUsed+copyBatch); err != nil {
+		t.Fatal(err)
+	}
+	bob.ok("SELECT INBOX")
+	for range copyBatch + 1 {
+		bob.appendMsg("INBOX", "", simpleMsg)
+	}
+	bob.expect("COPY 1:* "+shared, "NO [OVERQUOTA]")
+	hasLine(t, bob.ok("STATUS "+shared+" (MESSAGES)"), fmt.Sprintf(`* STATUS "Other Users/alice/Projects" (MESSAGES %d)`, q.MessagesUsed))
+	if err := acct.SetQuota(t.Context(), 0, q.MessagesUsed+1); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect(fmt.Sprintf("APPEND %s {%d+}\r\n%s", shared, len(simpleMsg), simpleMsg), "OK")
+	bob.expect(fmt.Sprintf("APPEND %s {%d+}\r\n%s", shared, len(simpleMsg), simpleMsg), "NO [OVERQUOTA]")
 }
+
+// copyBatch is the server's copyBatchMessages.
+const copyBatch = 64
 
 // Without "l" or "r", another user's mailbox answers every command
 // exactly as a mailbox that does not exist (RFC 4314 §6): the same
