@@ -438,3 +438,18 @@ func TestSharedManyOwners(t *testing.T) {
 		}
 	}
 }
+
+// NOTIFY SELECTED on another user's mailbox pushes its owner's changes
+// between commands, as for one's own.
+func TestSharedNotifySelected(t *testing.T) {
+	_, alice, bob := shareSetup(t, serverOpts{})
+	alice.ok("SETACL Projects bob lrs")
+	bob.ok("SELECT " + shared)
+	bob.ok("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange))")
+	alice.appendMsg("Projects", "", crlf("Subject: three\n\nnew\n"))
+	bob.expectLines("* 3 EXISTS", "* 3 RECENT", `* 3 FETCH (UID 3 FLAGS (\Recent))`)
+	alice.ok("SELECT Projects")
+	alice.ok(`STORE 1 +FLAGS (\Answered)`)
+	bob.expectLines(`* 1 FETCH (UID 1 FLAGS (\Answered \Recent))`)
+	bob.quiet()
+}

@@ -720,14 +720,26 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 			continue
 		}
 		n.sub.SetWake(wake)
+		// Another user's selected mailbox signals under its owner, not
+		// on the user's subscription: watch it too (NOTIFY SELECTED).
+		other := c.sel != nil && c.sel.owner != c.user && n.selMode != selNone
+		if other {
+			c.sel.sub.SetWake(wake)
+		}
+		unwake := func() {
+			n.sub.SetWake(nil)
+			if other {
+				c.sel.sub.SetWake(nil)
+			}
+		}
 		c.nc.SetReadDeadline(deadline)
 		// A signal that raced with setting the deadline.
-		if c.woken.Load() || n.sub.Pending() {
-			n.sub.SetWake(nil)
+		if c.woken.Load() || n.sub.Pending() || (other && len(c.sel.sub.C) > 0) {
+			unwake() // notifyDeliver syncs the selected mailbox
 			continue
 		}
 		err := c.waitInput()
-		n.sub.SetWake(nil)
+		unwake()
 		if err == nil {
 			// A wake that raced with the read must not cut the command.
 			c.nc.SetReadDeadline(deadline)
