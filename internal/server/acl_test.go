@@ -272,11 +272,14 @@ func TestSharedIsolation(t *testing.T) {
 		`LIST "" "NAME*"`,
 		`LIST (SUBSCRIBED) "" "NAME"`,
 		`LSUB "" "NAME"`,
+		`LIST "NAME" "*"`,
+		`LIST "" "NAME" RETURN (STATUS (MESSAGES) MYRIGHTS CHILDREN)`,
 		`CREATE "NAME/Sub"`,
 		`DELETE "NAME"`,
 		`RENAME "NAME" "NAME2"`,
 		`RENAME "Other Users/alice/Projects" "NAME"`,
 		`SUBSCRIBE "NAME"`,
+		`UNSUBSCRIBE "NAME"`,
 		`APPEND "NAME" {3+}` + "\r\nabc",
 		`GETACL "NAME"`,
 		`SETACL "NAME" bob +lr`,
@@ -292,6 +295,8 @@ func TestSharedIsolation(t *testing.T) {
 		`SELECT INBOX`,
 		`COPY 1 "NAME"`,
 		`MOVE 1 "NAME"`,
+		`REPLACE 1 "NAME" {3+}` + "\r\nabc",
+		`UID REPLACE 1 "NAME" {3+}` + "\r\nabc",
 		`UNSELECT`,
 	}
 	run := func(name string) []string {
