@@ -194,35 +194,15 @@ func wireRights(rights string) string {
 	return out
 }
 
-// parseModRights parses SETACL's mod-rights: an optional "+" or "-", then
-// rights letters. The obsolete "c" stands for "k" and "d" for "xte"
-// (RFC 4314 §2.1.1). Anything else is BAD, as §3.1 requires.
+// parseModRights parses SETACL's mod-rights (store.ParseModRights);
+// an unknown right is BAD, as RFC 4314 §3.1 requires.
 func parseModRights(s string) (store.FlagOp, string, error) {
-	op := store.FlagsReplace
-	switch {
-	case strings.HasPrefix(s, "+"):
-		op, s = store.FlagsAdd, s[1:]
-	case strings.HasPrefix(s, "-"):
-		op, s = store.FlagsRemove, s[1:]
+	if strings.ContainsFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+		return 0, "", bad("", "Uppercase rights are not allowed")
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case ch == 'c':
-			b.WriteString("k")
-		case ch == 'd':
-			b.WriteString("xte")
-		case strings.IndexByte(store.AllRights, ch) >= 0:
-			b.WriteByte(ch)
-		case 'A' <= ch && ch <= 'Z':
-			return 0, "", bad("", "Uppercase rights are not allowed")
-		default:
-			return 0, "", bad("", fmt.Sprintf("The %q right is not supported", string(rune(ch))))
-		}
-	}
-	rights, err := store.NormRights(b.String())
+	op, rights, err := store.ParseModRights(s)
 	if err != nil {
-		return 0, "", bad("", "Invalid rights")
+		return 0, "", bad("", "Unsupported right: "+sanitize(err.Error()))
 	}
 	return op, rights, nil
 }

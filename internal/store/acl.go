@@ -79,6 +79,34 @@ func ModifyRights(old string, op FlagOp, rights string) string {
 	return rights
 }
 
+// ParseModRights parses a rights modification as SETACL takes it (RFC
+// 4314 §3.1): an optional "+" (add) or "-" (remove), then rights letters.
+// The obsolete "c" stands for "k" and "d" for "xte" (§2.1.1). It returns
+// the operation and the canonical rights; any other letter is
+// ErrInvalidRights.
+func ParseModRights(s string) (FlagOp, string, error) {
+	op := FlagsReplace
+	switch {
+	case strings.HasPrefix(s, "+"):
+		op, s = FlagsAdd, s[1:]
+	case strings.HasPrefix(s, "-"):
+		op, s = FlagsRemove, s[1:]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case 'c':
+			b.WriteString("k")
+		case 'd':
+			b.WriteString("xte")
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	rights, err := NormRights(b.String())
+	return op, rights, err
+}
+
 // ValidIdentifier checks an ACL identifier: a user name as user names
 // go (non-empty UTF-8, at most 255 bytes, no NUL, CR or LF). Identifiers
 // starting with "-" (negative rights) are not supported.
