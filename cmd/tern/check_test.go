@@ -28,7 +28,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("user add: %+v", r)
 	}
 	ctx := context.Background()
-	st, err := openStore(ctx, data, nil, nil)
+	st, err := openStore(ctx, data, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ const deliverMsg = "From: a@example.net\nTo: alice@example.org\nSubject: hi\n\nH
 func storedBodies(t *testing.T, dir, user, mailbox string) []string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := openStore(ctx, dir, nil, nil)
+	st, err := openStore(ctx, dir, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

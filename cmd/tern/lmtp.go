@@ -56,7 +56,7 @@ func serveNotifySocket(cfg *config.Config, hub store.Notifier, log *slog.Logger)
 // a server may be running: changes are signalled to that server.
 func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, func(), error) {
 	n := delivery.NewSocketNotifier(filepath.Join(cfg.DataDir, delivery.NotifySocketName))
-	st, err := openStore(ctx, cfg.DataDir, n, nil)
+	st, err := openStore(ctx, cfg.DataDir, n, nil, cfg.Store.Fsync)
 	if err != nil {
 		return nil, nil, err
 	}

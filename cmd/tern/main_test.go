@@ -146,7 +146,7 @@ func TestUserCommands(t *testing.T) {
 
 	checkPassword := func(user, pw string, want bool) {
 		t.Helper()
-		st, err := openStore(context.Background(), dir, nil, nil)
+		st, err := openStore(context.Background(), dir, nil, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestUserCommands(t *testing.T) {
 	// Default mailboxes, with special use, all subscribed.
 	func() {
 		ctx := context.Background()
-		st, err := openStore(ctx, dir, nil, nil)
+		st, err := openStore(ctx, dir, nil, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}

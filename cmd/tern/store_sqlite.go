@@ -12,9 +12,14 @@ import (
 
 const haveStore = true
 
-// openStore opens the storage backend in dir. notifier and log may be nil.
-func openStore(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
-	opts := sqlite.Options{Logger: log}
+// openStore opens the storage backend in dir. notifier and log may be
+// nil; fsync is the configured store.fsync ("" means always).
+func openStore(ctx context.Context, dir string, notifier store.Notifier, log *slog.Logger, fsync string) (store.Store, error) {
+	mode, err := sqlite.ParseFsyncMode(fsync)
+	if err != nil {
+		return nil, err
+	}
+	opts := sqlite.Options{Logger: log, Fsync: mode}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -34,6 +34,7 @@ type Config struct {
 	Log    Log    `toml:"log"`
 	LMTP   LMTP   `toml:"lmtp"`
 	Index  Index  `toml:"index"`
+	Store  Store  `toml:"store"`
 
 	Autoconfig Autoconfig `toml:"autoconfig"`
 }
@@ -117,6 +118,15 @@ type Index struct {
 	// MemoryMB bounds the memory of all mailbox indexes; the least
 	// recently used are evicted (and reloaded on use) beyond it.
 	MemoryMB int64 `toml:"memory_mb"`
+}
+
+// Store configures the mail store.
+type Store struct {
+	// Fsync is "always" (every change is on stable storage before its
+	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
+	// is, flag changes, expunges and \Recent claims survive a crash of
+	// tern but not necessarily a power failure).
+	Fsync string `toml:"fsync"`
 }
 
 // Limits bound resource use per connection and per server. The
@@ -206,6 +216,7 @@ func Default() *Config {
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
 		Index: Index{MemoryMB: 256},
+		Store: Store{Fsync: "always"},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,
 			IMAPPort:           143,
@@ -316,6 +327,9 @@ func (c *Config) Validate() error {
 	}
 	if a.MaxIPFailures < 1 {
 		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	if f := c.Store.Fsync; f != "always" && f != "optimized" {
+		bad("store.fsync", "must be always or optimized, got %q", f)
 	}
 	if c.Index.MemoryMB < 1 {
 		bad("index.memory_mb", "must be >= 1, got %d", c.Index.MemoryMB)

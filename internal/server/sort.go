@@ -201,6 +201,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([
 			MessageID:    m.MessageID,
 			InReplyTo:    m.InReplyTo,
 			References:   m.References,
+			Subject:      m.BaseSubject,
 		})
 		return nil
 	})

@@ -194,6 +194,19 @@ type Message struct {
 	MessageID  string
 	InReplyTo  []string
 	References []string
+	// BaseSubject is the SORT/THREAD key of the subject (RFC 5256 §2.1,
+	// internal/sort.Subject) when a cache already knows it (the mailbox
+	// index does, for WantRepeated fetches); otherwise its Known is false
+	// and SORT computes it from Envelope.
+	BaseSubject SubjectKey
+}
+
+// SubjectKey is a subject as SORT and THREAD compare it: the casemapped
+// base subject, and whether the subject marked a reply or forward.
+type SubjectKey struct {
+	Key   string
+	Reply bool
+	Known bool
 }
 
 // Quota is one user's limits and current usage (RFC 9208 quota root ""

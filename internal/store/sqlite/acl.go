@@ -11,7 +11,7 @@ import (
 )
 
 // aclSchema keeps mailbox access control lists (RFC 4314), added in
-// schema version 6: one row per (mailbox, identifier) with canonical
+// schema version 7: one row per (mailbox, identifier) with canonical
 // rights (store.NormRights). Keyed by mailbox id, an ACL follows its
 // mailbox through RENAME; the trigger drops it with the mailbox row (a
 // mailbox that stays as a \Noselect parent loses it in DeleteMailbox).

@@ -9,8 +9,8 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// A mail.db of schema version 5 (no acl table) gets the table, its index
-// and trigger when opened, records version 6, and its ACLs work.
+// A mail.db of schema version 6 (no acl table) gets the table, its index
+// and trigger when opened, records version 7, and its ACLs work.
 func TestMigrateToACL(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -23,7 +23,7 @@ func TestMigrateToACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TRIGGER mailboxes_acl`, `DROP TABLE acl`, `PRAGMA user_version = 5`} {
+	for _, q := range []string{`DROP TRIGGER mailboxes_acl`, `DROP TABLE acl`, `PRAGMA user_version = 6`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -38,8 +38,8 @@ func TestMigrateToACL(t *testing.T) {
 	}
 	defer a.Close()
 	var version int
-	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != 6 {
-		t.Fatalf("user_version = %d, %v; want 6", version, err)
+	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != 7 {
+		t.Fatalf("user_version = %d, %v; want 7", version, err)
 	}
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		t.Fatal(err)

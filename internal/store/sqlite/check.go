@@ -77,7 +77,8 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, COALESCE(r.refs, -1),
 		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id),
-		COALESCE((SELECT length(b.data) FROM bodies b WHERE b.content_id = c.id), -1)
+		COALESCE((SELECT length(b.data) + CASE WHEN b.split THEN length(c.header) ELSE 0 END
+			FROM bodies b WHERE b.content_id = c.id), -1)
 		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, err

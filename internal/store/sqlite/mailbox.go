@@ -44,6 +44,10 @@ type wtx struct {
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
+	deltas  map[int64]*ownDelta
+	// lazy: the write only changes flags, expunges or claims \Recent,
+	// and need not wait for an fsync under FsyncOptimized.
+	lazy bool
 }
 
 // write runs fn in a write transaction under the user's write lock, then
@@ -51,16 +55,26 @@ type wtx struct {
 // transaction is durably committed; writes of the user that arrive while
 // another commits share the next commit (see userDB.commit).
 func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.writeTx(ctx, what, false, fn)
+}
+
+// lazyWrite is write for changes that FsyncOptimized does not fsync.
+func (a *account) lazyWrite(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.writeTx(ctx, what, true, fn)
+}
+
+func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w *wtx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	w := &wtx{ctx: ctx, changed: map[int64]uint64{}}
+	w := &wtx{ctx: ctx, changed: map[int64]uint64{}, lazy: lazy}
 	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, err := range a.u.removeBlobs(w.dead) {
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)
 	}
+	a.s.sendDeltas(a.u, w.deltas)
 	a.s.notify(a.u.name, w.changed)
 	if w.list {
 		a.s.notifyList(a.u.name)
@@ -611,7 +625,7 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 
 func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	var first uint32
-	err := a.write(ctx, "claim recent", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "claim recent", func(w *wtx) error {
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
 			return err

@@ -126,6 +126,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
+	// The rows lack the content fields the index keeps (sent date, object
+	// ids): the index catches up with a query.
+	w.delta(d).unusable = true
 	modseq := d.highest + 1
 	now := time.Now().Unix()
 	uids := make([]uint32, len(rows))
@@ -172,6 +175,7 @@ const (
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
 // this transaction has it; its HIGHESTMODSEQ is advanced.
 func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+	od := w.delta(m)
 	modseq := m.highest + 1
 	uids := make([]uint32, len(rows))
 	for i, r := range rows {
@@ -196,6 +200,8 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
+	od.expunged(rows, modseq)
+	od.d.Head = m.head()
 	w.changed[m.id] = modseq
 	w.gc = true
 	return modseq, nil
@@ -273,6 +279,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		modseq := m.highest + 1
+		od := w.delta(&m)
+		saved := time.Unix(now.Unix(), 0).UTC()
 		var allKws []string
 		for i, p := range preps {
 			kws, err := canonKeywords(ctx, w.tx, p.kws)
@@ -281,9 +289,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			allKws = append(allKws, kws...)
 			var sent, sentTZ sql.NullInt64
+			var sentDate time.Time
 			if !p.info.SentDate.IsZero() {
 				s, tz := splitTime(p.info.SentDate)
 				sent, sentTZ = sql.NullInt64{Int64: s, Valid: true}, sql.NullInt64{Int64: tz, Valid: true}
+				sentDate = joinTime(s, tz)
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
@@ -302,8 +312,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				return err
 			}
 			if len(msgs[i].Body) <= inlineMax {
-				if _, err := w.tx.ExecContext(ctx, `INSERT INTO bodies(content_id, data) VALUES(?, ?)`, cid, msgs[i].Body); err != nil {
-					return fmt.Errorf("insert body: %w", err)
+				if err := w.insertInlineBody(cid, msgs[i].Body, p.header); err != nil {
+					return err
 				}
 			}
 			// Counted up by the messages insert trigger.
@@ -315,20 +325,27 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := splitTime(p.idate)
-			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, formatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
+			kwList := formatKeywords(kws)
+			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
+			od.added(newIndexRow(uid, modseq, flagList(p.sys, kwList), size, joinTime(isec, itz), saved, sentDate, "M"+id, threadID))
 			res.UIDs = append(res.UIDs, uid)
 		}
-		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+		grew, err := w.addMailboxKeywords(m.id, allKws)
+		if err != nil {
 			return err
 		}
+		od.unusable = od.unusable || grew
 		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(ctx, setUIDNextModSeq, m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
 			return err
 		}
+		m.uidNext += uint32(len(msgs))
+		m.highest = modseq
+		od.d.Head = m.head()
 		w.changed[m.id] = modseq
 		return nil
 	})
@@ -382,7 +399,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, "store flags", func(w *wtx) error {
+	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		res = store.StoreResult{}
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -513,7 +530,7 @@ func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys in
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
-	err := a.write(ctx, "expunge", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
 		out = nil
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -702,6 +719,20 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
+// insertInlineBody keeps a small body in the bodies table; when the
+// message starts with its stored header (contents.header), only the rest
+// is kept (split).
+func (w *wtx) insertInlineBody(contentID int64, raw, header []byte) error {
+	data, split := raw, 0
+	if len(header) > 0 && bytes.HasPrefix(raw, header) {
+		data, split = raw[len(header):], 1
+	}
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO bodies(content_id, data, split) VALUES(?, ?, ?)`, contentID, data, split); err != nil {
+		return fmt.Errorf("insert body: %w", err)
+	}
+	return nil
+}
+
 // headerBlock is the raw top-level header of a message (what the part tree
 // says it is), stored so SEARCH on header fields needs no file access.
 func headerBlock(raw []byte, info *message.Info) []byte {
@@ -729,12 +760,9 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
 	}
-	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
 	rs := toRanges(uids)
 	if len(rs) == 0 {
-		return nil
+		return a.checkSelectable(ctx, mailboxID)
 	}
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
@@ -756,6 +784,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		}
 	}
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
+	// A mailbox that does not exist (or cannot hold messages) has no
+	// rows: it is looked up only when a batch finds fewer messages than
+	// it asked for, not on every FETCH.
+	checked := false
 	for len(rs) > 0 {
 		var batch []uidRange
 		batch, rs = nextFetchBatch(rs, fetchBatch)
@@ -765,6 +797,12 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		msgs, err = a.fetchRows(ctx, q, append([]any{mailboxID}, rargs...), want, content, msgs[:0])
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
+		}
+		if !checked && len(msgs) < rangesLen(batch) {
+			checked = true
+			if err := a.checkSelectable(ctx, mailboxID); err != nil {
+				return err
+			}
 		}
 		for i, m := range msgs {
 			msgs[i] = nil // fn may keep m; the batch slice must not
@@ -874,10 +912,11 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	var parts, data []byte
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data FROM messages m JOIN contents c ON c.id = m.content_id
+	var parts, data, header []byte
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, CASE WHEN b.split THEN c.header END
+		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data)
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &header)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
@@ -885,6 +924,9 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	if data != nil {
+		if header != nil { // kept without its header (insertInlineBody)
+			data = append(header, data...)
+		}
 		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))
@@ -906,3 +948,21 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
 var errNoSuchMessage = store.ErrNoSuchMessage
+
+// checkSelectable returns Fetch's error for a mailbox that does not exist
+// or cannot hold messages.
+func (a *account) checkSelectable(ctx context.Context, mailboxID int64) error {
+	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// rangesLen is the number of UIDs rs covers.
+func rangesLen(rs []uidRange) int {
+	n := 0
+	for _, r := range rs {
+		n += int(r.hi-r.lo) + 1
+	}
+	return n
+}

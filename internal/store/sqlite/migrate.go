@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 6
+const userSchemaVersion = 7
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -105,7 +105,21 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 4 -> 5: annotations (METADATA) get the metadata table and
 	// its trigger (metadataSchema), which the schema statements create;
 	// there is nothing to convert.
-	// Version 5 -> 6: access control lists (ACL) get the acl table, its
+	// Version 5 -> 6: bodies.split marks bodies kept without their header
+	// (bodiesTable); the rows stored before keep the whole message.
+	var hasBodies, hasSplit int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('bodies')`).Scan(&hasBodies); err != nil {
+		return fmt.Errorf("migrate schema: inspect bodies: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('bodies') WHERE name = 'split'`).Scan(&hasSplit); err != nil {
+		return fmt.Errorf("migrate schema: inspect bodies: %w", err)
+	}
+	if hasBodies > 0 && hasSplit == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE bodies ADD COLUMN split INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("migrate schema: add bodies.split: %w", err)
+		}
+	}
+	// Version 6 -> 7: access control lists (ACL) get the acl table, its
 	// index and trigger (aclSchema), which the schema statements create;
 	// existing mailboxes start with empty ACLs (only their owner).
 	if err := tx.Commit(); err != nil {

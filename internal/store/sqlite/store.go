@@ -41,6 +41,36 @@ type Options struct {
 	// than in a file of its own (see bodiesTable). Zero means
 	// DefaultInlineBodyMax; a negative value keeps every body in a file.
 	InlineBodyMax int
+	// Fsync says which commits wait for an fsync (see FsyncMode).
+	Fsync FsyncMode
+}
+
+// FsyncMode chooses which commits are flushed to stable storage before
+// they return.
+type FsyncMode int
+
+const (
+	// FsyncAlways: every commit is fsynced before it returns; a tagged OK
+	// survives a power failure.
+	FsyncAlways FsyncMode = iota
+	// FsyncOptimized, like Dovecot's mail_fsync=optimized: commits that
+	// add mail (APPEND, delivery, COPY, MOVE) and change mailboxes are
+	// fsynced; flag changes, expunges and \Recent claims are written to
+	// the log without waiting for the disk, so they survive a crash of
+	// tern but the last few may be undone by a power failure (the next
+	// fsynced commit, or a checkpoint, makes them durable too).
+	FsyncOptimized
+)
+
+// ParseFsyncMode reads the configuration words "always" and "optimized".
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "", "always":
+		return FsyncAlways, nil
+	case "optimized":
+		return FsyncOptimized, nil
+	}
+	return 0, fmt.Errorf("fsync mode %q: want always or optimized", s)
 }
 
 // DefaultInlineBodyMax is the default Options.InlineBodyMax: most mail is
@@ -109,6 +139,7 @@ type userDB struct {
 	testCommit func(*sqlTx) error
 	refs       int
 	deleted    bool
+	fsync      FsyncMode
 
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
@@ -443,7 +474,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{})}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync}
 	s.users[id] = u
 	s.mu.Unlock()
 
