@@ -100,8 +100,8 @@ func (c *conn) resolve(ctx context.Context, name string) (*mailboxRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.EqualFold(local, "INBOX") {
-		local = "INBOX"
+	if first, _, _ := strings.Cut(local, store.Separator); strings.EqualFold(first, "INBOX") {
+		local = "INBOX" + local[len(first):] // INBOX is case-insensitive
 	}
 	acl, err := acct.ACL(ctx, local)
 	if err != nil {

@@ -235,6 +235,12 @@ func TestSharedReadWrite(t *testing.T) {
 	}
 	bob.expect(fmt.Sprintf("APPEND %s {%d+}\r\n%s", shared, len(simpleMsg), simpleMsg), "OK")
 	bob.expect(fmt.Sprintf("APPEND %s {%d+}\r\n%s", shared, len(simpleMsg), simpleMsg), "NO [OVERQUOTA]")
+
+	// INBOX is case-insensitive in the other users' namespace too.
+	alice.ok("CREATE INBOX/Sub")
+	alice.ok("SETACL INBOX/Sub bob lr")
+	u = bob.expect(`EXAMINE "Other Users/alice/inbox/Sub"`, "OK [READ-ONLY]")
+	hasLine(t, u, `* OK [PERMANENTFLAGS ()] Read-only mailbox`)
 }
 
 // copyBatch is the server's copyBatchMessages.
