@@ -23,6 +23,11 @@
 #   --tern-fsync M    tern's store.fsync: always (default: every change durable
 #                     before its reply) or optimized (as Dovecot's optimized)
 #   --tern-cpuprofile F  write a CPU profile of tern's whole life to F
+#   --postgres        also run tern on the PostgreSQL store (label ternpg): a
+#                     private cluster (Debian's postgresql, initdb in the temp
+#                     dir as nobody, fsync on, loopback, free port) and a
+#                     second tern on it; its CPU counts tern's and the
+#                     PostgreSQL server's processes together
 #
 # Each run is
 #   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
@@ -43,7 +48,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_PROF=()
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_PROF=() PG=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -57,7 +62,8 @@ while [ $# -gt 0 ]; do
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
 	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
 	--tern-cpuprofile) TERN_PROF=(--cpuprofile "$2"); shift 2 ;;
-	-h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+	--postgres) PG=1; shift ;;
+	-h|--help) sed -n '2,48p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -72,22 +78,25 @@ chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
-TERN_PID="" DOVE_PID=""
+TERN_PID="" DOVE_PID="" TPG_PID="" PG_PID="" PGBIN="" PGDATA=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
 cleanup() {
-	for p in $TERN_PID $DOVE_PID; do
+	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
+		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
+	fi
+	for p in $TERN_PID $DOVE_PID $TPG_PID; do
 		if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
 			kill -TERM "$p" 2>/dev/null || true
 		fi
 	done
-	for p in $TERN_PID $DOVE_PID; do
+	for p in $TERN_PID $DOVE_PID $TPG_PID; do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
 		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
 	done
 	if [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$WORK/tern" "$WORK/dovecot"
+		rm -rf "$WORK/tern" "$WORK/dovecot" "$WORK/ternpg" "$WORK/pg"
 	fi
 }
 trap cleanup EXIT INT TERM
@@ -96,6 +105,8 @@ port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 free_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 TERN_PORT=$(free_port 21443)
 DOVE_PORT=$(free_port $((TERN_PORT + 1)))
+TPG_PORT=$(free_port $((DOVE_PORT + 1)))
+PG_PORT=$(free_port $((TPG_PORT + 1)))
 
 if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 	log "installing dovecot-imapd"
@@ -141,6 +152,30 @@ for i in $(seq 1 "$USERS"); do
 done
 "$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "${TERN_PROF[@]}" 2>>"$WORK/tern/tern.log" &
 TERN_PID=$!
+
+# ---- tern on PostgreSQL (--postgres) ----
+if [ "$PG" = 1 ]; then
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$PGBIN/initdb" ] || { log "no PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
+	mkdir -p "$WORK/pg" "$WORK/ternpg"
+	chown nobody:nogroup "$WORK/pg"
+	PGDATA=$WORK/pg/data
+	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
+	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" \
+		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
+	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
+	sed -e "s#^data_dir = .*#data_dir = \"$WORK/ternpg/data\"#" -e "s#^imap = .*#imap = \"127.0.0.1:$TPG_PORT\"#" \
+		"$WORK/tern/tern.toml" >"$WORK/ternpg/tern.toml"
+	# tern.toml has a [store] section (fsync): the URL goes into it.
+	sed -i "/^\[store\]/a url = \"postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable\"" "$WORK/ternpg/tern.toml"
+	log "creating $USERS users in tern on PostgreSQL"
+	for i in $(seq 1 "$USERS"); do
+		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/ternpg/tern.toml" >/dev/null
+	done
+	"$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" 2>>"$WORK/ternpg/tern.log" &
+	TPG_PID=$!
+fi
 
 # ---- Dovecot (as in bench/compare.sh) ----
 DD=$WORK/dovecot
@@ -201,7 +236,9 @@ CONF
 /usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
 DOVE_PID=$!
 
-for port in $TERN_PORT $DOVE_PORT; do
+PORTS="$TERN_PORT $DOVE_PORT"
+[ "$PG" = 1 ] && PORTS="$PORTS $TPG_PORT"
+for port in $PORTS; do
 	for _ in $(seq 100); do
 		if ! port_free "$port"; then break; fi
 		sleep 0.1
@@ -228,15 +265,18 @@ CLK=$(getconf CLK_TCK)
 run_imaptest() { # server profile round
 	local srv=$1 prof=$2 round=$3 port=$TERN_PORT pid=$TERN_PID
 	[ "$srv" = dovecot ] && port=$DOVE_PORT pid=$DOVE_PID
+	[ "$srv" = ternpg ] && port=$TPG_PORT pid=$TPG_PID
 	local extra=()
 	[ "$prof" = logout0 ] && extra=(logout=0)
 	local f="$OUT/imaptest-$prof-$srv-r$round.txt"
 	local t0 t1
 	t0=$(tree_ticks "$pid")
+	[ "$srv" = ternpg ] && t0=$((t0 + $(tree_ticks "$PG_PID")))
 	# imaptest exits non-zero when it saw errors; the count is reported.
 	"$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
 		clients="$CLIENTS" secs="$SECS" mbox="$MBOX" "${extra[@]}" >"$f" 2>&1 </dev/null || true
 	t1=$(tree_ticks "$pid")
+	[ "$srv" = ternpg ] && t1=$((t1 + $(tree_ticks "$PG_PID")))
 	local total errors
 	# The numbers line after "Totals:" (the lines between are headers and
 	# percentages).
@@ -254,6 +294,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	for prof in ${PROFILES//,/ }; do
 		order="tern dovecot"
 		[ $((round % 2)) = 0 ] && order="dovecot tern"
+		[ "$PG" = 1 ] && order="$order ternpg"
 		for srv in $order; do
 			log "round $round: $prof on $srv ($SECS s)"
 			run_imaptest "$srv" "$prof" "$round"
@@ -280,5 +321,15 @@ END {
     t = profs[p] SUBSEP "tern"; d = profs[p] SUBSEP "dovecot"
     tc = med(t, cps); dc = med(d, cps)
     printf "| %s | %.0f | %.0f | **%.2f×** | %d / %d | %.3f | %.3f |\n", profs[p], tc, dc, (dc > 0 ? tc / dc : 0), err[t], err[d], med(t, cpu), med(d, cpu)
-  } }' "$OUT/imaptest-lines.txt" | tee "$OUT/imaptest-table.md"
+  }
+  g = 0; for (p = 1; p <= np; p++) if ((profs[p] SUBSEP "ternpg") in n) g = 1
+  if (g) {
+    print ""
+    print "| profile | tern on PostgreSQL cmds/s | /tern on SQLite | /Dovecot | error lines | CPU ms/cmd (tern + PostgreSQL) |"
+    print "|---|---|---|---|---|---|"
+    for (p = 1; p <= np; p++) {
+      q = profs[p] SUBSEP "ternpg"; t = profs[p] SUBSEP "tern"; d = profs[p] SUBSEP "dovecot"
+      qc = med(q, cps); tc = med(t, cps); dc = med(d, cps)
+      printf "| %s | %.0f | **%.2f×** | **%.2f×** | %d | %.3f |\n", profs[p], qc, (tc > 0 ? qc / tc : 0), (dc > 0 ? qc / dc : 0), err[q], med(q, cpu)
+    } } }' "$OUT/imaptest-lines.txt" | tee "$OUT/imaptest-table.md"
 log "results in $OUT"

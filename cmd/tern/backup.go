@@ -28,13 +28,18 @@ func (e *env) backup(args []string) int {
 	if !ok {
 		return exitError
 	}
+	dir, err := sqliteDir(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tern backup: %v\n", err)
+		return exitError
+	}
 	start := time.Now()
-	m, err := backupStore(context.Background(), cfg.DataDir, pos[0], e.stdout)
+	m, err := backupStore(context.Background(), dir, pos[0], e.stdout)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern %v\n", err) // err says "backup: ..."
 		return exitError
 	}
-	fmt.Fprintf(e.stdout, "backup of %s complete in %s: %s\n", cfg.DataDir, time.Since(start).Round(time.Millisecond), summary(m))
+	fmt.Fprintf(e.stdout, "backup of %s complete in %s: %s\n", dir, time.Since(start).Round(time.Millisecond), summary(m))
 	return exitOK
 }
 
@@ -55,15 +60,20 @@ func (e *env) restore(args []string) int {
 	if !ok {
 		return exitError
 	}
+	dir, err := sqliteDir(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tern restore: %v\n", err)
+		return exitError
+	}
 	start := time.Now()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	m, err := restoreStore(context.Background(), pos[0], cfg.DataDir, e.stdout, log)
+	m, err := restoreStore(context.Background(), pos[0], dir, e.stdout, log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern %v\n", err) // err says "restore: ..."
 		return exitError
 	}
 	fmt.Fprintf(e.stdout, "restore of backup from %s into %s complete in %s: %s; store is consistent\n",
-		m.Created.Format(time.RFC3339), cfg.DataDir, time.Since(start).Round(time.Millisecond), summary(m))
+		m.Created.Format(time.RFC3339), dir, time.Since(start).Round(time.Millisecond), summary(m))
 	return exitOK
 }
 

@@ -42,13 +42,18 @@ func (e *env) check(args []string) int {
 		return exitError
 	}
 	// Do not create a store where there is none: that is a typo'd --data.
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "tern.db")); err != nil {
-		fmt.Fprintf(e.stderr, "tern check: no store in %s: %v\n", cfg.DataDir, err)
+	dir, err := sqliteDir(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tern check: %v\n", err)
+		return exitError
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
+		fmt.Fprintf(e.stderr, "tern check: no store in %s: %v\n", dir, err)
 		return exitError
 	}
 	ctx := context.Background()
 	var remaining []string
-	err := e.withStore(ctx, cfg, func(st store.Store) error {
+	err = e.withStore(ctx, cfg, func(st store.Store) error {
 		ck, ok := st.(checker)
 		if !ok {
 			return errors.New("this storage backend cannot be checked")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/sqlite"
 )
@@ -28,7 +29,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("user add: %+v", r)
 	}
 	ctx := context.Background()
-	st, err := openStore(ctx, data, nil, nil, "")
+	st, err := openStore(ctx, &config.Config{DataDir: data}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

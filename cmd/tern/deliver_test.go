@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tern-imap/tern/internal/config"
 )
 
 const deliverMsg = "From: a@example.net\nTo: alice@example.org\nSubject: hi\n\nHello.\n"
@@ -21,7 +23,7 @@ const deliverMsg = "From: a@example.net\nTo: alice@example.org\nSubject: hi\n\nH
 func storedBodies(t *testing.T, dir, user, mailbox string) []string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := openStore(ctx, dir, nil, nil, "")
+	st, err := openStore(ctx, &config.Config{DataDir: dir}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,14 @@ func serveNotifySocket(cfg *config.Config, hub store.Notifier, log *slog.Logger)
 // openStoreNotifying opens the store for a command that stores mail while
 // a server may be running: changes are signalled to that server.
 func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, func(), error) {
+	if kind, _, err := cfg.Backend(); err == nil && kind == config.StorePostgres {
+		// The postgres store signals every commit to all servers on the
+		// database itself (LISTEN/NOTIFY).
+		st, err := openStore(ctx, cfg, nil, nil)
+		return st, func() {}, err
+	}
 	n := delivery.NewSocketNotifier(filepath.Join(cfg.DataDir, delivery.NotifySocketName))
-	st, err := openStore(ctx, cfg.DataDir, n, nil, cfg.Store.Fsync)
+	st, err := openStore(ctx, cfg, n, nil)
 	if err != nil {
 		return nil, nil, err
 	}

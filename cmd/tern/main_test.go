@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/config"
 )
 
 type result struct {
@@ -146,7 +147,7 @@ func TestUserCommands(t *testing.T) {
 
 	checkPassword := func(user, pw string, want bool) {
 		t.Helper()
-		st, err := openStore(context.Background(), dir, nil, nil, "")
+		st, err := openStore(context.Background(), &config.Config{DataDir: dir}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +166,7 @@ func TestUserCommands(t *testing.T) {
 	// Default mailboxes, with special use, all subscribed.
 	func() {
 		ctx := context.Background()
-		st, err := openStore(ctx, dir, nil, nil, "")
+		st, err := openStore(ctx, &config.Config{DataDir: dir}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

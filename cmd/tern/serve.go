@@ -123,7 +123,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	hub := notify.New()
 	// The mailbox index hears every change first, then tells the hub.
 	ix := index.New(hub, index.Options{MemoryBudget: cfg.Index.MemoryMB << 20, Logger: log})
-	backend, err := openStore(ctx, cfg.DataDir, ix, log, cfg.Store.Fsync)
+	backend, err := openStore(ctx, cfg, ix, log)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func checkUserName(name string) error {
 }
 
 func (e *env) withStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
-	st, err := openStore(ctx, cfg.DataDir, nil, nil, cfg.Store.Fsync)
+	st, err := openStore(ctx, cfg, nil, nil)
 	if err != nil {
 		return err
 	}

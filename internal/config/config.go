@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type Config struct {
 	// ShutdownTimeout is how long SIGTERM waits for sessions to finish.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 
+	Store  Store  `toml:"store"`
 	Listen Listen `toml:"listen"`
 	TLS    TLS    `toml:"tls"`
 	Auth   Auth   `toml:"auth"`
@@ -34,9 +36,62 @@ type Config struct {
 	Log    Log    `toml:"log"`
 	LMTP   LMTP   `toml:"lmtp"`
 	Index  Index  `toml:"index"`
-	Store  Store  `toml:"store"`
 
 	Autoconfig Autoconfig `toml:"autoconfig"`
+}
+
+// Store says where mail is kept.
+type Store struct {
+	// URL is "sqlite:DIR" (the embedded store in DIR), or
+	// "postgres://USER:PASS@HOST:PORT/DB?sslmode=..." (the PostgreSQL
+	// store, which several tern nodes can share). Empty: the embedded
+	// store in DataDir.
+	URL string `toml:"url"`
+	// Fsync is "always" (every change is on stable storage before its
+	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
+	// is, flag changes, expunges and \Recent claims survive a crash of
+	// tern but not necessarily a power failure). The sqlite store only;
+	// PostgreSQL follows its own synchronous_commit.
+	Fsync string `toml:"fsync"`
+}
+
+// StoreKind is the backend a Store URL names.
+type StoreKind int
+
+const (
+	StoreSQLite StoreKind = iota
+	StorePostgres
+)
+
+// Backend returns which backend the store URL names and its location:
+// the directory of an sqlite store (DataDir when the URL is empty), the
+// URL itself for postgres.
+func (c *Config) Backend() (StoreKind, string, error) {
+	u := c.Store.URL
+	switch {
+	case u == "":
+		return StoreSQLite, c.DataDir, nil
+	case strings.HasPrefix(u, "sqlite:"):
+		dir := strings.TrimPrefix(u, "sqlite:")
+		if dir == "" {
+			return 0, "", fmt.Errorf("store URL %q: no directory after sqlite:", u)
+		}
+		return StoreSQLite, dir, nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return StorePostgres, u, nil
+	}
+	return 0, "", fmt.Errorf("store URL %q: want sqlite:DIR or postgres://...", redactURL(u))
+}
+
+// redactURL hides a password in a URL that is being reported.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		if _, ok := p.User.Password(); ok {
+			p.User = url.UserPassword(p.User.Username(), "xxx")
+			return p.String()
+		}
+	}
+	return u
 }
 
 // Listen holds listener addresses (host:port). Empty disables a listener.
@@ -118,15 +173,6 @@ type Index struct {
 	// MemoryMB bounds the memory of all mailbox indexes; the least
 	// recently used are evicted (and reloaded on use) beyond it.
 	MemoryMB int64 `toml:"memory_mb"`
-}
-
-// Store configures the mail store.
-type Store struct {
-	// Fsync is "always" (every change is on stable storage before its
-	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
-	// is, flag changes, expunges and \Recent claims survive a crash of
-	// tern but not necessarily a power failure).
-	Fsync string `toml:"fsync"`
 }
 
 // Limits bound resource use per connection and per server. The
@@ -281,6 +327,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if _, _, err := c.Backend(); err != nil {
+		bad("store.url", "%v", err)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
@@ -476,6 +525,7 @@ type Flags struct {
 
 	ConfigPath   string
 	dataDir      string
+	storeURL     string
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
@@ -491,6 +541,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	d := Default()
 	fs.StringVar(&f.ConfigPath, "config", "", "read configuration from this TOML `file`")
 	fs.StringVar(&f.dataDir, "data", d.DataDir, "data `dir`ectory")
+	fs.StringVar(&f.storeURL, "store", "", "where mail is kept: sqlite:DIR or postgres://USER:PASS@HOST:PORT/DB (`URL`); default: the data directory")
 	if serve {
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
@@ -530,6 +581,8 @@ func (f *Flags) Apply(c *Config) {
 		switch fl.Name {
 		case "data":
 			c.DataDir = f.dataDir
+		case "store":
+			c.Store.URL = f.storeURL
 		case "listen-imap":
 			c.Listen.IMAP = f.imap
 		case "listen-imaps":

@@ -310,3 +310,34 @@ func TestAdminListenExplicit(t *testing.T) {
 		t.Fatal("only the admin listener accepted")
 	}
 }
+
+// TestStoreURL: store.url names the backend; anything else is refused
+// (without echoing a password).
+func TestStoreURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, where string
+		kind       StoreKind
+		bad        bool
+	}{
+		{"", "./tern-data", StoreSQLite, false},
+		{"sqlite:/srv/mail", "/srv/mail", StoreSQLite, false},
+		{"postgres://u:p@db:5432/tern?sslmode=require", "postgres://u:p@db:5432/tern?sslmode=require", StorePostgres, false},
+		{"postgresql://db/tern", "postgresql://db/tern", StorePostgres, false},
+		{"sqlite:", "", 0, true},
+		{"mysql://u:secret@db/tern", "", 0, true},
+	} {
+		c := Default()
+		c.Store.URL = tc.url
+		kind, where, err := c.Backend()
+		verr := c.Validate()
+		if tc.bad {
+			if err == nil || verr == nil || !strings.Contains(verr.Error(), "store.url") || strings.Contains(verr.Error(), "secret") {
+				t.Errorf("%q: Backend %v, Validate %v", tc.url, err, verr)
+			}
+			continue
+		}
+		if err != nil || verr != nil || kind != tc.kind || where != tc.where {
+			t.Errorf("%q: %v %q %v %v", tc.url, kind, where, err, verr)
+		}
+	}
+}

@@ -19,8 +19,10 @@ import (
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/postgres"
 	"github.com/tern-imap/tern/internal/store/sqlite"
 	"github.com/tern-imap/tern/internal/tlsutil"
 )
@@ -51,16 +53,12 @@ type serverOpts struct {
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
 	t.Helper()
-	ctx := context.Background()
 	hub := notify.New()
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
 	ix := index.New(hub, index.Options{})
-	backend, err := sqlite.Open(ctx, o.dataDir, sqlite.Options{Notifier: ix})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
+	backend := openBackend(t, o.dataDir, ix)
 	st := ix.Wrap(backend)
 	if o.wrapStore != nil {
 		st = o.wrapStore(st)
@@ -113,6 +111,38 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 		st.Close()
 	})
 	return ts
+}
+
+// openBackend opens the store under test: SQLite in dir, or, with
+// TERN_TEST_STORE=postgres, a new database on a private PostgreSQL
+// server (internal/pgtest), so the whole protocol suite can be run on
+// either backend.
+func openBackend(t *testing.T, dir string, n store.Notifier) store.Store {
+	t.Helper()
+	ctx := context.Background()
+	if os.Getenv("TERN_TEST_STORE") == "postgres" {
+		st, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.Options{Notifier: n})
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		return st
+	}
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{Notifier: n})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	return st
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// needSQLite skips a test that looks at the SQLite store's files when the
+// suite runs on PostgreSQL.
+func needSQLite(t *testing.T) {
+	t.Helper()
+	if os.Getenv("TERN_TEST_STORE") == "postgres" {
+		t.Skip("looks at the sqlite store's files")
+	}
 }
 
 // addUser creates a user with the default mailboxes.

@@ -100,6 +100,7 @@ func userDB(t *testing.T, dataDir string, id int) *sql.DB {
 // retried at the next command, and the session goes on once the database
 // is whole again.
 func TestSyncStorageErrorAfterCommand(t *testing.T) {
+	needSQLite(t)
 	dir := t.TempDir()
 	logs := &logRecorder{}
 	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {
@@ -149,6 +150,7 @@ func TestSyncStorageErrorAfterCommand(t *testing.T) {
 // succeeded still gets its tagged answer, and the session ends with
 // "* BYE" because it cannot go on.
 func TestSyncStorageErrorEndsBrokenSession(t *testing.T) {
+	needSQLite(t)
 	dir := t.TempDir()
 	logs := &logRecorder{}
 	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {
@@ -212,6 +214,7 @@ func TestSyncStorageErrorEndsBrokenSession(t *testing.T) {
 // and a store that keeps failing ends the session after maxSyncFailures
 // commands in a row, with the last command's tagged answer.
 func TestSyncStorageErrorInIdle(t *testing.T) {
+	needSQLite(t)
 	dir := t.TempDir()
 	logs := &logRecorder{}
 	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {
@@ -282,6 +285,7 @@ func TestSyncStorageErrorInIdle(t *testing.T) {
 // every signal), the session answers commands meanwhile, and the events
 // arrive once the database is whole again.
 func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
+	needSQLite(t)
 	dir := t.TempDir()
 	logs := &logRecorder{}
 	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {

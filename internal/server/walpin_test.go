@@ -17,6 +17,7 @@ import (
 // of that FETCH may stay open, so a checkpoint of the user's WAL from
 // another connection completes (wal_checkpoint(TRUNCATE) reports busy=0).
 func TestSlowFetchDoesNotPinWAL(t *testing.T) {
+	needSQLite(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 // aclSchema keeps mailbox access control lists (RFC 4314), added in
@@ -68,7 +69,7 @@ func (s *Store) Sharers(ctx context.Context, user string) ([]string, error) {
 
 // ACL implements store.Account.
 func (a *account) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {
-	n, err := lookupName(mailbox)
+	n, err := backend.LookupName(mailbox)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (a *account) SetACL(ctx context.Context, mailbox, identifier string, op sto
 	} else if r != rights {
 		return "", fmt.Errorf("rights %q are not canonical: %w", rights, store.ErrInvalidRights)
 	}
-	n, err := lookupName(mailbox)
+	n, err := backend.LookupName(mailbox)
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 var _ store.IndexSource = (*account)(nil)
@@ -25,7 +26,7 @@ func (a *account) MailboxHead(ctx context.Context, id int64, name string) (store
 		m, err = mboxByID(ctx, a.u.q, id)
 	} else {
 		var n string
-		if n, err = lookupName(name); err == nil {
+		if n, err = backend.LookupName(name); err == nil {
 			m, err = mboxByName(ctx, a.u.q, n)
 		}
 	}
@@ -59,7 +60,7 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 			return err
 		}
 		d.Head = m.head()
-		fl := flagInterner{}
+		fl := backend.FlagInterner{}
 		if sinceModSeq > 0 {
 			// Changed messages first: they all have lower UIDs than the new ones.
 			if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexChanged, id, sinceModSeq, sinceUID); err != nil {
@@ -78,26 +79,7 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 	return d, err
 }
 
-// flagInterner shares one flag list between rows with the same flags
-// (callers never modify a flag list), instead of one allocation per row.
-type flagInterner map[flagKey][]string
-
-type flagKey struct {
-	sys int64
-	kws string
-}
-
-func (fi flagInterner) flags(sys int64, kws string) []string {
-	k := flagKey{sys, kws}
-	if f, ok := fi[k]; ok {
-		return f
-	}
-	f := flagList(sys, kws)
-	fi[k] = f
-	return f
-}
-
-func indexRows(ctx context.Context, tx querier, fl *flagInterner, out []store.IndexRow, query string, args ...any) ([]store.IndexRow, error) {
+func indexRows(ctx context.Context, tx querier, fl *backend.FlagInterner, out []store.IndexRow, query string, args ...any) ([]store.IndexRow, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return out, fmt.Errorf("read index rows: %w", err)
@@ -113,11 +95,11 @@ func indexRows(ctx context.Context, tx querier, fl *flagInterner, out []store.In
 		if err := rows.Scan(&r.UID, &r.ModSeq, &sys, &kws, &r.Size, &idate, &itz, &sdate, &sent, &sentTZ, &r.EmailID, &r.ThreadID); err != nil {
 			return out, fmt.Errorf("read index rows: %w", err)
 		}
-		r.Flags = fl.flags(sys, kws)
-		r.InternalDate = joinTime(idate, itz)
+		r.Flags = fl.Flags(sys, kws)
+		r.InternalDate = backend.JoinTime(idate, itz)
 		r.SaveDate = time.Unix(sdate, 0).UTC()
 		if sent.Valid {
-			r.SentDate = joinTime(sent.Int64, sentTZ.Int64)
+			r.SentDate = backend.JoinTime(sent.Int64, sentTZ.Int64)
 		}
 		out = append(out, r)
 	}

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 var errAccountClosed = errors.New("account is closed")
@@ -189,12 +189,6 @@ func (m mbox) info() store.MailboxInfo {
 	return store.MailboxInfo{ID: m.id, Name: m.name, UIDValidity: m.uidValidity, SpecialUse: m.specialUse, NoSelect: m.noSelect}
 }
 
-// childRange returns bounds such that lo <= n < hi exactly for the names n
-// below name in the hierarchy ("/" + 1 == "0").
-func childRange(name string) (lo, hi string) {
-	return name + "/", name + "0"
-}
-
 func mailboxExists(ctx context.Context, q querier, name string) (bool, error) {
 	var n int
 	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailboxes WHERE name = ?`, name).Scan(&n); err != nil {
@@ -302,22 +296,12 @@ func (a *account) Mailboxes(ctx context.Context) ([]store.MailboxInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(out, func(x, y store.MailboxInfo) int {
-		switch {
-		case x.Name == y.Name:
-			return 0
-		case x.Name == "INBOX":
-			return -1
-		case y.Name == "INBOX":
-			return 1
-		}
-		return strings.Compare(x.Name, y.Name)
-	})
+	backend.SortMailboxes(out)
 	return out, nil
 }
 
 func (a *account) Mailbox(ctx context.Context, name string) (store.MailboxInfo, error) {
-	n, err := lookupName(name)
+	n, err := backend.LookupName(name)
 	if err != nil {
 		return store.MailboxInfo{}, err
 	}
@@ -332,7 +316,7 @@ func (a *account) Mailbox(ctx context.Context, name string) (store.MailboxInfo, 
 }
 
 func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) error {
-	n, err := normName(name)
+	n, err := backend.NormName(name)
 	if err != nil {
 		return err
 	}
@@ -367,7 +351,7 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 }
 
 func (a *account) DeleteMailbox(ctx context.Context, name string) error {
-	n, err := lookupName(name)
+	n, err := backend.LookupName(name)
 	if err != nil {
 		return err
 	}
@@ -379,7 +363,7 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		lo, hi := childRange(n)
+		lo, hi := backend.ChildRange(n)
 		var children int
 		if err := w.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailboxes WHERE name >= ? AND name < ?`, lo, hi).Scan(&children); err != nil {
 			return err
@@ -411,11 +395,11 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 }
 
 func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) error {
-	from, err := lookupName(oldName)
+	from, err := backend.LookupName(oldName)
 	if err != nil {
 		return err
 	}
-	to, err := normName(newName)
+	to, err := backend.NormName(newName)
 	if err != nil {
 		return err
 	}
@@ -460,7 +444,7 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 		if strings.HasPrefix(to, from+store.Separator) {
 			return fmt.Errorf("rename %q to its own child %q: %w", from, to, store.ErrNotAllowed)
 		}
-		lo, hi := childRange(from)
+		lo, hi := backend.ChildRange(from)
 		rows, err := w.tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE name = ? OR (name >= ? AND name < ?)`, from, lo, hi)
 		if err != nil {
 			return err
@@ -485,7 +469,7 @@ func (a *account) RenameMailbox(ctx context.Context, oldName, newName string) er
 			return err
 		}
 		for _, r := range rens {
-			if _, err := normName(r.newName); err != nil {
+			if _, err := backend.NormName(r.newName); err != nil {
 				return err
 			}
 			if ok, err := mailboxExists(ctx, w.tx, r.newName); err != nil {
@@ -524,7 +508,7 @@ func (a *account) Subscriptions(ctx context.Context) ([]string, error) {
 }
 
 func (a *account) SetSubscribed(ctx context.Context, name string, subscribed bool) error {
-	n, err := normName(name)
+	n, err := backend.NormName(name)
 	if err != nil {
 		return err
 	}
@@ -578,7 +562,7 @@ func mailboxKeywords(ctx context.Context, q querier, id int64) ([]string, error)
 }
 
 func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
-	n, err := lookupName(name)
+	n, err := backend.LookupName(name)
 	if err != nil {
 		return store.MailboxStatus{}, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 // msgRow is one messages row.
@@ -144,7 +145,7 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 			return nil, fmt.Errorf("copy messages: %w", err)
 		}
 		uids[i] = uid
-		for _, k := range parseKeywords(r.kws) {
+		for _, k := range backend.ParseKeywords(r.kws) {
 			if !seen[k] {
 				seen[k] = true
 				kws = append(kws, k)
@@ -207,26 +208,9 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	return modseq, nil
 }
 
-// parseMessage runs message.Parse, never failing delivery: a parser error
-// or panic yields empty parse results (logged).
-func (a *account) parseMessage(raw []byte) (info *message.Info) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.s.log.Warn("message parser panicked; storing without structure", "user", a.u.name, "panic", r)
-			info = &message.Info{}
-		}
-	}()
-	info, err := message.Parse(raw)
-	if err != nil || info == nil {
-		a.s.log.Warn("message parser failed; storing without structure", "user", a.u.name, "err", err)
-		return &message.Info{}
-	}
-	return info
-}
-
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
 	var res store.AppendResult
-	n, err := lookupName(mailbox)
+	n, err := backend.LookupName(mailbox)
 	if err != nil {
 		return res, err
 	}
@@ -241,7 +225,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	bodies := make([][]byte, len(msgs))
 	now := time.Now()
 	for i, m := range msgs {
-		sys, kws, err := splitFlags(m.Flags)
+		sys, kws, err := backend.SplitFlags(m.Flags)
 		if err != nil {
 			return res, fmt.Errorf("append: %w", err)
 		}
@@ -249,8 +233,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if idate.IsZero() {
 			idate = now
 		}
-		info := a.parseMessage(m.Body)
-		preps[i] = prep{info: info, header: headerBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		info := backend.ParseMessage(a.s.log, a.u.name, m.Body)
+		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -291,9 +275,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			var sent, sentTZ sql.NullInt64
 			var sentDate time.Time
 			if !p.info.SentDate.IsZero() {
-				s, tz := splitTime(p.info.SentDate)
+				s, tz := backend.SplitTime(p.info.SentDate)
 				sent, sentTZ = sql.NullInt64{Int64: s, Valid: true}, sql.NullInt64{Int64: tz, Valid: true}
-				sentDate = joinTime(s, tz)
+				sentDate = backend.JoinTime(s, tz)
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
@@ -324,12 +308,12 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				return err
 			}
 			uid := m.uidNext + uint32(i)
-			isec, itz := splitTime(p.idate)
-			kwList := formatKeywords(kws)
+			isec, itz := backend.SplitTime(p.idate)
+			kwList := backend.FormatKeywords(kws)
 			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
-			od.added(newIndexRow(uid, modseq, flagList(p.sys, kwList), size, joinTime(isec, itz), saved, sentDate, "M"+id, threadID))
+			od.added(newIndexRow(uid, modseq, backend.FlagList(p.sys, kwList), size, backend.JoinTime(isec, itz), saved, sentDate, "M"+id, threadID))
 			res.UIDs = append(res.UIDs, uid)
 		}
 		grew, err := w.addMailboxKeywords(m.id, allKws)
@@ -391,7 +375,7 @@ func (a *account) bodiesUnreferenced(ctx context.Context, err error, blobs []str
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	var res store.StoreResult
-	opSys, opKws, err := splitFlags(flags)
+	opSys, opKws, err := backend.SplitFlags(flags)
 	if err != nil {
 		return res, fmt.Errorf("store flags: %w", err)
 	}
@@ -420,21 +404,21 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		// ones with as few UPDATEs as the changes allow (see setFlags).
 		var changes []flagRow
 		res.Updated = make([]store.MessageMeta, 0, len(rows))
-		fl := flagInterner{}
+		fl := backend.FlagInterner{}
 		for i := range rows {
 			r := &rows[i]
 			if hasUnchangedSince && r.modseq > unchangedSince {
 				res.Modified = append(res.Modified, r.uid)
 				continue
 			}
-			ns, nk := applyFlags(op, r.sys, r.kws, opSys, kws)
+			ns, nk := backend.ApplyFlags(op, r.sys, r.kws, opSys, kws)
 			ms := r.modseq
 			if ns != r.sys || nk != r.kws {
 				changes = append(changes, flagRow{uid: r.uid, sys: ns, kws: nk})
 				ms = modseq
 				// Keep the old state in rows[i] for setFlags.
 			}
-			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.flags(ns, nk)})
+			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
 		}
 		if len(changes) > 0 {
 			if err := w.setFlags(m.id, modseq, op, opSys, rows, changes); err != nil {
@@ -493,7 +477,7 @@ func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys in
 		return nil
 	}
 	if sysOnly {
-		// (sysflags | add) & ~remove is what applyFlags computed for each.
+		// (sysflags | add) & ~remove is what backend.ApplyFlags computed for each.
 		var add, remove int64
 		if op == store.FlagsAdd {
 			add = opSys
@@ -562,7 +546,7 @@ func (a *account) Move(ctx context.Context, srcMailboxID int64, uids []uint32, d
 
 func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest string, move bool) (store.CopyResult, error) {
 	var res store.CopyResult
-	dn, err := lookupName(dest)
+	dn, err := backend.LookupName(dest)
 	if err != nil {
 		return res, err
 	}
@@ -616,7 +600,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
 	defer rows.Close()
 	var out []store.MessageMeta
-	fl := flagInterner{}
+	fl := backend.FlagInterner{}
 	for rows.Next() {
 		var mm store.MessageMeta
 		var sys int64
@@ -624,7 +608,7 @@ func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
 		if err := rows.Scan(&mm.UID, &mm.ModSeq, &sys, &kws); err != nil {
 			return nil, err
 		}
-		mm.Flags = fl.flags(sys, kws)
+		mm.Flags = fl.Flags(sys, kws)
 		out = append(out, mm)
 	}
 	return out, rows.Err()
@@ -733,16 +717,6 @@ func (w *wtx) insertInlineBody(contentID int64, raw, header []byte) error {
 	return nil
 }
 
-// headerBlock is the raw top-level header of a message (what the part tree
-// says it is), stored so SEARCH on header fields needs no file access.
-func headerBlock(raw []byte, info *message.Info) []byte {
-	root, err := message.DecodeParts(info.Parts)
-	if err != nil || root == nil || root.HeaderEnd > int64(len(raw)) || root.HeaderStart > root.HeaderEnd {
-		return nil
-	}
-	return raw[root.HeaderStart:root.HeaderEnd]
-}
-
 const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs.
@@ -846,7 +820,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 	if want&store.WantThreading != 0 {
 		dest = append(dest, thr.dest()...)
 	}
-	fl := flagInterner{}
+	fl := backend.FlagInterner{}
 	for rows.Next() {
 		env, body, bs, header = nil, nil, nil, nil
 		if err := rows.Scan(dest...); err != nil {
@@ -857,13 +831,13 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 			msg.Size = size
 		}
 		if want&store.WantFlags != 0 {
-			msg.Flags = fl.flags(sys, kws)
+			msg.Flags = fl.Flags(sys, kws)
 		}
 		if want&store.WantDates != 0 {
-			msg.InternalDate = joinTime(idate, itz)
+			msg.InternalDate = backend.JoinTime(idate, itz)
 			msg.SaveDate = time.Unix(sdate, 0).UTC()
 			if sent.Valid {
-				msg.SentDate = joinTime(sent.Int64, sentTZ.Int64)
+				msg.SentDate = backend.JoinTime(sent.Int64, sentTZ.Int64)
 			}
 		}
 		// Scan copies into []byte destinations: safe to keep after Next.

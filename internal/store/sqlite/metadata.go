@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 // metadataSchema keeps annotations (RFC 5464), added in schema version
@@ -37,7 +38,7 @@ func metadataMailboxID(ctx context.Context, q querier, mailbox string) (int64, e
 	if mailbox == "" {
 		return serverMetadataID, nil
 	}
-	n, err := lookupName(mailbox)
+	n, err := backend.LookupName(mailbox)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +116,7 @@ func readMetadata(ctx context.Context, q querier, id int64, name string, depth s
 }
 
 func (a *account) SetMetadata(ctx context.Context, mailbox string, entries []store.MetadataEntry) error {
-	set, err := normMetadataSet(entries)
+	set, err := backend.NormMetadataSet(entries)
 	if err != nil {
 		return fmt.Errorf("set metadata: %w", err)
 	}
@@ -131,33 +132,6 @@ func (a *account) SetMetadata(ctx context.Context, mailbox string, entries []sto
 		}
 		return checkMetadataLimits(ctx, w.tx)
 	})
-}
-
-// normMetadataSet validates the entries of a SetMetadata call, lower-cases
-// their names and keeps the last of repeated names.
-func normMetadataSet(entries []store.MetadataEntry) ([]store.MetadataEntry, error) {
-	out := make([]store.MetadataEntry, 0, len(entries))
-	at := map[string]int{}
-	for _, e := range entries {
-		n, err := store.NormMetadataEntry(e.Name)
-		if err != nil {
-			return nil, err
-		}
-		if n == "/private" || n == "/shared" {
-			return nil, fmt.Errorf("entry %q: a namespace, not an entry: %w", e.Name, store.ErrInvalidMetadataEntry)
-		}
-		if len(e.Value) > store.MetadataMaxValueSize {
-			return nil, &store.MetadataTooLargeError{Entry: n, Size: len(e.Value), Max: store.MetadataMaxValueSize}
-		}
-		e.Name = n
-		if i, ok := at[n]; ok {
-			out[i] = e
-			continue
-		}
-		at[n] = len(out)
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 func writeMetadata(ctx context.Context, q querier, id int64, e store.MetadataEntry) error {

@@ -19,15 +19,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 // Options configures a Store.
@@ -221,16 +220,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}, nil
 }
 
-func validUserName(name string) error {
-	if name == "" || len(name) > 255 || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
-		return fmt.Errorf("invalid user name %q", name)
-	}
-	return nil
-}
-
 // CreateUser creates a user with an INBOX.
 func (s *Store) CreateUser(ctx context.Context, name, passwordHash string) error {
-	if err := validUserName(name); err != nil {
+	if err := backend.ValidUserName(name); err != nil {
 		return err
 	}
 	s.wmu.Lock()

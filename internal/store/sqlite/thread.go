@@ -8,6 +8,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
 )
 
 // threadSchema: thread_ids maps every message id seen at delivery (a
@@ -29,29 +30,12 @@ CREATE TABLE IF NOT EXISTS content_threading(
 );
 `
 
-// maxThreadRefs bounds how many referenced ids one message contributes.
-const maxThreadRefs = 100
-
-// threadRefs returns the ids a message points at, nearest first: its
-// In-Reply-To, then its References from the last.
-func threadRefs(info *message.Info) []string {
-	var ids []string
-	ids = append(ids, info.InReplyTo...)
-	for i := len(info.References) - 1; i >= 0; i-- {
-		ids = append(ids, info.References[i])
-	}
-	if len(ids) > maxThreadRefs {
-		ids = ids[:maxThreadRefs]
-	}
-	return ids
-}
-
 // threadFor returns the thread id of a message being delivered: the
 // thread of the nearest message it refers to, or of a message already
 // delivered that referred to it; fresh when there is none. It records
 // the message's own id and its references under that thread.
 func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
-	refs := threadRefs(info)
+	refs := backend.ThreadRefs(info)
 	lookup := refs
 	if info.MessageID != "" {
 		lookup = append(refs[:len(refs):len(refs)], info.MessageID)
@@ -80,28 +64,11 @@ func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
 // saveThreading stores the ids THREAD=REFERENCES uses for a new content.
 func (w *wtx) saveThreading(contentID int64, info *message.Info) error {
 	_, err := w.tx.ExecContext(w.ctx, `INSERT INTO content_threading(content_id, message_id, in_reply_to, refs) VALUES(?, ?, ?, ?)`,
-		contentID, info.MessageID, joinIDs(info.InReplyTo), joinIDs(info.References))
+		contentID, info.MessageID, backend.JoinIDs(info.InReplyTo), backend.JoinIDs(info.References))
 	if err != nil {
 		return fmt.Errorf("store threading ids: %w", err)
 	}
 	return nil
-}
-
-// joinIDs joins message ids with spaces; an id holding white space (not
-// valid in a msg-id) loses it.
-func joinIDs(ids []string) string {
-	var b strings.Builder
-	for _, id := range ids {
-		id = strings.Join(strings.Fields(id), "")
-		if id == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(id)
-	}
-	return b.String()
 }
 
 const (

@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/tern-imap/tern/internal/runs"
-	"github.com/tern-imap/tern/internal/store"
 )
 
 const userSchema = `
@@ -137,115 +133,6 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// --- mailbox names ---
-
-const (
-	maxNameLen   = 1000
-	maxNameDepth = 50
-)
-
-// normName validates a mailbox name and spells a leading INBOX component
-// in upper case.
-func normName(name string) (string, error) {
-	if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) || strings.ContainsAny(name, "\x00\r\n") {
-		return "", fmt.Errorf("mailbox %q: %w", name, store.ErrInvalidName)
-	}
-	parts := strings.Split(name, store.Separator)
-	if len(parts) > maxNameDepth {
-		return "", fmt.Errorf("mailbox %q: too deep: %w", name, store.ErrInvalidName)
-	}
-	for _, p := range parts {
-		if p == "" {
-			return "", fmt.Errorf("mailbox %q: empty component: %w", name, store.ErrInvalidName)
-		}
-	}
-	if parts[0] != "INBOX" && strings.EqualFold(parts[0], "INBOX") {
-		parts[0] = "INBOX"
-		name = strings.Join(parts, store.Separator)
-	}
-	return name, nil
-}
-
-// lookupName normalizes a name used to find an existing mailbox; an
-// invalid name cannot exist.
-func lookupName(name string) (string, error) {
-	n, err := normName(name)
-	if err != nil {
-		return "", fmt.Errorf("mailbox %q: %w", name, store.ErrNoSuchMailbox)
-	}
-	return n, nil
-}
-
-// --- flags ---
-
-const (
-	flagSeen = 1 << iota
-	flagAnswered
-	flagFlagged
-	flagDeleted
-	flagDraft
-)
-
-// sysFlags in sorted order of their names.
-var sysFlags = [...]struct {
-	bit  int64
-	name string
-}{
-	{flagAnswered, `\Answered`},
-	{flagDeleted, `\Deleted`},
-	{flagDraft, `\Draft`},
-	{flagFlagged, `\Flagged`},
-	{flagSeen, `\Seen`},
-}
-
-// validKeyword reports whether k is an IMAP atom usable as a keyword.
-func validKeyword(k string) bool {
-	if k == "" || len(k) > 255 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// splitFlags separates system flags (as a bit set) from keywords (deduped
-// case-insensitively, first spelling kept). \Recent is ignored.
-func splitFlags(flags []string) (sys int64, kws []string, err error) {
-	seen := map[string]bool{}
-	for _, f := range flags {
-		if strings.HasPrefix(f, `\`) {
-			if strings.EqualFold(f, `\Recent`) {
-				continue
-			}
-			found := false
-			for _, sf := range sysFlags {
-				if strings.EqualFold(f, sf.name) {
-					sys |= sf.bit
-					found = true
-					break
-				}
-			}
-			if !found {
-				return 0, nil, fmt.Errorf("unknown system flag %q", f)
-			}
-			continue
-		}
-		if !validKeyword(f) {
-			return 0, nil, fmt.Errorf("invalid keyword %q", f)
-		}
-		fold := strings.ToLower(f)
-		if !seen[fold] {
-			seen[fold] = true
-			kws = append(kws, f)
-		}
-	}
-	return sys, kws, nil
-}
-
 // canonKeywords maps keywords to their account-wide first spelling,
 // recording new ones.
 func canonKeywords(ctx context.Context, tx querier, kws []string) ([]string, error) {
@@ -262,81 +149,6 @@ func canonKeywords(ctx context.Context, tx querier, kws []string) ([]string, err
 		out = append(out, name)
 	}
 	return out, nil
-}
-
-// kwSet is a message's keywords as stored: space-separated, sorted by
-// folded form.
-func parseKeywords(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, " ")
-}
-
-func formatKeywords(kws []string) string {
-	slices.SortFunc(kws, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-	return strings.Join(kws, " ")
-}
-
-// flagList builds a MessageMeta flag list: system flags, then keywords.
-func flagList(sys int64, keywords string) []string {
-	n := 0
-	for _, sf := range sysFlags {
-		if sys&sf.bit != 0 {
-			n++
-		}
-	}
-	kws := parseKeywords(keywords)
-	out := make([]string, 0, n+len(kws))
-	for _, sf := range sysFlags {
-		if sys&sf.bit != 0 {
-			out = append(out, sf.name)
-		}
-	}
-	return append(out, kws...)
-}
-
-// applyFlags computes new flags of a message.
-func applyFlags(op store.FlagOp, sys int64, keywords string, opSys int64, opKws []string) (int64, string) {
-	if len(opKws) == 0 && op != store.FlagsReplace {
-		// System flags only (+FLAGS \Seen): the stored keyword list, always
-		// kept sorted, stays as it is; no split, sort and join per row.
-		if op == store.FlagsAdd {
-			return sys | opSys, keywords
-		}
-		return sys &^ opSys, keywords
-	}
-	switch op {
-	case store.FlagsReplace:
-		return opSys, formatKeywords(slices.Clone(opKws))
-	case store.FlagsAdd:
-		cur := parseKeywords(keywords)
-		for _, k := range opKws {
-			if !containsFold(cur, k) {
-				cur = append(cur, k)
-			}
-		}
-		return sys | opSys, formatKeywords(cur)
-	case store.FlagsRemove:
-		cur := parseKeywords(keywords)
-		out := cur[:0]
-		for _, k := range cur {
-			if !containsFold(opKws, k) {
-				out = append(out, k)
-			}
-		}
-		return sys &^ opSys, strings.Join(out, " ")
-	}
-	return sys, keywords
-}
-
-func containsFold(list []string, k string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, k) {
-			return true
-		}
-	}
-	return false
 }
 
 // --- UID sets ---
@@ -396,21 +208,6 @@ func uidIn(col string, rs []uidRange, first int) (cond string, args []any) {
 	}
 	b = append(b, ']')
 	return col + " IN (SELECT value FROM json_each(" + p + "))", []any{string(b)}
-}
-
-// --- time ---
-
-func splitTime(t time.Time) (sec int64, tz int64) {
-	_, off := t.Zone()
-	return t.Unix(), int64(off)
-}
-
-func joinTime(sec, tz int64) time.Time {
-	loc := time.UTC
-	if tz != 0 {
-		loc = time.FixedZone("", int(tz))
-	}
-	return time.Unix(sec, 0).In(loc)
 }
 
 // --- blobs ---

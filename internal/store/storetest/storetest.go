@@ -252,6 +252,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Quota", testQuota},
 		{"QuotaConcurrent", testQuotaConcurrent},
 		{"Threads", testThreads},
+		{"OddBytes", testOddBytes},
 		{"Metadata", testMetadata},
 		{"MetadataMailboxes", testMetadataMailboxes},
 		{"MetadataLimits", testMetadataLimits},
@@ -291,6 +292,12 @@ func testUsers(t *testing.T, e *env) {
 	}
 	_, err = e.st.PasswordHash(ctx, "nobody")
 	wantErr(t, "PasswordHash(nobody)", err, store.ErrNoSuchUser)
+	// A name no user can have (readiness checks look one up) is just
+	// not found.
+	_, err = e.st.PasswordHash(ctx, "\x00ping\xff")
+	wantErr(t, "PasswordHash(NUL and invalid UTF-8)", err, store.ErrNoSuchUser)
+	_, err = e.st.Account(ctx, "\x00ping")
+	wantErr(t, "Account(NUL)", err, store.ErrNoSuchUser)
 	wantErr(t, "SetPasswordHash(nobody)", e.st.SetPasswordHash(ctx, "nobody", "x"), store.ErrNoSuchUser)
 	_, err = e.st.Account(ctx, "nobody")
 	wantErr(t, "Account(nobody)", err, store.ErrNoSuchUser)
@@ -1525,5 +1532,32 @@ func testVanished(t *testing.T, e *env) {
 	equal(t, "Vanished since now", v, nil)
 	if _, err := a.Vanished(ctx, 999999, 1); !errors.Is(err, store.ErrNoSuchMailbox) {
 		t.Fatalf("Vanished on a missing mailbox: %v", err)
+	}
+}
+
+// testOddBytes: mail as it was sent is stored, whatever bytes its
+// headers hold (NUL, invalid UTF-8 in the ids used for threading).
+func testOddBytes(t *testing.T, e *env) {
+	ctx := e.ctx
+	a := e.user("u")
+	raw := []byte("From: a@example.org\r\nSubject: odd \xff\xfe\r\nMessage-ID: <\xff\x00odd@example.org>\r\n" +
+		"In-Reply-To: <\xc3(@example.org>\r\nReferences: <\x00@x> <ok@example.org>\r\n\r\nbody \x00\xff\r\n")
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: raw}})
+	if err != nil {
+		t.Fatalf("Append of a message with odd bytes: %v", err)
+	}
+	if got := body(t, a, res.MailboxID, res.UIDs[0]); !bytes.Equal(got, raw) {
+		t.Fatalf("body changed: %q", got)
+	}
+	// A reply to it threads with it.
+	reply := []byte("From: b@example.org\r\nSubject: Re: odd\r\nMessage-ID: <r@example.org>\r\n" +
+		"In-Reply-To: <\xff\x00odd@example.org>\r\n\r\nreply\r\n")
+	res2, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: reply}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := fetchAll(t, a, res.MailboxID, []uint32{res.UIDs[0], res2.UIDs[0]}, store.WantIDs)
+	if len(msgs) != 2 || msgs[0].ThreadID == "" || msgs[0].ThreadID != msgs[1].ThreadID {
+		t.Fatalf("reply to an odd Message-ID not in its thread: %+v", msgs)
 	}
 }

@@ -1,0 +1,183 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// The benchmarks mirror internal/store/sqlite's of the same names, on a
+// private PostgreSQL server (TERN_PGTEST_FSYNC=on for durable commits,
+// as the sqlite ones have). The server runs in other processes, so wall
+// time per operation is the figure; the client's CPU is not the cost.
+
+func benchAccount(b *testing.B) store.Account {
+	b.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		b.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// seedMailbox fills INBOX with n messages (500 appended, the rest
+// copies) and returns its id.
+func seedMailbox(b *testing.B, a store.Account, n int) int64 {
+	b.Helper()
+	ctx := context.Background()
+	batch := make([]store.NewMessage, min(n, 500))
+	for i := range batch {
+		batch[i] = store.NewMessage{Body: storetest.Msg(i), Flags: []string{`\Seen`, "$Label"}}
+	}
+	res, err := a.Append(ctx, "INBOX", batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for have := len(batch); have < n; {
+		k := min(have, n-have)
+		uids := make([]uint32, k)
+		for i := range uids {
+			uids[i] = uint32(i + 1)
+		}
+		if _, err := a.Copy(ctx, res.MailboxID, uids, "INBOX"); err != nil {
+			b.Fatal(err)
+		}
+		have += k
+	}
+	return res.MailboxID
+}
+
+func uidRange(from, n int) []uint32 {
+	uids := make([]uint32, n)
+	for i := range uids {
+		uids[i] = uint32(from + i)
+	}
+	return uids
+}
+
+func BenchmarkAppend(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i), Flags: []string{`\Seen`}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendParallel: 16 goroutines append to one user's INBOX (its
+// writes serialize on the user's row lock).
+func BenchmarkAppendParallel(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+}
+
+func BenchmarkFetchFlags10k(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	uids := uidRange(1, 10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := a.Fetch(ctx, id, uids, store.WantFlags, func(*store.Message) error { n++; return nil }); err != nil || n != len(uids) {
+			b.Fatalf("fetched %d, %v", n, err)
+		}
+	}
+}
+
+// BenchmarkStoreFlags: +FLAGS then -FLAGS \Flagged on 1,000 contiguous
+// UIDs of a 10,000-message mailbox.
+func BenchmarkStoreFlags(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	uids := uidRange(4001, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, op := range []store.FlagOp{store.FlagsAdd, store.FlagsRemove} {
+			if res, err := a.StoreFlags(ctx, id, uids, op, []string{`\Flagged`}, 0, false); err != nil || len(res.Updated) != len(uids) {
+				b.Fatalf("updated %d, %v", len(res.Updated), err)
+			}
+		}
+	}
+}
+
+// BenchmarkCopy1000 copies 1,000 messages to another mailbox (expunged
+// again, not timed).
+func BenchmarkCopy1000(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
+		b.Fatal(err)
+	}
+	src := uidRange(2001, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := a.Copy(ctx, id, src, "X")
+		if err != nil || len(res.DestUIDs) != len(src) {
+			b.Fatalf("copied %d, %v", len(res.DestUIDs), err)
+		}
+		b.StopTimer()
+		if _, err := a.Expunge(ctx, res.DestMailboxID, res.DestUIDs, false); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkChanges10: what changed in a 10,000-message mailbox since a
+// modseq after which 10 messages changed flags.
+func BenchmarkChanges10(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 10000)
+	st, err := a.Status(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := a.StoreFlags(ctx, id, []uint32{uint32(100 + 500*i)}, store.FlagsAdd, []string{`\Answered`}, 0, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		cs, err := a.Changes(ctx, id, st.HighestModSeq, st.UIDNext-1)
+		if err != nil || len(cs.Changed) != 10 || len(cs.New) != 0 {
+			b.Fatalf("changed %d, new %d, %v", len(cs.Changed), len(cs.New), err)
+		}
+	}
+}

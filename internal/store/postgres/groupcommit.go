@@ -1,0 +1,205 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Group commit. The writes of one user are serialized by the lock on the
+// user's row, so each would wait for the one before it to commit, fsync
+// included. Within one process, writes of a user that arrive while
+// another is under way queue up instead, and the next transaction takes
+// all of them (up to maxGroupCommit): one row lock, each write in its own
+// savepoint (a failing one is undone alone), one commit and one NOTIFY.
+// Every write still returns only after the transaction holding it
+// committed, so nil still means durable, and they take effect in queue
+// order, each seeing the ones before it. Writes through other nodes still
+// meet at the row lock. This is the sqlite backend's group commit
+// (sqlite/groupcommit.go) on PostgreSQL.
+//
+// The statements of a shared transaction run with the transaction's own
+// context, not their caller's: pgx breaks the connection when a context
+// ends mid-statement, which would fail every write of the group. A write
+// whose caller gave up before its turn is skipped.
+
+// maxGroupCommit bounds how many writes share one transaction.
+const maxGroupCommit = 64
+
+// writeQueue is one user's writes waiting for a transaction.
+type writeQueue struct {
+	mu      sync.Mutex
+	ops     []*writeOp
+	leading bool // a goroutine is running transactions for the queue
+}
+
+// writeOp is one write waiting for (or done with) its commit.
+type writeOp struct {
+	ctx  context.Context // the caller's
+	what string
+	fn   func(*wtx) error
+	w    *wtx // this write's part of the transaction that ran it
+	err  error
+	done bool          // err is final; set before wake is closed
+	wake chan struct{} // closed when done, or to hand this write the lead
+}
+
+// queue returns user's write queue.
+func (s *Store) queue(user int64) *writeQueue {
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	q := s.queues[user]
+	if q == nil {
+		q = &writeQueue{}
+		s.queues[user] = q
+	}
+	return q
+}
+
+// write runs fn in a transaction that holds the lock on the user's row,
+// possibly shared with other writes of the user (see above), drops
+// contents left unused and sends the change signal before commit, and
+// tells this process's notifier after it. It returns nil only once the
+// transaction committed.
+func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
+	if a.closed.Load() {
+		return fmt.Errorf("%s: %w", what, errAccountClosed)
+	}
+	op := &writeOp{ctx: ctx, what: what, fn: fn, wake: make(chan struct{})}
+	q := a.s.queue(a.id)
+	q.mu.Lock()
+	q.ops = append(q.ops, op)
+	lead := !q.leading
+	q.leading = true
+	q.mu.Unlock()
+	if !lead {
+		<-op.wake
+		if op.done {
+			return a.finish(op)
+		}
+		// The lead was handed to this write.
+	}
+	for !op.done {
+		q.mu.Lock()
+		n := min(len(q.ops), maxGroupCommit)
+		batch := q.ops[:n:n]
+		q.ops = append([]*writeOp(nil), q.ops[n:]...)
+		q.mu.Unlock()
+		err := a.runBatch(batch)
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+			o.done = true
+			if o != op {
+				close(o.wake)
+			}
+		}
+	}
+	q.mu.Lock()
+	if len(q.ops) == 0 {
+		q.leading = false
+		q.mu.Unlock()
+	} else {
+		next := q.ops[0]
+		q.mu.Unlock()
+		close(next.wake) // hands the lead over
+	}
+	return a.finish(op)
+}
+
+// finish returns a done write's result, telling this process's notifier
+// what it changed.
+func (a *account) finish(op *writeOp) error {
+	if op.err != nil {
+		return fmt.Errorf("%s: %w", op.what, op.err)
+	}
+	a.s.notifyLocal(a.name, op.w.changed, op.w.list)
+	return nil
+}
+
+// runBatch runs ops in one transaction, again from the start after a
+// deadlock or serialization failure. An op's own failure is in its err;
+// the error returned is the transaction's and fails every op.
+func (a *account) runBatch(ops []*writeOp) error {
+	ctx := context.WithoutCancel(ops[0].ctx)
+	for attempt := 0; ; attempt++ {
+		a.s.commits.Add(1)
+		err := pgx.BeginFunc(ctx, a.s.pool, func(tx pgx.Tx) error { return a.runOps(ctx, tx, ops) })
+		if err == nil || attempt >= maxRetries || !retryable(err) {
+			return err
+		}
+		a.s.log.Debug("postgres store: retrying a transaction", "err", err)
+	}
+}
+
+// errNothingCommitted ends a transaction none of whose writes succeeded.
+var errNothingCommitted = errors.New("no write of the group succeeded")
+
+// runOps is one attempt of runBatch in tx.
+func (a *account) runOps(ctx context.Context, tx pgx.Tx, ops []*writeOp) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`, a.id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = fmt.Errorf("user %q: %w", a.name, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return fmt.Errorf("lock user: %w", err)
+	}
+	all := &wtx{ctx: ctx, tx: tx, a: a, changed: map[int64]uint64{}}
+	ok := 0
+	for _, op := range ops {
+		op.w = &wtx{ctx: ctx, tx: tx, a: a, changed: map[int64]uint64{}}
+		if op.err = op.ctx.Err(); op.err != nil {
+			continue // given up on while it waited
+		}
+		if len(ops) == 1 {
+			if op.err = op.fn(op.w); op.err != nil {
+				if retryable(op.err) {
+					return op.err
+				}
+				return errNothingCommitted
+			}
+		} else if op.err = a.runInSavepoint(ctx, tx, op); op.err != nil {
+			if retryable(op.err) || tx.Conn().IsClosed() {
+				return op.err
+			}
+			continue
+		}
+		ok++
+		all.list = all.list || op.w.list
+		all.dropped = append(all.dropped, op.w.dropped...)
+		for id, ms := range op.w.changed {
+			all.changed[id] = max(all.changed[id], ms)
+		}
+	}
+	if ok == 0 {
+		return errNothingCommitted
+	}
+	if err := dropUnusedContents(ctx, tx, all.dropped); err != nil {
+		return err
+	}
+	return all.queueNotify()
+}
+
+// runInSavepoint runs op inside a savepoint of tx, undoing it alone when
+// it fails.
+func (a *account) runInSavepoint(ctx context.Context, tx pgx.Tx, op *writeOp) error {
+	sp, err := tx.Begin(ctx) // a pseudo nested transaction: SAVEPOINT
+	if err != nil {
+		return err
+	}
+	op.w.tx = sp
+	if err := op.fn(op.w); err != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return fmt.Errorf("%w (undoing it: %v)", err, rerr)
+		}
+		return err
+	}
+	return sp.Commit(ctx) // RELEASE SAVEPOINT
+}

@@ -1,0 +1,168 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cross-node change signals. Every write transaction that changed a
+// mailbox (or the mailbox list) sends, before it commits,
+//
+//	pg_notify('tern_changes', "<node> <user-len>:<user> <id>:<modseq> ... [L]")
+//
+// which PostgreSQL delivers to every listener only if and when the
+// transaction commits. Each Store with a Notifier keeps one connection
+// (outside the pool) LISTENing on the channel and hands what other nodes
+// sent to its Notifier; its own signals it already delivered after the
+// commit (notifyLocal) and skips by node id. A signal only makes sessions
+// ask the store what changed (the mailbox index is validated by modseq),
+// so a lost one costs freshness, never correctness: SELECT, STATUS and
+// the next command's catch-up still compare the mailbox row.
+
+const notifyChannel = "tern_changes"
+
+// queueNotify sends the transaction's change signal (delivered at commit).
+func (w *wtx) queueNotify() error {
+	if len(w.changed) == 0 && !w.list {
+		return nil
+	}
+	if _, err := w.tx.Exec(w.ctx, `SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list)); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
+
+// notifyPayload encodes a change signal. The user name is length-prefixed
+// (it may hold spaces); the whole stays far below NOTIFY's 8000 bytes for
+// the few mailboxes one write touches.
+func (s *Store) notifyPayload(user string, changed map[int64]uint64, list bool) string {
+	var b strings.Builder
+	b.WriteString(s.node)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(user)))
+	b.WriteByte(':')
+	b.WriteString(user)
+	for id, ms := range changed {
+		fmt.Fprintf(&b, " %d:%d", id, ms)
+	}
+	if list {
+		b.WriteString(" L")
+	}
+	return b.String()
+}
+
+// change is one decoded signal.
+type change struct {
+	node    string
+	user    string
+	changed map[int64]uint64
+	list    bool
+}
+
+func parsePayload(p string) (change, error) {
+	c := change{changed: map[int64]uint64{}}
+	node, rest, ok := strings.Cut(p, " ")
+	if !ok {
+		return c, fmt.Errorf("bad change signal %q", p)
+	}
+	c.node = node
+	ls, rest, ok := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(ls)
+	if !ok || err != nil || n < 0 || n > len(rest) {
+		return c, fmt.Errorf("bad change signal %q", p)
+	}
+	c.user, rest = rest[:n], rest[n:]
+	for _, f := range strings.Fields(rest) {
+		if f == "L" {
+			c.list = true
+			continue
+		}
+		ids, mss, ok := strings.Cut(f, ":")
+		id, err1 := strconv.ParseInt(ids, 10, 64)
+		ms, err2 := strconv.ParseUint(mss, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return c, fmt.Errorf("bad change signal %q", p)
+		}
+		c.changed[id] = ms
+	}
+	return c, nil
+}
+
+// startListening connects the listening connection (so that Open fails
+// when it cannot) and starts the goroutine that serves it.
+func (s *Store) startListening(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := listenConn(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	s.listenDone = make(chan struct{})
+	go s.listen(lctx, cfg, conn)
+	return nil
+}
+
+func listenConn(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("listen for changes: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("listen for changes: %w", err)
+	}
+	return conn, nil
+}
+
+// listen hands other nodes' signals to the notifier until ctx ends,
+// reconnecting (with a growing pause, up to 5 s) when the connection
+// breaks.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
+	defer close(s.listenDone)
+	pause := 100 * time.Millisecond
+	for {
+		if conn != nil {
+			err := s.serveNotifications(ctx, conn)
+			conn.Close(context.Background())
+			conn = nil
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("postgres store: change signals interrupted; reconnecting", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		var err error
+		if conn, err = listenConn(ctx, cfg); err != nil {
+			pause = min(2*pause, 5*time.Second)
+			continue
+		}
+		pause = 100 * time.Millisecond
+	}
+}
+
+func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		c, err := parsePayload(n.Payload)
+		if err != nil {
+			s.log.Warn("postgres store: ignoring a change signal", "err", err)
+			continue
+		}
+		if c.node == s.node {
+			continue
+		}
+		s.notifyLocal(c.user, c.changed, c.list)
+	}
+}

@@ -1,0 +1,686 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/runs"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
+)
+
+// uidRanges is a UID set as two parallel arrays of range bounds,
+// ascending and disjoint: statements match it with
+// "JOIN unnest($lo, $hi) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi",
+// one statement shape for any set, each range an index range scan.
+type uidRanges struct{ lo, hi []int64 }
+
+func toRanges(uids []uint32) uidRanges {
+	var r uidRanges
+	for lo, hi := range runs.Of(runs.Sorted(uids)) {
+		r.lo = append(r.lo, int64(lo))
+		r.hi = append(r.hi, int64(hi))
+	}
+	return r
+}
+
+func (r uidRanges) empty() bool { return len(r.lo) == 0 }
+
+// uidsOfRows lists the UIDs of rows.
+func uidsOfRows(rows []msgRow) []uint32 {
+	uids := make([]uint32, len(rows))
+	for i, r := range rows {
+		uids[i] = r.uid
+	}
+	return uids
+}
+
+// msgRow is one messages row.
+type msgRow struct {
+	uid       uint32
+	modseq    uint64
+	sys       int64
+	kws       string
+	contentID int64
+	size      int64
+	idate     int64
+	itz       int64
+	sdate     int64
+}
+
+// msgRows reads the messages of a mailbox among rs (or all), ascending.
+func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]msgRow, error) {
+	if !all && rs.empty() {
+		return nil, nil
+	}
+	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date FROM messages m `
+	args := []any{mailboxID}
+	if !all {
+		q += `JOIN unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi `
+		args = append(args, rs.lo, rs.hi)
+	}
+	q += `WHERE m.mailbox_id = $1`
+	if onlyDeleted {
+		q += ` AND m.sysflags & 8 <> 0`
+	}
+	rows, err := w.tx.Query(w.ctx, q+` ORDER BY m.uid`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (msgRow, error) {
+		var r msgRow
+		err := row.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return out, nil
+}
+
+// canonKeywords maps keywords to their account-wide first spelling,
+// recording new ones (one round trip, none without keywords).
+func (w *wtx) canonKeywords(kws []string) ([]string, error) {
+	if len(kws) == 0 {
+		return nil, nil
+	}
+	folded := make([]string, len(kws))
+	for i, k := range kws {
+		folded[i] = strings.ToLower(k)
+	}
+	rows, err := w.tx.Query(w.ctx, `WITH k AS (SELECT * FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(folded, name, ord)),
+		ins AS (INSERT INTO keywords(user_id, folded, name) SELECT DISTINCT ON (folded) $1, folded, name FROM k ORDER BY folded, ord
+			ON CONFLICT DO NOTHING RETURNING folded, name)
+		SELECT COALESCE(ins.name, kw.name) FROM k
+			LEFT JOIN ins ON ins.folded = k.folded
+			LEFT JOIN keywords kw ON kw.user_id = $1 AND kw.folded = k.folded
+		ORDER BY k.ord`, w.a.id, folded, kws)
+	if err != nil {
+		return nil, fmt.Errorf("record keywords: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record keywords: %w", err)
+	}
+	return out, nil
+}
+
+// addMailboxKeywords adds (canonical) keywords to a mailbox's list and
+// reports whether it grew.
+func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
+	if len(kws) == 0 {
+		return false, nil
+	}
+	folded := make([]string, len(kws))
+	for i, k := range kws {
+		folded[i] = strings.ToLower(k)
+	}
+	tag, err := w.tx.Exec(w.ctx, `INSERT INTO mailbox_keywords(mailbox_id, folded) SELECT DISTINCT $1::bigint, f FROM unnest($2::text[]) AS f
+		ON CONFLICT DO NOTHING`, mailboxID, folded)
+	if err != nil {
+		return false, fmt.Errorf("add mailbox keywords: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// insertCopies adds rows (from any mailbox of the account) to mailbox d
+// with new UIDs in order, keeping flags and internal dates; SaveDate
+// becomes now unless keepSaveDate. d is the destination as this
+// transaction has it; its UIDNEXT and HIGHESTMODSEQ are advanced.
+func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32, error) {
+	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
+		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
+	}
+	modseq := d.highest + 1
+	t := now()
+	uids := make([]uint32, len(rows))
+	var (
+		uidCol, sysCol, cidCol, sizeCol, idateCol, itzCol, sdateCol []int64
+		kwsCol, kws                                                 []string
+		size                                                        int64
+	)
+	seen := map[string]bool{}
+	for i, r := range rows {
+		uid := d.uidNext + uint32(i)
+		save := t
+		if keepSaveDate {
+			save = r.sdate
+		}
+		uids[i] = uid
+		uidCol = append(uidCol, int64(uid))
+		sysCol = append(sysCol, r.sys)
+		kwsCol = append(kwsCol, r.kws)
+		cidCol = append(cidCol, r.contentID)
+		sizeCol = append(sizeCol, r.size)
+		idateCol = append(idateCol, r.idate)
+		itzCol = append(itzCol, r.itz)
+		sdateCol = append(sdateCol, save)
+		size += r.size
+		for _, k := range backend.ParseKeywords(r.kws) {
+			if !seen[k] {
+				seen[k] = true
+				kws = append(kws, k)
+			}
+		}
+	}
+	if _, err := w.tx.Exec(w.ctx, `INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+		SELECT $1, r.uid, $2, r.sys, r.kws, r.cid, r.size, r.idate, r.itz, r.sdate
+		FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+			AS r(uid, sys, kws, cid, size, idate, itz, sdate)`,
+		d.id, modseq, uidCol, sysCol, kwsCol, cidCol, sizeCol, idateCol, itzCol, sdateCol); err != nil {
+		return nil, fmt.Errorf("copy messages: %w", err)
+	}
+	if _, err := w.addMailboxKeywords(d.id, kws); err != nil {
+		return nil, err
+	}
+	if err := w.allocated(d, len(rows), modseq); err != nil {
+		return nil, err
+	}
+	if err := w.addUsage(int64(len(rows)), size); err != nil {
+		return nil, err
+	}
+	return uids, nil
+}
+
+// allocated records that n new UIDs from d.uidNext were given out at
+// modseq: the uid_log row, the mailbox row's counters, d itself.
+func (w *wtx) allocated(d *mbox, n int, modseq uint64) error {
+	if _, err := w.tx.Exec(w.ctx, `INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING`,
+		d.id, modseq, d.uidNext); err != nil {
+		return fmt.Errorf("log uids: %w", err)
+	}
+	if _, err := w.tx.Exec(w.ctx, `UPDATE mailboxes SET uidnext = $2, highestmodseq = $3 WHERE id = $1`,
+		d.id, d.uidNext+uint32(n), modseq); err != nil {
+		return fmt.Errorf("advance uidnext: %w", err)
+	}
+	d.uidNext += uint32(n)
+	d.highest = modseq
+	w.changed[d.id] = modseq
+	return nil
+}
+
+// expungeRows removes rows (at least one) from mailbox m, leaving
+// tombstones, and returns the mailbox's new modseq. m is the mailbox as
+// this transaction has it; its HIGHESTMODSEQ is advanced.
+func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+	modseq := m.highest + 1
+	rs := toRanges(uidsOfRows(rows))
+	var size int64
+	contents := make([]int64, 0, len(rows))
+	for _, r := range rows {
+		size += r.size
+		contents = append(contents, r.contentID)
+	}
+	tag, err := w.tx.Exec(w.ctx, `DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi`, m.id, rs.lo, rs.hi)
+	if err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	if tag.RowsAffected() != int64(len(rows)) {
+		return 0, fmt.Errorf("expunge: deleted %d of %d messages", tag.RowsAffected(), len(rows))
+	}
+	if _, err := w.tx.Exec(w.ctx, `INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
+		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq`,
+		m.id, rs.lo, rs.hi, modseq); err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	if _, err := w.tx.Exec(w.ctx, `UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq); err != nil {
+		return 0, fmt.Errorf("expunge: %w", err)
+	}
+	m.highest = modseq
+	w.changed[m.id] = modseq
+	w.dropped = append(w.dropped, contents...)
+	if err := w.addUsage(-int64(len(rows)), -size); err != nil {
+		return 0, err
+	}
+	return modseq, nil
+}
+
+// prepared is one message of an Append, parsed before the transaction.
+type prepared struct {
+	store.NewMessage
+	hash   []byte
+	info   *message.Info
+	header []byte
+	sys    int64
+	kws    []string
+	idate  time.Time
+}
+
+func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
+	var res store.AppendResult
+	n, err := backend.LookupName(mailbox)
+	if err != nil {
+		return res, err
+	}
+	preps := make([]prepared, len(msgs))
+	t := time.Now()
+	var size int64
+	for i, m := range msgs {
+		sys, kws, err := backend.SplitFlags(m.Flags)
+		if err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
+		idate := m.InternalDate
+		if idate.IsZero() {
+			idate = t
+		}
+		info := backend.ParseMessage(a.s.log, a.name, m.Body)
+		preps[i] = prepared{NewMessage: m, hash: bodyHash(m.Body), info: info, header: backend.HeaderBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		size += int64(len(m.Body))
+	}
+	err = a.write(ctx, "append", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
+		m, err := a.selectableByName(ctx, w.tx, n)
+		if err != nil {
+			return err
+		}
+		if uint64(m.uidNext)+uint64(len(msgs)) > math.MaxUint32 {
+			return fmt.Errorf("mailbox %q: UIDs exhausted", m.name)
+		}
+		res = store.AppendResult{MailboxID: m.id, UIDValidity: m.uidValidity}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := w.checkQuota(int64(len(msgs)), size); err != nil {
+			return err
+		}
+		uids, err := w.insertNew(&m, preps, t.Unix())
+		res.UIDs = uids
+		return err
+	})
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	return res, nil
+}
+
+// insertNew stores new messages in m: bodies, contents, threading ids and
+// messages rows, all in one batch (one round trip), then advances the
+// mailbox's counters and the usage.
+func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, error) {
+	var allKws []string
+	for _, p := range preps {
+		allKws = append(allKws, p.kws...)
+	}
+	allCanon, err := w.canonKeywords(allKws)
+	if err != nil {
+		return nil, err
+	}
+	canon := allCanon
+	modseq := m.highest + 1
+	b := &pgx.Batch{}
+	uids := make([]uint32, len(preps))
+	var size int64
+	for i, p := range preps {
+		kws := canon[:len(p.kws):len(p.kws)]
+		canon = canon[len(p.kws):]
+		queueSaveBody(b, p.hash, p.Body)
+		var sent, sentTZ *int64
+		if !p.info.SentDate.IsZero() {
+			s, tz := backend.SplitTime(p.info.SentDate)
+			sent, sentTZ = &s, &tz
+		}
+		id := randomHex(8)
+		uid := m.uidNext + uint32(i)
+		uids[i] = uid
+		isec, itz := backend.SplitTime(p.idate)
+		size += int64(len(p.Body))
+		// The thread: that of the nearest id the message refers to, or of
+		// a message already delivered that referred to it; else a new one.
+		// Its own id and its references are recorded under it. Each
+		// statement of the batch sees the ones before it, so a message
+		// threads with one delivered earlier in the same Append.
+		b.Queue(`WITH ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)),
+			tid AS (SELECT COALESCE((SELECT t.thread_id FROM thread_ids t JOIN ids ON t.message_id = ids.id
+				WHERE t.user_id = $1 ORDER BY ids.ord LIMIT 1), $3) AS thread_id),
+			rec AS (INSERT INTO thread_ids(user_id, message_id, thread_id) SELECT $1, ids.id, tid.thread_id FROM ids, tid
+				ON CONFLICT DO NOTHING),
+			c AS (INSERT INTO contents(user_id, body_hash, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header,
+				message_id, in_reply_to, refs)
+				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM tid RETURNING id)
+			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c`,
+			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
+			p.hash, len(p.Body), "M"+id, sent, sentTZ,
+			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
+			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
+			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate)
+	}
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("insert messages: %w", err)
+	}
+	if _, err := w.addMailboxKeywords(m.id, allCanon); err != nil {
+		return nil, err
+	}
+	if err := w.allocated(m, len(preps), modseq); err != nil {
+		return nil, err
+	}
+	return uids, w.addUsage(int64(len(preps)), size)
+}
+
+func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
+	var res store.StoreResult
+	opSys, opKws, err := backend.SplitFlags(flags)
+	if err != nil {
+		return res, fmt.Errorf("store flags: %w", err)
+	}
+	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove {
+		return res, fmt.Errorf("store flags: unknown operation %d", op)
+	}
+	rs := toRanges(uids)
+	err = a.write(ctx, "store flags", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
+		res = store.StoreResult{}
+		m, err := a.selectableByID(ctx, w.tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		kws := opKws
+		if op != store.FlagsRemove {
+			if kws, err = w.canonKeywords(opKws); err != nil {
+				return err
+			}
+		}
+		rows, err := w.msgRows(m.id, rs, false, false)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		modseq := m.highest + 1
+		// New flags are computed here and written with one UPDATE per
+		// distinct resulting state.
+		type state struct {
+			sys int64
+			kws string
+		}
+		groups := map[state][]int64{}
+		var order []state
+		res.Updated = make([]store.MessageMeta, 0, len(rows))
+		fl := backend.FlagInterner{}
+		for _, r := range rows {
+			if hasUnchangedSince && r.modseq > unchangedSince {
+				res.Modified = append(res.Modified, r.uid)
+				continue
+			}
+			ns, nk := backend.ApplyFlags(op, r.sys, r.kws, opSys, kws)
+			ms := r.modseq
+			if ns != r.sys || nk != r.kws {
+				s := state{ns, nk}
+				if _, ok := groups[s]; !ok {
+					order = append(order, s)
+				}
+				groups[s] = append(groups[s], int64(r.uid))
+				ms = modseq
+			}
+			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
+		}
+		if len(order) > 0 {
+			b := &pgx.Batch{}
+			for _, s := range order {
+				b.Queue(`UPDATE messages SET modseq = $2, sysflags = $3, keywords = $4 WHERE mailbox_id = $1 AND uid = ANY($5)`,
+					m.id, modseq, s.sys, s.kws, groups[s])
+			}
+			b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
+			if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
+				return fmt.Errorf("update flags: %w", err)
+			}
+			w.changed[m.id] = modseq
+		}
+		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {
+			grew, err := w.addMailboxKeywords(m.id, kws)
+			if err != nil {
+				return err
+			}
+			if grew {
+				if res.Keywords, err = mailboxKeywords(ctx, w.tx, m.id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+	var out []uint32
+	rs := toRanges(uids)
+	err := a.write(ctx, "expunge", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
+		out = nil
+		m, err := a.selectableByID(ctx, w.tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := w.msgRows(m.id, rs, uids == nil, onlyDeleted)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		if _, err := w.expungeRows(&m, rows); err != nil {
+			return err
+		}
+		out = uidsOfRows(rows)
+		return nil
+	})
+	return out, err
+}
+
+func (a *account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	return a.copyMove(ctx, srcMailboxID, uids, dest, false)
+}
+
+func (a *account) Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
+	return a.copyMove(ctx, srcMailboxID, uids, dest, true)
+}
+
+func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest string, move bool) (store.CopyResult, error) {
+	var res store.CopyResult
+	dn, err := backend.LookupName(dest)
+	if err != nil {
+		return res, err
+	}
+	what := "copy"
+	if move {
+		what = "move"
+	}
+	rs := toRanges(uids)
+	err = a.write(ctx, what, func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
+		res = store.CopyResult{}
+		src, err := a.selectableByID(ctx, w.tx, srcID)
+		if err != nil {
+			return err
+		}
+		d, err := a.selectableByName(ctx, w.tx, dn)
+		if err != nil {
+			return err
+		}
+		res.DestMailboxID, res.DestUIDValidity = d.id, d.uidValidity
+		res.SrcModSeq = src.highest
+		rows, err := w.msgRows(src.id, rs, false, false)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		if !move { // a MOVE within one account never grows usage
+			var size int64
+			for _, r := range rows {
+				size += r.size
+			}
+			if err := w.checkQuota(int64(len(rows)), size); err != nil {
+				return err
+			}
+		}
+		sp, dp := &src, &d
+		if d.id == src.id {
+			dp = sp
+		}
+		if res.DestUIDs, err = w.insertCopies(dp, rows, false); err != nil {
+			return err
+		}
+		res.SrcUIDs = uidsOfRows(rows)
+		if move {
+			res.SrcModSeq, err = w.expungeRows(sp, rows)
+		}
+		return err
+	})
+	return res, err
+}
+
+// scanMeta reads (uid, modseq, sysflags, keywords) rows.
+func scanMeta(rows pgx.Rows, fl backend.FlagInterner) ([]store.MessageMeta, error) {
+	var out []store.MessageMeta
+	var mm store.MessageMeta
+	var sys int64
+	var kws string
+	_, err := pgx.ForEachRow(rows, []any{&mm.UID, &mm.ModSeq, &sys, &kws}, func() error {
+		mm.Flags = fl.Flags(sys, kws)
+		out = append(out, mm)
+		return nil
+	})
+	return out, err
+}
+
+func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {
+	var cs store.ChangeSet
+	err := a.read(ctx, "changes", func(tx pgx.Tx) error {
+		m, err := a.selectableByID(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		cs.HighestModSeq, cs.UIDNext = m.highest, m.uidNext
+		fl := backend.FlagInterner{}
+		rows, err := tx.Query(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
+			WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid`, m.id, sinceUID)
+		if err != nil {
+			return err
+		}
+		if cs.New, err = scanMeta(rows, fl); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT uid, modseq, sysflags, keywords FROM messages
+			WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY uid`, m.id, sinceModSeq, sinceUID)
+		if err != nil {
+			return err
+		}
+		if cs.Changed, err = scanMeta(rows, fl); err != nil {
+			return err
+		}
+		exp, err := expungedSince(ctx, tx, m.id, sinceModSeq, math.MaxUint32)
+		if err != nil {
+			return err
+		}
+		for _, e := range exp {
+			cs.Expunged = append(cs.Expunged, e.UID)
+		}
+		cs.Keywords, err = mailboxKeywords(ctx, tx, m.id)
+		return err
+	})
+	return cs, err
+}
+
+func (a *account) Vanished(ctx context.Context, mailboxID int64, sinceModSeq uint64) ([]uint32, error) {
+	var uids []uint32
+	err := a.read(ctx, "vanished", func(tx pgx.Tx) error {
+		if _, err := a.mboxByID(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		// UIDs from the first one allocated after sinceModSeq on did not
+		// exist then: a client synchronised to sinceModSeq never saw them.
+		bound := int64(math.MaxUint32) + 1
+		err := tx.QueryRow(ctx, `SELECT uid_first FROM uid_log WHERE mailbox_id = $1 AND modseq > $2
+			ORDER BY modseq LIMIT 1`, mailboxID, sinceModSeq).Scan(&bound)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		exp, err := expungedSince(ctx, tx, mailboxID, sinceModSeq, uint32(bound-1))
+		for _, e := range exp {
+			uids = append(uids, e.UID)
+		}
+		return err
+	})
+	return uids, err
+}
+
+// expungedSince expands the expunge ranges with a modseq above since into
+// ascending UIDs no greater than maxUID, with their modseqs.
+func expungedSince(ctx context.Context, q querier, mailboxID int64, since uint64, maxUID uint32) ([]store.ExpungedUID, error) {
+	rows, err := q.Query(ctx, `SELECT uid_lo, uid_hi, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 AND uid_lo <= $3
+		ORDER BY uid_lo`, mailboxID, since, maxUID)
+	if err != nil {
+		return nil, fmt.Errorf("read expunged: %w", err)
+	}
+	var out []store.ExpungedUID
+	var lo, hi uint32
+	var ms uint64
+	_, err = pgx.ForEachRow(rows, []any{&lo, &hi, &ms}, func() error {
+		for u := lo; u <= min(hi, maxUID); u++ {
+			out = append(out, store.ExpungedUID{UID: u, ModSeq: ms})
+			if u == math.MaxUint32 {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read expunged: %w", err)
+	}
+	return out, nil
+}
+
+func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
+	if a.closed.Load() {
+		return nil, fmt.Errorf("open body: %w", errAccountClosed)
+	}
+	var parts, data []byte
+	err := a.s.pool.QueryRow(ctx, `SELECT c.parts, b.data FROM messages m
+		JOIN mailboxes mb ON mb.id = m.mailbox_id
+		JOIN contents c ON c.id = m.content_id
+		JOIN bodies b ON b.hash = c.body_hash
+		WHERE m.mailbox_id = $1 AND m.uid = $2 AND mb.user_id = $3`, mailboxID, uid, a.id).Scan(&parts, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("open body of UID %d: %w", uid, store.ErrNoSuchMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+	}
+	return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
+}
+
+// threadLookup lists the ids a new message is threaded by, nearest
+// first: the ids it refers to, then its own.
+func threadLookup(info *message.Info) []string {
+	ids := backend.ThreadRefs(info)
+	if info.MessageID != "" {
+		ids = append(ids, info.MessageID)
+	}
+	return ids
+}
+
+// textSafe makes s storable in a PostgreSQL text column, which holds
+// neither NUL nor invalid UTF-8: message ids come from mail as it was
+// sent, and a malformed one must not make a delivery fail. Both are
+// replaced by U+FFFD, the same way for a message and for the ones that
+// refer to it, so threading still matches them.
+func textSafe(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func textSafeAll(ids []string) []string {
+	for i, id := range ids {
+		ids[i] = textSafe(id)
+	}
+	return ids
+}

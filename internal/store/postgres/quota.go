@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Quota usage lives in the user's row (users.used_messages,
+// used_storage), changed by every write that adds or removes messages in
+// the transaction that does it (addUsage). The row is locked by every
+// write of the user (account.write), so checkQuota's read and the insert
+// after it are atomic: concurrent deliveries, through any node, cannot
+// overshoot a limit.
+
+// addUsage changes the user's usage by msgs messages of bytes.
+func (w *wtx) addUsage(msgs, bytes int64) error {
+	if msgs == 0 && bytes == 0 {
+		return nil
+	}
+	if _, err := w.tx.Exec(w.ctx, `UPDATE users SET used_messages = used_messages + $2, used_storage = used_storage + $3 WHERE id = $1`,
+		w.a.id, msgs, bytes); err != nil {
+		return fmt.Errorf("update usage: %w", err)
+	}
+	return nil
+}
+
+func readQuota(ctx context.Context, q querier, user int64) (store.Quota, error) {
+	var qt store.Quota
+	err := q.QueryRow(ctx, `SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = $1`, user).
+		Scan(&qt.StorageLimit, &qt.MessageLimit, &qt.StorageUsed, &qt.MessagesUsed)
+	if err != nil {
+		return qt, fmt.Errorf("read quota: %w", err)
+	}
+	return qt, nil
+}
+
+// checkQuota fails with store.ErrOverQuota if adding msgs messages of
+// bytes in total would exceed a limit.
+func (w *wtx) checkQuota(msgs, bytes int64) error {
+	if msgs <= 0 && bytes <= 0 {
+		return nil
+	}
+	qt, err := readQuota(w.ctx, w.tx, w.a.id)
+	if err != nil {
+		return err
+	}
+	if qt.MessageLimit > 0 && qt.MessagesUsed+msgs > qt.MessageLimit {
+		return fmt.Errorf("%d of %d messages used, %d more: %w", qt.MessagesUsed, qt.MessageLimit, msgs, store.ErrOverQuota)
+	}
+	if qt.StorageLimit > 0 && qt.StorageUsed+bytes > qt.StorageLimit {
+		return fmt.Errorf("%d of %d bytes used, %d more: %w", qt.StorageUsed, qt.StorageLimit, bytes, store.ErrOverQuota)
+	}
+	return nil
+}
+
+func (a *account) Quota(ctx context.Context) (store.Quota, error) {
+	if a.closed.Load() {
+		return store.Quota{}, fmt.Errorf("quota: %w", errAccountClosed)
+	}
+	return readQuota(ctx, a.s.pool, a.id)
+}
+
+func (a *account) SetQuota(ctx context.Context, storageLimit, messageLimit int64) error {
+	if storageLimit < 0 || messageLimit < 0 {
+		return fmt.Errorf("set quota: negative limit")
+	}
+	return a.write(ctx, "set quota", func(w *wtx) error {
+		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
+		_, err := w.tx.Exec(ctx, `UPDATE users SET quota_storage = $2, quota_messages = $3 WHERE id = $1`, a.id, storageLimit, messageLimit)
+		return err
+	})
+}

@@ -1,0 +1,309 @@
+// Package postgres is tern's scale-out storage backend: users, mailboxes,
+// messages, flags, quotas and annotations of all users in one PostgreSQL
+// database, message bodies in the same database (content-addressed, see
+// bodies.go), so that several tern nodes can serve any user at once.
+//
+// Writes of one user are serialized by a lock on the user's row (every
+// write transaction takes it first), which makes UID and MODSEQ
+// allocation atomic across nodes, lets new UIDs become visible in
+// ascending order (a mailbox's allocations commit in the order they were
+// made), and keeps quotas and annotation limits exact. Different users
+// write in parallel. Every committed change is announced with
+// pg_notify in its own transaction, so other nodes' sessions hear about
+// it (listen.go).
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/backend"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Notifier is told after every committed change to a mailbox, made
+	// through this Store or (through LISTEN/NOTIFY) through any other
+	// tern process on the same database. May be nil.
+	Notifier store.Notifier
+	// Logger receives warnings. Nil means slog.Default().
+	Logger *slog.Logger
+	// MaxConns bounds the connection pool; 0 leaves pgxpool's default
+	// (the larger of 4 and the number of CPUs).
+	MaxConns int32
+}
+
+// Store implements store.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+	log  *slog.Logger
+	node string // random id of this Store, to recognize its own NOTIFYs
+
+	queuesMu sync.Mutex
+	queues   map[int64]*writeQueue // by user id (groupcommit.go)
+	commits  atomic.Int64          // write transactions run (for tests)
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+	closeOnce  sync.Once
+}
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Pinger = (*Store)(nil)
+)
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Open connects to the database at url (postgres://...), brings its
+// schema up to date and, with a Notifier, starts listening for changes
+// made by other processes.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	if opts.Notifier != nil {
+		if err := s.startListening(ctx, cfg.ConnConfig); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CreateUser creates a user with an INBOX.
+func (s *Store) CreateUser(ctx context.Context, name, passwordHash string) error {
+	if err := backend.ValidUserName(name); err != nil {
+		return err
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `INSERT INTO users(name, password_hash) VALUES($1, $2)
+			ON CONFLICT (name) DO NOTHING RETURNING id`, name, passwordHash).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrUserExists
+		}
+		if err != nil {
+			return err
+		}
+		_, err = insertMailbox(ctx, tx, id, "INBOX", "")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", name, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a READ COMMITTED transaction and commits it; a
+// serialization failure or deadlock runs it again.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if err == nil || attempt >= maxRetries || !retryable(err) {
+			return err
+		}
+		s.log.Debug("postgres store: retrying a transaction", "err", err)
+	}
+}
+
+// maxRetries bounds how often a write is retried after a deadlock or
+// serialization failure.
+const maxRetries = 5
+
+// retryable reports whether err is a transient conflict: running the
+// transaction again may succeed.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// noSuchUser is the answer for a name that cannot be a user's (NUL or
+// invalid UTF-8, which PostgreSQL text cannot even hold), given without
+// asking the database.
+func noSuchUser(name string) error {
+	if backend.ValidUserName(name) != nil {
+		return fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+	}
+	return nil
+}
+
+// DeleteUser deletes a user and all their mail. Open Accounts of the user
+// find nothing afterwards.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	if err := noSuchUser(name); err != nil {
+		return err
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `SELECT id FROM users WHERE name = $1 FOR UPDATE`, name).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNoSuchUser
+		}
+		if err != nil {
+			return err
+		}
+		// The bodies the user's contents use lose those references.
+		dead, err := deadBodies(ctx, tx, `SELECT body_hash, count(*) FROM contents WHERE user_id = $1 GROUP BY body_hash`, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+			return err
+		}
+		// Entries naming the user go too: a new user of the same name
+		// inherits nothing.
+		if _, err := tx.Exec(ctx, `DELETE FROM acl WHERE identifier = $1`, name); err != nil {
+			return err
+		}
+		return releaseBodies(ctx, tx, dead)
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	return nil
+}
+
+// SetPasswordHash replaces a user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, name, passwordHash string) error {
+	if err := noSuchUser(name); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE name = $1`, name, passwordHash)
+	if err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set password of %q: %w", name, store.ErrNoSuchUser)
+	}
+	return nil
+}
+
+// PasswordHash returns a user's password hash.
+func (s *Store) PasswordHash(ctx context.Context, name string) (string, error) {
+	if err := noSuchUser(name); err != nil {
+		return "", err
+	}
+	var h string
+	err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE name = $1`, name).Scan(&h)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return "", fmt.Errorf("password of %q: %w", name, err)
+	}
+	return h, nil
+}
+
+// Users lists all user names, sorted.
+func (s *Store) Users(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return names, nil
+}
+
+// Account opens one user's mail.
+func (s *Store) Account(ctx context.Context, user string) (store.Account, error) {
+	if err := noSuchUser(user); err != nil {
+		return nil, err
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE name = $1`, user).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("user %q: %w", user, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up user %q: %w", user, err)
+	}
+	return &account{s: s, id: id, name: user}, nil
+}
+
+// Ping implements store.Pinger.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping store: %w", err)
+	}
+	return nil
+}
+
+// Close stops listening and closes the pool.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stopListen != nil {
+			s.stopListen()
+			<-s.listenDone
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+// notifyLocal tells this process's notifier about committed changes (other
+// processes hear of them through NOTIFY).
+func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
+	if s.opts.Notifier == nil {
+		return
+	}
+	ids := make([]int64, 0, len(changed))
+	for id := range changed {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		s.opts.Notifier.MailboxChanged(user, id, changed[id])
+	}
+	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok && list {
+		n.MailboxListChanged(user)
+	}
+}
+
+// now is the time new rows get (seconds).
+func now() int64 { return time.Now().Unix() }

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// waitFor polls rec until a call for (user, mailbox) with at least modseq
+// arrives, or fails after a generous deadline (signals cross a real
+// server; this is not a timing assertion).
+func waitFor(t *testing.T, rec *storetest.Recorder, user string, mailbox int64, modseq uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var seen []storetest.Notification
+	for time.Now().Before(deadline) {
+		for _, c := range rec.Take() {
+			seen = append(seen, c)
+			if c.User == user && c.MailboxID == mailbox && c.ModSeq >= modseq {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no change signal for %s/%d at modseq %d; got %+v", user, mailbox, modseq, seen)
+}
+
+// TestTwoNodes: two Stores on one database, as two tern nodes. A change
+// through one reaches the other's Notifier (LISTEN/NOTIFY) and is then
+// visible through it; concurrent appends through both give unique,
+// ascending UIDs.
+func TestTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	recA, recB := &storetest.Recorder{}, &storetest.Recorder{}
+	nodeA := openURL(t, url, recA)
+	defer nodeA.Close()
+	nodeB := openURL(t, url, recB)
+	defer nodeB.Close()
+	if err := nodeA.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := nodeA.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := nodeB.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	res, err := b.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Status(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, recA, "u", res.MailboxID, st.HighestModSeq)
+	if calls := recB.Take(); len(calls) != 1 {
+		t.Fatalf("node B's own notifier: %+v (want the one local call, not its echo too)", calls)
+	}
+	cs, err := a.Changes(ctx, res.MailboxID, 0, 0)
+	if err != nil || len(cs.New) != 1 || cs.New[0].UID != res.UIDs[0] {
+		t.Fatalf("node A's view after the signal: %+v %v", cs, err)
+	}
+	// Mailbox list changes cross too.
+	if err := b.CreateMailbox(ctx, "Work", ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Contains(recA.TakeLists(), "u") {
+		if time.Now().After(deadline) {
+			t.Fatal("node A did not hear of the new mailbox")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Appends through both nodes at once: every UID once, each writer's
+	// UIDs ascending, no gaps.
+	var wg sync.WaitGroup
+	got := make([][]uint32, 4)
+	errs := make([]error, 4)
+	for i, acct := range []store.Account{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 15 {
+				r, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(100*i + j)}})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				got[i] = append(got[i], r.UIDs...)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]bool{}
+	for _, uids := range got {
+		if !slices.IsSorted(uids) {
+			t.Fatalf("UIDs of one writer not ascending: %v", uids)
+		}
+		for _, u := range uids {
+			if seen[u] {
+				t.Fatalf("UID %d given twice", u)
+			}
+			seen[u] = true
+		}
+	}
+	_, uids, err := a.Snapshot(ctx, res.MailboxID)
+	if err != nil || len(uids) != 61 || uids[60] != 61 {
+		t.Fatalf("INBOX after concurrent appends: %d UIDs, last %v, %v", len(uids), uids[len(uids)-1], err)
+	}
+}
