@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	srv := server.New(server.Config{
 		TLS:            tlsSt.config,
 		InsecureAuth:   cfg.Auth.InsecureAuth,
+		Admins:         cfg.Auth.Admins,
 		MaxLineLength:  cfg.Limits.MaxLineLength,
 		MaxLiteralSize: cfg.Limits.MaxLiteralSize,
 		MaxConns:       cfg.Limits.MaxConns,
@@ -374,7 +376,7 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Listen != b.Listen || a.Auth != b.Auth ||
+	return a.DataDir != b.DataDir || a.Listen != b.Listen || !reflect.DeepEqual(a.Auth, b.Auth) ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
 		a.Autoconfig != b.Autoconfig || a.Sieve != b.Sieve
 }

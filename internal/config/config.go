@@ -180,6 +180,9 @@ type Auth struct {
 	// reaches this many failures within FailureWindow.
 	MaxUserFailures int `toml:"max_user_failures"`
 	MaxIPFailures   int `toml:"max_ip_failures"`
+	// Admins may set any user's quota over IMAP (SETQUOTA, RFC 9208);
+	// with none, SETQUOTA is refused to everyone.
+	Admins []string `toml:"admins"`
 }
 
 // Index configures the shared in-memory mailbox index.

@@ -35,8 +35,21 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	if len(c.LMTP.Domains) == 0 {
 		c.LMTP.Domains = nil
 	}
+	if len(c.Auth.Admins) == 0 {
+		c.Auth.Admins = nil
+	}
 	if d := Default(); !reflect.DeepEqual(c, d) {
 		t.Fatalf("example file differs from Default():\n got %+v\nwant %+v", c, d)
+	}
+}
+
+func TestLoadAdmins(t *testing.T) {
+	c, err := Load(writeFile(t, "[auth]\nadmins = [\"root\", \"postmaster\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Auth.Admins, []string{"root", "postmaster"}) {
+		t.Fatalf("admins = %q", c.Auth.Admins)
 	}
 }
 

@@ -45,6 +45,10 @@ const (
 	opRenameSieveScript
 	opSetActiveSieveScript
 	opActiveSieveScript
+	opACL
+	opSetACL
+	opSharedMailboxes
+	opSharers
 	numOps
 )
 
@@ -55,6 +59,7 @@ var opNames = [numOps]string{
 	"move", "quota", "set_quota", "get_metadata", "set_metadata",
 	"sieve_scripts", "sieve_script", "put_sieve_script", "delete_sieve_script", "rename_sieve_script",
 	"set_active_sieve_script", "active_sieve_script",
+	"acl", "set_acl", "shared_mailboxes", "sharers",
 }
 
 // storeTimer holds one precreated observer per operation.
@@ -89,6 +94,11 @@ type timedStore struct {
 func (s *timedStore) PasswordHash(ctx context.Context, name string) (string, error) {
 	defer s.t.since(opPasswordHash, time.Now())
 	return s.Store.PasswordHash(ctx, name)
+}
+
+func (s *timedStore) Sharers(ctx context.Context, user string) ([]string, error) {
+	defer s.t.since(opSharers, time.Now())
+	return s.Store.Sharers(ctx, user)
 }
 
 func (s *timedStore) Account(ctx context.Context, user string) (store.Account, error) {
@@ -255,4 +265,19 @@ func (a *timedAccount) SetActiveSieveScript(ctx context.Context, name string) er
 func (a *timedAccount) ActiveSieveScript(ctx context.Context) ([]byte, string, error) {
 	defer a.t.since(opActiveSieveScript, time.Now())
 	return a.Account.ActiveSieveScript(ctx)
+}
+
+func (a *timedAccount) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {
+	defer a.t.since(opACL, time.Now())
+	return a.Account.ACL(ctx, mailbox)
+}
+
+func (a *timedAccount) SetACL(ctx context.Context, mailbox, identifier string, op store.FlagOp, rights string) (string, error) {
+	defer a.t.since(opSetACL, time.Now())
+	return a.Account.SetACL(ctx, mailbox, identifier, op, rights)
+}
+
+func (a *timedAccount) SharedMailboxes(ctx context.Context, identifiers []string) ([]store.SharedMailbox, error) {
+	defer a.t.since(opSharedMailboxes, time.Now())
+	return a.Account.SharedMailboxes(ctx, identifiers)
 }

@@ -72,6 +72,9 @@ type Config struct {
 	ScanSearch bool
 	// Auth checks credentials (see internal/auth).
 	Auth Authenticator
+	// Admins are the users who may set any user's quota with SETQUOTA
+	// (quota.go); with none, SETQUOTA is refused to everyone.
+	Admins []string
 	// Notify is the change hub the store reports to.
 	Notify *notify.Hub
 	Logger *slog.Logger

@@ -55,6 +55,11 @@ type Store interface {
 	// PasswordHash returns ErrNoSuchUser for unknown users.
 	PasswordHash(ctx context.Context, name string) (string, error)
 	Users(ctx context.Context) ([]string, error)
+	// Sharers lists, sorted, the users other than user whose mailbox ACLs
+	// may have an entry for user or for Anyone: a cheap superset (an
+	// entry removed since may leave a name behind), for finding what was
+	// shared with user without opening every account.
+	Sharers(ctx context.Context, user string) ([]string, error)
 	// Account opens one user's mail. Returns ErrNoSuchUser. Release with Close.
 	Account(ctx context.Context, user string) (Account, error)
 	Close() error
@@ -358,6 +363,21 @@ type Account interface {
 	SetMetadata(ctx context.Context, mailbox string, entries []MetadataEntry) error
 
 	SieveStore
+	// ACL returns mailbox's access control list (RFC 4314), sorted by
+	// identifier; the owner's implicit rights are not in it. Returns
+	// ErrNoSuchMailbox.
+	ACL(ctx context.Context, mailbox string) ([]ACLEntry, error)
+	// SetACL changes identifier's entry on mailbox: op (FlagsReplace,
+	// FlagsAdd, FlagsRemove) with rights, which must be canonical
+	// (NormRights), and returns the rights the entry has now. An entry
+	// left without rights is removed. The identifier is checked with
+	// ValidIdentifier. A mailbox's ACL goes with it (DeleteMailbox),
+	// follows it through RenameMailbox, and a new mailbox starts with a
+	// copy of its nearest existing parent's ACL (CreateMailbox).
+	SetACL(ctx context.Context, mailbox, identifier string, op FlagOp, rights string) (string, error)
+	// SharedMailboxes lists the mailboxes whose ACL has an entry for one
+	// of identifiers, sorted by name, each with those entries.
+	SharedMailboxes(ctx context.Context, identifiers []string) ([]SharedMailbox, error)
 
 	Close() error
 }

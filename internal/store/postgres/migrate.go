@@ -151,6 +151,16 @@ CREATE TABLE sieve_scripts(
 );
 CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts(user_id) WHERE active;
 `,
+	// 3: access control lists (RFC 4314, acl.go).
+	`
+CREATE TABLE acl(
+	mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	identifier text COLLATE "C" NOT NULL,
+	rights text NOT NULL,
+	PRIMARY KEY(mailbox_id, identifier)
+);
+CREATE INDEX acl_identifier ON acl(identifier);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -334,12 +334,19 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 		case !errors.Is(err, store.ErrNoSuchMailbox):
 			return err
 		}
+		parent, err := nearestParent(ctx, w.tx, n)
+		if err != nil {
+			return err
+		}
 		if err := createParents(ctx, w.tx, n); err != nil {
 			return err
 		}
 		w.list = true
-		_, err = insertMailbox(ctx, w.tx, n, specialUse)
-		return err
+		id, err := insertMailbox(ctx, w.tx, n, specialUse)
+		if err != nil {
+			return err
+		}
+		return copyACL(ctx, w.tx, parent, id)
 	})
 }
 
@@ -374,6 +381,9 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 			// It stays only as a parent: its annotations go as if it
 			// were deleted (the trigger on mailboxes does not fire).
 			if _, err := w.tx.ExecContext(ctx, `DELETE FROM metadata WHERE mailbox_id = ?`, m.id); err != nil {
+				return err
+			}
+			if _, err := w.tx.ExecContext(ctx, `DELETE FROM acl WHERE mailbox_id = ?`, m.id); err != nil {
 				return err
 			}
 			_, err = w.tx.ExecContext(ctx, `UPDATE mailboxes SET noselect = 1, highestmodseq = ? WHERE id = ?`, m.highest+1, m.id)

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 8
+const userSchemaVersion = 9
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -148,6 +148,9 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 7 -> 8: Sieve scripts (ManageSieve) get the sieve_scripts
 	// table and its one-active index (sieveSchema), which the schema
 	// statements create; there is nothing to convert.
+	// Version 8 -> 9: access control lists (ACL) get the acl table, its
+	// index and trigger (aclSchema), which the schema statements create;
+	// existing mailboxes start with empty ACLs (only their owner).
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

@@ -104,6 +104,9 @@ type Store struct {
 	db   *sql.DB // tern.db
 
 	wmu sync.Mutex // serializes writes to tern.db
+	// aclMu serializes SetACL (acl.go): a grant in tern.db is forgotten
+	// only when no entry for it is left, checked under it.
+	aclMu sync.Mutex
 
 	// mu guards users, idle, gone and closed, and the refs and deleted
 	// fields of every userDB. It is never held during file or database I/O:
@@ -159,7 +162,7 @@ CREATE TABLE IF NOT EXISTS users(
 	password_hash TEXT NOT NULL,
 	created INTEGER NOT NULL
 );
-`
+` + aclGrantsSchema
 
 // dsn returns the connection string for a database file: WAL, durable
 // commits, a busy timeout and foreign keys on every connection. Write
@@ -280,6 +283,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	id, err := s.userID(ctx, name)
 	if err != nil {
 		return err
+	}
+	if err := s.revokeGrantee(ctx, name); err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
 	}
 	s.wmu.Lock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
@@ -553,7 +559,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+sieveSchema)
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+sieveSchema+aclSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}

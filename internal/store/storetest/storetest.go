@@ -261,6 +261,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"SieveScripts", testSieveScripts},
 		{"SieveLimits", testSieveLimits},
 		{"SieveConcurrent", testSieveConcurrent},
+		{"ACL", testACL},
+		{"ACLConcurrent", testACLConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
