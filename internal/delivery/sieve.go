@@ -241,8 +241,7 @@ func (d *Deliverer) runScript(ctx context.Context, acct store.Account, in Incomi
 // itself (redirect and vacation need outbound mail, not built yet).
 func (d *Deliverer) applyResult(ctx context.Context, acct store.Account, in Incoming, res *sieve.Result) ([]Result, error) {
 	for _, a := range res.Actions {
-		d.log.Debug("sieve action", "user", in.User, "action", string(a.Kind), "mailbox", a.Mailbox,
-			"flags", a.Flags, "address", a.Address, "line", a.Line)
+		d.log.Debug("sieve action", "user", in.User, "action", a.String(), "line", a.Line)
 		switch a.Kind {
 		case sieve.ActionReject, sieve.ActionEreject:
 			return nil, &RejectError{Reason: a.Reason}

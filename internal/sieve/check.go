@@ -469,6 +469,8 @@ type matchSpec struct {
 	index      int    // :index (0: all)
 	last       bool
 	regexes    []*regexp.Regexp // precompiled constant keys of :regex
+	globs      [][]globToken    // parsed constant keys of :matches (folded for i;ascii-casemap)
+	globKeys   []string         // the keys globs were parsed from
 }
 
 var relOps = map[string]bool{"gt": true, "ge": true, "lt": true, "le": true, "eq": true, "ne": true}
@@ -513,6 +515,22 @@ func (c *checker) matchSpec(n *node) (*matchSpec, error) {
 		m.index = int(a.num)
 	}
 	m.last = n.has("last")
+	if m.typ == "matches" && len(n.args) > 0 {
+		keys := n.args[len(n.args)-1].strs
+		constant := true
+		for _, k := range keys {
+			constant = constant && c.constant(k)
+		}
+		if constant {
+			m.globKeys = keys
+			for _, k := range keys {
+				if m.comparator == "i;ascii-casemap" {
+					k = foldASCII(k)
+				}
+				m.globs = append(m.globs, parseGlob(k))
+			}
+		}
+	}
 	if m.typ == "regex" && len(n.args) > 0 {
 		keys := n.args[len(n.args)-1]
 		for _, k := range keys.strs {

@@ -1,6 +1,9 @@
 package sieve
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Delivery is one copy of the message to store.
 type Delivery struct {
@@ -47,4 +50,52 @@ func (r *Result) Deliveries() []Delivery {
 		add(Delivery{Mailbox: "INBOX", Flags: r.ImplicitKeepFlags, Header: r.FinalHeader})
 	}
 	return out
+}
+
+// String describes an action in Sieve-like syntax, for logs and for
+// "tern sieve test": `fileinto :copy :flags ["\\Seen"] "Lists/acme"`.
+func (a Action) String() string {
+	var b strings.Builder
+	b.WriteString(string(a.Kind))
+	flag := func(on bool, tag string) {
+		if on {
+			b.WriteString(" :" + tag)
+		}
+	}
+	str := func(tag, v string) {
+		if v != "" {
+			b.WriteString(" :" + tag + " " + strconv.Quote(v))
+		}
+	}
+	switch a.Kind {
+	case ActionKeep, ActionFileinto:
+		flag(a.Copy, "copy")
+		flag(a.Create, "create")
+		str("specialuse", a.SpecialUse)
+		str("mailboxid", a.MailboxID)
+		if a.Flags != nil {
+			quoted := make([]string, len(a.Flags))
+			for i, f := range a.Flags {
+				quoted[i] = strconv.Quote(f)
+			}
+			b.WriteString(" :flags [" + strings.Join(quoted, ", ") + "]")
+		}
+		if a.Kind == ActionFileinto {
+			b.WriteString(" " + strconv.Quote(a.Mailbox))
+		}
+	case ActionRedirect:
+		flag(a.Copy, "copy")
+		b.WriteString(" " + strconv.Quote(a.Address))
+	case ActionReject, ActionEreject:
+		b.WriteString(" " + strconv.Quote(a.Reason))
+	case ActionVacation:
+		if v := a.Vacation; v != nil {
+			b.WriteString(" to " + strconv.Quote(v.To) + " :subject " + strconv.Quote(v.Subject) + " period " + v.Period.String())
+		}
+	case ActionAddHeader:
+		b.WriteString(" " + strconv.Quote(a.Field) + " " + strconv.Quote(a.Value))
+	case ActionDeleteHeader:
+		b.WriteString(" " + strconv.Quote(a.Field) + " (" + strconv.Itoa(a.Removed) + " removed)")
+	}
+	return b.String()
 }

@@ -30,7 +30,9 @@
 // belong to the caller), addheader/deleteheader (applied: delivering
 // actions carry the edited header) — and whether the implicit keep stands.
 // Result.Deliveries merges the actions that store the message into one
-// entry per mailbox ("keep" plus "fileinto INBOX" is one copy).
+// entry per mailbox ("keep" plus "fileinto INBOX" is one copy);
+// Action.String describes an action in Sieve-like syntax.
+// DefaultLimits returns the limits a zero Limits stands for.
 //
 // Supported extensions: see Supported(). Include (RFC 6609) loads scripts
 // at execution time through Options.Include; a script on the include

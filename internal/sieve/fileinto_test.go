@@ -95,3 +95,18 @@ func TestDeliveriesMergeKeepAndInbox(t *testing.T) {
 		t.Fatalf("fileinto :copy INBOX plus implicit keep: %+v", ds)
 	}
 }
+
+func TestActionString(t *testing.T) {
+	r := run(t, `require ["fileinto", "copy", "imap4flags", "mailbox", "reject", "editheader"];
+fileinto :copy :create :flags "\\Seen" "Lists/acme"; redirect "a@example.org"; addheader "X-A" "1"; deleteheader "X-B";`, plainMsg)
+	var got []string
+	for _, a := range r.Actions {
+		got = append(got, a.String())
+	}
+	want := []string{`fileinto :copy :create :flags ["\\Seen"] "Lists/acme"`, `redirect "a@example.org"`, `addheader "X-A" "1"`, `deleteheader "X-B" (0 removed)`}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("action %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+}

@@ -115,14 +115,18 @@ func relation(op string, c int) bool {
 // matcher evaluates one key against values. captures receives the match
 // variables of a successful :matches/:regex when non-nil.
 type matcher struct {
-	m    *matchSpec
-	r    *runner
-	keys []string
-	res  []*regexp.Regexp // compiled keys for :regex
+	m     *matchSpec
+	r     *runner
+	keys  []string
+	res   []*regexp.Regexp // compiled keys for :regex
+	globs [][]globToken    // parsed constant keys of :matches
 }
 
 func (r *runner) newMatcher(m *matchSpec, keys []string) (*matcher, error) {
 	mt := &matcher{m: m, r: r, keys: keys}
+	if m.typ == "matches" && m.globs != nil && len(m.globs) == len(keys) && sameStrings(m.globKeys, keys) {
+		mt.globs = m.globs
+	}
 	if m.typ == "regex" {
 		if m.regexes != nil && len(m.regexes) == len(keys) {
 			mt.res = m.regexes
@@ -187,7 +191,14 @@ func (mt *matcher) matchOne(v string) (bool, error) {
 				return true, nil
 			}
 		case "matches":
-			caps, ok := globMatch(k, v, m.comparator == "i;ascii-casemap")
+			fold := m.comparator == "i;ascii-casemap"
+			var caps []string
+			var ok bool
+			if mt.globs != nil {
+				caps, ok = globMatchTokens(mt.globs[i], v, fold)
+			} else {
+				caps, ok = globMatch(k, v, fold)
+			}
 			if ok {
 				mt.r.setMatchVars(append([]string{v}, caps...))
 				return true, nil
@@ -213,6 +224,18 @@ func matchCost(typ, v, k string) int {
 		c += len(v) * (len(k) + 1) >> 12
 	}
 	return c
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // globToken is one element of a :matches pattern.
@@ -259,12 +282,20 @@ func parseGlob(p string) []globToken {
 // each literal run after a "*" is found at its leftmost place, which is
 // always right for a match without backtracking.
 func globMatch(pattern, value string, fold bool) ([]string, bool) {
+	if fold {
+		pattern = foldASCII(pattern)
+	}
+	return globMatchTokens(parseGlob(pattern), value, fold)
+}
+
+// globMatchTokens is globMatch with the pattern parsed (and, with fold,
+// folded) beforehand.
+func globMatchTokens(toks []globToken, value string, fold bool) ([]string, bool) {
 	v := value
 	if fold {
 		// Folding keeps byte offsets, so captures come from value.
-		pattern, v = foldASCII(pattern), foldASCII(value)
+		v = foldASCII(value)
 	}
-	toks := parseGlob(pattern)
 	var caps []string
 	i := 0 // position in v
 	for t := 0; t < len(toks); t++ {
