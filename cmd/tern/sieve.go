@@ -25,6 +25,8 @@ Commands:
   activate USER NAME     make NAME the active script (checked again first)
   deactivate USER        leave no script active
   delete USER NAME       delete script NAME (not the active one)
+  test SCRIPT MESSAGE    print the actions SCRIPT takes for the message in
+                         the file MESSAGE, without delivering anything
 
 Run "tern sieve COMMAND -h" for flags.
 `
@@ -66,6 +68,8 @@ func (e *env) sieve(args []string) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(e.stdout, sieveUsage)
 		return exitOK
+	case "test":
+		return e.sieveTest(args[1:])
 	case "list":
 		c = command{name: "tern sieve list", args: "USER", nargs: 1,
 			about: "List USER's Sieve scripts with their sizes; the active one is marked."}
@@ -201,4 +205,62 @@ func (e *env) sieveActivate(ctx context.Context, acct store.Account, name string
 		return fmt.Errorf("script %q not activated: %w", name, err)
 	}
 	return acct.SetActiveSieveScript(ctx, name)
+}
+
+// sieveTest is "tern sieve test SCRIPT MESSAGE": it compiles the script
+// file, runs it on the message file with the envelope given by flags and
+// prints each action, then the copies delivery would store. Nothing is
+// stored or sent; mailboxexists finds no mailbox and duplicate never
+// matches (there is no user state).
+func (e *env) sieveTest(args []string) int {
+	c := command{name: "tern sieve test", args: "SCRIPT MESSAGE", nargs: 2,
+		about: "Print the actions SCRIPT takes for the message in the file MESSAGE\n(\"-\": standard input), without delivering or sending anything."}
+	fs := e.newFlagSet(c)
+	from := fs.String("envelope-from", "", "envelope sender (MAIL FROM); empty: <>")
+	to := fs.String("envelope-to", "", "envelope recipient (RCPT TO), also the user's own address")
+	pos, code, done := e.parse(c, fs, args)
+	if done {
+		return code
+	}
+	script, err := os.ReadFile(pos[0])
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", c.name, err)
+		return exitError
+	}
+	var raw []byte
+	if pos[1] == "-" {
+		raw, err = io.ReadAll(io.LimitReader(e.stdin, 64<<20))
+	} else {
+		raw, err = os.ReadFile(pos[1])
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %v\n", c.name, err)
+		return exitError
+	}
+	s, err := sieve.Compile(script, sieve.Options{MaxScriptBytes: store.SieveMaxScriptSize})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: %s: %v\n", c.name, pos[0], err)
+		return exitError
+	}
+	env := sieve.Envelope{From: *from, To: *to}
+	if *to != "" {
+		env.UserAddresses = []string{*to}
+	}
+	res, err := s.Execute(context.Background(), env, sieve.NewMessage(raw), sieve.Limits{})
+	if err != nil {
+		fmt.Fprintf(e.stdout, "runtime error: %v (delivery keeps the message in INBOX)\n", err)
+	}
+	if res == nil {
+		return exitError
+	}
+	for _, a := range res.Actions {
+		fmt.Fprintln(e.stdout, a.String())
+	}
+	if res.ImplicitKeep {
+		fmt.Fprintln(e.stdout, "implicit keep")
+	}
+	for _, d := range res.Deliveries() {
+		fmt.Fprintf(e.stdout, "store in %q flags %v\n", d.Mailbox, d.Flags)
+	}
+	return exitOK
 }

@@ -213,3 +213,41 @@ func TestManageSieveSharesThrottling(t *testing.T) {
 		t.Fatalf("ManageSieve login after IMAP failures: %q", got)
 	}
 }
+
+// TestSieveTestCommand: tern sieve test prints the actions of a script
+// for a message and the copies delivery would store, and refuses a
+// script that does not compile.
+func TestSieveTestCommand(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.sieve")
+	msg := filepath.Join(dir, "m.eml")
+	if err := os.WriteFile(script, []byte(`require ["fileinto", "imap4flags"];
+if header :contains "List-Id" "acme" { fileinto :flags "\\Seen" "Lists/acme"; stop; }
+if address :is "from" "boss@example.org" { addflag "\\Flagged"; }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(m string) {
+		t.Helper()
+		if err := os.WriteFile(msg, []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("From: a@example.org\r\nList-Id: <acme.lists.example.org>\r\nSubject: x\r\n\r\nhi\r\n")
+	r := runT(t, "", "sieve", "test", script, msg, "--envelope-from", "a@example.org", "--envelope-to", "me@example.org")
+	if r.code != 0 || !strings.Contains(r.stdout, `fileinto :flags ["\\Seen"] "Lists/acme"`) ||
+		strings.Contains(r.stdout, "implicit keep") || !strings.Contains(r.stdout, `store in "Lists/acme"`) {
+		t.Fatalf("list mail: %+v", r)
+	}
+	write("From: boss@example.org\r\nSubject: y\r\n\r\nhi\r\n")
+	r = runT(t, "", "sieve", "test", script, msg)
+	if r.code != 0 || !strings.Contains(r.stdout, "implicit keep") || !strings.Contains(r.stdout, `store in "INBOX" flags [\Flagged]`) {
+		t.Fatalf("boss mail: %+v", r)
+	}
+	if err := os.WriteFile(script, []byte("bogus;\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r = runT(t, "", "sieve", "test", script, msg); r.code == 0 || !strings.Contains(r.stderr, `unknown command "bogus"`) {
+		t.Fatalf("bad script: %+v", r)
+	}
+}
