@@ -8,6 +8,11 @@
 #   --rounds N        measured passes per server (default 5; medians are reported)
 #   --out DIR         keep results here (default: a new temp dir)
 #   --keep            keep both servers' data (in the temp dir) after the run
+#   --commands C      everyday (default: the list in 3.), search (the
+#                     planted-word searches of issue 11 only) or all
+#   --xapian          Dovecot with the fts-xapian plugin (installs
+#                     dovecot-fts-xapian); its index is built by `doveadm
+#                     index` before the servers start, timed
 #
 # 1. `ternbench bigbox gen` writes N deterministic messages as a Maildir with
 #    a dovecot-uidlist (UIDs 1..N, flags in the file names: ~90 % \Seen,
@@ -33,14 +38,16 @@
 # both servers listen on 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 
-MESSAGES=100000 ROUNDS=5 OUT="" KEEP=${KEEP:-0}
+MESSAGES=100000 ROUNDS=5 OUT="" KEEP=${KEEP:-0} COMMANDS=everyday XAPIAN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--messages) MESSAGES=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	--commands) COMMANDS=$2; shift 2 ;;
+	--xapian) XAPIAN=1; shift ;;
+	-h|--help) sed -n '2,37p' "$0"; exit 0 ;;
 	*) echo "bigbox.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -84,6 +91,10 @@ if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 	log "installing dovecot-imapd"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd >&2
 fi
+if [ "$XAPIAN" = 1 ] && [ ! -e /usr/lib/dovecot/modules/lib21_fts_xapian_plugin.so ]; then
+	log "installing dovecot-fts-xapian"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-fts-xapian >&2
+fi
 
 log "building tern and ternbench"
 (cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
@@ -114,6 +125,13 @@ t0=$(date +%s.%N)
 "$WORK/bin/tern" import user1 "$DD/mail/user1" --config "$WORK/tern/tern.toml" | tail -1 | tee "$OUT/import.txt"
 t1=$(date +%s.%N)
 echo "tern import: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s" | tee -a "$OUT/import.txt"
+# The full-text index for SEARCH (tern serve would build it in the
+# background; here it is built, and timed, before the server starts).
+log "tern index"
+t0=$(date +%s.%N)
+"$WORK/bin/tern" index user1 --config "$WORK/tern/tern.toml" 2>/dev/null | tee "$OUT/index.txt"
+t1=$(date +%s.%N)
+echo "tern index: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s" | tee -a "$OUT/index.txt"
 chown -R nobody:nogroup "$DD/mail" "$DD/home"
 
 # ---- Dovecot (as in bench/compare.sh) ----
@@ -160,6 +178,21 @@ service imap {
   vsz_limit = 2G
 }
 CONF
+if [ "$XAPIAN" = 1 ]; then
+	cat >>"$DD/dovecot.conf" <<CONF
+# Full-text search with fts-xapian (issue 11 compares it with tern's index).
+mail_plugins = \$mail_plugins fts fts_xapian
+plugin {
+  fts = xapian
+  fts_xapian = partial=3 full=20 verbose=0
+  fts_autoindex = yes
+  fts_enforced = yes
+}
+service indexer-worker {
+  vsz_limit = 2G
+}
+CONF
+fi
 /usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
 DOVE_PID=$!
 
@@ -174,12 +207,19 @@ for port in $TERN_PORT $DOVE_PORT; do
 done
 kill -0 "$TERN_PID" || { log "tern did not start"; cat "$WORK/tern/tern.log" >&2; exit 1; }
 kill -0 "$DOVE_PID" || { log "dovecot did not start"; cat "$DD/dovecot.stderr" "$DD/dovecot.log" >&2; exit 1; }
+if [ "$XAPIAN" = 1 ]; then
+	log "doveadm index (fts-xapian)"
+	t0=$(date +%s.%N)
+	doveadm -c "$DD/dovecot.conf" index -u user1 INBOX
+	t1=$(date +%s.%N)
+	echo "dovecot fts-xapian index: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s" | tee "$OUT/xapian-index.txt"
+fi
 
 pass() { # server round
 	local srv=$1 port=$TERN_PORT pid=$TERN_PID
 	[ "$srv" = dovecot ] && port=$DOVE_PORT pid=$DOVE_PID
 	"$WORK/bin/ternbench" bigbox run --port "$port" --password "$PASS" --user user1 \
-		--label "$srv" --round "$2" --server-pid "$pid"
+		--label "$srv" --round "$2" --server-pid "$pid" --commands "$COMMANDS"
 }
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -251,6 +291,9 @@ tree_rss() { # sum of VmRSS of pid and its descendants, KiB
 	row "Dovecot cur/ (message files)" "$DD/mail/user1/cur"
 	for f in "$DD"/mail/user1/dovecot*; do
 		row "Dovecot $(basename "$f")" "$f"
+	done
+	for f in $(find "$DD/mail/user1" "$DD/home" -maxdepth 3 -name 'xapian-indexes' 2>/dev/null); do
+		row "Dovecot fts-xapian index ($f)" "$f"
 	done
 	echo
 	echo "Generated messages: $(cat "$OUT/gen.txt")"

@@ -20,13 +20,15 @@
 #   --dovecot-fsync M Dovecot's mail_fsync: optimized (default: appended mail
 #                     is fsynced, flag changes and expunges are not) or always
 #                     (every change durable before its reply, as in tern)
+#   --tern-fsync M    tern's store.fsync: always (default: every change durable
+#                     before its reply) or optimized (as Dovecot's optimized)
 #
 # Needs root (installs dovecot-imapd with apt-get if missing; runs Dovecot's
 # mail processes as nobody). Everything lives in a temp dir; both servers
 # listen on 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 COMPRESS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized
+ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 COMPRESS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized TERN_FSYNC=always
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--profile) PROFILE=1; shift ;;
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
+	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
 	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -120,6 +123,8 @@ max_userip_conns = 30000
 max_user_conns = 30000
 [log]
 level = "warn"
+[store]
+fsync = "$TERN_FSYNC"
 CONF
 for i in $(seq 1 $USERS); do
 	printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "user$i" --config "$WORK/tern/tern.toml" >/dev/null
@@ -274,7 +279,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "## tern vs Dovecot (medians of $ROUNDS rounds, $DURATION each; ratio > 1 means tern is better)"
+echo "## tern vs Dovecot (medians of $ROUNDS rounds, $DURATION each, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC; ratio > 1 means tern is better)"
 echo
 "$WORK/bin/ternbench" report $(ls "$OUT"/*-r*.json)
 echo

@@ -20,6 +20,8 @@
 #   --dovecot-fsync M Dovecot's mail_fsync: optimized (its default: appended
 #                     mail is fsynced, flag changes and expunges are not) or
 #                     always (every change durable before its reply, as tern)
+#   --tern-fsync M    tern's store.fsync: always (default: every change durable
+#                     before its reply) or optimized (as Dovecot's optimized)
 #   --tern-cpuprofile F  write a CPU profile of tern's whole life to F
 #   --postgres        also run tern on the PostgreSQL store (label ternpg): a
 #                     private cluster (Debian's postgresql, initdb in the temp
@@ -46,7 +48,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_PROF=() PG=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_PROF=() PG=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -58,9 +60,10 @@ while [ $# -gt 0 ]; do
 	--dovecot-pass) DOVE_PASS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
+	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
 	--tern-cpuprofile) TERN_PROF=(--cpuprofile "$2"); shift 2 ;;
 	--postgres) PG=1; shift ;;
-	-h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,48p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -140,6 +143,8 @@ max_userip_conns = 30000
 max_user_conns = 30000
 [log]
 level = "warn"
+[store]
+fsync = "$TERN_FSYNC"
 CONF
 log "creating $USERS users in tern"
 for i in $(seq 1 "$USERS"); do
@@ -162,7 +167,8 @@ if [ "$PG" = 1 ]; then
 	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
 	sed -e "s#^data_dir = .*#data_dir = \"$WORK/ternpg/data\"#" -e "s#^imap = .*#imap = \"127.0.0.1:$TPG_PORT\"#" \
 		"$WORK/tern/tern.toml" >"$WORK/ternpg/tern.toml"
-	printf '[store]\nurl = "postgres://tern@127.0.0.1:%s/tern?sslmode=disable"\n' "$PG_PORT" >>"$WORK/ternpg/tern.toml"
+	# tern.toml has a [store] section (fsync): the URL goes into it.
+	sed -i "/^\[store\]/a url = \"postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable\"" "$WORK/ternpg/tern.toml"
 	log "creating $USERS users in tern on PostgreSQL"
 	for i in $(seq 1 "$USERS"); do
 		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/ternpg/tern.toml" >/dev/null
@@ -297,7 +303,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
+echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
 echo
 awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }

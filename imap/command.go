@@ -155,6 +155,7 @@ const (
 	FetchEmailID       // EMAILID (RFC 8474)
 	FetchThreadID      // THREADID (RFC 8474)
 	FetchSaveDate      // SAVEDATE (RFC 8514)
+	FetchPreview       // PREVIEW (RFC 8970)
 )
 
 // FetchItem is one requested data item. Macros (ALL, FAST, FULL) are
@@ -164,6 +165,7 @@ type FetchItem struct {
 	Section Section  // for FetchBodySection, FetchBinarySection, FetchBinarySize
 	Peek    bool     // BODY.PEEK / BINARY.PEEK
 	Partial *Partial // <offset.count>, nil if absent
+	Lazy    bool     // PREVIEW (LAZY): NIL is fine when no preview is at hand
 }
 
 // Section is a body section spec: [part.part.SPECIFIER (fields)].

@@ -64,6 +64,11 @@ var seedCommands = []string{
 	"a SETMETADATA \"\" (/private/bin ~{3+}\r\na\x00b /shared/x \"\")\r\n",
 	"a LIST \"\" % RETURN (METADATA (MAXSIZE 100) (/shared/comment /private/comment) CHILDREN)\r\n",
 	"a LIST \"\" * RETURN (METADATA ((/shared/comment) MAXSIZE 7))\r\n",
+	"a SETACL INBOX/Drafts Chris +cda\r\n",
+	"a DELETEACL \"Other Users/alice/Projects\" anyone\r\n",
+	"a GETACL INBOX\r\na LISTRIGHTS ~/Mail/saved smith\r\na MYRIGHTS {5+}\r\nINBOX\r\n",
+	"a LIST \"\" \"Other Users/*\" RETURN (MYRIGHTS STATUS (MESSAGES))\r\n",
+	"a SETQUOTA \"Other Users/bob\" (STORAGE 1048576 MESSAGE 100)\r\n",
 }
 
 // checkCommand asserts invariants of a successfully parsed command.
@@ -94,6 +99,10 @@ func checkCommand(t *testing.T, cmd *Command, opts ReaderOptions) {
 		}
 		if total > opts.MaxLiteral {
 			t.Fatalf("APPEND literals total %d", total)
+		}
+	case *SetQuotaArgs:
+		if len(a.Resources) > maxQuotaResources {
+			t.Fatalf("SETQUOTA with %d resources", len(a.Resources))
 		}
 	case *SearchArgs:
 		var walk func(k *SearchKey, depth int)

@@ -141,6 +141,10 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.getMetadataArgs()
 	case "SETMETADATA":
 		cmd.Args = r.setMetadataArgs()
+	case "SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS": // RFC 4314, parse_acl.go
+		cmd.Args = r.aclArgs(cmd.Name)
+	case "SETQUOTA": // RFC 9208
+		cmd.Args = r.setQuotaArgs()
 	case "COMPRESS": // RFC 4978
 		r.sp()
 		cmd.Args = &CompressArgs{Mechanism: string(r.word(cAtom, "compression mechanism"))}
@@ -163,6 +167,7 @@ var commandNames = []string{
 	"UNAUTHENTICATE", "REPLACE",
 	"GETMETADATA", "SETMETADATA",
 	"COMPRESS",
+	"SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS", "SETQUOTA",
 }
 
 func commandName(b []byte) string {
@@ -345,7 +350,7 @@ func (r *Reader) listArgs() *ListArgs {
 	for r.peek() != ')' {
 		opt := string(r.word(cAtom, "return option"))
 		switch opt {
-		case "SUBSCRIBED", "CHILDREN", "SPECIAL-USE":
+		case "SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "MYRIGHTS": // MYRIGHTS: RFC 8440
 		case "STATUS":
 			r.sp()
 			a.StatusItems = r.statusItems()

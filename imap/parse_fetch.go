@@ -1,5 +1,7 @@
 package imap
 
+import "strings"
+
 func (r *Reader) fetchArgs() *FetchArgs {
 	r.sp()
 	a := &FetchArgs{Set: r.seqSet()}
@@ -89,6 +91,9 @@ func (r *Reader) fetchAttNamed(name []byte) FetchItem {
 		it.Kind = FetchThreadID
 	case "SAVEDATE":
 		it.Kind = FetchSaveDate
+	case "PREVIEW":
+		it.Kind = FetchPreview
+		it.Lazy = r.previewMods()
 	case "BODY":
 		if r.peek() != '[' {
 			it.Kind = FetchBody
@@ -112,6 +117,37 @@ func (r *Reader) fetchAttNamed(name []byte) FetchItem {
 		r.fail("unknown fetch item")
 	}
 	return it
+}
+
+// previewMods parses PREVIEW's optional " (LAZY ...)" and reports
+// whether LAZY was given. The look-ahead tells it from the FETCH
+// modifiers that may follow a lone PREVIEW item ("PREVIEW (CHANGEDSINCE
+// 1)"): RFC 8970 defines LAZY as the only preview modifier.
+func (r *Reader) previewMods() bool {
+	// Look ahead only as far as the line must reach: after " (" come at
+	// least a character, ")" and CRLF, so six bytes never wait for input
+	// the client has not sent.
+	if r.peek() != ' ' {
+		return false
+	}
+	if b, err := r.br.Peek(2); err != nil || b[1] != '(' {
+		return false
+	}
+	if b, err := r.br.Peek(6); err != nil || !strings.EqualFold(string(b), " (LAZY") {
+		return false
+	}
+	r.sp()
+	r.next()
+	for {
+		if m := r.word(cName, "preview modifier"); string(m) != "LAZY" {
+			r.fail("unknown preview modifier")
+		}
+		if r.peek() == ')' {
+			r.next()
+			return true
+		}
+		r.sp()
+	}
 }
 
 // sectionPart parses nz-number *("." nz-number) and reports whether a

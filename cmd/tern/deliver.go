@@ -29,7 +29,8 @@ func (e *env) deliver(args []string) int {
 			"agent (Postfix mailbox_command, procmail-style). A leading mbox \"From \" line\n" +
 			"is dropped. Exit codes: 0 delivered, 64 usage, 65 bad input (empty or too\n" +
 			"big), 67 no such user, 75 temporary failure, 77 over quota (75 with\n" +
-			"lmtp.quota_full_tempfail)."}
+			"lmtp.quota_full_tempfail) or rejected by the user's Sieve script. Without\n" +
+			"--mailbox, the user's active Sieve script (if any) decides where it goes."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
 	user := fs.String("user", "", "recipient `user` name or address (user+detail delivers to folder detail when it exists)")
@@ -109,11 +110,26 @@ func (e *env) deliverOne(ctx context.Context, cfg *config.Config, user, mailbox 
 		}
 		return exTempFail, err
 	}
-	res, err := d.Deliver(ctx, r.User, mailbox, r.Detail, delivery.TraceHeaders(msg, from, rcpt))
+	in := delivery.Incoming{User: r.User, Detail: r.Detail, Address: user, Mailbox: mailbox, Body: delivery.TraceHeaders(msg, from, rcpt)}
+	if from != nil {
+		in.From = *from
+	}
+	if rcpt != nil {
+		in.Address = *rcpt
+	}
+	res, err := d.DeliverFiltered(ctx, in)
+	var rej *delivery.RejectError
 	switch {
 	case err == nil:
-		fmt.Fprintf(e.stdout, "delivered to %s mailbox %s uid %d\n", r.User, res.Mailbox, res.UID)
+		if len(res) == 0 {
+			fmt.Fprintf(e.stdout, "discarded for %s by the sieve script\n", r.User)
+		}
+		for _, res := range res {
+			fmt.Fprintf(e.stdout, "delivered to %s mailbox %s uid %d\n", r.User, res.Mailbox, res.UID)
+		}
 		return exitOK, nil
+	case errors.As(err, &rej):
+		return exNoPerm, fmt.Errorf("5.7.1 %w", err)
 	case errors.Is(err, store.ErrOverQuota):
 		if cfg.LMTP.QuotaFullTempFail {
 			return exTempFail, fmt.Errorf("4.2.2 mailbox full: %w", err)

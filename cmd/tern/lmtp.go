@@ -13,12 +13,14 @@ import (
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
+// Users' active Sieve scripts, when the store keeps them, run at delivery.
 func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *delivery.Deliverer {
 	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
+		Scripts:            delivery.StoreScripts(st),
 	})
 }
 

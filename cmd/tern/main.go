@@ -6,11 +6,13 @@
 //	tern user add|passwd|del NAME
 //	tern user list
 //	tern user quota NAME [--storage SIZE] [--messages N]
+//	tern sieve list|put|get|activate|deactivate|delete USER ...
 //	tern deliver --user NAME [--mailbox BOX]   (message on stdin)
 //	tern import NAME PATH [--mailbox BOX]
 //	tern export NAME DIR [--format maildir|mbox]
 //	tern cert                    show (and create) the TLS certificate
 //	tern check [--repair]        check the store's consistency
+//	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
 //	tern version
@@ -58,6 +60,9 @@ type env struct {
 	// listening, if set, is called by serve with proto and address of each
 	// listener once all are open (tests use it to find ports).
 	listening func(proto, addr string)
+	// sieveCheck, if set, replaces defaultSieveCheck (tests pass a
+	// checker that rejects scripts).
+	sieveCheck func(src []byte) error
 }
 
 // run executes the command line args (without the program name) and
@@ -75,11 +80,13 @@ Usage:
   tern user del NAME [flags]     delete a user and all their mail
   tern user list [flags]         list users
   tern user quota NAME [flags]   show or set a user's quota (--storage 2G --messages 100000)
+  tern sieve COMMAND USER ...    list, put, get, activate, deactivate, delete Sieve scripts
   tern deliver --user NAME       deliver one message from stdin (local delivery agent)
   tern import NAME PATH [flags]  import a Maildir or mbox (file or tree) for a user
   tern export NAME DIR [flags]   export a user's mail as Maildir or mbox
   tern cert [flags]              print the TLS certificate path and fingerprints
   tern check [--repair] [flags]  check (and repair) the mail store's consistency
+  tern index [--rebuild] USER|--all  index mail for SEARCH now (with a progress bar)
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
   tern restore SRC [flags]       restore a backup as a new, empty data directory
   tern version                   print the version
@@ -100,6 +107,8 @@ func (e *env) run(args []string) int {
 		return e.serve(args[1:])
 	case "user":
 		return e.user(args[1:])
+	case "sieve":
+		return e.sieve(args[1:])
 	case "cert":
 		return e.cert(args[1:])
 	case "deliver":
@@ -110,6 +119,8 @@ func (e *env) run(args []string) int {
 		return e.exportCmd(args[1:])
 	case "check":
 		return e.check(args[1:])
+	case "index":
+		return e.index(args[1:])
 	case "backup":
 		return e.backup(args[1:])
 	case "restore":

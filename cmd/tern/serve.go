@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/index"
+	"github.com/tern-imap/tern/internal/managesieve"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/tlsutil"
@@ -122,7 +124,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	hub := notify.New()
 	// The mailbox index hears every change first, then tells the hub.
 	ix := index.New(hub, index.Options{MemoryBudget: cfg.Index.MemoryMB << 20, Logger: log})
-	backend, err := openStore(ctx, cfg, ix, log)
+	backend, err := openStoreIndexing(ctx, cfg, ix, log, cfg.Index.Text)
 	if err != nil {
 		return err
 	}
@@ -145,6 +147,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	srv := server.New(server.Config{
 		TLS:            tlsSt.config,
 		InsecureAuth:   cfg.Auth.InsecureAuth,
+		Admins:         cfg.Auth.Admins,
 		MaxLineLength:  cfg.Limits.MaxLineLength,
 		MaxLiteralSize: cfg.Limits.MaxLiteralSize,
 		MaxConns:       cfg.Limits.MaxConns,
@@ -194,6 +197,25 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		ac.close()
 		return err
 	}
+	outq, err := openOutbound(cfg, log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		if lmtpLn != nil {
+			lmtpLn.Close()
+		}
+		return err
+	}
+	defer outq.close(ctx) // on early returns; a no-op after the shutdown below
+	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		if lmtpLn != nil {
+			lmtpLn.Close()
+		}
+		return err
+	}
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
@@ -221,6 +243,16 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			}
 		}()
 	}
+	if sieveSrv != nil {
+		log.Info("listening", "proto", "managesieve", "addr", sieveLn.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sieveSrv.Serve(sieveLn); err != nil && !errors.Is(err, managesieve.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve managesieve: %w", err)
+			}
+		}()
+	}
 	ac.run(&wg, serveErr, log)
 	if adm != nil {
 		log.Info("listening", "proto", "admin", "addr", adm.addr())
@@ -235,6 +267,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		if lmtp != nil {
 			e.listening("lmtp", lmtpLn.Addr().String())
+		}
+		if sieveSrv != nil {
+			e.listening("managesieve", sieveLn.Addr().String())
 		}
 		if adm != nil {
 			e.listening("admin", adm.addr())
@@ -283,10 +318,21 @@ loop:
 		}()
 	}
 	go ac.shutdown(sctx)
+	sieveDone := make(chan struct{})
+	go func() { // ManageSieve sessions get BYE now; waited for before the store closes
+		defer close(sieveDone)
+		if sieveSrv != nil {
+			if err := sieveSrv.Shutdown(sctx); err != nil {
+				log.Warn("managesieve shutdown did not finish in time; connections closed", "err", err)
+			}
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time; connections closed", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
 	wg.Wait()
+	<-sieveDone
+	outq.close(sctx)   // stops sending; mail queued later still goes to disk, sent at the next start
 	adm.shutdown(sctx) // after the IMAP sessions: /readyz says 503 while they drain
 	if err := st.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close store: %w", err)
@@ -330,7 +376,7 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 }
 
 func restartNeeded(a, b *config.Config) bool {
-	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || a.Auth != b.Auth ||
+	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || !reflect.DeepEqual(a.Auth, b.Auth) ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
-		a.Autoconfig != b.Autoconfig
+		a.Autoconfig != b.Autoconfig || a.Sieve != b.Sieve
 }

@@ -18,6 +18,12 @@ const haveStore = true
 // openStore opens the storage backend cfg names (store.url, else the
 // data directory). notifier and log may be nil.
 func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
+	return openStoreIndexing(ctx, cfg, notifier, log, false)
+}
+
+// openStoreIndexing is openStore that, with indexText, also runs the
+// sqlite store's background full-text indexer (tern serve).
+func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
 		return nil, err
@@ -29,7 +35,11 @@ func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier,
 		}
 		return st, nil
 	}
-	opts := sqlite.Options{Logger: log}
+	mode, err := sqlite.ParseFsyncMode(cfg.Store.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

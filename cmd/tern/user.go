@@ -27,6 +27,10 @@ Commands:
   del NAME      delete a user and all their mail
   list          list users
   quota NAME    show or set a user's quota (--storage 2G --messages 100000)
+  share OWNER MAILBOX USER RIGHTS
+                give USER (or anyone) RIGHTS (lrswipkxtea, +/-) on OWNER's MAILBOX
+  acl OWNER MAILBOX
+                show who may use OWNER's MAILBOX
 
 The password is read from standard input (one line) when it is not a
 terminal, otherwise prompted for twice. Run "tern user COMMAND -h" for flags.
@@ -54,6 +58,10 @@ func (e *env) user(args []string) int {
 		return exitOK
 	case "quota":
 		return e.userQuota(args[1:])
+	case "share":
+		return e.userShare(args[1:], true)
+	case "acl":
+		return e.userShare(args[1:], false)
 	case "add":
 		c = command{name: "tern user add", args: "NAME", nargs: 1,
 			about: "Create user NAME with mailboxes INBOX, Drafts, Sent, Trash, Junk and Archive,\nall subscribed. The password is read from standard input (first line) when\nit is not a terminal; otherwise it is prompted for twice without echo."}

@@ -158,7 +158,7 @@ func (b *bigboxGen) next() bigboxMsg {
 	default: // a small attachment
 		body = g.message(512+r.IntN(2048), 4096+r.IntN(20480), r.IntN(2) == 0)
 	}
-	m := bigboxMsg{body: body}
+	m := bigboxMsg{body: plantSearchWords(body, b.i)}
 	// The Date header is base + n*47min + <1h; arrival a little later.
 	m.date = g.base.Add(time.Duration(g.n)*47*time.Minute + time.Hour + time.Duration(b.flags.IntN(600))*time.Second)
 	newest := b.i >= b.n-b.n/100
@@ -167,6 +167,53 @@ func (b *bigboxGen) next() bigboxMsg {
 	m.flagged = b.flags.IntN(100) < 2
 	b.i++
 	return m
+}
+
+// Words planted for the search commands, with known counts: message i
+// (0-based) gets searchRare in its text when i%1000 == 500, searchSubject
+// at the start of its Subject when i%2000 == 1000, a From of searchFrom
+// when i%2500 == 1250, and searchCommon in its text when i is even.
+// searchMiss is in no message.
+const (
+	searchRare    = "zephyrine"
+	searchSubject = "quetzalcoatl"
+	searchFrom    = "Ottoline Fairweather"
+	searchCommon  = "halfmoon"
+	searchMiss    = "nowhereatall"
+)
+
+// plantSearchWords plants the search words into generated message i.
+// The text goes after "Hello " (the greeting of the text part and of the
+// HTML alternative; base64 attachments hold no space).
+func plantSearchWords(body []byte, i int) []byte {
+	var text []string
+	if i%1000 == 500 {
+		text = append(text, searchRare)
+	}
+	if i%2 == 0 {
+		text = append(text, searchCommon)
+	}
+	if len(text) > 0 {
+		body = bytes.ReplaceAll(body, []byte("Hello "), []byte("Hello "+strings.Join(text, " ")+" "))
+	}
+	if i%2000 == 1000 {
+		body = bytes.Replace(body, []byte("\r\nSubject: "), []byte("\r\nSubject: "+searchSubject+" "), 1)
+	}
+	if i%2500 == 1250 {
+		body = bytes.Replace(body, []byte("\r\nFrom: "), []byte("\r\nFrom: "+searchFrom+" <ottoline.fairweather@example.net>\r\nX-Original-From: "), 1)
+	}
+	return body
+}
+
+// bigboxSearches are the search commands of run --search: the planted
+// words (see plantSearchWords).
+var bigboxSearches = []struct{ name, text string }{
+	{"search-body-rare", "UID SEARCH BODY " + searchRare},
+	{"search-text-rare", "UID SEARCH TEXT " + searchRare},
+	{"search-from", `UID SEARCH FROM "` + searchFrom + `"`},
+	{"search-subject", "UID SEARCH SUBJECT " + searchSubject},
+	{"search-miss", "UID SEARCH BODY " + searchMiss},
+	{"search-common", "UID SEARCH BODY " + searchCommon},
 }
 
 // maildirInfo is the ":2," flag letters of m (sorted, as Dovecot writes them).
@@ -326,6 +373,7 @@ type bigboxRunOpts struct {
 	timeout   time.Duration
 	settle    time.Duration
 	serverPID int
+	commands  string // everyday, search or all
 }
 
 func bigboxRunMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -350,10 +398,15 @@ func bigboxRunMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.DurationVar(&b.timeout, "timeout", 15*time.Minute, "bound on the whole pass")
 	fs.DurationVar(&b.settle, "settle", 1500*time.Millisecond, "pause before a timed command that follows flag changes")
 	fs.IntVar(&b.serverPID, "server-pid", 0, "server process id: report its (tree's) CPU time per command")
+	fs.StringVar(&b.commands, "commands", "everyday", "what to time: everyday (the list above), search (the planted-word searches), or all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if b.commands != "everyday" && b.commands != "search" && b.commands != "all" {
+		fmt.Fprintln(stderr, "ternbench bigbox run: --commands must be everyday, search or all")
 		return 2
 	}
 	if fs.NArg() != 0 || b.bodies < 1 || b.changes < 1 || b.stores < 1 || b.singles < 1 || b.timeout <= 0 || b.settle < 0 {
@@ -421,6 +474,15 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 		}
 	}
 
+	if b.commands == "search" {
+		if _, err := c.selectCmd("SELECT INBOX", 0); err != nil {
+			return err
+		}
+		if err := bigboxSearch(c, measure); err != nil {
+			return err
+		}
+		return c.logout()
+	}
 	const statusCmd = "STATUS INBOX (MESSAGES UNSEEN UIDNEXT HIGHESTMODSEQ)"
 	if err := c.cmd(nil, statusCmd); err != nil { // warm
 		return err
@@ -579,7 +641,31 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 	}); err != nil {
 		return err
 	}
+	if b.commands == "all" {
+		if err := bigboxSearch(c, measure); err != nil {
+			return err
+		}
+	}
 	return c.logout()
+}
+
+// bigboxSearch times the planted-word searches (bigboxSearches); items
+// is the number of UIDs found.
+func bigboxSearch(c *client, measure func(string, func() (int, error)) error) error {
+	for _, s := range bigboxSearches {
+		if err := measure(s.name, func() (int, error) {
+			n := 0
+			err := c.cmd(func(l []byte) {
+				if bytes.HasPrefix(l, []byte("* SEARCH")) {
+					n += len(bytes.Fields(l[len("* SEARCH"):]))
+				}
+			}, "%s", s.text)
+			return n, err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ---- table ----
@@ -697,18 +783,21 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// bigboxAllCmds is the everyday commands, then the searches.
+var bigboxAllCmds = append(slices.Clone(bigboxCmds), bigboxSearches...)
+
 func bigboxCmdIndex(name string) int {
-	for i, c := range bigboxCmds {
+	for i, c := range bigboxAllCmds {
 		if c.name == name {
 			return i
 		}
 	}
-	return len(bigboxCmds)
+	return len(bigboxAllCmds)
 }
 
 func bigboxCmdText(name string) string {
-	if i := bigboxCmdIndex(name); i < len(bigboxCmds) {
-		return bigboxCmds[i].text
+	if i := bigboxCmdIndex(name); i < len(bigboxAllCmds) {
+		return bigboxAllCmds[i].text
 	}
 	return name
 }

@@ -38,6 +38,15 @@ type Config struct {
 	Index  Index  `toml:"index"`
 
 	Autoconfig Autoconfig `toml:"autoconfig"`
+	Sieve      Sieve      `toml:"sieve"`
+}
+
+// Sieve configures what Sieve scripts need from outside.
+type Sieve struct {
+	// SMTP is the relay (host:port) that vacation replies and redirects
+	// are sent through, from a durable queue under data_dir/outbound;
+	// empty: no outbound mail.
+	SMTP string `toml:"smtp"`
 }
 
 // Store says where mail is kept.
@@ -47,6 +56,12 @@ type Store struct {
 	// store, which several tern nodes can share). Empty: the embedded
 	// store in DataDir.
 	URL string `toml:"url"`
+	// Fsync is "always" (every change is on stable storage before its
+	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
+	// is, flag changes, expunges and \Recent claims survive a crash of
+	// tern but not necessarily a power failure). The sqlite store only;
+	// PostgreSQL follows its own synchronous_commit.
+	Fsync string `toml:"fsync"`
 }
 
 // StoreKind is the backend a Store URL names.
@@ -104,7 +119,15 @@ type Listen struct {
 	// Autoconfig serves mail client autoconfiguration over HTTP (section
 	// Autoconfig); empty (the default) disables it.
 	Autoconfig string `toml:"autoconfig"`
+	// ManageSieve (RFC 5804, STARTTLS) lets clients manage their Sieve
+	// scripts; empty (the default) disables it. The usual address is
+	// DefaultManageSieveAddr.
+	ManageSieve string `toml:"managesieve"`
 }
+
+// DefaultManageSieveAddr is the conventional ManageSieve address
+// (port 4190, RFC 5804), on loopback.
+const DefaultManageSieveAddr = "127.0.0.1:4190"
 
 // Autoconfig is what the autoconfig listener advertises to mail clients.
 // The mail domains it answers for are LMTP.Domains (empty: any).
@@ -157,6 +180,9 @@ type Auth struct {
 	// reaches this many failures within FailureWindow.
 	MaxUserFailures int `toml:"max_user_failures"`
 	MaxIPFailures   int `toml:"max_ip_failures"`
+	// Admins may set any user's quota over IMAP (SETQUOTA, RFC 9208);
+	// with none, SETQUOTA is refused to everyone.
+	Admins []string `toml:"admins"`
 }
 
 // Index configures the shared in-memory mailbox index.
@@ -164,6 +190,10 @@ type Index struct {
 	// MemoryMB bounds the memory of all mailbox indexes; the least
 	// recently used are evicted (and reloaded on use) beyond it.
 	MemoryMB int64 `toml:"memory_mb"`
+	// Text runs the background indexer of the full-text index that
+	// answers SEARCH text keys (tern serve). Off, new mail waits in the
+	// index queue and SEARCH reads it.
+	Text bool `toml:"text"`
 }
 
 // Limits bound resource use per connection and per server. The
@@ -252,7 +282,8 @@ func Default() *Config {
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
-		Index: Index{MemoryMB: 256},
+		Index: Index{MemoryMB: 256, Text: true},
+		Store: Store{Fsync: "always"},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,
 			IMAPPort:           143,
@@ -328,6 +359,8 @@ func (c *Config) Validate() error {
 		{"listen.imap", c.Listen.IMAP}, {"listen.imaps", c.Listen.IMAPS}, {"listen.lmtp", c.Listen.LMTP},
 		{"listen.autoconfig", c.Listen.Autoconfig},
 		{"listen.admin", c.Listen.Admin},
+		{"listen.managesieve", c.Listen.ManageSieve},
+		{"sieve.smtp", c.Sieve.SMTP},
 	} {
 		if l.addr == "" {
 			continue
@@ -366,6 +399,9 @@ func (c *Config) Validate() error {
 	}
 	if a.MaxIPFailures < 1 {
 		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	if f := c.Store.Fsync; f != "always" && f != "optimized" {
+		bad("store.fsync", "must be always or optimized, got %q", f)
 	}
 	if c.Index.MemoryMB < 1 {
 		bad("index.memory_mb", "must be >= 1, got %d", c.Index.MemoryMB)
@@ -516,13 +552,15 @@ type Flags struct {
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
+	managesieve  string
+	sieveSMTP    string
 	cert, key    string
 	insecureAuth bool
 }
 
 // AddFlags registers --config and --data on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
-// --tls-cert, --tls-key and --insecure-auth.
+// --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
@@ -535,6 +573,9 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
 		fs.StringVar(&f.autoconfig, "listen-autoconfig", d.Listen.Autoconfig, "autoconfig HTTP listen `addr`ess (see [autoconfig]); empty disables")
 		fs.StringVar(&f.admin, "listen-admin", d.Listen.Admin, "admin HTTP listen `addr`ess (/metrics, /healthz, /readyz, /debug/pprof/); empty disables")
+		fs.StringVar(&f.managesieve, "listen-managesieve", d.Listen.ManageSieve,
+			"ManageSieve (RFC 5804) listen `addr`ess, e.g. "+DefaultManageSieveAddr+"; empty disables")
+		fs.StringVar(&f.sieveSMTP, "sieve-smtp", d.Sieve.SMTP, "SMTP relay `host:port` for Sieve vacation replies and redirects; empty: none")
 		fs.StringVar(&f.cert, "tls-cert", "", "TLS certificate `file` (PEM); default: self-signed in <data>/tls")
 		fs.StringVar(&f.key, "tls-key", "", "TLS private key `file` (PEM)")
 		fs.BoolVar(&f.insecureAuth, "insecure-auth", false, "allow LOGIN and AUTHENTICATE PLAIN without TLS")
@@ -581,6 +622,10 @@ func (f *Flags) Apply(c *Config) {
 		case "listen-admin":
 			c.Listen.Admin = f.admin
 			c.Listen.AdminExplicit = true
+		case "listen-managesieve":
+			c.Listen.ManageSieve = f.managesieve
+		case "sieve-smtp":
+			c.Sieve.SMTP = f.sieveSMTP
 		case "tls-cert":
 			c.TLS.Cert = f.cert
 		case "tls-key":

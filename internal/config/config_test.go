@@ -35,8 +35,21 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	if len(c.LMTP.Domains) == 0 {
 		c.LMTP.Domains = nil
 	}
+	if len(c.Auth.Admins) == 0 {
+		c.Auth.Admins = nil
+	}
 	if d := Default(); !reflect.DeepEqual(c, d) {
 		t.Fatalf("example file differs from Default():\n got %+v\nwant %+v", c, d)
+	}
+}
+
+func TestLoadAdmins(t *testing.T) {
+	c, err := Load(writeFile(t, "[auth]\nadmins = [\"root\", \"postmaster\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Auth.Admins, []string{"root", "postmaster"}) {
+		t.Fatalf("admins = %q", c.Auth.Admins)
 	}
 }
 
@@ -326,5 +339,41 @@ func TestStoreURL(t *testing.T) {
 		if err != nil || verr != nil || kind != tc.kind || where != tc.where {
 			t.Errorf("%q: %v %q %v %v", tc.url, kind, where, err, verr)
 		}
+	}
+}
+
+// listen.managesieve: off by default, set by the file or the flag,
+// validated.
+func TestListenManageSieve(t *testing.T) {
+	c, err := parse(t, true)
+	if err != nil || c.Listen.ManageSieve != "" {
+		t.Fatalf("default: %v %q", err, c.Listen.ManageSieve)
+	}
+	p := writeFile(t, "[listen]\nmanagesieve = \"127.0.0.1:4190\"\n")
+	if c, err = parse(t, true, "--config", p); err != nil || c.Listen.ManageSieve != DefaultManageSieveAddr {
+		t.Fatalf("file: %v %+v", err, c)
+	}
+	if c, err = parse(t, true, "--config", p, "--listen-managesieve", ""); err != nil || c.Listen.ManageSieve != "" {
+		t.Fatalf("empty flag disables: %v %+v", err, c)
+	}
+	if _, err = parse(t, true, "--listen-managesieve", "nonsense"); err == nil || !strings.Contains(err.Error(), "listen.managesieve") {
+		t.Fatalf("bad address accepted: %v", err)
+	}
+}
+
+func TestSieveSMTP(t *testing.T) {
+	c, err := parse(t, true)
+	if err != nil || c.Sieve.SMTP != "" {
+		t.Fatalf("default: %v %q", err, c.Sieve.SMTP)
+	}
+	p := writeFile(t, "[sieve]\nsmtp = \"127.0.0.1:25\"\n")
+	if c, err = parse(t, true, "--config", p); err != nil || c.Sieve.SMTP != "127.0.0.1:25" {
+		t.Fatalf("file: %v %+v", err, c)
+	}
+	if c, err = parse(t, true, "--config", p, "--sieve-smtp", "relay:587"); err != nil || c.Sieve.SMTP != "relay:587" {
+		t.Fatalf("flag: %v %+v", err, c)
+	}
+	if _, err = parse(t, true, "--sieve-smtp", "nonsense"); err == nil || !strings.Contains(err.Error(), "sieve.smtp") {
+		t.Fatalf("bad address accepted: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
@@ -35,9 +36,62 @@ func BenchmarkLMTPDelivery(b *testing.B) {
 	}
 }
 
+// BenchmarkLMTPSieve compares delivery with no script and with a 50-rule
+// active script (none of whose rules matches, so both store into INBOX):
+//
+//	go test -run '^$' -bench LMTPSieve -benchtime 2000x ./internal/delivery/
+//
+// The machine's fsync latency dominates one client; run the two variants
+// alternately several times and compare the means.
+func BenchmarkLMTPSieve(b *testing.B) {
+	for _, clients := range []int{1, 8} {
+		for _, rules := range []int{0, 50} {
+			b.Run(fmt.Sprintf("clients=%d/rules=%d", clients, rules), func(b *testing.B) {
+				benchLMTPOpts(b, clients, 4<<10, benchScripts(rules))
+			})
+		}
+	}
+}
+
+// benchScripts returns a script source giving every bench user a script
+// of n rules (nil for n = 0): header, address, envelope, :matches,
+// :regex and body-free tests a typical user filter has.
+func benchScripts(n int) ScriptSource {
+	if n == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`require ["fileinto", "envelope", "imap4flags", "regex", "variables", "subaddress", "mailbox"];` + "\n")
+	for i := range n {
+		switch i % 5 {
+		case 0:
+			fmt.Fprintf(&b, "if header :contains \"List-Id\" \"list%d.example.com\" { fileinto :create \"Lists/list%d\"; stop; }\n", i, i)
+		case 1:
+			fmt.Fprintf(&b, "if address :is \"from\" [\"friend%d@example.net\", \"colleague%d@example.org\"] { addflag \"\\\\Flagged\"; fileinto \"People\"; }\n", i, i)
+		case 2:
+			fmt.Fprintf(&b, "if header :matches \"subject\" \"*[project-%d]*\" { fileinto \"Projects/${2}\"; }\n", i)
+		case 3:
+			fmt.Fprintf(&b, "if allof (envelope :detail \"to\" \"tag%d\", not exists \"X-Seen%d\") { fileinto \"Tags\"; }\n", i, i)
+		case 4:
+			fmt.Fprintf(&b, "if header :regex \"X-Spam-Score\" \"^%d[0-9]\\\\.\" { fileinto \"Junk\"; stop; }\n", i)
+		}
+	}
+	src := b.String()
+	if _, err := sieve.Compile([]byte(src), sieve.Options{}); err != nil {
+		panic(fmt.Sprintf("bench script: %v", err)) // would measure the fallback, not filtering
+	}
+	active := map[string]string{}
+	for i := range benchUsers {
+		active[fmt.Sprintf("user%d", i)] = src
+	}
+	return &userScripts{active: active}
+}
+
 const benchUsers = 8
 
-func benchLMTP(b *testing.B, clients, size int) {
+func benchLMTP(b *testing.B, clients, size int) { benchLMTPOpts(b, clients, size, nil) }
+
+func benchLMTPOpts(b *testing.B, clients, size int, scripts ScriptSource) {
 	dir := b.TempDir()
 	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{Notifier: notify.New(), Logger: quietLog()})
 	if err != nil {
@@ -49,7 +103,7 @@ func benchLMTP(b *testing.B, clients, size int) {
 			b.Fatal(err)
 		}
 	}
-	d := New(st, Options{Logger: quietLog()})
+	d := New(st, Options{Logger: quietLog(), Scripts: scripts})
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

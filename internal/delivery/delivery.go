@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -30,13 +31,18 @@ type Options struct {
 	QuotaTempFail bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Scripts provides users' active Sieve scripts; nil: no filtering.
+	Scripts ScriptSource
+	// SieveLimits bound each script execution (zero: the defaults).
+	SieveLimits sieve.Limits
 }
 
 // Deliverer maps recipient addresses to users and stores messages.
 type Deliverer struct {
-	st   store.Store
-	opts Options
-	log  *slog.Logger
+	st      store.Store
+	opts    Options
+	log     *slog.Logger
+	scripts scriptCache
 }
 
 // New returns a Deliverer storing into st.
@@ -133,6 +139,12 @@ func (d *Deliverer) Deliver(ctx context.Context, user, mailbox, detail string, m
 		return Result{}, fmt.Errorf("deliver to %q: %w", user, err)
 	}
 	defer acct.Close()
+	return d.deliverTo(ctx, acct, mailbox, detail, msg)
+}
+
+// deliverTo is Deliver into an open account.
+func (d *Deliverer) deliverTo(ctx context.Context, acct store.Account, mailbox, detail string, msg []byte) (Result, error) {
+	user := acct.User()
 	target := mailbox
 	if target == "" && detail != "" {
 		if mi, err := acct.Mailbox(ctx, detail); err == nil && !mi.NoSelect {

@@ -231,18 +231,19 @@ func (s *lmtpSession) deliverOne(rc Recipient, msg []byte) error {
 	defer cancel()
 	from, to := s.from, rc.Address
 	body := TraceHeaders(msg, &from, &to)
-	res, err := s.l.d.Deliver(ctx, rc.User, "", rc.Detail, body)
+	res, err := s.l.d.DeliverFiltered(ctx, Incoming{User: rc.User, Detail: rc.Detail, Address: rc.Address, From: from, Body: body})
 	s.l.m.Delivery("lmtp", DeliveryResult(err))
 	if err != nil {
 		return s.l.d.smtpError(rc, err)
 	}
-	s.l.d.log.Info("delivered", "proto", "lmtp", "user", rc.User, "mailbox", res.Mailbox, "uid", res.UID, "size", len(body))
+	logResults(s.l.d.log, "lmtp", rc.User, len(body), res)
 	return nil
 }
 
 // DeliveryResult names the outcome of one recipient's delivery for the
-// deliveries counter: delivered, no_such_user, over_quota or failed (a
-// temporary failure, the MTA retries).
+// deliveries counter: delivered, no_such_user, over_quota, rejected (by
+// the user's Sieve script) or failed (a temporary failure, the MTA
+// retries).
 func DeliveryResult(err error) string {
 	switch {
 	case err == nil:
@@ -251,13 +252,37 @@ func DeliveryResult(err error) string {
 		return "no_such_user"
 	case errors.Is(err, store.ErrOverQuota):
 		return "over_quota"
+	case errors.As(err, new(*RejectError)):
+		return "rejected"
 	}
 	return "failed"
 }
 
+// rejectReply makes a script's reject reason one reply line: line breaks
+// become spaces, control characters go, and it is cut at 400 bytes.
+func rejectReply(reason string) string {
+	r := strings.Join(strings.Fields(strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return ' '
+		}
+		return c
+	}, reason)), " ")
+	if len(r) > 400 {
+		r = strings.ToValidUTF8(r[:400], "")
+	}
+	if r == "" {
+		r = "Rejected by the recipient's filter"
+	}
+	return r
+}
+
 // smtpError maps a delivery error to the LMTP reply.
 func (d *Deliverer) smtpError(rc Recipient, err error) error {
+	var rej *RejectError
 	switch {
+	case errors.As(err, &rej):
+		d.log.Info("delivery rejected by sieve", "user", rc.User, "reason", rej.Reason)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: rejectReply(rej.Reason)}
 	case errors.Is(err, store.ErrOverQuota):
 		d.log.Info("delivery refused: over quota", "user", rc.User, "err", err)
 		if d.opts.QuotaTempFail {

@@ -96,6 +96,39 @@ func (a *account) touch(ids ...int64) {
 	}
 }
 
+// touchUnless marks the index of a mailbox stale after a write through
+// it, unless the index is loaded and done says it already shows the write
+// (the backend's own delta was applied: store.DeltaNotifier).
+func (a *account) touchUnless(id int64, done func(b *Mailbox) bool) {
+	b := a.x.peek(a.User(), a.id, id)
+	if b == nil {
+		return
+	}
+	b.mu.RLock()
+	ok := b.loaded && !b.dead && done(b)
+	b.mu.RUnlock()
+	if !ok {
+		b.stale.Store(true)
+	}
+}
+
+// holdsThrough reports whether the index has seen UID uid arrive.
+func holdsThrough(uid uint32) func(b *Mailbox) bool {
+	return func(b *Mailbox) bool { return b.lastUID >= uid }
+}
+
+// holdsNone reports whether none of uids is in the index any more.
+func holdsNone(uids []uint32) func(b *Mailbox) bool {
+	return func(b *Mailbox) bool {
+		for _, u := range uids {
+			if _, found := slices.BinarySearch(b.cols.uid, u); found {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 // applyStore updates the index with a STORE's own result where it can
 // (Mailbox.applyStore); false means the caller must mark it stale.
 func (a *account) applyStore(mailboxID int64, res *store.StoreResult) bool {
@@ -260,7 +293,11 @@ func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32)
 
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
 	res, err := a.Account.Append(ctx, mailbox, msgs)
-	a.touch(res.MailboxID)
+	if err != nil || len(res.UIDs) == 0 {
+		a.touch(res.MailboxID)
+	} else {
+		a.touchUnless(res.MailboxID, holdsThrough(res.UIDs[len(res.UIDs)-1]))
+	}
 	return res, err
 }
 
@@ -274,7 +311,11 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	out, err := a.Account.Expunge(ctx, mailboxID, uids, onlyDeleted)
-	a.touch(mailboxID)
+	if err != nil {
+		a.touch(mailboxID)
+	} else {
+		a.touchUnless(mailboxID, holdsNone(out))
+	}
 	return out, err
 }
 
@@ -286,7 +327,12 @@ func (a *account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 
 func (a *account) Move(ctx context.Context, srcMailboxID int64, uids []uint32, dest string) (store.CopyResult, error) {
 	res, err := a.Account.Move(ctx, srcMailboxID, uids, dest)
-	a.touch(srcMailboxID, res.DestMailboxID)
+	if err != nil || res.DestMailboxID == srcMailboxID {
+		a.touch(srcMailboxID, res.DestMailboxID)
+	} else {
+		a.touchUnless(srcMailboxID, holdsNone(res.SrcUIDs))
+		a.touch(res.DestMailboxID)
+	}
 	return res, err
 }
 

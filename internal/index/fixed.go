@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	msgsort "github.com/tern-imap/tern/internal/sort"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -18,10 +19,11 @@ type fixedFields struct {
 	messageID  string
 	inReplyTo  []string
 	references []string
+	subject    store.SubjectKey // computed once from envelope
 }
 
 func (f *fixedFields) size() int64 {
-	n := int64(len(f.envelope)+len(f.messageID)) + 96
+	n := int64(len(f.envelope)+len(f.messageID)+len(f.subject.Key)) + 120
 	for _, s := range f.inReplyTo {
 		n += int64(len(s)) + 16
 	}
@@ -33,7 +35,7 @@ func (f *fixedFields) size() int64 {
 
 func (f *fixedFields) fill(m *store.Message, want store.Want) {
 	if want&store.WantEnvelope != 0 {
-		m.Envelope = f.envelope
+		m.Envelope, m.BaseSubject = f.envelope, f.subject
 	}
 	if want&store.WantThreading != 0 {
 		m.MessageID, m.InReplyTo, m.References = f.messageID, f.inReplyTo, f.references
@@ -65,7 +67,7 @@ func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32)
 	got := make(map[uint32]*fixedFields, len(missing))
 	err = a.Account.Fetch(ctx, mailboxID, missing, fixedWant, func(m *store.Message) error {
 		got[m.UID] = &fixedFields{envelope: slices.Clone(m.Envelope), messageID: m.MessageID,
-			inReplyTo: m.InReplyTo, references: m.References}
+			inReplyTo: m.InReplyTo, references: m.References, subject: msgsort.EnvelopeSubject(m.Envelope)}
 		return nil
 	})
 	if err != nil {

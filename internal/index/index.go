@@ -83,6 +83,16 @@ func (x *Indexes) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 	}
 }
 
+// MailboxDelta implements store.DeltaNotifier: a commit made through this
+// process's backend is applied to the mailbox's index directly when the
+// index is exactly where the commit started; otherwise it is ignored and
+// the MailboxChanged that follows makes the index catch up.
+func (x *Indexes) MailboxDelta(user string, acctID, mailboxID int64, from uint64, d *store.IndexDelta) {
+	if b := x.peek(user, acctID, mailboxID); b != nil {
+		b.applyOwn(from, d)
+	}
+}
+
 // MailboxListChanged implements store.MailboxListNotifier.
 func (x *Indexes) MailboxListChanged(user string) {
 	if n, ok := x.next.(store.MailboxListNotifier); ok {

@@ -83,24 +83,33 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 	// Cleared before the query: a write committed after this point marks
 	// the index stale again.
 	b.stale.Store(false)
-	b.mu.RLock()
-	loaded, since, lastUID := b.loaded, b.head.HighestModSeq, b.lastUID
-	b.mu.RUnlock()
-	if !loaded {
-		return b.load(ctx, src)
-	}
-	d, err := src.IndexDelta(ctx, b.key.mailbox, since, lastUID)
-	if err != nil {
-		return b.failed(err)
-	}
-	if d.Head.UIDValidity != b.head.UIDValidity || d.Head.HighestModSeq < since {
-		return b.load(ctx, src)
-	}
-	b.mu.Lock()
-	ok := b.apply(&d)
-	b.mu.Unlock()
-	if !ok {
-		return b.load(ctx, src)
+	for range maxRetries {
+		b.mu.RLock()
+		loaded, since, lastUID := b.loaded, b.head.HighestModSeq, b.lastUID
+		b.mu.RUnlock()
+		if !loaded {
+			return b.load(ctx, src)
+		}
+		d, err := src.IndexDelta(ctx, b.key.mailbox, since, lastUID)
+		if err != nil {
+			return b.failed(err)
+		}
+		if d.Head.UIDValidity != b.head.UIDValidity || d.Head.HighestModSeq < since {
+			return b.load(ctx, src)
+		}
+		b.mu.Lock()
+		// A commit's own delta (applyOwn) or STORE result may have moved
+		// the index while the query ran: then d may be older than the
+		// index, and the query is asked again from where the index is.
+		moved := b.head.HighestModSeq != since || b.lastUID != lastUID
+		ok := moved || b.apply(&d)
+		b.mu.Unlock()
+		if !ok {
+			return b.load(ctx, src)
+		}
+		if !moved {
+			return nil
+		}
 	}
 	return nil
 }
@@ -192,6 +201,25 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 	b.head.RecentMark = recent
 	b.lastUID = max(b.lastUID, d.Head.UIDNext-1)
 	return true
+}
+
+// applyOwn applies a commit's own delta (store.DeltaNotifier) if the
+// index is loaded and exactly at from; d.Keywords is not set by such
+// deltas, so the keyword list stays. A delta that does not fit (which
+// should not happen) leaves the index to be loaded again.
+func (b *Mailbox) applyOwn(from uint64, d *store.IndexDelta) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.loaded || b.dead || b.head.UIDValidity != d.Head.UIDValidity || b.head.HighestModSeq != from ||
+		d.Head.HighestModSeq < from {
+		return
+	}
+	kws := b.kws
+	if !b.apply(d) {
+		b.reset()
+		return
+	}
+	b.kws = kws
 }
 
 // setFlags gives row j a new flag set and modseq, keeping the counters
@@ -334,10 +362,15 @@ func (b *Mailbox) bytes() int64 {
 // unload drops the columns (eviction); the next use loads them again.
 func (b *Mailbox) unload() {
 	b.mu.Lock()
+	b.reset()
+	b.mu.Unlock()
+}
+
+// reset drops the columns; callers hold mu.
+func (b *Mailbox) reset() {
 	b.loaded = false
 	b.cols, b.sets, b.log, b.count = columns{}, flagSets{}, changeLog{}, counters{}
 	b.fixed, b.fixedBytes = nil, 0
-	b.mu.Unlock()
 }
 
 // changeLog remembers, for recent modseqs, which UIDs changed or were

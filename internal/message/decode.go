@@ -190,3 +190,18 @@ func toUTF8(b []byte, cs string) string {
 	}
 	return string(b)
 }
+
+// PartText returns the content of the leaf part p of raw with its
+// transfer encoding removed (left as is when unknown) and, for text/*
+// parts, converted from its charset to UTF-8 (Sieve's body test).
+func PartText(raw []byte, p *Part) string {
+	start, end := min(p.BodyStart, int64(len(raw))), min(p.BodyEnd, int64(len(raw)))
+	body := raw[start:max(start, end)]
+	if d, err := decodeCTE(body, p.Encoding); err == nil {
+		body = d
+	}
+	if p.Type != "text" {
+		return string(body)
+	}
+	return toUTF8(body, p.Charset)
+}

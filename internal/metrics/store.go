@@ -38,6 +38,17 @@ const (
 	opSetQuota
 	opGetMetadata
 	opSetMetadata
+	opSieveScripts
+	opSieveScript
+	opPutSieveScript
+	opDeleteSieveScript
+	opRenameSieveScript
+	opSetActiveSieveScript
+	opActiveSieveScript
+	opACL
+	opSetACL
+	opSharedMailboxes
+	opSharers
 	numOps
 )
 
@@ -46,6 +57,9 @@ var opNames = [numOps]string{
 	"rename_mailbox", "subscriptions", "set_subscribed", "status", "snapshot", "claim_recent",
 	"changes", "vanished", "fetch", "open_body", "append", "store_flags", "expunge", "copy",
 	"move", "quota", "set_quota", "get_metadata", "set_metadata",
+	"sieve_scripts", "sieve_script", "put_sieve_script", "delete_sieve_script", "rename_sieve_script",
+	"set_active_sieve_script", "active_sieve_script",
+	"acl", "set_acl", "shared_mailboxes", "sharers",
 }
 
 // storeTimer holds one precreated observer per operation.
@@ -80,6 +94,11 @@ type timedStore struct {
 func (s *timedStore) PasswordHash(ctx context.Context, name string) (string, error) {
 	defer s.t.since(opPasswordHash, time.Now())
 	return s.Store.PasswordHash(ctx, name)
+}
+
+func (s *timedStore) Sharers(ctx context.Context, user string) ([]string, error) {
+	defer s.t.since(opSharers, time.Now())
+	return s.Store.Sharers(ctx, user)
 }
 
 func (s *timedStore) Account(ctx context.Context, user string) (store.Account, error) {
@@ -211,4 +230,54 @@ func (a *timedAccount) GetMetadata(ctx context.Context, mailbox string, entries 
 func (a *timedAccount) SetMetadata(ctx context.Context, mailbox string, entries []store.MetadataEntry) error {
 	defer a.t.since(opSetMetadata, time.Now())
 	return a.Account.SetMetadata(ctx, mailbox, entries)
+}
+
+func (a *timedAccount) SieveScripts(ctx context.Context) ([]store.SieveScriptInfo, error) {
+	defer a.t.since(opSieveScripts, time.Now())
+	return a.Account.SieveScripts(ctx)
+}
+
+func (a *timedAccount) SieveScript(ctx context.Context, name string) ([]byte, error) {
+	defer a.t.since(opSieveScript, time.Now())
+	return a.Account.SieveScript(ctx, name)
+}
+
+func (a *timedAccount) PutSieveScript(ctx context.Context, name string, content []byte) error {
+	defer a.t.since(opPutSieveScript, time.Now())
+	return a.Account.PutSieveScript(ctx, name, content)
+}
+
+func (a *timedAccount) DeleteSieveScript(ctx context.Context, name string) error {
+	defer a.t.since(opDeleteSieveScript, time.Now())
+	return a.Account.DeleteSieveScript(ctx, name)
+}
+
+func (a *timedAccount) RenameSieveScript(ctx context.Context, oldName, newName string) error {
+	defer a.t.since(opRenameSieveScript, time.Now())
+	return a.Account.RenameSieveScript(ctx, oldName, newName)
+}
+
+func (a *timedAccount) SetActiveSieveScript(ctx context.Context, name string) error {
+	defer a.t.since(opSetActiveSieveScript, time.Now())
+	return a.Account.SetActiveSieveScript(ctx, name)
+}
+
+func (a *timedAccount) ActiveSieveScript(ctx context.Context) ([]byte, string, error) {
+	defer a.t.since(opActiveSieveScript, time.Now())
+	return a.Account.ActiveSieveScript(ctx)
+}
+
+func (a *timedAccount) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {
+	defer a.t.since(opACL, time.Now())
+	return a.Account.ACL(ctx, mailbox)
+}
+
+func (a *timedAccount) SetACL(ctx context.Context, mailbox, identifier string, op store.FlagOp, rights string) (string, error) {
+	defer a.t.since(opSetACL, time.Now())
+	return a.Account.SetACL(ctx, mailbox, identifier, op, rights)
+}
+
+func (a *timedAccount) SharedMailboxes(ctx context.Context, identifiers []string) ([]store.SharedMailbox, error) {
+	defer a.t.since(opSharedMailboxes, time.Now())
+	return a.Account.SharedMailboxes(ctx, identifiers)
 }

@@ -348,22 +348,7 @@ func (c *Candidate) appendText(p *message.Part) error {
 	if err != nil {
 		return err
 	}
-	var text []byte
-	switch strings.ToLower(p.Encoding) {
-	case "quoted-printable":
-		c.scratch = decodeQP(c.scratch[:0], raw)
-		text = c.scratch
-	case "base64":
-		c.scratch = decodeBase64(c.scratch[:0], raw)
-		text = c.scratch
-	default:
-		text = raw
-	}
-	if enc := lookupCharset(p.Charset); enc != nil {
-		if conv, err := enc.NewDecoder().Bytes(text); err == nil {
-			text = conv
-		}
-	}
+	text := decodeText(raw, p, &c.scratch)
 	c.bodyText = foldAppend(c.bodyText, text)
 	c.bodyText = append(c.bodyText, 0)
 	if strings.EqualFold(p.Subtype, "html") {
@@ -374,6 +359,26 @@ func (c *Candidate) appendText(p *message.Part) error {
 		c.bodyText = append(c.bodyText, 0)
 	}
 	return nil
+}
+
+// decodeText undoes p's transfer encoding (into *scratch) and converts
+// its charset to UTF-8 (unknown charsets stay as they are).
+func decodeText(raw []byte, p *message.Part, scratch *[]byte) []byte {
+	text := raw
+	switch strings.ToLower(p.Encoding) {
+	case "quoted-printable":
+		*scratch = decodeQP((*scratch)[:0], raw)
+		text = *scratch
+	case "base64":
+		*scratch = decodeBase64((*scratch)[:0], raw)
+		text = *scratch
+	}
+	if enc := lookupCharset(p.Charset); enc != nil {
+		if conv, err := enc.NewDecoder().Bytes(text); err == nil {
+			text = conv
+		}
+	}
+	return text
 }
 
 // stripTags appends the text of HTML src without tags, comments and the

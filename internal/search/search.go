@@ -137,6 +137,9 @@ type Candidate struct {
 	// once per message, and only when a content key must be evaluated. If
 	// the returned ReaderAt is also an io.Closer, Release closes it.
 	Open func() (io.ReaderAt, *message.Part, error)
+	// Text, if set, answers text keys for the messages it has indexed
+	// (see TextIndex); others are read through Open.
+	Text *TextIndex
 
 	opened  bool
 	openErr error
@@ -206,6 +209,11 @@ func Match(key *imap.SearchKey, c *Candidate, now time.Time) (bool, error) {
 
 func (c *Candidate) match(key *imap.SearchKey, now time.Time) (bool, error) {
 	m := c.Msg
+	if c.Text != nil {
+		if ok, decided := c.Text.decide(key, m.UID); decided {
+			return ok, nil
+		}
+	}
 	switch key.Op {
 	case imap.SearchAll:
 		return true, nil

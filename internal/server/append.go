@@ -9,23 +9,39 @@ import (
 )
 
 // appendTarget resolves the mailbox APPEND or REPLACE stores into: a
-// missing one is NO [TRYCREATE] (RFC 9051 §6.3.12).
-func (c *conn) appendTarget(ctx context.Context, raw string) (string, error) {
+// missing one (or one the session cannot see) is NO [TRYCREATE] (RFC
+// 9051 §6.3.12); appending needs the "i" right (RFC 4314 §4).
+func (c *conn) appendTarget(ctx context.Context, raw string) (*mailboxRef, error) {
 	name, err := c.mailboxName(raw)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	info, err := c.acct.Mailbox(ctx, name)
+	m, info, err := c.resolveExisting(ctx, name)
 	if err != nil {
 		if isNoMailbox(err) {
-			return "", no("TRYCREATE", "Mailbox does not exist")
+			return nil, no("TRYCREATE", "Mailbox does not exist")
 		}
-		return "", storeErr(err, name)
+		return nil, storeErr(err, name)
+	}
+	if err := m.need("i"); err != nil {
+		return nil, err
 	}
 	if info.NoSelect {
-		return "", no("CANNOT", "Mailbox is not selectable")
+		return nil, no("CANNOT", "Mailbox is not selectable")
 	}
-	return name, nil
+	return m, nil
+}
+
+// allowedFlags drops the flags m's rights do not let the session set:
+// APPEND stores the message without them (RFC 4314 §4).
+func (m *mailboxRef) allowedFlags(flags []string) []string {
+	out := flags[:0:0]
+	for _, f := range flags {
+		if m.has(flagRight(f)) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // newMessage checks one APPEND/REPLACE message and builds what the store
@@ -53,7 +69,7 @@ func (c *conn) newMessage(ctx context.Context, m *imap.AppendMessage) (store.New
 
 func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.AppendArgs)
-	name, err := c.appendTarget(ctx, args.Mailbox)
+	m, err := c.appendTarget(ctx, args.Mailbox)
 	if err != nil {
 		return err
 	}
@@ -63,13 +79,14 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err != nil {
 			return err
 		}
+		nm.Flags = m.allowedFlags(nm.Flags)
 		msgs = append(msgs, nm)
 	}
-	res, err := c.acct.Append(ctx, name, msgs)
+	res, err := m.acct.Append(ctx, m.name, msgs)
 	if err != nil {
-		return storeErr(err, name)
+		return storeErr(err, m.view)
 	}
-	if c.sel != nil && c.sel.info.ID == res.MailboxID {
+	if c.isSelected(m.owner, res.MailboxID) {
 		c.sel.dirty = true
 	}
 	code := fmt.Sprintf("APPENDUID %d %s", res.UIDValidity, imap.SetFromNums(res.UIDs).String())

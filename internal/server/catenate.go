@@ -67,17 +67,17 @@ func badURL(raw string) error {
 
 // urlData appends the data u names to buf (at most limit bytes).
 func (c *conn) urlData(ctx context.Context, u imapURL, raw string, buf *bytes.Buffer, limit int64) error {
-	info, err := c.acct.Mailbox(ctx, u.mailbox)
+	m, info, err := c.resolveExisting(ctx, u.mailbox)
 	if err != nil {
 		if isNoMailbox(err) {
 			return badURL(raw)
 		}
 		return fmt.Errorf("catenate: mailbox %q: %w", u.mailbox, err)
 	}
-	if info.NoSelect || (u.uidValidity != 0 && u.uidValidity != info.UIDValidity) {
+	if !m.has('r') || info.NoSelect || (u.uidValidity != 0 && u.uidValidity != info.UIDValidity) {
 		return badURL(raw)
 	}
-	body, err := c.acct.OpenBody(ctx, info.ID, u.uid)
+	body, err := m.acct.OpenBody(ctx, info.ID, u.uid)
 	if err != nil {
 		if errors.Is(err, store.ErrNoSuchMessage) {
 			return badURL(raw)

@@ -56,6 +56,9 @@ type conn struct {
 	state state
 	user  string
 	acct  store.Account
+	// others are other users' accounts this session opened to reach
+	// mailboxes they shared (acl.go), by owner; closed with the session.
+	others map[string]store.Account
 
 	// Connection limits (connlimit.go): the client's address key, and the
 	// user this connection is counted for once logged in (under srv.mu).
@@ -292,6 +295,7 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.closeSelected()
 		c.stopNotify()
+		c.closeOthers()
 		if c.acct != nil {
 			c.acct.Close()
 		}
@@ -538,6 +542,13 @@ func init() {
 		"GETMETADATA":    {cmdGetMetadata, inLoggedIn},
 		"SETMETADATA":    {cmdSetMetadata, inLoggedIn},
 		"COMPRESS":       {cmdCompress, inLoggedIn},
+		// RFC 4314 (acl.go)
+		"SETACL":     {cmdSetACL, inLoggedIn},
+		"DELETEACL":  {cmdSetACL, inLoggedIn},
+		"GETACL":     {cmdGetACL, inLoggedIn},
+		"LISTRIGHTS": {cmdListRights, inLoggedIn},
+		"MYRIGHTS":   {cmdMyRights, inLoggedIn},
+		"SETQUOTA":   {cmdSetQuota, inLoggedIn},
 	}
 }
 
@@ -571,6 +582,7 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 			err = fmt.Errorf("panic in %s: %v", cmd.Name, v)
 		}
 	}()
+	c.trimOthers()
 	err = spec.fn(ctx, c, cmd)
 	var re *respError
 	switch {
@@ -730,12 +742,13 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY PREVIEW")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)
 	b.WriteString(contextCapabilities)
 	b.WriteString(metadataCapabilities)
+	b.WriteString(aclCapabilities)
 	if c.compress == nil {
 		b.WriteString(" COMPRESS=DEFLATE")
 	}

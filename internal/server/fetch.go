@@ -129,7 +129,7 @@ func fetchItemList(args *imap.FetchArgs, uid bool) fetchList {
 // since CHANGEDSINCE (RFC 7162 §3.2.6).
 func (c *conn) fetchVanished(ctx context.Context, args *imap.FetchArgs) error {
 	sel := c.sel
-	gone, err := c.acct.Vanished(ctx, sel.info.ID, args.ChangedSince)
+	gone, err := sel.acct.Vanished(ctx, sel.info.ID, args.ChangedSince)
 	if err != nil {
 		return fmt.Errorf("fetch vanished in %q: %w", sel.info.Name, err)
 	}
@@ -147,10 +147,10 @@ func (c *conn) fetchVanished(ctx context.Context, args *imap.FetchArgs) error {
 // FETCH response.
 func (f *fetchCmd) markSeen(ctx context.Context, uids []uint32) error {
 	c, sel := f.c, f.c.sel
-	if sel.readOnly || len(uids) == 0 || !f.list.setsSeen() {
+	if sel.readOnly || !sel.mayStore(`\Seen`) || len(uids) == 0 || !f.list.setsSeen() {
 		return nil
 	}
-	res, err := c.acct.StoreFlags(ctx, sel.info.ID, uids, store.FlagsAdd, []string{`\Seen`}, 0, false)
+	res, err := sel.acct.StoreFlags(ctx, sel.info.ID, uids, store.FlagsAdd, []string{`\Seen`}, 0, false)
 	if err != nil {
 		return fmt.Errorf("fetch: set \\Seen: %w", err)
 	}
@@ -181,14 +181,14 @@ func (f *fetchCmd) want() store.Want {
 // whole mailbox.
 func (c *conn) fetchShown(ctx context.Context, uids []uint32, want store.Want, args *imap.FetchArgs, fn func(seq uint32, m *store.Message) error) error {
 	if args.HasChangedSince && len(uids) > 0 {
-		cs, err := c.acct.Changes(ctx, c.sel.info.ID, args.ChangedSince, math.MaxUint32)
+		cs, err := c.sel.acct.Changes(ctx, c.sel.info.ID, args.ChangedSince, math.MaxUint32)
 		if err != nil {
 			return fmt.Errorf("fetch changedsince in %q: %w", c.sel.info.Name, err)
 		}
 		uids = intersectChanged(uids, cs.Changed)
 	}
 	view := c.sel.cursor() // Fetch calls back in ascending UID order
-	return c.acct.Fetch(ctx, c.sel.info.ID, uids, want, func(m *store.Message) error {
+	return c.sel.acct.Fetch(ctx, c.sel.info.ID, uids, want, func(m *store.Message) error {
 		seq, ok := view.seq(m.UID)
 		if !ok || !changedSince(args, m) {
 			return nil

@@ -42,6 +42,7 @@ var fetchItems = [...]fetchItem{
 	imap.FetchModSeq:        valueItem(store.WantFlags, "MODSEQ ", writeModSeq),
 	imap.FetchEmailID:       valueItem(store.WantIDs, "EMAILID ", func(c *conn, m *fetchMsg) { writeParenthesized(c.w, m.EmailID) }),
 	imap.FetchThreadID:      valueItem(store.WantIDs, "THREADID ", writeThreadID),
+	imap.FetchPreview:       valueItem(store.WantPreview, "PREVIEW ", writePreview),
 	imap.FetchRFC822:        sectionItem("RFC822", "", true),
 	imap.FetchRFC822Header:  sectionItem("RFC822.HEADER", "HEADER", false),
 	imap.FetchRFC822Text:    sectionItem("RFC822.TEXT", "TEXT", true),
@@ -62,7 +63,7 @@ type fetchMsg struct {
 
 // openContent opens m's body and decodes its part tree.
 func (c *conn) openContent(ctx context.Context, m *fetchMsg) error {
-	b, err := c.acct.OpenBody(ctx, c.sel.info.ID, m.UID)
+	b, err := c.sel.acct.OpenBody(ctx, c.sel.info.ID, m.UID)
 	if err != nil {
 		return fmt.Errorf("open body of uid %d: %w", m.UID, err)
 	}
@@ -222,6 +223,16 @@ func valueItem(want store.Want, name string, value func(c *conn, m *fetchMsg)) f
 		value(c, m)
 		return nil
 	}}
+}
+
+// writePreview writes the stored preview (RFC 8970), NIL for a message
+// stored before previews were kept that the indexer has not reached yet.
+func writePreview(c *conn, m *fetchMsg) {
+	if m.Preview == nil {
+		c.w.WriteString("NIL")
+		return
+	}
+	c.w.String(*m.Preview)
 }
 
 func writeSaveDate(c *conn, m *fetchMsg) {

@@ -12,7 +12,7 @@ import (
 // has a writer in the table.
 func TestFetchItemsCoverParser(t *testing.T) {
 	line := "A1 FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE RFC822 RFC822.HEADER " +
-		"RFC822.TEXT BODY[] BODY.PEEK[1] BINARY[1] BINARY.PEEK[1] BINARY.SIZE[1] MODSEQ EMAILID THREADID SAVEDATE)\r\n"
+		"RFC822.TEXT BODY[] BODY.PEEK[1] BINARY[1] BINARY.PEEK[1] BINARY.SIZE[1] MODSEQ EMAILID THREADID SAVEDATE PREVIEW)\r\n"
 	cmd, err := imap.NewReader(bufio.NewReader(strings.NewReader(line)), imap.ReaderOptions{}).ReadCommand()
 	if err != nil {
 		t.Fatal(err)

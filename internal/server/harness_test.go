@@ -49,6 +49,9 @@ type serverOpts struct {
 	// wrapStore, if set, wraps the store the server and the authenticator
 	// use (the mailbox index over SQLite), as tern serve does for metrics.
 	wrapStore func(store.Store) store.Store
+	// noTextIndexer: no background full-text indexer (tests that drain
+	// the queue themselves, with sqlite.Store.IndexText).
+	noTextIndexer bool
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -58,7 +61,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 		o.dataDir = t.TempDir()
 	}
 	ix := index.New(hub, index.Options{})
-	backend := openBackend(t, o.dataDir, ix)
+	backend := openBackend(t, o.dataDir, ix, !o.noTextIndexer)
 	st := ix.Wrap(backend)
 	if o.wrapStore != nil {
 		st = o.wrapStore(st)
@@ -117,7 +120,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 // TERN_TEST_STORE=postgres, a new database on a private PostgreSQL
 // server (internal/pgtest), so the whole protocol suite can be run on
 // either backend.
-func openBackend(t *testing.T, dir string, n store.Notifier) store.Store {
+func openBackend(t *testing.T, dir string, n store.Notifier, textIndexer bool) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	if os.Getenv("TERN_TEST_STORE") == "postgres" {
@@ -127,7 +130,7 @@ func openBackend(t *testing.T, dir string, n store.Notifier) store.Store {
 		}
 		return st
 	}
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{Notifier: n})
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{Notifier: n, TextIndexer: textIndexer})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

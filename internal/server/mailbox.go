@@ -44,10 +44,14 @@ func cmdCreate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	default:
 		return no("USEATTR", "Only one special-use attribute per mailbox")
 	}
-	if err := c.acct.CreateMailbox(ctx, name, use); err != nil {
+	acct, local, err := c.createTarget(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := acct.CreateMailbox(ctx, local, use); err != nil {
 		return storeErr(err, name)
 	}
-	info, err := c.acct.Mailbox(ctx, name)
+	info, err := acct.Mailbox(ctx, local)
 	if err != nil {
 		return storeErr(err, name)
 	}
@@ -63,16 +67,22 @@ func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if name == "INBOX" {
 		return no("CANNOT", "INBOX cannot be deleted")
 	}
-	info, err := c.acct.Mailbox(ctx, name)
+	m, info, err := c.resolveExisting(ctx, name)
 	if err != nil {
 		return storeErr(err, name)
 	}
-	if err := c.acct.DeleteMailbox(ctx, name); err != nil {
+	if err := m.need("x"); err != nil {
+		return err
+	}
+	if m.name == "INBOX" {
+		return no("CANNOT", "INBOX cannot be deleted")
+	}
+	if err := m.acct.DeleteMailbox(ctx, m.name); err != nil {
 		return storeErr(err, name)
 	}
 	// Deleting the selected mailbox deselects it (RFC 9051 §6.3.2 wants
 	// [CLOSED] when a selected mailbox is closed).
-	if c.sel != nil && c.sel.info.ID == info.ID {
+	if c.isSelected(m.owner, info.ID) {
 		c.closeSelected()
 		if c.rev2 || c.qresync {
 			c.w.WriteString("* OK [CLOSED] Selected mailbox deleted\r\n")
@@ -95,12 +105,26 @@ func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if newName == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX already exists")
 	}
-	if err := c.acct.RenameMailbox(ctx, oldName, newName); err != nil {
+	from, _, err := c.resolveExisting(ctx, oldName)
+	if err != nil {
+		return storeErr(err, oldName)
+	}
+	if err := from.need("x"); err != nil {
+		return err
+	}
+	acct, to, err := c.createTarget(ctx, newName)
+	if err != nil {
+		return err
+	}
+	if acct != from.acct {
+		return no("CANNOT", "Cannot move a mailbox to another user")
+	}
+	if err := acct.RenameMailbox(ctx, from.name, to); err != nil {
 		return storeErr(err, oldName)
 	}
 	// Renaming INBOX moves its messages to a new mailbox; INBOX itself, and
 	// so a selected INBOX, stays (RFC 9051 §6.3.6).
-	if c.sel != nil && oldName != "INBOX" {
+	if c.sel != nil && c.sel.owner == from.owner && from.name != "INBOX" {
 		if c.sel.info.Name == oldName {
 			c.sel.info.Name = newName
 		} else if strings.HasPrefix(c.sel.info.Name, oldName+store.Separator) {
@@ -121,8 +145,12 @@ func cmdSubscribe(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	sub := cmd.Name == "SUBSCRIBE"
 	if sub {
-		if _, err := c.acct.Mailbox(ctx, name); err != nil {
+		m, _, err := c.resolveExisting(ctx, name)
+		if err != nil {
 			return storeErr(err, name)
+		}
+		if err := m.need("l"); err != nil {
+			return err
 		}
 	}
 	if err := c.acct.SetSubscribed(ctx, name, sub); err != nil {
@@ -132,13 +160,15 @@ func cmdSubscribe(ctx context.Context, c *conn, cmd *imap.Command) error {
 }
 
 func cmdNamespace(ctx context.Context, c *conn, cmd *imap.Command) error {
-	c.w.WriteString(`* NAMESPACE (("" "/")) NIL NIL` + "\r\n")
+	// Personal, other users ("Other Users/<owner>/..."), no shared.
+	c.w.WriteString(`* NAMESPACE (("" "/")) (("` + otherUsers + `/" "/")) NIL` + "\r\n")
 	return nil
 }
 
 // listEntry is one mailbox in a LIST/LSUB answer.
 type listEntry struct {
 	name       string
+	rights     string // the session's rights (LIST-MYRIGHTS); "" for namespace levels
 	exists     bool
 	noSelect   bool
 	subscribed bool
@@ -166,7 +196,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if recursive && !selSubscribed && !selSpecial {
 		return bad("", "RECURSIVEMATCH needs another selection option")
 	}
-	var retSubscribed, retChildren, retStatus bool
+	var retSubscribed, retChildren, retStatus, retMyRights bool
 	for _, o := range args.ReturnOptions {
 		switch o {
 		case "SUBSCRIBED":
@@ -177,6 +207,8 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		case "STATUS":
 			retStatus = true
 		case "METADATA":
+		case "MYRIGHTS": // RFC 8440
+			retMyRights = true
 		default:
 			return bad("", "Unknown LIST return option")
 		}
@@ -238,8 +270,32 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	entries := make(map[string]*listEntry, len(boxes))
 	var names []string
 	for _, b := range boxes {
-		entries[b.Name] = &listEntry{name: b.Name, exists: true, noSelect: b.NoSelect, subscribed: subSet[b.Name], specialUse: b.SpecialUse}
+		if _, _, shared := splitShared(b.Name); shared {
+			continue // hidden by the Other Users namespace
+		}
+		entries[b.Name] = &listEntry{name: b.Name, rights: ownerRights, exists: true, noSelect: b.NoSelect, subscribed: subSet[b.Name], specialUse: b.SpecialUse}
 		names = append(names, b.Name)
+	}
+	if matchAnyPrefix(patterns, otherUsers) {
+		shared, err := c.sharedMailboxes(ctx, "")
+		if err != nil {
+			return err
+		}
+		for _, b := range shared {
+			if !strings.Contains(b.rights, "l") {
+				continue // LIST needs "l" (RFC 4314 §4)
+			}
+			// The namespace levels: \Noselect parents.
+			for _, p := range []string{otherUsers, otherUsers + store.Separator + b.owner} {
+				if entries[p] == nil {
+					entries[p] = &listEntry{name: p, exists: true, noSelect: true, subscribed: subSet[p]}
+					names = append(names, p)
+				}
+			}
+			entries[b.info.Name] = &listEntry{name: b.info.Name, rights: b.rights, exists: true, noSelect: b.info.NoSelect,
+				subscribed: subSet[b.info.Name], specialUse: b.info.SpecialUse}
+			names = append(names, b.info.Name)
+		}
 	}
 	for _, s := range subs {
 		if _, ok := entries[s]; !ok {
@@ -355,14 +411,21 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		c.w.CRLF()
-		if args.Metadata != nil && e.exists && !e.noSelect {
+		if retMyRights && e.rights != "" {
+			c.w.WriteString("* MYRIGHTS ")
+			c.w.AString(c.wireName(e.name))
+			c.w.SP()
+			c.w.AString(wireRights(e.rights))
+			c.w.CRLF()
+		}
+		if args.Metadata != nil && e.exists && !e.noSelect && e.rights == ownerRights {
 			n, err := c.listMetadata(ctx, e.name, mdEntries, args.Metadata)
 			if err != nil {
 				return err
 			}
 			longest = max(longest, n)
 		}
-		if retStatus && e.exists && !e.noSelect {
+		if retStatus && e.exists && !e.noSelect && strings.Contains(e.rights, "r") {
 			if err := c.writeStatus(ctx, e.name, args.StatusItems); err != nil {
 				var re *respError
 				if !errors.As(err, &re) {
@@ -372,6 +435,21 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 	}
 	return c.okLongEntries(ctx, longest, cmdWord+" completed")
+}
+
+// matchAnyPrefix reports whether some pattern may match a name that
+// starts with prefix (the patterns' literal start agrees with it).
+func matchAnyPrefix(patterns []string, prefix string) bool {
+	for _, p := range patterns {
+		lit := p
+		if i := strings.IndexAny(p, "*%"); i >= 0 {
+			lit = p[:i]
+		}
+		if strings.HasPrefix(prefix, lit) || strings.HasPrefix(lit, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func parentName(n string) string {
@@ -456,9 +534,16 @@ func cmdStatus(ctx context.Context, c *conn, cmd *imap.Command) error {
 }
 
 func (c *conn) writeStatus(ctx context.Context, name string, items []string) error {
-	st, err := c.acct.Status(ctx, name)
+	m, err := c.resolve(ctx, name)
 	if err != nil {
 		return storeErr(err, name)
+	}
+	st, err := m.acct.Status(ctx, m.name)
+	if err != nil {
+		return storeErr(err, name)
+	}
+	if err := m.need("r"); err != nil {
+		return err
 	}
 	if st.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable")
@@ -473,7 +558,7 @@ func (c *conn) writeStatus(ctx context.Context, name string, items []string) err
 		}
 	}
 	c.w.WriteString("* STATUS ")
-	c.w.AString(c.wireName(name))
+	c.w.AString(c.wireName(m.view))
 	c.w.WriteString(" (")
 	for i, it := range items {
 		if i > 0 {

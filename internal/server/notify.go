@@ -203,7 +203,7 @@ func cmdNotify(ctx context.Context, c *conn, cmd *imap.Command) error {
 		// RFC 5465 §3.1: STATUS for every watched mailbox but the
 		// selected one, before the tagged OK.
 		for _, id := range n.watchedIDs() {
-			if c.sel != nil && c.sel.info.ID == id {
+			if c.isSelected(c.user, id) {
 				continue
 			}
 			w := n.watched[id]
@@ -343,7 +343,7 @@ func (c *conn) notifyDeliver(ctx context.Context, idling bool) error {
 	}
 	for _, id := range ids {
 		w := n.watched[id]
-		if w == nil || (c.sel != nil && c.sel.info.ID == id) {
+		if w == nil || c.isSelected(c.user, id) {
 			continue
 		}
 		st, err := c.acct.Status(ctx, w.name)
@@ -720,14 +720,26 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 			continue
 		}
 		n.sub.SetWake(wake)
+		// Another user's selected mailbox signals under its owner, not
+		// on the user's subscription: watch it too (NOTIFY SELECTED).
+		other := c.sel != nil && c.sel.owner != c.user && n.selMode != selNone
+		if other {
+			c.sel.sub.SetWake(wake)
+		}
+		unwake := func() {
+			n.sub.SetWake(nil)
+			if other {
+				c.sel.sub.SetWake(nil)
+			}
+		}
 		c.nc.SetReadDeadline(deadline)
 		// A signal that raced with setting the deadline.
-		if c.woken.Load() || n.sub.Pending() {
-			n.sub.SetWake(nil)
+		if c.woken.Load() || n.sub.Pending() || (other && len(c.sel.sub.C) > 0) {
+			unwake() // notifyDeliver syncs the selected mailbox
 			continue
 		}
 		err := c.waitInput()
-		n.sub.SetWake(nil)
+		unwake()
 		if err == nil {
 			// A wake that raced with the read must not cut the command.
 			c.nc.SetReadDeadline(deadline)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/store"
@@ -27,11 +28,14 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if sel.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only")
 	}
+	if !strings.Contains(sel.rights, "t") || !strings.Contains(sel.rights, "e") {
+		return no("NOPERM", "Permission denied")
+	}
 	uid, err := c.replacedUID(args.Num, cmd.UID)
 	if err != nil {
 		return err
 	}
-	name, err := c.appendTarget(ctx, args.Mailbox)
+	m, err := c.appendTarget(ctx, args.Mailbox)
 	if err != nil {
 		return err
 	}
@@ -39,13 +43,14 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.acct.Append(ctx, name, []store.NewMessage{msg})
+	msg.Flags = m.allowedFlags(msg.Flags)
+	res, err := m.acct.Append(ctx, m.name, []store.NewMessage{msg})
 	if err != nil {
-		return storeErr(err, name)
+		return storeErr(err, m.view)
 	}
-	gone, err := c.acct.Expunge(ctx, sel.info.ID, []uint32{uid}, false)
+	gone, err := sel.acct.Expunge(ctx, sel.info.ID, []uint32{uid}, false)
 	if err != nil || len(gone) == 0 {
-		c.undoAppend(ctx, &res)
+		c.undoAppend(ctx, m.acct, &res)
 		if err != nil {
 			return fmt.Errorf("replace: expunge UID %d in %q: %w", uid, sel.info.Name, err)
 		}
@@ -99,8 +104,8 @@ func (c *conn) replacedUID(num uint32, uidMode bool) (uint32, error) {
 // undoAppend takes out what a REPLACE appended when the original could not
 // be expunged; failing that, it logs (the client then has both copies,
 // which loses nothing).
-func (c *conn) undoAppend(ctx context.Context, res *store.AppendResult) {
-	if _, err := c.acct.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
+func (c *conn) undoAppend(ctx context.Context, acct store.Account, res *store.AppendResult) {
+	if _, err := acct.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
 		c.log.Error("replace: could not undo the append", "mailbox_id", res.MailboxID, "uids", res.UIDs, "err", err)
 	}
 }

@@ -142,7 +142,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	if needBody {
 		// One opener for every candidate: it opens the current one.
 		cand.Open = func() (io.ReaderAt, *message.Part, error) {
-			b, err := c.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
+			b, err := sel.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -154,11 +154,24 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 			return b, root, nil
 		}
 	}
+	uids := sel.uids
+	if needBody && !c.srv.cfg.ScanSearch {
+		if x := c.textIndex(ctx, sel, key); x != nil {
+			cand.Text = x
+			uids = x.Restrict(key, uids)
+			if !x.NeedsHeader(key) {
+				want &^= store.WantHeader
+			}
+			if len(uids) == 0 {
+				return nil, nil, nil
+			}
+		}
+	}
 	view := sel.cursor() // Fetch calls back in ascending UID order
 	// INPROGRESS (progress.go): the clock is read for every message when
 	// bodies are searched, every 256 otherwise.
-	prog := c.startProgress(len(sel.uids))
-	err := c.acct.Fetch(ctx, sel.info.ID, sel.uids, want, func(m *store.Message) error {
+	prog := c.startProgress(len(uids))
+	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		if err := prog.step(needBody); err != nil {
 			return err
 		}
@@ -190,6 +203,24 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
 	return matched, modseqs, nil
+}
+
+// textIndex asks the store's full-text index about the text keys of key;
+// nil means scan (no index, or it failed: the scan is always right).
+func (c *conn) textIndex(ctx context.Context, sel *selected, key *imap.SearchKey) *search.TextIndex {
+	leaves := search.TextLeaves(key)
+	if len(leaves) == 0 {
+		return nil
+	}
+	// The mailbox's own account: a shared mailbox's index is its owner's.
+	res, err := sel.acct.SearchText(ctx, sel.info.ID, search.TextQueries(leaves))
+	if err != nil {
+		if !errors.Is(err, store.ErrNoTextIndex) && ctx.Err() == nil {
+			c.log.Warn("search: full-text index failed; scanning", "mailbox", sel.info.Name, "err", err)
+		}
+		return nil
+	}
+	return search.NewTextIndex(leaves, res)
 }
 
 // writeESearchHead starts an ESEARCH response (SEARCH and SORT RETURN):

@@ -17,7 +17,13 @@ import (
 // (message sequence numbers are positions in it) and what the client has
 // been told.
 type selected struct {
-	info     store.MailboxInfo
+	info store.MailboxInfo // Name as the session calls it (acl.go: view)
+	// acct holds the mailbox: the session's own account, or its owner's
+	// for a shared mailbox; owner is its user, rights the session user's
+	// rights on it when it was selected (acl.go).
+	acct     store.Account
+	owner    string
+	rights   string
 	readOnly bool
 	uids     []uint32 // ascending; seq = index+1
 	recent   []uint32 // ascending UIDs that are \Recent for this session
@@ -176,22 +182,31 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	info, err := c.acct.Mailbox(ctx, name)
+	m, info, err := c.resolveExisting(ctx, name)
 	if err != nil {
 		return storeErr(err, name)
+	}
+	if err := m.need("r"); err != nil {
+		return err
 	}
 	if info.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable")
 	}
-	sub := c.srv.cfg.Notify.Subscribe(c.user, info.ID)
-	st, uids, err := c.acct.Snapshot(ctx, info.ID)
+	sub := c.srv.cfg.Notify.Subscribe(m.owner, info.ID)
+	st, uids, err := m.acct.Snapshot(ctx, info.ID)
 	if err != nil {
 		sub.Close()
 		return storeErr(err, name)
 	}
+	st.Name = m.view
 	sel := &selected{
-		info:     st.MailboxInfo,
-		readOnly: cmd.Name == "EXAMINE",
+		info:   st.MailboxInfo,
+		acct:   m.acct,
+		owner:  m.owner,
+		rights: m.rights,
+		// RFC 4314 §5.2: read-only without any of "i", "e" and the
+		// rights of the (all shared) flags.
+		readOnly: cmd.Name == "EXAMINE" || !strings.ContainsAny(m.rights, "iestw"),
 		uids:     uids,
 		modSeq:   st.HighestModSeq,
 		maxUID:   st.UIDNext - 1,
@@ -200,7 +215,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	switch {
 	case !sel.readOnly && len(uids) > 0:
-		from, err := c.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
+		from, err := m.acct.ClaimRecent(ctx, info.ID, uids[len(uids)-1])
 		if err != nil {
 			sub.Close()
 			return storeErr(err, name)
@@ -234,16 +249,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if sel.readOnly {
 		c.w.WriteString("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n")
 	} else {
-		c.w.WriteString("* OK [PERMANENTFLAGS (")
-		for _, f := range systemFlags {
-			c.w.WriteString(f)
-			c.w.SP()
-		}
-		for _, k := range sel.keywords {
-			c.w.WriteString(k)
-			c.w.SP()
-		}
-		c.w.WriteString(`\*)] Flags permitted` + "\r\n")
+		c.writePermanentFlags()
 	}
 	c.w.WriteString("* OK [UIDVALIDITY ")
 	c.w.Number32(st.UIDValidity)
@@ -257,7 +263,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if c.rev2 {
 		// RFC 9051 §6.3.2: the LIST response's attributes must be accurate.
 		c.w.WriteString("* LIST (")
-		c.w.WriteString(c.selectedAttrs(ctx, &st.MailboxInfo))
+		c.w.WriteString(c.selectedAttrs(ctx, m, &st.MailboxInfo))
 		c.w.WriteString(") \"/\" ")
 		c.w.AString(c.wireName(st.Name))
 		c.w.CRLF()
@@ -273,6 +279,41 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	c.tagged("OK", code, cmd.Name+" completed")
 	return errOKSent
+}
+
+// writePermanentFlags writes the PERMANENTFLAGS of a writable selection:
+// the flags the session's rights let it change (RFC 4314 §5.1.1).
+func (c *conn) writePermanentFlags() {
+	c.w.WriteString("* OK [PERMANENTFLAGS (")
+	var flags []string
+	for _, f := range systemFlags {
+		if c.sel.mayStore(f) {
+			flags = append(flags, f)
+		}
+	}
+	if c.sel.mayStore("$keyword") {
+		flags = append(flags, c.sel.keywords...)
+		flags = append(flags, `\*`)
+	}
+	c.w.WriteString(strings.Join(flags, " "))
+	c.w.WriteString(")] Flags permitted\r\n")
+}
+
+// mayStore reports whether the session's rights let it set or clear flag
+// (RFC 4314 §4): \Seen needs "s", \Deleted "t", any other flag "w".
+func (s *selected) mayStore(flag string) bool {
+	return strings.IndexByte(s.rights, flagRight(flag)) >= 0
+}
+
+// flagRight is the right needed to change flag.
+func flagRight(flag string) byte {
+	switch {
+	case strings.EqualFold(flag, `\Seen`):
+		return 's'
+	case strings.EqualFold(flag, `\Deleted`):
+		return 't'
+	}
+	return 'w'
 }
 
 func (c *conn) writeFlags() {
@@ -293,8 +334,9 @@ func (c *conn) writeFlags() {
 // cmdClose handles CLOSE (expunge silently, then deselect) and UNSELECT.
 func cmdClose(ctx context.Context, c *conn, cmd *imap.Command) error {
 	sel := c.sel
-	if cmd.Name == "CLOSE" && !sel.readOnly {
-		if _, err := c.acct.Expunge(ctx, sel.info.ID, nil, true); err != nil {
+	// Without "e" CLOSE just closes (RFC 4314 §4).
+	if cmd.Name == "CLOSE" && !sel.readOnly && strings.Contains(sel.rights, "e") {
+		if _, err := sel.acct.Expunge(ctx, sel.info.ID, nil, true); err != nil {
 			return fmt.Errorf("close %q: %w", sel.info.Name, err)
 		}
 	}
@@ -319,7 +361,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 	if sel.dirty {
 		sel.dirty = false
 		before := sel.maxUID
-		cs, err := c.acct.Changes(ctx, sel.info.ID, sel.modSeq, sel.maxUID)
+		cs, err := sel.acct.Changes(ctx, sel.info.ID, sel.modSeq, sel.maxUID)
 		if err != nil {
 			if errors.Is(err, store.ErrNoSuchMailbox) {
 				// Deleted under us (by another session): end the session's
@@ -381,7 +423,7 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 			}
 		}
 		if !sel.readOnly {
-			if from, err := c.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
+			if from, err := sel.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
 				for _, m := range cs.New {
 					if m.UID >= from {
 						sel.recent = append(sel.recent, m.UID)
@@ -469,12 +511,22 @@ func (c *conn) announceKeywords(flags []string) {
 }
 
 // selectedAttrs is the LIST attribute list of a selectable mailbox.
-func (c *conn) selectedAttrs(ctx context.Context, info *store.MailboxInfo) string {
+func (c *conn) selectedAttrs(ctx context.Context, m *mailboxRef, info *store.MailboxInfo) string {
 	children := false
-	if boxes, err := c.acct.Mailboxes(ctx); err == nil {
-		prefix := info.Name + store.Separator
+	prefix := m.name + store.Separator
+	if m.own(c) {
+		if boxes, err := c.acct.Mailboxes(ctx); err == nil {
+			for _, b := range boxes {
+				if strings.HasPrefix(b.Name, prefix) {
+					children = true
+					break
+				}
+			}
+		}
+	} else if boxes, err := m.acct.SharedMailboxes(ctx, []string{c.user, store.Anyone}); err == nil {
+		// Only children the user may list count (RFC 4314 §4).
 		for _, b := range boxes {
-			if strings.HasPrefix(b.Name, prefix) {
+			if strings.HasPrefix(b.Name, prefix) && strings.Contains(store.RightsOf(b.ACL, c.user), "l") {
 				children = true
 				break
 			}
@@ -491,16 +543,14 @@ func (c *conn) selectedAttrs(ctx context.Context, info *store.MailboxInfo) strin
 }
 
 // mailboxID is the RFC 8474 MAILBOXID: stable across RENAME, never reused.
-func mailboxID(m *store.MailboxInfo) string {
-	return fmt.Sprintf("F%x%08x", m.ID, m.UIDValidity)
-}
+func mailboxID(m *store.MailboxInfo) string { return m.ObjectID() }
 
 // qresyncSelect sends what changed since the client's last sync
 // (RFC 7162 §3.2.5): VANISHED (EARLIER) for expunged UIDs it may know, then
 // FETCH for messages changed since its modseq.
 func (c *conn) qresyncSelect(ctx context.Context, q *imap.QResyncParams) error {
 	sel := c.sel
-	gone, err := c.acct.Vanished(ctx, sel.info.ID, q.ModSeq)
+	gone, err := sel.acct.Vanished(ctx, sel.info.ID, q.ModSeq)
 	if err != nil {
 		return fmt.Errorf("qresync %q: %w", sel.info.Name, err)
 	}
@@ -513,7 +563,7 @@ func (c *conn) qresyncSelect(ctx context.Context, q *imap.QResyncParams) error {
 		c.w.WriteString(imap.SetFromNums(gone).String())
 		c.w.CRLF()
 	}
-	cs, err := c.acct.Changes(ctx, sel.info.ID, q.ModSeq, sel.maxUID)
+	cs, err := sel.acct.Changes(ctx, sel.info.ID, q.ModSeq, sel.maxUID)
 	if err != nil {
 		return fmt.Errorf("qresync %q: %w", sel.info.Name, err)
 	}

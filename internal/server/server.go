@@ -66,8 +66,15 @@ type Config struct {
 	// the first RFC 9585 INPROGRESS response and how often they follow;
 	// zero means DefaultProgressInterval, negative turns them off.
 	ProgressInterval time.Duration
+	// ScanSearch answers text SEARCH keys by reading every message, never
+	// from the store's full-text index (tests and benchmarks compare the
+	// two).
+	ScanSearch bool
 	// Auth checks credentials (see internal/auth).
 	Auth Authenticator
+	// Admins are the users who may set any user's quota with SETQUOTA
+	// (quota.go); with none, SETQUOTA is refused to everyone.
+	Admins []string
 	// Notify is the change hub the store reports to.
 	Notify *notify.Hub
 	Logger *slog.Logger

@@ -191,7 +191,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([
 	sel := c.sel
 	found := make([]uint32, 0, len(uids))
 	items := make([]msgsort.Item, 0, len(uids))
-	err := c.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
+	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		found = append(found, m.UID)
 		items = append(items, msgsort.Item{
 			InternalDate: m.InternalDate,
@@ -201,6 +201,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([
 			MessageID:    m.MessageID,
 			InReplyTo:    m.InReplyTo,
 			References:   m.References,
+			Subject:      m.BaseSubject,
 		})
 		return nil
 	})

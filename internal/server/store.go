@@ -64,7 +64,10 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 	case imap.StoreRemove:
 		op = store.FlagsRemove
 	}
-	res, err := c.acct.StoreFlags(ctx, sel.info.ID, uids, op, flags, args.UnchangedSince, args.HasUnchangedSince)
+	if flags, err = sel.storableFlags(op, flags); err != nil {
+		return err
+	}
+	res, err := sel.acct.StoreFlags(ctx, sel.info.ID, uids, op, flags, args.UnchangedSince, args.HasUnchangedSince)
 	if err != nil {
 		return fmt.Errorf("store in %q: %w", sel.info.Name, err)
 	}
@@ -101,10 +104,37 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 	return nil
 }
 
+// storableFlags applies the rights to change flags (RFC 4314 §4) to a
+// STORE: +FLAGS/-FLAGS drop the flags the session may not change and
+// fail with NO [NOPERM] only when that leaves none of several; FLAGS
+// (replacing every flag) needs all of "s", "w" and "t".
+func (s *selected) storableFlags(op store.FlagOp, flags []string) ([]string, error) {
+	denied := no("NOPERM", "Permission denied")
+	if op == store.FlagsReplace {
+		if !strings.Contains(s.rights, "s") || !strings.Contains(s.rights, "w") || !strings.Contains(s.rights, "t") {
+			return nil, denied
+		}
+		return flags, nil
+	}
+	out := flags[:0:0]
+	for _, f := range flags {
+		if s.mayStore(f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 && len(flags) > 0 {
+		return nil, denied
+	}
+	return out, nil
+}
+
 func cmdExpunge(ctx context.Context, c *conn, cmd *imap.Command) error {
 	sel := c.sel
 	if sel.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	if !strings.Contains(sel.rights, "e") {
+		return no("NOPERM", "Permission denied")
 	}
 	var uids []uint32
 	if cmd.UID {
@@ -118,7 +148,7 @@ func cmdExpunge(ctx context.Context, c *conn, cmd *imap.Command) error {
 			return nil
 		}
 	}
-	gone, err := c.acct.Expunge(ctx, sel.info.ID, uids, true)
+	gone, err := sel.acct.Expunge(ctx, sel.info.ID, uids, true)
 	if err != nil {
 		return fmt.Errorf("expunge in %q: %w", sel.info.Name, err)
 	}
@@ -141,20 +171,31 @@ func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.acct.Mailbox(ctx, dest); err != nil {
+	m, _, err := c.resolveExisting(ctx, dest)
+	if err != nil {
 		if isNoMailbox(err) {
 			return no("TRYCREATE", "Destination mailbox does not exist")
 		}
 		return storeErr(err, dest)
 	}
+	if err := m.need("i"); err != nil {
+		return err
+	}
+	if move && (!strings.Contains(sel.rights, "t") || !strings.Contains(sel.rights, "e")) {
+		return no("NOPERM", "Permission denied")
+	}
 	if len(uids) == 0 {
 		return nil
 	}
 	var res store.CopyResult
-	if move {
-		res, err = c.acct.Move(ctx, sel.info.ID, uids, dest)
-	} else {
-		res, err = c.acct.Copy(ctx, sel.info.ID, uids, dest)
+	switch {
+	case m.acct != sel.acct || !strings.Contains(m.rights, "s") || !strings.Contains(m.rights, "w") || !strings.Contains(m.rights, "t"):
+		// Another account, or flags the rights do not let through.
+		res, err = c.copyAcross(ctx, uids, m, move)
+	case move:
+		res, err = sel.acct.Move(ctx, sel.info.ID, uids, m.name)
+	default:
+		res, err = sel.acct.Copy(ctx, sel.info.ID, uids, m.name)
 	}
 	if err != nil {
 		return storeErr(err, dest)

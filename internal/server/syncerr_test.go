@@ -117,10 +117,11 @@ func TestSyncStorageErrorAfterCommand(t *testing.T) {
 	if _, err := db.Exec(`ALTER TABLE expunged RENAME TO expunged_moved`); err != nil {
 		t.Fatal(err)
 	}
-	// The APPEND commits; the mailbox index then catches up with the store
-	// (a STORE's own result it would apply without asking), which fails.
+	// The APPEND commits; the mailbox index then catches up with the store,
+	// which fails. (An APPEND's own delta the index applies without
+	// asking, except when it brings a keyword new to the mailbox, as here.)
 	msg := crlf("Subject: three\n\nbody\n")
-	u, tagged := c.do(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+	u, tagged := c.do(fmt.Sprintf("APPEND INBOX (NewKeyword1) {%d+}\r\n%s", len(msg), msg))
 	if !strings.HasPrefix(tagged, "OK") {
 		t.Fatalf("APPEND before a failing sync: got %q (untagged %q)", tagged, u)
 	}
@@ -152,7 +153,10 @@ func TestSyncStorageErrorEndsBrokenSession(t *testing.T) {
 	needSQLite(t)
 	dir := t.TempDir()
 	logs := &logRecorder{}
-	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, mutate: func(c *server.Config) {
+	// No background text indexer: its reads and writes of the file would
+	// decide which pages the server's connections still have cached when
+	// the file is overwritten below.
+	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, noTextIndexer: true, mutate: func(c *server.Config) {
 		c.Logger = slog.New(logs)
 	}})
 	ts.addUser("alice", "secret")
@@ -237,8 +241,8 @@ func TestSyncStorageErrorInIdle(t *testing.T) {
 	if l := c.readLine(); !strings.HasPrefix(l, "+") {
 		t.Fatalf("IDLE: %q", l)
 	}
-	c2.appendMsg("INBOX", "", crlf("Subject: new\n\nbody\n")) // the index must ask the store
-	mine := func() []string {                                 // errors of c's session
+	c2.appendMsg("INBOX", "NewKeyword1", crlf("Subject: new\n\nbody\n")) // a new keyword: the index must ask the store
+	mine := func() []string {                                            // errors of c's session
 		var out []string
 		for _, l := range logs.find("ERROR") {
 			if strings.Contains(l, "remote="+c.conn.LocalAddr().String()) {
@@ -304,7 +308,7 @@ func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
 	if _, err := db.Exec(`ALTER TABLE expunged RENAME TO expunged_moved`); err != nil {
 		t.Fatal(err)
 	}
-	b.appendMsg("INBOX", "", crlf("Subject: two\n\nbody\n"))
+	b.appendMsg("INBOX", "NewKeyword1", crlf("Subject: two\n\nbody\n")) // a new keyword: the index must ask the store
 	mine := func() []string {
 		var out []string
 		for _, l := range logs.find("ERROR sending NOTIFY") {
@@ -322,7 +326,7 @@ func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	first := time.Now()
-	b.appendMsg("INBOX", "", crlf("Subject: three\n\nbody\n")) // signals again: no retry storm
+	b.appendMsg("INBOX", "NewKeyword2", crlf("Subject: three\n\nbody\n")) // signals again: no retry storm
 	time.Sleep(300 * time.Millisecond)
 	// One failure per retry interval at most (a slow machine may reach
 	// the next retry), not one per signal.
@@ -336,6 +340,7 @@ func TestNotifyStorageErrorBetweenCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The events arrive with the next retry, without a command.
-	a.expectLines("* 3 EXISTS", "* 3 RECENT", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)")
+	a.expectLines(`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft NewKeyword1 NewKeyword2)`,
+		"* 3 EXISTS", "* 3 RECENT", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)")
 	a.ok("NOOP")
 }

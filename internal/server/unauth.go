@@ -25,6 +25,7 @@ func cmdUnauthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {
 func (c *conn) resetAuthState() {
 	c.closeSelected()
 	c.stopNotify()
+	c.closeOthers()
 	if c.acct != nil {
 		c.acct.Close()
 		c.acct = nil

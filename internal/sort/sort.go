@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/store"
 )
 
 // Key is a sort criterion.
@@ -72,6 +73,24 @@ type Item struct {
 	MessageID  string
 	InReplyTo  []string
 	References []string
+	// Subject is the subject's key if the caller has it cached (Known);
+	// otherwise it is computed from Envelope.
+	Subject store.SubjectKey
+}
+
+// EnvelopeSubject computes the subject key of a stored ENVELOPE.
+func EnvelopeSubject(envelope []byte) store.SubjectKey {
+	env, _ := parseEnvelopeFields(envelope, false) // a malformed one sorts as empty
+	k, rf := SubjectKey(env.subject)
+	return store.SubjectKey{Key: k, Reply: rf, Known: true}
+}
+
+// subject is the item's subject key, from the cache or computed.
+func (it *Item) subject() store.SubjectKey {
+	if it.Subject.Known {
+		return it.Subject
+	}
+	return EnvelopeSubject(it.Envelope)
 }
 
 // NeedsEnvelope reports whether any criterion needs Item.Envelope.
@@ -79,6 +98,17 @@ func NeedsEnvelope(crit []Criterion) bool {
 	for _, c := range crit {
 		switch c.Key {
 		case Cc, From, Subject, To, DisplayFrom, DisplayTo:
+			return true
+		}
+	}
+	return false
+}
+
+// needsAddresses reports whether any criterion sorts by an address.
+func needsAddresses(crit []Criterion) bool {
+	for _, c := range crit {
+		switch c.Key {
+		case Cc, From, To, DisplayFrom, DisplayTo:
 			return true
 		}
 	}
@@ -104,11 +134,12 @@ type keyed struct {
 // equal under every criterion stay in mailbox order (RFC 5256 §3).
 func Sort(items []Item, crit []Criterion) []int {
 	ks := make([]keyed, len(items))
+	needAddr := needsAddresses(crit)
 	for i := range items {
 		it := &items[i]
 		k := keyed{idx: i, strs: make([]string, len(crit)), nums: make([]int64, len(crit))}
 		var env envelope
-		if NeedsEnvelope(crit) {
+		if needAddr {
 			env, _ = parseEnvelope(it.Envelope) // a malformed one sorts as empty
 		}
 		for j, c := range crit {
@@ -130,7 +161,7 @@ func Sort(items []Item, crit []Criterion) []int {
 			case DisplayTo:
 				k.strs[j] = displayKey(env.to, env.hasTo)
 			case Subject:
-				k.strs[j], _ = SubjectKey(env.subject)
+				k.strs[j] = it.subject().Key
 			}
 		}
 		ks[i] = k

@@ -24,9 +24,8 @@ type threadInfo struct {
 func threadInfos(items []Item) []threadInfo {
 	infos := make([]threadInfo, len(items))
 	for i := range items {
-		env, _ := parseEnvelopeFields(items[i].Envelope, false)
-		s, rf := SubjectKey(env.subject)
-		infos[i] = threadInfo{date: items[i].sentOrInternal(), subject: s, reply: rf}
+		s := items[i].subject()
+		infos[i] = threadInfo{date: items[i].sentOrInternal(), subject: s.Key, reply: s.Reply}
 	}
 	return infos
 }

@@ -25,6 +25,20 @@ type IndexSource interface {
 	IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, sinceUID uint32) (IndexDelta, error)
 }
 
+// DeltaNotifier is an optional extension of Notifier. A backend that
+// knows exactly what one of its own commits did to a mailbox hands it
+// over after the commit and before MailboxChanged, so the in-memory index
+// applies it without a query. from is the mailbox's HIGHESTMODSEQ before
+// the commit, d.Head its state after; d.Rows are the messages the commit
+// added, d.Expunged those it removed. d.Keywords is not set: a commit
+// that adds keywords to the mailbox sends no delta. A receiver whose view
+// is not exactly at from must ignore the delta (MailboxChanged follows
+// and it catches up through IndexDelta). acctID is the account's
+// IndexSource.AccountID.
+type DeltaNotifier interface {
+	MailboxDelta(user string, acctID, mailboxID int64, from uint64, d *IndexDelta)
+}
+
 // MailboxHead is what a mailbox's row says, without its messages.
 type MailboxHead struct {
 	MailboxInfo

@@ -35,6 +35,13 @@ var (
 	// ErrMetadataTooMany: SetMetadata would take the user over
 	// MetadataMaxEntries entries or MetadataMaxTotal bytes of values.
 	ErrMetadataTooMany = errors.New("too many metadata entries")
+	// Sieve script storage (SieveStore).
+	ErrNoSuchScript      = errors.New("no such sieve script")
+	ErrScriptExists      = errors.New("sieve script already exists")
+	ErrScriptActive      = errors.New("sieve script is active")
+	ErrInvalidScriptName = errors.New("invalid sieve script name")
+	ErrTooManyScripts    = errors.New("too many sieve scripts")
+	ErrScriptTooLarge    = errors.New("sieve script too large")
 )
 
 // Separator is the hierarchy delimiter of mailbox names.
@@ -48,6 +55,11 @@ type Store interface {
 	// PasswordHash returns ErrNoSuchUser for unknown users.
 	PasswordHash(ctx context.Context, name string) (string, error)
 	Users(ctx context.Context) ([]string, error)
+	// Sharers lists, sorted, the users other than user whose mailbox ACLs
+	// may have an entry for user or for Anyone: a cheap superset (an
+	// entry removed since may leave a name behind), for finding what was
+	// shared with user without opening every account.
+	Sharers(ctx context.Context, user string) ([]string, error)
 	// Account opens one user's mail. Returns ErrNoSuchUser. Release with Close.
 	Account(ctx context.Context, user string) (Account, error)
 	Close() error
@@ -66,6 +78,12 @@ type MailboxInfo struct {
 	UIDValidity uint32
 	SpecialUse  string // `\Sent`, `\Trash`, ... or ""
 	NoSelect    bool   // kept only as a parent of other mailboxes (\Noselect)
+}
+
+// ObjectID is the mailbox's RFC 8474 MAILBOXID: stable across RENAME,
+// never reused (it includes the UIDVALIDITY).
+func (m *MailboxInfo) ObjectID() string {
+	return fmt.Sprintf("F%x%08x", m.ID, m.UIDValidity)
 }
 
 // MailboxStatus is what STATUS and SELECT report.
@@ -164,6 +182,7 @@ const (
 	// front of the store may keep Envelope and the threading fields.
 	// Backends ignore it.
 	WantRepeated
+	WantPreview // Preview (FETCH PREVIEW, RFC 8970)
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -181,7 +200,11 @@ type Message struct {
 	BodyStructure []byte // IMAP-encoded BODYSTRUCTURE
 	// Header is the raw top-level header block, kept at delivery so header
 	// searches need not open the message (WantHeader; nil if not stored).
-	Header   []byte
+	Header []byte
+	// Preview is the start of the message's text, computed at delivery
+	// (search.Preview); nil when the message was stored before previews
+	// were kept and the indexer has not reached it yet.
+	Preview  *string
 	EmailID  string
 	ThreadID string
 	// Threading (WantThreading): message ids without angle brackets, as
@@ -189,6 +212,19 @@ type Message struct {
 	MessageID  string
 	InReplyTo  []string
 	References []string
+	// BaseSubject is the SORT/THREAD key of the subject (RFC 5256 §2.1,
+	// internal/sort.Subject) when a cache already knows it (the mailbox
+	// index does, for WantRepeated fetches); otherwise its Known is false
+	// and SORT computes it from Envelope.
+	BaseSubject SubjectKey
+}
+
+// SubjectKey is a subject as SORT and THREAD compare it: the casemapped
+// base subject, and whether the subject marked a reply or forward.
+type SubjectKey struct {
+	Key   string
+	Reply bool
+	Known bool
 }
 
 // Quota is one user's limits and current usage (RFC 9208 quota root ""
@@ -198,6 +234,38 @@ type Quota struct {
 	MessageLimit int64 // messages
 	StorageUsed  int64 // bytes: sum of the sizes of all messages in all mailboxes
 	MessagesUsed int64 // messages in all mailboxes
+}
+
+// ErrNoTextIndex is returned by Account.SearchText when the backend keeps
+// no full-text index.
+var ErrNoTextIndex = errors.New("no full-text index")
+
+// TextField selects parts of a message's searchable text (search.Doc).
+type TextField uint8
+
+const (
+	TextHeader  TextField = 1 << iota // decoded top-level header lines
+	TextAddress                       // normalized addresses of From/To/Cc/Bcc
+	TextBody                          // decoded text parts
+	TextMIME                          // MIME headers of body parts
+)
+
+// TextQuery asks which messages' text contains Needle (case-folded by
+// search.Fold) in any of Fields. The backend compares the stored text
+// byte for byte, so its answer for an indexed message is exact.
+type TextQuery struct {
+	Fields TextField
+	Needle []byte
+}
+
+// TextResult answers a SearchText call. Hits[i] lists, ascending, the
+// UIDs of the indexed messages of the mailbox whose text contains
+// qs[i].Needle in one of its fields; Pending lists, ascending, the UIDs
+// whose content is not (or cannot be) indexed: the caller must read
+// those messages. Every other message of the mailbox matches no query.
+type TextResult struct {
+	Hits    [][]uint32
+	Pending []uint32
 }
 
 // FileBody is a Body kept in an ordinary file, whose bytes the server may
@@ -257,6 +325,10 @@ type Account interface {
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
 	// OpenBody opens a message's raw bytes.
 	OpenBody(ctx context.Context, mailboxID int64, uid uint32) (Body, error)
+	// SearchText answers text SEARCH keys from the user's full-text index
+	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
+	// caller then scans.
+	SearchText(ctx context.Context, mailboxID int64, qs []TextQuery) (TextResult, error)
 
 	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)
@@ -289,6 +361,23 @@ type Account interface {
 	// entries are removed with it by DeleteMailbox and follow it through
 	// RenameMailbox (except INBOX's, which stay with INBOX).
 	SetMetadata(ctx context.Context, mailbox string, entries []MetadataEntry) error
+
+	SieveStore
+	// ACL returns mailbox's access control list (RFC 4314), sorted by
+	// identifier; the owner's implicit rights are not in it. Returns
+	// ErrNoSuchMailbox.
+	ACL(ctx context.Context, mailbox string) ([]ACLEntry, error)
+	// SetACL changes identifier's entry on mailbox: op (FlagsReplace,
+	// FlagsAdd, FlagsRemove) with rights, which must be canonical
+	// (NormRights), and returns the rights the entry has now. An entry
+	// left without rights is removed. The identifier is checked with
+	// ValidIdentifier. A mailbox's ACL goes with it (DeleteMailbox),
+	// follows it through RenameMailbox, and a new mailbox starts with a
+	// copy of its nearest existing parent's ACL (CreateMailbox).
+	SetACL(ctx context.Context, mailbox, identifier string, op FlagOp, rights string) (string, error)
+	// SharedMailboxes lists the mailboxes whose ACL has an entry for one
+	// of identifiers, sorted by name, each with those entries.
+	SharedMailboxes(ctx context.Context, identifiers []string) ([]SharedMailbox, error)
 
 	Close() error
 }

@@ -267,12 +267,19 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 		case !errors.Is(err, store.ErrNoSuchMailbox):
 			return err
 		}
+		parent, err := w.nearestParent(n)
+		if err != nil {
+			return err
+		}
 		if err := w.createParents(n); err != nil {
 			return err
 		}
 		w.list = true
-		_, err = insertMailbox(ctx, w.tx, a.id, n, specialUse)
-		return err
+		id, err := insertMailbox(ctx, w.tx, a.id, n, specialUse)
+		if err != nil {
+			return err
+		}
+		return w.copyACL(parent, id)
 	})
 }
 
@@ -331,6 +338,9 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 		if children {
 			// It stays only as a parent, without its annotations.
 			if _, err := w.tx.Exec(ctx, `DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2`, a.id, m.id); err != nil {
+				return err
+			}
+			if _, err := w.tx.Exec(ctx, `DELETE FROM acl WHERE mailbox_id = $1`, m.id); err != nil {
 				return err
 			}
 			_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET noselect = true, highestmodseq = $2 WHERE id = $1`, m.id, m.highest+1)

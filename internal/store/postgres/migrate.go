@@ -140,6 +140,27 @@ CREATE TABLE metadata(
 	PRIMARY KEY(user_id, mailbox_id, entry)
 );
 `,
+	// 2: Sieve scripts (store.SieveStore); at most one active per user.
+	`
+CREATE TABLE sieve_scripts(
+	user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name text COLLATE "C" NOT NULL,
+	content bytea NOT NULL,
+	active boolean NOT NULL DEFAULT false,
+	PRIMARY KEY(user_id, name)
+);
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts(user_id) WHERE active;
+`,
+	// 3: access control lists (RFC 4314, acl.go).
+	`
+CREATE TABLE acl(
+	mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	identifier text COLLATE "C" NOT NULL,
+	rights text NOT NULL,
+	PRIMARY KEY(mailbox_id, identifier)
+);
+CREATE INDEX acl_identifier ON acl(identifier);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -200,6 +200,11 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
 			return err
 		}
+		// Entries naming the user go too: a new user of the same name
+		// inherits nothing.
+		if _, err := tx.Exec(ctx, `DELETE FROM acl WHERE identifier = $1`, name); err != nil {
+			return err
+		}
 		return releaseBodies(ctx, tx, dead)
 	})
 	if err != nil {

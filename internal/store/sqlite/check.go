@@ -11,7 +11,8 @@ import (
 // Check verifies the store's consistency and returns a description of each
 // problem found: every referenced body file exists with the recorded size,
 // reference counts match, no body file is unreferenced, no annotation
-// belongs to a mailbox that is gone, and per mailbox
+// belongs to a mailbox that is gone, the full-text index matches the
+// messages (checkText), and per mailbox
 // every UID is below UIDNEXT and every modseq at most HIGHESTMODSEQ. With
 // repair, what can be fixed is fixed (counters raised, reference counts
 // recomputed, unreferenced files and orphaned annotations removed);
@@ -48,6 +49,10 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
 		}
 		p, err := u.check(ctx, repair)
 		s.release(u)
+		if err == nil && repair && len(p) > 0 {
+			// Contents the repair queued for indexing are indexed now.
+			err = s.indexUser(ctx, usr.id, usr.name)
+		}
 		for _, x := range p {
 			problems = append(problems, fmt.Sprintf("user %q: %s", usr.name, x))
 		}
@@ -77,7 +82,8 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, COALESCE(r.refs, -1),
 		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id),
-		COALESCE((SELECT length(b.data) FROM bodies b WHERE b.content_id = c.id), -1)
+		COALESCE((SELECT length(b.data) + CASE WHEN b.split THEN length(c.header) ELSE 0 END
+			FROM bodies b WHERE b.content_id = c.id), -1)
 		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, err
@@ -209,6 +215,11 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		problems = append(problems, p...)
 	}
 	if p, err := checkMetadata(ctx, tx, repair); err != nil {
+		return problems, err
+	} else {
+		problems = append(problems, p...)
+	}
+	if p, err := u.checkText(ctx, tx, repair); err != nil {
 		return problems, err
 	} else {
 		problems = append(problems, p...)

@@ -122,7 +122,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 	// statements still run with its own).
 	ctx := context.WithoutCancel(ops[0].w.ctx)
 	u.commits.Add(1)
-	tx, err := u.q.begin(ctx, nil)
+	tx, err := u.beginBatch(ctx, ops)
 	if err != nil {
 		return err
 	}
@@ -187,4 +187,27 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 		first.w.dead = append(first.w.dead, g.dead...)
 	}
 	return u.commitTx(tx)
+}
+
+// beginBatch begins the transaction of ops. Under FsyncOptimized it first
+// sets whether its commit waits for an fsync of the log: it does unless
+// every write of the batch is lazy (wtx.lazy). SQLite takes the setting
+// only outside a transaction, on the connection, so it is set for every
+// batch.
+func (u *userDB) beginBatch(ctx context.Context, ops []*writeOp) (*sqlTx, error) {
+	if u.fsync != FsyncOptimized {
+		return u.q.begin(ctx, nil)
+	}
+	level := "NORMAL"
+	for _, op := range ops {
+		if !op.w.lazy {
+			level = "FULL"
+			break
+		}
+	}
+	tx, err := u.q.beginOn(ctx, "PRAGMA synchronous = "+level, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin write (synchronous=%s): %w", level, err)
+	}
+	return tx, nil
 }

@@ -44,6 +44,10 @@ type wtx struct {
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
+	deltas  map[int64]*ownDelta
+	// lazy: the write only changes flags, expunges or claims \Recent,
+	// and need not wait for an fsync under FsyncOptimized.
+	lazy bool
 }
 
 // write runs fn in a write transaction under the user's write lock, then
@@ -51,16 +55,26 @@ type wtx struct {
 // transaction is durably committed; writes of the user that arrive while
 // another commits share the next commit (see userDB.commit).
 func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.writeTx(ctx, what, false, fn)
+}
+
+// lazyWrite is write for changes that FsyncOptimized does not fsync.
+func (a *account) lazyWrite(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.writeTx(ctx, what, true, fn)
+}
+
+func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w *wtx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	w := &wtx{ctx: ctx, changed: map[int64]uint64{}}
+	w := &wtx{ctx: ctx, changed: map[int64]uint64{}, lazy: lazy}
 	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, err := range a.u.removeBlobs(w.dead) {
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)
 	}
+	a.s.sendDeltas(a.u, w.deltas)
 	a.s.notify(a.u.name, w.changed)
 	if w.list {
 		a.s.notifyList(a.u.name)
@@ -320,12 +334,19 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 		case !errors.Is(err, store.ErrNoSuchMailbox):
 			return err
 		}
+		parent, err := nearestParent(ctx, w.tx, n)
+		if err != nil {
+			return err
+		}
 		if err := createParents(ctx, w.tx, n); err != nil {
 			return err
 		}
 		w.list = true
-		_, err = insertMailbox(ctx, w.tx, n, specialUse)
-		return err
+		id, err := insertMailbox(ctx, w.tx, n, specialUse)
+		if err != nil {
+			return err
+		}
+		return copyACL(ctx, w.tx, parent, id)
 	})
 }
 
@@ -360,6 +381,9 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 			// It stays only as a parent: its annotations go as if it
 			// were deleted (the trigger on mailboxes does not fire).
 			if _, err := w.tx.ExecContext(ctx, `DELETE FROM metadata WHERE mailbox_id = ?`, m.id); err != nil {
+				return err
+			}
+			if _, err := w.tx.ExecContext(ctx, `DELETE FROM acl WHERE mailbox_id = ?`, m.id); err != nil {
 				return err
 			}
 			_, err = w.tx.ExecContext(ctx, `UPDATE mailboxes SET noselect = 1, highestmodseq = ? WHERE id = ?`, m.highest+1, m.id)
@@ -585,7 +609,7 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 
 func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	var first uint32
-	err := a.write(ctx, "claim recent", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "claim recent", func(w *wtx) error {
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
 			return err

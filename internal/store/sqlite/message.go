@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
 )
@@ -127,6 +128,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
+	// The rows lack the content fields the index keeps (sent date, object
+	// ids): the index catches up with a query.
+	w.delta(d).unusable = true
 	modseq := d.highest + 1
 	now := time.Now().Unix()
 	uids := make([]uint32, len(rows))
@@ -173,6 +177,7 @@ const (
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
 // this transaction has it; its HIGHESTMODSEQ is advanced.
 func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+	od := w.delta(m)
 	modseq := m.highest + 1
 	uids := make([]uint32, len(rows))
 	for i, r := range rows {
@@ -197,9 +202,21 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
+	od.expunged(rows, modseq)
+	od.d.Head = m.head()
 	w.changed[m.id] = modseq
 	w.gc = true
 	return modseq, nil
+}
+
+// previewOf computes a new message's FETCH PREVIEW text (search.Preview)
+// from its parse results; "" when it has no text or no part tree.
+func previewOf(raw []byte, info *message.Info) string {
+	root, err := message.DecodeParts(info.Parts)
+	if err != nil || root == nil {
+		return ""
+	}
+	return search.Preview(bytes.NewReader(raw), root)
 }
 
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
@@ -209,11 +226,12 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return res, err
 	}
 	type prep struct {
-		info   *message.Info
-		header []byte
-		sys    int64
-		kws    []string
-		idate  time.Time
+		info    *message.Info
+		header  []byte
+		preview string
+		sys     int64
+		kws     []string
+		idate   time.Time
 	}
 	preps := make([]prep, len(msgs))
 	bodies := make([][]byte, len(msgs))
@@ -228,7 +246,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = now
 		}
 		info := backend.ParseMessage(a.s.log, a.u.name, m.Body)
-		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), preview: previewOf(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -257,6 +275,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			return err
 		}
 		modseq := m.highest + 1
+		od := w.delta(&m)
+		saved := time.Unix(now.Unix(), 0).UTC()
 		var allKws []string
 		for i, p := range preps {
 			kws, err := canonKeywords(ctx, w.tx, p.kws)
@@ -265,9 +285,11 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			}
 			allKws = append(allKws, kws...)
 			var sent, sentTZ sql.NullInt64
+			var sentDate time.Time
 			if !p.info.SentDate.IsZero() {
 				s, tz := backend.SplitTime(p.info.SentDate)
 				sent, sentTZ = sql.NullInt64{Int64: s, Valid: true}, sql.NullInt64{Int64: tz, Valid: true}
+				sentDate = backend.JoinTime(s, tz)
 			}
 			id := randomHex(8)
 			size := int64(len(msgs[i].Body))
@@ -275,9 +297,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err != nil {
 				return err
 			}
-			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header)
-				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
-				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header)
+			r, err := w.tx.ExecContext(ctx, `INSERT INTO contents(blob, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header, preview)
+				VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, blobs[i], size, "M"+id, threadID, sent, sentTZ,
+				p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header, p.preview)
 			if err != nil {
 				return fmt.Errorf("insert content: %w", err)
 			}
@@ -286,8 +308,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				return err
 			}
 			if len(msgs[i].Body) <= inlineMax {
-				if _, err := w.tx.ExecContext(ctx, `INSERT INTO bodies(content_id, data) VALUES(?, ?)`, cid, msgs[i].Body); err != nil {
-					return fmt.Errorf("insert body: %w", err)
+				if err := w.insertInlineBody(cid, msgs[i].Body, p.header); err != nil {
+					return err
 				}
 			}
 			// Counted up by the messages insert trigger.
@@ -297,22 +319,33 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
+			// Indexed for SEARCH in the background (fts.go).
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO fts_pending(content_id) VALUES(?)`, cid); err != nil {
+				return fmt.Errorf("queue content for indexing: %w", err)
+			}
 			uid := m.uidNext + uint32(i)
 			isec, itz := backend.SplitTime(p.idate)
-			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), cid, size, isec, itz, now.Unix()); err != nil {
+			kwList := backend.FormatKeywords(kws)
+			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
+			od.added(newIndexRow(uid, modseq, backend.FlagList(p.sys, kwList), size, backend.JoinTime(isec, itz), saved, sentDate, "M"+id, threadID))
 			res.UIDs = append(res.UIDs, uid)
 		}
-		if _, err := w.addMailboxKeywords(m.id, allKws); err != nil {
+		grew, err := w.addMailboxKeywords(m.id, allKws)
+		if err != nil {
 			return err
 		}
+		od.unusable = od.unusable || grew
 		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(ctx, setUIDNextModSeq, m.uidNext+uint32(len(msgs)), modseq, m.id); err != nil {
 			return err
 		}
+		m.uidNext += uint32(len(msgs))
+		m.highest = modseq
+		od.d.Head = m.head()
 		w.changed[m.id] = modseq
 		return nil
 	})
@@ -324,6 +357,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 				"user", a.u.name, "err", err)
 		}
 		return store.AppendResult{}, err
+	}
+	if len(msgs) > 0 {
+		a.s.lastAppend.Store(time.Now().UnixNano())
+		a.s.indexer.kick(a.u.id, a.u.name)
 	}
 	return res, nil
 }
@@ -366,7 +403,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, "store flags", func(w *wtx) error {
+	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		res = store.StoreResult{}
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -497,7 +534,7 @@ func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys in
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
-	err := a.write(ctx, "expunge", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
 		out = nil
 		m, err := selectableByID(ctx, w.tx, mailboxID)
 		if err != nil {
@@ -686,7 +723,48 @@ func (w *wtx) logUIDs(mailboxID int64, modseq uint64, first uint32) error {
 	return nil
 }
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader
+// Values of the SQL expression inlineKind: how a content's body is kept.
+const (
+	bodyInFile     = -1 // no bodies row: a file under blobs/
+	bodyWhole      = 0  // bodies.data is the whole message
+	bodyHeaderless = 1  // bodies.data follows contents.header (split)
+)
+
+// inlineKind selects, for a query joining contents c and bodies b, how
+// the body is kept (bodyInFile, bodyWhole, bodyHeaderless).
+const inlineKind = `COALESCE(b.split, -1)`
+
+// wholeInline returns the whole message of a body kept in mail.db (data
+// from bodies, header from contents; kind from inlineKind), never nil;
+// nil for a body kept in a file.
+func wholeInline(data, header []byte, kind int) []byte {
+	switch kind {
+	case bodyInFile:
+		return nil
+	case bodyHeaderless:
+		data = append(header[:len(header):len(header)], data...)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data
+}
+
+// insertInlineBody keeps a small body in the bodies table; when the
+// message starts with its stored header (contents.header), only the rest
+// is kept (split).
+func (w *wtx) insertInlineBody(contentID int64, raw, header []byte) error {
+	data, split := raw, 0
+	if len(header) > 0 && bytes.HasPrefix(raw, header) {
+		data, split = raw[len(header):], 1
+	}
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO bodies(content_id, data, split) VALUES(?, ?, ?)`, contentID, data, split); err != nil {
+		return fmt.Errorf("insert body: %w", err)
+	}
+	return nil
+}
+
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader | store.WantPreview
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs.
 const fetchBatch = 256
@@ -703,12 +781,9 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
 	}
-	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
 	rs := toRanges(uids)
 	if len(rs) == 0 {
-		return nil
+		return a.checkSelectable(ctx, mailboxID)
 	}
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
@@ -722,7 +797,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") +
-			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header")
+			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + `, ` + col(store.WantPreview, "c.preview")
 		join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
 			cols += threadingCols
@@ -730,6 +805,10 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		}
 	}
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
+	// A mailbox that does not exist (or cannot hold messages) has no
+	// rows: it is looked up only when a batch finds fewer messages than
+	// it asked for, not on every FETCH.
+	checked := false
 	for len(rs) > 0 {
 		var batch []uidRange
 		batch, rs = nextFetchBatch(rs, fetchBatch)
@@ -739,6 +818,12 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		msgs, err = a.fetchRows(ctx, q, append([]any{mailboxID}, rargs...), want, content, msgs[:0])
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
+		}
+		if !checked && len(msgs) < rangesLen(batch) {
+			checked = true
+			if err := a.checkSelectable(ctx, mailboxID); err != nil {
+				return err
+			}
 		}
 		for i, m := range msgs {
 			msgs[i] = nil // fn may keep m; the batch slice must not
@@ -773,10 +858,11 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		env, body, bs          []byte
 		header                 []byte
 		emailID, threadID      string
+		preview                sql.NullString
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 	if content {
-		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header)
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &preview)
 	}
 	var thr threadingRow
 	if want&store.WantThreading != 0 {
@@ -806,6 +892,10 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		msg.Envelope, msg.Body, msg.BodyStructure, msg.Header = env, body, bs, header
 		if want&store.WantIDs != 0 {
 			msg.EmailID, msg.ThreadID = emailID, threadID
+		}
+		if want&store.WantPreview != 0 && preview.Valid {
+			p := preview.String
+			msg.Preview = &p
 		}
 		if want&store.WantThreading != 0 {
 			thr.fill(msg)
@@ -848,17 +938,19 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	var parts, data []byte
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data FROM messages m JOIN contents c ON c.id = m.content_id
+	var parts, data, header []byte
+	var kind int
+	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, CASE WHEN b.split THEN c.header END
+		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data)
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &kind, &header)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
-	if data != nil {
+	if data = wholeInline(data, header, kind); data != nil {
 		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))
@@ -880,3 +972,21 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
 var errNoSuchMessage = store.ErrNoSuchMessage
+
+// checkSelectable returns Fetch's error for a mailbox that does not exist
+// or cannot hold messages.
+func (a *account) checkSelectable(ctx context.Context, mailboxID int64) error {
+	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// rangesLen is the number of UIDs rs covers.
+func rangesLen(rs []uidRange) int {
+	n := 0
+	for _, r := range rs {
+		n += int(r.hi-r.lo) + 1
+	}
+	return n
+}

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 5
+const userSchemaVersion = 9
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -105,6 +105,52 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 4 -> 5: annotations (METADATA) get the metadata table and
 	// its trigger (metadataSchema), which the schema statements create;
 	// there is nothing to convert.
+	// Version 5 -> 6: bodies.split marks bodies kept without their header
+	// (bodiesTable); the rows stored before keep the whole message.
+	var hasBodies, hasSplit int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('bodies')`).Scan(&hasBodies); err != nil {
+		return fmt.Errorf("migrate schema: inspect bodies: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('bodies') WHERE name = 'split'`).Scan(&hasSplit); err != nil {
+		return fmt.Errorf("migrate schema: inspect bodies: %w", err)
+	}
+	if hasBodies > 0 && hasSplit == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE bodies ADD COLUMN split INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("migrate schema: add bodies.split: %w", err)
+		}
+	}
+	// Version 6 -> 7: the full-text index (ftsSchema) and
+	// contents.preview; every existing
+	// content goes into its queue, which the indexer drains in the
+	// background (until then SEARCH reads those messages).
+	var hasFTS int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_pending'`).Scan(&hasFTS); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts_pending: %w", err)
+	}
+	// contents.preview (FETCH PREVIEW) is filled by the indexer as it
+	// goes through the queue.
+	var hasPreview int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('contents') WHERE name = 'preview'`).Scan(&hasPreview); err != nil {
+		return fmt.Errorf("migrate schema: inspect contents: %w", err)
+	}
+	if hasContents > 0 && hasPreview == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE contents ADD COLUMN preview TEXT`); err != nil {
+			return fmt.Errorf("migrate schema: add contents.preview: %w", err)
+		}
+	}
+	if hasContents > 0 && hasFTS == 0 {
+		for _, q := range []string{ftsSchema, queueBackfill} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: full-text index queue: %w", err)
+			}
+		}
+	}
+	// Version 7 -> 8: Sieve scripts (ManageSieve) get the sieve_scripts
+	// table and its one-active index (sieveSchema), which the schema
+	// statements create; there is nothing to convert.
+	// Version 8 -> 9: access control lists (ACL) get the acl table, its
+	// index and trigger (aclSchema), which the schema statements create;
+	// existing mailboxes start with empty ACLs (only their owner).
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

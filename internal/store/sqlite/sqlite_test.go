@@ -54,6 +54,13 @@ func TestConformance(t *testing.T) {
 			return openInline(t, dir, n)
 		})
 	})
+	// Same answers when flag changes commit without an fsync (and every
+	// write transaction begins on a connection set up first).
+	t.Run("fsync optimized", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
+			return openWith(t, dir, Options{Notifier: n, Fsync: FsyncOptimized})
+		})
+	})
 }
 
 // blobFiles lists the body files of user id.

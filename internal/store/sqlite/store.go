@@ -40,6 +40,41 @@ type Options struct {
 	// than in a file of its own (see bodiesTable). Zero means
 	// DefaultInlineBodyMax; a negative value keeps every body in a file.
 	InlineBodyMax int
+	// Fsync says which commits wait for an fsync (see FsyncMode).
+	Fsync FsyncMode
+	// TextIndexer runs the background worker that indexes new mail for
+	// SEARCH (fts.go, indexer.go). Without it new contents wait in the
+	// queue, and SEARCH reads them, until a Store with it runs (tern
+	// serve) or tern index drains the queue.
+	TextIndexer bool
+}
+
+// FsyncMode chooses which commits are flushed to stable storage before
+// they return.
+type FsyncMode int
+
+const (
+	// FsyncAlways: every commit is fsynced before it returns; a tagged OK
+	// survives a power failure.
+	FsyncAlways FsyncMode = iota
+	// FsyncOptimized, like Dovecot's mail_fsync=optimized: commits that
+	// add mail (APPEND, delivery, COPY, MOVE) and change mailboxes are
+	// fsynced; flag changes, expunges and \Recent claims are written to
+	// the log without waiting for the disk, so they survive a crash of
+	// tern but the last few may be undone by a power failure (the next
+	// fsynced commit, or a checkpoint, makes them durable too).
+	FsyncOptimized
+)
+
+// ParseFsyncMode reads the configuration words "always" and "optimized".
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "", "always":
+		return FsyncAlways, nil
+	case "optimized":
+		return FsyncOptimized, nil
+	}
+	return 0, fmt.Errorf("fsync mode %q: want always or optimized", s)
 }
 
 // DefaultInlineBodyMax is the default Options.InlineBodyMax: most mail is
@@ -69,6 +104,9 @@ type Store struct {
 	db   *sql.DB // tern.db
 
 	wmu sync.Mutex // serializes writes to tern.db
+	// aclMu serializes SetACL (acl.go): a grant in tern.db is forgotten
+	// only when no entry for it is left, checked under it.
+	aclMu sync.Mutex
 
 	// mu guards users, idle, gone and closed, and the refs and deleted
 	// fields of every userDB. It is never held during file or database I/O:
@@ -79,6 +117,9 @@ type Store struct {
 	idle   []int64           // ids of cached user DBs with refs == 0, oldest first
 	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
+
+	indexer    *textIndexer // nil unless Options.TextIndexer
+	lastAppend atomic.Int64 // UnixNano of the last Append (the indexer yields to delivery)
 }
 
 var (
@@ -105,6 +146,7 @@ type userDB struct {
 	testCommit func(*sqlTx) error
 	refs       int
 	deleted    bool
+	fsync      FsyncMode
 
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
@@ -120,7 +162,7 @@ CREATE TABLE IF NOT EXISTS users(
 	password_hash TEXT NOT NULL,
 	created INTEGER NOT NULL
 );
-`
+` + aclGrantsSchema
 
 // dsn returns the connection string for a database file: WAL, durable
 // commits, a busy timeout and foreign keys on every connection. Write
@@ -183,7 +225,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}, nil
+	s := &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}}
+	if opts.TextIndexer {
+		s.startIndexer()
+	}
+	return s, nil
 }
 
 // CreateUser creates a user with an INBOX.
@@ -237,6 +283,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	id, err := s.userID(ctx, name)
 	if err != nil {
 		return err
+	}
+	if err := s.revokeGrantee(ctx, name); err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
 	}
 	s.wmu.Lock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
@@ -328,6 +377,9 @@ func (s *Store) Account(ctx context.Context, user string) (store.Account, error)
 	if err != nil {
 		return nil, err
 	}
+	// Work queued by another process (tern deliver, tern import) or
+	// left by a crash is picked up when its user logs in.
+	s.indexer.kick(id, user)
 	return &account{s: s, u: u}, nil
 }
 
@@ -349,6 +401,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every database. Accounts still open fail afterwards.
 func (s *Store) Close() error {
+	if s.indexer != nil {
+		s.indexer.stop()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -429,7 +484,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{})}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync}
 	s.users[id] = u
 	s.mu.Unlock()
 
@@ -504,7 +559,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema)
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+sieveSchema+aclSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}

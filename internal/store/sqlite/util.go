@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS contents(
 	body BLOB,
 	bodystructure BLOB,
 	parts BLOB,
-	header BLOB
+	header BLOB,
+	preview TEXT
 );
 ` + contentRefsTable + bodiesTable + `
 CREATE INDEX IF NOT EXISTS content_refs_unref ON content_refs(content_id) WHERE refs <= 0;
@@ -104,11 +105,14 @@ END;
 // (Options.InlineBodyMax): a content with a row here has no file, its blob
 // name is only a unique name. Larger bodies stay in files under blobs/,
 // which the kernel can copy to a socket (sendfile). Added in schema
-// version 4; bodies stored before stay files.
+// version 4; bodies stored before stay files. With split = 1 (schema
+// version 6) data is the message after its top-level header, which is
+// contents.header: the header is stored once, not twice.
 const bodiesTable = `
 CREATE TABLE IF NOT EXISTS bodies(
 	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
-	data BLOB NOT NULL
+	data BLOB NOT NULL,
+	split INTEGER NOT NULL DEFAULT 0
 );
 `
 

@@ -257,6 +257,12 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataMailboxes", testMetadataMailboxes},
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
+		{"SearchText", testSearchText},
+		{"SieveScripts", testSieveScripts},
+		{"SieveLimits", testSieveLimits},
+		{"SieveConcurrent", testSieveConcurrent},
+		{"ACL", testACL},
+		{"ACLConcurrent", testACLConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

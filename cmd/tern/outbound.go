@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/outbound"
+)
+
+// outboundQueue is the optional queue of mail tern sends (sieve.smtp).
+type outboundQueue struct{ q *outbound.Queue }
+
+// openOutbound opens the outbound queue under data_dir/outbound when
+// sieve.smtp is set. It does not contact the relay: tern starts while the
+// relay is down, and queued mail waits.
+//
+// TODO(sieve branch): hand the queue to the delivery's Sieve runner for
+// vacation replies and redirects; nothing enqueues before that.
+func openOutbound(cfg *config.Config, log *slog.Logger) (*outboundQueue, error) {
+	if cfg.Sieve.SMTP == "" {
+		return &outboundQueue{}, nil
+	}
+	q, err := outbound.Open(filepath.Join(cfg.DataDir, "outbound"), outbound.Options{Relay: cfg.Sieve.SMTP, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("outbound mail queue", "relay", cfg.Sieve.SMTP, "queued", q.Len())
+	return &outboundQueue{q: q}, nil
+}
+
+// close stops the queue's worker; queued mail stays on disk. Safe to call
+// twice and on a disabled queue.
+func (o *outboundQueue) close(ctx context.Context) {
+	if o == nil || o.q == nil {
+		return
+	}
+	o.q.Close(ctx)
+	o.q = nil
+}

@@ -1,0 +1,459 @@
+// Package outbound is a durable queue of mail that tern itself sends (Sieve
+// vacation replies and redirects) through a configured SMTP relay.
+//
+// Enqueue returns only once the message is on disk (a file in the spool
+// directory, fsynced, and its directory entry fsynced), so an accepted
+// message survives a crash. A worker sends queued messages one at a time
+// with the go-smtp client; a message is removed right after the relay's
+// 250 to the end of DATA, so it is not sent again. (A crash between that
+// 250 and the removal can still send it twice: no SMTP client can close
+// that window.) Temporary failures (connection errors, 4xx) are retried
+// with exponential backoff starting at Options.RetryBase; permanent ones
+// (5xx), and messages still undelivered after Options.GiveUpAfter, are
+// moved to the failed/ directory for the operator and logged.
+package outbound
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Defaults for Options.
+const (
+	DefaultRetryBase   = 2 * time.Second
+	DefaultRetryMax    = 10 * time.Minute
+	DefaultGiveUpAfter = 5 * 24 * time.Hour
+	DefaultTimeout     = 60 * time.Second
+)
+
+// Options configures a Queue.
+type Options struct {
+	// Relay is the SMTP server (host:port) all mail goes through.
+	Relay string
+	// Hostname is the EHLO name; "" means the system's host name.
+	Hostname string
+	// RetryBase is the delay before the first retry; it doubles with
+	// every failure up to RetryMax.
+	RetryBase, RetryMax time.Duration
+	// GiveUpAfter is how long a message is retried before it is moved to
+	// failed/.
+	GiveUpAfter time.Duration
+	// Timeout bounds connecting and each SMTP command.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Message is one message to send: the envelope (From may be "", the
+// null sender of auto-replies) and the RFC 5322 bytes.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+}
+
+// envelope is the first line of a spool file (JSON); the message bytes
+// follow it.
+type envelope struct {
+	From    string    `json:"from"`
+	To      []string  `json:"to"`
+	Created time.Time `json:"created"`
+}
+
+// entry is the worker's state of one queued message.
+type entry struct {
+	created  time.Time
+	next     time.Time
+	attempts int
+}
+
+// Queue is a durable outbound mail queue over a spool directory.
+type Queue struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*entry
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating) the spool directory dir, picks up messages left
+// there by an earlier run (due at once) and starts the worker. It does not
+// contact the relay.
+func Open(dir string, opts Options) (*Queue, error) {
+	if opts.Relay == "" {
+		return nil, errors.New("outbound queue: no relay configured")
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = DefaultRetryBase
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = DefaultRetryMax
+	}
+	if opts.GiveUpAfter <= 0 {
+		opts.GiveUpAfter = DefaultGiveUpAfter
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+		if opts.Hostname == "" {
+			opts.Hostname = "localhost"
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	for _, sub := range []string{"tmp", "queue", "failed"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("outbound queue: %w", err)
+		}
+	}
+	q := &Queue{
+		dir:     dir,
+		opts:    opts,
+		log:     opts.Logger.With("component", "outbound", "relay", opts.Relay),
+		pending: map[string]*entry{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := q.load(); err != nil {
+		return nil, err
+	}
+	go q.run()
+	return q, nil
+}
+
+// load registers the spool's messages; half-written files in tmp/ were
+// never acknowledged and are removed.
+func (q *Queue) load() error {
+	tmp, err := os.ReadDir(filepath.Join(q.dir, "tmp"))
+	if err != nil {
+		return fmt.Errorf("outbound queue: %w", err)
+	}
+	for _, f := range tmp {
+		os.Remove(filepath.Join(q.dir, "tmp", f.Name()))
+	}
+	files, err := os.ReadDir(filepath.Join(q.dir, "queue"))
+	if err != nil {
+		return fmt.Errorf("outbound queue: %w", err)
+	}
+	now := time.Now()
+	for _, f := range files {
+		env, _, err := q.read(f.Name())
+		if err != nil {
+			q.log.Error("unreadable queue file; moving it to failed/", "id", f.Name(), "err", err)
+			q.fail(f.Name())
+			continue
+		}
+		q.pending[f.Name()] = &entry{created: env.Created, next: now}
+	}
+	if len(q.pending) > 0 {
+		q.log.Info("queued messages from an earlier run", "count", len(q.pending))
+	}
+	return nil
+}
+
+// Enqueue stores m durably and returns its id; the worker sends it soon.
+func (q *Queue) Enqueue(ctx context.Context, m Message) (string, error) {
+	if len(m.To) == 0 {
+		return "", errors.New("enqueue: no recipients")
+	}
+	for _, a := range append([]string{m.From}, m.To...) {
+		if strings.ContainsAny(a, "\r\n<>") {
+			return "", fmt.Errorf("enqueue: invalid address %q", a)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("enqueue: %w", err)
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	id := fmt.Sprintf("%d-%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	env := envelope{From: m.From, To: m.To, Created: time.Now().UTC()}
+	head, err := json.Marshal(env)
+	if err != nil {
+		return "", fmt.Errorf("enqueue: %w", err)
+	}
+	tmp := filepath.Join(q.dir, "tmp", id)
+	if err := writeFileSync(tmp, append(append(head, '\n'), m.Data...)); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("enqueue: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(q.dir, "queue", id)); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("enqueue: %w", err)
+	}
+	if err := syncDir(filepath.Join(q.dir, "queue")); err != nil {
+		return "", fmt.Errorf("enqueue: %w", err)
+	}
+	q.mu.Lock()
+	q.pending[id] = &entry{created: env.Created, next: time.Now()}
+	q.mu.Unlock()
+	q.log.Debug("queued", "id", id, "from", m.From, "to", m.To, "size", len(m.Data))
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return id, nil
+}
+
+// Len returns the number of messages waiting to be sent.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
+// Close stops the worker after the message it is sending, or when ctx
+// ends. Queued messages stay in the spool for the next Open.
+func (q *Queue) Close(ctx context.Context) error {
+	select {
+	case <-q.stop:
+	default:
+		close(q.stop)
+	}
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close outbound queue: %w", ctx.Err())
+	}
+}
+
+// run is the worker: it sends due messages, oldest first, then sleeps
+// until the next is due, Enqueue wakes it, or Close stops it.
+func (q *Queue) run() {
+	defer close(q.done)
+	for {
+		id, wait := q.due()
+		if id != "" {
+			q.attempt(id)
+			select {
+			case <-q.stop:
+				return
+			default:
+			}
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-q.stop:
+			t.Stop()
+			return
+		case <-q.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// due returns a message due now (the lowest id, so older first), or how
+// long until the next one is due.
+func (q *Queue) due() (string, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	wait := time.Hour
+	best := ""
+	for id, e := range q.pending {
+		if d := e.next.Sub(now); d > 0 {
+			wait = min(wait, d)
+			continue
+		}
+		if best == "" || id < best {
+			best = id
+		}
+	}
+	return best, wait
+}
+
+// attempt tries to send message id once and records the outcome.
+func (q *Queue) attempt(id string) {
+	env, data, err := q.read(id)
+	if err != nil {
+		q.log.Error("unreadable queue file; moving it to failed/", "id", id, "err", err)
+		q.fail(id)
+		return
+	}
+	rejected, err := q.send(env, data)
+	log := q.log.With("id", id, "from", env.From, "to", env.To)
+	for _, r := range rejected {
+		log.Warn("recipient rejected by the relay", "rcpt", r.rcpt, "err", r.err)
+	}
+	switch {
+	case err == nil:
+		if err := q.remove(id); err != nil {
+			log.Error("sent, but removing it from the queue failed", "err", err)
+		}
+		log.Info("sent", "rejected", len(rejected))
+	case permanent(err):
+		log.Error("relay refused the message; moved to failed/", "err", err)
+		q.fail(id)
+	default:
+		q.mu.Lock()
+		e := q.pending[id]
+		e.attempts++
+		delay := q.opts.RetryBase << min(e.attempts-1, 30)
+		if delay <= 0 || delay > q.opts.RetryMax {
+			delay = q.opts.RetryMax
+		}
+		e.next = time.Now().Add(delay)
+		expired := time.Since(e.created) > q.opts.GiveUpAfter
+		q.mu.Unlock()
+		if expired {
+			log.Error("undelivered for too long; moved to failed/", "err", err, "attempts", e.attempts)
+			q.fail(id)
+			return
+		}
+		log.Warn("sending failed; will retry", "err", err, "attempts", e.attempts, "retry_in", delay)
+	}
+}
+
+// permanent reports whether the relay refused with a 5xx reply.
+func permanent(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code >= 500 && se.Code < 600
+}
+
+type rejection struct {
+	rcpt string
+	err  error
+}
+
+// errAllRejected: the relay refused every recipient permanently.
+var errAllRejected = &smtp.SMTPError{Code: 550, Message: "all recipients rejected"}
+
+// send runs one SMTP transaction. Recipients refused with 5xx are
+// returned (and left out); any other failure fails the whole attempt.
+func (q *Queue) send(env envelope, data []byte) ([]rejection, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), q.opts.Timeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", q.opts.Relay)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	c := smtp.NewClient(nc)
+	defer c.Close()
+	c.CommandTimeout = q.opts.Timeout
+	c.SubmissionTimeout = q.opts.Timeout
+	if err := c.Hello(q.opts.Hostname); err != nil {
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	if err := c.Mail(env.From, nil); err != nil {
+		return nil, fmt.Errorf("MAIL FROM: %w", err)
+	}
+	var rejected []rejection
+	for _, to := range env.To {
+		if err := c.Rcpt(to, nil); err != nil {
+			if !permanent(err) {
+				return nil, fmt.Errorf("RCPT TO %s: %w", to, err)
+			}
+			rejected = append(rejected, rejection{to, err})
+		}
+	}
+	if len(rejected) == len(env.To) {
+		return rejected, errAllRejected
+	}
+	w, err := c.Data()
+	if err != nil {
+		return rejected, fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(data); err != nil {
+		return rejected, fmt.Errorf("DATA: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return rejected, fmt.Errorf("end of DATA: %w", err)
+	}
+	c.Quit() // the relay has the message; a failing QUIT changes nothing
+	return rejected, nil
+}
+
+// read parses spool file id.
+func (q *Queue) read(id string) (envelope, []byte, error) {
+	var env envelope
+	raw, err := os.ReadFile(filepath.Join(q.dir, "queue", id))
+	if err != nil {
+		return env, nil, err
+	}
+	head, data, ok := bytes.Cut(raw, []byte("\n"))
+	if !ok {
+		return env, nil, errors.New("no envelope line")
+	}
+	if err := json.Unmarshal(head, &env); err != nil {
+		return env, nil, fmt.Errorf("envelope: %w", err)
+	}
+	if len(env.To) == 0 {
+		return env, nil, errors.New("envelope without recipients")
+	}
+	return env, data, nil
+}
+
+// remove deletes a sent message, durably.
+func (q *Queue) remove(id string) error {
+	q.mu.Lock()
+	delete(q.pending, id)
+	q.mu.Unlock()
+	if err := os.Remove(filepath.Join(q.dir, "queue", id)); err != nil {
+		return err
+	}
+	return syncDir(filepath.Join(q.dir, "queue"))
+}
+
+// fail moves message id to failed/.
+func (q *Queue) fail(id string) {
+	q.mu.Lock()
+	delete(q.pending, id)
+	q.mu.Unlock()
+	if err := os.Rename(filepath.Join(q.dir, "queue", id), filepath.Join(q.dir, "failed", id)); err != nil {
+		q.log.Error("move to failed/", "id", id, "err", err)
+		return
+	}
+	syncDir(filepath.Join(q.dir, "queue"))
+	syncDir(filepath.Join(q.dir, "failed"))
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

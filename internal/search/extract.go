@@ -1,0 +1,165 @@
+package search
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Doc is the searchable text of one message: exactly the folded, decoded
+// text the scan in this package matches SEARCH keys against, split the
+// way the keys read it. A full-text index built from Docs and a needle
+// folded by Fold give the same answers as Match, byte for byte.
+type Doc struct {
+	// Header is the top-level header, one folded, decoded "name: value\n"
+	// line per field (SUBJECT, HEADER, FROM..BCC and TEXT read it).
+	Header []byte
+	// Address holds, for each From, To, Cc and Bcc field, its addresses in
+	// normalized form (message.AddressSearchText), folded, one line per
+	// field: the second text FROM..BCC match against.
+	Address []byte
+	// Body is the decoded text of every text part (HTML twice: as
+	// written and as rendered text), parts separated by NUL bytes (BODY
+	// and TEXT read it).
+	Body []byte
+	// MIME is the decoded MIME headers of the body parts, attachment
+	// file names included (TEXT reads it).
+	MIME []byte
+}
+
+// Len is the number of bytes of text in d.
+func (d *Doc) Len() int { return len(d.Header) + len(d.Address) + len(d.Body) + len(d.MIME) }
+
+// Extract returns the searchable text of a message: r holds its raw
+// bytes, root its part tree, header the stored top-level header block
+// (store.WantHeader) or nil to read it from r, as the scan does.
+func Extract(r io.ReaderAt, root *message.Part, header []byte) (Doc, error) {
+	c := &Candidate{
+		Msg:  &store.Message{Header: header},
+		Open: func() (io.ReaderAt, *message.Part, error) { return r, root, nil },
+	}
+	if err := c.loadHeader(); err != nil {
+		return Doc{}, err
+	}
+	if err := c.loadBody(); err != nil {
+		return Doc{}, err
+	}
+	var addr []byte
+	for _, f := range c.fields {
+		name := c.hdrRaw[f.nameStart:f.nameEnd]
+		if !isAddressField(name) {
+			continue
+		}
+		raw := c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]
+		colon := bytes.IndexByte(raw, ':')
+		if colon < 0 {
+			continue
+		}
+		addr = foldAppend(addr, name)
+		addr = append(addr, ':', ' ')
+		addr = foldAppendString(addr, message.AddressSearchText(string(raw[colon+1:])))
+		addr = append(addr, '\n')
+	}
+	return Doc{Header: c.hdrText, Address: addr, Body: c.bodyText, MIME: c.mimeText}, nil
+}
+
+// isAddressField reports whether a header field name is one the address
+// keys (FROM, TO, CC, BCC) read.
+func isAddressField(name []byte) bool {
+	for _, n := range [...]string{"From", "To", "Cc", "Bcc"} {
+		if asciiEqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Fold returns s case-folded the way the scan folds needles and text.
+func Fold(s string) []byte { return foldAppendString(nil, s) }
+
+// PreviewMax is the most characters Preview returns (RFC 8970 allows 256).
+const PreviewMax = 200
+
+// previewRead is how much of a text part Preview decodes.
+const previewRead = 16 << 10
+
+// Preview returns the start of a message's text for FETCH PREVIEW (RFC
+// 8970): the first text/plain part (or, if there is none, the first
+// text/html part as rendered text), decoded, white space collapsed to
+// single spaces, at most PreviewMax characters. Empty if the message has
+// no text. It reads at most previewRead bytes of one part.
+func Preview(r io.ReaderAt, root *message.Part) string {
+	p := firstText(root, "plain", 0)
+	if p == nil {
+		p = firstText(root, "html", 0)
+	}
+	if p == nil {
+		return ""
+	}
+	c := &Candidate{Msg: &store.Message{}, r: r}
+	end := min(p.BodyEnd, p.BodyStart+previewRead)
+	raw, err := c.readRange(nil, p.BodyStart, end)
+	if err != nil {
+		return ""
+	}
+	text := decodeText(raw, p, &c.scratch)
+	if strings.EqualFold(p.Subtype, "html") {
+		text = appendUnescape(nil, stripTags(nil, text))
+	}
+	return collapseSpace(text, PreviewMax)
+}
+
+// firstText finds the first leaf of type text/subtype, depth first, not
+// looking into attachments or embedded messages.
+func firstText(p *message.Part, subtype string, depth int) *message.Part {
+	if p == nil || depth > maxDepth || p.Message {
+		return nil
+	}
+	if len(p.Children) > 0 {
+		for _, ch := range p.Children {
+			if f := firstText(ch, subtype, depth+1); f != nil {
+				return f
+			}
+		}
+		return nil
+	}
+	if (p.Type == "" || strings.EqualFold(p.Type, "text")) && (p.Subtype == "" && subtype == "plain" || strings.EqualFold(p.Subtype, subtype)) {
+		return p
+	}
+	return nil
+}
+
+// collapseSpace returns text (UTF-8; invalid bytes dropped) with every
+// run of white space and control characters made one space, trimmed, cut
+// to at most max characters.
+func collapseSpace(text []byte, max int) string {
+	var b strings.Builder
+	n, space := 0, false
+	for len(text) > 0 && n < max {
+		r, size := utf8.DecodeRune(text)
+		text = text[size:]
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			continue
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			n++
+			space = false
+			if n == max {
+				break
+			}
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSuffix(b.String(), " ")
+}

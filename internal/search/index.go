@@ -1,0 +1,206 @@
+package search
+
+import (
+	"slices"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Text keys from a full-text index (store.Account.SearchText).
+//
+// TextLeaves lists a key's text keys; TextQueries turns them into store
+// queries; NewTextIndex holds the answers, and Candidate.Text consults
+// them in Match: a message whose content is indexed matches a BODY or
+// TEXT key exactly when the index says so (the store compared the same
+// text the scan would), and a header key only when the index names it
+// as a candidate and the header check passes (the stored header, no body
+// read). Messages the index has not covered yet (pending) are evaluated
+// by reading them, as without an index. Restrict narrows the messages to
+// fetch at all.
+
+// TextLeaves returns the text keys (BODY, TEXT, SUBJECT, FROM, TO, CC,
+// BCC, HEADER) in key, in tree order.
+func TextLeaves(key *imap.SearchKey) []*imap.SearchKey {
+	var out []*imap.SearchKey
+	var walk func(k *imap.SearchKey)
+	walk = func(k *imap.SearchKey) {
+		if k == nil {
+			return
+		}
+		if textFields(k) != 0 {
+			out = append(out, k)
+			return
+		}
+		for _, ch := range k.Children {
+			walk(ch)
+		}
+	}
+	walk(key)
+	return out
+}
+
+// textFields is the part of the searchable text (search.Doc) a text key
+// reads, 0 for other keys. For header keys it is a superset: the exact
+// field is checked on the header afterwards.
+func textFields(k *imap.SearchKey) store.TextField {
+	switch k.Op {
+	case imap.SearchBody:
+		return store.TextBody
+	case imap.SearchText:
+		return store.TextHeader | store.TextBody | store.TextMIME
+	case imap.SearchSubject, imap.SearchHeader:
+		return store.TextHeader
+	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc:
+		return store.TextHeader | store.TextAddress
+	}
+	return 0
+}
+
+// TextQueries returns the store queries for leaves (from TextLeaves).
+func TextQueries(leaves []*imap.SearchKey) []store.TextQuery {
+	qs := make([]store.TextQuery, len(leaves))
+	for i, k := range leaves {
+		qs[i] = store.TextQuery{Fields: textFields(k), Needle: Fold(k.Str)}
+	}
+	return qs
+}
+
+// TextIndex holds a store's answers to the text keys of one search.
+type TextIndex struct {
+	hits    map[*imap.SearchKey][]uint32
+	pending []uint32
+}
+
+// NewTextIndex pairs leaves with res (from SearchText of
+// TextQueries(leaves)).
+func NewTextIndex(leaves []*imap.SearchKey, res store.TextResult) *TextIndex {
+	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)), pending: res.Pending}
+	for i, k := range leaves {
+		if i < len(res.Hits) {
+			x.hits[k] = res.Hits[i]
+		}
+	}
+	return x
+}
+
+// decide answers text key k for message uid from the index: decided is
+// false when the message must be read (not indexed, or a header key
+// whose candidate needs the field check).
+func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match, decided bool) {
+	hits, ok := x.hits[k]
+	if !ok || contains(x.pending, uid) {
+		return false, false
+	}
+	if !contains(hits, uid) {
+		return false, true
+	}
+	switch k.Op {
+	case imap.SearchBody, imap.SearchText:
+		return true, true
+	}
+	return false, false
+}
+
+func contains(sorted []uint32, v uint32) bool {
+	_, ok := slices.BinarySearch(sorted, v)
+	return ok
+}
+
+// Restrict returns the UIDs among uids (ascending) that can match key
+// given the index's answers, or uids itself when the index does not
+// narrow them (no text key every match must satisfy).
+func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
+	set, ok := x.must(key)
+	if !ok {
+		return uids
+	}
+	return intersect(uids, set)
+}
+
+// must returns a sorted set every message matching k lies in, or false
+// if the index gives none.
+func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
+	if k == nil {
+		return nil, false
+	}
+	if hits, ok := x.hits[k]; ok {
+		return union(hits, x.pending), true
+	}
+	switch k.Op {
+	case imap.SearchAnd:
+		var best []uint32
+		found := false
+		for _, ch := range k.Children {
+			if s, ok := x.must(ch); ok && (!found || len(s) < len(best)) {
+				best, found = s, true
+			}
+		}
+		return best, found
+	case imap.SearchOr:
+		var all []uint32
+		for _, ch := range k.Children {
+			s, ok := x.must(ch)
+			if !ok {
+				return nil, false
+			}
+			all = union(all, s)
+		}
+		return all, true
+	}
+	return nil, false
+}
+
+// NeedsHeader reports whether key still needs the stored header
+// (store.WantHeader) when the index answers its text keys: only header
+// keys (SUBJECT, FROM, ..., HEADER) check their candidates on it. BODY
+// and TEXT are decided by the index, and a message the index has not
+// covered reads its header from the message itself.
+func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
+	for _, k := range TextLeaves(key) {
+		if k.Op != imap.SearchBody && k.Op != imap.SearchText {
+			return true
+		}
+	}
+	return false
+}
+
+// union merges two ascending lists without duplicates.
+func union(a, b []uint32) []uint32 {
+	out := make([]uint32, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// intersect returns the elements of ascending a that are in ascending b.
+func intersect(a, b []uint32) []uint32 {
+	var out []uint32
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case b[j] < a[i]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}

@@ -1,0 +1,313 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/tern-imap/tern/internal/server"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
+)
+
+// TestSearchIndexDifferential: SEARCH answered from the full-text index
+// equals SEARCH answered by reading every message, for random messages
+// (charsets, transfer encodings, HTML, nested multiparts, RFC 2047
+// headers, embedded messages) and random keys (substrings within and
+// across words, non-ASCII, 1-2 character terms, NOT, OR, with flags and
+// UID sets), over real TCP against two servers on the same data: one
+// with the index, one told to scan. It compares with nothing indexed,
+// everything indexed, and a mix (new mail queued, copies, expunges).
+func TestSearchIndexDifferential(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 11))
+	dir := t.TempDir()
+	idx := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	idx.addUser("alice", "secret")
+	scan := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, mutate: func(c *server.Config) { c.ScanSearch = true }})
+	ctx := context.Background()
+	g := &diffGen{r: r}
+	appendRandom := func(n int) {
+		acct, err := idx.store.Account(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer acct.Close()
+		for range n {
+			var flags []string
+			if r.IntN(2) == 0 {
+				flags = []string{`\Seen`}
+			}
+			if _, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: g.message(), Flags: flags}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drain := func() {
+		s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.IndexText(ctx, "alice", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ci, cs := idx.login("alice", "secret"), scan.login("alice", "secret")
+	compare := func(phase string, n int) {
+		ci.ok("SELECT INBOX")
+		cs.ok("SELECT INBOX")
+		for range n {
+			key := g.key(2)
+			cmd := "UID SEARCH CHARSET UTF-8 " + key
+			ui, ti := ci.do(cmd)
+			us, tsc := cs.do(cmd)
+			if !strings.HasPrefix(ti, "OK") || !strings.HasPrefix(tsc, "OK") {
+				t.Fatalf("%s: %q: index %q, scan %q", phase, cmd, ti, tsc)
+			}
+			if a, b := searchLine(ui), searchLine(us); a != b {
+				t.Fatalf("%s (seed %d): %q\nindex: %s\nscan:  %s", phase, seed, cmd, a, b)
+			}
+		}
+	}
+	appendRandom(40)
+	compare("nothing indexed", 60)
+	drain()
+	compare("all indexed", 400)
+	appendRandom(20)
+	ci.ok("SELECT INBOX")
+	ci.ok("UID COPY 1:10 INBOX")
+	ci.ok("UID STORE 11:15 +FLAGS.SILENT (\\Deleted)")
+	ci.ok("EXPUNGE")
+	compare("new mail queued", 200)
+	drain()
+	compare("indexed again", 200)
+}
+
+// searchLine is the SEARCH response among untagged lines.
+func searchLine(lines []string) string {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* SEARCH") {
+			return l
+		}
+	}
+	return "(none)"
+}
+
+// diffGen makes random messages and search keys; pieces collects the
+// text the messages contain, the source of needles.
+type diffGen struct {
+	r      *rand.Rand
+	pieces []string
+	n      int
+}
+
+var diffWords = strings.Fields(`alpha beta gamma delta report budget straße café naïve über résumé
+	Œuvre ÉCOLE Ärger Жизнь Москва 日本語 テスト ǅemal ﬁle İstanbul σίσυφος ΣΊΣΥΦΟΣ wörter
+	xylophone quux foo-bar C++ 100% a b c`)
+
+func (g *diffGen) words(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(diffWords[g.r.IntN(len(diffWords))])
+	}
+	s := b.String()
+	g.pieces = append(g.pieces, s)
+	return s
+}
+
+// charsetFor picks a charset that can encode s, and returns s encoded.
+func (g *diffGen) charsetFor(s string) (string, []byte) {
+	cands := []struct {
+		name string
+		enc  encoding.Encoding
+	}{{"iso-8859-1", charmap.ISO8859_1}, {"windows-1252", charmap.Windows1252}, {"koi8-r", charmap.KOI8R}, {"iso-8859-7", charmap.ISO8859_7}}
+	if g.r.IntN(3) > 0 {
+		c := cands[g.r.IntN(len(cands))]
+		if b, err := c.enc.NewEncoder().Bytes([]byte(s)); err == nil {
+			return c.name, b
+		}
+	}
+	return "utf-8", []byte(s)
+}
+
+func (g *diffGen) encodeBody(data []byte) (string, string) {
+	switch g.r.IntN(3) {
+	case 0:
+		var b bytes.Buffer
+		w := quotedprintable.NewWriter(&b)
+		w.Write(data)
+		w.Close()
+		return "quoted-printable", strings.ReplaceAll(strings.ReplaceAll(b.String(), "\r\n", "\n"), "\n", "\r\n")
+	case 1:
+		s := base64.StdEncoding.EncodeToString(data)
+		var b strings.Builder
+		for len(s) > 76 {
+			b.WriteString(s[:76] + "\r\n")
+			s = s[76:]
+		}
+		b.WriteString(s)
+		return "base64", b.String()
+	}
+	return "8bit", string(data)
+}
+
+func (g *diffGen) textPart(html bool) string {
+	text := g.words(3+g.r.IntN(12)) + "\n" + g.words(2+g.r.IntN(6))
+	sub := "plain"
+	if html {
+		sub = "html"
+		text = "<html><head><style>p{}</style></head><body><p>" + g.words(3) + " <b>" + g.words(1) + "</b>" +
+			g.words(1) + " &amp; &eacute;t&eacute; &#1046; &lt;tag&gt;</p><script>" + g.words(2) + "</script>" + text + "</body></html>"
+	}
+	cs, data := g.charsetFor(text)
+	cte, body := g.encodeBody(data)
+	return "Content-Type: text/" + sub + "; charset=" + cs + "\r\nContent-Transfer-Encoding: " + cte + "\r\n\r\n" + body + "\r\n"
+}
+
+func (g *diffGen) headerWord(s string) string {
+	switch g.r.IntN(3) {
+	case 0:
+		return mime.BEncoding.Encode("utf-8", s)
+	case 1:
+		return mime.QEncoding.Encode("utf-8", s)
+	}
+	return s
+}
+
+func (g *diffGen) addr() string {
+	local := []string{"bob", "carol.smith", "zoë", "x"}[g.r.IntN(4)]
+	if !utf8.ValidString(local) || strings.ContainsRune(local, 'ë') {
+		local = "zoe"
+	}
+	a := local + "@" + []string{"example.org", "mail.example", "beispiel.de"}[g.r.IntN(3)]
+	g.pieces = append(g.pieces, a)
+	switch g.r.IntN(3) {
+	case 0:
+		return a
+	case 1:
+		return g.headerWord(g.words(2)) + " <" + a + ">"
+	}
+	return `"` + g.words(1) + `" <` + a + "> (" + g.words(1) + ")"
+}
+
+func (g *diffGen) body(depth int) string {
+	switch k := g.r.IntN(6); {
+	case depth > 2 || k < 2:
+		return g.textPart(k == 1)
+	case k == 2:
+		return g.multipart("alternative", []string{g.textPart(false), g.textPart(true)})
+	case k == 3:
+		att := "Content-Type: application/octet-stream; name=\"" + g.words(1) + ".bin\"\r\nContent-Disposition: attachment; filename=\"" +
+			g.words(1) + ".pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(g.words(3))) + "\r\n"
+		return g.multipart("mixed", []string{g.body(depth + 1), att})
+	case k == 4:
+		return "Content-Type: message/rfc822\r\n\r\n" + g.headers() + g.body(depth+1)
+	}
+	return g.multipart("mixed", []string{g.body(depth + 1), g.body(depth + 1)})
+}
+
+func (g *diffGen) multipart(sub string, parts []string) string {
+	g.n++
+	bound := fmt.Sprintf("b%d-%d", g.n, g.r.IntN(1000))
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/" + sub + "; boundary=" + bound + "\r\n\r\npreamble\r\n")
+	for _, p := range parts {
+		b.WriteString("--" + bound + "\r\n" + p)
+	}
+	b.WriteString("--" + bound + "--\r\n")
+	return b.String()
+}
+
+func (g *diffGen) headers() string {
+	h := "From: " + g.addr() + "\r\nTo: " + g.addr() + ", " + g.addr() + "\r\n"
+	if g.r.IntN(2) == 0 {
+		h += "Cc: " + g.addr() + "\r\n"
+	}
+	if g.r.IntN(3) == 0 {
+		h += "Bcc: " + g.addr() + "\r\n"
+	}
+	h += "Subject: " + g.headerWord(g.words(1+g.r.IntN(4))) + "\r\n"
+	if g.r.IntN(2) == 0 {
+		h += "X-Tag: " + g.words(2) + "\r\n"
+	}
+	h += "Date: Mon, 1 Dec 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+	return h
+}
+
+func (g *diffGen) message() []byte {
+	return []byte(g.headers() + g.body(0))
+}
+
+// needle is a random substring of text the messages hold (maybe with its
+// case changed), or a miss.
+func (g *diffGen) needle() string {
+	if g.r.IntN(12) == 0 || len(g.pieces) == 0 {
+		return []string{"zzqx", "q", "ß", "日", "@", "   "}[g.r.IntN(6)]
+	}
+	runes := []rune(g.pieces[g.r.IntN(len(g.pieces))])
+	start := g.r.IntN(len(runes))
+	n := 1 + g.r.IntN(min(12, len(runes)-start))
+	s := string(runes[start : start+n])
+	switch g.r.IntN(4) {
+	case 0:
+		s = strings.ToUpper(s)
+	case 1:
+		s = strings.ToLower(s)
+	}
+	return s
+}
+
+// literal is s as an IMAP non-synchronizing literal.
+func literal(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
+
+func (g *diffGen) key(depth int) string {
+	if depth > 0 {
+		switch g.r.IntN(6) {
+		case 0:
+			return "NOT " + g.key(depth-1)
+		case 1:
+			return "OR " + g.key(depth-1) + " " + g.key(depth-1)
+		case 2:
+			return "(" + g.key(depth-1) + " " + g.key(depth-1) + ")"
+		}
+	}
+	switch g.r.IntN(12) {
+	case 0:
+		return "BODY " + literal(g.needle())
+	case 1, 2:
+		return "TEXT " + literal(g.needle())
+	case 3:
+		return "SUBJECT " + literal(g.needle())
+	case 4:
+		return "FROM " + literal(g.needle())
+	case 5:
+		return "TO " + literal(g.needle())
+	case 6:
+		return "CC " + literal(g.needle())
+	case 7:
+		return "BCC " + literal(g.needle())
+	case 8:
+		return "HEADER X-Tag " + literal(g.needle())
+	case 9:
+		return "SEEN"
+	case 10:
+		return fmt.Sprintf("UID %d:%d", 1+g.r.IntN(30), 1+g.r.IntN(80))
+	}
+	return "BODY " + literal(g.needle())
+}

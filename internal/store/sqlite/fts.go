@@ -1,0 +1,473 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// The full-text index (schema version 6). One row per content (not per
+// message: COPY and MOVE reuse it), rowid = contents.id, holding the
+// searchable text exactly as the SEARCH scan sees it (search.Doc: folded,
+// decoded), split by field. The FTS5 trigram tokenizer indexes which
+// three-character sequences each row holds (detail=none: no positions,
+// about a quarter of the text's size); a query asks for the rows holding
+// every trigram of the needle, and the stored text is then compared byte
+// for byte (search verification), so the answer is exactly the scan's.
+// The text is already case-folded, hence case_sensitive 1: the tokenizer
+// folds nothing more. BenchmarkFTSChoice and docs/PERFORMANCE.md have the
+// numbers behind the choice.
+//
+// fts_pending is the durable queue of contents still to index: Append
+// adds each new content in the transaction that creates it, the indexer
+// (textIndexer) removes it in the transaction that writes its fts row.
+// state 1 marks a content that cannot be indexed (its text is over
+// maxIndexedText, or its body could not be read): it stays "pending" for
+// good and SEARCH reads it from the body. fts_weak lists indexed
+// contents whose text is not valid UTF-8: the tokenizer may split such
+// bytes differently from a needle's, so they are candidates for every
+// query (their stored text is still compared exactly).
+const ftsSchema = `
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none);
+CREATE TABLE IF NOT EXISTS fts_pending(
+	content_id INTEGER PRIMARY KEY,
+	state INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS fts_weak(
+	content_id INTEGER PRIMARY KEY
+);
+CREATE TRIGGER IF NOT EXISTS contents_fts_gone AFTER DELETE ON contents BEGIN
+	DELETE FROM fts WHERE rowid = OLD.id;
+	DELETE FROM fts_pending WHERE content_id = OLD.id;
+	DELETE FROM fts_weak WHERE content_id = OLD.id;
+END;
+`
+
+// maxIndexedText is the most searchable text one content may have to be
+// indexed; larger ones are searched by reading them (fts_pending state 1).
+const maxIndexedText = 8 << 20
+
+// ftsBatch is how many contents the background indexer extracts and
+// writes per transaction: small enough that a delivery waiting for the
+// write lock waits little. tern index, which has the user to itself in
+// the common case, writes ftsBulkBatch per transaction.
+const (
+	ftsBatch     = 32
+	ftsBulkBatch = 256
+)
+
+// Pending states.
+const (
+	ftsToDo     = 0
+	ftsNotIndex = 1
+)
+
+// queueBackfill adds every content to the indexing queue (migration to
+// schema version 6, tern index --rebuild).
+const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id FROM contents`
+
+// ftsColumns are the fts columns in store.TextField bit order.
+var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
+
+// SearchText implements store.Account.
+func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
+	var res store.TextResult
+	err := a.read(ctx, "search text", func(tx *sqlTx) error {
+		var err error
+		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p JOIN messages m ON m.content_id = p.content_id
+			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+			return err
+		}
+		res.Hits = make([][]uint32, len(qs))
+		for i, q := range qs {
+			if res.Hits[i], err = searchOne(ctx, tx, mailboxID, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// searchOne answers one query: the candidate rows from the trigram index
+// (every indexed message of the mailbox when the needle has fewer than
+// three characters), each checked against its stored text.
+func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, error) {
+	var cols []string
+	for i, c := range ftsColumns {
+		if q.Fields&(1<<i) != 0 {
+			cols = append(cols, "f."+c)
+		}
+	}
+	if len(cols) == 0 {
+		return nil, nil
+	}
+	sel := `SELECT m.uid, ` + strings.Join(cols, ", ")
+	var uids []uint32
+	scan := func(query string, args ...any) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("full-text query: %w", err)
+		}
+		defer rows.Close()
+		vals := make([]sql.RawBytes, len(cols))
+		dest := make([]any, 1+len(cols))
+		var uid uint32
+		dest[0] = &uid
+		for i := range vals {
+			dest[1+i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("full-text query: %w", err)
+			}
+			for _, v := range vals {
+				if bytes.Contains(v, q.Needle) {
+					uids = append(uids, uid)
+					break
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("full-text query: %w", err)
+		}
+		return nil
+	}
+	if match, ok := trigramQuery(q.Needle); ok {
+		if err := scan(sel+` FROM fts f JOIN messages m ON m.content_id = f.rowid
+			WHERE fts MATCH ? AND m.mailbox_id = ?`, match, mailboxID); err != nil {
+			return nil, err
+		}
+		if err := scan(sel+` FROM fts_weak w JOIN fts f ON f.rowid = w.content_id JOIN messages m ON m.content_id = w.content_id
+			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+			return nil, err
+		}
+	} else if err := scan(sel+` FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+		return nil, err
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
+// maxQueryTrigrams bounds the trigrams of one index query: a long needle
+// asks for an evenly spread sample (fewer conditions only widen the
+// candidates, which are checked against the text anyway).
+const maxQueryTrigrams = 12
+
+// trigramQuery returns the FTS5 query for rows holding the trigrams of
+// needle, or false when the index cannot narrow the search: fewer than
+// three characters, or bytes that are not UTF-8.
+func trigramQuery(needle []byte) (string, bool) {
+	if !utf8.Valid(needle) || utf8.RuneCount(needle) < 3 {
+		return "", false
+	}
+	r := []rune(string(needle))
+	var grams []string
+	for i := 0; i+3 <= len(r); i++ {
+		if t := string(r[i : i+3]); !slices.Contains(grams, t) {
+			grams = append(grams, t)
+		}
+	}
+	if len(grams) > maxQueryTrigrams {
+		sample := make([]string, maxQueryTrigrams)
+		for i := range sample {
+			sample[i] = grams[i*(len(grams)-1)/(maxQueryTrigrams-1)]
+		}
+		grams = sample
+	}
+	var b strings.Builder
+	for i, t := range grams {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(t, `"`, `""`))
+		b.WriteByte('"')
+	}
+	return b.String(), true
+}
+
+// queryUIDs runs a query returning one UID column, sorted ascending.
+func queryUIDs(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query uids: %w", err)
+	}
+	defer rows.Close()
+	var uids []uint32
+	for rows.Next() {
+		var u uint32
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("query uids: %w", err)
+		}
+		uids = append(uids, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query uids: %w", err)
+	}
+	slices.Sort(uids)
+	return uids, nil
+}
+
+// pendingContent is one content the indexer read for indexing.
+type pendingContent struct {
+	id       int64
+	blob     string
+	inline   []byte // the whole message when kept in mail.db (wholeInline)
+	parts    []byte
+	header   []byte
+	doc      search.Doc
+	indexErr error // not indexable: stays in fts_pending with state 1
+
+	needPreview bool   // contents.preview is NULL (stored before it existed)
+	preview     string // computed when needPreview
+}
+
+// indexPending indexes up to batch contents of the queue and reports how
+// many it took (0: the queue is empty).
+func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
+	var todo []*pendingContent
+	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
+			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
+			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p := &pendingContent{}
+			var kind int
+			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
+				return err
+			}
+			p.inline = wholeInline(p.inline, p.header, kind)
+			todo = append(todo, p)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(todo) == 0 {
+		return 0, err
+	}
+	for _, p := range todo {
+		p.doc, p.indexErr = a.u.extractText(p)
+	}
+	err = a.write(ctx, "index: write", func(w *wtx) error {
+		for _, p := range todo {
+			if p.needPreview && p.indexErr == nil {
+				if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE id = ?`, p.preview, p.id); err != nil {
+					return err
+				}
+			}
+			if p.indexErr != nil {
+				if _, err := w.tx.ExecContext(ctx, `UPDATE fts_pending SET state = ? WHERE content_id = ?`, ftsNotIndex, p.id); err != nil {
+					return err
+				}
+				continue
+			}
+			// The content may have gone (its last message expunged)
+			// since the queue was read: then its queue row went too.
+			r, err := w.tx.ExecContext(ctx, `DELETE FROM fts_pending WHERE content_id = ? AND state = 0`, p.id)
+			if err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil || n == 0 {
+				continue
+			}
+			if err := insertDoc(ctx, w.tx, p.id, &p.doc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range todo {
+		if p.indexErr != nil {
+			a.s.log.Warn("index: content left to scanning", "user", a.u.name, "content", p.id, "err", p.indexErr)
+		}
+	}
+	return len(todo), nil
+}
+
+// insertDoc writes the fts row of content id (and its fts_weak row when
+// its text is not UTF-8).
+func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
+	// A row left by an interrupted rebuild or migration is replaced.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
+		return fmt.Errorf("insert text of content %d: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`,
+		id, d.Header, d.Address, d.Body, d.MIME); err != nil {
+		return fmt.Errorf("insert text of content %d: %w", id, err)
+	}
+	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
+			return fmt.Errorf("insert text of content %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+var errTextTooLarge = errors.New("searchable text over the index limit")
+
+// extractText reads a queued content's body and returns its searchable
+// text, as the SEARCH scan would decode it.
+func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("extract text: panic: %v", r)
+		}
+	}()
+	root, err := message.DecodeParts(p.parts)
+	if err != nil {
+		return doc, fmt.Errorf("extract text: %w", err)
+	}
+	if root == nil {
+		return doc, errors.New("extract text: no part tree")
+	}
+	var r io.ReaderAt
+	if p.inline != nil {
+		r = bytes.NewReader(p.inline)
+	} else {
+		f, err := os.Open(u.blobPath(p.blob))
+		if err != nil {
+			return doc, fmt.Errorf("extract text: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	doc, err = search.Extract(r, root, p.header)
+	if err != nil {
+		return doc, fmt.Errorf("extract text: %w", err)
+	}
+	if p.needPreview {
+		p.preview = search.Preview(r, root)
+	}
+	if doc.Len() > maxIndexedText {
+		return doc, errTextTooLarge
+	}
+	return doc, nil
+}
+
+// checkText verifies the full-text index (tern check): FTS5's own
+// integrity check, every content indexed or queued, no index row
+// without its content, and each row's text equal to what the message
+// gives now. With repair, bad rows are dropped and their contents queued
+// again (the caller drains the queue), orphans removed, and a damaged
+// FTS5 structure rebuilt.
+func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+	var problems []string
+	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('integrity-check')`); err != nil {
+		problems = append(problems, fmt.Sprintf("full-text index damaged: %v", err))
+		if repair {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('rebuild')`); err != nil {
+				return problems, fmt.Errorf("rebuild full-text index: %w", err)
+			}
+		}
+	}
+	for _, c := range []struct{ query, problem, fix string }{
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT id FROM contents)`,
+			"full-text index row %d has no content", `DELETE FROM fts WHERE rowid = ?`},
+		{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
+			"index queue names content %d, which is gone", `DELETE FROM fts_pending WHERE content_id = ?`},
+		{`SELECT id FROM contents WHERE id NOT IN (SELECT rowid FROM fts) AND id NOT IN (SELECT content_id FROM fts_pending)`,
+			"content %d is neither indexed nor queued", `INSERT OR IGNORE INTO fts_pending(content_id) VALUES(?)`},
+	} {
+		ids, err := queryIDs(ctx, tx, c.query)
+		if err != nil {
+			return problems, err
+		}
+		for _, id := range ids {
+			problems = append(problems, fmt.Sprintf(c.problem, id))
+			if repair {
+				if _, err := tx.ExecContext(ctx, c.fix, id); err != nil {
+					return problems, err
+				}
+			}
+		}
+	}
+	stale, err := u.staleText(ctx, tx)
+	if err != nil {
+		return problems, err
+	}
+	for _, id := range stale {
+		problems = append(problems, fmt.Sprintf("full-text index row %d differs from its message", id))
+		if repair {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
+				return problems, err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`, id); err != nil {
+				return problems, err
+			}
+		}
+	}
+	return problems, nil
+}
+
+// staleText returns the indexed contents whose stored text differs from
+// their message's text extracted now (a message that cannot be read is
+// left to the body checks).
+func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, f.body, f.mime
+		FROM fts f JOIN contents c ON c.id = f.rowid LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
+	if err != nil {
+		return nil, fmt.Errorf("check full-text index: %w", err)
+	}
+	defer rows.Close()
+	var stale []int64
+	for rows.Next() {
+		var p pendingContent
+		var got search.Doc
+		var kind int
+		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
+			return nil, fmt.Errorf("check full-text index: %w", err)
+		}
+		p.inline = wholeInline(p.inline, p.header, kind)
+		want, err := u.extractText(&p)
+		if err != nil {
+			continue // a body that cannot be read is reported by the body check
+		}
+		if !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Address, want.Address) ||
+			!bytes.Equal(got.Body, want.Body) || !bytes.Equal(got.MIME, want.MIME) {
+			stale = append(stale, p.id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check full-text index: %w", err)
+	}
+	return stale, nil
+}
+
+// queryIDs runs a query returning one integer column.
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("query ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query ids: %w", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,271 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// ftsCounts returns the rows of the index, the queue (to do) and the
+// contents of user 1.
+func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
+	t.Helper()
+	u, err := s.acquireID(context.Background(), 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release(u)
+	for q, dst := range map[string]*int{
+		`SELECT COUNT(*) FROM fts`:                         &indexed,
+		`SELECT COUNT(*) FROM fts_pending WHERE state = 0`: &queued,
+		`SELECT COUNT(*) FROM contents`:                    &contents,
+	} {
+		if err := u.db.QueryRow(q).Scan(dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return
+}
+
+func wantFTS(t *testing.T, s *Store, indexed, queued, contents int) {
+	t.Helper()
+	i, q, c := ftsCounts(t, s)
+	if i != indexed || q != queued || c != contents {
+		t.Fatalf("fts rows %d, queued %d, contents %d; want %d, %d, %d", i, q, c, indexed, queued, contents)
+	}
+}
+
+// TestTextIndexLifecycle: Append queues each new content in its own
+// transaction (the queue outlives the process), IndexText drains it,
+// COPY reuses the content's row, the row goes with the last copy, and
+// --rebuild indexes everything again.
+func TestTextIndexLifecycle(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	wantFTS(t, s, 0, 3, 3)
+	s.Close()
+
+	s = openTest(t, dir, nil) // the queue survived
+	defer s.Close()
+	wantFTS(t, s, 0, 3, 3)
+	var calls int
+	if err := s.IndexText(ctx, "u", false, func(done, left int) { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 3, 0, 3)
+	if calls == 0 {
+		t.Fatal("no progress reported")
+	}
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	res, err := a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte("message 1.")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pending) != 0 || len(res.Hits[0]) != 1 || res.Hits[0][0] != 2 {
+		t.Fatalf("SearchText = %+v; want hit UID 2, nothing pending", res)
+	}
+	if err := a.CreateMailbox(ctx, "Copy", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, inbox.ID, []uint32{1, 2}, "Copy"); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 3, 0, 3)
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1, 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 2) // content 3 had no other copy
+	if err := s.IndexText(ctx, "u", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 2)
+}
+
+// TestTextIndexMigration: opening a mail.db of schema version 5 queues
+// every existing content for the indexer.
+func TestTextIndexMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	s.Close()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER contents_fts_gone`, `DROP TABLE fts`, `DROP TABLE fts_pending`, `DROP TABLE fts_weak`,
+		`ALTER TABLE contents DROP COLUMN preview`, `PRAGMA user_version = 5`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	wantFTS(t, s, 0, 4, 4)
+	// The indexer fills in the previews of the old messages.
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	err = a.Fetch(ctx, inbox.ID, []uint32{1, 2, 3, 4}, store.WantPreview, func(m *store.Message) error {
+		if m.Preview == nil || !strings.HasPrefix(*m.Preview, "Body of message") {
+			t.Errorf("UID %d: preview %v", m.UID, m.Preview)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTextIndexer: the background indexer of a Store drains what Append
+// queues (the backfill at start included) without anyone asking.
+func TestTextIndexer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	s.Close()
+	s = openWith(t, dir, Options{TextIndexer: true})
+	defer s.Close()
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if i, q, _ := ftsCounts(t, s); i == 2 && q == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			wantFTS(t, s, 2, 0, 2)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTextIndexCheck: tern check finds index rows that differ from their
+// message and contents neither indexed nor queued; --repair indexes them
+// again.
+func TestTextIndexCheck(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check = %q, %v; want consistent", p, err)
+	}
+	u, err := s.acquireID(ctx, 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE fts SET body = 'something else' WHERE rowid = 1`, `DELETE FROM fts WHERE rowid = 2`} {
+		if _, err := u.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.release(u)
+	p, err := s.Check(ctx, true)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("Check(repair) = %q, %v; want 2 problems", p, err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)
+	}
+	wantFTS(t, s, 3, 0, 3)
+}
+
+func TestTrigramQuery(t *testing.T) {
+	for _, tc := range []struct {
+		needle, want string
+		ok           bool
+	}{
+		{"ab", "", false},
+		{"日本", "", false},
+		{"\xff\xfeabc", "", false},
+		{"abc", `"abc"`, true},
+		{`a"bcb"`, `"a""b" AND """bc" AND "bcb" AND "cb"""`, true},
+		{"abab", `"aba" AND "bab"`, true},
+		{"日本語です", `"日本語" AND "本語で" AND "語です"`, true},
+	} {
+		got, ok := trigramQuery([]byte(tc.needle))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("trigramQuery(%q) = %q, %v; want %q, %v", tc.needle, got, ok, tc.want, tc.ok)
+		}
+	}
+	long, _ := trigramQuery([]byte("abcdefghijklmnopqrstuvwxyz"))
+	if n := strings.Count(long, " AND ") + 1; n != maxQueryTrigrams || !strings.HasPrefix(long, `"abc"`) || !strings.HasSuffix(long, `"xyz"`) {
+		t.Errorf("long needle: %d trigrams: %s", n, long)
+	}
+}

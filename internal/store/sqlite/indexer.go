@@ -1,0 +1,176 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// textIndexer drains the users' full-text indexing queues (fts_pending)
+// in the background, one user at a time, so that delivery never waits
+// for text extraction. It is told about users with new work by Append
+// (kick) and on the first open of a user's database; at start it visits
+// every user once (backfill). The queue is durable, so work a crash
+// interrupts is done after the restart.
+type textIndexer struct {
+	s      *Store
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	todo map[int64]string // user id -> name
+	wake chan struct{}    // one slot: todo has entries
+}
+
+// startIndexer starts s's indexer (Options.TextIndexer).
+func (s *Store) startIndexer() {
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &textIndexer{s: s, cancel: cancel, done: make(chan struct{}), todo: map[int64]string{}, wake: make(chan struct{}, 1)}
+	s.indexer = x
+	go x.run(ctx)
+}
+
+// stop ends the indexer and waits for it (Store.Close).
+func (x *textIndexer) stop() {
+	x.cancel()
+	<-x.done
+}
+
+// kick queues user id for indexing.
+func (x *textIndexer) kick(id int64, name string) {
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	x.todo[id] = name
+	x.mu.Unlock()
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (x *textIndexer) run(ctx context.Context) {
+	defer close(x.done)
+	if names, err := x.s.Users(ctx); err == nil {
+		for _, n := range names {
+			if id, err := x.s.userID(ctx, n); err == nil {
+				x.kick(id, n)
+			}
+		}
+	} else if ctx.Err() == nil {
+		x.s.log.Warn("index: list users for the backfill", "err", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-x.wake:
+		}
+		for {
+			x.mu.Lock()
+			var id int64
+			var name string
+			for id, name = range x.todo {
+				break
+			}
+			delete(x.todo, id)
+			x.mu.Unlock()
+			if name == "" {
+				break
+			}
+			if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
+				x.s.log.Warn("index: user's queue not drained; retrying later", "user", name, "err", err)
+				time.AfterFunc(30*time.Second, func() { x.kick(id, name) })
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// While mail arrives (an Append less than deliveryBusy ago), the
+// indexer works at most one part in indexDuty of the time: after a batch
+// that took d it pauses (indexDuty-1)*d. Delivery then keeps most of the
+// CPU and the write lock, and the queue (durable, and searched by
+// reading the queued messages) absorbs a burst; when deliveries pause,
+// the indexer runs flat out.
+const (
+	deliveryBusy = 2 * time.Second
+	indexDuty    = 5
+)
+
+// indexUser drains one user's queue.
+func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
+	u, err := s.acquireID(ctx, id, name)
+	if err != nil {
+		return err
+	}
+	defer s.release(u)
+	a := &account{s: s, u: u}
+	for {
+		t0 := time.Now()
+		n, err := a.indexPending(ctx, ftsBatch)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Since(time.Unix(0, s.lastAppend.Load())) < deliveryBusy {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After((indexDuty - 1) * time.Since(t0)):
+			}
+		}
+	}
+}
+
+// IndexText indexes the queued contents of user now (tern index),
+// calling progress after each batch with the number indexed so far and
+// the number still queued. With rebuild, the user's index is emptied and
+// every content queued again first.
+func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progress func(done, left int)) error {
+	acct, err := s.Account(ctx, user)
+	if err != nil {
+		return err
+	}
+	a := acct.(*account)
+	defer a.Close()
+	if rebuild {
+		if err := a.write(ctx, "index: rebuild", func(w *wtx) error {
+			for _, q := range []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_pending`, queueBackfill} {
+				if _, err := w.tx.ExecContext(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	done := 0
+	for {
+		n, err := a.indexPending(ctx, ftsBulkBatch)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		done += n
+		if progress != nil {
+			var left int
+			if err := a.u.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending WHERE state = 0`).Scan(&left); err != nil {
+				return err
+			}
+			progress(done, left)
+		}
+	}
+}
