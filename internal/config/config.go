@@ -259,9 +259,9 @@ func Default() *Config {
 		DataDir:         "./tern-data",
 		ShutdownTimeout: 30 * time.Second,
 		Listen: Listen{
-			IMAP:  "127.0.0.1:1143",
-			IMAPS: "127.0.0.1:1993",
-			LMTP:  "127.0.0.1:2424",
+			IMAP:        "127.0.0.1:1143",
+			IMAPS:       "127.0.0.1:1993",
+			LMTP:        "127.0.0.1:2424",
 			Admin:       DefaultAdminAddr,
 			ManageSieve: DefaultManageSieveAddr,
 		},
