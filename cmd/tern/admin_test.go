@@ -26,7 +26,7 @@ func TestServeAdminJSONLog(t *testing.T) {
 		t.Fatalf("user add: %+v", r)
 	}
 	cfgPath := filepath.Join(t.TempDir(), "tern.toml")
-	cfg := fmt.Sprintf("data_dir = %q\n[listen]\nimap = \"\"\nimaps = \"127.0.0.1:0\"\nlmtp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n", dir)
+	cfg := fmt.Sprintf("data_dir = %q\n[listen]\nimap = \"\"\nimaps = \"127.0.0.1:0\"\nlmtp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nmanagesieve = \"\"\n[log]\nformat = \"json\"\n", dir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func startServe(t *testing.T, want int, args ...string) (map[string]string, *syn
 		listening: func(proto, addr string) { addrs <- [2]string{proto, addr} },
 	}
 	done := make(chan int, 1)
-	go func() { done <- e.run(append([]string{"serve"}, args...)) }()
+	go func() { done <- e.run(append([]string{"serve", "--listen-managesieve", ""}, args...)) }()
 	got := map[string]string{}
 	for len(got) < want {
 		select {

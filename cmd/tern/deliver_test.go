@@ -155,7 +155,7 @@ func TestServeLMTPAndDeliverWakeIdle(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
-			"--listen-lmtp", "127.0.0.1:0", "--listen-admin", "", "--insecure-auth"})
+			"--listen-lmtp", "127.0.0.1:0", "--listen-admin", "", "--listen-managesieve", "", "--insecure-auth"})
 	}()
 	got := map[string]string{}
 	for len(got) < 2 {

@@ -302,7 +302,7 @@ func TestServe(t *testing.T) {
 	}
 	done := make(chan int, 1)
 	go func() {
-		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "127.0.0.1:0", "--listen-admin", ""})
+		done <- e.run([]string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "127.0.0.1:0", "--listen-admin", "", "--listen-managesieve", ""})
 	}()
 	got := map[string]string{}
 	for len(got) < 2 {

@@ -21,6 +21,11 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 		return nil, nil, nil
 	}
 	ln, err := net.Listen("tcp", cfg.Listen.ManageSieve)
+	if err != nil && !cfg.Listen.ManageSieveExplicit {
+		log.Warn("ManageSieve listener not started: default address unavailable; set listen.managesieve or --listen-managesieve to choose another, or empty to disable",
+			"addr", cfg.Listen.ManageSieve, "err", err)
+		return nil, nil, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen managesieve: %w", err)
 	}

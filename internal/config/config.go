@@ -120,9 +120,12 @@ type Listen struct {
 	// Autoconfig); empty (the default) disables it.
 	Autoconfig string `toml:"autoconfig"`
 	// ManageSieve (RFC 5804, STARTTLS) lets clients manage their Sieve
-	// scripts; empty (the default) disables it. The usual address is
-	// DefaultManageSieveAddr.
+	// scripts; DefaultManageSieveAddr by default, empty disables it. If
+	// the default address is taken tern warns and runs without it.
 	ManageSieve string `toml:"managesieve"`
+	// ManageSieveExplicit records that ManageSieve was set by the file or
+	// a flag: then it must bind.
+	ManageSieveExplicit bool `toml:"-"`
 }
 
 // DefaultManageSieveAddr is the conventional ManageSieve address
@@ -256,10 +259,11 @@ func Default() *Config {
 		DataDir:         "./tern-data",
 		ShutdownTimeout: 30 * time.Second,
 		Listen: Listen{
-			IMAP:  "127.0.0.1:1143",
-			IMAPS: "127.0.0.1:1993",
-			LMTP:  "127.0.0.1:2424",
-			Admin: DefaultAdminAddr,
+			IMAP:        "127.0.0.1:1143",
+			IMAPS:       "127.0.0.1:1993",
+			LMTP:        "127.0.0.1:2424",
+			Admin:       DefaultAdminAddr,
+			ManageSieve: DefaultManageSieveAddr,
 		},
 		Auth: Auth{
 			FreeFailures:    3,
@@ -318,6 +322,9 @@ func (c *Config) loadFile(path string) error {
 	}
 	if md.IsDefined("listen", "admin") {
 		c.Listen.AdminExplicit = true
+	}
+	if md.IsDefined("listen", "managesieve") {
+		c.Listen.ManageSieveExplicit = true
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -624,6 +631,7 @@ func (f *Flags) Apply(c *Config) {
 			c.Listen.AdminExplicit = true
 		case "listen-managesieve":
 			c.Listen.ManageSieve = f.managesieve
+			c.Listen.ManageSieveExplicit = true
 		case "sieve-smtp":
 			c.Sieve.SMTP = f.sieveSMTP
 		case "tls-cert":

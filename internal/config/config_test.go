@@ -342,15 +342,16 @@ func TestStoreURL(t *testing.T) {
 	}
 }
 
-// listen.managesieve: off by default, set by the file or the flag,
+// listen.managesieve: 127.0.0.1:4190 by default (not explicit, so a
+// taken port only warns), set by the file or the flag (explicit),
 // validated.
 func TestListenManageSieve(t *testing.T) {
 	c, err := parse(t, true)
-	if err != nil || c.Listen.ManageSieve != "" {
-		t.Fatalf("default: %v %q", err, c.Listen.ManageSieve)
+	if err != nil || c.Listen.ManageSieve != DefaultManageSieveAddr || c.Listen.ManageSieveExplicit {
+		t.Fatalf("default: %v %q explicit=%v", err, c.Listen.ManageSieve, c.Listen.ManageSieveExplicit)
 	}
 	p := writeFile(t, "[listen]\nmanagesieve = \"127.0.0.1:4190\"\n")
-	if c, err = parse(t, true, "--config", p); err != nil || c.Listen.ManageSieve != DefaultManageSieveAddr {
+	if c, err = parse(t, true, "--config", p); err != nil || c.Listen.ManageSieve != DefaultManageSieveAddr || !c.Listen.ManageSieveExplicit {
 		t.Fatalf("file: %v %+v", err, c)
 	}
 	if c, err = parse(t, true, "--config", p, "--listen-managesieve", ""); err != nil || c.Listen.ManageSieve != "" {
