@@ -30,6 +30,7 @@ import (
 // with the index, one told to scan. It compares with nothing indexed,
 // everything indexed, and a mix (new mail queued, copies, expunges).
 func TestSearchIndexDifferential(t *testing.T) {
+	needSQLite(t) // the text index is the sqlite store's
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 11))

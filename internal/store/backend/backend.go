@@ -7,6 +7,7 @@
 package backend
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -283,6 +285,16 @@ func HeaderBlock(raw []byte, info *message.Info) []byte {
 		return nil
 	}
 	return raw[root.HeaderStart:root.HeaderEnd]
+}
+
+// Preview computes a new message's FETCH PREVIEW text (search.Preview)
+// from its parse results; "" when it has no text or no part tree.
+func Preview(raw []byte, info *message.Info) string {
+	root, err := message.DecodeParts(info.Parts)
+	if err != nil || root == nil {
+		return ""
+	}
+	return search.Preview(bytes.NewReader(raw), root)
 }
 
 // maxThreadRefs bounds how many referenced ids one message contributes.

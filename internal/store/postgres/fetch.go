@@ -12,7 +12,7 @@ import (
 	"github.com/tern-imap/tern/internal/store/backend"
 )
 
-const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader | store.WantThreading
+const wantContent = store.WantDates | store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantIDs | store.WantHeader | store.WantThreading | store.WantPreview
 
 // fetchBatch bounds the messages one query of Fetch reads before fn runs:
 // fn writes to a client's socket, and a slow client must not hold a
@@ -45,7 +45,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") +
-			`, c.message_id, c.in_reply_to, c.refs`
+			`, c.message_id, c.in_reply_to, c.refs, ` + col(store.WantPreview, "c.preview")
 	}
 	q += ` FROM messages m JOIN unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi`
 	if content {
@@ -93,10 +93,11 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		env, body, bs, header  []byte
 		emailID, threadID      string
 		msgID, irt, refs       string
+		preview                *string
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
 	if content {
-		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &msgID, &irt, &refs)
+		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &msgID, &irt, &refs, &preview)
 	}
 	fl := backend.FlagInterner{}
 	_, err = pgx.ForEachRow(rows, dest, func() error {
@@ -122,6 +123,9 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		}
 		if want&store.WantThreading != 0 {
 			msg.MessageID, msg.InReplyTo, msg.References = msgID, strings.Fields(irt), strings.Fields(refs)
+		}
+		if want&store.WantPreview != 0 {
+			msg.Preview, preview = preview, nil
 		}
 		out = append(out, msg)
 		return nil

@@ -253,9 +253,11 @@ type prepared struct {
 	hash   []byte
 	info   *message.Info
 	header []byte
-	sys    int64
-	kws    []string
-	idate  time.Time
+	// preview is the FETCH PREVIEW text (backend.Preview).
+	preview string
+	sys     int64
+	kws     []string
+	idate   time.Time
 }
 
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
@@ -277,7 +279,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = t
 		}
 		info := backend.ParseMessage(a.s.log, a.name, m.Body)
-		preps[i] = prepared{NewMessage: m, hash: bodyHash(m.Body), info: info, header: backend.HeaderBlock(m.Body, info), sys: sys, kws: kws, idate: idate}
+		preps[i] = prepared{NewMessage: m, hash: bodyHash(m.Body), info: info, header: backend.HeaderBlock(m.Body, info),
+			preview: backend.Preview(m.Body, info), sys: sys, kws: kws, idate: idate}
 		size += int64(len(m.Body))
 	}
 	err = a.write(ctx, "append", func(w *wtx) error {
@@ -348,15 +351,15 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			rec AS (INSERT INTO thread_ids(user_id, message_id, thread_id) SELECT $1, ids.id, tid.thread_id FROM ids, tid
 				ON CONFLICT DO NOTHING),
 			c AS (INSERT INTO contents(user_id, body_hash, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header,
-				message_id, in_reply_to, refs)
-				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM tid RETURNING id)
+				message_id, in_reply_to, refs, preview)
+				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $25 FROM tid RETURNING id)
 			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
 			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c`,
 			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
 			p.hash, len(p.Body), "M"+id, sent, sentTZ,
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
-			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate)
+			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview))
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {

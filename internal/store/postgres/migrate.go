@@ -161,6 +161,11 @@ CREATE TABLE acl(
 );
 CREATE INDEX acl_identifier ON acl(identifier);
 `,
+	// 4: FETCH PREVIEW text (RFC 8970), computed at delivery; NULL for
+	// messages stored before.
+	`
+ALTER TABLE contents ADD COLUMN preview text;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
-	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
 )
@@ -209,16 +208,6 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	return modseq, nil
 }
 
-// previewOf computes a new message's FETCH PREVIEW text (search.Preview)
-// from its parse results; "" when it has no text or no part tree.
-func previewOf(raw []byte, info *message.Info) string {
-	root, err := message.DecodeParts(info.Parts)
-	if err != nil || root == nil {
-		return ""
-	}
-	return search.Preview(bytes.NewReader(raw), root)
-}
-
 func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMessage) (store.AppendResult, error) {
 	var res store.AppendResult
 	n, err := backend.LookupName(mailbox)
@@ -246,7 +235,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = now
 		}
 		info := backend.ParseMessage(a.s.log, a.u.name, m.Body)
-		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), preview: previewOf(m.Body, info), sys: sys, kws: kws, idate: idate}
+		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), preview: backend.Preview(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
