@@ -258,8 +258,16 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	if err != nil || len(todo) == 0 {
 		return 0, err
 	}
+	var text uint64
 	for _, p := range todo {
 		p.doc, p.indexErr = a.u.extractText(p)
+		text += uint64(p.doc.Len())
+	}
+	// The index never takes the last free space: a full disk must still
+	// let deliveries fail cleanly and small writes (flags, \Recent)
+	// succeed. Searches read the queued messages meanwhile.
+	if free, ok := diskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
+		return 0, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
 	}
 	err = a.write(ctx, "index: write", func(w *wtx) error {
 		for _, p := range todo {
@@ -320,6 +328,13 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 }
 
 var errTextTooLarge = errors.New("searchable text over the index limit")
+
+// errLowDisk stops indexing while the disk is nearly full.
+var errLowDisk = errors.New("disk nearly full: indexing waits")
+
+// ftsDiskReserve is the free disk space the indexer leaves alone (plus
+// four times the text of the batch it would write).
+const ftsDiskReserve = 64 << 20
 
 // extractText reads a queued content's body and returns its searchable
 // text, as the SEARCH scan would decode it.

@@ -81,8 +81,8 @@ func (x *textIndexer) run(ctx context.Context) {
 				break
 			}
 			if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
-				x.s.log.Warn("index: user's queue not drained; retrying later", "user", name, "err", err)
-				time.AfterFunc(30*time.Second, func() { x.kick(id, name) })
+				x.s.log.Warn("index: user's queue not drained; retrying in a minute", "user", name, "err", err)
+				time.AfterFunc(time.Minute, func() { x.kick(id, name) })
 			}
 			if ctx.Err() != nil {
 				return
