@@ -85,7 +85,10 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 	var res store.TextResult
 	err := a.read(ctx, "search text", func(tx *sqlTx) error {
 		var err error
-		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p JOIN messages m ON m.content_id = p.content_id
+		// CROSS JOIN fixes the loop order (SQLite's planner, without
+		// statistics, would walk the whole mailbox and look each message
+		// up in the queue, or run the MATCH once per message).
+		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p CROSS JOIN messages m ON m.content_id = p.content_id
 			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
 			return err
 		}
@@ -145,11 +148,13 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 		return nil
 	}
 	if match, ok := trigramQuery(q.Needle); ok {
-		if err := scan(sel+` FROM fts f JOIN messages m ON m.content_id = f.rowid
+		// The index first, then the messages of its rows (CROSS JOIN: see
+		// SearchText).
+		if err := scan(sel+` FROM fts f CROSS JOIN messages m ON m.content_id = f.rowid
 			WHERE fts MATCH ? AND m.mailbox_id = ?`, match, mailboxID); err != nil {
 			return nil, err
 		}
-		if err := scan(sel+` FROM fts_weak w JOIN fts f ON f.rowid = w.content_id JOIN messages m ON m.content_id = w.content_id
+		if err := scan(sel+` FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
 			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
 			return nil, err
 		}
