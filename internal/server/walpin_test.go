@@ -19,10 +19,7 @@ import (
 func TestSlowFetchDoesNotPinWAL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	// No background indexer: its own short transactions on the 300 new
-	// messages would make the checkpoint below busy for reasons that have
-	// nothing to do with the FETCH under test.
-	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir, noTextIndexer: true})
+	ts := newTestServer(t, serverOpts{insecureAuth: true, dataDir: dir})
 	ts.addUser("alice", "secret")
 	acct, err := ts.store.Account(ctx, "alice")
 	if err != nil {
