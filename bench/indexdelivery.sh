@@ -50,7 +50,8 @@ stop_pid() {
 	kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
 	wait "$p" 2>/dev/null || true
 }
-trap 'stop_pid "$PID"; rm -rf "$WORK/data"' EXIT INT TERM
+trap 'stop_pid "$PID"; rm -rf "$WORK/data"' EXIT
+trap 'exit 130' INT TERM
 port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 PORT=21424
 while ! port_free "$PORT"; do PORT=$((PORT + 1)); done

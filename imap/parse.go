@@ -116,6 +116,8 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.replaceArgs()
 	case "SEARCH":
 		cmd.Args = r.searchArgs()
+	case "ESEARCH": // RFC 7377, parse_multisearch.go
+		cmd.Args = r.multiSearchArgs()
 	case "FETCH":
 		cmd.Args = r.fetchArgs()
 	case "STORE":
@@ -166,7 +168,7 @@ var commandNames = []string{
 	"GETQUOTA", "GETQUOTAROOT", "NOTIFY", "SORT", "THREAD", "CANCELUPDATE",
 	"UNAUTHENTICATE", "REPLACE",
 	"GETMETADATA", "SETMETADATA",
-	"COMPRESS",
+	"COMPRESS", "ESEARCH",
 	"SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS", "SETQUOTA",
 }
 

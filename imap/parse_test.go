@@ -549,3 +549,29 @@ func TestHugeLiteralSizeIsFatal(t *testing.T) {
 		t.Fatalf("got %+v %v", cmd, err)
 	}
 }
+
+func TestParseMultiSearch(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want *MultiSearchArgs
+	}{
+		{"a ESEARCH ALL\r\n", &MultiSearchArgs{Search: &SearchArgs{Key: &SearchKey{Op: SearchAll}}}},
+		{"a ESEARCH IN (personal subtree-one Work mailboxes (INBOX \"A B\") SELECTED) RETURN (COUNT) BODY x\r\n", &MultiSearchArgs{
+			Sources: []SearchSource{{Filter: "personal"}, {Filter: "subtree-one", Mailboxes: []string{"Work"}},
+				{Filter: "mailboxes", Mailboxes: []string{"INBOX", "A B"}}, {Filter: "selected"}},
+			Search: &SearchArgs{Return: []string{"COUNT"}, HasReturn: true, Key: &SearchKey{Op: SearchBody, Str: "x"}}}},
+	} {
+		cmd, err := NewReader(bufio.NewReader(strings.NewReader(tt.in)), ReaderOptions{}).ReadCommand()
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if cmd.Name != "ESEARCH" || !reflect.DeepEqual(cmd.Args, tt.want) {
+			t.Errorf("%q: got %+v", tt.in, cmd.Args)
+		}
+	}
+	for _, in := range []string{"a ESEARCH IN (everything) ALL\r\n", "a ESEARCH IN () ALL\r\n", "a ESEARCH IN (subtree) ALL\r\n"} {
+		if _, err := NewReader(bufio.NewReader(strings.NewReader(in)), ReaderOptions{}).ReadCommand(); err == nil {
+			t.Errorf("%q: parsed", in)
+		}
+	}
+}

@@ -526,6 +526,7 @@ func init() {
 		"UNSELECT":     {cmdClose, inSelected},
 		"EXPUNGE":      {cmdExpunge, inSelected},
 		"SEARCH":       {cmdSearch, inSelected},
+		"ESEARCH":      {cmdESearch, inLoggedIn}, // RFC 7377 (multisearch.go)
 		"FETCH":        {cmdFetch, inSelected},
 		"STORE":        {cmdStore, inSelected},
 		"COPY":         {cmdCopy, inSelected},
@@ -742,7 +743,7 @@ func (c *conn) capabilities() string {
 		}
 		return b.String()
 	}
-	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY PREVIEW")
+	b.WriteString(" NAMESPACE UNSELECT UIDPLUS MOVE SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE ESEARCH SEARCHRES BINARY UTF8=ACCEPT CONDSTORE QRESYNC OBJECTID SAVEDATE MULTIAPPEND NOTIFY CATENATE REPLACE UIDONLY PREVIEW MULTISEARCH")
 	fmt.Fprintf(&b, " APPENDLIMIT=%d", c.srv.cfg.MaxLiteralSize)
 	b.WriteString(quotaCapabilities)
 	b.WriteString(sortCapabilities)

@@ -140,23 +140,11 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	maxUID := sel.uids[len(sel.uids)-1]
 	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
 	if needBody {
-		// One opener for every candidate: it opens the current one.
-		cand.Open = func() (io.ReaderAt, *message.Part, error) {
-			b, err := sel.acct.OpenBody(ctx, sel.info.ID, cand.Msg.UID)
-			if err != nil {
-				return nil, nil, err
-			}
-			root, err := message.DecodeParts(b.Parts())
-			if err != nil {
-				b.Close()
-				return nil, nil, err
-			}
-			return b, root, nil
-		}
+		c.setOpener(ctx, sel.acct, sel.info.ID, cand)
 	}
 	uids := sel.uids
 	if needBody && !c.srv.cfg.ScanSearch {
-		if x := c.textIndex(ctx, sel, key); x != nil {
+		if x := c.textIndex(ctx, sel.acct, sel.info.ID, sel.info.Name, key); x != nil {
 			cand.Text = x
 			uids = x.Restrict(key, uids)
 			if !x.NeedsHeader(key) {
@@ -205,18 +193,35 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	return matched, modseqs, nil
 }
 
-// textIndex asks the store's full-text index about the text keys of key;
+// setOpener lets cand open the message it holds, in mailbox id of acct
+// (a shared mailbox's owner's account).
+func (c *conn) setOpener(ctx context.Context, acct store.Account, id int64, cand *search.Candidate) {
+	cand.Open = func() (io.ReaderAt, *message.Part, error) {
+		b, err := acct.OpenBody(ctx, id, cand.Msg.UID)
+		if err != nil {
+			return nil, nil, err
+		}
+		root, err := message.DecodeParts(b.Parts())
+		if err != nil {
+			b.Close()
+			return nil, nil, err
+		}
+		return b, root, nil
+	}
+}
+
+// textIndex asks the full-text index of acct (a shared mailbox's is its
+// owner's) about the text keys of key in mailbox id (name for the log);
 // nil means scan (no index, or it failed: the scan is always right).
-func (c *conn) textIndex(ctx context.Context, sel *selected, key *imap.SearchKey) *search.TextIndex {
+func (c *conn) textIndex(ctx context.Context, acct store.Account, id int64, name string, key *imap.SearchKey) *search.TextIndex {
 	leaves := search.TextLeaves(key)
 	if len(leaves) == 0 {
 		return nil
 	}
-	// The mailbox's own account: a shared mailbox's index is its owner's.
-	res, err := sel.acct.SearchText(ctx, sel.info.ID, search.TextQueries(leaves))
+	res, err := acct.SearchText(ctx, id, search.TextQueries(leaves))
 	if err != nil {
 		if !errors.Is(err, store.ErrNoTextIndex) && ctx.Err() == nil {
-			c.log.Warn("search: full-text index failed; scanning", "mailbox", sel.info.Name, "err", err)
+			c.log.Warn("search: full-text index failed; scanning", "mailbox", name, "err", err)
 		}
 		return nil
 	}

@@ -85,7 +85,10 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 	var res store.TextResult
 	err := a.read(ctx, "search text", func(tx *sqlTx) error {
 		var err error
-		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p JOIN messages m ON m.content_id = p.content_id
+		// CROSS JOIN fixes the loop order (SQLite's planner, without
+		// statistics, would walk the whole mailbox and look each message
+		// up in the queue, or run the MATCH once per message).
+		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p CROSS JOIN messages m ON m.content_id = p.content_id
 			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
 			return err
 		}
@@ -145,11 +148,13 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 		return nil
 	}
 	if match, ok := trigramQuery(q.Needle); ok {
-		if err := scan(sel+` FROM fts f JOIN messages m ON m.content_id = f.rowid
+		// The index first, then the messages of its rows (CROSS JOIN: see
+		// SearchText).
+		if err := scan(sel+` FROM fts f CROSS JOIN messages m ON m.content_id = f.rowid
 			WHERE fts MATCH ? AND m.mailbox_id = ?`, match, mailboxID); err != nil {
 			return nil, err
 		}
-		if err := scan(sel+` FROM fts_weak w JOIN fts f ON f.rowid = w.content_id JOIN messages m ON m.content_id = w.content_id
+		if err := scan(sel+` FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
 			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
 			return nil, err
 		}
@@ -260,8 +265,16 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	if err != nil || len(todo) == 0 {
 		return 0, err
 	}
+	var text uint64
 	for _, p := range todo {
 		p.doc, p.indexErr = a.u.extractText(p)
+		text += uint64(p.doc.Len())
+	}
+	// The index never takes the last free space: a full disk must still
+	// let deliveries fail cleanly and small writes (flags, \Recent)
+	// succeed. Searches read the queued messages meanwhile.
+	if free, ok := diskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
+		return 0, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
 	}
 	err = a.write(ctx, "index: write", func(w *wtx) error {
 		for _, p := range todo {
@@ -322,6 +335,13 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 }
 
 var errTextTooLarge = errors.New("searchable text over the index limit")
+
+// errLowDisk stops indexing while the disk is nearly full.
+var errLowDisk = errors.New("disk nearly full: indexing waits")
+
+// ftsDiskReserve is the free disk space the indexer leaves alone (plus
+// four times the text of the batch it would write).
+const ftsDiskReserve = 64 << 20
 
 // extractText reads a queued content's body and returns its searchable
 // text, as the SEARCH scan would decode it.

@@ -10,8 +10,8 @@ import (
 // textIndexer drains the users' full-text indexing queues (fts_pending)
 // in the background, one user at a time, so that delivery never waits
 // for text extraction. It is told about users with new work by Append
-// (kick) and on the first open of a user's database; at start it visits
-// every user once (backfill). The queue is durable, so work a crash
+// (kick) and when an Account is opened (work queued by another process);
+// at start it visits every user once (backfill). The queue is durable, so work a crash
 // interrupts is done after the restart.
 type textIndexer struct {
 	s      *Store
@@ -81,8 +81,8 @@ func (x *textIndexer) run(ctx context.Context) {
 				break
 			}
 			if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
-				x.s.log.Warn("index: user's queue not drained; retrying later", "user", name, "err", err)
-				time.AfterFunc(30*time.Second, func() { x.kick(id, name) })
+				x.s.log.Warn("index: user's queue not drained; retrying in a minute", "user", name, "err", err)
+				time.AfterFunc(time.Minute, func() { x.kick(id, name) })
 			}
 			if ctx.Err() != nil {
 				return
