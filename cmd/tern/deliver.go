@@ -102,7 +102,7 @@ func (e *env) deliverOne(ctx context.Context, cfg *config.Config, user, mailbox 
 		st.Close()
 		closeN()
 	}()
-	d := newDeliverer(cfg, st, nil)
+	d := newDeliverer(cfg, st, nil, nil) // no sending: the spool belongs to tern serve
 	r, err := d.Resolve(ctx, user)
 	if err != nil {
 		if errors.Is(err, store.ErrNoSuchUser) {

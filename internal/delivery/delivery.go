@@ -35,6 +35,9 @@ type Options struct {
 	Scripts ScriptSource
 	// SieveLimits bound each script execution (zero: the defaults).
 	SieveLimits sieve.Limits
+	// Sender queues the mail Sieve scripts send (redirect, vacation);
+	// nil: those actions are only logged.
+	Sender Sender
 }
 
 // Deliverer maps recipient addresses to users and stores messages.
