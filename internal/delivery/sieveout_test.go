@@ -2,96 +2,27 @@ package delivery
 
 import (
 	"context"
-	"io"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/tern-imap/tern/internal/outbound"
+	"github.com/tern-imap/tern/internal/smtptest"
 )
-
-// sent is one message the SMTP sink accepted.
-type sent struct {
-	from string
-	to   []string
-	data string
-}
-
-// smtpSink is a go-smtp server on a loopback port that records every
-// message it accepts: the relay the outbound queue sends to.
-type smtpSink struct {
-	addr string
-	mu   sync.Mutex
-	got  []sent
-}
-
-func startSMTPSink(t *testing.T) *smtpSink {
-	t.Helper()
-	k := &smtpSink{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{k: k}, nil
-	}))
-	s.Domain = "sink.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.addr = ln.Addr().String()
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return k
-}
-
-func (k *smtpSink) messages() []sent {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return slices.Clone(k.got)
-}
-
-type sinkSession struct {
-	k    *smtpSink
-	from string
-	to   []string
-}
-
-func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
-func (s *sinkSession) Logout() error { return nil }
-func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *sinkSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.k.mu.Lock()
-	s.k.got = append(s.k.got, sent{s.from, slices.Clone(s.to), string(b)})
-	s.k.mu.Unlock()
-	return nil
-}
 
 // outEnv is a testEnv whose deliverer runs the scripts the store keeps
 // and sends through a real outbound queue to an SMTP sink.
 type outEnv struct {
 	*testEnv
-	sink *smtpSink
+	sink *smtptest.Sink
 	q    *outbound.Queue
 }
 
 func newOutEnv(t *testing.T, users ...string) *outEnv {
 	t.Helper()
-	sink := startSMTPSink(t)
-	q, err := outbound.Open(t.TempDir(), outbound.Options{Relay: sink.addr, Hostname: "tern.test",
+	sink := smtptest.Start(t)
+	q, err := outbound.Open(t.TempDir(), outbound.Options{Relay: sink.Addr, Hostname: "tern.test",
 		RetryBase: 50 * time.Millisecond, Timeout: 10 * time.Second, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +60,7 @@ func (e *outEnv) deliver(sender, rcpt, msg string) {
 
 // sent waits until the queue has sent everything queued (deliveries
 // queue before their LMTP reply) and returns what the sink got.
-func (e *outEnv) sent() []sent {
+func (e *outEnv) sent() []smtptest.Message {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for e.q.Len() > 0 {
@@ -138,7 +69,7 @@ func (e *outEnv) sent() []sent {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return e.sink.messages()
+	return e.sink.Messages()
 }
 
 func mail(from, to, extra, id string) string {
@@ -163,16 +94,16 @@ vacation :days 2 :subject "Away until Monday" "I am away.";`)
 		t.Fatalf("after two messages from one sender: %d replies, want 1: %+v", len(got), got)
 	}
 	r := got[0]
-	if r.from != "" || !slices.Equal(r.to, []string{"friend@example.net"}) {
-		t.Fatalf("reply envelope MAIL FROM <%s> RCPT %v, want <> and friend", r.from, r.to)
+	if r.From != "" || !slices.Equal(r.To, []string{"friend@example.net"}) {
+		t.Fatalf("reply envelope MAIL FROM <%s> RCPT %v, want <> and friend", r.From, r.To)
 	}
 	for _, want := range []string{
 		"\r\nAuto-Submitted: auto-replied", "\r\nIn-Reply-To: <v1@example.net>\r\n",
 		"\r\nReferences: <r0@example.net> <v1@example.net>\r\n", "\r\nSubject: Away until Monday\r\n",
 		"From: <alice@example.org>\r\n", "\r\nTo: <friend@example.net>\r\n", "I am away.",
 	} {
-		if !strings.Contains("\r\n"+r.data, want) {
-			t.Errorf("reply lacks %q:\n%s", want, r.data)
+		if !strings.Contains("\r\n"+r.Data, want) {
+			t.Errorf("reply lacks %q:\n%s", want, r.Data)
 		}
 	}
 
@@ -196,7 +127,7 @@ vacation :days 2 :subject "Away until Monday" "I am away.";`)
 	e.deliver("other@example.net", "alice@example.org",
 		mail("other@example.net", "x@example.com\r\nCc: alice@example.org", "", "<o2@example.net>"))
 	got = e.sent()
-	if len(got) != 2 || !slices.Equal(got[1].to, []string{"other@example.net"}) {
+	if len(got) != 2 || !slices.Equal(got[1].To, []string{"other@example.net"}) {
 		t.Fatalf("second sender: %+v", got)
 	}
 
@@ -226,20 +157,20 @@ func TestLMTPSieveRedirect(t *testing.T) {
 		t.Fatalf("redirects sent: %d, want 1", len(got))
 	}
 	r := got[0]
-	if r.from != "friend@example.net" || !slices.Equal(r.to, []string{"alice@elsewhere.example"}) {
-		t.Fatalf("redirect envelope MAIL FROM <%s> RCPT %v", r.from, r.to)
+	if r.From != "friend@example.net" || !slices.Equal(r.To, []string{"alice@elsewhere.example"}) {
+		t.Fatalf("redirect envelope MAIL FROM <%s> RCPT %v", r.From, r.To)
 	}
-	if !strings.HasPrefix(r.data, "X-Tern-Loop: alice\r\n") || strings.Contains(r.data, "Return-Path:") ||
-		!strings.Contains(r.data, "\r\nDelivered-To: alice@example.org\r\n") ||
-		!strings.HasSuffix(r.data, "\r\nSubject: hello\r\nMessage-ID: <1@example.net>\r\n\r\nHello Alice.\r\n.leading dot\r\n..two dots\r\nend\r\n") {
-		t.Fatalf("redirected message:\n%q", r.data)
+	if !strings.HasPrefix(r.Data, "X-Tern-Loop: alice\r\n") || strings.Contains(r.Data, "Return-Path:") ||
+		!strings.Contains(r.Data, "\r\nDelivered-To: alice@example.org\r\n") ||
+		!strings.HasSuffix(r.Data, "\r\nSubject: hello\r\nMessage-ID: <1@example.net>\r\n\r\nHello Alice.\r\n.leading dot\r\n..two dots\r\nend\r\n") {
+		t.Fatalf("redirected message:\n%q", r.Data)
 	}
 	if n := e.count("alice", "INBOX"); n != 0 {
 		t.Fatalf("INBOX after redirect: %d messages, want 0", n)
 	}
 
 	// The redirected copy comes back: it is kept, not sent again.
-	e.deliver("friend@example.net", "alice@example.org", r.data)
+	e.deliver("friend@example.net", "alice@example.org", r.Data)
 	if got := e.sent(); len(got) != 1 {
 		t.Fatalf("looping message redirected again: %+v", got[1:])
 	}
@@ -249,15 +180,36 @@ func TestLMTPSieveRedirect(t *testing.T) {
 }
 
 // TestLMTPSieveDuplicate: the duplicate test sees a Message-ID delivered
-// before, across deliveries.
+// before, across deliveries; a delivery that failed (over quota) records
+// nothing, so its retry is not a duplicate (RFC 7352 §3).
 func TestLMTPSieveDuplicate(t *testing.T) {
 	e := newOutEnv(t, "alice")
 	e.activate("alice", `require ["duplicate", "fileinto", "mailbox"];
 if duplicate { fileinto :create "Dups"; }`)
-	e.deliver("friend@example.net", "alice@example.org", mail("friend@example.net", "alice@example.org", "", "<d1@example.net>"))
-	e.deliver("friend@example.net", "alice@example.org", mail("friend@example.net", "alice@example.org", "", "<d1@example.net>"))
-	e.deliver("friend@example.net", "alice@example.org", mail("friend@example.net", "alice@example.org", "", "<d2@example.net>"))
+	msg := func(id string) string { return mail("friend@example.net", "alice@example.org", "", id) }
+	e.deliver("friend@example.net", "alice@example.org", msg("<d1@example.net>"))
+	e.deliver("friend@example.net", "alice@example.org", msg("<d1@example.net>"))
+	e.deliver("friend@example.net", "alice@example.org", msg("<d2@example.net>"))
 	if in, dups := e.count("alice", "INBOX"), e.count("alice", "Dups"); in != 2 || dups != 1 {
 		t.Fatalf("INBOX %d, Dups %d; want 2 and 1", in, dups)
+	}
+
+	ctx := context.Background()
+	a := e.account("alice")
+	if err := a.SetQuota(ctx, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	c := dialLMTP(t, "tcp", e.addr)
+	c.cmd(250, "MAIL FROM:<friend@example.net>")
+	c.cmd(250, "RCPT TO:<alice@example.org>")
+	if r := c.data(msg("<d3@example.net>"), 1); !strings.HasPrefix(r[0], "552") {
+		t.Fatalf("delivery over quota: %q", r)
+	}
+	if err := a.SetQuota(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver("friend@example.net", "alice@example.org", msg("<d3@example.net>"))
+	if in, dups := e.count("alice", "INBOX"), e.count("alice", "Dups"); in != 3 || dups != 1 {
+		t.Fatalf("after the retry: INBOX %d, Dups %d; want 3 and 1", in, dups)
 	}
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/smtptest"
+)
+
+// tern serve --sieve-smtp: a vacation script activated with tern sieve
+// answers a message delivered over LMTP through the relay, once per
+// sender, with the null envelope sender.
+func TestServeSieveVacation(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	script := "require \"vacation\";\nvacation :subject \"Away\" \"Back on Monday.\";\n"
+	if r := runT(t, script, "sieve", "put", "alice", "away", "-", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve put: %+v", r)
+	}
+	if r := runT(t, "", "sieve", "activate", "alice", "away", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve activate: %+v", r)
+	}
+	sink := smtptest.Start(t)
+	addrs, logBuf, stopServe := startServe(t, 1, "--data", dir, "--listen-imap", "", "--listen-imaps", "",
+		"--listen-lmtp", "127.0.0.1:0", "--listen-admin", "", "--sieve-smtp", sink.Addr)
+	var once sync.Once
+	stop := func() { once.Do(stopServe) }
+	defer stop()
+
+	for i := range 2 {
+		lmtpDeliver(t, addrs["lmtp"], "friend@example.net", "alice@example.org",
+			fmt.Sprintf("From: friend@example.net\r\nTo: alice@example.org\r\nSubject: hi\r\nMessage-ID: <%d@example.net>\r\n\r\nhello\r\n", i))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(sink.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no vacation reply reached the relay: %s", logBuf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop() // waits for the queue's worker; a second reply would have been queued before the LMTP reply
+	got := sink.Messages()
+	if len(got) != 1 || got[0].From != "" || len(got[0].To) != 1 || got[0].To[0] != "friend@example.net" ||
+		!strings.Contains(got[0].Data, "\r\nSubject: Away\r\n") || !strings.Contains(got[0].Data, "\r\nIn-Reply-To: <0@example.net>\r\n") {
+		t.Fatalf("relay got %+v", got)
+	}
+}
+
+// lmtpDeliver sends one message over LMTP and wants it accepted.
+func lmtpDeliver(t *testing.T, addr, from, rcpt, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "LHLO x\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, rcpt)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "354") {
+			break
+		}
+		if line[0] == '4' || line[0] == '5' {
+			t.Fatalf("lmtp: %q", line)
+		}
+	}
+	fmt.Fprintf(c, "%s.\r\n", msg)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "250 ") {
+		t.Fatalf("lmtp DATA: %q %v", line, err)
+	}
+}
