@@ -113,6 +113,9 @@ func (d *Deliverer) vacation(ctx context.Context, acct store.Account, in Incomin
 	}
 	sum := sha256.Sum256([]byte(v.Key))
 	key := hex.EncodeToString(sum[:])
+	mu := &d.vacationLocks[sum[0]%byte(len(d.vacationLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	seen, err := acct.SieveStateSeen(ctx, store.SieveVacation, key)
 	if err != nil {
 		d.log.Error("sieve: vacation state unreadable; no reply", "user", in.User, "to", v.To, "err", err)

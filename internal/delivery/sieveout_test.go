@@ -2,8 +2,11 @@ package delivery
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +214,38 @@ if duplicate { fileinto :create "Dups"; }`)
 	e.deliver("friend@example.net", "alice@example.org", msg("<d3@example.net>"))
 	if in, dups := e.count("alice", "INBOX"), e.count("alice", "Dups"); in != 3 || dups != 1 {
 		t.Fatalf("after the retry: INBOX %d, Dups %d; want 3 and 1", in, dups)
+	}
+}
+
+// TestLMTPSieveVacationConcurrent: messages from one sender arriving at
+// once over several LMTP connections get one reply.
+func TestLMTPSieveVacationConcurrent(t *testing.T) {
+	e := newOutEnv(t, "alice")
+	e.activate("alice", `require "vacation"; vacation "Away.";`)
+	const n = 8
+	clients := make([]*lmtpClient, n)
+	for i := range clients {
+		c := dialLMTP(t, "tcp", e.addr)
+		c.cmd(250, "MAIL FROM:<friend@example.net>")
+		c.cmd(250, "RCPT TO:<alice@example.org>")
+		c.cmd(354, "DATA")
+		clients[i] = c
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			w := c.c.DotWriter()
+			io.WriteString(w, mail("friend@example.net", "alice@example.org", "", fmt.Sprintf("<c%d@example.net>", i)))
+			w.Close()
+		})
+	}
+	wg.Wait()
+	for _, c := range clients {
+		if code, msg := c.reply(); code != 250 {
+			t.Fatalf("delivery: %d %s", code, msg)
+		}
+	}
+	if got := e.sent(); len(got) != 1 {
+		t.Fatalf("%d replies to one sender, want 1", len(got))
 	}
 }
