@@ -48,3 +48,17 @@ func (o *outboundQueue) sender() delivery.Sender {
 	}
 	return o.q
 }
+
+// spoolSender is where tern deliver puts Sieve redirects and vacation
+// replies: the spool of data_dir/outbound, which tern serve's queue
+// sends (it rescans the spool); nil when sieve.smtp is not set.
+func spoolSender(cfg *config.Config) (delivery.Sender, error) {
+	if cfg.Sieve.SMTP == "" {
+		return nil, nil
+	}
+	sp, err := outbound.OpenSpool(filepath.Join(cfg.DataDir, "outbound"))
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}

@@ -92,3 +92,50 @@ func lmtpDeliver(t *testing.T, addr, from, rcpt, msg string) {
 		t.Fatalf("lmtp DATA: %q %v", line, err)
 	}
 }
+
+// tern deliver with sieve.smtp puts a redirect into the spool of
+// data_dir/outbound; tern serve sends it.
+func TestDeliverSieveRedirectSpool(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	if r := runT(t, `redirect "alice@elsewhere.example";`, "sieve", "put", "alice", "fwd", "-", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve put: %+v", r)
+	}
+	if r := runT(t, "", "sieve", "activate", "alice", "fwd", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve activate: %+v", r)
+	}
+	sink := smtptest.Start(t)
+	conf := filepath.Join(dir, "tern.toml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("data_dir = %q\n[sieve]\nsmtp = %q\n", dir, sink.Addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runT(t, "Subject: fwd me\r\n\r\nbody\r\n", "deliver", "--user", "alice", "--from", "friend@example.net", "--config", conf); r.code != 0 {
+		t.Fatalf("deliver: %+v", r)
+	}
+	spool := filepath.Join(dir, "outbound", "queue")
+	if files, err := os.ReadDir(spool); err != nil || len(files) != 1 {
+		t.Fatalf("spool after deliver: %v %v", files, err)
+	}
+	_, logBuf, stop := startServe(t, 1, "--config", conf, "--listen-imap", "", "--listen-imaps", "",
+		"--listen-lmtp", "127.0.0.1:0", "--listen-admin", "")
+	defer stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		files, err := os.ReadDir(spool)
+		if err == nil && len(files) == 0 && len(sink.Messages()) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redirect not sent: %s", logBuf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := sink.Messages()
+	if len(got) != 1 || got[0].From != "friend@example.net" || got[0].To[0] != "alice@elsewhere.example" ||
+		!strings.HasPrefix(got[0].Data, "X-Tern-Loop: alice\r\n") || !strings.HasSuffix(got[0].Data, "Subject: fwd me\r\n\r\nbody\r\n") {
+		t.Fatalf("relay got %+v", got)
+	}
+}
