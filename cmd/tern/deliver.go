@@ -102,7 +102,11 @@ func (e *env) deliverOne(ctx context.Context, cfg *config.Config, user, mailbox 
 		st.Close()
 		closeN()
 	}()
-	d := newDeliverer(cfg, st, nil)
+	sender, err := spoolSender(cfg)
+	if err != nil {
+		return exTempFail, err
+	}
+	d := newDeliverer(cfg, st, sender, nil)
 	r, err := d.Resolve(ctx, user)
 	if err != nil {
 		if errors.Is(err, store.ErrNoSuchUser) {

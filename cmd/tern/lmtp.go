@@ -13,21 +13,23 @@ import (
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
-// Users' active Sieve scripts, when the store keeps them, run at delivery.
-func newDeliverer(cfg *config.Config, st store.Store, log *slog.Logger) *delivery.Deliverer {
+// Users' active Sieve scripts, when the store keeps them, run at delivery;
+// their redirects and vacation replies go to sender (nil: only logged).
+func newDeliverer(cfg *config.Config, st store.Store, sender delivery.Sender, log *slog.Logger) *delivery.Deliverer {
 	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
 		Scripts:            delivery.StoreScripts(st),
+		Sender:             sender,
 	})
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
 // same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.
-func startLMTP(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+func startLMTP(cfg *config.Config, st store.Store, sender delivery.Sender, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
 	if cfg.Listen.LMTP == "" {
 		return nil, nil, nil
 	}
@@ -35,7 +37,7 @@ func startLMTP(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, log), delivery.LMTPConfig{
+	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, sender, log), delivery.LMTPConfig{
 		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
 		Metrics:         m,
 	})

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/delivery"
 	"github.com/tern-imap/tern/internal/outbound"
 )
 
@@ -15,9 +16,8 @@ type outboundQueue struct{ q *outbound.Queue }
 // openOutbound opens the outbound queue under data_dir/outbound when
 // sieve.smtp is set. It does not contact the relay: tern starts while the
 // relay is down, and queued mail waits.
-//
-// TODO(sieve branch): hand the queue to the delivery's Sieve runner for
-// vacation replies and redirects; nothing enqueues before that.
+// LMTP delivery queues Sieve redirects and vacation replies into it
+// (sender).
 func openOutbound(cfg *config.Config, log *slog.Logger) (*outboundQueue, error) {
 	if cfg.Sieve.SMTP == "" {
 		return &outboundQueue{}, nil
@@ -38,4 +38,27 @@ func (o *outboundQueue) close(ctx context.Context) {
 	}
 	o.q.Close(ctx)
 	o.q = nil
+}
+
+// sender is the queue as the deliverer's Sender; nil (no sending) when
+// sieve.smtp is not set.
+func (o *outboundQueue) sender() delivery.Sender {
+	if o == nil || o.q == nil {
+		return nil
+	}
+	return o.q
+}
+
+// spoolSender is where tern deliver puts Sieve redirects and vacation
+// replies: the spool of data_dir/outbound, which tern serve's queue
+// sends (it rescans the spool); nil when sieve.smtp is not set.
+func spoolSender(cfg *config.Config) (delivery.Sender, error) {
+	if cfg.Sieve.SMTP == "" {
+		return nil, nil
+	}
+	sp, err := outbound.OpenSpool(filepath.Join(cfg.DataDir, "outbound"))
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
 }

@@ -191,22 +191,19 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		closeAll()
 		return err
 	}
-	lmtp, lmtpLn, err := startLMTP(cfg, st, adm.Metrics(), log)
-	if err != nil {
-		closeAll()
-		ac.close()
-		return err
-	}
 	outq, err := openOutbound(cfg, log)
 	if err != nil {
 		closeAll()
 		ac.close()
-		if lmtpLn != nil {
-			lmtpLn.Close()
-		}
 		return err
 	}
 	defer outq.close(ctx) // on early returns; a no-op after the shutdown below
+	lmtp, lmtpLn, err := startLMTP(cfg, st, outq.sender(), adm.Metrics(), log)
+	if err != nil {
+		closeAll()
+		ac.close()
+		return err
+	}
 	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
 	if err != nil {
 		closeAll()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store"
@@ -35,6 +36,9 @@ type Options struct {
 	Scripts ScriptSource
 	// SieveLimits bound each script execution (zero: the defaults).
 	SieveLimits sieve.Limits
+	// Sender queues the mail Sieve scripts send (redirect, vacation);
+	// nil: those actions are only logged.
+	Sender Sender
 }
 
 // Deliverer maps recipient addresses to users and stores messages.
@@ -43,6 +47,10 @@ type Deliverer struct {
 	opts    Options
 	log     *slog.Logger
 	scripts scriptCache
+	// vacationLocks serialize check, enqueue and mark of vacation replies
+	// with the same key (by its hash), so concurrent deliveries from one
+	// sender in this process reply once.
+	vacationLocks [64]sync.Mutex
 }
 
 // New returns a Deliverer storing into st.

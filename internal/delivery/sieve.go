@@ -225,8 +225,9 @@ func (d *Deliverer) runScript(ctx context.Context, acct store.Account, in Incomi
 	}
 	env := sieve.Envelope{
 		From: in.From, To: in.Address,
-		UserAddresses: []string{in.Address},
+		UserAddresses: d.userAddresses(in),
 		Mailboxes:     accountMailboxes{acct},
+		Duplicates:    accountDuplicates{acct},
 	}
 	res, err := script.Execute(ctx, env, sieve.NewMessage(in.Body), d.opts.SieveLimits)
 	if err != nil {
@@ -237,18 +238,15 @@ func (d *Deliverer) runScript(ctx context.Context, acct store.Account, in Incomi
 }
 
 // applyResult carries out a script's decisions: reject, the deliveries
-// (keep plus fileinto INBOX is one copy), and logs what it does not do
-// itself (redirect and vacation need outbound mail, not built yet).
+// (keep plus fileinto INBOX is one copy), then redirects, the vacation
+// reply and the duplicate marks (sendOutgoing), only once the message
+// is stored.
 func (d *Deliverer) applyResult(ctx context.Context, acct store.Account, in Incoming, res *sieve.Result) ([]Result, error) {
 	for _, a := range res.Actions {
 		d.log.Debug("sieve action", "user", in.User, "action", a.String(), "line", a.Line)
 		switch a.Kind {
 		case sieve.ActionReject, sieve.ActionEreject:
 			return nil, &RejectError{Reason: a.Reason}
-		case sieve.ActionRedirect:
-			d.log.Info("sieve: redirect not sent (no outbound mail yet)", "user", in.User, "to", a.Address, "copy", a.Copy)
-		case sieve.ActionVacation:
-			d.log.Info("sieve: vacation reply not sent (no outbound mail yet)", "user", in.User, "to", a.Vacation.To)
 		}
 	}
 	var out []Result
@@ -266,6 +264,15 @@ func (d *Deliverer) applyResult(ctx context.Context, acct store.Account, in Inco
 	}
 	if len(out) == 0 && firstErr != nil {
 		return nil, firstErr
+	}
+	if d.sendOutgoing(ctx, acct, in, res) && len(out) == 0 {
+		// A redirect that was to replace the keep was not done: the
+		// implicit keep applies, so the message is not lost.
+		r, err := d.storeCopy(ctx, acct, in, sieve.Delivery{Mailbox: "INBOX", Header: res.FinalHeader})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

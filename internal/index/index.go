@@ -6,8 +6,11 @@
 // first use and is a cache validated by modseq: every committed change
 // reaches the Indexes as a notification "mailbox X reached modseq M"
 // (from this process's backend, or from other processes through the
-// notify socket), and writes made through the wrapped store mark the
-// mailbox stale; the next read catches up with one IndexDelta query that
+// notify socket). A commit made through this process's backend usually
+// hands over its own change first (store.DeltaNotifier: MailboxDelta),
+// which the index applies directly when it is exactly where the commit
+// started; otherwise, and for other processes' changes, the mailbox is
+// stale and the next read catches up with one IndexDelta query that
 // costs O(changes). Sessions then resolve SELECT, STATUS, Changes and
 // FETCH/SEARCH/SORT of flags, sizes, dates and object ids from memory.
 //

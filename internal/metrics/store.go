@@ -45,6 +45,8 @@ const (
 	opRenameSieveScript
 	opSetActiveSieveScript
 	opActiveSieveScript
+	opSieveStateSeen
+	opMarkSieveState
 	opACL
 	opSetACL
 	opSharedMailboxes
@@ -58,7 +60,7 @@ var opNames = [numOps]string{
 	"changes", "vanished", "fetch", "open_body", "append", "store_flags", "expunge", "copy",
 	"move", "quota", "set_quota", "get_metadata", "set_metadata",
 	"sieve_scripts", "sieve_script", "put_sieve_script", "delete_sieve_script", "rename_sieve_script",
-	"set_active_sieve_script", "active_sieve_script",
+	"set_active_sieve_script", "active_sieve_script", "sieve_state_seen", "mark_sieve_state",
 	"acl", "set_acl", "shared_mailboxes", "sharers",
 }
 
@@ -265,6 +267,16 @@ func (a *timedAccount) SetActiveSieveScript(ctx context.Context, name string) er
 func (a *timedAccount) ActiveSieveScript(ctx context.Context) ([]byte, string, error) {
 	defer a.t.since(opActiveSieveScript, time.Now())
 	return a.Account.ActiveSieveScript(ctx)
+}
+
+func (a *timedAccount) SieveStateSeen(ctx context.Context, kind store.SieveStateKind, key string) (bool, error) {
+	defer a.t.since(opSieveStateSeen, time.Now())
+	return a.Account.SieveStateSeen(ctx, kind, key)
+}
+
+func (a *timedAccount) MarkSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) error {
+	defer a.t.since(opMarkSieveState, time.Now())
+	return a.Account.MarkSieveState(ctx, kind, key, expires)
 }
 
 func (a *timedAccount) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {

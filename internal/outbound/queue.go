@@ -11,13 +11,15 @@
 // with exponential backoff starting at Options.RetryBase; permanent ones
 // (5xx), and messages still undelivered after Options.GiveUpAfter, are
 // moved to the failed/ directory for the operator and logged.
+//
+// Another process may add messages to the spool with a Spool (tern
+// deliver beside tern serve): the worker rescans queue/ every
+// Options.Rescan and sends what it finds.
 package outbound
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +27,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ const (
 	DefaultRetryMax    = 10 * time.Minute
 	DefaultGiveUpAfter = 5 * 24 * time.Hour
 	DefaultTimeout     = 60 * time.Second
+	DefaultRescan      = 5 * time.Second
 )
 
 // Options configures a Queue.
@@ -54,7 +56,10 @@ type Options struct {
 	GiveUpAfter time.Duration
 	// Timeout bounds connecting and each SMTP command.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Rescan is how often the worker looks for messages other processes
+	// put into the spool (Spool); 0 means DefaultRescan.
+	Rescan time.Duration
+	Logger *slog.Logger
 }
 
 // Message is one message to send: the envelope (From may be "", the
@@ -113,6 +118,9 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.Rescan <= 0 {
+		opts.Rescan = DefaultRescan
+	}
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 		if opts.Hostname == "" {
@@ -122,10 +130,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	for _, sub := range []string{"tmp", "queue", "failed"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			return nil, fmt.Errorf("outbound queue: %w", err)
-		}
+	if err := makeSpool(dir); err != nil {
+		return nil, err
 	}
 	q := &Queue{
 		dir:     dir,
@@ -144,28 +150,20 @@ func Open(dir string, opts Options) (*Queue, error) {
 }
 
 // load registers the spool's messages; half-written files in tmp/ were
-// never acknowledged and are removed.
+// never acknowledged and are removed once they are old enough that no
+// other process (Spool) can still be writing them.
 func (q *Queue) load() error {
 	tmp, err := os.ReadDir(filepath.Join(q.dir, "tmp"))
 	if err != nil {
 		return fmt.Errorf("outbound queue: %w", err)
 	}
 	for _, f := range tmp {
-		os.Remove(filepath.Join(q.dir, "tmp", f.Name()))
-	}
-	files, err := os.ReadDir(filepath.Join(q.dir, "queue"))
-	if err != nil {
-		return fmt.Errorf("outbound queue: %w", err)
-	}
-	now := time.Now()
-	for _, f := range files {
-		env, _, err := q.read(f.Name())
-		if err != nil {
-			q.log.Error("unreadable queue file; moving it to failed/", "id", f.Name(), "err", err)
-			q.fail(f.Name())
-			continue
+		if fi, err := f.Info(); err == nil && time.Since(fi.ModTime()) > staleTmp {
+			os.Remove(filepath.Join(q.dir, "tmp", f.Name()))
 		}
-		q.pending[f.Name()] = &entry{created: env.Created, next: now}
+	}
+	if err := q.scan(); err != nil {
+		return err
 	}
 	if len(q.pending) > 0 {
 		q.log.Info("queued messages from an earlier run", "count", len(q.pending))
@@ -173,42 +171,58 @@ func (q *Queue) load() error {
 	return nil
 }
 
-// Enqueue stores m durably and returns its id; the worker sends it soon.
-func (q *Queue) Enqueue(ctx context.Context, m Message) (string, error) {
-	if len(m.To) == 0 {
-		return "", errors.New("enqueue: no recipients")
-	}
-	for _, a := range append([]string{m.From}, m.To...) {
-		if strings.ContainsAny(a, "\r\n<>") {
-			return "", fmt.Errorf("enqueue: invalid address %q", a)
+// staleTmp is the age after which a file in tmp/ is a leftover.
+const staleTmp = time.Hour
+
+// scan registers the messages in queue/ that the queue does not know
+// yet (left by an earlier run or put there by a Spool), due at once.
+// Only the worker (and Open, before it starts) calls it.
+func (q *Queue) scan() error {
+	q.mu.Lock()
+	files, err := os.ReadDir(filepath.Join(q.dir, "queue"))
+	var unknown []string
+	for _, f := range files {
+		if _, known := q.pending[f.Name()]; !known {
+			unknown = append(unknown, f.Name())
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("enqueue: %w", err)
-	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	id := fmt.Sprintf("%d-%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	env := envelope{From: m.From, To: m.To, Created: time.Now().UTC()}
-	head, err := json.Marshal(env)
+	q.mu.Unlock()
 	if err != nil {
-		return "", fmt.Errorf("enqueue: %w", err)
+		return fmt.Errorf("outbound queue: %w", err)
 	}
-	tmp := filepath.Join(q.dir, "tmp", id)
-	if err := writeFileSync(tmp, append(append(head, '\n'), m.Data...)); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("enqueue: %w", err)
+	now := time.Now()
+	for _, id := range unknown {
+		env, _, err := q.read(id)
+		if err != nil {
+			q.log.Error("unreadable queue file; moving it to failed/", "id", id, "err", err)
+			q.fail(id)
+			continue
+		}
+		q.mu.Lock()
+		q.pending[id] = &entry{created: env.Created, next: now}
+		q.mu.Unlock()
 	}
-	if err := os.Rename(tmp, filepath.Join(q.dir, "queue", id)); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("enqueue: %w", err)
+	return nil
+}
+
+// Enqueue stores m durably and returns its id; the worker sends it soon.
+func (q *Queue) Enqueue(ctx context.Context, m Message) (string, error) {
+	id, env, err := writeTmp(ctx, q.dir, m)
+	if err != nil {
+		return "", err
 	}
-	if err := syncDir(filepath.Join(q.dir, "queue")); err != nil {
-		return "", fmt.Errorf("enqueue: %w", err)
-	}
+	// Published and registered at once, so that scan never finds it
+	// unregistered (and the worker never sends it twice).
 	q.mu.Lock()
+	if err := publish(q.dir, id); err != nil {
+		q.mu.Unlock()
+		return "", err
+	}
 	q.pending[id] = &entry{created: env.Created, next: time.Now()}
 	q.mu.Unlock()
+	if err := syncQueue(q.dir); err != nil {
+		return "", err
+	}
 	q.log.Debug("queued", "id", id, "from", m.From, "to", m.To, "size", len(m.Data))
 	select {
 	case q.wake <- struct{}{}:
@@ -244,7 +258,14 @@ func (q *Queue) Close(ctx context.Context) error {
 // until the next is due, Enqueue wakes it, or Close stops it.
 func (q *Queue) run() {
 	defer close(q.done)
+	lastScan := time.Now()
 	for {
+		if time.Since(lastScan) >= q.opts.Rescan {
+			if err := q.scan(); err != nil {
+				q.log.Error("scanning the spool", "err", err)
+			}
+			lastScan = time.Now()
+		}
 		id, wait := q.due()
 		if id != "" {
 			q.attempt(id)
@@ -255,7 +276,7 @@ func (q *Queue) run() {
 			}
 			continue
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(min(wait, q.opts.Rescan))
 		select {
 		case <-q.stop:
 			t.Stop()

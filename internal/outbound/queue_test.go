@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -279,5 +280,49 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	}
 	if _, err := Open(t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "no relay") {
 		t.Fatalf("Open without relay: %v", err)
+	}
+}
+
+// TestSpool: messages another process puts into the spool (Spool) are
+// picked up by the running queue's rescan and sent once each, also while
+// the queue's own Enqueue publishes messages concurrently.
+func TestSpool(t *testing.T) {
+	r := startRelay(t, "127.0.0.1:0")
+	dir := t.TempDir()
+	q, err := Open(dir, Options{Relay: r.addr, Hostname: "tern.test", RetryBase: 50 * time.Millisecond,
+		Rescan: 20 * time.Millisecond, Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close(context.Background()) })
+	sp, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			var enqueue func(context.Context, Message) (string, error) = q.Enqueue
+			if i%2 == 0 {
+				enqueue = sp.Enqueue
+			}
+			if _, err := enqueue(context.Background(), Message{To: []string{fmt.Sprintf("rcpt%d@example.net", i)}, Data: []byte(reply)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "all sent", func() bool { return len(spoolFiles(t, dir, "queue")) == 0 && len(r.messages()) >= 20 })
+	seen := map[string]int{}
+	for _, m := range r.messages() {
+		seen[m.to[0]]++
+	}
+	for i := range 20 {
+		if n := seen[fmt.Sprintf("rcpt%d@example.net", i)]; n != 1 {
+			t.Errorf("rcpt%d: sent %d times", i, n)
+		}
+	}
+	if f := spoolFiles(t, dir, "failed"); len(f) != 0 {
+		t.Fatalf("failed/: %v", f)
 	}
 }

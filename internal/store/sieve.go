@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -75,6 +78,51 @@ func CheckSieveScriptName(name string) error {
 		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 {
 			return bad("control character")
 		}
+	}
+	return nil
+}
+
+// SieveStateKind names what a SieveStateStore entry remembers.
+type SieveStateKind string
+
+const (
+	// SieveVacation: a vacation reply was sent for this key (RFC 5230
+	// §4.2: sender + handle) and is not sent again before the expiry.
+	SieveVacation SieveStateKind = "vacation"
+	// SieveDuplicate: the duplicate test saw this id (RFC 7352).
+	SieveDuplicate SieveStateKind = "duplicate"
+)
+
+// SieveStateMaxKey bounds the length of a SieveStateStore key in bytes.
+const SieveStateMaxKey = 512
+
+// ErrInvalidSieveState: an unknown kind, or a key that is empty, too
+// long, not UTF-8 or holds a NUL byte.
+var ErrInvalidSieveState = errors.New("invalid sieve state entry")
+
+// SieveStateStore is the durable state of a user's Sieve actions: which
+// vacation replies were sent and which duplicate ids were seen, each
+// until an expiry. Entries past their expiry count as absent; the backend
+// removes them as it goes (at least on every MarkSieveState).
+type SieveStateStore interface {
+	// SieveStateSeen reports whether key of kind was marked and has not
+	// expired.
+	SieveStateSeen(ctx context.Context, kind SieveStateKind, key string) (bool, error)
+	// MarkSieveState records key of kind until expires (replacing an
+	// earlier mark of the same key); durable before it returns nil.
+	MarkSieveState(ctx context.Context, kind SieveStateKind, key string, expires time.Time) error
+}
+
+// CheckSieveState validates a SieveStateStore kind and key.
+func CheckSieveState(kind SieveStateKind, key string) error {
+	if kind != SieveVacation && kind != SieveDuplicate {
+		return fmt.Errorf("kind %q: %w", kind, ErrInvalidSieveState)
+	}
+	if key == "" || len(key) > SieveStateMaxKey {
+		return fmt.Errorf("key of %d bytes (limit %d): %w", len(key), SieveStateMaxKey, ErrInvalidSieveState)
+	}
+	if !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+		return fmt.Errorf("key not UTF-8 text: %w", ErrInvalidSieveState)
 	}
 	return nil
 }

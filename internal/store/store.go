@@ -363,6 +363,7 @@ type Account interface {
 	SetMetadata(ctx context.Context, mailbox string, entries []MetadataEntry) error
 
 	SieveStore
+	SieveStateStore
 	// ACL returns mailbox's access control list (RFC 4314), sorted by
 	// identifier; the owner's implicit rights are not in it. Returns
 	// ErrNoSuchMailbox.

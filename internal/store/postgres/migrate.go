@@ -161,7 +161,19 @@ CREATE TABLE acl(
 );
 CREATE INDEX acl_identifier ON acl(identifier);
 `,
-	// 4: FETCH PREVIEW text (RFC 8970), computed at delivery; NULL for
+	// 4: Sieve action state (sievestate.go): vacation replies sent and
+	// duplicate ids seen, each until expires (Unix milliseconds).
+	`
+CREATE TABLE sieve_state(
+	user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	kind text COLLATE "C" NOT NULL,
+	key text COLLATE "C" NOT NULL,
+	expires bigint NOT NULL,
+	PRIMARY KEY(user_id, kind, key)
+);
+CREATE INDEX sieve_state_expires ON sieve_state(user_id, expires);
+`,
+	// 5: FETCH PREVIEW text (RFC 8970), computed at delivery; NULL for
 	// messages stored before.
 	`
 ALTER TABLE contents ADD COLUMN preview text;

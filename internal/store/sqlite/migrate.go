@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 9
+const userSchemaVersion = 10
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -151,6 +151,10 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 8 -> 9: access control lists (ACL) get the acl table, its
 	// index and trigger (aclSchema), which the schema statements create;
 	// existing mailboxes start with empty ACLs (only their owner).
+	// Version 9 -> 10: Sieve action state (vacation replies sent,
+	// duplicate ids seen) gets the sieve_state table and its index
+	// (sieveStateSchema), which the schema statements create; it starts
+	// empty.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

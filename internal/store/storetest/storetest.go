@@ -261,6 +261,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"SieveScripts", testSieveScripts},
 		{"SieveLimits", testSieveLimits},
 		{"SieveConcurrent", testSieveConcurrent},
+		{"SieveState", testSieveState},
 		{"ACL", testACL},
 		{"ACLConcurrent", testACLConcurrent},
 	}

@@ -1,0 +1,48 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Sieve action state (store.SieveStateStore), one row per mark in
+// sieve_state (schema version 4); expires is Unix milliseconds.
+
+func (a *account) SieveStateSeen(ctx context.Context, kind store.SieveStateKind, key string) (bool, error) {
+	if err := store.CheckSieveState(kind, key); err != nil {
+		return false, fmt.Errorf("sieve state: %w", err)
+	}
+	seen := false
+	err := a.read(ctx, "read sieve state", func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM sieve_state WHERE user_id = $1 AND kind = $2 AND key = $3 AND expires > $4`,
+			a.id, string(kind), key, time.Now().UnixMilli()).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		seen = err == nil
+		return err
+	})
+	return seen, err
+}
+
+func (a *account) MarkSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) error {
+	if err := store.CheckSieveState(kind, key); err != nil {
+		return fmt.Errorf("sieve state: %w", err)
+	}
+	return a.write(ctx, "mark sieve state", func(w *wtx) error {
+		ctx := w.ctx
+		if _, err := w.tx.Exec(ctx, `DELETE FROM sieve_state WHERE user_id = $1 AND expires <= $2`, a.id, time.Now().UnixMilli()); err != nil {
+			return err
+		}
+		_, err := w.tx.Exec(ctx, `INSERT INTO sieve_state(user_id, kind, key, expires) VALUES($1, $2, $3, $4)
+			ON CONFLICT(user_id, kind, key) DO UPDATE SET expires = excluded.expires`, a.id, string(kind), key, expires.UnixMilli())
+		return err
+	})
+}
