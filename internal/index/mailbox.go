@@ -85,7 +85,7 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 	b.stale.Store(false)
 	for range maxRetries {
 		b.mu.RLock()
-		loaded, since, lastUID := b.loaded, b.head.HighestModSeq, b.lastUID
+		loaded, since, lastUID, validity := b.loaded, b.head.HighestModSeq, b.lastUID, b.head.UIDValidity
 		b.mu.RUnlock()
 		if !loaded {
 			return b.load(ctx, src)
@@ -94,7 +94,7 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 		if err != nil {
 			return b.failed(err)
 		}
-		if d.Head.UIDValidity != b.head.UIDValidity || d.Head.HighestModSeq < since {
+		if d.Head.UIDValidity != validity || d.Head.HighestModSeq < since {
 			return b.load(ctx, src)
 		}
 		b.mu.Lock()
