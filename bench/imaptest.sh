@@ -22,6 +22,8 @@
 #                     always (every change durable before its reply, as tern)
 #   --tern-fsync M    tern's store.fsync: always (default: every change durable
 #                     before its reply) or optimized (as Dovecot's optimized)
+#   --tern-no-text-index  run tern with index.text = false (no full-text
+#                     indexing of the appended mail, as Dovecot without FTS)
 #   --tern-cpuprofile F  write a CPU profile of tern's whole life to F
 #   --postgres        also run tern on the PostgreSQL store (label ternpg): a
 #                     private cluster (Debian's postgresql, initdb in the temp
@@ -48,7 +50,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_PROF=() PG=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() PG=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -61,9 +63,10 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
 	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
+	--tern-no-text-index) TERN_TEXT=false; shift ;;
 	--tern-cpuprofile) TERN_PROF=(--cpuprofile "$2"); shift 2 ;;
 	--postgres) PG=1; shift ;;
-	-h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -145,6 +148,8 @@ max_user_conns = 30000
 level = "warn"
 [store]
 fsync = "$TERN_FSYNC"
+[index]
+text = $TERN_TEXT
 CONF
 log "creating $USERS users in tern"
 for i in $(seq 1 "$USERS"); do
@@ -303,7 +308,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
+echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, tern index.text=$TERN_TEXT (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
 echo
 awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
