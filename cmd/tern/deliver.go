@@ -126,7 +126,7 @@ func (e *env) deliverOne(ctx context.Context, cfg *config.Config, user, mailbox 
 	switch {
 	case err == nil:
 		if len(res) == 0 {
-			fmt.Fprintf(e.stdout, "discarded for %s by the sieve script\n", r.User)
+			fmt.Fprintf(e.stdout, "no copy stored for %s: the sieve script discarded or redirected the message\n", r.User)
 		}
 		for _, res := range res {
 			fmt.Fprintf(e.stdout, "delivered to %s mailbox %s uid %d\n", r.User, res.Mailbox, res.UID)
