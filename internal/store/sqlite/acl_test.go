@@ -2,45 +2,16 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
 )
 
 // A mail.db of schema version 8 (no acl table) gets the table, its index
-// and trigger when opened, records version 7, and its ACLs work.
+// and trigger when opened, records the current version, and its ACLs work.
 func TestMigrateToACL(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	s := openTest(t, dir, nil)
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP TRIGGER mailboxes_acl`, `DROP TABLE acl`, `PRAGMA user_version = 8`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-
-	s = openTest(t, dir, nil)
-	defer s.Close()
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	var version int
-	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != userSchemaVersion {
-		t.Fatalf("user_version = %d, %v; want %d", version, err, userSchemaVersion)
-	}
+	s, a := reopenedAfter(t, `DROP TRIGGER mailboxes_acl`, `DROP TABLE acl`, `PRAGMA user_version = 8`)
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -12,35 +10,8 @@ import (
 // A mail.db of schema version 4 (no metadata table) gets the table and
 // its trigger when opened, records the current version, and keeps working.
 func TestMigrateToMetadata(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	s := openTest(t, dir, nil)
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP TRIGGER mailboxes_metadata`, `DROP TABLE metadata`, `PRAGMA user_version = 4`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-
-	s = openTest(t, dir, nil)
-	defer s.Close()
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	var version int
-	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != userSchemaVersion {
-		t.Fatalf("user_version = %d, %v; want %d", version, err, userSchemaVersion)
-	}
+	s, a := reopenedAfter(t, `DROP TRIGGER mailboxes_metadata`, `DROP TABLE metadata`, `PRAGMA user_version = 4`)
 	if err := a.CreateMailbox(ctx, "X", ""); err != nil {
 		t.Fatal(err)
 	}

@@ -539,3 +539,41 @@ func TestInlineBodyLifecycle(t *testing.T) {
 		t.Fatalf("bodies rows after the last copy went: %d", n)
 	}
 }
+
+// reopenedAfter creates user "u" in a new store, takes its mail.db back to
+// an older schema with the statements undo (run outside the store), opens
+// the store again and checks that the migration recorded the current
+// version. It returns the reopened store and the user's account, both
+// closed at the end of the test.
+func reopenedAfter(t *testing.T, undo ...string) (*Store, store.Account) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTest(t, dir, nil)
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range undo {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	t.Cleanup(func() { s.Close() })
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	var version int
+	if err := s.users[1].db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != userSchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", version, err, userSchemaVersion)
+	}
+	return s, a
+}
