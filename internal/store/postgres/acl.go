@@ -12,7 +12,7 @@ import (
 	"github.com/tern-imap/tern/internal/store/backend"
 )
 
-// Access control lists (RFC 4314): the acl table (schema version 2), one
+// Access control lists (RFC 4314): the acl table (schema version 3), one
 // row per (mailbox, identifier) with canonical rights. Rows go with their
 // mailbox (ON DELETE CASCADE; a mailbox that stays as a \Noselect parent
 // loses them in DeleteMailbox) and follow it through RENAME (keyed by

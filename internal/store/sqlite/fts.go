@@ -17,7 +17,7 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// The full-text index (schema version 6). One row per content (not per
+// The full-text index (schema version 7). One row per content (not per
 // message: COPY and MOVE reuse it), rowid = contents.id, holding the
 // searchable text exactly as the SEARCH scan sees it (search.Doc: folded,
 // decoded), split by field. The FTS5 trigram tokenizer indexes which
@@ -74,7 +74,7 @@ const (
 )
 
 // queueBackfill adds every content to the indexing queue (migration to
-// schema version 6, tern index --rebuild).
+// schema version 7, tern index --rebuild).
 const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id FROM contents`
 
 // ftsColumns are the fts columns in store.TextField bit order.

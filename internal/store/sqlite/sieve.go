@@ -10,7 +10,7 @@ import (
 )
 
 // sieveSchema keeps the user's Sieve scripts (store.SieveStore), added in
-// schema version 6. The partial unique index allows one active script.
+// schema version 8. The partial unique index allows one active script.
 // Names are compared as bytes (SQLite's BINARY collation), as RFC 5804
 // compares script names octet by octet.
 const sieveSchema = `
