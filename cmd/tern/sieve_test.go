@@ -251,3 +251,53 @@ if address :is "from" "boss@example.org" { addflag "\\Flagged"; }
 		t.Fatalf("bad script: %+v", r)
 	}
 }
+
+// TestManageSieveDefaultAddressTaken: ManageSieve listens on
+// 127.0.0.1:4190 by default; when that address is taken, tern serve warns
+// and runs without it, while the same address given explicitly is an
+// error that stops the server.
+func TestManageSieveDefaultAddressTaken(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:4190")
+	held := err == nil // else someone else holds it: taken either way
+	if held {
+		defer ln.Close()
+	}
+	base := []string{"serve", "--data", dir, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+		"--listen-lmtp", "", "--listen-admin", ""}
+
+	sigs := make(chan os.Signal, 1)
+	addrs := make(chan [2]string, 4)
+	var logBuf syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &logBuf, stderr: &logBuf, signals: sigs,
+		listening: func(proto, addr string) { addrs <- [2]string{proto, addr} }}
+	done := make(chan int, 1)
+	go func() { done <- e.run(base) }()
+	select {
+	case a := <-addrs:
+		if a[0] != "imap" {
+			t.Fatalf("first listener %v, want imap", a)
+		}
+	case code := <-done:
+		t.Fatalf("serve exited with %d although only the default ManageSieve address was taken: %s", code, logBuf.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not start: %s", logBuf.String())
+	}
+	if !strings.Contains(logBuf.String(), "ManageSieve listener not started") {
+		t.Errorf("no warning about the taken default address: %s", logBuf.String())
+	}
+	sigs <- os.Interrupt
+	<-done
+
+	if !held {
+		return // another process could free it meanwhile: serve would then run on
+	}
+	r := runT(t, "", append(base, "--listen-managesieve", "127.0.0.1:4190")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "listen managesieve") {
+		t.Fatalf("explicit taken address: %+v", r)
+	}
+}
