@@ -1,10 +1,6 @@
 package sqlite
 
-import (
-	"time"
-
-	"github.com/tern-imap/tern/internal/store"
-)
+import "github.com/tern-imap/tern/internal/store"
 
 // ownDelta is what one write did to one mailbox: the messages it added
 // and expunged and the mailbox's state afterwards, handed to a
@@ -40,12 +36,6 @@ func (od *ownDelta) expunged(rows []msgRow, modseq uint64) {
 	for _, r := range rows {
 		od.d.Expunged = append(od.d.Expunged, store.ExpungedUID{UID: r.uid, ModSeq: modseq})
 	}
-}
-
-// newIndexRow is an appended message as the index keeps it.
-func newIndexRow(uid uint32, modseq uint64, flags []string, size int64, idate, saved, sent time.Time, emailID, threadID string) store.IndexRow {
-	return store.IndexRow{UID: uid, ModSeq: modseq, Flags: flags, Size: size, InternalDate: idate,
-		SaveDate: saved, SentDate: sent, EmailID: emailID, ThreadID: threadID}
 }
 
 // sendDeltas hands a committed write's deltas to the notifier, if it

@@ -318,7 +318,8 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
-			od.added(newIndexRow(uid, modseq, backend.FlagList(p.sys, kwList), size, backend.JoinTime(isec, itz), saved, sentDate, "M"+id, threadID))
+			od.added(store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, kwList), Size: size,
+				InternalDate: backend.JoinTime(isec, itz), SaveDate: saved, SentDate: sentDate, EmailID: "M" + id, ThreadID: threadID})
 			res.UIDs = append(res.UIDs, uid)
 		}
 		grew, err := w.addMailboxKeywords(m.id, allKws)
