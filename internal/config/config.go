@@ -58,8 +58,8 @@ type Store struct {
 	URL string `toml:"url"`
 	// Fsync is "always" (every change is on stable storage before its
 	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
-	// is, flag changes, expunges and \Recent claims survive a crash of
-	// tern but not necessarily a power failure). The sqlite store only;
+	// is; flag changes, copies, moves, expunges and \Recent claims survive
+	// a crash of tern but not necessarily a power failure). The sqlite store only;
 	// PostgreSQL follows its own synchronous_commit.
 	Fsync string `toml:"fsync"`
 }

@@ -339,6 +339,31 @@ func (u *userDB) removeBlobs(names []string) []error {
 	return errs
 }
 
+// syncLog makes every commit written so far durable by fsyncing the
+// write-ahead log: under FsyncOptimized a lazy commit is in the log but
+// maybe not on disk. A log that is gone was checkpointed into mail.db,
+// which the checkpoint synced.
+func (u *userDB) syncLog() error {
+	if testSyncLog != nil {
+		testSyncLog()
+	}
+	f, err := os.OpenFile(filepath.Join(u.dir, "mail.db-wal"), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	return nil
+}
+
+// testSyncLog, if set (tests only), is called by syncLog first.
+var testSyncLog func()
+
 // testSyncDir, if set (tests only), is called by syncDir instead of
 // syncing.
 var testSyncDir func(dir string) error
