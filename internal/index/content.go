@@ -28,8 +28,8 @@ const contentBoxMax = 4 << 20
 // contentFields are one message's cached content fields.
 type contentFields struct {
 	envelope, body, bodyStructure, header []byte
-	messageID                            string
-	inReplyTo, references                []string
+	messageID                             string
+	inReplyTo, references                 []string
 }
 
 func (c *contentFields) size() int64 {
