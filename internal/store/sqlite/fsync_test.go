@@ -12,7 +12,8 @@ import (
 // TestFsyncModes: under FsyncAlways every commit is made with
 // synchronous=FULL (the log is fsynced before the commit returns); under
 // FsyncOptimized, commits that add mail keep FULL and those that only
-// change flags, copy, move, expunge or claim \Recent use NORMAL. The
+// change flags, copy, move, expunge, claim \Recent or index text use
+// NORMAL. The
 // level is read inside each transaction just before its COMMIT.
 func TestFsyncModes(t *testing.T) {
 	ctx := context.Background()
@@ -50,6 +51,11 @@ func TestFsyncModes(t *testing.T) {
 		}
 		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nbody\r\n")}})
 		check("APPEND", tc.append, err)
+		n, err := a.(*account).indexPending(ctx, 10)
+		check("full-text indexing", tc.flags, err)
+		if n != 1 {
+			t.Fatalf("mode %d: indexed %d messages, want 1", tc.mode, n)
+		}
 		if err := a.CreateMailbox(ctx, "Archive", ""); err != nil {
 			t.Fatal(err)
 		}
