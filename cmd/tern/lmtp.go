@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -13,23 +14,38 @@ import (
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
-// Users' active Sieve scripts, when the store keeps them, run at delivery;
-// their redirects and vacation replies go to sender (nil: only logged).
-func newDeliverer(cfg *config.Config, st store.Store, sender delivery.Sender, log *slog.Logger) *delivery.Deliverer {
+// Users' active Sieve scripts, when the store keeps them, run at delivery
+// between the operator's global ones (loadGlobalSieve); their redirects
+// and vacation replies go to sender (nil: only logged).
+func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScripts, sender delivery.Sender, log *slog.Logger) *delivery.Deliverer {
 	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
 		Scripts:            delivery.StoreScripts(st),
+		Global:             global,
 		Sender:             sender,
 	})
+}
+
+// loadGlobalSieve reads and compiles sieve.before, sieve.after and the
+// scripts of sieve.global_dir; a script that does not compile is an
+// error naming its file, line and column.
+func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
+	g, err := delivery.LoadGlobalScripts(delivery.GlobalConfig{
+		Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("global sieve scripts: %w", err)
+	}
+	return g, nil
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
 // same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.
-func startLMTP(cfg *config.Config, st store.Store, sender delivery.Sender, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+func startLMTP(cfg *config.Config, st store.Store, global *delivery.GlobalScripts, sender delivery.Sender, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
 	if cfg.Listen.LMTP == "" {
 		return nil, nil, nil
 	}
@@ -37,7 +53,7 @@ func startLMTP(cfg *config.Config, st store.Store, sender delivery.Sender, m *me
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, sender, log), delivery.LMTPConfig{
+	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, global, sender, log), delivery.LMTPConfig{
 		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
 		Metrics:         m,
 	})

@@ -47,6 +47,17 @@ type Sieve struct {
 	// are sent through, from a durable queue under data_dir/outbound;
 	// empty: no outbound mail.
 	SMTP string `toml:"smtp"`
+	// Before and After are the operator's scripts run before and after
+	// every user's own (as Pigeonhole's sieve_before/sieve_after): each
+	// entry a script file, or a directory whose *.sieve files run in
+	// name order. They are compiled at start; one that does not compile
+	// stops tern serve.
+	Before []string `toml:"before"`
+	After  []string `toml:"after"`
+	// GlobalDir holds the scripts "include :global" names
+	// (include :global "spam" reads GlobalDir/spam.sieve); compiled at
+	// start as well. Empty: include :global finds nothing.
+	GlobalDir string `toml:"global_dir"`
 }
 
 // Store says where mail is kept.

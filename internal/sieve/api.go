@@ -78,6 +78,11 @@ type Envelope struct {
 	// Duplicates is the state of the duplicate test (RFC 7352); nil:
 	// nothing is ever a duplicate.
 	Duplicates DuplicateStore
+	// Include resolves "include" for this execution (the recipient's
+	// personal scripts and the global ones); nil: Options.Include of the
+	// compiled script. A compiled script shared by several users (the
+	// same source) must get its resolver here, not from Options.
+	Include IncludeResolver
 }
 
 // MailboxInfo describes one of the user's mailboxes.
