@@ -47,6 +47,19 @@ type Sieve struct {
 	// are sent through, from a durable queue under data_dir/outbound;
 	// empty: no outbound mail.
 	SMTP string `toml:"smtp"`
+	// SMTPRequireTLS refuses to send to a relay that does not offer
+	// STARTTLS (STARTTLS is used whenever it is offered).
+	SMTPRequireTLS bool `toml:"smtp_require_tls"`
+	// SMTPTLSCAFile is a PEM file of the CA certificates the relay's
+	// certificate is verified against; empty: the system's roots.
+	SMTPTLSCAFile string `toml:"smtp_tls_ca_file"`
+	// SMTPTLSInsecure skips verifying the relay's certificate.
+	SMTPTLSInsecure bool `toml:"smtp_tls_insecure"`
+	// SMTPUsername and SMTPPasswordFile (a file holding the password)
+	// authenticate to the relay with AUTH PLAIN, over TLS (or plain TCP
+	// to a relay on loopback).
+	SMTPUsername     string `toml:"smtp_username"`
+	SMTPPasswordFile string `toml:"smtp_password_file"`
 	// Before and After are the operator's scripts run before and after
 	// every user's own (as Pigeonhole's sieve_before/sieve_after): each
 	// entry a script file, or a directory whose *.sieve files run in
@@ -389,6 +402,9 @@ func (c *Config) Validate() error {
 		if err := checkAddr(l.addr); err != nil {
 			bad(l.key, "%v", err)
 		}
+	}
+	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
+		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")
 	}
 	if c.Listen.IMAP == "" && c.Listen.IMAPS == "" && c.Listen.LMTP == "" {
 		bad("listen", "all listeners are disabled; set at least one of imap, imaps, lmtp")
