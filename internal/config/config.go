@@ -240,6 +240,9 @@ type Limits struct {
 	// mail_max_userip_connections) and per user in total.
 	MaxUserIPConns int `toml:"max_userip_conns"`
 	MaxUserConns   int `toml:"max_user_conns"`
+	// MaxManageSieveUserConns bounds one user's logged-in ManageSieve
+	// connections (a login over it gets NO (TRYLATER)).
+	MaxManageSieveUserConns int `toml:"max_managesieve_user_conns"`
 }
 
 // Log configures the slog output on stderr.
@@ -307,6 +310,8 @@ func Default() *Config {
 			ConnBurstPerIP:       300,
 			MaxUserIPConns:       100,
 			MaxUserConns:         500,
+
+			MaxManageSieveUserConns: 10,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
@@ -465,6 +470,9 @@ func (c *Config) Validate() error {
 		} else if v.n > l.MaxConns && l.MaxConns >= 1 {
 			bad(v.key, "must not exceed max_conns (%d), got %d", l.MaxConns, v.n)
 		}
+	}
+	if l.MaxManageSieveUserConns < 1 {
+		bad("limits.max_managesieve_user_conns", "must be >= 1, got %d", l.MaxManageSieveUserConns)
 	}
 	if !(l.ConnRatePerIP > 0) {
 		bad("limits.conn_rate_per_ip", "must be positive, got %v", l.ConnRatePerIP)
