@@ -83,6 +83,9 @@ type Envelope struct {
 	// compiled script. A compiled script shared by several users (the
 	// same source) must get its resolver here, not from Options.
 	Include IncludeResolver
+	// IMAP, when set, makes this an IMAP event (RFC 6785) rather than a
+	// delivery.
+	IMAP *IMAPEvent
 }
 
 // MailboxInfo describes one of the user's mailboxes.
@@ -237,8 +240,8 @@ func Supported() []string {
 
 var supportedExtensions = []string{
 	"body", "comparator-i;ascii-numeric", "copy", "date", "duplicate",
-	"editheader", "encoded-character", "envelope", "ereject", "fileinto",
-	"imap4flags", "include", "index", "mailbox", "mailboxid", "regex",
+	"editheader", "encoded-character", "envelope", "environment", "ereject", "fileinto",
+	"imap4flags", "imapsieve", "include", "index", "mailbox", "mailboxid", "regex",
 	"reject", "relational", "special-use", "subaddress", "vacation",
 	"vacation-seconds", "variables",
 }
