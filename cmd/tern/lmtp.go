@@ -10,6 +10,7 @@ import (
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/delivery"
 	"github.com/tern-imap/tern/internal/metrics"
+	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -42,10 +43,10 @@ func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
 	return g, nil
 }
 
-// startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
-// same store — and so the same notify hub — as the IMAP server, so IDLE
+// startLMTP opens the LMTP listener (nil, nil when disabled) delivering
+// through d. d uses the same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.
-func startLMTP(cfg *config.Config, st store.Store, global *delivery.GlobalScripts, sender delivery.Sender, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+func startLMTP(cfg *config.Config, d *delivery.Deliverer, m *metrics.Metrics) (*delivery.LMTPServer, net.Listener, error) {
 	if cfg.Listen.LMTP == "" {
 		return nil, nil, nil
 	}
@@ -53,7 +54,7 @@ func startLMTP(cfg *config.Config, st store.Store, global *delivery.GlobalScript
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, global, sender, log), delivery.LMTPConfig{
+	srv := delivery.NewLMTPServer(d, delivery.LMTPConfig{
 		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
 		Metrics:         m,
 	})
@@ -87,4 +88,24 @@ func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, f
 		return nil, nil, err
 	}
 	return st, func() { n.Close() }, nil
+}
+
+// imapSieveHook runs IMAPSIEVE scripts (sieve.imapsieve) through the
+// deliverer, which serve sets once it exists (before any session runs).
+type imapSieveHook struct{ d *delivery.Deliverer }
+
+func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string) {
+	if h.d == nil {
+		return
+	}
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
+}
+
+// imapSieve returns the server's IMAPSIEVE hook, nil unless
+// sieve.imapsieve is on.
+func imapSieve(cfg *config.Config, h *imapSieveHook) server.IMAPSieve {
+	if !cfg.Sieve.IMAPSieve {
+		return nil
+	}
+	return h
 }

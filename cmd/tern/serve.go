@@ -152,7 +152,10 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	sieveHook := &imapSieveHook{}
 	srv := server.New(server.Config{
+		IMAPSieve:      imapSieve(cfg, sieveHook),
+		IMAPSieveURL:   cfg.Sieve.IMAPSieveURL,
 		TLS:            tlsSt.config,
 		InsecureAuth:   cfg.Auth.InsecureAuth,
 		Admins:         cfg.Auth.Admins,
@@ -206,7 +209,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	defer outq.close(ctx) // on early returns; a no-op after the shutdown below
-	lmtp, lmtpLn, err := startLMTP(cfg, st, globalSieve, outq.sender(), adm.Metrics(), log)
+	deliverer := newDeliverer(cfg, st, globalSieve, outq.sender(), log)
+	sieveHook.d = deliverer
+	lmtp, lmtpLn, err := startLMTP(cfg, deliverer, adm.Metrics())
 	if err != nil {
 		closeAll()
 		ac.close()

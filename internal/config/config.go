@@ -71,6 +71,13 @@ type Sieve struct {
 	// (include :global "spam" reads GlobalDir/spam.sieve); compiled at
 	// start as well. Empty: include :global finds nothing.
 	GlobalDir string `toml:"global_dir"`
+	// IMAPSieve runs a mailbox's IMAPSIEVE script (RFC 6785; named by its
+	// /shared/imapsieve/script metadata) on messages APPEND, COPY and
+	// MOVE add to it. IMAPSieveURL (sieve://host[:port], the ManageSieve
+	// server clients should use) is advertised as IMAPSIEVE=<url>; empty:
+	// scripts run but the capability is not advertised.
+	IMAPSieve    bool   `toml:"imapsieve"`
+	IMAPSieveURL string `toml:"imapsieve_url"`
 }
 
 // Store says where mail is kept.
@@ -407,6 +414,9 @@ func (c *Config) Validate() error {
 		if err := checkAddr(l.addr); err != nil {
 			bad(l.key, "%v", err)
 		}
+	}
+	if u := c.Sieve.IMAPSieveURL; u != "" && !strings.HasPrefix(u, "sieve://") {
+		bad("sieve.imapsieve_url", "must be a sieve:// URL, got %q", u)
 	}
 	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
 		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")

@@ -200,6 +200,7 @@ func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return storeErr(err, dest)
 	}
+	c.runIMAPSieve(ctx, m, res.DestMailboxID, res.DestUIDs, "COPY")
 	code := ""
 	if len(res.DestUIDs) > 0 {
 		code = fmt.Sprintf("COPYUID %d %s %s", res.DestUIDValidity,
