@@ -31,7 +31,14 @@ if environment :is "imap.cause" "COPY" {
     redirect :copy "spam-report@example.net";
 }`
 	drop := `require ["environment", "imapsieve"]; if environment :is "imap.cause" "APPEND" { discard; }`
-	for name, src := range map[string]string{"train": train, "drop": drop} {
+	watch := `require ["environment", "imapsieve", "imap4flags", "fileinto", "copy", "mailbox"];
+if environment :is "imap.cause" "FLAG" {
+    if allof (hasflag "\\Flagged", environment :contains "imap.changedflags" "\\Flagged") {
+        fileinto :copy :create "Important";
+    }
+    if environment :contains "imap.changedflags" "\\Seen" { addflag "$readmark"; }
+}`
+	for name, src := range map[string]string{"train": train, "drop": drop, "watch": watch} {
 		if r := runT(t, src, "sieve", "put", "alice", name, "-", "--data", dir); r.code != 0 {
 			t.Fatalf("sieve put: %+v", r)
 		}
@@ -74,6 +81,25 @@ if environment :is "imap.cause" "COPY" {
 	if got := strings.Join(ic.cmd("b7", "FETCH 1 FLAGS"), ""); !strings.Contains(got, `\Deleted`) {
 		t.Errorf("Drop: %s", got)
 	}
+
+	// The FLAG cause: STORE and the \Seen of FETCH BODY[] run the
+	// script with the changed flags; the script's own flag changes do
+	// not run it again.
+	ic.cmd("c1", "CREATE Watch")
+	ic.cmd("c2", `SETMETADATA Watch (/shared/imapsieve/script "watch")`)
+	ic.cmd("c3", "APPEND Watch {%d+}\r\n%s", len(msg), msg)
+	ic.cmd("c4", "SELECT Watch")
+	ic.cmd("c5", `STORE 1 +FLAGS (\Flagged)`)
+	ic.cmd("c6", "FETCH 1 BODY[]")
+	ic.cmd("c7", `STORE 1 +FLAGS (\Answered)`)
+	ic.cmd("c8", `STORE 1 -FLAGS (\Flagged)`)
+	if got := strings.Join(ic.cmd("c9", "FETCH 1 FLAGS"), ""); !strings.Contains(got, "$readmark") || !strings.Contains(got, `\Seen`) {
+		t.Errorf("Watch: %s", got)
+	}
+	if got := strings.Join(ic.cmd("d1", "STATUS Important (MESSAGES)"), ""); !strings.Contains(got, "MESSAGES 1") {
+		t.Errorf("Important: %s", got)
+	}
+
 	deadline := time.Now().Add(20 * time.Second)
 	for len(sink.Messages()) == 0 {
 		if time.Now().After(deadline) {

@@ -101,6 +101,17 @@ func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, u
 	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
 }
 
+func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string) bool {
+	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox)
+}
+
+func (h *imapSieveHook) FlagsChanged(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, changed map[uint32][]string) {
+	if h.d == nil {
+		return
+	}
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, Changed: changed, Cause: "FLAG"})
+}
+
 // imapSieve returns the server's IMAPSIEVE hook, nil unless
 // sieve.imapsieve is on.
 func imapSieve(cfg *config.Config, h *imapSieveHook) server.IMAPSieve {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // IMAPSIEVE (RFC 6785): a script runs when a session adds messages to a
-// mailbox (APPEND, COPY, MOVE). The mailbox's metadata entry
+// mailbox (APPEND, COPY, MOVE) or changes their flags (FLAG: STORE, or
+// the \Seen a FETCH sets). The mailbox's metadata entry
 // /shared/imapsieve/script names one of the owner's Sieve scripts (the
 // names ManageSieve uses); without that entry the server entry of the
 // same name does; an empty value, a mailbox entry naming a missing
@@ -50,8 +52,11 @@ type IMAPEvent struct {
 	User      string        // the IMAP user who caused the event
 	Mailbox   string        // the mailbox's name in Acct
 	MailboxID int64
-	UIDs      []uint32 // the messages added
-	Cause     string   // "APPEND" or "COPY"
+	UIDs      []uint32 // the messages added (APPEND, COPY)
+	Cause     string   // "APPEND", "COPY" or "FLAG"
+	// Changed (FLAG) maps each message whose flags changed to the flags
+	// that did; UIDs is ignored.
+	Changed map[uint32][]string
 }
 
 // RunIMAPSieve runs the mailbox's IMAPSIEVE script, if any, on the
@@ -68,6 +73,9 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		return
 	}
 	uids := ev.UIDs
+	if ev.Cause == "FLAG" {
+		uids = slices.Sorted(maps.Keys(ev.Changed))
+	}
 	if len(uids) > IMAPSieveMaxMessages {
 		log.Warn("imapsieve: script run on the first messages only", "script", name, "messages", len(uids), "limit", IMAPSieveMaxMessages)
 		uids = uids[:IMAPSieveMaxMessages]
@@ -86,10 +94,17 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		if !ok {
 			continue // expunged meanwhile
 		}
-		if err := d.imapSieveMessage(ctx, ev, script, uid, f); err != nil {
+		if err := d.imapSieveMessage(ctx, ev, script, uid, f, ev.Changed[uid]); err != nil {
 			log.Warn("imapsieve: script not applied", "script", name, "uid", uid, "err", err)
 		}
 	}
+}
+
+// HasIMAPSieveScript reports whether mailbox has an IMAPSIEVE script to
+// run (the FLAG cause reads the flags before a change only then).
+func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string) bool {
+	s, _, err := d.imapSieveScript(ctx, acct, mailbox)
+	return err == nil && s != nil
 }
 
 // imapSieveScript returns the compiled script the mailbox's (else the
@@ -132,7 +147,7 @@ func metadataValue(ctx context.Context, acct store.Account, mailbox string) (str
 }
 
 // imapSieveMessage runs script on one message and carries out the result.
-func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *sieve.Script, uid uint32, flags []string) error {
+func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *sieve.Script, uid uint32, flags, changed []string) error {
 	body, err := ev.Acct.OpenBody(ctx, ev.MailboxID, uid)
 	if err != nil {
 		return fmt.Errorf("open message: %w", err)
@@ -146,7 +161,7 @@ func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *
 	in := Incoming{User: owner, Address: d.ownAddress(owner), From: d.ownAddress(owner), Body: raw}
 	env := d.scriptEnv(ev.Acct, in)
 	env.From, env.To = "", ""
-	env.IMAP = &sieve.IMAPEvent{Cause: ev.Cause, Mailbox: ev.Mailbox, User: ev.User, Email: d.ownAddress(ev.User), Flags: flags}
+	env.IMAP = &sieve.IMAPEvent{Cause: ev.Cause, Mailbox: ev.Mailbox, User: ev.User, Email: d.ownAddress(ev.User), Flags: flags, ChangedFlags: changed}
 	res, err := script.Execute(ctx, env, sieve.NewMessage(raw), d.opts.SieveLimits)
 	if err != nil {
 		return err
