@@ -231,10 +231,10 @@ func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Enve
 	msg := sieve.NewMessage(in.Body)
 	var header []byte // the header as edited so far; nil: the original
 	for i, st := range stages {
-		res, err := st.script, st.err
+		err := st.err
 		var r *sieve.Result
 		if err == nil {
-			r, err = res.Execute(ctx, env, msg, d.opts.SieveLimits)
+			r, err = st.script.Execute(ctx, env, msg, d.opts.SieveLimits)
 		}
 		if err == nil && rejectsAfterDelivery(out.Actions, r.Actions) {
 			err = errRejectAfterDelivery
