@@ -251,3 +251,38 @@ func (c *benchClient) close() {
 	c.c.PrintfLine("QUIT")
 	c.c.Close()
 }
+
+// BenchmarkSieveSequence measures the CPU cost of the scripts alone (no
+// store, no network): the 50-rule user script, and the same between a
+// before and an after script (BenchmarkLMTPSieveGlobal's, neither
+// matching):
+//
+//	go test -run '^$' -bench SieveSequence ./internal/delivery/
+func BenchmarkSieveSequence(b *testing.B) {
+	dir := b.TempDir()
+	before, after := dir+"/before.sieve", dir+"/after.sieve"
+	writeBenchFile(b, before, `require ["fileinto", "mailbox"]; if header :contains "X-Spam-Flag" "YES" { fileinto :create "Junk"; stop; }`)
+	writeBenchFile(b, after, `require ["fileinto", "copy"]; if header :contains "Subject" "[archive-me]" { fileinto :copy "Archive"; }`)
+	g, err := LoadGlobalScripts(GlobalConfig{Before: []string{before}, After: []string{after}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, _ := benchScripts(50).ActiveScript(context.Background(), "user0")
+	in := Incoming{User: "user0", Address: "user0@example.org", From: "sender@example.net", Body: benchMessage(4 << 10)}
+	for _, global := range []bool{false, true} {
+		b.Run(fmt.Sprintf("global=%v", global), func(b *testing.B) {
+			opts := Options{Logger: quietLog()}
+			if global {
+				opts.Global = g
+			}
+			d := New(nil, opts)
+			stages := d.stages(src)
+			env := sieve.Envelope{From: in.From, To: in.Address}
+			for b.Loop() {
+				if res := d.runSequence(context.Background(), in, env, stages); !res.ImplicitKeep {
+					b.Fatal("a rule matched")
+				}
+			}
+		})
+	}
+}
