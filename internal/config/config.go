@@ -47,6 +47,37 @@ type Sieve struct {
 	// are sent through, from a durable queue under data_dir/outbound;
 	// empty: no outbound mail.
 	SMTP string `toml:"smtp"`
+	// SMTPRequireTLS refuses to send to a relay that does not offer
+	// STARTTLS (STARTTLS is used whenever it is offered).
+	SMTPRequireTLS bool `toml:"smtp_require_tls"`
+	// SMTPTLSCAFile is a PEM file of the CA certificates the relay's
+	// certificate is verified against; empty: the system's roots.
+	SMTPTLSCAFile string `toml:"smtp_tls_ca_file"`
+	// SMTPTLSInsecure skips verifying the relay's certificate.
+	SMTPTLSInsecure bool `toml:"smtp_tls_insecure"`
+	// SMTPUsername and SMTPPasswordFile (a file holding the password)
+	// authenticate to the relay with AUTH PLAIN, over TLS (or plain TCP
+	// to a relay on loopback).
+	SMTPUsername     string `toml:"smtp_username"`
+	SMTPPasswordFile string `toml:"smtp_password_file"`
+	// Before and After are the operator's scripts run before and after
+	// every user's own (as Pigeonhole's sieve_before/sieve_after): each
+	// entry a script file, or a directory whose *.sieve files run in
+	// name order. They are compiled at start; one that does not compile
+	// stops tern serve.
+	Before []string `toml:"before"`
+	After  []string `toml:"after"`
+	// GlobalDir holds the scripts "include :global" names
+	// (include :global "spam" reads GlobalDir/spam.sieve); compiled at
+	// start as well. Empty: include :global finds nothing.
+	GlobalDir string `toml:"global_dir"`
+	// IMAPSieve runs a mailbox's IMAPSIEVE script (RFC 6785; named by its
+	// /shared/imapsieve/script metadata) on messages APPEND, COPY and
+	// MOVE add to it. IMAPSieveURL (sieve://host[:port], the ManageSieve
+	// server clients should use) is advertised as IMAPSIEVE=<url>; empty:
+	// scripts run but the capability is not advertised.
+	IMAPSieve    bool   `toml:"imapsieve"`
+	IMAPSieveURL string `toml:"imapsieve_url"`
 }
 
 // Store says where mail is kept.
@@ -216,6 +247,9 @@ type Limits struct {
 	// mail_max_userip_connections) and per user in total.
 	MaxUserIPConns int `toml:"max_userip_conns"`
 	MaxUserConns   int `toml:"max_user_conns"`
+	// MaxManageSieveUserConns bounds one user's logged-in ManageSieve
+	// connections (a login over it gets NO (TRYLATER)).
+	MaxManageSieveUserConns int `toml:"max_managesieve_user_conns"`
 }
 
 // Log configures the slog output on stderr.
@@ -283,6 +317,8 @@ func Default() *Config {
 			ConnBurstPerIP:       300,
 			MaxUserIPConns:       100,
 			MaxUserConns:         500,
+
+			MaxManageSieveUserConns: 10,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
@@ -379,6 +415,12 @@ func (c *Config) Validate() error {
 			bad(l.key, "%v", err)
 		}
 	}
+	if u := c.Sieve.IMAPSieveURL; u != "" && !strings.HasPrefix(u, "sieve://") {
+		bad("sieve.imapsieve_url", "must be a sieve:// URL, got %q", u)
+	}
+	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
+		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")
+	}
 	if c.Listen.IMAP == "" && c.Listen.IMAPS == "" && c.Listen.LMTP == "" {
 		bad("listen", "all listeners are disabled; set at least one of imap, imaps, lmtp")
 	}
@@ -438,6 +480,9 @@ func (c *Config) Validate() error {
 		} else if v.n > l.MaxConns && l.MaxConns >= 1 {
 			bad(v.key, "must not exceed max_conns (%d), got %d", l.MaxConns, v.n)
 		}
+	}
+	if l.MaxManageSieveUserConns < 1 {
+		bad("limits.max_managesieve_user_conns", "must be >= 1, got %d", l.MaxManageSieveUserConns)
 	}
 	if !(l.ConnRatePerIP > 0) {
 		bad("limits.conn_rate_per_ip", "must be positive, got %v", l.ConnRatePerIP)
