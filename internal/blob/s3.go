@@ -227,4 +227,3 @@ func (s *S3) List(ctx context.Context, fn func(key string, size int64, modified 
 	}
 	return ctx.Err()
 }
-

@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/blob/blobtest"
