@@ -14,6 +14,11 @@ type consistencyCheck struct {
 	find, repair string
 }
 
+// settleUnused deals with bodies a repair left unused: those in the
+// database go, those in a blob store become pending deletion (blobs.go).
+const settleUnused = `UPDATE bodies SET released = now() WHERE refs <= 0 AND released IS NULL;
+	` + deleteUnusedInline
+
 // consistencyChecks are what Check verifies. The counters kept beside
 // the data (usage, reference counts, UIDNEXT, HIGHESTMODSEQ) are
 // recomputed or raised; a content whose body is gone cannot be repaired.
@@ -35,7 +40,7 @@ var consistencyChecks = []consistencyCheck{
 			FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
 			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash`,
 		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash);
-			DELETE FROM bodies WHERE refs = 0`,
+			` + settleUnused,
 	},
 	{
 		find: `SELECT format('content %s of user %s is used by no message', c.id, c.user_id) FROM contents c
@@ -44,7 +49,7 @@ var consistencyChecks = []consistencyCheck{
 				RETURNING body_hash)
 			UPDATE bodies b SET refs = b.refs - g.n FROM (SELECT body_hash, count(*) n FROM gone GROUP BY body_hash) g
 			WHERE b.hash = g.body_hash;
-			DELETE FROM bodies WHERE refs <= 0`,
+			` + settleUnused,
 	},
 	{
 		find: `SELECT format('mailbox %s (%s): UIDNEXT %s, HIGHESTMODSEQ %s, but a message has UID %s, modseq %s',
