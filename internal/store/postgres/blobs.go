@@ -276,11 +276,11 @@ func hexHash(key string) ([]byte, error) {
 	return hex.DecodeString(key)
 }
 
-// collectBlobsEvery runs the collector every interval (and the sweep every
-// sweepEvery) until ctx ends, logging what it did.
-func (s *Store) collectBlobsEvery(ctx context.Context, interval, sweepEvery, grace time.Duration) {
+// collectBlobsEvery runs the collector (and the sweep) as gc says until
+// ctx ends, logging what it did.
+func (s *Store) collectBlobsEvery(ctx context.Context, gc BlobGC) {
 	lastSweep := time.Now()
-	t := time.NewTicker(interval)
+	t := time.NewTicker(gc.Every)
 	defer t.Stop()
 	for {
 		select {
@@ -288,15 +288,15 @@ func (s *Store) collectBlobsEvery(ctx context.Context, interval, sweepEvery, gra
 			return
 		case <-t.C:
 		}
-		if sweepEvery > 0 && time.Since(lastSweep) >= sweepEvery {
+		if gc.SweepEvery > 0 && time.Since(lastSweep) >= gc.SweepEvery {
 			lastSweep = time.Now()
-			if n, err := s.SweepBlobs(ctx, grace); err != nil {
+			if n, err := s.SweepBlobs(ctx, gc.Grace); err != nil {
 				s.log.Warn("postgres store: blob sweep", "err", err)
 			} else if n > 0 {
 				s.log.Info("postgres store: orphaned blobs recorded for collection", "count", n)
 			}
 		}
-		if n, err := s.CollectBlobs(ctx, grace); err != nil {
+		if n, err := s.CollectBlobs(ctx, gc.Grace); err != nil {
 			s.log.Warn("postgres store: blob collection", "err", err)
 		} else if n > 0 {
 			s.log.Info("postgres store: unused blobs deleted", "count", n)

@@ -59,15 +59,16 @@ type BlobGC struct {
 	// Every is how often the collector runs (every node may run it).
 	Every time.Duration
 	// Grace is how long a body stays unused before its object is
-	// deleted; 0 means DefaultBlobGrace.
+	// deleted (tern's default: an hour, store.blob_grace). Correctness
+	// does not depend on it (blobs.go); it leaves time to notice a
+	// mistake, and keeps objects that a database backup of that age
+	// still names.
 	Grace time.Duration
 	// SweepEvery is how often the whole store is listed for orphans
 	// (objects of deliveries that never committed); 0 means never.
 	SweepEvery time.Duration
 }
 
-// DefaultBlobGrace is how long an unused body's object is kept by default.
-const DefaultBlobGrace = time.Hour
 
 // Store implements store.Store on a PostgreSQL database.
 type Store struct {
@@ -145,15 +146,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 	}
 	if opts.Blobs != nil && opts.BlobGC.Every > 0 {
-		grace := opts.BlobGC.Grace
-		if grace <= 0 {
-			grace = DefaultBlobGrace
-		}
 		gcCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopGC, s.gcDone = stop, make(chan struct{})
 		go func() {
 			defer close(s.gcDone)
-			s.collectBlobsEvery(gcCtx, opts.BlobGC.Every, opts.BlobGC.SweepEvery, grace)
+			s.collectBlobsEvery(gcCtx, opts.BlobGC)
 		}()
 	}
 	return s, nil
