@@ -69,7 +69,6 @@ type BlobGC struct {
 	SweepEvery time.Duration
 }
 
-
 // Store implements store.Store on a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
