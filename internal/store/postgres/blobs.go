@@ -24,7 +24,8 @@ import (
 // It holds because of these steps:
 //
 //   - Append puts the objects first, outside any lock (putBlobs; Put is
-//     idempotent), then in its transaction counts the references. A row
+//     idempotent; bodies the database counts as used are skipped), then
+//     in its transaction counts the references. A row
 //     that this makes refs = 1 — new, or back from pending deletion —
 //     holds its row lock until the commit, and while holding it the
 //     object is checked and put again if missing (verifyBlobs). So an
@@ -49,17 +50,37 @@ import (
 //     either inserted its row first (the sweep's insert does nothing) or
 //     finds the pending row and verifies it.
 
-// putBlobs writes the bodies of preps to the blob store, a few at a time.
+// putBlobs writes the bodies of preps to the blob store, a few at a time,
+// except those the database already counts as used: their objects exist
+// (the same body delivered to 500 users is uploaded once). Should such a
+// body lose its last reference and be collected before the Append's
+// transaction, the transaction brings it back to one reference and
+// verifyBlobs puts it again.
 func (s *Store) putBlobs(ctx context.Context, preps []prepared) error {
 	if s.opts.Blobs == nil {
 		return nil
+	}
+	hashes := make([][]byte, len(preps))
+	for i := range preps {
+		hashes[i] = preps[i].hash
+	}
+	rows, err := s.pool.Query(ctx, `SELECT hash FROM bodies WHERE hash = ANY($1) AND refs > 0`, hashes)
+	if err != nil {
+		return fmt.Errorf("look up bodies: %w", err)
+	}
+	used, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return fmt.Errorf("look up bodies: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, h := range used {
+		seen[blobKey(h)] = true
 	}
 	const parallel = 4
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	seen := map[string]bool{}
 	for i := range preps {
 		key := blobKey(preps[i].hash)
 		if seen[key] {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,4 +450,46 @@ func TestBlobCollectorRacesDeliveries(t *testing.T) {
 	if f.collect(0) != 0 {
 		t.Fatal("collected bodies still in use")
 	}
+}
+
+// countingBlobs counts the Puts that reach a real blob store.
+type countingBlobs struct {
+	blob.Store
+	puts atomic.Int64
+}
+
+func (c *countingBlobs) Put(ctx context.Context, key string, data []byte) error {
+	c.puts.Add(1)
+	return c.Store.Put(ctx, key, data)
+}
+
+// TestBlobUploadedOnce: a body delivered to many users is put once while
+// a message uses it; once unused and collected it is put again.
+func TestBlobUploadedOnce(t *testing.T) {
+	f := newBlobFixture(t)
+	counted := &countingBlobs{Store: f.blobs}
+	f.s.opts.Blobs = counted
+	body := uniqueBody()
+	var results []store.AppendResult
+	accts := []store.Account{f.acct}
+	for i := range 4 {
+		accts = append(accts, f.user(fmt.Sprintf("r%d", i)))
+	}
+	for _, a := range accts {
+		results = append(results, f.append(a, body))
+	}
+	if n := counted.puts.Load(); n != 1 {
+		t.Fatalf("%d puts for one body delivered to %d users", n, len(accts))
+	}
+	for i, a := range accts {
+		f.expunge(a, results[i])
+	}
+	if f.collect(0) != 1 {
+		t.Fatal("not collected")
+	}
+	res := f.append(f.acct, body)
+	if n := counted.puts.Load(); n != 2 {
+		t.Fatalf("%d puts after the body came back", n)
+	}
+	f.readable(f.acct, res, body)
 }
