@@ -106,16 +106,26 @@ func (s *Store) putBlobs(ctx context.Context, preps []prepared) error {
 	return nil
 }
 
+// verifyTimeout bounds the blob store calls of one write's verifyBlobs.
+const verifyTimeout = 2 * time.Minute
+
 // verifyBlobs checks, holding their row locks, that the objects of the
 // bodies this write brought to one reference exist, and puts the missing
 // ones again.
 func (w *wtx) verifyBlobs() error {
+	if len(w.unverified) == 0 {
+		return nil
+	}
+	// The transaction holds the user's lock meanwhile: a blob store that
+	// does not answer must not keep it for ever.
+	ctx, cancel := context.WithTimeout(w.ctx, verifyTimeout)
+	defer cancel()
 	for _, p := range w.unverified {
 		key := blobKey(p.hash)
-		size, err := w.a.s.opts.Blobs.Stat(w.ctx, key)
+		size, err := w.a.s.opts.Blobs.Stat(ctx, key)
 		if errors.Is(err, blob.ErrNotFound) {
 			w.a.s.log.Info("postgres store: a body's object was collected before its delivery committed; putting it again", "key", key)
-			if err := w.a.s.opts.Blobs.Put(w.ctx, key, p.Body); err != nil {
+			if err := w.a.s.opts.Blobs.Put(ctx, key, p.Body); err != nil {
 				return fmt.Errorf("store body again: %w", err)
 			}
 			continue
