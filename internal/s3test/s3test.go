@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -49,6 +50,9 @@ type Server struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	Endpoint string // http://127.0.0.1:PORT
+	// sockets are the unix sockets weed makes in /tmp whatever it is
+	// told (/tmp/seaweedfs-<service>-grpc-<port>.sock): removed by Stop.
+	sockets []string
 }
 
 func freePort() (int, error) {
@@ -96,7 +100,7 @@ func (s *Server) start(bin string) error {
 	names := []string{"master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
 		"filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc"}
 	args := []string{"server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + data,
-		"-master.telemetry=false", "-volume.max=4", "-master.volumeSizeLimitMB=64",
+		"-master.telemetry=false", "-volume.max=300", "-master.volumeSizeLimitMB=8",
 		"-filer", "-s3", "-s3.config=" + cfg, "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
 		"-filer.localSocket=" + filepath.Join(s.dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(s.dir, "s3.sock")}
 	ports := map[string]int{}
@@ -107,6 +111,9 @@ func (s *Server) start(bin string) error {
 		}
 		ports[n] = p
 		args = append(args, "-"+n+"="+strconv.Itoa(p))
+		if service, ok := strings.CutSuffix(n, ".port.grpc"); ok {
+			s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", service, p))
+		}
 	}
 	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(ports["s3.port"])
 	logf, err := os.Create(filepath.Join(s.dir, "weed.log"))
@@ -187,6 +194,9 @@ func (s *Server) Stop() error {
 		case <-time.After(10 * time.Second):
 			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-s.done
+		}
+		for _, sock := range s.sockets {
+			os.Remove(sock)
 		}
 	}
 	return os.RemoveAll(s.dir)
