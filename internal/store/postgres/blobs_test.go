@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -492,4 +493,36 @@ func TestBlobUploadedOnce(t *testing.T) {
 		t.Fatalf("%d puts after the body came back", n)
 	}
 	f.readable(f.acct, res, body)
+}
+
+// TestCheckBlobObjects: tern check reports a body in use whose object is
+// missing or has the wrong size, and nothing for unused ones.
+func TestCheckBlobObjects(t *testing.T) {
+	f := newBlobFixture(t)
+	ctx := context.Background()
+	gone, short, unused := uniqueBody(), uniqueBody(), uniqueBody()
+	for _, b := range [][]byte{gone, short, unused} {
+		f.append(f.acct, b)
+	}
+	if p, err := f.s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("check: %q %v", p, err)
+	}
+	res, err := f.acct.Append(ctx, "INBOX", []store.NewMessage{{Body: unused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expunge(f.acct, res)
+	f.expunge(f.acct, store.AppendResult{MailboxID: res.MailboxID, UIDs: []uint32{3}})
+	for _, b := range [][]byte{gone, short, unused} {
+		if err := f.blobs.Delete(ctx, blobKey(bodyHash(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.blobs.Put(ctx, blobKey(bodyHash(short)), short[:10]); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.s.Check(ctx, true)
+	if err != nil || len(p) != 2 || !strings.Contains(p[0]+p[1], "missing") || !strings.Contains(p[0]+p[1], "has 10 bytes") {
+		t.Fatalf("check: %q %v", p, err)
+	}
 }
