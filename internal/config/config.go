@@ -93,7 +93,20 @@ type Store struct {
 	// a crash of tern but not necessarily a power failure). The sqlite store only;
 	// PostgreSQL follows its own synchronous_commit.
 	Fsync string `toml:"fsync"`
+	// Blobs says where the postgres store keeps message bodies: "db"
+	// (or empty: in the database), "file:DIR" (a directory, shared by
+	// the nodes) or "s3://BUCKET?endpoint=http://HOST:PORT&region=R&
+	// path_style=true" (credentials from AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY). Every node of one database uses the same.
+	Blobs string `toml:"blobs"`
+	// BlobGrace is how long a body no message uses any more is kept in
+	// a file or S3 blob store before tern serve's collector deletes it.
+	BlobGrace time.Duration `toml:"blob_grace"`
 }
+
+// BlobsInDB reports whether the postgres store keeps bodies in the
+// database (store.blobs empty or "db").
+func (s Store) BlobsInDB() bool { return s.Blobs == "" || s.Blobs == "db" }
 
 // StoreKind is the backend a Store URL names.
 type StoreKind int
@@ -323,7 +336,7 @@ func Default() *Config {
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
 		Index: Index{MemoryMB: 256, Text: true},
-		Store: Store{Fsync: "always"},
+		Store: Store{Fsync: "always", BlobGrace: time.Hour},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,
 			IMAPPort:           143,
@@ -448,6 +461,14 @@ func (c *Config) Validate() error {
 	}
 	if a.MaxIPFailures < 1 {
 		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	if b := c.Store.Blobs; !c.Store.BlobsInDB() && !strings.HasPrefix(b, "file:") && !strings.HasPrefix(b, "s3://") {
+		bad("store.blobs", "want db, file:DIR or s3://BUCKET?endpoint=..., got %q", b)
+	} else if kind, _, err := c.Backend(); err == nil && kind != StorePostgres && !c.Store.BlobsInDB() {
+		bad("store.blobs", "a blob store is for a postgres store only")
+	}
+	if c.Store.BlobGrace < 0 {
+		bad("store.blob_grace", "must not be negative, got %v", c.Store.BlobGrace)
 	}
 	if f := c.Store.Fsync; f != "always" && f != "optimized" {
 		bad("store.fsync", "must be always or optimized, got %q", f)
@@ -601,6 +622,7 @@ type Flags struct {
 	ConfigPath   string
 	dataDir      string
 	storeURL     string
+	blobStore    string
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
@@ -610,7 +632,7 @@ type Flags struct {
 	insecureAuth bool
 }
 
-// AddFlags registers --config and --data on fs and, when serve is true,
+// AddFlags registers --config, --data, --store and --blob-store on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
 // --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
@@ -619,6 +641,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	fs.StringVar(&f.ConfigPath, "config", "", "read configuration from this TOML `file`")
 	fs.StringVar(&f.dataDir, "data", d.DataDir, "data `dir`ectory")
 	fs.StringVar(&f.storeURL, "store", "", "where mail is kept: sqlite:DIR or postgres://USER:PASS@HOST:PORT/DB (`URL`); default: the data directory")
+	fs.StringVar(&f.blobStore, "blob-store", "", "where a postgres store keeps message bodies: db, file:DIR or s3://BUCKET?endpoint=...&region=...&path_style=true (`URL`); default: db")
 	if serve {
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
@@ -663,6 +686,8 @@ func (f *Flags) Apply(c *Config) {
 			c.DataDir = f.dataDir
 		case "store":
 			c.Store.URL = f.storeURL
+		case "blob-store":
+			c.Store.Blobs = f.blobStore
 		case "listen-imap":
 			c.Listen.IMAP = f.imap
 		case "listen-imaps":
