@@ -56,7 +56,7 @@ func (c *conn) writePartialResult(p *imap.PartialRange, nums []uint32, ordered b
 }
 
 // partialWindow returns the positions p selects from nums.
-func partialWindow(p *imap.PartialRange, nums []uint32) []uint32 {
+func partialWindow[T any](p *imap.PartialRange, nums []T) []T {
 	n := uint64(len(nums))
 	lo, hi := uint64(p.Lo), uint64(p.Hi)
 	if lo > n {
@@ -125,14 +125,14 @@ func (c *conn) refreshContexts(ctx context.Context) error {
 		return nil
 	}
 	for _, sc := range sel.contexts {
-		matched, _, err := c.searchUIDs(ctx, sc.key)
+		matched, _, scores, err := c.searchScored(ctx, sc.key)
 		if err != nil {
 			c.log.Warn("context update", "tag", sc.tag, "err", err)
 			continue
 		}
 		next := matched
 		if sc.crit != nil {
-			if next, err = c.sortedUIDs(ctx, matched, sc.crit); err != nil {
+			if next, err = c.sortedUIDs(ctx, matched, scores, sc.crit); err != nil {
 				c.log.Warn("context update", "tag", sc.tag, "err", err)
 				continue
 			}
@@ -277,13 +277,13 @@ func (c *conn) writeContextChange(sc *searchContext, kind string, list, which []
 	c.w.WriteString(")\r\n")
 }
 
-// sortedUIDs orders the UIDs matched by crit.
-func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, crit []msgsort.Criterion) ([]uint32, error) {
+// sortedUIDs orders the UIDs matched (with their relevancy scores) by crit.
+func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, scores []uint8, crit []msgsort.Criterion) ([]uint32, error) {
 	want := store.WantDates | store.WantSize
 	if msgsort.NeedsEnvelope(crit) {
 		want |= store.WantEnvelope
 	}
-	uids, items, err := c.sortItems(ctx, matched, want)
+	uids, items, err := c.sortItems(ctx, matched, scores, want)
 	if err != nil {
 		return nil, err
 	}

@@ -93,8 +93,14 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 			return err
 		}
 		res.Hits = make([][]uint32, len(qs))
+		res.Scores = make([][]uint8, len(qs))
 		for i, q := range qs {
-			if res.Hits[i], err = searchOne(ctx, tx, mailboxID, q); err != nil {
+			if q.Fuzzy {
+				res.Hits[i], res.Scores[i], err = searchFuzzy(ctx, tx, mailboxID, q)
+			} else {
+				res.Hits[i], err = searchOne(ctx, tx, mailboxID, q)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -163,6 +169,139 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 	}
 	slices.Sort(uids)
 	return slices.Compact(uids), nil
+}
+
+// searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
+// content, how many of the needle's inner trigrams it holds (one posting
+// list each); a content that cannot reach search.FuzzyMinPresent even if
+// it held every word-start gram is no candidate. The candidates' stored
+// text is then scored with search.FuzzyScore, exactly as the scan scores
+// a message. Needles whose grams cannot narrow (too few inner trigrams)
+// score every indexed message of the mailbox.
+func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, []uint8, error) {
+	cols := fieldColumns(q.Fields)
+	if len(cols) == 0 {
+		return nil, nil, nil
+	}
+	grams := search.FuzzyGrams(q.Needle)
+	var inner []string
+	starts := 0
+	for _, g := range grams {
+		if g.WordStart {
+			starts++
+		} else if utf8.Valid(g.Text) {
+			inner = append(inner, string(g.Text))
+		}
+	}
+	need := search.FuzzyMinPresent(len(grams)) - (len(grams) - len(inner))
+	sel := `SELECT m.uid, ` + strings.Join(cols, ", ")
+	var uids []uint32
+	var scores []uint8
+	score := func(uid uint32, texts [][]byte) {
+		if s := search.FuzzyScore(q.Needle, texts...); s > 0 {
+			uids = append(uids, uid)
+			scores = append(scores, s)
+		}
+	}
+	if need <= 0 || len(inner) == 0 {
+		if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+			return nil, nil, err
+		}
+		return sortScored(uids, scores)
+	}
+	counts := map[int64]int{}
+	for _, g := range inner {
+		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM fts WHERE fts MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+		}
+		for _, id := range ids {
+			counts[id]++
+		}
+	}
+	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+	}
+	for _, id := range weak {
+		counts[id] = need // its bytes may tokenize differently: always a candidate
+	}
+	var cand strings.Builder
+	cand.WriteByte('[')
+	for id, n := range counts {
+		if n < need {
+			continue
+		}
+		if cand.Len() > 1 {
+			cand.WriteByte(',')
+		}
+		fmt.Fprint(&cand, id)
+	}
+	cand.WriteByte(']')
+	if cand.Len() == 2 {
+		return nil, nil, nil
+	}
+	if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM json_each(?) j CROSS JOIN messages m ON m.content_id = j.value CROSS JOIN fts f ON f.rowid = m.content_id
+		WHERE m.mailbox_id = ?`, cand.String(), mailboxID); err != nil {
+		return nil, nil, err
+	}
+	return sortScored(uids, scores)
+}
+
+// fieldColumns returns the fts columns (as f.name) of fields.
+func fieldColumns(fields store.TextField) []string {
+	var cols []string
+	for i, c := range ftsColumns {
+		if fields&(1<<i) != 0 {
+			cols = append(cols, "f."+c)
+		}
+	}
+	return cols
+}
+
+// scanTexts runs a query returning a UID and n text columns and calls fn
+// with each row (the texts are valid only during the call).
+func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(uint32, [][]byte), query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("full-text query: %w", err)
+	}
+	defer rows.Close()
+	vals := make([]sql.RawBytes, n)
+	texts := make([][]byte, n)
+	dest := make([]any, 1+n)
+	var uid uint32
+	dest[0] = &uid
+	for i := range vals {
+		dest[1+i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("full-text query: %w", err)
+		}
+		for i, v := range vals {
+			texts[i] = v
+		}
+		fn(uid, texts)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("full-text query: %w", err)
+	}
+	return nil
+}
+
+// sortScored sorts uids ascending with their scores.
+func sortScored(uids []uint32, scores []uint8) ([]uint32, []uint8, error) {
+	idx := make([]int, len(uids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return int(uids[a]) - int(uids[b]) })
+	su, ss := make([]uint32, len(idx)), make([]uint8, len(idx))
+	for i, j := range idx {
+		su[i], ss[i] = uids[j], scores[j]
+	}
+	return su, ss, nil
 }
 
 // maxQueryTrigrams bounds the trigrams of one index query: a long needle
