@@ -338,6 +338,11 @@ type Account interface {
 	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
 	// caller then scans.
 	SearchText(ctx context.Context, mailboxID int64, qs []TextQuery) (TextResult, error)
+	// SavePreviews keeps FETCH PREVIEW texts (RFC 8970) the caller
+	// computed for messages of the mailbox whose Preview was nil (stored
+	// before previews were kept), by UID; a message that has one by now,
+	// or is gone, is left alone.
+	SavePreviews(ctx context.Context, mailboxID int64, previews map[uint32]string) error
 
 	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)

@@ -109,6 +109,22 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 	return res, err
 }
 
+// SavePreviews implements store.Account.
+func (a *account) SavePreviews(ctx context.Context, mailboxID int64, previews map[uint32]string) error {
+	if len(previews) == 0 {
+		return nil
+	}
+	return a.write(ctx, "save previews", func(w *wtx) error {
+		for uid, p := range previews {
+			if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE preview IS NULL
+				AND id = (SELECT content_id FROM messages WHERE mailbox_id = ? AND uid = ?)`, p, mailboxID, uid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // searchOne answers one query: the candidate rows from the trigram index
 // (every indexed message of the mailbox when the needle has fewer than
 // three characters), each checked against its stored text.
