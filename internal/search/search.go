@@ -468,3 +468,34 @@ func cutoff(now time.Time, secs uint64) int64 {
 	}
 	return now.Unix() - int64(secs)
 }
+
+// PerMessage reports whether key's answer for a message depends only on
+// that message's own state (flags, modseq, dates, size, UID, content),
+// so that a live result (CONTEXT=SEARCH UPDATE) need only re-evaluate
+// the messages that changed. Sequence numbers shift on expunges, "$"
+// changes with SAVE, "*" with the mailbox's last message, and
+// OLDER/YOUNGER with the clock: keys holding those are not.
+func PerMessage(key *imap.SearchKey) bool {
+	if key == nil {
+		return true
+	}
+	switch key.Op {
+	case imap.SearchSeqSet, imap.SearchOlder, imap.SearchYounger:
+		return false
+	case imap.SearchUID:
+		if key.Set.Saved {
+			return false
+		}
+		for _, r := range key.Set.Ranges {
+			if r.Start == 0 || r.Stop == 0 {
+				return false
+			}
+		}
+	}
+	for _, ch := range key.Children {
+		if !PerMessage(ch) {
+			return false
+		}
+	}
+	return true
+}

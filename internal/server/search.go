@@ -141,8 +141,19 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 // searchScored is searchUIDs that also returns each match's RFC 6203
 // relevancy (100 for every match of a key without FUZZY).
 func (c *conn) searchScored(ctx context.Context, key *imap.SearchKey) ([]uint32, []uint64, []uint8, error) {
+	return c.searchAmong(ctx, key, c.sel.uids)
+}
+
+// minIndexed is how many messages a search must cover to ask the
+// full-text index (which answers for the whole mailbox); fewer are read.
+const minIndexed = 64
+
+// searchAmong is searchScored over the messages in (ascending UIDs of
+// the view; the whole view or, for live results, the messages that
+// changed).
+func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32) ([]uint32, []uint64, []uint8, error) {
 	sel := c.sel
-	if len(sel.uids) == 0 {
+	if len(sel.uids) == 0 || len(in) == 0 {
 		return nil, nil, nil, nil
 	}
 	var modseqs []uint64
@@ -158,8 +169,8 @@ func (c *conn) searchScored(ctx context.Context, key *imap.SearchKey) ([]uint32,
 	if needBody {
 		c.setOpener(ctx, sel.acct, sel.info.ID, cand)
 	}
-	uids := sel.uids
-	if needBody && !c.srv.cfg.ScanSearch {
+	uids := in
+	if needBody && !c.srv.cfg.ScanSearch && (len(in) >= minIndexed || len(in) == len(sel.uids)) {
 		if x := c.textIndex(ctx, sel.acct, sel.info.ID, sel.info.Name, key); x != nil {
 			cand.Text = x
 			uids = x.Restrict(key, uids)
