@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -278,14 +279,14 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		}
 		return sortScored(uids, scores)
 	}
-	counts := map[int64]int{}
+	var counts gramCounts
 	for _, g := range inner {
 		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM fts WHERE fts MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
 		if err != nil {
 			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 		}
 		for _, id := range ids {
-			counts[id]++
+			counts.add(id, 1)
 		}
 	}
 	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
@@ -293,19 +294,19 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 	}
 	for _, id := range weak {
-		counts[id] = need // its bytes may tokenize differently: always a candidate
+		counts.add(id, need) // its bytes may tokenize differently: always a candidate
 	}
 	var cand strings.Builder
 	cand.WriteByte('[')
-	for id, n := range counts {
+	counts.each(func(id int64, n int) {
 		if n < need {
-			continue
+			return
 		}
 		if cand.Len() > 1 {
 			cand.WriteByte(',')
 		}
-		fmt.Fprint(&cand, id)
-	}
+		cand.WriteString(strconv.FormatInt(id, 10))
+	})
 	cand.WriteByte(']')
 	if cand.Len() == 2 {
 		return nil, nil, nil
@@ -315,6 +316,42 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		return nil, nil, err
 	}
 	return sortScored(uids, scores)
+}
+
+// gramCounts counts, per content id, the grams a content holds: a slice
+// indexed by id (ids are dense), a map for ids too large for one.
+type gramCounts struct {
+	dense  []uint16
+	sparse map[int64]int
+}
+
+// maxDenseID bounds the ids gramCounts keeps in its slice.
+const maxDenseID = 1 << 24
+
+func (c *gramCounts) add(id int64, n int) {
+	if id < 0 || id >= maxDenseID {
+		if c.sparse == nil {
+			c.sparse = map[int64]int{}
+		}
+		c.sparse[id] += n
+		return
+	}
+	if int(id) >= len(c.dense) {
+		c.dense = append(c.dense, make([]uint16, int(id)+1-len(c.dense)+len(c.dense)/2)...)
+	}
+	c.dense[id] += uint16(n)
+}
+
+// each calls fn with every id counted and its count.
+func (c *gramCounts) each(fn func(id int64, n int)) {
+	for id, n := range c.dense {
+		if n > 0 {
+			fn(int64(id), int(n))
+		}
+	}
+	for id, n := range c.sparse {
+		fn(id, n)
+	}
 }
 
 // fieldColumns returns the fts columns (as f.name) of fields.
