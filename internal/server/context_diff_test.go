@@ -18,7 +18,9 @@ import (
 // ADDTO/REMOVEFROM it receives and compares it with a fresh UID SEARCH
 // (and UID SORT) of the same key. Keys are mostly ones answered per
 // message (flags, text, size, UID ranges, MODSEQ, NOT/OR), some not
-// (sequence numbers, "*"), which are searched again in full.
+// (sequence numbers, "*"), which are searched again in full. SORT
+// results are also followed in order, through the positions ADDTO
+// carries, and must equal a fresh UID SORT.
 func TestContextUpdateDifferential(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -78,6 +80,7 @@ func TestContextUpdateDifferential(t *testing.T) {
 		tag, key string
 		sort     bool
 		result   map[uint32]bool
+		order    []uint32 // SORT: the result in sort order, by ADDTO/REMOVEFROM positions
 	}
 	var lives []*live
 	for i := range 12 {
@@ -91,8 +94,9 @@ func TestContextUpdateDifferential(t *testing.T) {
 		for _, line := range lines {
 			if rest, ok := strings.CutPrefix(line, `* ESEARCH (TAG "`+l.tag+`") UID ALL `); ok {
 				set, _, _ := strings.Cut(rest, " ") // then MODSEQ n, for a MODSEQ key
-				for _, u := range expandSet(t, set) {
+				for _, u := range sortRun(t, set) {
 					l.result[u] = true
+					l.order = append(l.order, u)
 				}
 			}
 		}
@@ -109,12 +113,25 @@ func TestContextUpdateDifferential(t *testing.T) {
 				list = strings.Trim(list, "()")
 				f := strings.Fields(list)
 				for i := 1; i < len(f); i += 2 { // position, set, position, set...
-					for _, u := range expandSet(t, f[i]) {
+					pos, err := strconv.Atoi(f[i-1])
+					if err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
+					run := expandSet(t, f[i])
+					if l.sort {
+						run = sortRun(t, f[i]) // in sort order
+					}
+					for j, u := range run {
 						switch kind {
 						case "ADDTO":
 							l.result[u] = true
+							if l.sort {
+								at := min(pos-1+j, len(l.order))
+								l.order = slices.Insert(l.order, at, u)
+							}
 						case "REMOVEFROM":
 							delete(l.result, u)
+							l.order = slices.DeleteFunc(l.order, func(v uint32) bool { return v == u })
 						default:
 							t.Fatalf("unexpected %q", line)
 						}
@@ -163,6 +180,9 @@ func TestContextUpdateDifferential(t *testing.T) {
 					}
 				}
 			}
+			if l.sort && !slices.Equal(l.order, want) {
+				t.Fatalf("round %d (seed %d), %s: live order %v, full sort %v", round, seed, cmd, l.order, want)
+			}
 			slices.Sort(want)
 			var got []uint32
 			for u := range l.result {
@@ -174,6 +194,38 @@ func TestContextUpdateDifferential(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sortRun returns the numbers of an ESORT run in the order given
+// (SetFromRuns keeps the order: "7,3:5" is 7, 3, 4, 5; "5:3" is 5, 4, 3).
+func sortRun(t *testing.T, set string) []uint32 {
+	t.Helper()
+	var out []uint32
+	for _, part := range strings.Split(set, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil {
+			t.Fatalf("set %q: %v", set, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil {
+				t.Fatalf("set %q: %v", set, err)
+			}
+		}
+		for n := a; ; {
+			out = append(out, uint32(n))
+			if n == b {
+				break
+			}
+			if a < b {
+				n++
+			} else {
+				n--
+			}
+		}
+	}
+	return out
 }
 
 // expandSet returns the numbers of a sequence set without "*".
