@@ -282,7 +282,7 @@ func (g *diffGen) message() []byte {
 // case changed), or a miss.
 func (g *diffGen) needle() string {
 	if g.r.IntN(12) == 0 || len(g.pieces) == 0 {
-		return []string{"zzqx", "q", "ß", "日", "@", "   "}[g.r.IntN(6)]
+		return []string{"zzqx", "q", "ß", "日", "@", "   ", ""}[g.r.IntN(7)]
 	}
 	runes := []rune(g.pieces[g.r.IntN(len(g.pieces))])
 	start := g.r.IntN(len(runes))

@@ -150,10 +150,13 @@ func init() {
 	})
 }
 
-// textBytes calls fn with the bytes of a TEXT or BLOB argument (false for
-// NULL and other types), without copying them.
+// textBytes calls fn with the bytes of a TEXT or BLOB argument, without
+// copying them; NULL (an empty field stored as nil) is empty text. Other
+// types give false.
 func textBytes(v driver.Value, fn func([]byte) bool) bool {
 	switch v := v.(type) {
+	case nil:
+		return fn(nil)
 	case []byte:
 		return fn(v)
 	case string:
