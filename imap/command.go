@@ -213,7 +213,7 @@ type ExpungeArgs struct {
 
 // SearchArgs is [UID] SEARCH [RETURN (opts)] [CHARSET x] keys.
 type SearchArgs struct {
-	Return    []string      // upper case: MIN MAX COUNT ALL SAVE; nil when no RETURN
+	Return    []string      // upper case: MIN MAX COUNT ALL SAVE RELEVANCY ...; nil when no RETURN
 	HasReturn bool          // RETURN given (ESEARCH form), possibly with empty list
 	Partial   *PartialRange // RETURN (PARTIAL range), RFC 5267 §4.4
 	Charset   string        // "" if absent
@@ -229,6 +229,7 @@ const (
 	SearchAnd               SearchKeyOp = "AND"    // Children: all must match (implicit list / parenthesised list)
 	SearchOr                SearchKeyOp = "OR"     // Children: exactly two
 	SearchNot               SearchKeyOp = "NOT"    // Children: exactly one
+	SearchFuzzy             SearchKeyOp = "FUZZY"  // Children: exactly one, matched fuzzily (RFC 6203)
 	SearchSeqSet            SearchKeyOp = "SEQSET" // Set: message sequence numbers
 	SearchUID               SearchKeyOp = "UID"    // Set: UIDs
 	SearchAnswered          SearchKeyOp = "ANSWERED"

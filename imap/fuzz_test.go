@@ -12,6 +12,7 @@ import (
 // seedCommands is typical client traffic (RFC examples, Thunderbird,
 // mbsync, iOS Mail) used as fuzz seeds and benchmark input.
 var seedCommands = []string{
+	"B1 SEARCH RETURN (RELEVANCY ALL) FUZZY TEXT \"Helo\"\r\n",
 	"a001 CAPABILITY\r\n",
 	"1 ID (\"name\" \"Thunderbird\" \"version\" \"115.3.1\")\r\n",
 	"2 authenticate PLAIN AHVzZXIAcGFzcw==\r\n",
@@ -111,9 +112,9 @@ func checkCommand(t *testing.T, cmd *Command, opts ReaderOptions) {
 				t.Fatal("search tree too deep")
 			}
 			switch k.Op {
-			case SearchNot:
+			case SearchNot, SearchFuzzy:
 				if len(k.Children) != 1 {
-					t.Fatal("NOT arity")
+					t.Fatal("NOT/FUZZY arity")
 				}
 			case SearchOr:
 				if len(k.Children) != 2 {

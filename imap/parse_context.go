@@ -25,7 +25,8 @@ type CancelUpdateArgs struct {
 }
 
 // returnOptions parses the ESEARCH/ESORT return option list: MIN MAX COUNT
-// ALL SAVE, and from RFC 5267 UPDATE, CONTEXT and PARTIAL range. The
+// ALL SAVE, from RFC 5267 UPDATE, CONTEXT and PARTIAL range, and from
+// RFC 6203 RELEVANCY. The
 // options are upper case; PARTIAL is listed and its range returned.
 func (r *Reader) returnOptions(what string) ([]string, *PartialRange) {
 	r.expect('(', "(")
@@ -37,7 +38,7 @@ func (r *Reader) returnOptions(what string) ([]string, *PartialRange) {
 		}
 		w := string(r.word(cAtom, "return option"))
 		switch w {
-		case "MIN", "MAX", "COUNT", "ALL", "SAVE", "UPDATE", "CONTEXT":
+		case "MIN", "MAX", "COUNT", "ALL", "SAVE", "UPDATE", "CONTEXT", "RELEVANCY":
 		case "PARTIAL":
 			r.sp()
 			p = r.partialRange()

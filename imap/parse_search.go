@@ -215,7 +215,7 @@ func (r *Reader) searchKeyNamed(name []byte) *SearchKey {
 		k.Op = op
 		r.sp()
 		k.Set = r.seqSet()
-	case SearchNot:
+	case SearchNot, SearchFuzzy:
 		k.Op = op
 		r.sp()
 		k.Children = []*SearchKey{r.nestedKey()}

@@ -47,7 +47,7 @@ func (r *Reader) sortArgs() *SortArgs {
 			name = r.word(cAtom, "sort key")
 		}
 		switch k := string(name); k {
-		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
+		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO", "RELEVANCY":
 			c.Key = k
 		default:
 			r.fail("unknown sort key")

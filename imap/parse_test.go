@@ -253,6 +253,12 @@ func TestReadCommandSearch(t *testing.T) {
 			&SearchKey{Op: SearchUID, Set: set(5, 5, 0, 0)}, &SearchKey{Op: SearchSeqSet, Set: NumSet{Saved: true}})}},
 		{"a SEARCH RETURN (MIN MAX COUNT ALL SAVE) CHARSET utf-8 TEXT \"x\"\r\n", &SearchArgs{
 			Return: []string{"MIN", "MAX", "COUNT", "ALL", "SAVE"}, HasReturn: true, Charset: "utf-8", Key: &SearchKey{Op: SearchText, Str: "x"}}},
+		// RFC 6203 §3 and §4 examples.
+		{"A1 SEARCH FUZZY (SUBJECT \"IMAP break\")\r\n", &SearchArgs{Key: key(SearchFuzzy, &SearchKey{Op: SearchSubject, Str: "IMAP break"})}},
+		{"A2 SEARCH FUZZY SUBJECT work FROM user@example.com\r\n", &SearchArgs{Key: key(SearchAnd,
+			key(SearchFuzzy, &SearchKey{Op: SearchSubject, Str: "work"}), &SearchKey{Op: SearchFrom, Str: "user@example.com"})}},
+		{"B1 SEARCH RETURN (RELEVANCY ALL) FUZZY TEXT \"Helo\"\r\n", &SearchArgs{Return: []string{"RELEVANCY", "ALL"}, HasReturn: true,
+			Key: key(SearchFuzzy, &SearchKey{Op: SearchText, Str: "Helo"})}},
 		{"a SEARCH RETURN () 1:*\r\n", &SearchArgs{Return: []string{}, HasReturn: true, Key: &SearchKey{Op: SearchSeqSet, Set: set(1, 0)}}},
 		{"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n", &SearchArgs{Key: &SearchKey{Op: SearchModSeq, Num: 620162338}}},
 		{"a SEARCH MODSEQ 0\r\n", &SearchArgs{Key: &SearchKey{Op: SearchModSeq}}},

@@ -57,28 +57,58 @@ func textFields(k *imap.SearchKey) store.TextField {
 	return 0
 }
 
-// TextQueries returns the store queries for leaves (from TextLeaves).
-func TextQueries(leaves []*imap.SearchKey) []store.TextQuery {
+// TextQueries returns the store queries for leaves (from
+// TextLeaves(key)): the text keys under a FUZZY key (RFC 6203) ask for
+// fuzzy matches, with their relevancy.
+func TextQueries(key *imap.SearchKey, leaves []*imap.SearchKey) []store.TextQuery {
+	fuzzy := fuzzyLeaves(key)
 	qs := make([]store.TextQuery, len(leaves))
 	for i, k := range leaves {
-		qs[i] = store.TextQuery{Fields: textFields(k), Needle: Fold(k.Str)}
+		qs[i] = store.TextQuery{Fields: textFields(k), Needle: Fold(k.Str), Fuzzy: fuzzy[k] && k.Str != ""}
 	}
 	return qs
+}
+
+// fuzzyLeaves returns the text keys of key that a FUZZY key encloses.
+func fuzzyLeaves(key *imap.SearchKey) map[*imap.SearchKey]bool {
+	out := map[*imap.SearchKey]bool{}
+	var walk func(k *imap.SearchKey, fuzzy bool)
+	walk = func(k *imap.SearchKey, fuzzy bool) {
+		if k == nil {
+			return
+		}
+		if textFields(k) != 0 {
+			if fuzzy {
+				out[k] = true
+			}
+			return
+		}
+		for _, ch := range k.Children {
+			walk(ch, fuzzy || k.Op == imap.SearchFuzzy)
+		}
+	}
+	walk(key, false)
+	return out
 }
 
 // TextIndex holds a store's answers to the text keys of one search.
 type TextIndex struct {
 	hits    map[*imap.SearchKey][]uint32
+	scores  map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
 	pending []uint32
 }
 
 // NewTextIndex pairs leaves with res (from SearchText of
-// TextQueries(leaves)).
+// TextQueries(key, leaves)).
 func NewTextIndex(leaves []*imap.SearchKey, res store.TextResult) *TextIndex {
-	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)), pending: res.Pending}
+	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)),
+		scores: map[*imap.SearchKey][]uint8{}, pending: res.Pending}
 	for i, k := range leaves {
 		if i < len(res.Hits) {
 			x.hits[k] = res.Hits[i]
+		}
+		if i < len(res.Scores) && res.Scores[i] != nil {
+			x.scores[k] = res.Scores[i]
 		}
 	}
 	return x
@@ -86,20 +116,25 @@ func NewTextIndex(leaves []*imap.SearchKey, res store.TextResult) *TextIndex {
 
 // decide answers text key k for message uid from the index: decided is
 // false when the message must be read (not indexed, or a header key
-// whose candidate needs the field check).
-func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match, decided bool) {
+// whose candidate needs the field check). score is the relevancy of a
+// fuzzy key's match (0 for exact keys).
+func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uint8, decided bool) {
 	hits, ok := x.hits[k]
 	if !ok || contains(x.pending, uid) {
-		return false, false
+		return false, 0, false
 	}
-	if !contains(hits, uid) {
-		return false, true
+	i, found := slices.BinarySearch(hits, uid)
+	if !found {
+		return false, 0, true
 	}
 	switch k.Op {
 	case imap.SearchBody, imap.SearchText:
-		return true, true
+		if s := x.scores[k]; i < len(s) {
+			score = s[i]
+		}
+		return true, score, true
 	}
-	return false, false
+	return false, 0, false
 }
 
 func contains(sorted []uint32, v uint32) bool {

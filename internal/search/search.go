@@ -34,7 +34,7 @@ func Want(key *imap.SearchKey) store.Want {
 	}
 	var w store.Want
 	switch key.Op {
-	case imap.SearchAnd, imap.SearchOr, imap.SearchNot:
+	case imap.SearchAnd, imap.SearchOr, imap.SearchNot, imap.SearchFuzzy:
 		for _, ch := range key.Children {
 			w |= Want(ch)
 		}
@@ -70,7 +70,7 @@ func NeedsBody(key *imap.SearchKey) bool {
 		return false
 	}
 	switch key.Op {
-	case imap.SearchAnd, imap.SearchOr, imap.SearchNot:
+	case imap.SearchAnd, imap.SearchOr, imap.SearchNot, imap.SearchFuzzy:
 		for _, ch := range key.Children {
 			if NeedsBody(ch) {
 				return true
@@ -157,6 +157,14 @@ type Candidate struct {
 	bodyText []byte // folded decoded body text of all text parts
 	mimeText []byte // folded decoded MIME headers of body parts (for TEXT)
 
+	// fuzzy is how many FUZZY keys enclose the key under evaluation;
+	// scoreSum and scoreN add up the relevancy of the fuzzy text keys
+	// that matched this message (Relevancy).
+	fuzzy    int
+	scoreSum int
+	scoreN   int
+	addrText []byte // normalized address texts of fuzzy address keys
+
 	scratch  []byte
 	scratch2 []byte
 	scratch3 []byte
@@ -190,7 +198,41 @@ func (c *Candidate) Release() error {
 	c.bodyDone, c.bodyErr = false, nil
 	c.bodyText = c.bodyText[:0]
 	c.mimeText = c.mimeText[:0]
+	c.fuzzy, c.scoreSum, c.scoreN = 0, 0, 0
 	return err
+}
+
+// Relevancy is the RFC 6203 relevancy score (1..100) of the message
+// Match last accepted: the mean score of the fuzzy text keys it matched,
+// 100 when none did (exact keys only, or FUZZY over non-text keys, which
+// match exactly).
+func (c *Candidate) Relevancy() uint8 {
+	if c.scoreN == 0 {
+		return 100
+	}
+	return uint8((c.scoreSum + c.scoreN/2) / c.scoreN)
+}
+
+// addScore records the relevancy of a fuzzy text key that matched.
+func (c *Candidate) addScore(s uint8) {
+	c.scoreSum += int(s)
+	c.scoreN++
+}
+
+// UsesFuzzy reports whether key holds a FUZZY key (RFC 6203).
+func UsesFuzzy(key *imap.SearchKey) bool {
+	if key == nil {
+		return false
+	}
+	if key.Op == imap.SearchFuzzy {
+		return true
+	}
+	for _, ch := range key.Children {
+		if UsesFuzzy(ch) {
+			return true
+		}
+	}
+	return false
 }
 
 var errNoMessage = errors.New("search: candidate has no message")
@@ -210,9 +252,15 @@ func Match(key *imap.SearchKey, c *Candidate, now time.Time) (bool, error) {
 func (c *Candidate) match(key *imap.SearchKey, now time.Time) (bool, error) {
 	m := c.Msg
 	if c.Text != nil {
-		if ok, decided := c.Text.decide(key, m.UID); decided {
+		if ok, score, decided := c.Text.decide(key, m.UID); decided {
+			if ok && score > 0 {
+				c.addScore(score)
+			}
 			return ok, nil
 		}
+	}
+	if c.fuzzy > 0 && isTextKey(key.Op) {
+		return c.matchFuzzy(key)
 	}
 	switch key.Op {
 	case imap.SearchAll:
@@ -250,6 +298,17 @@ func (c *Candidate) match(key *imap.SearchKey, now time.Time) (bool, error) {
 		}
 		ok, err := c.match(key.Children[0], now)
 		return !ok && err == nil, err
+	case imap.SearchFuzzy:
+		// Text keys inside match fuzzily; others exactly (RFC 6203 §5
+		// lets a server decide that fuzzy matching is meaningless for a
+		// key: flags, dates, sizes and sets match as without FUZZY).
+		if len(key.Children) != 1 {
+			return false, fmt.Errorf("search: FUZZY with %d operands", len(key.Children))
+		}
+		c.fuzzy++
+		ok, err := c.match(key.Children[0], now)
+		c.fuzzy--
+		return ok, err
 
 	case imap.SearchSeqSet:
 		if key.Set.Saved {
@@ -408,4 +467,35 @@ func cutoff(now time.Time, secs uint64) int64 {
 		secs = maxSecs
 	}
 	return now.Unix() - int64(secs)
+}
+
+// PerMessage reports whether key's answer for a message depends only on
+// that message's own state (flags, modseq, dates, size, UID, content),
+// so that a live result (CONTEXT=SEARCH UPDATE) need only re-evaluate
+// the messages that changed. Sequence numbers shift on expunges, "$"
+// changes with SAVE, "*" with the mailbox's last message, and
+// OLDER/YOUNGER with the clock: keys holding those are not.
+func PerMessage(key *imap.SearchKey) bool {
+	if key == nil {
+		return true
+	}
+	switch key.Op {
+	case imap.SearchSeqSet, imap.SearchOlder, imap.SearchYounger:
+		return false
+	case imap.SearchUID:
+		if key.Set.Saved {
+			return false
+		}
+		for _, r := range key.Set.Ranges {
+			if r.Start == 0 || r.Stop == 0 {
+				return false
+			}
+		}
+	}
+	for _, ch := range key.Children {
+		if !PerMessage(ch) {
+			return false
+		}
+	}
+	return true
 }

@@ -46,6 +46,12 @@ func benchServer(b *testing.B, n int) string { return benchServerWith(b, n, true
 // benchServerWith is benchServer with the index optional (indexed false:
 // every read goes to SQLite, as before the index existed).
 func benchServerWith(b *testing.B, n int, indexed bool) string {
+	return benchServerMsgs(b, n, indexed, benchMessage, false)
+}
+
+// benchServerMsgs is benchServerWith with message i+1 from msg, and the
+// full-text index built before the server starts when indexText.
+func benchServerMsgs(b *testing.B, n int, indexed bool, msg func(int) []byte, indexText bool) string {
 	b.Helper()
 	ctx := context.Background()
 	hub := notify.New()
@@ -81,13 +87,18 @@ func benchServerWith(b *testing.B, n int, indexed bool) string {
 			if j%10 == 0 {
 				flags = nil // every tenth message unseen
 			}
-			msgs = append(msgs, store.NewMessage{Body: benchMessage(j + 1), Flags: flags})
+			msgs = append(msgs, store.NewMessage{Body: msg(j + 1), Flags: flags})
 		}
 		if _, err := acct.Append(ctx, "INBOX", msgs); err != nil {
 			b.Fatal(err)
 		}
 	}
 	acct.Close()
+	if indexText {
+		if err := backend.IndexText(ctx, "bench", false, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// Metrics on, as tern serve runs with its admin listener.
 	m := metrics.New()
 	if indexed {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/search"
 	msgsort "github.com/tern-imap/tern/internal/sort"
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -26,6 +27,11 @@ type searchContext struct {
 	key    *imap.SearchKey
 	crit   []msgsort.Criterion // nil for SEARCH
 	result []uint32            // UIDs: ascending for SEARCH, in sort order for SORT
+	// modSeq and maxUID are the view's HIGHESTMODSEQ and last UID when
+	// result was last brought up to date: messages with a higher modseq
+	// or UID are the ones to evaluate again (refreshContexts).
+	modSeq uint64
+	maxUID uint32
 }
 
 // contextSuppressesAll reports whether the return options hold UPDATE or
@@ -56,7 +62,7 @@ func (c *conn) writePartialResult(p *imap.PartialRange, nums []uint32, ordered b
 }
 
 // partialWindow returns the positions p selects from nums.
-func partialWindow(p *imap.PartialRange, nums []uint32) []uint32 {
+func partialWindow[T any](p *imap.PartialRange, nums []T) []T {
 	n := uint64(len(nums))
 	lo, hi := uint64(p.Lo), uint64(p.Hi)
 	if lo > n {
@@ -81,6 +87,7 @@ func (c *conn) addContext(cmd *imap.Command, ret []string, key *imap.SearchKey, 
 	}
 	sel.contexts = append(sel.contexts, &searchContext{
 		tag: cmd.Tag, uid: cmd.UID, key: key, crit: crit, result: slices.Clone(result),
+		modSeq: sel.modSeq, maxUID: sel.maxUID,
 	})
 }
 
@@ -116,26 +123,22 @@ func (c *conn) contextsExpunged(uids []uint32) {
 	}
 }
 
-// refreshContexts re-evaluates every live result over the current view and
-// reports the differences. Messages waiting to be reported expunged are
-// left alone: contextsExpunged handles them.
+// refreshContexts brings every live result up to date with the current
+// view and reports the differences. Messages waiting to be reported
+// expunged are left alone: contextsExpunged handles them.
 func (c *conn) refreshContexts(ctx context.Context) error {
 	sel := c.sel
 	if sel == nil || len(sel.contexts) == 0 {
 		return nil
 	}
 	for _, sc := range sel.contexts {
-		matched, _, err := c.searchUIDs(ctx, sc.key)
+		next, changed, err := c.contextMatches(ctx, sc)
 		if err != nil {
 			c.log.Warn("context update", "tag", sc.tag, "err", err)
 			continue
 		}
-		next := matched
-		if sc.crit != nil {
-			if next, err = c.sortedUIDs(ctx, matched, sc.crit); err != nil {
-				c.log.Warn("context update", "tag", sc.tag, "err", err)
-				continue
-			}
+		if !changed {
+			continue
 		}
 		pending := func(u uint32) bool {
 			_, ok := slices.BinarySearch(sel.pendingExpunge, u)
@@ -173,6 +176,80 @@ func (c *conn) refreshContexts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// contextMatches returns what sc's result is now (ascending for SEARCH,
+// in sort order for SORT; messages pending expunge may be missing), or
+// changed false when it cannot differ from sc.result. A key whose answer
+// depends only on each message's own state (search.PerMessage) is
+// evaluated again only for the messages that changed since the result
+// was last brought up to date, as the mailbox's change feed (Changes,
+// from the in-memory index) names them: new UIDs and higher modseqs.
+// Other keys (sequence numbers, "$", "*", OLDER/YOUNGER) and relevancy
+// sorts are searched again in full.
+func (c *conn) contextMatches(ctx context.Context, sc *searchContext) (next []uint32, changed bool, err error) {
+	sel := c.sel
+	var matched []uint32
+	var scores []uint8
+	if search.PerMessage(sc.key) && !sortsByRelevancy(sc.crit) {
+		cs, err := sel.acct.Changes(ctx, sel.info.ID, sc.modSeq, sc.maxUID)
+		if err != nil {
+			return nil, false, err
+		}
+		again := changedInView(sel.uids, cs.Changed, cs.New)
+		var hits []uint32
+		if len(again) > 0 {
+			if hits, _, _, err = c.searchAmong(ctx, sc.key, again); err != nil {
+				return nil, false, err
+			}
+		}
+		// Messages beyond the view come in New again next time.
+		sc.modSeq, sc.maxUID = max(sc.modSeq, cs.HighestModSeq), sel.maxUID
+		if len(again) == 0 {
+			return nil, false, nil
+		}
+		matched = mergeChanged(sc.result, again, hits)
+	} else {
+		if matched, _, scores, err = c.searchScored(ctx, sc.key); err != nil {
+			return nil, false, err
+		}
+		sc.modSeq, sc.maxUID = sel.modSeq, sel.maxUID
+	}
+	if sc.crit == nil {
+		return matched, true, nil
+	}
+	next, err = c.sortedUIDs(ctx, matched, scores, sc.crit)
+	return next, err == nil, err
+}
+
+// changedInView returns, ascending, the UIDs of changed and added
+// (ascending each) that are in the view uids.
+func changedInView(uids []uint32, changed, added []store.MessageMeta) []uint32 {
+	var out []uint32
+	for _, list := range [][]store.MessageMeta{changed, added} {
+		for _, m := range list {
+			if _, ok := slices.BinarySearch(uids, m.UID); ok {
+				out = append(out, m.UID)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// mergeChanged returns, ascending, the members of result that are not in
+// again (both any order / ascending) plus hits: the result after the
+// messages in again were evaluated anew and hits matched.
+func mergeChanged(result, again, hits []uint32) []uint32 {
+	out := make([]uint32, 0, len(result)+len(hits))
+	for _, u := range result {
+		if _, ok := slices.BinarySearch(again, u); !ok {
+			out = append(out, u)
+		}
+	}
+	out = append(out, hits...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // mergeKept returns next with the entries of old that next lacks (messages
@@ -277,13 +354,13 @@ func (c *conn) writeContextChange(sc *searchContext, kind string, list, which []
 	c.w.WriteString(")\r\n")
 }
 
-// sortedUIDs orders the UIDs matched by crit.
-func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, crit []msgsort.Criterion) ([]uint32, error) {
+// sortedUIDs orders the UIDs matched (with their relevancy scores) by crit.
+func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, scores []uint8, crit []msgsort.Criterion) ([]uint32, error) {
 	want := store.WantDates | store.WantSize
 	if msgsort.NeedsEnvelope(crit) {
 		want |= store.WantEnvelope
 	}
-	uids, items, err := c.sortItems(ctx, matched, want)
+	uids, items, err := c.sortItems(ctx, matched, scores, want)
 	if err != nil {
 		return nil, err
 	}

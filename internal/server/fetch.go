@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/message"
+	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -90,6 +92,7 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	err = c.fetchShown(ctx, uids, f.want(), args, func(seq uint32, m *store.Message) error {
 		return f.message(ctx, seq, m)
 	})
+	f.savePreviews(ctx)
 	return f.finish(err)
 }
 
@@ -103,6 +106,9 @@ type fetchCmd struct {
 	withSeen fetchList
 	started  bool     // a FETCH response is partly written
 	msg      fetchMsg // the message being answered, reused
+	// previews holds the PREVIEW texts computed during the command for
+	// messages stored without one, to be kept (savePreviews).
+	previews map[uint32]string
 }
 
 // fetchItemList is the command's items in answer order: UID first for UID
@@ -242,6 +248,14 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 	if err := list.prepare(m); err != nil {
 		return err
 	}
+	if sm.Preview == nil && list.eagerPreview() {
+		if err := f.computePreview(ctx, m); err != nil {
+			if errors.Is(err, store.ErrNoSuchMessage) {
+				return nil
+			}
+			return err
+		}
+	}
 	if list.has(imap.FetchFlags) {
 		c.announceKeywords(m.Flags)
 	}
@@ -253,6 +267,43 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 	c.w.WriteString(")\r\n")
 	f.started = false
 	return nil
+}
+
+// computePreview computes the PREVIEW of a message stored before
+// previews were kept (its Preview is nil) from the message itself, as
+// delivery does, so the answer never waits for the background indexer
+// (RFC 8970 allows NIL only for PREVIEW (LAZY)). The text is kept at the
+// end of the command (savePreviews).
+func (f *fetchCmd) computePreview(ctx context.Context, m *fetchMsg) error {
+	c := f.c
+	b, err := c.sel.acct.OpenBody(ctx, c.sel.info.ID, m.UID)
+	if err != nil {
+		return fmt.Errorf("preview of uid %d: %w", m.UID, err)
+	}
+	defer b.Close()
+	root, err := message.DecodeParts(b.Parts())
+	if err != nil || root == nil {
+		return fmt.Errorf("preview of uid %d: part tree: %w", m.UID, err)
+	}
+	p := search.Preview(b, root)
+	m.Preview = &p
+	if f.previews == nil {
+		f.previews = map[uint32]string{}
+	}
+	f.previews[m.UID] = p
+	return nil
+}
+
+// savePreviews keeps the previews computePreview made; failing to is
+// only logged (they are computed again next time).
+func (f *fetchCmd) savePreviews(ctx context.Context) {
+	if len(f.previews) == 0 {
+		return
+	}
+	c := f.c
+	if err := c.sel.acct.SavePreviews(ctx, c.sel.info.ID, f.previews); err != nil && ctx.Err() == nil {
+		c.log.Warn("fetch: keeping computed previews failed", "mailbox", c.sel.info.Name, "err", err)
+	}
 }
 
 // finish turns the error of the message loop into the command's result.

@@ -175,6 +175,17 @@ func (l fetchList) headerOnly() bool {
 	return true
 }
 
+// eagerPreview reports whether l asks for PREVIEW without LAZY, which
+// must be answered with the text even when none is stored yet.
+func (l fetchList) eagerPreview() bool {
+	for i := range l {
+		if l[i].item.Kind == imap.FetchPreview && !l[i].item.Lazy {
+			return true
+		}
+	}
+	return false
+}
+
 func (l fetchList) needsContent() bool {
 	for i := range l {
 		if l[i].h.content {
@@ -225,8 +236,10 @@ func valueItem(want store.Want, name string, value func(c *conn, m *fetchMsg)) f
 	}}
 }
 
-// writePreview writes the stored preview (RFC 8970), NIL for a message
-// stored before previews were kept that the indexer has not reached yet.
+// writePreview writes the preview (RFC 8970): the stored one, or the one
+// computed for this command (fetchCmd.computePreview); NIL only for
+// PREVIEW (LAZY) of a message stored before previews were kept that the
+// indexer has not reached yet.
 func writePreview(c *conn, m *fetchMsg) {
 	if m.Preview == nil {
 		c.w.WriteString("NIL")

@@ -47,3 +47,41 @@ func TestFetchPreview(t *testing.T) {
 		t.Fatalf("unknown preview modifier: %q", tagged)
 	}
 }
+
+// TestFetchPreviewNotIndexed: mail stored before previews were kept
+// (contents.preview NULL, as after the schema migration, before the
+// background indexer reached it) still gets its PREVIEW at once: FETCH
+// computes it from the message and keeps it. Only PREVIEW (LAZY) may
+// answer NIL (RFC 8970), and does so only until a text is kept.
+func TestFetchPreviewNotIndexed(t *testing.T) {
+	needSQLite(t)
+	dir := t.TempDir()
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	c.appendMsg("INBOX", "", crlf("Subject: a\n\nfirst   message\n"))
+	c.appendMsg("INBOX", "", crlf("Subject: b\nContent-Type: text/html\n\n<p>second <b>one</b></p>\n"))
+	c.appendMsg("INBOX", "", crlf("Subject: c\n\nthird\n"))
+	db := userDB(t, dir, 1)
+	if _, err := db.Exec(`UPDATE contents SET preview = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("SELECT INBOX")
+	lines := c.ok("FETCH 1:3 (PREVIEW (LAZY))")
+	hasLine(t, lines, "* 1 FETCH (PREVIEW NIL)")
+	lines = c.ok("FETCH 1:2 (PREVIEW)")
+	hasLine(t, lines, `* 1 FETCH (PREVIEW "first message")`)
+	hasLine(t, lines, `* 2 FETCH (PREVIEW "second one")`)
+	var kept int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM contents WHERE preview IS NOT NULL`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if kept != 2 {
+		t.Fatalf("%d previews kept, want 2", kept)
+	}
+	lines = c.ok("FETCH 1:3 (PREVIEW (LAZY))")
+	hasLine(t, lines, `* 1 FETCH (PREVIEW "first message")`)
+	hasLine(t, lines, "* 3 FETCH (PREVIEW NIL)")
+	lines = c.ok("UID FETCH 3 (BODY.PEEK[HEADER] PREVIEW)")
+	hasLine(t, lines, "* 3 FETCH (UID 3 BODY[HEADER] {14}\r\nSubject: c\r\n\r\n PREVIEW \"third\")")
+}

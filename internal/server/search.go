@@ -17,7 +17,7 @@ import (
 func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.SearchArgs)
 	sel := c.sel
-	var retMin, retMax, retCount, retAll, retSave bool
+	var retMin, retMax, retCount, retAll, retSave, retRelevancy bool
 	for _, r := range args.Return {
 		switch r {
 		case "MIN":
@@ -30,20 +30,25 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 			retAll = true
 		case "SAVE":
 			retSave = true
+		case "RELEVANCY":
+			retRelevancy = true
 		case "UPDATE", "CONTEXT", "PARTIAL": // RFC 5267, context.go
 		default:
 			return bad("", "Unknown SEARCH return option "+r)
 		}
 	}
+	if retRelevancy && !search.UsesFuzzy(args.Key) {
+		return bad("", "RELEVANCY needs a FUZZY search key (RFC 6203)")
+	}
 	esearch := args.HasReturn || c.rev2
-	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave && !contextSuppressesAll(args.Return) {
+	if esearch && !retMin && !retMax && !retCount && !retAll && !retSave && !retRelevancy && !contextSuppressesAll(args.Return) {
 		retAll = true // RETURN () means ALL
 	}
 	usesModSeq := search.UsesModSeq(args.Key)
 	if usesModSeq {
 		c.enableCondstore()
 	}
-	matched, modseqs, err := c.searchUIDs(ctx, args.Key)
+	matched, modseqs, scores, err := c.searchScored(ctx, args.Key)
 	if err != nil {
 		if retSave {
 			sel.saved = nil
@@ -89,7 +94,7 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.CRLF()
 		return nil
 	}
-	if retSave && !retMin && !retMax && !retCount && !retAll {
+	if retSave && !retMin && !retMax && !retCount && !retAll && !retRelevancy && args.Partial == nil {
 		return nil // SAVE alone: no ESEARCH response (RFC 5182 §2.4)
 	}
 	c.writeESearchHead(cmd, nums, retMin, retMax, retCount)
@@ -98,6 +103,9 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(imap.SetFromNums(nums).String())
 	}
 	c.writePartialResult(args.Partial, nums, false)
+	if retRelevancy {
+		writeRelevancy(c, relevancyFor(args.Partial, retAll, scores))
+	}
 	if usesModSeq && len(nums) > 0 {
 		// RFC 4731 §3.2 with RFC 7162: the highest mod-sequence of the
 		// messages the returned data describes (only MIN/MAX when just
@@ -126,11 +134,30 @@ func cmdSearch(ctx context.Context, c *conn, cmd *imap.Command) error {
 // The second result holds each match's modseq (filled when the key uses
 // MODSEQ).
 func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, []uint64, error) {
+	uids, modseqs, _, err := c.searchScored(ctx, key)
+	return uids, modseqs, err
+}
+
+// searchScored is searchUIDs that also returns each match's RFC 6203
+// relevancy (100 for every match of a key without FUZZY).
+func (c *conn) searchScored(ctx context.Context, key *imap.SearchKey) ([]uint32, []uint64, []uint8, error) {
+	return c.searchAmong(ctx, key, c.sel.uids)
+}
+
+// minIndexed is how many messages a search must cover to ask the
+// full-text index (which answers for the whole mailbox); fewer are read.
+const minIndexed = 64
+
+// searchAmong is searchScored over the messages in (ascending UIDs of
+// the view; the whole view or, for live results, the messages that
+// changed).
+func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32) ([]uint32, []uint64, []uint8, error) {
 	sel := c.sel
-	if len(sel.uids) == 0 {
-		return nil, nil, nil
+	if len(sel.uids) == 0 || len(in) == 0 {
+		return nil, nil, nil, nil
 	}
 	var modseqs []uint64
+	var scores []uint8
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 
@@ -142,8 +169,8 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 	if needBody {
 		c.setOpener(ctx, sel.acct, sel.info.ID, cand)
 	}
-	uids := sel.uids
-	if needBody && !c.srv.cfg.ScanSearch {
+	uids := in
+	if needBody && !c.srv.cfg.ScanSearch && (len(in) >= minIndexed || len(in) == len(sel.uids)) {
 		if x := c.textIndex(ctx, sel.acct, sel.info.ID, sel.info.Name, key); x != nil {
 			cand.Text = x
 			uids = x.Restrict(key, uids)
@@ -151,7 +178,7 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 				want &^= store.WantHeader
 			}
 			if len(uids) == 0 {
-				return nil, nil, nil
+				return nil, nil, nil, nil
 			}
 		}
 	}
@@ -171,26 +198,25 @@ func (c *conn) searchUIDs(ctx context.Context, key *imap.SearchKey) ([]uint32, [
 		cand.Msg = m
 		cand.Recent = view.isRecent(m.UID)
 		ok, err := search.Match(key, cand, now)
-		if rerr := cand.Release(); err == nil {
-			err = rerr
-		}
 		if err != nil {
+			cand.Release()
 			return err
 		}
 		if ok {
 			matched = append(matched, m.UID)
 			modseqs = append(modseqs, m.ModSeq)
+			scores = append(scores, cand.Relevancy())
 		}
-		return nil
+		return cand.Release()
 	})
 	if err != nil {
 		var re *respError
 		if errors.As(err, &re) {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+		return nil, nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
-	return matched, modseqs, nil
+	return matched, modseqs, scores, nil
 }
 
 // setOpener lets cand open the message it holds, in mailbox id of acct
@@ -218,7 +244,7 @@ func (c *conn) textIndex(ctx context.Context, acct store.Account, id int64, name
 	if len(leaves) == 0 {
 		return nil
 	}
-	res, err := acct.SearchText(ctx, id, search.TextQueries(leaves))
+	res, err := acct.SearchText(ctx, id, search.TextQueries(key, leaves))
 	if err != nil {
 		if !errors.Is(err, store.ErrNoTextIndex) && ctx.Err() == nil {
 			c.log.Warn("search: full-text index failed; scanning", "mailbox", name, "err", err)
@@ -253,4 +279,26 @@ func (c *conn) writeESearchHead(cmd *imap.Command, nums []uint32, retMin, retMax
 		c.w.WriteString(" COUNT ")
 		c.w.Number(uint64(len(nums)))
 	}
+}
+
+// relevancyFor returns the scores RELEVANCY reports (RFC 6203 §4): those
+// of the messages ALL returns, else of the PARTIAL window, else of every
+// match; in the order of the returned messages.
+func relevancyFor(p *imap.PartialRange, all bool, scores []uint8) []uint8 {
+	if p != nil && !all {
+		return partialWindow(p, scores)
+	}
+	return scores
+}
+
+// writeRelevancy writes " RELEVANCY (s ...)".
+func writeRelevancy(c *conn, scores []uint8) {
+	c.w.WriteString(" RELEVANCY (")
+	for i, s := range scores {
+		if i > 0 {
+			c.w.SP()
+		}
+		c.w.Number(uint64(s))
+	}
+	c.w.WriteByte(')')
 }

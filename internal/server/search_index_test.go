@@ -81,6 +81,16 @@ func TestSearchIndexDifferential(t *testing.T) {
 			if a, b := searchLine(ui), searchLine(us); a != b {
 				t.Fatalf("%s (seed %d): %q\nindex: %s\nscan:  %s", phase, seed, cmd, a, b)
 			}
+			// FUZZY (RFC 6203): the same matches and relevancy scores.
+			cmd = "UID SEARCH RETURN (ALL RELEVANCY) CHARSET UTF-8 " + g.fuzzyKey()
+			ui, ti = ci.do(cmd)
+			us, tsc = cs.do(cmd)
+			if !strings.HasPrefix(ti, "OK") || !strings.HasPrefix(tsc, "OK") {
+				t.Fatalf("%s: %q: index %q, scan %q", phase, cmd, ti, tsc)
+			}
+			if a, b := esearchData(ui), esearchData(us); a != b {
+				t.Fatalf("%s (seed %d): %q\nindex: %s\nscan:  %s", phase, seed, cmd, a, b)
+			}
 		}
 	}
 	appendRandom(40)
@@ -102,6 +112,19 @@ func searchLine(lines []string) string {
 	for _, l := range lines {
 		if strings.HasPrefix(l, "* SEARCH") {
 			return l
+		}
+	}
+	return "(none)"
+}
+
+// esearchData is the ESEARCH response among untagged lines without its
+// tag correlator.
+func esearchData(lines []string) string {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* ESEARCH (TAG ") {
+			if i := strings.Index(l, ")"); i > 0 {
+				return l[i+1:]
+			}
 		}
 	}
 	return "(none)"
@@ -259,7 +282,7 @@ func (g *diffGen) message() []byte {
 // case changed), or a miss.
 func (g *diffGen) needle() string {
 	if g.r.IntN(12) == 0 || len(g.pieces) == 0 {
-		return []string{"zzqx", "q", "ß", "日", "@", "   "}[g.r.IntN(6)]
+		return []string{"zzqx", "q", "ß", "日", "@", "   ", ""}[g.r.IntN(7)]
 	}
 	runes := []rune(g.pieces[g.r.IntN(len(g.pieces))])
 	start := g.r.IntN(len(runes))
@@ -272,6 +295,44 @@ func (g *diffGen) needle() string {
 		s = strings.ToLower(s)
 	}
 	return s
+}
+
+// fuzzyNeedle is one or two pieces of the messages' text, each maybe
+// with a character changed or dropped (a typo), or a miss.
+func (g *diffGen) fuzzyNeedle() string {
+	if g.r.IntN(10) == 0 || len(g.pieces) == 0 {
+		return []string{"zzqx wvvk", "a", "日本", "   "}[g.r.IntN(4)]
+	}
+	var words []string
+	for range 1 + g.r.IntN(2) {
+		w := []rune(g.pieces[g.r.IntN(len(g.pieces))])
+		if len(w) > 3 {
+			i := g.r.IntN(len(w))
+			switch g.r.IntN(3) {
+			case 0:
+				w = append(w[:i:i], w[i+1:]...)
+			case 1:
+				w[i] = 'x'
+			}
+		}
+		words = append(words, string(w))
+	}
+	return strings.Join(words, " ")
+}
+
+// fuzzyKey is a random key with a FUZZY text key in it.
+func (g *diffGen) fuzzyKey() string {
+	op := []string{"BODY", "TEXT", "SUBJECT", "FROM", "TO", "HEADER X-Tag"}[g.r.IntN(6)]
+	k := "FUZZY " + op + " " + literal(g.fuzzyNeedle())
+	switch g.r.IntN(4) {
+	case 0:
+		return "FUZZY (" + op + " " + literal(g.fuzzyNeedle()) + " " + g.key(1) + ")"
+	case 1:
+		return "OR " + k + " " + g.key(1)
+	case 2:
+		return k + " NOT " + g.key(0)
+	}
+	return k
 }
 
 // literal is s as an IMAP non-synchronizing literal.

@@ -27,7 +27,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		crit[i] = msgsort.Criterion{Key: k, Reverse: a.Reverse}
 	}
-	var retMin, retMax, retCount, retAll, retSave bool
+	var retMin, retMax, retCount, retAll, retSave, retRelevancy bool
 	for _, r := range args.Return {
 		switch r {
 		case "MIN":
@@ -40,19 +40,24 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 			retAll = true
 		case "SAVE":
 			retSave = true
+		case "RELEVANCY":
+			retRelevancy = true
 		case "UPDATE", "CONTEXT", "PARTIAL": // RFC 5267, context.go
 		default:
 			return bad("", "Unknown SORT return option "+r)
 		}
 	}
-	if args.HasReturn && !retMin && !retMax && !retCount && !retAll && !retSave && !contextSuppressesAll(args.Return) {
+	if (retRelevancy || sortsByRelevancy(crit)) && !search.UsesFuzzy(args.Key) {
+		return bad("", "RELEVANCY needs a FUZZY search key (RFC 6203)")
+	}
+	if args.HasReturn && !retMin && !retMax && !retCount && !retAll && !retSave && !retRelevancy && !contextSuppressesAll(args.Return) {
 		retAll = true // RETURN () means ALL (RFC 4731 §3.1)
 	}
 	usesModSeq := search.UsesModSeq(args.Key)
 	if usesModSeq {
 		c.enableCondstore()
 	}
-	matched, modseqs, err := c.searchUIDs(ctx, args.Key)
+	matched, modseqs, scores, err := c.searchScored(ctx, args.Key)
 	if err != nil {
 		if retSave {
 			sel.saved = nil
@@ -63,14 +68,16 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if msgsort.NeedsEnvelope(crit) {
 		want |= store.WantEnvelope | store.WantRepeated
 	}
-	uids, items, err := c.sortItems(ctx, matched, want)
+	uids, items, err := c.sortItems(ctx, matched, scores, want)
 	if err != nil {
 		return err
 	}
 	order := msgsort.Sort(items, crit)
-	sorted := make([]uint32, len(order)) // UIDs in sort order
+	sorted := make([]uint32, len(order))      // UIDs in sort order
+	sortedScores := make([]uint8, len(order)) // their relevancy
 	for i, idx := range order {
 		sorted[i] = uids[idx]
+		sortedScores[i] = items[idx].Relevancy
 	}
 	if retSave {
 		// The saved result is a set (RFC 5182); with only MIN/MAX it
@@ -117,7 +124,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.CRLF()
 		return nil
 	}
-	if retSave && !retMin && !retMax && !retCount && !retAll {
+	if retSave && !retMin && !retMax && !retCount && !retAll && !retRelevancy && args.Partial == nil {
 		return nil // SAVE alone: no ESEARCH response (RFC 5182 §2.4)
 	}
 	// ESORT (RFC 5267 §3): MIN and MAX are the first and last messages
@@ -128,6 +135,9 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 		c.w.WriteString(imap.SetFromRuns(nums).String())
 	}
 	c.writePartialResult(args.Partial, nums, true)
+	if retRelevancy {
+		writeRelevancy(c, relevancyFor(args.Partial, retAll, sortedScores))
+	}
 	if highest > 0 {
 		c.w.WriteString(" MODSEQ ")
 		c.w.Number(highest)
@@ -152,7 +162,7 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if args.Algorithm == "REFERENCES" {
 		want |= store.WantThreading
 	}
-	uids, items, err := c.sortItems(ctx, matched, want)
+	uids, items, err := c.sortItems(ctx, matched, nil, want)
 	if err != nil {
 		return err
 	}
@@ -182,9 +192,10 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 }
 
 // sortItems fetches what sorting and threading need for the messages
-// uids (ascending). Messages expunged meanwhile are left out: the UIDs
+// uids (ascending), with their relevancy from scores (parallel to uids;
+// nil: none). Messages expunged meanwhile are left out: the UIDs
 // returned match the items.
-func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([]uint32, []msgsort.Item, error) {
+func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, want store.Want) ([]uint32, []msgsort.Item, error) {
 	if len(uids) == 0 {
 		return nil, nil, nil
 	}
@@ -203,10 +214,18 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, want store.Want) ([
 			References:   m.References,
 			Subject:      m.BaseSubject,
 		})
+		if i, ok := slices.BinarySearch(uids, m.UID); ok && i < len(scores) {
+			items[len(items)-1].Relevancy = scores[i]
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sort in %q: %w", sel.info.Name, err)
 	}
 	return found, items, nil
+}
+
+// sortsByRelevancy reports whether crit holds the RELEVANCY key.
+func sortsByRelevancy(crit []msgsort.Criterion) bool {
+	return slices.ContainsFunc(crit, func(c msgsort.Criterion) bool { return c.Key == msgsort.Relevancy })
 }

@@ -29,6 +29,7 @@ const (
 	To
 	DisplayFrom
 	DisplayTo
+	Relevancy // RFC 6203 §6: the highest relevancy first
 )
 
 // ParseKey maps an upper-case SORT key name to a Key.
@@ -52,6 +53,8 @@ func ParseKey(name string) (Key, bool) {
 		return DisplayFrom, true
 	case "DISPLAYTO":
 		return DisplayTo, true
+	case "RELEVANCY":
+		return Relevancy, true
 	}
 	return 0, false
 }
@@ -76,6 +79,9 @@ type Item struct {
 	// Subject is the subject's key if the caller has it cached (Known);
 	// otherwise it is computed from Envelope.
 	Subject store.SubjectKey
+	// Relevancy is the message's RFC 6203 relevancy score (the
+	// Relevancy key), 1..100.
+	Relevancy uint8
 }
 
 // EnvelopeSubject computes the subject key of a stored ENVELOPE.
@@ -150,6 +156,8 @@ func Sort(items []Item, crit []Criterion) []int {
 				k.nums[j] = it.sentOrInternal().UnixNano()
 			case Size:
 				k.nums[j] = it.Size
+			case Relevancy:
+				k.nums[j] = -int64(it.Relevancy)
 			case From:
 				k.strs[j] = mailboxKey(env.from, env.hasFrom)
 			case To:
@@ -170,7 +178,7 @@ func Sort(items []Item, crit []Criterion) []int {
 		for j, c := range crit {
 			var r int
 			switch c.Key {
-			case Arrival, Date, Size:
+			case Arrival, Date, Size, Relevancy:
 				r = cmp.Compare(a.nums[j], b.nums[j])
 			default:
 				r = strings.Compare(a.strs[j], b.strs[j])

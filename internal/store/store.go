@@ -253,9 +253,14 @@ const (
 // TextQuery asks which messages' text contains Needle (case-folded by
 // search.Fold) in any of Fields. The backend compares the stored text
 // byte for byte, so its answer for an indexed message is exact.
+//
+// With Fuzzy (RFC 6203), a message matches when its text in Fields holds
+// enough of the needle's grams (search.FuzzyScore, the same function the
+// scan applies) and the result carries each match's relevancy.
 type TextQuery struct {
 	Fields TextField
 	Needle []byte
+	Fuzzy  bool
 }
 
 // TextResult answers a SearchText call. Hits[i] lists, ascending, the
@@ -263,8 +268,12 @@ type TextQuery struct {
 // qs[i].Needle in one of its fields; Pending lists, ascending, the UIDs
 // whose content is not (or cannot be) indexed: the caller must read
 // those messages. Every other message of the mailbox matches no query.
+//
+// Scores[i], for a fuzzy query, holds the relevancy (1..100) of each of
+// Hits[i], in the same order; nil for exact queries.
 type TextResult struct {
 	Hits    [][]uint32
+	Scores  [][]uint8
 	Pending []uint32
 }
 
@@ -329,6 +338,11 @@ type Account interface {
 	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
 	// caller then scans.
 	SearchText(ctx context.Context, mailboxID int64, qs []TextQuery) (TextResult, error)
+	// SavePreviews keeps FETCH PREVIEW texts (RFC 8970) the caller
+	// computed for messages of the mailbox whose Preview was nil (stored
+	// before previews were kept), by UID; a message that has one by now,
+	// or is gone, is left alone.
+	SavePreviews(ctx context.Context, mailboxID int64, previews map[uint32]string) error
 
 	Append(ctx context.Context, mailbox string, msgs []NewMessage) (AppendResult, error)
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (StoreResult, error)

@@ -715,6 +715,23 @@ func textSafeAll(ids []string) []string {
 	return ids
 }
 
+// SavePreviews implements store.Account.
+func (a *account) SavePreviews(ctx context.Context, mailboxID int64, previews map[uint32]string) error {
+	if len(previews) == 0 {
+		return nil
+	}
+	return a.write(ctx, "save previews", func(w *wtx) error {
+		for uid, p := range previews {
+			if _, err := w.tx.Exec(ctx, `UPDATE contents SET preview = $1 WHERE preview IS NULL
+				AND id = (SELECT m.content_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+					WHERE m.mailbox_id = $2 AND m.uid = $3 AND b.user_id = $4)`, textSafe(p), mailboxID, int64(uid), a.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // SearchText implements store.Account: the PostgreSQL store keeps no
 // full-text index yet, so SEARCH reads the messages (the caller scans).
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {

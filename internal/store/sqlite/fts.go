@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
+
+	msqlite "modernc.org/sqlite"
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/search"
@@ -93,8 +98,14 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 			return err
 		}
 		res.Hits = make([][]uint32, len(qs))
+		res.Scores = make([][]uint8, len(qs))
 		for i, q := range qs {
-			if res.Hits[i], err = searchOne(ctx, tx, mailboxID, q); err != nil {
+			if q.Fuzzy {
+				res.Hits[i], res.Scores[i], err = searchFuzzy(ctx, tx, mailboxID, q)
+			} else {
+				res.Hits[i], err = searchOne(ctx, tx, mailboxID, q)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -103,66 +114,303 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 	return res, err
 }
 
+// SavePreviews implements store.Account.
+func (a *account) SavePreviews(ctx context.Context, mailboxID int64, previews map[uint32]string) error {
+	if len(previews) == 0 {
+		return nil
+	}
+	return a.write(ctx, "save previews", func(w *wtx) error {
+		for uid, p := range previews {
+			if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE preview IS NULL
+				AND id = (SELECT content_id FROM messages WHERE mailbox_id = ? AND uid = ?)`, p, mailboxID, uid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// containsFunc is the SQL function tern_contains(text, needle): 1 when
+// the stored text (BLOB or TEXT) holds needle byte for byte, else 0. It
+// is Go's bytes.Contains run on SQLite's own buffers (VolatileArgs: no
+// copy), much faster than SQLite's instr, which compares at every offset.
+const containsFunc = "tern_contains"
+
+func init() {
+	msqlite.MustRegisterFunction(containsFunc, &msqlite.FunctionImpl{
+		NArgs: 2, Deterministic: true, VolatileArgs: true,
+		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			if textBytes(args[0], func(text []byte) bool {
+				return textBytes(args[1], func(needle []byte) bool { return bytes.Contains(text, needle) })
+			}) {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		},
+	})
+}
+
+// textBytes calls fn with the bytes of a TEXT or BLOB argument, without
+// copying them; NULL (an empty field stored as nil) is empty text. Other
+// types give false.
+func textBytes(v driver.Value, fn func([]byte) bool) bool {
+	switch v := v.(type) {
+	case nil:
+		return fn(nil)
+	case []byte:
+		return fn(v)
+	case string:
+		return fn(unsafe.Slice(unsafe.StringData(v), len(v)))
+	}
+	return false
+}
+
 // searchOne answers one query: the candidate rows from the trigram index
 // (every indexed message of the mailbox when the needle has fewer than
-// three characters), each checked against its stored text.
+// three characters), each checked against its stored text. The check
+// runs inside SQLite (tern_contains on the stored bytes) and the UIDs
+// come back as one group_concat list: a needle found in half the mailbox
+// costs no row or blob copy per message on the Go side.
 func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, error) {
-	var cols []string
-	for i, c := range ftsColumns {
-		if q.Fields&(1<<i) != 0 {
-			cols = append(cols, "f."+c)
-		}
-	}
+	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil
 	}
-	sel := `SELECT m.uid, ` + strings.Join(cols, ", ")
+	checks := make([]string, len(cols))
+	args := []any{}
+	for i, c := range cols {
+		checks[i] = containsFunc + "(" + c + ", ?1)"
+	}
+	verify := " AND (" + strings.Join(checks, " OR ") + ")"
+	sel := `SELECT group_concat(m.uid) `
 	var uids []uint32
-	scan := func(query string, args ...any) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("full-text query: %w", err)
-		}
-		defer rows.Close()
-		vals := make([]sql.RawBytes, len(cols))
-		dest := make([]any, 1+len(cols))
-		var uid uint32
-		dest[0] = &uid
-		for i := range vals {
-			dest[1+i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return fmt.Errorf("full-text query: %w", err)
-			}
-			for _, v := range vals {
-				if bytes.Contains(v, q.Needle) {
-					uids = append(uids, uid)
-					break
-				}
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("full-text query: %w", err)
-		}
-		return nil
+	scan := func(query string) error {
+		list, err := queryUIDList(ctx, tx, query, args...)
+		uids = append(uids, list...)
+		return err
+	}
+	needle := q.Needle
+	if needle == nil {
+		needle = []byte{}
 	}
 	if match, ok := trigramQuery(q.Needle); ok {
 		// The index first, then the messages of its rows (CROSS JOIN: see
 		// SearchText).
-		if err := scan(sel+` FROM fts f CROSS JOIN messages m ON m.content_id = f.rowid
-			WHERE fts MATCH ? AND m.mailbox_id = ?`, match, mailboxID); err != nil {
+		args = []any{needle, match, mailboxID}
+		if err := scan(sel + `FROM fts f CROSS JOIN messages m ON m.content_id = f.rowid
+			WHERE fts MATCH ?2 AND m.mailbox_id = ?3` + verify); err != nil {
 			return nil, err
 		}
-		if err := scan(sel+` FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
-			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+		args = []any{needle, mailboxID}
+		if err := scan(sel + `FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
+			WHERE m.mailbox_id = ?2` + verify); err != nil {
 			return nil, err
 		}
-	} else if err := scan(sel+` FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?`, mailboxID); err != nil {
-		return nil, err
+	} else {
+		args = []any{needle, mailboxID}
+		if err := scan(sel + `FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2` + verify); err != nil {
+			return nil, err
+		}
 	}
 	slices.Sort(uids)
 	return slices.Compact(uids), nil
+}
+
+// queryUIDList runs a query returning one group_concat of UIDs (NULL for
+// none) and returns them.
+func queryUIDList(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
+	var list []byte
+	if err := q.QueryRowContext(ctx, query, args...).Scan(&list); err != nil {
+		return nil, fmt.Errorf("full-text query: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	uids := make([]uint32, 0, bytes.Count(list, []byte{','})+1)
+	var n uint64
+	digits := false
+	for _, b := range append(list, ',') {
+		switch {
+		case b >= '0' && b <= '9':
+			n = n*10 + uint64(b-'0')
+			digits = true
+		case b == ',' && digits && n <= 1<<32-1:
+			uids = append(uids, uint32(n))
+			n, digits = 0, false
+		default:
+			return nil, fmt.Errorf("full-text query: bad UID list %.40q", list)
+		}
+	}
+	return uids, nil
+}
+
+// searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
+// content, how many of the needle's inner trigrams it holds (one posting
+// list each); a content that cannot reach search.FuzzyMinPresent even if
+// it held every word-start gram is no candidate. The candidates' stored
+// text is then scored with search.FuzzyScore, exactly as the scan scores
+// a message. Needles whose grams cannot narrow (too few inner trigrams)
+// score every indexed message of the mailbox.
+func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, []uint8, error) {
+	cols := fieldColumns(q.Fields)
+	if len(cols) == 0 {
+		return nil, nil, nil
+	}
+	grams := search.FuzzyGrams(q.Needle)
+	var inner []string
+	starts := 0
+	for _, g := range grams {
+		if g.WordStart {
+			starts++
+		} else if utf8.Valid(g.Text) {
+			inner = append(inner, string(g.Text))
+		}
+	}
+	need := search.FuzzyMinPresent(len(grams)) - (len(grams) - len(inner))
+	sel := `SELECT m.uid, ` + strings.Join(cols, ", ")
+	var uids []uint32
+	var scores []uint8
+	score := func(uid uint32, texts [][]byte) {
+		if s := search.FuzzyScore(q.Needle, texts...); s > 0 {
+			uids = append(uids, uid)
+			scores = append(scores, s)
+		}
+	}
+	if need <= 0 || len(inner) == 0 {
+		if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+			return nil, nil, err
+		}
+		return sortScored(uids, scores)
+	}
+	var counts gramCounts
+	for _, g := range inner {
+		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM fts WHERE fts MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
+		if err != nil {
+			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+		}
+		for _, id := range ids {
+			counts.add(id, 1)
+		}
+	}
+	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+	}
+	for _, id := range weak {
+		counts.add(id, need) // its bytes may tokenize differently: always a candidate
+	}
+	var cand strings.Builder
+	cand.WriteByte('[')
+	counts.each(func(id int64, n int) {
+		if n < need {
+			return
+		}
+		if cand.Len() > 1 {
+			cand.WriteByte(',')
+		}
+		cand.WriteString(strconv.FormatInt(id, 10))
+	})
+	cand.WriteByte(']')
+	if cand.Len() == 2 {
+		return nil, nil, nil
+	}
+	if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM json_each(?) j CROSS JOIN messages m ON m.content_id = j.value CROSS JOIN fts f ON f.rowid = m.content_id
+		WHERE m.mailbox_id = ?`, cand.String(), mailboxID); err != nil {
+		return nil, nil, err
+	}
+	return sortScored(uids, scores)
+}
+
+// gramCounts counts, per content id, the grams a content holds: a slice
+// indexed by id (ids are dense), a map for ids too large for one.
+type gramCounts struct {
+	dense  []uint16
+	sparse map[int64]int
+}
+
+// maxDenseID bounds the ids gramCounts keeps in its slice.
+const maxDenseID = 1 << 24
+
+func (c *gramCounts) add(id int64, n int) {
+	if id < 0 || id >= maxDenseID {
+		if c.sparse == nil {
+			c.sparse = map[int64]int{}
+		}
+		c.sparse[id] += n
+		return
+	}
+	if int(id) >= len(c.dense) {
+		c.dense = append(c.dense, make([]uint16, int(id)+1-len(c.dense)+len(c.dense)/2)...)
+	}
+	c.dense[id] += uint16(n)
+}
+
+// each calls fn with every id counted and its count.
+func (c *gramCounts) each(fn func(id int64, n int)) {
+	for id, n := range c.dense {
+		if n > 0 {
+			fn(int64(id), int(n))
+		}
+	}
+	for id, n := range c.sparse {
+		fn(id, n)
+	}
+}
+
+// fieldColumns returns the fts columns (as f.name) of fields.
+func fieldColumns(fields store.TextField) []string {
+	var cols []string
+	for i, c := range ftsColumns {
+		if fields&(1<<i) != 0 {
+			cols = append(cols, "f."+c)
+		}
+	}
+	return cols
+}
+
+// scanTexts runs a query returning a UID and n text columns and calls fn
+// with each row (the texts are valid only during the call).
+func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(uint32, [][]byte), query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("full-text query: %w", err)
+	}
+	defer rows.Close()
+	vals := make([]sql.RawBytes, n)
+	texts := make([][]byte, n)
+	dest := make([]any, 1+n)
+	var uid uint32
+	dest[0] = &uid
+	for i := range vals {
+		dest[1+i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("full-text query: %w", err)
+		}
+		for i, v := range vals {
+			texts[i] = v
+		}
+		fn(uid, texts)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("full-text query: %w", err)
+	}
+	return nil
+}
+
+// sortScored sorts uids ascending with their scores.
+func sortScored(uids []uint32, scores []uint8) ([]uint32, []uint8, error) {
+	idx := make([]int, len(uids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return int(uids[a]) - int(uids[b]) })
+	su, ss := make([]uint32, len(idx)), make([]uint8, len(idx))
+	for i, j := range idx {
+		su[i], ss[i] = uids[j], scores[j]
+	}
+	return su, ss, nil
 }
 
 // maxQueryTrigrams bounds the trigrams of one index query: a long needle

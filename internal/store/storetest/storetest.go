@@ -258,6 +258,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"MetadataLimits", testMetadataLimits},
 		{"MetadataConcurrent", testMetadataConcurrent},
 		{"SearchText", testSearchText},
+		{"SavePreviews", testSavePreviews},
 		{"SieveScripts", testSieveScripts},
 		{"SieveLimits", testSieveLimits},
 		{"SieveConcurrent", testSieveConcurrent},

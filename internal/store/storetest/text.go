@@ -42,6 +42,9 @@ func testSearchText(t *testing.T, e *env) {
 		{Fields: store.TextHeader | store.TextAddress, Needle: []byte("zoë müller")},
 		{Fields: store.TextBody, Needle: []byte("e")},
 		{Fields: store.TextBody | store.TextHeader, Needle: []byte("nowhere-at-all")},
+		// Fuzzy (RFC 6203): 5 of the 10 grams of "budgte reprot" are in
+		// "the budget report".
+		{Fields: store.TextBody, Needle: []byte("budgte reprot"), Fuzzy: true},
 	}
 	check := func(id int64, want [][]uint32, all []uint32) {
 		t.Helper()
@@ -53,6 +56,9 @@ func testSearchText(t *testing.T, e *env) {
 			t.Fatal(err)
 		}
 		for i, w := range want {
+			if qs[i].Fuzzy && (len(res.Scores) <= i || len(res.Scores[i]) != len(res.Hits[i]) || slices.Contains(res.Scores[i], 0)) {
+				t.Errorf("mailbox %d, fuzzy query %q: hits %v, scores %v", id, qs[i].Needle, res.Hits[i], res.Scores)
+			}
 			for _, uid := range all {
 				if slices.Contains(res.Pending, uid) {
 					continue
@@ -63,9 +69,44 @@ func testSearchText(t *testing.T, e *env) {
 			}
 		}
 	}
-	check(inbox.ID, [][]uint32{{1}, {}, {1}, {1}, {1, 3}, {}}, []uint32{1, 2, 3})
-	check(other.ID, [][]uint32{{1}, {2}, {1}, {1}, {1, 2}, {}}, []uint32{1, 2})
+	check(inbox.ID, [][]uint32{{1}, {}, {1}, {1}, {1, 3}, {}, {1}}, []uint32{1, 2, 3})
+	check(other.ID, [][]uint32{{1}, {2}, {1}, {1}, {1, 2}, {}, {1}}, []uint32{1, 2})
 	e.reopen()
 	a = e.account("alice")
-	check(inbox.ID, [][]uint32{{1}, {}, {1}, {1}, {1, 3}, {}}, []uint32{1, 2, 3})
+	check(inbox.ID, [][]uint32{{1}, {}, {1}, {1}, {1, 3}, {}, {1}}, []uint32{1, 2, 3})
+}
+
+// testSavePreviews: SavePreviews keeps a preview only where none is
+// stored: a message delivered with one keeps it, a missing UID and
+// another user's mailbox are left alone.
+func testSavePreviews(t *testing.T, e *env) {
+	a := e.user("alice")
+	b := e.user("bob")
+	msg := []byte("Subject: x\r\n\r\nthe real text\r\n")
+	for _, acct := range []store.Account{a, b} {
+		if _, err := acct.Append(e.ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inbox, bobInbox := mbox(t, a, "INBOX"), mbox(t, b, "INBOX")
+	if err := a.SavePreviews(e.ctx, inbox.ID, map[uint32]string{1: "other", 99: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SavePreviews(e.ctx, bobInbox.ID, map[uint32]string{1: "not yours"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		acct store.Account
+		id   int64
+	}{{a, inbox.ID}, {b, bobInbox.ID}} {
+		err := c.acct.Fetch(e.ctx, c.id, []uint32{1}, store.WantPreview, func(m *store.Message) error {
+			if m.Preview == nil || *m.Preview != "the real text" {
+				t.Errorf("%s: preview %v", c.acct.User(), m.Preview)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench/searchab.sh: issue 11 — the planted-word SEARCHes of
+# `ternbench bigbox run --commands search` against two tern builds (this
+# tree and --baseline REV) serving the same data, alternating, so the
+# ratio of the two is measured in one run on one machine. No Dovecot (see
+# bench/bigbox.sh for that comparison).
+#
+# Usage: bench/searchab.sh [options]
+#   --messages N     INBOX size (default 100000)
+#   --baseline REV   git revision to compare with (default HEAD~1)
+#   --rounds N       server starts per build (default 2; the order flips)
+#   --passes N       measured passes per server start (default 3)
+#   --data DIR       keep/reuse the prepared data here (default: temp dir);
+#                    an existing DIR/tern/tern.toml is reused as is
+#   --out DIR        results (default: a new temp dir)
+#
+# 1. `ternbench bigbox gen` writes N messages (Maildir) with planted words;
+#    `tern import` and `tern index` (this tree's build) load them.
+# 2. For each round and build: `tern serve` on the data (127.0.0.1, a free
+#    port), one untimed pass, then --passes timed passes of `ternbench
+#    bigbox run --commands search --server-pid` (wall time and the server's
+#    CPU time per command, 10 ms ticks), then the server is stopped by PID.
+# 3. `ternbench bigbox table --first new` prints medians of the wall times,
+#    means of the CPU times and the ratios.
+#
+# Needs no root; everything listens on 127.0.0.1 only.
+set -euo pipefail
+
+MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" OUT=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--messages) MESSAGES=$2; shift 2 ;;
+	--baseline) BASELINE=$2; shift 2 ;;
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--passes) PASSES=$2; shift 2 ;;
+	--data) DATA=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+	*) echo "searchab.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/ternsearchab.XXXXXX)
+DATA=${DATA:-$WORK/data}
+OUT=${OUT:-$WORK/results}
+mkdir -p "$OUT" "$DATA" "$WORK/bin"
+PID=""
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+stop() {
+	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+		kill -TERM "$PID" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.2; done
+		kill -0 "$PID" 2>/dev/null && kill -KILL "$PID" 2>/dev/null || true
+		wait "$PID" 2>/dev/null || true
+	fi
+	PID=""
+}
+trap 'stop; rm -rf "$WORK/bin" "$WORK/base"' EXIT INT TERM
+
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+PORT=21543
+while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
+
+log "building this tree and $BASELINE"
+(cd "$REPO" && go build -o "$WORK/bin/tern-new" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+mkdir -p "$WORK/base"
+(cd "$REPO" && git archive "$BASELINE") | tar -x -C "$WORK/base"
+(cd "$WORK/base" && go build -o "$WORK/bin/tern-base" ./cmd/tern)
+
+CONF=$DATA/tern/tern.toml
+if [ ! -e "$CONF" ]; then
+	mkdir -p "$DATA/tern"
+	cat >"$CONF" <<CONF
+data_dir = "$DATA/tern/data"
+[listen]
+imap = "127.0.0.1:$PORT"
+imaps = ""
+lmtp = ""
+admin = ""
+managesieve = ""
+[auth]
+insecure_auth = true
+[log]
+level = "warn"
+CONF
+	log "generating $MESSAGES messages"
+	"$WORK/bin/ternbench" bigbox gen --messages "$MESSAGES" --out "$WORK/maildir" | tee "$OUT/gen.txt"
+	printf 'benchpass\n' | "$WORK/bin/tern-new" user add user1 --config "$CONF" >/dev/null
+	log "tern import"
+	"$WORK/bin/tern-new" import user1 "$WORK/maildir" --config "$CONF" | tail -1 | tee "$OUT/import.txt"
+	log "tern index"
+	"$WORK/bin/tern-new" index user1 --config "$CONF" 2>/dev/null | tail -1 | tee "$OUT/index.txt"
+	rm -rf "$WORK/maildir"
+fi
+PORT=$(sed -n 's/^imap = "127.0.0.1:\([0-9]*\)"/\1/p' "$CONF")
+
+: >"$OUT/lines.txt"
+for round in $(seq 1 "$ROUNDS"); do
+	order="new base"
+	[ $((round % 2)) = 0 ] && order="base new"
+	for label in $order; do
+		port_free "$PORT" || { echo "searchab.sh: port $PORT busy" >&2; exit 1; }
+		"$WORK/bin/tern-$label" serve --config "$CONF" >/dev/null 2>>"$OUT/serve-$label.log" &
+		PID=$!
+		for _ in $(seq 100); do port_free "$PORT" || break; sleep 0.2; done
+		log "round $round: $label"
+		run() { "$WORK/bin/ternbench" bigbox run --port "$PORT" --password benchpass --user user1 \
+			--label "$label" --round "$1" --server-pid "$PID" --commands search; }
+		run 0 >/dev/null
+		for _ in $(seq "$PASSES"); do run "$round" | tee -a "$OUT/lines.txt"; done
+		stop
+	done
+done
+echo
+"$WORK/bin/ternbench" bigbox table --first new "$OUT/lines.txt" | tee "$OUT/table.md"
+log "results in $OUT"
