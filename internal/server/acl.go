@@ -9,6 +9,7 @@ import (
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/privseen"
 )
 
 // Shared mailboxes and access control (RFC 4314 ACL, RFC 2342 NAMESPACE,
@@ -22,9 +23,10 @@ import (
 // session: every command answers exactly as for a missing mailbox.
 // Lacking another right on a mailbox the user can see is NO [NOPERM].
 //
-// \Seen is stored once per message, so on a shared mailbox it is shared
-// by all its users (RFC 4314 §5.2 allows this: "s" is then a shared flag
-// right).
+// \Seen is per user (RFC 4314 §5.2): another user's account is opened
+// through privseen.Wrap, so every read and write of \Seen by the session
+// is its own user's, kept beside the owner's messages, while the owner's
+// \Seen stays the messages' flag. The other flags are shared.
 
 const aclCapabilities = " ACL RIGHTS=texk LIST-MYRIGHTS"
 
@@ -143,6 +145,7 @@ func (c *conn) otherAccount(ctx context.Context, owner string) (store.Account, e
 	if c.others == nil {
 		c.others = make(map[string]store.Account)
 	}
+	a = privseen.Wrap(a, c.user)
 	c.others[owner] = a
 	return a, nil
 }

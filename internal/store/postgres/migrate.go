@@ -178,6 +178,21 @@ CREATE INDEX sieve_state_expires ON sieve_state(user_id, expires);
 	`
 ALTER TABLE contents ADD COLUMN preview text;
 `,
+	// 6: the \Seen of users other than the owner on shared mailboxes
+	// (seen.go); a row goes with its message.
+	`
+CREATE TABLE private_seen(
+	mailbox_id bigint NOT NULL,
+	uid bigint NOT NULL,
+	viewer text COLLATE "C" NOT NULL,
+	seen boolean NOT NULL,
+	modseq bigint NOT NULL,
+	PRIMARY KEY(mailbox_id, uid, viewer),
+	FOREIGN KEY(mailbox_id, uid) REFERENCES messages(mailbox_id, uid) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE INDEX private_seen_modseq ON private_seen(mailbox_id, viewer, modseq);
+CREATE INDEX private_seen_viewer ON private_seen(viewer);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.
