@@ -63,6 +63,58 @@ func (m *mailboxRef) need(rights string) error {
 	return nil
 }
 
+// writable reports whether rights make a selected mailbox read-write
+// (RFC 4314 §5.2: read-only without any of "i", "e" and the rights of
+// the flags).
+func writable(rights string) bool { return strings.ContainsAny(rights, "iestw") }
+
+// recheckRights reads the session user's rights on the selected mailbox
+// of another user again, before every command: a SETACL takes effect for
+// a selected session at its next command (one ACL lookup; the session's
+// own mailboxes need none). Losing "r" ends the session with BYE, as the
+// mailbox's deletion does; becoming read-only or read-write is told with
+// READ-ONLY/READ-WRITE and the new PERMANENTFLAGS (RFC 9051 §7.1).
+func (c *conn) recheckRights(ctx context.Context, cmd *imap.Command) error {
+	sel := c.sel
+	if sel == nil || sel.owner == c.user {
+		return nil
+	}
+	switch cmd.Name {
+	case "SELECT", "EXAMINE", "UNSELECT", "LOGOUT":
+		return nil // they leave the mailbox (CLOSE may expunge: it checks)
+	}
+	acl, err := sel.acct.ACL(ctx, sel.name)
+	if isNoMailbox(err) {
+		return nil // renamed (the session keeps it) or deleted (sync says so)
+	}
+	if err != nil {
+		return fmt.Errorf("rights on %q: %w", sel.info.Name, err)
+	}
+	rights := store.RightsOf(acl, c.user)
+	if rights == sel.rights {
+		return nil
+	}
+	if !strings.Contains(rights, "r") {
+		c.w.WriteString("* BYE Access to the selected mailbox was revoked\r\n")
+		c.flush()
+		return errLogout
+	}
+	wasReadOnly := sel.readOnly
+	sel.rights = rights
+	sel.readOnly = sel.examined || !writable(rights)
+	switch {
+	case sel.readOnly && !wasReadOnly:
+		c.w.WriteString("* OK [READ-ONLY] Access rights changed\r\n")
+		c.w.WriteString("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n")
+	case !sel.readOnly:
+		if wasReadOnly {
+			c.w.WriteString("* OK [READ-WRITE] Access rights changed\r\n")
+		}
+		c.writePermanentFlags()
+	}
+	return nil
+}
+
 // visible reports whether rights let a user know a mailbox exists.
 func visible(rights string) bool { return strings.ContainsAny(rights, "lr") }
 

@@ -117,3 +117,36 @@ func TestSharedDropBox(t *testing.T) {
 	bob.expect(`APPEND "Other Users/alice/Inbound" {3+}`+"\r\nx\r\n", "NO [TRYCREATE]")
 	bob.expect(`APPEND "Other Users/alice/Nope" {3+}`+"\r\nx\r\n", "NO [TRYCREATE]")
 }
+
+// A SETACL reaches a session that has the mailbox selected at its next
+// command: fewer rights make it read-only (READ-ONLY, PERMANENTFLAGS),
+// more make it read-write again, and losing "r" ends it with BYE.
+func TestSharedRightsChangeSelected(t *testing.T) {
+	_, alice, bob := shareSetup(t, serverOpts{})
+	alice.ok("SETACL Projects bob lrswite")
+	bob.expect("SELECT "+shared, "OK [READ-WRITE]")
+	bob.ok(`STORE 1 +FLAGS (\Answered)`)
+
+	alice.ok("SETACL Projects bob lr")
+	u := bob.ok("NOOP")
+	hasLine(t, u, "* OK [READ-ONLY] Access rights changed")
+	hasLine(t, u, "* OK [PERMANENTFLAGS ()] Read-only mailbox")
+	bob.expect(`STORE 1 +FLAGS (\Answered)`, "NO [READ-ONLY]")
+	bob.expect("EXPUNGE", "NO [READ-ONLY]")
+
+	alice.ok("SETACL Projects bob lrs")
+	u = bob.ok("NOOP")
+	hasLine(t, u, "* OK [READ-WRITE] Access rights changed")
+	hasLine(t, u, `* OK [PERMANENTFLAGS (\Seen)] Flags permitted`)
+	bob.ok(`STORE 1 +FLAGS (\Seen)`)
+	bob.expect(`STORE 1 +FLAGS (\Deleted)`, "NO [NOPERM]")
+	if u := bob.ok("NOOP"); len(u) != 0 {
+		t.Fatalf("NOOP with unchanged rights: %q", u)
+	}
+
+	alice.ok("SETACL Projects bob l")
+	bob.write("T99 FETCH 1 FLAGS\r\n")
+	if l := bob.readLine(); l != "* BYE Access to the selected mailbox was revoked" {
+		t.Fatalf("FETCH after losing r: %q", l)
+	}
+}
