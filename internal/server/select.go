@@ -26,7 +26,7 @@ type selected struct {
 	name     string // in the owner's account
 	rights   string // read again before each command (recheckRights)
 	readOnly bool
-	examined bool // EXAMINE: read-only whatever the rights
+	examined bool     // EXAMINE: read-only whatever the rights
 	uids     []uint32 // ascending; seq = index+1
 	recent   []uint32 // ascending UIDs that are \Recent for this session
 	modSeq   uint64   // highest modseq this session has seen
@@ -202,7 +202,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	st.Name = m.view
 	sel := &selected{
-		info:   st.MailboxInfo,
+		info:     st.MailboxInfo,
 		acct:     m.acct,
 		owner:    m.owner,
 		name:     m.name,
