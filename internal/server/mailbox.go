@@ -418,7 +418,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.AString(wireRights(e.rights))
 			c.w.CRLF()
 		}
-		if args.Metadata != nil && e.exists && !e.noSelect && e.rights == ownerRights {
+		if args.Metadata != nil && e.exists && !e.noSelect && e.rights != "" {
 			n, err := c.listMetadata(ctx, e.name, mdEntries, args.Metadata)
 			if err != nil {
 				return err
