@@ -31,6 +31,19 @@ func (ts *testServer) sharedFolder(name string, acl ...string) {
 	}
 }
 
+// sharedFolderAppend appends msg to shared folder name.
+func (ts *testServer) sharedFolderAppend(name, msg string) {
+	ts.t.Helper()
+	a, err := ts.store.Account(ts.t.Context(), store.SharedOwner)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Append(ts.t.Context(), name, []store.NewMessage{{Body: []byte(msg)}}); err != nil {
+		ts.t.Fatal(err)
+	}
+}
+
 // The Shared Folders namespace (RFC 2342): mailboxes of no user, named
 // "Shared Folders/<name>", seen and used as their ACLs say; \Seen per
 // user there too; the account behind them is reached no other way.
