@@ -163,3 +163,26 @@ func TestSharedRightsChangeSelected(t *testing.T) {
 		t.Fatalf("FETCH after losing r: %q", l)
 	}
 }
+
+// During IDLE on another user's mailbox, a change is told only to a
+// session that may still read it: after losing "r" the next change ends
+// the session with BYE instead of an EXISTS.
+func TestSharedRightsChangeIdle(t *testing.T) {
+	_, alice, bob := shareSetup(t, serverOpts{})
+	alice.ok("SETACL Projects bob lrs")
+	bob.ok("SELECT " + shared)
+	bob.write("I1 IDLE\r\n")
+	if l := bob.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("idle: %q", l)
+	}
+	alice.appendMsg("Projects", "", crlf("Subject: three\n\nnew\n"))
+	if l := bob.readLine(); l != "* 3 EXISTS" {
+		t.Fatalf("idle update: %q", l)
+	}
+	bob.readLine() // * 3 RECENT
+	alice.ok("SETACL Projects bob l")
+	alice.appendMsg("Projects", "", crlf("Subject: four\n\nnew\n"))
+	if l := bob.readLine(); l != "* BYE Access to the selected mailbox was revoked" {
+		t.Fatalf("idle update after losing r: %q", l)
+	}
+}
