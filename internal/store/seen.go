@@ -33,4 +33,8 @@ type PrivateSeenStore interface {
 	// change, while the messages' own flags and modseqs stay. user must
 	// not be the owner (ErrNotAllowed).
 	SetPrivateSeen(ctx context.Context, mailboxID int64, user string, uids []uint32, seen bool) ([]SeenState, error)
+	// PrivateSeenCount returns how many of the mailbox's messages user
+	// has seen and the lowest UID user has not (0: none), without reading
+	// every state (STATUS, SELECT).
+	PrivateSeenCount(ctx context.Context, mailboxID int64, user string) (seen, firstUnseen uint32, err error)
 }

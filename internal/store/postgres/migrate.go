@@ -190,7 +190,7 @@ CREATE TABLE private_seen(
 	PRIMARY KEY(mailbox_id, uid, viewer),
 	FOREIGN KEY(mailbox_id, uid) REFERENCES messages(mailbox_id, uid) ON DELETE CASCADE ON UPDATE CASCADE
 );
-CREATE INDEX private_seen_modseq ON private_seen(mailbox_id, viewer, modseq);
+CREATE INDEX private_seen_modseq ON private_seen(mailbox_id, viewer, modseq) INCLUDE (seen);
 CREATE INDEX private_seen_viewer ON private_seen(viewer);
 `,
 }

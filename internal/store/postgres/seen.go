@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -93,6 +94,36 @@ func (a *account) SetPrivateSeen(ctx context.Context, mailboxID int64, user stri
 		return nil
 	})
 	return out, err
+}
+
+func (a *account) PrivateSeenCount(ctx context.Context, mailboxID int64, user string) (seen, firstUnseen uint32, err error) {
+	err = a.read(ctx, "private seen count", func(tx pgx.Tx) error {
+		if _, err := a.selectableByID(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM private_seen WHERE mailbox_id = $1 AND viewer = $2 AND seen`,
+			mailboxID, user).Scan(&seen); err != nil {
+			return fmt.Errorf("count private \\Seen: %w", err)
+		}
+		var n uint32
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = $1`, mailboxID).Scan(&n); err != nil {
+			return fmt.Errorf("count messages: %w", err)
+		}
+		if seen >= n {
+			return nil // all seen: no scan
+		}
+		err := tx.QueryRow(ctx, `SELECT m.uid FROM messages m WHERE m.mailbox_id = $1 AND NOT EXISTS
+			(SELECT 1 FROM private_seen p WHERE p.mailbox_id = $1 AND p.uid = m.uid AND p.viewer = $2 AND p.seen)
+			ORDER BY m.uid LIMIT 1`, mailboxID, user).Scan(&firstUnseen)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("first unseen: %w", err)
+		}
+		return nil
+	})
+	return seen, firstUnseen, err
 }
 
 // toInt64s converts UIDs for a bigint[] parameter.

@@ -98,22 +98,15 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	})
 }
 
-// countUnseen sets st's unseen counters for user, uids being the
-// mailbox's messages.
-func (a *account) countUnseen(ctx context.Context, st *store.MailboxStatus, uids []uint32) error {
-	seen, err := a.states(ctx, st.ID, nil, 0)
+// countUnseen sets st's unseen counters for user (counting queries: the
+// states of messages that exist are the only ones kept).
+func (a *account) countUnseen(ctx context.Context, st *store.MailboxStatus) error {
+	seen, firstUnseen, err := a.PrivateSeenCount(ctx, st.ID, a.user)
 	if err != nil {
-		return err
+		return fmt.Errorf("\\Seen of %q: %w", a.user, err)
 	}
-	st.Unseen, st.FirstUnseen = 0, 0
-	for _, u := range uids {
-		if !seen[u].Seen {
-			st.Unseen++
-			if st.FirstUnseen == 0 {
-				st.FirstUnseen = u
-			}
-		}
-	}
+	st.Unseen = st.Messages - min(seen, st.Messages)
+	st.FirstUnseen = firstUnseen
 	return nil
 }
 
@@ -122,7 +115,7 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 	if err != nil {
 		return st, uids, err
 	}
-	return st, uids, a.countUnseen(ctx, &st, uids)
+	return st, uids, a.countUnseen(ctx, &st)
 }
 
 func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
@@ -130,11 +123,7 @@ func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus,
 	if err != nil || st.NoSelect {
 		return st, err
 	}
-	_, uids, err := a.Account.Snapshot(ctx, st.ID)
-	if err != nil {
-		return st, err
-	}
-	return st, a.countUnseen(ctx, &st, uids)
+	return st, a.countUnseen(ctx, &st)
 }
 
 func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint64, sinceUID uint32) (store.ChangeSet, error) {

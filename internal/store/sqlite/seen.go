@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -23,7 +25,7 @@ CREATE TABLE IF NOT EXISTS private_seen(
 	PRIMARY KEY(mailbox_id, uid, user),
 	FOREIGN KEY(mailbox_id, uid) REFERENCES messages(mailbox_id, uid) ON DELETE CASCADE ON UPDATE CASCADE
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS private_seen_modseq ON private_seen(mailbox_id, user, modseq);
+CREATE INDEX IF NOT EXISTS private_seen_modseq ON private_seen(mailbox_id, user, modseq, seen);
 `
 
 // seenStates reads user's rows of a mailbox among rs (nil: all) with a
@@ -123,4 +125,34 @@ func (a *account) SetPrivateSeen(ctx context.Context, mailboxID int64, user stri
 		return nil
 	})
 	return out, err
+}
+
+func (a *account) PrivateSeenCount(ctx context.Context, mailboxID int64, user string) (seen, firstUnseen uint32, err error) {
+	err = a.read(ctx, "private seen count", func(tx *sqlTx) error {
+		if _, err := selectableByID(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM private_seen WHERE mailbox_id = ? AND user = ? AND seen = 1`,
+			mailboxID, user).Scan(&seen); err != nil {
+			return fmt.Errorf("count private \\Seen: %w", err)
+		}
+		var n uint32
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE mailbox_id = ?`, mailboxID).Scan(&n); err != nil {
+			return fmt.Errorf("count messages: %w", err)
+		}
+		if seen >= n {
+			return nil // all seen: no scan
+		}
+		err := tx.QueryRowContext(ctx, `SELECT m.uid FROM messages m WHERE m.mailbox_id = ?1 AND NOT EXISTS
+			(SELECT 1 FROM private_seen p WHERE p.mailbox_id = ?1 AND p.uid = m.uid AND p.user = ?2 AND p.seen = 1)
+			ORDER BY m.uid LIMIT 1`, mailboxID, user).Scan(&firstUnseen)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("first unseen: %w", err)
+		}
+		return nil
+	})
+	return seen, firstUnseen, err
 }

@@ -204,6 +204,23 @@ func testPrivateSeen(t *testing.T, e *env) {
 		t.Fatalf("PrivateSeen since %d: %+v, %v", after, got, err)
 	}
 
+	// The count agrees with the states, expunged messages left out.
+	all, bobSeen := uidsOf(t, alice, team.ID), seenUIDs(t, bob, team.ID)
+	var firstUnseen uint32
+	for _, u := range all {
+		if !slices.Contains(bobSeen, u) {
+			firstUnseen = u
+			break
+		}
+	}
+	n, first, err := alice.PrivateSeenCount(ctx, team.ID, "bob")
+	if err != nil || int(n) != len(bobSeen) || first != firstUnseen {
+		t.Fatalf("PrivateSeenCount = %d, %d, %v; want %d, %d", n, first, err, len(bobSeen), firstUnseen)
+	}
+	if n, first, err := alice.PrivateSeenCount(ctx, team.ID, "nobody"); err != nil || n != 0 || first != all[0] {
+		t.Fatalf("PrivateSeenCount of a user without states = %d, %d, %v", n, first, err)
+	}
+
 	// The owner has no private \Seen; missing messages are skipped.
 	_, err = alice.SetPrivateSeen(ctx, team.ID, "alice", uids[:1], true)
 	wantErr(t, "SetPrivateSeen of the owner", err, store.ErrNotAllowed)
