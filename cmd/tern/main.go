@@ -6,6 +6,7 @@
 //	tern user add|passwd|del NAME
 //	tern user list
 //	tern user quota NAME [--storage SIZE] [--messages N]
+//	tern shared create|delete|list|share|acl ...
 //	tern sieve list|put|get|activate|deactivate|delete USER ...
 //	tern deliver --user NAME [--mailbox BOX]   (message on stdin)
 //	tern import NAME PATH [--mailbox BOX]
@@ -80,6 +81,7 @@ Usage:
   tern user del NAME [flags]     delete a user and all their mail
   tern user list [flags]         list users
   tern user quota NAME [flags]   show or set a user's quota (--storage 2G --messages 100000)
+  tern shared COMMAND ...        create, delete, list, share shared folders ("Shared Folders/NAME")
   tern sieve COMMAND USER ...    list, put, get, activate, deactivate, delete Sieve scripts
   tern deliver --user NAME       deliver one message from stdin (local delivery agent)
   tern import NAME PATH [flags]  import a Maildir or mbox (file or tree) for a user
@@ -108,6 +110,8 @@ func (e *env) run(args []string) int {
 		return e.serve(args[1:])
 	case "user":
 		return e.user(args[1:])
+	case "shared":
+		return e.shared(args[1:])
 	case "sieve":
 		return e.sieve(args[1:])
 	case "cert":

@@ -24,11 +24,20 @@ func (e *env) userShare(args []string, set bool) int {
 				"to remove, none to remove the entry. The user sees the mailbox as\n" +
 				"\"Other Users/OWNER/MAILBOX\"."}
 	}
+	return e.share(c, args, set, "")
+}
+
+// share runs userShare, or with owner set (store.SharedOwner) the same
+// for "tern shared share|acl", whose positionals lack the owner.
+func (e *env) share(c command, args []string, set bool, owner string) int {
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
 	pos, code, done := e.parse(c, fs, args)
 	if done {
 		return code
+	}
+	if owner != "" {
+		pos = append([]string{owner}, pos...)
 	}
 	var op store.FlagOp
 	var rights string

@@ -34,3 +34,31 @@ func TestUserShareCommand(t *testing.T) {
 		t.Fatalf("missing user: %+v", r)
 	}
 }
+
+func TestSharedFoldersCommand(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "", "shared", "list", "--data", dir); r.code != exitError {
+		t.Fatalf("list before any: %+v", r)
+	}
+	runT(t, "pw\n", "user", "add", "bob", "--data", dir)
+	if r := runT(t, "", "shared", "create", "Team/News", "--data", dir); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	if r := runT(t, "", "shared", "share", "Team", "anyone", "lr", "--data", dir); r.code != 0 || r.stdout != "#shared Team: #shared lrswipkxtea, anyone lr\n" {
+		t.Fatalf("share: %+v", r)
+	}
+	runT(t, "", "shared", "share", "Team/News", "bob", "lrsi", "--data", dir)
+	if r := runT(t, "", "shared", "list", "--data", dir); r.code != 0 || r.stdout != "Team: anyone lr\nTeam/News: bob lrsi\n" {
+		t.Fatalf("list: %+v", r)
+	}
+	if r := runT(t, "", "shared", "delete", "Team/News", "--data", dir); r.code != 0 {
+		t.Fatalf("delete: %+v", r)
+	}
+	if r := runT(t, "", "shared", "acl", "Team/News", "--data", dir); r.code != exitError {
+		t.Fatalf("acl of a deleted folder: %+v", r)
+	}
+	if r := runT(t, "pw\n", "user", "add", "#shared", "--data", dir); r.code != exitUsage {
+		t.Fatalf("user add #shared: %+v", r)
+	}
+}

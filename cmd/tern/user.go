@@ -115,6 +115,9 @@ func checkUserName(name string) error {
 	if name == "" || len(name) > 255 {
 		return fmt.Errorf("%w: user name must be 1 to 255 bytes", errUsage)
 	}
+	if strings.HasPrefix(name, "#") {
+		return fmt.Errorf("%w: user names starting with # are reserved (tern shared)", errUsage)
+	}
 	for _, r := range name {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return fmt.Errorf("%w: user name %q contains space, control or invalid characters", errUsage, name)

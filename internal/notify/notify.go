@@ -18,6 +18,9 @@ type Hub struct {
 	// users holds per-user subscriptions (NOTIFY): every mailbox of the
 	// user plus mailbox-list changes.
 	users map[string]map[*UserSubscription]struct{}
+	// watchers holds the user subscriptions watching one mailbox of
+	// another user (UserSubscription.Watch).
+	watchers map[key]map[*UserSubscription]struct{}
 }
 
 // New returns an empty hub.
@@ -91,5 +94,8 @@ func (h *Hub) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 	}
 	for u := range h.users[user] {
 		u.markMailbox(mailboxID)
+	}
+	for u := range h.watchers[key{user, mailboxID}] {
+		u.markOther(key{user, mailboxID})
 	}
 }

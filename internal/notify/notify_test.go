@@ -93,3 +93,39 @@ func TestUserSubscription(t *testing.T) {
 		t.Fatal("closed subscription signalled")
 	}
 }
+
+// A user subscription watching another user's mailbox hears its changes
+// (and only those it watches), until Watch replaces the set or Close.
+func TestUserSubscriptionWatch(t *testing.T) {
+	h := New()
+	s := h.SubscribeUser("bob")
+	s.Watch([]Mailbox{{"alice", 7}})
+	h.MailboxChanged("alice", 8, 2)
+	if s.Pending() || len(s.TakeOthers()) != 0 {
+		t.Fatal("an unwatched mailbox signalled")
+	}
+	h.MailboxChanged("alice", 7, 3)
+	if !s.Pending() {
+		t.Fatal("a watched mailbox did not signal")
+	}
+	if got := s.TakeOthers(); len(got) != 1 || got[0] != (Mailbox{"alice", 7}) {
+		t.Fatalf("TakeOthers = %v", got)
+	}
+	if got := s.TakeOthers(); len(got) != 0 {
+		t.Fatalf("TakeOthers again = %v", got)
+	}
+	if mbs, _, _ := s.Take(); len(mbs) != 0 {
+		t.Fatalf("another user's change among the user's own: %v", mbs)
+	}
+	s.Watch(nil)
+	h.MailboxChanged("alice", 7, 4)
+	if len(s.TakeOthers()) != 0 {
+		t.Fatal("signalled after Watch(nil)")
+	}
+	s.Watch([]Mailbox{{"alice", 7}})
+	s.Close()
+	h.MailboxChanged("alice", 7, 5)
+	if len(h.watchers) != 0 {
+		t.Fatalf("watchers left after Close: %v", h.watchers)
+	}
+}

@@ -18,6 +18,82 @@ type UserSubscription struct {
 	dirty map[int64]struct{}
 	all   bool // more than maxDirty mailboxes changed
 	list  bool // the mailbox list changed
+	// Other users' mailboxes watched (Watch) and those changed since
+	// the last TakeOthers.
+	watching   []key
+	dirtyOther map[key]struct{}
+}
+
+// Mailbox names one mailbox of one user.
+type Mailbox struct {
+	User string
+	ID   int64
+}
+
+// Watch makes the subscription watch exactly boxes, mailboxes of other
+// users (shared with its user), besides its user's own: a change to one
+// signals C and shows in TakeOthers.
+func (s *UserSubscription) Watch(boxes []Mailbox) {
+	if s == nil || s.hub == nil {
+		return
+	}
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.unwatchLocked()
+	if h.watchers == nil {
+		h.watchers = make(map[key]map[*UserSubscription]struct{})
+	}
+	for _, b := range boxes {
+		k := key{b.User, b.ID}
+		m := h.watchers[k]
+		if m == nil {
+			m = make(map[*UserSubscription]struct{})
+			h.watchers[k] = m
+		}
+		m[s] = struct{}{}
+		s.watching = append(s.watching, k)
+	}
+}
+
+// unwatchLocked drops the subscription's watches; called with hub.mu held.
+func (s *UserSubscription) unwatchLocked() {
+	h := s.hub
+	for _, k := range s.watching {
+		if m := h.watchers[k]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(h.watchers, k)
+			}
+		}
+	}
+	s.watching, s.dirtyOther = nil, nil
+}
+
+// TakeOthers returns and clears the watched mailboxes of other users
+// that changed since the last call (unordered).
+func (s *UserSubscription) TakeOthers() []Mailbox {
+	if s.hub == nil {
+		return nil
+	}
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	var out []Mailbox
+	for k := range s.dirtyOther {
+		out = append(out, Mailbox{k.user, k.mailbox})
+	}
+	s.dirtyOther = nil
+	return out
+}
+
+// markOther records a change of a watched mailbox of another user;
+// called with hub.mu held.
+func (s *UserSubscription) markOther(k key) {
+	if s.dirtyOther == nil {
+		s.dirtyOther = make(map[key]struct{})
+	}
+	s.dirtyOther[k] = struct{}{}
+	s.signal()
 }
 
 // SubscribeUser watches every mailbox of user and its mailbox list.
@@ -80,6 +156,7 @@ func (s *UserSubscription) Close() {
 	}
 	h := s.hub
 	h.mu.Lock()
+	s.unwatchLocked()
 	if m := h.users[s.user]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {

@@ -9,22 +9,25 @@ import (
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/privseen"
 )
 
 // Shared mailboxes and access control (RFC 4314 ACL, RFC 2342 NAMESPACE,
 // RFC 8440 LIST-MYRIGHTS).
 //
-// A session reaches its own mailboxes by their names and another user's
-// as "Other Users/<owner>/<name>" (otherUsersPrefix). Rights live in the
+// A session reaches its own mailboxes by their names, another user's as
+// "Other Users/<owner>/<name>" (otherUsers) and the shared folders as
+// "Shared Folders/<name>" (sharedFolders). Rights live in the
 // owner's store (store.Account.ACL); the owner has every right on their
 // own mailboxes and cannot change that. A mailbox of another user on
 // which the session's user has neither "l" nor "r" does not exist for the
 // session: every command answers exactly as for a missing mailbox.
 // Lacking another right on a mailbox the user can see is NO [NOPERM].
 //
-// \Seen is stored once per message, so on a shared mailbox it is shared
-// by all its users (RFC 4314 §5.2 allows this: "s" is then a shared flag
-// right).
+// \Seen is per user (RFC 4314 §5.2): another user's account is opened
+// through privseen.Wrap, so every read and write of \Seen by the session
+// is its own user's, kept beside the owner's messages, while the owner's
+// \Seen stays the messages' flag. The other flags are shared.
 
 const aclCapabilities = " ACL RIGHTS=texk LIST-MYRIGHTS"
 
@@ -60,25 +63,111 @@ func (m *mailboxRef) need(rights string) error {
 	return nil
 }
 
+// writable reports whether rights make a selected mailbox read-write
+// (RFC 4314 §5.2: read-only without any of "i", "e" and the rights of
+// the flags).
+func writable(rights string) bool { return strings.ContainsAny(rights, "iestw") }
+
+// recheckRights reads the session user's rights on the selected mailbox
+// of another user again, before every command: a SETACL takes effect for
+// a selected session at its next command (one ACL lookup; the session's
+// own mailboxes need none). Losing "r" ends the session with BYE, as the
+// mailbox's deletion does; becoming read-only or read-write is told with
+// READ-ONLY/READ-WRITE and the new PERMANENTFLAGS (RFC 9051 §7.1).
+func (c *conn) recheckRights(ctx context.Context, cmd *imap.Command) error {
+	sel := c.sel
+	if sel == nil || sel.owner == c.user {
+		return nil
+	}
+	switch cmd.Name {
+	case "SELECT", "EXAMINE", "UNSELECT", "LOGOUT":
+		return nil // they leave the mailbox (CLOSE may expunge: it checks)
+	}
+	acl, err := sel.acct.ACL(ctx, sel.name)
+	if isNoMailbox(err) {
+		return nil // renamed (the session keeps it) or deleted (sync says so)
+	}
+	if err != nil {
+		return fmt.Errorf("rights on %q: %w", sel.info.Name, err)
+	}
+	rights := store.RightsOf(acl, c.user)
+	if rights == sel.rights {
+		return nil
+	}
+	if !strings.Contains(rights, "r") {
+		c.w.WriteString("* BYE Access to the selected mailbox was revoked\r\n")
+		c.flush()
+		return errLogout
+	}
+	wasReadOnly := sel.readOnly
+	sel.rights = rights
+	sel.readOnly = sel.examined || !writable(rights)
+	switch {
+	case sel.readOnly && !wasReadOnly:
+		c.w.WriteString("* OK [READ-ONLY] Access rights changed\r\n")
+		c.w.WriteString("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n")
+	case !sel.readOnly:
+		if wasReadOnly {
+			c.w.WriteString("* OK [READ-WRITE] Access rights changed\r\n")
+		}
+		c.writePermanentFlags()
+	}
+	return nil
+}
+
 // visible reports whether rights let a user know a mailbox exists.
 func visible(rights string) bool { return strings.ContainsAny(rights, "lr") }
 
-// splitShared splits "Other Users/<owner>/<name>" into owner and name;
-// ok is false for names outside the namespace. owner or name may be
-// empty (the namespace levels themselves).
-func splitShared(name string) (owner, local string, ok bool) {
-	rest, found := strings.CutPrefix(name, otherUsers)
+// sharedFolders is the "Shared Folders" namespace (RFC 2342): the
+// mailboxes of store.SharedOwner, an account no one logs in to, named
+// "Shared Folders/<name>". Their ACLs say who sees and uses them.
+const sharedFolders = "Shared Folders"
+
+// cutNamespace returns what follows prefix and its separator in name; ok
+// is false for names outside the namespace.
+func cutNamespace(name, prefix string) (rest string, ok bool) {
+	rest, found := strings.CutPrefix(name, prefix)
 	if !found || (rest != "" && !strings.HasPrefix(rest, store.Separator)) {
+		return "", false
+	}
+	return strings.TrimPrefix(rest, store.Separator), true
+}
+
+// splitShared splits "Other Users/<owner>/<name>" into owner and name,
+// and "Shared Folders/<name>" into store.SharedOwner and name; ok is
+// false for names outside both namespaces. owner or name may be empty
+// (the namespace levels themselves). The shared account is not reached
+// through "Other Users".
+func splitShared(name string) (owner, local string, ok bool) {
+	if rest, ok := cutNamespace(name, sharedFolders); ok {
+		return store.SharedOwner, rest, true
+	}
+	rest, ok := cutNamespace(name, otherUsers)
+	if !ok {
 		return "", "", false
 	}
-	rest = strings.TrimPrefix(rest, store.Separator)
 	owner, local, _ = strings.Cut(rest, store.Separator)
+	if owner == store.SharedOwner {
+		return "", "", true
+	}
 	return owner, local, true
 }
 
 // sharedView is the name a session gives owner's mailbox name.
 func sharedView(owner, name string) string {
+	if owner == store.SharedOwner {
+		return sharedFolders + store.Separator + name
+	}
 	return otherUsers + store.Separator + owner + store.Separator + name
+}
+
+// namespaceLevels are the \Noselect names above owner's shared mailboxes
+// in a LIST: "Other Users" and "Other Users/<owner>", or "Shared Folders".
+func namespaceLevels(owner string) []string {
+	if owner == store.SharedOwner {
+		return []string{sharedFolders}
+	}
+	return []string{otherUsers, otherUsers + store.Separator + owner}
 }
 
 // errNoMailbox is what a session is told about a mailbox it cannot see.
@@ -89,6 +178,12 @@ var errNoMailbox = fmt.Errorf("not visible: %w", store.ErrNoSuchMailbox)
 // the user may not see is store.ErrNoSuchMailbox, as if it did not
 // exist. Existence of the mailbox itself is left to the caller.
 func (c *conn) resolve(ctx context.Context, name string) (*mailboxRef, error) {
+	return c.resolveSeen(ctx, name, visible)
+}
+
+// resolveSeen is resolve with seen deciding from the rights whether the
+// user may know the mailbox exists.
+func (c *conn) resolveSeen(ctx context.Context, name string, seen func(rights string) bool) (*mailboxRef, error) {
 	owner, local, shared := splitShared(name)
 	if !shared {
 		return &mailboxRef{acct: c.acct, owner: c.user, name: name, view: name, rights: ownerRights}, nil
@@ -108,7 +203,7 @@ func (c *conn) resolve(ctx context.Context, name string) (*mailboxRef, error) {
 		return nil, err
 	}
 	rights := store.RightsOf(acl, c.user)
-	if !visible(rights) {
+	if !seen(rights) {
 		return nil, errNoMailbox
 	}
 	return &mailboxRef{acct: acct, owner: owner, name: local, view: sharedView(owner, local), rights: rights}, nil
@@ -116,7 +211,19 @@ func (c *conn) resolve(ctx context.Context, name string) (*mailboxRef, error) {
 
 // resolveExisting is resolve plus a lookup of the mailbox itself.
 func (c *conn) resolveExisting(ctx context.Context, name string) (*mailboxRef, store.MailboxInfo, error) {
-	m, err := c.resolve(ctx, name)
+	return c.existing(ctx, name, visible)
+}
+
+// resolveDest is resolveExisting for the destination of APPEND, COPY,
+// MOVE and REPLACE: "i" alone is enough to name it (a drop box, RFC 4314
+// §4: a user may insert into a mailbox that does not appear in LIST and
+// that every other command answers as missing).
+func (c *conn) resolveDest(ctx context.Context, name string) (*mailboxRef, store.MailboxInfo, error) {
+	return c.existing(ctx, name, func(rights string) bool { return strings.ContainsAny(rights, "lri") })
+}
+
+func (c *conn) existing(ctx context.Context, name string, seen func(rights string) bool) (*mailboxRef, store.MailboxInfo, error) {
+	m, err := c.resolveSeen(ctx, name, seen)
 	if err != nil {
 		return nil, store.MailboxInfo{}, err
 	}
@@ -125,6 +232,15 @@ func (c *conn) resolveExisting(ctx context.Context, name string) (*mailboxRef, s
 		return nil, store.MailboxInfo{}, err
 	}
 	return m, info, nil
+}
+
+// uidCode is code (APPENDUID, COPYUID) unless m is a drop box: without
+// "r" the session learns nothing of the mailbox, not even its UIDs.
+func (m *mailboxRef) uidCode(code string) string {
+	if !m.has('r') {
+		return ""
+	}
+	return code
 }
 
 // otherAccount opens (once per session) another user's account. An
@@ -143,6 +259,7 @@ func (c *conn) otherAccount(ctx context.Context, owner string) (store.Account, e
 	if c.others == nil {
 		c.others = make(map[string]store.Account)
 	}
+	a = privseen.Wrap(a, c.user)
 	c.others[owner] = a
 	return a, nil
 }

@@ -67,7 +67,7 @@ func TestACLRFCExamples(t *testing.T) {
 	hasLine(t, u, "* MYRIGHTS INBOX/Drafts lrswipkxteacd")
 	// RFC 2342: NAMESPACE with the other users' namespace.
 	u = a.ok("NAMESPACE")
-	hasLine(t, u, `* NAMESPACE (("" "/")) (("Other Users/" "/")) NIL`)
+	hasLine(t, u, `* NAMESPACE (("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))`)
 }
 
 // shareSetup makes alice (with a folder Projects holding two messages)

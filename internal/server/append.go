@@ -16,7 +16,7 @@ func (c *conn) appendTarget(ctx context.Context, raw string) (*mailboxRef, error
 	if err != nil {
 		return nil, err
 	}
-	m, info, err := c.resolveExisting(ctx, name)
+	m, info, err := c.resolveDest(ctx, name)
 	if err != nil {
 		if isNoMailbox(err) {
 			return nil, no("TRYCREATE", "Mailbox does not exist")
@@ -91,5 +91,5 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	c.runIMAPSieve(ctx, m, res.MailboxID, res.UIDs, "APPEND")
 	code := fmt.Sprintf("APPENDUID %d %s", res.UIDValidity, imap.SetFromNums(res.UIDs).String())
-	return c.okCode(ctx, code, "APPEND completed")
+	return c.okCode(ctx, m.uidCode(code), "APPEND completed")
 }

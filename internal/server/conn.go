@@ -584,7 +584,9 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 		}
 	}()
 	c.trimOthers()
-	err = spec.fn(ctx, c, cmd)
+	if err = c.recheckRights(ctx, cmd); err == nil {
+		err = spec.fn(ctx, c, cmd)
+	}
 	var re *respError
 	switch {
 	case err == nil:

@@ -74,6 +74,11 @@ func cmdIdle(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 			if c.sel.dirty {
 				c.acquire(nil)
+				// A change of another user's mailbox is told only to
+				// who may still read it (acl.go).
+				if err := c.recheckRights(ctx, cmd); err != nil {
+					return err
+				}
 				if err := c.sync(ctx, true); err != nil {
 					if err := c.syncFailed(cmd, err); err != nil {
 						return err

@@ -160,8 +160,8 @@ func cmdSubscribe(ctx context.Context, c *conn, cmd *imap.Command) error {
 }
 
 func cmdNamespace(ctx context.Context, c *conn, cmd *imap.Command) error {
-	// Personal, other users ("Other Users/<owner>/..."), no shared.
-	c.w.WriteString(`* NAMESPACE (("" "/")) (("` + otherUsers + `/" "/")) NIL` + "\r\n")
+	// Personal, other users ("Other Users/<owner>/..."), shared folders.
+	c.w.WriteString(`* NAMESPACE (("" "/")) (("` + otherUsers + `/" "/")) (("` + sharedFolders + `/" "/"))` + "\r\n")
 	return nil
 }
 
@@ -271,12 +271,12 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	var names []string
 	for _, b := range boxes {
 		if _, _, shared := splitShared(b.Name); shared {
-			continue // hidden by the Other Users namespace
+			continue // hidden by the Other Users and Shared Folders namespaces
 		}
 		entries[b.Name] = &listEntry{name: b.Name, rights: ownerRights, exists: true, noSelect: b.NoSelect, subscribed: subSet[b.Name], specialUse: b.SpecialUse}
 		names = append(names, b.Name)
 	}
-	if matchAnyPrefix(patterns, otherUsers) {
+	if matchAnyPrefix(patterns, otherUsers) || matchAnyPrefix(patterns, sharedFolders) {
 		shared, err := c.sharedMailboxes(ctx, "")
 		if err != nil {
 			return err
@@ -286,7 +286,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 				continue // LIST needs "l" (RFC 4314 §4)
 			}
 			// The namespace levels: \Noselect parents.
-			for _, p := range []string{otherUsers, otherUsers + store.Separator + b.owner} {
+			for _, p := range namespaceLevels(b.owner) {
 				if entries[p] == nil {
 					entries[p] = &listEntry{name: p, exists: true, noSelect: true, subscribed: subSet[p]}
 					names = append(names, p)
@@ -418,7 +418,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			c.w.AString(wireRights(e.rights))
 			c.w.CRLF()
 		}
-		if args.Metadata != nil && e.exists && !e.noSelect && e.rights == ownerRights {
+		if args.Metadata != nil && e.exists && !e.noSelect && e.rights != "" {
 			n, err := c.listMetadata(ctx, e.name, mdEntries, args.Metadata)
 			if err != nil {
 				return err

@@ -17,11 +17,14 @@ import (
 // names, the limits and the mailbox. METADATA covers server and mailbox
 // entries, so METADATA-SERVER is not advertised on its own (RFC 5464 §1).
 //
-// Private and shared: every mailbox has one owner, so /private/ entries
-// are that user's own and /shared/ ones are what others would see once
-// mailboxes can be shared; both are kept per mailbox in the owner's
-// store, and the server entries ("") per user. Private annotations are
-// supported everywhere, so [METADATA NOPRIVATE] is never needed.
+// Private and shared: both are kept per mailbox in the owner's store, and
+// the server entries ("") per user; /private/ entries of a mailbox are
+// its owner's. On another user's mailbox (RFC 5464 §3.3 with ACL) a user
+// needs "l" and one of "r", "s", "w", "i", "p" to read or write entries,
+// and "w" to write /shared/ ones; the owner's /private/ entries are not
+// theirs: they read as absent, and setting a /private/ entry there is
+// NO [METADATA NOPRIVATE] (tern keeps no per-user private annotations on
+// shared mailboxes).
 
 const metadataCapabilities = " METADATA LIST-METADATA"
 
@@ -48,6 +51,10 @@ func cmdSetMetadata(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
+	m, err := c.metadataTarget(ctx, mailbox)
+	if err != nil {
+		return err
+	}
 	set := make([]store.MetadataEntry, 0, len(args.Entries))
 	for _, e := range args.Entries {
 		n, err := store.NormMetadataEntry(e.Name)
@@ -57,12 +64,37 @@ func cmdSetMetadata(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if len(e.Value) > store.MetadataMaxValueSize {
 			return no(fmt.Sprintf("METADATA MAXSIZE %d", store.MetadataMaxValueSize), "Value too large")
 		}
+		if !m.own(c) {
+			if strings.HasPrefix(n, "/private/") {
+				return no("METADATA NOPRIVATE", "No private annotations on another user's mailbox")
+			}
+			if err := m.need("w"); err != nil {
+				return err
+			}
+		}
 		set = append(set, store.MetadataEntry{Name: n, Value: e.Value})
 	}
-	if err := c.acct.SetMetadata(ctx, mailbox, set); err != nil {
+	if err := m.acct.SetMetadata(ctx, m.name, set); err != nil {
 		return metadataErr(err, mailbox)
 	}
 	return nil
+}
+
+// metadataTarget resolves the mailbox of GETMETADATA/SETMETADATA (""
+// being the server) and checks the rights RFC 5464 §3.3 asks for on
+// another user's mailbox: "l" and one of "r", "s", "w", "i", "p".
+func (c *conn) metadataTarget(ctx context.Context, mailbox string) (*mailboxRef, error) {
+	if mailbox == "" {
+		return &mailboxRef{acct: c.acct, owner: c.user, rights: ownerRights}, nil
+	}
+	m, _, err := c.resolveExisting(ctx, mailbox)
+	if err != nil {
+		return nil, metadataErr(err, mailbox)
+	}
+	if !m.has('l') || !strings.ContainsAny(m.rights, "rswip") {
+		return nil, no("NOPERM", "Permission denied")
+	}
+	return m, nil
 }
 
 // metadataMailbox decodes the mailbox argument; "" names the server.
@@ -151,9 +183,16 @@ func (c *conn) okLongEntries(ctx context.Context, longest int, text string) erro
 // the size of the largest value left out (0 if none). Nothing is
 // written when nothing is left to send.
 func (c *conn) writeMetadata(ctx context.Context, mailbox string, entries []string, o *imap.MetadataOptions) (longest int, err error) {
-	got, err := c.acct.GetMetadata(ctx, mailbox, entries, depthOf(o.Depth))
+	m, err := c.metadataTarget(ctx, mailbox)
+	if err != nil {
+		return 0, err
+	}
+	got, err := m.acct.GetMetadata(ctx, m.name, entries, depthOf(o.Depth))
 	if err != nil {
 		return 0, metadataErr(err, mailbox)
+	}
+	if !m.own(c) { // the owner's private entries are not the session's
+		got = slices.DeleteFunc(got, func(e store.MetadataEntry) bool { return strings.HasPrefix(e.Name, "/private/") })
 	}
 	if o.Depth == "0" {
 		// NIL for what has no value. With DEPTH only what exists is

@@ -49,6 +49,9 @@ type notifyState struct {
 	groups   []notifyGroup // filters other than SELECTED/SELECTED-DELAYED
 	wantList bool          // some group asks for MailboxName or SubscriptionChange
 	watched  map[int64]*watchedBox
+	// others are the watched mailboxes of other users (Other Users,
+	// Shared Folders), by owner and id; name is the session's name.
+	others map[notify.Mailbox]*watchedBox
 	// The mailbox list as last reported (only with wantList).
 	boxes map[int64]store.MailboxInfo
 	subs  map[string]bool
@@ -199,6 +202,13 @@ func cmdNotify(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		w.st = statusOfInfo(&st)
 	}
+	if ok, err := c.notifyWatchOthers(ctx, n, subs); err != nil || !ok {
+		n.sub.Close()
+		if err != nil {
+			return err
+		}
+		return no("NOTIFICATIONOVERFLOW", "Too many mailboxes to watch")
+	}
 	if args.Status {
 		// RFC 5465 §3.1: STATUS for every watched mailbox but the
 		// selected one, before the tagged OK.
@@ -213,8 +223,134 @@ func cmdNotify(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 			c.writeBoxStatus(w.name, &w.st, items)
 		}
+		for _, w := range n.othersByName() {
+			items := []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY"}
+			if w.flags {
+				items = append(items, "HIGHESTMODSEQ")
+			}
+			c.writeBoxStatus(w.name, &w.st, items)
+		}
 	}
 	c.notify = n
+	return nil
+}
+
+// notifyWatchOthers watches, besides the user's own, the mailboxes of
+// other users the user may read ("r") that a group with message events
+// names: by SUBTREE or MAILBOXES under "Other Users/" or "Shared
+// Folders/", or SUBSCRIBED (INBOXES and PERSONAL are the user's own).
+// The set is fixed at NOTIFY SET: mailboxes shared, renamed or unshared
+// later are not followed. It reports false when too many would be
+// watched.
+func (c *conn) notifyWatchOthers(ctx context.Context, n *notifyState, subs map[string]bool) (bool, error) {
+	n.others = nil
+	var shared []sharedBox
+	for i := range n.groups {
+		if g := &n.groups[i]; g.msg && g.filter != "INBOXES" && g.filter != "PERSONAL" {
+			var err error
+			if shared, err = c.sharedMailboxes(ctx, ""); err != nil {
+				return false, err
+			}
+			break
+		}
+	}
+	others := make(map[notify.Mailbox]*watchedBox)
+	for _, b := range shared {
+		if b.info.NoSelect || !strings.Contains(b.rights, "r") {
+			continue
+		}
+		var msg, flags bool
+		for i := range n.groups {
+			g := &n.groups[i]
+			if g.msg && g.filter != "INBOXES" && g.filter != "PERSONAL" && g.matches(b.info.Name, subs) {
+				msg = true
+				flags = flags || g.flags
+			}
+		}
+		if msg {
+			others[notify.Mailbox{User: b.owner, ID: b.info.ID}] = &watchedBox{name: b.info.Name, flags: flags}
+		}
+	}
+	if len(n.watched)+len(others) > maxNotifyMailboxes {
+		return false, nil
+	}
+	keys := make([]notify.Mailbox, 0, len(others))
+	for k, w := range others {
+		st, err := c.viewStatus(ctx, w.name)
+		if isNoMailbox(err) {
+			delete(others, k)
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("notify: status of %q: %w", w.name, err)
+		}
+		w.st = statusOfInfo(&st)
+		keys = append(keys, k)
+	}
+	n.others = others
+	n.sub.Watch(keys)
+	return true, nil
+}
+
+// viewStatus is the status of the mailbox the session calls name, for a
+// user who may read it ("r"); otherwise store.ErrNoSuchMailbox.
+func (c *conn) viewStatus(ctx context.Context, name string) (store.MailboxStatus, error) {
+	m, err := c.resolve(ctx, name)
+	if err != nil {
+		return store.MailboxStatus{}, err
+	}
+	if !m.has('r') {
+		return store.MailboxStatus{}, errNoMailbox
+	}
+	return m.acct.Status(ctx, m.name)
+}
+
+// othersByName returns the watched mailboxes of other users by name.
+func (n *notifyState) othersByName() []*watchedBox {
+	out := make([]*watchedBox, 0, len(n.others))
+	for _, w := range n.others {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *watchedBox) int { return compareMailboxNames(a.name, b.name) })
+	return out
+}
+
+// notifyDeliverOthers sends STATUS for the watched mailboxes of other
+// users that changed (as notifyDeliver for the user's own); one whose
+// rights are gone, or which is gone, is no longer watched.
+func (c *conn) notifyDeliverOthers(ctx context.Context, absorb bool) error {
+	n := c.notify
+	changed := n.sub.TakeOthers()
+	slices.SortFunc(changed, func(a, b notify.Mailbox) int {
+		wa, wb := n.others[a], n.others[b]
+		if wa == nil || wb == nil {
+			return 0
+		}
+		return compareMailboxNames(wa.name, wb.name)
+	})
+	for _, k := range changed {
+		w := n.others[k]
+		if w == nil || c.isSelected(k.User, k.ID) {
+			continue
+		}
+		st, err := c.viewStatus(ctx, w.name)
+		if isNoMailbox(err) {
+			delete(n.others, k)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("notify: status of %q: %w", w.name, err)
+		}
+		now := statusOfInfo(&st)
+		if st.UIDValidity != w.st.uidValidity || st.ID != k.ID {
+			delete(n.others, k) // another mailbox by that name now
+			continue
+		}
+		if !absorb {
+			c.notifyStatusChange(w, &now)
+		}
+		w.st = now
+	}
 	return nil
 }
 
@@ -358,6 +494,9 @@ func (c *conn) notifyDeliver(ctx context.Context, idling bool) error {
 			c.notifyStatusChange(w, &now)
 		}
 		w.st = now
+	}
+	if err := c.notifyDeliverOthers(ctx, absorb); err != nil {
+		return err
 	}
 	if !idling && c.sel != nil && n.selMode != selNone {
 		return c.sync(ctx, n.selMode == selImmediate)

@@ -27,8 +27,11 @@ const quotaRoot = ""
 
 // quotaRootOf names owner's quota root as the session sees it.
 func (c *conn) quotaRootOf(owner string) string {
-	if owner == c.user {
+	switch owner {
+	case c.user:
 		return quotaRoot
+	case store.SharedOwner:
+		return sharedFolders
 	}
 	return otherUsers + store.Separator + owner
 }

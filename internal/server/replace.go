@@ -56,8 +56,9 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		return no("EXPUNGEISSUED", "The message to replace has been expunged")
 	}
-	c.w.WriteString(fmt.Sprintf("* OK [APPENDUID %d %s] Replacement Message ready\r\n",
-		res.UIDValidity, imap.SetFromNums(res.UIDs).String()))
+	if code := m.uidCode(fmt.Sprintf("APPENDUID %d %s", res.UIDValidity, imap.SetFromNums(res.UIDs).String())); code != "" {
+		c.w.WriteString("* OK [" + code + "] Replacement Message ready\r\n")
+	}
 	// The new message (if it went to the selected mailbox) and the
 	// expunge are reported by the sync at the end of the command.
 	sel.dirty = true

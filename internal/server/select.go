@@ -23,8 +23,10 @@ type selected struct {
 	// rights on it when it was selected (acl.go).
 	acct     store.Account
 	owner    string
-	rights   string
+	name     string // in the owner's account
+	rights   string // read again before each command (recheckRights)
 	readOnly bool
+	examined bool     // EXAMINE: read-only whatever the rights
 	uids     []uint32 // ascending; seq = index+1
 	recent   []uint32 // ascending UIDs that are \Recent for this session
 	modSeq   uint64   // highest modseq this session has seen
@@ -200,13 +202,13 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	st.Name = m.view
 	sel := &selected{
-		info:   st.MailboxInfo,
-		acct:   m.acct,
-		owner:  m.owner,
-		rights: m.rights,
-		// RFC 4314 §5.2: read-only without any of "i", "e" and the
-		// rights of the (all shared) flags.
-		readOnly: cmd.Name == "EXAMINE" || !strings.ContainsAny(m.rights, "iestw"),
+		info:     st.MailboxInfo,
+		acct:     m.acct,
+		owner:    m.owner,
+		name:     m.name,
+		rights:   m.rights,
+		examined: cmd.Name == "EXAMINE",
+		readOnly: cmd.Name == "EXAMINE" || !writable(m.rights),
 		uids:     uids,
 		modSeq:   st.HighestModSeq,
 		maxUID:   st.UIDNext - 1,

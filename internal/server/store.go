@@ -173,7 +173,7 @@ func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := c.resolveExisting(ctx, dest)
+	m, _, err := c.resolveDest(ctx, dest)
 	if err != nil {
 		if isNoMailbox(err) {
 			return no("TRYCREATE", "Destination mailbox does not exist")
@@ -204,7 +204,7 @@ func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	c.runIMAPSieve(ctx, m, res.DestMailboxID, res.DestUIDs, "COPY")
 	code := ""
-	if len(res.DestUIDs) > 0 {
+	if len(res.DestUIDs) > 0 && m.has('r') {
 		code = fmt.Sprintf("COPYUID %d %s %s", res.DestUIDValidity,
 			imap.SetFromNums(res.SrcUIDs).String(), imap.SetFromNums(res.DestUIDs).String())
 	}

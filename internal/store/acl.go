@@ -20,6 +20,12 @@ const AllRights = "lrswipkxtea"
 // Anyone is the identifier that matches every user (RFC 4314 §2).
 const Anyone = "anyone"
 
+// SharedOwner is the account that holds the shared folders, the
+// mailboxes of no user (IMAP's "Shared Folders" namespace): an ordinary
+// account without a password, created by "tern shared create". User names
+// starting with "#" are reserved for such accounts.
+const SharedOwner = "#shared"
+
 var (
 	// ErrInvalidRights: a rights string with a letter outside AllRights.
 	ErrInvalidRights = errors.New("invalid rights")

@@ -139,6 +139,10 @@ const (
 	FlagsReplace FlagOp = iota
 	FlagsAdd
 	FlagsRemove
+	// FlagsReplaceKeepSeen replaces every flag but \Seen, which stays as
+	// it is (\Seen in the flags is ignored): a STORE FLAGS by a user
+	// whose \Seen on the mailbox is their own (PrivateSeenStore).
+	FlagsReplaceKeepSeen
 )
 
 // StoreResult is what a StoreFlags call did.
@@ -378,6 +382,7 @@ type Account interface {
 
 	SieveStore
 	SieveStateStore
+	PrivateSeenStore
 	// ACL returns mailbox's access control list (RFC 4314), sorted by
 	// identifier; the owner's implicit rights are not in it. Returns
 	// ErrNoSuchMailbox.

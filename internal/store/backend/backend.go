@@ -196,6 +196,9 @@ func FlagList(sys int64, keywords string) []string {
 
 // ApplyFlags computes new flags of a message.
 func ApplyFlags(op store.FlagOp, sys int64, keywords string, opSys int64, opKws []string) (int64, string) {
+	if op == store.FlagsReplaceKeepSeen {
+		return opSys&^FlagSeen | sys&FlagSeen, FormatKeywords(slices.Clone(opKws))
+	}
 	if len(opKws) == 0 && op != store.FlagsReplace {
 		// System flags only (+FLAGS \Seen): the stored keyword list, always
 		// kept sorted, stays as it is; no split, sort and join per row.
@@ -375,4 +378,27 @@ func ParseMessage(log *slog.Logger, user string, raw []byte) (info *message.Info
 		return &message.Info{}
 	}
 	return info
+}
+
+// SetSeen computes SetPrivateSeen: the states of the existing messages
+// uids (ascending) after setting their \Seen to seen, given their stored
+// states old (ascending, a subset), and the UIDs whose state changes,
+// which take modseq.
+func SetSeen(uids []uint32, old []store.SeenState, seen bool, modseq uint64) (states []store.SeenState, changed []uint32) {
+	j := 0
+	for _, u := range uids {
+		s := store.SeenState{UID: u}
+		for j < len(old) && old[j].UID < u {
+			j++
+		}
+		if j < len(old) && old[j].UID == u {
+			s = old[j]
+		}
+		if s.Seen != seen {
+			s.Seen, s.ModSeq = seen, modseq
+			changed = append(changed, u)
+		}
+		states = append(states, s)
+	}
+	return states, changed
 }

@@ -384,7 +384,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	if err != nil {
 		return res, fmt.Errorf("store flags: %w", err)
 	}
-	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove {
+	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove && op != store.FlagsReplaceKeepSeen {
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)

@@ -187,6 +187,21 @@ ALTER TABLE bodies ALTER COLUMN data DROP NOT NULL;
 ALTER TABLE bodies ADD COLUMN released timestamptz;
 CREATE INDEX bodies_released ON bodies(released) WHERE refs = 0;
 `,
+	// 7: the \Seen of users other than the owner on shared mailboxes
+	// (seen.go); a row goes with its message.
+	`
+CREATE TABLE private_seen(
+	mailbox_id bigint NOT NULL,
+	uid bigint NOT NULL,
+	viewer text COLLATE "C" NOT NULL,
+	seen boolean NOT NULL,
+	modseq bigint NOT NULL,
+	PRIMARY KEY(mailbox_id, uid, viewer),
+	FOREIGN KEY(mailbox_id, uid) REFERENCES messages(mailbox_id, uid) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE INDEX private_seen_modseq ON private_seen(mailbox_id, viewer, modseq) INCLUDE (seen);
+CREATE INDEX private_seen_viewer ON private_seen(viewer);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -246,6 +246,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM acl WHERE identifier = $1`, name); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM private_seen WHERE viewer = $1`, name); err != nil {
+			return err
+		}
 		return releaseBodies(ctx, tx, dead)
 	})
 	if err != nil {

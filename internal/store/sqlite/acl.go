@@ -250,9 +250,10 @@ func (s *Store) forgetGrant(ctx context.Context, ownerID int64, grantee string) 
 	return nil
 }
 
-// revokeGrantee removes the ACL entries naming user from every other
-// user's mailboxes (DeleteUser), so that a new user of the same name
-// inherits nothing. The grants index says whose databases to open.
+// revokeGrantee removes the ACL entries naming user, and user's private
+// \Seen states, from every other user's mailboxes shared with user or
+// anyone (DeleteUser), so that a new user of the same name inherits
+// nothing. The grants index says whose databases to open.
 func (s *Store) revokeGrantee(ctx context.Context, user string) error {
 	s.aclMu.Lock()
 	defer s.aclMu.Unlock()
@@ -261,7 +262,8 @@ func (s *Store) revokeGrantee(ctx context.Context, user string) error {
 		name string
 	}
 	var owners []owner
-	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.name FROM acl_grants g JOIN users u ON u.id = g.owner_id WHERE g.grantee = ?`, user)
+	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.name FROM acl_grants g JOIN users u ON u.id = g.owner_id
+		WHERE g.grantee IN (?, ?) GROUP BY u.id`, user, store.Anyone)
 	if err != nil {
 		return fmt.Errorf("revoke rights of %q: %w", user, err)
 	}
@@ -287,7 +289,10 @@ func (s *Store) revokeGrantee(ctx context.Context, user string) error {
 		}
 		a := &account{s: s, u: u}
 		err = a.write(ctx, "revoke rights", func(w *wtx) error {
-			_, err := w.tx.ExecContext(ctx, `DELETE FROM acl WHERE identifier = ?`, user)
+			if _, err := w.tx.ExecContext(ctx, `DELETE FROM acl WHERE identifier = ?`, user); err != nil {
+				return err
+			}
+			_, err := w.tx.ExecContext(ctx, `DELETE FROM private_seen WHERE user = ?`, user)
 			return err
 		})
 		a.Close()

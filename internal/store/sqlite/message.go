@@ -389,7 +389,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	if err != nil {
 		return res, fmt.Errorf("store flags: %w", err)
 	}
-	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove {
+	if op != store.FlagsReplace && op != store.FlagsAdd && op != store.FlagsRemove && op != store.FlagsReplaceKeepSeen {
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
@@ -461,7 +461,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 // all; otherwise one UPDATE per distinct new flag state (few in practice:
 // +FLAGS $Label on a thousand messages mostly gives one or two).
 func (w *wtx) setFlags(mailboxID int64, modseq uint64, op store.FlagOp, opSys int64, rows, changes []flagRow) error {
-	sysOnly := op != store.FlagsReplace
+	sysOnly := op == store.FlagsAdd || op == store.FlagsRemove
 	if sysOnly {
 		j := 0
 		for _, c := range changes {

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 10
+const userSchemaVersion = 11
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -155,6 +155,10 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// duplicate ids seen) gets the sieve_state table and its index
 	// (sieveStateSchema), which the schema statements create; it starts
 	// empty.
+	// Version 10 -> 11: the \Seen of users other than the owner on shared
+	// mailboxes gets the private_seen table and its index
+	// (privateSeenSchema), which the schema statements create; until now
+	// \Seen was one flag for everyone, which stays the owner's.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

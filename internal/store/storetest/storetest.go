@@ -265,6 +265,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"SieveState", testSieveState},
 		{"ACL", testACL},
 		{"ACLConcurrent", testACLConcurrent},
+		{"PrivateSeen", testPrivateSeen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
