@@ -54,6 +54,9 @@ func cmdSetMetadata(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err != nil || n == "/private" || n == "/shared" {
 			return bad("", "Invalid entry name")
 		}
+		if serverPrivateEntry(n) {
+			return no("NOPERM", "This entry is reserved for the server")
+		}
 		if len(e.Value) > store.MetadataMaxValueSize {
 			return no(fmt.Sprintf("METADATA MAXSIZE %d", store.MetadataMaxValueSize), "Value too large")
 		}
@@ -155,6 +158,7 @@ func (c *conn) writeMetadata(ctx context.Context, mailbox string, entries []stri
 	if err != nil {
 		return 0, metadataErr(err, mailbox)
 	}
+	got = withoutServerPrivate(got) // URLAUTH keys (urlauth.go)
 	if o.Depth == "0" {
 		// NIL for what has no value. With DEPTH only what exists is
 		// listed (RFC 5464 §4.2.2's example).
