@@ -468,59 +468,101 @@ func (c *conn) urlOwnerMailbox(ctx context.Context, u *authURL) (store.Account, 
 	return acct, info, key, err
 }
 
-// urlFetchOne writes the URLFETCH response for one URL.
+// urlFetchOne writes the URLFETCH response for one URL. What can fail is
+// read before the response starts; once it has, only a broken read of the
+// body (which ends the connection) stops it.
 func (c *conn) urlFetchOne(ctx context.Context, req imap.URLFetchURL, p urlFetchParams) error {
 	part, err := c.openAuthURL(ctx, req.URL)
 	if err != nil {
 		return err
 	}
+	if part != nil {
+		defer part.Close()
+	}
+	var ext urlFetchExt
+	if part != nil && req.Extended {
+		if ext, err = prepareURLFetchExt(part, p); err != nil {
+			return err
+		}
+		if p.structure && ext.structure == nil {
+			part = nil // no part to describe: the URL names none
+		}
+	}
 	c.w.WriteString("* URLFETCH ")
 	c.w.AString(req.URL)
 	c.w.SP()
-	if part == nil {
-		c.w.WriteString("NIL\r\n")
-		return nil
-	}
-	defer part.Close()
-	if !req.Extended {
+	switch {
+	case part == nil:
+		c.w.WriteString("NIL")
+	case !req.Extended:
 		if err := c.writeURLSection(part); err != nil {
 			return err
 		}
-		c.w.CRLF()
-		return nil
+	default:
+		if err := c.writeURLFetchExt(part, p, &ext); err != nil {
+			return err
+		}
 	}
-	return c.writeURLFetchExt(part, p)
+	c.w.CRLF()
+	return nil
+}
+
+// urlFetchExt is what an extended URLFETCH answer needs read beforehand.
+type urlFetchExt struct {
+	structure []byte // BODYPARTSTRUCTURE; nil when not asked or no part
+	binary    []byte // the decoded part, for BINARY of a whole part
+	undecoded bool   // BINARY asked and the part's encoding is unknown
+}
+
+// prepareURLFetchExt reads the BODYPARTSTRUCTURE and BINARY data asked for.
+func prepareURLFetchExt(part *urlPart, p urlFetchParams) (urlFetchExt, error) {
+	var ext urlFetchExt
+	sec := part.u.section
+	if p.structure && sec.Specifier == "" {
+		s, err := message.PartStructure(part.body, part.root, sec.Part)
+		if err != nil {
+			return ext, fmt.Errorf("urlfetch: structure of uid %d: %w", part.u.uid, err)
+		}
+		ext.structure = s
+	}
+	if p.binary && sec.Specifier == "" {
+		data, err := message.Binary(part.body, part.root, sec.Part)
+		switch {
+		case errors.Is(err, message.ErrUnknownEncoding):
+			ext.undecoded = true
+		case err != nil:
+			return ext, fmt.Errorf("urlfetch: binary of uid %d: %w", part.u.uid, err)
+		default:
+			off, count := partialRange(&part.u, int64(len(data)))
+			ext.binary = data[off : off+count]
+		}
+	}
+	return ext, nil
 }
 
 // writeURLFetchExt writes RFC 5524's "(" [BODYPARTSTRUCTURE body]
-// [BINARY data / BODY data] ")" and the line end.
-func (c *conn) writeURLFetchExt(part *urlPart, p urlFetchParams) error {
-	var structure []byte
-	if p.structure {
-		s, err := c.urlPartStructure(part)
-		if err != nil {
-			return err
-		}
-		if s == nil {
-			// No such part (or a HEADER/TEXT section): no structure to
-			// give, so the URL is answered NIL as a whole. The header
-			// is written already; complete it.
-			c.w.WriteString("NIL\r\n")
-			return nil
-		}
-		structure = s
-	}
+// [BINARY data / BODY data] ")". BINARY of a HEADER, TEXT or MIME
+// section is that section as stored: only a whole part has a transfer
+// encoding to undo.
+func (c *conn) writeURLFetchExt(part *urlPart, p urlFetchParams, ext *urlFetchExt) error {
 	c.w.WriteByte('(')
 	sep := ""
-	if structure != nil {
+	if ext.structure != nil {
 		c.w.WriteString("BODYPARTSTRUCTURE ")
-		c.w.Write(structure)
+		c.w.Write(ext.structure)
 		sep = " "
 	}
 	switch {
+	case p.binary && ext.undecoded:
+		c.w.WriteString(sep + "BINARY NIL")
+	case p.binary && part.u.section.Specifier == "":
+		c.w.WriteString(sep + "BINARY ")
+		if err := c.writeURLLiteral(bytes.NewReader(ext.binary), int64(len(ext.binary)), bytes.IndexByte(ext.binary, 0) >= 0); err != nil {
+			return err
+		}
 	case p.binary:
 		c.w.WriteString(sep + "BINARY ")
-		if err := c.writeURLBinary(part); err != nil {
+		if err := c.writeURLSection(part); err != nil {
 			return err
 		}
 	case p.body:
@@ -529,22 +571,8 @@ func (c *conn) writeURLFetchExt(part *urlPart, p urlFetchParams) error {
 			return err
 		}
 	}
-	c.w.WriteString(")\r\n")
+	c.w.WriteByte(')')
 	return nil
-}
-
-// urlPartStructure is the BODYPARTSTRUCTURE of the URL's part; nil when
-// the URL names no part (a missing part, or a HEADER/TEXT section).
-func (c *conn) urlPartStructure(part *urlPart) ([]byte, error) {
-	sec := part.u.section
-	if sec.Specifier != "" {
-		return nil, nil
-	}
-	s, err := message.PartStructure(part.body, part.root, sec.Part)
-	if err != nil {
-		return nil, fmt.Errorf("urlfetch: structure of uid %d: %w", part.u.uid, err)
-	}
-	return s, nil
 }
 
 // writeURLSection writes the URL's section, cut to its ;PARTIAL range,
@@ -552,35 +580,9 @@ func (c *conn) urlPartStructure(part *urlPart) ([]byte, error) {
 func (c *conn) writeURLSection(part *urlPart) error {
 	r, n, nul, err := urlSection(part)
 	if err != nil {
-		return err
+		return fmt.Errorf("urlfetch: %w: %w", errClose, err)
 	}
 	return c.writeURLLiteral(r, n, nul)
-}
-
-// writeURLBinary writes the URL's part with its transfer encoding undone
-// (RFC 5524 BINARY), cut to the ;PARTIAL range; NIL if it cannot be
-// decoded.
-func (c *conn) writeURLBinary(part *urlPart) error {
-	sec := part.u.section
-	if sec.Specifier != "" {
-		// Only a whole part has a transfer encoding to undo.
-		r, n, nul, err := urlSection(part)
-		if err != nil {
-			return err
-		}
-		return c.writeURLLiteral(r, n, nul)
-	}
-	data, err := message.Binary(part.body, part.root, sec.Part)
-	if errors.Is(err, message.ErrUnknownEncoding) {
-		c.w.WriteString("NIL")
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("urlfetch: binary of uid %d: %w", part.u.uid, err)
-	}
-	off, count := partialRange(&part.u, int64(len(data)))
-	data = data[off : off+count]
-	return c.writeURLLiteral(bytes.NewReader(data), count, bytes.IndexByte(data, 0) >= 0)
 }
 
 // partialRange is the URL's ;PARTIAL range within n bytes: its offset and

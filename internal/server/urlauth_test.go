@@ -300,6 +300,14 @@ func TestURLFetchBinary(t *testing.T) {
 			t.Errorf("URLFETCH %s:\n got %q\nwant %q", tc.arg, got, tc.want)
 		}
 	}
+	// A part whose transfer encoding is unknown: BINARY NIL, the rest as
+	// usual.
+	alice.appendMsg("INBOX", "", crlf("Subject: odd\nContent-Transfer-Encoding: x-odd\n\nstrange\n"))
+	odd := genURL(t, alice, "imap://alice@h/INBOX/;uid=2/;section=1;urlauth=authuser")
+	if got, want := urlFetchRaw(t, bob, `("`+odd+`" BODYPARTSTRUCTURE BINARY)`, odd),
+		`(BODYPARTSTRUCTURE ("text" "plain" ("charset" "us-ascii") NIL NIL "x-odd" 9 1 NIL NIL NIL NIL) BINARY NIL)`; got != want {
+		t.Errorf("BINARY of an unknown encoding: %q, want %q", got, want)
+	}
 	bob.expect(`URLFETCH ("`+bin+`" BODY BINARY)`, "BAD")
 	bob.expect(`URLFETCH ("`+bin+`" BINARY XFOO)`, "BAD")
 }
