@@ -22,22 +22,21 @@ import (
 
 // URLAUTH (RFC 4467) and extended URLFETCH (RFC 5524, URLAUTH=BINARY).
 //
-// GENURLAUTH signs an IMAP URL (RFC 5092) naming a message or part in one
-// of the user's own mailboxes; URLFETCH (and APPEND CATENATE, catenate.go)
+// GENURLAUTH signs an IMAP URL (RFC 5092) naming a message or part in a
+// mailbox the user can read; URLFETCH (and APPEND CATENATE, catenate.go)
 // resolve signed URLs for whichever session the URL's access identifier
 // admits. The INTERNAL mechanism's token is "01" (the algorithm's
 // version) followed by the hex HMAC-SHA256 of the rump URL (everything
-// before ":internal:") under the mailbox access key: 32 random bytes per
-// mailbox, kept as the mailbox's server-private METADATA entry
-// urlauthKeyEntry, which GETMETADATA, LIST-METADATA and SETMETADATA never
-// show or touch (metadata.go). RESETKEY replaces it. A URL whose key,
-// mailbox, message, access or expiry does not check out fetches as NIL;
-// which of these failed is never told.
-//
-// The access key table is the owner's: only URLs on the user's own
-// mailboxes can be signed (not on mailboxes shared by others), and the
-// owner always holds every right on them, so "the URL's user can still
-// read it" is the mailbox still existing with the same UIDVALIDITY.
+// before ":internal:") under the URL's user's access key for that
+// mailbox: 32 random bytes, kept as a server-private METADATA entry
+// (urlauthKeyEntry on the user's own mailbox, a server entry below it for
+// a mailbox shared by another user: urlMailbox), which GETMETADATA,
+// LIST-METADATA and SETMETADATA never show or touch (metadata.go).
+// RESETKEY replaces it. URLFETCH runs with the rights of the URL's user
+// (RFC 4467 §7): a shared mailbox on which that user has lost the read
+// right no longer resolves. A URL whose key, mailbox, rights, message,
+// access identifier or expiry does not check out fetches as NIL; which of
+// these failed is never told.
 
 const urlauthCapabilities = " URLAUTH URLAUTH=BINARY"
 
@@ -84,7 +83,7 @@ var urlauthDummyKey = func() []byte {
 // identifier, the expiry and, for a full URL, mechanism and token.
 type authURL struct {
 	imapURL
-	owner      string
+	user       string // the owner of the access key table (RFC 4467 §7)
 	rump       string
 	access     string // "anonymous", "authuser", "user" or "submit"
 	accessUser string // the userid of "user+" and "submit+"
@@ -136,7 +135,7 @@ func parseAuthURL(raw string, full bool) (authURL, bool) {
 	if !ok || !hasUser {
 		return u, false // RFC 4467 §7: the owner's userid is mandatory
 	}
-	u.owner = user
+	u.user = user
 	if u.imapURL, ok = parseURLPath(path, ""); !ok {
 		return u, false
 	}
@@ -200,53 +199,120 @@ func (c *conn) accessAllowed(u *authURL) bool {
 	return false
 }
 
-// mailboxKey reads the access key of mailbox in acct; nil if none.
-func mailboxKey(ctx context.Context, acct store.Account, mailbox string) ([]byte, error) {
-	got, err := acct.GetMetadata(ctx, mailbox, []string{urlauthKeyEntry}, store.MetadataDepth0)
+// urlMailbox is the mailbox a URL names, seen as the URL's user: the
+// account holding it (its owner's), and where that user's access key for
+// it lives. For the user's own mailbox that is the mailbox's own METADATA
+// entry; for a mailbox another user shares, a server entry of the URL's
+// user named after the mailbox (sharedKeyEntry), so two users of one
+// mailbox have different keys (RFC 4467 §2.2).
+type urlMailbox struct {
+	acct       store.Account
+	info       store.MailboxInfo
+	keyAcct    store.Account
+	keyMailbox string // "" for a server entry
+	keyEntry   string
+}
+
+// accountOf is the session's account for its own user, else user's.
+func (c *conn) accountOf(ctx context.Context, user string) (store.Account, error) {
+	if user == c.user {
+		return c.acct, nil
+	}
+	return c.otherAccount(ctx, user)
+}
+
+// resolveURLMailbox finds mailbox name as user sees it: one of user's own
+// mailboxes, or "Other Users/<owner>/<name>" on which user (still) has
+// the read right. A mailbox that is missing, not selectable or not
+// readable by user is store.ErrNoSuchMailbox.
+func (c *conn) resolveURLMailbox(ctx context.Context, user, name string) (*urlMailbox, error) {
+	userAcct, err := c.accountOf(ctx, user)
 	if err != nil {
-		return nil, fmt.Errorf("urlauth: read key of %q: %w", mailbox, err)
+		return nil, err
+	}
+	m := &urlMailbox{acct: userAcct, keyAcct: userAcct, keyEntry: urlauthKeyEntry}
+	owner, local, shared := splitShared(name)
+	if shared {
+		if owner == "" || local == "" || owner == user {
+			return nil, errNoMailbox
+		}
+		if first, _, _ := strings.Cut(local, store.Separator); strings.EqualFold(first, "INBOX") {
+			local = "INBOX" + local[len(first):]
+		}
+		if m.acct, err = c.accountOf(ctx, owner); err != nil {
+			return nil, err
+		}
+		acl, err := m.acct.ACL(ctx, local)
+		if err != nil {
+			return nil, fmt.Errorf("urlauth: rights on %q: %w", name, err)
+		}
+		if !strings.Contains(store.RightsOf(acl, user), "r") {
+			return nil, errNoMailbox
+		}
+		name = local
+	}
+	if m.info, err = m.acct.Mailbox(ctx, name); err != nil {
+		return nil, err
+	}
+	if m.info.NoSelect {
+		return nil, errNoMailbox
+	}
+	if shared {
+		m.keyEntry = sharedKeyEntry(owner, &m.info)
+	} else {
+		m.keyMailbox = m.info.Name
+	}
+	return m, nil
+}
+
+// sharedKeyEntry names the server METADATA entry holding a user's key for
+// owner's mailbox: a hash of the owner and the mailbox's MAILBOXID (which
+// includes its UIDVALIDITY), so a mailbox deleted and created again under
+// the same name does not inherit the key.
+func sharedKeyEntry(owner string, info *store.MailboxInfo) string {
+	h := sha256.Sum256([]byte(owner + "\x00" + info.ObjectID()))
+	return urlauthKeyEntry + "/" + hex.EncodeToString(h[:16])
+}
+
+// key reads the access key; nil if there is none.
+func (m *urlMailbox) key(ctx context.Context) ([]byte, error) {
+	got, err := m.keyAcct.GetMetadata(ctx, m.keyMailbox, []string{m.keyEntry}, store.MetadataDepth0)
+	if err != nil {
+		return nil, fmt.Errorf("urlauth: read key of %q: %w", m.info.Name, err)
 	}
 	for _, e := range got {
-		if e.Name == urlauthKeyEntry && len(e.Value) == urlauthKeySize {
+		if e.Name == m.keyEntry && len(e.Value) == urlauthKeySize {
 			return e.Value, nil
 		}
 	}
 	return nil, nil
 }
 
-// newMailboxKey stores a fresh access key for mailbox and returns it.
-func newMailboxKey(ctx context.Context, acct store.Account, mailbox string) ([]byte, error) {
+// newKey stores a fresh access key and returns it. Callers hold
+// urlauthKeyMu.
+func (m *urlMailbox) newKey(ctx context.Context) ([]byte, error) {
 	key := make([]byte, urlauthKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("urlauth: random key: %w", err)
 	}
-	if err := acct.SetMetadata(ctx, mailbox, []store.MetadataEntry{{Name: urlauthKeyEntry, Value: key}}); err != nil {
-		return nil, fmt.Errorf("urlauth: store key of %q: %w", mailbox, err)
+	if err := m.keyAcct.SetMetadata(ctx, m.keyMailbox, []store.MetadataEntry{{Name: m.keyEntry, Value: key}}); err != nil {
+		return nil, fmt.Errorf("urlauth: store key of %q: %w", m.info.Name, err)
 	}
 	return key, nil
 }
 
-// mailboxKeyOrNew returns mailbox's key, creating one if it has none
-// (RFC 4467 §7: GENURLAUTH needs no RESETKEY first).
-func mailboxKeyOrNew(ctx context.Context, acct store.Account, mailbox string) ([]byte, error) {
-	if key, err := mailboxKey(ctx, acct, mailbox); err != nil || key != nil {
+// keyOrNew returns the access key, creating one if there is none (RFC
+// 4467 §7: GENURLAUTH needs no RESETKEY first).
+func (m *urlMailbox) keyOrNew(ctx context.Context) ([]byte, error) {
+	if key, err := m.key(ctx); err != nil || key != nil {
 		return key, err
 	}
 	urlauthKeyMu.Lock()
 	defer urlauthKeyMu.Unlock()
-	if key, err := mailboxKey(ctx, acct, mailbox); err != nil || key != nil {
+	if key, err := m.key(ctx); err != nil || key != nil {
 		return key, err
 	}
-	return newMailboxKey(ctx, acct, mailbox)
-}
-
-// ownMailbox looks up one of the session user's own mailboxes for
-// URLAUTH; names in the "Other Users" namespace are not the user's.
-func (c *conn) ownMailbox(ctx context.Context, name string) (store.MailboxInfo, error) {
-	if _, _, shared := splitShared(name); shared {
-		return store.MailboxInfo{}, errNoMailbox
-	}
-	return c.acct.Mailbox(ctx, name)
+	return m.newKey(ctx)
 }
 
 // cmdGenURLAuth signs each URL (RFC 4467 §7 GENURLAUTH). Every URL is
@@ -254,6 +320,7 @@ func (c *conn) ownMailbox(ctx context.Context, name string) (store.MailboxInfo, 
 func cmdGenURLAuth(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.GenURLAuthArgs)
 	urls := make([]authURL, len(args.Pairs))
+	boxes := make([]*urlMailbox, len(args.Pairs))
 	for i, p := range args.Pairs {
 		if p.Mechanism != urlauthMechanism {
 			return bad("", "Unsupported URLAUTH mechanism")
@@ -262,21 +329,21 @@ func cmdGenURLAuth(ctx context.Context, c *conn, cmd *imap.Command) error {
 		switch {
 		case !ok:
 			return bad("", "Invalid URL: an absolute IMAP URL with user, UID and ;URLAUTH=access is needed")
-		case u.owner != c.user:
+		case u.user != c.user:
 			return bad("", "The URL's user must be the logged-in user")
 		}
-		info, err := c.ownMailbox(ctx, u.mailbox)
-		if isNoMailbox(err) || (err == nil && (info.NoSelect || (u.uidValidity != 0 && u.uidValidity != info.UIDValidity))) {
+		m, err := c.resolveURLMailbox(ctx, c.user, u.mailbox)
+		if isNoMailbox(err) || (err == nil && u.uidValidity != 0 && u.uidValidity != m.info.UIDValidity) {
 			return bad("", "The URL's mailbox does not exist")
 		}
 		if err != nil {
 			return fmt.Errorf("genurlauth: mailbox %q: %w", u.mailbox, err)
 		}
-		urls[i] = u
+		urls[i], boxes[i] = u, m
 	}
 	c.w.WriteString("* GENURLAUTH")
-	for _, u := range urls {
-		key, err := mailboxKeyOrNew(ctx, c.acct, u.mailbox)
+	for i, u := range urls {
+		key, err := boxes[i].keyOrNew(ctx)
 		if err != nil {
 			return metadataErr(err, u.mailbox)
 		}
@@ -306,15 +373,12 @@ func cmdResetKey(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	info, err := c.ownMailbox(ctx, name)
-	if err == nil && info.NoSelect {
-		err = store.ErrNoSelect
-	}
+	m, err := c.resolveURLMailbox(ctx, c.user, name)
 	if err != nil {
 		return storeErr(err, name)
 	}
 	urlauthKeyMu.Lock()
-	_, err = newMailboxKey(ctx, c.acct, info.Name)
+	_, err = m.newKey(ctx)
 	urlauthKeyMu.Unlock()
 	if err != nil {
 		return metadataErr(err, name)
@@ -322,7 +386,8 @@ func cmdResetKey(ctx context.Context, c *conn, cmd *imap.Command) error {
 	return c.okCode(ctx, urlmechCode, "Key replaced")
 }
 
-// removeAllKeys removes the access key of every mailbox of the user.
+// removeAllKeys removes every access key of the user: those of its own
+// mailboxes and those for mailboxes others share.
 func (c *conn) removeAllKeys(ctx context.Context) error {
 	boxes, err := c.acct.Mailboxes(ctx)
 	if err != nil {
@@ -337,6 +402,19 @@ func (c *conn) removeAllKeys(ctx context.Context) error {
 		err := c.acct.SetMetadata(ctx, b.Name, []store.MetadataEntry{{Name: urlauthKeyEntry}})
 		if err != nil && !isNoMailbox(err) && !errors.Is(err, store.ErrNoSelect) {
 			return fmt.Errorf("resetkey: remove key of %q: %w", b.Name, err)
+		}
+	}
+	shared, err := c.acct.GetMetadata(ctx, "", []string{urlauthKeyEntry}, store.MetadataDepth1)
+	if err != nil {
+		return fmt.Errorf("resetkey: list keys of shared mailboxes: %w", err)
+	}
+	gone := make([]store.MetadataEntry, 0, len(shared))
+	for _, e := range shared {
+		gone = append(gone, store.MetadataEntry{Name: e.Name})
+	}
+	if len(gone) > 0 {
+		if err := c.acct.SetMetadata(ctx, "", gone); err != nil {
+			return fmt.Errorf("resetkey: remove keys of shared mailboxes: %w", err)
 		}
 	}
 	return nil
@@ -410,23 +488,31 @@ func (c *conn) openAuthURL(ctx context.Context, raw string) (*urlPart, error) {
 	if !u.expire.IsZero() && time.Now().After(u.expire) {
 		return nil, nil
 	}
-	acct, info, key, err := c.urlOwnerMailbox(ctx, &u)
+	m, err := c.resolveURLMailbox(ctx, u.user, u.mailbox)
+	if isNoMailbox(err) {
+		tokenMatches(urlauthDummyKey, &u) // as long as a real check
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := m.key(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if key == nil {
-		tokenMatches(urlauthDummyKey, &u) // as long as a real check
+		tokenMatches(urlauthDummyKey, &u)
 		return nil, nil
 	}
-	if !tokenMatches(key, &u) || (u.uidValidity != 0 && u.uidValidity != info.UIDValidity) {
+	if !tokenMatches(key, &u) || (u.uidValidity != 0 && u.uidValidity != m.info.UIDValidity) {
 		return nil, nil
 	}
-	body, err := acct.OpenBody(ctx, info.ID, u.uid)
+	body, err := m.acct.OpenBody(ctx, m.info.ID, u.uid)
 	if errors.Is(err, store.ErrNoSuchMessage) || isNoMailbox(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("urlauth: open uid %d in %q of %q: %w", u.uid, u.mailbox, u.owner, err)
+		return nil, fmt.Errorf("urlauth: open uid %d in %q of %q: %w", u.uid, u.mailbox, u.user, err)
 	}
 	root, err := message.DecodeParts(body.Parts())
 	if err != nil {
@@ -434,38 +520,6 @@ func (c *conn) openAuthURL(ctx context.Context, raw string) (*urlPart, error) {
 		return nil, fmt.Errorf("urlauth: decode parts of uid %d: %w", u.uid, err)
 	}
 	return &urlPart{u: u, body: body, root: root}, nil
-}
-
-// urlOwnerMailbox finds the URL's mailbox among its owner's own mailboxes
-// and its key. A missing user, mailbox or key is a nil key and no error.
-func (c *conn) urlOwnerMailbox(ctx context.Context, u *authURL) (store.Account, store.MailboxInfo, []byte, error) {
-	var none store.MailboxInfo
-	if _, _, shared := splitShared(u.mailbox); shared {
-		return nil, none, nil, nil
-	}
-	acct := c.acct
-	if u.owner != c.user {
-		a, err := c.otherAccount(ctx, u.owner)
-		if isNoMailbox(err) {
-			return nil, none, nil, nil
-		}
-		if err != nil {
-			return nil, none, nil, err
-		}
-		acct = a
-	}
-	info, err := acct.Mailbox(ctx, u.mailbox)
-	if isNoMailbox(err) || (err == nil && info.NoSelect) {
-		return nil, none, nil, nil
-	}
-	if err != nil {
-		return nil, none, nil, fmt.Errorf("urlauth: mailbox %q of %q: %w", u.mailbox, u.owner, err)
-	}
-	key, err := mailboxKey(ctx, acct, info.Name)
-	if isNoMailbox(err) {
-		return nil, none, nil, nil
-	}
-	return acct, info, key, err
 }
 
 // urlFetchOne writes the URLFETCH response for one URL. What can fail is

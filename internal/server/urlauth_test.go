@@ -237,28 +237,73 @@ func TestURLAuthTwoUsers(t *testing.T) {
 	}
 }
 
-// TestURLAuthSharedMailbox: URLAUTH keys belong to the mailbox owner's
-// table, so a user with rights on another's mailbox cannot sign URLs for
-// it, nor pass off a URL under the owner's name.
+// TestURLAuthSharedMailbox: a user may sign URLs for a mailbox shared
+// with them, with a key of their own (not the owner's), and URLFETCH runs
+// with that user's rights: once they lose the read right, their URLs
+// fetch NIL. Nobody can pass a URL off under another user's name.
 func TestURLAuthSharedMailbox(t *testing.T) {
 	ts := urlauthServer(t)
 	alice := ts.login("alice", "secret")
 	alice.appendMsg("INBOX", "", crlf("Subject: secret\n\nalice only\n"))
+	alice.ok("CREATE Private")
+	alice.appendMsg("Private", "", crlf("Subject: p\n\nprivate\n"))
 	alice.ok("SETACL INBOX bob lr")
+	alice.ok("SETACL Private bob l") // visible, not readable
 	bob := ts.login("bob", "secret")
-	bob.ok(`EXAMINE "Other Users/alice/INBOX"`)
-	bob.expect(`GENURLAUTH "imap://bob@h/Other%20Users/alice/INBOX/;uid=1;urlauth=anonymous" INTERNAL`, "BAD")
+	carol := ts.login("carol", "secret")
+
+	shared := genURL(t, bob, "imap://bob@h/Other%20Users/alice/INBOX/;uid=1/;section=TEXT;urlauth=user+carol")
+	if got := urlFetch(t, carol, shared); got != "{12}\r\nalice only\r\n" {
+		t.Fatalf("carol fetching bob's URL to alice's INBOX: %q", got)
+	}
+	// bob's key for alice's INBOX is a server entry; it never shows in bob's METADATA.
+	for _, l := range bob.ok(`GETMETADATA "" (DEPTH infinity) (/private)`) {
+		if strings.Contains(l, "urlauth-key") {
+			t.Fatalf("server METADATA shows a key: %q", l)
+		}
+	}
+	// bob's key is bob's: the same path signed by alice differs, and
+	// alice resetting her key does not touch bob's URL.
+	own := genURL(t, alice, "imap://alice@h/INBOX/;uid=1/;section=TEXT;urlauth=user+carol")
+	if own[strings.LastIndexByte(own, ':'):] == shared[strings.LastIndexByte(shared, ':'):] {
+		t.Fatalf("bob and alice share a key: %s %s", own, shared)
+	}
+	alice.ok("RESETKEY INBOX")
+	if got := urlFetch(t, carol, shared); !strings.HasPrefix(got, "{12}") {
+		t.Fatalf("bob's URL after alice's RESETKEY: %q", got)
+	}
+	if got := urlFetch(t, carol, own); got != "NIL" {
+		t.Fatalf("alice's URL after her RESETKEY: %q", got)
+	}
+
+	// Without the read right: no URL (BAD, as for a missing mailbox).
+	bob.expect(`GENURLAUTH "imap://bob@h/Other%20Users/alice/Private/;uid=1;urlauth=anonymous" INTERNAL`, "BAD")
+	bob.expect(`RESETKEY "Other Users/alice/Private"`, "NO [NONEXISTENT]")
 	bob.expect(`GENURLAUTH "imap://alice@h/INBOX/;uid=1;urlauth=anonymous" INTERNAL`, "BAD")
-	bob.expect(`RESETKEY "Other Users/alice/INBOX"`, "NO")
+
+	// bob loses the read right: his URL stops working.
+	alice.ok("SETACL INBOX bob l")
+	if got := urlFetch(t, carol, shared); got != "NIL" {
+		t.Fatalf("bob's URL after he lost the read right: %q", got)
+	}
+	alice.ok("SETACL INBOX bob lr")
+	if got := urlFetch(t, carol, shared); !strings.HasPrefix(got, "{12}") {
+		t.Fatalf("bob's URL with the read right back: %q", got)
+	}
+	// bob's RESETKEY (all keys) revokes his shared-mailbox URLs too.
+	bob.ok("RESETKEY")
+	if got := urlFetch(t, carol, shared); got != "NIL" {
+		t.Fatalf("bob's URL after his RESETKEY: %q", got)
+	}
+
 	// bob's own key signing a URL that names alice's mailbox is NIL.
 	bob.appendMsg("INBOX", "", crlf("Subject: bob\n\nbob's\n"))
-	own := genURL(t, bob, "imap://bob@h/INBOX/;uid=1;urlauth=anonymous")
-	forged := strings.Replace(own, "imap://bob@", "imap://alice@", 1)
-	carol := ts.login("carol", "secret")
+	mine := genURL(t, bob, "imap://bob@h/INBOX/;uid=1;urlauth=anonymous")
+	forged := strings.Replace(mine, "imap://bob@", "imap://alice@", 1)
 	if got := urlFetch(t, carol, forged); got != "NIL" {
 		t.Fatalf("forged URL: %q", got)
 	}
-	if got := urlFetch(t, carol, own); !strings.HasPrefix(got, "{") {
+	if got := urlFetch(t, carol, mine); !strings.HasPrefix(got, "{") {
 		t.Fatalf("bob's own URL: %q", got)
 	}
 }
