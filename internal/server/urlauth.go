@@ -463,6 +463,7 @@ func cmdURLFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err := c.urlFetchOne(ctx, u, params[i]); err != nil {
 			return err
 		}
+		c.trimOthers() // URLs of many users: keep few accounts open
 	}
 	return nil
 }

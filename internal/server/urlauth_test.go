@@ -416,3 +416,48 @@ func TestCatenateURLAuth(t *testing.T) {
 		t.Fatalf("failed CATENATEs stored mail: %q", u)
 	}
 }
+
+// TestGenURLAuthConcurrent: sessions signing URLs for a mailbox without a
+// key at the same moment agree on one key, so every URL they got works.
+func TestGenURLAuthConcurrent(t *testing.T) {
+	ts := urlauthServer(t)
+	const boxes, sessions = 8, 4
+	setup := ts.login("alice", "secret")
+	for i := range boxes {
+		setup.ok(fmt.Sprintf("CREATE b%d", i))
+		setup.appendMsg(fmt.Sprintf("b%d", i), "", crlf("Subject: x\n\nbody\n"))
+	}
+	clients := make([]*client, sessions)
+	for i := range clients {
+		clients[i] = ts.login("alice", "secret")
+	}
+	// Each session pipelines one GENURLAUTH per mailbox, all sessions at
+	// once, then reads its answers.
+	for _, c := range clients {
+		var b strings.Builder
+		for i := range boxes {
+			fmt.Fprintf(&b, "g%d GENURLAUTH \"imap://alice@h/b%d/;uid=1;urlauth=authuser\" INTERNAL\r\n", i, i)
+		}
+		go c.conn.Write([]byte(b.String()))
+	}
+	var urls []string
+	for _, c := range clients {
+		for i := range boxes {
+			u, tagged := c.readUntil(fmt.Sprintf("g%d", i))
+			if !strings.HasPrefix(tagged, "OK") || len(u) != 1 {
+				t.Fatalf("GENURLAUTH: %q %q", u, tagged)
+			}
+			url, err := strconv.Unquote(strings.TrimPrefix(u[0], "* GENURLAUTH "))
+			if err != nil {
+				t.Fatal(err)
+			}
+			urls = append(urls, url)
+		}
+	}
+	bob := ts.login("bob", "secret")
+	for _, url := range urls {
+		if got := urlFetch(t, bob, url); !strings.HasPrefix(got, "{") {
+			t.Errorf("URL from a concurrent GENURLAUTH does not work: %s -> %q", url, got)
+		}
+	}
+}
