@@ -40,6 +40,10 @@ import (
 
 const urlauthCapabilities = " URLAUTH URLAUTH=BINARY"
 
+// urlmechSelect tells SELECT and EXAMINE clients the mechanisms (RFC 4467
+// §8 URLMECH).
+const urlmechSelect = "* OK [URLMECH INTERNAL] Ok\r\n"
+
 // urlauthKeyEntry is the METADATA entry holding a mailbox's access key.
 const urlauthKeyEntry = "/private/vendor/tern/urlauth-key"
 

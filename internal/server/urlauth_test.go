@@ -126,7 +126,7 @@ func TestURLAuthRFCExamples(t *testing.T) {
 	}
 	// URLFETCH is also fine in the selected state and changes nothing
 	// there: no \Seen.
-	joe.ok("SELECT INBOX")
+	hasLine(t, joe.ok("SELECT INBOX"), "* OK [URLMECH INTERNAL] Ok")
 	url = genURL(t, joe, "imap://alice@example.com/INBOX/;uid=1;urlauth=authuser")
 	if got := urlFetch(t, joe, url); !strings.HasPrefix(got, "{") {
 		t.Fatalf("URLFETCH whole message = %q", got)
