@@ -208,8 +208,8 @@ func parseURLPath(s, selected string) (imapURL, bool) {
 		// The mailbox name may contain the hierarchy separator: it ends
 		// at the "/;" that starts ";UID=".
 		end := strings.Index(s, "/;")
-		if end < 0 {
-			return u, false
+		if end < 1 {
+			return u, false // no ";UID=", or no mailbox name
 		}
 		mb, uv, ok := mailboxSeg(s[1:end])
 		if !ok {

@@ -106,10 +106,10 @@ func hasURLAuth(raw string) bool {
 // URL with ":mechanism:token".
 func parseAuthURL(raw string, full bool) (authURL, bool) {
 	var u authURL
-	if len(raw) > imap.MaxURLLength || !hasIMAPScheme(raw) {
+	if len(raw) > imap.MaxURLLength || !isASCII(raw) || !hasIMAPScheme(raw) {
 		return u, false
 	}
-	lower := strings.ToLower(raw)
+	lower := strings.ToLower(raw) // ASCII only: indexes into raw stay valid
 	i := strings.LastIndex(lower, urlauthURLAuth)
 	if i < 0 {
 		return u, false
@@ -144,6 +144,17 @@ func parseAuthURL(raw string, full bool) (authURL, bool) {
 		return u, false
 	}
 	return u, true
+}
+
+// isASCII reports whether s is 7-bit: URLs %-encode everything else (RFC
+// 5092 §2).
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // parseAccess checks an access identifier (RFC 4467 §9 access).

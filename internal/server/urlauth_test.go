@@ -80,6 +80,9 @@ func TestURLAuthRFCExamples(t *testing.T) {
 	joe.expect(`GENURLAUTH "imap://bob@example.com/INBOX/;uid=1;urlauth=anonymous" INTERNAL`, "BAD")
 	joe.expect(`GENURLAUTH "imap://alice@example.com/Nope/;uid=1;urlauth=anonymous" INTERNAL`, "BAD")
 	joe.expect(`GENURLAUTH "imap://alice@example.com/INBOX/;uid=1;urlauth=anonymous" XSAMPLE`, "BAD")
+	// Non-ASCII in a URL (they are %-encoded) is BAD, even where its lower
+	// case is longer than itself.
+	joe.expect("GENURLAUTH "+lit("imap://alice@example.com/"+strings.Repeat("\u023a", 20)+"/;uid=1;urlauth=authuser")+" INTERNAL", "BAD")
 	joe.expect(`GENURLAUTH "imap://alice@example.com/INBOX/;uid=1;urlauth=anonymous:internal:0123456789abcdef0123456789abcdef" INTERNAL`, "BAD")
 
 	// A UIDVALIDITY in the URL must be the mailbox's.
@@ -191,6 +194,17 @@ func TestURLAuthTwoUsers(t *testing.T) {
 	} {
 		if got := urlFetch(t, bob, bad); got != "NIL" {
 			t.Errorf("tampered URL %s fetched %q", bad, got)
+		}
+	}
+	// Non-ASCII (URLs are %-encoded), some of whose lower case is longer
+	// than itself: NIL, and the session goes on.
+	for _, bad := range []string{
+		strings.Replace(authuser, "/INBOX/", "/\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a/", 1),
+		"imap://alice@h/\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a\u023a;URLAUTH=authuser:internal:" + tok,
+		"imap://alice@h/INBOX/;uid=1;urlauth=user+b\u023a\u023a\u023a\u023a\u023a\u023a:internal:" + tok,
+	} {
+		if u := bob.ok(`URLFETCH "` + bad + `"`); len(u) != 1 || !strings.HasSuffix(u[0], " NIL") {
+			t.Errorf("non-ASCII URL %s: %q", bad, u)
 		}
 	}
 	// Upper-case hex is the same token.
