@@ -70,6 +70,9 @@ var seedCommands = []string{
 	"a GETACL INBOX\r\na LISTRIGHTS ~/Mail/saved smith\r\na MYRIGHTS {5+}\r\nINBOX\r\n",
 	"a LIST \"\" \"Other Users/*\" RETURN (MYRIGHTS STATUS (MESSAGES))\r\n",
 	"a SETQUOTA \"Other Users/bob\" (STORAGE 1048576 MESSAGE 100)\r\n",
+	"a GENURLAUTH \"imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred\" INTERNAL\r\n",
+	"a URLFETCH \"imap://joe@h/INBOX/;uid=20;urlauth=anonymous:internal:91354a473744909de610943775f92038\" (x BINARY BODYPARTSTRUCTURE)\r\n",
+	"a RESETKEY INBOX INTERNAL\r\n",
 }
 
 // checkCommand asserts invariants of a successfully parsed command.
@@ -100,6 +103,19 @@ func checkCommand(t *testing.T, cmd *Command, opts ReaderOptions) {
 		}
 		if total > opts.MaxLiteral {
 			t.Fatalf("APPEND literals total %d", total)
+		}
+	case *URLFetchArgs:
+		if len(a.URLs) == 0 || len(a.URLs) > MaxURLsPerCommand {
+			t.Fatalf("URLFETCH with %d URLs", len(a.URLs))
+		}
+		for _, u := range a.URLs {
+			if len(u.URL) > MaxURLLength || len(u.Params) > maxURLFetchParams {
+				t.Fatalf("URLFETCH URL of %d bytes, %d params", len(u.URL), len(u.Params))
+			}
+		}
+	case *GenURLAuthArgs:
+		if len(a.Pairs) == 0 || len(a.Pairs) > MaxURLsPerCommand {
+			t.Fatalf("GENURLAUTH with %d URLs", len(a.Pairs))
 		}
 	case *SetQuotaArgs:
 		if len(a.Resources) > maxQuotaResources {

@@ -147,6 +147,12 @@ func (r *Reader) command() *Command {
 		cmd.Args = r.aclArgs(cmd.Name)
 	case "SETQUOTA": // RFC 9208
 		cmd.Args = r.setQuotaArgs()
+	case "GENURLAUTH": // RFC 4467, parse_urlauth.go
+		cmd.Args = r.genURLAuthArgs()
+	case "RESETKEY":
+		cmd.Args = r.resetKeyArgs()
+	case "URLFETCH":
+		cmd.Args = r.urlFetchArgs()
 	case "COMPRESS": // RFC 4978
 		r.sp()
 		cmd.Args = &CompressArgs{Mechanism: string(r.word(cAtom, "compression mechanism"))}
@@ -170,6 +176,7 @@ var commandNames = []string{
 	"GETMETADATA", "SETMETADATA",
 	"COMPRESS", "ESEARCH",
 	"SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS", "SETQUOTA",
+	"GENURLAUTH", "RESETKEY", "URLFETCH",
 }
 
 func commandName(b []byte) string {

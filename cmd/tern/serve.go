@@ -159,6 +159,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		TLS:            tlsSt.config,
 		InsecureAuth:   cfg.Auth.InsecureAuth,
 		Admins:         cfg.Auth.Admins,
+		SubmitUsers:    cfg.Auth.SubmitUsers,
 		MaxLineLength:  cfg.Limits.MaxLineLength,
 		MaxLiteralSize: cfg.Limits.MaxLiteralSize,
 		MaxConns:       cfg.Limits.MaxConns,

@@ -230,6 +230,10 @@ type Auth struct {
 	// Admins may set any user's quota over IMAP (SETQUOTA, RFC 9208);
 	// with none, SETQUOTA is refused to everyone.
 	Admins []string `toml:"admins"`
+	// SubmitUsers are the users a message submission server logs in as to
+	// fetch URLAUTH URLs for "submit+<user>" (RFC 4467); with none, such
+	// URLs cannot be fetched.
+	SubmitUsers []string `toml:"submit_users"`
 }
 
 // Index configures the shared in-memory mailbox index.

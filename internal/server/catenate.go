@@ -36,9 +36,14 @@ func (c *conn) catenate(ctx context.Context, parts []imap.CatenatePart) ([]byte,
 	var buf bytes.Buffer
 	limit := c.srv.cfg.MaxLiteralSize
 	for _, p := range parts {
-		if !p.IsURL {
+		switch {
+		case !p.IsURL:
 			buf.Write(p.Text)
-		} else {
+		case hasURLAuth(p.URL):
+			if err := c.authURLData(ctx, p.URL, &buf, limit-int64(buf.Len())); err != nil {
+				return nil, err
+			}
+		default:
 			u, ok := c.parseIMAPURL(p.URL)
 			if !ok {
 				return nil, badURL(p.URL)
@@ -63,6 +68,30 @@ func badURL(raw string) error {
 		return r
 	}, raw)
 	return no("BADURL "+clean, "Bad or unresolvable URL")
+}
+
+// authURLData appends the data a URLAUTH URL names (possibly in another
+// user's mailbox: RFC 4467 URLs carry their own authorization) to buf.
+func (c *conn) authURLData(ctx context.Context, raw string, buf *bytes.Buffer, limit int64) error {
+	part, err := c.openAuthURL(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("catenate: %w", err)
+	}
+	if part == nil {
+		return badURL(raw)
+	}
+	defer part.Close()
+	r, n, _, err := urlSection(part)
+	if err != nil {
+		return fmt.Errorf("catenate: %w", err)
+	}
+	if n > limit {
+		return no("TOOBIG", "Message exceeds APPENDLIMIT")
+	}
+	if _, err := io.CopyN(buf, r, n); err != nil {
+		return fmt.Errorf("catenate: read uid %d: %w", part.u.uid, err)
+	}
+	return nil
 }
 
 // urlData appends the data u names to buf (at most limit bytes).
@@ -117,44 +146,79 @@ func (c *conn) urlData(ctx context.Context, u imapURL, raw string, buf *bytes.Bu
 // parseIMAPURL parses an absolute ("imap://user@host/mailbox/;UID=n..."),
 // host-relative ("/mailbox/;UID=n...") or, with a mailbox selected,
 // mailbox-relative (";UID=n...") IMAP URL naming one message or part
-// (RFC 5092, RFC 4469 §5). URLAUTH-authorized URLs are not supported.
+// (RFC 5092, RFC 4469 §5) of this session's user. URLAUTH-authorized
+// URLs go through parseAuthURL (urlauth.go) instead.
 func (c *conn) parseIMAPURL(raw string) (imapURL, bool) {
-	var u imapURL
 	s := raw
-	if len(s) >= 7 && strings.EqualFold(s[:7], "imap://") {
-		s = s[7:]
-		slash := strings.IndexByte(s, '/')
-		if slash < 0 {
-			return u, false
+	if hasIMAPScheme(s) {
+		user, hasUser, path, ok := splitIMAPServer(s)
+		if !ok || (hasUser && user != c.user) {
+			return imapURL{}, false
 		}
-		auth := s[:slash]
-		s = s[slash:]
-		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
-			user := auth[:at]
-			if i := strings.IndexByte(user, ';'); i >= 0 {
-				user = user[:i] // ;AUTH=...
-			}
-			user, ok := pctDecode(user)
-			if !ok || user != c.user {
-				return u, false
-			}
-		}
+		s = path
 	}
+	selected := ""
+	if c.sel != nil {
+		selected = c.sel.info.Name
+	}
+	return parseURLPath(s, selected)
+}
+
+// hasIMAPScheme reports whether raw starts with "imap://".
+func hasIMAPScheme(raw string) bool {
+	return len(raw) >= 7 && strings.EqualFold(raw[:7], "imap://")
+}
+
+// splitIMAPServer splits an absolute IMAP URL into its decoded user
+// (enc-user, without ";AUTH=..."; hasUser is false when there is no
+// "user@") and the path from the "/" after the host on.
+func splitIMAPServer(raw string) (user string, hasUser bool, path string, ok bool) {
+	s := raw[7:]
+	slash := strings.IndexByte(s, '/')
+	if slash < 0 {
+		return "", false, "", false
+	}
+	auth, path := s[:slash], s[slash:]
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return "", false, path, at+1 < len(auth)
+	}
+	if at+1 == len(auth) {
+		return "", false, "", false // no host
+	}
+	user = auth[:at]
+	if i := strings.IndexByte(user, ';'); i >= 0 {
+		user = user[:i] // ;AUTH=...
+	}
+	user, ok = pctDecode(user)
+	if !ok || user == "" {
+		return "", false, "", false
+	}
+	return user, true, path, true
+}
+
+// parseURLPath parses the path of an IMAP URL naming one message or part:
+// "/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=x][/;PARTIAL=o[.l]]", or,
+// when selected is not "", the mailbox-relative ";UID=n..." form.
+func parseURLPath(s, selected string) (imapURL, bool) {
+	var u imapURL
 	var segs []string
 	switch {
 	case strings.HasPrefix(s, "/"):
-		segs = strings.Split(s[1:], "/")
-		mb, uv, ok := mailboxSeg(segs[0])
+		// The mailbox name may contain the hierarchy separator: it ends
+		// at the "/;" that starts ";UID=".
+		end := strings.Index(s, "/;")
+		if end < 1 {
+			return u, false // no ";UID=", or no mailbox name
+		}
+		mb, uv, ok := mailboxSeg(s[1:end])
 		if !ok {
 			return u, false
 		}
 		u.mailbox, u.uidValidity = mb, uv
-		segs = segs[1:]
-	case strings.HasPrefix(s, ";"):
-		if c.sel == nil {
-			return u, false
-		}
-		u.mailbox = c.sel.info.Name
+		segs = strings.Split(s[end+1:], "/")
+	case strings.HasPrefix(s, ";") && selected != "":
+		u.mailbox = selected
 		segs = strings.Split(s, "/")
 	default:
 		return u, false

@@ -74,6 +74,8 @@ func TestCatenate(t *testing.T) {
 		{"imap://bob@localhost/INBOX/;UID=1", "NO [BADURL imap://bob@localhost/INBOX/;UID=1]"},
 		{"/INBOX/;UID=1/;SECTION=BOGUS", "NO [BADURL /INBOX/;UID=1/;SECTION=BOGUS]"},
 		{"/INBOX/;UID=1/;URLAUTH=anonymous", "NO [BADURL /INBOX/;UID=1/;URLAUTH=anonymous]"},
+		{"/;UID=1", "NO [BADURL /;UID=1]"},
+		{"imap://alice@h/;UID=1", "NO [BADURL imap://alice@h/;UID=1]"},
 	} {
 		_, tagged := c.do(`APPEND Dest CATENATE (TEXT ` + lit("a: b\r\n") + ` URL "` + tc.url + `" TEXT ` + lit("x\r\n") + `)`)
 		if !strings.HasPrefix(tagged, tc.want+" ") {

@@ -550,6 +550,10 @@ func init() {
 		"LISTRIGHTS": {cmdListRights, inLoggedIn},
 		"MYRIGHTS":   {cmdMyRights, inLoggedIn},
 		"SETQUOTA":   {cmdSetQuota, inLoggedIn},
+		// RFC 4467, 5524 (urlauth.go)
+		"GENURLAUTH": {cmdGenURLAuth, inLoggedIn},
+		"RESETKEY":   {cmdResetKey, inLoggedIn},
+		"URLFETCH":   {cmdURLFetch, inLoggedIn},
 	}
 }
 
@@ -753,6 +757,7 @@ func (c *conn) capabilities() string {
 	b.WriteString(metadataCapabilities)
 	b.WriteString(aclCapabilities)
 	b.WriteString(c.imapSieveCapability())
+	b.WriteString(urlauthCapabilities)
 	if c.compress == nil {
 		b.WriteString(" COMPRESS=DEFLATE")
 	}

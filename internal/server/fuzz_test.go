@@ -82,6 +82,7 @@ var sessionSeeds = []string{
 	"8 SEARCH (OR (OR 1 2) (NOT ((((UID 1)))))) HEADER Subject \"\" BODY \"x\" TEXT {3}\r\nabc\r\n",
 	"9 FETCH 4294967295:* FLAGS\r\n10 FETCH 0 FLAGS\r\n11 UID FETCH 1,2,3,4,5,6,7,8,9:1 (FLAGS)\r\n",
 	"\x00\xff\r\n\r\n* * *\r\n{99999999999}\r\n",
+	"11 GENURLAUTH \"imap://alice@h/INBOX/;uid=1/;section=1.MIME;urlauth=authuser\" INTERNAL\r\n12 URLFETCH (\"imap://alice@h/INBOX/;uid=1/;section=2;urlauth=user+alice:internal:0123456789abcdef0123456789abcdef\" BINARY BODYPARTSTRUCTURE) x\r\n13 RESETKEY INBOX\r\n14 APPEND INBOX CATENATE (URL \"imap://alice@h/INBOX/;uid=2;urlauth=anonymous:internal:00\" TEXT {1+}\r\nx)\r\n15 RESETKEY\r\n",
 	"10 SETMETADATA INBOX (/private/comment \"c\" /shared/bin ~{3+}\r\na\x00b)\r\n11 GETMETADATA (MAXSIZE 1 DEPTH infinity) INBOX (/private /shared)\r\n12 LIST \"\" * RETURN (METADATA (/private/comment) STATUS (MESSAGES))\r\n13 RENAME Drafts D2\r\n14 SETMETADATA \"\" (/shared/x NIL)\r\n15 GETMETADATA Nope /private/a*\r\n",
 }
 

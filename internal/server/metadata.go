@@ -61,6 +61,9 @@ func cmdSetMetadata(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err != nil || n == "/private" || n == "/shared" {
 			return bad("", "Invalid entry name")
 		}
+		if serverPrivateEntry(n) {
+			return no("NOPERM", "This entry is reserved for the server")
+		}
 		if len(e.Value) > store.MetadataMaxValueSize {
 			return no(fmt.Sprintf("METADATA MAXSIZE %d", store.MetadataMaxValueSize), "Value too large")
 		}
@@ -194,6 +197,7 @@ func (c *conn) writeMetadata(ctx context.Context, mailbox string, entries []stri
 	if !m.own(c) { // the owner's private entries are not the session's
 		got = slices.DeleteFunc(got, func(e store.MetadataEntry) bool { return strings.HasPrefix(e.Name, "/private/") })
 	}
+	got = withoutServerPrivate(got) // URLAUTH keys (urlauth.go)
 	if o.Depth == "0" {
 		// NIL for what has no value. With DEPTH only what exists is
 		// listed (RFC 5464 §4.2.2's example).

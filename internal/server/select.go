@@ -262,6 +262,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 	c.w.WriteString("] Highest\r\n* OK [MAILBOXID (")
 	c.w.WriteString(mailboxID(&st.MailboxInfo))
 	c.w.WriteString(")] Ok\r\n")
+	c.w.WriteString(urlmechSelect)
 	if c.rev2 {
 		// RFC 9051 §6.3.2: the LIST response's attributes must be accurate.
 		c.w.WriteString("* LIST (")

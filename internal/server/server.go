@@ -75,6 +75,11 @@ type Config struct {
 	// Admins are the users who may set any user's quota with SETQUOTA
 	// (quota.go); with none, SETQUOTA is refused to everyone.
 	Admins []string
+	// SubmitUsers are the users acting as message submission servers
+	// (BURL, RFC 4468): URLFETCH lets them use URLAUTH URLs whose access
+	// identifier is "submit+<user>" (urlauth.go). With none, such URLs
+	// fetch as NIL.
+	SubmitUsers []string
 	// Notify is the change hub the store reports to.
 	Notify *notify.Hub
 	Logger *slog.Logger
