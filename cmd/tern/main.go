@@ -15,6 +15,7 @@
 //	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
+//	tern store copy --from sqlite:DIR --to postgres://...
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -89,6 +90,7 @@ Usage:
   tern index [--rebuild] USER|--all  index mail for SEARCH now (with a progress bar)
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
   tern restore SRC [flags]       restore a backup as a new, empty data directory
+  tern store copy --from sqlite:DIR --to postgres://...  move a store to PostgreSQL, UIDs and modseqs kept
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.
@@ -123,6 +125,8 @@ func (e *env) run(args []string) int {
 		return e.index(args[1:])
 	case "backup":
 		return e.backup(args[1:])
+	case "store":
+		return e.storeCmd(args[1:])
 	case "restore":
 		return e.restore(args[1:])
 	case "version", "-version", "--version":
