@@ -96,4 +96,3 @@ func (e *env) runStoreCopy(ctx context.Context, from, to string, batch int) erro
 	_, err = storecopy.Copy(ctx, src, target, storecopy.Options{Progress: e.stderr, BatchMessages: batch})
 	return err
 }
-

@@ -207,7 +207,10 @@ func compareAccounts(t *testing.T, sa, da store.Account) {
 		func(a store.Account) (any, error) {
 			return a.GetMetadata(ctx, "", metadataRoots, store.MetadataDepthInfinity)
 		},
-		func(a store.Account) (any, error) { b, n, err := a.ActiveSieveScript(ctx); return fmt.Sprint(string(b), n), err },
+		func(a store.Account) (any, error) {
+			b, n, err := a.ActiveSieveScript(ctx)
+			return fmt.Sprint(string(b), n), err
+		},
 	} {
 		s, err := f(sa)
 		must(t, err)
