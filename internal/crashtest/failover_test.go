@@ -491,4 +491,3 @@ func TestFailoverHAProxy(t *testing.T) {
 		t.Errorf("tern check after the failover: %d %s %s", code, out, errs)
 	}
 }
-
