@@ -44,6 +44,10 @@ type Options struct {
 	// MaxConns bounds the connection pool; 0 leaves pgxpool's default
 	// (the larger of 4 and the number of CPUs).
 	MaxConns int32
+	// Tracer, if set, observes every statement, batch and COPY the
+	// Store's connections send (pgx's tracer interfaces; a test counts
+	// round trips and rows with it). Nil: none.
+	Tracer pgx.QueryTracer
 }
 
 // Store implements store.Store on a PostgreSQL database.
@@ -91,6 +95,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
