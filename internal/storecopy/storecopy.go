@@ -30,7 +30,7 @@ import (
 // Target is a store that can take copied rows with their identities.
 type Target interface {
 	store.Store
-	// LoadUser creates the user (no mailboxes) or sets its hash.
+	// LoadUser creates the user (no mailboxes) unless it exists.
 	LoadUser(ctx context.Context, name, passwordHash string) error
 	// LoadMailbox creates or finds the mailbox and returns its id and
 	// the highest UID already copied into it.

@@ -344,3 +344,28 @@ func TestCopyInterrupted(t *testing.T) {
 	}
 	compareStores(t, src, dst)
 }
+
+// TestCopyConflict: a user of the same name made in the target by other
+// means (its INBOX has another UIDVALIDITY) stops the copy; the target
+// user's password and mail are left alone.
+func TestCopyConflict(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	must(t, dst.CreateUser(ctx, "alice", "target-hash"))
+	_, err := Copy(ctx, src, dst, Options{})
+	if !errors.Is(err, postgres.ErrLoadConflict) {
+		t.Fatalf("copy onto another alice: %v", err)
+	}
+	if h, _ := dst.PasswordHash(ctx, "alice"); h != "target-hash" {
+		t.Errorf("the target user's hash became %q", h)
+	}
+	a, err := dst.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	boxes, err := a.Mailboxes(ctx)
+	must(t, err)
+	if len(boxes) != 1 || boxes[0].Name != "INBOX" {
+		t.Errorf("the target user's mailboxes: %+v", boxes)
+	}
+}

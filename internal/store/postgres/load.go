@@ -40,13 +40,15 @@ func (s *Store) userID(ctx context.Context, name string) (int64, error) {
 }
 
 // LoadUser creates user name with its password hash (no mailboxes: they
-// come from the source), or sets the hash of a user created earlier.
+// come from the source). A user that exists already (from an earlier
+// run, or not from this source at all, which LoadMailbox then finds out)
+// is left as it is.
 func (s *Store) LoadUser(ctx context.Context, name, passwordHash string) error {
 	if err := backend.ValidUserName(name); err != nil {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO users(name, password_hash) VALUES($1, $2)
-		ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash`, name, passwordHash); err != nil {
+		ON CONFLICT (name) DO NOTHING`, name, passwordHash); err != nil {
 		return fmt.Errorf("load user %q: %w", name, err)
 	}
 	return nil
