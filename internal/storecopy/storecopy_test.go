@@ -369,3 +369,52 @@ func TestCopyConflict(t *testing.T) {
 		t.Errorf("the target user's mailboxes: %+v", boxes)
 	}
 }
+
+// BenchmarkCopy copies a store of one user with 10,000 messages of ~2 KiB
+// (all in INBOX) into a new database per iteration and reports messages
+// per second:
+//
+//	go test -run '^$' -bench Copy -benchtime 2x ./internal/storecopy/
+func BenchmarkCopy(b *testing.B) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	if err := src.CreateUser(ctx, "bench", "hash"); err != nil {
+		b.Fatal(err)
+	}
+	a, err := src.Account(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const total = 10000
+	for i := 0; i < total; i += 500 {
+		var msgs []store.NewMessage
+		for j := i; j < i+500; j++ {
+			msgs = append(msgs, store.NewMessage{Body: msg(j%50, fmt.Sprintf(" #%d", j)), Flags: []string{`\Seen`}})
+		}
+		if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a.Close()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst, err := postgres.Open(ctx, pgtest.NewDatabase(b), postgres.Options{Logger: quiet()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		st, err := Copy(ctx, src, dst, Options{})
+		if err != nil || st.Messages != total {
+			b.Fatalf("copy: %+v %v", st, err)
+		}
+		b.StopTimer()
+		dst.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
