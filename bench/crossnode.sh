@@ -6,24 +6,26 @@
 # ("notify" p50/p99) and until all had ("all-notified"). For contrast the
 # same run with the APPENDs through node A itself (same node).
 #
-# Usage: bench/crossnode.sh [--conns N] [--duration D] [--out DIR]
+# Usage: bench/crossnode.sh [--conns N] [--duration D] [--out DIR] [--profile]
 #   --conns N       idle connections on node A (default 1000)
 #   --duration D    measuring time per run (default 20s; one APPEND per round,
 #                   50 ms apart)
 #   --out DIR       keep the JSON results here (default: a new temp dir)
+#   --profile       write node A's CPU profile to DIR/node-a.pprof
 #
 # Needs root (PostgreSQL runs as nobody) and Debian's postgresql package.
 # Everything lives in a temp dir, listens on 127.0.0.1 only, and is stopped
 # by PID on exit.
 set -euo pipefail
 
-CONNS=1000 DURATION=20s OUT=""
+CONNS=1000 DURATION=20s OUT="" PROFILE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--conns) CONNS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	--profile) PROFILE=1; shift ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	*) echo "crossnode.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -100,7 +102,9 @@ CONF
 node_config a "$A_PORT"
 node_config b "$B_PORT"
 printf '%s\n' "$PASS" | "$WORK/bin/tern" user add benchuser --config "$WORK/a/tern.toml" >/dev/null
-"$WORK/bin/tern" serve --config "$WORK/a/tern.toml" 2>>"$WORK/a/tern.log" &
+A_PROF=()
+[ "$PROFILE" = 1 ] && A_PROF=(--cpuprofile "$OUT/node-a.pprof")
+"$WORK/bin/tern" serve --config "$WORK/a/tern.toml" "${A_PROF[@]}" 2>>"$WORK/a/tern.log" &
 A_PID=$!
 "$WORK/bin/tern" serve --config "$WORK/b/tern.toml" 2>>"$WORK/b/tern.log" &
 B_PID=$!

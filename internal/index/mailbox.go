@@ -37,6 +37,9 @@ type Mailbox struct {
 	// fixed caches immutable per-UID fields for SORT/THREAD (fixed.go).
 	fixed      map[uint32]*fixedFields
 	fixedBytes int64
+	// claiming is closed when the \Recent claim this process has in
+	// flight for the mailbox ends (nil: none); see account.ClaimRecent.
+	claiming chan struct{}
 }
 
 // counters are the mailbox totals that STATUS reports.
