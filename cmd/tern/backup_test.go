@@ -68,3 +68,49 @@ func TestBackupRestoreCommands(t *testing.T) {
 		t.Fatalf("restore into the restored directory again: %+v", r)
 	}
 }
+
+// TestBackupOutboundQueue: tern backup carries the outbound queue
+// (queued and failed messages with their retry states) and tern restore
+// puts it back; unacknowledged writes in tmp/ are left out.
+func TestBackupOutboundQueue(t *testing.T) {
+	needStore(t)
+	root := t.TempDir()
+	data, dest, restored := filepath.Join(root, "data"), filepath.Join(root, "backup"), filepath.Join(root, "restored")
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", data); r.code != exitOK {
+		t.Fatalf("user add: %+v", r)
+	}
+	files := map[string]string{
+		"outbound/queue/100-aa":        `{"from":"","to":["bob@example.net"]}` + "\nSubject: away\r\n\r\nreply\r\n",
+		"outbound/queue/100-aa.retry":  `{"attempts":3,"next":"2030-01-01T00:00:00Z"}` + "\n",
+		"outbound/failed/050-bb":       `{"from":"x@example.net","to":["carol@example.net"]}` + "\nSubject: fwd\r\n\r\nbody\r\n",
+		"outbound/failed/050-bb.retry": `{"attempts":9,"last_error":"550 no"}` + "\n",
+		"outbound/tmp/200-cc":          "half written",
+	}
+	for rel, content := range files {
+		p := filepath.Join(data, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := runT(t, "", "backup", dest, "--data", data); r.code != exitOK || strings.Contains(r.stdout, "not backed up: "+filepath.Join(data, "outbound")) {
+		t.Fatalf("backup: %+v", r)
+	}
+	if r := runT(t, "", "restore", dest, "--data", restored); r.code != exitOK {
+		t.Fatalf("restore: %+v", r)
+	}
+	for rel, content := range files {
+		got, err := os.ReadFile(filepath.Join(restored, rel))
+		if strings.HasPrefix(rel, "outbound/tmp/") {
+			if err == nil {
+				t.Errorf("%s restored", rel)
+			}
+			continue
+		}
+		if err != nil || string(got) != content {
+			t.Errorf("%s restored as %q (%v), want %q", rel, got, err, content)
+		}
+	}
+}

@@ -106,7 +106,11 @@ func (e *env) deliverOne(ctx context.Context, cfg *config.Config, user, mailbox 
 	if err != nil {
 		return exTempFail, err
 	}
-	d := newDeliverer(cfg, st, sender, nil)
+	global, err := loadGlobalSieve(cfg)
+	if err != nil {
+		return exTempFail, err
+	}
+	d := newDeliverer(cfg, st, global, sender, nil)
 	r, err := d.Resolve(ctx, user)
 	if err != nil {
 		if errors.Is(err, store.ErrNoSuchUser) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -9,27 +10,43 @@ import (
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/delivery"
 	"github.com/tern-imap/tern/internal/metrics"
+	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
 )
 
 // newDeliverer builds the delivery settings shared by LMTP and deliver.
-// Users' active Sieve scripts, when the store keeps them, run at delivery;
-// their redirects and vacation replies go to sender (nil: only logged).
-func newDeliverer(cfg *config.Config, st store.Store, sender delivery.Sender, log *slog.Logger) *delivery.Deliverer {
+// Users' active Sieve scripts, when the store keeps them, run at delivery
+// between the operator's global ones (loadGlobalSieve); their redirects
+// and vacation replies go to sender (nil: only logged).
+func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScripts, sender delivery.Sender, log *slog.Logger) *delivery.Deliverer {
 	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
 		Scripts:            delivery.StoreScripts(st),
+		Global:             global,
 		Sender:             sender,
 	})
 }
 
-// startLMTP opens the LMTP listener (nil, nil when disabled). It uses the
-// same store — and so the same notify hub — as the IMAP server, so IDLE
+// loadGlobalSieve reads and compiles sieve.before, sieve.after and the
+// scripts of sieve.global_dir; a script that does not compile is an
+// error naming its file, line and column.
+func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
+	g, err := delivery.LoadGlobalScripts(delivery.GlobalConfig{
+		Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("global sieve scripts: %w", err)
+	}
+	return g, nil
+}
+
+// startLMTP opens the LMTP listener (nil, nil when disabled) delivering
+// through d. d uses the same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.
-func startLMTP(cfg *config.Config, st store.Store, sender delivery.Sender, m *metrics.Metrics, log *slog.Logger) (*delivery.LMTPServer, net.Listener, error) {
+func startLMTP(cfg *config.Config, d *delivery.Deliverer, m *metrics.Metrics) (*delivery.LMTPServer, net.Listener, error) {
 	if cfg.Listen.LMTP == "" {
 		return nil, nil, nil
 	}
@@ -37,7 +54,7 @@ func startLMTP(cfg *config.Config, st store.Store, sender delivery.Sender, m *me
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := delivery.NewLMTPServer(newDeliverer(cfg, st, sender, log), delivery.LMTPConfig{
+	srv := delivery.NewLMTPServer(d, delivery.LMTPConfig{
 		MaxMessageBytes: cfg.Limits.MaxLiteralSize,
 		Metrics:         m,
 	})
@@ -71,4 +88,35 @@ func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, f
 		return nil, nil, err
 	}
 	return st, func() { n.Close() }, nil
+}
+
+// imapSieveHook runs IMAPSIEVE scripts (sieve.imapsieve) through the
+// deliverer, which serve sets once it exists (before any session runs).
+type imapSieveHook struct{ d *delivery.Deliverer }
+
+func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string) {
+	if h.d == nil {
+		return
+	}
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
+}
+
+func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string) bool {
+	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox)
+}
+
+func (h *imapSieveHook) FlagsChanged(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, changed map[uint32][]string) {
+	if h.d == nil {
+		return
+	}
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, Changed: changed, Cause: "FLAG"})
+}
+
+// imapSieve returns the server's IMAPSIEVE hook, nil unless
+// sieve.imapsieve is on.
+func imapSieve(cfg *config.Config, h *imapSieveHook) server.IMAPSieve {
+	if !cfg.Sieve.IMAPSieve {
+		return nil
+	}
+	return h
 }

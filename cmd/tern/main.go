@@ -89,6 +89,7 @@ Usage:
   tern check [--repair] [flags]  check (and repair) the mail store's consistency
   tern index [--rebuild] USER|--all  index mail for SEARCH now (with a progress bar)
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
+  tern blobs-gc [--sweep]        delete unused bodies from a postgres store's blob store
   tern restore SRC [flags]       restore a backup as a new, empty data directory
   tern store copy --from sqlite:DIR --to postgres://...  move a store to PostgreSQL, UIDs and modseqs kept
   tern version                   print the version
@@ -125,6 +126,8 @@ func (e *env) run(args []string) int {
 		return e.index(args[1:])
 	case "backup":
 		return e.backup(args[1:])
+	case "blobs-gc":
+		return e.blobsGC(args[1:])
 	case "store":
 		return e.storeCmd(args[1:])
 	case "restore":

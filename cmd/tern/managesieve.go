@@ -38,6 +38,7 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 		// The interpreter's redirect limit; it has no notify methods.
 		MaxRedirects: sieve.DefaultLimits().MaxRedirects,
 		MaxConns:     cfg.Limits.MaxConns,
+		MaxUserConns: cfg.Limits.MaxManageSieveUserConns,
 		Logger:       log,
 	}, st)
 	return srv, ln, nil

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/delivery"
@@ -22,11 +25,26 @@ func openOutbound(cfg *config.Config, log *slog.Logger) (*outboundQueue, error) 
 	if cfg.Sieve.SMTP == "" {
 		return &outboundQueue{}, nil
 	}
-	q, err := outbound.Open(filepath.Join(cfg.DataDir, "outbound"), outbound.Options{Relay: cfg.Sieve.SMTP, Logger: log})
+	opts := outbound.Options{
+		Relay:  cfg.Sieve.SMTP,
+		Logger: log,
+		TLS: outbound.TLSOptions{
+			Require: cfg.Sieve.SMTPRequireTLS, CAFile: cfg.Sieve.SMTPTLSCAFile, Insecure: cfg.Sieve.SMTPTLSInsecure,
+		},
+	}
+	if cfg.Sieve.SMTPUsername != "" {
+		pw, err := os.ReadFile(cfg.Sieve.SMTPPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("sieve.smtp_password_file: %w", err)
+		}
+		opts.Auth = outbound.Auth{Username: cfg.Sieve.SMTPUsername, Password: strings.TrimRight(string(pw), "\r\n")}
+	}
+	q, err := outbound.Open(filepath.Join(cfg.DataDir, "outbound"), opts)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("outbound mail queue", "relay", cfg.Sieve.SMTP, "queued", q.Len())
+	log.Info("outbound mail queue", "relay", cfg.Sieve.SMTP, "queued", q.Len(),
+		"require_tls", opts.TLS.Require, "auth", opts.Auth.Username != "")
 	return &outboundQueue{q: q}, nil
 }
 

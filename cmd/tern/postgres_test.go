@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/s3test"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(s3test.Wrap(func() int { return pgtest.Main(m) }))
+}
 
 // imapConn is a line-level IMAP client for these tests.
 type imapConn struct {

@@ -113,6 +113,14 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	globalSieve, err := loadGlobalSieve(cfg)
+	if err != nil {
+		return err
+	}
+	if !globalSieve.Empty() {
+		before, after, includes := globalSieve.Counts()
+		log.Info("global sieve scripts", "before", before, "after", after, "includable", includes)
+	}
 	var tlsSt tlsState
 	r, err := e.loadTLS(cfg, log)
 	if err != nil {
@@ -144,7 +152,10 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	sieveHook := &imapSieveHook{}
 	srv := server.New(server.Config{
+		IMAPSieve:      imapSieve(cfg, sieveHook),
+		IMAPSieveURL:   cfg.Sieve.IMAPSieveURL,
 		TLS:            tlsSt.config,
 		InsecureAuth:   cfg.Auth.InsecureAuth,
 		Admins:         cfg.Auth.Admins,
@@ -198,7 +209,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	defer outq.close(ctx) // on early returns; a no-op after the shutdown below
-	lmtp, lmtpLn, err := startLMTP(cfg, st, outq.sender(), adm.Metrics(), log)
+	deliverer := newDeliverer(cfg, st, globalSieve, outq.sender(), log)
+	sieveHook.d = deliverer
+	lmtp, lmtpLn, err := startLMTP(cfg, deliverer, adm.Metrics())
 	if err != nil {
 		closeAll()
 		ac.close()
@@ -375,5 +388,5 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || !reflect.DeepEqual(a.Auth, b.Auth) ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
-		a.Autoconfig != b.Autoconfig || a.Sieve != b.Sieve
+		a.Autoconfig != b.Autoconfig || !reflect.DeepEqual(a.Sieve, b.Sieve)
 }

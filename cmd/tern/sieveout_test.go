@@ -139,3 +139,46 @@ func TestDeliverSieveRedirectSpool(t *testing.T) {
 		t.Fatalf("relay got %+v", got)
 	}
 }
+
+// sieve.smtp_tls_ca_file, smtp_username and smtp_password_file: tern
+// serve sends a redirect over STARTTLS, verified against the CA file,
+// authenticated.
+func TestServeSieveRelayTLSAuth(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	if r := runT(t, `redirect "alice@elsewhere.example";`, "sieve", "put", "alice", "fwd", "-", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve put: %+v", r)
+	}
+	if r := runT(t, "", "sieve", "activate", "alice", "fwd", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve activate: %+v", r)
+	}
+	sink := smtptest.StartWith(t, smtptest.Options{TLS: true, Username: "tern-relay", Password: "relay secret"})
+	pwFile := filepath.Join(dir, "relay.pw")
+	if err := os.WriteFile(pwFile, []byte("relay secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "tern.toml")
+	c := fmt.Sprintf("data_dir = %q\n[sieve]\nsmtp = %q\nsmtp_require_tls = true\nsmtp_tls_ca_file = %q\nsmtp_username = \"tern-relay\"\nsmtp_password_file = %q\n",
+		dir, sink.Addr, sink.CAFile, pwFile)
+	if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addrs, logBuf, stop := startServe(t, 1, "--config", conf, "--listen-imap", "", "--listen-imaps", "",
+		"--listen-lmtp", "127.0.0.1:0", "--listen-admin", "", "--listen-managesieve", "")
+	defer stop()
+	lmtpDeliver(t, addrs["lmtp"], "friend@example.net", "alice@example.org", "Subject: fwd\r\n\r\nbody\r\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(sink.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("redirect not sent: %s", logBuf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := sink.Messages()
+	if len(got) != 1 || !got[0].TLS || got[0].User != "tern-relay" || got[0].To[0] != "alice@elsewhere.example" {
+		t.Fatalf("relay got %+v", got)
+	}
+}

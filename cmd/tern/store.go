@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/postgres"
@@ -22,14 +24,22 @@ func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier,
 }
 
 // openStoreIndexing is openStore that, with indexText, also runs the
-// sqlite store's background full-text indexer (tern serve).
+// store's background work (tern serve): the sqlite store's full-text
+// indexer, the postgres store's blob collector.
 func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
 		return nil, err
 	}
 	if kind == config.StorePostgres {
-		st, err := postgres.Open(ctx, where, postgres.Options{Notifier: notifier, Logger: log})
+		opts := postgres.Options{Notifier: notifier, Logger: log}
+		if opts.Blobs, err = openBlobStore(ctx, cfg); err != nil {
+			return nil, err
+		}
+		if indexText {
+			opts.BlobGC = postgres.BlobGC{Every: blobGCEvery, Grace: cfg.Store.BlobGrace, SweepEvery: blobSweepEvery}
+		}
+		st, err := postgres.Open(ctx, where, opts)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -73,4 +83,23 @@ func backupStore(ctx context.Context, dir, dest string, progress io.Writer) (*sq
 // restoreStore brings the backup in src back as the new data directory dir.
 func restoreStore(ctx context.Context, src, dir string, progress io.Writer, log *slog.Logger) (*sqlite.Manifest, error) {
 	return sqlite.Restore(ctx, src, dir, sqlite.RestoreOptions{Progress: progress, Logger: log})
+}
+
+// How often tern serve collects unused bodies of a file or S3 blob store,
+// and lists the whole store for orphans (blobs.go in the postgres store).
+const (
+	blobGCEvery    = 10 * time.Minute
+	blobSweepEvery = 24 * time.Hour
+)
+
+// openBlobStore opens the blob store store.blobs names; nil for db.
+func openBlobStore(ctx context.Context, cfg *config.Config) (blob.Store, error) {
+	if cfg.Store.BlobsInDB() {
+		return nil, nil
+	}
+	b, err := blob.Open(ctx, cfg.Store.Blobs)
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return b, nil
 }

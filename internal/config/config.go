@@ -47,6 +47,37 @@ type Sieve struct {
 	// are sent through, from a durable queue under data_dir/outbound;
 	// empty: no outbound mail.
 	SMTP string `toml:"smtp"`
+	// SMTPRequireTLS refuses to send to a relay that does not offer
+	// STARTTLS (STARTTLS is used whenever it is offered).
+	SMTPRequireTLS bool `toml:"smtp_require_tls"`
+	// SMTPTLSCAFile is a PEM file of the CA certificates the relay's
+	// certificate is verified against; empty: the system's roots.
+	SMTPTLSCAFile string `toml:"smtp_tls_ca_file"`
+	// SMTPTLSInsecure skips verifying the relay's certificate.
+	SMTPTLSInsecure bool `toml:"smtp_tls_insecure"`
+	// SMTPUsername and SMTPPasswordFile (a file holding the password)
+	// authenticate to the relay with AUTH PLAIN, over TLS (or plain TCP
+	// to a relay on loopback).
+	SMTPUsername     string `toml:"smtp_username"`
+	SMTPPasswordFile string `toml:"smtp_password_file"`
+	// Before and After are the operator's scripts run before and after
+	// every user's own (as Pigeonhole's sieve_before/sieve_after): each
+	// entry a script file, or a directory whose *.sieve files run in
+	// name order. They are compiled at start; one that does not compile
+	// stops tern serve.
+	Before []string `toml:"before"`
+	After  []string `toml:"after"`
+	// GlobalDir holds the scripts "include :global" names
+	// (include :global "spam" reads GlobalDir/spam.sieve); compiled at
+	// start as well. Empty: include :global finds nothing.
+	GlobalDir string `toml:"global_dir"`
+	// IMAPSieve runs a mailbox's IMAPSIEVE script (RFC 6785; named by its
+	// /shared/imapsieve/script metadata) on messages APPEND, COPY and
+	// MOVE add to it. IMAPSieveURL (sieve://host[:port], the ManageSieve
+	// server clients should use) is advertised as IMAPSIEVE=<url>; empty:
+	// scripts run but the capability is not advertised.
+	IMAPSieve    bool   `toml:"imapsieve"`
+	IMAPSieveURL string `toml:"imapsieve_url"`
 }
 
 // Store says where mail is kept.
@@ -58,11 +89,24 @@ type Store struct {
 	URL string `toml:"url"`
 	// Fsync is "always" (every change is on stable storage before its
 	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
-	// is, flag changes, expunges and \Recent claims survive a crash of
-	// tern but not necessarily a power failure). The sqlite store only;
+	// is; flag changes, copies, moves, expunges and \Recent claims survive
+	// a crash of tern but not necessarily a power failure). The sqlite store only;
 	// PostgreSQL follows its own synchronous_commit.
 	Fsync string `toml:"fsync"`
+	// Blobs says where the postgres store keeps message bodies: "db"
+	// (or empty: in the database), "file:DIR" (a directory, shared by
+	// the nodes) or "s3://BUCKET?endpoint=http://HOST:PORT&region=R&
+	// path_style=true" (credentials from AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY). Every node of one database uses the same.
+	Blobs string `toml:"blobs"`
+	// BlobGrace is how long a body no message uses any more is kept in
+	// a file or S3 blob store before tern serve's collector deletes it.
+	BlobGrace time.Duration `toml:"blob_grace"`
 }
+
+// BlobsInDB reports whether the postgres store keeps bodies in the
+// database (store.blobs empty or "db").
+func (s Store) BlobsInDB() bool { return s.Blobs == "" || s.Blobs == "db" }
 
 // StoreKind is the backend a Store URL names.
 type StoreKind int
@@ -216,6 +260,9 @@ type Limits struct {
 	// mail_max_userip_connections) and per user in total.
 	MaxUserIPConns int `toml:"max_userip_conns"`
 	MaxUserConns   int `toml:"max_user_conns"`
+	// MaxManageSieveUserConns bounds one user's logged-in ManageSieve
+	// connections (a login over it gets NO (TRYLATER)).
+	MaxManageSieveUserConns int `toml:"max_managesieve_user_conns"`
 }
 
 // Log configures the slog output on stderr.
@@ -283,11 +330,13 @@ func Default() *Config {
 			ConnBurstPerIP:       300,
 			MaxUserIPConns:       100,
 			MaxUserConns:         500,
+
+			MaxManageSieveUserConns: 10,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
 		Index: Index{MemoryMB: 256, Text: true},
-		Store: Store{Fsync: "always"},
+		Store: Store{Fsync: "always", BlobGrace: time.Hour},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,
 			IMAPPort:           143,
@@ -379,6 +428,12 @@ func (c *Config) Validate() error {
 			bad(l.key, "%v", err)
 		}
 	}
+	if u := c.Sieve.IMAPSieveURL; u != "" && !strings.HasPrefix(u, "sieve://") {
+		bad("sieve.imapsieve_url", "must be a sieve:// URL, got %q", u)
+	}
+	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
+		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")
+	}
 	if c.Listen.IMAP == "" && c.Listen.IMAPS == "" && c.Listen.LMTP == "" {
 		bad("listen", "all listeners are disabled; set at least one of imap, imaps, lmtp")
 	}
@@ -406,6 +461,14 @@ func (c *Config) Validate() error {
 	}
 	if a.MaxIPFailures < 1 {
 		bad("auth.max_ip_failures", "must be >= 1, got %d", a.MaxIPFailures)
+	}
+	if b := c.Store.Blobs; !c.Store.BlobsInDB() && !strings.HasPrefix(b, "file:") && !strings.HasPrefix(b, "s3://") {
+		bad("store.blobs", "want db, file:DIR or s3://BUCKET?endpoint=..., got %q", b)
+	} else if kind, _, err := c.Backend(); err == nil && kind != StorePostgres && !c.Store.BlobsInDB() {
+		bad("store.blobs", "a blob store is for a postgres store only")
+	}
+	if c.Store.BlobGrace < 0 {
+		bad("store.blob_grace", "must not be negative, got %v", c.Store.BlobGrace)
 	}
 	if f := c.Store.Fsync; f != "always" && f != "optimized" {
 		bad("store.fsync", "must be always or optimized, got %q", f)
@@ -438,6 +501,9 @@ func (c *Config) Validate() error {
 		} else if v.n > l.MaxConns && l.MaxConns >= 1 {
 			bad(v.key, "must not exceed max_conns (%d), got %d", l.MaxConns, v.n)
 		}
+	}
+	if l.MaxManageSieveUserConns < 1 {
+		bad("limits.max_managesieve_user_conns", "must be >= 1, got %d", l.MaxManageSieveUserConns)
 	}
 	if !(l.ConnRatePerIP > 0) {
 		bad("limits.conn_rate_per_ip", "must be positive, got %v", l.ConnRatePerIP)
@@ -556,6 +622,7 @@ type Flags struct {
 	ConfigPath   string
 	dataDir      string
 	storeURL     string
+	blobStore    string
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
@@ -565,7 +632,7 @@ type Flags struct {
 	insecureAuth bool
 }
 
-// AddFlags registers --config and --data on fs and, when serve is true,
+// AddFlags registers --config, --data, --store and --blob-store on fs and, when serve is true,
 // also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
 // --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
@@ -574,6 +641,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	fs.StringVar(&f.ConfigPath, "config", "", "read configuration from this TOML `file`")
 	fs.StringVar(&f.dataDir, "data", d.DataDir, "data `dir`ectory")
 	fs.StringVar(&f.storeURL, "store", "", "where mail is kept: sqlite:DIR or postgres://USER:PASS@HOST:PORT/DB (`URL`); default: the data directory")
+	fs.StringVar(&f.blobStore, "blob-store", "", "where a postgres store keeps message bodies: db, file:DIR or s3://BUCKET?endpoint=...&region=...&path_style=true (`URL`); default: db")
 	if serve {
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
@@ -618,6 +686,8 @@ func (f *Flags) Apply(c *Config) {
 			c.DataDir = f.dataDir
 		case "store":
 			c.Store.URL = f.storeURL
+		case "blob-store":
+			c.Store.Blobs = f.blobStore
 		case "listen-imap":
 			c.Listen.IMAP = f.imap
 		case "listen-imaps":

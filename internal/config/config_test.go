@@ -378,3 +378,38 @@ func TestSieveSMTP(t *testing.T) {
 		t.Fatalf("bad address accepted: %v", err)
 	}
 }
+
+// TestStoreBlobs: store.blobs (--blob-store) is db, file:DIR or s3://...,
+// and only with a postgres store; blob_grace defaults to an hour.
+func TestStoreBlobs(t *testing.T) {
+	pg := "postgres://db/tern"
+	for _, tc := range []struct {
+		url, blobs string
+		bad        bool
+	}{
+		{pg, "", false},
+		{pg, "db", false},
+		{pg, "file:/srv/blobs", false},
+		{pg, "s3://mail?endpoint=http://127.0.0.1:8333&region=r&path_style=true", false},
+		{pg, "ftp://x", true},
+		{pg, "/srv/blobs", true},
+		{"", "file:/srv/blobs", true},
+		{"", "db", false},
+	} {
+		c := Default()
+		c.Store.URL, c.Store.Blobs = tc.url, tc.blobs
+		err := c.Validate()
+		if tc.bad != (err != nil) || (err != nil && !strings.Contains(err.Error(), "store.blobs")) {
+			t.Errorf("url %q blobs %q: %v", tc.url, tc.blobs, err)
+		}
+	}
+	c, err := parse(t, false, "--store", pg, "--blob-store", "file:/b")
+	if err != nil || c.Store.Blobs != "file:/b" || c.Store.BlobGrace != time.Hour {
+		t.Fatalf("flags: %+v %v", c, err)
+	}
+	p := writeFile(t, "[store]\nurl = \""+pg+"\"\nblobs = \"file:/x\"\nblob_grace = \"10m\"\n")
+	c, err = parse(t, false, "--config", p)
+	if err != nil || c.Store.Blobs != "file:/x" || c.Store.BlobGrace != 10*time.Minute {
+		t.Fatalf("file: %+v %v", c, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -47,9 +48,42 @@ func BenchmarkLMTPSieve(b *testing.B) {
 	for _, clients := range []int{1, 8} {
 		for _, rules := range []int{0, 50} {
 			b.Run(fmt.Sprintf("clients=%d/rules=%d", clients, rules), func(b *testing.B) {
-				benchLMTPOpts(b, clients, 4<<10, benchScripts(rules))
+				benchLMTPOpts(b, clients, 4<<10, benchScripts(rules), nil)
 			})
 		}
+	}
+}
+
+// BenchmarkLMTPSieveGlobal adds to the 50-rule user script an operator
+// before script (a spam rule) and an after script (an archive rule),
+// neither matching, so every delivery runs three scripts:
+//
+//	go test -run '^$' -bench LMTPSieveGlobal -benchtime 2000x ./internal/delivery/
+func BenchmarkLMTPSieveGlobal(b *testing.B) {
+	dir := b.TempDir()
+	before, after := dir+"/before.sieve", dir+"/after.sieve"
+	writeBenchFile(b, before, `require ["fileinto", "mailbox"]; if header :contains "X-Spam-Flag" "YES" { fileinto :create "Junk"; stop; }`)
+	writeBenchFile(b, after, `require ["fileinto", "copy"]; if header :contains "Subject" "[archive-me]" { fileinto :copy "Archive"; }`)
+	g, err := LoadGlobalScripts(GlobalConfig{Before: []string{before}, After: []string{after}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, clients := range []int{1, 8} {
+		for _, global := range []bool{false, true} {
+			b.Run(fmt.Sprintf("clients=%d/global=%v", clients, global), func(b *testing.B) {
+				gs := g
+				if !global {
+					gs = nil
+				}
+				benchLMTPOpts(b, clients, 4<<10, benchScripts(50), gs)
+			})
+		}
+	}
+}
+
+func writeBenchFile(b *testing.B, path, src string) {
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -89,9 +123,9 @@ func benchScripts(n int) ScriptSource {
 
 const benchUsers = 8
 
-func benchLMTP(b *testing.B, clients, size int) { benchLMTPOpts(b, clients, size, nil) }
+func benchLMTP(b *testing.B, clients, size int) { benchLMTPOpts(b, clients, size, nil, nil) }
 
-func benchLMTPOpts(b *testing.B, clients, size int, scripts ScriptSource) {
+func benchLMTPOpts(b *testing.B, clients, size int, scripts ScriptSource, global *GlobalScripts) {
 	dir := b.TempDir()
 	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{Notifier: notify.New(), Logger: quietLog()})
 	if err != nil {
@@ -103,7 +137,7 @@ func benchLMTPOpts(b *testing.B, clients, size int, scripts ScriptSource) {
 			b.Fatal(err)
 		}
 	}
-	d := New(st, Options{Logger: quietLog(), Scripts: scripts})
+	d := New(st, Options{Logger: quietLog(), Scripts: scripts, Global: global})
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -216,4 +250,39 @@ func (c *benchClient) deliver(rcpt string, msg []byte) error {
 func (c *benchClient) close() {
 	c.c.PrintfLine("QUIT")
 	c.c.Close()
+}
+
+// BenchmarkSieveSequence measures the CPU cost of the scripts alone (no
+// store, no network): the 50-rule user script, and the same between a
+// before and an after script (BenchmarkLMTPSieveGlobal's, neither
+// matching):
+//
+//	go test -run '^$' -bench SieveSequence ./internal/delivery/
+func BenchmarkSieveSequence(b *testing.B) {
+	dir := b.TempDir()
+	before, after := dir+"/before.sieve", dir+"/after.sieve"
+	writeBenchFile(b, before, `require ["fileinto", "mailbox"]; if header :contains "X-Spam-Flag" "YES" { fileinto :create "Junk"; stop; }`)
+	writeBenchFile(b, after, `require ["fileinto", "copy"]; if header :contains "Subject" "[archive-me]" { fileinto :copy "Archive"; }`)
+	g, err := LoadGlobalScripts(GlobalConfig{Before: []string{before}, After: []string{after}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, _ := benchScripts(50).ActiveScript(context.Background(), "user0")
+	in := Incoming{User: "user0", Address: "user0@example.org", From: "sender@example.net", Body: benchMessage(4 << 10)}
+	for _, global := range []bool{false, true} {
+		b.Run(fmt.Sprintf("global=%v", global), func(b *testing.B) {
+			opts := Options{Logger: quietLog()}
+			if global {
+				opts.Global = g
+			}
+			d := New(nil, opts)
+			stages := d.stages(src)
+			env := sieve.Envelope{From: in.From, To: in.Address}
+			for b.Loop() {
+				if res := d.runSequence(context.Background(), in, env, stages); !res.ImplicitKeep {
+					b.Fatal("a rule matched")
+				}
+			}
+		})
+	}
 }

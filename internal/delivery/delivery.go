@@ -34,6 +34,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Scripts provides users' active Sieve scripts; nil: no filtering.
 	Scripts ScriptSource
+	// Global are the operator's scripts run before and after each user's
+	// and included with "include :global" (LoadGlobalScripts); nil: none.
+	Global *GlobalScripts
 	// SieveLimits bound each script execution (zero: the defaults).
 	SieveLimits sieve.Limits
 	// Sender queues the mail Sieve scripts send (redirect, vacation);

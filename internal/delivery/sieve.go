@@ -41,7 +41,8 @@ type namedSieveScripter interface {
 
 // StoreScripts is the ScriptSource of st: each user's active script as
 // the store keeps it (none when the store's accounts keep no scripts).
-// Global scripts are not stored yet: including one finds nothing.
+// "include :global" finds nothing here: global scripts come from
+// Options.Global.
 // DeliverFiltered asks the account it delivers to, so this costs no
 // extra account lookup.
 func StoreScripts(st store.Store) ScriptSource { return storeScripts{st} }
@@ -135,20 +136,6 @@ func (c *scriptCache) compile(src []byte, opts sieve.Options) (*sieve.Script, er
 	return s, nil
 }
 
-// userIncludes resolves "include" for one user through an IncludeSource.
-type userIncludes struct {
-	src  IncludeSource
-	user string
-}
-
-func (u userIncludes) Resolve(ctx context.Context, name string, global bool) ([]byte, error) {
-	b, err := u.src.Script(ctx, u.user, name, global)
-	if err == nil && b == nil {
-		return nil, fmt.Errorf("script %q: %w", name, sieve.ErrScriptNotFound)
-	}
-	return b, err
-}
-
 // accountMailboxes lists an account's mailboxes for the script.
 type accountMailboxes struct{ acct store.Account }
 
@@ -168,18 +155,20 @@ func (a accountMailboxes) Mailboxes(ctx context.Context) ([]sieve.MailboxInfo, e
 	return out, nil
 }
 
-// DeliverFiltered stores a message for one recipient, running the user's
-// active Sieve script when Options.Scripts provides one. Without a script
-// (or with Incoming.Mailbox set) it is Deliver. It returns where copies
-// were stored: none when the script discarded the message, and a
-// *RejectError when it rejected it. A script that fails to compile or
-// stops with a runtime error leaves the message in INBOX (implicit keep).
-// With a script, "keep" means INBOX; the +detail folder rule applies only
+// DeliverFiltered stores a message for one recipient, running the
+// operator's before scripts, the user's active Sieve script (when
+// Options.Scripts provides one) and the after scripts (Options.Global;
+// see globalsieve.go for how they combine). Without any script (or with
+// Incoming.Mailbox set) it is Deliver. It returns where copies were
+// stored: none when the scripts discarded the message, and a
+// *RejectError when one rejected it. A script that fails to compile or
+// stops with a runtime error counts as an implicit keep (INBOX). With a
+// user script, "keep" means INBOX; the +detail folder rule applies only
 // without one (scripts have subaddress for that). An error from the
 // ScriptSource is a temporary failure (the MTA retries), so mail is not
 // delivered unfiltered while script storage is unavailable.
 func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result, error) {
-	if d.opts.Scripts == nil || in.Mailbox != "" {
+	if (d.opts.Scripts == nil && !d.opts.Global.runs()) || in.Mailbox != "" {
 		r, err := d.Deliver(ctx, in.User, in.Mailbox, in.Detail, in.Body)
 		if err != nil {
 			return nil, err
@@ -192,49 +181,43 @@ func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result,
 	}
 	defer acct.Close()
 	var src []byte
-	if _, fromStore := d.opts.Scripts.(storeScripts); fromStore {
+	switch d.opts.Scripts.(type) {
+	case nil:
+	case storeScripts:
 		src, err = activeScriptOf(ctx, acct)
-	} else {
+	default:
 		src, err = d.opts.Scripts.ActiveScript(ctx, in.User)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("active sieve script of %q: %w", in.User, err)
 	}
-	if src == nil {
+	stages := d.stages(src)
+	if len(stages) == 0 {
 		r, err := d.deliverTo(ctx, acct, "", in.Detail, in.Body)
 		if err != nil {
 			return nil, err
 		}
 		return []Result{r}, nil
 	}
-	res := d.runScript(ctx, acct, in, src)
+	res := d.runSequence(ctx, in, d.scriptEnv(acct, in), stages)
+	if src != nil {
+		in.Detail = "" // keep means INBOX under the user's own script
+	}
 	return d.applyResult(ctx, acct, in, res)
 }
 
-// runScript compiles and runs src; any failure yields an implicit keep.
-func (d *Deliverer) runScript(ctx context.Context, acct store.Account, in Incoming, src []byte) *sieve.Result {
-	opts := sieve.Options{}
-	if inc, ok := d.opts.Scripts.(IncludeSource); ok {
-		opts.Include = userIncludes{src: inc, user: in.User}
-	}
-	keep := &sieve.Result{ImplicitKeep: true}
-	script, err := d.scripts.compile(src, opts)
-	if err != nil {
-		d.log.Warn("sieve: active script does not compile; keeping the message", "user", in.User, "err", err)
-		return keep
-	}
-	env := sieve.Envelope{
+// scriptEnv is the envelope and the storage hooks the scripts of one
+// delivery run with.
+func (d *Deliverer) scriptEnv(acct store.Account, in Incoming) sieve.Envelope {
+	inc := includeResolver{user: in.User, global: d.opts.Global}
+	inc.personal, _ = d.opts.Scripts.(IncludeSource)
+	return sieve.Envelope{
 		From: in.From, To: in.Address,
 		UserAddresses: d.userAddresses(in),
 		Mailboxes:     accountMailboxes{acct},
 		Duplicates:    accountDuplicates{acct},
+		Include:       inc,
 	}
-	res, err := script.Execute(ctx, env, sieve.NewMessage(in.Body), d.opts.SieveLimits)
-	if err != nil {
-		d.log.Warn("sieve: script failed; keeping the message", "user", in.User, "err", err)
-		return keep
-	}
-	return res
 }
 
 // applyResult carries out a script's decisions: reject, the deliveries
@@ -287,6 +270,12 @@ func (d *Deliverer) storeCopy(ctx context.Context, acct store.Account, in Incomi
 		body = append(append([]byte{}, dv.Header...), msg.Body()...)
 	}
 	target := dv.Mailbox
+	if target == "INBOX" && in.Detail != "" && dv.SpecialUse == "" && dv.MailboxID == "" {
+		// Only global scripts ran: their keep follows the +detail rule.
+		if mi, err := acct.Mailbox(ctx, in.Detail); err == nil && !mi.NoSelect {
+			target = mi.Name
+		}
+	}
 	if dv.MailboxID != "" || dv.SpecialUse != "" {
 		if name, ok := findTarget(ctx, acct, dv); ok {
 			target = name

@@ -249,3 +249,46 @@ func TestLMTPSieveVacationConcurrent(t *testing.T) {
 		t.Fatalf("%d replies to one sender, want 1", len(got))
 	}
 }
+
+// TestLMTPSieveRedirectHeaderState: each action that carries the message
+// carries the header as edited when the action was taken (RFC 5293:
+// an edit is seen by the tests and actions that follow it; Pigeonhole's
+// editheader "alternating" tests check the same): a header
+// added before redirect and deleted after is in the redirected copy and
+// not in the stored one; a header deleted before redirect and added
+// after is the other way round.
+func TestLMTPSieveRedirectHeaderState(t *testing.T) {
+	e := newOutEnv(t, "alice", "bob")
+	e.activate("alice", `require ["editheader", "fileinto", "mailbox"];
+addheader "X-Some-Header" "Header content";
+redirect "frop@example.net";
+deleteheader "X-Some-Header";
+fileinto :create "folder1";`)
+	e.activate("bob", `require ["editheader", "fileinto", "mailbox"];
+deleteheader "Subject";
+redirect "friep@example.net";
+addheader "Subject" "Friep!";
+fileinto :create "folder2";`)
+	e.deliver("sender@example.net", "alice@example.org", mail("sender@example.net", "alice@example.org", "", "<h1@example.net>"))
+	e.deliver("sender@example.net", "bob@example.org", mail("sender@example.net", "bob@example.org", "", "<h2@example.net>"))
+	got := e.sent()
+	if len(got) != 2 {
+		t.Fatalf("sent %d messages", len(got))
+	}
+	byRcpt := map[string]string{}
+	for _, m := range got {
+		byRcpt[m.To[0]] = m.Data
+	}
+	if d := byRcpt["frop@example.net"]; !strings.Contains(d, "X-Some-Header: Header content\r\n") {
+		t.Errorf("alice's redirect lacks the header added before it:\n%s", d)
+	}
+	if b := e.bodies("alice", "folder1"); len(b) != 1 || strings.Contains(b[0], "X-Some-Header") {
+		t.Errorf("alice's stored copy: %q", b)
+	}
+	if d := byRcpt["friep@example.net"]; strings.Contains(d, "Subject:") {
+		t.Errorf("bob's redirect has the Subject deleted before it:\n%s", d)
+	}
+	if b := e.bodies("bob", "folder2"); len(b) != 1 || !strings.Contains(b[0], "Subject: Friep!\r\n") {
+		t.Errorf("bob's stored copy: %q", b)
+	}
+}

@@ -215,14 +215,24 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 
 func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
 	uids = ascending(uids)
-	if cacheable(want) {
+	storeRead := false // the content cache was filled from the store
+	switch {
+	case cacheable(want):
 		if err := a.fillFixed(ctx, mailboxID, uids); err != nil {
 			return err
 		}
-	} else if want&^indexWant != 0 {
+	case want&^indexWant == 0:
+	case contentCacheable(want, len(uids)):
+		read, err := a.fillContent(ctx, mailboxID, uids)
+		if err != nil {
+			return err
+		}
+		storeRead = read
+	default:
 		a.miss()
 		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
 	}
+	fromFixed := cacheable(want)
 	msgs := make([]store.Message, min(len(uids), fetchChunk))
 	for next := 0; next < len(uids); {
 		n := 0
@@ -233,15 +243,20 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 				if j, ok = b.cols.find(uids[next], j); !ok {
 					continue
 				}
-				if want&fixedWant != 0 {
+				msgs[n] = store.Message{}
+				switch {
+				case fromFixed && want&fixedWant != 0:
 					f := b.fixed[uids[next]]
 					if f == nil {
 						return errStale // the cache was evicted meanwhile
 					}
-					msgs[n] = store.Message{}
 					f.fill(&msgs[n], want)
-				} else {
-					msgs[n] = store.Message{}
+				case want&contentWant != 0:
+					c := b.content[uids[next]]
+					if c == nil {
+						return errStale // the cache was emptied meanwhile
+					}
+					c.fill(&msgs[n], want)
 				}
 				b.cols.fill(&msgs[n], j, want, &b.sets)
 				n++
@@ -266,7 +281,11 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 			}
 		}
 	}
-	a.hit()
+	if storeRead {
+		a.miss()
+	} else {
+		a.hit()
+	}
 	return nil
 }
 

@@ -124,7 +124,7 @@ func randomOps(ctx context.Context, s store.Store, boxes []string, r *rand.Rand,
 			}
 			return out
 		}
-		switch op := r.IntN(10); {
+		switch op := r.IntN(11); {
 		case op < 4 || len(uids) == 0:
 			var msgs []store.NewMessage
 			for j := range 1 + r.IntN(5) {
@@ -138,11 +138,13 @@ func randomOps(ctx context.Context, s store.Store, boxes []string, r *rand.Rand,
 			_, err = a.Expunge(ctx, info.ID, pick(), r.IntN(2) == 0)
 		case op < 9:
 			_, err = a.Copy(ctx, info.ID, pick(), boxes[r.IntN(len(boxes))])
-		default:
+		case op < 10:
 			dest := boxes[r.IntN(len(boxes))]
 			if dest != name {
 				_, err = a.Move(ctx, info.ID, pick(), dest)
 			}
+		default: // a client's FETCH of a few messages (fills the content cache)
+			err = a.Fetch(ctx, info.ID, pick(), contentFetchWant, func(*store.Message) error { return nil })
 		}
 		if err != nil {
 			return fmt.Errorf("op %d on %s: %w", i, name, err)
@@ -194,6 +196,17 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 			t.Errorf("%s: SORT/THREAD fields through the index differ from the store", name)
 		}
 	}
+	// Small FETCHes of content fields through the content cache, twice
+	// (filling, then cached), in pieces small enough to use it.
+	for start := 0; start < len(iuids); start += 50 {
+		part := iuids[start:min(start+50, len(iuids))]
+		fm := fetchAll(t, ctx, fa, fst.ID, part, contentFetchWant)
+		for range 2 {
+			if im := fetchAll(t, ctx, ia, ist.ID, part, contentFetchWant); !reflect.DeepEqual(im, fm) {
+				t.Errorf("%s: content fields of UIDs %d.. through the index differ from the store", name, part[0])
+			}
+		}
+	}
 	for _, since := range []uint64{ist.HighestModSeq, ist.HighestModSeq - 1, ist.HighestModSeq / 2, 1} {
 		maxUID := ist.UIDNext - 1
 		ics, err := ia.Changes(ctx, ist.ID, since, maxUID/2)
@@ -209,6 +222,11 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 		}
 	}
 }
+
+// contentFetchWant is what a client's FETCH of ENVELOPE, BODYSTRUCTURE,
+// header fields and flags asks of the store.
+const contentFetchWant = store.WantFlags | store.WantDates | store.WantSize | store.WantIDs |
+	store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantHeader | store.WantThreading
 
 func fetchAll(t *testing.T, ctx context.Context, a store.Account, id int64, uids []uint32, want store.Want) []store.Message {
 	t.Helper()

@@ -91,10 +91,21 @@ func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32)
 	return nil
 }
 
-// dropFixed forgets the cached fields of an expunged UID; callers hold mu.
-func (b *Mailbox) dropFixed(uid uint32) {
+// dropCached forgets the cached fields of an expunged UID; callers hold
+// mu.
+func (b *Mailbox) dropCached(uid uint32) {
 	if f, ok := b.fixed[uid]; ok {
 		b.fixedBytes -= f.size()
 		delete(b.fixed, uid)
 	}
+	if c, ok := b.content[uid]; ok {
+		b.contentBytes -= c.size()
+		delete(b.content, uid)
+	}
+}
+
+// dropCaches empties both per-UID caches; callers hold mu.
+func (b *Mailbox) dropCaches() {
+	b.fixed, b.fixedBytes = nil, 0
+	b.content, b.contentBytes = nil, 0
 }

@@ -37,6 +37,9 @@ type Mailbox struct {
 	// fixed caches immutable per-UID fields for SORT/THREAD (fixed.go).
 	fixed      map[uint32]*fixedFields
 	fixedBytes int64
+	// content caches the fields small FETCHes ask for (content.go).
+	content      map[uint32]*contentFields
+	contentBytes int64
 	// claiming is closed when the \Recent claim this process has in
 	// flight for the mailbox ends (nil: none); see account.ClaimRecent.
 	claiming chan struct{}
@@ -124,7 +127,7 @@ func (b *Mailbox) failed(err error) error {
 		b.mu.Lock()
 		b.dead, b.loaded = true, true
 		b.cols, b.sets, b.log = columns{}, flagSets{}, changeLog{}
-		b.fixed, b.fixedBytes = nil, 0
+		b.dropCaches()
 		b.mu.Unlock()
 		return nil
 	}
@@ -154,7 +157,7 @@ func (b *Mailbox) load(ctx context.Context, src store.IndexSource) error {
 	b.lastUID = d.Head.UIDNext - 1
 	b.cols, b.sets, b.count = cols, sets, cnt
 	b.log = changeLog{floor: d.Head.HighestModSeq}
-	b.fixed, b.fixedBytes = nil, 0
+	b.dropCaches()
 	b.mu.Unlock()
 	return nil
 }
@@ -193,7 +196,7 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 				return true
 			}
 			b.count.add(b.sets.bit(c.flags[i]), c.size[i], -1)
-			b.dropFixed(c.uid[i])
+			b.dropCached(c.uid[i])
 			return false
 		})
 	}
@@ -359,7 +362,7 @@ func (b *Mailbox) bytes() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 +
-		b.fixedBytes + int64(len(b.fixed))*48 + 512
+		b.fixedBytes + int64(len(b.fixed))*48 + b.contentBytes + int64(len(b.content))*48 + 512
 }
 
 // unload drops the columns (eviction); the next use loads them again.
@@ -373,7 +376,7 @@ func (b *Mailbox) unload() {
 func (b *Mailbox) reset() {
 	b.loaded = false
 	b.cols, b.sets, b.log, b.count = columns{}, flagSets{}, changeLog{}, counters{}
-	b.fixed, b.fixedBytes = nil, 0
+	b.dropCaches()
 }
 
 // changeLog remembers, for recent modseqs, which UIDs changed or were

@@ -36,11 +36,17 @@ func TestStats(t *testing.T) {
 	if err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantFlags, noop); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, noop); err != nil { // not in the index
+	if err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, noop); err != nil { // not in the index yet
 		t.Fatal(err)
 	}
 	s := x.Stats()
 	if s.Mailboxes != 1 || s.Bytes <= 0 || s.Hits != 2 || s.Misses != 1 || s.Loads != 1 {
 		t.Fatalf("after a snapshot and two fetches: %+v", s)
+	}
+	if err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, noop); err != nil { // from the content cache
+		t.Fatal(err)
+	}
+	if s2 := x.Stats(); s2.Hits != 3 || s2.Misses != 1 {
+		t.Fatalf("after the same FETCH of ENVELOPE again: %+v (before %+v)", s2, s)
 	}
 }

@@ -184,8 +184,13 @@ func (c *conn) login(username, password string) error {
 		}
 		return no("", "Authentication failed")
 	}
+	if !c.srv.takeUserSlot(username) {
+		c.log.Warn("login refused: too many connections for the user", "user", username, "limit", c.srv.cfg.MaxUserConns)
+		return no("TRYLATER", "Too many ManageSieve connections for this user; try again later")
+	}
 	acct, err := c.srv.store.Account(c.ctx, username)
 	if err != nil {
+		c.srv.releaseUserSlot(username)
 		c.log.Error("open account", "user", username, "err", err)
 		return no("TRYLATER", "Cannot open your account now")
 	}

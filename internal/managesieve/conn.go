@@ -311,10 +311,13 @@ func (c *conn) flush() error {
 	return err
 }
 
+// closeAccount closes the logged-in user's account and gives back the
+// user's connection slot.
 func (c *conn) closeAccount() {
 	if c.acct != nil {
 		c.acct.Close()
 		c.acct = nil
+		c.srv.releaseUserSlot(c.user)
 	}
 }
 

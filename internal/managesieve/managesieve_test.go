@@ -272,3 +272,38 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatalf("after BYE: %v, want EOF", err)
 	}
 }
+
+// Config.MaxUserConns: a login over a user's limit gets NO (TRYLATER)
+// (RFC 5804 §1.3: a temporary failure; the client may try later) and
+// the connection stays usable; UNAUTHENTICATE and a closed connection
+// give the slot back; other users are not affected.
+func TestPerUserConnectionLimit(t *testing.T) {
+	ts := newTestServer(t, testOpts{insecureAuth: true, mutate: func(c *Config) { c.MaxUserConns = 2 }})
+	login := func(c *client, user string) string {
+		return c.do(`AUTHENTICATE "PLAIN" "` + plain(user, testPassword) + `"`)
+	}
+	a1, _ := ts.dial()
+	a2, _ := ts.dial()
+	a3, _ := ts.dial()
+	want(t, "alice 1", login(a1, "alice"), `OK "Logged in"`)
+	want(t, "alice 2", login(a2, "alice"), `OK "Logged in"`)
+	want(t, "alice 3", login(a3, "alice"), `NO (TRYLATER) "Too many ManageSieve connections for this user; try again later"`)
+	want(t, "bob on the refused connection", login(a3, "bob"), `OK "Logged in"`)
+	want(t, "UNAUTHENTICATE", a3.do("UNAUTHENTICATE"), `OK "Back to the not authenticated state"`)
+	want(t, "UNAUTHENTICATE alice 2", a2.do("UNAUTHENTICATE"), `OK "Back to the not authenticated state"`)
+	want(t, "alice after a slot was given back", login(a3, "alice"), `OK "Logged in"`)
+	want(t, "alice 4", login(a2, "alice"), `NO (TRYLATER) "Too many ManageSieve connections for this user; try again later"`)
+
+	want(t, "LOGOUT", a1.do("LOGOUT"), `OK "Logout completed"`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := login(a2, "alice")
+		if strings.Contains(resp, `OK "Logged in"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed connection's slot was not given back: %q", resp)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -25,6 +25,7 @@ const (
 	DefaultMaxLineLength  = 8 << 10
 	DefaultMaxConns       = 1000
 	DefaultMaxConnsPerIP  = 50
+	DefaultMaxUserConns   = 10
 	DefaultPreAuthTimeout = 60 * time.Second
 	DefaultIdleTimeout    = 30 * time.Minute
 	DefaultWriteTimeout   = 60 * time.Second
@@ -73,9 +74,12 @@ type Config struct {
 	// Implementation is the IMPLEMENTATION capability; "" means "tern".
 	Implementation string
 
-	MaxLineLength  int // bytes of a command outside its literals
-	MaxConns       int // all connections
-	MaxConnsPerIP  int // connections per client address (IPv4, IPv6 /64)
+	MaxLineLength int // bytes of a command outside its literals
+	MaxConns      int // all connections
+	MaxConnsPerIP int // connections per client address (IPv4, IPv6 /64)
+	// MaxUserConns bounds one user's logged-in connections; a login over
+	// it is answered NO (TRYLATER) and the connection stays usable.
+	MaxUserConns   int
 	PreAuthTimeout time.Duration
 	IdleTimeout    time.Duration
 	WriteTimeout   time.Duration
@@ -92,6 +96,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	perIP     map[string]int
+	perUser   map[string]int
 	closing   bool
 	wg        sync.WaitGroup
 
@@ -109,6 +114,9 @@ func New(cfg Config, st store.Store) *Server {
 	}
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.MaxUserConns <= 0 {
+		cfg.MaxUserConns = DefaultMaxUserConns
 	}
 	if cfg.PreAuthTimeout <= 0 {
 		cfg.PreAuthTimeout = DefaultPreAuthTimeout
@@ -133,6 +141,7 @@ func New(cfg Config, st store.Store) *Server {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		perIP:     map[string]int{},
+		perUser:   map[string]int{},
 		baseCtx:   ctx,
 		cancel:    cancel,
 	}
@@ -215,6 +224,28 @@ func (s *Server) release(c *conn) {
 	delete(s.conns, c)
 	if s.perIP[c.addrKey]--; s.perIP[c.addrKey] <= 0 {
 		delete(s.perIP, c.addrKey)
+	}
+}
+
+// takeUserSlot counts a login of user, or reports false when the user
+// already has MaxUserConns logged-in connections.
+func (s *Server) takeUserSlot(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] >= s.cfg.MaxUserConns {
+		return false
+	}
+	s.perUser[user]++
+	return true
+}
+
+// releaseUserSlot undoes takeUserSlot (logout, UNAUTHENTICATE, end of
+// the session).
+func (s *Server) releaseUserSlot(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user]--; s.perUser[user] <= 0 {
+		delete(s.perUser, user)
 	}
 }
 

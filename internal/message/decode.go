@@ -205,3 +205,49 @@ func PartText(raw []byte, p *Part) string {
 	}
 	return toUTF8(body, p.Charset)
 }
+
+// MultipartFrame returns the preamble (prologue) and epilogue of the
+// multipart part p of raw (RFC 2046 §5.1.1), without the delimiter lines
+// and without the line break before a delimiter, which belongs to it.
+// A part whose delimiters were not found (the parser's stand-in child)
+// has neither; nor has a multipart cut short before its close-delimiter.
+func MultipartFrame(raw []byte, p *Part) (prologue, epilogue string) {
+	if p.Type != "multipart" || len(p.Children) == 0 {
+		return "", ""
+	}
+	n := int64(len(raw))
+	start, end := min(p.BodyStart, n), min(p.BodyEnd, n)
+	if first := min(p.Children[0].HeaderStart, end); first > start {
+		// raw[start:first] is the preamble, its line break and the
+		// first delimiter line.
+		if i := bytes.LastIndexByte(raw[start:first-1], '\n'); i >= 0 {
+			prologue = string(bytes.TrimSuffix(raw[start:start+int64(i)], []byte("\r")))
+		}
+	}
+	pos := min(p.Children[len(p.Children)-1].BodyEnd, end)
+	rest := raw[pos:end]
+	rest = bytes.TrimPrefix(bytes.TrimPrefix(rest, []byte("\r")), []byte("\n"))
+	line, after, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		line, after = rest, nil
+	}
+	if line = bytes.TrimRight(line, " \t\r"); bytes.HasPrefix(line, []byte("--")) && bytes.HasSuffix(line, []byte("--")) && len(line) >= 4 {
+		epilogue = string(after)
+	}
+	return prologue, epilogue
+}
+
+// EmbeddedHeader returns the header of the message embedded in the
+// message/rfc822 part p of raw, without the blank line ending it.
+func EmbeddedHeader(raw []byte, p *Part) string {
+	if !p.Message || len(p.Children) == 0 {
+		return ""
+	}
+	n := int64(len(raw))
+	m := p.Children[0]
+	h := raw[min(m.HeaderStart, n):min(max(m.HeaderStart, m.HeaderEnd), n)]
+	if bytes.HasSuffix(h, []byte("\r\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n")) {
+		h = bytes.TrimSuffix(bytes.TrimSuffix(h, []byte("\n")), []byte("\r"))
+	}
+	return string(h)
+}

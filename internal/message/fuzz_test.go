@@ -49,6 +49,8 @@ func FuzzParse(f *testing.F) {
 			}
 			Binary(ra, root, path)
 			TextParts(ra, root, func(string) bool { return true })
+			MultipartFrame(raw, p) // Sieve's body :content: must not panic
+			EmbeddedHeader(raw, p)
 			kids := p.Children
 			if p.Message {
 				kids = nil

@@ -20,13 +20,14 @@ package outbound
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,11 @@ type Options struct {
 	// Rescan is how often the worker looks for messages other processes
 	// put into the spool (Spool); 0 means DefaultRescan.
 	Rescan time.Duration
+	// TLS: STARTTLS is used whenever the relay offers it, its
+	// certificate verified (see TLSOptions).
+	TLS TLSOptions
+	// Auth, when Username is set, authenticates to the relay (see Auth).
+	Auth   Auth
 	Logger *slog.Logger
 }
 
@@ -90,6 +96,7 @@ type Queue struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
+	tls  *tls.Config
 
 	mu      sync.Mutex
 	pending map[string]*entry
@@ -130,11 +137,16 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	tc, err := tlsConfig(opts.Relay, opts.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("outbound queue: %w", err)
+	}
 	if err := makeSpool(dir); err != nil {
 		return nil, err
 	}
 	q := &Queue{
 		dir:     dir,
+		tls:     tc,
 		opts:    opts,
 		log:     opts.Logger.With("component", "outbound", "relay", opts.Relay),
 		pending: map[string]*entry{},
@@ -162,6 +174,7 @@ func (q *Queue) load() error {
 			os.Remove(filepath.Join(q.dir, "tmp", f.Name()))
 		}
 	}
+	q.dropOrphanRetries()
 	if err := q.scan(); err != nil {
 		return err
 	}
@@ -182,6 +195,9 @@ func (q *Queue) scan() error {
 	files, err := os.ReadDir(filepath.Join(q.dir, "queue"))
 	var unknown []string
 	for _, f := range files {
+		if isRetryFile(f.Name()) {
+			continue
+		}
 		if _, known := q.pending[f.Name()]; !known {
 			unknown = append(unknown, f.Name())
 		}
@@ -198,8 +214,12 @@ func (q *Queue) scan() error {
 			q.fail(id)
 			continue
 		}
+		e := &entry{created: env.Created, next: now}
+		if st, ok := q.readRetry(id); ok {
+			e.attempts, e.next = st.Attempts, st.Next
+		}
 		q.mu.Lock()
-		q.pending[id] = &entry{created: env.Created, next: now}
+		q.pending[id] = e
 		q.mu.Unlock()
 	}
 	return nil
@@ -340,7 +360,11 @@ func (q *Queue) attempt(id string) {
 		}
 		e.next = time.Now().Add(delay)
 		expired := time.Since(e.created) > q.opts.GiveUpAfter
+		st := retryState{Attempts: e.attempts, Next: e.next, LastError: err.Error()}
 		q.mu.Unlock()
+		if werr := q.writeRetry(id, st); werr != nil {
+			log.Warn("retry state not saved; after a restart it is due at once", "err", werr)
+		}
 		if expired {
 			log.Error("undelivered for too long; moved to failed/", "err", err, "attempts", e.attempts)
 			q.fail(id)
@@ -369,18 +393,11 @@ var errAllRejected = &smtp.SMTPError{Code: 550, Message: "all recipients rejecte
 func (q *Queue) send(env envelope, data []byte) ([]rejection, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.Timeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", q.opts.Relay)
+	c, _, err := q.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, err
 	}
-	c := smtp.NewClient(nc)
 	defer c.Close()
-	c.CommandTimeout = q.opts.Timeout
-	c.SubmissionTimeout = q.opts.Timeout
-	if err := c.Hello(q.opts.Hostname); err != nil {
-		return nil, fmt.Errorf("hello: %w", err)
-	}
 	if err := c.Mail(env.From, nil); err != nil {
 		return nil, fmt.Errorf("MAIL FROM: %w", err)
 	}
@@ -438,6 +455,7 @@ func (q *Queue) remove(id string) error {
 	if err := os.Remove(filepath.Join(q.dir, "queue", id)); err != nil {
 		return err
 	}
+	os.Remove(filepath.Join(q.dir, "queue", id+retrySuffix))
 	return syncDir(filepath.Join(q.dir, "queue"))
 }
 
@@ -450,6 +468,9 @@ func (q *Queue) fail(id string) {
 		q.log.Error("move to failed/", "id", id, "err", err)
 		return
 	}
+	// The retry state goes along: attempts and the last error, for the
+	// operator.
+	os.Rename(filepath.Join(q.dir, "queue", id+retrySuffix), filepath.Join(q.dir, "failed", id+retrySuffix))
 	syncDir(filepath.Join(q.dir, "queue"))
 	syncDir(filepath.Join(q.dir, "failed"))
 }
@@ -477,4 +498,68 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Retry state. After a temporary failure the attempt count, the time of
+// the next attempt and the last error are written to queue/<id>.retry
+// (JSON, written to tmp/ and renamed over the old one), so a restart
+// keeps the backoff instead of trying everything at once. A message
+// without one (new, or written by a Spool) is due at once.
+
+const retrySuffix = ".retry"
+
+type retryState struct {
+	Attempts  int       `json:"attempts"`
+	Next      time.Time `json:"next"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+func isRetryFile(name string) bool { return strings.HasSuffix(name, retrySuffix) }
+
+func (q *Queue) writeRetry(id string, st retryState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(q.dir, "tmp", id+retrySuffix)
+	os.Remove(tmp) // a leftover of a crash
+	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(q.dir, "queue", id+retrySuffix)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Join(q.dir, "queue"))
+}
+
+// readRetry reads message id's retry state; ok is false when there is
+// none or it is unreadable (then the message is due at once).
+func (q *Queue) readRetry(id string) (retryState, bool) {
+	var st retryState
+	data, err := os.ReadFile(filepath.Join(q.dir, "queue", id+retrySuffix))
+	if err != nil {
+		return st, false
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		q.log.Warn("unreadable retry state; sending at once", "id", id, "err", err)
+		return st, false
+	}
+	return st, true
+}
+
+// dropOrphanRetries removes retry states whose message is gone (a crash
+// between removing a message and its state).
+func (q *Queue) dropOrphanRetries() {
+	files, err := os.ReadDir(filepath.Join(q.dir, "queue"))
+	if err != nil {
+		return
+	}
+	for _, f := range files {
+		if id, ok := strings.CutSuffix(f.Name(), retrySuffix); ok {
+			if _, err := os.Stat(filepath.Join(q.dir, "queue", id)); errors.Is(err, os.ErrNotExist) {
+				os.Remove(filepath.Join(q.dir, "queue", f.Name()))
+			}
+		}
+	}
 }

@@ -134,6 +134,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// spoolFiles lists the messages (not their retry states) in a spool
+// subdirectory.
 func spoolFiles(t *testing.T, dir, sub string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(dir, sub))
@@ -142,7 +144,9 @@ func spoolFiles(t *testing.T, dir, sub string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if !isRetryFile(e.Name()) {
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }

@@ -89,6 +89,7 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if c.isSelected(m.owner, res.MailboxID) {
 		c.sel.dirty = true
 	}
+	c.runIMAPSieve(ctx, m, res.MailboxID, res.UIDs, "APPEND")
 	code := fmt.Sprintf("APPENDUID %d %s", res.UIDValidity, imap.SetFromNums(res.UIDs).String())
 	return c.okCode(ctx, code, "APPEND completed")
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,7 +129,8 @@ func dialBench(b *testing.B, addr string) *benchConn {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { nc.Close() })
-	c := &benchConn{b: b, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	// Large enough for one SORT or SEARCH line of 100,000 UIDs.
+	c := &benchConn{b: b, nc: nc, r: bufio.NewReaderSize(nc, 4<<20)}
 	if _, err := c.r.ReadString('\n'); err != nil {
 		b.Fatal(err)
 	}
@@ -236,10 +238,14 @@ func BenchmarkFetch(b *testing.B) {
 }
 
 // BenchmarkSession measures the commands a client sends all day on a
-// 10,000-message mailbox, with the mailbox index (as tern serve runs) and
-// without it (every read from SQLite), in the same run.
+// 10,000-message mailbox (TERN_BENCH_MESSAGES=N for another size), with
+// the mailbox index (as tern serve runs) and without it (every read from
+// SQLite), in the same run.
 func BenchmarkSession(b *testing.B) {
-	const n = 10000
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("TERN_BENCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
 	for _, indexed := range []bool{false, true} {
 		name := "store"
 		if indexed {

@@ -750,6 +750,7 @@ func (c *conn) capabilities() string {
 	b.WriteString(contextCapabilities)
 	b.WriteString(metadataCapabilities)
 	b.WriteString(aclCapabilities)
+	b.WriteString(c.imapSieveCapability())
 	if c.compress == nil {
 		b.WriteString(" COMPRESS=DEFLATE")
 	}

@@ -150,10 +150,12 @@ func (f *fetchCmd) markSeen(ctx context.Context, uids []uint32) error {
 	if sel.readOnly || !sel.mayStore(`\Seen`) || len(uids) == 0 || !f.list.setsSeen() {
 		return nil
 	}
+	before := c.flagsBefore(ctx, uids)
 	res, err := sel.acct.StoreFlags(ctx, sel.info.ID, uids, store.FlagsAdd, []string{`\Seen`}, 0, false)
 	if err != nil {
 		return fmt.Errorf("fetch: set \\Seen: %w", err)
 	}
+	c.runIMAPSieveFlags(ctx, before, res.Updated)
 	f.seenNow = make(map[uint32]bool)
 	for _, m := range res.Updated {
 		if m.ModSeq > sel.modSeq {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/auth"
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/pgtest"
@@ -127,12 +129,21 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 // openBackend opens the store under test: SQLite in dir, or, with
 // TERN_TEST_STORE=postgres, a new database on a private PostgreSQL
 // server (internal/pgtest), so the whole protocol suite can be run on
-// either backend.
+// either backend; TERN_TEST_BLOBS=file puts the postgres store's bodies
+// in a file blob store in dir.
 func openBackend(t *testing.T, dir string, n store.Notifier, textIndexer bool) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	if os.Getenv("TERN_TEST_STORE") == "postgres" {
-		st, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.Options{Notifier: n})
+		opts := postgres.Options{Notifier: n}
+		if os.Getenv("TERN_TEST_BLOBS") == "file" {
+			b, err := blob.OpenFile(filepath.Join(dir, "blobs"))
+			if err != nil {
+				t.Fatalf("open blob store: %v", err)
+			}
+			opts.Blobs = b
+		}
+		st, err := postgres.Open(ctx, pgtest.NewDatabase(t), opts)
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}

@@ -80,6 +80,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the server's series (internal/metrics); nil: none.
 	Metrics *metrics.Metrics
+	// IMAPSieve runs mailboxes' IMAPSIEVE scripts (imapsieve.go); nil:
+	// none. IMAPSieveURL is the ManageSieve server advertised with it
+	// (sieve://host[:port]); the capability is offered only with both.
+	IMAPSieve    IMAPSieve
+	IMAPSieveURL string
 }
 
 // Authenticator checks a username and password for a client address. It

@@ -67,6 +67,7 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if flags, err = sel.storableFlags(op, flags); err != nil {
 		return err
 	}
+	before := c.flagsBefore(ctx, uids)
 	res, err := sel.acct.StoreFlags(ctx, sel.info.ID, uids, op, flags, args.UnchangedSince, args.HasUnchangedSince)
 	if err != nil {
 		return fmt.Errorf("store in %q: %w", sel.info.Name, err)
@@ -89,6 +90,7 @@ func cmdStore(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		c.writeChangeFetch(seq, m, cmd.UID, !args.Silent)
 	}
+	c.runIMAPSieveFlags(ctx, before, res.Updated)
 	if len(res.Modified) > 0 {
 		failed := res.Modified
 		if !cmd.UID {
@@ -200,6 +202,7 @@ func cmdCopy(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return storeErr(err, dest)
 	}
+	c.runIMAPSieve(ctx, m, res.DestMailboxID, res.DestUIDs, "COPY")
 	code := ""
 	if len(res.DestUIDs) > 0 {
 		code = fmt.Sprintf("COPYUID %d %s %s", res.DestUIDValidity,

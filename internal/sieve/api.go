@@ -78,6 +78,14 @@ type Envelope struct {
 	// Duplicates is the state of the duplicate test (RFC 7352); nil:
 	// nothing is ever a duplicate.
 	Duplicates DuplicateStore
+	// Include resolves "include" for this execution (the recipient's
+	// personal scripts and the global ones); nil: Options.Include of the
+	// compiled script. A compiled script shared by several users (the
+	// same source) must get its resolver here, not from Options.
+	Include IncludeResolver
+	// IMAP, when set, makes this an IMAP event (RFC 6785) rather than a
+	// delivery.
+	IMAP *IMAPEvent
 }
 
 // MailboxInfo describes one of the user's mailboxes.
@@ -232,8 +240,8 @@ func Supported() []string {
 
 var supportedExtensions = []string{
 	"body", "comparator-i;ascii-numeric", "copy", "date", "duplicate",
-	"editheader", "encoded-character", "envelope", "ereject", "fileinto",
-	"imap4flags", "include", "index", "mailbox", "mailboxid", "regex",
+	"editheader", "encoded-character", "envelope", "environment", "ereject", "fileinto",
+	"imap4flags", "imapsieve", "include", "index", "mailbox", "mailboxid", "regex",
 	"reject", "relational", "special-use", "subaddress", "vacation",
 	"vacation-seconds", "variables",
 }

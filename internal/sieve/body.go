@@ -7,8 +7,10 @@ import (
 )
 
 // body (RFC 5173): :raw is the undecoded body; :content "type" the
-// decoded parts of those types; :text (the default) the text parts, with
-// HTML reduced to its text.
+// decoded leaf parts of those types, the prologue and epilogue of
+// multiparts and the embedded header of message/rfc822 parts of those
+// types; :text (the default) the text parts, with HTML reduced to its
+// text.
 
 // maxBodyBytes bounds the text one body test examines.
 const maxBodyBytes = 4 << 20
@@ -48,15 +50,38 @@ func (r *runner) bodyValues(n *node) ([]string, error) {
 	return out, nil
 }
 
+// bodyParts returns the texts of the parts a :text (text) or :content
+// (types) body test examines. The search descends into multipart and
+// message/rfc822 parts; with :content, a multipart whose type matches
+// contributes its prologue and its epilogue (two strings) and a
+// message/rfc822 whose type matches the header of the embedded message
+// (RFC 5173 §5.2); their nested parts count only if their own types
+// match. :text looks at text leaf parts only.
 func (r *runner) bodyParts(types []string, text bool) ([]string, error) {
 	var out []string
 	total := 0
+	add := func(s string) {
+		if total+len(s) > maxBodyBytes {
+			s = truncateUTF8(s, maxBodyBytes-total)
+		}
+		total += len(s)
+		out = append(out, s)
+	}
 	var walk func(p *message.Part) error
 	walk = func(p *message.Part) error {
 		if err := r.step(); err != nil {
 			return err
 		}
 		if p.Type == "multipart" || p.Message {
+			if !text && contentTypeMatches(types, p.Type, p.Subtype) {
+				if p.Message {
+					add(message.EmbeddedHeader(r.msg.raw, p))
+				} else {
+					prologue, epilogue := message.MultipartFrame(r.msg.raw, p)
+					add(prologue)
+					add(epilogue)
+				}
+			}
 			for _, c := range p.Children {
 				if err := walk(c); err != nil {
 					return err
@@ -74,11 +99,7 @@ func (r *runner) bodyParts(types []string, text bool) ([]string, error) {
 		if text && p.Subtype == "html" {
 			s = htmlText(s)
 		}
-		if total+len(s) > maxBodyBytes {
-			s = truncateUTF8(s, maxBodyBytes-total)
-		}
-		total += len(s)
-		out = append(out, s)
+		add(s)
 		return nil
 	}
 	if err := walk(r.msg.part()); err != nil {

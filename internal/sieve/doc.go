@@ -35,7 +35,7 @@
 // DefaultLimits returns the limits a zero Limits stands for.
 //
 // Supported extensions: see Supported(). Include (RFC 6609) loads scripts
-// at execution time through Options.Include; a script on the include
+// at execution time through Envelope.Include (else Options.Include); a script on the include
 // stack again is a loop and an error. Regular expressions use Go's
 // regexp (RE2: linear time, no backreferences).
 package sieve

@@ -66,10 +66,14 @@ func (r *runner) loadInclude(name string, global bool, key string) (*Script, err
 		return s, nil
 	}
 	top := r.sc.s
-	if top.opts.Include == nil {
+	resolver := r.env.Include
+	if resolver == nil {
+		resolver = top.opts.Include
+	}
+	if resolver == nil {
 		return nil, &RuntimeError{Line: r.cur.line, Col: r.cur.col, Msg: "include " + name + ": no script storage", wrapped: ErrScriptNotFound}
 	}
-	src, err := top.opts.Include.Resolve(r.ctx, name, global)
+	src, err := resolver.Resolve(r.ctx, name, global)
 	if err != nil {
 		if errors.Is(err, ErrScriptNotFound) {
 			return nil, &RuntimeError{Line: r.cur.line, Col: r.cur.col, Msg: "include " + name + ": script not found", wrapped: ErrScriptNotFound}

@@ -77,6 +77,9 @@ func (s *Script) Execute(ctx context.Context, env Envelope, msg *Message, limits
 	}
 	r.sc = &scope{s: s, vars: map[string]string{}, globals: map[string]bool{}}
 	r.usesFlags = s.exts["imap4flags"]
+	if env.IMAP != nil {
+		r.flags = normalizeFlags(env.IMAP.Flags)
+	}
 	_, err := r.block(s.cmds)
 	r.res.Steps = r.steps
 	if err != nil {
@@ -261,7 +264,12 @@ func (r *runner) test(n *node) (bool, error) {
 	case "address":
 		return r.match(n, r.headerValues(n, r.strs(n.args[0]), true), r.strs(n.args[1]))
 	case "envelope":
+		if err := r.notInIMAPEvent("envelope"); err != nil {
+			return false, err
+		}
 		return r.match(n, r.envelopeValues(n), r.strs(n.args[1]))
+	case "environment":
+		return r.environment(n)
 	case "string":
 		var vals []string
 		for _, v := range r.strs(n.args[0]) {
@@ -471,6 +479,9 @@ func (r *runner) action(n *node) error {
 		r.keepCancelled = true
 		return r.addAction(Action{Kind: ActionDiscard})
 	case "reject", "ereject":
+		if err := r.notInIMAPEvent(n.name); err != nil {
+			return err
+		}
 		for _, a := range r.res.Actions {
 			if a.Kind == ActionKeep || a.Kind == ActionFileinto || a.Kind == ActionRedirect || a.Kind == ActionVacation {
 				return r.fail("%s cannot be combined with %s", n.name, a.Kind)
@@ -479,6 +490,9 @@ func (r *runner) action(n *node) error {
 		r.keepCancelled = true
 		return r.addAction(Action{Kind: ActionKind(n.name), Reason: r.arg(n, 0)})
 	case "vacation":
+		if err := r.notInIMAPEvent(n.name); err != nil {
+			return err
+		}
 		return r.vacation(n)
 	}
 	return r.fail("command %s not implemented", n.name)

@@ -136,6 +136,7 @@ var tests = map[string]*spec{
 		tags: merge(matchingTags, indexTags, zoneTags)},
 	"currentdate": {ext: "date", args: []argKind{argString, argStringList}, minArgs: 2,
 		tags: merge(matchingTags, map[string]tagSpec{"zone": {arg: argString}})},
+	"environment":       {ext: "environment", args: []argKind{argString, argStringList}, minArgs: 2, tags: matchingTags},
 	"mailboxexists":     {ext: "mailbox", args: []argKind{argStringList}, minArgs: 1},
 	"specialuse_exists": {ext: "special-use", args: []argKind{argString, argStringList}, minArgs: 1},
 	"mailboxidexists":   {ext: "mailboxid", args: []argKind{argStringList}, minArgs: 1},

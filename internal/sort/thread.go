@@ -107,20 +107,21 @@ func link(parent, child *container) {
 // References threads items with the REFERENCES algorithm of RFC 5256 §3.
 func References(items []Item) []*Thread {
 	infos := threadInfos(items)
-	table := map[string]*container{}
-	get := func(id string) *container {
+	// Sized for every message plus about one referenced id each, and
+	// containers allocated in blocks: at 100,000 messages the map's
+	// growth and one allocation per container were a third of THREAD.
+	table := make(map[string]*container, 2*len(items))
+	all := make([]*container, 0, 2*len(items)) // every container, in creation order
+	var block []container
+	getNew := func(id string) *container {
 		c := table[id]
 		if c == nil {
-			c = &container{index: -1}
+			if len(block) == 0 {
+				block = make([]container, 1024)
+			}
+			c, block = &block[0], block[1:]
+			c.index = -1
 			table[id] = c
-		}
-		return c
-	}
-	var all []*container // every container, in creation order
-	getNew := func(id string) *container {
-		_, seen := table[id]
-		c := get(id)
-		if !seen {
 			all = append(all, c)
 		}
 		return c
@@ -130,7 +131,7 @@ func References(items []Item) []*Thread {
 		// A message without a Message-ID, or whose Message-ID another
 		// message already has, gets a unique id of its own.
 		id := it.MessageID
-		if id == "" || (table[id] != nil && table[id].index >= 0) {
+		if c := table[id]; id == "" || (c != nil && c.index >= 0) {
 			id = "\x00" + strconv.Itoa(i)
 		}
 		msg := getNew(id)

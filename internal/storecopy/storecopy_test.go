@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/postgres"
@@ -26,6 +29,12 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // openPair opens a fresh sqlite store and a fresh postgres database.
 func openPair(t *testing.T) (*sqlite.Store, *postgres.Store) {
 	t.Helper()
+	return openPairWith(t, postgres.Options{})
+}
+
+// openPairWith is openPair with the postgres store's options.
+func openPairWith(t *testing.T, opts postgres.Options) (*sqlite.Store, *postgres.Store) {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	src, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Logger: quiet()})
@@ -33,7 +42,8 @@ func openPair(t *testing.T) (*sqlite.Store, *postgres.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	dst, err := postgres.Open(ctx, url, postgres.Options{Logger: quiet()})
+	opts.Logger = quiet()
+	dst, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +324,31 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	must(t, err)
 	if q.MessagesUsed != 42 {
 		t.Errorf("usage after copy and one append: %+v", q)
+	}
+}
+
+// TestCopyIntoBlobStore: with the target's bodies in a blob store
+// (files here), the copy puts them there and everything reads back the
+// same.
+func TestCopyIntoBlobStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	blobs, err := blob.OpenFile(dir)
+	must(t, err)
+	src, dst := openPairWith(t, postgres.Options{Blobs: blobs})
+	fillSource(t, src)
+	_, err = Copy(ctx, src, dst, Options{BatchMessages: 5})
+	must(t, err)
+	compareStores(t, src, dst)
+	n := 0
+	must(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return err
+	}))
+	if n < 40 {
+		t.Errorf("%d files in the blob store after the copy", n)
 	}
 }
 

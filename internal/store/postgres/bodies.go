@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -13,18 +14,20 @@ import (
 // Bodies are content-addressed: the bodies table holds each distinct
 // message body once, under its SHA-256, with a count of the contents rows
 // (deliveries, in any account) that use it. A body is added or counted up
-// in the transaction that stores the message, and counted down and
-// deleted at zero in the transaction that drops its last content, so a
-// body can never go while a committed message references it (the
-// foreign key contents.body_hash also forbids it). Concurrent deliveries
-// of the same bytes meet on the body's row lock: the upsert waits for a
-// transaction that is dropping the row and then inserts it again.
+// in the transaction that stores the message, and counted down in the
+// transaction that drops its last content, so a body can never go while a
+// committed message references it (the foreign key contents.body_hash
+// also forbids it). Concurrent deliveries of the same bytes meet on the
+// body's row lock: the upsert waits for a transaction that is dropping
+// the row and then inserts it again.
 //
-// The bytes are kept in the database (bytea) for now: nothing but
-// PostgreSQL to run. A body store outside the database (files, S3) would
-// keep this table and its counts without the data column, writing an
-// object before the commit that references it and deleting it after the
-// commit that dropped it; that is not built yet.
+// Where the bytes are depends on Options.Blobs: nil keeps them in the row
+// (data, bytea), written and deleted in the same transactions as the
+// counts, so nothing but PostgreSQL is needed and there is nothing to
+// collect. With a blob store the row's data is NULL and the bytes are an
+// object named hex(hash) there; blobs.go says how they are written before
+// the commit that references them and deleted only by the garbage
+// collector.
 
 // bodyHash is the content address of a body.
 func bodyHash(data []byte) []byte {
@@ -32,11 +35,37 @@ func bodyHash(data []byte) []byte {
 	return h[:]
 }
 
-// queueSaveBody adds to b the statement that stores data under hash or,
-// if the body is already there, counts one more reference to it.
-func queueSaveBody(b *pgx.Batch, hash, data []byte) {
-	b.Queue(`INSERT INTO bodies(hash, size, refs, data) VALUES($1, $2, 1, $3)
-		ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1`, hash, len(data), data)
+// blobKey is the blob store's name for a body.
+func blobKey(hash []byte) string { return hex.EncodeToString(hash) }
+
+// queueSaveBody adds to b the statement that stores p's body or, if the
+// body is already there, counts one more reference to it. With a blob
+// store, a body whose count this makes 1 (new, or back from pending
+// deletion) is added to w.unverified: its object must be checked under
+// the row lock (verifyBlobs) before the commit.
+func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
+	if w.a.s.opts.Blobs == nil {
+		// A row of an external body at zero references (switched from a
+		// blob store back to db) takes the bytes, since its object may be
+		// gone already.
+		b.Queue(`INSERT INTO bodies(hash, size, refs, data) VALUES($1, $2, 1, $3)
+			ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL,
+				data = CASE WHEN bodies.refs <= 0 THEN EXCLUDED.data ELSE bodies.data END`, p.hash, len(p.Body), p.Body)
+		return
+	}
+	b.Queue(`INSERT INTO bodies(hash, size, refs) VALUES($1, $2, 1)
+		ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL
+		RETURNING refs, data IS NULL`, p.hash, len(p.Body)).QueryRow(func(row pgx.Row) error {
+		var refs int64
+		var external bool
+		if err := row.Scan(&refs, &external); err != nil {
+			return fmt.Errorf("save body: %w", err)
+		}
+		if refs == 1 && external {
+			w.unverified = append(w.unverified, p)
+		}
+		return nil
+	})
 }
 
 // bodyRefs is how many references to each body a transaction drops.
@@ -80,15 +109,20 @@ func releaseBodies(ctx context.Context, tx querier, br bodyRefs) error {
 	if len(br.hashes) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE bodies b SET refs = b.refs - d.n
+	if _, err := tx.Exec(ctx, `UPDATE bodies b SET refs = b.refs - d.n,
+			released = CASE WHEN b.refs - d.n <= 0 THEN now() END
 		FROM unnest($1::bytea[], $2::bigint[]) AS d(h, n) WHERE b.hash = d.h`, br.hashes, br.counts); err != nil {
 		return fmt.Errorf("release bodies: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM bodies WHERE hash = ANY($1) AND refs <= 0`, br.hashes); err != nil {
+	if _, err := tx.Exec(ctx, deleteUnusedInline+` AND hash = ANY($1)`, br.hashes); err != nil {
 		return fmt.Errorf("delete unused bodies: %w", err)
 	}
 	return nil
 }
+
+// deleteUnusedInline deletes the bodies kept in the database that nobody
+// uses; unused bodies in a blob store stay, pending deletion (blobs.go).
+const deleteUnusedInline = `DELETE FROM bodies WHERE refs <= 0 AND data IS NOT NULL`
 
 // dropUnusedContents deletes the contents among ids that no message uses
 // any more (after an expunge or a mailbox deletion) and releases their

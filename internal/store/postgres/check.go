@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/blob"
 )
 
 // consistencyCheck is one invariant of the database: a query that lists
@@ -13,6 +16,11 @@ import (
 type consistencyCheck struct {
 	find, repair string
 }
+
+// settleUnused deals with bodies a repair left unused: those in the
+// database go, those in a blob store become pending deletion (blobs.go).
+const settleUnused = `UPDATE bodies SET released = now() WHERE refs <= 0 AND released IS NULL;
+	` + deleteUnusedInline
 
 // consistencyChecks are what Check verifies. The counters kept beside
 // the data (usage, reference counts, UIDNEXT, HIGHESTMODSEQ) are
@@ -35,7 +43,7 @@ var consistencyChecks = []consistencyCheck{
 			FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
 			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash`,
 		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash);
-			DELETE FROM bodies WHERE refs = 0`,
+			` + settleUnused,
 	},
 	{
 		find: `SELECT format('content %s of user %s is used by no message', c.id, c.user_id) FROM contents c
@@ -44,7 +52,7 @@ var consistencyChecks = []consistencyCheck{
 				RETURNING body_hash)
 			UPDATE bodies b SET refs = b.refs - g.n FROM (SELECT body_hash, count(*) n FROM gone GROUP BY body_hash) g
 			WHERE b.hash = g.body_hash;
-			DELETE FROM bodies WHERE refs <= 0`,
+			` + settleUnused,
 	},
 	{
 		find: `SELECT format('mailbox %s (%s): UIDNEXT %s, HIGHESTMODSEQ %s, but a message has UID %s, modseq %s',
@@ -97,5 +105,66 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
 	if err != nil {
 		return problems, fmt.Errorf("check: %w", err)
 	}
+	if s.opts.Blobs != nil {
+		missing, err := s.checkBlobObjects(ctx)
+		problems = append(problems, missing...)
+		if err != nil {
+			return problems, fmt.Errorf("check: %w", err)
+		}
+	}
 	return problems, nil
+}
+
+// checkBlobObjects asks the blob store for the object of every body in
+// use (one Stat each, a page of rows at a time, outside the check's
+// transaction so writers go on) and reports the missing ones and those of
+// the wrong size. It cannot repair them. A body that lost its last
+// reference meanwhile is not reported.
+func (s *Store) checkBlobObjects(ctx context.Context) ([]string, error) {
+	var problems []string
+	last := []byte{}
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT hash, size FROM bodies
+			WHERE data IS NULL AND refs > 0 AND hash > $1 ORDER BY hash LIMIT 1000`, last)
+		if err != nil {
+			return problems, fmt.Errorf("list bodies: %w", err)
+		}
+		type body struct {
+			hash []byte
+			size int64
+		}
+		page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (body, error) {
+			var b body
+			err := r.Scan(&b.hash, &b.size)
+			return b, err
+		})
+		if err != nil {
+			return problems, fmt.Errorf("list bodies: %w", err)
+		}
+		for _, b := range page {
+			size, err := s.opts.Blobs.Stat(ctx, blobKey(b.hash))
+			var problem string
+			switch {
+			case errors.Is(err, blob.ErrNotFound):
+				problem = fmt.Sprintf("body %s: its object is missing from the blob store", blobKey(b.hash))
+			case err != nil:
+				return problems, err
+			case size != b.size:
+				problem = fmt.Sprintf("body %s: its object has %d bytes, not %d", blobKey(b.hash), size, b.size)
+			default:
+				continue
+			}
+			var inUse bool
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bodies WHERE hash = $1 AND refs > 0)`, b.hash).Scan(&inUse); err != nil {
+				return problems, fmt.Errorf("check body: %w", err)
+			}
+			if inUse {
+				problems = append(problems, problem)
+			}
+		}
+		if len(page) < 1000 {
+			return problems, nil
+		}
+		last = page[len(page)-1].hash
+	}
 }

@@ -62,6 +62,22 @@ func (s *Store) queue(user int64) *writeQueue {
 	return q
 }
 
+// forgetQueue drops user's queue from the map once it is idle, so the map
+// holds only users writing now, not every user ever written. A writer
+// that took q from the map just before may still use it, while the next
+// one makes a new queue: two leaders for one user then, which costs a
+// missed batching, not correctness, as every transaction first locks the
+// user's row.
+func (s *Store) forgetQueue(user int64, q *writeQueue) {
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if s.queues[user] == q && !q.leading && len(q.ops) == 0 {
+		delete(s.queues, user)
+	}
+}
+
 // write runs fn in a transaction that holds the lock on the user's row,
 // possibly shared with other writes of the user (see above), drops
 // contents left unused and sends the change signal before commit, and
@@ -106,6 +122,7 @@ func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error)
 	if len(q.ops) == 0 {
 		q.leading = false
 		q.mu.Unlock()
+		a.s.forgetQueue(a.id, q)
 	} else {
 		next := q.ops[0]
 		q.mu.Unlock()

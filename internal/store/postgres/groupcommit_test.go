@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,42 @@ func TestGroupCommit(t *testing.T) {
 	st, err := acct.Status(ctx, "INBOX")
 	if err != nil || st.Messages != n-1 || st.UIDNext != n {
 		t.Fatalf("INBOX after the group: %+v %v", st, err)
+	}
+}
+
+// TestWriteQueuesForgotten: a user's write queue leaves the map when its
+// writes are done, so the map does not grow with every user ever written.
+func TestWriteQueuesForgotten(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		name := fmt.Sprintf("u%d", i)
+		if err := s.CreateUser(ctx, name, "h"); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := s.Account(ctx, name)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer a.Close()
+			for j := range 3 {
+				if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(j)}}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.queuesMu.Lock()
+	left := len(s.queues)
+	s.queuesMu.Unlock()
+	if left != 0 {
+		t.Errorf("%d write queues left after every write finished", left)
 	}
 }

@@ -92,46 +92,55 @@ func (s *Store) LoadMailbox(ctx context.Context, user string, info store.Mailbox
 }
 
 // LoadMessages writes msgs (ascending UIDs) into the user's mailbox in
-// one transaction: bodies through the body store's upsert, contents and
-// messages rows by COPY. Messages at or below the mailbox's highest UID
-// are skipped, so a batch that committed before a crash is never
+// one write transaction of the user (the same lock, group commit and
+// body handling as Append: bodies go to the blob store first when there
+// is one, and are counted and verified in the transaction); contents and
+// messages rows go by COPY. Messages at or below the mailbox's highest
+// UID are skipped, so a batch that committed before a crash is never
 // written twice. The mailbox's counters are left to LoadHistory.
 func (s *Store) LoadMessages(ctx context.Context, user string, mailboxID int64, msgs []store.CopiedMessage) error {
-	uid, err := s.userID(ctx, user)
+	acct, err := s.Account(ctx, user)
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var last int64
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(uid), 0) FROM messages WHERE mailbox_id = $1`, mailboxID).Scan(&last); err != nil {
-			return err
-		}
-		for len(msgs) > 0 && int64(msgs[0].UID) <= last {
-			msgs = msgs[1:]
-		}
-		if len(msgs) == 0 {
-			return nil
-		}
-		rows, err := s.loadRows(user, uid, mailboxID, msgs)
-		if err != nil {
-			return err
-		}
-		return rows.write(ctx, tx)
-	})
+	a := acct.(*account)
+	defer a.Close()
+	var last int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(uid), 0) FROM messages WHERE mailbox_id = $1`, mailboxID).Scan(&last); err != nil {
+		return fmt.Errorf("load messages of %q: %w", user, err)
+	}
+	for len(msgs) > 0 && int64(msgs[0].UID) <= last {
+		msgs = msgs[1:]
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	lr, err := s.loadRows(user, a.id, mailboxID, msgs)
 	if err != nil {
 		return fmt.Errorf("load messages of %q: %w", user, err)
 	}
-	return nil
+	if err := s.putBlobs(ctx, lr.preps); err != nil {
+		return fmt.Errorf("load messages of %q: %w", user, err)
+	}
+	return a.write(ctx, "load messages", func(w *wtx) error {
+		// Under the user's lock: nothing may have come in meanwhile.
+		var now int64
+		if err := w.tx.QueryRow(w.ctx, `SELECT COALESCE(MAX(uid), 0) FROM messages WHERE mailbox_id = $1`, mailboxID).Scan(&now); err != nil {
+			return err
+		}
+		if now >= int64(msgs[0].UID) {
+			return fmt.Errorf("mailbox %d already has UID %d (is another copy running?)", mailboxID, now)
+		}
+		return lr.write(w)
+	})
 }
 
 // loadRows is one LoadMessages batch, parsed and laid out as rows.
 type loadRows struct {
 	userID    int64
-	n         int
-	hashes    [][]byte
-	bodies    [][]byte
-	contents  [][]any // without id: it is taken from the sequence in write
-	messages  [][]any // without content_id
+	preps     []prepared // the bodies, for the body store
+	contents  [][]any    // without id: it is taken from the sequence in write
+	messages  [][]any    // without content_id
 	kwFolded  []string
 	kwNames   []string
 	threadMID []string
@@ -139,7 +148,7 @@ type loadRows struct {
 }
 
 func (s *Store) loadRows(user string, userID, mailboxID int64, msgs []store.CopiedMessage) (*loadRows, error) {
-	lr := &loadRows{userID: userID, n: len(msgs)}
+	lr := &loadRows{userID: userID}
 	for _, m := range msgs {
 		sys, kws, err := backend.SplitFlags(m.Flags)
 		if err != nil {
@@ -157,8 +166,7 @@ func (s *Store) loadRows(user string, userID, mailboxID int64, msgs []store.Copi
 		}
 		preview := textSafe(backend.Preview(m.Body, info))
 		hash := bodyHash(m.Body)
-		lr.hashes = append(lr.hashes, hash)
-		lr.bodies = append(lr.bodies, m.Body)
+		lr.preps = append(lr.preps, prepared{NewMessage: store.NewMessage{Body: m.Body}, hash: hash})
 		lr.contents = append(lr.contents, []any{userID, hash, int64(len(m.Body)), m.EmailID, m.ThreadID, sent, sentTZ,
 			info.Envelope, info.Body, info.BodyStructure, info.Parts, backend.HeaderBlock(m.Body, info),
 			textSafe(info.MessageID), textSafe(backend.JoinIDs(info.InReplyTo)), textSafe(backend.JoinIDs(info.References)), &preview})
@@ -180,23 +188,38 @@ var (
 		"save_date", "content_id"}
 )
 
-// write stores the batch in tx: keywords and bodies (one pipelined
-// batch), content ids from the sequence, then contents and messages by
-// COPY, then the thread ids.
-func (lr *loadRows) write(ctx context.Context, tx pgx.Tx) error {
+// copyFromer is what COPY needs; the write transaction's connection
+// (a *pgx.Conn) has it.
+type copyFromer interface {
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+}
+
+// write stores the batch in the write transaction w: keywords and bodies
+// (one pipelined batch; new bodies' objects verified), content ids from
+// the sequence, then contents and messages by COPY, then the thread ids.
+func (lr *loadRows) write(w *wtx) error {
+	ctx := w.ctx
+	cf, ok := w.tx.(copyFromer)
+	if !ok {
+		return errors.New("the write transaction's connection cannot COPY")
+	}
 	b := &pgx.Batch{}
 	if len(lr.kwFolded) > 0 {
 		b.Queue(`INSERT INTO keywords(user_id, folded, name)
 			SELECT DISTINCT ON (folded) $1::bigint, folded, name FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(folded, name, ord)
 			ORDER BY folded, ord ON CONFLICT DO NOTHING`, lr.userID, lr.kwFolded, lr.kwNames)
 	}
-	for i := range lr.bodies {
-		queueSaveBody(b, lr.hashes[i], lr.bodies[i])
+	w.unverified = w.unverified[:0]
+	for i := range lr.preps {
+		w.queueSaveBody(b, &lr.preps[i])
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("store bodies: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('contents', 'id')) FROM generate_series(1, $1)`, lr.n)
+	if err := w.verifyBlobs(); err != nil {
+		return err
+	}
+	rows, err := w.tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('contents', 'id')) FROM generate_series(1, $1)`, len(lr.preps))
 	if err != nil {
 		return fmt.Errorf("allocate content ids: %w", err)
 	}
@@ -204,18 +227,20 @@ func (lr *loadRows) write(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return fmt.Errorf("allocate content ids: %w", err)
 	}
-	for i, id := range ids {
-		lr.contents[i] = append([]any{id}, lr.contents[i]...)
-		lr.messages[i] = append(lr.messages[i], id)
+	contents := make([][]any, len(ids))
+	messages := make([][]any, len(ids))
+	for i, id := range ids { // fresh rows: a retried transaction builds them again
+		contents[i] = append([]any{id}, lr.contents[i]...)
+		messages[i] = append(lr.messages[i][:len(lr.messages[i]):len(lr.messages[i])], id)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"contents"}, loadContentCols, pgx.CopyFromRows(lr.contents)); err != nil {
+	if _, err := cf.CopyFrom(ctx, pgx.Identifier{"contents"}, loadContentCols, pgx.CopyFromRows(contents)); err != nil {
 		return fmt.Errorf("copy contents: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, loadMessageCols, pgx.CopyFromRows(lr.messages)); err != nil {
+	if _, err := cf.CopyFrom(ctx, pgx.Identifier{"messages"}, loadMessageCols, pgx.CopyFromRows(messages)); err != nil {
 		return fmt.Errorf("copy messages: %w", err)
 	}
 	if len(lr.threadMID) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO thread_ids(user_id, message_id, thread_id)
+		if _, err := w.tx.Exec(ctx, `INSERT INTO thread_ids(user_id, message_id, thread_id)
 			SELECT $1, mid, tid FROM unnest($2::text[], $3::text[]) AS t(mid, tid) ON CONFLICT DO NOTHING`,
 			lr.userID, lr.threadMID, lr.threadTID); err != nil {
 			return fmt.Errorf("record thread ids: %w", err)

@@ -43,6 +43,9 @@ type wtx struct {
 	changed map[int64]uint64 // mailbox id -> modseq
 	list    bool             // the mailbox list changed
 	dropped []int64          // contents whose messages were deleted: drop if unused
+	// unverified are new bodies whose blob store object must be checked
+	// before the commit (queueSaveBody, verifyBlobs).
+	unverified []*prepared
 }
 
 // readBatch sends b's statements in one round trip, inside a read-only

@@ -283,6 +283,12 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			preview: backend.Preview(m.Body, info), sys: sys, kws: kws, idate: idate}
 		size += int64(len(m.Body))
 	}
+	if err := a.s.putBlobs(ctx, preps); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if a.s.appendHook != nil {
+		a.s.appendHook()
+	}
 	err = a.write(ctx, "append", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		m, err := a.selectableByName(ctx, w.tx, n)
@@ -329,7 +335,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
 		canon = canon[len(p.kws):]
-		queueSaveBody(b, p.hash, p.Body)
+		w.queueSaveBody(b, &preps[i])
 		var sent, sentTZ *int64
 		if !p.info.SentDate.IsZero() {
 			s, tz := backend.SplitTime(p.info.SentDate)
@@ -362,8 +368,12 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview))
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
+	w.unverified = w.unverified[:0]
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
+	}
+	if err := w.verifyBlobs(); err != nil {
+		return nil, err
 	}
 	return uids, nil
 }
@@ -653,17 +663,25 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if a.closed.Load() {
 		return nil, fmt.Errorf("open body: %w", errAccountClosed)
 	}
-	var parts, data []byte
-	err := a.s.pool.QueryRow(ctx, `SELECT c.parts, b.data FROM messages m
+	var parts, data, hash []byte
+	var size int64
+	err := a.s.pool.QueryRow(ctx, `SELECT c.parts, b.data, b.hash, b.size FROM messages m
 		JOIN mailboxes mb ON mb.id = m.mailbox_id
 		JOIN contents c ON c.id = m.content_id
 		JOIN bodies b ON b.hash = c.body_hash
-		WHERE m.mailbox_id = $1 AND m.uid = $2 AND mb.user_id = $3`, mailboxID, uid, a.id).Scan(&parts, &data)
+		WHERE m.mailbox_id = $1 AND m.uid = $2 AND mb.user_id = $3`, mailboxID, uid, a.id).Scan(&parts, &data, &hash, &size)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, store.ErrNoSuchMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+	}
+	if data == nil {
+		b, err := a.s.openBlobBody(ctx, hash, size, parts)
+		if err != nil {
+			return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
+		}
+		return b, nil
 	}
 	return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
 }

@@ -178,6 +178,15 @@ CREATE INDEX sieve_state_expires ON sieve_state(user_id, expires);
 	`
 ALTER TABLE contents ADD COLUMN preview text;
 `,
+	// 6: bodies in an external blob store (blobs.go): data is NULL for
+	// those (the bytes are in the store under hex(hash)); such a body
+	// that no content uses stays with refs = 0 and the time it was
+	// released, pending deletion by the blob garbage collector.
+	`
+ALTER TABLE bodies ALTER COLUMN data DROP NOT NULL;
+ALTER TABLE bodies ADD COLUMN released timestamptz;
+CREATE INDEX bodies_released ON bodies(released) WHERE refs = 0;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

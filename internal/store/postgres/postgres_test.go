@@ -10,11 +10,14 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/s3test"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(s3test.Wrap(func() int { return pgtest.Main(m) }))
+}
 
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -1,7 +1,7 @@
 // Package postgres is tern's scale-out storage backend: users, mailboxes,
 // messages, flags, quotas and annotations of all users in one PostgreSQL
-// database, message bodies in the same database (content-addressed, see
-// bodies.go), so that several tern nodes can serve any user at once.
+// database, message bodies in the same database or in a blob store
+// (content-addressed, see bodies.go and blobs.go), so that several tern nodes can serve any user at once.
 //
 // Writes of one user are serialized by a lock on the user's row (every
 // write transaction takes it first), which makes UID and MODSEQ
@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
 )
@@ -44,10 +45,32 @@ type Options struct {
 	// MaxConns bounds the connection pool; 0 leaves pgxpool's default
 	// (the larger of 4 and the number of CPUs).
 	MaxConns int32
+	// Blobs keeps new message bodies outside the database (blobs.go);
+	// nil keeps them in the bodies table. Bodies already in the table
+	// stay readable either way.
+	Blobs blob.Store
+	// BlobGC, with Blobs, runs the blob garbage collector in the
+	// background (tern serve); zero Every means not at all.
+	BlobGC BlobGC
 	// Tracer, if set, observes every statement, batch and COPY the
 	// Store's connections send (pgx's tracer interfaces; a test counts
 	// round trips and rows with it). Nil: none.
 	Tracer pgx.QueryTracer
+}
+
+// BlobGC says how often unused bodies in the blob store are deleted.
+type BlobGC struct {
+	// Every is how often the collector runs (every node may run it).
+	Every time.Duration
+	// Grace is how long a body stays unused before its object is
+	// deleted (tern's default: an hour, store.blob_grace). Correctness
+	// does not depend on it (blobs.go); it leaves time to notice a
+	// mistake, and keeps objects that a database backup of that age
+	// still names.
+	Grace time.Duration
+	// SweepEvery is how often the whole store is listed for orphans
+	// (objects of deliveries that never committed); 0 means never.
+	SweepEvery time.Duration
 }
 
 // Store implements store.Store on a PostgreSQL database.
@@ -60,6 +83,16 @@ type Store struct {
 	queuesMu sync.Mutex
 	queues   map[int64]*writeQueue // by user id (groupcommit.go)
 	commits  atomic.Int64          // write transactions run (for tests)
+	// Hooks for tests of the blob collector's races. gcHook is called by
+	// the collector holding a row's lock, before (deleted false) and after
+	// (true) it deletes the object; an error aborts the transaction, as a
+	// crash there would. appendHook is called by Append after it put the
+	// objects and before its transaction.
+	gcHook     func(hash []byte, deleted bool) error
+	appendHook func()
+
+	stopGC context.CancelFunc
+	gcDone chan struct{}
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -117,6 +150,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			pool.Close()
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
+	}
+	if opts.Blobs != nil && opts.BlobGC.Every > 0 {
+		gcCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopGC, s.gcDone = stop, make(chan struct{})
+		go func() {
+			defer close(s.gcDone)
+			s.collectBlobsEvery(gcCtx, opts.BlobGC)
+		}()
 	}
 	return s, nil
 }
@@ -294,6 +335,10 @@ func (s *Store) Close() error {
 		if s.stopListen != nil {
 			s.stopListen()
 			<-s.listenDone
+		}
+		if s.stopGC != nil {
+			s.stopGC()
+			<-s.gcDone
 		}
 		s.pool.Close()
 	})

@@ -22,6 +22,7 @@ import (
 //	users/<id>/blobs/xx/name   every body file that snapshot references
 //	                           (bodies kept in mail.db come with it)
 //	tls/*                      the self-signed certificate and key, if any
+//	outbound/{queue,failed}/*  the outbound mail queue (copyOutbound)
 //	tern-backup.json           the manifest, written last: a backup without
 //	                           it is incomplete and Restore refuses it
 //
@@ -228,7 +229,7 @@ func (b *backup) record(rel string, known *BackupFile) error {
 	return nil
 }
 
-// copyOthers copies the TLS files and notes what else in the data
+// copyOthers copies the TLS files and the outbound queue and notes what else in the data
 // directory is not backed up.
 func (b *backup) copyOthers() error {
 	entries, err := os.ReadDir(b.src)
@@ -240,6 +241,10 @@ func (b *backup) copyOthers() error {
 		case "tern.db", "tern.db-wal", "tern.db-shm", "users", "notify.sock":
 		case "tls":
 			if err := b.copyTLS(); err != nil {
+				return err
+			}
+		case "outbound":
+			if err := b.copyOutbound(); err != nil {
 				return err
 			}
 		default:
@@ -268,6 +273,46 @@ func (b *backup) copyTLS() error {
 		}
 		if err := b.record(rel, &BackupFile{Path: filepath.ToSlash(rel), Size: n, SHA256: sum}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// copyOutbound copies the outbound mail queue (internal/outbound): the
+// queued and failed messages and their retry states. tmp/ holds only
+// writes not yet acknowledged and is left out. A message sent while the
+// backup runs may be copied or not (it is removed once the relay has
+// it); restoring a backup can therefore send such a message again.
+func (b *backup) copyOutbound() error {
+	for _, sub := range []string{"queue", "failed"} {
+		rel := filepath.Join("outbound", sub)
+		entries, err := os.ReadDir(filepath.Join(b.src, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", rel, err)
+		}
+		for _, dir := range []string{"outbound", rel} {
+			if err := b.dirs.make(filepath.Join(b.dst, dir)); err != nil {
+				return err
+			}
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			f := filepath.Join(rel, e.Name())
+			n, sum, err := copyFile(b.ctx, filepath.Join(b.src, f), filepath.Join(b.dst, f), true)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // sent (or retried) meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if err := b.record(f, &BackupFile{Path: filepath.ToSlash(f), Size: n, SHA256: sum}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

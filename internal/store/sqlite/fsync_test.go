@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -10,17 +12,18 @@ import (
 // TestFsyncModes: under FsyncAlways every commit is made with
 // synchronous=FULL (the log is fsynced before the commit returns); under
 // FsyncOptimized, commits that add mail keep FULL and those that only
-// change flags, expunge or claim \Recent use NORMAL. The level is read
-// inside each transaction just before its COMMIT.
+// change flags, copy, move, expunge, claim \Recent or index text use
+// NORMAL. The
+// level is read inside each transaction just before its COMMIT.
 func TestFsyncModes(t *testing.T) {
 	ctx := context.Background()
 	const normal, full = 1, 2
 	for _, tc := range []struct {
-		mode                   FsyncMode
-		append, flags, expunge int
+		mode                             FsyncMode
+		append, flags, copyMove, expunge int
 	}{
-		{FsyncAlways, full, full, full},
-		{FsyncOptimized, full, normal, normal},
+		{FsyncAlways, full, full, full, full},
+		{FsyncOptimized, full, normal, normal, normal},
 	} {
 		s := openWith(t, t.TempDir(), Options{Fsync: tc.mode})
 		if err := s.CreateUser(ctx, "u", "h"); err != nil {
@@ -48,12 +51,80 @@ func TestFsyncModes(t *testing.T) {
 		}
 		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nbody\r\n")}})
 		check("APPEND", tc.append, err)
-		_, err = a.StoreFlags(ctx, res.MailboxID, res.UIDs, store.FlagsAdd, []string{`\Deleted`}, 0, false)
+		n, err := a.(*account).indexPending(ctx, 10)
+		check("full-text indexing", tc.flags, err)
+		if n != 1 {
+			t.Fatalf("mode %d: indexed %d messages, want 1", tc.mode, n)
+		}
+		if err := a.CreateMailbox(ctx, "Archive", ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.Copy(ctx, res.MailboxID, res.UIDs, "Archive")
+		check("COPY", tc.copyMove, err)
+		cr, err := a.Move(ctx, res.MailboxID, res.UIDs, "Archive")
+		check("MOVE", tc.copyMove, err)
+		back, err := a.Move(ctx, cr.DestMailboxID, cr.DestUIDs, "INBOX")
+		check("MOVE back", tc.copyMove, err)
+		_, err = a.StoreFlags(ctx, res.MailboxID, back.DestUIDs, store.FlagsAdd, []string{`\Deleted`}, 0, false)
 		check("STORE", tc.flags, err)
 		_, err = a.Expunge(ctx, res.MailboxID, nil, true)
 		check("EXPUNGE", tc.expunge, err)
 		_, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: y\r\n\r\nbody\r\n")}})
 		check("APPEND after a lazy commit", tc.append, err)
+		a.Close()
+		s.Close()
+	}
+}
+
+// TestOptimizedExpungeSyncsLogBeforeRemovingBodies: under FsyncOptimized
+// an EXPUNGE commits without waiting for the disk, so the body files it
+// frees may only be removed once the log is fsynced; otherwise a power
+// failure could undo the expunge and bring back messages without bodies.
+// Under FsyncAlways the commit was already durable.
+func TestOptimizedExpungeSyncsLogBeforeRemovingBodies(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		mode      FsyncMode
+		wantSyncs int
+	}{{FsyncAlways, 0}, {FsyncOptimized, 1}} {
+		dir := t.TempDir()
+		s := openWith(t, dir, Options{Fsync: tc.mode, InlineBodyMax: 64})
+		if err := s.CreateUser(ctx, "u", "h"); err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.Account(ctx, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte("Subject: big\r\n\r\n" + strings.Repeat("a body kept in its own file\r\n", 20))
+		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := blobFiles(t, dir, 1)
+		if len(files) != 1 {
+			t.Fatalf("mode %d: %d body files after APPEND, want 1", tc.mode, len(files))
+		}
+		syncs := 0
+		testSyncLog = func() {
+			if _, err := os.Stat(files[0]); err != nil {
+				t.Errorf("mode %d: body file gone before the log was synced: %v", tc.mode, err)
+			}
+			syncs++
+		}
+		if _, err := a.StoreFlags(ctx, res.MailboxID, res.UIDs, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Expunge(ctx, res.MailboxID, nil, true); err != nil {
+			t.Fatal(err)
+		}
+		testSyncLog = nil
+		if syncs != tc.wantSyncs {
+			t.Errorf("mode %d: log synced %d times for the expunge, want %d", tc.mode, syncs, tc.wantSyncs)
+		}
+		if left := blobFiles(t, dir, 1); len(left) != 0 {
+			t.Errorf("mode %d: body files left after EXPUNGE: %v", tc.mode, left)
+		}
 		a.Close()
 		s.Close()
 	}

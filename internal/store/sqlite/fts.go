@@ -276,7 +276,10 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 	if free, ok := diskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
 		return 0, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
 	}
-	err = a.write(ctx, "index: write", func(w *wtx) error {
+	// Lazy under FsyncOptimized: a power failure that undoes this commit
+	// undoes the queue rows' removal with it, and the mail is indexed
+	// again.
+	err = a.lazyWrite(ctx, "index: write", func(w *wtx) error {
 		for _, p := range todo {
 			if p.needPreview && p.indexErr == nil {
 				if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE id = ?`, p.preview, p.id); err != nil {

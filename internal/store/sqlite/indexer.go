@@ -68,6 +68,17 @@ func (x *textIndexer) run(ctx context.Context) {
 			return
 		case <-x.wake:
 		}
+		// While mail arrives, let a little more queue up first: one
+		// commit of the index for several messages costs little more than
+		// for one (the index's segment write), and searches read the
+		// queued messages meanwhile.
+		if time.Since(time.Unix(0, x.s.lastAppend.Load())) < deliveryBusy {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(indexGather):
+			}
+		}
 		for {
 			x.mu.Lock()
 			var id int64
@@ -100,6 +111,11 @@ func (x *textIndexer) run(ctx context.Context) {
 const (
 	deliveryBusy = 2 * time.Second
 	indexDuty    = 5
+	// indexGather is how long the indexer waits, when woken while mail
+	// arrives, before it starts: at 100 users each receiving a message
+	// every few seconds, a commit then indexes several messages instead
+	// of one (17 WAL pages for one small message, few more for five).
+	indexGather = 500 * time.Millisecond
 )
 
 // indexUser drains one user's queue.

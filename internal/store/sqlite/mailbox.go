@@ -45,8 +45,9 @@ type wtx struct {
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
 	deltas  map[int64]*ownDelta
-	// lazy: the write only changes flags, expunges or claims \Recent,
-	// and need not wait for an fsync under FsyncOptimized.
+	// lazy: the write only changes flags, expunges, copies, moves or
+	// claims \Recent, and need not wait for an fsync under
+	// FsyncOptimized.
 	lazy bool
 }
 
@@ -70,6 +71,15 @@ func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w
 	w := &wtx{ctx: ctx, changed: map[int64]uint64{}, lazy: lazy}
 	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	if len(w.dead) > 0 && a.u.fsync == FsyncOptimized {
+		// The commit that freed these bodies may not be on disk yet: a
+		// power failure could undo it, and its messages would come back
+		// without their bodies.
+		if err := a.u.syncLog(); err != nil {
+			a.s.log.Warn("sync log before removing message blobs; they stay until tern check --repair", "user", a.u.name, "err", err)
+			w.dead = nil
+		}
 	}
 	for _, err := range a.u.removeBlobs(w.dead) {
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)

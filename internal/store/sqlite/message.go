@@ -565,7 +565,10 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		what = "move"
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, what, func(w *wtx) error {
+	// Lazy under FsyncOptimized: a copy adds no content, and a power
+	// failure undoes it only together with everything committed after it
+	// (see FsyncOptimized).
+	err = a.lazyWrite(ctx, what, func(w *wtx) error {
 		res = store.CopyResult{}
 		src, err := selectableByID(ctx, w.tx, srcID)
 		if err != nil {

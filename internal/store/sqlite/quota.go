@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -36,21 +35,17 @@ const (
 )
 
 // readQuota reads limits and usage through q (a transaction for a
-// consistent view).
+// consistent view), in one statement: it runs in every APPEND.
 func readQuota(ctx context.Context, q querier) (store.Quota, error) {
 	var qt store.Quota
-	if err := q.QueryRowContext(ctx, `SELECT messages, storage FROM usage WHERE id = 1`).Scan(&qt.MessagesUsed, &qt.StorageUsed); err != nil {
-		return qt, fmt.Errorf("read usage: %w", err)
+	var storage, messages sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT messages, storage,
+		(SELECT value FROM meta WHERE key = ?), (SELECT value FROM meta WHERE key = ?)
+		FROM usage WHERE id = 1`, metaQuotaStorage, metaQuotaMessages).Scan(&qt.MessagesUsed, &qt.StorageUsed, &storage, &messages)
+	if err != nil {
+		return qt, fmt.Errorf("read quota: %w", err)
 	}
-	for _, l := range []struct {
-		key string
-		v   *int64
-	}{{metaQuotaStorage, &qt.StorageLimit}, {metaQuotaMessages, &qt.MessageLimit}} {
-		err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, l.key).Scan(l.v)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return qt, fmt.Errorf("read quota limit: %w", err)
-		}
-	}
+	qt.StorageLimit, qt.MessageLimit = storage.Int64, messages.Int64
 	return qt, nil
 }
 

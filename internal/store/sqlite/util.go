@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -225,8 +227,12 @@ func (u *userDB) blobPath(name string) string {
 }
 
 // ensureBlobDirs creates the 256 directories blobs/00 to blobs/ff, all at
-// once and durably, the first time a body is written: one directory sync
-// for the user instead of one per new directory on the append path.
+// once and durably, the first time a body is written after the user's
+// database was opened: one directory sync for the user instead of one per
+// new directory on the append path. It lists blobs/ once and creates only
+// what is missing: a user's database is closed and reopened as sessions
+// come and go, and 256 mkdir calls per reopen were 12 % of the server's
+// CPU under imaptest (logout=0, 100 users).
 func (u *userDB) ensureBlobDirs() error {
 	u.dirsMu.Lock()
 	defer u.dirsMu.Unlock()
@@ -234,11 +240,29 @@ func (u *userDB) ensureBlobDirs() error {
 		return nil
 	}
 	blobs := filepath.Join(u.dir, "blobs")
+	entries, err := os.ReadDir(blobs)
+	if err != nil {
+		return fmt.Errorf("list blob directories: %w", err)
+	}
+	have := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if e.IsDir() {
+			have[e.Name()] = true
+		}
+	}
 	for i := range 256 {
-		if err := os.MkdirAll(filepath.Join(blobs, fmt.Sprintf("%02x", i)), 0o700); err != nil {
+		name := fmt.Sprintf("%02x", i)
+		if have[name] {
+			continue
+		}
+		err := os.Mkdir(filepath.Join(blobs, name), 0o700)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create blob directory: %w", err)
 		}
 	}
+	// Synced even when nothing was created: a process that died between
+	// its mkdirs and this sync left entries that exist but may not be
+	// durable.
 	if err := syncDir(blobs); err != nil {
 		return err
 	}
@@ -314,6 +338,31 @@ func (u *userDB) removeBlobs(names []string) []error {
 	}
 	return errs
 }
+
+// syncLog makes every commit written so far durable by fsyncing the
+// write-ahead log: under FsyncOptimized a lazy commit is in the log but
+// maybe not on disk. A log that is gone was checkpointed into mail.db,
+// which the checkpoint synced.
+func (u *userDB) syncLog() error {
+	if testSyncLog != nil {
+		testSyncLog()
+	}
+	f, err := os.OpenFile(filepath.Join(u.dir, "mail.db-wal"), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	return nil
+}
+
+// testSyncLog, if set (tests only), is called by syncLog first.
+var testSyncLog func()
 
 // testSyncDir, if set (tests only), is called by syncDir instead of
 // syncing.

@@ -1,0 +1,273 @@
+// Package s3test starts a private S3 server for tests: SeaweedFS's
+// `weed server -s3` (master, volume server, filer and S3 gateway in one
+// process) with its data in a temporary directory, every port a free one
+// on 127.0.0.1, one access key written to its S3 configuration. It is
+// started at the first NewBucket and stopped (its directory removed) by
+// Main. Tests skip, saying why, when `weed` is not on PATH.
+//
+// Install weed with
+//
+//	go mod download -json github.com/seaweedfs/seaweedfs@VERSION   # prints its Dir
+//	cd DIR && go build -o $(go env GOPATH)/bin/weed ./weed
+//
+// (`go install ...weed@VERSION` is refused: its go.mod has a replace
+// directive); .ci/run does this.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/blob"
+)
+
+// Credentials the private server accepts.
+const (
+	AccessKey = "tern-test-access"
+	SecretKey = "tern-test-secret-key-0123456789"
+	Region    = "us-east-1"
+)
+
+// ErrNotInstalled: no weed binary on PATH.
+var ErrNotInstalled = errors.New("SeaweedFS `weed` not on PATH (see internal/s3test: build github.com/seaweedfs/seaweedfs/weed into $GOPATH/bin)")
+
+// Server is one running private S3 server.
+type Server struct {
+	dir      string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	Endpoint string // http://127.0.0.1:PORT
+	// sockets are the unix sockets weed makes in /tmp whatever it is
+	// told (/tmp/seaweedfs-<service>-grpc-<port>.sock): removed by Stop.
+	sockets []string
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// s3Config is the server's identity file: one identity with every right.
+const s3Config = `{"identities":[{"name":"tern","credentials":[{"accessKey":"` + AccessKey + `","secretKey":"` + SecretKey + `"}],
+"actions":["Admin","Read","List","Tagging","Write"]}]}`
+
+// Start starts a server and waits until its S3 gateway answers.
+func Start() (*Server, error) {
+	bin, err := exec.LookPath("weed")
+	if err != nil {
+		return nil, ErrNotInstalled
+	}
+	dir, err := os.MkdirTemp("", "tern-s3test-")
+	if err != nil {
+		return nil, fmt.Errorf("s3test: %w", err)
+	}
+	s := &Server{dir: dir, done: make(chan struct{})}
+	if err := s.start(bin); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(bin string) error {
+	cfg := filepath.Join(s.dir, "s3.json")
+	if err := os.WriteFile(cfg, []byte(s3Config), 0o600); err != nil {
+		return fmt.Errorf("s3test: %w", err)
+	}
+	data := filepath.Join(s.dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		return fmt.Errorf("s3test: %w", err)
+	}
+	// Every listener on its own free port: http and gRPC of the master,
+	// volume server, filer and S3 gateway.
+	names := []string{"master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+		"filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc"}
+	args := []string{"server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + data,
+		"-master.telemetry=false", "-volume.max=300", "-master.volumeSizeLimitMB=8",
+		"-filer", "-s3", "-s3.config=" + cfg, "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
+		"-filer.localSocket=" + filepath.Join(s.dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(s.dir, "s3.sock")}
+	ports := map[string]int{}
+	for _, n := range names {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[n] = p
+		args = append(args, "-"+n+"="+strconv.Itoa(p))
+		if service, ok := strings.CutSuffix(n, ".port.grpc"); ok {
+			s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", service, p))
+		}
+	}
+	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(ports["s3.port"])
+	logf, err := os.Create(filepath.Join(s.dir, "weed.log"))
+	if err != nil {
+		return fmt.Errorf("s3test: %w", err)
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("s3test: start weed: %w", err)
+	}
+	go func() { s.cmd.Wait(); logf.Close(); close(s.done) }()
+	return s.waitReady(90 * time.Second)
+}
+
+// waitReady polls the gateway until it lists buckets (master, volume
+// server and filer are up behind it) or the deadline passes.
+func (s *Server) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var err error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("s3test: weed exited during start:\n%s", s.logTail())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.makeBucket(ctx, "tern-ready")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("s3test: weed not ready after %v: %v\n%s", limit, err, s.logTail())
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "weed.log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Config is the blob store configuration for a bucket of this server.
+func (s *Server) Config(bucket string) blob.S3Config {
+	return blob.S3Config{Bucket: bucket, Endpoint: s.Endpoint, Region: Region, PathStyle: true,
+		AccessKey: AccessKey, SecretKey: SecretKey}
+}
+
+// URL is the --blob-store URL of a bucket (credentials go in the
+// environment: Env).
+func (s *Server) URL(bucket string) string {
+	return "s3://" + bucket + "?endpoint=" + s.Endpoint + "&region=" + Region + "&path_style=true"
+}
+
+// Env is the environment a process needs for URL's credentials.
+func Env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + AccessKey, "AWS_SECRET_ACCESS_KEY=" + SecretKey}
+}
+
+// makeBucket creates bucket (an existing one is fine).
+func (s *Server) makeBucket(ctx context.Context, bucket string) error {
+	return blob.MakeS3Bucket(ctx, s.Config(bucket))
+}
+
+// Stop ends the server (SIGTERM, then SIGKILL after 10 s) and removes its
+// directory.
+func (s *Server) Stop() error {
+	if s.cmd != nil && s.cmd.Process != nil {
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+		for _, sock := range s.sockets {
+			os.Remove(sock)
+		}
+	}
+	return os.RemoveAll(s.dir)
+}
+
+var (
+	startOnce  sync.Once
+	shared     *Server
+	startErr   error
+	skipReason string
+	mainRan    bool
+)
+
+// Main is a TestMain body: it runs the tests, then stops the server if a
+// test started one. Packages that also use pgtest call Main inside
+// pgtest.Main's run (see Wrap).
+func Main(m *testing.M) int {
+	return Wrap(m.Run)
+}
+
+// Wrap runs run (a test run, or another harness's Main around it) and
+// stops the server afterwards.
+func Wrap(run func() int) int {
+	mainRan = true
+	code := run()
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "s3test: stop: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Shared returns the package's server, starting it on first use; it
+// skips the test when weed is not installed.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	if !mainRan {
+		t.Fatal("s3test: call s3test.Main (or Wrap) from TestMain (it stops the server)")
+	}
+	startOnce.Do(func() {
+		shared, startErr = Start()
+		if errors.Is(startErr, ErrNotInstalled) {
+			skipReason = startErr.Error()
+			fmt.Fprintf(os.Stderr, "s3test: S3 tests skip: %v\n", startErr)
+		}
+	})
+	if skipReason != "" {
+		t.Skip("skipped: " + skipReason)
+	}
+	if startErr != nil {
+		t.Fatalf("s3test: cannot start weed: %v", startErr)
+	}
+	return shared
+}
+
+// NewBucket creates a new empty bucket on the package's server and
+// returns its configuration.
+func NewBucket(t testing.TB) blob.S3Config {
+	t.Helper()
+	s := Shared(t)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	bucket := "tern-" + hex.EncodeToString(rnd[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.makeBucket(ctx, bucket); err != nil {
+		t.Fatalf("s3test: make bucket: %v", err)
+	}
+	return s.Config(bucket)
+}
