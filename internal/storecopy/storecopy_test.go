@@ -381,8 +381,9 @@ func TestCopyInterrupted(t *testing.T) {
 }
 
 // TestCopyConflict: a user of the same name made in the target by other
-// means (its INBOX has another UIDVALIDITY) stops the copy; the target
-// user's password and mail are left alone.
+// means (another password hash) stops the copy; the target user's
+// password and mail are left alone. So does a mailbox of the copied
+// user with another UIDVALIDITY.
 func TestCopyConflict(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
@@ -402,6 +403,22 @@ func TestCopyConflict(t *testing.T) {
 	must(t, err)
 	if len(boxes) != 1 || boxes[0].Name != "INBOX" {
 		t.Errorf("the target user's mailboxes: %+v", boxes)
+	}
+
+	// bob's INBOX made in the target beforehand, with its own UIDVALIDITY.
+	must(t, dst.DeleteUser(ctx, "alice"))
+	sb, err := src.Account(ctx, "bob")
+	must(t, err)
+	defer sb.Close()
+	inbox, err := sb.Mailbox(ctx, "INBOX")
+	must(t, err)
+	hash, err := src.PasswordHash(ctx, "bob")
+	must(t, err)
+	must(t, dst.LoadUser(ctx, "bob", hash))
+	_, _, err = dst.LoadMailbox(ctx, "bob", store.MailboxInfo{Name: "INBOX", UIDValidity: inbox.UIDValidity + 1})
+	must(t, err)
+	if _, err := Copy(ctx, src, dst, Options{}); !errors.Is(err, postgres.ErrLoadConflict) {
+		t.Fatalf("copy onto bob's other INBOX: %v", err)
 	}
 }
 

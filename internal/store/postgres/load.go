@@ -22,9 +22,10 @@ import (
 // (counters, tombstones, UID log) is written idempotently at the end.
 // They are meant for a database no node is serving yet.
 
-// ErrLoadConflict: the target already holds a mailbox of that name that
-// did not come from this source (another UIDVALIDITY).
-var ErrLoadConflict = errors.New("target mailbox exists with another UIDVALIDITY")
+// ErrLoadConflict: the target already holds a user or mailbox of that
+// name that did not come from this source (another password hash,
+// another UIDVALIDITY).
+var ErrLoadConflict = errors.New("exists in the target and did not come from this source")
 
 // userID looks a user's id up.
 func (s *Store) userID(ctx context.Context, name string) (int64, error) {
@@ -40,9 +41,10 @@ func (s *Store) userID(ctx context.Context, name string) (int64, error) {
 }
 
 // LoadUser creates user name with its password hash (no mailboxes: they
-// come from the source). A user that exists already (from an earlier
-// run, or not from this source at all, which LoadMailbox then finds out)
-// is left as it is.
+// come from the source). A user that exists already is left as it is;
+// with the same hash it is taken to be from an earlier run of the copy
+// (hashes are salted: another user of the same name has another one),
+// with another hash it is ErrLoadConflict.
 func (s *Store) LoadUser(ctx context.Context, name, passwordHash string) error {
 	if err := backend.ValidUserName(name); err != nil {
 		return err
@@ -50,6 +52,13 @@ func (s *Store) LoadUser(ctx context.Context, name, passwordHash string) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO users(name, password_hash) VALUES($1, $2)
 		ON CONFLICT (name) DO NOTHING`, name, passwordHash); err != nil {
 		return fmt.Errorf("load user %q: %w", name, err)
+	}
+	var have string
+	if err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE name = $1`, name).Scan(&have); err != nil {
+		return fmt.Errorf("load user %q: %w", name, err)
+	}
+	if have != passwordHash {
+		return fmt.Errorf("user %q has another password hash in the target: %w", name, ErrLoadConflict)
 	}
 	return nil
 }
