@@ -16,6 +16,7 @@
 //	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
+//	tern store copy --from sqlite:DIR --to postgres://...
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -92,6 +93,7 @@ Usage:
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
   tern blobs-gc [--sweep]        delete unused bodies from a postgres store's blob store
   tern restore SRC [flags]       restore a backup as a new, empty data directory
+  tern store copy --from sqlite:DIR --to postgres://...  move a store to PostgreSQL, UIDs and modseqs kept
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.
@@ -130,6 +132,8 @@ func (e *env) run(args []string) int {
 		return e.backup(args[1:])
 	case "blobs-gc":
 		return e.blobsGC(args[1:])
+	case "store":
+		return e.storeCmd(args[1:])
 	case "restore":
 		return e.restore(args[1:])
 	case "version", "-version", "--version":

@@ -11,7 +11,9 @@ import (
 
 // idle-fanout: o.conns connections IDLE on one mailbox of one user; a
 // separate connection APPENDs one message; the operation ends when every
-// idler has seen the new EXISTS.
+// idler has seen the new EXISTS. With o.appendAddr the APPENDs go through
+// that server (another node on the same database): the cross-node
+// notification path.
 
 type fanIdler struct {
 	c    *client
@@ -21,7 +23,11 @@ type fanIdler struct {
 
 func idleFanout(ctx context.Context, o *options, res *result) error {
 	const box = "bfanout"
-	ctl, err := o.connect(ctx, 0)
+	ctlOpts := *o
+	if o.appendAddr != "" {
+		ctlOpts.addr = o.appendAddr
+	}
+	ctl, err := ctlOpts.connect(ctx, 0)
 	if err != nil {
 		return err
 	}

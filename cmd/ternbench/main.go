@@ -42,7 +42,8 @@ Workloads:
   read          random UID FETCH n BODY.PEEK[] in INBOX; ops/s and MB/s
   append        APPEND 2 KiB/30 KiB/500 KiB (70/25/5 %%) to "bench-append"; messages/s
   flags         STORE/COPY/EXPUNGE mix on "bflags-N" while --idlers clients IDLE on it; ops/s, notify latency
-  idle-fanout   --conns clients IDLE on "bfanout"; one APPEND; time until all saw EXISTS; RSS per connection
+  idle-fanout   --conns clients IDLE on "bfanout"; one APPEND (through --append-port if set: another
+                node); time until each idler (notify p50/p99) and all saw EXISTS; RSS per connection
   search        SEARCH FROM/BODY/TEXT over INBOX; ops/s
   mixed         random client-like mix (fetch, store, search, append, expunge) on "bmixed-N"; ops/s
 
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.messages, "messages", 1000, "seed: messages per user")
 	fs.StringVar(&o.mailbox, "mailbox", "INBOX", "seed: mailbox to fill")
 	fs.IntVar(&o.conns, "conns", 100, "idle-fanout: idle connections")
+	appendPort := fs.Int("append-port", 0, "idle-fanout: APPEND through the server at --host:PORT (another node of a cluster) instead of --port")
 	fs.IntVar(&o.idlers, "idlers", 2, "flags: idling clients per writer")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "server process id: report its (tree's) CPU seconds and RSS from /proc")
 	fs.BoolVar(&o.compress, "compress", false, "COMPRESS=DEFLATE after login (RFC 4978); bytes are then counted compressed, as on the wire")
@@ -108,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	o.seed = seed
 	o.addr = net.JoinHostPort(host, strconv.Itoa(port))
+	if *appendPort != 0 {
+		o.appendAddr = net.JoinHostPort(host, strconv.Itoa(*appendPort))
+	}
 	if o.password == "" {
 		o.password = os.Getenv("TERNBENCH_PASSWORD")
 	}

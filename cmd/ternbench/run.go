@@ -27,6 +27,7 @@ type options struct {
 	messages    int    // seed: messages per user
 	mailbox     string // seed: target mailbox
 	conns       int    // idle-fanout: idle connections
+	appendAddr  string // idle-fanout: APPEND through this server (another node); "": addr
 	idlers      int    // flags: idlers per writer
 	serverPID   int
 	sizes       []int // append: sizes (bytes)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tern-imap/tern/internal/pgtest"
 )
 
 var (
@@ -49,7 +51,7 @@ func ternBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m) // stops the private PostgreSQL if a test started it
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}

@@ -40,6 +40,9 @@ type Mailbox struct {
 	// content caches the fields small FETCHes ask for (content.go).
 	content      map[uint32]*contentFields
 	contentBytes int64
+	// claiming is closed when the \Recent claim this process has in
+	// flight for the mailbox ends (nil: none); see account.ClaimRecent.
+	claiming chan struct{}
 }
 
 // counters are the mailbox totals that STATUS reports.

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -272,4 +273,64 @@ func NewDatabase(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// ServerCPU returns the CPU time (user + system) the package's private
+// server has used so far: the postmaster and every process it started
+// (backends, checkpointer, WAL writer, ...), read from /proc. Tests that
+// measure what PostgreSQL spends per command take the difference of two
+// readings. It fails when no cluster was started (call NewDatabase first).
+func ServerCPU() (time.Duration, error) {
+	if shared == nil {
+		return 0, errors.New("pgtest: no cluster started")
+	}
+	b, err := os.ReadFile(filepath.Join(shared.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	pidLine, _, _ := strings.Cut(string(b), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(pidLine))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: postmaster.pid: %w", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	var ticks int64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, t, ok := procCPU(pid)
+		if ok && (pid == postmaster || ppid == postmaster) {
+			ticks += t
+		}
+	}
+	// Linux reports in USER_HZ, 100 per second on every architecture Go
+	// runs Linux on.
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// procCPU reads a process's parent and utime+stime (clock ticks) from
+// /proc/PID/stat.
+func procCPU(pid int) (ppid int, ticks int64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])                // field 4
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return ppid, utime + stime, true
 }

@@ -54,6 +54,9 @@ type serverOpts struct {
 	// noTextIndexer: no background full-text indexer (tests that drain
 	// the queue themselves, with sqlite.Store.IndexText).
 	noTextIndexer bool
+	// openStore, if set, opens the backend instead of openBackend (a
+	// test that needs a particular store, e.g. postgres with a tracer).
+	openStore func(t *testing.T, n store.Notifier) store.Store
 }
 
 func newTestServer(t *testing.T, o serverOpts) *testServer {
@@ -63,7 +66,12 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 		o.dataDir = t.TempDir()
 	}
 	ix := index.New(hub, index.Options{})
-	backend := openBackend(t, o.dataDir, ix, !o.noTextIndexer)
+	var backend store.Store
+	if o.openStore != nil {
+		backend = o.openStore(t, ix)
+	} else {
+		backend = openBackend(t, o.dataDir, ix, !o.noTextIndexer)
+	}
 	st := ix.Wrap(backend)
 	if o.wrapStore != nil {
 		st = o.wrapStore(st)

@@ -52,6 +52,10 @@ type Options struct {
 	// BlobGC, with Blobs, runs the blob garbage collector in the
 	// background (tern serve); zero Every means not at all.
 	BlobGC BlobGC
+	// Tracer, if set, observes every statement, batch and COPY the
+	// Store's connections send (pgx's tracer interfaces; a test counts
+	// round trips and rows with it). Nil: none.
+	Tracer pgx.QueryTracer
 }
 
 // BlobGC says how often unused bodies in the blob store are deleted.
@@ -124,6 +128,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
