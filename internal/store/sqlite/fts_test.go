@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -267,5 +268,57 @@ func TestTrigramQuery(t *testing.T) {
 	long, _ := trigramQuery([]byte("abcdefghijklmnopqrstuvwxyz"))
 	if n := strings.Count(long, " AND ") + 1; n != maxQueryTrigrams || !strings.HasPrefix(long, `"abc"`) || !strings.HasSuffix(long, `"xyz"`) {
 		t.Errorf("long needle: %d trigrams: %s", n, long)
+	}
+}
+
+// TestSearchTextChecksOnlyItsMailbox: a search in one mailbox checks the
+// stored text of that mailbox's candidates only, not of every message in
+// the account that the index proposes (a search of a small INBOX beside
+// a large archive must not cost the archive).
+func TestSearchTextChecksOnlyItsMailbox(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.CreateMailbox(ctx, "Archive", ""); err != nil {
+		t.Fatal(err)
+	}
+	body := func(i int) []byte {
+		return []byte(fmt.Sprintf("Subject: s%d\r\n\r\nthe word quokka appears here %d\r\n", i, i))
+	}
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: body(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	var archive []store.NewMessage
+	for i := 1; i <= 50; i++ {
+		archive = append(archive, store.NewMessage{Body: body(i)})
+	}
+	if _, err := a.Append(ctx, "Archive", archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := containsCalls.Load()
+	res, err := a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte("quokka")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits[0]) != 1 || res.Hits[0][0] != 1 {
+		t.Fatalf("SearchText = %+v; want INBOX's UID 1", res)
+	}
+	if n := containsCalls.Load() - before; n > 2 {
+		t.Errorf("the search checked %d stored texts for a mailbox with one candidate", n)
 	}
 }
