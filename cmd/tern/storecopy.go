@@ -48,10 +48,11 @@ func (e *env) storeCopy(args []string) int {
 	from := fs.String("from", "", "source store: sqlite:DIR")
 	to := fs.String("to", "", "target store: postgres://USER:PASS@HOST:PORT/DB?sslmode=...")
 	batch := fs.Int("batch", 500, "messages per transaction")
+	blobs := fs.String("blob-store", "", "where the target keeps message bodies: db, file:DIR or s3://BUCKET?endpoint=...&region=...&path_style=true (`URL`); default: db")
 	if _, code, done := e.parse(c, fs, args); done {
 		return code
 	}
-	if err := e.runStoreCopy(context.Background(), *from, *to, *batch); err != nil {
+	if err := e.runStoreCopy(context.Background(), *from, *to, *blobs, *batch); err != nil {
 		fmt.Fprintf(e.stderr, "tern store copy: %v\n", err)
 		return exitError
 	}
@@ -60,9 +61,9 @@ func (e *env) storeCopy(args []string) int {
 
 var errCopyKinds = errors.New("copies from an sqlite store (--from sqlite:DIR) to a postgres store (--to postgres://...)")
 
-func (e *env) runStoreCopy(ctx context.Context, from, to string, batch int) error {
+func (e *env) runStoreCopy(ctx context.Context, from, to, blobs string, batch int) error {
 	srcCfg := &config.Config{Store: config.Store{URL: from}}
-	dstCfg := &config.Config{Store: config.Store{URL: to}}
+	dstCfg := &config.Config{Store: config.Store{URL: to, Blobs: blobs}}
 	sk, dir, err := srcCfg.Backend()
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -107,5 +109,35 @@ func TestStoreCopyQRESYNC(t *testing.T) {
 	}
 	if r := runT(t, "", "store", "copy", "--from", url, "--to", "sqlite:"+dir); r.code != exitError {
 		t.Fatalf("copy the wrong way: %+v", r)
+	}
+}
+
+// TestStoreCopyBlobStore: with --blob-store the copied bodies go to the
+// blob store (objects in the directory), and the copy reads back clean.
+func TestStoreCopyBlobStore(t *testing.T) {
+	needStore(t)
+	url := pgtest.NewDatabase(t)
+	dir, blobs := t.TempDir(), t.TempDir()
+	if r := runT(t, "pw-alice\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	if r := runT(t, "Subject: hi\r\n\r\na body to copy\r\n", "deliver", "--user", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("deliver: %+v", r)
+	}
+	if r := runT(t, "", "store", "copy", "--from", "sqlite:"+dir, "--to", url, "--blob-store", "file:"+blobs); r.code != 0 {
+		t.Fatalf("store copy: %+v", r)
+	}
+	objects := 0
+	err := filepath.WalkDir(blobs, func(p string, d fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(blobs, p); err == nil && !d.IsDir() && !strings.HasPrefix(rel, "tmp"+string(filepath.Separator)) {
+			objects++
+		}
+		return err
+	})
+	if err != nil || objects != 1 {
+		t.Fatalf("%d objects in the blob store after the copy (%v), want 1", objects, err)
+	}
+	if r := runT(t, "", "check", "--store", url, "--blob-store", "file:"+blobs); r.code != 0 {
+		t.Fatalf("check after the copy: %+v", r)
 	}
 }
