@@ -100,7 +100,12 @@ func TestTextIndexLifecycle(t *testing.T) {
 	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1, 3}, false); err != nil {
 		t.Fatal(err)
 	}
-	wantFTS(t, s, 2, 0, 2) // content 3 had no other copy
+	// Content 3 had no other copy: its row waits for the indexer.
+	wantFTS(t, s, 3, 0, 2)
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 2)
 	if err := s.IndexText(ctx, "u", true, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +136,7 @@ func TestTextIndexMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TRIGGER contents_fts_gone`, `DROP TABLE fts`, `DROP TABLE fts_pending`, `DROP TABLE fts_weak`,
+	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`, `DROP TABLE fts`, `DROP TABLE fts_pending`, `DROP TABLE fts_weak`, `DROP TABLE fts_gone`,
 		`ALTER TABLE contents DROP COLUMN preview`, `PRAGMA user_version = 5`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -321,4 +326,136 @@ func TestSearchTextChecksOnlyItsMailbox(t *testing.T) {
 	if n := containsCalls.Load() - before; n > 2 {
 		t.Errorf("the search checked %d stored texts for a mailbox with one candidate", n)
 	}
+}
+
+// TestTextIndexDeferredDelete: an EXPUNGE leaves the fts row of a freed
+// content to the indexer; a new content that reuses the id drops the old
+// row at once, so a search never matches the new message by the old
+// text, before or after indexing.
+func TestTextIndexDeferredDelete(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := range 2 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{2}, false); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 1) // content 2's row waits in fts_gone
+	search := func(needle string) store.TextResult {
+		t.Helper()
+		res, err := a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := search("message 1."); len(res.Hits[0]) != 0 || len(res.Pending) != 0 {
+		t.Fatalf("expunged message found: %+v", res)
+	}
+	// The next content takes id 2 again (no AUTOINCREMENT).
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: new\r\n\r\nsomething else entirely\r\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	var reused int64
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT MAX(id) FROM contents`).Scan(&reused); err != nil || reused != 2 {
+		t.Fatalf("new content id %d, %v; want 2 (reused)", reused, err)
+	}
+	wantFTS(t, s, 1, 1, 2) // the old row went with the reuse
+	if res := search("message 1."); len(res.Hits[0]) != 0 {
+		t.Fatalf("new message matched by the old text: %+v", res)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 2)
+	if res := search("message 1."); len(res.Hits[0]) != 0 {
+		t.Fatalf("new message matched by the old text: %+v", res)
+	}
+	if res := search("else entirely"); len(res.Hits[0]) != 1 || res.Hits[0][0] != 3 {
+		t.Fatalf("new message not found: %+v", res)
+	}
+}
+
+// TestTextIndexerPurgesDeleted: the background indexer removes the rows
+// of expunged contents without an APPEND to wake it.
+func TestTextIndexerPurgesDeleted(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{TextIndexer: true})
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := range 3 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFTS := func(indexed int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if i, q, _ := ftsCounts(t, s); i == indexed && q == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				wantFTS(t, s, indexed, 0, 3)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFTS(3)
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1, 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFTS(1)
+	var gone int
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_gone`).Scan(&gone); err != nil || gone != 0 {
+		t.Fatalf("fts_gone has %d rows, %v; want 0", gone, err)
+	}
+}
+
+// TestTextIndexMigrationDeferredDelete: a mail.db of schema version 11
+// (fts rows deleted by the deleting transaction) gets the deferred
+// delete.
+func TestTextIndexMigrationDeferredDelete(t *testing.T) {
+	ctx := context.Background()
+	s, a := reopenedAfter(t, `DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`, `DROP TABLE fts_gone`,
+		`CREATE TRIGGER contents_fts_gone AFTER DELETE ON contents BEGIN DELETE FROM fts WHERE rowid = OLD.id; END`,
+		`PRAGMA user_version = 11`)
+	var old int
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'contents_fts_gone'`).Scan(&old); err != nil || old != 0 {
+		t.Fatalf("old trigger still there (%d, %v)", old, err)
+	}
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 1, 0, 0)
 }

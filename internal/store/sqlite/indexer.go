@@ -72,7 +72,7 @@ func (x *textIndexer) run(ctx context.Context) {
 		// commit of the index for several messages costs little more than
 		// for one (the index's segment write), and searches read the
 		// queued messages meanwhile.
-		if time.Since(time.Unix(0, x.s.lastAppend.Load())) < deliveryBusy {
+		if time.Since(time.Unix(0, x.s.lastMailWrite.Load())) < deliveryBusy {
 			select {
 			case <-ctx.Done():
 				return
@@ -102,7 +102,8 @@ func (x *textIndexer) run(ctx context.Context) {
 	}
 }
 
-// While mail arrives (an Append less than deliveryBusy ago), the
+// While mail arrives (an Append, or an expunge that freed contents, less
+// than deliveryBusy ago), the
 // indexer works at most one part in indexDuty of the time: after a batch
 // that took d it pauses (indexDuty-1)*d. Delivery then keeps most of the
 // CPU and the write lock, and the queue (durable, and searched by
@@ -126,6 +127,12 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 	}
 	defer s.release(u)
 	a := &account{s: s, u: u}
+	if err := a.purgeGoneText(ctx); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
 	for {
 		t0 := time.Now()
 		n, err := a.indexPending(ctx, ftsBatch)
@@ -138,7 +145,7 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 		if n == 0 {
 			return nil
 		}
-		if time.Since(time.Unix(0, s.lastAppend.Load())) < deliveryBusy {
+		if time.Since(time.Unix(0, s.lastMailWrite.Load())) < deliveryBusy {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -161,7 +168,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	defer a.Close()
 	if rebuild {
 		if err := a.write(ctx, "index: rebuild", func(w *wtx) error {
-			for _, q := range []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_pending`, queueBackfill} {
+			for _, q := range []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`, `DELETE FROM fts_pending`, queueBackfill} {
 				if _, err := w.tx.ExecContext(ctx, q); err != nil {
 					return err
 				}
@@ -170,6 +177,9 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 		}); err != nil {
 			return err
 		}
+	}
+	if err := a.purgeGoneText(ctx); err != nil {
+		return err
 	}
 	done := 0
 	for {

@@ -84,6 +84,13 @@ func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w
 	for _, err := range a.u.removeBlobs(w.dead) {
 		a.s.log.Warn("remove message blob", "user", a.u.name, "err", err)
 	}
+	if w.gc {
+		// Contents may have gone: the indexer removes their text
+		// (fts_gone), gathering the expunges of the next moment into one
+		// commit.
+		a.s.lastMailWrite.Store(time.Now().UnixNano())
+		a.s.indexer.kick(a.u.id, a.u.name)
+	}
 	a.s.sendDeltas(a.u, w.deltas)
 	a.s.notify(a.u.name, w.changed)
 	if w.list {

@@ -349,7 +349,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		return store.AppendResult{}, err
 	}
 	if len(msgs) > 0 {
-		a.s.lastAppend.Store(time.Now().UnixNano())
+		a.s.lastMailWrite.Store(time.Now().UnixNano())
 		a.s.indexer.kick(a.u.id, a.u.name)
 	}
 	return res, nil

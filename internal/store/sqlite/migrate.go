@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 11
+const userSchemaVersion = 12
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -159,6 +159,13 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// mailboxes gets the private_seen table and its index
 	// (privateSeenSchema), which the schema statements create; until now
 	// \Seen was one flag for everyone, which stays the owner's.
+	// Version 11 -> 12: full-text rows of deleted contents are removed by
+	// the indexer (fts_gone, see ftsSchema) instead of in the deleting
+	// transaction. The old trigger goes; the schema statements create
+	// fts_gone and the two new triggers.
+	if _, err := tx.ExecContext(ctx, `DROP TRIGGER IF EXISTS contents_fts_gone`); err != nil {
+		return fmt.Errorf("migrate schema: drop contents_fts_gone: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

@@ -127,8 +127,8 @@ type Store struct {
 	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
 
-	indexer    *textIndexer // nil unless Options.TextIndexer
-	lastAppend atomic.Int64 // UnixNano of the last Append (the indexer yields to delivery)
+	indexer       *textIndexer // nil unless Options.TextIndexer
+	lastMailWrite atomic.Int64 // UnixNano of the last Append or freeing expunge (the indexer yields to them and gathers its work)
 }
 
 var (
