@@ -53,6 +53,7 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternbigbox.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
@@ -78,12 +79,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-free_port() { # first free port from $1 on
-	local p=$1
-	while ! port_free "$p"; do p=$((p + 1)); done
-	echo "$p"
-}
 TERN_PORT=$(free_port 21343)
 DOVE_PORT=$(free_port $((TERN_PORT + 1)))
 

@@ -49,13 +49,17 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternbench.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
 USERS=4          # user1: $MESSAGES messages; user2..user4: 2000 each
-TERN_PORT=21143 TERN_TLS_PORT=21993 DOVE_PORT=21144 DOVE_TLS_PORT=21994
+TERN_PORT=$(free_port 21143)
+TERN_TLS_PORT=$(free_port 21993)
+DOVE_PORT=$(free_port $((TERN_PORT + 1)))
+DOVE_TLS_PORT=$(free_port $((TERN_TLS_PORT + 1)))
 TERN_PID="" DOVE_PID=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }

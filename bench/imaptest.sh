@@ -76,6 +76,7 @@ fi
 [ -x "$IMAPTEST" ] || { echo "imaptest.sh: no imaptest binary (--imaptest PATH)" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternimaptest.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
@@ -104,8 +105,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-free_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 TERN_PORT=$(free_port 21443)
 DOVE_PORT=$(free_port $((TERN_PORT + 1)))
 TPG_PORT=$(free_port $((DOVE_PORT + 1)))

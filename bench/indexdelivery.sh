@@ -36,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternidxdel.XXXXXX)
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
@@ -52,9 +53,7 @@ stop_pid() {
 }
 trap 'stop_pid "$PID"; rm -rf "$WORK/data"' EXIT
 trap 'exit 130' INT TERM
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-PORT=21424
-while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
+PORT=$(free_port 21424)
 
 log "building"
 (cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)

@@ -74,12 +74,14 @@ if [ -n "$REPORT" ]; then
 fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternlmtp.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
-TERN_PORT=21024 DOVE_PORT=21025
+TERN_PORT=$(free_port 21024)
+DOVE_PORT=$(free_port $((TERN_PORT + 1)))
 TERN_PID="" DOVE_PID=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }

@@ -39,12 +39,14 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternqres.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
-TERN_PORT=21243 DOVE_PORT=21244
+TERN_PORT=$(free_port 21243)
+DOVE_PORT=$(free_port $((TERN_PORT + 1)))
 TERN_PID="" DOVE_PID=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
