@@ -3,6 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -300,4 +304,49 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N)/float64(u.commits.Load()-commits), "appends/commit")
+}
+
+// BenchmarkOpenBodyRandom reads whole bodies of random messages of a
+// 10,000-message mailbox from 8 goroutines, as bench/compare.sh's read
+// workload does over IMAP (most bodies small enough to live in mail.db).
+func BenchmarkOpenBodyRandom(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	const n = 10000
+	pad := strings.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit\r\n", 70)
+	for i := 0; i < n; i += 100 {
+		var msgs []store.NewMessage
+		for j := range 100 {
+			msgs = append(msgs, store.NewMessage{Body: fmt.Appendf(nil, "Subject: m%d\r\nFrom: a@example.org\r\n\r\n%s", i+j, pad)})
+		}
+		if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var seed atomic.Uint64
+	c0 := cpuTime()
+	b.SetParallelism(4) // 8 goroutines on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(seed.Add(1), 1))
+		buf := make([]byte, 8192)
+		for pb.Next() {
+			body, err := a.OpenBody(ctx, inbox.ID, 1+r.Uint32N(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for off := int64(0); off < body.Size(); off += int64(len(buf)) {
+				if _, err := body.ReadAt(buf, off); err != nil && err != io.EOF {
+					b.Fatal(err)
+				}
+			}
+			body.Close()
+		}
+	})
+	b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

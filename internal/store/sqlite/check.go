@@ -227,6 +227,13 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	if err := tx.Commit(); err != nil {
 		return problems, err
 	}
+	// Repairs are durable before the files they orphaned go, under
+	// FsyncOptimized too (synchronous=NORMAL).
+	if u.fsync == FsyncOptimized {
+		if err := u.syncLog(); err != nil {
+			return problems, err
+		}
+	}
 	for _, p := range removeAfter {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			return problems, err

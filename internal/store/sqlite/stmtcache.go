@@ -178,9 +178,6 @@ type sqlTx struct {
 	// use nor interrupt a statement (SQLite then rolls back the whole
 	// transaction); a write given up on before it starts is skipped.
 	shared bool
-	// conn is the connection the transaction was begun on when it had to
-	// be set up first (beginOn); released when the transaction ends.
-	conn *sql.Conn
 }
 
 // detach strips cancellation from ctx in a shared transaction.
@@ -197,25 +194,6 @@ func (c *stmtCache) begin(ctx context.Context, opts *sql.TxOptions) (*sqlTx, err
 		return nil, err
 	}
 	return &sqlTx{tx: tx, c: c}, nil
-}
-
-// beginOn begins a transaction on a connection that first runs setup (a
-// PRAGMA that SQLite refuses inside a transaction).
-func (c *stmtCache) beginOn(ctx context.Context, setup string, opts *sql.TxOptions) (*sqlTx, error) {
-	conn, err := c.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.ExecContext(ctx, setup); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	tx, err := conn.BeginTx(ctx, opts)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return &sqlTx{tx: tx, c: c, conn: conn}, nil
 }
 
 // stmt returns query as a statement of this transaction, nil if it cannot
@@ -265,20 +243,6 @@ func (t *sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) 
 	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
-func (t *sqlTx) Commit() error {
-	defer t.release()
-	return t.tx.Commit()
-}
+func (t *sqlTx) Commit() error { return t.tx.Commit() }
 
-func (t *sqlTx) Rollback() error {
-	defer t.release()
-	return t.tx.Rollback()
-}
-
-// release returns a connection taken by beginOn to the pool.
-func (t *sqlTx) release() {
-	if t.conn != nil {
-		t.conn.Close()
-		t.conn = nil
-	}
-}
+func (t *sqlTx) Rollback() error { return t.tx.Rollback() }
