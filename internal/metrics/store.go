@@ -184,6 +184,16 @@ func (a *timedAccount) Fetch(ctx context.Context, mailboxID int64, uids []uint32
 	return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
 }
 
+// MatchFlags passes store.FlagMatcher through, timed as a Fetch.
+func (a *timedAccount) MatchFlags(ctx context.Context, mailboxID int64, uids []uint32, match func(flags []string) bool) ([]uint32, []uint64, error) {
+	fm, ok := a.Account.(store.FlagMatcher)
+	if !ok {
+		return nil, nil, store.ErrNoFlagMatch
+	}
+	defer a.t.since(opFetch, time.Now())
+	return fm.MatchFlags(ctx, mailboxID, uids, match)
+}
+
 func (a *timedAccount) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
 	defer a.t.since(opOpenBody, time.Now())
 	return a.Account.OpenBody(ctx, mailboxID, uid)

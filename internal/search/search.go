@@ -62,6 +62,31 @@ func Want(key *imap.SearchKey) store.Want {
 	return w
 }
 
+// FlagsOnly reports whether key depends on nothing but a message's flags
+// (system flags and keywords; not \Recent, which is the session's), so
+// that messages with the same flags all match or all fail
+// (store.FlagMatcher).
+func FlagsOnly(key *imap.SearchKey) bool {
+	if key == nil {
+		return false
+	}
+	switch key.Op {
+	case imap.SearchAnd, imap.SearchOr, imap.SearchNot:
+		for _, ch := range key.Children {
+			if !FlagsOnly(ch) {
+				return false
+			}
+		}
+		return true
+	case imap.SearchAll, imap.SearchAnswered, imap.SearchDeleted, imap.SearchDraft, imap.SearchFlagged,
+		imap.SearchSeen, imap.SearchUnanswered, imap.SearchUndeleted,
+		imap.SearchUndraft, imap.SearchUnflagged, imap.SearchUnseen,
+		imap.SearchKeyword, imap.SearchUnkeyword:
+		return true
+	}
+	return false
+}
+
 // NeedsBody reports whether evaluating key reads message content (header
 // fields or body text), i.e. whether Match may call Candidate.Open. The SENT*
 // keys use store.Message.SentDate and do not need content.

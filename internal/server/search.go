@@ -156,12 +156,18 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 	if len(sel.uids) == 0 || len(in) == 0 {
 		return nil, nil, nil, nil
 	}
+	now := time.Now()
+	if search.FlagsOnly(key) {
+		matched, modseqs, err := c.matchFlags(ctx, key, in, now)
+		if !errors.Is(err, store.ErrNoFlagMatch) {
+			return matched, modseqs, fullRelevancy(len(matched)), err
+		}
+	}
 	var modseqs []uint64
 	var scores []uint8
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 
-	now := time.Now()
 	var matched []uint32
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
@@ -217,6 +223,45 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 		return nil, nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
 	return matched, modseqs, scores, nil
+}
+
+// matchFlags answers a key on flags alone (search.FlagsOnly) from the
+// mailbox index, which evaluates it once per distinct flag list
+// (store.FlagMatcher); store.ErrNoFlagMatch when the account cannot (no
+// index, or a shared mailbox whose \Seen is per user).
+func (c *conn) matchFlags(ctx context.Context, key *imap.SearchKey, in []uint32, now time.Time) ([]uint32, []uint64, error) {
+	sel := c.sel
+	fm, ok := sel.acct.(store.FlagMatcher)
+	if !ok {
+		return nil, nil, store.ErrNoFlagMatch
+	}
+	cand := &search.Candidate{MaxSeq: uint32(len(sel.uids)), MaxUID: sel.uids[len(sel.uids)-1], Saved: sel.saved}
+	var matchErr error
+	matched, modseqs, err := fm.MatchFlags(ctx, sel.info.ID, in, func(flags []string) bool {
+		cand.Msg = &store.Message{Flags: flags}
+		ok, err := search.Match(key, cand, now)
+		if err != nil && matchErr == nil {
+			matchErr = err
+		}
+		return ok
+	})
+	if err == nil {
+		err = matchErr
+	}
+	if err != nil && !errors.Is(err, store.ErrNoFlagMatch) {
+		return nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+	}
+	return matched, modseqs, err
+}
+
+// fullRelevancy is the relevancy of n matches of a search without fuzzy
+// keys: 100 each (RFC 6203 §4).
+func fullRelevancy(n int) []uint8 {
+	s := make([]uint8, n)
+	for i := range s {
+		s[i] = 100
+	}
+	return s
 }
 
 // setOpener lets cand open the message it holds, in mailbox id of acct

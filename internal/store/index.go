@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -73,3 +74,20 @@ type IndexDelta struct {
 	Expunged []ExpungedUID // ascending by UID
 	Keywords []string
 }
+
+// FlagMatcher is implemented by Accounts that can tell which messages'
+// flags satisfy a predicate without building each message: the mailbox
+// index evaluates match once per distinct flag list (a mailbox has few)
+// and then scans its columns. SEARCH UNSEEN of 100,000 messages then
+// costs a pass over an array instead of 100,000 candidates.
+type FlagMatcher interface {
+	// MatchFlags returns, ascending, those of uids (ascending) whose
+	// message exists and whose flags (system flags and keywords, as
+	// Fetch gives them) satisfy match, with their modseqs. match must not
+	// keep flags. An Account that wraps another and cannot answer returns
+	// ErrNoFlagMatch; the caller then fetches the messages.
+	MatchFlags(ctx context.Context, mailboxID int64, uids []uint32, match func(flags []string) bool) ([]uint32, []uint64, error)
+}
+
+// ErrNoFlagMatch: this Account cannot answer MatchFlags.
+var ErrNoFlagMatch = errors.New("flag matching not available")
