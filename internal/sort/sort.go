@@ -139,25 +139,27 @@ type keyed struct {
 // Sort returns the indexes of items in the order crit asks for; messages
 // equal under every criterion stay in mailbox order (RFC 5256 §3).
 func Sort(items []Item, crit []Criterion) []int {
+	if len(crit) == 1 && isNumeric(crit[0].Key) {
+		return sortByNumber(items, crit[0])
+	}
+	n := len(crit)
 	ks := make([]keyed, len(items))
+	// One backing array per kind for all items: two small slices per
+	// message were most of SORT's allocations.
+	strs := make([]string, len(items)*n)
+	nums := make([]int64, len(items)*n)
 	needAddr := needsAddresses(crit)
 	for i := range items {
 		it := &items[i]
-		k := keyed{idx: i, strs: make([]string, len(crit)), nums: make([]int64, len(crit))}
+		k := keyed{idx: i, strs: strs[i*n : (i+1)*n : (i+1)*n], nums: nums[i*n : (i+1)*n : (i+1)*n]}
 		var env envelope
 		if needAddr {
 			env, _ = parseEnvelope(it.Envelope) // a malformed one sorts as empty
 		}
 		for j, c := range crit {
 			switch c.Key {
-			case Arrival:
-				k.nums[j] = it.InternalDate.UnixNano()
-			case Date:
-				k.nums[j] = it.sentOrInternal().UnixNano()
-			case Size:
-				k.nums[j] = it.Size
-			case Relevancy:
-				k.nums[j] = -int64(it.Relevancy)
+			case Arrival, Date, Size, Relevancy:
+				k.nums[j] = numberKey(it, c.Key)
 			case From:
 				k.strs[j] = mailboxKey(env.from, env.hasFrom)
 			case To:
@@ -177,10 +179,9 @@ func Sort(items []Item, crit []Criterion) []int {
 	slices.SortFunc(ks, func(a, b keyed) int {
 		for j, c := range crit {
 			var r int
-			switch c.Key {
-			case Arrival, Date, Size, Relevancy:
+			if isNumeric(c.Key) {
 				r = cmp.Compare(a.nums[j], b.nums[j])
-			default:
+			} else {
 				r = strings.Compare(a.strs[j], b.strs[j])
 			}
 			if c.Reverse {
@@ -189,6 +190,59 @@ func Sort(items []Item, crit []Criterion) []int {
 			if r != 0 {
 				return r
 			}
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
+	out := make([]int, len(ks))
+	for i, k := range ks {
+		out[i] = k.idx
+	}
+	return out
+}
+
+// isNumeric reports whether k compares numbers (numberKey).
+func isNumeric(k Key) bool {
+	switch k {
+	case Arrival, Date, Size, Relevancy:
+		return true
+	}
+	return false
+}
+
+// numberKey is item it's value for a numeric sort key.
+func numberKey(it *Item, k Key) int64 {
+	switch k {
+	case Arrival:
+		return it.InternalDate.UnixNano()
+	case Date:
+		return it.sentOrInternal().UnixNano()
+	case Size:
+		return it.Size
+	case Relevancy:
+		return -int64(it.Relevancy)
+	}
+	return 0
+}
+
+// sortByNumber is Sort for one numeric criterion (ARRIVAL, DATE, SIZE or
+// RELEVANCY, the sorts clients ask for most): compact keys, no per-item
+// slices.
+func sortByNumber(items []Item, c Criterion) []int {
+	type numKeyed struct {
+		num int64
+		idx int
+	}
+	ks := make([]numKeyed, len(items))
+	for i := range items {
+		ks[i] = numKeyed{numberKey(&items[i], c.Key), i}
+	}
+	slices.SortFunc(ks, func(a, b numKeyed) int {
+		r := cmp.Compare(a.num, b.num)
+		if c.Reverse {
+			r = -r
+		}
+		if r != 0 {
+			return r
 		}
 		return cmp.Compare(a.idx, b.idx)
 	})
