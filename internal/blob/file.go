@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tern-imap/tern/internal/durable"
 )
 
 // File keeps objects as files under a directory, which several nodes may
@@ -72,7 +74,7 @@ func (f *File) Put(ctx context.Context, key string, data []byte) error {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(f.dir, "tmp", key+"."+hex.EncodeToString(rnd[:]))
-	if err := writeSynced(tmp, data); err != nil {
+	if err := durable.WriteNew(tmp, data); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
@@ -80,7 +82,7 @@ func (f *File) Put(ctx context.Context, key string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(final)); err != nil {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	return nil
@@ -95,32 +97,7 @@ func (f *File) makeSubdir(sub string) error {
 	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(f.dir)
-}
-
-func writeSynced(name string, data []byte) error {
-	fh, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	return fh.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(f.dir)
 }
 
 // fileObject is an open blob file.

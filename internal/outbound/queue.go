@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/tern-imap/tern/internal/durable"
 )
 
 // Defaults for Options.
@@ -456,7 +458,7 @@ func (q *Queue) remove(id string) error {
 		return err
 	}
 	os.Remove(filepath.Join(q.dir, "queue", id+retrySuffix))
-	return syncDir(filepath.Join(q.dir, "queue"))
+	return durable.SyncDir(filepath.Join(q.dir, "queue"))
 }
 
 // fail moves message id to failed/.
@@ -471,33 +473,8 @@ func (q *Queue) fail(id string) {
 	// The retry state goes along: attempts and the last error, for the
 	// operator.
 	os.Rename(filepath.Join(q.dir, "queue", id+retrySuffix), filepath.Join(q.dir, "failed", id+retrySuffix))
-	syncDir(filepath.Join(q.dir, "queue"))
-	syncDir(filepath.Join(q.dir, "failed"))
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	durable.SyncDir(filepath.Join(q.dir, "queue"))
+	durable.SyncDir(filepath.Join(q.dir, "failed"))
 }
 
 // Retry state. After a temporary failure the attempt count, the time of
@@ -523,14 +500,14 @@ func (q *Queue) writeRetry(id string, st retryState) error {
 	}
 	tmp := filepath.Join(q.dir, "tmp", id+retrySuffix)
 	os.Remove(tmp) // a leftover of a crash
-	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
+	if err := durable.WriteNew(tmp, append(data, '\n')); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(q.dir, "queue", id+retrySuffix)); err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Join(q.dir, "queue"))
+	return durable.SyncDir(filepath.Join(q.dir, "queue"))
 }
 
 // readRetry reads message id's retry state; ok is false when there is

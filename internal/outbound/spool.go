@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tern-imap/tern/internal/durable"
 )
 
 // Spool puts messages into a queue's spool directory without sending
@@ -73,7 +75,7 @@ func writeTmp(ctx context.Context, dir string, m Message) (string, envelope, err
 		return "", env, fmt.Errorf("enqueue: %w", err)
 	}
 	tmp := filepath.Join(dir, "tmp", id)
-	if err := writeFileSync(tmp, append(append(head, '\n'), m.Data...)); err != nil {
+	if err := durable.WriteNew(tmp, append(append(head, '\n'), m.Data...)); err != nil {
 		os.Remove(tmp)
 		return "", env, fmt.Errorf("enqueue: %w", err)
 	}
@@ -91,7 +93,7 @@ func publish(dir, id string) error {
 }
 
 func syncQueue(dir string) error {
-	if err := syncDir(filepath.Join(dir, "queue")); err != nil {
+	if err := durable.SyncDir(filepath.Join(dir, "queue")); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil

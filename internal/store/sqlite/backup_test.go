@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tern-imap/tern/internal/durable"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -465,7 +466,7 @@ func TestBackupUserDeletedMeanwhile(t *testing.T) {
 	var synced sync.Map
 	testSyncDir = func(d string) error {
 		synced.Store(filepath.Clean(d), true)
-		return fsyncDir(d)
+		return durable.SyncDir(d)
 	}
 	defer func() { testAfterSnapshot, testSyncDir = nil, nil }()
 	var progress bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tern-imap/tern/internal/durable"
 	"github.com/tern-imap/tern/internal/runs"
 )
 
@@ -295,7 +296,7 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 			return names, err
 		}
 		path := u.blobPath(name)
-		if err := writeNewFile(path, body); err != nil {
+		if err := durable.WriteNew(path, body); err != nil {
 			return names, fmt.Errorf("write blob: %w", err)
 		}
 		names = append(names, name)
@@ -307,26 +308,6 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 		}
 	}
 	return names, nil
-}
-
-// writeNewFile creates path, which must not exist, with data, fsynced; on
-// failure it removes what it created.
-func writeNewFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }
 
 func (u *userDB) removeBlobs(names []string) []error {
@@ -373,20 +354,7 @@ func syncDir(dir string) error {
 	if testSyncDir != nil {
 		return testSyncDir(dir)
 	}
-	return fsyncDir(dir)
-}
-
-// fsyncDir is syncDir without the test hook.
-func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDir(dir)
 }
 
 // memBody is a message body kept in the database (bodiesTable).
