@@ -131,10 +131,26 @@ func (e *env) withStore(ctx context.Context, cfg *config.Config, fn func(store.S
 	if err != nil {
 		return err
 	}
+	return runAndClose(st, func() {}, fn)
+}
+
+// withNotifyingStore is withStore for a command whose changes a running
+// server's sessions must hear of (openStoreNotifying).
+func (e *env) withNotifyingStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
+	st, closeN, err := openStoreNotifying(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return runAndClose(st, closeN, fn)
+}
+
+// runAndClose runs fn on st, then closes st and the notifier (closeN).
+func runAndClose(st store.Store, closeN func(), fn func(store.Store) error) error {
 	ferr := fn(st)
 	if err := st.Close(); err != nil && ferr == nil {
 		ferr = fmt.Errorf("close store: %w", err)
 	}
+	closeN()
 	return ferr
 }
 

@@ -103,6 +103,13 @@ func (x *Indexes) MailboxListChanged(user string) {
 	}
 }
 
+// ACLChanged implements store.ACLNotifier.
+func (x *Indexes) ACLChanged(owner, identifier string) {
+	if n, ok := x.next.(store.ACLNotifier); ok {
+		n.ACLChanged(owner, identifier)
+	}
+}
+
 // Stats describe the indexes of a process at one moment.
 type Stats struct {
 	Mailboxes int   // mailboxes with a loaded index
