@@ -72,7 +72,8 @@ func (e *env) user(args []string) int {
 		c = command{name: "tern user del", args: "NAME", nargs: 1,
 			about: "Delete user NAME and all their mail. This cannot be undone."}
 	case "list":
-		c = command{name: "tern user list", about: "List all users, one per line."}
+		c = command{name: "tern user list", about: "List all users, one per line (not the account " + store.SharedOwner + " of the\n" +
+			"shared folders: see tern shared list)."}
 	default:
 		fmt.Fprintf(e.stderr, "tern user: unknown command %q\n\n%s", args[0], userUsage)
 		return exitUsage
@@ -115,7 +116,7 @@ func checkUserName(name string) error {
 	if name == "" || len(name) > 255 {
 		return fmt.Errorf("%w: user name must be 1 to 255 bytes", errUsage)
 	}
-	if strings.HasPrefix(name, "#") {
+	if store.IsReservedUser(name) {
 		return fmt.Errorf("%w: user names starting with # are reserved (tern shared)", errUsage)
 	}
 	for _, r := range name {
@@ -239,6 +240,9 @@ func (e *env) userList(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("list users: %w", err)
 		}
 		for _, u := range users {
+			if store.IsReservedUser(u) {
+				continue // an account of no user (store.SharedOwner)
+			}
 			fmt.Fprintln(e.stdout, u)
 		}
 		return nil

@@ -126,7 +126,7 @@ func (d *Deliverer) Resolve(ctx context.Context, addr string) (Recipient, error)
 		cands = append(cands, l)
 	}
 	for _, c := range cands {
-		if strings.HasPrefix(c, "#") {
+		if store.IsReservedUser(c) {
 			continue // reserved for accounts of no user (store.SharedOwner)
 		}
 		_, err := d.st.PasswordHash(ctx, c)
