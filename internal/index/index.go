@@ -176,6 +176,26 @@ func (x *Indexes) dropUser(user string) {
 	}
 }
 
+// dropReader forgets the private \Seen copies of a user on other users'
+// mailboxes (DeleteUser: the store drops their states without moving
+// those mailboxes' modseqs).
+func (x *Indexes) dropReader(user string) {
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for _, b := range x.boxes {
+		boxes = append(boxes, b)
+	}
+	x.mu.Unlock()
+	for _, b := range boxes {
+		b.mu.Lock()
+		if c := b.seen[user]; c != nil {
+			b.seenBytes -= int64(len(c.states)) * seenStateBytes
+			delete(b.seen, user)
+		}
+		b.mu.Unlock()
+	}
+}
+
 // evict unloads the least recently used indexes while the total exceeds
 // the budget, never keep itself.
 func (x *Indexes) evict(keep *Mailbox) {
@@ -240,5 +260,6 @@ func (s *indexedStore) Account(ctx context.Context, user string) (store.Account,
 func (s *indexedStore) DeleteUser(ctx context.Context, name string) error {
 	err := s.Store.DeleteUser(ctx, name)
 	s.x.dropUser(name)
+	s.x.dropReader(name)
 	return err
 }
