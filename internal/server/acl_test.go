@@ -503,4 +503,14 @@ func TestSharedNotifyFollowsACL(t *testing.T) {
 	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work"`)
 	alice.appendMsg("Work", "", simpleMsg)
 	bob.expectLines(`* STATUS "Other Users/alice/Work" (MESSAGES 7 UIDNEXT 8)`)
+
+	// The owner's CREATE below it (the new mailbox inherits the ACL) and
+	// DELETE are followed too.
+	alice.ok("CREATE Work/Sub")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work/Sub"`)
+	alice.appendMsg("Work/Sub", "", simpleMsg)
+	bob.expectLines(`* STATUS "Other Users/alice/Work/Sub" (MESSAGES 1 UIDNEXT 2)`)
+	alice.ok("DELETE Work/Sub")
+	bob.expectLines(`* LIST (\NonExistent) "/" "Other Users/alice/Work/Sub"`)
+	bob.quiet()
 }
