@@ -347,14 +347,20 @@ func (c *conn) notifySharedChanged(ctx context.Context, absorb bool) error {
 		return err
 	}
 	if !ok {
-		c.w.WriteString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch; NOTIFY is off\r\n")
-		c.stopNotify()
+		c.notifyOverflow()
 		return nil
 	}
 	if n.wantList && !absorb {
 		c.notifySharedListEvents(before, n.listed, subs)
 	}
 	return nil
+}
+
+// notifyOverflow turns NOTIFY off when the watched mailboxes grew past
+// maxNotifyMailboxes, and says so (RFC 5465 §3.1).
+func (c *conn) notifyOverflow() {
+	c.w.WriteString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch; NOTIFY is off\r\n")
+	c.stopNotify()
 }
 
 // notifySharedListEvents writes a LIST response for each other user's
@@ -714,8 +720,7 @@ func (c *conn) notifyListChanged(ctx context.Context, absorb bool) error {
 		c.notifyListEvents(boxes, subs)
 	}
 	if !n.rebuild(boxes, subs) {
-		c.w.WriteString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch; NOTIFY is off\r\n")
-		c.stopNotify()
+		c.notifyOverflow()
 		return nil
 	}
 	// Mailboxes that became watched start from their current status.
