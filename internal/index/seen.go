@@ -30,7 +30,8 @@ type seenCopy struct {
 const seenStateBytes = 16
 
 // seenStates returns user's states of the mailbox, all of them,
-// ascending by UID (shared: the caller must not change them).
+// ascending by UID (shared: the caller must not change them), and counts
+// a hit when no query was needed, else a miss.
 func (a *account) seenStates(ctx context.Context, mailboxID int64, user string) ([]store.SeenState, error) {
 	var head uint64
 	var have *seenCopy
@@ -42,8 +43,10 @@ func (a *account) seenStates(ctx context.Context, mailboxID int64, user string) 
 		return nil, err
 	}
 	if have != nil && have.modSeq == head {
+		a.hit()
 		return have.states, nil
 	}
+	a.miss()
 	// The states changed since the copy was read are read and merged in
 	// (all of them without a copy). A copy never goes wrong by the index
 	// being loaded again meanwhile: its states and the delta since its
@@ -137,10 +140,8 @@ func mergeSeen(base, newer []store.SeenState) []store.SeenState {
 func (a *account) PrivateSeen(ctx context.Context, mailboxID int64, user string, uids []uint32, sinceModSeq uint64) ([]store.SeenState, error) {
 	all, err := a.seenStates(ctx, mailboxID, user)
 	if err != nil {
-		a.miss()
 		return a.Account.PrivateSeen(ctx, mailboxID, user, uids, sinceModSeq)
 	}
-	a.hit()
 	out := make([]store.SeenState, 0, min(len(all), max(len(uids), 16)))
 	keep := func(s store.SeenState) {
 		if s.ModSeq > sinceModSeq {
@@ -172,10 +173,8 @@ func (a *account) PrivateSeenCount(ctx context.Context, mailboxID int64, user st
 		})
 	}
 	if err != nil {
-		a.miss()
 		return a.Account.PrivateSeenCount(ctx, mailboxID, user)
 	}
-	a.hit()
 	return seen, firstUnseen, nil
 }
 
