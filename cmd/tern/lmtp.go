@@ -22,6 +22,7 @@ func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScr
 	return delivery.New(st, delivery.Options{
 		Domains:            cfg.LMTP.Domains,
 		RecipientDelimiter: cfg.LMTP.RecipientDelimiter,
+		PostUser:           cfg.LMTP.PostUser,
 		QuotaTempFail:      cfg.LMTP.QuotaFullTempFail,
 		Logger:             log,
 		Scripts:            delivery.StoreScripts(st),

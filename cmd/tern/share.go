@@ -61,7 +61,7 @@ func (e *env) share(c command, args []string, set bool, owner string) int {
 		return exitError
 	}
 	ctx := context.Background()
-	err := e.withStore(ctx, cfg, func(st store.Store) error {
+	err := e.withNotifyingStore(ctx, cfg, func(st store.Store) error {
 		acct, err := st.Account(ctx, pos[0])
 		if errors.Is(err, store.ErrNoSuchUser) {
 			return fmt.Errorf("no user %q", pos[0])

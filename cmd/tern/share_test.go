@@ -61,4 +61,8 @@ func TestSharedFoldersCommand(t *testing.T) {
 	if r := runT(t, "pw\n", "user", "add", "#shared", "--data", dir); r.code != exitUsage {
 		t.Fatalf("user add #shared: %+v", r)
 	}
+	// The account of the shared folders is no user.
+	if r := runT(t, "", "user", "list", "--data", dir); r.code != 0 || r.stdout != "bob\n" {
+		t.Fatalf("user list: %+v", r)
+	}
 }

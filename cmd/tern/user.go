@@ -72,7 +72,8 @@ func (e *env) user(args []string) int {
 		c = command{name: "tern user del", args: "NAME", nargs: 1,
 			about: "Delete user NAME and all their mail. This cannot be undone."}
 	case "list":
-		c = command{name: "tern user list", about: "List all users, one per line."}
+		c = command{name: "tern user list", about: "List all users, one per line (not the account " + store.SharedOwner + " of the\n" +
+			"shared folders: see tern shared list)."}
 	default:
 		fmt.Fprintf(e.stderr, "tern user: unknown command %q\n\n%s", args[0], userUsage)
 		return exitUsage
@@ -115,7 +116,7 @@ func checkUserName(name string) error {
 	if name == "" || len(name) > 255 {
 		return fmt.Errorf("%w: user name must be 1 to 255 bytes", errUsage)
 	}
-	if strings.HasPrefix(name, "#") {
+	if store.IsReservedUser(name) {
 		return fmt.Errorf("%w: user names starting with # are reserved (tern shared)", errUsage)
 	}
 	for _, r := range name {
@@ -131,10 +132,26 @@ func (e *env) withStore(ctx context.Context, cfg *config.Config, fn func(store.S
 	if err != nil {
 		return err
 	}
+	return runAndClose(st, func() {}, fn)
+}
+
+// withNotifyingStore is withStore for a command whose changes a running
+// server's sessions must hear of (openStoreNotifying).
+func (e *env) withNotifyingStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
+	st, closeN, err := openStoreNotifying(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return runAndClose(st, closeN, fn)
+}
+
+// runAndClose runs fn on st, then closes st and the notifier (closeN).
+func runAndClose(st store.Store, closeN func(), fn func(store.Store) error) error {
 	ferr := fn(st)
 	if err := st.Close(); err != nil && ferr == nil {
 		ferr = fmt.Errorf("close store: %w", err)
 	}
+	closeN()
 	return ferr
 }
 
@@ -223,6 +240,9 @@ func (e *env) userList(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("list users: %w", err)
 		}
 		for _, u := range users {
+			if store.IsReservedUser(u) {
+				continue // an account of no user (store.SharedOwner)
+			}
 			fmt.Fprintln(e.stdout, u)
 		}
 		return nil

@@ -298,6 +298,11 @@ type LMTP struct {
 	// RecipientDelimiter separates a user from a sub-address
 	// ("alice+lists@..." is delivered to alice). Empty disables it.
 	RecipientDelimiter string `toml:"recipient_delimiter"`
+	// PostUser is the local part that posts into shared folders:
+	// "<post_user><delimiter><folder>@domain" goes into "Shared
+	// Folders/<folder>" when its ACL gives anyone "p" ("" by default:
+	// "+folder@domain").
+	PostUser string `toml:"post_user"`
 	// QuotaFullTempFail answers over-quota deliveries with a temporary
 	// failure (LMTP 452 4.2.2, deliver exit 75) instead of a permanent one
 	// (552 5.2.2, exit 77), so the MTA retries.
@@ -529,6 +534,9 @@ func (c *Config) Validate() error {
 		if d == "" || strings.ContainsAny(d, "@ \t") {
 			bad("lmtp.domains", "invalid domain %q", d)
 		}
+	}
+	if strings.ContainsAny(c.LMTP.PostUser, "@\"\x00\r\n") || (c.LMTP.RecipientDelimiter != "" && strings.Contains(c.LMTP.PostUser, c.LMTP.RecipientDelimiter)) {
+		bad("lmtp.post_user", "must be a local part without the recipient delimiter, got %q", c.LMTP.PostUser)
 	}
 	if len(c.LMTP.RecipientDelimiter) > 1 {
 		bad("lmtp.recipient_delimiter", "must be empty or one character, got %q", c.LMTP.RecipientDelimiter)

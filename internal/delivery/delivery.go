@@ -27,6 +27,12 @@ type Options struct {
 	// RecipientDelimiter separates a user from a detail
 	// ("alice+lists@example.org"). Empty disables sub-addressing.
 	RecipientDelimiter string
+	// PostUser is the local part that posts into shared folders (the
+	// "Shared Folders" of store.SharedOwner): "<PostUser><delimiter>
+	// <folder>@domain" is delivered into that folder, if its ACL gives
+	// store.Anyone the post right "p" (RFC 4314 §2.1; Cyrus's postuser).
+	// Empty: "+folder@domain". Needs RecipientDelimiter.
+	PostUser string
 	// QuotaTempFail makes over-quota a temporary failure (452 4.2.2,
 	// exit 75) instead of a permanent one (552 5.2.2).
 	QuotaTempFail bool
@@ -70,6 +76,9 @@ type Recipient struct {
 	Address string // as given (RCPT TO)
 	User    string // tern user name
 	Detail  string // sub-address after the delimiter, "" if none
+	// Shared: the recipient is the shared folder Detail (User is
+	// store.SharedOwner), posted to through Options.PostUser.
+	Shared bool
 }
 
 // ErrBadDomain is returned by Resolve for a domain not in Options.Domains.
@@ -97,6 +106,10 @@ func (d *Deliverer) Resolve(ctx context.Context, addr string) (Recipient, error)
 	}
 	user := local
 	if delim := d.opts.RecipientDelimiter; delim != "" {
+		prefix := d.opts.PostUser + delim
+		if len(local) > len(prefix) && strings.EqualFold(local[:len(prefix)], prefix) {
+			return d.resolveShared(ctx, r, local[len(prefix):])
+		}
 		if i := strings.Index(local, delim); i > 0 {
 			user, r.Detail = local[:i], local[i+len(delim):]
 		}
@@ -113,6 +126,9 @@ func (d *Deliverer) Resolve(ctx context.Context, addr string) (Recipient, error)
 		cands = append(cands, l)
 	}
 	for _, c := range cands {
+		if store.IsReservedUser(c) {
+			continue // reserved for accounts of no user (store.SharedOwner)
+		}
 		_, err := d.st.PasswordHash(ctx, c)
 		if err == nil {
 			r.User = c
@@ -123,6 +139,72 @@ func (d *Deliverer) Resolve(ctx context.Context, addr string) (Recipient, error)
 		}
 	}
 	return r, fmt.Errorf("recipient %q: %w", addr, store.ErrNoSuchUser)
+}
+
+// resolveShared resolves the shared folder a PostUser address names: it
+// must exist, hold messages and give anyone "p". Otherwise the answer is
+// store.ErrNoSuchUser, the same for each reason.
+func (d *Deliverer) resolveShared(ctx context.Context, r Recipient, folder string) (Recipient, error) {
+	acct, err := d.st.Account(ctx, store.SharedOwner)
+	if err != nil {
+		if errors.Is(err, store.ErrNoSuchUser) {
+			return r, fmt.Errorf("recipient %q: no shared folders: %w", r.Address, err)
+		}
+		return r, fmt.Errorf("look up recipient %q: %w", r.Address, err)
+	}
+	defer acct.Close()
+	if err := checkPostable(ctx, acct, folder); err != nil {
+		return r, fmt.Errorf("recipient %q: %w", r.Address, err)
+	}
+	r.User, r.Detail, r.Shared = store.SharedOwner, folder, true
+	return r, nil
+}
+
+// checkPostable returns nil if folder of acct exists, holds messages and
+// its ACL gives store.Anyone "p"; store.ErrNoSuchUser (wrapped) if not.
+func checkPostable(ctx context.Context, acct store.Account, folder string) error {
+	mi, err := acct.Mailbox(ctx, folder)
+	if errors.Is(err, store.ErrNoSuchMailbox) || errors.Is(err, store.ErrInvalidName) || (err == nil && mi.NoSelect) {
+		return fmt.Errorf("shared folder %q: %w", folder, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return fmt.Errorf("shared folder %q: %w", folder, err)
+	}
+	acl, err := acct.ACL(ctx, folder)
+	if errors.Is(err, store.ErrNoSuchMailbox) {
+		return fmt.Errorf("shared folder %q: %w", folder, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return fmt.Errorf("acl of shared folder %q: %w", folder, err)
+	}
+	for _, e := range acl {
+		if e.Identifier == store.Anyone && strings.Contains(e.Rights, "p") {
+			return nil
+		}
+	}
+	return fmt.Errorf("shared folder %q: anyone may not post: %w", folder, store.ErrNoSuchUser)
+}
+
+// DeliverShared stores msg in the shared folder (store.SharedOwner's
+// mailbox), checking the post right again: the ACL may have changed
+// since the recipient was resolved. There is no fallback folder.
+func (d *Deliverer) DeliverShared(ctx context.Context, folder string, msg []byte) (Result, error) {
+	acct, err := d.st.Account(ctx, store.SharedOwner)
+	if err != nil {
+		return Result{}, fmt.Errorf("deliver to shared folder %q: %w", folder, err)
+	}
+	defer acct.Close()
+	if err := checkPostable(ctx, acct, folder); err != nil {
+		return Result{}, err
+	}
+	res, err := acct.Append(ctx, folder, []store.NewMessage{{Body: msg}})
+	if errors.Is(err, store.ErrNoSuchMailbox) || errors.Is(err, store.ErrNoSelect) {
+		return Result{}, fmt.Errorf("deliver to shared folder %q: %w: %w", folder, err, store.ErrNoSuchUser)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("deliver to shared folder %q: %w", folder, err)
+	}
+	return Result{Mailbox: folder, UID: res.UIDs[0]}, nil
 }
 
 func containsFold(list []string, s string) bool {

@@ -231,7 +231,16 @@ func (s *lmtpSession) deliverOne(rc Recipient, msg []byte) error {
 	defer cancel()
 	from, to := s.from, rc.Address
 	body := TraceHeaders(msg, &from, &to)
-	res, err := s.l.d.DeliverFiltered(ctx, Incoming{User: rc.User, Detail: rc.Detail, Address: rc.Address, From: from, Body: body})
+	var res []Result
+	var err error
+	if rc.Shared {
+		var r Result
+		if r, err = s.l.d.DeliverShared(ctx, rc.Detail, body); err == nil {
+			res = []Result{r}
+		}
+	} else {
+		res, err = s.l.d.DeliverFiltered(ctx, Incoming{User: rc.User, Detail: rc.Detail, Address: rc.Address, From: from, Body: body})
+	}
 	s.l.m.Delivery("lmtp", DeliveryResult(err))
 	if err != nil {
 		return s.l.d.smtpError(rc, err)

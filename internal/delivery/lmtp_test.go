@@ -384,3 +384,97 @@ func TestLMTPWakesIdle(t *testing.T) {
 	fmt.Fprintf(nc, "DONE\r\n")
 	readUntil("c OK")
 }
+
+// Posting into shared folders (the "p" right, RFC 4314 §2.1, as Cyrus's
+// postuser): "+Folder@domain" reaches the shared folder only while its
+// ACL gives anyone "p"; otherwise, or for a missing or \Noselect folder,
+// the answer is "no such user". The shared account itself is no
+// recipient.
+func TestLMTPPostToSharedFolder(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{RecipientDelimiter: "+", Domains: []string{"example.org"}}, "alice")
+	if err := e.st.CreateUser(ctx, store.SharedOwner, ""); err != nil {
+		t.Fatal(err)
+	}
+	sh := e.account(store.SharedOwner)
+	for _, f := range []string{"Announce", "Closed", "Team/News"} {
+		if err := sh.CreateMailbox(ctx, f, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, g := range [][2]string{{"Announce", "p"}, {"Closed", "lr"}, {"Team/News", "lrp"}} {
+		if _, err := sh.SetACL(ctx, g[0], store.Anyone, store.FlagsReplace, g[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sh.SetACL(ctx, "Closed", "alice", store.FlagsReplace, "lrp"); err != nil {
+		t.Fatal(err)
+	}
+	e.startLMTP(LMTPConfig{})
+	c := dialLMTP(t, "tcp", e.addr)
+	c.cmd(250, "MAIL FROM:<s@example.net>")
+	c.cmd(250, "RCPT TO:<+Announce@example.org>")
+	c.cmd(250, "RCPT TO:<+Team/News@example.org>")
+	c.cmd(550, "RCPT TO:<+Closed@example.org>")  // "p" for alice, not for anyone
+	c.cmd(550, "RCPT TO:<+Missing@example.org>") // no such folder
+	c.cmd(550, "RCPT TO:<+Team@example.org>")    // \Noselect parent
+	c.cmd(550, "RCPT TO:<#shared@example.org>")  // the account itself
+	c.cmd(550, "RCPT TO:<#shared+Announce@example.org>")
+	replies := c.data(testMsg, 2)
+	for i, r := range replies {
+		if !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("reply %d: %q", i, r)
+		}
+	}
+	if b := e.bodies(store.SharedOwner, "Announce"); len(b) != 1 || !strings.Contains(b[0], "Delivered-To: +Announce@example.org\r\n") {
+		t.Fatalf("Announce: %q", b)
+	}
+	if n := len(e.bodies(store.SharedOwner, "Team/News")); n != 1 {
+		t.Fatalf("Team/News has %d messages", n)
+	}
+	for _, f := range []string{"Closed", "INBOX"} {
+		if n := len(e.bodies(store.SharedOwner, f)); n != 0 {
+			t.Fatalf("%s has %d messages", f, n)
+		}
+	}
+
+	// Revoked between RCPT and DATA: refused at DATA, nothing stored.
+	c.cmd(250, "MAIL FROM:<s@example.net>")
+	c.cmd(250, "RCPT TO:<+Announce@example.org>")
+	if _, err := sh.SetACL(ctx, "Announce", store.Anyone, store.FlagsReplace, "lr"); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.data(testMsg, 1); !strings.HasPrefix(r[0], "550 5.1.1") {
+		t.Fatalf("after revoke: %q", r)
+	}
+	if n := len(e.bodies(store.SharedOwner, "Announce")); n != 1 {
+		t.Fatalf("Announce has %d messages after the revoke", n)
+	}
+}
+
+// A post user configured: "bb+Folder" posts, "+Folder" is nobody.
+func TestLMTPPostUser(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{RecipientDelimiter: "+", PostUser: "bb"}, "alice")
+	if err := e.st.CreateUser(ctx, store.SharedOwner, ""); err != nil {
+		t.Fatal(err)
+	}
+	sh := e.account(store.SharedOwner)
+	if err := sh.CreateMailbox(ctx, "Board", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sh.SetACL(ctx, "Board", store.Anyone, store.FlagsReplace, "p"); err != nil {
+		t.Fatal(err)
+	}
+	e.startLMTP(LMTPConfig{})
+	c := dialLMTP(t, "tcp", e.addr)
+	c.cmd(250, "MAIL FROM:<s@example.net>")
+	c.cmd(250, "RCPT TO:<BB+Board@example.org>")
+	c.cmd(550, "RCPT TO:<+Board@example.org>")
+	if r := c.data(testMsg, 1); !strings.HasPrefix(r[0], "250 ") {
+		t.Fatalf("DATA: %q", r)
+	}
+	if n := len(e.bodies(store.SharedOwner, "Board")); n != 1 {
+		t.Fatalf("Board has %d messages", n)
+	}
+}

@@ -19,7 +19,8 @@ import (
 // (tern deliver, tern import) to a running tern serve, so its IDLE sessions
 // wake up for mail stored by another process. A signal carries no data a
 // session trusts: it only makes the session ask the store what changed.
-// Each line is "user\tmailboxID\tmodseq\n".
+// Each line is "user\tmailboxID\tmodseq\n", or "\towner\tidentifier\n"
+// after an ACL change (store.ACLNotifier; no user name is empty).
 
 // NotifySocketName is the socket's file name in the data directory.
 const NotifySocketName = "notify.sock"
@@ -69,6 +70,12 @@ func serveNotifyConn(c net.Conn, n store.Notifier) {
 		if len(f) != 3 {
 			return
 		}
+		if f[0] == "" {
+			if an, ok := n.(store.ACLNotifier); ok {
+				an.ACLChanged(f[1], f[2])
+			}
+			continue
+		}
 		id, err1 := strconv.ParseInt(f[1], 10, 64)
 		ms, err2 := strconv.ParseUint(f[2], 10, 64)
 		if err1 != nil || err2 != nil {
@@ -96,7 +103,19 @@ func (s *SocketNotifier) MailboxChanged(user string, mailboxID int64, modSeq uin
 	if strings.ContainsAny(user, "\t\n") {
 		return
 	}
-	line := user + "\t" + strconv.FormatInt(mailboxID, 10) + "\t" + strconv.FormatUint(modSeq, 10) + "\n"
+	s.send(user + "\t" + strconv.FormatInt(mailboxID, 10) + "\t" + strconv.FormatUint(modSeq, 10) + "\n")
+}
+
+// ACLChanged implements store.ACLNotifier.
+func (s *SocketNotifier) ACLChanged(owner, identifier string) {
+	if owner == "" || strings.ContainsAny(owner, "\t\n") || strings.ContainsAny(identifier, "\t\n") {
+		return
+	}
+	s.send("\t" + owner + "\t" + identifier + "\n")
+}
+
+// send writes one line to the server, dialling it when needed.
+func (s *SocketNotifier) send(line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {

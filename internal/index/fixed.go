@@ -108,4 +108,5 @@ func (b *Mailbox) dropCached(uid uint32) {
 func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
 	b.content, b.contentBytes = nil, 0
+	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

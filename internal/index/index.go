@@ -103,6 +103,13 @@ func (x *Indexes) MailboxListChanged(user string) {
 	}
 }
 
+// ACLChanged implements store.ACLNotifier.
+func (x *Indexes) ACLChanged(owner, identifier string) {
+	if n, ok := x.next.(store.ACLNotifier); ok {
+		n.ACLChanged(owner, identifier)
+	}
+}
+
 // Stats describe the indexes of a process at one moment.
 type Stats struct {
 	Mailboxes int   // mailboxes with a loaded index
@@ -166,6 +173,26 @@ func (x *Indexes) dropUser(user string) {
 		if k.user == user {
 			delete(x.boxes, k)
 		}
+	}
+}
+
+// dropReader forgets the private \Seen copies of a user on other users'
+// mailboxes (DeleteUser: the store drops their states without moving
+// those mailboxes' modseqs).
+func (x *Indexes) dropReader(user string) {
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for _, b := range x.boxes {
+		boxes = append(boxes, b)
+	}
+	x.mu.Unlock()
+	for _, b := range boxes {
+		b.mu.Lock()
+		if c := b.seen[user]; c != nil {
+			b.seenBytes -= int64(len(c.states)) * seenStateBytes
+			delete(b.seen, user)
+		}
+		b.mu.Unlock()
 	}
 }
 
@@ -233,5 +260,6 @@ func (s *indexedStore) Account(ctx context.Context, user string) (store.Account,
 func (s *indexedStore) DeleteUser(ctx context.Context, name string) error {
 	err := s.Store.DeleteUser(ctx, name)
 	s.x.dropUser(name)
+	s.x.dropReader(name)
 	return err
 }

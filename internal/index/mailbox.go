@@ -40,6 +40,11 @@ type Mailbox struct {
 	// content caches the fields small FETCHes ask for (content.go).
 	content      map[uint32]*contentFields
 	contentBytes int64
+	// seen holds the private \Seen of readers other than the owner, by
+	// user (seen.go), guarded by seenMu under the read lock.
+	seenMu    sync.Mutex
+	seen      map[string]*seenCopy
+	seenBytes int64
 	// claiming is closed when the \Recent claim this process has in
 	// flight for the mailbox ends (nil: none); see account.ClaimRecent.
 	claiming chan struct{}
@@ -361,8 +366,11 @@ func (b *Mailbox) meta(i int) store.MessageMeta {
 func (b *Mailbox) bytes() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	b.seenMu.Lock()
+	seen := b.seenBytes + int64(len(b.seen))*64
+	b.seenMu.Unlock()
 	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 +
-		b.fixedBytes + int64(len(b.fixed))*48 + b.contentBytes + int64(len(b.content))*48 + 512
+		b.fixedBytes + int64(len(b.fixed))*48 + b.contentBytes + int64(len(b.content))*48 + seen + 512
 }
 
 // unload drops the columns (eviction); the next use loads them again.

@@ -21,6 +21,9 @@ type Hub struct {
 	// watchers holds the user subscriptions watching one mailbox of
 	// another user (UserSubscription.Watch).
 	watchers map[key]map[*UserSubscription]struct{}
+	// ownerWatchers holds the user subscriptions watching the mailbox
+	// list of another user (UserSubscription.WatchOwners).
+	ownerWatchers map[string]map[*UserSubscription]struct{}
 }
 
 // New returns an empty hub.

@@ -1,5 +1,7 @@
 package notify
 
+import "github.com/tern-imap/tern/internal/store"
+
 // maxDirty bounds the mailbox IDs a user subscription remembers between
 // two Take calls; past it the subscription reports "all changed".
 const maxDirty = 256
@@ -22,6 +24,11 @@ type UserSubscription struct {
 	// the last TakeOthers.
 	watching   []key
 	dirtyOther map[key]struct{}
+	// owners are the users whose mailbox lists are watched
+	// (WatchOwners); shared says that what other users share with the
+	// subscription's user may have changed since the last TakeShared.
+	owners []string
+	shared bool
 }
 
 // Mailbox names one mailbox of one user.
@@ -68,6 +75,66 @@ func (s *UserSubscription) unwatchLocked() {
 		}
 	}
 	s.watching, s.dirtyOther = nil, nil
+}
+
+// WatchOwners makes the subscription watch exactly the mailbox lists of
+// owners (users who share mailboxes with its user): a mailbox of theirs
+// created, deleted or renamed signals C and shows in TakeShared.
+func (s *UserSubscription) WatchOwners(owners []string) {
+	if s == nil || s.hub == nil {
+		return
+	}
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.unwatchOwnersLocked()
+	if h.ownerWatchers == nil {
+		h.ownerWatchers = make(map[string]map[*UserSubscription]struct{})
+	}
+	for _, o := range owners {
+		m := h.ownerWatchers[o]
+		if m == nil {
+			m = make(map[*UserSubscription]struct{})
+			h.ownerWatchers[o] = m
+		}
+		m[s] = struct{}{}
+		s.owners = append(s.owners, o)
+	}
+}
+
+// unwatchOwnersLocked drops the owner watches; called with hub.mu held.
+func (s *UserSubscription) unwatchOwnersLocked() {
+	h := s.hub
+	for _, o := range s.owners {
+		if m := h.ownerWatchers[o]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(h.ownerWatchers, o)
+			}
+		}
+	}
+	s.owners = nil
+}
+
+// TakeShared reports and clears whether what other users share with the
+// subscription's user may have changed (an ACL entry for the user or for
+// anyone, or the mailbox list of a watched owner) since the last call.
+func (s *UserSubscription) TakeShared() bool {
+	if s.hub == nil {
+		return false
+	}
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	shared := s.shared
+	s.shared = false
+	return shared
+}
+
+// markShared records a possible change of what is shared with the
+// subscription's user; called with hub.mu held.
+func (s *UserSubscription) markShared() {
+	s.shared = true
+	s.signal()
 }
 
 // TakeOthers returns and clears the watched mailboxes of other users
@@ -157,6 +224,7 @@ func (s *UserSubscription) Close() {
 	h := s.hub
 	h.mu.Lock()
 	s.unwatchLocked()
+	s.unwatchOwnersLocked()
 	if m := h.users[s.user]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
@@ -201,5 +269,33 @@ func (h *Hub) MailboxListChanged(user string) {
 	for s := range h.users[user] {
 		s.list = true
 		s.signal()
+	}
+	for s := range h.ownerWatchers[user] {
+		s.markShared()
+	}
+}
+
+// ACLChanged implements store.ACLNotifier: the user subscriptions of
+// identifier (of every user but owner, for store.Anyone) hear that what
+// is shared with them may have changed.
+func (h *Hub) ACLChanged(owner, identifier string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if identifier != store.Anyone {
+		if identifier == owner {
+			return
+		}
+		for s := range h.users[identifier] {
+			s.markShared()
+		}
+		return
+	}
+	for u, subs := range h.users {
+		if u == owner {
+			continue
+		}
+		for s := range subs {
+			s.markShared()
+		}
 	}
 }

@@ -464,3 +464,53 @@ func TestSharedNotifySelected(t *testing.T) {
 	bob.expectLines(`* 1 FETCH (UID 1 FLAGS (\Answered \Recent))`)
 	bob.quiet()
 }
+
+// NOTIFY follows grants and revokes made after NOTIFY SET: a grant
+// starts message events and is told as a LIST (MailboxName), a revoke
+// stops them (nothing about the mailbox leaks afterwards) and is told
+// as \NonExistent; the owner's rename of a shared mailbox is a LIST with
+// OLDNAME (RFC 5465 §5.4).
+func TestSharedNotifyFollowsACL(t *testing.T) {
+	_, alice, bob := shareSetup(t, serverOpts{})
+	alice.ok("CREATE Team")
+	bob.ok(`NOTIFY SET (SUBTREE "Other Users" (MessageNew MessageExpunge MailboxName))`)
+	alice.appendMsg("Projects", "", crlf("Subject: before\n\nnot shared yet\n"))
+	bob.quiet()
+
+	alice.ok("SETACL Projects bob lr")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Projects"`)
+	alice.appendMsg("Projects", "", crlf("Subject: after\n\nshared now\n"))
+	bob.expectLines(`* STATUS "Other Users/alice/Projects" (MESSAGES 4 UIDNEXT 5)`)
+
+	// "l" alone: listed, but no message events.
+	alice.ok("SETACL Team bob l")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Team"`)
+	alice.appendMsg("Team", "", simpleMsg)
+	bob.quiet()
+
+	alice.ok("RENAME Projects Work")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work" ("OLDNAME" ("Other Users/alice/Projects"))`)
+	alice.appendMsg("Work", "", simpleMsg)
+	bob.expectLines(`* STATUS "Other Users/alice/Work" (MESSAGES 5 UIDNEXT 6)`)
+
+	alice.ok("DELETEACL Work bob")
+	bob.expectLines(`* LIST (\NonExistent) "/" "Other Users/alice/Work"`)
+	alice.appendMsg("Work", "", simpleMsg)
+	bob.quiet()
+
+	// A grant to anyone reaches bob too.
+	alice.ok("SETACL Work anyone lr")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work"`)
+	alice.appendMsg("Work", "", simpleMsg)
+	bob.expectLines(`* STATUS "Other Users/alice/Work" (MESSAGES 7 UIDNEXT 8)`)
+
+	// The owner's CREATE below it (the new mailbox inherits the ACL) and
+	// DELETE are followed too.
+	alice.ok("CREATE Work/Sub")
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work/Sub"`)
+	alice.appendMsg("Work/Sub", "", simpleMsg)
+	bob.expectLines(`* STATUS "Other Users/alice/Work/Sub" (MESSAGES 1 UIDNEXT 2)`)
+	alice.ok("DELETE Work/Sub")
+	bob.expectLines(`* LIST (\NonExistent) "/" "Other Users/alice/Work/Sub"`)
+	bob.quiet()
+}

@@ -52,6 +52,11 @@ type notifyState struct {
 	// others are the watched mailboxes of other users (Other Users,
 	// Shared Folders), by owner and id; name is the session's name.
 	others map[notify.Mailbox]*watchedBox
+	// listed are the other users' mailboxes the user may list ("l"),
+	// by session name, as last reported (only with wantList): for
+	// MailboxName events when grants, revokes or the owners' renames
+	// change them (RFC 5465 §5.4).
+	listed map[string]sharedBox
 	// The mailbox list as last reported (only with wantList).
 	boxes map[int64]store.MailboxInfo
 	subs  map[string]bool
@@ -239,36 +244,51 @@ func cmdNotify(ctx context.Context, c *conn, cmd *imap.Command) error {
 // other users the user may read ("r") that a group with message events
 // names: by SUBTREE or MAILBOXES under "Other Users/" or "Shared
 // Folders/", or SUBSCRIBED (INBOXES and PERSONAL are the user's own).
-// The set is fixed at NOTIFY SET: mailboxes shared, renamed or unshared
-// later are not followed. It reports false when too many would be
-// watched.
+// It is called at NOTIFY SET and again whenever what is shared with the
+// user may have changed (notifySharedChanged): a mailbox watched before
+// keeps its last status (its next change is told against it), one
+// watched anew starts from its current status, one no longer readable is
+// dropped. It also watches the mailbox lists of the mailboxes' owners
+// and, with wantList, remembers the mailboxes the user may list. It
+// reports false when too many would be watched.
 func (c *conn) notifyWatchOthers(ctx context.Context, n *notifyState, subs map[string]bool) (bool, error) {
-	n.others = nil
 	var shared []sharedBox
-	for i := range n.groups {
-		if g := &n.groups[i]; g.msg && g.filter != "INBOXES" && g.filter != "PERSONAL" {
-			var err error
-			if shared, err = c.sharedMailboxes(ctx, ""); err != nil {
-				return false, err
-			}
-			break
+	if n.wantsOthers() {
+		var err error
+		if shared, err = c.sharedMailboxes(ctx, ""); err != nil {
+			return false, err
 		}
 	}
 	others := make(map[notify.Mailbox]*watchedBox)
+	var owners []string
+	if n.wantList {
+		n.listed = make(map[string]sharedBox)
+	}
 	for _, b := range shared {
+		if !slices.Contains(owners, b.owner) {
+			owners = append(owners, b.owner)
+		}
+		if n.wantList && strings.Contains(b.rights, "l") {
+			n.listed[b.info.Name] = b
+		}
 		if b.info.NoSelect || !strings.Contains(b.rights, "r") {
 			continue
 		}
 		var msg, flags bool
 		for i := range n.groups {
 			g := &n.groups[i]
-			if g.msg && g.filter != "INBOXES" && g.filter != "PERSONAL" && g.matches(b.info.Name, subs) {
+			if g.msg && !g.personal() && g.matches(b.info.Name, subs) {
 				msg = true
 				flags = flags || g.flags
 			}
 		}
 		if msg {
-			others[notify.Mailbox{User: b.owner, ID: b.info.ID}] = &watchedBox{name: b.info.Name, flags: flags}
+			k := notify.Mailbox{User: b.owner, ID: b.info.ID}
+			w := &watchedBox{name: b.info.Name, flags: flags}
+			if old := n.others[k]; old != nil && old.st.uidValidity == b.info.UIDValidity {
+				w.st = old.st
+			}
+			others[k] = w
 		}
 	}
 	if len(n.watched)+len(others) > maxNotifyMailboxes {
@@ -276,20 +296,129 @@ func (c *conn) notifyWatchOthers(ctx context.Context, n *notifyState, subs map[s
 	}
 	keys := make([]notify.Mailbox, 0, len(others))
 	for k, w := range others {
-		st, err := c.viewStatus(ctx, w.name)
-		if isNoMailbox(err) {
-			delete(others, k)
-			continue
+		if w.st.uidValidity == 0 {
+			st, err := c.viewStatus(ctx, w.name)
+			if isNoMailbox(err) {
+				delete(others, k)
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("notify: status of %q: %w", w.name, err)
+			}
+			w.st = statusOfInfo(&st)
 		}
-		if err != nil {
-			return false, fmt.Errorf("notify: status of %q: %w", w.name, err)
-		}
-		w.st = statusOfInfo(&st)
 		keys = append(keys, k)
 	}
 	n.others = others
 	n.sub.Watch(keys)
+	n.sub.WatchOwners(owners)
 	return true, nil
+}
+
+// personal reports whether the group names only the user's own mailboxes.
+func (g *notifyGroup) personal() bool { return g.filter == "INBOXES" || g.filter == "PERSONAL" }
+
+// wantsOthers reports whether some group may name other users' mailboxes
+// with message or mailbox name events.
+func (n *notifyState) wantsOthers() bool {
+	for i := range n.groups {
+		if g := &n.groups[i]; (g.msg || g.mailboxName) && !g.personal() {
+			return true
+		}
+	}
+	return false
+}
+
+// notifySharedChanged follows a change of what other users share with
+// the user (an ACL entry for the user or anyone, an owner's mailbox
+// created, deleted or renamed): the watched mailboxes of other users are
+// computed again (grants start their events, revokes stop them) and,
+// unless absorb, the mailboxes the user may now list or no longer list
+// are told as LIST responses where a MailboxName group names them.
+func (c *conn) notifySharedChanged(ctx context.Context, absorb bool) error {
+	n := c.notify
+	_, subs, err := c.notifyLoadList(ctx)
+	if err != nil {
+		return err
+	}
+	before := n.listed
+	ok, err := c.notifyWatchOthers(ctx, n, subs)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c.notifyOverflow()
+		return nil
+	}
+	if n.wantList && !absorb {
+		c.notifySharedListEvents(before, n.listed, subs)
+	}
+	return nil
+}
+
+// notifyOverflow turns NOTIFY off when the watched mailboxes grew past
+// maxNotifyMailboxes, and says so (RFC 5465 §3.1).
+func (c *conn) notifyOverflow() {
+	c.w.WriteString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch; NOTIFY is off\r\n")
+	c.stopNotify()
+}
+
+// notifySharedListEvents writes a LIST response for each other user's
+// mailbox that appeared in or vanished from what the user may list,
+// where a group with MailboxName names it (RFC 5465 §5.4): the new name
+// with OLDNAME after the owner's rename, \NonExistent for one gone.
+func (c *conn) notifySharedListEvents(before, after map[string]sharedBox, subs map[string]bool) {
+	n := c.notify
+	wants := func(name string) bool {
+		for i := range n.groups {
+			if g := &n.groups[i]; g.mailboxName && !g.personal() && g.matches(name, subs) {
+				return true
+			}
+		}
+		return false
+	}
+	oldName := make(map[notify.Mailbox]string, len(before))
+	for name, b := range before {
+		if _, still := after[name]; !still {
+			oldName[notify.Mailbox{User: b.owner, ID: b.info.ID}] = name
+		}
+	}
+	renamed := map[string]bool{}
+	var names []string
+	for name, b := range after {
+		if _, was := before[name]; was {
+			continue
+		}
+		if from, ok := oldName[notify.Mailbox{User: b.owner, ID: b.info.ID}]; ok {
+			renamed[from] = true
+			if wants(name) || wants(from) {
+				c.writeSharedList(name, from, after, subs)
+			}
+			continue
+		}
+		names = append(names, name)
+	}
+	for name := range before {
+		if _, still := after[name]; !still && !renamed[name] {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, compareMailboxNames)
+	for _, name := range names {
+		if wants(name) {
+			c.writeSharedList(name, "", after, subs)
+		}
+	}
+}
+
+// writeSharedList writes the unsolicited LIST response for an other
+// user's mailbox: its attributes from listed, \NonExistent when absent.
+func (c *conn) writeSharedList(name, oldName string, listed map[string]sharedBox, subs map[string]bool) {
+	byName := make(map[string]store.MailboxInfo, len(listed))
+	for view, b := range listed {
+		byName[view] = b.info
+	}
+	c.writeNotifyList(name, oldName, byName, subs)
 }
 
 // viewStatus is the status of the mailbox the session calls name, for a
@@ -457,6 +586,14 @@ func (c *conn) notifyDeliver(ctx context.Context, idling bool) error {
 		n.absorbed = c.cmd
 	}
 	ids, all, list := n.sub.Take()
+	if n.sub.TakeShared() {
+		if err := c.notifySharedChanged(ctx, absorb); err != nil {
+			return err
+		}
+		if c.notify == nil {
+			return nil // overflow
+		}
+	}
 	if list {
 		if err := c.notifyListChanged(ctx, absorb); err != nil {
 			return err
@@ -583,8 +720,7 @@ func (c *conn) notifyListChanged(ctx context.Context, absorb bool) error {
 		c.notifyListEvents(boxes, subs)
 	}
 	if !n.rebuild(boxes, subs) {
-		c.w.WriteString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch; NOTIFY is off\r\n")
-		c.stopNotify()
+		c.notifyOverflow()
 		return nil
 	}
 	// Mailboxes that became watched start from their current status.

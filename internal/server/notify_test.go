@@ -132,7 +132,12 @@ func TestNotifyStatusAndErrors(t *testing.T) {
 	}
 	a.quiet()
 
+	// RFC 5465 §5: "If one of MessageNew or MessageExpunge is specified,
+	// then both events MUST be specified. Otherwise, the server MUST
+	// respond with the tagged BAD response."
 	a.expect("NOTIFY SET (PERSONAL (MessageNew))", "BAD")
+	a.expect("NOTIFY SET STATUS (MAILBOXES Other (MessageExpunge))", "BAD")
+	a.expect("NOTIFY SET (MAILBOXES Other (MessageNew FlagChange))", "BAD")
 	a.expect("NOTIFY SET (PERSONAL (FlagChange))", "BAD")
 	a.expect("NOTIFY SET (SELECTED (MailboxName))", "BAD")
 	a.expect("NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))", "BAD")

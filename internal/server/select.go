@@ -43,6 +43,8 @@ type selected struct {
 	own map[uint32]uint64
 	// contexts are the RFC 5267 RETURN (UPDATE) results (context.go).
 	contexts []*searchContext
+	// keySeq is the latest URLAUTH key reset told (urlauth.go keyResets).
+	keySeq uint64
 }
 
 // noteOwnChange records a flag change already reported to the client.
@@ -213,6 +215,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		modSeq:   st.HighestModSeq,
 		maxUID:   st.UIDNext - 1,
 		keywords: st.Keywords,
+		keySeq:   c.srv.keyResets.now(),
 		sub:      sub,
 	}
 	switch {
@@ -385,6 +388,7 @@ func (c *conn) sync(ctx context.Context, expungeOK bool) error {
 		c.reportExpunges(sel.pendingExpunge)
 		sel.pendingExpunge = sel.pendingExpunge[:0]
 	}
+	c.tellKeyReset()
 	return c.refreshContexts(ctx)
 }
 

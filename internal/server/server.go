@@ -125,6 +125,8 @@ type Server struct {
 	rates         map[string]*rateBucket
 	ratesSwept    time.Time
 
+	keyResets keyResets // URLAUTH RESETKEYs, for the user's other sessions (urlauth.go)
+
 	wg      sync.WaitGroup
 	baseCtx context.Context
 	cancel  context.CancelFunc

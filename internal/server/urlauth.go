@@ -70,6 +70,87 @@ const (
 	urlmechCode       = "URLMECH INTERNAL" // RESETKEY's response code
 )
 
+// keyResets tells a user's sessions that RESETKEY replaced their key of
+// the selected mailbox: RFC 4467 §7 says "Any current IMAP session logged
+// in as the user that has the mailbox selected will receive an untagged
+// OK response with the URLMECH status response code". Each RESETKEY
+// takes the next number of a process-wide sequence and records it for
+// the (user, owner, mailbox) it reset, or for the user alone when it
+// reset them all; a selected session remembers the sequence number it
+// has told (selected.keySeq) and, at its next sync, says
+// "* OK [URLMECH INTERNAL]" once if a later reset concerns it. One entry
+// per user and reset mailbox, a few words each. Only sessions of this
+// process hear of it.
+type keyResets struct {
+	mu   sync.Mutex
+	seq  uint64
+	last map[keyResetOf]uint64
+}
+
+// keyResetOf names what a RESETKEY reset: one mailbox (owner, id) of the
+// user's keys, or all of them (owner "" and id 0).
+type keyResetOf struct {
+	user, owner string
+	id          int64
+}
+
+// now returns the sequence number of the latest reset.
+func (k *keyResets) now() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.seq
+}
+
+// record notes a reset of what and returns its sequence number.
+func (k *keyResets) record(what keyResetOf) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.last == nil {
+		k.last = make(map[keyResetOf]uint64)
+	}
+	k.seq++
+	k.last[what] = k.seq
+	return k.seq
+}
+
+// since returns the latest reset after seq that concerns user's key of
+// owner's mailbox id, 0 if none.
+func (k *keyResets) since(user, owner string, id int64, seq uint64) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	latest := max(k.last[keyResetOf{user, owner, id}], k.last[keyResetOf{user: user}])
+	if latest > seq {
+		return latest
+	}
+	return 0
+}
+
+// tellKeyReset writes the URLMECH response RFC 4467 §7 asks for when
+// another session reset the key of the selected mailbox.
+func (c *conn) tellKeyReset() {
+	sel := c.sel
+	if r := c.srv.keyResets.since(c.user, sel.owner, sel.info.ID, sel.keySeq); r != 0 {
+		sel.keySeq = r
+		c.w.WriteString("* OK [" + urlmechCode + "] Access key reset\r\n")
+	}
+}
+
+// noteKeyReset records a RESETKEY of this session (owner "" for all the
+// user's keys) and wakes the user's sessions on the mailbox; this
+// session, told by the tagged OK, is not told again.
+func (c *conn) noteKeyReset(owner string, id int64) {
+	seq := c.srv.keyResets.record(keyResetOf{c.user, owner, id})
+	if c.sel != nil && (owner == "" || (c.sel.owner == owner && c.sel.info.ID == id)) {
+		c.sel.keySeq = seq
+	}
+	if owner != "" {
+		// Sessions learn of it at their next sync; this wakes those in
+		// IDLE (and, harmlessly, the mailbox's other watchers, which
+		// find no change).
+		c.srv.cfg.Notify.MailboxChanged(owner, id, 0)
+	}
+}
+
 // urlauthKeyMu serialises creating keys, so two sessions signing URLs
 // for the same mailbox at once agree on one key. Creation is rare.
 var urlauthKeyMu sync.Mutex
@@ -382,6 +463,7 @@ func cmdResetKey(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err := c.removeAllKeys(ctx); err != nil {
 			return err
 		}
+		c.noteKeyReset("", 0)
 		return c.okCode(ctx, "", "All keys removed")
 	}
 	name, err := c.mailboxName(args.Mailbox)
@@ -398,6 +480,7 @@ func cmdResetKey(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return metadataErr(err, name)
 	}
+	c.noteKeyReset(m.acct.User(), m.info.ID)
 	return c.okCode(ctx, urlmechCode, "Key replaced")
 }
 

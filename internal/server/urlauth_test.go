@@ -475,3 +475,50 @@ func TestGenURLAuthConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// RESETKEY reaches the user's other sessions that have the mailbox
+// selected with an untagged URLMECH (RFC 4467 §7), once, at their next
+// command or at once in IDLE; sessions of other mailboxes or users, and
+// the resetting session itself (tagged OK [URLMECH]), hear nothing.
+func TestResetKeyTellsOtherSessions(t *testing.T) {
+	ts := urlauthServer(t)
+	a := ts.login("alice", "secret")
+	b := ts.login("alice", "secret")
+	other := ts.login("alice", "secret")
+	bob := ts.login("bob", "secret")
+	a.ok("CREATE Work")
+	a.ok("SETACL INBOX bob lr")
+	a.ok("SELECT INBOX")
+	other.ok("SELECT Work")
+	bob.ok(`SELECT "Other Users/alice/INBOX"`)
+
+	b.expect("RESETKEY INBOX", "OK [URLMECH INTERNAL]")
+	if u := a.ok("NOOP"); len(u) != 1 || u[0] != "* OK [URLMECH INTERNAL] Access key reset" {
+		t.Fatalf("after RESETKEY INBOX elsewhere: %q", u)
+	}
+	a.quiet()
+	other.quiet()
+	bob.quiet()
+
+	a.write("I1 IDLE\r\n")
+	if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("idle: %q", l)
+	}
+	b.expect("RESETKEY INBOX", "OK [URLMECH INTERNAL]")
+	if l := a.readLine(); l != "* OK [URLMECH INTERNAL] Access key reset" {
+		t.Fatalf("in IDLE: %q", l)
+	}
+	a.write("DONE\r\n")
+	if l := a.readLine(); l != "I1 OK IDLE completed" {
+		t.Fatalf("done: %q", l)
+	}
+
+	// RESETKEY without a mailbox concerns every selected session of the
+	// user, but not the one that sent it.
+	a.ok("RESETKEY")
+	if u := other.ok("NOOP"); len(u) != 1 || u[0] != "* OK [URLMECH INTERNAL] Access key reset" {
+		t.Fatalf("after RESETKEY elsewhere: %q", u)
+	}
+	a.quiet()
+	bob.quiet()
+}

@@ -26,6 +26,10 @@ const Anyone = "anyone"
 // starting with "#" are reserved for such accounts.
 const SharedOwner = "#shared"
 
+// IsReservedUser reports whether name is reserved for an account of no
+// user (a name starting with "#", such as SharedOwner).
+func IsReservedUser(name string) bool { return strings.HasPrefix(name, "#") }
+
 var (
 	// ErrInvalidRights: a rights string with a letter outside AllRights.
 	ErrInvalidRights = errors.New("invalid rights")

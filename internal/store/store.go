@@ -417,6 +417,16 @@ type MailboxListNotifier interface {
 	MailboxListChanged(user string)
 }
 
+// ACLNotifier is implemented by notifiers that also want to hear that an
+// ACL entry changed: owner's entry for identifier (a user name or Anyone)
+// on one of owner's mailboxes was set, changed or removed, so the
+// grantee's view of other users' mailboxes (IMAP NOTIFY) may have
+// changed. Backends call it, when their Notifier implements it, after
+// SetACL commits.
+type ACLNotifier interface {
+	ACLChanged(owner, identifier string)
+}
+
 // MetadataEntry is one annotation (RFC 5464): an entry name such as
 // "/private/comment" and its value, any bytes. A nil Value passed to
 // SetMetadata removes the entry.

@@ -98,6 +98,7 @@ func (a *account) SetACL(ctx context.Context, mailbox, identifier string, op sto
 	if err != nil {
 		return "", err
 	}
+	a.s.signalACL(ctx, a.name, identifier)
 	return result, nil
 }
 

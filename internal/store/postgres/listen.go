@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/store"
 )
 
 // Cross-node change signals. Every write transaction that changed a
@@ -60,6 +62,31 @@ type change struct {
 	user    string
 	changed map[int64]uint64
 	list    bool
+	// acl is set for an ACL signal: user's entry for identifier changed.
+	acl        bool
+	identifier string
+}
+
+// aclMark separates the owner from the identifier in an ACL signal,
+//
+//	"<node> <user-len>:<user> A <identifier>"
+//
+// sent after SetACL commits (signalACL); the identifier is the rest.
+const aclMark = " A "
+
+// signalACL tells this process's notifier and (through NOTIFY) the other
+// nodes that owner's ACL entry for identifier changed. It is sent after
+// the commit, outside the transaction: a lost signal only leaves NOTIFY
+// sessions with their old view of shared mailboxes until the next one,
+// and every event they report is checked against the rights again.
+func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
+	if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
+		n.ACLChanged(owner, identifier)
+	}
+	p := s.node + " " + strconv.Itoa(len(owner)) + ":" + owner + aclMark + identifier
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, p); err != nil {
+		s.log.Warn("postgres store: ACL change signal not sent", "owner", owner, "err", err)
+	}
 }
 
 func parsePayload(p string) (change, error) {
@@ -75,6 +102,10 @@ func parsePayload(p string) (change, error) {
 		return c, fmt.Errorf("bad change signal %q", p)
 	}
 	c.user, rest = rest[:n], rest[n:]
+	if id, ok := strings.CutPrefix(rest, aclMark); ok {
+		c.acl, c.identifier = true, id
+		return c, nil
+	}
 	for _, f := range strings.Fields(rest) {
 		if f == "L" {
 			c.list = true
@@ -159,6 +190,12 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		if c.node == s.node {
+			continue
+		}
+		if c.acl {
+			if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
+				n.ACLChanged(c.user, c.identifier)
+			}
 			continue
 		}
 		s.notifyLocal(c.user, c.changed, c.list)

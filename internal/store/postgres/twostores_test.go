@@ -85,6 +85,20 @@ func TestTwoNodes(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// ACL changes cross too (NOTIFY sessions on node A follow them);
+	// identifiers may hold spaces.
+	if _, err := b.SetACL(ctx, "Work", "v w", store.FlagsReplace, "lr"); err != nil {
+		t.Fatal(err)
+	}
+	for !slices.Contains(recA.TakeACLs(), "u v w") {
+		if time.Now().After(deadline) {
+			t.Fatal("node A did not hear of the ACL change")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := recB.TakeACLs(); !slices.Equal(got, []string{"u v w"}) {
+		t.Fatalf("node B's own ACL signals: %q (want the local one, not its echo too)", got)
+	}
 
 	// Appends through both nodes at once: every UID once, each writer's
 	// UIDs ascending, no gaps.

@@ -65,17 +65,35 @@ func withSeen(flags []string, seen bool) []string {
 	return slices.Insert(slices.Clone(out), i, seenFlag)
 }
 
-// states maps UIDs to user's states among uids (nil: all).
-func (a *account) states(ctx context.Context, mailboxID int64, uids []uint32, since uint64) (map[uint32]store.SeenState, error) {
+// states returns user's states among uids (nil: all).
+func (a *account) states(ctx context.Context, mailboxID int64, uids []uint32, since uint64) (*seenStates, error) {
 	rows, err := a.PrivateSeen(ctx, mailboxID, a.user, uids, since)
 	if err != nil {
 		return nil, fmt.Errorf("\\Seen of %q: %w", a.user, err)
 	}
-	m := make(map[uint32]store.SeenState, len(rows))
-	for _, r := range rows {
-		m[r.UID] = r
+	return &seenStates{rows: rows}, nil
+}
+
+// seenStates looks up states (ascending by UID, as PrivateSeen returns
+// them) by UID; a UID without one is unseen (the zero state). Lookups in
+// ascending order, the common case (FETCH, SEARCH), take no search.
+type seenStates struct {
+	rows []store.SeenState
+	next int
+}
+
+func (s *seenStates) of(uid uint32) store.SeenState {
+	if s.next < len(s.rows) && s.rows[s.next].UID == uid {
+		s.next++
+		return s.rows[s.next-1]
 	}
-	return m, nil
+	i, ok := slices.BinarySearchFunc(s.rows, uid, func(r store.SeenState, u uint32) int { return cmpUID(r.UID, u) })
+	if !ok {
+		s.next = i
+		return store.SeenState{}
+	}
+	s.next = i + 1
+	return s.rows[i]
 }
 
 // apply makes a message's flags and modseq user's.
@@ -93,7 +111,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		return err
 	}
 	return a.Account.Fetch(ctx, mailboxID, uids, want, func(m *store.Message) error {
-		apply(&m.Flags, &m.ModSeq, st[m.UID])
+		apply(&m.Flags, &m.ModSeq, st.of(m.UID))
 		return fn(m)
 	})
 }
@@ -143,7 +161,7 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 			reported = append(reported, m.UID)
 		}
 	}
-	var st map[uint32]store.SeenState
+	st := &seenStates{}
 	if len(reported) > 0 {
 		if st, err = a.states(ctx, mailboxID, reported, 0); err != nil {
 			return cs, err
@@ -151,11 +169,12 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 	}
 	for _, lists := range [][]store.MessageMeta{cs.New, cs.Changed} {
 		for i := range lists {
-			apply(&lists[i].Flags, &lists[i].ModSeq, st[lists[i].UID])
+			apply(&lists[i].Flags, &lists[i].ModSeq, st.of(lists[i].UID))
 		}
 	}
 	var more []uint32
-	for u := range mine {
+	for _, r := range mine.rows {
+		u := r.UID
 		if u > sinceUID {
 			continue // in New
 		}
@@ -289,7 +308,7 @@ func (a *account) carrySeen(ctx context.Context, srcMailboxID int64, uids []uint
 	}
 	var seen []uint32
 	for i, u := range res.SrcUIDs {
-		if st[u].Seen {
+		if st.of(u).Seen {
 			seen = append(seen, res.DestUIDs[i])
 		}
 	}

@@ -151,6 +151,9 @@ func (a *account) SetACL(ctx context.Context, mailbox, identifier string, op sto
 			return "", err
 		}
 	}
+	if n, ok := a.s.opts.Notifier.(store.ACLNotifier); ok {
+		n.ACLChanged(a.u.name, identifier)
+	}
 	return result, nil
 }
 

@@ -81,7 +81,10 @@ func testACL(t *testing.T, e *env) {
 	equal(t, "new mailbox", aclOf(t, alice, "Projects"), []string{})
 	equal(t, "sharers before", sharers(t, e, "bob"), []string{})
 
+	e.rec.TakeACLs()
 	setACL(t, alice, "Projects", "bob", store.FlagsReplace, "lr", "lr")
+	// Every committed SetACL is told to an ACLNotifier (NOTIFY follows it).
+	equal(t, "ACLChanged calls", e.rec.TakeACLs(), []string{"alice bob"})
 	setACL(t, alice, "Projects", "bob", store.FlagsAdd, "sw", "lrsw")
 	setACL(t, alice, "Projects", "bob", store.FlagsRemove, "rx", "lsw")
 	setACL(t, alice, "Projects", "carol", store.FlagsReplace, "lrswipkxtea", "lrswipkxtea")

@@ -35,6 +35,24 @@ type Recorder struct {
 	mu    sync.Mutex
 	calls []Notification
 	lists []string // users of MailboxListChanged calls
+	acls  []string // "owner identifier" of ACLChanged calls
+}
+
+// ACLChanged implements store.ACLNotifier.
+func (r *Recorder) ACLChanged(owner, identifier string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acls = append(r.acls, owner+" "+identifier)
+}
+
+// TakeACLs returns and clears the "owner identifier" of recorded
+// ACLChanged calls.
+func (r *Recorder) TakeACLs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.acls
+	r.acls = nil
+	return a
 }
 
 // MailboxListChanged implements store.MailboxListNotifier.
