@@ -43,6 +43,21 @@ func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
 	return g, nil
 }
 
+// reloadGlobalSieve reads and compiles the global Sieve scripts cfg
+// names again and hands them to d (SIGHUP). A script that does not
+// compile, or a path that cannot be read, is logged and the scripts in
+// use stay.
+func reloadGlobalSieve(cfg *config.Config, d *delivery.Deliverer, log *slog.Logger) {
+	g, err := loadGlobalSieve(cfg)
+	if err != nil {
+		log.Error("reload: global sieve scripts not loaded; keeping the current ones", "err", err)
+		return
+	}
+	d.SetGlobal(g)
+	before, after, includes := g.Counts()
+	log.Info("global sieve scripts loaded", "before", before, "after", after, "includable", includes)
+}
+
 // startLMTP opens the LMTP listener (nil, nil when disabled) delivering
 // through d. d uses the same store — and so the same notify hub — as the IMAP server, so IDLE
 // sessions see delivered mail at once.

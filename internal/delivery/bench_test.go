@@ -276,7 +276,7 @@ func BenchmarkSieveSequence(b *testing.B) {
 				opts.Global = g
 			}
 			d := New(nil, opts)
-			stages := d.stages(src)
+			stages := d.stages(d.Global(), src)
 			env := sieve.Envelope{From: in.From, To: in.Address}
 			for b.Loop() {
 				if res := d.runSequence(context.Background(), in, env, stages); !res.ImplicitKeep {

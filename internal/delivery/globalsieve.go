@@ -38,8 +38,10 @@ import (
 //
 // The before, after and global_dir scripts are read and compiled when
 // tern starts (LoadGlobalScripts); a script that does not compile stops
-// the start with its path, line and column. Changing them needs a
-// restart.
+// the start with its path, line and column. A running server reloads
+// them on SIGHUP (cmd/tern: LoadGlobalScripts again, then
+// Deliverer.SetGlobal); a set that fails to load leaves the old one in
+// use.
 
 // GlobalConfig names the operator's scripts.
 type GlobalConfig struct {
@@ -198,10 +200,9 @@ type stage struct {
 }
 
 // stages lists the scripts to run for a user whose active script is
-// userSrc (nil: none).
-func (d *Deliverer) stages(userSrc []byte) []stage {
+// userSrc (nil: none) between g's before and after scripts.
+func (d *Deliverer) stages(g *GlobalScripts, userSrc []byte) []stage {
 	var out []stage
-	g := d.opts.Global
 	if g != nil {
 		for _, s := range g.before {
 			out = append(out, stage{what: s.path, script: s.script})

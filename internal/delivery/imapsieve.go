@@ -159,7 +159,7 @@ func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *
 	}
 	owner := ev.Acct.User()
 	in := Incoming{User: owner, Address: d.ownAddress(owner), From: d.ownAddress(owner), Body: raw}
-	env := d.scriptEnv(ev.Acct, in)
+	env := d.scriptEnv(ev.Acct, in, d.Global())
 	env.From, env.To = "", ""
 	env.IMAP = &sieve.IMAPEvent{Cause: ev.Cause, Mailbox: ev.Mailbox, User: ev.User, Email: d.ownAddress(ev.User), Flags: flags, ChangedFlags: changed}
 	res, err := script.Execute(ctx, env, sieve.NewMessage(raw), d.opts.SieveLimits)
