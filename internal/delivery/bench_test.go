@@ -279,7 +279,7 @@ func BenchmarkSieveSequence(b *testing.B) {
 			stages := d.stages(d.Global(), src)
 			env := sieve.Envelope{From: in.From, To: in.Address}
 			for b.Loop() {
-				if res := d.runSequence(context.Background(), in, env, stages); !res.ImplicitKeep {
+				if res := d.runSequence(context.Background(), in, env, stages, nil); !res.ImplicitKeep {
 					b.Fatal("a rule matched")
 				}
 			}

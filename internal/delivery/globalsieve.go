@@ -104,8 +104,8 @@ func (g *GlobalScripts) Counts() (before, after, includes int) {
 	return len(g.before), len(g.after), len(g.includes)
 }
 
-// runs reports whether g has scripts to run around the user's.
-func (g *GlobalScripts) runs() bool { return g != nil && len(g.before)+len(g.after) > 0 }
+// Runs reports whether g has scripts to run around the user's.
+func (g *GlobalScripts) Runs() bool { return g != nil && len(g.before)+len(g.after) > 0 }
 
 func loadSequence(paths []string) ([]globalScript, error) {
 	var out []globalScript
@@ -202,15 +202,23 @@ type stage struct {
 // stages lists the scripts to run for a user whose active script is
 // userSrc (nil: none) between g's before and after scripts.
 func (d *Deliverer) stages(g *GlobalScripts, userSrc []byte) []stage {
+	if userSrc == nil {
+		return sequence(g, nil)
+	}
+	s, err := d.scripts.compile(userSrc, sieve.Options{})
+	return sequence(g, &stage{what: "user script", script: s, err: err})
+}
+
+// sequence is g's before scripts, user (nil: none), g's after scripts.
+func sequence(g *GlobalScripts, user *stage) []stage {
 	var out []stage
 	if g != nil {
 		for _, s := range g.before {
 			out = append(out, stage{what: s.path, script: s.script})
 		}
 	}
-	if userSrc != nil {
-		s, err := d.scripts.compile(userSrc, sieve.Options{})
-		out = append(out, stage{what: "user script", script: s, err: err})
+	if user != nil {
+		out = append(out, *user)
 	}
 	if g != nil {
 		for _, s := range g.after {
@@ -224,10 +232,39 @@ func (d *Deliverer) stages(g *GlobalScripts, userSrc []byte) []stage {
 // after an earlier one stored or sent the message.
 var errRejectAfterDelivery = errors.New("reject after an earlier script stored or sent the message")
 
+// StageReport is what one script of a sequence did, for "tern sieve
+// test".
+type StageReport struct {
+	Script string        // the global script's path, or "user script"
+	Result *sieve.Result // its own result; for a failed script an implicit keep
+	Err    error         // why it failed (it then counts as an implicit keep)
+	// Next: the message went on to the next script (the keep was in
+	// effect and one follows).
+	Next bool
+}
+
+// Simulate runs the sequence a delivery would run — g's before scripts,
+// user (nil: none), g's after scripts — on in.Body with env and returns
+// the combined result, storing and sending nothing. report, when not
+// nil, gets each script's outcome in order. env.Include nil: include
+// :global reads g's directory and :personal finds nothing.
+func (d *Deliverer) Simulate(ctx context.Context, g *GlobalScripts, user *sieve.Script, in Incoming, env sieve.Envelope, report func(StageReport)) *sieve.Result {
+	var u *stage
+	if user != nil {
+		u = &stage{what: "user script", script: user}
+	}
+	stages := sequence(g, u)
+	if env.Include == nil {
+		env.Include = includeResolver{user: in.User, global: g}
+	}
+	return d.runSequence(ctx, in, env, stages, report)
+}
+
 // runSequence runs the scripts of stages in turn as described at the top
 // of this file and returns the combined result. It never fails: a
-// failing script counts as an implicit keep.
-func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Envelope, stages []stage) *sieve.Result {
+// failing script counts as an implicit keep. report (nil: none) gets
+// each script's outcome.
+func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Envelope, stages []stage, report func(StageReport)) *sieve.Result {
 	out := &sieve.Result{ImplicitKeep: true}
 	msg := sieve.NewMessage(in.Body)
 	var header []byte // the header as edited so far; nil: the original
@@ -246,6 +283,9 @@ func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Enve
 		}
 		keeps := r.ImplicitKeep || hasAction(r.Actions, sieve.ActionKeep)
 		next := keeps && i < len(stages)-1
+		if report != nil {
+			report(StageReport{Script: st.what, Result: r, Err: err, Next: next})
+		}
 		for _, a := range r.Actions {
 			if a.Kind == sieve.ActionKeep && next {
 				continue // deferred: the next script decides

@@ -169,7 +169,7 @@ func (a accountMailboxes) Mailboxes(ctx context.Context) ([]sieve.MailboxInfo, e
 // delivered unfiltered while script storage is unavailable.
 func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result, error) {
 	global := d.Global()
-	if (d.opts.Scripts == nil && !global.runs()) || in.Mailbox != "" {
+	if (d.opts.Scripts == nil && !global.Runs()) || in.Mailbox != "" {
 		r, err := d.Deliver(ctx, in.User, in.Mailbox, in.Detail, in.Body)
 		if err != nil {
 			return nil, err
@@ -200,7 +200,7 @@ func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result,
 		}
 		return []Result{r}, nil
 	}
-	res := d.runSequence(ctx, in, d.scriptEnv(acct, in, global), stages)
+	res := d.runSequence(ctx, in, d.scriptEnv(acct, in, global), stages, nil)
 	if src != nil {
 		in.Detail = "" // keep means INBOX under the user's own script
 	}
