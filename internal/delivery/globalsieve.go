@@ -19,7 +19,7 @@ import (
 //
 //   - The scripts form one sequence: before scripts, the user's active
 //     script (if any), after scripts. Each runs as its own execution (its
-//     own variables and imap4flags state) on the same message.
+//     own variables) on the same message.
 //   - The next script runs only when the one before it ended with a keep
 //     in effect (its implicit keep, or an explicit keep). A script that
 //     files the message elsewhere, discards, rejects or redirects without
@@ -29,6 +29,17 @@ import (
 //     INBOX). Every other action (fileinto :copy, redirect :copy,
 //     vacation, header edits, duplicate marks) of every script that ran
 //     is carried out.
+//   - The flags of that keep (imap4flags: an explicit "keep :flags", or
+//     the internal variable a plain or implicit keep uses) travel with
+//     the message: the next script's internal variable starts with them
+//     (sieve.Envelope.InitialFlags) instead of empty, so its implicit
+//     keep, its keeps and its fileintos without :flags store them, and
+//     hasflag/removeflag/setflag see and change them. A script that
+//     does not use imap4flags passes them on unchanged. Pigeonhole
+//     behaves alike for flags set with addflag/setflag (its imap4flags
+//     variable lives in the result shared by the whole sequence) and
+//     hands an explicit "keep :flags" of an earlier script to the final
+//     implicit keep.
 //   - Header edits (editheader) of a script are seen by the scripts after
 //     it.
 //   - A script that fails (a runtime error, or a user script that does
@@ -267,22 +278,28 @@ func (d *Deliverer) Simulate(ctx context.Context, g *GlobalScripts, user *sieve.
 func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Envelope, stages []stage, report func(StageReport)) *sieve.Result {
 	out := &sieve.Result{ImplicitKeep: true}
 	msg := sieve.NewMessage(in.Body)
-	var header []byte // the header as edited so far; nil: the original
+	var header []byte  // the header as edited so far; nil: the original
+	var flags []string // the flags the keep passed on; nil: none yet
 	for i, st := range stages {
 		err := st.err
 		var r *sieve.Result
 		if err == nil {
-			r, err = st.script.Execute(ctx, env, msg, d.opts.SieveLimits)
+			senv := env
+			senv.InitialFlags = flags
+			r, err = st.script.Execute(ctx, senv, msg, d.opts.SieveLimits)
 		}
 		if err == nil && rejectsAfterDelivery(out.Actions, r.Actions) {
 			err = errRejectAfterDelivery
 		}
 		if err != nil {
 			d.log.Warn("sieve: script failed; it keeps the message", "user", in.User, "script", st.what, "err", err)
-			r = &sieve.Result{ImplicitKeep: true}
+			r = &sieve.Result{ImplicitKeep: true, ImplicitKeepFlags: flags}
 		}
 		keeps := r.ImplicitKeep || hasAction(r.Actions, sieve.ActionKeep)
 		next := keeps && i < len(stages)-1
+		if next {
+			flags = keptFlags(r, flags)
+		}
 		if report != nil {
 			report(StageReport{Script: st.what, Result: r, Err: err, Next: next})
 		}
@@ -308,6 +325,24 @@ func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Enve
 	}
 	out.FinalHeader = header
 	return out
+}
+
+// keptFlags are the flags of the keep with which r passes the message
+// on: its last explicit keep's, else its implicit keep's; a script that
+// set none (no imap4flags, nothing carried in) passes on carried.
+func keptFlags(r *sieve.Result, carried []string) []string {
+	for i := len(r.Actions) - 1; i >= 0; i-- {
+		if a := r.Actions[i]; a.Kind == sieve.ActionKeep {
+			if a.Flags != nil {
+				return a.Flags
+			}
+			return carried
+		}
+	}
+	if r.ImplicitKeepFlags != nil {
+		return r.ImplicitKeepFlags
+	}
+	return carried
 }
 
 func hasAction(actions []sieve.Action, kind sieve.ActionKind) bool {
