@@ -17,7 +17,7 @@ import (
 // startServe runs "tern serve args..." and returns the listeners'
 // addresses by proto once want of them are open, and a stop func that
 // sends SIGTERM and checks the exit code.
-func startServe(t *testing.T, want int, args ...string) (map[string]string, *syncBuffer, func()) {
+func startServe(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, func()) {
 	t.Helper()
 	got, logBuf, _, stop := startServeSignals(t, want, args...)
 	return got, logBuf, stop
@@ -25,7 +25,7 @@ func startServe(t *testing.T, want int, args ...string) (map[string]string, *syn
 
 // startServeSignals is startServe that also returns the channel serve
 // reads its signals from (SIGHUP for a reload).
-func startServeSignals(t *testing.T, want int, args ...string) (map[string]string, *syncBuffer, chan<- os.Signal, func()) {
+func startServeSignals(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, chan<- os.Signal, func()) {
 	t.Helper()
 	sigs := make(chan os.Signal, 1)
 	addrs := make(chan [2]string, 8)

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// storeOpCount reads how often the server called a store operation
+// (tern_store_operation_duration_seconds_count{op=...}) from /metrics.
+func storeOpCount(t testing.TB, admin, op string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	prefix := `tern_store_operation_duration_seconds_count{op="` + op + `"} `
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			n, err := strconv.ParseFloat(l, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", sc.Text(), err)
+			}
+			return int(n)
+		}
+	}
+	io.Copy(io.Discard, resp.Body)
+	return 0
+}
+
+// startIMAPSieveServe runs tern serve for user alice (password pw) with
+// sieve.imapsieve as given, IMAP, ManageSieve and the admin listener on
+// free loopback ports.
+func startIMAPSieveServe(t testing.TB, imapsieve bool) (map[string]string, *syncBuffer, func()) {
+	t.Helper()
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	conf := filepath.Join(dir, "tern.toml")
+	c := fmt.Sprintf("data_dir = %q\n[sieve]\nimapsieve = %v\n", dir, imapsieve)
+	if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startServe(t, 3, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+		"--listen-lmtp", "", "--listen-admin", "127.0.0.1:0", "--listen-managesieve", "127.0.0.1:0", "--insecure-auth")
+}
+
+// BenchmarkIMAPSieveStore: STORE over TCP on a mailbox without an
+// IMAPSIEVE script, with sieve.imapsieve off and on. Reported besides
+// the time: the store's metadata and script reads per STORE.
+//
+//	go test -run '^$' -bench BenchmarkIMAPSieveStore -benchtime 2000x ./cmd/tern/
+func BenchmarkIMAPSieveStore(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run("imapsieve="+strconv.FormatBool(on), func(b *testing.B) {
+			addrs, _, stop := startIMAPSieveServe(b, on)
+			defer stop()
+			ic := dialIMAP(b, addrs["imap"])
+			ic.cmd("a1", "LOGIN alice pw")
+			msg := "From: a@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+			ic.cmd("a2", "APPEND INBOX {%d+}\r\n%s", len(msg), msg)
+			ic.cmd("a3", "SELECT INBOX")
+			meta0 := storeOpCount(b, addrs["admin"], "get_metadata")
+			script0 := storeOpCount(b, addrs["admin"], "sieve_script")
+			i := 0
+			for b.Loop() {
+				op := "+FLAGS"
+				if i%2 == 1 {
+					op = "-FLAGS"
+				}
+				ic.cmd("s", `STORE 1 %s.SILENT (\Flagged)`, op)
+				i++
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(storeOpCount(b, addrs["admin"], "get_metadata")-meta0)/float64(i), "metadata-reads/op")
+			b.ReportMetric(float64(storeOpCount(b, addrs["admin"], "sieve_script")-script0)/float64(i), "script-reads/op")
+		})
+	}
+}
