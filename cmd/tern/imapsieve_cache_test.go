@@ -87,3 +87,82 @@ func BenchmarkIMAPSieveStore(b *testing.B) {
 		})
 	}
 }
+
+// The IMAPSIEVE script lookup of STORE is cached: STOREs on a mailbox
+// without a script read no metadata after the first; SETMETADATA naming
+// a script takes effect at the next STORE, and so does a new version of
+// that script stored over ManageSieve (both forget the cache); with the
+// script in place, STOREs read neither metadata nor the script again.
+func TestServeIMAPSieveCache(t *testing.T) {
+	addrs, logBuf, stop := startIMAPSieveServe(t, true)
+	defer stop()
+	ic := dialIMAP(t, addrs["imap"])
+	ic.cmd("a1", "LOGIN alice pw")
+	msg := "From: a@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+	ic.cmd("a2", "APPEND INBOX {%d+}\r\n%s", len(msg), msg)
+	ic.cmd("a3", "SELECT INBOX")
+	admin := addrs["admin"]
+	reads := func() (int, int) {
+		return storeOpCount(t, admin, "get_metadata"), storeOpCount(t, admin, "sieve_script")
+	}
+	toggles := 0
+	stores := func(n int) { // each one a change: \Flagged on, off, on...
+		t.Helper()
+		for range n {
+			op := "+FLAGS"
+			if toggles%2 == 1 {
+				op = "-FLAGS"
+			}
+			toggles++
+			ic.cmd("s", `STORE 1 %s.SILENT (\Flagged)`, op)
+		}
+	}
+	flags := func() string {
+		t.Helper()
+		return strings.Join(ic.cmd("f", "FETCH 1 FLAGS"), "")
+	}
+
+	stores(1)
+	m0, s0 := reads()
+	stores(10)
+	if m, s := reads(); m != m0 || s != s0 {
+		t.Errorf("10 STOREs without a script: %d metadata and %d script reads, want 0", m-m0, s-s0)
+	}
+
+	sc := dialSieve(t, addrs["managesieve"])
+	put := func(src string) {
+		t.Helper()
+		if got := sc.do(fmt.Sprintf("PUTSCRIPT \"mark\" {%d+}\r\n%s", len(src), src)); !strings.HasPrefix(got, "OK") {
+			t.Fatalf("PUTSCRIPT: %q", got)
+		}
+	}
+	if got := sc.do(plainAuth("alice", "pw")); !strings.HasPrefix(got, "OK") {
+		t.Fatalf("login: %q", got)
+	}
+	put(`require ["imap4flags", "environment", "imapsieve"];
+if environment :is "imap.cause" "FLAG" { addflag "$one"; }`)
+	stores(1) // the cache holds "no script" again
+	ic.cmd("a4", `SETMETADATA INBOX (/shared/imapsieve/script "mark")`)
+	stores(1)
+	if f := flags(); !strings.Contains(f, "$one") {
+		t.Fatalf("the script named by SETMETADATA did not run: %s\n%s", f, logBuf.String())
+	}
+	m0, s0 = reads()
+	stores(4)
+	if m, s := reads(); m != m0 || s != s0 {
+		t.Errorf("4 STOREs with a script: %d metadata and %d script reads, want 0", m-m0, s-s0)
+	}
+	put(`require ["imap4flags", "environment", "imapsieve"];
+if environment :is "imap.cause" "FLAG" { addflag "$two"; }`)
+	stores(1)
+	if f := flags(); !strings.Contains(f, "$two") {
+		t.Fatalf("the new version stored over ManageSieve did not run: %s", f)
+	}
+	ic.cmd("a5", `SETMETADATA INBOX (/shared/imapsieve/script NIL)`)
+	ic.cmd("a6", `STORE 1 FLAGS.SILENT ()`)
+	toggles = 0
+	stores(1)
+	if f := flags(); strings.Contains(f, "$two") {
+		t.Fatalf("the script still runs after its entry was removed: %s", f)
+	}
+}

@@ -116,8 +116,17 @@ func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, u
 	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
 }
 
-func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string) bool {
-	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox)
+func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
+	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox, mailboxID)
+}
+
+// Changed forgets the cached IMAPSIEVE scripts of owner (the IMAP side:
+// SETMETADATA, DELETE, RENAME; ManageSieve calls it through
+// managesieve.Config.ScriptsChanged).
+func (h *imapSieveHook) Changed(owner string) {
+	if h.d != nil {
+		h.d.ForgetIMAPSieve(owner)
+	}
 }
 
 func (h *imapSieveHook) FlagsChanged(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, changed map[uint32][]string) {

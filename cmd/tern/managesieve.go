@@ -16,7 +16,7 @@ import (
 // is set; it shares the store, the TLS certificate and the authenticator
 // (hence the login throttling) with IMAP. Nil, nil when disabled.
 func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig func() *tls.Config,
-	authn managesieve.Authenticator, log *slog.Logger) (*managesieve.Server, net.Listener, error) {
+	authn managesieve.Authenticator, scriptsChanged func(user string), log *slog.Logger) (*managesieve.Server, net.Listener, error) {
 	if cfg.Listen.ManageSieve == "" {
 		return nil, nil, nil
 	}
@@ -39,7 +39,9 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 		MaxRedirects: sieve.DefaultLimits().MaxRedirects,
 		MaxConns:     cfg.Limits.MaxConns,
 		MaxUserConns: cfg.Limits.MaxManageSieveUserConns,
-		Logger:       log,
+		// What IMAPSIEVE cached about the user's scripts is stale.
+		ScriptsChanged: scriptsChanged,
+		Logger:         log,
 	}, st)
 	return srv, ln, nil
 }

@@ -219,7 +219,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		ac.close()
 		return err
 	}
-	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
+	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, sieveHook.Changed, log)
 	if err != nil {
 		closeAll()
 		ac.close()

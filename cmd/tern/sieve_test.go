@@ -97,12 +97,12 @@ func TestSieveCLI(t *testing.T) {
 
 // sieveClient is a minimal ManageSieve client for these tests.
 type sieveClient struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 }
 
-func dialSieve(t *testing.T, addr string) *sieveClient {
+func dialSieve(t testing.TB, addr string) *sieveClient {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

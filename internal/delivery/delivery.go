@@ -55,6 +55,8 @@ type Deliverer struct {
 	// global holds the operator's scripts (Options.Global, then
 	// SetGlobal); each delivery loads it once and uses that set.
 	global atomic.Pointer[GlobalScripts]
+	// imapSieve caches which IMAPSIEVE script each mailbox runs.
+	imapSieve imapSieveCache
 	// vacationLocks serialize check, enqueue and mark of vacation replies
 	// with the same key (by its hash), so concurrent deliveries from one
 	// sender in this process reply once.

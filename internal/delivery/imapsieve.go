@@ -64,7 +64,7 @@ type IMAPEvent struct {
 // event has succeeded either way.
 func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 	log := d.log.With("user", ev.Acct.User(), "mailbox", ev.Mailbox, "cause", ev.Cause)
-	script, name, err := d.imapSieveScript(ctx, ev.Acct, ev.Mailbox)
+	script, name, err := d.cachedIMAPSieveScript(ctx, ev.Acct, ev.Mailbox, ev.MailboxID)
 	if err != nil {
 		log.Warn("imapsieve: no script run", "err", err)
 		return
@@ -100,10 +100,12 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 	}
 }
 
-// HasIMAPSieveScript reports whether mailbox has an IMAPSIEVE script to
-// run (the FLAG cause reads the flags before a change only then).
-func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string) bool {
-	s, _, err := d.imapSieveScript(ctx, acct, mailbox)
+// HasIMAPSieveScript reports whether mailbox (named mailbox, id
+// mailboxID in acct) has an IMAPSIEVE script to run (the FLAG cause
+// reads the flags before a change only then). The answer is cached
+// (imapsievecache.go).
+func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
+	s, _, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
 	return err == nil && s != nil
 }
 

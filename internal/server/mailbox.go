@@ -80,6 +80,7 @@ func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := m.acct.DeleteMailbox(ctx, m.name); err != nil {
 		return storeErr(err, name)
 	}
+	c.imapSieveChanged(m.acct)
 	// Deleting the selected mailbox deselects it (RFC 9051 §6.3.2 wants
 	// [CLOSED] when a selected mailbox is closed).
 	if c.isSelected(m.owner, info.ID) {
@@ -122,6 +123,7 @@ func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := acct.RenameMailbox(ctx, from.name, to); err != nil {
 		return storeErr(err, oldName)
 	}
+	c.imapSieveChanged(acct)
 	// Renaming INBOX moves its messages to a new mailbox; INBOX itself, and
 	// so a selected INBOX, stays (RFC 9051 §6.3.6).
 	if c.sel != nil && c.sel.owner == from.owner && from.name != "INBOX" {
