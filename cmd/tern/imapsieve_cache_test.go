@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -164,5 +165,57 @@ if environment :is "imap.cause" "FLAG" { addflag "$two"; }`)
 	stores(1)
 	if f := flags(); strings.Contains(f, "$two") {
 		t.Fatalf("the script still runs after its entry was removed: %s", f)
+	}
+}
+
+// tern serve warns when IMAPSIEVE= would send clients to a ManageSieve
+// server that is not this one's listener (another port, another IP, or
+// no listener), and says nothing when the URL matches it; clients over
+// TCP see the URL in CAPABILITY either way.
+func TestServeIMAPSieveURLCheck(t *testing.T) {
+	needStore(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	for _, tc := range []struct {
+		url, managesieve, warn string
+	}{
+		{fmt.Sprintf("sieve://127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
+		{fmt.Sprintf("sieve://localhost:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
+		{"sieve://127.0.0.1", "127.0.0.1:0", "names another port than the ManageSieve listener"},
+		{fmt.Sprintf("sieve://127.0.0.2:%d", port), fmt.Sprintf("127.0.0.1:%d", port), "names another address"},
+		{"sieve://mail.example.org", "", "ManageSieve listener is off"},
+	} {
+		dir := t.TempDir()
+		if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+			t.Fatalf("user add: %+v", r)
+		}
+		conf := filepath.Join(dir, "tern.toml")
+		c := fmt.Sprintf("data_dir = %q\n[sieve]\nimapsieve = true\nimapsieve_url = %q\n", dir, tc.url)
+		if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if tc.managesieve != "" {
+			want = 2
+		}
+		addrs, logBuf, stop := startServe(t, want, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", tc.managesieve, "--insecure-auth")
+		ic := dialIMAP(t, addrs["imap"])
+		ic.cmd("l", "LOGIN alice pw")
+		if caps := strings.Join(ic.cmd("a", "CAPABILITY"), ""); !strings.Contains(caps, " IMAPSIEVE="+tc.url) {
+			t.Errorf("%s: capabilities %s", tc.url, caps)
+		}
+		stop()
+		log := logBuf.String()
+		switch {
+		case tc.warn == "" && strings.Contains(log, "imapsieve_url"):
+			t.Errorf("%s on %s: unexpected warning: %s", tc.url, tc.managesieve, log)
+		case tc.warn != "" && !strings.Contains(log, tc.warn):
+			t.Errorf("%s on %s: no warning %q: %s", tc.url, tc.managesieve, tc.warn, log)
+		}
 	}
 }

@@ -45,3 +45,37 @@ func (e *env) startManageSieve(cfg *config.Config, st store.Store, tlsConfig fun
 	}, st)
 	return srv, ln, nil
 }
+
+// checkIMAPSieveURL warns when the ManageSieve server that IMAPSIEVE=
+// advertises (sieve.imapsieve_url; RFC 6785 §2.1: where clients manage
+// the scripts /shared/imapsieve/script names) cannot be this server's
+// ManageSieve listener ln (nil: not listening): the listener is off, the
+// ports differ, or the URL names an IP address the listener is not on. A
+// proxy or port forwarding may make such a URL right, so it is a
+// warning, not an error.
+func checkIMAPSieveURL(cfg *config.Config, ln net.Listener, log *slog.Logger) {
+	u := cfg.Sieve.IMAPSieveURL
+	if !cfg.Sieve.IMAPSieve || u == "" {
+		return
+	}
+	host, port, err := config.ParseSieveServerURL(u)
+	if err != nil {
+		return // Validate refused it already
+	}
+	if ln == nil {
+		log.Warn("sieve.imapsieve_url advertises a ManageSieve server, but this server's ManageSieve listener is off", "url", u)
+		return
+	}
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	if addr.Port != port {
+		log.Warn("sieve.imapsieve_url names another port than the ManageSieve listener; clients will look for ManageSieve there",
+			"url", u, "url_port", port, "listener", addr.String())
+	}
+	if ip := net.ParseIP(host); ip != nil && !addr.IP.IsUnspecified() && !ip.Equal(addr.IP) {
+		log.Warn("sieve.imapsieve_url names another address than the ManageSieve listener",
+			"url", u, "listener", addr.String())
+	}
+}

@@ -228,6 +228,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		return err
 	}
+	checkIMAPSieveURL(cfg, sieveLn, log)
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")

@@ -432,8 +432,10 @@ func (c *Config) Validate() error {
 			bad(l.key, "%v", err)
 		}
 	}
-	if u := c.Sieve.IMAPSieveURL; u != "" && !strings.HasPrefix(u, "sieve://") {
-		bad("sieve.imapsieve_url", "must be a sieve:// URL, got %q", u)
+	if u := c.Sieve.IMAPSieveURL; u != "" {
+		if _, _, err := ParseSieveServerURL(u); err != nil {
+			bad("sieve.imapsieve_url", "%v", err)
+		}
 	}
 	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
 		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")
@@ -600,6 +602,40 @@ func isSocketPath(addr string) bool {
 		}
 	}
 	return false
+}
+
+// DefaultManageSievePort is the port of a sieve:// URL without one
+// (RFC 5804 §3).
+const DefaultManageSievePort = 4190
+
+// ParseSieveServerURL checks that u is a ManageSieve server URL as
+// IMAPSIEVE= carries it (RFC 6785 §2.1: RFC 5804 §3's sieveurl-server,
+// "sieve://" authority, no path) and returns its host and port (4190
+// when absent).
+func ParseSieveServerURL(u string) (host string, port int, err error) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "", 0, fmt.Errorf("invalid sieve:// URL %q: %w", u, err)
+	}
+	if pu.Scheme != "sieve" || pu.Opaque != "" {
+		return "", 0, fmt.Errorf("must be a sieve:// URL, got %q", u)
+	}
+	if pu.Path != "" || pu.RawQuery != "" || pu.Fragment != "" || pu.ForceQuery {
+		return "", 0, fmt.Errorf("%q: a ManageSieve server URL has no path, query or fragment (sieve://host[:port])", u)
+	}
+	host = pu.Hostname()
+	if host == "" || strings.ContainsAny(host, " /") {
+		return "", 0, fmt.Errorf("%q: no host", u)
+	}
+	port = DefaultManageSievePort
+	if p := pu.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, fmt.Errorf("%q: invalid port", u)
+		}
+		port = n
+	}
+	return host, port, nil
 }
 
 func checkAddr(addr string) error {
