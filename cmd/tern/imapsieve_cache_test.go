@@ -219,3 +219,98 @@ func TestServeIMAPSieveURLCheck(t *testing.T) {
 		}
 	}
 }
+
+// [[sieve.imapsieve_mailbox]] rules run the operator's IMAPSIEVE scripts
+// around a mailbox's own: on MOVE into Junk the rule's before script
+// flags the message, alice's Junk script sees that flag and adds its
+// own, and the rule's after script sees both and files a copy; a rule
+// for APPEND to Archive/% runs for Archive/2026 but not for INBOX or
+// Archive/2026/Q1 (% stops at "/") nor for COPY; a FLAG rule for every
+// mailbox runs on STORE in a mailbox that has no script of its own.
+func TestServeIMAPSieveOperatorRules(t *testing.T) {
+	needStore(t)
+	dir := t.TempDir()
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	write := func(name, src string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	train := write("train.sieve", `require ["imap4flags"]; addflag "$trained";`)
+	archive := write("archive.sieve", `require ["fileinto", "copy", "imap4flags", "mailbox"];
+if allof (hasflag "$trained", hasflag "$user") { fileinto :copy :create "Trained"; }`)
+	stamp := write("stamp.sieve", `require ["imap4flags"]; addflag "$archived";`)
+	notice := write("notice.sieve", `require ["imap4flags", "environment", "imapsieve"];
+if environment :contains "imap.changedflags" "\\Flagged" { addflag "$noticed"; }`)
+	if r := runT(t, `require ["imap4flags", "environment", "imapsieve"];
+if allof (environment :is "imap.cause" "COPY", hasflag "$trained") { addflag "$user"; }`, "sieve", "put", "alice", "junk", "-", "--data", dir); r.code != 0 {
+		t.Fatalf("sieve put: %+v", r)
+	}
+	conf := write("tern.toml", fmt.Sprintf(`data_dir = %q
+[sieve]
+imapsieve = true
+[[sieve.imapsieve_mailbox]]
+name = "Junk"
+causes = ["COPY"]
+before = [%q]
+after = [%q]
+[[sieve.imapsieve_mailbox]]
+name = "Archive/%%"
+causes = ["APPEND"]
+before = [%q]
+[[sieve.imapsieve_mailbox]]
+name = "*"
+causes = ["FLAG"]
+after = [%q]
+`, dir, train, archive, stamp, notice))
+	addrs, logBuf, stop := startServe(t, 1, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+		"--listen-lmtp", "", "--listen-admin", "", "--insecure-auth")
+	defer stop()
+	if !strings.Contains(logBuf.String(), "imapsieve_rules=3") {
+		t.Errorf("start log: %s", logBuf.String())
+	}
+	ic := dialIMAP(t, addrs["imap"])
+	ic.cmd("a1", "LOGIN alice pw")
+	ic.cmd("a2", `SETMETADATA Junk (/shared/imapsieve/script "junk")`)
+	ic.cmd("a3", "CREATE Archive/2026/Q1")
+	msg := "From: a@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+	appendTo := func(mb string) {
+		t.Helper()
+		ic.cmd("ap", "APPEND %s {%d+}\r\n%s", mb, len(msg), msg)
+	}
+	flagsIn := func(mb string) string {
+		t.Helper()
+		ic.cmd("se", "EXAMINE %s", mb)
+		return strings.Join(ic.cmd("fe", "FETCH 1:* FLAGS"), "")
+	}
+	appendTo("INBOX")
+	appendTo("Archive/2026")
+	appendTo("Archive/2026/Q1")
+	ic.cmd("a4", "SELECT INBOX")
+	ic.cmd("a5", "COPY 1 Archive/2026")
+	ic.cmd("a6", "MOVE 1 Junk")
+
+	if f := flagsIn("Junk"); !strings.Contains(f, "$trained") || !strings.Contains(f, "$user") {
+		t.Errorf("Junk: %s", f)
+	}
+	if f := flagsIn("Trained"); !strings.Contains(f, "* 1 FETCH") {
+		t.Errorf("Trained: %s", f)
+	}
+	if f := flagsIn("Archive/2026"); !strings.Contains(f, "* 1 FETCH (FLAGS ($archived") || strings.Count(f, "$archived") != 1 {
+		t.Errorf("Archive/2026 (APPEND, then COPY): %s", f)
+	}
+	if f := flagsIn("Archive/2026/Q1"); strings.Contains(f, "$archived") {
+		t.Errorf("Archive/2026/Q1: %s", f)
+	}
+	appendTo("INBOX")
+	ic.cmd("a7", "SELECT INBOX")
+	ic.cmd("a8", `STORE 1 +FLAGS (\Flagged)`)
+	if f := flagsIn("INBOX"); !strings.Contains(f, "$noticed") || strings.Contains(f, "$archived") {
+		t.Errorf("INBOX after STORE: %s", f)
+	}
+}

@@ -30,13 +30,16 @@ func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScr
 	})
 }
 
-// loadGlobalSieve reads and compiles sieve.before, sieve.after and the
-// scripts of sieve.global_dir; a script that does not compile is an
+// loadGlobalSieve reads and compiles sieve.before, sieve.after, the
+// scripts of sieve.global_dir and those of the sieve.imapsieve_mailbox
+// rules; a script that does not compile is an
 // error naming its file, line and column.
 func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
-	g, err := delivery.LoadGlobalScripts(delivery.GlobalConfig{
-		Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir,
-	})
+	gc := delivery.GlobalConfig{Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir}
+	for _, r := range cfg.Sieve.IMAPSieveMailboxes {
+		gc.IMAPSieve = append(gc.IMAPSieve, delivery.IMAPSieveRule{Mailbox: r.Name, Causes: r.Causes, Before: r.Before, After: r.After})
+	}
+	g, err := delivery.LoadGlobalScripts(gc)
 	if err != nil {
 		return nil, fmt.Errorf("global sieve scripts: %w", err)
 	}
@@ -55,7 +58,7 @@ func reloadGlobalSieve(cfg *config.Config, d *delivery.Deliverer, log *slog.Logg
 	}
 	d.SetGlobal(g)
 	before, after, includes := g.Counts()
-	log.Info("global sieve scripts loaded", "before", before, "after", after, "includable", includes)
+	log.Info("global sieve scripts loaded", "before", before, "after", after, "includable", includes, "imapsieve_rules", g.IMAPRules())
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled) delivering

@@ -120,7 +120,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	}
 	if !globalSieve.Empty() {
 		before, after, includes := globalSieve.Counts()
-		log.Info("global sieve scripts", "before", before, "after", after, "includable", includes)
+		log.Info("global sieve scripts", "before", before, "after", after, "includable", includes, "imapsieve_rules", globalSieve.IMAPRules())
 	}
 	var tlsSt tlsState
 	r, err := e.loadTLS(cfg, log)
@@ -399,6 +399,6 @@ func restartNeeded(a, b *config.Config) bool {
 
 // withoutGlobalScripts is s without the settings SIGHUP reloads.
 func withoutGlobalScripts(s config.Sieve) config.Sieve {
-	s.Before, s.After, s.GlobalDir = nil, nil, ""
+	s.Before, s.After, s.GlobalDir, s.IMAPSieveMailboxes = nil, nil, "", nil
 	return s
 }

@@ -78,6 +78,26 @@ type Sieve struct {
 	// scripts run but the capability is not advertised.
 	IMAPSieve    bool   `toml:"imapsieve"`
 	IMAPSieveURL string `toml:"imapsieve_url"`
+	// IMAPSieveMailboxes are the operator's IMAPSIEVE scripts (as
+	// Pigeonhole's imapsieve_mailboxN_*): for the events on the mailboxes
+	// a rule names, its before scripts run before the mailbox's own
+	// (/shared/imapsieve/script) and its after scripts after it. Needs
+	// IMAPSieve; reloaded with the global scripts on SIGHUP.
+	IMAPSieveMailboxes []IMAPSieveMailbox `toml:"imapsieve_mailbox"`
+}
+
+// IMAPSieveMailbox is one operator IMAPSIEVE rule ([[sieve.imapsieve_mailbox]]).
+type IMAPSieveMailbox struct {
+	// Name is the mailbox name, with LIST's wildcards ("*" anything,
+	// "%" anything but "/"), e.g. "Junk" or "*".
+	Name string `toml:"name"`
+	// Causes are the events it runs for: "APPEND", "COPY" (MOVE too),
+	// "FLAG"; empty: all.
+	Causes []string `toml:"causes"`
+	// Before and After are script files or directories of *.sieve
+	// files, as sieve.before.
+	Before []string `toml:"before"`
+	After  []string `toml:"after"`
 }
 
 // Store says where mail is kept.
@@ -435,6 +455,25 @@ func (c *Config) Validate() error {
 	if u := c.Sieve.IMAPSieveURL; u != "" {
 		if _, _, err := ParseSieveServerURL(u); err != nil {
 			bad("sieve.imapsieve_url", "%v", err)
+		}
+	}
+	for i, r := range c.Sieve.IMAPSieveMailboxes {
+		key := fmt.Sprintf("sieve.imapsieve_mailbox[%d]", i)
+		if !c.Sieve.IMAPSieve {
+			bad(key, "needs sieve.imapsieve = true")
+		}
+		if r.Name == "" {
+			bad(key+".name", "must not be empty")
+		}
+		for _, cause := range r.Causes {
+			switch cause {
+			case "APPEND", "COPY", "FLAG":
+			default:
+				bad(key+".causes", "unknown cause %q (APPEND, COPY, FLAG)", cause)
+			}
+		}
+		if len(r.Before)+len(r.After) == 0 {
+			bad(key, "needs before or after scripts")
 		}
 	}
 	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {

@@ -447,3 +447,27 @@ func TestParseSieveServerURL(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+// [[sieve.imapsieve_mailbox]] rules need sieve.imapsieve, a name, known
+// causes and a script.
+func TestIMAPSieveMailboxValidate(t *testing.T) {
+	for _, tc := range []struct {
+		on   bool
+		rule IMAPSieveMailbox
+		want string
+	}{
+		{true, IMAPSieveMailbox{Name: "Junk", Causes: []string{"COPY"}, Before: []string{"/x"}}, ""},
+		{false, IMAPSieveMailbox{Name: "Junk", Before: []string{"/x"}}, "needs sieve.imapsieve = true"},
+		{true, IMAPSieveMailbox{Before: []string{"/x"}}, ".name: must not be empty"},
+		{true, IMAPSieveMailbox{Name: "*", Causes: []string{"MOVE"}, After: []string{"/x"}}, `unknown cause "MOVE"`},
+		{true, IMAPSieveMailbox{Name: "*"}, "needs before or after scripts"},
+	} {
+		c := Default()
+		c.Sieve.IMAPSieve = tc.on
+		c.Sieve.IMAPSieveMailboxes = []IMAPSieveMailbox{tc.rule}
+		err := c.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: %v, want %q", tc.rule, err, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tern-imap/tern/internal/sieve"
+	"github.com/tern-imap/tern/internal/store"
 )
 
 // Global Sieve scripts: the operator's scripts that run before and after
@@ -62,12 +63,36 @@ type GlobalConfig struct {
 	// Dir holds the scripts "include :global" names: include :global
 	// "spam" reads Dir/spam.sieve. Empty: no global includes.
 	Dir string
+	// IMAPSieve are the operator's IMAPSIEVE rules (imapsieve.go).
+	IMAPSieve []IMAPSieveRule
+}
+
+// IMAPSieveRule runs the operator's scripts around a mailbox's own
+// IMAPSIEVE script, as Pigeonhole's imapsieve_mailboxN_* settings do.
+type IMAPSieveRule struct {
+	Mailbox       string   // mailbox name pattern (LIST wildcards)
+	Causes        []string // "APPEND", "COPY", "FLAG"; empty: all
+	Before, After []string // script files or directories, as GlobalConfig.Before
+}
+
+// imapRule is a compiled IMAPSieveRule.
+type imapRule struct {
+	mailbox       string
+	causes        []string
+	before, after []globalScript
+}
+
+// matches reports whether the rule runs for an event of cause on
+// mailbox.
+func (r *imapRule) matches(mailbox, cause string) bool {
+	return (len(r.causes) == 0 || slices.Contains(r.causes, cause)) && store.MatchMailbox([]string{r.mailbox}, mailbox)
 }
 
 // GlobalScripts are the operator's compiled scripts.
 type GlobalScripts struct {
 	before, after []globalScript
 	includes      map[string][]byte // include :global targets by name
+	imap          []imapRule
 }
 
 type globalScript struct {
@@ -99,12 +124,44 @@ func LoadGlobalScripts(cfg GlobalConfig) (*GlobalScripts, error) {
 	if g.after, err = loadSequence(cfg.After); err != nil {
 		return nil, fmt.Errorf("sieve.after: %w", err)
 	}
+	for i, r := range cfg.IMAPSieve {
+		ir := imapRule{mailbox: r.Mailbox, causes: r.Causes}
+		if ir.before, err = loadSequence(r.Before); err != nil {
+			return nil, fmt.Errorf("sieve.imapsieve_mailbox[%d].before: %w", i, err)
+		}
+		if ir.after, err = loadSequence(r.After); err != nil {
+			return nil, fmt.Errorf("sieve.imapsieve_mailbox[%d].after: %w", i, err)
+		}
+		g.imap = append(g.imap, ir)
+	}
 	return g, nil
+}
+
+// imapStages returns the operator's IMAPSIEVE scripts for an event of
+// cause on mailbox: the before scripts of every matching rule in rule
+// order, then their after scripts.
+func (g *GlobalScripts) imapStages(mailbox, cause string) (before, after []stage) {
+	if g == nil {
+		return nil, nil
+	}
+	for i := range g.imap {
+		r := &g.imap[i]
+		if !r.matches(mailbox, cause) {
+			continue
+		}
+		for _, s := range r.before {
+			before = append(before, stage{what: s.path, script: s.script})
+		}
+		for _, s := range r.after {
+			after = append(after, stage{what: s.path, script: s.script})
+		}
+	}
+	return before, after
 }
 
 // Empty reports whether g has no scripts at all (nil included).
 func (g *GlobalScripts) Empty() bool {
-	return g == nil || len(g.before) == 0 && len(g.after) == 0 && len(g.includes) == 0
+	return g == nil || len(g.before) == 0 && len(g.after) == 0 && len(g.includes) == 0 && len(g.imap) == 0
 }
 
 // Counts returns how many before, after and includable scripts g has.
@@ -113,6 +170,14 @@ func (g *GlobalScripts) Counts() (before, after, includes int) {
 		return 0, 0, 0
 	}
 	return len(g.before), len(g.after), len(g.includes)
+}
+
+// IMAPRules returns how many operator IMAPSIEVE rules g has.
+func (g *GlobalScripts) IMAPRules() int {
+	if g == nil {
+		return 0
+	}
+	return len(g.imap)
 }
 
 // Runs reports whether g has scripts to run around the user's.
@@ -286,6 +351,11 @@ func (d *Deliverer) runSequence(ctx context.Context, in Incoming, env sieve.Enve
 		if err == nil {
 			senv := env
 			senv.InitialFlags = flags
+			if env.IMAP != nil && flags != nil { // the message's flags as the keep left them
+				ev := *env.IMAP
+				ev.Flags = flags
+				senv.IMAP = &ev
+			}
 			r, err = st.script.Execute(ctx, senv, msg, d.opts.SieveLimits)
 		}
 		if err == nil && rejectsAfterDelivery(out.Actions, r.Actions) {

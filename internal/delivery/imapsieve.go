@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tern-imap/tern/internal/sieve"
@@ -64,12 +66,8 @@ type IMAPEvent struct {
 // event has succeeded either way.
 func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 	log := d.log.With("user", ev.Acct.User(), "mailbox", ev.Mailbox, "cause", ev.Cause)
-	script, name, err := d.cachedIMAPSieveScript(ctx, ev.Acct, ev.Mailbox, ev.MailboxID)
-	if err != nil {
-		log.Warn("imapsieve: no script run", "err", err)
-		return
-	}
-	if script == nil {
+	stages, name := d.imapSieveStages(ctx, ev.Acct, ev.Mailbox, ev.MailboxID, ev.Cause, log)
+	if len(stages) == 0 {
 		return
 	}
 	uids := ev.UIDs
@@ -81,7 +79,7 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		uids = uids[:IMAPSieveMaxMessages]
 	}
 	flags := map[uint32][]string{}
-	err = ev.Acct.Fetch(ctx, ev.MailboxID, uids, store.WantFlags, func(m *store.Message) error {
+	err := ev.Acct.Fetch(ctx, ev.MailboxID, uids, store.WantFlags, func(m *store.Message) error {
 		flags[m.UID] = slices.Clone(m.Flags)
 		return nil
 	})
@@ -94,19 +92,40 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		if !ok {
 			continue // expunged meanwhile
 		}
-		if err := d.imapSieveMessage(ctx, ev, script, uid, f, ev.Changed[uid]); err != nil {
+		if err := d.imapSieveMessage(ctx, ev, stages, uid, f, ev.Changed[uid]); err != nil {
 			log.Warn("imapsieve: script not applied", "script", name, "uid", uid, "err", err)
 		}
 	}
 }
 
 // HasIMAPSieveScript reports whether mailbox (named mailbox, id
-// mailboxID in acct) has an IMAPSIEVE script to run (the FLAG cause
-// reads the flags before a change only then). The answer is cached
-// (imapsievecache.go).
+// mailboxID in acct) has an IMAPSIEVE script to run on a flag change,
+// its own or the operator's (the FLAG cause reads the flags before a
+// change only then). The answer is cached (imapsievecache.go).
 func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
+	if before, after := d.Global().imapStages(mailbox, "FLAG"); len(before)+len(after) > 0 {
+		return true
+	}
 	s, _, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
 	return err == nil && s != nil
+}
+
+// imapSieveStages lists the scripts an event of cause on the mailbox
+// runs: the operator's before scripts (sieve.imapsieve_mailbox rules),
+// the mailbox's own script, the operator's after scripts. name names the
+// mailbox's own script for logs. A mailbox script that cannot be loaded
+// is logged and left out.
+func (d *Deliverer) imapSieveStages(ctx context.Context, acct store.Account, mailbox string, mailboxID int64, cause string, log *slog.Logger) ([]stage, string) {
+	before, after := d.Global().imapStages(mailbox, cause)
+	script, name, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
+	if err != nil {
+		log.Warn("imapsieve: the mailbox's script is not run", "err", err)
+	}
+	stages := before
+	if script != nil {
+		stages = append(stages, stage{what: "script " + strconv.Quote(name), script: script})
+	}
+	return append(stages, after...), name
 }
 
 // imapSieveScript returns the compiled script the mailbox's (else the
@@ -148,8 +167,9 @@ func metadataValue(ctx context.Context, acct store.Account, mailbox string) (str
 	return "", false, nil
 }
 
-// imapSieveMessage runs script on one message and carries out the result.
-func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *sieve.Script, uid uint32, flags, changed []string) error {
+// imapSieveMessage runs the scripts of stages on one message (as one
+// sequence, globalsieve.go) and carries out the result.
+func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, stages []stage, uid uint32, flags, changed []string) error {
 	body, err := ev.Acct.OpenBody(ctx, ev.MailboxID, uid)
 	if err != nil {
 		return fmt.Errorf("open message: %w", err)
@@ -164,10 +184,7 @@ func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *
 	env := d.scriptEnv(ev.Acct, in, d.Global())
 	env.From, env.To = "", ""
 	env.IMAP = &sieve.IMAPEvent{Cause: ev.Cause, Mailbox: ev.Mailbox, User: ev.User, Email: d.ownAddress(ev.User), Flags: flags, ChangedFlags: changed}
-	res, err := script.Execute(ctx, env, sieve.NewMessage(raw), d.opts.SieveLimits)
-	if err != nil {
-		return err
-	}
+	res := d.runSequence(ctx, in, env, stages, nil)
 	keep := res.ImplicitKeep
 	var keepFlags []string
 	if res.ImplicitKeep {
