@@ -245,6 +245,7 @@ func TestServeIMAPSieveOperatorRules(t *testing.T) {
 	archive := write("archive.sieve", `require ["fileinto", "copy", "imap4flags", "mailbox"];
 if allof (hasflag "$trained", hasflag "$user") { fileinto :copy :create "Trained"; }`)
 	stamp := write("stamp.sieve", `require ["imap4flags"]; addflag "$archived";`)
+	ham := write("ham.sieve", `require ["imap4flags"]; addflag "$ham";`)
 	notice := write("notice.sieve", `require ["imap4flags", "environment", "imapsieve"];
 if environment :contains "imap.changedflags" "\\Flagged" { addflag "$noticed"; }`)
 	if r := runT(t, `require ["imap4flags", "environment", "imapsieve"];
@@ -267,11 +268,15 @@ before = [%q]
 name = "*"
 causes = ["FLAG"]
 after = [%q]
-`, dir, train, archive, stamp, notice))
+[[sieve.imapsieve_mailbox]]
+name = "*"
+from = "Junk"
+before = [%q]
+`, dir, train, archive, stamp, notice, ham))
 	addrs, logBuf, stop := startServe(t, 1, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
 		"--listen-lmtp", "", "--listen-admin", "", "--insecure-auth")
 	defer stop()
-	if !strings.Contains(logBuf.String(), "imapsieve_rules=3") {
+	if !strings.Contains(logBuf.String(), "imapsieve_rules=4") {
 		t.Errorf("start log: %s", logBuf.String())
 	}
 	ic := dialIMAP(t, addrs["imap"])
@@ -310,7 +315,16 @@ after = [%q]
 	appendTo("INBOX")
 	ic.cmd("a7", "SELECT INBOX")
 	ic.cmd("a8", `STORE 1 +FLAGS (\Flagged)`)
-	if f := flagsIn("INBOX"); !strings.Contains(f, "$noticed") || strings.Contains(f, "$archived") {
+	if f := flagsIn("INBOX"); !strings.Contains(f, "$noticed") || strings.Contains(f, "$archived") || strings.Contains(f, "$ham") {
 		t.Errorf("INBOX after STORE: %s", f)
+	}
+	// Out of Junk (from = "Junk"): the ham rule; into Junk: not.
+	ic.cmd("a9", "SELECT Junk")
+	ic.cmd("b1", "MOVE 1 Archive/2026/Q1")
+	if f := flagsIn("Archive/2026/Q1"); !strings.Contains(f, "* 2 FETCH (FLAGS ($ham $trained $user") {
+		t.Errorf("moved out of Junk: %s", f)
+	}
+	if f := flagsIn("Archive/2026"); strings.Contains(f, "$ham") {
+		t.Errorf("copied from INBOX: %s", f)
 	}
 }

@@ -37,7 +37,7 @@ func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScr
 func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
 	gc := delivery.GlobalConfig{Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir}
 	for _, r := range cfg.Sieve.IMAPSieveMailboxes {
-		gc.IMAPSieve = append(gc.IMAPSieve, delivery.IMAPSieveRule{Mailbox: r.Name, Causes: r.Causes, Before: r.Before, After: r.After})
+		gc.IMAPSieve = append(gc.IMAPSieve, delivery.IMAPSieveRule{Mailbox: r.Name, From: r.From, Causes: r.Causes, Before: r.Before, After: r.After})
 	}
 	g, err := delivery.LoadGlobalScripts(gc)
 	if err != nil {
@@ -112,11 +112,11 @@ func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, f
 // deliverer, which serve sets once it exists (before any session runs).
 type imapSieveHook struct{ d *delivery.Deliverer }
 
-func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string) {
+func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause, from string) {
 	if h.d == nil {
 		return
 	}
-	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause, From: from})
 }
 
 func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {

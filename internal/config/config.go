@@ -91,6 +91,10 @@ type IMAPSieveMailbox struct {
 	// Name is the mailbox name, with LIST's wildcards ("*" anything,
 	// "%" anything but "/"), e.g. "Junk" or "*".
 	Name string `toml:"name"`
+	// From, when set, limits the rule to COPY (and MOVE) from mailboxes
+	// matching it (e.g. "Junk" with Name "*": messages taken out of
+	// Junk).
+	From string `toml:"from"`
 	// Causes are the events it runs for: "APPEND", "COPY" (MOVE too),
 	// "FLAG"; empty: all.
 	Causes []string `toml:"causes"`

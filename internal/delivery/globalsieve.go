@@ -71,20 +71,24 @@ type GlobalConfig struct {
 // IMAPSIEVE script, as Pigeonhole's imapsieve_mailboxN_* settings do.
 type IMAPSieveRule struct {
 	Mailbox       string   // mailbox name pattern (LIST wildcards)
+	From          string   // when set: only COPY from mailboxes matching this pattern
 	Causes        []string // "APPEND", "COPY", "FLAG"; empty: all
 	Before, After []string // script files or directories, as GlobalConfig.Before
 }
 
 // imapRule is a compiled IMAPSieveRule.
 type imapRule struct {
-	mailbox       string
+	mailbox, from string
 	causes        []string
 	before, after []globalScript
 }
 
 // matches reports whether the rule runs for an event of cause on
-// mailbox.
-func (r *imapRule) matches(mailbox, cause string) bool {
+// mailbox (from: a COPY's source mailbox).
+func (r *imapRule) matches(mailbox, cause, from string) bool {
+	if r.from != "" && (cause != "COPY" || !store.MatchMailbox([]string{r.from}, from)) {
+		return false
+	}
 	return (len(r.causes) == 0 || slices.Contains(r.causes, cause)) && store.MatchMailbox([]string{r.mailbox}, mailbox)
 }
 
@@ -125,7 +129,7 @@ func LoadGlobalScripts(cfg GlobalConfig) (*GlobalScripts, error) {
 		return nil, fmt.Errorf("sieve.after: %w", err)
 	}
 	for i, r := range cfg.IMAPSieve {
-		ir := imapRule{mailbox: r.Mailbox, causes: r.Causes}
+		ir := imapRule{mailbox: r.Mailbox, from: r.From, causes: r.Causes}
 		if ir.before, err = loadSequence(r.Before); err != nil {
 			return nil, fmt.Errorf("sieve.imapsieve_mailbox[%d].before: %w", i, err)
 		}
@@ -138,15 +142,15 @@ func LoadGlobalScripts(cfg GlobalConfig) (*GlobalScripts, error) {
 }
 
 // imapStages returns the operator's IMAPSIEVE scripts for an event of
-// cause on mailbox: the before scripts of every matching rule in rule
-// order, then their after scripts.
-func (g *GlobalScripts) imapStages(mailbox, cause string) (before, after []stage) {
+// cause on mailbox (from: a COPY's source): the before scripts of every
+// matching rule in rule order, then their after scripts.
+func (g *GlobalScripts) imapStages(mailbox, cause, from string) (before, after []stage) {
 	if g == nil {
 		return nil, nil
 	}
 	for i := range g.imap {
 		r := &g.imap[i]
-		if !r.matches(mailbox, cause) {
+		if !r.matches(mailbox, cause, from) {
 			continue
 		}
 		for _, s := range r.before {

@@ -56,6 +56,7 @@ type IMAPEvent struct {
 	MailboxID int64
 	UIDs      []uint32 // the messages added (APPEND, COPY)
 	Cause     string   // "APPEND", "COPY" or "FLAG"
+	From      string   // COPY: the source mailbox (its name in its owner's account)
 	// Changed (FLAG) maps each message whose flags changed to the flags
 	// that did; UIDs is ignored.
 	Changed map[uint32][]string
@@ -66,7 +67,7 @@ type IMAPEvent struct {
 // event has succeeded either way.
 func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 	log := d.log.With("user", ev.Acct.User(), "mailbox", ev.Mailbox, "cause", ev.Cause)
-	stages, name := d.imapSieveStages(ctx, ev.Acct, ev.Mailbox, ev.MailboxID, ev.Cause, log)
+	stages, name := d.imapSieveStages(ctx, ev, log)
 	if len(stages) == 0 {
 		return
 	}
@@ -103,21 +104,20 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 // its own or the operator's (the FLAG cause reads the flags before a
 // change only then). The answer is cached (imapsievecache.go).
 func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
-	if before, after := d.Global().imapStages(mailbox, "FLAG"); len(before)+len(after) > 0 {
+	if before, after := d.Global().imapStages(mailbox, "FLAG", ""); len(before)+len(after) > 0 {
 		return true
 	}
 	s, _, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
 	return err == nil && s != nil
 }
 
-// imapSieveStages lists the scripts an event of cause on the mailbox
-// runs: the operator's before scripts (sieve.imapsieve_mailbox rules),
-// the mailbox's own script, the operator's after scripts. name names the
-// mailbox's own script for logs. A mailbox script that cannot be loaded
-// is logged and left out.
-func (d *Deliverer) imapSieveStages(ctx context.Context, acct store.Account, mailbox string, mailboxID int64, cause string, log *slog.Logger) ([]stage, string) {
-	before, after := d.Global().imapStages(mailbox, cause)
-	script, name, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
+// imapSieveStages lists the scripts event ev runs: the operator's before
+// scripts (sieve.imapsieve_mailbox rules), the mailbox's own script, the
+// operator's after scripts. name names the mailbox's own script for
+// logs. A mailbox script that cannot be loaded is logged and left out.
+func (d *Deliverer) imapSieveStages(ctx context.Context, ev IMAPEvent, log *slog.Logger) ([]stage, string) {
+	before, after := d.Global().imapStages(ev.Mailbox, ev.Cause, ev.From)
+	script, name, err := d.cachedIMAPSieveScript(ctx, ev.Acct, ev.Mailbox, ev.MailboxID)
 	if err != nil {
 		log.Warn("imapsieve: the mailbox's script is not run", "err", err)
 	}

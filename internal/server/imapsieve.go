@@ -23,9 +23,10 @@ import (
 // through cmd/tern's adapter.
 type IMAPSieve interface {
 	// MessagesAdded is called with the owner's account of the mailbox
-	// (name and id in that account) that got uids, the logged-in user
-	// and the cause ("APPEND" or "COPY"; MOVE counts as COPY).
-	MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string)
+	// (name and id in that account) that got uids, the logged-in user,
+	// the cause ("APPEND" or "COPY"; MOVE counts as COPY) and for COPY
+	// the source mailbox (its name in its owner's account).
+	MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause, from string)
 	// HasScript reports whether mailbox (named mailbox, id mailboxID in
 	// acct) has a script to run. It is asked at every STORE and every
 	// FETCH that sets \Seen, so it should answer from memory.
@@ -48,12 +49,16 @@ func (c *conn) imapSieveChanged(acct store.Account) {
 }
 
 // runIMAPSieve calls Config.IMAPSieve, if set, for messages this
-// session added to m.
+// session added to m; a COPY comes from the selected mailbox.
 func (c *conn) runIMAPSieve(ctx context.Context, m *mailboxRef, mailboxID int64, uids []uint32, cause string) {
 	if c.srv.cfg.IMAPSieve == nil || len(uids) == 0 {
 		return
 	}
-	c.srv.cfg.IMAPSieve.MessagesAdded(ctx, m.acct, c.user, m.name, mailboxID, uids, cause)
+	from := ""
+	if cause == "COPY" && c.sel != nil {
+		from = c.selectedOwnName()
+	}
+	c.srv.cfg.IMAPSieve.MessagesAdded(ctx, m.acct, c.user, m.name, mailboxID, uids, cause, from)
 	if c.isSelected(m.owner, mailboxID) {
 		c.sel.dirty = true
 	}
