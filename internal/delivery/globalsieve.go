@@ -104,6 +104,9 @@ type globalScript struct {
 	script *sieve.Script
 }
 
+// stage is s as one script of a sequence.
+func (s globalScript) stage() stage { return stage{what: s.path, script: s.script} }
+
 // LoadGlobalScripts reads and compiles the scripts cfg names. Every
 // script, those of Dir included, must compile.
 func LoadGlobalScripts(cfg GlobalConfig) (*GlobalScripts, error) {
@@ -154,10 +157,10 @@ func (g *GlobalScripts) imapStages(mailbox, cause, from string) (before, after [
 			continue
 		}
 		for _, s := range r.before {
-			before = append(before, stage{what: s.path, script: s.script})
+			before = append(before, s.stage())
 		}
 		for _, s := range r.after {
-			after = append(after, stage{what: s.path, script: s.script})
+			after = append(after, s.stage())
 		}
 	}
 	return before, after
@@ -294,7 +297,7 @@ func sequence(g *GlobalScripts, user *stage) []stage {
 	var out []stage
 	if g != nil {
 		for _, s := range g.before {
-			out = append(out, stage{what: s.path, script: s.script})
+			out = append(out, s.stage())
 		}
 	}
 	if user != nil {
@@ -302,7 +305,7 @@ func sequence(g *GlobalScripts, user *stage) []stage {
 	}
 	if g != nil {
 		for _, s := range g.after {
-			out = append(out, stage{what: s.path, script: s.script})
+			out = append(out, s.stage())
 		}
 	}
 	return out
