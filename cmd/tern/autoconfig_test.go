@@ -17,7 +17,15 @@ import (
 // startServe runs "tern serve args..." and returns the listeners'
 // addresses by proto once want of them are open, and a stop func that
 // sends SIGTERM and checks the exit code.
-func startServe(t *testing.T, want int, args ...string) (map[string]string, *syncBuffer, func()) {
+func startServe(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, func()) {
+	t.Helper()
+	got, logBuf, _, stop := startServeSignals(t, want, args...)
+	return got, logBuf, stop
+}
+
+// startServeSignals is startServe that also returns the channel serve
+// reads its signals from (SIGHUP for a reload).
+func startServeSignals(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, chan<- os.Signal, func()) {
 	t.Helper()
 	sigs := make(chan os.Signal, 1)
 	addrs := make(chan [2]string, 8)
@@ -50,7 +58,7 @@ func startServe(t *testing.T, want int, args ...string) (map[string]string, *syn
 			t.Error("serve did not stop on SIGTERM")
 		}
 	}
-	return got, logBuf, stop
+	return got, logBuf, sigs, stop
 }
 
 type acDoc struct {

@@ -31,17 +31,35 @@ func newDeliverer(cfg *config.Config, st store.Store, global *delivery.GlobalScr
 	})
 }
 
-// loadGlobalSieve reads and compiles sieve.before, sieve.after and the
-// scripts of sieve.global_dir; a script that does not compile is an
+// loadGlobalSieve reads and compiles sieve.before, sieve.after, the
+// scripts of sieve.global_dir and those of the sieve.imapsieve_mailbox
+// rules; a script that does not compile is an
 // error naming its file, line and column.
 func loadGlobalSieve(cfg *config.Config) (*delivery.GlobalScripts, error) {
-	g, err := delivery.LoadGlobalScripts(delivery.GlobalConfig{
-		Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir,
-	})
+	gc := delivery.GlobalConfig{Before: cfg.Sieve.Before, After: cfg.Sieve.After, Dir: cfg.Sieve.GlobalDir}
+	for _, r := range cfg.Sieve.IMAPSieveMailboxes {
+		gc.IMAPSieve = append(gc.IMAPSieve, delivery.IMAPSieveRule{Mailbox: r.Name, From: r.From, Causes: r.Causes, Before: r.Before, After: r.After})
+	}
+	g, err := delivery.LoadGlobalScripts(gc)
 	if err != nil {
 		return nil, fmt.Errorf("global sieve scripts: %w", err)
 	}
 	return g, nil
+}
+
+// reloadGlobalSieve reads and compiles the global Sieve scripts cfg
+// names again and hands them to d (SIGHUP). A script that does not
+// compile, or a path that cannot be read, is logged and the scripts in
+// use stay.
+func reloadGlobalSieve(cfg *config.Config, d *delivery.Deliverer, log *slog.Logger) {
+	g, err := loadGlobalSieve(cfg)
+	if err != nil {
+		log.Error("reload: global sieve scripts not loaded; keeping the current ones", "err", err)
+		return
+	}
+	d.SetGlobal(g)
+	before, after, includes := g.Counts()
+	log.Info("global sieve scripts loaded", "before", before, "after", after, "includable", includes, "imapsieve_rules", g.IMAPRules())
 }
 
 // startLMTP opens the LMTP listener (nil, nil when disabled) delivering
@@ -95,15 +113,24 @@ func openStoreNotifying(ctx context.Context, cfg *config.Config) (store.Store, f
 // deliverer, which serve sets once it exists (before any session runs).
 type imapSieveHook struct{ d *delivery.Deliverer }
 
-func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string) {
+func (h *imapSieveHook) MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause, from string) {
 	if h.d == nil {
 		return
 	}
-	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause})
+	h.d.RunIMAPSieve(ctx, delivery.IMAPEvent{Acct: acct, User: user, Mailbox: mailbox, MailboxID: mailboxID, UIDs: uids, Cause: cause, From: from})
 }
 
-func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string) bool {
-	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox)
+func (h *imapSieveHook) HasScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
+	return h.d != nil && h.d.HasIMAPSieveScript(ctx, acct, mailbox, mailboxID)
+}
+
+// Changed forgets the cached IMAPSIEVE scripts of owner (the IMAP side:
+// SETMETADATA, DELETE, RENAME; ManageSieve calls it through
+// managesieve.Config.ScriptsChanged).
+func (h *imapSieveHook) Changed(owner string) {
+	if h.d != nil {
+		h.d.ForgetIMAPSieve(owner)
+	}
 }
 
 func (h *imapSieveHook) FlagsChanged(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, changed map[uint32][]string) {

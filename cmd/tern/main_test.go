@@ -28,14 +28,14 @@ type result struct {
 	stdout, stderr string
 }
 
-func runT(t *testing.T, stdin string, args ...string) result {
+func runT(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(args, strings.NewReader(stdin), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }
 
-func needStore(t *testing.T) {
+func needStore(t testing.TB) {
 	t.Helper()
 	if !haveStore {
 		t.Skip("storage backend not built in")

@@ -19,12 +19,12 @@ func TestMain(m *testing.M) {
 
 // imapConn is a line-level IMAP client for these tests.
 type imapConn struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 }
 
-func dialIMAP(t *testing.T, addr string) *imapConn {
+func dialIMAP(t testing.TB, addr string) *imapConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

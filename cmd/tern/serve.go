@@ -17,6 +17,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/delivery"
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/managesieve"
 	"github.com/tern-imap/tern/internal/notify"
@@ -26,7 +27,7 @@ import (
 
 func (e *env) serve(args []string) int {
 	c := command{name: "tern serve",
-		about: "Run the IMAP server. Settings come from the defaults, then the --config\nfile, then flags given on the command line. An empty address disables a\nlistener. SIGHUP reloads the TLS certificate and the configuration (log\nlevel; other changes need a restart); SIGINT/SIGTERM shut down cleanly."}
+		about: "Run the IMAP server. Settings come from the defaults, then the --config\nfile, then flags given on the command line. An empty address disables a\nlistener. SIGHUP reloads the TLS certificate, the global Sieve scripts\n(sieve.before, sieve.after, sieve.global_dir) and the configuration (log\nlevel; other changes need a restart); SIGINT/SIGTERM shut down cleanly."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, true)
 	args, stopProfile, err := takeCPUProfileFlag(args) // hidden, for benchmarks
@@ -119,7 +120,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	}
 	if !globalSieve.Empty() {
 		before, after, includes := globalSieve.Counts()
-		log.Info("global sieve scripts", "before", before, "after", after, "includable", includes)
+		log.Info("global sieve scripts", "before", before, "after", after, "includable", includes, "imapsieve_rules", globalSieve.IMAPRules())
 	}
 	var tlsSt tlsState
 	r, err := e.loadTLS(cfg, log)
@@ -218,7 +219,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		ac.close()
 		return err
 	}
-	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, log)
+	sieveSrv, sieveLn, err := e.startManageSieve(cfg, st, tlsSt.config, authn, sieveHook.Changed, log)
 	if err != nil {
 		closeAll()
 		ac.close()
@@ -227,6 +228,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		}
 		return err
 	}
+	checkIMAPSieveURL(cfg, sieveLn, log)
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
@@ -297,7 +299,7 @@ loop:
 			break loop
 		case sig := <-e.signals:
 			if sig == syscall.SIGHUP {
-				e.reload(flags, cfg, &tlsSt, &level, log)
+				e.reload(flags, cfg, &tlsSt, &level, deliverer, log)
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -352,10 +354,12 @@ loop:
 	return runErr
 }
 
-// reload handles SIGHUP: it re-reads the configuration and the TLS
-// certificate. The log level takes effect at once; settings the running
-// server cannot change are reported as needing a restart.
-func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, level *slog.LevelVar, log *slog.Logger) {
+// reload handles SIGHUP: it re-reads the configuration, the global
+// Sieve scripts and the TLS certificate. The log level and the global
+// scripts (sieve.before, sieve.after, sieve.global_dir) take effect at
+// once; settings the running server cannot change are reported as
+// needing a restart.
+func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, level *slog.LevelVar, d *delivery.Deliverer, log *slog.Logger) {
 	log.Info("reloading configuration and certificate")
 	next, err := flags.Load()
 	if err != nil {
@@ -367,6 +371,7 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 			log.Warn("reload: some changed settings take effect only after a restart")
 		}
 	}
+	reloadGlobalSieve(next, d, log)
 	if next.TLS != cur.TLS {
 		r, err := e.loadTLS(next, log)
 		if err != nil {
@@ -389,5 +394,11 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || !reflect.DeepEqual(a.Auth, b.Auth) ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
-		a.Autoconfig != b.Autoconfig || !reflect.DeepEqual(a.Sieve, b.Sieve)
+		a.Autoconfig != b.Autoconfig || !reflect.DeepEqual(withoutGlobalScripts(a.Sieve), withoutGlobalScripts(b.Sieve))
+}
+
+// withoutGlobalScripts is s without the settings SIGHUP reloads.
+func withoutGlobalScripts(s config.Sieve) config.Sieve {
+	s.Before, s.After, s.GlobalDir, s.IMAPSieveMailboxes = nil, nil, "", nil
+	return s
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"unicode/utf8"
 
 	"github.com/tern-imap/tern/internal/config"
+	"github.com/tern-imap/tern/internal/delivery"
 	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -26,7 +28,8 @@ Commands:
   deactivate USER        leave no script active
   delete USER NAME       delete script NAME (not the active one)
   test SCRIPT MESSAGE    print the actions SCRIPT takes for the message in
-                         the file MESSAGE, without delivering anything
+                         the file MESSAGE (between the configured global
+                         before/after scripts), without delivering anything
 
 Run "tern sieve COMMAND -h" for flags.
 `
@@ -208,19 +211,27 @@ func (e *env) sieveActivate(ctx context.Context, acct store.Account, name string
 }
 
 // sieveTest is "tern sieve test SCRIPT MESSAGE": it compiles the script
-// file, runs it on the message file with the envelope given by flags and
-// prints each action, then the copies delivery would store. Nothing is
-// stored or sent; mailboxexists finds no mailbox and duplicate never
-// matches (there is no user state).
+// file and runs it on the message file with the envelope given by flags
+// the way delivery does — between the global before and after scripts of
+// the configuration (sieve.before, sieve.after; --no-global leaves them
+// out) — and prints each script's actions, then the copies delivery
+// would store. Nothing is stored or sent; mailboxexists finds no
+// mailbox and duplicate never matches (there is no user state).
 func (e *env) sieveTest(args []string) int {
 	c := command{name: "tern sieve test", args: "SCRIPT MESSAGE", nargs: 2,
-		about: "Print the actions SCRIPT takes for the message in the file MESSAGE\n(\"-\": standard input), without delivering or sending anything."}
+		about: "Print the actions SCRIPT takes for the message in the file MESSAGE\n(\"-\": standard input), without delivering or sending anything. The\nglobal before and after scripts of the configuration (sieve.before,\nsieve.after) run around SCRIPT as at delivery, unless --no-global."}
 	fs := e.newFlagSet(c)
+	flags := config.AddFlags(fs, false)
 	from := fs.String("envelope-from", "", "envelope sender (MAIL FROM); empty: <>")
 	to := fs.String("envelope-to", "", "envelope recipient (RCPT TO), also the user's own address")
+	noGlobal := fs.Bool("no-global", false, "run SCRIPT alone, without the configured before/after scripts")
 	pos, code, done := e.parse(c, fs, args)
 	if done {
 		return code
+	}
+	cfg, ok := e.loadConfig(c.name, flags)
+	if !ok {
+		return exitError
 	}
 	script, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -242,25 +253,49 @@ func (e *env) sieveTest(args []string) int {
 		fmt.Fprintf(e.stderr, "%s: %s: %v\n", c.name, pos[0], err)
 		return exitError
 	}
+	var global *delivery.GlobalScripts
+	if !*noGlobal {
+		if global, err = loadGlobalSieve(cfg); err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", c.name, err)
+			return exitError
+		}
+	}
 	env := sieve.Envelope{From: *from, To: *to}
 	if *to != "" {
 		env.UserAddresses = []string{*to}
 	}
-	res, err := s.Execute(context.Background(), env, sieve.NewMessage(raw), sieve.Limits{})
-	if err != nil {
-		fmt.Fprintf(e.stdout, "runtime error: %v (delivery keeps the message in INBOX)\n", err)
-	}
-	if res == nil {
-		return exitError
-	}
-	for _, a := range res.Actions {
-		fmt.Fprintln(e.stdout, a.String())
-	}
-	if res.ImplicitKeep {
-		fmt.Fprintln(e.stdout, "implicit keep")
+	d := delivery.New(nil, delivery.Options{Logger: slog.New(slog.DiscardHandler)})
+	in := delivery.Incoming{Address: *to, From: *from, Body: raw}
+	several := global.Runs()
+	res := d.Simulate(context.Background(), global, s, in, env, func(r delivery.StageReport) {
+		e.printStage(r, several)
+	})
+	if len(res.Actions) > 0 || several {
+		fmt.Fprintln(e.stdout, "result:")
 	}
 	for _, d := range res.Deliveries() {
 		fmt.Fprintf(e.stdout, "store in %q flags %v\n", d.Mailbox, d.Flags)
 	}
 	return exitOK
+}
+
+// printStage prints one script's outcome for tern sieve test: its
+// actions and implicit keep, under a heading naming it when several
+// scripts ran.
+func (e *env) printStage(r delivery.StageReport, several bool) {
+	if several {
+		fmt.Fprintf(e.stdout, "%s:\n", r.Script)
+	}
+	if r.Err != nil {
+		fmt.Fprintf(e.stdout, "runtime error: %v (delivery keeps the message)\n", r.Err)
+	}
+	for _, a := range r.Result.Actions {
+		fmt.Fprintln(e.stdout, a.String())
+	}
+	if r.Result.ImplicitKeep {
+		fmt.Fprintln(e.stdout, "implicit keep")
+	}
+	if r.Next {
+		fmt.Fprintln(e.stdout, "(keep in effect: the next script decides)")
+	}
 }

@@ -97,12 +97,12 @@ func TestSieveCLI(t *testing.T) {
 
 // sieveClient is a minimal ManageSieve client for these tests.
 type sieveClient struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 }
 
-func dialSieve(t *testing.T, addr string) *sieveClient {
+func dialSieve(t testing.TB, addr string) *sieveClient {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -299,5 +299,59 @@ func TestManageSieveDefaultAddressTaken(t *testing.T) {
 	r := runT(t, "", append(base, "--listen-managesieve", "127.0.0.1:4190")...)
 	if r.code == 0 || !strings.Contains(r.stderr, "listen managesieve") {
 		t.Fatalf("explicit taken address: %+v", r)
+	}
+}
+
+// tern sieve test runs the configured global scripts around SCRIPT as
+// delivery does: a before script that files spam ends the sequence
+// (SCRIPT never runs), a before script's header edit is seen by SCRIPT,
+// the after script runs while the keep is in effect; --no-global runs
+// SCRIPT alone.
+func TestSieveTestGlobalScripts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := write("before.sieve", `require ["fileinto", "editheader"];
+if header :contains "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }
+addheader "X-Scanned" "clean";`)
+	after := write("after.sieve", `require ["fileinto", "copy"]; fileinto :copy "Archive";`)
+	user := write("user.sieve", `require "fileinto"; if header :is "X-Scanned" "clean" { fileinto "Scanned"; }`)
+	conf := write("tern.toml", fmt.Sprintf("data_dir = %q\n[sieve]\nbefore = [%q]\nafter = [%q]\n", dir, before, after))
+	spam := write("spam.eml", "From: a@example.net\r\nX-Spam-Flag: YES\r\nSubject: pills\r\n\r\nbuy\r\n")
+	ham := write("ham.eml", "From: a@example.net\r\nSubject: hello\r\n\r\nhi\r\n")
+
+	r := runT(t, "", "sieve", "test", user, spam, "--config", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, before+":\n") || !strings.Contains(r.stdout, `fileinto "Junk"`) ||
+		strings.Contains(r.stdout, "user script:") || !strings.Contains(r.stdout, `store in "Junk"`) || strings.Contains(r.stdout, "Archive") {
+		t.Fatalf("spam: %+v", r)
+	}
+	r = runT(t, "", "sieve", "test", user, ham, "--config", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, `addheader "X-Scanned" "clean"`) || !strings.Contains(r.stdout, "user script:\n") ||
+		!strings.Contains(r.stdout, `store in "Scanned"`) || strings.Contains(r.stdout, `store in "INBOX"`) ||
+		strings.Contains(r.stdout, after+":") {
+		t.Fatalf("ham: %+v", r)
+	}
+	// Without the before script's header the user script keeps, so the
+	// after script runs.
+	r = runT(t, "", "sieve", "test", user, ham, "--config", conf, "--no-global")
+	if r.code != 0 || strings.Contains(r.stdout, before) || strings.Contains(r.stdout, "Scanned") ||
+		!strings.Contains(r.stdout, "implicit keep") || !strings.Contains(r.stdout, `store in "INBOX"`) || strings.Contains(r.stdout, "Archive") {
+		t.Fatalf("--no-global: %+v", r)
+	}
+	write("before.sieve", `keep;`)
+	r = runT(t, "", "sieve", "test", user, ham, "--config", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, after+":\n") || !strings.Contains(r.stdout, `store in "INBOX"`) ||
+		!strings.Contains(r.stdout, `store in "Archive"`) {
+		t.Fatalf("after script: %+v", r)
+	}
+	write("before.sieve", "frobnicate;\n")
+	if r = runT(t, "", "sieve", "test", user, ham, "--config", conf); r.code == 0 || !strings.Contains(r.stderr, "before.sieve: line 1") {
+		t.Fatalf("broken before script: %+v", r)
 	}
 }

@@ -78,6 +78,30 @@ type Sieve struct {
 	// scripts run but the capability is not advertised.
 	IMAPSieve    bool   `toml:"imapsieve"`
 	IMAPSieveURL string `toml:"imapsieve_url"`
+	// IMAPSieveMailboxes are the operator's IMAPSIEVE scripts (as
+	// Pigeonhole's imapsieve_mailboxN_*): for the events on the mailboxes
+	// a rule names, its before scripts run before the mailbox's own
+	// (/shared/imapsieve/script) and its after scripts after it. Needs
+	// IMAPSieve; reloaded with the global scripts on SIGHUP.
+	IMAPSieveMailboxes []IMAPSieveMailbox `toml:"imapsieve_mailbox"`
+}
+
+// IMAPSieveMailbox is one operator IMAPSIEVE rule ([[sieve.imapsieve_mailbox]]).
+type IMAPSieveMailbox struct {
+	// Name is the mailbox name, with LIST's wildcards ("*" anything,
+	// "%" anything but "/"), e.g. "Junk" or "*".
+	Name string `toml:"name"`
+	// From, when set, limits the rule to COPY (and MOVE) from mailboxes
+	// matching it (e.g. "Junk" with Name "*": messages taken out of
+	// Junk).
+	From string `toml:"from"`
+	// Causes are the events it runs for: "APPEND", "COPY" (MOVE too),
+	// "FLAG"; empty: all.
+	Causes []string `toml:"causes"`
+	// Before and After are script files or directories of *.sieve
+	// files, as sieve.before.
+	Before []string `toml:"before"`
+	After  []string `toml:"after"`
 }
 
 // Store says where mail is kept.
@@ -437,8 +461,29 @@ func (c *Config) Validate() error {
 			bad(l.key, "%v", err)
 		}
 	}
-	if u := c.Sieve.IMAPSieveURL; u != "" && !strings.HasPrefix(u, "sieve://") {
-		bad("sieve.imapsieve_url", "must be a sieve:// URL, got %q", u)
+	if u := c.Sieve.IMAPSieveURL; u != "" {
+		if _, _, err := ParseSieveServerURL(u); err != nil {
+			bad("sieve.imapsieve_url", "%v", err)
+		}
+	}
+	for i, r := range c.Sieve.IMAPSieveMailboxes {
+		key := fmt.Sprintf("sieve.imapsieve_mailbox[%d]", i)
+		if !c.Sieve.IMAPSieve {
+			bad(key, "needs sieve.imapsieve = true")
+		}
+		if r.Name == "" {
+			bad(key+".name", "must not be empty")
+		}
+		for _, cause := range r.Causes {
+			switch cause {
+			case "APPEND", "COPY", "FLAG":
+			default:
+				bad(key+".causes", "unknown cause %q (APPEND, COPY, FLAG)", cause)
+			}
+		}
+		if len(r.Before)+len(r.After) == 0 {
+			bad(key, "needs before or after scripts")
+		}
 	}
 	if (c.Sieve.SMTPUsername == "") != (c.Sieve.SMTPPasswordFile == "") {
 		bad("sieve.smtp_username", "smtp_username and smtp_password_file must be set together")
@@ -608,6 +653,40 @@ func isSocketPath(addr string) bool {
 		}
 	}
 	return false
+}
+
+// DefaultManageSievePort is the port of a sieve:// URL without one
+// (RFC 5804 §3).
+const DefaultManageSievePort = 4190
+
+// ParseSieveServerURL checks that u is a ManageSieve server URL as
+// IMAPSIEVE= carries it (RFC 6785 §2.1: RFC 5804 §3's sieveurl-server,
+// "sieve://" authority, no path) and returns its host and port (4190
+// when absent).
+func ParseSieveServerURL(u string) (host string, port int, err error) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "", 0, fmt.Errorf("invalid sieve:// URL %q: %w", u, err)
+	}
+	if pu.Scheme != "sieve" || pu.Opaque != "" {
+		return "", 0, fmt.Errorf("must be a sieve:// URL, got %q", u)
+	}
+	if pu.Path != "" || pu.RawQuery != "" || pu.Fragment != "" || pu.ForceQuery {
+		return "", 0, fmt.Errorf("%q: a ManageSieve server URL has no path, query or fragment (sieve://host[:port])", u)
+	}
+	host = pu.Hostname()
+	if host == "" || strings.ContainsAny(host, " /") {
+		return "", 0, fmt.Errorf("%q: no host", u)
+	}
+	port = DefaultManageSievePort
+	if p := pu.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, fmt.Errorf("%q: invalid port", u)
+		}
+		port = n
+	}
+	return host, port, nil
 }
 
 func checkAddr(addr string) error {

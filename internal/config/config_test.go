@@ -413,3 +413,61 @@ func TestStoreBlobs(t *testing.T) {
 		t.Fatalf("file: %+v %v", c, err)
 	}
 }
+
+// sieve.imapsieve_url must be RFC 5804's sieveurl-server: sieve://,
+// a host, an optional port, nothing else.
+func TestParseSieveServerURL(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		host string
+		port int
+		ok   bool
+	}{
+		{"sieve://mail.example.org", "mail.example.org", 4190, true},
+		{"sieve://mail.example.org:2000", "mail.example.org", 2000, true},
+		{"sieve://[::1]:4190", "::1", 4190, true},
+		{"sieve://mail.example.org/", "", 0, false},
+		{"sieve://mail.example.org/script", "", 0, false},
+		{"sieve://mail.example.org?x", "", 0, false},
+		{"sieve://mail.example.org:0", "", 0, false},
+		{"sieve://mail.example.org:99999", "", 0, false},
+		{"sieve://", "", 0, false},
+		{"sieve:mail.example.org", "", 0, false},
+		{"imap://mail.example.org", "", 0, false},
+		{"mail.example.org:4190", "", 0, false},
+	} {
+		host, port, err := ParseSieveServerURL(tc.url)
+		if (err == nil) != tc.ok || host != tc.host || port != tc.port {
+			t.Errorf("%q: %q %d %v", tc.url, host, port, err)
+		}
+	}
+	c := Default()
+	c.Sieve.IMAPSieveURL = "sieve://mail.example.org/x"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "sieve.imapsieve_url") {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+// [[sieve.imapsieve_mailbox]] rules need sieve.imapsieve, a name, known
+// causes and a script.
+func TestIMAPSieveMailboxValidate(t *testing.T) {
+	for _, tc := range []struct {
+		on   bool
+		rule IMAPSieveMailbox
+		want string
+	}{
+		{true, IMAPSieveMailbox{Name: "Junk", Causes: []string{"COPY"}, Before: []string{"/x"}}, ""},
+		{false, IMAPSieveMailbox{Name: "Junk", Before: []string{"/x"}}, "needs sieve.imapsieve = true"},
+		{true, IMAPSieveMailbox{Before: []string{"/x"}}, ".name: must not be empty"},
+		{true, IMAPSieveMailbox{Name: "*", Causes: []string{"MOVE"}, After: []string{"/x"}}, `unknown cause "MOVE"`},
+		{true, IMAPSieveMailbox{Name: "*"}, "needs before or after scripts"},
+	} {
+		c := Default()
+		c.Sieve.IMAPSieve = tc.on
+		c.Sieve.IMAPSieveMailboxes = []IMAPSieveMailbox{tc.rule}
+		err := c.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: %v, want %q", tc.rule, err, tc.want)
+		}
+	}
+}

@@ -276,13 +276,55 @@ func BenchmarkSieveSequence(b *testing.B) {
 				opts.Global = g
 			}
 			d := New(nil, opts)
-			stages := d.stages(src)
+			stages := d.stages(d.Global(), src)
 			env := sieve.Envelope{From: in.From, To: in.Address}
 			for b.Loop() {
-				if res := d.runSequence(context.Background(), in, env, stages); !res.ImplicitKeep {
+				if res := d.runSequence(context.Background(), in, env, stages, nil); !res.ImplicitKeep {
 					b.Fatal("a rule matched")
 				}
 			}
 		})
 	}
+}
+
+// BenchmarkIMAPSieveLookup measures what STORE and FETCH's \Seen ask
+// before every flag change (HasIMAPSieveScript) on a mailbox without a
+// script, against the SQLite store: uncached (two metadata reads, as
+// before the cache) and cached.
+//
+//	go test -run '^$' -bench IMAPSieveLookup ./internal/delivery/
+func BenchmarkIMAPSieveLookup(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Notifier: notify.New(), Logger: quietLog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateUser(ctx, "alice", "x"); err != nil {
+		b.Fatal(err)
+	}
+	acct, err := st.Account(ctx, "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer acct.Close()
+	mi, err := acct.Mailbox(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := New(st, Options{Logger: quietLog()})
+	b.Run("uncached", func(b *testing.B) {
+		for b.Loop() {
+			if s, _, err := d.imapSieveScript(ctx, acct, "INBOX"); s != nil || err != nil {
+				b.Fatal(s, err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			if d.HasIMAPSieveScript(ctx, acct, "INBOX", mi.ID) {
+				b.Fatal("a script")
+			}
+		}
+	})
 }

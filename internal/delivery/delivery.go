@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tern-imap/tern/internal/sieve"
 	"github.com/tern-imap/tern/internal/store"
@@ -42,6 +43,7 @@ type Options struct {
 	Scripts ScriptSource
 	// Global are the operator's scripts run before and after each user's
 	// and included with "include :global" (LoadGlobalScripts); nil: none.
+	// SetGlobal replaces them while the Deliverer runs.
 	Global *GlobalScripts
 	// SieveLimits bound each script execution (zero: the defaults).
 	SieveLimits sieve.Limits
@@ -56,6 +58,11 @@ type Deliverer struct {
 	opts    Options
 	log     *slog.Logger
 	scripts scriptCache
+	// global holds the operator's scripts (Options.Global, then
+	// SetGlobal); each delivery loads it once and uses that set.
+	global atomic.Pointer[GlobalScripts]
+	// imapSieve caches which IMAPSIEVE script each mailbox runs.
+	imapSieve imapSieveCache
 	// vacationLocks serialize check, enqueue and mark of vacation replies
 	// with the same key (by its hash), so concurrent deliveries from one
 	// sender in this process reply once.
@@ -68,8 +75,18 @@ func New(st store.Store, opts Options) *Deliverer {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Deliverer{st: st, opts: opts, log: log}
+	d := &Deliverer{st: st, opts: opts, log: log}
+	d.global.Store(opts.Global)
+	return d
 }
+
+// SetGlobal replaces the operator's scripts (a reload): deliveries that
+// start afterwards use g, those running finish with the set they began
+// with.
+func (d *Deliverer) SetGlobal(g *GlobalScripts) { d.global.Store(g) }
+
+// Global returns the operator's scripts in use (nil: none).
+func (d *Deliverer) Global() *GlobalScripts { return d.global.Load() }
 
 // Recipient is a resolved recipient address.
 type Recipient struct {

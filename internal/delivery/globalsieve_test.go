@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -199,5 +200,79 @@ func TestLMTPSieveSameScriptTwoUsers(t *testing.T) {
 	if e.count("alice", "AliceOnly") != 1 || e.count("bob", "BobOnly") != 1 || e.count("bob", "AliceOnly") != 0 {
 		t.Fatalf("alice: %d in AliceOnly; bob: %d in BobOnly, %d in AliceOnly",
 			e.count("alice", "AliceOnly"), e.count("bob", "BobOnly"), e.count("bob", "AliceOnly"))
+	}
+}
+
+// TestLMTPGlobalKeepFlags: the flags of a before script's keep travel
+// with the message into the next script (RFC 5232's internal variable
+// starts with them): an explicit keep :flags and an addflag before an
+// implicit keep reach the user's implicit keep, a user script without
+// imap4flags stores them with its fileinto, one with imap4flags sees
+// them (hasflag) and can remove them, and an after script gets what the
+// user's keep passed on.
+func TestLMTPGlobalKeepFlags(t *testing.T) {
+	before := writeScripts(t, map[string]string{
+		"flags.sieve": `require ["imap4flags"];
+if header :contains "Subject" "vip" { keep :flags ["\\Flagged", "$vip"]; stop; }
+addflag "$scanned";`,
+	})
+	after := writeScripts(t, map[string]string{
+		"after.sieve": `require ["imap4flags"]; if hasflag "$mine" { addflag "$after"; }`,
+	})
+	g, err := LoadGlobalScripts(GlobalConfig{Before: []string{before}, After: []string{after}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := &userScripts{active: map[string]string{
+		// no imap4flags: files lists, keeps the rest
+		"alice": `require "fileinto"; if header :contains "Subject" "list" { fileinto "Lists"; }`,
+		// imap4flags: sees the carried flags, removes one, adds its own
+		"bob": `require ["imap4flags", "fileinto"];
+if hasflag "$vip" { removeflag "$vip"; }
+addflag "$mine";
+if header :contains "Subject" "list" { fileinto :flags "$listflag" "Lists"; }`,
+	}}
+	e := newEnv(t, Options{Scripts: scripts, Global: g}, "alice", "bob", "carol")
+	ctx := context.Background()
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if err := e.account(u).CreateMailbox(ctx, "Lists", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startLMTP(LMTPConfig{})
+	all := []string{"alice@example.org", "bob@example.org", "carol@example.org"}
+	for _, subj := range []string{"vip note", "plain note", "list note"} {
+		for _, r := range e.deliverLMTP(globalMsg(subj, ""), all...) {
+			if !strings.HasPrefix(r, "250") {
+				t.Fatalf("%s: %q", subj, r)
+			}
+		}
+	}
+	want := map[string]map[string][]string{
+		"alice": {
+			"INBOX": {`$vip \Flagged`, `$scanned`},
+			"Lists": {`$scanned`},
+		},
+		"bob": {
+			"INBOX": {`$after $mine \Flagged`, `$after $mine $scanned`},
+			"Lists": {`$listflag`},
+		},
+		// no script of her own: the before script's flags reach the
+		// final keep through the after script.
+		"carol": {
+			"INBOX": {`$vip \Flagged`, `$scanned`, `$scanned`},
+		},
+	}
+	for user, boxes := range want {
+		for mb, flags := range boxes {
+			var got []string
+			for _, f := range e.flagsOf(user, mb) {
+				slices.Sort(f)
+				got = append(got, strings.Join(f, " "))
+			}
+			if !slices.Equal(got, flags) {
+				t.Errorf("%s %s: flags %q, want %q", user, mb, got, flags)
+			}
+		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tern-imap/tern/internal/sieve"
@@ -54,6 +56,7 @@ type IMAPEvent struct {
 	MailboxID int64
 	UIDs      []uint32 // the messages added (APPEND, COPY)
 	Cause     string   // "APPEND", "COPY" or "FLAG"
+	From      string   // COPY: the source mailbox (its name in its owner's account)
 	// Changed (FLAG) maps each message whose flags changed to the flags
 	// that did; UIDs is ignored.
 	Changed map[uint32][]string
@@ -64,12 +67,8 @@ type IMAPEvent struct {
 // event has succeeded either way.
 func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 	log := d.log.With("user", ev.Acct.User(), "mailbox", ev.Mailbox, "cause", ev.Cause)
-	script, name, err := d.imapSieveScript(ctx, ev.Acct, ev.Mailbox)
-	if err != nil {
-		log.Warn("imapsieve: no script run", "err", err)
-		return
-	}
-	if script == nil {
+	stages, name := d.imapSieveStages(ctx, ev, log)
+	if len(stages) == 0 {
 		return
 	}
 	uids := ev.UIDs
@@ -81,7 +80,7 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		uids = uids[:IMAPSieveMaxMessages]
 	}
 	flags := map[uint32][]string{}
-	err = ev.Acct.Fetch(ctx, ev.MailboxID, uids, store.WantFlags, func(m *store.Message) error {
+	err := ev.Acct.Fetch(ctx, ev.MailboxID, uids, store.WantFlags, func(m *store.Message) error {
 		flags[m.UID] = slices.Clone(m.Flags)
 		return nil
 	})
@@ -94,17 +93,39 @@ func (d *Deliverer) RunIMAPSieve(ctx context.Context, ev IMAPEvent) {
 		if !ok {
 			continue // expunged meanwhile
 		}
-		if err := d.imapSieveMessage(ctx, ev, script, uid, f, ev.Changed[uid]); err != nil {
+		if err := d.imapSieveMessage(ctx, ev, stages, uid, f, ev.Changed[uid]); err != nil {
 			log.Warn("imapsieve: script not applied", "script", name, "uid", uid, "err", err)
 		}
 	}
 }
 
-// HasIMAPSieveScript reports whether mailbox has an IMAPSIEVE script to
-// run (the FLAG cause reads the flags before a change only then).
-func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string) bool {
-	s, _, err := d.imapSieveScript(ctx, acct, mailbox)
+// HasIMAPSieveScript reports whether mailbox (named mailbox, id
+// mailboxID in acct) has an IMAPSIEVE script to run on a flag change,
+// its own or the operator's (the FLAG cause reads the flags before a
+// change only then). The answer is cached (imapsievecache.go).
+func (d *Deliverer) HasIMAPSieveScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool {
+	if before, after := d.Global().imapStages(mailbox, "FLAG", ""); len(before)+len(after) > 0 {
+		return true
+	}
+	s, _, err := d.cachedIMAPSieveScript(ctx, acct, mailbox, mailboxID)
 	return err == nil && s != nil
+}
+
+// imapSieveStages lists the scripts event ev runs: the operator's before
+// scripts (sieve.imapsieve_mailbox rules), the mailbox's own script, the
+// operator's after scripts. name names the mailbox's own script for
+// logs. A mailbox script that cannot be loaded is logged and left out.
+func (d *Deliverer) imapSieveStages(ctx context.Context, ev IMAPEvent, log *slog.Logger) ([]stage, string) {
+	before, after := d.Global().imapStages(ev.Mailbox, ev.Cause, ev.From)
+	script, name, err := d.cachedIMAPSieveScript(ctx, ev.Acct, ev.Mailbox, ev.MailboxID)
+	if err != nil {
+		log.Warn("imapsieve: the mailbox's script is not run", "err", err)
+	}
+	stages := before
+	if script != nil {
+		stages = append(stages, stage{what: "script " + strconv.Quote(name), script: script})
+	}
+	return append(stages, after...), name
 }
 
 // imapSieveScript returns the compiled script the mailbox's (else the
@@ -146,8 +167,9 @@ func metadataValue(ctx context.Context, acct store.Account, mailbox string) (str
 	return "", false, nil
 }
 
-// imapSieveMessage runs script on one message and carries out the result.
-func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *sieve.Script, uid uint32, flags, changed []string) error {
+// imapSieveMessage runs the scripts of stages on one message (as one
+// sequence, globalsieve.go) and carries out the result.
+func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, stages []stage, uid uint32, flags, changed []string) error {
 	body, err := ev.Acct.OpenBody(ctx, ev.MailboxID, uid)
 	if err != nil {
 		return fmt.Errorf("open message: %w", err)
@@ -159,13 +181,10 @@ func (d *Deliverer) imapSieveMessage(ctx context.Context, ev IMAPEvent, script *
 	}
 	owner := ev.Acct.User()
 	in := Incoming{User: owner, Address: d.ownAddress(owner), From: d.ownAddress(owner), Body: raw}
-	env := d.scriptEnv(ev.Acct, in)
+	env := d.scriptEnv(ev.Acct, in, d.Global())
 	env.From, env.To = "", ""
 	env.IMAP = &sieve.IMAPEvent{Cause: ev.Cause, Mailbox: ev.Mailbox, User: ev.User, Email: d.ownAddress(ev.User), Flags: flags, ChangedFlags: changed}
-	res, err := script.Execute(ctx, env, sieve.NewMessage(raw), d.opts.SieveLimits)
-	if err != nil {
-		return err
-	}
+	res := d.runSequence(ctx, in, env, stages, nil)
 	keep := res.ImplicitKeep
 	var keepFlags []string
 	if res.ImplicitKeep {

@@ -168,7 +168,8 @@ func (a accountMailboxes) Mailboxes(ctx context.Context) ([]sieve.MailboxInfo, e
 // ScriptSource is a temporary failure (the MTA retries), so mail is not
 // delivered unfiltered while script storage is unavailable.
 func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result, error) {
-	if (d.opts.Scripts == nil && !d.opts.Global.runs()) || in.Mailbox != "" {
+	global := d.Global()
+	if (d.opts.Scripts == nil && !global.Runs()) || in.Mailbox != "" {
 		r, err := d.Deliver(ctx, in.User, in.Mailbox, in.Detail, in.Body)
 		if err != nil {
 			return nil, err
@@ -191,7 +192,7 @@ func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result,
 	if err != nil {
 		return nil, fmt.Errorf("active sieve script of %q: %w", in.User, err)
 	}
-	stages := d.stages(src)
+	stages := d.stages(global, src)
 	if len(stages) == 0 {
 		r, err := d.deliverTo(ctx, acct, "", in.Detail, in.Body)
 		if err != nil {
@@ -199,7 +200,7 @@ func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result,
 		}
 		return []Result{r}, nil
 	}
-	res := d.runSequence(ctx, in, d.scriptEnv(acct, in), stages)
+	res := d.runSequence(ctx, in, d.scriptEnv(acct, in, global), stages, nil)
 	if src != nil {
 		in.Detail = "" // keep means INBOX under the user's own script
 	}
@@ -207,9 +208,9 @@ func (d *Deliverer) DeliverFiltered(ctx context.Context, in Incoming) ([]Result,
 }
 
 // scriptEnv is the envelope and the storage hooks the scripts of one
-// delivery run with.
-func (d *Deliverer) scriptEnv(acct store.Account, in Incoming) sieve.Envelope {
-	inc := includeResolver{user: in.User, global: d.opts.Global}
+// delivery run with; include :global reads global's directory.
+func (d *Deliverer) scriptEnv(acct store.Account, in Incoming, global *GlobalScripts) sieve.Envelope {
+	inc := includeResolver{user: in.User, global: global}
 	inc.personal, _ = d.opts.Scripts.(IncludeSource)
 	return sieve.Envelope{
 		From: in.From, To: in.Address,

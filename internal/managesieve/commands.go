@@ -290,6 +290,7 @@ func cmdPutScript(c *conn, args []arg) error {
 	if err := c.acct.PutSieveScript(c.ctx, name, src); err != nil {
 		return c.storeError(err)
 	}
+	c.scriptsChanged()
 	c.log.Info("script stored", "script", name, "size", len(src))
 	if warnings != "" {
 		c.ok("WARNINGS", warnings)
@@ -344,6 +345,7 @@ func cmdSetActive(c *conn, args []arg) error {
 	if err := c.acct.SetActiveSieveScript(c.ctx, name); err != nil {
 		return c.storeError(err)
 	}
+	c.scriptsChanged()
 	c.log.Info("script activated", "script", name)
 	c.ok("", "Active script set")
 	return nil
@@ -365,6 +367,7 @@ func cmdDeleteScript(c *conn, args []arg) error {
 	if err := c.acct.DeleteSieveScript(c.ctx, args[0].s); err != nil {
 		return c.storeError(err)
 	}
+	c.scriptsChanged()
 	c.log.Info("script deleted", "script", args[0].s)
 	c.ok("", "Script deleted")
 	return nil
@@ -374,7 +377,16 @@ func cmdRenameScript(c *conn, args []arg) error {
 	if err := c.acct.RenameSieveScript(c.ctx, args[0].s, args[1].s); err != nil {
 		return c.storeError(err)
 	}
+	c.scriptsChanged()
 	c.log.Info("script renamed", "script", args[0].s, "to", args[1].s)
 	c.ok("", "Script renamed")
 	return nil
+}
+
+// scriptsChanged calls Config.ScriptsChanged after a script command
+// changed the user's scripts.
+func (c *conn) scriptsChanged() {
+	if f := c.srv.cfg.ScriptsChanged; f != nil {
+		f(c.acct.User())
+	}
 }

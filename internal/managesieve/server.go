@@ -73,6 +73,10 @@ type Config struct {
 	Notify       []string
 	// Implementation is the IMPLEMENTATION capability; "" means "tern".
 	Implementation string
+	// ScriptsChanged, when set, is called after PUTSCRIPT, SETACTIVE,
+	// DELETESCRIPT or RENAMESCRIPT changed a user's scripts (cmd/tern
+	// forgets the user's cached IMAPSIEVE scripts).
+	ScriptsChanged func(user string)
 
 	MaxLineLength int // bytes of a command outside its literals
 	MaxConns      int // all connections

@@ -23,23 +23,42 @@ import (
 // through cmd/tern's adapter.
 type IMAPSieve interface {
 	// MessagesAdded is called with the owner's account of the mailbox
-	// (name and id in that account) that got uids, the logged-in user
-	// and the cause ("APPEND" or "COPY"; MOVE counts as COPY).
-	MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause string)
-	// HasScript reports whether mailbox (in acct) has a script to run.
-	HasScript(ctx context.Context, acct store.Account, mailbox string) bool
+	// (name and id in that account) that got uids, the logged-in user,
+	// the cause ("APPEND" or "COPY"; MOVE counts as COPY) and for COPY
+	// the source mailbox (its name in its owner's account).
+	MessagesAdded(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, uids []uint32, cause, from string)
+	// HasScript reports whether mailbox (named mailbox, id mailboxID in
+	// acct) has a script to run. It is asked at every STORE and every
+	// FETCH that sets \Seen, so it should answer from memory.
+	HasScript(ctx context.Context, acct store.Account, mailbox string, mailboxID int64) bool
 	// FlagsChanged is the FLAG cause: changed maps each message whose
 	// flags changed to the flags that did.
 	FlagsChanged(ctx context.Context, acct store.Account, user, mailbox string, mailboxID int64, changed map[uint32][]string)
+	// Changed says that owner's metadata or mailboxes changed
+	// (SETMETADATA, DELETE, RENAME), so what HasScript remembers about
+	// them may be wrong.
+	Changed(owner string)
+}
+
+// imapSieveChanged tells Config.IMAPSieve that acct's metadata or
+// mailboxes changed.
+func (c *conn) imapSieveChanged(acct store.Account) {
+	if h := c.srv.cfg.IMAPSieve; h != nil {
+		h.Changed(acct.User())
+	}
 }
 
 // runIMAPSieve calls Config.IMAPSieve, if set, for messages this
-// session added to m.
+// session added to m; a COPY comes from the selected mailbox.
 func (c *conn) runIMAPSieve(ctx context.Context, m *mailboxRef, mailboxID int64, uids []uint32, cause string) {
 	if c.srv.cfg.IMAPSieve == nil || len(uids) == 0 {
 		return
 	}
-	c.srv.cfg.IMAPSieve.MessagesAdded(ctx, m.acct, c.user, m.name, mailboxID, uids, cause)
+	from := ""
+	if cause == "COPY" && c.sel != nil {
+		from = c.selectedOwnName()
+	}
+	c.srv.cfg.IMAPSieve.MessagesAdded(ctx, m.acct, c.user, m.name, mailboxID, uids, cause, from)
 	if c.isSelected(m.owner, mailboxID) {
 		c.sel.dirty = true
 	}
@@ -67,7 +86,7 @@ func (c *conn) selectedOwnName() string {
 func (c *conn) flagsBefore(ctx context.Context, uids []uint32) map[uint32][]string {
 	h := c.srv.cfg.IMAPSieve
 	sel := c.sel
-	if h == nil || len(uids) == 0 || !h.HasScript(ctx, sel.acct, c.selectedOwnName()) {
+	if h == nil || len(uids) == 0 || !h.HasScript(ctx, sel.acct, c.selectedOwnName(), sel.info.ID) {
 		return nil
 	}
 	before := make(map[uint32][]string, len(uids))

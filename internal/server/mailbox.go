@@ -80,6 +80,7 @@ func cmdDelete(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := m.acct.DeleteMailbox(ctx, m.name); err != nil {
 		return storeErr(err, name)
 	}
+	c.imapSieveChanged(m.acct)
 	// Deleting the selected mailbox deselects it (RFC 9051 §6.3.2 wants
 	// [CLOSED] when a selected mailbox is closed).
 	if c.isSelected(m.owner, info.ID) {
@@ -122,6 +123,7 @@ func cmdRename(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := acct.RenameMailbox(ctx, from.name, to); err != nil {
 		return storeErr(err, oldName)
 	}
+	c.imapSieveChanged(acct)
 	// Renaming INBOX moves its messages to a new mailbox; INBOX itself, and
 	// so a selected INBOX, stays (RFC 9051 §6.3.6).
 	if c.sel != nil && c.sel.owner == from.owner && from.name != "INBOX" {
@@ -316,7 +318,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 			}
 			// CHILDINFO is for descendants the patterns do not list
 			// themselves (RFC 5258 §4).
-			if e.subscribed && !matchAny(patterns, n) {
+			if e.subscribed && !store.MatchMailbox(patterns, n) {
 				pe.childSub = true
 			}
 		}
@@ -328,7 +330,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	seen := map[string]bool{}
 	for _, n := range names {
 		e := entries[n]
-		if !matchAny(patterns, n) {
+		if !store.MatchMailbox(patterns, n) {
 			continue
 		}
 		switch {
@@ -355,7 +357,7 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 				continue
 			}
 			for p := parentName(n); p != ""; p = parentName(p) {
-				if seen[p] || !matchAny(patterns, p) {
+				if seen[p] || !store.MatchMailbox(patterns, p) {
 					continue
 				}
 				pe := entries[p]
@@ -471,57 +473,6 @@ func compareMailboxNames(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if matchPattern(p, name) {
-			return true
-		}
-		// INBOX is case-insensitive in patterns too.
-		if (name == "INBOX" || strings.HasPrefix(name, "INBOX/")) && len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") {
-			if matchPattern("INBOX"+p[5:], name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// matchPattern implements LIST wildcards: "*" matches anything, "%" anything
-// but the hierarchy separator. It runs in O(len(p)*len(s)) whatever the
-// pattern, so hostile patterns cannot blow up.
-func matchPattern(p, s string) bool {
-	// cur[j]: p[:i] matches s[:j].
-	cur := make([]bool, len(s)+1)
-	next := make([]bool, len(s)+1)
-	cur[0] = true
-	for i := 0; i < len(p); i++ {
-		clear(next)
-		switch p[i] {
-		case '*':
-			reach := false
-			for j := 0; j <= len(s); j++ {
-				reach = reach || cur[j]
-				next[j] = reach
-			}
-		case '%':
-			reach := false
-			for j := 0; j <= len(s); j++ {
-				if j > 0 && s[j-1] == '/' {
-					reach = false
-				}
-				reach = reach || cur[j]
-				next[j] = reach
-			}
-		default:
-			for j := 1; j <= len(s); j++ {
-				next[j] = cur[j-1] && s[j-1] == p[i]
-			}
-		}
-		cur, next = next, cur
-	}
-	return cur[len(s)]
 }
 
 func cmdStatus(ctx context.Context, c *conn, cmd *imap.Command) error {

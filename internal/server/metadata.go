@@ -77,7 +77,9 @@ func cmdSetMetadata(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		set = append(set, store.MetadataEntry{Name: n, Value: e.Value})
 	}
-	if err := m.acct.SetMetadata(ctx, m.name, set); err != nil {
+	err = m.acct.SetMetadata(ctx, m.name, set)
+	c.imapSieveChanged(m.acct) // even after an error: part may have been written
+	if err != nil {
 		return metadataErr(err, mailbox)
 	}
 	return nil

@@ -86,6 +86,14 @@ type Envelope struct {
 	// IMAP, when set, makes this an IMAP event (RFC 6785) rather than a
 	// delivery.
 	IMAP *IMAPEvent
+	// InitialFlags, when not nil, is the imap4flags internal variable
+	// when the script starts (RFC 5232 §3: otherwise empty) — the flags a
+	// message carries from the script before it in a sequence of scripts
+	// (the operator's sieve.before). Keeps and fileinto without :flags
+	// use them even in a script that does not require imap4flags, so a
+	// script that knows nothing of flags passes them on. IMAP's message
+	// flags take precedence.
+	InitialFlags []string
 }
 
 // MailboxInfo describes one of the user's mailboxes.

@@ -45,3 +45,18 @@ setflag "a b c"; if hasflag :count "ge" :comparator "i;ascii-numeric" "3" { disc
 	compileErr(t, `require "imap4flags"; setflag "bad name" "x";`, 1, "invalid variable name")
 	compileErr(t, `keep :flags "x";`, 1, "needs require \"imap4flags\"")
 }
+
+// Envelope.InitialFlags (a script after another in a sequence): the
+// internal variable starts with them; a script without imap4flags
+// stores them with its keeps and fileintos; IMAP's message flags win.
+func TestImap4flagsInitialFlags(t *testing.T) {
+	env := testEnvelope()
+	env.InitialFlags = []string{`\flagged`, "$spam"}
+	want(t, runEnv(t, `require "imap4flags"; if hasflag "$spam" { removeflag "$spam"; addflag "$seen-spam"; }`, plainMsg, env),
+		`implicit-keep[\Flagged $seen-spam]`)
+	want(t, runEnv(t, `require "fileinto"; fileinto "Lists";`, plainMsg, env), `fileinto:Lists[\Flagged $spam]`)
+	want(t, runEnv(t, `keep;`, plainMsg, env), `keep[\Flagged $spam]`)
+	want(t, run(t, `require "fileinto"; fileinto "Lists";`, plainMsg), `fileinto:Lists`)
+	env.IMAP = &IMAPEvent{Cause: "FLAG", Flags: []string{"$own"}}
+	want(t, runEnv(t, `require "imap4flags"; addflag "x";`, plainMsg, env), `implicit-keep[$own x]`)
+}

@@ -40,7 +40,11 @@ type runner struct {
 
 	flags     []string // imap4flags' internal variable
 	usesFlags bool
-	globals   map[string]string
+	// carriesFlags: the variable started from Envelope.InitialFlags, so
+	// keeps and fileinto use it even when the script does not use
+	// imap4flags.
+	carriesFlags bool
+	globals      map[string]string
 
 	includes int
 	chain    []string        // include stack: "personal:name" / "global:name"
@@ -77,8 +81,12 @@ func (s *Script) Execute(ctx context.Context, env Envelope, msg *Message, limits
 	}
 	r.sc = &scope{s: s, vars: map[string]string{}, globals: map[string]bool{}}
 	r.usesFlags = s.exts["imap4flags"]
-	if env.IMAP != nil {
+	switch {
+	case env.IMAP != nil:
 		r.flags = normalizeFlags(env.IMAP.Flags)
+	case env.InitialFlags != nil:
+		r.flags = normalizeFlags(env.InitialFlags)
+		r.carriesFlags = true
 	}
 	_, err := r.block(s.cmds)
 	r.res.Steps = r.steps
@@ -90,7 +98,7 @@ func (s *Script) Execute(ctx context.Context, env Envelope, msg *Message, limits
 		return &Result{ImplicitKeep: true, Steps: r.steps}, fmt.Errorf("sieve: %w", err)
 	}
 	r.res.ImplicitKeep = !r.keepCancelled
-	if r.usesFlags {
+	if r.usesFlags || r.carriesFlags {
 		r.res.ImplicitKeepFlags = append([]string{}, r.flags...)
 	}
 	if r.hdr.edited {
@@ -499,9 +507,10 @@ func (r *runner) action(n *node) error {
 }
 
 // actionFlags returns the flags of keep/fileinto: :flags, else the
-// internal variable; nil when imap4flags is not in use.
+// internal variable; nil when imap4flags is not in use and no flags
+// were carried in (Envelope.InitialFlags).
 func (r *runner) actionFlags(n *node) ([]string, error) {
-	if !r.usesFlags {
+	if !r.usesFlags && !r.carriesFlags {
 		return nil, nil
 	}
 	if a, ok := n.tags["flags"]; ok {
