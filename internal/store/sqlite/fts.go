@@ -60,6 +60,47 @@ CREATE TRIGGER IF NOT EXISTS contents_fts_gone AFTER DELETE ON contents BEGIN
 END;
 `
 
+// The side indexes (schema version 12): two contentless FTS5 tables
+// beside fts, rowid = contents.id like it, written and deleted with it.
+// They hold no text (contentless), only postings; contentless_delete lets
+// a row be deleted by its rowid.
+//
+// fts_head is a trigram index of the header columns alone (hdr, addr):
+// with detail=none FTS5 has no column filters, so in fts a header key's
+// candidates came from the bodies too (a name that also occurs in text
+// proposed every message that mentions it). Header keys, exact and
+// fuzzy, take their candidates from fts_head.
+//
+// fts_words indexes the words of the body column with FTS5's ascii
+// tokenizer: a token is a maximal run of ASCII letters and digits and
+// non-ASCII bytes, kept byte for byte (the tokenizer folds only A-Z,
+// which folded text does not hold). A row holding the token N therefore
+// holds the bytes N in its body: that proves BODY/TEXT N for the row
+// without reading its text, for a needle that is one such token (see
+// wordQuery). Rows whose text is not UTF-8 (fts_weak) are never proven
+// this way. The text still decides every other candidate (N inside a
+// longer word, across words).
+const ftsSideSchema = `
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(hdr, addr, content='', contentless_delete=1, tokenize='trigram case_sensitive 1', detail=none);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(body, content='', contentless_delete=1, tokenize='ascii', detail=none);
+CREATE TRIGGER IF NOT EXISTS contents_fts_side_gone AFTER DELETE ON contents BEGIN
+	DELETE FROM fts_head WHERE rowid = OLD.id;
+	DELETE FROM fts_words WHERE rowid = OLD.id;
+END;
+`
+
+// ftsSideBackfill fills the side indexes from the text fts stores
+// (migration to schema version 12): no message is read again.
+var ftsSideBackfill = []string{
+	`INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts`,
+	`INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts`,
+}
+
+// ftsClear empties the index (tern index --rebuild), side indexes
+// included.
+var ftsClear = []string{`DELETE FROM fts`, `DELETE FROM fts_weak`,
+	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`}
+
 // maxIndexedText is the most searchable text one content may have to be
 // indexed; larger ones are searched by reading them (fts_pending state 1).
 const maxIndexedText = 8 << 20
@@ -172,60 +213,100 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 }
 
 // searchOne answers one query: the candidate rows from the trigram index
-// (every indexed message of the mailbox when the needle has fewer than
-// three characters), each checked against its stored text. The check
-// runs inside SQLite (tern_contains on the stored bytes) and the UIDs
-// come back as one group_concat list: a needle found in half the mailbox
-// costs no row or blob copy per message on the Go side.
+// (fts_head for header keys, else fts; every indexed message of the
+// mailbox when the needle has fewer than three characters), each
+// decided by the word index (fts_words: the body holds the needle as a
+// word) or else by its stored text. The check runs inside SQLite
+// (tern_contains on the stored bytes) and the UIDs come back as one
+// group_concat list: a needle found in half the mailbox costs no row or
+// blob copy per message on the Go side, and no text read where the word
+// index proves the match.
 func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, error) {
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil
 	}
-	checks := make([]string, len(cols))
-	args := []any{}
-	for i, c := range cols {
-		checks[i] = containsFunc + "(" + c + ", ?1)"
-	}
-	verify := " AND (" + strings.Join(checks, " OR ") + ")"
-	sel := `SELECT group_concat(m.uid) `
-	var uids []uint32
-	scan := func(query string) error {
-		list, err := queryUIDList(ctx, tx, query, args...)
-		uids = append(uids, list...)
-		return err
+	var args []any
+	bind := func(v any) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
 	}
 	needle := q.Needle
 	if needle == nil {
 		needle = []byte{}
 	}
+	pNeedle, pMailbox := bind(needle), bind(mailboxID)
+	checks := make([]string, len(cols))
+	for i, c := range cols {
+		checks[i] = containsFunc + "(" + c + ", " + pNeedle + ")"
+	}
+	// check decides a candidate c(uid, cid) (uid, content id).
+	check := `EXISTS (SELECT 1 FROM fts f WHERE f.rowid = c.cid AND (` + strings.Join(checks, " OR ") + `))`
+	if words, ok := wordQuery(q); ok {
+		// A non-correlated IN: SQLite reads the word's posting list once.
+		check = `(c.cid IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ` + bind(words) + `) AND c.cid NOT IN (SELECT content_id FROM fts_weak)) OR ` + check
+	}
+	var uids []uint32
+	// answer runs the check over the candidates cands selects. The
+	// candidates are materialized first: as a condition on the index
+	// table alone, SQLite tests the check in the outer loop, for every
+	// candidate of every mailbox in the account (a search of INBOX paid
+	// for 25,000 matches in another mailbox).
+	answer := func(cands string) error {
+		list, err := queryUIDList(ctx, tx, `WITH c(uid, cid) AS MATERIALIZED (`+cands+`) SELECT group_concat(c.uid) FROM c WHERE `+check, args...)
+		uids = append(uids, list...)
+		return err
+	}
 	if match, ok := trigramQuery(q.Needle); ok {
 		// The index first, then the messages of its rows (CROSS JOIN: see
 		// SearchText).
-		// The check reads the stored text, so it must run only for this
-		// mailbox's candidates: as a condition on f alone SQLite tests it
-		// in the outer loop, for every candidate of every mailbox in the
-		// account (a search of INBOX paid for 25,000 matches in another
-		// mailbox). The materialized CTE takes the mailbox's rows first.
-		args = []any{needle, match, mailboxID}
-		if err := scan(`WITH c(uid, cid) AS MATERIALIZED (SELECT m.uid, m.content_id FROM fts CROSS JOIN messages m ON m.content_id = fts.rowid
-			WHERE fts MATCH ?2 AND m.mailbox_id = ?3)
-			SELECT group_concat(m.uid) FROM c m CROSS JOIN fts f ON f.rowid = m.cid WHERE 1` + verify); err != nil {
+		t := indexTable(q.Fields)
+		if err := answer(`SELECT m.uid, m.content_id FROM ` + t + ` CROSS JOIN messages m ON m.content_id = ` + t + `.rowid
+			WHERE ` + t + ` MATCH ` + bind(match) + ` AND m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
-		args = []any{needle, mailboxID}
-		if err := scan(sel + `FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
-			WHERE m.mailbox_id = ?2` + verify); err != nil {
+		if err := answer(`SELECT m.uid, m.content_id FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id
+			WHERE m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
 	} else {
-		args = []any{needle, mailboxID}
-		if err := scan(sel + `FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2` + verify); err != nil {
+		if err := answer(`SELECT m.uid, m.content_id FROM messages m WHERE m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
 	}
 	slices.Sort(uids)
 	return slices.Compact(uids), nil
+}
+
+// indexTable is the trigram index that proposes candidates for fields:
+// fts_head when they are header columns only, else fts.
+func indexTable(fields store.TextField) string {
+	if fields&^(store.TextHeader|store.TextAddress) == 0 {
+		return "fts_head"
+	}
+	return "fts"
+}
+
+// maxWordNeedle bounds the needles wordQuery asks fts_words for (FTS5
+// keeps at most 32 KiB of a token).
+const maxWordNeedle = 256
+
+// wordQuery returns the fts_words query whose rows hold q's needle in
+// their body as a whole token, which proves the match of a key that
+// reads the body; false when the needle is not exactly one token of the
+// ascii tokenizer (a byte other than a-z, 0-9 and non-ASCII: such bytes
+// separate tokens, and A-Z would be folded) or the key does not read the
+// body.
+func wordQuery(q store.TextQuery) (string, bool) {
+	if q.Fuzzy || q.Fields&store.TextBody == 0 || len(q.Needle) == 0 || len(q.Needle) > maxWordNeedle || !utf8.Valid(q.Needle) {
+		return "", false
+	}
+	for _, b := range q.Needle {
+		if b < utf8.RuneSelf && !('a' <= b && b <= 'z' || '0' <= b && b <= '9') {
+			return "", false
+		}
+	}
+	return `"` + string(q.Needle) + `"`, true
 }
 
 // queryUIDList runs a query returning one group_concat of UIDs (NULL for
@@ -295,8 +376,9 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		return sortScored(uids, scores)
 	}
 	var counts gramCounts
+	t := indexTable(q.Fields)
 	for _, g := range inner {
-		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM fts WHERE fts MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
+		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
 		if err != nil {
 			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 		}
@@ -582,12 +664,22 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 // its text is not UTF-8).
 func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 	// A row left by an interrupted rebuild or migration is replaced.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
-		return fmt.Errorf("insert text of content %d: %w", id, err)
+	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("insert text of content %d: %w", id, err)
+		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`,
-		id, d.Header, d.Address, d.Body, d.MIME); err != nil {
-		return fmt.Errorf("insert text of content %d: %w", id, err)
+	for _, ins := range []struct {
+		query string
+		args  []any
+	}{
+		{`INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`, []any{id, d.Header, d.Address, d.Body, d.MIME}},
+		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Address}},
+		{`INSERT INTO fts_words(rowid, body) VALUES(?, ?)`, []any{id, d.Body}},
+	} {
+		if _, err := tx.ExecContext(ctx, ins.query, ins.args...); err != nil {
+			return fmt.Errorf("insert text of content %d: %w", id, err)
+		}
 	}
 	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
@@ -661,7 +753,25 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 			}
 		}
 	}
+	for _, t := range []string{"fts_head", "fts_words"} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t+`(`+t+`) VALUES('integrity-check')`); err != nil {
+			problems = append(problems, fmt.Sprintf("full-text side index %s damaged: %v", t, err))
+			if repair {
+				if err := refillSideIndex(ctx, tx, t); err != nil {
+					return problems, err
+				}
+			}
+		}
+	}
 	for _, c := range []struct{ query, problem, fix string }{
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_head)`,
+			"full-text index row %d is missing from the header index", `INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts WHERE rowid = ?`},
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_words)`,
+			"full-text index row %d is missing from the word index", `INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts WHERE rowid = ?`},
+		{`SELECT rowid FROM fts_head WHERE rowid NOT IN (SELECT rowid FROM fts)`,
+			"header index row %d has no full-text index row", `DELETE FROM fts_head WHERE rowid = ?`},
+		{`SELECT rowid FROM fts_words WHERE rowid NOT IN (SELECT rowid FROM fts)`,
+			"word index row %d has no full-text index row", `DELETE FROM fts_words WHERE rowid = ?`},
 		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT id FROM contents)`,
 			"full-text index row %d has no content", `DELETE FROM fts WHERE rowid = ?`},
 		{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
@@ -698,6 +808,21 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 		}
 	}
 	return problems, nil
+}
+
+// refillSideIndex empties side index t (fts_head or fts_words) and fills
+// it again from the text fts stores.
+func refillSideIndex(ctx context.Context, tx *sql.Tx, t string) error {
+	fill := ftsSideBackfill[0]
+	if t == "fts_words" {
+		fill = ftsSideBackfill[1]
+	}
+	for _, q := range []string{`INSERT INTO ` + t + `(` + t + `) VALUES('delete-all')`, fill} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rebuild %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // staleText returns the indexed contents whose stored text differs from

@@ -569,7 +569,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema)
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+ftsSideSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
