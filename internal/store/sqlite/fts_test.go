@@ -34,7 +34,7 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 	// The side indexes hold a row for every row of fts, no more.
 	for _, side := range []string{"fts_head", "fts_words"} {
 		var n, missing int
-		if err := u.db.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM ` + side + `)) FROM ` + side).Scan(&n, &missing); err != nil {
+		if err := u.db.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
 			t.Fatal(err)
 		}
 		if n != indexed || missing != 0 {
