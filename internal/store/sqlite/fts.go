@@ -312,29 +312,40 @@ func wordQuery(q store.TextQuery) (string, bool) {
 // queryUIDList runs a query returning one group_concat of UIDs (NULL for
 // none) and returns them.
 func queryUIDList(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
+	var uids []uint32
+	err := queryIntList(ctx, q, 1<<32-1, func(n uint64) { uids = append(uids, uint32(n)) }, query, args...)
+	return uids, err
+}
+
+// queryIntList runs a query returning one group_concat of integers in
+// 0..limit (NULL for none) and calls fn with each: one row and one string
+// instead of a row per integer.
+func queryIntList(ctx context.Context, q querier, limit uint64, fn func(uint64), query string, args ...any) error {
 	var list []byte
 	if err := q.QueryRowContext(ctx, query, args...).Scan(&list); err != nil {
-		return nil, fmt.Errorf("full-text query: %w", err)
+		return fmt.Errorf("full-text query: %w", err)
 	}
 	if len(list) == 0 {
-		return nil, nil
+		return nil
 	}
-	uids := make([]uint32, 0, bytes.Count(list, []byte{','})+1)
 	var n uint64
 	digits := false
-	for _, b := range append(list, ',') {
-		switch {
-		case b >= '0' && b <= '9':
-			n = n*10 + uint64(b-'0')
-			digits = true
-		case b == ',' && digits && n <= 1<<32-1:
-			uids = append(uids, uint32(n))
-			n, digits = 0, false
-		default:
-			return nil, fmt.Errorf("full-text query: bad UID list %.40q", list)
+	for i := 0; i <= len(list); i++ {
+		if i < len(list) && '0' <= list[i] && list[i] <= '9' {
+			d := uint64(list[i] - '0')
+			if n > (limit-d)/10 {
+				return fmt.Errorf("full-text query: number over %d in list %.40q", limit, list)
+			}
+			n, digits = n*10+d, true
+			continue
 		}
+		if !digits || i < len(list) && list[i] != ',' {
+			return fmt.Errorf("full-text query: bad list %.40q", list)
+		}
+		fn(n)
+		n, digits = 0, false
 	}
-	return uids, nil
+	return nil
 }
 
 // searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
@@ -378,12 +389,11 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 	var counts gramCounts
 	t := indexTable(q.Fields)
 	for _, g := range inner {
-		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
-		if err != nil {
+		// One group_concat per posting list: a trigram common in
+		// headers lists most of the account.
+		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { counts.add(int64(id), 1) },
+			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`); err != nil {
 			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
-		}
-		for _, id := range ids {
-			counts.add(id, 1)
 		}
 	}
 	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)

@@ -174,3 +174,39 @@ func TestTextSideIndexMigration(t *testing.T) {
 	}
 	wantFTS(t, s, 2, 0, 2)
 }
+
+// TestQueryIntList: group_concat lists are parsed exactly; anything else
+// (an empty item, a number over the limit, another character) is an
+// error, never a wrong number.
+func TestQueryIntList(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		list  any
+		limit uint64
+		want  []uint64
+		ok    bool
+	}{
+		{nil, 10, nil, true},
+		{"", 10, nil, true},
+		{"7", 10, []uint64{7}, true},
+		{"1,2,10", 10, []uint64{1, 2, 10}, true},
+		{"11", 10, nil, false},
+		{"4294967295", 1<<32 - 1, []uint64{4294967295}, true},
+		{"4294967296", 1<<32 - 1, nil, false},
+		{"99999999999999999999999", 1 << 62, nil, false},
+		{"1,,2", 10, nil, false},
+		{"1,", 10, nil, false},
+		{",1", 10, nil, false},
+		{"1;2", 10, nil, false},
+	} {
+		var got []uint64
+		err := queryIntList(context.Background(), db, c.limit, func(n uint64) { got = append(got, n) }, `SELECT ?`, c.list)
+		if (err == nil) != c.ok || c.ok && !slices.Equal(got, c.want) {
+			t.Errorf("%v (limit %d): %v, %v; want %v, ok %v", c.list, c.limit, got, err, c.want, c.ok)
+		}
+	}
+}
