@@ -16,12 +16,16 @@ func TestRestrict(t *testing.T) {
 	from := &imap.SearchKey{Op: imap.SearchFrom, Str: "ottoline"}
 	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
 	seen := &imap.SearchKey{Op: imap.SearchSeen}
-	fuzzy := func(k *imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{k}} }
+	fuzzy := func(k *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{k}}
+	}
 	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
 	or := func(a, b *imap.SearchKey) *imap.SearchKey {
 		return &imap.SearchKey{Op: imap.SearchOr, Children: []*imap.SearchKey{a, b}}
 	}
-	not := func(k *imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchNot, Children: []*imap.SearchKey{k}} }
+	not := func(k *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchNot, Children: []*imap.SearchKey{k}}
+	}
 	all := []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	for _, c := range []struct {
 		name string
