@@ -375,7 +375,7 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 	var uids []uint32
 	var scores []uint8
 	score := func(uid uint32, texts [][]byte) {
-		if s := search.FuzzyScore(q.Needle, texts...); s > 0 {
+		if s := search.FuzzyScoreGrams(q.Needle, grams, texts...); s > 0 {
 			uids = append(uids, uid)
 			scores = append(scores, s)
 		}
