@@ -240,6 +240,11 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 	for i, c := range cols {
 		checks[i] = containsFunc + "(" + c + ", " + pNeedle + ")"
 	}
+	if words, ok := wordQuery(q); ok {
+		if match, ok := trigramQuery(q.Needle); ok {
+			return searchWord(ctx, tx, mailboxID, needle, words, match, strings.Join(checks, " OR "))
+		}
+	}
 	// check decides a candidate c(uid, cid) (uid, content id).
 	check := `EXISTS (SELECT 1 FROM fts f WHERE f.rowid = c.cid AND (` + strings.Join(checks, " OR ") + `))`
 	if words, ok := wordQuery(q); ok {
@@ -276,6 +281,89 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 	}
 	slices.Sort(uids)
 	return slices.Compact(uids), nil
+}
+
+// searchWord answers a query whose needle is one word of the word index
+// (wordQuery) and has trigrams (match): the rows of fts_words holding the
+// word match (unless listed in fts_weak), found without reading any
+// text; the other trigram candidates and the weak rows are checked
+// against their stored text (check, over f, with ?1 the needle). The
+// sets are taken apart in Go from two posting lists, so SQLite builds no
+// temporary table per candidate.
+func searchWord(ctx context.Context, tx *sqlTx, mailboxID int64, needle []byte, words, match, check string) ([]uint32, error) {
+	var cand, proven, weak []int64
+	for _, l := range []struct {
+		dst   *[]int64
+		query string
+		args  []any
+	}{
+		{&cand, `SELECT group_concat(rowid) FROM fts WHERE fts MATCH ?`, []any{match}},
+		{&proven, `SELECT group_concat(rowid) FROM fts_words WHERE fts_words MATCH ?`, []any{words}},
+		{&weak, `SELECT group_concat(content_id) FROM fts_weak`, nil},
+	} {
+		if err := queryIntList(ctx, tx, 1<<62, func(n uint64) { *l.dst = append(*l.dst, int64(n)) }, l.query, l.args...); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(cand) // FTS5 returns rowids ascending; sorting costs nothing then
+	slices.Sort(proven)
+	slices.Sort(weak)
+	proven = subtractSorted(proven, weak)
+	// The rest: candidates not proven, and every weak row.
+	var rest strings.Builder
+	rest.WriteByte('[')
+	for _, id := range mergeSorted(subtractSorted(cand, proven), weak) {
+		if rest.Len() > 1 {
+			rest.WriteByte(',')
+		}
+		rest.WriteString(strconv.FormatInt(id, 10))
+	}
+	rest.WriteByte(']')
+	var uids []uint32
+	if len(proven) > 0 {
+		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM fts_words CROSS JOIN messages m ON m.content_id = fts_words.rowid
+			WHERE fts_words MATCH ?1 AND m.mailbox_id = ?2 AND m.content_id NOT IN (SELECT content_id FROM fts_weak)`, words, mailboxID)
+		if err != nil {
+			return nil, err
+		}
+		uids = list
+	}
+	if rest.Len() > 2 {
+		// json_each, then the messages (of this mailbox only), then the
+		// text: the check runs for this mailbox's candidates alone.
+		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM json_each(?3) j CROSS JOIN messages m ON m.content_id = j.value
+			CROSS JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2 AND (`+check+`)`, needle, mailboxID, rest.String())
+		if err != nil {
+			return nil, err
+		}
+		uids = append(uids, list...)
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
+// subtractSorted returns the elements of ascending a that are not in
+// ascending b.
+func subtractSorted(a, b []int64) []int64 {
+	var out []int64
+	j := 0
+	for _, v := range a {
+		for j < len(b) && b[j] < v {
+			j++
+		}
+		if j == len(b) || b[j] != v {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// mergeSorted returns the union of ascending a and b, ascending, without
+// duplicates.
+func mergeSorted(a, b []int64) []int64 {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // indexTable is the trigram index that proposes candidates for fields:

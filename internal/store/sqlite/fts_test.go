@@ -334,4 +334,19 @@ func TestSearchTextChecksOnlyItsMailbox(t *testing.T) {
 	if n := containsCalls.Load() - before; n > 2 {
 		t.Errorf("the search checked %d stored texts for a mailbox with one candidate", n)
 	}
+	// The same for a needle inside a word (no word index proof) and one
+	// beside a word the word index proves (searchWord's remainder).
+	for _, needle := range []string{"uokk", "appears"} {
+		before = containsCalls.Load()
+		res, err = a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits[0]) != 1 || res.Hits[0][0] != 1 {
+			t.Fatalf("SearchText %q = %+v; want INBOX's UID 1", needle, res)
+		}
+		if n := containsCalls.Load() - before; n > 2 {
+			t.Errorf("%q: the search checked %d stored texts for a mailbox with one candidate", needle, n)
+		}
+	}
 }
