@@ -13,6 +13,8 @@
 #   --data DIR       keep/reuse the prepared data here (default: temp dir);
 #                    an existing DIR/tern/tern.toml is reused as is
 #   --out DIR        results (default: a new temp dir)
+#   --commands SET   search (default: the planted words) or fuzzy (the same
+#                    words with typos, SEARCH=FUZZY, RETURN (COUNT))
 #
 # 1. `ternbench bigbox gen` writes N messages (Maildir) with planted words;
 #    `tern import` and `tern index` (this tree's build) load them.
@@ -26,7 +28,7 @@
 # Needs no root; everything listens on 127.0.0.1 only.
 set -euo pipefail
 
-MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" OUT=""
+MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" OUT="" COMMANDS=search
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--messages) MESSAGES=$2; shift 2 ;;
@@ -35,7 +37,8 @@ while [ $# -gt 0 ]; do
 	--passes) PASSES=$2; shift 2 ;;
 	--data) DATA=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+	--commands) COMMANDS=$2; shift 2 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "searchab.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -106,7 +109,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		for _ in $(seq 100); do port_free "$PORT" || break; sleep 0.2; done
 		log "round $round: $label"
 		run() { "$WORK/bin/ternbench" bigbox run --port "$PORT" --password benchpass --user user1 \
-			--label "$label" --round "$1" --server-pid "$PID" --commands search; }
+			--label "$label" --round "$1" --server-pid "$PID" --commands "$COMMANDS"; }
 		run 0 >/dev/null
 		for _ in $(seq "$PASSES"); do run "$round" | tee -a "$OUT/lines.txt"; done
 		stop

@@ -216,6 +216,16 @@ var bigboxSearches = []struct{ name, text string }{
 	{"search-common", "UID SEARCH BODY " + searchCommon},
 }
 
+// bigboxFuzzySearches are the search commands of run --commands fuzzy:
+// SEARCH=FUZZY (RFC 6203) with a typo in each planted word, answered
+// with ESEARCH RETURN (COUNT).
+var bigboxFuzzySearches = []struct{ name, text string }{
+	{"fuzzy-body-rare", "UID SEARCH RETURN (COUNT) FUZZY BODY zefyrine"},
+	{"fuzzy-from", `UID SEARCH RETURN (COUNT) FUZZY FROM "Ottoline Fairwether"`},
+	{"fuzzy-subject", "UID SEARCH RETURN (COUNT) FUZZY SUBJECT quetzalcoat"},
+	{"fuzzy-common", "UID SEARCH RETURN (COUNT) FUZZY BODY halfmon"},
+}
+
 // maildirInfo is the ":2," flag letters of m (sorted, as Dovecot writes them).
 func (m bigboxMsg) maildirInfo() string {
 	s := ""
@@ -398,15 +408,15 @@ func bigboxRunMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.DurationVar(&b.timeout, "timeout", 15*time.Minute, "bound on the whole pass")
 	fs.DurationVar(&b.settle, "settle", 1500*time.Millisecond, "pause before a timed command that follows flag changes")
 	fs.IntVar(&b.serverPID, "server-pid", 0, "server process id: report its (tree's) CPU time per command")
-	fs.StringVar(&b.commands, "commands", "everyday", "what to time: everyday (the list above), search (the planted-word searches), or all")
+	fs.StringVar(&b.commands, "commands", "everyday", "what to time: everyday (the list above), search (the planted-word searches), fuzzy (the same words with typos, SEARCH=FUZZY), or all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if b.commands != "everyday" && b.commands != "search" && b.commands != "all" {
-		fmt.Fprintln(stderr, "ternbench bigbox run: --commands must be everyday, search or all")
+	if b.commands != "everyday" && b.commands != "search" && b.commands != "fuzzy" && b.commands != "all" {
+		fmt.Fprintln(stderr, "ternbench bigbox run: --commands must be everyday, search, fuzzy or all")
 		return 2
 	}
 	if fs.NArg() != 0 || b.bodies < 1 || b.changes < 1 || b.stores < 1 || b.singles < 1 || b.timeout <= 0 || b.settle < 0 {
@@ -474,11 +484,15 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 		}
 	}
 
-	if b.commands == "search" {
+	if b.commands == "search" || b.commands == "fuzzy" {
 		if _, err := c.selectCmd("SELECT INBOX", 0); err != nil {
 			return err
 		}
-		if err := bigboxSearch(c, measure); err != nil {
+		searches := bigboxSearches
+		if b.commands == "fuzzy" {
+			searches = bigboxFuzzySearches
+		}
+		if err := bigboxSearch(c, searches, measure); err != nil {
 			return err
 		}
 		return c.logout()
@@ -642,7 +656,7 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 		return err
 	}
 	if b.commands == "all" {
-		if err := bigboxSearch(c, measure); err != nil {
+		if err := bigboxSearch(c, bigboxSearches, measure); err != nil {
 			return err
 		}
 	}
@@ -651,13 +665,22 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 
 // bigboxSearch times the planted-word searches (bigboxSearches); items
 // is the number of UIDs found.
-func bigboxSearch(c *client, measure func(string, func() (int, error)) error) error {
-	for _, s := range bigboxSearches {
+func bigboxSearch(c *client, searches []struct{ name, text string }, measure func(string, func() (int, error)) error) error {
+	for _, s := range searches {
 		if err := measure(s.name, func() (int, error) {
 			n := 0
 			err := c.cmd(func(l []byte) {
 				if bytes.HasPrefix(l, []byte("* SEARCH")) {
 					n += len(bytes.Fields(l[len("* SEARCH"):]))
+				}
+				if bytes.HasPrefix(l, []byte("* ESEARCH")) {
+					if i := bytes.Index(l, []byte(" COUNT ")); i >= 0 {
+						f := bytes.Fields(l[i+len(" COUNT "):])
+						if len(f) > 0 {
+							v, _ := strconv.Atoi(string(f[0]))
+							n += v
+						}
+					}
 				}
 			}, "%s", s.text)
 			return n, err
@@ -784,7 +807,7 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // bigboxAllCmds is the everyday commands, then the searches.
-var bigboxAllCmds = append(slices.Clone(bigboxCmds), bigboxSearches...)
+var bigboxAllCmds = append(append(slices.Clone(bigboxCmds), bigboxSearches...), bigboxFuzzySearches...)
 
 func bigboxCmdIndex(name string) int {
 	for i, c := range bigboxAllCmds {

@@ -126,12 +126,18 @@ func FuzzyMinPresent(n int) int { return (n*fuzzyNum + fuzzyDen - 1) / fuzzyDen 
 // folded needle in texts, 0 for no match. A needle without grams (empty,
 // or only one-character words) matches exactly: 100 when a text holds it.
 func FuzzyScore(needle []byte, texts ...[]byte) uint8 {
+	return FuzzyScoreGrams(needle, FuzzyGrams(needle), texts...)
+}
+
+// FuzzyScoreGrams is FuzzyScore with the needle's grams
+// (FuzzyGrams(needle)) made once by a caller that scores many texts.
+func FuzzyScoreGrams(needle []byte, grams []FuzzyGram, texts ...[]byte) uint8 {
 	for _, t := range texts {
 		if bytes.Contains(t, needle) {
 			return 100
 		}
 	}
-	return fuzzyShareScore(FuzzyGrams(needle), texts)
+	return fuzzyShareScore(grams, texts)
 }
 
 // fuzzyShareScore scores texts by the share of grams they hold (never

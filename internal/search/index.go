@@ -163,6 +163,12 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 		return union(hits, x.pending), true
 	}
 	switch k.Op {
+	case imap.SearchFuzzy:
+		// FUZZY k matches where k matches fuzzily, and the hits of the
+		// text keys inside are their fuzzy matches.
+		if len(k.Children) == 1 {
+			return x.must(k.Children[0])
+		}
 	case imap.SearchAnd:
 		var best []uint32
 		found := false

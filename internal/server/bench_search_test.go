@@ -86,6 +86,10 @@ func BenchmarkSearchIndexed(b *testing.B) {
 		{"Subject", "UID SEARCH SUBJECT quetzalcoatl", 10},
 		{"Miss", "UID SEARCH BODY nowhereatall", 0},
 		{"BodyCommon", "UID SEARCH BODY halfmoon", n / 2},
+		// SEARCH=FUZZY (RFC 6203), the words with a typo.
+		{"FuzzyFrom", `UID SEARCH FUZZY FROM "Ottoline Fairwether"`, 8},
+		{"FuzzySubject", "UID SEARCH FUZZY SUBJECT quetzalcoat", 10},
+		{"FuzzyCommon", "UID SEARCH FUZZY BODY halfmon", 10289}, // halfmoon, and other words close enough
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := dialBench(b, addr)

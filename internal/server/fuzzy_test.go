@@ -82,3 +82,39 @@ func TestSearchFuzzy(t *testing.T) {
 	s.Close()
 	check("indexed")
 }
+
+// TestFuzzyUpdate: a live fuzzy result (RFC 5267 UPDATE with RFC 6203's
+// RELEVANCY). The command's own response carries the scores; the
+// updates carry ADDTO/REMOVEFROM only, as RFC 5267 §4.3 has it ("There
+// is no interaction between UPDATE and any other return options") and
+// RFC 6203 defines RELEVANCY data only for the messages a command
+// returns. A SORT by relevancy keeps placing new matches by their score.
+func TestFuzzyUpdate(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	for _, m := range []string{
+		"Subject: work\n\nx\n",     // 1: exact, 100
+		"Subject: lunch\n\nx\n",    // 2
+		"Subject: workshop\n\nx\n", // 3: exact substring, 100
+		"Subject: worms\n\nx\n",    // 4: a near miss
+	} {
+		c.appendMsg("INBOX", "", crlf(m))
+	}
+	c.ok("SELECT INBOX")
+	t1 := nextTag(c)
+	expectLines(t, c, `UID SEARCH RETURN (UPDATE ALL RELEVANCY) FUZZY SUBJECT workk`,
+		`* ESEARCH (TAG "`+t1+`") UID ALL 1,3:4 RELEVANCY (50 50 1)`)
+	t2 := nextTag(c)
+	expectLines(t, c, `UID SORT RETURN (UPDATE ALL RELEVANCY) (RELEVANCY) UTF-8 FUZZY SUBJECT work`,
+		`* ESEARCH (TAG "`+t2+`") UID ALL 1,3:4 RELEVANCY (100 100 1)`)
+	expectLines(t, c, `APPEND INBOX () `+lit(crlf("Subject: work plan\n\nx\n")),
+		`* 5 EXISTS`, `* 5 RECENT`,
+		`* ESEARCH (TAG "`+t1+`") UID ADDTO (0 5)`,
+		`* ESEARCH (TAG "`+t2+`") UID ADDTO (3 5)`)
+	c.ok(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	expectLines(t, c, "EXPUNGE",
+		`* ESEARCH (TAG "`+t1+`") UID REMOVEFROM (0 3)`,
+		`* ESEARCH (TAG "`+t2+`") UID REMOVEFROM (2 3)`,
+		`* 3 EXPUNGE`)
+}

@@ -284,6 +284,18 @@ func (g *diffGen) needle() string {
 	if g.r.IntN(12) == 0 || len(g.pieces) == 0 {
 		return []string{"zzqx", "q", "ß", "日", "@", "   ", ""}[g.r.IntN(7)]
 	}
+	if g.r.IntN(4) == 0 {
+		// A whole word (the word index may prove it), maybe with the
+		// character after it.
+		piece := g.pieces[g.r.IntN(len(g.pieces))]
+		words := strings.Fields(piece)
+		w := words[g.r.IntN(len(words))]
+		if i := strings.Index(piece, w) + len(w); i < len(piece) && g.r.IntN(3) == 0 {
+			_, n := utf8.DecodeRuneInString(piece[i:])
+			w = piece[i-len(w) : i+n]
+		}
+		return w
+	}
 	runes := []rune(g.pieces[g.r.IntN(len(g.pieces))])
 	start := g.r.IntN(len(runes))
 	n := 1 + g.r.IntN(min(12, len(runes)-start))

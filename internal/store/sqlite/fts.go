@@ -44,16 +44,6 @@ import (
 // contents whose text is not valid UTF-8: the tokenizer may split such
 // bytes differently from a needle's, so they are candidates for every
 // query (their stored text is still compared exactly).
-//
-// fts_gone (schema version 12) lists fts rows whose content is gone.
-// Deleting an FTS5 row tokenizes its text again and writes a segment at
-// commit, about 40 % of an EXPUNGE's cost when done there; the indexer
-// removes these rows instead, many per commit (purgeGoneText). Until
-// then the rows are harmless: every query joins fts to the messages,
-// which no longer name the content. Content ids can be reused (contents
-// has no AUTOINCREMENT), so a new content whose id is listed drops the
-// old row at once (trigger contents_fts_reused): a stale row is never
-// taken for a new message's text.
 const ftsSchema = `
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none);
 CREATE TABLE IF NOT EXISTS fts_pending(
@@ -63,6 +53,19 @@ CREATE TABLE IF NOT EXISTS fts_pending(
 CREATE TABLE IF NOT EXISTS fts_weak(
 	content_id INTEGER PRIMARY KEY
 );
+`
+
+// fts_gone (schema version 13) lists the index rows (fts and its side
+// indexes) whose content is gone. Deleting an FTS5 row tokenizes its text
+// again and writes a segment at commit, about 40 % of an EXPUNGE's cost
+// when done there; the indexer removes these rows instead, many per
+// commit (purgeGoneText). Until then the rows are harmless: every query
+// joins the index to the messages, which no longer name the content.
+// Content ids can be reused (contents has no AUTOINCREMENT), so a new
+// content whose id is listed drops the old rows at once (trigger
+// contents_fts_reused): stale text is never taken for a new message's.
+// The queue and fts_weak rows go with the content at once.
+const ftsGoneSchema = `
 CREATE TABLE IF NOT EXISTS fts_gone(
 	content_id INTEGER PRIMARY KEY
 );
@@ -73,9 +76,57 @@ CREATE TRIGGER IF NOT EXISTS contents_fts_deferred AFTER DELETE ON contents BEGI
 END;
 CREATE TRIGGER IF NOT EXISTS contents_fts_reused AFTER INSERT ON contents WHEN EXISTS (SELECT 1 FROM fts_gone WHERE content_id = NEW.id) BEGIN
 	DELETE FROM fts WHERE rowid = NEW.id;
+	DELETE FROM fts_head WHERE rowid = NEW.id;
+	DELETE FROM fts_words WHERE rowid = NEW.id;
 	DELETE FROM fts_gone WHERE content_id = NEW.id;
 END;
 `
+
+// purgeGone removes the index rows listed in fts_gone (purgeGoneText).
+var purgeGone = []string{
+	`DELETE FROM fts WHERE rowid IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_head WHERE rowid IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_words WHERE rowid IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_gone`,
+}
+
+// The side indexes (schema version 12): two contentless FTS5 tables
+// beside fts, rowid = contents.id like it, written with it and removed
+// with it (fts_gone).
+// They hold no text (contentless), only postings; contentless_delete lets
+// a row be deleted by its rowid.
+//
+// fts_head is a trigram index of the header columns alone (hdr, addr):
+// with detail=none FTS5 has no column filters, so in fts a header key's
+// candidates came from the bodies too (a name that also occurs in text
+// proposed every message that mentions it). Header keys, exact and
+// fuzzy, take their candidates from fts_head.
+//
+// fts_words indexes the words of the body column with FTS5's ascii
+// tokenizer: a token is a maximal run of ASCII letters and digits and
+// non-ASCII bytes, kept byte for byte (the tokenizer folds only A-Z,
+// which folded text does not hold). A row holding the token N therefore
+// holds the bytes N in its body: that proves BODY/TEXT N for the row
+// without reading its text, for a needle that is one such token (see
+// wordQuery). Rows whose text is not UTF-8 (fts_weak) are never proven
+// this way. The text still decides every other candidate (N inside a
+// longer word, across words).
+const ftsSideSchema = `
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(hdr, addr, content='', contentless_delete=1, tokenize='trigram case_sensitive 1', detail=none);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(body, content='', contentless_delete=1, tokenize='ascii', detail=none);
+`
+
+// ftsSideBackfill fills the side indexes from the text fts stores
+// (migration to schema version 12): no message is read again.
+var ftsSideBackfill = []string{
+	`INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts`,
+	`INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts`,
+}
+
+// ftsClear empties the index (tern index --rebuild), side indexes
+// included.
+var ftsClear = []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
+	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`}
 
 // maxIndexedText is the most searchable text one content may have to be
 // indexed; larger ones are searched by reading them (fts_pending state 1).
@@ -189,55 +240,69 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 }
 
 // searchOne answers one query: the candidate rows from the trigram index
-// (every indexed message of the mailbox when the needle has fewer than
-// three characters), each checked against its stored text. The check
-// runs inside SQLite (tern_contains on the stored bytes) and the UIDs
-// come back as one group_concat list: a needle found in half the mailbox
-// costs no row or blob copy per message on the Go side.
+// (fts_head for header keys, else fts; every indexed message of the
+// mailbox when the needle has fewer than three characters), each
+// decided by the word index (fts_words: the body holds the needle as a
+// word) or else by its stored text. The check runs inside SQLite
+// (tern_contains on the stored bytes) and the UIDs come back as one
+// group_concat list: a needle found in half the mailbox costs no row or
+// blob copy per message on the Go side, and no text read where the word
+// index proves the match.
 func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, error) {
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil
 	}
-	checks := make([]string, len(cols))
-	args := []any{}
-	for i, c := range cols {
-		checks[i] = containsFunc + "(" + c + ", ?1)"
-	}
-	verify := " AND (" + strings.Join(checks, " OR ") + ")"
-	sel := `SELECT group_concat(m.uid) `
-	var uids []uint32
-	scan := func(query string) error {
-		list, err := queryUIDList(ctx, tx, query, args...)
-		uids = append(uids, list...)
-		return err
+	var args []any
+	bind := func(v any) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
 	}
 	needle := q.Needle
 	if needle == nil {
 		needle = []byte{}
 	}
+	pNeedle, pMailbox := bind(needle), bind(mailboxID)
+	checks := make([]string, len(cols))
+	for i, c := range cols {
+		checks[i] = containsFunc + "(" + c + ", " + pNeedle + ")"
+	}
+	if words, ok := wordQuery(q); ok {
+		if match, ok := trigramQuery(q.Needle); ok {
+			return searchWord(ctx, tx, mailboxID, needle, words, match, strings.Join(checks, " OR "))
+		}
+	}
+	// check decides a candidate c(uid, cid) (uid, content id).
+	check := `EXISTS (SELECT 1 FROM fts f WHERE f.rowid = c.cid AND (` + strings.Join(checks, " OR ") + `))`
+	if words, ok := wordQuery(q); ok {
+		// A non-correlated IN: SQLite reads the word's posting list once.
+		check = `(c.cid IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ` + bind(words) + `) AND c.cid NOT IN (SELECT content_id FROM fts_weak)) OR ` + check
+	}
+	var uids []uint32
+	// answer runs the check over the candidates cands selects. The
+	// candidates are materialized first: as a condition on the index
+	// table alone, SQLite tests the check in the outer loop, for every
+	// candidate of every mailbox in the account (a search of INBOX paid
+	// for 25,000 matches in another mailbox).
+	answer := func(cands string) error {
+		list, err := queryUIDList(ctx, tx, `WITH c(uid, cid) AS MATERIALIZED (`+cands+`) SELECT group_concat(c.uid) FROM c WHERE `+check, args...)
+		uids = append(uids, list...)
+		return err
+	}
 	if match, ok := trigramQuery(q.Needle); ok {
 		// The index first, then the messages of its rows (CROSS JOIN: see
 		// SearchText).
-		// The check reads the stored text, so it must run only for this
-		// mailbox's candidates: as a condition on f alone SQLite tests it
-		// in the outer loop, for every candidate of every mailbox in the
-		// account (a search of INBOX paid for 25,000 matches in another
-		// mailbox). The materialized CTE takes the mailbox's rows first.
-		args = []any{needle, match, mailboxID}
-		if err := scan(`WITH c(uid, cid) AS MATERIALIZED (SELECT m.uid, m.content_id FROM fts CROSS JOIN messages m ON m.content_id = fts.rowid
-			WHERE fts MATCH ?2 AND m.mailbox_id = ?3)
-			SELECT group_concat(m.uid) FROM c m CROSS JOIN fts f ON f.rowid = m.cid WHERE 1` + verify); err != nil {
+		t := indexTable(q.Fields)
+		if err := answer(`SELECT m.uid, m.content_id FROM ` + t + ` CROSS JOIN messages m ON m.content_id = ` + t + `.rowid
+			WHERE ` + t + ` MATCH ` + bind(match) + ` AND m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
-		args = []any{needle, mailboxID}
-		if err := scan(sel + `FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id CROSS JOIN fts f ON f.rowid = w.content_id
-			WHERE m.mailbox_id = ?2` + verify); err != nil {
+		if err := answer(`SELECT m.uid, m.content_id FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id
+			WHERE m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
 	} else {
-		args = []any{needle, mailboxID}
-		if err := scan(sel + `FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2` + verify); err != nil {
+		if err := answer(`SELECT m.uid, m.content_id FROM messages m WHERE m.mailbox_id = ` + pMailbox); err != nil {
 			return nil, err
 		}
 	}
@@ -245,32 +310,157 @@ func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuer
 	return slices.Compact(uids), nil
 }
 
+// searchWord answers a query whose needle is one word of the word index
+// (wordQuery) and has trigrams (match): the rows of fts_words holding the
+// word match (unless listed in fts_weak), found without reading any
+// text; the other trigram candidates and the weak rows are checked
+// against their stored text (check, over f, with ?1 the needle). The
+// sets are taken apart in Go from two posting lists, so SQLite builds no
+// temporary table per candidate.
+func searchWord(ctx context.Context, tx *sqlTx, mailboxID int64, needle []byte, words, match, check string) ([]uint32, error) {
+	var cand, proven, weak []int64
+	for _, l := range []struct {
+		dst   *[]int64
+		query string
+		args  []any
+	}{
+		{&cand, `SELECT group_concat(rowid) FROM fts WHERE fts MATCH ?`, []any{match}},
+		{&proven, `SELECT group_concat(rowid) FROM fts_words WHERE fts_words MATCH ?`, []any{words}},
+		{&weak, `SELECT group_concat(content_id) FROM fts_weak`, nil},
+	} {
+		if err := queryIntList(ctx, tx, 1<<62, func(n uint64) { *l.dst = append(*l.dst, int64(n)) }, l.query, l.args...); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(cand) // FTS5 returns rowids ascending; sorting costs nothing then
+	slices.Sort(proven)
+	slices.Sort(weak)
+	proven = subtractSorted(proven, weak)
+	// The rest: candidates not proven, and every weak row.
+	var rest strings.Builder
+	rest.WriteByte('[')
+	for _, id := range mergeSorted(subtractSorted(cand, proven), weak) {
+		if rest.Len() > 1 {
+			rest.WriteByte(',')
+		}
+		rest.WriteString(strconv.FormatInt(id, 10))
+	}
+	rest.WriteByte(']')
+	var uids []uint32
+	if len(proven) > 0 {
+		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM fts_words CROSS JOIN messages m ON m.content_id = fts_words.rowid
+			WHERE fts_words MATCH ?1 AND m.mailbox_id = ?2 AND m.content_id NOT IN (SELECT content_id FROM fts_weak)`, words, mailboxID)
+		if err != nil {
+			return nil, err
+		}
+		uids = list
+	}
+	if rest.Len() > 2 {
+		// json_each, then the messages (of this mailbox only), then the
+		// text: the check runs for this mailbox's candidates alone.
+		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM json_each(?3) j CROSS JOIN messages m ON m.content_id = j.value
+			CROSS JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2 AND (`+check+`)`, needle, mailboxID, rest.String())
+		if err != nil {
+			return nil, err
+		}
+		uids = append(uids, list...)
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
+// subtractSorted returns the elements of ascending a that are not in
+// ascending b.
+func subtractSorted(a, b []int64) []int64 {
+	var out []int64
+	j := 0
+	for _, v := range a {
+		for j < len(b) && b[j] < v {
+			j++
+		}
+		if j == len(b) || b[j] != v {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// mergeSorted returns the union of ascending a and b, ascending, without
+// duplicates.
+func mergeSorted(a, b []int64) []int64 {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// indexTable is the trigram index that proposes candidates for fields:
+// fts_head when they are header columns only, else fts.
+func indexTable(fields store.TextField) string {
+	if fields&^(store.TextHeader|store.TextAddress) == 0 {
+		return "fts_head"
+	}
+	return "fts"
+}
+
+// maxWordNeedle bounds the needles wordQuery asks fts_words for (FTS5
+// keeps at most 32 KiB of a token).
+const maxWordNeedle = 256
+
+// wordQuery returns the fts_words query whose rows hold q's needle in
+// their body as a whole token, which proves the match of a key that
+// reads the body; false when the needle is not exactly one token of the
+// ascii tokenizer (a byte other than a-z, 0-9 and non-ASCII: such bytes
+// separate tokens, and A-Z would be folded) or the key does not read the
+// body.
+func wordQuery(q store.TextQuery) (string, bool) {
+	if q.Fuzzy || q.Fields&store.TextBody == 0 || len(q.Needle) == 0 || len(q.Needle) > maxWordNeedle || !utf8.Valid(q.Needle) {
+		return "", false
+	}
+	for _, b := range q.Needle {
+		if b < utf8.RuneSelf && !('a' <= b && b <= 'z' || '0' <= b && b <= '9') {
+			return "", false
+		}
+	}
+	return `"` + string(q.Needle) + `"`, true
+}
+
 // queryUIDList runs a query returning one group_concat of UIDs (NULL for
 // none) and returns them.
 func queryUIDList(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
+	var uids []uint32
+	err := queryIntList(ctx, q, 1<<32-1, func(n uint64) { uids = append(uids, uint32(n)) }, query, args...)
+	return uids, err
+}
+
+// queryIntList runs a query returning one group_concat of integers in
+// 0..limit (NULL for none) and calls fn with each: one row and one string
+// instead of a row per integer.
+func queryIntList(ctx context.Context, q querier, limit uint64, fn func(uint64), query string, args ...any) error {
 	var list []byte
 	if err := q.QueryRowContext(ctx, query, args...).Scan(&list); err != nil {
-		return nil, fmt.Errorf("full-text query: %w", err)
+		return fmt.Errorf("full-text query: %w", err)
 	}
 	if len(list) == 0 {
-		return nil, nil
+		return nil
 	}
-	uids := make([]uint32, 0, bytes.Count(list, []byte{','})+1)
 	var n uint64
 	digits := false
-	for _, b := range append(list, ',') {
-		switch {
-		case b >= '0' && b <= '9':
-			n = n*10 + uint64(b-'0')
-			digits = true
-		case b == ',' && digits && n <= 1<<32-1:
-			uids = append(uids, uint32(n))
-			n, digits = 0, false
-		default:
-			return nil, fmt.Errorf("full-text query: bad UID list %.40q", list)
+	for i := 0; i <= len(list); i++ {
+		if i < len(list) && '0' <= list[i] && list[i] <= '9' {
+			d := uint64(list[i] - '0')
+			if n > (limit-d)/10 {
+				return fmt.Errorf("full-text query: number over %d in list %.40q", limit, list)
+			}
+			n, digits = n*10+d, true
+			continue
 		}
+		if !digits || i < len(list) && list[i] != ',' {
+			return fmt.Errorf("full-text query: bad list %.40q", list)
+		}
+		fn(n)
+		n, digits = 0, false
 	}
-	return uids, nil
+	return nil
 }
 
 // searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
@@ -300,7 +490,7 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 	var uids []uint32
 	var scores []uint8
 	score := func(uid uint32, texts [][]byte) {
-		if s := search.FuzzyScore(q.Needle, texts...); s > 0 {
+		if s := search.FuzzyScoreGrams(q.Needle, grams, texts...); s > 0 {
 			uids = append(uids, uid)
 			scores = append(scores, s)
 		}
@@ -312,13 +502,13 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		return sortScored(uids, scores)
 	}
 	var counts gramCounts
+	t := indexTable(q.Fields)
 	for _, g := range inner {
-		ids, err := queryIDs(ctx, tx, `SELECT rowid FROM fts WHERE fts MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`)
-		if err != nil {
+		// One group_concat per posting list: a trigram common in
+		// headers lists most of the account.
+		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { counts.add(int64(id), 1) },
+			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`); err != nil {
 			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
-		}
-		for _, id := range ids {
-			counts.add(id, 1)
 		}
 	}
 	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
@@ -607,7 +797,7 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 	// Lazy under FsyncOptimized: a power failure that undoes it leaves
 	// the rows listed, and they go with the next purge.
 	return a.lazyWrite(ctx, "index: remove deleted", func(w *wtx) error {
-		for _, q := range []string{`DELETE FROM fts WHERE rowid IN (SELECT content_id FROM fts_gone)`, `DELETE FROM fts_gone`} {
+		for _, q := range purgeGone {
 			if _, err := w.tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
@@ -620,12 +810,22 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 // its text is not UTF-8).
 func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 	// A row left by an interrupted rebuild or migration is replaced.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
-		return fmt.Errorf("insert text of content %d: %w", id, err)
+	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("insert text of content %d: %w", id, err)
+		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`,
-		id, d.Header, d.Address, d.Body, d.MIME); err != nil {
-		return fmt.Errorf("insert text of content %d: %w", id, err)
+	for _, ins := range []struct {
+		query string
+		args  []any
+	}{
+		{`INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`, []any{id, d.Header, d.Address, d.Body, d.MIME}},
+		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Address}},
+		{`INSERT INTO fts_words(rowid, body) VALUES(?, ?)`, []any{id, d.Body}},
+	} {
+		if _, err := tx.ExecContext(ctx, ins.query, ins.args...); err != nil {
+			return fmt.Errorf("insert text of content %d: %w", id, err)
+		}
 	}
 	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
@@ -699,7 +899,25 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 			}
 		}
 	}
+	for _, t := range []string{"fts_head", "fts_words"} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t+`(`+t+`) VALUES('integrity-check')`); err != nil {
+			problems = append(problems, fmt.Sprintf("full-text side index %s damaged: %v", t, err))
+			if repair {
+				if err := refillSideIndex(ctx, tx, t); err != nil {
+					return problems, err
+				}
+			}
+		}
+	}
 	for _, c := range []struct{ query, problem, fix string }{
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_head)`,
+			"full-text index row %d is missing from the header index", `INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts WHERE rowid = ?`},
+		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_words)`,
+			"full-text index row %d is missing from the word index", `INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts WHERE rowid = ?`},
+		{`SELECT rowid FROM fts_head WHERE rowid NOT IN (SELECT rowid FROM fts) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
+			"header index row %d has no full-text index row", `DELETE FROM fts_head WHERE rowid = ?`},
+		{`SELECT rowid FROM fts_words WHERE rowid NOT IN (SELECT rowid FROM fts) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
+			"word index row %d has no full-text index row", `DELETE FROM fts_words WHERE rowid = ?`},
 		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT id FROM contents) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
 			"full-text index row %d has no content", `DELETE FROM fts WHERE rowid = ?`},
 		{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
@@ -736,6 +954,21 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 		}
 	}
 	return problems, nil
+}
+
+// refillSideIndex empties side index t (fts_head or fts_words) and fills
+// it again from the text fts stores.
+func refillSideIndex(ctx context.Context, tx *sql.Tx, t string) error {
+	fill := ftsSideBackfill[0]
+	if t == "fts_words" {
+		fill = ftsSideBackfill[1]
+	}
+	for _, q := range []string{`INSERT INTO ` + t + `(` + t + `) VALUES('delete-all')`, fill} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rebuild %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // staleText returns the indexed contents whose stored text differs from

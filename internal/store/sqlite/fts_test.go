@@ -31,6 +31,16 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 			t.Fatal(err)
 		}
 	}
+	// The side indexes hold a row for every row of fts, no more.
+	for _, side := range []string{"fts_head", "fts_words"} {
+		var n, missing int
+		if err := u.db.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
+			t.Fatal(err)
+		}
+		if n != indexed || missing != 0 {
+			t.Fatalf("%s: %d rows, %d of fts missing; fts has %d", side, n, missing, indexed)
+		}
+	}
 	return
 }
 
@@ -236,15 +246,18 @@ func TestTextIndexCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`UPDATE fts SET body = 'something else' WHERE rowid = 1`, `DELETE FROM fts WHERE rowid = 2`} {
+	// Row 2 goes from fts alone (its side index rows stay), row 3 from
+	// the word index alone.
+	for _, q := range []string{`UPDATE fts SET body = 'something else' WHERE rowid = 1`, `DELETE FROM fts WHERE rowid = 2`,
+		`DELETE FROM fts_words WHERE rowid = 3`} {
 		if _, err := u.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.release(u)
 	p, err := s.Check(ctx, true)
-	if err != nil || len(p) != 2 {
-		t.Fatalf("Check(repair) = %q, %v; want 2 problems", p, err)
+	if err != nil || len(p) != 5 {
+		t.Fatalf("Check(repair) = %q, %v; want 5 problems", p, err)
 	}
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)
@@ -325,6 +338,21 @@ func TestSearchTextChecksOnlyItsMailbox(t *testing.T) {
 	}
 	if n := containsCalls.Load() - before; n > 2 {
 		t.Errorf("the search checked %d stored texts for a mailbox with one candidate", n)
+	}
+	// The same for a needle inside a word (no word index proof) and one
+	// beside a word the word index proves (searchWord's remainder).
+	for _, needle := range []string{"uokk", "appears"} {
+		before = containsCalls.Load()
+		res, err = a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits[0]) != 1 || res.Hits[0][0] != 1 {
+			t.Fatalf("SearchText %q = %+v; want INBOX's UID 1", needle, res)
+		}
+		if n := containsCalls.Load() - before; n > 2 {
+			t.Errorf("%q: the search checked %d stored texts for a mailbox with one candidate", needle, n)
+		}
 	}
 }
 

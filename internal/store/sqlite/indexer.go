@@ -168,7 +168,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	defer a.Close()
 	if rebuild {
 		if err := a.write(ctx, "index: rebuild", func(w *wtx) error {
-			for _, q := range []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`, `DELETE FROM fts_pending`, queueBackfill} {
+			for _, q := range append(ftsClear, `DELETE FROM fts_pending`, queueBackfill) {
 				if _, err := w.tx.ExecContext(ctx, q); err != nil {
 					return err
 				}

@@ -7,7 +7,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 12
+const userSchemaVersion = 13
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -159,12 +159,28 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// mailboxes gets the private_seen table and its index
 	// (privateSeenSchema), which the schema statements create; until now
 	// \Seen was one flag for everyone, which stays the owner's.
-	// Version 11 -> 12: full-text rows of deleted contents are removed by
-	// the indexer (fts_gone, see ftsSchema) instead of in the deleting
-	// transaction. The old trigger goes; the schema statements create
-	// fts_gone and the two new triggers.
-	if _, err := tx.ExecContext(ctx, `DROP TRIGGER IF EXISTS contents_fts_gone`); err != nil {
-		return fmt.Errorf("migrate schema: drop contents_fts_gone: %w", err)
+	// Version 11 -> 12: the side indexes of the full-text index
+	// (ftsSideSchema: fts_head, the header columns' trigrams; fts_words,
+	// the body's words), filled from the text fts already stores.
+	var hasSide int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_words'`).Scan(&hasSide); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts_words: %w", err)
+	}
+	if hasContents > 0 && hasSide == 0 {
+		for _, q := range append([]string{ftsSideSchema}, ftsSideBackfill...) {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: full-text side indexes: %w", err)
+			}
+		}
+	}
+	// Version 12 -> 13: index rows of deleted contents are removed by the
+	// indexer (fts_gone, see ftsGoneSchema) instead of in the deleting
+	// transaction. The old delete triggers go; the schema statements
+	// create fts_gone and the two new triggers.
+	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_gone`, `DROP TRIGGER IF EXISTS contents_fts_side_gone`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate schema: drop the old index delete triggers: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)

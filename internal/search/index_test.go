@@ -1,0 +1,57 @@
+package search
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// TestRestrict: the messages fetched for a search are narrowed by every
+// text key all matches must satisfy, through AND, OR (all branches) and
+// FUZZY (its text keys' hits are its fuzzy matches), never through NOT;
+// queued messages stay in.
+func TestRestrict(t *testing.T) {
+	from := &imap.SearchKey{Op: imap.SearchFrom, Str: "ottoline"}
+	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
+	seen := &imap.SearchKey{Op: imap.SearchSeen}
+	fuzzy := func(k *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{k}}
+	}
+	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
+	or := func(a, b *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchOr, Children: []*imap.SearchKey{a, b}}
+	}
+	not := func(k *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchNot, Children: []*imap.SearchKey{k}}
+	}
+	all := []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		name string
+		key  *imap.SearchKey
+		want []uint32
+	}{
+		{"FROM", from, []uint32{2, 9, 10}},
+		{"FUZZY FROM", fuzzy(from), []uint32{2, 9, 10}},
+		{"FUZZY (FROM SEEN)", fuzzy(and(from, seen)), []uint32{2, 9, 10}},
+		{"SEEN FUZZY BODY", and(seen, fuzzy(body)), []uint32{4, 5, 9, 10}},
+		{"OR FUZZY FROM BODY", or(fuzzy(from), body), []uint32{2, 4, 5, 9, 10}},
+		{"OR FUZZY FROM SEEN", or(fuzzy(from), seen), all},
+		{"NOT FUZZY FROM", not(fuzzy(from)), all},
+	} {
+		leaves := TextLeaves(c.key)
+		res := store.TextResult{Pending: []uint32{9, 10}}
+		for _, l := range leaves {
+			switch l {
+			case from:
+				res.Hits = append(res.Hits, []uint32{2})
+			case body:
+				res.Hits = append(res.Hits, []uint32{4, 5})
+			}
+		}
+		if got := NewTextIndex(leaves, res).Restrict(c.key, all); !slices.Equal(got, c.want) {
+			t.Errorf("%s: Restrict = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
