@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tern-imap/tern/internal/sieve"
@@ -63,10 +62,6 @@ type Deliverer struct {
 	global atomic.Pointer[GlobalScripts]
 	// imapSieve caches which IMAPSIEVE script each mailbox runs.
 	imapSieve imapSieveCache
-	// vacationLocks serialize check, enqueue and mark of vacation replies
-	// with the same key (by its hash), so concurrent deliveries from one
-	// sender in this process reply once.
-	vacationLocks [64]sync.Mutex
 }
 
 // New returns a Deliverer storing into st.

@@ -105,7 +105,10 @@ func (d *Deliverer) maxRedirects() int {
 
 // vacation enqueues the reply v (built by the interpreter, RFC 5230 §5)
 // with the null envelope sender, unless one went out for v.Key within
-// v.Period, and then records that it did.
+// v.Period. The period is claimed before the reply is queued
+// (store.SieveStateStore.ClaimSieveState, atomic across processes and
+// nodes), so two deliveries of the same sender at once send one reply; a
+// reply that cannot be queued gives the claim back.
 func (d *Deliverer) vacation(ctx context.Context, acct store.Account, in Incoming, v *sieve.Vacation) {
 	if d.opts.Sender == nil {
 		d.log.Info("sieve: vacation reply not sent (no outbound relay configured)", "user", in.User, "to", v.To)
@@ -113,27 +116,24 @@ func (d *Deliverer) vacation(ctx context.Context, acct store.Account, in Incomin
 	}
 	sum := sha256.Sum256([]byte(v.Key))
 	key := hex.EncodeToString(sum[:])
-	mu := &d.vacationLocks[sum[0]%byte(len(d.vacationLocks))]
-	mu.Lock()
-	defer mu.Unlock()
-	seen, err := acct.SieveStateSeen(ctx, store.SieveVacation, key)
+	claimed, err := acct.ClaimSieveState(ctx, store.SieveVacation, key, time.Now().Add(v.Period))
 	if err != nil {
-		d.log.Error("sieve: vacation state unreadable; no reply", "user", in.User, "to", v.To, "err", err)
+		d.log.Error("sieve: vacation state unwritable; no reply", "user", in.User, "to", v.To, "err", err)
 		return
 	}
-	if seen {
+	if !claimed {
 		d.log.Debug("sieve: vacation reply already sent in this period", "user", in.User, "to", v.To)
 		return
 	}
 	id, err := d.opts.Sender.Enqueue(ctx, outbound.Message{From: "", To: []string{v.To}, Data: v.Message})
 	if err != nil {
 		d.log.Error("sieve: queueing a vacation reply failed", "user", in.User, "to", v.To, "err", err)
+		if err := acct.MarkSieveState(context.WithoutCancel(ctx), store.SieveVacation, key, time.Now()); err != nil {
+			d.log.Error("sieve: giving back the vacation period failed; no reply to this sender until it ends", "user", in.User, "to", v.To, "err", err)
+		}
 		return
 	}
 	d.log.Info("sieve: vacation reply queued", "user", in.User, "to", v.To, "id", id)
-	if err := acct.MarkSieveState(ctx, store.SieveVacation, key, time.Now().Add(v.Period)); err != nil {
-		d.log.Error("sieve: recording a vacation reply failed", "user", in.User, "to", v.To, "err", err)
-	}
 }
 
 // redirectMessage is the message to redirect: the loop header for user,

@@ -47,6 +47,7 @@ const (
 	opActiveSieveScript
 	opSieveStateSeen
 	opMarkSieveState
+	opClaimSieveState
 	opACL
 	opSetACL
 	opSharedMailboxes
@@ -61,6 +62,7 @@ var opNames = [numOps]string{
 	"move", "quota", "set_quota", "get_metadata", "set_metadata",
 	"sieve_scripts", "sieve_script", "put_sieve_script", "delete_sieve_script", "rename_sieve_script",
 	"set_active_sieve_script", "active_sieve_script", "sieve_state_seen", "mark_sieve_state",
+	"claim_sieve_state",
 	"acl", "set_acl", "shared_mailboxes", "sharers",
 }
 
@@ -287,6 +289,11 @@ func (a *timedAccount) SieveStateSeen(ctx context.Context, kind store.SieveState
 func (a *timedAccount) MarkSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) error {
 	defer a.t.since(opMarkSieveState, time.Now())
 	return a.Account.MarkSieveState(ctx, kind, key, expires)
+}
+
+func (a *timedAccount) ClaimSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) (bool, error) {
+	defer a.t.since(opClaimSieveState, time.Now())
+	return a.Account.ClaimSieveState(ctx, kind, key, expires)
 }
 
 func (a *timedAccount) ACL(ctx context.Context, mailbox string) ([]store.ACLEntry, error) {

@@ -111,6 +111,13 @@ type SieveStateStore interface {
 	// MarkSieveState records key of kind until expires (replacing an
 	// earlier mark of the same key); durable before it returns nil.
 	MarkSieveState(ctx context.Context, kind SieveStateKind, key string, expires time.Time) error
+	// ClaimSieveState records key of kind until expires unless it is
+	// marked and not expired, and reports whether this call recorded it.
+	// Of concurrent claims of one key, from any process or node, exactly
+	// one succeeds: a vacation reply goes out once per period even when
+	// two deliveries of the same sender arrive at two nodes at once.
+	// Durable before it returns.
+	ClaimSieveState(ctx context.Context, kind SieveStateKind, key string, expires time.Time) (bool, error)
 }
 
 // CheckSieveState validates a SieveStateStore kind and key.

@@ -32,6 +32,23 @@ func (a *account) SieveStateSeen(ctx context.Context, kind store.SieveStateKind,
 	return seen, err
 }
 
+func (a *account) ClaimSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) (bool, error) {
+	if err := store.CheckSieveState(kind, key); err != nil {
+		return false, fmt.Errorf("sieve state: %w", err)
+	}
+	claimed := false
+	err := a.write(ctx, "claim sieve state", func(w *wtx) error {
+		// The unique key makes concurrent inserts from several nodes wait
+		// for each other; the update applies only to an expired mark.
+		tag, err := w.tx.Exec(w.ctx, `INSERT INTO sieve_state(user_id, kind, key, expires) VALUES($1, $2, $3, $4)
+			ON CONFLICT(user_id, kind, key) DO UPDATE SET expires = excluded.expires WHERE sieve_state.expires <= $5`,
+			a.id, string(kind), key, expires.UnixMilli(), time.Now().UnixMilli())
+		claimed = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	return claimed, err
+}
+
 func (a *account) MarkSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) error {
 	if err := store.CheckSieveState(kind, key); err != nil {
 		return fmt.Errorf("sieve state: %w", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +186,47 @@ func TestListenReconnects(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no change signal after the listening connection was killed")
+		}
+	}
+}
+
+// TestTwoNodesVacationClaim: a vacation period claimed at once through
+// two nodes (two deliveries of one sender arriving at different nodes)
+// is won by exactly one of them.
+func TestTwoNodesVacationClaim(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	nodeA := openURL(t, url, nil)
+	defer nodeA.Close()
+	nodeB := openURL(t, url, nil)
+	defer nodeB.Close()
+	if err := nodeA.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		key := "sender-" + strconv.Itoa(round)
+		var won atomic.Int32
+		var wg sync.WaitGroup
+		for _, node := range []*Store{nodeA, nodeB, nodeA, nodeB} {
+			wg.Go(func() {
+				a, err := node.Account(ctx, "u")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer a.Close()
+				ok, err := a.ClaimSieveState(ctx, store.SieveVacation, key, time.Now().Add(time.Hour))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("round %d: %d claims won, want 1", round, won.Load())
 		}
 	}
 }

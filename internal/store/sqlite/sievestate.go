@@ -41,6 +41,27 @@ func (a *account) SieveStateSeen(ctx context.Context, kind store.SieveStateKind,
 	return seen, err
 }
 
+func (a *account) ClaimSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) (bool, error) {
+	if err := store.CheckSieveState(kind, key); err != nil {
+		return false, fmt.Errorf("sieve state: %w", err)
+	}
+	claimed := false
+	err := a.write(ctx, "claim sieve state", func(w *wtx) error {
+		// The write lock (and BEGIN IMMEDIATE across processes) orders
+		// claims; the update applies only to an expired mark.
+		r, err := w.tx.ExecContext(ctx, `INSERT INTO sieve_state(kind, key, expires) VALUES(?, ?, ?)
+			ON CONFLICT(kind, key) DO UPDATE SET expires = excluded.expires WHERE sieve_state.expires <= ?`,
+			string(kind), key, expires.UnixMilli(), time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		claimed = n == 1
+		return err
+	})
+	return claimed, err
+}
+
 func (a *account) MarkSieveState(ctx context.Context, kind store.SieveStateKind, key string, expires time.Time) error {
 	if err := store.CheckSieveState(kind, key); err != nil {
 		return fmt.Errorf("sieve state: %w", err)

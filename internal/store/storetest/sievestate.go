@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,4 +74,52 @@ func testSieveState(t *testing.T, e *env) {
 	wantSieveState(t, a, store.SieveVacation, "bob@example.org h1", true)
 	wantSieveState(t, a, store.SieveDuplicate, "id-2", true)
 	wantSieveState(t, a, store.SieveDuplicate, "id-1", false)
+}
+
+// testSieveStateClaim: a claim succeeds once per unexpired period, per
+// user and kind; a mark given back (expiring now) can be claimed again;
+// of concurrent claims of one key exactly one succeeds.
+func testSieveStateClaim(t *testing.T, e *env) {
+	a := e.user("u")
+	other := e.user("v")
+	claim := func(acct store.Account, kind store.SieveStateKind, key string, expires time.Time, want bool) {
+		t.Helper()
+		got, err := acct.ClaimSieveState(e.ctx, kind, key, expires)
+		if err != nil || got != want {
+			t.Fatalf("ClaimSieveState(%s, %q) = %v, %v; want %v", kind, key, got, err, want)
+		}
+	}
+	future := time.Now().Add(time.Hour)
+	claim(a, store.SieveVacation, "k1", future, true)
+	claim(a, store.SieveVacation, "k1", future, false)
+	wantSieveState(t, a, store.SieveVacation, "k1", true)
+	claim(a, store.SieveDuplicate, "k1", future, true)
+	claim(other, store.SieveVacation, "k1", future, true)
+	markSieveState(t, a, store.SieveVacation, "k1", time.Now()) // given back
+	claim(a, store.SieveVacation, "k1", future, true)
+	markSieveState(t, a, store.SieveVacation, "k2", time.Now().Add(-time.Second)) // expired
+	claim(a, store.SieveVacation, "k2", future, true)
+	_, err := a.ClaimSieveState(e.ctx, "other", "k", future)
+	wantErr(t, "ClaimSieveState(other)", err, store.ErrInvalidSieveState)
+
+	const n = 8
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			acct := e.account("u")
+			defer acct.Close()
+			ok, err := acct.ClaimSieveState(e.ctx, store.SieveVacation, "race", future)
+			if err != nil {
+				t.Errorf("concurrent claim: %v", err)
+			}
+			if ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d of %d concurrent claims succeeded, want 1", won.Load(), n)
+	}
 }

@@ -281,6 +281,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"SieveLimits", testSieveLimits},
 		{"SieveConcurrent", testSieveConcurrent},
 		{"SieveState", testSieveState},
+		{"SieveStateClaim", testSieveStateClaim},
 		{"ACL", testACL},
 		{"ACLConcurrent", testACLConcurrent},
 		{"PrivateSeen", testPrivateSeen},
