@@ -150,6 +150,10 @@ type userDB struct {
 	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
 	leading bool         // a goroutine is running the writes in wq
 	commits atomic.Int64 // transactions commit has run (for tests)
+	// blobsSynced: blobs/ was synced since the database was opened
+	// (writeBlobFile): a process that died between creating blobs/xx and
+	// syncing blobs/ left an entry that may not be durable.
+	blobsSynced atomic.Bool
 	// testCommit, if set (tests only, before any write), replaces
 	// tx.Commit in commitTx.
 	testCommit func(*sqlTx) error
@@ -160,8 +164,6 @@ type userDB struct {
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
 
-	dirsMu        sync.Mutex
-	blobDirsReady bool // blobs/00 to blobs/ff exist (ensureBlobDirs)
 }
 
 const mainSchema = `
