@@ -149,7 +149,15 @@ func selectable(m mbox, err error) (mbox, error) {
 }
 
 func (a *account) mboxByName(ctx context.Context, q querier, name string) (mbox, error) {
-	m, err := scanMbox(q.QueryRow(ctx, `SELECT `+mboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, a.id, name))
+	return mboxNamed(q.QueryRow(ctx, mboxByNameSQL, a.id, name), name)
+}
+
+// mboxByNameSQL reads user $1's mailbox named $2.
+const mboxByNameSQL = `SELECT ` + mboxCols + ` FROM mailboxes WHERE user_id = $1 AND name = $2`
+
+// mboxNamed scans the row of mboxByNameSQL for the mailbox called name.
+func mboxNamed(row pgx.Row, name string) (mbox, error) {
+	m, err := scanMbox(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, fmt.Errorf("mailbox %q: %w", name, store.ErrNoSuchMailbox)
 	}

@@ -62,6 +62,16 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	if !all && rs.empty() {
 		return nil, nil
 	}
+	q, args := msgRowsSQL(mailboxID, rs, all, onlyDeleted)
+	rows, err := w.tx.Query(w.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return collectMsgRows(rows)
+}
+
+// msgRowsSQL is msgRows's statement and its arguments.
+func msgRowsSQL(mailboxID int64, rs uidRanges, all, onlyDeleted bool) (string, []any) {
 	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date FROM messages m `
 	args := []any{mailboxID}
 	if !all {
@@ -72,10 +82,11 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	if onlyDeleted {
 		q += ` AND m.sysflags & 8 <> 0`
 	}
-	rows, err := w.tx.Query(w.ctx, q+` ORDER BY m.uid`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read messages: %w", err)
-	}
+	return q + ` ORDER BY m.uid`, args
+}
+
+// collectMsgRows reads the result of msgRowsSQL.
+func collectMsgRows(rows pgx.Rows) ([]msgRow, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (msgRow, error) {
 		var r msgRow
 		err := row.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate)
@@ -83,6 +94,47 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return out, nil
+}
+
+// selectedRows is what a write on a mailbox's messages reads first: the
+// mailbox, the messages it acts on and, for COPY and MOVE, the
+// destination.
+type selectedRows struct {
+	src, dest mbox
+	rows      []msgRow
+}
+
+// selectableRows reads, in one round trip, mailbox id (selectable), its
+// messages among rs (or all, as msgRows) and, unless destName is empty,
+// the selectable mailbox of that name. Each statement sees the
+// transaction's lock on the user's row, so the three agree.
+func (w *wtx) selectableRows(id int64, destName string, rs uidRanges, all, onlyDeleted bool) (selectedRows, error) {
+	var out selectedRows
+	b := &pgx.Batch{}
+	b.Queue(mboxByIDSQL, id, w.a.id).QueryRow(func(row pgx.Row) error {
+		var err error
+		out.src, err = selectable(mboxFound(row, id))
+		return err
+	})
+	if destName != "" {
+		b.Queue(mboxByNameSQL, w.a.id, destName).QueryRow(func(row pgx.Row) error {
+			var err error
+			out.dest, err = selectable(mboxNamed(row, destName))
+			return err
+		})
+	}
+	if all || !rs.empty() {
+		q, args := msgRowsSQL(id, rs, all, onlyDeleted)
+		b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+			var err error
+			out.rows, err = collectMsgRows(rows)
+			return err
+		})
+	}
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -291,8 +343,23 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	}
 	err = a.write(ctx, "append", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
-		m, err := a.selectableByName(ctx, w.tx, n)
-		if err != nil {
+		// The mailbox and the quota in one round trip.
+		var (
+			m  mbox
+			qt store.Quota
+		)
+		b := &pgx.Batch{}
+		b.Queue(mboxByNameSQL, a.id, n).QueryRow(func(row pgx.Row) error {
+			var err error
+			m, err = selectable(mboxNamed(row, n))
+			return err
+		})
+		b.Queue(quotaSQL, a.id).QueryRow(func(row pgx.Row) error {
+			var err error
+			qt, err = scanQuota(row)
+			return err
+		})
+		if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		if uint64(m.uidNext)+uint64(len(msgs)) > math.MaxUint32 {
@@ -302,7 +369,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if len(msgs) == 0 {
 			return nil
 		}
-		if err := w.checkQuota(int64(len(msgs)), size); err != nil {
+		if err := quotaAllows(qt, int64(len(msgs)), size); err != nil {
 			return err
 		}
 		uids, err := w.insertNew(&m, preps, t.Unix())
@@ -391,19 +458,16 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	err = a.write(ctx, "store flags", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.StoreResult{}
-		m, err := a.selectableByID(ctx, w.tx, mailboxID)
-		if err != nil {
+		sel, err := w.selectableRows(mailboxID, "", rs, false, false)
+		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
+		m, rows := sel.src, sel.rows
 		kws := opKws
 		if op != store.FlagsRemove {
 			if kws, err = w.canonKeywords(opKws); err != nil {
 				return err
 			}
-		}
-		rows, err := w.msgRows(m.id, rs, false, false)
-		if err != nil || len(rows) == 0 {
-			return err
 		}
 		modseq := m.highest + 1
 		// New flags are computed here and written with one UPDATE per
@@ -465,20 +529,15 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 	var out []uint32
 	rs := toRanges(uids)
 	err := a.write(ctx, "expunge", func(w *wtx) error {
-		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		out = nil
-		m, err := a.selectableByID(ctx, w.tx, mailboxID)
-		if err != nil {
+		sel, err := w.selectableRows(mailboxID, "", rs, uids == nil, onlyDeleted)
+		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
-		rows, err := w.msgRows(m.id, rs, uids == nil, onlyDeleted)
-		if err != nil || len(rows) == 0 {
+		if _, err := w.expungeRows(&sel.src, sel.rows); err != nil {
 			return err
 		}
-		if _, err := w.expungeRows(&m, rows); err != nil {
-			return err
-		}
-		out = uidsOfRows(rows)
+		out = uidsOfRows(sel.rows)
 		return nil
 	})
 	return out, err
@@ -504,21 +563,16 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 	}
 	rs := toRanges(uids)
 	err = a.write(ctx, what, func(w *wtx) error {
-		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.CopyResult{}
-		src, err := a.selectableByID(ctx, w.tx, srcID)
+		sel, err := w.selectableRows(srcID, dn, rs, false, false)
 		if err != nil {
 			return err
 		}
-		d, err := a.selectableByName(ctx, w.tx, dn)
-		if err != nil {
-			return err
-		}
+		src, d, rows := sel.src, sel.dest, sel.rows
 		res.DestMailboxID, res.DestUIDValidity = d.id, d.uidValidity
 		res.SrcModSeq = src.highest
-		rows, err := w.msgRows(src.id, rs, false, false)
-		if err != nil || len(rows) == 0 {
-			return err
+		if len(rows) == 0 {
+			return nil
 		}
 		if !move { // a MOVE within one account never grows usage
 			var size int64
