@@ -137,6 +137,7 @@ func (a *account) finish(op *writeOp) error {
 	if op.err != nil {
 		return fmt.Errorf("%s: %w", op.what, op.err)
 	}
+	a.s.sendDeltas(a, op.w)
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)
 	return nil
 }

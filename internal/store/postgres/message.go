@@ -199,6 +199,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
+	// The rows lack the content fields the index keeps (sent date, object
+	// ids): the index catches up with a query.
+	w.delta(d).unusable = true
 	modseq := d.highest + 1
 	t := now()
 	uids := make([]uint32, len(rows))
@@ -265,6 +268,7 @@ func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
 // this transaction has it; its HIGHESTMODSEQ is advanced.
 func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+	od := w.delta(m)
 	modseq := m.highest + 1
 	rs := toRanges(uidsOfRows(rows))
 	var size int64
@@ -294,6 +298,8 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
+	od.expunged(rows, modseq)
+	od.d.Head = m.head()
 	w.changed[m.id] = modseq
 	w.dropped = append(w.dropped, contents...)
 	return modseq, nil
@@ -395,9 +401,11 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 		return nil, err
 	}
 	canon := allCanon
+	od := w.delta(m)
 	modseq := m.highest + 1
 	b := &pgx.Batch{}
 	uids := make([]uint32, len(preps))
+	threadIDs := make([]string, len(preps))
 	var size int64
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
@@ -427,18 +435,34 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 				message_id, in_reply_to, refs, preview)
 				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $25 FROM tid RETURNING id)
 			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c`,
+			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c
+			RETURNING (SELECT thread_id FROM tid)`,
 			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
 			p.hash, len(p.Body), "M"+id, sent, sentTZ,
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
-			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview))
+			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&threadIDs[i]) })
+		var sentDate time.Time
+		if sent != nil {
+			sentDate = backend.JoinTime(*sent, *sentTZ)
+		}
+		od.d.Rows = append(od.d.Rows, store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, backend.FormatKeywords(kws)),
+			Size: int64(len(p.Body)), InternalDate: backend.JoinTime(isec, itz), SaveDate: time.Unix(saveDate, 0).UTC(),
+			SentDate: sentDate, EmailID: "M" + id})
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	w.unverified = w.unverified[:0]
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
 	}
+	for i := range threadIDs {
+		od.d.Rows[len(od.d.Rows)-len(threadIDs)+i].ThreadID = threadIDs[i]
+	}
+	// Keywords may have grown the mailbox's list, which a delta does not
+	// carry.
+	od.unusable = od.unusable || len(allCanon) > 0
+	od.d.Head = m.head()
 	if err := w.verifyBlobs(); err != nil {
 		return nil, err
 	}
