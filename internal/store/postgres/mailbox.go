@@ -453,7 +453,7 @@ func (w *wtx) renameInbox(src *mbox, to string) error {
 	if _, err := w.insertCopies(&d, rows, true); err != nil {
 		return err
 	}
-	_, err = w.expungeRows(src, rows)
+	_, err = w.expungeRows(src, rows, true)
 	return err
 }
 
@@ -596,7 +596,11 @@ func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32)
 			noSelect bool
 			mark     int64
 		)
-		err := w.tx.QueryRow(w.ctx, claimRecentSQL, mailboxID, a.id, int64(upTo)).Scan(&name, &noSelect, &mark)
+		b := &pgx.Batch{} // a batch: BEGIN and the user's lock go with it
+		b.Queue(claimRecentSQL, mailboxID, a.id, int64(upTo)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&name, &noSelect, &mark)
+		})
+		err := w.tx.SendBatch(w.ctx, b).Close()
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("mailbox %d: %w", mailboxID, store.ErrNoSuchMailbox)

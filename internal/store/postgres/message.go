@@ -266,8 +266,10 @@ func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []
 
 // expungeRows removes rows (at least one) from mailbox m, leaving
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
-// this transaction has it; its HIGHESTMODSEQ is advanced.
-func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+// this transaction has it; its HIGHESTMODSEQ is advanced. Unless moved
+// (the rows were copied elsewhere in this transaction, keeping their
+// contents), their contents are dropped at commit if nothing uses them.
+func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 	od := w.delta(m)
 	modseq := m.highest + 1
 	rs := toRanges(uidsOfRows(rows))
@@ -301,7 +303,9 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	od.expunged(rows, modseq)
 	od.d.Head = m.head()
 	w.changed[m.id] = modseq
-	w.dropped = append(w.dropped, contents...)
+	if !moved {
+		w.dropped = append(w.dropped, contents...)
+	}
 	return modseq, nil
 }
 
@@ -558,7 +562,7 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
-		if _, err := w.expungeRows(&sel.src, sel.rows); err != nil {
+		if _, err := w.expungeRows(&sel.src, sel.rows, false); err != nil {
 			return err
 		}
 		out = uidsOfRows(sel.rows)
@@ -616,7 +620,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		}
 		res.SrcUIDs = uidsOfRows(rows)
 		if move {
-			res.SrcModSeq, err = w.expungeRows(sp, rows)
+			res.SrcModSeq, err = w.expungeRows(sp, rows, true)
 		}
 		return err
 	})
