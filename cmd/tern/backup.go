@@ -73,6 +73,10 @@ func (e *env) restore(args []string) int {
 	if kind, url, err := cfg.Backend(); err == nil && kind == config.StorePostgres {
 		return e.restorePostgres(cfg, url, pos[0])
 	}
+	if postgres.IsDump(pos[0]) {
+		fmt.Fprintf(e.stderr, "tern restore: %s is a backup of a postgres store: restore it with --store postgres://... (a new, empty database)\n", pos[0])
+		return exitError
+	}
 	dir, err := sqliteDir(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern restore: %v\n", err)

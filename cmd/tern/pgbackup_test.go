@@ -164,6 +164,22 @@ func TestBackupRestorePostgres(t *testing.T) {
 		t.Fatalf("backup into a used directory: %+v", r)
 	}
 
+	// It is no data directory backup, and an embedded store's backup is
+	// not this one.
+	if r := runT(t, "", "restore", dest, "--data", t.TempDir()); r.code == 0 || !strings.Contains(r.stderr, "backup of a postgres store") {
+		t.Fatalf("restore into a data directory: %+v", r)
+	}
+	sqliteBackup, sqliteData := filepath.Join(t.TempDir(), "sq"), t.TempDir()
+	if r := runT(t, "pw\n", "user", "add", "dave", "--data", sqliteData); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	if r := runT(t, "", "backup", sqliteBackup, "--data", sqliteData); r.code != 0 {
+		t.Fatalf("sqlite backup: %+v", r)
+	}
+	if r := runT(t, "", "restore", sqliteBackup, "--store", pgtest.NewDatabase(t)); r.code == 0 || !strings.Contains(r.stderr, "no postgres store backup") {
+		t.Fatalf("restore of an embedded store's backup into postgres: %+v", r)
+	}
+
 	url2 := pgtest.NewDatabase(t)
 	blobDir2 := t.TempDir()
 	// Without the blob store the bodies have nowhere to go.

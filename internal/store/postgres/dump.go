@@ -234,12 +234,18 @@ func ReadDumpManifest(dir string) (*DumpManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no complete backup in %s: %w", dir, err)
 	}
+	var probe struct {
+		Format any `json:"format"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", dir, err)
+	}
+	if probe.Format != DumpFormat {
+		return nil, fmt.Errorf("%s holds no postgres store backup (an embedded store's backup is restored with --data DIR, and moved to PostgreSQL with tern store copy)", dir)
+	}
 	var m DumpManifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", dir, err)
-	}
-	if m.Format != DumpFormat {
-		return nil, fmt.Errorf("%s holds no postgres store backup (format %q; an sqlite store's backup is restored with --data)", dir, m.Format)
 	}
 	return &m, nil
 }
