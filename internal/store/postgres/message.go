@@ -256,13 +256,28 @@ func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []
 	if len(kws) > 0 {
 		b.Queue(addMailboxKeywordsSQL, d.id, foldAll(kws))
 	}
-	b.Queue(`INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING`, d.id, modseq, d.uidNext)
-	b.Queue(`UPDATE mailboxes SET uidnext = $2, highestmodseq = $3 WHERE id = $1`, d.id, d.uidNext+uint32(n), modseq)
-	b.Queue(addUsageSQL, w.a.id, msgs, bytes)
+	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id)
 	d.uidNext += uint32(n)
 	d.highest = modseq
 	w.changed[d.id] = modseq
 }
+
+// allocatedSQL records that modseq $2 allocated the UIDs from $3 in
+// mailbox $1 (uid_log), moves the mailbox's UIDNEXT to $4 and its
+// HIGHESTMODSEQ to $2, and changes user $7's usage by $5 messages of $6
+// bytes: one statement (the three used to be one each).
+const allocatedSQL = `WITH log AS (INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING),
+	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
+	UPDATE mailboxes SET uidnext = $4, highestmodseq = $2 WHERE id = $1`
+
+// tombstonesSQL records that modseq $4 expunged the UID ranges ($2, $3)
+// of mailbox $1, moves its HIGHESTMODSEQ to $4 and changes user $7's
+// usage by $5 messages of $6 bytes: one statement.
+const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
+		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq),
+	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
+	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
 
 // expungeRows removes rows (at least one) from mailbox m, leaving
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
@@ -282,12 +297,7 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi`, m.id, rs.lo, rs.hi)
-	b.Queue(`INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
-		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq`,
-		m.id, rs.lo, rs.hi, modseq)
-	b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
-	b.Queue(addUsageSQL, w.a.id, -int64(len(rows)), -size)
+	b.Queue(tombstonesSQL, m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id)
 	br := w.tx.SendBatch(w.ctx, b)
 	tag, err := br.Exec()
 	if err == nil && tag.RowsAffected() != int64(len(rows)) {
