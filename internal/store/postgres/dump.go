@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,7 @@ type DumpOptions struct {
 // Dump backs the database at url up into dest (created; an existing
 // one must be empty). Nodes may keep serving.
 func Dump(ctx context.Context, url, dest string, opts DumpOptions) (*DumpManifest, error) {
+	url = withoutPoolParams(url)
 	if opts.Grace <= 0 {
 		opts.Grace = time.Hour
 	}
@@ -184,6 +186,7 @@ type RestoreOptions struct {
 // that no restored row ever names a missing body; then pg_restore loads
 // the dump in one transaction.
 func RestoreDump(ctx context.Context, src, url string, opts RestoreOptions) (*DumpManifest, error) {
+	url = withoutPoolParams(url)
 	m, err := ReadDumpManifest(src)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -226,6 +229,29 @@ func RestoreDump(ctx context.Context, src, url string, opts RestoreOptions) (*Du
 		return nil, fmt.Errorf("restore: pg_restore: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return m, nil
+}
+
+// withoutPoolParams drops pgxpool's own settings (pool_max_conns, ...)
+// from a URL or keyword/value connection string: a single connection,
+// pg_dump and pg_restore do not know them.
+func withoutPoolParams(conn string) string {
+	if u, err := neturl.Parse(conn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		for k := range q {
+			if strings.HasPrefix(k, "pool_") {
+				q.Del(k)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	var kept []string
+	for _, f := range strings.Fields(conn) {
+		if !strings.HasPrefix(f, "pool_") {
+			kept = append(kept, f)
+		}
+	}
+	return strings.Join(kept, " ")
 }
 
 // ReadDumpManifest reads and checks the manifest of the backup in dir.
