@@ -25,6 +25,11 @@
 #   --tern-no-text-index  run tern with index.text = false (no full-text
 #                     indexing of the appended mail, as Dovecot without FTS)
 #   --tern-cpuprofile F  write a CPU profile of tern's whole life to F
+#   --ternpg-cpuprofile F  the same for the tern on PostgreSQL (--postgres)
+#   --pg-params S     extra parameters for tern's PostgreSQL URL, e.g.
+#                     pool_max_conns=8 (pgxpool's connection string keys)
+#   --pg-stat-statements  load pg_stat_statements in the private cluster and
+#                     write its top statements (by calls) to OUT/pg-statements.txt
 #   --postgres        also run tern on the PostgreSQL store (label ternpg): a
 #                     private cluster (Debian's postgresql, initdb in the temp
 #                     dir as nobody, fsync on, loopback, free port) and a
@@ -50,7 +55,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() PG=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -65,6 +70,9 @@ while [ $# -gt 0 ]; do
 	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
 	--tern-no-text-index) TERN_TEXT=false; shift ;;
 	--tern-cpuprofile) TERN_PROF=(--cpuprofile "$2"); shift 2 ;;
+	--ternpg-cpuprofile) TPG_PROF=(--cpuprofile "$2"); shift 2 ;;
+	--pg-stat-statements) PG_STAT=1; shift ;;
+	--pg-params) PG_PARAMS=$2; shift 2 ;;
 	--postgres) PG=1; shift ;;
 	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
@@ -165,19 +173,23 @@ if [ "$PG" = 1 ]; then
 	chown nobody:nogroup "$WORK/pg"
 	PGDATA=$WORK/pg/data
 	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
-	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" \
-		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+	PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB"
+	[ "$PG_STAT" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements"
+	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" -o "$PG_OPTS" >/dev/null
 	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
+	if [ "$PG_STAT" = 1 ]; then
+		runuser -u nobody -- "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U tern -d tern -c 'CREATE EXTENSION pg_stat_statements'
+	fi
 	sed -e "s#^data_dir = .*#data_dir = \"$WORK/ternpg/data\"#" -e "s#^imap = .*#imap = \"127.0.0.1:$TPG_PORT\"#" \
 		"$WORK/tern/tern.toml" >"$WORK/ternpg/tern.toml"
 	# tern.toml has a [store] section (fsync): the URL goes into it.
-	sed -i "/^\[store\]/a url = \"postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable\"" "$WORK/ternpg/tern.toml"
+	sed -i "/^\[store\]/a url = \"postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable${PG_PARAMS:+&$PG_PARAMS}\"" "$WORK/ternpg/tern.toml"
 	log "creating $USERS users in tern on PostgreSQL"
 	for i in $(seq 1 "$USERS"); do
 		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/ternpg/tern.toml" >/dev/null
 	done
-	"$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" 2>>"$WORK/ternpg/tern.log" &
+	"$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" "${TPG_PROF[@]}" 2>>"$WORK/ternpg/tern.log" &
 	TPG_PID=$!
 fi
 
@@ -294,6 +306,8 @@ run_imaptest() { # server profile round
 }
 
 : >"$OUT/imaptest-lines.txt"
+pg_sql() { runuser -u nobody -- "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U tern -d tern "$@"; }
+[ "$PG_STAT" = 1 ] && pg_sql -c 'SELECT pg_stat_statements_reset()' >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
 	for prof in ${PROFILES//,/ }; do
 		order="tern dovecot"
@@ -336,4 +350,9 @@ END {
       qc = med(q, cps); tc = med(t, cps); dc = med(d, cps)
       printf "| %s | %.0f | **%.2f×** | **%.2f×** | %d | %.3f |\n", profs[p], qc, (tc > 0 ? qc / tc : 0), (dc > 0 ? qc / dc : 0), err[q], med(q, cpu)
     } } }' "$OUT/imaptest-lines.txt" | tee "$OUT/imaptest-table.md"
+if [ "$PG_STAT" = 1 ]; then
+	pg_sql -c "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+		FROM pg_stat_statements ORDER BY calls DESC LIMIT 40" >"$OUT/pg-statements.txt"
+	pg_sql -c "SELECT sum(calls) AS statements, round(sum(total_exec_time)::numeric, 1) AS exec_ms FROM pg_stat_statements" >>"$OUT/pg-statements.txt"
+fi
 log "results in $OUT"

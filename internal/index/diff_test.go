@@ -28,9 +28,19 @@ func TestDifferential(t *testing.T) {
 }
 
 func runDifferential(t *testing.T, budget int64) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	st, x := openIndexed(t, dir, nil, index.Options{MemoryBudget: budget})
+	diffStores(t, st, x, func(n store.Notifier) (store.Store, error) {
+		return sqlite.Open(context.Background(), dir, sqlite.Options{Notifier: n})
+	})
+}
+
+// diffStores is TestDifferential on st (the index x in front of a
+// store) and a second store on the same data that open opens (given the
+// notifier that tells the index of its commits), then compared with a
+// third, fresh one.
+func diffStores(t *testing.T, st store.Store, x *index.Indexes, open func(n store.Notifier) (store.Store, error)) {
+	ctx := context.Background()
 	defer st.Close()
 	if err := st.CreateUser(ctx, "u", "h"); err != nil {
 		t.Fatal(err)
@@ -46,9 +56,9 @@ func runDifferential(t *testing.T, budget int64) {
 		}
 	}
 	setup.Close()
-	// The other process: its own store on the same directory, telling the
+	// The other process: its own store on the same data, telling the
 	// index about its commits as the notify socket would.
-	other, err := sqlite.Open(ctx, dir, sqlite.Options{Notifier: x})
+	other, err := open(x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +87,7 @@ func runDifferential(t *testing.T, budget int64) {
 		t.Fatal(err)
 	}
 
-	fresh, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	fresh, err := open(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

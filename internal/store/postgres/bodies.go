@@ -126,19 +126,28 @@ const deleteUnusedInline = `DELETE FROM bodies WHERE refs <= 0 AND data IS NOT N
 
 // dropUnusedContents deletes the contents among ids that no message uses
 // any more (after an expunge or a mailbox deletion) and releases their
-// bodies.
-func dropUnusedContents(ctx context.Context, tx querier, ids []int64) error {
+// bodies, deleting those kept in the database that nobody uses now: two
+// statements in one round trip. The first locks the bodies in hash order
+// (as releaseBodies does: two users releasing the same bodies do not
+// deadlock); the second finds what the first released by its release
+// time, this transaction's now() (bodies_released index).
+func dropUnusedContents(ctx context.Context, tx dbtx, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	br, err := deadBodies(ctx, tx, `WITH gone AS (
-		DELETE FROM contents c WHERE c.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
-		RETURNING body_hash)
-		SELECT body_hash, count(*) FROM gone GROUP BY body_hash`, ids)
-	if err != nil {
-		return err
+	b := &pgx.Batch{}
+	b.Queue(`WITH gone AS (
+			DELETE FROM contents c WHERE c.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
+			RETURNING body_hash),
+		d AS (SELECT body_hash AS h, count(*) AS n FROM gone GROUP BY body_hash),
+		lk AS (SELECT hash FROM bodies WHERE hash IN (SELECT h FROM d) ORDER BY hash FOR NO KEY UPDATE)
+		UPDATE bodies b SET refs = b.refs - d.n, released = CASE WHEN b.refs - d.n <= 0 THEN now() END
+		FROM d JOIN lk ON lk.hash = d.h WHERE b.hash = d.h`, ids)
+	b.Queue(`DELETE FROM bodies WHERE refs = 0 AND released = now() AND data IS NOT NULL`)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("drop unused contents: %w", err)
 	}
-	return releaseBodies(ctx, tx, br)
+	return nil
 }
 
 // memBody is an open message body read from the database.

@@ -27,11 +27,11 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if a.closed.Load() {
 		return fmt.Errorf("fetch: %w", errAccountClosed)
 	}
-	if _, err := a.selectableByID(ctx, a.s.pool, mailboxID); err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
 	sorted := toRanges(uids)
 	if sorted.empty() {
+		if _, err := a.selectableByID(ctx, a.s.pool, mailboxID); err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
 		return nil
 	}
 	col := func(w store.Want, c string) string {
@@ -51,13 +51,15 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if content {
 		q += ` JOIN contents c ON c.id = m.content_id`
 	}
-	q += ` WHERE m.mailbox_id = $1 ORDER BY m.uid`
+	// The mailbox row, joined, proves the mailbox is the account's and
+	// selectable without a statement of its own (fetchRows).
+	q += ` JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.user_id = $4 AND NOT mb.noselect WHERE m.mailbox_id = $1 ORDER BY m.uid`
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
-	for rs := sorted; !rs.empty(); {
+	for rs, first := sorted, true; !rs.empty(); first = false {
 		var batch uidRanges
 		batch, rs = nextFetchBatch(rs, fetchBatch)
 		var err error
-		msgs, err = a.fetchRows(ctx, q, []any{mailboxID, batch.lo, batch.hi}, want, content, msgs[:0])
+		msgs, err = a.fetchRows(ctx, first, q, []any{mailboxID, batch.lo, batch.hi, a.id}, want, content, msgs[:0])
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}
@@ -77,12 +79,26 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 }
 
 // fetchRows runs one query of Fetch and returns its messages, appended to
-// out, with the rows closed.
-func (a *account) fetchRows(ctx context.Context, q string, args []any, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
+// out, with the rows closed. The query only finds messages of a
+// selectable mailbox of the account (it joins the mailbox row); with
+// check, a query that found nothing asks why, so that a mailbox that is
+// gone is an error and not an empty answer.
+func (a *account) fetchRows(ctx context.Context, check bool, q string, args []any, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
 	rows, err := a.s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return out, err
 	}
+	n := len(out)
+	if out, err = scanFetchRows(rows, want, content, out); err != nil || !check || len(out) > n {
+		return out, err
+	}
+	_, err = a.selectableByID(ctx, a.s.pool, args[0].(int64))
+	return out, err
+}
+
+// scanFetchRows reads the rows of Fetch's query into messages appended to
+// out, and closes them.
+func scanFetchRows(rows pgx.Rows, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
 	var (
 		uid                    uint32
 		modseq                 uint64
@@ -100,7 +116,7 @@ func (a *account) fetchRows(ctx context.Context, q string, args []any, want stor
 		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &msgID, &irt, &refs, &preview)
 	}
 	fl := backend.FlagInterner{}
-	_, err = pgx.ForEachRow(rows, dest, func() error {
+	_, err := pgx.ForEachRow(rows, dest, func() error {
 		msg := &store.Message{UID: uid, ModSeq: modseq}
 		if want&store.WantSize != 0 {
 			msg.Size = size

@@ -8,8 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/tern-imap/tern/internal/store"
 )
 
 // Group commit. The writes of one user are serialized by the lock on the
@@ -137,6 +135,7 @@ func (a *account) finish(op *writeOp) error {
 	if op.err != nil {
 		return fmt.Errorf("%s: %w", op.what, op.err)
 	}
+	a.s.sendDeltas(a, op.w)
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)
 	return nil
 }
@@ -163,8 +162,8 @@ var errNothingCommitted = errors.New("no write of the group succeeded")
 const lockUserSQL = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 
 // runTx is one attempt of runBatch. The transaction is managed by hand
-// on one connection, so that BEGIN goes with the row lock and the change
-// signal with COMMIT, one round trip each.
+// on one connection, so that BEGIN and the row lock go with the write's
+// first batch (lockconn.go) and the change signal with COMMIT.
 func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	pc, err := a.s.pool.Acquire(ctx)
 	if err != nil {
@@ -172,39 +171,34 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	}
 	// The pool closes a connection released inside a transaction.
 	defer pc.Release()
-	conn := pc.Conn()
+	lc := &lockConn{Conn: pc.Conn(), user: a.id, name: a.name, pending: true}
+	conn := lc.Conn
 	done := false
 	defer func() {
-		if !done && !conn.IsClosed() {
+		if !done && !lc.pending && !conn.IsClosed() {
 			conn.Exec(ctx, `ROLLBACK`)
 		}
 	}()
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(lockUserSQL, a.id)
-	br := conn.SendBatch(ctx, b)
-	_, err = br.Exec()
-	if err == nil {
-		var one int
-		err = br.QueryRow().Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = fmt.Errorf("user %q: %w", a.name, store.ErrNoSuchUser)
+	if len(ops) > 1 {
+		// The savepoints need the transaction first.
+		if err := lc.begin(ctx); err != nil {
+			return err
 		}
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	all, err := a.runOps(ctx, lc, ops)
+	if lc.err != nil {
+		return lc.err // the lock's failure explains the others
 	}
-	if err != nil {
-		return fmt.Errorf("lock user: %w", err)
-	}
-	all, err := a.runOps(ctx, conn, ops)
 	if err != nil {
 		return err
 	}
-	b = &pgx.Batch{}
+	if err := lc.begin(ctx); err != nil { // a write that sent nothing
+		return err
+	}
+	b := &pgx.Batch{}
 	all.queueNotify(b)
 	b.Queue(`COMMIT`)
-	br = conn.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
 	for range b.Len() {
 		if tag, err = br.Exec(); err != nil {
@@ -224,7 +218,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 // runOps runs ops (in savepoints when there are several) in the
 // transaction on conn and returns what the successful ones did together,
 // after dropping the contents they left unused.
-func (a *account) runOps(ctx context.Context, conn *pgx.Conn, ops []*writeOp) (*wtx, error) {
+func (a *account) runOps(ctx context.Context, conn *lockConn, ops []*writeOp) (*wtx, error) {
 	all := &wtx{ctx: ctx, tx: conn, a: a, changed: map[int64]uint64{}}
 	ok := 0
 	for _, op := range ops {
@@ -234,6 +228,9 @@ func (a *account) runOps(ctx context.Context, conn *pgx.Conn, ops []*writeOp) (*
 		}
 		if len(ops) == 1 {
 			if op.err = op.fn(op.w); op.err != nil {
+				if conn.err != nil {
+					op.err = conn.err // BEGIN or the lock failed under it
+				}
 				if retryable(op.err) {
 					return nil, op.err
 				}
@@ -263,7 +260,7 @@ func (a *account) runOps(ctx context.Context, conn *pgx.Conn, ops []*writeOp) (*
 
 // runInSavepoint runs op inside a savepoint, undoing it alone when it
 // fails.
-func runInSavepoint(ctx context.Context, conn *pgx.Conn, op *writeOp) error {
+func runInSavepoint(ctx context.Context, conn dbtx, op *writeOp) error {
 	if _, err := conn.Exec(ctx, `SAVEPOINT write`); err != nil {
 		return err
 	}

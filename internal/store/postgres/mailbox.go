@@ -46,6 +46,7 @@ type wtx struct {
 	// unverified are new bodies whose blob store object must be checked
 	// before the commit (queueSaveBody, verifyBlobs).
 	unverified []*prepared
+	deltas     map[int64]*ownDelta // by mailbox id (delta.go)
 }
 
 // readBatch sends b's statements in one round trip, inside a read-only
@@ -149,7 +150,15 @@ func selectable(m mbox, err error) (mbox, error) {
 }
 
 func (a *account) mboxByName(ctx context.Context, q querier, name string) (mbox, error) {
-	m, err := scanMbox(q.QueryRow(ctx, `SELECT `+mboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, a.id, name))
+	return mboxNamed(q.QueryRow(ctx, mboxByNameSQL, a.id, name), name)
+}
+
+// mboxByNameSQL reads user $1's mailbox named $2.
+const mboxByNameSQL = `SELECT ` + mboxCols + ` FROM mailboxes WHERE user_id = $1 AND name = $2`
+
+// mboxNamed scans the row of mboxByNameSQL for the mailbox called name.
+func mboxNamed(row pgx.Row, name string) (mbox, error) {
+	m, err := scanMbox(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, fmt.Errorf("mailbox %q: %w", name, store.ErrNoSuchMailbox)
 	}
@@ -444,7 +453,7 @@ func (w *wtx) renameInbox(src *mbox, to string) error {
 	if _, err := w.insertCopies(&d, rows, true); err != nil {
 		return err
 	}
-	_, err = w.expungeRows(src, rows)
+	_, err = w.expungeRows(src, rows, true)
 	return err
 }
 
@@ -571,20 +580,37 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 	return st, uids, err
 }
 
+// claimRecentSQL moves mailbox $1's (of user $2) recent mark up to $3,
+// at most to UIDNEXT-1, and returns the mailbox's name, \Noselect and
+// the mark as it was: one statement instead of a read and an update.
+const claimRecentSQL = `WITH old AS (SELECT name, noselect, recent_mark, uidnext FROM mailboxes WHERE id = $1 AND user_id = $2),
+	claim AS (UPDATE mailboxes m SET recent_mark = LEAST($3::bigint, old.uidnext - 1) FROM old
+		WHERE m.id = $1 AND NOT old.noselect AND LEAST($3::bigint, old.uidnext - 1) > old.recent_mark)
+	SELECT name, noselect, recent_mark FROM old`
+
 func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	var first uint32
 	err := a.write(ctx, "claim recent", func(w *wtx) error {
-		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
-		m, err := a.selectableByID(ctx, w.tx, mailboxID)
-		if err != nil {
-			return err
+		var (
+			name     string
+			noSelect bool
+			mark     int64
+		)
+		b := &pgx.Batch{} // a batch: BEGIN and the user's lock go with it
+		b.Queue(claimRecentSQL, mailboxID, a.id, int64(upTo)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&name, &noSelect, &mark)
+		})
+		err := w.tx.SendBatch(w.ctx, b).Close()
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("mailbox %d: %w", mailboxID, store.ErrNoSuchMailbox)
+		case err != nil:
+			return fmt.Errorf("claim recent: %w", err)
+		case noSelect:
+			return fmt.Errorf("mailbox %q: %w", name, store.ErrNoSelect)
 		}
-		first = m.recentMark + 1
-		upTo = min(upTo, m.uidNext-1)
-		if upTo > m.recentMark {
-			_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET recent_mark = $2 WHERE id = $1`, m.id, upTo)
-		}
-		return err
+		first = uint32(mark) + 1
+		return nil
 	})
 	return first, err
 }

@@ -62,6 +62,16 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	if !all && rs.empty() {
 		return nil, nil
 	}
+	q, args := msgRowsSQL(mailboxID, rs, all, onlyDeleted)
+	rows, err := w.tx.Query(w.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return collectMsgRows(rows)
+}
+
+// msgRowsSQL is msgRows's statement and its arguments.
+func msgRowsSQL(mailboxID int64, rs uidRanges, all, onlyDeleted bool) (string, []any) {
 	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date FROM messages m `
 	args := []any{mailboxID}
 	if !all {
@@ -72,10 +82,11 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	if onlyDeleted {
 		q += ` AND m.sysflags & 8 <> 0`
 	}
-	rows, err := w.tx.Query(w.ctx, q+` ORDER BY m.uid`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read messages: %w", err)
-	}
+	return q + ` ORDER BY m.uid`, args
+}
+
+// collectMsgRows reads the result of msgRowsSQL.
+func collectMsgRows(rows pgx.Rows) ([]msgRow, error) {
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (msgRow, error) {
 		var r msgRow
 		err := row.Scan(&r.uid, &r.modseq, &r.sys, &r.kws, &r.contentID, &r.size, &r.idate, &r.itz, &r.sdate)
@@ -83,6 +94,47 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
+	}
+	return out, nil
+}
+
+// selectedRows is what a write on a mailbox's messages reads first: the
+// mailbox, the messages it acts on and, for COPY and MOVE, the
+// destination.
+type selectedRows struct {
+	src, dest mbox
+	rows      []msgRow
+}
+
+// selectableRows reads, in one round trip, mailbox id (selectable), its
+// messages among rs (or all, as msgRows) and, unless destName is empty,
+// the selectable mailbox of that name. Each statement sees the
+// transaction's lock on the user's row, so the three agree.
+func (w *wtx) selectableRows(id int64, destName string, rs uidRanges, all, onlyDeleted bool) (selectedRows, error) {
+	var out selectedRows
+	b := &pgx.Batch{}
+	b.Queue(mboxByIDSQL, id, w.a.id).QueryRow(func(row pgx.Row) error {
+		var err error
+		out.src, err = selectable(mboxFound(row, id))
+		return err
+	})
+	if destName != "" {
+		b.Queue(mboxByNameSQL, w.a.id, destName).QueryRow(func(row pgx.Row) error {
+			var err error
+			out.dest, err = selectable(mboxNamed(row, destName))
+			return err
+		})
+	}
+	if all || !rs.empty() {
+		q, args := msgRowsSQL(id, rs, all, onlyDeleted)
+		b.Queue(q, args...).Query(func(rows pgx.Rows) error {
+			var err error
+			out.rows, err = collectMsgRows(rows)
+			return err
+		})
+	}
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -147,6 +199,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	if uint64(d.uidNext)+uint64(len(rows)) > math.MaxUint32 {
 		return nil, fmt.Errorf("mailbox %q: UIDs exhausted", d.name)
 	}
+	// The rows lack the content fields the index keeps (sent date, object
+	// ids): the index catches up with a query.
+	w.delta(d).unusable = true
 	modseq := d.highest + 1
 	t := now()
 	uids := make([]uint32, len(rows))
@@ -201,18 +256,36 @@ func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []
 	if len(kws) > 0 {
 		b.Queue(addMailboxKeywordsSQL, d.id, foldAll(kws))
 	}
-	b.Queue(`INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING`, d.id, modseq, d.uidNext)
-	b.Queue(`UPDATE mailboxes SET uidnext = $2, highestmodseq = $3 WHERE id = $1`, d.id, d.uidNext+uint32(n), modseq)
-	b.Queue(addUsageSQL, w.a.id, msgs, bytes)
+	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id)
 	d.uidNext += uint32(n)
 	d.highest = modseq
 	w.changed[d.id] = modseq
 }
 
+// allocatedSQL records that modseq $2 allocated the UIDs from $3 in
+// mailbox $1 (uid_log), moves the mailbox's UIDNEXT to $4 and its
+// HIGHESTMODSEQ to $2, and changes user $7's usage by $5 messages of $6
+// bytes: one statement (the three used to be one each).
+const allocatedSQL = `WITH log AS (INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING),
+	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
+	UPDATE mailboxes SET uidnext = $4, highestmodseq = $2 WHERE id = $1`
+
+// tombstonesSQL records that modseq $4 expunged the UID ranges ($2, $3)
+// of mailbox $1, moves its HIGHESTMODSEQ to $4 and changes user $7's
+// usage by $5 messages of $6 bytes: one statement.
+const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
+		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
+		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq),
+	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
+	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
+
 // expungeRows removes rows (at least one) from mailbox m, leaving
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
-// this transaction has it; its HIGHESTMODSEQ is advanced.
-func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
+// this transaction has it; its HIGHESTMODSEQ is advanced. Unless moved
+// (the rows were copied elsewhere in this transaction, keeping their
+// contents), their contents are dropped at commit if nothing uses them.
+func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
+	od := w.delta(m)
 	modseq := m.highest + 1
 	rs := toRanges(uidsOfRows(rows))
 	var size int64
@@ -224,12 +297,7 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi`, m.id, rs.lo, rs.hi)
-	b.Queue(`INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
-		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq`,
-		m.id, rs.lo, rs.hi, modseq)
-	b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
-	b.Queue(addUsageSQL, w.a.id, -int64(len(rows)), -size)
+	b.Queue(tombstonesSQL, m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id)
 	br := w.tx.SendBatch(w.ctx, b)
 	tag, err := br.Exec()
 	if err == nil && tag.RowsAffected() != int64(len(rows)) {
@@ -242,8 +310,12 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
+	od.expunged(rows, modseq)
+	od.d.Head = m.head()
 	w.changed[m.id] = modseq
-	w.dropped = append(w.dropped, contents...)
+	if !moved {
+		w.dropped = append(w.dropped, contents...)
+	}
 	return modseq, nil
 }
 
@@ -291,8 +363,23 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	}
 	err = a.write(ctx, "append", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
-		m, err := a.selectableByName(ctx, w.tx, n)
-		if err != nil {
+		// The mailbox and the quota in one round trip.
+		var (
+			m  mbox
+			qt store.Quota
+		)
+		b := &pgx.Batch{}
+		b.Queue(mboxByNameSQL, a.id, n).QueryRow(func(row pgx.Row) error {
+			var err error
+			m, err = selectable(mboxNamed(row, n))
+			return err
+		})
+		b.Queue(quotaSQL, a.id).QueryRow(func(row pgx.Row) error {
+			var err error
+			qt, err = scanQuota(row)
+			return err
+		})
+		if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		if uint64(m.uidNext)+uint64(len(msgs)) > math.MaxUint32 {
@@ -302,7 +389,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if len(msgs) == 0 {
 			return nil
 		}
-		if err := w.checkQuota(int64(len(msgs)), size); err != nil {
+		if err := quotaAllows(qt, int64(len(msgs)), size); err != nil {
 			return err
 		}
 		uids, err := w.insertNew(&m, preps, t.Unix())
@@ -328,9 +415,11 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 		return nil, err
 	}
 	canon := allCanon
+	od := w.delta(m)
 	modseq := m.highest + 1
 	b := &pgx.Batch{}
 	uids := make([]uint32, len(preps))
+	threadIDs := make([]string, len(preps))
 	var size int64
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
@@ -360,18 +449,34 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 				message_id, in_reply_to, refs, preview)
 				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $25 FROM tid RETURNING id)
 			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c`,
+			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c
+			RETURNING (SELECT thread_id FROM tid)`,
 			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
 			p.hash, len(p.Body), "M"+id, sent, sentTZ,
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
-			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview))
+			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&threadIDs[i]) })
+		var sentDate time.Time
+		if sent != nil {
+			sentDate = backend.JoinTime(*sent, *sentTZ)
+		}
+		od.d.Rows = append(od.d.Rows, store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, backend.FormatKeywords(kws)),
+			Size: int64(len(p.Body)), InternalDate: backend.JoinTime(isec, itz), SaveDate: time.Unix(saveDate, 0).UTC(),
+			SentDate: sentDate, EmailID: "M" + id})
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	w.unverified = w.unverified[:0]
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
 	}
+	for i := range threadIDs {
+		od.d.Rows[len(od.d.Rows)-len(threadIDs)+i].ThreadID = threadIDs[i]
+	}
+	// Keywords may have grown the mailbox's list, which a delta does not
+	// carry.
+	od.unusable = od.unusable || len(allCanon) > 0
+	od.d.Head = m.head()
 	if err := w.verifyBlobs(); err != nil {
 		return nil, err
 	}
@@ -391,19 +496,16 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 	err = a.write(ctx, "store flags", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.StoreResult{}
-		m, err := a.selectableByID(ctx, w.tx, mailboxID)
-		if err != nil {
+		sel, err := w.selectableRows(mailboxID, "", rs, false, false)
+		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
+		m, rows := sel.src, sel.rows
 		kws := opKws
 		if op != store.FlagsRemove {
 			if kws, err = w.canonKeywords(opKws); err != nil {
 				return err
 			}
-		}
-		rows, err := w.msgRows(m.id, rs, false, false)
-		if err != nil || len(rows) == 0 {
-			return err
 		}
 		modseq := m.highest + 1
 		// New flags are computed here and written with one UPDATE per
@@ -465,20 +567,15 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 	var out []uint32
 	rs := toRanges(uids)
 	err := a.write(ctx, "expunge", func(w *wtx) error {
-		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		out = nil
-		m, err := a.selectableByID(ctx, w.tx, mailboxID)
-		if err != nil {
+		sel, err := w.selectableRows(mailboxID, "", rs, uids == nil, onlyDeleted)
+		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
-		rows, err := w.msgRows(m.id, rs, uids == nil, onlyDeleted)
-		if err != nil || len(rows) == 0 {
+		if _, err := w.expungeRows(&sel.src, sel.rows, false); err != nil {
 			return err
 		}
-		if _, err := w.expungeRows(&m, rows); err != nil {
-			return err
-		}
-		out = uidsOfRows(rows)
+		out = uidsOfRows(sel.rows)
 		return nil
 	})
 	return out, err
@@ -504,21 +601,16 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 	}
 	rs := toRanges(uids)
 	err = a.write(ctx, what, func(w *wtx) error {
-		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.CopyResult{}
-		src, err := a.selectableByID(ctx, w.tx, srcID)
+		sel, err := w.selectableRows(srcID, dn, rs, false, false)
 		if err != nil {
 			return err
 		}
-		d, err := a.selectableByName(ctx, w.tx, dn)
-		if err != nil {
-			return err
-		}
+		src, d, rows := sel.src, sel.dest, sel.rows
 		res.DestMailboxID, res.DestUIDValidity = d.id, d.uidValidity
 		res.SrcModSeq = src.highest
-		rows, err := w.msgRows(src.id, rs, false, false)
-		if err != nil || len(rows) == 0 {
-			return err
+		if len(rows) == 0 {
+			return nil
 		}
 		if !move { // a MOVE within one account never grows usage
 			var size int64
@@ -538,7 +630,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		}
 		res.SrcUIDs = uidsOfRows(rows)
 		if move {
-			res.SrcModSeq, err = w.expungeRows(sp, rows)
+			res.SrcModSeq, err = w.expungeRows(sp, rows, true)
 		}
 		return err
 	})

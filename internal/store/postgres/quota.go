@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -28,11 +30,17 @@ func (w *wtx) addUsage(msgs, bytes int64) error {
 	return nil
 }
 
+// quotaSQL reads user $1's limits and usage.
+const quotaSQL = `SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = $1`
+
 func readQuota(ctx context.Context, q querier, user int64) (store.Quota, error) {
+	return scanQuota(q.QueryRow(ctx, quotaSQL, user))
+}
+
+// scanQuota reads the row of quotaSQL.
+func scanQuota(row pgx.Row) (store.Quota, error) {
 	var qt store.Quota
-	err := q.QueryRow(ctx, `SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = $1`, user).
-		Scan(&qt.StorageLimit, &qt.MessageLimit, &qt.StorageUsed, &qt.MessagesUsed)
-	if err != nil {
+	if err := row.Scan(&qt.StorageLimit, &qt.MessageLimit, &qt.StorageUsed, &qt.MessagesUsed); err != nil {
 		return qt, fmt.Errorf("read quota: %w", err)
 	}
 	return qt, nil
@@ -48,6 +56,12 @@ func (w *wtx) checkQuota(msgs, bytes int64) error {
 	if err != nil {
 		return err
 	}
+	return quotaAllows(qt, msgs, bytes)
+}
+
+// quotaAllows fails with store.ErrOverQuota if adding msgs messages of
+// bytes in total to qt's usage would exceed a limit.
+func quotaAllows(qt store.Quota, msgs, bytes int64) error {
 	if qt.MessageLimit > 0 && qt.MessagesUsed+msgs > qt.MessageLimit {
 		return fmt.Errorf("%d of %d messages used, %d more: %w", qt.MessagesUsed, qt.MessageLimit, msgs, store.ErrOverQuota)
 	}
