@@ -202,6 +202,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 	sel := c.sel
 	found := make([]uint32, 0, len(uids))
 	items := make([]msgsort.Item, 0, len(uids))
+	next := 0 // index in uids of the message called back
 	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
 		found = append(found, m.UID)
 		items = append(items, msgsort.Item{
@@ -214,8 +215,14 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 			References:   m.References,
 			Subject:      m.BaseSubject,
 		})
-		if i, ok := slices.BinarySearch(uids, m.UID); ok && i < len(scores) {
-			items[len(items)-1].Relevancy = scores[i]
+		// Fetch calls back in ascending UID order, as uids are: walk
+		// along them instead of searching (100,000 binary searches were
+		// a tenth of THREAD's CPU).
+		for next < len(uids) && uids[next] < m.UID {
+			next++
+		}
+		if next < len(uids) && uids[next] == m.UID && next < len(scores) {
+			items[len(items)-1].Relevancy = scores[next]
 		}
 		return nil
 	})
