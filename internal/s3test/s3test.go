@@ -74,16 +74,25 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	dir, err := os.MkdirTemp("", "tern-s3test-")
-	if err != nil {
-		return nil, fmt.Errorf("s3test: %w", err)
-	}
-	s := &Server{dir: dir, done: make(chan struct{})}
-	if err := s.start(bin); err != nil {
+	// The free ports are found by binding and releasing them; another
+	// process (a parallel test's client connection, another weed) may take
+	// one before weed binds it. Then weed exits with "address already in
+	// use", and a new server on new ports is tried.
+	for attempt := 1; ; attempt++ {
+		dir, err := os.MkdirTemp("", "tern-s3test-")
+		if err != nil {
+			return nil, fmt.Errorf("s3test: %w", err)
+		}
+		s := &Server{dir: dir, done: make(chan struct{})}
+		err = s.start(bin)
+		if err == nil {
+			return s, nil
+		}
 		s.Stop()
-		return nil, err
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
 	}
-	return s, nil
 }
 
 func (s *Server) start(bin string) error {
