@@ -31,12 +31,15 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/terncross.XXXXXX)
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
-PG_PORT=21532 A_PORT=21533 B_PORT=21534
+PG_PORT=$(free_port 21532)
+A_PORT=$(free_port $((PG_PORT + 1)))
+B_PORT=$(free_port $((A_PORT + 1)))
 A_PID="" B_PID="" PGBIN="" PGDATA=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }

@@ -44,6 +44,7 @@ while [ $# -gt 0 ]; do
 done
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/ternsearchab.XXXXXX)
 DATA=${DATA:-$WORK/data}
 OUT=${OUT:-$WORK/results}
@@ -61,9 +62,7 @@ stop() {
 }
 trap 'stop; rm -rf "$WORK/bin" "$WORK/base"' EXIT INT TERM
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-PORT=21543
-while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
+PORT=$(free_port 21543)
 
 log "building this tree and $BASELINE"
 (cd "$REPO" && go build -o "$WORK/bin/tern-new" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
