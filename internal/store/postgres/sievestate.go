@@ -38,6 +38,9 @@ func (a *account) ClaimSieveState(ctx context.Context, kind store.SieveStateKind
 	}
 	claimed := false
 	err := a.write(ctx, "claim sieve state", func(w *wtx) error {
+		if err := a.pruneSieveState(w); err != nil {
+			return err
+		}
 		// The unique key makes concurrent inserts from several nodes wait
 		// for each other; the update applies only to an expired mark.
 		tag, err := w.tx.Exec(w.ctx, `INSERT INTO sieve_state(user_id, kind, key, expires) VALUES($1, $2, $3, $4)
@@ -55,11 +58,18 @@ func (a *account) MarkSieveState(ctx context.Context, kind store.SieveStateKind,
 	}
 	return a.write(ctx, "mark sieve state", func(w *wtx) error {
 		ctx := w.ctx
-		if _, err := w.tx.Exec(ctx, `DELETE FROM sieve_state WHERE user_id = $1 AND expires <= $2`, a.id, time.Now().UnixMilli()); err != nil {
+		if err := a.pruneSieveState(w); err != nil {
 			return err
 		}
 		_, err := w.tx.Exec(ctx, `INSERT INTO sieve_state(user_id, kind, key, expires) VALUES($1, $2, $3, $4)
 			ON CONFLICT(user_id, kind, key) DO UPDATE SET expires = excluded.expires`, a.id, string(kind), key, expires.UnixMilli())
 		return err
 	})
+}
+
+// pruneSieveState deletes the user's expired marks; every write of Sieve
+// state does, so they cannot pile up (one per sender ever answered).
+func (a *account) pruneSieveState(w *wtx) error {
+	_, err := w.tx.Exec(w.ctx, `DELETE FROM sieve_state WHERE user_id = $1 AND expires <= $2`, a.id, time.Now().UnixMilli())
+	return err
 }

@@ -230,3 +230,29 @@ func TestTwoNodesVacationClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimSieveStatePrunes: a claim, like a mark, deletes the user's
+// expired marks.
+func TestClaimSieveStatePrunes(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.MarkSieveState(ctx, store.SieveVacation, "old", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.ClaimSieveState(ctx, store.SieveVacation, "new", time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("ClaimSieveState = %v, %v", ok, err)
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sieve_state`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d sieve_state rows, %v; want 1 (the expired one pruned)", n, err)
+	}
+}

@@ -122,7 +122,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 	// statements still run with its own).
 	ctx := context.WithoutCancel(ops[0].w.ctx)
 	u.commits.Add(1)
-	tx, err := u.beginBatch(ctx, ops)
+	tx, err := u.q.begin(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -187,11 +187,6 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 		first.w.dead = append(first.w.dead, g.dead...)
 	}
 	return u.commitBatch(tx, ops)
-}
-
-// beginBatch begins the transaction of ops.
-func (u *userDB) beginBatch(ctx context.Context, ops []*writeOp) (*sqlTx, error) {
-	return u.q.begin(ctx, nil)
 }
 
 // syncAfterCommit reports whether the commit of ops must be followed by

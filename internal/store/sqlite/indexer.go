@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -168,7 +169,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	defer a.Close()
 	if rebuild {
 		if err := a.write(ctx, "index: rebuild", func(w *wtx) error {
-			for _, q := range append(ftsClear, `DELETE FROM fts_pending`, queueBackfill) {
+			for _, q := range slices.Concat(ftsClear, []string{`DELETE FROM fts_pending`, queueBackfill}) {
 				if _, err := w.tx.ExecContext(ctx, q); err != nil {
 					return err
 				}

@@ -47,6 +47,9 @@ func (a *account) ClaimSieveState(ctx context.Context, kind store.SieveStateKind
 	}
 	claimed := false
 	err := a.write(ctx, "claim sieve state", func(w *wtx) error {
+		if err := pruneSieveState(w); err != nil {
+			return err
+		}
 		// The write lock (and BEGIN IMMEDIATE across processes) orders
 		// claims; the update applies only to an expired mark.
 		r, err := w.tx.ExecContext(ctx, `INSERT INTO sieve_state(kind, key, expires) VALUES(?, ?, ?)
@@ -67,11 +70,18 @@ func (a *account) MarkSieveState(ctx context.Context, kind store.SieveStateKind,
 		return fmt.Errorf("sieve state: %w", err)
 	}
 	return a.write(ctx, "mark sieve state", func(w *wtx) error {
-		if _, err := w.tx.ExecContext(ctx, `DELETE FROM sieve_state WHERE expires <= ?`, time.Now().UnixMilli()); err != nil {
+		if err := pruneSieveState(w); err != nil {
 			return err
 		}
 		_, err := w.tx.ExecContext(ctx, `INSERT INTO sieve_state(kind, key, expires) VALUES(?, ?, ?)
 			ON CONFLICT(kind, key) DO UPDATE SET expires = excluded.expires`, string(kind), key, expires.UnixMilli())
 		return err
 	})
+}
+
+// pruneSieveState deletes the user's expired marks; every write of Sieve
+// state does, so they cannot pile up (one per sender ever answered).
+func pruneSieveState(w *wtx) error {
+	_, err := w.tx.ExecContext(w.ctx, `DELETE FROM sieve_state WHERE expires <= ?`, time.Now().UnixMilli())
+	return err
 }

@@ -20,3 +20,21 @@ func TestMigrateToSieveState(t *testing.T) {
 		t.Fatalf("SieveStateSeen = %v, %v; want true", seen, err)
 	}
 }
+
+// TestClaimSieveStatePrunes: a claim, like a mark, deletes the user's
+// expired marks (vacation now only claims: without it a row per sender
+// ever answered would stay).
+func TestClaimSieveStatePrunes(t *testing.T) {
+	ctx := context.Background()
+	s, a := reopenedAfter(t)
+	if err := a.MarkSieveState(ctx, store.SieveVacation, "old", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.ClaimSieveState(ctx, store.SieveVacation, "new", time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("ClaimSieveState = %v, %v", ok, err)
+	}
+	var n int
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sieve_state`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d sieve_state rows, %v; want 1 (the expired one pruned)", n, err)
+	}
+}
