@@ -364,30 +364,14 @@ func TestTextIndexDeferredDelete(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	for i := range 2 {
-		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.IndexText(ctx, "u", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	inbox, _ := a.Mailbox(ctx, "INBOX")
-	if _, err := a.Expunge(ctx, inbox.ID, []uint32{2}, false); err != nil {
+	a, inboxID := searchSetup(t, s, []string{string(storetest.Msg(0)), string(storetest.Msg(1))})
+	if _, err := a.Expunge(ctx, inboxID, []uint32{2}, false); err != nil {
 		t.Fatal(err)
 	}
 	wantFTS(t, s, 2, 0, 1) // content 2's row waits in fts_gone
 	search := func(needle string) store.TextResult {
 		t.Helper()
-		res, err := a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})
+		res, err := a.SearchText(ctx, inboxID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,19 +410,7 @@ func TestTextIndexerPurgesDeleted(t *testing.T) {
 	ctx := context.Background()
 	s := openWith(t, t.TempDir(), Options{TextIndexer: true})
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	for i := range 3 {
-		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, inboxID := searchSetup(t, s, []string{string(storetest.Msg(0)), string(storetest.Msg(1)), string(storetest.Msg(2))})
 	waitFTS := func(indexed int) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ; {
@@ -452,8 +424,7 @@ func TestTextIndexerPurgesDeleted(t *testing.T) {
 		}
 	}
 	waitFTS(3)
-	inbox, _ := a.Mailbox(ctx, "INBOX")
-	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1, 3}, false); err != nil {
+	if _, err := a.Expunge(ctx, inboxID, []uint32{1, 3}, false); err != nil {
 		t.Fatal(err)
 	}
 	waitFTS(1)
