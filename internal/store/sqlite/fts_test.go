@@ -22,19 +22,25 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 		t.Fatal(err)
 	}
 	defer s.release(u)
+	// One snapshot: the background indexer may commit between queries.
+	tx, err := u.db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
 	for q, dst := range map[string]*int{
 		`SELECT COUNT(*) FROM fts`:                         &indexed,
 		`SELECT COUNT(*) FROM fts_pending WHERE state = 0`: &queued,
 		`SELECT COUNT(*) FROM contents`:                    &contents,
 	} {
-		if err := u.db.QueryRow(q).Scan(dst); err != nil {
+		if err := tx.QueryRow(q).Scan(dst); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The side indexes hold a row for every row of fts, no more.
 	for _, side := range []string{"fts_head", "fts_words"} {
 		var n, missing int
-		if err := u.db.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
+		if err := tx.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
 			t.Fatal(err)
 		}
 		if n != indexed || missing != 0 {
