@@ -129,3 +129,18 @@ func TestUserSubscriptionWatch(t *testing.T) {
 		t.Fatalf("watchers left after Close: %v", h.watchers)
 	}
 }
+
+// A change pending when the watch list is replaced (NOTIFY re-reads what
+// is shared after an ACL change, while mail keeps arriving) is kept for
+// the boxes still watched and dropped for the others.
+func TestUserSubscriptionWatchKeepsPending(t *testing.T) {
+	h := New()
+	s := h.SubscribeUser("bob")
+	s.Watch([]Mailbox{{"alice", 7}, {"carol", 2}})
+	h.MailboxChanged("alice", 7, 3)
+	h.MailboxChanged("carol", 2, 9)
+	s.Watch([]Mailbox{{"alice", 7}})
+	if got := s.TakeOthers(); len(got) != 1 || got[0] != (Mailbox{"alice", 7}) {
+		t.Fatalf("TakeOthers after rewatch = %v", got)
+	}
+}

@@ -39,7 +39,9 @@ type Mailbox struct {
 
 // Watch makes the subscription watch exactly boxes, mailboxes of other
 // users (shared with its user), besides its user's own: a change to one
-// signals C and shows in TakeOthers.
+// signals C and shows in TakeOthers. A change not yet taken of a box
+// that stays watched stays pending: the caller may have read the
+// mailboxes' state before that change landed.
 func (s *UserSubscription) Watch(boxes []Mailbox) {
 	if s == nil || s.hub == nil {
 		return
@@ -47,7 +49,13 @@ func (s *UserSubscription) Watch(boxes []Mailbox) {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	pending := s.dirtyOther
 	s.unwatchLocked()
+	for _, b := range boxes {
+		if _, ok := pending[key{b.User, b.ID}]; ok {
+			s.markOther(key{b.User, b.ID})
+		}
+	}
 	if h.watchers == nil {
 		h.watchers = make(map[key]map[*UserSubscription]struct{})
 	}
