@@ -154,7 +154,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	cpu0 := selfCPUSeconds()
 	err := runWorkload(ctx, &o, workload, res)
+	res.ClientCPUSeconds = selfCPUSeconds() - cpu0
 	if mon != nil {
 		s := mon.finish()
 		res.Server = &s
@@ -326,6 +328,7 @@ func printResult(w io.Writer, r *result) {
 	if r.Server != nil {
 		fmt.Fprintf(w, "  server: %d procs, %.2f CPU s, peak RSS %d KiB\n", r.Server.Procs, r.Server.CPUSeconds, r.Server.PeakRSSKiB)
 	}
+	fmt.Fprintf(w, "  client: %.2f CPU s\n", r.ClientCPUSeconds)
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", r.Error)
 	}

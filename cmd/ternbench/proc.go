@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -188,4 +189,14 @@ func (m *procMonitor) finish() ServerStats {
 		PID: m.root, Procs: end.procs, CPUSeconds: max(end.cpuSec, m.cpu) - m.start.cpuSec,
 		PeakRSSKiB: max(m.peak, end.rssKiB), StartRSSKiB: m.start.rssKiB, FinalRSSKiB: end.rssKiB,
 	}
+}
+
+// selfCPUSeconds is this process's CPU time so far (user plus system).
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }

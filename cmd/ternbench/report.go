@@ -25,6 +25,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	cpu := map[key][]float64{}
 	rss := map[key][]float64{}
 	perConn := map[key][]float64{}
+	client := map[key][]float64{}
 	primary := map[string]string{}
 	higher := map[string]bool{}
 	var rows []string
@@ -59,6 +60,9 @@ func report(args []string, stdout, stderr io.Writer) int {
 		if r.Server != nil {
 			cpu[k] = append(cpu[k], r.Server.CPUSeconds)
 			rss[k] = append(rss[k], float64(r.Server.PeakRSSKiB)/1024)
+		}
+		if r.ClientCPUSeconds > 0 {
+			client[k] = append(client[k], r.ClientCPUSeconds)
 		}
 		if v, ok := r.Extra["pss_kib_per_conn"]; ok {
 			perConn[k] = append(perConn[k], v)
@@ -113,6 +117,16 @@ func report(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\n%s: server memory (PSS) per added idle connection (KiB, median):", w)
 		for _, l := range labels {
 			fmt.Fprintf(stdout, " %s %s", l, fmtVal(perConn[key{w, l}]))
+		}
+		fmt.Fprintln(stdout)
+	}
+	for _, w := range rows {
+		if len(client[key{w, labels[0]}]) == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n%s: load generator (ternbench) CPU s, median:", w)
+		for _, l := range labels {
+			fmt.Fprintf(stdout, " %s %s", l, fmtVal(client[key{w, l}]))
 		}
 		fmt.Fprintln(stdout)
 	}

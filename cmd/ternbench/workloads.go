@@ -27,7 +27,11 @@ type result struct {
 	Ops          []OpStats          `json:"ops"`
 	Extra        map[string]float64 `json:"extra,omitempty"`
 	Server       *ServerStats       `json:"server,omitempty"`
-	Error        string             `json:"error,omitempty"`
+	// ClientCPUSeconds is ternbench's own CPU (user+system) for the run,
+	// setup included: on a small machine the load generator shares the
+	// cores with the server, and its cost per operation bounds the ratio.
+	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
+	Error            string  `json:"error,omitempty"`
 }
 
 func findOp(ops []OpStats, name string) OpStats {
