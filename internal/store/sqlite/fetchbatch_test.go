@@ -5,8 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"errors"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -90,8 +94,15 @@ func TestFetchBatched(t *testing.T) {
 	var got []uint32
 	err = a.Fetch(ctx, res.MailboxID, ask, store.WantEnvelope|store.WantFlags, func(m *store.Message) error {
 		if len(got)%fetchBatch == 5 {
-			if busy := checkpoint(); busy != 0 {
-				t.Errorf("checkpoint inside the callback for UID %d: busy=%d", m.UID, busy)
+			// Fetch reads the next batches meanwhile (pipeline), each in a
+			// short read transaction; once it has read ahead as far as it
+			// may, it waits for this callback without one.
+			deadline := time.Now().Add(10 * time.Second)
+			for busy := checkpoint(); busy != 0; busy = checkpoint() {
+				if time.Now().After(deadline) {
+					t.Fatalf("checkpoint inside the callback for UID %d: still busy after 10 s", m.UID)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 		}
 		if m.Envelope == nil {
@@ -106,4 +117,65 @@ func TestFetchBatched(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("fetched %d UIDs %v..., want %d", len(got), got[:min(len(got), 10)], len(want))
 	}
+}
+
+// TestFetchPipelineStops: a Fetch of several batches that fn ends early
+// (an error, or the context cancelled as when a client goes away) returns
+// that error and leaves no reading goroutine behind.
+func TestFetchPipelineStops(t *testing.T) {
+	ctx := context.Background()
+	_, _, a := openUser(t)
+	const n = 4 * fetchBatch
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody\r\n", i+1)}
+	}
+	res, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("client gone")
+	seen := 0
+	err = a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, func(m *store.Message) error {
+		if seen++; seen == fetchBatch+3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || seen != fetchBatch+3 {
+		t.Fatalf("Fetch ended by fn: err %v after %d messages", err, seen)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	seen = 0
+	err = a.Fetch(cctx, res.MailboxID, res.UIDs, store.WantEnvelope, func(m *store.Message) error {
+		if seen++; seen == 10 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || seen > 2*fetchBatch {
+		t.Fatalf("Fetch with its context cancelled: err %v after %d messages", err, seen)
+	}
+	// The reader's last act is closing its channel, which Fetch waits
+	// for; the goroutine itself ends a moment later.
+	for deadline := time.Now().Add(10 * time.Second); fetchReaders() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reading goroutines left after Fetch returned", fetchReaders())
+		}
+	}
+	// Whole: every message once, in order, over several batches.
+	var got []uint32
+	if err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantFlags|store.WantEnvelope, func(m *store.Message) error {
+		got = append(got, m.UID)
+		return nil
+	}); err != nil || !slices.Equal(got, res.UIDs) {
+		t.Fatalf("whole Fetch: %v, %d UIDs", err, len(got))
+	}
+}
+
+// fetchReaders counts the goroutines running fetchPlan.pipeline's reader.
+func fetchReaders() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "(*fetchPlan).pipeline.func")
 }

@@ -778,56 +778,129 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	if len(rs) == 0 {
 		return a.checkSelectable(ctx, mailboxID)
 	}
+	p := a.newFetchPlan(mailboxID, want)
+	if rangesLen(rs) <= fetchBatch {
+		msgs, err := p.read(ctx, rs)
+		if err != nil {
+			return err
+		}
+		return deliverFetched(msgs, fn)
+	}
+	return p.pipeline(ctx, rs, fn)
+}
+
+// fetchPlan is one Fetch's query, read batch by batch.
+type fetchPlan struct {
+	a         *account
+	mailboxID int64
+	want      store.Want
+	cols      string // SELECT ... (without FROM)
+	join      string
+	content   bool // the query joins contents
+	// checked says the mailbox was looked up: a mailbox that does not
+	// exist (or cannot hold messages) has no rows, so it is looked up
+	// only when a batch finds fewer messages than it asked for, not on
+	// every FETCH.
+	checked bool
+}
+
+func (a *account) newFetchPlan(mailboxID int64, want store.Want) *fetchPlan {
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
 			return c
 		}
 		return "NULL"
 	}
-	cols := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
-	join := ""
-	content := want&(wantContent|store.WantThreading) != 0
-	if content {
-		cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
+	p := &fetchPlan{a: a, mailboxID: mailboxID, want: want,
+		cols:    `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`,
+		content: want&(wantContent|store.WantThreading) != 0}
+	if p.content {
+		p.cols += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") +
 			`, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") + `, ` + col(store.WantPreview, "c.preview")
-		join = ` JOIN contents c ON c.id = m.content_id`
+		p.join = ` JOIN contents c ON c.id = m.content_id`
 		if want&store.WantThreading != 0 {
-			cols += threadingCols
-			join += threadingJoin
+			p.cols += threadingCols
+			p.join += threadingJoin
 		}
 	}
-	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
-	// A mailbox that does not exist (or cannot hold messages) has no
-	// rows: it is looked up only when a batch finds fewer messages than
-	// it asked for, not on every FETCH.
-	checked := false
-	for len(rs) > 0 {
-		var batch []uidRange
-		batch, rs = nextFetchBatch(rs, fetchBatch)
-		from, cond, rargs := uidMatch(batch)
-		q := cols + ` FROM ` + from + `messages m` + join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
-		var err error
-		msgs, err = a.fetchRows(ctx, q, append([]any{mailboxID}, rargs...), want, content, msgs[:0])
-		if err != nil {
+	return p
+}
+
+// read returns the messages of batch (at most fetchBatch UIDs).
+func (p *fetchPlan) read(ctx context.Context, batch []uidRange) ([]*store.Message, error) {
+	from, cond, rargs := uidMatch(batch)
+	q := p.cols + ` FROM ` + from + `messages m` + p.join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
+	msgs, err := p.a.fetchRows(ctx, q, append([]any{p.mailboxID}, rargs...), p.want, p.content,
+		make([]*store.Message, 0, min(fetchBatch, rangesLen(batch))))
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	if !p.checked && len(msgs) < rangesLen(batch) {
+		p.checked = true
+		if err := p.a.checkSelectable(ctx, p.mailboxID); err != nil {
+			return nil, err
+		}
+	}
+	return msgs, nil
+}
+
+// fetchedBatch is what pipeline's reader hands on: a batch's messages or
+// the error that ended the reading.
+type fetchedBatch struct {
+	msgs []*store.Message
+	err  error
+}
+
+// pipeline reads rs batch by batch on its own goroutine while fn handles
+// the batch before, so a large FETCH uses a second core: SQLite's rows
+// and the writing of the response overlap (sync-headers, one FETCH of
+// 10,000 messages, spent 60 % of its time in the reading and 20 % in the
+// writing). At most three batches are in memory: the one fn handles, one
+// waiting and one being read. Each batch is its own query, as before.
+func (p *fetchPlan) pipeline(ctx context.Context, rs []uidRange, fn func(*store.Message) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan fetchedBatch, 1)
+	go func() {
+		defer close(ch)
+		for len(rs) > 0 {
+			var batch []uidRange
+			batch, rs = nextFetchBatch(rs, fetchBatch)
+			msgs, err := p.read(ctx, batch)
+			select {
+			case ch <- fetchedBatch{msgs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		for range ch { // the reader has stopped when ch is closed
+		}
+	}()
+	for b := range ch {
+		if b.err != nil {
+			return b.err
+		}
+		if err := deliverFetched(b.msgs, fn); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}
-		if !checked && len(msgs) < rangesLen(batch) {
-			checked = true
-			if err := a.checkSelectable(ctx, mailboxID); err != nil {
-				return err
-			}
-		}
-		for i, m := range msgs {
-			msgs[i] = nil // fn may keep m; the batch slice must not
-			if err := fn(m); err != nil {
-				return fmt.Errorf("fetch: %w", err)
-			}
-		}
-		if len(rs) > 0 {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("fetch: %w", err)
-			}
+	}
+	return nil
+}
+
+// deliverFetched calls fn with each message in order.
+func deliverFetched(msgs []*store.Message, fn func(*store.Message) error) error {
+	for _, m := range msgs {
+		if err := fn(m); err != nil {
+			return fmt.Errorf("fetch: %w", err)
 		}
 	}
 	return nil
