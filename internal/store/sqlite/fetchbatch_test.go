@@ -3,9 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
-	"errors"
 	"runtime"
 	"slices"
 	"strings"
