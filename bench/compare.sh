@@ -15,7 +15,8 @@
 #                     (RFC 4978; Dovecot loads imap_zlib for it); result
 #                     files get a -z suffix
 #   --profile         afterwards, run each workload once more against tern
-#                     with a CPU profile (prof-WORKLOAD.pprof + top list)
+#                     with a CPU profile (prof-WORKLOAD.pprof + top list;
+#                     ternbench's own in prof-client-WORKLOAD.pprof)
 #   --out DIR         keep results here (default: a new temp dir)
 #   --dovecot-fsync M Dovecot's mail_fsync: optimized (default: appended mail
 #                     is fsynced, flag changes and expunges are not) or always
@@ -310,7 +311,7 @@ if [ "$PROFILE" = 1 ]; then
 		stop_tern
 		start_tern --cpuprofile "$prof"
 		# shellcheck disable=SC2086
-		bench tern "$wl" $args --duration "$DURATION" >/dev/null || true
+		bench tern "$wl" $args --duration "$DURATION" --cpuprofile "$OUT/prof-client-$wl-c${c:-1}.pprof" >/dev/null || true
 		stop_tern
 		start_tern
 		echo "### profile $wl c=${c:-1}"

@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&label, "label", "", "server label recorded in the JSON (e.g. tern, dovecot)")
 	fs.StringVar(&sizes, "sizes", "2048,30720,512000", "append: small,medium,large message sizes in bytes")
+	cpuProfile := fs.String("cpuprofile", "", "write ternbench's own CPU profile to this file (the load generator's cost, not the server's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -153,6 +154,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ternbench: %v\n", err)
 			return 1
 		}
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ternbench: %v\n", err)
+			return 1
+		}
+		defer stop()
 	}
 	cpu0 := selfCPUSeconds()
 	err := runWorkload(ctx, &o, workload, res)
