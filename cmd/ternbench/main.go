@@ -163,9 +163,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
+	var timed TimedCPU
+	if o.serverPID > 0 {
+		o.timedPhase = timed.phase(o.serverPID)
+	}
 	cpu0 := selfCPUSeconds()
 	err := runWorkload(ctx, &o, workload, res)
 	res.ClientCPUSeconds = selfCPUSeconds() - cpu0
+	if timed.ran {
+		ops := 0
+		for _, op := range res.Ops {
+			ops += op.Count
+		}
+		timed.perOp(ops)
+		res.TimedCPU = &timed
+	}
 	if mon != nil {
 		s := mon.finish()
 		res.Server = &s
@@ -338,6 +350,10 @@ func printResult(w io.Writer, r *result) {
 		fmt.Fprintf(w, "  server: %d procs, %.2f CPU s, peak RSS %d KiB\n", r.Server.Procs, r.Server.CPUSeconds, r.Server.PeakRSSKiB)
 	}
 	fmt.Fprintf(w, "  client: %.2f CPU s\n", r.ClientCPUSeconds)
+	if t := r.TimedCPU; t != nil {
+		fmt.Fprintf(w, "  timed loop: server %.2f CPU s (%.0f µs/op), client %.2f CPU s (%.0f µs/op)\n",
+			t.ServerSeconds, t.ServerUsPerOp, t.ClientSeconds, t.ClientUsPerOp)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", r.Error)
 	}

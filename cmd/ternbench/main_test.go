@@ -197,6 +197,9 @@ func TestWorkloadsAgainstTern(t *testing.T) {
 		if op.Count == 0 || op.P50ms <= 0 {
 			t.Errorf("%v: op %s not measured: %+v", tc.args, tc.op, r.Ops)
 		}
+		if (r.TimedCPU == nil) != (tc.op == "all-notified") || r.ClientCPUSeconds <= 0 {
+			t.Errorf("%v: timed-loop CPU %+v, client CPU %v s", tc.args, r.TimedCPU, r.ClientCPUSeconds)
+		}
 		if r.Server == nil || r.Server.PeakRSSKiB <= 0 {
 			t.Errorf("%v: no server stats", tc.args)
 		}

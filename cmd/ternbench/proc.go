@@ -214,3 +214,37 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
+
+// TimedCPU is the CPU seconds the server (process tree) and ternbench
+// spent in a workload's timed loop, and per operation of it.
+type TimedCPU struct {
+	ServerSeconds float64 `json:"server_seconds"`
+	ClientSeconds float64 `json:"client_seconds"`
+	ServerUsPerOp float64 `json:"server_us_per_op"`
+	ClientUsPerOp float64 `json:"client_us_per_op"`
+	server0       float64
+	client0       float64
+	ran           bool // the timed loop ended
+}
+
+// phase returns an options.timedPhase that samples server pid's tree
+// and this process at the loop's start and end.
+func (t *TimedCPU) phase(pid int) func(begin bool) {
+	return func(begin bool) {
+		s, _ := sampleTree(pid)
+		c := selfCPUSeconds()
+		if begin {
+			t.server0, t.client0 = s.cpuSec, c
+			return
+		}
+		t.ServerSeconds, t.ClientSeconds, t.ran = s.cpuSec-t.server0, c-t.client0, true
+	}
+}
+
+// perOp fills the per-operation figures for ops operations.
+func (t *TimedCPU) perOp(ops int) {
+	if ops > 0 {
+		t.ServerUsPerOp = t.ServerSeconds * 1e6 / float64(ops)
+		t.ClientUsPerOp = t.ClientSeconds * 1e6 / float64(ops)
+	}
+}

@@ -26,6 +26,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	rss := map[key][]float64{}
 	perConn := map[key][]float64{}
 	client := map[key][]float64{}
+	usPerOp := map[key][]float64{}
 	primary := map[string]string{}
 	higher := map[string]bool{}
 	var rows []string
@@ -60,6 +61,9 @@ func report(args []string, stdout, stderr io.Writer) int {
 		if r.Server != nil {
 			cpu[k] = append(cpu[k], r.Server.CPUSeconds)
 			rss[k] = append(rss[k], float64(r.Server.PeakRSSKiB)/1024)
+		}
+		if r.TimedCPU != nil {
+			usPerOp[k] = append(usPerOp[k], r.TimedCPU.ServerUsPerOp)
 		}
 		if r.ClientCPUSeconds > 0 {
 			client[k] = append(client[k], r.ClientCPUSeconds)
@@ -124,7 +128,11 @@ func report(args []string, stdout, stderr io.Writer) int {
 		if len(client[key{w, labels[0]}]) == 0 {
 			continue
 		}
-		fmt.Fprintf(stdout, "\n%s: load generator (ternbench) CPU s, median:", w)
+		fmt.Fprintf(stdout, "\n%s: server CPU µs per operation in the timed loop, median:", w)
+		for _, l := range labels {
+			fmt.Fprintf(stdout, " %s %s", l, fmtVal(usPerOp[key{w, l}]))
+		}
+		fmt.Fprintf(stdout, "; load generator (ternbench) CPU s, median:")
 		for _, l := range labels {
 			fmt.Fprintf(stdout, " %s %s", l, fmtVal(client[key{w, l}]))
 		}

@@ -32,6 +32,9 @@ type options struct {
 	serverPID   int
 	sizes       []int // append: sizes (bytes)
 	compress    bool  // COMPRESS=DEFLATE after login (RFC 4978)
+	// timedPhase, if set, is called as bench's timed loop begins (true)
+	// and ends (false): CPU sampled there leaves out logins and setup.
+	timedPhase func(begin bool)
 }
 
 func (o *options) user(i int) string {
@@ -110,6 +113,9 @@ func bench(ctx context.Context, o *options, newWorker func(ctx context.Context, 
 	recs := make([]*recorder, len(workers))
 	errs := make([]error, len(workers))
 	var wg sync.WaitGroup
+	if o.timedPhase != nil {
+		o.timedPhase(true)
+	}
 	start := time.Now()
 	for i, w := range workers {
 		recs[i] = newRecorder()
@@ -133,6 +139,9 @@ func bench(ctx context.Context, o *options, newWorker func(ctx context.Context, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if o.timedPhase != nil {
+		o.timedPhase(false)
+	}
 	total := newRecorder()
 	for _, r := range recs {
 		total.merge(r)

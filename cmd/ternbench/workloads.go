@@ -31,7 +31,10 @@ type result struct {
 	// setup included: on a small machine the load generator shares the
 	// cores with the server, and its cost per operation bounds the ratio.
 	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
-	Error            string  `json:"error,omitempty"`
+	// TimedCPU is the CPU of the timed loop alone (no logins, no setup),
+	// for CPU per operation.
+	TimedCPU *TimedCPU `json:"timed_cpu,omitempty"`
+	Error    string    `json:"error,omitempty"`
 }
 
 func findOp(ops []OpStats, name string) OpStats {
