@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"sync/atomic"
+	"time"
 )
 
 // TestFsyncModes: under FsyncAlways every commit is made with
@@ -141,5 +143,69 @@ func TestOptimizedExpungeSyncsLogBeforeRemovingBodies(t *testing.T) {
 		}
 		a.Close()
 		s.Close()
+	}
+}
+
+// TestLazyWriteDoesNotWaitForSync: under FsyncOptimized a durable batch
+// syncs the log after it has released the write lock and handed on the
+// lead, so a STORE that arrives while an APPEND's fsync runs commits
+// without waiting for it, and the APPEND still returns only after its
+// sync.
+func TestLazyWriteDoesNotWaitForSync(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{Fsync: FsyncOptimized})
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nbody\r\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var blocked atomic.Bool
+	testSyncLog = func() {
+		if blocked.CompareAndSwap(false, true) { // the first sync waits
+			close(inSync)
+			<-release
+		}
+	}
+	t.Cleanup(func() { testSyncLog = nil })
+	appended := make(chan error, 1)
+	go func() {
+		_, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: y\r\n\r\nbody\r\n")}})
+		appended <- err
+	}()
+	select {
+	case <-inSync:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the APPEND did not sync the log")
+	}
+	stored := make(chan error, 1)
+	go func() {
+		_, err := a.StoreFlags(ctx, res.MailboxID, res.UIDs, store.FlagsAdd, []string{`\Seen`}, 0, false)
+		stored <- err
+	}()
+	select {
+	case err := <-stored:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the STORE waited for the APPEND's log sync")
+	}
+	select {
+	case err := <-appended:
+		t.Fatalf("the APPEND returned (%v) before its log sync ended", err)
+	default:
+	}
+	close(release)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,9 +19,10 @@ import (
 // the order they were queued in, each seeing the ones before it, exactly
 // as if they had committed one by one.
 //
-// One goroutine at a time leads: it runs batches (under userDB.wmu) until
-// its own write is done, then hands the lead to the oldest waiting write,
-// so no write waits for more than the batch before its own and its own.
+// One goroutine at a time leads: it runs one batch, which holds its own
+// write (under userDB.wmu), then hands the lead to the oldest waiting
+// write before it syncs the log (see commit), so no write waits for more
+// than the batch before its own and its own.
 
 // commitError is an error returned by COMMIT itself. Every other error of
 // a write means its transaction (or savepoint) was rolled back; after a
@@ -69,6 +70,14 @@ type writeOp struct {
 // commit runs fn in a write transaction, possibly shared with other
 // writes, and returns once that transaction has committed (nil) or fn or
 // the transaction failed.
+//
+// A batch that must be made durable (syncAfterCommit) is synced after the
+// write lock is released and the lead handed on: the next batch commits
+// while this one's fsync runs, so a STORE queued behind an APPEND waits
+// for the APPEND's commit, not for its fsync as well. No write of the
+// batch returns before the sync, so durability is unchanged; a reader or
+// a later batch may see the batch's rows before they are on disk, as
+// readers always could (SQLite makes a commit visible before this sync).
 func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 	op := &writeOp{w: w, fn: fn, wake: make(chan struct{})}
 	u.wqMu.Lock()
@@ -83,35 +92,45 @@ func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 		}
 		// The lead was handed to this write.
 	}
-	for !op.done {
-		u.wmu.Lock()
-		u.wqMu.Lock()
-		n := min(len(u.wq), maxGroupCommit)
-		batch := u.wq[:n:n]
-		u.wq = append([]*writeOp(nil), u.wq[n:]...)
-		u.wqMu.Unlock()
-		err := u.runBatch(batch)
-		u.wmu.Unlock()
-		for _, o := range batch {
-			if o.err == nil {
-				o.err = err
-			}
-			o.done = true
-			if o != op {
-				close(o.wake)
-			}
+	// This write is the oldest waiting one, so the batch taken holds it.
+	u.wmu.Lock()
+	u.wqMu.Lock()
+	n := min(len(u.wq), maxGroupCommit)
+	batch := u.wq[:n:n]
+	u.wq = append([]*writeOp(nil), u.wq[n:]...)
+	u.wqMu.Unlock()
+	err := u.runBatch(batch)
+	u.wmu.Unlock()
+	u.handOnLead()
+	if err == nil && u.syncAfterCommit(batch) {
+		if serr := u.syncLog(); serr != nil {
+			err = &commitError{serr}
 		}
 	}
+	for _, o := range batch {
+		if o.err == nil {
+			o.err = err
+		}
+		o.done = true
+		if o != op {
+			close(o.wake)
+		}
+	}
+	return op.err
+}
+
+// handOnLead wakes the oldest waiting write to run the next batch, or
+// gives up the lead when none waits.
+func (u *userDB) handOnLead() {
 	u.wqMu.Lock()
 	if len(u.wq) == 0 {
 		u.leading = false
 		u.wqMu.Unlock()
-	} else {
-		next := u.wq[0]
-		u.wqMu.Unlock()
-		close(next.wake)
+		return
 	}
-	return op.err
+	next := u.wq[0]
+	u.wqMu.Unlock()
+	close(next.wake)
 }
 
 // runBatch runs ops (at least one) in one transaction and commits it. An
@@ -140,7 +159,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 				return err
 			}
 		}
-		return u.commitBatch(tx, ops)
+		return u.commitTx(tx)
 	}
 	tx.shared = true
 	var first *writeOp // first op that succeeded
@@ -186,7 +205,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 		}
 		first.w.dead = append(first.w.dead, g.dead...)
 	}
-	return u.commitBatch(tx, ops)
+	return u.commitTx(tx)
 }
 
 // syncAfterCommit reports whether the commit of ops must be followed by
@@ -207,19 +226,4 @@ func (u *userDB) syncAfterCommit(ops []*writeOp) bool {
 		}
 	}
 	return false
-}
-
-// commitBatch commits the transaction of ops and, when they need it,
-// makes it durable (syncAfterCommit). A failed sync is a commitError:
-// the transaction is in the log, but may not survive a power failure.
-func (u *userDB) commitBatch(tx *sqlTx, ops []*writeOp) error {
-	if err := u.commitTx(tx); err != nil {
-		return err
-	}
-	if u.syncAfterCommit(ops) {
-		if err := u.syncLog(); err != nil {
-			return &commitError{err}
-		}
-	}
-	return nil
 }
