@@ -100,6 +100,9 @@ func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 	u.wq = append([]*writeOp(nil), u.wq[n:]...)
 	u.wqMu.Unlock()
 	err := u.runBatch(batch)
+	if err == nil {
+		u.afterCommit()
+	}
 	u.wmu.Unlock()
 	u.handOnLead()
 	if err == nil && u.syncAfterCommit(batch) {

@@ -150,6 +150,15 @@ type userDB struct {
 	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
 	leading bool         // a goroutine is running the writes in wq
 	commits atomic.Int64 // transactions commit has run (for tests)
+	// sinceCheckpoint counts commits since a background checkpoint
+	// started, walFrames is the log's length the last one saw;
+	// checkpointing says one runs, checkpoints waits for it
+	// (checkpoint.go).
+	sinceCheckpoint atomic.Int64
+	walFrames       atomic.Int64
+	checkpointing   atomic.Bool
+	checkpoints     sync.WaitGroup
+	log             *slog.Logger
 	// blobsSynced: blobs/ was synced since the database was opened
 	// (writeBlobFile): a process that died between creating blobs/xx and
 	// syncing blobs/ left an entry that may not be durable.
@@ -209,12 +218,16 @@ func dsnSync(path, level string) string {
 const mmapSize = 1 << 30
 
 func openDB(ctx context.Context, path, schema, synchronous string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", dsnSync(path, synchronous))
+	user := schema != mainSchema
+	dsn := dsnSync(path, synchronous)
+	if user {
+		dsn += walAutoCheckpointPragma // checkpoint.go
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
-	user := schema != mainSchema
 	if user {
 		upToDate, err := migrateUserDB(ctx, db)
 		if err != nil {
@@ -450,8 +463,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, u := range open {
-		u.q.Close()
-		if err := u.db.Close(); err != nil {
+		if err := u.closeConns(); err != nil {
 			errs = append(errs, fmt.Errorf("close user %d: %w", u.id, err))
 		}
 	}
@@ -514,7 +526,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync, log: s.log}
 	s.users[id] = u
 	s.mu.Unlock()
 
@@ -677,8 +689,7 @@ func (s *Store) forgetLocked(u *userDB) {
 
 // closeDB closes an open userDB that is no longer in the cache.
 func (u *userDB) closeDB(log *slog.Logger) {
-	u.q.Close()
-	if err := u.db.Close(); err != nil {
+	if err := u.closeConns(); err != nil {
 		log.Warn("close user database", "user", u.name, "err", err)
 	}
 }
