@@ -133,11 +133,15 @@ var ftsClear = []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM 
 const maxIndexedText = 8 << 20
 
 // ftsBatch is how many contents the background indexer extracts and
-// writes per transaction: small enough that a delivery waiting for the
-// write lock waits little. tern index, which has the user to itself in
-// the common case, writes ftsBulkBatch per transaction.
+// writes per transaction, and ftsBatchText how much text at most (at
+// least one content): small enough that a write of the user waiting for
+// the write lock waits little (the index's inserts run under it; 32
+// medium messages were tens of milliseconds). tern index, which has the
+// user to itself in the common case, writes ftsBulkBatch per
+// transaction, whatever their text.
 const (
 	ftsBatch     = 32
+	ftsBatchText = 64 << 10
 	ftsBulkBatch = 256
 )
 
@@ -708,7 +712,7 @@ type pendingContent struct {
 
 // indexPending indexes up to batch contents of the queue and reports how
 // many it took (0: the queue is empty).
-func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
+func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, error) {
 	var todo []*pendingContent
 	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
@@ -733,9 +737,13 @@ func (a *account) indexPending(ctx context.Context, batch int) (int, error) {
 		return 0, err
 	}
 	var text uint64
-	for _, p := range todo {
+	for i, p := range todo {
 		p.doc, p.indexErr = a.u.extractText(p)
 		text += uint64(p.doc.Len())
+		if maxText > 0 && text >= uint64(maxText) {
+			todo = todo[:i+1] // the rest stays queued for the next batch
+			break
+		}
 	}
 	// The index never takes the last free space: a full disk must still
 	// let deliveries fail cleanly and small writes (flags, \Recent)

@@ -464,3 +464,33 @@ func TestTextIndexMigrationDeferredDelete(t *testing.T) {
 	}
 	wantFTS(t, s, 1, 0, 0)
 }
+
+// TestIndexPendingTextCap: the background indexer's transaction stops
+// after the content that brings its text to maxText (the index's inserts
+// run under the write lock), leaving the rest queued; without a cap a
+// batch takes every queued content up to its count.
+func TestIndexPendingTextCap(t *testing.T) {
+	ctx := context.Background()
+	_, _, acct := openUser(t)
+	a := acct.(*account)
+	line := strings.Repeat("lorem ipsum dolor sit amet consectetur ", 25) + "\r\n"
+	var msgs []store.NewMessage
+	for i := range 5 {
+		msgs = append(msgs, store.NewMessage{Body: fmt.Appendf(nil, "Subject: doc %d\r\n\r\n%s", i, strings.Repeat(line, 40))}) // about 40 KB
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{2, 2, 1} {
+		n, err := a.indexPending(ctx, 32, 64<<10)
+		if err != nil || n != want {
+			t.Fatalf("capped batch indexed %d (%v), want %d", n, err, want)
+		}
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.indexPending(ctx, 32, 0); err != nil || n != 5 {
+		t.Fatalf("uncapped batch indexed %d (%v), want 5", n, err)
+	}
+}

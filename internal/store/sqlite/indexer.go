@@ -136,7 +136,7 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 	}
 	for {
 		t0 := time.Now()
-		n, err := a.indexPending(ctx, ftsBatch)
+		n, err := a.indexPending(ctx, ftsBatch, ftsBatchText)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -184,7 +184,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	}
 	done := 0
 	for {
-		n, err := a.indexPending(ctx, ftsBulkBatch)
+		n, err := a.indexPending(ctx, ftsBulkBatch, 0)
 		if err != nil {
 			return err
 		}
