@@ -114,14 +114,17 @@ func report(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, " %d |\n", len(vals[key{w, labels[0]}]))
 	}
+	medians := func(w string, m map[key][]float64) { // " label value" per label
+		for _, l := range labels {
+			fmt.Fprintf(stdout, " %s %s", l, fmtVal(m[key{w, l}]))
+		}
+	}
 	for _, w := range rows {
 		if len(perConn[key{w, labels[0]}]) == 0 {
 			continue
 		}
 		fmt.Fprintf(stdout, "\n%s: server memory (PSS) per added idle connection (KiB, median):", w)
-		for _, l := range labels {
-			fmt.Fprintf(stdout, " %s %s", l, fmtVal(perConn[key{w, l}]))
-		}
+		medians(w, perConn)
 		fmt.Fprintln(stdout)
 	}
 	for _, w := range rows {
@@ -129,13 +132,9 @@ func report(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "\n%s: server CPU µs per operation in the timed loop, median:", w)
-		for _, l := range labels {
-			fmt.Fprintf(stdout, " %s %s", l, fmtVal(usPerOp[key{w, l}]))
-		}
+		medians(w, usPerOp)
 		fmt.Fprintf(stdout, "; load generator (ternbench) CPU s, median:")
-		for _, l := range labels {
-			fmt.Fprintf(stdout, " %s %s", l, fmtVal(client[key{w, l}]))
-		}
+		medians(w, client)
 		fmt.Fprintln(stdout)
 	}
 	return 0
