@@ -50,14 +50,7 @@ func TestFetchBatched(t *testing.T) {
 	ctx := context.Background()
 	_, dir, a := openUser(t)
 	const n = 3*fetchBatch + 10
-	msgs := make([]store.NewMessage, n)
-	for i := range msgs {
-		msgs[i] = store.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody\r\n", i+1)}
-	}
-	res, err := a.Append(ctx, "INBOX", msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := appendNumbered(t, a, n)
 	// Expunge every third message; ask for all UIDs and some that never
 	// existed.
 	var gone, want []uint32
@@ -126,17 +119,10 @@ func TestFetchPipelineStops(t *testing.T) {
 	ctx := context.Background()
 	_, _, a := openUser(t)
 	const n = 4 * fetchBatch
-	msgs := make([]store.NewMessage, n)
-	for i := range msgs {
-		msgs[i] = store.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody\r\n", i+1)}
-	}
-	res, err := a.Append(ctx, "INBOX", msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := appendNumbered(t, a, n)
 	stop := errors.New("client gone")
 	seen := 0
-	err = a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, func(m *store.Message) error {
+	err := a.Fetch(ctx, res.MailboxID, res.UIDs, store.WantEnvelope, func(m *store.Message) error {
 		if seen++; seen == fetchBatch+3 {
 			return stop
 		}
@@ -178,4 +164,18 @@ func fetchReaders() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	return strings.Count(string(buf), "(*fetchPlan).pipeline.func")
+}
+
+// appendNumbered appends n small messages ("Subject: 1" ...) to INBOX.
+func appendNumbered(t *testing.T, a store.Account, n int) store.AppendResult {
+	t.Helper()
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody\r\n", i+1)}
+	}
+	res, err := a.Append(context.Background(), "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
