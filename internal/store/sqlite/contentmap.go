@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // A contentMap is one mailbox's messages by content id, sorted by
@@ -21,10 +22,8 @@ import (
 // a later snapshot from those two (catchUp) instead of reading the
 // mailbox again; flag changes only move the modseq. A message's content
 // id never changes. The one deletion without an expunged row, DELETE of
-// a mailbox that stays as a \Noselect parent, drops the user's maps
-// (contentMaps.invalidate); such a mailbox deleted by another process
-// leaves entries whose UIDs no message has any more, which match
-// nothing (UIDs are not reused under one UIDVALIDITY).
+// a mailbox that stays as a \Noselect parent, leaves a mailbox that is
+// never searched again: created again, it gets a new id.
 type contentMap struct {
 	uidValidity uint32
 	uidNext     uint32
@@ -37,33 +36,16 @@ type contentMap struct {
 // go first): a map costs 12 bytes per message.
 const contentMapBoxes = 4
 
-// contentMaps are a user's cached contentMaps.
+// contentMaps are a user's cached contentMaps, most recently used
+// first.
 type contentMaps struct {
 	mu    sync.Mutex
-	gen   uint64 // bumped by invalidate: maps built before are not kept
 	boxes []cachedMap
 }
 
 type cachedMap struct {
 	mailboxID int64
 	m         *contentMap
-}
-
-// invalidate drops every map (a mailbox's messages went without
-// expunged rows).
-func (c *contentMaps) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	c.boxes = nil
-}
-
-// generation returns the current generation: read it before the
-// transaction a map is built in starts.
-func (c *contentMaps) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
 }
 
 // get returns the cached map of mailbox id.
@@ -81,14 +63,11 @@ func (c *contentMaps) get(id int64) *contentMap {
 	return nil
 }
 
-// put keeps m for mailbox id unless the maps were invalidated since gen
-// or a map of a later snapshot is kept already.
-func (c *contentMaps) put(id int64, gen uint64, m *contentMap) {
+// put keeps m for mailbox id unless a map of a later snapshot is kept
+// already (a search in an older snapshot built m).
+func (c *contentMaps) put(id int64, m *contentMap) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
 	for i, b := range c.boxes {
 		if b.mailboxID == id {
 			if b.m.uidValidity == m.uidValidity && b.m.modseq > m.modseq {
@@ -106,9 +85,8 @@ func (c *contentMaps) put(id int64, gen uint64, m *contentMap) {
 
 // mailboxContents returns the content map of mailbox id as transaction
 // tx sees it: the cached one when it is of this snapshot, else the
-// cached one caught up, else read from the messages. gen is the
-// generation of the maps (contentMaps.generation) before tx began.
-func (u *userDB) mailboxContents(ctx context.Context, tx *sqlTx, id int64, gen uint64) (*contentMap, error) {
+// cached one caught up, else read from the messages.
+func (u *userDB) mailboxContents(ctx context.Context, tx *sqlTx, id int64) (*contentMap, error) {
 	cached := u.contentMaps.get(id)
 	m, err := mboxByID(ctx, tx, id)
 	if err != nil {
@@ -122,19 +100,20 @@ func (u *userDB) mailboxContents(ctx context.Context, tx *sqlTx, id int64, gen u
 		if err != nil {
 			return nil, err
 		}
-		u.contentMaps.put(id, gen, cm)
+		u.contentMaps.put(id, cm)
 		return cm, nil
 	}
 	cm, err := readContentMap(ctx, tx, id, m)
 	if err != nil {
 		return nil, err
 	}
-	u.contentMaps.put(id, gen, cm)
+	u.contentMaps.put(id, cm)
 	return cm, nil
 }
 
 // readContentMap reads the content map of mailbox m from its messages.
 func readContentMap(ctx context.Context, tx *sqlTx, id int64, m mbox) (*contentMap, error) {
+	contentMapReads.Add(1)
 	cm := &contentMap{uidValidity: m.uidValidity, uidNext: m.uidNext, modseq: m.highest}
 	if err := cm.addMessages(ctx, tx, id, 0); err != nil {
 		return nil, err
@@ -324,3 +303,7 @@ func (cm *contentMap) eachUID(cids []int64, fn func(i int, uid uint32)) {
 		}
 	}
 }
+
+// contentMapReads counts the mailboxes read whole into a content map
+// (tests check that a map catches up instead).
+var contentMapReads atomic.Int64

@@ -158,9 +158,8 @@ var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 // SearchText implements store.Account.
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
 	var res store.TextResult
-	gen := a.u.contentMaps.generation() // before the transaction's snapshot
 	err := a.read(ctx, "search text", func(tx *sqlTx) error {
-		cm, err := a.u.mailboxContents(ctx, tx, mailboxID, gen)
+		cm, err := a.u.mailboxContents(ctx, tx, mailboxID)
 		if err != nil {
 			return err
 		}

@@ -375,9 +375,6 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 	if n == "INBOX" {
 		return fmt.Errorf("delete INBOX: %w", store.ErrNotAllowed)
 	}
-	// Its messages go without expunged rows: the content maps cannot
-	// catch up with that (contentMap).
-	defer a.u.contentMaps.invalidate()
 	return a.write(ctx, "delete mailbox", func(w *wtx) error {
 		m, err := mboxByName(ctx, w.tx, n)
 		if err != nil {
