@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math/bits"
 	"os"
 	"slices"
 	"strconv"
@@ -155,6 +157,13 @@ const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id F
 // ftsColumns are the fts columns in store.TextField bit order.
 var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 
+// ftsContent is the table where FTS5 keeps fts's text (its content
+// shadow table: id = rowid, c0..c3 the columns in ftsColumns order).
+// Searches read a candidate's text from it as a plain rowid lookup:
+// through the fts table each lookup is an FTS5 query of its own, about
+// a fifth of a search that reads many texts.
+const ftsContent = "fts_content"
+
 // SearchText implements store.Account.
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
 	var res store.TextResult
@@ -290,7 +299,7 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 			checks[i] = containsFunc + "(" + c + ", ?1)"
 		}
 		var found []int64
-		if err := postings(ctx, tx, &found, `SELECT group_concat(f.rowid) FROM json_each(?2) j CROSS JOIN fts f ON f.rowid = j.value
+		if err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
 			WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(rest)); err != nil {
 			return nil, err
 		}
@@ -417,12 +426,14 @@ func parseIntList(list []byte, limit uint64, fn func(uint64)) error {
 	return nil
 }
 
-// searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
-// content, how many of the needle's inner trigrams it holds (one posting
+// searchFuzzy answers a fuzzy query (RFC 6203): the index tells, per
+// content, which of the needle's inner trigrams it holds (one posting
 // list each); a content that cannot reach search.FuzzyMinPresent even if
 // it held every word-start gram is no candidate. The candidates' stored
-// text is then scored with search.FuzzyScore, exactly as the scan scores
-// a message. Needles whose grams cannot narrow (too few inner trigrams)
+// text is then scored with search.FuzzyScoreMasked, exactly as the scan
+// scores a message: a trigram the index does not list for a content is
+// not in its text, so it is not looked for there (nor is the whole
+// needle). Needles whose grams cannot narrow (too few inner trigrams)
 // score every indexed message of the mailbox.
 func searchFuzzy(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, []uint8, error) {
 	cols := fieldColumns(q.Fields)
@@ -430,26 +441,30 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 		return nil, nil, nil
 	}
 	grams := search.FuzzyGrams(q.Needle)
-	var inner []string
-	starts := 0
-	for _, g := range grams {
-		if g.WordStart {
-			starts++
-		} else if utf8.Valid(g.Text) {
-			inner = append(inner, string(g.Text))
+	// unknown: the grams the index cannot answer (word starts, bytes
+	// that are not UTF-8), always looked for; inner: the others.
+	var unknown, inner uint64
+	for i, g := range grams {
+		if g.WordStart || !utf8.Valid(g.Text) {
+			unknown |= 1 << i
+		} else {
+			inner |= 1 << i
 		}
 	}
-	need := search.FuzzyMinPresent(len(grams)) - (len(grams) - len(inner))
-	if need <= 0 || len(inner) == 0 {
-		return scoreContents(ctx, tx, cm, q, cols, grams, cm.contents())
+	need := search.FuzzyMinPresent(len(grams)) - bits.OnesCount64(unknown)
+	if need <= 0 || inner == 0 {
+		return scoreContents(ctx, tx, cm, q, cols, grams, cm.contents(), nil)
 	}
-	var counts gramCounts
+	var masks gramMasks
 	t := indexTable(q.Fields)
-	for _, g := range inner {
+	for i, g := range grams {
+		if inner&(1<<i) == 0 {
+			continue
+		}
 		// One group_concat per posting list: a trigram common in
 		// headers lists most of the account.
-		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { counts.add(int64(id), 1) },
-			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`); err != nil {
+		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { masks.add(int64(id), 1<<i) },
+			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(string(g.Text), `"`, `""`)+`"`); err != nil {
 			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 		}
 	}
@@ -458,34 +473,46 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 		return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 	}
 	for _, id := range weak {
-		counts.add(id, need) // its bytes may tokenize differently: always a candidate
+		masks.add(id, uint32(inner)) // its bytes may tokenize differently: every gram may be there
 	}
 	var cand []int64
-	counts.each(func(id int64, n int) {
-		if n >= need {
+	var maybe []uint64
+	masks.each(func(id int64, m uint32) {
+		if bits.OnesCount32(m) >= need && cm.has(id) {
 			cand = append(cand, id)
+			maybe = append(maybe, uint64(m)|unknown)
 		}
 	})
-	slices.Sort(cand)
-	return scoreContents(ctx, tx, cm, q, cols, grams, cm.inMailbox(cand))
+	return scoreContents(ctx, tx, cm, q, cols, grams, cand, maybe)
 }
 
 // scoreContents scores the stored text (columns cols) of the contents
-// cids (ascending) with search.FuzzyScoreGrams and returns the UIDs of
-// the mailbox's messages holding those that match, with their scores.
-func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, cols []string, grams []search.FuzzyGram, cids []int64) ([]uint32, []uint8, error) {
+// cids (ascending; maybe[i], if given, the grams cids[i] may hold) with
+// search.FuzzyScoreMasked and returns the UIDs of the mailbox's messages
+// holding those that match, with their scores.
+func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, cols []string, grams []search.FuzzyGram, cids []int64, maybe []uint64) ([]uint32, []uint8, error) {
 	if len(cids) == 0 {
 		return nil, nil, nil
 	}
 	var matched []int64
 	var matchedScores []uint8
+	next := 0 // rows come in the order of cids (json_each)
 	score := func(cid int64, texts [][]byte) {
-		if s := search.FuzzyScoreGrams(q.Needle, grams, texts...); s > 0 {
+		m := ^uint64(0)
+		if maybe != nil {
+			for next < len(cids) && cids[next] < cid {
+				next++
+			}
+			if next < len(cids) && cids[next] == cid {
+				m = maybe[next]
+			}
+		}
+		if s := search.FuzzyScoreMasked(q.Needle, grams, m, texts...); s > 0 {
 			matched = append(matched, cid)
 			matchedScores = append(matchedScores, s)
 		}
 	}
-	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.rowid, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN fts f ON f.rowid = j.value`,
+	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value`,
 		jsonIDs(cids)); err != nil {
 		return nil, nil, err
 	}
@@ -509,48 +536,50 @@ func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQ
 	return sortScored(uids, scores)
 }
 
-// gramCounts counts, per content id, the grams a content holds: a slice
-// indexed by id (ids are dense), a map for ids too large for one.
-type gramCounts struct {
-	dense  []uint16
-	sparse map[int64]int
+// gramMasks holds, per content id, which grams (bits) a content holds: a
+// slice indexed by id (ids are dense), a map for ids too large for one.
+type gramMasks struct {
+	dense  []uint32
+	sparse map[int64]uint32
 }
 
-// maxDenseID bounds the ids gramCounts keeps in its slice.
+// maxDenseID bounds the ids gramMasks keeps in its slice.
 const maxDenseID = 1 << 24
 
-func (c *gramCounts) add(id int64, n int) {
+func (c *gramMasks) add(id int64, bits uint32) {
 	if id < 0 || id >= maxDenseID {
 		if c.sparse == nil {
-			c.sparse = map[int64]int{}
+			c.sparse = map[int64]uint32{}
 		}
-		c.sparse[id] += n
+		c.sparse[id] |= bits
 		return
 	}
 	if int(id) >= len(c.dense) {
-		c.dense = append(c.dense, make([]uint16, int(id)+1-len(c.dense)+len(c.dense)/2)...)
+		c.dense = append(c.dense, make([]uint32, int(id)+1-len(c.dense)+len(c.dense)/2)...)
 	}
-	c.dense[id] += uint16(n)
+	c.dense[id] |= bits
 }
 
-// each calls fn with every id counted and its count.
-func (c *gramCounts) each(fn func(id int64, n int)) {
-	for id, n := range c.dense {
-		if n > 0 {
-			fn(int64(id), int(n))
+// each calls fn with every id seen and its grams, ascending by id.
+func (c *gramMasks) each(fn func(id int64, m uint32)) {
+	for id, m := range c.dense {
+		if m != 0 {
+			fn(int64(id), m)
 		}
 	}
-	for id, n := range c.sparse {
-		fn(id, n)
+	sparse := slices.Sorted(maps.Keys(c.sparse))
+	for _, id := range sparse {
+		fn(id, c.sparse[id])
 	}
 }
 
-// fieldColumns returns the fts columns (as f.name) of fields.
+// fieldColumns returns the columns of fields in fts's content table (as
+// f.cN; see ftsContent).
 func fieldColumns(fields store.TextField) []string {
 	var cols []string
-	for i, c := range ftsColumns {
+	for i := range ftsColumns {
 		if fields&(1<<i) != 0 {
-			cols = append(cols, "f."+c)
+			cols = append(cols, "f.c"+strconv.Itoa(i))
 		}
 	}
 	return cols
