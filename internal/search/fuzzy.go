@@ -138,12 +138,19 @@ func FuzzyScoreGrams(needle []byte, grams []FuzzyGram, texts ...[]byte) uint8 {
 // FuzzyScoreMasked is FuzzyScoreGrams for texts known to lack every gram
 // whose bit in maybe is clear (bit i stands for grams[i]; a full-text
 // index knows which trigrams a text holds). Those grams are not looked
-// for, and neither is the whole needle when one is missing (the needle
-// holds each of its grams), so a text is read fewer times; the score is
-// the same as FuzzyScoreGrams'.
+// for, and neither is the whole needle when a trigram is missing (the
+// needle holds each of its trigrams; a word-start gram's separator need
+// not be in it), so a text is read fewer times; the score is the same as
+// FuzzyScoreGrams'.
 func FuzzyScoreMasked(needle []byte, grams []FuzzyGram, maybe uint64, texts ...[]byte) uint8 {
-	all := uint64(1)<<len(grams) - 1
-	if maybe&all == all {
+	whole := true
+	for i, g := range grams {
+		if !g.WordStart && maybe&(1<<i) == 0 {
+			whole = false
+			break
+		}
+	}
+	if whole {
 		for _, t := range texts {
 			if bytes.Contains(t, needle) {
 				return 100
