@@ -47,8 +47,14 @@ import (
 // contents whose text is not valid UTF-8: the tokenizer may split such
 // bytes differently from a needle's, so they are candidates for every
 // query (their stored text is still compared exactly).
+//
+// Since schema version 14 fts indexes only the body and MIME columns;
+// hdr and addr are UNINDEXED (stored, not tokenized): their trigrams are
+// in fts_head (the side indexes, below), and tokenizing them twice cost
+// a third of the indexing CPU. Keys that read the header take their
+// candidates from fts_head, keys that read both (TEXT) from both.
 const ftsSchema = `
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none);
 CREATE TABLE IF NOT EXISTS fts_pending(
 	content_id INTEGER PRIMARY KEY,
 	state INTEGER NOT NULL DEFAULT 0
@@ -118,6 +124,20 @@ const ftsSideSchema = `
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(hdr, addr, content='', contentless_delete=1, tokenize='trigram case_sensitive 1', detail=none);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(body, content='', contentless_delete=1, tokenize='ascii', detail=none);
 `
+
+// ftsHeaderUnindexed rebuilds an fts of schema version 13 or older
+// (every column indexed) with hdr and addr UNINDEXED (ftsSchema): the
+// text moves to a new table, tokenizing the body and MIME columns only,
+// which takes the place of the old one. The triggers that name fts are
+// dropped first (the schema statements create them again).
+var ftsHeaderUnindexed = []string{
+	`DROP TRIGGER IF EXISTS contents_fts_deferred`,
+	`DROP TRIGGER IF EXISTS contents_fts_reused`,
+	`CREATE VIRTUAL TABLE fts_v14 USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
+	`INSERT INTO fts_v14(rowid, hdr, addr, body, mime) SELECT rowid, hdr, addr, body, mime FROM fts`,
+	`DROP TABLE fts`,
+	`ALTER TABLE fts_v14 RENAME TO fts`,
+}
 
 // ftsSideBackfill fills the side indexes from the text fts stores
 // (migration to schema version 12): no message is read again.
@@ -276,11 +296,12 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 		return nil, err
 	}
 	if match, ok := trigramQuery(q.Needle); ok {
-		t := indexTable(q.Fields)
-		if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, match); err != nil {
-			return nil, err
+		for _, t := range indexTables(q.Fields) {
+			if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, match); err != nil {
+				return nil, err
+			}
 		}
-		cand = cm.inMailbox(cand)
+		cand = cm.inMailbox(slices.Compact(cand))
 	} else {
 		cand = cm.contents()
 	}
@@ -355,13 +376,18 @@ func mergeSorted(a, b []int64) []int64 {
 	return slices.Compact(out)
 }
 
-// indexTable is the trigram index that proposes candidates for fields:
-// fts_head when they are header columns only, else fts.
-func indexTable(fields store.TextField) string {
-	if fields&^(store.TextHeader|store.TextAddress) == 0 {
-		return "fts_head"
+// indexTables are the trigram indexes that propose candidates for
+// fields: fts_head for the header columns (hdr, addr), fts for the
+// others (body, mime; schema version 14).
+func indexTables(fields store.TextField) []string {
+	var ts []string
+	if fields&(store.TextHeader|store.TextAddress) != 0 {
+		ts = append(ts, "fts_head")
 	}
-	return "fts"
+	if fields&^(store.TextHeader|store.TextAddress) != 0 {
+		ts = append(ts, "fts")
+	}
+	return ts
 }
 
 // maxWordNeedle bounds the needles wordQuery asks fts_words for (FTS5
@@ -456,16 +482,17 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 		return scoreContents(ctx, tx, cm, q, cols, grams, cm.contents(), nil)
 	}
 	var masks gramMasks
-	t := indexTable(q.Fields)
 	for i, g := range grams {
 		if inner&(1<<i) == 0 {
 			continue
 		}
 		// One group_concat per posting list: a trigram common in
 		// headers lists most of the account.
-		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { masks.add(int64(id), 1<<i) },
-			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(string(g.Text), `"`, `""`)+`"`); err != nil {
-			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+		for _, t := range indexTables(q.Fields) {
+			if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { masks.add(int64(id), 1<<i) },
+				`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(string(g.Text), `"`, `""`)+`"`); err != nil {
+				return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+			}
 		}
 	}
 	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
