@@ -271,9 +271,9 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 }
 
 // searchOne answers one query in the mailbox whose contents cm maps:
-// the candidate rows from the trigram index (fts_head for header keys,
-// else fts; every indexed content of the mailbox when the needle has
-// fewer than three characters), each decided by the word index
+// the candidate rows from the trigram indexes (indexTables: fts_head for
+// the header columns, fts for the others; every indexed content of the
+// mailbox when the needle has fewer than three characters), each decided by the word index
 // (fts_words: the body holds the needle as a word, for rows not in
 // fts_weak) or else by its stored text. The posting lists come back as
 // group_concat lists, are taken apart and narrowed to the mailbox in Go
