@@ -92,10 +92,14 @@ run_one() { # variant round
 	"$WORK/bin/ternbench" lmtp --port "$PORT" --label "$v" --server-pid "$PID" --concurrency "$CLIENTS" \
 		--size "$SIZE" --users "$USERS" --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$v failed"
 	stop_pid "$PID"; PID=""
-	local queued="-"
-	if [ "$v" != baseline ]; then
-		queued=$(for db in "$WORK"/data/d/users/*/mail.db; do python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM fts_pending WHERE state = 0').fetchone()[0])" "$db"; done | awk '{s += $1} END {print s}')
-	fi
+	# The baseline has no queue when it predates the index ("-").
+	local queued
+	queued=$(for db in "$WORK"/data/d/users/*/mail.db; do python3 -c "
+import sqlite3, sys
+try:
+    print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM fts_pending WHERE state = 0').fetchone()[0])
+except sqlite3.Error:
+    print('-')" "$db"; done | awk '$1 == "-" {none = 1} {s += $1} END {print none ? "-" : s}')
 	echo "$queued" >"$OUT/del-$v-r$round.queued"
 	printf 'round %s %-8s %s (index queue at stop: %s)\n' "$round" "$v" "$(sed -n 1p "${f%.json}.txt")" "$queued"
 }

@@ -12,6 +12,10 @@
 #   --passes N       measured passes per server start (default 3)
 #   --data DIR       keep/reuse the prepared data here (default: temp dir);
 #                    an existing DIR/tern/tern.toml is reused as is
+#   --base-data DIR  serve the baseline from this copy of the data instead
+#                    (when this tree migrates the schema to a version the
+#                    baseline does not know: copy DIR first, fix data_dir
+#                    in the copy's tern.toml, open one copy with each build)
 #   --out DIR        results (default: a new temp dir)
 #   --commands SET   search (default: the planted words) or fuzzy (the same
 #                    words with typos, SEARCH=FUZZY, RETURN (COUNT))
@@ -28,7 +32,7 @@
 # Needs no root; everything listens on 127.0.0.1 only.
 set -euo pipefail
 
-MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" OUT="" COMMANDS=search
+MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" BASEDATA="" OUT="" COMMANDS=search
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--messages) MESSAGES=$2; shift 2 ;;
@@ -36,9 +40,10 @@ while [ $# -gt 0 ]; do
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--passes) PASSES=$2; shift 2 ;;
 	--data) DATA=$2; shift 2 ;;
+	--base-data) BASEDATA=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--commands) COMMANDS=$2; shift 2 ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) echo "searchab.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -96,6 +101,11 @@ CONF
 	rm -rf "$WORK/maildir"
 fi
 PORT=$(sed -n 's/^imap = "127.0.0.1:\([0-9]*\)"/\1/p' "$CONF")
+CONF_new=$CONF CONF_base=$CONF
+if [ -n "$BASEDATA" ]; then
+	CONF_base=$BASEDATA/tern/tern.toml
+	[ "$(sed -n 's/^imap = "127.0.0.1:\([0-9]*\)"/\1/p' "$CONF_base")" = "$PORT" ] || { echo "searchab.sh: $CONF_base must listen on port $PORT" >&2; exit 2; }
+fi
 
 : >"$OUT/lines.txt"
 for round in $(seq 1 "$ROUNDS"); do
@@ -103,7 +113,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	[ $((round % 2)) = 0 ] && order="base new"
 	for label in $order; do
 		port_free "$PORT" || { echo "searchab.sh: port $PORT busy" >&2; exit 1; }
-		"$WORK/bin/tern-$label" serve --config "$CONF" >/dev/null 2>>"$OUT/serve-$label.log" &
+		conf=CONF_$label
+		"$WORK/bin/tern-$label" serve --config "${!conf}" >/dev/null 2>>"$OUT/serve-$label.log" &
 		PID=$!
 		for _ in $(seq 100); do port_free "$PORT" || break; sleep 0.2; done
 		log "round $round: $label"

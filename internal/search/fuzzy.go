@@ -132,24 +132,45 @@ func FuzzyScore(needle []byte, texts ...[]byte) uint8 {
 // FuzzyScoreGrams is FuzzyScore with the needle's grams
 // (FuzzyGrams(needle)) made once by a caller that scores many texts.
 func FuzzyScoreGrams(needle []byte, grams []FuzzyGram, texts ...[]byte) uint8 {
-	for _, t := range texts {
-		if bytes.Contains(t, needle) {
-			return 100
+	return FuzzyScoreMasked(needle, grams, ^uint64(0), texts...)
+}
+
+// FuzzyScoreMasked is FuzzyScoreGrams for texts known to lack every gram
+// whose bit in maybe is clear (bit i stands for grams[i]; a full-text
+// index knows which trigrams a text holds). Those grams are not looked
+// for, and neither is the whole needle when a trigram is missing (the
+// needle holds each of its trigrams; a word-start gram's separator need
+// not be in it), so a text is read fewer times; the score is the same as
+// FuzzyScoreGrams'.
+func FuzzyScoreMasked(needle []byte, grams []FuzzyGram, maybe uint64, texts ...[]byte) uint8 {
+	whole := true
+	for i, g := range grams {
+		if !g.WordStart && maybe&(1<<i) == 0 {
+			whole = false
+			break
 		}
 	}
-	return fuzzyShareScore(grams, texts)
+	if whole {
+		for _, t := range texts {
+			if bytes.Contains(t, needle) {
+				return 100
+			}
+		}
+	}
+	return fuzzyShareScore(grams, maybe, texts)
 }
 
 // fuzzyShareScore scores texts by the share of grams they hold (never
-// 100: that is kept for the whole needle).
-func fuzzyShareScore(grams []FuzzyGram, texts [][]byte) uint8 {
+// 100: that is kept for the whole needle); grams whose bit in maybe is
+// clear are absent.
+func fuzzyShareScore(grams []FuzzyGram, maybe uint64, texts [][]byte) uint8 {
 	n := len(grams)
 	if n == 0 {
 		return 0
 	}
 	present := 0
 	for i, g := range grams {
-		if g.In(texts...) {
+		if maybe&(1<<i) != 0 && g.In(texts...) {
 			present++
 		} else if present+(n-i-1) < FuzzyMinPresent(n) {
 			return 0 // cannot reach the threshold any more

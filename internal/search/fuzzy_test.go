@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -35,5 +36,51 @@ func TestFuzzyScore(t *testing.T) {
 		if got := FuzzyScore([]byte(c.needle), []byte(c.text)); got != c.want {
 			t.Errorf("FuzzyScore(%q, %q) = %d, want %d", c.needle, c.text, got, c.want)
 		}
+	}
+}
+
+// TestFuzzyScoreMasked: told which grams a text lacks (as a full-text
+// index knows), the score is the same as looking for every gram; a mask
+// that wrongly clears a gram the text holds changes it (so the mask is
+// used, not ignored).
+func TestFuzzyScoreMasked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	words := []string{"half", "moon", "halfmoon", "mon", "lfm", "hal", "helo", "world", "wörld", "ölf", "a", "x"}
+	phrase := func(n int) []byte {
+		var b []byte
+		for i := range n {
+			if i > 0 {
+				b = append(b, " \n\t"[rng.IntN(3)])
+			}
+			b = append(b, words[rng.IntN(len(words))]...)
+		}
+		return b
+	}
+	changed := 0
+	for range 3000 {
+		needle := phrase(1 + rng.IntN(2))
+		texts := [][]byte{phrase(rng.IntN(6)), phrase(rng.IntN(6))}
+		grams := FuzzyGrams(needle)
+		var truth uint64
+		for i, g := range grams {
+			if g.In(texts...) {
+				truth |= 1 << i
+			}
+		}
+		want := FuzzyScoreGrams(needle, grams, texts...)
+		// Absent grams cleared, any present or unknown ones kept.
+		maybe := truth | rng.Uint64()
+		if got := FuzzyScoreMasked(needle, grams, maybe, texts...); got != want {
+			t.Fatalf("needle %q texts %q mask %b: score %d, want %d", needle, texts, maybe, got, want)
+		}
+		if want > 0 && truth != 0 {
+			wrong := truth &^ (truth & -truth) // one gram it holds said absent
+			if FuzzyScoreMasked(needle, grams, wrong, texts...) != want {
+				changed++
+			}
+		}
+	}
+	if changed == 0 {
+		t.Fatal("clearing a gram the text holds never changed a score")
 	}
 }

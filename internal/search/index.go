@@ -137,6 +137,12 @@ func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uin
 	return false, 0, false
 }
 
+// Pending reports whether message uid is not indexed yet: the index
+// decides none of its text keys, so matching it reads the message.
+func (x *TextIndex) Pending(uid uint32) bool {
+	return contains(x.pending, uid)
+}
+
 func contains(sorted []uint32, v uint32) bool {
 	_, ok := slices.BinarySearch(sorted, v)
 	return ok

@@ -193,7 +193,8 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 	// bodies are searched, every 256 otherwise.
 	prog := c.startProgress(len(uids))
 	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
-		if err := prog.step(needBody); err != nil {
+		// A message the index decides is cheap: no clock read for it.
+		if err := prog.step(needBody && (cand.Text == nil || cand.Text.Pending(m.UID))); err != nil {
 			return err
 		}
 		seq, ok := view.seq(m.UID)

@@ -2,12 +2,15 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math/bits"
 	"os"
 	"slices"
 	"strconv"
@@ -44,8 +47,14 @@ import (
 // contents whose text is not valid UTF-8: the tokenizer may split such
 // bytes differently from a needle's, so they are candidates for every
 // query (their stored text is still compared exactly).
+//
+// Since schema version 14 fts indexes only the body and MIME columns;
+// hdr and addr are UNINDEXED (stored, not tokenized): their trigrams are
+// in fts_head (the side indexes, below), and tokenizing them twice cost
+// a third of the indexing CPU. Keys that read the header take their
+// candidates from fts_head, keys that read both (TEXT) from both.
 const ftsSchema = `
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none);
 CREATE TABLE IF NOT EXISTS fts_pending(
 	content_id INTEGER PRIMARY KEY,
 	state INTEGER NOT NULL DEFAULT 0
@@ -116,6 +125,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(hdr, addr, content='', co
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(body, content='', contentless_delete=1, tokenize='ascii', detail=none);
 `
 
+// ftsHeaderUnindexed rebuilds an fts of schema version 13 or older
+// (every column indexed) with hdr and addr UNINDEXED (ftsSchema): the
+// text moves to a new table, tokenizing the body and MIME columns only,
+// which takes the place of the old one. The triggers that name fts are
+// dropped first (the schema statements create them again).
+var ftsHeaderUnindexed = []string{
+	`DROP TRIGGER IF EXISTS contents_fts_deferred`,
+	`DROP TRIGGER IF EXISTS contents_fts_reused`,
+	`CREATE VIRTUAL TABLE fts_v14 USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
+	`INSERT INTO fts_v14(rowid, hdr, addr, body, mime) SELECT rowid, hdr, addr, body, mime FROM fts`,
+	`DROP TABLE fts`,
+	`ALTER TABLE fts_v14 RENAME TO fts`,
+}
+
 // ftsSideBackfill fills the side indexes from the text fts stores
 // (migration to schema version 12): no message is read again.
 var ftsSideBackfill = []string{
@@ -158,25 +181,33 @@ const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id F
 // ftsColumns are the fts columns in store.TextField bit order.
 var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 
+// ftsContent is the table where FTS5 keeps fts's text (its content
+// shadow table: id = rowid, c0..c3 the columns in ftsColumns order).
+// Searches read a candidate's text from it as a plain rowid lookup:
+// through the fts table each lookup is an FTS5 query of its own, about
+// a fifth of a search that reads many texts.
+const ftsContent = "fts_content"
+
 // SearchText implements store.Account.
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
 	var res store.TextResult
 	err := a.read(ctx, "search text", func(tx *sqlTx) error {
-		var err error
-		// CROSS JOIN fixes the loop order (SQLite's planner, without
-		// statistics, would walk the whole mailbox and look each message
-		// up in the queue, or run the MATCH once per message).
-		if res.Pending, err = queryUIDs(ctx, tx, `SELECT m.uid FROM fts_pending p CROSS JOIN messages m ON m.content_id = p.content_id
-			WHERE m.mailbox_id = ?`, mailboxID); err != nil {
+		cm, err := a.u.mailboxContents(ctx, tx, mailboxID)
+		if err != nil {
 			return err
 		}
+		var pending []int64
+		if err := postings(ctx, tx, &pending, `SELECT group_concat(content_id) FROM fts_pending`); err != nil {
+			return err
+		}
+		res.Pending = cm.uidsOf(pending)
 		res.Hits = make([][]uint32, len(qs))
 		res.Scores = make([][]uint8, len(qs))
 		for i, q := range qs {
 			if q.Fuzzy {
-				res.Hits[i], res.Scores[i], err = searchFuzzy(ctx, tx, mailboxID, q)
+				res.Hits[i], res.Scores[i], err = searchFuzzy(ctx, tx, cm, q)
 			} else {
-				res.Hits[i], err = searchOne(ctx, tx, mailboxID, q)
+				res.Hits[i], err = searchOne(ctx, tx, cm, q)
 			}
 			if err != nil {
 				return err
@@ -243,134 +274,86 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 	return false
 }
 
-// searchOne answers one query: the candidate rows from the trigram index
-// (fts_head for header keys, else fts; every indexed message of the
-// mailbox when the needle has fewer than three characters), each
-// decided by the word index (fts_words: the body holds the needle as a
-// word) or else by its stored text. The check runs inside SQLite
-// (tern_contains on the stored bytes) and the UIDs come back as one
-// group_concat list: a needle found in half the mailbox costs no row or
-// blob copy per message on the Go side, and no text read where the word
-// index proves the match.
-func searchOne(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, error) {
+// searchOne answers one query in the mailbox whose contents cm maps:
+// the candidate rows from the trigram indexes (indexTables: fts_head for
+// the header columns, fts for the others; every indexed content of the
+// mailbox when the needle has fewer than three characters), each decided by the word index
+// (fts_words: the body holds the needle as a word, for rows not in
+// fts_weak) or else by its stored text. The posting lists come back as
+// group_concat lists, are taken apart and narrowed to the mailbox in Go
+// (contentMap), and only the undecided rows' text is checked, inside
+// SQLite (tern_contains on the stored bytes, no copy): a needle found in
+// half the mailbox costs no row or blob copy per message, no text read
+// where the word index proves the match, and no index seek per hit to
+// find its UID.
+func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil
-	}
-	var args []any
-	bind := func(v any) string {
-		args = append(args, v)
-		return "?" + strconv.Itoa(len(args))
 	}
 	needle := q.Needle
 	if needle == nil {
 		needle = []byte{}
 	}
-	pNeedle, pMailbox := bind(needle), bind(mailboxID)
-	checks := make([]string, len(cols))
-	for i, c := range cols {
-		checks[i] = containsFunc + "(" + c + ", " + pNeedle + ")"
-	}
-	if words, ok := wordQuery(q); ok {
-		if match, ok := trigramQuery(q.Needle); ok {
-			return searchWord(ctx, tx, mailboxID, needle, words, match, strings.Join(checks, " OR "))
-		}
-	}
-	// check decides a candidate c(uid, cid) (uid, content id).
-	check := `EXISTS (SELECT 1 FROM fts f WHERE f.rowid = c.cid AND (` + strings.Join(checks, " OR ") + `))`
-	if words, ok := wordQuery(q); ok {
-		// A non-correlated IN: SQLite reads the word's posting list once.
-		check = `(c.cid IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ` + bind(words) + `) AND c.cid NOT IN (SELECT content_id FROM fts_weak)) OR ` + check
-	}
-	var uids []uint32
-	// answer runs the check over the candidates cands selects. The
-	// candidates are materialized first: as a condition on the index
-	// table alone, SQLite tests the check in the outer loop, for every
-	// candidate of every mailbox in the account (a search of INBOX paid
-	// for 25,000 matches in another mailbox).
-	answer := func(cands string) error {
-		list, err := queryUIDList(ctx, tx, `WITH c(uid, cid) AS MATERIALIZED (`+cands+`) SELECT group_concat(c.uid) FROM c WHERE `+check, args...)
-		uids = append(uids, list...)
-		return err
+	var cand, proven, weak []int64
+	if err := postings(ctx, tx, &weak, `SELECT group_concat(content_id) FROM fts_weak`); err != nil {
+		return nil, err
 	}
 	if match, ok := trigramQuery(q.Needle); ok {
-		// The index first, then the messages of its rows (CROSS JOIN: see
-		// SearchText).
-		t := indexTable(q.Fields)
-		if err := answer(`SELECT m.uid, m.content_id FROM ` + t + ` CROSS JOIN messages m ON m.content_id = ` + t + `.rowid
-			WHERE ` + t + ` MATCH ` + bind(match) + ` AND m.mailbox_id = ` + pMailbox); err != nil {
-			return nil, err
+		for _, t := range indexTables(q.Fields) {
+			if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, match); err != nil {
+				return nil, err
+			}
 		}
-		if err := answer(`SELECT m.uid, m.content_id FROM fts_weak w CROSS JOIN messages m ON m.content_id = w.content_id
-			WHERE m.mailbox_id = ` + pMailbox); err != nil {
-			return nil, err
-		}
+		cand = cm.inMailbox(slices.Compact(cand))
 	} else {
-		if err := answer(`SELECT m.uid, m.content_id FROM messages m WHERE m.mailbox_id = ` + pMailbox); err != nil {
+		cand = cm.contents()
+	}
+	if words, ok := wordQuery(q); ok {
+		if err := postings(ctx, tx, &proven, `SELECT group_concat(rowid) FROM fts_words WHERE fts_words MATCH ?`, words); err != nil {
 			return nil, err
 		}
+		proven = subtractSorted(cm.inMailbox(proven), weak)
 	}
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
+	// The rest: candidates not proven, and the mailbox's weak rows.
+	rest := mergeSorted(subtractSorted(cand, proven), cm.inMailbox(weak))
+	hits := proven
+	if len(rest) > 0 {
+		checks := make([]string, len(cols))
+		for i, c := range cols {
+			checks[i] = containsFunc + "(" + c + ", ?1)"
+		}
+		var found []int64
+		if err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
+			WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(rest)); err != nil {
+			return nil, err
+		}
+		hits = mergeSorted(hits, found)
+	}
+	return cm.uidsOf(hits), nil
 }
 
-// searchWord answers a query whose needle is one word of the word index
-// (wordQuery) and has trigrams (match): the rows of fts_words holding the
-// word match (unless listed in fts_weak), found without reading any
-// text; the other trigram candidates and the weak rows are checked
-// against their stored text (check, over f, with ?1 the needle). The
-// sets are taken apart in Go from two posting lists, so SQLite builds no
-// temporary table per candidate.
-func searchWord(ctx context.Context, tx *sqlTx, mailboxID int64, needle []byte, words, match, check string) ([]uint32, error) {
-	var cand, proven, weak []int64
-	for _, l := range []struct {
-		dst   *[]int64
-		query string
-		args  []any
-	}{
-		{&cand, `SELECT group_concat(rowid) FROM fts WHERE fts MATCH ?`, []any{match}},
-		{&proven, `SELECT group_concat(rowid) FROM fts_words WHERE fts_words MATCH ?`, []any{words}},
-		{&weak, `SELECT group_concat(content_id) FROM fts_weak`, nil},
-	} {
-		if err := queryIntList(ctx, tx, 1<<62, func(n uint64) { *l.dst = append(*l.dst, int64(n)) }, l.query, l.args...); err != nil {
-			return nil, err
-		}
+// postings runs a query returning one group_concat of row ids (NULL for
+// none) and appends them to dst, ascending.
+func postings(ctx context.Context, tx *sqlTx, dst *[]int64, query string, args ...any) error {
+	if err := queryIntList(ctx, tx, 1<<62, func(n uint64) { *dst = append(*dst, int64(n)) }, query, args...); err != nil {
+		return err
 	}
-	slices.Sort(cand) // FTS5 returns rowids ascending; sorting costs nothing then
-	slices.Sort(proven)
-	slices.Sort(weak)
-	proven = subtractSorted(proven, weak)
-	// The rest: candidates not proven, and every weak row.
-	var rest strings.Builder
-	rest.WriteByte('[')
-	for _, id := range mergeSorted(subtractSorted(cand, proven), weak) {
-		if rest.Len() > 1 {
-			rest.WriteByte(',')
+	slices.Sort(*dst) // FTS5 returns rowids ascending; sorting costs nothing then
+	return nil
+}
+
+// jsonIDs returns ids as a JSON array (for json_each).
+func jsonIDs(ids []int64) string {
+	b := make([]byte, 0, 8*len(ids)+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		rest.WriteString(strconv.FormatInt(id, 10))
+		b = strconv.AppendInt(b, id, 10)
 	}
-	rest.WriteByte(']')
-	var uids []uint32
-	if len(proven) > 0 {
-		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM fts_words CROSS JOIN messages m ON m.content_id = fts_words.rowid
-			WHERE fts_words MATCH ?1 AND m.mailbox_id = ?2 AND m.content_id NOT IN (SELECT content_id FROM fts_weak)`, words, mailboxID)
-		if err != nil {
-			return nil, err
-		}
-		uids = list
-	}
-	if rest.Len() > 2 {
-		// json_each, then the messages (of this mailbox only), then the
-		// text: the check runs for this mailbox's candidates alone.
-		list, err := queryUIDList(ctx, tx, `SELECT group_concat(m.uid) FROM json_each(?3) j CROSS JOIN messages m ON m.content_id = j.value
-			CROSS JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?2 AND (`+check+`)`, needle, mailboxID, rest.String())
-		if err != nil {
-			return nil, err
-		}
-		uids = append(uids, list...)
-	}
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
+	return string(append(b, ']'))
 }
 
 // subtractSorted returns the elements of ascending a that are not in
@@ -397,13 +380,18 @@ func mergeSorted(a, b []int64) []int64 {
 	return slices.Compact(out)
 }
 
-// indexTable is the trigram index that proposes candidates for fields:
-// fts_head when they are header columns only, else fts.
-func indexTable(fields store.TextField) string {
-	if fields&^(store.TextHeader|store.TextAddress) == 0 {
-		return "fts_head"
+// indexTables are the trigram indexes that propose candidates for
+// fields: fts_head for the header columns (hdr, addr), fts for the
+// others (body, mime; schema version 14).
+func indexTables(fields store.TextField) []string {
+	var ts []string
+	if fields&(store.TextHeader|store.TextAddress) != 0 {
+		ts = append(ts, "fts_head")
 	}
-	return "fts"
+	if fields&^(store.TextHeader|store.TextAddress) != 0 {
+		ts = append(ts, "fts")
+	}
+	return ts
 }
 
 // maxWordNeedle bounds the needles wordQuery asks fts_words for (FTS5
@@ -428,14 +416,6 @@ func wordQuery(q store.TextQuery) (string, bool) {
 	return `"` + string(q.Needle) + `"`, true
 }
 
-// queryUIDList runs a query returning one group_concat of UIDs (NULL for
-// none) and returns them.
-func queryUIDList(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
-	var uids []uint32
-	err := queryIntList(ctx, q, 1<<32-1, func(n uint64) { uids = append(uids, uint32(n)) }, query, args...)
-	return uids, err
-}
-
 // queryIntList runs a query returning one group_concat of integers in
 // 0..limit (NULL for none) and calls fn with each: one row and one string
 // instead of a row per integer.
@@ -444,6 +424,15 @@ func queryIntList(ctx context.Context, q querier, limit uint64, fn func(uint64),
 	if err := q.QueryRowContext(ctx, query, args...).Scan(&list); err != nil {
 		return fmt.Errorf("full-text query: %w", err)
 	}
+	if err := parseIntList(list, limit, fn); err != nil {
+		return fmt.Errorf("full-text query: %w", err)
+	}
+	return nil
+}
+
+// parseIntList calls fn with each integer of a group_concat list of
+// integers in 0..limit (empty for none).
+func parseIntList(list []byte, limit uint64, fn func(uint64)) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -453,13 +442,13 @@ func queryIntList(ctx context.Context, q querier, limit uint64, fn func(uint64),
 		if i < len(list) && '0' <= list[i] && list[i] <= '9' {
 			d := uint64(list[i] - '0')
 			if n > (limit-d)/10 {
-				return fmt.Errorf("full-text query: number over %d in list %.40q", limit, list)
+				return fmt.Errorf("number over %d in list %.40q", limit, list)
 			}
 			n, digits = n*10+d, true
 			continue
 		}
 		if !digits || i < len(list) && list[i] != ',' {
-			return fmt.Errorf("full-text query: bad list %.40q", list)
+			return fmt.Errorf("bad list %.40q", list)
 		}
 		fn(n)
 		n, digits = 0, false
@@ -467,52 +456,47 @@ func queryIntList(ctx context.Context, q querier, limit uint64, fn func(uint64),
 	return nil
 }
 
-// searchFuzzy answers a fuzzy query (RFC 6203): the index counts, per
-// content, how many of the needle's inner trigrams it holds (one posting
+// searchFuzzy answers a fuzzy query (RFC 6203): the index tells, per
+// content, which of the needle's inner trigrams it holds (one posting
 // list each); a content that cannot reach search.FuzzyMinPresent even if
 // it held every word-start gram is no candidate. The candidates' stored
-// text is then scored with search.FuzzyScore, exactly as the scan scores
-// a message. Needles whose grams cannot narrow (too few inner trigrams)
+// text is then scored with search.FuzzyScoreMasked, exactly as the scan
+// scores a message: a trigram the index does not list for a content is
+// not in its text, so it is not looked for there (nor is the whole
+// needle). Needles whose grams cannot narrow (too few inner trigrams)
 // score every indexed message of the mailbox.
-func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQuery) ([]uint32, []uint8, error) {
+func searchFuzzy(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, []uint8, error) {
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil, nil
 	}
 	grams := search.FuzzyGrams(q.Needle)
-	var inner []string
-	starts := 0
-	for _, g := range grams {
-		if g.WordStart {
-			starts++
-		} else if utf8.Valid(g.Text) {
-			inner = append(inner, string(g.Text))
+	// unknown: the grams the index cannot answer (word starts, bytes
+	// that are not UTF-8), always looked for; inner: the others.
+	var unknown, inner uint64
+	for i, g := range grams {
+		if g.WordStart || !utf8.Valid(g.Text) {
+			unknown |= 1 << i
+		} else {
+			inner |= 1 << i
 		}
 	}
-	need := search.FuzzyMinPresent(len(grams)) - (len(grams) - len(inner))
-	sel := `SELECT m.uid, ` + strings.Join(cols, ", ")
-	var uids []uint32
-	var scores []uint8
-	score := func(uid uint32, texts [][]byte) {
-		if s := search.FuzzyScoreGrams(q.Needle, grams, texts...); s > 0 {
-			uids = append(uids, uid)
-			scores = append(scores, s)
-		}
+	need := search.FuzzyMinPresent(len(grams)) - bits.OnesCount64(unknown)
+	if need <= 0 || inner == 0 {
+		return scoreContents(ctx, tx, cm, q, cols, grams, cm.contents(), nil)
 	}
-	if need <= 0 || len(inner) == 0 {
-		if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM messages m JOIN fts f ON f.rowid = m.content_id WHERE m.mailbox_id = ?`, mailboxID); err != nil {
-			return nil, nil, err
+	var masks gramMasks
+	for i, g := range grams {
+		if inner&(1<<i) == 0 {
+			continue
 		}
-		return sortScored(uids, scores)
-	}
-	var counts gramCounts
-	t := indexTable(q.Fields)
-	for _, g := range inner {
 		// One group_concat per posting list: a trigram common in
 		// headers lists most of the account.
-		if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { counts.add(int64(id), 1) },
-			`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(g, `"`, `""`)+`"`); err != nil {
-			return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+		for _, t := range indexTables(q.Fields) {
+			if err := queryIntList(ctx, tx, 1<<62, func(id uint64) { masks.add(int64(id), 1<<i) },
+				`SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, `"`+strings.ReplaceAll(string(g.Text), `"`, `""`)+`"`); err != nil {
+				return nil, nil, fmt.Errorf("fuzzy query: %w", err)
+			}
 		}
 	}
 	weak, err := queryIDs(ctx, tx, `SELECT content_id FROM fts_weak`)
@@ -520,80 +504,121 @@ func searchFuzzy(ctx context.Context, tx *sqlTx, mailboxID int64, q store.TextQu
 		return nil, nil, fmt.Errorf("fuzzy query: %w", err)
 	}
 	for _, id := range weak {
-		counts.add(id, need) // its bytes may tokenize differently: always a candidate
+		masks.add(id, uint32(inner)) // its bytes may tokenize differently: every gram may be there
 	}
-	var cand strings.Builder
-	cand.WriteByte('[')
-	counts.each(func(id int64, n int) {
-		if n < need {
-			return
+	var cand []int64
+	var maybe []uint64
+	masks.each(func(id int64, m uint32) {
+		if bits.OnesCount32(m) >= need && cm.has(id) {
+			cand = append(cand, id)
+			maybe = append(maybe, uint64(m)|unknown)
 		}
-		if cand.Len() > 1 {
-			cand.WriteByte(',')
-		}
-		cand.WriteString(strconv.FormatInt(id, 10))
 	})
-	cand.WriteByte(']')
-	if cand.Len() == 2 {
+	return scoreContents(ctx, tx, cm, q, cols, grams, cand, maybe)
+}
+
+// scoreContents scores the stored text (columns cols) of the contents
+// cids (ascending; maybe[i], if given, the grams cids[i] may hold) with
+// search.FuzzyScoreMasked and returns the UIDs of the mailbox's messages
+// holding those that match, with their scores.
+func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, cols []string, grams []search.FuzzyGram, cids []int64, maybe []uint64) ([]uint32, []uint8, error) {
+	if len(cids) == 0 {
 		return nil, nil, nil
 	}
-	if err := scanTexts(ctx, tx, len(cols), score, sel+` FROM json_each(?) j CROSS JOIN messages m ON m.content_id = j.value CROSS JOIN fts f ON f.rowid = m.content_id
-		WHERE m.mailbox_id = ?`, cand.String(), mailboxID); err != nil {
+	var matched []int64
+	var matchedScores []uint8
+	next := 0 // rows come in the order of cids (json_each)
+	score := func(cid int64, texts [][]byte) {
+		m := ^uint64(0)
+		if maybe != nil {
+			for next < len(cids) && cids[next] < cid {
+				next++
+			}
+			if next < len(cids) && cids[next] == cid {
+				m = maybe[next]
+			}
+		}
+		if s := search.FuzzyScoreMasked(q.Needle, grams, m, texts...); s > 0 {
+			matched = append(matched, cid)
+			matchedScores = append(matchedScores, s)
+		}
+	}
+	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value`,
+		jsonIDs(cids)); err != nil {
 		return nil, nil, err
 	}
+	// json_each gives the contents in the order of cids; sorting costs
+	// nothing then.
+	order := make([]int, len(matched))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(matched[a], matched[b]) })
+	sorted := make([]int64, len(order))
+	for i, j := range order {
+		sorted[i] = matched[j]
+	}
+	var uids []uint32
+	var scores []uint8
+	cm.eachUID(sorted, func(i int, uid uint32) {
+		uids = append(uids, uid)
+		scores = append(scores, matchedScores[order[i]])
+	})
 	return sortScored(uids, scores)
 }
 
-// gramCounts counts, per content id, the grams a content holds: a slice
-// indexed by id (ids are dense), a map for ids too large for one.
-type gramCounts struct {
-	dense  []uint16
-	sparse map[int64]int
+// gramMasks holds, per content id, which grams (bits) a content holds: a
+// slice indexed by id (ids are dense), a map for ids too large for one.
+type gramMasks struct {
+	dense  []uint32
+	sparse map[int64]uint32
 }
 
-// maxDenseID bounds the ids gramCounts keeps in its slice.
+// maxDenseID bounds the ids gramMasks keeps in its slice.
 const maxDenseID = 1 << 24
 
-func (c *gramCounts) add(id int64, n int) {
+func (c *gramMasks) add(id int64, bits uint32) {
 	if id < 0 || id >= maxDenseID {
 		if c.sparse == nil {
-			c.sparse = map[int64]int{}
+			c.sparse = map[int64]uint32{}
 		}
-		c.sparse[id] += n
+		c.sparse[id] |= bits
 		return
 	}
 	if int(id) >= len(c.dense) {
-		c.dense = append(c.dense, make([]uint16, int(id)+1-len(c.dense)+len(c.dense)/2)...)
+		c.dense = append(c.dense, make([]uint32, int(id)+1-len(c.dense)+len(c.dense)/2)...)
 	}
-	c.dense[id] += uint16(n)
+	c.dense[id] |= bits
 }
 
-// each calls fn with every id counted and its count.
-func (c *gramCounts) each(fn func(id int64, n int)) {
-	for id, n := range c.dense {
-		if n > 0 {
-			fn(int64(id), int(n))
+// each calls fn with every id seen and its grams, ascending by id.
+func (c *gramMasks) each(fn func(id int64, m uint32)) {
+	for id, m := range c.dense {
+		if m != 0 {
+			fn(int64(id), m)
 		}
 	}
-	for id, n := range c.sparse {
-		fn(id, n)
+	sparse := slices.Sorted(maps.Keys(c.sparse))
+	for _, id := range sparse {
+		fn(id, c.sparse[id])
 	}
 }
 
-// fieldColumns returns the fts columns (as f.name) of fields.
+// fieldColumns returns the columns of fields in fts's content table (as
+// f.cN; see ftsContent).
 func fieldColumns(fields store.TextField) []string {
 	var cols []string
-	for i, c := range ftsColumns {
+	for i := range ftsColumns {
 		if fields&(1<<i) != 0 {
-			cols = append(cols, "f."+c)
+			cols = append(cols, "f.c"+strconv.Itoa(i))
 		}
 	}
 	return cols
 }
 
-// scanTexts runs a query returning a UID and n text columns and calls fn
-// with each row (the texts are valid only during the call).
-func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(uint32, [][]byte), query string, args ...any) error {
+// scanTexts runs a query returning a row id and n text columns and calls
+// fn with each row (the texts are valid only during the call).
+func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(int64, [][]byte), query string, args ...any) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("full-text query: %w", err)
@@ -602,8 +627,8 @@ func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(uint32, [][]byte),
 	vals := make([]sql.RawBytes, n)
 	texts := make([][]byte, n)
 	dest := make([]any, 1+n)
-	var uid uint32
-	dest[0] = &uid
+	var id int64
+	dest[0] = &id
 	for i := range vals {
 		dest[1+i] = &vals[i]
 	}
@@ -614,7 +639,7 @@ func scanTexts(ctx context.Context, tx *sqlTx, n int, fn func(uint32, [][]byte),
 		for i, v := range vals {
 			texts[i] = v
 		}
-		fn(uid, texts)
+		fn(id, texts)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("full-text query: %w", err)
@@ -672,28 +697,6 @@ func trigramQuery(needle []byte) (string, bool) {
 		b.WriteByte('"')
 	}
 	return b.String(), true
-}
-
-// queryUIDs runs a query returning one UID column, sorted ascending.
-func queryUIDs(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query uids: %w", err)
-	}
-	defer rows.Close()
-	var uids []uint32
-	for rows.Next() {
-		var u uint32
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("query uids: %w", err)
-		}
-		uids = append(uids, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query uids: %w", err)
-	}
-	slices.Sort(uids)
-	return uids, nil
 }
 
 // pendingContent is one content the indexer read for indexing.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/search"
@@ -217,4 +218,92 @@ func TestQueryIntList(t *testing.T) {
 			t.Errorf("%v (limit %d): %v, %v; want %v, ok %v", c.list, c.limit, got, err, c.want, c.ok)
 		}
 	}
+}
+
+// TestTextIndexHeaderUnindexed: fts indexes the body and MIME columns
+// only (schema version 14; the header's trigrams are in fts_head), so a
+// body key no longer proposes, and reads, messages that hold the needle
+// only in their header, while TEXT still finds them. A mail.db of
+// version 13 (every fts column indexed) is rebuilt by the migration.
+func TestTextIndexHeaderUnindexed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	a, _ := searchSetup(t, s, []string{
+		"From: Jan Kowalski <jan@example.org>\r\nSubject: one\r\n\r\nthe halfmoon\r\n",
+		"From: b@example.org\r\nSubject: two\r\n\r\nhalfmoons\r\n",
+		"From: c@example.org\r\nSubject: three\r\n\r\nkowalski was here\r\n",
+	})
+	check := func(when string) {
+		t.Helper()
+		inbox, err := a.Mailbox(ctx, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			q     store.TextQuery
+			want  []uint32
+			reads int64
+		}{
+			// Inside a word: no word proof; only message 3 is a candidate.
+			{store.TextQuery{Fields: store.TextBody, Needle: []byte("owalsk")}, []uint32{3}, 1},
+			{store.TextQuery{Fields: store.TextBody, Needle: []byte("kowalski")}, []uint32{3}, 0},
+			{store.TextQuery{Fields: store.TextHeader | store.TextAddress | store.TextBody | store.TextMIME, Needle: []byte("owalsk")}, []uint32{1, 3}, 4},
+			{store.TextQuery{Fields: store.TextHeader | store.TextAddress, Needle: []byte("owalsk")}, []uint32{1}, 1},
+		} {
+			got, reads := searchCounting(t, a, inbox.ID, c.q)
+			if !slices.Equal(got, c.want) || reads != c.reads {
+				t.Errorf("%s: fields %b %q: hits %v after %d reads, want %v after %d", when, c.q.Fields, c.q.Needle, got, reads, c.want, c.reads)
+			}
+		}
+	}
+	check("new")
+	a.Close()
+	s.Close()
+
+	// Back to version 13's fts, every column indexed.
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`,
+		`CREATE VIRTUAL TABLE fts_v13 USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
+		`INSERT INTO fts_v13(rowid, hdr, addr, body, mime) SELECT rowid, hdr, addr, body, mime FROM fts`,
+		`DROP TABLE fts`, `ALTER TABLE fts_v13 RENAME TO fts`,
+		`PRAGMA user_version = 13`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var old int
+	match, _ := trigramQuery([]byte("owalsk"))
+	if err := db.QueryRow(`SELECT COUNT(*) FROM fts WHERE fts MATCH ?`, match).Scan(&old); err != nil || old != 2 {
+		t.Fatalf("version 13 fts: %d rows hold owalsk (%v), want 2", old, err)
+	}
+	db.Close()
+
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	wantFTS(t, s, 3, 0, 3)
+	var ftsSQL string
+	if err := s.users[1].db.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'fts'`).Scan(&ftsSQL); err != nil {
+		t.Fatal(err)
+	}
+	if want := "hdr UNINDEXED, addr UNINDEXED"; !strings.Contains(ftsSQL, want) {
+		t.Fatalf("fts after the migration: %s; want %s", ftsSQL, want)
+	}
+	if a, err = s.Account(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	check("migrated")
+	// The triggers are back: an expunge lists the rows for the indexer.
+	inbox, _ := a.Mailbox(ctx, "INBOX")
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantFTS(t, s, 2, 0, 2)
 }

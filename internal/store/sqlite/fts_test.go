@@ -346,7 +346,7 @@ func TestSearchTextChecksOnlyItsMailbox(t *testing.T) {
 		t.Errorf("the search checked %d stored texts for a mailbox with one candidate", n)
 	}
 	// The same for a needle inside a word (no word index proof) and one
-	// beside a word the word index proves (searchWord's remainder).
+	// beside a word the word index proves (the remainder searchOne checks).
 	for _, needle := range []string{"uokk", "appears"} {
 		before = containsCalls.Load()
 		res, err = a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte(needle)}})

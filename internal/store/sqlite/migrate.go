@@ -4,10 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 13
+const userSchemaVersion = 14
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -180,6 +181,19 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_gone`, `DROP TRIGGER IF EXISTS contents_fts_side_gone`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("migrate schema: drop the old index delete triggers: %w", err)
+		}
+	}
+	// Version 13 -> 14: fts no longer indexes the header columns, whose
+	// trigrams fts_head holds (ftsSchema); rebuilt from its own text.
+	var ftsSQL string
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT sql FROM sqlite_schema WHERE name = 'fts'), '')`).Scan(&ftsSQL); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts: %w", err)
+	}
+	if ftsSQL != "" && !strings.Contains(ftsSQL, "hdr UNINDEXED") {
+		for _, q := range ftsHeaderUnindexed {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: full-text index without header columns: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

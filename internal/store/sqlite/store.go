@@ -173,6 +173,8 @@ type userDB struct {
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
 
+	contentMaps contentMaps // mailboxes' content ids to UIDs, for full-text search (contentmap.go)
+
 }
 
 const mainSchema = `
