@@ -483,6 +483,21 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	return uids, nil
 }
 
+// flagChanges are the new flags of the messages a STORE changes, as
+// parallel columns.
+type flagChanges struct {
+	uids, sys []int64
+	kws       []string
+}
+
+// updateFlagsSQL sets the flags ($4 system, $5 keywords) of mailbox $1's
+// messages $3 and their modseq and the mailbox's HIGHESTMODSEQ to $2: one
+// statement for any mix of resulting flag states.
+const updateFlagsSQL = `WITH u AS (UPDATE messages m SET modseq = $2, sysflags = c.sys, keywords = c.kws
+		FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS c(uid, sys, kws)
+		WHERE m.mailbox_id = $1 AND m.uid = c.uid)
+	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
+
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	var res store.StoreResult
 	opSys, opKws, err := backend.SplitFlags(flags)
@@ -508,14 +523,9 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			}
 		}
 		modseq := m.highest + 1
-		// New flags are computed here and written with one UPDATE per
-		// distinct resulting state.
-		type state struct {
-			sys int64
-			kws string
-		}
-		groups := map[state][]int64{}
-		var order []state
+		// New flags are computed here and written, with the mailbox's
+		// HIGHESTMODSEQ, in one statement.
+		var ch flagChanges
 		res.Updated = make([]store.MessageMeta, 0, len(rows))
 		fl := backend.FlagInterner{}
 		for _, r := range rows {
@@ -526,23 +536,15 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			ns, nk := backend.ApplyFlags(op, r.sys, r.kws, opSys, kws)
 			ms := r.modseq
 			if ns != r.sys || nk != r.kws {
-				s := state{ns, nk}
-				if _, ok := groups[s]; !ok {
-					order = append(order, s)
-				}
-				groups[s] = append(groups[s], int64(r.uid))
+				ch.uids = append(ch.uids, int64(r.uid))
+				ch.sys = append(ch.sys, ns)
+				ch.kws = append(ch.kws, nk)
 				ms = modseq
 			}
 			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
 		}
-		if len(order) > 0 {
-			b := &pgx.Batch{}
-			for _, s := range order {
-				b.Queue(`UPDATE messages SET modseq = $2, sysflags = $3, keywords = $4 WHERE mailbox_id = $1 AND uid = ANY($5)`,
-					m.id, modseq, s.sys, s.kws, groups[s])
-			}
-			b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
-			if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
+		if len(ch.uids) > 0 {
+			if _, err := w.tx.Exec(ctx, updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws); err != nil {
 				return fmt.Errorf("update flags: %w", err)
 			}
 			w.changed[m.id] = modseq
