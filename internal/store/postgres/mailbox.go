@@ -47,6 +47,18 @@ type wtx struct {
 	// before the commit (queueSaveBody, verifyBlobs).
 	unverified []*prepared
 	deltas     map[int64]*ownDelta // by mailbox id (delta.go)
+	// tail holds the statements queued by atCommit.
+	tail pgx.Batch
+}
+
+// atCommit queues a statement whose result the write needs only as
+// success or failure: it travels with the commit (runTx) or, in a group,
+// with the write's savepoint release (runInSavepoint), a round trip
+// fewer. Statements the write sends afterwards run before it, so none of
+// them may depend on it. Its failure rolls the transaction (or the
+// write's savepoint) back and fails the write.
+func (w *wtx) atCommit(sql string, args ...any) {
+	w.tail.Queue(sql, args...)
 }
 
 // readBatch sends b's statements in one round trip, inside a read-only

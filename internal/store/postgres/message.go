@@ -544,9 +544,8 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
 		}
 		if len(ch.uids) > 0 {
-			if _, err := w.tx.Exec(ctx, updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws); err != nil {
-				return fmt.Errorf("update flags: %w", err)
-			}
+			// Nothing below reads the flags: the update goes with the commit.
+			w.atCommit(updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws)
 			w.changed[m.id] = modseq
 		}
 		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {
