@@ -197,21 +197,17 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	}
 	// The statements queued for the commit (atCommit, the contents
 	// dropped), the change signal and COMMIT: one round trip.
+	// Close reads the results in order, running the queued statements'
+	// callbacks, and stops at the first error.
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
 	all.queueNotify(b)
-	b.Queue(`COMMIT`)
-	br := conn.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
-	for range b.Len() {
-		if tag, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
+		tag = ct
+		return nil
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if tag.String() != "COMMIT" {

@@ -56,7 +56,9 @@ type wtx struct {
 // with the write's savepoint release (runInSavepoint), a round trip
 // fewer. Statements the write sends afterwards run before it, so none of
 // them may depend on it. Its failure rolls the transaction (or the
-// write's savepoint) back and fails the write.
+// write's savepoint) back and fails the write. (A write may also move
+// queued statements with result callbacks into w.tail, as insertNew
+// does: the callbacks run, in order, before COMMIT's result is read.)
 func (w *wtx) atCommit(sql string, args ...any) {
 	w.tail.Queue(sql, args...)
 }

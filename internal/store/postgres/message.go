@@ -419,7 +419,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	modseq := m.highest + 1
 	b := &pgx.Batch{}
 	uids := make([]uint32, len(preps))
-	threadIDs := make([]string, len(preps))
+	first := len(od.d.Rows) // this Append's rows in the delta, in order
 	var size int64
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
@@ -456,7 +456,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview)).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&threadIDs[i]) })
+			QueryRow(func(row pgx.Row) error { return row.Scan(&od.d.Rows[first+i].ThreadID) })
 		var sentDate time.Time
 		if sent != nil {
 			sentDate = backend.JoinTime(*sent, *sentTZ)
@@ -466,17 +466,23 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			SentDate: sentDate, EmailID: "M" + id})
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
-	w.unverified = w.unverified[:0]
-	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
-	}
-	for i := range threadIDs {
-		od.d.Rows[len(od.d.Rows)-len(threadIDs)+i].ThreadID = threadIDs[i]
-	}
 	// Keywords may have grown the mailbox's list, which a delta does not
 	// carry.
 	od.unusable = od.unusable || len(allCanon) > 0
 	od.d.Head = m.head()
+	if w.a.s.opts.Blobs == nil {
+		// Nothing reads what the batch writes before the commit, and its
+		// results (the thread ids) fill the delta, which is used only
+		// after the commit: the batch goes with the commit (atCommit).
+		w.tail.QueuedQueries = append(w.tail.QueuedQueries, b.QueuedQueries...)
+		return uids, nil
+	}
+	// The new bodies' objects are checked before the commit, holding the
+	// rows' locks (verifyBlobs): the batch goes now.
+	w.unverified = w.unverified[:0]
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("insert messages: %w", err)
+	}
 	if err := w.verifyBlobs(); err != nil {
 		return nil, err
 	}
