@@ -198,7 +198,11 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// The statements queued for the commit (atCommit, the contents
 	// dropped), the change signal and COMMIT: one round trip.
 	// Close reads the results in order, running the queued statements'
-	// callbacks, and stops at the first error.
+	// callbacks, and stops at the first error. The server has the whole
+	// batch already: a callback failing on a statement that succeeded
+	// would not stop the COMMIT, so the callbacks queued for the commit
+	// only copy results that cannot fail to scan (insertNew's thread
+	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
 	all.queueNotify(b)
