@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tern-imap/tern/imap"
@@ -10,26 +11,45 @@ import (
 
 // appendTarget resolves the mailbox APPEND or REPLACE stores into: a
 // missing one (or one the session cannot see) is NO [TRYCREATE] (RFC
-// 9051 §6.3.12); appending needs the "i" right (RFC 4314 §4).
-func (c *conn) appendTarget(ctx context.Context, raw string) (*mailboxRef, error) {
+// 9051 §6.3.12); appending needs the "i" right (RFC 4314 §4). A mailbox
+// of the session's own user is not looked up here: the store's Append
+// finds it in its own transaction and says whether it is missing or
+// \Noselect (appendErr answers those as this would), which saves a
+// database round trip per APPEND on a shared store. With CATENATE
+// (catenate true) it is looked up all the same: a missing mailbox is
+// TRYCREATE before any URL is resolved.
+func (c *conn) appendTarget(ctx context.Context, raw string, catenate bool) (*mailboxRef, error) {
 	name, err := c.mailboxName(raw)
 	if err != nil {
 		return nil, err
 	}
+	if _, _, shared := splitShared(name); !shared && !catenate {
+		return c.resolveSeen(ctx, name, visible)
+	}
 	m, info, err := c.resolveDest(ctx, name)
 	if err != nil {
-		if isNoMailbox(err) {
-			return nil, no("TRYCREATE", "Mailbox does not exist")
-		}
-		return nil, storeErr(err, name)
+		return nil, appendErr(err, name)
 	}
 	if err := m.need("i"); err != nil {
 		return nil, err
 	}
 	if info.NoSelect {
-		return nil, no("CANNOT", "Mailbox is not selectable")
+		return nil, appendErr(store.ErrNoSelect, name)
 	}
 	return m, nil
+}
+
+// appendErr answers a failed APPEND or REPLACE into the mailbox the
+// client named: a missing one is NO [TRYCREATE], a \Noselect one NO
+// [CANNOT], anything else as storeErr.
+func appendErr(err error, name string) error {
+	switch {
+	case isNoMailbox(err):
+		return no("TRYCREATE", "Mailbox does not exist")
+	case errors.Is(err, store.ErrNoSelect):
+		return no("CANNOT", "Mailbox is not selectable")
+	}
+	return storeErr(err, name)
 }
 
 // allowedFlags drops the flags m's rights do not let the session set:
@@ -69,7 +89,11 @@ func (c *conn) newMessage(ctx context.Context, m *imap.AppendMessage) (store.New
 
 func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	args := cmd.Args.(*imap.AppendArgs)
-	m, err := c.appendTarget(ctx, args.Mailbox)
+	catenate := false
+	for i := range args.Messages {
+		catenate = catenate || args.Messages[i].Parts != nil
+	}
+	m, err := c.appendTarget(ctx, args.Mailbox, catenate)
 	if err != nil {
 		return err
 	}
@@ -84,7 +108,7 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 	}
 	res, err := m.acct.Append(ctx, m.name, msgs)
 	if err != nil {
-		return storeErr(err, m.view)
+		return appendErr(err, m.view)
 	}
 	if c.isSelected(m.owner, res.MailboxID) {
 		c.sel.dirty = true

@@ -35,7 +35,7 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	m, err := c.appendTarget(ctx, args.Mailbox)
+	m, err := c.appendTarget(ctx, args.Mailbox, args.Message.Parts != nil)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func cmdReplace(ctx context.Context, c *conn, cmd *imap.Command) error {
 	msg.Flags = m.allowedFlags(msg.Flags)
 	res, err := m.acct.Append(ctx, m.name, []store.NewMessage{msg})
 	if err != nil {
-		return storeErr(err, m.view)
+		return appendErr(err, m.view)
 	}
 	gone, err := sel.acct.Expunge(ctx, sel.info.ID, []uint32{uid}, false)
 	if err != nil || len(gone) == 0 {

@@ -124,18 +124,17 @@ func releaseBodies(ctx context.Context, tx querier, br bodyRefs) error {
 // uses; unused bodies in a blob store stay, pending deletion (blobs.go).
 const deleteUnusedInline = `DELETE FROM bodies WHERE refs <= 0 AND data IS NOT NULL`
 
-// dropUnusedContents deletes the contents among ids that no message uses
-// any more (after an expunge or a mailbox deletion) and releases their
-// bodies, deleting those kept in the database that nobody uses now: two
-// statements in one round trip. The first locks the bodies in hash order
-// (as releaseBodies does: two users releasing the same bodies do not
-// deadlock); the second finds what the first released by its release
-// time, this transaction's now() (bodies_released index).
-func dropUnusedContents(ctx context.Context, tx dbtx, ids []int64) error {
+// queueDropUnusedContents adds to b the deletion of the contents among
+// ids that no message uses any more (after an expunge or a mailbox
+// deletion) and the release of their bodies, deleting those kept in the
+// database that nobody uses now: two statements. The first locks the
+// bodies in hash order (as releaseBodies does: two users releasing the
+// same bodies do not deadlock); the second finds what the first released
+// by its release time, this transaction's now() (bodies_released index).
+func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 	if len(ids) == 0 {
-		return nil
+		return
 	}
-	b := &pgx.Batch{}
 	b.Queue(`WITH gone AS (
 			DELETE FROM contents c WHERE c.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
 			RETURNING body_hash),
@@ -144,10 +143,6 @@ func dropUnusedContents(ctx context.Context, tx dbtx, ids []int64) error {
 		UPDATE bodies b SET refs = b.refs - d.n, released = CASE WHEN b.refs - d.n <= 0 THEN now() END
 		FROM d JOIN lk ON lk.hash = d.h WHERE b.hash = d.h`, ids)
 	b.Queue(`DELETE FROM bodies WHERE refs = 0 AND released = now() AND data IS NOT NULL`)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("drop unused contents: %w", err)
-	}
-	return nil
 }
 
 // memBody is an open message body read from the database.

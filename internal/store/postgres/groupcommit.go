@@ -195,29 +195,36 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	if err := lc.begin(ctx); err != nil { // a write that sent nothing
 		return err
 	}
+	// The statements queued for the commit (atCommit, the contents
+	// dropped), the change signal and COMMIT: one round trip.
+	// Close reads the results in order, running the queued statements'
+	// callbacks, and stops at the first error. The server has the whole
+	// batch already: a callback failing on a statement that succeeded
+	// would not stop the COMMIT, so the callbacks queued for the commit
+	// only copy results that cannot fail to scan (insertNew's thread
+	// ids, never NULL).
 	b := &pgx.Batch{}
+	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
 	all.queueNotify(b)
-	b.Queue(`COMMIT`)
-	br := conn.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
-	for range b.Len() {
-		if tag, err = br.Exec(); err != nil {
-			break
-		}
+	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
+		tag = ct
+		return nil
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
-	if err == nil && tag.String() != "COMMIT" {
-		err = fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
-	}
-	done = err == nil
-	return err
+	done = true
+	return nil
 }
 
 // runOps runs ops (in savepoints when there are several) in the
 // transaction on conn and returns what the successful ones did together,
-// after dropping the contents they left unused.
+// with the dropping of the contents they left unused queued for the
+// commit.
 func (a *account) runOps(ctx context.Context, conn *lockConn, ops []*writeOp) (*wtx, error) {
 	all := &wtx{ctx: ctx, tx: conn, a: a, changed: map[int64]uint64{}}
 	ok := 0
@@ -243,6 +250,9 @@ func (a *account) runOps(ctx context.Context, conn *lockConn, ops []*writeOp) (*
 			continue
 		}
 		ok++
+		if len(ops) == 1 {
+			all.tail.QueuedQueries = op.w.tail.QueuedQueries
+		}
 		all.list = all.list || op.w.list
 		all.dropped = append(all.dropped, op.w.dropped...)
 		for id, ms := range op.w.changed {
@@ -252,24 +262,29 @@ func (a *account) runOps(ctx context.Context, conn *lockConn, ops []*writeOp) (*
 	if ok == 0 {
 		return nil, errNothingCommitted
 	}
-	if err := dropUnusedContents(ctx, conn, all.dropped); err != nil {
-		return nil, err
-	}
+	queueDropUnusedContents(&all.tail, all.dropped)
 	return all, nil
 }
 
 // runInSavepoint runs op inside a savepoint, undoing it alone when it
-// fails.
+// fails; the statements it queued for the commit (atCommit) go with the
+// savepoint's release, so that their failure too undoes op alone.
 func runInSavepoint(ctx context.Context, conn dbtx, op *writeOp) error {
 	if _, err := conn.Exec(ctx, `SAVEPOINT write`); err != nil {
 		return err
 	}
-	if err := op.fn(op.w); err != nil {
-		if _, rerr := conn.Exec(ctx, `ROLLBACK TO SAVEPOINT write`); rerr != nil {
-			return fmt.Errorf("%w (undoing it: %v)", err, rerr)
+	err := op.fn(op.w)
+	if err == nil {
+		b := &pgx.Batch{}
+		b.QueuedQueries = append(b.QueuedQueries, op.w.tail.QueuedQueries...)
+		op.w.tail = pgx.Batch{}
+		b.Queue(`RELEASE SAVEPOINT write`)
+		if err = conn.SendBatch(ctx, b).Close(); err == nil {
+			return nil
 		}
-		return err
 	}
-	_, err := conn.Exec(ctx, `RELEASE SAVEPOINT write`)
+	if _, rerr := conn.Exec(ctx, `ROLLBACK TO SAVEPOINT write`); rerr != nil {
+		return fmt.Errorf("%w (undoing it: %v)", err, rerr)
+	}
 	return err
 }

@@ -136,3 +136,115 @@ func TestWriteQueuesForgotten(t *testing.T) {
 		t.Errorf("%d write queues left after every write finished", left)
 	}
 }
+
+// TestAtCommitFailure: a statement queued for the commit (atCommit) that
+// fails undoes its own write, alone in a transaction or in a group (its
+// savepoint), and the writes grouped with it still commit.
+func TestAtCommitFailure(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acct.Close()
+	a := acct.(*account)
+	res, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// failing sets a quota, then queues a statement that fails at commit.
+	failing := func() error {
+		return a.write(ctx, "failing", func(w *wtx) error {
+			if _, err := w.tx.Exec(w.ctx, `UPDATE users SET quota_messages = 7 WHERE id = $1`, a.id); err != nil {
+				return err
+			}
+			w.atCommit(`SELECT 1 / $1::int`, 0)
+			return nil
+		})
+	}
+	quotaUntouched := func() {
+		t.Helper()
+		var q int64
+		if err := s.pool.QueryRow(ctx, `SELECT quota_messages FROM users WHERE id = $1`, a.id).Scan(&q); err != nil || q != 0 {
+			t.Fatalf("quota after the failed write: %d, %v (want 0)", q, err)
+		}
+	}
+	if err := failing(); err == nil {
+		t.Fatal("a write whose commit statement fails succeeded")
+	}
+	quotaUntouched()
+
+	// In a group: the user's lock is held elsewhere while the writes queue.
+	blocker, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, a.id); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	store1 := func(i int, uid uint32) {
+		wg.Go(func() {
+			_, errs[i] = acct.StoreFlags(ctx, res.MailboxID, []uint32{uid}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
+		})
+	}
+	waitQueue := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			q := s.queue(a.id)
+			q.mu.Lock()
+			got, leading := len(q.ops), q.leading
+			q.mu.Unlock()
+			if got == want && leading {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes queued, want %d", got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	before := s.commits.Load()
+	store1(0, res.UIDs[0]) // leads, waits for the lock
+	waitQueue(0)
+	store1(1, res.UIDs[1])
+	waitQueue(1)
+	wg.Go(func() { errs[2] = failing() })
+	waitQueue(2)
+	wg.Go(func() {
+		_, errs[3] = acct.StoreFlags(ctx, res.MailboxID, res.UIDs, store.FlagsAdd, []string{`\Seen`}, 0, false)
+	})
+	waitQueue(3)
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if errs[2] == nil {
+		t.Fatal("the failing write in a group succeeded")
+	}
+	for _, i := range []int{0, 1, 3} {
+		if errs[i] != nil {
+			t.Fatalf("write %d of the group: %v", i, errs[i])
+		}
+	}
+	if got := s.commits.Load() - before; got != 2 {
+		t.Fatalf("%d transactions, want 2 (the first alone, then the rest together)", got)
+	}
+	quotaUntouched()
+	err = acct.Fetch(ctx, res.MailboxID, res.UIDs, store.WantFlags, func(m *store.Message) error {
+		if fmt.Sprint(m.Flags) != `[\Flagged \Seen]` {
+			return fmt.Errorf("UID %d flags %v", m.UID, m.Flags)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -14,8 +14,7 @@ import (
 // lockConn is a write transaction's connection whose BEGIN and user row
 // lock have not been sent yet: they go in front of the first statement
 // the write sends, in the same round trip when that is a batch (as the
-// first reads of STORE, EXPUNGE, COPY, MOVE, APPEND and the \Recent
-// claim are), else in a round trip of their own just before it. Every
+// first reads of STORE, EXPUNGE, COPY, MOVE and APPEND are), else in a round trip of their own just before it. Every
 // statement of the write still runs inside the transaction and after the
 // lock.
 type lockConn struct {

@@ -47,6 +47,20 @@ type wtx struct {
 	// before the commit (queueSaveBody, verifyBlobs).
 	unverified []*prepared
 	deltas     map[int64]*ownDelta // by mailbox id (delta.go)
+	// tail holds the statements queued by atCommit.
+	tail pgx.Batch
+}
+
+// atCommit queues a statement whose result the write needs only as
+// success or failure: it travels with the commit (runTx) or, in a group,
+// with the write's savepoint release (runInSavepoint), a round trip
+// fewer. Statements the write sends afterwards run before it, so none of
+// them may depend on it. Its failure rolls the transaction (or the
+// write's savepoint) back and fails the write. (A write may also move
+// queued statements with result callbacks into w.tail, as insertNew
+// does: the callbacks run, in order, before COMMIT's result is read.)
+func (w *wtx) atCommit(sql string, args ...any) {
+	w.tail.Queue(sql, args...)
 }
 
 // readBatch sends b's statements in one round trip, inside a read-only
@@ -582,35 +596,76 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 
 // claimRecentSQL moves mailbox $1's (of user $2) recent mark up to $3,
 // at most to UIDNEXT-1, and returns the mailbox's name, \Noselect and
-// the mark as it was: one statement instead of a read and an update.
+// the mark as it was: one statement instead of a read and an update. It
+// runs after the user's row lock (lockUserSQL), in a statement of its
+// own, so it reads the mark the last claim left: exactly one claim gets
+// each UID.
 const claimRecentSQL = `WITH old AS (SELECT name, noselect, recent_mark, uidnext FROM mailboxes WHERE id = $1 AND user_id = $2),
 	claim AS (UPDATE mailboxes m SET recent_mark = LEAST($3::bigint, old.uidnext - 1) FROM old
 		WHERE m.id = $1 AND NOT old.noselect AND LEAST($3::bigint, old.uidnext - 1) > old.recent_mark)
 	SELECT name, noselect, recent_mark FROM old`
 
+// relaxedCommitSQL makes the transaction it runs in commit without
+// waiting for its WAL to reach the disk (synchronous_commit = off for
+// this transaction only). It is for the \Recent claim alone: a claim is
+// visible to every other transaction at once, as any commit, so while
+// the database runs each UID is still claimed by exactly one session
+// cluster-wide; only a crash of the database server within a fraction of
+// a second (wal_writer_delay, 3x at most) after the claim can lose it,
+// and then the messages are \Recent again for the next session, which
+// RFC 3501 allows (\Recent is a per-session hint, and a server that
+// cannot keep it may show a message as recent to more than one session;
+// RFC 9051 dropped it). Nothing acknowledged is lost: a later durable
+// commit flushes the WAL up to itself, the claim's record included.
+const relaxedCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+
+// ClaimRecent runs outside the write queue (groupcommit.go), in one
+// round trip: the relaxed commit setting, the user's row lock (which every
+// write takes first, so the claim serialises with them and with the
+// other claims, in the same lock order) and the claim, in one batch, which
+// PostgreSQL runs as one implicit transaction that commits at its end.
+// The mailbox index (internal/index) calls it only when its own copy of
+// the recent mark shows something to claim.
 func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
-	var first uint32
-	err := a.write(ctx, "claim recent", func(w *wtx) error {
-		var (
-			name     string
-			noSelect bool
-			mark     int64
-		)
-		b := &pgx.Batch{} // a batch: BEGIN and the user's lock go with it
+	if a.closed.Load() {
+		return 0, fmt.Errorf("claim recent: %w", errAccountClosed)
+	}
+	var (
+		name     string
+		noSelect bool
+		mark     int64
+	)
+	claim := func() error {
+		b := &pgx.Batch{}
+		b.Queue(relaxedCommitSQL)
+		b.Queue(lockUserSQL, a.id).QueryRow(func(row pgx.Row) error {
+			var one int
+			if err := row.Scan(&one); err != nil {
+				return fmt.Errorf("lock user: %w", err)
+			}
+			return nil
+		})
 		b.Queue(claimRecentSQL, mailboxID, a.id, int64(upTo)).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&name, &noSelect, &mark)
 		})
-		err := w.tx.SendBatch(w.ctx, b).Close()
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("mailbox %d: %w", mailboxID, store.ErrNoSuchMailbox)
-		case err != nil:
-			return fmt.Errorf("claim recent: %w", err)
-		case noSelect:
-			return fmt.Errorf("mailbox %q: %w", name, store.ErrNoSelect)
+		return a.s.pool.SendBatch(ctx, b).Close()
+	}
+	// The user's lock first, then one mailbox row, as every write; a
+	// deadlock or serialization failure is retried all the same.
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = claim()
+		if err == nil || attempt >= maxRetries || !retryable(err) {
+			break
 		}
-		first = uint32(mark) + 1
-		return nil
-	})
-	return first, err
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, fmt.Errorf("claim recent: mailbox %d: %w", mailboxID, store.ErrNoSuchMailbox)
+	case err != nil:
+		return 0, fmt.Errorf("claim recent: %w", err)
+	case noSelect:
+		return 0, fmt.Errorf("claim recent: mailbox %q: %w", name, store.ErrNoSelect)
+	}
+	return uint32(mark) + 1, nil
 }

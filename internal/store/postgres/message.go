@@ -419,7 +419,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	modseq := m.highest + 1
 	b := &pgx.Batch{}
 	uids := make([]uint32, len(preps))
-	threadIDs := make([]string, len(preps))
+	first := len(od.d.Rows) // this Append's rows in the delta, in order
 	var size int64
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
@@ -456,7 +456,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview)).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&threadIDs[i]) })
+			QueryRow(func(row pgx.Row) error { return row.Scan(&od.d.Rows[first+i].ThreadID) })
 		var sentDate time.Time
 		if sent != nil {
 			sentDate = backend.JoinTime(*sent, *sentTZ)
@@ -466,22 +466,43 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			SentDate: sentDate, EmailID: "M" + id})
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
-	w.unverified = w.unverified[:0]
-	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
-	}
-	for i := range threadIDs {
-		od.d.Rows[len(od.d.Rows)-len(threadIDs)+i].ThreadID = threadIDs[i]
-	}
 	// Keywords may have grown the mailbox's list, which a delta does not
 	// carry.
 	od.unusable = od.unusable || len(allCanon) > 0
 	od.d.Head = m.head()
+	if w.a.s.opts.Blobs == nil {
+		// Nothing reads what the batch writes before the commit, and its
+		// results (the thread ids) fill the delta, which is used only
+		// after the commit: the batch goes with the commit (atCommit).
+		w.tail.QueuedQueries = append(w.tail.QueuedQueries, b.QueuedQueries...)
+		return uids, nil
+	}
+	// The new bodies' objects are checked before the commit, holding the
+	// rows' locks (verifyBlobs): the batch goes now.
+	w.unverified = w.unverified[:0]
+	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("insert messages: %w", err)
+	}
 	if err := w.verifyBlobs(); err != nil {
 		return nil, err
 	}
 	return uids, nil
 }
+
+// flagChanges are the new flags of the messages a STORE changes, as
+// parallel columns.
+type flagChanges struct {
+	uids, sys []int64
+	kws       []string
+}
+
+// updateFlagsSQL sets the flags ($4 system, $5 keywords) of mailbox $1's
+// messages $3 and their modseq and the mailbox's HIGHESTMODSEQ to $2: one
+// statement for any mix of resulting flag states.
+const updateFlagsSQL = `WITH u AS (UPDATE messages m SET modseq = $2, sysflags = c.sys, keywords = c.kws
+		FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS c(uid, sys, kws)
+		WHERE m.mailbox_id = $1 AND m.uid = c.uid)
+	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	var res store.StoreResult
@@ -508,14 +529,9 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			}
 		}
 		modseq := m.highest + 1
-		// New flags are computed here and written with one UPDATE per
-		// distinct resulting state.
-		type state struct {
-			sys int64
-			kws string
-		}
-		groups := map[state][]int64{}
-		var order []state
+		// New flags are computed here and written, with the mailbox's
+		// HIGHESTMODSEQ, in one statement.
+		var ch flagChanges
 		res.Updated = make([]store.MessageMeta, 0, len(rows))
 		fl := backend.FlagInterner{}
 		for _, r := range rows {
@@ -526,25 +542,16 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			ns, nk := backend.ApplyFlags(op, r.sys, r.kws, opSys, kws)
 			ms := r.modseq
 			if ns != r.sys || nk != r.kws {
-				s := state{ns, nk}
-				if _, ok := groups[s]; !ok {
-					order = append(order, s)
-				}
-				groups[s] = append(groups[s], int64(r.uid))
+				ch.uids = append(ch.uids, int64(r.uid))
+				ch.sys = append(ch.sys, ns)
+				ch.kws = append(ch.kws, nk)
 				ms = modseq
 			}
 			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
 		}
-		if len(order) > 0 {
-			b := &pgx.Batch{}
-			for _, s := range order {
-				b.Queue(`UPDATE messages SET modseq = $2, sysflags = $3, keywords = $4 WHERE mailbox_id = $1 AND uid = ANY($5)`,
-					m.id, modseq, s.sys, s.kws, groups[s])
-			}
-			b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
-			if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
-				return fmt.Errorf("update flags: %w", err)
-			}
+		if len(ch.uids) > 0 {
+			// Nothing below reads the flags: the update goes with the commit.
+			w.atCommit(updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws)
 			w.changed[m.id] = modseq
 		}
 		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {

@@ -202,6 +202,13 @@ CREATE TABLE private_seen(
 CREATE INDEX private_seen_modseq ON private_seen(mailbox_id, viewer, modseq) INCLUDE (seen);
 CREATE INDEX private_seen_viewer ON private_seen(viewer);
 `,
+	// 8: deleting a body (at its last reference, or by the blob
+	// collector) makes PostgreSQL check the foreign key from
+	// contents.body_hash: without this index a sequential scan of every
+	// user's contents per deleted body.
+	`
+CREATE INDEX contents_body ON contents(body_hash);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

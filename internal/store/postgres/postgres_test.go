@@ -118,3 +118,57 @@ func TestBodiesShared(t *testing.T) {
 		t.Fatalf("after the last user went: %d bodies", n)
 	}
 }
+
+// TestBodyDeleteUsesIndex: deleting a body, as the expunge of its last
+// reference does, checks the foreign key from contents through an index,
+// not by reading every user's contents (schema step 8).
+func TestBodyDeleteUsesIndex(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var msgs []store.NewMessage
+	for i := range 200 {
+		msgs = append(msgs, store.NewMessage{Body: storetest.Msg(i)})
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ANALYZE contents`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	// The scans of contents this connection has not yet reported, read
+	// inside the transaction (PostgreSQL reports them only outside one).
+	scans := func() (seq, idx int64) {
+		t.Helper()
+		err := tx.QueryRow(ctx, `SELECT COALESCE(sum(seq_scan), 0), COALESCE(sum(idx_scan), 0) FROM pg_stat_xact_user_tables WHERE relname = 'contents'`).Scan(&seq, &idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq, idx
+	}
+	hash := bodyHash([]byte("a body no content uses"))
+	if _, err := tx.Exec(ctx, `INSERT INTO bodies(hash, size, refs, data) VALUES($1, 1, 0, 'x')`, hash); err != nil {
+		t.Fatal(err)
+	}
+	seq0, idx0 := scans()
+	if _, err := tx.Exec(ctx, `DELETE FROM bodies WHERE hash = $1`, hash); err != nil {
+		t.Fatal(err)
+	}
+	seq1, idx1 := scans()
+	if seq1 != seq0 || idx1 == idx0 {
+		t.Fatalf("deleting a body scanned contents %d times sequentially, %d times by index", seq1-seq0, idx1-idx0)
+	}
+}
