@@ -48,7 +48,10 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
 		t.Fatal(err)
 	}
-	if max := walRestartFrames + 8*checkpointEvery; logFrames > max {
+	// The log starts over once a checkpoint has seen walRestartFrames;
+	// what a slow background checkpoint lets pile up meanwhile is bounded
+	// generously (a loaded machine under -race), still far below 9,000.
+	if max := 2 * walRestartFrames; logFrames > max {
 		t.Fatalf("the log holds %d frames after %d writes, want at most %d", logFrames, writes, max)
 	}
 	if got := fmt.Sprint(u.checkpointing.Load()); got != "false" {
