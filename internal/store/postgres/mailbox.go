@@ -46,7 +46,7 @@ type wtx struct {
 	// unverified are new bodies whose blob store object must be checked
 	// before the commit (queueSaveBody, verifyBlobs).
 	unverified []*prepared
-	deltas     map[int64]*ownDelta // by mailbox id (delta.go)
+	deltas     backend.Deltas // by mailbox id (delta.go)
 	// tail holds the statements queued by atCommit.
 	tail pgx.Batch
 }

@@ -201,7 +201,7 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	}
 	// The rows lack the content fields the index keeps (sent date, object
 	// ids): the index catches up with a query.
-	w.delta(d).unusable = true
+	w.delta(d).Unusable = true
 	modseq := d.highest + 1
 	t := now()
 	uids := make([]uint32, len(rows))
@@ -310,8 +310,10 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
-	od.expunged(rows, modseq)
-	od.d.Head = m.head()
+	for _, r := range rows {
+		od.AddExpunged(r.uid, modseq)
+	}
+	od.D.Head = m.head()
 	w.changed[m.id] = modseq
 	if !moved {
 		w.dropped = append(w.dropped, contents...)
@@ -419,7 +421,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	modseq := m.highest + 1
 	b := &pgx.Batch{}
 	uids := make([]uint32, len(preps))
-	first := len(od.d.Rows) // this Append's rows in the delta, in order
+	first := len(od.D.Rows) // this Append's rows in the delta, in order
 	var size int64
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
@@ -456,20 +458,20 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
 			textSafe(p.info.MessageID), textSafe(backend.JoinIDs(p.info.InReplyTo)), textSafe(backend.JoinIDs(p.info.References)),
 			m.id, uid, modseq, p.sys, backend.FormatKeywords(kws), isec, itz, saveDate, textSafe(p.preview)).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&od.d.Rows[first+i].ThreadID) })
+			QueryRow(func(row pgx.Row) error { return row.Scan(&od.D.Rows[first+i].ThreadID) })
 		var sentDate time.Time
 		if sent != nil {
 			sentDate = backend.JoinTime(*sent, *sentTZ)
 		}
-		od.d.Rows = append(od.d.Rows, store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, backend.FormatKeywords(kws)),
+		od.D.Rows = append(od.D.Rows, store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, backend.FormatKeywords(kws)),
 			Size: int64(len(p.Body)), InternalDate: backend.JoinTime(isec, itz), SaveDate: time.Unix(saveDate, 0).UTC(),
 			SentDate: sentDate, EmailID: "M" + id})
 	}
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	// Keywords may have grown the mailbox's list, which a delta does not
 	// carry.
-	od.unusable = od.unusable || len(allCanon) > 0
-	od.d.Head = m.head()
+	od.Unusable = od.Unusable || len(allCanon) > 0
+	od.D.Head = m.head()
 	if w.a.s.opts.Blobs == nil {
 		// Nothing reads what the batch writes before the commit, and its
 		// results (the thread ids) fill the delta, which is used only

@@ -44,7 +44,7 @@ type wtx struct {
 	gc      bool             // messages were deleted: drop unreferenced contents
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
-	deltas  map[int64]*ownDelta
+	deltas  backend.Deltas
 	// lazy: the write only changes flags, expunges, copies, moves or
 	// claims \Recent, and need not wait for an fsync under
 	// FsyncOptimized.
@@ -91,7 +91,7 @@ func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w
 		a.s.lastMailWrite.Store(time.Now().UnixNano())
 		a.s.indexer.kick(a.u.id, a.u.name)
 	}
-	a.s.sendDeltas(a.u, w.deltas)
+	w.deltas.Send(a.s.opts.Notifier, a.u.name, a.u.id, nil)
 	a.s.notify(a.u.name, w.changed)
 	if w.list {
 		a.s.notifyList(a.u.name)

@@ -129,7 +129,7 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 	}
 	// The rows lack the content fields the index keeps (sent date, object
 	// ids): the index catches up with a query.
-	w.delta(d).unusable = true
+	w.delta(d).Unusable = true
 	modseq := d.highest + 1
 	now := time.Now().Unix()
 	uids := make([]uint32, len(rows))
@@ -201,8 +201,10 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow) (uint64, error) {
 		return 0, fmt.Errorf("expunge: %w", err)
 	}
 	m.highest = modseq
-	od.expunged(rows, modseq)
-	od.d.Head = m.head()
+	for _, r := range rows {
+		od.AddExpunged(r.uid, modseq)
+	}
+	od.D.Head = m.head()
 	w.changed[m.id] = modseq
 	w.gc = true
 	return modseq, nil
@@ -318,7 +320,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if _, err := w.tx.ExecContext(ctx, insertMsg, m.id, uid, modseq, p.sys, kwList, cid, size, isec, itz, now.Unix()); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
-			od.added(store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, kwList), Size: size,
+			od.D.Rows = append(od.D.Rows, store.IndexRow{UID: uid, ModSeq: modseq, Flags: backend.FlagList(p.sys, kwList), Size: size,
 				InternalDate: backend.JoinTime(isec, itz), SaveDate: saved, SentDate: sentDate, EmailID: "M" + id, ThreadID: threadID})
 			res.UIDs = append(res.UIDs, uid)
 		}
@@ -326,7 +328,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if err != nil {
 			return err
 		}
-		od.unusable = od.unusable || grew
+		od.Unusable = od.Unusable || grew
 		if err := w.logUIDs(m.id, modseq, m.uidNext); err != nil {
 			return err
 		}
@@ -335,7 +337,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		}
 		m.uidNext += uint32(len(msgs))
 		m.highest = modseq
-		od.d.Head = m.head()
+		od.D.Head = m.head()
 		w.changed[m.id] = modseq
 		return nil
 	})
