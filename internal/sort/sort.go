@@ -209,7 +209,7 @@ func isNumeric(k Key) bool {
 	return false
 }
 
-// numberKey is item it's value for a numeric sort key.
+// numberKey is it's value for the numeric sort key k.
 func numberKey(it *Item, k Key) int64 {
 	switch k {
 	case Arrival:

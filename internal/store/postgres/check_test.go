@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/storetest"
 )
@@ -14,16 +13,7 @@ import (
 // found, repaired, and the data is served right afterwards.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, a := openUser(t)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
 	if err != nil {
 		t.Fatal(err)

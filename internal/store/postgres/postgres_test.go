@@ -23,6 +23,23 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// openUser opens a store on a fresh database with user "u" and returns
+// it and u's account, both closed when the test ends.
+func openUser(t *testing.T) (*Store, store.Account) {
+	t.Helper()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	t.Cleanup(func() { s.Close() })
+	if err := s.CreateUser(context.Background(), "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(context.Background(), "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return s, a
+}
+
 func openURL(t *testing.T, url string, n store.Notifier) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), url, Options{Notifier: n, Logger: quietLogger()})
@@ -124,16 +141,7 @@ func TestBodiesShared(t *testing.T) {
 // not by reading every user's contents (schema step 8).
 func TestBodyDeleteUsesIndex(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, a := openUser(t)
 	var msgs []store.NewMessage
 	for i := range 200 {
 		msgs = append(msgs, store.NewMessage{Body: storetest.Msg(i)})

@@ -235,16 +235,7 @@ func TestTwoNodesVacationClaim(t *testing.T) {
 // expired marks.
 func TestClaimSieveStatePrunes(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, a := openUser(t)
 	if err := a.MarkSieveState(ctx, store.SieveVacation, "old", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
