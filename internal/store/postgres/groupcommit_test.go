@@ -54,23 +54,7 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	start(0) // leads, waits for the lock
-	waitQueue := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			q := s.queue(a.id)
-			q.mu.Lock()
-			got, leading := len(q.ops), q.leading
-			q.mu.Unlock()
-			if got == want && leading {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes queued, want %d", got, want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	waitQueue := func(want int) { t.Helper(); waitWriteQueue(t, s, a.id, want) }
 	waitQueue(0) // the first leads and took its batch
 	for i := 1; i < n; i++ {
 		start(i)
@@ -194,23 +178,7 @@ func TestAtCommitFailure(t *testing.T) {
 			_, errs[i] = acct.StoreFlags(ctx, res.MailboxID, []uint32{uid}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
 		})
 	}
-	waitQueue := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			q := s.queue(a.id)
-			q.mu.Lock()
-			got, leading := len(q.ops), q.leading
-			q.mu.Unlock()
-			if got == want && leading {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes queued, want %d", got, want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	waitQueue := func(want int) { t.Helper(); waitWriteQueue(t, s, a.id, want) }
 	before := s.commits.Load()
 	store1(0, res.UIDs[0]) // leads, waits for the lock
 	waitQueue(0)
@@ -246,5 +214,25 @@ func TestAtCommitFailure(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitWriteQueue waits until user's write queue holds want writes behind
+// a leader.
+func waitWriteQueue(t *testing.T, s *Store, user int64, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q := s.queue(user)
+		q.mu.Lock()
+		got, leading := len(q.ops), q.leading
+		q.mu.Unlock()
+		if got == want && leading {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
