@@ -1006,7 +1006,8 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	var blob string
 	var size int64
-	var parts, data, header []byte
+	var parts []byte
+	var data, header driverBytes
 	var kind int
 	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, CASE WHEN b.split THEN c.header END
 		FROM messages m JOIN contents c ON c.id = m.content_id
@@ -1018,8 +1019,11 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
-	if data = wholeInline(data, header, kind); data != nil {
-		return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
+	switch kind {
+	case bodyWhole:
+		return &splitBody{rest: data, parts: parts}, nil
+	case bodyHeaderless:
+		return &splitBody{head: header, rest: data, parts: parts}, nil
 	}
 	f, err := os.Open(a.u.blobPath(blob))
 	if errors.Is(err, os.ErrNotExist) {

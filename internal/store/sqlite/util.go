@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -345,6 +346,55 @@ type memBody struct {
 
 func (b *memBody) Parts() []byte { return b.parts }
 func (b *memBody) Close() error  { return nil }
+
+// splitBody is a body kept in mail.db as its stored header (contents.header)
+// and the rest (bodies.data), read as one message without copying the two
+// together.
+type splitBody struct {
+	head, rest, parts []byte
+}
+
+func (b *splitBody) Size() int64   { return int64(len(b.head) + len(b.rest)) }
+func (b *splitBody) Parts() []byte { return b.parts }
+func (b *splitBody) Close() error  { return nil }
+func (b *splitBody) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("splitBody.ReadAt: negative offset")
+	}
+	if off >= b.Size() {
+		return 0, io.EOF
+	}
+	n := 0
+	if off < int64(len(b.head)) {
+		n = copy(p, b.head[off:])
+	}
+	if rest := off + int64(n) - int64(len(b.head)); n < len(p) && rest < int64(len(b.rest)) {
+		n += copy(p[n:], b.rest[rest:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// driverBytes scans a BLOB column without database/sql's copy of it: the
+// sqlite driver hands every row a fresh slice of its own
+// (TestDriverBytesNotReused checks that it still does), which is kept.
+type driverBytes []byte
+
+func (d *driverBytes) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		*d = v
+	case nil:
+		*d = nil
+	case string:
+		*d = []byte(v)
+	default:
+		return fmt.Errorf("driverBytes: cannot scan %T", src)
+	}
+	return nil
+}
 
 // blobFile is an open message body kept in a file.
 type blobFile struct {
