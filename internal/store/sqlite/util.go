@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -337,15 +336,6 @@ func syncDir(dir string) error {
 	}
 	return durable.SyncDir(dir)
 }
-
-// memBody is a message body kept in the database (bodiesTable).
-type memBody struct {
-	*bytes.Reader
-	parts []byte
-}
-
-func (b *memBody) Parts() []byte { return b.parts }
-func (b *memBody) Close() error  { return nil }
 
 // splitBody is a body kept in mail.db as its stored header (contents.header)
 // and the rest (bodies.data), read as one message without copying the two
