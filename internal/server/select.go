@@ -72,19 +72,32 @@ func (s *selected) cursor() viewCursor { return viewCursor{sel: s} }
 // seq returns uid's sequence number; uids must be asked in ascending order.
 func (vc *viewCursor) seq(uid uint32) (uint32, bool) {
 	u := vc.sel.uids
-	for vc.i < len(u) && u[vc.i] < uid {
-		vc.i++
-	}
+	vc.i = seekUID(u, vc.i, uid)
 	return uint32(vc.i + 1), vc.i < len(u) && u[vc.i] == uid
 }
 
 // isRecent reports whether uid is \Recent; ascending order too.
 func (vc *viewCursor) isRecent(uid uint32) bool {
 	r := vc.sel.recent
-	for vc.recent < len(r) && r[vc.recent] < uid {
-		vc.recent++
-	}
+	vc.recent = seekUID(r, vc.recent, uid)
 	return vc.recent < len(r) && r[vc.recent] == uid
+}
+
+// seekUID returns the index of the first element of ascending u, from i
+// on, that is at least uid: the next element in one step (a FETCH 1:*
+// walks the view), a jump by binary search (a FETCH of one message near
+// the end of a large mailbox costs a few steps, not one per message
+// before it).
+func seekUID(u []uint32, i int, uid uint32) int {
+	if i >= len(u) || u[i] >= uid {
+		return i
+	}
+	i++
+	if i < len(u) && u[i] < uid {
+		k, _ := slices.BinarySearch(u[i:], uid)
+		i += k
+	}
+	return i
 }
 
 func (s *selected) isRecent(uid uint32) bool {
