@@ -20,13 +20,15 @@ const haveStore = true
 // openStore opens the storage backend cfg names (store.url, else the
 // data directory). notifier and log may be nil.
 func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
-	return openStoreIndexing(ctx, cfg, notifier, log, false)
+	return openStoreIndexing(ctx, cfg, notifier, log, false, false)
 }
 
 // openStoreIndexing is openStore that, with indexText, also runs the
 // store's background work (tern serve): the sqlite store's full-text
-// indexer, the postgres store's blob collector.
-func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool) (store.Store, error) {
+// indexer, the postgres store's blob collector. serving says the caller
+// is tern serve, which yields to other processes' writes
+// (sqlite.Options.Server).
+func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText, serving bool) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
 		return nil, err
@@ -49,7 +51,7 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 	if err != nil {
 		return nil, err
 	}
-	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText}
+	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: serving}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -78,5 +78,9 @@ func (u *userDB) walCheckpoint(ctx context.Context) (bool, int, error) {
 func (u *userDB) closeConns() error {
 	u.checkpoints.Wait()
 	u.q.Close()
-	return u.db.Close()
+	err := u.db.Close()
+	if u.writers != nil {
+		u.writers.close()
+	}
+	return err
 }

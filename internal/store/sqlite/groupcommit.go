@@ -99,9 +99,13 @@ func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 	batch := u.wq[:n:n]
 	u.wq = append([]*writeOp(nil), u.wq[n:]...)
 	u.wqMu.Unlock()
-	err := u.runBatch(batch)
+	release, err := u.beginWriters()
 	if err == nil {
-		u.afterCommit()
+		err = u.runBatch(batch)
+		if err == nil {
+			u.afterCommit()
+		}
+		release()
 	}
 	u.wmu.Unlock()
 	u.handOnLead()
@@ -120,6 +124,19 @@ func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 		}
 	}
 	return op.err
+}
+
+// beginWriters arbitrates a batch with other processes' writers of the
+// user (writerlock.go): the server waits while one announces a write,
+// another process announces its own. The returned release ends it.
+func (u *userDB) beginWriters() (func(), error) {
+	if u.writers == nil {
+		return func() {}, nil
+	}
+	if u.server {
+		return func() {}, u.writers.yield()
+	}
+	return u.writers.hold()
 }
 
 // handOnLead wakes the oldest waiting write to run the next batch, or

@@ -42,6 +42,10 @@ type Options struct {
 	InlineBodyMax int
 	// Fsync says which commits wait for an fsync (see FsyncMode).
 	Fsync FsyncMode
+	// Server says this process is tern serve: it yields to write
+	// transactions that other processes on the same files announce,
+	// rather than announcing its own (writerlock.go).
+	Server bool
 	// TextIndexer runs the background worker that indexes new mail for
 	// SEARCH (fts.go, indexer.go). Without it new contents wait in the
 	// queue, and SEARCH reads them, until a Store with it runs (tern
@@ -169,6 +173,11 @@ type userDB struct {
 	refs       int
 	deleted    bool
 	fsync      FsyncMode
+	// writers is the user's writers.lock; server says this process is
+	// tern serve, which yields to other processes' writes instead of
+	// announcing its own (writerlock.go).
+	writers *writerLock
+	server  bool
 
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
@@ -528,7 +537,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync, log: s.log}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync, log: s.log, server: s.opts.Server}
 	s.users[id] = u
 	s.mu.Unlock()
 
@@ -559,6 +568,9 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 	if err != nil {
 		if db != nil {
 			db.Close()
+		}
+		if u.writers != nil {
+			u.writers.close()
 		}
 		if remove {
 			if rerr := os.RemoveAll(u.dir); rerr != nil {
@@ -595,6 +607,11 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Join(u.dir, "blobs"), 0o700); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
+	w, err := openWriterLock(u.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
+	u.writers = w
 	// The entries of users/<id> (in users/) and of its blobs and mail.db
 	// (in users/<id>) must be durable before anything is acknowledged to
 	// a client. Synced on every open, not only when created: a process
