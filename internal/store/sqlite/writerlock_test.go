@@ -80,7 +80,7 @@ func TestWriterLockNoStarvation(t *testing.T) {
 	slices.Sort(waits)
 	commits := srv.users[busy.(*account).u.id].commits.Load()
 	t.Logf("30 appends beside %d server commits: median %v, max %v", commits, waits[len(waits)/2], waits[len(waits)-1])
-	if commits < 300 {
+	if commits < 50 { // about 140 under -race, over 1,000 without
 		t.Fatalf("the server committed %d batches: too few to have kept the log locked", commits)
 	}
 	// Without the lock the median was seconds; with it a few ms (1 s
