@@ -18,16 +18,7 @@ import (
 // is undone alone.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	acct, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acct.Close()
+	s, acct := openUser(t)
 	a := acct.(*account)
 
 	// Another node holds the user's row lock.
@@ -126,16 +117,7 @@ func TestWriteQueuesForgotten(t *testing.T) {
 // savepoint), and the writes grouped with it still commit.
 func TestAtCommitFailure(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	acct, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acct.Close()
+	s, acct := openUser(t)
 	a := acct.(*account)
 	res, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}})
 	if err != nil {
