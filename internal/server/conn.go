@@ -112,7 +112,7 @@ type conn struct {
 // writeBufferSize is the output buffer of a connection while it runs a
 // command (an idle connection holds none: it returns its buffers to the
 // pools). 64 KiB sends most FETCH responses in one write: against 8 KiB,
-// 1.39 instead of 1.74 writes per random BODY[] fetch, and 7-9 % less
+// 1.39 instead of 1.74 writes per random BODY[] fetch, and 6-9 % less
 // server CPU per fetch (ternbench read, docs/PERFORMANCE.md).
 const writeBufferSize = 64 << 10
 

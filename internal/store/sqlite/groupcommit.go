@@ -130,9 +130,6 @@ func (u *userDB) commit(w *wtx, fn func(*wtx) error) error {
 // user (writerlock.go): the server waits while one announces a write,
 // another process announces its own. The returned release ends it.
 func (u *userDB) beginWriters() (func(), error) {
-	if u.writers == nil {
-		return func() {}, nil
-	}
 	if u.server {
 		return func() {}, u.writers.yield()
 	}
