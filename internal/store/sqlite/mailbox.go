@@ -49,6 +49,10 @@ type wtx struct {
 	// claims \Recent, and need not wait for an fsync under
 	// FsyncOptimized.
 	lazy bool
+	// kw is the user's keyword cache; kwSeen what this write found of
+	// keywords, added to kw once it committed (kwcache.go).
+	kw     *keywordCache
+	kwSeen keywordsSeen
 }
 
 // write runs fn in a write transaction under the user's write lock, then
@@ -68,10 +72,11 @@ func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	w := &wtx{ctx: ctx, changed: map[int64]uint64{}, lazy: lazy}
+	w := &wtx{ctx: ctx, changed: map[int64]uint64{}, lazy: lazy, kw: &a.u.keywords}
 	if err := a.u.commit(w, fn); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	a.u.keywords.learn(&w.kwSeen)
 	if len(w.dead) > 0 && a.u.fsync == FsyncOptimized {
 		// The commit that freed these bodies may not be on disk yet: a
 		// power failure could undo it, and its messages would come back

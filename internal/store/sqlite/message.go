@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tern-imap/tern/internal/message"
@@ -96,22 +95,6 @@ func (w *wtx) flagRows(mailboxID int64, rs []uidRange) ([]flagRow, error) {
 		return nil, fmt.Errorf("read flags: %w", err)
 	}
 	return out, nil
-}
-
-// addMailboxKeywords adds (canonical) keywords to a mailbox's list and
-// reports whether it grew.
-func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
-	grew := false
-	for _, k := range kws {
-		res, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO mailbox_keywords(mailbox_id, folded) VALUES(?, ?)`, mailboxID, strings.ToLower(k))
-		if err != nil {
-			return false, fmt.Errorf("add mailbox keyword: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			grew = true
-		}
-	}
-	return grew, nil
 }
 
 // insertMsg inserts one messages row (Append, Copy).
@@ -270,7 +253,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		saved := time.Unix(now.Unix(), 0).UTC()
 		var allKws []string
 		for i, p := range preps {
-			kws, err := canonKeywords(ctx, w.tx, p.kws)
+			kws, err := w.canonKeywords(p.kws)
 			if err != nil {
 				return err
 			}
@@ -403,7 +386,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		}
 		kws := opKws
 		if op != store.FlagsRemove {
-			if kws, err = canonKeywords(ctx, w.tx, opKws); err != nil {
+			if kws, err = w.canonKeywords(opKws); err != nil {
 				return err
 			}
 		}

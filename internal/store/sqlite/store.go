@@ -182,7 +182,8 @@ type userDB struct {
 	ready chan struct{} // closed when opening finished (db set, or err)
 	err   error         // opening failed
 
-	contentMaps contentMaps // mailboxes' content ids to UIDs, for full-text search (contentmap.go)
+	contentMaps contentMaps  // mailboxes' content ids to UIDs, for full-text search (contentmap.go)
+	keywords    keywordCache // keyword rows known to be stored (kwcache.go)
 
 }
 

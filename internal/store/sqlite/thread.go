@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,23 +41,27 @@ func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
 	if info.MessageID != "" {
 		lookup = append(refs[:len(refs):len(refs)], info.MessageID)
 	}
+	if len(lookup) == 0 {
+		return fresh, nil
+	}
+	// One statement each for the lookup and the inserts, whatever the
+	// number of ids (the ids go in as one JSON array).
+	ids, err := json.Marshal(lookup)
+	if err != nil {
+		return "", fmt.Errorf("find thread: %w", err)
+	}
 	tid := ""
-	for _, id := range lookup {
-		err := w.tx.QueryRowContext(w.ctx, `SELECT thread_id FROM thread_ids WHERE message_id = ?`, id).Scan(&tid)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return "", fmt.Errorf("find thread: %w", err)
-		}
+	err = w.tx.QueryRowContext(w.ctx, `SELECT t.thread_id FROM json_each(?) AS j
+		CROSS JOIN thread_ids t ON t.message_id = j.value ORDER BY j.key LIMIT 1`, ids).Scan(&tid)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("find thread: %w", err)
 	}
 	if tid == "" {
 		tid = fresh
 	}
-	for _, id := range lookup {
-		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO thread_ids(message_id, thread_id) VALUES(?, ?)`, id, tid); err != nil {
-			return "", fmt.Errorf("record thread: %w", err)
-		}
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO thread_ids(message_id, thread_id)
+		SELECT value, ? FROM json_each(?)`, tid, ids); err != nil {
+		return "", fmt.Errorf("record thread: %w", err)
 	}
 	return tid, nil
 }

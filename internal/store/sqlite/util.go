@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/tern-imap/tern/internal/durable"
 	"github.com/tern-imap/tern/internal/runs"
@@ -135,24 +134,6 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// canonKeywords maps keywords to their account-wide first spelling,
-// recording new ones.
-func canonKeywords(ctx context.Context, tx querier, kws []string) ([]string, error) {
-	out := make([]string, 0, len(kws))
-	for _, k := range kws {
-		fold := strings.ToLower(k)
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO keywords(folded, name) VALUES(?, ?)`, fold, k); err != nil {
-			return nil, fmt.Errorf("record keyword: %w", err)
-		}
-		var name string
-		if err := tx.QueryRowContext(ctx, `SELECT name FROM keywords WHERE folded = ?`, fold).Scan(&name); err != nil {
-			return nil, fmt.Errorf("look up keyword: %w", err)
-		}
-		out = append(out, name)
-	}
-	return out, nil
 }
 
 // --- UID sets ---
