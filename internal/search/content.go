@@ -68,33 +68,60 @@ func grow(b []byte, n int) []byte {
 	return b[:n]
 }
 
-// loadHeader reads, unfolds, decodes and folds the top-level header.
+// loadRawHeader reads the top-level header block into c.hdrRaw.
+func (c *Candidate) loadRawHeader() error {
+	if c.rawDone {
+		return c.rawErr
+	}
+	c.rawDone = true
+	if h := c.Msg.Header; h != nil {
+		// Stored at delivery: no need to open the message.
+		c.hdrRaw = append(c.hdrRaw[:0], h...)
+		return nil
+	}
+	if err := c.open(); err != nil {
+		c.rawErr = err
+		return err
+	}
+	raw, err := c.readRange(c.hdrRaw, c.root.HeaderStart, c.root.HeaderEnd)
+	c.hdrRaw = raw
+	c.rawErr = err
+	return err
+}
+
+// loadHeader reads, unfolds, decodes and folds the whole top-level
+// header (TEXT, fuzzy keys and Extract need all of it; the keys on one
+// field use eachNamed instead).
 func (c *Candidate) loadHeader() error {
 	if c.hdrDone {
 		return c.hdrErr
 	}
 	c.hdrDone = true
-	var raw []byte
-	if h := c.Msg.Header; h != nil {
-		// Stored at delivery: no need to open the message.
-		raw = append(c.hdrRaw[:0], h...)
-	} else {
-		if err := c.open(); err != nil {
-			c.hdrErr = err
-			return err
-		}
-		var err error
-		raw, err = c.readRange(c.hdrRaw, c.root.HeaderStart, c.root.HeaderEnd)
-		if err != nil {
-			c.hdrRaw = raw
-			c.hdrErr = err
-			return err
-		}
+	if err := c.loadRawHeader(); err != nil {
+		c.hdrErr = err
+		return err
 	}
-	c.hdrRaw = raw
 	c.fields = c.fields[:0]
-	c.hdrText, c.scratch = appendHeader(c.hdrText[:0], c.scratch, raw, func(f field) {
+	c.hdrText, c.scratch = appendHeader(c.hdrText[:0], c.scratch, c.hdrRaw, func(f field) {
 		c.fields = append(c.fields, f)
+	})
+	return nil
+}
+
+// eachNamed calls fn, until it returns false, for each top-level header
+// field named name (ASCII case-insensitive), with the field's raw text
+// after its name (the colon, the value and its continuation lines) and
+// its value unfolded, decoded and folded as appendHeader gives it (valid
+// during the call only). Only these fields are decoded.
+func (c *Candidate) eachNamed(name string, fn func(raw, value []byte) bool) error {
+	if err := c.loadRawHeader(); err != nil {
+		return err
+	}
+	raw := c.hdrRaw
+	named := func(n []byte) bool { return asciiEqualFold(n, name) }
+	c.scratch = eachField(raw, c.scratch, named, func(_, nameEnd, rawEnd int, value []byte) bool {
+		c.fieldText = appendValue(c.fieldText[:0], value)
+		return fn(raw[nameEnd:min(rawEnd, len(raw))], c.fieldText)
 	})
 	return nil
 }
@@ -103,6 +130,27 @@ func (c *Candidate) loadHeader() error {
 // "name: value\n" line per field to dst and reports each field's ranges
 // (name in raw, value in dst) to fn if fn is non-nil.
 func appendHeader(dst, scratch, raw []byte, fn func(field)) ([]byte, []byte) {
+	scratch = eachField(raw, scratch, nil, func(nameStart, nameEnd, rawEnd int, value []byte) bool {
+		dst = foldAppend(dst, raw[nameStart:nameEnd])
+		dst = append(dst, ':', ' ')
+		valStart := len(dst)
+		dst = appendValue(dst, value)
+		if fn != nil {
+			fn(field{nameStart: nameStart, nameEnd: nameEnd, rawEnd: rawEnd, valStart: valStart, valEnd: len(dst)})
+		}
+		dst = append(dst, '\n')
+		return true
+	})
+	return dst, scratch
+}
+
+// eachField parses the raw header block and calls fn, until it returns
+// false, for each field whose name want accepts (nil: every field): its name as raw[nameStart:nameEnd], the end of
+// its last line (rawEnd, which may be len(raw)+1), and its value with the
+// continuation lines joined and white space trimmed (in scratch: valid
+// during the call only). Malformed lines and stray continuations are
+// skipped; the blank line ends the header.
+func eachField(raw, scratch []byte, want func(name []byte) bool, fn func(nameStart, nameEnd, rawEnd int, value []byte) bool) []byte {
 	i := 0
 	for i < len(raw) {
 		// One field: a line with a colon plus its continuation lines.
@@ -126,8 +174,12 @@ func appendHeader(dst, scratch, raw []byte, fn func(field)) ([]byte, []byte) {
 		for nameEnd > nameStart && (raw[nameEnd-1] == ' ' || raw[nameEnd-1] == '\t') {
 			nameEnd--
 		}
-		// Unfold: join continuation lines, dropping the line breaks.
-		scratch = append(scratch[:0], line[colon+1:]...)
+		// Unfold: join continuation lines, dropping the line breaks (only
+		// passing over them for a field not wanted).
+		keep := want == nil || want(raw[nameStart:nameEnd])
+		if keep {
+			scratch = append(scratch[:0], line[colon+1:]...)
+		}
 		for next < len(raw) && (raw[next] == ' ' || raw[next] == '\t') {
 			e := bytes.IndexByte(raw[next:], '\n')
 			if e < 0 {
@@ -135,26 +187,29 @@ func appendHeader(dst, scratch, raw []byte, fn func(field)) ([]byte, []byte) {
 			} else {
 				e += next
 			}
-			scratch = append(scratch, trimCR(raw[next:e])...)
+			if keep {
+				scratch = append(scratch, trimCR(raw[next:e])...)
+			}
 			next = e + 1
 		}
 		i = next
-		value := bytes.TrimSpace(scratch)
-
-		dst = foldAppend(dst, raw[nameStart:nameEnd])
-		dst = append(dst, ':', ' ')
-		valStart := len(dst)
-		if bytes.Contains(value, encodedWordStart) {
-			dst = foldAppendString(dst, decodeWords(value))
-		} else {
-			dst = foldAppend(dst, value)
+		if !keep {
+			continue
 		}
-		if fn != nil {
-			fn(field{nameStart: nameStart, nameEnd: nameEnd, rawEnd: next, valStart: valStart, valEnd: len(dst)})
+		if !fn(nameStart, nameEnd, next, bytes.TrimSpace(scratch)) {
+			break
 		}
-		dst = append(dst, '\n')
 	}
-	return dst, scratch
+	return scratch
+}
+
+// appendValue appends a field's unfolded value decoded (RFC 2047 words)
+// and folded.
+func appendValue(dst, value []byte) []byte {
+	if bytes.Contains(value, encodedWordStart) {
+		return foldAppendString(dst, decodeWords(value))
+	}
+	return foldAppend(dst, value)
 }
 
 var encodedWordStart = []byte("=?")
@@ -207,19 +262,13 @@ func trimCR(b []byte) []byte {
 // decoded value containing s. An empty s matches any message that has the
 // field.
 func (c *Candidate) matchHeader(name, s string) (bool, error) {
-	if err := c.loadHeader(); err != nil {
-		return false, err
-	}
 	c.needle = foldAppendString(c.needle[:0], s)
-	for _, f := range c.fields {
-		if !asciiEqualFold(c.hdrRaw[f.nameStart:f.nameEnd], name) {
-			continue
-		}
-		if len(c.needle) == 0 || bytes.Contains(c.hdrText[f.valStart:f.valEnd], c.needle) {
-			return true, nil
-		}
-	}
-	return false, nil
+	found := false
+	err := c.eachNamed(name, func(_, value []byte) bool {
+		found = len(c.needle) == 0 || bytes.Contains(value, c.needle)
+		return !found
+	})
+	return found, err
 }
 
 // matchAddress is matchHeader for an address field (FROM, TO, CC, BCC):
@@ -230,23 +279,19 @@ func (c *Candidate) matchAddress(name, s string) (bool, error) {
 	if ok, err := c.matchHeader(name, s); ok || err != nil {
 		return ok, err
 	}
-	// c.needle is s folded (matchHeader set it); the header is loaded.
-	for _, f := range c.fields {
-		if !asciiEqualFold(c.hdrRaw[f.nameStart:f.nameEnd], name) {
-			continue
-		}
-		raw := c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]
+	// c.needle is s folded (matchHeader set it).
+	found := false
+	err := c.eachNamed(name, func(raw, _ []byte) bool {
 		colon := bytes.IndexByte(raw, ':')
 		if colon < 0 {
-			continue
+			return true
 		}
 		norm := message.AddressSearchText(string(raw[colon+1:]))
 		c.scratch2 = foldAppendString(c.scratch2[:0], norm)
-		if bytes.Contains(c.scratch2, c.needle) {
-			return true, nil
-		}
-	}
-	return false, nil
+		found = bytes.Contains(c.scratch2, c.needle)
+		return !found
+	})
+	return found, err
 }
 
 // matchBody reports whether the body text contains s.

@@ -171,11 +171,15 @@ type Candidate struct {
 	r       io.ReaderAt
 	root    *message.Part
 
+	rawDone bool
+	rawErr  error
 	hdrDone bool
 	hdrErr  error
 	fields  []field // top-level header fields
 	hdrRaw  []byte  // raw top-level header
 	hdrText []byte  // folded, decoded "name: value\n" lines
+	// fieldText is one field's value as eachNamed decodes it.
+	fieldText []byte
 
 	bodyDone bool
 	bodyErr  error
@@ -216,6 +220,7 @@ func (c *Candidate) Release() error {
 		}
 	}
 	c.opened, c.openErr, c.r, c.root = false, nil, nil, nil
+	c.rawDone, c.rawErr = false, nil
 	c.hdrDone, c.hdrErr = false, nil
 	c.fields = c.fields[:0]
 	c.hdrRaw = c.hdrRaw[:0]
