@@ -9,6 +9,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/config"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
 // exitProblems is returned by "tern check" when the store has problems
@@ -21,6 +22,11 @@ type checker interface {
 	Check(ctx context.Context, repair bool) ([]string, error)
 }
 
+// compacter is implemented by the embedded store (sqlite.Store.Compact).
+type compacter interface {
+	Compact(ctx context.Context, user string) (sqlite.Compacted, error)
+}
+
 func (e *env) check(args []string) int {
 	c := command{name: "tern check",
 		about: "Check the consistency of the mail store: every body file exists with the\n" +
@@ -31,10 +37,18 @@ func (e *env) check(args []string) int {
 			"interrupted writes removed) and checks again; missing or damaged bodies\n" +
 			"are only reported. Stop the server first (a postgres store may be\n" +
 			"checked while nodes run: the check holds every user's write lock).\n\n" +
-			"Exit status: 0 consistent, 3 problems remain, 1 the check could not run."}
+			"With --compact (embedded store only), each user's mail.db is then\n" +
+			"rewritten without its free pages (SQLite VACUUM, one user at a time),\n" +
+			"e.g. after the migration to schema 14 or after much mail was expunged;\n" +
+			"the sizes (mail.db and its log) before and after are printed. VACUUM\n" +
+			"needs up to twice the size of the user's mail.db in free disk space\n" +
+			"while it runs (a temporary copy and the write-ahead log).\n\n" +
+			"Exit status: 0 consistent, 3 problems remain, 1 the check could not run,\n" +
+			"2 usage error (--compact with a postgres store)."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
 	repair := fs.Bool("repair", false, "fix what can be fixed, then check again")
+	compact := fs.Bool("compact", false, "then give each user's free pages in mail.db back (VACUUM; embedded store only)")
 	if _, code, done := e.parse(c, fs, args); done {
 		return code
 	}
@@ -46,6 +60,11 @@ func (e *env) check(args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern check: %v\n", err)
 		return exitError
+	}
+	if *compact && kind != config.StoreSQLite {
+		fmt.Fprintln(e.stderr, "tern check: --compact applies to the embedded store (data directory) only; "+
+			"PostgreSQL gives space back with its own VACUUM (autovacuum). Nothing was checked.")
+		return exitUsage
 	}
 	// Do not create a store where there is none: that is a typo'd --data.
 	if _, err := os.Stat(filepath.Join(dir, "tern.db")); kind == config.StoreSQLite && err != nil {
@@ -77,6 +96,9 @@ func (e *env) check(args []string) int {
 				return fmt.Errorf("check after repair: %w", err)
 			}
 		}
+		if *compact {
+			return e.compact(ctx, st)
+		}
 		return nil
 	})
 	if err != nil {
@@ -89,4 +111,31 @@ func (e *env) check(args []string) int {
 	}
 	fmt.Fprintln(e.stdout, "store is consistent")
 	return exitOK
+}
+
+// compact runs VACUUM on every user's mail.db, one after the other (tern
+// check --compact), after the check and whatever it found: a progress
+// line per user on stderr, its sizes (mail.db and its log) and the total
+// on stdout.
+func (e *env) compact(ctx context.Context, st store.Store) error {
+	cp, ok := st.(compacter)
+	if !ok {
+		return errors.New("this storage backend cannot be compacted")
+	}
+	users, err := st.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	var before, after int64
+	for i, user := range users {
+		fmt.Fprintf(e.stderr, "compacting %s (%d/%d)\n", user, i+1, len(users))
+		r, err := cp.Compact(ctx, user)
+		if err != nil {
+			return err // "compact ..."
+		}
+		before, after = before+r.Before, after+r.After
+		fmt.Fprintf(e.stdout, "compacted %s: %d -> %d bytes (%s freed)\n", user, r.Before, r.After, sqlite.FormatBytes(r.Before-r.After))
+	}
+	fmt.Fprintf(e.stdout, "compacted %d user(s): %d -> %d bytes, %s freed\n", len(users), before, after, sqlite.FormatBytes(before-after))
+	return nil
 }

@@ -12,7 +12,7 @@
 //	tern import NAME PATH [--mailbox BOX]
 //	tern export NAME DIR [--format maildir|mbox]
 //	tern cert                    show (and create) the TLS certificate
-//	tern check [--repair]        check the store's consistency
+//	tern check [--repair] [--compact]   check the store (and compact mail.db)
 //	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
@@ -88,7 +88,7 @@ Usage:
   tern import NAME PATH [flags]  import a Maildir or mbox (file or tree) for a user
   tern export NAME DIR [flags]   export a user's mail as Maildir or mbox
   tern cert [flags]              print the TLS certificate path and fingerprints
-  tern check [--repair] [flags]  check (and repair) the mail store's consistency
+  tern check [--repair] [--compact] [flags]  check (and repair) the mail store's consistency; compact mail.db files
   tern index [--rebuild] USER|--all  index mail for SEARCH now (with a progress bar)
   tern backup DEST [flags]       snapshot the data directory into DEST (server may run)
   tern blobs-gc [--sweep]        delete unused bodies from a postgres store's blob store
