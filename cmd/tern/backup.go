@@ -21,9 +21,13 @@ func (e *env) backup(args []string) int {
 			"written last and marks the backup complete. Restore with \"tern restore\".\n\n" +
 			"With --store postgres://...: pg_dump (custom format) of the database in\n" +
 			"one snapshot, nodes may keep serving, plus the bodies of the blob store\n" +
-			"(--blob-store) that the snapshot references, each checked by its SHA-256."}
+			"(--blob-store) that the snapshot references, each checked by its SHA-256.\n" +
+			"With --since PREV, an earlier such backup: bodies it holds are hard-linked\n" +
+			"(else copied) from it, each checked by its SHA-256, instead of fetched;\n" +
+			"DEST is complete all the same (PREV may be deleted)."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
+	since := fs.String("since", "", "(postgres store) take the bodies an earlier backup in `PREV` holds from there")
 	pos, code, done := e.parse(c, fs, args)
 	if done {
 		return code
@@ -33,12 +37,16 @@ func (e *env) backup(args []string) int {
 		return exitError
 	}
 	if kind, url, err := cfg.Backend(); err == nil && kind == config.StorePostgres {
-		return e.backupPostgres(cfg, url, pos[0])
+		return e.backupPostgres(cfg, url, pos[0], *since)
 	}
 	dir, err := sqliteDir(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern backup: %v\n", err)
 		return exitError
+	}
+	if *since != "" {
+		fmt.Fprintf(e.stderr, "%s: --since works with a postgres store only: an embedded store's message files are copied from the local disk, and are checked against no SHA-256 that would make an earlier backup's copy safe to reuse\n", c.name)
+		return exitUsage
 	}
 	start := time.Now()
 	m, err := backupStore(context.Background(), dir, pos[0], e.stdout)
@@ -99,7 +107,7 @@ func summary(m *sqlite.Manifest) string {
 }
 
 // backupPostgres is tern backup of a postgres store (postgres/dump.go).
-func (e *env) backupPostgres(cfg *config.Config, url, dest string) int {
+func (e *env) backupPostgres(cfg *config.Config, url, dest, since string) int {
 	ctx := context.Background()
 	blobs, err := openBlobStore(ctx, cfg)
 	if err != nil {
@@ -108,13 +116,24 @@ func (e *env) backupPostgres(cfg *config.Config, url, dest string) int {
 	}
 	start := time.Now()
 	m, err := postgres.Dump(ctx, url, dest, postgres.DumpOptions{Blobs: blobs, Grace: cfg.Store.BlobGrace,
-		TernVersion: version, Progress: e.stdout})
+		TernVersion: version, Progress: e.stdout, Since: since})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern %v\n", err) // err says "backup: ..."
 		return exitError
 	}
 	fmt.Fprintf(e.stdout, "backup of the postgres store complete in %s: %s\n", time.Since(start).Round(time.Millisecond), dumpSummary(m))
+	if since != "" {
+		fmt.Fprintf(e.stdout, "bodies: %s\n", reuseSummary(m, since))
+	}
 	return exitOK
+}
+
+// reuseSummary says how many bodies (and bytes) a backup with --since
+// took from the earlier backup and how many it fetched.
+func reuseSummary(m *postgres.DumpManifest, since string) string {
+	return fmt.Sprintf("%d reused from %s (%s), %d fetched from the blob store (%s)",
+		m.ReusedBlobs, since, sqlite.FormatBytes(m.ReusedBytes),
+		m.Blobs-m.ReusedBlobs, sqlite.FormatBytes(m.BlobBytes-m.ReusedBytes))
 }
 
 // restorePostgres is tern restore into a postgres store: the backup goes
@@ -156,5 +175,5 @@ func (e *env) restorePostgres(cfg *config.Config, url, src string) int {
 }
 
 func dumpSummary(m *postgres.DumpManifest) string {
-	return fmt.Sprintf("%d users, %d messages, %d bodies from the blob store (%s)", m.Users, m.Messages, m.Blobs, sqlite.FormatBytes(m.BlobBytes))
+	return fmt.Sprintf("%d users, %d messages, %d bodies of the blob store (%s)", m.Users, m.Messages, m.Blobs, sqlite.FormatBytes(m.BlobBytes))
 }

@@ -43,6 +43,10 @@ func TestBackupRestoreCommands(t *testing.T) {
 		t.Fatalf("backup into the same DEST again: %+v", r)
 	}
 
+	// --since is for a postgres store's backups only.
+	if r := runT(t, "", "backup", filepath.Join(root, "since"), "--since", dest, "--data", data); r.code != exitUsage || !strings.Contains(r.stderr, "--since works with a postgres store only") {
+		t.Fatalf("backup --since of an embedded store: %+v", r)
+	}
 	if r := runT(t, "", "restore", dest, "--data", data); r.code != exitError || !strings.Contains(r.stderr, "not empty") {
 		t.Fatalf("restore over the data directory: %+v", r)
 	}

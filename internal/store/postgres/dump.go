@@ -61,6 +61,15 @@ type DumpManifest struct {
 	Blobs     int64  `json:"blobs"`
 	BlobBytes int64  `json:"blob_bytes"`
 	BlobStore string `json:"blob_store,omitempty"`
+	// Bodies lists the files of blobs/: name (the body's content key, the
+	// hex SHA-256 of its bytes) and size. A later backup with Since takes
+	// them from here (dumpsince.go).
+	Bodies map[string]int64 `json:"bodies,omitempty"`
+	// ReusedBlobs and ReusedBytes count the bodies of Blobs that were taken
+	// from an earlier backup (DumpOptions.Since) instead of the blob store.
+	// The backup holds them all the same (hard links or copies).
+	ReusedBlobs int64 `json:"reused_blobs,omitempty"`
+	ReusedBytes int64 `json:"reused_bytes,omitempty"`
 }
 
 // DumpOptions configures Dump.
@@ -72,6 +81,10 @@ type DumpOptions struct {
 	Grace       time.Duration
 	TernVersion string
 	Progress    io.Writer // nil: quiet
+	// Since is an earlier complete backup: bodies its manifest lists and
+	// its blobs/ holds intact are hard-linked (else copied) from there
+	// instead of fetched from the blob store. "": fetch every body.
+	Since string
 }
 
 // Dump backs the database at url up into dest (created; an existing
@@ -80,6 +93,10 @@ func Dump(ctx context.Context, url, dest string, opts DumpOptions) (*DumpManifes
 	url = withoutPoolParams(url)
 	if opts.Grace <= 0 {
 		opts.Grace = time.Hour
+	}
+	prev, err := openPrev(opts.Since, opts.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("backup: --since: %w", err)
 	}
 	if err := emptyDir(dest); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -113,10 +130,6 @@ func Dump(ctx context.Context, url, dest string, opts DumpOptions) (*DumpManifes
 	if err != nil {
 		return nil, fmt.Errorf("backup: list bodies: %w", err)
 	}
-	type blobRef struct {
-		key    string
-		needed bool
-	}
 	var refs []blobRef
 	var hash []byte
 	var needed bool
@@ -148,19 +161,9 @@ func Dump(ctx context.Context, url, dest string, opts DumpOptions) (*DumpManifes
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
-		progress(opts.Progress, "copying %d bodies from %s", len(refs), opts.Blobs)
-		for _, r := range refs {
-			n, err := copyBlobOut(ctx, opts.Blobs, r.key, filepath.Join(dir, r.key))
-			if errors.Is(err, blob.ErrNotFound) && !r.needed {
-				continue // unused, and already collected
-			}
-			if err != nil {
-				return nil, fmt.Errorf("backup: body %s: %w", r.key, err)
-			}
-			m.Blobs++
-			m.BlobBytes += n
-		}
-		if err := syncDir(dir); err != nil {
+		progress(opts.Progress, "copying %d bodies from %s%s", len(refs), opts.Blobs, prev.from())
+		c := &bodyCopy{blobs: opts.Blobs, dir: dir, prev: prev, progress: opts.Progress, m: m}
+		if err := c.run(ctx, refs); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
 		if took := time.Since(start); took >= opts.Grace {
@@ -307,12 +310,18 @@ func copyBlobOut(ctx context.Context, bs blob.Store, key, path string) (int64, e
 		return 0, err
 	}
 	defer obj.Close()
+	return writeChecked(io.NewSectionReader(obj, 0, obj.Size()), key, path)
+}
+
+// writeChecked writes r into the new file path, fsyncs it, and checks
+// its content against key (its hex SHA-256).
+func writeChecked(r io.Reader, key, path string) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.NewSectionReader(obj, 0, obj.Size()))
+	n, err := io.Copy(io.MultiWriter(f, h), r)
 	if err == nil {
 		err = f.Sync()
 	}
