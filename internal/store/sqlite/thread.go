@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
@@ -44,6 +45,9 @@ func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
 	if len(lookup) == 0 {
 		return fresh, nil
 	}
+	if !jsonSafe(lookup) {
+		return w.threadForEach(lookup, fresh)
+	}
 	// One statement each for the lookup and the inserts, whatever the
 	// number of ids (the ids go in as one JSON array).
 	ids, err := json.Marshal(lookup)
@@ -62,6 +66,42 @@ func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
 	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO thread_ids(message_id, thread_id)
 		SELECT value, ? FROM json_each(?)`, tid, ids); err != nil {
 		return "", fmt.Errorf("record thread: %w", err)
+	}
+	return tid, nil
+}
+
+// jsonSafe reports whether ids pass through a JSON array unchanged:
+// json.Marshal turns invalid UTF-8 into U+FFFD (two different ids could
+// become one), and SQLite's JSON functions need not keep a NUL.
+func jsonSafe(ids []string) bool {
+	for _, id := range ids {
+		if !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// threadForEach is threadFor with one statement per id, for ids that
+// are not jsonSafe (bound as they are, byte for byte).
+func (w *wtx) threadForEach(lookup []string, fresh string) (string, error) {
+	tid := ""
+	for _, id := range lookup {
+		err := w.tx.QueryRowContext(w.ctx, `SELECT thread_id FROM thread_ids WHERE message_id = ?`, id).Scan(&tid)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("find thread: %w", err)
+		}
+	}
+	if tid == "" {
+		tid = fresh
+	}
+	for _, id := range lookup {
+		if _, err := w.tx.ExecContext(w.ctx, `INSERT OR IGNORE INTO thread_ids(message_id, thread_id) VALUES(?, ?)`, id, tid); err != nil {
+			return "", fmt.Errorf("record thread: %w", err)
+		}
 	}
 	return tid, nil
 }
