@@ -125,6 +125,38 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts_head USING fts5(hdr, addr, content='', co
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_words USING fts5(body, content='', contentless_delete=1, tokenize='ascii', detail=none);
 `
 
+// The word vocabulary (schema version 15): every token fts_words holds,
+// once (fts_vocab), with a trigram index of the tokens themselves
+// (fts_vocab_tri, its rows added by a trigger). BODY of a needle that is
+// one token's worth of characters (wordQuery) finds the tokens holding
+// it in the vocabulary and takes their rows from fts_words: a row whose
+// text is UTF-8 (not in fts_weak) holds the needle exactly when one of
+// its tokens does, as every byte of the needle is a token byte, so no
+// occurrence can straddle a token's end. That replaces intersecting the
+// needle's trigram lists over every content (a third of a common word's
+// search) with the same over a vocabulary far smaller than the mail, and
+// proves the rows without reading their text. Tokens are never removed
+// (one whose rows are all gone just finds nothing); a rebuild of the
+// index empties the vocabulary with it.
+const ftsVocabSchema = `
+CREATE TABLE IF NOT EXISTS fts_vocab(
+	id INTEGER PRIMARY KEY,
+	term TEXT NOT NULL UNIQUE
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab_tri USING fts5(term, content='fts_vocab', content_rowid='id', tokenize='trigram case_sensitive 1', detail=none);
+CREATE TRIGGER IF NOT EXISTS fts_vocab_added AFTER INSERT ON fts_vocab BEGIN
+	INSERT INTO fts_vocab_tri(rowid, term) VALUES(NEW.id, NEW.term);
+END;
+`
+
+// ftsVocabBackfill fills the vocabulary from fts_words' own list of
+// tokens (migration to schema version 15, tern check --repair).
+var ftsVocabBackfill = []string{
+	`CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_words_terms USING fts5vocab(main, fts_words, row)`,
+	`INSERT OR IGNORE INTO fts_vocab(term) SELECT term FROM temp.fts_words_terms`,
+	`DROP TABLE temp.fts_words_terms`,
+}
+
 // ftsHeaderUnindexed rebuilds an fts of schema version 13 or older
 // (every column indexed) with hdr and addr UNINDEXED (ftsSchema): the
 // text moves to a new table, tokenizing the body and MIME columns only,
@@ -149,7 +181,8 @@ var ftsSideBackfill = []string{
 // ftsClear empties the index (tern index --rebuild), side indexes
 // included.
 var ftsClear = []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
-	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`}
+	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`,
+	`INSERT INTO fts_vocab_tri(fts_vocab_tri) VALUES('delete-all')`, `DELETE FROM fts_vocab`}
 
 // maxIndexedText is the most searchable text one content may have to be
 // indexed; larger ones are searched by reading them (fts_pending state 1).
@@ -299,6 +332,9 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 	if err := postings(ctx, tx, &weak, `SELECT group_concat(content_id) FROM fts_weak`); err != nil {
 		return nil, err
 	}
+	if hits, ok, err := bodyByVocabulary(ctx, tx, cm, q, cols, weak); err != nil || ok {
+		return hits, err
+	}
 	if match, ok := trigramQuery(q.Needle); ok {
 		for _, t := range indexTables(q.Fields) {
 			if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM `+t+` WHERE `+t+` MATCH ?`, match); err != nil {
@@ -317,20 +353,93 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 	}
 	// The rest: candidates not proven, and the mailbox's weak rows.
 	rest := mergeSorted(subtractSorted(cand, proven), cm.inMailbox(weak))
-	hits := proven
-	if len(rest) > 0 {
-		checks := make([]string, len(cols))
-		for i, c := range cols {
-			checks[i] = containsFunc + "(" + c + ", ?1)"
-		}
-		var found []int64
-		if err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
-			WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(rest)); err != nil {
-			return nil, err
-		}
-		hits = mergeSorted(hits, found)
+	found, err := storedTextHolds(ctx, tx, cols, needle, rest)
+	if err != nil {
+		return nil, err
 	}
-	return cm.uidsOf(hits), nil
+	return cm.uidsOf(mergeSorted(proven, found)), nil
+}
+
+// storedTextHolds returns the rows of ids (ascending) whose stored text
+// holds needle in one of cols, checked inside SQLite (tern_contains on
+// the stored bytes, no copy).
+func storedTextHolds(ctx context.Context, tx *sqlTx, cols []string, needle []byte, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	checks := make([]string, len(cols))
+	for i, c := range cols {
+		checks[i] = containsFunc + "(" + c + ", ?1)"
+	}
+	var found []int64
+	err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
+		WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(ids))
+	return found, err
+}
+
+// maxVocabTerms is the most vocabulary tokens bodyByVocabulary asks
+// fts_words for at once; a needle inside more (a short, common piece of
+// words) goes the trigram way.
+const maxVocabTerms = 256
+
+// bodyByVocabulary answers BODY q in the mailbox cm maps from the word
+// vocabulary (ftsVocabSchema) when it can, ok false leaving it to the
+// trigram lists: the needle is a wordQuery one of at least three
+// characters, found in at most maxVocabTerms tokens. The rows of those
+// tokens in fts_words are hits, except weak rows, which (those of the
+// mailbox) are decided by their stored text.
+func bodyByVocabulary(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, cols []string, weak []int64) ([]uint32, bool, error) {
+	if q.Fields != store.TextBody {
+		return nil, false, nil
+	}
+	if _, ok := wordQuery(q); !ok {
+		return nil, false, nil
+	}
+	match, ok := trigramQuery(q.Needle)
+	if !ok {
+		return nil, false, nil
+	}
+	terms, err := vocabTerms(ctx, tx, match, q.Needle)
+	if err != nil || len(terms) > maxVocabTerms {
+		return nil, false, err
+	}
+	var proven []int64
+	if len(terms) > 0 {
+		if err := postings(ctx, tx, &proven, `SELECT group_concat(rowid) FROM fts_words WHERE fts_words MATCH ?`, strings.Join(terms, " OR ")); err != nil {
+			return nil, false, err
+		}
+		proven = subtractSorted(cm.inMailbox(proven), weak)
+	}
+	found, err := storedTextHolds(ctx, tx, cols, q.Needle, cm.inMailbox(weak))
+	if err != nil {
+		return nil, false, err
+	}
+	return cm.uidsOf(mergeSorted(proven, found)), true, nil
+}
+
+// vocabTerms returns, each as an FTS5 string ("token"), up to
+// maxVocabTerms+1 vocabulary tokens that hold needle: the trigram index
+// of the tokens proposes them (match: trigramQuery of needle), instr
+// keeps those that hold it. Tokens hold only word bytes, never a quote.
+func vocabTerms(ctx context.Context, tx *sqlTx, match string, needle []byte) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT term FROM fts_vocab_tri WHERE fts_vocab_tri MATCH ?1 AND instr(term, ?2) > 0 LIMIT ?3`,
+		match, string(needle), maxVocabTerms+1)
+	if err != nil {
+		return nil, fmt.Errorf("word vocabulary: %w", err)
+	}
+	defer rows.Close()
+	var terms []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("word vocabulary: %w", err)
+		}
+		terms = append(terms, `"`+t+`"`)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("word vocabulary: %w", err)
+	}
+	return terms, nil
 }
 
 // postings runs a query returning one group_concat of row ids (NULL for
@@ -842,8 +951,69 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
+		return nil // a weak row is never proven by its words
+	}
+	if terms := wordTokens(d.Body); len(terms) > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_vocab(term) SELECT value FROM json_each(?)`, terms); err != nil {
+			return fmt.Errorf("insert words of content %d: %w", id, err)
+		}
 	}
 	return nil
+}
+
+// isWordByte reports whether FTS5's ascii tokenizer (fts_words) keeps b
+// in a token: ASCII letters and digits, and every non-ASCII byte.
+func isWordByte(b byte) bool {
+	return b >= utf8.RuneSelf || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+// wordTokens returns the distinct tokens of text as FTS5's ascii
+// tokenizer makes them (maximal runs of word bytes, A-Z folded), as a
+// JSON array of strings; "" for none. text must be UTF-8 (then so is
+// every token, which starts and ends at ASCII bytes or the text's ends).
+func wordTokens(text []byte) string {
+	seen := map[string]struct{}{}
+	var b []byte
+	b = append(b, '[')
+	for i := 0; i < len(text); {
+		if !isWordByte(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isWordByte(text[j]) {
+			j++
+		}
+		tok := foldASCIIUpper(text[i:j])
+		i = j
+		if _, dup := seen[tok]; dup {
+			continue
+		}
+		seen[tok] = struct{}{}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, tok) // word bytes need no escape but the quotes
+	}
+	if len(b) == 1 {
+		return ""
+	}
+	return string(append(b, ']'))
+}
+
+// foldASCIIUpper returns t with A-Z folded to a-z, as the tokenizer does.
+func foldASCIIUpper(t []byte) string {
+	for _, c := range t {
+		if 'A' <= c && c <= 'Z' {
+			return strings.Map(func(r rune) rune {
+				if 'A' <= r && r <= 'Z' {
+					return r + 'a' - 'A'
+				}
+				return r
+			}, string(t))
+		}
+	}
+	return string(t)
 }
 
 var errTextTooLarge = errors.New("searchable text over the index limit")
@@ -949,6 +1119,11 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 			}
 		}
 	}
+	vp, err := checkVocab(ctx, tx, repair)
+	problems = append(problems, vp...)
+	if err != nil {
+		return problems, err
+	}
 	stale, err := u.staleText(ctx, tx)
 	if err != nil {
 		return problems, err
@@ -965,6 +1140,64 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 		}
 	}
 	return problems, nil
+}
+
+// checkVocab verifies the word vocabulary (tern check): its trigram
+// index matches its rows, and every token fts_words holds for a row that
+// is not weak is in it (a weak row's tokens need not be). With repair,
+// the trigram index is rebuilt and missing tokens are added.
+func checkVocab(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+	var problems []string
+	if _, err := tx.ExecContext(ctx, `INSERT INTO fts_vocab_tri(fts_vocab_tri, rank) VALUES('integrity-check', 1)`); err != nil {
+		problems = append(problems, fmt.Sprintf("word vocabulary index damaged: %v", err))
+		if repair {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fts_vocab_tri(fts_vocab_tri) VALUES('rebuild')`); err != nil {
+				return problems, fmt.Errorf("rebuild word vocabulary index: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, ftsVocabBackfill[0]); err != nil {
+		return problems, fmt.Errorf("check word vocabulary: %w", err)
+	}
+	defer tx.ExecContext(context.WithoutCancel(ctx), ftsVocabBackfill[2])
+	missing, err := queryStrings(ctx, tx, `SELECT term FROM temp.fts_words_terms WHERE term NOT IN (SELECT term FROM fts_vocab)`)
+	if err != nil {
+		return problems, fmt.Errorf("check word vocabulary: %w", err)
+	}
+	for _, t := range missing {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_words WHERE fts_words MATCH ? AND rowid NOT IN (SELECT content_id FROM fts_weak)`, `"`+t+`"`).Scan(&n)
+		if err != nil {
+			return problems, fmt.Errorf("check word vocabulary: %w", err)
+		}
+		if n > 0 {
+			problems = append(problems, fmt.Sprintf("word %q of %d indexed contents is missing from the word vocabulary", t, n))
+		}
+	}
+	if repair && len(problems) > 0 {
+		if _, err := tx.ExecContext(ctx, ftsVocabBackfill[1]); err != nil {
+			return problems, fmt.Errorf("fill word vocabulary: %w", err)
+		}
+	}
+	return problems, nil
+}
+
+// queryStrings returns the first column of query's rows.
+func queryStrings(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // refillSideIndex empties side index t (fts_head or fts_words) and fills

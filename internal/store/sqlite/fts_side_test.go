@@ -168,8 +168,9 @@ func TestTextSideIndexMigration(t *testing.T) {
 	}
 	defer a.Close()
 	inbox, _ := a.Mailbox(ctx, "INBOX")
-	if got, reads := searchCounting(t, a, inbox.ID, store.TextQuery{Fields: store.TextBody, Needle: []byte("halfmoon")}); !slices.Equal(got, []uint32{1, 2}) || reads != 1 {
-		t.Errorf("BODY halfmoon: hits %v after %d reads, want [1 2] after 1", got, reads)
+	// Both proven by the word vocabulary (filled by the migration to 15).
+	if got, reads := searchCounting(t, a, inbox.ID, store.TextQuery{Fields: store.TextBody, Needle: []byte("halfmoon")}); !slices.Equal(got, []uint32{1, 2}) || reads != 0 {
+		t.Errorf("BODY halfmoon: hits %v after %d reads, want [1 2] after 0", got, reads)
 	}
 	if got, reads := searchCounting(t, a, inbox.ID, store.TextQuery{Fields: store.TextHeader | store.TextAddress, Needle: []byte("kowalski")}); !slices.Equal(got, []uint32{1}) || reads > 2 {
 		t.Errorf("FROM kowalski: hits %v after %d reads, want [1] after at most 2", got, reads)
@@ -245,8 +246,9 @@ func TestTextIndexHeaderUnindexed(t *testing.T) {
 			want  []uint32
 			reads int64
 		}{
-			// Inside a word: no word proof; only message 3 is a candidate.
-			{store.TextQuery{Fields: store.TextBody, Needle: []byte("owalsk")}, []uint32{3}, 1},
+			// Inside a word: proven by the word vocabulary (schema 15),
+			// no text read.
+			{store.TextQuery{Fields: store.TextBody, Needle: []byte("owalsk")}, []uint32{3}, 0},
 			{store.TextQuery{Fields: store.TextBody, Needle: []byte("kowalski")}, []uint32{3}, 0},
 			{store.TextQuery{Fields: store.TextHeader | store.TextAddress | store.TextBody | store.TextMIME, Needle: []byte("owalsk")}, []uint32{1, 3}, 4},
 			{store.TextQuery{Fields: store.TextHeader | store.TextAddress, Needle: []byte("owalsk")}, []uint32{1}, 1},

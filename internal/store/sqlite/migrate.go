@@ -8,7 +8,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 14
+const userSchemaVersion = 15
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -193,6 +193,19 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 		for _, q := range ftsHeaderUnindexed {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("migrate schema: full-text index without header columns: %w", err)
+			}
+		}
+	}
+	// Version 14 -> 15: the word vocabulary (ftsVocabSchema), filled from
+	// the tokens fts_words already holds.
+	var hasVocab int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_vocab'`).Scan(&hasVocab); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts_vocab: %w", err)
+	}
+	if hasVocab == 0 && hasContents > 0 {
+		for _, q := range append([]string{ftsVocabSchema}, ftsVocabBackfill...) {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate schema: word vocabulary: %w", err)
 			}
 		}
 	}

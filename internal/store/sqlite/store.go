@@ -625,7 +625,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 	if u.fsync == FsyncOptimized {
 		synchronous = "NORMAL"
 	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+ftsSideSchema+ftsGoneSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema, synchronous)
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+ftsSideSchema+ftsVocabSchema+ftsGoneSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema, synchronous)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}

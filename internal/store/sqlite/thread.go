@@ -50,10 +50,11 @@ func (w *wtx) threadFor(info *message.Info, fresh string) (string, error) {
 	}
 	// One statement each for the lookup and the inserts, whatever the
 	// number of ids (the ids go in as one JSON array).
-	ids, err := json.Marshal(lookup)
+	js, err := json.Marshal(lookup)
 	if err != nil {
 		return "", fmt.Errorf("find thread: %w", err)
 	}
+	ids := string(js) // TEXT: SQLite takes a BLOB for binary JSON if it can
 	tid := ""
 	err = w.tx.QueryRowContext(w.ctx, `SELECT t.thread_id FROM json_each(?) AS j
 		CROSS JOIN thread_ids t ON t.message_id = j.value ORDER BY j.key LIMIT 1`, ids).Scan(&tid)
