@@ -867,6 +867,7 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 	// undoes the queue rows' removal with it, and the mail is indexed
 	// again.
 	err = a.lazyWrite(ctx, "index: write", func(w *wtx) error {
+		words := map[string]struct{}{}
 		for _, p := range todo {
 			if p.needPreview && p.indexErr == nil {
 				if _, err := w.tx.ExecContext(ctx, `UPDATE contents SET preview = ? WHERE id = ?`, p.preview, p.id); err != nil {
@@ -888,11 +889,11 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 			if n, err := r.RowsAffected(); err != nil || n == 0 {
 				continue
 			}
-			if err := insertDoc(ctx, w.tx, p.id, &p.doc); err != nil {
+			if err := insertDoc(ctx, w.tx, p.id, &p.doc, words); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addVocabulary(ctx, w.tx, words)
 	})
 	if err != nil {
 		return 0, err
@@ -927,8 +928,10 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 }
 
 // insertDoc writes the fts row of content id (and its fts_weak row when
-// its text is not UTF-8).
-func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
+// its text is not UTF-8), and adds the tokens of a UTF-8 body to words,
+// which the caller records in the vocabulary once for its whole batch
+// (addVocabulary).
+func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words map[string]struct{}) error {
 	// A row left by an interrupted rebuild or migration is replaced.
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
@@ -953,10 +956,32 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc) error {
 		}
 		return nil // a weak row is never proven by its words
 	}
-	if terms := wordTokens(d.Body); len(terms) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_vocab(term) SELECT value FROM json_each(?)`, terms); err != nil {
-			return fmt.Errorf("insert words of content %d: %w", id, err)
+	addWordTokens(words, d.Body)
+	return nil
+}
+
+// addVocabulary records words in the word vocabulary (ftsVocabSchema),
+// one statement for a batch of contents: most of a text's tokens are in
+// its neighbours' too, and each is looked up once.
+func addVocabulary(ctx context.Context, tx *sqlTx, words map[string]struct{}) error {
+	if len(words) == 0 {
+		return nil
+	}
+	b := make([]byte, 0, 16*len(words))
+	b = append(b, '[')
+	for w := range words {
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
+		// A token holds only ASCII letters and digits and valid UTF-8
+		// beyond ASCII: a JSON string as it is, between quotes.
+		b = append(b, '"')
+		b = append(b, w...)
+		b = append(b, '"')
+	}
+	b = append(b, ']')
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_vocab(term) SELECT value FROM json_each(?)`, string(b)); err != nil {
+		return fmt.Errorf("record words in the vocabulary: %w", err)
 	}
 	return nil
 }
@@ -967,14 +992,11 @@ func isWordByte(b byte) bool {
 	return b >= utf8.RuneSelf || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
 }
 
-// wordTokens returns the distinct tokens of text as FTS5's ascii
-// tokenizer makes them (maximal runs of word bytes, A-Z folded), as a
-// JSON array of strings; "" for none. text must be UTF-8 (then so is
-// every token, which starts and ends at ASCII bytes or the text's ends).
-func wordTokens(text []byte) string {
-	seen := map[string]struct{}{}
-	var b []byte
-	b = append(b, '[')
+// addWordTokens adds to words the tokens of text as FTS5's ascii
+// tokenizer makes them (maximal runs of word bytes, A-Z folded). text
+// must be UTF-8; then so is every token, which starts and ends at an
+// ASCII byte or an end of the text.
+func addWordTokens(words map[string]struct{}, text []byte) {
 	for i := 0; i < len(text); {
 		if !isWordByte(text[i]) {
 			i++
@@ -984,21 +1006,11 @@ func wordTokens(text []byte) string {
 		for j < len(text) && isWordByte(text[j]) {
 			j++
 		}
-		tok := foldASCIIUpper(text[i:j])
+		if _, known := words[string(text[i:j])]; !known { // no allocation for a known token
+			words[foldASCIIUpper(text[i:j])] = struct{}{}
+		}
 		i = j
-		if _, dup := seen[tok]; dup {
-			continue
-		}
-		seen[tok] = struct{}{}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, tok) // word bytes need no escape but the quotes
 	}
-	if len(b) == 1 {
-		return ""
-	}
-	return string(append(b, ']'))
 }
 
 // foldASCIIUpper returns t with A-Z folded to a-z, as the tokenizer does.

@@ -3,7 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +25,8 @@ var vocabBodies = []string{
 	"Subject: halfmoon\r\n\r\nnothing\r\n",                                                  // 6
 	"Subject: g\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xff\xfe halfmoon\r\n",    // 7
 	"Subject: h\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncafé halfmoon§ naïve\r\n", // 8
+	// Tokens with characters strconv would escape and JSON must not.
+	"Subject: i\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\U000E0001x\U0001F600halfmoon\u2028z\r\n", // 9
 }
 
 // TestBodyByVocabulary: BODY of a needle made of word characters is
@@ -46,8 +48,8 @@ func checkVocabSearches(t *testing.T, a store.Account, inbox int64) {
 		want   []uint32
 		reads  int64
 	}{
-		{"halfmoon", []uint32{1, 2, 3, 4, 7, 8}, 1}, // only the weak row 7 is read
-		{"alfmoo", []uint32{1, 2, 3, 4, 7, 8}, 1},
+		{"halfmoon", []uint32{1, 2, 3, 4, 7, 8, 9}, 1}, // only the weak row 7 is read
+		{"alfmoo", []uint32{1, 2, 3, 4, 7, 8, 9}, 1},
 		{"naïve", []uint32{8}, 1},
 		{"zzqxw", nil, 1},
 		{"half moon", []uint32{5}, -1}, // a space: trigram candidates, compared
@@ -129,7 +131,7 @@ func TestVocabularyMigrationAndCheck(t *testing.T) {
 	checkVocabSearches(t, a, inbox.ID)
 }
 
-// TestWordTokensMatchFTS5: wordTokens gives exactly the tokens FTS5's
+// TestWordTokensMatchFTS5: addWordTokens gives exactly the tokens FTS5's
 // ascii tokenizer (fts_words) indexes, for random UTF-8 texts of word
 // and separator characters: a token missing from the vocabulary would
 // lose hits.
@@ -176,14 +178,14 @@ func TestWordTokensMatchFTS5(t *testing.T) {
 			fromFTS = append(fromFTS, term)
 		}
 		rows.Close()
-		var ours []string
-		if js := wordTokens([]byte(text)); js != "" {
-			if err := db.QueryRow(`SELECT json_group_array(value) FROM (SELECT value FROM json_each(?) ORDER BY value)`, js).Scan(&js); err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal([]byte(js), &ours); err != nil {
-				t.Fatal(err)
-			}
+		words := map[string]struct{}{}
+		addWordTokens(words, []byte(text))
+		ours := slices.Sorted(maps.Keys(words))
+		if ours == nil {
+			ours = []string{}
+		}
+		if fromFTS == nil {
+			fromFTS = []string{}
 		}
 		if !slices.Equal(ours, fromFTS) {
 			t.Fatalf("text %q: wordTokens %q, FTS5 %q", text, ours, fromFTS)
