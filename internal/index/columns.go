@@ -1,8 +1,8 @@
 package index
 
 import (
+	"github.com/tern-imap/tern/internal/sorted"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,18 +59,10 @@ func growTo[T any](s []T, n int) []T {
 	return out
 }
 
-// find returns the row of uid, looking from row from on (callers walk
-// ascending UIDs): the next row is checked first, as sets are mostly
-// runs, then a binary search of the rest.
+// find returns the row of uid (or where it would be, and false), looking
+// from row from on (callers walk ascending UIDs; sorted.Seek).
 func (c *columns) find(uid uint32, from int) (int, bool) {
-	if from < len(c.uid) && c.uid[from] == uid {
-		return from, true
-	}
-	if from+1 < len(c.uid) && c.uid[from+1] == uid {
-		return from + 1, true
-	}
-	i, ok := slices.BinarySearch(c.uid[from:], uid)
-	return from + i, ok
+	return sorted.Seek(c.uid, from, uid)
 }
 
 // appendRow adds r, whose UID is above every UID in c.

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"github.com/tern-imap/tern/internal/sorted"
 	"slices"
 
 	"github.com/tern-imap/tern/imap"
@@ -96,13 +97,17 @@ type TextIndex struct {
 	hits    map[*imap.SearchKey][]uint32
 	scores  map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
 	pending []uint32
+	// at is, per key, where decide found the last UID in its hits:
+	// messages come in ascending UID order, so the next lookup starts
+	// there (sorted.Seek).
+	at map[*imap.SearchKey]int
 }
 
 // NewTextIndex pairs leaves with res (from SearchText of
 // TextQueries(key, leaves)).
 func NewTextIndex(leaves []*imap.SearchKey, res store.TextResult) *TextIndex {
 	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)),
-		scores: map[*imap.SearchKey][]uint8{}, pending: res.Pending}
+		scores: map[*imap.SearchKey][]uint8{}, pending: res.Pending, at: make(map[*imap.SearchKey]int, len(leaves))}
 	for i, k := range leaves {
 		if i < len(res.Hits) {
 			x.hits[k] = res.Hits[i]
@@ -123,7 +128,12 @@ func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uin
 	if !ok || contains(x.pending, uid) {
 		return false, 0, false
 	}
-	i, found := slices.BinarySearch(hits, uid)
+	from := x.at[k]
+	if from > len(hits) || from > 0 && hits[from-1] >= uid {
+		from = 0 // asked out of order: search from the start
+	}
+	i, found := sorted.Seek(hits, from, uid)
+	x.at[k] = i
 	if !found {
 		return false, 0, true
 	}

@@ -55,3 +55,19 @@ func TestRestrict(t *testing.T) {
 		}
 	}
 }
+
+// TestTextIndexDecideOrder: decide walks each key's hits from where it
+// last stopped, and still answers UIDs asked out of order, or twice.
+func TestTextIndexDecideOrder(t *testing.T) {
+	k := &imap.SearchKey{Op: imap.SearchBody, Str: "x"}
+	x := NewTextIndex([]*imap.SearchKey{k}, store.TextResult{Hits: [][]uint32{{2, 4, 6, 9}}})
+	for _, c := range []struct {
+		uid  uint32
+		want bool
+	}{{1, false}, {2, true}, {4, true}, {5, false}, {9, true}, {2, true}, {2, true}, {3, false}, {6, true}, {10, false}, {9, true}} {
+		got, _, decided := x.decide(k, c.uid)
+		if !decided || got != c.want {
+			t.Fatalf("decide(%d) = %v (decided %v), want %v", c.uid, got, decided, c.want)
+		}
+	}
+}

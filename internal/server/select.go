@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tern-imap/tern/internal/sorted"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -71,33 +72,16 @@ func (s *selected) cursor() viewCursor { return viewCursor{sel: s} }
 
 // seq returns uid's sequence number; uids must be asked in ascending order.
 func (vc *viewCursor) seq(uid uint32) (uint32, bool) {
-	u := vc.sel.uids
-	vc.i = seekUID(u, vc.i, uid)
-	return uint32(vc.i + 1), vc.i < len(u) && u[vc.i] == uid
+	i, ok := sorted.Seek(vc.sel.uids, vc.i, uid)
+	vc.i = i
+	return uint32(i + 1), ok
 }
 
 // isRecent reports whether uid is \Recent; ascending order too.
 func (vc *viewCursor) isRecent(uid uint32) bool {
-	r := vc.sel.recent
-	vc.recent = seekUID(r, vc.recent, uid)
-	return vc.recent < len(r) && r[vc.recent] == uid
-}
-
-// seekUID returns the index of the first element of ascending u, from i
-// on, that is at least uid: the next element in one step (a FETCH 1:*
-// walks the view), a jump by binary search (a FETCH of one message near
-// the end of a large mailbox costs a few steps, not one per message
-// before it).
-func seekUID(u []uint32, i int, uid uint32) int {
-	if i >= len(u) || u[i] >= uid {
-		return i
-	}
-	i++
-	if i < len(u) && u[i] < uid {
-		k, _ := slices.BinarySearch(u[i:], uid)
-		i += k
-	}
-	return i
+	i, ok := sorted.Seek(vc.sel.recent, vc.recent, uid)
+	vc.recent = i
+	return ok
 }
 
 func (s *selected) isRecent(uid uint32) bool {
