@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -27,6 +29,18 @@ func startServe(t testing.TB, want int, args ...string) (map[string]string, *syn
 // reads its signals from (SIGHUP for a reload).
 func startServeSignals(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, chan<- os.Signal, func()) {
 	t.Helper()
+	got, logBuf, sigs, stop, err := tryServe(t, want, args...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, logBuf.String())
+	}
+	return got, logBuf, sigs, stop
+}
+
+// tryServe is startServeSignals returning an error, with the log, when
+// serve exits or hangs before it listens (a test that needs a port it
+// picked beforehand retries on "address already in use").
+func tryServe(t testing.TB, want int, args ...string) (map[string]string, *syncBuffer, chan<- os.Signal, func(), error) {
+	t.Helper()
 	sigs := make(chan os.Signal, 1)
 	addrs := make(chan [2]string, 8)
 	logBuf := &syncBuffer{}
@@ -42,9 +56,9 @@ func startServeSignals(t testing.TB, want int, args ...string) (map[string]strin
 		case a := <-addrs:
 			got[a[0]] = a[1]
 		case code := <-done:
-			t.Fatalf("serve exited early with %d: %s", code, logBuf.String())
+			return nil, logBuf, sigs, nil, fmt.Errorf("serve exited early with %d", code)
 		case <-time.After(10 * time.Second):
-			t.Fatalf("serve did not start: %s", logBuf.String())
+			return nil, logBuf, sigs, nil, errors.New("serve did not start")
 		}
 	}
 	stop := func() {
@@ -58,7 +72,7 @@ func startServeSignals(t testing.TB, want int, args ...string) (map[string]strin
 			t.Error("serve did not stop on SIGTERM")
 		}
 	}
-	return got, logBuf, sigs, stop
+	return got, logBuf, sigs, stop, nil
 }
 
 type acDoc struct {

@@ -174,36 +174,49 @@ if environment :is "imap.cause" "FLAG" { addflag "$two"; }`)
 // TCP see the URL in CAPABILITY either way.
 func TestServeIMAPSieveURLCheck(t *testing.T) {
 	needStore(t)
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The ManageSieve port must be known before serve starts (the URL
+	// names it): a port picked free can be taken by another test before
+	// serve binds it, so a case whose bind fails is tried again with
+	// another port.
+	cases := func(port int) []imapsieveURLCase {
+		return []imapsieveURLCase{
+			{fmt.Sprintf("sieve://127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
+			{fmt.Sprintf("sieve://localhost:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
+			{"sieve://127.0.0.1", "127.0.0.1:0", "names another port than the ManageSieve listener"},
+			{fmt.Sprintf("sieve://127.0.0.2:%d", port), fmt.Sprintf("127.0.0.1:%d", port), "names another address"},
+			{"sieve://mail.example.org", "", "ManageSieve listener is off"},
+		}
 	}
-	port := free.Addr().(*net.TCPAddr).Port
-	free.Close()
-	for _, tc := range []struct {
-		url, managesieve, warn string
-	}{
-		{fmt.Sprintf("sieve://127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
-		{fmt.Sprintf("sieve://localhost:%d", port), fmt.Sprintf("127.0.0.1:%d", port), ""},
-		{"sieve://127.0.0.1", "127.0.0.1:0", "names another port than the ManageSieve listener"},
-		{fmt.Sprintf("sieve://127.0.0.2:%d", port), fmt.Sprintf("127.0.0.1:%d", port), "names another address"},
-		{"sieve://mail.example.org", "", "ManageSieve listener is off"},
-	} {
-		dir := t.TempDir()
-		if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
-			t.Fatalf("user add: %+v", r)
+	for i := range len(cases(0)) {
+		var tc imapsieveURLCase
+		var addrs map[string]string
+		var logBuf *syncBuffer
+		var stop func()
+		for attempt := 0; ; attempt++ {
+			tc = cases(freePort(t))[i]
+			dir := t.TempDir()
+			if r := runT(t, "pw\n", "user", "add", "alice", "--data", dir); r.code != 0 {
+				t.Fatalf("user add: %+v", r)
+			}
+			conf := filepath.Join(dir, "tern.toml")
+			c := fmt.Sprintf("data_dir = %q\n[sieve]\nimapsieve = true\nimapsieve_url = %q\n", dir, tc.url)
+			if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if tc.managesieve != "" {
+				want = 2
+			}
+			var err error
+			addrs, logBuf, _, stop, err = tryServe(t, want, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
+				"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", tc.managesieve, "--insecure-auth")
+			if err == nil {
+				break
+			}
+			if attempt == 4 || !strings.Contains(logBuf.String(), "address already in use") {
+				t.Fatalf("%s: %v: %s", tc.url, err, logBuf.String())
+			}
 		}
-		conf := filepath.Join(dir, "tern.toml")
-		c := fmt.Sprintf("data_dir = %q\n[sieve]\nimapsieve = true\nimapsieve_url = %q\n", dir, tc.url)
-		if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		want := 1
-		if tc.managesieve != "" {
-			want = 2
-		}
-		addrs, logBuf, stop := startServe(t, want, "--config", conf, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "",
-			"--listen-lmtp", "", "--listen-admin", "", "--listen-managesieve", tc.managesieve, "--insecure-auth")
 		ic := dialIMAP(t, addrs["imap"])
 		ic.cmd("l", "LOGIN alice pw")
 		if caps := strings.Join(ic.cmd("a", "CAPABILITY"), ""); !strings.Contains(caps, " IMAPSIEVE="+tc.url) {
@@ -327,4 +340,21 @@ before = [%q]
 	if f := flagsIn("Archive/2026"); strings.Contains(f, "$ham") {
 		t.Errorf("copied from INBOX: %s", f)
 	}
+}
+
+// imapsieveURLCase is one IMAPSIEVE URL against a ManageSieve listener
+// ("" for none) and the warning serve must log ("" for none).
+type imapsieveURLCase struct {
+	url, managesieve, warn string
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
