@@ -950,7 +950,7 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words ma
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
 	}
-	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) {
+	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) || hasLongWord(d.Body) {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
@@ -990,6 +990,60 @@ func addVocabulary(ctx context.Context, tx *sqlTx, words map[string]struct{}) er
 // in a token: ASCII letters and digits, and every non-ASCII byte.
 func isWordByte(b byte) bool {
 	return b >= utf8.RuneSelf || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+// maxWordToken is FTS5's FTS5_MAX_TOKEN_SIZE: it keeps at most this many
+// bytes of a token, when it indexes a row and when it parses a query. A
+// row with a longer token (a very long run of letters, digits or CJK
+// text) is weak: "T" would also match rows whose tokens only share T's
+// first bytes, and a needle past them would be in no term.
+const maxWordToken = 32768
+
+// hasLongWord reports whether text has a token of maxWordToken bytes or
+// more (one FTS5 may have cut).
+func hasLongWord(text []byte) bool {
+	n := 0
+	for _, b := range text {
+		if !isWordByte(b) {
+			n = 0
+			continue
+		}
+		if n++; n >= maxWordToken {
+			return true
+		}
+	}
+	return false
+}
+
+// longWordRows returns the rows of fts_words, not weak, that hold a token
+// FTS5 cut at maxWordToken bytes (schema 15's invariant: such rows are
+// weak). It reads the term list of temp.fts_words_terms
+// (ftsVocabBackfill[0]).
+func longWordRows(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+	terms, err := queryStrings(ctx, tx, `SELECT term FROM temp.fts_words_terms WHERE length(CAST(term AS BLOB)) >= `+strconv.Itoa(maxWordToken))
+	if err != nil {
+		return nil, fmt.Errorf("long words: %w", err)
+	}
+	var ids []int64
+	for _, t := range terms {
+		got, err := queryIDs(ctx, tx, `SELECT rowid FROM fts_words WHERE fts_words MATCH ? AND rowid NOT IN (SELECT content_id FROM fts_weak)`, `"`+t+`"`)
+		if err != nil {
+			return nil, fmt.Errorf("long words: %w", err)
+		}
+		ids = append(ids, got...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// markWeak adds contents to fts_weak.
+func markWeak(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
+			return fmt.Errorf("mark content %d weak: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // addWordTokens adds to words the tokens of text as FTS5's ascii
@@ -1172,7 +1226,20 @@ func checkVocab(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) 
 		return problems, fmt.Errorf("check word vocabulary: %w", err)
 	}
 	defer tx.ExecContext(context.WithoutCancel(ctx), ftsVocabBackfill[2])
-	missing, err := queryStrings(ctx, tx, `SELECT term FROM temp.fts_words_terms WHERE term NOT IN (SELECT term FROM fts_vocab)`)
+	long, err := longWordRows(ctx, tx)
+	if err != nil {
+		return problems, fmt.Errorf("check word vocabulary: %w", err)
+	}
+	for _, id := range long {
+		problems = append(problems, fmt.Sprintf("content %d holds a word longer than the index keeps and is not marked weak", id))
+	}
+	if repair {
+		if err := markWeak(ctx, tx, long); err != nil {
+			return problems, err
+		}
+	}
+	missing, err := queryStrings(ctx, tx, `SELECT term FROM temp.fts_words_terms WHERE term NOT IN (SELECT term FROM fts_vocab)
+		AND length(CAST(term AS BLOB)) < `+strconv.Itoa(maxWordToken))
 	if err != nil {
 		return problems, fmt.Errorf("check word vocabulary: %w", err)
 	}
@@ -1186,7 +1253,7 @@ func checkVocab(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) 
 			problems = append(problems, fmt.Sprintf("word %q of %d indexed contents is missing from the word vocabulary", t, n))
 		}
 	}
-	if repair && len(problems) > 0 {
+	if repair && len(problems) > len(long) {
 		if _, err := tx.ExecContext(ctx, ftsVocabBackfill[1]); err != nil {
 			return problems, fmt.Errorf("fill word vocabulary: %w", err)
 		}

@@ -203,10 +203,8 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate schema: inspect fts_vocab: %w", err)
 	}
 	if hasVocab == 0 && hasContents > 0 {
-		for _, q := range append([]string{ftsVocabSchema}, ftsVocabBackfill...) {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("migrate schema: word vocabulary: %w", err)
-			}
+		if err := migrateVocabulary(ctx, tx); err != nil {
+			return fmt.Errorf("migrate schema: word vocabulary: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -219,6 +217,30 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 func setUserSchemaVersion(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
 		return fmt.Errorf("record schema version: %w", err)
+	}
+	return nil
+}
+
+// migrateVocabulary creates the word vocabulary (schema 15) and fills it
+// from fts_words' term list; rows holding a token FTS5 cut (longWordRows)
+// become weak first.
+func migrateVocabulary(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{ftsVocabSchema, ftsVocabBackfill[0]} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	long, err := longWordRows(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := markWeak(ctx, tx, long); err != nil {
+		return err
+	}
+	for _, q := range ftsVocabBackfill[1:] {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
 	}
 	return nil
 }

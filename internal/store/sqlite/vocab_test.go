@@ -192,3 +192,96 @@ func TestWordTokensMatchFTS5(t *testing.T) {
 		}
 	}
 }
+
+// TestVocabularyLongWords: FTS5 keeps only the first 32,768 bytes of a
+// token, so a row with a longer token is weak (compared by its text):
+// the needle found past the cut, and not found in rows that only share
+// the cut part; a schema-14 database gets such rows marked weak by the
+// migration, and tern check finds (and --repair marks) one that is not.
+func TestVocabularyLongWords(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	long := strings.Repeat("a", maxWordToken+100)
+	a, inbox := searchSetup(t, s, []string{
+		"Subject: 1\r\n\r\n" + long + "bcd\r\n",
+		"Subject: 2\r\n\r\n" + long + "xyz\r\n",
+		"Subject: 3\r\n\r\n" + long + "\r\n",
+		"Subject: 4\r\n\r\nshort bcd\r\n",
+	})
+	check := func(when string, a store.Account, inbox int64) {
+		t.Helper()
+		for _, c := range []struct {
+			needle string
+			want   []uint32
+		}{
+			{"bcd", []uint32{1, 4}},
+			{"aaabcd", []uint32{1}},
+			{"aaaxyz", []uint32{2}},
+			{"aaaa", []uint32{1, 2, 3}},
+			{"short", []uint32{4}},
+		} {
+			got, _ := searchCounting(t, a, inbox, store.TextQuery{Fields: store.TextBody, Needle: []byte(c.needle)})
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: BODY %q: hits %v, want %v", when, c.needle, got, c.want)
+			}
+		}
+	}
+	check("new", a, inbox)
+	if problems, err := s.Check(ctx, false); err != nil || len(problems) != 0 {
+		t.Fatalf("check: %v, %v", problems, err)
+	}
+	a.Close()
+	s.Close()
+
+	// Schema 14, before weak long words.
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER fts_vocab_added`, `DROP TABLE fts_vocab_tri`, `DROP TABLE fts_vocab`, `DELETE FROM fts_weak`, `PRAGMA user_version = 14`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("migrated", a, inbox)
+	if problems, err := s.Check(ctx, false); err != nil || len(problems) != 0 {
+		t.Fatalf("check after migration: %v, %v", problems, err)
+	}
+	a.Close()
+	s.Close()
+
+	// The weak marks lost: check finds them, --repair puts them back.
+	db, err = sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM fts_weak`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	problems, err := s.Check(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 3 || !strings.Contains(strings.Join(problems, "\n"), "longer than the index keeps") {
+		t.Fatalf("check found %q, want the 3 contents with a long word", problems)
+	}
+	if problems, err := s.Check(ctx, false); err != nil || len(problems) != 0 {
+		t.Fatalf("check after repair: %v, %v", problems, err)
+	}
+	a, err = s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	check("repaired", a, inbox)
+}
