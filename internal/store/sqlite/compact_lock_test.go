@@ -19,14 +19,7 @@ func TestCompactWaitsForWriterLock(t *testing.T) {
 	dir := t.TempDir()
 	s := openInline(t, dir, nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newUser(t, s)
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: compactMsg(1)}}); err != nil {
 		t.Fatal(err)
 	}

@@ -76,14 +76,7 @@ func TestCompact(t *testing.T) {
 	dir := t.TempDir()
 	s := openInline(t, dir, nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newUser(t, s)
 	var all, keep, drop []uint32
 	for i := 0; i < 300; i += 50 {
 		var msgs []store.NewMessage

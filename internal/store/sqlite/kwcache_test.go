@@ -16,14 +16,7 @@ func TestKeywordCacheSkipsRolledBack(t *testing.T) {
 	ctx := context.Background()
 	s := openInline(t, t.TempDir(), nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := sa.(*account)
+	a := newUser(t, s)
 	app, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nhi\r\n")}})
 	if err != nil {
 		t.Fatal(err)

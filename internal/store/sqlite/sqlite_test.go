@@ -577,3 +577,35 @@ func reopenedAfter(t *testing.T, undo ...string) (*Store, store.Account) {
 	}
 	return s, a
 }
+
+// newUser creates user "u" in s and returns its account, closed with
+// the test.
+func newUser(t *testing.T, s *Store) *account {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a.(*account)
+}
+
+// execMailDB runs statements on user 1's mail.db in dir, with the store
+// closed (a test's way to make an older layout or damage).
+func execMailDB(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

@@ -14,14 +14,7 @@ func TestThreadIDsNotUTF8(t *testing.T) {
 	ctx := context.Background()
 	s := openInline(t, t.TempDir(), nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := sa.(*account)
+	a := newUser(t, s)
 	msg := func(hdr string) store.NewMessage {
 		return store.NewMessage{Body: []byte(hdr + "Subject: s\r\n\r\nbody\r\n")}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -74,19 +73,10 @@ func TestVocabularyMigrationAndCheck(t *testing.T) {
 	a, _ := searchSetup(t, s, vocabBodies)
 	a.Close()
 	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP TRIGGER fts_vocab_added`, `DROP TABLE fts_vocab_tri`, `DROP TABLE fts_vocab`, `PRAGMA user_version = 14`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	execMailDB(t, dir, `DROP TRIGGER fts_vocab_added`, `DROP TABLE fts_vocab_tri`, `DROP TABLE fts_vocab`, `PRAGMA user_version = 14`)
 
 	s = openTest(t, dir, nil)
-	a, err = s.Account(ctx, "u")
+	a, err := s.Account(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +92,7 @@ func TestVocabularyMigrationAndCheck(t *testing.T) {
 	s.Close()
 
 	// A token lost from the vocabulary (its trigram row left behind).
-	db, err = sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DELETE FROM fts_vocab WHERE term = 'halfmoons'`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execMailDB(t, dir, `DELETE FROM fts_vocab WHERE term = 'halfmoons'`)
 	s = openTest(t, dir, nil)
 	defer s.Close()
 	problems, err := s.Check(ctx, true)
@@ -235,18 +218,9 @@ func TestVocabularyLongWords(t *testing.T) {
 	s.Close()
 
 	// Schema 14, before weak long words.
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP TRIGGER fts_vocab_added`, `DROP TABLE fts_vocab_tri`, `DROP TABLE fts_vocab`, `DELETE FROM fts_weak`, `PRAGMA user_version = 14`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	execMailDB(t, dir, `DROP TRIGGER fts_vocab_added`, `DROP TABLE fts_vocab_tri`, `DROP TABLE fts_vocab`, `DELETE FROM fts_weak`, `PRAGMA user_version = 14`)
 	s = openTest(t, dir, nil)
-	a, err = s.Account(ctx, "u")
+	a, err := s.Account(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,14 +232,7 @@ func TestVocabularyLongWords(t *testing.T) {
 	s.Close()
 
 	// The weak marks lost: check finds them, --repair puts them back.
-	db, err = sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DELETE FROM fts_weak`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execMailDB(t, dir, `DELETE FROM fts_weak`)
 	s = openTest(t, dir, nil)
 	defer s.Close()
 	problems, err := s.Check(ctx, true)
