@@ -1,10 +1,10 @@
 package search
 
 import (
-	"github.com/tern-imap/tern/internal/sorted"
 	"slices"
 
 	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/sorted"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -166,7 +166,56 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 	if !ok {
 		return uids
 	}
-	return intersect(uids, set)
+	return sorted.Intersect(uids, set)
+}
+
+// Decided splits uids (ascending, already Restricted by key) into the
+// messages that match key by the index alone and those it cannot decide
+// (not indexed yet: they are to be read and matched). ok is false unless
+// key is made only of BODY and TEXT keys joined by AND, outside FUZZY:
+// their hits are exact (the store compared the text a scan compares), so
+// a search of such a key needs no message fetched at all.
+func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []uint32, ok bool) {
+	set, ok := x.exact(key)
+	if !ok {
+		return nil, nil, false
+	}
+	if len(x.pending) > 0 {
+		read = sorted.Intersect(uids, x.pending)
+		uids = sorted.Remove(slices.Clone(uids), x.pending)
+	}
+	return sorted.Intersect(uids, set), read, true
+}
+
+// exact returns the messages matching k when the index alone decides k
+// for every indexed message (see Decided).
+func (x *TextIndex) exact(k *imap.SearchKey) ([]uint32, bool) {
+	switch k.Op {
+	case imap.SearchBody, imap.SearchText:
+		hits, ok := x.hits[k]
+		if !ok || x.scores[k] != nil {
+			return nil, false
+		}
+		return hits, true
+	case imap.SearchAnd:
+		if len(k.Children) == 0 {
+			return nil, false
+		}
+		var set []uint32
+		for i, ch := range k.Children {
+			s, ok := x.exact(ch)
+			if !ok {
+				return nil, false
+			}
+			if i == 0 {
+				set = s
+			} else {
+				set = sorted.Intersect(set, s)
+			}
+		}
+		return set, true
+	}
+	return nil, false
 }
 
 // must returns a sorted set every message matching k lies in, or false
@@ -176,7 +225,7 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 		return nil, false
 	}
 	if hits, ok := x.hits[k]; ok {
-		return union(hits, x.pending), true
+		return sorted.Union(hits, x.pending), true
 	}
 	switch k.Op {
 	case imap.SearchFuzzy:
@@ -201,7 +250,7 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 			if !ok {
 				return nil, false
 			}
-			all = union(all, s)
+			all = sorted.Union(all, s)
 		}
 		return all, true
 	}
@@ -220,44 +269,4 @@ func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
 		}
 	}
 	return false
-}
-
-// union merges two ascending lists without duplicates.
-func union(a, b []uint32) []uint32 {
-	out := make([]uint32, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || (i < len(a) && a[i] < b[j]):
-			out = append(out, a[i])
-			i++
-		case i == len(a) || b[j] < a[i]:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
-	}
-	return out
-}
-
-// intersect returns the elements of ascending a that are in ascending b.
-func intersect(a, b []uint32) []uint32 {
-	var out []uint32
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case b[j] < a[i]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
-	}
-	return out
 }

@@ -71,3 +71,56 @@ func TestTextIndexDecideOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestDecided: BODY and TEXT keys joined by AND are answered from their
+// hits alone, except the messages not indexed yet, which are to be read;
+// any other key (header keys, OR, NOT, FUZZY, flags) is not decided.
+func TestDecided(t *testing.T) {
+	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
+	text := &imap.SearchKey{Op: imap.SearchText, Str: "zephyrine"}
+	from := &imap.SearchKey{Op: imap.SearchFrom, Str: "ottoline"}
+	seen := &imap.SearchKey{Op: imap.SearchSeen}
+	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
+	or := func(a, b *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchOr, Children: []*imap.SearchKey{a, b}}
+	}
+	fuzzy := &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{body}}
+	all := []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		name        string
+		key         *imap.SearchKey
+		match, read []uint32
+		ok          bool
+	}{
+		{"BODY", body, []uint32{2, 4, 6}, []uint32{9, 10}, true},
+		{"TEXT", and(text), []uint32{4, 5}, []uint32{9, 10}, true},
+		{"BODY TEXT", and(body, text), []uint32{4}, []uint32{9, 10}, true},
+		{"BODY FROM", and(body, from), nil, nil, false},
+		{"BODY SEEN", and(body, seen), nil, nil, false},
+		{"OR BODY TEXT", or(body, text), nil, nil, false},
+		{"FUZZY BODY", fuzzy, nil, nil, false},
+		{"empty AND", and(), nil, nil, false},
+	} {
+		leaves := TextLeaves(c.key)
+		res := store.TextResult{Pending: []uint32{9, 10}}
+		for _, l := range leaves {
+			switch l {
+			case body:
+				res.Hits = append(res.Hits, []uint32{2, 4, 6})
+			case text:
+				res.Hits = append(res.Hits, []uint32{4, 5})
+			case from:
+				res.Hits = append(res.Hits, []uint32{2})
+			}
+		}
+		in := slices.Clone(all)
+		x := NewTextIndex(leaves, res)
+		match, read, ok := x.Decided(c.key, x.Restrict(c.key, in))
+		if ok != c.ok || !slices.Equal(match, c.match) || !slices.Equal(read, c.read) {
+			t.Errorf("%s: Decided = %v, %v, %v; want %v, %v, %v", c.name, match, read, ok, c.match, c.read, c.ok)
+		}
+		if !slices.Equal(in, all) {
+			t.Errorf("%s: Decided changed its input to %v", c.name, in)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/sorted"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -168,7 +169,7 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 	want := search.Want(key)
 	needBody := search.NeedsBody(key)
 
-	var matched []uint32
+	var matched, decided []uint32
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
 	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
@@ -185,6 +186,14 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 			}
 			if len(uids) == 0 {
 				return nil, nil, nil, nil
+			}
+			if hits, read, ok := x.Decided(key, uids); ok {
+				// The index answers every indexed message: only those it
+				// has not covered yet are read and matched below.
+				decided, uids = hits, read
+				if len(uids) == 0 {
+					return decided, nil, fullRelevancy(len(decided)), nil
+				}
 			}
 		}
 	}
@@ -222,6 +231,11 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 			return nil, nil, nil, err
 		}
 		return nil, nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
+	}
+	if decided != nil {
+		// No FUZZY (relevancy 100) and no MODSEQ (no modseqs) in key.
+		matched = sorted.Union(decided, matched)
+		return matched, nil, fullRelevancy(len(matched)), nil
 	}
 	return matched, modseqs, scores, nil
 }

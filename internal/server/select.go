@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tern-imap/tern/internal/sorted"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/sorted"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -618,9 +618,9 @@ func (c *conn) reportExpunges(uids []uint32) {
 		c.w.WriteString("* VANISHED ")
 		c.w.WriteString(imap.SetFromNums(gone).String())
 		c.w.CRLF()
-		sel.uids = removeSorted(sel.uids, gone)
-		sel.recent = removeSorted(sel.recent, gone)
-		sel.saved = removeSorted(sel.saved, gone)
+		sel.uids = sorted.Remove(sel.uids, gone)
+		sel.recent = sorted.Remove(sel.recent, gone)
+		sel.saved = sorted.Remove(sel.saved, gone)
 		return
 	}
 	var gone []uint32
@@ -636,29 +636,9 @@ func (c *conn) reportExpunges(uids []uint32) {
 		gone = append(gone, uids[i])
 	}
 	slices.Reverse(gone)
-	sel.uids = removeSorted(sel.uids, gone)
-	sel.recent = removeSorted(sel.recent, gone)
-	sel.saved = removeSorted(sel.saved, gone)
-}
-
-// removeSorted removes the (ascending) UIDs in gone from the ascending list
-// in one pass.
-func removeSorted(list, gone []uint32) []uint32 {
-	if len(gone) == 0 || len(list) == 0 {
-		return list
-	}
-	out := list[:0]
-	j := 0
-	for _, u := range list {
-		for j < len(gone) && gone[j] < u {
-			j++
-		}
-		if j < len(gone) && gone[j] == u {
-			continue
-		}
-		out = append(out, u)
-	}
-	return out
+	sel.uids = sorted.Remove(sel.uids, gone)
+	sel.recent = sorted.Remove(sel.recent, gone)
+	sel.saved = sorted.Remove(sel.saved, gone)
 }
 
 func hasHighBit(s string) bool {
