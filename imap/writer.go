@@ -40,10 +40,11 @@ func (w *Writer) SP() { w.WriteByte(' ') }
 // CRLF ends a response line.
 func (w *Writer) CRLF() { w.WriteString("\r\n") }
 
-// Number writes an unsigned decimal number.
+// Number writes an unsigned decimal number. It formats into the
+// buffer's free space (AvailableBuffer): a local array would escape to
+// the heap through Write, one allocation per number written.
 func (w *Writer) Number(n uint64) {
-	var buf [20]byte
-	w.Write(strconv.AppendUint(buf[:0], n, 10))
+	w.Write(strconv.AppendUint(w.AvailableBuffer(), n, 10))
 }
 
 // Number32 writes an unsigned decimal number.
@@ -111,8 +112,7 @@ func (w *Writer) Literal(r io.Reader, n int64, binary bool) error {
 
 // Date writes an IMAP date-time in quotes: "02-Jan-2006 15:04:05 -0700".
 func (w *Writer) Date(t time.Time) {
-	var buf [32]byte
-	b := append(buf[:0], '"')
+	b := append(w.AvailableBuffer(), '"')
 	b = t.AppendFormat(b, "02-Jan-2006 15:04:05 -0700")
 	b = append(b, '"')
 	w.Write(b)

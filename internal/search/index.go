@@ -169,22 +169,23 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 	return sorted.Intersect(uids, set)
 }
 
-// Decided splits uids (ascending, already Restricted by key) into the
-// messages that match key by the index alone and those it cannot decide
-// (not indexed yet: they are to be read and matched). ok is false unless
-// key is made only of BODY and TEXT keys joined by AND, outside FUZZY:
-// their hits are exact (the store compared the text a scan compares), so
-// a search of such a key needs no message fetched at all.
+// Decided splits uids (ascending) into the messages that match key by
+// the index alone and those it cannot decide (not indexed yet: they are
+// to be read and matched). ok is false unless key is made only of BODY
+// and TEXT keys joined by AND, outside FUZZY: their hits are exact (the
+// store compared the text a scan compares), so a search of such a key
+// needs no message fetched at all.
 func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []uint32, ok bool) {
 	set, ok := x.exact(key)
 	if !ok {
 		return nil, nil, false
 	}
+	match = sorted.Intersect(uids, set)
 	if len(x.pending) > 0 {
 		read = sorted.Intersect(uids, x.pending)
-		uids = sorted.Remove(slices.Clone(uids), x.pending)
+		match = sorted.Remove(match, x.pending)
 	}
-	return sorted.Intersect(uids, set), read, true
+	return match, read, true
 }
 
 // exact returns the messages matching k when the index alone decides k

@@ -180,12 +180,8 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 	if needBody && !c.srv.cfg.ScanSearch && (len(in) >= minIndexed || len(in) == len(sel.uids)) {
 		if x := c.textIndex(ctx, sel.acct, sel.info.ID, sel.info.Name, key); x != nil {
 			cand.Text = x
-			uids = x.Restrict(key, uids)
 			if !x.NeedsHeader(key) {
 				want &^= store.WantHeader
-			}
-			if len(uids) == 0 {
-				return nil, nil, nil, nil
 			}
 			if hits, read, ok := x.Decided(key, uids); ok {
 				// The index answers every indexed message: only those it
@@ -194,6 +190,8 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 				if len(uids) == 0 {
 					return decided, nil, fullRelevancy(len(decided)), nil
 				}
+			} else if uids = x.Restrict(key, uids); len(uids) == 0 {
+				return nil, nil, nil, nil
 			}
 		}
 	}

@@ -26,7 +26,7 @@ func Union(a, b []uint32) []uint32 {
 
 // Intersect returns the values of a that are in b, in a new slice.
 func Intersect(a, b []uint32) []uint32 {
-	var out []uint32
+	out := make([]uint32, 0, min(len(a), len(b)))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {

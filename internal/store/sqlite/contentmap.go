@@ -263,7 +263,7 @@ func (cm *contentMap) has(cid int64) bool {
 // uidsOf returns the UIDs of the messages holding the contents in cids
 // (ascending), ascending.
 func (cm *contentMap) uidsOf(cids []int64) []uint32 {
-	var out []uint32
+	out := make([]uint32, 0, len(cids))
 	cm.eachUID(cids, func(_ int, uid uint32) { out = append(out, uid) })
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -272,7 +272,7 @@ func (cm *contentMap) uidsOf(cids []int64) []uint32 {
 // inMailbox returns the contents of ascending cids that the mailbox
 // holds.
 func (cm *contentMap) inMailbox(cids []int64) []int64 {
-	var out []int64
+	out := make([]int64, 0, min(len(cids), len(cm.cids)))
 	j := 0
 	for _, c := range cids {
 		for j < len(cm.cids) && cm.cids[j] < c {

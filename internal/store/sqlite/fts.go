@@ -468,7 +468,10 @@ func jsonIDs(ids []int64) string {
 // subtractSorted returns the elements of ascending a that are not in
 // ascending b.
 func subtractSorted(a, b []int64) []int64 {
-	var out []int64
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]int64, 0, len(a))
 	j := 0
 	for _, v := range a {
 		for j < len(b) && b[j] < v {
@@ -484,6 +487,9 @@ func subtractSorted(a, b []int64) []int64 {
 // mergeSorted returns the union of ascending a and b, ascending, without
 // duplicates.
 func mergeSorted(a, b []int64) []int64 {
+	if len(b) == 0 {
+		return a
+	}
 	out := append(slices.Clone(a), b...)
 	slices.Sort(out)
 	return slices.Compact(out)
