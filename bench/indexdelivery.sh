@@ -10,6 +10,9 @@
 #   --duration D     length of each run (default 20s)
 #   --clients N      concurrent LMTP connections (default 4)
 #   --size N         message size in bytes (default 4096)
+#   --new-words N    end each message with N random words no message had
+#                    before (ids, codes: what grows the word vocabulary;
+#                    default 0)
 #   --users N        recipients user1..userN (default 8)
 #   --baseline DIR   checkout to build the baseline tern from (default /work/main; "" to skip)
 #   --out DIR        keep results here (default: a new temp dir)
@@ -20,13 +23,14 @@
 # messages were still waiting in the index queue when delivery stopped.
 set -euo pipefail
 
-ROUNDS=3 DURATION=20s CLIENTS=4 SIZE=4096 USERS=8 BASELINE=/work/main OUT=""
+ROUNDS=3 DURATION=20s CLIENTS=4 SIZE=4096 NEWWORDS=0 USERS=8 BASELINE=/work/main OUT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
 	--clients) CLIENTS=$2; shift 2 ;;
 	--size) SIZE=$2; shift 2 ;;
+	--new-words) NEWWORDS=$2; shift 2 ;;
 	--users) USERS=$2; shift 2 ;;
 	--baseline) BASELINE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
@@ -90,7 +94,7 @@ run_one() { # variant round
 	for _ in $(seq 100); do port_free "$PORT" || break; sleep 0.1; done
 	local f="$OUT/del-$v-r$round.json"
 	"$WORK/bin/ternbench" lmtp --port "$PORT" --label "$v" --server-pid "$PID" --concurrency "$CLIENTS" \
-		--size "$SIZE" --users "$USERS" --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$v failed"
+		--size "$SIZE" --new-words "$NEWWORDS" --users "$USERS" --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$v failed"
 	stop_pid "$PID"; PID=""
 	# The baseline has no queue when it predates the index ("-").
 	local queued

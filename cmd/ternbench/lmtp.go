@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +60,7 @@ func lmtpMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&lo.lhlo, "lhlo", "ternbench.localhost", "name sent with LHLO")
 	fs.IntVar(&lo.size, "size", 4096, "message size in bytes (approximate; at least 1024)")
 	fs.IntVar(&lo.pool, "pool", 32, "distinct messages generated per run (cycled)")
+	fs.IntVar(&lo.newWords, "new-words", 0, "append a line of this many random words to each message's text (words no message had before, like the ids and codes of real mail)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent LMTP connections")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages (0: only the duration bounds)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (always bounded; at most 1h)")
@@ -81,6 +84,9 @@ func lmtpMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	case o.concurrency < 1 || o.users < 1 || lo.pool < 1:
 		fmt.Fprintln(stderr, "ternbench lmtp: --concurrency, --users and --pool must be at least 1")
+		return 2
+	case lo.newWords < 0 || lo.newWords > 10000:
+		fmt.Fprintln(stderr, "ternbench lmtp: --new-words must be in [0, 10000]")
 		return 2
 	case lo.size < 1024 || lo.size > 64<<20:
 		fmt.Fprintln(stderr, "ternbench lmtp: --size must be in [1024, 64 MiB]")
@@ -130,11 +136,12 @@ func lmtpMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 type lmtpOptions struct {
-	unix string
-	from string
-	lhlo string
-	size int
-	pool int
+	unix     string
+	from     string
+	lhlo     string
+	size     int
+	pool     int
+	newWords int
 }
 
 // lmtpPool returns n deterministic messages of about size bytes.
@@ -159,7 +166,8 @@ func runLMTP(ctx context.Context, o *options, lo *lmtpOptions, res *result) erro
 		if err != nil {
 			return nil, err
 		}
-		return &lmtpWorker{c: c, o: o, from: lo.from, pool: pool, i: i, next: i}, nil
+		return &lmtpWorker{c: c, o: o, from: lo.from, pool: pool, i: i, next: i,
+			newWords: lo.newWords, r: rand.New(rand.NewPCG(o.seed+3000, uint64(i)))}, nil
 	})
 	if rec == nil {
 		return err
@@ -207,6 +215,9 @@ type lmtpWorker struct {
 	pool [][]byte
 	i    int // worker number
 	next int // next message (and recipient) number
+	// newWords random words end each message (--new-words), from r.
+	newWords int
+	r        *rand.Rand
 }
 
 // op delivers one message to one recipient and waits for its DATA reply.
@@ -214,6 +225,9 @@ func (w *lmtpWorker) op(ctx context.Context, rec *recorder) error {
 	n := w.next
 	w.next += w.o.concurrency // workers interleave: message k goes to worker k mod concurrency
 	msg := w.pool[n%len(w.pool)]
+	if w.newWords > 0 {
+		msg = appendNewWords(slices.Clip(msg), w.r, w.newWords)
+	}
 	rcpt := w.o.user(n)
 	t0 := time.Now()
 	if err := w.deliver(rcpt, msg); err != nil {
@@ -222,6 +236,23 @@ func (w *lmtpWorker) op(ctx context.Context, rec *recorder) error {
 	}
 	rec.add("deliver", time.Since(t0), 1, int64(len(msg)))
 	return nil
+}
+
+// appendNewWords returns msg (a text/plain message ending in CRLF) with
+// a last line of n random words of 8 to 12 lowercase letters and digits:
+// with 36^8 or more spellings each, every one is new to the index's
+// vocabulary.
+func appendNewWords(msg []byte, r *rand.Rand, n int) []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	for i := range n {
+		if i > 0 {
+			msg = append(msg, ' ')
+		}
+		for range 8 + r.IntN(5) {
+			msg = append(msg, alphabet[r.IntN(len(alphabet))])
+		}
+	}
+	return append(msg, "\r\n"...)
 }
 
 func (w *lmtpWorker) deliver(rcpt string, msg []byte) error {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,4 +140,32 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 		t.Fatalf("bad address %q", addr)
 	}
 	return addr[:i], addr[i+1:]
+}
+
+// TestAppendNewWords: the words go on a last line of the message, are
+// new each time, and the pool message they extend is left as it was.
+func TestAppendNewWords(t *testing.T) {
+	pool := lmtpPool(1, 4096, 1)
+	orig := bytes.Clone(pool[0])
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	for range 50 {
+		m := appendNewWords(slices.Clip(pool[0]), r, 20)
+		if !bytes.HasPrefix(m, orig) || !bytes.HasSuffix(m, []byte("\r\n")) {
+			t.Fatalf("message not extended by a last line: %q", m[len(orig)-20:])
+		}
+		words := strings.Fields(string(m[len(orig):]))
+		if len(words) != 20 {
+			t.Fatalf("%d words, want 20", len(words))
+		}
+		for _, w := range words {
+			if len(w) < 8 || len(w) > 12 || seen[w] {
+				t.Fatalf("word %q: wrong length or seen before", w)
+			}
+			seen[w] = true
+		}
+	}
+	if !bytes.Equal(pool[0], orig) {
+		t.Fatal("the pool message was changed")
+	}
 }
