@@ -163,13 +163,3 @@ func TestStmtCacheClosed(t *testing.T) {
 		t.Fatalf("%d statements cached after Close", c.len())
 	}
 }
-
-// TestMmapInEffect: every connection of a mail.db reads through a memory
-// map of mmapSize (SQLite silently ignores a size it was built without).
-func TestMmapInEffect(t *testing.T) {
-	_, a := reopenedAfter(t)
-	var n int64
-	if err := a.(*account).u.db.QueryRowContext(context.Background(), `PRAGMA mmap_size`).Scan(&n); err != nil || n != mmapSize {
-		t.Fatalf("mmap_size = %d, %v; want %d", n, err, mmapSize)
-	}
-}

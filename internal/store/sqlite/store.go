@@ -197,8 +197,14 @@ CREATE TABLE IF NOT EXISTS users(
 ` + aclGrantsSchema
 
 // dsn returns the connection string for a database file: WAL, durable
-// commits, a busy timeout and foreign keys on every connection, and the
-// first GiB of the file read through a memory map (mmapSize). Write
+// commits, a busy timeout and foreign keys on every connection. Pages
+// are read with pread(2), never through a memory map: in WAL mode SQLite
+// unmaps a connection's whole map when it starts a read transaction
+// after any other connection committed, so under writes every read
+// transaction mapped the file again and faulted in each page it touched
+// (with a 1 GiB map, mixed traffic cost 30 % more CPU per operation and
+// flag changes 25 %; pure reads gained nothing measurable;
+// docs/PERFORMANCE.md, ninth pass). Write
 // transactions BEGIN IMMEDIATE, so a writer in another process (tern
 // deliver, tern import beside tern serve) waits for the lock (busy
 // timeout) instead of failing with SQLITE_BUSY when it upgrades from
@@ -214,20 +220,8 @@ func dsnSync(path, level string) string {
 		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(" + level + ")" +
-		"&_pragma=foreign_keys(1)" +
-		"&_pragma=mmap_size(" + strconv.Itoa(mmapSize) + ")"
+		"&_pragma=foreign_keys(1)"
 }
-
-// mmapSize is how much of a database file SQLite reads through a memory
-// map instead of read(2) into each connection's page cache: a random
-// FETCH of a body kept in mail.db costs a third less CPU
-// (BenchmarkOpenBodyRandom, docs/PERFORMANCE.md), and the pages are the
-// kernel's page cache, shared by all connections instead of copied into
-// each. SQLite writes through write(2) all the same (no
-// SQLITE_MMAP_READWRITE), so a full disk cannot fault a mapped page; the
-// mapped pages count in tern's resident memory as file pages, which the
-// kernel reclaims like any cache.
-const mmapSize = 1 << 30
 
 func openDB(ctx context.Context, path, schema, synchronous string) (*sql.DB, error) {
 	user := schema != mainSchema
