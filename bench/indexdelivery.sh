@@ -116,9 +116,9 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-python3 - "$OUT" "$CLIENTS" "$SIZE" <<'PY'
+python3 - "$OUT" "$CLIENTS" "$SIZE" "$NEWWORDS" <<'PY'
 import glob, json, os, statistics, sys
-out, clients, size = sys.argv[1], sys.argv[2], sys.argv[3]
+out, clients, size, newwords = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 res = {}
 for f in glob.glob(os.path.join(out, "del-*-r*.json")):
     v = os.path.basename(f).split("-")[1]
@@ -127,7 +127,7 @@ for f in glob.glob(os.path.join(out, "del-*-r*.json")):
         continue
     res.setdefault(v, []).append(r)
 print()
-print("## LMTP delivery with the full-text index (%s clients, %s-byte messages; medians)" % (clients, size))
+print("## LMTP delivery with the full-text index (%s clients, %s-byte messages, %s new words each; medians)" % (clients, size, newwords))
 print()
 print("| variant | msgs/s | vs baseline | p50 / p99 ms | server CPU ms/msg | runs |")
 print("|---|---|---|---|---|---|")

@@ -108,8 +108,11 @@ func (g *generator) next() []byte {
 
 // sized returns a message of about size bytes (text plus, above 8 KiB,
 // an attachment).
+// maxPlainSize is the largest size sized makes a text/plain message of.
+const maxPlainSize = 8 * 1024
+
 func (g *generator) sized(size int) []byte {
-	if size <= 8*1024 {
+	if size <= maxPlainSize {
 		return g.message(size-900, 0, false)
 	}
 	return g.message(2048, (size-4096)*3/4, false)

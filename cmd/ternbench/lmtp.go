@@ -88,6 +88,11 @@ func lmtpMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case lo.newWords < 0 || lo.newWords > 10000:
 		fmt.Fprintln(stderr, "ternbench lmtp: --new-words must be in [0, 10000]")
 		return 2
+	case lo.newWords > 0 && lo.size > maxPlainSize:
+		// Larger messages are multipart: words after the last boundary
+		// would be an epilogue no text part covers.
+		fmt.Fprintf(stderr, "ternbench lmtp: --new-words needs --size of at most %d (a text/plain message)\n", maxPlainSize)
+		return 2
 	case lo.size < 1024 || lo.size > 64<<20:
 		fmt.Fprintln(stderr, "ternbench lmtp: --size must be in [1024, 64 MiB]")
 		return 2
@@ -179,7 +184,7 @@ func runLMTP(ctx context.Context, o *options, lo *lmtpOptions, res *result) erro
 	res.Extra = map[string]float64{
 		"deliver_p50_ms":    d.P50ms,
 		"deliver_p99_ms":    d.P99ms,
-		"message_bytes_avg": float64(total) / float64(len(pool)),
+		"message_bytes_avg": float64(total)/float64(len(pool)) + newWordsBytes(lo.newWords),
 	}
 	return err
 }
@@ -236,6 +241,14 @@ func (w *lmtpWorker) op(ctx context.Context, rec *recorder) error {
 	}
 	rec.add("deliver", time.Since(t0), 1, int64(len(msg)))
 	return nil
+}
+
+// newWordsBytes is the mean size appendNewWords adds for n words.
+func newWordsBytes(n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(n)*11 - 1 + 2 // 10 bytes a word on average, n-1 spaces, CRLF
 }
 
 // appendNewWords returns msg (a text/plain message ending in CRLF) with

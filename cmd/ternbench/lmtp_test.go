@@ -169,3 +169,14 @@ func TestAppendNewWords(t *testing.T) {
 		t.Fatal("the pool message was changed")
 	}
 }
+
+// TestNewWordsNeedPlainText: --new-words with a size that makes multipart
+// messages is refused (the words would land in the MIME epilogue, which
+// no index reads).
+func TestNewWordsNeedPlainText(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"lmtp", "--port", "1", "--size", "16384", "--new-words", "5"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "--new-words needs --size") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
