@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -78,7 +79,7 @@ func (u *userDB) walCheckpoint(ctx context.Context) (bool, int, error) {
 func (u *userDB) closeConns() error {
 	u.checkpoints.Wait()
 	u.q.Close()
-	err := u.db.Close()
+	err := errors.Join(u.db.Close(), u.closeScan())
 	if u.writers != nil {
 		u.writers.close()
 	}

@@ -782,6 +782,9 @@ type fetchPlan struct {
 	cols      string // SELECT ... (without FROM)
 	join      string
 	content   bool // the query joins contents
+	// q runs the batch queries: the user's connections, or for a Fetch
+	// of several batches the scan connections (userDB.scan).
+	q querier
 	// checked says the mailbox was looked up: a mailbox that does not
 	// exist (or cannot hold messages) has no rows, so it is looked up
 	// only when a batch finds fewer messages than it asked for, not on
@@ -796,7 +799,7 @@ func (a *account) newFetchPlan(mailboxID int64, want store.Want) *fetchPlan {
 		}
 		return "NULL"
 	}
-	p := &fetchPlan{a: a, mailboxID: mailboxID, want: want,
+	p := &fetchPlan{a: a, mailboxID: mailboxID, want: want, q: a.u.q,
 		cols:    `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`,
 		content: want&(wantContent|store.WantThreading) != 0}
 	if p.content {
@@ -816,7 +819,7 @@ func (a *account) newFetchPlan(mailboxID int64, want store.Want) *fetchPlan {
 func (p *fetchPlan) read(ctx context.Context, batch []uidRange) ([]*store.Message, error) {
 	from, cond, rargs := uidMatch(batch)
 	q := p.cols + ` FROM ` + from + `messages m` + p.join + ` WHERE m.mailbox_id = ?1 AND ` + cond + ` ORDER BY m.uid`
-	msgs, err := p.a.fetchRows(ctx, q, append([]any{p.mailboxID}, rargs...), p.want, p.content,
+	msgs, err := p.a.fetchRows(ctx, p.q, q, append([]any{p.mailboxID}, rargs...), p.want, p.content,
 		make([]*store.Message, 0, min(fetchBatch, rangesLen(batch))))
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -844,6 +847,9 @@ type fetchedBatch struct {
 // writing). At most three batches are in memory: the one fn handles, one
 // waiting and one being read. Each batch is its own query, as before.
 func (p *fetchPlan) pipeline(ctx context.Context, rs []uidRange, fn func(*store.Message) error) error {
+	if p.a.u.scan != nil {
+		p.q = p.a.u.scan
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan fetchedBatch, 1)
 	go func() {
@@ -893,8 +899,8 @@ func deliverFetched(msgs []*store.Message, fn func(*store.Message) error) error 
 
 // fetchRows runs one query of Fetch and returns its messages, appended to
 // out, with the rows closed.
-func (a *account) fetchRows(ctx context.Context, q string, args []any, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
-	rows, err := a.u.q.QueryContext(ctx, q, args...)
+func (a *account) fetchRows(ctx context.Context, db querier, q string, args []any, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return out, err
 	}

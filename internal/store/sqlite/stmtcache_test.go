@@ -163,3 +163,21 @@ func TestStmtCacheClosed(t *testing.T) {
 		t.Fatalf("%d statements cached after Close", c.len())
 	}
 }
+
+// TestScanConnectionsMapped: a user's scan connections read mail.db
+// through a memory map of scanMmapSize (SQLite silently ignores a size it
+// was built without), and the everyday connections read without one.
+func TestScanConnectionsMapped(t *testing.T) {
+	_, a := reopenedAfter(t)
+	u := a.(*account).u
+	for _, c := range []struct {
+		name string
+		q    querier
+		want int64
+	}{{"scan", u.scan, scanMmapSize}, {"everyday", u.q, 0}} {
+		var n int64
+		if err := c.q.QueryRowContext(context.Background(), `PRAGMA mmap_size`).Scan(&n); err != nil || n != c.want {
+			t.Errorf("%s connections: mmap_size = %d, %v; want %d", c.name, n, err, c.want)
+		}
+	}
+}

@@ -149,6 +149,7 @@ type userDB struct {
 	dir     string
 	db      *sql.DB
 	q       *stmtCache   // prepared statements, also used inside transactions
+	scan    *stmtCache   // connections for Fetches of many messages (openScan)
 	wmu     sync.Mutex   // serializes writes
 	wqMu    sync.Mutex   // guards wq, leading
 	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
@@ -198,13 +199,14 @@ CREATE TABLE IF NOT EXISTS users(
 
 // dsn returns the connection string for a database file: WAL, durable
 // commits, a busy timeout and foreign keys on every connection. Pages
-// are read with pread(2), never through a memory map: in WAL mode SQLite
-// unmaps a connection's whole map when it starts a read transaction
-// after any other connection committed, so under writes every read
-// transaction mapped the file again and faulted in each page it touched
-// (with a 1 GiB map, mixed traffic cost 30 % more CPU per operation and
-// flag changes 25 %; pure reads gained nothing measurable;
-// docs/PERFORMANCE.md, ninth pass). Write
+// are read with pread(2), not through a memory map (only the scan
+// connections, openScan, map the file): in WAL mode SQLite unmaps a
+// connection's whole map when it starts a read transaction after any
+// other connection committed, so under writes every read transaction
+// mapped the file again and faulted in each page it touched (with a
+// 1 GiB map on every connection, mixed traffic cost 30 % more CPU per
+// operation and flag changes 25 %; docs/PERFORMANCE.md, issue 9's ninth
+// pass). Write
 // transactions BEGIN IMMEDIATE, so a writer in another process (tern
 // deliver, tern import beside tern serve) waits for the lock (busy
 // timeout) instead of failing with SQLITE_BUSY when it upgrades from
@@ -564,6 +566,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		if db != nil {
 			db.Close()
 		}
+		u.closeScan()
 		if u.writers != nil {
 			u.writers.close()
 		}
@@ -643,7 +646,40 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
 		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
 	u.db = nil
+	if u.scan, err = openScan(filepath.Join(u.dir, "mail.db"), synchronous); err != nil {
+		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
+	}
 	return db, nil
+}
+
+// scanMmapSize is how much of mail.db the scan connections read through
+// a memory map.
+const scanMmapSize = 1 << 30
+
+// openScan returns the scan connections of a user's mail.db (migrated
+// already): a FETCH of many messages (more than one batch, sync-headers)
+// reads its rows through a memory map there, with no pread per page, and
+// 20 % faster than with pread. Only such scans use them: SQLite unmaps a
+// connection's map whenever another connection committed since its last
+// read, so the many short reads of everyday traffic, which follow writes,
+// read without a map (dsn; docs/PERFORMANCE.md, issue 9's ninth pass).
+// sql.Open connects on first use: a user who never scans costs nothing.
+func openScan(path, synchronous string) (*stmtCache, error) {
+	db, err := sql.Open("sqlite", dsnSync(path, synchronous)+"&_pragma=mmap_size("+strconv.Itoa(scanMmapSize)+")")
+	if err != nil {
+		return nil, fmt.Errorf("open %s for scans: %w", path, err)
+	}
+	db.SetMaxIdleConns(2)
+	return newStmtCache(db), nil
+}
+
+// closeScan closes the scan connections, if open.
+func (u *userDB) closeScan() error {
+	if u.scan == nil {
+		return nil
+	}
+	u.scan.Close()
+	return u.scan.db.Close()
 }
 
 // release drops one reference to u. Closing and removing files happen
