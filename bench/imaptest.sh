@@ -3,7 +3,7 @@
 # private Dovecot on this machine, same users, same mbox, alternating.
 #
 # Usage: bench/imaptest.sh [options]
-#   --imaptest PATH   imaptest binary (default: imaptest in PATH, else /work/tools/bin/imaptest)
+#   --imaptest PATH   imaptest binary (default: imaptest in PATH; README, "Building imaptest")
 #   --secs N          length of each run (default 30)
 #   --clients N       concurrent imaptest clients (default 10)
 #   --users N         users testuser1..testuserN on both servers (default 100)
@@ -79,9 +79,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ -z "$IMAPTEST" ]; then
-	IMAPTEST=$(command -v imaptest || echo /work/tools/bin/imaptest)
+	IMAPTEST=$(command -v imaptest || true)
 fi
-[ -x "$IMAPTEST" ] || { echo "imaptest.sh: no imaptest binary (--imaptest PATH)" >&2; exit 1; }
+[ -n "$IMAPTEST" ] && [ -x "$IMAPTEST" ] || { echo "imaptest.sh: no imaptest binary in PATH (--imaptest PATH; README, \"Building imaptest\")" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/bench/lib.sh"

@@ -3,7 +3,8 @@
 # delivery. tern built from this tree with index.text = true (the
 # background indexer runs while mail arrives) and = false (new mail only
 # queued for indexing), and tern built from another checkout (--baseline,
-# default /work/main: no full-text index at all), same messages, fsync on.
+# for instance a checkout from before the full-text index), same messages,
+# fsync on.
 #
 # Usage: bench/indexdelivery.sh [options]
 #   --rounds N       rounds (default 3; medians are reported)
@@ -14,7 +15,7 @@
 #                    before (ids, codes: what grows the word vocabulary;
 #                    default 0)
 #   --users N        recipients user1..userN (default 8)
-#   --baseline DIR   checkout to build the baseline tern from (default /work/main; "" to skip)
+#   --baseline DIR   checkout to build the baseline tern from (default: none)
 #   --out DIR        keep results here (default: a new temp dir)
 #
 # Each run starts the server on an empty data directory and stops it by
@@ -23,7 +24,7 @@
 # messages were still waiting in the index queue when delivery stopped.
 set -euo pipefail
 
-ROUNDS=3 DURATION=20s CLIENTS=4 SIZE=4096 NEWWORDS=0 USERS=8 BASELINE=/work/main OUT=""
+ROUNDS=3 DURATION=20s CLIENTS=4 SIZE=4096 NEWWORDS=0 USERS=8 BASELINE="" OUT=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
