@@ -170,6 +170,7 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 	needBody := search.NeedsBody(key)
 
 	var matched, decided []uint32
+	byIndex := false // decided holds the index's answer for all but uids
 	maxSeq := uint32(len(sel.uids))
 	maxUID := sel.uids[len(sel.uids)-1]
 	cand := &search.Candidate{MaxSeq: maxSeq, MaxUID: maxUID, Saved: sel.saved}
@@ -186,7 +187,7 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 			if hits, read, ok := x.Decided(key, uids); ok {
 				// The index answers every indexed message: only those it
 				// has not covered yet are read and matched below.
-				decided, uids = hits, read
+				decided, uids, byIndex = hits, read, true
 				if len(uids) == 0 {
 					return decided, nil, fullRelevancy(len(decided)), nil
 				}
@@ -230,7 +231,7 @@ func (c *conn) searchAmong(ctx context.Context, key *imap.SearchKey, in []uint32
 		}
 		return nil, nil, nil, fmt.Errorf("search in %q: %w", sel.info.Name, err)
 	}
-	if decided != nil {
+	if byIndex {
 		// No FUZZY (relevancy 100) and no MODSEQ (no modseqs) in key.
 		matched = sorted.Union(decided, matched)
 		return matched, nil, fullRelevancy(len(matched)), nil

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"mime/quotedprintable"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -384,4 +385,54 @@ func (g *diffGen) key(depth int) string {
 		return fmt.Sprintf("UID %d:%d", 1+g.r.IntN(30), 1+g.r.IntN(80))
 	}
 	return "BODY " + literal(g.needle())
+}
+
+// TestSearchDecidedByIndex: over TCP, a SEARCH of BODY/TEXT keys joined
+// by AND is answered from the index's hits without reading any message
+// (the index account sees no more reads than a NOOP causes), and a
+// message the index has not covered yet is still read and matched into
+// the answer. OR goes the per-message way and answers the same.
+func TestSearchDecidedByIndex(t *testing.T) {
+	if os.Getenv("TERN_TEST_STORE") == "postgres" {
+		t.Skip("no full-text index on the postgres store")
+	}
+	dir := t.TempDir()
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	ts.addUser("alice", "secret")
+	c := ts.login("alice", "secret")
+	for _, b := range []string{"alpha beta", "beta gamma", "gamma"} {
+		c.appendMsg("INBOX", "", crlf("Subject: s\n\n"+b+"\n"))
+	}
+	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(context.Background(), "alice", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.ok("SELECT INBOX")
+	reads := func(cmd string) ([]string, uint64) {
+		t.Helper()
+		before := ts.index.Stats()
+		lines := c.ok(cmd)
+		after := ts.index.Stats()
+		return lines, after.Hits + after.Misses - before.Hits - before.Misses
+	}
+	_, noop := reads("NOOP")
+	lines, n := reads("UID SEARCH BODY beta")
+	hasLine(t, lines, "* SEARCH 1 2")
+	if n != noop {
+		t.Errorf("UID SEARCH BODY beta: %d index reads, NOOP %d: messages were fetched", n, noop)
+	}
+	lines, n = reads("UID SEARCH TEXT beta BODY gamma")
+	hasLine(t, lines, "* SEARCH 2")
+	if n != noop {
+		t.Errorf("UID SEARCH TEXT beta BODY gamma: %d index reads, NOOP %d", n, noop)
+	}
+	c.appendMsg("INBOX", "", crlf("Subject: s\n\nbeta delta\n")) // queued, not indexed
+	c.ok("NOOP")
+	hasLine(t, c.ok("UID SEARCH BODY beta"), "* SEARCH 1 2 4")
+	hasLine(t, c.ok("UID SEARCH BODY beta BODY delta"), "* SEARCH 4")
+	hasLine(t, c.ok("UID SEARCH OR BODY alpha BODY delta"), "* SEARCH 1 4")
 }

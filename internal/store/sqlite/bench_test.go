@@ -23,15 +23,7 @@ func benchAccount(b *testing.B) (*Store, store.Account) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		b.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { a.Close() })
-	return s, a
+	return s, newUser(b, s)
 }
 
 // cpuMeter adds up the process's CPU time (user + system) over the timed

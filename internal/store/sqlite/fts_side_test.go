@@ -18,14 +18,7 @@ import (
 func searchSetup(t *testing.T, s *Store, bodies []string) (store.Account, int64) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := newUser(t, s)
 	for _, b := range bodies {
 		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(b)}}); err != nil {
 			t.Fatal(err)

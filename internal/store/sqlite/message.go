@@ -847,9 +847,7 @@ type fetchedBatch struct {
 // writing). At most three batches are in memory: the one fn handles, one
 // waiting and one being read. Each batch is its own query, as before.
 func (p *fetchPlan) pipeline(ctx context.Context, rs []uidRange, fn func(*store.Message) error) error {
-	if p.a.u.scan != nil {
-		p.q = p.a.u.scan
-	}
+	p.q = p.a.u.scan
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan fetchedBatch, 1)
 	go func() {

@@ -580,7 +580,7 @@ func reopenedAfter(t *testing.T, undo ...string) (*Store, store.Account) {
 
 // newUser creates user "u" in s and returns its account, closed with
 // the test.
-func newUser(t *testing.T, s *Store) *account {
+func newUser(t testing.TB, s *Store) *account {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.CreateUser(ctx, "u", "h"); err != nil {
