@@ -1,12 +1,9 @@
 package server_test
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
 // TestSearchFuzzy: SEARCH=FUZZY (RFC 6203) with the RFC's examples, over
@@ -72,14 +69,7 @@ func TestSearchFuzzy(t *testing.T) {
 	if os.Getenv("TERN_TEST_STORE") == "postgres" {
 		return
 	}
-	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.IndexText(context.Background(), "alice", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	indexUser(t, dir, "alice")
 	check("indexed")
 }
 

@@ -403,14 +403,7 @@ func TestSearchDecidedByIndex(t *testing.T) {
 	for _, b := range []string{"alpha beta", "beta gamma", "gamma"} {
 		c.appendMsg("INBOX", "", crlf("Subject: s\n\n"+b+"\n"))
 	}
-	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.IndexText(context.Background(), "alice", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	indexUser(t, dir, "alice")
 	c.ok("SELECT INBOX")
 	reads := func(cmd string) ([]string, uint64) {
 		t.Helper()
@@ -435,4 +428,19 @@ func TestSearchDecidedByIndex(t *testing.T) {
 	hasLine(t, c.ok("UID SEARCH BODY beta"), "* SEARCH 1 2 4")
 	hasLine(t, c.ok("UID SEARCH BODY beta BODY delta"), "* SEARCH 4")
 	hasLine(t, c.ok("UID SEARCH OR BODY alpha BODY delta"), "* SEARCH 1 4")
+}
+
+// indexUser indexes user's queued mail in the sqlite data directory dir
+// now, through a second Store on it (beside the test server's, as tern
+// index beside tern serve).
+func indexUser(t *testing.T, dir, user string) {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.IndexText(context.Background(), user, false, nil); err != nil {
+		t.Fatal(err)
+	}
 }
