@@ -23,13 +23,17 @@
 #                     (every change durable before its reply, as in tern)
 #   --tern-fsync M    tern's store.fsync: always (default: every change durable
 #                     before its reply) or optimized (as Dovecot's optimized)
+#   --pin             give the servers the first half of the CPUs and the load
+#                     generator the other half (taskset), so a run measures
+#                     each server on its own cores instead of sharing them
+#                     with ternbench; result files get a -pin suffix
 #
 # Needs root (installs dovecot-imapd with apt-get if missing; runs Dovecot's
 # mail processes as nobody). Everything lives in a temp dir; both servers
 # listen on 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 COMPRESS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized TERN_FSYNC=always
+ROUNDS=3 DURATION=10s MESSAGES=10000 OTHER_MESSAGES=2000 CONNS=500 TLS=0 COMPRESS=0 PROFILE=0 OUT="" WORKLOADS="" DOVECOT_FSYNC=optimized TERN_FSYNC=always PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -44,7 +48,8 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift 2 ;;
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
 	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
-	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+	--pin) PIN=1; shift ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -64,6 +69,15 @@ DOVE_TLS_PORT=$(free_port $((TERN_TLS_PORT + 1)))
 TERN_PID="" DOVE_PID=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# --pin: servers on CPUs 0..n/2-1, ternbench on the rest (empty: unpinned).
+SERVER_CPUS=() CLIENT_CPUS=()
+if [ "$PIN" = 1 ]; then
+	ncpu=$(nproc)
+	if [ "$ncpu" -lt 2 ]; then echo "compare.sh: --pin needs at least 2 CPUs" >&2; exit 2; fi
+	SERVER_CPUS=(taskset -c "0-$((ncpu / 2 - 1))")
+	CLIENT_CPUS=(taskset -c "$((ncpu / 2))-$((ncpu - 1))")
+fi
 
 cleanup() {
 	for p in $TERN_PID $DOVE_PID; do
@@ -137,7 +151,7 @@ done
 "$WORK/bin/tern" cert --config "$WORK/tern/tern.toml" >/dev/null
 
 start_tern() { # [extra args]
-	"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "$@" 2>>"$WORK/tern/tern.log" &
+	"${SERVER_CPUS[@]}" "$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "$@" 2>>"$WORK/tern/tern.log" &
 	TERN_PID=$!
 	for _ in $(seq 100); do
 		if (exec 3<>/dev/tcp/127.0.0.1/$TERN_PORT) 2>/dev/null; then return 0; fi
@@ -222,7 +236,7 @@ service auth {
   client_limit = 40000
 }
 CONF
-/usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
+"${SERVER_CPUS[@]}" /usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
 DOVE_PID=$!
 for _ in $(seq 100); do
 	if (exec 3<>/dev/tcp/127.0.0.1/$DOVE_PORT) 2>/dev/null; then break; fi
@@ -239,7 +253,7 @@ bench() { # server workload extra-args...
 	else pid=$DOVE_PID; port=$DOVE_PORT; [ "$TLS" = 1 ] && port=$DOVE_TLS_PORT; fi
 	local tlsargs=()
 	[ "$TLS" = 1 ] && tlsargs=(--tls --insecure)
-	"$WORK/bin/ternbench" --port "$port" "${tlsargs[@]}" --password "$PASS" --label "$srv" \
+	"${CLIENT_CPUS[@]}" "$WORK/bin/ternbench" --port "$port" "${tlsargs[@]}" --password "$PASS" --label "$srv" \
 		--server-pid "$pid" "$@" "$wl"
 }
 
@@ -282,6 +296,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			f="$OUT/$wl-c${c:-1}-$srv-r$round.json"
 			zargs=()
 			if [ "$COMPRESS" = 1 ]; then f="$OUT/$wl-c${c:-1}-z-$srv-r$round.json"; zargs=(--compress); fi
+			if [ "$PIN" = 1 ]; then f="${f%-"$srv"-r"$round".json}-pin-$srv-r$round.json"; fi
 			# shellcheck disable=SC2086
 			bench "$srv" "$wl" $args "${zargs[@]}" --duration "$DURATION" --json "$f" >"${f%.json}.txt" 2>&1 || log "$srv $wl failed (see ${f%.json}.txt)"
 			sed -n 1p "${f%.json}.txt"
@@ -290,7 +305,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "## tern vs Dovecot (medians of $ROUNDS rounds, $DURATION each, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC; ratio > 1 means tern is better)"
+pinned="unpinned"
+[ "$PIN" = 1 ] && pinned="servers pinned to CPUs ${SERVER_CPUS[2]}, ternbench to ${CLIENT_CPUS[2]}"
+echo "## tern vs Dovecot (medians of $ROUNDS rounds, $DURATION each, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, $pinned; ratio > 1 means tern is better)"
 echo
 "$WORK/bin/ternbench" report $(ls "$OUT"/*-r*.json)
 echo

@@ -47,6 +47,7 @@ const (
 )
 
 func main() {
+	raiseProcs(os.Getenv("GOMAXPROCS"))
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, signals: sigs}
