@@ -34,7 +34,7 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 		return nil, err
 	}
 	if kind == config.StorePostgres {
-		opts := postgres.Options{Notifier: notifier, Logger: log}
+		opts := postgres.Options{Notifier: notifier, Logger: log, ReadURL: cfg.Store.ReadURL}
 		if opts.Blobs, err = openBlobStore(ctx, cfg); err != nil {
 			return nil, err
 		}

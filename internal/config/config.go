@@ -123,6 +123,13 @@ type Store struct {
 	// path_style=true" (credentials from AWS_ACCESS_KEY_ID and
 	// AWS_SECRET_ACCESS_KEY). Every node of one database uses the same.
 	Blobs string `toml:"blobs"`
+	// ReadURL is a streaming replica of the postgres store's database
+	// ("postgres://...", a hot standby or a pooler in front of several):
+	// message bodies and other rows that never change once written are
+	// read there first, and from the primary when the replica does not
+	// have them yet or cannot be reached. Empty: every read goes to the
+	// primary. The postgres store only.
+	ReadURL string `toml:"read_url"`
 	// BlobGrace is how long a body no message uses any more is kept in
 	// a file or S3 blob store before tern serve's collector deletes it.
 	BlobGrace time.Duration `toml:"blob_grace"`
@@ -521,6 +528,13 @@ func (c *Config) Validate() error {
 	} else if kind, _, err := c.Backend(); err == nil && kind != StorePostgres && !c.Store.BlobsInDB() {
 		bad("store.blobs", "a blob store is for a postgres store only")
 	}
+	if r := c.Store.ReadURL; r != "" {
+		if kind, _, err := c.Backend(); err == nil && kind != StorePostgres {
+			bad("store.read_url", "a replica is for a postgres store only")
+		} else if !strings.HasPrefix(r, "postgres://") && !strings.HasPrefix(r, "postgresql://") {
+			bad("store.read_url", "want postgres://USER:PASS@HOST:PORT/DB, got %q", r)
+		}
+	}
 	if c.Store.BlobGrace < 0 {
 		bad("store.blob_grace", "must not be negative, got %v", c.Store.BlobGrace)
 	}
@@ -714,6 +728,7 @@ type Flags struct {
 	dataDir      string
 	storeURL     string
 	blobStore    string
+	readStore    string
 	imap, imaps  string
 	lmtp, admin  string
 	autoconfig   string
@@ -724,7 +739,7 @@ type Flags struct {
 }
 
 // AddFlags registers --config, --data, --store and --blob-store on fs and, when serve is true,
-// also --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
+// also --read-store, --listen-imap, --listen-imaps, --listen-lmtp, --listen-autoconfig, --listen-admin,
 // --listen-managesieve, --sieve-smtp, --tls-cert, --tls-key and --insecure-auth.
 func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	f := &Flags{fs: fs}
@@ -734,6 +749,7 @@ func AddFlags(fs *flag.FlagSet, serve bool) *Flags {
 	fs.StringVar(&f.storeURL, "store", "", "where mail is kept: sqlite:DIR or postgres://USER:PASS@HOST:PORT/DB (`URL`); default: the data directory")
 	fs.StringVar(&f.blobStore, "blob-store", "", "where a postgres store keeps message bodies: db, file:DIR or s3://BUCKET?endpoint=...&region=...&path_style=true (`URL`); default: db")
 	if serve {
+		fs.StringVar(&f.readStore, "read-store", "", "a streaming replica of the postgres store's database, read first for message bodies (`URL`); default: none")
 		fs.StringVar(&f.imap, "listen-imap", d.Listen.IMAP, "IMAP (STARTTLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.imaps, "listen-imaps", d.Listen.IMAPS, "IMAPS (implicit TLS) listen `addr`ess; empty disables")
 		fs.StringVar(&f.lmtp, "listen-lmtp", d.Listen.LMTP, "LMTP listen `addr`ess (host:port, unix:/path or /path); empty disables")
@@ -779,6 +795,8 @@ func (f *Flags) Apply(c *Config) {
 			c.Store.URL = f.storeURL
 		case "blob-store":
 			c.Store.Blobs = f.blobStore
+		case "read-store":
+			c.Store.ReadURL = f.readStore
 		case "listen-imap":
 			c.Listen.IMAP = f.imap
 		case "listen-imaps":

@@ -414,6 +414,38 @@ func TestStoreBlobs(t *testing.T) {
 	}
 }
 
+// TestStoreReadURL: store.read_url (--read-store) is a postgres URL, and
+// only with a postgres store.
+func TestStoreReadURL(t *testing.T) {
+	pg, replica := "postgres://db/tern", "postgres://standby/tern"
+	for _, tc := range []struct {
+		url, read string
+		bad       bool
+	}{
+		{pg, "", false},
+		{pg, replica, false},
+		{pg, "postgresql://standby/tern", false},
+		{pg, "standby:5432", true},
+		{"", replica, true},
+		{"sqlite:/srv/mail", replica, true},
+	} {
+		c := Default()
+		c.Store.URL, c.Store.ReadURL = tc.url, tc.read
+		err := c.Validate()
+		if tc.bad != (err != nil) || (err != nil && !strings.Contains(err.Error(), "store.read_url")) {
+			t.Errorf("url %q read_url %q: %v", tc.url, tc.read, err)
+		}
+	}
+	c, err := parse(t, true, "--store", pg, "--read-store", replica)
+	if err != nil || c.Store.ReadURL != replica {
+		t.Fatalf("flags: %+v %v", c.Store, err)
+	}
+	c, err = parse(t, false, "--config", writeFile(t, "[store]\nurl = \""+pg+"\"\nread_url = \""+replica+"\"\n"))
+	if err != nil || c.Store.ReadURL != replica {
+		t.Fatalf("file: %+v %v", c.Store, err)
+	}
+}
+
 // sieve.imapsieve_url must be RFC 5804's sieveurl-server: sieve://,
 // a host, an optional port, nothing else.
 func TestParseSieveServerURL(t *testing.T) {

@@ -135,6 +135,13 @@ func (c *Cluster) start() error {
 	if err := c.run("initdb", "-D", data, "-U", superuser, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"); err != nil {
 		return err
 	}
+	return c.serve()
+}
+
+// serve starts the server on the cluster's data directory, on a free
+// port.
+func (c *Cluster) serve() error {
+	data := filepath.Join(c.dir, "data")
 	var err error
 	// A port taken between freePort and the server's bind makes pg_ctl
 	// fail; try a few.
@@ -156,6 +163,44 @@ func (c *Cluster) start() error {
 		}
 	}
 	return err
+}
+
+// StartStandby makes a streaming replica of c (pg_basebackup -R: a hot
+// standby that follows c's WAL) and starts it on a port of its own. Stop
+// it before c.
+func (c *Cluster) StartStandby() (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "tern-pgtest-standby-")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	s := &Cluster{dir: dir, bin: c.bin, cred: c.cred}
+	if c.cred != nil {
+		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+	}
+	err = s.run("pg_basebackup", "-D", filepath.Join(dir, "data"), "-h", "127.0.0.1", "-p", strconv.Itoa(c.port),
+		"-U", superuser, "-X", "stream", "-R", "--no-sync")
+	if err == nil {
+		err = s.serve()
+	}
+	if err != nil {
+		s.dump()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// URLOf returns the URL of the database that url (of any cluster) names,
+// on c: a standby's copy of a primary's database.
+func (c *Cluster) URLOf(dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	return c.URL(strings.TrimPrefix(u.Path, "/")), nil
 }
 
 // run runs one of the server's programs as the server's user.

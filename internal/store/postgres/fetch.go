@@ -55,13 +55,20 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	// selectable without a statement of its own (fetchRows).
 	q += ` JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.user_id = $4 AND NOT mb.noselect WHERE m.mailbox_id = $1 ORDER BY m.uid`
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
+	onReplica := content && want&^replicaWant == 0
 	for rs, first := sorted, true; !rs.empty(); first = false {
 		var batch uidRanges
 		batch, rs = nextFetchBatch(rs, fetchBatch)
-		var err error
-		msgs, err = a.fetchRows(ctx, first, q, []any{mailboxID, batch.lo, batch.hi, a.id}, want, content, msgs[:0])
-		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
+		args := []any{mailboxID, batch.lo, batch.hi, a.id}
+		var ok bool
+		if onReplica {
+			msgs, ok = a.fetchFromReplica(ctx, q, args, want, batch.count(), msgs[:0])
+		}
+		if !ok {
+			var err error
+			if msgs, err = a.fetchRows(ctx, first, q, args, want, content, msgs[:0]); err != nil {
+				return fmt.Errorf("fetch: %w", err)
+			}
 		}
 		for i, m := range msgs {
 			msgs[i] = nil // fn may keep m; the batch slice must not

@@ -760,17 +760,34 @@ func expungedUIDs(rows pgx.Rows, err error, maxUID uint32) ([]store.ExpungedUID,
 	return out, nil
 }
 
+// openBodySQL finds the body of message $2 in mailbox $1 of user $3.
+const openBodySQL = `SELECT c.parts, b.data, b.hash, b.size FROM messages m
+	JOIN mailboxes mb ON mb.id = m.mailbox_id
+	JOIN contents c ON c.id = m.content_id
+	JOIN bodies b ON b.hash = c.body_hash
+	WHERE m.mailbox_id = $1 AND m.uid = $2 AND mb.user_id = $3`
+
+// OpenBody implements store.Account. The row is looked up on the replica
+// first, if there is one (replica.go).
 func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
 	if a.closed.Load() {
 		return nil, fmt.Errorf("open body: %w", errAccountClosed)
 	}
 	var parts, data, hash []byte
 	var size int64
-	err := a.s.pool.QueryRow(ctx, `SELECT c.parts, b.data, b.hash, b.size FROM messages m
-		JOIN mailboxes mb ON mb.id = m.mailbox_id
-		JOIN contents c ON c.id = m.content_id
-		JOIN bodies b ON b.hash = c.body_hash
-		WHERE m.mailbox_id = $1 AND m.uid = $2 AND mb.user_id = $3`, mailboxID, uid, a.id).Scan(&parts, &data, &hash, &size)
+	read := func(q querier) error {
+		return q.QueryRow(ctx, openBodySQL, mailboxID, uid, a.id).Scan(&parts, &data, &hash, &size)
+	}
+	var err error
+	if !a.s.fromReplica(ctx, func(r querier) (bool, error) {
+		err := read(r)
+		if noRows(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}) {
+		err = read(a.s.pool)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, store.ErrNoSuchMessage)
 	}

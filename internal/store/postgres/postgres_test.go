@@ -29,6 +29,13 @@ func openUser(t *testing.T) (*Store, store.Account) {
 	t.Helper()
 	s := openURL(t, pgtest.NewDatabase(t), nil)
 	t.Cleanup(func() { s.Close() })
+	return s, newUser(t, s)
+}
+
+// newUser creates user "u" on s and returns its account, closed when the
+// test ends (before s, if s was opened first).
+func newUser(t *testing.T, s *Store) store.Account {
+	t.Helper()
 	if err := s.CreateUser(context.Background(), "u", "h"); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +44,7 @@ func openUser(t *testing.T) (*Store, store.Account) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	return s, a
+	return a
 }
 
 func openURL(t *testing.T, url string, n store.Notifier) *Store {

@@ -53,6 +53,12 @@ type Options struct {
 	// BlobGC, with Blobs, runs the blob garbage collector in the
 	// background (tern serve); zero Every means not at all.
 	BlobGC BlobGC
+	// ReadURL, if set, is a streaming replica of the database (a hot
+	// standby, or a pooler in front of several): reads of rows that
+	// never change once written (message bodies, and Fetches of content
+	// fields alone) go there first, and to the primary when the replica
+	// does not have the row yet or cannot be reached (replica.go).
+	ReadURL string
 	// Tracer, if set, observes every statement, batch and COPY the
 	// Store's connections send (pgx's tracer interfaces; a test counts
 	// round trips and rows with it). Nil: none.
@@ -87,8 +93,11 @@ type BlobGC struct {
 type Store struct {
 	pool *pgxpool.Pool
 	opts Options
-	log  *slog.Logger
-	node string // random id of this Store, to recognize its own NOTIFYs
+	// replica reads rows that never change from Options.ReadURL; nil
+	// without one.
+	replica *replica
+	log     *slog.Logger
+	node    string // random id of this Store, to recognize its own NOTIFYs
 
 	queuesMu sync.Mutex
 	queues   map[int64]*writeQueue // by user id (groupcommit.go)
@@ -158,9 +167,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		log = slog.Default()
 	}
 	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	if opts.ReadURL != "" {
+		if s.replica, err = openReplica(ctx, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres store: %w", err)
+		}
+	}
 	if opts.Notifier != nil {
 		if err := s.startListening(ctx, cfg.ConnConfig); err != nil {
 			pool.Close()
+			if s.replica != nil {
+				s.replica.pool.Close()
+			}
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
 	}
@@ -357,6 +375,9 @@ func (s *Store) Close() error {
 			<-s.gcDone
 		}
 		s.pool.Close()
+		if s.replica != nil {
+			s.replica.pool.Close()
+		}
 	})
 	return nil
 }

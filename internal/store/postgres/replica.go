@@ -1,0 +1,126 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// Reads from a streaming replica (Options.ReadURL; docs/SCALING.md, "Read
+// replicas").
+//
+// A replica replays the primary's WAL some time after the primary
+// commits, so it may answer with an older state. Only rows that never
+// change once written are read there: a message's body and its content
+// fields (envelope, body structure, header, threading ids). A message's
+// UID in its mailbox never names another message, so whatever the
+// replica finds for (mailbox, UID) is that message's content. What the
+// replica does not have yet (a message delivered a moment ago) is read
+// from the primary, as is everything when the replica fails: a replica
+// read is an optimisation, never a source of "no such message". A
+// message the primary has expunged may still be found on the replica;
+// its content is then served as it would have been a moment earlier,
+// which a session that has not yet been told of the expunge may see
+// (RFC 9051, 7.5.1). Flags, modseqs, UIDs of a mailbox, counters and
+// everything a write reads stay on the primary.
+
+// replicaWant is what a Fetch may want to be answered by the replica:
+// fields of the content, which never changes once written.
+const replicaWant = store.WantEnvelope | store.WantBody | store.WantBodyStructure | store.WantHeader | store.WantThreading
+
+// replica is the pool of Options.ReadURL.
+type replica struct {
+	pool *pgxpool.Pool
+	// lastWarn is when (Unix ns) the last failure was logged: at most
+	// one a minute, however many reads fail.
+	lastWarn atomic.Int64
+	// Reads the replica answered, and reads it left to the primary (the
+	// row not there yet, or a failure); for tests and operators' logs.
+	answered, passed atomic.Int64
+}
+
+// openReplica opens the replica's pool, of the primary's size unless url
+// sets pool_max_conns. It connects lazily: a replica that is down at the
+// start is tried again by each read, the primary answering meanwhile.
+func openReplica(ctx context.Context, url string, maxConns int32, tracer pgx.QueryTracer) (*replica, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = maxConns
+	}
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	return &replica{pool: pool}, nil
+}
+
+// fromReplica runs read on the replica's pool and reports whether the
+// replica answered it: false without a replica, when read found that the
+// replica does not have everything yet (found false), or when it failed
+// (logged); the caller then reads from the primary.
+func (s *Store) fromReplica(ctx context.Context, read func(q querier) (found bool, err error)) bool {
+	r := s.replica
+	if r == nil {
+		return false
+	}
+	found, err := read(r.pool)
+	if err == nil && found {
+		r.answered.Add(1)
+		return true
+	}
+	r.passed.Add(1)
+	if err != nil && ctx.Err() == nil {
+		now := time.Now().UnixNano()
+		if last := r.lastWarn.Load(); now-last > int64(time.Minute) && r.lastWarn.CompareAndSwap(last, now) {
+			s.log.Warn("postgres store: read from the replica failed; reading from the primary", "err", err)
+		}
+	}
+	return false
+}
+
+// noRows reports whether err is a query's "no row", which on the replica
+// means "not replayed yet" (or gone on the primary too).
+func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// fetchFromReplica reads one batch of a Fetch (want within replicaWant)
+// on the replica, appending to out; false when the replica did not find
+// every one of the batch's n UIDs (out is then as it was).
+func (a *account) fetchFromReplica(ctx context.Context, q string, args []any, want store.Want, n int64, out []*store.Message) ([]*store.Message, bool) {
+	var got []*store.Message
+	ok := a.s.fromReplica(ctx, func(r querier) (bool, error) {
+		rows, err := r.Query(ctx, q, args...)
+		if err != nil {
+			return false, err
+		}
+		got, err = scanFetchRows(rows, want, true, out)
+		return int64(len(got)-len(out)) == n, err
+	})
+	if !ok {
+		clear(out[len(out):cap(out)]) // what the failed read appended
+		return out, false
+	}
+	return got, true
+}
+
+// count is how many UIDs r covers.
+func (r uidRanges) count() int64 {
+	var n int64
+	for i := range r.lo {
+		n += r.hi[i] - r.lo[i] + 1
+	}
+	return n
+}

@@ -1,0 +1,274 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// TestReplica runs a private primary and a streaming standby of it
+// (pg_basebackup -R) and reads through a Store whose ReadURL is the
+// standby: the reads it may answer go there, what it has not replayed
+// yet comes from the primary, and the conformance suite passes
+// unchanged with a replica that lags by however much replay does.
+func TestReplica(t *testing.T) {
+	primary, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrNotInstalled) {
+		t.Skip("skipped: " + err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := primary.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	standby, err := primary.StartStandby()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // before the primary's (cleanups run last first)
+		if err := standby.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	newDB := func(t *testing.T) (primaryURL, standbyURL string) {
+		t.Helper()
+		u, err := primary.CreateDatabase(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		su, err := standby.URLOf(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, su
+	}
+	t.Run("reads", func(t *testing.T) { testReplicaReads(t, primary, standby, newDB) })
+	t.Run("unreachable", testReplicaUnreachable)
+	t.Run("conformance", func(t *testing.T) {
+		var mu sync.Mutex
+		dbs := map[string][2]string{}
+		storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
+			mu.Lock()
+			urls, ok := dbs[dir]
+			if !ok {
+				p, s := newDB(t)
+				urls = [2]string{p, s}
+				dbs[dir] = urls
+			}
+			mu.Unlock()
+			return openReplicated(t, urls[0], urls[1], n)
+		})
+	})
+}
+
+func openReplicated(t *testing.T, url, readURL string, n store.Notifier) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url, Options{Notifier: n, Logger: quietLogger(), ReadURL: readURL})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// testReplicaReads pauses the standby's replay to make it lag for sure.
+func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func(*testing.T) (string, string)) {
+	ctx := context.Background()
+	pu, su := newDB(t)
+	waitReplayed(t, primary.URL("postgres"), standby.URL("postgres"))
+	s := openReplicated(t, pu, su, nil)
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	m1, m2 := storetest.Msg(1), storetest.Msg(2)
+	r1, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: m1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, uid1 := r1.MailboxID, r1.UIDs[0]
+	waitReplayed(t, primary.URL("postgres"), standby.URL("postgres"))
+
+	counts := func() (answered, passed int64) { return s.replica.answered.Load(), s.replica.passed.Load() }
+	expect := func(what string, answered0, passed0, dAnswered, dPassed int64) {
+		t.Helper()
+		if a, p := counts(); a-answered0 != dAnswered || p-passed0 != dPassed {
+			t.Errorf("%s: replica answered %d, passed on %d; want %d, %d", what, a-answered0, p-passed0, dAnswered, dPassed)
+		}
+	}
+	body := func(uid uint32, want []byte) {
+		t.Helper()
+		b, err := a.OpenBody(ctx, box, uid)
+		if err != nil {
+			t.Fatalf("OpenBody(%d): %v", uid, err)
+		}
+		defer b.Close()
+		got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("OpenBody(%d) read %d bytes, not the message appended (%d bytes)", uid, len(got), len(want))
+		}
+	}
+	headers := func(want store.Want, uids ...uint32) map[uint32]string {
+		t.Helper()
+		out := map[uint32]string{}
+		if err := a.Fetch(ctx, box, uids, want, func(m *store.Message) error {
+			out[m.UID] = string(m.Header)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	a0, p0 := counts()
+	body(uid1, m1)
+	expect("OpenBody of a replayed message", a0, p0, 1, 0)
+
+	pauseReplay(t, standby.URL("postgres"))
+	r2, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: m2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid2 := r2.UIDs[0]
+	a0, p0 = counts()
+	body(uid2, m2)
+	expect("OpenBody of a message the replica has not replayed", a0, p0, 0, 1)
+
+	// The primary's answer, flags wanted: the replica is not asked.
+	a0, p0 = counts()
+	fromPrimary := headers(store.WantHeader|store.WantFlags, uid1, uid2)
+	expect("Fetch with flags", a0, p0, 0, 0)
+	if len(fromPrimary) != 2 || fromPrimary[uid1] == "" || fromPrimary[uid2] == "" {
+		t.Fatalf("Fetch from the primary: %d messages", len(fromPrimary))
+	}
+	a0, p0 = counts()
+	if got := headers(store.WantHeader, uid1, uid2); got[uid1] != fromPrimary[uid1] || got[uid2] != fromPrimary[uid2] {
+		t.Errorf("Fetch of headers, one message not replayed: got %d messages, different from the primary's", len(got))
+	}
+	expect("Fetch of a batch the replica has only part of", a0, p0, 0, 1)
+	a0, p0 = counts()
+	if got := headers(store.WantHeader, uid1); got[uid1] != fromPrimary[uid1] {
+		t.Errorf("Fetch of a replayed message's header: %q, want the primary's", got[uid1])
+	}
+	expect("Fetch of a replayed message's header", a0, p0, 1, 0)
+
+	resumeReplay(t, standby.URL("postgres"))
+	waitReplayed(t, primary.URL("postgres"), standby.URL("postgres"))
+	a0, p0 = counts()
+	body(uid2, m2)
+	expect("OpenBody once replayed", a0, p0, 1, 0)
+	if _, err := a.OpenBody(ctx, box, uid2+1); !errors.Is(err, store.ErrNoSuchMessage) {
+		t.Errorf("OpenBody of a UID that does not exist: %v, want ErrNoSuchMessage", err)
+	}
+}
+
+// testReplicaUnreachable: a replica nobody listens for leaves every read
+// to the primary.
+func testReplicaUnreachable(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := openReplicated(t, pgtest.NewDatabase(t), "postgres://tern@127.0.0.1:"+strconv.Itoa(port)+"/none?sslmode=disable&connect_timeout=2", nil)
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	m := storetest.Msg(1)
+	r, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.OpenBody(ctx, r.MailboxID, r.UIDs[0])
+	if err != nil {
+		t.Fatalf("OpenBody with the replica down: %v", err)
+	}
+	got, _ := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+	b.Close()
+	n := 0
+	if err := a.Fetch(ctx, r.MailboxID, r.UIDs, store.WantEnvelope, func(*store.Message) error { n++; return nil }); err != nil {
+		t.Fatalf("Fetch with the replica down: %v", err)
+	}
+	if !bytes.Equal(got, m) || n != 1 {
+		t.Errorf("with the replica down: body of %d bytes (want %d), %d messages fetched", len(got), len(m), n)
+	}
+	if a, p := s.replica.answered.Load(), s.replica.passed.Load(); a != 0 || p != 2 {
+		t.Errorf("replica answered %d, passed on %d; want 0, 2", a, p)
+	}
+}
+
+func standbyExec(t *testing.T, url, sql string) {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func pauseReplay(t *testing.T, standby string) {
+	t.Helper()
+	standbyExec(t, standby, `SELECT pg_wal_replay_pause()`)
+	t.Cleanup(func() { standbyExec(t, standby, `SELECT pg_wal_replay_resume()`) })
+}
+
+func resumeReplay(t *testing.T, standby string) {
+	t.Helper()
+	standbyExec(t, standby, `SELECT pg_wal_replay_resume()`)
+}
+
+// waitReplayed waits until the standby has replayed everything the
+// primary had logged when it was called: up to the insert position, as
+// the test cluster commits with synchronous_commit off (a commit's
+// record may not be written out yet).
+func waitReplayed(t *testing.T, primary, standby string) {
+	t.Helper()
+	ctx := context.Background()
+	pc, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	var lsn string
+	if err := pc.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := pgx.Connect(ctx, standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var done bool
+		if err := sc.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0`, lsn).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby did not replay up to %s in 30 s", lsn)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
