@@ -88,12 +88,15 @@ func TestServePostgresTwoNodes(t *testing.T) {
 	if r := runT(t, "", "backup", t.TempDir()+"/b", "--store", url); r.code != 0 || !strings.Contains(r.stdout, "backup of the postgres store complete") {
 		t.Fatalf("backup of a postgres store: %+v", r)
 	}
-	node := func() (string, func()) {
-		addrs, _, stop := startServe(t, 1, "--store", url, "--data", t.TempDir(), "--listen-imap", "127.0.0.1:0",
-			"--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", "", "--insecure-auth")
+	node := func(extra ...string) (string, func()) {
+		args := append([]string{"--store", url, "--data", t.TempDir(), "--listen-imap", "127.0.0.1:0",
+			"--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", "", "--insecure-auth"}, extra...)
+		addrs, _, stop := startServe(t, 1, args...)
 		return addrs["imap"], stop
 	}
-	addrA, stopA := node()
+	// Node A reads bodies through --read-store, here the database itself
+	// (a replica that is never behind; postgres TestReplica lags one).
+	addrA, stopA := node("--read-store", url)
 	defer stopA()
 	addrB, stopB := node()
 	defer stopB()
