@@ -760,8 +760,10 @@ func expungedUIDs(rows pgx.Rows, err error, maxUID uint32) ([]store.ExpungedUID,
 	return out, nil
 }
 
-// openBodySQL finds the body of message $2 in mailbox $1 of user $3.
-const openBodySQL = `SELECT c.parts, b.data, b.hash, b.size FROM messages m
+// openBodySQL finds the body of message $2 in mailbox $1 of user $3, and
+// the mailbox's HIGHESTMODSEQ (which says how recent a replica's answer
+// is).
+const openBodySQL = `SELECT c.parts, b.data, b.hash, b.size, mb.highestmodseq FROM messages m
 	JOIN mailboxes mb ON mb.id = m.mailbox_id
 	JOIN contents c ON c.id = m.content_id
 	JOIN bodies b ON b.hash = c.body_hash
@@ -774,9 +776,9 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body: %w", errAccountClosed)
 	}
 	var parts, data, hash []byte
-	var size int64
+	var size, boxModseq int64
 	read := func(q querier) error {
-		return q.QueryRow(ctx, openBodySQL, mailboxID, uid, a.id).Scan(&parts, &data, &hash, &size)
+		return q.QueryRow(ctx, openBodySQL, mailboxID, uid, a.id).Scan(&parts, &data, &hash, &size, &boxModseq)
 	}
 	var err error
 	if !a.s.fromReplica(ctx, func(r querier) (bool, error) {
@@ -784,7 +786,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		if noRows(err) {
 			return false, nil
 		}
-		return err == nil, err
+		return err == nil && a.s.replica.floor.reached(mailboxID, boxModseq), err
 	}) {
 		err = read(a.s.pool)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,11 +26,13 @@ import (
 // replica finds for (mailbox, UID) is that message's content. What the
 // replica does not have yet (a message delivered a moment ago) is read
 // from the primary, as is everything when the replica fails: a replica
-// read is an optimisation, never a source of "no such message". A
-// message the primary has expunged may still be found on the replica;
-// its content is then served as it would have been a moment earlier,
-// which a session that has not yet been told of the expunge may see
-// (RFC 9051, 7.5.1). Flags, modseqs, UIDs of a mailbox, counters and
+// read is an optimisation, never a source of "no such message".
+// Whether a message still exists does change (an expunge), so the
+// replica's answer for a mailbox counts only if its copy of the mailbox
+// is at least as recent as the newest change this Store knows of
+// (modseqFloor: its own commits, and other processes' as NOTIFY brings
+// them): an expunge made through this Store is never undone by a
+// lagging replica. Flags, modseqs, UIDs of a mailbox, counters and
 // everything a write reads stay on the primary.
 
 // replicaWant is what a Fetch may want to be answered by the replica:
@@ -38,7 +41,8 @@ const replicaWant = store.WantEnvelope | store.WantBody | store.WantBodyStructur
 
 // replica is the pool of Options.ReadURL.
 type replica struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	floor modseqFloor
 	// lastWarn is when (Unix ns) the last failure was logged: at most
 	// one a minute, however many reads fail.
 	lastWarn atomic.Int64
@@ -92,6 +96,34 @@ func (s *Store) fromReplica(ctx context.Context, read func(q querier) (found boo
 	return false
 }
 
+// modseqFloor is, per mailbox, the highest modseq this Store knows to
+// be committed. One entry per mailbox changed while the Store is open
+// (about 40 bytes each), kept only when there is a replica.
+type modseqFloor struct {
+	mu sync.Mutex
+	m  map[int64]uint64
+}
+
+// raise records committed changes (mailbox id -> its modseq).
+func (f *modseqFloor) raise(changed map[int64]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = make(map[int64]uint64, len(changed))
+	}
+	for id, ms := range changed {
+		f.m[id] = max(f.m[id], ms)
+	}
+}
+
+// reached reports whether the replica's copy of mailbox id, at
+// highestmodseq ms, has every change the Store knows of.
+func (f *modseqFloor) reached(id int64, ms int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return ms >= 0 && uint64(ms) >= f.m[id]
+}
+
 // noRows reports whether err is a query's "no row", which on the replica
 // means "not replayed yet" (or gone on the primary too).
 func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
@@ -102,6 +134,17 @@ func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 func (a *account) fetchFromReplica(ctx context.Context, q string, args []any, want store.Want, n int64, out []*store.Message) ([]*store.Message, bool) {
 	var got []*store.Message
 	ok := a.s.fromReplica(ctx, func(r querier) (bool, error) {
+		// The mailbox first: a later snapshot of the replica (the rows')
+		// is never older.
+		var ms int64
+		if err := r.QueryRow(ctx, `SELECT highestmodseq FROM mailboxes WHERE id = $1`, args[0]).Scan(&ms); noRows(err) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		if !a.s.replica.floor.reached(args[0].(int64), ms) {
+			return false, nil
+		}
 		rows, err := r.Query(ctx, q, args...)
 		if err != nil {
 			return false, err

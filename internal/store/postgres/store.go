@@ -383,8 +383,12 @@ func (s *Store) Close() error {
 }
 
 // notifyLocal tells this process's notifier about committed changes (other
-// processes hear of them through NOTIFY).
+// processes hear of them through NOTIFY), and raises the replica's floor
+// (replica.go).
 func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
+	if s.replica != nil {
+		s.replica.floor.raise(changed)
+	}
 	if s.opts.Notifier == nil {
 		return
 	}
