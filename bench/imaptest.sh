@@ -30,6 +30,10 @@
 #                     pool_max_conns=8 (pgxpool's connection string keys)
 #   --pg-stat-statements  load pg_stat_statements in the private cluster and
 #                     write its top statements (by calls) to OUT/pg-statements.txt
+#   --pin             run the servers (and PostgreSQL) on the first half of the
+#                     CPUs and imaptest on the other half (taskset), so that
+#                     each server has cores of its own instead of sharing
+#                     them with the load generator
 #   --postgres        also run tern on the PostgreSQL store (label ternpg): a
 #                     private cluster (Debian's postgresql, initdb in the temp
 #                     dir as nobody, fsync on, loopback, free port) and a
@@ -55,7 +59,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -74,7 +78,8 @@ while [ $# -gt 0 ]; do
 	--pg-stat-statements) PG_STAT=1; shift ;;
 	--pg-params) PG_PARAMS=$2; shift 2 ;;
 	--postgres) PG=1; shift ;;
-	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+	--pin) PIN=1; shift ;;
+	-h|--help) sed -n '2,54p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -91,6 +96,14 @@ OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
 TERN_PID="" DOVE_PID="" TPG_PID="" PG_PID="" PGBIN="" PGDATA=""
+# --pin: servers on CPUs 0..n/2-1, imaptest on the rest (empty: unpinned).
+SERVER_CPUS=() CLIENT_CPUS=()
+if [ "$PIN" = 1 ]; then
+	ncpu=$(nproc)
+	if [ "$ncpu" -lt 2 ]; then echo "imaptest.sh: --pin needs at least 2 CPUs" >&2; exit 2; fi
+	SERVER_CPUS=(taskset -c "0-$((ncpu / 2 - 1))")
+	CLIENT_CPUS=(taskset -c "$((ncpu / 2))-$((ncpu - 1))")
+fi
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -162,7 +175,7 @@ log "creating $USERS users in tern"
 for i in $(seq 1 "$USERS"); do
 	printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/tern/tern.toml" >/dev/null
 done
-"$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "${TERN_PROF[@]}" 2>>"$WORK/tern/tern.log" &
+"${SERVER_CPUS[@]}" "$WORK/bin/tern" serve --config "$WORK/tern/tern.toml" "${TERN_PROF[@]}" 2>>"$WORK/tern/tern.log" &
 TERN_PID=$!
 
 # ---- tern on PostgreSQL (--postgres) ----
@@ -175,7 +188,7 @@ if [ "$PG" = 1 ]; then
 	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
 	PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB"
 	[ "$PG_STAT" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements"
-	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" -o "$PG_OPTS" >/dev/null
+	"${SERVER_CPUS[@]}" runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" -o "$PG_OPTS" >/dev/null
 	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
 	if [ "$PG_STAT" = 1 ]; then
@@ -189,7 +202,7 @@ if [ "$PG" = 1 ]; then
 	for i in $(seq 1 "$USERS"); do
 		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/ternpg/tern.toml" >/dev/null
 	done
-	"$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" "${TPG_PROF[@]}" 2>>"$WORK/ternpg/tern.log" &
+	"${SERVER_CPUS[@]}" "$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" "${TPG_PROF[@]}" 2>>"$WORK/ternpg/tern.log" &
 	TPG_PID=$!
 fi
 
@@ -249,7 +262,7 @@ service imap-login {
   }
 }
 CONF
-/usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
+"${SERVER_CPUS[@]}" /usr/sbin/dovecot -F -c "$DD/dovecot.conf" 2>>"$DD/dovecot.stderr" &
 DOVE_PID=$!
 
 PORTS="$TERN_PORT $DOVE_PORT"
@@ -289,7 +302,7 @@ run_imaptest() { # server profile round
 	t0=$(tree_ticks "$pid")
 	[ "$srv" = ternpg ] && t0=$((t0 + $(tree_ticks "$PG_PID")))
 	# imaptest exits non-zero when it saw errors; the count is reported.
-	"$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
+	"${CLIENT_CPUS[@]}" "$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
 		clients="$CLIENTS" secs="$SECS" mbox="$MBOX" "${extra[@]}" >"$f" 2>&1 </dev/null || true
 	t1=$(tree_ticks "$pid")
 	[ "$srv" = ternpg ] && t1=$((t1 + $(tree_ticks "$PG_PID")))
@@ -321,7 +334,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, tern index.text=$TERN_TEXT (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
+pinned="unpinned"
+[ "$PIN" = 1 ] && pinned="servers pinned to CPUs ${SERVER_CPUS[2]}, imaptest to ${CLIENT_CPUS[2]}"
+echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, tern index.text=$TERN_TEXT, $pinned (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
 echo
 awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
