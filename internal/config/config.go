@@ -532,7 +532,7 @@ func (c *Config) Validate() error {
 		if kind, _, err := c.Backend(); err == nil && kind != StorePostgres {
 			bad("store.read_url", "a replica is for a postgres store only")
 		} else if !strings.HasPrefix(r, "postgres://") && !strings.HasPrefix(r, "postgresql://") {
-			bad("store.read_url", "want postgres://USER:PASS@HOST:PORT/DB, got %q", r)
+			bad("store.read_url", "want postgres://USER:PASS@HOST:PORT/DB, got %q", redactURL(r))
 		}
 	}
 	if c.Store.BlobGrace < 0 {

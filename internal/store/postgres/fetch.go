@@ -106,6 +106,12 @@ func (a *account) fetchRows(ctx context.Context, check bool, q string, args []an
 // scanFetchRows reads the rows of Fetch's query into messages appended to
 // out, and closes them.
 func scanFetchRows(rows pgx.Rows, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
+	return scanFetchRowsAfter(rows, nil, want, content, out)
+}
+
+// scanFetchRowsAfter is scanFetchRows for a query with one more column
+// before Fetch's, scanned into first (nil: none).
+func scanFetchRowsAfter(rows pgx.Rows, first *int64, want store.Want, content bool, out []*store.Message) ([]*store.Message, error) {
 	var (
 		uid                    uint32
 		modseq                 uint64
@@ -119,6 +125,9 @@ func scanFetchRows(rows pgx.Rows, want store.Want, content bool, out []*store.Me
 		preview                *string
 	)
 	dest := []any{&uid, &modseq, &sys, &kws, &idate, &itz, &sdate, &size}
+	if first != nil {
+		dest = append([]any{first}, dest...)
+	}
 	if content {
 		dest = append(dest, &sent, &sentTZ, &env, &body, &bs, &emailID, &threadID, &header, &msgID, &irt, &refs, &preview)
 	}

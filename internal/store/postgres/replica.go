@@ -43,6 +43,18 @@ const replicaWant = store.WantEnvelope | store.WantBody | store.WantBodyStructur
 type replica struct {
 	pool  *pgxpool.Pool
 	floor modseqFloor
+	// startLSN is the primary's WAL position when the Store opened: the
+	// floor knows nothing of what was committed before (by this node
+	// before a restart, or by others), so the replica is used only once
+	// it has replayed that far (caughtUp, checked at most once a second
+	// through lastCheck).
+	startLSN  string
+	caughtUp  atomic.Bool
+	lastCheck atomic.Int64
+	// downUntil (Unix ns): after a failure the replica is left alone for
+	// replicaPause, so a host that does not answer costs one connect
+	// timeout, not one per read.
+	downUntil atomic.Int64
 	// lastWarn is when (Unix ns) the last failure was logged: at most
 	// one a minute, however many reads fail.
 	lastWarn atomic.Int64
@@ -51,10 +63,21 @@ type replica struct {
 	answered, passed atomic.Int64
 }
 
+// replicaPause is how long the replica is not asked after a failure;
+// replicaConnectTimeout bounds a connection attempt unless the URL sets
+// connect_timeout.
+const (
+	replicaPause          = 10 * time.Second
+	replicaConnectTimeout = 2 * time.Second
+)
+
 // openReplica opens the replica's pool, of the primary's size unless url
-// sets pool_max_conns. It connects lazily: a replica that is down at the
-// start is tried again by each read, the primary answering meanwhile.
-func openReplica(ctx context.Context, url string, maxConns int32, tracer pgx.QueryTracer) (*replica, error) {
+// sets pool_max_conns, and notes the primary's WAL position (startLSN:
+// the insert position, past every commit, also those made with
+// synchronous_commit off whose records are not written out yet).
+// It connects lazily: a replica that is down at the start is tried again
+// later, the primary answering meanwhile.
+func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConns int32, tracer pgx.QueryTracer) (*replica, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
@@ -62,14 +85,45 @@ func openReplica(ctx context.Context, url string, maxConns int32, tracer pgx.Que
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = maxConns
 	}
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = replicaConnectTimeout
+	}
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
+	r := &replica{}
+	if err := primary.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&r.startLSN); err != nil {
+		return nil, fmt.Errorf("replica: the primary's WAL position: %w", err)
+	}
+	if r.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	return &replica{pool: pool}, nil
+	return r, nil
+}
+
+// usable reports whether the replica may be asked now: not paused after
+// a failure, and caught up with the primary's position at Open.
+func (r *replica) usable(ctx context.Context) (bool, error) {
+	now := time.Now().UnixNano()
+	if now < r.downUntil.Load() {
+		return false, nil
+	}
+	if r.caughtUp.Load() {
+		return true, nil
+	}
+	if last := r.lastCheck.Load(); now-last < int64(time.Second) || !r.lastCheck.CompareAndSwap(last, now) {
+		return false, nil
+	}
+	// NULL on a server that is not in recovery: a primary is never behind.
+	var done bool
+	if err := r.pool.QueryRow(ctx, `SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0, true)`,
+		r.startLSN).Scan(&done); err != nil {
+		return false, err
+	}
+	if done {
+		r.caughtUp.Store(true)
+	}
+	return done, nil
 }
 
 // fromReplica runs read on the replica's pool and reports whether the
@@ -81,7 +135,11 @@ func (s *Store) fromReplica(ctx context.Context, read func(q querier) (found boo
 	if r == nil {
 		return false
 	}
-	found, err := read(r.pool)
+	ok, err := r.usable(ctx)
+	found := false
+	if ok {
+		found, err = read(r.pool)
+	}
 	if err == nil && found {
 		r.answered.Add(1)
 		return true
@@ -89,11 +147,20 @@ func (s *Store) fromReplica(ctx context.Context, read func(q querier) (found boo
 	r.passed.Add(1)
 	if err != nil && ctx.Err() == nil {
 		now := time.Now().UnixNano()
+		r.downUntil.Store(now + int64(replicaPause))
 		if last := r.lastWarn.Load(); now-last > int64(time.Minute) && r.lastWarn.CompareAndSwap(last, now) {
-			s.log.Warn("postgres store: read from the replica failed; reading from the primary", "err", err)
+			s.log.Warn("postgres store: read from the replica failed; reading from the primary", "err", err, "pause", replicaPause)
 		}
 	}
 	return false
+}
+
+// raiseFloor records committed changes (mailbox id -> modseq) in the
+// replica's floor; without a replica it does nothing.
+func (s *Store) raiseFloor(changed map[int64]uint64) {
+	if s.replica != nil && len(changed) > 0 {
+		s.replica.floor.raise(changed)
+	}
 }
 
 // modseqFloor is, per mailbox, the highest modseq this Store knows to
@@ -128,29 +195,22 @@ func (f *modseqFloor) reached(id int64, ms int64) bool {
 // means "not replayed yet" (or gone on the primary too).
 func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
-// fetchFromReplica reads one batch of a Fetch (want within replicaWant)
-// on the replica, appending to out; false when the replica did not find
-// every one of the batch's n UIDs (out is then as it was).
+// fetchFromReplica reads one batch of a Fetch (want within replicaWant;
+// q is Fetch's query, which starts "SELECT m.uid") on the replica,
+// appending to out; false when the replica did not find every one of the
+// batch's n UIDs, or its copy of the mailbox is older than the floor (out
+// is then as it was). The mailbox's HIGHESTMODSEQ comes in the same
+// statement, so from the same snapshot as the rows.
 func (a *account) fetchFromReplica(ctx context.Context, q string, args []any, want store.Want, n int64, out []*store.Message) ([]*store.Message, bool) {
 	var got []*store.Message
 	ok := a.s.fromReplica(ctx, func(r querier) (bool, error) {
-		// The mailbox first: a later snapshot of the replica (the rows')
-		// is never older.
-		var ms int64
-		if err := r.QueryRow(ctx, `SELECT highestmodseq FROM mailboxes WHERE id = $1`, args[0]).Scan(&ms); noRows(err) {
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-		if !a.s.replica.floor.reached(args[0].(int64), ms) {
-			return false, nil
-		}
-		rows, err := r.Query(ctx, q, args...)
+		rows, err := r.Query(ctx, "SELECT mb.highestmodseq, "+strings.TrimPrefix(q, "SELECT "), args...)
 		if err != nil {
 			return false, err
 		}
-		got, err = scanFetchRows(rows, want, true, out)
-		return int64(len(got)-len(out)) == n, err
+		var ms int64 = -1
+		got, err = scanFetchRowsAfter(rows, &ms, want, true, out)
+		return int64(len(got)-len(out)) == n && a.s.replica.floor.reached(args[0].(int64), ms), err
 	})
 	if !ok {
 		clear(out[len(out):cap(out)]) // what the failed read appended

@@ -203,6 +203,34 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 		t.Errorf("Fetch of a message expunged while the replica lags: %d messages", len(got))
 	}
 	expect("reads of an expunged message", a0, p0, 0, 2)
+
+	// A Store opened now (a restart) knows nothing of that expunge: it
+	// leaves the replica alone until the replica has replayed what the
+	// primary had at its Open.
+	s2 := openReplicated(t, pu, su, nil)
+	t.Cleanup(func() { s2.Close() })
+	a2, err := s2.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	if _, err := a2.OpenBody(ctx, box, uid1); !errors.Is(err, store.ErrNoSuchMessage) {
+		t.Errorf("OpenBody through a Store opened after the expunge: %v, want ErrNoSuchMessage", err)
+	}
+	if n := s2.replica.answered.Load(); n != 0 {
+		t.Errorf("a Store opened while the replica lags: replica answered %d reads", n)
+	}
+
+	// Deleting the user: its open account finds nothing, though the
+	// paused replica still has every row.
+	if err := s.DeleteUser(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	a0, p0 = counts()
+	if _, err := a.OpenBody(ctx, r3.MailboxID, r3.UIDs[0]); err == nil {
+		t.Error("OpenBody of a deleted user's message succeeded")
+	}
+	expect("OpenBody of a deleted user's message", a0, p0, 0, 1)
 }
 
 // testReplicaUnreachable: a replica nobody listens for leaves every read

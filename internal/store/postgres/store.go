@@ -168,7 +168,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
 	if opts.ReadURL != "" {
-		if s.replica, err = openReplica(ctx, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
+		if s.replica, err = openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
@@ -262,6 +262,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if err := noSuchUser(name); err != nil {
 		return err
 	}
+	var gone map[int64]uint64 // the user's mailboxes, for the replica's floor
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var id int64
 		err := tx.QueryRow(ctx, `SELECT id FROM users WHERE name = $1 FOR UPDATE`, name).Scan(&id)
@@ -270,6 +271,11 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if s.replica != nil {
+			if gone, err = userMailboxes(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		// The bodies the user's contents use lose those references.
 		dead, err := deadBodies(ctx, tx, `SELECT body_hash, count(*) FROM contents WHERE user_id = $1 GROUP BY body_hash`, id)
@@ -292,7 +298,25 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", name, err)
 	}
+	s.raiseFloor(gone)
 	return nil
+}
+
+// userMailboxes returns the ids of user id's mailboxes, each with a
+// modseq above its own: raised to these, the replica's floor keeps the
+// replica from answering for them once they are deleted.
+func userMailboxes(ctx context.Context, tx pgx.Tx, id int64) (map[int64]uint64, error) {
+	rows, err := tx.Query(ctx, `SELECT id, highestmodseq + 1 FROM mailboxes WHERE user_id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]uint64{}
+	var box, ms int64
+	_, err = pgx.ForEachRow(rows, []any{&box, &ms}, func() error {
+		out[box] = uint64(ms)
+		return nil
+	})
+	return out, err
 }
 
 // SetPasswordHash replaces a user's password hash.
@@ -386,9 +410,7 @@ func (s *Store) Close() error {
 // processes hear of them through NOTIFY), and raises the replica's floor
 // (replica.go).
 func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
-	if s.replica != nil {
-		s.replica.floor.raise(changed)
-	}
+	s.raiseFloor(changed)
 	if s.opts.Notifier == nil {
 		return
 	}
