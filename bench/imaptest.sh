@@ -96,23 +96,8 @@ OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
 TERN_PID="" DOVE_PID="" TPG_PID="" PG_PID="" PGBIN="" PGDATA=""
-# --pin: servers on the first half of the allowed CPUs, imaptest on the rest
-# (empty: unpinned).
-SERVER_CPUS=() CLIENT_CPUS=()
-if [ "$PIN" = 1 ]; then
-	command -v taskset >/dev/null || { echo "imaptest.sh: --pin needs taskset (util-linux)" >&2; exit 2; }
-	# The CPUs this process may use (a container's cpuset need not start at 0).
-	cpus=()
-	IFS=, read -ra spans <<<"$(awk '/^Cpus_allowed_list:/ {print $2}' /proc/self/status)"
-	for span in "${spans[@]}"; do
-		lo=${span%%-*} hi=${span##*-}
-		for ((c = lo; c <= hi; c++)); do cpus+=("$c"); done
-	done
-	if [ "${#cpus[@]}" -lt 2 ]; then echo "imaptest.sh: --pin needs at least 2 CPUs" >&2; exit 2; fi
-	half=$((${#cpus[@]} / 2))
-	SERVER_CPUS=(taskset -c "$(IFS=,; echo "${cpus[*]:0:half}")")
-	CLIENT_CPUS=(taskset -c "$(IFS=,; echo "${cpus[*]:half}")")
-fi
+# --pin: servers on the first half of the allowed CPUs, imaptest on the rest.
+pin_cpus imaptest.sh
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 

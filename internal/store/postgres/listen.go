@@ -198,6 +198,7 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 			}
 			continue
 		}
+		s.raiseFloor(c.changed) // replica.go
 		s.notifyLocal(c.user, c.changed, c.list)
 	}
 }

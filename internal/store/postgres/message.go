@@ -783,7 +783,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	var err error
 	if !a.s.fromReplica(ctx, func(r querier) (bool, error) {
 		err := read(r)
-		if noRows(err) {
+		if errors.Is(err, pgx.ErrNoRows) { // not replayed yet
 			return false, nil
 		}
 		return err == nil && a.s.replica.floor.reached(mailboxID, boxModseq), err

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -190,10 +189,6 @@ func (f *modseqFloor) reached(id int64, ms int64) bool {
 	defer f.mu.Unlock()
 	return ms >= 0 && uint64(ms) >= f.m[id]
 }
-
-// noRows reports whether err is a query's "no row", which on the replica
-// means "not replayed yet" (or gone on the primary too).
-func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
 
 // fetchFromReplica reads one batch of a Fetch (want within replicaWant;
 // q is Fetch's query, which starts "SELECT m.uid") on the replica,

@@ -407,10 +407,8 @@ func (s *Store) Close() error {
 }
 
 // notifyLocal tells this process's notifier about committed changes (other
-// processes hear of them through NOTIFY), and raises the replica's floor
-// (replica.go).
+// processes hear of them through NOTIFY).
 func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
-	s.raiseFloor(changed)
 	if s.opts.Notifier == nil {
 		return
 	}
