@@ -111,6 +111,16 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 		t.Fatal(err)
 	}
 	waitReplayed(t, primary.URL("postgres"), standby.URL("postgres"))
+	// A second node, listening: it learns of this Store's changes only
+	// through NOTIFY.
+	rec := &storetest.Recorder{}
+	nodeB := openReplicated(t, pu, su, rec)
+	t.Cleanup(func() { nodeB.Close() })
+	accountB, err := nodeB.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accountB.Close() })
 
 	counts := func() (answered, passed int64) { return s.replica.answered.Load(), s.replica.passed.Load() }
 	expect := func(what string, answered0, passed0, dAnswered, dPassed int64) {
@@ -188,6 +198,9 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 		t.Errorf("Fetch of headers once replayed: got %d messages, different from the primary's", len(got))
 	}
 	expect("OpenBody and Fetch once replayed", a0, p0, 2, 0)
+	if _, err := accountB.OpenBody(ctx, box, uid1); err != nil || nodeB.replica.answered.Load() != 1 {
+		t.Fatalf("node B, replica caught up: OpenBody %v, replica answered %d, want 1", err, nodeB.replica.answered.Load())
+	}
 
 	// An expunge through this Store is not undone by the replica, which
 	// still has the message.
@@ -203,6 +216,20 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 		t.Errorf("Fetch of a message expunged while the replica lags: %d messages", len(got))
 	}
 	expect("reads of an expunged message", a0, p0, 0, 2)
+	// Node B hears of the expunge and no longer believes the replica.
+	var expunged uint64
+	if err := s.pool.QueryRow(ctx, `SELECT highestmodseq FROM mailboxes WHERE id = $1`, box).Scan(&expunged); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !heard(rec, box, expunged); {
+		if time.Now().After(deadline) {
+			t.Fatal("node B heard nothing of the expunge in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := accountB.OpenBody(ctx, box, uid1); !errors.Is(err, store.ErrNoSuchMessage) {
+		t.Errorf("node B, after the NOTIFY of an expunge the replica has not replayed: OpenBody %v, want ErrNoSuchMessage", err)
+	}
 
 	// A Store opened now (a restart) knows nothing of that expunge: it
 	// leaves the replica alone until the replica has replayed what the
@@ -231,6 +258,17 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 		t.Error("OpenBody of a deleted user's message succeeded")
 	}
 	expect("OpenBody of a deleted user's message", a0, p0, 0, 1)
+}
+
+// heard reports whether rec was told of mailbox box at modseq ms or
+// later.
+func heard(rec *storetest.Recorder, box int64, ms uint64) bool {
+	for _, n := range rec.Take() {
+		if n.MailboxID == box && n.ModSeq >= ms {
+			return true
+		}
+	}
+	return false
 }
 
 // testReplicaUnreachable: a replica nobody listens for leaves every read
