@@ -82,9 +82,10 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, COALESCE(r.refs, -1),
 		(SELECT COUNT(*) FROM messages m WHERE m.content_id = c.id),
-		COALESCE((SELECT length(b.data) + CASE WHEN b.split THEN length(c.header) ELSE 0 END
-			FROM bodies b WHERE b.content_id = c.id), -1)
-		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id ORDER BY c.id`)
+		COALESCE(length(b.data) + CASE WHEN b.split & 1 THEN length(c.header) ELSE 0 END, -1),
+		CASE WHEN b.split & 2 THEN b.data END
+		FROM contents c LEFT JOIN content_refs r ON r.content_id = c.id
+		LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +93,13 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	known := map[string]bool{}
 	for rows.Next() {
 		var c content
-		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual, &c.inline); err != nil {
+		var packed driverBytes
+		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual, &c.inline, &packed); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		if packed != nil {
+			c.inline = compressedLen(packed, c.inline-int64(len(packed)), c.size, c.blob, &problems)
 		}
 		contents = append(contents, c)
 		known[c.blob] = true
@@ -240,4 +245,17 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		}
 	}
 	return problems, nil
+}
+
+// compressedLen returns the length of the message whose compressed
+// bodies row is packed, after head bytes of stored header (0 or the
+// header's length). A row that does not decompress is noted in problems
+// and given the content's size (one problem, not two).
+func compressedLen(packed []byte, head, size int64, blob string, problems *[]string) int64 {
+	data, err := unpackInline(packed, bodyCompressed)
+	if err != nil {
+		*problems = append(*problems, fmt.Sprintf("body %s (in the database) is damaged: %v", blob, err))
+		return size
+	}
+	return head + int64(len(data))
 }

@@ -846,7 +846,9 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
 				return err
 			}
-			p.inline = wholeInline(p.inline, p.header, kind)
+			if p.inline, err = wholeInline(p.inline, p.header, kind); err != nil {
+				p.indexErr = err
+			}
 			todo = append(todo, p)
 		}
 		return rows.Err()
@@ -856,6 +858,9 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 	}
 	var text uint64
 	for i, p := range todo {
+		if p.indexErr != nil {
+			continue // its body could not be read
+		}
 		p.doc, p.indexErr = a.u.extractText(p)
 		text += uint64(p.doc.Len())
 		if maxText > 0 && text >= uint64(maxText) {
@@ -1318,7 +1323,11 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
 			return nil, fmt.Errorf("check full-text index: %w", err)
 		}
-		p.inline = wholeInline(p.inline, p.header, kind)
+		inline, err := wholeInline(p.inline, p.header, kind)
+		if err != nil {
+			continue // reported by the body check
+		}
+		p.inline = inline
 		want, err := u.extractText(&p)
 		if err != nil {
 			continue // a body that cannot be read is reported by the body check

@@ -3,12 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 15
+const userSchemaVersion = 16
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -26,7 +27,10 @@ func migrateUserDB(ctx context.Context, db *sql.DB) (upToDate bool, err error) {
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return false, fmt.Errorf("read schema version: %w", err)
 	}
-	if version >= userSchemaVersion {
+	if version > userSchemaVersion {
+		return false, fmt.Errorf("mail.db has schema version %d, newer than this tern knows (%d): %w", version, userSchemaVersion, errNewerSchema)
+	}
+	if version == userSchemaVersion {
 		return true, nil
 	}
 	return false, migrateSteps(ctx, db)
@@ -207,11 +211,18 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate schema: word vocabulary: %w", err)
 		}
 	}
+	// Version 15 -> 16: bodies.split gains the bodyCompressed bit. No
+	// layout changes; bodies stored before stay uncompressed. The version
+	// keeps an older tern, which would read compressed bytes as the
+	// message, from opening the database.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
 	return nil
 }
+
+// errNewerSchema is returned for a mail.db written by a newer tern.
+var errNewerSchema = errors.New("upgrade tern")
 
 // setUserSchemaVersion records that a mail.db has the current schema.
 func setUserSchemaVersion(ctx context.Context, db *sql.DB) error {

@@ -109,7 +109,9 @@ END;
 // which the kernel can copy to a socket (sendfile). Added in schema
 // version 4; bodies stored before stay files. With split = 1 (schema
 // version 6) data is the message after its top-level header, which is
-// contents.header: the header is stored once, not twice.
+// contents.header: the header is stored once, not twice. With split's
+// bit 2 set (bodyCompressed, schema version 16) data is S2-compressed
+// (packInline).
 const bodiesTable = `
 CREATE TABLE IF NOT EXISTS bodies(
 	content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
