@@ -11,7 +11,8 @@ import (
 )
 
 // Compaction gives a user's free pages back to the file system (tern
-// check --compact). SQLite reuses the pages of deleted rows but never
+// check --compact), after compressing the bodies kept in mail.db before
+// schema version 16 (packBodies). SQLite reuses the pages of deleted rows but never
 // shrinks the file by itself: the migration to schema 14 rebuilt the
 // full-text table and left the old one's pages free (mail.db grew from
 // 1.34 to 1.97 GB per 100,000 messages, docs/PERFORMANCE.md), as does
@@ -75,6 +76,9 @@ func (u *userDB) vacuum(ctx context.Context) error {
 	if err := truncateLog(ctx, conn); err != nil {
 		return fmt.Errorf("before vacuum: %w", err)
 	}
+	if err := packBodies(ctx, conn); err != nil {
+		return fmt.Errorf("before vacuum: %w", err)
+	}
 	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
@@ -91,6 +95,66 @@ func (u *userDB) vacuum(ctx context.Context) error {
 		return fmt.Errorf("after vacuum: %d free pages left", free)
 	}
 	return nil
+}
+
+// packBodies compresses the bodies rows kept uncompressed (stored before
+// schema version 16) where that pays (packInline), a batch of textBatch
+// rows per transaction on conn, so that compaction gives their pages back
+// too.
+func packBodies(ctx context.Context, conn *sql.Conn) error {
+	for last := int64(-1); ; {
+		n, err := packBodyBatch(ctx, conn, &last)
+		if err != nil {
+			return fmt.Errorf("compress bodies: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// packBodyBatch compresses the uncompressed bodies rows after content
+// id *last (at most textBatch), advancing *last, and reports how many it
+// looked at.
+func packBodyBatch(ctx context.Context, conn *sql.Conn, last *int64) (int, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	type row struct {
+		id   int64
+		data []byte
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT content_id, data FROM bodies WHERE split & ? = 0 AND content_id > ? ORDER BY content_id LIMIT ?`,
+		bodyCompressed, *last, textBatch)
+	if err != nil {
+		return 0, err
+	}
+	var batch []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.data); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		batch = append(batch, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, r := range batch {
+		*last = r.id
+		packed, flag := packInline(r.data)
+		if flag == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE bodies SET data = ?, split = split | ? WHERE content_id = ?`, packed, flag, r.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(batch), tx.Commit()
 }
 
 // truncateLog copies the whole write-ahead log into the database and

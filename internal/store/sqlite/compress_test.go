@@ -3,9 +3,12 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -122,5 +125,152 @@ func TestNewerSchemaRefused(t *testing.T) {
 			a.Close()
 		}
 		t.Fatalf("Account of a newer mail.db: %v, want errNewerSchema", err)
+	}
+}
+
+// TestTextMovedOutOfFTS5: a mail.db of schema version 15, whose fts kept
+// its text in FTS5's content table, is migrated (in batches, more rows
+// than one) to fts_text with compressed bodies and a contentless fts:
+// the searches answer as before, tern check finds nothing wrong, FTS5's
+// content table is gone and the stored body text takes less than half
+// its size.
+func TestTextMovedOutOfFTS5(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	a := newUser(t, s)
+	n := textBatch + 44
+	var msgs []store.NewMessage
+	for i := range n {
+		body := fmt.Sprintf("From: sender%d@example.org\r\nSubject: note %d\r\n\r\n%s", i%7, i,
+			strings.Repeat(fmt.Sprintf("paragraph of message %d about the harbour crane\r\n", i), 40))
+		msgs = append(msgs, store.NewMessage{Body: []byte(body)})
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := []store.TextQuery{
+		{Fields: store.TextBody, Needle: []byte("message 12 about")},
+		{Fields: store.TextBody, Needle: []byte("harbour")},
+		{Fields: store.TextAddress, Needle: []byte("sender3@")},
+		{Fields: store.TextHeader | store.TextBody, Needle: []byte("note 29")},
+		{Fields: store.TextBody, Needle: []byte("harbor crane"), Fuzzy: true},
+	}
+	before, err := a.SearchText(ctx, inbox.ID, queries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Hits[0]) != 1 || len(before.Hits[1]) != n || len(before.Hits[2]) == 0 {
+		t.Fatalf("searches before: %v", before.Hits)
+	}
+	a.Close()
+	s.Close()
+
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`,
+		`CREATE VIRTUAL TABLE fts_v15 USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
+		`INSERT INTO fts_v15(rowid, hdr, addr, body, mime) SELECT id, hdr, addr, ` + unpackFunc + `(body), mime FROM fts_text`,
+		`DROP TABLE fts`, `DROP TABLE fts_text`, `ALTER TABLE fts_v15 RENAME TO fts`,
+		`PRAGMA user_version = 15`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var oldText int64
+	if err := db.QueryRow(`SELECT SUM(length(c2)) FROM fts_content`).Scan(&oldText); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	ai, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ai.Close()
+	wantFTS(t, s, n, 0, n)
+	after, err := ai.SearchText(ctx, inbox.ID, queries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("searches after the migration:\n%+v\nbefore:\n%+v", after, before)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after the migration = %q, %v", p, err)
+	}
+	u := s.users[1]
+	var contentTables int
+	var packed int64
+	if err := u.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_content'), (SELECT SUM(length(body)) FROM fts_text)`).Scan(&contentTables, &packed); err != nil {
+		t.Fatal(err)
+	}
+	if contentTables != 0 || packed*2 > oldText {
+		t.Fatalf("after the migration: fts_content tables %d; body text %d bytes, was %d", contentTables, packed, oldText)
+	}
+}
+
+// TestCompactPacksOldBodies: bodies kept uncompressed (as before schema
+// version 16) are compressed by compaction, which then gives their pages
+// back, and read back byte for byte.
+func TestCompactPacksOldBodies(t *testing.T) {
+	ctx := context.Background()
+	s := openInline(t, t.TempDir(), nil)
+	defer s.Close()
+	a := newUser(t, s)
+	var msgs []store.NewMessage
+	for i := range 100 {
+		msgs = append(msgs, store.NewMessage{Body: fmt.Appendf(nil, "Subject: old %d\r\n\r\n%s", i,
+			strings.Repeat(fmt.Sprintf("an old body, number %d, stored whole\r\n", i), 200))})
+	}
+	res, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	if _, err := u.db.ExecContext(ctx, `UPDATE bodies SET data = `+unpackFunc+`(data), split = split & 1 WHERE split & 2`); err != nil {
+		t.Fatal(err)
+	}
+	packed := func() (n int) {
+		t.Helper()
+		if err := u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM bodies WHERE split & 2`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := packed(); n != 0 {
+		t.Fatalf("%d bodies compressed before compaction, want 0", n)
+	}
+	c, err := s.Compact(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := packed(); n != len(msgs) || c.After*2 > c.Before {
+		t.Fatalf("after compaction: %d of %d bodies compressed, %d -> %d bytes", n, len(msgs), c.Before, c.After)
+	}
+	for i, uid := range res.UIDs {
+		b, err := a.OpenBody(ctx, res.MailboxID, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, b.Size())
+		if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, msgs[i].Body) {
+			t.Fatalf("UID %d after compaction: body differs (%v)", uid, err)
+		}
+		b.Close()
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after compaction = %q, %v", p, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/klauspost/compress/s2"
 	msqlite "modernc.org/sqlite"
 
 	"github.com/tern-imap/tern/internal/message"
@@ -49,12 +50,34 @@ import (
 // query (their stored text is still compared exactly).
 //
 // Since schema version 14 fts indexes only the body and MIME columns;
-// hdr and addr are UNINDEXED (stored, not tokenized): their trigrams are
-// in fts_head (the side indexes, below), and tokenizing them twice cost
-// a third of the indexing CPU. Keys that read the header take their
-// candidates from fts_head, keys that read both (TEXT) from both.
-const ftsSchema = `
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none);
+// the header columns' trigrams are in fts_head (the side indexes,
+// below), and tokenizing them twice cost a third of the indexing CPU.
+// Keys that read the header take their candidates from fts_head, keys
+// that read both (TEXT) from both.
+//
+// Since schema version 16 the text is kept in fts_text (id =
+// contents.id; the body column S2-compressed, packText) and fts is a
+// contentless index like its side indexes: FTS5's own content table kept
+// the text as it is, about as much again as the mail in mail.db. The
+// header columns, which header searches check, stay uncompressed.
+const ftsSchema = ftsTextTable + ftsIndexTable + ftsQueueSchema
+
+const ftsTextTable = `
+CREATE TABLE IF NOT EXISTS fts_text(
+	id INTEGER PRIMARY KEY,
+	hdr BLOB,
+	addr BLOB,
+	body BLOB,
+	mime BLOB
+);
+`
+
+const ftsIndexTable = `
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(body, mime, content='', contentless_delete=1, tokenize='trigram case_sensitive 1', detail=none);
+`
+
+// ftsQueueSchema is the indexing queue and the list of weak rows.
+const ftsQueueSchema = `
 CREATE TABLE IF NOT EXISTS fts_pending(
 	content_id INTEGER PRIMARY KEY,
 	state INTEGER NOT NULL DEFAULT 0
@@ -63,6 +86,13 @@ CREATE TABLE IF NOT EXISTS fts_weak(
 	content_id INTEGER PRIMARY KEY
 );
 `
+
+// ftsSchemaV15 is the full-text index as schema versions 14 and 15 had
+// it, FTS5 keeping the text: migrations from before version 7 create it,
+// so that the steps up to version 15 find what they convert.
+const ftsSchemaV15 = `
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none);
+` + ftsQueueSchema
 
 // fts_gone (schema version 13) lists the index rows (fts and its side
 // indexes) whose content is gone. Deleting an FTS5 row tokenizes its text
@@ -79,7 +109,7 @@ CREATE TABLE IF NOT EXISTS fts_gone(
 	content_id INTEGER PRIMARY KEY
 );
 CREATE TRIGGER IF NOT EXISTS contents_fts_deferred AFTER DELETE ON contents BEGIN
-	INSERT OR IGNORE INTO fts_gone(content_id) SELECT OLD.id WHERE EXISTS (SELECT 1 FROM fts WHERE rowid = OLD.id);
+	INSERT OR IGNORE INTO fts_gone(content_id) SELECT OLD.id WHERE EXISTS (SELECT 1 FROM fts_text WHERE id = OLD.id);
 	DELETE FROM fts_pending WHERE content_id = OLD.id;
 	DELETE FROM fts_weak WHERE content_id = OLD.id;
 END;
@@ -87,6 +117,7 @@ CREATE TRIGGER IF NOT EXISTS contents_fts_reused AFTER INSERT ON contents WHEN E
 	DELETE FROM fts WHERE rowid = NEW.id;
 	DELETE FROM fts_head WHERE rowid = NEW.id;
 	DELETE FROM fts_words WHERE rowid = NEW.id;
+	DELETE FROM fts_text WHERE id = NEW.id;
 	DELETE FROM fts_gone WHERE content_id = NEW.id;
 END;
 `
@@ -96,6 +127,7 @@ var purgeGone = []string{
 	`DELETE FROM fts WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_head WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_words WHERE rowid IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_text WHERE id IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_gone`,
 }
 
@@ -171,16 +203,32 @@ var ftsHeaderUnindexed = []string{
 	`ALTER TABLE fts_v14 RENAME TO fts`,
 }
 
-// ftsSideBackfill fills the side indexes from the text fts stores
-// (migration to schema version 12): no message is read again.
+// ftsSideBackfill fills the side indexes from the text fts stored
+// (migration to schema version 12, when FTS5 kept fts's text).
 var ftsSideBackfill = []string{
 	`INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts`,
 	`INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts`,
 }
 
+// ftsRefill fills each index table from the stored text (tern check's
+// repairs; the migration to schema version 16). Each statement may be
+// narrowed to one row by appending ftsRefillOne.
+var ftsRefill = map[string]string{
+	"fts":       `INSERT INTO fts(rowid, body, mime) SELECT id, ` + unpackFunc + `(body), mime FROM fts_text`,
+	"fts_head":  `INSERT INTO fts_head(rowid, hdr, addr) SELECT id, hdr, addr FROM fts_text`,
+	"fts_words": `INSERT INTO fts_words(rowid, body) SELECT id, ` + unpackFunc + `(body) FROM fts_text`,
+}
+
+// ftsRefillOne narrows an ftsRefill statement to the row given as its
+// argument.
+const ftsRefillOne = ` WHERE id = ?`
+
+// ftsIndexTables are the tables ftsRefill fills.
+var ftsIndexTables = []string{"fts", "fts_head", "fts_words"}
+
 // ftsClear empties the index (tern index --rebuild), side indexes
 // included.
-var ftsClear = []string{`DELETE FROM fts`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
+var ftsClear = []string{`INSERT INTO fts(fts) VALUES('delete-all')`, `DELETE FROM fts_text`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
 	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`,
 	`INSERT INTO fts_vocab_tri(fts_vocab_tri) VALUES('delete-all')`, `DELETE FROM fts_vocab`}
 
@@ -211,15 +259,21 @@ const (
 // schema version 7, tern index --rebuild).
 const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id FROM contents`
 
-// ftsColumns are the fts columns in store.TextField bit order.
+// ftsColumns are the fts_text columns in store.TextField bit order.
 var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 
-// ftsContent is the table where FTS5 keeps fts's text (its content
-// shadow table: id = rowid, c0..c3 the columns in ftsColumns order).
-// Searches read a candidate's text from it as a plain rowid lookup:
-// through the fts table each lookup is an FTS5 query of its own, about
-// a fifth of a search that reads many texts.
-const ftsContent = "fts_content"
+// ftsContent is the table that keeps the indexed text (ftsSchema), read
+// by searches as a plain rowid lookup.
+const ftsContent = "fts_text"
+
+// packText returns what fts_text keeps of a body column: S2-compressed
+// (nil for an empty one). Decoded text compresses to about 40 %.
+func packText(text []byte) []byte {
+	if len(text) == 0 {
+		return nil
+	}
+	return s2.Encode(nil, text)
+}
 
 // SearchText implements store.Account.
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
@@ -277,7 +331,25 @@ const containsFunc = "tern_contains"
 // reads).
 var containsCalls atomic.Int64
 
+// unpackFunc is the SQL function tern_unpack(packed): the text packText
+// stored, NULL for NULL.
+const unpackFunc = "tern_unpack"
+
 func init() {
+	msqlite.MustRegisterFunction(unpackFunc, &msqlite.FunctionImpl{
+		NArgs: 1, Deterministic: true, VolatileArgs: true,
+		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			packed, ok := args[0].([]byte)
+			if !ok {
+				return nil, nil
+			}
+			text, err := s2.Decode(nil, packed)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", unpackFunc, err)
+			}
+			return text, nil
+		},
+	})
 	msqlite.MustRegisterFunction(containsFunc, &msqlite.FunctionImpl{
 		NArgs: 2, Deterministic: true, VolatileArgs: true,
 		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
@@ -719,13 +791,17 @@ func (c *gramMasks) each(fn func(id int64, m uint32)) {
 	}
 }
 
-// fieldColumns returns the columns of fields in fts's content table (as
-// f.cN; see ftsContent).
+// fieldColumns returns the text of fields as expressions over fts_text f
+// (the body unpacked; see ftsContent).
 func fieldColumns(fields store.TextField) []string {
 	var cols []string
-	for i := range ftsColumns {
+	for i, c := range ftsColumns {
 		if fields&(1<<i) != 0 {
-			cols = append(cols, "f.c"+strconv.Itoa(i))
+			if c == "body" {
+				cols = append(cols, unpackFunc+"(f.body)")
+			} else {
+				cols = append(cols, "f."+c)
+			}
 		}
 	}
 	return cols
@@ -944,7 +1020,8 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 // (addVocabulary).
 func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words map[string]struct{}) error {
 	// A row left by an interrupted rebuild or migration is replaced.
-	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`} {
+	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
+		`DELETE FROM fts_text WHERE id = ?`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
@@ -953,7 +1030,8 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words ma
 		query string
 		args  []any
 	}{
-		{`INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`, []any{id, d.Header, d.Address, d.Body, d.MIME}},
+		{`INSERT INTO fts_text(id, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`, []any{id, d.Header, d.Address, packText(d.Body), d.MIME}},
+		{`INSERT INTO fts(rowid, body, mime) VALUES(?, ?, ?)`, []any{id, d.Body, d.MIME}},
 		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Address}},
 		{`INSERT INTO fts_words(rowid, body) VALUES(?, ?)`, []any{id, d.Body}},
 	} {
@@ -1149,40 +1227,33 @@ func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
 // FTS5 structure rebuilt.
 func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
 	var problems []string
-	if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('integrity-check')`); err != nil {
-		problems = append(problems, fmt.Sprintf("full-text index damaged: %v", err))
-		if repair {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO fts(fts) VALUES('rebuild')`); err != nil {
-				return problems, fmt.Errorf("rebuild full-text index: %w", err)
-			}
-		}
-	}
-	for _, t := range []string{"fts_head", "fts_words"} {
+	for _, t := range ftsIndexTables {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t+`(`+t+`) VALUES('integrity-check')`); err != nil {
-			problems = append(problems, fmt.Sprintf("full-text side index %s damaged: %v", t, err))
+			problems = append(problems, fmt.Sprintf("full-text index %s damaged: %v", t, err))
 			if repair {
-				if err := refillSideIndex(ctx, tx, t); err != nil {
+				if err := refillIndex(ctx, tx, t); err != nil {
 					return problems, err
 				}
 			}
 		}
 	}
-	for _, c := range []struct{ query, problem, fix string }{
-		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_head)`,
-			"full-text index row %d is missing from the header index", `INSERT INTO fts_head(rowid, hdr, addr) SELECT rowid, hdr, addr FROM fts WHERE rowid = ?`},
-		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT rowid FROM fts_words)`,
-			"full-text index row %d is missing from the word index", `INSERT INTO fts_words(rowid, body) SELECT rowid, body FROM fts WHERE rowid = ?`},
-		{`SELECT rowid FROM fts_head WHERE rowid NOT IN (SELECT rowid FROM fts) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
-			"header index row %d has no full-text index row", `DELETE FROM fts_head WHERE rowid = ?`},
-		{`SELECT rowid FROM fts_words WHERE rowid NOT IN (SELECT rowid FROM fts) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
-			"word index row %d has no full-text index row", `DELETE FROM fts_words WHERE rowid = ?`},
-		{`SELECT rowid FROM fts WHERE rowid NOT IN (SELECT id FROM contents) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
-			"full-text index row %d has no content", `DELETE FROM fts WHERE rowid = ?`},
-		{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
+	type rowCheck struct{ query, problem, fix string }
+	var checks []rowCheck
+	for _, t := range ftsIndexTables {
+		checks = append(checks,
+			rowCheck{`SELECT id FROM fts_text WHERE id NOT IN (SELECT rowid FROM ` + t + `)`,
+				"full-text index row %d is missing from " + t, ftsRefill[t] + ftsRefillOne},
+			rowCheck{`SELECT rowid FROM ` + t + ` WHERE rowid NOT IN (SELECT id FROM fts_text) AND rowid NOT IN (SELECT content_id FROM fts_gone)`,
+				t + " row %d has no stored text", `DELETE FROM ` + t + ` WHERE rowid = ?`})
+	}
+	checks = append(checks,
+		rowCheck{`SELECT id FROM fts_text WHERE id NOT IN (SELECT id FROM contents) AND id NOT IN (SELECT content_id FROM fts_gone)`,
+			"full-text index row %d has no content", `INSERT INTO fts_gone(content_id) VALUES(?)`},
+		rowCheck{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
 			"index queue names content %d, which is gone", `DELETE FROM fts_pending WHERE content_id = ?`},
-		{`SELECT id FROM contents WHERE id NOT IN (SELECT rowid FROM fts) AND id NOT IN (SELECT content_id FROM fts_pending)`,
-			"content %d is neither indexed nor queued", `INSERT OR IGNORE INTO fts_pending(content_id) VALUES(?)`},
-	} {
+		rowCheck{`SELECT id FROM contents WHERE id NOT IN (SELECT id FROM fts_text) AND id NOT IN (SELECT content_id FROM fts_pending)`,
+			"content %d is neither indexed nor queued", `INSERT OR IGNORE INTO fts_pending(content_id) VALUES(?)`})
+	for _, c := range checks {
 		ids, err := queryIDs(ctx, tx, c.query)
 		if err != nil {
 			return problems, err
@@ -1208,8 +1279,10 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 	for _, id := range stale {
 		problems = append(problems, fmt.Sprintf("full-text index row %d differs from its message", id))
 		if repair {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM fts WHERE rowid = ?`, id); err != nil {
-				return problems, err
+			for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_text WHERE id = ?`} {
+				if _, err := tx.ExecContext(ctx, q, id); err != nil {
+					return problems, err
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`, id); err != nil {
 				return problems, err
@@ -1291,13 +1364,10 @@ func queryStrings(ctx context.Context, tx *sql.Tx, query string) ([]string, erro
 }
 
 // refillSideIndex empties side index t (fts_head or fts_words) and fills
-// it again from the text fts stores.
-func refillSideIndex(ctx context.Context, tx *sql.Tx, t string) error {
-	fill := ftsSideBackfill[0]
-	if t == "fts_words" {
-		fill = ftsSideBackfill[1]
-	}
-	for _, q := range []string{`INSERT INTO ` + t + `(` + t + `) VALUES('delete-all')`, fill} {
+// refillIndex empties index table t (one of ftsIndexTables) and fills it
+// again from the stored text.
+func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
+	for _, q := range []string{`INSERT INTO ` + t + `(` + t + `) VALUES('delete-all')`, ftsRefill[t]} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("rebuild %s: %w", t, err)
 		}
@@ -1309,8 +1379,8 @@ func refillSideIndex(ctx context.Context, tx *sql.Tx, t string) error {
 // their message's text extracted now (a message that cannot be read is
 // left to the body checks).
 func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, f.body, f.mime
-		FROM fts f JOIN contents c ON c.id = f.rowid LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, `+unpackFunc+`(f.body), f.mime
+		FROM fts_text f JOIN contents c ON c.id = f.id LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, fmt.Errorf("check full-text index: %w", err)
 	}

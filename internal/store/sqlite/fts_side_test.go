@@ -256,15 +256,16 @@ func TestTextIndexHeaderUnindexed(t *testing.T) {
 	a.Close()
 	s.Close()
 
-	// Back to version 13's fts, every column indexed.
+	// Back to version 13's fts, every column indexed and its text kept
+	// by FTS5.
 	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`,
 		`CREATE VIRTUAL TABLE fts_v13 USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
-		`INSERT INTO fts_v13(rowid, hdr, addr, body, mime) SELECT rowid, hdr, addr, body, mime FROM fts`,
-		`DROP TABLE fts`, `ALTER TABLE fts_v13 RENAME TO fts`,
+		`INSERT INTO fts_v13(rowid, hdr, addr, body, mime) SELECT id, hdr, addr, ` + unpackFunc + `(body), mime FROM fts_text`,
+		`DROP TABLE fts`, `DROP TABLE fts_text`, `ALTER TABLE fts_v13 RENAME TO fts`,
 		`PRAGMA user_version = 13`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -284,8 +285,11 @@ func TestTextIndexHeaderUnindexed(t *testing.T) {
 	if err := s.users[1].db.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'fts'`).Scan(&ftsSQL); err != nil {
 		t.Fatal(err)
 	}
-	if want := "hdr UNINDEXED, addr UNINDEXED"; !strings.Contains(ftsSQL, want) {
+	if want := "fts5(body, mime, content=''"; !strings.Contains(ftsSQL, want) {
 		t.Fatalf("fts after the migration: %s; want %s", ftsSQL, want)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after the migration = %q, %v; want consistent", p, err)
 	}
 	if a, err = s.Account(ctx, "u"); err != nil {
 		t.Fatal(err)

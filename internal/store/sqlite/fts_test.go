@@ -29,7 +29,7 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 	}
 	defer tx.Rollback()
 	for q, dst := range map[string]*int{
-		`SELECT COUNT(*) FROM fts`:                         &indexed,
+		`SELECT COUNT(*) FROM fts_text`:                    &indexed,
 		`SELECT COUNT(*) FROM fts_pending WHERE state = 0`: &queued,
 		`SELECT COUNT(*) FROM contents`:                    &contents,
 	} {
@@ -37,14 +37,14 @@ func ftsCounts(t *testing.T, s *Store) (indexed, queued, contents int) {
 			t.Fatal(err)
 		}
 	}
-	// The side indexes hold a row for every row of fts, no more.
-	for _, side := range []string{"fts_head", "fts_words"} {
+	// The indexes hold a row for every stored text, no more.
+	for _, side := range ftsIndexTables {
 		var n, missing int
-		if err := tx.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts WHERE rowid NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
+		if err := tx.QueryRow(`SELECT COUNT(*), (SELECT COUNT(*) FROM fts_text WHERE id NOT IN (SELECT rowid FROM `+side+`)) FROM `+side).Scan(&n, &missing); err != nil {
 			t.Fatal(err)
 		}
 		if n != indexed || missing != 0 {
-			t.Fatalf("%s: %d rows, %d of fts missing; fts has %d", side, n, missing, indexed)
+			t.Fatalf("%s: %d rows, %d of fts_text missing; fts_text has %d", side, n, missing, indexed)
 		}
 	}
 	return
@@ -252,18 +252,25 @@ func TestTextIndexCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Row 2 goes from fts alone (its side index rows stay), row 3 from
-	// the word index alone.
-	for _, q := range []string{`UPDATE fts SET body = 'something else' WHERE rowid = 1`, `DELETE FROM fts WHERE rowid = 2`,
-		`DELETE FROM fts_words WHERE rowid = 3`} {
-		if _, err := u.db.Exec(q); err != nil {
+	// Row 1's stored text changes; row 2's text goes (its rows in the
+	// three indexes stay, and it is neither indexed nor queued), row 3
+	// goes from the word index alone.
+	for _, q := range []struct {
+		query string
+		args  []any
+	}{
+		{`UPDATE fts_text SET body = ? WHERE id = 1`, []any{packText([]byte("something else"))}},
+		{`DELETE FROM fts_text WHERE id = 2`, nil},
+		{`DELETE FROM fts_words WHERE rowid = 3`, nil},
+	} {
+		if _, err := u.db.Exec(q.query, q.args...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.release(u)
 	p, err := s.Check(ctx, true)
-	if err != nil || len(p) != 5 {
-		t.Fatalf("Check(repair) = %q, %v; want 5 problems", p, err)
+	if err != nil || len(p) != 6 {
+		t.Fatalf("Check(repair) = %q, %v; want 6 problems", p, err)
 	}
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)

@@ -144,7 +144,7 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	if hasContents > 0 && hasFTS == 0 {
-		for _, q := range []string{ftsSchema, queueBackfill} {
+		for _, q := range []string{ftsSchemaV15, queueBackfill} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("migrate schema: full-text index queue: %w", err)
 			}
@@ -171,8 +171,16 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_words'`).Scan(&hasSide); err != nil {
 		return fmt.Errorf("migrate schema: inspect fts_words: %w", err)
 	}
+	var hasFTSContent int // fts keeps its text (before version 16)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_content'`).Scan(&hasFTSContent); err != nil {
+		return fmt.Errorf("migrate schema: inspect fts: %w", err)
+	}
 	if hasContents > 0 && hasSide == 0 {
-		for _, q := range append([]string{ftsSideSchema}, ftsSideBackfill...) {
+		fill := ftsSideBackfill
+		if hasFTSContent == 0 {
+			fill = []string{ftsRefill["fts_head"], ftsRefill["fts_words"]}
+		}
+		for _, q := range append([]string{ftsSideSchema}, fill...) {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("migrate schema: full-text side indexes: %w", err)
 			}
@@ -193,7 +201,7 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT sql FROM sqlite_schema WHERE name = 'fts'), '')`).Scan(&ftsSQL); err != nil {
 		return fmt.Errorf("migrate schema: inspect fts: %w", err)
 	}
-	if ftsSQL != "" && !strings.Contains(ftsSQL, "hdr UNINDEXED") {
+	if hasFTSContent > 0 && !strings.Contains(ftsSQL, "hdr UNINDEXED") {
 		for _, q := range ftsHeaderUnindexed {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("migrate schema: full-text index without header columns: %w", err)
@@ -211,10 +219,17 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate schema: word vocabulary: %w", err)
 		}
 	}
-	// Version 15 -> 16: bodies.split gains the bodyCompressed bit. No
-	// layout changes; bodies stored before stay uncompressed. The version
-	// keeps an older tern, which would read compressed bytes as the
-	// message, from opening the database.
+	// Version 15 -> 16: bodies.split gains the bodyCompressed bit (bodies
+	// stored before stay uncompressed), and fts's text moves out of FTS5
+	// into fts_text, its body column compressed; fts becomes contentless,
+	// indexed again from that text. The version keeps an older tern,
+	// which would read compressed bytes as the message, from opening the
+	// database.
+	if hasFTSContent > 0 {
+		if err := migrateTextTable(ctx, tx); err != nil {
+			return fmt.Errorf("migrate schema: full-text index text to fts_text: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
@@ -254,4 +269,69 @@ func migrateVocabulary(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateTextTable moves the text FTS5 kept for fts (fts_content: id,
+// c0..c3 in ftsColumns order) to fts_text, batch by batch with each body
+// packed, and replaces fts by the contentless index (schema version 16),
+// filled from fts_text. The triggers naming fts go first; the schema
+// statements create them again.
+func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_deferred`, `DROP TRIGGER IF EXISTS contents_fts_reused`, ftsTextTable} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	for last := int64(-1); ; {
+		n, err := copyTextBatch(ctx, tx, &last)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for _, q := range []string{`DROP TABLE fts`, ftsIndexTable, ftsRefill["fts"]} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// textBatch is how many rows copyTextBatch copies at once.
+const textBatch = 256
+
+// copyTextBatch copies the fts_content rows after *last (at most
+// textBatch) to fts_text, advancing *last, and reports how many.
+func copyTextBatch(ctx context.Context, tx *sql.Tx, last *int64) (int, error) {
+	type row struct {
+		id                    int64
+		hdr, addr, body, mime []byte
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, c0, c1, c2, c3 FROM fts_content WHERE id > ? ORDER BY id LIMIT ?`, *last, textBatch)
+	if err != nil {
+		return 0, err
+	}
+	var batch []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.hdr, &r.addr, &r.body, &r.mime); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		batch = append(batch, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, r := range batch {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fts_text(id, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`,
+			r.id, r.hdr, r.addr, packText(r.body), r.mime); err != nil {
+			return 0, err
+		}
+		*last = r.id
+	}
+	return len(batch), nil
 }
