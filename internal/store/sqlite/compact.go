@@ -126,22 +126,10 @@ func packBodyBatch(ctx context.Context, conn *sql.Conn, last *int64) (int, error
 		id   int64
 		data []byte
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT content_id, data FROM bodies WHERE split & ? = 0 AND content_id > ? ORDER BY content_id LIMIT ?`,
+	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.data) },
+		`SELECT content_id, data FROM bodies WHERE split & ? = 0 AND content_id > ? ORDER BY content_id LIMIT ?`,
 		bodyCompressed, *last, textBatch)
 	if err != nil {
-		return 0, err
-	}
-	var batch []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.data); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		batch = append(batch, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	for _, r := range batch {

@@ -309,21 +309,9 @@ func copyTextBatch(ctx context.Context, tx *sql.Tx, last *int64) (int, error) {
 		id                    int64
 		hdr, addr, body, mime []byte
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, c0, c1, c2, c3 FROM fts_content WHERE id > ? ORDER BY id LIMIT ?`, *last, textBatch)
+	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.hdr, &r.addr, &r.body, &r.mime) },
+		`SELECT id, c0, c1, c2, c3 FROM fts_content WHERE id > ? ORDER BY id LIMIT ?`, *last, textBatch)
 	if err != nil {
-		return 0, err
-	}
-	var batch []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.hdr, &r.addr, &r.body, &r.mime); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		batch = append(batch, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	for _, r := range batch {
