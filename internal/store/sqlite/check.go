@@ -252,7 +252,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 // header's length). A row that does not decompress is noted in problems
 // and given the content's size (one problem, not two).
 func compressedLen(packed []byte, head, size int64, blob string, problems *[]string) int64 {
-	data, err := unpackInline(packed, bodyCompressed)
+	data, err := unpackInline(packed, bodyCompressed, size-head)
 	if err != nil {
 		*problems = append(*problems, fmt.Sprintf("body %s (in the database) is damaged: %v", blob, err))
 		return size

@@ -275,6 +275,19 @@ func packText(text []byte) []byte {
 	return s2.Encode(nil, text)
 }
 
+// unpackText returns the text packText stored. No text over
+// maxIndexedText is indexed: a longer length header is damage, refused
+// before anything is allocated.
+func unpackText(packed []byte) ([]byte, error) {
+	if packed == nil {
+		return nil, nil
+	}
+	if n, err := s2.DecodedLen(packed); err != nil || n > maxIndexedText {
+		return nil, fmt.Errorf("damaged text (%d bytes; %v)", n, err)
+	}
+	return s2.Decode(nil, packed)
+}
+
 // SearchText implements store.Account.
 func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
 	var res store.TextResult
@@ -343,7 +356,7 @@ func init() {
 			if !ok {
 				return nil, nil
 			}
-			text, err := s2.Decode(nil, packed)
+			text, err := unpackText(packed)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", unpackFunc, err)
 			}
@@ -909,7 +922,7 @@ type pendingContent struct {
 func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, error) {
 	var todo []*pendingContent
 	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
+		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
 			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
 			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
 		if err != nil {
@@ -919,10 +932,11 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 		for rows.Next() {
 			p := &pendingContent{}
 			var kind int
-			if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
+			var size int64
+			if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
 				return err
 			}
-			if p.inline, err = wholeInline(p.inline, p.header, kind); err != nil {
+			if p.inline, err = wholeInline(p.inline, p.header, kind, size); err != nil {
 				p.indexErr = err
 			}
 			todo = append(todo, p)
@@ -1237,6 +1251,18 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 			}
 		}
 	}
+	damaged, err := damagedText(ctx, tx)
+	if err != nil {
+		return problems, err
+	}
+	for _, id := range damaged {
+		problems = append(problems, fmt.Sprintf("full-text index row %d: stored text damaged", id))
+		if repair {
+			if err := dropText(ctx, tx, id); err != nil {
+				return problems, err
+			}
+		}
+	}
 	type rowCheck struct{ query, problem, fix string }
 	var checks []rowCheck
 	for _, t := range ftsIndexTables {
@@ -1279,12 +1305,7 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 	for _, id := range stale {
 		problems = append(problems, fmt.Sprintf("full-text index row %d differs from its message", id))
 		if repair {
-			for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_text WHERE id = ?`} {
-				if _, err := tx.ExecContext(ctx, q, id); err != nil {
-					return problems, err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`, id); err != nil {
+			if err := dropText(ctx, tx, id); err != nil {
 				return problems, err
 			}
 		}
@@ -1364,6 +1385,44 @@ func queryStrings(ctx context.Context, tx *sql.Tx, query string) ([]string, erro
 }
 
 // refillSideIndex empties side index t (fts_head or fts_words) and fills
+// damagedText returns the fts_text rows whose body does not decompress
+// (unpackText). Searches that read such a row fail with an error; tern
+// check reports it, and --repair drops it (dropText).
+func damagedText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, body FROM fts_text WHERE body IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("check stored text: %w", err)
+	}
+	defer rows.Close()
+	var damaged []int64
+	for rows.Next() {
+		var id int64
+		var body driverBytes
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, fmt.Errorf("check stored text: %w", err)
+		}
+		if _, err := unpackText(body); err != nil {
+			damaged = append(damaged, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check stored text: %w", err)
+	}
+	return damaged, nil
+}
+
+// dropText removes content id's rows from the index and its stored text
+// and queues the content to be indexed again.
+func dropText(ctx context.Context, tx *sql.Tx, id int64) error {
+	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
+		`DELETE FROM fts_text WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("drop text of content %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // refillIndex empties index table t (one of ftsIndexTables) and fills it
 // again from the stored text.
 func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
@@ -1379,7 +1438,7 @@ func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
 // their message's text extracted now (a message that cannot be read is
 // left to the body checks).
 func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, `+unpackFunc+`(f.body), f.mime
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, f.body, f.mime
 		FROM fts_text f JOIN contents c ON c.id = f.id LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, fmt.Errorf("check full-text index: %w", err)
@@ -1390,12 +1449,16 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 		var p pendingContent
 		var got search.Doc
 		var kind int
-		if err := rows.Scan(&p.id, &p.blob, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
+		var size int64
+		if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
 			return nil, fmt.Errorf("check full-text index: %w", err)
 		}
-		inline, err := wholeInline(p.inline, p.header, kind)
+		inline, err := wholeInline(p.inline, p.header, kind, size)
 		if err != nil {
 			continue // reported by the body check
+		}
+		if got.Body, err = unpackText(got.Body); err != nil {
+			continue // reported by damagedText
 		}
 		p.inline = inline
 		want, err := u.extractText(&p)

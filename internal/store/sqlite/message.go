@@ -723,11 +723,15 @@ const inlineHeader = `CASE WHEN b.split & 1 THEN c.header END`
 // wholeInline returns the whole message of a body kept in mail.db (data
 // from bodies, header from contents; kind from inlineKind), never nil;
 // nil for a body kept in a file.
-func wholeInline(data, header []byte, kind int) ([]byte, error) {
+func wholeInline(data, header []byte, kind int, size int64) ([]byte, error) {
 	if kind == bodyInFile {
 		return nil, nil
 	}
-	data, err := unpackInline(data, kind)
+	want := size
+	if kind&bodyHeaderless != 0 {
+		want -= int64(len(header))
+	}
+	data, err := unpackInline(data, kind, want)
 	if err != nil {
 		return nil, err
 	}
@@ -759,10 +763,15 @@ func packInline(data []byte) ([]byte, int) {
 // minCompressed is the smallest body part packInline tries to compress.
 const minCompressed = 512
 
-// unpackInline returns the bytes a bodies row of kind holds.
-func unpackInline(data []byte, kind int) ([]byte, error) {
+// unpackInline returns the bytes a bodies row of kind holds, want bytes
+// when compressed: a row whose length header says otherwise is damaged,
+// and is refused before anything is allocated for it.
+func unpackInline(data []byte, kind int, want int64) ([]byte, error) {
 	if kind&bodyCompressed == 0 {
 		return data, nil
+	}
+	if n, err := s2.DecodedLen(data); err != nil || int64(n) != want {
+		return nil, fmt.Errorf("decompress body: damaged (%d bytes, want %d; %v)", n, want, err)
 	}
 	out, err := s2.Decode(nil, data)
 	if err != nil {
@@ -1051,7 +1060,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	if kind != bodyInFile {
-		rest, err := unpackInline(data, kind)
+		rest, err := unpackInline(data, kind, size-int64(len(header)))
 		if err != nil {
 			return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 		}

@@ -222,9 +222,10 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 	// Version 15 -> 16: bodies.split gains the bodyCompressed bit (bodies
 	// stored before stay uncompressed), and fts's text moves out of FTS5
 	// into fts_text, its body column compressed; fts becomes contentless,
-	// indexed again from that text. The version keeps an older tern,
-	// which would read compressed bytes as the message, from opening the
-	// database.
+	// indexed again from that text. From this version on a tern refuses
+	// a mail.db newer than it knows; a tern before it still opens one of
+	// version 16, and its reads of compressed bodies and of the moved
+	// text fail with errors.
 	if hasFTSContent > 0 {
 		if err := migrateTextTable(ctx, tx); err != nil {
 			return fmt.Errorf("migrate schema: full-text index text to fts_text: %w", err)
