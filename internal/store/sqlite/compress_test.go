@@ -26,15 +26,7 @@ func TestInlineBodyCompressed(t *testing.T) {
 	ctx := context.Background()
 	s := openInline(t, t.TempDir(), nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	ai, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ai.Close()
-	a := ai.(*account)
+	a := newUser(t, s)
 
 	var text strings.Builder
 	for i := range 150 {
@@ -285,28 +277,19 @@ func TestDamagedStoredText(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
-	a := newUser(t, s)
+	var bodies []string
 	for i := range 3 {
-		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("the lighthouse keeper writes again\r\n", 30))
-		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}}); err != nil {
-			t.Fatal(err)
-		}
+		bodies = append(bodies, fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("the lighthouse keeper writes again\r\n", 30)))
 	}
-	if err := s.IndexText(ctx, "u", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := a.Mailbox(ctx, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, inbox := searchSetup(t, s, bodies)
 	q := []store.TextQuery{{Fields: store.TextBody, Needle: []byte("keeper writes")}}
-	if res, err := a.SearchText(ctx, inbox.ID, q); err != nil || len(res.Hits[0]) != 3 {
+	if res, err := a.SearchText(ctx, inbox, q); err != nil || len(res.Hits[0]) != 3 {
 		t.Fatalf("search before: %+v, %v", res, err)
 	}
 	if _, err := s.users[1].db.ExecContext(ctx, `UPDATE fts_text SET body = x'ffffffff0f00' WHERE id = 2`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.SearchText(ctx, inbox.ID, q); err == nil {
+	if _, err := a.SearchText(ctx, inbox, q); err == nil {
 		t.Fatal("search over a damaged stored text succeeded")
 	}
 	p, err := s.Check(ctx, false)
@@ -319,7 +302,7 @@ func TestDamagedStoredText(t *testing.T) {
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("Check after repair = %q, %v", p, err)
 	}
-	if res, err := a.SearchText(ctx, inbox.ID, q); err != nil || len(res.Hits[0])+len(res.Pending) != 3 {
+	if res, err := a.SearchText(ctx, inbox, q); err != nil || len(res.Hits[0])+len(res.Pending) != 3 {
 		t.Fatalf("search after repair: %+v, %v", res, err)
 	}
 }

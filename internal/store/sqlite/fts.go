@@ -1251,17 +1251,25 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 			}
 		}
 	}
+	// dropRows reports ids with problem and, with repair, drops their
+	// index rows and queues them again (dropText).
+	dropRows := func(ids []int64, problem string) error {
+		for _, id := range ids {
+			problems = append(problems, fmt.Sprintf(problem, id))
+			if repair {
+				if err := dropText(ctx, tx, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	damaged, err := damagedText(ctx, tx)
 	if err != nil {
 		return problems, err
 	}
-	for _, id := range damaged {
-		problems = append(problems, fmt.Sprintf("full-text index row %d: stored text damaged", id))
-		if repair {
-			if err := dropText(ctx, tx, id); err != nil {
-				return problems, err
-			}
-		}
+	if err := dropRows(damaged, "full-text index row %d: stored text damaged"); err != nil {
+		return problems, err
 	}
 	type rowCheck struct{ query, problem, fix string }
 	var checks []rowCheck
@@ -1302,13 +1310,8 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 	if err != nil {
 		return problems, err
 	}
-	for _, id := range stale {
-		problems = append(problems, fmt.Sprintf("full-text index row %d differs from its message", id))
-		if repair {
-			if err := dropText(ctx, tx, id); err != nil {
-				return problems, err
-			}
-		}
+	if err := dropRows(stale, "full-text index row %d differs from its message"); err != nil {
+		return problems, err
 	}
 	return problems, nil
 }
