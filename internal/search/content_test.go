@@ -449,3 +449,64 @@ func BenchmarkMatchFromStored(b *testing.B) {
 		}
 	}
 }
+
+// TestFieldHoldsAgreesWithMatch: FieldHolds on Extract's address lines
+// gives Match's answer for FROM, TO, CC and BCC with every needle
+// ExactFieldNeedle accepts, on every message here: folded names and
+// case, encoded words, comments, several fields of one name, an encoded
+// word that decodes to a line break followed by a fake field, an empty
+// field and the empty needle. Needles are every piece of up to 6 bytes
+// of each message's folded header plus some whole values.
+func TestFieldHoldsAgreesWithMatch(t *testing.T) {
+	msgs := contentMailbox(t)
+	for i, raw := range []string{
+		"FROM: a@example.org\r\nfrom: (c) Bee <b (x)@ example.org>\r\nTo:\r\nSubject: s\r\n\r\nbody\r\n",
+		"From: =?UTF-8?Q?x=0Ato:_evil@example.org?= <x@example.org>\r\nCc: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.org>,\r\n bob@example.org\r\n\r\nbody\r\n",
+	} {
+		msgs = append(msgs, &contentMsg{p: parse(t, raw), uid: uint32(10 + i)})
+	}
+	ops := map[imap.SearchKeyOp]string{imap.SearchFrom: "from", imap.SearchTo: "to", imap.SearchCc: "cc", imap.SearchBcc: "bcc"}
+	needles := map[string]bool{"": true, "evil": true, "to: evil": true, "x\nto": true, "zoë": true, "b@example.org": true, "bee <b@example.org>": true}
+	for _, m := range msgs {
+		end := bytes.Index(m.p.raw, []byte("\r\n\r\n"))
+		hdr := Fold(string(m.p.raw[:end]))
+		for i := range hdr {
+			for n := 1; n <= 6 && i+n <= len(hdr); n++ {
+				needles[string(hdr[i:i+n])] = true
+			}
+		}
+	}
+	checked := 0
+	for _, m := range msgs {
+		doc, err := Extract(bytes.NewReader(m.p.raw), m.p.root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(doc.Address, AddressText(m.p.raw[:bytes.Index(m.p.raw, []byte("\r\n\r\n"))+2])) {
+			t.Fatalf("uid %d: AddressText differs from Extract's Address %q", m.uid, doc.Address)
+		}
+		for op, name := range ops {
+			for needle := range needles {
+				if !ExactFieldNeedle(Fold(needle)) {
+					continue
+				}
+				c := m.candidate(1, 1)
+				want, err := Match(ks(op, needle), c, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Release()
+				if got := FieldHolds(doc.Address, name, Fold(needle)); got != want {
+					t.Errorf("uid %d, %s %q: FieldHolds %v, Match %v (address lines %q)", m.uid, name, needle, got, want, doc.Address)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d comparisons", checked)
+	}
+	if ExactFieldNeedle([]byte("x\nto")) || ExactFieldNeedle([]byte("a\x00b")) {
+		t.Error("ExactFieldNeedle accepts a line break or NUL")
+	}
+}

@@ -19,9 +19,14 @@ type Doc struct {
 	// Header is the top-level header, one folded, decoded "name: value\n"
 	// line per field (SUBJECT, HEADER, FROM..BCC and TEXT read it).
 	Header []byte
-	// Address holds, for each From, To, Cc and Bcc field, its addresses in
-	// normalized form (message.AddressSearchText), folded, one line per
-	// field: the second text FROM..BCC match against.
+	// Address holds, for each From, To, Cc and Bcc field, two lines
+	// "name: text\n" (name lower case): the field's value as Header has
+	// it, and its addresses in normalized form
+	// (message.AddressSearchText), folded; a line break inside either
+	// text is kept as a NUL byte. These are exactly the texts FROM..BCC
+	// match against, one per line, so a store can decide those keys
+	// field by field from Address alone (FieldHolds) for any needle
+	// without a line break or NUL (ExactFieldNeedle).
 	Address []byte
 	// Body is the decoded text of every text part (HTML twice: as
 	// written and as rendered text), parts separated by NUL bytes (BODY
@@ -49,7 +54,26 @@ func Extract(r io.ReaderAt, root *message.Part, header []byte) (Doc, error) {
 	if err := c.loadBody(); err != nil {
 		return Doc{}, err
 	}
-	var addr []byte
+	addr := c.appendAddressLines(nil)
+	return Doc{Header: c.hdrText, Address: addr, Body: c.bodyText, MIME: c.mimeText}, nil
+}
+
+// AddressText returns the Address text of Doc for a message whose raw
+// top-level header block is header (what Extract gives, without reading
+// the body).
+func AddressText(header []byte) []byte {
+	if header == nil {
+		header = []byte{}
+	}
+	c := &Candidate{Msg: &store.Message{Header: header}}
+	if c.loadHeader() != nil {
+		return nil
+	}
+	return c.appendAddressLines(nil)
+}
+
+// appendAddressLines appends Doc.Address of the loaded header to dst.
+func (c *Candidate) appendAddressLines(dst []byte) []byte {
 	for _, f := range c.fields {
 		name := c.hdrRaw[f.nameStart:f.nameEnd]
 		if !isAddressField(name) {
@@ -60,12 +84,54 @@ func Extract(r io.ReaderAt, root *message.Part, header []byte) (Doc, error) {
 		if colon < 0 {
 			continue
 		}
-		addr = foldAppend(addr, name)
-		addr = append(addr, ':', ' ')
-		addr = foldAppendString(addr, message.AddressSearchText(string(raw[colon+1:])))
-		addr = append(addr, '\n')
+		dst = appendFieldLine(dst, name, c.hdrText[f.valStart:f.valEnd])
+		c.scratch2 = foldAppendString(c.scratch2[:0], message.AddressSearchText(string(raw[colon+1:])))
+		dst = appendFieldLine(dst, name, c.scratch2)
 	}
-	return Doc{Header: c.hdrText, Address: addr, Body: c.bodyText, MIME: c.mimeText}, nil
+	return dst
+}
+
+// appendFieldLine appends "name: text\n" to dst, name folded and line
+// breaks in text made NUL bytes.
+func appendFieldLine(dst, name, text []byte) []byte {
+	dst = foldAppend(dst, name)
+	dst = append(dst, ':', ' ')
+	start := len(dst)
+	dst = append(dst, text...)
+	for i := start; i < len(dst); i++ {
+		if dst[i] == '\n' {
+			dst[i] = 0
+		}
+	}
+	return append(dst, '\n')
+}
+
+// ExactFieldNeedle reports whether FieldHolds on Doc.Address decides an
+// address key with this (folded) needle exactly as Match does: a needle
+// with a line break or a NUL byte could match across what Address
+// changed.
+func ExactFieldNeedle(needle []byte) bool {
+	return bytes.IndexByte(needle, '\n') < 0 && bytes.IndexByte(needle, 0) < 0
+}
+
+// FieldHolds reports whether address, a Doc.Address, has a line of the
+// field name (lower case: from, to, cc, bcc) whose text contains needle;
+// an empty needle asks whether the field is there at all. It is Match's
+// answer for FROM..BCC when ExactFieldNeedle(needle).
+func FieldHolds(address []byte, name string, needle []byte) bool {
+	for len(address) > 0 {
+		line := address
+		if i := bytes.IndexByte(address, '\n'); i >= 0 {
+			line, address = address[:i], address[i+1:]
+		} else {
+			address = nil
+		}
+		if len(line) > len(name)+1 && string(line[:len(name)]) == name && line[len(name)] == ':' && line[len(name)+1] == ' ' &&
+			bytes.Contains(line[len(name)+2:], needle) {
+			return true
+		}
+	}
+	return false
 }
 
 // isAddressField reports whether a header field name is one the address

@@ -58,6 +58,31 @@ func textFields(k *imap.SearchKey) store.TextField {
 	return 0
 }
 
+// addressFields are the store's one-field queries of the address keys
+// (store.TextFrom...), with the Doc.Address line names they read.
+var addressFields = map[imap.SearchKeyOp]struct {
+	field store.TextField
+	name  string
+}{
+	imap.SearchFrom: {store.TextFrom, "from"},
+	imap.SearchTo:   {store.TextTo, "to"},
+	imap.SearchCc:   {store.TextCc, "cc"},
+	imap.SearchBcc:  {store.TextBcc, "bcc"},
+}
+
+// queryOf returns the store query for text key k: an address key outside
+// FUZZY asks for its one field, which the store decides exactly
+// (FieldHolds), unless its needle is one FieldHolds cannot decide; other
+// keys ask for the texts they read (textFields), a superset for header
+// keys.
+func queryOf(k *imap.SearchKey, fuzzy bool) store.TextQuery {
+	needle := Fold(k.Str)
+	if af, ok := addressFields[k.Op]; ok && !fuzzy && ExactFieldNeedle(needle) {
+		return store.TextQuery{Fields: af.field, Needle: needle}
+	}
+	return store.TextQuery{Fields: textFields(k), Needle: needle, Fuzzy: fuzzy && k.Str != ""}
+}
+
 // TextQueries returns the store queries for leaves (from
 // TextLeaves(key)): the text keys under a FUZZY key (RFC 6203) ask for
 // fuzzy matches, with their relevancy.
@@ -65,7 +90,7 @@ func TextQueries(key *imap.SearchKey, leaves []*imap.SearchKey) []store.TextQuer
 	fuzzy := fuzzyLeaves(key)
 	qs := make([]store.TextQuery, len(leaves))
 	for i, k := range leaves {
-		qs[i] = store.TextQuery{Fields: textFields(k), Needle: Fold(k.Str), Fuzzy: fuzzy[k] && k.Str != ""}
+		qs[i] = queryOf(k, fuzzy[k])
 	}
 	return qs
 }
@@ -96,6 +121,10 @@ func fuzzyLeaves(key *imap.SearchKey) map[*imap.SearchKey]bool {
 type TextIndex struct {
 	hits    map[*imap.SearchKey][]uint32
 	scores  map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
+	// byField holds the address keys the store decided field by field
+	// (store.TextFrom...): like BODY and TEXT, their hits are their
+	// matches among the indexed messages.
+	byField map[*imap.SearchKey]bool
 	pending []uint32
 	// at is, per key, where decide found the last UID in its hits:
 	// messages come in ascending UID order, so the next lookup starts
@@ -103,14 +132,15 @@ type TextIndex struct {
 	at map[*imap.SearchKey]int
 }
 
-// NewTextIndex pairs leaves with res (from SearchText of
-// TextQueries(key, leaves)).
-func NewTextIndex(leaves []*imap.SearchKey, res store.TextResult) *TextIndex {
-	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)),
-		scores: map[*imap.SearchKey][]uint8{}, pending: res.Pending, at: make(map[*imap.SearchKey]int, len(leaves))}
+// NewTextIndex pairs leaves with qs (TextQueries(key, leaves)) and res,
+// the store's answer to qs.
+func NewTextIndex(leaves []*imap.SearchKey, qs []store.TextQuery, res store.TextResult) *TextIndex {
+	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)), scores: map[*imap.SearchKey][]uint8{},
+		byField: map[*imap.SearchKey]bool{}, pending: res.Pending, at: make(map[*imap.SearchKey]int, len(leaves))}
 	for i, k := range leaves {
 		if i < len(res.Hits) {
 			x.hits[k] = res.Hits[i]
+			x.byField[k] = i < len(qs) && qs[i].Fields&store.TextAddressFields != 0
 		}
 		if i < len(res.Scores) && res.Scores[i] != nil {
 			x.scores[k] = res.Scores[i]
@@ -144,7 +174,7 @@ func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uin
 		}
 		return true, score, true
 	}
-	return false, 0, false
+	return x.byField[k], 0, x.byField[k]
 }
 
 // Pending reports whether message uid is not indexed yet: the index
@@ -172,9 +202,10 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 // Decided splits uids (ascending) into the messages that match key by
 // the index alone and those it cannot decide (not indexed yet: they are
 // to be read and matched). ok is false unless key is made only of BODY
-// and TEXT keys joined by AND, outside FUZZY: their hits are exact (the
-// store compared the text a scan compares), so a search of such a key
-// needs no message fetched at all.
+// and TEXT keys and address keys decided field by field (byField),
+// joined by AND, outside FUZZY: their hits are exact (the store compared
+// the text a scan compares), so a search of such a key needs no message
+// fetched at all.
 func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []uint32, ok bool) {
 	set, ok := x.exact(key)
 	if !ok {
@@ -198,6 +229,8 @@ func (x *TextIndex) exact(k *imap.SearchKey) ([]uint32, bool) {
 			return nil, false
 		}
 		return hits, true
+	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc:
+		return x.hits[k], x.byField[k]
 	case imap.SearchAnd:
 		if len(k.Children) == 0 {
 			return nil, false
@@ -260,12 +293,13 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 
 // NeedsHeader reports whether key still needs the stored header
 // (store.WantHeader) when the index answers its text keys: only header
-// keys (SUBJECT, FROM, ..., HEADER) check their candidates on it. BODY
-// and TEXT are decided by the index, and a message the index has not
+// keys (SUBJECT, HEADER, and FROM..BCC unless decided by field) check
+// their candidates on it. BODY and TEXT are decided by the index, and a
+// message the index has not
 // covered reads its header from the message itself.
 func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
 	for _, k := range TextLeaves(key) {
-		if k.Op != imap.SearchBody && k.Op != imap.SearchText {
+		if k.Op != imap.SearchBody && k.Op != imap.SearchText && !x.byField[k] {
 			return true
 		}
 	}

@@ -50,7 +50,7 @@ func TestRestrict(t *testing.T) {
 				res.Hits = append(res.Hits, []uint32{4, 5})
 			}
 		}
-		if got := NewTextIndex(leaves, res).Restrict(c.key, all); !slices.Equal(got, c.want) {
+		if got := NewTextIndex(leaves, TextQueries(c.key, leaves), res).Restrict(c.key, all); !slices.Equal(got, c.want) {
 			t.Errorf("%s: Restrict = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -60,7 +60,7 @@ func TestRestrict(t *testing.T) {
 // last stopped, and still answers UIDs asked out of order, or twice.
 func TestTextIndexDecideOrder(t *testing.T) {
 	k := &imap.SearchKey{Op: imap.SearchBody, Str: "x"}
-	x := NewTextIndex([]*imap.SearchKey{k}, store.TextResult{Hits: [][]uint32{{2, 4, 6, 9}}})
+	x := NewTextIndex([]*imap.SearchKey{k}, nil, store.TextResult{Hits: [][]uint32{{2, 4, 6, 9}}})
 	for _, c := range []struct {
 		uid  uint32
 		want bool
@@ -72,19 +72,24 @@ func TestTextIndexDecideOrder(t *testing.T) {
 	}
 }
 
-// TestDecided: BODY and TEXT keys joined by AND are answered from their
-// hits alone, except the messages not indexed yet, which are to be read;
-// any other key (header keys, OR, NOT, FUZZY, flags) is not decided.
+// TestDecided: BODY and TEXT keys, and address keys the store decides
+// field by field, joined by AND, are answered from their hits alone,
+// except the messages not indexed yet, which are to be read; any other
+// key (SUBJECT and HEADER, an address key whose needle has a line break,
+// OR, NOT, FUZZY, flags) is not decided.
 func TestDecided(t *testing.T) {
 	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
 	text := &imap.SearchKey{Op: imap.SearchText, Str: "zephyrine"}
 	from := &imap.SearchKey{Op: imap.SearchFrom, Str: "ottoline"}
+	toBroken := &imap.SearchKey{Op: imap.SearchTo, Str: "otto\nline"}
+	subject := &imap.SearchKey{Op: imap.SearchSubject, Str: "ottoline"}
 	seen := &imap.SearchKey{Op: imap.SearchSeen}
 	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
 	or := func(a, b *imap.SearchKey) *imap.SearchKey {
 		return &imap.SearchKey{Op: imap.SearchOr, Children: []*imap.SearchKey{a, b}}
 	}
 	fuzzy := &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{body}}
+	fuzzyFrom := &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{from}}
 	all := []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	for _, c := range []struct {
 		name        string
@@ -95,7 +100,11 @@ func TestDecided(t *testing.T) {
 		{"BODY", body, []uint32{2, 4, 6}, []uint32{9, 10}, true},
 		{"TEXT", and(text), []uint32{4, 5}, []uint32{9, 10}, true},
 		{"BODY TEXT", and(body, text), []uint32{4}, []uint32{9, 10}, true},
-		{"BODY FROM", and(body, from), nil, nil, false},
+		{"BODY FROM", and(body, from), []uint32{2}, []uint32{9, 10}, true},
+		{"FROM", from, []uint32{2}, []uint32{9, 10}, true},
+		{"TO with a line break", toBroken, nil, nil, false},
+		{"BODY SUBJECT", and(body, subject), nil, nil, false},
+		{"FUZZY FROM", fuzzyFrom, nil, nil, false},
 		{"BODY SEEN", and(body, seen), nil, nil, false},
 		{"OR BODY TEXT", or(body, text), nil, nil, false},
 		{"FUZZY BODY", fuzzy, nil, nil, false},
@@ -109,12 +118,12 @@ func TestDecided(t *testing.T) {
 				res.Hits = append(res.Hits, []uint32{2, 4, 6})
 			case text:
 				res.Hits = append(res.Hits, []uint32{4, 5})
-			case from:
+			case from, toBroken, subject:
 				res.Hits = append(res.Hits, []uint32{2})
 			}
 		}
 		in := slices.Clone(all)
-		x := NewTextIndex(leaves, res)
+		x := NewTextIndex(leaves, TextQueries(c.key, leaves), res)
 		match, read, ok := x.Decided(c.key, in)
 		if ok != c.ok || !slices.Equal(match, c.match) || !slices.Equal(read, c.read) {
 			t.Errorf("%s: Decided = %v, %v, %v; want %v, %v, %v", c.name, match, read, ok, c.match, c.read, c.ok)

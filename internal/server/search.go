@@ -303,14 +303,15 @@ func (c *conn) textIndex(ctx context.Context, acct store.Account, id int64, name
 	if len(leaves) == 0 {
 		return nil
 	}
-	res, err := acct.SearchText(ctx, id, search.TextQueries(key, leaves))
+	qs := search.TextQueries(key, leaves)
+	res, err := acct.SearchText(ctx, id, qs)
 	if err != nil {
 		if !errors.Is(err, store.ErrNoTextIndex) && ctx.Err() == nil {
 			c.log.Warn("search: full-text index failed; scanning", "mailbox", name, "err", err)
 		}
 		return nil
 	}
-	return search.NewTextIndex(leaves, res)
+	return search.NewTextIndex(leaves, qs, res)
 }
 
 // writeESearchHead starts an ESEARCH response (SEARCH and SORT RETURN):

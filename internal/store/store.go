@@ -252,6 +252,20 @@ const (
 	TextAddress                       // normalized addresses of From/To/Cc/Bcc
 	TextBody                          // decoded text parts
 	TextMIME                          // MIME headers of body parts
+
+	// TextFrom, TextTo, TextCc and TextBcc each ask, alone, for one
+	// address field: which messages have such a field whose value (as
+	// TextHeader has it) or normalized addresses (as TextAddress has
+	// them) contain the needle, field by field (search.FieldHolds on
+	// search.Doc.Address): exactly SEARCH FROM..BCC's matches, for a
+	// needle search.ExactFieldNeedle accepts.
+	TextFrom
+	TextTo
+	TextCc
+	TextBcc
+
+	// TextAddressFields is the one-field address queries.
+	TextAddressFields = TextFrom | TextTo | TextCc | TextBcc
 )
 
 // TextQuery asks which messages' text contains Needle (case-folded by

@@ -348,7 +348,24 @@ var containsCalls atomic.Int64
 // stored, NULL for NULL.
 const unpackFunc = "tern_unpack"
 
+// fieldHoldsFunc is the SQL function tern_field_holds(address, name,
+// needle): 1 when the stored address lines (search.Doc.Address) have a
+// line of field name holding needle (search.FieldHolds), else 0.
+const fieldHoldsFunc = "tern_field_holds"
+
 func init() {
+	msqlite.MustRegisterFunction(fieldHoldsFunc, &msqlite.FunctionImpl{
+		NArgs: 3, Deterministic: true, VolatileArgs: true,
+		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			name, _ := args[1].(string)
+			if textBytes(args[0], func(addr []byte) bool {
+				return textBytes(args[2], func(needle []byte) bool { return search.FieldHolds(addr, name, needle) })
+			}) {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		},
+	})
 	msqlite.MustRegisterFunction(unpackFunc, &msqlite.FunctionImpl{
 		NArgs: 1, Deterministic: true, VolatileArgs: true,
 		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
@@ -405,6 +422,9 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 // where the word index proves the match, and no index seek per hit to
 // find its UID.
 func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
+	if q.Fields&store.TextAddressFields != 0 {
+		return searchField(ctx, tx, cm, q)
+	}
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
 		return nil, nil
@@ -443,6 +463,47 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 		return nil, err
 	}
 	return cm.uidsOf(mergeSorted(proven, found)), nil
+}
+
+// addressFieldNames are the search.Doc.Address line names of the
+// one-field queries.
+var addressFieldNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc", store.TextBcc: "bcc"}
+
+// searchField answers a one-field address query (store.TextFrom...) in
+// the mailbox cm maps: the candidates from fts_head (every content of
+// the mailbox for a needle under three characters) and the mailbox's
+// weak rows, each decided by its stored address lines
+// (search.FieldHolds), so the answer is exact and no header is read.
+func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
+	name, ok := addressFieldNames[q.Fields]
+	if !ok {
+		return nil, fmt.Errorf("full-text query: fields %#x name more than one address field", q.Fields)
+	}
+	var cand, weak []int64
+	if match, ok := trigramQuery(q.Needle); ok {
+		if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM fts_head WHERE fts_head MATCH ?`, match); err != nil {
+			return nil, err
+		}
+		if err := postings(ctx, tx, &weak, `SELECT group_concat(content_id) FROM fts_weak`); err != nil {
+			return nil, err
+		}
+		cand = mergeSorted(cm.inMailbox(cand), cm.inMailbox(weak))
+	} else {
+		cand = cm.contents()
+	}
+	if len(cand) == 0 {
+		return nil, nil
+	}
+	needle := q.Needle
+	if needle == nil {
+		needle = []byte{}
+	}
+	var found []int64
+	if err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?3) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
+		WHERE `+fieldHoldsFunc+`(f.addr, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
+		return nil, err
+	}
+	return cm.uidsOf(found), nil
 }
 
 // storedTextHolds returns the rows of ids (ascending) whose stored text

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tern-imap/tern/internal/search"
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 16
+const userSchemaVersion = 17
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -33,15 +35,15 @@ func migrateUserDB(ctx context.Context, db *sql.DB) (upToDate bool, err error) {
 	if version == userSchemaVersion {
 		return true, nil
 	}
-	return false, migrateSteps(ctx, db)
+	return false, migrateSteps(ctx, db, version)
 }
 
 // migrateSteps runs the migrations of migrateUserDB in one transaction.
 // Each inspects the layout before it changes anything, so running them
 // again (after a crash before the version was recorded) is harmless. The
 // version is recorded by setUserSchemaVersion once the schema statements
-// have run.
-func migrateSteps(ctx context.Context, db *sql.DB) error {
+// have run. version is the one recorded before.
+func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
@@ -231,6 +233,16 @@ func migrateSteps(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate schema: full-text index text to fts_text: %w", err)
 		}
 	}
+	// Version 16 -> 17: fts_text.addr gains each address field's value
+	// beside its normalized addresses (search.Doc.Address), so FROM..BCC
+	// are decided field by field; rebuilt from the stored headers. The
+	// fts_head rows stay: the old text's trigrams are still a superset of
+	// what the new lines hold.
+	if version < 17 && hasContents > 0 {
+		if err := migrateAddressLines(ctx, tx); err != nil {
+			return fmt.Errorf("migrate schema: address lines: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
@@ -298,6 +310,53 @@ func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateAddressLines rewrites every fts_text.addr from its content's
+// stored header (search.AddressText); a content indexed without a stored
+// header (from before schema version 2) is queued to be indexed again.
+func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
+	type row struct {
+		id     int64
+		live   bool
+		header []byte
+	}
+	for last := int64(-1); ; {
+		batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.live, &r.header) },
+			`SELECT f.id, c.id IS NOT NULL, c.header FROM fts_text f LEFT JOIN contents c ON c.id = f.id WHERE f.id > ? ORDER BY f.id LIMIT ?`, last, textBatch)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		for _, r := range batch {
+			last = r.id
+			addr, ok := addressText(r.header)
+			switch {
+			case !r.live: // gone: the indexer drops it (fts_gone)
+			case !ok:
+				err = dropText(ctx, tx, r.id)
+			default:
+				_, err = tx.ExecContext(ctx, `UPDATE fts_text SET addr = ? WHERE id = ?`, addr, r.id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// addressText is search.AddressText of a stored header; false when there
+// is none or it cannot be decoded (the indexer's extraction, which
+// guards against panics the same way, then decides).
+func addressText(header []byte) (addr []byte, ok bool) {
+	if header == nil {
+		return nil, false
+	}
+	defer func() {
+		if recover() != nil {
+			addr, ok = nil, false
+		}
+	}()
+	return search.AddressText(header), true
 }
 
 // textBatch is how many rows copyTextBatch copies at once.

@@ -1,0 +1,134 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// TestAddressLinesMigrated: a schema-16 mail.db, whose fts_text.addr
+// held only the normalized addresses, is migrated to 17: every row's
+// address lines are rebuilt from its content's stored header (equal to
+// what the indexer extracts now), a content without a stored header is
+// queued to be indexed again, one-field queries then answer exactly
+// (FROM finds the From field only, not the same name in To or the
+// subject), and tern check is clean.
+func TestAddressLinesMigrated(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	bodies := []string{
+		"From: Ann Rossi <ann@example.org>\r\nTo: bob@example.org\r\nSubject: rossi report\r\n\r\nhello\r\n",
+		"From: =?UTF-8?Q?Bj=C3=B6rn?= <bjorn@example.org>\r\nTo: Ann Rossi <ann@example.org>\r\nCc: carol@example.org\r\n\r\nhello\r\n",
+		"From: carol@example.org\r\nSubject: nothing\r\n\r\nhello\r\n",
+	}
+	a, inbox := searchSetup(t, s, bodies)
+	a.Close()
+	s.Close()
+
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT id, addr FROM fts_text`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[int64][]byte{}
+	for rows.Next() {
+		var id int64
+		var addr []byte
+		if err := rows.Scan(&id, &addr); err != nil {
+			t.Fatal(err)
+		}
+		// Before 17: only the second line of each field's pair.
+		var lines [][]byte
+		for i, l := range bytes.SplitAfter(addr, []byte("\n")) {
+			if i%2 == 1 {
+				lines = append(lines, l)
+			}
+		}
+		old[id] = bytes.Join(lines, nil)
+	}
+	rows.Close()
+	if len(old) != len(bodies) {
+		t.Fatalf("%d rows in fts_text", len(old))
+	}
+	for id, addr := range old {
+		if _, err := db.Exec(`UPDATE fts_text SET addr = ? WHERE id = ?`, addr, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{`UPDATE contents SET header = NULL WHERE id = (SELECT MAX(id) FROM contents)`, `PRAGMA user_version = 16`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	ai, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ai.Close()
+	u := s.users[1]
+	var rebuilt, queued int
+	rows, err = u.db.QueryContext(ctx, `SELECT f.addr, c.header FROM fts_text f JOIN contents c ON c.id = f.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var addr, header []byte
+		if err := rows.Scan(&addr, &header); err != nil {
+			t.Fatal(err)
+		}
+		if want := search.AddressText(header); !bytes.Equal(addr, want) {
+			t.Errorf("addr %q, want %q", addr, want)
+		}
+		rebuilt++
+	}
+	rows.Close()
+	if err := u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt != 2 || queued != 1 {
+		t.Fatalf("%d rows rebuilt, %d queued; want 2, 1", rebuilt, queued)
+	}
+	qs := []store.TextQuery{
+		{Fields: store.TextFrom, Needle: search.Fold("rossi")},
+		{Fields: store.TextTo, Needle: search.Fold("rossi")},
+		{Fields: store.TextFrom, Needle: search.Fold("björn")},
+		{Fields: store.TextCc, Needle: []byte{}},
+	}
+	for _, c := range []struct {
+		when string
+		want [][]uint32
+	}{{"after the migration", [][]uint32{{1}, {2}, {2}, {2}}}, {"after indexing", [][]uint32{{1}, {2}, {2}, {2}}}} {
+		res, err := ai.SearchText(ctx, inbox, qs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.when == "after the migration" && !slices.Equal(res.Pending, []uint32{3}) {
+			t.Errorf("%s: pending %v, want [3]", c.when, res.Pending)
+		}
+		for i, w := range c.want {
+			if !slices.Equal(res.Hits[i], w) {
+				t.Errorf("%s: %q in field %#x: hits %v, want %v", c.when, qs[i].Needle, qs[i].Fields, res.Hits[i], w)
+			}
+		}
+		if err := s.IndexText(ctx, "u", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check = %q, %v", p, err)
+	}
+}
