@@ -119,8 +119,8 @@ func fuzzyLeaves(key *imap.SearchKey) map[*imap.SearchKey]bool {
 
 // TextIndex holds a store's answers to the text keys of one search.
 type TextIndex struct {
-	hits    map[*imap.SearchKey][]uint32
-	scores  map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
+	hits   map[*imap.SearchKey][]uint32
+	scores map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
 	// byField holds the address keys the store decided field by field
 	// (store.TextFrom...): like BODY and TEXT, their hits are their
 	// matches among the indexed messages.
