@@ -293,13 +293,14 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 
 // NeedsHeader reports whether key still needs the stored header
 // (store.WantHeader) when the index answers its text keys: only header
-// keys (SUBJECT, HEADER, and FROM..BCC unless decided by field) check
-// their candidates on it. BODY and TEXT are decided by the index, and a
-// message the index has not
+// keys (SUBJECT, FROM, ..., HEADER) check their candidates on it, and
+// the messages not indexed yet are matched on it even when the index
+// decides the others (FROM..BCC by field). BODY and TEXT are decided by
+// the index, and a message the index has not
 // covered reads its header from the message itself.
 func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
 	for _, k := range TextLeaves(key) {
-		if k.Op != imap.SearchBody && k.Op != imap.SearchText && !x.byField[k] {
+		if k.Op != imap.SearchBody && k.Op != imap.SearchText {
 			return true
 		}
 	}
