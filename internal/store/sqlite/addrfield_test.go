@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // TestAddressLinesMigrated: a schema-16 mail.db, whose fts_text.addr
 // held only the normalized addresses, is migrated to 17: every row's
 // address lines are rebuilt from its content's stored header (equal to
-// what the indexer extracts now), a content without a stored header is
+// what the indexer extracts now) into fts_addr, fts_text.addr is left
+// NULL, a content without a stored header is
 // queued to be indexed again, one-field queries then answer exactly
 // (FROM finds the From field only, not the same name in To or the
 // subject), and tern check is clean.
@@ -36,7 +38,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(`SELECT id, addr FROM fts_text`)
+	rows, err := db.Query(`SELECT id, addr FROM fts_addr`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{`UPDATE contents SET header = NULL WHERE id = (SELECT MAX(id) FROM contents)`, `PRAGMA user_version = 16`} {
+	for _, q := range []string{`DROP TABLE fts_addr`, `UPDATE contents SET header = NULL WHERE id = (SELECT MAX(id) FROM contents)`, `PRAGMA user_version = 16`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +83,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 	defer ai.Close()
 	u := s.users[1]
 	var rebuilt, queued int
-	rows, err = u.db.QueryContext(ctx, `SELECT f.addr, c.header FROM fts_text f JOIN contents c ON c.id = f.id`)
+	rows, err = u.db.QueryContext(ctx, `SELECT a.addr, c.header FROM fts_addr a JOIN contents c ON c.id = a.id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +101,12 @@ func TestAddressLinesMigrated(t *testing.T) {
 	if err := u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending`).Scan(&queued); err != nil {
 		t.Fatal(err)
 	}
-	if rebuilt != 2 || queued != 1 {
-		t.Fatalf("%d rows rebuilt, %d queued; want 2, 1", rebuilt, queued)
+	var leftInText int
+	if err := u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_text WHERE addr IS NOT NULL`).Scan(&leftInText); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt != 2 || queued != 1 || leftInText != 0 {
+		t.Fatalf("%d rows rebuilt, %d queued, %d left in fts_text; want 2, 1, 0", rebuilt, queued, leftInText)
 	}
 	qs := []store.TextQuery{
 		{Fields: store.TextFrom, Needle: search.Fold("rossi")},
@@ -130,5 +136,53 @@ func TestAddressLinesMigrated(t *testing.T) {
 	}
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("Check = %q, %v", p, err)
+	}
+}
+
+// TestAddressFieldDirect: in a mailbox holding few of the account's
+// contents a one-field query reads every address line of the mailbox
+// (directShare) instead of asking fts_head, with the same answers; in a
+// large one only fts_head's candidates are read.
+func TestAddressFieldDirect(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	var bodies []string
+	for i := range 4 * directShare {
+		bodies = append(bodies, fmt.Sprintf("From: sender%d@example.org\r\nTo: team@example.org\r\nSubject: s%d\r\n\r\nhello\r\n", i, i))
+	}
+	bodies = append(bodies, "From: Zed Quill <zed@example.org>\r\nSubject: z\r\n\r\nhello\r\n",
+		"From: amy@example.org\r\nTo: Zed Quill <zed@example.org>\r\n\r\nhello\r\n")
+	a, inbox := searchSetup(t, s, bodies)
+	n := uint32(len(bodies))
+	if err := a.CreateMailbox(ctx, "Few", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, inbox, []uint32{1, n - 1, n}, "Few"); err != nil {
+		t.Fatal(err)
+	}
+	few, err := a.Mailbox(ctx, "Few")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mailbox int64
+		field   store.TextField
+		want    []uint32
+		reads   int64
+	}{
+		{inbox, store.TextFrom, []uint32{n - 1}, 2}, // fts_head: the two with "zed"
+		{inbox, store.TextTo, []uint32{n}, 2},
+		{few.ID, store.TextFrom, []uint32{2}, 3}, // every line of the mailbox
+		{few.ID, store.TextTo, []uint32{3}, 3},
+	} {
+		before := fieldHoldsCalls.Load()
+		res, err := a.SearchText(ctx, c.mailbox, []store.TextQuery{{Fields: c.field, Needle: search.Fold("Zed Q")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads := fieldHoldsCalls.Load() - before; !slices.Equal(res.Hits[0], c.want) || reads != c.reads {
+			t.Errorf("mailbox %d, field %#x: hits %v after %d reads, want %v after %d", c.mailbox, c.field, res.Hits[0], reads, c.want, c.reads)
+		}
 	}
 }

@@ -60,7 +60,13 @@ import (
 // contentless index like its side indexes: FTS5's own content table kept
 // the text as it is, about as much again as the mail in mail.db. The
 // header columns, which header searches check, stay uncompressed.
-const ftsSchema = ftsTextTable + ftsIndexTable + ftsQueueSchema
+//
+// Since schema version 17 the address lines (search.Doc.Address) are
+// kept apart, in fts_addr (id = contents.id): FROM..BCC are decided on
+// them field by field (searchField), and rows of a few hundred bytes
+// let such a search read a mailbox's lines from a few pages instead of
+// a page per message. fts_text's addr column stays, NULL.
+const ftsSchema = ftsTextTable + ftsAddrTable + ftsIndexTable + ftsQueueSchema
 
 const ftsTextTable = `
 CREATE TABLE IF NOT EXISTS fts_text(
@@ -69,6 +75,13 @@ CREATE TABLE IF NOT EXISTS fts_text(
 	addr BLOB,
 	body BLOB,
 	mime BLOB
+);
+`
+
+const ftsAddrTable = `
+CREATE TABLE IF NOT EXISTS fts_addr(
+	id INTEGER PRIMARY KEY,
+	addr BLOB
 );
 `
 
@@ -118,6 +131,7 @@ CREATE TRIGGER IF NOT EXISTS contents_fts_reused AFTER INSERT ON contents WHEN E
 	DELETE FROM fts_head WHERE rowid = NEW.id;
 	DELETE FROM fts_words WHERE rowid = NEW.id;
 	DELETE FROM fts_text WHERE id = NEW.id;
+	DELETE FROM fts_addr WHERE id = NEW.id;
 	DELETE FROM fts_gone WHERE content_id = NEW.id;
 END;
 `
@@ -128,6 +142,7 @@ var purgeGone = []string{
 	`DELETE FROM fts_head WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_words WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_text WHERE id IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_addr WHERE id IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_gone`,
 }
 
@@ -215,9 +230,13 @@ var ftsSideBackfill = []string{
 // narrowed to one row by appending ftsRefillOne.
 var ftsRefill = map[string]string{
 	"fts":       `INSERT INTO fts(rowid, body, mime) SELECT id, ` + unpackFunc + `(body), mime FROM fts_text`,
-	"fts_head":  `INSERT INTO fts_head(rowid, hdr, addr) SELECT id, hdr, addr FROM fts_text`,
+	"fts_head":  `INSERT INTO fts_head(rowid, hdr, addr) SELECT id, hdr, ` + addrOf + ` FROM fts_text f`,
 	"fts_words": `INSERT INTO fts_words(rowid, body) SELECT id, ` + unpackFunc + `(body) FROM fts_text`,
 }
+
+// addrOf is the address lines of fts_text row f: in fts_addr, or in
+// fts_text.addr during the migration steps before version 17.
+const addrOf = `COALESCE((SELECT addr FROM fts_addr WHERE id = f.id), f.addr)`
 
 // ftsRefillOne narrows an ftsRefill statement to the row given as its
 // argument.
@@ -228,7 +247,7 @@ var ftsIndexTables = []string{"fts", "fts_head", "fts_words"}
 
 // ftsClear empties the index (tern index --rebuild), side indexes
 // included.
-var ftsClear = []string{`INSERT INTO fts(fts) VALUES('delete-all')`, `DELETE FROM fts_text`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
+var ftsClear = []string{`INSERT INTO fts(fts) VALUES('delete-all')`, `DELETE FROM fts_text`, `DELETE FROM fts_addr`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
 	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`,
 	`INSERT INTO fts_vocab_tri(fts_vocab_tri) VALUES('delete-all')`, `DELETE FROM fts_vocab`}
 
@@ -259,7 +278,8 @@ const (
 // schema version 7, tern index --rebuild).
 const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id FROM contents`
 
-// ftsColumns are the fts_text columns in store.TextField bit order.
+// ftsColumns are the stored text's columns in store.TextField bit order
+// (addr is in fts_addr; fieldColumns).
 var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 
 // ftsContent is the table that keeps the indexed text (ftsSchema), read
@@ -353,10 +373,15 @@ const unpackFunc = "tern_unpack"
 // line of field name holding needle (search.FieldHolds), else 0.
 const fieldHoldsFunc = "tern_field_holds"
 
+// fieldHoldsCalls counts tern_field_holds calls (tests check which rows a
+// search reads).
+var fieldHoldsCalls atomic.Int64
+
 func init() {
 	msqlite.MustRegisterFunction(fieldHoldsFunc, &msqlite.FunctionImpl{
 		NArgs: 3, Deterministic: true, VolatileArgs: true,
 		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			fieldHoldsCalls.Add(1)
 			name, _ := args[1].(string)
 			if textBytes(args[0], func(addr []byte) bool {
 				return textBytes(args[2], func(needle []byte) bool { return search.FieldHolds(addr, name, needle) })
@@ -470,26 +495,17 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 var addressFieldNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc", store.TextBcc: "bcc"}
 
 // searchField answers a one-field address query (store.TextFrom...) in
-// the mailbox cm maps: the candidates from fts_head (every content of
-// the mailbox for a needle under three characters) and the mailbox's
-// weak rows, each decided by its stored address lines
-// (search.FieldHolds), so the answer is exact and no header is read.
+// the mailbox cm maps: each candidate (fieldCandidates) is decided by
+// its address lines in fts_addr (search.FieldHolds), so the answer is
+// exact and no header is read.
 func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
 	name, ok := addressFieldNames[q.Fields]
 	if !ok {
 		return nil, fmt.Errorf("full-text query: fields %#x name more than one address field", q.Fields)
 	}
-	var cand, weak []int64
-	if match, ok := trigramQuery(q.Needle); ok {
-		if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM fts_head WHERE fts_head MATCH ?`, match); err != nil {
-			return nil, err
-		}
-		if err := postings(ctx, tx, &weak, `SELECT group_concat(content_id) FROM fts_weak`); err != nil {
-			return nil, err
-		}
-		cand = mergeSorted(cm.inMailbox(cand), cm.inMailbox(weak))
-	} else {
-		cand = cm.contents()
+	cand, err := fieldCandidates(ctx, tx, cm, q.Needle)
+	if err != nil {
+		return nil, err
 	}
 	if len(cand) == 0 {
 		return nil, nil
@@ -499,11 +515,47 @@ func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 		needle = []byte{}
 	}
 	var found []int64
-	if err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?3) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
-		WHERE `+fieldHoldsFunc+`(f.addr, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
+	if err := postings(ctx, tx, &found, `SELECT group_concat(a.id) FROM json_each(?3) j CROSS JOIN fts_addr a ON a.id = j.value
+		WHERE `+fieldHoldsFunc+`(a.addr, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
 		return nil, err
 	}
 	return cm.uidsOf(found), nil
+}
+
+// directShare: a one-field address query checks the address lines of
+// every content of a mailbox that holds at most one in directShare of
+// the account's (its largest content id standing for their number)
+// instead of asking fts_head, whose posting lists cover the whole
+// account: a small mailbox's lines fill a few pages of fts_addr. Measured
+// on compare.sh's mail (SEARCH FROM, 400 messages in an account of
+// 16,000): 0.48 ms directly against 0.87 ms through fts_head, idle; at
+// 10,000 messages 8.1 ms against 4.7.
+const directShare = 32
+
+// fieldCandidates returns the contents of the mailbox cm maps whose
+// address lines may hold needle: from fts_head (with the weak rows) in a
+// large mailbox, every content in a small one (directShare) or for a
+// needle under three characters.
+func fieldCandidates(ctx context.Context, tx *sqlTx, cm *contentMap, needle []byte) ([]int64, error) {
+	match, ok := trigramQuery(needle)
+	if !ok {
+		return cm.contents(), nil
+	}
+	var accountMax int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM fts_addr`).Scan(&accountMax); err != nil {
+		return nil, fmt.Errorf("full-text query: %w", err)
+	}
+	if int64(len(cm.cids))*directShare <= accountMax {
+		return cm.contents(), nil
+	}
+	var cand, weak []int64
+	if err := postings(ctx, tx, &cand, `SELECT group_concat(rowid) FROM fts_head WHERE fts_head MATCH ?`, match); err != nil {
+		return nil, err
+	}
+	if err := postings(ctx, tx, &weak, `SELECT group_concat(content_id) FROM fts_weak`); err != nil {
+		return nil, err
+	}
+	return mergeSorted(cm.inMailbox(cand), cm.inMailbox(weak)), nil
 }
 
 // storedTextHolds returns the rows of ids (ascending) whose stored text
@@ -518,7 +570,7 @@ func storedTextHolds(ctx context.Context, tx *sqlTx, cols []string, needle []byt
 		checks[i] = containsFunc + "(" + c + ", ?1)"
 	}
 	var found []int64
-	err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value
+	err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_addr a ON a.id = f.id
 		WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(ids))
 	return found, err
 }
@@ -804,7 +856,7 @@ func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQ
 			matchedScores = append(matchedScores, s)
 		}
 	}
-	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value`,
+	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_addr a ON a.id = f.id`,
 		jsonIDs(cids)); err != nil {
 		return nil, nil, err
 	}
@@ -866,14 +918,17 @@ func (c *gramMasks) each(fn func(id int64, m uint32)) {
 }
 
 // fieldColumns returns the text of fields as expressions over fts_text f
-// (the body unpacked; see ftsContent).
+// and fts_addr a, joined (the body unpacked; see ftsContent).
 func fieldColumns(fields store.TextField) []string {
 	var cols []string
 	for i, c := range ftsColumns {
 		if fields&(1<<i) != 0 {
-			if c == "body" {
+			switch c {
+			case "body":
 				cols = append(cols, unpackFunc+"(f.body)")
-			} else {
+			case "addr":
+				cols = append(cols, "COALESCE(a.addr, f.addr)")
+			default:
 				cols = append(cols, "f."+c)
 			}
 		}
@@ -1096,7 +1151,7 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words map[string]struct{}) error {
 	// A row left by an interrupted rebuild or migration is replaced.
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
-		`DELETE FROM fts_text WHERE id = ?`} {
+		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_addr WHERE id = ?`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
@@ -1105,7 +1160,8 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words ma
 		query string
 		args  []any
 	}{
-		{`INSERT INTO fts_text(id, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`, []any{id, d.Header, d.Address, packText(d.Body), d.MIME}},
+		{`INSERT INTO fts_text(id, hdr, body, mime) VALUES(?, ?, ?, ?)`, []any{id, d.Header, packText(d.Body), d.MIME}},
+		{`INSERT INTO fts_addr(id, addr) VALUES(?, ?)`, []any{id, d.Address}},
 		{`INSERT INTO fts(rowid, body, mime) VALUES(?, ?, ?)`, []any{id, d.Body, d.MIME}},
 		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Address}},
 		{`INSERT INTO fts_words(rowid, body) VALUES(?, ?)`, []any{id, d.Body}},
@@ -1342,6 +1398,8 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 				t + " row %d has no stored text", `DELETE FROM ` + t + ` WHERE rowid = ?`})
 	}
 	checks = append(checks,
+		rowCheck{`SELECT id FROM fts_addr WHERE id NOT IN (SELECT id FROM fts_text)`,
+			"address lines %d have no stored text", `DELETE FROM fts_addr WHERE id = ?`},
 		rowCheck{`SELECT id FROM fts_text WHERE id NOT IN (SELECT id FROM contents) AND id NOT IN (SELECT content_id FROM fts_gone)`,
 			"full-text index row %d has no content", `INSERT INTO fts_gone(content_id) VALUES(?)`},
 		rowCheck{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
@@ -1479,7 +1537,7 @@ func damagedText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 // and queues the content to be indexed again.
 func dropText(ctx context.Context, tx *sql.Tx, id int64) error {
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
-		`DELETE FROM fts_text WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
+		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_addr WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("drop text of content %d: %w", id, err)
 		}
@@ -1502,7 +1560,7 @@ func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
 // their message's text extracted now (a message that cannot be read is
 // left to the body checks).
 func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, f.addr, f.body, f.mime
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, `+addrOf+`, f.body, f.mime
 		FROM fts_text f JOIN contents c ON c.id = f.id LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {
 		return nil, fmt.Errorf("check full-text index: %w", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +237,7 @@ func TestTextIndexCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
+	for i := range 4 {
 		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
 			t.Fatal(err)
 		}
@@ -253,8 +254,9 @@ func TestTextIndexCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Row 1's stored text changes; row 2's text goes (its rows in the
-	// three indexes stay, and it is neither indexed nor queued), row 3
-	// goes from the word index alone.
+	// three indexes and its address lines stay, and it is neither
+	// indexed nor queued), row 3 goes from the word index alone, row 4
+	// loses its address lines (it then differs from its message).
 	for _, q := range []struct {
 		query string
 		args  []any
@@ -262,6 +264,7 @@ func TestTextIndexCheck(t *testing.T) {
 		{`UPDATE fts_text SET body = ? WHERE id = 1`, []any{packText([]byte("something else"))}},
 		{`DELETE FROM fts_text WHERE id = 2`, nil},
 		{`DELETE FROM fts_words WHERE rowid = 3`, nil},
+		{`DELETE FROM fts_addr WHERE id = 4`, nil},
 	} {
 		if _, err := u.db.Exec(q.query, q.args...); err != nil {
 			t.Fatal(err)
@@ -269,13 +272,17 @@ func TestTextIndexCheck(t *testing.T) {
 	}
 	s.release(u)
 	p, err := s.Check(ctx, true)
-	if err != nil || len(p) != 6 {
-		t.Fatalf("Check(repair) = %q, %v; want 6 problems", p, err)
+	if err != nil || len(p) != 8 || !slices.Contains(p, `user "u": address lines 2 have no stored text`) ||
+		!slices.Contains(p, `user "u": full-text index row 4 differs from its message`) {
+		t.Fatalf("Check(repair) = %q, %v; want 8 problems", p, err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
 	}
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("Check after repair = %q, %v; want consistent", p, err)
 	}
-	wantFTS(t, s, 3, 0, 3)
+	wantFTS(t, s, 4, 0, 4)
 }
 
 func TestTrigramQuery(t *testing.T) {

@@ -85,6 +85,13 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 			return fmt.Errorf("migrate schema: add contents.header: %w", err)
 		}
 	}
+	// fts_addr (version 17) is read by the refill of fts_head below
+	// (addrOf); it is filled by the step to 17.
+	if hasContents > 0 {
+		if _, err := tx.ExecContext(ctx, ftsAddrTable); err != nil {
+			return fmt.Errorf("migrate schema: create fts_addr: %w", err)
+		}
+	}
 	// Version 2 -> 3: reference counts move from contents.refs to the
 	// narrow content_refs table (see contentRefsTable), recounted from the
 	// messages; the old triggers and index go (the schema makes the new
@@ -233,11 +240,13 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 			return fmt.Errorf("migrate schema: full-text index text to fts_text: %w", err)
 		}
 	}
-	// Version 16 -> 17: fts_text.addr gains each address field's value
+	// Version 16 -> 17: the address lines move from fts_text.addr (left
+	// NULL) to the narrow fts_addr, and gain each address field's value
 	// beside its normalized addresses (search.Doc.Address), so FROM..BCC
 	// are decided field by field; rebuilt from the stored headers. The
 	// fts_head rows stay: the old text's trigrams are still a superset of
-	// what the new lines hold.
+	// what the new lines hold. The trigger that drops a reused content's
+	// rows is made again by the schema statements, naming fts_addr.
 	if version < 17 && hasContents > 0 {
 		if err := migrateAddressLines(ctx, tx); err != nil {
 			return fmt.Errorf("migrate schema: address lines: %w", err)
@@ -312,10 +321,16 @@ func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// migrateAddressLines rewrites every fts_text.addr from its content's
-// stored header (search.AddressText); a content indexed without a stored
-// header (from before schema version 2) is queued to be indexed again.
+// migrateAddressLines writes every fts_text row's address lines to
+// fts_addr from its content's stored header (search.AddressText) and
+// clears fts_text.addr; a content indexed without a stored header (from
+// before schema version 2) is queued to be indexed again.
 func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_reused`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
 	type row struct {
 		id     int64
 		live   bool
@@ -335,7 +350,10 @@ func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
 			case !ok:
 				err = dropText(ctx, tx, r.id)
 			default:
-				_, err = tx.ExecContext(ctx, `UPDATE fts_text SET addr = ? WHERE id = ?`, addr, r.id)
+				_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_addr(id, addr) VALUES(?, ?)`, r.id, addr)
+			}
+			if err == nil && r.live && ok {
+				_, err = tx.ExecContext(ctx, `UPDATE fts_text SET addr = NULL WHERE id = ?`, r.id)
 			}
 			if err != nil {
 				return err
