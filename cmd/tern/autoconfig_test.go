@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,7 +70,11 @@ func tryServe(t testing.TB, want int, args ...string) (map[string]string, *syncB
 				t.Errorf("serve exit %d: %s", code, logBuf.String())
 			}
 		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop on SIGTERM")
+			// The goroutines say where the shutdown hangs (serve runs
+			// in this process).
+			var stacks strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Errorf("serve did not stop on SIGTERM; log:\n%s\ngoroutines:\n%s", logBuf.String(), stacks.String())
 		}
 	}
 	return got, logBuf, sigs, stop, nil
