@@ -203,11 +203,12 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 // the index alone and those it cannot decide (not indexed yet: they are
 // to be read and matched). ok is false unless key is made only of BODY
 // and TEXT keys and address keys decided field by field (byField),
-// joined by AND, outside FUZZY: their hits are exact (the store compared
-// the text a scan compares), so a search of such a key needs no message
-// fetched at all.
+// joined by AND, OR and NOT, outside FUZZY: their hits are exact (the
+// store compared the text a scan compares), so a search of such a key
+// needs no message fetched at all. Messages not indexed yet are never in
+// match, whatever NOT says of them: they are read.
 func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []uint32, ok bool) {
-	set, ok := x.exact(key)
+	set, ok := x.exact(key, uids)
 	if !ok {
 		return nil, nil, false
 	}
@@ -219,9 +220,10 @@ func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []u
 	return match, read, true
 }
 
-// exact returns the messages matching k when the index alone decides k
-// for every indexed message (see Decided).
-func (x *TextIndex) exact(k *imap.SearchKey) ([]uint32, bool) {
+// exact returns the messages of all (ascending) matching k when the
+// index alone decides k for every indexed message (see Decided); the
+// messages not indexed yet may be among them either way.
+func (x *TextIndex) exact(k *imap.SearchKey, all []uint32) ([]uint32, bool) {
 	switch k.Op {
 	case imap.SearchBody, imap.SearchText:
 		hits, ok := x.hits[k]
@@ -231,23 +233,34 @@ func (x *TextIndex) exact(k *imap.SearchKey) ([]uint32, bool) {
 		return hits, true
 	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc:
 		return x.hits[k], x.byField[k]
-	case imap.SearchAnd:
+	case imap.SearchAnd, imap.SearchOr:
 		if len(k.Children) == 0 {
 			return nil, false
 		}
 		var set []uint32
 		for i, ch := range k.Children {
-			s, ok := x.exact(ch)
-			if !ok {
+			s, ok := x.exact(ch, all)
+			switch {
+			case !ok:
 				return nil, false
-			}
-			if i == 0 {
+			case i == 0:
 				set = s
-			} else {
+			case k.Op == imap.SearchAnd:
 				set = sorted.Intersect(set, s)
+			default:
+				set = sorted.Union(set, s)
 			}
 		}
 		return set, true
+	case imap.SearchNot:
+		if len(k.Children) != 1 {
+			return nil, false
+		}
+		s, ok := x.exact(k.Children[0], all)
+		if !ok {
+			return nil, false
+		}
+		return sorted.Remove(slices.Clone(all), s), true
 	}
 	return nil, false
 }

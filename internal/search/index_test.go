@@ -73,10 +73,11 @@ func TestTextIndexDecideOrder(t *testing.T) {
 }
 
 // TestDecided: BODY and TEXT keys, and address keys the store decides
-// field by field, joined by AND, are answered from their hits alone,
-// except the messages not indexed yet, which are to be read; any other
-// key (SUBJECT and HEADER, an address key whose needle has a line break,
-// OR, NOT, FUZZY, flags) is not decided.
+// field by field, joined by AND, OR and NOT, are answered from their hits
+// alone, except the messages not indexed yet, which are to be read (also
+// under NOT); a key holding anything else (SUBJECT and HEADER, an
+// address key whose needle has a line break, FUZZY, flags) is not
+// decided.
 func TestDecided(t *testing.T) {
 	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
 	text := &imap.SearchKey{Op: imap.SearchText, Str: "zephyrine"}
@@ -87,6 +88,9 @@ func TestDecided(t *testing.T) {
 	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
 	or := func(a, b *imap.SearchKey) *imap.SearchKey {
 		return &imap.SearchKey{Op: imap.SearchOr, Children: []*imap.SearchKey{a, b}}
+	}
+	not := func(k *imap.SearchKey) *imap.SearchKey {
+		return &imap.SearchKey{Op: imap.SearchNot, Children: []*imap.SearchKey{k}}
 	}
 	fuzzy := &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{body}}
 	fuzzyFrom := &imap.SearchKey{Op: imap.SearchFuzzy, Children: []*imap.SearchKey{from}}
@@ -106,7 +110,12 @@ func TestDecided(t *testing.T) {
 		{"BODY SUBJECT", and(body, subject), nil, nil, false},
 		{"FUZZY FROM", fuzzyFrom, nil, nil, false},
 		{"BODY SEEN", and(body, seen), nil, nil, false},
-		{"OR BODY TEXT", or(body, text), nil, nil, false},
+		{"OR BODY TEXT", or(body, text), []uint32{2, 4, 5, 6}, []uint32{9, 10}, true},
+		{"OR FROM BODY", or(from, body), []uint32{2, 4, 6}, []uint32{9, 10}, true},
+		{"NOT BODY", not(body), []uint32{1, 3, 5, 7, 8}, []uint32{9, 10}, true},
+		{"FROM NOT TEXT", and(from, not(text)), []uint32{2}, []uint32{9, 10}, true},
+		{"OR BODY SUBJECT", or(body, subject), nil, nil, false},
+		{"NOT SEEN", not(seen), nil, nil, false},
 		{"FUZZY BODY", fuzzy, nil, nil, false},
 		{"empty AND", and(), nil, nil, false},
 	} {
