@@ -450,8 +450,8 @@ func BenchmarkMatchFromStored(b *testing.B) {
 	}
 }
 
-// TestFieldHoldsAgreesWithMatch: FieldHolds on Extract's address lines
-// gives Match's answer for FROM, TO, CC and BCC with every needle
+// TestFieldHoldsAgreesWithMatch: FieldHolds on Extract's field lines
+// gives Match's answer for FROM, TO, CC, BCC and SUBJECT with every needle
 // ExactFieldNeedle accepts, on every message here: folded names and
 // case, encoded words, comments, several fields of one name, an encoded
 // word that decodes to a line break followed by a fake field, an empty
@@ -460,13 +460,14 @@ func BenchmarkMatchFromStored(b *testing.B) {
 func TestFieldHoldsAgreesWithMatch(t *testing.T) {
 	msgs := contentMailbox(t)
 	for i, raw := range []string{
-		"FROM: a@example.org\r\nfrom: (c) Bee <b (x)@ example.org>\r\nTo:\r\nSubject: s\r\n\r\nbody\r\n",
-		"From: =?UTF-8?Q?x=0Ato:_evil@example.org?= <x@example.org>\r\nCc: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.org>,\r\n bob@example.org\r\n\r\nbody\r\n",
+		"FROM: a@example.org\r\nfrom: (c) Bee <b (x)@ example.org>\r\nTo:\r\nSubject: s\r\nSUBJECT: second =?UTF-8?Q?Stra=C3=9Fe?=\r\n\r\nbody\r\n",
+		"From: =?UTF-8?Q?x=0Ato:_evil@example.org?= <x@example.org>\r\nCc: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.org>,\r\n bob@example.org\r\nSubject: =?UTF-8?Q?a=0Asubject:_fake?=\r\n\r\nbody\r\n",
 	} {
 		msgs = append(msgs, &contentMsg{p: parse(t, raw), uid: uint32(10 + i)})
 	}
-	ops := map[imap.SearchKeyOp]string{imap.SearchFrom: "from", imap.SearchTo: "to", imap.SearchCc: "cc", imap.SearchBcc: "bcc"}
-	needles := map[string]bool{"": true, "evil": true, "to: evil": true, "x\nto": true, "zoë": true, "b@example.org": true, "bee <b@example.org>": true}
+	ops := map[imap.SearchKeyOp]string{imap.SearchFrom: "from", imap.SearchTo: "to", imap.SearchCc: "cc", imap.SearchBcc: "bcc", imap.SearchSubject: "subject"}
+	needles := map[string]bool{"": true, "evil": true, "to: evil": true, "x\nto": true, "zoë": true, "b@example.org": true, "bee <b@example.org>": true,
+		"fake": true, "straße": true, "second": true}
 	for _, m := range msgs {
 		end := bytes.Index(m.p.raw, []byte("\r\n\r\n"))
 		hdr := Fold(string(m.p.raw[:end]))
@@ -482,8 +483,8 @@ func TestFieldHoldsAgreesWithMatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(doc.Address, AddressText(m.p.raw[:bytes.Index(m.p.raw, []byte("\r\n\r\n"))+2])) {
-			t.Fatalf("uid %d: AddressText differs from Extract's Address %q", m.uid, doc.Address)
+		if !bytes.Equal(doc.Fields, FieldLines(m.p.raw[:bytes.Index(m.p.raw, []byte("\r\n\r\n"))+2])) {
+			t.Fatalf("uid %d: FieldLines differs from Extract's Fields %q", m.uid, doc.Fields)
 		}
 		for op, name := range ops {
 			for needle := range needles {
@@ -496,8 +497,8 @@ func TestFieldHoldsAgreesWithMatch(t *testing.T) {
 					t.Fatal(err)
 				}
 				c.Release()
-				if got := FieldHolds(doc.Address, name, Fold(needle)); got != want {
-					t.Errorf("uid %d, %s %q: FieldHolds %v, Match %v (address lines %q)", m.uid, name, needle, got, want, doc.Address)
+				if got := FieldHolds(doc.Fields, name, Fold(needle)); got != want {
+					t.Errorf("uid %d, %s %q: FieldHolds %v, Match %v (field lines %q)", m.uid, name, needle, got, want, doc.Fields)
 				}
 				checked++
 			}

@@ -19,15 +19,16 @@ type Doc struct {
 	// Header is the top-level header, one folded, decoded "name: value\n"
 	// line per field (SUBJECT, HEADER, FROM..BCC and TEXT read it).
 	Header []byte
-	// Address holds, for each From, To, Cc and Bcc field, two lines
-	// "name: text\n" (name lower case): the field's value as Header has
-	// it, and its addresses in normalized form
-	// (message.AddressSearchText), folded; a line break inside either
-	// text is kept as a NUL byte. These are exactly the texts FROM..BCC
-	// match against, one per line, so a store can decide those keys
-	// field by field from Address alone (FieldHolds) for any needle
-	// without a line break or NUL (ExactFieldNeedle).
-	Address []byte
+	// Fields holds lines "name: text\n" (name lower case): for each
+	// From, To, Cc and Bcc field two, the field's value as Header has it
+	// and its addresses in normalized form (message.AddressSearchText),
+	// folded; for each Subject field one, its value. A line break inside
+	// a text is kept as a NUL byte. These are exactly the texts FROM..BCC
+	// and SUBJECT match against, one per line, so a store can decide
+	// those keys field by field from Fields alone (FieldHolds) for any
+	// needle without a line break or NUL (ExactFieldNeedle). Besides,
+	// the normalized addresses are the second text FROM..BCC match.
+	Fields []byte
 	// Body is the decoded text of every text part (HTML twice: as
 	// written and as rendered text), parts separated by NUL bytes (BODY
 	// and TEXT read it).
@@ -38,7 +39,7 @@ type Doc struct {
 }
 
 // Len is the number of bytes of text in d.
-func (d *Doc) Len() int { return len(d.Header) + len(d.Address) + len(d.Body) + len(d.MIME) }
+func (d *Doc) Len() int { return len(d.Header) + len(d.Fields) + len(d.Body) + len(d.MIME) }
 
 // Extract returns the searchable text of a message: r holds its raw
 // bytes, root its part tree, header the stored top-level header block
@@ -54,14 +55,12 @@ func Extract(r io.ReaderAt, root *message.Part, header []byte) (Doc, error) {
 	if err := c.loadBody(); err != nil {
 		return Doc{}, err
 	}
-	addr := c.appendAddressLines(nil)
-	return Doc{Header: c.hdrText, Address: addr, Body: c.bodyText, MIME: c.mimeText}, nil
+	return Doc{Header: c.hdrText, Fields: c.appendFieldLines(nil), Body: c.bodyText, MIME: c.mimeText}, nil
 }
 
-// AddressText returns the Address text of Doc for a message whose raw
-// top-level header block is header (what Extract gives, without reading
-// the body).
-func AddressText(header []byte) []byte {
+// FieldLines returns Doc.Fields for a message whose raw top-level header
+// block is header (what Extract gives, without reading the body).
+func FieldLines(header []byte) []byte {
 	if header == nil {
 		header = []byte{}
 	}
@@ -69,13 +68,17 @@ func AddressText(header []byte) []byte {
 	if c.loadHeader() != nil {
 		return nil
 	}
-	return c.appendAddressLines(nil)
+	return c.appendFieldLines(nil)
 }
 
-// appendAddressLines appends Doc.Address of the loaded header to dst.
-func (c *Candidate) appendAddressLines(dst []byte) []byte {
+// appendFieldLines appends Doc.Fields of the loaded header to dst.
+func (c *Candidate) appendFieldLines(dst []byte) []byte {
 	for _, f := range c.fields {
 		name := c.hdrRaw[f.nameStart:f.nameEnd]
+		if asciiEqualFold(name, "Subject") {
+			dst = appendFieldLine(dst, name, c.hdrText[f.valStart:f.valEnd])
+			continue
+		}
 		if !isAddressField(name) {
 			continue
 		}
@@ -106,25 +109,25 @@ func appendFieldLine(dst, name, text []byte) []byte {
 	return append(dst, '\n')
 }
 
-// ExactFieldNeedle reports whether FieldHolds on Doc.Address decides an
-// address key with this (folded) needle exactly as Match does: a needle
-// with a line break or a NUL byte could match across what Address
-// changed.
+// ExactFieldNeedle reports whether FieldHolds on Doc.Fields decides a
+// FROM..BCC or SUBJECT key with this (folded) needle exactly as Match
+// does: a needle with a line break or a NUL byte could match across what
+// Fields changed.
 func ExactFieldNeedle(needle []byte) bool {
 	return bytes.IndexByte(needle, '\n') < 0 && bytes.IndexByte(needle, 0) < 0
 }
 
-// FieldHolds reports whether address, a Doc.Address, has a line of the
-// field name (lower case: from, to, cc, bcc) whose text contains needle;
-// an empty needle asks whether the field is there at all. It is Match's
-// answer for FROM..BCC when ExactFieldNeedle(needle).
-func FieldHolds(address []byte, name string, needle []byte) bool {
-	for len(address) > 0 {
-		line := address
-		if i := bytes.IndexByte(address, '\n'); i >= 0 {
-			line, address = address[:i], address[i+1:]
+// FieldHolds reports whether lines, a Doc.Fields, has a line of the
+// field name (lower case: from, to, cc, bcc, subject) whose text contains
+// needle; an empty needle asks whether the field is there at all. It is
+// Match's answer for FROM..BCC and SUBJECT when ExactFieldNeedle(needle).
+func FieldHolds(lines []byte, name string, needle []byte) bool {
+	for len(lines) > 0 {
+		line := lines
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			line, lines = lines[:i], lines[i+1:]
 		} else {
-			address = nil
+			lines = nil
 		}
 		if len(line) > len(name)+1 && string(line[:len(name)]) == name && line[len(name)] == ':' && line[len(name)+1] == ' ' &&
 			bytes.Contains(line[len(name)+2:], needle) {

@@ -58,27 +58,25 @@ func textFields(k *imap.SearchKey) store.TextField {
 	return 0
 }
 
-// addressFields are the store's one-field queries of the address keys
-// (store.TextFrom...), with the Doc.Address line names they read.
-var addressFields = map[imap.SearchKeyOp]struct {
-	field store.TextField
-	name  string
-}{
-	imap.SearchFrom: {store.TextFrom, "from"},
-	imap.SearchTo:   {store.TextTo, "to"},
-	imap.SearchCc:   {store.TextCc, "cc"},
-	imap.SearchBcc:  {store.TextBcc, "bcc"},
+// oneFieldKeys are the keys the store answers field by field, with
+// their store field (store.TextOneField).
+var oneFieldKeys = map[imap.SearchKeyOp]store.TextField{
+	imap.SearchFrom:    store.TextFrom,
+	imap.SearchTo:      store.TextTo,
+	imap.SearchCc:      store.TextCc,
+	imap.SearchBcc:     store.TextBcc,
+	imap.SearchSubject: store.TextSubject,
 }
 
-// queryOf returns the store query for text key k: an address key outside
-// FUZZY asks for its one field, which the store decides exactly
-// (FieldHolds), unless its needle is one FieldHolds cannot decide; other
+// queryOf returns the store query for text key k: FROM..BCC and SUBJECT
+// outside FUZZY ask for their one field, which the store decides exactly
+// (FieldHolds), unless the needle is one FieldHolds cannot decide; other
 // keys ask for the texts they read (textFields), a superset for header
 // keys.
 func queryOf(k *imap.SearchKey, fuzzy bool) store.TextQuery {
 	needle := Fold(k.Str)
-	if af, ok := addressFields[k.Op]; ok && !fuzzy && ExactFieldNeedle(needle) {
-		return store.TextQuery{Fields: af.field, Needle: needle}
+	if field, ok := oneFieldKeys[k.Op]; ok && !fuzzy && ExactFieldNeedle(needle) {
+		return store.TextQuery{Fields: field, Needle: needle}
 	}
 	return store.TextQuery{Fields: textFields(k), Needle: needle, Fuzzy: fuzzy && k.Str != ""}
 }
@@ -121,7 +119,7 @@ func fuzzyLeaves(key *imap.SearchKey) map[*imap.SearchKey]bool {
 type TextIndex struct {
 	hits   map[*imap.SearchKey][]uint32
 	scores map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
-	// byField holds the address keys the store decided field by field
+	// byField holds the FROM..BCC and SUBJECT keys the store decided field by field
 	// (store.TextFrom...): like BODY and TEXT, their hits are their
 	// matches among the indexed messages.
 	byField map[*imap.SearchKey]bool
@@ -140,7 +138,7 @@ func NewTextIndex(leaves []*imap.SearchKey, qs []store.TextQuery, res store.Text
 	for i, k := range leaves {
 		if i < len(res.Hits) {
 			x.hits[k] = res.Hits[i]
-			x.byField[k] = i < len(qs) && qs[i].Fields&store.TextAddressFields != 0
+			x.byField[k] = i < len(qs) && qs[i].Fields&store.TextOneField != 0
 		}
 		if i < len(res.Scores) && res.Scores[i] != nil {
 			x.scores[k] = res.Scores[i]
@@ -202,7 +200,7 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 // Decided splits uids (ascending) into the messages that match key by
 // the index alone and those it cannot decide (not indexed yet: they are
 // to be read and matched). ok is false unless key is made only of BODY
-// and TEXT keys and address keys decided field by field (byField),
+// and TEXT keys and FROM..BCC and SUBJECT keys decided field by field (byField),
 // joined by AND, OR and NOT, outside FUZZY: their hits are exact (the
 // store compared the text a scan compares), so a search of such a key
 // needs no message fetched at all. Messages not indexed yet are never in
@@ -231,7 +229,7 @@ func (x *TextIndex) exact(k *imap.SearchKey, all []uint32) ([]uint32, bool) {
 			return nil, false
 		}
 		return hits, true
-	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc:
+	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc, imap.SearchSubject:
 		return x.hits[k], x.byField[k]
 	case imap.SearchAnd, imap.SearchOr:
 		if len(k.Children) == 0 {

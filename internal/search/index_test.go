@@ -72,18 +72,18 @@ func TestTextIndexDecideOrder(t *testing.T) {
 	}
 }
 
-// TestDecided: BODY and TEXT keys, and address keys the store decides
+// TestDecided: BODY and TEXT keys, and FROM..BCC keys the store decides
 // field by field, joined by AND, OR and NOT, are answered from their hits
 // alone, except the messages not indexed yet, which are to be read (also
-// under NOT); a key holding anything else (SUBJECT and HEADER, an
-// address key whose needle has a line break, FUZZY, flags) is not
-// decided.
+// under NOT); so is SUBJECT; a key holding anything else (HEADER, a key
+// whose needle has a line break, FUZZY, flags) is not decided.
 func TestDecided(t *testing.T) {
 	body := &imap.SearchKey{Op: imap.SearchBody, Str: "halfmoon"}
 	text := &imap.SearchKey{Op: imap.SearchText, Str: "zephyrine"}
 	from := &imap.SearchKey{Op: imap.SearchFrom, Str: "ottoline"}
 	toBroken := &imap.SearchKey{Op: imap.SearchTo, Str: "otto\nline"}
 	subject := &imap.SearchKey{Op: imap.SearchSubject, Str: "ottoline"}
+	header := &imap.SearchKey{Op: imap.SearchHeader, Field: "X-Tag", Str: "ottoline"}
 	seen := &imap.SearchKey{Op: imap.SearchSeen}
 	and := func(ks ...*imap.SearchKey) *imap.SearchKey { return &imap.SearchKey{Op: imap.SearchAnd, Children: ks} }
 	or := func(a, b *imap.SearchKey) *imap.SearchKey {
@@ -107,14 +107,15 @@ func TestDecided(t *testing.T) {
 		{"BODY FROM", and(body, from), []uint32{2}, []uint32{9, 10}, true},
 		{"FROM", from, []uint32{2}, []uint32{9, 10}, true},
 		{"TO with a line break", toBroken, nil, nil, false},
-		{"BODY SUBJECT", and(body, subject), nil, nil, false},
+		{"BODY SUBJECT", and(body, subject), []uint32{2}, []uint32{9, 10}, true},
+		{"HEADER", and(body, header), nil, nil, false},
 		{"FUZZY FROM", fuzzyFrom, nil, nil, false},
 		{"BODY SEEN", and(body, seen), nil, nil, false},
 		{"OR BODY TEXT", or(body, text), []uint32{2, 4, 5, 6}, []uint32{9, 10}, true},
 		{"OR FROM BODY", or(from, body), []uint32{2, 4, 6}, []uint32{9, 10}, true},
 		{"NOT BODY", not(body), []uint32{1, 3, 5, 7, 8}, []uint32{9, 10}, true},
 		{"FROM NOT TEXT", and(from, not(text)), []uint32{2}, []uint32{9, 10}, true},
-		{"OR BODY SUBJECT", or(body, subject), nil, nil, false},
+		{"OR BODY SUBJECT", or(body, subject), []uint32{2, 4, 6}, []uint32{9, 10}, true},
 		{"NOT SEEN", not(seen), nil, nil, false},
 		{"FUZZY BODY", fuzzy, nil, nil, false},
 		{"empty AND", and(), nil, nil, false},
@@ -127,7 +128,7 @@ func TestDecided(t *testing.T) {
 				res.Hits = append(res.Hits, []uint32{2, 4, 6})
 			case text:
 				res.Hits = append(res.Hits, []uint32{4, 5})
-			case from, toBroken, subject:
+			case from, toBroken, subject, header:
 				res.Hits = append(res.Hits, []uint32{2})
 			}
 		}

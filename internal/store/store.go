@@ -245,7 +245,7 @@ type Quota struct {
 var ErrNoTextIndex = errors.New("no full-text index")
 
 // TextField selects parts of a message's searchable text (search.Doc).
-type TextField uint8
+type TextField uint16
 
 const (
 	TextHeader  TextField = 1 << iota // decoded top-level header lines
@@ -253,19 +253,21 @@ const (
 	TextBody                          // decoded text parts
 	TextMIME                          // MIME headers of body parts
 
-	// TextFrom, TextTo, TextCc and TextBcc each ask, alone, for one
-	// address field: which messages have such a field whose value (as
-	// TextHeader has it) or normalized addresses (as TextAddress has
-	// them) contain the needle, field by field (search.FieldHolds on
-	// search.Doc.Address): exactly SEARCH FROM..BCC's matches, for a
-	// needle search.ExactFieldNeedle accepts.
+	// TextFrom, TextTo, TextCc, TextBcc and TextSubject each ask, alone,
+	// for one header field: which messages have such a field whose value
+	// (as TextHeader has it) or, for the address fields, normalized
+	// addresses (as TextAddress has them) contain the needle, field by
+	// field (search.FieldHolds on search.Doc.Fields): exactly SEARCH
+	// FROM..BCC's and SUBJECT's matches, for a needle
+	// search.ExactFieldNeedle accepts.
 	TextFrom
 	TextTo
 	TextCc
 	TextBcc
+	TextSubject
 
-	// TextAddressFields is the one-field address queries.
-	TextAddressFields = TextFrom | TextTo | TextCc | TextBcc
+	// TextOneField is the one-field queries.
+	TextOneField = TextFrom | TextTo | TextCc | TextBcc | TextSubject
 )
 
 // TextQuery asks which messages' text contains Needle (case-folded by

@@ -172,7 +172,7 @@ func TestTextMovedOutOfFTS5(t *testing.T) {
 	}
 	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`,
 		`CREATE VIRTUAL TABLE fts_v15 USING fts5(hdr UNINDEXED, addr UNINDEXED, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
-		`INSERT INTO fts_v15(rowid, hdr, addr, body, mime) SELECT id, hdr, ` + addrOf + `, ` + unpackFunc + `(body), mime FROM fts_text f`, `DROP TABLE fts_addr`,
+		`INSERT INTO fts_v15(rowid, hdr, addr, body, mime) SELECT id, hdr, ` + addrOf + `, ` + unpackFunc + `(body), mime FROM fts_text f`, `DROP TABLE fts_fields`,
 		`DROP TABLE fts`, `DROP TABLE fts_text`, `ALTER TABLE fts_v15 RENAME TO fts`,
 		`PRAGMA user_version = 15`} {
 		if _, err := db.Exec(q); err != nil {

@@ -61,12 +61,13 @@ import (
 // the text as it is, about as much again as the mail in mail.db. The
 // header columns, which header searches check, stay uncompressed.
 //
-// Since schema version 17 the address lines (search.Doc.Address) are
-// kept apart, in fts_addr (id = contents.id): FROM..BCC are decided on
-// them field by field (searchField), and rows of a few hundred bytes
-// let such a search read a mailbox's lines from a few pages instead of
-// a page per message. fts_text's addr column stays, NULL.
-const ftsSchema = ftsTextTable + ftsAddrTable + ftsIndexTable + ftsQueueSchema
+// Since schema version 17 the field lines (search.Doc.Fields: From, To,
+// Cc, Bcc and Subject) are kept apart, in fts_fields (id = contents.id):
+// FROM..BCC and SUBJECT are decided on them field by field (searchField),
+// and rows of a few hundred bytes let such a search read a mailbox's
+// lines from a few pages instead of a page per message. fts_text's addr
+// column stays, NULL.
+const ftsSchema = ftsTextTable + ftsFieldsTable + ftsIndexTable + ftsQueueSchema
 
 const ftsTextTable = `
 CREATE TABLE IF NOT EXISTS fts_text(
@@ -78,10 +79,10 @@ CREATE TABLE IF NOT EXISTS fts_text(
 );
 `
 
-const ftsAddrTable = `
-CREATE TABLE IF NOT EXISTS fts_addr(
+const ftsFieldsTable = `
+CREATE TABLE IF NOT EXISTS fts_fields(
 	id INTEGER PRIMARY KEY,
-	addr BLOB
+	lines BLOB
 );
 `
 
@@ -131,7 +132,7 @@ CREATE TRIGGER IF NOT EXISTS contents_fts_reused AFTER INSERT ON contents WHEN E
 	DELETE FROM fts_head WHERE rowid = NEW.id;
 	DELETE FROM fts_words WHERE rowid = NEW.id;
 	DELETE FROM fts_text WHERE id = NEW.id;
-	DELETE FROM fts_addr WHERE id = NEW.id;
+	DELETE FROM fts_fields WHERE id = NEW.id;
 	DELETE FROM fts_gone WHERE content_id = NEW.id;
 END;
 `
@@ -142,7 +143,7 @@ var purgeGone = []string{
 	`DELETE FROM fts_head WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_words WHERE rowid IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_text WHERE id IN (SELECT content_id FROM fts_gone)`,
-	`DELETE FROM fts_addr WHERE id IN (SELECT content_id FROM fts_gone)`,
+	`DELETE FROM fts_fields WHERE id IN (SELECT content_id FROM fts_gone)`,
 	`DELETE FROM fts_gone`,
 }
 
@@ -234,9 +235,10 @@ var ftsRefill = map[string]string{
 	"fts_words": `INSERT INTO fts_words(rowid, body) SELECT id, ` + unpackFunc + `(body) FROM fts_text`,
 }
 
-// addrOf is the address lines of fts_text row f: in fts_addr, or in
-// fts_text.addr during the migration steps before version 17.
-const addrOf = `COALESCE((SELECT addr FROM fts_addr WHERE id = f.id), f.addr)`
+// addrOf is the field lines of fts_text row f: in fts_fields, or in
+// fts_text.addr (the normalized addresses only) during the migration
+// steps before version 17.
+const addrOf = `COALESCE((SELECT lines FROM fts_fields WHERE id = f.id), f.addr)`
 
 // ftsRefillOne narrows an ftsRefill statement to the row given as its
 // argument.
@@ -247,7 +249,7 @@ var ftsIndexTables = []string{"fts", "fts_head", "fts_words"}
 
 // ftsClear empties the index (tern index --rebuild), side indexes
 // included.
-var ftsClear = []string{`INSERT INTO fts(fts) VALUES('delete-all')`, `DELETE FROM fts_text`, `DELETE FROM fts_addr`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
+var ftsClear = []string{`INSERT INTO fts(fts) VALUES('delete-all')`, `DELETE FROM fts_text`, `DELETE FROM fts_fields`, `DELETE FROM fts_weak`, `DELETE FROM fts_gone`,
 	`INSERT INTO fts_head(fts_head) VALUES('delete-all')`, `INSERT INTO fts_words(fts_words) VALUES('delete-all')`,
 	`INSERT INTO fts_vocab_tri(fts_vocab_tri) VALUES('delete-all')`, `DELETE FROM fts_vocab`}
 
@@ -279,7 +281,7 @@ const (
 const queueBackfill = `INSERT OR IGNORE INTO fts_pending(content_id) SELECT id FROM contents`
 
 // ftsColumns are the stored text's columns in store.TextField bit order
-// (addr is in fts_addr; fieldColumns).
+// (addr is fts_fields.lines since version 17; fieldColumns).
 var ftsColumns = [...]string{"hdr", "addr", "body", "mime"}
 
 // ftsContent is the table that keeps the indexed text (ftsSchema), read
@@ -368,9 +370,9 @@ var containsCalls atomic.Int64
 // stored, NULL for NULL.
 const unpackFunc = "tern_unpack"
 
-// fieldHoldsFunc is the SQL function tern_field_holds(address, name,
-// needle): 1 when the stored address lines (search.Doc.Address) have a
-// line of field name holding needle (search.FieldHolds), else 0.
+// fieldHoldsFunc is the SQL function tern_field_holds(lines, name,
+// needle): 1 when the stored field lines (search.Doc.Fields) have a line
+// of field name holding needle (search.FieldHolds), else 0.
 const fieldHoldsFunc = "tern_field_holds"
 
 // fieldHoldsCalls counts tern_field_holds calls (tests check which rows a
@@ -447,7 +449,7 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 // where the word index proves the match, and no index seek per hit to
 // find its UID.
 func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
-	if q.Fields&store.TextAddressFields != 0 {
+	if q.Fields&store.TextOneField != 0 {
 		return searchField(ctx, tx, cm, q)
 	}
 	cols := fieldColumns(q.Fields)
@@ -490,18 +492,19 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 	return cm.uidsOf(mergeSorted(proven, found)), nil
 }
 
-// addressFieldNames are the search.Doc.Address line names of the
-// one-field queries.
-var addressFieldNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc", store.TextBcc: "bcc"}
+// fieldLineNames are the search.Doc.Fields line names of the one-field
+// queries.
+var fieldLineNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc", store.TextBcc: "bcc",
+	store.TextSubject: "subject"}
 
-// searchField answers a one-field address query (store.TextFrom...) in
-// the mailbox cm maps: each candidate (fieldCandidates) is decided by
-// its address lines in fts_addr (search.FieldHolds), so the answer is
-// exact and no header is read.
+// searchField answers a one-field query (store.TextOneField) in the
+// mailbox cm maps: each candidate (fieldCandidates) is decided by its
+// field lines in fts_fields (search.FieldHolds), so the answer is exact
+// and no header is read.
 func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
-	name, ok := addressFieldNames[q.Fields]
+	name, ok := fieldLineNames[q.Fields]
 	if !ok {
-		return nil, fmt.Errorf("full-text query: fields %#x name more than one address field", q.Fields)
+		return nil, fmt.Errorf("full-text query: fields %#x name more than one field", q.Fields)
 	}
 	cand, err := fieldCandidates(ctx, tx, cm, q.Needle)
 	if err != nil {
@@ -515,25 +518,25 @@ func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 		needle = []byte{}
 	}
 	var found []int64
-	if err := postings(ctx, tx, &found, `SELECT group_concat(a.id) FROM json_each(?3) j CROSS JOIN fts_addr a ON a.id = j.value
-		WHERE `+fieldHoldsFunc+`(a.addr, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
+	if err := postings(ctx, tx, &found, `SELECT group_concat(a.id) FROM json_each(?3) j CROSS JOIN fts_fields a ON a.id = j.value
+		WHERE `+fieldHoldsFunc+`(a.lines, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
 		return nil, err
 	}
 	return cm.uidsOf(found), nil
 }
 
-// directShare: a one-field address query checks the address lines of
+// directShare: a one-field query checks the field lines of
 // every content of a mailbox that holds at most one in directShare of
 // the account's (its largest content id standing for their number)
 // instead of asking fts_head, whose posting lists cover the whole
-// account: a small mailbox's lines fill a few pages of fts_addr. Measured
+// account: a small mailbox's lines fill a few pages of fts_fields. Measured
 // on compare.sh's mail (SEARCH FROM, 400 messages in an account of
 // 16,000): 0.48 ms directly against 0.87 ms through fts_head, idle; at
 // 10,000 messages 8.1 ms against 4.7.
 const directShare = 32
 
 // fieldCandidates returns the contents of the mailbox cm maps whose
-// address lines may hold needle: from fts_head (with the weak rows) in a
+// field lines may hold needle: from fts_head (with the weak rows) in a
 // large mailbox, every content in a small one (directShare) or for a
 // needle under three characters.
 func fieldCandidates(ctx context.Context, tx *sqlTx, cm *contentMap, needle []byte) ([]int64, error) {
@@ -542,7 +545,7 @@ func fieldCandidates(ctx context.Context, tx *sqlTx, cm *contentMap, needle []by
 		return cm.contents(), nil
 	}
 	var accountMax int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM fts_addr`).Scan(&accountMax); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM fts_fields`).Scan(&accountMax); err != nil {
 		return nil, fmt.Errorf("full-text query: %w", err)
 	}
 	if int64(len(cm.cids))*directShare <= accountMax {
@@ -570,7 +573,7 @@ func storedTextHolds(ctx context.Context, tx *sqlTx, cols []string, needle []byt
 		checks[i] = containsFunc + "(" + c + ", ?1)"
 	}
 	var found []int64
-	err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_addr a ON a.id = f.id
+	err := postings(ctx, tx, &found, `SELECT group_concat(f.id) FROM json_each(?2) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_fields a ON a.id = f.id
 		WHERE `+strings.Join(checks, " OR "), needle, jsonIDs(ids))
 	return found, err
 }
@@ -856,7 +859,7 @@ func scoreContents(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQ
 			matchedScores = append(matchedScores, s)
 		}
 	}
-	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_addr a ON a.id = f.id`,
+	if err := scanTexts(ctx, tx, len(cols), score, `SELECT f.id, `+strings.Join(cols, ", ")+` FROM json_each(?) j CROSS JOIN `+ftsContent+` f ON f.id = j.value LEFT JOIN fts_fields a ON a.id = f.id`,
 		jsonIDs(cids)); err != nil {
 		return nil, nil, err
 	}
@@ -918,7 +921,7 @@ func (c *gramMasks) each(fn func(id int64, m uint32)) {
 }
 
 // fieldColumns returns the text of fields as expressions over fts_text f
-// and fts_addr a, joined (the body unpacked; see ftsContent).
+// and fts_fields a, joined (the body unpacked; see ftsContent).
 func fieldColumns(fields store.TextField) []string {
 	var cols []string
 	for i, c := range ftsColumns {
@@ -927,7 +930,7 @@ func fieldColumns(fields store.TextField) []string {
 			case "body":
 				cols = append(cols, unpackFunc+"(f.body)")
 			case "addr":
-				cols = append(cols, "COALESCE(a.addr, f.addr)")
+				cols = append(cols, "COALESCE(a.lines, f.addr)")
 			default:
 				cols = append(cols, "f."+c)
 			}
@@ -1151,7 +1154,7 @@ func (a *account) purgeGoneText(ctx context.Context) error {
 func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words map[string]struct{}) error {
 	// A row left by an interrupted rebuild or migration is replaced.
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
-		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_addr WHERE id = ?`} {
+		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_fields WHERE id = ?`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
@@ -1161,16 +1164,16 @@ func insertDoc(ctx context.Context, tx *sqlTx, id int64, d *search.Doc, words ma
 		args  []any
 	}{
 		{`INSERT INTO fts_text(id, hdr, body, mime) VALUES(?, ?, ?, ?)`, []any{id, d.Header, packText(d.Body), d.MIME}},
-		{`INSERT INTO fts_addr(id, addr) VALUES(?, ?)`, []any{id, d.Address}},
+		{`INSERT INTO fts_fields(id, lines) VALUES(?, ?)`, []any{id, d.Fields}},
 		{`INSERT INTO fts(rowid, body, mime) VALUES(?, ?, ?)`, []any{id, d.Body, d.MIME}},
-		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Address}},
+		{`INSERT INTO fts_head(rowid, hdr, addr) VALUES(?, ?, ?)`, []any{id, d.Header, d.Fields}},
 		{`INSERT INTO fts_words(rowid, body) VALUES(?, ?)`, []any{id, d.Body}},
 	} {
 		if _, err := tx.ExecContext(ctx, ins.query, ins.args...); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
 	}
-	if !utf8.Valid(d.Header) || !utf8.Valid(d.Address) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) || hasLongWord(d.Body) {
+	if !utf8.Valid(d.Header) || !utf8.Valid(d.Fields) || !utf8.Valid(d.Body) || !utf8.Valid(d.MIME) || hasLongWord(d.Body) {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
 			return fmt.Errorf("insert text of content %d: %w", id, err)
 		}
@@ -1398,8 +1401,8 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 				t + " row %d has no stored text", `DELETE FROM ` + t + ` WHERE rowid = ?`})
 	}
 	checks = append(checks,
-		rowCheck{`SELECT id FROM fts_addr WHERE id NOT IN (SELECT id FROM fts_text)`,
-			"address lines %d have no stored text", `DELETE FROM fts_addr WHERE id = ?`},
+		rowCheck{`SELECT id FROM fts_fields WHERE id NOT IN (SELECT id FROM fts_text)`,
+			"field lines %d have no stored text", `DELETE FROM fts_fields WHERE id = ?`},
 		rowCheck{`SELECT id FROM fts_text WHERE id NOT IN (SELECT id FROM contents) AND id NOT IN (SELECT content_id FROM fts_gone)`,
 			"full-text index row %d has no content", `INSERT INTO fts_gone(content_id) VALUES(?)`},
 		rowCheck{`SELECT content_id FROM fts_pending WHERE content_id NOT IN (SELECT id FROM contents)`,
@@ -1537,7 +1540,7 @@ func damagedText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 // and queues the content to be indexed again.
 func dropText(ctx context.Context, tx *sql.Tx, id int64) error {
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
-		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_addr WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
+		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_fields WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("drop text of content %d: %w", id, err)
 		}
@@ -1572,7 +1575,7 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 		var got search.Doc
 		var kind int
 		var size int64
-		if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Address, &got.Body, &got.MIME); err != nil {
+		if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Fields, &got.Body, &got.MIME); err != nil {
 			return nil, fmt.Errorf("check full-text index: %w", err)
 		}
 		inline, err := wholeInline(p.inline, p.header, kind, size)
@@ -1587,7 +1590,7 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 		if err != nil {
 			continue // a body that cannot be read is reported by the body check
 		}
-		if !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Address, want.Address) ||
+		if !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Fields, want.Fields) ||
 			!bytes.Equal(got.Body, want.Body) || !bytes.Equal(got.MIME, want.MIME) {
 			stale = append(stale, p.id)
 		}

@@ -264,7 +264,7 @@ func TestTextIndexHeaderUnindexed(t *testing.T) {
 	}
 	for _, q := range []string{`DROP TRIGGER contents_fts_deferred`, `DROP TRIGGER contents_fts_reused`,
 		`CREATE VIRTUAL TABLE fts_v13 USING fts5(hdr, addr, body, mime, tokenize='trigram case_sensitive 1', detail=none)`,
-		`INSERT INTO fts_v13(rowid, hdr, addr, body, mime) SELECT id, hdr, ` + addrOf + `, ` + unpackFunc + `(body), mime FROM fts_text f`, `DROP TABLE fts_addr`,
+		`INSERT INTO fts_v13(rowid, hdr, addr, body, mime) SELECT id, hdr, ` + addrOf + `, ` + unpackFunc + `(body), mime FROM fts_text f`, `DROP TABLE fts_fields`,
 		`DROP TABLE fts`, `DROP TABLE fts_text`, `ALTER TABLE fts_v13 RENAME TO fts`,
 		`PRAGMA user_version = 13`} {
 		if _, err := db.Exec(q); err != nil {

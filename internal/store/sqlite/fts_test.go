@@ -264,7 +264,7 @@ func TestTextIndexCheck(t *testing.T) {
 		{`UPDATE fts_text SET body = ? WHERE id = 1`, []any{packText([]byte("something else"))}},
 		{`DELETE FROM fts_text WHERE id = 2`, nil},
 		{`DELETE FROM fts_words WHERE rowid = 3`, nil},
-		{`DELETE FROM fts_addr WHERE id = 4`, nil},
+		{`DELETE FROM fts_fields WHERE id = 4`, nil},
 	} {
 		if _, err := u.db.Exec(q.query, q.args...); err != nil {
 			t.Fatal(err)
@@ -272,7 +272,7 @@ func TestTextIndexCheck(t *testing.T) {
 	}
 	s.release(u)
 	p, err := s.Check(ctx, true)
-	if err != nil || len(p) != 8 || !slices.Contains(p, `user "u": address lines 2 have no stored text`) ||
+	if err != nil || len(p) != 8 || !slices.Contains(p, `user "u": field lines 2 have no stored text`) ||
 		!slices.Contains(p, `user "u": full-text index row 4 differs from its message`) {
 		t.Fatalf("Check(repair) = %q, %v; want 8 problems", p, err)
 	}

@@ -104,7 +104,7 @@ func BenchmarkFTSChoice(b *testing.B) {
 				for i := start; i < min(start+500, len(docs)); i++ {
 					d := &docs[i]
 					if _, err := tx.ExecContext(ctx, `INSERT INTO fts(rowid, hdr, addr, body, mime) VALUES(?, ?, ?, ?, ?)`,
-						i+1, d.Header, d.Address, d.Body, d.MIME); err != nil {
+						i+1, d.Header, d.Fields, d.Body, d.MIME); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -85,11 +85,11 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 			return fmt.Errorf("migrate schema: add contents.header: %w", err)
 		}
 	}
-	// fts_addr (version 17) is read by the refill of fts_head below
+	// fts_fields (version 17) is read by the refill of fts_head below
 	// (addrOf); it is filled by the step to 17.
 	if hasContents > 0 {
-		if _, err := tx.ExecContext(ctx, ftsAddrTable); err != nil {
-			return fmt.Errorf("migrate schema: create fts_addr: %w", err)
+		if _, err := tx.ExecContext(ctx, ftsFieldsTable); err != nil {
+			return fmt.Errorf("migrate schema: create fts_fields: %w", err)
 		}
 	}
 	// Version 2 -> 3: reference counts move from contents.refs to the
@@ -241,15 +241,16 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 		}
 	}
 	// Version 16 -> 17: the address lines move from fts_text.addr (left
-	// NULL) to the narrow fts_addr, and gain each address field's value
-	// beside its normalized addresses (search.Doc.Address), so FROM..BCC
-	// are decided field by field; rebuilt from the stored headers. The
+	// NULL) to the narrow fts_fields, and gain each address field's value
+	// beside its normalized addresses and the Subject (search.Doc.Fields),
+	// so FROM..BCC and SUBJECT are decided field by field; rebuilt from
+	// the stored headers. The
 	// fts_head rows stay: the old text's trigrams are still a superset of
 	// what the new lines hold. The trigger that drops a reused content's
-	// rows is made again by the schema statements, naming fts_addr.
+	// rows is made again by the schema statements, naming fts_fields.
 	if version < 17 && hasContents > 0 {
-		if err := migrateAddressLines(ctx, tx); err != nil {
-			return fmt.Errorf("migrate schema: address lines: %w", err)
+		if err := migrateFieldLines(ctx, tx); err != nil {
+			return fmt.Errorf("migrate schema: field lines: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -321,11 +322,11 @@ func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// migrateAddressLines writes every fts_text row's address lines to
-// fts_addr from its content's stored header (search.AddressText) and
+// migrateFieldLines writes every fts_text row's field lines to
+// fts_fields from its content's stored header (search.FieldLines) and
 // clears fts_text.addr; a content indexed without a stored header (from
 // before schema version 2) is queued to be indexed again.
-func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
+func migrateFieldLines(ctx context.Context, tx *sql.Tx) error {
 	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_reused`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -344,13 +345,13 @@ func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
 		}
 		for _, r := range batch {
 			last = r.id
-			addr, ok := addressText(r.header)
+			lines, ok := fieldLines(r.header)
 			switch {
 			case !r.live: // gone: the indexer drops it (fts_gone)
 			case !ok:
 				err = dropText(ctx, tx, r.id)
 			default:
-				_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_addr(id, addr) VALUES(?, ?)`, r.id, addr)
+				_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO fts_fields(id, lines) VALUES(?, ?)`, r.id, lines)
 			}
 			if err == nil && r.live && ok {
 				_, err = tx.ExecContext(ctx, `UPDATE fts_text SET addr = NULL WHERE id = ?`, r.id)
@@ -362,19 +363,19 @@ func migrateAddressLines(ctx context.Context, tx *sql.Tx) error {
 	}
 }
 
-// addressText is search.AddressText of a stored header; false when there
+// fieldLines is search.FieldLines of a stored header; false when there
 // is none or it cannot be decoded (the indexer's extraction, which
 // guards against panics the same way, then decides).
-func addressText(header []byte) (addr []byte, ok bool) {
+func fieldLines(header []byte) (lines []byte, ok bool) {
 	if header == nil {
 		return nil, false
 	}
 	defer func() {
 		if recover() != nil {
-			addr, ok = nil, false
+			lines, ok = nil, false
 		}
 	}()
-	return search.AddressText(header), true
+	return search.FieldLines(header), true
 }
 
 // textBatch is how many rows copyTextBatch copies at once.

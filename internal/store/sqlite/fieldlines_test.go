@@ -13,15 +13,15 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// TestAddressLinesMigrated: a schema-16 mail.db, whose fts_text.addr
-// held only the normalized addresses, is migrated to 17: every row's
-// address lines are rebuilt from its content's stored header (equal to
-// what the indexer extracts now) into fts_addr, fts_text.addr is left
-// NULL, a content without a stored header is
-// queued to be indexed again, one-field queries then answer exactly
-// (FROM finds the From field only, not the same name in To or the
-// subject), and tern check is clean.
-func TestAddressLinesMigrated(t *testing.T) {
+// TestFieldLinesMigrated: a schema-16 mail.db, whose fts_text.addr held
+// only the normalized addresses, is migrated to 17: every row's field
+// lines are rebuilt from its content's stored header (equal to what the
+// indexer extracts now) into fts_fields, fts_text.addr is left NULL, a
+// content without a stored header is queued to be indexed again,
+// one-field queries then answer exactly (FROM finds the From field only,
+// not the same name in To or the Subject; SUBJECT the Subject only), and
+// tern check is clean.
+func TestFieldLinesMigrated(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, nil)
@@ -38,7 +38,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(`SELECT id, addr FROM fts_addr`)
+	rows, err := db.Query(`SELECT id, lines FROM fts_fields`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +49,18 @@ func TestAddressLinesMigrated(t *testing.T) {
 		if err := rows.Scan(&id, &addr); err != nil {
 			t.Fatal(err)
 		}
-		// Before 17: only the second line of each field's pair.
-		var lines [][]byte
-		for i, l := range bytes.SplitAfter(addr, []byte("\n")) {
-			if i%2 == 1 {
-				lines = append(lines, l)
+		// Before 17: only the second line of each address field's pair,
+		// no subject.
+		var address, normalized [][]byte
+		for _, l := range bytes.SplitAfter(addr, []byte("\n")) {
+			if len(l) > 0 && !bytes.HasPrefix(l, []byte("subject: ")) {
+				address = append(address, l)
 			}
 		}
-		old[id] = bytes.Join(lines, nil)
+		for i := 1; i < len(address); i += 2 {
+			normalized = append(normalized, address[i])
+		}
+		old[id] = bytes.Join(normalized, nil)
 	}
 	rows.Close()
 	if len(old) != len(bodies) {
@@ -67,7 +71,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{`DROP TABLE fts_addr`, `UPDATE contents SET header = NULL WHERE id = (SELECT MAX(id) FROM contents)`, `PRAGMA user_version = 16`} {
+	for _, q := range []string{`DROP TABLE fts_fields`, `UPDATE contents SET header = NULL WHERE id = (SELECT MAX(id) FROM contents)`, `PRAGMA user_version = 16`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +87,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 	defer ai.Close()
 	u := s.users[1]
 	var rebuilt, queued int
-	rows, err = u.db.QueryContext(ctx, `SELECT a.addr, c.header FROM fts_addr a JOIN contents c ON c.id = a.id`)
+	rows, err = u.db.QueryContext(ctx, `SELECT a.lines, c.header FROM fts_fields a JOIN contents c ON c.id = a.id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func TestAddressLinesMigrated(t *testing.T) {
 		if err := rows.Scan(&addr, &header); err != nil {
 			t.Fatal(err)
 		}
-		if want := search.AddressText(header); !bytes.Equal(addr, want) {
+		if want := search.FieldLines(header); !bytes.Equal(addr, want) {
 			t.Errorf("addr %q, want %q", addr, want)
 		}
 		rebuilt++
@@ -113,11 +117,12 @@ func TestAddressLinesMigrated(t *testing.T) {
 		{Fields: store.TextTo, Needle: search.Fold("rossi")},
 		{Fields: store.TextFrom, Needle: search.Fold("björn")},
 		{Fields: store.TextCc, Needle: []byte{}},
+		{Fields: store.TextSubject, Needle: search.Fold("rossi")},
 	}
 	for _, c := range []struct {
 		when string
 		want [][]uint32
-	}{{"after the migration", [][]uint32{{1}, {2}, {2}, {2}}}, {"after indexing", [][]uint32{{1}, {2}, {2}, {2}}}} {
+	}{{"after the migration", [][]uint32{{1}, {2}, {2}, {2}, {1}}}, {"after indexing", [][]uint32{{1}, {2}, {2}, {2}, {1}}}} {
 		res, err := ai.SearchText(ctx, inbox, qs)
 		if err != nil {
 			t.Fatal(err)
@@ -139,11 +144,11 @@ func TestAddressLinesMigrated(t *testing.T) {
 	}
 }
 
-// TestAddressFieldDirect: in a mailbox holding few of the account's
-// contents a one-field query reads every address line of the mailbox
+// TestFieldDirect: in a mailbox holding few of the account's
+// contents a one-field query reads every field line of the mailbox
 // (directShare) instead of asking fts_head, with the same answers; in a
 // large one only fts_head's candidates are read.
-func TestAddressFieldDirect(t *testing.T) {
+func TestFieldDirect(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
