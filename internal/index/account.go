@@ -185,7 +185,10 @@ func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxS
 	b.check(&h)
 	err = a.with(ctx, mailboxID, func(b *Mailbox) error {
 		st = b.status(h.MailboxInfo)
-		uids = slices.Clone(b.cols.uid)
+		// Shared, not copied: every session on a large mailbox would
+		// hold its own copy of the UID list (uidShared).
+		uids = slices.Clip(b.cols.uid)
+		b.uidShared.Store(true)
 		return nil
 	})
 	if err != nil {

@@ -2,7 +2,9 @@ package index_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/store"
@@ -37,4 +39,52 @@ func TestConformanceEvicting(t *testing.T) {
 		st, _ := openIndexed(t, dir, n, index.Options{MemoryBudget: 1})
 		return st
 	})
+}
+
+// TestSnapshotSharesUIDs: sessions selecting the same mailbox get the
+// index's UID list itself, not a copy each (one array, clipped so that
+// a session's append cannot write into it), and an expunge the index
+// applies afterwards leaves the lists already handed out as they were.
+func TestSnapshotSharesUIDs(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openIndexed(t, t.TempDir(), nil, index.Options{})
+	defer st.Close()
+	if err := st.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := range 5 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := a.Snapshot(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, second, err := a.Snapshot(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 5 || unsafe.SliceData(first) != unsafe.SliceData(second) || cap(first) != len(first) {
+		t.Fatalf("snapshots %v (cap %d) and %v do not share one clipped array", first, cap(first), second)
+	}
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{2, 4}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, after, err := a.Snapshot(ctx, inbox.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(first, []uint32{1, 2, 3, 4, 5}) || !slices.Equal(second, first) || !slices.Equal(after, []uint32{1, 3, 5}) {
+		t.Fatalf("after the expunge: earlier snapshots %v %v, new one %v", first, second, after)
+	}
 }

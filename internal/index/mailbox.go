@@ -31,9 +31,14 @@ type Mailbox struct {
 	lastUID uint32 // UIDNEXT-1 as of the last snapshot applied
 	kws     []string
 	cols    columns
-	sets    flagSets
-	count   counters
-	log     changeLog
+	// uidShared says cols.uid's array is in sessions' views (Snapshot
+	// hands it out, clipped, instead of a copy): it is never written in
+	// place below its length, and apply copies it before an expunge
+	// compacts it. Set under the read lock, hence atomic.
+	uidShared atomic.Bool
+	sets      flagSets
+	count     counters
+	log       changeLog
 	// fixed caches immutable per-UID fields for SORT/THREAD (fixed.go).
 	fixed      map[uint32]*fixedFields
 	fixedBytes int64
@@ -161,6 +166,7 @@ func (b *Mailbox) load(ctx context.Context, src store.IndexSource) error {
 	b.head, b.kws = d.Head, d.Keywords
 	b.lastUID = d.Head.UIDNext - 1
 	b.cols, b.sets, b.count = cols, sets, cnt
+	b.uidShared.Store(false)
 	b.log = changeLog{floor: d.Head.HighestModSeq}
 	b.dropCaches()
 	b.mu.Unlock()
@@ -195,6 +201,10 @@ func (b *Mailbox) apply(d *store.IndexDelta) bool {
 		for _, e := range d.Expunged {
 			entries = append(entries, logEntry{modseq: e.ModSeq, uid: e.UID, expunged: true})
 			gone[e.UID] = true
+		}
+		if b.uidShared.Load() {
+			c.uid = slices.Clone(c.uid)
+			b.uidShared.Store(false)
 		}
 		c.keep(func(i int) bool {
 			if !gone[c.uid[i]] {
@@ -384,6 +394,7 @@ func (b *Mailbox) unload() {
 func (b *Mailbox) reset() {
 	b.loaded = false
 	b.cols, b.sets, b.log, b.count = columns{}, flagSets{}, changeLog{}, counters{}
+	b.uidShared.Store(false)
 	b.dropCaches()
 }
 

@@ -29,6 +29,7 @@ type selected struct {
 	readOnly bool
 	examined bool     // EXAMINE: read-only whatever the rights
 	uids     []uint32 // ascending; seq = index+1
+	shared   bool     // uids may be the mailbox index's array: copy before removing (removeUIDs)
 	recent   []uint32 // ascending UIDs that are \Recent for this session
 	modSeq   uint64   // highest modseq this session has seen
 	maxUID   uint32   // highest UID this session has seen (UIDNEXT-1 at select)
@@ -209,6 +210,7 @@ func cmdSelect(ctx context.Context, c *conn, cmd *imap.Command) error {
 		examined: cmd.Name == "EXAMINE",
 		readOnly: cmd.Name == "EXAMINE" || !writable(m.rights),
 		uids:     uids,
+		shared:   true,
 		modSeq:   st.HighestModSeq,
 		maxUID:   st.UIDNext - 1,
 		keywords: st.Keywords,
@@ -618,9 +620,7 @@ func (c *conn) reportExpunges(uids []uint32) {
 		c.w.WriteString("* VANISHED ")
 		c.w.WriteString(imap.SetFromNums(gone).String())
 		c.w.CRLF()
-		sel.uids = sorted.Remove(sel.uids, gone)
-		sel.recent = sorted.Remove(sel.recent, gone)
-		sel.saved = sorted.Remove(sel.saved, gone)
+		sel.removeUIDs(gone)
 		return
 	}
 	var gone []uint32
@@ -636,6 +636,18 @@ func (c *conn) reportExpunges(uids []uint32) {
 		gone = append(gone, uids[i])
 	}
 	slices.Reverse(gone)
+	sel.removeUIDs(gone)
+}
+
+// removeUIDs takes the expunged UIDs gone (ascending) out of the view.
+// The UID list from the snapshot may be the mailbox index's own array,
+// shared with other sessions (shared): it is copied before its first
+// change in place. (Appending needs no copy: Snapshot clips it.)
+func (sel *selected) removeUIDs(gone []uint32) {
+	if sel.shared {
+		sel.uids = slices.Clone(sel.uids)
+		sel.shared = false
+	}
 	sel.uids = sorted.Remove(sel.uids, gone)
 	sel.recent = sorted.Remove(sel.recent, gone)
 	sel.saved = sorted.Remove(sel.saved, gone)
