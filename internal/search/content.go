@@ -282,16 +282,26 @@ func (c *Candidate) matchAddress(name, s string) (bool, error) {
 	// c.needle is s folded (matchHeader set it).
 	found := false
 	err := c.eachNamed(name, func(raw, _ []byte) bool {
-		colon := bytes.IndexByte(raw, ':')
-		if colon < 0 {
+		var ok bool
+		if c.scratch2, ok = appendNormalized(c.scratch2[:0], raw); !ok {
 			return true
 		}
-		norm := message.AddressSearchText(string(raw[colon+1:]))
-		c.scratch2 = foldAppendString(c.scratch2[:0], norm)
 		found = bytes.Contains(c.scratch2, c.needle)
 		return !found
 	})
 	return found, err
+}
+
+// appendNormalized appends to dst the addresses of an address field in
+// normalized form (message.AddressSearchText), folded; raw is the field's
+// text after its name (colon, value, continuation lines). false when raw
+// has no colon.
+func appendNormalized(dst, raw []byte) ([]byte, bool) {
+	colon := bytes.IndexByte(raw, ':')
+	if colon < 0 {
+		return dst, false
+	}
+	return foldAppendString(dst, message.AddressSearchText(string(raw[colon+1:]))), true
 }
 
 // matchBody reports whether the body text contains s.

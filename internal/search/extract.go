@@ -82,13 +82,11 @@ func (c *Candidate) appendFieldLines(dst []byte) []byte {
 		if !isAddressField(name) {
 			continue
 		}
-		raw := c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]
-		colon := bytes.IndexByte(raw, ':')
-		if colon < 0 {
+		var ok bool
+		if c.scratch2, ok = appendNormalized(c.scratch2[:0], c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]); !ok {
 			continue
 		}
 		dst = appendFieldLine(dst, name, c.hdrText[f.valStart:f.valEnd])
-		c.scratch2 = foldAppendString(c.scratch2[:0], message.AddressSearchText(string(raw[colon+1:])))
 		dst = appendFieldLine(dst, name, c.scratch2)
 	}
 	return dst
@@ -117,10 +115,15 @@ func ExactFieldNeedle(needle []byte) bool {
 	return bytes.IndexByte(needle, '\n') < 0 && bytes.IndexByte(needle, 0) < 0
 }
 
+// FieldLineNames are the Doc.Fields line names of the one-field store
+// queries (store.TextOneField), which FieldHolds takes.
+var FieldLineNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc",
+	store.TextBcc: "bcc", store.TextSubject: "subject"}
+
 // FieldHolds reports whether lines, a Doc.Fields, has a line of the
-// field name (lower case: from, to, cc, bcc, subject) whose text contains
-// needle; an empty needle asks whether the field is there at all. It is
-// Match's answer for FROM..BCC and SUBJECT when ExactFieldNeedle(needle).
+// field name (FieldLineNames) whose text contains needle; an empty
+// needle asks whether the field is there at all. It is Match's answer
+// for FROM..BCC and SUBJECT when ExactFieldNeedle(needle).
 func FieldHolds(lines []byte, name string, needle []byte) bool {
 	for len(lines) > 0 {
 		line := lines

@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tern-imap/tern/imap"
-	"github.com/tern-imap/tern/internal/message"
 )
 
 // Fuzzy matching (RFC 6203 SEARCH=FUZZY).
@@ -267,10 +266,9 @@ func (c *Candidate) fieldTexts(k *imap.SearchKey) [][]byte {
 		if !address {
 			continue
 		}
-		raw := c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]
-		if colon := bytes.IndexByte(raw, ':'); colon >= 0 {
-			start := len(c.addrText)
-			c.addrText = foldAppendString(c.addrText, message.AddressSearchText(string(raw[colon+1:])))
+		start := len(c.addrText)
+		var ok bool
+		if c.addrText, ok = appendNormalized(c.addrText, c.hdrRaw[f.nameEnd:min(f.rawEnd, len(c.hdrRaw))]); ok {
 			spans = append(spans, [2]int{start, len(c.addrText)})
 		}
 	}

@@ -119,9 +119,9 @@ func fuzzyLeaves(key *imap.SearchKey) map[*imap.SearchKey]bool {
 type TextIndex struct {
 	hits   map[*imap.SearchKey][]uint32
 	scores map[*imap.SearchKey][]uint8 // fuzzy keys: relevancy, parallel to hits
-	// byField holds the FROM..BCC and SUBJECT keys the store decided field by field
-	// (store.TextFrom...): like BODY and TEXT, their hits are their
-	// matches among the indexed messages.
+	// byField holds the FROM..BCC and SUBJECT keys the store decided
+	// field by field (store.TextOneField): like BODY and TEXT, their hits
+	// are their matches among the indexed messages.
 	byField map[*imap.SearchKey]bool
 	pending []uint32
 	// at is, per key, where decide found the last UID in its hits:
@@ -200,8 +200,8 @@ func (x *TextIndex) Restrict(key *imap.SearchKey, uids []uint32) []uint32 {
 // Decided splits uids (ascending) into the messages that match key by
 // the index alone and those it cannot decide (not indexed yet: they are
 // to be read and matched). ok is false unless key is made only of BODY
-// and TEXT keys and FROM..BCC and SUBJECT keys decided field by field (byField),
-// joined by AND, OR and NOT, outside FUZZY: their hits are exact (the
+// and TEXT keys and FROM..BCC and SUBJECT keys decided field by field
+// (byField), joined by AND, OR and NOT, outside FUZZY: their hits are exact (the
 // store compared the text a scan compares), so a search of such a key
 // needs no message fetched at all. Messages not indexed yet are never in
 // match, whatever NOT says of them: they are read.
@@ -222,6 +222,9 @@ func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []u
 // index alone decides k for every indexed message (see Decided); the
 // messages not indexed yet may be among them either way.
 func (x *TextIndex) exact(k *imap.SearchKey, all []uint32) ([]uint32, bool) {
+	if x.byField[k] {
+		return x.hits[k], true
+	}
 	switch k.Op {
 	case imap.SearchBody, imap.SearchText:
 		hits, ok := x.hits[k]
@@ -229,8 +232,6 @@ func (x *TextIndex) exact(k *imap.SearchKey, all []uint32) ([]uint32, bool) {
 			return nil, false
 		}
 		return hits, true
-	case imap.SearchFrom, imap.SearchTo, imap.SearchCc, imap.SearchBcc, imap.SearchSubject:
-		return x.hits[k], x.byField[k]
 	case imap.SearchAnd, imap.SearchOr:
 		if len(k.Children) == 0 {
 			return nil, false
@@ -306,9 +307,9 @@ func (x *TextIndex) must(k *imap.SearchKey) ([]uint32, bool) {
 // (store.WantHeader) when the index answers its text keys: only header
 // keys (SUBJECT, FROM, ..., HEADER) check their candidates on it, and
 // the messages not indexed yet are matched on it even when the index
-// decides the others (FROM..BCC by field). BODY and TEXT are decided by
-// the index, and a message the index has not
-// covered reads its header from the message itself.
+// decides the others (FROM..BCC and SUBJECT by field). BODY and TEXT
+// are decided by the index, and a message the index has not covered
+// reads its header from the message itself.
 func (x *TextIndex) NeedsHeader(key *imap.SearchKey) bool {
 	for _, k := range TextLeaves(key) {
 		if k.Op != imap.SearchBody && k.Op != imap.SearchText {

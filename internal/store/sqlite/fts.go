@@ -492,17 +492,12 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 	return cm.uidsOf(mergeSorted(proven, found)), nil
 }
 
-// fieldLineNames are the search.Doc.Fields line names of the one-field
-// queries.
-var fieldLineNames = map[store.TextField]string{store.TextFrom: "from", store.TextTo: "to", store.TextCc: "cc", store.TextBcc: "bcc",
-	store.TextSubject: "subject"}
-
 // searchField answers a one-field query (store.TextOneField) in the
 // mailbox cm maps: each candidate (fieldCandidates) is decided by its
 // field lines in fts_fields (search.FieldHolds), so the answer is exact
 // and no header is read.
 func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
-	name, ok := fieldLineNames[q.Fields]
+	name, ok := search.FieldLineNames[q.Fields]
 	if !ok {
 		return nil, fmt.Errorf("full-text query: fields %#x name more than one field", q.Fields)
 	}
