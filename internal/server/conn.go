@@ -102,6 +102,17 @@ type conn struct {
 	waiting  atomic.Bool // blocked reading the next command
 	woken    atomic.Bool // a change signal interrupted a read (IDLE)
 
+	// waitDeadline ends the wait for the next command (set when it
+	// starts, kept when the connection parks).
+	waitDeadline time.Time
+	// idle is the IDLE command in progress (idle.go), nil outside IDLE.
+	idle *idleWait
+	// Parking (park.go): worked is set when the goroutine ran a command
+	// (its stack may have grown); resumed holds the result of the read a
+	// parked connection waited on, for the session loop to take.
+	worked  bool
+	resumed parkedRead
+
 	// While a connection waits for input it holds no bufio buffers: it
 	// reads into small and hands what arrived to a pooled reader through
 	// prefix.
@@ -251,7 +262,7 @@ func (c *conn) dropBuffers() {
 // waitInput blocks until the client sends something, holding no buffers
 // while it waits. The read deadline must be set by the caller.
 func (c *conn) waitInput() error {
-	if c.br != nil && (c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0)) {
+	if c.inputBuffered() {
 		return nil
 	}
 	if err := c.release(); err != nil {
@@ -261,6 +272,17 @@ func (c *conn) waitInput() error {
 		return nil
 	}
 	n, err := c.nc.Read(c.small[:])
+	return c.gotInput(n, err)
+}
+
+// inputBuffered reports whether input is buffered already.
+func (c *conn) inputBuffered() bool {
+	return c.br != nil && (c.br.Buffered() > 0 || (c.prefix != nil && len(c.prefix.pre) > 0))
+}
+
+// gotInput takes the buffers back after a read into small that returned
+// n bytes and err; nil means there is input to read.
+func (c *conn) gotInput(n int, err error) error {
 	if n > 0 {
 		c.acquire(c.small[:n])
 		return nil
@@ -291,32 +313,22 @@ func (c *conn) shuttingDown() bool {
 	}
 }
 
+// serve runs a new session: the TLS handshake and the greeting, then its
+// commands (run).
 func (c *conn) serve(ctx context.Context) {
-	ctx = c.startSession(ctx)
-	defer func() {
-		if v := recover(); v != nil {
-			c.ending(endPanic)
-			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
-			c.w.WriteString("* BYE Internal server error\r\n")
-			c.flush()
-		}
-		c.closeSelected()
-		c.stopNotify()
-		c.closeOthers()
-		if c.acct != nil {
-			c.acct.Close()
-		}
-		c.nc.Close()
-		c.dropBuffers()
-		c.endSession()
-	}()
+	c.run(c.startSession(ctx), true)
+}
+
+// greet completes the TLS handshake of an IMAPS connection and sends the
+// greeting; false means the session already ended.
+func (c *conn) greet(ctx context.Context) bool {
 	c.preAuthDeadline = time.Now().Add(c.srv.cfg.PreAuthTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		c.nc.SetDeadline(c.preAuthDeadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.ending(endTLSFailed)
 			c.log.Debug("tls handshake failed", "err", err)
-			return
+			return false
 		}
 		c.nc.SetDeadline(time.Time{})
 	}
@@ -325,102 +337,210 @@ func (c *conn) serve(ctx context.Context) {
 	c.w.WriteString("] tern ready\r\n")
 	if err := c.flush(); err != nil {
 		c.ending(endWriteError)
+		return false
+	}
+	return true
+}
+
+// run is the body of the session's goroutine: it greets the client if
+// greet is set, then runs the session until it ends, then closes the
+// connection (finish), or until the connection parks (park.go): then a new
+// goroutine goes on with the session and this one returns.
+func (c *conn) run(ctx context.Context, greet bool) {
+	ended := true
+	defer func() {
+		if v := recover(); v != nil {
+			c.ending(endPanic)
+			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
+			c.w.WriteString("* BYE Internal server error\r\n")
+			c.flush()
+		}
+		if ended {
+			c.finish()
+		}
+	}()
+	if greet && !c.greet(ctx) {
 		return
 	}
 	for {
-		if c.shuttingDown() {
-			c.ending(endShutdown)
-			c.bye("Server shutting down")
+		var next loopStep
+		if c.idle != nil {
+			next = c.idleStep(ctx) // idle.go
+		} else {
+			next = c.commandStep(ctx)
+		}
+		switch next {
+		case stepEnd:
 			return
-		}
-		if msg := c.overLimit(); msg != "" {
-			c.ending(endAbuse)
-			c.bye(msg)
-			return
-		}
-		deadline := time.Now().Add(c.srv.cfg.IdleTimeout)
-		if c.state == stateNotAuth {
-			deadline = c.preAuthDeadline
-		}
-		c.nc.SetReadDeadline(deadline)
-		c.waiting.Store(true)
-		if c.shuttingDown() {
-			c.ending(endShutdown)
-			c.bye("Server shutting down")
-			return
-		}
-		err := c.waitCommand(ctx, deadline) // waitInput, delivering NOTIFY events (notify.go)
-		c.waiting.Store(false)
-		var cmd *imap.Command
-		if err == nil {
-			cmd, err = c.r.ReadCommand()
-		}
-		if err != nil {
-			var pe *imap.ParseError
-			if errors.As(err, &pe) {
-				if c.shuttingDown() {
-					c.ending(endShutdown)
-					c.bye("Server shutting down")
-					return
-				}
-				c.commands++
-				tag := pe.Tag
-				if tag == "" {
-					tag = "*"
-				}
-				kind := " BAD "
-				if pe.TooBig || strings.HasPrefix(pe.Msg, "[BADCHARSET") {
-					kind = " NO "
-				}
-				msg := sanitize(pe.Msg)
-				if pe.TooBig && !strings.HasPrefix(msg, "[") {
-					msg = "[TOOBIG] " + msg
-				}
-				c.w.WriteString(tag)
-				c.w.WriteString(kind)
-				c.w.WriteString(msg)
-				c.w.CRLF()
-				c.bads++
-				c.srv.obs.invalid.Done(strings.TrimSpace(kind), -1)
-				if pe.Fatal {
-					c.ending(endBadInput)
-					c.w.WriteString("* BYE Too much bad input\r\n")
-					c.flush()
-					return
-				}
-				if c.flush() != nil {
-					c.ending(endWriteError)
-					return
-				}
-				continue
-			}
-			c.endRead(err)
-			return
-		}
-		c.nc.SetReadDeadline(time.Time{})
-		if c.state == stateNotAuth {
-			c.preAuthCmds++
-		}
-		c.commands++
-		c.result = ""
-		start := time.Now()
-		err = c.dispatch(ctx, cmd)
-		c.commandDone(cmd, start)
-		if errors.Is(err, errLogout) {
-			c.endLogout()
-			c.flush()
-			return
-		}
-		if err != nil {
-			c.ending(endConnError)
-			c.log.Debug("connection ended", "err", err)
-			return
-		}
-		if err := c.flush(); err != nil {
-			c.ending(endWriteError)
+		case stepPark:
+			ended = false
+			go c.resume(ctx)
 			return
 		}
 	}
+}
+
+// finish ends the session: it closes what the session opened and the
+// connection, and takes the connection off the server's books.
+func (c *conn) finish() {
+	c.closeSelected()
+	c.stopNotify()
+	c.closeOthers()
+	if c.acct != nil {
+		c.acct.Close()
+	}
+	c.nc.Close()
+	c.dropBuffers()
+	c.endSession()
+	c.srv.connEnded(c)
+}
+
+// loopStep is what the session loop does after one step.
+type loopStep int
+
+const (
+	stepNext loopStep = iota // go on
+	stepEnd                  // the session ended
+	stepPark                 // wait for input on a new goroutine (park.go)
+)
+
+// commandStep waits for the client's next command and runs it.
+func (c *conn) commandStep(ctx context.Context) loopStep {
+	var err error
+	if c.resumed.ok {
+		err = c.resumeInput() // the read a parked connection waited on
+	} else {
+		if !c.readyToWait() {
+			return stepEnd
+		}
+		err = c.waitCommand(ctx, c.waitDeadline) // waitInput, delivering NOTIFY events (notify.go)
+		if errors.Is(err, errPark) {
+			return stepPark
+		}
+	}
+	c.waiting.Store(false)
+	c.waitDeadline = time.Time{}
+	var cmd *imap.Command
+	if err == nil {
+		cmd, err = c.r.ReadCommand()
+	}
+	if err != nil {
+		return c.readFailed(err)
+	}
+	return c.runCommand(ctx, cmd)
+}
+
+// readyToWait checks what ends a session between commands (shutdown, too
+// much bad input) and sets the read deadline for the wait; false means the
+// session ended.
+func (c *conn) readyToWait() bool {
+	if c.shuttingDown() {
+		c.ending(endShutdown)
+		c.bye("Server shutting down")
+		return false
+	}
+	if msg := c.overLimit(); msg != "" {
+		c.ending(endAbuse)
+		c.bye(msg)
+		return false
+	}
+	c.waitDeadline = time.Now().Add(c.srv.cfg.IdleTimeout)
+	if c.state == stateNotAuth {
+		c.waitDeadline = c.preAuthDeadline
+	}
+	c.nc.SetReadDeadline(c.waitDeadline)
+	c.waiting.Store(true)
+	if c.shuttingDown() {
+		c.ending(endShutdown)
+		c.bye("Server shutting down")
+		return false
+	}
+	return true
+}
+
+// readFailed answers a command that could not be read: a tagged BAD (or NO)
+// for a parse error, or the end of the session (endRead).
+func (c *conn) readFailed(err error) loopStep {
+	var pe *imap.ParseError
+	if !errors.As(err, &pe) {
+		c.endRead(err)
+		return stepEnd
+	}
+	if c.shuttingDown() {
+		c.ending(endShutdown)
+		c.bye("Server shutting down")
+		return stepEnd
+	}
+	c.commands++
+	tag := pe.Tag
+	if tag == "" {
+		tag = "*"
+	}
+	kind := " BAD "
+	if pe.TooBig || strings.HasPrefix(pe.Msg, "[BADCHARSET") {
+		kind = " NO "
+	}
+	msg := sanitize(pe.Msg)
+	if pe.TooBig && !strings.HasPrefix(msg, "[") {
+		msg = "[TOOBIG] " + msg
+	}
+	c.w.WriteString(tag)
+	c.w.WriteString(kind)
+	c.w.WriteString(msg)
+	c.w.CRLF()
+	c.bads++
+	c.srv.obs.invalid.Done(strings.TrimSpace(kind), -1)
+	if pe.Fatal {
+		c.ending(endBadInput)
+		c.w.WriteString("* BYE Too much bad input\r\n")
+		c.flush()
+		return stepEnd
+	}
+	if c.flush() != nil {
+		c.ending(endWriteError)
+		return stepEnd
+	}
+	return stepNext
+}
+
+// runCommand runs a command that was read. IDLE goes on in the session
+// loop (idleStep) and is completed there.
+func (c *conn) runCommand(ctx context.Context, cmd *imap.Command) loopStep {
+	c.nc.SetReadDeadline(time.Time{})
+	if c.state == stateNotAuth {
+		c.preAuthCmds++
+	}
+	c.commands++
+	c.result = ""
+	c.worked = true
+	start := time.Now()
+	err := c.dispatch(ctx, cmd)
+	if errors.Is(err, errIdling) {
+		c.idle.start = start
+		return stepNext
+	}
+	return c.commandEnded(cmd, start, err)
+}
+
+// commandEnded counts a command whose response is written and sends it;
+// err is what the command returned after its tagged response (complete).
+func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopStep {
+	c.commandDone(cmd, start)
+	if errors.Is(err, errLogout) {
+		c.endLogout()
+		c.flush()
+		return stepEnd
+	}
+	if err != nil {
+		c.ending(endConnError)
+		c.log.Debug("connection ended", "err", err)
+		return stepEnd
+	}
+	if err := c.flush(); err != nil {
+		c.ending(endWriteError)
+		return stepEnd
+	}
+	return stepNext
 }
 
 // endRead ends the session after reading a command failed (not a parse
@@ -598,6 +718,16 @@ func (c *conn) dispatch(ctx context.Context, cmd *imap.Command) (err error) {
 	if err = c.recheckRights(ctx, cmd); err == nil {
 		err = spec.fn(ctx, c, cmd)
 	}
+	if errors.Is(err, errIdling) {
+		return err
+	}
+	return c.complete(ctx, cmd, err)
+}
+
+// complete writes the tagged response of a command whose handler returned
+// err, after the updates the command may send (syncAfter). It returns nil,
+// errLogout (the session ends after the response) or a connection error.
+func (c *conn) complete(ctx context.Context, cmd *imap.Command, err error) error {
 	var re *respError
 	switch {
 	case err == nil:

@@ -968,8 +968,7 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 	for {
 		n := c.notify
 		if n == nil {
-			c.nc.SetReadDeadline(deadline)
-			return c.waitInput()
+			return c.waitInputOrPark(deadline) // park.go
 		}
 		c.woken.Store(false)
 		if err := c.notifyDeliver(ctx, false); err != nil {

@@ -257,15 +257,18 @@ func (s *Server) Serve(ln net.Listener, implicitTLS bool) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve(s.baseCtx)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.endConnLocked(c)
-			s.mu.Unlock()
-		}()
+		go c.serve(s.baseCtx)
 	}
+}
+
+// connEnded takes an ended connection off the server's books (its
+// session called finish).
+func (s *Server) connEnded(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.endConnLocked(c)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // Serving reports whether the server accepts connections on at least n

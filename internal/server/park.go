@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+// Parking: a connection that waits for its client gives its goroutine's
+// stack back.
+//
+// A goroutine's stack grows while it runs a command (tens of KiB through
+// SQLite) and the runtime gives it back only by halves, at a garbage
+// collection, while at most a quarter of it is in use: a session waiting
+// for input under its loop, the command dispatcher and IDLE's frames
+// (about 1.9 KiB deep) keeps 8 KiB for as long as it waits. So once a
+// connection has waited parkAfter for its client, it hands the wait to a
+// new goroutine whose first call is the read it waits on (resume), on the
+// smallest stack the runtime gives, and its own goroutine ends. A client
+// that sends its next command within parkAfter never pays for the new
+// goroutine or for growing its stack again.
+
+// parkAfter is how long a connection waits for input before it parks.
+const parkAfter = 200 * time.Millisecond
+
+// errPark means the connection parks: the session loop starts resume and
+// ends the current goroutine.
+var errPark = errors.New("park the connection")
+
+// parkedRead is the result of the read a parked connection waited on.
+type parkedRead struct {
+	ok  bool
+	n   int
+	err error
+}
+
+// resume is a parked connection's goroutine: the read first (its frames
+// are all the stack it holds while the client is idle), then the session
+// goes on where it parked (commandStep, idleStep).
+func (c *conn) resume(ctx context.Context) {
+	n, err := c.nc.Read(c.small[:])
+	c.resumed = parkedRead{ok: true, n: n, err: err}
+	c.worked = false
+	c.run(ctx, false)
+}
+
+// takeResumed returns the parked read's result, once.
+func (c *conn) takeResumed() (int, error) {
+	r := c.resumed
+	c.resumed = parkedRead{}
+	return r.n, r.err
+}
+
+// readDeadlineFor is the read deadline for a wait until deadline: at most
+// parkAfter from now when this goroutine ran a command (then parking gives
+// back what its stack grew to), else deadline itself.
+func (c *conn) readDeadlineFor(deadline time.Time) time.Time {
+	if !c.worked {
+		return deadline
+	}
+	return earlier(deadline, time.Now().Add(parkAfter))
+}
+
+// parkNow reports whether a read that failed with err ended at parkAfter
+// (not at deadline, a change signal or shutdown): then the read deadline
+// is set back to deadline for the parked read.
+func (c *conn) parkNow(err error, deadline time.Time) bool {
+	var ne net.Error
+	if !c.worked || !errors.As(err, &ne) || !ne.Timeout() || c.woken.Load() || c.shuttingDown() || !time.Now().Before(deadline) {
+		return false
+	}
+	c.nc.SetReadDeadline(deadline)
+	// A signal or shutdown that raced with setting the deadline: the
+	// caller handles it as if the read had ended for it.
+	return !c.woken.Load() && !c.shuttingDown()
+}
+
+// waitInputOrPark waits for the client's next command until deadline, as
+// waitInput does, and returns errPark when the connection should park.
+func (c *conn) waitInputOrPark(deadline time.Time) error {
+	c.nc.SetReadDeadline(c.readDeadlineFor(deadline))
+	err := c.waitInput()
+	if err == nil || !c.parkNow(err, deadline) {
+		return err
+	}
+	if err := c.release(); err != nil {
+		return err
+	}
+	return errPark
+}
+
+// resumeInput ends waitInput with the read a parked connection waited on.
+func (c *conn) resumeInput() error {
+	return c.gotInput(c.takeResumed())
+}

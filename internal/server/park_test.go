@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"bytes"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/server"
+)
+
+// parkedSessions counts the sessions whose goroutine is a parked one
+// waiting for input (its stack holds the read under conn.resume and not
+// yet the session loop).
+func parkedSessions() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("server.(*conn).resume(")) && !bytes.Contains(g, []byte("server.(*conn).run(")) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitParked waits until at least n sessions are parked.
+func waitParked(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for parkedSessions() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions parked after 5 s, want %d", parkedSessions(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A session idle between commands or in IDLE parks (a new goroutine waits
+// for its input) and goes on unchanged: commands, IDLE's updates and DONE,
+// over plaintext and TLS.
+func TestParkedSessionGoesOn(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := "plain"
+		if useTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, serverOpts{insecureAuth: true})
+			ts.addUser("alice", "secret")
+			a := ts.dial()
+			if useTLS {
+				a = ts.dialTLS()
+			}
+			a.ok("LOGIN alice secret")
+			a.ok("SELECT INBOX")
+			b := ts.login("alice", "secret")
+			waitParked(t, 2)
+
+			b.appendMsg("INBOX", "", simpleMsg)
+			hasLine(t, a.ok("NOOP"), "* 1 EXISTS")
+			waitParked(t, 2)
+
+			a.write("I1 IDLE\r\n")
+			if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
+				t.Fatalf("idle: %q", l)
+			}
+			waitParked(t, 2)
+			b.appendMsg("INBOX", "", simpleMsg)
+			if l := a.readLine(); l != "* 2 EXISTS" {
+				t.Fatalf("idle update from a parked session: %q", l)
+			}
+			if l := a.readLine(); l != "* 2 RECENT" {
+				t.Fatalf("idle update: %q", l)
+			}
+			// Woken, it parks again, and DONE still ends IDLE.
+			waitParked(t, 2)
+			a.write("DONE\r\n")
+			if l := a.readLine(); l != "I1 OK IDLE completed" {
+				t.Fatalf("done: %q", l)
+			}
+			hasLine(t, a.ok("FETCH 2 (FLAGS)"), `* 2 FETCH (FLAGS (\Recent))`)
+		})
+	}
+}
+
+// A parked session still ends at its idle timer, and at shutdown with a BYE.
+func TestParkedSessionEnds(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true, mutate: func(c *server.Config) { c.IdleTimeout = 1500 * time.Millisecond }})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	a.ok("SELECT INBOX")
+	a.write("I1 IDLE\r\n")
+	if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("idle: %q", l)
+	}
+	b := ts.login("alice", "secret")
+	waitParked(t, 2)
+	if l := a.readLine(); l != "* BYE Autologout; idle for too long" {
+		t.Fatalf("idle timer of a parked IDLE: %q", l)
+	}
+	if l := b.readLine(); l != "* BYE Autologout; idle for too long" {
+		t.Fatalf("idle timer of a parked session: %q", l)
+	}
+
+	c := ts.login("alice", "secret")
+	c.ok("SELECT INBOX")
+	c.write("I2 IDLE\r\n")
+	if l := c.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("idle: %q", l)
+	}
+	d := ts.login("alice", "secret")
+	waitParked(t, 2)
+	go ts.srv.Shutdown(t.Context())
+	for _, cl := range []*client{c, d} {
+		if l := cl.readLine(); l != "* BYE Server shutting down" {
+			t.Fatalf("shutdown of a parked session: %q", l)
+		}
+	}
+}
