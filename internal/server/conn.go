@@ -352,6 +352,7 @@ func (c *conn) run(ctx context.Context, greet bool) {
 		if v := recover(); v != nil {
 			c.ending(endPanic)
 			c.log.Error("panic in session; closing connection", "panic", v, "stack", string(debug.Stack()))
+			c.acquire(nil) // a waiting connection holds no buffers
 			c.w.WriteString("* BYE Internal server error\r\n")
 			c.flush()
 		}

@@ -199,6 +199,7 @@ func (c *conn) idleEnd(ctx context.Context, err error) loopStep {
 		w.selSub.SetWake(nil)
 	}
 	w.unwake()
+	c.woken.Store(false) // a change that came with DONE is sent by complete
 	c.acquire(nil)
 	if w.retry && c.sel != nil {
 		c.sel.dirty = true

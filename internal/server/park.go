@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime/debug"
 	"time"
 )
 
@@ -39,10 +40,23 @@ type parkedRead struct {
 // are all the stack it holds while the client is idle), then the session
 // goes on where it parked (commandStep, idleStep).
 func (c *conn) resume(ctx context.Context) {
-	n, err := c.nc.Read(c.small[:])
-	c.resumed = parkedRead{ok: true, n: n, err: err}
+	c.resumed = c.parkedRead()
 	c.worked = false
 	c.run(ctx, false)
+}
+
+// parkedRead is the read a parked connection waits on. A panic in it ends
+// the session as one in the session loop does (run).
+func (c *conn) parkedRead() (r parkedRead) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.ending(endPanic)
+			c.log.Error("panic in a parked connection's read; closing connection", "panic", v, "stack", string(debug.Stack()))
+			r = parkedRead{ok: true, err: errClose}
+		}
+	}()
+	n, err := c.nc.Read(c.small[:])
+	return parkedRead{ok: true, n: n, err: err}
 }
 
 // takeResumed returns the parked read's result, once.
@@ -79,9 +93,21 @@ func (c *conn) parkNow(err error, deadline time.Time) bool {
 // waitInputOrPark waits for the client's next command until deadline, as
 // waitInput does, and returns errPark when the connection should park.
 func (c *conn) waitInputOrPark(deadline time.Time) error {
+	// No wake-up is installed on this path: a flag left by IDLE or NOTIFY
+	// must not make parkNow take parkAfter for a wake-up.
+	c.woken.Store(false)
 	c.nc.SetReadDeadline(c.readDeadlineFor(deadline))
+	if c.shuttingDown() {
+		c.nc.SetReadDeadline(time.Now()) // a shutdown that raced with the deadline
+	}
 	err := c.waitInput()
-	if err == nil || !c.parkNow(err, deadline) {
+	if err == nil {
+		// The rest of the command (its line, its literals) is read under
+		// the idle timer, not parkAfter.
+		c.nc.SetReadDeadline(deadline)
+		return nil
+	}
+	if !c.parkNow(err, deadline) {
 		return err
 	}
 	if err := c.release(); err != nil {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,31 @@ func TestParkedSessionEnds(t *testing.T) {
 		if l := cl.readLine(); l != "* BYE Server shutting down" {
 			t.Fatalf("shutdown of a parked session: %q", l)
 		}
+	}
+}
+
+// A command that arrives in pieces, the first within parkAfter of the
+// previous response, is read to its end under the idle timer: its line and
+// its literal may take longer than parkAfter.
+func TestSlowCommandAfterCommand(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	a.ok("SELECT INBOX")
+	a.write("A1 NO")
+	time.Sleep(500 * time.Millisecond)
+	a.write("OP\r\n")
+	if _, tagged := a.readUntil("A1"); tagged != "OK NOOP completed" {
+		t.Fatalf("a command line split over 500 ms: %q", tagged)
+	}
+	msg := crlf(simpleMsg)
+	a.write("A2 APPEND INBOX {" + strconv.Itoa(len(msg)) + "}\r\n")
+	if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("append: %q", l)
+	}
+	time.Sleep(500 * time.Millisecond)
+	a.write(msg + "\r\n")
+	if _, tagged := a.readUntil("A2"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("a literal sent 500 ms after its continuation: %q", tagged)
 	}
 }
