@@ -191,3 +191,89 @@ func TestFieldDirect(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedFieldLines: a message appended and not yet indexed is
+// answered by FROM..BCC and SUBJECT from the field lines Append queued
+// with it (not left pending for the caller to read), in a small mailbox
+// and in one large enough for fts_head's candidates; a query of another
+// kind in the same search still leaves it pending; expunged before
+// indexing it leaves nothing behind, and indexing it gives the same
+// answers.
+func TestQueuedFieldLines(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	defer s.Close()
+	var bodies []string
+	for i := range 4 * directShare {
+		bodies = append(bodies, fmt.Sprintf("From: sender%d@example.org\r\nTo: team@example.org\r\nSubject: s%d\r\n\r\nhello\r\n", i, i))
+	}
+	a, inbox := searchSetup(t, s, bodies) // indexed
+	queued := []string{
+		"From: Zed Quill <zed@example.org>\r\nSubject: quarterly figures\r\n\r\nhello\r\n",
+		"From: amy@example.org\r\nTo: Zed Quill <zed@example.org>\r\n\r\nhello\r\n",
+		"From: bob@example.org\r\nSubject: gone\r\n\r\nhello\r\n",
+	}
+	for _, b := range queued {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := uint32(len(bodies))
+	if err := a.CreateMailbox(ctx, "Few", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Copy(ctx, inbox, []uint32{1, n + 1, n + 2}, "Few"); err != nil {
+		t.Fatal(err)
+	}
+	few, err := a.Mailbox(ctx, "Few")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		mailbox int64
+		q       store.TextQuery
+		want    []uint32
+	}{
+		{inbox, store.TextQuery{Fields: store.TextFrom, Needle: search.Fold("Zed Q")}, []uint32{n + 1}},
+		{inbox, store.TextQuery{Fields: store.TextTo, Needle: search.Fold("zed@example")}, []uint32{n + 2}},
+		{inbox, store.TextQuery{Fields: store.TextSubject, Needle: search.Fold("QUARTERLY")}, []uint32{n + 1}},
+		{inbox, store.TextQuery{Fields: store.TextFrom, Needle: search.Fold("sender3@")}, []uint32{4}},
+		{few.ID, store.TextQuery{Fields: store.TextFrom, Needle: search.Fold("Zed Q")}, []uint32{2}},
+		{few.ID, store.TextQuery{Fields: store.TextTo, Needle: search.Fold("zed")}, []uint32{3}},
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, c := range cases {
+			res, err := a.SearchText(ctx, c.mailbox, []store.TextQuery{c.q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.Hits[0], c.want) || len(res.Pending) != 0 {
+				t.Errorf("%s: mailbox %d, %#x %q: hits %v pending %v, want hits %v and none pending", stage, c.mailbox, c.q.Fields, c.q.Needle, res.Hits[0], res.Pending, c.want)
+			}
+		}
+	}
+	check("queued")
+	// A BODY query in the same search: the queued messages are read.
+	res, err := a.SearchText(ctx, inbox, []store.TextQuery{{Fields: store.TextFrom, Needle: search.Fold("zed")}, {Fields: store.TextBody, Needle: search.Fold("hello")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{n + 1, n + 2, n + 3}; !slices.Equal(res.Pending, want) {
+		t.Errorf("FROM and BODY: pending %v, want %v", res.Pending, want)
+	}
+	// Expunged while queued: its queue row and lines go with it.
+	if _, err := a.Expunge(ctx, inbox, []uint32{n + 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check while queued = %q, %v", p, err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed")
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check after indexing = %q, %v", p, err)
+	}
+}

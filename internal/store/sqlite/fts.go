@@ -94,7 +94,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(body, mime, content='', conten
 const ftsQueueSchema = `
 CREATE TABLE IF NOT EXISTS fts_pending(
 	content_id INTEGER PRIMARY KEY,
-	state INTEGER NOT NULL DEFAULT 0
+	state INTEGER NOT NULL DEFAULT 0,
+	lines BLOB
 );
 CREATE TABLE IF NOT EXISTS fts_weak(
 	content_id INTEGER PRIMARY KEY
@@ -318,9 +319,18 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 		if err != nil {
 			return err
 		}
-		var pending []int64
+		var pending, lined []int64
 		if err := postings(ctx, tx, &pending, `SELECT group_concat(content_id) FROM fts_pending`); err != nil {
 			return err
+		}
+		if oneFieldQueries(qs) {
+			// Queued contents with field lines (written by Append) are
+			// decided by them (searchField): not pending for this search.
+			if err := postings(ctx, tx, &lined, `SELECT group_concat(content_id) FROM fts_pending WHERE lines IS NOT NULL`); err != nil {
+				return err
+			}
+			lined = cm.inMailbox(lined)
+			pending = subtractSorted(pending, lined)
 		}
 		res.Pending = cm.uidsOf(pending)
 		res.Hits = make([][]uint32, len(qs))
@@ -329,7 +339,7 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 			if q.Fuzzy {
 				res.Hits[i], res.Scores[i], err = searchFuzzy(ctx, tx, cm, q)
 			} else {
-				res.Hits[i], err = searchOne(ctx, tx, cm, q)
+				res.Hits[i], err = searchOne(ctx, tx, cm, q, lined)
 			}
 			if err != nil {
 				return err
@@ -448,9 +458,9 @@ func textBytes(v driver.Value, fn func([]byte) bool) bool {
 // half the mailbox costs no row or blob copy per message, no text read
 // where the word index proves the match, and no index seek per hit to
 // find its UID.
-func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
+func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, lined []int64) ([]uint32, error) {
 	if q.Fields&store.TextOneField != 0 {
-		return searchField(ctx, tx, cm, q)
+		return searchField(ctx, tx, cm, q, lined)
 	}
 	cols := fieldColumns(q.Fields)
 	if len(cols) == 0 {
@@ -494,9 +504,10 @@ func searchOne(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery
 
 // searchField answers a one-field query (store.TextOneField) in the
 // mailbox cm maps: each candidate (fieldCandidates) is decided by its
-// field lines in fts_fields (search.FieldHolds), so the answer is exact
-// and no header is read.
-func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery) ([]uint32, error) {
+// field lines in fts_fields (search.FieldHolds), and each queued content
+// of lined by the lines Append kept in fts_pending, so the answer is
+// exact and no header is read.
+func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQuery, lined []int64) ([]uint32, error) {
 	name, ok := search.FieldLineNames[q.Fields]
 	if !ok {
 		return nil, fmt.Errorf("full-text query: fields %#x name more than one field", q.Fields)
@@ -505,19 +516,40 @@ func searchField(ctx context.Context, tx *sqlTx, cm *contentMap, q store.TextQue
 	if err != nil {
 		return nil, err
 	}
-	if len(cand) == 0 {
-		return nil, nil
-	}
 	needle := q.Needle
 	if needle == nil {
 		needle = []byte{}
 	}
 	var found []int64
-	if err := postings(ctx, tx, &found, `SELECT group_concat(a.id) FROM json_each(?3) j CROSS JOIN fts_fields a ON a.id = j.value
-		WHERE `+fieldHoldsFunc+`(a.lines, ?1, ?2)`, name, needle, jsonIDs(cand)); err != nil {
+	if err := linesHolding(ctx, tx, &found, `fts_fields`, `id`, cand, name, needle); err != nil {
+		return nil, err
+	}
+	if err := linesHolding(ctx, tx, &found, `fts_pending`, `content_id`, lined, name, needle); err != nil {
 		return nil, err
 	}
 	return cm.uidsOf(found), nil
+}
+
+// linesHolding appends to found the contents of ids whose field lines,
+// column lines of table (keyed by idColumn), have a line of field name
+// holding needle (search.FieldHolds).
+func linesHolding(ctx context.Context, tx *sqlTx, found *[]int64, table, idColumn string, ids []int64, name string, needle []byte) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return postings(ctx, tx, found, `SELECT group_concat(a.`+idColumn+`) FROM json_each(?3) j CROSS JOIN `+table+` a ON a.`+idColumn+` = j.value
+		WHERE a.lines IS NOT NULL AND `+fieldHoldsFunc+`(a.lines, ?1, ?2)`, name, needle, jsonIDs(ids))
+}
+
+// oneFieldQueries reports whether every query of qs is an exact one-field
+// query (searchField), which queued contents with field lines answer.
+func oneFieldQueries(qs []store.TextQuery) bool {
+	for _, q := range qs {
+		if _, ok := search.FieldLineNames[q.Fields]; !ok || q.Fuzzy {
+			return false
+		}
+	}
+	return len(qs) > 0
 }
 
 // directShare: a one-field query checks the field lines of

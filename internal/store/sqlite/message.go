@@ -204,6 +204,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	type prep struct {
 		info    *message.Info
 		header  []byte
+		lines   []byte // field lines for the indexing queue (nil: none)
 		preview string
 		sys     int64
 		kws     []string
@@ -222,7 +223,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			idate = now
 		}
 		info := backend.ParseMessage(a.s.log, a.u.name, m.Body)
-		preps[i] = prep{info: info, header: backend.HeaderBlock(m.Body, info), preview: backend.Preview(m.Body, info), sys: sys, kws: kws, idate: idate}
+		header := backend.HeaderBlock(m.Body, info)
+		lines, _ := fieldLines(header)
+		preps[i] = prep{info: info, header: header, lines: lines, preview: backend.Preview(m.Body, info), sys: sys, kws: kws, idate: idate}
 		bodies[i] = m.Body
 	}
 	if a.closed.Load() {
@@ -295,8 +298,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			if err := w.saveThreading(cid, p.info); err != nil {
 				return err
 			}
-			// Indexed for SEARCH in the background (fts.go).
-			if _, err := w.tx.ExecContext(ctx, `INSERT INTO fts_pending(content_id) VALUES(?)`, cid); err != nil {
+			// Indexed for SEARCH in the background (fts.go); until then
+			// one-field searches read its field lines here.
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO fts_pending(content_id, lines) VALUES(?, ?)`, cid, p.lines); err != nil {
 				return fmt.Errorf("queue content for indexing: %w", err)
 			}
 			uid := m.uidNext + uint32(i)

@@ -11,7 +11,7 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 17
+const userSchemaVersion = 18
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
@@ -253,10 +253,36 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 			return fmt.Errorf("migrate schema: field lines: %w", err)
 		}
 	}
+	// Version 17 -> 18: the indexing queue keeps a new content's field
+	// lines (fts_pending.lines, written by Append), so FROM..BCC and
+	// SUBJECT decide queued messages without reading their headers. Rows
+	// queued before stay without (NULL: read as before).
+	if hasContents > 0 {
+		if err := addPendingLines(ctx, tx); err != nil {
+			return fmt.Errorf("migrate schema: fts_pending.lines: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
 	return nil
+}
+
+// addPendingLines adds fts_pending.lines (schema version 18) to a queue
+// that lacks it.
+func addPendingLines(ctx context.Context, tx *sql.Tx) error {
+	var hasQueue, hasLines int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'fts_pending'`).Scan(&hasQueue); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('fts_pending') WHERE name = 'lines'`).Scan(&hasLines); err != nil {
+		return err
+	}
+	if hasQueue == 0 || hasLines > 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `ALTER TABLE fts_pending ADD COLUMN lines BLOB`)
+	return err
 }
 
 // errNewerSchema is returned for a mail.db written by a newer tern.
