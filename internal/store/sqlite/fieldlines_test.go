@@ -277,3 +277,48 @@ func TestQueuedFieldLines(t *testing.T) {
 		t.Fatalf("Check after indexing = %q, %v", p, err)
 	}
 }
+
+// TestPendingLinesMigrated: a mail.db of schema version 17 (a queue
+// without lines) gains fts_pending.lines; what it queued before stays
+// pending (read by the caller), what is appended after is decided by its
+// lines.
+func TestPendingLinesMigrated(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	a := newUser(t, s)
+	from := func(name string) store.NewMessage {
+		return store.NewMessage{Body: []byte("From: " + name + " <x@example.org>\r\nSubject: hi\r\n\r\nhello\r\n")}
+	}
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{from("Zed Old")}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	s.Close()
+	execMailDB(t, dir, `ALTER TABLE fts_pending DROP COLUMN lines`, `PRAGMA user_version = 17`)
+
+	s = openTest(t, dir, nil)
+	defer s.Close()
+	a2, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if _, err := a2.Append(ctx, "INBOX", []store.NewMessage{from("Zed New")}); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := a2.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a2.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextFrom, Needle: search.Fold("zed")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Hits[0], []uint32{2}) || !slices.Equal(res.Pending, []uint32{1}) {
+		t.Errorf("after the migration: hits %v pending %v, want [2] and [1]", res.Hits[0], res.Pending)
+	}
+	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+		t.Fatalf("Check = %q, %v", p, err)
+	}
+}
