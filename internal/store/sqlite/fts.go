@@ -323,13 +323,14 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 		if err := postings(ctx, tx, &pending, `SELECT group_concat(content_id) FROM fts_pending`); err != nil {
 			return err
 		}
-		if oneFieldQueries(qs) {
-			// Queued contents with field lines (written by Append) are
-			// decided by them (searchField): not pending for this search.
-			if err := postings(ctx, tx, &lined, `SELECT group_concat(content_id) FROM fts_pending WHERE lines IS NOT NULL`); err != nil {
+		if mine := cm.inMailbox(pending); len(mine) > 0 && oneFieldQueries(qs) {
+			// The mailbox's queued contents with field lines (written by
+			// Append) are decided by them (searchField): not pending for
+			// this search.
+			if err := postings(ctx, tx, &lined, `SELECT group_concat(p.content_id) FROM json_each(?) j CROSS JOIN fts_pending p ON p.content_id = j.value
+				WHERE p.lines IS NOT NULL`, jsonIDs(mine)); err != nil {
 				return err
 			}
-			lined = cm.inMailbox(lined)
 			pending = subtractSorted(pending, lined)
 		}
 		res.Pending = cm.uidsOf(pending)
