@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime/debug"
+	"syscall"
 	"time"
 )
 
@@ -55,8 +56,40 @@ func (c *conn) parkedRead() (r parkedRead) {
 			r = parkedRead{ok: true, err: errClose}
 		}
 	}()
+	if err := c.awaitReadable(); err != nil {
+		return parkedRead{ok: true, err: err}
+	}
 	n, err := c.nc.Read(c.small[:])
 	return parkedRead{ok: true, n: n, err: err}
+}
+
+// awaitReadable waits, on a TLS connection, until its socket has bytes to
+// read (or is closed), on the socket itself: the parked goroutine then
+// waits a few hundred bytes deep, not under crypto/tls's record layer,
+// whose frames would grow its stack. It is right only after a read
+// through TLS timed out, as before every park: crypto/tls reads the socket
+// only when it holds no decrypted input and no whole record, so nothing
+// can be read before more bytes arrive. The read deadline (wake-ups,
+// shutdown, the idle timer) ends the wait as it ends a read; other
+// errors are left to the read through TLS that follows.
+func (c *conn) awaitReadable() error {
+	if !c.isTLS || c.compress != nil || c.tcp == nil {
+		return nil
+	}
+	rc, err := c.tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN
+	})
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return err
+	}
+	return nil
 }
 
 // takeResumed returns the parked read's result, once.

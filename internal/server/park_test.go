@@ -97,12 +97,13 @@ func TestParkedSessionEnds(t *testing.T) {
 		t.Fatalf("idle: %q", l)
 	}
 	b := ts.login("alice", "secret")
-	waitParked(t, 2)
-	if l := a.readLine(); l != "* BYE Autologout; idle for too long" {
-		t.Fatalf("idle timer of a parked IDLE: %q", l)
-	}
-	if l := b.readLine(); l != "* BYE Autologout; idle for too long" {
-		t.Fatalf("idle timer of a parked session: %q", l)
+	e := ts.dialTLS() // parked on its socket, not in crypto/tls (awaitReadable)
+	e.ok("LOGIN alice secret")
+	waitParked(t, 3)
+	for _, cl := range []*client{a, b, e} {
+		if l := cl.readLine(); l != "* BYE Autologout; idle for too long" {
+			t.Fatalf("idle timer of a parked session: %q", l)
+		}
 	}
 
 	c := ts.login("alice", "secret")
@@ -112,9 +113,16 @@ func TestParkedSessionEnds(t *testing.T) {
 		t.Fatalf("idle: %q", l)
 	}
 	d := ts.login("alice", "secret")
-	waitParked(t, 2)
+	f := ts.dialTLS()
+	f.ok("LOGIN alice secret")
+	f.ok("SELECT INBOX")
+	f.write("I3 IDLE\r\n")
+	if l := f.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("idle: %q", l)
+	}
+	waitParked(t, 3)
 	go ts.srv.Shutdown(t.Context())
-	for _, cl := range []*client{c, d} {
+	for _, cl := range []*client{c, d, f} {
 		if l := cl.readLine(); l != "* BYE Server shutting down" {
 			t.Fatalf("shutdown of a parked session: %q", l)
 		}
