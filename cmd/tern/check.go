@@ -35,8 +35,10 @@ func (e *env) check(args []string) int {
 			"Prints one line per problem. With --repair, fixes what can be fixed\n" +
 			"(counters raised, reference counts recomputed, leftover files of\n" +
 			"interrupted writes removed) and checks again; missing or damaged bodies\n" +
-			"are only reported. Stop the server first (a postgres store may be\n" +
-			"checked while nodes run: the check holds every user's write lock).\n\n" +
+			"are only reported. An embedded store is checked only while no server\n" +
+			"has it open (a server started meanwhile refuses to start); a postgres\n" +
+			"store may be checked while nodes run (the check holds every user's\n" +
+			"write lock).\n\n" +
 			"With --compact (embedded store only), each user's mail.db is then\n" +
 			"rewritten without its free pages (SQLite VACUUM, one user at a time),\n" +
 			"e.g. after the migration to schema 14 or after much mail was expunged;\n" +
@@ -73,7 +75,7 @@ func (e *env) check(args []string) int {
 	}
 	ctx := context.Background()
 	var remaining []string
-	err = e.withStore(ctx, cfg, func(st store.Store) error {
+	err = e.withExclusiveStore(ctx, cfg, func(st store.Store) error {
 		ck, ok := st.(checker)
 		if !ok {
 			return errors.New("this storage backend cannot be checked")

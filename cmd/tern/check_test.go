@@ -212,3 +212,27 @@ func fileSizes(t *testing.T, paths ...string) int64 {
 	}
 	return n
 }
+
+// TestCheckRefusesBesideServer: tern check does not run while a tern
+// serve has the data directory open (its counts and repairs would race
+// the server's writes), and runs once the server has stopped; a second
+// server beside the first still starts.
+func TestCheckRefusesBesideServer(t *testing.T) {
+	needStore(t)
+	data := filepath.Join(t.TempDir(), "data")
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", data); r.code != exitOK {
+		t.Fatalf("user add: %+v", r)
+	}
+	args := []string{"--data", data, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", ""}
+	_, _, stop := startServe(t, 1, args...)
+	_, _, stop2 := startServe(t, 1, args...)
+	r := runT(t, "", "check", "--data", data)
+	if r.code != exitError || !strings.Contains(r.stderr, "a tern serve is using this data directory") {
+		t.Errorf("check beside a running server: %+v", r)
+	}
+	stop2()
+	stop()
+	if r := runT(t, "", "check", "--data", data); r.code != exitOK || !strings.Contains(r.stdout, "store is consistent") {
+		t.Fatalf("check after the server stopped: %+v", r)
+	}
+}

@@ -133,7 +133,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	hub := notify.New()
 	// The mailbox index hears every change first, then tells the hub.
 	ix := index.New(hub, index.Options{MemoryBudget: cfg.Index.MemoryMB << 20, Logger: log})
-	backend, err := openStoreIndexing(ctx, cfg, ix, log, cfg.Index.Text, true)
+	backend, err := openStoreIndexing(ctx, cfg, ix, log, cfg.Index.Text, useServer)
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,23 @@ const haveStore = true
 // openStore opens the storage backend cfg names (store.url, else the
 // data directory). notifier and log may be nil.
 func openStore(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger) (store.Store, error) {
-	return openStoreIndexing(ctx, cfg, notifier, log, false, false)
+	return openStoreIndexing(ctx, cfg, notifier, log, false, useCommand)
 }
+
+// storeUse says who opens a store.
+type storeUse int
+
+const (
+	useCommand   storeUse = iota // an ordinary command, beside a server or not
+	useServer                    // tern serve: yields to other processes' writes (sqlite.Options.Server)
+	useExclusive                 // a command that must not run beside a server (sqlite.Options.Exclusive)
+)
 
 // openStoreIndexing is openStore that, with indexText, also runs the
 // store's background work (tern serve): the sqlite store's full-text
-// indexer, the postgres store's blob collector. serving says the caller
-// is tern serve, which yields to other processes' writes
-// (sqlite.Options.Server).
-func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText, serving bool) (store.Store, error) {
+// indexer, the postgres store's blob collector. use says who opens it
+// (the postgres store is opened the same for all).
+func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool, use storeUse) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
 		return nil, err
@@ -51,7 +59,7 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 	if err != nil {
 		return nil, err
 	}
-	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: serving}
+	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: use == useServer, Exclusive: use == useExclusive}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

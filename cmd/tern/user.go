@@ -135,6 +135,17 @@ func (e *env) withStore(ctx context.Context, cfg *config.Config, fn func(store.S
 	return runAndClose(st, func() {}, fn)
 }
 
+// withExclusiveStore is withStore for a command that must not run beside
+// a server (tern check): an embedded store is opened only while no tern
+// serve has it open, and keeps servers out until fn returns.
+func (e *env) withExclusiveStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
+	st, err := openStoreIndexing(ctx, cfg, nil, nil, false, useExclusive)
+	if err != nil {
+		return err
+	}
+	return runAndClose(st, func() {}, fn)
+}
+
 // withNotifyingStore is withStore for a command whose changes a running
 // server's sessions must hear of (openStoreNotifying).
 func (e *env) withNotifyingStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {

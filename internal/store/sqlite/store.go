@@ -44,8 +44,14 @@ type Options struct {
 	Fsync FsyncMode
 	// Server says this process is tern serve: it yields to write
 	// transactions that other processes on the same files announce,
-	// rather than announcing its own (writerlock.go).
+	// rather than announcing its own (writerlock.go), and it holds the
+	// data directory's server.lock shared (serverlock.go).
 	Server bool
+	// Exclusive opens the store for a command that must not run beside
+	// a server (tern check): Open fails with ErrServerRunning while one
+	// has the store open, and a server fails to open it meanwhile
+	// (ErrStoreExclusive).
+	Exclusive bool
 	// TextIndexer runs the background worker that indexes new mail for
 	// SEARCH (fts.go, indexer.go). Without it new contents wait in the
 	// queue, and SEARCH reads them, until a Store with it runs (tern
@@ -130,6 +136,11 @@ type Store struct {
 	idle   []int64           // ids of cached user DBs with refs == 0, oldest first
 	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
+
+	// serverLock is the data directory's server.lock while held
+	// (Options.Server, Options.Exclusive; serverlock.go), released by
+	// Close.
+	serverLock *os.File
 
 	indexer       *textIndexer // nil unless Options.TextIndexer
 	lastMailWrite atomic.Int64 // UnixNano of the last Append or freeing expunge (the indexer yields to them and gathers its work)
@@ -267,15 +278,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
+	serverLock, err := openServerLock(dir, opts.Server, opts.Exclusive)
+	if err != nil {
+		return nil, err
+	}
 	db, err := openDB(ctx, filepath.Join(dir, "tern.db"), mainSchema, "FULL")
 	if err != nil {
+		if serverLock != nil {
+			serverLock.Close()
+		}
 		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{dir: dir, opts: opts, log: log, db: db, mq: newStmtCache(db), users: map[int64]*userDB{}, gone: map[int64]bool{}}
+	s := &Store{dir: dir, opts: opts, log: log, db: db, mq: newStmtCache(db), users: map[int64]*userDB{}, gone: map[int64]bool{}, serverLock: serverLock}
 	if opts.TextIndexer {
 		s.startIndexer()
 	}
@@ -478,6 +496,9 @@ func (s *Store) Close() error {
 	s.mq.Close()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close tern.db: %w", err))
+	}
+	if s.serverLock != nil {
+		s.serverLock.Close() // releases the flock
 	}
 	return errors.Join(errs...)
 }
