@@ -26,6 +26,15 @@ func parkedSessions() int {
 	return n
 }
 
+// startIdle sends tag IDLE and reads the continuation.
+func startIdle(t *testing.T, c *client, tag string) {
+	t.Helper()
+	c.write(tag + " IDLE\r\n")
+	if l := c.readLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("%s IDLE: %q", tag, l)
+	}
+}
+
 // waitParked waits until at least n sessions are parked.
 func waitParked(t *testing.T, n int) {
 	t.Helper()
@@ -63,10 +72,7 @@ func TestParkedSessionGoesOn(t *testing.T) {
 			hasLine(t, a.ok("NOOP"), "* 1 EXISTS")
 			waitParked(t, 2)
 
-			a.write("I1 IDLE\r\n")
-			if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
-				t.Fatalf("idle: %q", l)
-			}
+			startIdle(t, a, "I1")
 			waitParked(t, 2)
 			b.appendMsg("INBOX", "", simpleMsg)
 			if l := a.readLine(); l != "* 2 EXISTS" {
@@ -92,10 +98,7 @@ func TestParkedSessionEnds(t *testing.T) {
 	ts.addUser("alice", "secret")
 	a := ts.login("alice", "secret")
 	a.ok("SELECT INBOX")
-	a.write("I1 IDLE\r\n")
-	if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("idle: %q", l)
-	}
+	startIdle(t, a, "I1")
 	b := ts.login("alice", "secret")
 	e := ts.dialTLS() // parked on its socket, not in crypto/tls (awaitReadable)
 	e.ok("LOGIN alice secret")
@@ -108,18 +111,12 @@ func TestParkedSessionEnds(t *testing.T) {
 
 	c := ts.login("alice", "secret")
 	c.ok("SELECT INBOX")
-	c.write("I2 IDLE\r\n")
-	if l := c.readLine(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("idle: %q", l)
-	}
+	startIdle(t, c, "I2")
 	d := ts.login("alice", "secret")
 	f := ts.dialTLS()
 	f.ok("LOGIN alice secret")
 	f.ok("SELECT INBOX")
-	f.write("I3 IDLE\r\n")
-	if l := f.readLine(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("idle: %q", l)
-	}
+	startIdle(t, f, "I3")
 	waitParked(t, 3)
 	go ts.srv.Shutdown(t.Context())
 	for _, cl := range []*client{c, d, f} {

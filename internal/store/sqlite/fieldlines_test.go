@@ -144,6 +144,16 @@ func TestFieldLinesMigrated(t *testing.T) {
 	}
 }
 
+// senderBodies returns n messages from sender0@example.org.. to
+// team@example.org.
+func senderBodies(n int) []string {
+	var bodies []string
+	for i := range n {
+		bodies = append(bodies, fmt.Sprintf("From: sender%d@example.org\r\nTo: team@example.org\r\nSubject: s%d\r\n\r\nhello\r\n", i, i))
+	}
+	return bodies
+}
+
 // TestFieldDirect: in a mailbox holding few of the account's
 // contents a one-field query reads every field line of the mailbox
 // (directShare) instead of asking fts_head, with the same answers; in a
@@ -152,10 +162,7 @@ func TestFieldDirect(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
-	var bodies []string
-	for i := range 4 * directShare {
-		bodies = append(bodies, fmt.Sprintf("From: sender%d@example.org\r\nTo: team@example.org\r\nSubject: s%d\r\n\r\nhello\r\n", i, i))
-	}
+	bodies := senderBodies(4 * directShare)
 	bodies = append(bodies, "From: Zed Quill <zed@example.org>\r\nSubject: z\r\n\r\nhello\r\n",
 		"From: amy@example.org\r\nTo: Zed Quill <zed@example.org>\r\n\r\nhello\r\n")
 	a, inbox := searchSetup(t, s, bodies)
@@ -203,10 +210,7 @@ func TestQueuedFieldLines(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
-	var bodies []string
-	for i := range 4 * directShare {
-		bodies = append(bodies, fmt.Sprintf("From: sender%d@example.org\r\nTo: team@example.org\r\nSubject: s%d\r\n\r\nhello\r\n", i, i))
-	}
+	bodies := senderBodies(4 * directShare)
 	a, inbox := searchSetup(t, s, bodies) // indexed
 	queued := []string{
 		"From: Zed Quill <zed@example.org>\r\nSubject: quarterly figures\r\n\r\nhello\r\n",
