@@ -151,3 +151,30 @@ func TestSlowCommandAfterCommand(t *testing.T) {
 		t.Fatalf("a literal sent 500 ms after its continuation: %q", tagged)
 	}
 }
+
+// A parked IDLE with NOTIFY gets other mailboxes' events and the selected
+// one's, parking again in between; after NOTIFY NONE the session still
+// waits for its idle timer, not for parkAfter.
+func TestParkedIdleWithNotify(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	b := ts.login("alice", "secret")
+	b.ok("CREATE Other")
+	a.ok("SELECT INBOX")
+	a.ok("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))")
+	startIdle(t, a, "I1")
+	waitParked(t, 2)
+	b.appendMsg("Other", "", simpleMsg)
+	a.expectLines("* STATUS Other (MESSAGES 1 UIDNEXT 2)")
+	waitParked(t, 2)
+	b.appendMsg("INBOX", "", simpleMsg)
+	a.expectLines("* 1 EXISTS", "* 1 RECENT", `* 1 FETCH (UID 1 FLAGS (\Recent))`)
+	waitParked(t, 2)
+	a.write("DONE\r\n")
+	a.expectLines("I1 OK IDLE completed")
+	a.ok("NOTIFY NONE")
+	waitParked(t, 2)
+	time.Sleep(3 * 200 * time.Millisecond)
+	a.quiet()
+}
