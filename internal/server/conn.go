@@ -384,12 +384,7 @@ func (c *conn) run(ctx context.Context, greet bool) {
 // finish ends the session: it closes what the session opened and the
 // connection, and takes the connection off the server's books.
 func (c *conn) finish() {
-	c.closeSelected()
-	c.stopNotify()
-	c.closeOthers()
-	if c.acct != nil {
-		c.acct.Close()
-	}
+	c.closeMailState()
 	c.nc.Close()
 	c.dropBuffers()
 	c.endSession()
@@ -432,12 +427,11 @@ func (c *conn) commandStep(ctx context.Context) loopStep {
 }
 
 // readyToWait checks what ends a session between commands (shutdown, too
-// much bad input) and sets the read deadline for the wait; false means the
+// much bad input) and sets the deadline of the wait; false means the
 // session ended.
 func (c *conn) readyToWait() bool {
 	if c.shuttingDown() {
-		c.ending(endShutdown)
-		c.bye("Server shutting down")
+		c.byeShutdown()
 		return false
 	}
 	if msg := c.overLimit(); msg != "" {
@@ -449,11 +443,9 @@ func (c *conn) readyToWait() bool {
 	if c.state == stateNotAuth {
 		c.waitDeadline = c.preAuthDeadline
 	}
-	c.nc.SetReadDeadline(c.waitDeadline)
-	c.waiting.Store(true)
+	c.waiting.Store(true) // waitCommand sets the read deadline
 	if c.shuttingDown() {
-		c.ending(endShutdown)
-		c.bye("Server shutting down")
+		c.byeShutdown()
 		return false
 	}
 	return true
@@ -468,8 +460,7 @@ func (c *conn) readFailed(err error) loopStep {
 		return stepEnd
 	}
 	if c.shuttingDown() {
-		c.ending(endShutdown)
-		c.bye("Server shutting down")
+		c.byeShutdown()
 		return stepEnd
 	}
 	c.commands++
@@ -548,8 +539,7 @@ func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopS
 // error): shutdown, the idle timer, the client gone, or an I/O error.
 func (c *conn) endRead(err error) {
 	if c.shuttingDown() {
-		c.ending(endShutdown)
-		c.bye("Server shutting down")
+		c.byeShutdown()
 		return
 	}
 	var ne net.Error
@@ -573,6 +563,12 @@ func (c *conn) endLogout() {
 	} else {
 		c.ending(endServerEnded)
 	}
+}
+
+// byeShutdown ends the session for the server's shutdown.
+func (c *conn) byeShutdown() {
+	c.ending(endShutdown)
+	c.bye("Server shutting down")
 }
 
 func (c *conn) bye(msg string) {

@@ -115,12 +115,11 @@ func (c *conn) idleStep(ctx context.Context) loopStep {
 // that are pending; errLogout when the server shuts down.
 func (c *conn) idleUpdates(ctx context.Context) error {
 	if c.shuttingDown() {
-		c.bye("Server shutting down")
+		c.byeShutdown()
 		return errLogout
 	}
 	w := c.idle
 	if c.sel != nil {
-		c.woken.Store(false)
 		select {
 		case <-c.sel.sub.C:
 			c.sel.dirty = true

@@ -1006,7 +1006,7 @@ func (c *conn) waitCommand(ctx context.Context, deadline time.Time) error {
 				c.sel.sub.SetWake(nil)
 			}
 		}
-		c.nc.SetReadDeadline(deadline)
+		c.setWaitDeadline(deadline) // park.go
 		// A signal that raced with setting the deadline.
 		if c.woken.Load() || n.sub.Pending() || (other && len(c.sel.sub.C) > 0) {
 			unwake() // notifyDeliver syncs the selected mailbox

@@ -129,10 +129,12 @@ func (c *conn) waitInputOrPark(deadline time.Time) error {
 	// No wake-up is installed on this path: a flag left by IDLE or NOTIFY
 	// must not make parkNow take parkAfter for a wake-up.
 	c.woken.Store(false)
-	c.nc.SetReadDeadline(c.readDeadlineFor(deadline))
-	if c.shuttingDown() {
-		c.nc.SetReadDeadline(time.Now()) // a shutdown that raced with the deadline
+	if !c.worked || c.inputBuffered() {
+		// Nothing to give back, or nothing to wait for.
+		c.setWaitDeadline(deadline)
+		return c.waitInput()
 	}
+	c.setWaitDeadline(earlier(deadline, time.Now().Add(parkAfter)))
 	err := c.waitInput()
 	if err == nil {
 		// The rest of the command (its line, its literals) is read under
@@ -147,6 +149,17 @@ func (c *conn) waitInputOrPark(deadline time.Time) error {
 		return err
 	}
 	return errPark
+}
+
+// setWaitDeadline sets the read deadline of a wait for the client, or
+// ends the wait at once when a shutdown came first: Shutdown moves the
+// deadline of a waiting connection to now, which this setting may have
+// overwritten.
+func (c *conn) setWaitDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.shuttingDown() {
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 // resumeInput ends waitInput with the read a parked connection waited on.

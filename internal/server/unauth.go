@@ -20,9 +20,9 @@ func cmdUnauthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {
 	return c.okCode(ctx, "CAPABILITY "+c.capabilities(), "UNAUTHENTICATE completed")
 }
 
-// resetAuthState undoes everything a login and the commands after it set
-// up on this connection.
-func (c *conn) resetAuthState() {
+// closeMailState closes what the logged-in session opened: the selected
+// mailbox, NOTIFY, other users' accounts and its own.
+func (c *conn) closeMailState() {
 	c.closeSelected()
 	c.stopNotify()
 	c.closeOthers()
@@ -30,6 +30,12 @@ func (c *conn) resetAuthState() {
 		c.acct.Close()
 		c.acct = nil
 	}
+}
+
+// resetAuthState undoes everything a login and the commands after it set
+// up on this connection.
+func (c *conn) resetAuthState() {
+	c.closeMailState()
 	if c.countedUser != "" {
 		c.srv.unloginConn(c)
 	}
