@@ -11,11 +11,10 @@ import (
 
 // BenchmarkIdleConnMemory reports what one more idle IMAP connection
 // (logged in, INBOX selected, in IDLE) costs the server's Go runtime:
-// live heap plus goroutine stacks a second later, after a GC, between 45 and 90 open
-// connections (the default limit is 100 per user and address), per
-// connection. It is steadier than the PSS slope of
-// bench/compare.sh's idle-fanout, which includes whatever garbage the heap
-// holds at that moment. The client side of each connection (its socket,
+// live heap plus goroutine stacks a second after they open, after a GC,
+// between 45 and 90 open connections, per connection. It is steadier
+// than the PSS slope of bench/compare.sh's idle-fanout, which includes
+// whatever garbage the heap holds at that moment. The client side of each connection (its socket,
 // no buffers or goroutines) is in the same process and counted too.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	addr := benchServer(b, 10)

@@ -24,16 +24,25 @@ func (c *client) quiet() {
 	}
 }
 
-func TestNotifyBetweenCommandsAndIdle(t *testing.T) {
+// notifyPair logs alice in twice: a with INBOX selected and NOTIFY set
+// for the selected mailbox and her personal ones (without STATUS), b to
+// make changes; b has created "Other".
+func notifyPair(t *testing.T) (a, b *client) {
+	t.Helper()
 	ts := newTestServer(t, serverOpts{})
 	ts.addUser("alice", "secret")
-	a := ts.login("alice", "secret")
-	b := ts.login("alice", "secret")
+	a = ts.login("alice", "secret")
+	b = ts.login("alice", "secret")
 	b.ok("CREATE Other")
 	a.ok("SELECT INBOX")
 	if u := a.ok("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))"); len(u) != 0 {
 		t.Fatalf("NOTIFY SET without STATUS: %q", u)
 	}
+	return a, b
+}
+
+func TestNotifyBetweenCommandsAndIdle(t *testing.T) {
+	a, b := notifyPair(t)
 
 	// Between commands: a sends nothing and reads.
 	b.appendMsg("INBOX", "", simpleMsg)

@@ -13,13 +13,14 @@ import (
 
 // parkedSessions counts the sessions whose goroutine is a parked one
 // waiting for input (its stack holds the read under conn.resume and not
-// yet the session loop).
-func parkedSessions() int {
+// yet the session loop) and has frame in its stack ("" for any).
+func parkedSessions(frame string) int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("server.(*conn).resume(")) && !bytes.Contains(g, []byte("server.(*conn).run(")) {
+		if bytes.Contains(g, []byte("server.(*conn).resume(")) && !bytes.Contains(g, []byte("server.(*conn).run(")) &&
+			bytes.Contains(g, []byte(frame)) {
 			n++
 		}
 	}
@@ -39,9 +40,9 @@ func startIdle(t *testing.T, c *client, tag string) {
 func waitParked(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for parkedSessions() < n {
+	for parkedSessions("") < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions parked after 5 s, want %d", parkedSessions(), n)
+			t.Fatalf("%d sessions parked after 5 s, want %d", parkedSessions(""), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -100,9 +101,17 @@ func TestParkedSessionEnds(t *testing.T) {
 	a.ok("SELECT INBOX")
 	startIdle(t, a, "I1")
 	b := ts.login("alice", "secret")
-	e := ts.dialTLS() // parked on its socket, not in crypto/tls (awaitReadable)
+	e := ts.dialTLS()
 	e.ok("LOGIN alice secret")
 	waitParked(t, 3)
+	// All three are TLS (ts.login uses STARTTLS, e IMAPS): they wait on
+	// their sockets, not under crypto/tls's reader.
+	if n := parkedSessions("server.(*conn).awaitReadable("); n != 3 {
+		t.Errorf("%d parked sessions wait in awaitReadable, want 3", n)
+	}
+	if n := parkedSessions("crypto/tls.(*Conn).Read("); n != 0 {
+		t.Errorf("%d parked sessions wait in crypto/tls's Read, want 0", n)
+	}
 	for _, cl := range []*client{a, b, e} {
 		if l := cl.readLine(); l != "* BYE Autologout; idle for too long" {
 			t.Fatalf("idle timer of a parked session: %q", l)
@@ -156,13 +165,7 @@ func TestSlowCommandAfterCommand(t *testing.T) {
 // one's, parking again in between; after NOTIFY NONE the session still
 // waits for its idle timer, not for parkAfter.
 func TestParkedIdleWithNotify(t *testing.T) {
-	ts := newTestServer(t, serverOpts{})
-	ts.addUser("alice", "secret")
-	a := ts.login("alice", "secret")
-	b := ts.login("alice", "secret")
-	b.ok("CREATE Other")
-	a.ok("SELECT INBOX")
-	a.ok("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))")
+	a, b := notifyPair(t)
 	startIdle(t, a, "I1")
 	waitParked(t, 2)
 	b.appendMsg("Other", "", simpleMsg)
