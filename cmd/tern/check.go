@@ -75,7 +75,7 @@ func (e *env) check(args []string) int {
 	}
 	ctx := context.Background()
 	var remaining []string
-	err = e.withExclusiveStore(ctx, cfg, func(st store.Store) error {
+	err = e.withStoreFor(ctx, cfg, useExclusive, func(st store.Store) error {
 		ck, ok := st.(checker)
 		if !ok {
 			return errors.New("this storage backend cannot be checked")

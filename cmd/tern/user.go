@@ -128,18 +128,15 @@ func checkUserName(name string) error {
 }
 
 func (e *env) withStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
-	st, err := openStore(ctx, cfg, nil, nil)
-	if err != nil {
-		return err
-	}
-	return runAndClose(st, func() {}, fn)
+	return e.withStoreFor(ctx, cfg, useCommand, fn)
 }
 
-// withExclusiveStore is withStore for a command that must not run beside
-// a server (tern check): an embedded store is opened only while no tern
-// serve has it open, and keeps servers out until fn returns.
-func (e *env) withExclusiveStore(ctx context.Context, cfg *config.Config, fn func(store.Store) error) error {
-	st, err := openStoreIndexing(ctx, cfg, nil, nil, false, useExclusive)
+// withStoreFor is withStore opened for use: useExclusive for a
+// command that must not run beside a server (tern check): an embedded
+// store is then opened only while no tern serve has it open, and keeps
+// servers out until fn returns.
+func (e *env) withStoreFor(ctx context.Context, cfg *config.Config, use storeUse, fn func(store.Store) error) error {
+	st, err := openStoreIndexing(ctx, cfg, nil, nil, false, use)
 	if err != nil {
 		return err
 	}

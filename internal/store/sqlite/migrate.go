@@ -271,14 +271,11 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 // addPendingLines adds fts_pending.lines (schema version 18) to a queue
 // that lacks it.
 func addPendingLines(ctx context.Context, tx *sql.Tx) error {
-	var hasQueue, hasLines int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'fts_pending'`).Scan(&hasQueue); err != nil {
+	var columns, hasLines int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(name = 'lines'), 0) FROM pragma_table_info('fts_pending')`).Scan(&columns, &hasLines); err != nil {
 		return err
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('fts_pending') WHERE name = 'lines'`).Scan(&hasLines); err != nil {
-		return err
-	}
-	if hasQueue == 0 || hasLines > 0 {
+	if columns == 0 || hasLines > 0 {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, `ALTER TABLE fts_pending ADD COLUMN lines BLOB`)

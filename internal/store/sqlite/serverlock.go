@@ -17,14 +17,6 @@ import (
 // are wrong beside writes it does not see) holds it exclusively. Neither
 // waits: the one that comes second fails at once, saying why.
 
-// ErrServerRunning is returned by Open with Options.Exclusive while a
-// tern serve has the store open.
-var ErrServerRunning = errors.New("a tern serve is using this data directory; stop it first")
-
-// ErrStoreExclusive is returned by Open with Options.Server while a
-// command holds the store exclusively (tern check).
-var ErrStoreExclusive = errors.New("a command that needs the store to itself (tern check) is running on this data directory; start the server when it has ended")
-
 // openServerLock takes dir's server.lock shared (server) or exclusively
 // (exclusive); nil when neither is asked for.
 func openServerLock(dir string, server, exclusive bool) (*os.File, error) {

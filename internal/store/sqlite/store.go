@@ -59,6 +59,14 @@ type Options struct {
 	TextIndexer bool
 }
 
+// ErrServerRunning is returned by Open with Options.Exclusive while a
+// tern serve has the store open (serverlock.go).
+var ErrServerRunning = errors.New("a tern serve is using this data directory; stop it first")
+
+// ErrStoreExclusive is returned by Open with Options.Server while a
+// command holds the store exclusively (tern check).
+var ErrStoreExclusive = errors.New("a command that needs the store to itself (tern check) is running on this data directory; start the server when it has ended")
+
 // FsyncMode chooses which commits are flushed to stable storage before
 // they return.
 type FsyncMode int
