@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -106,5 +107,64 @@ func TestFetchHeaderSectionsFromStoredHeader(t *testing.T) {
 	}
 	if got := c.ok("FETCH 3 BODY.PEEK[HEADER]"); len(got) != 1 || !strings.Contains(got[0], "BODY[HEADER] ~{") {
 		t.Fatalf("header with NUL not sent as literal8: %q", got)
+	}
+}
+
+// attachmentMail is a message with a text part and a base64 attachment of
+// n pseudo-random bytes in 76-column lines, as mail clients send them
+// (the store keeps such an attachment decoded), and that attachment's
+// encoded lines and bytes.
+func attachmentMail(n int) (msg, encoded string, bin []byte) {
+	bin = make([]byte, n)
+	x := uint32(2463534242)
+	for i := range bin {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		bin[i] = byte(x)
+	}
+	enc := base64.StdEncoding.EncodeToString(bin)
+	var b strings.Builder
+	for len(enc) > 0 {
+		k := min(76, len(enc))
+		b.WriteString(enc[:k] + "\r\n")
+		enc = enc[k:]
+	}
+	encoded = strings.TrimSuffix(b.String(), "\r\n")
+	msg = "From: a@example.org\r\nTo: b@example.org\r\nSubject: report\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		encoded + "\r\n--b--\r\n"
+	return msg, encoded, bin
+}
+
+// TestFetchPackedAttachment: a large message whose attachment the store
+// keeps decoded is sent byte for byte as it was appended, whole, by part,
+// decoded (BINARY), and cut at offsets inside base64 lines, over
+// plaintext and TLS.
+func TestFetchPackedAttachment(t *testing.T) {
+	ts := newTestServer(t, serverOpts{insecureAuth: true})
+	ts.addUser("alice", "pw")
+	msg, encoded, bin := attachmentMail(200 << 10)
+	ts.login("alice", "pw").appendMsg("INBOX", "", msg)
+
+	plain := ts.dial()
+	plain.ok("LOGIN alice pw")
+	secure := ts.login("alice", "pw")
+	off := strings.Index(msg, encoded) + 1000
+	for _, tc := range []struct{ items, want string }{
+		{"BODY.PEEK[]", fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)", len(msg), msg)},
+		{"BODY.PEEK[2]", fmt.Sprintf("* 1 FETCH (BODY[2] {%d}\r\n%s)", len(encoded), encoded)},
+		{fmt.Sprintf("BODY.PEEK[]<%d.100001>", off), fmt.Sprintf("* 1 FETCH (BODY[]<%d> {100001}\r\n%s)", off, msg[off:off+100001])},
+		{"BODY.PEEK[2]<77.1>", "* 1 FETCH (BODY[2]<77> {1}\r\n" + encoded[77:78] + ")"},
+		{"BINARY.PEEK[2]", fmt.Sprintf("* 1 FETCH (BINARY[2] ~{%d}\r\n%s)", len(bin), bin)},
+	} {
+		for name, c := range map[string]*client{"plain": plain, "tls": secure} {
+			c.ok("EXAMINE INBOX")
+			got := c.ok("FETCH 1 " + tc.items)
+			if len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("%s FETCH 1 %s: got %d lines, first %.120q", name, tc.items, len(got), got)
+			}
+		}
 	}
 }

@@ -117,10 +117,10 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 			if c.inline != c.size {
 				problems = append(problems, fmt.Sprintf("body %s (in the database) has size %d, want %d", c.blob, c.inline, c.size))
 			}
-		} else if fi, err := os.Stat(u.blobPath(c.blob)); err != nil {
-			problems = append(problems, fmt.Sprintf("body file %s missing: %v", c.blob, err))
-		} else if fi.Size() != c.size {
-			problems = append(problems, fmt.Sprintf("body file %s has size %d, want %d", c.blob, fi.Size(), c.size))
+		} else if size, err := bodyFileSize(u.blobPath(c.blob), isPacked(c.blob)); err != nil {
+			problems = append(problems, fmt.Sprintf("body file %s missing or unreadable: %v", c.blob, err))
+		} else if size != c.size {
+			problems = append(problems, fmt.Sprintf("body file %s has size %d, want %d", c.blob, size, c.size))
 		}
 		if c.refs != c.actual {
 			if c.refs < 0 {
@@ -258,4 +258,23 @@ func compressedLen(packed []byte, head, size int64, blob string, problems *[]str
 		return size
 	}
 	return head + int64(len(data))
+}
+
+// bodyFileSize is the message size the body file at path holds: its
+// length, or for a packed file the length its segment table gives (the
+// table is checked against the file's length).
+func bodyFileSize(path string, packed bool) (int64, error) {
+	if !packed {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	p, err := openPacked(path)
+	if err != nil {
+		return 0, err
+	}
+	p.Close()
+	return p.size, nil
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"math/bits"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -1054,6 +1053,7 @@ func trigramQuery(needle []byte) (string, bool) {
 type pendingContent struct {
 	id       int64
 	blob     string
+	size     int64
 	inline   []byte // the whole message when kept in mail.db (wholeInline)
 	parts    []byte
 	header   []byte
@@ -1079,11 +1079,10 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 		for rows.Next() {
 			p := &pendingContent{}
 			var kind int
-			var size int64
-			if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
+			if err := rows.Scan(&p.id, &p.blob, &p.size, &p.parts, &p.header, &p.inline, &kind, &p.needPreview); err != nil {
 				return err
 			}
-			if p.inline, err = wholeInline(p.inline, p.header, kind, size); err != nil {
+			if p.inline, err = wholeInline(p.inline, p.header, kind, p.size); err != nil {
 				p.indexErr = err
 			}
 			todo = append(todo, p)
@@ -1361,7 +1360,7 @@ func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
 	if p.inline != nil {
 		r = bytes.NewReader(p.inline)
 	} else {
-		f, err := os.Open(u.blobPath(p.blob))
+		f, err := u.openBlobFile(p.blob, p.size, nil)
 		if err != nil {
 			return doc, fmt.Errorf("extract text: %w", err)
 		}

@@ -1070,7 +1070,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		}
 		return &splitBody{head: header, rest: rest, parts: parts}, nil
 	}
-	f, err := os.Open(a.u.blobPath(blob))
+	body, err := a.u.openBlobFile(blob, size, parts)
 	if errors.Is(err, os.ErrNotExist) {
 		// An expunge may have committed (and its body file been removed)
 		// between the query and the open: then the message is gone, which
@@ -1084,7 +1084,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if err != nil {
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
-	return &blobFile{File: f, size: size, parts: parts}, nil
+	return body, nil
 }
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.

@@ -11,7 +11,9 @@ import (
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
-const userSchemaVersion = 18
+// Version 19 changes no table: from it on, body files may be packed
+// (packed.go), which an older tern would serve as they are stored.
+const userSchemaVersion = 19
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not

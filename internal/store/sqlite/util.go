@@ -15,6 +15,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/durable"
 	"github.com/tern-imap/tern/internal/runs"
+	"github.com/tern-imap/tern/internal/store"
 )
 
 const userSchema = `
@@ -261,7 +262,8 @@ func (u *userDB) writeBlobFile(path string, body []byte) error {
 }
 
 // writeBlobs gives every body a new random blob name and writes the
-// bodies larger than inlineMax as files under it, durably (file created,
+// bodies larger than inlineMax as files under it (packed where that
+// saves space: packed.go), durably (file created,
 // written, fsynced, directory fsynced); smaller ones go into the database
 // with their content row (bodiesTable). No temporary name and rename are
 // needed: nothing refers to a body file until the row naming it commits,
@@ -280,6 +282,9 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 		if len(body) <= inlineMax {
 			names = append(names, name)
 			continue
+		}
+		if packed := packBody(body); packed != nil {
+			name, body = name+packedSuffix, packed
 		}
 		path := u.blobPath(name)
 		if err := u.writeBlobFile(path, body); err != nil {
@@ -404,3 +409,26 @@ func (b *blobFile) Parts() []byte { return b.parts }
 
 // OSFile is the open body file, for copies the kernel can do (sendfile).
 func (b *blobFile) OSFile() *os.File { return b.File }
+
+// openBlobFile opens the body file of blob name, of size bytes: a
+// packed file re-encodes its base64 as it is read (packed.go).
+func (u *userDB) openBlobFile(name string, size int64, parts []byte) (store.Body, error) {
+	path := u.blobPath(name)
+	if isPacked(name) {
+		p, err := openPacked(path)
+		if err != nil {
+			return nil, err
+		}
+		if p.size != size {
+			p.Close()
+			return nil, fmt.Errorf("%s: holds %d bytes, want %d: %w", path, p.size, size, errBadPacked)
+		}
+		p.parts = parts
+		return p, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &blobFile{File: f, size: size, parts: parts}, nil
+}
