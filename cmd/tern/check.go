@@ -137,6 +137,9 @@ func (e *env) compact(ctx context.Context, st store.Store) error {
 		}
 		before, after = before+r.Before, after+r.After
 		fmt.Fprintf(e.stdout, "compacted %s: %d -> %d bytes (%s freed)\n", user, r.Before, r.After, sqlite.FormatBytes(r.Before-r.After))
+		if r.FilesPacked > 0 {
+			fmt.Fprintf(e.stdout, "packed %d body file(s) of %s: %s freed\n", r.FilesPacked, user, sqlite.FormatBytes(r.FilesSaved))
+		}
 	}
 	fmt.Fprintf(e.stdout, "compacted %d user(s): %d -> %d bytes, %s freed\n", len(users), before, after, sqlite.FormatBytes(before-after))
 	return nil

@@ -59,7 +59,8 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 	if err != nil {
 		return nil, err
 	}
-	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: use == useServer, Exclusive: use == useExclusive}
+	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: use == useServer, Exclusive: use == useExclusive,
+		KeepBase64: cfg.Store.KeepBase64}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -117,6 +117,11 @@ type Store struct {
 	// a crash of tern but not necessarily a power failure). The sqlite store only;
 	// PostgreSQL follows its own synchronous_commit.
 	Fsync string `toml:"fsync"`
+	// KeepBase64 keeps base64 attachments in body files as received. By
+	// default (false) the sqlite store keeps them decoded, about a
+	// quarter smaller, and encodes them again when a client reads them
+	// (about 0.5 ms of CPU per MB read). The sqlite store only.
+	KeepBase64 bool `toml:"keep_base64"`
 	// Blobs says where the postgres store keeps message bodies: "db"
 	// (or empty: in the database), "file:DIR" (a directory, shared by
 	// the nodes) or "s3://BUCKET?endpoint=http://HOST:PORT&region=R&

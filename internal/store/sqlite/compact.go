@@ -12,7 +12,8 @@ import (
 
 // Compaction gives a user's free pages back to the file system (tern
 // check --compact), after compressing the bodies kept in mail.db before
-// schema version 16 (packBodies). SQLite reuses the pages of deleted rows but never
+// schema version 16 (packBodies) and packing the body files stored
+// before schema version 19 (packStoredFiles). SQLite reuses the pages of deleted rows but never
 // shrinks the file by itself: the migration to schema 14 rebuilt the
 // full-text table and left the old one's pages free (mail.db grew from
 // 1.34 to 1.97 GB per 100,000 messages, docs/PERFORMANCE.md), as does
@@ -21,10 +22,14 @@ import (
 // checkpoint after it.
 
 // Compacted is what compacting one user's mail.db did: the bytes of
-// mail.db and its write-ahead log before and after.
+// mail.db and its write-ahead log before and after, and the body files
+// stored before schema version 19 that it packed (packed.go) and the
+// bytes that saved.
 type Compacted struct {
 	User          string
 	Before, After int64
+	FilesPacked   int
+	FilesSaved    int64
 }
 
 // Compact rewrites user's mail.db without its free pages (VACUUM), with
@@ -46,7 +51,7 @@ func (s *Store) Compact(ctx context.Context, user string) (Compacted, error) {
 	if res.Before, err = u.dbBytes(); err != nil {
 		return res, fmt.Errorf("compact %q: %w", user, err)
 	}
-	if err := u.vacuum(ctx); err != nil {
+	if res.FilesPacked, res.FilesSaved, err = u.vacuum(ctx); err != nil {
 		return res, fmt.Errorf("compact %q: %w", user, err)
 	}
 	if res.After, err = u.dbBytes(); err != nil {
@@ -59,42 +64,46 @@ func (s *Store) Compact(ctx context.Context, user string) (Compacted, error) {
 // holding u's write lock, with no background checkpoint running, and
 // (outside the server) writers.lock exclusively; it fails unless the
 // file has no free page left.
-func (u *userDB) vacuum(ctx context.Context) error {
+func (u *userDB) vacuum(ctx context.Context) (filesPacked int, filesSaved int64, err error) {
 	u.wmu.Lock()
 	defer u.wmu.Unlock()
 	u.checkpoints.Wait() // started under wmu only: none starts now
 	release, err := u.beginWriters()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer release()
 	conn, err := u.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("vacuum: %w", err)
+		return 0, 0, fmt.Errorf("vacuum: %w", err)
 	}
 	defer conn.Close()
 	if err := truncateLog(ctx, conn); err != nil {
-		return fmt.Errorf("before vacuum: %w", err)
+		return 0, 0, fmt.Errorf("before vacuum: %w", err)
 	}
 	if err := packBodies(ctx, conn); err != nil {
-		return fmt.Errorf("before vacuum: %w", err)
+		return 0, 0, fmt.Errorf("before vacuum: %w", err)
+	}
+	filesPacked, filesSaved, err = u.packStoredFiles(ctx, conn)
+	if err != nil {
+		return filesPacked, filesSaved, fmt.Errorf("before vacuum: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
-		return fmt.Errorf("vacuum: %w", err)
+		return filesPacked, filesSaved, fmt.Errorf("vacuum: %w", err)
 	}
 	if err := truncateLog(ctx, conn); err != nil {
-		return fmt.Errorf("after vacuum: %w", err)
+		return filesPacked, filesSaved, fmt.Errorf("after vacuum: %w", err)
 	}
 	u.walFrames.Store(0)
 	u.sinceCheckpoint.Store(0)
 	var free int64
 	if err := conn.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
-		return fmt.Errorf("after vacuum: %w", err)
+		return filesPacked, filesSaved, fmt.Errorf("after vacuum: %w", err)
 	}
 	if free != 0 {
-		return fmt.Errorf("after vacuum: %d free pages left", free)
+		return filesPacked, filesSaved, fmt.Errorf("after vacuum: %d free pages left", free)
 	}
-	return nil
+	return filesPacked, filesSaved, nil
 }
 
 // packBodies compresses the bodies rows kept uncompressed (stored before

@@ -2,12 +2,17 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -85,13 +90,58 @@ func encodedRunSize(n int64, line int) int64 {
 // followed by CRLF, to dst.
 func appendRun(dst, bin []byte, line int) []byte {
 	perLine := line / 4 * 3
-	for len(bin) > 0 {
-		k := min(perLine, len(bin))
-		dst = base64.StdEncoding.AppendEncode(dst, bin[:k])
-		dst = append(dst, '\r', '\n')
-		bin = bin[k:]
+	full := len(bin) / perLine
+	at := len(dst)
+	dst = slices.Grow(dst, int(encodedRunSize(int64(len(bin)), line)))[:at+full*(line+2)]
+	for i := range full {
+		out := dst[at+i*(line+2):]
+		encodeBase64(out[:line], bin[i*perLine:(i+1)*perLine])
+		out[line], out[line+1] = '\r', '\n'
+	}
+	if rest := bin[full*perLine:]; len(rest) > 0 {
+		dst = append(base64.StdEncoding.AppendEncode(dst, rest), '\r', '\n')
 	}
 	return dst
+}
+
+// encodeLine appends bin in base64 to dst, padded.
+func encodeLine(dst, bin []byte) []byte {
+	if len(bin)%3 != 0 {
+		return base64.StdEncoding.AppendEncode(dst, bin)
+	}
+	at := len(dst)
+	dst = slices.Grow(dst, len(bin)/3*4)[:at+len(bin)/3*4]
+	encodeBase64(dst[at:], bin)
+	return dst
+}
+
+// base64Pairs maps twelve bits to their two base64 characters (the first
+// in the low byte).
+var base64Pairs = func() (t [4096]uint16) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range t {
+		t[i] = uint16(alphabet[i>>6]) | uint16(alphabet[i&63])<<8
+	}
+	return t
+}()
+
+// encodeBase64 encodes src, whose length is a multiple of three, into
+// the len(src)/3*4 bytes of dst: standard base64, two characters per
+// table lookup, eight per step (twice encoding/base64's speed here; the
+// reads of packed bodies spend their time encoding).
+func encodeBase64(dst, src []byte) {
+	for len(src) >= 8 {
+		v := binary.BigEndian.Uint64(src) // the first six bytes are used
+		binary.LittleEndian.PutUint64(dst, uint64(base64Pairs[v>>52])|uint64(base64Pairs[v>>40&0xfff])<<16|
+			uint64(base64Pairs[v>>28&0xfff])<<32|uint64(base64Pairs[v>>16&0xfff])<<48)
+		src, dst = src[6:], dst[8:]
+	}
+	for len(src) >= 3 {
+		v := uint(src[0])<<16 | uint(src[1])<<8 | uint(src[2])
+		binary.LittleEndian.PutUint16(dst, base64Pairs[v>>12])
+		binary.LittleEndian.PutUint16(dst[2:], base64Pairs[v&0xfff])
+		src, dst = src[3:], dst[4:]
+	}
 }
 
 // b64Run is a stretch of a message, [start, end), that is base64 lines
@@ -100,10 +150,17 @@ type b64Run struct {
 	start, end, line int
 }
 
-// isBase64Char reports whether c is in the base64 alphabet (not '=').
-func isBase64Char(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
-}
+// base64Alphabet marks the characters of the base64 alphabet (not '=').
+var base64Alphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
+
+// strictBase64 decodes standard base64 and refuses stray bits in the
+// padding, so that what it accepts encodes back to the same characters.
+var strictBase64 = base64.StdEncoding.Strict()
 
 // base64Line classifies line (without its CRLF): full if it is a
 // multiple of four base64 characters with no padding, last if it could
@@ -117,24 +174,22 @@ func base64Line(line []byte) (full, last bool) {
 		return false, false
 	}
 	for _, c := range body {
-		if !isBase64Char(c) {
+		if !base64Alphabet[c] {
 			return false, false
 		}
 	}
 	return len(body) == len(line), true
 }
 
-// base64Runs finds the runs of body that can be stored decoded: at least
-// packMinRun bytes of lines of one length (packMinLine or more), each
-// ending in CRLF, where decoding and encoding again gives the same bytes.
+// base64Runs finds the runs of body that may be stored decoded: at least
+// packMinRun bytes of lines of one length (packMinLine or more), the last
+// maybe shorter, each ending in CRLF. decodeRun checks each line.
 func base64Runs(body []byte) []b64Run {
 	var runs []b64Run
 	cur := b64Run{start: -1}
 	closeRun := func(end int) {
-		if cur.start >= 0 {
-			if r, ok := verifiedRun(body, b64Run{cur.start, end, cur.line}); ok {
-				runs = append(runs, r)
-			}
+		if cur.start >= 0 && end-cur.start >= packMinRun {
+			runs = append(runs, b64Run{cur.start, end, cur.line})
 		}
 		cur.start = -1
 	}
@@ -169,58 +224,69 @@ func base64Runs(body []byte) []b64Run {
 	return runs
 }
 
-// verifiedRun returns r if its bytes decode and encode back to
-// themselves, or else r without its last line (which may be short or
-// oddly padded) if that does; ok is false when neither does or the run
-// is below packMinRun. Every line of r but the last is r.line + 2 bytes.
-func verifiedRun(body []byte, r b64Run) (b64Run, bool) {
-	if r.end-r.start >= packMinRun && roundTrips(body[r.start:r.end], r.line) {
-		return r, true
+// decodeRun appends to dst the bytes the run enc (lines of line
+// characters, each ending in CRLF; the last maybe shorter) encodes, line
+// by line, as long as each line decodes strictly and encodes back to
+// itself, and returns dst and the length of enc so taken (whole lines).
+func decodeRun(dst, enc []byte, line int) ([]byte, int) {
+	var back [packMaxLine]byte
+	n := 0
+	for n < len(enc) {
+		nl := bytes.IndexByte(enc[n:], '\n')
+		if nl < 2 {
+			break
+		}
+		end := n + nl + 1
+		text := enc[n : end-2]
+		at := len(dst)
+		dst = slices.Grow(dst, len(text)/4*3)[:at+len(text)/4*3]
+		k, err := strictBase64.Decode(dst[at:], text)
+		dst = dst[:at+k]
+		if err != nil || !bytes.Equal(encodeLine(back[:0], dst[at:]), text) {
+			return dst[:at], n
+		}
+		n = end
+		if len(text) < line || k < len(text)/4*3 {
+			break // a short or padded line ends the run
+		}
 	}
-	stride := r.line + 2
-	lines := (r.end - r.start + stride - 1) / stride
-	r.end = r.start + (lines-1)*stride
-	return r, r.end-r.start >= packMinRun && roundTrips(body[r.start:r.end], r.line)
+	return dst, n
 }
 
-// roundTrips reports whether enc, base64 lines of line characters with
-// CRLFs, decodes (strictly) and encodes back to exactly enc.
-func roundTrips(enc []byte, line int) bool {
-	bin, err := base64.StdEncoding.Strict().AppendDecode(nil, enc)
-	if err != nil {
-		return false
-	}
-	return encodedRunSize(int64(len(bin)), line) == int64(len(enc)) &&
-		bytes.Equal(appendRun(make([]byte, 0, len(enc)), bin, line), enc)
-}
-
-// packBody returns body packed, or nil when packing would not save
+// packFile returns body packed, or nil when packing would not save
 // packMinSaving bytes.
-func packBody(body []byte) []byte {
-	runs := base64Runs(body)
-	saved := 0
-	for _, r := range runs {
-		saved += (r.end - r.start) / 4
+func packFile(body []byte) []byte {
+	var segs []packSegment
+	data := make([]byte, 0, len(body))
+	addRaw := func(b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		if i := len(segs) - 1; i >= 0 && segs[i].line == 0 {
+			segs[i].stored += int64(len(b))
+		} else {
+			segs = append(segs, packSegment{stored: int64(len(b))})
+		}
+		data = append(data, b...)
 	}
+	pos, saved := 0, 0
+	for _, r := range base64Runs(body) {
+		addRaw(body[pos:r.start])
+		pos = r.start
+		before := len(data)
+		var n int
+		data, n = decodeRun(data, body[r.start:r.end], r.line)
+		if n < packMinRun {
+			data = data[:before] // kept as it is, with the raw bytes after it
+			continue
+		}
+		segs = append(segs, packSegment{line: r.line, stored: int64(len(data) - before)})
+		saved += n - (len(data) - before)
+		pos = r.start + n
+	}
+	addRaw(body[pos:])
 	if saved < packMinSaving {
 		return nil
-	}
-	var segs []packSegment
-	var data []byte
-	pos := 0
-	for _, r := range runs {
-		if r.start > pos {
-			segs = append(segs, packSegment{stored: int64(r.start - pos)})
-			data = append(data, body[pos:r.start]...)
-		}
-		before := len(data)
-		data, _ = base64.StdEncoding.AppendDecode(data, body[r.start:r.end])
-		segs = append(segs, packSegment{line: r.line, stored: int64(len(data) - before)})
-		pos = r.end
-	}
-	if pos < len(body) {
-		segs = append(segs, packSegment{stored: int64(len(body) - pos)})
-		data = append(data, body[pos:]...)
 	}
 	out := append(make([]byte, 0, len(packMagic)+len(segs)*8+len(data)), packMagic...)
 	out = binary.AppendUvarint(out, uint64(len(segs)))
@@ -229,6 +295,15 @@ func packBody(body []byte) []byte {
 		out = binary.AppendUvarint(out, uint64(s.stored))
 	}
 	return append(out, data...)
+}
+
+// pack returns body packed, or nil when it is written as it is: packing
+// would not pay, or the store keeps base64 (Options.KeepBase64).
+func (u *userDB) pack(body []byte) []byte {
+	if u.keepBase64 {
+		return nil
+	}
+	return packFile(body)
 }
 
 // errBadPacked is returned for a packed body file whose header does not
@@ -406,4 +481,116 @@ func growTo(b []byte, n int) []byte {
 		return make([]byte, n)
 	}
 	return b[:n]
+}
+
+// packStoredFiles packs the body files stored unpacked (before schema
+// version 19) where that saves space, textBatch contents per transaction
+// on conn, and reports how many it packed and the bytes saved. Each
+// packed file is written durably under a new name before its contents
+// row is renamed to it; the old file is removed after the commit. A
+// crash in between leaves only an unreferenced file (the new one before
+// the commit, the old one after), which tern check --repair removes.
+func (u *userDB) packStoredFiles(ctx context.Context, conn *sql.Conn) (packed int, saved int64, err error) {
+	for last := int64(-1); ; {
+		looked, n, s, err := u.packFileBatch(ctx, conn, &last)
+		packed, saved = packed+n, saved+s
+		if err != nil {
+			return packed, saved, fmt.Errorf("pack body files: %w", err)
+		}
+		if looked == 0 {
+			return packed, saved, nil
+		}
+	}
+}
+
+// packFileBatch packs the unpacked body files of the contents after id
+// *last (at most textBatch), advancing *last; it reports how many
+// contents it looked at, how many files it packed and the bytes saved.
+func (u *userDB) packFileBatch(ctx context.Context, conn *sql.Conn, last *int64) (looked, packed int, saved int64, err error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer tx.Rollback()
+	type row struct {
+		id   int64
+		blob string
+	}
+	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.blob) },
+		`SELECT c.id, c.blob FROM contents c WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.content_id = c.id)
+		ORDER BY c.id LIMIT ?`, *last, textBatch)
+	if err != nil || len(batch) == 0 {
+		return 0, 0, 0, err
+	}
+	var written, replaced []string
+	defer func() {
+		if err != nil {
+			u.removeBlobs(written)
+		}
+	}()
+	for _, r := range batch {
+		*last = r.id
+		name, n, err := u.packStoredFile(r.blob)
+		if err != nil {
+			return len(batch), 0, 0, err
+		}
+		if name == "" {
+			continue
+		}
+		written = append(written, name)
+		if _, err := tx.ExecContext(ctx, `UPDATE contents SET blob = ? WHERE id = ?`, name, r.id); err != nil {
+			return len(batch), 0, 0, err
+		}
+		replaced = append(replaced, r.blob)
+		saved += n
+	}
+	if err := syncBlobDirs(u, written); err != nil {
+		return len(batch), 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return len(batch), 0, 0, err
+	}
+	if errs := u.removeBlobs(replaced); len(errs) > 0 && u.log != nil {
+		u.log.Warn("remove body files replaced by packed copies", "user", u.name, "err", errors.Join(errs...))
+	}
+	return len(batch), len(written), saved, nil
+}
+
+// packStoredFile writes a packed copy of the unpacked body file of blob
+// name, when packing saves space, and returns the new blob name ("" if
+// none) and the bytes saved. A missing file is left to tern check.
+func (u *userDB) packStoredFile(name string) (string, int64, error) {
+	if isPacked(name) {
+		return "", 0, nil
+	}
+	body, err := os.ReadFile(u.blobPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	p := u.pack(body)
+	if p == nil {
+		return "", 0, nil
+	}
+	packedName := randomHex(16) + packedSuffix
+	if err := u.writeBlobFile(u.blobPath(packedName), p); err != nil {
+		return "", 0, err
+	}
+	return packedName, int64(len(body) - len(p)), nil
+}
+
+// syncBlobDirs fsyncs the directories of the body files names.
+func syncBlobDirs(u *userDB, names []string) error {
+	dirs := map[string]bool{}
+	for _, n := range names {
+		dirs[filepath.Dir(u.blobPath(n))] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -69,7 +69,7 @@ func (a attachment) encoded() string {
 // It returns the packed file's length (0 if body was not packed).
 func readPackedBack(t *testing.T, body []byte, r *rand.Rand, reads int) int {
 	t.Helper()
-	packed := packBody(body)
+	packed := packFile(body)
 	if packed == nil {
 		return 0
 	}
@@ -157,7 +157,7 @@ func TestPackedBodies(t *testing.T) {
 // bad magic is refused when opened, not read as a wrong message.
 func TestPackedDamageRefused(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	packed := packBody(attachmentMessage("x\r\n", attachment{bin: randomBytes(r, 40000), line: 76, eol: "\r\n"}))
+	packed := packFile(attachmentMessage("x\r\n", attachment{bin: randomBytes(r, 40000), line: 76, eol: "\r\n"}))
 	if packed == nil {
 		t.Fatal("not packed")
 	}
@@ -255,5 +255,127 @@ func TestPackedBodyStored(t *testing.T) {
 	problems, err := u.check(ctx, false)
 	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], fmt.Sprintf("body file %s", blob)) {
 		t.Fatalf("tern check of a packed file cut short: %v, %v", problems, err)
+	}
+}
+
+// TestCompactPacksStoredFiles: body files written before schema version
+// 19 (unpacked) are packed by Compact where that saves space; the message
+// reads the same, the unpacked file is gone, a file that does not pack
+// stays as it is, and tern check finds nothing wrong.
+func TestCompactPacksStoredFiles(t *testing.T) {
+	ctx := context.Background()
+	s := openInline(t, t.TempDir(), nil)
+	defer s.Close()
+	a := newUser(t, s)
+	r := rand.New(rand.NewPCG(8, 9))
+	withAttachment := attachmentMessage("see attached\r\n", attachment{bin: randomBytes(r, 50000), line: 76, eol: "\r\n"})
+	textOnly := []byte("Subject: long\r\n\r\n" + strings.Repeat("a line of plain text, nothing to decode\r\n", 1000))
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: withAttachment}, {Body: textOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	blobOf := func(uid uint32) string {
+		t.Helper()
+		var blob string
+		if err := u.db.QueryRowContext(ctx, `SELECT c.blob FROM contents c JOIN messages m ON m.content_id = c.id WHERE m.uid = ?`,
+			uid).Scan(&blob); err != nil {
+			t.Fatal(err)
+		}
+		return blob
+	}
+	// As schema 18 stored it: the message as it is, under a hex name.
+	packedName, plainName := blobOf(res.UIDs[0]), blobOf(res.UIDs[1])
+	oldName := randomHex(16)
+	if err := os.MkdirAll(filepath.Dir(u.blobPath(oldName)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(u.blobPath(oldName), withAttachment, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.db.ExecContext(ctx, `UPDATE contents SET blob = ? WHERE blob = ?`, oldName, packedName); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(u.blobPath(packedName)); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.Compact(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FilesPacked != 1 || got.FilesSaved < int64(len(withAttachment))/5 {
+		t.Fatalf("Compact = %+v; want one file packed, a fifth of %d bytes saved", got, len(withAttachment))
+	}
+	if now := blobOf(res.UIDs[0]); !isPacked(now) {
+		t.Fatalf("blob %q after Compact, want a packed one", now)
+	}
+	if _, err := os.Stat(u.blobPath(oldName)); !os.IsNotExist(err) {
+		t.Fatalf("the unpacked file is still there: %v", err)
+	}
+	if now := blobOf(res.UIDs[1]); now != plainName {
+		t.Fatalf("the text-only file was renamed %q -> %q", plainName, now)
+	}
+	for i, want := range [][]byte{withAttachment, textOnly} {
+		b, err := a.OpenBody(ctx, res.MailboxID, res.UIDs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, b.Size())
+		if _, err := b.ReadAt(body, 0); err != nil || !bytes.Equal(body, want) {
+			t.Fatalf("UID %d after Compact: %v, equal %v", res.UIDs[i], err, bytes.Equal(body, want))
+		}
+		b.Close()
+	}
+	if problems, err := u.check(ctx, false); err != nil || len(problems) != 0 {
+		t.Fatalf("tern check: %v, %v", problems, err)
+	}
+}
+
+// TestEncodeBase64: the table encoder writes what encoding/base64 does,
+// for every length up to a few steps of eight bytes and a long one.
+func TestEncodeBase64(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 3))
+	for _, n := range append([]int{57 * 1000}, func() (ns []int) {
+		for n := 0; n <= 60; n += 3 {
+			ns = append(ns, n)
+		}
+		return ns
+	}()...) {
+		src := randomBytes(r, n)
+		dst := make([]byte, n/3*4)
+		encodeBase64(dst, src)
+		if want := base64.StdEncoding.EncodeToString(src); string(dst) != want {
+			t.Fatalf("%d bytes: %q, want %q", n, dst, want)
+		}
+	}
+}
+
+// TestKeepBase64: with Options.KeepBase64 a message with a base64
+// attachment is written as it came, and Compact leaves it so.
+func TestKeepBase64(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{KeepBase64: true})
+	defer s.Close()
+	a := newUser(t, s)
+	r := rand.New(rand.NewPCG(10, 11))
+	msg := attachmentMessage("kept\r\n", attachment{bin: randomBytes(r, 50000), line: 76, eol: "\r\n"})
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	blob := func() string {
+		t.Helper()
+		var b string
+		if err := u.db.QueryRowContext(ctx, `SELECT blob FROM contents`).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if b := blob(); isPacked(b) {
+		t.Fatalf("body file %q packed with KeepBase64", b)
+	}
+	if got, err := s.Compact(ctx, "u"); err != nil || got.FilesPacked != 0 || isPacked(blob()) {
+		t.Fatalf("Compact with KeepBase64 = %+v, %v; want nothing packed", got, err)
 	}
 }

@@ -42,6 +42,9 @@ type Options struct {
 	InlineBodyMax int
 	// Fsync says which commits wait for an fsync (see FsyncMode).
 	Fsync FsyncMode
+	// KeepBase64 writes body files as received; by default base64
+	// attachments are stored decoded (packed.go).
+	KeepBase64 bool
 	// Server says this process is tern serve: it yields to write
 	// transactions that other processes on the same files announce,
 	// rather than announcing its own (writerlock.go), and it holds the
@@ -193,6 +196,7 @@ type userDB struct {
 	refs       int
 	deleted    bool
 	fsync      FsyncMode
+	keepBase64 bool // write body files unpacked (Options.KeepBase64)
 	// writers is the user's writers.lock; server says this process is
 	// tern serve, which yields to other processes' writes instead of
 	// announcing its own (writerlock.go).
@@ -563,7 +567,8 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 		s.mu.Unlock()
 		return s.waitOpen(ctx, u)
 	}
-	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync, log: s.log, server: s.opts.Server}
+	u := &userDB{id: id, name: name, dir: s.userDir(id), refs: 1, ready: make(chan struct{}), fsync: s.opts.Fsync, log: s.log, server: s.opts.Server,
+		keepBase64: s.opts.KeepBase64}
 	s.users[id] = u
 	s.mu.Unlock()
 

@@ -276,14 +276,14 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 			names = nil
 		}
 	}()
-	dirs := map[string]bool{}
+	var files []string
 	for _, body := range bodies {
 		name := randomHex(16)
 		if len(body) <= inlineMax {
 			names = append(names, name)
 			continue
 		}
-		if packed := packBody(body); packed != nil {
+		if packed := u.pack(body); packed != nil {
 			name, body = name+packedSuffix, packed
 		}
 		path := u.blobPath(name)
@@ -291,14 +291,9 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 			return names, fmt.Errorf("write blob: %w", err)
 		}
 		names = append(names, name)
-		dirs[filepath.Dir(path)] = true
+		files = append(files, name)
 	}
-	for d := range dirs {
-		if err := syncDir(d); err != nil {
-			return names, err
-		}
-	}
-	return names, nil
+	return names, syncBlobDirs(u, files)
 }
 
 func (u *userDB) removeBlobs(names []string) []error {
