@@ -115,6 +115,13 @@ func encodeLine(dst, bin []byte) []byte {
 	return dst
 }
 
+// encodeSix is the eight base64 characters of the top six bytes of v,
+// the first in the low byte.
+func encodeSix(v uint64) uint64 {
+	return uint64(base64Pairs[v>>52]) | uint64(base64Pairs[v>>40&0xfff])<<16 |
+		uint64(base64Pairs[v>>28&0xfff])<<32 | uint64(base64Pairs[v>>16&0xfff])<<48
+}
+
 // base64Pairs maps twelve bits to their two base64 characters (the first
 // in the low byte).
 var base64Pairs = func() (t [4096]uint16) {
@@ -127,13 +134,17 @@ var base64Pairs = func() (t [4096]uint16) {
 
 // encodeBase64 encodes src, whose length is a multiple of three, into
 // the len(src)/3*4 bytes of dst: standard base64, two characters per
-// table lookup, eight per step (twice encoding/base64's speed here; the
-// reads of packed bodies spend their time encoding).
+// table lookup, sixteen per step where it can (about three times
+// encoding/base64's speed on 57-byte lines here; the reads of packed
+// bodies spend their time encoding).
 func encodeBase64(dst, src []byte) {
+	for len(src) >= 14 && len(dst) >= 16 { // two steps at once
+		binary.LittleEndian.PutUint64(dst, encodeSix(binary.BigEndian.Uint64(src)))
+		binary.LittleEndian.PutUint64(dst[8:], encodeSix(binary.BigEndian.Uint64(src[6:])))
+		src, dst = src[12:], dst[16:]
+	}
 	for len(src) >= 8 {
-		v := binary.BigEndian.Uint64(src) // the first six bytes are used
-		binary.LittleEndian.PutUint64(dst, uint64(base64Pairs[v>>52])|uint64(base64Pairs[v>>40&0xfff])<<16|
-			uint64(base64Pairs[v>>28&0xfff])<<32|uint64(base64Pairs[v>>16&0xfff])<<48)
+		binary.LittleEndian.PutUint64(dst, encodeSix(binary.BigEndian.Uint64(src)))
 		src, dst = src[6:], dst[8:]
 	}
 	for len(src) >= 3 {
