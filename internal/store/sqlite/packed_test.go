@@ -196,6 +196,18 @@ func FuzzPackBody(f *testing.F) {
 	})
 }
 
+// blobOfUID is the blob name of the content of the message with uid
+// (the test users have one mailbox).
+func blobOfUID(t *testing.T, u *userDB, uid uint32) string {
+	t.Helper()
+	var blob string
+	if err := u.db.QueryRowContext(context.Background(), `SELECT c.blob FROM contents c JOIN messages m ON m.content_id = c.id WHERE m.uid = ?`,
+		uid).Scan(&blob); err != nil {
+		t.Fatal(err)
+	}
+	return blob
+}
+
 // TestPackedBodyStored: a large message with base64 attachments appended
 // to the store is kept in a packed file (its blob name says so) about a
 // quarter smaller, served byte for byte by OpenBody, indexed for search
@@ -214,11 +226,7 @@ func TestPackedBodyStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := s.users[1]
-	var blob string
-	if err := u.db.QueryRowContext(ctx, `SELECT c.blob FROM contents c JOIN messages m ON m.content_id = c.id WHERE m.uid = ?`,
-		res.UIDs[0]).Scan(&blob); err != nil {
-		t.Fatal(err)
-	}
+	blob := blobOfUID(t, u, res.UIDs[0])
 	fi, err := os.Stat(u.blobPath(blob))
 	if err != nil || !isPacked(blob) || float64(fi.Size()) > 0.8*float64(len(msg)) {
 		t.Fatalf("body file %q: %v, packed %v, want a packed file under 80 %% of %d bytes", blob, err, isPacked(blob), len(msg))
@@ -275,15 +283,7 @@ func TestCompactPacksStoredFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := s.users[1]
-	blobOf := func(uid uint32) string {
-		t.Helper()
-		var blob string
-		if err := u.db.QueryRowContext(ctx, `SELECT c.blob FROM contents c JOIN messages m ON m.content_id = c.id WHERE m.uid = ?`,
-			uid).Scan(&blob); err != nil {
-			t.Fatal(err)
-		}
-		return blob
-	}
+	blobOf := func(uid uint32) string { return blobOfUID(t, u, uid) }
 	// As schema 18 stored it: the message as it is, under a hex name.
 	packedName, plainName := blobOf(res.UIDs[0]), blobOf(res.UIDs[1])
 	oldName := randomHex(16)
