@@ -331,7 +331,7 @@ func (b *backup) writeManifest() error {
 // userSnapshot is what a mail.db snapshot holds.
 type userSnapshot struct {
 	mailboxes, messages int64
-	bodies              map[string]int64 // body file name -> size
+	bodies              map[string]int64 // body file name -> message size
 }
 
 // user backs up one user's database and the bodies it references.
@@ -370,8 +370,8 @@ func (b *backup) user(id int64, name string) (BackupUser, error) {
 		return bu, err
 	}
 	bu.Mailboxes, bu.Messages, bu.Bodies = snap.mailboxes, snap.messages, int64(len(snap.bodies))
-	for _, size := range snap.bodies {
-		bu.BodyBytes += size
+	for name := range snap.bodies {
+		bu.BodyBytes += copied[name] // the files' bytes (packed ones hold more mail)
 	}
 	b.note("user %q: %d mailboxes, %d messages, %d body files, %s%s", name, bu.Mailboxes, bu.Messages,
 		bu.Bodies, FormatBytes(bu.BodyBytes), snapshotsNote(bu))
@@ -445,16 +445,36 @@ func (b *backup) copyBodies(src, dst string, snap *userSnapshot, copied map[stri
 	}
 	for _, j := range jobs {
 		name := filepath.Base(j.dst)
-		switch {
-		case j.err != nil: // the source is gone (copyAll returns other errors)
+		if j.err != nil { // the source is gone (copyAll returns other errors)
 			missing++
-		case j.n != snap.bodies[name]:
-			return 0, fmt.Errorf("body file %s has %d bytes, the database says %d (run tern check)", name, j.n, snap.bodies[name])
-		default:
-			copied[name] = j.n
+			continue
 		}
+		if err := checkBodyCopy(j.dst, name, j.n, snap.bodies[name]); err != nil {
+			return 0, err
+		}
+		copied[name] = j.n
 	}
 	return missing, nil
+}
+
+// checkBodyCopy checks that the copy dst of body file name, n bytes,
+// holds the message of size bytes the database names: a packed file
+// (packed.go) by its segment table, any other by its length.
+func checkBodyCopy(dst, name string, n, size int64) error {
+	if !isPacked(name) {
+		if n != size {
+			return fmt.Errorf("body file %s has %d bytes, the database says %d (run tern check)", name, n, size)
+		}
+		return nil
+	}
+	got, err := bodyFileSize(dst, true)
+	if err != nil {
+		return fmt.Errorf("body file %s: %w (run tern check)", name, err)
+	}
+	if got != size {
+		return fmt.Errorf("body file %s holds %d bytes of mail, the database says %d (run tern check)", name, got, size)
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]int64) []string {

@@ -1098,6 +1098,9 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 			continue // its body could not be read
 		}
 		p.doc, p.indexErr = a.u.extractText(p)
+		if a.u.renamedBlob(ctx, p.id, &p.blob, p.indexErr) {
+			p.doc, p.indexErr = a.u.extractText(p)
+		}
 		text += uint64(p.doc.Len())
 		if maxText > 0 && text >= uint64(maxText) {
 			todo = todo[:i+1] // the rest stays queued for the next batch
@@ -1601,11 +1604,10 @@ func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 		var p pendingContent
 		var got search.Doc
 		var kind int
-		var size int64
-		if err := rows.Scan(&p.id, &p.blob, &size, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Fields, &got.Body, &got.MIME); err != nil {
+		if err := rows.Scan(&p.id, &p.blob, &p.size, &p.parts, &p.header, &p.inline, &kind, &got.Header, &got.Fields, &got.Body, &got.MIME); err != nil {
 			return nil, fmt.Errorf("check full-text index: %w", err)
 		}
-		inline, err := wholeInline(p.inline, p.header, kind, size)
+		inline, err := wholeInline(p.inline, p.header, kind, p.size)
 		if err != nil {
 			continue // reported by the body check
 		}

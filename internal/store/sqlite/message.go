@@ -1070,15 +1070,23 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		}
 		return &splitBody{head: header, rest: rest, parts: parts}, nil
 	}
+	if testBeforeOpenBlob != nil {
+		testBeforeOpenBlob()
+	}
 	body, err := a.u.openBlobFile(blob, size, parts)
 	if errors.Is(err, os.ErrNotExist) {
 		// An expunge may have committed (and its body file been removed)
 		// between the query and the open: then the message is gone, which
-		// is not damage.
-		var one int
-		if qerr := a.u.db.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?`,
-			mailboxID, uid).Scan(&one); errors.Is(qerr, sql.ErrNoRows) {
+		// is not damage. Or tern check --compact packed the file under a
+		// new name: then the message is there, in the new file.
+		var now string
+		qerr := a.u.db.QueryRowContext(ctx, `SELECT c.blob FROM messages m JOIN contents c ON c.id = m.content_id
+			WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&now)
+		switch {
+		case errors.Is(qerr, sql.ErrNoRows):
 			return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
+		case qerr == nil && now != blob:
+			body, err = a.u.openBlobFile(now, size, parts)
 		}
 	}
 	if err != nil {
@@ -1086,6 +1094,10 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	return body, nil
 }
+
+// testBeforeOpenBlob, if set (tests only), runs in OpenBody between the
+// lookup of a body file's name and its open.
+var testBeforeOpenBlob func()
 
 // errNoSuchMessage is returned by OpenBody for a UID not in the mailbox.
 var errNoSuchMessage = store.ErrNoSuchMessage

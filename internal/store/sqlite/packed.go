@@ -46,9 +46,9 @@ const (
 	packMinRun    = 1024
 	packMinLine   = 16
 	packMinSaving = 4096
-	// packMaxLine is the longest line a run may have: RFC 5322's limit
-	// (base64 encoders write 76).
-	packMaxLine = 998
+	// packMaxLine is the longest line a run may have: the longest
+	// multiple of four within RFC 5322's 998 (base64 encoders write 76).
+	packMaxLine = 996
 	// packMaxSegments bounds the header a reader accepts.
 	packMaxSegments = 1 << 16
 )
@@ -125,9 +125,8 @@ func encodeSix(v uint64) uint64 {
 // base64Pairs maps twelve bits to their two base64 characters (the first
 // in the low byte).
 var base64Pairs = func() (t [4096]uint16) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 	for i := range t {
-		t[i] = uint16(alphabet[i>>6]) | uint16(alphabet[i&63])<<8
+		t[i] = uint16(base64Chars[i>>6]) | uint16(base64Chars[i&63])<<8
 	}
 	return t
 }()
@@ -161,9 +160,12 @@ type b64Run struct {
 	start, end, line int
 }
 
+// base64Chars is the standard base64 alphabet, in order.
+const base64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
 // base64Alphabet marks the characters of the base64 alphabet (not '=').
 var base64Alphabet = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+	for _, c := range []byte(base64Chars) {
 		t[c] = true
 	}
 	return t
@@ -282,6 +284,9 @@ func packFile(body []byte) []byte {
 	}
 	pos, saved := 0, 0
 	for _, r := range base64Runs(body) {
+		if len(segs)+3 > packMaxSegments {
+			break // a run adds two segments at most, the rest one
+		}
 		addRaw(body[pos:r.start])
 		pos = r.start
 		before := len(data)
@@ -305,7 +310,12 @@ func packFile(body []byte) []byte {
 		out = binary.AppendUvarint(out, uint64(s.line))
 		out = binary.AppendUvarint(out, uint64(s.stored))
 	}
-	return append(out, data...)
+	out = append(out, data...)
+	// What a reader will make of it, checked with the reader's own code.
+	if p, err := parsePackedTable(out, int64(len(out))); err != nil || p.size != int64(len(body)) {
+		return nil
+	}
+	return out
 }
 
 // pack returns body packed, or nil when it is written as it is: packing
@@ -355,21 +365,44 @@ func readPackedHeader(f *os.File) (*packedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.HasPrefix(head, []byte(packMagic)) {
-		return nil, errBadPacked
-	}
-	n, k := binary.Uvarint(head[len(packMagic):])
-	if k <= 0 || n == 0 || n > packMaxSegments {
-		return nil, errBadPacked
-	}
-	// Each entry is two uvarints of at most ten bytes.
-	if need := int64(len(packMagic)+k) + int64(n)*20; need > int64(len(head)) {
-		if head, err = readHead(f, fi.Size(), need); err != nil {
-			return nil, err
+	if n, k := packedCount(head); k > 0 {
+		// Each entry is two uvarints of at most ten bytes.
+		if need := int64(len(packMagic)+k) + int64(n)*20; need > int64(len(head)) {
+			if head, err = readHead(f, fi.Size(), need); err != nil {
+				return nil, err
+			}
 		}
 	}
+	p, err := parsePackedTable(head, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	p.f = f
+	return p, nil
+}
+
+// packedCount reads the magic and the segment count at the start of
+// head; k is the count's length in bytes, 0 if head does not start so.
+func packedCount(head []byte) (n uint64, k int) {
+	if !bytes.HasPrefix(head, []byte(packMagic)) {
+		return 0, 0
+	}
+	n, k = binary.Uvarint(head[len(packMagic):])
+	return n, max(k, 0)
+}
+
+// parsePackedTable reads the segment table at the start of head, the
+// first bytes of a packed file of fileSize bytes, and checks it against
+// that length.
+func parsePackedTable(head []byte, fileSize int64) (*packedFile, error) {
+	n, k := packedCount(head)
+	// Each entry takes two bytes at least: a count the file cannot hold
+	// is refused before anything is allocated for it.
+	if k == 0 || n == 0 || n > packMaxSegments || int64(n)*2 > fileSize {
+		return nil, errBadPacked
+	}
 	table := head[len(packMagic)+k:]
-	p := &packedFile{f: f, segs: make([]packSegment, n)}
+	p := &packedFile{segs: make([]packSegment, n)}
 	var stored int64
 	for i := range p.segs {
 		line, k1 := binary.Uvarint(table)
@@ -377,7 +410,7 @@ func readPackedHeader(f *os.File) (*packedFile, error) {
 			return nil, errBadPacked
 		}
 		size, k2 := binary.Uvarint(table[k1:])
-		if k2 <= 0 || line%4 != 0 || line > packMaxLine || size == 0 || size > uint64(fi.Size()) {
+		if k2 <= 0 || line%4 != 0 || line > packMaxLine || size == 0 || size > uint64(fileSize) {
 			return nil, errBadPacked
 		}
 		table = table[k1+k2:]
@@ -386,7 +419,7 @@ func readPackedHeader(f *os.File) (*packedFile, error) {
 		p.size += p.segs[i].size()
 	}
 	base := int64(len(head) - len(table))
-	if base+stored != fi.Size() {
+	if base+stored != fileSize {
 		return nil, errBadPacked
 	}
 	for i := range p.segs {
@@ -498,9 +531,11 @@ func growTo(b []byte, n int) []byte {
 // version 19) where that saves space, textBatch contents per transaction
 // on conn, and reports how many it packed and the bytes saved. Each
 // packed file is written durably under a new name before its contents
-// row is renamed to it; the old file is removed after the commit. A
-// crash in between leaves only an unreferenced file (the new one before
-// the commit, the old one after), which tern check --repair removes.
+// row is renamed to it; the old file is removed once the commit is on
+// disk. A crash in between leaves only an unreferenced file (the new one
+// before the commit, the old one after), which tern check --repair
+// removes. Readers that looked up the old name just before see the file
+// gone and look again (OpenBody, renamedBlob).
 func (u *userDB) packStoredFiles(ctx context.Context, conn *sql.Conn) (packed int, saved int64, err error) {
 	for last := int64(-1); ; {
 		looked, n, s, err := u.packFileBatch(ctx, conn, &last)
@@ -555,11 +590,19 @@ func (u *userDB) packFileBatch(ctx context.Context, conn *sql.Conn, last *int64)
 		replaced = append(replaced, r.blob)
 		saved += n
 	}
-	if err := syncBlobDirs(u, written); err != nil {
+	if err := u.syncBlobDirs(written); err != nil {
 		return len(batch), 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return len(batch), 0, 0, err
+	}
+	// The old files go only once the rename is on disk: under
+	// FsyncOptimized the commit may not be yet, and a power failure that
+	// undid it would leave rows naming removed files.
+	if u.fsync == FsyncOptimized {
+		if err := u.syncLog(); err != nil {
+			return len(batch), len(written), saved, fmt.Errorf("sync the log before removing packed files' originals: %w", err)
+		}
 	}
 	if errs := u.removeBlobs(replaced); len(errs) > 0 && u.log != nil {
 		u.log.Warn("remove body files replaced by packed copies", "user", u.name, "err", errors.Join(errs...))
@@ -593,7 +636,7 @@ func (u *userDB) packStoredFile(name string) (string, int64, error) {
 }
 
 // syncBlobDirs fsyncs the directories of the body files names.
-func syncBlobDirs(u *userDB, names []string) error {
+func (u *userDB) syncBlobDirs(names []string) error {
 	dirs := map[string]bool{}
 	for _, n := range names {
 		dirs[filepath.Dir(u.blobPath(n))] = true
@@ -604,4 +647,20 @@ func syncBlobDirs(u *userDB, names []string) error {
 		}
 	}
 	return nil
+}
+
+// renamedBlob reports whether err says the body file of content id was
+// not found and the content now names another file (tern check
+// --compact packed it since *blob was read), setting *blob to that name:
+// then opening it again finds the same message.
+func (u *userDB) renamedBlob(ctx context.Context, id int64, blob *string, err error) bool {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	var now string
+	if qerr := u.db.QueryRowContext(ctx, `SELECT blob FROM contents WHERE id = ?`, id).Scan(&now); qerr != nil || now == *blob {
+		return false
+	}
+	*blob = now
+	return true
 }

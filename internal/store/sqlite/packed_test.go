@@ -266,6 +266,27 @@ func TestPackedBodyStored(t *testing.T) {
 	}
 }
 
+// unpackStored stores the body file of uid (whose message is msg) as
+// schema 18 did, the message as it is under a hex name, and returns that
+// name.
+func unpackStored(t *testing.T, u *userDB, uid uint32, msg []byte) string {
+	t.Helper()
+	packedName, oldName := blobOfUID(t, u, uid), randomHex(16)
+	if err := os.MkdirAll(filepath.Dir(u.blobPath(oldName)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(u.blobPath(oldName), msg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.db.Exec(`UPDATE contents SET blob = ? WHERE blob = ?`, oldName, packedName); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(u.blobPath(packedName)); err != nil {
+		t.Fatal(err)
+	}
+	return oldName
+}
+
 // TestCompactPacksStoredFiles: body files written before schema version
 // 19 (unpacked) are packed by Compact where that saves space; the message
 // reads the same, the unpacked file is gone, a file that does not pack
@@ -284,21 +305,8 @@ func TestCompactPacksStoredFiles(t *testing.T) {
 	}
 	u := s.users[1]
 	blobOf := func(uid uint32) string { return blobOfUID(t, u, uid) }
-	// As schema 18 stored it: the message as it is, under a hex name.
-	packedName, plainName := blobOf(res.UIDs[0]), blobOf(res.UIDs[1])
-	oldName := randomHex(16)
-	if err := os.MkdirAll(filepath.Dir(u.blobPath(oldName)), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(u.blobPath(oldName), withAttachment, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := u.db.ExecContext(ctx, `UPDATE contents SET blob = ? WHERE blob = ?`, oldName, packedName); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(u.blobPath(packedName)); err != nil {
-		t.Fatal(err)
-	}
+	plainName := blobOf(res.UIDs[1])
+	oldName := unpackStored(t, u, res.UIDs[0], withAttachment)
 
 	got, err := s.Compact(ctx, "u")
 	if err != nil {
@@ -377,5 +385,182 @@ func TestKeepBase64(t *testing.T) {
 	}
 	if got, err := s.Compact(ctx, "u"); err != nil || got.FilesPacked != 0 || isPacked(blob()) {
 		t.Fatalf("Compact with KeepBase64 = %+v, %v; want nothing packed", got, err)
+	}
+}
+
+// TestPackedSegmentLimit: a body of more base64 runs than a reader takes
+// segments is packed only as far as the reader can read it back (was: a
+// 34 MB message of 32,800 small runs was packed into a file every read
+// refused).
+func TestPackedSegmentLimit(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	block := base64Lines(randomBytes(r, 57*12), 16, "\r\n") + "-\r\n" // a run of 1,026 bytes, then a raw line
+	body := []byte(strings.Repeat(block, packMaxSegments/2+32))
+	if n := readPackedBack(t, body, r, 20); n == 0 {
+		t.Fatal("not packed at all")
+	}
+}
+
+// TestBackupPackedBodies: a backup copies packed body files and checks
+// them by the message size their table gives (was: refused, the file's
+// length is not the message's), and the restored store serves the same
+// bytes and passes tern check.
+func TestBackupPackedBodies(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	s, accts := newStoreWithUsers(t, data, "alice")
+	r := rand.New(rand.NewPCG(14, 15))
+	msg := attachmentMessage("backup me\r\n", attachment{bin: randomBytes(r, 60000), line: 76, eol: "\r\n"})
+	res, err := accts["alice"].Append(ctx, "INBOX", []store.NewMessage{{Body: msg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isPacked(blobOfUID(t, s.users[1], res.UIDs[0])) {
+		t.Fatal("the body file is not packed")
+	}
+	dest, restored := filepath.Join(root, "backup"), filepath.Join(root, "restored")
+	m, err := Backup(ctx, data, dest, BackupOptions{})
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if u := m.Users[0]; u.Bodies != 1 || u.BodyBytes >= int64(len(msg)) {
+		t.Fatalf("manifest user %+v; want one body file, its bytes below the message's %d", u, len(msg))
+	}
+	if _, err := Restore(ctx, dest, restored, RestoreOptions{Logger: quietLogger()}); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	rs := openTest(t, restored, nil)
+	defer rs.Close()
+	ra, err := rs.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	b, err := ra.OpenBody(ctx, res.MailboxID, res.UIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, b.Size())
+	if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("restored body: %v, equal %v", err, bytes.Equal(got, msg))
+	}
+	b.Close()
+	if problems, err := rs.Check(ctx, false); err != nil || len(problems) > 0 {
+		t.Fatalf("check of the restored store: %q %v", problems, err)
+	}
+}
+
+// TestStaleTextOfPackedMessage: tern check compares the full-text index's
+// text of a packed message with the message (was: the message could not
+// be opened there and the check passed over it).
+func TestStaleTextOfPackedMessage(t *testing.T) {
+	ctx := context.Background()
+	s := openInline(t, t.TempDir(), nil)
+	defer s.Close()
+	a := newUser(t, s)
+	r := rand.New(rand.NewPCG(16, 17))
+	msg := attachmentMessage("indexed text\r\n", attachment{bin: randomBytes(r, 60000), line: 76, eol: "\r\n"})
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.indexPending(ctx, 32, 0); err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	if _, err := u.db.ExecContext(ctx, `UPDATE fts_text SET hdr = 'tampered'`); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := u.check(ctx, false)
+	if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "differs") {
+		t.Fatalf("tern check of a tampered index row of a packed message: %q, %v", problems, err)
+	}
+}
+
+// TestOpenBodyAfterRepack: a reader that looked up a body file's name
+// just before compaction packed it under a new name finds the message in
+// the new file: OpenBody (the compaction done between its lookup and its
+// open), and the indexer through renamedBlob.
+func TestOpenBodyAfterRepack(t *testing.T) {
+	ctx := context.Background()
+	s := openInline(t, t.TempDir(), nil)
+	defer s.Close()
+	a := newUser(t, s)
+	r := rand.New(rand.NewPCG(18, 19))
+	msg := attachmentMessage("moved\r\n", attachment{bin: randomBytes(r, 60000), line: 76, eol: "\r\n"})
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	var id int64
+	var oldName, newName string
+	repack := func() {
+		oldName, newName = blobOfUID(t, u, res.UIDs[0]), randomHex(16)+packedSuffix
+		if err := os.MkdirAll(filepath.Dir(u.blobPath(newName)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(u.blobPath(oldName), u.blobPath(newName)); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.db.QueryRowContext(ctx, `UPDATE contents SET blob = ? WHERE blob = ? RETURNING id`, newName, oldName).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testBeforeOpenBlob = repack
+	b, err := a.OpenBody(ctx, res.MailboxID, res.UIDs[0])
+	testBeforeOpenBlob = nil
+	if err != nil {
+		t.Fatalf("OpenBody across a repack: %v", err)
+	}
+	got := make([]byte, b.Size())
+	if _, err := b.ReadAt(got, 0); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("OpenBody across a repack read %v, equal %v", err, bytes.Equal(got, msg))
+	}
+	b.Close()
+
+	repack()
+	blob := oldName
+	if !u.renamedBlob(ctx, id, &blob, fmt.Errorf("open: %w", os.ErrNotExist)) || blob != newName {
+		t.Fatalf("renamedBlob: %q, want %q", blob, newName)
+	}
+	if u.renamedBlob(ctx, id, &blob, fmt.Errorf("open: %w", os.ErrNotExist)) {
+		t.Fatal("renamedBlob reports a rename when the name is current")
+	}
+}
+
+// TestRepackSyncsBeforeRemoving: under FsyncOptimized, compaction makes
+// the rename of a packed content durable (syncs the log) after its commit
+// and before it removes the unpacked file, so a power failure cannot
+// leave the row naming a removed file.
+func TestRepackSyncsBeforeRemoving(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{Fsync: FsyncOptimized})
+	defer s.Close()
+	a := newUser(t, s)
+	r := rand.New(rand.NewPCG(20, 21))
+	msg := attachmentMessage("durable\r\n", attachment{bin: randomBytes(r, 50000), line: 76, eol: "\r\n"})
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.users[1]
+	oldName := unpackStored(t, u, res.UIDs[0], msg)
+	synced := false // a log sync after the rename committed, the old file still there
+	testSyncLog = func() {
+		var now string
+		if err := u.db.QueryRow(`SELECT c.blob FROM contents c JOIN messages m ON m.content_id = c.id WHERE m.uid = ?`, res.UIDs[0]).Scan(&now); err != nil {
+			return
+		}
+		if _, err := os.Stat(u.blobPath(oldName)); err == nil && now != oldName {
+			synced = true
+		}
+	}
+	defer func() { testSyncLog = nil }()
+	if got, err := s.Compact(ctx, "u"); err != nil || got.FilesPacked != 1 {
+		t.Fatalf("Compact = %+v, %v", got, err)
+	}
+	if !synced {
+		t.Fatal("the unpacked file was removed without a log sync after the rename's commit")
 	}
 }

@@ -293,7 +293,7 @@ func (u *userDB) writeBlobs(bodies [][]byte, inlineMax int) (names []string, err
 		names = append(names, name)
 		files = append(files, name)
 	}
-	return names, syncBlobDirs(u, files)
+	return names, u.syncBlobDirs(files)
 }
 
 func (u *userDB) removeBlobs(names []string) []error {
