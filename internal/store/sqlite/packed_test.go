@@ -564,3 +564,35 @@ func TestRepackSyncsBeforeRemoving(t *testing.T) {
 		t.Fatal("the unpacked file was removed without a log sync after the rename's commit")
 	}
 }
+
+// FuzzPackBlocks: bodies built from blocks the fuzzer chooses (base64
+// runs of any line length and line end, odd last lines, text, stray CR
+// and LF) pack to files that read back exactly, or are not packed.
+func FuzzPackBlocks(f *testing.F) {
+	f.Add([]byte{0, 18, 200, 2, 1, 0, 1, 'h', 'i'}, uint16(1))
+	f.Add([]byte{0, 3, 255, 0, 3, 255, 3, 0, 0, 0, 247, 90}, uint16(2))
+	f.Fuzz(func(t *testing.T, spec []byte, seed uint16) {
+		r := rand.New(rand.NewPCG(uint64(seed), 1))
+		var body []byte
+		for i := 0; i+3 <= len(spec) && len(body) < 1<<20; i += 3 {
+			a, b := int(spec[i+1]), int(spec[i+2])
+			switch spec[i] % 4 {
+			case 0: // a base64 run: line length 4..1000, b lines' worth of bytes
+				line, eol := 4*(1+a%250), "\r\n"
+				if a >= 250 {
+					eol = "\n"
+				}
+				body = append(body, base64Lines(randomBytes(r, (1+b)*line/4*3-b%3), line, eol)...)
+			case 1: // a text line
+				body = append(body, fmt.Sprintf("text %d %d\r\n", a, b)...)
+			case 2: // an odd last line
+				body = append(body, []string{"QR==\r\n", "Q===\r\n", "AB=C\r\n", "ABCD\r\n", "AB==\r\n", "ABC=\n"}[a%6]...)
+			case 3: // stray line ends
+				body = append(body, []string{"\r", "\n", "\r\n", "=\r\n", ""}[a%5]...)
+			}
+		}
+		if len(body) > 0 {
+			readPackedBack(t, body, r, 20)
+		}
+	})
+}
