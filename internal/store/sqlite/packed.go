@@ -483,7 +483,7 @@ type encodeScratch struct{ bin, enc []byte }
 var encodeScratchPool = sync.Pool{New: func() any { return new(encodeScratch) }}
 
 // packChunk bounds the bytes one step of a read encodes.
-const packChunk = 32 << 10
+const packChunk = 128 << 10
 
 // readSegment fills b from segment s at rel bytes into it (b does not go
 // past the segment's end).
