@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -150,6 +151,7 @@ func TestCheckCompact(t *testing.T) {
 	}
 	acct.Close()
 	st.Close()
+	appendKeptBase64(t, data, "bob")
 	mailDB := filepath.Join(data, "users", "1", "mail.db")
 	before := fileSizes(t, mailDB, mailDB+"-wal")
 
@@ -159,6 +161,9 @@ func TestCheckCompact(t *testing.T) {
 		!strings.Contains(r.stderr, "compacting alice (1/2)") || !strings.Contains(r.stderr, "compacting bob (2/2)") ||
 		!strings.Contains(r.stdout, "compacted 2 user(s): ") {
 		t.Fatalf("check --compact: %+v", r)
+	}
+	if !strings.Contains(r.stdout, "packed 1 body file(s) of bob: ") {
+		t.Fatalf("check --compact did not pack bob's body file written with store.keep_base64: %q", r.stdout)
 	}
 	after := fileSizes(t, mailDB, mailDB+"-wal")
 	want := fmt.Sprintf("compacted alice: %d -> %d bytes", before, after)
@@ -234,5 +239,38 @@ func TestCheckRefusesBesideServer(t *testing.T) {
 	stop()
 	if r := runT(t, "", "check", "--data", data); r.code != exitOK || !strings.Contains(r.stdout, "store is consistent") {
 		t.Fatalf("check after the server stopped: %+v", r)
+	}
+}
+
+// appendKeptBase64 appends to user's INBOX, through a store opened with
+// store.keep_base64, a message with a 40 KB base64 attachment: its body
+// file is written as it came, as before schema version 19.
+func appendKeptBase64(t *testing.T, data, user string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := openStore(ctx, &config.Config{DataDir: data, Store: config.Store{KeepBase64: true}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, err := st.Account(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acct.Close()
+	bin := make([]byte, 40000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range bin {
+		bin[i] = byte(rng.Uint32())
+	}
+	var b strings.Builder
+	b.WriteString("Subject: attached\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for enc := base64.StdEncoding.EncodeToString(bin); len(enc) > 0; {
+		k := min(76, len(enc))
+		b.WriteString(enc[:k] + "\r\n")
+		enc = enc[k:]
+	}
+	if _, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(b.String())}}); err != nil {
+		t.Fatal(err)
 	}
 }
