@@ -41,8 +41,13 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 	if err != nil {
 		return nil, err
 	}
+	mode, err := sqlite.ParseFsyncMode(cfg.Store.Fsync)
+	if err != nil {
+		return nil, err
+	}
 	if kind == config.StorePostgres {
-		opts := postgres.Options{Notifier: notifier, Logger: log, ReadURL: cfg.Store.ReadURL}
+		opts := postgres.Options{Notifier: notifier, Logger: log, ReadURL: cfg.Store.ReadURL,
+			RelaxedCommits: mode == sqlite.FsyncOptimized}
 		if opts.Blobs, err = openBlobStore(ctx, cfg); err != nil {
 			return nil, err
 		}
@@ -54,10 +59,6 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return st, nil
-	}
-	mode, err := sqlite.ParseFsyncMode(cfg.Store.Fsync)
-	if err != nil {
-		return nil, err
 	}
 	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: use == useServer, Exclusive: use == useExclusive,
 		KeepBase64: cfg.Store.KeepBase64}

@@ -114,8 +114,10 @@ type Store struct {
 	// Fsync is "always" (every change is on stable storage before its
 	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
 	// is; flag changes, copies, moves, expunges and \Recent claims survive
-	// a crash of tern but not necessarily a power failure). The sqlite store only;
-	// PostgreSQL follows its own synchronous_commit.
+	// a crash of tern but not necessarily a power failure). On the
+	// PostgreSQL store "optimized" commits those changes with
+	// synchronous_commit off (postgres.Options.RelaxedCommits); "always"
+	// follows the server's own synchronous_commit.
 	Fsync string `toml:"fsync"`
 	// KeepBase64 keeps base64 attachments in body files as received. By
 	// default (false) the sqlite store keeps them decoded, about a

@@ -41,6 +41,7 @@ type writeQueue struct {
 type writeOp struct {
 	ctx  context.Context // the caller's
 	what string
+	lazy bool // may commit relaxed (Options.RelaxedCommits)
 	fn   func(*wtx) error
 	w    *wtx // this write's part of the transaction that ran it
 	err  error
@@ -82,10 +83,21 @@ func (s *Store) forgetQueue(user int64, q *writeQueue) {
 // tells this process's notifier after it. It returns nil only once the
 // transaction committed.
 func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.queueWrite(ctx, what, false, fn)
+}
+
+// lazyWrite is write for the changes Options.RelaxedCommits lets commit
+// without waiting for the disk: flags, expunges, copies and moves. A
+// transaction commits relaxed only when every write it holds is lazy.
+func (a *account) lazyWrite(ctx context.Context, what string, fn func(w *wtx) error) error {
+	return a.queueWrite(ctx, what, true, fn)
+}
+
+func (a *account) queueWrite(ctx context.Context, what string, lazy bool, fn func(w *wtx) error) error {
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	op := &writeOp{ctx: ctx, what: what, fn: fn, wake: make(chan struct{})}
+	op := &writeOp{ctx: ctx, what: what, lazy: lazy, fn: fn, wake: make(chan struct{})}
 	q := a.s.queue(a.id)
 	q.mu.Lock()
 	q.ops = append(q.ops, op)
@@ -205,6 +217,9 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// only copy results that cannot fail to scan (insertNew's thread
 	// ids, never NULL).
 	b := &pgx.Batch{}
+	if a.s.opts.RelaxedCommits && allLazy(ops) {
+		b.Queue(relaxedCommitSQL)
+	}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
 	all.queueNotify(b)
 	var tag pgconn.CommandTag
@@ -220,6 +235,16 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	}
 	done = true
 	return nil
+}
+
+// allLazy reports whether every write of ops may commit relaxed.
+func allLazy(ops []*writeOp) bool {
+	for _, op := range ops {
+		if !op.lazy {
+			return false
+		}
+	}
+	return true
 }
 
 // runOps runs ops (in savepoints when there are several) in the

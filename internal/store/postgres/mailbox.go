@@ -607,7 +607,8 @@ const claimRecentSQL = `WITH old AS (SELECT name, noselect, recent_mark, uidnext
 
 // relaxedCommitSQL makes the transaction it runs in commit without
 // waiting for its WAL to reach the disk (synchronous_commit = off for
-// this transaction only). It is for the \Recent claim alone: a claim is
+// this transaction only). The \Recent claim always commits so, and under
+// Options.RelaxedCommits the lazy writes too (groupcommit.go). A claim is
 // visible to every other transaction at once, as any commit, so while
 // the database runs each UID is still claimed by exactly one session
 // cluster-wide; only a crash of the database server within a fraction of

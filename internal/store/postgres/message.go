@@ -516,7 +516,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, "store flags", func(w *wtx) error {
+	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		res = store.StoreResult{}
 		sel, err := w.selectableRows(mailboxID, "", rs, false, false)
@@ -575,7 +575,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
-	err := a.write(ctx, "expunge", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
 		out = nil
 		sel, err := w.selectableRows(mailboxID, "", rs, uids == nil, onlyDeleted)
 		if err != nil || len(sel.rows) == 0 {
@@ -609,7 +609,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		what = "move"
 	}
 	rs := toRanges(uids)
-	err = a.write(ctx, what, func(w *wtx) error {
+	err = a.lazyWrite(ctx, what, func(w *wtx) error {
 		res = store.CopyResult{}
 		sel, err := w.selectableRows(srcID, dn, rs, false, false)
 		if err != nil {

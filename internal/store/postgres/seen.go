@@ -61,7 +61,7 @@ func (a *account) SetPrivateSeen(ctx context.Context, mailboxID int64, user stri
 	}
 	rs := toRanges(uids)
 	var out []store.SeenState
-	err := a.write(ctx, "set private seen", func(w *wtx) error {
+	err := a.lazyWrite(ctx, "set private seen", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
 		out = nil
 		m, err := a.selectableByID(ctx, w.tx, mailboxID)

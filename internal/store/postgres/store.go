@@ -59,6 +59,21 @@ type Options struct {
 	// fields alone) go there first, and to the primary when the replica
 	// does not have the row yet or cannot be reached (replica.go).
 	ReadURL string
+	// RelaxedCommits is store.fsync = "optimized": a transaction whose
+	// writes only change flags, expunge, copy or move (lazyWrite)
+	// commits without waiting for its WAL to reach the disk
+	// (synchronous_commit = off for that transaction), as Dovecot's
+	// mail_fsync=optimized and the sqlite store's FsyncOptimized. The
+	// database stays consistent and such a commit is visible at once;
+	// a crash of the database server (not of tern) can undo the last of
+	// them (at most about three times wal_writer_delay), always a suffix,
+	// never a copy while keeping the expunge of its source that came
+	// after it. New mail (APPEND, delivery) and mailbox changes commit
+	// durably either way, and a durable commit makes the relaxed ones
+	// before it durable too. A body released by a relaxed expunge is
+	// deleted from a blob store only a grace period later (blobs.go),
+	// long after that commit reached the disk.
+	RelaxedCommits bool
 	// Tracer, if set, observes every statement, batch and COPY the
 	// Store's connections send (pgx's tracer interfaces; a test counts
 	// round trips and rows with it). Nil: none.
