@@ -147,6 +147,7 @@ func (a *account) finish(op *writeOp) error {
 	if op.err != nil {
 		return fmt.Errorf("%s: %w", op.what, op.err)
 	}
+	a.keywords.learn(&op.w.kwSeen)
 	a.s.raiseFloor(op.w.changed) // before any session can learn of the change
 	a.s.sendDeltas(a, op.w)
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)

@@ -22,6 +22,9 @@ type account struct {
 	id     int64
 	name   string
 	closed atomic.Bool
+	// keywords is what this account's committed writes taught it about
+	// the user's keywords (kwcache.go).
+	keywords keywordCache
 }
 
 var _ store.Account = (*account)(nil)
@@ -47,6 +50,9 @@ type wtx struct {
 	// before the commit (queueSaveBody, verifyBlobs).
 	unverified []*prepared
 	deltas     backend.Deltas // by mailbox id (delta.go)
+	// kwSeen is what this write found out about keywords, taught to the
+	// account's cache once it committed (kwcache.go).
+	kwSeen keywordsSeen
 	// tail holds the statements queued by atCommit.
 	tail pgx.Batch
 }

@@ -145,10 +145,10 @@ func (w *wtx) canonKeywords(kws []string) ([]string, error) {
 	if len(kws) == 0 {
 		return nil, nil
 	}
-	folded := make([]string, len(kws))
-	for i, k := range kws {
-		folded[i] = strings.ToLower(k)
+	if out, ok := w.a.keywords.spellings(kws); ok {
+		return out, nil
 	}
+	folded := foldAll(kws)
 	rows, err := w.tx.Query(w.ctx, `WITH k AS (SELECT * FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(folded, name, ord)),
 		ins AS (INSERT INTO keywords(user_id, folded, name) SELECT DISTINCT ON (folded) $1, folded, name FROM k ORDER BY folded, ord
 			ON CONFLICT DO NOTHING RETURNING folded, name)
@@ -162,6 +162,9 @@ func (w *wtx) canonKeywords(kws []string) ([]string, error) {
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("record keywords: %w", err)
+	}
+	for i, f := range folded {
+		w.kwSeen.spelling(f, out[i])
 	}
 	return out, nil
 }
@@ -181,13 +184,15 @@ func foldAll(kws []string) []string {
 // addMailboxKeywords adds (canonical) keywords to a mailbox's list and
 // reports whether it grew.
 func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
-	if len(kws) == 0 {
+	folded := foldAll(kws)
+	if w.a.keywords.listed(mailboxID, folded) {
 		return false, nil
 	}
-	tag, err := w.tx.Exec(w.ctx, addMailboxKeywordsSQL, mailboxID, foldAll(kws))
+	tag, err := w.tx.Exec(w.ctx, addMailboxKeywordsSQL, mailboxID, folded)
 	if err != nil {
 		return false, fmt.Errorf("add mailbox keywords: %w", err)
 	}
+	w.kwSeen.listed(mailboxID, folded)
 	return tag.RowsAffected() > 0, nil
 }
 
@@ -253,8 +258,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 // counters and the user's usage; d and the change set are advanced (the
 // batch failing fails the transaction).
 func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []string, msgs, bytes int64) {
-	if len(kws) > 0 {
-		b.Queue(addMailboxKeywordsSQL, d.id, foldAll(kws))
+	if folded := foldAll(kws); !w.a.keywords.listed(d.id, folded) {
+		b.Queue(addMailboxKeywordsSQL, d.id, folded)
+		w.kwSeen.listed(d.id, folded)
 	}
 	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id)
 	d.uidNext += uint32(n)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,15 +15,20 @@ import (
 )
 
 // commitTracer records, for every batch that ends a write transaction
-// (the one holding COMMIT), whether it commits relaxed.
+// (the one holding COMMIT), whether it commits relaxed, and the text of
+// every statement sent.
 type commitTracer struct {
 	mu      sync.Mutex
 	relaxed []bool
+	sqls    []string
 }
 
 type batchSQLKey struct{}
 
-func (c *commitTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *commitTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sqls = append(c.sqls, d.SQL)
 	return ctx
 }
 func (c *commitTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -35,6 +41,9 @@ func (c *commitTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.T
 	if sqls, ok := ctx.Value(batchSQLKey{}).(*[]string); ok {
 		*sqls = append(*sqls, d.SQL)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sqls = append(c.sqls, d.SQL)
 }
 
 func (c *commitTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
@@ -53,6 +62,21 @@ func (c *commitTracer) take() []bool {
 	defer c.mu.Unlock()
 	out := c.relaxed
 	c.relaxed = nil
+	c.sqls = nil
+	return out
+}
+
+// sent returns the statements sent since the last take that contain
+// part.
+func (c *commitTracer) sent(part string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, q := range c.sqls {
+		if strings.Contains(q, part) {
+			out = append(out, q)
+		}
+	}
 	return out
 }
 
