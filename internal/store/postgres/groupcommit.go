@@ -218,11 +218,8 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// only copy results that cannot fail to scan (insertNew's thread
 	// ids, never NULL).
 	b := &pgx.Batch{}
-	if a.s.opts.RelaxedCommits && allLazy(ops) {
-		b.Queue(relaxedCommitSQL)
-	}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
-	all.queueNotify(b)
+	all.queueNotify(b, a.s.opts.RelaxedCommits && allLazy(ops))
 	var tag pgconn.CommandTag
 	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
 		tag = ct

@@ -30,11 +30,19 @@ const notifyChannel = "tern_changes"
 
 // queueNotify adds to b the transaction's change signal (delivered at
 // commit), if it changed anything.
-func (w *wtx) queueNotify(b *pgx.Batch) {
-	if len(w.changed) == 0 && !w.list {
-		return
+// With relaxed, the same statement makes the transaction commit relaxed
+// (relaxedCommitSQL; one statement for both).
+func (w *wtx) queueNotify(b *pgx.Batch, relaxed bool) {
+	switch {
+	case len(w.changed) == 0 && !w.list:
+		if relaxed {
+			b.Queue(relaxedCommitSQL)
+		}
+	case relaxed:
+		b.Queue(`SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
+	default:
+		b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
 	}
-	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
 }
 
 // notifyPayload encodes a change signal. The user name is length-prefixed

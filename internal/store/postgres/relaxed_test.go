@@ -53,7 +53,9 @@ func (c *commitTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.relaxed = append(c.relaxed, slices.Contains(*sqls, relaxedCommitSQL))
+	c.relaxed = append(c.relaxed, slices.ContainsFunc(*sqls, func(q string) bool {
+		return strings.Contains(q, `set_config('synchronous_commit', 'off', true)`)
+	}))
 }
 
 // take returns the commits recorded since the last take.
