@@ -59,6 +59,13 @@ func tryServe(t testing.TB, want int, args ...string) (map[string]string, *syncB
 		case code := <-done:
 			return nil, logBuf, sigs, nil, fmt.Errorf("serve exited early with %d", code)
 		case <-time.After(10 * time.Second):
+			// Stop the serve that hangs, so that it does not run on
+			// (holding its ports and data directory) into the next test.
+			sigs <- syscall.SIGTERM
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+			}
 			return nil, logBuf, sigs, nil, errors.New("serve did not start")
 		}
 	}
