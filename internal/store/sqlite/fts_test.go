@@ -508,3 +508,50 @@ func TestIndexPendingTextCap(t *testing.T) {
 		t.Fatalf("uncapped batch indexed %d (%v), want 5", n, err)
 	}
 }
+
+// TestPendingIDsFromIndex: SEARCH lists the indexing queue from its
+// index alone, without reading the rows (which hold field lines), in a
+// mail.db made now and in one of schema version 19, without the index,
+// and the list is the queue's.
+func TestPendingIDsFromIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openInline(t, dir, nil)
+	a := newUser(t, s)
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}, {Body: storetest.Msg(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(u *userDB) {
+		t.Helper()
+		var plan string
+		var id, parent, unused int
+		if err := u.db.QueryRowContext(ctx, `EXPLAIN QUERY PLAN `+pendingIDsSQL).Scan(&id, &parent, &unused, &plan); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "COVERING INDEX fts_pending_state") {
+			t.Fatalf("queue listed by %q, want the covering index", plan)
+		}
+		var got, want string
+		if err := u.db.QueryRowContext(ctx, pendingIDsSQL).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.db.QueryRowContext(ctx, `SELECT group_concat(content_id) FROM (SELECT content_id FROM fts_pending NOT INDEXED ORDER BY content_id)`).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || want == "" {
+			t.Fatalf("queue from the index %q, from the table %q", got, want)
+		}
+	}
+	check(s.users[1])
+	if _, err := s.users[1].db.ExecContext(ctx, `DROP INDEX fts_pending_state`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	setUserVersion(t, dir, 1, 19)
+	s = openInline(t, dir, nil)
+	defer s.Close()
+	if _, err := s.Account(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	check(s.users[1])
+}

@@ -13,7 +13,9 @@ import (
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
 // Version 19 changes no table: from it on, body files may be packed
 // (packed.go), which an older tern would serve as they are stored.
-const userSchemaVersion = 19
+// Version 20 adds the index fts_pending_state (the schema statements
+// create it; fts.go), from which SEARCH lists the indexing queue.
+const userSchemaVersion = 20
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not
