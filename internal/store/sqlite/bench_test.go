@@ -342,3 +342,42 @@ func BenchmarkOpenBodyRandom(b *testing.B) {
 	})
 	b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkSearchQueued: SEARCH FROM in a mailbox of 100 indexed
+// messages while the account's indexing queue holds 5,000 new ones
+// elsewhere (a bulk import, or mail arriving faster than the indexer
+// keeps up); each search lists the queue first.
+func BenchmarkSearchQueued(b *testing.B) {
+	_, acct := benchAccount(b)
+	a := acct.(*account)
+	ctx := context.Background()
+	if err := a.CreateMailbox(ctx, "Small", ""); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]store.NewMessage, 100)
+	for i := range batch {
+		batch[i] = store.NewMessage{Body: []byte(fmt.Sprintf("From: Person %d <p%d@example.org>\r\nSubject: note %d\r\n\r\nbody %d\r\n", i, i, i, i))}
+	}
+	if _, err := a.Append(ctx, "Small", batch); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.indexPending(ctx, 1000, 0); err != nil {
+		b.Fatal(err)
+	}
+	for range 50 {
+		if _, err := a.Append(ctx, "INBOX", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	small, err := a.Mailbox(ctx, "Small")
+	if err != nil {
+		b.Fatal(err)
+	}
+	qs := []store.TextQuery{{Fields: store.TextFrom, Needle: []byte("person 42")}}
+	measure(b, func() {
+		res, err := a.SearchText(ctx, small.ID, qs)
+		if err != nil || len(res.Hits[0]) != 1 || len(res.Pending) != 0 {
+			b.Fatalf("%+v %v", res, err)
+		}
+	})
+}

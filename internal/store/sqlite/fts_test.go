@@ -555,3 +555,51 @@ func TestPendingIDsFromIndex(t *testing.T) {
 	}
 	check(s.users[1])
 }
+
+// TestSearchQueuedPaths: SEARCH finds a mailbox's queued messages both
+// when it lists the whole queue (the mailbox holds more contents than the
+// queue) and when it looks the mailbox's contents up in it (the queue is
+// longer), and never another mailbox's.
+func TestSearchQueuedPaths(t *testing.T) {
+	ctx := context.Background()
+	s := openInline(t, t.TempDir(), nil)
+	defer s.Close()
+	a := newUser(t, s)
+	if err := a.CreateMailbox(ctx, "Small", ""); err != nil {
+		t.Fatal(err)
+	}
+	appendN := func(box string, n, from int) {
+		t.Helper()
+		for i := range n {
+			if _, err := a.Append(ctx, box, []store.NewMessage{{Body: storetest.Msg(from + i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN("INBOX", 30, 0)
+	if _, err := a.indexPending(ctx, 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendN("INBOX", 5, 100) // INBOX UIDs 31..35 queued
+	appendN("Small", 3, 200) // Small UIDs 1..3 queued: 8 in the queue
+	qs := []store.TextQuery{{Fields: store.TextBody, Needle: []byte("no such words")}}
+	for _, tc := range []struct {
+		box  string
+		want []uint32
+	}{
+		{"INBOX", []uint32{31, 32, 33, 34, 35}}, // 35 contents > 8 queued: the queue is listed
+		{"Small", []uint32{1, 2, 3}},            // 3 contents < 8 queued: looked up
+	} {
+		m, err := a.Mailbox(ctx, tc.box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.SearchText(ctx, m.ID, qs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Pending, tc.want) || len(res.Hits[0]) != 0 {
+			t.Errorf("%s: pending %v hits %v, want pending %v", tc.box, res.Pending, res.Hits[0], tc.want)
+		}
+	}
+}
