@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/storetest"
@@ -22,13 +24,7 @@ func TestGroupCommit(t *testing.T) {
 	a := acct.(*account)
 
 	// Another node holds the user's row lock.
-	blocker, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := blocker.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, a.id); err != nil {
-		t.Fatal(err)
-	}
+	blocker := holdUserLock(t, s, a.id)
 	before := s.commits.Load()
 	const n = 8
 	errs := make([]error, n)
@@ -146,13 +142,7 @@ func TestAtCommitFailure(t *testing.T) {
 	quotaUntouched()
 
 	// In a group: the user's lock is held elsewhere while the writes queue.
-	blocker, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := blocker.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, a.id); err != nil {
-		t.Fatal(err)
-	}
+	blocker := holdUserLock(t, s, a.id)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	store1 := func(i int, uid uint32) {
@@ -217,4 +207,19 @@ func waitWriteQueue(t *testing.T, s *Store, user int64, want int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// holdUserLock takes user's row lock in a transaction of its own, as
+// another node's write would, until the caller rolls it back.
+func holdUserLock(t *testing.T, s *Store, user int64) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	blocker, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, user); err != nil {
+		t.Fatal(err)
+	}
+	return blocker
 }

@@ -146,13 +146,7 @@ func TestRelaxedCommitGroup(t *testing.T) {
 	inbox := inboxID(t, a)
 	ct.take()
 
-	blocker, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := blocker.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, a.id); err != nil {
-		t.Fatal(err)
-	}
+	blocker := holdUserLock(t, s, a.id)
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	flag := func(i int) {
