@@ -115,9 +115,10 @@ type Store struct {
 	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
 	// is; flag changes, copies, moves, expunges and \Recent claims survive
 	// a crash of tern but not necessarily a power failure). On the
-	// PostgreSQL store "optimized" commits those changes with
-	// synchronous_commit off (postgres.Options.RelaxedCommits); "always"
-	// follows the server's own synchronous_commit.
+	// PostgreSQL store "optimized" commits flag changes and expunges
+	// with synchronous_commit off (postgres.Options.RelaxedCommits;
+	// copies and moves stay durable); "always" follows the server's own
+	// synchronous_commit.
 	Fsync string `toml:"fsync"`
 	// KeepBase64 keeps base64 attachments in body files as received. By
 	// default (false) the sqlite store keeps them decoded, about a
@@ -139,8 +140,17 @@ type Store struct {
 	ReadURL string `toml:"read_url"`
 	// BlobGrace is how long a body no message uses any more is kept in
 	// a file or S3 blob store before tern serve's collector deletes it.
+	// At least MinRelaxedBlobGrace with Fsync "optimized" on PostgreSQL;
+	// every node of a cluster must have the same Fsync and BlobGrace.
 	BlobGrace time.Duration `toml:"blob_grace"`
 }
+
+// MinRelaxedBlobGrace bounds store.blob_grace from below on a postgres
+// store with store.fsync = "optimized": an expunge committed relaxed is
+// on the database's disk within three times wal_writer_delay (0.6 s by
+// default, 30 s at most), and a database crash before that brings its
+// messages back; their bodies must still be there.
+const MinRelaxedBlobGrace = time.Minute
 
 // BlobsInDB reports whether the postgres store keeps bodies in the
 // database (store.blobs empty or "db").
@@ -544,6 +554,8 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.BlobGrace < 0 {
 		bad("store.blob_grace", "must not be negative, got %v", c.Store.BlobGrace)
+	} else if kind, _, err := c.Backend(); err == nil && kind == StorePostgres && c.Store.Fsync == "optimized" && c.Store.BlobGrace < MinRelaxedBlobGrace {
+		bad("store.blob_grace", "must be at least %v with store.fsync = \"optimized\" (an expunge reaches the database's disk up to a few seconds after its reply, and the bodies it released must outlive that), got %v", MinRelaxedBlobGrace, c.Store.BlobGrace)
 	}
 	if f := c.Store.Fsync; f != "always" && f != "optimized" {
 		bad("store.fsync", "must be always or optimized, got %q", f)

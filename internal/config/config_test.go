@@ -412,6 +412,27 @@ func TestStoreBlobs(t *testing.T) {
 	if err != nil || c.Store.Blobs != "file:/x" || c.Store.BlobGrace != 10*time.Minute {
 		t.Fatalf("file: %+v %v", c, err)
 	}
+	// With relaxed commits (fsync optimized) on PostgreSQL, a grace
+	// shorter than MinRelaxedBlobGrace is refused; with always, or on
+	// the embedded store, any grace goes.
+	for _, tc := range []struct {
+		url, fsync string
+		grace      time.Duration
+		bad        bool
+	}{
+		{pg, "optimized", 0, true},
+		{pg, "optimized", 59 * time.Second, true},
+		{pg, "optimized", time.Minute, false},
+		{pg, "always", 0, false},
+		{"", "optimized", 0, false},
+	} {
+		c := Default()
+		c.Store.URL, c.Store.Fsync, c.Store.BlobGrace = tc.url, tc.fsync, tc.grace
+		err := c.Validate()
+		if tc.bad != (err != nil) || (err != nil && !strings.Contains(err.Error(), "store.blob_grace")) {
+			t.Errorf("url %q fsync %s grace %v: %v", tc.url, tc.fsync, tc.grace, err)
+		}
+	}
 }
 
 // TestStoreReadURL: store.read_url (--read-store) is a postgres URL, and

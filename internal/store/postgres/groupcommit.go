@@ -42,6 +42,9 @@ type writeOp struct {
 	ctx  context.Context // the caller's
 	what string
 	lazy bool // may commit relaxed (Options.RelaxedCommits)
+	// breaks is Store.breaks when the write was queued: a write that
+	// committed across a break teaches the keyword cache nothing.
+	breaks uint64
 	fn   func(*wtx) error
 	w    *wtx // this write's part of the transaction that ran it
 	err  error
@@ -87,7 +90,7 @@ func (a *account) write(ctx context.Context, what string, fn func(w *wtx) error)
 }
 
 // lazyWrite is write for the changes Options.RelaxedCommits lets commit
-// without waiting for the disk: flags, expunges, copies and moves. A
+// without waiting for the disk: flags and expunges. A
 // transaction commits relaxed only when every write it holds is lazy.
 func (a *account) lazyWrite(ctx context.Context, what string, fn func(w *wtx) error) error {
 	return a.queueWrite(ctx, what, true, fn)
@@ -97,7 +100,7 @@ func (a *account) queueWrite(ctx context.Context, what string, lazy bool, fn fun
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	op := &writeOp{ctx: ctx, what: what, lazy: lazy, fn: fn, wake: make(chan struct{})}
+	op := &writeOp{ctx: ctx, what: what, lazy: lazy, breaks: a.s.breaks.Load(), fn: fn, wake: make(chan struct{})}
 	q := a.s.queue(a.id)
 	q.mu.Lock()
 	q.ops = append(q.ops, op)
@@ -147,7 +150,7 @@ func (a *account) finish(op *writeOp) error {
 	if op.err != nil {
 		return fmt.Errorf("%s: %w", op.what, op.err)
 	}
-	a.keywords.learn(&op.w.kwSeen)
+	a.keywords.learn(op.breaks, a.s.breaks.Load(), &op.w.kwSeen)
 	a.s.raiseFloor(op.w.changed) // before any session can learn of the change
 	a.s.sendDeltas(a, op.w)
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)

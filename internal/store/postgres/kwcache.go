@@ -15,11 +15,26 @@ import (
 // knows sends neither the lookup nor the insert into the mailbox's list
 // (two round trips). It is bounded: past maxCachedKeywords entries it
 // learns nothing more, and the writes ask the database as before.
+//
+// "Only grow" holds while the database keeps its commits: a crash of the
+// server loses relaxed commits (Options.RelaxedCommits), a failover to an
+// asynchronous standby loses its lag. Either breaks the Store's listening
+// connection (Store.breaks), and the cache forgets everything it learned
+// before a break; a write whose transaction spanned one teaches nothing.
 type keywordCache struct {
-	mu    sync.Mutex
-	canon map[string]string             // folded -> spelling
-	inBox map[int64]map[string]struct{} // mailbox id -> folded keywords in its list
-	n     int                           // entries in canon and inBox together
+	mu     sync.Mutex
+	breaks uint64                        // Store.breaks the entries were learned at
+	canon  map[string]string             // folded -> spelling
+	inBox  map[int64]map[string]struct{} // mailbox id -> folded keywords in its list
+	n      int                           // entries in canon and inBox together
+}
+
+// at drops the entries when the Store's connection broke since they were
+// learned (breaks is Store.breaks now). c.mu is held.
+func (c *keywordCache) at(breaks uint64) {
+	if c.breaks != breaks {
+		c.breaks, c.canon, c.inBox, c.n = breaks, nil, nil, 0
+	}
 }
 
 // maxCachedKeywords bounds a keywordCache (a few tens of KiB at most).
@@ -47,10 +62,11 @@ func (s *keywordsSeen) listed(mailboxID int64, folded []string) {
 }
 
 // spellings returns the account-wide spelling of each of kws, or false
-// when one of them is not known.
-func (c *keywordCache) spellings(kws []string) ([]string, bool) {
+// when one of them is not known (breaks: Store.breaks now).
+func (c *keywordCache) spellings(breaks uint64, kws []string) ([]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.at(breaks)
 	out := make([]string, len(kws))
 	for i, k := range kws {
 		name, ok := c.canon[strings.ToLower(k)]
@@ -63,10 +79,11 @@ func (c *keywordCache) spellings(kws []string) ([]string, bool) {
 }
 
 // listed reports whether mailbox id's keyword list holds every one of
-// folded.
-func (c *keywordCache) listed(id int64, folded []string) bool {
+// folded (breaks: Store.breaks now).
+func (c *keywordCache) listed(breaks uint64, id int64, folded []string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.at(breaks)
 	box := c.inBox[id]
 	for _, f := range folded {
 		if _, ok := box[f]; !ok {
@@ -76,13 +93,16 @@ func (c *keywordCache) listed(id int64, folded []string) bool {
 	return true
 }
 
-// learn adds what a committed write found out.
-func (c *keywordCache) learn(s *keywordsSeen) {
-	if s.canon == nil && s.inBox == nil {
+// learn adds what a committed write found out; since and now are
+// Store.breaks when the write was queued and now: a write that spans a
+// break teaches nothing.
+func (c *keywordCache) learn(since, now uint64, s *keywordsSeen) {
+	if (s.canon == nil && s.inBox == nil) || since != now {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.at(now)
 	for f, name := range s.canon {
 		if _, ok := c.canon[f]; ok || c.n >= maxCachedKeywords {
 			continue

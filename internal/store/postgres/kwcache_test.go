@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/storetest"
@@ -65,22 +66,69 @@ func TestKeywordCacheLearnsOnlyCommitted(t *testing.T) {
 	seen := keywordsSeen{}
 	seen.spelling("$x", "$X")
 	seen.listed(7, []string{"$x"})
-	if _, ok := c.spellings([]string{"$x"}); ok {
+	if _, ok := c.spellings(0, []string{"$x"}); ok {
 		t.Fatal("an empty cache knows $x")
 	}
-	c.learn(&seen)
-	if got, ok := c.spellings([]string{"$x", "$X"}); !ok || !slices.Equal(got, []string{"$X", "$X"}) {
+	c.learn(0, 1, &seen) // the connection broke while the write ran
+	if _, ok := c.spellings(1, []string{"$x"}); ok {
+		t.Fatal("learned from a write that spanned a break")
+	}
+	c.learn(0, 0, &seen)
+	if got, ok := c.spellings(0, []string{"$x", "$X"}); !ok || !slices.Equal(got, []string{"$X", "$X"}) {
 		t.Fatalf("spellings %v %v", got, ok)
 	}
-	if !c.listed(7, []string{"$x"}) || c.listed(7, []string{"$x", "$y"}) || c.listed(8, []string{"$x"}) {
+	if !c.listed(0, 7, []string{"$x"}) || c.listed(0, 7, []string{"$x", "$y"}) || c.listed(0, 8, []string{"$x"}) {
 		t.Fatal("listed answers wrong")
+	}
+	if c.listed(1, 7, []string{"$x"}) {
+		t.Fatal("the cache kept what it learned before a break")
 	}
 	for i := range maxCachedKeywords + 10 {
 		var s keywordsSeen
 		s.spelling(string(rune('a'+i%26))+string(rune(i)), "k")
-		c.learn(&s)
+		c.learn(1, 1, &s)
 	}
 	if c.n > maxCachedKeywords {
 		t.Fatalf("cache holds %d entries, bound %d", c.n, maxCachedKeywords)
+	}
+}
+
+// TestKeywordCacheForgetsAtBreak: when the Store's listening connection
+// breaks (the database restarted, and may have lost commits not yet on
+// its disk), an account asks the database for keywords again.
+func TestKeywordCacheForgetsAtBreak(t *testing.T) {
+	ctx := context.Background()
+	s, a, ct := openTraced(t, true)
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	inbox := inboxID(t, a)
+	stored := func() int {
+		t.Helper()
+		ct.take()
+		if _, err := a.StoreFlags(ctx, inbox, []uint32{1}, store.FlagsAdd, []string{"$Work"}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		return len(ct.sent("INTO keywords")) + len(ct.sent("INTO mailbox_keywords"))
+	}
+	if n := stored(); n != 2 {
+		t.Fatalf("first store: %d keyword statements, want 2", n)
+	}
+	if n := stored(); n != 0 {
+		t.Fatalf("second store: %d keyword statements, want 0", n)
+	}
+	before := s.breaks.Load()
+	if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN `+notifyChannel+`' AND datname = current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.breaks.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the listening connection did not break")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := stored(); n != 2 {
+		t.Fatalf("store after the break: %d keyword statements, want 2 (asked again)", n)
 	}
 }

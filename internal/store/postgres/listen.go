@@ -170,6 +170,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			if ctx.Err() != nil {
 				return
 			}
+			s.breaks.Add(1)
 			s.log.Warn("postgres store: change signals interrupted; reconnecting", "err", err)
 		}
 		select {

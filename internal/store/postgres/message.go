@@ -145,7 +145,7 @@ func (w *wtx) canonKeywords(kws []string) ([]string, error) {
 	if len(kws) == 0 {
 		return nil, nil
 	}
-	if out, ok := w.a.keywords.spellings(kws); ok {
+	if out, ok := w.a.keywords.spellings(w.a.s.breaks.Load(), kws); ok {
 		return out, nil
 	}
 	folded := foldAll(kws)
@@ -185,7 +185,7 @@ func foldAll(kws []string) []string {
 // reports whether it grew.
 func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
 	folded := foldAll(kws)
-	if w.a.keywords.listed(mailboxID, folded) {
+	if w.a.keywords.listed(w.a.s.breaks.Load(), mailboxID, folded) {
 		return false, nil
 	}
 	tag, err := w.tx.Exec(w.ctx, addMailboxKeywordsSQL, mailboxID, folded)
@@ -258,7 +258,7 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 // counters and the user's usage; d and the change set are advanced (the
 // batch failing fails the transaction).
 func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []string, msgs, bytes int64) {
-	if folded := foldAll(kws); !w.a.keywords.listed(d.id, folded) {
+	if folded := foldAll(kws); !w.a.keywords.listed(w.a.s.breaks.Load(), d.id, folded) {
 		b.Queue(addMailboxKeywordsSQL, d.id, folded)
 		w.kwSeen.listed(d.id, folded)
 	}
@@ -615,7 +615,11 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		what = "move"
 	}
 	rs := toRanges(uids)
-	err = a.lazyWrite(ctx, what, func(w *wtx) error {
+	// Durable even under RelaxedCommits: the new UIDs go to the client
+	// (COPYUID), and a copy undone by a database crash would let later
+	// messages take them again, which a client that cached them would
+	// mistake for the copies.
+	err = a.write(ctx, what, func(w *wtx) error {
 		res = store.CopyResult{}
 		sel, err := w.selectableRows(srcID, dn, rs, false, false)
 		if err != nil {

@@ -83,11 +83,12 @@ func (c *commitTracer) sent(part string) []string {
 }
 
 // openTraced opens a store on a new database with RelaxedCommits as
-// given and a commitTracer, and user "u" on it.
+// given, a commitTracer and a notifier (so that it listens for other
+// nodes' changes), and user "u" on it.
 func openTraced(t *testing.T, relaxed bool) (*Store, *account, *commitTracer) {
 	t.Helper()
 	ct := &commitTracer{}
-	s, err := Open(context.Background(), pgtest.NewDatabase(t), Options{Logger: quietLogger(), RelaxedCommits: relaxed, Tracer: ct})
+	s, err := Open(context.Background(), pgtest.NewDatabase(t), Options{Logger: quietLogger(), RelaxedCommits: relaxed, Tracer: ct, Notifier: &storetest.Recorder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +98,9 @@ func openTraced(t *testing.T, relaxed bool) (*Store, *account, *commitTracer) {
 	return s, acct.(*account), ct
 }
 
-// TestRelaxedCommits: with store.fsync = "optimized", flag changes,
-// copies, moves and expunges commit with synchronous_commit off, while
-// new mail and mailbox changes commit durably; with "always" nothing
+// TestRelaxedCommits: with store.fsync = "optimized", flag changes and
+// expunges commit with synchronous_commit off, while new mail, copies,
+// moves and mailbox changes commit durably; with "always" nothing
 // commits relaxed.
 func TestRelaxedCommits(t *testing.T) {
 	ctx := context.Background()
@@ -119,8 +120,9 @@ func TestRelaxedCommits(t *testing.T) {
 				_, err := a.StoreFlags(ctx, inboxID(t, a), []uint32{1, 2}, store.FlagsAdd, []string{`\Seen`}, 0, false)
 				return err
 			}},
-			{"copy", true, func() error { _, err := a.Copy(ctx, inboxID(t, a), []uint32{1}, "Archive"); return err }},
-			{"move", true, func() error { _, err := a.Move(ctx, inboxID(t, a), []uint32{2}, "Archive"); return err }},
+			// Copies and moves hand new UIDs to the client: durable.
+			{"copy", false, func() error { _, err := a.Copy(ctx, inboxID(t, a), []uint32{1}, "Archive"); return err }},
+			{"move", false, func() error { _, err := a.Move(ctx, inboxID(t, a), []uint32{2}, "Archive"); return err }},
 			{"expunge", true, func() error { _, err := a.Expunge(ctx, inboxID(t, a), nil, false); return err }},
 		}
 		for _, st := range steps {

@@ -60,18 +60,17 @@ type Options struct {
 	// does not have the row yet or cannot be reached (replica.go).
 	ReadURL string
 	// RelaxedCommits is store.fsync = "optimized": a transaction whose
-	// writes only change flags, expunge, copy or move (lazyWrite)
-	// commits without waiting for its WAL to reach the disk
-	// (synchronous_commit = off for that transaction), as Dovecot's
-	// mail_fsync=optimized and the sqlite store's FsyncOptimized. The
-	// database stays consistent and such a commit is visible at once;
-	// a crash of the database server (not of tern) can undo the last of
-	// them (at most about three times wal_writer_delay), always a suffix,
-	// never a copy while keeping the expunge of its source that came
-	// after it. New mail (APPEND, delivery) and mailbox changes commit
-	// durably either way, and a durable commit makes the relaxed ones
-	// before it durable too. A body released by a relaxed expunge is
-	// deleted from a blob store only a grace period later (blobs.go),
+	// writes only change flags or expunge (lazyWrite) commits without
+	// waiting for its WAL to reach the disk (synchronous_commit = off for
+	// that transaction), as Dovecot's mail_fsync=optimized and the sqlite
+	// store's FsyncOptimized. The database stays consistent and such a
+	// commit is visible at once; a crash of the database server (not of
+	// tern) can undo the last of them (at most about three times
+	// wal_writer_delay), always a suffix. New mail (APPEND, delivery),
+	// copies and moves (their UIDs go to the client) and mailbox changes
+	// commit durably either way, and a durable commit makes the relaxed
+	// ones before it durable too. A body released by a relaxed expunge
+	// is deleted from a blob store only a grace period later (BlobGC),
 	// long after that commit reached the disk.
 	RelaxedCommits bool
 	// Tracer, if set, observes every statement, batch and COPY the
@@ -94,10 +93,13 @@ type BlobGC struct {
 	// Every is how often the collector runs (every node may run it).
 	Every time.Duration
 	// Grace is how long a body stays unused before its object is
-	// deleted (tern's default: an hour, store.blob_grace). Correctness
-	// does not depend on it (blobs.go); it leaves time to notice a
-	// mistake, and keeps objects that a database backup of that age
-	// still names.
+	// deleted (tern's default: an hour, store.blob_grace). The races of
+	// the collector with Append do not depend on it (blobs.go), but a
+	// body released by a relaxed commit (RelaxedCommits, on any node)
+	// needs it to outlast that commit's way to the disk: the config
+	// refuses less than a minute then (config.MinRelaxedBlobGrace). It
+	// also leaves time to notice a mistake, and keeps objects that a
+	// database backup of that age still names.
 	Grace time.Duration
 	// SweepEvery is how often the whole store is listed for orphans
 	// (objects of deliveries that never committed); 0 means never.
@@ -116,6 +118,11 @@ type Store struct {
 
 	queuesMu sync.Mutex
 	queues   map[int64]*writeQueue // by user id (groupcommit.go)
+	// breaks counts the times the listening connection broke (listen.go):
+	// the database may have restarted or failed over, and commits not yet
+	// on its disk (relaxed ones, or an async standby's lag) may be gone.
+	// What accounts cached from their writes (kwcache.go) is dropped then.
+	breaks atomic.Uint64
 	commits  atomic.Int64          // write transactions run (for tests)
 	// Hooks for tests of the blob collector's races. gcHook is called by
 	// the collector holding a row's lock, before (deleted false) and after
