@@ -45,11 +45,11 @@ type writeOp struct {
 	// breaks is Store.breaks when the write was queued: a write that
 	// committed across a break teaches the keyword cache nothing.
 	breaks uint64
-	fn   func(*wtx) error
-	w    *wtx // this write's part of the transaction that ran it
-	err  error
-	done bool          // err is final; set before wake is closed
-	wake chan struct{} // closed when done, or to hand this write the lead
+	fn     func(*wtx) error
+	w      *wtx // this write's part of the transaction that ran it
+	err    error
+	done   bool          // err is final; set before wake is closed
+	wake   chan struct{} // closed when done, or to hand this write the lead
 }
 
 // queue returns user's write queue.

@@ -122,8 +122,8 @@ type Store struct {
 	// the database may have restarted or failed over, and commits not yet
 	// on its disk (relaxed ones, or an async standby's lag) may be gone.
 	// What accounts cached from their writes (kwcache.go) is dropped then.
-	breaks atomic.Uint64
-	commits  atomic.Int64          // write transactions run (for tests)
+	breaks  atomic.Uint64
+	commits atomic.Int64 // write transactions run (for tests)
 	// Hooks for tests of the blob collector's races. gcHook is called by
 	// the collector holding a row's lock, before (deleted false) and after
 	// (true) it deletes the object; an error aborts the transaction, as a
