@@ -112,8 +112,8 @@ type Store struct {
 	// store in DataDir.
 	URL string `toml:"url"`
 	// Fsync is "always" (every change is on stable storage before its
-	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail
-	// is; flag changes, copies, moves, expunges and \Recent claims survive
+	// reply) or "optimized" (as Dovecot's mail_fsync=optimized: new mail,
+	// copies and moves are; flag changes, expunges and \Recent claims survive
 	// a crash of tern but not necessarily a power failure). On the
 	// PostgreSQL store "optimized" commits flag changes and expunges
 	// with synchronous_commit off (postgres.Options.RelaxedCommits;

@@ -45,8 +45,8 @@ type wtx struct {
 	dead    []string         // blobs to remove after commit
 	list    bool             // the mailbox list changed (store.MailboxListNotifier)
 	deltas  backend.Deltas
-	// lazy: the write only changes flags, expunges, copies, moves or
-	// claims \Recent, and need not wait for an fsync under
+	// lazy: the write only changes flags, expunges, claims \Recent or
+	// indexes text, and need not wait for an fsync under
 	// FsyncOptimized.
 	lazy bool
 	// kw is the user's keyword cache; kwSeen what this write found of

@@ -556,10 +556,11 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		what = "move"
 	}
 	rs := toRanges(uids)
-	// Lazy under FsyncOptimized: a copy adds no content, and a power
-	// failure undoes it only together with everything committed after it
-	// (see FsyncOptimized).
-	err = a.lazyWrite(ctx, what, func(w *wtx) error {
+	// Durable even under FsyncOptimized: the new UIDs go to the client
+	// (COPYUID), and a copy that a power failure undid would let later
+	// mail take them again, which a client that cached the copies would
+	// show as those messages.
+	err = a.write(ctx, what, func(w *wtx) error {
 		res = store.CopyResult{}
 		src, err := selectableByID(ctx, w.tx, srcID)
 		if err != nil {

@@ -79,17 +79,16 @@ const (
 	// survives a power failure.
 	FsyncAlways FsyncMode = iota
 	// FsyncOptimized, like Dovecot's mail_fsync=optimized: commits that
-	// bring new mail into the store (APPEND, delivery) and change
-	// mailboxes are fsynced; flag changes, expunges, copies, moves and
+	// bring new mail into the store (APPEND, delivery), copy or move it
+	// (their new UIDs go to the client, and must never be given again)
+	// and change mailboxes are fsynced; flag changes, expunges and
 	// \Recent claims are written to the log without waiting for the
 	// disk, so they survive a crash of tern but the last few may be
 	// undone by a power failure (the next fsynced commit, or a
 	// checkpoint, makes them durable too). No mail can be lost that way:
 	// the log is replayed in order, so a power failure undoes a suffix of
-	// the commits, never a COPY while keeping the EXPUNGE of its source
-	// that came after it; a MOVE is one transaction. Body files freed by
-	// a lazy commit are removed only after the log is fsynced
-	// (userDB.syncLog).
+	// the commits. Body files freed by a lazy commit are removed only
+	// after the log is fsynced (userDB.syncLog).
 	FsyncOptimized
 )
 
