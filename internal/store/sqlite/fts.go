@@ -602,8 +602,13 @@ func oneFieldQueries(qs []store.TextQuery) bool {
 // account: a small mailbox's lines fill a few pages of fts_fields. Measured
 // on compare.sh's mail (SEARCH FROM, 400 messages in an account of
 // 16,000): 0.48 ms directly against 0.87 ms through fts_head, idle; at
-// 10,000 messages 8.1 ms against 4.7.
-const directShare = 32
+// 10,000 messages 8.1 ms against 4.7. In an account of 10,000, idle:
+// 1,000 messages 2.0-2.3 ms directly against 2.5-2.7, 2,400 messages
+// 4.0-4.1 against 3.1-3.2. While new mail is being indexed fts_head has
+// more segments to read, and compare.sh's mixed workload (SEARCH FROM in
+// folders of 300-600 in accounts of 2,000-10,000) spent 5 % less CPU per
+// operation with 6 than with 32.
+const directShare = 6
 
 // fieldCandidates returns the contents of the mailbox cm maps whose
 // field lines may hold needle: from fts_head (with the weak rows) in a
