@@ -79,8 +79,12 @@ func (c *keywordCache) spellings(breaks uint64, kws []string) ([]string, bool) {
 }
 
 // listed reports whether mailbox id's keyword list holds every one of
-// folded (breaks: Store.breaks now).
+// folded (breaks: Store.breaks now); an empty list is, without the lock
+// (most APPENDs carry no keyword).
 func (c *keywordCache) listed(breaks uint64, id int64, folded []string) bool {
+	if len(folded) == 0 {
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.at(breaks)

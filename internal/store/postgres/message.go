@@ -184,9 +184,6 @@ func foldAll(kws []string) []string {
 // addMailboxKeywords adds (canonical) keywords to a mailbox's list and
 // reports whether it grew.
 func (w *wtx) addMailboxKeywords(mailboxID int64, kws []string) (bool, error) {
-	if len(kws) == 0 {
-		return false, nil
-	}
 	folded := foldAll(kws)
 	if w.a.keywords.listed(w.a.s.breaks.Load(), mailboxID, folded) {
 		return false, nil
@@ -261,11 +258,9 @@ func (w *wtx) insertCopies(d *mbox, rows []msgRow, keepSaveDate bool) ([]uint32,
 // counters and the user's usage; d and the change set are advanced (the
 // batch failing fails the transaction).
 func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []string, msgs, bytes int64) {
-	if len(kws) > 0 {
-		if folded := foldAll(kws); !w.a.keywords.listed(w.a.s.breaks.Load(), d.id, folded) {
-			b.Queue(addMailboxKeywordsSQL, d.id, folded)
-			w.kwSeen.listed(d.id, folded)
-		}
+	if folded := foldAll(kws); !w.a.keywords.listed(w.a.s.breaks.Load(), d.id, folded) {
+		b.Queue(addMailboxKeywordsSQL, d.id, folded)
+		w.kwSeen.listed(d.id, folded)
 	}
 	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id)
 	d.uidNext += uint32(n)
