@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/server"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // logRecorder is a slog.Handler that keeps every record (level and
@@ -82,9 +82,9 @@ func (v *recorderView) WithGroup(string) slog.Handler { return v }
 
 // userDB opens a second connection to a user's mail.db, as an operator
 // or a broken disk would touch it behind the server's back.
-func userDB(t *testing.T, dataDir string, id int) *sql.DB {
+func userDB(t *testing.T, dataDir string, id int) *sqldb.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "users", strconv.Itoa(id), "mail.db")+"?_pragma=busy_timeout(10000)")
+	db, err := sqldb.Open("file:" + filepath.Join(dataDir, "users", strconv.Itoa(id), "mail.db") + "?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"database/sql"
 	"net"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestSlowFetchDoesNotPinWAL: a client that sends a large FETCH and reads
@@ -43,7 +43,7 @@ func TestSlowFetchDoesNotPinWAL(t *testing.T) {
 	}
 	acct.Close()
 
-	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

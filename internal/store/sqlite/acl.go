@@ -47,7 +47,7 @@ CREATE INDEX IF NOT EXISTS acl_grants_owner ON acl_grants(owner_id);
 
 // Sharers implements store.Store.
 func (s *Store) Sharers(ctx context.Context, user string) ([]string, error) {
-	rows, err := s.mq.QueryContext(ctx, `SELECT DISTINCT u.name FROM acl_grants g JOIN users u ON u.id = g.owner_id
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT u.name FROM acl_grants g JOIN users u ON u.id = g.owner_id
 		WHERE g.grantee IN (?, ?) AND u.name <> ? ORDER BY u.name`, user, store.Anyone, user)
 	if err != nil {
 		return nil, fmt.Errorf("sharers of %q: %w", user, err)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // A backup is a directory laid out like a data directory, plus a manifest:
@@ -517,7 +518,7 @@ func snapshotDSN(path string) string {
 // vacuumInto writes a consistent copy of the database src to the new file
 // dst in one read transaction (VACUUM INTO): writers carry on meanwhile.
 func vacuumInto(ctx context.Context, src, dst string) error {
-	db, err := sql.Open("sqlite", liveDSN(src))
+	db, err := sqldb.Open(liveDSN(src))
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src, err)
 	}
@@ -532,7 +533,7 @@ func vacuumInto(ctx context.Context, src, dst string) error {
 // IMMEDIATE) and returns the function that releases it. Writers in every
 // process wait meanwhile (their busy timeout is 10s).
 func lockWriters(ctx context.Context, path string) (release func(), err error) {
-	db, err := sql.Open("sqlite", liveDSN(path))
+	db, err := sqldb.Open(liveDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -554,7 +555,7 @@ type userRow struct {
 
 // snapshotUsers lists the users in a tern.db snapshot.
 func snapshotUsers(ctx context.Context, path string) ([]userRow, error) {
-	db, err := sql.Open("sqlite", snapshotDSN(path))
+	db, err := sqldb.Open(snapshotDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -580,7 +581,7 @@ func snapshotUsers(ctx context.Context, path string) ([]userRow, error) {
 
 // userGone reports whether user id is no longer in the live tern.db.
 func userGone(ctx context.Context, dataDir string, id int64) (bool, error) {
-	db, err := sql.Open("sqlite", liveDSN(filepath.Join(dataDir, "tern.db")))
+	db, err := sqldb.Open(liveDSN(filepath.Join(dataDir, "tern.db")))
 	if err != nil {
 		return false, err
 	}
@@ -597,7 +598,7 @@ func dropUsers(ctx context.Context, path string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=synchronous(FULL)")
+	db, err := sqldb.Open("file:" + path + "?mode=rw&_pragma=synchronous(FULL)")
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
@@ -612,7 +613,7 @@ func dropUsers(ctx context.Context, path string, ids []int64) error {
 
 // readUserSnapshot reads the counts and body files of a mail.db snapshot.
 func readUserSnapshot(ctx context.Context, path string) (*userSnapshot, error) {
-	db, err := sql.Open("sqlite", snapshotDSN(path))
+	db, err := sqldb.Open(snapshotDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -2,11 +2,12 @@ package sqlite
 
 import (
 	"bytes"
-	"database/sql"
 	"errors"
 	"io"
 	"path/filepath"
 	"testing"
+
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestSplitBodyReadAt: a body read from its stored header and the rest
@@ -48,7 +49,7 @@ func TestSplitBodyReadAt(t *testing.T) {
 // driver gives every row a slice of its own. If a driver upgrade reused
 // one buffer, the first rows' values would change here.
 func TestDriverBytesNotReused(t *testing.T) {
-	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "t.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(t.TempDir(), "t.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,6 @@ func (u *userDB) walCheckpoint(ctx context.Context) (bool, int, error) {
 // closeConns closes u's connections once no checkpoint is running.
 func (u *userDB) closeConns() error {
 	u.checkpoints.Wait()
-	u.q.Close()
 	err := errors.Join(u.db.Close(), u.closeScan())
 	if u.writers != nil {
 		u.writers.close()

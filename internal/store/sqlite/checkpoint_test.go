@@ -2,12 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestBackgroundCheckpoint: commits start checkpoints of the log on their
@@ -39,7 +39,7 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	u.checkpoints.Wait()
 	// Every STORE dirties a few pages: without checkpoints the log would
 	// hold about 9,000 frames.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // Compaction gives a user's free pages back to the file system (tern
@@ -110,7 +111,7 @@ func (u *userDB) vacuum(ctx context.Context) (filesPacked int, filesSaved int64,
 // schema version 16) where that pays (packInline), a batch of textBatch
 // rows per transaction on conn, so that compaction gives their pages back
 // too.
-func packBodies(ctx context.Context, conn *sql.Conn) error {
+func packBodies(ctx context.Context, conn *sqldb.Conn) error {
 	for last := int64(-1); ; {
 		n, err := packBodyBatch(ctx, conn, &last)
 		if err != nil {
@@ -125,7 +126,7 @@ func packBodies(ctx context.Context, conn *sql.Conn) error {
 // packBodyBatch compresses the uncompressed bodies rows after content
 // id *last (at most textBatch), advancing *last, and reports how many it
 // looked at.
-func packBodyBatch(ctx context.Context, conn *sql.Conn, last *int64) (int, error) {
+func packBodyBatch(ctx context.Context, conn *sqldb.Conn, last *int64) (int, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -135,7 +136,7 @@ func packBodyBatch(ctx context.Context, conn *sql.Conn, last *int64) (int, error
 		id   int64
 		data []byte
 	}
-	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.data) },
+	batch, err := collectRows(ctx, tx, func(rows *sqldb.Rows, r *row) error { return rows.Scan(&r.id, &r.data) },
 		`SELECT content_id, data FROM bodies WHERE split & ? = 0 AND content_id > ? ORDER BY content_id LIMIT ?`,
 		bodyCompressed, *last, textBatch)
 	if err != nil {
@@ -157,7 +158,7 @@ func packBodyBatch(ctx context.Context, conn *sql.Conn, last *int64) (int, error
 // truncateLog copies the whole write-ahead log into the database and
 // empties it (PRAGMA wal_checkpoint(TRUNCATE)); it fails if a reader or
 // writer kept it from finishing.
-func truncateLog(ctx context.Context, conn *sql.Conn) error {
+func truncateLog(ctx context.Context, conn *sqldb.Conn) error {
 	var busy, logFrames, copied int
 	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &copied); err != nil {
 		return fmt.Errorf("wal checkpoint: %w", err)

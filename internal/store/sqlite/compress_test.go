@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestInlineBodyCompressed: a small body of text is kept S2-compressed
@@ -166,7 +166,7 @@ func TestTextMovedOutOfFTS5(t *testing.T) {
 	a.Close()
 	s.Close()
 
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 func TestNextFetchBatch(t *testing.T) {
@@ -64,7 +64,7 @@ func TestFetchBatched(t *testing.T) {
 	if _, err := a.Expunge(ctx, res.MailboxID, gone, false); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

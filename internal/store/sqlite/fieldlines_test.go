@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestFieldLinesMigrated: a schema-16 mail.db, whose fts_text.addr held
@@ -34,7 +34,7 @@ func TestFieldLinesMigrated(t *testing.T) {
 	a.Close()
 	s.Close()
 
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -16,14 +15,15 @@ import (
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/klauspost/compress/s2"
-	msqlite "modernc.org/sqlite"
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/ext/fts5"
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // The full-text index (schema version 7). One row per content (not per
@@ -433,58 +433,56 @@ const fieldHoldsFunc = "tern_field_holds"
 var fieldHoldsCalls atomic.Int64
 
 func init() {
-	msqlite.MustRegisterFunction(fieldHoldsFunc, &msqlite.FunctionImpl{
-		NArgs: 3, Deterministic: true, VolatileArgs: true,
-		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			fieldHoldsCalls.Add(1)
-			name, _ := args[1].(string)
-			if textBytes(args[0], func(addr []byte) bool {
-				return textBytes(args[2], func(needle []byte) bool { return search.FieldHolds(addr, name, needle) })
-			}) {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		},
-	})
-	msqlite.MustRegisterFunction(unpackFunc, &msqlite.FunctionImpl{
-		NArgs: 1, Deterministic: true, VolatileArgs: true,
-		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			packed, ok := args[0].([]byte)
-			if !ok {
-				return nil, nil
-			}
-			text, err := unpackText(packed)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", unpackFunc, err)
-			}
-			return text, nil
-		},
-	})
-	msqlite.MustRegisterFunction(containsFunc, &msqlite.FunctionImpl{
-		NArgs: 2, Deterministic: true, VolatileArgs: true,
-		Scalar: func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			containsCalls.Add(1)
-			if textBytes(args[0], func(text []byte) bool {
-				return textBytes(args[1], func(needle []byte) bool { return bytes.Contains(text, needle) })
-			}) {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		},
-	})
+	sqlite3.AutoExtension(fts5.Register) // the full-text index
+	sqlite3.AutoExtension(registerFunctions)
+}
+
+// registerFunctions adds tern's SQL functions to a new connection.
+func registerFunctions(c *sqlite3.Conn) error {
+	const flags = sqlite3.DETERMINISTIC | sqlite3.INNOCUOUS
+	fieldHolds := func(ctx sqlite3.Context, args ...sqlite3.Value) {
+		fieldHoldsCalls.Add(1)
+		name := args[1].Text()
+		ctx.ResultBool(textBytes(args[0], func(addr []byte) bool {
+			return textBytes(args[2], func(needle []byte) bool { return search.FieldHolds(addr, name, needle) })
+		}))
+	}
+	unpack := func(ctx sqlite3.Context, args ...sqlite3.Value) {
+		if args[0].Type() != sqlite3.BLOB {
+			ctx.ResultNull()
+			return
+		}
+		text, err := unpackText(args[0].RawBlob())
+		if err != nil {
+			ctx.ResultError(fmt.Errorf("%s: %w", unpackFunc, err))
+			return
+		}
+		ctx.ResultBlob(text)
+	}
+	contains := func(ctx sqlite3.Context, args ...sqlite3.Value) {
+		containsCalls.Add(1)
+		ctx.ResultBool(textBytes(args[0], func(text []byte) bool {
+			return textBytes(args[1], func(needle []byte) bool { return bytes.Contains(text, needle) })
+		}))
+	}
+	return errors.Join(
+		c.CreateFunction(fieldHoldsFunc, 3, flags, fieldHolds),
+		c.CreateFunction(unpackFunc, 1, flags, unpack),
+		c.CreateFunction(containsFunc, 2, flags, contains),
+	)
 }
 
 // textBytes calls fn with the bytes of a TEXT or BLOB argument, without
 // copying them; NULL (an empty field stored as nil) is empty text. Other
 // types give false.
-func textBytes(v driver.Value, fn func([]byte) bool) bool {
-	switch v := v.(type) {
-	case nil:
+func textBytes(v sqlite3.Value, fn func([]byte) bool) bool {
+	switch v.Type() {
+	case sqlite3.NULL:
 		return fn(nil)
-	case []byte:
-		return fn(v)
-	case string:
-		return fn(unsafe.Slice(unsafe.StringData(v), len(v)))
+	case sqlite3.BLOB:
+		return fn(v.RawBlob())
+	case sqlite3.TEXT:
+		return fn(v.RawText())
 	}
 	return false
 }
@@ -1320,7 +1318,7 @@ func hasLongWord(text []byte) bool {
 // FTS5 cut at maxWordToken bytes (schema 15's invariant: such rows are
 // weak). It reads the term list of temp.fts_words_terms
 // (ftsVocabBackfill[0]).
-func longWordRows(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+func longWordRows(ctx context.Context, tx *sqldb.Tx) ([]int64, error) {
 	terms, err := queryStrings(ctx, tx, `SELECT term FROM temp.fts_words_terms WHERE length(CAST(term AS BLOB)) >= `+strconv.Itoa(maxWordToken))
 	if err != nil {
 		return nil, fmt.Errorf("long words: %w", err)
@@ -1338,7 +1336,7 @@ func longWordRows(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 }
 
 // markWeak adds contents to fts_weak.
-func markWeak(ctx context.Context, tx *sql.Tx, ids []int64) error {
+func markWeak(ctx context.Context, tx *sqldb.Tx, ids []int64) error {
 	for _, id := range ids {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO fts_weak(content_id) VALUES(?)`, id); err != nil {
 			return fmt.Errorf("mark content %d weak: %w", id, err)
@@ -1437,7 +1435,7 @@ func (u *userDB) extractText(p *pendingContent) (doc search.Doc, err error) {
 // gives now. With repair, bad rows are dropped and their contents queued
 // again (the caller drains the queue), orphans removed, and a damaged
 // FTS5 structure rebuilt.
-func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+func (u *userDB) checkText(ctx context.Context, tx *sqldb.Tx, repair bool) ([]string, error) {
 	var problems []string
 	for _, t := range ftsIndexTables {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+t+`(`+t+`) VALUES('integrity-check')`); err != nil {
@@ -1520,7 +1518,7 @@ func (u *userDB) checkText(ctx context.Context, tx *sql.Tx, repair bool) ([]stri
 // index matches its rows, and every token fts_words holds for a row that
 // is not weak is in it (a weak row's tokens need not be). With repair,
 // the trigram index is rebuilt and missing tokens are added.
-func checkVocab(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) {
+func checkVocab(ctx context.Context, tx *sqldb.Tx, repair bool) ([]string, error) {
 	var problems []string
 	if _, err := tx.ExecContext(ctx, `INSERT INTO fts_vocab_tri(fts_vocab_tri, rank) VALUES('integrity-check', 1)`); err != nil {
 		problems = append(problems, fmt.Sprintf("word vocabulary index damaged: %v", err))
@@ -1570,7 +1568,7 @@ func checkVocab(ctx context.Context, tx *sql.Tx, repair bool) ([]string, error) 
 }
 
 // queryStrings returns the first column of query's rows.
-func queryStrings(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+func queryStrings(ctx context.Context, tx *sqldb.Tx, query string) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
@@ -1591,7 +1589,7 @@ func queryStrings(ctx context.Context, tx *sql.Tx, query string) ([]string, erro
 // damagedText returns the fts_text rows whose body does not decompress
 // (unpackText). Searches that read such a row fail with an error; tern
 // check reports it, and --repair drops it (dropText).
-func damagedText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+func damagedText(ctx context.Context, tx *sqldb.Tx) ([]int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, body FROM fts_text WHERE body IS NOT NULL ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("check stored text: %w", err)
@@ -1616,7 +1614,7 @@ func damagedText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
 
 // dropText removes content id's rows from the index and its stored text
 // and queues the content to be indexed again.
-func dropText(ctx context.Context, tx *sql.Tx, id int64) error {
+func dropText(ctx context.Context, tx *sqldb.Tx, id int64) error {
 	for _, q := range []string{`DELETE FROM fts WHERE rowid = ?`, `DELETE FROM fts_head WHERE rowid = ?`, `DELETE FROM fts_words WHERE rowid = ?`,
 		`DELETE FROM fts_text WHERE id = ?`, `DELETE FROM fts_fields WHERE id = ?`, `INSERT OR REPLACE INTO fts_pending(content_id, state) VALUES(?, 0)`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
@@ -1628,7 +1626,7 @@ func dropText(ctx context.Context, tx *sql.Tx, id int64) error {
 
 // refillIndex empties index table t (one of ftsIndexTables) and fills it
 // again from the stored text.
-func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
+func refillIndex(ctx context.Context, tx *sqldb.Tx, t string) error {
 	for _, q := range []string{`INSERT INTO ` + t + `(` + t + `) VALUES('delete-all')`, ftsRefill[t]} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("rebuild %s: %w", t, err)
@@ -1640,7 +1638,7 @@ func refillIndex(ctx context.Context, tx *sql.Tx, t string) error {
 // staleText returns the indexed contents whose stored text differs from
 // their message's text extracted now (a message that cannot be read is
 // left to the body checks).
-func (u *userDB) staleText(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+func (u *userDB) staleText(ctx context.Context, tx *sqldb.Tx) ([]int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, f.hdr, `+addrOf+`, f.body, f.mime
 		FROM fts_text f JOIN contents c ON c.id = f.id LEFT JOIN bodies b ON b.content_id = c.id ORDER BY c.id`)
 	if err != nil {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // searchSetup makes user u with the given INBOX messages, all indexed,
@@ -139,7 +139,7 @@ func TestTextSideIndexMigration(t *testing.T) {
 	})
 	a.Close()
 	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestTextSideIndexMigration(t *testing.T) {
 // (an empty item, a number over the limit, another character) is an
 // error, never a wrong number.
 func TestQueryIntList(t *testing.T) {
-	db, err := sql.Open("sqlite", ":memory:")
+	db, err := sqldb.Open(":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestTextIndexHeaderUnindexed(t *testing.T) {
 
 	// Back to version 13's fts, every column indexed and its text kept
 	// by FTS5.
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 	"github.com/tern-imap/tern/internal/store/storetest"
 )
 
@@ -149,7 +150,7 @@ func TestTextIndexMigration(t *testing.T) {
 	}
 	a.Close()
 	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

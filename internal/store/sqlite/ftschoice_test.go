@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // BenchmarkFTSChoice decides the kind of full-text index (issue 11): it
@@ -85,7 +85,7 @@ func BenchmarkFTSChoice(b *testing.B) {
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			dir := b.TempDir()
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "x.db")+"?_pragma=journal_mode(WAL)")
+			db, err := sqldb.Open("file:" + filepath.Join(dir, "x.db") + "?_pragma=journal_mode(WAL)")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -146,7 +146,7 @@ func BenchmarkFTSChoice(b *testing.B) {
 
 // runChoiceQuery answers one query: candidates from the index (all rows
 // when the index cannot narrow), then bytes.Contains on the stored text.
-func runChoiceQuery(b *testing.B, db *sql.DB, tokenize, needle, wordMatch string, cols []int) (hits, cands int) {
+func runChoiceQuery(b *testing.B, db *sqldb.DB, tokenize, needle, wordMatch string, cols []int) (hits, cands int) {
 	names := []string{"hdr", "addr", "body", "mime"}
 	var sel []string
 	for _, c := range cols {

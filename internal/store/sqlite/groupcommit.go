@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	msqlite "modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/ncruces/go-sqlite3"
 )
 
 // Group commit: writes of one user are serialized, and each commit waits
@@ -39,8 +38,7 @@ func (e *commitError) Unwrap() error { return e.err }
 // the log (SQLITE_IOERR_*). A full disk (SQLITE_FULL) or a lock fails
 // before the commit record is written.
 func commitMayReplay(err error) bool {
-	var se *msqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_IOERR
+	return errors.Is(err, sqlite3.IOERR)
 }
 
 // commitTx commits tx; an error is a *commitError.
@@ -158,7 +156,7 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 	// statements still run with its own).
 	ctx := context.WithoutCancel(ops[0].w.ctx)
 	u.commits.Add(1)
-	tx, err := u.q.begin(ctx, nil)
+	tx, err := beginTx(ctx, u.db, nil)
 	if err != nil {
 		return err
 	}

@@ -23,11 +23,11 @@ func (a *account) MailboxHead(ctx context.Context, id int64, name string) (store
 	var m mbox
 	var err error
 	if id != 0 {
-		m, err = mboxByID(ctx, a.u.q, id)
+		m, err = mboxByID(ctx, a.u.db, id)
 	} else {
 		var n string
 		if n, err = backend.LookupName(name); err == nil {
-			m, err = mboxByName(ctx, a.u.q, n)
+			m, err = mboxByName(ctx, a.u.db, n)
 		}
 	}
 	if err != nil {

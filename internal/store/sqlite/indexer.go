@@ -194,7 +194,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 		done += n
 		if progress != nil {
 			var left int
-			if err := a.u.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending WHERE state = 0`).Scan(&left); err != nil {
+			if err := a.u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending WHERE state = 0`).Scan(&left); err != nil {
 				return err
 			}
 			progress(done, left)

@@ -109,7 +109,7 @@ func (a *account) read(ctx context.Context, what string, fn func(tx *sqlTx) erro
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	tx, err := a.u.q.begin(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := beginTx(ctx, a.u.db, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -330,7 +330,7 @@ func (a *account) Mailbox(ctx context.Context, name string) (store.MailboxInfo, 
 	if a.closed.Load() {
 		return store.MailboxInfo{}, errAccountClosed
 	}
-	m, err := mboxByName(ctx, a.u.q, n)
+	m, err := mboxByName(ctx, a.u.db, n)
 	if err != nil {
 		return store.MailboxInfo{}, err
 	}

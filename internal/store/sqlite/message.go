@@ -16,6 +16,7 @@ import (
 	"github.com/tern-imap/tern/internal/message"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // msgRow is one messages row.
@@ -602,7 +603,7 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 	return res, err
 }
 
-func scanMeta(rows *sql.Rows) ([]store.MessageMeta, error) {
+func scanMeta(rows *sqldb.Rows) ([]store.MessageMeta, error) {
 	defer rows.Close()
 	var out []store.MessageMeta
 	fl := backend.FlagInterner{}
@@ -857,7 +858,7 @@ func (a *account) newFetchPlan(mailboxID int64, want store.Want) *fetchPlan {
 		}
 		return "NULL"
 	}
-	p := &fetchPlan{a: a, mailboxID: mailboxID, want: want, q: a.u.q,
+	p := &fetchPlan{a: a, mailboxID: mailboxID, want: want, q: a.u.db,
 		cols:    `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`,
 		content: want&(wantContent|store.WantThreading) != 0}
 	if p.content {
@@ -1054,7 +1055,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	var parts []byte
 	var data, header driverBytes
 	var kind int
-	err := a.u.q.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, `+inlineHeader+`
+	err := a.u.db.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, `+inlineHeader+`
 		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
 		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &kind, &header)
@@ -1106,7 +1107,7 @@ var errNoSuchMessage = store.ErrNoSuchMessage
 // checkSelectable returns Fetch's error for a mailbox that does not exist
 // or cannot hold messages.
 func (a *account) checkSelectable(ctx context.Context, mailboxID int64) error {
-	if _, err := selectableByID(ctx, a.u.q, mailboxID); err != nil {
+	if _, err := selectableByID(ctx, a.u.db, mailboxID); err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return nil

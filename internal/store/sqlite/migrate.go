@@ -2,12 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/tern-imap/tern/internal/search"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // userSchemaVersion is stored in each mail.db as PRAGMA user_version.
@@ -28,7 +28,7 @@ const userSchemaVersion = 20
 // expunges recorded before the upgrade VANISHED (EARLIER) may also name
 // UIDs that came and went while the client was away (harmless to clients,
 // RFC 7162 §3.2.5.1).
-func migrateUserDB(ctx context.Context, db *sql.DB) (upToDate bool, err error) {
+func migrateUserDB(ctx context.Context, db *sqldb.DB) (upToDate bool, err error) {
 	var version int
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 		return false, fmt.Errorf("read schema version: %w", err)
@@ -47,7 +47,7 @@ func migrateUserDB(ctx context.Context, db *sql.DB) (upToDate bool, err error) {
 // again (after a crash before the version was recorded) is harmless. The
 // version is recorded by setUserSchemaVersion once the schema statements
 // have run. version is the one recorded before.
-func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
+func migrateSteps(ctx context.Context, db *sqldb.DB, version int) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
@@ -274,7 +274,7 @@ func migrateSteps(ctx context.Context, db *sql.DB, version int) error {
 
 // addPendingLines adds fts_pending.lines (schema version 18) to a queue
 // that lacks it.
-func addPendingLines(ctx context.Context, tx *sql.Tx) error {
+func addPendingLines(ctx context.Context, tx *sqldb.Tx) error {
 	var columns, hasLines int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(name = 'lines'), 0) FROM pragma_table_info('fts_pending')`).Scan(&columns, &hasLines); err != nil {
 		return err
@@ -290,7 +290,7 @@ func addPendingLines(ctx context.Context, tx *sql.Tx) error {
 var errNewerSchema = errors.New("upgrade tern")
 
 // setUserSchemaVersion records that a mail.db has the current schema.
-func setUserSchemaVersion(ctx context.Context, db *sql.DB) error {
+func setUserSchemaVersion(ctx context.Context, db *sqldb.DB) error {
 	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, userSchemaVersion)); err != nil {
 		return fmt.Errorf("record schema version: %w", err)
 	}
@@ -300,7 +300,7 @@ func setUserSchemaVersion(ctx context.Context, db *sql.DB) error {
 // migrateVocabulary creates the word vocabulary (schema 15) and fills it
 // from fts_words' term list; rows holding a token FTS5 cut (longWordRows)
 // become weak first.
-func migrateVocabulary(ctx context.Context, tx *sql.Tx) error {
+func migrateVocabulary(ctx context.Context, tx *sqldb.Tx) error {
 	for _, q := range []string{ftsVocabSchema, ftsVocabBackfill[0]} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -326,7 +326,7 @@ func migrateVocabulary(ctx context.Context, tx *sql.Tx) error {
 // packed, and replaces fts by the contentless index (schema version 16),
 // filled from fts_text. The triggers naming fts go first; the schema
 // statements create them again.
-func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
+func migrateTextTable(ctx context.Context, tx *sqldb.Tx) error {
 	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_deferred`, `DROP TRIGGER IF EXISTS contents_fts_reused`, ftsTextTable} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -353,7 +353,7 @@ func migrateTextTable(ctx context.Context, tx *sql.Tx) error {
 // fts_fields from its content's stored header (search.FieldLines) and
 // clears fts_text.addr; a content indexed without a stored header (from
 // before schema version 2) is queued to be indexed again.
-func migrateFieldLines(ctx context.Context, tx *sql.Tx) error {
+func migrateFieldLines(ctx context.Context, tx *sqldb.Tx) error {
 	for _, q := range []string{`DROP TRIGGER IF EXISTS contents_fts_reused`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -365,7 +365,7 @@ func migrateFieldLines(ctx context.Context, tx *sql.Tx) error {
 		header []byte
 	}
 	for last := int64(-1); ; {
-		batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.live, &r.header) },
+		batch, err := collectRows(ctx, tx, func(rows *sqldb.Rows, r *row) error { return rows.Scan(&r.id, &r.live, &r.header) },
 			`SELECT f.id, c.id IS NOT NULL, c.header FROM fts_text f LEFT JOIN contents c ON c.id = f.id WHERE f.id > ? ORDER BY f.id LIMIT ?`, last, textBatch)
 		if err != nil || len(batch) == 0 {
 			return err
@@ -410,12 +410,12 @@ const textBatch = 256
 
 // copyTextBatch copies the fts_content rows after *last (at most
 // textBatch) to fts_text, advancing *last, and reports how many.
-func copyTextBatch(ctx context.Context, tx *sql.Tx, last *int64) (int, error) {
+func copyTextBatch(ctx context.Context, tx *sqldb.Tx, last *int64) (int, error) {
 	type row struct {
 		id                    int64
 		hdr, addr, body, mime []byte
 	}
-	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.hdr, &r.addr, &r.body, &r.mime) },
+	batch, err := collectRows(ctx, tx, func(rows *sqldb.Rows, r *row) error { return rows.Scan(&r.id, &r.hdr, &r.addr, &r.body, &r.mime) },
 		`SELECT id, c0, c1, c2, c3 FROM fts_content WHERE id > ? ORDER BY id LIMIT ?`, *last, textBatch)
 	if err != nil {
 		return 0, err

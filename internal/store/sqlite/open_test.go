@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // holdWriteLock opens a second connection to user id's mail.db and takes
@@ -18,7 +18,7 @@ import (
 // returned func releases it.
 func holdWriteLock(t *testing.T, dir string, id int64) func() {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", itoa(id), "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", itoa(id), "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func holdWriteLock(t *testing.T, dir string, id int64) func() {
 // migration (which needs the write lock).
 func setUserVersion(t *testing.T, dir string, id int64, v int) {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", itoa(id), "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", itoa(id), "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // Packed body files: base64 stored decoded.
@@ -536,7 +537,7 @@ func growTo(b []byte, n int) []byte {
 // before the commit, the old one after), which tern check --repair
 // removes. Readers that looked up the old name just before see the file
 // gone and look again (OpenBody, renamedBlob).
-func (u *userDB) packStoredFiles(ctx context.Context, conn *sql.Conn) (packed int, saved int64, err error) {
+func (u *userDB) packStoredFiles(ctx context.Context, conn *sqldb.Conn) (packed int, saved int64, err error) {
 	for last := int64(-1); ; {
 		looked, n, s, err := u.packFileBatch(ctx, conn, &last)
 		packed, saved = packed+n, saved+s
@@ -552,7 +553,7 @@ func (u *userDB) packStoredFiles(ctx context.Context, conn *sql.Conn) (packed in
 // packFileBatch packs the unpacked body files of the contents after id
 // *last (at most textBatch), advancing *last; it reports how many
 // contents it looked at, how many files it packed and the bytes saved.
-func (u *userDB) packFileBatch(ctx context.Context, conn *sql.Conn, last *int64) (looked, packed int, saved int64, err error) {
+func (u *userDB) packFileBatch(ctx context.Context, conn *sqldb.Conn, last *int64) (looked, packed int, saved int64, err error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, 0, err
@@ -562,7 +563,7 @@ func (u *userDB) packFileBatch(ctx context.Context, conn *sql.Conn, last *int64)
 		id   int64
 		blob string
 	}
-	batch, err := collectRows(ctx, tx, func(rows *sql.Rows, r *row) error { return rows.Scan(&r.id, &r.blob) },
+	batch, err := collectRows(ctx, tx, func(rows *sqldb.Rows, r *row) error { return rows.Scan(&r.id, &r.blob) },
 		`SELECT c.id, c.blob FROM contents c WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.content_id = c.id)
 		ORDER BY c.id LIMIT ?`, *last, textBatch)
 	if err != nil || len(batch) == 0 {

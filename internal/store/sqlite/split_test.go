@@ -3,11 +3,11 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"path/filepath"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // TestInlineBodySplit: a small body is kept without its header (the
@@ -34,7 +34,7 @@ func TestInlineBodySplit(t *testing.T) {
 	s.Close()
 
 	// Make it a version 5 database whose body row holds the whole message.
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 	"github.com/tern-imap/tern/internal/store/storetest"
 )
 
@@ -229,7 +229,7 @@ func TestTombstonesAreRanges(t *testing.T) {
 	if _, err := a.Expunge(ctx, box.ID, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestMigrateTombstonesToRanges(t *testing.T) {
 	s.Close()
 	// Rewrite the table in the old layout with two expunged UIDs.
 	path := filepath.Join(dir, "users", "1", "mail.db")
-	db, err := sql.Open("sqlite", path)
+	db, err := sqldb.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestMigrateContentRefs(t *testing.T) {
 	// Back to the version 2 layout, with a count that is off: migration
 	// recounts from the messages.
 	path := filepath.Join(dir, "users", "1", "mail.db")
-	db, err := sql.Open("sqlite", path)
+	db, err := sqldb.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestInlineBodyLifecycle(t *testing.T) {
 	}
 	inlineRows := func() int {
 		t.Helper()
-		db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+		db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -521,7 +521,7 @@ func TestInlineBodyLifecycle(t *testing.T) {
 	if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
 		t.Fatalf("check: %q, %v", p, err)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "users", "1", "mail.db"))
+	db, err := sqldb.Open(filepath.Join(dir, "users", "1", "mail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +554,7 @@ func reopenedAfter(t *testing.T, undo ...string) (*Store, store.Account) {
 		t.Fatal(err)
 	}
 	s.Close()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +598,7 @@ func newUser(t testing.TB, s *Store) *account {
 // closed (a test's way to make an older layout or damage).
 func execMailDB(t *testing.T, dir string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "users", "1", "mail.db")))
+	db, err := sqldb.Open(dsn(filepath.Join(dir, "users", "1", "mail.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // Options configures a Store.
@@ -127,10 +126,7 @@ type Store struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
-	db   *sql.DB // tern.db
-	// mq prepares tern.db's frequent queries once (logins, user lookups,
-	// LIST's sharers): parsing them was 2 % of CPU under imaptest.
-	mq *stmtCache
+	db   *sqldb.DB // tern.db
 
 	wmu sync.Mutex // serializes writes to tern.db
 	// aclMu serializes SetACL (acl.go): a grant in tern.db is forgotten
@@ -168,9 +164,8 @@ type userDB struct {
 	id      int64
 	name    string
 	dir     string
-	db      *sql.DB
-	q       *stmtCache   // prepared statements, also used inside transactions
-	scan    *stmtCache   // connections for Fetches of many messages (openScan)
+	db      *sqldb.DB
+	scan    *sqldb.DB    // connections for Fetches of many messages (openScan)
 	wmu     sync.Mutex   // serializes writes
 	wqMu    sync.Mutex   // guards wq, leading
 	wq      []*writeOp   // writes waiting for a commit, oldest first (groupcommit.go)
@@ -247,13 +242,13 @@ func dsnSync(path, level string) string {
 		"&_pragma=foreign_keys(1)"
 }
 
-func openDB(ctx context.Context, path, schema, synchronous string) (*sql.DB, error) {
+func openDB(ctx context.Context, path, schema, synchronous string) (*sqldb.DB, error) {
 	user := schema != mainSchema
 	dsn := dsnSync(path, synchronous)
 	if user {
 		dsn += walAutoCheckpointPragma // checkpoint.go
 	}
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sqldb.Open(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -304,7 +299,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{dir: dir, opts: opts, log: log, db: db, mq: newStmtCache(db), users: map[int64]*userDB{}, gone: map[int64]bool{}, serverLock: serverLock}
+	s := &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}, serverLock: serverLock}
 	if opts.TextIndexer {
 		s.startIndexer()
 	}
@@ -413,7 +408,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, name, passwordHash string) 
 // PasswordHash returns a user's password hash.
 func (s *Store) PasswordHash(ctx context.Context, name string) (string, error) {
 	var h string
-	err := s.mq.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&h)
+	err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE name = ?`, name).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
 	}
@@ -504,7 +499,6 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("close user %d: %w", u.id, err))
 		}
 	}
-	s.mq.Close()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close tern.db: %w", err))
 	}
@@ -526,7 +520,7 @@ func isReady(u *userDB) bool {
 // userID looks a user up.
 func (s *Store) userID(ctx context.Context, name string) (int64, error) {
 	var id int64
-	err := s.mq.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("user %q: %w", name, store.ErrNoSuchUser)
 	}
@@ -591,7 +585,7 @@ func (s *Store) acquireID(ctx context.Context, id int64, name string) (*userDB, 
 			delete(s.users, id)
 		}
 	} else {
-		u.db, u.q = db, newStmtCache(db)
+		u.db = db
 	}
 	close(u.ready)
 	s.mu.Unlock()
@@ -634,7 +628,7 @@ func (s *Store) waitOpen(ctx context.Context, u *userDB) (*userDB, error) {
 
 // openUser creates (if needed), opens and migrates u's directory and
 // database, without holding s.mu.
-func (s *Store) openUser(ctx context.Context, u *userDB) (*sql.DB, error) {
+func (s *Store) openUser(ctx context.Context, u *userDB) (*sqldb.DB, error) {
 	if err := os.MkdirAll(filepath.Join(u.dir, "blobs"), 0o700); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
@@ -696,14 +690,14 @@ const scanMmapSize = 1 << 30
 // connection's map whenever another connection committed since its last
 // read, so the many short reads of everyday traffic, which follow writes,
 // read without a map (dsn; docs/PERFORMANCE.md, issue 9's ninth pass).
-// sql.Open connects on first use: a user who never scans costs nothing.
-func openScan(path, synchronous string) (*stmtCache, error) {
-	db, err := sql.Open("sqlite", dsnSync(path, synchronous)+"&_pragma=mmap_size("+strconv.Itoa(scanMmapSize)+")")
+// sqldb.Open connects on first use: a user who never scans costs nothing.
+func openScan(path, synchronous string) (*sqldb.DB, error) {
+	db, err := sqldb.Open(dsnSync(path, synchronous) + "&_pragma=mmap_size(" + strconv.Itoa(scanMmapSize) + ")")
 	if err != nil {
 		return nil, fmt.Errorf("open %s for scans: %w", path, err)
 	}
 	db.SetMaxIdleConns(2)
-	return newStmtCache(db), nil
+	return db, nil
 }
 
 // closeScan closes the scan connections, if open.
@@ -711,8 +705,7 @@ func (u *userDB) closeScan() error {
 	if u.scan == nil {
 		return nil
 	}
-	u.scan.Close()
-	return u.scan.db.Close()
+	return u.scan.Close()
 }
 
 // release drops one reference to u. Closing and removing files happen

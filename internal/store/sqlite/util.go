@@ -16,6 +16,7 @@ import (
 	"github.com/tern-imap/tern/internal/durable"
 	"github.com/tern-imap/tern/internal/runs"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 const userSchema = `
@@ -132,17 +133,17 @@ CREATE TABLE IF NOT EXISTS content_refs(
 	refs INTEGER NOT NULL
 );`
 
-// querier is what *sql.DB, *sql.Tx, *stmtCache and *sqlTx have in common.
+// querier is what *sqldb.DB, *sqldb.Tx, *sqldb.DB and *sqlTx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sqldb.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sqldb.Row
 }
 
 // collectRows runs query on q and returns its rows, each read by scan,
 // with the rows closed: the caller may then write through the same
 // transaction.
-func collectRows[T any](ctx context.Context, q querier, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
+func collectRows[T any](ctx context.Context, q querier, scan func(*sqldb.Rows, *T) error, query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,10 @@
 package sqlite
 
 import (
-	"database/sql"
 	"reflect"
 	"testing"
+
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 func TestToRanges(t *testing.T) {
@@ -25,7 +26,7 @@ func TestToRanges(t *testing.T) {
 // TestUIDConditions runs the two shapes of uidMatch and of uidIn against
 // a table holding UIDs up to the largest possible one.
 func TestUIDConditions(t *testing.T) {
-	db, err := sql.Open("sqlite", ":memory:")
+	db, err := sqldb.Open(":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"maps"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
 // vocabBodies: the needle "halfmoon" as a word, inside longer tokens
@@ -119,7 +119,7 @@ func TestVocabularyMigrationAndCheck(t *testing.T) {
 // and separator characters: a token missing from the vocabulary would
 // lose hits.
 func TestWordTokensMatchFTS5(t *testing.T) {
-	db, err := sql.Open("sqlite", ":memory:")
+	db, err := sqldb.Open(":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

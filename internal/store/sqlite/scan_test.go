@@ -1,0 +1,68 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"testing"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// TestScanConnectionsMapped: a user's scan connections read mail.db
+// through a memory map of scanMmapSize (SQLite silently ignores a size it
+// was built without), and the everyday connections read without one.
+func TestScanConnectionsMapped(t *testing.T) {
+	_, a := reopenedAfter(t)
+	u := a.(*account).u
+	for _, c := range []struct {
+		name string
+		q    querier
+		want int64
+	}{{"scan", u.scan, scanMmapSize}, {"everyday", u.db, 0}} {
+		var n int64
+		if err := c.q.QueryRowContext(context.Background(), `PRAGMA mmap_size`).Scan(&n); err != nil || n != c.want {
+			t.Errorf("%s connections: mmap_size = %d, %v; want %d", c.name, n, err, c.want)
+		}
+	}
+}
+
+// TestFetchScansOnScanConnections: a Fetch of one batch reads on the
+// everyday connections; a Fetch of more than one batch reads on the scan
+// connections (the only way they get a connection).
+func TestFetchScansOnScanConnections(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), nil)
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	msgs := make([]store.NewMessage, fetchBatch+10)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))}
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(n int) {
+		t.Helper()
+		uids := make([]uint32, n)
+		for i := range uids {
+			uids[i] = uint32(i + 1)
+		}
+		got := 0
+		if err := a.Fetch(ctx, info.ID, uids, store.WantHeader, func(*store.Message) error { got++; return nil }); err != nil || got != n {
+			t.Fatalf("Fetch of %d: %d messages, %v", n, got, err)
+		}
+	}
+	fetch(fetchBatch)
+	if n := a.u.scan.OpenConnections(); n != 0 {
+		t.Fatalf("a Fetch of one batch opened %d scan connections", n)
+	}
+	fetch(fetchBatch + 10)
+	if n := a.u.scan.OpenConnections(); n == 0 {
+		t.Fatal("a Fetch of two batches opened no scan connection")
+	}
+}

@@ -1,0 +1,667 @@
+// Package sqldb runs SQL on SQLite databases through the engine's own
+// API (github.com/ncruces/go-sqlite3), with the part of database/sql's
+// shape the store uses: a pool of connections (DB), transactions (Tx),
+// pinned connections (Conn), rows and results.
+//
+// It exists for speed. Through database/sql every call converts its
+// arguments to driver values, takes and returns a pooled connection
+// under locks and watches its context, and a statement used inside a
+// transaction is bound to it afresh; measured on tern's own statements
+// (bench/sqlitedrivers) that was more than half of the CPU SQLite work
+// cost. Here every connection keeps each statement it ran prepared
+// (bounded, see maxStmts), arguments are bound straight from Go values,
+// and a context interrupts a statement through the engine's progress
+// handler, with no goroutine per call.
+//
+// Errors are the engine's (*sqlite3.Error, matched with errors.Is against
+// sqlite3.BUSY, sqlite3.IOERR, …); an interrupted call returns its
+// context's error. Row.Scan reports sql.ErrNoRows, and Tx methods after
+// Commit or Rollback sql.ErrTxDone, as database/sql does.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// maxStmts bounds the statements one connection keeps prepared. tern
+// builds its statements in a fixed number of shapes, so the bound is
+// about memory, not about churn.
+const maxStmts = 256
+
+// DB is a pool of connections to one database file. It is safe for
+// concurrent use.
+type DB struct {
+	name      string // file name or URI for sqlite3.OpenFlags
+	flags     sqlite3.OpenFlag
+	pragmas   string // run on every new connection
+	immediate bool   // writable transactions BEGIN IMMEDIATE
+
+	mu      sync.Mutex
+	idle    []*conn
+	maxIdle int
+	open    int
+	slots   chan struct{} // SetMaxOpenConns: one token per connection allowed
+	closed  bool
+}
+
+// Open returns a pool for the database a data source name names, in the
+// form tern has always used: "file:PATH?" followed by SQLite's own URI
+// parameters (mode=rw, immutable=1, …), "_pragma=NAME(VALUE)" for each
+// PRAGMA every connection runs when it opens, and "_txlock=immediate" to
+// make writable transactions take the write lock at BEGIN. No connection
+// is opened until one is used.
+func Open(dsn string) (*DB, error) {
+	name, query, _ := strings.Cut(dsn, "?")
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("data source %q: %w", dsn, err)
+	}
+	db := &DB{flags: sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_URI, maxIdle: 2}
+	var pragmas []string
+	for _, p := range params["_pragma"] {
+		pragmas = append(pragmas, "PRAGMA "+p+";")
+	}
+	db.pragmas = strings.Join(pragmas, " ")
+	switch params.Get("_txlock") {
+	case "", "deferred":
+	case "immediate":
+		db.immediate = true
+	default:
+		return nil, fmt.Errorf("data source %q: _txlock must be deferred or immediate", dsn)
+	}
+	delete(params, "_pragma")
+	delete(params, "_txlock")
+	if len(params) > 0 {
+		name += "?" + params.Encode()
+	}
+	db.name = name
+	return db, nil
+}
+
+// SetMaxIdleConns sets how many unused connections the pool keeps open.
+func (db *DB) SetMaxIdleConns(n int) {
+	db.mu.Lock()
+	db.maxIdle = n
+	db.mu.Unlock()
+}
+
+// SetMaxOpenConns limits the connections open at once; callers wait for
+// one beyond it. Call it before the pool is used.
+func (db *DB) SetMaxOpenConns(n int) {
+	db.slots = make(chan struct{}, n)
+}
+
+// OpenConnections reports how many connections are open, in use or idle.
+func (db *DB) OpenConnections() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.open
+}
+
+// get takes an idle connection or opens one.
+func (db *DB) get(ctx context.Context) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if db.slots != nil {
+		select {
+		case db.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		db.freeSlot()
+		return nil, errors.New("sql: database is closed")
+	}
+	if n := len(db.idle); n > 0 {
+		c := db.idle[n-1]
+		db.idle = db.idle[:n-1]
+		db.mu.Unlock()
+		return c, nil
+	}
+	db.open++
+	db.mu.Unlock()
+	c, err := db.dial()
+	if err != nil {
+		db.mu.Lock()
+		db.open--
+		db.mu.Unlock()
+		db.freeSlot()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (db *DB) freeSlot() {
+	if db.slots != nil {
+		<-db.slots
+	}
+}
+
+// dial opens a new connection and runs the pool's pragmas on it.
+func (db *DB) dial() (*conn, error) {
+	sc, err := sqlite3.OpenFlags(db.name, db.flags)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.name, err)
+	}
+	if db.pragmas != "" {
+		if err := sc.Exec(db.pragmas); err != nil {
+			sc.Close()
+			return nil, fmt.Errorf("open %s: %w", db.name, err)
+		}
+	}
+	return &conn{db: db, sc: sc, stmts: make(map[string]*stmt)}, nil
+}
+
+// put returns a connection to the pool, closing it when the pool has
+// enough idle ones or is closed. A connection left inside a transaction
+// (a failed COMMIT or ROLLBACK) is closed, which rolls it back.
+func (db *DB) put(c *conn) {
+	c.closeRows()
+	c.sc.SetInterrupt(context.Background())
+	db.mu.Lock()
+	keep := !db.closed && len(db.idle) < db.maxIdle && c.sc.GetAutocommit()
+	if keep {
+		db.idle = append(db.idle, c)
+	} else {
+		db.open--
+	}
+	db.mu.Unlock()
+	if !keep {
+		c.close()
+	}
+	db.freeSlot()
+}
+
+// Close closes the idle connections; connections in use close when they
+// are given back.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	idle := db.idle
+	db.idle = nil
+	db.closed = true
+	db.open -= len(idle)
+	db.mu.Unlock()
+	var errs []error
+	for _, c := range idle {
+		errs = append(errs, c.close())
+	}
+	return errors.Join(errs...)
+}
+
+// ExecContext runs a statement (or several, separated by semicolons; the
+// arguments are taken in order) on a pooled connection.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c, err := db.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.put(c)
+	return c.exec(ctx, query, args)
+}
+
+// QueryContext runs a query on a pooled connection, which the rows hold
+// until they are closed.
+func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
+	c, err := db.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.query(ctx, query, args)
+	if err != nil {
+		db.put(c)
+		return nil, err
+	}
+	rows.release = func() { db.put(c) }
+	return rows, nil
+}
+
+// QueryRowContext runs a query expected to return at most one row.
+func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
+	rows, err := db.QueryContext(ctx, query, args...)
+	return &Row{rows: rows, err: err}
+}
+
+// BeginTx starts a transaction on a connection of its own. A writable one
+// begins IMMEDIATE when the pool says so (_txlock=immediate); a read-only
+// one always DEFERRED, reading one snapshot.
+func (db *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
+	c, err := db.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := c.begin(ctx, opts, func() { db.put(c) })
+	if err != nil {
+		db.put(c)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// Conn pins one connection of the pool until its Close.
+func (db *DB) Conn(ctx context.Context) (*Conn, error) {
+	c, err := db.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{c: c}, nil
+}
+
+// Conn is one connection taken from a DB. Not safe for concurrent use.
+type Conn struct {
+	c      *conn
+	closed bool
+}
+
+func (cn *Conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return cn.c.exec(ctx, query, args)
+}
+
+func (cn *Conn) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
+	return cn.c.query(ctx, query, args)
+}
+
+func (cn *Conn) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
+	rows, err := cn.c.query(ctx, query, args)
+	return &Row{rows: rows, err: err}
+}
+
+// BeginTx starts a transaction on this connection.
+func (cn *Conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
+	return cn.c.begin(ctx, opts, nil)
+}
+
+// Raw is the engine's connection, for what this package does not wrap.
+func (cn *Conn) Raw() *sqlite3.Conn { return cn.c.sc }
+
+// Close gives the connection back to its pool.
+func (cn *Conn) Close() error {
+	if !cn.closed {
+		cn.closed = true
+		cn.c.db.put(cn.c)
+	}
+	return nil
+}
+
+// Tx is a transaction on one connection. Statements of one Tx must not
+// run concurrently.
+type Tx struct {
+	c    *conn
+	done bool
+	end  func() // gives the connection back; nil for a Conn's transaction
+}
+
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx.done {
+		return nil, sql.ErrTxDone
+	}
+	return tx.c.exec(ctx, query, args)
+}
+
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
+	if tx.done {
+		return nil, sql.ErrTxDone
+	}
+	return tx.c.query(ctx, query, args)
+}
+
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	return &Row{rows: rows, err: err}
+}
+
+// Commit commits the transaction. Rows still open are closed first. When
+// COMMIT fails the transaction is rolled back if SQLite left it open.
+func (tx *Tx) Commit() error {
+	if tx.done {
+		return sql.ErrTxDone
+	}
+	tx.done = true
+	c := tx.c
+	c.closeRows()
+	_, err := c.exec(context.Background(), "COMMIT", nil)
+	if err != nil && !c.sc.GetAutocommit() {
+		c.exec(context.Background(), "ROLLBACK", nil)
+	}
+	tx.finish()
+	return err
+}
+
+// Rollback undoes the transaction; after Commit or Rollback it returns
+// sql.ErrTxDone.
+func (tx *Tx) Rollback() error {
+	if tx.done {
+		return sql.ErrTxDone
+	}
+	tx.done = true
+	c := tx.c
+	c.closeRows()
+	var err error
+	if !c.sc.GetAutocommit() { // SQLite may have rolled back already (SQLITE_FULL, …)
+		_, err = c.exec(context.Background(), "ROLLBACK", nil)
+	}
+	tx.finish()
+	return err
+}
+
+func (tx *Tx) finish() {
+	if tx.end != nil {
+		tx.end()
+	}
+}
+
+// Raw is the engine's connection, for what this package does not wrap.
+func (tx *Tx) Raw() *sqlite3.Conn { return tx.c.sc }
+
+// conn is one SQLite connection with its prepared statements.
+type conn struct {
+	db    *DB
+	sc    *sqlite3.Conn
+	stmts map[string]*stmt
+	rows  map[*Rows]struct{} // open rows, closed at a transaction's end
+}
+
+// stmt is a prepared statement; busy while rows read from it.
+type stmt struct {
+	s      *sqlite3.Stmt
+	query  string
+	busy   bool
+	cached bool
+}
+
+func (c *conn) close() error {
+	for _, s := range c.stmts {
+		s.s.Close()
+	}
+	c.stmts = nil
+	return c.sc.Close()
+}
+
+// closeRows closes the rows still open on the connection.
+func (c *conn) closeRows() {
+	for r := range c.rows {
+		r.Close()
+	}
+}
+
+func (c *conn) begin(ctx context.Context, opts *sql.TxOptions, end func()) (*Tx, error) {
+	q := "BEGIN"
+	if c.db.immediate && (opts == nil || !opts.ReadOnly) {
+		q = "BEGIN IMMEDIATE"
+	}
+	if _, err := c.exec(ctx, q, nil); err != nil {
+		return nil, err
+	}
+	return &Tx{c: c, end: end}, nil
+}
+
+// prepare returns the statement for query: the cached one, or a new one
+// (cached unless the cached one is busy, which happens when a query runs
+// inside the loop over its own rows). tail is the text after the first
+// statement, for scripts.
+func (c *conn) prepare(query string) (s *stmt, tail string, err error) {
+	if s, ok := c.stmts[query]; ok && !s.busy {
+		return s, "", nil
+	}
+	ss, tail, err := c.sc.PrepareFlags(query, sqlite3.PREPARE_PERSISTENT)
+	if err != nil {
+		return nil, "", err
+	}
+	if ss == nil { // only a comment or white space
+		return nil, tail, nil
+	}
+	s = &stmt{s: ss, query: query}
+	if _, taken := c.stmts[query]; !taken && strings.TrimSpace(tail) == "" {
+		c.evict()
+		s.cached = true
+		c.stmts[query] = s
+	}
+	return s, tail, nil
+}
+
+// evict makes room for one more statement in the cache.
+func (c *conn) evict() {
+	if len(c.stmts) < maxStmts {
+		return
+	}
+	for q, s := range c.stmts { // map order: an arbitrary victim
+		if !s.busy {
+			delete(c.stmts, q)
+			s.s.Close()
+			return
+		}
+	}
+}
+
+// done resets a statement after use, closing it if it is not cached.
+func (c *conn) done(s *stmt) {
+	s.busy = false
+	if !s.cached {
+		s.s.Close()
+		return
+	}
+	s.s.Reset()
+}
+
+// interrupt ties the connection to ctx; an error if ctx is done already.
+func (c *conn) interrupt(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.sc.GetInterrupt() != ctx {
+		c.sc.SetInterrupt(ctx)
+	}
+	return nil
+}
+
+// ctxErr turns an error of an interrupted statement into its context's.
+func ctxErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, sqlite3.INTERRUPT) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// exec runs query (a script of several statements when it has them) with
+// args taken in order.
+func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, error) {
+	if err := c.interrupt(ctx); err != nil {
+		return nil, err
+	}
+	var res result
+	for rest := query; ; {
+		s, tail, err := c.prepare(rest)
+		if err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		if s != nil {
+			n := s.s.BindCount()
+			if n > len(args) {
+				c.done(s)
+				return nil, fmt.Errorf("sql: expected %d arguments, got %d", n, len(args))
+			}
+			if err := bindAll(s.s, args[:n]); err != nil {
+				c.done(s)
+				return nil, err
+			}
+			args = args[n:]
+			err = s.s.Exec()
+			c.done(s)
+			if err != nil {
+				return nil, ctxErr(ctx, err)
+			}
+			res = result{lastID: c.sc.LastInsertRowID(), rows: c.sc.Changes()}
+		}
+		if strings.TrimSpace(tail) == "" {
+			break
+		}
+		rest = tail
+	}
+	if len(args) > 0 {
+		return nil, fmt.Errorf("sql: %d arguments left over", len(args))
+	}
+	return res, nil
+}
+
+// query starts a query; the rows hold its statement until closed.
+func (c *conn) query(ctx context.Context, query string, args []any) (*Rows, error) {
+	if err := c.interrupt(ctx); err != nil {
+		return nil, err
+	}
+	s, tail, err := c.prepare(query)
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	if s == nil || strings.TrimSpace(tail) != "" {
+		if s != nil {
+			c.done(s)
+		}
+		return nil, fmt.Errorf("sql: query must be one statement: %q", query)
+	}
+	if n := s.s.BindCount(); n != len(args) {
+		c.done(s)
+		return nil, fmt.Errorf("sql: expected %d arguments, got %d", n, len(args))
+	}
+	if err := bindAll(s.s, args); err != nil {
+		c.done(s)
+		return nil, err
+	}
+	s.busy = true
+	r := &Rows{c: c, s: s, ctx: ctx}
+	if c.rows == nil {
+		c.rows = make(map[*Rows]struct{})
+	}
+	c.rows[r] = struct{}{}
+	return r, nil
+}
+
+// result is an Exec's sql.Result.
+type result struct{ lastID, rows int64 }
+
+func (r result) LastInsertId() (int64, error) { return r.lastID, nil }
+func (r result) RowsAffected() (int64, error) { return r.rows, nil }
+
+// Rows is a query's result, read with Next and Scan. Close it (or read it
+// to the end) to free its statement.
+type Rows struct {
+	c       *conn
+	s       *stmt
+	ctx     context.Context
+	err     error
+	closed  bool
+	release func() // gives a DB query's connection back
+}
+
+// Next steps to the next row; false at the end or on an error (Err).
+func (r *Rows) Next() bool {
+	if r.closed {
+		return false
+	}
+	if r.c.sc.GetInterrupt() != r.ctx {
+		r.c.sc.SetInterrupt(r.ctx)
+	}
+	if r.s.s.Step() {
+		return true
+	}
+	r.err = ctxErr(r.ctx, r.s.s.Err())
+	r.Close()
+	return false
+}
+
+// Err is the error that ended Next, if any.
+func (r *Rows) Err() error { return r.err }
+
+// Close frees the statement; it is safe to call more than once.
+func (r *Rows) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	delete(r.c.rows, r)
+	r.c.done(r.s)
+	if r.release != nil {
+		r.release()
+	}
+	return nil
+}
+
+// Scan copies the current row's columns into dest (see scanColumn for the
+// types it takes).
+func (r *Rows) Scan(dest ...any) error {
+	if r.closed {
+		return errors.New("sql: Rows are closed")
+	}
+	if len(dest) != r.s.s.ColumnCount() {
+		return fmt.Errorf("sql: expected %d destination arguments in Scan, not %d", r.s.s.ColumnCount(), len(dest))
+	}
+	for i, d := range dest {
+		if err := scanColumn(r.s.s, i, d); err != nil {
+			return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, r.s.s.ColumnName(i), err)
+		}
+	}
+	return nil
+}
+
+// Row is the result of QueryRowContext.
+type Row struct {
+	rows *Rows
+	err  error
+}
+
+// Scan copies the row's columns into dest; sql.ErrNoRows when there is
+// none.
+func (r *Row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	return r.rows.Scan(dest...)
+}
+
+// Err is the error of running the query, if any.
+func (r *Row) Err() error { return r.err }
+
+// Exec, Query, QueryRow and Begin are the calls above without a context.
+
+func (db *DB) Exec(query string, args ...any) (sql.Result, error) {
+	return db.ExecContext(context.Background(), query, args...)
+}
+
+func (db *DB) Query(query string, args ...any) (*Rows, error) {
+	return db.QueryContext(context.Background(), query, args...)
+}
+
+func (db *DB) QueryRow(query string, args ...any) *Row {
+	return db.QueryRowContext(context.Background(), query, args...)
+}
+
+func (db *DB) Begin() (*Tx, error) { return db.BeginTx(context.Background(), nil) }
+
+func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	return tx.ExecContext(context.Background(), query, args...)
+}
+
+func (tx *Tx) Query(query string, args ...any) (*Rows, error) {
+	return tx.QueryContext(context.Background(), query, args...)
+}
+
+func (tx *Tx) QueryRow(query string, args ...any) *Row {
+	return tx.QueryRowContext(context.Background(), query, args...)
+}
