@@ -93,7 +93,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 	known := map[string]bool{}
 	for rows.Next() {
 		var c content
-		var packed driverBytes
+		var packed []byte
 		if err := rows.Scan(&c.id, &c.blob, &c.size, &c.refs, &c.actual, &c.inline, &packed); err != nil {
 			rows.Close()
 			return nil, err

@@ -1598,7 +1598,7 @@ func damagedText(ctx context.Context, tx *sqldb.Tx) ([]int64, error) {
 	var damaged []int64
 	for rows.Next() {
 		var id int64
-		var body driverBytes
+		var body []byte
 		if err := rows.Scan(&id, &body); err != nil {
 			return nil, fmt.Errorf("check stored text: %w", err)
 		}

@@ -1053,7 +1053,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	var blob string
 	var size int64
 	var parts []byte
-	var data, header driverBytes
+	var data, header []byte // one copy each, out of SQLite's memory
 	var kind int
 	err := a.u.db.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, `+inlineHeader+`
 		FROM messages m JOIN contents c ON c.id = m.content_id

@@ -374,25 +374,6 @@ func (b *splitBody) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// driverBytes scans a BLOB column without database/sql's copy of it: the
-// sqlite driver hands every row a fresh slice of its own
-// (TestDriverBytesNotReused checks that it still does), which is kept.
-type driverBytes []byte
-
-func (d *driverBytes) Scan(src any) error {
-	switch v := src.(type) {
-	case []byte:
-		*d = v
-	case nil:
-		*d = nil
-	case string:
-		*d = []byte(v)
-	default:
-		return fmt.Errorf("driverBytes: cannot scan %T", src)
-	}
-	return nil
-}
-
 // blobFile is an open message body kept in a file.
 type blobFile struct {
 	*os.File
