@@ -3,7 +3,7 @@ package main
 import "runtime"
 
 // minProcs is the fewest Ps (GOMAXPROCS) tern runs with, even on one
-// CPU. SQLite (modernc.org/sqlite) and the body files make blocking file
+// CPU. SQLite (ncruces/go-sqlite3) and the body files make blocking file
 // system calls (pread, pwrite, fsync) on the calling goroutine's thread,
 // and a goroutine in a system call keeps its P until the runtime's
 // monitor takes it back, which can take up to 10 ms. With a single P,
