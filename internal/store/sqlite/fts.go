@@ -1156,7 +1156,7 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 	// The index never takes the last free space: a full disk must still
 	// let deliveries fail cleanly and small writes (flags, \Recent)
 	// succeed. Searches read the queued messages meanwhile.
-	if free, ok := diskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
+	if free, ok := sqldb.DiskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
 		return 0, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
 	}
 	// Lazy under FsyncOptimized: a power failure that undoes this commit

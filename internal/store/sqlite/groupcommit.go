@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/ncruces/go-sqlite3"
 )
@@ -35,10 +36,12 @@ func (e *commitError) Unwrap() error { return e.err }
 // commitMayReplay reports whether a failed COMMIT may have left its
 // transaction complete in the write-ahead log, where no reader sees it now
 // but recovery after a crash would: an I/O error while writing or syncing
-// the log (SQLITE_IOERR_*). A full disk (SQLITE_FULL) or a lock fails
-// before the commit record is written.
+// the log (SQLITE_IOERR_*). A full disk (SQLITE_FULL, or a write that
+// failed with ENOSPC, which the engine reports as SQLITE_IOERR_WRITE:
+// sqldb.DB.fail) or a lock fails before the commit record is
+// complete, and a torn last frame fails its checksum at recovery.
 func commitMayReplay(err error) bool {
-	return errors.Is(err, sqlite3.IOERR)
+	return errors.Is(err, sqlite3.IOERR) && !errors.Is(err, syscall.ENOSPC)
 }
 
 // commitTx commits tx; an error is a *commitError.

@@ -13,9 +13,9 @@
 // and a context interrupts a statement through the engine's progress
 // handler, with no goroutine per call.
 //
-// Errors are the engine's (*sqlite3.Error, matched with errors.Is against
-// sqlite3.BUSY, sqlite3.IOERR, …); an interrupted call returns its
-// context's error. Row.Scan reports sql.ErrNoRows, and Tx methods after
+// Errors of the engine come as *Error (its result code, and the engine's
+// error inside, matched with errors.Is against sqlite3.BUSY,
+// sqlite3.IOERR, …); an interrupted call returns its context's error. Row.Scan reports sql.ErrNoRows, and Tx methods after
 // Commit or Rollback sql.ErrTxDone, as database/sql does.
 package sqldb
 
@@ -25,8 +25,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ncruces/go-sqlite3"
 )
@@ -151,14 +153,15 @@ func (db *DB) freeSlot() {
 
 // dial opens a new connection and runs the pool's pragmas on it.
 func (db *DB) dial() (*conn, error) {
+	ctx := context.Background()
 	sc, err := sqlite3.OpenFlags(db.name, db.flags)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", db.name, err)
+		return nil, fmt.Errorf("open %s: %w", db.name, db.fail(ctx, err))
 	}
 	if db.pragmas != "" {
 		if err := sc.Exec(db.pragmas); err != nil {
 			sc.Close()
-			return nil, fmt.Errorf("open %s: %w", db.name, err)
+			return nil, fmt.Errorf("open %s: %w", db.name, db.fail(ctx, err))
 		}
 	}
 	return &conn{db: db, sc: sc, stmts: make(map[string]*stmt)}, nil
@@ -465,12 +468,54 @@ func (c *conn) interrupt(ctx context.Context) error {
 	return nil
 }
 
-// ctxErr turns an error of an interrupted statement into its context's.
-func ctxErr(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && errors.Is(err, sqlite3.INTERRUPT) {
+// Error is an error of the SQLite engine. Code is its extended result
+// code (SQLITE_IOERR_WRITE, …; the primary code is Code()&0xff), as
+// database/sql's SQLite drivers report it; Unwrap gives the engine's
+// error, which errors.Is matches against sqlite3.BUSY, sqlite3.IOERR, ….
+type Error struct {
+	err  error
+	code int
+}
+
+func (e *Error) Error() string { return e.err.Error() }
+func (e *Error) Unwrap() error { return e.err }
+func (e *Error) Code() int     { return e.code }
+
+// fullDiskReserve: an I/O error while less than this is free on the
+// database's file system is taken for a full disk.
+const fullDiskReserve = 1 << 20
+
+// fail turns an error of the engine into what callers see: the context's
+// error for a statement that ctx interrupted, else an *Error. A full
+// disk also matches syscall.ENOSPC: the engine's file layer
+// (ncruces/go-sqlite3 v0.37) reports a write that failed with ENOSPC as
+// SQLITE_IOERR_WRITE, without the operating system's error, rather than
+// SQLITE_FULL (its check for ENOSPC misses the *fs.PathError that
+// os.File.WriteAt returns), so an I/O error while the file system has
+// almost no space left is taken for one.
+func (db *DB) fail(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && errors.Is(err, sqlite3.INTERRUPT) {
 		return ctx.Err()
 	}
-	return err
+	var code sqlite3.ExtendedErrorCode
+	if !errors.As(err, &code) {
+		return err
+	}
+	if code.Code() == sqlite3.IOERR && !errors.Is(err, syscall.ENOSPC) {
+		if free, ok := DiskFree(db.dir()); ok && free < fullDiskReserve {
+			err = fmt.Errorf("%w: %w", err, syscall.ENOSPC)
+		}
+	}
+	return &Error{err: err, code: int(code)}
+}
+
+// dir is the directory of the database file.
+func (db *DB) dir() string {
+	path, _, _ := strings.Cut(strings.TrimPrefix(db.name, "file:"), "?")
+	return filepath.Dir(path)
 }
 
 // exec runs query (a script of several statements when it has them) with
@@ -483,7 +528,7 @@ func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, 
 	for rest := query; ; {
 		s, tail, err := c.prepare(rest)
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, c.db.fail(ctx, err)
 		}
 		if s != nil {
 			n := s.s.BindCount()
@@ -499,7 +544,7 @@ func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, 
 			err = s.s.Exec()
 			c.done(s)
 			if err != nil {
-				return nil, ctxErr(ctx, err)
+				return nil, c.db.fail(ctx, err)
 			}
 			res = result{lastID: c.sc.LastInsertRowID(), rows: c.sc.Changes()}
 		}
@@ -521,7 +566,7 @@ func (c *conn) query(ctx context.Context, query string, args []any) (*Rows, erro
 	}
 	s, tail, err := c.prepare(query)
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, c.db.fail(ctx, err)
 	}
 	if s == nil || strings.TrimSpace(tail) != "" {
 		if s != nil {
@@ -574,7 +619,7 @@ func (r *Rows) Next() bool {
 	if r.s.s.Step() {
 		return true
 	}
-	r.err = ctxErr(r.ctx, r.s.s.Err())
+	r.err = r.c.db.fail(r.ctx, r.s.s.Err())
 	r.Close()
 	return false
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,8 +46,10 @@ func TestOpenParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if _, err := ro.Exec(`DELETE FROM t`); !errors.Is(err, sqlite3.READONLY) {
-		t.Fatalf("write through mode=ro: %v", err)
+	_, err = ro.Exec(`DELETE FROM t`)
+	var coded interface{ Code() int }
+	if !errors.Is(err, sqlite3.READONLY) || !errors.As(err, &coded) || coded.Code()&0xff != 8 {
+		t.Fatalf("write through mode=ro: %v, want SQLITE_READONLY (8)", err)
 	}
 	if _, err := Open("file:x?_txlock=sometimes"); err == nil {
 		t.Fatal("_txlock=sometimes accepted")
@@ -306,4 +309,34 @@ func TestPool(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// TestDiskFullIsENOSPC: a write that fills the file system fails with an
+// error that says so (syscall.ENOSPC), not only with SQLite's I/O error.
+// Needs a small tmpfs (root); skipped otherwise.
+func TestDiskFullIsENOSPC(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	db, err := Open("file:" + filepath.Join(mnt, "t.db") + "?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t(b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		_, err := db.Exec(`INSERT INTO t VALUES(randomblob(10000))`)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("write on a full disk: %v, not ENOSPC", err)
+		}
+		return
+	}
+	t.Fatal("1 MiB took 10 MB")
 }

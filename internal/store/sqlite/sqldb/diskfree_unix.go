@@ -1,12 +1,12 @@
 //go:build unix
 
-package sqlite
+package sqldb
 
 import "syscall"
 
-// diskFree returns the bytes available to unprivileged writers on the
+// DiskFree returns the bytes available to unprivileged writers on the
 // file system holding dir, or false if that cannot be told.
-func diskFree(dir string) (uint64, bool) {
+func DiskFree(dir string) (uint64, bool) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, false
