@@ -710,3 +710,19 @@ func (tx *Tx) Query(query string, args ...any) (*Rows, error) {
 func (tx *Tx) QueryRow(query string, args ...any) *Row {
 	return tx.QueryRowContext(context.Background(), query, args...)
 }
+
+// Reprepares reports how many times SQLite prepared again the statements
+// the idle connections keep: after a schema change, or when a plan
+// depended on a bound value that changed since the last run. Each costs a
+// parse, so everyday statements should not cause them.
+func (db *DB) Reprepares() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n := 0
+	for _, c := range db.idle {
+		for _, s := range c.stmts {
+			n += s.s.Status(sqlite3.STMTSTATUS_REPREPARE, false)
+		}
+	}
+	return n
+}
