@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 )
@@ -151,8 +152,30 @@ func (db *DB) freeSlot() {
 	}
 }
 
-// dial opens a new connection and runs the pool's pragmas on it.
+// dialBusyWait bounds how long dial retries a database that is busy.
+const dialBusyWait = 10 * time.Second
+
+// dial opens a new connection and runs the pool's pragmas on it. The
+// engine's file layer locks per connection (open file description
+// locks), not per process, so connections of one process meet as
+// SQLite's connections of different processes do: a connection opening
+// the file while others close it (the last one checkpoints and removes
+// the write-ahead log and its index) can find it locked on its first
+// read, with SQLITE_BUSY and without waiting in the busy handler. Seen
+// when sessions logged in while idle users' databases closed
+// (TestAccountChurn); dial then tries again, for up to dialBusyWait.
 func (db *DB) dial() (*conn, error) {
+	deadline := time.Now().Add(dialBusyWait)
+	for {
+		c, err := db.dialOnce()
+		if err == nil || !errors.Is(err, sqlite3.BUSY) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (db *DB) dialOnce() (*conn, error) {
 	ctx := context.Background()
 	sc, err := sqlite3.OpenFlags(db.name, db.flags)
 	if err != nil {
