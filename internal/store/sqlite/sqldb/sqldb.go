@@ -96,10 +96,13 @@ func (db *DB) SetMaxIdleConns(n int) {
 	db.mu.Unlock()
 }
 
-// SetMaxOpenConns limits the connections open at once; callers wait for
-// one beyond it. Call it before the pool is used.
+// SetMaxOpenConns limits the connections open at once (0: no limit);
+// callers wait for one beyond it. Call it before the pool is used.
 func (db *DB) SetMaxOpenConns(n int) {
-	db.slots = make(chan struct{}, n)
+	db.slots = nil
+	if n > 0 {
+		db.slots = make(chan struct{}, n)
+	}
 }
 
 // OpenConnections reports how many connections are open, in use or idle.
@@ -287,37 +290,63 @@ func (db *DB) Conn(ctx context.Context) (*Conn, error) {
 // Conn is one connection taken from a DB. Not safe for concurrent use.
 type Conn struct {
 	c      *conn
+	tx     *Tx // the last transaction begun on it
 	closed bool
 }
 
 func (cn *Conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if cn.closed {
+		return nil, sql.ErrConnDone
+	}
 	return cn.c.exec(ctx, query, args)
 }
 
 func (cn *Conn) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
+	if cn.closed {
+		return nil, sql.ErrConnDone
+	}
 	return cn.c.query(ctx, query, args)
 }
 
 func (cn *Conn) QueryRowContext(ctx context.Context, query string, args ...any) *Row {
-	rows, err := cn.c.query(ctx, query, args)
+	rows, err := cn.QueryContext(ctx, query, args...)
 	return &Row{rows: rows, err: err}
 }
 
 // BeginTx starts a transaction on this connection.
 func (cn *Conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
-	return cn.c.begin(ctx, opts, nil)
+	if cn.closed {
+		return nil, sql.ErrConnDone
+	}
+	tx, err := cn.c.begin(ctx, opts, nil)
+	if err == nil {
+		cn.tx = tx
+	}
+	return tx, err
 }
 
-// Raw is the engine's connection, for what this package does not wrap.
-func (cn *Conn) Raw() *sqlite3.Conn { return cn.c.sc }
-
-// Close gives the connection back to its pool.
-func (cn *Conn) Close() error {
-	if !cn.closed {
-		cn.closed = true
-		cn.c.db.put(cn.c)
+// Raw is the engine's connection, for what this package does not wrap;
+// nil once the Conn is closed.
+func (cn *Conn) Raw() *sqlite3.Conn {
+	if cn.closed {
+		return nil
 	}
-	return nil
+	return cn.c.sc
+}
+
+// Close gives the connection back to its pool, rolling back a
+// transaction left open on it.
+func (cn *Conn) Close() error {
+	if cn.closed {
+		return nil
+	}
+	var err error
+	if cn.tx != nil && !cn.tx.done {
+		err = cn.tx.Rollback()
+	}
+	cn.closed = true
+	cn.c.db.put(cn.c)
+	return err
 }
 
 // Tx is a transaction on one connection. Statements of one Tx must not
@@ -387,8 +416,14 @@ func (tx *Tx) finish() {
 	}
 }
 
-// Raw is the engine's connection, for what this package does not wrap.
-func (tx *Tx) Raw() *sqlite3.Conn { return tx.c.sc }
+// Raw is the engine's connection, for what this package does not wrap;
+// nil once the transaction has ended.
+func (tx *Tx) Raw() *sqlite3.Conn {
+	if tx.done {
+		return nil
+	}
+	return tx.c.sc
+}
 
 // conn is one SQLite connection with its prepared statements.
 type conn struct {
@@ -404,6 +439,7 @@ type stmt struct {
 	query  string
 	busy   bool
 	cached bool
+	big    bool // a bound value is large: cleared after use (done)
 }
 
 func (c *conn) close() error {
@@ -471,6 +507,9 @@ func (c *conn) evict() {
 }
 
 // done resets a statement after use, closing it if it is not cached.
+// Bindings stay (clearing them made SQLite prepare again statements whose
+// plan depends on a bound value, TestStatementsNotReprepared), except
+// large ones, which would otherwise stay in the connection's memory.
 func (c *conn) done(s *stmt) {
 	s.busy = false
 	if !s.cached {
@@ -478,6 +517,10 @@ func (c *conn) done(s *stmt) {
 		return
 	}
 	s.s.Reset()
+	if s.big {
+		s.s.ClearBindings()
+		s.big = false
+	}
 }
 
 // interrupt ties the connection to ctx; an error if ctx is done already.
@@ -520,7 +563,9 @@ func (db *DB) fail(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil && errors.Is(err, sqlite3.INTERRUPT) {
+	// A done context stops a statement (INTERRUPT) or a wait for a lock
+	// in the busy handler (BUSY).
+	if ctx.Err() != nil && (errors.Is(err, sqlite3.INTERRUPT) || errors.Is(err, sqlite3.BUSY)) {
 		return ctx.Err()
 	}
 	var code sqlite3.ExtendedErrorCode
@@ -559,7 +604,7 @@ func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, 
 				c.done(s)
 				return nil, fmt.Errorf("sql: expected %d arguments, got %d", n, len(args))
 			}
-			if err := bindAll(s.s, args[:n]); err != nil {
+			if err := s.bind(args[:n]); err != nil {
 				c.done(s)
 				return nil, err
 			}
@@ -601,7 +646,7 @@ func (c *conn) query(ctx context.Context, query string, args []any) (*Rows, erro
 		c.done(s)
 		return nil, fmt.Errorf("sql: expected %d arguments, got %d", n, len(args))
 	}
-	if err := bindAll(s.s, args); err != nil {
+	if err := s.bind(args); err != nil {
 		c.done(s)
 		return nil, err
 	}
@@ -692,6 +737,12 @@ type Row struct {
 func (r *Row) Scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
+	}
+	for _, d := range dest {
+		if _, raw := d.(*sql.RawBytes); raw {
+			r.rows.Close()
+			return errors.New("sql: RawBytes isn't allowed on Row.Scan") // its bytes end with the row
+		}
 	}
 	defer r.rows.Close()
 	if !r.rows.Next() {

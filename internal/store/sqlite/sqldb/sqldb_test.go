@@ -340,3 +340,48 @@ func TestDiskFullIsENOSPC(t *testing.T) {
 	}
 	t.Fatal("1 MiB took 10 MB")
 }
+
+// TestConnAndLockWait: a Conn after Close refuses work, closing it rolls
+// back its open transaction, a wait for the write lock ends with the
+// context's error when the context is done, and Row.Scan refuses
+// RawBytes (they would outlive the row).
+func TestConnAndLockWait(t *testing.T) {
+	db, _ := openTest(t, "&_txlock=immediate")
+	ctx := context.Background()
+	cn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := cn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`DELETE FROM t`); err != nil {
+		t.Fatal(err)
+	}
+	// Another pool's writer waits for the lock until its context ends.
+	other, err := Open(db.name + "?_pragma=busy_timeout(5000)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := other.BeginTx(short, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("writer waiting past its context: %v", err)
+	}
+	if err := cn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.ExecContext(ctx, `SELECT 1`); err != sql.ErrConnDone {
+		t.Fatalf("Exec after Close: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("after closing a Conn with an open transaction: %d rows, %v; want its DELETE undone", n, err)
+	}
+	var raw sql.RawBytes
+	if err := db.QueryRow(`SELECT b FROM t WHERE k = 1`).Scan(&raw); err == nil {
+		t.Fatal("Row.Scan took RawBytes")
+	}
+}

@@ -11,11 +11,21 @@ import (
 	"github.com/ncruces/go-sqlite3"
 )
 
-// bindAll binds args to the statement's parameters 1..n in order.
-func bindAll(s *sqlite3.Stmt, args []any) error {
+// bigBinding is the size from which a bound string or []byte is cleared
+// from its statement after use.
+const bigBinding = 64 << 10
+
+// bind binds args to the statement's parameters 1..n in order.
+func (st *stmt) bind(args []any) error {
 	for i, a := range args {
-		if err := bind(s, i+1, a); err != nil {
+		if err := bind(st.s, i+1, a); err != nil {
 			return fmt.Errorf("sql: argument %d: %w", i+1, err)
+		}
+		switch v := a.(type) {
+		case string:
+			st.big = st.big || len(v) >= bigBinding
+		case []byte:
+			st.big = st.big || len(v) >= bigBinding
 		}
 	}
 	return nil
