@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS content_refs(
 	refs INTEGER NOT NULL
 );`
 
-// querier is what *sqldb.DB, *sqldb.Tx, *sqldb.DB and *sqlTx have in common.
+// querier is what *sqldb.DB, *sqldb.Tx, *sqldb.Conn and *sqlTx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sqldb.Rows, error)
