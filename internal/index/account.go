@@ -208,7 +208,9 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 	})
 	if errors.Is(err, errStale) {
 		a.miss()
-		return a.Account.Changes(ctx, mailboxID, sinceModSeq, sinceUID)
+		cs, err = a.Account.Changes(ctx, mailboxID, sinceModSeq, sinceUID)
+		a.saw(mailboxID, cs.HighestModSeq)
+		return cs, err
 	}
 	if err == nil {
 		a.hit()
@@ -233,7 +235,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		storeRead = read
 	default:
 		a.miss()
-		return a.Account.Fetch(ctx, mailboxID, uids, want, fn)
+		return a.storeFetch(ctx, mailboxID, uids, want, fn)
 	}
 	fromFixed := cacheable(want)
 	msgs := make([]store.Message, min(len(uids), fetchChunk))
@@ -273,7 +275,7 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 				}
 			}
 			a.miss()
-			return a.Account.Fetch(ctx, mailboxID, uids[next:], want, fn)
+			return a.storeFetch(ctx, mailboxID, uids[next:], want, fn)
 		}
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
@@ -290,6 +292,29 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		a.hit()
 	}
 	return nil
+}
+
+// storeFetch reads messages from the store instead of the index.
+func (a *account) storeFetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
+	var newest uint64
+	err := a.Account.Fetch(ctx, mailboxID, uids, want, func(m *store.Message) error {
+		newest = max(newest, m.ModSeq)
+		return fn(m)
+	})
+	a.saw(mailboxID, newest)
+	return err
+}
+
+// saw records that the session was just shown the mailbox at modseq m
+// read from the store itself. The store may be ahead of the index: a
+// commit is visible before its writer's notification reaches the index
+// (a group commit's fsync runs in between). The index then catches up
+// before it answers again, so the session never sees a message go back to
+// an older state (its MODSEQ drop: RFC 7162 §3.1.1).
+func (a *account) saw(mailboxID int64, m uint64) {
+	if b := a.x.peek(a.User(), a.id, mailboxID); b != nil {
+		b.raiseTarget(m)
+	}
 }
 
 // ClaimRecent answers from the index when the mailbox's recent mark

@@ -263,29 +263,34 @@ func (b *Mailbox) raiseTarget(m uint64) {
 }
 
 // applyStore applies a STORE's own result without asking the store, when
-// it is exactly the next change: the changed messages carry one new
-// modseq (a STORE takes one), and it follows the index's modseq. Anything
-// else (another change in between, one already caught up) returns false
-// and the caller marks the index stale. Callers hold mu.
+// it is exactly the next change: the messages it changed carry its one
+// new modseq (res.ModSeq), which follows the index's modseq. A message
+// above the index's modseq at any other modseq was changed by another
+// writer whose commit the index has not seen yet (the STORE read it); that,
+// or another change in between, returns false and the caller marks the
+// index stale. Callers hold mu.
 func (b *Mailbox) applyStore(res *store.StoreResult) bool {
 	if !b.loaded || b.dead {
 		return false
 	}
-	modseq := b.head.HighestModSeq + 1
 	var entries []logEntry
 	for i := range res.Updated {
 		m := &res.Updated[i]
-		if m.ModSeq <= b.head.HighestModSeq {
-			continue // unchanged by this STORE
+		switch {
+		case m.ModSeq <= b.head.HighestModSeq:
+			continue // the index has it
+		case m.ModSeq != res.ModSeq:
+			return false // another writer's change, not in the index yet
 		}
-		if m.ModSeq != modseq {
-			return false
-		}
-		entries = append(entries, logEntry{modseq: modseq, uid: m.UID})
+		entries = append(entries, logEntry{modseq: res.ModSeq, uid: m.UID})
 	}
 	if len(entries) == 0 {
-		return true // nothing changed, nothing to apply
+		return true // nothing new, nothing to apply
 	}
+	if res.ModSeq != b.head.HighestModSeq+1 {
+		return false // another change came first
+	}
+	modseq := res.ModSeq
 	c := &b.cols
 	rows := make([]int, len(entries))
 	for k, e := range entries {

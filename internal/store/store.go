@@ -156,6 +156,10 @@ type StoreResult struct {
 	Modified []uint32
 	// Keywords is the mailbox's keyword list after the call if it grew; nil otherwise.
 	Keywords []string
+	// ModSeq is the modseq this call gave the messages it changed; 0 when
+	// it changed none. Updated may hold messages at other modseqs above
+	// the caller's last look: another writer's changes, read by this call.
+	ModSeq uint64
 }
 
 // ChangeSet is what changed in a mailbox since a session's last look.

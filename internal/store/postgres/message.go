@@ -561,6 +561,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			// Nothing below reads the flags: the update goes with the commit.
 			w.atCommit(updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws)
 			w.changed[m.id] = modseq
+			res.ModSeq = modseq
 		}
 		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {
 			grew, err := w.addMailboxKeywords(m.id, kws)

@@ -430,6 +430,7 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 				return err
 			}
 			w.changed[m.id] = modseq
+			res.ModSeq = modseq
 		}
 		if op != store.FlagsRemove && len(kws) > 0 && len(res.Updated) > 0 {
 			grew, err := w.addMailboxKeywords(m.id, kws)

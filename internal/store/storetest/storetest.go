@@ -827,6 +827,9 @@ func testFlags(t *testing.T, e *env) {
 	}
 	for _, u := range res.Updated {
 		equal(t, "updated flags", u.Flags, []string{`\Flagged`, `\Seen`, "$Important"})
+		if u.ModSeq != res.ModSeq || res.ModSeq == 0 {
+			t.Fatalf("UID %d changed at modseq %d, the STORE reports %d", u.UID, u.ModSeq, res.ModSeq)
+		}
 	}
 	equal(t, "new keywords", res.Keywords, []string{"$Important"})
 
@@ -845,6 +848,9 @@ func testFlags(t *testing.T, e *env) {
 		t.Fatalf("Keywords = %v though the list did not grow", res.Keywords)
 	}
 	equal(t, "idempotent add", res.Updated[0].Flags, []string{"$Important", "Later"})
+	if res.ModSeq != 0 {
+		t.Fatalf("a STORE that changed nothing reports modseq %d", res.ModSeq)
+	}
 
 	// Remove is case-insensitive too.
 	if _, err := a.StoreFlags(ctx, id, []uint32{1, 2, 3}, store.FlagsRemove, []string{"$important", `\SEEN`}, 0, false); err != nil {
