@@ -10,24 +10,51 @@ import (
 
 // textIndexer drains the users' full-text indexing queues (fts_pending)
 // in the background, one user at a time, so that delivery never waits
-// for text extraction. It is told about users with new work by Append
-// (kick) and when an Account is opened (work queued by another process);
-// at start it visits every user once (backfill). The queue is durable, so work a crash
-// interrupts is done after the restart.
+// for text extraction. It is told about users with new work by Append and
+// expunges that free contents (kick) and when an Account is opened (work
+// queued by another process); at start it visits every user once
+// (backfill). The queue is durable, so work a crash interrupts is done
+// after the restart.
+//
+// A user's queue is indexed once that user's mail has been left alone for
+// indexQuiet, or at once when indexBacklog messages have arrived since it
+// was last drained. Mail that is expunged while it waits (a client
+// filing or deleting what just arrived, a test tool's steady churn) is
+// then never indexed and never removed from the index again, a burst of
+// deliveries is indexed in few commits, and the indexer does not take a
+// busy user's write lock between that user's own writes. Searches read
+// the queued messages meanwhile, so nothing waits for the index to be
+// found.
 type textIndexer struct {
 	s      *Store
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu   sync.Mutex
-	todo map[int64]string // user id -> name
-	wake chan struct{}    // one slot: todo has entries
+	todo map[int64]*indexWork // user id -> work
+	wake chan struct{}        // one slot: todo changed
 }
+
+// indexWork is one user's wait for the indexer.
+type indexWork struct {
+	name  string
+	due   time.Time // when to start
+	added int       // messages queued since the user was last drained
+}
+
+const (
+	// indexQuiet is how long a user's mail must be left alone before its
+	// queue is indexed.
+	indexQuiet = 2 * time.Second
+	// indexBacklog is how many new messages start the indexing of a user
+	// whose mail is never left alone for indexQuiet.
+	indexBacklog = 256
+)
 
 // startIndexer starts s's indexer (Options.TextIndexer).
 func (s *Store) startIndexer() {
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &textIndexer{s: s, cancel: cancel, done: make(chan struct{}), todo: map[int64]string{}, wake: make(chan struct{}, 1)}
+	x := &textIndexer{s: s, cancel: cancel, done: make(chan struct{}), todo: map[int64]*indexWork{}, wake: make(chan struct{}, 1)}
 	s.indexer = x
 	go x.run(ctx)
 }
@@ -38,13 +65,30 @@ func (x *textIndexer) stop() {
 	<-x.done
 }
 
-// kick queues user id for indexing.
-func (x *textIndexer) kick(id int64, name string) {
+// kick tells the indexer that user id's mail changed, added messages of
+// it queued: its indexing waits until the mail is left alone for
+// indexQuiet, or the backlog is reached.
+func (x *textIndexer) kick(id int64, name string, added int) {
+	x.schedule(id, name, added, indexQuiet)
+}
+
+// schedule queues user id for indexing after wait (or at once, when the
+// messages added since its last drain reach indexBacklog).
+func (x *textIndexer) schedule(id int64, name string, added int, wait time.Duration) {
 	if x == nil {
 		return
 	}
 	x.mu.Lock()
-	x.todo[id] = name
+	w := x.todo[id]
+	if w == nil {
+		w = &indexWork{name: name}
+		x.todo[id] = w
+	}
+	w.added += added
+	w.due = time.Now().Add(wait)
+	if w.added >= indexBacklog {
+		w.due = time.Time{}
+	}
 	x.mu.Unlock()
 	select {
 	case x.wake <- struct{}{}:
@@ -52,55 +96,71 @@ func (x *textIndexer) kick(id int64, name string) {
 	}
 }
 
+// next takes a user whose indexing is due, or reports how long until the
+// first one is (ok false; a negative wait when none is queued).
+func (x *textIndexer) next() (id int64, name string, wait time.Duration, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := time.Now()
+	wait = -1
+	for i, w := range x.todo {
+		if d := w.due.Sub(now); d > 0 {
+			if wait < 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		delete(x.todo, i)
+		return i, w.name, 0, true
+	}
+	return 0, "", wait, false
+}
+
 func (x *textIndexer) run(ctx context.Context) {
 	defer close(x.done)
 	if names, err := x.s.Users(ctx); err == nil {
 		for _, n := range names {
 			if id, err := x.s.userID(ctx, n); err == nil {
-				x.kick(id, n)
+				x.schedule(id, n, 0, 0)
 			}
 		}
 	} else if ctx.Err() == nil {
 		x.s.log.Warn("index: list users for the backfill", "err", err)
 	}
 	for {
-		select {
-		case <-ctx.Done():
+		id, name, wait, ok := x.next()
+		if !ok {
+			if !x.sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
+			x.s.log.Warn("index: user's queue not drained; retrying in a minute", "user", name, "err", err)
+			x.schedule(id, name, 0, time.Minute)
+		}
+		if ctx.Err() != nil {
 			return
-		case <-x.wake:
-		}
-		// While mail arrives, let a little more queue up first: one
-		// commit of the index for several messages costs little more than
-		// for one (the index's segment write), and searches read the
-		// queued messages meanwhile.
-		if time.Since(time.Unix(0, x.s.lastMailWrite.Load())) < deliveryBusy {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(indexGather):
-			}
-		}
-		for {
-			x.mu.Lock()
-			var id int64
-			var name string
-			for id, name = range x.todo {
-				break
-			}
-			delete(x.todo, id)
-			x.mu.Unlock()
-			if name == "" {
-				break
-			}
-			if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
-				x.s.log.Warn("index: user's queue not drained; retrying in a minute", "user", name, "err", err)
-				time.AfterFunc(time.Minute, func() { x.kick(id, name) })
-			}
-			if ctx.Err() != nil {
-				return
-			}
 		}
 	}
+}
+
+// sleep waits for a kick, or for wait when it is not negative; false
+// when ctx ended.
+func (x *textIndexer) sleep(ctx context.Context, wait time.Duration) bool {
+	var timer <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-x.wake:
+	case <-timer:
+	}
+	return true
 }
 
 // While mail arrives (an Append, or an expunge that freed contents, less
@@ -113,11 +173,6 @@ func (x *textIndexer) run(ctx context.Context) {
 const (
 	deliveryBusy = 2 * time.Second
 	indexDuty    = 5
-	// indexGather is how long the indexer waits, when woken while mail
-	// arrives, before it starts: at 100 users each receiving a message
-	// every few seconds, a commit then indexes several messages instead
-	// of one (17 WAL pages for one small message, few more for five).
-	indexGather = 500 * time.Millisecond
 )
 
 // indexUser drains one user's queue.

@@ -94,7 +94,7 @@ func (a *account) writeTx(ctx context.Context, what string, lazy bool, fn func(w
 		// (fts_gone), gathering the expunges of the next moment into one
 		// commit.
 		a.s.lastMailWrite.Store(time.Now().UnixNano())
-		a.s.indexer.kick(a.u.id, a.u.name)
+		a.s.indexer.kick(a.u.id, a.u.name, 0)
 	}
 	w.deltas.Send(a.s.opts.Notifier, a.u.name, a.u.id, nil)
 	a.s.notify(a.u.name, w.changed)

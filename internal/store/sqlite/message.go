@@ -342,7 +342,7 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 	}
 	if len(msgs) > 0 {
 		a.s.lastMailWrite.Store(time.Now().UnixNano())
-		a.s.indexer.kick(a.u.id, a.u.name)
+		a.s.indexer.kick(a.u.id, a.u.name, len(msgs))
 	}
 	return res, nil
 }

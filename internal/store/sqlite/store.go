@@ -453,7 +453,7 @@ func (s *Store) Account(ctx context.Context, user string) (store.Account, error)
 	}
 	// Work queued by another process (tern deliver, tern import) or
 	// left by a crash is picked up when its user logs in.
-	s.indexer.kick(id, user)
+	s.indexer.kick(id, user, 0)
 	return &account{s: s, u: u}, nil
 }
 
