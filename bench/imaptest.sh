@@ -90,7 +90,7 @@ fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/bench/lib.sh"
-WORK=$(mktemp -d /tmp/ternimaptest.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ternimaptest.XXXXXX")
 chmod 755 "$WORK"
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
