@@ -294,6 +294,40 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	return nil
 }
 
+// noneDeleted reports whether no message of uids (all when nil) is
+// flagged \Deleted, from the index caught up with the mailbox's head as
+// the store has it now: an EXPUNGE that would remove nothing then needs no
+// write transaction (clients send EXPUNGE after every few commands). A
+// \Deleted committed by any writer before this call is seen; false when
+// the index cannot tell.
+func (a *account) noneDeleted(ctx context.Context, mailboxID int64, uids []uint32) bool {
+	h, err := a.src.MailboxHead(ctx, mailboxID, "")
+	if err != nil || h.NoSelect {
+		return false
+	}
+	a.x.box(a.User(), a.id, mailboxID).check(&h)
+	none := false
+	err = a.with(ctx, mailboxID, func(b *Mailbox) error {
+		if b.dead || b.head.HighestModSeq < h.HighestModSeq {
+			return nil
+		}
+		none = b.count.deleted == 0
+		if none || uids == nil {
+			return nil
+		}
+		j := 0
+		for _, u := range ascending(uids) {
+			var ok bool
+			if j, ok = b.cols.find(u, j); ok && b.sets.bit(b.cols.flags[j])&deletedBit != 0 {
+				return nil
+			}
+		}
+		none = true
+		return nil
+	})
+	return err == nil && none
+}
+
 // storeFetch reads messages from the store instead of the index.
 func (a *account) storeFetch(ctx context.Context, mailboxID int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
 	var newest uint64
@@ -378,6 +412,10 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 }
 
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+	if onlyDeleted && a.noneDeleted(ctx, mailboxID, uids) {
+		a.hit()
+		return nil, nil
+	}
 	out, err := a.Account.Expunge(ctx, mailboxID, uids, onlyDeleted)
 	if err != nil {
 		a.touch(mailboxID)

@@ -114,8 +114,9 @@ func (x *Indexes) ACLChanged(owner, identifier string) {
 type Stats struct {
 	Mailboxes int   // mailboxes with a loaded index
 	Bytes     int64 // estimated memory of all loaded indexes
-	// Hits counts reads (Status, Snapshot, Changes, Fetch) answered from
-	// memory, Misses those the index passed to the store.
+	// Hits counts reads (Status, Snapshot, Changes, Fetch, and EXPUNGEs
+	// with nothing to remove) answered from memory, Misses those the index
+	// passed to the store.
 	Hits, Misses uint64
 	Loads        uint64 // whole-mailbox loads from the store
 }

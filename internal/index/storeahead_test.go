@@ -111,3 +111,30 @@ func TestFetchAfterStoreRead(t *testing.T) {
 		t.Fatalf("FETCH FLAGS after it: %v at modseq %d; the store had shown %d", flags, modseq, seen)
 	}
 }
+
+// TestExpungeSeesAnotherWritersDeleted: an EXPUNGE with nothing to
+// remove is answered by the index (no write transaction), and one through
+// the index removes a message another writer flagged \Deleted just
+// before, though that writer's notification has not arrived (the index
+// answers "nothing to expunge" only from the store's current head).
+func TestExpungeSeesAnotherWritersDeleted(t *testing.T) {
+	ctx, x, indexed, other, inbox := aheadSetup(t)
+	before := x.Stats()
+	if gone, err := indexed.Expunge(ctx, inbox, nil, true); err != nil || len(gone) != 0 {
+		t.Fatalf("EXPUNGE with nothing deleted: %v, %v", gone, err)
+	}
+	if after := x.Stats(); after.Hits != before.Hits+1 || after.Misses != before.Misses {
+		t.Fatalf("EXPUNGE with nothing deleted went to the store (index hits %d -> %d, misses %d -> %d)", before.Hits, after.Hits, before.Misses, after.Misses)
+	}
+	for _, step := range []struct{ flag, uids, want []uint32 }{
+		{flag: []uint32{2, 3}, uids: []uint32{2}, want: []uint32{2}}, // UID EXPUNGE 2
+		{flag: []uint32{1}, uids: nil, want: []uint32{1, 3}},         // EXPUNGE
+	} {
+		if _, err := other.StoreFlags(ctx, inbox, step.flag, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		if gone, err := indexed.Expunge(ctx, inbox, step.uids, true); err != nil || !slices.Equal(gone, step.want) {
+			t.Fatalf("EXPUNGE %v after another writer's \\Deleted on %v: %v, %v; want %v", step.uids, step.flag, gone, err, step.want)
+		}
+	}
+}
