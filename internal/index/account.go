@@ -299,16 +299,26 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 // the store has it now: an EXPUNGE that would remove nothing then needs no
 // write transaction (clients send EXPUNGE after every few commands). A
 // \Deleted committed by any writer before this call is seen; false when
-// the index cannot tell.
+// the index cannot tell. The index is asked first as it stands, so an
+// EXPUNGE with something to remove costs no read of the head.
 func (a *account) noneDeleted(ctx context.Context, mailboxID int64, uids []uint32) bool {
+	if !a.indexShowsNoneDeleted(ctx, mailboxID, uids, 0) {
+		return false
+	}
 	h, err := a.src.MailboxHead(ctx, mailboxID, "")
 	if err != nil || h.NoSelect {
 		return false
 	}
 	a.x.box(a.User(), a.id, mailboxID).check(&h)
+	return a.indexShowsNoneDeleted(ctx, mailboxID, uids, h.HighestModSeq)
+}
+
+// indexShowsNoneDeleted reports whether the index, at modseq atLeast or
+// later, shows no message of uids (all when nil) flagged \Deleted.
+func (a *account) indexShowsNoneDeleted(ctx context.Context, mailboxID int64, uids []uint32, atLeast uint64) bool {
 	none := false
-	err = a.with(ctx, mailboxID, func(b *Mailbox) error {
-		if b.dead || b.head.HighestModSeq < h.HighestModSeq {
+	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
+		if b.dead || b.head.HighestModSeq < atLeast {
 			return nil
 		}
 		none = b.count.deleted == 0

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -528,11 +529,33 @@ func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopS
 		c.log.Debug("connection ended", "err", err)
 		return stepEnd
 	}
+	if c.nextCommandWaiting() {
+		return stepNext // this response goes out with the next one's
+	}
 	if err := c.flush(); err != nil {
 		c.ending(endWriteError)
 		return stepEnd
 	}
 	return stepNext
+}
+
+// nextCommandWaiting reports whether a whole line of the client's next
+// command is buffered already: a client that pipelines (imaptest sends
+// most commands that way). The response then goes out with the next
+// command's in one write instead of a write each, as Dovecot corks its
+// output. Every wait for the client inside a command flushes first (a
+// literal's continuation request, AUTHENTICATE's, IDLE's), and the last
+// command of a batch finds nothing buffered and flushes, so no response
+// waits for input that cannot come.
+func (c *conn) nextCommandWaiting() bool {
+	if c.br == nil {
+		return false
+	}
+	if c.prefix != nil && bytes.IndexByte(c.prefix.pre, '\n') >= 0 {
+		return true
+	}
+	buf, _ := c.br.Peek(c.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 // endRead ends the session after reading a command failed (not a parse

@@ -54,6 +54,9 @@ type serverOpts struct {
 	// noTextIndexer: no background full-text indexer (tests that drain
 	// the queue themselves, with sqlite.Store.IndexText).
 	noTextIndexer bool
+	// wrapListener, if set, wraps the plaintext listener (a test that
+	// watches the server's side of its connections).
+	wrapListener func(net.Listener) net.Listener
 	// openStore, if set, opens the backend instead of openBackend (a
 	// test that needs a particular store, e.g. postgres with a tracer).
 	openStore func(t *testing.T, n store.Notifier) store.Store
@@ -113,6 +116,9 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	tln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.wrapListener != nil {
+		ln = o.wrapListener(ln)
 	}
 	go srv.Serve(ln, false)
 	go srv.Serve(tln, true)
