@@ -115,7 +115,10 @@ cleanup() {
 		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
 	done
 	if [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$WORK/tern" "$WORK/dovecot" "$WORK/ternpg" "$WORK/pg"
+		case "$OUT" in
+		"$WORK"/*) rm -rf "$WORK/tern" "$WORK/dovecot" "$WORK/ternpg" "$WORK/pg" ;;
+		*) rm -rf "$WORK" ;; # the results are elsewhere: nothing here to keep
+		esac
 	fi
 }
 trap cleanup EXIT INT TERM
