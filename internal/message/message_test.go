@@ -441,3 +441,27 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSectionHeaderFields: BODY.PEEK[HEADER.FIELDS (...)] of a
+// message (imaptest's FETCH asks for such sections all the time).
+func BenchmarkSectionHeaderFields(b *testing.B) {
+	raw := readEML(b, "mixed.eml")
+	info, err := Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, err := DecodeParts(info.Parts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := bytes.NewReader(raw)
+	fields := []string{"From", "To", "Subject", "Message-ID"}
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _, err := Section(r, root, nil, "HEADER.FIELDS", fields)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, out)
+	}
+}

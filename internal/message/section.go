@@ -94,7 +94,7 @@ func section(r io.ReaderAt, root *Part, part []int, spec string, fields []string
 // are in names (case-insensitive), as they are written (folding included)
 // and in their original order, and ends the result with a blank line.
 func filterHeader(hdr []byte, names []string, not bool) []byte {
-	fields, _ := scanHeader(hdr, 0, len(hdr), nil)
+	fields, _ := scanHeader(hdr, 0, len(hdr), make([]field, 0, typicalFields))
 	out := make([]byte, 0, 256)
 	for _, f := range fields {
 		match := false
