@@ -106,12 +106,21 @@ func cmdAppend(ctx context.Context, c *conn, cmd *imap.Command) error {
 		nm.Flags = m.allowedFlags(nm.Flags)
 		msgs = append(msgs, nm)
 	}
+	// Into the mailbox selected read-write: the session will announce the
+	// new messages itself, and claims their \Recent in the Append's own
+	// transaction instead of a write of its own when it does.
+	if s := c.sel; s != nil && !s.readOnly && s.owner == m.owner && s.info.Name == m.name && len(msgs) > 0 {
+		msgs[0].ClaimRecent = true
+	}
 	res, err := m.acct.Append(ctx, m.name, msgs)
 	if err != nil {
 		return appendErr(err, m.view)
 	}
 	if c.isSelected(m.owner, res.MailboxID) {
 		c.sel.dirty = true
+		if res.RecentFrom != 0 && len(res.UIDs) > 0 {
+			c.sel.noteClaimed(res.RecentFrom, res.UIDs[len(res.UIDs)-1])
+		}
 	}
 	c.runIMAPSieve(ctx, m, res.MailboxID, res.UIDs, "APPEND")
 	code := fmt.Sprintf("APPENDUID %d %s", res.UIDValidity, imap.SetFromNums(res.UIDs).String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -31,8 +32,12 @@ type selected struct {
 	uids     []uint32 // ascending; seq = index+1
 	shared   bool     // uids may be the mailbox index's array: copy before removing (removeUIDs)
 	recent   []uint32 // ascending UIDs that are \Recent for this session
-	modSeq   uint64   // highest modseq this session has seen
-	maxUID   uint32   // highest UID this session has seen (UIDNEXT-1 at select)
+	// claimed is the range of UIDs, first and last, whose \Recent this
+	// session's own APPENDs claimed (store.NewMessage.ClaimRecent): they
+	// are \Recent for it when they show up. Zero when none is pending.
+	claimed  [2]uint32
+	modSeq   uint64 // highest modseq this session has seen
+	maxUID   uint32 // highest UID this session has seen (UIDNEXT-1 at select)
 	keywords []string
 	sub      *notify.Subscription
 	saved    []uint32 // SEARCHRES saved UIDs ($), ascending
@@ -429,14 +434,18 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 			}
 		}
 		if !sel.readOnly {
-			if from, err := sel.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID); err == nil {
-				for _, m := range cs.New {
-					if m.UID >= from {
-						sel.recent = append(sel.recent, m.UID)
-					}
-				}
-			} else {
+			from, err := sel.acct.ClaimRecent(ctx, sel.info.ID, sel.maxUID)
+			if err != nil {
 				c.log.Warn("claim recent", "err", err)
+				from = math.MaxUint32
+			}
+			for _, m := range cs.New {
+				if m.UID >= from || (m.UID >= sel.claimed[0] && m.UID <= sel.claimed[1]) {
+					sel.recent = append(sel.recent, m.UID)
+				}
+			}
+			if sel.claimed[1] <= sel.maxUID {
+				sel.claimed = [2]uint32{}
 			}
 		}
 		c.w.WriteString("* ")
@@ -455,6 +464,18 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 		sel.modSeq = cs.HighestModSeq
 	}
 	clear(sel.own)
+}
+
+// noteClaimed records that the session's APPEND claimed the \Recent of
+// UIDs first..last (store.AppendResult.RecentFrom).
+// A range still pending is extended only when the new one follows it:
+// UIDs between two claims may be another session's.
+func (s *selected) noteClaimed(first, last uint32) {
+	if s.claimed[1] > s.maxUID && s.claimed[1]+1 == first {
+		s.claimed[1] = last
+		return
+	}
+	s.claimed = [2]uint32{first, last}
 }
 
 // writeFlagsFetch writes "* seq FETCH (FLAGS (...))" for a changed message,

@@ -404,3 +404,40 @@ func TestDeleteAndRenameSelected(t *testing.T) {
 	c.ok("DELETE P")
 	c.expect("DELETE P", "NO [HASCHILDREN]")
 }
+
+// TestAppendToSelectedClaimsRecent: a session appending to the mailbox it
+// has selected gets \Recent for its message (claimed by the Append
+// itself), and no other session does, whether it had the mailbox
+// selected before or selects it after.
+func TestAppendToSelectedClaimsRecent(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	b := ts.login("alice", "secret")
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	a.write("A1 APPEND INBOX {" + itoa(len(simpleMsg)) + "+}\r\n" + simpleMsg + "\r\n")
+	u, tagged := a.readUntil("A1")
+	if !strings.HasPrefix(tagged, "OK [APPENDUID ") {
+		t.Fatalf("append: %q", tagged)
+	}
+	hasLine(t, u, "* 1 EXISTS")
+	hasLine(t, u, "* 1 RECENT")
+	hasLine(t, a.ok("FETCH 1 (FLAGS)"), `* 1 FETCH (FLAGS (\Recent))`)
+	u = b.ok("NOOP")
+	hasLine(t, u, "* 1 EXISTS")
+	hasLine(t, u, "* 0 RECENT")
+	hasLine(t, b.ok("FETCH 1 (FLAGS)"), `* 1 FETCH (FLAGS ())`)
+	c := ts.login("alice", "secret")
+	hasLine(t, c.ok("SELECT INBOX"), "* 0 RECENT")
+
+	// b's own message is b's; a keeps its first.
+	b.write("B1 APPEND INBOX {" + itoa(len(simpleMsg)) + "+}\r\n" + simpleMsg + "\r\n")
+	u, _ = b.readUntil("B1")
+	hasLine(t, u, "* 2 EXISTS")
+	hasLine(t, u, "* 1 RECENT")
+	u = a.ok("NOOP")
+	hasLine(t, u, "* 2 EXISTS")
+	hasLine(t, u, "* 1 RECENT")
+	hasLine(t, a.ok("FETCH 1:2 (FLAGS)"), `* 2 FETCH (FLAGS ())`)
+}

@@ -113,6 +113,13 @@ type NewMessage struct {
 	Body         []byte    // raw RFC 5322 bytes, CRLF line endings
 	Flags        []string  // \Recent is ignored
 	InternalDate time.Time // zero: now
+	// ClaimRecent (read on the first message of an Append) asks the
+	// backend to claim \Recent for the caller up to the last new message,
+	// in the Append's own transaction, as ClaimRecent would: the appending
+	// session has the mailbox selected read-write and announces the new
+	// messages itself, and then needs no write of its own to claim them.
+	// AppendResult.RecentFrom reports the first UID claimed.
+	ClaimRecent bool
 }
 
 // AppendResult reports where messages landed (UIDPLUS APPENDUID).
@@ -120,6 +127,10 @@ type AppendResult struct {
 	MailboxID   int64
 	UIDValidity uint32
 	UIDs        []uint32
+	// RecentFrom is the first UID whose \Recent this Append claimed
+	// (NewMessage.ClaimRecent): every UID from it through the last of UIDs
+	// is the caller's; 0 when nothing was claimed.
+	RecentFrom uint32
 }
 
 // CopyResult reports COPY/MOVE (UIDPLUS COPYUID). SrcUIDs[i] became DestUIDs[i].

@@ -327,6 +327,13 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		}
 		m.uidNext += uint32(len(msgs))
 		m.highest = modseq
+		if msgs[0].ClaimRecent && m.uidNext-1 > m.recentMark {
+			if _, err := w.tx.ExecContext(ctx, `UPDATE mailboxes SET recent_mark = ? WHERE id = ?`, m.uidNext-1, m.id); err != nil {
+				return err
+			}
+			res.RecentFrom = m.recentMark + 1
+			m.recentMark = m.uidNext - 1
+		}
 		od.D.Head = m.head()
 		w.changed[m.id] = modseq
 		return nil

@@ -1308,6 +1308,25 @@ func testRecent(t *testing.T, e *env) {
 	if st := status(t, a, "INBOX"); st.Recent != 1 {
 		t.Fatalf("Recent after reopen = %d, want 1", st.Recent)
 	}
+
+	// An Append that claims \Recent (its session has the mailbox
+	// selected) takes the new message and the one still unclaimed (5).
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: Msg(6), ClaimRecent: true}})
+	if err != nil || res.RecentFrom != 5 || len(res.UIDs) != 1 || res.UIDs[0] != 6 {
+		t.Fatalf("claiming Append: %+v, %v; want UID 6 claimed from 5", res, err)
+	}
+	if first, err := a.ClaimRecent(ctx, id, 6); err != nil || first != 7 {
+		t.Fatalf("claim after the claiming Append: %d, %v; want nothing (7)", first, err)
+	}
+	if st := status(t, a, "INBOX"); st.Recent != 0 {
+		t.Fatalf("Recent after the claiming Append = %d", st.Recent)
+	}
+	if res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: Msg(7)}}); err != nil || res.RecentFrom != 0 {
+		t.Fatalf("Append without a claim: %+v, %v", res, err)
+	}
+	if st := status(t, a, "INBOX"); st.Recent != 1 {
+		t.Fatalf("Recent after an Append without a claim = %d, want 1", st.Recent)
+	}
 }
 
 func testIsolation(t *testing.T, e *env) {
