@@ -50,9 +50,7 @@ func TestPipelinedResponsesOneWrite(t *testing.T) {
 	before := writes.Load()
 	c.write("p1 NOOP\r\np2 UID FETCH 1:* (FLAGS)\r\np3 NOOP\r\np4 STATUS INBOX (MESSAGES)\r\n")
 	for _, tag := range []string{"p1", "p2", "p3", "p4"} {
-		if _, tagged := c.readUntil(tag); !strings.HasPrefix(tagged, "OK") {
-			t.Fatalf("%s: %s", tag, tagged)
-		}
+		c.tagOK(tag)
 	}
 	if n := writes.Load() - before; n != 1 {
 		t.Fatalf("4 pipelined commands answered in %d writes; want 1", n)
@@ -69,35 +67,31 @@ func TestPipelinedWaitsFlush(t *testing.T) {
 	c.ok("SELECT INBOX")
 
 	c.write("a1 NOOP\r\na2 APPEND INBOX {5}\r\n")
-	if _, tagged := c.readUntil("a1"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("a1: %s", tagged)
-	}
+	c.tagOK("a1")
 	if line := c.readLine(); !strings.HasPrefix(line, "+ ") {
 		t.Fatalf("continuation: %q", line)
 	}
 	c.write("Hi!\r\n\r\n")
-	if _, tagged := c.readUntil("a2"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("a2: %s", tagged)
-	}
+	c.tagOK("a2")
 
 	c.write("b1 NOOP\r\nb2 IDLE\r\n")
-	if _, tagged := c.readUntil("b1"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("b1: %s", tagged)
-	}
+	c.tagOK("b1")
 	if line := c.readLine(); line != "+ idling" {
 		t.Fatalf("IDLE: %q", line)
 	}
 	c.write("DONE\r\n")
-	if _, tagged := c.readUntil("b2"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("b2: %s", tagged)
-	}
+	c.tagOK("b2")
 
 	c.write("c1 NOOP\r\nc2 NO")
-	if _, tagged := c.readUntil("c1"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("c1: %s", tagged)
-	}
+	c.tagOK("c1")
 	c.write("OP\r\n")
-	if _, tagged := c.readUntil("c2"); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("c2: %s", tagged)
+	c.tagOK("c2")
+}
+
+// tagOK reads up to tag's tagged line and fails unless it is OK.
+func (c *client) tagOK(tag string) {
+	c.t.Helper()
+	if _, tagged := c.readUntil(tag); !strings.HasPrefix(tagged, "OK") {
+		c.t.Fatalf("%s: %s", tag, tagged)
 	}
 }
