@@ -152,16 +152,27 @@ func (a *account) touchAll() {
 	}
 }
 
-func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
-	h, err := a.src.MailboxHead(ctx, 0, name)
+// freshHead reads a mailbox's head (by id, or by name when id is 0) from
+// the store and has the index catch up to it before its next answer;
+// false when the store cannot tell (an error, a \Noselect mailbox), and
+// the caller asks the store itself.
+func (a *account) freshHead(ctx context.Context, id int64, name string) (store.MailboxHead, bool) {
+	h, err := a.src.MailboxHead(ctx, id, name)
 	if err != nil || h.NoSelect {
+		return h, false
+	}
+	a.x.box(a.User(), a.id, h.ID).check(&h)
+	return h, true
+}
+
+func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus, error) {
+	h, ok := a.freshHead(ctx, 0, name)
+	if !ok {
 		a.miss()
 		return a.Account.Status(ctx, name) // the store's own error
 	}
 	var st store.MailboxStatus
-	b := a.x.box(a.User(), a.id, h.ID)
-	b.check(&h)
-	err = a.with(ctx, h.ID, func(b *Mailbox) error {
+	err := a.with(ctx, h.ID, func(b *Mailbox) error {
 		st = b.status(h.MailboxInfo)
 		return nil
 	})
@@ -174,16 +185,14 @@ func (a *account) Status(ctx context.Context, name string) (store.MailboxStatus,
 }
 
 func (a *account) Snapshot(ctx context.Context, mailboxID int64) (store.MailboxStatus, []uint32, error) {
-	h, err := a.src.MailboxHead(ctx, mailboxID, "")
-	if err != nil || h.NoSelect {
+	h, ok := a.freshHead(ctx, mailboxID, "")
+	if !ok {
 		a.miss()
 		return a.Account.Snapshot(ctx, mailboxID)
 	}
 	var st store.MailboxStatus
 	var uids []uint32
-	b := a.x.box(a.User(), a.id, mailboxID)
-	b.check(&h)
-	err = a.with(ctx, mailboxID, func(b *Mailbox) error {
+	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
 		st = b.status(h.MailboxInfo)
 		// Shared, not copied: every session on a large mailbox would
 		// hold its own copy of the UID list (uidShared).
@@ -305,12 +314,8 @@ func (a *account) noneDeleted(ctx context.Context, mailboxID int64, uids []uint3
 	if !a.indexShowsNoneDeleted(ctx, mailboxID, uids, 0) {
 		return false
 	}
-	h, err := a.src.MailboxHead(ctx, mailboxID, "")
-	if err != nil || h.NoSelect {
-		return false
-	}
-	a.x.box(a.User(), a.id, mailboxID).check(&h)
-	return a.indexShowsNoneDeleted(ctx, mailboxID, uids, h.HighestModSeq)
+	h, ok := a.freshHead(ctx, mailboxID, "")
+	return ok && a.indexShowsNoneDeleted(ctx, mailboxID, uids, h.HighestModSeq)
 }
 
 // indexShowsNoneDeleted reports whether the index, at modseq atLeast or

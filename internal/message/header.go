@@ -18,6 +18,11 @@ type field struct {
 	start, end  int // the whole field in raw, from its name to its last line break
 }
 
+// typicalFields is room for the fields of most top-level headers (a few
+// dozen): one allocation instead of six doublings when a whole header is
+// scanned for a FETCH of header fields.
+const typicalFields = 32
+
 // scanHeader reads the header that starts at raw[start:end]. It returns the
 // fields and the offset where the header ends, which is also where the body
 // starts: after the first empty line (CRLF or bare LF), which it includes,
@@ -25,11 +30,6 @@ type field struct {
 // colon, bad name) are skipped with their continuation lines but stay
 // part of the header, as Dovecot does; this keeps a message with one broken
 // line in its header intact.
-// typicalFields is room for the fields of most top-level headers (a few
-// dozen): one allocation instead of six doublings when a whole header is
-// scanned for a FETCH of header fields.
-const typicalFields = 32
-
 func scanHeader(raw []byte, start, end int, fields []field) ([]field, int) {
 	i := start
 	skipping := true // continuation lines of a skipped line (or of nothing)

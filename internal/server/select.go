@@ -467,9 +467,9 @@ func (c *conn) applyChanges(ctx context.Context, cs *store.ChangeSet) {
 }
 
 // noteClaimed records that the session's APPEND claimed the \Recent of
-// UIDs first..last (store.AppendResult.RecentFrom).
-// A range still pending is extended only when the new one follows it:
-// UIDs between two claims may be another session's.
+// UIDs first..last (store.AppendResult.RecentFrom). A range still pending
+// is extended only when the new one follows it: UIDs between two claims
+// may be another session's.
 func (s *selected) noteClaimed(first, last uint32) {
 	if s.claimed[1] > s.maxUID && s.claimed[1]+1 == first {
 		s.claimed[1] = last

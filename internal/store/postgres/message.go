@@ -400,10 +400,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		if err := quotaAllows(qt, int64(len(msgs)), size); err != nil {
 			return err
 		}
-		if msgs[0].ClaimRecent && m.uidNext+uint32(len(msgs))-1 > m.recentMark {
+		if last := m.uidNext + uint32(len(msgs)) - 1; msgs[0].ClaimRecent && last > m.recentMark {
 			// Under the user's lock, as ClaimRecent: the mark read is the
 			// last claim's.
-			last := m.uidNext + uint32(len(msgs)) - 1
 			w.atCommit(`UPDATE mailboxes SET recent_mark = $2 WHERE id = $1`, m.id, int64(last))
 			res.RecentFrom = m.recentMark + 1
 			m.recentMark = last // in the delta's head (insertNew)
