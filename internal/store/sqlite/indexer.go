@@ -72,8 +72,9 @@ func (x *textIndexer) kick(id int64, name string, added int) {
 	x.schedule(id, name, added, indexQuiet)
 }
 
-// schedule queues user id for indexing after wait (or at once, when the
-// messages added since its last drain reach indexBacklog).
+// schedule queues user id for indexing after wait, or later if it waits
+// already (the backfill does not cut a quiet wait short), or at once when
+// the messages added since its last drain reach indexBacklog.
 func (x *textIndexer) schedule(id int64, name string, added int, wait time.Duration) {
 	if x == nil {
 		return
@@ -85,7 +86,9 @@ func (x *textIndexer) schedule(id int64, name string, added int, wait time.Durat
 		x.todo[id] = w
 	}
 	w.added += added
-	w.due = time.Now().Add(wait)
+	if due := time.Now().Add(wait); due.After(w.due) {
+		w.due = due
+	}
 	if w.added >= indexBacklog {
 		w.due = time.Time{}
 	}
