@@ -19,10 +19,23 @@ import (
 )
 
 // uidRanges is a UID set as two parallel arrays of range bounds,
-// ascending and disjoint: statements match it with
-// "JOIN unnest($lo, $hi) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi",
-// one statement shape for any set, each range an index range scan.
+// ascending and disjoint: statements read it through rowsInRanges, one
+// statement shape for any set, each range an index range scan.
 type uidRanges struct{ lo, hi []int64 }
+
+// rowsInRanges is a FROM item: the rows of table (as m) that meet cond
+// and whose uid is in the ranges of the bigint[] parameters lo and hi.
+// Each range is read by an index range scan of its own: the LATERAL
+// subquery with OFFSET 0 is never flattened into a join. The flattened
+// join ("messages m JOIN unnest(...) ON m.uid BETWEEN r.lo AND r.hi")
+// let PostgreSQL's cached generic plan (used after a prepared
+// statement's fifth run) read every row of the mailbox and filter them
+// (a bitmap scan on the mailbox id): a STORE on one message of a large
+// mailbox read the whole mailbox.
+func rowsInRanges(table, cond, lo, hi string) string {
+	return `unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (SELECT * FROM ` + table +
+		` m WHERE ` + cond + ` AND m.uid BETWEEN r.lo AND r.hi OFFSET 0) m`
+}
 
 func toRanges(uids []uint32) uidRanges {
 	var r uidRanges
@@ -40,6 +53,15 @@ func uidsOfRows(rows []msgRow) []uint32 {
 	uids := make([]uint32, len(rows))
 	for i, r := range rows {
 		uids[i] = r.uid
+	}
+	return uids
+}
+
+// uidsOfRows64 lists the UIDs of rows as a bigint[] parameter.
+func uidsOfRows64(rows []msgRow) []int64 {
+	uids := make([]int64, len(rows))
+	for i, r := range rows {
+		uids[i] = int64(r.uid)
 	}
 	return uids
 }
@@ -72,13 +94,15 @@ func (w *wtx) msgRows(mailboxID int64, rs uidRanges, all, onlyDeleted bool) ([]m
 
 // msgRowsSQL is msgRows's statement and its arguments.
 func msgRowsSQL(mailboxID int64, rs uidRanges, all, onlyDeleted bool) (string, []any) {
-	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date FROM messages m `
+	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date FROM `
 	args := []any{mailboxID}
-	if !all {
-		q += `JOIN unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi `
+	if all {
+		q += `messages m `
+	} else {
+		q += rowsInRanges("messages", "m.mailbox_id = $1", "$2", "$3")
 		args = append(args, rs.lo, rs.hi)
 	}
-	q += `WHERE m.mailbox_id = $1`
+	q += ` WHERE m.mailbox_id = $1`
 	if onlyDeleted {
 		q += ` AND m.sysflags & 8 <> 0`
 	}
@@ -285,6 +309,11 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
 	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
 
+// deleteRowsSQL deletes mailbox $1's messages $2 (a bigint[] of UIDs).
+// By UID list, not ranges: "m.uid = ANY" is an index condition in any
+// plan (see rowsInRanges).
+const deleteRowsSQL = `DELETE FROM messages m WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])`
+
 // expungeRows removes rows (at least one) from mailbox m, leaving
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
 // this transaction has it; its HIGHESTMODSEQ is advanced. Unless moved
@@ -301,8 +330,7 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 		contents = append(contents, r.contentID)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
-		WHERE m.mailbox_id = $1 AND m.uid BETWEEN r.lo AND r.hi`, m.id, rs.lo, rs.hi)
+	b.Queue(deleteRowsSQL, m.id, uidsOfRows64(rows))
 	b.Queue(tombstonesSQL, m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id)
 	br := w.tx.SendBatch(w.ctx, b)
 	tag, err := br.Exec()
@@ -513,10 +541,12 @@ type flagChanges struct {
 
 // updateFlagsSQL sets the flags ($4 system, $5 keywords) of mailbox $1's
 // messages $3 and their modseq and the mailbox's HIGHESTMODSEQ to $2: one
-// statement for any mix of resulting flag states.
+// statement for any mix of resulting flag states. "m.uid = ANY($3)" makes
+// the messages' primary key the scan in any plan; joined to the unnest
+// alone, the cached generic plan read the whole mailbox (rowsInRanges).
 const updateFlagsSQL = `WITH u AS (UPDATE messages m SET modseq = $2, sysflags = c.sys, keywords = c.kws
 		FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS c(uid, sys, kws)
-		WHERE m.mailbox_id = $1 AND m.uid = c.uid)
+		WHERE m.mailbox_id = $1 AND m.uid = ANY($3::bigint[]) AND m.uid = c.uid)
 	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {

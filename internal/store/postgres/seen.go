@@ -15,19 +15,27 @@ import (
 // that user ever changed, with its state and the modseq of that change,
 // removed with its message by the foreign key.
 
+// seenStatesSQL is seenStates's statement: mailbox $1's rows of viewer
+// $2 with a modseq above $3, all or in the UID ranges ($4, $5).
+func seenStatesSQL(all bool) string {
+	from := `private_seen m`
+	if !all {
+		from = rowsInRanges("private_seen", "m.mailbox_id = $1", "$4", "$5")
+	}
+	return `SELECT m.uid, m.seen, m.modseq FROM ` + from + ` WHERE m.mailbox_id = $1 AND m.viewer = $2 AND m.modseq > $3 ORDER BY m.uid`
+}
+
 // seenStates reads viewer's rows of a mailbox among rs (all when all)
 // with a modseq above since, ascending by UID.
 func seenStates(ctx context.Context, q querier, mailboxID int64, viewer string, rs uidRanges, all bool, since uint64) ([]store.SeenState, error) {
 	if !all && rs.empty() {
 		return nil, nil
 	}
-	sql := `SELECT m.uid, m.seen, m.modseq FROM private_seen m `
 	args := []any{mailboxID, viewer, int64(since)}
 	if !all {
-		sql += `JOIN unnest($4::bigint[], $5::bigint[]) AS r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi `
 		args = append(args, rs.lo, rs.hi)
 	}
-	rows, err := q.Query(ctx, sql+`WHERE m.mailbox_id = $1 AND m.viewer = $2 AND m.modseq > $3 ORDER BY m.uid`, args...)
+	rows, err := q.Query(ctx, seenStatesSQL(all), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read private \\Seen: %w", err)
 	}

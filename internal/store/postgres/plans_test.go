@@ -1,0 +1,165 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// TestFewUIDsReadFewRows runs, under PostgreSQL's cached generic plan
+// (what a prepared statement gets from its sixth run on, when the planner
+// finds it no dearer than a custom one), each statement that reads or
+// writes messages by UID, asking for two UIDs of a 3,000-message mailbox
+// in an account whose other mailboxes are small: there the planner
+// estimates "a mailbox" at a few rows, and a join of the UID ranges to
+// the mailbox's messages read all 3,000 (a STORE on one message read the
+// whole mailbox). Each statement must read only the rows it asked for.
+func TestFewUIDsReadFewRows(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	s := openURL(t, url, nil)
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	ctx := context.Background()
+	msg := func(box string, i int) store.NewMessage {
+		return store.NewMessage{Body: []byte(fmt.Sprintf("From: a@example.org\r\nSubject: %s %d\r\nMessage-ID: <%s.%d@example.org>\r\n\r\nbody %d\r\n", box, i, box, i, i))}
+	}
+	for b := range 120 {
+		name := fmt.Sprintf("small%d", b)
+		if err := a.CreateMailbox(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Append(ctx, name, []store.NewMessage{msg(name, 0), msg(name, 1), msg(name, 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for first := 0; first < 3000; first += 500 {
+		batch := make([]store.NewMessage, 500)
+		for i := range batch {
+			batch[i] = msg("INBOX", first+i)
+		}
+		if _, err := a.Append(ctx, "INBOX", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var inbox, user int64
+	if err := conn.QueryRow(ctx, `SELECT id, user_id FROM mailboxes WHERE name = 'INBOX'`).Scan(&inbox, &user); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO private_seen(mailbox_id, uid, viewer, seen, modseq) SELECT mailbox_id, uid, 'v', true, modseq FROM messages`,
+		`ANALYZE`,
+		`SET plan_cache_mode = force_generic_plan`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	two := uidRanges{lo: []int64{1500, 1502}, hi: []int64{1500, 1502}}
+	rowsSQL, rowsArgs := msgRowsSQL(inbox, two, false, false)
+	fetch, _ := fetchSQL(store.WantEnvelope | store.WantBodyStructure)
+	cases := []struct {
+		name, sql string
+		args      []any
+	}{
+		{"messages in ranges", rowsSQL, rowsArgs},
+		{"fetch", fetch, []any{inbox, two.lo, two.hi, user}},
+		{"update flags", updateFlagsSQL, []any{inbox, int64(1 << 40), two.lo, []int64{8, 8}, []string{"", ""}}},
+		{"delete", deleteRowsSQL, []any{inbox, two.lo}},
+		{"private \\Seen in ranges", seenStatesSQL(false), []any{inbox, "v", int64(0), two.lo, two.hi}},
+	}
+	for i, c := range cases {
+		name := fmt.Sprintf("few%d", i)
+		if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+c.sql); err != nil {
+			t.Fatalf("%s: prepare: %v", c.name, err)
+		}
+		read := explainRowsRead(t, conn, "EXECUTE "+name+"("+sqlLiterals(c.args)+")")
+		if read > 4 {
+			t.Errorf("%s: read %d rows of messages and private_seen for 2 UIDs of a 3,000-message mailbox", c.name, read)
+		}
+	}
+}
+
+// explainRowsRead runs stmt under EXPLAIN ANALYZE in a transaction it
+// rolls back, and returns how many rows its scans of messages and
+// private_seen produced or filtered out, over all their loops.
+func explainRowsRead(t *testing.T, conn *pgx.Conn, stmt string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var out []byte
+	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+stmt).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	var plans []struct{ Plan planNode }
+	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("%s: plan %s: %v", stmt, out, err)
+	}
+	return plans[0].Plan.rowsRead()
+}
+
+// planNode is the part of an EXPLAIN (FORMAT JSON) node rowsRead needs.
+type planNode struct {
+	NodeType       string     `json:"Node Type"`
+	Relation       string     `json:"Relation Name"`
+	Rows           int64      `json:"Actual Rows"`
+	Loops          int64      `json:"Actual Loops"`
+	RemovedFilter  int64      `json:"Rows Removed by Filter"`
+	RemovedRecheck int64      `json:"Rows Removed by Index Recheck"`
+	Plans          []planNode `json:"Plans"`
+}
+
+func (n planNode) rowsRead() int64 {
+	var read int64
+	if (n.Relation == "messages" || n.Relation == "private_seen") && n.NodeType != "ModifyTable" {
+		read = (n.Rows + n.RemovedFilter + n.RemovedRecheck) * max(n.Loops, 1)
+	}
+	for _, c := range n.Plans {
+		read += c.rowsRead()
+	}
+	return read
+}
+
+// sqlLiterals writes args as SQL literals, for EXECUTE.
+func sqlLiterals(args []any) string {
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case int64:
+			out[i] = fmt.Sprint(v)
+		case string:
+			out[i] = quote(v)
+		case []int64:
+			n := make([]string, len(v))
+			for j, x := range v {
+				n[j] = fmt.Sprint(x)
+			}
+			out[i] = quote("{" + strings.Join(n, ",") + "}")
+		case []string:
+			q := make([]string, len(v))
+			for j, s := range v {
+				q[j] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+			}
+			out[i] = quote("{" + strings.Join(q, ",") + "}")
+		default:
+			panic(fmt.Sprintf("sqlLiterals: %T", a))
+		}
+	}
+	return strings.Join(out, ", ")
+}
