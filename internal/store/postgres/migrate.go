@@ -209,6 +209,11 @@ CREATE INDEX private_seen_viewer ON private_seen(viewer);
 	`
 CREATE INDEX contents_body ON contents(body_hash);
 `,
+	// 9: the \Deleted messages of each mailbox, which EXPUNGE removes:
+	// found without reading the mailbox's other messages.
+	`
+CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE sysflags & 8 <> 0;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

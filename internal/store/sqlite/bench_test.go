@@ -217,6 +217,33 @@ func benchExpunge(b *testing.B, body func(int) []byte) {
 	cpu.Report(b)
 }
 
+// BenchmarkExpungeOneOf100k: EXPUNGE (all \Deleted) when one message of
+// a 100,000-message mailbox is \Deleted (the STORE that marks it is not
+// timed): what finding the \Deleted messages costs in a large mailbox.
+func BenchmarkExpungeOneOf100k(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 100000)
+	next := uint32(1)
+	var cpu cpuMeter
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := a.StoreFlags(ctx, id, []uint32{next}, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		cpu.Start()
+		out, err := a.Expunge(ctx, id, nil, true)
+		cpu.Stop()
+		if err != nil || len(out) != 1 || out[0] != next {
+			b.Fatalf("expunged %v, %v", out, err)
+		}
+		next++
+	}
+	cpu.Report(b)
+}
+
 // BenchmarkCopy1000 copies 1,000 messages of a 10,000-message mailbox to
 // another (expunged afterwards, not timed).
 func BenchmarkCopy1000(b *testing.B) { benchCopy(b, storetest.Msg) }

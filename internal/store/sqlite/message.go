@@ -37,7 +37,7 @@ func (w *wtx) msgRows(mailboxID int64, rs []uidRange, all, onlyDeleted bool) ([]
 	if !all && len(rs) == 0 {
 		return nil, nil
 	}
-	from, cond, args := "", "1", []any{mailboxID}
+	from, table, cond, args := "", "messages m", "1", []any{mailboxID}
 	if !all {
 		var rargs []any
 		from, cond, rargs = uidMatch(rs)
@@ -45,9 +45,14 @@ func (w *wtx) msgRows(mailboxID int64, rs []uidRange, all, onlyDeleted bool) ([]
 	}
 	if onlyDeleted {
 		cond += " AND (m.sysflags & 8) != 0"
+		if all {
+			// Without statistics the planner prefers the primary key,
+			// which reads the whole mailbox.
+			table += " INDEXED BY messages_deleted"
+		}
 	}
 	rows, err := w.tx.QueryContext(w.ctx, `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.content_id, m.size, m.internal_date, m.internal_tz, m.save_date
-		FROM `+from+`messages m WHERE m.mailbox_id = ?1 AND `+cond+` ORDER BY m.uid`, args...)
+		FROM `+from+table+` WHERE m.mailbox_id = ?1 AND `+cond+` ORDER BY m.uid`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}

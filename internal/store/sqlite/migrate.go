@@ -15,7 +15,9 @@ import (
 // (packed.go), which an older tern would serve as they are stored.
 // Version 20 adds the index fts_pending_state (the schema statements
 // create it; fts.go), from which SEARCH lists the indexing queue.
-const userSchemaVersion = 20
+// Version 21 adds the partial index messages_deleted (util.go), from
+// which EXPUNGE finds the \Deleted messages.
+const userSchemaVersion = 21
 
 // migrateUserDB brings a mail.db written by an older tern up to date and
 // reports whether it already was (then the schema statements need not

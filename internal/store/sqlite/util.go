@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS messages(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);
+-- The \Deleted messages of each mailbox, which EXPUNGE removes: found
+-- without reading the mailbox's other messages (schema version 21).
+CREATE INDEX IF NOT EXISTS messages_deleted ON messages(mailbox_id, uid) WHERE (sysflags & 8) != 0;
 -- Expunged UIDs, kept forever for QRESYNC, as ranges: one expunge of many
 -- consecutive UIDs is one row.
 CREATE TABLE IF NOT EXISTS expunged(
