@@ -181,3 +181,40 @@ func BenchmarkChanges10(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExpungeOneOf100k: EXPUNGE (all \Deleted) when one message of a
+// 100,000-message mailbox is \Deleted (the STORE that marks it is not
+// timed), as the sqlite benchmark of the name; pg-cpu-ns/op is the
+// server's CPU.
+func BenchmarkExpungeOneOf100k(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 100000)
+	next := uint32(1)
+	var cpu time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := a.StoreFlags(ctx, id, []uint32{next}, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		cpu0, err := pgtest.ServerCPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		out, err := a.Expunge(ctx, id, nil, true)
+		b.StopTimer()
+		if err != nil || len(out) != 1 || out[0] != next {
+			b.Fatalf("expunged %v, %v", out, err)
+		}
+		cpu1, err := pgtest.ServerCPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpu1 - cpu0
+		next++
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+}
