@@ -34,12 +34,13 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		}
 		return nil
 	}
-	q, content := fetchSQL(want)
+	content := want&wantContent != 0
 	msgs := make([]*store.Message, 0, min(fetchBatch, len(uids)))
 	onReplica := content && want&^replicaWant == 0
 	for rs, first := sorted, true; !rs.empty(); first = false {
 		var batch uidRanges
 		batch, rs = nextFetchBatch(rs, fetchBatch)
+		q := fetchSQL(want, len(batch.lo))
 		args := []any{mailboxID, batch.lo, batch.hi, a.id}
 		var ok bool
 		if onReplica {
@@ -67,30 +68,30 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 }
 
 // fetchSQL is Fetch's statement for want: mailbox $1's messages in the
-// UID ranges ($2, $3) of account $4, with their contents' columns when
-// want asks for any (content).
-func fetchSQL(want store.Want) (q string, content bool) {
+// UID ranges ($2, $3; n of them) of account $4, with their contents'
+// columns when want asks for any.
+func fetchSQL(want store.Want, n int) string {
 	col := func(w store.Want, c string) string {
 		if want&w != 0 {
 			return c
 		}
 		return "NULL"
 	}
-	content = want&wantContent != 0
-	q = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
+	content := want&wantContent != 0
+	q := `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.internal_date, m.internal_tz, m.save_date, m.size`
 	if content {
 		q += `, c.sent_date, c.sent_tz, ` + col(store.WantEnvelope, "c.envelope") + `, ` + col(store.WantBody, "c.body") +
 			`, ` + col(store.WantBodyStructure, "c.bodystructure") + `, c.email_id, c.thread_id, ` + col(store.WantHeader, "c.header") +
 			`, c.message_id, c.in_reply_to, c.refs, ` + col(store.WantPreview, "c.preview")
 	}
-	q += ` FROM ` + rowsInRanges("messages", "m.mailbox_id = $1", "$2", "$3")
+	q += ` FROM ` + rowsInRanges("messages", "m.mailbox_id = $1", "$2", "$3", n)
 	if content {
 		q += ` JOIN contents c ON c.id = m.content_id`
 	}
 	// The mailbox row, joined, proves the mailbox is the account's and
 	// selectable without a statement of its own (fetchRows).
 	q += ` JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.user_id = $4 AND NOT mb.noselect WHERE m.mailbox_id = $1 ORDER BY m.uid`
-	return q, content
+	return q
 }
 
 // fetchRows runs one query of Fetch and returns its messages, appended to

@@ -24,15 +24,21 @@ import (
 type uidRanges struct{ lo, hi []int64 }
 
 // rowsInRanges is a FROM item: the rows of table (as m) that meet cond
-// and whose uid is in the ranges of the bigint[] parameters lo and hi.
-// Each range is read by an index range scan of its own: the LATERAL
-// subquery with OFFSET 0 is never flattened into a join. The flattened
-// join ("messages m JOIN unnest(...) ON m.uid BETWEEN r.lo AND r.hi")
-// let PostgreSQL's cached generic plan (used after a prepared
-// statement's fifth run) read every row of the mailbox and filter them
-// (a bitmap scan on the mailbox id): a STORE on one message of a large
-// mailbox read the whole mailbox.
-func rowsInRanges(table, cond, lo, hi string) string {
+// and whose uid is in the ranges (n of them) of the bigint[] parameters
+// lo and hi. Each range is read by an index range scan of its own: more
+// than one through a LATERAL subquery with OFFSET 0, which is never
+// flattened into a join. The flattened join ("messages m JOIN
+// unnest(...) ON m.uid BETWEEN r.lo AND r.hi") let PostgreSQL's cached
+// generic plan (used after a prepared statement's fifth run) read every
+// row of the mailbox and filter them: a STORE on one message of a large
+// mailbox read the whole mailbox. One range (one UID, or a:b: most
+// commands) is a plain BETWEEN on the arrays' first elements, a
+// statement whose generic plan PostgreSQL finds as cheap as a custom
+// one, so it is not planned again at every run as the unnest forms are.
+func rowsInRanges(table, cond, lo, hi string, n int) string {
+	if n == 1 {
+		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND m.uid BETWEEN (` + lo + `::bigint[])[1] AND (` + hi + `::bigint[])[1]) m`
+	}
 	return `unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (SELECT * FROM ` + table +
 		` m WHERE ` + cond + ` AND m.uid BETWEEN r.lo AND r.hi OFFSET 0) m`
 }
@@ -99,7 +105,7 @@ func msgRowsSQL(mailboxID int64, rs uidRanges, all, onlyDeleted bool) (string, [
 	if all {
 		q += `messages m `
 	} else {
-		q += rowsInRanges("messages", "m.mailbox_id = $1", "$2", "$3")
+		q += rowsInRanges("messages", "m.mailbox_id = $1", "$2", "$3", len(rs.lo))
 		args = append(args, rs.lo, rs.hi)
 	}
 	q += ` WHERE m.mailbox_id = $1`

@@ -70,21 +70,30 @@ func TestFewUIDsReadFewRows(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	one := uidRanges{lo: []int64{1500}, hi: []int64{1500}}
 	two := uidRanges{lo: []int64{1500, 1502}, hi: []int64{1500, 1502}}
-	rowsSQL, rowsArgs := msgRowsSQL(inbox, two, false, false)
 	deletedSQL, deletedArgs := msgRowsSQL(inbox, uidRanges{}, true, true)
-	fetch, _ := fetchSQL(store.WantEnvelope | store.WantBodyStructure)
-	cases := []struct {
+	want := store.WantEnvelope | store.WantBodyStructure
+	type statement struct {
 		name, sql string
 		args      []any
-	}{
-		{"messages in ranges", rowsSQL, rowsArgs},
-		{"\\Deleted messages (EXPUNGE)", deletedSQL, deletedArgs},
-		{"fetch", fetch, []any{inbox, two.lo, two.hi, user}},
-		{"update flags", updateFlagsSQL, []any{inbox, int64(1 << 40), two.lo, []int64{8, 8}, []string{"", ""}}},
-		{"delete", deleteRowsSQL, []any{inbox, two.lo}},
-		{"private \\Seen in ranges", seenStatesSQL(false), []any{inbox, "v", int64(0), two.lo, two.hi}},
 	}
+	// The reads over UID ranges, for rs.
+	reads := func(rs uidRanges) []statement {
+		rowsSQL, rowsArgs := msgRowsSQL(inbox, rs, false, false)
+		n := len(rs.lo)
+		return []statement{
+			{fmt.Sprintf("messages in %d ranges", n), rowsSQL, rowsArgs},
+			{fmt.Sprintf("fetch of %d ranges", n), fetchSQL(want, n), []any{inbox, rs.lo, rs.hi, user}},
+			{fmt.Sprintf("private \\Seen in %d ranges", n), seenStatesSQL(false, n), []any{inbox, "v", int64(0), rs.lo, rs.hi}},
+		}
+	}
+	cases := append(reads(one), reads(two)...)
+	cases = append(cases,
+		statement{"\\Deleted messages (EXPUNGE)", deletedSQL, deletedArgs},
+		statement{"update flags", updateFlagsSQL, []any{inbox, int64(1 << 40), two.lo, []int64{8, 8}, []string{"", ""}}},
+		statement{"delete", deleteRowsSQL, []any{inbox, two.lo}},
+	)
 	for i, c := range cases {
 		name := fmt.Sprintf("few%d", i)
 		if _, err := conn.Exec(ctx, "PREPARE "+name+" AS "+c.sql); err != nil {
@@ -93,6 +102,30 @@ func TestFewUIDsReadFewRows(t *testing.T) {
 		read := explainRowsRead(t, conn, "EXECUTE "+name+"("+sqlLiterals(c.args)+")")
 		if read > 4 {
 			t.Errorf("%s: read %d rows of messages and private_seen, asking for at most 2 of a 3,000-message mailbox", c.name, read)
+		}
+	}
+	// A read of one range (most commands) is planned once: PostgreSQL
+	// takes its generic plan from the sixth run on, where the unnest
+	// forms it plans again at every run.
+	auto, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auto.Close(ctx)
+	for _, c := range reads(one) {
+		for range 10 {
+			rows, err := auto.Query(ctx, c.sql, c.args...)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			rows.Close()
+		}
+		var generic, custom int64
+		if err := auto.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`, c.sql).Scan(&generic, &custom); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if custom > 5 || generic == 0 {
+			t.Errorf("%s: %d custom plans and %d runs of the generic plan in 10 runs", c.name, custom, generic)
 		}
 	}
 }

@@ -16,11 +16,12 @@ import (
 // removed with its message by the foreign key.
 
 // seenStatesSQL is seenStates's statement: mailbox $1's rows of viewer
-// $2 with a modseq above $3, all or in the UID ranges ($4, $5).
-func seenStatesSQL(all bool) string {
+// $2 with a modseq above $3, all or in the UID ranges ($4, $5; n of
+// them).
+func seenStatesSQL(all bool, n int) string {
 	from := `private_seen m`
 	if !all {
-		from = rowsInRanges("private_seen", "m.mailbox_id = $1", "$4", "$5")
+		from = rowsInRanges("private_seen", "m.mailbox_id = $1", "$4", "$5", n)
 	}
 	return `SELECT m.uid, m.seen, m.modseq FROM ` + from + ` WHERE m.mailbox_id = $1 AND m.viewer = $2 AND m.modseq > $3 ORDER BY m.uid`
 }
@@ -35,7 +36,7 @@ func seenStates(ctx context.Context, q querier, mailboxID int64, viewer string, 
 	if !all {
 		args = append(args, rs.lo, rs.hi)
 	}
-	rows, err := q.Query(ctx, seenStatesSQL(all), args...)
+	rows, err := q.Query(ctx, seenStatesSQL(all, len(rs.lo)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read private \\Seen: %w", err)
 	}
