@@ -136,7 +136,7 @@ func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 		return
 	}
 	b.Queue(`WITH gone AS (
-			DELETE FROM contents c WHERE c.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
+			DELETE FROM contents c WHERE c.id `+inArray("$1", len(ids))+` AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
 			RETURNING body_hash),
 		d AS (SELECT body_hash AS h, count(*) AS n FROM gone GROUP BY body_hash),
 		lk AS (SELECT hash FROM bodies WHERE hash IN (SELECT h FROM d) ORDER BY hash FOR NO KEY UPDATE)

@@ -315,10 +315,25 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
 	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
 
-// deleteRowsSQL deletes mailbox $1's messages $2 (a bigint[] of UIDs).
+// deleteRowsSQL deletes mailbox $1's messages $2 (a bigint[] of n UIDs).
 // By UID list, not ranges: "m.uid = ANY" is an index condition in any
 // plan (see rowsInRanges).
-const deleteRowsSQL = `DELETE FROM messages m WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])`
+func deleteRowsSQL(n int) string {
+	return `DELETE FROM messages m WHERE m.mailbox_id = $1 AND m.uid ` + inArray("$2", n)
+}
+
+// inArray is the condition that a value is an element of the bigint[]
+// parameter p, which holds n elements: "= ANY(p)", or "= (p)[1]" for
+// one. PostgreSQL estimates an array parameter at ten elements, so the
+// generic plan of "= ANY(p)" looks dearer than a custom plan for one
+// element and a statement that mostly gets one is planned again at
+// every run; with "= (p)[1]" it keeps its generic plan.
+func inArray(p string, n int) string {
+	if n == 1 {
+		return `= (` + p + `::bigint[])[1]`
+	}
+	return `= ANY(` + p + `::bigint[])`
+}
 
 // expungeRows removes rows (at least one) from mailbox m, leaving
 // tombstones, and returns the mailbox's new modseq. m is the mailbox as
@@ -336,7 +351,7 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 		contents = append(contents, r.contentID)
 	}
 	b := &pgx.Batch{}
-	b.Queue(deleteRowsSQL, m.id, uidsOfRows64(rows))
+	b.Queue(deleteRowsSQL(len(rows)), m.id, uidsOfRows64(rows))
 	b.Queue(tombstonesSQL, m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id)
 	br := w.tx.SendBatch(w.ctx, b)
 	tag, err := br.Exec()
