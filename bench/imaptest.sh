@@ -28,8 +28,13 @@
 #   --ternpg-cpuprofile F  the same for the tern on PostgreSQL (--postgres)
 #   --pg-params S     extra parameters for tern's PostgreSQL URL, e.g.
 #                     pool_max_conns=8 (pgxpool's connection string keys)
-#   --pg-stat-statements  load pg_stat_statements in the private cluster and
-#                     write its top statements (by calls) to OUT/pg-statements.txt
+#   --pg-stat-statements  load pg_stat_statements in the private cluster
+#                     (planning tracked too) and write its top statements
+#                     by calls to OUT/pg-statements.txt, by execution time
+#                     (with buffers per call) to OUT/pg-bytime.txt and by
+#                     planning time to OUT/pg-planning.txt
+#   --only-postgres   with --postgres, run imaptest against tern on
+#                     PostgreSQL only (no tern on SQLite, no Dovecot)
 #   --pin             run the servers (and PostgreSQL) on the first half of the
 #                     CPUs and imaptest on the other half (taskset), so that
 #                     each server has cores of its own instead of sharing
@@ -59,7 +64,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PIN=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PG_ONLY=0 PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -78,8 +83,9 @@ while [ $# -gt 0 ]; do
 	--pg-stat-statements) PG_STAT=1; shift ;;
 	--pg-params) PG_PARAMS=$2; shift 2 ;;
 	--postgres) PG=1; shift ;;
+	--only-postgres) PG=1; PG_ONLY=1; shift ;;
 	--pin) PIN=1; shift ;;
-	-h|--help) sed -n '2,54p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,63p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -184,7 +190,7 @@ if [ "$PG" = 1 ]; then
 	PGDATA=$WORK/pg/data
 	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
 	PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB"
-	[ "$PG_STAT" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements"
+	[ "$PG_STAT" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
 	"${SERVER_CPUS[@]}" runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" -o "$PG_OPTS" >/dev/null
 	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
@@ -323,6 +329,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		order="tern dovecot"
 		[ $((round % 2)) = 0 ] && order="dovecot tern"
 		[ "$PG" = 1 ] && order="$order ternpg"
+		[ "$PG_ONLY" = 1 ] && order="ternpg"
 		for srv in $order; do
 			log "round $round: $prof on $srv ($SECS s)"
 			run_imaptest "$srv" "$prof" "$round"
@@ -365,6 +372,13 @@ END {
 if [ "$PG_STAT" = 1 ]; then
 	pg_sql -c "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
 		FROM pg_stat_statements ORDER BY calls DESC LIMIT 40" >"$OUT/pg-statements.txt"
-	pg_sql -c "SELECT sum(calls) AS statements, round(sum(total_exec_time)::numeric, 1) AS exec_ms FROM pg_stat_statements" >>"$OUT/pg-statements.txt"
+	pg_sql -c "SELECT sum(calls) AS statements, round(sum(total_exec_time)::numeric, 1) AS exec_ms,
+		sum(plans) AS plans, round(sum(total_plan_time)::numeric, 1) AS plan_ms FROM pg_stat_statements" >>"$OUT/pg-statements.txt"
+	pg_sql -c "SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round(shared_blks_hit::numeric / NULLIF(calls, 0), 1) AS blks_per_call,
+		rows, left(regexp_replace(query, '\s+', ' ', 'g'), 400) AS query
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25" >"$OUT/pg-bytime.txt"
+	pg_sql -c "SELECT calls, plans, round(total_plan_time::numeric, 1) AS plan_ms, round(total_exec_time::numeric, 1) AS exec_ms,
+		left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+		FROM pg_stat_statements ORDER BY total_plan_time DESC LIMIT 12" >"$OUT/pg-planning.txt"
 fi
 log "results in $OUT"
