@@ -19,29 +19,38 @@ import (
 )
 
 // uidRanges is a UID set as two parallel arrays of range bounds,
-// ascending and disjoint: statements read it through rowsInRanges, one
-// statement shape for any set, each range an index range scan.
+// ascending and disjoint: statements read it through rowsInRanges, each
+// range an index range scan.
 type uidRanges struct{ lo, hi []int64 }
 
 // rowsInRanges is a FROM item: the rows of table (as m) that meet cond
 // and whose uid is in the ranges (n of them) of the bigint[] parameters
-// lo and hi. Each range is read by an index range scan of its own: more
-// than one through a LATERAL subquery with OFFSET 0, which is never
-// flattened into a join. The flattened join ("messages m JOIN
-// unnest(...) ON m.uid BETWEEN r.lo AND r.hi") let PostgreSQL's cached
-// generic plan (used after a prepared statement's fifth run) read every
-// row of the mailbox and filter them: a STORE on one message of a large
-// mailbox read the whole mailbox. One range (one UID, or a:b: most
-// commands) is a plain BETWEEN on the arrays' first elements, a
-// statement whose generic plan PostgreSQL finds as cheap as a custom
-// one, so it is not planned again at every run as the unnest forms are.
+// lo and hi, each range read by an index range scan of its own. The
+// flattened join ("messages m JOIN unnest(...) ON m.uid BETWEEN r.lo AND
+// r.hi") let PostgreSQL's cached generic plan (used after a prepared
+// statement's fifth run) read every row of the mailbox and filter them:
+// a STORE on one message of a large mailbox read the whole mailbox.
+//
+// Up to orRangesMax ranges (one UID, a:b, a few: most commands) are
+// BETWEENs on the arrays' elements, statements whose generic plan
+// PostgreSQL finds as cheap as a custom one and keeps. More go through a
+// LATERAL subquery with OFFSET 0, never flattened into a join; PostgreSQL
+// plans it again at every run (it estimates an array parameter at ten
+// elements, so the generic plan never looks cheaper).
 func rowsInRanges(table, cond, lo, hi string, n int) string {
-	if n == 1 {
-		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND m.uid BETWEEN (` + lo + `::bigint[])[1] AND (` + hi + `::bigint[])[1]) m`
+	if n <= orRangesMax {
+		between := make([]string, n)
+		for i := range between {
+			between[i] = fmt.Sprintf(`m.uid BETWEEN (%s::bigint[])[%d] AND (%s::bigint[])[%d]`, lo, i+1, hi, i+1)
+		}
+		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND (` + strings.Join(between, " OR ") + `)) m`
 	}
 	return `unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (SELECT * FROM ` + table +
 		` m WHERE ` + cond + ` AND m.uid BETWEEN r.lo AND r.hi OFFSET 0) m`
 }
+
+// orRangesMax is how many UID ranges rowsInRanges reads with BETWEENs.
+const orRangesMax = 4
 
 func toRanges(uids []uint32) uidRanges {
 	var r uidRanges
