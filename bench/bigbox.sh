@@ -31,7 +31,10 @@
 #    command (bigbox-lines.txt), then the table of medians and ratios.
 # 4. Disk used for the mailbox (tern: blobs/, mail.db, WAL, with a dbstat
 #    breakdown per table; Dovecot: message files and index files) and the
-#    servers' RSS after the run (tern: VmRSS of the process).
+#    servers' RSS after the run (tern: VmRSS of the process, and how much
+#    of it is anonymous memory and how much mapped files: the scan
+#    connections read mail.db through a memory map, whose pages count in
+#    VmRSS but are page cache the kernel can reclaim).
 #
 # Needs root (Dovecot's mail processes run as nobody; installs
 # dovecot-imapd with apt-get if missing). Everything lives in a temp dir;
@@ -259,7 +262,7 @@ tree_rss() { # sum of VmRSS of pid and its descendants, KiB
 	echo
 	"$WORK/bin/ternbench" bigbox table "$OUT/bigbox-lines.txt" || echo "(no table: see the errors above)"
 	echo
-	echo "tern VmRSS: $TERN_RSS0 KiB after start, $(rss "$TERN_PID") KiB after the run; Dovecot master + children VmRSS: $(tree_rss "$DOVE_PID") KiB"
+	echo "tern VmRSS: $TERN_RSS0 KiB after start, $(rss "$TERN_PID") KiB after the run ($(awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} /^RssShmem:/ {s=$2} END {printf "anonymous %d KiB, mapped files %d KiB, shared memory %d KiB", a, f, s}' "/proc/$TERN_PID/status")); Dovecot master + children VmRSS: $(tree_rss "$DOVE_PID") KiB"
 	echo
 	UD=$(ls -d "$TD"/users/*/ | head -1)
 	UD=${UD%/}
