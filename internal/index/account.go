@@ -232,7 +232,12 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	storeRead := false // the content cache was filled from the store
 	switch {
 	case cacheable(want):
-		if err := a.fillFixed(ctx, mailboxID, uids); err != nil {
+		err := a.fillFixed(ctx, mailboxID, uids)
+		if errors.Is(err, errFixedTooBig) {
+			a.miss()
+			return a.storeFetch(ctx, mailboxID, uids, want, fn)
+		}
+		if err != nil {
 			return err
 		}
 	case want&^indexWant == 0:

@@ -202,7 +202,13 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 		fm[i].BaseSubject = msgsort.EnvelopeSubject(fm[i].Envelope)
 	}
 	for range 2 {
-		if im = fetchAll(t, ctx, ia, ist.ID, iuids, want); !reflect.DeepEqual(im, fm) {
+		im = fetchAll(t, ctx, ia, ist.ID, iuids, want)
+		for i := range im { // a mailbox over its share of the budget is answered by the store
+			if !im[i].BaseSubject.Known {
+				im[i].BaseSubject = msgsort.EnvelopeSubject(im[i].Envelope)
+			}
+		}
+		if !reflect.DeepEqual(im, fm) {
 			t.Errorf("%s: SORT/THREAD fields through the index differ from the store", name)
 		}
 	}

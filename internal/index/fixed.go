@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	msgsort "github.com/tern-imap/tern/internal/sort"
@@ -49,25 +50,58 @@ func cacheable(want store.Want) bool {
 	return want&store.WantRepeated != 0 && want&^(indexWant|fixedWant|store.WantRepeated) == 0
 }
 
+// fixedGuess is the size fillFixed assumes for a message's fixed fields
+// before any of the mailbox's are cached (an ENVELOPE and threading ids
+// of everyday mail).
+const fixedGuess = 512
+
+// errFixedTooBig is fillFixed's answer when caching the fields would
+// take one mailbox's cache past its share of the budget.
+var errFixedTooBig = errors.New("fixed fields exceed the cache's share of the budget")
+
+// fixedShare is the most one mailbox's fixed-fields cache may hold: half
+// the budget, so the cache of the mailbox in use never crowds out its
+// own columns, and a mailbox too large for it (a SORT or THREAD of a
+// million messages) is answered from the store instead of holding its
+// every ENVELOPE in memory.
+func (x *Indexes) fixedShare() int64 { return x.budget / 2 }
+
 // fillFixed makes sure the fixed fields of uids (ascending) are cached,
-// reading the missing ones from the store in one Fetch.
+// reading the missing ones from the store in one Fetch. When they would
+// not fit in the mailbox's share of the budget it reads nothing and
+// returns errFixedTooBig.
 func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32) error {
 	var missing []uint32
+	var cached int64 // bytes already cached
+	avg := int64(fixedGuess)
 	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
 		for _, u := range uids {
 			if _, ok := b.fixed[u]; !ok {
 				missing = append(missing, u)
 			}
 		}
+		cached = b.fixedBytes
+		if len(b.fixed) > 0 {
+			avg = b.fixedBytes / int64(len(b.fixed))
+		}
 		return nil
 	})
 	if err != nil || len(missing) == 0 {
 		return err
 	}
+	if cached+int64(len(missing))*avg > a.x.fixedShare() {
+		return errFixedTooBig
+	}
 	got := make(map[uint32]*fixedFields, len(missing))
+	var add int64
 	err = a.Account.Fetch(ctx, mailboxID, missing, fixedWant, func(m *store.Message) error {
-		got[m.UID] = &fixedFields{envelope: slices.Clone(m.Envelope), messageID: m.MessageID,
+		f := &fixedFields{envelope: slices.Clone(m.Envelope), messageID: m.MessageID,
 			inReplyTo: m.InReplyTo, references: m.References, subject: msgsort.EnvelopeSubject(m.Envelope)}
+		got[m.UID] = f
+		add += f.size()
+		if cached+add > a.x.fixedShare() {
+			return errFixedTooBig // larger than the guess: stop reading
+		}
 		return nil
 	})
 	if err != nil {

@@ -360,7 +360,7 @@ func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, scores []uint8,
 	if msgsort.NeedsEnvelope(crit) {
 		want |= store.WantEnvelope
 	}
-	uids, items, err := c.sortItems(ctx, matched, scores, want)
+	uids, items, err := c.sortItems(ctx, matched, scores, want, true)
 	if err != nil {
 		return nil, err
 	}

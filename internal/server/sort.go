@@ -68,7 +68,7 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if msgsort.NeedsEnvelope(crit) {
 		want |= store.WantEnvelope | store.WantRepeated
 	}
-	uids, items, err := c.sortItems(ctx, matched, scores, want)
+	uids, items, err := c.sortItems(ctx, matched, scores, want, true)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if args.Algorithm == "REFERENCES" {
 		want |= store.WantThreading
 	}
-	uids, items, err := c.sortItems(ctx, matched, nil, want)
+	uids, items, err := c.sortItems(ctx, matched, nil, want, false)
 	if err != nil {
 		return err
 	}
@@ -194,8 +194,10 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 // sortItems fetches what sorting and threading need for the messages
 // uids (ascending), with their relevancy from scores (parallel to uids;
 // nil: none). Messages expunged meanwhile are left out: the UIDs
-// returned match the items.
-func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, want store.Want) ([]uint32, []msgsort.Item, error) {
+// returned match the items. Without keepEnvelope the items hold only the
+// subject key of the ENVELOPE (all threading needs): a THREAD of a
+// million messages then holds a million subjects, not envelopes.
+func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, want store.Want, keepEnvelope bool) ([]uint32, []msgsort.Item, error) {
 	if len(uids) == 0 {
 		return nil, nil, nil
 	}
@@ -215,6 +217,12 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 			References:   m.References,
 			Subject:      m.BaseSubject,
 		})
+		if it := &items[len(items)-1]; !keepEnvelope {
+			if !it.Subject.Known {
+				it.Subject = msgsort.EnvelopeSubject(it.Envelope)
+			}
+			it.Envelope = nil
+		}
 		// Fetch calls back in ascending UID order, as uids are: walk
 		// along them instead of searching (100,000 binary searches were
 		// a tenth of THREAD's CPU).
