@@ -16,8 +16,10 @@ type Writer struct {
 	// Bulk, when set, may send a literal's content of more than BulkMin
 	// bytes itself instead of copying it through the buffer (the server
 	// lets the kernel copy a body file to a plaintext socket). It is
-	// called with the buffered output flushed and reports whether it took
-	// r; when it did not, nothing was sent.
+	// called with the literal's header still buffered and reports whether
+	// it took r; when it takes r it flushes the buffer first, when it does
+	// not it has written nothing (and the header goes out with the
+	// content, in one write, not alone).
 	Bulk func(r io.Reader, n int64) (bool, error)
 }
 
@@ -99,9 +101,6 @@ func (w *Writer) LiteralHeader(n int64, binary bool) {
 func (w *Writer) Literal(r io.Reader, n int64, binary bool) error {
 	w.LiteralHeader(n, binary)
 	if w.Bulk != nil && n > BulkMin {
-		if err := w.Flush(); err != nil {
-			return err
-		}
 		if took, err := w.Bulk(r, n); took || err != nil {
 			return err
 		}

@@ -44,6 +44,9 @@ func (c *conn) sendfile(r io.Reader, n int64) (bool, error) {
 	if _, err := f.Seek(base+pos, io.SeekStart); err != nil {
 		return false, nil
 	}
+	if err := c.w.Flush(); err != nil { // what precedes the literal's content
+		return true, fmt.Errorf("sendfile: %w", err)
+	}
 	for sent := int64(0); sent < n; {
 		if err := c.tcp.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
 			return true, fmt.Errorf("sendfile: %w", err)

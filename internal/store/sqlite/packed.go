@@ -343,7 +343,7 @@ type packedFile struct {
 
 // openPacked opens the packed body file at path.
 func openPacked(path string) (*packedFile, error) {
-	f, err := os.Open(path)
+	f, err := openBodyFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -406,7 +406,7 @@ func (u *userDB) openBlobFile(name string, size int64, parts []byte) (store.Body
 		p.parts = parts
 		return p, nil
 	}
-	f, err := os.Open(path)
+	f, err := openBodyFile(path)
 	if err != nil {
 		return nil, err
 	}
