@@ -324,6 +324,17 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
 	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
 
+// threadLookupIDs is the CTE of the ids a new message names ($2), in the
+// order they are tried (threadLookup), for nearestThreadSQL.
+const threadLookupIDs = `ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord))`
+
+// nearestThreadSQL selects the thread of the first id of ids that user
+// $1 has one for. OFFSET 0 keeps the lookup a LATERAL subquery, run once
+// per id as an index probe, never flattened into a join.
+const nearestThreadSQL = `SELECT x.thread_id FROM ids CROSS JOIN LATERAL
+	(SELECT t.thread_id FROM thread_ids t WHERE t.user_id = $1 AND t.message_id = ids.id OFFSET 0) x
+	ORDER BY ids.ord LIMIT 1`
+
 // deleteRowsSQL deletes mailbox $1's messages $2 (a bigint[] of n UIDs).
 // By UID list, not ranges: "m.uid = ANY" is an index condition in any
 // plan (see rowsInRanges).
@@ -478,6 +489,13 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 // insertNew stores new messages in m: bodies, contents, threading ids and
 // messages rows, all in one batch (one round trip), then advances the
 // mailbox's counters and the usage.
+//
+// A new message's thread is found by threadLookupIDs and nearestThreadSQL
+// (the ids it names, $2, in order; the user $1): one index probe of
+// thread_ids per id. A join of the ids to thread_ids read every row the
+// user has there (planned with the user's rows on one side, under the
+// generic plan and the custom one alike): an APPEND cost O(the user's
+// messages).
 func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, error) {
 	var allKws []string
 	for _, p := range preps {
@@ -513,9 +531,8 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 		// Its own id and its references are recorded under it. Each
 		// statement of the batch sees the ones before it, so a message
 		// threads with one delivered earlier in the same Append.
-		b.Queue(`WITH ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord)),
-			tid AS (SELECT COALESCE((SELECT t.thread_id FROM thread_ids t JOIN ids ON t.message_id = ids.id
-				WHERE t.user_id = $1 ORDER BY ids.ord LIMIT 1), $3) AS thread_id),
+		b.Queue(`WITH `+threadLookupIDs+`,
+			tid AS (SELECT COALESCE((`+nearestThreadSQL+`), $3) AS thread_id),
 			rec AS (INSERT INTO thread_ids(user_id, message_id, thread_id) SELECT $1, ids.id, tid.thread_id FROM ids, tid
 				ON CONFLICT DO NOTHING),
 			c AS (INSERT INTO contents(user_id, body_hash, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header,
