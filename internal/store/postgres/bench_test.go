@@ -218,3 +218,28 @@ func BenchmarkExpungeOneOf100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
 }
+
+// BenchmarkIndexLoad100k: the mailbox index's first load of a
+// 100,000-message mailbox (IndexDelta from nothing: every message with
+// its contents row); pg-cpu-ns/op is the server's CPU.
+func BenchmarkIndexLoad100k(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 100000)
+	src := a.(store.IndexSource)
+	cpu0, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		d, err := src.IndexDelta(ctx, id, 0, 0)
+		if err != nil || len(d.Rows) != 100000 {
+			b.Fatalf("loaded %d rows, %v", len(d.Rows), err)
+		}
+	}
+	cpu1, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+}
