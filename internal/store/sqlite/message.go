@@ -783,16 +783,22 @@ func packInline(data []byte) ([]byte, int) {
 const minCompressed = 512
 
 // unpackInline returns the bytes a bodies row of kind holds, want bytes
-// when compressed: a row whose length header says otherwise is damaged,
-// and is refused before anything is allocated for it.
+// when compressed (decodeBody).
 func unpackInline(data []byte, kind int, want int64) ([]byte, error) {
 	if kind&bodyCompressed == 0 {
 		return data, nil
 	}
+	return decodeBody(nil, data, want)
+}
+
+// decodeBody decompresses a bodies row's data of want bytes, into dst's
+// array when it is large enough: a row whose length header says otherwise
+// is damaged, and is refused before anything is allocated for it.
+func decodeBody(dst, data []byte, want int64) ([]byte, error) {
 	if n, err := s2.DecodedLen(data); err != nil || int64(n) != want {
 		return nil, fmt.Errorf("decompress body: damaged (%d bytes, want %d; %v)", n, want, err)
 	}
-	out, err := s2.Decode(nil, data)
+	out, err := s2.Decode(dst[:cap(dst)], data)
 	if err != nil {
 		return nil, fmt.Errorf("decompress body: %w", err)
 	}
@@ -1066,25 +1072,29 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	var blob string
 	var size int64
 	var parts []byte
-	var data, header []byte // one copy each, out of SQLite's memory
+	var header []byte // a copy, out of SQLite's memory
 	var kind int
+	data := newBodyBuffer() // the inline body's bytes, into a reused array
 	err := a.u.db.QueryRowContext(ctx, `SELECT c.blob, c.size, c.parts, b.data, `+inlineKind+`, `+inlineHeader+`
 		FROM messages m JOIN contents c ON c.id = m.content_id
 		LEFT JOIN bodies b ON b.content_id = c.id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data, &kind, &header)
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&blob, &size, &parts, &data.Buffer, &kind, &header)
 	if errors.Is(err, sql.ErrNoRows) {
+		data.release()
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, errNoSuchMessage)
 	}
 	if err != nil {
+		data.release()
 		return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 	}
 	if kind != bodyInFile {
-		rest, err := unpackInline(data, kind, size-int64(len(header)))
+		rest, err := data.unpack(kind, size-int64(len(header)))
 		if err != nil {
 			return nil, fmt.Errorf("open body of UID %d: %w", uid, err)
 		}
-		return &splitBody{head: header, rest: rest, parts: parts}, nil
+		return &splitBody{head: header, rest: rest.B, parts: parts, buf: rest}, nil
 	}
+	data.release()
 	if testBeforeOpenBlob != nil {
 		testBeforeOpenBlob()
 	}

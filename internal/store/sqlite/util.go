@@ -352,11 +352,20 @@ func syncDir(dir string) error {
 // together.
 type splitBody struct {
 	head, rest, parts []byte
+	buf               *bodyBuffer // rest's array, reused after Close; nil if none
 }
 
 func (b *splitBody) Size() int64   { return int64(len(b.head) + len(b.rest)) }
 func (b *splitBody) Parts() []byte { return b.parts }
-func (b *splitBody) Close() error  { return nil }
+
+// Close hands rest's array back for reuse; the body reads nothing after.
+func (b *splitBody) Close() error {
+	if b.buf != nil {
+		b.buf.release()
+		b.buf, b.head, b.rest = nil, nil, nil
+	}
+	return nil
+}
 func (b *splitBody) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("splitBody.ReadAt: negative offset")

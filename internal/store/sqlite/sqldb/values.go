@@ -105,8 +105,17 @@ func bindReflect(s *sqlite3.Stmt, i int, rv reflect.Value) error {
 	return fmt.Errorf("unsupported type %s", rv.Type())
 }
 
+// Buffer is a Scan destination that copies a BLOB or TEXT column into
+// B's array (grown when too small), so that one buffer can serve many
+// reads; Null reports a NULL (B is then empty).
+type Buffer struct {
+	B    []byte
+	Null bool
+}
+
 // scanColumn stores column col of the current row in dest: a pointer to
-// an integer, float, bool, string or []byte (a copy), *sql.RawBytes (the
+// an integer, float, bool, string or []byte (a copy), *Buffer (a copy
+// into the caller's array), *sql.RawBytes (the
 // engine's own bytes, valid until the next Next or Close), *any, an
 // sql.Scanner (sql.NullInt64, sql.NullString, …), or a pointer to a type
 // whose underlying type is one of those. NULL goes only into []byte,
@@ -154,6 +163,12 @@ func scanColumn(s *sqlite3.Stmt, col int, dest any) error {
 			return nil
 		}
 		*d = append([]byte{}, columnBytes(s, col, typ)...)
+		return nil
+	case *Buffer:
+		d.B, d.Null = d.B[:0], typ == sqlite3.NULL
+		if !d.Null {
+			d.B = append(d.B, columnBytes(s, col, typ)...)
+		}
 		return nil
 	case *sql.RawBytes:
 		if typ == sqlite3.NULL {
