@@ -355,6 +355,14 @@ func openPacked(path string) (*packedFile, error) {
 	return p, nil
 }
 
+// packHeadRead is how much of a packed file readPackedHeader reads first:
+// the segment table of most files.
+const packHeadRead = 4096
+
+// headBuffers are the arrays readPackedHeader reads into, reused: every
+// FETCH of a body kept in a packed file opens it.
+var headBuffers = sync.Pool{New: func() any { return new([packHeadRead]byte) }}
+
 // readPackedHeader reads the segment table of the packed file f and
 // checks it against the file's length.
 func readPackedHeader(f *os.File) (*packedFile, error) {
@@ -362,8 +370,10 @@ func readPackedHeader(f *os.File) (*packedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	head, err := readHead(f, fi.Size(), 4096)
-	if err != nil {
+	first := headBuffers.Get().(*[packHeadRead]byte) // parsePackedTable keeps nothing of it
+	defer headBuffers.Put(first)
+	head := first[:min(fi.Size(), packHeadRead)]
+	if _, err := f.ReadAt(head, 0); err != nil {
 		return nil, err
 	}
 	if n, k := packedCount(head); k > 0 {
