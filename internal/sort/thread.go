@@ -217,6 +217,10 @@ func References(items []Item) []*Thread {
 		}
 	}
 	removed := map[*container]bool{}
+	at := make(map[*container]int, len(roots)) // each root's place in roots
+	for i, c := range roots {
+		at[c] = i
+	}
 	for _, c := range roots {
 		in, ok := subj(c)
 		if !ok {
@@ -245,10 +249,8 @@ func References(items []Item) []*Thread {
 		default:
 			d := &container{index: -1, children: []*container{t, c}}
 			t.parent, c.parent = d, d
-			for j := range roots {
-				if roots[j] == t {
-					roots[j] = d
-				}
+			if j, ok := at[t]; ok { // d takes t's place (a search of roots here was quadratic)
+				roots[j], at[d] = d, j
 			}
 			removed[c] = true
 			subjects[in.subject] = d
