@@ -28,17 +28,7 @@ func TestFixedFieldsStayInBudget(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
-			st, x := openIndexed(t, dir, nil, index.Options{MemoryBudget: tc.budget})
-			defer st.Close()
-			if err := st.CreateUser(ctx, "u", ""); err != nil {
-				t.Fatal(err)
-			}
-			a, err := st.Account(ctx, "u")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a, x := indexedAccount(t, index.Options{MemoryBudget: tc.budget})
 			var batch []store.NewMessage
 			for i := range msgs {
 				refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i, strings.Repeat("x", 40)), 12)

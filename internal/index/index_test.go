@@ -24,6 +24,25 @@ func openIndexed(t testing.TB, dir string, n store.Notifier, opts index.Options)
 	return x.Wrap(st), x
 }
 
+// indexedAccount opens a store behind the mailbox index (openIndexed) in
+// a temporary directory and returns the account of a new user "u"; both
+// are closed when the test ends.
+func indexedAccount(t *testing.T, opts index.Options) (store.Account, *index.Indexes) {
+	t.Helper()
+	ctx := context.Background()
+	st, x := openIndexed(t, t.TempDir(), nil, opts)
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateUser(ctx, "u", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, x
+}
+
 // The whole conformance suite, answered through the index.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, dir string, n store.Notifier) store.Store {
@@ -47,16 +66,7 @@ func TestConformanceEvicting(t *testing.T) {
 // applies afterwards leaves the lists already handed out as they were.
 func TestSnapshotSharesUIDs(t *testing.T) {
 	ctx := context.Background()
-	st, _ := openIndexed(t, t.TempDir(), nil, index.Options{})
-	defer st.Close()
-	if err := st.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := st.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, _ := indexedAccount(t, index.Options{})
 	for i := range 5 {
 		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}}); err != nil {
 			t.Fatal(err)

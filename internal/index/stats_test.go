@@ -12,16 +12,7 @@ import (
 // memory (hits) and passed to the store (misses), and loads.
 func TestStats(t *testing.T) {
 	ctx := context.Background()
-	st, x := openIndexed(t, t.TempDir(), nil, index.Options{})
-	defer st.Close()
-	if err := st.CreateUser(ctx, "u", ""); err != nil {
-		t.Fatal(err)
-	}
-	a, err := st.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, x := indexedAccount(t, index.Options{})
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: a\r\n\r\nx\r\n")}})
 	if err != nil {
 		t.Fatal(err)

@@ -101,8 +101,7 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 }
 
 // indexRows appends the rows of an index query (indexChanged, indexAll,
-// indexNew)
-// to out.
+// indexNew) to out.
 func indexRows(rows pgx.Rows, err error, fl backend.FlagInterner, out []store.IndexRow) ([]store.IndexRow, error) {
 	if err != nil {
 		return out, fmt.Errorf("read index rows: %w", err)

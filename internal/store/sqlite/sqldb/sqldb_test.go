@@ -106,6 +106,31 @@ func TestScanTypes(t *testing.T) {
 	}
 }
 
+// TestScanBuffer: a Buffer takes a BLOB or TEXT column into its own
+// array while it is large enough (one array for many reads), grows it
+// when not, and reports a NULL as empty with Null set.
+func TestScanBuffer(t *testing.T) {
+	db, _ := openTest(t, "")
+	buf := Buffer{B: make([]byte, 0, 16)}
+	array := &buf.B[:1][0]
+	if err := db.QueryRow(`SELECT b FROM t WHERE k = 1`).Scan(&buf); err != nil || string(buf.B) != "\x01\x00\x02" || buf.Null {
+		t.Fatalf("BLOB: %q null=%v, %v", buf.B, buf.Null, err)
+	}
+	if &buf.B[0] != array {
+		t.Fatal("BLOB read into a new array, not the buffer's")
+	}
+	if err := db.QueryRow(`SELECT s FROM t WHERE k = 1`).Scan(&buf); err != nil || string(buf.B) != "ten" || buf.Null || &buf.B[0] != array {
+		t.Fatalf("TEXT: %q null=%v, %v", buf.B, buf.Null, err)
+	}
+	if err := db.QueryRow(`SELECT b FROM t WHERE k = 2`).Scan(&buf); err != nil || len(buf.B) != 0 || !buf.Null {
+		t.Fatalf("NULL: %q null=%v, %v", buf.B, buf.Null, err)
+	}
+	long := string(make([]byte, 100))
+	if err := db.QueryRow(`SELECT ?`, long).Scan(&buf); err != nil || string(buf.B) != long || buf.Null {
+		t.Fatalf("longer than the array: %d bytes null=%v, %v", len(buf.B), buf.Null, err)
+	}
+}
+
 // TestBindTypes: named types, nil slices and Valuers bind by what they are.
 func TestBindTypes(t *testing.T) {
 	db, _ := openTest(t, "")
