@@ -231,6 +231,16 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 	uids = ascending(uids)
 	storeRead := false // the content cache was filled from the store
 	switch {
+	case threadCacheable(want):
+		read, err := a.fillThread(ctx, mailboxID, uids)
+		if errors.Is(err, errFixedTooBig) {
+			a.miss()
+			return a.storeFetch(ctx, mailboxID, uids, want, fn)
+		}
+		if err != nil {
+			return err
+		}
+		storeRead = read
 	case cacheable(want):
 		err := a.fillFixed(ctx, mailboxID, uids)
 		if errors.Is(err, errFixedTooBig) {
@@ -251,12 +261,12 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 		a.miss()
 		return a.storeFetch(ctx, mailboxID, uids, want, fn)
 	}
-	fromFixed := cacheable(want)
+	fromFixed, fromThread := cacheable(want), threadCacheable(want)
 	msgs := make([]store.Message, min(len(uids), fetchChunk))
 	for next := 0; next < len(uids); {
 		n := 0
 		err := a.with(ctx, mailboxID, func(b *Mailbox) error {
-			j := 0
+			j, t := 0, 0
 			for ; next < len(uids) && n < fetchChunk; next++ {
 				var ok bool
 				if j, ok = b.cols.find(uids[next], j); !ok {
@@ -264,6 +274,11 @@ func (a *account) Fetch(ctx context.Context, mailboxID int64, uids []uint32, wan
 				}
 				msgs[n] = store.Message{}
 				switch {
+				case fromThread:
+					if t, ok = b.thread.find(uids[next], t); !ok {
+						return errStale // the cache was emptied meanwhile
+					}
+					b.thread.fill(&msgs[n], t, want)
 				case fromFixed && want&fixedWant != 0:
 					f := b.fixed[uids[next]]
 					if f == nil {

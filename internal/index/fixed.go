@@ -138,9 +138,10 @@ func (b *Mailbox) dropCached(uid uint32) {
 	}
 }
 
-// dropCaches empties both per-UID caches; callers hold mu.
+// dropCaches empties the per-UID caches; callers hold mu.
 func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
+	b.thread = nil
 	b.content, b.contentBytes = nil, 0
 	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

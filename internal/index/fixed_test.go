@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tern-imap/tern/internal/index"
+	msgsort "github.com/tern-imap/tern/internal/sort"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -63,6 +65,96 @@ func TestFixedFieldsStayInBudget(t *testing.T) {
 					t.Errorf("second fetch answered from memory: %v, want %v (%+v)", hit, tc.cached, s)
 				}
 			}
+		})
+	}
+}
+
+// THREAD's fields are cached compactly (the subject key and the ids
+// hashed) where the fixed-fields cache does not fit: the same answers as
+// the store's, a hit on the second fetch, within the budget; after an
+// expunge and an append, only the missing messages are read and the
+// answers still match. With a budget too small even for that, the store
+// answers.
+func TestThreadCacheFitsWhereEnvelopesDoNot(t *testing.T) {
+	const msgs = 200 // ~1.3 KB of fixed fields each, ~130 bytes in the thread cache
+	for _, tc := range []struct {
+		budget int64
+		cached bool
+	}{
+		{budget: 128 << 10, cached: true}, // TestFixedFieldsStayInBudget: envelopes do not fit
+		{budget: 48 << 10, cached: false}, // its half does not hold the thread cache (~33 KB)
+	} {
+		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
+			ctx := context.Background()
+			a, x := indexedAccount(t, index.Options{MemoryBudget: tc.budget})
+			newMsg := func(i int) store.NewMessage {
+				refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i%5, strings.Repeat("x", 40)), 12)
+				return store.NewMessage{Body: fmt.Appendf(nil,
+					"Subject: Re: thread %d\r\nFrom: A <a@example.org>\r\nMessage-ID: <m%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n",
+					i%7, i, refs)}
+			}
+			var batch []store.NewMessage
+			for i := range msgs {
+				batch = append(batch, newMsg(i))
+			}
+			res, err := a.Append(ctx, "INBOX", batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			box, uids := res.MailboxID, res.UIDs
+			if _, _, err := a.Snapshot(ctx, box); err != nil {
+				t.Fatal(err)
+			}
+			const want = store.WantDates | store.WantEnvelope | store.WantThreading
+			check := func(step string, wantHit bool) {
+				t.Helper()
+				plain := fetchAll(t, ctx, a, box, uids, want) // not cacheable: the store's answer
+				before := x.Stats()
+				got := fetchAll(t, ctx, a, box, uids, want|store.WantRepeated|store.WantSubjectOnly)
+				if len(got) != len(plain) {
+					t.Fatalf("%s: %d messages, want %d", step, len(got), len(plain))
+				}
+				for i, g := range got {
+					p := plain[i]
+					keys := msgsort.ThreadKeysOf(p.MessageID, p.InReplyTo, p.References, nil)
+					if g.ThreadKeys.Known {
+						if !reflect.DeepEqual(g.ThreadKeys, keys) || g.MessageID != "" || g.Envelope != nil {
+							t.Fatalf("%s: UID %d: keys %+v, want %+v", step, g.UID, g.ThreadKeys, keys)
+						}
+					} else if g.MessageID != p.MessageID || !reflect.DeepEqual(g.References, p.References) {
+						t.Fatalf("%s: UID %d: ids differ from the store's", step, g.UID)
+					}
+					subject := g.BaseSubject
+					if !subject.Known {
+						subject = msgsort.EnvelopeSubject(g.Envelope)
+					}
+					if subject != msgsort.EnvelopeSubject(p.Envelope) || g.UID != p.UID || !g.SentDate.Equal(p.SentDate) {
+						t.Fatalf("%s: UID %d: %+v, want subject %+v", step, g.UID, g, msgsort.EnvelopeSubject(p.Envelope))
+					}
+				}
+				s := x.Stats()
+				if s.Bytes > tc.budget {
+					t.Errorf("%s: the indexes hold %d bytes, over the budget of %d", step, s.Bytes, tc.budget)
+				}
+				if hit := s.Hits > before.Hits; hit != wantHit {
+					t.Errorf("%s: answered from memory: %v, want %v (%+v)", step, hit, wantHit, s)
+				}
+			}
+			check("first fetch", false)
+			check("second fetch", tc.cached)
+			if _, err := a.StoreFlags(ctx, box, uids[10:20], store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Expunge(ctx, box, nil, true); err != nil {
+				t.Fatal(err)
+			}
+			more, err := a.Append(ctx, "INBOX", []store.NewMessage{newMsg(msgs), newMsg(msgs + 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			uids = append(append(slices.Clone(uids[:10]), uids[20:]...), more.UIDs...)
+			check("after expunge and append", false)
+			check("again", tc.cached)
 		})
 	}
 }

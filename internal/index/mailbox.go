@@ -42,6 +42,8 @@ type Mailbox struct {
 	// fixed caches immutable per-UID fields for SORT/THREAD (fixed.go).
 	fixed      map[uint32]*fixedFields
 	fixedBytes int64
+	// thread caches what THREAD needs, compactly (threadcache.go).
+	thread *threadCache
 	// content caches the fields small FETCHes ask for (content.go).
 	content      map[uint32]*contentFields
 	contentBytes int64
@@ -385,7 +387,7 @@ func (b *Mailbox) bytes() int64 {
 	seen := b.seenBytes + int64(len(b.seen))*64
 	b.seenMu.Unlock()
 	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 +
-		b.fixedBytes + int64(len(b.fixed))*48 + b.contentBytes + int64(len(b.content))*48 + seen + 512
+		b.fixedBytes + int64(len(b.fixed))*48 + b.thread.size() + b.contentBytes + int64(len(b.content))*48 + seen + 512
 }
 
 // unload drops the columns (eviction); the next use loads them again.

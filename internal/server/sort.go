@@ -158,7 +158,7 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return err
 	}
-	want := store.WantDates | store.WantEnvelope | store.WantRepeated
+	want := store.WantDates | store.WantEnvelope | store.WantRepeated | store.WantSubjectOnly
 	if args.Algorithm == "REFERENCES" {
 		want |= store.WantThreading
 	}
@@ -215,6 +215,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 			MessageID:    m.MessageID,
 			InReplyTo:    m.InReplyTo,
 			References:   m.References,
+			Keys:         m.ThreadKeys,
 			Subject:      m.BaseSubject,
 		})
 		if it := &items[len(items)-1]; !keepEnvelope {

@@ -72,10 +72,12 @@ type Item struct {
 	SentDate     time.Time // zero if the message has no valid Date
 	Size         int64
 	Envelope     []byte // IMAP-encoded ENVELOPE as stored at delivery
-	// For THREAD=REFERENCES (message ids without angle brackets).
+	// For THREAD=REFERENCES (message ids without angle brackets), or
+	// the same ids hashed (Keys, when Keys.Known; see ThreadKeysOf).
 	MessageID  string
 	InReplyTo  []string
 	References []string
+	Keys       store.ThreadKeys
 	// Subject is the subject's key if the caller has it cached (Known);
 	// otherwise it is computed from Envelope.
 	Subject store.SubjectKey

@@ -2,9 +2,12 @@ package sort
 
 import (
 	"cmp"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/tern-imap/tern/internal/store"
 )
 
 // Thread is a node of a THREAD result. Index is the message's index in
@@ -105,45 +108,57 @@ func link(parent, child *container) {
 }
 
 // References threads items with the REFERENCES algorithm of RFC 5256 §3.
+// Message ids are compared by their 64-bit hashes (HashID): two distinct
+// ids of one mailbox share a hash with a probability of about n²/2⁶⁵ for
+// n ids (under 10⁻⁶ at four million), and the hash is keyed afresh in
+// every process, so no one can make ids collide on purpose.
 func References(items []Item) []*Thread {
 	infos := threadInfos(items)
 	// Sized for every message plus about one referenced id each, and
 	// containers allocated in blocks: at 100,000 messages the map's
 	// growth and one allocation per container were a third of THREAD.
-	table := make(map[string]*container, 2*len(items))
+	table := make(map[uint64]*container, 2*len(items))
 	all := make([]*container, 0, 2*len(items)) // every container, in creation order
 	var block []container
-	getNew := func(id string) *container {
+	alloc := func() *container {
+		if len(block) == 0 {
+			block = make([]container, 1024)
+		}
+		c := &block[0]
+		block = block[1:]
+		c.index = -1
+		all = append(all, c)
+		return c
+	}
+	getNew := func(id uint64) *container {
 		c := table[id]
 		if c == nil {
-			if len(block) == 0 {
-				block = make([]container, 1024)
-			}
-			c, block = &block[0], block[1:]
-			c.index = -1
+			c = alloc()
 			table[id] = c
-			all = append(all, c)
 		}
 		return c
 	}
+	var scratch []uint64 // the chain of an item without Keys
 	for i := range items {
 		it := &items[i]
+		keys := it.threadKeys(scratch[:0])
+		if !it.Keys.Known {
+			scratch = keys.Refs
+		}
 		// A message without a Message-ID, or whose Message-ID another
-		// message already has, gets a unique id of its own.
-		id := it.MessageID
-		if c := table[id]; id == "" || (c != nil && c.index >= 0) {
-			id = "\x00" + strconv.Itoa(i)
+		// message already has, gets a container of its own that no
+		// reference can name.
+		var msg *container
+		if c := table[keys.ID]; keys.ID == 0 || (c != nil && c.index >= 0) {
+			msg = alloc()
+		} else {
+			msg = getNew(keys.ID)
 		}
-		msg := getNew(id)
 		msg.index = i
-		refs := it.References
-		if len(refs) == 0 && len(it.InReplyTo) > 0 {
-			refs = it.InReplyTo[:1]
-		}
 		// (1A) Link the references in order, parent before child, where
 		// the child has no parent yet and no loop results.
 		var prev *container
-		for _, r := range refs {
+		for _, r := range keys.Refs {
 			c := getNew(r)
 			if prev != nil && c.parent == nil && c != prev {
 				link(prev, c)
@@ -333,4 +348,44 @@ func appendThread(b []byte, t *Thread, num func(int) uint32) []byte {
 		}
 		return AppendThreads(b, t.Children, num)
 	}
+}
+
+// idSeed keys HashID for the life of the process.
+var idSeed = maphash.MakeSeed()
+
+// HashID is the key THREAD=REFERENCES compares a message id by: a 64-bit
+// hash, never 0 (0 stands for no id).
+func HashID(id string) uint64 {
+	if h := maphash.String(idSeed, id); h != 0 {
+		return h
+	}
+	return 1
+}
+
+// ThreadKeysOf returns the threading ids of a message as REFERENCES uses
+// them, hashed: its own Message-ID (0 for none) and its parent chain,
+// which is its References or else the first id of its In-Reply-To (RFC
+// 5256 §3 REFERENCES step 1A). The chain is appended to refs.
+func ThreadKeysOf(messageID string, inReplyTo, references []string, refs []uint64) store.ThreadKeys {
+	k := store.ThreadKeys{Known: true, Refs: refs}
+	if messageID != "" {
+		k.ID = HashID(messageID)
+	}
+	chain := references
+	if len(chain) == 0 && len(inReplyTo) > 0 {
+		chain = inReplyTo[:1]
+	}
+	for _, r := range chain {
+		k.Refs = append(k.Refs, HashID(r))
+	}
+	return k
+}
+
+// threadKeys is the item's Keys, or computed from its ids (appending the
+// chain to refs) when the caller gave none.
+func (it *Item) threadKeys(refs []uint64) store.ThreadKeys {
+	if it.Keys.Known {
+		return it.Keys
+	}
+	return ThreadKeysOf(it.MessageID, it.InReplyTo, it.References, refs)
 }

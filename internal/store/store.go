@@ -202,6 +202,11 @@ const (
 	// Backends ignore it.
 	WantRepeated
 	WantPreview // Preview (FETCH PREVIEW, RFC 8970)
+	// WantSubjectOnly is a hint, not a field: of Envelope the caller
+	// needs only the subject key (THREAD), so a cache may answer
+	// BaseSubject and leave Envelope nil, and answer WantThreading with
+	// ThreadKeys. Backends ignore it.
+	WantSubjectOnly
 )
 
 // Message is one message as Fetch returns it. Only fields selected by Want
@@ -236,6 +241,19 @@ type Message struct {
 	// index does, for WantRepeated fetches); otherwise its Known is false
 	// and SORT computes it from Envelope.
 	BaseSubject SubjectKey
+	// ThreadKeys are the threading ids hashed, when a cache already has
+	// them (the mailbox index, for fetches with WantSubjectOnly and
+	// WantThreading); then MessageID, InReplyTo and References are empty.
+	ThreadKeys ThreadKeys
+}
+
+// ThreadKeys are a message's threading ids as THREAD=REFERENCES compares
+// them (internal/sort.ThreadKeysOf): its Message-ID and its parent chain
+// (References, or else the first In-Reply-To id), each hashed.
+type ThreadKeys struct {
+	Known bool
+	ID    uint64 // 0: no Message-ID
+	Refs  []uint64
 }
 
 // SubjectKey is a subject as SORT and THREAD compare it: the casemapped
