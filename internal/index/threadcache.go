@@ -61,12 +61,14 @@ func (t *threadCache) size() int64 {
 	if t == nil {
 		return 0
 	}
-	return int64(cap(t.uid))*threadMessageBytes + int64(cap(t.refs))*8 + t.textBytes + int64(len(t.subjects))*threadSubjectBytes
+	return int64(len(t.uid))*threadMessageBytes + int64(len(t.refs))*8 + t.textBytes + int64(len(t.subjects))*threadSubjectBytes
 }
 
 // threadGuess is the size fillThread assumes for a message before any of
-// the mailbox's are cached (a chain of three ids, a subject of its own).
-const threadGuess = threadMessageBytes + 3*8 + 40 + threadSubjectBytes
+// the mailbox's are cached: a chain of six ids, a subject (40 bytes)
+// shared with four other messages. bench/bigbox.sh's million messages
+// took 100 bytes each.
+const threadGuess = threadMessageBytes + 6*8 + (40+threadSubjectBytes)/5
 
 // add appends one message, read from the store (in ascending UID order).
 func (t *threadCache) add(m *store.Message) {
@@ -125,11 +127,12 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 	out := &threadCache{
 		uid:       make([]uint32, 0, len(t.uid)+len(more.uid)),
 		entry:     make([]threadEntry, 0, len(t.uid)+len(more.uid)),
-		refs:      t.refs, // append-only: t's offsets stay valid
+		refs:      make([]uint64, len(t.refs), len(t.refs)+len(more.refs)),
 		subjects:  t.subjects,
 		subjectOf: t.subjectOf,
 		textBytes: t.textBytes,
 	}
+	copy(out.refs, t.refs) // at the same offsets: t's entries stay valid
 	if out.subjectOf == nil {
 		out.subjectOf = make(map[string]uint32, len(more.subjects))
 	}
