@@ -137,17 +137,19 @@ func TestSections(t *testing.T) {
 		{[]int{1}, "HEADER", nil, ""},
 		{[]int{2}, "TEXT", nil, ""},
 	}
-	for _, tt := range tests {
-		r, n, err := Section(bytes.NewReader(raw), root, tt.path, tt.spec, tt.fields)
-		if err != nil {
-			t.Fatalf("%v %s: %v", tt.path, tt.spec, err)
-		}
-		got, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != tt.want || n != int64(len(tt.want)) {
-			t.Errorf("%v %s %v: got %d %q, want %d %q", tt.path, tt.spec, tt.fields, n, got, len(tt.want), tt.want)
+	for _, src := range []io.ReaderAt{bytes.NewReader(raw), lender{bytes.NewReader(raw), raw}} {
+		for _, tt := range tests {
+			r, n, err := Section(src, root, tt.path, tt.spec, tt.fields)
+			if err != nil {
+				t.Fatalf("%T %v %s: %v", src, tt.path, tt.spec, err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want || n != int64(len(tt.want)) {
+				t.Errorf("%T %v %s %v: got %d %q, want %d %q", src, tt.path, tt.spec, tt.fields, n, got, len(tt.want), tt.want)
+			}
 		}
 	}
 	if _, _, err := Section(bytes.NewReader(raw), root, nil, "MIME", nil); err == nil {
@@ -463,5 +465,44 @@ func BenchmarkSectionHeaderFields(b *testing.B) {
 			b.Fatal(err)
 		}
 		io.Copy(io.Discard, out)
+	}
+}
+
+// lender is a ByteRanger over b.
+type lender struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (l lender) ByteRange(from, to int64) ([]byte, bool) { return l.b[from:to:to], true }
+
+// HEADER.FIELDS of a header that is in memory borrows it: the header
+// (several KB of Received lines here) is not copied for each message.
+func TestHeaderFieldsBorrow(t *testing.T) {
+	hdr := []byte(strings.Repeat("Received: from relay.example.net by mx.example.org; Tue, 8 Feb 1994 10:00:00 +0000\r\n", 60) +
+		"From: a@example.org\r\nSubject: hi\r\n\r\n")
+	root := &Part{HeaderEnd: int64(len(hdr)), BodyStart: int64(len(hdr)), BodyEnd: int64(len(hdr))}
+	fields := []string{"From", "Subject"}
+	for _, tc := range []struct {
+		src  io.ReaderAt
+		most float64
+	}{
+		{bytes.NewReader(hdr), 1e9},
+		{lender{bytes.NewReader(hdr), hdr}, float64(len(hdr)) / 2}, // sync.Pool drops some under -race
+	} {
+		bytesPer := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, _, err := Section(tc.src, root, nil, "HEADER.FIELDS", fields); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}).AllocedBytesPerOp()
+		if float64(bytesPer) > tc.most {
+			t.Errorf("%T: %d bytes allocated per HEADER.FIELDS of a %d-byte header", tc.src, bytesPer, len(hdr))
+		}
+		if _, ok := tc.src.(lender); !ok && bytesPer < int64(len(hdr)) {
+			t.Errorf("copying reader: %d bytes per section, want at least the header (%d): the check above cannot fail", bytesPer, len(hdr))
+		}
 	}
 }

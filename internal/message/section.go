@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Find returns the part at the 1-based path (RFC 9051 §6.4.5 part
@@ -82,7 +83,7 @@ func section(r io.ReaderAt, root *Part, part []int, spec string, fields []string
 	case "TEXT":
 		return rng(m.BodyStart, m.BodyEnd)
 	}
-	hdr, err := readRange(r, m.HeaderStart, m.HeaderEnd)
+	hdr, err := viewRange(r, m.HeaderStart, m.HeaderEnd)
 	if err != nil {
 		return nil, 0, fmt.Errorf("section %s: %w", spec, err)
 	}
@@ -90,11 +91,25 @@ func section(r io.ReaderAt, root *Part, part []int, spec string, fields []string
 	return bytes.NewReader(out), int64(len(out)), nil
 }
 
+// fieldBufs recycles filterHeader's field lists (two KB for a header of
+// typicalFields fields, made for every message of a FETCH of header
+// fields).
+var fieldBufs = sync.Pool{New: func() any {
+	b := make([]field, 0, typicalFields)
+	return &b
+}}
+
 // filterHeader keeps (or, with not, drops) the fields of hdr whose names
 // are in names (case-insensitive), as they are written (folding included)
 // and in their original order, and ends the result with a blank line.
 func filterHeader(hdr []byte, names []string, not bool) []byte {
-	fields, _ := scanHeader(hdr, 0, len(hdr), make([]field, 0, typicalFields))
+	buf := fieldBufs.Get().(*[]field)
+	fields, _ := scanHeader(hdr, 0, len(hdr), (*buf)[:0])
+	defer func() {
+		clear(fields) // no hold on hdr's bytes
+		*buf = fields[:0]
+		fieldBufs.Put(buf)
+	}()
 	out := make([]byte, 0, 256)
 	for _, f := range fields {
 		match := false
@@ -114,6 +129,25 @@ func filterHeader(hdr []byte, names []string, not bool) []byte {
 		}
 	}
 	return append(out, '\r', '\n')
+}
+
+// ByteRanger is a reader over bytes already in memory that can lend a
+// range of them without copying (the server's stored header blocks).
+type ByteRanger interface {
+	// ByteRange returns bytes [from, to), or false if it cannot.
+	ByteRange(from, to int64) ([]byte, bool)
+}
+
+// viewRange is readRange for a caller that only reads the bytes: from a
+// ByteRanger it borrows them instead of copying (HEADER.FIELDS of a
+// stored header made a copy of the whole header per message fetched).
+func viewRange(r io.ReaderAt, from, to int64) ([]byte, error) {
+	if br, ok := r.(ByteRanger); ok {
+		if b, ok := br.ByteRange(from, to); ok {
+			return b, nil
+		}
+	}
+	return readRange(r, from, to)
 }
 
 // readRange reads raw[from:to] from r.
