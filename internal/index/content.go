@@ -93,9 +93,7 @@ func (a *account) fillContent(ctx context.Context, mailboxID int64, uids []uint3
 	if err != nil {
 		return true, err
 	}
-	b := a.x.box(a.User(), a.id, mailboxID)
-	b.mu.Lock()
-	if b.loaded && !b.dead {
+	a.keepFilled(mailboxID, func(b *Mailbox) {
 		var add int64
 		for _, c := range got {
 			add += c.size()
@@ -109,8 +107,6 @@ func (a *account) fillContent(ctx context.Context, mailboxID int64, uids []uint3
 				b.contentBytes += c.size()
 			}
 		}
-	}
-	b.mu.Unlock()
-	a.x.evict(b)
+	})
 	return true, nil
 }

@@ -107,9 +107,7 @@ func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32)
 	if err != nil {
 		return err
 	}
-	b := a.x.box(a.User(), a.id, mailboxID)
-	b.mu.Lock()
-	if b.loaded && !b.dead {
+	a.keepFilled(mailboxID, func(b *Mailbox) {
 		if b.fixed == nil {
 			b.fixed = make(map[uint32]*fixedFields, len(got))
 		}
@@ -119,10 +117,22 @@ func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32)
 				b.fixedBytes += f.size()
 			}
 		}
+	})
+	return nil
+}
+
+// keepFilled stores what a cache fill read from the store: fn runs under
+// the mailbox's write lock if its index is still loaded and alive (it
+// may have been evicted or reloaded while the store was read; then the
+// fill is dropped), and the indexes are kept within the budget after.
+func (a *account) keepFilled(mailboxID int64, fn func(b *Mailbox)) {
+	b := a.x.box(a.User(), a.id, mailboxID)
+	b.mu.Lock()
+	if b.loaded && !b.dead {
+		fn(b)
 	}
 	b.mu.Unlock()
 	a.x.evict(b)
-	return nil
 }
 
 // dropCached forgets the cached fields of an expunged UID; callers hold

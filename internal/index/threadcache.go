@@ -208,12 +208,6 @@ func (a *account) fillThread(ctx context.Context, mailboxID int64, uids []uint32
 	if err != nil {
 		return true, err
 	}
-	b := a.x.box(a.User(), a.id, mailboxID)
-	b.mu.Lock()
-	if b.loaded && !b.dead {
-		b.thread = b.thread.merged(more, b.cols.uid)
-	}
-	b.mu.Unlock()
-	a.x.evict(b)
+	a.keepFilled(mailboxID, func(b *Mailbox) { b.thread = b.thread.merged(more, b.cols.uid) })
 	return true, nil
 }
