@@ -80,7 +80,7 @@ func (a *account) fillFixed(ctx context.Context, mailboxID int64, uids []uint32)
 				missing = append(missing, u)
 			}
 		}
-		cached = b.fixedBytes
+		cached = b.fixedBytes + b.thread.size() // the two caches share the share
 		if len(b.fixed) > 0 {
 			avg = b.fixedBytes / int64(len(b.fixed))
 		}

@@ -158,3 +158,49 @@ func TestThreadCacheFitsWhereEnvelopesDoNot(t *testing.T) {
 		})
 	}
 }
+
+// A mailbox with steady new mail and expunges, threaded after each
+// change, keeps a thread cache the size of what it holds: the chains and
+// subjects of expunged messages are let go.
+func TestThreadCacheChurnStaysSmall(t *testing.T) {
+	ctx := context.Background()
+	a, x := indexedAccount(t, index.Options{MemoryBudget: 8 << 20})
+	const want = store.WantDates | store.WantEnvelope | store.WantThreading | store.WantRepeated | store.WantSubjectOnly
+	var live []uint32
+	var box int64
+	var first int64
+	for round := range 30 {
+		var batch []store.NewMessage
+		for i := range 20 {
+			refs := strings.Repeat(fmt.Sprintf("<r%d.%d@example.org> ", round, i), 12)
+			batch = append(batch, store.NewMessage{Body: fmt.Appendf(nil,
+				"Subject: round %d message %d\r\nMessage-ID: <m%d.%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n", round, i, round, i, refs)})
+		}
+		res, err := a.Append(ctx, "INBOX", batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		box = res.MailboxID
+		if len(live) > 0 {
+			if _, err := a.StoreFlags(ctx, box, live, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Expunge(ctx, box, nil, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live = res.UIDs
+		if _, _, err := a.Snapshot(ctx, box); err != nil {
+			t.Fatal(err)
+		}
+		if got := fetchAll(t, ctx, a, box, live, want); len(got) != len(live) || !got[0].ThreadKeys.Known && round > 0 {
+			t.Fatalf("round %d: %d messages, keys known %v", round, len(got), got[0].ThreadKeys.Known)
+		}
+		if round == 1 {
+			first = index.ThreadCacheBytes(x)
+		}
+	}
+	if last := index.ThreadCacheBytes(x); last > 2*first {
+		t.Errorf("the thread cache grew from %d to %d bytes over 30 rounds of 20 messages in, 20 out", first, last)
+	}
+}

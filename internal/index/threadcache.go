@@ -120,25 +120,43 @@ func (t *threadCache) fill(m *store.Message, i int, want store.Want) {
 
 // merged returns the union of t (nil: empty) and more, ascending, less
 // the UIDs live does not hold (expunged); t's entries win over more's.
+// t's chains and subjects stay where they are, unless the expunged
+// messages' hold most of them: then everything kept is copied afresh, so
+// a mailbox with steady new mail and expunges does not grow the cache.
 func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 	if t == nil {
 		t = &threadCache{}
 	}
-	out := &threadCache{
-		uid:       make([]uint32, 0, len(t.uid)+len(more.uid)),
-		entry:     make([]threadEntry, 0, len(t.uid)+len(more.uid)),
-		refs:      make([]uint64, len(t.refs), len(t.refs)+len(more.refs)),
-		subjects:  t.subjects,
-		subjectOf: t.subjectOf,
-		textBytes: t.textBytes,
-	}
-	copy(out.refs, t.refs) // at the same offsets: t's entries stay valid
-	if out.subjectOf == nil {
-		out.subjectOf = make(map[string]uint32, len(more.subjects))
-	}
 	keep := func(uid uint32) bool {
 		_, ok := slices.BinarySearch(live, uid)
 		return ok
+	}
+	liveRefs, liveSubjects := 0, 0
+	used := make([]bool, len(t.subjects))
+	for i, u := range t.uid {
+		if e := &t.entry[i]; keep(u) {
+			liveRefs += int(e.refLen)
+			if !used[e.subject] {
+				used[e.subject] = true
+				liveSubjects++
+			}
+		}
+	}
+	compact := 2*liveRefs < len(t.refs) || 2*liveSubjects < len(t.subjects)
+	out := &threadCache{
+		uid:   make([]uint32, 0, len(t.uid)+len(more.uid)),
+		entry: make([]threadEntry, 0, len(t.uid)+len(more.uid)),
+	}
+	if compact {
+		out.refs = make([]uint64, 0, liveRefs+len(more.refs))
+		out.subjectOf = make(map[string]uint32)
+	} else {
+		out.refs = make([]uint64, len(t.refs), len(t.refs)+len(more.refs))
+		copy(out.refs, t.refs) // at the same offsets: t's entries stay valid
+		out.subjects, out.subjectOf, out.textBytes = t.subjects, t.subjectOf, t.textBytes
+		if out.subjectOf == nil {
+			out.subjectOf = make(map[string]uint32, len(more.subjects))
+		}
 	}
 	i, j := 0, 0
 	for i < len(t.uid) || j < len(more.uid) {
@@ -148,24 +166,33 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 				j++ // cached twice by fills that raced
 			}
 			if keep(t.uid[i]) {
-				out.uid = append(out.uid, t.uid[i])
-				out.entry = append(out.entry, t.entry[i])
+				if compact {
+					out.copyEntry(t, i)
+				} else {
+					out.uid = append(out.uid, t.uid[i])
+					out.entry = append(out.entry, t.entry[i])
+				}
 			}
 			i++
 		default:
 			if keep(more.uid[j]) {
-				e := more.entry[j]
-				refs := more.refs[e.refOff : e.refOff+e.refLen]
-				e.refOff = uint32(len(out.refs))
-				out.refs = append(out.refs, refs...)
-				e.subject = out.intern(more.subjects[e.subject])
-				out.uid = append(out.uid, more.uid[j])
-				out.entry = append(out.entry, e)
+				out.copyEntry(more, j)
 			}
 			j++
 		}
 	}
 	return out
+}
+
+// copyEntry appends entry i of from, with its chain and subject.
+func (t *threadCache) copyEntry(from *threadCache, i int) {
+	e := from.entry[i]
+	refs := from.refs[e.refOff : e.refOff+e.refLen]
+	e.refOff = uint32(len(t.refs))
+	t.refs = append(t.refs, refs...)
+	e.subject = t.intern(from.subjects[e.subject])
+	t.uid = append(t.uid, from.uid[i])
+	t.entry = append(t.entry, e)
 }
 
 // fillThread makes sure the thread cache holds uids (ascending), reading
@@ -208,6 +235,8 @@ func (a *account) fillThread(ctx context.Context, mailboxID int64, uids []uint32
 	if err != nil {
 		return true, err
 	}
-	a.keepFilled(mailboxID, func(b *Mailbox) { b.thread = b.thread.merged(more, b.cols.uid) })
+	if len(more.uid) > 0 { // none: the missing UIDs were expunged meanwhile
+		a.keepFilled(mailboxID, func(b *Mailbox) { b.thread = b.thread.merged(more, b.cols.uid) })
+	}
 	return true, nil
 }
