@@ -204,3 +204,44 @@ func TestThreadCacheChurnStaysSmall(t *testing.T) {
 		t.Errorf("the thread cache grew from %d to %d bytes over 30 rounds of 20 messages in, 20 out", first, last)
 	}
 }
+
+// The SORT cache (ENVELOPEs) and the THREAD cache of a mailbox share one
+// half of the budget: the envelopes that fit it alone are not cached
+// beside a thread cache that leaves too little room.
+func TestSortAndThreadCachesShareTheirHalf(t *testing.T) {
+	const msgs = 200
+	const budget = 500 << 10 // half: 256,000 bytes, between the envelopes alone (~238,000) and with the thread cache (~263,000)
+	for _, threadFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("thread first ", threadFirst), func(t *testing.T) {
+			ctx := context.Background()
+			a, x := indexedAccount(t, index.Options{MemoryBudget: budget})
+			var batch []store.NewMessage
+			for i := range msgs {
+				refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i, strings.Repeat("x", 40)), 12)
+				batch = append(batch, store.NewMessage{Body: fmt.Appendf(nil,
+					"Subject: thread %d\r\nFrom: A <a@example.org>\r\nMessage-ID: <m%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n",
+					i%7, i, refs)})
+			}
+			res, err := a.Append(ctx, "INBOX", batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
+				t.Fatal(err)
+			}
+			if threadFirst {
+				fetchAll(t, ctx, a, res.MailboxID, res.UIDs, store.WantDates|store.WantEnvelope|store.WantThreading|store.WantRepeated|store.WantSubjectOnly)
+				if index.ThreadCacheBytes(x) == 0 {
+					t.Fatal("THREAD's fields were not cached")
+				}
+			}
+			sortWant := store.WantDates | store.WantEnvelope | store.WantRepeated
+			fetchAll(t, ctx, a, res.MailboxID, res.UIDs, sortWant)
+			before := x.Stats()
+			fetchAll(t, ctx, a, res.MailboxID, res.UIDs, sortWant)
+			if hit := x.Stats().Hits > before.Hits; hit == threadFirst {
+				t.Errorf("second SORT fetch answered from memory: %v, want %v (%+v)", hit, !threadFirst, x.Stats())
+			}
+		})
+	}
+}

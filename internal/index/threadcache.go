@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"slices"
 
 	msgsort "github.com/tern-imap/tern/internal/sort"
 	"github.com/tern-imap/tern/internal/sorted"
@@ -127,14 +126,11 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 	if t == nil {
 		t = &threadCache{}
 	}
-	keep := func(uid uint32) bool {
-		_, ok := slices.BinarySearch(live, uid)
-		return ok
-	}
+	kept := alive(t.uid, live)
 	liveRefs, liveSubjects := 0, 0
 	used := make([]bool, len(t.subjects))
-	for i, u := range t.uid {
-		if e := &t.entry[i]; keep(u) {
+	for i := range t.uid {
+		if e := &t.entry[i]; kept[i] {
 			liveRefs += int(e.refLen)
 			if !used[e.subject] {
 				used[e.subject] = true
@@ -158,6 +154,7 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 			out.subjectOf = make(map[string]uint32, len(more.subjects))
 		}
 	}
+	keptMore := alive(more.uid, live)
 	i, j := 0, 0
 	for i < len(t.uid) || j < len(more.uid) {
 		switch {
@@ -165,7 +162,7 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 			if j < len(more.uid) && t.uid[i] == more.uid[j] {
 				j++ // cached twice by fills that raced
 			}
-			if keep(t.uid[i]) {
+			if kept[i] {
 				if compact {
 					out.copyEntry(t, i)
 				} else {
@@ -175,11 +172,22 @@ func (t *threadCache) merged(more *threadCache, live []uint32) *threadCache {
 			}
 			i++
 		default:
-			if keep(more.uid[j]) {
+			if keptMore[j] {
 				out.copyEntry(more, j)
 			}
 			j++
 		}
+	}
+	return out
+}
+
+// alive reports, for each of uids (ascending), whether live (ascending)
+// holds it: one walk along both.
+func alive(uids, live []uint32) []bool {
+	out := make([]bool, len(uids))
+	at := 0
+	for i, u := range uids {
+		at, out[i] = sorted.Seek(live, at, u)
 	}
 	return out
 }

@@ -53,16 +53,15 @@ func (a *account) MailboxHead(ctx context.Context, id int64, name string) (store
 // filter every message of the mailbox by modseq to save a sort of a few
 // rows, as it does whenever it guesses that many messages changed.
 const (
-	indexMsgCols = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
-	c.sent_date, c.sent_tz, c.email_id, c.thread_id FROM messages m`
+	indexCols = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
+	c.sent_date, c.sent_tz, c.email_id, c.thread_id`
+	indexMsgCols = indexCols + ` FROM messages m`
 	indexJoin    = ` JOIN contents c ON c.id = m.content_id`
-	indexChanged = `SELECT m.uid, m.modseq, m.sysflags, m.keywords, m.size, m.internal_date, m.internal_tz, m.save_date,
-	c.sent_date, c.sent_tz, c.email_id, c.thread_id
-	FROM (SELECT uid, modseq, sysflags, keywords, size, internal_date, internal_tz, save_date, content_id FROM messages
-		WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY modseq OFFSET 0) m` + indexProbe + ` ORDER BY m.uid`
-	indexAll   = indexMsgCols + indexJoin + ` WHERE m.mailbox_id = $1 ORDER BY m.uid`
-	indexProbe = ` CROSS JOIN LATERAL
+	indexProbe   = ` CROSS JOIN LATERAL
 	(SELECT c.sent_date, c.sent_tz, c.email_id, c.thread_id FROM contents c WHERE c.id = m.content_id OFFSET 0) c`
+	indexChanged = indexCols + ` FROM (SELECT * FROM messages
+		WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY modseq OFFSET 0) m` + indexProbe + ` ORDER BY m.uid`
+	indexAll = indexMsgCols + indexJoin + ` WHERE m.mailbox_id = $1 ORDER BY m.uid`
 	indexNew = indexMsgCols + indexProbe + ` WHERE m.mailbox_id = $1 AND m.uid > $2 ORDER BY m.uid`
 )
 
