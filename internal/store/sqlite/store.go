@@ -26,6 +26,7 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/backend"
 	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
+	"github.com/tern-imap/tern/internal/store/sqlite/walvfs"
 )
 
 // Options configures a Store.
@@ -230,16 +231,30 @@ CREATE TABLE IF NOT EXISTS users(
 // reading.
 func dsn(path string) string { return dsnSync(path, "FULL") }
 
-// dsnSync is dsn with PRAGMA synchronous = level: NORMAL for the mail.db
-// of a Store under FsyncOptimized, whose writes sync the log themselves
-// when they must (userDB.syncAfterCommit).
+// dsnSync is dsn with commits synced (level "FULL") or only written
+// (level "NORMAL": the mail.db of a Store under FsyncOptimized, whose
+// writes sync the log themselves when they must,
+// userDB.syncAfterCommit). Every database opens through walvfs, which
+// writes a commit's log frames with one system call; it runs SQLite with
+// synchronous=FULL and decides there whether a commit's sync reaches the
+// disk (walvfs.CommitFsyncParam), so "NORMAL" keeps what
+// synchronous=NORMAL promised: a commit survives the process, and only
+// the writes that sync the log survive the machine.
 func dsnSync(path, level string) string {
-	return "file:" + path +
-		"?_txlock=immediate" +
+	commitFsync := "1"
+	if level == "NORMAL" {
+		commitFsync = "0"
+	}
+	s := "file:" + path +
+		"?vfs=" + walvfs.Name +
+		"&" + walvfs.CommitFsyncParam + "=" + commitFsync +
+		"&_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)" +
-		"&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + level + ")" +
-		"&_pragma=foreign_keys(1)"
+		"&_pragma=journal_mode(WAL)"
+	for _, p := range walvfs.Pragmas {
+		s += "&_pragma=" + p
+	}
+	return s + "&_pragma=foreign_keys(1)"
 }
 
 func openDB(ctx context.Context, path, schema, synchronous string) (*sqldb.DB, error) {
