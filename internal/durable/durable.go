@@ -1,6 +1,6 @@
 // Package durable writes files and directory entries so that they
 // survive a crash or power failure once a call returns: the file's data
-// is fsynced before it is closed, and a directory is fsynced after
+// is synced before it is closed, and a directory is fsynced after
 // entries were created, renamed or removed in it.
 package durable
 
@@ -9,8 +9,8 @@ import (
 	"os"
 )
 
-// WriteNew creates path (which must not exist), writes data and fsyncs
-// it. On failure the partial file is removed. The new directory entry is
+// WriteNew creates path (which must not exist), writes data and syncs
+// it (SyncData). On failure the partial file is removed. The new directory entry is
 // durable only after SyncDir of its directory.
 func WriteNew(path string, data []byte) (err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -26,7 +26,7 @@ func WriteNew(path string, data []byte) (err error) {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := SyncData(f); err != nil {
 		f.Close()
 		return err
 	}

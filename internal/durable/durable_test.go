@@ -32,3 +32,20 @@ func TestWriteNew(t *testing.T) {
 		t.Fatal("SyncDir of a missing directory succeeded")
 	}
 }
+
+func TestSyncData(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncData(f); err != nil {
+		t.Fatalf("SyncData of an open file: %v", err)
+	}
+	f.Close()
+	if err := SyncData(f); err == nil {
+		t.Fatal("SyncData of a closed file succeeded")
+	}
+}

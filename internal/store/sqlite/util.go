@@ -310,8 +310,8 @@ func (u *userDB) removeBlobs(names []string) []error {
 	return errs
 }
 
-// syncLog makes every commit written so far durable by fsyncing the
-// write-ahead log: under FsyncOptimized a lazy commit is in the log but
+// syncLog makes every commit written so far durable by syncing the
+// write-ahead log (durable.SyncData): under FsyncOptimized a lazy commit is in the log but
 // maybe not on disk. A log that is gone was checkpointed into mail.db,
 // which the checkpoint synced.
 func (u *userDB) syncLog() error {
@@ -326,7 +326,7 @@ func (u *userDB) syncLog() error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := durable.SyncData(f); err != nil {
 		return fmt.Errorf("sync log: %w", err)
 	}
 	return nil
