@@ -200,7 +200,7 @@ func (db *DB) put(c *conn) {
 	c.closeRows()
 	c.sc.SetInterrupt(context.Background())
 	db.mu.Lock()
-	keep := !db.closed && len(db.idle) < db.maxIdle && c.sc.GetAutocommit()
+	keep := !db.closed && len(db.idle) < db.maxIdle && c.sc.GetAutocommit() && !c.broken
 	if keep {
 		db.idle = append(db.idle, c)
 	} else {
@@ -427,10 +427,22 @@ func (tx *Tx) Raw() *sqlite3.Conn {
 
 // conn is one SQLite connection with its prepared statements.
 type conn struct {
-	db    *DB
-	sc    *sqlite3.Conn
-	stmts map[string]*stmt
-	rows  map[*Rows]struct{} // open rows, closed at a transaction's end
+	db     *DB
+	sc     *sqlite3.Conn
+	stmts  map[string]*stmt
+	rows   map[*Rows]struct{} // open rows, closed at a transaction's end
+	broken bool               // an I/O error happened: closed, not pooled, when given back
+}
+
+// fail is db.fail for a call on c; an I/O error marks c broken, so that
+// the pool closes it instead of handing it out again (its files may be
+// failed for good: walvfs).
+func (c *conn) fail(ctx context.Context, err error) error {
+	err = c.db.fail(ctx, err)
+	if errors.Is(err, sqlite3.IOERR) {
+		c.broken = true
+	}
+	return err
 }
 
 // stmt is a prepared statement; busy while rows read from it.
@@ -596,7 +608,7 @@ func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, 
 	for rest := query; ; {
 		s, tail, err := c.prepare(rest)
 		if err != nil {
-			return nil, c.db.fail(ctx, err)
+			return nil, c.fail(ctx, err)
 		}
 		if s != nil {
 			n := s.s.BindCount()
@@ -612,7 +624,7 @@ func (c *conn) exec(ctx context.Context, query string, args []any) (sql.Result, 
 			err = s.s.Exec()
 			c.done(s)
 			if err != nil {
-				return nil, c.db.fail(ctx, err)
+				return nil, c.fail(ctx, err)
 			}
 			res = result{lastID: c.sc.LastInsertRowID(), rows: c.sc.Changes()}
 		}
@@ -634,7 +646,7 @@ func (c *conn) query(ctx context.Context, query string, args []any) (*Rows, erro
 	}
 	s, tail, err := c.prepare(query)
 	if err != nil {
-		return nil, c.db.fail(ctx, err)
+		return nil, c.fail(ctx, err)
 	}
 	if s == nil || strings.TrimSpace(tail) != "" {
 		if s != nil {
@@ -687,7 +699,7 @@ func (r *Rows) Next() bool {
 	if r.s.s.Step() {
 		return true
 	}
-	r.err = r.c.db.fail(r.ctx, r.s.s.Err())
+	r.err = r.c.fail(r.ctx, r.s.s.Err())
 	r.Close()
 	return false
 }

@@ -12,13 +12,19 @@
 // truncation, a sync, a write elsewhere, the close.
 //
 // The gathered frames must be in the file before any other connection,
-// in this process or another, can learn that they exist. SQLite publishes
-// a commit by writing the log's index header in shared memory after the
-// frames, and with PRAGMA synchronous=FULL it syncs the log first (wal.c,
-// walFrames: the commit's xSync comes before walIndexAppend and the
-// header). Databases opened through this VFS therefore run with
-// synchronous=FULL, and the sync of a commit is where the frames are
-// written. Whether that sync also reaches the disk is the database's
+// in this process or another, can learn that they exist, and before the
+// connection gives up the log's write lock: frames of a transaction that
+// was rolled back after it spilled pages to the log are garbage, and
+// written later they would land on frames another writer committed in
+// between. Both happen through the log's shared memory, which SQLite
+// reaches through the database file (xShmLock, xShmBarrier, xShmMap): a
+// commit is published by writing the log's index header there, copy,
+// barrier, copy (wal.c, walIndexWriteHdr), and the write lock is taken and
+// released there. The database file is therefore wrapped too (dbFile),
+// and each use of its shared memory first writes what the connection's
+// log gathered. With PRAGMA synchronous=FULL a commit also syncs the log
+// before it touches the index (wal.c, walFrames), which is where its
+// frames are normally written. Whether that sync also reaches the disk is the database's
 // choice, by the URI parameter CommitFsyncParam: "1" (the default) for
 // every commit durable before it returns, as synchronous=FULL promises;
 // "0" for a commit that is written but not synced, which is what
@@ -31,12 +37,18 @@
 // SYNC_FULL where a commit's are SYNC_NORMAL, which is how a log file
 // tells them apart. On Linux both are the same fdatasync.
 //
-// Files other than logs (the database, its shared memory, temporary
-// files) are the os VFS's own, unwrapped.
+// A write that fails when gathered bytes are written leaves the log
+// failed: every later call on it returns that error (the engine then
+// fails the transaction, and sqldb closes a connection that had an I/O
+// error), so no commit can follow that is missing frames.
+//
+// Files other than logs and main databases (temporary files, journals)
+// are the os VFS's own, unwrapped.
 package walvfs
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/ncruces/go-sqlite3/vfs"
@@ -72,10 +84,10 @@ type logVFS struct{ vfs.VFS }
 // Open is not called by the engine for a VFS that opens by Filename.
 func (v logVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
 	f, flags, err := v.VFS.Open(name, flags)
-	if err != nil || flags&vfs.OPEN_WAL == 0 {
+	if err != nil {
 		return f, flags, err
 	}
-	return &logFile{File: f, fsyncCommits: true}, flags, nil
+	return wrapFile(f, flags, nil, true), flags, nil
 }
 
 func (v logVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
@@ -84,24 +96,66 @@ func (v logVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, 
 		return v.Open(name.String(), flags)
 	}
 	f, flags, err := named.OpenFilename(name, flags)
-	if err != nil || flags&vfs.OPEN_WAL == 0 {
+	if err != nil {
 		return f, flags, err
 	}
-	return &logFile{File: f, fsyncCommits: name.URIBoolean(CommitFsyncParam, true)}, flags, nil
+	var db *dbFile
+	if flags&vfs.OPEN_WAL != 0 {
+		db = databaseOf(name.DatabaseFile())
+	}
+	return wrapFile(f, flags, db, name.URIBoolean(CommitFsyncParam, true)), flags, nil
+}
+
+// wrapFile wraps a main database as a dbFile and a log as a logFile
+// (linked to its database's dbFile, db, when known); other files stay as
+// they are.
+func wrapFile(f vfs.File, flags vfs.OpenFlag, db *dbFile, fsyncCommits bool) vfs.File {
+	switch {
+	case flags&vfs.OPEN_MAIN_DB != 0:
+		return &dbFile{File: f}
+	case flags&vfs.OPEN_WAL != 0:
+		l := &logFile{File: f, fsyncCommits: fsyncCommits, db: db}
+		if db != nil {
+			db.log = l
+		}
+		return l
+	}
+	return f
+}
+
+// databaseOf finds the dbFile under f, the engine's file object of a
+// log's database (which the engine may have wrapped: vfs.FileUnwrap).
+func databaseOf(f vfs.File) *dbFile {
+	for f != nil {
+		if d, ok := f.(*dbFile); ok {
+			return d
+		}
+		u, ok := f.(vfs.FileUnwrap)
+		if !ok {
+			return nil
+		}
+		f = u.Unwrap()
+	}
+	return nil
 }
 
 // logFile is a write-ahead log whose appended writes are gathered. The
-// engine uses a file from one connection at a time: no lock.
+// engine uses a connection's files from one goroutine at a time: no lock.
 type logFile struct {
 	vfs.File
 	fsyncCommits bool
+	db           *dbFile // the connection's database (nil: not found)
 	gathered     *[]byte // nil when nothing is gathered
 	at           int64   // file offset of (*gathered)[0]
+	failed       error   // a write of gathered bytes failed: the log is unusable
 }
 
 var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func (f *logFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.failed != nil {
+		return 0, f.failed
+	}
 	if g := f.gathered; g != nil && off == f.at+int64(len(*g)) && len(*g)+len(p) <= maxGather {
 		*g = append(*g, p...) // p is the engine's memory: copied
 		return len(p), nil
@@ -118,18 +172,20 @@ func (f *logFile) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// flush writes what is gathered.
+// flush writes what is gathered; after a failure it fails for good.
 func (f *logFile) flush() error {
 	g := f.gathered
 	if g == nil {
-		return nil
+		return f.failed
 	}
 	f.gathered = nil
-	_, err := f.File.WriteAt(*g, f.at)
+	if _, err := f.File.WriteAt(*g, f.at); err != nil {
+		f.failed = fmt.Errorf("write gathered log frames: %w", err)
+	}
 	if cap(*g) <= maxGather+maxGather/4 {
 		gatherPool.Put(g)
 	}
-	return err
+	return f.failed
 }
 
 func (f *logFile) ReadAt(p []byte, off int64) (int, error) {
@@ -166,5 +222,105 @@ func (f *logFile) Sync(flags vfs.SyncFlag) error {
 }
 
 func (f *logFile) Close() error {
+	if f.db != nil && f.db.log == f {
+		f.db.log = nil
+	}
 	return errors.Join(f.flush(), f.File.Close())
+}
+
+// dbFile is a main database file. The engine reaches the log's shared
+// memory through it, to publish a commit and to take or release the
+// log's locks: each time, what the connection's log gathered is written
+// first. The optional interfaces the os VFS's files have are passed on.
+type dbFile struct {
+	vfs.File
+	log *logFile // the connection's log while it is open
+}
+
+func (f *dbFile) SharedMemory() vfs.SharedMemory {
+	if f.log != nil {
+		f.log.flush() // a failure stays with the log (logFile.failed)
+	}
+	if s, ok := f.File.(vfs.FileSharedMemory); ok {
+		return s.SharedMemory()
+	}
+	return nil
+}
+
+func (f *dbFile) Unwrap() vfs.File { return f.File }
+
+func (f *dbFile) MemoryMapper() vfs.MemoryMapper {
+	if m, ok := f.File.(vfs.FileMemoryMapper); ok {
+		return m.MemoryMapper()
+	}
+	return nil
+}
+
+func (f *dbFile) LockState() vfs.LockLevel {
+	if l, ok := f.File.(vfs.FileLockState); ok {
+		return l.LockState()
+	}
+	return vfs.LOCK_NONE
+}
+
+func (f *dbFile) SizeHint(size int64) error {
+	if h, ok := f.File.(vfs.FileSizeHint); ok {
+		return h.SizeHint(size)
+	}
+	return nil
+}
+
+func (f *dbFile) HasMoved() (bool, error) {
+	if m, ok := f.File.(vfs.FileHasMoved); ok {
+		return m.HasMoved()
+	}
+	return false, nil
+}
+
+func (f *dbFile) PersistWAL() bool {
+	p, ok := f.File.(vfs.FilePersistWAL)
+	return ok && p.PersistWAL()
+}
+
+func (f *dbFile) SetPersistWAL(keep bool) {
+	if p, ok := f.File.(vfs.FilePersistWAL); ok {
+		p.SetPersistWAL(keep)
+	}
+}
+
+func (f *dbFile) PowersafeOverwrite() bool {
+	p, ok := f.File.(vfs.FilePowersafeOverwrite)
+	return ok && p.PowersafeOverwrite()
+}
+
+func (f *dbFile) SetPowersafeOverwrite(psow bool) {
+	if p, ok := f.File.(vfs.FilePowersafeOverwrite); ok {
+		p.SetPowersafeOverwrite(psow)
+	}
+}
+
+// errNoAtomicWrite answers the batch-atomic-write controls on a file
+// without them (the engine asks only where DeviceCharacteristics offers
+// them, which comes from the same file).
+var errNoAtomicWrite = errors.New("batch atomic write not supported")
+
+func (f *dbFile) BeginAtomicWrite() error {
+	if a, ok := f.File.(vfs.FileBatchAtomicWrite); ok {
+		return a.BeginAtomicWrite()
+	}
+	return errNoAtomicWrite
+}
+
+func (f *dbFile) CommitAtomicWrite() error {
+	if a, ok := f.File.(vfs.FileBatchAtomicWrite); ok {
+		return a.CommitAtomicWrite()
+	}
+	return errNoAtomicWrite
+}
+
+func (f *dbFile) RollbackAtomicWrite() error {
+	if a, ok := f.File.(vfs.FileBatchAtomicWrite); ok {
+		return a.RollbackAtomicWrite()
+	}
+	return errNoAtomicWrite
 }

@@ -2,9 +2,11 @@ package walvfs
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/ncruces/go-sqlite3/vfs"
@@ -159,5 +161,101 @@ func TestCommitsUnsyncedCheckpointsSynced(t *testing.T) {
 	exec(t, db, `PRAGMA wal_checkpoint(FULL)`)
 	if _, _, full2 := c.counts(); full2 == full1 {
 		t.Error("a checkpoint did not sync the log")
+	}
+}
+
+// TestRolledBackFramesNeverLandOnCommittedOnes: a transaction larger
+// than its page cache spills frames to the log before it ends; rolled
+// back, those frames are garbage, and another connection then commits
+// frames at the same offsets. Gathered and written only at the first
+// connection's next use of its log (here, the close of its pool), the
+// garbage overwrote the committed frames. They are written before the
+// connection gives up the log's write lock.
+func TestRolledBackFramesNeverLandOnCommittedOnes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "a.db")
+	a := openDB(t, path, Name, false)
+	b := openDB(t, path, Name, false)
+	exec(t, a, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)`)
+	// An empty log: the rollback rereads its pages from the database
+	// file, not from the log (a read of the log would write the gathered
+	// bytes while the lock is still held).
+	exec(t, a, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	// b's frames stay in the log, where readers read them (its automatic
+	// checkpoint would copy them to the database file at once).
+	exec(t, b, `PRAGMA wal_autocheckpoint = 0`)
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 { // 5 MB: more than the page cache holds
+		if _, err := tx.ExecContext(ctx, `INSERT INTO t(v) VALUES(?)`, strings.Repeat(string(rune('a'+i%26)), 2500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	insertMany(t, b, 4000)            // 8 MB of frames over the 6 MB a wrote and undid
+	if err := a.Close(); err != nil { // a's connections close their logs
+		t.Fatal(err)
+	}
+	c := openDB(t, path, Name, false)
+	for _, db := range []*sqldb.DB{b, c} {
+		var check string
+		if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+			t.Fatalf("integrity_check: %.120q…, %v", check, err)
+		}
+		var n int
+		var sum int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*), sum(length(v)) FROM t`).Scan(&n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if n != 4000 || sum != 4000*2000 {
+			t.Fatalf("after the rollback and the other commit: %d rows of %d bytes, want 4000 of 2000", n, sum)
+		}
+	}
+}
+
+// failingWrites is a vfs.File whose writes fail while fail is set.
+type failingWrites struct {
+	vfs.File
+	fail bool
+}
+
+func (f *failingWrites) WriteAt(p []byte, off int64) (int, error) {
+	if f.fail {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// TestFailedWriteFailsTheLogForGood: once gathered bytes could not be
+// written, every later call on the log fails, even when the file would
+// take writes again: a commit must never follow frames that were lost.
+func TestFailedWriteFailsTheLogForGood(t *testing.T) {
+	f, _, err := vfs.Find("").(vfs.VFSFilename).OpenFilename(nil, vfs.OPEN_READWRITE|vfs.OPEN_CREATE|vfs.OPEN_DELETEONCLOSE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	under := &failingWrites{File: f}
+	l := &logFile{File: under, fsyncCommits: true}
+	defer l.Close()
+	if _, err := l.WriteAt(make([]byte, 4120), 32); err != nil {
+		t.Fatal(err)
+	}
+	under.fail = true
+	if err := l.Sync(vfs.SYNC_NORMAL); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("sync after a failed write: %v, want ENOSPC", err)
+	}
+	under.fail = false
+	if _, err := l.WriteAt(make([]byte, 4120), 4152); err == nil {
+		t.Error("a write after the failure succeeded")
+	}
+	if _, err := l.ReadAt(make([]byte, 10), 0); err == nil {
+		t.Error("a read after the failure succeeded")
+	}
+	if err := l.Sync(vfs.SYNC_NORMAL); err == nil {
+		t.Error("a sync after the failure succeeded")
 	}
 }
