@@ -22,10 +22,17 @@
 // barrier, copy (wal.c, walIndexWriteHdr), and the write lock is taken and
 // released there. The database file is therefore wrapped too (dbFile),
 // and each use of its shared memory first writes what the connection's
-// log gathered. With PRAGMA synchronous=FULL a commit also syncs the log
-// before it touches the index (wal.c, walFrames), which is where its
-// frames are normally written. Whether that sync also reaches the disk is the database's
-// choice, by the URI parameter CommitFsyncParam: "1" (the default) for
+// log gathered. A commit's frames are written as soon as the page of its
+// last frame (the one whose header carries the database's new size) is
+// written, before SQLite syncs the log or touches the index, so a failed
+// write fails the commit itself whatever the synchronous setting. A log
+// whose database's dbFile is not found (the engine's wrapping of it
+// changed) does not gather at all (plainLog).
+//
+// The databases run with PRAGMA synchronous=FULL, so a commit syncs the
+// log before it touches the index (wal.c, walFrames); whether that sync
+// reaches the disk is the database's choice, by the URI parameter
+// CommitFsyncParam: "1" (the default) for
 // every commit durable before it returns, as synchronous=FULL promises;
 // "0" for a commit that is written but not synced, which is what
 // synchronous=NORMAL gave (the store then syncs the log itself for the
@@ -47,6 +54,7 @@
 package walvfs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -113,12 +121,15 @@ func wrapFile(f vfs.File, flags vfs.OpenFlag, db *dbFile, fsyncCommits bool) vfs
 	switch {
 	case flags&vfs.OPEN_MAIN_DB != 0:
 		return &dbFile{File: f}
-	case flags&vfs.OPEN_WAL != 0:
+	case flags&vfs.OPEN_WAL != 0 && db != nil:
 		l := &logFile{File: f, fsyncCommits: fsyncCommits, db: db}
-		if db != nil {
-			db.log = l
-		}
+		db.log = l
 		return l
+	case flags&vfs.OPEN_WAL != 0:
+		// Without its database's file, nothing would write what a log
+		// gathered before the write lock goes: no gathering, only the
+		// choice of syncing commits.
+		return &plainLog{File: f, fsyncCommits: fsyncCommits}
 	}
 	return f
 }
@@ -148,11 +159,34 @@ type logFile struct {
 	gathered     *[]byte // nil when nothing is gathered
 	at           int64   // file offset of (*gathered)[0]
 	failed       error   // a write of gathered bytes failed: the log is unusable
+	commitPage   bool    // the last write was the header of a commit's last frame
 }
 
 var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
+// frameHeaderSize is the size of a WAL frame's header, which the engine
+// writes by itself before the frame's page; its bytes 4-7 are the
+// database's size after the commit in a commit's last frame, zero in any
+// other (SQLite's file format, "WAL Frame Format").
+const frameHeaderSize = 24
+
 func (f *logFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.gather(p, off)
+	if err == nil && f.commitPage && len(p) != frameHeaderSize {
+		// The page of a commit's last frame: the commit goes to the file
+		// now, and a failure fails the commit, whatever the database's
+		// synchronous setting.
+		f.commitPage = false
+		err = f.flush()
+	}
+	if err == nil && len(p) == frameHeaderSize && binary.BigEndian.Uint32(p[4:8]) != 0 {
+		f.commitPage = true
+	}
+	return n, err
+}
+
+// gather adds p, to be written at off, to what is gathered.
+func (f *logFile) gather(p []byte, off int64) (int, error) {
 	if f.failed != nil {
 		return 0, f.failed
 	}
@@ -212,6 +246,7 @@ func (f *logFile) Truncate(size int64) error {
 // Sync writes what is gathered and, unless it is a commit's sync of a
 // log whose commits are not synced, syncs the file.
 func (f *logFile) Sync(flags vfs.SyncFlag) error {
+	f.commitPage = false
 	if err := f.flush(); err != nil {
 		return err
 	}
@@ -226,6 +261,20 @@ func (f *logFile) Close() error {
 		f.db.log = nil
 	}
 	return errors.Join(f.flush(), f.File.Close())
+}
+
+// plainLog is a log that writes as the engine asks (its database's
+// dbFile was not found) but syncs a commit only if commits are synced.
+type plainLog struct {
+	vfs.File
+	fsyncCommits bool
+}
+
+func (f *plainLog) Sync(flags vfs.SyncFlag) error {
+	if !f.fsyncCommits && flags&vfs.SYNC_FULL != vfs.SYNC_FULL {
+		return nil
+	}
+	return f.File.Sync(flags)
 }
 
 // dbFile is a main database file. The engine reaches the log's shared

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -257,5 +258,102 @@ func TestFailedWriteFailsTheLogForGood(t *testing.T) {
 	}
 	if err := l.Sync(vfs.SYNC_NORMAL); err == nil {
 		t.Error("a sync after the failure succeeded")
+	}
+}
+
+// failingLogs is the os VFS whose logs fail every write while fail is set.
+type failingLogs struct {
+	vfs.VFS
+	fail atomic.Bool
+}
+
+func (v *failingLogs) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
+	f, flags, err := v.VFS.(vfs.VFSFilename).OpenFilename(name, flags)
+	if err != nil || flags&vfs.OPEN_WAL == 0 {
+		return f, flags, err
+	}
+	return &failingLog{File: f, v: v}, flags, nil
+}
+
+type failingLog struct {
+	vfs.File
+	v *failingLogs
+}
+
+func (f *failingLog) WriteAt(p []byte, off int64) (int, error) {
+	if f.v.fail.Load() {
+		return 0, syscall.ENOSPC
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// TestCommitFailsWhenItsFramesCannotBeWritten: a commit whose frames
+// cannot be written fails, even with synchronous=NORMAL (no sync to
+// report it), and no other connection sees a torn log.
+func TestCommitFailsWhenItsFramesCannotBeWritten(t *testing.T) {
+	v := &failingLogs{VFS: vfs.Find("")}
+	vfs.Register("walvfs-failing", Wrap(v))
+	t.Cleanup(func() { vfs.Unregister("walvfs-failing") })
+	path := filepath.Join(t.TempDir(), "a.db")
+	db, err := sqldb.Open("file:" + path + "?vfs=walvfs-failing&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reader := openDB(t, path, Name, true)
+	exec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)`)
+	v.fail.Store(true)
+	_, err = db.ExecContext(context.Background(), `INSERT INTO t(v) VALUES('x')`)
+	v.fail.Store(false)
+	if err == nil {
+		t.Fatal("a commit whose frames could not be written succeeded")
+	}
+	var n int
+	var check string
+	if err := reader.QueryRowContext(context.Background(), `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("another connection: %d rows, %v; want 0", n, err)
+	}
+	if err := reader.QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check: %.120q, %v", check, err)
+	}
+}
+
+// TestDatabaseFileKeepsItsInterfaces: every optional interface of the os
+// VFS's files that the engine looks for is still there on a dbFile (an
+// upgrade of go-sqlite3 that adds one fails here), and a log whose
+// database's file is unknown does not gather.
+func TestDatabaseFileKeepsItsInterfaces(t *testing.T) {
+	f, _, err := vfs.Find("").(vfs.VFSFilename).OpenFilename(nil, vfs.OPEN_READWRITE|vfs.OPEN_CREATE|vfs.OPEN_DELETEONCLOSE|vfs.OPEN_MAIN_DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := wrapFile(f, vfs.OPEN_MAIN_DB, nil, true)
+	for _, c := range []struct {
+		name string
+		is   func(vfs.File) bool
+	}{
+		{"FileLockState", func(x vfs.File) bool { _, ok := x.(vfs.FileLockState); return ok }},
+		{"FilePersistWAL", func(x vfs.File) bool { _, ok := x.(vfs.FilePersistWAL); return ok }},
+		{"FilePowersafeOverwrite", func(x vfs.File) bool { _, ok := x.(vfs.FilePowersafeOverwrite); return ok }},
+		{"FileChunkSize", func(x vfs.File) bool { _, ok := x.(vfs.FileChunkSize); return ok }},
+		{"FileSizeHint", func(x vfs.File) bool { _, ok := x.(vfs.FileSizeHint); return ok }},
+		{"FileHasMoved", func(x vfs.File) bool { _, ok := x.(vfs.FileHasMoved); return ok }},
+		{"FileOverwrite", func(x vfs.File) bool { _, ok := x.(vfs.FileOverwrite); return ok }},
+		{"FileSync", func(x vfs.File) bool { _, ok := x.(vfs.FileSync); return ok }},
+		{"FileCommitPhaseTwo", func(x vfs.File) bool { _, ok := x.(vfs.FileCommitPhaseTwo); return ok }},
+		{"FileBatchAtomicWrite", func(x vfs.File) bool { _, ok := x.(vfs.FileBatchAtomicWrite); return ok }},
+		{"FileCheckpoint", func(x vfs.File) bool { _, ok := x.(vfs.FileCheckpoint); return ok }},
+		{"FilePragma", func(x vfs.File) bool { _, ok := x.(vfs.FilePragma); return ok }},
+		{"FileBusyHandler", func(x vfs.File) bool { _, ok := x.(vfs.FileBusyHandler); return ok }},
+		{"FileSharedMemory", func(x vfs.File) bool { _, ok := x.(vfs.FileSharedMemory); return ok }},
+		{"FileMemoryMapper", func(x vfs.File) bool { _, ok := x.(vfs.FileMemoryMapper); return ok }},
+	} {
+		if c.is(f) && !c.is(d) {
+			t.Errorf("the os VFS's file is a vfs.%s, a dbFile is not", c.name)
+		}
+	}
+	if _, ok := wrapFile(f, vfs.OPEN_WAL, nil, false).(*plainLog); !ok {
+		t.Error("a log without its database's file gathers its writes")
 	}
 }
