@@ -233,7 +233,7 @@ func (u *userDB) check(ctx context.Context, repair bool) ([]string, error) {
 		return problems, err
 	}
 	// Repairs are durable before the files they orphaned go, under
-	// FsyncOptimized too (synchronous=NORMAL).
+	// FsyncOptimized too (commits not synced).
 	if u.fsync == FsyncOptimized {
 		if err := u.syncLog(); err != nil {
 			return problems, err

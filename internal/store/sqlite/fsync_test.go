@@ -12,6 +12,7 @@ import (
 	"github.com/ncruces/go-sqlite3/vfs"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/vfshook"
 	"github.com/tern-imap/tern/internal/store/sqlite/walvfs"
 )
 
@@ -221,33 +222,16 @@ func TestLazyWriteDoesNotWaitForSync(t *testing.T) {
 // SYNC_FULL, are not counted).
 func watchCommitSyncs(t *testing.T) *atomic.Int64 {
 	t.Helper()
-	w := &syncWatch{VFS: vfs.Find("")}
-	vfs.Register(walvfs.Name, walvfs.Wrap(w))
+	var commits atomic.Int64
+	vfs.Register(walvfs.Name, walvfs.Wrap(vfshook.Wrap(vfs.Find(""), &vfshook.Hooks{
+		Files: vfs.OPEN_WAL,
+		Sync: func(flags vfs.SyncFlag) error {
+			if flags&vfs.SYNC_FULL == vfs.SYNC_NORMAL {
+				commits.Add(1)
+			}
+			return nil
+		},
+	})))
 	t.Cleanup(func() { vfs.Register(walvfs.Name, walvfs.Wrap(vfs.Find(""))) })
-	return &w.commits
-}
-
-type syncWatch struct {
-	vfs.VFS
-	commits atomic.Int64
-}
-
-func (w *syncWatch) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := w.VFS.(vfs.VFSFilename).OpenFilename(name, flags)
-	if err != nil || flags&vfs.OPEN_WAL == 0 {
-		return f, flags, err
-	}
-	return &syncWatchFile{File: f, w: w}, flags, nil
-}
-
-type syncWatchFile struct {
-	vfs.File
-	w *syncWatch
-}
-
-func (f *syncWatchFile) Sync(flags vfs.SyncFlag) error {
-	if flags&vfs.SYNC_FULL == vfs.SYNC_NORMAL {
-		f.w.commits.Add(1)
-	}
-	return f.File.Sync(flags)
+	return &commits
 }

@@ -227,13 +227,13 @@ func (u *userDB) runBatch(ops []*writeOp) error {
 }
 
 // syncAfterCommit reports whether the commit of ops must be followed by
-// an fsync of the log (syncLog). Under FsyncOptimized the connections
-// commit with synchronous=NORMAL (the log is written, not synced), so a
+// an fsync of the log (syncLog). Under FsyncOptimized the connections'
+// commits write the log without syncing it (walvfs, dsnCommits), so a
 // batch with a write that is not lazy (wtx.lazy: new mail, mailbox
 // changes) syncs the log itself before any of its writes returns; under
-// FsyncAlways every commit syncs inside SQLite (synchronous=FULL).
-// Setting synchronous per batch instead costs a statement and a
-// dedicated connection per transaction: a tenth of a STORE's CPU.
+// FsyncAlways every commit syncs the log inside SQLite. Choosing per
+// batch through SQLite (PRAGMA synchronous) instead cost a statement and
+// a dedicated connection per transaction: a tenth of a STORE's CPU.
 func (u *userDB) syncAfterCommit(ops []*writeOp) bool {
 	if u.fsync != FsyncOptimized {
 		return false

@@ -229,25 +229,25 @@ CREATE TABLE IF NOT EXISTS users(
 // deliver, tern import beside tern serve) waits for the lock (busy
 // timeout) instead of failing with SQLITE_BUSY when it upgrades from
 // reading.
-func dsn(path string) string { return dsnSync(path, "FULL") }
+func dsn(path string) string { return dsnCommits(path, true) }
 
-// dsnSync is dsn with commits synced (level "FULL") or only written
-// (level "NORMAL": the mail.db of a Store under FsyncOptimized, whose
+// dsnCommits is dsn with each commit synced (commitFsync) or only
+// written to the WAL (the mail.db of a Store under FsyncOptimized, whose
 // writes sync the log themselves when they must,
 // userDB.syncAfterCommit). Every database opens through walvfs, which
 // writes a commit's log frames with one system call; it runs SQLite with
 // synchronous=FULL and decides there whether a commit's sync reaches the
-// disk (walvfs.CommitFsyncParam), so "NORMAL" keeps what
-// synchronous=NORMAL promised: a commit survives the process, and only
-// the writes that sync the log survive the machine.
-func dsnSync(path, level string) string {
-	commitFsync := "1"
-	if level == "NORMAL" {
-		commitFsync = "0"
+// disk (walvfs.CommitFsyncParam): without it a commit survives a crash
+// of the process, and only the writes that sync the log survive one of
+// the machine, as under synchronous=NORMAL.
+func dsnCommits(path string, commitFsync bool) string {
+	fsync := "0"
+	if commitFsync {
+		fsync = "1"
 	}
 	s := "file:" + path +
 		"?vfs=" + walvfs.Name +
-		"&" + walvfs.CommitFsyncParam + "=" + commitFsync +
+		"&" + walvfs.CommitFsyncParam + "=" + fsync +
 		"&_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)"
@@ -257,9 +257,9 @@ func dsnSync(path, level string) string {
 	return s + "&_pragma=foreign_keys(1)"
 }
 
-func openDB(ctx context.Context, path, schema, synchronous string) (*sqldb.DB, error) {
+func openDB(ctx context.Context, path, schema string, commitFsync bool) (*sqldb.DB, error) {
 	user := schema != mainSchema
-	dsn := dsnSync(path, synchronous)
+	dsn := dsnCommits(path, commitFsync)
 	if user {
 		dsn += walAutoCheckpointPragma // checkpoint.go
 	}
@@ -303,7 +303,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(ctx, filepath.Join(dir, "tern.db"), mainSchema, "FULL")
+	db, err := openDB(ctx, filepath.Join(dir, "tern.db"), mainSchema, true)
 	if err != nil {
 		if serverLock != nil {
 			serverLock.Close()
@@ -660,11 +660,8 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sqldb.DB, error) {
 	if err := syncDir(filepath.Join(s.dir, "users")); err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
-	synchronous := "FULL"
-	if u.fsync == FsyncOptimized {
-		synchronous = "NORMAL"
-	}
-	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+ftsSideSchema+ftsVocabSchema+ftsGoneSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema, synchronous)
+	commitFsync := u.fsync != FsyncOptimized
+	db, err := openDB(ctx, filepath.Join(u.dir, "mail.db"), userSchema+quotaSchema+threadSchema+metadataSchema+ftsSchema+ftsSideSchema+ftsVocabSchema+ftsGoneSchema+sieveSchema+aclSchema+sieveStateSchema+privateSeenSchema, commitFsync)
 	if err != nil {
 		return nil, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
@@ -674,7 +671,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sqldb.DB, error) {
 		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
 	// Under FsyncOptimized the migration and the INBOX were committed
-	// without a sync (synchronous=NORMAL).
+	// without a sync.
 	if u.fsync == FsyncOptimized {
 		if err := u.syncLog(); err != nil {
 			u.db = nil
@@ -688,7 +685,7 @@ func (s *Store) openUser(ctx context.Context, u *userDB) (*sqldb.DB, error) {
 		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
 	u.db = nil
-	if u.scan, err = openScan(filepath.Join(u.dir, "mail.db"), synchronous); err != nil {
+	if u.scan, err = openScan(filepath.Join(u.dir, "mail.db"), commitFsync); err != nil {
 		return db, fmt.Errorf("open mail of %q: %w", u.name, err)
 	}
 	return db, nil
@@ -706,8 +703,8 @@ const scanMmapSize = 1 << 30
 // read, so the many short reads of everyday traffic, which follow writes,
 // read without a map (dsn; docs/PERFORMANCE.md, issue 9's ninth pass).
 // sqldb.Open connects on first use: a user who never scans costs nothing.
-func openScan(path, synchronous string) (*sqldb.DB, error) {
-	db, err := sqldb.Open(dsnSync(path, synchronous) + "&_pragma=mmap_size(" + strconv.Itoa(scanMmapSize) + ")")
+func openScan(path string, commitFsync bool) (*sqldb.DB, error) {
+	db, err := sqldb.Open(dsnCommits(path, commitFsync) + "&_pragma=mmap_size(" + strconv.Itoa(scanMmapSize) + ")")
 	if err != nil {
 		return nil, fmt.Errorf("open %s for scans: %w", path, err)
 	}

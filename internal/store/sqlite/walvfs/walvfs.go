@@ -8,8 +8,8 @@
 // under imaptest they were 7 % of tern's CPU (docs/PERFORMANCE.md,
 // twenty-third pass). Here the writes to a log file that continue the
 // previous one are kept in memory (at most maxGather bytes) and written
-// together before anything else touches the file: a read, a size, a
-// truncation, a sync, a write elsewhere, the close.
+// together with the page of a commit's last frame, or before anything
+// else touches the file or its shared memory (below).
 //
 // The gathered frames must be in the file before any other connection,
 // in this process or another, can learn that they exist, and before the
@@ -122,7 +122,7 @@ func wrapFile(f vfs.File, flags vfs.OpenFlag, db *dbFile, fsyncCommits bool) vfs
 	case flags&vfs.OPEN_MAIN_DB != 0:
 		return &dbFile{File: f}
 	case flags&vfs.OPEN_WAL != 0 && db != nil:
-		l := &logFile{File: f, fsyncCommits: fsyncCommits, db: db}
+		l := &logFile{plainLog: plainLog{File: f, fsyncCommits: fsyncCommits}, db: db}
 		db.log = l
 		return l
 	case flags&vfs.OPEN_WAL != 0:
@@ -153,13 +153,12 @@ func databaseOf(f vfs.File) *dbFile {
 // logFile is a write-ahead log whose appended writes are gathered. The
 // engine uses a connection's files from one goroutine at a time: no lock.
 type logFile struct {
-	vfs.File
-	fsyncCommits bool
-	db           *dbFile // the connection's database (nil: not found)
-	gathered     *[]byte // nil when nothing is gathered
-	at           int64   // file offset of (*gathered)[0]
-	failed       error   // a write of gathered bytes failed: the log is unusable
-	commitPage   bool    // the last write was the header of a commit's last frame
+	plainLog           // the file, and whether commits are synced
+	db         *dbFile // the connection's database
+	gathered   *[]byte // nil when nothing is gathered
+	at         int64   // file offset of (*gathered)[0]
+	failed     error   // a write of gathered bytes failed: the log is unusable
+	commitPage bool    // the last write was the header of a commit's last frame
 }
 
 var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -243,28 +242,25 @@ func (f *logFile) Truncate(size int64) error {
 	return f.File.Truncate(size)
 }
 
-// Sync writes what is gathered and, unless it is a commit's sync of a
-// log whose commits are not synced, syncs the file.
+// Sync writes what is gathered, then syncs as a plainLog does.
 func (f *logFile) Sync(flags vfs.SyncFlag) error {
 	f.commitPage = false
 	if err := f.flush(); err != nil {
 		return err
 	}
-	if !f.fsyncCommits && flags&vfs.SYNC_FULL != vfs.SYNC_FULL {
-		return nil
-	}
-	return f.File.Sync(flags)
+	return f.plainLog.Sync(flags)
 }
 
 func (f *logFile) Close() error {
-	if f.db != nil && f.db.log == f {
+	if f.db.log == f {
 		f.db.log = nil
 	}
 	return errors.Join(f.flush(), f.File.Close())
 }
 
-// plainLog is a log that writes as the engine asks (its database's
-// dbFile was not found) but syncs a commit only if commits are synced.
+// plainLog is a log that writes as the engine asks (a logFile's file, or
+// a log whose database's dbFile was not found) and syncs a commit only if
+// commits are synced; a checkpoint's sync (SYNC_FULL) always.
 type plainLog struct {
 	vfs.File
 	fsyncCommits bool

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -13,57 +12,38 @@ import (
 	"github.com/ncruces/go-sqlite3/vfs"
 
 	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
+	"github.com/tern-imap/tern/internal/store/sqlite/vfshook"
 )
 
-// countingVFS is the os VFS recording what reaches the log files: the
+// logCounts is what reached the log files under Name's wrapping: the
 // writes, and the syncs by their flags.
-type countingVFS struct {
-	vfs.VFS
-	mu     sync.Mutex
-	writes int
-	syncs  map[vfs.SyncFlag]int
+type logCounts struct {
+	writes, commitSyncs, fullSyncs atomic.Int64
 }
 
-func (c *countingVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := c.VFS.(vfs.VFSFilename).OpenFilename(name, flags)
-	if err != nil || flags&vfs.OPEN_WAL == 0 {
-		return f, flags, err
-	}
-	return &countingFile{File: f, c: c}, flags, nil
+func (c *logCounts) counts() (writes, commitSyncs, fullSyncs int64) {
+	return c.writes.Load(), c.commitSyncs.Load(), c.fullSyncs.Load()
 }
 
-type countingFile struct {
-	vfs.File
-	c *countingVFS
-}
-
-func (f *countingFile) WriteAt(p []byte, off int64) (int, error) {
-	f.c.mu.Lock()
-	f.c.writes++
-	f.c.mu.Unlock()
-	return f.File.WriteAt(p, off)
-}
-
-func (f *countingFile) Sync(flags vfs.SyncFlag) error {
-	f.c.mu.Lock()
-	f.c.syncs[flags]++
-	f.c.mu.Unlock()
-	return f.File.Sync(flags)
-}
-
-func (c *countingVFS) counts() (writes, commitSyncs, fullSyncs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.writes, c.syncs[vfs.SYNC_NORMAL], c.syncs[vfs.SYNC_FULL]
-}
-
-// testVFS registers Name's wrapping around a counting os VFS under a name
-// of its own, and returns the counter.
-func testVFS(t *testing.T) (string, *countingVFS) {
+// testVFS registers Name's wrapping around an os VFS whose logs are
+// counted, under a name of its own, and returns the counts.
+func testVFS(t *testing.T) (string, *logCounts) {
 	t.Helper()
-	c := &countingVFS{VFS: vfs.Find(""), syncs: map[vfs.SyncFlag]int{}}
+	c := &logCounts{}
 	name := "walvfs-" + strings.ReplaceAll(t.Name(), "/", "-")
-	vfs.Register(name, Wrap(c))
+	vfs.Register(name, Wrap(vfshook.Wrap(vfs.Find(""), &vfshook.Hooks{
+		Files:   vfs.OPEN_WAL,
+		WriteAt: func([]byte, int64) error { c.writes.Add(1); return nil },
+		Sync: func(flags vfs.SyncFlag) error {
+			switch flags {
+			case vfs.SYNC_NORMAL:
+				c.commitSyncs.Add(1)
+			case vfs.SYNC_FULL:
+				c.fullSyncs.Add(1)
+			}
+			return nil
+		},
+	})))
 	t.Cleanup(func() { vfs.Unregister(name) })
 	return name, c
 }
@@ -218,19 +198,6 @@ func TestRolledBackFramesNeverLandOnCommittedOnes(t *testing.T) {
 	}
 }
 
-// failingWrites is a vfs.File whose writes fail while fail is set.
-type failingWrites struct {
-	vfs.File
-	fail bool
-}
-
-func (f *failingWrites) WriteAt(p []byte, off int64) (int, error) {
-	if f.fail {
-		return 0, syscall.ENOSPC
-	}
-	return f.File.WriteAt(p, off)
-}
-
 // TestFailedWriteFailsTheLogForGood: once gathered bytes could not be
 // written, every later call on the log fails, even when the file would
 // take writes again: a commit must never follow frames that were lost.
@@ -239,17 +206,23 @@ func TestFailedWriteFailsTheLogForGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	under := &failingWrites{File: f}
-	l := &logFile{File: under, fsyncCommits: true}
+	var fail bool
+	under := vfshook.File(f, &vfshook.Hooks{WriteAt: func([]byte, int64) error {
+		if fail {
+			return syscall.ENOSPC
+		}
+		return nil
+	}})
+	l := wrapFile(under, vfs.OPEN_WAL, &dbFile{}, true).(*logFile)
 	defer l.Close()
 	if _, err := l.WriteAt(make([]byte, 4120), 32); err != nil {
 		t.Fatal(err)
 	}
-	under.fail = true
+	fail = true
 	if err := l.Sync(vfs.SYNC_NORMAL); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("sync after a failed write: %v, want ENOSPC", err)
 	}
-	under.fail = false
+	fail = false
 	if _, err := l.WriteAt(make([]byte, 4120), 4152); err == nil {
 		t.Error("a write after the failure succeeded")
 	}
@@ -261,38 +234,20 @@ func TestFailedWriteFailsTheLogForGood(t *testing.T) {
 	}
 }
 
-// failingLogs is the os VFS whose logs fail every write while fail is set.
-type failingLogs struct {
-	vfs.VFS
-	fail atomic.Bool
-}
-
-func (v *failingLogs) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := v.VFS.(vfs.VFSFilename).OpenFilename(name, flags)
-	if err != nil || flags&vfs.OPEN_WAL == 0 {
-		return f, flags, err
-	}
-	return &failingLog{File: f, v: v}, flags, nil
-}
-
-type failingLog struct {
-	vfs.File
-	v *failingLogs
-}
-
-func (f *failingLog) WriteAt(p []byte, off int64) (int, error) {
-	if f.v.fail.Load() {
-		return 0, syscall.ENOSPC
-	}
-	return f.File.WriteAt(p, off)
-}
-
 // TestCommitFailsWhenItsFramesCannotBeWritten: a commit whose frames
 // cannot be written fails, even with synchronous=NORMAL (no sync to
 // report it), and no other connection sees a torn log.
 func TestCommitFailsWhenItsFramesCannotBeWritten(t *testing.T) {
-	v := &failingLogs{VFS: vfs.Find("")}
-	vfs.Register("walvfs-failing", Wrap(v))
+	var fail atomic.Bool
+	vfs.Register("walvfs-failing", Wrap(vfshook.Wrap(vfs.Find(""), &vfshook.Hooks{
+		Files: vfs.OPEN_WAL,
+		WriteAt: func([]byte, int64) error {
+			if fail.Load() {
+				return syscall.ENOSPC
+			}
+			return nil
+		},
+	})))
 	t.Cleanup(func() { vfs.Unregister("walvfs-failing") })
 	path := filepath.Join(t.TempDir(), "a.db")
 	db, err := sqldb.Open("file:" + path + "?vfs=walvfs-failing&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
@@ -302,9 +257,9 @@ func TestCommitFailsWhenItsFramesCannotBeWritten(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	reader := openDB(t, path, Name, true)
 	exec(t, db, `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)`)
-	v.fail.Store(true)
+	fail.Store(true)
 	_, err = db.ExecContext(context.Background(), `INSERT INTO t(v) VALUES('x')`)
-	v.fail.Store(false)
+	fail.Store(false)
 	if err == nil {
 		t.Fatal("a commit whose frames could not be written succeeded")
 	}
