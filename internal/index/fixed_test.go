@@ -31,20 +31,7 @@ func TestFixedFieldsStayInBudget(t *testing.T) {
 		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
 			ctx := context.Background()
 			a, x := indexedAccount(t, index.Options{MemoryBudget: tc.budget})
-			var batch []store.NewMessage
-			for i := range msgs {
-				refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i, strings.Repeat("x", 40)), 12)
-				batch = append(batch, store.NewMessage{Body: fmt.Appendf(nil,
-					"Subject: thread %d\r\nFrom: A <a@example.org>\r\nMessage-ID: <m%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n",
-					i%7, i, refs)})
-			}
-			res, err := a.Append(ctx, "INBOX", batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
-				t.Fatal(err)
-			}
+			res := appendThreaded(t, ctx, a, msgs)
 			want := store.WantDates | store.WantEnvelope | store.WantThreading
 			plain := fetchAll(t, ctx, a, res.MailboxID, res.UIDs, want) // not cacheable: the store's answer
 			for i := range 2 {
@@ -215,20 +202,7 @@ func TestSortAndThreadCachesShareTheirHalf(t *testing.T) {
 		t.Run(fmt.Sprint("thread first ", threadFirst), func(t *testing.T) {
 			ctx := context.Background()
 			a, x := indexedAccount(t, index.Options{MemoryBudget: budget})
-			var batch []store.NewMessage
-			for i := range msgs {
-				refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i, strings.Repeat("x", 40)), 12)
-				batch = append(batch, store.NewMessage{Body: fmt.Appendf(nil,
-					"Subject: thread %d\r\nFrom: A <a@example.org>\r\nMessage-ID: <m%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n",
-					i%7, i, refs)})
-			}
-			res, err := a.Append(ctx, "INBOX", batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
-				t.Fatal(err)
-			}
+			res := appendThreaded(t, ctx, a, msgs)
 			if threadFirst {
 				fetchAll(t, ctx, a, res.MailboxID, res.UIDs, store.WantDates|store.WantEnvelope|store.WantThreading|store.WantRepeated|store.WantSubjectOnly)
 				if index.ThreadCacheBytes(x) == 0 {
@@ -244,4 +218,25 @@ func TestSortAndThreadCachesShareTheirHalf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendThreaded appends n messages to INBOX, each with twelve long
+// References in seven threads by subject, and loads the mailbox's index.
+func appendThreaded(t *testing.T, ctx context.Context, a store.Account, n int) store.AppendResult {
+	t.Helper()
+	var batch []store.NewMessage
+	for i := range n {
+		refs := strings.Repeat(fmt.Sprintf("<ref-%d-%s@example.org> ", i, strings.Repeat("x", 40)), 12)
+		batch = append(batch, store.NewMessage{Body: fmt.Appendf(nil,
+			"Subject: thread %d\r\nFrom: A <a@example.org>\r\nMessage-ID: <m%d@example.org>\r\nReferences: %s\r\n\r\nbody\r\n",
+			i%7, i, refs)})
+	}
+	res, err := a.Append(ctx, "INBOX", batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
