@@ -328,6 +328,27 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 // order they are tried (threadLookup), for nearestThreadSQL.
 const threadLookupIDs = `ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord))`
 
+// genericPlansSQL makes the statements after it in the transaction run
+// their cached generic plans, autoPlansSQL lets PostgreSQL choose again
+// (plan_cache_mode).
+const (
+	genericPlansSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`
+	autoPlansSQL    = `SELECT set_config('plan_cache_mode', 'auto', true)`
+)
+
+// insertMessageSQL inserts one new message of user $1 in mailbox $17
+// with its content and threading ids (insertNew).
+const insertMessageSQL = `WITH ` + threadLookupIDs + `,
+	tid AS (SELECT COALESCE((` + nearestThreadSQL + `), $3) AS thread_id),
+	rec AS (INSERT INTO thread_ids(user_id, message_id, thread_id) SELECT $1, ids.id, tid.thread_id FROM ids, tid
+		ON CONFLICT DO NOTHING),
+	c AS (INSERT INTO contents(user_id, body_hash, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header,
+		message_id, in_reply_to, refs, preview)
+		SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $25 FROM tid RETURNING id)
+	INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
+	SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c
+	RETURNING (SELECT thread_id FROM tid)`
+
 // nearestThreadSQL selects the thread of the first id of ids that user
 // $1 has one for. OFFSET 0 keeps the lookup a LATERAL subquery, run once
 // per id as an index probe, never flattened into a join.
@@ -512,6 +533,14 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	uids := make([]uint32, len(preps))
 	first := len(od.D.Rows) // this Append's rows in the delta, in order
 	var size int64
+	// The thread statements' generic plan is the one they need (an index
+	// probe per id: TestFewUIDsReadFewRows), but PostgreSQL estimates an
+	// array parameter at ten ids and a custom plan at the few a message
+	// names, so left to itself it plans the statement again at every run
+	// (half of its cost). The batch sets the choice back after them: with
+	// blobs in an object store it is sent at once, and the writes that
+	// share the transaction (group commit) follow it.
+	b.Queue(genericPlansSQL)
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
 		canon = canon[len(p.kws):]
@@ -531,16 +560,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 		// Its own id and its references are recorded under it. Each
 		// statement of the batch sees the ones before it, so a message
 		// threads with one delivered earlier in the same Append.
-		b.Queue(`WITH `+threadLookupIDs+`,
-			tid AS (SELECT COALESCE((`+nearestThreadSQL+`), $3) AS thread_id),
-			rec AS (INSERT INTO thread_ids(user_id, message_id, thread_id) SELECT $1, ids.id, tid.thread_id FROM ids, tid
-				ON CONFLICT DO NOTHING),
-			c AS (INSERT INTO contents(user_id, body_hash, size, email_id, thread_id, sent_date, sent_tz, envelope, body, bodystructure, parts, header,
-				message_id, in_reply_to, refs, preview)
-				SELECT $1, $4, $5, $6, tid.thread_id, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $25 FROM tid RETURNING id)
-			INSERT INTO messages(mailbox_id, uid, modseq, sysflags, keywords, content_id, size, internal_date, internal_tz, save_date)
-			SELECT $17, $18, $19, $20, $21, c.id, $5, $22, $23, $24 FROM c
-			RETURNING (SELECT thread_id FROM tid)`,
+		b.Queue(insertMessageSQL,
 			w.a.id, textSafeAll(threadLookup(p.info)), "T"+id,
 			p.hash, len(p.Body), "M"+id, sent, sentTZ,
 			p.info.Envelope, p.info.Body, p.info.BodyStructure, p.info.Parts, p.header,
@@ -555,6 +575,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			Size: int64(len(p.Body)), InternalDate: backend.JoinTime(isec, itz), SaveDate: time.Unix(saveDate, 0).UTC(),
 			SentDate: sentDate, EmailID: "M" + id})
 	}
+	b.Queue(autoPlansSQL)
 	w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	// Keywords may have grown the mailbox's list, which a delta does not
 	// carry.

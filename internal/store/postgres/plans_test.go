@@ -244,3 +244,39 @@ func sqlLiterals(args []any) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// TestNewMessagesPlannedOnce appends messages that name a few ids each
+// and checks, on every connection of the store's pool, that the
+// statement inserting them ran its generic plan and was never planned
+// for its parameters (PostgreSQL would plan it again at every run: its
+// generic plan looks dearer than one planned for a known count of ids).
+func TestNewMessagesPlannedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), MaxConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	const n = 12
+	for i := range n {
+		body := fmt.Sprintf("From: a@example.org\r\nSubject: re %d\r\nMessage-ID: <m%d@example.org>\r\nReferences: <m0@example.org> <r%d@example.org>\r\n\r\nbody\r\n", i, i, i)
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns := s.pool.AcquireAllIdle(ctx)
+	var generic, custom int64
+	for _, c := range conns {
+		var g, cu int64
+		if err := c.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement = $1`, insertMessageSQL).Scan(&g, &cu); err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		generic += g
+		custom += cu
+	}
+	if custom != 0 || generic != n {
+		t.Errorf("the new messages' statement: %d custom plans, %d runs of the generic plan for %d messages", custom, generic, n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -88,6 +89,32 @@ func TestNewerSchemaRefused(t *testing.T) {
 			s.Close()
 		}
 		t.Fatalf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestBodiesCompressedWithLZ4: a body kept in PostgreSQL, and a large
+// header, are compressed with LZ4 (schema step 10), where the server has
+// it.
+func TestBodiesCompressedWithLZ4(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if _, err := s.pool.Exec(ctx, `CREATE TEMP TABLE lz4_probe(b bytea COMPRESSION lz4)`); err != nil {
+		t.Skipf("the server has no LZ4: %v", err)
+	}
+	a := newUser(t, s)
+	long := strings.Repeat("All work and no play makes Jack a dull boy. ", 500)
+	msg := "From: a@example.org\r\nSubject: " + long[:4000] + "\r\n\r\n" + long + "\r\n"
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(msg)}}); err != nil {
+		t.Fatal(err)
+	}
+	var body, header string
+	if err := s.pool.QueryRow(ctx, `SELECT pg_column_compression(b.data), pg_column_compression(c.header)
+		FROM contents c JOIN bodies b ON b.hash = c.body_hash`).Scan(&body, &header); err != nil {
+		t.Fatal(err)
+	}
+	if body != "lz4" || header != "lz4" {
+		t.Errorf("body compressed with %q, header with %q; want lz4", body, header)
 	}
 }
 
