@@ -68,10 +68,16 @@ func uidRange(from, n int) []uint32 {
 	return uids
 }
 
+// BenchmarkAppend: one message per APPEND; pg-cpu-ns/op is the
+// server's CPU.
 func BenchmarkAppend(b *testing.B) {
 	a := benchAccount(b)
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu0, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	i := 0
 	for b.Loop() {
 		i++
@@ -79,6 +85,11 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu1, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
 }
 
 // BenchmarkAppendParallel: 16 goroutines append to one user's INBOX (its
