@@ -261,9 +261,13 @@ func cmdList(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err != nil {
 		return fmt.Errorf("list mailboxes: %w", err)
 	}
-	subs, err := c.acct.Subscriptions(ctx)
-	if err != nil {
-		return fmt.Errorf("list subscriptions: %w", err)
+	// The subscriptions show only where selected or asked for (and LSUB):
+	// a plain LIST, most clients' and the commonest, does not read them.
+	var subs []string
+	if selSubscribed || retSubscribed {
+		if subs, err = c.acct.Subscriptions(ctx); err != nil {
+			return fmt.Errorf("list subscriptions: %w", err)
+		}
 	}
 	subSet := make(map[string]bool, len(subs))
 	for _, s := range subs {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,5 +387,37 @@ func TestMetricsCountSendfileBytes(t *testing.T) {
 	c.ok("FETCH 1 BODY.PEEK[]")
 	if sent := ms.scrape()[`tern_sent_bytes_total`] - before; sent < float64(len(msg)) {
 		t.Fatalf("sent bytes grew by %v for a %d-byte body", sent, len(msg))
+	}
+}
+
+// TestListReadsSubscriptionsOnlyWhenAsked: a plain LIST does not read the
+// subscriptions from the store; a LIST that selects or returns them, and
+// LSUB, do (and show them).
+func TestListReadsSubscriptionsOnlyWhenAsked(t *testing.T) {
+	ms := newMonitoredServer(t, auth.Policy{})
+	ms.addUser("alice", "pw-alice")
+	c := ms.dialTLS()
+	c.ok("LOGIN alice pw-alice")
+	c.ok("CREATE Later")
+	c.ok("SUBSCRIBE INBOX")
+	const series = `tern_store_operation_duration_seconds_count{op="subscriptions"}`
+	before := ms.scrape()[series]
+	for _, step := range []struct {
+		cmd, line string
+		reads     float64
+	}{
+		{`LIST "" *`, `* LIST (\HasNoChildren) "/" INBOX`, 0},
+		{`LIST (SUBSCRIBED) "" *`, `* LIST (\HasNoChildren \Subscribed) "/" INBOX`, 1},
+		{`LIST "" * RETURN (SUBSCRIBED)`, `* LIST (\HasNoChildren) "/" Later`, 1},
+		{`LSUB "" *`, `* LSUB () "/" INBOX`, 1},
+	} {
+		before += step.reads
+		lines := c.ok(step.cmd)
+		if !slices.Contains(lines, step.line) {
+			t.Errorf("%s: no %q in %q", step.cmd, step.line, lines)
+		}
+		if got := ms.scrape()[series]; got != before {
+			t.Errorf("after %s: %v reads of the subscriptions, want %v", step.cmd, got, before)
+		}
 	}
 }
