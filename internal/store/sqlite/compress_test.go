@@ -76,7 +76,7 @@ func TestInlineBodyCompressed(t *testing.T) {
 		}
 		b.Close()
 	}
-	if _, err := a.indexPending(ctx, 32, 0); err != nil {
+	if _, _, err := a.indexPending(ctx, 32, 0); err != nil {
 		t.Fatal(err)
 	}
 	found, err := a.SearchText(ctx, res.MailboxID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte("zanzibarquokka")}})

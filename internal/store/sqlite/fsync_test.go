@@ -73,7 +73,7 @@ func TestFsyncModes(t *testing.T) {
 		}
 		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nbody\r\n")}})
 		check("APPEND", tc.append, err)
-		n, err := a.(*account).indexPending(ctx, 10, 0)
+		n, _, err := a.(*account).indexPending(ctx, 10, 0)
 		check("full-text indexing", tc.flags, err)
 		if n != 1 {
 			t.Fatalf("mode %d: indexed %d messages, want 1", tc.mode, n)

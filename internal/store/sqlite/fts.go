@@ -1111,10 +1111,12 @@ type pendingContent struct {
 }
 
 // indexPending indexes up to batch contents of the queue and reports how
-// many it took (0: the queue is empty).
-func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, error) {
+// many it took (0: the queue is empty), and whether the queue may hold
+// more that was queued before it was read (the batch was full, or cut by
+// maxText): more is false when it took all there was.
+func (a *account) indexPending(ctx context.Context, batch, maxText int) (n int, more bool, err error) {
 	var todo []*pendingContent
-	err := a.read(ctx, "index: read queue", func(tx *sqlTx) error {
+	err = a.read(ctx, "index: read queue", func(tx *sqlTx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT p.content_id, c.blob, c.size, c.parts, c.header, b.data, `+inlineKind+`, c.preview IS NULL FROM fts_pending p
 			JOIN contents c ON c.id = p.content_id LEFT JOIN bodies b ON b.content_id = c.id
 			WHERE p.state = 0 ORDER BY p.content_id LIMIT ?`, batch)
@@ -1136,8 +1138,9 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 		return rows.Err()
 	})
 	if err != nil || len(todo) == 0 {
-		return 0, err
+		return 0, false, err
 	}
+	more = len(todo) == batch
 	var text uint64
 	for i, p := range todo {
 		if p.indexErr != nil {
@@ -1149,6 +1152,7 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 		}
 		text += uint64(p.doc.Len())
 		if maxText > 0 && text >= uint64(maxText) {
+			more = more || i+1 < len(todo)
 			todo = todo[:i+1] // the rest stays queued for the next batch
 			break
 		}
@@ -1157,7 +1161,7 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 	// let deliveries fail cleanly and small writes (flags, \Recent)
 	// succeed. Searches read the queued messages meanwhile.
 	if free, ok := sqldb.DiskFree(a.u.dir); ok && free < ftsDiskReserve+4*text {
-		return 0, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
+		return 0, false, fmt.Errorf("index: %d bytes free on disk, keeping %d: %w", free, ftsDiskReserve+4*text, errLowDisk)
 	}
 	// Lazy under FsyncOptimized: a power failure that undoes this commit
 	// undoes the queue rows' removal with it, and the mail is indexed
@@ -1192,14 +1196,14 @@ func (a *account) indexPending(ctx context.Context, batch, maxText int) (int, er
 		return addVocabulary(ctx, w.tx, words)
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	for _, p := range todo {
 		if p.indexErr != nil {
 			a.s.log.Warn("index: content left to scanning", "user", a.u.name, "content", p.id, "err", p.indexErr)
 		}
 	}
-	return len(todo), nil
+	return len(todo), more, nil
 }
 
 // purgeGoneText removes the fts rows of deleted contents (fts_gone), all

@@ -483,7 +483,9 @@ func TestTextIndexMigrationDeferredDelete(t *testing.T) {
 // TestIndexPendingTextCap: the background indexer's transaction stops
 // after the content that brings its text to maxText (the index's inserts
 // run under the write lock), leaving the rest queued; without a cap a
-// batch takes every queued content up to its count.
+// batch takes every queued content up to its count. A batch says whether
+// it left queued contents behind (cut short, or full), which is when the
+// indexer goes on with another at once.
 func TestIndexPendingTextCap(t *testing.T) {
 	ctx := context.Background()
 	_, _, acct := openUser(t)
@@ -496,17 +498,31 @@ func TestIndexPendingTextCap(t *testing.T) {
 	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []int{2, 2, 1} {
-		n, err := a.indexPending(ctx, 32, 64<<10)
-		if err != nil || n != want {
-			t.Fatalf("capped batch indexed %d (%v), want %d", n, err, want)
+	for _, want := range []struct {
+		n    int
+		more bool
+	}{{2, true}, {2, true}, {1, false}} {
+		n, more, err := a.indexPending(ctx, 32, 64<<10)
+		if err != nil || n != want.n || more != want.more {
+			t.Fatalf("capped batch indexed %d, more %v (%v), want %d, %v", n, more, err, want.n, want.more)
 		}
 	}
 	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := a.indexPending(ctx, 32, 0); err != nil || n != 5 {
-		t.Fatalf("uncapped batch indexed %d (%v), want 5", n, err)
+	if n, more, err := a.indexPending(ctx, 32, 0); err != nil || n != 5 || more {
+		t.Fatalf("uncapped batch indexed %d, more %v (%v), want 5, false", n, more, err)
+	}
+	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		n    int
+		more bool
+	}{{4, true}, {1, false}, {0, false}} {
+		if n, more, err := a.indexPending(ctx, 4, 0); err != nil || n != want.n || more != want.more {
+			t.Fatalf("batches of 4: indexed %d, more %v (%v), want %d, %v", n, more, err, want.n, want.more)
+		}
 	}
 }
 
@@ -578,7 +594,7 @@ func TestSearchQueuedPaths(t *testing.T) {
 		}
 	}
 	appendN("INBOX", 30, 0)
-	if _, err := a.indexPending(ctx, 100, 0); err != nil {
+	if _, _, err := a.indexPending(ctx, 100, 0); err != nil {
 		t.Fatal(err)
 	}
 	appendN("INBOX", 5, 100) // INBOX UIDs 31..35 queued

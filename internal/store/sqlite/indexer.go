@@ -194,14 +194,19 @@ func (s *Store) indexUser(ctx context.Context, id int64, name string) error {
 	}
 	for {
 		t0 := time.Now()
-		n, err := a.indexPending(ctx, ftsBatch, ftsBatchText)
+		_, more, err := a.indexPending(ctx, ftsBatch, ftsBatchText)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		}
-		if n == 0 {
+		if !more {
+			// What was queued when the batch was read is indexed. Mail
+			// that arrived since waits for its own turn (kick): chasing a
+			// steady trickle of deliveries batch after batch indexed a
+			// few messages per transaction, at the cost of a transaction
+			// (the index's segments, the vocabulary) each.
 			return nil
 		}
 		if time.Since(time.Unix(0, s.lastMailWrite.Load())) < deliveryBusy {
@@ -242,7 +247,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	}
 	done := 0
 	for {
-		n, err := a.indexPending(ctx, ftsBulkBatch, 0)
+		n, _, err := a.indexPending(ctx, ftsBulkBatch, 0)
 		if err != nil {
 			return err
 		}

@@ -243,7 +243,7 @@ func TestPackedBodyStored(t *testing.T) {
 		t.Error("a packed body offers its file for sendfile")
 	}
 	b.Close()
-	if _, err := a.indexPending(ctx, 32, 0); err != nil {
+	if _, _, err := a.indexPending(ctx, 32, 0); err != nil {
 		t.Fatal(err)
 	}
 	found, err := a.SearchText(ctx, res.MailboxID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte("harbourmaster")}})
@@ -464,7 +464,7 @@ func TestStaleTextOfPackedMessage(t *testing.T) {
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.indexPending(ctx, 32, 0); err != nil {
+	if _, _, err := a.indexPending(ctx, 32, 0); err != nil {
 		t.Fatal(err)
 	}
 	u := s.users[1]
