@@ -156,7 +156,10 @@ func TestPostgresCommandCost(t *testing.T) {
 			}
 			c.ok(fmt.Sprintf(`UID STORE %d %sFLAGS (\Flagged)`, 1+(i/2)%size, op))
 		}, maxRT: 2, maxStmt: 7},
-		{name: "APPEND (1 KiB)", n: 200, run: func(i int) { c.appendMsg("Archive", "", msg(1000+i)) }, maxRT: 2, maxStmt: 9},
+		// Two of an APPEND's statements set plan_cache_mode around the
+		// message's insert, which is then planned once instead of at
+		// every run (insertNew: a third of PostgreSQL's CPU per APPEND).
+		{name: "APPEND (1 KiB)", n: 200, run: func(i int) { c.appendMsg("Archive", "", msg(1000+i)) }, maxRT: 2, maxStmt: 11},
 		{name: "UID SEARCH UNSEEN", n: 300, run: func(int) { c.ok("UID SEARCH UNSEEN") }, maxRT: 0, maxStmt: 0},
 		{name: "UID SEARCH SUBJECT (headers)", n: 50, run: func(int) { c.ok("UID SEARCH SUBJECT topic3") }, maxRT: 2, maxStmt: 2},
 		{name: "UID COPY n Trash", n: 200, run: func(i int) { c.ok(fmt.Sprintf("UID COPY %d Trash", 1+i%size)) }, maxRT: 5, maxStmt: 11},
@@ -173,7 +176,7 @@ func TestPostgresCommandCost(t *testing.T) {
 		// query), and the Append claims \Recent for the new message in
 		// its own transaction (one statement more; a claim of its own
 		// was one round trip of three statements).
-		{name: "APPEND (1 KiB) to the selected INBOX", n: 100, run: func(i int) { c.appendMsg("INBOX", "", msg(5000+i)); c.ok("NOOP") }, maxRT: 2, maxStmt: 10},
+		{name: "APPEND (1 KiB) to the selected INBOX", n: 100, run: func(i int) { c.appendMsg("INBOX", "", msg(5000+i)); c.ok("NOOP") }, maxRT: 2, maxStmt: 12},
 	}
 	// Warm up: statements prepared, index loaded.
 	for _, cc := range cases {

@@ -329,11 +329,12 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 const threadLookupIDs = `ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord))`
 
 // genericPlansSQL makes the statements after it in the transaction run
-// their cached generic plans, autoPlansSQL lets PostgreSQL choose again
-// (plan_cache_mode).
+// their cached generic plans, autoPlansSQL gives plan_cache_mode back
+// its configured value (auto unless the operator set it) for the rest of
+// the transaction. plan_cache_mode needs PostgreSQL 12.
 const (
 	genericPlansSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`
-	autoPlansSQL    = `SELECT set_config('plan_cache_mode', 'auto', true)`
+	autoPlansSQL    = `SET LOCAL plan_cache_mode TO DEFAULT`
 )
 
 // insertMessageSQL inserts one new message of user $1 in mailbox $17

@@ -214,25 +214,6 @@ CREATE INDEX contents_body ON contents(body_hash);
 	`
 CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE sysflags & 8 <> 0;
 `,
-	// 10: values stored from now on (bodies kept in PostgreSQL, and the
-	// contents' larger columns) are compressed with LZ4, not the default
-	// pglz: 5x less of PostgreSQL's CPU per body on bench mail, and a
-	// smaller table. A server built without LZ4 (or before version 14)
-	// keeps pglz: the step then changes nothing. Values stored before
-	// stay as they are; both forms read back alike.
-	`
-DO $$
-BEGIN
-	-- EXECUTE: parsed here, where a version without the syntax fails.
-	EXECUTE 'ALTER TABLE bodies ALTER COLUMN data SET COMPRESSION lz4';
-	EXECUTE 'ALTER TABLE contents ALTER COLUMN header SET COMPRESSION lz4,
-		ALTER COLUMN bodystructure SET COMPRESSION lz4, ALTER COLUMN body SET COMPRESSION lz4,
-		ALTER COLUMN envelope SET COMPRESSION lz4, ALTER COLUMN parts SET COMPRESSION lz4';
-EXCEPTION WHEN feature_not_supported OR syntax_error THEN
-	NULL;
-END
-$$;
-`,
 }
 
 // schemaVersion is the version this code writes and understands.

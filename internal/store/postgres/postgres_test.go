@@ -93,8 +93,9 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 // TestBodiesCompressedWithLZ4: a body kept in PostgreSQL, and a large
-// header, are compressed with LZ4 (schema step 10), where the server has
-// it.
+// header, are compressed with LZ4 where the server has it (preferLZ4),
+// and the columns keep no compression of their own (a backup restores on
+// a server without LZ4).
 func TestBodiesCompressedWithLZ4(t *testing.T) {
 	ctx := context.Background()
 	s := openURL(t, pgtest.NewDatabase(t), nil)
@@ -115,6 +116,14 @@ func TestBodiesCompressedWithLZ4(t *testing.T) {
 	}
 	if body != "lz4" || header != "lz4" {
 		t.Errorf("body compressed with %q, header with %q; want lz4", body, header)
+	}
+	var set int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_attribute
+		WHERE attrelid IN ('bodies'::regclass, 'contents'::regclass) AND attcompression <> ''`).Scan(&set); err != nil {
+		t.Fatal(err)
+	}
+	if set != 0 {
+		t.Errorf("%d columns with a compression of their own", set)
 	}
 }
 

@@ -159,6 +159,20 @@ type dbtx interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+// preferLZ4 has the values a connection stores (message bodies kept in
+// PostgreSQL, the contents' larger columns) compressed with LZ4 rather
+// than pglz, which cost PostgreSQL about five times the CPU per body on
+// bench mail (docs/PERFORMANCE.md, twenty-fourth pass). A session
+// setting, not the columns' own: it takes no lock, stays out of backups
+// (which then restore on any server) and applies wherever the server has
+// LZ4; a server without it (built without, or before version 14) refuses
+// the setting and keeps pglz. Values stored before stay as they are;
+// both read back alike.
+func preferLZ4(ctx context.Context, conn *pgx.Conn) error {
+	conn.Exec(ctx, `SET default_toast_compression = lz4`) // refused: pglz
+	return nil
+}
+
 // Open connects to the database at url (postgres://...), brings its
 // schema up to date and, with a Notifier, starts listening for changes
 // made by other processes.
@@ -176,6 +190,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	cfg.AfterConnect = preferLZ4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
