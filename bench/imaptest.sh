@@ -8,6 +8,10 @@
 #   --clients N       concurrent imaptest clients (default 10)
 #   --users N         users testuser1..testuserN on both servers (default 100)
 #   --rounds N        runs per server and profile (default 1)
+#   --warmup N        before the rounds, an unmeasured run of N seconds of each
+#                     profile on each server (default 5; 0: none): a server's first run also
+#                     creates its mailboxes and index files (Dovecot's first
+#                     round ran at two thirds of its second's speed)
 #   --profiles LIST   comma-separated: default, logout0 (default: both)
 #   --dovecot-pass S  argon2id (default: tern's own hash, as bench/compare.sh)
 #                     or plain ({PLAIN}: no hashing on Dovecot's side). tern
@@ -64,7 +68,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PG_ONLY=0 PIN=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 WARMUP=5 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PG_ONLY=0 PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
 	--clients) CLIENTS=$2; shift 2 ;;
 	--users) USERS=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
+	--warmup) WARMUP=$2; shift 2 ;;
 	--profiles) PROFILES=$2; shift 2 ;;
 	--dovecot-pass) DOVE_PASS=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
@@ -323,6 +328,23 @@ run_imaptest() { # server profile round
 
 : >"$OUT/imaptest-lines.txt"
 pg_sql() { runuser -u nobody -- "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U tern -d tern "$@"; }
+if [ "$WARMUP" -gt 0 ]; then
+	warm="tern dovecot"
+	[ "$PG" = 1 ] && warm="$warm ternpg"
+	[ "$PG_ONLY" = 1 ] && warm="ternpg"
+	for srv in $warm; do
+		port=$TERN_PORT
+		[ "$srv" = dovecot ] && port=$DOVE_PORT
+		[ "$srv" = ternpg ] && port=$TPG_PORT
+		for prof in ${PROFILES//,/ }; do
+			extra=()
+			[ "$prof" = logout0 ] && extra=(logout=0)
+			log "warm-up: $prof on $srv ($WARMUP s, not measured)"
+			"${CLIENT_CPUS[@]}" "$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
+				clients="$CLIENTS" secs="$WARMUP" mbox="$MBOX" "${extra[@]}" >"$OUT/imaptest-warmup-$prof-$srv.txt" 2>&1 </dev/null || true
+		done
+	done
+fi
 [ "$PG_STAT" = 1 ] && pg_sql -c 'SELECT pg_stat_statements_reset()' >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
 	for prof in ${PROFILES//,/ }; do
