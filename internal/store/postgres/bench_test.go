@@ -254,3 +254,32 @@ func BenchmarkIndexLoad100k(b *testing.B) {
 	}
 	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
 }
+
+// BenchmarkStoreOne: +FLAGS then -FLAGS \Flagged on one message of a
+// 500-message mailbox (a client marking one message); pg-cpu-ns/op is
+// the server's CPU per STORE.
+func BenchmarkStoreOne(b *testing.B) {
+	a := benchAccount(b)
+	ctx := context.Background()
+	id := seedMailbox(b, a, 500)
+	cpu0, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		op := store.FlagsAdd
+		if i%2 == 1 {
+			op = store.FlagsRemove
+		}
+		if _, err := a.StoreFlags(ctx, id, []uint32{uint32(1 + (i/2)%500)}, op, []string{`\Flagged`}, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	cpu1, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+}

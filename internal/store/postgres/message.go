@@ -618,6 +618,11 @@ const updateFlagsSQL = `WITH u AS (UPDATE messages m SET modseq = $2, sysflags =
 		WHERE m.mailbox_id = $1 AND m.uid = ANY($3::bigint[]) AND m.uid = c.uid)
 	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
 
+// updateOneFlagsSQL is updateFlagsSQL for one message ($3): no arrays.
+const updateOneFlagsSQL = `WITH u AS (UPDATE messages SET modseq = $2, sysflags = $4, keywords = $5
+		WHERE mailbox_id = $1 AND uid = $3)
+	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
+
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	var res store.StoreResult
 	opSys, opKws, err := backend.SplitFlags(flags)
@@ -663,9 +668,14 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 			}
 			res.Updated = append(res.Updated, store.MessageMeta{UID: r.uid, ModSeq: ms, Flags: fl.Flags(ns, nk)})
 		}
-		if len(ch.uids) > 0 {
+		switch {
+		case len(ch.uids) == 1:
+			w.atCommit(updateOneFlagsSQL, m.id, modseq, ch.uids[0], ch.sys[0], ch.kws[0])
+		case len(ch.uids) > 1:
 			// Nothing below reads the flags: the update goes with the commit.
 			w.atCommit(updateFlagsSQL, m.id, modseq, ch.uids, ch.sys, ch.kws)
+		}
+		if len(ch.uids) > 0 {
 			w.changed[m.id] = modseq
 			res.ModSeq = modseq
 		}

@@ -139,6 +139,7 @@ func TestFewUIDsReadFewRows(t *testing.T) {
 	cases = append(cases,
 		statement{"\\Deleted messages (EXPUNGE)", deletedSQL, deletedArgs},
 		statement{"update flags", updateFlagsSQL, []any{inbox, int64(1 << 40), two.lo, []int64{8, 8}, []string{"", ""}}},
+		statement{"update flags of one", updateOneFlagsSQL, []any{inbox, int64(1 << 40), int64(1500), int64(8), ""}},
 		statement{"delete of 1", deleteRowsSQL(1), []any{inbox, one.lo}},
 		statement{"delete of 2", deleteRowsSQL(2), []any{inbox, two.lo}},
 	)
