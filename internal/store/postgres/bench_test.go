@@ -60,6 +60,23 @@ func seedMailbox(b *testing.B, a store.Account, n int) int64 {
 	return res.MailboxID
 }
 
+// reportServerCPU starts counting the PostgreSQL server's CPU; the
+// function it returns reports it per operation (pg-cpu-ns/op).
+func reportServerCPU(b *testing.B) func() {
+	b.Helper()
+	cpu0, err := pgtest.ServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		cpu1, err := pgtest.ServerCPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+	}
+}
+
 func uidRange(from, n int) []uint32 {
 	uids := make([]uint32, n)
 	for i := range uids {
@@ -74,10 +91,7 @@ func BenchmarkAppend(b *testing.B) {
 	a := benchAccount(b)
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu0, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
+	report := reportServerCPU(b)
 	i := 0
 	for b.Loop() {
 		i++
@@ -85,11 +99,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cpu1, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+	report()
 }
 
 // BenchmarkAppendParallel: 16 goroutines append to one user's INBOX (its
@@ -238,21 +248,14 @@ func BenchmarkIndexLoad100k(b *testing.B) {
 	ctx := context.Background()
 	id := seedMailbox(b, a, 100000)
 	src := a.(store.IndexSource)
-	cpu0, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
+	report := reportServerCPU(b)
 	for b.Loop() {
 		d, err := src.IndexDelta(ctx, id, 0, 0)
 		if err != nil || len(d.Rows) != 100000 {
 			b.Fatalf("loaded %d rows, %v", len(d.Rows), err)
 		}
 	}
-	cpu1, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+	report()
 }
 
 // BenchmarkStoreOne: +FLAGS then -FLAGS \Flagged on one message of a
@@ -262,10 +265,7 @@ func BenchmarkStoreOne(b *testing.B) {
 	a := benchAccount(b)
 	ctx := context.Background()
 	id := seedMailbox(b, a, 500)
-	cpu0, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
+	report := reportServerCPU(b)
 	i := 0
 	for b.Loop() {
 		op := store.FlagsAdd
@@ -277,9 +277,5 @@ func BenchmarkStoreOne(b *testing.B) {
 		}
 		i++
 	}
-	cpu1, err := pgtest.ServerCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+	report()
 }

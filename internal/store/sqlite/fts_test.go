@@ -498,32 +498,29 @@ func TestIndexPendingTextCap(t *testing.T) {
 	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []struct {
+	// batches runs indexPending once per wanted (taken, more) pair.
+	type batch struct {
 		n    int
 		more bool
-	}{{2, true}, {2, true}, {1, false}} {
-		n, more, err := a.indexPending(ctx, 32, 64<<10)
-		if err != nil || n != want.n || more != want.more {
-			t.Fatalf("capped batch indexed %d, more %v (%v), want %d, %v", n, more, err, want.n, want.more)
+	}
+	batches := func(what string, size, maxText int, wants ...batch) {
+		t.Helper()
+		for _, want := range wants {
+			n, more, err := a.indexPending(ctx, size, maxText)
+			if err != nil || n != want.n || more != want.more {
+				t.Fatalf("%s: indexed %d, more %v (%v), want %d, %v", what, n, more, err, want.n, want.more)
+			}
 		}
 	}
+	batches("capped batches", 32, 64<<10, batch{2, true}, batch{2, true}, batch{1, false})
 	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
 		t.Fatal(err)
 	}
-	if n, more, err := a.indexPending(ctx, 32, 0); err != nil || n != 5 || more {
-		t.Fatalf("uncapped batch indexed %d, more %v (%v), want 5, false", n, more, err)
-	}
+	batches("an uncapped batch", 32, 0, batch{5, false})
 	if _, err := a.Append(ctx, "INBOX", msgs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []struct {
-		n    int
-		more bool
-	}{{4, true}, {1, false}, {0, false}} {
-		if n, more, err := a.indexPending(ctx, 4, 0); err != nil || n != want.n || more != want.more {
-			t.Fatalf("batches of 4: indexed %d, more %v (%v), want %d, %v", n, more, err, want.n, want.more)
-		}
-	}
+	batches("batches of 4", 4, 0, batch{4, true}, batch{1, false}, batch{0, false})
 }
 
 // TestPendingIDsFromIndex: SEARCH lists the indexing queue from its
