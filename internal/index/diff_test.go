@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/index"
+	"github.com/tern-imap/tern/internal/search"
 	msgsort "github.com/tern-imap/tern/internal/sort"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/sqlite"
@@ -30,7 +32,7 @@ func TestDifferential(t *testing.T) {
 func runDifferential(t *testing.T, budget int64) {
 	dir := t.TempDir()
 	st, x := openIndexed(t, dir, nil, index.Options{MemoryBudget: budget})
-	diffStores(t, st, x, func(n store.Notifier) (store.Store, error) {
+	diffStores(t, st, x, budget == 0, func(n store.Notifier) (store.Store, error) {
 		return sqlite.Open(context.Background(), dir, sqlite.Options{Notifier: n})
 	})
 }
@@ -38,8 +40,9 @@ func runDifferential(t *testing.T, budget int64) {
 // diffStores is TestDifferential on st (the index x in front of a
 // store) and a second store on the same data that open opens (given the
 // notifier that tells the index of its commits), then compared with a
-// third, fresh one.
-func diffStores(t *testing.T, st store.Store, x *index.Indexes, open func(n store.Notifier) (store.Store, error)) {
+// third, fresh one. cached says the budget holds the field lines, so
+// the index must answer one-field searches itself.
+func diffStores(t *testing.T, st store.Store, x *index.Indexes, cached bool, open func(n store.Notifier) (store.Store, error)) {
 	ctx := context.Background()
 	defer st.Close()
 	if err := st.CreateUser(ctx, "u", "h"); err != nil {
@@ -103,7 +106,7 @@ func diffStores(t *testing.T, st store.Store, x *index.Indexes, open func(n stor
 	}
 	defer fa.Close()
 	for _, name := range boxes {
-		compareMailbox(t, ctx, ia, fa, name)
+		compareMailbox(t, ctx, ia, fa, name, cached)
 	}
 }
 
@@ -153,8 +156,13 @@ func randomOps(ctx context.Context, s store.Store, boxes []string, r *rand.Rand,
 			if dest != name {
 				_, err = a.Move(ctx, info.ID, pick(), dest)
 			}
-		default: // a client's FETCH of a few messages (fills the content cache)
+		case r.IntN(2) == 0: // a client's FETCH of a few messages (fills the content cache)
 			err = a.Fetch(ctx, info.ID, pick(), contentFetchWant, func(*store.Message) error { return nil })
+		default: // a search box's SEARCH FROM (fills the field lines)
+			key := fieldKeys[r.IntN(len(fieldKeys))]
+			if _, err = a.SearchText(ctx, info.ID, search.TextQueries(key, search.TextLeaves(key))); errors.Is(err, store.ErrNoTextIndex) {
+				err = nil // a store of its own without a text index (postgres)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("op %d on %s: %w", i, name, err)
@@ -165,7 +173,7 @@ func randomOps(ctx context.Context, s store.Store, boxes []string, r *rand.Rand,
 
 // compareMailbox checks that the indexed account answers exactly as the
 // store read from scratch.
-func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, name string) {
+func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, name string, cached bool) {
 	t.Helper()
 	ist, err := ia.Status(ctx, name)
 	if err != nil {
@@ -236,6 +244,10 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 		if !reflect.DeepEqual(normalize(ics), normalize(fcs)) {
 			t.Errorf("%s: Changes(%d, %d) through the index %+v, store %+v", name, since, maxUID/2, ics, fcs)
 		}
+	} // One-field searches through the field lines, twice (filling, then
+	// cached).
+	for range 2 {
+		checkFieldSearch(t, ctx, ia, fa, name, cached)
 	}
 }
 

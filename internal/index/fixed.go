@@ -146,6 +146,10 @@ func (b *Mailbox) dropCached(uid uint32) {
 		b.contentBytes -= c.size()
 		delete(b.content, uid)
 	}
+	if l, ok := b.lines[uid]; ok {
+		b.linesBytes -= linesSize(l)
+		delete(b.lines, uid)
+	}
 }
 
 // dropCaches empties the per-UID caches; callers hold mu.
@@ -153,5 +157,6 @@ func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
 	b.thread = nil
 	b.content, b.contentBytes = nil, 0
+	b.lines, b.linesBytes = nil, 0
 	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

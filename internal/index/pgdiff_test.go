@@ -30,7 +30,7 @@ func TestDifferentialPostgres(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			diffStores(t, x.Wrap(st), x, open)
+			diffStores(t, x.Wrap(st), x, budget == 0, open)
 		})
 	}
 }
