@@ -161,7 +161,8 @@ func TestPostgresCommandCost(t *testing.T) {
 		// every run (insertNew: a third of PostgreSQL's CPU per APPEND).
 		{name: "APPEND (1 KiB)", n: 200, run: func(i int) { c.appendMsg("Archive", "", msg(1000+i)) }, maxRT: 2, maxStmt: 11},
 		{name: "UID SEARCH UNSEEN", n: 300, run: func(int) { c.ok("UID SEARCH UNSEEN") }, maxRT: 0, maxStmt: 0},
-		{name: "UID SEARCH SUBJECT (headers)", n: 50, run: func(int) { c.ok("UID SEARCH SUBJECT topic3") }, maxRT: 2, maxStmt: 2},
+		// The mailbox index answers from its field lines after the first.
+		{name: "UID SEARCH SUBJECT (field lines)", n: 50, run: func(int) { c.ok("UID SEARCH SUBJECT topic3") }, maxRT: 0, maxStmt: 0},
 		{name: "UID COPY n Trash", n: 200, run: func(i int) { c.ok(fmt.Sprintf("UID COPY %d Trash", 1+i%size)) }, maxRT: 5, maxStmt: 11},
 		{name: "UID MOVE n Trash", n: 100, setup: func(int) { appendJunk("") }, run: func(int) { junk.ok("UID MOVE " + junkUID + " Trash") }, maxRT: 5, maxStmt: 12},
 		{name: "UID EXPUNGE n", n: 100, setup: func(int) { appendJunk(`\Deleted`) }, run: func(int) { junk.ok("UID EXPUNGE " + junkUID) }, maxRT: 3, maxStmt: 10},
