@@ -108,6 +108,9 @@ func diffStores(t *testing.T, st store.Store, x *index.Indexes, cached bool, ope
 	for _, name := range boxes {
 		compareMailbox(t, ctx, ia, fa, name, cached)
 	}
+	if err := index.CheckLines(x); err != nil {
+		t.Error(err)
+	}
 }
 
 // randomOps runs n random operations on user u's mailboxes.

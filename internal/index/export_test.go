@@ -1,5 +1,10 @@
 package index
 
+import (
+	"fmt"
+	"slices"
+)
+
 // ThreadCacheBytes is the size of every mailbox's thread cache (tests).
 func ThreadCacheBytes(x *Indexes) int64 {
 	x.mu.Lock()
@@ -8,6 +13,50 @@ func ThreadCacheBytes(x *Indexes) int64 {
 	for _, b := range x.boxes {
 		b.mu.RLock()
 		n += b.thread.size()
+		b.mu.RUnlock()
+	}
+	return n
+}
+
+// CheckLines checks every loaded mailbox's field lines (lines.go): only
+// UIDs of the index, and linesBytes and linesNone true to the entries.
+func CheckLines(x *Indexes) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, b := range x.boxes {
+		b.mu.RLock()
+		var n int64
+		none := 0
+		for u, l := range b.lines {
+			if _, ok := slices.BinarySearch(b.cols.uid, u); !ok {
+				b.mu.RUnlock()
+				return fmt.Errorf("mailbox %d: lines cached for UID %d, not in the index", k.mailbox, u)
+			}
+			n += linesSize(l)
+			if l == nil {
+				none++
+			}
+		}
+		bytes, bnone := b.linesBytes, b.linesNone
+		b.mu.RUnlock()
+		if n != bytes || none != bnone {
+			return fmt.Errorf("mailbox %d: linesBytes %d, linesNone %d; the entries make %d, %d", k.mailbox, bytes, bnone, n, none)
+		}
+	}
+	return nil
+}
+
+// LinesShare is one mailbox's share of the budget for field lines.
+func LinesShare(x *Indexes) int64 { return x.linesShare() }
+
+// LinesBytes is the field lines' bytes of every loaded mailbox.
+func LinesBytes(x *Indexes) int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var n int64
+	for _, b := range x.boxes {
+		b.mu.RLock()
+		n += b.linesBytes
 		b.mu.RUnlock()
 	}
 	return n

@@ -147,8 +147,7 @@ func (b *Mailbox) dropCached(uid uint32) {
 		delete(b.content, uid)
 	}
 	if l, ok := b.lines[uid]; ok {
-		b.linesBytes -= linesSize(l)
-		delete(b.lines, uid)
+		b.forgetLines(uid, l)
 	}
 }
 
@@ -157,6 +156,6 @@ func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
 	b.thread = nil
 	b.content, b.contentBytes = nil, 0
-	b.lines, b.linesBytes = nil, 0
+	b.lines, b.linesBytes, b.linesNone = nil, 0, 0
 	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/search"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
 // fieldKeys are one-field SEARCH keys over storetest.Msg's mail (and
@@ -121,6 +125,9 @@ func TestFieldLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFieldSearch(t, ctx, a, a, "INBOX", true)
+	if err := index.CheckLines(x); err != nil {
+		t.Error(err)
+	}
 
 	// A budget whose quarter cannot hold thirty messages' lines: the
 	// store answers (SQLite's own index), still right.
@@ -154,4 +161,234 @@ func TestFieldLines(t *testing.T) {
 func storeMsg(n int) []byte {
 	return fmt.Appendf(nil, "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\n"+
 		"Subject: message %d\r\nDate: Mon, 2 Feb 2026 10:00:00 +0100\r\n\r\nBody of message %d.\r\n", n, n)
+}
+
+// spyStore wraps a store to count what the index asks of it: header
+// fetches and its own text searches; it can drop the stored headers (as
+// contents from before SQLite schema 2 have none) and play a store
+// without a text index (as postgres).
+type spyStore struct {
+	store.Store
+	nilHeaders, noIndex bool
+	c                   *spyCounts
+}
+
+type spyCounts struct {
+	headerFetches, storeSearches atomic.Int64
+}
+
+func (s spyStore) Account(ctx context.Context, user string) (store.Account, error) {
+	a, err := s.Store.Account(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return spyAccount{Account: a, IndexSource: a.(store.IndexSource), s: s}, nil
+}
+
+type spyAccount struct {
+	store.Account
+	store.IndexSource
+	s spyStore
+}
+
+func (a spyAccount) Fetch(ctx context.Context, id int64, uids []uint32, want store.Want, fn func(*store.Message) error) error {
+	if want&store.WantHeader != 0 {
+		a.s.c.headerFetches.Add(1)
+	}
+	return a.Account.Fetch(ctx, id, uids, want, func(m *store.Message) error {
+		if a.s.nilHeaders {
+			m.Header = nil
+		}
+		return fn(m)
+	})
+}
+
+func (a spyAccount) SearchText(ctx context.Context, id int64, qs []store.TextQuery) (store.TextResult, error) {
+	a.s.c.storeSearches.Add(1)
+	if a.s.noIndex {
+		return store.TextResult{}, store.ErrNoTextIndex
+	}
+	return a.Account.SearchText(ctx, id, qs)
+}
+
+// spyAccountOf returns user u's account behind the index in front of a
+// spyStore, the index and the counts.
+func spyAccountOf(t *testing.T, budget int64, nilHeaders, noIndex bool) (store.Account, *index.Indexes, *spyCounts) {
+	t.Helper()
+	ctx := context.Background()
+	x := index.New(nil, index.Options{MemoryBudget: budget})
+	backend, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Notifier: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &spyCounts{}
+	st := x.Wrap(spyStore{Store: backend, nilHeaders: nilHeaders, noIndex: noIndex, c: c})
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateUser(ctx, "u", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, x, c
+}
+
+// fromAlice is the store query of SEARCH FROM alice.
+func fromAlice() []store.TextQuery {
+	key := &imap.SearchKey{Op: imap.SearchFrom, Str: "alice"}
+	return search.TextQueries(key, search.TextLeaves(key))
+}
+
+// Messages without a stored header: read once, then left to the store's
+// own index (which decided them before the cache), or, without one,
+// Pending for the caller to read; never fetched again.
+func TestFieldLinesWithoutHeaders(t *testing.T) {
+	ctx := context.Background()
+	for _, noIndex := range []bool{false, true} {
+		a, x, c := spyAccountOf(t, 0, true, noIndex)
+		var msgs []store.NewMessage
+		for i := range 200 {
+			msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
+		}
+		res, err := a.Append(ctx, "INBOX", msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			got, err := a.SearchText(ctx, res.MailboxID, fromAlice())
+			if noIndex {
+				if err != nil || len(got.Hits[0]) != 0 || !slices.Equal(got.Pending, res.UIDs) {
+					t.Fatalf("no text index: %d hits, pending %d of %d, %v; want all pending", len(got.Hits[0]), len(got.Pending), len(res.UIDs), err)
+				}
+				continue
+			}
+			if err != nil || len(got.Hits) != 1 {
+				t.Fatalf("SearchText: %+v, %v", got, err)
+			}
+			// The store's index answers: every message is from alice, and
+			// those it has not indexed yet are pending.
+			if n := len(got.Hits[0]) + len(got.Pending); n != len(res.UIDs) {
+				t.Fatalf("store's index: %d hits + %d pending, want %d", len(got.Hits[0]), len(got.Pending), len(res.UIDs))
+			}
+		}
+		if n := c.headerFetches.Load(); n != 1 {
+			t.Errorf("noIndex=%v: %d header fetches in three searches, want 1", noIndex, n)
+		}
+		if err := index.CheckLines(x); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// Lines larger than expected, with no text index in the store: the fill
+// keeps what fits the mailbox's share and stops; the rest stays Pending
+// (read by the caller) and is not fetched again while it would not fit.
+func TestFieldLinesLargerThanGuess(t *testing.T) {
+	ctx := context.Background()
+	const budget = 400 << 10
+	a, x, c := spyAccountOf(t, budget, false, true)
+	var to strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&to, ", Recipient Number %d <recipient%d@example.org>", i, i)
+	}
+	var msgs []store.NewMessage
+	for i := range 100 {
+		msgs = append(msgs, store.NewMessage{Body: fmt.Appendf(nil, "From: alice@example.org\r\nTo: bob@example.org%s\r\nSubject: s%d\r\n\r\nx\r\n", to.String(), i)})
+	}
+	res, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		got, err := a.SearchText(ctx, res.MailboxID, fromAlice())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Hits[0]) == 0 || len(got.Pending) == 0 || len(got.Hits[0])+len(got.Pending) != len(res.UIDs) {
+			t.Fatalf("search %d: %d hits, %d pending of %d: want some of each, covering all", i, len(got.Hits[0]), len(got.Pending), len(res.UIDs))
+		}
+	}
+	if n := c.headerFetches.Load(); n != 1 {
+		t.Errorf("%d header fetches in three searches, want 1", n)
+	}
+	// At most one entry (about 4 KB here) past the share.
+	if n := index.LinesBytes(x); n > index.LinesShare(x)+8<<10 || n < index.LinesShare(x)/2 {
+		t.Errorf("field lines hold %d bytes; their share is %d", n, index.LinesShare(x))
+	}
+	if err := index.CheckLines(x); err != nil {
+		t.Error(err)
+	}
+}
+
+// Sessions searching a mailbox at once read its headers once.
+func TestFieldLinesFilledOnce(t *testing.T) {
+	ctx := context.Background()
+	a, x, c := spyAccountOf(t, 0, false, false)
+	var msgs []store.NewMessage
+	for i := range 1000 {
+		msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
+	}
+	res, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			got, err := a.SearchText(ctx, res.MailboxID, fromAlice())
+			if err == nil && (len(got.Pending) > 0 || !slices.Equal(got.Hits[0], res.UIDs)) {
+				err = fmt.Errorf("%d hits, %d pending; want all %d hits", len(got.Hits[0]), len(got.Pending), len(res.UIDs))
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.headerFetches.Load(); n != 1 {
+		t.Errorf("%d header fetches for eight concurrent searches, want 1", n)
+	}
+	if n := c.storeSearches.Load(); n != 0 {
+		t.Errorf("%d searches of the store's own index, want 0", n)
+	}
+	if err := index.CheckLines(x); err != nil {
+		t.Error(err)
+	}
+}
+
+// A first search of a mailbox larger than the store's index is worth
+// reading headers for goes to the store's index; without one (postgres)
+// the index reads the headers once and answers itself.
+func TestFieldLinesLargeMailbox(t *testing.T) {
+	ctx := context.Background()
+	for _, noIndex := range []bool{false, true} {
+		a, _, c := spyAccountOf(t, 0, false, noIndex)
+		var msgs []store.NewMessage
+		for i := range 2100 {
+			msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
+		}
+		res, err := a.Append(ctx, "INBOX", msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := a.SearchText(ctx, res.MailboxID, fromAlice()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantFetches, wantSearches := int64(0), int64(2)
+		if noIndex {
+			wantFetches, wantSearches = 1, 1
+		}
+		if f, s := c.headerFetches.Load(), c.storeSearches.Load(); f != wantFetches || s != wantSearches {
+			t.Errorf("noIndex=%v: %d header fetches and %d searches of the store's index, want %d and %d", noIndex, f, s, wantFetches, wantSearches)
+		}
+	}
 }

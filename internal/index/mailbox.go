@@ -20,6 +20,9 @@ type Mailbox struct {
 	acctID int64
 
 	catchMu sync.Mutex // serializes loads and catch-ups
+	// fillMu serializes fills of the field lines (lines.go), so that
+	// sessions searching a mailbox at once read its headers once.
+	fillMu  sync.Mutex
 	target  atomic.Uint64
 	stale   atomic.Bool
 	lastUse atomic.Int64 // registry clock at the last use (LRU)
@@ -47,9 +50,12 @@ type Mailbox struct {
 	// content caches the fields small FETCHes ask for (content.go).
 	content      map[uint32]*contentFields
 	contentBytes int64
-	// lines caches the field lines one-field searches read (lines.go).
+	// lines caches the field lines one-field searches read (lines.go);
+	// a nil entry is a message without a stored header (linesNone of
+	// them).
 	lines      map[uint32][]byte
 	linesBytes int64
+	linesNone  int
 	// seen holds the private \Seen of readers other than the owner, by
 	// user (seen.go), guarded by seenMu under the read lock.
 	seenMu    sync.Mutex
