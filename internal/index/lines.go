@@ -254,7 +254,7 @@ func (b *Mailbox) forgetLines(uid uint32, l []byte) {
 // linesAnswer decides qs (field line names names) for the messages uids
 // from their lines (nil: Pending).
 func linesAnswer(qs []store.TextQuery, names []string, uids []uint32, lines [][]byte) store.TextResult {
-	res := store.TextResult{Hits: make([][]uint32, len(qs)), Scores: make([][]uint8, len(qs))}
+	res := store.TextResult{Hits: make([][]uint32, len(qs)), Scores: make([][]uint8, len(qs)), Covered: uids}
 	for i, u := range uids {
 		l := lines[i]
 		if l == nil {

@@ -124,6 +124,7 @@ type TextIndex struct {
 	// are their matches among the indexed messages.
 	byField map[*imap.SearchKey]bool
 	pending []uint32
+	covered []uint32 // store.TextResult.Covered
 	// at is, per key, where decide found the last UID in its hits:
 	// messages come in ascending UID order, so the next lookup starts
 	// there (sorted.Seek).
@@ -134,7 +135,7 @@ type TextIndex struct {
 // the store's answer to qs.
 func NewTextIndex(leaves []*imap.SearchKey, qs []store.TextQuery, res store.TextResult) *TextIndex {
 	x := &TextIndex{hits: make(map[*imap.SearchKey][]uint32, len(leaves)), scores: map[*imap.SearchKey][]uint8{},
-		byField: map[*imap.SearchKey]bool{}, pending: res.Pending, at: make(map[*imap.SearchKey]int, len(leaves))}
+		byField: map[*imap.SearchKey]bool{}, pending: res.Pending, covered: res.Covered, at: make(map[*imap.SearchKey]int, len(leaves))}
 	for i, k := range leaves {
 		if i < len(res.Hits) {
 			x.hits[k] = res.Hits[i]
@@ -153,7 +154,7 @@ func NewTextIndex(leaves []*imap.SearchKey, qs []store.TextQuery, res store.Text
 // fuzzy key's match (0 for exact keys).
 func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uint8, decided bool) {
 	hits, ok := x.hits[k]
-	if !ok || contains(x.pending, uid) {
+	if !ok || x.Pending(uid) {
 		return false, 0, false
 	}
 	from := x.at[k]
@@ -175,10 +176,11 @@ func (x *TextIndex) decide(k *imap.SearchKey, uid uint32) (match bool, score uin
 	return x.byField[k], 0, x.byField[k]
 }
 
-// Pending reports whether message uid is not indexed yet: the index
-// decides none of its text keys, so matching it reads the message.
+// Pending reports whether message uid is not indexed yet (or was not
+// in the mailbox the answer saw): the index decides none of its text
+// keys, so matching it reads the message.
 func (x *TextIndex) Pending(uid uint32) bool {
-	return contains(x.pending, uid)
+	return contains(x.pending, uid) || x.covered != nil && !contains(x.covered, uid)
 }
 
 func contains(sorted []uint32, v uint32) bool {
@@ -214,6 +216,14 @@ func (x *TextIndex) Decided(key *imap.SearchKey, uids []uint32) (match, read []u
 	if len(x.pending) > 0 {
 		read = sorted.Intersect(uids, x.pending)
 		match = sorted.Remove(match, x.pending)
+	}
+	if x.covered != nil {
+		// Not in the mailbox the answer saw (expunged since): read, which
+		// finds them gone.
+		if gone := sorted.Remove(slices.Clone(uids), x.covered); len(gone) > 0 {
+			read = sorted.Union(read, gone)
+			match = sorted.Remove(match, gone)
+		}
 	}
 	return match, read, true
 }

@@ -444,3 +444,27 @@ func indexUser(t *testing.T, dir, user string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSearchNotLeavesOutPendingExpunge: a message another session
+// expunged stays in this session's view until the EXPUNGE may be reported
+// (not during SEARCH). The mailbox index no longer has it, so a NOT of a
+// key the index decides must not count it as a non-match: it is left out,
+// as when messages are read (an expunged one cannot be).
+func TestSearchNotLeavesOutPendingExpunge(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	for _, from := range []string{"alice", "alice", "alice", "bob"} {
+		a.appendMsg("INBOX", "", crlf("From: "+from+"@example.org\nSubject: s\n\nx\n"))
+	}
+	a.ok("SELECT INBOX")
+	hasLine(t, a.ok("SEARCH NOT FROM alice"), "* SEARCH 4")
+	b := ts.login("alice", "secret")
+	b.ok("SELECT INBOX")
+	b.ok(`UID STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	hasLine(t, a.ok("SEARCH NOT FROM alice"), "* SEARCH 4")
+	hasLine(t, a.ok("SEARCH NOT SUBJECT s"), "* SEARCH")
+	hasLine(t, a.ok("NOOP"), "* 2 EXPUNGE")
+	hasLine(t, a.ok("SEARCH NOT FROM alice"), "* SEARCH 3")
+}

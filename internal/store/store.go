@@ -324,10 +324,16 @@ type TextQuery struct {
 //
 // Scores[i], for a fuzzy query, holds the relevancy (1..100) of each of
 // Hits[i], in the same order; nil for exact queries.
+//
+// Covered, when not nil, lists ascending the mailbox's UIDs as the answer
+// saw them: a UID of the caller's view outside it (expunged meanwhile by
+// another session, not yet reported to the caller's) is neither a hit
+// nor a non-match, and the caller reads it as it reads Pending ones.
 type TextResult struct {
 	Hits    [][]uint32
 	Scores  [][]uint8
 	Pending []uint32
+	Covered []uint32
 }
 
 // FileBody is a Body kept in an ordinary file, whose bytes the server may
