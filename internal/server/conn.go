@@ -51,8 +51,10 @@ type conn struct {
 
 	br *bufio.Reader
 	bw *bufio.Writer
-	w  *imap.Writer
-	r  *imap.Reader
+	// bodyBuffer says bw is a body buffer (useBodyBuffer).
+	bodyBuffer bool
+	w          *imap.Writer
+	r          *imap.Reader
 
 	state state
 	user  string
@@ -128,11 +130,58 @@ type conn struct {
 // server CPU per fetch (ternbench read, docs/PERFORMANCE.md).
 const writeBufferSize = 64 << 10
 
+// bodyBufferSize is the output buffer of a FETCH of message bodies
+// (useBodyBuffer): a message up to about this size leaves with its FETCH
+// line and the tagged OK in one write instead of 64 KiB at a time, which
+// saves the server system calls and the client reads and wake-ups
+// (ternbench read: 11 % less server and 13 % less client CPU per fetch,
+// docs/PERFORMANCE.md).
+const bodyBufferSize = 1 << 20
+
+// bodyBuffers is how many connections may hold a body buffer at once, so
+// that they take at most bodyBuffers × bodyBufferSize (32 MiB); the
+// others keep their 64 KiB buffer.
+const bodyBuffers = 32
+
 // Buffer pools: an idle connection returns its buffers here.
 var (
-	brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-	bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+	brPool   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	bwPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+	bodyPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bodyBufferSize) }}
+	// bodySlots holds a token per body buffer in use.
+	bodySlots = make(chan struct{}, bodyBuffers)
 )
+
+// useBodyBuffer gives the connection a body buffer for the command under
+// way, if its output buffer is empty and one is free; release and
+// dropBuffers give it back.
+func (c *conn) useBodyBuffer() {
+	if c.bw == nil || c.bodyBuffer || c.bw.Buffered() > 0 {
+		return
+	}
+	select {
+	case bodySlots <- struct{}{}:
+	default:
+		return
+	}
+	c.putWriter()
+	bw := bodyPool.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	c.bw, c.w.Writer, c.bodyBuffer = bw, bw, true
+}
+
+// putWriter returns the output buffer to its pool (unflushed).
+func (c *conn) putWriter() {
+	c.bw.Reset(nil)
+	if c.bodyBuffer {
+		bodyPool.Put(c.bw)
+		<-bodySlots
+		c.bodyBuffer = false
+	} else {
+		bwPool.Put(c.bw)
+	}
+	c.bw = nil
+}
 
 // prefixReader returns pre, then reads from r.
 type prefixReader struct {
@@ -224,9 +273,7 @@ func (c *conn) release() error {
 		if err := c.flush(); err != nil {
 			return err
 		}
-		c.bw.Reset(nil)
-		bwPool.Put(c.bw)
-		c.bw = nil
+		c.putWriter()
 		c.w.Writer = nil
 		if c.compress != nil {
 			c.compress.release()
@@ -245,9 +292,7 @@ func (c *conn) release() error {
 // dropBuffers returns buffers without flushing (connection end, STARTTLS).
 func (c *conn) dropBuffers() {
 	if c.bw != nil {
-		c.bw.Reset(nil)
-		bwPool.Put(c.bw)
-		c.bw = nil
+		c.putWriter()
 	}
 	if c.compress != nil {
 		c.compress.release()

@@ -78,6 +78,9 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	// Under UIDONLY the UID is the response's number (UIDFETCH), so UID
 	// FETCH does not add the UID item (uidonly.go).
 	f := &fetchCmd{c: c, list: fetchItemList(args, cmd.UID && !c.uidOnly)}
+	if f.list.needsContent() && !f.list.headerOnly() {
+		c.useBodyBuffer() // message bodies: in as few writes as they fit
+	}
 	if f.list.has(imap.FetchModSeq) {
 		c.enableCondstore()
 	}
