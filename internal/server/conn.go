@@ -156,8 +156,8 @@ var (
 // way, if its output buffer is empty and one is free; release and
 // dropBuffers give it back.
 func (c *conn) useBodyBuffer() {
-	if c.bw == nil || c.bodyBuffer || c.bw.Buffered() > 0 {
-		return
+	if c.bw == nil || c.bodyBuffer || c.bw.Buffered() > 0 || c.bw.Flush() != nil {
+		return // (Flush of nothing only reports an earlier write's error, kept)
 	}
 	select {
 	case bodySlots <- struct{}{}:
@@ -573,6 +573,17 @@ func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopS
 		c.ending(endConnError)
 		c.log.Debug("connection ended", "err", err)
 		return stepEnd
+	}
+	if c.bodyBuffer {
+		// The body buffer is the command's (useBodyBuffer), not the
+		// session's: sent now, it goes back, and the next command (or a
+		// wait for the client's input) has the ordinary buffer.
+		if err := c.flush(); err != nil {
+			c.ending(endWriteError)
+			return stepEnd
+		}
+		c.putWriter()
+		c.acquire(nil)
 	}
 	if c.nextCommandWaiting() {
 		return stepNext // this response goes out with the next one's

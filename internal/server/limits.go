@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -11,18 +12,28 @@ import (
 // writeTimeoutConn sets a fresh write deadline before every Write, so a
 // client that stops reading (its receive window fills) makes the write
 // fail after timeout instead of blocking the session forever. A slow but
-// reading client is unaffected: each buffered chunk only has to make
-// progress within the timeout.
+// reading client is unaffected: a write only has to make progress within
+// the timeout, and gets a fresh one for the rest when it does.
 type writeTimeoutConn struct {
 	net.Conn
 	timeout time.Duration
 }
 
 func (c *writeTimeoutConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
+	written := 0
+	for {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p[written:])
+		written += n
+		// A large write (a 1 MiB body buffer) that timed out having sent
+		// something made progress: a fresh deadline for the rest, so the
+		// timeout bounds a stall, not the time a slow client takes.
+		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return written, err
+		}
 	}
-	return c.Conn.Write(p)
 }
 
 // Abuse bounds of one connection.
