@@ -468,3 +468,29 @@ func TestSearchNotLeavesOutPendingExpunge(t *testing.T) {
 	hasLine(t, a.ok("NOOP"), "* 2 EXPUNGE")
 	hasLine(t, a.ok("SEARCH NOT FROM alice"), "* SEARCH 3")
 }
+
+// TestSearchNotBodyLeavesOutPendingExpunge is the same for a BODY key,
+// which SQLite's own full-text index decides: the expunged message is
+// read (and found gone), not counted under NOT.
+func TestSearchNotBodyLeavesOutPendingExpunge(t *testing.T) {
+	if os.Getenv("TERN_TEST_STORE") == "postgres" {
+		t.Skip("no full-text index on the postgres store")
+	}
+	dir := t.TempDir()
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	ts.addUser("alice", "secret")
+	a := ts.login("alice", "secret")
+	for _, body := range []string{"alpha", "alpha", "alpha", "beta"} {
+		a.appendMsg("INBOX", "", crlf("Subject: s\n\n"+body+"\n"))
+	}
+	indexUser(t, dir, "alice")
+	a.ok("SELECT INBOX")
+	hasLine(t, a.ok("SEARCH NOT BODY alpha"), "* SEARCH 4")
+	b := ts.login("alice", "secret")
+	b.ok("SELECT INBOX")
+	b.ok(`UID STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	hasLine(t, a.ok("SEARCH NOT BODY alpha"), "* SEARCH 4")
+	hasLine(t, a.ok("NOOP"), "* 2 EXPUNGE")
+	hasLine(t, a.ok("SEARCH NOT BODY alpha"), "* SEARCH 3")
+}

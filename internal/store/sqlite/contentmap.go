@@ -30,6 +30,16 @@ type contentMap struct {
 	modseq      uint64
 	cids        []int64  // ascending
 	uids        []uint32 // uids[i] holds content cids[i]
+
+	sortOnce sync.Once
+	sorted   []uint32 // uids ascending (sortedUIDs)
+}
+
+// sortedUIDs returns the map's UIDs ascending (store.TextResult.Covered),
+// sorted once per map; callers must not change them.
+func (cm *contentMap) sortedUIDs() []uint32 {
+	cm.sortOnce.Do(func() { cm.sorted = slices.Sorted(slices.Values(cm.uids)) })
+	return cm.sorted
 }
 
 // contentMapBoxes bounds the maps one user keeps (least recently used

@@ -376,6 +376,7 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 			pending = subtractSorted(pending, lined)
 		}
 		res.Pending = cm.uidsOf(pending)
+		res.Covered = cm.sortedUIDs()
 		res.Hits = make([][]uint32, len(qs))
 		res.Scores = make([][]uint8, len(qs))
 		for i, q := range qs {
