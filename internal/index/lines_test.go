@@ -248,14 +248,7 @@ func TestFieldLinesWithoutHeaders(t *testing.T) {
 	ctx := context.Background()
 	for _, noIndex := range []bool{false, true} {
 		a, x, c := spyAccountOf(t, 0, true, noIndex)
-		var msgs []store.NewMessage
-		for i := range 200 {
-			msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
-		}
-		res, err := a.Append(ctx, "INBOX", msgs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := appendMessages(t, a, 200, storeMsg)
 		for range 3 {
 			got, err := a.SearchText(ctx, res.MailboxID, fromAlice())
 			if noIndex {
@@ -293,14 +286,9 @@ func TestFieldLinesLargerThanGuess(t *testing.T) {
 	for i := range 40 {
 		fmt.Fprintf(&to, ", Recipient Number %d <recipient%d@example.org>", i, i)
 	}
-	var msgs []store.NewMessage
-	for i := range 100 {
-		msgs = append(msgs, store.NewMessage{Body: fmt.Appendf(nil, "From: alice@example.org\r\nTo: bob@example.org%s\r\nSubject: s%d\r\n\r\nx\r\n", to.String(), i)})
-	}
-	res, err := a.Append(ctx, "INBOX", msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := appendMessages(t, a, 100, func(i int) []byte {
+		return fmt.Appendf(nil, "From: alice@example.org\r\nTo: bob@example.org%s\r\nSubject: s%d\r\n\r\nx\r\n", to.String(), i)
+	})
 	for i := range 3 {
 		got, err := a.SearchText(ctx, res.MailboxID, fromAlice())
 		if err != nil {
@@ -326,14 +314,7 @@ func TestFieldLinesLargerThanGuess(t *testing.T) {
 func TestFieldLinesFilledOnce(t *testing.T) {
 	ctx := context.Background()
 	a, x, c := spyAccountOf(t, 0, false, false)
-	var msgs []store.NewMessage
-	for i := range 1000 {
-		msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
-	}
-	res, err := a.Append(ctx, "INBOX", msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := appendMessages(t, a, 1000, storeMsg)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -370,14 +351,7 @@ func TestFieldLinesLargeMailbox(t *testing.T) {
 	ctx := context.Background()
 	for _, noIndex := range []bool{false, true} {
 		a, _, c := spyAccountOf(t, 0, false, noIndex)
-		var msgs []store.NewMessage
-		for i := range 2100 {
-			msgs = append(msgs, store.NewMessage{Body: storeMsg(i)})
-		}
-		res, err := a.Append(ctx, "INBOX", msgs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := appendMessages(t, a, 2100, storeMsg)
 		for range 2 {
 			if _, err := a.SearchText(ctx, res.MailboxID, fromAlice()); err != nil {
 				t.Fatal(err)
@@ -391,4 +365,19 @@ func TestFieldLinesLargeMailbox(t *testing.T) {
 			t.Errorf("noIndex=%v: %d header fetches and %d searches of the store's index, want %d and %d", noIndex, f, s, wantFetches, wantSearches)
 		}
 	}
+}
+
+// appendMessages appends n messages (body(i) each) to a's INBOX in one
+// APPEND.
+func appendMessages(t *testing.T, a store.Account, n int, body func(i int) []byte) store.AppendResult {
+	t.Helper()
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i].Body = body(i)
+	}
+	res, err := a.Append(context.Background(), "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
