@@ -109,6 +109,7 @@ func cmdAuthenticate(ctx context.Context, c *conn, cmd *imap.Command) error {
 		if err := c.flush(); err != nil {
 			return err
 		}
+		c.endBodyBuffer()
 		line, err := c.r.ReadLine()
 		if err != nil {
 			return err

@@ -238,7 +238,11 @@ func (c *conn) setupIO() {
 		MaxLiteral: c.srv.cfg.MaxLiteralSize,
 		Continue: func() error {
 			c.w.WriteString("+ Ready for literal data\r\n")
-			return c.flush()
+			if err := c.flush(); err != nil {
+				return err
+			}
+			c.endBodyBuffer()
+			return nil
 		},
 	})
 	c.acquire(nil)
@@ -574,17 +578,6 @@ func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopS
 		c.log.Debug("connection ended", "err", err)
 		return stepEnd
 	}
-	if c.bodyBuffer {
-		// The body buffer is the command's (useBodyBuffer), not the
-		// session's: sent now, it goes back, and the next command (or a
-		// wait for the client's input) has the ordinary buffer.
-		if err := c.flush(); err != nil {
-			c.ending(endWriteError)
-			return stepEnd
-		}
-		c.putWriter()
-		c.acquire(nil)
-	}
 	if c.nextCommandWaiting() {
 		return stepNext // this response goes out with the next one's
 	}
@@ -592,7 +585,19 @@ func (c *conn) commandEnded(cmd *imap.Command, start time.Time, err error) loopS
 		c.ending(endWriteError)
 		return stepEnd
 	}
+	c.endBodyBuffer()
 	return stepNext
+}
+
+// endBodyBuffer gives a body buffer back once its output is sent (callers
+// flush first): the buffer is for commands that run back to back, not
+// for a wait for the client (the next command's rest, a literal, an
+// AUTHENTICATE response), which gets the ordinary buffer.
+func (c *conn) endBodyBuffer() {
+	if c.bodyBuffer && c.bw.Buffered() == 0 {
+		c.putWriter()
+		c.acquire(nil)
+	}
 }
 
 // nextCommandWaiting reports whether a whole line of the client's next
