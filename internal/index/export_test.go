@@ -7,12 +7,18 @@ import (
 
 // ThreadCacheBytes is the size of every mailbox's thread cache (tests).
 func ThreadCacheBytes(x *Indexes) int64 {
+	return sumBoxes(x, func(b *Mailbox) int64 { return b.thread.size() })
+}
+
+// sumBoxes adds up size over every loaded mailbox, each under its read
+// lock.
+func sumBoxes(x *Indexes, size func(b *Mailbox) int64) int64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var n int64
 	for _, b := range x.boxes {
 		b.mu.RLock()
-		n += b.thread.size()
+		n += size(b)
 		b.mu.RUnlock()
 	}
 	return n
@@ -51,13 +57,5 @@ func LinesShare(x *Indexes) int64 { return x.linesShare() }
 
 // LinesBytes is the field lines' bytes of every loaded mailbox.
 func LinesBytes(x *Indexes) int64 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var n int64
-	for _, b := range x.boxes {
-		b.mu.RLock()
-		n += b.linesBytes
-		b.mu.RUnlock()
-	}
-	return n
+	return sumBoxes(x, func(b *Mailbox) int64 { return b.linesBytes })
 }

@@ -92,24 +92,23 @@ func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.Te
 
 // linesState is what decides where a one-field search is answered.
 type linesState struct {
-	missing int   // messages without an entry
-	none    int   // entries without lines (no stored header)
-	fits    bool  // the missing ones' lines would fit linesShare
-	cached  int64 // bytes held
-	avg     int64 // bytes an entry is expected to take
+	missing int  // messages without an entry
+	none    int  // entries without lines (no stored header)
+	fits    bool // the missing ones' lines would fit linesShare
 }
 
 func (a *account) linesState(ctx context.Context, mailboxID int64) (linesState, error) {
 	var st linesState
 	err := a.with(ctx, mailboxID, func(b *Mailbox) error {
 		st.missing = len(b.cols.uid) - len(b.lines) // lines only holds UIDs of cols
-		st.none, st.cached, st.avg = b.linesNone, b.linesBytes, linesGuess
+		st.none = b.linesNone
+		avg := int64(linesGuess)
 		if len(b.lines) > 0 {
-			st.avg = b.linesBytes / int64(len(b.lines))
+			avg = b.linesBytes / int64(len(b.lines))
 		}
+		st.fits = b.linesBytes+int64(st.missing)*avg <= a.x.linesShare()
 		return nil
 	})
-	st.fits = st.cached+int64(st.missing)*st.avg <= a.x.linesShare()
 	return st, err
 }
 
@@ -233,7 +232,7 @@ func fieldLinesOf(header []byte) (lines []byte) {
 			lines = nil // left to the caller's read of the message, as the indexer leaves it
 		}
 	}()
-	lines = bytes.Clone(search.FieldLines(header))
+	lines = bytes.Clone(search.FieldLines(header)) // tight: kept for the mailbox's life
 	if lines == nil {
 		lines = []byte{}
 	}
@@ -262,11 +261,7 @@ func linesAnswer(qs []store.TextQuery, names []string, uids []uint32, lines [][]
 			continue
 		}
 		for j, q := range qs {
-			needle := q.Needle
-			if needle == nil {
-				needle = []byte{}
-			}
-			if search.FieldHolds(l, names[j], needle) {
+			if search.FieldHolds(l, names[j], q.Needle) { // (a nil needle holds as an empty one)
 				res.Hits[j] = append(res.Hits[j], u)
 			}
 		}

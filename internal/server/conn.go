@@ -153,8 +153,8 @@ var (
 )
 
 // useBodyBuffer gives the connection a body buffer for the command under
-// way, if its output buffer is empty and one is free; release and
-// dropBuffers give it back.
+// way, if its output buffer is empty and one is free; endBodyBuffer,
+// release and dropBuffers give it back.
 func (c *conn) useBodyBuffer() {
 	if c.bw == nil || c.bodyBuffer || c.bw.Buffered() > 0 || c.bw.Flush() != nil {
 		return // (Flush of nothing only reports an earlier write's error, kept)
@@ -165,9 +165,14 @@ func (c *conn) useBodyBuffer() {
 		return
 	}
 	c.putWriter()
-	bw := bodyPool.Get().(*bufio.Writer)
+	c.setWriter(bodyPool.Get().(*bufio.Writer), true)
+}
+
+// setWriter makes bw (from bwPool, or bodyPool when body) the output
+// buffer.
+func (c *conn) setWriter(bw *bufio.Writer, body bool) {
 	bw.Reset(c.nc)
-	c.bw, c.w.Writer, c.bodyBuffer = bw, bw, true
+	c.bw, c.w.Writer, c.bodyBuffer = bw, bw, body
 }
 
 // putWriter returns the output buffer to its pool (unflushed).
@@ -263,10 +268,7 @@ func (c *conn) acquire(pre []byte) {
 		c.r.Reset(br)
 	}
 	if c.bw == nil {
-		bw := bwPool.Get().(*bufio.Writer)
-		bw.Reset(c.nc)
-		c.bw = bw
-		c.w.Writer = bw
+		c.setWriter(bwPool.Get().(*bufio.Writer), false)
 	}
 }
 
