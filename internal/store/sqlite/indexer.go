@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -17,14 +18,16 @@ import (
 // after the restart.
 //
 // A user's queue is indexed once that user's mail has been left alone for
-// indexQuiet, or at once when indexBacklog messages have arrived since it
-// was last drained. Mail that is expunged while it waits (a client
-// filing or deleting what just arrived, a test tool's steady churn) is
-// then never indexed and never removed from the index again, a burst of
-// deliveries is indexed in few commits, and the indexer does not take a
-// busy user's write lock between that user's own writes. Searches read
-// the queued messages meanwhile, so nothing waits for the index to be
-// found.
+// indexQuiet, or when indexBacklog messages wait in it. Mail that is
+// expunged while it waits (a client filing or deleting what just arrived,
+// a test tool's steady churn) is then never indexed and never removed
+// from the index again, a burst of deliveries is indexed in few commits,
+// and the indexer does not take a busy user's write lock between that
+// user's own writes. Searches read the queued messages meanwhile, so
+// nothing waits for the index to be found, and indexBacklog bounds what
+// they read. What is counted on the way is what arrived (kick); once that
+// reaches indexBacklog the queue itself is counted (fullQueue), and if
+// most of it went again the user goes back to waiting with what is left.
 type textIndexer struct {
 	s      *Store
 	cancel context.CancelFunc
@@ -39,15 +42,16 @@ type textIndexer struct {
 type indexWork struct {
 	name  string
 	due   time.Time // when to start
-	added int       // messages queued since the user was last drained
+	added int       // messages queued since the user was last drained (at most)
+	full  bool      // due because added reached indexBacklog: count the queue first
 }
 
 const (
 	// indexQuiet is how long a user's mail must be left alone before its
 	// queue is indexed.
 	indexQuiet = 2 * time.Second
-	// indexBacklog is how many new messages start the indexing of a user
-	// whose mail is never left alone for indexQuiet.
+	// indexBacklog is how many queued messages start the indexing of a
+	// user whose mail is never left alone for indexQuiet.
 	indexBacklog = 256
 )
 
@@ -90,7 +94,7 @@ func (x *textIndexer) schedule(id int64, name string, added int, wait time.Durat
 		w.due = due
 	}
 	if w.added >= indexBacklog {
-		w.due = time.Time{}
+		w.due, w.full = time.Time{}, true
 	}
 	x.mu.Unlock()
 	select {
@@ -99,9 +103,10 @@ func (x *textIndexer) schedule(id int64, name string, added int, wait time.Durat
 	}
 }
 
-// next takes a user whose indexing is due, or reports how long until the
-// first one is (ok false; a negative wait when none is queued).
-func (x *textIndexer) next() (id int64, name string, wait time.Duration, ok bool) {
+// next takes a user whose indexing is due (full: by the count of what
+// arrived), or reports how long until the first one is (ok false; a
+// negative wait when none is queued).
+func (x *textIndexer) next() (id int64, name string, full bool, wait time.Duration, ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	now := time.Now()
@@ -114,9 +119,9 @@ func (x *textIndexer) next() (id int64, name string, wait time.Duration, ok bool
 			continue
 		}
 		delete(x.todo, i)
-		return i, w.name, 0, true
+		return i, w.name, w.full, 0, true
 	}
-	return 0, "", wait, false
+	return 0, "", false, wait, false
 }
 
 func (x *textIndexer) run(ctx context.Context) {
@@ -131,11 +136,14 @@ func (x *textIndexer) run(ctx context.Context) {
 		x.s.log.Warn("index: list users for the backfill", "err", err)
 	}
 	for {
-		id, name, wait, ok := x.next()
+		id, name, full, wait, ok := x.next()
 		if !ok {
 			if !x.sleep(ctx, wait) {
 				return
 			}
+			continue
+		}
+		if full && !x.fullQueue(ctx, id, name) {
 			continue
 		}
 		if err := x.s.indexUser(ctx, id, name); err != nil && ctx.Err() == nil {
@@ -146,6 +154,33 @@ func (x *textIndexer) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// fullQueue reports whether user id's queue holds indexBacklog messages
+// now that as many arrived; when most of them were expunged again, it
+// puts the user back to wait (indexQuiet, or until what waits and what
+// arrives reach indexBacklog). A queue it cannot count is taken as full.
+func (x *textIndexer) fullQueue(ctx context.Context, id int64, name string) bool {
+	queued, err := x.s.queuedForIndex(ctx, id, name)
+	if err != nil || queued >= indexBacklog {
+		return true
+	}
+	x.schedule(id, name, queued, indexQuiet)
+	return false
+}
+
+// queuedForIndex counts the messages user id's queue holds.
+func (s *Store) queuedForIndex(ctx context.Context, id int64, name string) (int, error) {
+	u, err := s.acquireID(ctx, id, name)
+	if err != nil {
+		return 0, err
+	}
+	defer s.release(u)
+	var n int
+	if err := u.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fts_pending WHERE state = 0`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the index queue of %s: %w", name, err)
+	}
+	return n, nil
 }
 
 // sleep waits for a kick, or for wait when it is not negative; false
