@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 
+	simdBase64 "github.com/segmentio/asm/base64"
+
 	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
@@ -88,22 +90,32 @@ func encodedRunSize(n int64, line int) int64 {
 }
 
 // appendRun appends bin encoded as base64 lines of line characters, each
-// followed by CRLF, to dst.
+// followed by CRLF, to dst. The full lines are encoded in one piece
+// (SIMD where the CPU has it) and then cut into lines.
 func appendRun(dst, bin []byte, line int) []byte {
 	perLine := line / 4 * 3
 	full := len(bin) / perLine
 	at := len(dst)
 	dst = slices.Grow(dst, int(encodedRunSize(int64(len(bin)), line)))[:at+full*(line+2)]
-	for i := range full {
-		out := dst[at+i*(line+2):]
-		encodeBase64(out[:line], bin[i*perLine:(i+1)*perLine])
-		out[line], out[line+1] = '\r', '\n'
+	if full > 0 {
+		sc := runScratchPool.Get().(*[]byte)
+		enc := growTo(*sc, full*line)
+		simdBase64.StdEncoding.Encode(enc, bin[:full*perLine])
+		for i := range full {
+			out := dst[at+i*(line+2):]
+			copy(out[:line], enc[i*line:])
+			out[line], out[line+1] = '\r', '\n'
+		}
+		*sc = enc
+		runScratchPool.Put(sc)
 	}
 	if rest := bin[full*perLine:]; len(rest) > 0 {
 		dst = append(base64.StdEncoding.AppendEncode(dst, rest), '\r', '\n')
 	}
 	return dst
 }
+
+var runScratchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // encodeLine appends bin in base64 to dst, padded.
 func encodeLine(dst, bin []byte) []byte {

@@ -359,6 +359,33 @@ func TestEncodeBase64(t *testing.T) {
 	}
 }
 
+// TestAppendRun: a run of base64 lines comes out as encoding/base64
+// writes it line by line, for line lengths from the shortest packed to
+// the longest, whole runs and runs with a short last line, and lengths
+// below and above what the SIMD encoder takes at once.
+func TestAppendRun(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	for _, line := range []int{packMinLine, 64, 76, packMaxLine} {
+		perLine := line / 4 * 3
+		for _, n := range []int{1, 2, perLine - 1, perLine, perLine + 1, 2 * perLine, 7*perLine + 5, 1000 * perLine, 1000*perLine + 2} {
+			bin := randomBytes(r, n)
+			var want []byte
+			for rest := bin; len(rest) > 0; {
+				k := min(perLine, len(rest))
+				want = append(base64.StdEncoding.AppendEncode(want, rest[:k]), '\r', '\n')
+				rest = rest[k:]
+			}
+			got := appendRun([]byte("x"), bin, line)
+			if string(got[1:]) != string(want) || got[0] != 'x' {
+				t.Fatalf("line %d, %d bytes: the run differs from encoding/base64's lines", line, n)
+			}
+			if int64(len(want)) != encodedRunSize(int64(n), line) {
+				t.Fatalf("line %d, %d bytes: encodedRunSize %d, want %d", line, n, encodedRunSize(int64(n), line), len(want))
+			}
+		}
+	}
+}
+
 // TestKeepBase64: with Options.KeepBase64 a message with a base64
 // attachment is written as it came, and Compact leaves it so.
 func TestKeepBase64(t *testing.T) {
