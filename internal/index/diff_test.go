@@ -1,9 +1,11 @@
 package index_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"sync"
@@ -159,8 +161,17 @@ func randomOps(ctx context.Context, s store.Store, boxes []string, r *rand.Rand,
 			if dest != name {
 				_, err = a.Move(ctx, info.ID, pick(), dest)
 			}
-		case r.IntN(2) == 0: // a client's FETCH of a few messages (fills the content cache)
+		case r.IntN(3) == 0: // a client's FETCH of a few messages (fills the content cache)
 			err = a.Fetch(ctx, info.ID, pick(), contentFetchWant, func(*store.Message) error { return nil })
+		case r.IntN(2) == 0: // a client's FETCH BODY[] of a few (fills the body cache)
+			for _, u := range pick() {
+				if _, _, err = readBody(ctx, a, info.ID, u); errors.Is(err, store.ErrNoSuchMessage) {
+					err = nil // expunged by another worker meanwhile
+				}
+				if err != nil {
+					break
+				}
+			}
 		default: // a search box's SEARCH FROM (fills the field lines)
 			key := fieldKeys[r.IntN(len(fieldKeys))]
 			if _, err = a.SearchText(ctx, info.ID, search.TextQueries(key, search.TextLeaves(key))); errors.Is(err, store.ErrNoTextIndex) {
@@ -234,6 +245,19 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 			}
 		}
 	}
+	// Bodies through the body cache, twice (filling, then cached).
+	for _, u := range iuids {
+		fb, fp, err := readBody(ctx, fa, fst.ID, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			ib, ip, err := readBody(ctx, ia, ist.ID, u)
+			if err != nil || !bytes.Equal(ib, fb) || !bytes.Equal(ip, fp) {
+				t.Fatalf("%s: the body of UID %d through the index differs from the store (%v)", name, u, err)
+			}
+		}
+	}
 	for _, since := range []uint64{ist.HighestModSeq, ist.HighestModSeq - 1, ist.HighestModSeq / 2, 1} {
 		maxUID := ist.UIDNext - 1
 		ics, err := ia.Changes(ctx, ist.ID, since, maxUID/2)
@@ -283,4 +307,19 @@ func normalize(cs store.ChangeSet) store.ChangeSet {
 		cs.Expunged = nil
 	}
 	return cs
+}
+
+// readBody reads a message's bytes and part tree as a client's FETCH
+// does (store.KeepBody).
+func readBody(ctx context.Context, a store.Account, id int64, uid uint32) (data, parts []byte, err error) {
+	b, err := a.OpenBody(store.KeepBody(ctx), id, uid)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer b.Close()
+	data = make([]byte, b.Size())
+	if _, err := b.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, err
+	}
+	return data, b.Parts(), nil
 }

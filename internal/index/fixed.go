@@ -146,6 +146,10 @@ func (b *Mailbox) dropCached(uid uint32) {
 		b.contentBytes -= c.size()
 		delete(b.content, uid)
 	}
+	if c, ok := b.bodies[uid]; ok {
+		b.bodiesBytes -= c.cost()
+		delete(b.bodies, uid)
+	}
 	if l, ok := b.lines[uid]; ok {
 		b.forgetLines(uid, l)
 	}
@@ -156,6 +160,7 @@ func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
 	b.thread = nil
 	b.content, b.contentBytes = nil, 0
+	b.bodies, b.bodiesBytes = nil, 0
 	b.lines, b.linesBytes, b.linesNone = nil, 0, 0
 	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

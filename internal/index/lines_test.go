@@ -174,7 +174,7 @@ type spyStore struct {
 }
 
 type spyCounts struct {
-	headerFetches, storeSearches atomic.Int64
+	headerFetches, storeSearches, bodyOpens atomic.Int64
 }
 
 func (s spyStore) Account(ctx context.Context, user string) (store.Account, error) {
@@ -201,6 +201,11 @@ func (a spyAccount) Fetch(ctx context.Context, id int64, uids []uint32, want sto
 		}
 		return fn(m)
 	})
+}
+
+func (a spyAccount) OpenBody(ctx context.Context, id int64, uid uint32) (store.Body, error) {
+	a.s.c.bodyOpens.Add(1)
+	return a.Account.OpenBody(ctx, id, uid)
 }
 
 func (a spyAccount) SearchText(ctx context.Context, id int64, qs []store.TextQuery) (store.TextResult, error) {

@@ -50,6 +50,9 @@ type Mailbox struct {
 	// content caches the fields small FETCHes ask for (content.go).
 	content      map[uint32]*contentFields
 	contentBytes int64
+	// bodies caches the bytes of small messages FETCH read (bodies.go).
+	bodies      map[uint32]*cachedBody
+	bodiesBytes int64
 	// lines caches the field lines one-field searches read (lines.go);
 	// a nil entry is a message without a stored header (linesNone of
 	// them).
@@ -396,7 +399,7 @@ func (b *Mailbox) bytes() int64 {
 	seen := b.seenBytes + int64(len(b.seen))*64
 	b.seenMu.Unlock()
 	return int64(cap(b.cols.uid))*bytesPerMessage + int64(len(b.log.entries))*16 + int64(len(b.sets.lists))*64 +
-		b.fixedBytes + int64(len(b.fixed))*48 + b.thread.size() + b.contentBytes + int64(len(b.content))*48 + b.linesBytes + seen + 512
+		b.fixedBytes + int64(len(b.fixed))*48 + b.thread.size() + b.contentBytes + int64(len(b.content))*48 + b.bodiesBytes + int64(len(b.bodies))*48 + b.linesBytes + seen + 512
 }
 
 // unload drops the columns (eviction); the next use loads them again.

@@ -391,7 +391,9 @@ type Account interface {
 	// Fetch calls fn for each existing message among uids (ascending), in
 	// UID order, with the fields selected by want. Missing UIDs are skipped.
 	Fetch(ctx context.Context, mailboxID int64, uids []uint32, want Want, fn func(*Message) error) error
-	// OpenBody opens a message's raw bytes.
+	// OpenBody opens a message's raw bytes. A ctx from KeepBody marks a
+	// read by a client (FETCH), which a cache in front of the store may
+	// keep for the next; scans (SEARCH, export, copies) read without it.
 	OpenBody(ctx context.Context, mailboxID int64, uid uint32) (Body, error)
 	// SearchText answers text SEARCH keys from the user's full-text index
 	// (see TextQuery). A backend without one returns ErrNoTextIndex; the
@@ -545,4 +547,19 @@ func NormMetadataEntry(name string) (string, error) {
 		return bad("not under /private or /shared")
 	}
 	return low, nil
+}
+
+// keepBodyKey is the context key of KeepBody.
+type keepBodyKey struct{}
+
+// KeepBody returns ctx marked as a client's read of a message, whose
+// bytes a cache in front of the store (the mailbox index) may keep.
+func KeepBody(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepBodyKey{}, true)
+}
+
+// KeepsBody reports whether ctx came from KeepBody.
+func KeepsBody(ctx context.Context) bool {
+	keep, _ := ctx.Value(keepBodyKey{}).(bool)
+	return keep
 }

@@ -1,0 +1,132 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// The body cache keeps the bytes of small messages once a FETCH read
+// them, per mailbox and UID, so that the next read of the same message
+// (another device fetching the same new mail, a client fetching a part
+// after the whole) needs no store query: on PostgreSQL a round trip, on
+// SQLite a query, page reads and decompression. A message's bytes never
+// change for its UID, so an entry lives until the UID is expunged (or
+// the cache starts over, below), like the content cache.
+const (
+	// bodyCacheMax is the largest message kept: most mail, and the
+	// larger ones are read from files (SQLite) or are rare.
+	bodyCacheMax = 64 << 10
+	// bodyBoxMax bounds one mailbox's body cache; a fill that would
+	// exceed it starts the cache over empty, so the messages in use
+	// refill it.
+	bodyBoxMax = 4 << 20
+)
+
+// cachedBody is a message's bytes and encoded part tree as a store.Body.
+// It is shared by every reader and never written after it is made.
+type cachedBody struct {
+	*bytes.Reader
+	data, parts []byte
+}
+
+func newCachedBody(data, parts []byte) *cachedBody {
+	return &cachedBody{Reader: bytes.NewReader(data), data: data, parts: parts}
+}
+
+// open returns a reader of its own over the shared bytes.
+func (c *cachedBody) open() store.Body { return newCachedBody(c.data, c.parts) }
+
+func (c *cachedBody) Close() error  { return nil }
+func (c *cachedBody) Parts() []byte { return c.parts }
+func (c *cachedBody) Size() int64   { return int64(len(c.data)) }
+func (c *cachedBody) cost() int64   { return int64(len(c.data)+len(c.parts)) + 96 }
+
+// ByteRange lends data[from:to] (message.ByteRanger).
+func (c *cachedBody) ByteRange(from, to int64) ([]byte, bool) {
+	if from < 0 || to < from || to > int64(len(c.data)) {
+		return nil, false
+	}
+	return c.data[from:to:to], true
+}
+
+// OpenBody answers from the body cache, or opens the body in the store
+// and, for a client's read (store.KeepBody) of a small message, keeps a
+// copy.
+func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
+	if c := a.cachedBody(mailboxID, uid); c != nil {
+		a.hit()
+		return c.open(), nil
+	}
+	body, err := a.Account.OpenBody(ctx, mailboxID, uid)
+	if err != nil || body.Size() > bodyCacheMax || !store.KeepsBody(ctx) {
+		return body, err
+	}
+	data := make([]byte, body.Size())
+	if n, err := body.ReadAt(data, 0); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
+		return body, nil // the caller's own reads meet the error
+	}
+	c := newCachedBody(data, slices.Clone(body.Parts()))
+	body.Close()
+	a.keepBody(mailboxID, uid, c)
+	return c.open(), nil
+}
+
+// cachedBody returns the cached body of uid, or nil. It does not load
+// or catch up the mailbox's index: a mailbox not loaded has no cache.
+func (a *account) cachedBody(mailboxID int64, uid uint32) *cachedBody {
+	b := a.x.peek(a.User(), a.id, mailboxID)
+	if b == nil {
+		return nil
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.loaded || b.dead {
+		return nil
+	}
+	return b.bodies[uid]
+}
+
+// bodyEvictStep is how much a mailbox's body cache grows between two
+// checks of the memory budget (each looks at every mailbox's size).
+const bodyEvictStep = 256 << 10
+
+// keepBody caches c as uid's body if uid is still in the mailbox's index
+// (an expunge applied meanwhile has dropped it for good).
+func (a *account) keepBody(mailboxID int64, uid uint32, c *cachedBody) {
+	b := a.x.peek(a.User(), a.id, mailboxID)
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	grew := b.keepBody(uid, c)
+	b.mu.Unlock()
+	if grew {
+		a.x.evict(b)
+	}
+}
+
+// keepBody adds c as uid's body and reports whether the cache grew past
+// a multiple of bodyEvictStep; callers hold mu.
+func (b *Mailbox) keepBody(uid uint32, c *cachedBody) bool {
+	if !b.loaded || b.dead {
+		return false
+	}
+	if _, ok := slices.BinarySearch(b.cols.uid, uid); !ok {
+		return false
+	}
+	if old, ok := b.bodies[uid]; ok {
+		b.bodiesBytes -= old.cost()
+	}
+	if b.bodies == nil || b.bodiesBytes+c.cost() > bodyBoxMax {
+		b.bodies, b.bodiesBytes = make(map[uint32]*cachedBody), 0
+	}
+	before := b.bodiesBytes
+	b.bodies[uid] = c
+	b.bodiesBytes += c.cost()
+	return b.bodiesBytes/bodyEvictStep > before/bodyEvictStep
+}
