@@ -25,7 +25,15 @@ const (
 	// exceed it starts the cache over empty, so the messages in use
 	// refill it.
 	bodyBoxMax = 4 << 20
+	// bodyEvictStep is how much the body caches of all mailboxes grow
+	// between two checks of the memory budget (each looks at every
+	// mailbox's size).
+	bodyEvictStep = 1 << 20
 )
+
+// bodyShare is the most the body caches of all mailboxes hold together:
+// a quarter of the memory budget.
+func (x *Indexes) bodyShare() int64 { return x.budget / 4 }
 
 // cachedBody is a message's bytes and encoded part tree as a store.Body.
 // It is shared by every reader and never written after it is made.
@@ -42,7 +50,7 @@ func newCachedBody(data, parts []byte) *cachedBody {
 func (c *cachedBody) open() store.Body { return newCachedBody(c.data, c.parts) }
 
 func (c *cachedBody) Close() error  { return nil }
-func (c *cachedBody) Parts() []byte { return c.parts }
+func (c *cachedBody) Parts() []byte { return c.parts[:len(c.parts):len(c.parts)] }
 func (c *cachedBody) Size() int64   { return int64(len(c.data)) }
 func (c *cachedBody) cost() int64   { return int64(len(c.data)+len(c.parts)) + 96 }
 
@@ -66,6 +74,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if err != nil || body.Size() > bodyCacheMax || !store.KeepsBody(ctx) {
 		return body, err
 	}
+	a.miss()
 	data := make([]byte, body.Size())
 	if n, err := body.ReadAt(data, 0); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
 		return body, nil // the caller's own reads meet the error
@@ -76,57 +85,65 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	return c.open(), nil
 }
 
-// cachedBody returns the cached body of uid, or nil. It does not load
-// or catch up the mailbox's index: a mailbox not loaded has no cache.
+// cachedBody returns the cached body of uid, or nil. It answers only
+// from an index that has every change signalled so far (an expunge
+// another process or node made drops the body when it is applied); it
+// does not load or catch up the mailbox's index itself.
 func (a *account) cachedBody(mailboxID int64, uid uint32) *cachedBody {
 	b := a.x.peek(a.User(), a.id, mailboxID)
-	if b == nil {
+	if b == nil || b.stale.Load() {
 		return nil
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if !b.loaded || b.dead {
+	if !b.loaded || b.dead || b.target.Load() > b.head.HighestModSeq {
 		return nil
 	}
 	return b.bodies[uid]
 }
 
-// bodyEvictStep is how much a mailbox's body cache grows between two
-// checks of the memory budget (each looks at every mailbox's size).
-const bodyEvictStep = 256 << 10
-
 // keepBody caches c as uid's body if uid is still in the mailbox's index
-// (an expunge applied meanwhile has dropped it for good).
+// (an expunge applied meanwhile has dropped it for good) and the body
+// caches of all mailboxes stay within bodyShare.
 func (a *account) keepBody(mailboxID int64, uid uint32, c *cachedBody) {
 	b := a.x.peek(a.User(), a.id, mailboxID)
-	if b == nil {
+	if b == nil || a.x.bodyBytes.Load()+c.cost() > a.x.bodyShare() {
 		return
 	}
+	before := a.x.bodyBytes.Load()
 	b.mu.Lock()
-	grew := b.keepBody(uid, c)
+	b.keepBody(uid, c)
 	b.mu.Unlock()
-	if grew {
+	if a.x.bodyBytes.Load()/bodyEvictStep > before/bodyEvictStep {
 		a.x.evict(b)
 	}
 }
 
-// keepBody adds c as uid's body and reports whether the cache grew past
-// a multiple of bodyEvictStep; callers hold mu.
-func (b *Mailbox) keepBody(uid uint32, c *cachedBody) bool {
+// keepBody adds c as uid's body; callers hold mu.
+func (b *Mailbox) keepBody(uid uint32, c *cachedBody) {
 	if !b.loaded || b.dead {
-		return false
+		return
 	}
 	if _, ok := slices.BinarySearch(b.cols.uid, uid); !ok {
-		return false
+		return
 	}
 	if old, ok := b.bodies[uid]; ok {
-		b.bodiesBytes -= old.cost()
+		b.addBodyBytes(-old.cost())
+		delete(b.bodies, uid)
 	}
 	if b.bodies == nil || b.bodiesBytes+c.cost() > bodyBoxMax {
-		b.bodies, b.bodiesBytes = make(map[uint32]*cachedBody), 0
+		b.addBodyBytes(-b.bodiesBytes)
+		b.bodies = make(map[uint32]*cachedBody)
 	}
-	before := b.bodiesBytes
 	b.bodies[uid] = c
-	b.bodiesBytes += c.cost()
-	return b.bodiesBytes/bodyEvictStep > before/bodyEvictStep
+	b.addBodyBytes(c.cost())
+}
+
+// addBodyBytes counts d more bytes in the body cache, in the mailbox and
+// in the total of all mailboxes; callers hold mu.
+func (b *Mailbox) addBodyBytes(d int64) {
+	b.bodiesBytes += d
+	if b.bodyTotal != nil {
+		b.bodyTotal.Add(d)
+	}
 }

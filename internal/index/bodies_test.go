@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
 // TestBodyCache: a client's read (store.KeepBody) of a small message is
@@ -81,4 +83,107 @@ func TestBodyCache(t *testing.T) {
 			t.Fatalf("expunged: %v, want ErrNoSuchMessage", err)
 		}
 	})
+}
+
+// TestBodyCacheAfterOtherExpunge: a message another process (or node)
+// expunged is not read from the cache while the index has not applied
+// the expunge yet (it only heard that the mailbox changed).
+func TestBodyCacheAfterOtherExpunge(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, x := openIndexed(t, dir, nil, index.Options{})
+	defer st.Close()
+	if err := st.CreateUser(ctx, "u", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res := appendMessages(t, a, 2, storeMsg)
+	if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readBody(ctx, a, res.MailboxID, res.UIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Another process hears of nothing but "mailbox changed" (the notify
+	// socket, PostgreSQL's LISTEN): no delta to apply.
+	other, err := sqlite.Open(ctx, dir, sqlite.Options{Notifier: changedOnly{x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	oa, err := other.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oa.Close()
+	if _, err := oa.Expunge(ctx, res.MailboxID, res.UIDs[:1], false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readBody(ctx, a, res.MailboxID, res.UIDs[0]); !errors.Is(err, store.ErrNoSuchMessage) {
+		t.Fatalf("a message expunged by another store: %v, want ErrNoSuchMessage", err)
+	}
+}
+
+// TestBodyCacheWithinShare: the body caches of many mailboxes together
+// stay within their share of the memory budget, and what they hold goes
+// when the messages are expunged.
+func TestBodyCacheWithinShare(t *testing.T) {
+	ctx := context.Background()
+	const budget = 1 << 20
+	a, x, _ := spyAccountOf(t, budget, false, false)
+	body := strings.Repeat("x", 60<<10)
+	var boxes []int64
+	for i := range 20 {
+		name := fmt.Sprintf("box%d", i)
+		if err := a.CreateMailbox(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+		msgs := make([]store.NewMessage, 4)
+		for j := range msgs {
+			msgs[j].Body = fmt.Appendf(nil, "Subject: %d.%d\r\n\r\n%s\r\n", i, j, body)
+		}
+		res, err := a.Append(ctx, name, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range res.UIDs {
+			if _, _, err := readBody(ctx, a, res.MailboxID, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		boxes = append(boxes, res.MailboxID)
+	}
+	held, err := index.CheckBodies(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held == 0 {
+		t.Fatal("nothing cached")
+	}
+	for _, id := range boxes {
+		if _, err := a.Expunge(ctx, id, []uint32{1, 2, 3, 4}, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.Snapshot(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, err := index.CheckBodies(x); err != nil || held != 0 {
+		t.Fatalf("after the expunges: %d bytes held, %v", held, err)
+	}
+}
+
+// changedOnly passes on MailboxChanged only, as a notification from
+// another process does.
+type changedOnly struct{ x *index.Indexes }
+
+func (n changedOnly) MailboxChanged(user string, id int64, modSeq uint64) {
+	n.x.MailboxChanged(user, id, modSeq)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -256,6 +257,16 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 			if err != nil || !bytes.Equal(ib, fb) || !bytes.Equal(ip, fp) {
 				t.Fatalf("%s: the body of UID %d through the index differs from the store (%v)", name, u, err)
 			}
+		}
+	}
+	// Expunged UIDs (some read into the body cache while they lived) are
+	// gone through the index too.
+	for u := uint32(1); u < ist.UIDNext; u++ {
+		if _, ok := slices.BinarySearch(iuids, u); ok {
+			continue
+		}
+		if _, _, err := readBody(ctx, ia, ist.ID, u); !errors.Is(err, store.ErrNoSuchMessage) {
+			t.Fatalf("%s: expunged UID %d through the index: %v, want ErrNoSuchMessage", name, u, err)
 		}
 	}
 	for _, since := range []uint64{ist.HighestModSeq, ist.HighestModSeq - 1, ist.HighestModSeq / 2, 1} {

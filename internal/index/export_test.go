@@ -59,3 +59,33 @@ func LinesShare(x *Indexes) int64 { return x.linesShare() }
 func LinesBytes(x *Indexes) int64 {
 	return sumBoxes(x, func(b *Mailbox) int64 { return b.linesBytes })
 }
+
+// CheckBodies checks every mailbox's body cache (bodies.go): only UIDs
+// of the index, bodiesBytes true to the entries, and their sum the
+// registry's total, within the body share. It returns the total.
+func CheckBodies(x *Indexes) (int64, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var total int64
+	for k, b := range x.boxes {
+		b.mu.RLock()
+		var n int64
+		for u, c := range b.bodies {
+			if _, ok := slices.BinarySearch(b.cols.uid, u); !ok {
+				b.mu.RUnlock()
+				return 0, fmt.Errorf("mailbox %d: body cached for UID %d, not in the index", k.mailbox, u)
+			}
+			n += c.cost()
+		}
+		if n != b.bodiesBytes {
+			b.mu.RUnlock()
+			return 0, fmt.Errorf("mailbox %d: bodiesBytes %d, entries %d", k.mailbox, b.bodiesBytes, n)
+		}
+		total += n
+		b.mu.RUnlock()
+	}
+	if got := x.bodyBytes.Load(); got != total || total > x.bodyShare() {
+		return 0, fmt.Errorf("body caches hold %d, the total says %d, the share is %d", total, got, x.bodyShare())
+	}
+	return total, nil
+}

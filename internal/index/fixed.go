@@ -147,7 +147,7 @@ func (b *Mailbox) dropCached(uid uint32) {
 		delete(b.content, uid)
 	}
 	if c, ok := b.bodies[uid]; ok {
-		b.bodiesBytes -= c.cost()
+		b.addBodyBytes(-c.cost())
 		delete(b.bodies, uid)
 	}
 	if l, ok := b.lines[uid]; ok {
@@ -160,7 +160,8 @@ func (b *Mailbox) dropCaches() {
 	b.fixed, b.fixedBytes = nil, 0
 	b.thread = nil
 	b.content, b.contentBytes = nil, 0
-	b.bodies, b.bodiesBytes = nil, 0
+	b.addBodyBytes(-b.bodiesBytes)
+	b.bodies = nil
 	b.lines, b.linesBytes, b.linesNone = nil, 0, 0
 	b.seen, b.seenBytes = nil, 0 // callers hold the write lock: no seenMu needed
 }

@@ -50,6 +50,8 @@ type Indexes struct {
 	// Reads answered from memory (hits) and passed to the store (misses),
 	// and whole-mailbox loads (first use, after eviction, new UIDVALIDITY).
 	hits, misses, loads atomic.Uint64
+	// bodyBytes is what every mailbox's body cache holds (bodies.go).
+	bodyBytes atomic.Int64
 
 	mu    sync.Mutex
 	boxes map[boxKey]*Mailbox
@@ -148,7 +150,7 @@ func (x *Indexes) box(user string, acctID, mailboxID int64) *Mailbox {
 	x.mu.Lock()
 	b := x.boxes[k]
 	if b == nil || b.acctID != acctID {
-		b = &Mailbox{key: k, acctID: acctID}
+		b = &Mailbox{key: k, acctID: acctID, bodyTotal: &x.bodyBytes}
 		x.boxes[k] = b
 	}
 	x.mu.Unlock()

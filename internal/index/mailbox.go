@@ -53,6 +53,7 @@ type Mailbox struct {
 	// bodies caches the bytes of small messages FETCH read (bodies.go).
 	bodies      map[uint32]*cachedBody
 	bodiesBytes int64
+	bodyTotal   *atomic.Int64 // Indexes.bodyBytes (nil in tests)
 	// lines caches the field lines one-field searches read (lines.go);
 	// a nil entry is a message without a stored header (linesNone of
 	// them).

@@ -92,6 +92,10 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 	if err := f.markSeen(ctx, uids); err != nil {
 		return err
 	}
+	f.bodyCtx = ctx
+	if len(uids) <= keepBodiesMax {
+		f.bodyCtx = store.KeepBody(ctx)
+	}
 	err = c.fetchShown(ctx, uids, f.want(), args, func(seq uint32, m *store.Message) error {
 		return f.message(ctx, seq, m)
 	})
@@ -112,7 +116,16 @@ type fetchCmd struct {
 	// previews holds the PREVIEW texts computed during the command for
 	// messages stored without one, to be kept (savePreviews).
 	previews map[uint32]string
+	// bodyCtx is the context the command's bodies are opened with:
+	// marked store.KeepBody when the FETCH is of a few messages, which
+	// the mailbox index may keep for the next read; a client's download
+	// of a whole mailbox would only churn that cache.
+	bodyCtx context.Context
 }
+
+// keepBodiesMax is the largest FETCH whose bodies a cache in front of
+// the store may keep (store.KeepBody).
+const keepBodiesMax = 128
 
 // fetchItemList is the command's items in answer order: UID first for UID
 // FETCH, UID and FLAGS once each, and MODSEQ added for CHANGEDSINCE, which
@@ -241,7 +254,7 @@ func (f *fetchCmd) message(ctx context.Context, seq uint32, sm *store.Message) e
 	if list.needsContent() && sm.Header != nil && list.headerOnly() {
 		m.useHeader(sm.Header)
 	} else if list.needsContent() {
-		if err := c.openContent(ctx, m); err != nil {
+		if err := c.openContent(f.bodyCtx, m); err != nil {
 			if errors.Is(err, store.ErrNoSuchMessage) {
 				return nil
 			}

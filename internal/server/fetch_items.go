@@ -63,7 +63,7 @@ type fetchMsg struct {
 
 // openContent opens m's body and decodes its part tree.
 func (c *conn) openContent(ctx context.Context, m *fetchMsg) error {
-	b, err := c.sel.acct.OpenBody(store.KeepBody(ctx), c.sel.info.ID, m.UID)
+	b, err := c.sel.acct.OpenBody(ctx, c.sel.info.ID, m.UID)
 	if err != nil {
 		return fmt.Errorf("open body of uid %d: %w", m.UID, err)
 	}
