@@ -10,13 +10,16 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// The body cache keeps the bytes of small messages once a FETCH read
+// The body cache keeps the bytes of small new messages once a FETCH read
 // them, per mailbox and UID, so that the next read of the same message
 // (another device fetching the same new mail, a client fetching a part
 // after the whole) needs no store query: on PostgreSQL a round trip, on
-// SQLite a query, page reads and decompression. A message's bytes never
-// change for its UID, so an entry lives until the UID is expunged (or
-// the cache starts over, below), like the content cache.
+// SQLite a query, page reads and decompression. Only the newest
+// bodyRecent messages of a mailbox are kept: new mail is what several
+// devices read, while reads spread over a large mailbox's old mail
+// would only pay for copies that are seldom read again. A message's
+// bytes never change for its UID, so an entry lives until the UID is
+// expunged (or the cache starts over, below), like the content cache.
 const (
 	// bodyCacheMax is the largest message kept: most mail, and the
 	// larger ones are read from files (SQLite) or are rare.
@@ -25,6 +28,9 @@ const (
 	// exceed it starts the cache over empty, so the messages in use
 	// refill it.
 	bodyBoxMax = 4 << 20
+	// bodyRecent is how many of a mailbox's newest messages (by UID)
+	// the cache takes.
+	bodyRecent = 256
 	// bodyEvictStep is how much the body caches of all mailboxes grow
 	// between two checks of the memory budget (each looks at every
 	// mailbox's size).
@@ -66,12 +72,13 @@ func (c *cachedBody) ByteRange(from, to int64) ([]byte, bool) {
 // and, for a client's read (store.KeepBody) of a small message, keeps a
 // copy.
 func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (store.Body, error) {
-	if c := a.cachedBody(mailboxID, uid); c != nil {
+	c, admit := a.cachedBody(mailboxID, uid)
+	if c != nil {
 		a.hit()
 		return c.open(), nil
 	}
 	body, err := a.Account.OpenBody(ctx, mailboxID, uid)
-	if err != nil || body.Size() > bodyCacheMax || !store.KeepsBody(ctx) {
+	if err != nil || !admit || body.Size() > bodyCacheMax || !store.KeepsBody(ctx) {
 		return body, err
 	}
 	a.miss()
@@ -79,32 +86,43 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if n, err := body.ReadAt(data, 0); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
 		return body, nil // the caller's own reads meet the error
 	}
-	c := newCachedBody(data, slices.Clone(body.Parts()))
+	c = newCachedBody(data, slices.Clone(body.Parts()))
 	body.Close()
 	a.keepBody(mailboxID, uid, c)
 	return c.open(), nil
 }
 
-// cachedBody returns the cached body of uid, or nil. It answers only
+// cachedBody returns the cached body of uid, or nil and whether the
+// cache would take it (one of the mailbox's newest). It answers only
 // from an index that has every change signalled so far (an expunge
 // another process or node made drops the body when it is applied); it
 // does not load or catch up the mailbox's index itself.
-func (a *account) cachedBody(mailboxID int64, uid uint32) *cachedBody {
+func (a *account) cachedBody(mailboxID int64, uid uint32) (c *cachedBody, admit bool) {
 	b := a.x.peek(a.User(), a.id, mailboxID)
 	if b == nil || b.stale.Load() {
-		return nil
+		return nil, false
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if !b.loaded || b.dead || b.target.Load() > b.head.HighestModSeq {
-		return nil
+		return nil, false
 	}
-	return b.bodies[uid]
+	if c := b.bodies[uid]; c != nil {
+		return c, false
+	}
+	return nil, b.recentUID(uid)
 }
 
-// keepBody caches c as uid's body if uid is still in the mailbox's index
-// (an expunge applied meanwhile has dropped it for good) and the body
-// caches of all mailboxes stay within bodyShare.
+// recentUID reports whether uid is one of the mailbox's bodyRecent
+// newest messages; callers hold mu.
+func (b *Mailbox) recentUID(uid uint32) bool {
+	i, ok := slices.BinarySearch(b.cols.uid, uid)
+	return ok && i >= len(b.cols.uid)-bodyRecent
+}
+
+// keepBody caches c as uid's body if uid is still one of the mailbox's
+// newest (an expunge applied meanwhile has dropped it for good) and the
+// body caches of all mailboxes stay within bodyShare.
 func (a *account) keepBody(mailboxID int64, uid uint32, c *cachedBody) {
 	b := a.x.peek(a.User(), a.id, mailboxID)
 	if b == nil || a.x.bodyBytes.Load()+c.cost() > a.x.bodyShare() {
@@ -121,10 +139,7 @@ func (a *account) keepBody(mailboxID int64, uid uint32, c *cachedBody) {
 
 // keepBody adds c as uid's body; callers hold mu.
 func (b *Mailbox) keepBody(uid uint32, c *cachedBody) {
-	if !b.loaded || b.dead {
-		return
-	}
-	if _, ok := slices.BinarySearch(b.cols.uid, uid); !ok {
+	if !b.loaded || b.dead || !b.recentUID(uid) {
 		return
 	}
 	if old, ok := b.bodies[uid]; ok {

@@ -187,3 +187,30 @@ type changedOnly struct{ x *index.Indexes }
 func (n changedOnly) MailboxChanged(user string, id int64, modSeq uint64) {
 	n.x.MailboxChanged(user, id, modSeq)
 }
+
+// TestBodyCacheTakesNewMail: only a mailbox's newest messages are kept;
+// reads of old mail go to the store each time and copy nothing.
+func TestBodyCacheTakesNewMail(t *testing.T) {
+	ctx := context.Background()
+	a, _, c := spyAccountOf(t, 0, false, false)
+	res := appendMessages(t, a, index.BodyRecent+10, storeMsg)
+	id, uids := res.MailboxID, res.UIDs
+	if _, _, err := a.Snapshot(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what  string
+		uid   uint32
+		opens int64
+	}{{"the oldest message", uids[0], 2}, {"the newest", uids[len(uids)-1], 1}, {"the oldest still kept", uids[10], 1}, {"just before it", uids[9], 2}} {
+		before := c.bodyOpens.Load()
+		for range 2 {
+			if _, _, err := readBody(ctx, a, id, tc.uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.bodyOpens.Load() - before; got != tc.opens {
+			t.Errorf("two reads of %s: %d store opens, want %d", tc.what, got, tc.opens)
+		}
+	}
+}

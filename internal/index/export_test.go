@@ -89,3 +89,7 @@ func CheckBodies(x *Indexes) (int64, error) {
 	}
 	return total, nil
 }
+
+// BodyRecent is how many of a mailbox's newest messages the body cache
+// takes.
+const BodyRecent = bodyRecent
