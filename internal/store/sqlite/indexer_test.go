@@ -53,14 +53,7 @@ func TestIndexerCountsTheQueue(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), nil)
 	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newUser(t, s)
 	id, err := s.userID(ctx, "u")
 	if err != nil {
 		t.Fatal(err)
