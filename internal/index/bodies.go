@@ -57,7 +57,6 @@ func (c *cachedBody) open() store.Body { return newCachedBody(c.data, c.parts) }
 
 func (c *cachedBody) Close() error  { return nil }
 func (c *cachedBody) Parts() []byte { return c.parts[:len(c.parts):len(c.parts)] }
-func (c *cachedBody) Size() int64   { return int64(len(c.data)) }
 func (c *cachedBody) cost() int64   { return int64(len(c.data)+len(c.parts)) + 96 }
 
 // ByteRange lends data[from:to] (message.ByteRanger).

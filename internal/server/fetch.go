@@ -93,7 +93,7 @@ func cmdFetch(ctx context.Context, c *conn, cmd *imap.Command) error {
 		return err
 	}
 	f.bodyCtx = ctx
-	if len(uids) <= keepBodiesMax {
+	if f.list.needsContent() && len(uids) <= keepBodiesMax {
 		f.bodyCtx = store.KeepBody(ctx)
 	}
 	err = c.fetchShown(ctx, uids, f.want(), args, func(seq uint32, m *store.Message) error {

@@ -91,31 +91,27 @@ func encodedRunSize(n int64, line int) int64 {
 
 // appendRun appends bin encoded as base64 lines of line characters, each
 // followed by CRLF, to dst. The full lines are encoded in one piece
-// (SIMD where the CPU has it) and then cut into lines.
+// (SIMD where the CPU has it) at the end of their place in dst, then
+// moved forward line by line, each leaving room for its CRLF: line i
+// lands at i*(line+2), and the lines after it, still to move, start at
+// 2*full+(i+1)*line or later, past where line i and its CRLF end.
 func appendRun(dst, bin []byte, line int) []byte {
 	perLine := line / 4 * 3
 	full := len(bin) / perLine
 	at := len(dst)
 	dst = slices.Grow(dst, int(encodedRunSize(int64(len(bin)), line)))[:at+full*(line+2)]
-	if full > 0 {
-		sc := runScratchPool.Get().(*[]byte)
-		enc := growTo(*sc, full*line)
-		simdBase64.StdEncoding.Encode(enc, bin[:full*perLine])
-		for i := range full {
-			out := dst[at+i*(line+2):]
-			copy(out[:line], enc[i*line:])
-			out[line], out[line+1] = '\r', '\n'
-		}
-		*sc = enc
-		runScratchPool.Put(sc)
+	run := dst[at:]
+	simdBase64.StdEncoding.Encode(run[2*full:], bin[:full*perLine])
+	for i := range full {
+		out := run[i*(line+2):]
+		copy(out[:line], run[2*full+i*line:])
+		out[line], out[line+1] = '\r', '\n'
 	}
 	if rest := bin[full*perLine:]; len(rest) > 0 {
 		dst = append(base64.StdEncoding.AppendEncode(dst, rest), '\r', '\n')
 	}
 	return dst
 }
-
-var runScratchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // encodeLine appends bin in base64 to dst, padded.
 func encodeLine(dst, bin []byte) []byte {
