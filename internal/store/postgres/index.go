@@ -72,7 +72,7 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 	if sinceModSeq > 0 {
 		// Changed messages first: they all have lower UIDs than the new ones.
 		b.Queue(indexChanged, id, sinceModSeq, sinceUID)
-		b.Queue(expungedSQL, id, sinceModSeq, math.MaxUint32)
+		b.Queue(expungedSQL, id, sinceModSeq, int64(math.MaxUint32))
 	}
 	if sinceUID == 0 {
 		b.Queue(indexAll, id)

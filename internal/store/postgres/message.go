@@ -794,7 +794,7 @@ func (a *account) Changes(ctx context.Context, mailboxID int64, sinceModSeq uint
 	b.Queue(`SELECT uid, modseq, sysflags, keywords FROM messages WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid`, mailboxID, sinceUID)
 	b.Queue(`SELECT uid, modseq, sysflags, keywords FROM messages WHERE mailbox_id = $1 AND modseq > $2 AND uid <= $3 ORDER BY uid`,
 		mailboxID, sinceModSeq, sinceUID)
-	b.Queue(expungedSQL, mailboxID, sinceModSeq, math.MaxUint32)
+	b.Queue(expungedSQL, mailboxID, sinceModSeq, int64(math.MaxUint32))
 	b.Queue(keywordsSQL, mailboxID)
 	err := a.readBatch(ctx, "changes", b, func(br pgx.BatchResults) error {
 		m, err := selectable(mboxFound(br.QueryRow(), mailboxID))
