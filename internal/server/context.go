@@ -356,18 +356,6 @@ func (c *conn) writeContextChange(sc *searchContext, kind string, list, which []
 
 // sortedUIDs orders the UIDs matched (with their relevancy scores) by crit.
 func (c *conn) sortedUIDs(ctx context.Context, matched []uint32, scores []uint8, crit []msgsort.Criterion) ([]uint32, error) {
-	want := store.WantDates | store.WantSize
-	if msgsort.NeedsEnvelope(crit) {
-		want |= store.WantEnvelope
-	}
-	uids, items, err := c.sortItems(ctx, matched, scores, want, true)
-	if err != nil {
-		return nil, err
-	}
-	order := msgsort.Sort(items, crit)
-	sorted := make([]uint32, len(order))
-	for i, idx := range order {
-		sorted[i] = uids[idx]
-	}
-	return sorted, nil
+	_, sorted, _, err := c.sortMatched(ctx, matched, scores, crit)
+	return sorted, err
 }

@@ -64,20 +64,9 @@ func cmdSort(ctx context.Context, c *conn, cmd *imap.Command) error {
 		}
 		return err
 	}
-	want := store.WantDates | store.WantSize
-	if msgsort.NeedsEnvelope(crit) {
-		want |= store.WantEnvelope | store.WantRepeated
-	}
-	uids, items, err := c.sortItems(ctx, matched, scores, want, true)
+	uids, sorted, sortedScores, err := c.sortMatched(ctx, matched, scores, crit)
 	if err != nil {
 		return err
-	}
-	order := msgsort.Sort(items, crit)
-	sorted := make([]uint32, len(order))      // UIDs in sort order
-	sortedScores := make([]uint8, len(order)) // their relevancy
-	for i, idx := range order {
-		sorted[i] = uids[idx]
-		sortedScores[i] = items[idx].Relevancy
 	}
 	if retSave {
 		// The saved result is a set (RFC 5182); with only MIN/MAX it
@@ -191,6 +180,49 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 	return nil
 }
 
+// sortMatched orders the messages matched (ascending UIDs, with their
+// relevancy scores, parallel; nil: none) by crit. It returns the UIDs
+// that still exist, ascending (found), the same in crit's order (sorted)
+// and their scores in that order. A sort by one number (DATE, ARRIVAL,
+// SIZE, RELEVANCY) reads only that number of each message: no Items.
+func (c *conn) sortMatched(ctx context.Context, matched []uint32, scores []uint8, crit []msgsort.Criterion) (found, sorted []uint32, sortedScores []uint8, err error) {
+	want := store.WantDates | store.WantSize
+	var order []int
+	var rel []uint8 // relevancy, parallel to found
+	if k, ok := msgsort.OneNumber(crit); ok {
+		nums := make([]int64, 0, len(matched))
+		rel = make([]uint8, 0, len(matched))
+		found, err = c.fetchForSort(ctx, matched, scores, want, func(m *store.Message, score uint8) {
+			nums = append(nums, msgsort.NumberOf(k.Key, m.InternalDate, m.SentDate, m.Size, score))
+			rel = append(rel, score)
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		order = msgsort.SortNumbers(nums, k.Reverse)
+	} else {
+		if msgsort.NeedsEnvelope(crit) {
+			want |= store.WantEnvelope | store.WantRepeated
+		}
+		var items []msgsort.Item
+		if found, items, err = c.sortItems(ctx, matched, scores, want, true); err != nil {
+			return nil, nil, nil, err
+		}
+		rel = make([]uint8, len(items))
+		for i := range items {
+			rel[i] = items[i].Relevancy
+		}
+		order = msgsort.Sort(items, crit)
+	}
+	sorted = make([]uint32, len(order))
+	sortedScores = make([]uint8, len(order))
+	for i, idx := range order {
+		sorted[i] = found[idx]
+		sortedScores[i] = rel[idx]
+	}
+	return found, sorted, sortedScores, nil
+}
+
 // sortItems fetches what sorting and threading need for the messages
 // uids (ascending), with their relevancy from scores (parallel to uids;
 // nil: none). Messages expunged meanwhile are left out: the UIDs
@@ -198,15 +230,8 @@ func cmdThread(ctx context.Context, c *conn, cmd *imap.Command) error {
 // subject key of the ENVELOPE (all threading needs): a THREAD of a
 // million messages then holds a million subjects, not envelopes.
 func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, want store.Want, keepEnvelope bool) ([]uint32, []msgsort.Item, error) {
-	if len(uids) == 0 {
-		return nil, nil, nil
-	}
-	sel := c.sel
-	found := make([]uint32, 0, len(uids))
 	items := make([]msgsort.Item, 0, len(uids))
-	next := 0 // index in uids of the message called back
-	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
-		found = append(found, m.UID)
+	found, err := c.fetchForSort(ctx, uids, scores, want, func(m *store.Message, score uint8) {
 		items = append(items, msgsort.Item{
 			InternalDate: m.InternalDate,
 			SentDate:     m.SentDate,
@@ -217,6 +242,7 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 			References:   m.References,
 			Keys:         m.ThreadKeys,
 			Subject:      m.BaseSubject,
+			Relevancy:    score,
 		})
 		if it := &items[len(items)-1]; !keepEnvelope {
 			if !it.Subject.Known {
@@ -224,21 +250,39 @@ func (c *conn) sortItems(ctx context.Context, uids []uint32, scores []uint8, wan
 			}
 			it.Envelope = nil
 		}
+	})
+	return found, items, err
+}
+
+// fetchForSort calls add with want's fields of each message of uids
+// (ascending) that still exists, in that order, with its relevancy from
+// scores (parallel to uids; nil: none), and returns their UIDs.
+func (c *conn) fetchForSort(ctx context.Context, uids []uint32, scores []uint8, want store.Want, add func(m *store.Message, score uint8)) ([]uint32, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	sel := c.sel
+	found := make([]uint32, 0, len(uids))
+	next := 0 // index in uids of the message called back
+	err := sel.acct.Fetch(ctx, sel.info.ID, uids, want, func(m *store.Message) error {
+		found = append(found, m.UID)
 		// Fetch calls back in ascending UID order, as uids are: walk
 		// along them instead of searching (100,000 binary searches were
 		// a tenth of THREAD's CPU).
 		for next < len(uids) && uids[next] < m.UID {
 			next++
 		}
+		var score uint8
 		if next < len(uids) && uids[next] == m.UID && next < len(scores) {
-			items[len(items)-1].Relevancy = scores[next]
+			score = scores[next]
 		}
+		add(m, score)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sort in %q: %w", sel.info.Name, err)
+		return nil, fmt.Errorf("sort in %q: %w", sel.info.Name, err)
 	}
-	return found, items, nil
+	return found, nil
 }
 
 // sortsByRelevancy reports whether crit holds the RELEVANCY key.

@@ -126,10 +126,14 @@ func needsAddresses(crit []Criterion) bool {
 // sentOrInternal is the date SORT DATE and THREAD use: the sent date, or
 // the internal date when the message has none (RFC 5256 §2.2).
 func (it *Item) sentOrInternal() time.Time {
-	if !it.SentDate.IsZero() {
-		return it.SentDate
+	return sentOrInternal(it.SentDate, it.InternalDate)
+}
+
+func sentOrInternal(sent, internal time.Time) time.Time {
+	if !sent.IsZero() {
+		return sent
 	}
-	return it.InternalDate
+	return internal
 }
 
 type keyed struct {
@@ -213,34 +217,61 @@ func isNumeric(k Key) bool {
 
 // numberKey is it's value for the numeric sort key k.
 func numberKey(it *Item, k Key) int64 {
+	return NumberOf(k, it.InternalDate, it.SentDate, it.Size, it.Relevancy)
+}
+
+// NumberOf is the value the numeric sort key k (ARRIVAL, DATE, SIZE or
+// RELEVANCY) compares for a message with these fields; sent is zero when
+// the message has no valid Date (DATE then uses the internal date, RFC
+// 5256 §2.2).
+func NumberOf(k Key, internal, sent time.Time, size int64, relevancy uint8) int64 {
 	switch k {
 	case Arrival:
-		return it.InternalDate.UnixNano()
+		return internal.UnixNano()
 	case Date:
-		return it.sentOrInternal().UnixNano()
+		return sentOrInternal(sent, internal).UnixNano()
 	case Size:
-		return it.Size
+		return size
 	case Relevancy:
-		return -int64(it.Relevancy)
+		return -int64(relevancy)
 	}
 	return 0
 }
 
-// sortByNumber is Sort for one numeric criterion (ARRIVAL, DATE, SIZE or
-// RELEVANCY, the sorts clients ask for most): compact keys, no per-item
-// slices.
+// OneNumber returns crit's criterion when it is a single numeric one
+// (ARRIVAL, DATE, SIZE or RELEVANCY, the sorts clients ask for most),
+// which SortNumbers orders from the numbers alone, without Items.
+func OneNumber(crit []Criterion) (Criterion, bool) {
+	if len(crit) == 1 && isNumeric(crit[0].Key) {
+		return crit[0], true
+	}
+	return Criterion{}, false
+}
+
+// sortByNumber is Sort for one numeric criterion.
 func sortByNumber(items []Item, c Criterion) []int {
+	nums := make([]int64, len(items))
+	for i := range items {
+		nums[i] = numberKey(&items[i], c.Key)
+	}
+	return SortNumbers(nums, c.Reverse)
+}
+
+// SortNumbers returns the indexes of nums in ascending order of their
+// values (descending with reverse); equal values keep their order (RFC
+// 5256 §3: mailbox order).
+func SortNumbers(nums []int64, reverse bool) []int {
 	type numKeyed struct {
 		num int64
 		idx int
 	}
-	ks := make([]numKeyed, len(items))
-	for i := range items {
-		ks[i] = numKeyed{numberKey(&items[i], c.Key), i}
+	ks := make([]numKeyed, len(nums))
+	for i, n := range nums {
+		ks[i] = numKeyed{n, i}
 	}
 	slices.SortFunc(ks, func(a, b numKeyed) int {
 		r := cmp.Compare(a.num, b.num)
-		if c.Reverse {
+		if reverse {
 			r = -r
 		}
 		if r != 0 {
