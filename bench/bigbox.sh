@@ -21,8 +21,9 @@
 #    INTERNALDATEs).
 # 2. Both servers start on free 127.0.0.1 ports (plaintext, defaults except
 #    what bench/compare.sh also changes); both data directories are read
-#    into the page cache, then one untimed warm-up pass each (Dovecot
-#    builds its index and cache here; printed as "cold").
+#    into the page cache (again before every pass), then one untimed
+#    warm-up pass each (Dovecot builds its index and cache here; printed
+#    as "cold").
 # 3. `ternbench bigbox run` passes, the server order flipping every round:
 #    STATUS (warm), SELECT, UID FETCH 1:* (FLAGS), 20 BODY.PEEK[], UID SEARCH
 #    UNSEEN, CHANGEDSINCE after 10 flag changes, UID STORE +/-FLAGS on 1,000
@@ -226,9 +227,15 @@ TERN_RSS0=$(rss "$TERN_PID")
 # Both servers' files into the page cache: Dovecot's warm-up pass reads
 # every message file to build its cache, tern's does not, so without this
 # tern's 20 random body fetches would measure the disk and Dovecot's the
-# cache.
+# cache. Again before every pass: the shared VM this was written on gives
+# idle page cache back within seconds (100 of mail.db's 827 MB in 20 s at
+# 100,000 messages, `fincore`), so by a later round the random fetches
+# read whichever server's files had been reclaimed from the disk.
+warm_cache() {
+	find "$TD" "$DD" -type f -exec cat {} + >/dev/null 2>&1 || true
+}
 log "reading both data directories into the page cache"
-find "$TD" "$DD" -type f -exec cat {} + >/dev/null 2>&1 || true
+warm_cache
 
 log "warm-up pass on each server (Dovecot builds its index)"
 for srv in tern dovecot; do
@@ -244,6 +251,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		# rescans a Maildir whose mtime is too recent to trust on every
 		# sync; a pause lets each pass start from a settled directory.
 		sleep 3
+		warm_cache
 		log "round $round: $srv"
 		pass "$srv" "$round" | tee -a "$OUT/bigbox-lines.txt" || log "$srv: round $round failed"
 	done

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -41,31 +40,16 @@ const (
 // a quarter of the memory budget.
 func (x *Indexes) bodyShare() int64 { return x.budget / 4 }
 
-// cachedBody is a message's bytes and encoded part tree as a store.Body.
-// It is shared by every reader and never written after it is made.
+// cachedBody is a message's bytes and encoded part tree, shared by every
+// reader and never written after it is made.
 type cachedBody struct {
-	*bytes.Reader
 	data, parts []byte
 }
 
-func newCachedBody(data, parts []byte) *cachedBody {
-	return &cachedBody{Reader: bytes.NewReader(data), data: data, parts: parts}
-}
-
 // open returns a reader of its own over the shared bytes.
-func (c *cachedBody) open() store.Body { return newCachedBody(c.data, c.parts) }
+func (c *cachedBody) open() store.Body { return store.NewMemBody(c.data, c.parts) }
 
-func (c *cachedBody) Close() error  { return nil }
-func (c *cachedBody) Parts() []byte { return c.parts[:len(c.parts):len(c.parts)] }
-func (c *cachedBody) cost() int64   { return int64(len(c.data)+len(c.parts)) + 96 }
-
-// ByteRange lends data[from:to] (message.ByteRanger).
-func (c *cachedBody) ByteRange(from, to int64) ([]byte, bool) {
-	if from < 0 || to < from || to > int64(len(c.data)) {
-		return nil, false
-	}
-	return c.data[from:to:to], true
-}
+func (c *cachedBody) cost() int64 { return int64(len(c.data)+len(c.parts)) + 96 }
 
 // OpenBody answers from the body cache, or opens the body in the store
 // and, for a client's read (store.KeepBody) of a small message, keeps a
@@ -85,7 +69,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	if n, err := body.ReadAt(data, 0); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
 		return body, nil // the caller's own reads meet the error
 	}
-	c = newCachedBody(data, slices.Clone(body.Parts()))
+	c = &cachedBody{data: data, parts: slices.Clone(body.Parts())}
 	body.Close()
 	a.keepBody(mailboxID, uid, c)
 	return c.open(), nil

@@ -80,27 +80,10 @@ func (c *conn) openContent(ctx context.Context, m *fetchMsg) error {
 // opening the message: one batched query for the whole command rather
 // than a lookup and an open per message.
 func (m *fetchMsg) useHeader(h []byte) {
-	m.content = storedHeader{bytes.NewReader(h), h}
+	m.content = store.NewMemBody(h, nil)
 	m.root = &message.Part{HeaderEnd: int64(len(h)), BodyStart: int64(len(h)), BodyEnd: int64(len(h)),
 		HeaderNUL: bytes.IndexByte(h, 0) >= 0}
 }
-
-// storedHeader is a stored header block as a store.Body.
-type storedHeader struct {
-	*bytes.Reader
-	b []byte
-}
-
-// ByteRange lends h[from:to] (message.ByteRanger).
-func (h storedHeader) ByteRange(from, to int64) ([]byte, bool) {
-	if from < 0 || to < from || to > int64(len(h.b)) {
-		return nil, false
-	}
-	return h.b[from:to:to], true
-}
-
-func (storedHeader) Close() error  { return nil }
-func (storedHeader) Parts() []byte { return nil }
 
 func (m *fetchMsg) close() {
 	if m.content != nil {

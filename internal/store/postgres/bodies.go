@@ -144,12 +144,3 @@ func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 		FROM d JOIN lk ON lk.hash = d.h WHERE b.hash = d.h`, ids)
 	b.Queue(`DELETE FROM bodies WHERE refs = 0 AND released = now() AND data IS NOT NULL`)
 }
-
-// memBody is an open message body read from the database.
-type memBody struct {
-	*bytes.Reader
-	parts []byte
-}
-
-func (b *memBody) Parts() []byte { return b.parts }
-func (b *memBody) Close() error  { return nil }

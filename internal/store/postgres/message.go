@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -930,7 +929,7 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 		}
 		return b, nil
 	}
-	return &memBody{Reader: bytes.NewReader(data), parts: parts}, nil
+	return store.NewMemBody(data, parts), nil
 }
 
 // threadLookup lists the ids a new message is threaded by, nearest
