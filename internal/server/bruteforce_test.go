@@ -80,10 +80,15 @@ func TestBruteForceEndToEnd(t *testing.T) {
 		t.Skip("hashes a few hundred passwords")
 	}
 	policy := auth.Policy{
-		FreeFailures:    2,
-		BaseDelay:       20 * time.Millisecond,
-		MaxDelay:        160 * time.Millisecond,
-		Window:          time.Minute,
+		FreeFailures: 2,
+		BaseDelay:    20 * time.Millisecond,
+		MaxDelay:     160 * time.Millisecond,
+		// Longer than the test ever runs: failures leaving the window
+		// would let an attacker's address be checked again, which the
+		// bounds below do not allow for (under -race on a loaded 2-core
+		// machine the attack took 109 s, and a one-minute window let
+		// 37-41 guesses per address through).
+		Window:          15 * time.Minute,
 		MaxUserFailures: 5,
 		MaxIPFailures:   25,
 		MaxEntries:      64,
