@@ -78,7 +78,10 @@ cleanup() {
 		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
 	done
 	if [ "$KEEP" != 1 ]; then
-		rm -rf "$WORK/tern" "$WORK/dovecot"
+		case "$OUT" in
+		"$WORK"/*) rm -rf "$WORK/tern" "$WORK/dovecot" ;;
+		*) rm -rf "$WORK" ;; # the results are elsewhere: remove it all, the binaries too
+		esac
 	fi
 }
 trap cleanup EXIT INT TERM

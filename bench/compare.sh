@@ -87,7 +87,10 @@ cleanup() {
 		echo "$INOTIFY_OLD" >/proc/sys/fs/inotify/max_user_instances 2>/dev/null || true
 	fi
 	if [ "${KEEP:-0}" != 1 ]; then
-		rm -rf "$WORK/tern" "$WORK/dovecot"
+		case "$OUT" in
+		"$WORK"/*) rm -rf "$WORK/tern" "$WORK/dovecot" ;;
+		*) rm -rf "$WORK" ;; # the results are elsewhere: remove it all, the binaries too
+		esac
 	fi
 }
 trap cleanup EXIT INT TERM
