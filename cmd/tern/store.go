@@ -61,7 +61,10 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 		return st, nil
 	}
 	opts := sqlite.Options{Logger: log, Fsync: mode, TextIndexer: indexText, Server: use == useServer, Exclusive: use == useExclusive,
-		KeepBase64: cfg.Store.KeepBase64}
+		KeepBase64: cfg.Store.KeepBase64, IdleUsers: cfg.Store.IdleUsers}
+	if opts.IdleUsers == 0 {
+		opts.IdleUsers = -1 // none stay open
+	}
 	if notifier != nil {
 		opts.Notifier = notifier
 	}

@@ -125,6 +125,11 @@ type Store struct {
 	// quarter smaller, and encodes them again when a client reads them
 	// (about 0.5 ms of CPU per MB read). The sqlite store only.
 	KeepBase64 bool `toml:"keep_base64"`
+	// IdleUsers is how many users' mail databases the sqlite store keeps
+	// open after their last session ends, so that their next login
+	// needs no open (milliseconds of CPU each); 0 closes a user's
+	// database with the last session. The sqlite store only.
+	IdleUsers int `toml:"idle_users"`
 	// Blobs says where the postgres store keeps message bodies: "db"
 	// (or empty: in the database), "file:DIR" (a directory, shared by
 	// the nodes) or "s3://BUCKET?endpoint=http://HOST:PORT&region=R&
@@ -393,7 +398,7 @@ func Default() *Config {
 		Log:   Log{Level: "info", Format: "text"},
 		LMTP:  LMTP{RecipientDelimiter: "+"},
 		Index: Index{MemoryMB: 256, Text: true},
-		Store: Store{Fsync: "always", BlobGrace: time.Hour},
+		Store: Store{Fsync: "always", BlobGrace: time.Hour, IdleUsers: 256},
 		Autoconfig: Autoconfig{
 			IMAPSPort:          993,
 			IMAPPort:           143,
@@ -556,6 +561,9 @@ func (c *Config) Validate() error {
 		bad("store.blob_grace", "must not be negative, got %v", c.Store.BlobGrace)
 	} else if kind, _, err := c.Backend(); err == nil && kind == StorePostgres && c.Store.Fsync == "optimized" && c.Store.BlobGrace < MinRelaxedBlobGrace {
 		bad("store.blob_grace", "must be at least %v with store.fsync = \"optimized\" (an expunge reaches the database's disk up to a few seconds after its reply, and the bodies it released must outlive that), got %v", MinRelaxedBlobGrace, c.Store.BlobGrace)
+	}
+	if c.Store.IdleUsers < 0 {
+		bad("store.idle_users", "must be 0 or more, got %d", c.Store.IdleUsers)
 	}
 	if f := c.Store.Fsync; f != "always" && f != "optimized" {
 		bad("store.fsync", "must be always or optimized, got %q", f)

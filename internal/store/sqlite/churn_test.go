@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
 )
 
-// TestAccountChurn: sessions of more users than stay open (maxIdleUsers)
+// TestAccountChurn: sessions of more users than stay open (Options.IdleUsers)
 // log in, write and log out from several goroutines, so users' databases
 // close while others, and the same user's next session, open. Every
 // login and write succeeds: opening a mail.db beside the closing of its
@@ -18,9 +19,10 @@ import (
 // "database is locked", which imaptest's default profile saw.
 func TestAccountChurn(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t, t.TempDir(), nil)
+	const idle = 8
+	s := openWith(t, t.TempDir(), Options{IdleUsers: idle, InlineBodyMax: -1})
 	t.Cleanup(func() { s.Close() })
-	const users = maxIdleUsers + 16
+	const users = idle + 16
 	for i := range users {
 		if err := s.CreateUser(ctx, fmt.Sprintf("u%d", i), "h"); err != nil {
 			t.Fatal(err)
@@ -48,6 +50,75 @@ func TestAccountChurn(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestIdleUsersStayOpen: after its last session, a user's database stays
+// open with one connection (the others, and the scan connections, are
+// closed), the next session of the user finds it open, and only
+// Options.IdleUsers users stay so, the least recently used closing
+// first.
+func TestIdleUsersStayOpen(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{IdleUsers: 2, InlineBodyMax: -1})
+	t.Cleanup(func() { s.Close() })
+	names := []string{"u0", "u1", "u2"}
+	dbs := map[string]*userDB{}
+	for _, name := range names {
+		if err := s.CreateUser(ctx, name, "h"); err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.Account(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := a.(*account).u
+		dbs[name] = u
+		// Three reads at once: three connections, then idle in the pool.
+		var open []*sqldb.Rows
+		for range 3 {
+			rows, err := u.db.QueryContext(ctx, `SELECT id FROM mailboxes`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, rows)
+		}
+		scanRows, err := u.scan.QueryContext(ctx, `SELECT id FROM mailboxes`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanRows.Close()
+		for _, r := range open {
+			r.Close()
+		}
+		if n := u.db.OpenConnections(); n != 3 {
+			t.Fatalf("%s in use: %d connections, want 3", name, n)
+		}
+		a.Close()
+		if n, m := u.db.OpenConnections(), u.scan.OpenConnections(); n != 1 || m != 0 {
+			t.Errorf("%s idle: %d connections and %d scan connections, want 1 and 0", name, n, m)
+		}
+	}
+	s.mu.Lock()
+	_, u0 := s.users[dbs["u0"].id]
+	idle := len(s.idle)
+	s.mu.Unlock()
+	if u0 || idle != 2 {
+		t.Errorf("after three users' sessions with IdleUsers 2: u0 still open %v, %d idle, want false and 2", u0, idle)
+	}
+	if n := dbs["u0"].db.OpenConnections(); n != 0 {
+		t.Errorf("u0 closed with %d connections open", n)
+	}
+	a, err := s.Account(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.(*account).u != dbs["u1"] {
+		t.Error("u1's next session opened its database again")
+	}
+	if _, err := a.Status(ctx, "INBOX"); err != nil {
 		t.Error(err)
 	}
 }

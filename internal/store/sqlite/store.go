@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,6 +43,14 @@ type Options struct {
 	InlineBodyMax int
 	// Fsync says which commits wait for an fsync (see FsyncMode).
 	Fsync FsyncMode
+	// IdleUsers is how many users' databases stay open after their last
+	// Account closed, the least recently used closing first: a user who
+	// logs in again soon (a client's next poll, another device) finds
+	// the database open, where opening it costs milliseconds of CPU
+	// (BenchmarkLogin). An idle user keeps one connection. Zero means
+	// DefaultIdleUsers; a negative value closes each database with its
+	// last Account.
+	IdleUsers int
 	// KeepBase64 writes body files as received; by default base64
 	// attachments are stored decoded (packed.go).
 	KeepBase64 bool
@@ -119,8 +128,20 @@ func (s *Store) inlineMax() int {
 	return s.opts.InlineBodyMax
 }
 
-// maxIdleUsers is how many user databases without open Accounts stay open.
-const maxIdleUsers = 64
+// DefaultIdleUsers is the default Options.IdleUsers.
+const DefaultIdleUsers = 256
+
+// idleUsers is how many user databases without open Accounts stay open,
+// from the options.
+func (s *Store) idleUsers() int {
+	switch {
+	case s.opts.IdleUsers == 0:
+		return DefaultIdleUsers
+	case s.opts.IdleUsers < 0:
+		return 0
+	}
+	return s.opts.IdleUsers
+}
 
 // Store implements store.Store.
 type Store struct {
@@ -712,6 +733,17 @@ func openScan(path string, commitFsync bool) (*sqldb.DB, error) {
 	return db, nil
 }
 
+// trim closes the connections an idle user's database does not need:
+// all but the one used last (whose page cache is the warmest), and the
+// scan connections. A session that starts meanwhile may find fewer idle
+// connections and open one; nothing in use is touched.
+func (u *userDB) trim() {
+	u.db.TrimIdle(1)
+	if u.scan != nil {
+		u.scan.TrimIdle(0)
+	}
+}
+
 // closeScan closes the scan connections, if open.
 func (u *userDB) closeScan() error {
 	if u.scan == nil {
@@ -725,6 +757,7 @@ func (u *userDB) closeScan() error {
 func (s *Store) release(u *userDB) {
 	var closeDBs []*userDB
 	var removeDir string
+	idle := false
 	s.mu.Lock()
 	u.refs--
 	if u.refs > 0 || s.closed || s.users[u.id] != u {
@@ -736,8 +769,9 @@ func (s *Store) release(u *userDB) {
 		closeDBs = append(closeDBs, u)
 		removeDir = u.dir
 	} else {
+		idle = true
 		s.idle = append(s.idle, u.id)
-		for len(s.idle) > maxIdleUsers {
+		for len(s.idle) > s.idleUsers() {
 			old := s.users[s.idle[0]]
 			s.idle = s.idle[1:]
 			if old != nil {
@@ -749,6 +783,9 @@ func (s *Store) release(u *userDB) {
 	s.mu.Unlock()
 	for _, c := range closeDBs {
 		c.closeDB(s.log)
+	}
+	if idle && !slices.Contains(closeDBs, u) {
+		u.trim()
 	}
 	if removeDir != "" {
 		if err := os.RemoveAll(removeDir); err != nil {

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -211,6 +212,23 @@ func (db *DB) put(c *conn) {
 		c.close()
 	}
 	db.freeSlot()
+}
+
+// TrimIdle closes the idle connections beyond the n used last (the
+// connections in use are not touched), and reports how many it closed.
+func (db *DB) TrimIdle(n int) int {
+	db.mu.Lock()
+	var extra []*conn
+	if k := len(db.idle) - max(n, 0); k > 0 {
+		extra = slices.Clone(db.idle[:k]) // get takes from the end: these were used first
+		db.idle = slices.Delete(db.idle, 0, k)
+		db.open -= k
+	}
+	db.mu.Unlock()
+	for _, c := range extra {
+		c.close()
+	}
+	return len(extra)
 }
 
 // Close closes the idle connections; connections in use close when they
