@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/sqlite/sqldb"
@@ -55,14 +56,15 @@ func TestAccountChurn(t *testing.T) {
 }
 
 // TestIdleUsersStayOpen: after its last session, a user's database stays
-// open with one connection (the others, and the scan connections, are
-// closed), the next session of the user finds it open, and only
-// Options.IdleUsers users stay so, the least recently used closing
-// first.
+// open, once idle for a while (trimAfter) with one connection (the others,
+// and the scan connections, are closed); the next session of the user
+// finds it open, and only Options.IdleUsers users stay so, the least
+// recently used closing first.
 func TestIdleUsersStayOpen(t *testing.T) {
 	ctx := context.Background()
 	s := openWith(t, t.TempDir(), Options{IdleUsers: 2, InlineBodyMax: -1})
 	t.Cleanup(func() { s.Close() })
+	s.trimAfter = 0 // trimmed as soon as idle
 	names := []string{"u0", "u1", "u2"}
 	dbs := map[string]*userDB{}
 	for _, name := range names {
@@ -120,5 +122,47 @@ func TestIdleUsersStayOpen(t *testing.T) {
 	}
 	if _, err := a.Status(ctx, "INBOX"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestIdleUserTrimmedLater: an idle user's database keeps its connections
+// for trimAfter (a session coming back soon finds them), then one.
+func TestIdleUserTrimmedLater(t *testing.T) {
+	ctx := context.Background()
+	s := openWith(t, t.TempDir(), Options{InlineBodyMax: -1})
+	t.Cleanup(func() { s.Close() })
+	s.trimAfter = 300 * time.Millisecond
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := a.(*account).u
+	r1, err := u.db.QueryContext(ctx, `SELECT id FROM mailboxes`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := u.db.QueryContext(ctx, `SELECT id FROM mailboxes`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Close()
+	r2.Close()
+	start := time.Now()
+	a.Close()
+	if n := u.db.OpenConnections(); n != 2 && time.Since(start) < s.trimAfter {
+		t.Fatalf("just idle: %d connections, want 2", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for u.db.OpenConnections() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle for 5 s: %d connections, want 1", u.db.OpenConnections())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d < s.trimAfter {
+		t.Errorf("trimmed after %v, before trimAfter (%v)", d, s.trimAfter)
 	}
 }

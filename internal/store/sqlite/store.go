@@ -165,6 +165,10 @@ type Store struct {
 	gone   map[int64]bool    // ids deleted by this Store (ids are never reused)
 	closed bool
 
+	// trimAfter is how long a user's database stays idle with all its
+	// connections before userDB.trim (idleTrimAfter; tests shorten it).
+	trimAfter time.Duration
+
 	// serverLock is the data directory's server.lock while held
 	// (Options.Server, Options.Exclusive; serverlock.go), released by
 	// Close.
@@ -210,6 +214,7 @@ type userDB struct {
 	// tx.Commit in commitTx.
 	testCommit func(*sqlTx) error
 	refs       int
+	idleAt     time.Time // when refs last fell to 0 (guarded by Store.mu)
 	deleted    bool
 	fsync      FsyncMode
 	keepBase64 bool // write body files unpacked (Options.KeepBase64)
@@ -335,7 +340,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}, serverLock: serverLock}
+	s := &Store{dir: dir, opts: opts, log: log, db: db, users: map[int64]*userDB{}, gone: map[int64]bool{}, serverLock: serverLock,
+		trimAfter: idleTrimAfter}
 	if opts.TextIndexer {
 		s.startIndexer()
 	}
@@ -733,6 +739,30 @@ func openScan(path string, commitFsync bool) (*sqldb.DB, error) {
 	return db, nil
 }
 
+// idleTrimAfter is how long an idle user's database keeps all its
+// connections: a user whose sessions come and go (a client that logs in
+// for each check, several devices) finds them, prepared statements
+// included, while one who left is down to one connection soon after.
+const idleTrimAfter = 30 * time.Second
+
+// trimLater trims u once it has been idle for s.trimAfter, unless a
+// session took it again meanwhile (or it was closed: then there is
+// nothing to trim).
+func (s *Store) trimLater(u *userDB) {
+	if s.trimAfter <= 0 {
+		u.trim()
+		return
+	}
+	time.AfterFunc(s.trimAfter, func() {
+		s.mu.Lock()
+		still := u.refs == 0 && s.users[u.id] == u && time.Since(u.idleAt) >= s.trimAfter
+		s.mu.Unlock()
+		if still {
+			u.trim()
+		}
+	})
+}
+
 // trim closes the connections an idle user's database does not need:
 // all but the one used last (whose page cache is the warmest), and the
 // scan connections. A session that starts meanwhile may find fewer idle
@@ -770,6 +800,7 @@ func (s *Store) release(u *userDB) {
 		removeDir = u.dir
 	} else {
 		idle = true
+		u.idleAt = time.Now()
 		s.idle = append(s.idle, u.id)
 		for len(s.idle) > s.idleUsers() {
 			old := s.users[s.idle[0]]
@@ -785,7 +816,7 @@ func (s *Store) release(u *userDB) {
 		c.closeDB(s.log)
 	}
 	if idle && !slices.Contains(closeDBs, u) {
-		u.trim()
+		s.trimLater(u)
 	}
 	if removeDir != "" {
 		if err := os.RemoveAll(removeDir); err != nil {
