@@ -389,6 +389,15 @@ func (a *Authenticator) Stats() Stats {
 	return Stats{Users: a.users.len(), Addresses: a.ips.len(), Pairs: a.pairs.len(), Known: a.known.len()}
 }
 
+// remembered reports whether the check mac stands for succeeded within
+// okCacheTTL.
+func (a *Authenticator) remembered(mac [32]byte) bool {
+	a.okMu.Lock()
+	at, hit := a.okCache[mac]
+	a.okMu.Unlock()
+	return hit && a.now().Sub(at) < okCacheTTL
+}
+
 // check verifies the password; unknown users are checked against a dummy
 // hash so that both cases take the same time.
 func (a *Authenticator) check(ctx context.Context, username, password string) (bool, error) {
@@ -410,10 +419,7 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 		m.Write([]byte{0})
 		m.Write([]byte(password))
 		m.Sum(mac[:0])
-		a.okMu.Lock()
-		at, hit := a.okCache[mac]
-		a.okMu.Unlock()
-		if hit && a.now().Sub(at) < okCacheTTL {
+		if a.remembered(mac) {
 			return true, nil
 		}
 	}
@@ -421,6 +427,13 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 	case a.hashes <- struct{}{}:
 	case <-ctx.Done():
 		return false, ctx.Err()
+	}
+	// A login of the same user with the same password (the user's other
+	// devices, all reconnecting after a restart) may have been verified
+	// while this one waited for its turn.
+	if !unknown && a.remembered(mac) {
+		<-a.hashes
+		return true, nil
 	}
 	ok, verr := a.verify(hash, password)
 	<-a.hashes

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,5 +366,36 @@ func TestSuccessCache(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Fatalf("wrong password skipped the hash check")
+	}
+}
+
+// Logins of one user with the same password that wait for a turn to hash
+// (more of them at once than hashes are computed at once: the user's
+// devices reconnecting after a restart) find the first one's success
+// remembered instead of each computing argon2id again.
+func TestSuccessCacheWhileWaiting(t *testing.T) {
+	a, _ := newTestAuth(t, Policy{})
+	a.hashes = make(chan struct{}, 1)
+	var calls atomic.Int32
+	a.verify = func(hash, pw string) (bool, error) {
+		calls.Add(1)
+		time.Sleep(20 * time.Millisecond) // the others queue meanwhile
+		return VerifyPassword(hash, pw)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- a.Authenticate(ctx, ip1, "alice", "alice-pw") })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d hash checks for 8 concurrent logins with the same password, one at a time", n)
 	}
 }
