@@ -524,3 +524,25 @@ func TestIMAPSieveMailboxValidate(t *testing.T) {
 		}
 	}
 }
+
+// store.idle_users defaults to 256, takes 0 (close with the last
+// session) and rejects a negative count.
+func TestStoreIdleUsers(t *testing.T) {
+	if got := Default().Store.IdleUsers; got != 256 {
+		t.Errorf("default store.idle_users %d, want 256", got)
+	}
+	for _, tc := range []struct {
+		value string
+		want  int
+		bad   bool
+	}{{"0", 0, false}, {"1000", 1000, false}, {"-1", 0, true}} {
+		c, err := Load(writeFile(t, "[store]\nidle_users = "+tc.value+"\n"))
+		if tc.bad != (err != nil) || (err != nil && !strings.Contains(err.Error(), "store.idle_users")) {
+			t.Errorf("idle_users = %s: %v", tc.value, err)
+			continue
+		}
+		if err == nil && c.Store.IdleUsers != tc.want {
+			t.Errorf("idle_users = %s: got %d", tc.value, c.Store.IdleUsers)
+		}
+	}
+}
