@@ -29,7 +29,9 @@
 #    UNSEEN, CHANGEDSINCE after 10 flag changes, UID STORE +/-FLAGS on 1,000
 #    UIDs (one command each) and on 100 UIDs (one command per UID), UID SORT
 #    (REVERSE DATE), UID THREAD REFERENCES; one line per
-#    command (bigbox-lines.txt), then the table of medians and ratios.
+#    command (bigbox-lines.txt), then the table of medians and ratios,
+#    with each server's CPU time and what it read from the disk (page
+#    cache misses, /proc/PID/io read_bytes) during the command, as means.
 # 4. Disk used for the mailbox (tern: blobs/, mail.db, WAL, with a dbstat
 #    breakdown per table; Dovecot: message files and index files) and the
 #    servers' RSS after the run (tern: VmRSS of the process, and how much

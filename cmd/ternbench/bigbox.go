@@ -42,7 +42,9 @@ package main
 //
 // items is what the command returned (messages, UIDs); cpu_ms is the
 // server's CPU time (utime+stime+cutime+cstime of --server-pid and its descendants,
-// 10 ms ticks) during the command, when --server-pid is given.
+// 10 ms ticks) during the command, and disk_kib what they read from the
+// disk meanwhile (read_bytes: page cache misses), when --server-pid is
+// given.
 //
 // Before each timed command that follows a flag change (changedsince,
 // store-1000, store-single, sort) and before the timed STATUS (after the
@@ -470,7 +472,7 @@ func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 		line := fmt.Sprintf("bigbox label=%s round=%d cmd=%s ms=%.3f items=%d bytes=%d", b.label, b.round, name, ms(d), items, nb)
 		if b.serverPID > 0 {
 			if cpu1, err := sampleTree(b.serverPID); err == nil {
-				line += fmt.Sprintf(" cpu_ms=%.0f", (cpu1.cpuSec-cpu0.cpuSec)*1000)
+				line += fmt.Sprintf(" cpu_ms=%.0f disk_kib=%d", (cpu1.cpuSec-cpu0.cpuSec)*1000, (cpu1.diskBytes-cpu0.diskBytes)>>10)
 			}
 		}
 		fmt.Fprintln(out, line)
@@ -693,12 +695,24 @@ func bigboxSearch(c *client, searches []struct{ name, text string }, measure fun
 
 // ---- table ----
 
+// meanCell is a table cell with the mean of vs, or "–" without any.
+func meanCell(vs []float64) string {
+	if len(vs) == 0 {
+		return "–"
+	}
+	var sum float64
+	for _, v := range vs {
+		sum += v
+	}
+	return fmt.Sprintf("%.0f", sum/float64(len(vs)))
+}
+
 // bigboxLine is one parsed "bigbox ..." line.
 type bigboxLine struct {
-	label, cmd string
-	ms, cpuMS  float64
-	hasCPU     bool
-	items      float64
+	label, cmd      string
+	ms, cpuMS, disk float64 // disk: KiB read from the disk
+	hasCPU, hasDisk bool
+	items           float64
 }
 
 func parseBigboxLine(s string) (bigboxLine, bool) {
@@ -724,6 +738,9 @@ func parseBigboxLine(s string) (bigboxLine, bool) {
 		case "cpu_ms":
 			x, err := strconv.ParseFloat(v, 64)
 			l.cpuMS, l.hasCPU = x, err == nil
+		case "disk_kib":
+			x, err := strconv.ParseFloat(v, 64)
+			l.disk, l.hasDisk = x, err == nil
 		case "items":
 			l.items, _ = strconv.ParseFloat(v, 64)
 		}
@@ -741,6 +758,7 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 	type key struct{ cmd, label string }
 	msv := map[key][]float64{}
 	cpu := map[key][]float64{}
+	disk := map[key][]float64{}
 	items := map[key][]float64{}
 	var cmds []string
 	labels := []string{*first}
@@ -767,6 +785,9 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 			if l.hasCPU {
 				cpu[k] = append(cpu[k], l.cpuMS)
 			}
+			if l.hasDisk {
+				disk[k] = append(disk[k], l.disk)
+			}
 		}
 	}
 	if len(labels) < 2 {
@@ -776,8 +797,8 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 	// Commands in the documented order, unknown ones after.
 	slices.SortStableFunc(cmds, func(a, b string) int { return bigboxCmdIndex(a) - bigboxCmdIndex(b) })
 	a, o := labels[0], labels[1]
-	fmt.Fprintf(stdout, "| command | %s ms | %s ms | %s/%s speed (>1: %s faster) | %s CPU ms | %s CPU ms | runs |\n", a, o, a, o, a, a, o)
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|")
+	fmt.Fprintf(stdout, "| command | %s ms | %s ms | %s/%s speed (>1: %s faster) | %s CPU ms | %s CPU ms | %s disk KiB | %s disk KiB | runs |\n", a, o, a, o, a, a, o, a, o)
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
 	for _, cmd := range cmds {
 		ka, ko := key{cmd, a}, key{cmd, o}
 		ma, mo := median(msv[ka]), median(msv[ko])
@@ -785,18 +806,8 @@ func bigboxTableMain(args []string, stdout, stderr io.Writer) int {
 		if ma > 0 && mo > 0 {
 			ratio = fmt.Sprintf("**%.2f×**", mo/ma)
 		}
-		cpuCell := func(k key) string {
-			if len(cpu[k]) == 0 {
-				return "–"
-			}
-			var sum float64
-			for _, v := range cpu[k] {
-				sum += v
-			}
-			return fmt.Sprintf("%.0f", sum/float64(len(cpu[k])))
-		}
-		fmt.Fprintf(stdout, "| `%s` | %s | %s | %s | %s | %s | %d/%d |\n", bigboxCmdText(cmd), fmtMS(msv[ka]), fmtMS(msv[ko]), ratio,
-			cpuCell(ka), cpuCell(ko), len(msv[ka]), len(msv[ko]))
+		fmt.Fprintf(stdout, "| `%s` | %s | %s | %s | %s | %s | %s | %s | %d/%d |\n", bigboxCmdText(cmd), fmtMS(msv[ka]), fmtMS(msv[ko]), ratio,
+			meanCell(cpu[ka]), meanCell(cpu[ko]), meanCell(disk[ka]), meanCell(disk[ko]), len(msv[ka]), len(msv[ko]))
 	}
 	fmt.Fprintf(stdout, "\nms: median per command; CPU ms: mean server CPU during the command (10 ms ticks); items (median) %s/%s:", a, o)
 	for _, cmd := range cmds {

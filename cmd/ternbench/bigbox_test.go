@@ -62,7 +62,7 @@ func TestBigboxAgainstTern(t *testing.T) {
 		got := map[string]bigboxLine{}
 		for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			l, ok := parseBigboxLine(s)
-			if !ok || !strings.Contains(s, "cpu_ms=") {
+			if !ok || !l.hasCPU || !l.hasDisk {
 				t.Fatalf("bad line %q", s)
 			}
 			got[l.cmd] = l
@@ -98,14 +98,14 @@ func TestBigboxAgainstTern(t *testing.T) {
 			t.Errorf("table lacks %s:\n%s", c.name, table)
 		}
 	}
-	if !strings.Contains(table, "| tern/other speed") || !strings.Contains(table, "| 2/2 |") {
+	if !strings.Contains(table, "| tern/other speed") || !strings.Contains(table, "| tern disk KiB | other disk KiB |") || !strings.Contains(table, "| 2/2 |") {
 		t.Errorf("table header or runs wrong:\n%s", table)
 	}
 }
 
 func TestParseBigboxLine(t *testing.T) {
-	l, ok := parseBigboxLine("bigbox label=dovecot round=3 cmd=sort ms=12.5 items=7 bytes=99 cpu_ms=20")
-	if !ok || l.label != "dovecot" || l.cmd != "sort" || l.ms != 12.5 || l.items != 7 || !l.hasCPU || l.cpuMS != 20 {
+	l, ok := parseBigboxLine("bigbox label=dovecot round=3 cmd=sort ms=12.5 items=7 bytes=99 cpu_ms=20 disk_kib=48")
+	if !ok || l.label != "dovecot" || l.cmd != "sort" || l.ms != 12.5 || l.items != 7 || !l.hasCPU || l.cpuMS != 20 || !l.hasDisk || l.disk != 48 {
 		t.Fatalf("parse: %+v %v", l, ok)
 	}
 	for _, s := range []string{"", "bigbox", "bigbox label=x cmd=y", "other label=x cmd=y ms=1"} {

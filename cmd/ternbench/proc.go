@@ -22,6 +22,9 @@ type procSample struct {
 	rssKiB int64   // sum of VmRSS
 	pssKiB int64   // sum of Pss (only from sampleTreePSS): shared pages split among sharers
 	cpuSec float64 // utime+stime+cutime+cstime summed over the tree
+	// diskBytes sums read_bytes over the tree (a process that exited
+	// between two samples takes its count with it).
+	diskBytes int64
 }
 
 var clkTck = 100.0 // USER_HZ on Linux
@@ -49,13 +52,15 @@ func readStat(pid int) (ppid int, ticks int64, err error) {
 	return ppid, ticks, nil
 }
 
-func readRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procField returns the first number after key (as "VmRSS:") on a line of
+// /proc/PID/file, or 0 when the file or the line is missing.
+func procField(pid int, file, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, key); ok {
 			f := strings.Fields(v)
 			if len(f) > 0 {
 				n, _ := strconv.ParseInt(f[0], 10, 64)
@@ -66,22 +71,14 @@ func readRSS(pid int) int64 {
 	return 0
 }
 
-func readPSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
-}
+func readRSS(pid int) int64 { return procField(pid, "status", "VmRSS:") }
+
+func readPSS(pid int) int64 { return procField(pid, "smaps_rollup", "Pss:") }
+
+// readDiskBytes is what pid made the kernel read from storage (read_bytes
+// of /proc/PID/io: page cache misses and their readahead, not reads the
+// page cache answered).
+func readDiskBytes(pid int) int64 { return procField(pid, "io", "read_bytes:") }
 
 // sampleTree reads the process tree rooted at root.
 func sampleTree(root int) (procSample, error) { return sampleTreeMem(root, false) }
@@ -120,6 +117,7 @@ func sampleTreeMem(root int, pss bool) (procSample, error) {
 		s.procs++
 		total += ticks[p]
 		s.rssKiB += readRSS(p)
+		s.diskBytes += readDiskBytes(p)
 		if pss {
 			s.pssKiB += readPSS(p)
 		}
