@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -787,7 +786,7 @@ func (u *userDB) closeScan() error {
 func (s *Store) release(u *userDB) {
 	var closeDBs []*userDB
 	var removeDir string
-	idle := false
+	trim := false // u stays open idle: trim its connections later
 	s.mu.Lock()
 	u.refs--
 	if u.refs > 0 || s.closed || s.users[u.id] != u {
@@ -799,7 +798,6 @@ func (s *Store) release(u *userDB) {
 		closeDBs = append(closeDBs, u)
 		removeDir = u.dir
 	} else {
-		idle = true
 		u.idleAt = time.Now()
 		s.idle = append(s.idle, u.id)
 		for len(s.idle) > s.idleUsers() {
@@ -810,12 +808,13 @@ func (s *Store) release(u *userDB) {
 				closeDBs = append(closeDBs, old)
 			}
 		}
+		trim = s.users[u.id] == u // not evicted by the bound just now
 	}
 	s.mu.Unlock()
 	for _, c := range closeDBs {
 		c.closeDB(s.log)
 	}
-	if idle && !slices.Contains(closeDBs, u) {
+	if trim {
 		s.trimLater(u)
 	}
 	if removeDir != "" {
