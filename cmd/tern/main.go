@@ -16,7 +16,7 @@
 //	tern index [--rebuild] USER|--all   index mail for SEARCH now
 //	tern backup DEST             snapshot the data directory (server may run)
 //	tern restore SRC             restore a backup as a new data directory
-//	tern store copy --from sqlite:DIR --to postgres://...
+//	tern store copy --from sqlite:DIR|postgres://... --to postgres://...
 //	tern version
 //
 // Run "tern COMMAND -h" for the flags of a command.
@@ -95,6 +95,8 @@ Usage:
   tern blobs-gc [--sweep]        delete unused bodies from a postgres store's blob store
   tern restore SRC [flags]       restore a backup as a new, empty data directory
   tern store copy --from sqlite:DIR --to postgres://...  move a store to PostgreSQL, UIDs and modseqs kept
+  tern store copy --from postgres://A --to postgres://B [--user NAME]...
+                                 move users to another PostgreSQL database
   tern version                   print the version
 
 Run "tern COMMAND -h" for a command's flags.

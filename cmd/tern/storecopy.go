@@ -14,6 +14,8 @@ import (
 
 const storeUsage = `Usage:
   tern store copy --from sqlite:DIR --to postgres://...   copy a whole store, UIDs and modseqs kept
+  tern store copy --from postgres://A --to postgres://B --user NAME
+                                                         move users to another database
 
 Run "tern store copy -h" for its flags.
 `
@@ -41,29 +43,37 @@ func (e *env) storeCopy(args []string) int {
 			"messages with their UIDs, MODSEQs, flags and dates, subscriptions, quotas,\n" +
 			"annotations, Sieve scripts and ACLs, so that clients synchronised before\n" +
 			"(CONDSTORE/QRESYNC) need no full resync. Stop tern serve on the source\n" +
-			"first. Restartable: run it again after an interruption and it continues\n" +
-			"where it stopped; nothing is copied twice. Progress goes to standard error.\n" +
+			"first (or, copying some users with --user, keep those users out: no\n" +
+			"sessions, no deliveries; a mailbox that changes meanwhile stops the copy).\n" +
+			"Restartable: run it again after an interruption and it continues where it\n" +
+			"stopped; nothing is copied twice. Progress goes to standard error.\n" +
 			"Mailbox ids (RFC 8474 MAILBOXID) are the target's own."}
 	fs := e.newFlagSet(c)
-	from := fs.String("from", "", "source store: sqlite:DIR")
+	from := fs.String("from", "", "source store: sqlite:DIR or postgres://...")
 	to := fs.String("to", "", "target store: postgres://USER:PASS@HOST:PORT/DB?sslmode=...")
 	batch := fs.Int("batch", 500, "messages per transaction")
+	var users []string
+	fs.Func("user", "copy only this user (repeat for more; default: every user)", func(u string) error {
+		users = append(users, u)
+		return nil
+	})
 	blobs := fs.String("blob-store", "", "where the target keeps message bodies: db, file:DIR or s3://BUCKET?endpoint=...&region=...&path_style=true (`URL`); default: db")
+	fromBlobs := fs.String("from-blob-store", "", "where a postgres source keeps message bodies, as its nodes' store.blobs (`URL`); default: db")
 	if _, code, done := e.parse(c, fs, args); done {
 		return code
 	}
-	if err := e.runStoreCopy(context.Background(), *from, *to, *blobs, *batch); err != nil {
+	opts := storecopy.Options{Progress: e.stderr, BatchMessages: *batch, Users: users}
+	if err := e.runStoreCopy(context.Background(), config.Store{URL: *from, Blobs: *fromBlobs}, config.Store{URL: *to, Blobs: *blobs}, opts); err != nil {
 		fmt.Fprintf(e.stderr, "tern store copy: %v\n", err)
 		return exitError
 	}
 	return exitOK
 }
 
-var errCopyKinds = errors.New("copies from an sqlite store (--from sqlite:DIR) to a postgres store (--to postgres://...)")
+var errCopyKinds = errors.New("copies from an sqlite store (--from sqlite:DIR) or a postgres store to another postgres store (--to postgres://...)")
 
-func (e *env) runStoreCopy(ctx context.Context, from, to, blobs string, batch int) error {
-	srcCfg := &config.Config{Store: config.Store{URL: from}}
-	dstCfg := &config.Config{Store: config.Store{URL: to, Blobs: blobs}}
+func (e *env) runStoreCopy(ctx context.Context, from, to config.Store, opts storecopy.Options) error {
+	srcCfg, dstCfg := &config.Config{Store: from}, &config.Config{Store: to}
 	sk, dir, err := srcCfg.Backend()
 	if err != nil {
 		return err
@@ -72,12 +82,14 @@ func (e *env) runStoreCopy(ctx context.Context, from, to, blobs string, batch in
 	if err != nil {
 		return err
 	}
-	if from == "" || to == "" || sk != config.StoreSQLite || dk != config.StorePostgres {
+	if from.URL == "" || to.URL == "" || from.URL == to.URL || (sk != config.StoreSQLite && sk != config.StorePostgres) || dk != config.StorePostgres {
 		return errCopyKinds
 	}
 	// Do not create an empty store where there is none: a typo'd path.
-	if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
-		return fmt.Errorf("no store in %s: %w", dir, err)
+	if sk == config.StoreSQLite {
+		if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
+			return fmt.Errorf("no store in %s: %w", dir, err)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	src, err := openStore(ctx, srcCfg, nil, log)
@@ -94,6 +106,6 @@ func (e *env) runStoreCopy(ctx context.Context, from, to, blobs string, batch in
 	if !ok {
 		return errCopyKinds
 	}
-	_, err = storecopy.Copy(ctx, src, target, storecopy.Options{Progress: e.stderr, BatchMessages: batch})
+	_, err = storecopy.Copy(ctx, src, target, opts)
 	return err
 }

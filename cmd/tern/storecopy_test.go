@@ -44,7 +44,8 @@ func qresyncExamine(t *testing.T, addr, validity, modseq, known string) []string
 // after changes made there and "tern store copy" to PostgreSQL, gets
 // from a node on the copy exactly the QRESYNC answer the sqlite store
 // gives: the expunged UID as VANISHED (EARLIER), FETCH for the changed
-// and the new message, nothing more (no full resync).
+// and the new message, nothing more (no full resync). So it does after
+// the user is copied on from that database to another (--user).
 func TestStoreCopyQRESYNC(t *testing.T) {
 	needStore(t)
 	url := pgtest.NewDatabase(t)
@@ -109,6 +110,20 @@ func TestStoreCopyQRESYNC(t *testing.T) {
 	}
 	if r := runT(t, "", "store", "copy", "--from", url, "--to", "sqlite:"+dir); r.code != exitError {
 		t.Fatalf("copy the wrong way: %+v", r)
+	}
+
+	// Moving alice on to another database: the same answer there.
+	url2 := pgtest.NewDatabase(t)
+	if r := runT(t, "", "store", "copy", "--from", url, "--to", url2, "--user", "bob"); r.code != exitError || !strings.Contains(r.stderr, `"bob"`) {
+		t.Fatalf("copy of a user the source lacks: %+v", r)
+	}
+	if r := runT(t, "", "store", "copy", "--from", url, "--to", url2, "--user", "alice"); r.code != 0 || !strings.Contains(r.stderr, "done: 1 users") {
+		t.Fatalf("store copy between databases: %+v", r)
+	}
+	addrs2, _, stop2 := startServe(t, 1, append([]string{"--store", url2, "--data", t.TempDir()}, serveFlags...)...)
+	defer stop2()
+	if got := qresyncExamine(t, addrs2["imap"], validity[1], modseq[1], "1:6"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("QRESYNC on the second copy:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -32,7 +32,7 @@ type UIDLogEntry struct {
 }
 
 // HistorySource is implemented by accounts that can hand out their
-// mailboxes' history (the sqlite backend's): the source side of a store
+// mailboxes' history (both backends'): the source side of a store
 // copy.
 type HistorySource interface {
 	MailboxHistory(ctx context.Context, mailboxID int64) (MailboxHistory, error)

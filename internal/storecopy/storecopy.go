@@ -8,13 +8,15 @@
 // or QRESYNC against the source resynchronises against the copy as if
 // nothing had happened (tern store copy).
 //
-// The source is read through store.Account plus store.HistorySource; the
-// target writes rows with the source's identities (Target, implemented by
+// The source (sqlite or postgres) is read through store.Account plus
+// store.HistorySource; the target writes rows with the source's identities (Target, implemented by
 // the postgres store). A copy is restartable: messages go in batches,
 // each one transaction, in ascending UID order, and the target skips what
 // an earlier run already committed, so a rerun after a crash continues
 // where it stopped and never duplicates a message. The source must not
-// change while it is copied (stop tern serve first).
+// change while it is copied (stop tern serve first, or keep the users
+// copied out of it): a mailbox found changed at its end stops the copy
+// (ErrSourceChanged).
 package storecopy
 
 import (
@@ -22,10 +24,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
 )
+
+// ErrSourceChanged: a mailbox of the source changed while it was copied
+// (a session or a delivery on a source that is still served). The
+// target's copy of it is not exact and the copy stops before recording
+// its history: delete the user in the target and copy again with nothing
+// changing the source.
+var ErrSourceChanged = errors.New("the mailbox changed during the copy; delete the user in the target and copy again while nothing uses the source")
 
 // Target is a store that can take copied rows with their identities.
 type Target interface {
@@ -49,6 +59,9 @@ type Target interface {
 type Options struct {
 	// Progress receives progress lines (nil: none).
 	Progress io.Writer
+	// Users, when not empty, are the only users copied (each must
+	// exist in the source): moving some users to another database.
+	Users []string
 	// BatchMessages and BatchBytes bound one transaction's messages
 	// (defaults 500 and 32 MiB; a larger message goes alone).
 	BatchMessages int
@@ -93,6 +106,11 @@ func Copy(ctx context.Context, src store.Store, dst Target, opts Options) (Stats
 	if err != nil {
 		return c.stats, fmt.Errorf("store copy: list users: %w", err)
 	}
+	if len(opts.Users) > 0 {
+		if users, err = pickUsers(users, opts.Users); err != nil {
+			return c.stats, fmt.Errorf("store copy: %w", err)
+		}
+	}
 	if c.total, err = countMessages(ctx, src, users); err != nil {
 		return c.stats, fmt.Errorf("store copy: %w", err)
 	}
@@ -106,6 +124,19 @@ func Copy(ctx context.Context, src store.Store, dst Target, opts Options) (Stats
 	c.progress(true, "done: %d users, %d mailboxes, %d messages copied (%s), %d already there, in %s",
 		c.stats.Users, c.stats.Mailboxes, c.stats.Messages, megabytes(c.stats.Bytes), c.stats.Skipped, time.Since(c.start).Round(time.Millisecond))
 	return c.stats, nil
+}
+
+// pickUsers returns the users of all named in want, in all's order,
+// or an error naming one that all lacks.
+func pickUsers(all, want []string) ([]string, error) {
+	named := make(map[string]bool, len(want))
+	for _, u := range want {
+		if !slices.Contains(all, u) {
+			return nil, fmt.Errorf("user %q: %w", u, store.ErrNoSuchUser)
+		}
+		named[u] = true
+	}
+	return slices.DeleteFunc(slices.Clone(all), func(u string) bool { return !named[u] }), nil
 }
 
 // countMessages sums the messages of every selectable mailbox.
@@ -190,11 +221,13 @@ func (c *copier) copyMailbox(ctx context.Context, sa store.Account, hs store.His
 		return err
 	}
 	var keywords []string
+	var seen store.MailboxStatus
 	if !b.NoSelect {
-		_, uids, err := sa.Snapshot(ctx, b.ID)
+		st, uids, err := sa.Snapshot(ctx, b.ID)
 		if err != nil {
 			return err
 		}
+		seen = st
 		skip := 0
 		for skip < len(uids) && uids[skip] <= lastUID {
 			skip++
@@ -203,15 +236,18 @@ func (c *copier) copyMailbox(ctx context.Context, sa store.Account, hs store.His
 		if err := c.copyMessages(ctx, sa, b, dstID, uids[skip:]); err != nil {
 			return err
 		}
-		st, err := sa.Status(ctx, b.Name)
+		now, err := sa.Status(ctx, b.Name)
 		if err != nil {
 			return err
 		}
-		keywords = st.Keywords
+		keywords = now.Keywords
 	}
 	h, err := hs.MailboxHistory(ctx, b.ID)
 	if err != nil {
 		return err
+	}
+	if !b.NoSelect && h.HighestModSeq != seen.HighestModSeq {
+		return fmt.Errorf("%w (HIGHESTMODSEQ %d when the copy began, %d now)", ErrSourceChanged, seen.HighestModSeq, h.HighestModSeq)
 	}
 	return c.dst.LoadHistory(ctx, dstID, h, keywords)
 }

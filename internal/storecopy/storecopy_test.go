@@ -212,6 +212,7 @@ func compareAccounts(t *testing.T, sa, da store.Account) {
 	}
 	for _, f := range []func(store.Account) (any, error){
 		func(a store.Account) (any, error) { return a.Subscriptions(ctx) },
+		func(a store.Account) (any, error) { return a.(store.HistorySource).LastUIDValidity(ctx) },
 		func(a store.Account) (any, error) { return a.Quota(ctx) },
 		func(a store.Account) (any, error) { return a.SieveScripts(ctx) },
 		func(a store.Account) (any, error) {
@@ -265,6 +266,16 @@ func compareMailbox(t *testing.T, sa, da store.Account, name string, sid, did in
 		must(t, err)
 		if !bytes.Equal(sbody, dbody) {
 			t.Errorf("%s uid %d: body differs", what, sm[i].UID)
+		}
+	}
+	// The history itself, when both stores hand it out.
+	if sh, ok := sa.(store.HistorySource); ok {
+		if dh, ok := da.(store.HistorySource); ok {
+			shist, err := sh.MailboxHistory(ctx, sid)
+			must(t, err)
+			dhist, err := dh.MailboxHistory(ctx, did)
+			must(t, err)
+			same(t, what+" history", shist, dhist)
 		}
 	}
 	// What a client synchronised at any earlier modseq would be told.
@@ -469,4 +480,117 @@ func BenchmarkCopy(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// openPostgres opens a store on a fresh database.
+func openPostgres(t *testing.T) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), pgtest.NewDatabase(t), postgres.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestCopyPostgresToPostgres: a postgres store is a source too, with its
+// history (moving an installation to another database): a copy of the
+// copy holds exactly what the first one holds, and a second run copies
+// nothing.
+func TestCopyPostgresToPostgres(t *testing.T) {
+	ctx := context.Background()
+	src, mid := openPair(t)
+	fillSource(t, src)
+	_, err := Copy(ctx, src, mid, Options{})
+	must(t, err)
+	// Changes made on the postgres store itself: new tombstones, flags,
+	// a \Recent claim and a new mailbox after the first copy.
+	a, err := mid.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = a.Expunge(ctx, inbox.ID, []uint32{20, 21, 22}, false)
+	must(t, err)
+	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{23}, store.FlagsAdd, []string{"$Moved"}, 0, false)
+	must(t, err)
+	_, err = a.ClaimRecent(ctx, inbox.ID, 40)
+	must(t, err)
+	must(t, a.CreateMailbox(ctx, "Later", ""))
+
+	dst := openPostgres(t)
+	st, err := Copy(ctx, mid, dst, Options{BatchMessages: 6})
+	must(t, err)
+	if st.Users != 2 || st.Messages != 41 {
+		t.Errorf("stats %+v", st)
+	}
+	compareStores(t, mid, dst)
+	st, err = Copy(ctx, mid, dst, Options{})
+	must(t, err)
+	if st.Messages != 0 || st.Skipped != 41 {
+		t.Errorf("second run: %+v", st)
+	}
+	compareStores(t, mid, dst)
+}
+
+// TestCopySomeUsers: Options.Users copies those users only; a user the
+// source lacks stops the copy before anything is written.
+func TestCopySomeUsers(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"bob", "carol"}}); !errors.Is(err, store.ErrNoSuchUser) {
+		t.Fatalf("copy of a user the source lacks: %v", err)
+	}
+	if users, err := dst.Users(ctx); err != nil || len(users) != 0 {
+		t.Fatalf("target users after the refused copy: %v %v", users, err)
+	}
+	st, err := Copy(ctx, src, dst, Options{Users: []string{"bob"}})
+	must(t, err)
+	if st.Users != 1 || st.Messages != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	users, err := dst.Users(ctx)
+	must(t, err)
+	same(t, "target users", users, []string{"bob"})
+	sa, err := src.Account(ctx, "bob")
+	must(t, err)
+	defer sa.Close()
+	da, err := dst.Account(ctx, "bob")
+	must(t, err)
+	defer da.Close()
+	compareAccounts(t, sa, da)
+}
+
+// TestCopySourceChanged: a mailbox that changes while it is copied stops
+// the copy with ErrSourceChanged before its history is recorded.
+func TestCopySourceChanged(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	b, err := src.Account(ctx, "bob")
+	must(t, err)
+	defer b.Close()
+	inbox, err := b.Mailbox(ctx, "INBOX")
+	must(t, err)
+	changed := false
+	_, err = Copy(ctx, src, dst, Options{Users: []string{"bob"}, BatchMessages: 1, afterBatch: func() error {
+		if !changed {
+			changed = true
+			_, err := b.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsAdd, []string{`\Seen`}, 0, false)
+			return err
+		}
+		return nil
+	}})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("copy of a mailbox changed meanwhile: %v", err)
+	}
+	da, err := dst.Account(ctx, "bob")
+	must(t, err)
+	defer da.Close()
+	st, err := da.Status(ctx, "INBOX")
+	must(t, err)
+	if st.HighestModSeq != 1 {
+		t.Errorf("the target's INBOX took the changed history: HIGHESTMODSEQ %d", st.HighestModSeq)
+	}
 }
