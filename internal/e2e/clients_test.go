@@ -14,13 +14,15 @@ var clientUsers = map[string]string{
 	"mutt":    "mutt-secret",
 }
 
-// TestClients starts one tern server and drives each real client
-// against it in its own subtest.
+// TestClients starts one tern server per store and drives each real
+// client against it in its own subtest.
 func TestClients(t *testing.T) {
-	srv := startServer(t, clientUsers)
-	t.Run("python-imaplib", func(t *testing.T) { t.Parallel(); testPython(t, srv) })
-	t.Run("curl", func(t *testing.T) { t.Parallel(); testCurl(t, srv) })
-	t.Run("mbsync", func(t *testing.T) { t.Parallel(); testMbsync(t, srv) })
-	t.Run("offlineimap", func(t *testing.T) { t.Parallel(); testOfflineIMAP(t, srv) })
-	t.Run("neomutt", func(t *testing.T) { t.Parallel(); testNeomutt(t, srv) })
+	forEachStore(t, func(t *testing.T, store []string) {
+		srv := startServer(t, clientUsers, store...)
+		t.Run("python-imaplib", func(t *testing.T) { t.Parallel(); testPython(t, srv) })
+		t.Run("curl", func(t *testing.T) { t.Parallel(); testCurl(t, srv) })
+		t.Run("mbsync", func(t *testing.T) { t.Parallel(); testMbsync(t, srv) })
+		t.Run("offlineimap", func(t *testing.T) { t.Parallel(); testOfflineIMAP(t, srv) })
+		t.Run("neomutt", func(t *testing.T) { t.Parallel(); testNeomutt(t, srv) })
+	})
 }

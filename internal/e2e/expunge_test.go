@@ -16,8 +16,10 @@ import (
 // told, fetches it. RFC 9051 section 7.5.2 lets the server answer that
 // FETCH with the data, or with no data for the vanished message (OK or
 // NO), but the session must stay usable and learn of the expunge after.
-func TestStaleViewFetch(t *testing.T) {
-	srv := startServer(t, map[string]string{"ann": "ann-secret"})
+func TestStaleViewFetch(t *testing.T) { forEachStore(t, testStaleViewFetch) }
+
+func testStaleViewFetch(t *testing.T, store []string) {
+	srv := startServer(t, map[string]string{"ann": "ann-secret"}, store...)
 	b := srv.client(t, "ann", "ann-secret")
 	body := testMessage("Bob <bob@example.org>", "vanishing", 1)
 	uid := appendMsg(t, b, "INBOX", body)
@@ -98,8 +100,10 @@ func TestStaleViewFetch(t *testing.T) {
 // was written, so an expunge committed in between broke the response and
 // the connection. Bodies are now opened first and a vanished message is
 // left out.
-func TestConcurrentExpungeFetch(t *testing.T) {
-	srv := startServer(t, map[string]string{"ann": "ann-secret"})
+func TestConcurrentExpungeFetch(t *testing.T) { forEachStore(t, testConcurrentExpungeFetch) }
+
+func testConcurrentExpungeFetch(t *testing.T, store []string) {
+	srv := startServer(t, map[string]string{"ann": "ann-secret"}, store...)
 	b := srv.client(t, "ann", "ann-secret")
 	const n = 150
 	bodies := map[string]bool{}

@@ -1,7 +1,8 @@
 // Package e2e_test drives the real tern binary with real mail clients
 // (Python imaplib, mbsync, offlineimap, curl, neomutt) the way a person
 // would use them, and checks the outcome through an independent IMAP
-// client. Every check looks at message bytes, flags or counts.
+// client. Every check looks at message bytes, flags or counts. Each test
+// runs on the embedded store and on PostgreSQL (forEachStore).
 package e2e_test
 
 import (
@@ -26,6 +27,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/tern-imap/tern/internal/pgtest"
 )
 
 // ternBin is the binary built once by TestMain.
@@ -54,7 +57,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/tern: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	return pgtest.Main(m)
 }
 
 // moduleRoot is two directories above this file (internal/e2e).
@@ -98,10 +101,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// forEachStore runs fn as a subtest per store: the embedded one (store
+// nil) and, where PostgreSQL is installed, a new database of a private
+// cluster (store: the flags that name it; skipped, saying why, without
+// PostgreSQL).
+func forEachStore(t *testing.T, fn func(t *testing.T, store []string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, nil) })
+	t.Run("postgres", func(t *testing.T) { fn(t, []string{"--store", pgtest.NewDatabase(t)}) })
+}
+
 // addUser runs "tern user add NAME" with the password on stdin.
-func addUser(t *testing.T, data, name, password string) {
+func addUser(t *testing.T, data string, store []string, name, password string) {
 	t.Helper()
-	cmd := exec.Command(ternBin, "user", "add", "--data", data, name)
+	cmd := exec.Command(ternBin, append([]string{"user", "add", "--data", data, name}, store...)...)
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tern user add %s: %v\n%s", name, err, out)
@@ -112,17 +124,18 @@ var listeningRE = regexp.MustCompile(`msg=listening proto=(imaps?) addr=(\S+)`)
 
 // startServer creates a data directory, adds the given users (name ->
 // password) and starts "tern serve" on loopback ports chosen by the
-// kernel (read back from the "listening" log lines). The process is
-// stopped with SIGTERM at cleanup and must exit 0.
-func startServer(t *testing.T, users map[string]string) *server {
+// kernel (read back from the "listening" log lines), on the store that
+// the flags store name (nil: the embedded one in the data directory).
+// The process is stopped with SIGTERM at cleanup and must exit 0.
+func startServer(t *testing.T, users map[string]string, store ...string) *server {
 	t.Helper()
 	data := t.TempDir()
 	for name, pw := range users {
-		addUser(t, data, name, pw)
+		addUser(t, data, store, name, pw)
 	}
 	s := &server{data: data, certFile: filepath.Join(data, "tls", "cert.pem"), log: &syncBuffer{}}
-	cmd := exec.Command(ternBin, "serve", "--data", data,
-		"--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "", "--listen-admin", "")
+	cmd := exec.Command(ternBin, append([]string{"serve", "--data", data,
+		"--listen-imap", "127.0.0.1:0", "--listen-imaps", "127.0.0.1:0", "--listen-lmtp", "", "--listen-admin", ""}, store...)...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = pw
