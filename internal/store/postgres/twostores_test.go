@@ -247,3 +247,96 @@ func TestClaimSieveStatePrunes(t *testing.T) {
 		t.Fatalf("%d sieve_state rows, %v; want 1 (the expired one pruned)", n, err)
 	}
 }
+
+// TestTwoNodesQuota: deliveries to one user through two nodes at once
+// stop at the quota exactly (the limit checked under the user's row lock
+// in the database, not by either node), every other one is refused with
+// ErrOverQuota, and both nodes report the same exact usage, also after an
+// expunge through one and appends through the other.
+func TestTwoNodesQuota(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	nodes := []*Store{openURL(t, url, nil), openURL(t, url, nil)}
+	for _, n := range nodes {
+		defer n.Close()
+	}
+	if err := nodes[0].CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	accts := make([]store.Account, len(nodes))
+	for i, n := range nodes {
+		a, err := n.Account(ctx, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		accts[i] = a
+	}
+	const limit, workers, per = 40, 8, 8
+	if err := accts[1].SetQuota(ctx, 0, limit); err != nil {
+		t.Fatal(err)
+	}
+	var ok, over atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes)*workers)
+	for i := range nodes {
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range per {
+					_, err := accts[i].Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i*1000 + w*100 + j)}})
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, store.ErrOverQuota):
+						over.Add(1)
+					default:
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if refused := int64(len(nodes)*workers*per - limit); ok.Load() != limit || over.Load() != refused {
+		t.Fatalf("%d appends stored and %d refused; want %d and %d", ok.Load(), over.Load(), limit, refused)
+	}
+	wantUsage := func(msgs int64) {
+		t.Helper()
+		for i, a := range accts {
+			q, err := a.Quota(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := a.Status(ctx, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.MessagesUsed != msgs || int64(st.Messages) != msgs {
+				t.Fatalf("node %d: usage %d, INBOX %d messages; want %d", i, q.MessagesUsed, st.Messages, msgs)
+			}
+		}
+	}
+	wantUsage(limit)
+	inbox, err := accts[0].Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := accts[0].Expunge(ctx, inbox.ID, []uint32{1, 2, 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	wantUsage(limit - 3)
+	for i := range 4 {
+		_, err := accts[1].Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(9000 + i)}})
+		if want := i == 3; errors.Is(err, store.ErrOverQuota) != want || (err != nil && !want) {
+			t.Fatalf("append %d after the expunge: %v (over quota expected: %v)", i, err, want)
+		}
+	}
+	wantUsage(limit)
+}
