@@ -19,6 +19,13 @@
 #   --out DIR        results (default: a new temp dir)
 #   --commands SET   search (default: the planted words) or fuzzy (the same
 #                    words with typos, SEARCH=FUZZY, RETURN (COUNT))
+#   --postgres       serve both builds from the postgres store instead: a
+#                    private cluster (Debian's postgresql, initdb in the temp
+#                    dir as nobody, loopback, free port) with one database
+#                    per build, each imported by its own build and indexed
+#                    by `tern index` where the build can (the baseline of
+#                    the postgres text index cannot: it scans); needs root
+#                    for runuser. --data is not kept across runs then.
 #
 # 1. `ternbench bigbox gen` writes N messages (Maildir) with planted words;
 #    `tern import` and `tern index` (this tree's build) load them.
@@ -32,7 +39,7 @@
 # Needs no root; everything listens on 127.0.0.1 only.
 set -euo pipefail
 
-MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" BASEDATA="" OUT="" COMMANDS=search
+MESSAGES=100000 BASELINE=HEAD~1 ROUNDS=2 PASSES=3 DATA="" BASEDATA="" OUT="" COMMANDS=search PG=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--messages) MESSAGES=$2; shift 2 ;;
@@ -43,7 +50,8 @@ while [ $# -gt 0 ]; do
 	--base-data) BASEDATA=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--commands) COMMANDS=$2; shift 2 ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	--postgres) PG=1; shift ;;
+	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) echo "searchab.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -54,8 +62,13 @@ WORK=$(mktemp -d /tmp/ternsearchab.XXXXXX)
 DATA=${DATA:-$WORK/data}
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT" "$DATA" "$WORK/bin"
-PID=""
+PID="" PGBIN="" PGDATA=""
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+stop_pg() {
+	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
+		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
+	fi
+}
 stop() {
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill -TERM "$PID" 2>/dev/null || true
@@ -65,7 +78,7 @@ stop() {
 	fi
 	PID=""
 }
-trap 'stop; rm -rf "$WORK/bin" "$WORK/base"' EXIT INT TERM
+trap 'stop; stop_pg; rm -rf "$WORK/bin" "$WORK/base" "$WORK/pg"' EXIT INT TERM
 
 PORT=$(free_port 21543)
 
@@ -75,7 +88,47 @@ mkdir -p "$WORK/base"
 (cd "$REPO" && git archive "$BASELINE") | tar -x -C "$WORK/base"
 (cd "$WORK/base" && go build -o "$WORK/bin/tern-base" ./cmd/tern)
 
+# start_pg: a private PostgreSQL server with databases tern_new and
+# tern_base; PG_URL_new and PG_URL_base name them.
+start_pg() {
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$PGBIN/initdb" ] || { log "no PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
+	local port
+	port=$(free_port 25432)
+	mkdir -p "$WORK/pg"
+	chmod 755 "$WORK"
+	chown nobody:nogroup "$WORK/pg"
+	PGDATA=$WORK/pg/data
+	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
+	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $WORK/pg -c shared_buffers=256MB" >/dev/null
+	for db in tern_new tern_base; do
+		runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U tern "$db"
+	done
+	PG_URL_new="postgres://tern@127.0.0.1:$port/tern_new?sslmode=disable"
+	PG_URL_base="postgres://tern@127.0.0.1:$port/tern_base?sslmode=disable"
+}
+
+# prepare_pg LABEL: a config for build LABEL on its database, the
+# generated mail imported by that build, indexed where it can be.
+prepare_pg() {
+	local label=$1 url conf
+	url=PG_URL_$label
+	conf=$DATA/tern-$label/tern.toml
+	mkdir -p "$DATA/tern-$label"
+	sed -e "s#^data_dir = .*#data_dir = \"$DATA/tern-$label/data\"#" "$DATA/tern/tern.toml" >"$conf"
+	printf '[store]\nurl = "%s"\n' "${!url}" >>"$conf"
+	printf 'benchpass\n' | "$WORK/bin/tern-$label" user add user1 --config "$conf" >/dev/null
+	log "tern import ($label, PostgreSQL)"
+	"$WORK/bin/tern-$label" import user1 "$WORK/maildir" --config "$conf" | tail -1 | tee "$OUT/import-$label.txt"
+	log "tern index ($label)"
+	"$WORK/bin/tern-$label" index user1 --config "$conf" 2>/dev/null | tail -1 | tee "$OUT/index-$label.txt" || true
+}
+
 CONF=$DATA/tern/tern.toml
+if [ "$PG" = 1 ]; then
+	rm -rf "$DATA/tern" "$DATA/tern-new" "$DATA/tern-base"
+fi
 if [ ! -e "$CONF" ]; then
 	mkdir -p "$DATA/tern"
 	cat >"$CONF" <<CONF
@@ -93,15 +146,24 @@ level = "warn"
 CONF
 	log "generating $MESSAGES messages"
 	"$WORK/bin/ternbench" bigbox gen --messages "$MESSAGES" --out "$WORK/maildir" | tee "$OUT/gen.txt"
-	printf 'benchpass\n' | "$WORK/bin/tern-new" user add user1 --config "$CONF" >/dev/null
-	log "tern import"
-	"$WORK/bin/tern-new" import user1 "$WORK/maildir" --config "$CONF" | tail -1 | tee "$OUT/import.txt"
-	log "tern index"
-	"$WORK/bin/tern-new" index user1 --config "$CONF" 2>/dev/null | tail -1 | tee "$OUT/index.txt"
+	if [ "$PG" = 1 ]; then
+		start_pg
+		prepare_pg new
+		prepare_pg base
+	else
+		printf 'benchpass\n' | "$WORK/bin/tern-new" user add user1 --config "$CONF" >/dev/null
+		log "tern import"
+		"$WORK/bin/tern-new" import user1 "$WORK/maildir" --config "$CONF" | tail -1 | tee "$OUT/import.txt"
+		log "tern index"
+		"$WORK/bin/tern-new" index user1 --config "$CONF" 2>/dev/null | tail -1 | tee "$OUT/index.txt"
+	fi
 	rm -rf "$WORK/maildir"
 fi
 PORT=$(sed -n 's/^imap = "127.0.0.1:\([0-9]*\)"/\1/p' "$CONF")
 CONF_new=$CONF CONF_base=$CONF
+if [ "$PG" = 1 ]; then
+	CONF_new=$DATA/tern-new/tern.toml CONF_base=$DATA/tern-base/tern.toml
+fi
 if [ -n "$BASEDATA" ]; then
 	CONF_base=$BASEDATA/tern/tern.toml
 	[ "$(sed -n 's/^imap = "127.0.0.1:\([0-9]*\)"/\1/p' "$CONF_base")" = "$PORT" ] || { echo "searchab.sh: $CONF_base must listen on port $PORT" >&2; exit 2; }

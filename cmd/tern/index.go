@@ -14,7 +14,7 @@ import (
 )
 
 // textIndexer is implemented by backends with a full-text index
-// (sqlite.Store.IndexText).
+// (sqlite.Store.IndexText, postgres.Store.IndexText).
 type textIndexer interface {
 	IndexText(ctx context.Context, user string, rebuild bool, progress func(done, left int)) error
 }
@@ -26,6 +26,7 @@ func (e *env) index(args []string) int {
 			"index existed). `tern serve` does the same in the background; this shows\n" +
 			"progress and returns when done. With --rebuild the user's index is emptied\n" +
 			"and all mail indexed again. --all instead of USER: every user.\n" +
+			"On a postgres store the count is of distinct message bodies.\n" +
 			"Safe while the server runs."}
 	all := slices.Contains(args, "--all") || slices.Contains(args, "-all")
 	if all {
@@ -45,14 +46,16 @@ func (e *env) index(args []string) int {
 	if !ok {
 		return exitError
 	}
-	dir, err := sqliteDir(cfg)
+	kind, dir, err := cfg.Backend()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tern index: %v\n", err)
 		return exitError
 	}
-	if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
-		fmt.Fprintf(e.stderr, "tern index: no store in %s: %v\n", dir, err)
-		return exitError
+	if kind == config.StoreSQLite {
+		if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
+			fmt.Fprintf(e.stderr, "tern index: no store in %s: %v\n", dir, err)
+			return exitError
+		}
 	}
 	ctx := context.Background()
 	err = e.withStore(ctx, cfg, func(st store.Store) error {

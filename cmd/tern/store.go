@@ -33,9 +33,9 @@ const (
 )
 
 // openStoreIndexing is openStore that, with indexText, also runs the
-// store's background work (tern serve): the sqlite store's full-text
-// indexer, the postgres store's blob collector. use says who opens it
-// (the postgres store is opened the same for all).
+// store's full-text indexer (tern serve with index.text). use says who
+// opens it: for tern serve the postgres store also runs its blob
+// collector.
 func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.Notifier, log *slog.Logger, indexText bool, use storeUse) (store.Store, error) {
 	kind, where, err := cfg.Backend()
 	if err != nil {
@@ -46,13 +46,9 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 		return nil, err
 	}
 	if kind == config.StorePostgres {
-		opts := postgres.Options{Notifier: notifier, Logger: log, ReadURL: cfg.Store.ReadURL,
-			RelaxedCommits: mode == sqlite.FsyncOptimized}
+		opts := postgresOptions(cfg, mode, notifier, log, indexText, use)
 		if opts.Blobs, err = openBlobStore(ctx, cfg); err != nil {
 			return nil, err
-		}
-		if indexText {
-			opts.BlobGC = postgres.BlobGC{Every: blobGCEvery, Grace: cfg.Store.BlobGrace, SweepEvery: blobSweepEvery}
 		}
 		st, err := postgres.Open(ctx, where, opts)
 		if err != nil {
@@ -73,6 +69,18 @@ func openStoreIndexing(ctx context.Context, cfg *config.Config, notifier store.N
 		return nil, fmt.Errorf("open store in %s: %w", where, err)
 	}
 	return st, nil
+}
+
+// postgresOptions are the postgres store's options for cfg (blob store
+// aside): a server (use) runs the blob collector, and with indexText the
+// full-text indexer too.
+func postgresOptions(cfg *config.Config, mode sqlite.FsyncMode, notifier store.Notifier, log *slog.Logger, indexText bool, use storeUse) postgres.Options {
+	opts := postgres.Options{Notifier: notifier, Logger: log, ReadURL: cfg.Store.ReadURL,
+		RelaxedCommits: mode == sqlite.FsyncOptimized, TextIndexer: indexText}
+	if use == useServer {
+		opts.BlobGC = postgres.BlobGC{Every: blobGCEvery, Grace: cfg.Store.BlobGrace, SweepEvery: blobSweepEvery}
+	}
+	return opts
 }
 
 // errNotSQLite: a command that works on the embedded store's files only.

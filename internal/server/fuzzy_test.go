@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -13,11 +12,11 @@ import (
 // per message of ALL, 100 for the exact text and less for near misses
 // ("hello", "help" for "Helo"); SORT (RELEVANCY) puts the best first and
 // SORT RETURN (RELEVANCY ALL) lists the scores in sort order; RELEVANCY
-// without FUZZY is BAD; SAVE keeps the fuzzy matches for "$". On
-// PostgreSQL (no full-text index) only the scan is checked.
+// without FUZZY is BAD; SAVE keeps the fuzzy matches for "$".
 func TestSearchFuzzy(t *testing.T) {
 	dir := t.TempDir()
-	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	open, indexNow := sharedTextStore(t, dir)
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, openStore: open})
 	ts.addUser("alice", "secret")
 	c := ts.login("alice", "secret")
 	if caps := c.ok("CAPABILITY"); len(caps) == 0 || !strings.Contains(caps[0]+" ", " SEARCH=FUZZY ") {
@@ -66,10 +65,7 @@ func TestSearchFuzzy(t *testing.T) {
 		}
 	}
 	check("not indexed")
-	if os.Getenv("TERN_TEST_STORE") == "postgres" {
-		return
-	}
-	indexUser(t, dir, "alice")
+	indexNow("alice")
 	check("indexed")
 }
 

@@ -17,8 +17,10 @@ import (
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/postgres"
 	"github.com/tern-imap/tern/internal/store/sqlite"
 )
 
@@ -31,14 +33,14 @@ import (
 // with the index, one told to scan. It compares with nothing indexed,
 // everything indexed, and a mix (new mail queued, copies, expunges).
 func TestSearchIndexDifferential(t *testing.T) {
-	needSQLite(t) // the text index is the sqlite store's
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 11))
 	dir := t.TempDir()
-	idx := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	open, indexNow := sharedTextStore(t, dir)
+	idx := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, openStore: open})
 	idx.addUser("alice", "secret")
-	scan := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, mutate: func(c *server.Config) { c.ScanSearch = true }})
+	scan := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, openStore: open, mutate: func(c *server.Config) { c.ScanSearch = true }})
 	ctx := context.Background()
 	g := &diffGen{r: r}
 	appendRandom := func(n int) {
@@ -57,16 +59,7 @@ func TestSearchIndexDifferential(t *testing.T) {
 			}
 		}
 	}
-	drain := func() {
-		s, err := sqlite.Open(ctx, dir, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if err := s.IndexText(ctx, "alice", false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	drain := func() { indexNow("alice") }
 	ci, cs := idx.login("alice", "secret"), scan.login("alice", "secret")
 	compare := func(phase string, n int) {
 		ci.ok("SELECT INBOX")
@@ -393,17 +386,15 @@ func (g *diffGen) key(depth int) string {
 // message the index has not covered yet is still read and matched into
 // the answer. OR goes the per-message way and answers the same.
 func TestSearchDecidedByIndex(t *testing.T) {
-	if os.Getenv("TERN_TEST_STORE") == "postgres" {
-		t.Skip("no full-text index on the postgres store")
-	}
 	dir := t.TempDir()
-	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	open, indexNow := sharedTextStore(t, dir)
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, openStore: open})
 	ts.addUser("alice", "secret")
 	c := ts.login("alice", "secret")
 	for _, b := range []string{"alpha beta", "beta gamma", "gamma"} {
 		c.appendMsg("INBOX", "", crlf("Subject: s\n\n"+b+"\n"))
 	}
-	indexUser(t, dir, "alice")
+	indexNow("alice")
 	c.ok("SELECT INBOX")
 	reads := func(cmd string) ([]string, uint64) {
 		t.Helper()
@@ -430,18 +421,42 @@ func TestSearchDecidedByIndex(t *testing.T) {
 	hasLine(t, c.ok("UID SEARCH OR BODY alpha BODY delta"), "* SEARCH 1 4")
 }
 
-// indexUser indexes user's queued mail in the sqlite data directory dir
-// now, through a second Store on it (beside the test server's, as tern
-// index beside tern serve).
-func indexUser(t *testing.T, dir, user string) {
+// sharedTextStore returns, for tests of the full-text index, how test
+// servers open one shared store (serverOpts.openStore: nil for the
+// sqlite store in dir; with TERN_TEST_STORE=postgres, Stores on one new
+// database) and a function that indexes a user's queued mail now through
+// another Store on it (beside the servers', as tern index beside tern
+// serve).
+func sharedTextStore(t *testing.T, dir string) (func(*testing.T, store.Notifier) store.Store, func(user string)) {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	type textIndexer interface {
+		store.Store
+		IndexText(ctx context.Context, user string, rebuild bool, progress func(done, left int)) error
 	}
-	defer s.Close()
-	if err := s.IndexText(context.Background(), user, false, nil); err != nil {
-		t.Fatal(err)
+	var open func(*testing.T, store.Notifier) store.Store
+	other := func() (textIndexer, error) { return sqlite.Open(ctx, dir, sqlite.Options{}) }
+	if os.Getenv("TERN_TEST_STORE") == "postgres" {
+		url := pgtest.NewDatabase(t)
+		open = func(t *testing.T, n store.Notifier) store.Store {
+			st, err := postgres.Open(ctx, url, postgres.Options{Notifier: n})
+			if err != nil {
+				t.Fatalf("open store: %v", err)
+			}
+			return st
+		}
+		other = func() (textIndexer, error) { return postgres.Open(ctx, url, postgres.Options{}) }
+	}
+	return open, func(user string) {
+		t.Helper()
+		s, err := other()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.IndexText(ctx, user, false, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -461,19 +476,17 @@ func TestSearchNotLeavesOutPendingExpunge(t *testing.T) {
 }
 
 // TestSearchNotBodyLeavesOutPendingExpunge is the same for a BODY key,
-// which SQLite's own full-text index decides.
+// which the store's full-text index decides.
 func TestSearchNotBodyLeavesOutPendingExpunge(t *testing.T) {
-	if os.Getenv("TERN_TEST_STORE") == "postgres" {
-		t.Skip("no full-text index on the postgres store")
-	}
 	dir := t.TempDir()
-	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true})
+	open, indexNow := sharedTextStore(t, dir)
+	ts := newTestServer(t, serverOpts{dataDir: dir, noTextIndexer: true, openStore: open})
 	ts.addUser("alice", "secret")
 	a := ts.login("alice", "secret")
 	for _, body := range []string{"alpha", "alpha", "alpha", "beta"} {
 		a.appendMsg("INBOX", "", crlf("Subject: s\n\n"+body+"\n"))
 	}
-	indexUser(t, dir, "alice")
+	indexNow("alice")
 	checkNotAfterExpunge(t, ts, a, "SEARCH NOT BODY alpha", "")
 }
 

@@ -48,14 +48,18 @@ func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 		// A row of an external body at zero references (switched from a
 		// blob store back to db) takes the bytes, since its object may be
 		// gone already.
-		b.Queue(`INSERT INTO bodies(hash, size, refs, data) VALUES($1, $2, 1, $3)
+		b.Queue(`WITH b AS (INSERT INTO bodies(hash, size, refs, data) VALUES($1, $2, 1, $3)
 			ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL,
-				data = CASE WHEN bodies.refs <= 0 THEN EXCLUDED.data ELSE bodies.data END`, p.hash, len(p.Body), p.Body)
+				data = CASE WHEN bodies.refs <= 0 THEN EXCLUDED.data ELSE bodies.data END
+			RETURNING refs)
+			`+queueTextSQL, p.hash, len(p.Body), p.Body)
 		return
 	}
-	b.Queue(`INSERT INTO bodies(hash, size, refs) VALUES($1, $2, 1)
+	b.Queue(`WITH b AS (INSERT INTO bodies(hash, size, refs) VALUES($1, $2, 1)
 		ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL
-		RETURNING refs, data IS NULL`, p.hash, len(p.Body)).QueryRow(func(row pgx.Row) error {
+		RETURNING refs, data IS NULL AS external),
+		q AS (`+queueTextSQL+`)
+		SELECT refs, external FROM b`, p.hash, len(p.Body)).QueryRow(func(row pgx.Row) error {
 		var refs int64
 		var external bool
 		if err := row.Scan(&refs, &external); err != nil {
@@ -67,6 +71,12 @@ func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 		return nil
 	})
 }
+
+// queueTextSQL, after a CTE b that stored body $1 and returned its
+// refs, queues the body for text extraction (textindex.go) when this
+// reference is its first: a new body, or one back from zero references
+// (whose text may have gone with an earlier row, or never been made).
+const queueTextSQL = `INSERT INTO text_queue(hash) SELECT $1 FROM b WHERE b.refs = 1 ON CONFLICT DO NOTHING`
 
 // bodyRefs is how many references to each body a transaction drops.
 type bodyRefs struct {

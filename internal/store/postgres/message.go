@@ -977,9 +977,3 @@ func (a *account) SavePreviews(ctx context.Context, mailboxID int64, previews ma
 		return nil
 	})
 }
-
-// SearchText implements store.Account: the PostgreSQL store keeps no
-// full-text index yet, so SEARCH reads the messages (the caller scans).
-func (a *account) SearchText(ctx context.Context, mailboxID int64, qs []store.TextQuery) (store.TextResult, error) {
-	return store.TextResult{}, store.ErrNoTextIndex
-}

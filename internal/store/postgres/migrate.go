@@ -214,6 +214,24 @@ CREATE INDEX contents_body ON contents(body_hash);
 	`
 CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE sysflags & 8 <> 0;
 `,
+	// 10: the full-text index (textindex.go): each body's searchable
+	// text (search.Doc, byte for byte) under the body's hash, and the
+	// bodies whose text is still to be extracted; the bodies already
+	// stored are queued.
+	`
+CREATE TABLE body_text(
+	hash bytea PRIMARY KEY REFERENCES bodies(hash) ON DELETE CASCADE,
+	header bytea NOT NULL,
+	fields bytea NOT NULL,
+	body bytea NOT NULL,
+	mime bytea NOT NULL
+);
+CREATE TABLE text_queue(
+	hash bytea PRIMARY KEY REFERENCES bodies(hash) ON DELETE CASCADE,
+	queued timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO text_queue(hash) SELECT hash FROM bodies WHERE refs > 0;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -53,6 +53,12 @@ type Options struct {
 	// BlobGC, with Blobs, runs the blob garbage collector in the
 	// background (tern serve); zero Every means not at all.
 	BlobGC BlobGC
+	// TextIndexer runs the background indexer that extracts the
+	// searchable text of new mail (textindex.go; tern serve with
+	// index.text). Without one, mail stays queued and SEARCH reads it.
+	TextIndexer bool
+	// textIndexDelay, in tests, replaces textIndexDelay.
+	textIndexDelay time.Duration
 	// ReadURL, if set, is a streaming replica of the database (a hot
 	// standby, or a pooler in front of several): reads of rows that
 	// never change once written (message bodies, and Fetches of content
@@ -134,6 +140,9 @@ type Store struct {
 
 	stopGC context.CancelFunc
 	gcDone chan struct{}
+
+	stopIndexer context.CancelFunc
+	indexerDone chan struct{}
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -225,6 +234,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		go func() {
 			defer close(s.gcDone)
 			s.collectBlobsEvery(gcCtx, opts.BlobGC)
+		}()
+	}
+	if opts.TextIndexer {
+		ixCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopIndexer, s.indexerDone = stop, make(chan struct{})
+		go func() {
+			defer close(s.indexerDone)
+			s.indexTextEvery(ixCtx)
 		}()
 	}
 	return s, nil
@@ -434,6 +451,10 @@ func (s *Store) Close() error {
 		if s.stopGC != nil {
 			s.stopGC()
 			<-s.gcDone
+		}
+		if s.stopIndexer != nil {
+			s.stopIndexer()
+			<-s.indexerDone
 		}
 		s.pool.Close()
 		if s.replica != nil {
