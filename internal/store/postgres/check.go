@@ -65,6 +65,15 @@ var consistencyChecks = []consistencyCheck{
 			WHERE t.mailbox_id = mb.id`,
 	},
 	{
+		// The full-text index (textindex.go): a body in use has its
+		// text, or waits in the queue (perhaps marked failed).
+		find: `SELECT format('body %s: used, but neither its searchable text nor queued for it', encode(b.hash, 'hex'))
+			FROM bodies b WHERE b.refs > 0 AND NOT EXISTS (SELECT 1 FROM body_text t WHERE t.hash = b.hash)
+				AND NOT EXISTS (SELECT 1 FROM text_queue q WHERE q.hash = b.hash) ORDER BY b.hash`,
+		repair: `INSERT INTO text_queue(hash) SELECT b.hash FROM bodies b WHERE b.refs > 0
+			AND NOT EXISTS (SELECT 1 FROM body_text t WHERE t.hash = b.hash) ON CONFLICT DO NOTHING`,
+	},
+	{
 		find: `SELECT format('user %s: annotations of mailbox %s, which is gone', m.user_id, m.mailbox_id) FROM metadata m
 			WHERE m.mailbox_id <> 0 AND NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = m.mailbox_id AND mb.user_id = m.user_id)
 			GROUP BY m.user_id, m.mailbox_id ORDER BY m.user_id, m.mailbox_id`,

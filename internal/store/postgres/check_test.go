@@ -29,16 +29,17 @@ func TestCheck(t *testing.T) {
 		`UPDATE bodies SET refs = 5`,
 		`UPDATE mailboxes SET uidnext = 1, highestmodseq = 1 WHERE name = 'INBOX'`,
 		`INSERT INTO metadata(user_id, mailbox_id, entry, value) SELECT id, 999999, '/private/y', 'z' FROM users`,
+		`DELETE FROM text_queue WHERE hash = (SELECT hash FROM bodies ORDER BY hash LIMIT 1)`,
 	} {
 		if _, err := s.pool.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	p, err := s.Check(ctx, false)
-	if err != nil || len(p) != 5 {
-		t.Fatalf("check found %d problems, want 5 (usage, 2 bodies, counters, annotations): %q %v", len(p), p, err)
+	if err != nil || len(p) != 6 {
+		t.Fatalf("check found %d problems, want 6 (usage, 2 bodies, counters, annotations, text): %q %v", len(p), p, err)
 	}
-	for _, want := range []string{"quota usage", "references counted", "UIDNEXT", "annotations"} {
+	for _, want := range []string{"quota usage", "references counted", "UIDNEXT", "annotations", "searchable text"} {
 		if !strings.Contains(strings.Join(p, "\n"), want) {
 			t.Fatalf("no %q problem in %q", want, p)
 		}

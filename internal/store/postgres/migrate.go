@@ -216,8 +216,8 @@ CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE sysflags & 8 <>
 `,
 	// 10: the full-text index (textindex.go): each body's searchable
 	// text (search.Doc, byte for byte) under the body's hash, and the
-	// bodies whose text is still to be extracted; the bodies already
-	// stored are queued.
+	// bodies whose text is still to be extracted (or could not be:
+	// failed); the bodies already stored are queued.
 	`
 CREATE TABLE body_text(
 	hash bytea PRIMARY KEY REFERENCES bodies(hash) ON DELETE CASCADE,
@@ -228,7 +228,8 @@ CREATE TABLE body_text(
 );
 CREATE TABLE text_queue(
 	hash bytea PRIMARY KEY REFERENCES bodies(hash) ON DELETE CASCADE,
-	queued timestamptz NOT NULL DEFAULT now()
+	queued timestamptz NOT NULL DEFAULT now(),
+	failed boolean NOT NULL DEFAULT false
 );
 INSERT INTO text_queue(hash) SELECT hash FROM bodies WHERE refs > 0;
 `,

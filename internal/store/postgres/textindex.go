@@ -29,7 +29,8 @@ import (
 // byte for byte in the database (position(needle IN text)): the answer
 // for an indexed message is the scan's. Messages whose body has no text
 // yet are Pending, and the caller reads them as without an index.
-// Nothing here is a trigram or word index: a search reads the mailbox's
+// A body whose text cannot be extracted stays queued, marked failed
+// (tern index --rebuild tries again). Nothing here is a trigram or word index: a search reads the mailbox's
 // stored text in the database, which spares reading, decoding and
 // parsing every message (and, with a blob store, fetching it).
 
@@ -88,7 +89,7 @@ func (s *Store) indexTextEvery(ctx context.Context) {
 const claimTextSQL = `SELECT q.hash, b.data, b.size, c.parts, c.used
 	FROM text_queue q JOIN bodies b ON b.hash = q.hash
 	LEFT JOIN LATERAL (SELECT c.parts, true AS used FROM contents c WHERE c.body_hash = q.hash LIMIT 1) c ON true
-	WHERE q.queued <= now() - make_interval(secs => $1)%s
+	WHERE NOT q.failed AND q.queued <= now() - make_interval(secs => $1)%s
 	ORDER BY q.hash LIMIT $2
 	FOR UPDATE OF q SKIP LOCKED FOR KEY SHARE OF b SKIP LOCKED`
 
@@ -134,24 +135,29 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 			return nil
 		}
 		b := &pgx.Batch{}
-		hashes := make([][]byte, 0, n)
+		var done, failed [][]byte
 		for _, c := range batch {
-			hashes = append(hashes, c.hash)
 			if c.used == nil {
-				continue // no message left: nothing to search
+				done = append(done, c.hash) // no message left: nothing to search
+				continue
 			}
 			doc, err := s.extractText(ctx, c.hash, c.data, c.size, c.parts)
 			if err != nil {
-				// Left without text: its messages stay pending, and
-				// the scan reads them as it always did.
+				// Left without text, marked: its messages stay
+				// pending, and the scan reads them as it always did.
 				s.log.Debug("postgres store: no searchable text", "body", blobKey(c.hash), "err", err)
+				failed = append(failed, c.hash)
 				continue
 			}
+			done = append(done, c.hash)
 			b.Queue(`INSERT INTO body_text(hash, header, fields, body, mime) VALUES($1, $2, $3, $4, $5)
 				ON CONFLICT (hash) DO UPDATE SET header = EXCLUDED.header, fields = EXCLUDED.fields, body = EXCLUDED.body, mime = EXCLUDED.mime`,
 				c.hash, nonNil(doc.Header), nonNil(doc.Fields), nonNil(doc.Body), nonNil(doc.MIME))
 		}
-		b.Queue(`DELETE FROM text_queue WHERE hash = ANY($1)`, hashes)
+		b.Queue(`DELETE FROM text_queue WHERE hash = ANY($1)`, done)
+		if len(failed) > 0 {
+			b.Queue(`UPDATE text_queue SET failed = true WHERE hash = ANY($1)`, failed)
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -196,7 +202,7 @@ func (s *Store) IndexText(ctx context.Context, user string, rebuild bool, progre
 	}
 	if rebuild {
 		if _, err := s.pool.Exec(ctx, `INSERT INTO text_queue(hash) SELECT DISTINCT body_hash FROM contents WHERE user_id = $1
-			ON CONFLICT DO NOTHING`, id); err != nil {
+			ON CONFLICT (hash) DO UPDATE SET failed = false`, id); err != nil {
 			return fmt.Errorf("index text: queue again: %w", err)
 		}
 	}

@@ -229,3 +229,53 @@ func TestTextBytesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestTextExtractFails: a body whose text cannot be extracted (its part
+// tree damaged here) stays queued, marked failed: the indexer does not
+// take it again, its message stays pending (the scan reads it), tern
+// check finds nothing wrong, and a rebuild tries it again.
+func TestTextExtractFails(t *testing.T) {
+	ctx := context.Background()
+	s := openURL(t, pgtest.NewDatabase(t), nil)
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := range 3 {
+		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: fmt.Appendf(nil, "Subject: s\r\n\r\nword %d\r\n", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE contents SET parts = '\xff01' WHERE id = (SELECT content_id FROM messages WHERE uid = 2)`); err != nil {
+		t.Fatal(err)
+	}
+	failed := func() int {
+		t.Helper()
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM text_queue WHERE failed`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, rebuild := range []bool{false, true} {
+		if err := s.IndexText(ctx, "u", rebuild, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := failed(); n != 1 {
+			t.Fatalf("rebuild %v: %d bodies marked failed, want 1", rebuild, n)
+		}
+		inbox, _ := a.Mailbox(ctx, "INBOX")
+		res, err := a.SearchText(ctx, inbox.ID, []store.TextQuery{{Fields: store.TextBody, Needle: []byte("word")}})
+		if err != nil || !slices.Equal(res.Pending, []uint32{2}) || !slices.Equal(res.Hits[0], []uint32{1, 3}) {
+			t.Fatalf("rebuild %v: %+v %v", rebuild, res, err)
+		}
+		if p, err := s.Check(ctx, false); err != nil || len(p) != 0 {
+			t.Fatalf("check: %q %v", p, err)
+		}
+	}
+}
