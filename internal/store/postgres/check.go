@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tern-imap/tern/internal/blob"
+	"github.com/tern-imap/tern/internal/search"
 )
 
 // consistencyCheck is one invariant of the database: a query that lists
@@ -121,7 +123,64 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
 			return problems, fmt.Errorf("check: %w", err)
 		}
 	}
+	differ, err := s.checkStoredText(ctx, repair)
+	problems = append(problems, differ...)
+	if err != nil {
+		return problems, fmt.Errorf("check: %w", err)
+	}
 	return problems, nil
+}
+
+// checkStoredText extracts the text of every body that has one stored
+// again (a page of rows at a time, outside the check's transaction) and
+// reports those whose stored text differs, which search would answer
+// wrongly for; with repair they are queued to be extracted again.
+func (s *Store) checkStoredText(ctx context.Context, repair bool) ([]string, error) {
+	var problems []string
+	last := []byte{}
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT t.hash, t.header, t.fields, t.body, t.mime, b.data, b.size, c.parts
+			FROM body_text t JOIN bodies b ON b.hash = t.hash
+			JOIN LATERAL (SELECT c.parts FROM contents c WHERE c.body_hash = t.hash LIMIT 1) c ON true
+			WHERE t.hash > $1 ORDER BY t.hash LIMIT 100`, last)
+		if err != nil {
+			return problems, fmt.Errorf("read stored text: %w", err)
+		}
+		type stored struct {
+			hash, data, parts []byte
+			size              int64
+			doc               search.Doc
+		}
+		page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+			var t stored
+			err := r.Scan(&t.hash, &t.doc.Header, &t.doc.Fields, &t.doc.Body, &t.doc.MIME, &t.data, &t.size, &t.parts)
+			return t, err
+		})
+		if err != nil {
+			return problems, fmt.Errorf("read stored text: %w", err)
+		}
+		for _, t := range page {
+			doc, err := s.extractText(ctx, t.hash, t.data, t.size, t.parts)
+			if err == nil && sameDoc(doc, t.doc) {
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("body %s: its stored searchable text differs from what it holds", blobKey(t.hash)))
+			if repair {
+				if _, err := s.pool.Exec(ctx, `INSERT INTO text_queue(hash) VALUES($1) ON CONFLICT (hash) DO UPDATE SET failed = false`, t.hash); err != nil {
+					return problems, fmt.Errorf("queue text: %w", err)
+				}
+			}
+		}
+		if len(page) < 100 {
+			return problems, nil
+		}
+		last = page[len(page)-1].hash
+	}
+}
+
+// sameDoc reports whether two extracted texts are equal.
+func sameDoc(a, b search.Doc) bool {
+	return bytes.Equal(a.Header, b.Header) && bytes.Equal(a.Fields, b.Fields) && bytes.Equal(a.Body, b.Body) && bytes.Equal(a.MIME, b.MIME)
 }
 
 // checkBlobObjects asks the blob store for the object of every body in
