@@ -160,8 +160,11 @@ func (s *Store) checkStoredText(ctx context.Context, repair bool) ([]string, err
 			return problems, fmt.Errorf("read stored text: %w", err)
 		}
 		for _, t := range page {
-			doc, err := s.extractText(ctx, t.hash, t.data, t.size, t.parts)
-			if err == nil && sameDoc(doc, t.doc) {
+			data, err := s.bodyBytes(ctx, t.hash, t.data, t.size, t.parts)
+			if err != nil {
+				return problems, err
+			}
+			if doc, err := extractText(data, t.parts); err == nil && sameDoc(doc, t.doc) {
 				continue
 			}
 			problems = append(problems, fmt.Sprintf("body %s: its stored searchable text differs from what it holds", blobKey(t.hash)))

@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -28,11 +31,13 @@ import (
 // mid-batch leaves its batch queued. SearchText compares the stored text
 // byte for byte in the database (position(needle IN text)): the answer
 // for an indexed message is the scan's. Messages whose body has no text
-// yet are Pending, and the caller reads them as without an index.
-// A body whose text cannot be extracted stays queued, marked failed
-// (tern index --rebuild tries again). Nothing here is a trigram or word index: a search reads the mailbox's
-// stored text in the database, which spares reading, decoding and
-// parsing every message (and, with a blob store, fetching it).
+// yet are Pending, and the caller reads them as without an index. A
+// body whose text cannot be extracted stays queued, marked failed (tern
+// index --rebuild tries again); one whose object the blob store cannot
+// give now fails the batch, which is tried again later. Nothing here is
+// a trigram or word index: a search reads the mailbox's stored text in
+// the database, which spares reading, decoding and parsing every
+// message (and, with a blob store, fetching it).
 
 // textIndexDelay is how old a queued body must be before the background
 // indexer extracts it; textBatch is how many bodies one transaction
@@ -101,7 +106,8 @@ const userFilter = `
 
 // indexQueued extracts the text of up to textBatch queued bodies queued
 // at least minAge ago (of user's messages only, unless user is 0) in
-// one transaction and reports how many it took off the queue.
+// one transaction and reports how many it dealt with (extracted, found
+// unused, or marked failed).
 func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int64) (int, error) {
 	n := 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -141,7 +147,11 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 				done = append(done, c.hash) // no message left: nothing to search
 				continue
 			}
-			doc, err := s.extractText(ctx, c.hash, c.data, c.size, c.parts)
+			data, err := s.bodyBytes(ctx, c.hash, c.data, c.size, c.parts)
+			if err != nil {
+				return err // the batch is tried again later
+			}
+			doc, err := extractText(data, c.parts)
 			if err != nil {
 				// Left without text, marked: its messages stay
 				// pending, and the scan reads them as it always did.
@@ -166,21 +176,33 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 	return n, nil
 }
 
-// extractText reads a body (its bytes, or from the blob store when data
-// is nil) and returns its searchable text.
-func (s *Store) extractText(ctx context.Context, hash, data []byte, size int64, parts []byte) (search.Doc, error) {
+// bodyBytes returns a body's bytes: data, or, when data is nil, its
+// object in the blob store. An error here is the store's, not the
+// mail's: the caller gives up and tries again later.
+func (s *Store) bodyBytes(ctx context.Context, hash, data []byte, size int64, parts []byte) ([]byte, error) {
+	if data != nil {
+		return data, nil
+	}
+	b, err := s.openBlobBody(ctx, hash, size, parts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	buf := make([]byte, b.Size())
+	if n, err := b.ReadAt(buf, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		return nil, fmt.Errorf("read body %s: %w", blobKey(hash), err)
+	}
+	return buf, nil
+}
+
+// extractText returns the searchable text of the message data, whose
+// part tree is parts; an error means the mail cannot be read as stored.
+func extractText(data, parts []byte) (search.Doc, error) {
 	root, err := message.DecodeParts(parts)
 	if err != nil {
 		return search.Doc{}, err
 	}
-	var body store.Body = store.NewMemBody(data, parts)
-	if data == nil {
-		if body, err = s.openBlobBody(ctx, hash, size, parts); err != nil {
-			return search.Doc{}, err
-		}
-	}
-	defer body.Close()
-	return search.Extract(body, root, nil)
+	return search.Extract(bytes.NewReader(data), root, nil)
 }
 
 // nonNil makes an empty text an empty bytea, not NULL.

@@ -279,3 +279,49 @@ func TestTextExtractFails(t *testing.T) {
 		}
 	}
 }
+
+// TestTextBlobUnreadable: a body whose object the blob store cannot give
+// is the store's problem, not the mail's: indexing fails and leaves it
+// queued, unmarked, to be tried again, and succeeds once the object is
+// back.
+func TestTextBlobUnreadable(t *testing.T) {
+	ctx := context.Background()
+	blobs := fileBlobs(t, t.TempDir())
+	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), Blobs: blobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	msg := []byte("Subject: s\r\n\r\nkept words\r\n")
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
+		t.Fatal(err)
+	}
+	key := blobKey(bodyHash(msg))
+	if err := blobs.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err == nil {
+		t.Fatal("indexing a body whose object is gone succeeded")
+	}
+	var failed bool
+	if err := s.pool.QueryRow(ctx, `SELECT failed FROM text_queue`).Scan(&failed); err != nil || failed {
+		t.Fatalf("queue row after the failure: failed %v, %v", failed, err)
+	}
+	if err := blobs.Put(ctx, key, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexText(ctx, "u", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, s, "body_text"); n != 1 {
+		t.Fatalf("%d texts once the object is back", n)
+	}
+}
