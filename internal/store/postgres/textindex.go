@@ -34,7 +34,7 @@ import (
 // yet are Pending, and the caller reads them as without an index. A
 // body whose text cannot be extracted stays queued, marked failed (tern
 // index --rebuild tries again); one whose object the blob store cannot
-// give now fails the batch, which is tried again later. Nothing here is
+// give now stays queued as it is, tried again later. Nothing here is
 // a trigram or word index: a search reads the mailbox's stored text in
 // the database, which spares reading, decoding and parsing every
 // message (and, with a blob store, fetching it).
@@ -69,12 +69,14 @@ func (s *Store) indexTextEvery(ctx context.Context) {
 	if s.opts.textIndexDelay > 0 {
 		delay = s.opts.textIndexDelay
 	}
+	var lastWarn time.Time
 	for {
 		n, err := s.indexQueued(ctx, delay, 0)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && time.Since(lastWarn) >= time.Minute {
+			lastWarn = time.Now()
 			s.log.Warn("postgres store: full-text indexing failed; trying again later", "err", err)
 		}
-		if err == nil && n == textBatch {
+		if err == nil && n > 0 {
 			continue // more may be waiting
 		}
 		select {
@@ -107,41 +109,19 @@ const userFilter = `
 // indexQueued extracts the text of up to textBatch queued bodies queued
 // at least minAge ago (of user's messages only, unless user is 0) in
 // one transaction and reports how many it dealt with (extracted, found
-// unused, or marked failed).
+// unused, or marked failed). A body whose object the blob store cannot
+// give stays queued; when no claimed body could be dealt with, that is
+// the error.
 func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int64) (int, error) {
 	n := 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		q, args := fmt.Sprintf(claimTextSQL, ""), []any{minAge.Seconds(), textBatch}
-		if user != 0 {
-			q, args = fmt.Sprintf(claimTextSQL, userFilter), append(args, user)
-		}
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
+		batch, err := claimBodies(ctx, tx, minAge, user)
+		if err != nil || len(batch) == 0 {
 			return err
-		}
-		type claimed struct {
-			hash, data, parts []byte
-			size              int64
-			used              *bool
-		}
-		var batch []claimed
-		for rows.Next() {
-			var c claimed
-			if err := rows.Scan(&c.hash, &c.data, &c.size, &c.parts, &c.used); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, c)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		n = len(batch)
-		if n == 0 {
-			return nil
 		}
 		b := &pgx.Batch{}
 		var done, failed [][]byte
+		var unreadable error // the last body the store could not give
 		for _, c := range batch {
 			if c.used == nil {
 				done = append(done, c.hash) // no message left: nothing to search
@@ -149,7 +129,8 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 			}
 			data, err := s.bodyBytes(ctx, c.hash, c.data, c.size, c.parts)
 			if err != nil {
-				return err // the batch is tried again later
+				unreadable = err // left queued, tried again later
+				continue
 			}
 			doc, err := extractText(data, c.parts)
 			if err != nil {
@@ -164,6 +145,10 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 				ON CONFLICT (hash) DO UPDATE SET header = EXCLUDED.header, fields = EXCLUDED.fields, body = EXCLUDED.body, mime = EXCLUDED.mime`,
 				c.hash, nonNil(doc.Header), nonNil(doc.Fields), nonNil(doc.Body), nonNil(doc.MIME))
 		}
+		n = len(done) + len(failed)
+		if n == 0 {
+			return unreadable
+		}
 		b.Queue(`DELETE FROM text_queue WHERE hash = ANY($1)`, done)
 		if len(failed) > 0 {
 			b.Queue(`UPDATE text_queue SET failed = true WHERE hash = ANY($1)`, failed)
@@ -174,6 +159,30 @@ func (s *Store) indexQueued(ctx context.Context, minAge time.Duration, user int6
 		return 0, fmt.Errorf("index text: %w", err)
 	}
 	return n, nil
+}
+
+// claimedBody is a row of claimTextSQL.
+type claimedBody struct {
+	hash, data, parts []byte
+	size              int64
+	used              *bool
+}
+
+// claimBodies runs claimTextSQL in tx.
+func claimBodies(ctx context.Context, tx pgx.Tx, minAge time.Duration, user int64) ([]claimedBody, error) {
+	q, args := fmt.Sprintf(claimTextSQL, ""), []any{minAge.Seconds(), textBatch}
+	if user != 0 {
+		q, args = fmt.Sprintf(claimTextSQL, userFilter), append(args, user)
+	}
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimedBody, error) {
+		var c claimedBody
+		err := row.Scan(&c.hash, &c.data, &c.size, &c.parts, &c.used)
+		return c, err
+	})
 }
 
 // bodyBytes returns a body's bytes: data, or, when data is nil, its

@@ -281,9 +281,9 @@ func TestTextExtractFails(t *testing.T) {
 }
 
 // TestTextBlobUnreadable: a body whose object the blob store cannot give
-// is the store's problem, not the mail's: indexing fails and leaves it
-// queued, unmarked, to be tried again, and succeeds once the object is
-// back.
+// is the store's problem, not the mail's: it stays queued, unmarked, to
+// be tried again, the other bodies are extracted, indexing reports the
+// failure, and the body is extracted once its object is back.
 func TestTextBlobUnreadable(t *testing.T) {
 	ctx := context.Background()
 	blobs := fileBlobs(t, t.TempDir())
@@ -301,7 +301,7 @@ func TestTextBlobUnreadable(t *testing.T) {
 	}
 	defer a.Close()
 	msg := []byte("Subject: s\r\n\r\nkept words\r\n")
-	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}}); err != nil {
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}, {Body: []byte("Subject: t\r\n\r\nother words\r\n")}}); err != nil {
 		t.Fatal(err)
 	}
 	key := blobKey(bodyHash(msg))
@@ -315,13 +315,16 @@ func TestTextBlobUnreadable(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT failed FROM text_queue`).Scan(&failed); err != nil || failed {
 		t.Fatalf("queue row after the failure: failed %v, %v", failed, err)
 	}
+	if n := countRows(t, s, "body_text"); n != 1 {
+		t.Fatalf("%d texts beside the unreadable body, want the other one", n)
+	}
 	if err := blobs.Put(ctx, key, msg); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.IndexText(ctx, "u", false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := countRows(t, s, "body_text"); n != 1 {
+	if n := countRows(t, s, "body_text"); n != 2 {
 		t.Fatalf("%d texts once the object is back", n)
 	}
 }
