@@ -9,8 +9,9 @@
 // nothing had happened (tern store copy).
 //
 // The source (sqlite or postgres) is read through store.Account plus
-// store.HistorySource; the target writes rows with the source's identities (Target, implemented by
-// the postgres store). A copy is restartable: messages go in batches,
+// store.HistorySource; the target writes rows with the source's
+// identities (Target, implemented by the postgres store). A copy is
+// restartable: messages go in batches,
 // each one transaction, in ascending UID order, and the target skips what
 // an earlier run already committed, so a rerun after a crash continues
 // where it stopped and never duplicates a message. The source must not
