@@ -156,7 +156,10 @@ type Authenticator struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	dummy  string                                    // hash verified for unknown users (equal timing)
 	verify func(hash, password string) (bool, error) // VerifyPassword; tests observe it
-	hashes chan struct{}                             // bounds concurrent hash computations (memory)
+	// slotFreed, in tests, runs right after a check gives its hash slot
+	// back (a login waiting for the slot may run meanwhile).
+	slotFreed func()
+	hashes    chan struct{} // bounds concurrent hash computations (memory)
 
 	mu    sync.Mutex
 	users *failureTable // failures per user name (from any address)
@@ -436,22 +439,32 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (b
 		return true, nil
 	}
 	ok, verr := a.verify(hash, password)
+	if verr == nil && ok && !unknown {
+		// Before the slot is given back: a login waiting for it finds
+		// the success remembered.
+		a.rememberSuccess(mac)
+	}
 	<-a.hashes
+	if a.slotFreed != nil {
+		a.slotFreed()
+	}
 	if verr != nil {
 		return false, fmt.Errorf("verify password of %q: %w", username, verr)
 	}
-	if ok && !unknown {
-		a.okMu.Lock()
-		if len(a.okCache) >= okCacheMax {
-			now := a.now()
-			for k, at := range a.okCache {
-				if now.Sub(at) >= okCacheTTL || len(a.okCache) >= okCacheMax {
-					delete(a.okCache, k)
-				}
+	return ok && !unknown, nil
+}
+
+// rememberSuccess records that the check mac stands for succeeded now.
+func (a *Authenticator) rememberSuccess(mac [32]byte) {
+	a.okMu.Lock()
+	defer a.okMu.Unlock()
+	if len(a.okCache) >= okCacheMax {
+		now := a.now()
+		for k, at := range a.okCache {
+			if now.Sub(at) >= okCacheTTL || len(a.okCache) >= okCacheMax {
+				delete(a.okCache, k)
 			}
 		}
-		a.okCache[mac] = a.now()
-		a.okMu.Unlock()
 	}
-	return ok && !unknown, nil
+	a.okCache[mac] = a.now()
 }
