@@ -126,16 +126,7 @@ func TestTextIndexerBackground(t *testing.T) {
 // needles cut from it at random.
 func TestTextBytesExact(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, a := openUser(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"a", "b", "é", "\xff", "\xc3", " ", "\r\n", "ß", "€", "\x01"}
 	word := func() string {
@@ -236,16 +227,7 @@ func TestTextBytesExact(t *testing.T) {
 // check finds nothing wrong, and a rebuild tries it again.
 func TestTextExtractFails(t *testing.T) {
 	ctx := context.Background()
-	s := openURL(t, pgtest.NewDatabase(t), nil)
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	s, a := openUser(t)
 	for i := range 3 {
 		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: fmt.Appendf(nil, "Subject: s\r\n\r\nword %d\r\n", i)}}); err != nil {
 			t.Fatal(err)
@@ -291,15 +273,8 @@ func TestTextBlobUnreadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
 	msg := []byte("Subject: s\r\n\r\nkept words\r\n")
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}, {Body: []byte("Subject: t\r\n\r\nother words\r\n")}}); err != nil {
 		t.Fatal(err)
