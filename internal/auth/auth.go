@@ -159,7 +159,10 @@ type Authenticator struct {
 	// slotFreed, in tests, runs right after a check gives its hash slot
 	// back (a login waiting for the slot may run meanwhile).
 	slotFreed func()
-	hashes    chan struct{} // bounds concurrent hash computations (memory)
+	// hashes bounds concurrent hash computations to one per P: each
+	// uses 19 MiB, and more at once than can run only compete for the
+	// caches (BenchmarkLoginStorm: 28 ms a login at two per P, 18 at one).
+	hashes chan struct{}
 
 	mu    sync.Mutex
 	users *failureTable // failures per user name (from any address)
@@ -196,7 +199,7 @@ func New(st HashSource, opts Options) (*Authenticator, error) {
 		sleep:  opts.Sleep,
 		dummy:  dummy,
 		verify: VerifyPassword,
-		hashes: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		hashes: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		users:  newFailureTable(p.MaxEntries, p.Window),
 		ips:    newFailureTable(p.MaxEntries, p.Window),
 		pairs:  newFailureTable(p.MaxEntries, p.Window),

@@ -406,3 +406,37 @@ func TestSuccessCacheWhileWaiting(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLoginStorm times logins of distinct users arriving all at once
+// (clients reconnecting after a restart or a failover): per login, with
+// the Authenticator's bound on concurrent hash computations.
+func BenchmarkLoginStorm(b *testing.B) {
+	const users = 16
+	src := hashes{}
+	for i := range users {
+		h, err := HashPassword("storm") // its own salt: no login hits another's cached success
+		if err != nil {
+			b.Fatal(err)
+		}
+		src[fmt.Sprintf("u%d", i)] = h
+	}
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	for b.Loop() {
+		b.StopTimer()
+		a, err := New(src, Options{}) // a cold success cache
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		var wg sync.WaitGroup
+		for name := range src {
+			wg.Go(func() {
+				if err := a.Authenticate(context.Background(), remote, name, "storm"); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*users), "ms/login")
+}
