@@ -300,19 +300,20 @@ func (w *wtx) queueAllocated(b *pgx.Batch, d *mbox, n int, modseq uint64, kws []
 		b.Queue(addMailboxKeywordsSQL, d.id, folded)
 		w.kwSeen.listed(d.id, folded)
 	}
-	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id)
+	b.Queue(allocatedSQL, d.id, modseq, d.uidNext, d.uidNext+uint32(n), msgs, bytes, w.a.id, int64(d.recentMark))
 	d.uidNext += uint32(n)
 	d.highest = modseq
 	w.changed[d.id] = modseq
 }
 
 // allocatedSQL records that modseq $2 allocated the UIDs from $3 in
-// mailbox $1 (uid_log), moves the mailbox's UIDNEXT to $4 and its
-// HIGHESTMODSEQ to $2, and changes user $7's usage by $5 messages of $6
-// bytes: one statement (the three used to be one each).
+// mailbox $1 (uid_log), moves the mailbox's UIDNEXT to $4, its
+// HIGHESTMODSEQ to $2 and its recent mark up to $8 (an APPEND's claim of
+// \Recent; never down), and changes user $7's usage by $5 messages of $6
+// bytes: one statement (the four used to be one each).
 const allocatedSQL = `WITH log AS (INSERT INTO uid_log(mailbox_id, modseq, uid_first) VALUES($1, $2, $3) ON CONFLICT DO NOTHING),
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
-	UPDATE mailboxes SET uidnext = $4, highestmodseq = $2 WHERE id = $1`
+	UPDATE mailboxes SET uidnext = $4, highestmodseq = $2, recent_mark = GREATEST(recent_mark, $8::bigint) WHERE id = $1`
 
 // tombstonesSQL records that modseq $4 expunged the UID ranges ($2, $3)
 // of mailbox $1, moves its HIGHESTMODSEQ to $4 and changes user $7's
@@ -467,14 +468,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 			qt store.Quota
 		)
 		b := &pgx.Batch{}
-		b.Queue(mboxByNameSQL, a.id, n).QueryRow(func(row pgx.Row) error {
+		b.Queue(mboxQuotaSQL, a.id, n).QueryRow(func(row pgx.Row) error {
 			var err error
-			m, err = selectable(mboxNamed(row, n))
-			return err
-		})
-		b.Queue(quotaSQL, a.id).QueryRow(func(row pgx.Row) error {
-			var err error
-			qt, err = scanQuota(row)
+			m, err = selectable(mboxNamed(withQuota{row, &qt}, n))
 			return err
 		})
 		if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
@@ -492,10 +488,10 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 		}
 		if last := m.uidNext + uint32(len(msgs)) - 1; msgs[0].ClaimRecent && last > m.recentMark {
 			// Under the user's lock, as ClaimRecent: the mark read is the
-			// last claim's.
-			w.atCommit(`UPDATE mailboxes SET recent_mark = $2 WHERE id = $1`, m.id, int64(last))
+			// last claim's. The mailbox row's update (allocatedSQL) moves
+			// it, and it is in the delta's head (insertNew).
 			res.RecentFrom = m.recentMark + 1
-			m.recentMark = last // in the delta's head (insertNew)
+			m.recentMark = last
 		}
 		uids, err := w.insertNew(&m, preps, t.Unix())
 		res.UIDs = uids

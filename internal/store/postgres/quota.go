@@ -37,10 +37,32 @@ func readQuota(ctx context.Context, q querier, user int64) (store.Quota, error) 
 	return scanQuota(q.QueryRow(ctx, quotaSQL, user))
 }
 
+// mboxQuotaSQL reads user $1's mailbox named $2 (mboxByNameSQL) and the
+// user's quota (quotaSQL) in one row, for APPEND (withQuota).
+const mboxQuotaSQL = `SELECT ` + mboxCols + `, q.* FROM mailboxes,
+	LATERAL (SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = $1) q
+	WHERE user_id = $1 AND name = $2`
+
+// withQuota is a row of mboxQuotaSQL: scanned as a mailbox (scanMbox),
+// it fills qt from the columns that follow.
+type withQuota struct {
+	pgx.Row
+	qt *store.Quota
+}
+
+func (r withQuota) Scan(dest ...any) error {
+	return r.Row.Scan(append(dest, quotaFields(r.qt)...)...)
+}
+
+// quotaFields are the destinations of quotaSQL's columns.
+func quotaFields(qt *store.Quota) []any {
+	return []any{&qt.StorageLimit, &qt.MessageLimit, &qt.StorageUsed, &qt.MessagesUsed}
+}
+
 // scanQuota reads the row of quotaSQL.
 func scanQuota(row pgx.Row) (store.Quota, error) {
 	var qt store.Quota
-	if err := row.Scan(&qt.StorageLimit, &qt.MessageLimit, &qt.StorageUsed, &qt.MessagesUsed); err != nil {
+	if err := row.Scan(quotaFields(&qt)...); err != nil {
 		return qt, fmt.Errorf("read quota: %w", err)
 	}
 	return qt, nil
