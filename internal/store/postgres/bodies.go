@@ -136,11 +136,13 @@ const deleteUnusedInline = `DELETE FROM bodies WHERE refs <= 0 AND data IS NOT N
 
 // queueDropUnusedContents adds to b the deletion of the contents among
 // ids that no message uses any more (after an expunge or a mailbox
-// deletion) and the release of their bodies, deleting those kept in the
-// database that nobody uses now: two statements. The first locks the
+// deletion) and the release of their bodies: one statement. It locks the
 // bodies in hash order (as releaseBodies does: two users releasing the
-// same bodies do not deadlock); the second finds what the first released
-// by its release time, this transaction's now() (bodies_released index).
+// same bodies do not deadlock), deletes those kept in the database that
+// nobody uses now and counts down the others, marking the ones left
+// unused pending deletion (blobs.go). The deletion used to follow as a
+// statement of its own, which found the released bodies by their release
+// time and deleted the row versions the count-down had just written.
 func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 	if len(ids) == 0 {
 		return
@@ -149,8 +151,9 @@ func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 			DELETE FROM contents c WHERE c.id `+inArray("$1", len(ids))+` AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
 			RETURNING body_hash),
 		d AS (SELECT body_hash AS h, count(*) AS n FROM gone GROUP BY body_hash),
-		lk AS (SELECT hash FROM bodies WHERE hash IN (SELECT h FROM d) ORDER BY hash FOR NO KEY UPDATE)
-		UPDATE bodies b SET refs = b.refs - d.n, released = CASE WHEN b.refs - d.n <= 0 THEN now() END
-		FROM d JOIN lk ON lk.hash = d.h WHERE b.hash = d.h`, ids)
-	b.Queue(`DELETE FROM bodies WHERE refs = 0 AND released = now() AND data IS NOT NULL`)
+		lk AS (SELECT hash, refs - d.n AS left_refs, data IS NOT NULL AS inline FROM bodies JOIN d ON d.h = bodies.hash
+			ORDER BY hash FOR NO KEY UPDATE OF bodies),
+		del AS (DELETE FROM bodies b USING lk WHERE b.hash = lk.hash AND lk.left_refs = 0 AND lk.inline)
+		UPDATE bodies b SET refs = lk.left_refs, released = CASE WHEN lk.left_refs <= 0 THEN now() END
+		FROM lk WHERE b.hash = lk.hash AND NOT (lk.left_refs = 0 AND lk.inline)`, ids)
 }

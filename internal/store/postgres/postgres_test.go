@@ -171,6 +171,17 @@ func TestBodiesShared(t *testing.T) {
 	if n, refs := count(); n != 1 || refs != 1 {
 		t.Fatalf("after one user's expunge: %d bodies, %d references", n, refs)
 	}
+	v, _ := s.Account(ctx, "v")
+	defer v.Close()
+	if _, err := v.Expunge(ctx, ids[1], nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := count(); n != 0 {
+		t.Fatalf("after the last reference's expunge: %d bodies", n)
+	}
+	if _, err := v.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(2)}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteUser(ctx, "v"); err != nil {
 		t.Fatal(err)
 	}
