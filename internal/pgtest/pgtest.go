@@ -2,7 +2,8 @@
 // server binaries, a cluster made by initdb in a temporary directory,
 // listening on 127.0.0.1 on a free port and on a unix socket in that
 // directory, run as an unprivileged user when the tests run as root, and
-// stopped (and its directory removed) at the end. It never touches a
+// stopped (and its directory removed) at the end, by a watchdog process
+// when the test binary dies before it can (watch). It never touches a
 // cluster it did not create.
 //
 // A package's TestMain calls Main; each test then takes a database of
@@ -159,11 +160,40 @@ func (c *Cluster) serve() error {
 		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s %s -c max_connections=300 -c shared_buffers=128MB", c.port, c.dir, durability)
 		err = c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
 		if err == nil {
+			c.watch()
 			return nil
 		}
 	}
 	return err
 }
+
+// watch starts a watchdog that stops the server and removes its
+// directory once this process is gone, however it ended: a test binary
+// stopped by its -timeout exits without returning to Main, and pg_ctl's
+// server would run on. The watchdog is a shell loop in a process group
+// of its own (a signal to the test's group does not take it along); it
+// signals only the postmaster whose command line names this cluster's
+// data directory. After a clean Stop it finds nothing to do.
+func (c *Cluster) watch() {
+	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", strconv.Itoa(os.Getpid()), c.dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: no watchdog (a test binary that dies leaves the server in %s running): %v\n", c.dir, err)
+		return
+	}
+	go cmd.Wait() // it outlives this process, unless started in vain
+}
+
+// watchdogScript: $1 the test process, $2 the cluster's directory. A
+// fast shutdown (SIGINT), then the directory goes.
+const watchdogScript = `while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
+if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2/data"; then
+	kill -INT "$pid"
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 120 ]; do sleep 0.5; i=$((i+1)); done
+fi
+rm -rf "$2"`
 
 // StartStandby makes a streaming replica of c (pg_basebackup -R: a hot
 // standby that follows c's WAL) and starts it on a port of its own. Stop
