@@ -728,7 +728,9 @@ const scanMmapSize = 1 << 30
 // connection's map whenever another connection committed since its last
 // read, so the many short reads of everyday traffic, which follow writes,
 // read without a map (dsn; docs/PERFORMANCE.md, issue 9's ninth pass).
-// sqldb.Open connects on first use: a user who never scans costs nothing.
+// sqldb.Open connects on first use: a user who never scans costs nothing,
+// and gives these connections' engine the memory the map needs (1 GiB
+// of address space more each; pages count as they are read).
 func openScan(path string, commitFsync bool) (*sqldb.DB, error) {
 	db, err := sqldb.Open(dsnCommits(path, commitFsync) + "&_pragma=mmap_size(" + strconv.Itoa(scanMmapSize) + ")")
 	if err != nil {

@@ -24,9 +24,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,9 +45,9 @@ const maxStmts = 256
 // DB is a pool of connections to one database file. It is safe for
 // concurrent use.
 type DB struct {
-	name      string // file name or URI for sqlite3.OpenFlags
-	flags     sqlite3.OpenFlag
+	name      string // file name or URI for sqlite3.OpenContext
 	pragmas   string // run on every new connection
+	maxMemory int64  // the engine's memory per connection, 0: its default
 	immediate bool   // writable transactions BEGIN IMMEDIATE
 
 	mu      sync.Mutex
@@ -62,16 +64,23 @@ type DB struct {
 // PRAGMA every connection runs when it opens, and "_txlock=immediate" to
 // make writable transactions take the write lock at BEGIN. No connection
 // is opened until one is used.
+//
+// A connection's engine runs in memory of its own, at most
+// engineMemory; a memory map of the file (PRAGMA mmap_size) must fit
+// there too, so a DSN that asks for one gets that much more room.
 func Open(dsn string) (*DB, error) {
 	name, query, _ := strings.Cut(dsn, "?")
 	params, err := url.ParseQuery(query)
 	if err != nil {
 		return nil, fmt.Errorf("data source %q: %w", dsn, err)
 	}
-	db := &DB{flags: sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_URI, maxIdle: 2}
+	db := &DB{maxIdle: 2}
 	var pragmas []string
 	for _, p := range params["_pragma"] {
 		pragmas = append(pragmas, "PRAGMA "+p+";")
+		if size, ok := mmapSize(p); ok && size > 0 && bits.UintSize == 64 {
+			db.maxMemory = engineMemory + min(size, maxMmap)
+		}
 	}
 	db.pragmas = strings.Join(pragmas, " ")
 	switch params.Get("_txlock") {
@@ -88,6 +97,25 @@ func Open(dsn string) (*DB, error) {
 	}
 	db.name = name
 	return db, nil
+}
+
+// engineMemory is the most memory a connection's engine uses by default
+// (github.com/ncruces/go-sqlite3: 256 MiB on 64-bit systems); maxMmap is
+// the largest memory map it makes of a database file. Both are address
+// space reserved when the connection opens; pages are used as touched.
+const (
+	engineMemory = 256 << 20
+	maxMmap      = 1 << 30
+)
+
+// mmapSize reports the size a pragma of the form "mmap_size(N)" asks for.
+func mmapSize(pragma string) (int64, bool) {
+	arg, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(pragma)), "mmap_size(")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(arg, ")")), 10, 64)
+	return n, err == nil
 }
 
 // SetMaxIdleConns sets how many unused connections the pool keeps open.
@@ -181,7 +209,11 @@ func (db *DB) dial() (*conn, error) {
 
 func (db *DB) dialOnce() (*conn, error) {
 	ctx := context.Background()
-	sc, err := sqlite3.OpenFlags(db.name, db.flags)
+	open := ctx
+	if db.maxMemory > 0 {
+		open = sqlite3.WithMaxMemory(ctx, db.maxMemory)
+	}
+	sc, err := sqlite3.OpenContext(open, db.name)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.name, db.fail(ctx, err))
 	}
