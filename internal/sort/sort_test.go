@@ -3,6 +3,7 @@ package sort
 import (
 	"cmp"
 	"fmt"
+	"github.com/tern-imap/tern/internal/store"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -380,5 +381,26 @@ func BenchmarkReferencesSubjectGroups(b *testing.B) {
 		if n := len(References(items)); n != 5000 {
 			b.Fatalf("%d threads, want 5000", n)
 		}
+	}
+}
+
+// BenchmarkReferences100k: THREAD=REFERENCES as the server runs it, on
+// 100,000 messages whose ids and base subjects come cached (Keys,
+// Subject), in threads of about three messages with a subject each.
+func BenchmarkReferences100k(b *testing.B) {
+	items := make([]Item, 100000)
+	for i := range items {
+		id := fmt.Sprintf("%d@x", i)
+		var refs []string
+		if i%3 != 0 {
+			refs = []string{fmt.Sprintf("%d@x", i-i%3)}
+		}
+		items[i] = Item{InternalDate: base.Add(time.Duration(i) * time.Second),
+			Keys:    ThreadKeysOf(id, nil, refs, nil),
+			Subject: store.SubjectKey{Key: fmt.Sprintf("discussion of topic number %d", i/3), Reply: i%3 != 0, Known: true}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		References(items)
 	}
 }
