@@ -71,22 +71,45 @@ func BenchmarkAppend(b *testing.B) {
 	})
 }
 
-func BenchmarkFetchFlags10k(b *testing.B) {
-	_, a := benchAccount(b)
-	ctx := context.Background()
-	const n = 10000
+// appendN appends n messages to a's INBOX, 500 per call, and returns
+// its id.
+func appendN(b *testing.B, a store.Account, n int) int64 {
+	b.Helper()
 	batch := make([]store.NewMessage, 500)
 	for i := range batch {
 		batch[i] = store.NewMessage{Body: storetest.Msg(i), Flags: []string{`\Seen`, "$Label"}}
 	}
 	var id int64
 	for range n / len(batch) {
-		res, err := a.Append(ctx, "INBOX", batch)
+		res, err := a.Append(context.Background(), "INBOX", batch)
 		if err != nil {
 			b.Fatal(err)
 		}
 		id = res.MailboxID
 	}
+	return id
+}
+
+// BenchmarkIndexLoad10k: what loading a mailbox index reads from the
+// store when a mailbox is first used (IndexDelta from nothing).
+func BenchmarkIndexLoad10k(b *testing.B) {
+	_, a := benchAccount(b)
+	const n = 10000
+	id := appendN(b, a, n)
+	src := a.(store.IndexSource)
+	measure(b, func() {
+		d, err := src.IndexDelta(context.Background(), id, 0, 0)
+		if err != nil || len(d.Rows) != n {
+			b.Fatalf("%d rows, %v", len(d.Rows), err)
+		}
+	})
+}
+
+func BenchmarkFetchFlags10k(b *testing.B) {
+	_, a := benchAccount(b)
+	ctx := context.Background()
+	const n = 10000
+	id := appendN(b, a, n)
 	uids := make([]uint32, n)
 	for i := range uids {
 		uids[i] = uint32(i + 1)

@@ -70,6 +70,15 @@ func (a *account) IndexDelta(ctx context.Context, id int64, sinceModSeq uint64, 
 				return err
 			}
 		}
+		if sinceModSeq == 0 && sinceUID == 0 {
+			// A whole mailbox: its rows in one allocation (growing the
+			// slice row by row was a quarter of loading 100,000).
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id = ?`, id).Scan(&n); err != nil {
+				return fmt.Errorf("count messages: %w", err)
+			}
+			d.Rows = make([]store.IndexRow, 0, n)
+		}
 		if d.Rows, err = indexRows(ctx, tx, &fl, d.Rows, indexNew, id, sinceUID); err != nil {
 			return err
 		}
