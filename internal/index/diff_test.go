@@ -201,16 +201,21 @@ func compareMailbox(t *testing.T, ctx context.Context, ia, fa store.Account, nam
 	if !reflect.DeepEqual(ist, fst) {
 		t.Errorf("%s: STATUS through the index %+v, store %+v", name, ist, fst)
 	}
-	_, iuids, err := ia.Snapshot(ctx, ist.ID)
+	isnap, iuids, err := ia.Snapshot(ctx, ist.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, fuids, err := fa.Snapshot(ctx, fst.ID)
+	fsnap, fuids, err := fa.Snapshot(ctx, fst.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(iuids, fuids) {
 		t.Fatalf("%s: UIDs through the index %v, store %v", name, iuids, fuids)
+	}
+	// The mailbox's keyword list (FLAGS, PERMANENTFLAGS), which a
+	// commit's own delta does not carry.
+	if !slices.Equal(isnap.Keywords, fsnap.Keywords) {
+		t.Errorf("%s: keywords through the index %q, store %q", name, isnap.Keywords, fsnap.Keywords)
 	}
 	want := store.WantFlags | store.WantDates | store.WantSize | store.WantIDs
 	im, fm := fetchAll(t, ctx, ia, ist.ID, iuids, want), fetchAll(t, ctx, fa, fst.ID, fuids, want)
