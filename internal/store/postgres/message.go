@@ -578,7 +578,7 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	// delta does not carry. Those the keyword cache knows are listed do
 	// not: the list only grows, and the index, exactly at od.From when it
 	// takes the delta, holds them already (an APPEND with keywords made a
-	// catch-up query of five statements after it, 40 % of imaptest's).
+	// catch-up query of seven statements after it, 40 % of imaptest's).
 	listsKeywords := w.queueAllocated(b, m, len(preps), modseq, allCanon, int64(len(preps)), size)
 	od.Unusable = od.Unusable || listsKeywords
 	od.D.Head = m.head()
