@@ -10,8 +10,8 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// blobCollector is implemented by stores that keep bodies in a blob store
-// (postgres.Store).
+// blobCollector is implemented by stores whose unused bodies wait for a
+// collector (postgres.Store).
 type blobCollector interface {
 	SweepBlobs(ctx context.Context, grace time.Duration) (int, error)
 	CollectBlobs(ctx context.Context, grace time.Duration) (int, error)
@@ -21,11 +21,13 @@ type blobCollector interface {
 // minutes, and optionally the orphan sweep it does daily.
 func (e *env) blobsGC(args []string) int {
 	c := command{name: "tern blobs-gc",
-		about: "Delete from a postgres store's file or S3 blob store (--blob-store) the bodies\n" +
-			"no message has used for the grace period (store.blob_grace, default 1h).\n" +
-			"With --sweep, first list the whole blob store and record objects that no\n" +
-			"body row names (left by deliveries that did not commit) for deletion a\n" +
-			"grace period later. Safe while nodes run; tern serve does the same by itself."}
+		about: "Delete from a postgres store the bodies no message has used for the grace\n" +
+			"period (store.blob_grace, default 1h): rows of bodies kept in the database,\n" +
+			"and objects of a file or S3 blob store (--blob-store) with their rows.\n" +
+			"With --sweep (a blob store only), first list the whole blob store and record\n" +
+			"objects that no body row names (left by deliveries that did not commit) for\n" +
+			"deletion a grace period later. Safe while nodes run; tern serve does the\n" +
+			"same by itself."}
 	fs := e.newFlagSet(c)
 	flags := config.AddFlags(fs, false)
 	sweep := fs.Bool("sweep", false, "also look for orphaned objects (lists the whole blob store)")
@@ -36,8 +38,12 @@ func (e *env) blobsGC(args []string) int {
 	if !ok {
 		return exitError
 	}
-	if kind, _, err := cfg.Backend(); err != nil || kind != config.StorePostgres || cfg.Store.BlobsInDB() {
-		fmt.Fprintf(e.stderr, "%s: needs a postgres store (--store) with a file or S3 blob store (--blob-store)\n", c.name)
+	if kind, _, err := cfg.Backend(); err != nil || kind != config.StorePostgres {
+		fmt.Fprintf(e.stderr, "%s: needs a postgres store (--store)\n", c.name)
+		return exitError
+	}
+	if *sweep && cfg.Store.BlobsInDB() {
+		fmt.Fprintf(e.stderr, "%s: --sweep needs a file or S3 blob store (--blob-store)\n", c.name)
 		return exitError
 	}
 	ctx := context.Background()
@@ -54,7 +60,7 @@ func (e *env) blobsGC(args []string) int {
 			fmt.Fprintf(e.stdout, "orphaned objects recorded for deletion: %d\n", n)
 		}
 		n, err := gc.CollectBlobs(ctx, cfg.Store.BlobGrace)
-		fmt.Fprintf(e.stdout, "unused objects deleted: %d\n", n)
+		fmt.Fprintf(e.stdout, "unused bodies deleted: %d\n", n)
 		return err
 	})
 	if err != nil {

@@ -109,7 +109,10 @@ func testServeWithBlobs(t *testing.T, blobURL string, blobs blob.Store) {
 	if n := countObjects(t, blobs); n != 0 {
 		t.Fatalf("%d objects left when no message uses any", n)
 	}
-	if r := runT(t, "", "blobs-gc", "--store", url); r.code != exitError {
-		t.Fatalf("blobs-gc without a blob store: %+v", r)
+	if r := runT(t, "", "blobs-gc", "--sweep", "--store", url); r.code != exitError {
+		t.Fatalf("blobs-gc --sweep without a blob store: %+v", r)
+	}
+	if r := runT(t, "", "blobs-gc", "--store", url); r.code != exitOK || !strings.Contains(r.stdout, "deleted: 0") {
+		t.Fatalf("blobs-gc of the bodies kept in the database: %+v", r)
 	}
 }

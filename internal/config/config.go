@@ -143,8 +143,9 @@ type Store struct {
 	// have them yet or cannot be reached. Empty: every read goes to the
 	// primary. The postgres store only.
 	ReadURL string `toml:"read_url"`
-	// BlobGrace is how long a body no message uses any more is kept in
-	// a file or S3 blob store before tern serve's collector deletes it.
+	// BlobGrace is how long a body no message uses any more is kept (in
+	// the database, or in a file or S3 blob store) before tern serve's
+	// collector deletes it.
 	// At least MinRelaxedBlobGrace with Fsync "optimized" on PostgreSQL;
 	// every node of a cluster must have the same Fsync and BlobGrace.
 	BlobGrace time.Duration `toml:"blob_grace"`

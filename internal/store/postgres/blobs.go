@@ -185,13 +185,14 @@ var errNoBlobStore = errors.New("no blob store configured (bodies are in the dat
 // gcBatch is how many objects one collector transaction deletes.
 const gcBatch = 100
 
-// CollectBlobs deletes the objects of bodies that no message has used
-// for at least grace, and their rows, gcBatch per transaction; it
-// returns how many it deleted. Several nodes may run it at once.
+// CollectBlobs deletes the bodies that no message has used for at least
+// grace: their rows and, for bodies in the blob store, their objects,
+// gcBatch per transaction; it returns how many it deleted. Several nodes
+// may run it at once. Without a blob store it deletes the rows of bodies
+// kept in the database only (a row whose object a blob store held, left
+// from before a switch to the database, waits for a collector with that
+// store).
 func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, error) {
-	if s.opts.Blobs == nil {
-		return 0, errNoBlobStore
-	}
 	total := 0
 	for {
 		n, err := s.collectBatch(ctx, grace)
@@ -210,25 +211,31 @@ func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, err
 func (s *Store) collectBatch(ctx context.Context, grace time.Duration) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT hash FROM bodies
-			WHERE refs = 0 AND data IS NULL AND released < now() - make_interval(secs => $1)
-			ORDER BY released LIMIT $2 FOR UPDATE SKIP LOCKED`, grace.Seconds(), gcBatch)
+		rows, err := tx.Query(ctx, `SELECT hash, data IS NULL FROM bodies
+			WHERE refs = 0 AND released < now() - make_interval(secs => $1) AND ($3 OR data IS NOT NULL)
+			ORDER BY released LIMIT $2 FOR UPDATE SKIP LOCKED`, grace.Seconds(), gcBatch, s.opts.Blobs != nil)
 		if err != nil {
 			return err
 		}
-		hashes, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		type pending struct {
+			hash     []byte
+			external bool
+		}
+		bodies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
+			var p pending
+			err := r.Scan(&p.hash, &p.external)
+			return p, err
+		})
 		if err != nil {
 			return err
 		}
-		for _, h := range hashes {
-			if err := s.runGCHook(h, false); err != nil {
-				return err
-			}
-			if err := s.opts.Blobs.Delete(ctx, blobKey(h)); err != nil {
-				return err
-			}
-			if err := s.runGCHook(h, true); err != nil {
-				return err
+		hashes := make([][]byte, len(bodies))
+		for i, b := range bodies {
+			hashes[i] = b.hash
+			if b.external {
+				if err := s.deleteObject(ctx, b.hash); err != nil {
+					return err
+				}
 			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM bodies WHERE hash = ANY($1) AND refs = 0`, hashes); err != nil {
@@ -241,6 +248,18 @@ func (s *Store) collectBatch(ctx context.Context, grace time.Duration) (int, err
 		return 0, err
 	}
 	return n, nil
+}
+
+// deleteObject deletes a pending body's object from the blob store,
+// telling the test hook before and after.
+func (s *Store) deleteObject(ctx context.Context, hash []byte) error {
+	if err := s.runGCHook(hash, false); err != nil {
+		return err
+	}
+	if err := s.opts.Blobs.Delete(ctx, blobKey(hash)); err != nil {
+		return err
+	}
+	return s.runGCHook(hash, true)
 }
 
 func (s *Store) runGCHook(hash []byte, deleted bool) error {
@@ -319,7 +338,7 @@ func (s *Store) collectBlobsEvery(ctx context.Context, gc BlobGC) {
 			return
 		case <-t.C:
 		}
-		if gc.SweepEvery > 0 && time.Since(lastSweep) >= gc.SweepEvery {
+		if s.opts.Blobs != nil && gc.SweepEvery > 0 && time.Since(lastSweep) >= gc.SweepEvery {
 			lastSweep = time.Now()
 			if n, err := s.SweepBlobs(ctx, gc.Grace); err != nil {
 				s.log.Warn("postgres store: blob sweep", "err", err)
@@ -330,7 +349,7 @@ func (s *Store) collectBlobsEvery(ctx context.Context, gc BlobGC) {
 		if n, err := s.CollectBlobs(ctx, gc.Grace); err != nil {
 			s.log.Warn("postgres store: blob collection", "err", err)
 		} else if n > 0 {
-			s.log.Info("postgres store: unused blobs deleted", "count", n)
+			s.log.Info("postgres store: unused bodies deleted", "count", n)
 		}
 	}
 }

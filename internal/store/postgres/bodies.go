@@ -22,12 +22,18 @@ import (
 // the row and then inserts it again.
 //
 // Where the bytes are depends on Options.Blobs: nil keeps them in the row
-// (data, bytea), written and deleted in the same transactions as the
-// counts, so nothing but PostgreSQL is needed and there is nothing to
-// collect. With a blob store the row's data is NULL and the bytes are an
-// object named hex(hash) there; blobs.go says how they are written before
-// the commit that references them and deleted only by the garbage
-// collector.
+// (data, bytea), written in the transaction that counts the first
+// reference, so nothing but PostgreSQL is needed. With a blob store the
+// row's data is NULL and the bytes are an object named hex(hash) there;
+// blobs.go says how they are written before the commit that references
+// them. Either way, the transaction that drops a body's last reference
+// leaves its row pending deletion (refs = 0, released = now()), and only
+// the collector (CollectBlobs) deletes it, with its object, a grace period
+// later. A body that comes back meanwhile (the same bytes delivered or
+// appended again: a client that moves by APPEND and EXPUNGE, a list mail
+// re-sent, a restore) is counted up again, its bytes and searchable text
+// still there; the expunge's transaction does not delete the row, its
+// bytes and its text (foreign keys, TOAST) while the client waits.
 
 // bodyHash is the content address of a body.
 func bodyHash(data []byte) []byte {
@@ -47,10 +53,11 @@ func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 	if w.a.s.opts.Blobs == nil {
 		// A row of an external body at zero references (switched from a
 		// blob store back to db) takes the bytes, since its object may be
-		// gone already.
+		// gone already. A row that has its bytes keeps them: the same
+		// bytes, not written again.
 		b.Queue(`WITH b AS (INSERT INTO bodies(hash, size, refs, data) VALUES($1, $2, 1, $3)
 			ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL,
-				data = CASE WHEN bodies.refs <= 0 THEN EXCLUDED.data ELSE bodies.data END
+				data = CASE WHEN bodies.refs <= 0 AND bodies.data IS NULL THEN EXCLUDED.data ELSE bodies.data END
 			RETURNING refs)
 			`+queueTextSQL, p.hash, len(p.Body), p.Body)
 		return
@@ -74,9 +81,11 @@ func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 
 // queueTextSQL, after a CTE b that stored body $1 and returned its
 // refs, queues the body for text extraction (textindex.go) when this
-// reference is its first: a new body, or one back from zero references
-// (whose text may have gone with an earlier row, or never been made).
-const queueTextSQL = `INSERT INTO text_queue(hash) SELECT $1 FROM b WHERE b.refs = 1 ON CONFLICT DO NOTHING`
+// reference is its first and the body has no text: a new body, or one
+// back from zero references whose text was never made (the text goes
+// only with the row, foreign key, so a row pending deletion keeps it).
+const queueTextSQL = `INSERT INTO text_queue(hash) SELECT $1 FROM b WHERE b.refs = 1
+	AND NOT EXISTS (SELECT 1 FROM body_text t WHERE t.hash = $1) ON CONFLICT DO NOTHING`
 
 // bodyRefs is how many references to each body a transaction drops.
 type bodyRefs struct {
@@ -113,8 +122,8 @@ func deadBodies(ctx context.Context, q querier, query string, args ...any) (body
 	return br, nil
 }
 
-// releaseBodies counts down the references in br and deletes the bodies
-// nobody uses any more.
+// releaseBodies counts down the references in br, leaving the bodies
+// nobody uses any more pending deletion.
 func releaseBodies(ctx context.Context, tx querier, br bodyRefs) error {
 	if len(br.hashes) == 0 {
 		return nil
@@ -124,25 +133,15 @@ func releaseBodies(ctx context.Context, tx querier, br bodyRefs) error {
 		FROM unnest($1::bytea[], $2::bigint[]) AS d(h, n) WHERE b.hash = d.h`, br.hashes, br.counts); err != nil {
 		return fmt.Errorf("release bodies: %w", err)
 	}
-	if _, err := tx.Exec(ctx, deleteUnusedInline+` AND hash = ANY($1)`, br.hashes); err != nil {
-		return fmt.Errorf("delete unused bodies: %w", err)
-	}
 	return nil
 }
-
-// deleteUnusedInline deletes the bodies kept in the database that nobody
-// uses; unused bodies in a blob store stay, pending deletion (blobs.go).
-const deleteUnusedInline = `DELETE FROM bodies WHERE refs <= 0 AND data IS NOT NULL`
 
 // queueDropUnusedContents adds to b the deletion of the contents among
 // ids that no message uses any more (after an expunge or a mailbox
 // deletion) and the release of their bodies: one statement. It locks the
 // bodies in hash order (as releaseBodies does: two users releasing the
-// same bodies do not deadlock), deletes those kept in the database that
-// nobody uses now and counts down the others, marking the ones left
-// unused pending deletion (blobs.go). The deletion used to follow as a
-// statement of its own, which found the released bodies by their release
-// time and deleted the row versions the count-down had just written.
+// same bodies do not deadlock) and counts them down, marking the ones
+// left unused pending deletion.
 func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 	if len(ids) == 0 {
 		return
@@ -151,9 +150,8 @@ func queueDropUnusedContents(b *pgx.Batch, ids []int64) {
 			DELETE FROM contents c WHERE c.id `+inArray("$1", len(ids))+` AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)
 			RETURNING body_hash),
 		d AS (SELECT body_hash AS h, count(*) AS n FROM gone GROUP BY body_hash),
-		lk AS (SELECT hash, refs - d.n AS left_refs, data IS NOT NULL AS inline FROM bodies JOIN d ON d.h = bodies.hash
-			ORDER BY hash FOR NO KEY UPDATE OF bodies),
-		del AS (DELETE FROM bodies b USING lk WHERE b.hash = lk.hash AND lk.left_refs = 0 AND lk.inline)
+		lk AS (SELECT hash, refs - d.n AS left_refs FROM bodies JOIN d ON d.h = bodies.hash
+			ORDER BY hash FOR NO KEY UPDATE OF bodies)
 		UPDATE bodies b SET refs = lk.left_refs, released = CASE WHEN lk.left_refs <= 0 THEN now() END
-		FROM lk WHERE b.hash = lk.hash AND NOT (lk.left_refs = 0 AND lk.inline)`, ids)
+		FROM lk WHERE b.hash = lk.hash`, ids)
 }

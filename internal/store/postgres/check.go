@@ -19,10 +19,9 @@ type consistencyCheck struct {
 	find, repair string
 }
 
-// settleUnused deals with bodies a repair left unused: those in the
-// database go, those in a blob store become pending deletion (blobs.go).
-const settleUnused = `UPDATE bodies SET released = now() WHERE refs <= 0 AND released IS NULL;
-	` + deleteUnusedInline
+// settleUnused makes the bodies a repair left unused pending deletion,
+// for the collector (bodies.go).
+const settleUnused = `UPDATE bodies SET released = now() WHERE refs <= 0 AND released IS NULL`
 
 // consistencyChecks are what Check verifies. The counters kept beside
 // the data (usage, reference counts, UIDNEXT, HIGHESTMODSEQ) are

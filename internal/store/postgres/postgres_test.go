@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/s3test"
@@ -128,7 +130,8 @@ func TestBodiesCompressedWithLZ4(t *testing.T) {
 }
 
 // TestBodiesShared: the same bytes delivered to two users are stored
-// once, and go when the last message using them does.
+// once; when the last message using them goes they wait, pending, for
+// the collector.
 func TestBodiesShared(t *testing.T) {
 	ctx := context.Background()
 	s := openURL(t, pgtest.NewDatabase(t), nil)
@@ -139,6 +142,12 @@ func TestBodiesShared(t *testing.T) {
 			t.Fatal(err)
 		}
 		return n, refs
+	}
+	collect := func(want int) {
+		t.Helper()
+		if n, err := s.CollectBlobs(ctx, 0); err != nil || n != want {
+			t.Fatalf("collector deleted %d bodies (%v), want %d", n, err, want)
+		}
 	}
 	msg := []store.NewMessage{{Body: storetest.Msg(1)}}
 	var ids []int64
@@ -173,11 +182,20 @@ func TestBodiesShared(t *testing.T) {
 	}
 	v, _ := s.Account(ctx, "v")
 	defer v.Close()
+	collect(0)
 	if _, err := v.Expunge(ctx, ids[1], nil, false); err != nil {
 		t.Fatal(err)
 	}
+	var pending int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM bodies WHERE refs = 0 AND released IS NOT NULL AND data IS NOT NULL`).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("after the last reference's expunge: %d bodies pending deletion with their bytes (%v), want 1", pending, err)
+	}
+	if n, err := s.CollectBlobs(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("collector with an hour's grace deleted %d bodies (%v)", n, err)
+	}
+	collect(1)
 	if n, _ := count(); n != 0 {
-		t.Fatalf("after the last reference's expunge: %d bodies", n)
+		t.Fatalf("after the collector: %d bodies", n)
 	}
 	if _, err := v.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(2)}}); err != nil {
 		t.Fatal(err)
@@ -185,9 +203,111 @@ func TestBodiesShared(t *testing.T) {
 	if err := s.DeleteUser(ctx, "v"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := count(); n != 0 {
-		t.Fatalf("after the last user went: %d bodies", n)
+	if n, refs := count(); n != 1 || refs != 0 {
+		t.Fatalf("after the last user went: %d bodies, %d references; want 1 pending", n, refs)
 	}
+	collect(1)
+}
+
+// TestBodyBackFromPending: a body appended again while pending deletion
+// is counted up in place, its searchable text kept and not queued for
+// extraction again; one appended after the collector took it is stored
+// and queued anew.
+func TestBodyBackFromPending(t *testing.T) {
+	ctx := context.Background()
+	s, a := openUser(t)
+	body := storetest.Msg(7)
+	hash := bodyHash(body)
+	appendMsg := func() store.AppendResult {
+		t.Helper()
+		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	expunge := func(res store.AppendResult) {
+		t.Helper()
+		if _, err := a.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// state is the body row's references and bytes, and whether it has
+	// text and is queued for it.
+	state := func() (refs int64, data []byte, text, queued bool) {
+		t.Helper()
+		err := s.pool.QueryRow(ctx, `SELECT b.refs, b.data,
+				EXISTS (SELECT 1 FROM body_text t WHERE t.hash = b.hash),
+				EXISTS (SELECT 1 FROM text_queue q WHERE q.hash = b.hash)
+			FROM bodies b WHERE b.hash = $1`, hash).Scan(&refs, &data, &text, &queued)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	expunge(appendMsg())
+	if refs, _, text, queued := state(); refs != 0 || text || !queued {
+		t.Fatalf("after append and expunge: refs %d, text %v, queued %v; want 0, no text yet, queued", refs, text, queued)
+	}
+	// The indexer's work, done now rather than 10 s later.
+	if _, err := s.pool.Exec(ctx, `WITH q AS (DELETE FROM text_queue WHERE hash = $1)
+		INSERT INTO body_text(hash, header, fields, body, mime) VALUES($1, '', '', 'text', '')`, hash); err != nil {
+		t.Fatal(err)
+	}
+	res := appendMsg()
+	if refs, data, text, queued := state(); refs != 1 || !bytes.Equal(data, body) || !text || queued {
+		t.Fatalf("appended again while pending: refs %d, bytes kept %v, text %v, queued %v; want 1, kept, text kept, not queued",
+			refs, bytes.Equal(data, body), text, queued)
+	}
+	if n, err := s.CollectBlobs(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("collector deleted %d bodies in use (%v)", n, err)
+	}
+	expunge(res)
+	if n, err := s.CollectBlobs(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("collector deleted %d pending bodies (%v), want 1", n, err)
+	}
+	appendMsg()
+	if refs, data, text, queued := state(); refs != 1 || !bytes.Equal(data, body) || text || !queued {
+		t.Fatalf("appended after the collector: refs %d, bytes stored %v, text %v, queued %v; want 1, stored, no text, queued",
+			refs, bytes.Equal(data, body), text, queued)
+	}
+}
+
+// TestCollectorRunsWithBodiesInDB: a server's collector (Options.BlobGC)
+// runs without a blob store too, and deletes the unused bodies kept in
+// the database once their grace is over.
+func TestCollectorRunsWithBodiesInDB(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), BlobGC: BlobGC{Every: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
+		t.Fatal(err)
+	}
+	n := int64(-1)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM bodies`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d bodies left 10 s after their last message went", n)
 }
 
 // TestBodyDeleteUsesIndex: deleting a body, as the expunge of its last

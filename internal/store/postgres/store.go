@@ -98,8 +98,9 @@ const defaultMaxConns = 16
 type BlobGC struct {
 	// Every is how often the collector runs (every node may run it).
 	Every time.Duration
-	// Grace is how long a body stays unused before its object is
-	// deleted (tern's default: an hour, store.blob_grace). The races of
+	// Grace is how long a body stays unused before it is deleted (its
+	// row, and its object in a blob store; tern's default: an hour,
+	// store.blob_grace). The races of
 	// the collector with Append do not depend on it (blobs.go), but a
 	// body released by a relaxed commit (RelaxedCommits, on any node)
 	// needs it to outlast that commit's way to the disk: the config
@@ -228,7 +229,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
 	}
-	if opts.Blobs != nil && opts.BlobGC.Every > 0 {
+	if opts.BlobGC.Every > 0 {
 		gcCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopGC, s.gcDone = stop, make(chan struct{})
 		go func() {

@@ -112,8 +112,14 @@ func TestTextIndexerBackground(t *testing.T) {
 	if _, err := bo.Expunge(ctx, boBox.ID, []uint32{1}, false); err != nil {
 		t.Fatal(err)
 	}
+	if n := countRows(t, nodes[0], "body_text"); n != 151 {
+		t.Fatalf("%d texts after the shared body's last message went, want 151 (the body pending deletion keeps its text)", n)
+	}
+	if n, err := nodes[0].CollectBlobs(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("collector deleted %d bodies (%v), want 1", n, err)
+	}
 	if n := countRows(t, nodes[0], "body_text"); n != 150 {
-		t.Fatalf("%d texts after the shared body's last message went, want 150", n)
+		t.Fatalf("%d texts after the collector took the unused body, want 150", n)
 	}
 	if n := countRows(t, nodes[0], "text_queue"); n != 0 {
 		t.Fatalf("%d bodies left queued", n)
