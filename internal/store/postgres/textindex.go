@@ -91,9 +91,11 @@ func (s *Store) indexTextEvery(ctx context.Context) {
 // locking their queue rows and, for the foreign key of the text to come,
 // their body rows (SKIP LOCKED: another node's batch, or an expunge
 // deleting the body, is left alone), with the part tree of one content
-// that uses each; used is NULL for a body no content uses any more.
-// userFilter (user $3's bodies only) goes where %s is.
-const claimTextSQL = `SELECT q.hash, b.data, b.size, c.parts, c.used
+// that uses each; used is NULL for a body no content uses any more (one
+// appended and expunged within textIndexDelay, left pending deletion),
+// whose bytes are not read. userFilter (user $3's bodies only) goes where
+// %s is.
+const claimTextSQL = `SELECT q.hash, CASE WHEN c.used THEN b.data END, b.size, c.parts, c.used
 	FROM text_queue q JOIN bodies b ON b.hash = q.hash
 	LEFT JOIN LATERAL (SELECT c.parts, true AS used FROM contents c WHERE c.body_hash = q.hash LIMIT 1) c ON true
 	WHERE NOT q.failed AND q.queued <= now() - make_interval(secs => $1)%s
