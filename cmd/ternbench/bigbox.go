@@ -448,7 +448,6 @@ func bigboxRunMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return 0
 }
 
-// bigboxRun makes one pass and prints one line per command.
 // settleDown waits b.settle, then wakes both ends with an untimed
 // CAPABILITY (the package comment says why).
 func (b *bigboxRunOpts) settleDown(c *client) error {
@@ -456,6 +455,7 @@ func (b *bigboxRunOpts) settleDown(c *client) error {
 	return c.cmd(nil, "CAPABILITY")
 }
 
+// bigboxRun makes one pass and prints one line per command.
 func bigboxRun(ctx context.Context, b *bigboxRunOpts, out io.Writer) error {
 	c, err := b.o.connect(ctx, 0)
 	if err != nil {
