@@ -282,15 +282,8 @@ func TestCollectorRunsWithBodiesInDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
 	if err != nil {
 		t.Fatal(err)
