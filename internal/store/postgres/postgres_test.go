@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/s3test"
@@ -209,6 +212,9 @@ func TestBodiesShared(t *testing.T) {
 	collect(1)
 }
 
+// errRollBack ends a test's transaction without committing it.
+var errRollBack = errors.New("roll back")
+
 // TestBodyBackFromPending: a body appended again while pending deletion
 // is counted up in place, its searchable text kept and not queued for
 // extraction again; one appended after the collector took it is stored
@@ -248,6 +254,23 @@ func TestBodyBackFromPending(t *testing.T) {
 	expunge(appendMsg())
 	if refs, _, text, queued := state(); refs != 0 || text || !queued {
 		t.Fatalf("after append and expunge: refs %d, text %v, queued %v; want 0, no text yet, queued", refs, text, queued)
+	}
+	// The indexer's claim sees the body unused and does not read its bytes.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		batch, err := claimBodies(ctx, tx, 0, 0)
+		if err != nil {
+			return err
+		}
+		if len(batch) != 1 {
+			return fmt.Errorf("claimed %d bodies, want the one queued", len(batch))
+		}
+		if batch[0].used != nil || batch[0].data != nil {
+			t.Errorf("claim of the unused body: used %v, %d bytes read; want unused, none", batch[0].used, len(batch[0].data))
+		}
+		return errRollBack // leave it queued
+	})
+	if !errors.Is(err, errRollBack) {
+		t.Fatal(err)
 	}
 	// The indexer's work, done now rather than 10 s later.
 	if _, err := s.pool.Exec(ctx, `WITH q AS (DELETE FROM text_queue WHERE hash = $1)
