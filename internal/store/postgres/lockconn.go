@@ -38,8 +38,8 @@ func (c *lockConn) queueBegin(b *pgx.Batch) {
 func (c *lockConn) readBegin(br pgx.BatchResults) error {
 	_, err := br.Exec()
 	if err == nil {
-		var one int
-		err = br.QueryRow().Scan(&one)
+		var planMode string
+		err = br.QueryRow().Scan(&planMode)
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = fmt.Errorf("user %q: %w", c.name, store.ErrNoSuchUser)
 		}

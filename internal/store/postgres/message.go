@@ -330,15 +330,6 @@ const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, ui
 // order they are tried (threadLookup), for nearestThreadSQL.
 const threadLookupIDs = `ids AS (SELECT * FROM unnest($2::text[]) WITH ORDINALITY AS u(id, ord))`
 
-// genericPlansSQL makes the statements after it in the transaction run
-// their cached generic plans, autoPlansSQL gives plan_cache_mode back
-// its configured value (auto unless the operator set it) for the rest of
-// the transaction. plan_cache_mode needs PostgreSQL 12.
-const (
-	genericPlansSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`
-	autoPlansSQL    = `SET LOCAL plan_cache_mode TO DEFAULT`
-)
-
 // insertMessageSQL inserts one new message of user $1 in mailbox $17
 // with its content and threading ids (insertNew).
 const insertMessageSQL = `WITH ` + threadLookupIDs + `,
@@ -531,14 +522,6 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 	uids := make([]uint32, len(preps))
 	first := len(od.D.Rows) // this Append's rows in the delta, in order
 	var size int64
-	// The thread statements' generic plan is the one they need (an index
-	// probe per id: TestFewUIDsReadFewRows), but PostgreSQL estimates an
-	// array parameter at ten ids and a custom plan at the few a message
-	// names, so left to itself it plans the statement again at every run
-	// (half of its cost). The batch sets the choice back after them: with
-	// blobs in an object store it is sent at once, and the writes that
-	// share the transaction (group commit) follow it.
-	b.Queue(genericPlansSQL)
 	for i, p := range preps {
 		kws := canon[:len(p.kws):len(p.kws)]
 		canon = canon[len(p.kws):]
@@ -573,7 +556,6 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 			Size: int64(len(p.Body)), InternalDate: backend.JoinTime(isec, itz), SaveDate: time.Unix(saveDate, 0).UTC(),
 			SentDate: sentDate, EmailID: "M" + id})
 	}
-	b.Queue(autoPlansSQL)
 	// Keywords the mailbox's list may not hold yet may grow it, which a
 	// delta does not carry. Those the keyword cache knows are listed do
 	// not: the list only grows, and the index, exactly at od.From when it

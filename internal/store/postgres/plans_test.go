@@ -253,12 +253,14 @@ func sqlLiterals(args []any) string {
 	return strings.Join(out, ", ")
 }
 
-// TestNewMessagesPlannedOnce appends messages that name a few ids each
-// and checks, on every connection of the store's pool, that the
-// statement inserting them ran its generic plan and was never planned
-// for its parameters (PostgreSQL would plan it again at every run: its
-// generic plan looks dearer than one planned for a known count of ids).
-func TestNewMessagesPlannedOnce(t *testing.T) {
+// TestWritesPlannedOnce runs APPENDs of messages that name a few ids
+// each, STOREs on two messages and EXPUNGEs, and checks, on every
+// connection of the store's pool, that their statements ran their generic
+// plans and were never planned for their parameters: left to itself,
+// PostgreSQL plans each of them again at every run (their generic plans
+// look dearer than ones planned for a known count of ids or UIDs), and
+// the planning costs more than the run (lockUserSQL).
+func TestWritesPlannedOnce(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), MaxConns: 3})
 	if err != nil {
@@ -267,24 +269,55 @@ func TestNewMessagesPlannedOnce(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	a := newUser(t, s)
 	const n = 12
+	var inbox int64
 	for i := range n {
 		body := fmt.Sprintf("From: a@example.org\r\nSubject: re %d\r\nMessage-ID: <m%d@example.org>\r\nReferences: <m0@example.org> <r%d@example.org>\r\n\r\nbody\r\n", i, i, i)
-		if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}}); err != nil {
+		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(body)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inbox = res.MailboxID
+	}
+	for i := range n {
+		op := store.FlagsAdd
+		if i%2 == 1 {
+			op = store.FlagsRemove
+		}
+		if _, err := a.StoreFlags(ctx, inbox, []uint32{1, 2}, op, []string{`\Flagged`}, 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
+	for i := range n {
+		if _, err := a.StoreFlags(ctx, inbox, []uint32{uint32(i + 1)}, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		if gone, err := a.Expunge(ctx, inbox, nil, true); err != nil || len(gone) != 1 {
+			t.Fatalf("expunge %d: %v, %v", i+1, gone, err)
+		}
+	}
+	deletedSQL, _ := msgRowsSQL(inbox, uidRanges{}, true, true)
 	conns := s.pool.AcquireAllIdle(ctx)
-	var generic, custom int64
-	for _, c := range conns {
-		var g, cu int64
-		if err := c.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement = $1`, insertMessageSQL).Scan(&g, &cu); err != nil {
-			t.Fatal(err)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
 		}
-		c.Release()
-		generic += g
-		custom += cu
-	}
-	if custom != 0 || generic != n {
-		t.Errorf("the new messages' statement: %d custom plans, %d runs of the generic plan for %d messages", custom, generic, n)
+	}()
+	for _, st := range []struct{ name, sql string }{
+		{"the new messages' insert", insertMessageSQL},
+		{"the update of several messages' flags", updateFlagsSQL},
+		{"the search for \\Deleted messages", deletedSQL},
+	} {
+		var generic, custom int64
+		for _, c := range conns {
+			var g, cu int64
+			if err := c.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement = $1`, st.sql).Scan(&g, &cu); err != nil {
+				t.Fatal(err)
+			}
+			generic += g
+			custom += cu
+		}
+		if custom != 0 || generic != n {
+			t.Errorf("%s: %d custom plans, %d runs of the generic plan in %d runs", st.name, custom, generic, n)
+		}
 	}
 }
