@@ -47,7 +47,8 @@
 #                     private cluster (Debian's postgresql, initdb in the temp
 #                     dir as nobody, fsync on, loopback, free port) and a
 #                     second tern on it; its CPU counts tern's and the
-#                     PostgreSQL server's processes together
+#                     PostgreSQL server's processes together (PostgreSQL's
+#                     alone: db_cpu_ms_per_cmd, "of it PostgreSQL")
 #
 # Each run is
 #   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
@@ -306,24 +307,24 @@ run_imaptest() { # server profile round
 	local extra=()
 	[ "$prof" = logout0 ] && extra=(logout=0)
 	local f="$OUT/imaptest-$prof-$srv-r$round.txt"
-	local t0 t1
+	local t0 t1 d0=0 d1=0
 	t0=$(tree_ticks "$pid")
-	[ "$srv" = ternpg ] && t0=$((t0 + $(tree_ticks "$PG_PID")))
+	[ "$srv" = ternpg ] && d0=$(tree_ticks "$PG_PID")
 	# imaptest exits non-zero when it saw errors; the count is reported.
 	"${CLIENT_CPUS[@]}" "$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
 		clients="$CLIENTS" secs="$SECS" mbox="$MBOX" "${extra[@]}" >"$f" 2>&1 </dev/null || true
 	t1=$(tree_ticks "$pid")
-	[ "$srv" = ternpg ] && t1=$((t1 + $(tree_ticks "$PG_PID")))
+	[ "$srv" = ternpg ] && d1=$(tree_ticks "$PG_PID")
 	local total errors
 	# The numbers line after "Totals:" (the lines between are headers and
 	# percentages).
 	total=$(awk '/^Totals:/ {t = 1; next} t && /^[ 0-9]+$/ {s = 0; for (i = 1; i <= NF; i++) s += $i; print s; exit}' "$f")
 	errors=$(grep -c 'Error' "$f" || true)
 	awk -v srv="$srv" -v prof="$prof" -v round="$round" -v total="${total:-0}" -v secs="$SECS" \
-		-v errors="$errors" -v ticks=$((t1 - t0)) -v clk="$CLK" 'BEGIN {
-		cps = total / secs; cpu = ticks / clk
-		printf "imaptest label=%s profile=%s round=%d commands=%d cmds_per_s=%.1f errors=%d cpu_s=%.2f cpu_ms_per_cmd=%.3f\n",
-			srv, prof, round, total, cps, errors, cpu, (total > 0 ? cpu * 1000 / total : 0) }' | tee -a "$OUT/imaptest-lines.txt"
+		-v errors="$errors" -v ticks=$((t1 - t0 + d1 - d0)) -v dbticks=$((d1 - d0)) -v clk="$CLK" 'BEGIN {
+		cps = total / secs; cpu = ticks / clk; db = dbticks / clk
+		printf "imaptest label=%s profile=%s round=%d commands=%d cmds_per_s=%.1f errors=%d cpu_s=%.2f cpu_ms_per_cmd=%.3f db_cpu_ms_per_cmd=%.3f\n",
+			srv, prof, round, total, cps, errors, cpu, (total > 0 ? cpu * 1000 / total : 0), (total > 0 ? db * 1000 / total : 0) }' | tee -a "$OUT/imaptest-lines.txt"
 }
 
 : >"$OUT/imaptest-lines.txt"
@@ -367,7 +368,7 @@ echo
 awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
   k = v["profile"] SUBSEP v["label"]
-  n[k]++; cps[k, n[k]] = v["cmds_per_s"]; err[k] += v["errors"]; cpu[k, n[k]] = v["cpu_ms_per_cmd"]
+  n[k]++; cps[k, n[k]] = v["cmds_per_s"]; err[k] += v["errors"]; cpu[k, n[k]] = v["cpu_ms_per_cmd"]; db[k, n[k]] = v["db_cpu_ms_per_cmd"]
   if (!(v["profile"] in seen)) { seen[v["profile"]] = 1; profs[++np] = v["profile"] } }
 function med(k, arr,   m, i, j, t, a) {
   m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i] + 0
@@ -384,12 +385,12 @@ END {
   g = 0; for (p = 1; p <= np; p++) if ((profs[p] SUBSEP "ternpg") in n) g = 1
   if (g) {
     print ""
-    print "| profile | tern on PostgreSQL cmds/s | /tern on SQLite | /Dovecot | error lines | CPU ms/cmd (tern + PostgreSQL) |"
-    print "|---|---|---|---|---|---|"
+    print "| profile | tern on PostgreSQL cmds/s | /tern on SQLite | /Dovecot | error lines | CPU ms/cmd (tern + PostgreSQL) | of it PostgreSQL |"
+    print "|---|---|---|---|---|---|---|"
     for (p = 1; p <= np; p++) {
       q = profs[p] SUBSEP "ternpg"; t = profs[p] SUBSEP "tern"; d = profs[p] SUBSEP "dovecot"
       qc = med(q, cps); tc = med(t, cps); dc = med(d, cps)
-      printf "| %s | %.0f | **%.2f×** | **%.2f×** | %d | %.3f |\n", profs[p], qc, (tc > 0 ? qc / tc : 0), (dc > 0 ? qc / dc : 0), err[q], med(q, cpu)
+      printf "| %s | %.0f | **%.2f×** | **%.2f×** | %d | %.3f | %.3f |\n", profs[p], qc, (tc > 0 ? qc / tc : 0), (dc > 0 ? qc / dc : 0), err[q], med(q, cpu), med(q, db)
     } } }' "$OUT/imaptest-lines.txt" | tee "$OUT/imaptest-table.md"
 if [ "$PG_STAT" = 1 ]; then
 	pg_sql -c "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
