@@ -37,6 +37,9 @@
 #                     by calls to OUT/pg-statements.txt, by execution time
 #                     (with buffers per call) to OUT/pg-bytime.txt and by
 #                     planning time to OUT/pg-planning.txt
+#   --pg-unix-socket  tern reaches its PostgreSQL through the cluster's Unix
+#                     socket instead of TCP on 127.0.0.1 (a database on the
+#                     node's own machine, as a one-node installation has it)
 #   --only-postgres   with --postgres, run imaptest against tern on
 #                     PostgreSQL only (no tern on SQLite, no Dovecot)
 #   --pin             run the servers (and PostgreSQL) on the first half of the
@@ -69,7 +72,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 WARMUP=5 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG=0 PG_ONLY=0 PIN=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 WARMUP=5 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG_UNIX=0 PG=0 PG_ONLY=0 PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -88,10 +91,11 @@ while [ $# -gt 0 ]; do
 	--ternpg-cpuprofile) TPG_PROF=(--cpuprofile "$2"); shift 2 ;;
 	--pg-stat-statements) PG_STAT=1; shift ;;
 	--pg-params) PG_PARAMS=$2; shift 2 ;;
+	--pg-unix-socket) PG_UNIX=1; shift ;;
 	--postgres) PG=1; shift ;;
 	--only-postgres) PG=1; PG_ONLY=1; shift ;;
 	--pin) PIN=1; shift ;;
-	-h|--help) sed -n '2,63p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,72p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -206,6 +210,7 @@ if [ "$PG" = 1 ]; then
 	sed -e "s#^data_dir = .*#data_dir = \"$WORK/ternpg/data\"#" -e "s#^imap = .*#imap = \"127.0.0.1:$TPG_PORT\"#" \
 		"$WORK/tern/tern.toml" >"$WORK/ternpg/tern.toml"
 	# tern.toml has a [store] section (fsync): the URL goes into it.
+	[ "$PG_UNIX" = 1 ] && PG_PARAMS="host=$WORK/pg${PG_PARAMS:+&$PG_PARAMS}"
 	sed -i "/^\[store\]/a url = \"postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable${PG_PARAMS:+&$PG_PARAMS}\"" "$WORK/ternpg/tern.toml"
 	log "creating $USERS users in tern on PostgreSQL"
 	for i in $(seq 1 "$USERS"); do
