@@ -22,6 +22,7 @@ type lockConn struct {
 	user    int64
 	name    string
 	pending bool  // BEGIN and the lock are still to be sent
+	generic bool  // the lock sets generic plans (lockUserGenericSQL)
 	err     error // why BEGIN or the lock failed
 }
 
@@ -30,7 +31,11 @@ var _ dbtx = (*lockConn)(nil)
 // queueBegin adds BEGIN and the row lock to b.
 func (c *lockConn) queueBegin(b *pgx.Batch) {
 	b.Queue(`BEGIN`)
-	b.Queue(lockUserSQL, c.user)
+	lock := lockUserSQL
+	if c.generic {
+		lock = lockUserGenericSQL
+	}
+	b.Queue(lock, c.user)
 }
 
 // readBegin reads the results of queueBegin's statements from br and
@@ -38,8 +43,7 @@ func (c *lockConn) queueBegin(b *pgx.Batch) {
 func (c *lockConn) readBegin(br pgx.BatchResults) error {
 	_, err := br.Exec()
 	if err == nil {
-		var planMode string
-		err = br.QueryRow().Scan(&planMode)
+		err = br.QueryRow().Scan(nil)
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = fmt.Errorf("user %q: %w", c.name, store.ErrNoSuchUser)
 		}

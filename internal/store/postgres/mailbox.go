@@ -646,8 +646,8 @@ func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32)
 		b := &pgx.Batch{}
 		b.Queue(relaxedCommitSQL)
 		b.Queue(lockUserSQL, a.id).QueryRow(func(row pgx.Row) error {
-			var planMode string
-			if err := row.Scan(&planMode); err != nil {
+			var one int
+			if err := row.Scan(&one); err != nil {
 				return fmt.Errorf("lock user: %w", err)
 			}
 			return nil

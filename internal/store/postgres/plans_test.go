@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -253,14 +254,18 @@ func sqlLiterals(args []any) string {
 	return strings.Join(out, ", ")
 }
 
-// TestWritesPlannedOnce runs APPENDs of messages that name a few ids
-// each, STOREs on two messages and EXPUNGEs, and checks, on every
-// connection of the store's pool, that their statements ran their generic
-// plans and were never planned for their parameters: left to itself,
-// PostgreSQL plans each of them again at every run (their generic plans
-// look dearer than ones planned for a known count of ids or UIDs), and
-// the planning costs more than the run (lockUserSQL).
-func TestWritesPlannedOnce(t *testing.T) {
+// TestWritePlans runs APPENDs of messages that name a few ids each,
+// STOREs on two messages and EXPUNGEs, and checks, on every connection
+// of the store's pool, how PostgreSQL planned their statements. The new
+// messages' insert must run its generic plan and never be planned for its
+// parameters (left to itself PostgreSQL plans it again at every run: its
+// generic plan looks dearer than one planned for a known count of ids).
+// The update of several messages' flags and the search for \Deleted
+// messages must not be held to their generic plans (genericPlans): the
+// first is quadratic in the number of UIDs under it, the second can read
+// the whole mailbox; PostgreSQL plans them for their values at least
+// while it compares the two kinds of plan (its first five runs).
+func TestWritePlans(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), MaxConns: 3})
 	if err != nil {
@@ -302,10 +307,13 @@ func TestWritesPlannedOnce(t *testing.T) {
 			c.Release()
 		}
 	}()
-	for _, st := range []struct{ name, sql string }{
-		{"the new messages' insert", insertMessageSQL},
-		{"the update of several messages' flags", updateFlagsSQL},
-		{"the search for \\Deleted messages", deletedSQL},
+	for _, st := range []struct {
+		name, sql string
+		generic   bool // held to its generic plan
+	}{
+		{"the new messages' insert", insertMessageSQL, true},
+		{"the update of several messages' flags", updateFlagsSQL, false},
+		{"the search for \\Deleted messages", deletedSQL, false},
 	} {
 		var generic, custom int64
 		for _, c := range conns {
@@ -316,8 +324,93 @@ func TestWritesPlannedOnce(t *testing.T) {
 			generic += g
 			custom += cu
 		}
-		if custom != 0 || generic != n {
-			t.Errorf("%s: %d custom plans, %d runs of the generic plan in %d runs", st.name, custom, generic, n)
+		if custom+generic != n {
+			t.Fatalf("%s: %d custom plans and %d runs of the generic plan, want %d runs", st.name, custom, generic, n)
 		}
+		if st.generic && custom != 0 {
+			t.Errorf("%s: %d of %d runs planned for their values, want none", st.name, custom, n)
+		}
+		if !st.generic && custom == 0 {
+			t.Errorf("%s: all %d runs held to the generic plan", st.name, n)
+		}
+	}
+}
+
+// flagUpdateTracer records how many messages each flag update the store
+// sends names.
+type flagUpdateTracer struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (f *flagUpdateTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (f *flagUpdateTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (f *flagUpdateTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (f *flagUpdateTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (f *flagUpdateTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if d.SQL != updateFlagsSQL && d.SQL != updateFlagsRowsSQL {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sizes = append(f.sizes, len(d.Args[2].([]int64)))
+}
+
+// TestStoreOnManyMessagesInChunks changes the flags of 200 messages in
+// one STORE and checks they all changed, at one modseq that is the
+// mailbox's HIGHESTMODSEQ, through updates of at most flagUpdateChunk
+// messages each: the generic plan of a larger one is quadratic in its
+// number of messages.
+func TestStoreOnManyMessagesInChunks(t *testing.T) {
+	ctx := context.Background()
+	tr := &flagUpdateTracer{}
+	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), Tracer: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	const n = 200
+	if n <= 2*flagUpdateChunk {
+		t.Fatalf("%d messages make fewer than three chunks of %d", n, flagUpdateChunk)
+	}
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))}
+		if i%3 == 0 {
+			msgs[i].Flags = []string{`\Seen`}
+		}
+	}
+	app, err := a.Append(ctx, "INBOX", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.StoreFlags(ctx, app.MailboxID, uidRange(1, n), store.FlagsAdd, []string{`\Flagged`}, 0, false)
+	if err != nil || len(res.Updated) != n {
+		t.Fatalf("store: %d updated, %v", len(res.Updated), err)
+	}
+	var flagged, atModSeq, highest int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE sysflags & 4 <> 0), count(*) FILTER (WHERE modseq = $2),
+		(SELECT highestmodseq FROM mailboxes WHERE id = $1) FROM messages WHERE mailbox_id = $1`,
+		app.MailboxID, int64(res.ModSeq)).Scan(&flagged, &atModSeq, &highest); err != nil {
+		t.Fatal(err)
+	}
+	if flagged != n || atModSeq != n || highest != int64(res.ModSeq) {
+		t.Errorf("after the STORE: %d flagged and %d at modseq %d of %d, HIGHESTMODSEQ %d", flagged, atModSeq, res.ModSeq, n, highest)
+	}
+	total := 0
+	for _, k := range tr.sizes {
+		if k > flagUpdateChunk {
+			t.Errorf("an update of %d messages, want at most %d", k, flagUpdateChunk)
+		}
+		total += k
+	}
+	if total != n {
+		t.Errorf("updates named %d messages (%v), want %d", total, tr.sizes, n)
 	}
 }
