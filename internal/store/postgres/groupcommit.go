@@ -215,7 +215,7 @@ const lockUserSQL = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // a statement of its own. PostgreSQL otherwise plans APPEND's insert
 // again at every run: an array parameter is estimated at ten elements
 // and the few ids a message names make a custom plan look cheaper
-// (TestNewMessagesPlannedOnce).
+// (TestWritePlans).
 const lockUserGenericSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true) FROM users WHERE id = $1 FOR NO KEY UPDATE`
 
 // runTx is one attempt of runBatch. The transaction is managed by hand
