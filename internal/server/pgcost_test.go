@@ -160,8 +160,8 @@ func TestPostgresCommandCost(t *testing.T) {
 			c.ok(fmt.Sprintf(`UID STORE %d %sFLAGS (\Flagged)`, 1+(i/2)%size, op))
 		}, maxRT: 2, maxStmt: 7},
 		// The message's insert runs its generic plan, planned once
-		// (lockUserSQL sets plan_cache_mode with the lock: no statement
-		// of its own since session 33, two before).
+		// (lockUserGenericSQL sets plan_cache_mode with the lock: no
+		// statement of its own since session 33, two before).
 		{name: "APPEND (1 KiB)", n: 200, run: func(i int) { c.appendMsg("Archive", "", msg(1000+i)) }, maxRT: 2, maxStmt: 8},
 		{name: "UID SEARCH UNSEEN", n: 300, run: func(int) { c.ok("UID SEARCH UNSEEN") }, maxRT: 0, maxStmt: 0},
 		// The mailbox index answers from its field lines after the first.

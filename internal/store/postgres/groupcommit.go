@@ -115,13 +115,13 @@ const (
 	// genericPlans: run the cached generic plans of the statements
 	// (lockUserGenericSQL). Only for writes whose every statement reads
 	// just the rows it names under its generic plan, however many it is
-	// given: APPEND's. Not STORE's or EXPUNGE's, which PostgreSQL plans
-	// again at every run: the generic plan of the update of several
-	// messages joins the UIDs to the messages by a nested loop, quadratic
+	// given: APPEND's. Not STORE's or EXPUNGE's, which keep PostgreSQL's
+	// own choice: held to it, the generic plan of the update of several
+	// messages joined the UIDs to the messages by a nested loop, quadratic
 	// in their number (a STORE on 10,000 messages took 6.4 s instead of
-	// 0.12 s), and that of the search for \Deleted messages can read the
-	// whole mailbox by its primary key instead of the partial index,
-	// depending on the table's statistics.
+	// 0.12 s; queueFlagUpdates now bounds it), and that of the search for
+	// \Deleted messages read the whole mailbox by its primary key instead
+	// of the partial index, depending on the table's statistics.
 	genericPlans
 )
 
