@@ -39,12 +39,9 @@ type writeQueue struct {
 
 // writeOp is one write waiting for (or done with) its commit.
 type writeOp struct {
-	ctx  context.Context // the caller's
-	what string
-	lazy bool // may commit relaxed (Options.RelaxedCommits)
-	// generic: may run the cached generic plans of its statements
-	// (genericPlans)
-	generic bool
+	ctx   context.Context // the caller's
+	what  string
+	flags writeFlags // what it lets its transaction do
 	// breaks is Store.breaks when the write was queued: a write that
 	// committed across a break teaches the keyword cache nothing.
 	breaks uint64
@@ -129,8 +126,7 @@ func (a *account) queueWrite(ctx context.Context, what string, flags writeFlags,
 	if a.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errAccountClosed)
 	}
-	op := &writeOp{ctx: ctx, what: what, lazy: flags&relaxable != 0, generic: flags&genericPlans != 0,
-		breaks: a.s.breaks.Load(), fn: fn, wake: make(chan struct{})}
+	op := &writeOp{ctx: ctx, what: what, flags: flags, breaks: a.s.breaks.Load(), fn: fn, wake: make(chan struct{})}
 	q := a.s.queue(a.id)
 	q.mu.Lock()
 	q.ops = append(q.ops, op)
@@ -228,7 +224,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	}
 	// The pool closes a connection released inside a transaction.
 	defer pc.Release()
-	lc := &lockConn{Conn: pc.Conn(), user: a.id, name: a.name, pending: true, generic: allGeneric(ops)}
+	lc := &lockConn{Conn: pc.Conn(), user: a.id, name: a.name, pending: true, generic: allAllow(ops, genericPlans)}
 	conn := lc.Conn
 	done := false
 	defer func() {
@@ -262,7 +258,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
-	all.queueNotify(b, a.s.opts.RelaxedCommits && allLazy(ops))
+	all.queueNotify(b, a.s.opts.RelaxedCommits && allAllow(ops, relaxable))
 	var tag pgconn.CommandTag
 	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
 		tag = ct
@@ -278,20 +274,10 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	return nil
 }
 
-// allGeneric reports whether every write of ops may run generic plans.
-func allGeneric(ops []*writeOp) bool {
+// allAllow reports whether every write of ops allows what f names.
+func allAllow(ops []*writeOp, f writeFlags) bool {
 	for _, op := range ops {
-		if !op.generic {
-			return false
-		}
-	}
-	return true
-}
-
-// allLazy reports whether every write of ops may commit relaxed.
-func allLazy(ops []*writeOp) bool {
-	for _, op := range ops {
-		if !op.lazy {
+		if op.flags&f == 0 {
 			return false
 		}
 	}

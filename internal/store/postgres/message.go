@@ -598,11 +598,13 @@ const updateFlagsRowsSQL = `UPDATE messages m SET modseq = $2, sysflags = c.sys,
 		FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS c(uid, sys, kws)
 		WHERE m.mailbox_id = $1 AND m.uid = ANY($3::bigint[]) AND m.uid = c.uid`
 
+// setHighestModSeqSQL moves mailbox $1's HIGHESTMODSEQ to $2.
+const setHighestModSeqSQL = `UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
+
 // updateFlagsSQL is updateFlagsRowsSQL that also moves the mailbox's
 // HIGHESTMODSEQ to $2: one statement for any mix of resulting flag
 // states.
-const updateFlagsSQL = `WITH u AS (` + updateFlagsRowsSQL + `)
-	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
+const updateFlagsSQL = `WITH u AS (` + updateFlagsRowsSQL + `) ` + setHighestModSeqSQL
 
 // flagUpdateChunk bounds the messages of one updateFlagsRowsSQL. Its
 // generic plan, which PostgreSQL may run for any arrays once it judged it
@@ -626,14 +628,13 @@ func (w *wtx) queueFlagUpdates(id int64, modseq uint64, ch flagChanges) {
 			hi := min(lo+flagUpdateChunk, n)
 			w.atCommit(updateFlagsRowsSQL, id, modseq, ch.uids[lo:hi], ch.sys[lo:hi], ch.kws[lo:hi])
 		}
-		w.atCommit(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, id, modseq)
+		w.atCommit(setHighestModSeqSQL, id, modseq)
 	}
 }
 
 // updateOneFlagsSQL is updateFlagsSQL for one message ($3): no arrays.
 const updateOneFlagsSQL = `WITH u AS (UPDATE messages SET modseq = $2, sysflags = $4, keywords = $5
-		WHERE mailbox_id = $1 AND uid = $3)
-	UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`
+		WHERE mailbox_id = $1 AND uid = $3) ` + setHighestModSeqSQL
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
 	var res store.StoreResult

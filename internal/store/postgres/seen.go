@@ -95,7 +95,7 @@ func (a *account) SetPrivateSeen(ctx context.Context, mailboxID int64, user stri
 		b.Queue(`INSERT INTO private_seen(mailbox_id, uid, viewer, seen, modseq) SELECT $1, u, $2, $3, $4 FROM unnest($5::bigint[]) AS u
 			ON CONFLICT(mailbox_id, uid, viewer) DO UPDATE SET seen = excluded.seen, modseq = excluded.modseq`,
 			m.id, user, seen, int64(modseq), toInt64s(changed))
-		b.Queue(`UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1`, m.id, modseq)
+		b.Queue(setHighestModSeqSQL, m.id, modseq)
 		if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("write private \\Seen: %w", err)
 		}
