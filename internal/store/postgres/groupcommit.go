@@ -216,7 +216,8 @@ const lockUserGenericSQL = `SELECT set_config('plan_cache_mode', 'force_generic_
 
 // runTx is one attempt of runBatch. The transaction is managed by hand
 // on one connection, so that BEGIN and the row lock go with the write's
-// first batch (lockconn.go) and the change signal with COMMIT.
+// first batch (lockconn.go) and the statements queued for the commit
+// with COMMIT; the change signal follows the commit (signals.go).
 func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	pc, err := a.s.pool.Acquire(ctx)
 	if err != nil {
@@ -249,7 +250,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 		return err
 	}
 	// The statements queued for the commit (atCommit, the contents
-	// dropped), the change signal and COMMIT: one round trip.
+	// dropped) and COMMIT: one round trip.
 	// Close reads the results in order, running the queued statements'
 	// callbacks, and stops at the first error. The server has the whole
 	// batch already: a callback failing on a statement that succeeded
@@ -258,7 +259,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
-	all.queueNotify(b, a.s.opts.RelaxedCommits && allAllow(ops, relaxable))
+	queueRelaxedCommit(b, a.s.opts.RelaxedCommits && allAllow(ops, relaxable))
 	var tag pgconn.CommandTag
 	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
 		tag = ct
@@ -271,6 +272,7 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
 	done = true
+	a.s.signal(a.name, all.changed, all.list)
 	return nil
 }
 

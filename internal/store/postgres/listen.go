@@ -12,56 +12,28 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// Cross-node change signals. Every write transaction that changed a
-// mailbox (or the mailbox list) sends, before it commits,
+// Cross-node change signals. What a write transaction changed goes,
+// after its commit, to the other nodes as
 //
 //	pg_notify('tern_changes', "<node> <user-len>:<user> <id>:<modseq> ... [L]")
 //
-// which PostgreSQL delivers to every listener only if and when the
-// transaction commits. Each Store with a Notifier keeps one connection
-// (outside the pool) LISTENing on the channel and hands what other nodes
-// sent to its Notifier; its own signals it already delivered after the
-// commit (notifyLocal) and skips by node id. A signal only makes sessions
-// ask the store what changed (the mailbox index is validated by modseq),
-// so a lost one costs freshness, never correctness: SELECT, STATUS and
-// the next command's catch-up still compare the mailbox row.
+// (sent by signals.go, a node's writes of a few milliseconds merged).
+// Each Store with a Notifier keeps one connection (outside the pool)
+// LISTENing on the channel and hands what other nodes sent to its
+// Notifier; its own signals it already delivered after the commit
+// (notifyLocal) and skips by node id. A signal only makes sessions ask
+// the store what changed (the mailbox index is validated by modseq), so
+// a lost one costs freshness, never correctness: SELECT, STATUS and the
+// next command's catch-up still compare the mailbox row.
 
 const notifyChannel = "tern_changes"
 
-// queueNotify adds to b the transaction's change signal (delivered at
-// commit), if it changed anything.
-// With relaxed, the same statement makes the transaction commit relaxed
-// (relaxedCommitSQL; one statement for both).
-func (w *wtx) queueNotify(b *pgx.Batch, relaxed bool) {
-	switch {
-	case len(w.changed) == 0 && !w.list:
-		if relaxed {
-			b.Queue(relaxedCommitSQL)
-		}
-	case relaxed:
-		b.Queue(`SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
-	default:
-		b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, w.a.s.notifyPayload(w.a.name, w.changed, w.list))
+// queueRelaxedCommit adds to b, with relaxed, the statement that makes
+// the transaction commit without waiting for the disk.
+func queueRelaxedCommit(b *pgx.Batch, relaxed bool) {
+	if relaxed {
+		b.Queue(relaxedCommitSQL)
 	}
-}
-
-// notifyPayload encodes a change signal. The user name is length-prefixed
-// (it may hold spaces); the whole stays far below NOTIFY's 8000 bytes for
-// the few mailboxes one write touches.
-func (s *Store) notifyPayload(user string, changed map[int64]uint64, list bool) string {
-	var b strings.Builder
-	b.WriteString(s.node)
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(len(user)))
-	b.WriteByte(':')
-	b.WriteString(user)
-	for id, ms := range changed {
-		fmt.Fprintf(&b, " %d:%d", id, ms)
-	}
-	if list {
-		b.WriteString(" L")
-	}
-	return b.String()
 }
 
 // change is one decoded signal.

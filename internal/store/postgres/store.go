@@ -8,9 +8,9 @@
 // allocation atomic across nodes, lets new UIDs become visible in
 // ascending order (a mailbox's allocations commit in the order they were
 // made), and keeps quotas and annotation limits exact. Different users
-// write in parallel. Every committed change is announced with
-// pg_notify in its own transaction, so other nodes' sessions hear about
-// it (listen.go).
+// write in parallel. Every committed change is announced with pg_notify
+// after the commit, a few milliseconds' worth of writes together, so
+// other nodes' sessions hear about it (signals.go, listen.go).
 package postgres
 
 import (
@@ -147,7 +147,10 @@ type Store struct {
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
-	closeOnce  sync.Once
+	// signals are this node's change signals waiting to be sent to the
+	// other nodes (signals.go).
+	signals   signaler
+	closeOnce sync.Once
 }
 
 var (
@@ -220,8 +223,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
 	}
+	s.startSignals()
 	if opts.Notifier != nil {
 		if err := s.startListening(ctx, cfg.ConnConfig); err != nil {
+			s.stopSignals()
 			pool.Close()
 			if s.replica != nil {
 				s.replica.pool.Close()
@@ -442,9 +447,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops listening and closes the pool.
+// Close sends the pending change signals, stops listening and closes
+// the pool.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopSignals()
 		if s.stopListen != nil {
 			s.stopListen()
 			<-s.listenDone
