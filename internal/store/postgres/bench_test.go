@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +18,15 @@ import (
 // time per operation is the figure; the client's CPU is not the cost.
 
 func benchAccount(b *testing.B) store.Account {
+	return benchAccountWith(b, nil)
+}
+
+// benchAccountWith is benchAccount for a Store with notifier n (a Store
+// with one LISTENs for other nodes' changes, as tern serve's does).
+func benchAccountWith(b *testing.B, n store.Notifier) store.Account {
 	b.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16})
+	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16, Notifier: n})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -262,7 +270,17 @@ func BenchmarkIndexLoad100k(b *testing.B) {
 // 500-message mailbox (a client marking one message); pg-cpu-ns/op is
 // the server's CPU per STORE.
 func BenchmarkStoreOne(b *testing.B) {
-	a := benchAccount(b)
+	benchStoreOne(b, benchAccount(b))
+}
+
+// BenchmarkStoreOneListening is BenchmarkStoreOne on a Store that
+// listens for change signals, as a node's does: PostgreSQL's cost of
+// delivering the signals (to this one listener) is in pg-cpu-ns/op.
+func BenchmarkStoreOneListening(b *testing.B) {
+	benchStoreOne(b, benchAccountWith(b, &storetest.Recorder{}))
+}
+
+func benchStoreOne(b *testing.B, a store.Account) {
 	ctx := context.Background()
 	id := seedMailbox(b, a, 500)
 	report := reportServerCPU(b)
@@ -277,5 +295,49 @@ func BenchmarkStoreOne(b *testing.B) {
 		}
 		i++
 	}
+	report()
+}
+
+// BenchmarkStoreUsersParallel: 16 goroutines on a listening Store (as a
+// node's), each marking messages of a user of its own, one STORE at a
+// time: concurrent writes of different users, which do not share a
+// commit. pg-cpu-ns/op is the server's CPU per STORE, the change
+// signals' delivery included.
+func BenchmarkStoreUsersParallel(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16, Notifier: &storetest.Recorder{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	const users = 16
+	accts := make([]store.Account, users)
+	boxes := make([]int64, users)
+	for u := range users {
+		name := "u" + strconv.Itoa(u)
+		if err := s.CreateUser(ctx, name, "h"); err != nil {
+			b.Fatal(err)
+		}
+		if accts[u], err = s.Account(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		boxes[u] = seedMailbox(b, accts[u], 50)
+	}
+	var next atomic.Int32
+	b.SetParallelism(users / 2) // 2 CPUs here: 16 goroutines
+	report := reportServerCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		u := int(next.Add(1)-1) % users
+		for i := 0; pb.Next(); i++ {
+			op := store.FlagsAdd
+			if i%2 == 1 {
+				op = store.FlagsRemove
+			}
+			if _, err := accts[u].StoreFlags(ctx, boxes[u], []uint32{uint32(1 + (i/2)%50)}, op, []string{`\Flagged`}, 0, false); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 	report()
 }
