@@ -214,6 +214,17 @@ const lockUserSQL = `SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE`
 // (TestWritePlans).
 const lockUserGenericSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true) FROM users WHERE id = $1 FOR NO KEY UPDATE`
 
+// lockUserRelaxedSQL is lockUserSQL for a transaction that commits
+// relaxed (Options.RelaxedCommits and every write relaxable, or the
+// \Recent claim; mailbox.go says what a relaxed commit risks): it also
+// sets synchronous_commit off for the transaction (read at COMMIT),
+// without a statement of its own.
+const lockUserRelaxedSQL = `SELECT set_config('synchronous_commit', 'off', true) FROM users WHERE id = $1 FOR NO KEY UPDATE`
+
+// lockUserGenericRelaxedSQL is both (no write asks for both today:
+// APPEND, the one that allows generic plans, commits durably).
+const lockUserGenericRelaxedSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true) || set_config('synchronous_commit', 'off', true) FROM users WHERE id = $1 FOR NO KEY UPDATE`
+
 // runTx is one attempt of runBatch. The transaction is managed by hand
 // on one connection, so that BEGIN and the row lock go with the write's
 // first batch (lockconn.go) and the statements queued for the commit
@@ -225,7 +236,8 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	}
 	// The pool closes a connection released inside a transaction.
 	defer pc.Release()
-	lc := &lockConn{Conn: pc.Conn(), user: a.id, name: a.name, pending: true, generic: allAllow(ops, genericPlans)}
+	lc := &lockConn{Conn: pc.Conn(), user: a.id, name: a.name, pending: true, generic: allAllow(ops, genericPlans),
+		relaxed: a.s.opts.RelaxedCommits && allAllow(ops, relaxable)}
 	conn := lc.Conn
 	done := false
 	defer func() {
@@ -259,7 +271,6 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
-	queueRelaxedCommit(b, a.s.opts.RelaxedCommits && allAllow(ops, relaxable))
 	var tag pgconn.CommandTag
 	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
 		tag = ct

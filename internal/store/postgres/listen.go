@@ -28,14 +28,6 @@ import (
 
 const notifyChannel = "tern_changes"
 
-// queueRelaxedCommit adds to b, with relaxed, the statement that makes
-// the transaction commit without waiting for the disk.
-func queueRelaxedCommit(b *pgx.Batch, relaxed bool) {
-	if relaxed {
-		b.Queue(relaxedCommitSQL)
-	}
-}
-
 // change is one decoded signal.
 type change struct {
 	node    string

@@ -23,6 +23,7 @@ type lockConn struct {
 	name    string
 	pending bool  // BEGIN and the lock are still to be sent
 	generic bool  // the lock sets generic plans (lockUserGenericSQL)
+	relaxed bool  // the lock makes the commit relaxed (lockUserRelaxedSQL)
 	err     error // why BEGIN or the lock failed
 }
 
@@ -31,11 +32,21 @@ var _ dbtx = (*lockConn)(nil)
 // queueBegin adds BEGIN and the row lock to b.
 func (c *lockConn) queueBegin(b *pgx.Batch) {
 	b.Queue(`BEGIN`)
-	lock := lockUserSQL
-	if c.generic {
-		lock = lockUserGenericSQL
+	b.Queue(lockSQL(c.generic, c.relaxed), c.user)
+}
+
+// lockSQL is the statement that takes the user's row lock, setting for
+// the transaction generic plans and a relaxed commit as asked.
+func lockSQL(generic, relaxed bool) string {
+	switch {
+	case generic && relaxed:
+		return lockUserGenericRelaxedSQL
+	case generic:
+		return lockUserGenericSQL
+	case relaxed:
+		return lockUserRelaxedSQL
 	}
-	b.Queue(lock, c.user)
+	return lockUserSQL
 }
 
 // readBegin reads the results of queueBegin's statements from br and

@@ -611,9 +611,9 @@ const claimRecentSQL = `WITH old AS (SELECT name, noselect, recent_mark, uidnext
 		WHERE m.id = $1 AND NOT old.noselect AND LEAST($3::bigint, old.uidnext - 1) > old.recent_mark)
 	SELECT name, noselect, recent_mark FROM old`
 
-// relaxedCommitSQL makes the transaction it runs in commit without
-// waiting for its WAL to reach the disk (synchronous_commit = off for
-// this transaction only). The \Recent claim always commits so, and under
+// A relaxed commit does not wait for the transaction's WAL to reach the
+// disk (synchronous_commit = off for this transaction only, set by the
+// user's row lock: lockUserRelaxedSQL). The \Recent claim always commits so, and under
 // Options.RelaxedCommits the lazy writes too (groupcommit.go). A claim is
 // visible to every other transaction at once, as any commit, so while
 // the database runs each UID is still claimed by exactly one session
@@ -624,12 +624,11 @@ const claimRecentSQL = `WITH old AS (SELECT name, noselect, recent_mark, uidnext
 // cannot keep it may show a message as recent to more than one session;
 // RFC 9051 dropped it). Nothing acknowledged is lost: a later durable
 // commit flushes the WAL up to itself, the claim's record included.
-const relaxedCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // ClaimRecent runs outside the write queue (groupcommit.go), in one
-// round trip: the relaxed commit setting, the user's row lock (which every
-// write takes first, so the claim serialises with them and with the
-// other claims, in the same lock order) and the claim, in one batch, which
+// round trip: the user's row lock with the relaxed commit setting (the
+// lock every write takes first, so the claim serialises with them and
+// with the other claims, in the same lock order) and the claim, in one batch, which
 // PostgreSQL runs as one implicit transaction that commits at its end.
 // The mailbox index (internal/index) calls it only when its own copy of
 // the recent mark shows something to claim.
@@ -644,10 +643,8 @@ func (a *account) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32)
 	)
 	claim := func() error {
 		b := &pgx.Batch{}
-		b.Queue(relaxedCommitSQL)
-		b.Queue(lockUserSQL, a.id).QueryRow(func(row pgx.Row) error {
-			var one int
-			if err := row.Scan(&one); err != nil {
+		b.Queue(lockUserRelaxedSQL, a.id).QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(nil); err != nil {
 				return fmt.Errorf("lock user: %w", err)
 			}
 			return nil

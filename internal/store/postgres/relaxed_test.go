@@ -14,13 +14,21 @@ import (
 	"github.com/tern-imap/tern/internal/store/storetest"
 )
 
-// commitTracer records, for every batch that ends a write transaction
-// (the one holding COMMIT), whether it commits relaxed, and the text of
+// commitTracer records, for every write transaction (from the batch
+// holding its BEGIN to the one holding its COMMIT, on one connection),
+// whether one of its statements set a relaxed commit, and the text of
 // every statement sent.
 type commitTracer struct {
 	mu      sync.Mutex
 	relaxed []bool
 	sqls    []string
+	open    map[*pgx.Conn]bool // transactions under way: relaxed so far
+}
+
+// setsRelaxed reports whether q sets synchronous_commit off for its
+// transaction.
+func setsRelaxed(q string) bool {
+	return strings.Contains(q, `set_config('synchronous_commit', 'off', true)`)
 }
 
 type batchSQLKey struct{}
@@ -37,25 +45,33 @@ func (c *commitTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.T
 	return context.WithValue(ctx, batchSQLKey{}, &[]string{})
 }
 
-func (c *commitTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+func (c *commitTracer) TraceBatchQuery(ctx context.Context, conn *pgx.Conn, d pgx.TraceBatchQueryData) {
 	if sqls, ok := ctx.Value(batchSQLKey{}).(*[]string); ok {
 		*sqls = append(*sqls, d.SQL)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sqls = append(c.sqls, d.SQL)
+	if c.open == nil {
+		c.open = map[*pgx.Conn]bool{}
+	}
+	if d.SQL == `BEGIN` {
+		c.open[conn] = false
+	}
+	if setsRelaxed(d.SQL) {
+		c.open[conn] = true
+	}
 }
 
-func (c *commitTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+func (c *commitTracer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, _ pgx.TraceBatchEndData) {
 	sqls, ok := ctx.Value(batchSQLKey{}).(*[]string)
 	if !ok || !slices.Contains(*sqls, `COMMIT`) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.relaxed = append(c.relaxed, slices.ContainsFunc(*sqls, func(q string) bool {
-		return strings.Contains(q, `set_config('synchronous_commit', 'off', true)`)
-	}))
+	c.relaxed = append(c.relaxed, c.open[conn])
+	delete(c.open, conn)
 }
 
 // take returns the commits recorded since the last take.
@@ -189,4 +205,24 @@ func inboxID(t *testing.T, a *account) int64 {
 		t.Fatal(err)
 	}
 	return m.ID
+}
+
+// TestClaimCommitsRelaxed: the \Recent claim, one implicit transaction,
+// commits relaxed whatever store.fsync says: the user's row lock it takes
+// sets it.
+func TestClaimCommitsRelaxed(t *testing.T) {
+	ctx := context.Background()
+	_, a, ct := openTraced(t, false)
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	id := inboxID(t, a)
+	ct.take()
+	if from, err := a.ClaimRecent(ctx, id, 1); err != nil || from != 1 {
+		t.Fatalf("claim: from %d, %v", from, err)
+	}
+	locks := ct.sent("FOR NO KEY UPDATE")
+	if len(locks) != 1 || !setsRelaxed(locks[0]) || len(ct.sent("synchronous_commit")) != 1 {
+		t.Fatalf("the claim sent %q", ct.sent(""))
+	}
 }
