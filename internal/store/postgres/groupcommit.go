@@ -228,7 +228,8 @@ const lockUserGenericRelaxedSQL = `SELECT set_config('plan_cache_mode', 'force_g
 // runTx is one attempt of runBatch. The transaction is managed by hand
 // on one connection, so that BEGIN and the row lock go with the write's
 // first batch (lockconn.go) and the statements queued for the commit
-// with COMMIT; the change signal follows the commit (signals.go).
+// and the change signal with COMMIT; a transaction that commits relaxed
+// leaves its signal to the node's batched sends instead (signals.go).
 func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	pc, err := a.s.pool.Acquire(ctx)
 	if err != nil {
@@ -262,7 +263,8 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 		return err
 	}
 	// The statements queued for the commit (atCommit, the contents
-	// dropped) and COMMIT: one round trip.
+	// dropped), the change signal of a durable commit and COMMIT: one
+	// round trip.
 	// Close reads the results in order, running the queued statements'
 	// callbacks, and stops at the first error. The server has the whole
 	// batch already: a callback failing on a statement that succeeded
@@ -271,6 +273,9 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
+	if !lc.relaxed {
+		all.queueNotify(b)
+	}
 	var tag pgconn.CommandTag
 	b.Queue(`COMMIT`).Exec(func(ct pgconn.CommandTag) error {
 		tag = ct
@@ -283,7 +288,9 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
 	done = true
-	a.s.signal(a.name, all.changed, all.list)
+	if lc.relaxed && !a.s.signal(a.name, all.changed, all.list) {
+		a.s.sendSignalsOn(ctx, conn, a.s.notifyPayloads(a.name, all.changed, all.list))
+	}
 	return nil
 }
 

@@ -12,21 +12,36 @@ import (
 	"github.com/tern-imap/tern/internal/store"
 )
 
-// Cross-node change signals. What a write transaction changed goes,
-// after its commit, to the other nodes as
+// Cross-node change signals. What a write transaction changed goes to
+// the other nodes as
 //
 //	pg_notify('tern_changes', "<node> <user-len>:<user> <id>:<modseq> ... [L]")
 //
-// (sent by signals.go, a node's writes of a few milliseconds merged).
-// Each Store with a Notifier keeps one connection (outside the pool)
-// LISTENing on the channel and hands what other nodes sent to its
-// Notifier; its own signals it already delivered after the commit
-// (notifyLocal) and skips by node id. A signal only makes sessions ask
-// the store what changed (the mailbox index is validated by modseq), so
-// a lost one costs freshness, never correctness: SELECT, STATUS and the
-// next command's catch-up still compare the mailbox row.
+// sent inside the transaction, so that PostgreSQL delivers it exactly
+// when the transaction commits (queueNotify), or, for a transaction that
+// commits relaxed, after the commit with the node's other relaxed writes
+// of a few milliseconds (signals.go). Each Store with a Notifier keeps
+// one connection (outside the pool) LISTENing on the channel and hands
+// what other nodes sent to its Notifier; its own signals it already
+// delivered after the commit (notifyLocal) and skips by node id. A signal
+// only makes sessions ask the store what changed (the mailbox index is
+// validated by modseq), so a lost one costs freshness, never
+// correctness: a session on another node that has the mailbox selected
+// sees the change at the mailbox's next signal, or when it selects the
+// mailbox again (SELECT and STATUS compare the mailbox row).
 
 const notifyChannel = "tern_changes"
+
+// queueNotify adds to b the transaction's change signal, delivered when
+// it commits.
+func (w *wtx) queueNotify(b *pgx.Batch) {
+	if len(w.changed) == 0 && !w.list {
+		return
+	}
+	for _, p := range w.a.s.notifyPayloads(w.a.name, w.changed, w.list) {
+		b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, p)
+	}
+}
 
 // change is one decoded signal.
 type change struct {
