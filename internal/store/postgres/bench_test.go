@@ -18,15 +18,20 @@ import (
 // time per operation is the figure; the client's CPU is not the cost.
 
 func benchAccount(b *testing.B) store.Account {
-	return benchAccountWith(b, nil)
+	return benchAccountWith(b, Options{})
 }
 
-// benchAccountWith is benchAccount for a Store with notifier n (a Store
-// with one LISTENs for other nodes' changes, as tern serve's does).
-func benchAccountWith(b *testing.B, n store.Notifier) store.Account {
+// listeningRelaxed are the Options of a node's Store under store.fsync =
+// "optimized": it LISTENs for other nodes' changes, and flag changes
+// commit relaxed, their change signals sent in batches (signals.go).
+var listeningRelaxed = Options{Notifier: &storetest.Recorder{}, RelaxedCommits: true}
+
+// benchAccountWith is benchAccount for a Store opened with opts.
+func benchAccountWith(b *testing.B, opts Options) store.Account {
 	b.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16, Notifier: n})
+	opts.Logger, opts.MaxConns = quietLogger(), 16
+	s, err := Open(ctx, pgtest.NewDatabase(b), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -273,11 +278,11 @@ func BenchmarkStoreOne(b *testing.B) {
 	benchStoreOne(b, benchAccount(b))
 }
 
-// BenchmarkStoreOneListening is BenchmarkStoreOne on a Store that
-// listens for change signals, as a node's does: PostgreSQL's cost of
-// delivering the signals (to this one listener) is in pg-cpu-ns/op.
+// BenchmarkStoreOneListening is BenchmarkStoreOne on a node's Store
+// (listeningRelaxed): PostgreSQL's cost of delivering the change signals
+// (to this one listener) is in pg-cpu-ns/op.
 func BenchmarkStoreOneListening(b *testing.B) {
-	benchStoreOne(b, benchAccountWith(b, &storetest.Recorder{}))
+	benchStoreOne(b, benchAccountWith(b, listeningRelaxed))
 }
 
 func benchStoreOne(b *testing.B, a store.Account) {
@@ -298,14 +303,16 @@ func benchStoreOne(b *testing.B, a store.Account) {
 	report()
 }
 
-// BenchmarkStoreUsersParallel: 16 goroutines on a listening Store (as a
-// node's), each marking messages of a user of its own, one STORE at a
-// time: concurrent writes of different users, which do not share a
-// commit. pg-cpu-ns/op is the server's CPU per STORE, the change
+// BenchmarkStoreUsersParallel: 16 goroutines on a node's Store
+// (listeningRelaxed), each marking messages of a user of its own, one
+// STORE at a time: concurrent writes of different users, which do not
+// share a commit. pg-cpu-ns/op is the server's CPU per STORE, the change
 // signals' delivery included.
 func BenchmarkStoreUsersParallel(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, pgtest.NewDatabase(b), Options{Logger: quietLogger(), MaxConns: 16, Notifier: &storetest.Recorder{}})
+	opts := listeningRelaxed
+	opts.Logger, opts.MaxConns = quietLogger(), 16
+	s, err := Open(ctx, pgtest.NewDatabase(b), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
