@@ -55,19 +55,22 @@ func openRelaxed(t *testing.T, url string, n store.Notifier) (*Store, store.Acco
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := newUser(t, s)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, a, res
+}
+
+// otherNode opens a second Store on url, as another node, and returns
+// what its notifier hears.
+func otherNode(t *testing.T, url string) *storetest.Recorder {
+	t.Helper()
+	rec := &storetest.Recorder{}
+	other := openURL(t, url, rec)
+	t.Cleanup(func() { other.Close() })
+	return rec
 }
 
 // flip sets (i even) or clears \Flagged on res's message: a relaxed write.
@@ -130,9 +133,7 @@ func TestSignalsBatched(t *testing.T) {
 // deliver, a node shutting down) sends the signals still pending.
 func TestSignalsSentAtClose(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	rec := &storetest.Recorder{}
-	other := openURL(t, url, rec)
-	defer other.Close()
+	rec := otherNode(t, url)
 	s, a, res := openRelaxed(t, url, nil)
 	for i := range 3 { // the first may leave at once; the others wait
 		flip(t, a, res, i)
@@ -148,9 +149,7 @@ func TestSignalsSentAtClose(t *testing.T) {
 func TestSignalOfWriteDuringClose(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	rec := &storetest.Recorder{}
-	other := openURL(t, url, rec)
-	defer other.Close()
+	rec := otherNode(t, url)
 	s, a, res := openRelaxed(t, url, nil)
 	before := highest(t, a)
 	hold, err := pgx.Connect(ctx, url)
@@ -188,9 +187,7 @@ func TestSignalOfWriteDuringClose(t *testing.T) {
 // lost.
 func TestSignalRetried(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	rec := &storetest.Recorder{}
-	other := openURL(t, url, rec)
-	defer other.Close()
+	rec := otherNode(t, url)
 	s, a, res := openRelaxed(t, url, nil)
 	var failed atomic.Int32
 	s.signals.mu.Lock()
