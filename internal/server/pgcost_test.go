@@ -19,16 +19,10 @@ import (
 
 // pgCounter counts what a postgres Store sends: round trips (a statement
 // outside a batch, a batch, a COPY, a prepare), statements, and rows
-// returned or changed (the command tags' counts). The change signals
-// that a node sends for its relaxed commits, after them and a few
-// milliseconds' worth together (signals.go; none under the store.fsync
-// = "always" this test runs), are counted apart.
+// returned or changed (the command tags' counts).
 type pgCounter struct {
-	roundTrips, statements, rows, signals atomic.Int64
+	roundTrips, statements, rows atomic.Int64
 }
-
-// signalQuery marks the context of a change signal's statement.
-type signalQuery struct{}
 
 var (
 	_ pgx.QueryTracer    = (*pgCounter)(nil)
@@ -37,20 +31,14 @@ var (
 	_ pgx.PrepareTracer  = (*pgCounter)(nil)
 )
 
-func (p *pgCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, "pg_notify(") {
-		p.signals.Add(1)
-		return context.WithValue(ctx, signalQuery{}, true)
-	}
+func (p *pgCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	p.roundTrips.Add(1)
 	p.statements.Add(1)
 	return ctx
 }
 
-func (p *pgCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
-	if ctx.Value(signalQuery{}) == nil {
-		p.rows.Add(d.CommandTag.RowsAffected())
-	}
+func (p *pgCounter) TraceQueryEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	p.rows.Add(d.CommandTag.RowsAffected())
 }
 
 func (p *pgCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
@@ -75,10 +63,8 @@ func (p *pgCounter) TraceCopyFromEnd(_ context.Context, _ *pgx.Conn, d pgx.Trace
 	p.rows.Add(d.CommandTag.RowsAffected())
 }
 
-func (p *pgCounter) TracePrepareStart(ctx context.Context, _ *pgx.Conn, d pgx.TracePrepareStartData) context.Context {
-	if !strings.Contains(d.SQL, "pg_notify(") {
-		p.roundTrips.Add(1)
-	}
+func (p *pgCounter) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	p.roundTrips.Add(1)
 	return ctx
 }
 
@@ -213,9 +199,9 @@ func TestPostgresCommandCost(t *testing.T) {
 		}
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "| command | round trips | statements | rows | change signals | PostgreSQL CPU ms / 1,000 |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&table, "| command | round trips | statements | rows | PostgreSQL CPU ms / 1,000 |\n|---|---|---|---|---|\n")
 	for _, cc := range cases {
-		var rt, st, rows, sig int64
+		var rt, st, rows int64
 		var cpu time.Duration
 		for i := range cc.n {
 			if cc.setup != nil {
@@ -225,12 +211,11 @@ func TestPostgresCommandCost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rt0, st0, rows0, sig0 := ctr.roundTrips.Load(), ctr.statements.Load(), ctr.rows.Load(), ctr.signals.Load()
+			rt0, st0, rows0 := ctr.roundTrips.Load(), ctr.statements.Load(), ctr.rows.Load()
 			cc.run(i)
 			rt += ctr.roundTrips.Load() - rt0
 			st += ctr.statements.Load() - st0
 			rows += ctr.rows.Load() - rows0
-			sig += ctr.signals.Load() - sig0
 			cpu1, err := pgtest.ServerCPU()
 			if err != nil {
 				t.Fatal(err)
@@ -239,8 +224,8 @@ func TestPostgresCommandCost(t *testing.T) {
 		}
 		n := float64(cc.n)
 		perRT := float64(rt) / n
-		fmt.Fprintf(&table, "| %s | %.2f | %.2f | %.1f | %.2f | %.0f |\n", cc.name, perRT, float64(st)/n, float64(rows)/n,
-			float64(sig)/n, float64(cpu.Milliseconds())*1000/n)
+		fmt.Fprintf(&table, "| %s | %.2f | %.2f | %.1f | %.0f |\n", cc.name, perRT, float64(st)/n, float64(rows)/n,
+			float64(cpu.Milliseconds())*1000/n)
 		// A few extra round trips per hundred commands (a retried
 		// transaction, a background catch-up) are noise, not a regression.
 		if perRT > cc.maxRT+0.25 || math.IsNaN(perRT) {

@@ -26,16 +26,23 @@ func benchAccount(b *testing.B) store.Account {
 // commit relaxed, their change signals sent in batches (signals.go).
 var listeningRelaxed = Options{Notifier: &storetest.Recorder{}, RelaxedCommits: true}
 
-// benchAccountWith is benchAccount for a Store opened with opts.
-func benchAccountWith(b *testing.B, opts Options) store.Account {
+// benchStore opens a Store with opts on a new database, closed with b.
+func benchStore(b *testing.B, opts Options) *Store {
 	b.Helper()
-	ctx := context.Background()
 	opts.Logger, opts.MaxConns = quietLogger(), 16
-	s, err := Open(ctx, pgtest.NewDatabase(b), opts)
+	s, err := Open(context.Background(), pgtest.NewDatabase(b), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// benchAccountWith is benchAccount for a Store opened with opts.
+func benchAccountWith(b *testing.B, opts Options) store.Account {
+	b.Helper()
+	ctx := context.Background()
+	s := benchStore(b, opts)
 	if err := s.CreateUser(ctx, "u", "h"); err != nil {
 		b.Fatal(err)
 	}
@@ -310,13 +317,7 @@ func benchStoreOne(b *testing.B, a store.Account) {
 // signals' delivery included.
 func BenchmarkStoreUsersParallel(b *testing.B) {
 	ctx := context.Background()
-	opts := listeningRelaxed
-	opts.Logger, opts.MaxConns = quietLogger(), 16
-	s, err := Open(ctx, pgtest.NewDatabase(b), opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
+	s := benchStore(b, listeningRelaxed)
 	const users = 16
 	accts := make([]store.Account, users)
 	boxes := make([]int64, users)
@@ -325,6 +326,7 @@ func BenchmarkStoreUsersParallel(b *testing.B) {
 		if err := s.CreateUser(ctx, name, "h"); err != nil {
 			b.Fatal(err)
 		}
+		var err error
 		if accts[u], err = s.Account(ctx, name); err != nil {
 			b.Fatal(err)
 		}
