@@ -98,6 +98,29 @@ func (x *Indexes) MailboxDelta(user string, acctID, mailboxID int64, from uint64
 	}
 }
 
+// WatchedMailboxes implements store.WatchLister: the mailboxes next (the
+// hub) lists, each with the modseq its index has reached or been told
+// of (0 when it has no index loaded).
+func (x *Indexes) WatchedMailboxes() []store.WatchedMailbox {
+	wl, ok := x.next.(store.WatchLister)
+	if !ok {
+		return nil
+	}
+	out := wl.WatchedMailboxes()
+	boxes := make([]*Mailbox, len(out))
+	x.mu.Lock()
+	for i, w := range out {
+		boxes[i] = x.boxes[boxKey{w.User, w.MailboxID}]
+	}
+	x.mu.Unlock()
+	for i, b := range boxes {
+		if b != nil {
+			out[i].ModSeq = b.seenModSeq()
+		}
+	}
+	return out
+}
+
 // MailboxListChanged implements store.MailboxListNotifier.
 func (x *Indexes) MailboxListChanged(user string) {
 	if n, ok := x.next.(store.MailboxListNotifier); ok {

@@ -277,6 +277,17 @@ func (b *Mailbox) raiseTarget(m uint64) {
 	}
 }
 
+// seenModSeq is the highest modseq the index holds or has been told of
+// (0 when it is not loaded).
+func (b *Mailbox) seenModSeq() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.loaded {
+		return 0
+	}
+	return max(b.head.HighestModSeq, b.target.Load())
+}
+
 // applyStore applies a STORE's own result without asking the store, when
 // it is exactly the next change: the messages it changed carry its one
 // new modseq (res.ModSeq), which follows the index's modseq. A message

@@ -4,7 +4,11 @@
 // coalesced signal never loses an update.
 package notify
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tern-imap/tern/internal/store"
+)
 
 type key struct {
 	user    string
@@ -101,4 +105,23 @@ func (h *Hub) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 	for u := range h.watchers[key{user, mailboxID}] {
 		u.markOther(key{user, mailboxID})
 	}
+}
+
+// WatchedMailboxes lists the mailboxes that subscriptions wait on
+// (store.WatchLister): those of Subscribe, and those a UserSubscription
+// watches in other users' accounts. A hub does not know modseqs; they
+// are 0.
+func (h *Hub) WatchedMailboxes() []store.WatchedMailbox {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]store.WatchedMailbox, 0, len(h.subs)+len(h.watchers))
+	for k := range h.subs {
+		out = append(out, store.WatchedMailbox{User: k.user, MailboxID: k.mailbox})
+	}
+	for k := range h.watchers {
+		if _, dup := h.subs[k]; !dup {
+			out = append(out, store.WatchedMailbox{User: k.user, MailboxID: k.mailbox})
+		}
+	}
+	return out
 }

@@ -1,6 +1,9 @@
 package notify
 
-import "testing"
+import (
+	"maps"
+	"testing"
+)
 
 func TestHubSignalsSubscribersOfThatMailboxOnly(t *testing.T) {
 	h := New()
@@ -142,5 +145,34 @@ func TestUserSubscriptionWatchKeepsPending(t *testing.T) {
 	s.Watch([]Mailbox{{"alice", 7}})
 	if got := s.TakeOthers(); len(got) != 1 || got[0] != (Mailbox{"alice", 7}) {
 		t.Fatalf("TakeOthers after rewatch = %v", got)
+	}
+}
+
+// WatchedMailboxes lists each mailbox a session waits on once: those of
+// Subscribe and those user subscriptions watch, and none after Close.
+func TestWatchedMailboxes(t *testing.T) {
+	h := New()
+	a := h.Subscribe("alice", 1)
+	b := h.Subscribe("alice", 1)
+	c := h.Subscribe("bob", 2)
+	u := h.SubscribeUser("carol")
+	u.Watch([]Mailbox{{"alice", 1}, {"alice", 3}})
+	got := map[Mailbox]int{}
+	for _, w := range h.WatchedMailboxes() {
+		got[Mailbox{w.User, w.MailboxID}]++
+		if w.ModSeq != 0 {
+			t.Errorf("%v: modseq %d from a hub", w, w.ModSeq)
+		}
+	}
+	want := map[Mailbox]int{{"alice", 1}: 1, {"bob", 2}: 1, {"alice", 3}: 1}
+	if !maps.Equal(got, want) {
+		t.Fatalf("watched %v, want %v", got, want)
+	}
+	for _, s := range []*Subscription{a, b, c} {
+		s.Close()
+	}
+	u.Close()
+	if w := h.WatchedMailboxes(); len(w) != 0 {
+		t.Fatalf("watched after Close: %v", w)
 	}
 }

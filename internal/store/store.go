@@ -465,6 +465,25 @@ type Notifier interface {
 	MailboxChanged(user string, mailboxID int64, modSeq uint64)
 }
 
+// WatchedMailbox is a mailbox that sessions of this process wait on for
+// change notifications (selected, IDLE, NOTIFY on that mailbox), with the
+// highest modseq the process has seen for it (0: not known).
+type WatchedMailbox struct {
+	User      string
+	MailboxID int64
+	ModSeq    uint64
+}
+
+// WatchLister is implemented by notifiers that can list the mailboxes
+// their sessions wait on. A backend whose change signals can be lost
+// (several processes on one database: a signal in flight when a process
+// dies, or sent while a listener reconnects) compares those mailboxes'
+// heads with the database now and then, and calls MailboxChanged where
+// the database is ahead.
+type WatchLister interface {
+	WatchedMailboxes() []WatchedMailbox
+}
+
 // MailboxListNotifier is implemented by notifiers that also want to hear
 // about changes to a user's mailbox list: a mailbox created, deleted or
 // renamed, or a subscription changed (IMAP NOTIFY MailboxName and

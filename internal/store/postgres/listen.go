@@ -27,8 +27,10 @@ import (
 // only makes sessions ask the store what changed (the mailbox index is
 // validated by modseq), so a lost one costs freshness, never
 // correctness: a session on another node that has the mailbox selected
-// sees the change at the mailbox's next signal, or when it selects the
-// mailbox again (SELECT and STATUS compare the mailbox row).
+// sees the change at the mailbox's next signal, at the node's next check
+// of the watched mailboxes' heads (heads.go: every two seconds, and
+// after the listener reconnects), or when it selects the mailbox again
+// (SELECT and STATUS compare the mailbox row).
 
 const notifyChannel = "tern_changes"
 
@@ -118,8 +120,17 @@ func (s *Store) startListening(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stopListen = cancel
-	s.listenDone = make(chan struct{})
+	s.listenDone, s.headsDone = make(chan struct{}), make(chan struct{})
+	s.recheck = make(chan struct{}, 1)
 	go s.listen(lctx, cfg, conn)
+	interval := s.opts.headCheckInterval
+	if interval <= 0 {
+		interval = headCheckInterval
+	}
+	go func() {
+		defer close(s.headsDone)
+		s.watchHeads(lctx, interval, s.recheck) // heads.go
+	}()
 	return nil
 }
 
@@ -163,6 +174,12 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			continue
 		}
 		pause = 100 * time.Millisecond
+		// Signals sent while no connection listened are lost: the
+		// watched mailboxes are compared with the database now.
+		select {
+		case s.recheck <- struct{}{}:
+		default:
+		}
 	}
 }
 

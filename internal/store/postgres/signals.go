@@ -27,7 +27,9 @@ import (
 // signalInterval after the commit (plus a round trip), and a node that
 // dies in that time takes its pending signals with it; then a session
 // on another node that has the mailbox selected sees the change at the
-// mailbox's next signal, or when it selects it again. The write itself
+// mailbox's next signal, at that node's next check of the watched
+// mailboxes' heads (heads.go, every two seconds), or when it selects it
+// again. The write itself
 // may be lost in such a crash only if PostgreSQL crashes too (a relaxed
 // commit). Durable writes (new mail, copies, moves, mailbox changes, and
 // every write under store.fsync = "always") keep their signal inside

@@ -39,7 +39,11 @@ import (
 type Options struct {
 	// Notifier is told after every committed change to a mailbox, made
 	// through this Store or (through LISTEN/NOTIFY) through any other
-	// tern process on the same database. May be nil.
+	// tern process on the same database. May be nil. If it is a
+	// store.WatchLister, the Store also compares the heads of the
+	// mailboxes it lists with the database every two seconds and after
+	// its listener reconnects, reporting those whose signal was lost
+	// (heads.go).
 	Notifier store.Notifier
 	// Logger receives warnings. Nil means slog.Default().
 	Logger *slog.Logger
@@ -59,6 +63,8 @@ type Options struct {
 	TextIndexer bool
 	// textIndexDelay, in tests, replaces textIndexDelay.
 	textIndexDelay time.Duration
+	// headCheckInterval, in tests, replaces headCheckInterval.
+	headCheckInterval time.Duration
 	// ReadURL, if set, is a streaming replica of the database (a hot
 	// standby, or a pooler in front of several): reads of rows that
 	// never change once written (message bodies, and Fetches of content
@@ -147,6 +153,10 @@ type Store struct {
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
+	// recheck asks for a check of the watched mailboxes' heads now
+	// (heads.go); headsDone is closed when the checker stopped.
+	recheck   chan struct{}
+	headsDone chan struct{}
 	// signals are this node's change signals waiting to be sent to the
 	// other nodes (signals.go).
 	signals   signaler
@@ -455,6 +465,7 @@ func (s *Store) Close() error {
 		if s.stopListen != nil {
 			s.stopListen()
 			<-s.listenDone
+			<-s.headsDone
 		}
 		if s.stopGC != nil {
 			s.stopGC()

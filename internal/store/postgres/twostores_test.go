@@ -167,8 +167,9 @@ func TestListenReconnects(t *testing.T) {
 		WHERE datname = current_database() AND query = 'LISTEN `+notifyChannel+`'`).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminated %d listening connections, %v", killed, err)
 	}
-	// Signals sent before the new connection listens are lost (the next
-	// command's catch-up covers them), so append until one arrives.
+	// Signals sent before the new connection listens are lost (the
+	// check of the watched mailboxes' heads after the reconnect covers
+	// them, heads.go), so append until one arrives.
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 1; ; i++ {
 		res, err := b.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(i)}})

@@ -1,0 +1,123 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/store"
+	"github.com/tern-imap/tern/internal/store/storetest"
+)
+
+// watchRecorder is a notifier that records changes and lists the
+// watched mailboxes a test sets (store.WatchLister).
+type watchRecorder struct {
+	storetest.Recorder
+	mu      sync.Mutex
+	watched []store.WatchedMailbox
+}
+
+func (r *watchRecorder) watch(w ...store.WatchedMailbox) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watched = w
+}
+
+func (r *watchRecorder) WatchedMailboxes() []store.WatchedMailbox {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.WatchedMailbox(nil), r.watched...)
+}
+
+// openWatching opens a Store on a fresh database that checks the heads
+// of rec's watched mailboxes every interval, with user "u" and one
+// message in INBOX; it returns the Store, INBOX's id and HIGHESTMODSEQ.
+func openWatching(t *testing.T, rec *watchRecorder, interval time.Duration) (*Store, int64, uint64) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Notifier: rec, Logger: quietLogger(), headCheckInterval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a := newUser(t, s)
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, res.MailboxID, highest(t, a)
+}
+
+// bumpUnsignalled advances mailbox id's HIGHESTMODSEQ in the database,
+// as a write whose change signal was lost does, and returns it.
+func bumpUnsignalled(t *testing.T, s *Store, id int64) uint64 {
+	t.Helper()
+	var m uint64
+	if err := s.pool.QueryRow(context.Background(), `UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+		RETURNING highestmodseq`, id).Scan(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// reported collects, for d, the modseqs rec hears for mailbox id of "u".
+func reported(rec *watchRecorder, id int64, d time.Duration) []uint64 {
+	var got []uint64
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		for _, c := range rec.Take() {
+			if c.User == "u" && c.MailboxID == id {
+				got = append(got, c.ModSeq)
+			}
+		}
+		if len(got) > 0 {
+			return got
+		}
+	}
+	return got
+}
+
+// TestHeadCheckReportsLostChanges: a change to a watched mailbox whose
+// signal never came is reported by the next check of the heads, once;
+// a mailbox the node is current with, and one deleted, are not.
+func TestHeadCheckReportsLostChanges(t *testing.T) {
+	rec := &watchRecorder{}
+	s, inbox, m := openWatching(t, rec, 50*time.Millisecond)
+	rec.watch(store.WatchedMailbox{User: "u", MailboxID: inbox, ModSeq: m},
+		store.WatchedMailbox{User: "u", MailboxID: inbox + 1000, ModSeq: 1})
+	rec.Take()
+	if got := reported(rec, inbox, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("reported %v for a mailbox the node is current with", got)
+	}
+	if other := rec.Take(); len(other) != 0 {
+		t.Fatalf("reported %v", other)
+	}
+	lost := bumpUnsignalled(t, s, inbox)
+	if got := reported(rec, inbox, 3*time.Second); len(got) != 1 || got[0] != lost {
+		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
+	}
+	rec.watch(store.WatchedMailbox{User: "u", MailboxID: inbox, ModSeq: lost})
+	if got := reported(rec, inbox, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("reported %v again after the node caught up", got)
+	}
+}
+
+// TestHeadCheckAfterReconnect: when the listening connection broke
+// (signals sent meanwhile are lost), the heads are checked as soon as it
+// listens again, not only at the next interval.
+func TestHeadCheckAfterReconnect(t *testing.T) {
+	rec := &watchRecorder{}
+	s, inbox, m := openWatching(t, rec, time.Hour)
+	rec.watch(store.WatchedMailbox{User: "u", MailboxID: inbox, ModSeq: m})
+	rec.Take()
+	var killed int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN `+notifyChannel+`'`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listening connections, %v", killed, err)
+	}
+	lost := bumpUnsignalled(t, s, inbox)
+	if got := reported(rec, inbox, 5*time.Second); len(got) != 1 || got[0] != lost {
+		t.Fatalf("reported %v after the reconnect, want the lost change to modseq %d", got, lost)
+	}
+}
