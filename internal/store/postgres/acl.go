@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,19 +22,95 @@ import (
 // id). All users share the database, so Sharers is one exact query: no
 // index of grants is needed as in the sqlite backend.
 
-// Sharers implements store.Store.
+// Sharers implements store.Store. Answers are kept for a while
+// (sharersCache): every LIST asks, and grants change rarely.
 func (s *Store) Sharers(ctx context.Context, user string) ([]string, error) {
+	names, gen, ok := s.sharers.get(user)
+	if ok {
+		return names, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT u.name FROM acl a
 		JOIN mailboxes m ON m.id = a.mailbox_id JOIN users u ON u.id = m.user_id
 		WHERE a.identifier IN ($1, $2) AND u.name <> $1 ORDER BY u.name`, user, store.Anyone)
 	if err != nil {
 		return nil, fmt.Errorf("sharers of %q: %w", user, err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	names, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("sharers of %q: %w", user, err)
 	}
-	return names, nil
+	s.sharers.put(user, gen, names)
+	return slices.Clone(names), nil
+}
+
+// sharersTTL bounds how long a node answers Sharers from memory. An ACL
+// change clears the answers it may change when its signal arrives
+// (signalACL on this node, serveNotifications from the others), and a
+// break of the listening connection clears them all; the bound covers
+// a signal lost with a node that died between its commit and the send,
+// and ACL rows written other than by SetACL (tern store copy).
+const sharersTTL = time.Minute
+
+// maxSharersCached bounds the users whose answers are kept; past it the
+// cache starts again empty.
+const maxSharersCached = 10000
+
+// sharersCache keeps Sharers' answers by user. gen counts the clearings:
+// an answer read from the database is kept only if no clearing happened
+// since before its query, so a query that raced with a grant cannot
+// keep the old answer.
+type sharersCache struct {
+	mu  sync.Mutex
+	gen uint64
+	ttl time.Duration // sharersTTL; tests shorten it
+	m   map[string]sharersEntry
+}
+
+type sharersEntry struct {
+	names []string
+	until time.Time
+}
+
+// get returns user's kept answer (a copy) and ok, or the generation to
+// hand put with the answer read instead.
+func (c *sharersCache) get(user string) ([]string, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[user]
+	if !ok || time.Now().After(e.until) {
+		return nil, c.gen, false
+	}
+	return slices.Clone(e.names), c.gen, true
+}
+
+// put keeps user's answer names, read at generation gen.
+func (c *sharersCache) put(user string, gen uint64, names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) >= maxSharersCached {
+		c.m = make(map[string]sharersEntry)
+	}
+	ttl := c.ttl
+	if ttl <= 0 {
+		ttl = sharersTTL
+	}
+	c.m[user] = sharersEntry{names: names, until: time.Now().Add(ttl)}
+}
+
+// forget clears the answers an ACL entry for identifier can change:
+// identifier's own, or every one for Anyone.
+func (c *sharersCache) forget(identifier string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if identifier == store.Anyone {
+		clear(c.m)
+		return
+	}
+	delete(c.m, identifier)
 }
 
 // ACL implements store.Account.

@@ -69,6 +69,7 @@ const aclMark = " A "
 // sessions with their old view of shared mailboxes until the next one,
 // and every event they report is checked against the rights again.
 func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
+	s.sharers.forget(identifier)
 	if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
 		n.ACLChanged(owner, identifier)
 	}
@@ -161,6 +162,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 				return
 			}
 			s.breaks.Add(1)
+			s.sharers.forget(store.Anyone) // ACL signals may be lost until it listens again
 			s.log.Warn("postgres store: change signals interrupted; reconnecting", "err", err)
 		}
 		select {
@@ -175,7 +177,9 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 		}
 		pause = 100 * time.Millisecond
 		// Signals sent while no connection listened are lost: the
-		// watched mailboxes are compared with the database now.
+		// watched mailboxes are compared with the database now, and
+		// Sharers asks the database again.
+		s.sharers.forget(store.Anyone)
 		select {
 		case s.recheck <- struct{}{}:
 		default:
@@ -198,6 +202,7 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		if c.acl {
+			s.sharers.forget(c.identifier)
 			if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
 				n.ACLChanged(c.user, c.identifier)
 			}

@@ -473,8 +473,8 @@ func (w *wtx) renameInbox(src *mbox, to string) error {
 	if _, err := w.insertCopies(&d, rows, true); err != nil {
 		return err
 	}
-	_, err = w.expungeRows(src, rows, true)
-	return err
+	w.expungeRows(src, rows, true)
+	return nil
 }
 
 func (a *account) Subscriptions(ctx context.Context) ([]string, error) {

@@ -317,14 +317,22 @@ const allocatedSQL = `WITH log AS (INSERT INTO uid_log(mailbox_id, modseq, uid_f
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
 	UPDATE mailboxes SET uidnext = $4, highestmodseq = $2, recent_mark = GREATEST(recent_mark, $8::bigint) WHERE id = $1`
 
-// tombstonesSQL records that modseq $4 expunged the UID ranges ($2, $3)
-// of mailbox $1, moves its HIGHESTMODSEQ to $4 and changes user $7's
-// usage by $5 messages of $6 bytes: one statement.
-const tombstonesSQL = `WITH tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
+// expungeSQL deletes mailbox $1's messages $8 (a bigint[] of n UIDs,
+// by inArray), records that modseq $4 expunged the UID ranges ($2, $3),
+// moves the mailbox's HIGHESTMODSEQ to $4 and changes user $7's usage by
+// $5 messages of $6 bytes: one statement (a delete and a statement of
+// tombstones before session 35). The messages were read under the
+// user's row lock, so all n are there; if a different number were
+// deleted, the division by zero would fail the statement and with it
+// the transaction.
+func expungeSQL(n int) string {
+	return `WITH del AS (DELETE FROM messages m WHERE m.mailbox_id = $1 AND m.uid ` + inArray("$8", n) + ` RETURNING 1),
+	tomb AS (INSERT INTO expunged(mailbox_id, uid_lo, uid_hi, modseq)
 		SELECT $1, lo, hi, $4 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi)
 		ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq),
 	used AS (UPDATE users SET used_messages = used_messages + $5, used_storage = used_storage + $6 WHERE id = $7)
-	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1`
+	UPDATE mailboxes SET highestmodseq = $4 WHERE id = $1 AND 1 / ((SELECT count(*) FROM del) = $9)::int = 1`
+}
 
 // threadLookupIDs is the CTE of the ids a new message names ($2), in the
 // order they are tried (threadLookup), for nearestThreadSQL.
@@ -350,13 +358,6 @@ const nearestThreadSQL = `SELECT x.thread_id FROM ids CROSS JOIN LATERAL
 	(SELECT t.thread_id FROM thread_ids t WHERE t.user_id = $1 AND t.message_id = ids.id OFFSET 0) x
 	ORDER BY ids.ord LIMIT 1`
 
-// deleteRowsSQL deletes mailbox $1's messages $2 (a bigint[] of n UIDs).
-// By UID list, not ranges: "m.uid = ANY" is an index condition in any
-// plan (see rowsInRanges).
-func deleteRowsSQL(n int) string {
-	return `DELETE FROM messages m WHERE m.mailbox_id = $1 AND m.uid ` + inArray("$2", n)
-}
-
 // inArray is the condition that a value is an element of the bigint[]
 // parameter p, which holds n elements: "= ANY(p)", or "= (p)[1]" for
 // one. PostgreSQL estimates an array parameter at ten elements, so the
@@ -375,7 +376,9 @@ func inArray(p string, n int) string {
 // this transaction has it; its HIGHESTMODSEQ is advanced. Unless moved
 // (the rows were copied elsewhere in this transaction, keeping their
 // contents), their contents are dropped at commit if nothing uses them.
-func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
+// The removal itself goes with the commit (atCommit): every caller
+// expunges last.
+func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) uint64 {
 	od := w.delta(m)
 	modseq := m.highest + 1
 	rs := toRanges(uidsOfRows(rows))
@@ -385,20 +388,8 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 		size += r.size
 		contents = append(contents, r.contentID)
 	}
-	b := &pgx.Batch{}
-	b.Queue(deleteRowsSQL(len(rows)), m.id, uidsOfRows64(rows))
-	b.Queue(tombstonesSQL, m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id)
-	br := w.tx.SendBatch(w.ctx, b)
-	tag, err := br.Exec()
-	if err == nil && tag.RowsAffected() != int64(len(rows)) {
-		err = fmt.Errorf("deleted %d of %d messages", tag.RowsAffected(), len(rows))
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("expunge: %w", err)
-	}
+	w.atCommit(expungeSQL(len(rows)), m.id, rs.lo, rs.hi, modseq, -int64(len(rows)), -size, w.a.id,
+		uidsOfRows64(rows), int64(len(rows)))
 	m.highest = modseq
 	for _, r := range rows {
 		od.AddExpunged(r.uid, modseq)
@@ -408,7 +399,7 @@ func (w *wtx) expungeRows(m *mbox, rows []msgRow, moved bool) (uint64, error) {
 	if !moved {
 		w.dropped = append(w.dropped, contents...)
 	}
-	return modseq, nil
+	return modseq
 }
 
 // prepared is one message of an Append, parsed before the transaction.
@@ -712,9 +703,7 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 		if err != nil || len(sel.rows) == 0 {
 			return err
 		}
-		if _, err := w.expungeRows(&sel.src, sel.rows, false); err != nil {
-			return err
-		}
+		w.expungeRows(&sel.src, sel.rows, false)
 		out = uidsOfRows(sel.rows)
 		return nil
 	})
@@ -774,9 +763,9 @@ func (a *account) copyMove(ctx context.Context, srcID int64, uids []uint32, dest
 		}
 		res.SrcUIDs = uidsOfRows(rows)
 		if move {
-			res.SrcModSeq, err = w.expungeRows(sp, rows, true)
+			res.SrcModSeq = w.expungeRows(sp, rows, true)
 		}
-		return err
+		return nil
 	})
 	return res, err
 }

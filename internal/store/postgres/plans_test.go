@@ -141,8 +141,8 @@ func TestFewUIDsReadFewRows(t *testing.T) {
 		statement{"\\Deleted messages (EXPUNGE)", deletedSQL, deletedArgs},
 		statement{"update flags", updateFlagsSQL, []any{inbox, int64(1 << 40), two.lo, []int64{8, 8}, []string{"", ""}}},
 		statement{"update flags of one", updateOneFlagsSQL, []any{inbox, int64(1 << 40), int64(1500), int64(8), ""}},
-		statement{"delete of 1", deleteRowsSQL(1), []any{inbox, one.lo}},
-		statement{"delete of 2", deleteRowsSQL(2), []any{inbox, two.lo}},
+		statement{"expunge of 1", expungeSQL(1), []any{inbox, one.lo, one.hi, int64(1 << 40), int64(-1), int64(-100), user, one.lo, int64(1)}},
+		statement{"expunge of 2", expungeSQL(2), []any{inbox, two.lo, two.hi, int64(1 << 40), int64(-2), int64(-200), user, two.lo, int64(2)}},
 	)
 	for i, c := range cases {
 		name := fmt.Sprintf("few%d", i)

@@ -159,7 +159,9 @@ type Store struct {
 	headsDone chan struct{}
 	// signals are this node's change signals waiting to be sent to the
 	// other nodes (signals.go).
-	signals   signaler
+	signals signaler
+	// sharers keeps Sharers' answers (acl.go).
+	sharers   sharersCache
 	closeOnce sync.Once
 }
 
