@@ -58,7 +58,10 @@ type Store interface {
 	// Sharers lists, sorted, the users other than user whose mailbox ACLs
 	// may have an entry for user or for Anyone: a cheap superset (an
 	// entry removed since may leave a name behind), for finding what was
-	// shared with user without opening every account.
+	// shared with user without opening every account. A backend shared
+	// by several processes may answer from a cache that the change
+	// signals of ACL changes clear; a grant whose signal was lost may
+	// then be missing for a bounded time (postgres: a minute).
 	Sharers(ctx context.Context, user string) ([]string, error)
 	// Account opens one user's mail. Returns ErrNoSuchUser. Release with Close.
 	Account(ctx context.Context, user string) (Account, error)

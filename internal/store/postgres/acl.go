@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,12 +48,15 @@ func (s *Store) Sharers(ctx context.Context, user string) ([]string, error) {
 // change clears the answers it may change when its signal arrives
 // (signalACL on this node, serveNotifications from the others), and a
 // break of the listening connection clears them all; the bound covers
-// a signal lost with a node that died between its commit and the send,
-// and ACL rows written other than by SetACL (tern store copy).
+// a signal lost with a node that died between its commit and the send.
+// (Every ACL row that can add a sharer is written by SetACL, tern store
+// copy's included; a new mailbox's copy of its parent's entries adds
+// none.)
 const sharersTTL = time.Minute
 
 // maxSharersCached bounds the users whose answers are kept; past it the
-// cache starts again empty.
+// expired answers are dropped, and if that is not enough the cache
+// starts again empty.
 const maxSharersCached = 10000
 
 // sharersCache keeps Sharers' answers by user. gen counts the clearings:
@@ -60,10 +64,14 @@ const maxSharersCached = 10000
 // since before its query, so a query that raced with a grant cannot
 // keep the old answer.
 type sharersCache struct {
-	mu  sync.Mutex
-	gen uint64
-	ttl time.Duration // sharersTTL; tests shorten it
-	m   map[string]sharersEntry
+	// enabled is set for a Store that listens for other nodes' signals
+	// (Options.Notifier): without them (a command-line tool) only the
+	// TTL would clear an answer.
+	enabled bool
+	mu      sync.Mutex
+	gen     uint64
+	ttl     time.Duration // sharersTTL; tests shorten it
+	m       map[string]sharersEntry
 }
 
 type sharersEntry struct {
@@ -74,6 +82,9 @@ type sharersEntry struct {
 // get returns user's kept answer (a copy) and ok, or the generation to
 // hand put with the answer read instead.
 func (c *sharersCache) get(user string) ([]string, uint64, bool) {
+	if !c.enabled {
+		return nil, 0, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[user]
@@ -85,10 +96,17 @@ func (c *sharersCache) get(user string) ([]string, uint64, bool) {
 
 // put keeps user's answer names, read at generation gen.
 func (c *sharersCache) put(user string, gen uint64, names []string) {
+	if !c.enabled {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return
+	}
+	if len(c.m) >= maxSharersCached {
+		now := time.Now()
+		maps.DeleteFunc(c.m, func(_ string, e sharersEntry) bool { return now.After(e.until) })
 	}
 	if c.m == nil || len(c.m) >= maxSharersCached {
 		c.m = make(map[string]sharersEntry)

@@ -38,6 +38,7 @@ const headsSQL = `SELECT id, highestmodseq FROM mailboxes WHERE id = ANY($1::big
 func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	known := map[int64]uint64{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -46,7 +47,7 @@ func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck 
 		case <-recheck:
 		}
 		cctx, cancel := context.WithTimeout(ctx, headCheckTimeout)
-		err := s.checkHeads(cctx)
+		err := s.checkHeads(cctx, known)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("postgres store: checking watched mailboxes", "err", err)
@@ -55,14 +56,20 @@ func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck 
 }
 
 // checkHeads reports (to the notifier) each watched mailbox whose
-// HIGHESTMODSEQ in the database is above what the node has seen.
-func (s *Store) checkHeads(ctx context.Context) error {
+// HIGHESTMODSEQ in the database is above what the node has seen: the
+// modseq the notifier lists for it, or the head an earlier check found
+// (known, by mailbox id; updated here). Without known, a mailbox the
+// notifier knows no modseq for (its index was evicted while a session
+// waits on it) would be reported at every check, waking its sessions
+// and reloading its index each time.
+func (s *Store) checkHeads(ctx context.Context, known map[int64]uint64) error {
 	wl, ok := s.opts.Notifier.(store.WatchLister)
 	if !ok {
 		return nil
 	}
 	watched := wl.WatchedMailboxes()
 	if len(watched) == 0 {
+		clear(known)
 		return nil
 	}
 	ids := make([]int64, len(watched))
@@ -73,12 +80,22 @@ func (s *Store) checkHeads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for id := range known {
+		if _, ok := heads[id]; !ok {
+			delete(known, id) // no longer watched, or deleted
+		}
+	}
 	for _, w := range watched {
-		if h, ok := heads[w.MailboxID]; ok && h > w.ModSeq {
+		h, ok := heads[w.MailboxID]
+		if !ok {
+			continue
+		}
+		if h > max(w.ModSeq, known[w.MailboxID]) {
 			changed := map[int64]uint64{w.MailboxID: h}
 			s.raiseFloor(changed)
 			s.notifyLocal(w.User, changed, false)
 		}
+		known[w.MailboxID] = max(known[w.MailboxID], h)
 	}
 	return nil
 }

@@ -74,6 +74,10 @@ func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
 		n.ACLChanged(owner, identifier)
 	}
 	p := s.node + " " + strconv.Itoa(len(owner)) + ":" + owner + aclMark + identifier
+	// Sent even when the caller has given up (the change committed), but
+	// not for longer than a change signal may take.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signalTimeout)
+	defer cancel()
 	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, p); err != nil {
 		s.log.Warn("postgres store: ACL change signal not sent", "owner", owner, "err", err)
 	}

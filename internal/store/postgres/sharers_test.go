@@ -81,6 +81,11 @@ func TestSharersCached(t *testing.T) {
 	if got := sharersWithin(t, nodeA, "bob", nil, 0); len(got) != 0 {
 		t.Fatalf("Sharers(bob) = %v before any grant", got)
 	}
+	// A Store that does not listen (a command-line tool) hears of no
+	// ACL change: it keeps no answers.
+	if got := sharersWithin(t, nodeB, "bob", nil, 0); len(got) != 0 {
+		t.Fatalf("Sharers(bob) through the other node = %v before any grant", got)
+	}
 	before := q.n.Load()
 	for range 5 {
 		if got := sharersWithin(t, nodeA, "bob", nil, 0); len(got) != 0 {
@@ -93,6 +98,9 @@ func TestSharersCached(t *testing.T) {
 	share(t, nodeA, "carol", "bob")
 	if got := sharersWithin(t, nodeA, "bob", nil, 0); !slices.Equal(got, []string{"carol"}) {
 		t.Fatalf("Sharers(bob) = %v right after a grant through the node", got)
+	}
+	if got := sharersWithin(t, nodeB, "bob", nil, 0); !slices.Equal(got, []string{"carol"}) {
+		t.Fatalf("Sharers(bob) = %v through a Store that does not listen", got)
 	}
 	share(t, nodeB, "alice", "bob")
 	if got := sharersWithin(t, nodeA, "bob", []string{"alice", "carol"}, 3*time.Second); !slices.Equal(got, []string{"alice", "carol"}) {
@@ -115,5 +123,32 @@ func TestSharersCached(t *testing.T) {
 	want := []string{"alice", "carol", "dave", "erin"}
 	if got := sharersWithin(t, nodeA, "bob", want, 2*time.Second); !slices.Equal(got, want) {
 		t.Fatalf("Sharers(bob) = %v after the TTL", got)
+	}
+}
+
+// TestSharersCacheGeneration: an answer read before a clearing is not
+// kept; a clearing for one user keeps the others' answers, one for
+// anyone drops them all; expired answers make room before a full cache
+// starts again.
+func TestSharersCacheGeneration(t *testing.T) {
+	c := sharersCache{enabled: true}
+	_, gen, _ := c.get("bob")
+	c.forget("bob")
+	c.put("bob", gen, nil)
+	if _, _, ok := c.get("bob"); ok {
+		t.Fatal("kept an answer read before a clearing")
+	}
+	_, gen, _ = c.get("bob")
+	c.put("bob", gen, []string{"alice"})
+	if names, _, ok := c.get("bob"); !ok || !slices.Equal(names, []string{"alice"}) {
+		t.Fatalf("get = %v, %v", names, ok)
+	}
+	c.forget("carol")
+	if _, _, ok := c.get("bob"); !ok {
+		t.Fatal("a clearing for carol dropped bob's answer")
+	}
+	c.forget(store.Anyone)
+	if _, _, ok := c.get("bob"); ok {
+		t.Fatal("a clearing for anyone kept bob's answer")
 	}
 }

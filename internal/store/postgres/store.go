@@ -229,6 +229,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		log = slog.Default()
 	}
 	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	s.sharers.enabled = opts.Notifier != nil
 	if opts.ReadURL != "" {
 		if s.replica, err = openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
 			pool.Close()
