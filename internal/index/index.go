@@ -121,6 +121,15 @@ func (x *Indexes) WatchedMailboxes() []store.WatchedMailbox {
 	return out
 }
 
+// WatchedUsers implements store.UserWatchLister: the users next (the
+// hub) lists.
+func (x *Indexes) WatchedUsers() []string {
+	if wl, ok := x.next.(store.UserWatchLister); ok {
+		return wl.WatchedUsers()
+	}
+	return nil
+}
+
 // MailboxListChanged implements store.MailboxListNotifier.
 func (x *Indexes) MailboxListChanged(user string) {
 	if n, ok := x.next.(store.MailboxListNotifier); ok {

@@ -56,3 +56,14 @@ func TestWatchedMailboxes(t *testing.T) {
 		t.Fatalf("modseq %d after a signal of %d", m, st0.HighestModSeq+5)
 	}
 }
+
+// WatchedUsers passes on the hub's users with a user subscription.
+func TestWatchedUsers(t *testing.T) {
+	hub := notify.New()
+	x := index.New(hub, index.Options{})
+	u := hub.SubscribeUser("u")
+	defer u.Close()
+	if got := x.WatchedUsers(); len(got) != 1 || got[0] != "u" {
+		t.Fatalf("watched users %v, want u", got)
+	}
+}

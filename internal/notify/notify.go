@@ -125,3 +125,17 @@ func (h *Hub) WatchedMailboxes() []store.WatchedMailbox {
 	}
 	return out
 }
+
+// WatchedUsers lists the users that user subscriptions (NOTIFY) watch
+// (store.UserWatchLister).
+func (h *Hub) WatchedUsers() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.users))
+	for u, subs := range h.users {
+		if len(subs) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -176,3 +176,18 @@ func TestWatchedMailboxes(t *testing.T) {
 		t.Fatalf("watched after Close: %v", w)
 	}
 }
+
+// WatchedUsers lists the users with a user subscription (NOTIFY), until
+// it is closed.
+func TestWatchedUsers(t *testing.T) {
+	h := New()
+	u := h.SubscribeUser("carol")
+	h.Subscribe("alice", 1).Close()
+	if got := h.WatchedUsers(); len(got) != 1 || got[0] != "carol" {
+		t.Fatalf("watched users %v, want carol", got)
+	}
+	u.Close()
+	if got := h.WatchedUsers(); len(got) != 0 {
+		t.Fatalf("watched users after Close: %v", got)
+	}
+}

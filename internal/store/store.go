@@ -487,6 +487,15 @@ type WatchLister interface {
 	WatchedMailboxes() []WatchedMailbox
 }
 
+// UserWatchLister is implemented by notifiers that can list the users
+// whose sessions wait on every one of their mailboxes and on their
+// mailbox list (IMAP NOTIFY's personal mailboxes). A backend that
+// checks the watched mailboxes (WatchLister) checks those users'
+// mailboxes and mailbox lists too.
+type UserWatchLister interface {
+	WatchedUsers() []string
+}
+
 // MailboxListNotifier is implemented by notifiers that also want to hear
 // about changes to a user's mailbox list: a mailbox created, deleted or
 // renamed, or a subscription changed (IMAP NOTIFY MailboxName and

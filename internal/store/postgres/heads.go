@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -19,9 +21,12 @@ import (
 // node has seen, as if its signal had arrived. That bounds how stale a
 // waiting session can stay to about the interval.
 //
-// Not covered: NOTIFY's per-user subscriptions to all of a user's
-// mailboxes and to the mailbox list (they are not listed mailbox by
-// mailbox), and ACL signals; those wait for the next signal.
+// NOTIFY's subscriptions to all of a user's mailboxes and to the
+// mailbox list (store.UserWatchLister) are checked too: every mailbox of
+// those users, from the check after the node started watching the user
+// on; a mailbox created or deleted since the last check is reported as
+// a change of the list. Not covered: a rename (same mailbox ids) and
+// ACL signals, which wait for the next signal.
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
@@ -38,7 +43,7 @@ const headsSQL = `SELECT id, highestmodseq FROM mailboxes WHERE id = ANY($1::big
 func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	known := map[int64]uint64{}
+	known := &headsSeen{mailboxes: map[int64]uint64{}, lists: map[string][]int64{}}
 	for {
 		select {
 		case <-ctx.Done():
@@ -55,22 +60,28 @@ func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck 
 	}
 }
 
+// headsSeen is what earlier checks found: each checked mailbox's head,
+// and each watched user's mailbox ids (ascending).
+type headsSeen struct {
+	mailboxes map[int64]uint64
+	lists     map[string][]int64
+}
+
 // checkHeads reports (to the notifier) each watched mailbox whose
 // HIGHESTMODSEQ in the database is above what the node has seen: the
 // modseq the notifier lists for it, or the head an earlier check found
-// (known, by mailbox id; updated here). Without known, a mailbox the
-// notifier knows no modseq for (its index was evicted while a session
-// waits on it) would be reported at every check, waking its sessions
-// and reloading its index each time.
-func (s *Store) checkHeads(ctx context.Context, known map[int64]uint64) error {
-	wl, ok := s.opts.Notifier.(store.WatchLister)
-	if !ok {
-		return nil
+// (known; updated here). Without known, a mailbox the notifier knows no
+// modseq for (its index was evicted while a session waits on it) would
+// be reported at every check, waking its sessions and reloading its
+// index each time. Then the watched users' mailboxes (checkUsers).
+func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
+	var watched []store.WatchedMailbox
+	if wl, ok := s.opts.Notifier.(store.WatchLister); ok {
+		watched = wl.WatchedMailboxes()
 	}
-	watched := wl.WatchedMailboxes()
-	if len(watched) == 0 {
-		clear(known)
-		return nil
+	var users []string
+	if ul, ok := s.opts.Notifier.(store.UserWatchLister); ok {
+		users = ul.WatchedUsers()
 	}
 	ids := make([]int64, len(watched))
 	for i, w := range watched {
@@ -80,29 +91,113 @@ func (s *Store) checkHeads(ctx context.Context, known map[int64]uint64) error {
 	if err != nil {
 		return err
 	}
-	for id := range known {
-		if _, ok := heads[id]; !ok {
-			delete(known, id) // no longer watched, or deleted
-		}
+	boxes, err := s.userMailboxHeads(ctx, users)
+	if err != nil {
+		return err
 	}
+	known.forgetExcept(heads, boxes)
 	for _, w := range watched {
 		h, ok := heads[w.MailboxID]
 		if !ok {
 			continue
 		}
-		if h > max(w.ModSeq, known[w.MailboxID]) {
-			changed := map[int64]uint64{w.MailboxID: h}
-			s.raiseFloor(changed)
-			s.notifyLocal(w.User, changed, false)
+		if h > max(w.ModSeq, known.mailboxes[w.MailboxID]) {
+			s.reportHead(w.User, w.MailboxID, h)
 		}
-		known[w.MailboxID] = max(known[w.MailboxID], h)
+		known.mailboxes[w.MailboxID] = max(known.mailboxes[w.MailboxID], h)
 	}
+	s.checkUsers(known, boxes)
 	return nil
+}
+
+// checkUsers reports, for each watched user, the mailboxes whose head
+// is above the one an earlier check found (none the first time), and a
+// change of the mailbox list when the user's mailbox ids differ from
+// the last check's.
+func (s *Store) checkUsers(known *headsSeen, boxes map[string][]mailboxHead) {
+	for user, bs := range boxes {
+		ids := make([]int64, len(bs))
+		for i, b := range bs {
+			ids[i] = b.id
+			if prev, ok := known.mailboxes[b.id]; ok && b.head > prev {
+				s.reportHead(user, b.id, b.head)
+			}
+			known.mailboxes[b.id] = max(known.mailboxes[b.id], b.head)
+		}
+		if prev, ok := known.lists[user]; ok && !slices.Equal(prev, ids) {
+			s.notifyLocal(user, nil, true)
+		}
+		known.lists[user] = ids
+	}
+}
+
+// forgetExcept drops what is known of mailboxes and users no longer
+// checked (or deleted).
+func (k *headsSeen) forgetExcept(heads map[int64]uint64, boxes map[string][]mailboxHead) {
+	checked := make(map[int64]bool, len(heads))
+	for id := range heads {
+		checked[id] = true
+	}
+	for _, bs := range boxes {
+		for _, b := range bs {
+			checked[b.id] = true
+		}
+	}
+	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
+	maps.DeleteFunc(k.lists, func(user string, _ []int64) bool { _, ok := boxes[user]; return !ok })
+}
+
+// reportHead tells the notifier that user's mailbox id is at modseq h,
+// as its change signal would have.
+func (s *Store) reportHead(user string, id int64, h uint64) {
+	changed := map[int64]uint64{id: h}
+	s.raiseFloor(changed)
+	s.notifyLocal(user, changed, false)
+}
+
+// mailboxHead is one mailbox's id and HIGHESTMODSEQ.
+type mailboxHead struct {
+	id   int64
+	head uint64
+}
+
+// userHeadsSQL reads the id and HIGHESTMODSEQ of every mailbox of the
+// users $1, by user and ascending id.
+const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq FROM users u JOIN mailboxes m ON m.user_id = u.id
+	WHERE u.name = ANY($1::text[]) ORDER BY u.name, m.id`
+
+// userMailboxHeads reads the mailboxes of users (by user name; a user
+// without mailboxes, or deleted, is absent).
+func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[string][]mailboxHead, error) {
+	out := map[string][]mailboxHead{}
+	if len(users) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, userHeadsSQL, users)
+	if err != nil {
+		return nil, fmt.Errorf("read users' mailbox heads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var user string
+		var b mailboxHead
+		if err := rows.Scan(&user, &b.id, &b.head); err != nil {
+			return nil, fmt.Errorf("read users' mailbox heads: %w", err)
+		}
+		out[user] = append(out[user], b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read users' mailbox heads: %w", err)
+	}
+	return out, nil
 }
 
 // mailboxHeads reads the HIGHESTMODSEQ of the mailboxes ids (absent:
 // deleted).
 func (s *Store) mailboxHeads(ctx context.Context, ids []int64) (map[int64]uint64, error) {
+	if len(ids) == 0 {
+		return map[int64]uint64{}, nil
+	}
 	rows, err := s.pool.Query(ctx, headsSQL, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read mailbox heads: %w", err)

@@ -17,6 +17,21 @@ type watchRecorder struct {
 	storetest.Recorder
 	mu      sync.Mutex
 	watched []store.WatchedMailbox
+	users   []string
+}
+
+// watchUsers sets the users whose every mailbox and mailbox list are
+// watched (store.UserWatchLister).
+func (r *watchRecorder) watchUsers(users ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.users = users
+}
+
+func (r *watchRecorder) WatchedUsers() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.users...)
 }
 
 func (r *watchRecorder) watch(w ...store.WatchedMailbox) {
@@ -122,4 +137,47 @@ func TestHeadCheckAfterReconnect(t *testing.T) {
 	if got := reported(rec, inbox, 5*time.Second); len(got) != 1 || got[0] != lost {
 		t.Fatalf("reported %v after the reconnect, want the lost change to modseq %d", got, lost)
 	}
+}
+
+// TestHeadCheckWatchedUsers: for a user whose every mailbox is watched
+// (NOTIFY), a lost change to any of them is reported from the check
+// after the node started watching the user on, and a mailbox created or
+// deleted without a signal is reported as a change of the list.
+func TestHeadCheckWatchedUsers(t *testing.T) {
+	ctx := context.Background()
+	rec := &watchRecorder{}
+	s, inbox, _ := openWatching(t, rec, 50*time.Millisecond)
+	rec.watchUsers("u")
+	rec.Take()
+	rec.TakeLists()
+	if got := reported(rec, inbox, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("reported %v before anything changed", got)
+	}
+	if l := rec.TakeLists(); len(l) != 0 {
+		t.Fatalf("list changes %v before anything changed", l)
+	}
+	lost := bumpUnsignalled(t, s, inbox)
+	if got := reported(rec, inbox, 3*time.Second); len(got) != 1 || got[0] != lost {
+		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
+	}
+	listChanged := func(what string) {
+		t.Helper()
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if l := rec.TakeLists(); len(l) > 0 {
+				if l[0] != "u" {
+					t.Fatalf("list change of %v after %s", l, what)
+				}
+				return
+			}
+		}
+		t.Fatalf("no list change reported after %s", what)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'Quiet', 1 FROM users WHERE name = 'u'`); err != nil {
+		t.Fatal(err)
+	}
+	listChanged("a mailbox created without a signal")
+	if _, err := s.pool.Exec(ctx, `DELETE FROM mailboxes WHERE name = 'Quiet'`); err != nil {
+		t.Fatal(err)
+	}
+	listChanged("a mailbox deleted without a signal")
 }
