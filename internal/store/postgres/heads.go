@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tern-imap/tern/internal/store"
@@ -43,7 +44,7 @@ const headsSQL = `SELECT id, highestmodseq FROM mailboxes WHERE id = ANY($1::big
 func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	known := &headsSeen{mailboxes: map[int64]uint64{}, lists: map[string][]int64{}}
+	known := &s.headsSeen
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,19 +62,42 @@ func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck 
 }
 
 // headsSeen is what earlier checks found: each checked mailbox's head,
-// and each watched user's mailbox ids (ascending).
+// raised by the changes the node hears of meanwhile (saw), and each
+// watched user's mailbox ids (ascending).
 type headsSeen struct {
+	mu        sync.Mutex
 	mailboxes map[int64]uint64
 	lists     map[string][]int64
+}
+
+// saw raises the known heads of the checked mailboxes among changed (a
+// change the node made or heard of), so that the next check does not
+// report it again.
+func (k *headsSeen) saw(changed map[int64]uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, ms := range changed {
+		if cur, ok := k.mailboxes[id]; ok && ms > cur {
+			k.mailboxes[id] = ms
+		}
+	}
+}
+
+// headReport is a mailbox the database has ahead of the node.
+type headReport struct {
+	user string
+	id   int64
+	head uint64
 }
 
 // checkHeads reports (to the notifier) each watched mailbox whose
 // HIGHESTMODSEQ in the database is above what the node has seen: the
 // modseq the notifier lists for it, or the head an earlier check found
-// (known; updated here). Without known, a mailbox the notifier knows no
-// modseq for (its index was evicted while a session waits on it) would
-// be reported at every check, waking its sessions and reloading its
-// index each time. Then the watched users' mailboxes (checkUsers).
+// or the node heard of since (known). Without known, a mailbox the
+// notifier knows no modseq for (its index was evicted while a session
+// waits on it) would be reported at every check, waking its sessions
+// and reloading its index each time. Then the watched users' mailboxes
+// (compareUsers).
 func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	var watched []store.WatchedMailbox
 	if wl, ok := s.opts.Notifier.(store.WatchLister); ok {
@@ -95,44 +119,60 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	if err != nil {
 		return err
 	}
-	known.forgetExcept(heads, boxes)
+	reports, lists := known.compare(watched, heads, boxes)
+	for _, r := range reports {
+		changed := map[int64]uint64{r.id: r.head}
+		s.raiseFloor(changed)
+		s.notifyLocal(r.user, changed, false)
+	}
+	for _, user := range lists {
+		s.notifyLocal(user, nil, true)
+	}
+	return nil
+}
+
+// compare records the heads just read (of the watched mailboxes, and of
+// the watched users' mailboxes by user) and returns the mailboxes whose
+// head is above what was known, and the users whose mailbox ids changed.
+// A watched user's mailbox is reported only from its second check on.
+func (k *headsSeen) compare(watched []store.WatchedMailbox, heads map[int64]uint64, boxes map[string][]mailboxHead) ([]headReport, []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.mailboxes == nil {
+		k.mailboxes, k.lists = map[int64]uint64{}, map[string][]int64{}
+	}
+	k.forgetExcept(heads, boxes)
+	var reports []headReport
 	for _, w := range watched {
 		h, ok := heads[w.MailboxID]
 		if !ok {
 			continue
 		}
-		if h > max(w.ModSeq, known.mailboxes[w.MailboxID]) {
-			s.reportHead(w.User, w.MailboxID, h)
+		if h > max(w.ModSeq, k.mailboxes[w.MailboxID]) {
+			reports = append(reports, headReport{w.User, w.MailboxID, h})
 		}
-		known.mailboxes[w.MailboxID] = max(known.mailboxes[w.MailboxID], h)
+		k.mailboxes[w.MailboxID] = max(k.mailboxes[w.MailboxID], h)
 	}
-	s.checkUsers(known, boxes)
-	return nil
-}
-
-// checkUsers reports, for each watched user, the mailboxes whose head
-// is above the one an earlier check found (none the first time), and a
-// change of the mailbox list when the user's mailbox ids differ from
-// the last check's.
-func (s *Store) checkUsers(known *headsSeen, boxes map[string][]mailboxHead) {
+	var lists []string
 	for user, bs := range boxes {
 		ids := make([]int64, len(bs))
 		for i, b := range bs {
 			ids[i] = b.id
-			if prev, ok := known.mailboxes[b.id]; ok && b.head > prev {
-				s.reportHead(user, b.id, b.head)
+			if prev, ok := k.mailboxes[b.id]; ok && b.head > prev {
+				reports = append(reports, headReport{user, b.id, b.head})
 			}
-			known.mailboxes[b.id] = max(known.mailboxes[b.id], b.head)
+			k.mailboxes[b.id] = max(k.mailboxes[b.id], b.head)
 		}
-		if prev, ok := known.lists[user]; ok && !slices.Equal(prev, ids) {
-			s.notifyLocal(user, nil, true)
+		if prev, ok := k.lists[user]; ok && !slices.Equal(prev, ids) {
+			lists = append(lists, user)
 		}
-		known.lists[user] = ids
+		k.lists[user] = ids
 	}
+	return reports, lists
 }
 
 // forgetExcept drops what is known of mailboxes and users no longer
-// checked (or deleted).
+// checked (or deleted). Callers hold mu.
 func (k *headsSeen) forgetExcept(heads map[int64]uint64, boxes map[string][]mailboxHead) {
 	checked := make(map[int64]bool, len(heads))
 	for id := range heads {
@@ -145,14 +185,6 @@ func (k *headsSeen) forgetExcept(heads map[int64]uint64, boxes map[string][]mail
 	}
 	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
 	maps.DeleteFunc(k.lists, func(user string, _ []int64) bool { _, ok := boxes[user]; return !ok })
-}
-
-// reportHead tells the notifier that user's mailbox id is at modseq h,
-// as its change signal would have.
-func (s *Store) reportHead(user string, id int64, h uint64) {
-	changed := map[int64]uint64{id: h}
-	s.raiseFloor(changed)
-	s.notifyLocal(user, changed, false)
 }
 
 // mailboxHead is one mailbox's id and HIGHESTMODSEQ.

@@ -160,6 +160,26 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	if got := reported(rec, inbox, 3*time.Second); len(got) != 1 || got[0] != lost {
 		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
 	}
+	// A change made through the node is told once, by its commit; the
+	// checks after it know of it.
+	a, err := s.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: storetest.Msg(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	var told int
+	for _, c := range rec.Take() {
+		if c.MailboxID == inbox {
+			told++
+		}
+	}
+	if told != 1 {
+		t.Fatalf("a change made through the node was told %d times, want once", told)
+	}
 	listChanged := func(what string) {
 		t.Helper()
 		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {

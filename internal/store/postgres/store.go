@@ -157,6 +157,9 @@ type Store struct {
 	// (heads.go); headsDone is closed when the checker stopped.
 	recheck   chan struct{}
 	headsDone chan struct{}
+	// headsSeen is what the checks of the watched mailboxes found
+	// (heads.go), raised by every change the node makes or hears of.
+	headsSeen headsSeen
 	// signals are this node's change signals waiting to be sent to the
 	// other nodes (signals.go).
 	signals signaler
@@ -492,6 +495,7 @@ func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
 	if s.opts.Notifier == nil {
 		return
 	}
+	s.headsSeen.saw(changed)
 	ids := make([]int64, 0, len(changed))
 	for id := range changed {
 		ids = append(ids, id)
