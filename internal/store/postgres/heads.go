@@ -26,8 +26,10 @@ import (
 // mailbox list (store.UserWatchLister) are checked too: every mailbox of
 // those users, from the check after the node started watching the user
 // on; a mailbox created or deleted since the last check is reported as
-// a change of the list. Not covered: a rename (same mailbox ids) and
-// ACL signals, which wait for the next signal.
+// a change of the list. Not covered: a rename (same mailbox ids), a
+// change of subscriptions, other owners' mailbox lists that NOTIFY
+// watches (Hub.WatchOwners), and ACL signals: those wait for the next
+// signal.
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
@@ -71,11 +73,15 @@ type headsSeen struct {
 }
 
 // saw raises the known heads of the checked mailboxes among changed (a
-// change the node made or heard of), so that the next check does not
-// report it again.
-func (k *headsSeen) saw(changed map[int64]uint64) {
+// change of user's the node made or heard of), and forgets user's
+// mailbox ids when the list changed (the next check takes them as they
+// are), so that the next check does not report either again.
+func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if list {
+		delete(k.lists, user)
+	}
 	for id, ms := range changed {
 		if cur, ok := k.mailboxes[id]; ok && ms > cur {
 			k.mailboxes[id] = ms
@@ -97,7 +103,7 @@ type headReport struct {
 // notifier knows no modseq for (its index was evicted while a session
 // waits on it) would be reported at every check, waking its sessions
 // and reloading its index each time. Then the watched users' mailboxes
-// (compareUsers).
+// (compare).
 func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	var watched []store.WatchedMailbox
 	if wl, ok := s.opts.Notifier.(store.WatchLister); ok {
@@ -119,29 +125,33 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	if err != nil {
 		return err
 	}
-	reports, lists := known.compare(watched, heads, boxes)
+	reports, lists := known.compare(watched, users, heads, boxes)
 	for _, r := range reports {
 		changed := map[int64]uint64{r.id: r.head}
 		s.raiseFloor(changed)
 		s.notifyLocal(r.user, changed, false)
 	}
 	for _, user := range lists {
-		s.notifyLocal(user, nil, true)
+		// Not notifyLocal: the check has the new list already (saw
+		// would make the next check take it again, missing a change
+		// lost in between).
+		s.tellListChanged(user)
 	}
 	return nil
 }
 
 // compare records the heads just read (of the watched mailboxes, and of
-// the watched users' mailboxes by user) and returns the mailboxes whose
-// head is above what was known, and the users whose mailbox ids changed.
-// A watched user's mailbox is reported only from its second check on.
-func (k *headsSeen) compare(watched []store.WatchedMailbox, heads map[int64]uint64, boxes map[string][]mailboxHead) ([]headReport, []string) {
+// the mailboxes of the watched users, by user) and returns the
+// mailboxes whose head is above what was known, and the users whose
+// mailbox ids changed (a user without mailboxes has none). A watched
+// user's mailbox is reported only from its second check on.
+func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string][]mailboxHead) ([]headReport, []string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.mailboxes == nil {
 		k.mailboxes, k.lists = map[int64]uint64{}, map[string][]int64{}
 	}
-	k.forgetExcept(heads, boxes)
+	k.forgetExcept(heads, users, boxes)
 	var reports []headReport
 	for _, w := range watched {
 		h, ok := heads[w.MailboxID]
@@ -154,7 +164,8 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, heads map[int64]uint
 		k.mailboxes[w.MailboxID] = max(k.mailboxes[w.MailboxID], h)
 	}
 	var lists []string
-	for user, bs := range boxes {
+	for _, user := range users {
+		bs := boxes[user]
 		ids := make([]int64, len(bs))
 		for i, b := range bs {
 			ids[i] = b.id
@@ -173,7 +184,7 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, heads map[int64]uint
 
 // forgetExcept drops what is known of mailboxes and users no longer
 // checked (or deleted). Callers hold mu.
-func (k *headsSeen) forgetExcept(heads map[int64]uint64, boxes map[string][]mailboxHead) {
+func (k *headsSeen) forgetExcept(heads map[int64]uint64, users []string, boxes map[string][]mailboxHead) {
 	checked := make(map[int64]bool, len(heads))
 	for id := range heads {
 		checked[id] = true
@@ -184,7 +195,7 @@ func (k *headsSeen) forgetExcept(heads map[int64]uint64, boxes map[string][]mail
 		}
 	}
 	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
-	maps.DeleteFunc(k.lists, func(user string, _ []int64) bool { _, ok := boxes[user]; return !ok })
+	maps.DeleteFunc(k.lists, func(user string, _ []int64) bool { return !slices.Contains(users, user) })
 }
 
 // mailboxHead is one mailbox's id and HIGHESTMODSEQ.

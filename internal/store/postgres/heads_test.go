@@ -200,4 +200,22 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	listChanged("a mailbox deleted without a signal")
+	// A mailbox created through the node is told once, by its commit.
+	if err := a.CreateMailbox(ctx, "Loud", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if l := rec.TakeLists(); len(l) != 1 {
+		t.Fatalf("a mailbox created through the node was told as %d list changes, want 1", len(l))
+	}
+	// The user's last mailbox deleted without a signal, then a first
+	// one created: a user without mailboxes has an empty list.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM mailboxes WHERE user_id = (SELECT id FROM users WHERE name = 'u')`); err != nil {
+		t.Fatal(err)
+	}
+	listChanged("the last mailbox deleted without a signal")
+	if _, err := s.pool.Exec(ctx, `INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'First', 1 FROM users WHERE name = 'u'`); err != nil {
+		t.Fatal(err)
+	}
+	listChanged("a first mailbox created without a signal")
 }

@@ -495,7 +495,7 @@ func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
 	if s.opts.Notifier == nil {
 		return
 	}
-	s.headsSeen.saw(changed)
+	s.headsSeen.saw(user, changed, list)
 	ids := make([]int64, 0, len(changed))
 	for id := range changed {
 		ids = append(ids, id)
@@ -504,7 +504,15 @@ func (s *Store) notifyLocal(user string, changed map[int64]uint64, list bool) {
 	for _, id := range ids {
 		s.opts.Notifier.MailboxChanged(user, id, changed[id])
 	}
-	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok && list {
+	if list {
+		s.tellListChanged(user)
+	}
+}
+
+// tellListChanged tells this process's notifier that user's mailbox list
+// changed.
+func (s *Store) tellListChanged(user string) {
+	if n, ok := s.opts.Notifier.(store.MailboxListNotifier); ok {
 		n.MailboxListChanged(user)
 	}
 }
