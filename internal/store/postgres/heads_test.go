@@ -93,6 +93,18 @@ func reported(rec *watchRecorder, id int64, d time.Duration) []uint64 {
 	return got
 }
 
+// reportsLostChange advances mailbox id's head without a signal
+// (bumpUnsignalled) and fails unless rec hears of it, once, within 3 s;
+// it returns the new head.
+func reportsLostChange(t *testing.T, rec *watchRecorder, s *Store, id int64) uint64 {
+	t.Helper()
+	lost := bumpUnsignalled(t, s, id)
+	if got := reported(rec, id, 3*time.Second); len(got) != 1 || got[0] != lost {
+		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
+	}
+	return lost
+}
+
 // TestHeadCheckReportsLostChanges: a change to a watched mailbox whose
 // signal never came is reported by the next check of the heads, once;
 // a mailbox the node is current with, and one deleted, are not.
@@ -108,10 +120,7 @@ func TestHeadCheckReportsLostChanges(t *testing.T) {
 	if other := rec.Take(); len(other) != 0 {
 		t.Fatalf("reported %v", other)
 	}
-	lost := bumpUnsignalled(t, s, inbox)
-	if got := reported(rec, inbox, 3*time.Second); len(got) != 1 || got[0] != lost {
-		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
-	}
+	lost := reportsLostChange(t, rec, s, inbox)
 	rec.watch(store.WatchedMailbox{User: "u", MailboxID: inbox, ModSeq: lost})
 	if got := reported(rec, inbox, 300*time.Millisecond); len(got) != 0 {
 		t.Fatalf("reported %v again after the node caught up", got)
@@ -156,10 +165,7 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	if l := rec.TakeLists(); len(l) != 0 {
 		t.Fatalf("list changes %v before anything changed", l)
 	}
-	lost := bumpUnsignalled(t, s, inbox)
-	if got := reported(rec, inbox, 3*time.Second); len(got) != 1 || got[0] != lost {
-		t.Fatalf("reported %v for a lost change to modseq %d", got, lost)
-	}
+	reportsLostChange(t, rec, s, inbox)
 	// A change made through the node is told once, by its commit; the
 	// checks after it know of it.
 	a, err := s.Account(ctx, "u")
