@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -53,9 +52,9 @@ func HashPassword(password string) (string, error) {
 }
 
 func encodeArgon2id(password string, salt []byte, m, t uint32, p uint8, keyLen uint32) string {
-	key := argon2.IDKey([]byte(password), salt, t, m, p, keyLen)
+	key := argon2idKey(hashMemory, []byte(password), salt, nil, nil, argon2idParams{t: t, m: m, p: uint32(p), keyLen: keyLen})
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, m, t, p, b64.EncodeToString(salt), b64.EncodeToString(key))
+		argonVersion, m, t, p, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // VerifyPassword reports whether password matches hash. hash may be an
@@ -95,7 +94,7 @@ func parseArgon2id(hash string) (argonParams, error) {
 	if len(f) != 6 || f[0] != "" || f[1] != "argon2id" {
 		return ap, fmt.Errorf("argon2id hash: want 5 $-separated fields")
 	}
-	if f[2] != "v="+strconv.Itoa(argon2.Version) {
+	if f[2] != "v="+strconv.Itoa(argonVersion) {
 		return ap, fmt.Errorf("argon2id hash: unsupported version %q", f[2])
 	}
 	seen := map[string]bool{}
@@ -144,7 +143,7 @@ func verifyArgon2id(hash, password string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	key := argon2.IDKey([]byte(password), ap.salt, ap.t, ap.m, ap.p, uint32(len(ap.key)))
+	key := argon2idKey(hashMemory, []byte(password), ap.salt, nil, nil, argon2idParams{t: ap.t, m: ap.m, p: uint32(ap.p), keyLen: uint32(len(ap.key))})
 	return subtle.ConstantTimeCompare(key, ap.key) == 1, nil
 }
 
