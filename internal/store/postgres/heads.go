@@ -25,11 +25,10 @@ import (
 // NOTIFY's subscriptions to all of a user's mailboxes and to the
 // mailbox list (store.UserWatchLister) are checked too: every mailbox of
 // those users, from the check after the node started watching the user
-// on; a mailbox created or deleted since the last check is reported as
-// a change of the list. Not covered: a rename (same mailbox ids), a
-// change of subscriptions, other owners' mailbox lists that NOTIFY
-// watches (Hub.WatchOwners), and ACL signals: those wait for the next
-// signal.
+// on; a mailbox created, deleted or renamed since the last check, or a
+// change of the user's subscriptions, is reported as a change of the
+// list. Not covered: other owners' mailbox lists that NOTIFY watches
+// (Hub.WatchOwners) and ACL signals: those wait for the next signal.
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
@@ -65,17 +64,35 @@ func (s *Store) watchHeads(ctx context.Context, interval time.Duration, recheck 
 
 // headsSeen is what earlier checks found: each checked mailbox's head,
 // raised by the changes the node hears of meanwhile (saw), and each
-// watched user's mailbox ids (ascending).
+// watched user's mailbox list.
 type headsSeen struct {
 	mu        sync.Mutex
 	mailboxes map[int64]uint64
-	lists     map[string][]int64
+	lists     map[string]listSeen
+}
+
+// listSeen is what a check found of a user's mailbox list: the
+// mailboxes' ids and names (ascending id) and a digest of the user's
+// subscriptions.
+type listSeen struct {
+	boxes []mailboxName
+	subs  string
+}
+
+// mailboxName is one mailbox's id and name.
+type mailboxName struct {
+	id   int64
+	name string
+}
+
+func (l listSeen) equal(o listSeen) bool {
+	return l.subs == o.subs && slices.Equal(l.boxes, o.boxes)
 }
 
 // saw raises the known heads of the checked mailboxes among changed (a
 // change of user's the node made or heard of), and forgets user's
-// mailbox ids when the list changed (the next check takes them as they
-// are), so that the next check does not report either again.
+// mailbox list when it changed (the next check takes it as it is), so
+// that the next check does not report either again.
 func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -141,15 +158,15 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 }
 
 // compare records the heads just read (of the watched mailboxes, and of
-// the mailboxes of the watched users, by user) and returns the
+// the mailbox lists of the watched users, by user) and returns the
 // mailboxes whose head is above what was known, and the users whose
-// mailbox ids changed (a user without mailboxes has none). A watched
+// list changed (a user without mailboxes has an empty one). A watched
 // user's mailbox is reported only from its second check on.
-func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string][]mailboxHead) ([]headReport, []string) {
+func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads) ([]headReport, []string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.mailboxes == nil {
-		k.mailboxes, k.lists = map[int64]uint64{}, map[string][]int64{}
+		k.mailboxes, k.lists = map[int64]uint64{}, map[string]listSeen{}
 	}
 	k.forgetExcept(heads, users, boxes)
 	var reports []headReport
@@ -165,54 +182,68 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 	}
 	var lists []string
 	for _, user := range users {
-		bs := boxes[user]
-		ids := make([]int64, len(bs))
-		for i, b := range bs {
-			ids[i] = b.id
+		u := boxes[user]
+		list := listSeen{boxes: make([]mailboxName, len(u.boxes)), subs: u.subs}
+		for i, b := range u.boxes {
+			list.boxes[i] = mailboxName{b.id, b.name}
 			if prev, ok := k.mailboxes[b.id]; ok && b.head > prev {
 				reports = append(reports, headReport{user, b.id, b.head})
 			}
 			k.mailboxes[b.id] = max(k.mailboxes[b.id], b.head)
 		}
-		if prev, ok := k.lists[user]; ok && !slices.Equal(prev, ids) {
+		if prev, ok := k.lists[user]; ok && !prev.equal(list) {
 			lists = append(lists, user)
 		}
-		k.lists[user] = ids
+		k.lists[user] = list
 	}
 	return reports, lists
 }
 
 // forgetExcept drops what is known of mailboxes and users no longer
 // checked (or deleted). Callers hold mu.
-func (k *headsSeen) forgetExcept(heads map[int64]uint64, users []string, boxes map[string][]mailboxHead) {
+func (k *headsSeen) forgetExcept(heads map[int64]uint64, users []string, boxes map[string]userHeads) {
 	checked := make(map[int64]bool, len(heads))
 	for id := range heads {
 		checked[id] = true
 	}
-	for _, bs := range boxes {
-		for _, b := range bs {
+	for _, u := range boxes {
+		for _, b := range u.boxes {
 			checked[b.id] = true
 		}
 	}
 	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
-	maps.DeleteFunc(k.lists, func(user string, _ []int64) bool { return !slices.Contains(users, user) })
+	maps.DeleteFunc(k.lists, func(user string, _ listSeen) bool { return !slices.Contains(users, user) })
 }
 
-// mailboxHead is one mailbox's id and HIGHESTMODSEQ.
+// mailboxHead is one mailbox's id and HIGHESTMODSEQ (and its name, for
+// a watched user's mailbox).
 type mailboxHead struct {
 	id   int64
 	head uint64
+	name string
 }
 
-// userHeadsSQL reads the id and HIGHESTMODSEQ of every mailbox of the
-// users $1, by user and ascending id.
-const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq FROM users u JOIN mailboxes m ON m.user_id = u.id
+// userHeads is what a check reads of a watched user: the mailboxes
+// (ascending id) and a digest of the subscriptions.
+type userHeads struct {
+	boxes []mailboxHead
+	subs  string
+}
+
+// userHeadsSQL reads the id, HIGHESTMODSEQ and name of every mailbox of
+// the users $1, by user and ascending id, each row with the SHA-256 of
+// the user's subscriptions in order; a user without mailboxes has one
+// row with no mailbox.
+const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest FROM users u
+	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(name ORDER BY name), '{}')::text, 'UTF8')) AS digest
+		FROM subscriptions WHERE user_id = u.id) s
+	LEFT JOIN mailboxes m ON m.user_id = u.id
 	WHERE u.name = ANY($1::text[]) ORDER BY u.name, m.id`
 
-// userMailboxHeads reads the mailboxes of users (by user name; a user
-// without mailboxes, or deleted, is absent).
-func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[string][]mailboxHead, error) {
-	out := map[string][]mailboxHead{}
+// userMailboxHeads reads the mailboxes and subscriptions of users (by
+// user name; a deleted user is absent).
+func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[string]userHeads, error) {
+	out := map[string]userHeads{}
 	if len(users) == 0 {
 		return out, nil
 	}
@@ -223,11 +254,18 @@ func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[strin
 	defer rows.Close()
 	for rows.Next() {
 		var user string
-		var b mailboxHead
-		if err := rows.Scan(&user, &b.id, &b.head); err != nil {
+		var id, head *int64
+		var name *string
+		var digest []byte
+		if err := rows.Scan(&user, &id, &head, &name, &digest); err != nil {
 			return nil, fmt.Errorf("read users' mailbox heads: %w", err)
 		}
-		out[user] = append(out[user], b)
+		u := out[user]
+		u.subs = string(digest)
+		if id != nil {
+			u.boxes = append(u.boxes, mailboxHead{id: *id, head: uint64(*head), name: *name})
+		}
+		out[user] = u
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read users' mailbox heads: %w", err)

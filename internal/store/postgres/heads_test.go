@@ -224,4 +224,28 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	listChanged("a first mailbox created without a signal")
+	lost := func(sql, what string) {
+		t.Helper()
+		if _, err := s.pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+		listChanged(what)
+	}
+	lost(`UPDATE mailboxes SET name = 'Renamed' WHERE name = 'First' AND user_id = (SELECT id FROM users WHERE name = 'u')`,
+		"a mailbox renamed without a signal")
+	lost(`INSERT INTO subscriptions(user_id, name) SELECT id, 'Elsewhere' FROM users WHERE name = 'u'`,
+		"a subscription added without a signal")
+	lost(`DELETE FROM subscriptions WHERE name = 'Elsewhere'`, "a subscription removed without a signal")
+	// Subscribing and renaming through the node are told once, by their
+	// commits.
+	if err := a.SetSubscribed(ctx, "Renamed", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RenameMailbox(ctx, "Renamed", "Again"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if l := rec.TakeLists(); len(l) != 2 {
+		t.Fatalf("a subscription and a rename through the node were told as %d list changes, want 2", len(l))
+	}
 }
