@@ -310,9 +310,9 @@ type memoryPool struct {
 }
 
 // hashMemory serves the checks and hashes of tern's own parameters: one
-// matrix per hash slot (Authenticator.hashes: one per P), so it holds at
-// most the memory that many checks at once would allocate anyway, kept
-// for hashMemoryIdle after the last.
+// matrix per hash slot (New raises its bound to the Authenticator's
+// slots, one per P), so it holds at most the memory that many checks at
+// once would allocate anyway, kept for hashMemoryIdle after the last.
 var hashMemory = newMemoryPool(int(argonMemoryKiB/(argonSyncPoints*argonThreads)*argonSyncPoints*argonThreads),
 	runtime.GOMAXPROCS(0), hashMemoryIdle)
 
@@ -322,6 +322,13 @@ const hashMemoryIdle = 2 * time.Minute
 
 func newMemoryPool(blocks, max int, idle time.Duration) *memoryPool {
 	return &memoryPool{blocks: blocks, max: max, idle: idle}
+}
+
+// keepAtLeast raises the number of matrices the pool keeps to n.
+func (p *memoryPool) keepAtLeast(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.max = max(p.max, n)
 }
 
 // get returns a matrix of n blocks, reused when the pool keeps that size.

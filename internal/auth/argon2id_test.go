@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -27,9 +28,9 @@ func TestArgon2idMatchesXCrypto(t *testing.T) {
 			keyLen: uint32(4 + r.IntN(140)),
 		}
 		pool := newMemoryPool(int(params.m/(4*p)*4*p), 1, time.Minute)
-		password := randBytes(r, r.IntN(40))
-		salt := randBytes(r, 8+r.IntN(24))
 		for range 2 { // the second derivation runs on the first's matrix
+			password := randBytes(r, r.IntN(40))
+			salt := randBytes(r, 8+r.IntN(24))
 			got := argon2idKey(pool, password, salt, nil, nil, params)
 			want := argon2.IDKey(password, salt, params.t, params.m, uint8(params.p), params.keyLen)
 			if !bytes.Equal(got, want) {
@@ -56,6 +57,29 @@ func TestArgon2idDefaultParameters(t *testing.T) {
 	}
 }
 
+// TestHashMemoryKeepsOnePerSlot checks that when as many checks as the
+// Authenticator has hash slots hold a matrix at once, hashMemory keeps
+// each one afterwards, also when GOMAXPROCS was raised after the package
+// started (tern serve raises it on one-CPU hosts).
+func TestHashMemoryKeepsOnePerSlot(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1))
+	a, err := New(nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := cap(a.hashes)
+	held := make([][]argonBlock, slots)
+	for i := range held {
+		held[i] = hashMemory.get(hashMemory.blocks)
+	}
+	for _, m := range held {
+		hashMemory.put(m)
+	}
+	if n := hashMemory.kept(); n < slots {
+		t.Fatalf("%d hash slots but hashMemory keeps %d matrices", slots, n)
+	}
+}
+
 // TestArgon2idRFC9106Vector is RFC 9106 §5.3's test vector (with the
 // secret and associated data x/crypto's API does not take).
 func TestArgon2idRFC9106Vector(t *testing.T) {
@@ -71,7 +95,7 @@ func TestArgon2idRFC9106Vector(t *testing.T) {
 // that other sizes and matrices beyond the pool's bound are not kept,
 // and that the pool lets its matrices go once idle.
 func TestMemoryPool(t *testing.T) {
-	pool := newMemoryPool(16, 2, 50*time.Millisecond)
+	pool := newMemoryPool(16, 2, 500*time.Millisecond)
 	a, b, c := pool.get(16), pool.get(16), pool.get(16)
 	pool.put(a)
 	pool.put(b)

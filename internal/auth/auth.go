@@ -208,6 +208,7 @@ func New(st HashSource, opts Options) (*Authenticator, error) {
 	if _, err := rand.Read(a.cacheKey[:]); err != nil {
 		return nil, fmt.Errorf("new authenticator: %w", err)
 	}
+	hashMemory.keepAtLeast(cap(a.hashes)) // a kept matrix for every slot
 	a.okCache = make(map[[32]byte]time.Time)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
