@@ -17,7 +17,10 @@ import (
 // 4 KiB: on the VMs we measure on, 150-200 ms per login instead of
 // 30-40 ms (docs/PERFORMANCE.md, session 36), paid by every check that
 // misses the success cache, as in the reconnect storm after a failover
-// or a restart. hashMemory keeps the matrices of recent checks instead.
+// or a restart. hashMemory keeps the matrices of recent checks instead,
+// mapped outside the Go heap (matrix_unix.go): kept in the heap, they
+// raised the collector's heap goal by twice their size, and tern's peak
+// RSS under bench/compare.sh by about 80 MiB.
 // TestArgon2idMatchesXCrypto checks every output against
 // golang.org/x/crypto/argon2.
 
@@ -29,8 +32,32 @@ const (
 	blockBytes      = blockWords * 8
 )
 
-// argonBlock is one 1 KiB block of the matrix, as little-endian words.
+// argonBlock is one 1 KiB block of the matrix as words.
 type argonBlock [blockWords]uint64
+
+// load sets b to the block src holds (little-endian words).
+func (b *argonBlock) load(src []byte) {
+	src = src[:blockBytes]
+	for i := range b {
+		b[i] = binary.LittleEndian.Uint64(src[i*8:])
+	}
+}
+
+// store writes b to dst.
+func (b *argonBlock) store(dst []byte) {
+	dst = dst[:blockBytes]
+	for i, w := range b {
+		binary.LittleEndian.PutUint64(dst[i*8:], w)
+	}
+}
+
+// matrix is a derivation's memory: its blocks, one lane after another.
+type matrix []byte
+
+// block is block i of m.
+func (m matrix) block(i uint32) []byte {
+	return m[int(i)*blockBytes : (int(i)+1)*blockBytes]
+}
 
 // argon2idParams are the cost and output parameters of one derivation.
 type argon2idParams struct {
@@ -51,8 +78,10 @@ func argon2idKey(pool *memoryPool, password, salt, secret, ad []byte, params arg
 
 	h0 := initialHash(password, salt, secret, ad, params)
 	for l := range lanes {
-		firstBlock(&mem[l*laneLen], h0, 0, l)
-		firstBlock(&mem[l*laneLen+1], h0, 1, l)
+		// The lane's first two blocks: H'^1024(H_0 || LE32(column) ||
+		// LE32(lane)) (RFC 9106 §3.2, steps 3 and 4).
+		variableHash(mem.block(l*laneLen), h0[:], le32(0), le32(l))
+		variableHash(mem.block(l*laneLen+1), h0[:], le32(1), le32(l))
 	}
 	f := filler{mem: mem, params: params, segLen: segLen, laneLen: laneLen}
 	for pass := range params.t {
@@ -64,15 +93,14 @@ func argon2idKey(pool *memoryPool, password, salt, secret, ad []byte, params arg
 			}
 		}
 	}
-	final := mem[laneLen-1]
-	for l := uint32(1); l < lanes; l++ {
-		last := &mem[l*laneLen+laneLen-1]
-		for i := range final {
-			final[i] ^= last[i]
+	final := make([]byte, blockBytes)
+	for l := range lanes {
+		for i, c := range mem.block(l*laneLen + laneLen - 1) {
+			final[i] ^= c
 		}
 	}
 	out := make([]byte, params.keyLen)
-	variableHash(out, blockToBytes(&final))
+	variableHash(out, final)
 	return out
 }
 
@@ -89,16 +117,6 @@ func initialHash(password, salt, secret, ad []byte, params argon2idParams) [blak
 	var h0 [blake2b.Size]byte
 	h.Sum(h0[:0])
 	return h0
-}
-
-// firstBlock sets b to H'^1024(H_0 || LE32(column) || LE32(lane)), the
-// first two blocks of each lane (RFC 9106 §3.2, steps 3 and 4).
-func firstBlock(b *argonBlock, h0 [blake2b.Size]byte, column, lane uint32) {
-	var buf [blockBytes]byte
-	variableHash(buf[:], h0[:], le32(column), le32(lane))
-	for i := range b {
-		b[i] = binary.LittleEndian.Uint64(buf[i*8:])
-	}
 }
 
 // variableHash fills out with H'^len(out) of the concatenated inputs
@@ -141,17 +159,9 @@ func newBlake2b(size int) interface {
 
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
-func blockToBytes(b *argonBlock) []byte {
-	out := make([]byte, 0, blockBytes)
-	for _, w := range b {
-		out = binary.LittleEndian.AppendUint64(out, w)
-	}
-	return out
-}
-
 // filler computes the segments of one derivation's matrix.
 type filler struct {
-	mem             []argonBlock
+	mem             matrix
 	params          argon2idParams
 	segLen, laneLen uint32
 }
@@ -165,7 +175,7 @@ func (f *filler) fillSegment(pass, slice, lane uint32) {
 	var addresses, input argonBlock
 	if independent {
 		input[0], input[1], input[2] = uint64(pass), uint64(lane), uint64(slice)
-		input[3], input[4], input[5] = uint64(len(f.mem)), uint64(f.params.t), argonTypeID
+		input[3], input[4], input[5] = uint64(len(f.mem)/blockBytes), uint64(f.params.t), argonTypeID
 	}
 	first := uint32(0)
 	if pass == 0 && slice == 0 {
@@ -175,12 +185,15 @@ func (f *filler) fillSegment(pass, slice, lane uint32) {
 		}
 	}
 	laneStart := lane * f.laneLen
+	// prev is the block before the next one: the lane's last for the
+	// first block of a pass after the first.
+	var prev, ref, old argonBlock
+	if column := slice*f.segLen + first; column == 0 {
+		prev.load(f.mem.block(laneStart + f.laneLen - 1))
+	} else {
+		prev.load(f.mem.block(laneStart + column - 1))
+	}
 	for index := first; index < f.segLen; index++ {
-		column := slice*f.segLen + index
-		prev := laneStart + column - 1
-		if column == 0 {
-			prev = laneStart + f.laneLen - 1
-		}
 		var pseudoRand uint64
 		if independent {
 			if index%blockWords == 0 {
@@ -188,14 +201,21 @@ func (f *filler) fillSegment(pass, slice, lane uint32) {
 			}
 			pseudoRand = addresses[index%blockWords]
 		} else {
-			pseudoRand = f.mem[prev][0]
+			pseudoRand = prev[0]
 		}
 		refLane := uint32(pseudoRand>>32) % f.params.p
 		if pass == 0 && slice == 0 {
 			refLane = lane
 		}
-		ref := refLane*f.laneLen + f.refColumn(pseudoRand, pass, slice, index, refLane == lane)
-		compress(&f.mem[laneStart+column], &f.mem[prev], &f.mem[ref], pass > 0)
+		ref.load(f.mem.block(refLane*f.laneLen + f.refColumn(pseudoRand, pass, slice, index, refLane == lane)))
+		dst := f.mem.block(laneStart + slice*f.segLen + index)
+		if pass == 0 {
+			compress(&prev, &prev, &ref, nil)
+		} else {
+			old.load(dst) // version 0x13 XORs the new block into the old
+			compress(&prev, &prev, &ref, &old)
+		}
+		prev.store(dst)
 	}
 }
 
@@ -230,13 +250,13 @@ func (f *filler) refColumn(pseudoRand uint64, pass, slice, index uint32, sameLan
 func nextAddresses(addresses, input *argonBlock) {
 	var zero argonBlock
 	input[6]++
-	compress(addresses, &zero, input, false)
-	compress(addresses, &zero, addresses, false)
+	compress(addresses, &zero, input, nil)
+	compress(addresses, &zero, addresses, nil)
 }
 
-// compress sets out to G(x, y) (RFC 9106 §3.5), or XORs G(x, y) into it
-// (the passes after the first, version 0x13). out may be x or y.
-func compress(out, x, y *argonBlock, xorInto bool) {
+// compress sets out to G(x, y) (RFC 9106 §3.5), XORed with xorWith
+// unless that is nil. out may be x or y.
+func compress(out, x, y, xorWith *argonBlock) {
 	var r, q argonBlock
 	for i := range r {
 		r[i] = x[i] ^ y[i]
@@ -252,9 +272,9 @@ func compress(out, x, y *argonBlock, xorInto bool) {
 		permute(&q, c, c+1, c+16, c+17, c+32, c+33, c+48, c+49,
 			c+64, c+65, c+80, c+81, c+96, c+97, c+112, c+113)
 	}
-	if xorInto {
+	if xorWith != nil {
 		for i := range out {
-			out[i] ^= q[i] ^ r[i]
+			out[i] = q[i] ^ r[i] ^ xorWith[i]
 		}
 		return
 	}
@@ -294,17 +314,18 @@ func mixWords(a, b, c, d uint64) (uint64, uint64, uint64, uint64) {
 	return a, b, c, d
 }
 
-// memoryPool keeps up to max matrices of one size (blocks) for reuse:
-// they stay in the Go heap, so their pages stay mapped, until no
-// derivation has used the pool for idle. Other sizes (hashes imported
-// with other parameters) are allocated for the call.
+// memoryPool keeps up to max matrices of one size (blocks) for reuse,
+// mapped outside the Go heap (mapMatrix), so their pages stay resident
+// without counting towards the collector's goal, until no derivation has
+// used the pool for idle. Other sizes (hashes imported with other
+// parameters) are allocated in the heap for the call.
 type memoryPool struct {
 	blocks int
 	max    int
 	idle   time.Duration
 
 	mu      sync.Mutex
-	free    [][]argonBlock
+	free    []matrix
 	lastPut time.Time
 	timer   *time.Timer // drops free after idle; nil when none is set
 }
@@ -331,35 +352,39 @@ func (p *memoryPool) keepAtLeast(n int) {
 	p.max = max(p.max, n)
 }
 
-// get returns a matrix of n blocks, reused when the pool keeps that size.
-func (p *memoryPool) get(n int) []argonBlock {
-	if p != nil && n == p.blocks {
-		p.mu.Lock()
-		if k := len(p.free); k > 0 {
-			m := p.free[k-1]
-			p.free[k-1] = nil
-			p.free = p.free[:k-1]
-			p.mu.Unlock()
-			return m
-		}
-		p.mu.Unlock()
+// get returns a matrix of n blocks: a kept one, or a newly mapped one
+// when the pool keeps that size.
+func (p *memoryPool) get(n int) matrix {
+	if p == nil || n != p.blocks {
+		return make(matrix, n*blockBytes)
 	}
-	return make([]argonBlock, n)
+	p.mu.Lock()
+	if k := len(p.free); k > 0 {
+		m := p.free[k-1]
+		p.free[k-1] = nil
+		p.free = p.free[:k-1]
+		p.mu.Unlock()
+		return m
+	}
+	p.mu.Unlock()
+	return mapMatrix(n * blockBytes)
 }
 
 // put gives back a matrix from get. The pool keeps it when it is of the
 // pool's size and the pool is not full; every matrix is dropped once the
 // pool has been idle for p.idle.
-func (p *memoryPool) put(m []argonBlock) {
-	if p == nil || len(m) != p.blocks {
+func (p *memoryPool) put(m matrix) {
+	if p == nil || len(m) != p.blocks*blockBytes {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastPut = time.Now()
-	if len(p.free) < p.max {
-		p.free = append(p.free, m)
+	if len(p.free) >= p.max {
+		unmapMatrix(m)
+		return
 	}
+	p.free = append(p.free, m)
 	if p.timer == nil {
 		p.timer = time.AfterFunc(p.idle, p.dropIfIdle)
 	}
@@ -373,6 +398,9 @@ func (p *memoryPool) dropIfIdle() {
 	if left := p.idle - time.Since(p.lastPut); left > 0 {
 		p.timer.Reset(left)
 		return
+	}
+	for _, m := range p.free {
+		unmapMatrix(m)
 	}
 	p.free = nil
 	p.timer = nil

@@ -68,7 +68,7 @@ func TestHashMemoryKeepsOnePerSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	slots := cap(a.hashes)
-	held := make([][]argonBlock, slots)
+	held := make([]matrix, slots)
 	for i := range held {
 		held[i] = hashMemory.get(hashMemory.blocks)
 	}
@@ -100,15 +100,15 @@ func TestMemoryPool(t *testing.T) {
 	pool.put(a)
 	pool.put(b)
 	pool.put(c)
-	pool.put(make([]argonBlock, 8))
+	pool.put(make(matrix, 8*blockBytes))
 	if n := pool.kept(); n != 2 {
 		t.Fatalf("kept %d matrices, want 2", n)
 	}
 	if got := pool.get(16); &got[0] != &b[0] {
 		t.Fatal("a kept matrix was not handed out again")
 	}
-	if got := pool.get(8); len(got) != 8 {
-		t.Fatalf("got %d blocks, want 8", len(got))
+	if got := pool.get(8); len(got) != 8*blockBytes {
+		t.Fatalf("got %d bytes, want 8 blocks", len(got))
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for pool.kept() != 0 {
