@@ -20,9 +20,9 @@ import (
 // or a restart. hashMemory keeps the matrices of recent checks instead,
 // mapped outside the Go heap (matrix_unix.go): kept in the heap, they
 // raised the collector's heap goal by twice their size, and tern's peak
-// RSS under bench/compare.sh by about 80 MiB.
-// TestArgon2idMatchesXCrypto checks every output against
-// golang.org/x/crypto/argon2.
+// RSS under bench/compare.sh by about 80 MiB. The tests check the
+// derivation against golang.org/x/crypto/argon2 (random parameters) and
+// RFC 9106's test vector.
 
 const (
 	argonVersion    = 0x13
