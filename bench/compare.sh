@@ -9,7 +9,11 @@
 #   --messages N      messages in user1's INBOX (default 10000)
 #   --other-messages N  messages in user2..user4's INBOX (default 2000)
 #   --conns N         idle-fanout connections (default 500)
-#   --workloads LIST  comma-separated subset (default: all)
+#   --workloads LIST  comma-separated subset (default: all): sync-headers, read,
+#                     append, flags, idle-fanout, search, mixed, logins (a
+#                     reconnect storm: 100 users per round, each logging in
+#                     once, so every login checks its argon2id hash on both
+#                     servers)
 #   --tls             both servers over implicit TLS (default: both plaintext)
 #   --compress        every measured run uses COMPRESS=DEFLATE after login
 #                     (RFC 4978; Dovecot loads imap_zlib for it); result
@@ -49,10 +53,11 @@ while [ $# -gt 0 ]; do
 	--dovecot-fsync) DOVECOT_FSYNC=$2; shift 2 ;;
 	--tern-fsync) TERN_FSYNC=$2; shift 2 ;;
 	--pin) PIN=1; shift ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+selected() { [ -z "$WORKLOADS" ] || [[ ",$WORKLOADS," == *",$1,"* ]]; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/bench/lib.sh"
@@ -62,6 +67,7 @@ OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
 PASS=bench-pass-$RANDOM$RANDOM
 USERS=4          # user1: $MESSAGES messages; user2..user4: 2000 each
+LOGIN_USERS=100  # per round: login1..login100, then login101..login200, ...
 TERN_PORT=$(free_port 21143)
 TERN_TLS_PORT=$(free_port 21993)
 DOVE_PORT=$(free_port $((TERN_PORT + 1)))
@@ -145,6 +151,12 @@ CONF
 for i in $(seq 1 $USERS); do
 	printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "user$i" --config "$WORK/tern/tern.toml" >/dev/null
 done
+# The logins workload's users: each logs in once, in one round.
+if selected logins; then
+	for i in $(seq 1 $((LOGIN_USERS * ROUNDS))); do
+		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "login$i" --config "$WORK/tern/tern.toml" >/dev/null
+	done
+fi
 "$WORK/bin/tern" cert --config "$WORK/tern/tern.toml" >/dev/null
 
 start_tern() { # [extra args]
@@ -168,6 +180,11 @@ chown nobody:nogroup "$DD/mail" "$DD/home"
 for i in $(seq 1 $USERS); do
 	echo "user$i:{ARGON2ID}$HASH::::::" >>"$DD/passwd"
 done
+if selected logins; then
+	for i in $(seq 1 $((LOGIN_USERS * ROUNDS))); do
+		echo "login$i:{ARGON2ID}$HASH::::::" >>"$DD/passwd"
+	done
+fi
 SSL="ssl = no"
 if [ "$TLS" = 1 ]; then
 	SSL="ssl = required
@@ -279,8 +296,8 @@ ALL=(
 	"idle-fanout|--users 1 --conns $CONNS"
 	"search|--users 1 --concurrency 2"
 	"mixed|--users $USERS --concurrency 16"
+	"logins|--user login%d --first-user @FIRST@ --users $LOGIN_USERS --concurrency 8"
 )
-selected() { [ -z "$WORKLOADS" ] || [[ ",$WORKLOADS," == *",$1,"* ]]; }
 
 for round in $(seq 1 "$ROUNDS"); do
 	order="tern dovecot"
@@ -288,6 +305,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	for entry in "${ALL[@]}"; do
 		wl=${entry%%|*} args=${entry#*|}
 		selected "$wl" || continue
+		args=${args//@FIRST@/$(((round - 1) * LOGIN_USERS + 1))} # logins: users not seen before
 		for srv in $order; do
 			c=$(sed -n 's/.*--concurrency \([0-9]*\).*/\1/p' <<<"$args")
 			f="$OUT/$wl-c${c:-1}-$srv-r$round.json"
@@ -320,6 +338,7 @@ if [ "$PROFILE" = 1 ]; then
 	for entry in "${ALL[@]}"; do
 		wl=${entry%%|*} args=${entry#*|}
 		selected "$wl" || continue
+		[ "$wl" = logins ] && continue # its users have logged in: the success cache would answer
 		c=$(sed -n 's/.*--concurrency \([0-9]*\).*/\1/p' <<<"$args")
 		prof="$OUT/prof-$wl-c${c:-1}.pprof"
 		stop_tern

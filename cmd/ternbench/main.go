@@ -7,7 +7,7 @@
 //	ternbench report FILE...
 //
 // Workloads: seed, sync-headers, read, append, flags, idle-fanout,
-// search, mixed. Every run is bounded by --duration (and --count).
+// search, mixed, logins. Every run is bounded by --duration (and --count).
 // "ternbench lmtp" (lmtp.go) and "ternbench bigbox" (bigbox.go) have
 // their own flags.
 package main
@@ -46,6 +46,8 @@ Workloads:
                 node); time until each idler (notify p50/p99) and all saw EXISTS; RSS per connection
   search        SEARCH FROM/BODY/TEXT over INBOX; ops/s
   mixed         random client-like mix (fetch, store, search, append, expunge) on "bmixed-N"; ops/s
+  logins        connect, LOGIN as the next of --users, LOGOUT: each user once (a reconnect storm,
+                every login checking the password hash); logins/s
 
 Flags:
 `
@@ -298,6 +300,8 @@ func runWorkload(ctx context.Context, o *options, workload string, res *result) 
 		rec, el, err = bench(ctx, o, func(ctx context.Context, i int) (worker, error) {
 			return newMixedWorker(ctx, o, i, p)
 		})
+	case "logins":
+		rec, el, err = benchLogins(ctx, o)
 	default:
 		return fmt.Errorf("unknown workload %q", workload)
 	}
@@ -319,6 +323,8 @@ func runWorkload(ctx context.Context, o *options, workload string, res *result) 
 	case "append":
 		_, ps := sumOps(res.Ops, "append-small", "append-medium", "append-large")
 		res.Primary, res.Value, res.HigherBetter = "messages/s", ps, true
+	case "logins":
+		res.Primary, res.Value, res.HigherBetter = "logins/s", findOp(res.Ops, "login").OpsPerSec, true
 	case "flags":
 		_, ps := sumOps(res.Ops, "store", "copy", "expunge")
 		n := findOp(res.Ops, "notify")

@@ -251,3 +251,16 @@ func TestReportTable(t *testing.T) {
 		t.Errorf("fanout row wrong (lower is better):\n%s", s)
 	}
 }
+
+// TestLoginsWorkload logs each of five users in once, and stops there
+// although --count asks for more: a second login of a user would be
+// answered by the server's success cache.
+func TestLoginsWorkload(t *testing.T) {
+	addr := startTern(t, "s1", "s2", "s3", "s4", "s5")
+	r := runBench(t, addr, "--users", "5", "--user", "s%d", "--first-user", "1",
+		"--concurrency", "2", "--count", "50", "logins")
+	op := findOp(r.Ops, "login")
+	if op.Count != 5 || op.Errors != 0 || r.Primary != "logins/s" || r.Value <= 0 {
+		t.Fatalf("logins: %s = %v, op %+v; want 5 logins without errors", r.Primary, r.Value, op)
+	}
+}
