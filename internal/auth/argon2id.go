@@ -16,8 +16,9 @@ import (
 // memory back to the kernel, touching it again costs a page fault per
 // 4 KiB: on the VMs we measure on, 150-200 ms per login instead of
 // 30-40 ms (docs/PERFORMANCE.md, session 36), paid by every check that
-// misses the success cache, as in the reconnect storm after a failover
-// or a restart. hashMemory keeps the matrices of recent checks instead,
+// misses the success cache after the process has been quiet for a while
+// (back to back, checks reuse memory the collector has just freed).
+// hashMemory keeps the matrices of recent checks instead,
 // mapped outside the Go heap (matrix_unix.go): kept in the heap, they
 // raised the collector's heap goal by twice their size, and tern's peak
 // RSS under bench/compare.sh by about 80 MiB. The tests check the
@@ -338,7 +339,8 @@ var hashMemory = newMemoryPool(int(argonMemoryKiB/(argonSyncPoints*argonThreads)
 	runtime.GOMAXPROCS(0), hashMemoryIdle)
 
 // hashMemoryIdle is how long hashMemory keeps its matrices after the
-// last check: long enough to span a reconnect storm's logins.
+// last check: long enough to bridge the gaps between a small server's
+// logins.
 const hashMemoryIdle = 2 * time.Minute
 
 func newMemoryPool(blocks, max int, idle time.Duration) *memoryPool {
