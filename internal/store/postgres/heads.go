@@ -85,6 +85,7 @@ type mailboxName struct {
 	name string
 }
 
+// equal reports whether two checks found the same list.
 func (l listSeen) equal(o listSeen) bool {
 	return l.subs == o.subs && slices.Equal(l.boxes, o.boxes)
 }
