@@ -13,17 +13,16 @@ import (
 	"github.com/tern-imap/tern/internal/store/postgres"
 )
 
-// TestIdleSeesChangeWhoseSignalWasLost: two nodes on one PostgreSQL
-// database; a client IDLEs in INBOX on node A when A's listening
-// connection is killed, and mail arrives through node B at once, so its
-// change signal reaches no listener of A. The client still hears of it
-// within seconds: A compares the heads of the mailboxes its sessions
-// wait on with the database after the listener reconnects (and every
-// two seconds).
-func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
+// lostSignalNodes opens two nodes on one PostgreSQL database with user
+// alice: node A, the test server, and node B, a Store of its own whose
+// account for alice it returns. killListener terminates A's listening
+// connection, so a change made through B right after reaches no
+// listener of A.
+func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListener func()) {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
+	ts = newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
 		st, err := postgres.Open(ctx, url, postgres.Options{Notifier: n})
 		if err != nil {
 			t.Fatalf("open store: %v", err)
@@ -35,12 +34,34 @@ func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nodeB.Close()
-	b, err := nodeB.Account(ctx, "alice")
+	t.Cleanup(func() { nodeB.Close() })
+	if b, err = nodeB.Account(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { admin.Close(ctx) })
+	killListener = func() {
+		t.Helper()
+		var killed int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND query = 'LISTEN tern_changes'`).Scan(&killed); err != nil || killed != 1 {
+			t.Fatalf("terminated %d listening connections, %v", killed, err)
+		}
+	}
+	return ts, b, killListener
+}
+
+// TestIdleSeesChangeWhoseSignalWasLost: a client IDLEs in INBOX on node
+// A when A's listening connection is killed, and mail arrives through
+// node B at once. The client still hears of it within seconds: A
+// compares the heads of the mailboxes its sessions wait on with the
+// database after the listener reconnects (and every two seconds).
+func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
+	ts, b, killListener := lostSignalNodes(t)
 	a := ts.dial()
 	a.ok("LOGIN alice pw")
 	a.ok("SELECT INBOX")
@@ -48,18 +69,9 @@ func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
 	if l := a.readLine(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("idle: %q", l)
 	}
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	var killed int
-	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND query = 'LISTEN tern_changes'`).Scan(&killed); err != nil || killed != 1 {
-		t.Fatalf("terminated %d listening connections, %v", killed, err)
-	}
+	killListener()
 	start := time.Now()
-	if _, err := b.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte(crlf(simpleMsg))}}); err != nil {
+	if _, err := b.Append(context.Background(), "INBOX", []store.NewMessage{{Body: []byte(crlf(simpleMsg))}}); err != nil {
 		t.Fatal(err)
 	}
 	if l := a.readLine(); l != "* 1 EXISTS" {
@@ -68,4 +80,28 @@ func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
 	t.Logf("the IDLE update came %v after the append", time.Since(start))
 	a.write("DONE\r\n")
 	a.readUntil("I1")
+}
+
+// TestNotifySeesRenameWhoseSignalWasLost: a client on node A has NOTIFY
+// watching its mailbox names; a mailbox is renamed through node B while
+// A's listening connection is down. The client still gets the rename
+// (RFC 5465 MailboxName, with OLDNAME): A's check of the watched users'
+// mailbox lists compares names too.
+func TestNotifySeesRenameWhoseSignalWasLost(t *testing.T) {
+	ts, b, killListener := lostSignalNodes(t)
+	ctx := context.Background()
+	if err := b.CreateMailbox(ctx, "Old", ""); err != nil {
+		t.Fatal(err)
+	}
+	a := ts.dial()
+	a.ok("LOGIN alice pw")
+	a.ok("NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))")
+	// The first check after NOTIFY SET takes the user's list as it is;
+	// the checks run every two seconds.
+	time.Sleep(2500 * time.Millisecond)
+	killListener()
+	if err := b.RenameMailbox(ctx, "Old", "New"); err != nil {
+		t.Fatal(err)
+	}
+	a.expectLines(`* LIST (\HasNoChildren) "/" New ("OLDNAME" (Old))`)
 }

@@ -150,8 +150,9 @@ func TestHeadCheckAfterReconnect(t *testing.T) {
 
 // TestHeadCheckWatchedUsers: for a user whose every mailbox is watched
 // (NOTIFY), a lost change to any of them is reported from the check
-// after the node started watching the user on, and a mailbox created or
-// deleted without a signal is reported as a change of the list.
+// after the node started watching the user on, and a mailbox created,
+// deleted or renamed, or a subscription changed, without a signal is
+// reported as a change of the list.
 func TestHeadCheckWatchedUsers(t *testing.T) {
 	ctx := context.Background()
 	rec := &watchRecorder{}
@@ -198,14 +199,17 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 		}
 		t.Fatalf("no list change reported after %s", what)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'Quiet', 1 FROM users WHERE name = 'u'`); err != nil {
-		t.Fatal(err)
+	// unsignalled changes the list by sql, sending no signal.
+	unsignalled := func(sql, what string) {
+		t.Helper()
+		if _, err := s.pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+		listChanged(what)
 	}
-	listChanged("a mailbox created without a signal")
-	if _, err := s.pool.Exec(ctx, `DELETE FROM mailboxes WHERE name = 'Quiet'`); err != nil {
-		t.Fatal(err)
-	}
-	listChanged("a mailbox deleted without a signal")
+	unsignalled(`INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'Quiet', 1 FROM users WHERE name = 'u'`,
+		"a mailbox created without a signal")
+	unsignalled(`DELETE FROM mailboxes WHERE name = 'Quiet'`, "a mailbox deleted without a signal")
 	// A mailbox created through the node is told once, by its commit.
 	if err := a.CreateMailbox(ctx, "Loud", ""); err != nil {
 		t.Fatal(err)
@@ -216,26 +220,15 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	}
 	// The user's last mailbox deleted without a signal, then a first
 	// one created: a user without mailboxes has an empty list.
-	if _, err := s.pool.Exec(ctx, `DELETE FROM mailboxes WHERE user_id = (SELECT id FROM users WHERE name = 'u')`); err != nil {
-		t.Fatal(err)
-	}
-	listChanged("the last mailbox deleted without a signal")
-	if _, err := s.pool.Exec(ctx, `INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'First', 1 FROM users WHERE name = 'u'`); err != nil {
-		t.Fatal(err)
-	}
-	listChanged("a first mailbox created without a signal")
-	lost := func(sql, what string) {
-		t.Helper()
-		if _, err := s.pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-		listChanged(what)
-	}
-	lost(`UPDATE mailboxes SET name = 'Renamed' WHERE name = 'First' AND user_id = (SELECT id FROM users WHERE name = 'u')`,
+	unsignalled(`DELETE FROM mailboxes WHERE user_id = (SELECT id FROM users WHERE name = 'u')`,
+		"the last mailbox deleted without a signal")
+	unsignalled(`INSERT INTO mailboxes(user_id, name, uidvalidity) SELECT id, 'First', 1 FROM users WHERE name = 'u'`,
+		"a first mailbox created without a signal")
+	unsignalled(`UPDATE mailboxes SET name = 'Renamed' WHERE name = 'First' AND user_id = (SELECT id FROM users WHERE name = 'u')`,
 		"a mailbox renamed without a signal")
-	lost(`INSERT INTO subscriptions(user_id, name) SELECT id, 'Elsewhere' FROM users WHERE name = 'u'`,
+	unsignalled(`INSERT INTO subscriptions(user_id, name) SELECT id, 'Elsewhere' FROM users WHERE name = 'u'`,
 		"a subscription added without a signal")
-	lost(`DELETE FROM subscriptions WHERE name = 'Elsewhere'`, "a subscription removed without a signal")
+	unsignalled(`DELETE FROM subscriptions WHERE name = 'Elsewhere'`, "a subscription removed without a signal")
 	// Subscribing and renaming through the node are told once, by their
 	// commits.
 	if err := a.SetSubscribed(ctx, "Renamed", true); err != nil {
