@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/binary"
+	"hash"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -147,10 +148,7 @@ func variableHash(out []byte, in ...[]byte) {
 }
 
 // newBlake2b is an unkeyed BLAKE2b of size bytes (1 to 64).
-func newBlake2b(size int) interface {
-	Write([]byte) (int, error)
-	Sum([]byte) []byte
-} {
+func newBlake2b(size int) hash.Hash {
 	h, err := blake2b.New(size, nil)
 	if err != nil {
 		panic("argon2id: blake2b size " + err.Error()) // sizes are 1..64 by construction
@@ -406,11 +404,4 @@ func (p *memoryPool) dropIfIdle() {
 	}
 	p.free = nil
 	p.timer = nil
-}
-
-// kept is how many matrices the pool holds now.
-func (p *memoryPool) kept() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.free)
 }

@@ -171,3 +171,10 @@ func BenchmarkArgon2id(b *testing.B) {
 		}
 	}
 }
+
+// kept is how many matrices the pool holds now.
+func (p *memoryPool) kept() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}
