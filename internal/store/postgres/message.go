@@ -637,9 +637,14 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
+	var gone error // why the one-statement path wrote nothing
 	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
-		res = store.StoreResult{}
+		res, gone = store.StoreResult{}, nil
+		if f, ok := w.oneTripFlagsFor(mailboxID, uids, op, opSys, opKws, unchangedSince, hasUnchangedSince); ok {
+			f.queue(w, &res, &gone)
+			return nil
+		}
 		sel, err := w.selectableRows(mailboxID, "", rs, false, false)
 		if err != nil || len(sel.rows) == 0 {
 			return err
@@ -691,6 +696,9 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		}
 		return nil
 	})
+	if err == nil && gone != nil {
+		return store.StoreResult{}, fmt.Errorf("store flags: %w", gone)
+	}
 	return res, err
 }
 
