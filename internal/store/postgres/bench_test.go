@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,21 +81,33 @@ func seedMailbox(b *testing.B, a store.Account, n int) int64 {
 	return res.MailboxID
 }
 
-// reportServerCPU starts counting the PostgreSQL server's CPU; the
-// function it returns reports it per operation (pg-cpu-ns/op).
+// reportServerCPU starts counting the PostgreSQL server's CPU and this
+// process's; the function it returns reports them per operation
+// (pg-cpu-ns/op, client-cpu-ns/op: the store's side, a node's cost).
 func reportServerCPU(b *testing.B) func() {
 	b.Helper()
 	cpu0, err := pgtest.ServerCPU()
 	if err != nil {
 		b.Fatal(err)
 	}
+	own0 := processCPU(b)
 	return func() {
 		cpu1, err := pgtest.ServerCPU()
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
+		b.ReportMetric(float64((processCPU(b)-own0).Nanoseconds())/float64(b.N), "client-cpu-ns/op")
 	}
+}
+
+// processCPU is the CPU this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func uidRange(from, n int) []uint32 {
@@ -344,6 +357,51 @@ func BenchmarkStoreUsersParallel(b *testing.B) {
 			}
 			if _, err := accts[u].StoreFlags(ctx, boxes[u], []uint32{uint32(1 + (i/2)%50)}, op, []string{`\Flagged`}, 0, false); err != nil {
 				b.Error(err)
+				return
+			}
+		}
+	})
+	report()
+}
+
+// BenchmarkDeleteUsersParallel: 16 goroutines on a node's Store
+// (listeningRelaxed), each on a user of its own deleting one message at
+// a time as a client does: STORE +FLAGS (\Deleted), then EXPUNGE.
+// pg-cpu-ns/op and client-cpu-ns/op are per deletion (two writes). At
+// most 600 deletions per user.
+func BenchmarkDeleteUsersParallel(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b, listeningRelaxed)
+	const users, per = 16, 600
+	accts := make([]store.Account, users)
+	boxes := make([]int64, users)
+	for u := range users {
+		name := "u" + strconv.Itoa(u)
+		if err := s.CreateUser(ctx, name, "h"); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if accts[u], err = s.Account(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		boxes[u] = seedMailbox(b, accts[u], per)
+	}
+	var next atomic.Int32
+	b.SetParallelism(users / 2)
+	report := reportServerCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		u := int(next.Add(1)-1) % users
+		for uid := uint32(1); pb.Next(); uid++ {
+			if uid > per {
+				b.Error("more deletions than messages: use -benchtime Nx with N at most 9,600")
+				return
+			}
+			if _, err := accts[u].StoreFlags(ctx, boxes[u], []uint32{uid}, store.FlagsAdd, []string{`\Deleted`}, 0, false); err != nil {
+				b.Error(err)
+				return
+			}
+			if out, err := accts[u].Expunge(ctx, boxes[u], nil, true); err != nil || len(out) != 1 {
+				b.Errorf("expunged %v, %v", out, err)
 				return
 			}
 		}

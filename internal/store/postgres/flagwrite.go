@@ -13,7 +13,8 @@ import (
 
 // A STORE in one round trip. The general path (StoreFlags) reads the
 // messages in one round trip and writes their new flags with the commit
-// in a second. For up to flagUpdateChunk messages whose keywords need
+// in a second. For up to flagUpdateChunk messages in up to orRangesMax
+// runs of UIDs (most STOREs) whose keywords need
 // no round trip of their own (none, or spellings and the mailbox's list
 // known to the keyword cache), one statement computes the new flags in
 // the database instead, from the same rules as backend.ApplyFlags, and
@@ -38,13 +39,16 @@ type oneTripFlags struct {
 }
 
 // oneTripFlagsFor returns the one-statement form of a STORE, or false
-// when it needs the general path: too many messages, or keywords whose
+// when it needs the general path: too many messages or runs of UIDs
+// (the statement's UID condition is one BETWEEN per run, which bounds
+// the index scan of any plan: a join alone let the cached generic plan
+// read the whole mailbox), or keywords whose
 // spelling or presence in the mailbox's list the cache does not know.
 func (w *wtx) oneTripFlagsFor(mailboxID int64, uids []uint32, op store.FlagOp, opSys int64, opKws []string, unchangedSince uint64, hasUnchangedSince bool) (oneTripFlags, bool) {
-	if len(uids) == 0 || len(uids) > flagUpdateChunk {
+	f := oneTripFlags{mailboxID: mailboxID, op: op, sys: opSys, since: math.MaxInt64, rs: toRanges(uids), n: len(uids)}
+	if f.n == 0 || f.n > flagUpdateChunk || len(f.rs.lo) > orRangesMax {
 		return oneTripFlags{}, false
 	}
-	f := oneTripFlags{mailboxID: mailboxID, op: op, sys: opSys, since: math.MaxInt64}
 	if hasUnchangedSince && unchangedSince < math.MaxInt64 {
 		f.since = int64(unchangedSince)
 	}
@@ -58,7 +62,6 @@ func (w *wtx) oneTripFlagsFor(mailboxID int64, uids []uint32, op store.FlagOp, o
 		}
 		f.kws = kws
 	}
-	f.rs, f.n = toRanges(uids), len(uids)
 	return f, true
 }
 
@@ -115,12 +118,12 @@ func newKeywordsSQL(op store.FlagOp, hasKeywords bool) string {
 // row with no message, a missing one none. Every part sees the rows as
 // they were before the statement.
 func oneTripFlagsSQL(op store.FlagOp, hasKeywords bool, n int) string {
-	sys, kws := newSysSQL(op), newKeywordsSQL(op, hasKeywords)
+	sys, kws, uids := newSysSQL(op), newKeywordsSQL(op, hasKeywords), uidBetween("$3", "$6", n)
 	return `WITH mb AS (SELECT id, noselect, highestmodseq + 1 AS ms FROM mailboxes WHERE id = $1 AND user_id = $2),
 	cur AS (SELECT m.uid, m.modseq, m.sysflags, m.keywords, ` + sys + ` AS nsys, ` + kws + ` AS nkws
-		FROM ` + rowsInRanges("messages", "m.mailbox_id = $1", "$3", "$6", n) + `),
+		FROM messages m WHERE m.mailbox_id = $1 AND ` + uids + `),
 	upd AS (UPDATE messages m SET modseq = mb.ms, sysflags = c.nsys, keywords = c.nkws FROM mb, cur c
-		WHERE NOT mb.noselect AND m.mailbox_id = $1 AND m.uid = c.uid AND c.modseq <= $4
+		WHERE NOT mb.noselect AND m.mailbox_id = $1 AND ` + uids + ` AND m.uid = c.uid AND c.modseq <= $4
 			AND (c.nsys <> c.sysflags OR c.nkws <> c.keywords)
 		RETURNING m.uid),
 	hms AS (UPDATE mailboxes SET highestmodseq = mb.ms FROM mb WHERE mailboxes.id = mb.id AND EXISTS (SELECT 1 FROM upd))

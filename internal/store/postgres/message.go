@@ -38,11 +38,7 @@ type uidRanges struct{ lo, hi []int64 }
 // elements, so the generic plan never looks cheaper).
 func rowsInRanges(table, cond, lo, hi string, n int) string {
 	if n <= orRangesMax {
-		between := make([]string, n)
-		for i := range between {
-			between[i] = fmt.Sprintf(`m.uid BETWEEN (%s::bigint[])[%d] AND (%s::bigint[])[%d]`, lo, i+1, hi, i+1)
-		}
-		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND (` + strings.Join(between, " OR ") + `)) m`
+		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND ` + uidBetween(lo, hi, n) + `) m`
 	}
 	return `unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (SELECT * FROM ` + table +
 		` m WHERE ` + cond + ` AND m.uid BETWEEN r.lo AND r.hi OFFSET 0) m`
@@ -50,6 +46,17 @@ func rowsInRanges(table, cond, lo, hi string, n int) string {
 
 // orRangesMax is how many UID ranges rowsInRanges reads with BETWEENs.
 const orRangesMax = 4
+
+// uidBetween is the condition that m.uid is in one of the n UID ranges
+// of the bigint[] parameters lo and hi: a BETWEEN on their elements
+// each, which the index scan of any plan takes as its bounds.
+func uidBetween(lo, hi string, n int) string {
+	between := make([]string, n)
+	for i := range between {
+		between[i] = fmt.Sprintf(`m.uid BETWEEN (%s::bigint[])[%d] AND (%s::bigint[])[%d]`, lo, i+1, hi, i+1)
+	}
+	return `(` + strings.Join(between, " OR ") + `)`
+}
 
 func toRanges(uids []uint32) uidRanges {
 	var r uidRanges
@@ -705,8 +712,13 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
+	var gone error // why the one-statement path removed nothing
 	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
-		out = nil
+		out, gone = nil, nil
+		if e, ok := oneTripExpungeFor(mailboxID, uids, onlyDeleted); ok {
+			e.queue(w, &out, &gone)
+			return nil
+		}
 		sel, err := w.selectableRows(mailboxID, "", rs, uids == nil, onlyDeleted)
 		if err != nil || len(sel.rows) == 0 {
 			return err
@@ -715,6 +727,9 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 		out = uidsOfRows(sel.rows)
 		return nil
 	})
+	if err == nil && gone != nil {
+		return nil, fmt.Errorf("expunge: %w", gone)
+	}
 	return out, err
 }
 
