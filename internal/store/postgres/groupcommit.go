@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -260,25 +259,21 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 	if err != nil {
 		return err
 	}
-	// BEGIN and the lock if the write sent nothing yet, the statements
-	// queued for the commit (atCommit, the contents dropped), the change
-	// signal of a durable commit and COMMIT: one round trip. (Two when
-	// the signal needs what the tail's results say: lateChanges.)
+	if err := lc.begin(ctx); err != nil { // a write that sent nothing
+		return err
+	}
+	// The statements queued for the commit (atCommit, the contents
+	// dropped), the change signal of a durable commit and COMMIT: one
+	// round trip.
 	// Close reads the results in order, running the queued statements'
 	// callbacks, and stops at the first error. The server has the whole
 	// batch already: a callback failing on a statement that succeeded
 	// would not stop the COMMIT, so the callbacks queued for the commit
 	// only copy results that cannot fail to scan (insertNew's thread
-	// ids, never NULL; oneTripFlags's rows).
+	// ids, never NULL).
 	b := &pgx.Batch{}
 	b.QueuedQueries = append(b.QueuedQueries, all.tail.QueuedQueries...)
 	if !lc.relaxed {
-		if all.lateChanges {
-			if err := lc.SendBatch(ctx, b).Close(); err != nil || lc.err != nil {
-				return cmp.Or(lc.err, err)
-			}
-			b = &pgx.Batch{}
-		}
 		all.queueNotify(b)
 	}
 	var tag pgconn.CommandTag
@@ -286,8 +281,8 @@ func (a *account) runTx(ctx context.Context, ops []*writeOp) (err error) {
 		tag = ct
 		return nil
 	})
-	if err := lc.SendBatch(ctx, b).Close(); err != nil || lc.err != nil {
-		return fmt.Errorf("commit: %w", cmp.Or(lc.err, err))
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
@@ -340,9 +335,6 @@ func (a *account) runOps(ctx context.Context, conn *lockConn, ops []*writeOp) (*
 		ok++
 		if len(ops) == 1 {
 			all.tail.QueuedQueries = op.w.tail.QueuedQueries
-			// The tail's callbacks may record changes (lateChanges) when
-			// runTx reads their results: all sees them.
-			all.changed, all.lateChanges = op.w.changed, op.w.lateChanges
 		}
 		all.list = all.list || op.w.list
 		all.dropped = append(all.dropped, op.w.dropped...)

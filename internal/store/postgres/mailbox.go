@@ -55,10 +55,6 @@ type wtx struct {
 	kwSeen keywordsSeen
 	// tail holds the statements queued by atCommit.
 	tail pgx.Batch
-	// lateChanges: a statement of tail records what it changed in changed
-	// only when its result is read (oneTripFlags), so a durable commit's
-	// signal waits for it (runTx).
-	lateChanges bool
 }
 
 // atCommit queues a statement whose result the write needs only as

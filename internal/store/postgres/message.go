@@ -38,7 +38,11 @@ type uidRanges struct{ lo, hi []int64 }
 // elements, so the generic plan never looks cheaper).
 func rowsInRanges(table, cond, lo, hi string, n int) string {
 	if n <= orRangesMax {
-		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND ` + uidBetween(lo, hi, n) + `) m`
+		between := make([]string, n)
+		for i := range between {
+			between[i] = fmt.Sprintf(`m.uid BETWEEN (%s::bigint[])[%d] AND (%s::bigint[])[%d]`, lo, i+1, hi, i+1)
+		}
+		return `(SELECT * FROM ` + table + ` m WHERE ` + cond + ` AND (` + strings.Join(between, " OR ") + `)) m`
 	}
 	return `unnest(` + lo + `::bigint[], ` + hi + `::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (SELECT * FROM ` + table +
 		` m WHERE ` + cond + ` AND m.uid BETWEEN r.lo AND r.hi OFFSET 0) m`
@@ -46,17 +50,6 @@ func rowsInRanges(table, cond, lo, hi string, n int) string {
 
 // orRangesMax is how many UID ranges rowsInRanges reads with BETWEENs.
 const orRangesMax = 4
-
-// uidBetween is the condition that m.uid is in one of the n UID ranges
-// of the bigint[] parameters lo and hi: a BETWEEN on their elements
-// each, which the index scan of any plan takes as its bounds.
-func uidBetween(lo, hi string, n int) string {
-	between := make([]string, n)
-	for i := range between {
-		between[i] = fmt.Sprintf(`m.uid BETWEEN (%s::bigint[])[%d] AND (%s::bigint[])[%d]`, lo, i+1, hi, i+1)
-	}
-	return `(` + strings.Join(between, " OR ") + `)`
-}
 
 func toRanges(uids []uint32) uidRanges {
 	var r uidRanges
@@ -644,14 +637,9 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return res, fmt.Errorf("store flags: unknown operation %d", op)
 	}
 	rs := toRanges(uids)
-	var gone error // why the one-statement path wrote nothing
 	err = a.lazyWrite(ctx, "store flags", func(w *wtx) error {
 		ctx := w.ctx // the commit's context, not the caller's (see groupcommit.go)
-		res, gone = store.StoreResult{}, nil
-		if f, ok := w.oneTripFlagsFor(mailboxID, uids, op, opSys, opKws, unchangedSince, hasUnchangedSince); ok {
-			f.queue(w, &res, &gone)
-			return nil
-		}
+		res = store.StoreResult{}
 		sel, err := w.selectableRows(mailboxID, "", rs, false, false)
 		if err != nil || len(sel.rows) == 0 {
 			return err
@@ -703,22 +691,14 @@ func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		}
 		return nil
 	})
-	if err == nil && gone != nil {
-		return store.StoreResult{}, fmt.Errorf("store flags: %w", gone)
-	}
 	return res, err
 }
 
 func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	rs := toRanges(uids)
-	var gone error // why the one-statement path removed nothing
 	err := a.lazyWrite(ctx, "expunge", func(w *wtx) error {
-		out, gone = nil, nil
-		if e, ok := oneTripExpungeFor(mailboxID, uids, onlyDeleted); ok {
-			e.queue(w, &out, &gone)
-			return nil
-		}
+		out = nil
 		sel, err := w.selectableRows(mailboxID, "", rs, uids == nil, onlyDeleted)
 		if err != nil || len(sel.rows) == 0 {
 			return err
@@ -727,9 +707,6 @@ func (a *account) Expunge(ctx context.Context, mailboxID int64, uids []uint32, o
 		out = uidsOfRows(sel.rows)
 		return nil
 	})
-	if err == nil && gone != nil {
-		return nil, fmt.Errorf("expunge: %w", gone)
-	}
 	return out, err
 }
 
