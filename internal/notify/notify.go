@@ -127,14 +127,20 @@ func (h *Hub) WatchedMailboxes() []store.WatchedMailbox {
 }
 
 // WatchedUsers lists the users that user subscriptions (NOTIFY) watch
-// (store.UserWatchLister).
+// (store.UserWatchLister): their own users, and the owners whose mailbox
+// lists they watch for what is shared with them (WatchOwners).
 func (h *Hub) WatchedUsers() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]string, 0, len(h.users))
+	out := make([]string, 0, len(h.users)+len(h.ownerWatchers))
 	for u, subs := range h.users {
 		if len(subs) > 0 {
 			out = append(out, u)
+		}
+	}
+	for o, subs := range h.ownerWatchers {
+		if len(subs) > 0 && len(h.users[o]) == 0 { // else listed above
+			out = append(out, o)
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"maps"
+	"slices"
 	"testing"
 )
 
@@ -177,7 +178,8 @@ func TestWatchedMailboxes(t *testing.T) {
 	}
 }
 
-// WatchedUsers lists the users with a user subscription (NOTIFY), until
+// WatchedUsers lists the users with a user subscription (NOTIFY) and
+// the owners whose lists such a subscription watches, each once, until
 // it is closed.
 func TestWatchedUsers(t *testing.T) {
 	h := New()
@@ -186,7 +188,16 @@ func TestWatchedUsers(t *testing.T) {
 	if got := h.WatchedUsers(); len(got) != 1 || got[0] != "carol" {
 		t.Fatalf("watched users %v, want carol", got)
 	}
+	dave := h.SubscribeUser("dave")
+	u.WatchOwners([]string{"alice", "dave"})
+	if got := slices.Sorted(slices.Values(h.WatchedUsers())); !slices.Equal(got, []string{"alice", "carol", "dave"}) {
+		t.Fatalf("watched users %v, want alice, carol and dave", got)
+	}
 	u.Close()
+	if got := h.WatchedUsers(); !slices.Equal(got, []string{"dave"}) {
+		t.Fatalf("watched users after Close: %v, want dave", got)
+	}
+	dave.Close()
 	if got := h.WatchedUsers(); len(got) != 0 {
 		t.Fatalf("watched users after Close: %v", got)
 	}

@@ -105,3 +105,30 @@ func TestNotifySeesRenameWhoseSignalWasLost(t *testing.T) {
 	}
 	a.expectLines(`* LIST (\HasNoChildren) "/" New ("OLDNAME" (Old))`)
 }
+
+// TestNotifySeesSharedRenameWhoseSignalWasLost: bob, on node A, has NOTIFY
+// watch the mailboxes alice shares with him when A's listening
+// connection is killed, and alice renames the shared mailbox through
+// node B. Bob still hears of it within seconds: the check of the heads
+// also reads the lists of the owners whose shared mailboxes NOTIFY
+// watches.
+func TestNotifySeesSharedRenameWhoseSignalWasLost(t *testing.T) {
+	ts, b, killListener := lostSignalNodes(t)
+	ctx := context.Background()
+	ts.addUser("bob", "hunter2")
+	if err := b.CreateMailbox(ctx, "Projects", ""); err != nil {
+		t.Fatal(err)
+	}
+	alice := ts.login("alice", "pw")
+	alice.ok("SETACL Projects bob lr")
+	bob := ts.login("bob", "hunter2")
+	bob.ok(`NOTIFY SET (SUBTREE "Other Users" (MessageNew MessageExpunge MailboxName))`)
+	// The first check after NOTIFY SET takes the owner's list as it is;
+	// the checks run every two seconds.
+	time.Sleep(2500 * time.Millisecond)
+	killListener()
+	if err := b.RenameMailbox(ctx, "Projects", "Work"); err != nil {
+		t.Fatal(err)
+	}
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work" ("OLDNAME" ("Other Users/alice/Projects"))`)
+}

@@ -489,7 +489,8 @@ type WatchLister interface {
 
 // UserWatchLister is implemented by notifiers that can list the users
 // whose sessions wait on every one of their mailboxes and on their
-// mailbox list (IMAP NOTIFY's personal mailboxes). A backend that
+// mailbox list (IMAP NOTIFY's personal mailboxes), and the owners whose
+// mailbox lists sessions watch for what they share. A backend that
 // checks the watched mailboxes (WatchLister) checks those users'
 // mailboxes and mailbox lists too.
 type UserWatchLister interface {

@@ -23,12 +23,13 @@ import (
 // waiting session can stay to about the interval.
 //
 // NOTIFY's subscriptions to all of a user's mailboxes and to the
-// mailbox list (store.UserWatchLister) are checked too: every mailbox of
-// those users, from the check after the node started watching the user
-// on; a mailbox created, deleted or renamed since the last check, or a
-// change of the user's subscriptions, is reported as a change of the
-// list. Not covered: other owners' mailbox lists that NOTIFY watches
-// (Hub.WatchOwners) and ACL signals: those wait for the next signal.
+// mailbox list, and to the lists of the owners who share mailboxes with
+// the user (store.UserWatchLister; Hub.WatchOwners), are checked too:
+// every mailbox of those users, from the check after the node started
+// watching the user on; a mailbox created, deleted or renamed since the
+// last check, or a change of the user's subscriptions, is reported as a
+// change of the list. Not covered: ACL signals (a grant or revoke whose
+// signal was lost waits for the next signal or list change).
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
