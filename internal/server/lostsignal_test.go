@@ -132,3 +132,24 @@ func TestNotifySeesSharedRenameWhoseSignalWasLost(t *testing.T) {
 	}
 	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work" ("OLDNAME" ("Other Users/alice/Projects"))`)
 }
+
+// TestNotifySeesGrantWhoseSignalWasLost: bob, on node A, has NOTIFY watch
+// the mailboxes shared with him when A's listening connection is
+// killed, and alice grants him a mailbox through node B at once. Bob
+// still hears of it: once A listens again, its NOTIFY sessions look at
+// what is shared with them afresh.
+func TestNotifySeesGrantWhoseSignalWasLost(t *testing.T) {
+	ts, b, killListener := lostSignalNodes(t)
+	ctx := context.Background()
+	ts.addUser("bob", "hunter2")
+	if err := b.CreateMailbox(ctx, "Projects", ""); err != nil {
+		t.Fatal(err)
+	}
+	bob := ts.login("bob", "hunter2")
+	bob.ok(`NOTIFY SET (SUBTREE "Other Users" (MessageNew MessageExpunge MailboxName))`)
+	killListener()
+	if _, err := b.SetACL(ctx, "Projects", "bob", store.FlagsReplace, "lr"); err != nil {
+		t.Fatal(err)
+	}
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Projects"`)
+}

@@ -28,8 +28,10 @@ import (
 // every mailbox of those users, from the check after the node started
 // watching the user on; a mailbox created, deleted or renamed since the
 // last check, or a change of the user's subscriptions, is reported as a
-// change of the list. Not covered: ACL signals (a grant or revoke whose
-// signal was lost waits for the next signal or list change).
+// change of the list. ACL signals lost while the listener reconnected
+// are made up for by the reconnection itself (listen: every NOTIFY
+// session looks at what is shared with it afresh); one lost with a node
+// that died between its commit and the send waits for the next signal.
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.

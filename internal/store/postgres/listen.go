@@ -181,9 +181,14 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 		}
 		pause = 100 * time.Millisecond
 		// Signals sent while no connection listened are lost: the
-		// watched mailboxes are compared with the database now, and
-		// Sharers asks the database again.
+		// watched mailboxes are compared with the database now,
+		// Sharers asks the database again, and the sessions that
+		// watch what is shared with their user (NOTIFY) look at it
+		// afresh, as after a grant to anyone.
 		s.sharers.forget(store.Anyone)
+		if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
+			n.ACLChanged("", store.Anyone)
+		}
 		select {
 		case s.recheck <- struct{}{}:
 		default:
