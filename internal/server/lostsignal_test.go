@@ -17,8 +17,9 @@ import (
 // alice: node A, the test server, and node B, a Store of its own whose
 // account for alice it returns. killListener terminates A's listening
 // connection, so a change made through B right after reaches no
-// listener of A.
-func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListener func()) {
+// listener of A. admin is a connection of the test's own to the
+// database, for changes no node signals.
+func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListener func(), admin *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
@@ -39,7 +40,7 @@ func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListene
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	admin, err := pgx.Connect(ctx, url)
+	admin, err = pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListene
 			t.Fatalf("terminated %d listening connections, %v", killed, err)
 		}
 	}
-	return ts, b, killListener
+	return ts, b, killListener, admin
 }
 
 // TestIdleSeesChangeWhoseSignalWasLost: a client IDLEs in INBOX on node
@@ -61,7 +62,7 @@ func lostSignalNodes(t *testing.T) (ts *testServer, b store.Account, killListene
 // compares the heads of the mailboxes its sessions wait on with the
 // database after the listener reconnects (and every two seconds).
 func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
-	ts, b, killListener := lostSignalNodes(t)
+	ts, b, killListener, _ := lostSignalNodes(t)
 	a := ts.dial()
 	a.ok("LOGIN alice pw")
 	a.ok("SELECT INBOX")
@@ -88,7 +89,7 @@ func TestIdleSeesChangeWhoseSignalWasLost(t *testing.T) {
 // (RFC 5465 MailboxName, with OLDNAME): A's check of the watched users'
 // mailbox lists compares names too.
 func TestNotifySeesRenameWhoseSignalWasLost(t *testing.T) {
-	ts, b, killListener := lostSignalNodes(t)
+	ts, b, killListener, _ := lostSignalNodes(t)
 	ctx := context.Background()
 	if err := b.CreateMailbox(ctx, "Old", ""); err != nil {
 		t.Fatal(err)
@@ -106,28 +107,39 @@ func TestNotifySeesRenameWhoseSignalWasLost(t *testing.T) {
 	a.expectLines(`* LIST (\HasNoChildren) "/" New ("OLDNAME" (Old))`)
 }
 
-// TestNotifySeesSharedRenameWhoseSignalWasLost: bob, on node A, has NOTIFY
-// watch the mailboxes alice shares with him when A's listening
-// connection is killed, and alice renames the shared mailbox through
-// node B. Bob still hears of it within seconds: the check of the heads
-// also reads the lists of the owners whose shared mailboxes NOTIFY
-// watches.
-func TestNotifySeesSharedRenameWhoseSignalWasLost(t *testing.T) {
-	ts, b, killListener := lostSignalNodes(t)
+// sharingNodes is lostSignalNodes with bob, to whom alice (through node
+// B) shares Projects with "lr" first if grant, logged in on node A with
+// NOTIFY watching the mailboxes shared with him.
+func sharingNodes(t *testing.T, grant bool) (bob *client, b store.Account, killListener func(), admin *pgx.Conn) {
+	t.Helper()
+	ts, b, killListener, admin := lostSignalNodes(t)
 	ctx := context.Background()
 	ts.addUser("bob", "hunter2")
 	if err := b.CreateMailbox(ctx, "Projects", ""); err != nil {
 		t.Fatal(err)
 	}
-	alice := ts.login("alice", "pw")
-	alice.ok("SETACL Projects bob lr")
-	bob := ts.login("bob", "hunter2")
+	if grant {
+		if _, err := b.SetACL(ctx, "Projects", "bob", store.FlagsReplace, "lr"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob = ts.login("bob", "hunter2")
 	bob.ok(`NOTIFY SET (SUBTREE "Other Users" (MessageNew MessageExpunge MailboxName))`)
+	return bob, b, killListener, admin
+}
+
+// TestNotifySeesSharedRenameNoSignalTold: bob, on node A, has NOTIFY
+// watch the mailboxes alice shares with him, and alice's shared mailbox
+// is renamed without any signal (by SQL: as a signal lost without the
+// listener noticing). Bob still hears of it within seconds: the check of
+// the heads also reads the lists of the owners whose shared mailboxes
+// NOTIFY watches.
+func TestNotifySeesSharedRenameNoSignalTold(t *testing.T) {
+	bob, _, _, admin := sharingNodes(t, true)
 	// The first check after NOTIFY SET takes the owner's list as it is;
 	// the checks run every two seconds.
 	time.Sleep(2500 * time.Millisecond)
-	killListener()
-	if err := b.RenameMailbox(ctx, "Projects", "Work"); err != nil {
+	if _, err := admin.Exec(context.Background(), `UPDATE mailboxes SET name = 'Work' WHERE name = 'Projects'`); err != nil {
 		t.Fatal(err)
 	}
 	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Work" ("OLDNAME" ("Other Users/alice/Projects"))`)
@@ -139,16 +151,9 @@ func TestNotifySeesSharedRenameWhoseSignalWasLost(t *testing.T) {
 // still hears of it: once A listens again, its NOTIFY sessions look at
 // what is shared with them afresh.
 func TestNotifySeesGrantWhoseSignalWasLost(t *testing.T) {
-	ts, b, killListener := lostSignalNodes(t)
-	ctx := context.Background()
-	ts.addUser("bob", "hunter2")
-	if err := b.CreateMailbox(ctx, "Projects", ""); err != nil {
-		t.Fatal(err)
-	}
-	bob := ts.login("bob", "hunter2")
-	bob.ok(`NOTIFY SET (SUBTREE "Other Users" (MessageNew MessageExpunge MailboxName))`)
+	bob, b, killListener, _ := sharingNodes(t, false)
 	killListener()
-	if _, err := b.SetACL(ctx, "Projects", "bob", store.FlagsReplace, "lr"); err != nil {
+	if _, err := b.SetACL(context.Background(), "Projects", "bob", store.FlagsReplace, "lr"); err != nil {
 		t.Fatal(err)
 	}
 	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Projects"`)

@@ -330,21 +330,8 @@ func benchStoreOne(b *testing.B, a store.Account) {
 // signals' delivery included.
 func BenchmarkStoreUsersParallel(b *testing.B) {
 	ctx := context.Background()
-	s := benchStore(b, listeningRelaxed)
 	const users = 16
-	accts := make([]store.Account, users)
-	boxes := make([]int64, users)
-	for u := range users {
-		name := "u" + strconv.Itoa(u)
-		if err := s.CreateUser(ctx, name, "h"); err != nil {
-			b.Fatal(err)
-		}
-		var err error
-		if accts[u], err = s.Account(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-		boxes[u] = seedMailbox(b, accts[u], 50)
-	}
+	accts, boxes := benchUsers(b, users, 50)
 	var next atomic.Int32
 	b.SetParallelism(users / 2) // 2 CPUs here: 16 goroutines
 	report := reportServerCPU(b)
@@ -371,21 +358,8 @@ func BenchmarkStoreUsersParallel(b *testing.B) {
 // most 600 deletions per user.
 func BenchmarkDeleteUsersParallel(b *testing.B) {
 	ctx := context.Background()
-	s := benchStore(b, listeningRelaxed)
 	const users, per = 16, 600
-	accts := make([]store.Account, users)
-	boxes := make([]int64, users)
-	for u := range users {
-		name := "u" + strconv.Itoa(u)
-		if err := s.CreateUser(ctx, name, "h"); err != nil {
-			b.Fatal(err)
-		}
-		var err error
-		if accts[u], err = s.Account(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-		boxes[u] = seedMailbox(b, accts[u], per)
-	}
+	accts, boxes := benchUsers(b, users, per)
 	var next atomic.Int32
 	b.SetParallelism(users / 2)
 	report := reportServerCPU(b)
@@ -407,4 +381,27 @@ func BenchmarkDeleteUsersParallel(b *testing.B) {
 		}
 	})
 	report()
+}
+
+// benchUsers opens a node's Store (listeningRelaxed) with n users (u0,
+// u1, ...), each with INBOX seeded with per messages, and returns their
+// accounts and INBOX ids.
+func benchUsers(b *testing.B, n, per int) ([]store.Account, []int64) {
+	b.Helper()
+	ctx := context.Background()
+	s := benchStore(b, listeningRelaxed)
+	accts := make([]store.Account, n)
+	boxes := make([]int64, n)
+	for u := range n {
+		name := "u" + strconv.Itoa(u)
+		if err := s.CreateUser(ctx, name, "h"); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if accts[u], err = s.Account(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		boxes[u] = seedMailbox(b, accts[u], per)
+	}
+	return accts, boxes
 }
