@@ -158,3 +158,20 @@ func TestNotifySeesGrantWhoseSignalWasLost(t *testing.T) {
 	}
 	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Projects"`)
 }
+
+// TestNotifySeesGrantNoSignalTold: bob, on node A, has NOTIFY watch the
+// mailboxes shared with him, and an ACL entry for him appears without
+// any signal (by SQL: as a signal lost with a node that died between
+// its commit and the send). Bob still hears of it within seconds: the
+// check of the heads also compares the ACL entries naming the users
+// NOTIFY watches.
+func TestNotifySeesGrantNoSignalTold(t *testing.T) {
+	bob, _, _, admin := sharingNodes(t, false)
+	// The first check after NOTIFY SET takes the entries as they are.
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := admin.Exec(context.Background(), `INSERT INTO acl(mailbox_id, identifier, rights)
+		SELECT id, 'bob', 'lr' FROM mailboxes WHERE name = 'Projects'`); err != nil {
+		t.Fatal(err)
+	}
+	bob.expectLines(`* LIST (\HasNoChildren) "/" "Other Users/alice/Projects"`)
+}

@@ -28,10 +28,10 @@ import (
 // every mailbox of those users, from the check after the node started
 // watching the user on; a mailbox created, deleted or renamed since the
 // last check, or a change of the user's subscriptions, is reported as a
-// change of the list. ACL signals lost while the listener reconnected
-// are made up for by the reconnection itself (listen: every NOTIFY
-// session looks at what is shared with it afresh); one lost with a node
-// that died between its commit and the send waits for the next signal.
+// change of the list; a change of the ACL entries that name the user (or
+// anyone), as an ACL signal for the user. ACL signals lost while the
+// listener reconnected are also made up for by the reconnection itself
+// (listen: every NOTIFY session looks at what is shared with it afresh).
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
@@ -72,6 +72,7 @@ type headsSeen struct {
 	mu        sync.Mutex
 	mailboxes map[int64]uint64
 	lists     map[string]listSeen
+	acls      map[string]string // digest of the ACL entries naming the user or anyone
 }
 
 // listSeen is what a check found of a user's mailbox list: the
@@ -110,6 +111,19 @@ func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 	}
 }
 
+// sawACL forgets the ACL digests an ACL change for identifier (one the
+// node made or heard of) touches, so that the next check takes them as
+// they are and does not report the change again.
+func (k *headsSeen) sawACL(identifier string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if identifier == store.Anyone {
+		clear(k.acls)
+		return
+	}
+	delete(k.acls, identifier)
+}
+
 // headReport is a mailbox the database has ahead of the node.
 type headReport struct {
 	user string
@@ -146,7 +160,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	if err != nil {
 		return err
 	}
-	reports, lists := known.compare(watched, users, heads, boxes)
+	reports, lists, acls := known.compare(watched, users, heads, boxes)
 	for _, r := range reports {
 		changed := map[int64]uint64{r.id: r.head}
 		s.raiseFloor(changed)
@@ -158,22 +172,28 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 		// lost in between).
 		s.tellListChanged(user)
 	}
+	for _, user := range acls {
+		s.sharers.forget(user)
+		if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
+			n.ACLChanged("", user) // not sawACL either
+		}
+	}
 	return nil
 }
 
 // compare records the heads just read (of the watched mailboxes, and of
 // the mailbox lists of the watched users, by user) and returns the
 // mailboxes whose head is above what was known, and the users whose
-// list changed (a user without mailboxes has an empty one). A watched
-// user's mailbox is reported only from its second check on.
-func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads) ([]headReport, []string) {
+// list changed (a user without mailboxes has an empty one), and those
+// whose ACL entries (naming them, or anyone) changed. A watched user's
+// mailbox is reported only from its second check on.
+func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads) (reports []headReport, lists, acls []string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.mailboxes == nil {
-		k.mailboxes, k.lists = map[int64]uint64{}, map[string]listSeen{}
+		k.mailboxes, k.lists, k.acls = map[int64]uint64{}, map[string]listSeen{}, map[string]string{}
 	}
 	k.forgetExcept(heads, users, boxes)
-	var reports []headReport
 	for _, w := range watched {
 		h, ok := heads[w.MailboxID]
 		if !ok {
@@ -184,7 +204,6 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 		}
 		k.mailboxes[w.MailboxID] = max(k.mailboxes[w.MailboxID], h)
 	}
-	var lists []string
 	for _, user := range users {
 		u := boxes[user]
 		list := listSeen{boxes: make([]mailboxName, len(u.boxes)), subs: u.subs}
@@ -199,8 +218,12 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 			lists = append(lists, user)
 		}
 		k.lists[user] = list
+		if prev, ok := k.acls[user]; ok && prev != u.acl {
+			acls = append(acls, user)
+		}
+		k.acls[user] = u.acl
 	}
-	return reports, lists
+	return reports, lists, acls
 }
 
 // forgetExcept drops what is known of mailboxes and users no longer
@@ -217,6 +240,7 @@ func (k *headsSeen) forgetExcept(heads map[int64]uint64, users []string, boxes m
 	}
 	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
 	maps.DeleteFunc(k.lists, func(user string, _ listSeen) bool { return !slices.Contains(users, user) })
+	maps.DeleteFunc(k.acls, func(user string, _ string) bool { return !slices.Contains(users, user) })
 }
 
 // mailboxHead is one mailbox's id and HIGHESTMODSEQ (and its name, for
@@ -228,19 +252,25 @@ type mailboxHead struct {
 }
 
 // userHeads is what a check reads of a watched user: the mailboxes
-// (ascending id) and a digest of the subscriptions.
+// (ascending id), a digest of the subscriptions and one of the ACL
+// entries that name the user or anyone.
 type userHeads struct {
 	boxes []mailboxHead
 	subs  string
+	acl   string
 }
 
 // userHeadsSQL reads the id, HIGHESTMODSEQ and name of every mailbox of
 // the users $1, by user and ascending id, each row with the SHA-256 of
-// the user's subscriptions in order; a user without mailboxes has one
-// row with no mailbox.
-const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest FROM users u
+// the user's subscriptions in order and that of the ACL entries that
+// name the user or anyone ($2) in order; a user without mailboxes has
+// one row with no mailbox.
+const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest, g.digest FROM users u
 	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(name ORDER BY name), '{}')::text, 'UTF8')) AS digest
 		FROM subscriptions WHERE user_id = u.id) s
+	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(a.mailbox_id || ' ' || a.identifier || ' ' || a.rights
+			ORDER BY a.mailbox_id, a.identifier), '{}')::text, 'UTF8')) AS digest
+		FROM acl a WHERE a.identifier = u.name OR a.identifier = $2) g
 	LEFT JOIN mailboxes m ON m.user_id = u.id
 	WHERE u.name = ANY($1::text[]) ORDER BY u.name, m.id`
 
@@ -251,7 +281,7 @@ func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[strin
 	if len(users) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, userHeadsSQL, users)
+	rows, err := s.pool.Query(ctx, userHeadsSQL, users, store.Anyone)
 	if err != nil {
 		return nil, fmt.Errorf("read users' mailbox heads: %w", err)
 	}
@@ -260,12 +290,12 @@ func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[strin
 		var user string
 		var id, head *int64
 		var name *string
-		var digest []byte
-		if err := rows.Scan(&user, &id, &head, &name, &digest); err != nil {
+		var digest, acl []byte
+		if err := rows.Scan(&user, &id, &head, &name, &digest, &acl); err != nil {
 			return nil, fmt.Errorf("read users' mailbox heads: %w", err)
 		}
 		u := out[user]
-		u.subs = string(digest)
+		u.subs, u.acl = string(digest), string(acl)
 		if id != nil {
 			u.boxes = append(u.boxes, mailboxHead{id: *id, head: uint64(*head), name: *name})
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +241,37 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if l := rec.TakeLists(); len(l) != 2 {
 		t.Fatalf("a subscription and a rename through the node were told as %d list changes, want 2", len(l))
+	}
+	// An ACL entry naming the user, made without a signal, is told as an
+	// ACL change for the user; one made through the node, once.
+	rec.TakeACLs()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO acl(mailbox_id, identifier, rights) SELECT id, 'u', 'lr' FROM mailboxes WHERE name = 'Again'`); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if acls := rec.TakeACLs(); len(acls) > 0 {
+			if !slices.Equal(acls, []string{" u"}) {
+				t.Fatalf("ACL changes %q after an entry made without a signal, want \" u\"", acls)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("no ACL change reported after an entry made without a signal")
+		}
+	}
+	if err := s.CreateUser(ctx, "v", "h"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Account(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if _, err := v.SetACL(ctx, "INBOX", "u", store.FlagsReplace, "lr"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if acls := rec.TakeACLs(); !slices.Equal(acls, []string{"v u"}) {
+		t.Fatalf("an ACL entry made through the node was told as %q, want once as \"v u\"", acls)
 	}
 }

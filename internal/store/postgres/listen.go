@@ -70,6 +70,7 @@ const aclMark = " A "
 // and every event they report is checked against the rights again.
 func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
 	s.sharers.forget(identifier)
+	s.headsSeen.sawACL(identifier)
 	if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
 		n.ACLChanged(owner, identifier)
 	}
@@ -212,6 +213,7 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 		}
 		if c.acl {
 			s.sharers.forget(c.identifier)
+			s.headsSeen.sawACL(c.identifier)
 			if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
 				n.ACLChanged(c.user, c.identifier)
 			}
