@@ -72,7 +72,14 @@ type headsSeen struct {
 	mu        sync.Mutex
 	mailboxes map[int64]uint64
 	lists     map[string]listSeen
-	acls      map[string]string // digest of the ACL entries naming the user or anyone
+	acls      map[string]string // digest of the ACL entries naming the user
+	// anyone is the digest of the ACL entries for anyone, if anyoneSeen.
+	anyone     string
+	anyoneSeen bool
+	// gen counts what saw and sawACL forgot: a check whose reads began
+	// before that takes no list and no ACL digest (it could put back
+	// what was forgotten, and the change would be told twice).
+	gen uint64
 }
 
 // listSeen is what a check found of a user's mailbox list: the
@@ -103,6 +110,7 @@ func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 	defer k.mu.Unlock()
 	if list {
 		delete(k.lists, user)
+		k.gen++
 	}
 	for id, ms := range changed {
 		if cur, ok := k.mailboxes[id]; ok && ms > cur {
@@ -117,11 +125,29 @@ func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 func (k *headsSeen) sawACL(identifier string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.gen++
 	if identifier == store.Anyone {
-		clear(k.acls)
+		k.anyoneSeen = false
 		return
 	}
 	delete(k.acls, identifier)
+}
+
+// sawAllACLs forgets every ACL digest: the notifier was told of a change
+// for anyone (listen, after the listener reconnected).
+func (k *headsSeen) sawAllACLs() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.gen++
+	clear(k.acls)
+	k.anyoneSeen = false
+}
+
+// generation is gen now, for a check about to read.
+func (k *headsSeen) generation() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.gen
 }
 
 // headReport is a mailbox the database has ahead of the node.
@@ -152,6 +178,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	for i, w := range watched {
 		ids[i] = w.MailboxID
 	}
+	gen := known.generation()
 	heads, err := s.mailboxHeads(ctx, ids)
 	if err != nil {
 		return err
@@ -160,7 +187,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	if err != nil {
 		return err
 	}
-	reports, lists, acls := known.compare(watched, users, heads, boxes)
+	reports, lists, acls, anyone := known.compare(watched, users, heads, boxes, gen)
 	for _, r := range reports {
 		changed := map[int64]uint64{r.id: r.head}
 		s.raiseFloor(changed)
@@ -171,6 +198,9 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 		// would make the next check take it again, missing a change
 		// lost in between).
 		s.tellListChanged(user)
+	}
+	if anyone {
+		acls = []string{store.Anyone} // every user's
 	}
 	for _, user := range acls {
 		s.sharers.forget(user)
@@ -184,10 +214,12 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 // compare records the heads just read (of the watched mailboxes, and of
 // the mailbox lists of the watched users, by user) and returns the
 // mailboxes whose head is above what was known, and the users whose
-// list changed (a user without mailboxes has an empty one), and those
-// whose ACL entries (naming them, or anyone) changed. A watched user's
-// mailbox is reported only from its second check on.
-func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads) (reports []headReport, lists, acls []string) {
+// list changed (a user without mailboxes has an empty one), those whose
+// ACL entries changed, and whether those for anyone did (boxes'
+// anyoneACL). A watched user's mailbox is reported only from its second
+// check on; lists and ACL entries only when nothing was forgotten since
+// gen, read before the check's queries.
+func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads, gen uint64) (reports []headReport, lists, acls []string, anyone bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.mailboxes == nil {
@@ -204,6 +236,7 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 		}
 		k.mailboxes[w.MailboxID] = max(k.mailboxes[w.MailboxID], h)
 	}
+	fresh := k.gen == gen
 	for _, user := range users {
 		u := boxes[user]
 		list := listSeen{boxes: make([]mailboxName, len(u.boxes)), subs: u.subs}
@@ -214,6 +247,9 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 			}
 			k.mailboxes[b.id] = max(k.mailboxes[b.id], b.head)
 		}
+		if !fresh {
+			continue
+		}
 		if prev, ok := k.lists[user]; ok && !prev.equal(list) {
 			lists = append(lists, user)
 		}
@@ -223,7 +259,12 @@ func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, head
 		}
 		k.acls[user] = u.acl
 	}
-	return reports, lists, acls
+	if fresh && len(users) > 0 {
+		a := boxes[users[0]].anyoneACL // the same in every row
+		anyone = k.anyoneSeen && k.anyone != a
+		k.anyone, k.anyoneSeen = a, true
+	}
+	return reports, lists, acls, anyone
 }
 
 // forgetExcept drops what is known of mailboxes and users no longer
@@ -241,6 +282,9 @@ func (k *headsSeen) forgetExcept(heads map[int64]uint64, users []string, boxes m
 	maps.DeleteFunc(k.mailboxes, func(id int64, _ uint64) bool { return !checked[id] })
 	maps.DeleteFunc(k.lists, func(user string, _ listSeen) bool { return !slices.Contains(users, user) })
 	maps.DeleteFunc(k.acls, func(user string, _ string) bool { return !slices.Contains(users, user) })
+	if len(users) == 0 {
+		k.anyoneSeen = false
+	}
 }
 
 // mailboxHead is one mailbox's id and HIGHESTMODSEQ (and its name, for
@@ -252,27 +296,30 @@ type mailboxHead struct {
 }
 
 // userHeads is what a check reads of a watched user: the mailboxes
-// (ascending id), a digest of the subscriptions and one of the ACL
-// entries that name the user or anyone.
+// (ascending id), a digest of the subscriptions, one of the ACL entries
+// that name the user and one of those for anyone (the same for all).
 type userHeads struct {
-	boxes []mailboxHead
-	subs  string
-	acl   string
+	boxes     []mailboxHead
+	subs      string
+	acl       string
+	anyoneACL string
 }
 
 // userHeadsSQL reads the id, HIGHESTMODSEQ and name of every mailbox of
 // the users $1, by user and ascending id, each row with the SHA-256 of
-// the user's subscriptions in order and that of the ACL entries that
-// name the user or anyone ($2) in order; a user without mailboxes has
-// one row with no mailbox.
-const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest, g.digest FROM users u
+// the user's subscriptions in order, that of the ACL entries naming the
+// user, and that of the entries for anyone ($2; computed once); a user
+// without mailboxes has one row with no mailbox.
+const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest, ` + aclDigestSQL + ` u.name), ` + aclDigestSQL + ` $2) FROM users u
 	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(name ORDER BY name), '{}')::text, 'UTF8')) AS digest
 		FROM subscriptions WHERE user_id = u.id) s
-	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(a.mailbox_id || ' ' || a.identifier || ' ' || a.rights
-			ORDER BY a.mailbox_id, a.identifier), '{}')::text, 'UTF8')) AS digest
-		FROM acl a WHERE a.identifier = u.name OR a.identifier = $2) g
 	LEFT JOIN mailboxes m ON m.user_id = u.id
 	WHERE u.name = ANY($1::text[]) ORDER BY u.name, m.id`
+
+// aclDigestSQL, followed by an identifier and ")", is the SHA-256 of
+// the ACL entries for that identifier, in order.
+const aclDigestSQL = `(SELECT sha256(convert_to(COALESCE(array_agg(a.mailbox_id || ' ' || a.rights ORDER BY a.mailbox_id), '{}')::text, 'UTF8'))
+		FROM acl a WHERE a.identifier =`
 
 // userMailboxHeads reads the mailboxes and subscriptions of users (by
 // user name; a deleted user is absent).
@@ -290,12 +337,12 @@ func (s *Store) userMailboxHeads(ctx context.Context, users []string) (map[strin
 		var user string
 		var id, head *int64
 		var name *string
-		var digest, acl []byte
-		if err := rows.Scan(&user, &id, &head, &name, &digest, &acl); err != nil {
+		var digest, acl, anyone []byte
+		if err := rows.Scan(&user, &id, &head, &name, &digest, &acl, &anyone); err != nil {
 			return nil, fmt.Errorf("read users' mailbox heads: %w", err)
 		}
 		u := out[user]
-		u.subs, u.acl = string(digest), string(acl)
+		u.subs, u.acl, u.anyoneACL = string(digest), string(acl), string(anyone)
 		if id != nil {
 			u.boxes = append(u.boxes, mailboxHead{id: *id, head: uint64(*head), name: *name})
 		}

@@ -244,21 +244,26 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	}
 	// An ACL entry naming the user, made without a signal, is told as an
 	// ACL change for the user; one made through the node, once.
+	// aclTold waits for the ACL changes want to be told.
+	aclTold := func(what string, want []string) {
+		t.Helper()
+		for end := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if acls := rec.TakeACLs(); len(acls) > 0 {
+				if !slices.Equal(acls, want) {
+					t.Fatalf("ACL changes %q after %s, want %q", acls, what, want)
+				}
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("no ACL change reported after %s", what)
+			}
+		}
+	}
 	rec.TakeACLs()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO acl(mailbox_id, identifier, rights) SELECT id, 'u', 'lr' FROM mailboxes WHERE name = 'Again'`); err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if acls := rec.TakeACLs(); len(acls) > 0 {
-			if !slices.Equal(acls, []string{" u"}) {
-				t.Fatalf("ACL changes %q after an entry made without a signal, want \" u\"", acls)
-			}
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatal("no ACL change reported after an entry made without a signal")
-		}
-	}
+	aclTold("an entry made without a signal", []string{" u"})
 	if err := s.CreateUser(ctx, "v", "h"); err != nil {
 		t.Fatal(err)
 	}
@@ -273,5 +278,22 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if acls := rec.TakeACLs(); !slices.Equal(acls, []string{"v u"}) {
 		t.Fatalf("an ACL entry made through the node was told as %q, want once as \"v u\"", acls)
+	}
+	// An entry for anyone made without a signal is told once, for anyone.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO acl(mailbox_id, identifier, rights) SELECT id, 'anyone', 'l' FROM mailboxes WHERE name = 'Again'`); err != nil {
+		t.Fatal(err)
+	}
+	aclTold("an entry for anyone made without a signal", []string{" anyone"})
+	// A user no longer watched is forgotten: watched again, its entries
+	// are taken as they are, whatever changed meanwhile.
+	rec.watchUsers()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := s.pool.Exec(ctx, `DELETE FROM acl WHERE identifier = 'u'`); err != nil {
+		t.Fatal(err)
+	}
+	rec.watchUsers("u")
+	time.Sleep(300 * time.Millisecond)
+	if acls := rec.TakeACLs(); len(acls) != 0 {
+		t.Fatalf("ACL changes %q when watched again, want none", acls)
 	}
 }

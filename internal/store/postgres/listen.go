@@ -187,6 +187,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 		// watch what is shared with their user (NOTIFY) look at it
 		// afresh, as after a grant to anyone.
 		s.sharers.forget(store.Anyone)
+		s.headsSeen.sawAllACLs()
 		if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
 			n.ACLChanged("", store.Anyone)
 		}
