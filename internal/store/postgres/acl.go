@@ -48,7 +48,9 @@ func (s *Store) Sharers(ctx context.Context, user string) ([]string, error) {
 // change clears the answers it may change when its signal arrives
 // (signalACL on this node, serveNotifications from the others), and a
 // break of the listening connection clears them all; the bound covers
-// a signal lost with a node that died between its commit and the send.
+// a signal lost with a node that died between its commit and the send,
+// for a user no NOTIFY session watches (for the others the head check
+// finds the entries changed and clears the answer: heads.go).
 // (Every ACL row that can add a sharer is written by SetACL, tern store
 // copy's included; a new mailbox's copy of its parent's entries adds
 // none.)

@@ -67,7 +67,9 @@ const aclMark = " A "
 // nodes that owner's ACL entry for identifier changed. It is sent after
 // the commit, outside the transaction: a lost signal only leaves NOTIFY
 // sessions with their old view of shared mailboxes until the next one,
-// and every event they report is checked against the rights again.
+// or until the head check finds the entries changed (heads.go: within
+// about two seconds for the users NOTIFY watches), and every event they
+// report is checked against the rights again.
 func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
 	s.sharers.forget(identifier)
 	s.headsSeen.sawACL(identifier)
