@@ -28,10 +28,11 @@ import (
 // every mailbox of those users, from the check after the node started
 // watching the user on; a mailbox created, deleted or renamed since the
 // last check, or a change of the user's subscriptions, is reported as a
-// change of the list; a change of the ACL entries that name the user (or
-// anyone), as an ACL signal for the user. ACL signals lost while the
-// listener reconnected are also made up for by the reconnection itself
-// (listen: every NOTIFY session looks at what is shared with it afresh).
+// change of the list; a change of the ACL entries that name the user, as
+// an ACL signal for the user, and one of the entries for anyone, as one
+// for anyone. ACL signals lost while the listener reconnected are also
+// made up for by the reconnection itself (listen: every NOTIFY session
+// looks at what is shared with it afresh).
 
 // headCheckInterval is how often the heads of the watched mailboxes are
 // compared with the database.
@@ -308,18 +309,21 @@ type userHeads struct {
 // userHeadsSQL reads the id, HIGHESTMODSEQ and name of every mailbox of
 // the users $1, by user and ascending id, each row with the SHA-256 of
 // the user's subscriptions in order, that of the ACL entries naming the
-// user, and that of the entries for anyone ($2; computed once); a user
-// without mailboxes has one row with no mailbox.
-const userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest, ` + aclDigestSQL + ` u.name), ` + aclDigestSQL + ` $2) FROM users u
+// user (once per user) and that of the entries for anyone ($2; once); a
+// user without mailboxes has one row with no mailbox.
+var userHeadsSQL = `SELECT u.name, m.id, m.highestmodseq, m.name, s.digest, g.digest, (` + aclDigestSQL("$2") + `) FROM users u
 	CROSS JOIN LATERAL (SELECT sha256(convert_to(COALESCE(array_agg(name ORDER BY name), '{}')::text, 'UTF8')) AS digest
 		FROM subscriptions WHERE user_id = u.id) s
+	CROSS JOIN LATERAL (` + aclDigestSQL("u.name") + `) g
 	LEFT JOIN mailboxes m ON m.user_id = u.id
 	WHERE u.name = ANY($1::text[]) ORDER BY u.name, m.id`
 
-// aclDigestSQL, followed by an identifier and ")", is the SHA-256 of
-// the ACL entries for that identifier, in order.
-const aclDigestSQL = `(SELECT sha256(convert_to(COALESCE(array_agg(a.mailbox_id || ' ' || a.rights ORDER BY a.mailbox_id), '{}')::text, 'UTF8'))
-		FROM acl a WHERE a.identifier =`
+// aclDigestSQL selects the SHA-256 of the ACL entries for identifier
+// (an expression), in order, as digest.
+func aclDigestSQL(identifier string) string {
+	return `SELECT sha256(convert_to(COALESCE(array_agg(a.mailbox_id || ' ' || a.rights ORDER BY a.mailbox_id), '{}')::text, 'UTF8')) AS digest
+		FROM acl a WHERE a.identifier = ` + identifier
+}
 
 // userMailboxHeads reads the mailboxes and subscriptions of users (by
 // user name; a deleted user is absent).
