@@ -256,10 +256,27 @@ func (w *wtx) copyACL(from, to int64) error {
 	if from == 0 {
 		return nil
 	}
-	if _, err := w.tx.Exec(w.ctx, `INSERT INTO acl(mailbox_id, identifier, rights)
-		SELECT $1, identifier, rights FROM acl WHERE mailbox_id = $2`, to, from); err != nil {
-		return fmt.Errorf("inherit acl: %w", err)
+	return w.aclNaming(`INSERT INTO acl(mailbox_id, identifier, rights)
+		SELECT $1, identifier, rights FROM acl WHERE mailbox_id = $2 RETURNING identifier`, "inherit acl", to, from)
+}
+
+// dropACL removes mailbox id's ACL.
+func (w *wtx) dropACL(id int64) error {
+	return w.aclNaming(`DELETE FROM acl WHERE mailbox_id = $1 RETURNING identifier`, "drop acl", id)
+}
+
+// aclNaming runs a statement that adds or removes ACL entries and returns
+// their identifiers, and records those in w.aclNamed.
+func (w *wtx) aclNaming(sql, what string, args ...any) error {
+	rows, err := w.tx.Query(w.ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	w.aclNamed = append(w.aclNamed, ids...)
 	return nil
 }
 

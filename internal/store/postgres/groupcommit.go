@@ -177,6 +177,9 @@ func (a *account) finish(op *writeOp) error {
 		return fmt.Errorf("%s: %w", op.what, op.err)
 	}
 	a.keywords.learn(op.breaks, a.s.breaks.Load(), &op.w.kwSeen)
+	for _, id := range op.w.aclNamed {
+		a.s.headsSeen.sawACL(id)
+	}
 	a.s.raiseFloor(op.w.changed) // before any session can learn of the change
 	a.s.sendDeltas(a, op.w)
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)

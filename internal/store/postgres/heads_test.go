@@ -279,6 +279,21 @@ func TestHeadCheckWatchedUsers(t *testing.T) {
 	if acls := rec.TakeACLs(); !slices.Equal(acls, []string{"v u"}) {
 		t.Fatalf("an ACL entry made through the node was told as %q, want once as \"v u\"", acls)
 	}
+	// A mailbox created under one shared with the user inherits its entry,
+	// and its deletion removes it: the node's list change tells those,
+	// not the check.
+	for _, step := range []func() error{
+		func() error { return v.CreateMailbox(ctx, "INBOX/Kid", "") },
+		func() error { return v.DeleteMailbox(ctx, "INBOX/Kid") },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if acls := rec.TakeACLs(); len(acls) != 0 {
+			t.Fatalf("ACL changes %q after a shared mailbox's child was created or deleted through the node, want none", acls)
+		}
+	}
 	// An entry for anyone made without a signal is told once, for anyone.
 	if _, err := s.pool.Exec(ctx, `INSERT INTO acl(mailbox_id, identifier, rights) SELECT id, 'anyone', 'l' FROM mailboxes WHERE name = 'Again'`); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,11 @@ type wtx struct {
 	kwSeen keywordsSeen
 	// tail holds the statements queued by atCommit.
 	tail pgx.Batch
+	// aclNamed are the identifiers whose ACL entries this write added or
+	// removed along with a mailbox (copyACL, dropACL), which no ACL
+	// signal tells: the head check takes their entries afresh after the
+	// commit (the mailbox list's change tells the sessions).
+	aclNamed []string
 }
 
 // atCommit queues a statement whose result the write needs only as
@@ -321,6 +326,9 @@ func (w *wtx) deleteMailboxRow(id int64) error {
 	if _, err := w.tx.Exec(w.ctx, `DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2`, w.a.id, id); err != nil {
 		return err
 	}
+	if err := w.dropACL(id); err != nil {
+		return err
+	}
 	_, err := w.tx.Exec(w.ctx, `DELETE FROM mailboxes WHERE id = $1`, id)
 	return err
 }
@@ -372,7 +380,7 @@ func (a *account) DeleteMailbox(ctx context.Context, name string) error {
 			if _, err := w.tx.Exec(ctx, `DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2`, a.id, m.id); err != nil {
 				return err
 			}
-			if _, err := w.tx.Exec(ctx, `DELETE FROM acl WHERE mailbox_id = $1`, m.id); err != nil {
+			if err := w.dropACL(m.id); err != nil {
 				return err
 			}
 			_, err = w.tx.Exec(ctx, `UPDATE mailboxes SET noselect = true, highestmodseq = $2 WHERE id = $1`, m.id, m.highest+1)
