@@ -321,7 +321,8 @@ func (a *account) CreateMailbox(ctx context.Context, name, specialUse string) er
 }
 
 // deleteMailboxRow deletes a mailbox row (its messages, tombstones and
-// keywords go with it) and its annotations.
+// keywords go with it), its annotations and its ACL (dropACL, which
+// records whom the entries named).
 func (w *wtx) deleteMailboxRow(id int64) error {
 	if _, err := w.tx.Exec(w.ctx, `DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2`, w.a.id, id); err != nil {
 		return err
