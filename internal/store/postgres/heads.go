@@ -121,27 +121,19 @@ func (k *headsSeen) saw(user string, changed map[int64]uint64, list bool) {
 }
 
 // sawACL forgets the ACL digests an ACL change for identifier (one the
-// node made or heard of) touches, so that the next check takes them as
-// they are and does not report the change again.
+// node made or heard of) touches, every one for anyone (the notifier
+// tells every user of such a change), so that the next check takes them
+// as they are and does not report the change again.
 func (k *headsSeen) sawACL(identifier string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.gen++
 	if identifier == store.Anyone {
+		clear(k.acls)
 		k.anyoneSeen = false
 		return
 	}
 	delete(k.acls, identifier)
-}
-
-// sawAllACLs forgets every ACL digest: the notifier was told of a change
-// for anyone (listen, after the listener reconnected).
-func (k *headsSeen) sawAllACLs() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.gen++
-	clear(k.acls)
-	k.anyoneSeen = false
 }
 
 // generation is gen now, for a check about to read.
@@ -204,10 +196,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 		acls = []string{store.Anyone} // every user's
 	}
 	for _, user := range acls {
-		s.sharers.forget(user)
-		if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
-			n.ACLChanged("", user) // not sawACL either
-		}
+		s.tellACLChanged("", user) // not aclChanged: the check has the entries already
 	}
 	return nil
 }

@@ -63,6 +63,23 @@ type change struct {
 // sent after SetACL commits (signalACL); the identifier is the rest.
 const aclMark = " A "
 
+// aclChanged is what an ACL change of owner's for identifier that this
+// node made or heard of (or may have missed: store.Anyone) changes here:
+// the head check takes the entries afresh, and tellACLChanged.
+func (s *Store) aclChanged(owner, identifier string) {
+	s.headsSeen.sawACL(identifier)
+	s.tellACLChanged(owner, identifier)
+}
+
+// tellACLChanged drops the Sharers answers an ACL change of owner's for
+// identifier may change and tells this process's notifier.
+func (s *Store) tellACLChanged(owner, identifier string) {
+	s.sharers.forget(identifier)
+	if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
+		n.ACLChanged(owner, identifier)
+	}
+}
+
 // signalACL tells this process's notifier and (through NOTIFY) the other
 // nodes that owner's ACL entry for identifier changed. It is sent after
 // the commit, outside the transaction: a lost signal only leaves NOTIFY
@@ -71,11 +88,7 @@ const aclMark = " A "
 // about two seconds for the users NOTIFY watches), and every event they
 // report is checked against the rights again.
 func (s *Store) signalACL(ctx context.Context, owner, identifier string) {
-	s.sharers.forget(identifier)
-	s.headsSeen.sawACL(identifier)
-	if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
-		n.ACLChanged(owner, identifier)
-	}
+	s.aclChanged(owner, identifier)
 	p := s.node + " " + strconv.Itoa(len(owner)) + ":" + owner + aclMark + identifier
 	// Sent even when the caller has given up (the change committed), but
 	// not for longer than a change signal may take.
@@ -188,11 +201,7 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 		// Sharers asks the database again, and the sessions that
 		// watch what is shared with their user (NOTIFY) look at it
 		// afresh, as after a grant to anyone.
-		s.sharers.forget(store.Anyone)
-		s.headsSeen.sawAllACLs()
-		if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
-			n.ACLChanged("", store.Anyone)
-		}
+		s.aclChanged("", store.Anyone)
 		select {
 		case s.recheck <- struct{}{}:
 		default:
@@ -215,11 +224,7 @@ func (s *Store) serveNotifications(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		if c.acl {
-			s.sharers.forget(c.identifier)
-			s.headsSeen.sawACL(c.identifier)
-			if n, ok := s.opts.Notifier.(store.ACLNotifier); ok {
-				n.ACLChanged(c.user, c.identifier)
-			}
+			s.aclChanged(c.user, c.identifier)
 			continue
 		}
 		s.raiseFloor(c.changed) // replica.go
