@@ -21,6 +21,7 @@ import (
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/managesieve"
 	"github.com/tern-imap/tern/internal/notify"
+	"github.com/tern-imap/tern/internal/proxied"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/tlsutil"
 )
@@ -176,6 +177,11 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		Metrics:              adm.Metrics(),
 	}, st)
 
+	// The load balancers whose PROXY headers give client addresses.
+	balancers, err := proxied.ParseNetworks(cfg.ProxyProtocol.TrustedNetworks)
+	if err != nil {
+		return fmt.Errorf("proxy_protocol.trusted_networks: %w", err)
+	}
 	var lns []listener
 	closeAll := func() {
 		for _, l := range lns {
@@ -194,7 +200,7 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 			closeAll()
 			return fmt.Errorf("listen %s: %w", l.proto, err)
 		}
-		lns = append(lns, listener{l.proto, ln, l.implicit})
+		lns = append(lns, listener{l.proto, proxied.Wrap(ln, balancers, log), l.implicit})
 	}
 	if cfg.Auth.InsecureAuth {
 		log.Warn("insecure_auth is on: passwords are accepted on connections without TLS")
@@ -229,6 +235,12 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 		return err
 	}
 	checkIMAPSieveURL(cfg, sieveLn, log)
+	if lmtpLn != nil {
+		lmtpLn = proxied.Wrap(lmtpLn, balancers, log)
+	}
+	if sieveLn != nil {
+		sieveLn = proxied.Wrap(sieveLn, balancers, log)
+	}
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
@@ -394,7 +406,8 @@ func (e *env) reload(flags *config.Flags, cur *config.Config, tlsSt *tlsState, l
 func restartNeeded(a, b *config.Config) bool {
 	return a.DataDir != b.DataDir || a.Store != b.Store || a.Listen != b.Listen || !reflect.DeepEqual(a.Auth, b.Auth) ||
 		a.Limits != b.Limits || a.Log.Format != b.Log.Format || a.ShutdownTimeout != b.ShutdownTimeout ||
-		a.Autoconfig != b.Autoconfig || !reflect.DeepEqual(withoutGlobalScripts(a.Sieve), withoutGlobalScripts(b.Sieve))
+		a.Autoconfig != b.Autoconfig || !reflect.DeepEqual(withoutGlobalScripts(a.Sieve), withoutGlobalScripts(b.Sieve)) ||
+		!reflect.DeepEqual(a.ProxyProtocol, b.ProxyProtocol)
 }
 
 // withoutGlobalScripts is s without the settings SIGHUP reloads.

@@ -17,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tern-imap/tern/internal/autoconfig"
+	"github.com/tern-imap/tern/internal/proxied"
 )
 
 // Config is the whole configuration. The TOML keys are the `toml` tags;
@@ -37,8 +38,23 @@ type Config struct {
 	LMTP   LMTP   `toml:"lmtp"`
 	Index  Index  `toml:"index"`
 
-	Autoconfig Autoconfig `toml:"autoconfig"`
-	Sieve      Sieve      `toml:"sieve"`
+	Autoconfig    Autoconfig    `toml:"autoconfig"`
+	Sieve         Sieve         `toml:"sieve"`
+	ProxyProtocol ProxyProtocol `toml:"proxy_protocol"`
+}
+
+// ProxyProtocol names the load balancers in front of tern that pass on
+// their clients' addresses with the PROXY protocol (HAProxy's
+// send-proxy or send-proxy-v2; internal/proxied).
+type ProxyProtocol struct {
+	// TrustedNetworks are the balancers' addresses or networks (CIDR).
+	// A connection from one of them to the IMAP, IMAPS, LMTP or
+	// ManageSieve listener must begin with a PROXY header (version 1 or
+	// 2), whose client address then counts for the per-address limits,
+	// failed logins and logs; one without is closed. Connections from
+	// anywhere else are served as they are. Empty (the default): no
+	// headers are read.
+	TrustedNetworks []string `toml:"trusted_networks"`
 }
 
 // Sieve configures what Sieve scripts need from outside.
@@ -627,6 +643,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.LMTP.RecipientDelimiter) > 1 {
 		bad("lmtp.recipient_delimiter", "must be empty or one character, got %q", c.LMTP.RecipientDelimiter)
+	}
+	if _, err := proxied.ParseNetworks(c.ProxyProtocol.TrustedNetworks); err != nil {
+		bad("proxy_protocol.trusted_networks", "%v", err)
 	}
 	c.validateAutoconfig(bad)
 	return errors.Join(errs...)

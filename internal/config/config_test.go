@@ -114,6 +114,7 @@ func TestLoadErrors(t *testing.T) {
 		{"rate", "[limits]\nconn_rate_per_ip = 0\n", "limits.conn_rate_per_ip"},
 		{"replaced key", "[limits]\nmax_conns_per_ip = 50\n", "max_userip_conns"},
 		{"domain", "[lmtp]\ndomains = [\"a@b\"]\n", "lmtp.domains"},
+		{"proxy network", "[proxy_protocol]\ntrusted_networks = [\"10.0.0.0/8\", \"haproxy.local\"]\n", "proxy_protocol.trusted_networks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeFile(t, tc.content))

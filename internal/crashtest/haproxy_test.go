@@ -37,8 +37,8 @@ func freeAddr(t testing.TB) string {
 }
 
 // haproxyConfig is the configuration for frontends imap and lmtp in front
-// of the given node addresses.
-func haproxyConfig(imap, lmtp string, imapNodes, lmtpNodes []string) string {
+// of the given node addresses; serverOpts are added to every server line.
+func haproxyConfig(imap, lmtp string, imapNodes, lmtpNodes []string, serverOpts string) string {
 	var b strings.Builder
 	b.WriteString(`global
 	maxconn 4000
@@ -55,7 +55,7 @@ defaults
 		fmt.Fprintf(&b, "frontend %s\n\tbind %s\n\tdefault_backend %s_nodes\n", name, bind, name)
 		fmt.Fprintf(&b, "backend %s_nodes\n\tbalance roundrobin\n", name)
 		for i, n := range nodes {
-			fmt.Fprintf(&b, "\tserver n%d %s check inter 100ms fall 1 rise 2\n", i, n)
+			fmt.Fprintf(&b, "\tserver n%d %s check inter 100ms fall 1 rise 2 %s\n", i, n, serverOpts)
 		}
 	}
 	section("imap", imap, imapNodes)
@@ -68,13 +68,20 @@ defaults
 // greeting. It is stopped when the test ends.
 func startHAProxy(t *testing.T, imapNodes, lmtpNodes []string) *haproxy {
 	t.Helper()
+	return startHAProxyOpts(t, "", imapNodes, lmtpNodes)
+}
+
+// startHAProxyOpts is startHAProxy with serverOpts added to every server
+// line (send-proxy-v2, for instance).
+func startHAProxyOpts(t *testing.T, serverOpts string, imapNodes, lmtpNodes []string) *haproxy {
+	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Skip("skipped: haproxy not installed (Debian: apt-get install haproxy; .ci/run installs it)")
 	}
 	h := &haproxy{imap: freeAddr(t), lmtp: freeAddr(t), done: make(chan struct{})}
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(haproxyConfig(h.imap, h.lmtp, imapNodes, lmtpNodes)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(haproxyConfig(h.imap, h.lmtp, imapNodes, lmtpNodes, serverOpts)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.cmd = exec.Command(bin, "-db", "-f", cfg) // -db: foreground

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/imap"
+	"github.com/tern-imap/tern/internal/proxied"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -210,7 +211,7 @@ var errLogout = errors.New("logout")
 var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
-	tcp, _ := nc.(*net.TCPConn)
+	tcp := tcpConn(nc)
 	mc := &meteredConn{Conn: nc, m: s.cfg.Metrics}
 	nc = &writeTimeoutConn{Conn: mc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
@@ -229,6 +230,18 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	}
 	c.setupIO()
 	return c
+}
+
+// tcpConn is nc's TCP connection, or nil: nc itself, or the one under a
+// connection whose addresses came from a load balancer's PROXY header
+// (internal/proxied, which reads nothing past the header, so the TCP
+// connection can be written and polled directly).
+func tcpConn(nc net.Conn) *net.TCPConn {
+	if p, ok := nc.(*proxied.Conn); ok {
+		nc = p.NetConn()
+	}
+	tcp, _ := nc.(*net.TCPConn)
+	return tcp
 }
 
 // setupIO (re)creates the codec over c.nc (at start, after STARTTLS and
