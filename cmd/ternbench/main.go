@@ -7,7 +7,7 @@
 //	ternbench report FILE...
 //
 // Workloads: seed, sync-headers, read, append, flags, idle-fanout,
-// search, mixed, logins. Every run is bounded by --duration (and --count).
+// search, mixed, logins, failover. Every run is bounded by --duration (and --count).
 // "ternbench lmtp" (lmtp.go) and "ternbench bigbox" (bigbox.go) have
 // their own flags.
 package main
@@ -48,6 +48,8 @@ Workloads:
   mixed         random client-like mix (fetch, store, search, append, expunge) on "bmixed-N"; ops/s
   logins        connect, LOGIN as the next of --users, LOGOUT: each user once (a reconnect storm,
                 every login checking the password hash); logins/s
+  failover      --conns clients IDLE through a load balancer (--port); --kill-pid is SIGKILLed; the
+                dropped clients reconnect, SELECT with QRESYNC, IDLE again; time until all are back
 
 Flags:
 `
@@ -96,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	appendPort := fs.Int("append-port", 0, "idle-fanout: APPEND through the server at --host:PORT (another node of a cluster) instead of --port")
 	fs.IntVar(&o.idlers, "idlers", 2, "flags: idling clients per writer")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "server process id: report its (tree's) CPU seconds and RSS from /proc")
+	fs.IntVar(&o.killPID, "kill-pid", 0, "failover: process id of the node to kill (SIGKILL)")
+	fs.IntVar(&o.sources, "sources", 0, "failover: spread clients over this many loopback source addresses from 127.0.0.2 (0: one)")
+	fs.DurationVar(&o.retry, "retry", 200*time.Millisecond, "failover: pause before a client's next reconnection attempt")
 	fs.BoolVar(&o.compress, "compress", false, "COMPRESS=DEFLATE after login (RFC 4978); bytes are then counted compressed, as on the wire")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&label, "label", "", "server label recorded in the JSON (e.g. tern, dovecot)")
@@ -225,6 +230,8 @@ func runWorkload(ctx context.Context, o *options, workload string, res *result) 
 		return idleFanout(ctx, o, res)
 	case "qresync", "qresync-seed": // qresync.go
 		return qresyncWorkload(ctx, o, workload, res)
+	case "failover": // failover.go
+		return failoverWorkload(ctx, o, res)
 	case "sync-headers":
 		rec, el, err = bench(ctx, o, func(ctx context.Context, i int) (worker, error) {
 			c, err := o.connect(ctx, i)

@@ -30,8 +30,11 @@ type options struct {
 	appendAddr  string // idle-fanout: APPEND through this server (another node); "": addr
 	idlers      int    // flags: idlers per writer
 	serverPID   int
-	sizes       []int // append: sizes (bytes)
-	compress    bool  // COMPRESS=DEFLATE after login (RFC 4978)
+	sizes       []int         // append: sizes (bytes)
+	compress    bool          // COMPRESS=DEFLATE after login (RFC 4978)
+	killPID     int           // failover: the node to kill
+	sources     int           // failover: loopback source addresses (0: the default)
+	retry       time.Duration // failover: pause before another reconnection attempt
 	// timedPhase, if set, is called as bench's timed loop begins (true)
 	// and ends (false): CPU sampled there leaves out logins and setup.
 	timedPhase func(begin bool)
