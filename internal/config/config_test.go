@@ -38,6 +38,9 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	if len(c.Auth.Admins) == 0 {
 		c.Auth.Admins = nil
 	}
+	if len(c.ProxyProtocol.TrustedNetworks) == 0 {
+		c.ProxyProtocol.TrustedNetworks = nil
+	}
 	if d := Default(); !reflect.DeepEqual(c, d) {
 		t.Fatalf("example file differs from Default():\n got %+v\nwant %+v", c, d)
 	}
