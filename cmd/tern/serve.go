@@ -243,6 +243,9 @@ func (e *env) runServer(flags *config.Flags, cfg *config.Config) error {
 	}
 	if len(lns) == 0 && lmtp == nil {
 		ac.close()
+		if sieveLn != nil {
+			sieveLn.Close()
+		}
 		return errors.New("no listener configured (listen.imap, listen.imaps and listen.lmtp are empty)")
 	}
 

@@ -66,6 +66,7 @@ func failoverWorkload(ctx context.Context, o *options, res *result) error {
 		return err
 	}
 	for _, s := range clients {
+		s.refusals = nil // the setup's
 		go s.watch()
 	}
 	time.Sleep(time.Second)

@@ -37,12 +37,24 @@ const HeaderTimeout = 5 * time.Second
 // specification's 107 bytes).
 const maxV1 = 107
 
+// maxPending bounds the connections from trusted peers whose headers are
+// being read at once (each a goroutine and a descriptor for up to
+// HeaderTimeout); more are closed at once. A balancer sends its header
+// as it connects, so only a misbehaving one comes near it.
+const maxPending = 1024
+
 // ParseNetworks parses trusted networks: CIDR prefixes ("10.0.0.0/8") or
 // single addresses ("192.0.2.7").
 func ParseNetworks(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
+			if p.Addr().Is4In6() { // peers are matched unmapped
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("trusted network %q: an IPv4-mapped prefix shorter than /96", s)
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
@@ -67,6 +79,10 @@ type Listener struct {
 	ready chan accepted
 	done  chan struct{}
 	once  sync.Once
+
+	mu         sync.Mutex
+	pending    map[net.Conn]struct{} // trusted connections whose header is being read
+	maxPending int
 }
 
 // accepted is one result of the inner listener's Accept, header read.
@@ -75,15 +91,22 @@ type accepted struct {
 	err error
 }
 
-// Wrap returns ln itself when trusted is empty, else a Listener over it
-// that takes client addresses from the PROXY headers of the connections
-// from trusted.
+// Wrap returns ln itself when trusted is empty or ln is not a TCP
+// listener (LMTP on a Unix socket), else a Listener over it that takes
+// client addresses from the PROXY headers of the connections from
+// trusted.
 func Wrap(ln net.Listener, trusted []netip.Prefix, log *slog.Logger) net.Listener {
-	if len(trusted) == 0 {
+	if _, tcp := ln.Addr().(*net.TCPAddr); len(trusted) == 0 || !tcp {
 		return ln
 	}
-	l := &Listener{Listener: ln, trusted: trusted, timeout: HeaderTimeout, log: log,
-		ready: make(chan accepted), done: make(chan struct{})}
+	return wrap(ln, trusted, HeaderTimeout, log)
+}
+
+// wrap is Wrap with the header timeout given.
+func wrap(ln net.Listener, trusted []netip.Prefix, timeout time.Duration, log *slog.Logger) *Listener {
+	l := &Listener{Listener: ln, trusted: trusted, timeout: timeout, log: log,
+		ready: make(chan accepted), done: make(chan struct{}),
+		pending: map[net.Conn]struct{}{}, maxPending: maxPending}
 	go l.acceptLoop()
 	return l
 }
@@ -95,15 +118,27 @@ func (l *Listener) Accept() (net.Conn, error) {
 	case a := <-l.ready:
 		return a.c, a.err
 	case <-l.done:
-		return nil, fmt.Errorf("accept on %s: %w", l.Addr(), net.ErrClosed)
+		return nil, net.ErrClosed
 	}
 }
 
-// Close stops accepting; connections whose headers are still being read
-// are closed.
+// Close stops accepting and closes the connections whose headers are
+// still being read.
 func (l *Listener) Close() error {
-	l.once.Do(func() { close(l.done) })
+	l.stop()
 	return l.Listener.Close()
+}
+
+// stop ends Accept and closes the pending connections.
+func (l *Listener) stop() {
+	l.once.Do(func() {
+		close(l.done)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for c := range l.pending {
+			c.Close()
+		}
+	})
 }
 
 // acceptLoop accepts until the inner listener is closed. Errors are
@@ -112,7 +147,11 @@ func (l *Listener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if !l.hand(accepted{err: err}) || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) {
+				l.stop()
+				return
+			}
+			if !l.hand(accepted{err: err}) {
 				return
 			}
 			continue
@@ -121,17 +160,52 @@ func (l *Listener) acceptLoop() {
 			l.hand(accepted{c: c})
 			continue
 		}
-		go func() {
-			pc, err := readHeader(c, l.timeout)
-			if err != nil {
-				l.log.Warn("connection from a trusted proxy without a valid PROXY header; closed",
-					"proxy", c.RemoteAddr().String(), "err", err)
-				c.Close()
-				return
-			}
-			l.hand(accepted{c: pc})
-		}()
+		if !l.track(c) {
+			continue
+		}
+		go l.proxied(c)
 	}
+}
+
+// track records c as pending; false (c closed) when the listener is
+// closed or too many are pending.
+func (l *Listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		c.Close()
+		return false
+	default:
+	}
+	if len(l.pending) >= l.maxPending {
+		l.log.Warn("too many connections from trusted proxies waiting for their PROXY headers; closed",
+			"proxy", c.RemoteAddr().String(), "pending", len(l.pending))
+		c.Close()
+		return false
+	}
+	l.pending[c] = struct{}{}
+	return true
+}
+
+// proxied reads the header of c, a trusted peer's connection, and hands
+// the connection on (or closes it).
+func (l *Listener) proxied(c net.Conn) {
+	pc, err := readHeader(c, l.timeout)
+	l.mu.Lock()
+	delete(l.pending, c)
+	l.mu.Unlock()
+	if err != nil {
+		select {
+		case <-l.done: // closed by Close
+		default:
+			l.log.Warn("connection from a trusted proxy without a valid PROXY header; closed",
+				"proxy", c.RemoteAddr().String(), "err", err)
+		}
+		c.Close()
+		return
+	}
+	l.hand(accepted{c: pc})
 }
 
 // hand gives a to Accept, or closes its connection if the listener is
@@ -184,8 +258,9 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // readHeader reads c's PROXY header within timeout and returns c with
-// the addresses it names. A LOCAL header (the proxy's own health check)
-// or one naming no TCP addresses leaves c as it is.
+// the addresses it names. A LOCAL header (the proxy's own health check),
+// UNKNOWN or a Unix socket address leaves c as it is; a datagram one is
+// refused.
 func readHeader(c net.Conn, timeout time.Duration) (net.Conn, error) {
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, fmt.Errorf("set deadline: %w", err)
@@ -204,8 +279,11 @@ func readHeader(c net.Conn, timeout time.Duration) (net.Conn, error) {
 	if h.Command.IsLocal() {
 		return c, nil
 	}
+	if h.TransportProtocol.IsDatagram() {
+		return nil, errors.New("PROXY header for a datagram (UDP) connection")
+	}
 	src, dst, ok := h.TCPAddrs()
-	if !ok {
+	if !ok { // UNKNOWN, or a client on a Unix socket of the balancer's host
 		return c, nil
 	}
 	return &Conn{Conn: c, remote: src, local: dst}, nil
@@ -228,6 +306,9 @@ func readHeaderBytes(r io.Reader) ([]byte, error) {
 			return nil, fmt.Errorf("read header: %w", err)
 		}
 		n := int(binary.BigEndian.Uint16(b[14:16]))
+		if n > int(proxyproto.MaxV2HeaderSize) {
+			return nil, fmt.Errorf("version 2 header of %d bytes, more than %d", n, proxyproto.MaxV2HeaderSize)
+		}
 		b = append(b, make([]byte, n)...)
 		if _, err := io.ReadFull(r, b[16:]); err != nil {
 			return nil, fmt.Errorf("read header: %w", err)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +23,17 @@ func listen(t *testing.T, trusted ...string) *Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return listenOn(t, inner, 300*time.Millisecond, trusted...)
+}
+
+// listenOn wraps inner with trusted networks and a header timeout.
+func listenOn(t *testing.T, inner net.Listener, timeout time.Duration, trusted ...string) *Listener {
+	t.Helper()
 	nets, err := ParseNetworks(trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Wrap(inner, nets, slog.New(slog.DiscardHandler)).(*Listener)
-	l.timeout = 300 * time.Millisecond
+	l := wrap(inner, nets, timeout, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { l.Close() })
 	return l
 }
@@ -100,6 +107,20 @@ func v2Header(t *testing.T, src, dst string, local bool) []byte {
 	return b
 }
 
+// udpHeader is a version 2 header for a UDP client, which a TCP
+// listener cannot have.
+func udpHeader(t *testing.T) []byte {
+	t.Helper()
+	h := &proxyproto.Header{Version: 2, Command: proxyproto.PROXY, TransportProtocol: proxyproto.UDPv4,
+		SourceAddr:      &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 53},
+		DestinationAddr: &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 143}}
+	b, err := h.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestTrustedV1(t *testing.T) {
 	l := listen(t, "127.0.0.0/8")
 	send(t, l, []byte("PROXY TCP4 192.0.2.1 198.51.100.2 40123 143\r\nA1 NOOP\r\n"))
@@ -152,6 +173,7 @@ func TestTrustedWithoutHeaderClosed(t *testing.T) {
 		"silent":    nil,
 		"v2 cut":    v2Header(t, "192.0.2.1:1", "192.0.2.2:2", false)[:20],
 		"v2 bad ip": append(append([]byte{}, proxyproto.SIGV2...), 0x21, 0x11, 0, 4, 1, 2, 3, 4),
+		"v2 udp":    udpHeader(t),
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := listen(t, "127.0.0.1")
@@ -161,10 +183,7 @@ func TestTrustedWithoutHeaderClosed(t *testing.T) {
 			if got := c.RemoteAddr().String(); got != "192.0.2.1:1" {
 				t.Errorf("accepted %s first, want the good connection", got)
 			}
-			bad.SetReadDeadline(time.Now().Add(2 * time.Second))
-			if n, err := bad.Read(make([]byte, 1)); err == nil || errors.Is(err, net.ErrClosed) {
-				t.Errorf("bad connection: read %d, %v; want it closed by the listener", n, err)
-			}
+			assertClosed(t, bad, 2*time.Second)
 		})
 	}
 }
@@ -184,15 +203,100 @@ func TestUntrustedHeaderNotRead(t *testing.T) {
 	}
 }
 
+// assertClosed fails unless the peer closes c within d.
+func assertClosed(t *testing.T, c net.Conn, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	if n, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Errorf("read %d, %v; want the connection closed by the listener", n, err)
+	}
+}
+
 // A trusted peer slow to send its header holds up no other connection.
 func TestSlowHeaderBlocksNoOne(t *testing.T) {
-	l := listen(t, "127.0.0.1")
-	l.timeout = 5 * time.Second
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listenOn(t, inner, 5*time.Second, "127.0.0.1")
 	send(t, l, []byte("PROXY TCP4 192.0.2.1 "))
 	send(t, l, []byte("PROXY TCP4 192.0.2.2 198.51.100.2 2 143\r\n"))
 	c := acceptWithin(t, l, time.Second)
 	if got := c.RemoteAddr().String(); got != "192.0.2.2:2" {
 		t.Errorf("accepted %s", got)
+	}
+}
+
+// Close closes the connections whose headers are still being read.
+func TestCloseClosesPending(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listenOn(t, inner, 30*time.Second, "127.0.0.1")
+	slow := send(t, l, []byte("PROXY TCP4 "))
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection never became pending")
+		}
+	}
+	l.Close()
+	assertClosed(t, slow, 2*time.Second)
+}
+
+// Beyond maxPending connections waiting for their headers, a trusted
+// peer's new connection is closed at once.
+func TestTooManyPending(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listenOn(t, inner, 30*time.Second, "127.0.0.1")
+	l.mu.Lock()
+	l.maxPending = 2
+	l.mu.Unlock()
+	send(t, l, nil)
+	send(t, l, nil)
+	assertClosed(t, send(t, l, nil), 2*time.Second)
+}
+
+// A version 2 header announcing more than go-proxyproto accepts is
+// refused before its bytes are read or allocated.
+func TestV2TooLong(t *testing.T) {
+	l := listen(t, "127.0.0.1")
+	hdr := append(append([]byte{}, proxyproto.SIGV2...), 0x21, 0x11, 0xff, 0xff)
+	assertClosed(t, send(t, l, hdr), 200*time.Millisecond) // before the 300 ms timeout
+}
+
+// On a dual-stack listener an IPv4 peer arrives IPv4-mapped; it is
+// matched against IPv4 networks, and mapped prefixes are read as IPv4.
+func TestMappedPeerTrusted(t *testing.T) {
+	for _, trusted := range []string{"127.0.0.1", "::ffff:127.0.0.0/104"} {
+		t.Run(trusted, func(t *testing.T) {
+			inner, err := net.Listen("tcp", "[::]:0")
+			if err != nil {
+				t.Skipf("no dual-stack listener: %v", err)
+			}
+			l := listenOn(t, inner, 300*time.Millisecond, trusted)
+			port := inner.Addr().(*net.TCPAddr).Port
+			c, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				t.Skipf("dual-stack listener not reachable over IPv4: %v", err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("PROXY TCP4 192.0.2.1 198.51.100.2 40123 143\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if got := acceptWithin(t, l, 2*time.Second).RemoteAddr().String(); got != "192.0.2.1:40123" {
+				t.Errorf("RemoteAddr = %s, want the header's 192.0.2.1:40123", got)
+			}
+		})
 	}
 }
 
@@ -216,22 +320,35 @@ func TestCloseEndsAccept(t *testing.T) {
 }
 
 func TestParseNetworks(t *testing.T) {
-	got, err := ParseNetworks([]string{"10.1.2.3/8", "192.0.2.7", "2001:db8::/32", "::ffff:192.0.2.8"})
+	got, err := ParseNetworks([]string{"10.1.2.3/8", "192.0.2.7", "2001:db8::/32", "::ffff:192.0.2.8", "::ffff:10.0.0.0/104"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "192.0.2.8/32"}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "192.0.2.8/32", "10.0.0.0/8"}
 	for i, p := range got {
 		if p.String() != want[i] {
 			t.Errorf("network %d = %s, want %s", i, p, want[i])
 		}
 	}
-	for _, bad := range []string{"10.0.0.0/33", "example.org", ""} {
+	for _, bad := range []string{"10.0.0.0/33", "example.org", "", "::ffff:0.0.0.0/64"} {
 		if _, err := ParseNetworks([]string{bad}); err == nil {
 			t.Errorf("ParseNetworks(%q) accepted", bad)
 		}
 	}
-	if l := Wrap(nil, nil, nil); l != nil {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	if l := Wrap(inner, nil, nil); l != inner {
 		t.Errorf("Wrap without trusted networks = %v, want the inner listener", l)
+	}
+	unix, err := net.Listen("unix", t.TempDir()+"/lmtp.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close()
+	if l := Wrap(unix, got, nil); l != unix {
+		t.Errorf("Wrap of a Unix socket listener = %v, want the inner listener", l)
 	}
 }
