@@ -57,6 +57,8 @@ type serverOpts struct {
 	// wrapListener, if set, wraps the plaintext listener (a test that
 	// watches the server's side of its connections).
 	wrapListener func(net.Listener) net.Listener
+	// wrapTLSListener, if set, wraps the IMAPS listener.
+	wrapTLSListener func(net.Listener) net.Listener
 	// openStore, if set, opens the backend instead of openBackend (a
 	// test that needs a particular store, e.g. postgres with a tracer).
 	openStore func(t *testing.T, n store.Notifier) store.Store
@@ -119,6 +121,9 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	}
 	if o.wrapListener != nil {
 		ln = o.wrapListener(ln)
+	}
+	if o.wrapTLSListener != nil {
+		tln = o.wrapTLSListener(tln)
 	}
 	go srv.Serve(ln, false)
 	go srv.Serve(tln, true)
