@@ -105,7 +105,7 @@ if [ "$XAPIAN" = 1 ] && [ ! -e /usr/lib/dovecot/modules/lib21_fts_xapian_plugin.
 fi
 
 log "building tern and ternbench"
-(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+build_bins
 HASH=$(printf '%s\n' "$PASS" | (cd "$REPO" && go run ./bench/hashpw))
 
 # ---- the mail: one Maildir, Dovecot's INBOX, imported into tern ----

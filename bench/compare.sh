@@ -118,7 +118,7 @@ if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 fi
 
 log "building tern and ternbench"
-(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+build_bins
 HASH=$(printf '%s\n' "$PASS" | (cd "$REPO" && go run ./bench/hashpw))
 
 # ---- tern ----

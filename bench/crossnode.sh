@@ -52,27 +52,17 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
 		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
 	done
-	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
-		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
-	fi
+	pg_stop
 	log "results in $OUT"
 }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 log "building tern and ternbench"
-(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+build_bins
 
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/initdb" ] || { log "no PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
-mkdir -p "$WORK/pg"
-chown nobody:nogroup "$WORK/pg"
-PGDATA=$WORK/pg/data
-runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
-runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" \
-	-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200" >/dev/null
-runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
-URL="postgres://tern@127.0.0.1:$PG_PORT/tern?sslmode=disable"
+pg_start "$WORK" "$PG_PORT" "-c max_connections=200"
+URL=$(pg_createdb tern)
 
 node_config() { # name port
 	mkdir -p "$WORK/$1"

@@ -118,9 +118,7 @@ pin_cpus imaptest.sh
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
 cleanup() {
-	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
-		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
-	fi
+	pg_stop
 	for p in $TERN_PID $DOVE_PID $TPG_PID; do
 		if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
 			kill -TERM "$p" 2>/dev/null || true
@@ -150,7 +148,7 @@ if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 fi
 
 log "building tern and ternbench"
-(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+build_bins
 HASH=$(printf '%s\n' "$PASS" | (cd "$REPO" && go run ./bench/hashpw))
 MBOX=$WORK/imaptest.mbox
 "$WORK/bin/ternbench" bigbox gen --format mbox --messages 1000 --seed 9 --out "$MBOX" >"$OUT/mbox.txt"
@@ -193,17 +191,12 @@ TERN_PID=$!
 
 # ---- tern on PostgreSQL (--postgres) ----
 if [ "$PG" = 1 ]; then
-	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-	[ -x "$PGBIN/initdb" ] || { log "no PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
-	mkdir -p "$WORK/pg" "$WORK/ternpg"
-	chown nobody:nogroup "$WORK/pg"
-	PGDATA=$WORK/pg/data
-	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
-	PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=200 -c shared_buffers=256MB"
+	mkdir -p "$WORK/ternpg"
+	PG_OPTS="-c max_connections=200 -c shared_buffers=256MB"
 	[ "$PG_STAT" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
-	"${SERVER_CPUS[@]}" runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" -o "$PG_OPTS" >/dev/null
+	pg_start "$WORK" "$PG_PORT" "$PG_OPTS" || exit 1
 	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
-	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern tern
+	pg_createdb tern >/dev/null
 	if [ "$PG_STAT" = 1 ]; then
 		runuser -u nobody -- "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U tern -d tern -c 'CREATE EXTENSION pg_stat_statements'
 	fi

@@ -61,7 +61,7 @@ trap 'exit 130' INT TERM
 PORT=$(free_port 21424)
 
 log "building"
-(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+build_bins
 VARIANTS="on off"
 if [ -n "$BASELINE" ]; then
 	(cd "$BASELINE" && go build -o "$WORK/bin/tern-baseline" ./cmd/tern)

@@ -30,3 +30,44 @@ pin_cpus() {
 	SERVER_CPUS=(taskset -c "$(IFS=,; echo "${cpus[*]:0:half}")")
 	CLIENT_CPUS=(taskset -c "$(IFS=,; echo "${cpus[*]:half}")")
 }
+
+# pg_start DIR PORT [SETTINGS]: a private PostgreSQL cluster in DIR/pg
+# (Debian's server binaries, initdb as nobody with trust authentication,
+# loopback only, Unix socket in DIR/pg) listening on PORT, started with
+# the extra server SETTINGS ("-c name=value ..."), under the CPUs of
+# SERVER_CPUS when pin_cpus set it. Sets PGBIN, PGDATA and PG_PORT.
+# Needs root. DIR must be readable by nobody.
+pg_start() {
+	local dir=$1 port=$2 settings=${3:-}
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	if [ ! -x "$PGBIN/initdb" ]; then
+		echo "no PostgreSQL server binaries (apt-get install postgresql)" >&2
+		return 1
+	fi
+	mkdir -p "$dir/pg"
+	chown nobody:nogroup "$dir/pg"
+	PGDATA=$dir/pg/data
+	PG_PORT=$port
+	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$dir/pg/initdb.log"
+	"${SERVER_CPUS[@]}" runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$dir/pg/server.log" \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir/pg $settings" >/dev/null
+}
+
+# pg_createdb NAME: creates database NAME in pg_start's cluster and
+# prints its URL.
+pg_createdb() {
+	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern "$1"
+	echo "postgres://tern@127.0.0.1:$PG_PORT/$1?sslmode=disable"
+}
+
+# pg_stop: stops pg_start's cluster if it runs (for EXIT traps).
+pg_stop() {
+	if [ -n "${PGDATA:-}" ] && [ -f "$PGDATA/postmaster.pid" ]; then
+		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
+	fi
+}
+
+# build_bins: tern and ternbench from REPO's working tree into WORK/bin.
+build_bins() {
+	(cd "$REPO" && go build -o "$WORK/bin/tern" ./cmd/tern && go build -o "$WORK/bin/ternbench" ./cmd/ternbench)
+}

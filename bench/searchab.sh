@@ -64,11 +64,6 @@ OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT" "$DATA" "$WORK/bin"
 PID="" PGBIN="" PGDATA=""
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-stop_pg() {
-	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
-		runuser -u nobody -- "$PGBIN/pg_ctl" stop -w -m fast -D "$PGDATA" >/dev/null 2>&1 || true
-	fi
-}
 stop() {
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill -TERM "$PID" 2>/dev/null || true
@@ -78,7 +73,7 @@ stop() {
 	fi
 	PID=""
 }
-trap 'stop; stop_pg; rm -rf "$WORK/bin" "$WORK/base" "$WORK/pg"' EXIT INT TERM
+trap 'stop; pg_stop; rm -rf "$WORK/bin" "$WORK/base" "$WORK/pg"' EXIT INT TERM
 
 PORT=$(free_port 21543)
 
@@ -91,22 +86,10 @@ mkdir -p "$WORK/base"
 # start_pg: a private PostgreSQL server with databases tern_new and
 # tern_base; PG_URL_new and PG_URL_base name them.
 start_pg() {
-	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-	[ -x "$PGBIN/initdb" ] || { log "no PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
-	local port
-	port=$(free_port 25432)
-	mkdir -p "$WORK/pg"
 	chmod 755 "$WORK"
-	chown nobody:nogroup "$WORK/pg"
-	PGDATA=$WORK/pg/data
-	runuser -u nobody -- "$PGBIN/initdb" -D "$PGDATA" -U tern --auth=trust -E UTF8 --locale=C >"$WORK/pg/initdb.log"
-	runuser -u nobody -- "$PGBIN/pg_ctl" start -w -D "$PGDATA" -l "$WORK/pg/server.log" \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $WORK/pg -c shared_buffers=256MB" >/dev/null
-	for db in tern_new tern_base; do
-		runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U tern "$db"
-	done
-	PG_URL_new="postgres://tern@127.0.0.1:$port/tern_new?sslmode=disable"
-	PG_URL_base="postgres://tern@127.0.0.1:$port/tern_base?sslmode=disable"
+	pg_start "$WORK" "$(free_port 25432)" "-c shared_buffers=256MB" || exit 1
+	PG_URL_new=$(pg_createdb tern_new)
+	PG_URL_base=$(pg_createdb tern_base)
 }
 
 # prepare_pg LABEL: a config for build LABEL on its database, the
