@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tern-imap/tern/internal/logctx"
+	"github.com/tern-imap/tern/internal/proxied"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -82,7 +83,14 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.closeAccount()
 	start := time.Now()
 	c.log.Debug("connected")
-	defer func() { c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond)) }()
+	check := proxied.BalancerCheck(c.raw) // a balancer's health check: logged at debug when it did nothing
+	defer func() {
+		level := slog.LevelInfo
+		if check && c.acct == nil && c.commands == 0 {
+			level = slog.LevelDebug
+		}
+		c.log.Log(context.Background(), level, "session ended", "duration", time.Since(start).Round(time.Millisecond))
+	}()
 	c.writeCapabilities()
 	c.ok("", "tern ManageSieve ready")
 	if c.flush() != nil {

@@ -57,6 +57,8 @@ type testOpts struct {
 	insecureAuth bool
 	policy       auth.Policy
 	mutate       func(*Config)
+	// wrapListener, if set, wraps the server's listener.
+	wrapListener func(net.Listener) net.Listener
 }
 
 const testPassword = "secret pass"
@@ -112,6 +114,9 @@ func newTestServer(t *testing.T, o testOpts) *testServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.wrapListener != nil {
+		ln = o.wrapListener(ln)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

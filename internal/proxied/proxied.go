@@ -245,6 +245,16 @@ func (l *Listener) isTrusted(addr net.Addr) bool {
 type Conn struct {
 	net.Conn
 	remote, local net.Addr
+	check         bool // a LOCAL header: the balancer's own connection
+}
+
+// BalancerCheck reports whether c came with a LOCAL header: the
+// balancer's own connection, such as a health check (HAProxy's
+// check-send-proxy), not a client's. Its addresses are the connection's
+// own.
+func BalancerCheck(c net.Conn) bool {
+	p, ok := c.(*Conn)
+	return ok && p.check
 }
 
 // RemoteAddr is the client's address, as the proxy saw it.
@@ -277,7 +287,7 @@ func readHeader(c net.Conn, timeout time.Duration) (net.Conn, error) {
 		return nil, fmt.Errorf("parse header: %w", err)
 	}
 	if h.Command.IsLocal() {
-		return c, nil
+		return &Conn{Conn: c, remote: c.RemoteAddr(), local: c.LocalAddr(), check: true}, nil
 	}
 	if h.TransportProtocol.IsDatagram() {
 		return nil, errors.New("PROXY header for a datagram (UDP) connection")

@@ -131,6 +131,9 @@ func TestTrustedV1(t *testing.T) {
 	if got := c.LocalAddr().String(); got != "198.51.100.2:143" {
 		t.Errorf("LocalAddr = %s, want 198.51.100.2:143", got)
 	}
+	if BalancerCheck(c) {
+		t.Error("a client's connection is marked as the balancer's own")
+	}
 	if _, ok := c.(*Conn).NetConn().(*net.TCPConn); !ok {
 		t.Errorf("NetConn is %T, want *net.TCPConn", c.(*Conn).NetConn())
 	}
@@ -159,6 +162,9 @@ func TestTrustedLocalKeepsAddresses(t *testing.T) {
 	c := acceptWithin(t, l, 2*time.Second)
 	if got, want := c.RemoteAddr().String(), client.LocalAddr().String(); got != want {
 		t.Errorf("RemoteAddr = %s, want the proxy's own %s", got, want)
+	}
+	if !BalancerCheck(c) {
+		t.Error("a LOCAL header's connection is not marked as the balancer's own")
 	}
 }
 

@@ -39,6 +39,10 @@ type conn struct {
 	implicitTLS bool // accepted on the IMAPS listener
 	remote      net.Addr
 	log         *slog.Logger
+	// balancerCheck: the load balancer's own connection (a PROXY LOCAL
+	// header, its health check); a session of it that runs no command
+	// ends at debug level, not info.
+	balancerCheck bool
 
 	// The session as observed (observe.go): its id, start, commands read,
 	// bytes on the wire, why it ended; baseLog is log without the user.
@@ -212,6 +216,7 @@ var errClose = errors.New("close connection")
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	tcp := tcpConn(nc)
+	check := proxied.BalancerCheck(nc)
 	mc := &meteredConn{Conn: nc, m: s.cfg.Metrics}
 	nc = &writeTimeoutConn{Conn: mc, timeout: s.cfg.WriteTimeout}
 	c := &conn{
@@ -222,6 +227,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		metered:     mc,
 		remote:      nc.RemoteAddr(),
 		quit:        make(chan struct{}),
+
+		balancerCheck: check,
 	}
 	c.log, c.baseLog = s.log, s.log // startSession adds the session id
 	if implicitTLS {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -180,7 +181,11 @@ func (c *conn) endSession() {
 	if reason == "" {
 		reason = endConnError
 	}
-	c.baseLog.Info("session ended", "user", c.user, "duration", time.Since(c.started).Round(time.Millisecond),
+	level := slog.LevelInfo
+	if c.balancerCheck && c.commands == 0 {
+		level = slog.LevelDebug // a health check every second or two
+	}
+	c.baseLog.Log(context.Background(), level, "session ended", "user", c.user, "duration", time.Since(c.started).Round(time.Millisecond),
 		"commands", c.commands, "bytes_in", c.metered.in.Load(), "bytes_out", c.metered.out.Load(), "reason", reason)
 }
 

@@ -5,8 +5,12 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
 
 	"github.com/tern-imap/tern/internal/proxied"
+	"github.com/tern-imap/tern/internal/server"
 )
 
 // headerConn writes a PROXY header in front of the first thing written
@@ -64,5 +68,62 @@ func TestIMAPSThroughProxyHeader(t *testing.T) {
 	b.appendMsg("INBOX", "", simpleMsg)
 	if l := a.readLine(); l != "* 1 EXISTS" {
 		t.Fatalf("IDLE update to the proxied session: %q", l)
+	}
+}
+
+// A balancer's health check (a PROXY LOCAL header, then nothing) ends
+// its session at debug level: at info, every check of every balancer
+// would log a line. A client's session through the balancer still logs
+// its end at info, under the client's address.
+func TestBalancerCheckLoggedAtDebug(t *testing.T) {
+	nets, err := proxied.ParseNetworks([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ts := newTestServer(t, serverOpts{
+		wrapListener: func(ln net.Listener) net.Listener {
+			return proxied.Wrap(ln, nets, slog.New(slog.DiscardHandler))
+		},
+		mutate: func(c *server.Config) {
+			c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		},
+	})
+	local := proxyproto.HeaderProxyFromAddrs(2, nil, nil)
+	local.Command = proxyproto.LOCAL
+	check, err := local.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, header := range [][]byte{check, []byte("PROXY TCP4 192.0.2.1 192.0.2.2 40000 143\r\n")} {
+		nc, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(header); err != nil {
+			t.Fatal(err)
+		}
+		newClient(t, nc) // the greeting
+		nc.Close()
+	}
+	levels := map[string]string{} // session end's level by remote address
+	for deadline := time.Now().Add(5 * time.Second); len(levels) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d session ends logged, want 2:\n%s", len(levels), logs.String())
+		}
+		for _, r := range logs.records(t) {
+			if r["msg"] == "session ended" {
+				levels[r["remote"].(string)] = r["level"].(string)
+			}
+		}
+	}
+	for remote, level := range levels {
+		want := "DEBUG" // the check's, from the balancer's own address
+		if remote == "192.0.2.1:40000" {
+			want = "INFO"
+		}
+		if level != want {
+			t.Errorf("session from %s ended at %s, want %s", remote, level, want)
+		}
 	}
 }
