@@ -56,7 +56,7 @@ pg_start() {
 # pg_createdb NAME: creates database NAME in pg_start's cluster and
 # prints its URL.
 pg_createdb() {
-	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern "$1"
+	runuser -u nobody -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U tern "$1" || return
 	echo "postgres://tern@127.0.0.1:$PG_PORT/$1?sslmode=disable"
 }
 

@@ -196,6 +196,7 @@ func (c *conn) login(username, password string) error {
 	}
 	c.acct = acct
 	c.user = username
+	c.loggedIn = true
 	c.errors, c.commands = 0, 0
 	c.log = c.log.With("user", username)
 	c.log.Info("logged in")

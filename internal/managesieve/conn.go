@@ -40,6 +40,7 @@ type conn struct {
 	acct     store.Account // nil until logged in
 	errors   int           // failed commands in a row
 	commands int           // commands before login
+	loggedIn bool          // the session ever logged in
 	stopping atomic.Bool   // Shutdown was called
 }
 
@@ -83,10 +84,10 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.closeAccount()
 	start := time.Now()
 	c.log.Debug("connected")
-	check := proxied.BalancerCheck(c.raw) // a balancer's health check: logged at debug when it did nothing
+	check := proxied.BalancerCheck(c.raw) // a balancer's health check: its end logged at debug unless it logged in
 	defer func() {
 		level := slog.LevelInfo
-		if check && c.acct == nil && c.commands == 0 {
+		if check && !c.loggedIn {
 			level = slog.LevelDebug
 		}
 		c.log.Log(context.Background(), level, "session ended", "duration", time.Since(start).Round(time.Millisecond))

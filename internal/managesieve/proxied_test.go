@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,9 +48,10 @@ func (l *logLines) sessionEnds(t *testing.T) map[string]string {
 	return out
 }
 
-// A balancer's health check (a PROXY LOCAL header, then nothing) ends
-// its session at debug level; a client's session through the balancer
-// ends at info, under the client's address.
+// A balancer's health check (a PROXY LOCAL header, then nothing, or
+// commands without a login) ends its session at debug level; a session
+// of the balancer's own that logs in, and a client's session through the
+// balancer, end at info, the client's under its address.
 func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 	nets, err := proxied.ParseNetworks([]string{"127.0.0.1"})
 	if err != nil {
@@ -57,6 +59,7 @@ func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 	}
 	logs := &logLines{}
 	ts := newTestServer(t, testOpts{
+		insecureAuth: true,
 		wrapListener: func(ln net.Listener) net.Listener {
 			return proxied.Wrap(ln, nets, slog.New(slog.DiscardHandler))
 		},
@@ -66,38 +69,55 @@ func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 	})
 	local := proxyproto.HeaderProxyFromAddrs(2, nil, nil)
 	local.Command = proxyproto.LOCAL
-	check, err := local.Format()
+	localHdr, err := local.Format()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, header := range [][]byte{check, []byte("PROXY TCP4 192.0.2.1 192.0.2.2 40000 4190\r\n")} {
+	login := `AUTHENTICATE "PLAIN" "` + plain("alice", testPassword) + `"`
+	levels := map[string]string{} // the level of each session's end, by its remote address
+	for _, s := range []struct {
+		header   []byte
+		commands []string
+		remote   string // "": the connection's own
+		level    string
+	}{
+		{localHdr, nil, "", "DEBUG"},
+		{localHdr, []string{"CAPABILITY"}, "", "DEBUG"},
+		{localHdr, []string{login, "UNAUTHENTICATE"}, "", "INFO"},
+		{[]byte("PROXY TCP4 192.0.2.1 192.0.2.2 40000 4190\r\n"), nil, "192.0.2.1:40000", "INFO"},
+	} {
 		nc, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := nc.Write(header); err != nil {
+		if _, err := nc.Write(s.header); err != nil {
 			t.Fatal(err)
 		}
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := bufio.NewReader(nc).ReadString('\n'); err != nil { // the capabilities
-			t.Fatal(err)
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+		c.response() // the capabilities
+		for _, cmd := range s.commands {
+			if r := c.do(cmd); !strings.HasPrefix(r, "OK") && !strings.Contains(r, "\r\nOK") {
+				t.Fatalf("%s: %q", cmd, r)
+			}
 		}
 		nc.Close()
+		remote := s.remote
+		if remote == "" {
+			remote = nc.LocalAddr().String()
+		}
+		levels[remote] = s.level
 	}
-	var ends map[string]string
-	for deadline := time.Now().Add(5 * time.Second); len(ends) < 2; time.Sleep(20 * time.Millisecond) {
+	var got map[string]string
+	for deadline := time.Now().Add(5 * time.Second); len(got) < len(levels); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d session ends logged, want 2: %v", len(ends), ends)
+			t.Fatalf("%d session ends logged, want %d: %v", len(got), len(levels), got)
 		}
-		ends = logs.sessionEnds(t)
+		got = logs.sessionEnds(t)
 	}
-	for remote, level := range ends {
-		want := "DEBUG" // the check's, from the balancer's own address
-		if remote == "192.0.2.1:40000" {
-			want = "INFO"
-		}
-		if level != want {
-			t.Errorf("session from %s ended at %s, want %s", remote, level, want)
+	for remote, level := range levels {
+		if got[remote] != level {
+			t.Errorf("session from %s ended at %q, want %s", remote, got[remote], level)
 		}
 	}
 }

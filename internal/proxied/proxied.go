@@ -245,13 +245,13 @@ func (l *Listener) isTrusted(addr net.Addr) bool {
 type Conn struct {
 	net.Conn
 	remote, local net.Addr
-	check         bool // a LOCAL header: the balancer's own connection
+	check         bool // a LOCAL or UNKNOWN header: the balancer's own connection
 }
 
-// BalancerCheck reports whether c came with a LOCAL header: the
-// balancer's own connection, such as a health check (HAProxy's
-// check-send-proxy), not a client's. Its addresses are the connection's
-// own.
+// BalancerCheck reports whether c came with a version 2 LOCAL or a
+// version 1 UNKNOWN header: the balancer's own connection, such as a
+// health check (HAProxy's check-send-proxy sends one or the other), not
+// a client's. Its addresses are the connection's own.
 func BalancerCheck(c net.Conn) bool {
 	p, ok := c.(*Conn)
 	return ok && p.check
@@ -268,9 +268,10 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // readHeader reads c's PROXY header within timeout and returns c with
-// the addresses it names. A LOCAL header (the proxy's own health check),
-// UNKNOWN or a Unix socket address leaves c as it is; a datagram one is
-// refused.
+// the addresses it names. A LOCAL or UNKNOWN header (the proxy's own
+// connection, its health check) keeps c's addresses and marks c
+// (BalancerCheck); a client on a Unix socket of the balancer's host
+// leaves c as it is; a datagram header is refused.
 func readHeader(c net.Conn, timeout time.Duration) (net.Conn, error) {
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, fmt.Errorf("set deadline: %w", err)
@@ -286,14 +287,14 @@ func readHeader(c net.Conn, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse header: %w", err)
 	}
-	if h.Command.IsLocal() {
+	if h.Command.IsLocal() { // go-proxyproto reads version 1's UNKNOWN as LOCAL
 		return &Conn{Conn: c, remote: c.RemoteAddr(), local: c.LocalAddr(), check: true}, nil
 	}
 	if h.TransportProtocol.IsDatagram() {
 		return nil, errors.New("PROXY header for a datagram (UDP) connection")
 	}
 	src, dst, ok := h.TCPAddrs()
-	if !ok { // UNKNOWN, or a client on a Unix socket of the balancer's host
+	if !ok { // no address family, or a client on a Unix socket of the balancer's host
 		return c, nil
 	}
 	return &Conn{Conn: c, remote: src, local: dst}, nil

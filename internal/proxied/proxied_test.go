@@ -157,14 +157,21 @@ func TestTrustedV2IPv6WithTLV(t *testing.T) {
 }
 
 func TestTrustedLocalKeepsAddresses(t *testing.T) {
-	l := listen(t, "127.0.0.1/32")
-	client := send(t, l, v2Header(t, "192.0.2.9:1000", "192.0.2.10:143", true))
-	c := acceptWithin(t, l, 2*time.Second)
-	if got, want := c.RemoteAddr().String(), client.LocalAddr().String(); got != want {
-		t.Errorf("RemoteAddr = %s, want the proxy's own %s", got, want)
-	}
-	if !BalancerCheck(c) {
-		t.Error("a LOCAL header's connection is not marked as the balancer's own")
+	for name, hdr := range map[string][]byte{
+		"v2 LOCAL":   v2Header(t, "192.0.2.9:1000", "192.0.2.10:143", true),
+		"v1 UNKNOWN": []byte("PROXY UNKNOWN\r\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := listen(t, "127.0.0.1/32")
+			client := send(t, l, hdr)
+			c := acceptWithin(t, l, 2*time.Second)
+			if got, want := c.RemoteAddr().String(), client.LocalAddr().String(); got != want {
+				t.Errorf("RemoteAddr = %s, want the proxy's own %s", got, want)
+			}
+			if !BalancerCheck(c) {
+				t.Error("the connection is not marked as the balancer's own")
+			}
+		})
 	}
 }
 

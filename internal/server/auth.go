@@ -89,6 +89,7 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 	m.Login(metrics.LoginSuccess)
 	c.acct = acct
 	c.user = username
+	c.loggedIn = true
 	c.setState(stateAuth)
 	c.log = c.log.With("user", username)
 	c.log.Info("logged in")

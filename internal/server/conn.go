@@ -40,9 +40,9 @@ type conn struct {
 	remote      net.Addr
 	log         *slog.Logger
 	// balancerCheck: the load balancer's own connection (a PROXY LOCAL
-	// header, its health check); a session of it that runs no command
-	// ends at debug level, not info.
-	balancerCheck bool
+	// or UNKNOWN header, its health check); such a session that never
+	// logged in ends at debug level, not info. loggedIn: it ever did.
+	balancerCheck, loggedIn bool
 
 	// The session as observed (observe.go): its id, start, commands read,
 	// bytes on the wire, why it ended; baseLog is log without the user.

@@ -182,7 +182,7 @@ func (c *conn) endSession() {
 		reason = endConnError
 	}
 	level := slog.LevelInfo
-	if c.balancerCheck && c.commands == 0 {
+	if c.balancerCheck && !c.loggedIn {
 		level = slog.LevelDebug // a health check every second or two
 	}
 	c.baseLog.Log(context.Background(), level, "session ended", "user", c.user, "duration", time.Since(c.started).Round(time.Millisecond),

@@ -71,10 +71,11 @@ func TestIMAPSThroughProxyHeader(t *testing.T) {
 	}
 }
 
-// A balancer's health check (a PROXY LOCAL header, then nothing) ends
-// its session at debug level: at info, every check of every balancer
-// would log a line. A client's session through the balancer still logs
-// its end at info, under the client's address.
+// A balancer's health check (a PROXY LOCAL or UNKNOWN header, then
+// nothing, or commands without a login) ends its session at debug level:
+// at info, every check of every balancer would log a line. A session of
+// the balancer's own that logs in, and a client's session through the
+// balancer, still log their ends at info, the client's under its address.
 func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 	nets, err := proxied.ParseNetworks([]string{"127.0.0.1"})
 	if err != nil {
@@ -82,6 +83,7 @@ func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 	}
 	logs := &lockedBuffer{}
 	ts := newTestServer(t, serverOpts{
+		insecureAuth: true,
 		wrapListener: func(ln net.Listener) net.Listener {
 			return proxied.Wrap(ln, nets, slog.New(slog.DiscardHandler))
 		},
@@ -89,41 +91,57 @@ func TestBalancerCheckLoggedAtDebug(t *testing.T) {
 			c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		},
 	})
+	ts.addUser("alice", "secret")
 	local := proxyproto.HeaderProxyFromAddrs(2, nil, nil)
 	local.Command = proxyproto.LOCAL
-	check, err := local.Format()
+	localHdr, err := local.Format()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, header := range [][]byte{check, []byte("PROXY TCP4 192.0.2.1 192.0.2.2 40000 143\r\n")} {
+	want := map[string]string{} // the level of each session's end, by its remote address
+	for _, s := range []struct {
+		header   []byte
+		commands []string
+		remote   string // "": the connection's own
+		level    string
+	}{
+		{localHdr, nil, "", "DEBUG"},
+		{[]byte("PROXY UNKNOWN\r\n"), []string{"CAPABILITY"}, "", "DEBUG"},
+		{localHdr, []string{"LOGIN alice secret"}, "", "INFO"},
+		{[]byte("PROXY TCP4 192.0.2.1 192.0.2.2 40000 143\r\n"), nil, "192.0.2.1:40000", "INFO"},
+	} {
 		nc, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := nc.Write(header); err != nil {
+		if _, err := nc.Write(s.header); err != nil {
 			t.Fatal(err)
 		}
-		newClient(t, nc) // the greeting
+		c := newClient(t, nc) // the greeting
+		for _, cmd := range s.commands {
+			c.ok(cmd)
+		}
 		nc.Close()
+		remote := s.remote
+		if remote == "" {
+			remote = nc.LocalAddr().String()
+		}
+		want[remote] = s.level
 	}
-	levels := map[string]string{} // session end's level by remote address
-	for deadline := time.Now().Add(5 * time.Second); len(levels) < 2; time.Sleep(20 * time.Millisecond) {
+	got := map[string]string{}
+	for deadline := time.Now().Add(5 * time.Second); len(got) < len(want); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d session ends logged, want 2:\n%s", len(levels), logs.String())
+			t.Fatalf("%d session ends logged, want %d:\n%s", len(got), len(want), logs.String())
 		}
 		for _, r := range logs.records(t) {
 			if r["msg"] == "session ended" {
-				levels[r["remote"].(string)] = r["level"].(string)
+				got[r["remote"].(string)] = r["level"].(string)
 			}
 		}
 	}
-	for remote, level := range levels {
-		want := "DEBUG" // the check's, from the balancer's own address
-		if remote == "192.0.2.1:40000" {
-			want = "INFO"
-		}
-		if level != want {
-			t.Errorf("session from %s ended at %s, want %s", remote, level, want)
+	for remote, level := range want {
+		if got[remote] != level {
+			t.Errorf("session from %s ended at %q, want %s", remote, got[remote], level)
 		}
 	}
 }
