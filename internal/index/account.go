@@ -137,15 +137,17 @@ func holdsNone(uids []uint32) func(b *Mailbox) bool {
 }
 
 // applyStore updates the index with a STORE's own result where it can
-// (Mailbox.applyStore); false means the caller must mark it stale.
-func (a *account) applyStore(mailboxID int64, res *store.StoreResult) bool {
+// (Mailbox.applyStore); false means the caller must mark it stale. A
+// result of a STORE that began before a StoreReset (resets: the count
+// then) is not applied: the database may have lost it since.
+func (a *account) applyStore(mailboxID int64, resets uint64, res *store.StoreResult) bool {
 	b := a.x.peek(a.User(), a.id, mailboxID)
 	if b == nil {
 		return true // not loaded: its first use loads the store's state
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.applyStore(res)
+	return a.x.resets.Load() == resets && b.applyStore(res)
 }
 
 // touchAll marks every index of this user stale (DELETE, RENAME).
@@ -451,8 +453,9 @@ func (a *account) Append(ctx context.Context, mailbox string, msgs []store.NewMe
 }
 
 func (a *account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64, hasUnchangedSince bool) (store.StoreResult, error) {
+	resets := a.x.resets.Load()
 	res, err := a.Account.StoreFlags(ctx, mailboxID, uids, op, flags, unchangedSince, hasUnchangedSince)
-	if err != nil || !a.applyStore(mailboxID, &res) {
+	if err != nil || !a.applyStore(mailboxID, resets, &res) {
 		a.touch(mailboxID)
 	}
 	return res, err

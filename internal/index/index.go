@@ -52,6 +52,9 @@ type Indexes struct {
 	hits, misses, loads atomic.Uint64
 	// bodyBytes is what every mailbox's body cache holds (bodies.go).
 	bodyBytes atomic.Int64
+	// resets counts StoreReset calls: a write's own result that was read
+	// from the store before one is not applied after it.
+	resets atomic.Uint64
 
 	mu    sync.Mutex
 	boxes map[boxKey]*Mailbox
@@ -95,6 +98,31 @@ func (x *Indexes) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
 func (x *Indexes) MailboxDelta(user string, acctID, mailboxID int64, from uint64, d *store.IndexDelta) {
 	if b := x.peek(user, acctID, mailboxID); b != nil {
 		b.applyOwn(from, d)
+	}
+}
+
+// StoreReset implements store.ResetNotifier: the database may have
+// undone commits the indexes show (a PostgreSQL crash loses relaxed
+// commits) and will give their modseqs to other changes, so no index can
+// be validated by modseq any more. Every index is dropped, as eviction
+// does; the next use of a mailbox loads it from the store. A read under
+// way keeps the index it holds for its one answer, as if it had run just
+// before.
+func (x *Indexes) StoreReset() {
+	x.resets.Add(1)
+	x.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(x.boxes))
+	for k, b := range x.boxes {
+		boxes = append(boxes, b)
+		delete(x.boxes, k)
+	}
+	x.mu.Unlock()
+	for _, b := range boxes {
+		b.unload()
+	}
+	x.log.Info("mailbox indexes dropped: the store may have lost commits", "mailboxes", len(boxes))
+	if n, ok := x.next.(store.ResetNotifier); ok {
+		n.StoreReset()
 	}
 }
 

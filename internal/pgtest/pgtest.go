@@ -43,6 +43,9 @@ type Cluster struct {
 	port int
 	cred *syscall.Credential // nil: run as ourselves
 	next atomic.Int64        // database counter
+	// settings are extra server options (-c name=value ...), after the
+	// defaults, which they override.
+	settings string
 }
 
 // ErrNotInstalled is returned by Start when no PostgreSQL server binaries
@@ -102,7 +105,12 @@ func freePort() (int, error) {
 
 // Start creates and starts a private cluster. Returns ErrNotInstalled
 // (wrapped) when PostgreSQL is not installed.
-func Start() (*Cluster, error) {
+func Start() (*Cluster, error) { return StartWith("") }
+
+// StartWith is Start with extra server options (-c name=value ...), which
+// override the defaults: "-c synchronous_commit=on" makes commits
+// durable again, as a test of what a crash keeps needs.
+func StartWith(settings string) (*Cluster, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -115,7 +123,7 @@ func Start() (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin, cred: cred}
+	c := &Cluster{dir: dir, bin: bin, cred: cred, settings: settings}
 	if err := c.start(); err != nil {
 		c.dump()
 		os.RemoveAll(dir)
@@ -142,7 +150,6 @@ func (c *Cluster) start() error {
 // serve starts the server on the cluster's data directory, on a free
 // port.
 func (c *Cluster) serve() error {
-	data := filepath.Join(c.dir, "data")
 	var err error
 	// A port taken between freePort and the server's bind makes pg_ctl
 	// fail; try a few.
@@ -150,21 +157,37 @@ func (c *Cluster) serve() error {
 		if c.port, err = freePort(); err != nil {
 			return err
 		}
-		// Durability is not what tests check: fsync off keeps CREATE
-		// DATABASE and commits fast on a shared machine. Benchmarks that
-		// should pay for durable commits set TERN_PGTEST_FSYNC=on.
-		durability := "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-		if os.Getenv("TERN_PGTEST_FSYNC") == "on" {
-			durability = "-c fsync=on -c synchronous_commit=on"
-		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s %s -c max_connections=300 -c shared_buffers=128MB", c.port, c.dir, durability)
-		err = c.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
-		if err == nil {
+		if err = c.startServer(); err == nil {
 			c.watch()
 			return nil
 		}
 	}
 	return err
+}
+
+// startServer starts the server on c.port.
+func (c *Cluster) startServer() error {
+	// Durability is not what tests check: fsync off keeps CREATE
+	// DATABASE and commits fast on a shared machine. Benchmarks that
+	// should pay for durable commits set TERN_PGTEST_FSYNC=on.
+	durability := "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+	if os.Getenv("TERN_PGTEST_FSYNC") == "on" {
+		durability = "-c fsync=on -c synchronous_commit=on"
+	}
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s %s -c max_connections=300 -c shared_buffers=128MB %s",
+		c.port, c.dir, durability, c.settings)
+	return c.run("pg_ctl", "start", "-w", "-t", "60", "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
+}
+
+// Crash stops the server as a crash would (pg_ctl's immediate mode: no
+// checkpoint, and what the WAL buffers held but had not written is
+// gone) and starts it again on the same port, where it recovers from
+// its WAL; connections that were open are broken.
+func (c *Cluster) Crash() error {
+	if err := c.run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", filepath.Join(c.dir, "data")); err != nil {
+		return err
+	}
+	return c.startServer()
 }
 
 // watch starts a watchdog that stops the server and removes its

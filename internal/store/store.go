@@ -516,6 +516,19 @@ type ACLNotifier interface {
 	ACLChanged(owner, identifier string)
 }
 
+// ResetNotifier is implemented by notifiers that keep what they learned
+// from the store's answers and change signals (the mailbox index). A
+// backend whose database may have undone committed changes calls
+// StoreReset when it may have: a PostgreSQL server that crashed or
+// restarted loses the relaxed commits (Options.RelaxedCommits) its WAL
+// had not written yet, a failover to an asynchronous standby loses its
+// lag, and the next change of such a mailbox takes a lost modseq again,
+// so nothing learned before may be trusted. The postgres store calls it
+// whenever its listening connection breaks, before it listens again.
+type ResetNotifier interface {
+	StoreReset()
+}
+
 // MetadataEntry is one annotation (RFC 5464): an entry name such as
 // "/private/comment" and its value, any bytes. A nil Value passed to
 // SetMetadata removes the entry.

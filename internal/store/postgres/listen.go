@@ -184,6 +184,13 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			s.breaks.Add(1)
 			s.sharers.forget(store.Anyone) // ACL signals may be lost until it listens again
 			s.log.Warn("postgres store: change signals interrupted; reconnecting", "err", err)
+			// The database may have restarted and lost commits whose
+			// modseqs it will give again: what the notifier learned
+			// goes (after breaks moved: a write that began before
+			// hands over no delta, finish).
+			if n, ok := s.opts.Notifier.(store.ResetNotifier); ok {
+				n.StoreReset()
+			}
 		}
 		select {
 		case <-ctx.Done():
