@@ -53,6 +53,11 @@
 #                     PostgreSQL server's processes together (PostgreSQL's
 #                     alone: db_cpu_ms_per_cmd, "of it PostgreSQL")
 #
+# Besides each server's CPU per command, every run reports imaptest's own
+# CPU (imaptest_cpu_s: one process, one event loop) and how much of the
+# machine stayed idle (machine_idle): a server that leaves CPU idle is
+# bound by waits (fsync, locks, the client), not by its CPU per command.
+#
 # Each run is
 #   imaptest host=127.0.0.1 port=P user=testuser%d pass=PW users=N clients=C secs=S mbox=FILE
 # ("default": imaptest's default state probabilities, which log out and in
@@ -297,6 +302,8 @@ tree_ticks() {
 	echo "$total"
 }
 CLK=$(getconf CLK_TCK)
+# idle_ticks: the machine's idle and iowait time so far, in clock ticks.
+idle_ticks() { awk '/^cpu / {print $5 + $6; exit}' /proc/stat; }
 
 run_imaptest() { # server profile round
 	local srv=$1 prof=$2 round=$3 port=$TERN_PORT pid=$TERN_PID
@@ -306,23 +313,31 @@ run_imaptest() { # server profile round
 	[ "$prof" = logout0 ] && extra=(logout=0)
 	local f="$OUT/imaptest-$prof-$srv-r$round.txt"
 	local t0 t1 d0=0 d1=0
+	local i0 i1 c0
 	t0=$(tree_ticks "$pid")
 	[ "$srv" = ternpg ] && d0=$(tree_ticks "$PG_PID")
+	i0=$(idle_ticks)
 	# imaptest exits non-zero when it saw errors; the count is reported.
-	"${CLIENT_CPUS[@]}" "$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
+	# Its own CPU (it is one process with one event loop: when it nears
+	# one core, it and not the server bounds the rate) comes from time(1).
+	/usr/bin/time -f '%U %S' -o "$f.cpu" "${CLIENT_CPUS[@]}" "$IMAPTEST" host=127.0.0.1 port="$port" user='testuser%d' pass="$PASS" users="$USERS" \
 		clients="$CLIENTS" secs="$SECS" mbox="$MBOX" "${extra[@]}" >"$f" 2>&1 </dev/null || true
+	i1=$(idle_ticks)
 	t1=$(tree_ticks "$pid")
 	[ "$srv" = ternpg ] && d1=$(tree_ticks "$PG_PID")
+	c0=$(awk 'END {print ($1 + $2) + 0}' "$f.cpu" 2>/dev/null || echo 0)
 	local total errors
 	# The numbers line after "Totals:" (the lines between are headers and
 	# percentages).
 	total=$(awk '/^Totals:/ {t = 1; next} t && /^[ 0-9]+$/ {s = 0; for (i = 1; i <= NF; i++) s += $i; print s; exit}' "$f")
 	errors=$(grep -c 'Error' "$f" || true)
 	awk -v srv="$srv" -v prof="$prof" -v round="$round" -v total="${total:-0}" -v secs="$SECS" \
-		-v errors="$errors" -v ticks=$((t1 - t0 + d1 - d0)) -v dbticks=$((d1 - d0)) -v clk="$CLK" 'BEGIN {
+		-v errors="$errors" -v ticks=$((t1 - t0 + d1 - d0)) -v dbticks=$((d1 - d0)) -v clk="$CLK" \
+		-v client="$c0" -v idle=$((i1 - i0)) -v ncpu="$(nproc)" 'BEGIN {
 		cps = total / secs; cpu = ticks / clk; db = dbticks / clk
-		printf "imaptest label=%s profile=%s round=%d commands=%d cmds_per_s=%.1f errors=%d cpu_s=%.2f cpu_ms_per_cmd=%.3f db_cpu_ms_per_cmd=%.3f\n",
-			srv, prof, round, total, cps, errors, cpu, (total > 0 ? cpu * 1000 / total : 0), (total > 0 ? db * 1000 / total : 0) }' | tee -a "$OUT/imaptest-lines.txt"
+		printf "imaptest label=%s profile=%s round=%d commands=%d cmds_per_s=%.1f errors=%d cpu_s=%.2f cpu_ms_per_cmd=%.3f db_cpu_ms_per_cmd=%.3f imaptest_cpu_s=%.2f machine_idle=%.0f%%\n",
+			srv, prof, round, total, cps, errors, cpu, (total > 0 ? cpu * 1000 / total : 0), (total > 0 ? db * 1000 / total : 0),
+			client, 100 * idle / clk / secs / ncpu }' | tee -a "$OUT/imaptest-lines.txt"
 }
 
 : >"$OUT/imaptest-lines.txt"
@@ -367,18 +382,20 @@ awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
   k = v["profile"] SUBSEP v["label"]
   n[k]++; cps[k, n[k]] = v["cmds_per_s"]; err[k] += v["errors"]; cpu[k, n[k]] = v["cpu_ms_per_cmd"]; db[k, n[k]] = v["db_cpu_ms_per_cmd"]
+  cli[k, n[k]] = (v["commands"] > 0 ? v["imaptest_cpu_s"] * 1000 / v["commands"] : 0); idle[k, n[k]] = v["machine_idle"] + 0
   if (!(v["profile"] in seen)) { seen[v["profile"]] = 1; profs[++np] = v["profile"] } }
 function med(k, arr,   m, i, j, t, a) {
   m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i] + 0
   for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
   return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
 END {
-  print "| profile | tern cmds/s | Dovecot cmds/s | tern/Dovecot | error lines tern / Dovecot | tern CPU ms/cmd | Dovecot CPU ms/cmd |"
-  print "|---|---|---|---|---|---|---|"
+  print "| profile | tern cmds/s | Dovecot cmds/s | tern/Dovecot | error lines tern / Dovecot | tern CPU ms/cmd | Dovecot CPU ms/cmd | imaptest CPU ms/cmd against tern / Dovecot | machine idle tern / Dovecot run |"
+  print "|---|---|---|---|---|---|---|---|---|"
   for (p = 1; p <= np; p++) {
     t = profs[p] SUBSEP "tern"; d = profs[p] SUBSEP "dovecot"
     tc = med(t, cps); dc = med(d, cps)
-    printf "| %s | %.0f | %.0f | **%.2f×** | %d / %d | %.3f | %.3f |\n", profs[p], tc, dc, (dc > 0 ? tc / dc : 0), err[t], err[d], med(t, cpu), med(d, cpu)
+    printf "| %s | %.0f | %.0f | **%.2f×** | %d / %d | %.3f | %.3f | %.3f / %.3f | %.0f%% / %.0f%% |\n", profs[p], tc, dc, (dc > 0 ? tc / dc : 0), err[t], err[d], med(t, cpu), med(d, cpu),
+      med(t, cli), med(d, cli), med(t, idle), med(d, idle)
   }
   g = 0; for (p = 1; p <= np; p++) if ((profs[p] SUBSEP "ternpg") in n) g = 1
   if (g) {
