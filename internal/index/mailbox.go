@@ -115,6 +115,7 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 	// the index stale again.
 	b.stale.Store(false)
 	for range maxRetries {
+		target := b.target.Load()
 		b.mu.RLock()
 		loaded, since, lastUID, validity := b.loaded, b.head.HighestModSeq, b.lastUID, b.head.UIDValidity
 		b.mu.RUnlock()
@@ -125,6 +126,7 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 		if err != nil {
 			return b.failed(err)
 		}
+		b.lowerTarget(target, d.Head.HighestModSeq)
 		if d.Head.UIDValidity != validity || d.Head.HighestModSeq < since {
 			return b.load(ctx, src)
 		}
@@ -145,6 +147,19 @@ func (b *Mailbox) sync(ctx context.Context, src store.IndexSource) error {
 	return nil
 }
 
+// lowerTarget moves the target down from t, read before a query of the
+// store, to head, the mailbox's modseq that query found, if that is
+// lower and the target is still t. Every commit is signalled after it,
+// so a query that began after the target was read sees its commit; a
+// head below it means the commit was lost (a database crash:
+// StoreReset), and such a target would keep the index from ever being
+// fresh, each read asking the store again.
+func (b *Mailbox) lowerTarget(t, head uint64) {
+	if head < t {
+		b.target.CompareAndSwap(t, head)
+	}
+}
+
 // failed records a deleted mailbox; other errors leave the index as it was
 // (marked stale so the next call tries again).
 func (b *Mailbox) failed(err error) error {
@@ -162,10 +177,12 @@ func (b *Mailbox) failed(err error) error {
 
 // load reads the whole mailbox; callers hold catchMu.
 func (b *Mailbox) load(ctx context.Context, src store.IndexSource) error {
+	target := b.target.Load()
 	d, err := src.IndexDelta(ctx, b.key.mailbox, 0, 0)
 	if err != nil {
 		return b.failed(err)
 	}
+	b.lowerTarget(target, d.Head.HighestModSeq)
 	var cols columns
 	var sets flagSets
 	var cnt counters

@@ -3,9 +3,13 @@ package index_test
 import (
 	"context"
 	"fmt"
+	neturl "net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/pgtest"
@@ -110,6 +114,89 @@ func TestIndexAfterDatabaseCrash(t *testing.T) {
 	}
 }
 
+// TestIndexAfterTwoCrashes: the server crashes again while the node's
+// listening connection is still waiting to reconnect after the first
+// crash, right after a relaxed flag change on the restarted server. No
+// connection breaks at the second crash; the node must notice it anyway
+// (a new connection finds a new server start time, and the listener
+// resets once it listens again).
+func TestIndexAfterTwoCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and crashes a PostgreSQL server of its own")
+	}
+	c, err := pgtest.StartWith("-c synchronous_commit=on -c wal_writer_delay=10s")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer c.Stop()
+	ctx := context.Background()
+	url, err := c.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := index.New(nil, index.Options{})
+	backend, err := postgres.Open(ctx, url, postgres.Options{Notifier: x, RelaxedCommits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := x.Wrap(backend)
+	defer st.Close()
+	truth, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer truth.Close()
+	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: one\r\n\r\none\r\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, uid := res.MailboxID, res.UIDs[0]
+	// A first outage long enough for the listener's pause between tries
+	// to grow to seconds.
+	if err := c.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// At once, before the listener's next try: load the index and change
+	// a flag on the restarted server, then crash it again.
+	retry(t, func() error {
+		_, _, err := a.Snapshot(ctx, mb)
+		return err
+	})
+	if _, err := a.StoreFlags(ctx, mb, []uint32{uid}, store.FlagsAdd, []string{`\Seen`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	ta := retryAccount(t, truth, "alice")
+	defer ta.Close()
+	if want := sortedFlags(t, ta, mb, uid); slices.Contains(want, `\Seen`) {
+		t.Fatal("the second crash kept the relaxed commit: the scenario did not happen")
+	}
+	// The next change takes the lost modseq again; the node's answer
+	// must be the database's once it had time to notice.
+	retry(t, func() error {
+		_, err := a.StoreFlags(ctx, mb, []uint32{uid}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
+		return err
+	})
+	time.Sleep(6 * time.Second) // the listener's longest pause between tries is 5 s
+	if want, got := sortedFlags(t, ta, mb, uid), sortedFlags(t, a, mb, uid); !slices.Equal(got, want) {
+		t.Errorf("after two crashes the index shows %v; the database has %v", got, want)
+	}
+}
+
 // sortedFlags fetches one message's flags, sorted, waiting for a server that is
 // still starting.
 func sortedFlags(t *testing.T, a store.Account, mailboxID int64, uid uint32) []string {
@@ -159,4 +246,165 @@ func waitUnloaded(x *index.Indexes, d time.Duration) {
 	for end := time.Now().Add(d); time.Now().Before(end) && x.Stats().Mailboxes > 0; {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestIndexAfterFailover: two nodes reach the database through one URL
+// that names a primary and its synchronous standby (target_session_attrs
+// = read-write, as an operator's failover setup would). The primary dies
+// and the standby is promoted: each node's listening connection breaks,
+// its indexes are dropped, it finds the new primary by itself, no
+// acknowledged APPEND is missing, the node's answers equal the new
+// primary's, and change signals cross between the nodes again. A relaxed
+// flag change (its WAL left to a WAL writer that sleeps 10 s) does not
+// reach the standby: the node must not keep showing it.
+func TestIndexAfterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL primary and standby of its own")
+	}
+	primary, err := pgtest.StartWith("-c synchronous_commit=on -c wal_writer_delay=10s")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer primary.Stop() // after Kill it only removes the directory
+	ctx := context.Background()
+	url, err := primary.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standby, err := primary.StartStandby()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Stop()
+	// Every durable commit waits for the standby from now on.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '*'`, `SELECT pg_reload_conf()`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(ctx)
+	both := strings.Replace(url, fmt.Sprintf("127.0.0.1:%d", primary.Port()),
+		fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", primary.Port(), standby.Port()), 1) + "&target_session_attrs=read-write"
+
+	x := index.New(nil, index.Options{})
+	backend, err := postgres.Open(ctx, both, postgres.Options{Notifier: x, RelaxedCommits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := x.Wrap(backend)
+	defer st.Close()
+	heard := make(chan uint64, 1000)
+	other, err := postgres.Open(ctx, both, postgres.Options{Notifier: modseqs(heard)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mb, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []uint32
+	for i := range 20 {
+		res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\n%d\r\n", i, i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, res.UIDs...)
+	}
+	if _, _, err := a.Snapshot(ctx, mb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StoreFlags(ctx, mb.ID, acked[:5], store.FlagsAdd, []string{`\Seen`}, 0, false); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	waitUnloaded(x, 10*time.Second)
+	var res store.AppendResult
+	retry(t, func() (err error) {
+		res, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: after\r\n\r\nafter\r\n")}})
+		return err
+	})
+	if last := acked[len(acked)-1]; res.UIDs[0] <= last {
+		t.Fatalf("the first APPEND on the new primary got UID %d, not above %d", res.UIDs[0], last)
+	}
+	acked = append(acked, res.UIDs...)
+	now, err := a.Status(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other node hears of it through the new primary.
+	deadline := time.After(10 * time.Second)
+	for heardIt := false; !heardIt; {
+		select {
+		case m := <-heard:
+			heardIt = m >= now.HighestModSeq
+		case <-deadline:
+			t.Fatal("the other node heard no change signal from the new primary")
+		}
+	}
+
+	truth, err := postgres.Open(ctx, standby.URL(strings.TrimPrefix(mustPath(t, url), "/")), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer truth.Close()
+	ta := retryAccount(t, truth, "alice")
+	defer ta.Close()
+	_, uids, err := ta.Snapshot(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(uids, acked) {
+		t.Fatalf("the new primary holds UIDs %v, acknowledged were %v", uids, acked)
+	}
+	_, mine, err := a.Snapshot(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(mine, acked) {
+		t.Errorf("the node's index holds UIDs %v, the new primary %v", mine, acked)
+	}
+	for _, uid := range acked {
+		if want, got := sortedFlags(t, ta, mb.ID, uid), sortedFlags(t, a, mb.ID, uid); !slices.Equal(got, want) {
+			t.Errorf("UID %d: the node shows %v, the new primary has %v", uid, got, want)
+		}
+	}
+}
+
+// modseqs is a Notifier that passes on the modseqs it is told of.
+type modseqs chan uint64
+
+func (c modseqs) MailboxChanged(user string, mailboxID int64, modSeq uint64) {
+	select {
+	case c <- modSeq:
+	default:
+	}
+}
+
+// mustPath is the path of a URL (the database's name, with a slash).
+func mustPath(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Path
 }

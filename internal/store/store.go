@@ -520,11 +520,14 @@ type ACLNotifier interface {
 // from the store's answers and change signals (the mailbox index). A
 // backend whose database may have undone committed changes calls
 // StoreReset when it may have: a PostgreSQL server that crashed or
-// restarted loses the relaxed commits (Options.RelaxedCommits) its WAL
-// had not written yet, a failover to an asynchronous standby loses its
-// lag, and the next change of such a mailbox takes a lost modseq again,
-// so nothing learned before may be trusted. The postgres store calls it
-// whenever its listening connection breaks, before it listens again.
+// restarted loses the relaxed commits (store.fsync = "optimized") its
+// WAL had not written yet, a failover to an asynchronous standby loses
+// its lag (durable commits too, UIDs included), and the next change of
+// such a mailbox takes a lost modseq again, so nothing learned before may
+// be trusted. The postgres store calls it when its listening connection
+// breaks, when it listens again, and when a new connection finds the
+// server started anew (postgres/restart.go). It repairs the node's own
+// view only: clients that were told of a lost change keep it.
 type ResetNotifier interface {
 	StoreReset()
 }

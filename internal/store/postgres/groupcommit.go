@@ -181,12 +181,14 @@ func (a *account) finish(op *writeOp) error {
 		a.s.headsSeen.sawACL(id)
 	}
 	a.s.raiseFloor(op.w.changed) // before any session can learn of the change
+	// A write that spans a reset (restart.go) hands over no delta: the
+	// database may have lost it since, and the notifier's reset may
+	// already be behind us.
+	a.s.resetMu.RLock()
 	if op.breaks == a.s.breaks.Load() {
-		// A write that spans a break of the listening connection hands
-		// over no delta: the database may have lost it since, and the
-		// notifier's reset (StoreReset) may already be behind us.
 		a.s.sendDeltas(a, op.w)
 	}
+	a.s.resetMu.RUnlock()
 	a.s.notifyLocal(a.name, op.w.changed, op.w.list)
 	return nil
 }

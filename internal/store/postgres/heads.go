@@ -201,6 +201,16 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	return nil
 }
 
+// forgetHeads forgets the heads seen (a reset: the database may have
+// given a lost modseq again, which the next check must not take for one
+// already known); the next check reports every watched mailbox above
+// what its index holds.
+func (k *headsSeen) forgetHeads() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.mailboxes)
+}
+
 // compare records the heads just read (of the watched mailboxes, and of
 // the mailbox lists of the watched users, by user) and returns the
 // mailboxes whose head is above what was known, and the users whose

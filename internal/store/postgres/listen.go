@@ -181,16 +181,8 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			if ctx.Err() != nil {
 				return
 			}
-			s.breaks.Add(1)
-			s.sharers.forget(store.Anyone) // ACL signals may be lost until it listens again
 			s.log.Warn("postgres store: change signals interrupted; reconnecting", "err", err)
-			// The database may have restarted and lost commits whose
-			// modseqs it will give again: what the notifier learned
-			// goes (after breaks moved: a write that began before
-			// hands over no delta, finish).
-			if n, ok := s.opts.Notifier.(store.ResetNotifier); ok {
-				n.StoreReset()
-			}
+			s.reset() // the database may have restarted (restart.go)
 		}
 		select {
 		case <-ctx.Done():
@@ -203,6 +195,8 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			continue
 		}
 		pause = 100 * time.Millisecond
+		// The server may have crashed again while nothing listened.
+		s.reset()
 		// Signals sent while no connection listened are lost: the
 		// watched mailboxes are compared with the database now,
 		// Sharers asks the database again, and the sessions that

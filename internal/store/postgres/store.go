@@ -131,11 +131,15 @@ type Store struct {
 
 	queuesMu sync.Mutex
 	queues   map[int64]*writeQueue // by user id (groupcommit.go)
-	// breaks counts the times the listening connection broke (listen.go):
-	// the database may have restarted or failed over, and commits not yet
-	// on its disk (relaxed ones, or an async standby's lag) may be gone.
-	// What accounts cached from their writes (kwcache.go) is dropped then.
-	breaks  atomic.Uint64
+	// breaks counts resets (restart.go): the listening connection broke
+	// or listens again, or the server restarted; the database may have
+	// lost commits not yet on its disk (relaxed ones, or an async
+	// standby's lag). What accounts cached from their writes
+	// (kwcache.go) is dropped then.
+	breaks atomic.Uint64
+	// resetMu orders a reset (restart.go) with the hand-over of writes'
+	// deltas (finish).
+	resetMu sync.RWMutex
 	commits atomic.Int64 // write transactions run (for tests)
 	// Hooks for tests of the blob collector's races. gcHook is called by
 	// the collector holding a row's lock, before (deleted false) and after
@@ -218,7 +222,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
-	cfg.AfterConnect = preferLZ4
+	started := &serverStart{}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		preferLZ4(ctx, conn)
+		return started.check(ctx, conn)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
@@ -232,6 +240,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		log = slog.Default()
 	}
 	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	started.onRestart(func() {
+		s.log.Warn("postgres store: the database server restarted or failed over; what this node cached from it is dropped")
+		s.reset()
+	})
 	s.sharers.enabled = opts.Notifier != nil
 	if opts.ReadURL != "" {
 		if s.replica, err = openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {

@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// A database server that crashed, restarted or failed over may have lost
+// commits: the relaxed ones (Options.RelaxedCommits) its WAL had not
+// written, and with an asynchronous standby promoted, the standby's lag.
+// It then gives their modseqs (and, after a failover, UIDs) again, which
+// no comparison of modseqs can tell. So whatever this Store and its
+// Notifier learned from the old server is forgotten (reset):
+//
+//   - when the listening connection breaks (listen.go), and again when it
+//     listens once more (the server may have crashed again while nothing
+//     listened);
+//   - when a new pool connection finds another server start time than the
+//     one seen before (serverStart): a host that died or a failover to
+//     another machine breaks no connection at once (nothing answers, so
+//     the listening connection waits for TCP's keepalive), while pool
+//     connections are made anew; the check runs before a connection is
+//     used, so no statement reaches a restarted server before the reset.
+//
+// A reset is paid for with reloads: each mailbox index in use loads again
+// at its next use.
+
+// reset forgets what the Store and its Notifier learned before now: the
+// accounts' keyword caches and the writes that span it (breaks), the
+// Sharers answers, the heads the checks saw, and the Notifier's state
+// (store.ResetNotifier). resetMu orders it with the hand-over of
+// writes' deltas (finish): a delta is either handed over before the
+// reset, which then drops it, or not at all.
+func (s *Store) reset() {
+	s.resetMu.Lock()
+	defer s.resetMu.Unlock()
+	s.breaks.Add(1)
+	s.sharers.forget(store.Anyone)
+	s.headsSeen.forgetHeads()
+	if n, ok := s.opts.Notifier.(store.ResetNotifier); ok {
+		n.StoreReset()
+	}
+}
+
+// serverStart is the start time of the database server the pool's
+// connections reach (pg_postmaster_start_time), so that a new connection
+// to a server that started since is noticed.
+type serverStart struct {
+	at atomic.Int64 // unix microseconds; 0: none seen yet
+	// restarted is called (once per change) when a connection finds
+	// another start time; nil until the Store is made.
+	mu        sync.Mutex
+	restarted func()
+}
+
+const serverStartSQL = `SELECT pg_postmaster_start_time()`
+
+// check reads conn's server start time and calls restarted if it is not
+// the one seen before (pgxpool's AfterConnect).
+func (ss *serverStart) check(ctx context.Context, conn *pgx.Conn) error {
+	var t time.Time
+	if err := conn.QueryRow(ctx, serverStartSQL).Scan(&t); err != nil {
+		return fmt.Errorf("read the server's start time: %w", err)
+	}
+	us := t.UnixMicro()
+	old := ss.at.Load()
+	if old == us || !ss.at.CompareAndSwap(old, us) || old == 0 {
+		return nil
+	}
+	ss.mu.Lock()
+	f := ss.restarted
+	ss.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return nil
+}
+
+// onRestart sets what check calls.
+func (ss *serverStart) onRestart(f func()) {
+	ss.mu.Lock()
+	ss.restarted = f
+	ss.mu.Unlock()
+}
