@@ -14,6 +14,7 @@ import (
 	"github.com/tern-imap/tern/imap"
 	"github.com/tern-imap/tern/internal/auth"
 	"github.com/tern-imap/tern/internal/metrics"
+	"github.com/tern-imap/tern/internal/store"
 )
 
 func cmdStartTLS(ctx context.Context, c *conn, cmd *imap.Command) error {
@@ -66,6 +67,13 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 		if errors.As(err, &th) && th.Throttled() {
 			m.Login(metrics.LoginLockout)
 			return no("UNAVAILABLE", "Too many failed attempts; try again later")
+		}
+		if store.Unavailable(err) {
+			// Not "invalid credentials": a client would ask its user
+			// for another password.
+			m.Login(metrics.LoginError)
+			c.log.Error("authentication error: mail storage unavailable", "err", err)
+			return no("UNAVAILABLE", "Mail storage is unavailable; try again later")
 		}
 		if !errors.Is(err, auth.ErrInvalidCredentials) {
 			m.Login(metrics.LoginError)

@@ -863,6 +863,11 @@ func (c *conn) complete(ctx context.Context, cmd *imap.Command, err error) error
 			c.tagged("NO", "OVERQUOTA", "Not enough disk space on the server; try again later")
 			return nil
 		}
+		if store.Unavailable(err) {
+			c.log.Error("mail storage unavailable", "command", cmd.Name, "user", c.user, "err", err)
+			c.tagged("NO", "UNAVAILABLE", "Mail storage is unavailable; try again later")
+			return nil
+		}
 		c.log.Error("command failed", "command", cmd.Name, "user", c.user, "err", err)
 		c.tagged("NO", "SERVERBUG", "Internal error; try again later")
 		err = nil
@@ -874,6 +879,9 @@ func (c *conn) complete(ctx context.Context, cmd *imap.Command, err error) error
 var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
+	if store.Unavailable(err) {
+		return false // the database's connection, not the client's
+	}
 	// *net.OpError, not net.Error: a storage error wrapping a
 	// syscall.Errno satisfies net.Error too.
 	var oe *net.OpError

@@ -222,6 +222,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	cfg.ConnConfig.DialFunc = dialMarked(cfg.ConnConfig.DialFunc)
 	started := &serverStart{}
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		preferLZ4(ctx, conn)
