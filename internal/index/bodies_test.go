@@ -214,3 +214,54 @@ func TestBodyCacheTakesNewMail(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyCacheDropped: the body caches of mailboxes whose indexes go
+// without an eviction (the user deleted; every index dropped by
+// StoreReset) leave the total that the budget is checked against.
+func TestBodyCacheDropped(t *testing.T) {
+	for _, how := range []string{"delete user", "store reset"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := context.Background()
+			x := index.New(nil, index.Options{})
+			backend, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Notifier: x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := x.Wrap(backend)
+			defer st.Close()
+			if err := st.CreateUser(ctx, "u", ""); err != nil {
+				t.Fatal(err)
+			}
+			a, err := st.Account(ctx, "u")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: a\r\n\r\na\r\n")}, {Body: []byte("Subject: b\r\n\r\nb\r\n")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := a.Snapshot(ctx, res.MailboxID); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range res.UIDs {
+				if _, _, err := readBody(ctx, a, res.MailboxID, u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if held, err := index.CheckBodies(x); err != nil || held == 0 {
+				t.Fatalf("before: %d bytes held, %v", held, err)
+			}
+			a.Close()
+			if how == "delete user" {
+				if err := st.DeleteUser(ctx, "u"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				x.StoreReset()
+			}
+			if held, err := index.CheckBodies(x); err != nil || held != 0 {
+				t.Fatalf("after: %d bytes held, %v", held, err)
+			}
+		})
+	}
+}

@@ -209,11 +209,16 @@ func (x *Indexes) box(user string, acctID, mailboxID int64) *Mailbox {
 	k := boxKey{user, mailboxID}
 	x.mu.Lock()
 	b := x.boxes[k]
+	var replaced *Mailbox
 	if b == nil || b.acctID != acctID {
+		replaced = b
 		b = &Mailbox{key: k, acctID: acctID, bodyTotal: &x.bodyBytes}
 		x.boxes[k] = b
 	}
 	x.mu.Unlock()
+	if replaced != nil {
+		replaced.unload() // its body cache leaves the total
+	}
 	b.lastUse.Store(x.clock.Add(1))
 	return b
 }
@@ -230,12 +235,17 @@ func (x *Indexes) peek(user string, acctID, mailboxID int64) *Mailbox {
 
 // dropUser forgets every index of a user (DeleteUser).
 func (x *Indexes) dropUser(user string) {
+	var gone []*Mailbox
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	for k := range x.boxes {
+	for k, b := range x.boxes {
 		if k.user == user {
+			gone = append(gone, b)
 			delete(x.boxes, k)
 		}
+	}
+	x.mu.Unlock()
+	for _, b := range gone {
+		b.unload() // its body cache leaves the total
 	}
 }
 
