@@ -179,6 +179,12 @@ func (c *conn) login(username, password string) error {
 		if errors.As(err, &th) && th.Throttled() {
 			return no("TRYLATER", "Too many failed attempts; try again later")
 		}
+		if store.Unavailable(err) {
+			// Not "authentication failed": a client would ask its user
+			// for another password.
+			c.log.Error("authentication error: mail storage unavailable", "err", err)
+			return no("TRYLATER", "Mail storage is unavailable; try again later")
+		}
 		if !errors.Is(err, auth.ErrInvalidCredentials) {
 			c.log.Warn("authentication error", "err", err)
 		}

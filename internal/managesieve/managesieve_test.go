@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -306,4 +308,26 @@ func TestPerUserConnectionLimit(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// errStorageDown stands for a store whose database cannot be reached.
+var errStorageDown = errors.New("test: mail storage down")
+
+func init() {
+	store.RegisterUnavailable(func(err error) bool { return errors.Is(err, errStorageDown) })
+}
+
+// downAuth is an authenticator whose store cannot be reached.
+type downAuth struct{}
+
+func (downAuth) Authenticate(ctx context.Context, remote net.Addr, username, password string) error {
+	return fmt.Errorf("authenticate %q: %w", username, errStorageDown)
+}
+
+// A login while the mail storage cannot be reached is NO (TRYLATER), not
+// "Authentication failed", which makes clients ask for another password.
+func TestAuthenticateStorageDown(t *testing.T) {
+	ts := newTestServer(t, testOpts{insecureAuth: true, mutate: func(c *Config) { c.Auth = downAuth{} }})
+	c, _ := ts.dial()
+	want(t, "storage down", c.do(`AUTHENTICATE "PLAIN" "`+plain("alice", testPassword)+`"`), `NO (TRYLATER) "Mail storage is unavailable; try again later"`)
 }
