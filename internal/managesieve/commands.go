@@ -181,8 +181,7 @@ func (c *conn) login(username, password string) error {
 		}
 		if store.Unavailable(err) {
 			// Not "authentication failed": a client would ask its user
-			// for another password.
-			c.log.Error("authentication error: mail storage unavailable", "err", err)
+			// for another password. The authenticator logged it.
 			return no("TRYLATER", "Mail storage is unavailable; try again later")
 		}
 		if !errors.Is(err, auth.ErrInvalidCredentials) {

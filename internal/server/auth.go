@@ -70,9 +70,8 @@ func (c *conn) login(ctx context.Context, username, password string) error {
 		}
 		if store.Unavailable(err) {
 			// Not "invalid credentials": a client would ask its user
-			// for another password.
+			// for another password. The authenticator logged it.
 			m.Login(metrics.LoginError)
-			c.log.Error("authentication error: mail storage unavailable", "err", err)
 			return no("UNAVAILABLE", "Mail storage is unavailable; try again later")
 		}
 		if !errors.Is(err, auth.ErrInvalidCredentials) {

@@ -81,7 +81,14 @@ type headsSeen struct {
 	// before that takes no list and no ACL digest (it could put back
 	// what was forgotten, and the change would be told twice).
 	gen uint64
+	// resets counts forgetHeads: a check whose reads began before one
+	// may have read a server that lost commits since, and takes and
+	// reports nothing.
+	resets uint64
 }
+
+// checkStart is what a check notes before it reads (compare).
+type checkStart struct{ gen, resets uint64 }
 
 // listSeen is what a check found of a user's mailbox list: the
 // mailboxes' ids and names (ascending id) and a digest of the user's
@@ -136,11 +143,11 @@ func (k *headsSeen) sawACL(identifier string) {
 	delete(k.acls, identifier)
 }
 
-// generation is gen now, for a check about to read.
-func (k *headsSeen) generation() uint64 {
+// start is gen and resets now, for a check about to read.
+func (k *headsSeen) start() checkStart {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.gen
+	return checkStart{k.gen, k.resets}
 }
 
 // headReport is a mailbox the database has ahead of the node.
@@ -171,7 +178,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	for i, w := range watched {
 		ids[i] = w.MailboxID
 	}
-	gen := known.generation()
+	at := known.start()
 	heads, err := s.mailboxHeads(ctx, ids)
 	if err != nil {
 		return err
@@ -180,7 +187,7 @@ func (s *Store) checkHeads(ctx context.Context, known *headsSeen) error {
 	if err != nil {
 		return err
 	}
-	reports, lists, acls, anyone := known.compare(watched, users, heads, boxes, gen)
+	reports, lists, acls, anyone := known.compare(watched, users, heads, boxes, at)
 	for _, r := range reports {
 		changed := map[int64]uint64{r.id: r.head}
 		s.raiseFloor(changed)
@@ -209,6 +216,7 @@ func (k *headsSeen) forgetHeads() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	clear(k.mailboxes)
+	k.resets++
 }
 
 // compare records the heads just read (of the watched mailboxes, and of
@@ -219,9 +227,13 @@ func (k *headsSeen) forgetHeads() {
 // anyoneACL). A watched user's mailbox is reported only from its second
 // check on; lists and ACL entries only when nothing was forgotten since
 // gen, read before the check's queries.
-func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads, gen uint64) (reports []headReport, lists, acls []string, anyone bool) {
+func (k *headsSeen) compare(watched []store.WatchedMailbox, users []string, heads map[int64]uint64, boxes map[string]userHeads, at checkStart) (reports []headReport, lists, acls []string, anyone bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.resets != at.resets {
+		return nil, nil, nil, false
+	}
+	gen := at.gen
 	if k.mailboxes == nil {
 		k.mailboxes, k.lists, k.acls = map[int64]uint64{}, map[string]listSeen{}, map[string]string{}
 	}

@@ -27,15 +27,22 @@ import (
 //     another machine breaks no connection at once (nothing answers, so
 //     the listening connection waits for TCP's keepalive), while pool
 //     connections are made anew; the check runs before a connection is
-//     used, so no statement reaches a restarted server before the reset.
+//     used, so a connection's first statement on a restarted server
+//     waits for the reset (another connection made at once may not).
+//     A pooler that keeps tern's connections open across the server's
+//     restart (PgBouncer) leaves this to the listening connection; one
+//     that spreads connections over several servers (Pgpool-II load
+//     balancing) would reset at nearly every new connection, and is not
+//     a setup for the primary's URL.
 //
 // A reset is paid for with reloads: each mailbox index in use loads again
 // at its next use.
 
 // reset forgets what the Store and its Notifier learned before now: the
 // accounts' keyword caches and the writes that span it (breaks), the
-// Sharers answers, the heads the checks saw, and the Notifier's state
-// (store.ResetNotifier). resetMu orders it with the hand-over of
+// Sharers answers, the heads the checks saw (and a check under way takes
+// nothing), the relaxed commits' signals not sent yet, and the
+// Notifier's state (store.ResetNotifier). resetMu orders it with the hand-over of
 // writes' deltas (finish): a delta is either handed over before the
 // reset, which then drops it, or not at all.
 func (s *Store) reset() {
@@ -44,6 +51,7 @@ func (s *Store) reset() {
 	s.breaks.Add(1)
 	s.sharers.forget(store.Anyone)
 	s.headsSeen.forgetHeads()
+	s.signals.dropPending()
 	if n, ok := s.opts.Notifier.(store.ResetNotifier); ok {
 		n.StoreReset()
 	}

@@ -132,6 +132,18 @@ func (s *Store) signal(user string, changed map[int64]uint64, list bool) bool {
 	return true
 }
 
+// dropPending forgets the signals not sent yet (a reset: their relaxed
+// commits may be lost, and a signal of a lost modseq would make other
+// nodes believe they have seen the change that reuses it). Other nodes
+// catch up with the rest at their next check or read.
+func (g *signaler) dropPending() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending != nil {
+		g.pending = pendingSignals{}
+	}
+}
+
 // wake makes the sender look at the pending signals.
 func (g *signaler) wake() {
 	select {

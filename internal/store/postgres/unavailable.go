@@ -17,9 +17,11 @@ func init() { store.RegisterUnavailable(unreachable) }
 // reached or went away: a connection that could not be made, a read or
 // write on one that failed (dbConn), or the server's own word that it is
 // shutting down, restarting or recovering, or out of connections. A
-// cancelled or expired context is the caller's, not the database's.
+// cancelled context is the caller's (its client went away), not the
+// database's; an expired one inside a connect error is the URL's
+// connect_timeout against a server that does not answer.
 func unreachable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var ioErr *dbIOError
