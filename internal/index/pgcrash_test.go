@@ -24,42 +24,8 @@ import (
 // must answer from the database again, not from what it had learned:
 // FETCH FLAGS through the index equals the database's own answer.
 func TestIndexAfterDatabaseCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts and crashes a PostgreSQL server of its own")
-	}
-	// Durable commits stay durable; a relaxed one waits in the WAL
-	// buffers for the WAL writer, which sleeps 10 s between rounds, so a
-	// crash right after it loses it.
-	c, err := pgtest.StartWith("-c synchronous_commit=on -c wal_writer_delay=10s")
-	if err != nil {
-		t.Skip(err)
-	}
-	defer c.Stop()
+	c, x, a, truth := crashableNode(t)
 	ctx := context.Background()
-	url, err := c.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := index.New(nil, index.Options{})
-	backend, err := postgres.Open(ctx, url, postgres.Options{Notifier: x, RelaxedCommits: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := x.Wrap(backend)
-	defer st.Close()
-	truth, err := postgres.Open(ctx, url, postgres.Options{}) // no index, no signals
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer truth.Close()
-	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := st.Account(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
 	mb, err := a.Mailbox(ctx, "INBOX")
 	if err != nil {
 		t.Fatal(err)
@@ -121,39 +87,8 @@ func TestIndexAfterDatabaseCrash(t *testing.T) {
 // (a new connection finds a new server start time, and the listener
 // resets once it listens again).
 func TestIndexAfterTwoCrashes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts and crashes a PostgreSQL server of its own")
-	}
-	c, err := pgtest.StartWith("-c synchronous_commit=on -c wal_writer_delay=10s")
-	if err != nil {
-		t.Skip(err)
-	}
-	defer c.Stop()
+	c, _, a, truth := crashableNode(t)
 	ctx := context.Background()
-	url, err := c.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := index.New(nil, index.Options{})
-	backend, err := postgres.Open(ctx, url, postgres.Options{Notifier: x, RelaxedCommits: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := x.Wrap(backend)
-	defer st.Close()
-	truth, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer truth.Close()
-	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
-		t.Fatal(err)
-	}
-	a, err := st.Account(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: []byte("Subject: one\r\n\r\none\r\n")}})
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +130,51 @@ func TestIndexAfterTwoCrashes(t *testing.T) {
 	if want, got := sortedFlags(t, ta, mb, uid), sortedFlags(t, a, mb, uid); !slices.Equal(got, want) {
 		t.Errorf("after two crashes the index shows %v; the database has %v", got, want)
 	}
+}
+
+// crashableNode starts a private PostgreSQL server to crash (durable
+// commits stay durable; a relaxed one waits in the WAL buffers for the
+// WAL writer, which sleeps 10 s between rounds, so a crash right after it
+// loses it) and a node on it under store.fsync = "optimized": its index
+// registry, user alice's account through the index, and a second Store
+// without index or signals that reads what the database has. All are
+// closed and stopped at the test's end.
+func crashableNode(t *testing.T) (*pgtest.Cluster, *index.Indexes, store.Account, store.Store) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts and crashes a PostgreSQL server of its own")
+	}
+	c, err := pgtest.StartWith("-c synchronous_commit=on -c wal_writer_delay=10s")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	ctx := context.Background()
+	url, err := c.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := index.New(nil, index.Options{})
+	backend, err := postgres.Open(ctx, url, postgres.Options{Notifier: x, RelaxedCommits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := x.Wrap(backend)
+	t.Cleanup(func() { st.Close() })
+	truth, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { truth.Close() })
+	if err := st.CreateUser(ctx, "alice", "h"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return c, x, a, truth
 }
 
 // sortedFlags fetches one message's flags, sorted, waiting for a server that is
