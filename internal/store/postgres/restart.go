@@ -42,9 +42,9 @@ import (
 // accounts' keyword caches and the writes that span it (breaks), the
 // Sharers answers, the heads the checks saw (and a check under way takes
 // nothing), the relaxed commits' signals not sent yet, and the
-// Notifier's state (store.ResetNotifier). resetMu orders it with the hand-over of
-// writes' deltas (finish): a delta is either handed over before the
-// reset, which then drops it, or not at all.
+// Notifier's state (store.ResetNotifier). resetMu orders it with the
+// hand-over of writes' deltas (finish): a delta is either handed over
+// before the reset, which then drops it, or not at all.
 func (s *Store) reset() {
 	s.resetMu.Lock()
 	defer s.resetMu.Unlock()
