@@ -110,17 +110,8 @@ func (x *Indexes) MailboxDelta(user string, acctID, mailboxID int64, from uint64
 // before.
 func (x *Indexes) StoreReset() {
 	x.resets.Add(1)
-	x.mu.Lock()
-	boxes := make([]*Mailbox, 0, len(x.boxes))
-	for k, b := range x.boxes {
-		boxes = append(boxes, b)
-		delete(x.boxes, k)
-	}
-	x.mu.Unlock()
-	for _, b := range boxes {
-		b.unload()
-	}
-	x.log.Info("mailbox indexes dropped: the store may have lost commits", "mailboxes", len(boxes))
+	n := x.drop(func(boxKey) bool { return true })
+	x.log.Info("mailbox indexes dropped: the store may have lost commits", "mailboxes", n)
 	if n, ok := x.next.(store.ResetNotifier); ok {
 		n.StoreReset()
 	}
@@ -235,18 +226,26 @@ func (x *Indexes) peek(user string, acctID, mailboxID int64) *Mailbox {
 
 // dropUser forgets every index of a user (DeleteUser).
 func (x *Indexes) dropUser(user string) {
+	x.drop(func(k boxKey) bool { return k.user == user })
+}
+
+// drop forgets the indexes whose keys match and unloads them, as
+// eviction does (their body caches leave the total), and returns how
+// many it dropped.
+func (x *Indexes) drop(match func(boxKey) bool) int {
 	var gone []*Mailbox
 	x.mu.Lock()
 	for k, b := range x.boxes {
-		if k.user == user {
+		if match(k) {
 			gone = append(gone, b)
 			delete(x.boxes, k)
 		}
 	}
 	x.mu.Unlock()
 	for _, b := range gone {
-		b.unload() // its body cache leaves the total
+		b.unload()
 	}
+	return len(gone)
 }
 
 // dropReader forgets the private \Seen copies of a user on other users'

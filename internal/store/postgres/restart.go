@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +21,7 @@ import (
 //     listens once more (the server may have crashed again while nothing
 //     listened);
 //   - when a new pool connection finds another server start time than the
-//     one seen before (serverStart): a host that died or a failover to
+//     one seen before (checkServerStart): a host that died or a failover to
 //     another machine breaks no connection at once (nothing answers, so
 //     the listening connection waits for TCP's keepalive), while pool
 //     connections are made anew; the check runs before a connection is
@@ -57,43 +55,22 @@ func (s *Store) reset() {
 	}
 }
 
-// serverStart is the start time of the database server the pool's
-// connections reach (pg_postmaster_start_time), so that a new connection
-// to a server that started since is noticed.
-type serverStart struct {
-	at atomic.Int64 // unix microseconds; 0: none seen yet
-	// restarted is called (once per change) when a connection finds
-	// another start time; nil until the Store is made.
-	mu        sync.Mutex
-	restarted func()
-}
-
 const serverStartSQL = `SELECT pg_postmaster_start_time()`
 
-// check reads conn's server start time and calls restarted if it is not
-// the one seen before (pgxpool's AfterConnect).
-func (ss *serverStart) check(ctx context.Context, conn *pgx.Conn) error {
+// checkServerStart reads conn's server start time and resets the Store
+// if it is not the one seen before (pgxpool's AfterConnect; the first
+// connection only records it).
+func (s *Store) checkServerStart(ctx context.Context, conn *pgx.Conn) error {
 	var t time.Time
 	if err := conn.QueryRow(ctx, serverStartSQL).Scan(&t); err != nil {
 		return fmt.Errorf("read the server's start time: %w", err)
 	}
 	us := t.UnixMicro()
-	old := ss.at.Load()
-	if old == us || !ss.at.CompareAndSwap(old, us) || old == 0 {
+	old := s.serverStart.Load()
+	if old == us || !s.serverStart.CompareAndSwap(old, us) || old == 0 {
 		return nil
 	}
-	ss.mu.Lock()
-	f := ss.restarted
-	ss.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	s.log.Warn("postgres store: the database server restarted or failed over; what this node cached from it is dropped")
+	s.reset()
 	return nil
-}
-
-// onRestart sets what check calls.
-func (ss *serverStart) onRestart(f func()) {
-	ss.mu.Lock()
-	ss.restarted = f
-	ss.mu.Unlock()
 }

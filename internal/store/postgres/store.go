@@ -140,7 +140,10 @@ type Store struct {
 	// resetMu orders a reset (restart.go) with the hand-over of writes'
 	// deltas (finish).
 	resetMu sync.RWMutex
-	commits atomic.Int64 // write transactions run (for tests)
+	// serverStart is the start time of the database server the pool's
+	// connections reach, unix microseconds (restart.go); 0: none yet.
+	serverStart atomic.Int64
+	commits     atomic.Int64 // write transactions run (for tests)
 	// Hooks for tests of the blob collector's races. gcHook is called by
 	// the collector holding a row's lock, before (deleted false) and after
 	// (true) it deletes the object; an error aborts the transaction, as a
@@ -222,30 +225,26 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	s.sharers.enabled = opts.Notifier != nil
 	cfg.ConnConfig.DialFunc = dialMarked(cfg.ConnConfig.DialFunc)
-	started := &serverStart{}
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		preferLZ4(ctx, conn)
-		return started.check(ctx, conn)
+		return s.checkServerStart(ctx, conn) // restart.go
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
+	s.pool = pool
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &Store{pool: pool, opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
-	started.onRestart(func() {
-		s.log.Warn("postgres store: the database server restarted or failed over; what this node cached from it is dropped")
-		s.reset()
-	})
-	s.sharers.enabled = opts.Notifier != nil
 	if opts.ReadURL != "" {
 		if s.replica, err = openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
 			pool.Close()
