@@ -22,6 +22,10 @@ import (
 // ErrNotFound: no object under the key.
 var ErrNotFound = errors.New("blob not found")
 
+// ErrUnavailable marks an error that says the blob store could not be
+// reached or cannot serve now: the call may work when tried again.
+var ErrUnavailable = errors.New("blob store unavailable")
+
 // Store keeps immutable objects by content key.
 type Store interface {
 	// Put stores data under key; the object is durable when Put returns

@@ -3,7 +3,9 @@ package blob
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -68,6 +70,14 @@ func ParseS3URL(spec string) (S3Config, error) {
 	return cfg, nil
 }
 
+// s3Attempts is how many times a request is sent before its error is
+// returned: the client waits between them (200 ms, doubling, at most 1 s,
+// jittered), so a store that cannot be reached fails a call after about
+// three seconds rather than ten (minio's default of 10 attempts), and an
+// IMAP command waiting on it gets its NO [UNAVAILABLE] while its client
+// still waits.
+const s3Attempts = 5
+
 // S3 keeps objects in a bucket of an S3-compatible object store.
 type S3 struct {
 	client *minio.Client
@@ -93,6 +103,7 @@ func newS3Client(cfg S3Config) (*minio.Client, error) {
 		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
+		MaxRetries:   s3Attempts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 blob store: %w", err)
@@ -139,6 +150,22 @@ func (s *S3) String() string {
 
 func (s *S3) name(key string) string { return s.cfg.Prefix + key }
 
+// s3Failed marks an error of the S3 client as ErrUnavailable when it says
+// the store could not be reached or cannot serve now: no answer at all (a
+// connection refused or cut, a timeout, a body cut short) or a 5xx or 429
+// answer, after the client's own retries. An answer about the request
+// (403, 404, ...) and the caller's cancelled context stay as they are.
+func s3Failed(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	code := minio.ToErrorResponse(err).StatusCode
+	if code == 0 || code >= 500 || code == http.StatusTooManyRequests {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
 // notFound reports whether err is the store's answer for a missing key.
 func notFound(err error) bool {
 	r := minio.ToErrorResponse(err)
@@ -152,7 +179,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	_, err := s.client.PutObject(ctx, s.cfg.Bucket, s.name(key), bytes.NewReader(data), int64(len(data)),
 		minio.PutObjectOptions{ContentType: "message/rfc822"})
 	if err != nil {
-		return fmt.Errorf("put blob %s: %w", key, err)
+		return fmt.Errorf("put blob %s: %w", key, s3Failed(err))
 	}
 	return nil
 }
@@ -166,13 +193,23 @@ type s3Object struct {
 
 func (o *s3Object) Size() int64 { return o.size }
 
+// ReadAt marks the errors of a read that are the store's (s3Failed); the
+// end of the object stays io.EOF itself.
+func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
+	n, err := o.Object.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = s3Failed(err)
+	}
+	return n, err
+}
+
 func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
 	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.name(key), minio.GetObjectOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("open blob %s: %w", key, err)
+		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
 	}
 	info, err := obj.Stat() // sends the GET; the body is read as needed
 	if err != nil {
@@ -180,7 +217,7 @@ func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 		if notFound(err) {
 			return nil, fmt.Errorf("open blob %s: %w", key, ErrNotFound)
 		}
-		return nil, fmt.Errorf("open blob %s: %w", key, err)
+		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
 	}
 	return &s3Object{Object: obj, size: info.Size}, nil
 }
@@ -194,7 +231,7 @@ func (s *S3) Stat(ctx context.Context, key string) (int64, error) {
 		return 0, fmt.Errorf("stat blob %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stat blob %s: %w", key, err)
+		return 0, fmt.Errorf("stat blob %s: %w", key, s3Failed(err))
 	}
 	return info.Size, nil
 }
@@ -205,7 +242,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.name(key), minio.RemoveObjectOptions{})
 	if err != nil && !notFound(err) {
-		return fmt.Errorf("delete blob %s: %w", key, err)
+		return fmt.Errorf("delete blob %s: %w", key, s3Failed(err))
 	}
 	return nil
 }
@@ -215,7 +252,7 @@ func (s *S3) List(ctx context.Context, fn func(key string, size int64, modified 
 	defer cancel() // stops the listing goroutine when fn fails
 	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: s.cfg.Prefix, Recursive: true}) {
 		if obj.Err != nil {
-			return fmt.Errorf("list blobs: %w", obj.Err)
+			return fmt.Errorf("list blobs: %w", s3Failed(obj.Err))
 		}
 		key, ok := strings.CutPrefix(obj.Key, s.cfg.Prefix)
 		if !ok || CheckKey(key) != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/tern-imap/tern/internal/index"
 	"github.com/tern-imap/tern/internal/notify"
 	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/s3test"
 	"github.com/tern-imap/tern/internal/server"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/postgres"
@@ -167,7 +168,7 @@ func openBackend(t *testing.T, dir string, n store.Notifier, textIndexer bool) s
 	return st
 }
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(s3test.Wrap(func() int { return pgtest.Main(m) })) }
 
 // needSQLite skips a test that looks at the SQLite store's files when the
 // suite runs on PostgreSQL.

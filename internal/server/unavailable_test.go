@@ -2,11 +2,16 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/pgtest"
+	"github.com/tern-imap/tern/internal/s3test"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/postgres"
 )
@@ -72,4 +77,122 @@ func TestStorageUnavailable(t *testing.T) {
 	if u := cl.ok("FETCH 1 (FLAGS)"); len(u) != 1 || !strings.Contains(u[0], `\Seen`) {
 		t.Errorf("FETCH after the database came back: %q", u)
 	}
+}
+
+// TestBlobStoreUnavailable: while the S3 blob store cannot be reached, a
+// command that needs a body from it (FETCH BODY[], APPEND) gets a tagged
+// NO [UNAVAILABLE], the session goes on with what the database answers
+// alone, and once the store is back the same commands work again. Before,
+// the S3 client's connection errors were taken for the IMAP client's:
+// the server dropped the connection without a word.
+func TestBlobStoreUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an S3 server")
+	}
+	cfg := s3test.NewBucket(t)
+	proxy := startCutProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
+	cfg.Endpoint = "http://" + proxy.addr
+	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
+		blobs, err := blob.OpenS3(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("open blob store: %v", err)
+		}
+		st, err := postgres.Open(context.Background(), pgtest.NewDatabase(t), postgres.Options{Notifier: n, Blobs: blobs})
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		return st
+	}})
+	ts.addUser("alice", "pw")
+	cl := ts.dial()
+	cl.ok("LOGIN alice pw")
+	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
+	cl.ok("SELECT INBOX")
+	proxy.cut()
+	if _, tagged := cl.do("FETCH 1 BODY[]"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
+		t.Errorf("FETCH BODY[] with the blob store down: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	cl.write("A1 APPEND INBOX {20}\r\n")
+	if l := cl.readLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND: expected continuation, got %q", l)
+	}
+	cl.write("Subject: y\r\n\r\nnew\r\n\r\n")
+	if _, tagged := cl.readUntil("A1"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
+		t.Errorf("APPEND with the blob store down: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	if u := cl.ok("FETCH 1 (FLAGS)"); len(u) != 1 {
+		t.Errorf("FETCH FLAGS with the blob store down: %q", u)
+	}
+	proxy.mend()
+	if u := cl.ok("FETCH 1 BODY[]"); len(u) != 1 || !strings.Contains(u[0], "hello") {
+		t.Errorf("FETCH BODY[] after the blob store came back: %q", u)
+	}
+	cl.appendMsg("INBOX", "", "Subject: y\r\n\r\nnew\r\n")
+	if u := cl.ok("FETCH 1:* (UID)"); len(u) != 2 {
+		t.Errorf("after the second APPEND: %q", u)
+	}
+}
+
+// cutProxy forwards TCP connections on a loopback port to a target until
+// cut closes its listener and every connection it carries; mend listens
+// on the same port again.
+type cutProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	p := &cutProxy{t: t, target: target, addr: "127.0.0.1:0"}
+	p.mend()
+	t.Cleanup(p.cut)
+	return p
+}
+
+// mend listens (again) and forwards.
+func (p *cutProxy) mend() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(c)
+		}
+	}()
+}
+
+func (p *cutProxy) forward(c net.Conn) {
+	b, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c, b)
+	p.mu.Unlock()
+	go func() { io.Copy(b, c); b.Close() }()
+	io.Copy(c, b)
+	c.Close()
+}
+
+// cut stops forwarding: connections are refused, and those open end.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }

@@ -5,8 +5,9 @@ package store
 var unavailableChecks []func(error) bool
 
 // RegisterUnavailable adds a backend's test for an error that says its
-// database could not be reached or went away during the call (a
-// PostgreSQL server that is down, restarting or failing over), so that
+// database (or its blob store) could not be reached or went away during
+// the call (a PostgreSQL server that is down, restarting or failing
+// over; an S3 store that does not answer), so that
 // Unavailable recognises it. Backends call it from an init function.
 func RegisterUnavailable(f func(error) bool) {
 	unavailableChecks = append(unavailableChecks, f)

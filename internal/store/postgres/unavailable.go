@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tern-imap/tern/internal/blob"
 	"github.com/tern-imap/tern/internal/store"
 )
 
@@ -19,10 +20,14 @@ func init() { store.RegisterUnavailable(unreachable) }
 // shutting down, restarting or recovering, or out of connections. A
 // cancelled context is the caller's (its client went away), not the
 // database's; an expired one inside a connect error is the URL's
-// connect_timeout against a server that does not answer.
+// connect_timeout against a server that does not answer. The blob
+// store's own such errors (blob.ErrUnavailable) count too.
 func unreachable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
+	}
+	if errors.Is(err, blob.ErrUnavailable) {
+		return true
 	}
 	var ioErr *dbIOError
 	var ce *pgconn.ConnectError
