@@ -233,6 +233,16 @@ CREATE TABLE text_queue(
 );
 INSERT INTO text_queue(hash) SELECT hash FROM bodies WHERE refs > 0;
 `,
+	// 11: the marks a Store writes when it opens or resets, so that it
+	// asks a read replica only once the replica shows its latest mark
+	// (replica.go): a replica left on the timeline of a primary that
+	// failed over never shows one.
+	`
+CREATE TABLE replica_marks(
+	token bytea PRIMARY KEY,
+	made timestamptz NOT NULL DEFAULT now()
+);
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,16 +41,29 @@ const replicaWant = store.WantEnvelope | store.WantBody | store.WantBodyStructur
 
 // replica is the pool of Options.ReadURL.
 type replica struct {
-	pool  *pgxpool.Pool
-	floor modseqFloor
-	// startLSN is the primary's WAL position when the Store opened: the
-	// floor knows nothing of what was committed before (by this node
-	// before a restart, or by others), so the replica is used only once
-	// it has replayed that far (caughtUp, checked at most once a second
-	// through lastCheck).
-	startLSN  string
+	pool    *pgxpool.Pool
+	primary *pgxpool.Pool
+	floor   modseqFloor
+	// The replica is used only once it shows the mark (a row of
+	// replica_marks) the Store wrote on the primary when it opened, or
+	// when it last reset (rearm): the floor knows nothing of what was
+	// committed before (by this node before a restart, or by others), and
+	// a replica that shows the mark has replayed every commit before it.
+	// After a failover to a standby that lacked some commits, the new
+	// primary gives their UIDs again; a replica left on the old primary's
+	// timeline (it had received more than the standby promoted, so it
+	// cannot follow the new primary) still has the lost messages under
+	// those UIDs, and it never shows a mark written after the failover.
+	//
+	// caughtUp says the replica showed the mark of epoch; checks run at
+	// most once a second (lastCheck), one at a time (checkMu, which also
+	// guards mark and markEpoch: the epoch the mark was written for).
 	caughtUp  atomic.Bool
+	epoch     atomic.Int64
 	lastCheck atomic.Int64
+	checkMu   sync.Mutex
+	mark      []byte
+	markEpoch int64
 	// downUntil (Unix ns): after a failure the replica is left alone for
 	// replicaPause, so a host that does not answer costs one connect
 	// timeout, not one per read.
@@ -71,9 +85,7 @@ const (
 )
 
 // openReplica opens the replica's pool, of the primary's size unless url
-// sets pool_max_conns, and notes the primary's WAL position (startLSN:
-// the insert position, past every commit, also those made with
-// synchronous_commit off whose records are not written out yet).
+// sets pool_max_conns, and writes the Store's first mark on the primary.
 // It connects lazily: a replica that is down at the start is tried again
 // later, the primary answering meanwhile.
 func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConns int32, tracer pgx.QueryTracer) (*replica, error) {
@@ -90,9 +102,9 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer
 	}
-	r := &replica{}
-	if err := primary.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&r.startLSN); err != nil {
-		return nil, fmt.Errorf("replica: the primary's WAL position: %w", err)
+	r := &replica{primary: primary}
+	if r.mark, err = writeMark(ctx, primary); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
 	}
 	if r.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
@@ -100,8 +112,33 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 	return r, nil
 }
 
+// markKeep is how long a mark stays in replica_marks: a replica that
+// replays a mark's row after it was deleted never shows it (until the
+// Store's next reset).
+const markKeep = "7 days"
+
+// writeMark writes a new random mark on the primary (and deletes the
+// marks older than markKeep) and returns it.
+func writeMark(ctx context.Context, primary *pgxpool.Pool) ([]byte, error) {
+	mark := make([]byte, 16)
+	rand.Read(mark)
+	_, err := primary.Exec(ctx, `WITH old AS (DELETE FROM replica_marks WHERE made < now() - interval '`+markKeep+`')
+		INSERT INTO replica_marks(token) VALUES($1)`, mark)
+	if err != nil {
+		return nil, fmt.Errorf("write the replica mark: %w", err)
+	}
+	return mark, nil
+}
+
+// rearm makes the replica wait for a new mark before it is asked again
+// (Store.reset: the database may have failed over).
+func (r *replica) rearm() {
+	r.epoch.Add(1)
+	r.caughtUp.Store(false)
+}
+
 // usable reports whether the replica may be asked now: not paused after
-// a failure, and caught up with the primary's position at Open.
+// a failure, and showing the Store's latest mark.
 func (r *replica) usable(ctx context.Context) (bool, error) {
 	now := time.Now().UnixNano()
 	if now < r.downUntil.Load() {
@@ -110,19 +147,30 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	if r.caughtUp.Load() {
 		return true, nil
 	}
-	if last := r.lastCheck.Load(); now-last < int64(time.Second) || !r.lastCheck.CompareAndSwap(last, now) {
+	if now-r.lastCheck.Load() < int64(time.Second) || !r.checkMu.TryLock() {
 		return false, nil
 	}
-	// NULL on a server that is not in recovery: a primary is never behind.
-	var done bool
-	if err := r.pool.QueryRow(ctx, `SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0, true)`,
-		r.startLSN).Scan(&done); err != nil {
+	defer r.checkMu.Unlock()
+	r.lastCheck.Store(now)
+	epoch := r.epoch.Load()
+	if r.markEpoch != epoch {
+		// The primary may be failing over still: the next check tries
+		// again, the primary answering meanwhile.
+		mark, err := writeMark(ctx, r.primary)
+		if err != nil {
+			return false, nil
+		}
+		r.mark, r.markEpoch = mark, epoch
+	}
+	var shown bool
+	if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM replica_marks WHERE token = $1)`, r.mark).Scan(&shown); err != nil {
 		return false, err
 	}
-	if done {
+	// A rearm since this check began wants a newer mark.
+	if shown && r.epoch.Load() == epoch {
 		r.caughtUp.Store(true)
 	}
-	return done, nil
+	return shown, nil
 }
 
 // fromReplica runs read on the replica's pool and reports whether the

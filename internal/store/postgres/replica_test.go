@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -364,5 +365,178 @@ func waitReplayed(t *testing.T, primary, standby string) {
 			t.Fatalf("standby did not replay up to %s in 30 s", lsn)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplicaAfterFailover: the primary fails over to a standby that had
+// not received its last APPEND, while the read replica had. The new
+// primary gives that APPEND's UID to the next message; the replica, left
+// on the old primary's timeline, still holds the lost message under it
+// and must not be asked for it: what the Store returns for the UID is the
+// new message. Before, the replica gate (the primary's WAL position at
+// Open, and the modseq floor) stayed open across the failover, and the
+// replica answered with the lost message's body. A reset without a
+// failover leaves the replica in use once it shows the new mark.
+func TestReplicaAfterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL primary and two standbys of its own")
+	}
+	primary, err := pgtest.StartWith("-c synchronous_commit=on")
+	if errors.Is(err, pgtest.ErrNotInstalled) {
+		t.Skip("skipped: " + err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Stop()
+	ctx := context.Background()
+	url, err := primary.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted, err := primary.StartStandby()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer promoted.Stop()
+	reader, err := primary.StartStandby()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Stop()
+	readURL, err := reader.URLOf(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := strings.Replace(url, "127.0.0.1:"+strconv.Itoa(primary.Port()),
+		"127.0.0.1:"+strconv.Itoa(primary.Port())+",127.0.0.1:"+strconv.Itoa(promoted.Port()), 1) + "&target_session_attrs=read-write"
+	s, err := Open(ctx, both, Options{Logger: quietLogger(), ReadURL: readURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := newUser(t, s)
+	first := []byte("Subject: first\r\n\r\nreplicated everywhere\r\n")
+	r, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := r.MailboxID
+	waitReplayed(t, primary.URL("postgres"), reader.URL("postgres"))
+	waitReplayed(t, primary.URL("postgres"), promoted.URL("postgres"))
+	readsReplica(t, s, a, box, r.UIDs[0], first)
+	s.reset() // no failover: the replica shows the new mark and is asked again
+	readsReplica(t, s, a, box, r.UIDs[0], first)
+
+	// The standby to be promoted stops receiving; the replica does not.
+	execOn(t, promoted.URL("postgres"), `ALTER SYSTEM SET primary_conninfo = ''`, `SELECT pg_reload_conf()`)
+	waitNoReceiver(t, promoted.URL("postgres"))
+	lost := []byte("Subject: lost\r\n\r\nonly the old primary and the replica have me\r\n")
+	r, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: lost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lostUID := r.UIDs[0]
+	waitReplayed(t, primary.URL("postgres"), reader.URL("postgres"))
+	readsReplica(t, s, a, box, lostUID, lost)
+
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := promoted.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	after := []byte("Subject: after\r\n\r\nwritten on the new primary\r\n")
+	for i := 0; ; i++ {
+		if r, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: after}}); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("APPEND after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.UIDs[0] != lostUID {
+		t.Fatalf("the new primary gave UID %d, not the lost message's %d: the failover did not lose it", r.UIDs[0], lostUID)
+	}
+	for range 3 { // past the replica check's once a second
+		if got := readBody(t, a, box, lostUID); !bytes.Equal(got, after) {
+			t.Fatalf("UID %d after the failover reads %q, want the new message %q", lostUID, got, after)
+		}
+		time.Sleep(600 * time.Millisecond)
+	}
+}
+
+// readsReplica waits until the replica answers a read of uid, and checks
+// the body it gives.
+func readsReplica(t *testing.T, s *Store, a store.Account, box int64, uid uint32, want []byte) {
+	t.Helper()
+	for i := 0; ; i++ {
+		before := s.replica.answered.Load()
+		got := readBody(t, a, box, uid)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("UID %d reads %q, want %q", uid, got, want)
+		}
+		if s.replica.answered.Load() > before {
+			return
+		}
+		if i == 100 {
+			t.Fatal("the replica answered no read in 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func readBody(t *testing.T, a store.Account, box int64, uid uint32) []byte {
+	t.Helper()
+	b, err := a.OpenBody(context.Background(), box, uid)
+	if err != nil {
+		t.Fatalf("OpenBody(%d): %v", uid, err)
+	}
+	defer b.Close()
+	got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// execOn runs statements on a database, each on its own.
+func execOn(t *testing.T, url string, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, q := range stmts {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// waitNoReceiver waits until a standby's WAL receiver has stopped.
+func waitNoReceiver(t *testing.T, url string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for i := 0; ; i++ {
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_wal_receiver`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if i == 300 {
+			t.Fatal("the standby's WAL receiver still runs after 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -39,7 +39,8 @@ import (
 // reset forgets what the Store and its Notifier learned before now: the
 // accounts' keyword caches and the writes that span it (breaks), the
 // Sharers answers, the heads the checks saw (and a check under way takes
-// nothing), the relaxed commits' signals not sent yet, and the
+// nothing), the relaxed commits' signals not sent yet, whether the read
+// replica may be asked (it must show a new mark: replica.rearm), and the
 // Notifier's state (store.ResetNotifier). resetMu orders it with the
 // hand-over of writes' deltas (finish): a delta is either handed over
 // before the reset, which then drops it, or not at all.
@@ -50,6 +51,9 @@ func (s *Store) reset() {
 	s.sharers.forget(store.Anyone)
 	s.headsSeen.forgetHeads()
 	s.signals.dropPending()
+	if s.replica != nil {
+		s.replica.rearm()
+	}
 	if n, ok := s.opts.Notifier.(store.ResetNotifier); ok {
 		n.StoreReset()
 	}

@@ -246,10 +246,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	if opts.ReadURL != "" {
-		if s.replica, err = openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer); err != nil {
+		r, err := openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer)
+		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
+		s.resetMu.Lock() // a reset may run already (AfterConnect)
+		s.replica = r
+		s.resetMu.Unlock()
 	}
 	s.startSignals()
 	if opts.Notifier != nil {
