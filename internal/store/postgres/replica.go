@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ const replicaWant = store.WantEnvelope | store.WantBody | store.WantBodyStructur
 type replica struct {
 	pool    *pgxpool.Pool
 	primary *pgxpool.Pool
+	log     *slog.Logger
 	floor   modseqFloor
 	// The replica is used only once it shows the mark (a row of
 	// replica_marks) the Store wrote on the primary when it opened, or
@@ -55,15 +57,17 @@ type replica struct {
 	// cannot follow the new primary) still has the lost messages under
 	// those UIDs, and it never shows a mark written after the failover.
 	//
-	// caughtUp says the replica showed the mark of epoch; checks run at
-	// most once a second (lastCheck), one at a time (checkMu, which also
-	// guards mark and markEpoch: the epoch the mark was written for).
-	caughtUp  atomic.Bool
-	epoch     atomic.Int64
-	lastCheck atomic.Int64
-	checkMu   sync.Mutex
-	mark      []byte
-	markEpoch int64
+	// shownEpoch is the epoch whose mark the replica showed (-1: none);
+	// rearm moves epoch on. Checks run at most once a second
+	// (lastCheck), one at a time (checkMu, which also guards mark,
+	// markEpoch, the epoch the mark was written for, and markMade).
+	shownEpoch atomic.Int64
+	epoch      atomic.Int64
+	lastCheck  atomic.Int64
+	checkMu    sync.Mutex
+	mark       []byte
+	markEpoch  int64
+	markMade   time.Time
 	// downUntil (Unix ns): after a failure the replica is left alone for
 	// replicaPause, so a host that does not answer costs one connect
 	// timeout, not one per read.
@@ -88,7 +92,7 @@ const (
 // sets pool_max_conns, and writes the Store's first mark on the primary.
 // It connects lazily: a replica that is down at the start is tried again
 // later, the primary answering meanwhile.
-func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConns int32, tracer pgx.QueryTracer) (*replica, error) {
+func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConns int32, tracer pgx.QueryTracer, log *slog.Logger) (*replica, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
@@ -102,7 +106,8 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer
 	}
-	r := &replica{primary: primary}
+	r := &replica{primary: primary, log: log, markMade: time.Now()}
+	r.shownEpoch.Store(-1)
 	if r.mark, err = writeMark(ctx, primary); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -112,10 +117,14 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 	return r, nil
 }
 
-// markKeep is how long a mark stays in replica_marks: a replica that
-// replays a mark's row after it was deleted never shows it (until the
-// Store's next reset).
-const markKeep = "7 days"
+// markKeep is how long a mark stays in replica_marks; a Store whose
+// replica has not shown its mark for markRenew writes a new one (and
+// warns), so a replica that replays a mark's row only after its
+// deletion is not shut out for good.
+const (
+	markKeep  = "7 days"
+	markRenew = time.Hour
+)
 
 // writeMark writes a new random mark on the primary (and deletes the
 // marks older than markKeep) and returns it.
@@ -132,10 +141,7 @@ func writeMark(ctx context.Context, primary *pgxpool.Pool) ([]byte, error) {
 
 // rearm makes the replica wait for a new mark before it is asked again
 // (Store.reset: the database may have failed over).
-func (r *replica) rearm() {
-	r.epoch.Add(1)
-	r.caughtUp.Store(false)
-}
+func (r *replica) rearm() { r.epoch.Add(1) }
 
 // usable reports whether the replica may be asked now: not paused after
 // a failure, and showing the Store's latest mark.
@@ -144,7 +150,8 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	if now < r.downUntil.Load() {
 		return false, nil
 	}
-	if r.caughtUp.Load() {
+	epoch := r.epoch.Load()
+	if r.shownEpoch.Load() == epoch {
 		return true, nil
 	}
 	if now-r.lastCheck.Load() < int64(time.Second) || !r.checkMu.TryLock() {
@@ -152,25 +159,42 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	}
 	defer r.checkMu.Unlock()
 	r.lastCheck.Store(now)
-	epoch := r.epoch.Load()
-	if r.markEpoch != epoch {
+	if err := r.renewMark(ctx, epoch); err != nil {
 		// The primary may be failing over still: the next check tries
 		// again, the primary answering meanwhile.
-		mark, err := writeMark(ctx, r.primary)
-		if err != nil {
-			return false, nil
-		}
-		r.mark, r.markEpoch = mark, epoch
+		return false, nil
 	}
 	var shown bool
 	if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM replica_marks WHERE token = $1)`, r.mark).Scan(&shown); err != nil {
 		return false, err
 	}
-	// A rearm since this check began wants a newer mark.
-	if shown && r.epoch.Load() == epoch {
-		r.caughtUp.Store(true)
+	if !shown {
+		return false, nil
 	}
-	return shown, nil
+	// A rearm since the check began moved epoch on: this store then
+	// matches no epoch usable compares, and the next check waits for a
+	// newer mark.
+	r.shownEpoch.Store(epoch)
+	return r.epoch.Load() == epoch, nil
+}
+
+// renewMark writes a new mark when the one the replica is asked for
+// belongs to an older epoch, or has not shown for markRenew (logged).
+// It runs under checkMu.
+func (r *replica) renewMark(ctx context.Context, epoch int64) error {
+	stale := time.Since(r.markMade) > markRenew
+	if r.markEpoch == epoch && !stale {
+		return nil
+	}
+	mark, err := writeMark(ctx, r.primary)
+	if err != nil {
+		return err
+	}
+	if stale && r.markEpoch == epoch {
+		r.log.Warn("postgres store: the read replica has not replayed this node's mark for an hour (it lags, or it follows another primary); its reads go to the primary", "renew", markRenew)
+	}
+	r.mark, r.markEpoch, r.markMade = mark, epoch, time.Now()
+	return nil
 }
 
 // fromReplica runs read on the replica's pool and reports whether the

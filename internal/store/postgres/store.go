@@ -246,13 +246,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	if opts.ReadURL != "" {
-		r, err := openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer)
+		breaks := s.breaks.Load()
+		r, err := openReplica(ctx, pool, opts.ReadURL, cfg.MaxConns, opts.Tracer, log)
 		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres store: %w", err)
 		}
-		s.resetMu.Lock() // a reset may run already (AfterConnect)
+		// A reset may run already (AfterConnect); one that ran after the
+		// first mark was written wants a new one.
+		s.resetMu.Lock()
 		s.replica = r
+		if s.breaks.Load() != breaks {
+			r.rearm()
+		}
 		s.resetMu.Unlock()
 	}
 	s.startSignals()
