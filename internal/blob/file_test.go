@@ -63,15 +63,16 @@ func TestFileLayout(t *testing.T) {
 func TestParseURLs(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "ak")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "sk")
-	cfg, err := blob.ParseS3URL("s3://mail?endpoint=http://127.0.0.1:8333&region=eu-1&path_style=true&prefix=t/")
+	cfg, err := blob.ParseS3URL("s3://mail?endpoint=http://127.0.0.1:8333&region=eu-1&path_style=true&prefix=t/&timeout=5s&attempts=9")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := blob.S3Config{Bucket: "mail", Endpoint: "http://127.0.0.1:8333", Region: "eu-1", PathStyle: true, Prefix: "t/", AccessKey: "ak", SecretKey: "sk"}
+	want := blob.S3Config{Bucket: "mail", Endpoint: "http://127.0.0.1:8333", Region: "eu-1", PathStyle: true, Prefix: "t/", AccessKey: "ak", SecretKey: "sk",
+		Timeout: 5 * time.Second, Attempts: 9}
 	if cfg != want {
 		t.Fatalf("%+v", cfg)
 	}
-	for _, bad := range []string{"s3://", "s3://b/path", "s3://b?path_style=maybe", "s3://b?bucket=x", "db", "ftp://x", "file:"} {
+	for _, bad := range []string{"s3://", "s3://b/path", "s3://b?path_style=maybe", "s3://b?bucket=x", "s3://b?timeout=5", "s3://b?timeout=-1s", "s3://b?attempts=0", "db", "ftp://x", "file:"} {
 		if _, err := blob.Open(context.Background(), bad); err == nil {
 			t.Errorf("Open(%q) accepted", bad)
 		}

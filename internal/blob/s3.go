@@ -2,15 +2,18 @@ package blob
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -32,10 +35,22 @@ type S3Config struct {
 	Prefix string
 	// AccessKey, SecretKey and SessionToken are the credentials.
 	AccessKey, SecretKey, SessionToken string
+	// Timeout is how long a request may wait for the store: for the
+	// response's headers once the request is sent, and for each read or
+	// write on the connection (a body that stops coming). Zero means
+	// DefaultS3Timeout. A store that does not answer then fails the
+	// request rather than holding an IMAP command for ever.
+	Timeout time.Duration
+	// Attempts is how many times a request is sent before its error is
+	// returned; zero means s3Attempts.
+	Attempts int
 }
 
+// DefaultS3Timeout is S3Config.Timeout's default.
+const DefaultS3Timeout = 30 * time.Second
+
 // ParseS3URL reads s3://BUCKET?endpoint=...&region=...&path_style=true
-// (&prefix=...), with the credentials from AWS_ACCESS_KEY_ID,
+// (&prefix=...&timeout=30s&attempts=5), with the credentials from AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
 func ParseS3URL(spec string) (S3Config, error) {
 	u, err := url.Parse(spec)
@@ -55,6 +70,16 @@ func ParseS3URL(spec string) (S3Config, error) {
 		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
 		SessionToken: os.Getenv("AWS_SESSION_TOKEN"),
 	}
+	if as := q.Get("attempts"); as != "" {
+		if cfg.Attempts, err = strconv.Atoi(as); err != nil || cfg.Attempts < 1 {
+			return S3Config{}, fmt.Errorf("s3 blob store: attempts=%q: want a number from 1", as)
+		}
+	}
+	if ts := q.Get("timeout"); ts != "" {
+		if cfg.Timeout, err = time.ParseDuration(ts); err != nil || cfg.Timeout <= 0 {
+			return S3Config{}, fmt.Errorf("s3 blob store: timeout=%q: want a duration such as 30s", ts)
+		}
+	}
 	if ps := q.Get("path_style"); ps != "" {
 		if cfg.PathStyle, err = strconv.ParseBool(ps); err != nil {
 			return S3Config{}, fmt.Errorf("s3 blob store: path_style=%q: %w", ps, err)
@@ -62,7 +87,7 @@ func ParseS3URL(spec string) (S3Config, error) {
 	}
 	for k := range q {
 		switch k {
-		case "endpoint", "region", "prefix", "path_style":
+		case "endpoint", "region", "prefix", "path_style", "timeout", "attempts":
 		default:
 			return S3Config{}, fmt.Errorf("s3 blob store: unknown parameter %q", k)
 		}
@@ -70,12 +95,12 @@ func ParseS3URL(spec string) (S3Config, error) {
 	return cfg, nil
 }
 
-// s3Attempts is how many times a request is sent before its error is
-// returned: the client waits between them (200 ms, doubling, at most 1 s,
-// jittered), so a store that cannot be reached fails a call after about
-// three seconds rather than ten (minio's default of 10 attempts), and an
-// IMAP command waiting on it gets its NO [UNAVAILABLE] while its client
-// still waits.
+// s3Attempts is S3Config.Attempts's default: the client waits between
+// attempts (200 ms, doubling, at most 1 s, jittered), so a store that
+// refuses connections fails a call within about three seconds rather
+// than ten (minio's default of 10 attempts), and an IMAP command waiting
+// on it gets its NO [UNAVAILABLE] while its client still waits. Batch
+// work (a backup) may want more (attempts= in the URL).
 const s3Attempts = 5
 
 // S3 keeps objects in a bucket of an S3-compatible object store.
@@ -98,17 +123,66 @@ func newS3Client(cfg S3Config) (*minio.Client, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
+	transport, err := s3Transport(secure, cfg.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("s3 blob store: %w", err)
+	}
 	client, err := minio.New(host, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken),
 		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		MaxRetries:   s3Attempts,
+		MaxRetries:   cmp.Or(cfg.Attempts, s3Attempts),
+		Transport:    transport,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 blob store: %w", err)
 	}
 	return client, nil
+}
+
+// s3Transport is minio's default transport with timeout (or
+// DefaultS3Timeout) for connecting, for the response headers and for
+// each read and write of a connection (stallConn): minio's own waits 30 s
+// to connect, a minute for headers and for ever for a body that stops.
+func s3Transport(secure bool, timeout time.Duration) (*http.Transport, error) {
+	if timeout <= 0 {
+		timeout = DefaultS3Timeout
+	}
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, err
+	}
+	tr.ResponseHeaderTimeout = timeout
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return stallConn{c, timeout}, nil
+	}
+	return tr, nil
+}
+
+// stallConn fails a connection on which nothing moved for timeout: each
+// read or write sets the deadlines anew. A write moves the read deadline
+// too, since the transport reads (for the response) while it still
+// sends a large request's body. An idle pooled connection's pending read
+// fails after timeout as well, which closes it.
+type stallConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c stallConn) Read(p []byte) (int, error) {
+	c.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c stallConn) Write(p []byte) (int, error) {
+	c.SetDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
 }
 
 // OpenS3 connects to the store and checks that the bucket exists.
@@ -152,19 +226,25 @@ func (s *S3) name(key string) string { return s.cfg.Prefix + key }
 
 // s3Failed marks an error of the S3 client as ErrUnavailable when it says
 // the store could not be reached or cannot serve now: no answer at all (a
-// connection refused or cut, a timeout, a body cut short) or a 5xx or 429
-// answer, after the client's own retries. An answer about the request
+// connection refused or cut, a timeout, a body cut short) or a 5xx, 429
+// or 408 answer (or one of busyCodes), after the client's own retries. An answer about the request
 // (403, 404, ...) and the caller's cancelled context stay as they are.
 func s3Failed(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	code := minio.ToErrorResponse(err).StatusCode
-	if code == 0 || code >= 500 || code == http.StatusTooManyRequests {
+	r := minio.ToErrorResponse(err)
+	switch {
+	case r.StatusCode == 0 && r.Code == "", // no answer at all
+		r.StatusCode >= 500, r.StatusCode == http.StatusTooManyRequests, r.StatusCode == http.StatusRequestTimeout,
+		busyCodes[r.Code]: // e.g. an error in the body of a 200 answer
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
+
+// busyCodes are S3 error codes that say the store cannot serve now.
+var busyCodes = map[string]bool{"InternalError": true, "SlowDown": true, "ServiceUnavailable": true, "RequestTimeout": true}
 
 // notFound reports whether err is the store's answer for a missing key.
 func notFound(err error) bool {
@@ -184,23 +264,52 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// s3Object streams an object: the first read starts one GET, reads at
-// other offsets ask for ranges.
+// s3Object streams an object: reads that follow each other are served
+// from one GET (minio's Read), and a read at another offset seeks, which
+// starts a GET from there. (minio's own ReadAt sends a GET for each call:
+// a body read in 8 KiB pieces cost a request per piece.) A mutex keeps
+// concurrent ReadAt calls apart.
 type s3Object struct {
-	*minio.Object
+	obj  *minio.Object
 	size int64
+	mu   sync.Mutex
+	pos  int64 // where obj's stream is
 }
 
-func (o *s3Object) Size() int64 { return o.size }
+func (o *s3Object) Size() int64  { return o.size }
+func (o *s3Object) Close() error { return o.obj.Close() }
 
-// ReadAt marks the errors of a read that are the store's (s3Failed); the
-// end of the object stays io.EOF itself.
+// ReadAt fills p from off, or returns io.EOF where the object ends
+// first. Errors of the store are marked (s3Failed); an object shorter
+// than its size is one (io.ErrUnexpectedEOF).
 func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
-	n, err := o.Object.ReadAt(p, off)
-	if err != nil && err != io.EOF {
-		err = s3Failed(err)
+	if off < 0 {
+		return 0, errors.New("s3 object: negative offset")
 	}
-	return n, err
+	if off >= o.size {
+		return 0, io.EOF
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if off != o.pos {
+		if _, err := o.obj.Seek(off, io.SeekStart); err != nil {
+			return 0, s3Failed(err)
+		}
+		o.pos = off
+	}
+	want := p[:min(int64(len(p)), o.size-off)]
+	n, err := io.ReadFull(o.obj, want)
+	o.pos += int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // nothing where the size says there is
+		}
+		return n, s3Failed(err)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 func (s *S3) Open(ctx context.Context, key string) (Object, error) {
@@ -219,7 +328,7 @@ func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 		}
 		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
 	}
-	return &s3Object{Object: obj, size: info.Size}, nil
+	return &s3Object{obj: obj, size: info.Size}, nil
 }
 
 func (s *S3) Stat(ctx context.Context, key string) (int64, error) {

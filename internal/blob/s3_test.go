@@ -1,7 +1,11 @@
 package blob_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -79,5 +83,117 @@ func TestS3URL(t *testing.T) {
 		if err := s.Put(ctx, blobtest.Key(data), data); err == nil {
 			t.Fatal("wrong credentials were accepted")
 		}
+	}
+}
+
+// TestS3Unavailable: an S3 store that refuses connections, or that takes
+// them and never answers, fails each call within a few seconds with
+// blob.ErrUnavailable (which the IMAP server answers with NO
+// [UNAVAILABLE]); so does a body that stops half-way. A missing key, a
+// cancelled context and the end of an object are not marked, and the
+// store works again once it answers.
+func TestS3Unavailable(t *testing.T) {
+	cfg := s3test.NewBucket(t)
+	ctx := context.Background()
+	direct, err := blob.OpenS3(ctx, cfg) // the server takes a while to store 16 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := []byte("a small body")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	for _, b := range [][]byte{small, big} {
+		if err := direct.Put(ctx, blobtest.Key(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
+	cfg.Endpoint, cfg.Timeout = proxy.Endpoint(), 500*time.Millisecond
+	s, err := blob.OpenS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unavailable := func(what string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		err := f()
+		if !errors.Is(err, blob.ErrUnavailable) {
+			t.Errorf("%s: %v, want blob.ErrUnavailable", what, err)
+		}
+		t.Logf("%s: %v after %v", what, err, time.Since(start).Round(time.Millisecond))
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%s took %v", what, d)
+		}
+	}
+	stat := func() error { _, err := s.Stat(ctx, blobtest.Key(small)); return err }
+
+	if _, err := s.Stat(ctx, blobtest.Key([]byte("none"))); !errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrUnavailable) {
+		t.Errorf("Stat of a missing key: %v, want ErrNotFound alone", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Stat(cancelled, blobtest.Key(small)); err == nil || errors.Is(err, blob.ErrUnavailable) {
+		t.Errorf("Stat with a cancelled context: %v, want an error not marked unavailable", err)
+	}
+	blobtest.Check(t, s, small) // reads to the end: io.EOF is not marked
+
+	// A body that stops coming: the open object's reads fail.
+	obj, err := s.Open(ctx, blobtest.Key(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.ReadAt(make([]byte, 64<<10), 0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Freeze()
+	unavailable("reading a body that stopped", func() error {
+		_, err := io.Copy(io.Discard, io.NewSectionReader(obj, 64<<10, obj.Size()-64<<10))
+		return err
+	})
+	obj.Close()
+	unavailable("Stat of a store that does not answer", stat)
+	unavailable("Put to a store that does not answer", func() error {
+		b := []byte("new while frozen")
+		return s.Put(ctx, blobtest.Key(b), b)
+	})
+	proxy.Mend()
+	if err := stat(); err != nil {
+		t.Fatalf("Stat once the store answers again: %v", err)
+	}
+	proxy.Cut()
+	unavailable("Stat of a store that refuses connections", stat)
+	unavailable("Open of a store that refuses connections", func() error { _, err := s.Open(ctx, blobtest.Key(small)); return err })
+	proxy.Mend()
+	blobtest.Check(t, s, small)
+}
+
+// BenchmarkS3Read reads an object through an io.SectionReader in 8 KiB
+// reads (io.Copy to io.Discard), as a body's readers do: how many GETs
+// that costs shows in the time per object.
+func BenchmarkS3Read(b *testing.B) {
+	cfg := s3test.NewBucket(b)
+	ctx := context.Background()
+	s, err := blob.OpenS3(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, size := range []int{16 << 10, 256 << 10, 4 << 20} {
+		data := bytes.Repeat([]byte("x"), size)
+		key := blobtest.Key(data)
+		if err := s.Put(ctx, key, data); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				obj, err := s.Open(ctx, key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.Copy(io.Discard, io.NewSectionReader(obj, 0, obj.Size())); err != nil || n != int64(size) {
+					b.Fatalf("read %d of %d bytes: %v", n, size, err)
+				}
+				obj.Close()
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 
@@ -66,8 +67,15 @@ func (a *account) OpenBody(ctx context.Context, mailboxID int64, uid uint32) (st
 	}
 	a.miss()
 	data := make([]byte, body.Size())
-	if n, err := body.ReadAt(data, 0); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
-		return body, nil // the caller's own reads meet the error
+	n, err := body.ReadAt(data, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		// Failed before anything is written: the command answers NO
+		// (a store that cannot be read now: NO [UNAVAILABLE]).
+		body.Close()
+		return nil, fmt.Errorf("read body of UID %d: %w", uid, err)
+	}
+	if n < len(data) {
+		return body, nil // shorter than its size: the caller's own reads meet that
 	}
 	c = &cachedBody{data: data, parts: slices.Clone(body.Parts())}
 	body.Close()

@@ -879,13 +879,16 @@ func (c *conn) complete(ctx context.Context, cmd *imap.Command, err error) error
 var errOKSent = errors.New("tagged response sent")
 
 func isConnError(err error) bool {
+	if errors.Is(err, errClose) {
+		return true // e.g. a body read that failed half-way through a literal
+	}
 	if store.Unavailable(err) {
 		return false // the database's connection, not the client's
 	}
 	// *net.OpError, not net.Error: a storage error wrapping a
 	// syscall.Errno satisfies net.Error too.
 	var oe *net.OpError
-	return errors.Is(err, errClose) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func cmdName(cmd *imap.Command) string {

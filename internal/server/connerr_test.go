@@ -7,6 +7,9 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/tern-imap/tern/internal/blob"
+	_ "github.com/tern-imap/tern/internal/store/postgres" // registers blob.ErrUnavailable as unavailable
 )
 
 // A storage error carrying a syscall.Errno (which has Timeout/Temporary
@@ -27,6 +30,8 @@ func TestIsConnError(t *testing.T) {
 		&net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded},
 		fmt.Errorf("fetch: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}),
 		net.ErrClosed, errClose,
+		// A storage error that cut a literal half-way ends the connection.
+		fmt.Errorf("urlfetch: %w: %w", errClose, fmt.Errorf("%w: cut", blob.ErrUnavailable)),
 	}
 	for _, err := range connErrs {
 		if !isConnError(err) {

@@ -2,10 +2,7 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -90,8 +87,8 @@ func TestBlobStoreUnavailable(t *testing.T) {
 		t.Skip("runs an S3 server")
 	}
 	cfg := s3test.NewBucket(t)
-	proxy := startCutProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
-	cfg.Endpoint = "http://" + proxy.addr
+	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
+	cfg.Endpoint = proxy.Endpoint()
 	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
 		blobs, err := blob.OpenS3(context.Background(), cfg)
 		if err != nil {
@@ -108,7 +105,7 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	cl.ok("LOGIN alice pw")
 	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
 	cl.ok("SELECT INBOX")
-	proxy.cut()
+	proxy.Cut()
 	if _, tagged := cl.do("FETCH 1 BODY[]"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
 		t.Errorf("FETCH BODY[] with the blob store down: %q, want NO [UNAVAILABLE]", tagged)
 	}
@@ -123,7 +120,7 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	if u := cl.ok("FETCH 1 (FLAGS)"); len(u) != 1 {
 		t.Errorf("FETCH FLAGS with the blob store down: %q", u)
 	}
-	proxy.mend()
+	proxy.Mend()
 	if u := cl.ok("FETCH 1 BODY[]"); len(u) != 1 || !strings.Contains(u[0], "hello") {
 		t.Errorf("FETCH BODY[] after the blob store came back: %q", u)
 	}
@@ -131,68 +128,4 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	if u := cl.ok("FETCH 1:* (UID)"); len(u) != 2 {
 		t.Errorf("after the second APPEND: %q", u)
 	}
-}
-
-// cutProxy forwards TCP connections on a loopback port to a target until
-// cut closes its listener and every connection it carries; mend listens
-// on the same port again.
-type cutProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
-	p := &cutProxy{t: t, target: target, addr: "127.0.0.1:0"}
-	p.mend()
-	t.Cleanup(p.cut)
-	return p
-}
-
-// mend listens (again) and forwards.
-func (p *cutProxy) mend() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-}
-
-func (p *cutProxy) forward(c net.Conn) {
-	b, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, c, b)
-	p.mu.Unlock()
-	go func() { io.Copy(b, c); b.Close() }()
-	io.Copy(c, b)
-	c.Close()
-}
-
-// cut stops forwarding: connections are refused, and those open end.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -1,0 +1,146 @@
+package s3test
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Proxy forwards TCP connections from a loopback port to a target (an S3
+// server's address) and can fail in the two ways a store does: Cut
+// closes its listener and every connection (connections are refused),
+// Freeze keeps connections open but moves no more bytes (a store that
+// does not answer). Mend undoes both.
+type Proxy struct {
+	t      testing.TB
+	target string
+	Addr   string // 127.0.0.1:PORT, the same after Mend
+
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	cut    bool
+	frozen bool
+	thaw   chan struct{} // closed by Mend when frozen
+}
+
+// StartProxy starts a proxy to target (HOST:PORT); the test's cleanup
+// cuts it.
+func StartProxy(t testing.TB, target string) *Proxy {
+	p := &Proxy{t: t, target: target, Addr: "127.0.0.1:0"}
+	p.listen()
+	t.Cleanup(p.Cut)
+	return p
+}
+
+// Endpoint is the proxy's http:// endpoint.
+func (p *Proxy) Endpoint() string { return "http://" + p.Addr }
+
+func (p *Proxy) listen() {
+	ln, err := net.Listen("tcp", p.Addr)
+	if err != nil {
+		p.t.Fatalf("s3test proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.Addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(c)
+		}
+	}()
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	b, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.cut { // accepted just before Cut
+		p.mu.Unlock()
+		c.Close()
+		b.Close()
+		return
+	}
+	p.conns = append(p.conns, c, b)
+	p.mu.Unlock()
+	go func() { p.copy(b, c); b.Close() }()
+	p.copy(c, b)
+	c.Close()
+}
+
+// copy moves bytes from src to dst, holding them while the proxy is
+// frozen.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitThaw()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) waitThaw() {
+	p.mu.Lock()
+	frozen, thaw := p.frozen, p.thaw
+	p.mu.Unlock()
+	if frozen {
+		select {
+		case <-thaw:
+		case <-time.After(time.Minute): // a test that never mends
+		}
+	}
+}
+
+// Cut closes the listener and every connection: connections are
+// refused until Mend.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Freeze stops moving bytes: connections open, requests sent, nothing
+// answers (until Mend).
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.frozen {
+		p.frozen, p.thaw = true, make(chan struct{})
+	}
+}
+
+// Mend listens again after Cut (on the same port) and moves bytes again
+// after Freeze.
+func (p *Proxy) Mend() {
+	p.mu.Lock()
+	cut := p.cut
+	p.cut = false
+	if p.frozen {
+		p.frozen = false
+		close(p.thaw)
+	}
+	p.mu.Unlock()
+	if cut {
+		p.listen()
+	}
+}
