@@ -6,14 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -264,71 +262,15 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// s3Object streams an object: reads that follow each other are served
-// from one GET (minio's Read), and a read at another offset seeks, which
-// starts a GET from there. (minio's own ReadAt sends a GET for each call:
-// a body read in 8 KiB pieces cost a request per piece.) A mutex keeps
-// concurrent ReadAt calls apart.
-type s3Object struct {
-	obj  *minio.Object
-	size int64
-	mu   sync.Mutex
-	pos  int64 // where obj's stream is
-}
-
-func (o *s3Object) Size() int64  { return o.size }
-func (o *s3Object) Close() error { return o.obj.Close() }
-
-// ReadAt fills p from off, or returns io.EOF where the object ends
-// first. Errors of the store are marked (s3Failed); an object shorter
-// than its size is one (io.ErrUnexpectedEOF).
-func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("s3 object: negative offset")
-	}
-	if off >= o.size {
-		return 0, io.EOF
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if off != o.pos {
-		if _, err := o.obj.Seek(off, io.SeekStart); err != nil {
-			return 0, s3Failed(err)
-		}
-		o.pos = off
-	}
-	want := p[:min(int64(len(p)), o.size-off)]
-	n, err := io.ReadFull(o.obj, want)
-	o.pos += int64(n)
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // nothing where the size says there is
-		}
-		return n, s3Failed(err)
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
 func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
-	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.name(key), minio.GetObjectOptions{})
+	size, err := s.Stat(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
+		return nil, fmt.Errorf("open: %w", err)
 	}
-	info, err := obj.Stat() // sends the GET; the body is read as needed
-	if err != nil {
-		obj.Close()
-		if notFound(err) {
-			return nil, fmt.Errorf("open blob %s: %w", key, ErrNotFound)
-		}
-		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
-	}
-	return &s3Object{obj: obj, size: info.Size}, nil
+	return &s3Object{s: s, ctx: ctx, name: s.name(key), size: size}, nil
 }
 
 func (s *S3) Stat(ctx context.Context, key string) (int64, error) {

@@ -3,6 +3,7 @@ package s3test
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,12 +24,18 @@ type Proxy struct {
 	cut    bool
 	frozen bool
 	thaw   chan struct{} // closed by Mend when frozen
+
+	served   atomic.Int64 // bytes from the target to clients
+	freezeAt int64        // Served at which to freeze; -1: none
 }
+
+// Served is how many bytes the target has sent to clients so far.
+func (p *Proxy) Served() int64 { return p.served.Load() }
 
 // StartProxy starts a proxy to target (HOST:PORT); the test's cleanup
 // cuts it.
 func StartProxy(t testing.TB, target string) *Proxy {
-	p := &Proxy{t: t, target: target, Addr: "127.0.0.1:0"}
+	p := &Proxy{t: t, target: target, Addr: "127.0.0.1:0", freezeAt: -1}
 	p.listen()
 	t.Cleanup(p.Cut)
 	return p
@@ -71,22 +78,30 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns = append(p.conns, c, b)
 	p.mu.Unlock()
-	go func() { p.copy(b, c); b.Close() }()
-	p.copy(c, b)
+	go func() { p.copy(b, c, nil); b.Close() }()
+	p.copy(c, b, &p.served)
 	c.Close()
 }
 
 // copy moves bytes from src to dst, holding them while the proxy is
-// frozen.
-func (p *Proxy) copy(dst, src net.Conn) {
+// frozen, and counts them in count if not nil.
+func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 {
+		for chunk := buf[:n]; len(chunk) > 0; {
 			p.waitThaw()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			k := len(chunk)
+			if count != nil {
+				k = p.allow(k)
+			}
+			if _, werr := dst.Write(chunk[:k]); werr != nil {
 				return
 			}
+			if count != nil {
+				count.Add(int64(k))
+			}
+			chunk = chunk[k:]
 		}
 		if err != nil {
 			return
@@ -119,11 +134,40 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
+// allow returns how many of n bytes from the target may pass before the
+// proxy freezes (FreezeAfter); 0 freezes it now.
+func (p *Proxy) allow(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.freezeAt < 0 {
+		return n
+	}
+	left := p.freezeAt - p.served.Load()
+	if left > 0 {
+		return int(min(int64(n), left))
+	}
+	p.freezeAt = -1
+	p.freezeLocked()
+	return 0
+}
+
+// FreezeAfter lets n more bytes come from the target, then freezes: a
+// response that stops half-way.
+func (p *Proxy) FreezeAfter(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.freezeAt = p.served.Load() + n
+}
+
 // Freeze stops moving bytes: connections open, requests sent, nothing
 // answers (until Mend).
 func (p *Proxy) Freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.freezeLocked()
+}
+
+func (p *Proxy) freezeLocked() {
 	if !p.frozen {
 		p.frozen, p.thaw = true, make(chan struct{})
 	}

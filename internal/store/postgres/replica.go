@@ -59,13 +59,15 @@ type replica struct {
 	//
 	// shownEpoch is the epoch whose mark the replica showed (-1: none);
 	// rearm moves epoch on. Checks run at most once a second
-	// (lastCheck), one at a time (checkMu, which also guards mark,
-	// markEpoch, the epoch the mark was written for, and markMade).
+	// (lastCheck), one at a time (checkMu, which also guards marks, the
+	// marks written since the last rearm, any of which will do, newest
+	// last; markEpoch, the epoch they were written for; and markMade,
+	// when the newest was).
 	shownEpoch atomic.Int64
 	epoch      atomic.Int64
 	lastCheck  atomic.Int64
 	checkMu    sync.Mutex
-	mark       []byte
+	marks      [][]byte
 	markEpoch  int64
 	markMade   time.Time
 	// downUntil (Unix ns): after a failure the replica is left alone for
@@ -108,9 +110,11 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 	}
 	r := &replica{primary: primary, log: log, markMade: time.Now()}
 	r.shownEpoch.Store(-1)
-	if r.mark, err = writeMark(ctx, primary); err != nil {
+	mark, err := writeMark(ctx, primary)
+	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
+	r.marks = [][]byte{mark}
 	if r.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -118,12 +122,13 @@ func openReplica(ctx context.Context, primary *pgxpool.Pool, url string, maxConn
 }
 
 // markKeep is how long a mark stays in replica_marks; a Store whose
-// replica has not shown its mark for markRenew writes a new one (and
+// replica has not shown its marks for markRenew writes another one (and
 // warns), so a replica that replays a mark's row only after its
-// deletion is not shut out for good.
+// deletion is not shut out for good. At most maxMarks are asked for.
 const (
 	markKeep  = "7 days"
 	markRenew = time.Hour
+	maxMarks  = 24
 )
 
 // writeMark writes a new random mark on the primary (and deletes the
@@ -150,8 +155,7 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	if now < r.downUntil.Load() {
 		return false, nil
 	}
-	epoch := r.epoch.Load()
-	if r.shownEpoch.Load() == epoch {
+	if r.shownEpoch.Load() == r.epoch.Load() {
 		return true, nil
 	}
 	if now-r.lastCheck.Load() < int64(time.Second) || !r.checkMu.TryLock() {
@@ -159,13 +163,17 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	}
 	defer r.checkMu.Unlock()
 	r.lastCheck.Store(now)
+	epoch := r.epoch.Load() // under checkMu: no older check stores after this one
+	if r.shownEpoch.Load() == epoch {
+		return true, nil
+	}
 	if err := r.renewMark(ctx, epoch); err != nil {
 		// The primary may be failing over still: the next check tries
 		// again, the primary answering meanwhile.
 		return false, nil
 	}
 	var shown bool
-	if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM replica_marks WHERE token = $1)`, r.mark).Scan(&shown); err != nil {
+	if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM replica_marks WHERE token = ANY($1))`, r.marks).Scan(&shown); err != nil {
 		return false, err
 	}
 	if !shown {
@@ -178,22 +186,28 @@ func (r *replica) usable(ctx context.Context) (bool, error) {
 	return r.epoch.Load() == epoch, nil
 }
 
-// renewMark writes a new mark when the one the replica is asked for
-// belongs to an older epoch, or has not shown for markRenew (logged).
-// It runs under checkMu.
+// renewMark writes a new mark when the marks the replica is asked for
+// belong to an older epoch (they are forgotten), or the newest has not
+// shown for markRenew (it is added; logged). It runs under checkMu.
 func (r *replica) renewMark(ctx context.Context, epoch int64) error {
-	stale := time.Since(r.markMade) > markRenew
-	if r.markEpoch == epoch && !stale {
+	old := r.markEpoch != epoch
+	if !old && time.Since(r.markMade) <= markRenew {
 		return nil
 	}
 	mark, err := writeMark(ctx, r.primary)
 	if err != nil {
 		return err
 	}
-	if stale && r.markEpoch == epoch {
-		r.log.Warn("postgres store: the read replica has not replayed this node's mark for an hour (it lags, or it follows another primary); its reads go to the primary", "renew", markRenew)
+	if old {
+		r.marks = r.marks[:0]
+	} else {
+		r.log.Warn("postgres store: the read replica has not replayed this node's mark for an hour (it lags or is down, or it follows another primary); its reads go to the primary", "renew", markRenew)
 	}
-	r.mark, r.markEpoch, r.markMade = mark, epoch, time.Now()
+	r.marks = append(r.marks, mark)
+	if len(r.marks) > maxMarks {
+		r.marks = r.marks[1:]
+	}
+	r.markEpoch, r.markMade = epoch, time.Now()
 	return nil
 }
 
