@@ -225,13 +225,14 @@ func (s *S3) name(key string) string { return s.cfg.Prefix + key }
 // s3Failed marks an error of the S3 client as ErrUnavailable when it says
 // the store could not be reached or cannot serve now: no answer at all (a
 // connection refused or cut, a timeout, a body cut short) or a 5xx, 429
-// or 408 answer (or one of busyCodes), after the client's own retries. An answer about the request
-// (403, 404, ...) and the caller's cancelled context stay as they are.
+// or 408 answer (or one of busyCodes), after the client's own retries.
+// An answer about the request (403, 404, ...), the caller's cancelled
+// context and an error marked already stay as they are.
 func s3Failed(err error) error {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	r := minio.ToErrorResponse(err)
+	r := errorResponse(err)
 	switch {
 	case r.StatusCode == 0 && r.Code == "", // no answer at all
 		r.StatusCode >= 500, r.StatusCode == http.StatusTooManyRequests, r.StatusCode == http.StatusRequestTimeout,
@@ -244,9 +245,17 @@ func s3Failed(err error) error {
 // busyCodes are S3 error codes that say the store cannot serve now.
 var busyCodes = map[string]bool{"InternalError": true, "SlowDown": true, "ServiceUnavailable": true, "RequestTimeout": true}
 
+// errorResponse is the store's answer err carries, wrapped or not
+// (minio.ToErrorResponse looks at err itself only); zero if none.
+func errorResponse(err error) minio.ErrorResponse {
+	var r minio.ErrorResponse
+	errors.As(err, &r)
+	return r
+}
+
 // notFound reports whether err is the store's answer for a missing key.
 func notFound(err error) bool {
-	r := minio.ToErrorResponse(err)
+	r := errorResponse(err)
 	return r.Code == minio.NoSuchKey || r.StatusCode == http.StatusNotFound
 }
 
@@ -262,15 +271,21 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
+// Open asks for the object's first window at once (s3object.go): its
+// answer says whether the object exists and how large it is, and holds
+// a small body whole, in one round trip.
 func (s *S3) Open(ctx context.Context, key string) (Object, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
-	size, err := s.Stat(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+	o, err := openS3Object(ctx, s, key)
+	if notFound(err) || errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("open blob %s: %w", key, ErrNotFound)
 	}
-	return &s3Object{s: s, ctx: ctx, name: s.name(key), size: size}, nil
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", key, s3Failed(err))
+	}
+	return o, nil
 }
 
 func (s *S3) Stat(ctx context.Context, key string) (int64, error) {

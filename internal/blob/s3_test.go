@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +243,71 @@ func TestS3PartialRead(t *testing.T) {
 		if _, err := obj.ReadAt(got, int64(r.off)); err != nil || !bytes.Equal(got, data[r.off:r.off+r.n]) {
 			t.Fatalf("ReadAt %d bytes at %d: %v", r.n, r.off, err)
 		}
+	}
+}
+
+// TestS3ObjectGone: an object deleted after Open fails the reads that
+// need a new window with the store's answer, not as an unavailable
+// store (which would make the IMAP server say "try again later").
+func TestS3ObjectGone(t *testing.T) {
+	ctx := context.Background()
+	s, err := blob.OpenS3(ctx, s3test.NewBucket(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("y"), 1<<20)
+	if err := s.Put(ctx, blobtest.Key(data), data); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Open(ctx, blobtest.Key(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	if err := s.Delete(ctx, blobtest.Key(data)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = obj.ReadAt(make([]byte, 10), 900<<10)
+	if err == nil || errors.Is(err, blob.ErrUnavailable) {
+		t.Fatalf("ReadAt of a deleted object: %v, want an error not marked unavailable", err)
+	}
+}
+
+// TestS3RangeIgnored: a server (or proxy) that ignores Range and answers
+// with the whole object is read correctly from the start and refused
+// elsewhere, never taken for the bytes asked for.
+func TestS3RangeIgnored(t *testing.T) {
+	data := make([]byte, 600<<10)
+	for i := range data {
+		data[i] = byte(i % 251)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Header().Set("ETag", `"x"`)
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		if r.Method == http.MethodGet {
+			w.Write(data)
+		}
+	}))
+	defer srv.Close()
+	// The fake server answers OpenS3's bucket check (a HEAD) with 200.
+	s, err := blob.OpenS3(context.Background(), blob.S3Config{Bucket: "fake", Endpoint: srv.URL, Region: "us-east-1", PathStyle: true, AccessKey: "a", SecretKey: "s"})
+	if err != nil {
+		t.Fatalf("OpenS3: %v", err)
+	}
+	obj, err := s.Open(context.Background(), blobtest.Key(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	if obj.Size() != int64(len(data)) {
+		t.Fatalf("Size %d, want %d", obj.Size(), len(data))
+	}
+	got := make([]byte, 1000)
+	if _, err := obj.ReadAt(got, 0); err != nil || !bytes.Equal(got, data[:1000]) {
+		t.Fatalf("ReadAt at 0: %v", err)
+	}
+	if _, err := obj.ReadAt(got, 500<<10); err == nil {
+		t.Fatalf("ReadAt at 500 KiB of a server that ignores Range: no error (got %q...)", got[:8])
 	}
 }

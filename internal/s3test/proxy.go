@@ -84,7 +84,8 @@ func (p *Proxy) forward(c net.Conn) {
 }
 
 // copy moves bytes from src to dst, holding them while the proxy is
-// frozen, and counts them in count if not nil.
+// frozen; count, if not nil, counts them and is the one FreezeAfter
+// watches.
 func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -93,13 +94,10 @@ func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
 			p.waitThaw()
 			k := len(chunk)
 			if count != nil {
-				k = p.allow(k)
+				k = p.allow(k, count)
 			}
 			if _, werr := dst.Write(chunk[:k]); werr != nil {
 				return
-			}
-			if count != nil {
-				count.Add(int64(k))
 			}
 			chunk = chunk[k:]
 		}
@@ -135,20 +133,22 @@ func (p *Proxy) Cut() {
 }
 
 // allow returns how many of n bytes from the target may pass before the
-// proxy freezes (FreezeAfter); 0 freezes it now.
-func (p *Proxy) allow(n int) int {
+// proxy freezes (FreezeAfter), and counts them in count; 0 freezes it
+// now.
+func (p *Proxy) allow(n int, count *atomic.Int64) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.freezeAt < 0 {
-		return n
+	k := int64(n)
+	if p.freezeAt >= 0 {
+		k = min(k, p.freezeAt-count.Load())
+		if k <= 0 {
+			p.freezeAt = -1
+			p.freezeLocked()
+			return 0
+		}
 	}
-	left := p.freezeAt - p.served.Load()
-	if left > 0 {
-		return int(min(int64(n), left))
-	}
-	p.freezeAt = -1
-	p.freezeLocked()
-	return 0
+	count.Add(k)
+	return int(k)
 }
 
 // FreezeAfter lets n more bytes come from the target, then freezes: a
