@@ -32,18 +32,7 @@ func TestStorageUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{Notifier: n})
-		if err != nil {
-			t.Fatalf("open store: %v", err)
-		}
-		return st
-	}})
-	ts.addUser("alice", "pw")
-	cl := ts.dial()
-	cl.ok("LOGIN alice pw")
-	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
-	cl.ok("SELECT INBOX")
+	ts, cl := aliceSelected(t, url, postgres.Options{})
 	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,22 +78,11 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	cfg := s3test.NewBucket(t)
 	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
 	cfg.Endpoint = proxy.Endpoint()
-	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
-		blobs, err := blob.OpenS3(context.Background(), cfg)
-		if err != nil {
-			t.Fatalf("open blob store: %v", err)
-		}
-		st, err := postgres.Open(context.Background(), pgtest.NewDatabase(t), postgres.Options{Notifier: n, Blobs: blobs})
-		if err != nil {
-			t.Fatalf("open store: %v", err)
-		}
-		return st
-	}})
-	ts.addUser("alice", "pw")
-	cl := ts.dial()
-	cl.ok("LOGIN alice pw")
-	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
-	cl.ok("SELECT INBOX")
+	blobs, err := blob.OpenS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open blob store: %v", err)
+	}
+	_, cl := aliceSelected(t, pgtest.NewDatabase(t), postgres.Options{Blobs: blobs})
 	proxy.Cut()
 	if _, tagged := cl.do("FETCH 1 BODY[]"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
 		t.Errorf("FETCH BODY[] with the blob store down: %q, want NO [UNAVAILABLE]", tagged)
@@ -128,4 +106,25 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	if u := cl.ok("FETCH 1:* (UID)"); len(u) != 2 {
 		t.Errorf("after the second APPEND: %q", u)
 	}
+}
+
+// aliceSelected starts a server on the postgres database url (opts with
+// the server's notifier), and returns it with a session of alice that
+// appended one message ("hello") and selected INBOX.
+func aliceSelected(t *testing.T, url string, opts postgres.Options) (*testServer, *client) {
+	t.Helper()
+	ts := newTestServer(t, serverOpts{insecureAuth: true, openStore: func(t *testing.T, n store.Notifier) store.Store {
+		opts.Notifier = n
+		st, err := postgres.Open(context.Background(), url, opts)
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		return st
+	}})
+	ts.addUser("alice", "pw")
+	cl := ts.dial()
+	cl.ok("LOGIN alice pw")
+	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
+	cl.ok("SELECT INBOX")
+	return ts, cl
 }

@@ -132,16 +132,7 @@ func testReplicaReads(t *testing.T, primary, standby *pgtest.Cluster, newDB func
 	}
 	body := func(box int64, uid uint32, want []byte) {
 		t.Helper()
-		b, err := a.OpenBody(ctx, box, uid)
-		if err != nil {
-			t.Fatalf("OpenBody(%d): %v", uid, err)
-		}
-		defer b.Close()
-		got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
+		if got := readBody(t, a, box, uid); !bytes.Equal(got, want) {
 			t.Errorf("OpenBody(%d) read %d bytes, not the message appended (%d bytes)", uid, len(got), len(want))
 		}
 	}
