@@ -138,8 +138,40 @@ func (s *Server) start(bin string) error {
 		return fmt.Errorf("s3test: start weed: %w", err)
 	}
 	go func() { s.cmd.Wait(); logf.Close(); close(s.done) }()
+	s.watch()
 	return s.waitReady(90 * time.Second)
 }
+
+// watch starts a watchdog that ends the server (its process group) and
+// removes its directory and sockets once this process is gone, however
+// it ended: a test binary stopped by its -timeout exits without
+// returning to Main, and weed would run on. The watchdog is a shell loop
+// in a process group of its own; it signals weed only while weed's
+// command line still names this server's directory. After a clean Stop
+// it finds nothing to do.
+func (s *Server) watch() {
+	args := append([]string{"-c", watchdogScript, "s3test-watchdog", strconv.Itoa(os.Getpid()), strconv.Itoa(s.cmd.Process.Pid), s.dir}, s.sockets...)
+	cmd := exec.Command("/bin/sh", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "s3test: no watchdog (a test binary that dies leaves weed in %s running): %v\n", s.dir, err)
+		return
+	}
+	go cmd.Wait() // it outlives this process, unless started in vain
+}
+
+// watchdogScript: $1 the test process, $2 weed, $3 the server's
+// directory, then the sockets weed makes in /tmp.
+const watchdogScript = `while kill -0 "$1" 2>/dev/null; do sleep 1; done
+if tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null | grep -qF -- "$3"; then
+	kill -TERM "-$2"
+	i=0
+	while kill -0 "$2" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.5; i=$((i+1)); done
+	kill -KILL "-$2" 2>/dev/null
+fi
+rm -rf "$3"
+shift 3
+rm -f "$@"`
 
 // waitReady polls the gateway until it lists buckets (master, volume
 // server and filer are up behind it) or the deadline passes.
