@@ -33,9 +33,9 @@ type S3Config struct {
 	Prefix string
 	// AccessKey, SecretKey and SessionToken are the credentials.
 	AccessKey, SecretKey, SessionToken string
-	// Timeout is how long a request may wait for the store: for the
-	// response's headers once the request is sent, and for each read or
-	// write on the connection (a body that stops coming). Zero means
+	// Timeout is how long a request may wait for the store: to connect,
+	// for the response's headers once the request is sent, and for each
+	// read or write on the connection (a body that stops coming). Zero means
 	// DefaultS3Timeout. A store that does not answer then fails the
 	// request rather than holding an IMAP command for ever.
 	Timeout time.Duration
