@@ -312,3 +312,25 @@ func NewBucket(t testing.TB) blob.S3Config {
 	}
 	return s.Config(bucket)
 }
+
+var (
+	prefixBucketOnce sync.Once
+	prefixBucket     blob.S3Config
+)
+
+// NewPrefix returns a configuration for an empty part of one bucket the
+// package's tests share, under a prefix of its own: for suites that make
+// a store per test by the hundred, where a bucket each would run the
+// server out of volumes (it makes volumes per bucket).
+func NewPrefix(t testing.TB) blob.S3Config {
+	t.Helper()
+	prefixBucketOnce.Do(func() { prefixBucket = NewBucket(t) })
+	if prefixBucket.Bucket == "" {
+		t.Fatal("s3test: the shared bucket could not be made")
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	cfg := prefixBucket
+	cfg.Prefix = "t-" + hex.EncodeToString(rnd[:]) + "/"
+	return cfg
+}

@@ -142,14 +142,22 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 // TERN_TEST_STORE=postgres, a new database on a private PostgreSQL
 // server (internal/pgtest), so the whole protocol suite can be run on
 // either backend; TERN_TEST_BLOBS=file puts the postgres store's bodies
-// in a file blob store in dir.
+// in a file blob store in dir, TERN_TEST_BLOBS=s3 in a bucket of a
+// private S3 server (internal/s3test).
 func openBackend(t *testing.T, dir string, n store.Notifier, textIndexer bool) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	if os.Getenv("TERN_TEST_STORE") == "postgres" {
 		opts := postgres.Options{Notifier: n}
-		if os.Getenv("TERN_TEST_BLOBS") == "file" {
+		switch os.Getenv("TERN_TEST_BLOBS") {
+		case "file":
 			b, err := blob.OpenFile(filepath.Join(dir, "blobs"))
+			if err != nil {
+				t.Fatalf("open blob store: %v", err)
+			}
+			opts.Blobs = b
+		case "s3":
+			b, err := blob.OpenS3(ctx, s3test.NewPrefix(t))
 			if err != nil {
 				t.Fatalf("open blob store: %v", err)
 			}
