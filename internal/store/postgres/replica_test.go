@@ -420,7 +420,8 @@ func TestReplicaAfterFailover(t *testing.T) {
 	readsReplica(t, s, a, box, r.UIDs[0], first)
 
 	// The standby to be promoted stops receiving; the replica does not.
-	execOn(t, promoted.URL("postgres"), `ALTER SYSTEM SET primary_conninfo = ''`, `SELECT pg_reload_conf()`)
+	standbyExec(t, promoted.URL("postgres"), `ALTER SYSTEM SET primary_conninfo = ''`)
+	standbyExec(t, promoted.URL("postgres"), `SELECT pg_reload_conf()`)
 	waitNoReceiver(t, promoted.URL("postgres"))
 	lost := []byte("Subject: lost\r\n\r\nonly the old primary and the replica have me\r\n")
 	r, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: lost}})
@@ -490,22 +491,6 @@ func readBody(t *testing.T, a store.Account, box int64, uid uint32) []byte {
 		t.Fatal(err)
 	}
 	return got
-}
-
-// execOn runs statements on a database, each on its own.
-func execOn(t *testing.T, url string, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	for _, q := range stmts {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
 }
 
 // waitNoReceiver waits until a standby's WAL receiver has stopped.
