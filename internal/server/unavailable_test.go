@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +131,103 @@ func aliceSelected(t *testing.T, url string, opts postgres.Options) (*testServer
 	cl.appendMsg("INBOX", "", "Subject: x\r\n\r\nhello\r\n")
 	cl.ok("SELECT INBOX")
 	return ts, cl
+}
+
+// TestBlobStoreStallsMidLiteral: when the S3 store stops answering half-way
+// through a body whose literal is already being sent, the server cannot
+// finish the literal, so it closes the connection; it must not write a
+// tagged NO [UNAVAILABLE] inside the literal (the client would take it
+// for message text and read the next response as more of the body). Both
+// ways a body goes out in a literal: FETCH and URLFETCH.
+func TestBlobStoreStallsMidLiteral(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an S3 server")
+	}
+	cfg := s3test.NewBucket(t)
+	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
+	cfg.Endpoint = proxy.Endpoint()
+	writes, err := blob.OpenS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open blob store: %v", err)
+	}
+	// Reads give up after a second, so the stall ends the FETCH soon;
+	// writes keep the default, so a loaded machine's slow first PUT into
+	// a new bucket does not fail the setup.
+	cfg.Timeout, cfg.Attempts = time.Second, 1
+	reads, err := blob.OpenS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open blob store: %v", err)
+	}
+	ts, cl := aliceSelected(t, pgtest.NewDatabase(t), postgres.Options{Blobs: splitBlobs{writes, reads}})
+	size := 3 << 20
+	cl.appendMsg("INBOX", "", randomAttachmentMessage(size))
+	url := genURL(t, cl, "imap://alice@localhost/INBOX/;uid=2;urlauth=user+alice")
+	for _, cmd := range []string{"FETCH 2 BODY.PEEK[]", `URLFETCH "` + url + `"`} {
+		c := ts.dial()
+		c.ok("LOGIN alice pw")
+		c.ok("EXAMINE INBOX")
+		proxy.FreezeAfter(2 << 20) // most of the stored body (3/4 of size: decoded base64), not all
+		c.write("T99 " + cmd + "\r\n")
+		got := readUntilClosed(t, c, 15*time.Second)
+		proxy.Mend()
+		head, body, found := bytes.Cut(got, []byte("}\r\n"))
+		if !found || !bytes.Contains(head, []byte("{")) {
+			t.Fatalf("%s: no literal in %q", cmd, got[:min(len(got), 200)])
+		}
+		if len(body) >= size {
+			t.Errorf("%s: %d bytes after the literal's start of a %d-byte message: not cut", cmd, len(body), size)
+		}
+		if bytes.Contains(body, []byte("T99 ")) || bytes.Contains(body, []byte("UNAVAILABLE")) {
+			t.Errorf("%s: a response inside the cut literal: %q", cmd, body[max(0, len(body)-200):])
+		}
+	}
+	// The store is back: the whole body, on a new connection.
+	c := ts.dial()
+	c.ok("LOGIN alice pw")
+	c.ok("EXAMINE INBOX")
+	if u := c.ok("FETCH 2 BODY.PEEK[]"); len(u) != 1 || len(u[0]) < size {
+		t.Errorf("FETCH after the store came back: %d bytes", len(strings.Join(u, "")))
+	}
+}
+
+// splitBlobs opens objects through reads, and does the rest through
+// the embedded store.
+type splitBlobs struct {
+	blob.Store
+	reads blob.Store
+}
+
+func (s splitBlobs) Open(ctx context.Context, key string) (blob.Object, error) {
+	return s.reads.Open(ctx, key)
+}
+
+// randomAttachmentMessage is a message of about size bytes whose bulk is a
+// base64 attachment of random bytes: no compression makes its stored
+// form small.
+func randomAttachmentMessage(size int) string {
+	raw := make([]byte, size*3/4)
+	rand.Read(raw)
+	enc := base64.StdEncoding.EncodeToString(raw)
+	var b strings.Builder
+	b.WriteString("From: a@example.org\r\nSubject: random\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--b--\r\n")
+	return b.String()
+}
+
+// readUntilClosed reads what the server sends until it closes the
+// connection; the test fails if that takes longer than limit.
+func readUntilClosed(t *testing.T, c *client, limit time.Duration) []byte {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(limit))
+	got, err := io.ReadAll(c.br)
+	if err != nil {
+		t.Fatalf("connection not closed within %v: %v (%d bytes read)", limit, err, len(got))
+	}
+	return got
 }
