@@ -211,9 +211,15 @@ func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, err
 func (s *Store) collectBatch(ctx context.Context, grace time.Duration) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT hash, data IS NULL FROM bodies
+		// A body some content still names is never taken, whatever its
+		// count says: a count that went too low (a bug, a repair gone
+		// wrong) must not cost a message its body, nor stop the
+		// collector at the row's foreign key after its object is gone.
+		// tern check reports and repairs such counts.
+		rows, err := tx.Query(ctx, `SELECT hash, data IS NULL FROM bodies b
 			WHERE refs = 0 AND released < now() - make_interval(secs => $1) AND ($3 OR data IS NOT NULL)
-			ORDER BY released LIMIT $2 FOR UPDATE SKIP LOCKED`, grace.Seconds(), gcBatch, s.opts.Blobs != nil)
+				AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.body_hash = b.hash)
+			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED`, grace.Seconds(), gcBatch, s.opts.Blobs != nil)
 		if err != nil {
 			return err
 		}

@@ -15,8 +15,19 @@ import (
 // consistencyCheck is one invariant of the database: a query that lists
 // what breaks it (one line each), and the statement that repairs it (""
 // when it can only be reported).
+//
+// A repair that recomputes a counter from other rows (usage, a body's
+// references) first locks the rows it will set (lock, returning their
+// keys as text) and then sets only those, passed as $1: its UPDATE must
+// not wait for a row lock. Under READ COMMITTED an UPDATE that waits
+// re-reads the row a concurrent write committed but keeps its
+// statement's snapshot for the count, so that write would be in the row
+// and not in the count: a body's references set too low, the body
+// collected while a message uses it. With the rows locked first, the
+// UPDATE's snapshot comes after every write that holds them, and the
+// writes that come later change the counts relative to what it sets.
 type consistencyCheck struct {
-	find, repair string
+	find, lock, repair string
 }
 
 // settleUnused makes the bodies a repair left unused pending deletion,
@@ -34,17 +45,26 @@ var consistencyChecks = []consistencyCheck{
 				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u.id
 			WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))
 			ORDER BY u.name`,
+		lock: `SELECT u.id::text FROM users u LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
+				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u.id
+			WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))
+			ORDER BY u.id FOR NO KEY UPDATE OF u`,
 		repair: `UPDATE users u SET used_messages = COALESCE(t.n, 0), used_storage = COALESCE(t.bytes, 0)
 			FROM users u2 LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
 				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u2.id
-			WHERE u.id = u2.id`,
+			WHERE u.id = u2.id AND u.id = ANY($1::text[]::bigint[])`,
 	},
 	{
 		find: `SELECT format('body %s: %s references counted, %s contents use it', encode(b.hash, 'hex'), b.refs, COALESCE(c.n, 0))
 			FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
 			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash`,
-		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash);
-			` + settleUnused,
+		lock: `SELECT encode(b.hash, 'hex') FROM bodies b
+				LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
+			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash FOR NO KEY UPDATE OF b`,
+		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash),
+				released = CASE WHEN (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash) > 0 THEN NULL
+					ELSE COALESCE(b.released, now()) END
+			WHERE b.hash IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)`,
 	},
 	{
 		find: `SELECT format('content %s of user %s is used by no message', c.id, c.user_id) FROM contents c
@@ -83,6 +103,24 @@ var consistencyChecks = []consistencyCheck{
 	},
 }
 
+// run runs c's repair (after its lock, if it has one).
+func (c consistencyCheck) run(ctx context.Context, tx pgx.Tx) error {
+	if c.lock == "" {
+		_, err := tx.Exec(ctx, c.repair)
+		return err
+	}
+	rows, err := tx.Query(ctx, c.lock)
+	if err != nil {
+		return err
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, c.repair, keys)
+	return err
+}
+
 // Check verifies the database's invariants (see consistencyChecks) and
 // returns a description of each problem found; with repair, it fixes
 // them in the same transaction. It may run while nodes serve: it takes
@@ -105,7 +143,7 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]string, error) {
 			}
 			problems = append(problems, found...)
 			if repair && len(found) > 0 && c.repair != "" {
-				if _, err := tx.Exec(ctx, c.repair); err != nil {
+				if err := c.run(ctx, tx); err != nil {
 					return fmt.Errorf("repair: %w", err)
 				}
 			}
