@@ -92,7 +92,9 @@ func (e *env) runStoreCopy(ctx context.Context, from, to config.Store, opts stor
 		}
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	src, err := openStore(ctx, srcCfg, nil, log)
+	// An sqlite source is opened as tern check opens it: refused while a
+	// tern serve uses the directory, and no server starts during the copy.
+	src, err := openStoreIndexing(ctx, srcCfg, nil, log, false, useExclusive)
 	if err != nil {
 		return err
 	}

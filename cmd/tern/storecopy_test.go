@@ -156,3 +156,24 @@ func TestStoreCopyBlobStore(t *testing.T) {
 		t.Fatalf("check after the copy: %+v", r)
 	}
 }
+
+// TestStoreCopyRefusedBesideServer: tern store copy opens an sqlite
+// source as tern check does (sqlite.Options.Exclusive, server.lock), so
+// it is refused while a tern serve uses the data directory, which would
+// keep changing the source under the copy (and no server can start
+// while a copy runs).
+func TestStoreCopyRefusedBesideServer(t *testing.T) {
+	needStore(t)
+	url := pgtest.NewDatabase(t)
+	data := filepath.Join(t.TempDir(), "data")
+	if r := runT(t, "pw\n", "user", "add", "alice", "--data", data); r.code != exitOK {
+		t.Fatalf("user add: %+v", r)
+	}
+	args := []string{"--data", data, "--listen-imap", "127.0.0.1:0", "--listen-imaps", "", "--listen-lmtp", "", "--listen-admin", ""}
+	_, _, stop := startServe(t, 1, args...)
+	defer stop()
+	r := runT(t, "", "store", "copy", "--from", "sqlite:"+data, "--to", url)
+	if r.code == exitOK || !strings.Contains(r.stderr, "a tern serve is using this data directory") {
+		t.Errorf("store copy beside a running server: %+v", r)
+	}
+}

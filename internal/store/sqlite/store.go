@@ -59,7 +59,7 @@ type Options struct {
 	// data directory's server.lock shared (serverlock.go).
 	Server bool
 	// Exclusive opens the store for a command that must not run beside
-	// a server (tern check): Open fails with ErrServerRunning while one
+	// a server (tern check, tern store copy): Open fails with ErrServerRunning while one
 	// has the store open, and a server fails to open it meanwhile
 	// (ErrStoreExclusive).
 	Exclusive bool
@@ -76,7 +76,7 @@ var ErrServerRunning = errors.New("a tern serve is using this data directory; st
 
 // ErrStoreExclusive is returned by Open with Options.Server while a
 // command holds the store exclusively (tern check).
-var ErrStoreExclusive = errors.New("a command that needs the store to itself (tern check) is running on this data directory; start the server when it has ended")
+var ErrStoreExclusive = errors.New("a command that needs the store to itself (tern check, tern store copy) is running on this data directory; start the server when it has ended")
 
 // FsyncMode chooses which commits are flushed to stable storage before
 // they return.
