@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -593,4 +594,41 @@ func TestCopySourceChanged(t *testing.T) {
 	if st.HighestModSeq != 1 {
 		t.Errorf("the target's INBOX took the changed history: HIGHESTMODSEQ %d", st.HighestModSeq)
 	}
+}
+
+// TestCopyKeywordOnlyInMailboxList: a keyword that is in a mailbox's
+// keyword list (FLAGS, PERMANENTFLAGS) though no copied message carries
+// it (removed again, or its message expunged) stays in the copy's list:
+// the target's list is read through the account's keyword spelling
+// rows, which the copy writes for the list too.
+func TestCopyKeywordOnlyInMailboxList(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	must(t, src.CreateUser(ctx, "carol", "hash-c"))
+	a, err := src.Account(ctx, "carol")
+	must(t, err)
+	defer a.Close()
+	_, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, ""), Flags: []string{"$Junk"}}})
+	must(t, err)
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsAdd, []string{"Work"}, 0, false)
+	must(t, err)
+	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsRemove, []string{"Work"}, 0, false)
+	must(t, err)
+	_, err = a.Expunge(ctx, inbox.ID, []uint32{2}, false)
+	must(t, err)
+	ss, err := a.Status(ctx, "INBOX")
+	must(t, err)
+	if !slices.Contains(ss.Keywords, "Work") || !slices.Contains(ss.Keywords, "$Junk") {
+		t.Fatalf("source keyword list %v (test premise)", ss.Keywords)
+	}
+	_, err = Copy(ctx, src, dst, Options{})
+	must(t, err)
+	da, err := dst.Account(ctx, "carol")
+	must(t, err)
+	defer da.Close()
+	ds, err := da.Status(ctx, "INBOX")
+	must(t, err)
+	same(t, "INBOX keyword list", ss.Keywords, ds.Keywords)
 }

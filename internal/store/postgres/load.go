@@ -259,7 +259,10 @@ func (lr *loadRows) write(w *wtx) error {
 }
 
 // LoadHistory sets a copied mailbox's counters, \Recent mark, tombstones,
-// UID log and keyword list (folded or not) exactly as the source has them.
+// UID log and keyword list exactly as the source has them. Each keyword
+// also gets the account's spelling row (the source's spelling, unless
+// the account has one): the list is read through it, and a keyword no
+// copied message carries has no row otherwise.
 func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.MailboxHistory, keywords []string) error {
 	var lo, hi, ms, logMS, logUID []int64
 	for _, e := range h.Expunged {
@@ -278,6 +281,9 @@ func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.Mailbo
 		b.Queue(`INSERT INTO uid_log(mailbox_id, modseq, uid_first) SELECT $1, ms, uf FROM unnest($2::bigint[], $3::bigint[]) AS l(ms, uf)
 			ON CONFLICT DO NOTHING`, mailboxID, logMS, logUID)
 		if len(keywords) > 0 {
+			b.Queue(`INSERT INTO keywords(user_id, folded, name)
+				SELECT mb.user_id, k.folded, k.name FROM mailboxes mb, unnest($2::text[], $3::text[]) AS k(folded, name)
+				WHERE mb.id = $1 ON CONFLICT DO NOTHING`, mailboxID, foldAll(keywords), keywords)
 			b.Queue(addMailboxKeywordsSQL, mailboxID, foldAll(keywords))
 		}
 		return tx.SendBatch(ctx, b).Close()
