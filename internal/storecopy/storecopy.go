@@ -16,8 +16,8 @@
 // an earlier run already committed, so a rerun after a crash continues
 // where it stopped and never duplicates a message. The source must not
 // change while it is copied (stop tern serve first, or keep the users
-// copied out of it): a mailbox found changed at its end stops the copy
-// (ErrSourceChanged).
+// copied out of it): a mailbox found changed at the end of its copy, or
+// of its user's, stops the copy (ErrSourceChanged).
 package storecopy
 
 import (
@@ -32,9 +32,10 @@ import (
 )
 
 // ErrSourceChanged: a mailbox of the source changed while it was copied
-// (a session or a delivery on a source that is still served). The
-// target's copy of it is not exact and the copy stops before recording
-// its history: delete the user in the target and copy again with nothing
+// (a session or a delivery on a source that is still served), found at
+// the end of its copy or at the end of its user's. The
+// target's copy of it is not exact and the copy stops (found at the
+// end of its copy, before recording its history): delete the user in the target and copy again with nothing
 // changing the source.
 var ErrSourceChanged = errors.New("the mailbox changed during the copy; delete the user in the target and copy again while nothing uses the source")
 
@@ -195,15 +196,21 @@ func (c *copier) copyUser(ctx context.Context, user string) error {
 		if err != nil {
 			return err
 		}
+		copied := make(map[string]store.MailboxHistory, len(boxes))
 		for _, b := range boxes {
-			if err := c.copyMailbox(ctx, sa, hs, b); err != nil {
+			h, err := c.copyMailbox(ctx, sa, hs, b)
+			if err != nil {
 				return fmt.Errorf("mailbox %q: %w", b.Name, err)
 			}
+			copied[b.Name] = h
 			c.stats.Mailboxes++
 		}
 		if err := withAccount(ctx, c.dst, user, func(da store.Account) error {
 			return copyAccountState(ctx, sa, da, boxes)
 		}); err != nil {
+			return err
+		}
+		if err := checkUnchanged(ctx, sa, boxes, copied); err != nil {
 			return err
 		}
 		last, err := hs.LastUIDValidity(ctx)
@@ -214,19 +221,50 @@ func (c *copier) copyUser(ctx context.Context, user string) error {
 	})
 }
 
-// copyMailbox creates the mailbox in the target, copies the messages it
-// lacks and then the mailbox's history.
-func (c *copier) copyMailbox(ctx context.Context, sa store.Account, hs store.HistorySource, b store.MailboxInfo) error {
-	dstID, lastUID, err := c.dst.LoadMailbox(ctx, sa.User(), b)
+// checkUnchanged reads the user's mailbox list and every mailbox's
+// UIDNEXT and HIGHESTMODSEQ in the source again once all of them are
+// copied: a change to a mailbox after its own copy finished (a delivery
+// into INBOX while another mailbox was copied, a mailbox created,
+// deleted or renamed) is ErrSourceChanged, which each mailbox's own
+// check at its end cannot see.
+func checkUnchanged(ctx context.Context, sa store.Account, boxes []store.MailboxInfo, copied map[string]store.MailboxHistory) error {
+	now, err := sa.Mailboxes(ctx)
 	if err != nil {
 		return err
+	}
+	if !slices.Equal(now, boxes) {
+		return fmt.Errorf("%w (the mailbox list changed)", ErrSourceChanged)
+	}
+	for _, b := range boxes {
+		if b.NoSelect {
+			continue
+		}
+		st, err := sa.Status(ctx, b.Name)
+		if err != nil {
+			return fmt.Errorf("mailbox %q: %w", b.Name, err)
+		}
+		h := copied[b.Name]
+		if st.UIDNext != h.UIDNext || st.HighestModSeq != h.HighestModSeq {
+			return fmt.Errorf("mailbox %q: %w (UIDNEXT %d, HIGHESTMODSEQ %d copied; %d, %d now)",
+				b.Name, ErrSourceChanged, h.UIDNext, h.HighestModSeq, st.UIDNext, st.HighestModSeq)
+		}
+	}
+	return nil
+}
+
+// copyMailbox creates the mailbox in the target, copies the messages it
+// lacks and then the mailbox's history, which it returns.
+func (c *copier) copyMailbox(ctx context.Context, sa store.Account, hs store.HistorySource, b store.MailboxInfo) (store.MailboxHistory, error) {
+	dstID, lastUID, err := c.dst.LoadMailbox(ctx, sa.User(), b)
+	if err != nil {
+		return store.MailboxHistory{}, err
 	}
 	var keywords []string
 	var seen store.MailboxStatus
 	if !b.NoSelect {
 		st, uids, err := sa.Snapshot(ctx, b.ID)
 		if err != nil {
-			return err
+			return store.MailboxHistory{}, err
 		}
 		seen = st
 		skip := 0
@@ -235,22 +273,22 @@ func (c *copier) copyMailbox(ctx context.Context, sa store.Account, hs store.His
 		}
 		c.stats.Skipped += skip
 		if err := c.copyMessages(ctx, sa, b, dstID, uids[skip:]); err != nil {
-			return err
+			return store.MailboxHistory{}, err
 		}
 		now, err := sa.Status(ctx, b.Name)
 		if err != nil {
-			return err
+			return store.MailboxHistory{}, err
 		}
 		keywords = now.Keywords
 	}
 	h, err := hs.MailboxHistory(ctx, b.ID)
 	if err != nil {
-		return err
+		return store.MailboxHistory{}, err
 	}
 	if !b.NoSelect && h.HighestModSeq != seen.HighestModSeq {
-		return fmt.Errorf("%w (HIGHESTMODSEQ %d when the copy began, %d now)", ErrSourceChanged, seen.HighestModSeq, h.HighestModSeq)
+		return store.MailboxHistory{}, fmt.Errorf("%w (HIGHESTMODSEQ %d when the copy began, %d now)", ErrSourceChanged, seen.HighestModSeq, h.HighestModSeq)
 	}
-	return c.dst.LoadHistory(ctx, dstID, h, keywords)
+	return h, c.dst.LoadHistory(ctx, dstID, h, keywords)
 }
 
 // copyMessages copies uids (ascending) of mailbox b in batches.

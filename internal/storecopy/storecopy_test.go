@@ -632,3 +632,28 @@ func TestCopyKeywordOnlyInMailboxList(t *testing.T) {
 	must(t, err)
 	same(t, "INBOX keyword list", ss.Keywords, ds.Keywords)
 }
+
+// TestCopyChangeAfterMailboxCopied: a delivery into a mailbox whose own
+// copy has finished, while a later mailbox of the same user is copied,
+// stops the copy with ErrSourceChanged (the user's mailboxes are read
+// again at its end) instead of leaving the target without the message.
+func TestCopyChangeAfterMailboxCopied(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	n := 0
+	// INBOX is copied first (one batch), then Archive/2026.
+	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}, afterBatch: func() error {
+		if n++; n == 2 {
+			_, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(500, " (late)")}})
+			return err
+		}
+		return nil
+	}})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("copy with a delivery into a mailbox copied already: %v", err)
+	}
+}
