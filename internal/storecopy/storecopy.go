@@ -11,13 +11,16 @@
 // The source (sqlite or postgres) is read through store.Account plus
 // store.HistorySource; the target writes rows with the source's
 // identities (Target, implemented by the postgres store). A copy is
-// restartable: messages go in batches,
-// each one transaction, in ascending UID order, and the target skips what
-// an earlier run already committed, so a rerun after a crash continues
-// where it stopped and never duplicates a message. The source must not
-// change while it is copied (stop tern serve first, or keep the users
-// copied out of it): a mailbox found changed at the end of its copy, or
-// of its user's, stops the copy (ErrSourceChanged).
+// restartable: messages go in batches, each one transaction, in
+// ascending UID order, and the target skips what an earlier run already
+// committed, so a rerun after a crash continues where it stopped and
+// never duplicates a message. A rerun first compares what the target
+// holds of a user with the source (checkTarget) and refuses
+// (ErrTargetDiffers) when it is not a state the source went through:
+// rows the source changed since, or a target used since the copy. The
+// source must not change while it is copied (stop tern serve first, or
+// keep the users copied out of it): a mailbox found changed at the end
+// of its copy, or of its user's, stops the copy (ErrSourceChanged).
 package storecopy
 
 import (
@@ -33,11 +36,13 @@ import (
 
 // ErrSourceChanged: a mailbox of the source changed while it was copied
 // (a session or a delivery on a source that is still served), found at
-// the end of its copy or at the end of its user's. The
-// target's copy of it is not exact and the copy stops (found at the
-// end of its copy, before recording its history): delete the user in the target and copy again with nothing
-// changing the source.
-var ErrSourceChanged = errors.New("the mailbox changed during the copy; delete the user in the target and copy again while nothing uses the source")
+// the end of its copy or at the end of its user's. The target's copy of
+// it is not exact and the copy stops there (at a mailbox's end, before
+// recording its history). Run it again while nothing uses the source:
+// if the change touched messages already copied, that run refuses
+// (ErrTargetDiffers) and the user must be deleted in the target first.
+var ErrSourceChanged = errors.New("the source changed during the copy; run the copy again while nothing uses the source " +
+	"(if it then refuses because the target differs, delete the user in the target first)")
 
 // Target is a store that can take copied rows with their identities.
 type Target interface {
@@ -194,6 +199,11 @@ func (c *copier) copyUser(ctx context.Context, user string) error {
 		}
 		boxes, err := sa.Mailboxes(ctx)
 		if err != nil {
+			return err
+		}
+		if err := withAccount(ctx, c.dst, user, func(da store.Account) error {
+			return checkTarget(ctx, sa, da, boxes)
+		}); err != nil {
 			return err
 		}
 		copied := make(map[string]store.MailboxHistory, len(boxes))

@@ -657,3 +657,168 @@ func TestCopyChangeAfterMailboxCopied(t *testing.T) {
 		t.Fatalf("copy with a delivery into a mailbox copied already: %v", err)
 	}
 }
+
+// interruptAfter returns an Options.afterBatch that stops the copy
+// after n batches.
+func interruptAfter(n int) func() error {
+	done := 0
+	return func() error {
+		if done++; done == n {
+			return errStop
+		}
+		return nil
+	}
+}
+
+// TestCopyRerunAfterSourceChangedBetweenRuns: a copy interrupted after
+// its first batch, then the source changes messages the first run had
+// copied (a flag, an expunge: the source was served between two runs);
+// the same command run again refuses with ErrTargetDiffers instead of
+// keeping the stale rows under the source's new HIGHESTMODSEQ.
+func TestCopyRerunAfterSourceChangedBetweenRuns(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	_, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}, BatchMessages: 4, afterBatch: interruptAfter(1)})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("interrupted copy: %v", err)
+	}
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
+	must(t, err)
+	_, err = a.Expunge(ctx, inbox.ID, []uint32{2}, false)
+	must(t, err)
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}, BatchMessages: 4}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun after the source changed copied messages: %v", err)
+	}
+}
+
+// TestCopyRerunAfterSourceChangedError: the copy stops with
+// ErrSourceChanged after a change to a message it had copied; run
+// again without deleting the user in the target, it refuses with
+// ErrTargetDiffers instead of keeping the stale message.
+func TestCopyRerunAfterSourceChangedError(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	b, err := src.Account(ctx, "bob")
+	must(t, err)
+	defer b.Close()
+	inbox, err := b.Mailbox(ctx, "INBOX")
+	must(t, err)
+	changed := false
+	_, err = Copy(ctx, src, dst, Options{Users: []string{"bob"}, BatchMessages: 1, afterBatch: func() error {
+		if !changed {
+			changed = true
+			_, err := b.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsAdd, []string{`\Seen`}, 0, false)
+			return err
+		}
+		return nil
+	}})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("first run: %v", err)
+	}
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"bob"}}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun over the stale message: %v", err)
+	}
+}
+
+// TestCopyRerunAfterRename: a mailbox renamed in the source after a
+// copy (same UIDVALIDITY, another name) makes a rerun refuse with
+// ErrTargetDiffers: the target would otherwise hold it twice, under
+// both names.
+func TestCopyRerunAfterRename(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	_, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}})
+	must(t, err)
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	must(t, a.RenameMailbox(ctx, "Archive/2026", "Archive/2027"))
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun after a rename: %v", err)
+	}
+	da, err := dst.Account(ctx, "alice")
+	must(t, err)
+	defer da.Close()
+	if _, err := da.Mailbox(ctx, "Archive/2027"); !errors.Is(err, store.ErrNoSuchMailbox) {
+		t.Errorf("the refused rerun created the new name in the target: %v", err)
+	}
+}
+
+// TestCopyRerunAfterOtherChanges: changes in the source between two
+// runs that do not touch what the first run copied (a new message, a
+// flag on a message not copied yet, a new mailbox) pass the rerun's
+// check, and the rerun ends with an exact copy.
+func TestCopyRerunAfterOtherChanges(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	_, err := Copy(ctx, src, dst, Options{BatchMessages: 4, afterBatch: interruptAfter(2)})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("interrupted copy: %v", err)
+	}
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{40}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
+	must(t, err)
+	_, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(700, " (between runs)")}})
+	must(t, err)
+	must(t, a.CreateMailbox(ctx, "Later", ""))
+	_, err = Copy(ctx, src, dst, Options{BatchMessages: 4})
+	must(t, err)
+	compareStores(t, src, dst)
+}
+
+// TestCopyRerunAfterCutover: the same command run again once the target
+// is in use (a user moved earlier named again, a rerun after the
+// switch) refuses with ErrTargetDiffers and leaves the target alone,
+// instead of winding its UIDNEXT and HIGHESTMODSEQ back (the next
+// APPEND would reuse a UID): after a new message there, and after a
+// change that moves only HIGHESTMODSEQ on (another user's private
+// \Seen).
+func TestCopyRerunAfterCutover(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	_, err := Copy(ctx, src, dst, Options{})
+	must(t, err)
+	da, err := dst.Account(ctx, "bob")
+	must(t, err)
+	defer da.Close()
+	_, err = da.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(600, " (after the move)")}})
+	must(t, err)
+	before, err := da.Status(ctx, "INBOX")
+	must(t, err)
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"bob"}}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun over bob in use: %v", err)
+	}
+	after, err := da.Status(ctx, "INBOX")
+	must(t, err)
+	same(t, "bob's INBOX after the refused rerun", before, after)
+
+	aa, err := dst.Account(ctx, "alice")
+	must(t, err)
+	defer aa.Close()
+	inbox, err := aa.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = aa.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{4}, true)
+	must(t, err)
+	before, err = aa.Status(ctx, "INBOX")
+	must(t, err)
+	if _, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun over alice in use: %v", err)
+	}
+	after, err = aa.Status(ctx, "INBOX")
+	must(t, err)
+	same(t, "alice's INBOX after the refused rerun", before, after)
+}

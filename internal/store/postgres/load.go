@@ -262,7 +262,9 @@ func (lr *loadRows) write(w *wtx) error {
 // UID log and keyword list exactly as the source has them. Each keyword
 // also gets the account's spelling row (the source's spelling, unless
 // the account has one): the list is read through it, and a keyword no
-// copied message carries has no row otherwise.
+// copied message carries has no row otherwise. The caller has made sure
+// the target is not ahead of the source (storecopy's rerun check): the
+// counters are written as they are.
 func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.MailboxHistory, keywords []string) error {
 	var lo, hi, ms, logMS, logUID []int64
 	for _, e := range h.Expunged {

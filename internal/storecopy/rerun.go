@@ -1,0 +1,105 @@
+package storecopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tern-imap/tern/internal/store"
+)
+
+// ErrTargetDiffers: a run found the user in the target (from an earlier
+// run) but what is there is not a part of the source's current state,
+// so continuing would leave stale rows under the source's counters, or
+// wind a target in use back. Either the source changed after an earlier
+// run copied the rows (a session or delivery between two runs, or the
+// change that stopped one with ErrSourceChanged), or the target has been
+// used since (rerun after the switch to it). Nothing of the user is
+// written.
+var ErrTargetDiffers = errors.New("the user's copy in the target does not match the source: " +
+	"if the source changed since an earlier run, delete the user in the target (tern user del NAME --store URL) " +
+	"and copy again while nothing uses the source; if the target has been in use since, do not copy over it")
+
+// checkTarget compares what earlier runs left of the user in the target
+// (da) with the source (sa, whose mailboxes are boxes) before anything
+// of the user is written: every mailbox of the target must be in the
+// source (a mailbox renamed or deleted in the source since, or created
+// in the target, is not; one with another UIDVALIDITY is left to
+// Target.LoadMailbox, which refuses it as a conflict), its
+// UIDNEXT and HIGHESTMODSEQ must not be above the source's, and the
+// messages already copied (every UID up to the target's highest) must
+// be the source's, with the same MODSEQs and flags. What passes is a
+// state the source went through, which the run completes; a user not
+// in the target yet has no mailboxes there and passes.
+func checkTarget(ctx context.Context, sa, da store.Account, boxes []store.MailboxInfo) error {
+	have, err := da.Mailboxes(ctx)
+	if err != nil {
+		return fmt.Errorf("list the target's mailboxes: %w", err)
+	}
+	byName := make(map[string]store.MailboxInfo, len(boxes))
+	for _, b := range boxes {
+		byName[b.Name] = b
+	}
+	for _, d := range have {
+		s, ok := byName[d.Name]
+		if !ok {
+			return fmt.Errorf("%w (mailbox %q is in the target, not in the source)", ErrTargetDiffers, d.Name)
+		}
+		if s.UIDValidity != d.UIDValidity || s.NoSelect || d.NoSelect {
+			continue // another UIDVALIDITY: Target.LoadMailbox refuses it as a conflict
+		}
+		if err := checkMailbox(ctx, sa, da, s.ID, d.ID); err != nil {
+			return fmt.Errorf("mailbox %q: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkMailbox compares one mailbox of the target with the source's
+// (checkTarget).
+func checkMailbox(ctx context.Context, sa, da store.Account, srcID, dstID int64) error {
+	dc, err := da.Changes(ctx, dstID, 0, 0)
+	if err != nil {
+		return fmt.Errorf("read the target: %w", err)
+	}
+	sc, err := sa.Changes(ctx, srcID, 0, 0)
+	if err != nil {
+		return fmt.Errorf("read the source: %w", err)
+	}
+	if dc.UIDNext > sc.UIDNext || dc.HighestModSeq > sc.HighestModSeq {
+		return fmt.Errorf("%w (the target's UIDNEXT %d and HIGHESTMODSEQ %d are ahead of the source's %d and %d)",
+			ErrTargetDiffers, dc.UIDNext, dc.HighestModSeq, sc.UIDNext, sc.HighestModSeq)
+	}
+	var last uint32
+	if n := len(dc.New); n > 0 {
+		last = dc.New[n-1].UID
+	}
+	src := sc.New
+	n := 0
+	for n < len(src) && src[n].UID <= last {
+		n++
+	}
+	if diff := firstDifference(src[:n], dc.New); diff != "" {
+		return fmt.Errorf("%w (%s)", ErrTargetDiffers, diff)
+	}
+	return nil
+}
+
+// firstDifference describes the first message where the source's (src)
+// and the target's (dst) lists, both ascending by UID, differ; "" when
+// they do not.
+func firstDifference(src, dst []store.MessageMeta) string {
+	for i := 0; i < len(src) || i < len(dst); i++ {
+		switch {
+		case i >= len(dst) || (i < len(src) && src[i].UID < dst[i].UID):
+			return fmt.Sprintf("UID %d is in the source, not in the target", src[i].UID)
+		case i >= len(src) || dst[i].UID < src[i].UID:
+			return fmt.Sprintf("UID %d is in the target, not in the source", dst[i].UID)
+		case src[i].ModSeq != dst[i].ModSeq || !slices.Equal(src[i].Flags, dst[i].Flags):
+			return fmt.Sprintf("UID %d has MODSEQ %d and flags %v in the target, MODSEQ %d and flags %v in the source",
+				src[i].UID, dst[i].ModSeq, dst[i].Flags, src[i].ModSeq, src[i].Flags)
+		}
+	}
+	return ""
+}
