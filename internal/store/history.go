@@ -8,8 +8,8 @@ import (
 // MailboxHistory is what a backend remembers of a mailbox beyond its
 // current messages, and what a client synchronised earlier (CONDSTORE,
 // QRESYNC) relies on: the counters, the \Recent mark, the tombstones of
-// expunged UIDs with their modseqs and the first UID each modseq
-// allocated. Copying it exactly to another store (tern store copy) lets
+// expunged UIDs with their modseqs, the first UID each modseq
+// allocated and other users' private \Seen of its messages. Copying it exactly to another store (tern store copy) lets
 // such a client resynchronise there without a full resync.
 type MailboxHistory struct {
 	UIDNext       uint32
@@ -17,6 +17,15 @@ type MailboxHistory struct {
 	RecentMark    uint32
 	Expunged      []ExpungedRange // ascending by Lo
 	UIDLog        []UIDLogEntry   // ascending by ModSeq
+	// PrivateSeen are the \Seen states of users other than the owner
+	// (PrivateSeenStore), ascending by User, then UID.
+	PrivateSeen []PrivateSeenEntry
+}
+
+// PrivateSeenEntry is one user's own \Seen state of one message.
+type PrivateSeenEntry struct {
+	User string
+	SeenState
 }
 
 // ExpungedRange is one tombstone: UIDs Lo..Hi expunged at ModSeq.

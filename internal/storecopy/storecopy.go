@@ -3,10 +3,11 @@
 // password hashes, mailboxes with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
 // the \Recent mark, expunge tombstones and the UID log, messages with
 // their UIDs, MODSEQs, flags, INTERNALDATE, SAVEDATE, email and thread
-// ids, and the account state around them (subscriptions, quota limits,
-// annotations, Sieve scripts, ACLs). A client synchronised with CONDSTORE
-// or QRESYNC against the source resynchronises against the copy as if
-// nothing had happened (tern store copy).
+// ids, other users' private \Seen of shared mailboxes, and the account
+// state around them (subscriptions, quota limits, annotations, Sieve
+// scripts, ACLs). A client synchronised with CONDSTORE or QRESYNC
+// against the source resynchronises against the copy as if nothing had
+// happened (tern store copy).
 //
 // The source (sqlite or postgres) is read through store.Account plus
 // store.HistorySource; the target writes rows with the source's
@@ -55,8 +56,8 @@ type Target interface {
 	// LoadMessages writes a batch (ascending UIDs) in one transaction,
 	// skipping UIDs at or below the highest one already there.
 	LoadMessages(ctx context.Context, user string, mailboxID int64, msgs []store.CopiedMessage) error
-	// LoadHistory sets the mailbox's counters, tombstones, UID log and
-	// keyword list.
+	// LoadHistory sets the mailbox's counters, tombstones, UID log,
+	// other users' private \Seen and keyword list.
 	LoadHistory(ctx context.Context, mailboxID int64, h store.MailboxHistory, keywords []string) error
 	// FinishLoad sets the UIDVALIDITY counter and recounts quota usage.
 	FinishLoad(ctx context.Context, user string, lastUIDValidity uint32) error

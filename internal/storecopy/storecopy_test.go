@@ -67,7 +67,8 @@ func msg(i int, extra string) []byte {
 // fillSource gives src two users with varied mail and history: flags
 // and keywords, dates in several zones, expunges (tombstones), COPY and
 // MOVE, a \Noselect parent, special use, subscriptions, annotations, a
-// Sieve script, an ACL, a quota, \Recent claimed partly.
+// Sieve script, ACLs, another user's private \Seen, a quota, \Recent
+// claimed partly.
 func fillSource(t *testing.T, src store.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -127,6 +128,13 @@ func fillSource(t *testing.T, src store.Store) {
 	must(t, a.PutSieveScript(ctx, "main", []byte("keep;\r\n")))
 	must(t, a.SetActiveSieveScript(ctx, "main"))
 	_, err = a.SetACL(ctx, "Archive/2026", "bob", store.FlagsReplace, "lr")
+	must(t, err)
+	// bob's own \Seen on alice's shared INBOX: seen, and seen then unseen.
+	_, err = a.SetACL(ctx, "INBOX", "bob", store.FlagsReplace, "lrs")
+	must(t, err)
+	_, err = a.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{1, 3, 9}, true)
+	must(t, err)
+	_, err = a.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{3}, false)
 	must(t, err)
 
 	b, err := src.Account(ctx, "bob")
@@ -278,6 +286,15 @@ func compareMailbox(t *testing.T, sa, da store.Account, name string, sid, did in
 			must(t, err)
 			same(t, what+" history", shist, dhist)
 		}
+	}
+	// Other users' own \Seen (fillSource's users), through the store's
+	// own reader: a history reader that missed them reads none on both.
+	for _, viewer := range []string{"alice", "bob"} {
+		sv, err := sa.PrivateSeen(ctx, sid, viewer, nil, 0)
+		must(t, err)
+		dv, err := da.PrivateSeen(ctx, did, viewer, nil, 0)
+		must(t, err)
+		same(t, what+" private \\Seen of "+viewer, sv, dv)
 	}
 	// What a client synchronised at any earlier modseq would be told.
 	for ms := uint64(0); ms <= ss.HighestModSeq; ms++ {
@@ -821,4 +838,68 @@ func TestCopyRerunAfterCutover(t *testing.T) {
 	after, err = aa.Status(ctx, "INBOX")
 	must(t, err)
 	same(t, "alice's INBOX after the refused rerun", before, after)
+}
+
+// TestCopyPrivateSeen: other users' own \Seen on a shared mailbox
+// (RFC 4314 private \Seen, private_seen in both backends) is copied with
+// its states and modseqs, so bob does not see his read mail in alice's
+// INBOX as unread after the move.
+func TestCopyPrivateSeen(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	must(t, err)
+	_, err = a.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{1, 2, 3}, true)
+	must(t, err)
+	_, err = Copy(ctx, src, dst, Options{})
+	must(t, err)
+	da, err := dst.Account(ctx, "alice")
+	must(t, err)
+	defer da.Close()
+	dinbox, err := da.Mailbox(ctx, "INBOX")
+	must(t, err)
+	sv, err := a.PrivateSeen(ctx, inbox.ID, "bob", nil, 0)
+	must(t, err)
+	dv, err := da.PrivateSeen(ctx, dinbox.ID, "bob", nil, 0)
+	must(t, err)
+	if len(sv) == 0 {
+		t.Fatal("no private \\Seen in the source (test premise)")
+	}
+	same(t, "bob's private \\Seen on alice's INBOX", sv, dv)
+}
+
+// TestCopyInterruptedCheckClean: a copy into a blob store interrupted
+// twice and run again leaves usage, body reference counts and the text
+// queue exact (the target's Check finds nothing), bodies shared between
+// users included.
+func TestCopyInterruptedCheckClean(t *testing.T) {
+	ctx := context.Background()
+	blobs, err := blob.OpenFile(t.TempDir())
+	must(t, err)
+	src, dst := openPairWith(t, postgres.Options{Blobs: blobs})
+	fillSource(t, src)
+	// bob gets alice's bodies too: bodies shared between users.
+	b, err := src.Account(ctx, "bob")
+	must(t, err)
+	_, err = b.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, "")}})
+	must(t, err)
+	b.Close()
+	for _, stopAfter := range []int{2, 5} {
+		_, err := Copy(ctx, src, dst, Options{BatchMessages: 3, afterBatch: interruptAfter(stopAfter)})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("interrupted copy: %v", err)
+		}
+	}
+	_, err = Copy(ctx, src, dst, Options{BatchMessages: 3})
+	must(t, err)
+	compareStores(t, src, dst)
+	problems, err := dst.Check(ctx, false)
+	must(t, err)
+	if len(problems) > 0 {
+		t.Errorf("check after an interrupted copy: %q", problems)
+	}
 }

@@ -10,8 +10,8 @@ import (
 
 var _ store.HistorySource = (*account)(nil)
 
-// MailboxHistory reads a mailbox's counters, \Recent mark, tombstones
-// and UID log in one snapshot: the source side of a store copy out of
+// MailboxHistory reads a mailbox's counters, \Recent mark, tombstones,
+// UID log and other users' private \Seen in one snapshot: the source side of a store copy out of
 // PostgreSQL (moving users to another database).
 func (a *account) MailboxHistory(ctx context.Context, mailboxID int64) (store.MailboxHistory, error) {
 	var h store.MailboxHistory
@@ -19,6 +19,7 @@ func (a *account) MailboxHistory(ctx context.Context, mailboxID int64) (store.Ma
 	b.Queue(mboxByIDSQL, mailboxID, a.id)
 	b.Queue(`SELECT uid_lo, uid_hi, modseq FROM expunged WHERE mailbox_id = $1 ORDER BY uid_lo`, mailboxID)
 	b.Queue(`SELECT modseq, uid_first FROM uid_log WHERE mailbox_id = $1 ORDER BY modseq`, mailboxID)
+	b.Queue(`SELECT viewer, uid, seen, modseq FROM private_seen WHERE mailbox_id = $1 ORDER BY viewer, uid`, mailboxID)
 	err := a.readBatch(ctx, "mailbox history", b, func(br pgx.BatchResults) error {
 		m, err := mboxFound(br.QueryRow(), mailboxID)
 		if err != nil {
@@ -35,8 +36,16 @@ func (a *account) MailboxHistory(ctx context.Context, mailboxID int64) (store.Ma
 		}
 		var e store.UIDLogEntry
 		rows, _ = br.Query()
-		_, err = pgx.ForEachRow(rows, []any{&e.ModSeq, &e.FirstUID}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&e.ModSeq, &e.FirstUID}, func() error {
 			h.UIDLog = append(h.UIDLog, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		var p store.PrivateSeenEntry
+		rows, _ = br.Query()
+		_, err = pgx.ForEachRow(rows, []any{&p.User, &p.UID, &p.Seen, &p.ModSeq}, func() error {
+			h.PrivateSeen = append(h.PrivateSeen, p)
 			return nil
 		})
 		return err

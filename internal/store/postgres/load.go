@@ -259,12 +259,13 @@ func (lr *loadRows) write(w *wtx) error {
 }
 
 // LoadHistory sets a copied mailbox's counters, \Recent mark, tombstones,
-// UID log and keyword list exactly as the source has them. Each keyword
-// also gets the account's spelling row (the source's spelling, unless
-// the account has one): the list is read through it, and a keyword no
-// copied message carries has no row otherwise. The caller has made sure
-// the target is not ahead of the source (storecopy's rerun check): the
-// counters are written as they are.
+// UID log, other users' private \Seen (replaced by the source's, with
+// their modseqs) and keyword list exactly as the source has them. Each
+// keyword also gets the account's spelling row (the source's spelling,
+// unless the account has one): the list is read through it, and a
+// keyword no copied message carries has no row otherwise. The caller
+// has made sure the target is not ahead of the source (storecopy's
+// rerun check): the counters are written as they are.
 func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.MailboxHistory, keywords []string) error {
 	var lo, hi, ms, logMS, logUID []int64
 	for _, e := range h.Expunged {
@@ -282,6 +283,7 @@ func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.Mailbo
 			ON CONFLICT (mailbox_id, uid_lo) DO UPDATE SET uid_hi = excluded.uid_hi, modseq = excluded.modseq`, mailboxID, lo, hi, ms)
 		b.Queue(`INSERT INTO uid_log(mailbox_id, modseq, uid_first) SELECT $1, ms, uf FROM unnest($2::bigint[], $3::bigint[]) AS l(ms, uf)
 			ON CONFLICT DO NOTHING`, mailboxID, logMS, logUID)
+		queuePrivateSeen(b, mailboxID, h.PrivateSeen)
 		if len(keywords) > 0 {
 			b.Queue(`INSERT INTO keywords(user_id, folded, name)
 				SELECT mb.user_id, k.folded, k.name FROM mailboxes mb, unnest($2::text[], $3::text[]) AS k(folded, name)
@@ -294,6 +296,19 @@ func (s *Store) LoadHistory(ctx context.Context, mailboxID int64, h store.Mailbo
 		return fmt.Errorf("load mailbox history: %w", err)
 	}
 	return nil
+}
+
+// queuePrivateSeen queues replacing the mailbox's private \Seen rows
+// with states (the messages are all copied by now).
+func queuePrivateSeen(b *pgx.Batch, mailboxID int64, states []store.PrivateSeenEntry) {
+	viewers, uids, seen, modseqs := make([]string, len(states)), make([]int64, len(states)), make([]bool, len(states)), make([]int64, len(states))
+	for i, e := range states {
+		viewers[i], uids[i], seen[i], modseqs[i] = e.User, int64(e.UID), e.Seen, int64(e.ModSeq)
+	}
+	b.Queue(`DELETE FROM private_seen WHERE mailbox_id = $1`, mailboxID)
+	b.Queue(`INSERT INTO private_seen(mailbox_id, uid, viewer, seen, modseq)
+		SELECT $1, u, v, s, ms FROM unnest($2::bigint[], $3::text[], $4::boolean[], $5::bigint[]) AS p(u, v, s, ms)`,
+		mailboxID, uids, viewers, seen, modseqs)
 }
 
 // FinishLoad sets the user's UIDVALIDITY counter to at least

@@ -11,8 +11,9 @@ import (
 
 var _ store.HistorySource = (*account)(nil)
 
-// MailboxHistory reads a mailbox's counters, \Recent mark, tombstones
-// and UID log in one read transaction (store copy's source side).
+// MailboxHistory reads a mailbox's counters, \Recent mark, tombstones,
+// UID log and other users' private \Seen in one read transaction (store
+// copy's source side).
 func (a *account) MailboxHistory(ctx context.Context, mailboxID int64) (store.MailboxHistory, error) {
 	var h store.MailboxHistory
 	err := a.read(ctx, "mailbox history", func(tx *sqlTx) error {
@@ -24,7 +25,10 @@ func (a *account) MailboxHistory(ctx context.Context, mailboxID int64) (store.Ma
 		if h.Expunged, err = readTombstones(ctx, tx, mailboxID); err != nil {
 			return err
 		}
-		h.UIDLog, err = readUIDLog(ctx, tx, mailboxID)
+		if h.UIDLog, err = readUIDLog(ctx, tx, mailboxID); err != nil {
+			return err
+		}
+		h.PrivateSeen, err = readAllPrivateSeen(ctx, tx, mailboxID)
 		return err
 	})
 	return h, err
@@ -66,6 +70,27 @@ func readUIDLog(ctx context.Context, q querier, mailboxID int64) ([]store.UIDLog
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read uid log: %w", err)
+	}
+	return out, nil
+}
+
+// readAllPrivateSeen reads every user's private \Seen rows of a mailbox.
+func readAllPrivateSeen(ctx context.Context, q querier, mailboxID int64) ([]store.PrivateSeenEntry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user, uid, seen, modseq FROM private_seen WHERE mailbox_id = ? ORDER BY user, uid`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("read private \\Seen: %w", err)
+	}
+	defer rows.Close()
+	var out []store.PrivateSeenEntry
+	for rows.Next() {
+		var e store.PrivateSeenEntry
+		if err := rows.Scan(&e.User, &e.UID, &e.Seen, &e.ModSeq); err != nil {
+			return nil, fmt.Errorf("read private \\Seen: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read private \\Seen: %w", err)
 	}
 	return out, nil
 }
