@@ -40,14 +40,19 @@ func (e *env) storeCopy(args []string) int {
 	c := command{name: "tern store copy",
 		about: "Copy every user of the --from store into the --to store: password hashes,\n" +
 			"mailboxes with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and expunge history,\n" +
-			"messages with their UIDs, MODSEQs, flags and dates, subscriptions, quotas,\n" +
-			"annotations, Sieve scripts and ACLs, so that clients synchronised before\n" +
-			"(CONDSTORE/QRESYNC) need no full resync. Stop tern serve on the source\n" +
-			"first (or, copying some users with --user, keep those users out: no\n" +
-			"sessions, no deliveries; a mailbox that changes meanwhile stops the copy).\n" +
-			"Restartable: run it again after an interruption and it continues where it\n" +
-			"stopped; nothing is copied twice. Progress goes to standard error.\n" +
-			"Mailbox ids (RFC 8474 MAILBOXID) are the target's own."}
+			"messages with their UIDs, MODSEQs, flags and dates, other users' private\n" +
+			"\\Seen of shared mailboxes, subscriptions, quotas, annotations, Sieve scripts\n" +
+			"and ACLs, so that clients synchronised before (CONDSTORE/QRESYNC) need no\n" +
+			"full resync. Stop tern serve on the source first: an sqlite source is\n" +
+			"refused while a server uses it (from a postgres source, copying some users\n" +
+			"with --user, keep those users out: no sessions, no deliveries). A change\n" +
+			"to a mailbox during the copy (checked at the end of each mailbox and of\n" +
+			"each user) stops it. Restartable: run it again after an interruption and it\n" +
+			"continues where it stopped; nothing is copied twice. A rerun refuses a user\n" +
+			"whose copy in the target no longer matches the source (the source changed\n" +
+			"what was copied, or the target has been used since): delete the user in\n" +
+			"the target and copy again, or leave a target in use alone. Progress goes\n" +
+			"to standard error. Mailbox ids (RFC 8474 MAILBOXID) are the target's own."}
 	fs := e.newFlagSet(c)
 	from := fs.String("from", "", "source store: sqlite:DIR or postgres://...")
 	to := fs.String("to", "", "target store: postgres://USER:PASS@HOST:PORT/DB?sslmode=...")
