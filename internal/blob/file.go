@@ -62,7 +62,7 @@ func (f *File) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	final := f.path(key)
-	if _, err := os.Stat(final); err == nil {
+	if _, err := openStat(final); err == nil {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -134,12 +134,31 @@ func (f *File) Stat(ctx context.Context, key string) (int64, error) {
 	if err := CheckKey(key); err != nil {
 		return 0, err
 	}
-	info, err := os.Stat(f.path(key))
+	size, err := openStat(f.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("stat blob %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("stat blob %s: %w", key, err)
+	}
+	return size, nil
+}
+
+// openStat returns the size of the file at path by opening it, not by
+// stat: on a directory shared over NFS a stat may be answered from the
+// client's attribute cache (for up to a minute) after another node
+// deleted the file, while an open asks the server (close-to-open
+// consistency). Put's "already there" and the postgres store's check of
+// a body brought back to use (verifyBlobs) must not trust a stale yes.
+func openStat(path string) (int64, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return 0, err
 	}
 	return info.Size(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -96,10 +97,28 @@ func firstDifference(src, dst []store.MessageMeta) string {
 			return fmt.Sprintf("UID %d is in the source, not in the target", src[i].UID)
 		case i >= len(src) || dst[i].UID < src[i].UID:
 			return fmt.Sprintf("UID %d is in the target, not in the source", dst[i].UID)
-		case src[i].ModSeq != dst[i].ModSeq || !slices.Equal(src[i].Flags, dst[i].Flags):
+		case src[i].ModSeq != dst[i].ModSeq || !sameFlags(src[i].Flags, dst[i].Flags):
 			return fmt.Sprintf("UID %d has MODSEQ %d and flags %v in the target, MODSEQ %d and flags %v in the source",
 				src[i].UID, dst[i].ModSeq, dst[i].Flags, src[i].ModSeq, src[i].Flags)
 		}
 	}
 	return ""
+}
+
+// sameFlags reports whether a and b hold the same flags, in any order
+// and spelling (flags and keywords are case-insensitive, RFC 9051
+// section 2.3.2, and the stores need not list them in one order).
+func sameFlags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	fold := func(fs []string) []string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			out[i] = strings.ToLower(f)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(fold(a), fold(b))
 }
