@@ -26,9 +26,9 @@ var ErrTargetDiffers = errors.New("the user's copy in the target does not match 
 // (da) with the source (sa, whose mailboxes are boxes) before anything
 // of the user is written: every mailbox of the target must be in the
 // source (a mailbox renamed or deleted in the source since, or created
-// in the target, is not; one with another UIDVALIDITY is left to
-// Target.LoadMailbox, which refuses it as a conflict), its
-// UIDNEXT and HIGHESTMODSEQ must not be above the source's, and the
+// in the target, is not) with the same UIDVALIDITY (not re-created in
+// the source since), not \Noselect in the source with messages in the
+// target (checkNoSelect), its UIDNEXT and HIGHESTMODSEQ must not be above the source's, and the
 // messages already copied (every UID up to the target's highest) must
 // be the source's, with the same MODSEQs and flags. What passes is a
 // state the source went through, which the run completes; a user not
@@ -47,12 +47,38 @@ func checkTarget(ctx context.Context, sa, da store.Account, boxes []store.Mailbo
 		if !ok {
 			return fmt.Errorf("%w (mailbox %q is in the target, not in the source)", ErrTargetDiffers, d.Name)
 		}
-		if s.UIDValidity != d.UIDValidity || s.NoSelect || d.NoSelect {
-			continue // another UIDVALIDITY: Target.LoadMailbox refuses it as a conflict
+		if s.UIDValidity != d.UIDValidity {
+			return fmt.Errorf("%w (mailbox %q has UIDVALIDITY %d in the target, %d in the source: re-created in the source since, or not copied from it)",
+				ErrTargetDiffers, d.Name, d.UIDValidity, s.UIDValidity)
+		}
+		if err := checkNoSelect(ctx, da, s, d); err != nil {
+			return err
+		}
+		if s.NoSelect || d.NoSelect {
+			continue
 		}
 		if err := checkMailbox(ctx, sa, da, s.ID, d.ID); err != nil {
 			return fmt.Errorf("mailbox %q: %w", d.Name, err)
 		}
+	}
+	return nil
+}
+
+// checkNoSelect refuses a mailbox the source has deleted down to a
+// \Noselect parent (its messages gone, its id and UIDVALIDITY kept)
+// while the target's copy still holds messages: the run would only mark
+// it \Noselect and keep them, hidden, in the quota's count.
+func checkNoSelect(ctx context.Context, da store.Account, s, d store.MailboxInfo) error {
+	if !s.NoSelect || d.NoSelect {
+		return nil
+	}
+	st, err := da.Status(ctx, d.Name)
+	if err != nil {
+		return fmt.Errorf("read the target's %q: %w", d.Name, err)
+	}
+	if st.Messages > 0 {
+		return fmt.Errorf("%w (mailbox %q was deleted in the source, leaving a \\Noselect parent; the target's copy holds %d messages)",
+			ErrTargetDiffers, d.Name, st.Messages)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package storecopy
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/tern-imap/tern/internal/store"
 )
@@ -11,7 +12,10 @@ import (
 // through the ordinary store.Account calls (none of them changes a
 // modseq): subscriptions, quota limits, annotations of the server and of
 // every mailbox, Sieve scripts with the active one, and ACLs. Each step
-// sets the value the source has, so running it again changes nothing.
+// makes the target's state the source's, removing what the source no
+// longer has (a rerun after the source revoked a right, dropped a
+// subscription, deactivated a vacation script), so running it again
+// changes nothing.
 func copyAccountState(ctx context.Context, sa, da store.Account, boxes []store.MailboxInfo) error {
 	for _, step := range []struct {
 		what string
@@ -40,6 +44,17 @@ func copySubscriptions(ctx context.Context, sa, da store.Account, _ []store.Mail
 			return fmt.Errorf("%q: %w", s, err)
 		}
 	}
+	have, err := da.Subscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range have {
+		if !slices.Contains(subs, s) {
+			if err := da.SetSubscribed(ctx, s, false); err != nil {
+				return fmt.Errorf("%q: %w", s, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -64,6 +79,15 @@ func copyMetadata(ctx context.Context, sa, da store.Account, boxes []store.Mailb
 		if err != nil {
 			return fmt.Errorf("%q: %w", n, err)
 		}
+		have, err := da.GetMetadata(ctx, n, metadataRoots, store.MetadataDepthInfinity)
+		if err != nil {
+			return fmt.Errorf("%q in the target: %w", n, err)
+		}
+		for _, e := range have {
+			if !slices.ContainsFunc(entries, func(s store.MetadataEntry) bool { return s.Name == e.Name }) {
+				entries = append(entries, store.MetadataEntry{Name: e.Name}) // nil Value: removed
+			}
+		}
 		if len(entries) == 0 {
 			continue
 		}
@@ -79,6 +103,7 @@ func copySieve(ctx context.Context, sa, da store.Account, _ []store.MailboxInfo)
 	if err != nil {
 		return err
 	}
+	active := ""
 	for _, s := range scripts {
 		content, err := sa.SieveScript(ctx, s.Name)
 		if err != nil {
@@ -88,8 +113,22 @@ func copySieve(ctx context.Context, sa, da store.Account, _ []store.MailboxInfo)
 			return fmt.Errorf("%q: %w", s.Name, err)
 		}
 		if s.Active {
-			if err := da.SetActiveSieveScript(ctx, s.Name); err != nil {
-				return fmt.Errorf("activate %q: %w", s.Name, err)
+			active = s.Name
+		}
+	}
+	// The source's active script, or none (which also lets a script the
+	// source no longer has be deleted below).
+	if err := da.SetActiveSieveScript(ctx, active); err != nil {
+		return fmt.Errorf("activate %q: %w", active, err)
+	}
+	have, err := da.SieveScripts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range have {
+		if !slices.ContainsFunc(scripts, func(s store.SieveScriptInfo) bool { return s.Name == h.Name }) {
+			if err := da.DeleteSieveScript(ctx, h.Name); err != nil {
+				return fmt.Errorf("delete %q: %w", h.Name, err)
 			}
 		}
 	}
@@ -105,6 +144,18 @@ func copyACLs(ctx context.Context, sa, da store.Account, boxes []store.MailboxIn
 		for _, e := range entries {
 			if _, err := da.SetACL(ctx, b.Name, e.Identifier, store.FlagsReplace, e.Rights); err != nil {
 				return fmt.Errorf("%q: %s: %w", b.Name, e.Identifier, err)
+			}
+		}
+		have, err := da.ACL(ctx, b.Name)
+		if err != nil {
+			return fmt.Errorf("%q in the target: %w", b.Name, err)
+		}
+		for _, h := range have {
+			if !slices.ContainsFunc(entries, func(e store.ACLEntry) bool { return e.Identifier == h.Identifier }) {
+				// An entry left without rights is removed.
+				if _, err := da.SetACL(ctx, b.Name, h.Identifier, store.FlagsReplace, ""); err != nil {
+					return fmt.Errorf("%q: remove %s: %w", b.Name, h.Identifier, err)
+				}
 			}
 		}
 	}

@@ -411,8 +411,9 @@ func TestCopyInterrupted(t *testing.T) {
 
 // TestCopyConflict: a user of the same name made in the target by other
 // means (another password hash) stops the copy; the target user's
-// password and mail are left alone. So does a mailbox of the copied
-// user with another UIDVALIDITY.
+// password and mail are left alone. A mailbox of the copied user with
+// another UIDVALIDITY stops it too, before anything of the user is
+// written (ErrTargetDiffers).
 func TestCopyConflict(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
@@ -446,7 +447,7 @@ func TestCopyConflict(t *testing.T) {
 	must(t, dst.LoadUser(ctx, "bob", hash))
 	_, _, err = dst.LoadMailbox(ctx, "bob", store.MailboxInfo{Name: "INBOX", UIDValidity: inbox.UIDValidity + 1})
 	must(t, err)
-	if _, err := Copy(ctx, src, dst, Options{}); !errors.Is(err, postgres.ErrLoadConflict) {
+	if _, err := Copy(ctx, src, dst, Options{}); !errors.Is(err, ErrTargetDiffers) {
 		t.Fatalf("copy onto bob's other INBOX: %v", err)
 	}
 }
@@ -878,4 +879,62 @@ func TestCopyInterruptedCheckClean(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("check after an interrupted copy: %q", problems)
 	}
+}
+
+// TestCopyRerunAfterDeleteToNoselect: a mailbox copied with its
+// messages, then deleted in the source while it has a child (it stays as
+// a \Noselect parent, its messages gone, its id and UIDVALIDITY kept).
+// The rerun refuses (ErrTargetDiffers): before, it only marked the
+// target's copy \Noselect and kept its messages there, hidden and
+// counted in the quota usage. (A review's finding, session 41.)
+func TestCopyRerunAfterDeleteToNoselect(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	must(t, src.CreateUser(ctx, "dave", "hash-d"))
+	a, err := src.Account(ctx, "dave")
+	must(t, err)
+	defer a.Close()
+	must(t, a.CreateMailbox(ctx, "Work", ""))
+	must(t, a.CreateMailbox(ctx, "Work/Sub", ""))
+	_, err = a.Append(ctx, "Work", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, "")}})
+	must(t, err)
+	_, err = Copy(ctx, src, dst, Options{})
+	must(t, err)
+	must(t, a.DeleteMailbox(ctx, "Work")) // a \Noselect parent now, its messages gone
+	if _, err := Copy(ctx, src, dst, Options{}); !errors.Is(err, ErrTargetDiffers) {
+		t.Fatalf("rerun over a mailbox deleted to \\Noselect in the source: %v", err)
+	}
+}
+
+// TestCopyRerunMirrorsAccountState: a rerun after the source revoked a
+// right, dropped a subscription, removed an annotation, deactivated its
+// Sieve script and deleted another (none of which moves a modseq) ends
+// with the source's state: before, the account state was only ever
+// added to, so the revoked right kept granting access in the target and
+// a vacation script switched off stayed on. (A review's finding,
+// session 41.)
+func TestCopyRerunMirrorsAccountState(t *testing.T) {
+	ctx := context.Background()
+	src, dst := openPair(t)
+	fillSource(t, src)
+	a, err := src.Account(ctx, "alice")
+	must(t, err)
+	defer a.Close()
+	must(t, a.PutSieveScript(ctx, "spare", []byte("keep;\r\n")))
+	must(t, a.SetMetadata(ctx, "", []store.MetadataEntry{{Name: "/private/comment", Value: []byte("gone soon")}}))
+	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}})
+	must(t, err)
+
+	_, err = a.SetACL(ctx, "Archive/2026", "bob", store.FlagsReplace, "")
+	must(t, err)
+	must(t, a.SetSubscribed(ctx, "Archive/2026", false))
+	must(t, a.SetMetadata(ctx, "", []store.MetadataEntry{{Name: "/private/comment"}}))
+	must(t, a.SetActiveSieveScript(ctx, ""))
+	must(t, a.DeleteSieveScript(ctx, "spare"))
+	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}})
+	must(t, err)
+	da, err := dst.Account(ctx, "alice")
+	must(t, err)
+	defer da.Close()
+	compareAccounts(t, a, da)
 }
