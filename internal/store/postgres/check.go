@@ -34,33 +34,36 @@ type consistencyCheck struct {
 // for the collector (bodies.go).
 const settleUnused = `UPDATE bodies SET released = now() WHERE refs <= 0 AND released IS NULL`
 
+// usageByUser is each user's message count and bytes, as a subquery.
+const usageByUser = `(SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
+	JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id)`
+
+// usageWrong selects the users u whose quota usage differs from what
+// their messages add up to (t).
+const usageWrong = `FROM users u LEFT JOIN ` + usageByUser + ` t ON t.user_id = u.id
+	WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))`
+
+// refsWrong selects the bodies b whose reference count differs from the
+// contents that use them (c).
+const refsWrong = `FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
+	WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0)`
+
 // consistencyChecks are what Check verifies. The counters kept beside
 // the data (usage, reference counts, UIDNEXT, HIGHESTMODSEQ) are
 // recomputed or raised; a content whose body is gone cannot be repaired.
 var consistencyChecks = []consistencyCheck{
 	{
 		find: `SELECT format('user %s: quota usage is %s messages, %s bytes; the messages add up to %s, %s', u.name,
-				u.used_messages, u.used_storage, COALESCE(t.n, 0), COALESCE(t.bytes, 0))
-			FROM users u LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
-				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u.id
-			WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))
-			ORDER BY u.name`,
-		lock: `SELECT u.id::text FROM users u LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
-				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u.id
-			WHERE (u.used_messages, u.used_storage) IS DISTINCT FROM (COALESCE(t.n, 0), COALESCE(t.bytes, 0))
-			ORDER BY u.id FOR NO KEY UPDATE OF u`,
+				u.used_messages, u.used_storage, COALESCE(t.n, 0), COALESCE(t.bytes, 0)) ` + usageWrong + ` ORDER BY u.name`,
+		lock: `SELECT u.id::text ` + usageWrong + ` ORDER BY u.id FOR NO KEY UPDATE OF u`,
 		repair: `UPDATE users u SET used_messages = COALESCE(t.n, 0), used_storage = COALESCE(t.bytes, 0)
-			FROM users u2 LEFT JOIN (SELECT mb.user_id, count(*) n, sum(m.size) bytes FROM messages m
-				JOIN mailboxes mb ON mb.id = m.mailbox_id GROUP BY mb.user_id) t ON t.user_id = u2.id
+			FROM users u2 LEFT JOIN ` + usageByUser + ` t ON t.user_id = u2.id
 			WHERE u.id = u2.id AND u.id = ANY($1::text[]::bigint[])`,
 	},
 	{
-		find: `SELECT format('body %s: %s references counted, %s contents use it', encode(b.hash, 'hex'), b.refs, COALESCE(c.n, 0))
-			FROM bodies b LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
-			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash`,
-		lock: `SELECT encode(b.hash, 'hex') FROM bodies b
-				LEFT JOIN (SELECT body_hash, count(*) n FROM contents GROUP BY body_hash) c ON c.body_hash = b.hash
-			WHERE b.refs IS DISTINCT FROM COALESCE(c.n, 0) ORDER BY b.hash FOR NO KEY UPDATE OF b`,
+		find: `SELECT format('body %s: %s references counted, %s contents use it', encode(b.hash, 'hex'), b.refs, COALESCE(c.n, 0)) ` +
+			refsWrong + ` ORDER BY b.hash`,
+		lock: `SELECT encode(b.hash, 'hex') ` + refsWrong + ` ORDER BY b.hash FOR NO KEY UPDATE OF b`,
 		repair: `UPDATE bodies b SET refs = (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash),
 				released = CASE WHEN (SELECT count(*) FROM contents c WHERE c.body_hash = b.hash) > 0 THEN NULL
 					ELSE COALESCE(b.released, now()) END
