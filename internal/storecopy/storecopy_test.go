@@ -59,6 +59,15 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// account opens user's account in st for the rest of the test.
+func account(t *testing.T, st store.Store, user string) store.Account {
+	t.Helper()
+	a, err := st.Account(context.Background(), user)
+	must(t, err)
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 func msg(i int, extra string) []byte {
 	return fmt.Appendf(nil, "From: a%d@example.org\r\nTo: b@example.org\r\nSubject: message %d%s\r\nMessage-ID: <m%d@example.org>\r\n"+
 		"Date: Mon, 1 Jun 2026 10:%02d:00 +0200\r\n\r\nbody of %d\r\n%s\r\n", i, i, extra, i, i%60, i, strings.Repeat("x", i*37))
@@ -337,9 +346,7 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	compareStores(t, src, dst)
 	// The copy is a working store: a new message gets the next UID and
 	// modseq, a new mailbox a fresh UIDVALIDITY.
-	a, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, dst, "alice")
 	before, err := a.Status(ctx, "INBOX")
 	must(t, err)
 	res, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(300, "")}})
@@ -383,6 +390,18 @@ func TestCopyIntoBlobStore(t *testing.T) {
 
 var errStop = errors.New("interrupted")
 
+// interruptAfter returns an Options.afterBatch that stops the copy
+// after n batches.
+func interruptAfter(n int) func() error {
+	done := 0
+	return func() error {
+		if done++; done == n {
+			return errStop
+		}
+		return nil
+	}
+}
+
 // TestCopyInterrupted: a copy stopped after some batches (as by a crash)
 // and run again ends with the same result, nothing twice.
 func TestCopyInterrupted(t *testing.T) {
@@ -390,13 +409,7 @@ func TestCopyInterrupted(t *testing.T) {
 	src, dst := openPair(t)
 	fillSource(t, src)
 	for _, stopAfter := range []int{1, 3, 5} {
-		n := 0
-		_, err := Copy(ctx, src, dst, Options{BatchMessages: 4, afterBatch: func() error {
-			if n++; n == stopAfter {
-				return errStop
-			}
-			return nil
-		}})
+		_, err := Copy(ctx, src, dst, Options{BatchMessages: 4, afterBatch: interruptAfter(stopAfter)})
 		if !errors.Is(err, errStop) {
 			t.Fatalf("interrupted copy: %v", err)
 		}
@@ -426,9 +439,7 @@ func TestCopyConflict(t *testing.T) {
 	if h, _ := dst.PasswordHash(ctx, "alice"); h != "target-hash" {
 		t.Errorf("the target user's hash became %q", h)
 	}
-	a, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, dst, "alice")
 	boxes, err := a.Mailboxes(ctx)
 	must(t, err)
 	if len(boxes) != 1 || boxes[0].Name != "INBOX" {
@@ -437,9 +448,7 @@ func TestCopyConflict(t *testing.T) {
 
 	// bob's INBOX made in the target beforehand, with its own UIDVALIDITY.
 	must(t, dst.DeleteUser(ctx, "alice"))
-	sb, err := src.Account(ctx, "bob")
-	must(t, err)
-	defer sb.Close()
+	sb := account(t, src, "bob")
 	inbox, err := sb.Mailbox(ctx, "INBOX")
 	must(t, err)
 	hash, err := src.PasswordHash(ctx, "bob")
@@ -524,9 +533,7 @@ func TestCopyPostgresToPostgres(t *testing.T) {
 	must(t, err)
 	// Changes made on the postgres store itself: new tombstones, flags,
 	// a \Recent claim and a new mailbox after the first copy.
-	a, err := mid.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, mid, "alice")
 	inbox, err := a.Mailbox(ctx, "INBOX")
 	must(t, err)
 	_, err = a.Expunge(ctx, inbox.ID, []uint32{20, 21, 22}, false)
@@ -572,12 +579,8 @@ func TestCopySomeUsers(t *testing.T) {
 	users, err := dst.Users(ctx)
 	must(t, err)
 	same(t, "target users", users, []string{"bob"})
-	sa, err := src.Account(ctx, "bob")
-	must(t, err)
-	defer sa.Close()
-	da, err := dst.Account(ctx, "bob")
-	must(t, err)
-	defer da.Close()
+	sa := account(t, src, "bob")
+	da := account(t, dst, "bob")
 	compareAccounts(t, sa, da)
 }
 
@@ -588,9 +591,7 @@ func TestCopySourceChanged(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	fillSource(t, src)
-	b, err := src.Account(ctx, "bob")
-	must(t, err)
-	defer b.Close()
+	b := account(t, src, "bob")
 	inbox, err := b.Mailbox(ctx, "INBOX")
 	must(t, err)
 	changed := false
@@ -605,9 +606,7 @@ func TestCopySourceChanged(t *testing.T) {
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Fatalf("copy of a mailbox changed meanwhile: %v", err)
 	}
-	da, err := dst.Account(ctx, "bob")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "bob")
 	st, err := da.Status(ctx, "INBOX")
 	must(t, err)
 	if st.HighestModSeq != 1 {
@@ -629,10 +628,8 @@ func TestCopyKeywordOnlyInMailboxList(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	must(t, src.CreateUser(ctx, "carol", "hash-c"))
-	a, err := src.Account(ctx, "carol")
-	must(t, err)
-	defer a.Close()
-	_, err = a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, ""), Flags: []string{"$Junk"}}})
+	a := account(t, src, "carol")
+	_, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, ""), Flags: []string{"$Junk"}}})
 	must(t, err)
 	inbox, err := a.Mailbox(ctx, "INBOX")
 	must(t, err)
@@ -649,9 +646,7 @@ func TestCopyKeywordOnlyInMailboxList(t *testing.T) {
 	}
 	_, err = Copy(ctx, src, dst, Options{})
 	must(t, err)
-	da, err := dst.Account(ctx, "carol")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "carol")
 	ds, err := da.Status(ctx, "INBOX")
 	must(t, err)
 	same(t, "INBOX keyword list", ss.Keywords, ds.Keywords)
@@ -665,12 +660,10 @@ func TestCopyChangeAfterMailboxCopied(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	fillSource(t, src)
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	n := 0
 	// INBOX is copied first (one batch), then Archive/2026.
-	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}, afterBatch: func() error {
+	_, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}, afterBatch: func() error {
 		if n++; n == 2 {
 			_, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(500, " (late)")}})
 			return err
@@ -679,18 +672,6 @@ func TestCopyChangeAfterMailboxCopied(t *testing.T) {
 	}})
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Fatalf("copy with a delivery into a mailbox copied already: %v", err)
-	}
-}
-
-// interruptAfter returns an Options.afterBatch that stops the copy
-// after n batches.
-func interruptAfter(n int) func() error {
-	done := 0
-	return func() error {
-		if done++; done == n {
-			return errStop
-		}
-		return nil
 	}
 }
 
@@ -707,9 +688,7 @@ func TestCopyRerunAfterSourceChangedBetweenRuns(t *testing.T) {
 	if !errors.Is(err, errStop) {
 		t.Fatalf("interrupted copy: %v", err)
 	}
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	inbox, err := a.Mailbox(ctx, "INBOX")
 	must(t, err)
 	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{1}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
@@ -731,16 +710,12 @@ func TestCopyRerunAfterRename(t *testing.T) {
 	fillSource(t, src)
 	_, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}})
 	must(t, err)
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	must(t, a.RenameMailbox(ctx, "Archive/2026", "Archive/2027"))
 	if _, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}}); !errors.Is(err, ErrTargetDiffers) {
 		t.Fatalf("rerun after a rename: %v", err)
 	}
-	da, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "alice")
 	if _, err := da.Mailbox(ctx, "Archive/2027"); !errors.Is(err, store.ErrNoSuchMailbox) {
 		t.Errorf("the refused rerun created the new name in the target: %v", err)
 	}
@@ -758,9 +733,7 @@ func TestCopyRerunAfterOtherChanges(t *testing.T) {
 	if !errors.Is(err, errStop) {
 		t.Fatalf("interrupted copy: %v", err)
 	}
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	inbox, err := a.Mailbox(ctx, "INBOX")
 	must(t, err)
 	_, err = a.StoreFlags(ctx, inbox.ID, []uint32{40}, store.FlagsAdd, []string{`\Flagged`}, 0, false)
@@ -786,9 +759,7 @@ func TestCopyRerunAfterCutover(t *testing.T) {
 	fillSource(t, src)
 	_, err := Copy(ctx, src, dst, Options{})
 	must(t, err)
-	da, err := dst.Account(ctx, "bob")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "bob")
 	_, err = da.Append(ctx, "INBOX", []store.NewMessage{{Body: msg(600, " (after the move)")}})
 	must(t, err)
 	before, err := da.Status(ctx, "INBOX")
@@ -800,9 +771,7 @@ func TestCopyRerunAfterCutover(t *testing.T) {
 	must(t, err)
 	same(t, "bob's INBOX after the refused rerun", before, after)
 
-	aa, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer aa.Close()
+	aa := account(t, dst, "alice")
 	inbox, err := aa.Mailbox(ctx, "INBOX")
 	must(t, err)
 	_, err = aa.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{4}, true)
@@ -825,18 +794,14 @@ func TestCopyPrivateSeen(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	fillSource(t, src)
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	inbox, err := a.Mailbox(ctx, "INBOX")
 	must(t, err)
 	_, err = a.SetPrivateSeen(ctx, inbox.ID, "bob", []uint32{1, 2, 3}, true)
 	must(t, err)
 	_, err = Copy(ctx, src, dst, Options{})
 	must(t, err)
-	da, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "alice")
 	dinbox, err := da.Mailbox(ctx, "INBOX")
 	must(t, err)
 	sv, err := a.PrivateSeen(ctx, inbox.ID, "bob", nil, 0)
@@ -891,12 +856,10 @@ func TestCopyRerunAfterDeleteToNoselect(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	must(t, src.CreateUser(ctx, "dave", "hash-d"))
-	a, err := src.Account(ctx, "dave")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "dave")
 	must(t, a.CreateMailbox(ctx, "Work", ""))
 	must(t, a.CreateMailbox(ctx, "Work/Sub", ""))
-	_, err = a.Append(ctx, "Work", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, "")}})
+	_, err := a.Append(ctx, "Work", []store.NewMessage{{Body: msg(1, "")}, {Body: msg(2, "")}})
 	must(t, err)
 	_, err = Copy(ctx, src, dst, Options{})
 	must(t, err)
@@ -917,12 +880,10 @@ func TestCopyRerunMirrorsAccountState(t *testing.T) {
 	ctx := context.Background()
 	src, dst := openPair(t)
 	fillSource(t, src)
-	a, err := src.Account(ctx, "alice")
-	must(t, err)
-	defer a.Close()
+	a := account(t, src, "alice")
 	must(t, a.PutSieveScript(ctx, "spare", []byte("keep;\r\n")))
 	must(t, a.SetMetadata(ctx, "", []store.MetadataEntry{{Name: "/private/comment", Value: []byte("gone soon")}}))
-	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}})
+	_, err := Copy(ctx, src, dst, Options{Users: []string{"alice"}})
 	must(t, err)
 
 	_, err = a.SetACL(ctx, "Archive/2026", "bob", store.FlagsReplace, "")
@@ -933,8 +894,6 @@ func TestCopyRerunMirrorsAccountState(t *testing.T) {
 	must(t, a.DeleteSieveScript(ctx, "spare"))
 	_, err = Copy(ctx, src, dst, Options{Users: []string{"alice"}})
 	must(t, err)
-	da, err := dst.Account(ctx, "alice")
-	must(t, err)
-	defer da.Close()
+	da := account(t, dst, "alice")
 	compareAccounts(t, a, da)
 }
