@@ -109,8 +109,8 @@ func TestS3Unavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
-	cfg.Endpoint, cfg.Timeout = proxy.Endpoint(), 500*time.Millisecond
+	cfg, proxy := s3test.Proxied(t, cfg)
+	cfg.Timeout = 500 * time.Millisecond
 	s, err := blob.OpenS3(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -203,9 +203,7 @@ func BenchmarkS3Read(b *testing.B) {
 // much from the store, not the rest of the object; reads in small pieces
 // and at scattered offsets give the object's bytes.
 func TestS3PartialRead(t *testing.T) {
-	cfg := s3test.NewBucket(t)
-	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
-	cfg.Endpoint = proxy.Endpoint()
+	cfg, proxy := s3test.Proxied(t, s3test.NewBucket(t))
 	ctx := context.Background()
 	s, err := blob.OpenS3(ctx, cfg)
 	if err != nil {

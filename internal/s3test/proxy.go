@@ -2,10 +2,13 @@ package s3test
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tern-imap/tern/internal/blob"
 )
 
 // Proxy forwards TCP connections from a loopback port to a target (an S3
@@ -39,6 +42,15 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	p.listen()
 	t.Cleanup(p.Cut)
 	return p
+}
+
+// Proxied starts a proxy in front of cfg's server and returns cfg
+// pointed at the proxy, with the proxy.
+func Proxied(t testing.TB, cfg blob.S3Config) (blob.S3Config, *Proxy) {
+	t.Helper()
+	p := StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
+	cfg.Endpoint = p.Endpoint()
+	return cfg, p
 }
 
 // Endpoint is the proxy's http:// endpoint.

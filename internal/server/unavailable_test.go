@@ -79,9 +79,7 @@ func TestBlobStoreUnavailable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs an S3 server")
 	}
-	cfg := s3test.NewBucket(t)
-	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
-	cfg.Endpoint = proxy.Endpoint()
+	cfg, proxy := s3test.Proxied(t, s3test.NewBucket(t))
 	blobs, err := blob.OpenS3(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open blob store: %v", err)
@@ -143,9 +141,7 @@ func TestBlobStoreStallsMidLiteral(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs an S3 server")
 	}
-	cfg := s3test.NewBucket(t)
-	proxy := s3test.StartProxy(t, strings.TrimPrefix(cfg.Endpoint, "http://"))
-	cfg.Endpoint = proxy.Endpoint()
+	cfg, proxy := s3test.Proxied(t, s3test.NewBucket(t))
 	writes, err := blob.OpenS3(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open blob store: %v", err)
