@@ -222,6 +222,30 @@ func retry(t *testing.T, f func() error) {
 }
 
 // waitUnloaded waits (at most d) until x holds no loaded mailbox.
+// waitListeners waits until n sessions of the database at url listen
+// for change signals (their last statement a LISTEN).
+func waitListeners(t *testing.T, url string, n int, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(d)
+	for {
+		var got int
+		conn, err := pgx.Connect(ctx, url)
+		if err == nil {
+			err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND query ILIKE 'LISTEN %'`).Scan(&got)
+			conn.Close(ctx)
+		}
+		if err == nil && got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d nodes listen again (err %v)", got, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func waitUnloaded(x *index.Indexes, d time.Duration) {
 	for end := time.Now().Add(d); time.Now().Before(end) && x.Stats().Mailboxes > 0; {
 		time.Sleep(20 * time.Millisecond)
@@ -321,6 +345,10 @@ func TestIndexAfterFailover(t *testing.T) {
 	for len(heard) > 0 {
 		<-heard
 	}
+	// A signal sent before a node listens again is not replayed to it
+	// (LISTEN/NOTIFY; the lost-signal safety net catches up later), so
+	// the writes wait until both nodes listen on the new primary.
+	waitListeners(t, standby.URL(strings.TrimPrefix(mustPath(t, url), "/")), 2, 20*time.Second)
 	// Two APPENDs: the first may take the lost flag change's modseq,
 	// the second's is above every modseq the old primary gave.
 	for i := range 2 {
