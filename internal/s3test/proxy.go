@@ -1,7 +1,9 @@
 package s3test
 
 import (
+	"bufio"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +17,8 @@ import (
 // server's address) and can fail in the two ways a store does: Cut
 // closes its listener and every connection (connections are refused),
 // Freeze keeps connections open but moves no more bytes (a store that
-// does not answer). Mend undoes both.
+// does not answer). Mend undoes both. HoldDeletes and SendHeld make a
+// DELETE reach the server late, after its client gave up on it.
 type Proxy struct {
 	t      testing.TB
 	target string
@@ -30,6 +33,9 @@ type Proxy struct {
 
 	served   atomic.Int64 // bytes from the target to clients
 	freezeAt int64        // Served at which to freeze; -1: none
+
+	holdDeletes bool     // keep DELETE requests instead of sending them
+	held        [][]byte // the kept requests, each with the rest of its connection
 }
 
 // Served is how many bytes the target has sent to clients so far.
@@ -90,7 +96,7 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns = append(p.conns, c, b)
 	p.mu.Unlock()
-	go func() { p.copy(b, c, nil); b.Close() }()
+	go func() { p.copyRequests(b, c); b.Close() }()
 	p.copy(c, b, &p.served)
 	c.Close()
 }
@@ -116,6 +122,78 @@ func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// copyRequests is copy from a client to the target, except that once a
+// chunk that starts a DELETE comes while HoldDeletes is on, it and all
+// that follows on the connection are kept for SendHeld. (A request comes
+// in one chunk from the clients the tests use.)
+func (p *Proxy) copyRequests(dst, src net.Conn) {
+	held := -1
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		if held < 0 && p.holdDeletes && strings.HasPrefix(string(buf[:min(n, 7)]), "DELETE ") {
+			held = len(p.held)
+			p.held = append(p.held, nil)
+		}
+		if held >= 0 {
+			p.held[held] = append(p.held[held], buf[:n]...)
+		}
+		p.mu.Unlock()
+		if held < 0 && n > 0 {
+			p.waitThaw()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// HoldDeletes keeps the DELETE requests clients send from now on: the
+// client waits for an answer that does not come until it gives up.
+func (p *Proxy) HoldDeletes() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdDeletes = true
+}
+
+// SendHeld stops holding DELETEs and sends each kept request to the
+// target on a connection of its own, reading the answer: the request
+// lands late. It returns how many it sent.
+func (p *Proxy) SendHeld() int {
+	p.mu.Lock()
+	held := p.held
+	p.holdDeletes, p.held = false, nil
+	p.mu.Unlock()
+	for _, req := range held {
+		p.sendLate(req)
+	}
+	return len(held)
+}
+
+func (p *Proxy) sendLate(req []byte) {
+	c, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.t.Fatalf("s3test proxy: late request: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		p.t.Fatalf("s3test proxy: late request: %v", err)
+	}
+	r, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		p.t.Fatalf("s3test proxy: late request's answer: %v", err)
+	}
+	r.Body.Close()
+	if r.StatusCode/100 != 2 {
+		p.t.Fatalf("s3test proxy: late request answered %s", r.Status)
 	}
 }
 

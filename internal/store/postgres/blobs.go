@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -16,46 +17,71 @@ import (
 )
 
 // Bodies in a blob store (Options.Blobs): the bodies row (data NULL)
-// holds the reference count; the bytes are the object hex(hash). The one
-// rule that keeps every committed message's body readable:
+// holds the reference count; the bytes are the object hex(hash). Two
+// rules keep every committed message's body readable:
 //
-//	a committed bodies row with refs >= 1 has its object in the store.
+//	a committed bodies row with refs >= 1 and data NULL has its object
+//	in the store, and no DELETE of that object was ever sent;
 //
-// It holds because of these steps:
+//	once a DELETE of an object may have been sent, no row names it
+//	again until deleteFence has passed (a late DELETE, queued in a
+//	load balancer or sent by a node that then died, can land long after
+//	its sender gave up on it).
+//
+// They hold because of these steps:
 //
 //   - Append puts the objects first, outside any lock (putBlobs; Put is
-//     idempotent; bodies the database counts as used are skipped), then
-//     in its transaction counts the references. A row
-//     that this makes refs = 1 — new, or back from pending deletion —
-//     holds its row lock until the commit, and while holding it the
-//     object is checked and put again if missing (verifyBlobs). So an
-//     object that the garbage collector deleted between the first put
-//     and the transaction, or whose deletion crashed half-way, is back
-//     before the commit.
+//     idempotent; bodies the database counts as used, or whose object
+//     may be deleted, are skipped), then in its transaction counts the
+//     references. A row that this makes refs = 1 (new, or back from
+//     pending deletion) holds its row lock until the commit. If the
+//     collector never marked it (delete_sent NULL), its object is checked
+//     and put again if missing while holding that lock (settleBlobs): an
+//     orphan the sweep recorded, or a row inserted anew after its
+//     predecessor was dropped. If it was marked, the Append writes the
+//     body's bytes into the row instead (data): the object's name is
+//     retired for good, and the row is read like a body kept in the
+//     database.
 //   - The transaction that drops a body's last reference leaves the row
 //     with refs = 0 and released = now(): pending deletion.
 //   - The collector (CollectBlobs) takes rows with refs = 0 released
 //     more than a grace period ago FOR UPDATE SKIP LOCKED (PostgreSQL
 //     re-checks refs = 0 on the row's newest version after locking, and
-//     skips rows an Append holds), deletes their objects, then the rows,
-//     and commits. An Append of the same body waits for that commit on
-//     the row lock and then inserts the row anew (refs = 1: verified). A
-//     collector that dies after deleting objects leaves the rows at
-//     refs = 0; an Append that takes one back verifies it.
+//     skips rows an Append holds), sets their delete_sent and commits;
+//     only then does it send the DELETEs, holding no lock, and records
+//     those that succeeded (object_gone). A row whose DELETE failed is
+//     tried again later. The row itself stays, refs = 0, until
+//     deleteFence has passed since its last DELETE was sent, so that an
+//     Append of the same body meanwhile finds it marked. A collector that
+//     dies after marking leaves rows marked: the same.
 //   - An object with no row (Append put it, then its transaction failed
-//     or its node died) is an orphan: the sweep (SweepBlobs) lists the
-//     store and records each orphan older than the grace period as a
-//     pending row (refs = 0, released = now()), which the collector
-//     deletes a grace period later. A concurrent Append of that body
-//     either inserted its row first (the sweep's insert does nothing) or
-//     finds the pending row and verifies it.
+//     or its node died, or a DELETE failed and the row's fence passed)
+//     is an orphan: the sweep (SweepBlobs) lists the store and records
+//     each orphan older than the grace period as a pending row (refs =
+//     0, released = now()), which the collector deletes a grace period
+//     later. A concurrent Append of that body either inserted its row
+//     first (the sweep's insert does nothing) or finds the pending row and
+//     checks its object.
+
+// deleteFence is how long an object's name stays retired after the
+// collector last sent a DELETE of it. S3 refuses a request signed more
+// than 15 minutes from its own clock (SigV4), every attempt is signed
+// afresh, and the collector gives up on a DELETE after deleteTimeout;
+// the rest is room for clocks that disagree.
+const deleteFence = time.Hour
+
+// deleteTimeout bounds the attempts of one DELETE of one object; a row
+// whose DELETE did not succeed is marked and tried again once this has
+// passed since the last try (no two collectors at once, while one waits).
+const deleteTimeout = 2 * time.Minute
 
 // putBlobs writes the bodies of preps to the blob store, a few at a time,
 // except those the database already counts as used: their objects exist
-// (the same body delivered to 500 users is uploaded once). Should such a
-// body lose its last reference and be collected before the Append's
-// transaction, the transaction brings it back to one reference and
-// verifyBlobs puts it again.
+// (the same body delivered to 500 users is uploaded once); and those
+// whose objects the collector may have deleted: their names are retired,
+// so the bytes will go in the row. Should such a body's row be dropped
+// before the Append's transaction, the transaction inserts it anew and
+// settleBlobs puts the object.
 func (s *Store) putBlobs(ctx context.Context, preps []prepared) error {
 	if s.opts.Blobs == nil {
 		return nil
@@ -64,7 +90,7 @@ func (s *Store) putBlobs(ctx context.Context, preps []prepared) error {
 	for i := range preps {
 		hashes[i] = preps[i].hash
 	}
-	rows, err := s.pool.Query(ctx, `SELECT hash FROM bodies WHERE hash = ANY($1) AND refs > 0`, hashes)
+	rows, err := s.pool.Query(ctx, `SELECT hash FROM bodies WHERE hash = ANY($1) AND (refs > 0 OR delete_sent IS NOT NULL)`, hashes)
 	if err != nil {
 		return fmt.Errorf("look up bodies: %w", err)
 	}
@@ -106,13 +132,20 @@ func (s *Store) putBlobs(ctx context.Context, preps []prepared) error {
 	return nil
 }
 
-// verifyTimeout bounds the blob store calls of one write's verifyBlobs.
+// verifyTimeout bounds the blob store calls of one write's settleBlobs.
 const verifyTimeout = 2 * time.Minute
 
-// verifyBlobs checks, holding their row locks, that the objects of the
-// bodies this write brought to one reference exist, and puts the missing
+// settleBlobs, holding the row locks of the bodies this write brought to
+// one reference, writes the bytes of the retired ones into their rows
+// and checks that the objects of the others exist, putting the missing
 // ones again.
-func (w *wtx) verifyBlobs() error {
+func (w *wtx) settleBlobs() error {
+	for _, p := range w.retired {
+		if _, err := w.tx.Exec(w.ctx, `UPDATE bodies SET data = $2 WHERE hash = $1 AND data IS NULL`, p.hash, p.Body); err != nil {
+			return fmt.Errorf("store body in its row: %w", err)
+		}
+	}
+	w.retired = w.retired[:0]
 	if len(w.unverified) == 0 {
 		return nil
 	}
@@ -124,7 +157,7 @@ func (w *wtx) verifyBlobs() error {
 		key := blobKey(p.hash)
 		size, err := w.a.s.opts.Blobs.Stat(ctx, key)
 		if errors.Is(err, blob.ErrNotFound) {
-			w.a.s.log.Info("postgres store: a body's object was collected before its delivery committed; putting it again", "key", key)
+			w.a.s.log.Info("postgres store: a body's object is missing as its delivery commits; putting it again", "key", key)
 			if err := w.a.s.opts.Blobs.Put(ctx, key, p.Body); err != nil {
 				return fmt.Errorf("store body again: %w", err)
 			}
@@ -182,86 +215,90 @@ func (s *Store) openBlobBody(ctx context.Context, hash []byte, size int64, parts
 // store.
 var errNoBlobStore = errors.New("no blob store configured (bodies are in the database)")
 
-// gcBatch is how many objects one collector transaction deletes.
+// gcBatch is how many bodies one collector statement takes.
 const gcBatch = 100
 
 // CollectBlobs deletes the bodies that no message has used for at least
-// grace: their rows and, for bodies in the blob store, their objects,
-// gcBatch per transaction; it returns how many it deleted. Several nodes
-// may run it at once. Without a blob store it deletes the rows of bodies
-// kept in the database only (a row whose object a blob store held, left
-// from before a switch to the database, waits for a collector with that
-// store).
+// grace: the objects of bodies in the blob store and the rows of bodies
+// kept in the database, gcBatch at a time; it returns how many it
+// deleted. The rows of deleted objects go deleteFence later (also here).
+// Several nodes may run it at once. Without a blob store it deletes only
+// rows (a row whose object a blob store holds, left from before a switch
+// to the database, waits for a collector with that store).
 func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, error) {
 	total := 0
-	for {
-		n, err := s.collectBatch(ctx, grace)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("collect blobs: %w", err)
-		}
-		if n < gcBatch {
-			return total, nil
-		}
-	}
-}
-
-// collectBatch deletes up to gcBatch pending bodies in one transaction:
-// rows locked, objects deleted, rows deleted, commit.
-func (s *Store) collectBatch(ctx context.Context, grace time.Duration) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// A body some content still names is never taken, whatever its
-		// count says: a count that went too low (a bug, a repair gone
-		// wrong) must not cost a message its body, nor stop the
-		// collector at the row's foreign key after its object is gone.
-		// tern check reports and repairs such counts.
-		rows, err := tx.Query(ctx, `SELECT hash, data IS NULL FROM bodies b
-			WHERE refs = 0 AND released < now() - make_interval(secs => $1) AND ($3 OR data IS NOT NULL)
-				AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.body_hash = b.hash)
-			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED`, grace.Seconds(), gcBatch, s.opts.Blobs != nil)
-		if err != nil {
-			return err
-		}
-		type pending struct {
-			hash     []byte
-			external bool
-		}
-		bodies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
-			var p pending
-			err := r.Scan(&p.hash, &p.external)
-			return p, err
-		})
-		if err != nil {
-			return err
-		}
-		hashes := make([][]byte, len(bodies))
-		for i, b := range bodies {
-			hashes[i] = b.hash
-			if b.external {
-				if err := s.deleteObject(ctx, b.hash); err != nil {
-					return err
-				}
+	for _, step := range []func(context.Context, time.Duration) (int, bool, error){s.deleteObjects, s.dropRows} {
+		for more := true; more; {
+			var n int
+			var err error
+			n, more, err = step(ctx, grace)
+			total += n
+			if err != nil {
+				return total, fmt.Errorf("collect blobs: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM bodies WHERE hash = ANY($1) AND refs = 0`, hashes); err != nil {
-			return err
-		}
-		n = len(hashes)
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
-	return n, nil
+	return total, nil
 }
 
-// deleteObject deletes a pending body's object from the blob store,
+// pendingSQL is the condition on a bodies row b that no content uses.
+// A body some content still names is never taken, whatever its count
+// says: a count that went too low (a bug, a repair gone wrong) must not
+// cost a message its body, nor stop the collector at the row's foreign
+// key. tern check reports and repairs such counts.
+const pendingSQL = `b.refs = 0 AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.body_hash = b.hash)`
+
+// deleteObjects deletes up to gcBatch objects of pending bodies: it marks
+// their rows (delete_sent) in a statement of its own, which commits
+// before any DELETE is sent, then deletes the objects and records the
+// ones deleted (object_gone). It returns how many objects it deleted and
+// whether more may wait.
+func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bool, error) {
+	if s.opts.Blobs == nil {
+		return 0, false, nil
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE bodies SET delete_sent = now() WHERE hash IN (
+			SELECT hash FROM bodies b WHERE `+pendingSQL+` AND released < now() - make_interval(secs => $1)
+				AND data IS NULL AND NOT object_gone
+				AND (delete_sent IS NULL OR delete_sent < now() - make_interval(secs => $3))
+			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
+		AND refs = 0 AND data IS NULL RETURNING hash`, grace.Seconds(), gcBatch, deleteTimeout.Seconds())
+	if err != nil {
+		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
+	}
+	marked, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
+	}
+	var deleted [][]byte
+	var first error
+	for _, hash := range marked {
+		if err := s.deleteObject(ctx, hash); err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		deleted = append(deleted, hash)
+	}
+	if len(deleted) > 0 {
+		if _, err := s.pool.Exec(ctx, `UPDATE bodies SET object_gone = true
+			WHERE hash = ANY($1) AND refs = 0 AND data IS NULL`, deleted); err != nil {
+			return len(deleted), false, fmt.Errorf("record deleted objects: %w", err)
+		}
+	}
+	if first != nil {
+		return len(deleted), false, fmt.Errorf("delete objects: %w", first)
+	}
+	return len(deleted), len(marked) == gcBatch, nil
+}
+
+// deleteObject deletes a marked body's object from the blob store,
 // telling the test hook before and after.
 func (s *Store) deleteObject(ctx context.Context, hash []byte) error {
 	if err := s.runGCHook(hash, false); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+	defer cancel()
 	if err := s.opts.Blobs.Delete(ctx, blobKey(hash)); err != nil {
 		return err
 	}
@@ -273,6 +310,35 @@ func (s *Store) runGCHook(hash []byte, deleted bool) error {
 		return nil
 	}
 	return s.gcHook(hash, deleted)
+}
+
+// dropRows deletes up to gcBatch rows of pending bodies that hold their
+// bytes (kept in the database, or back from a deletion) or whose object
+// was deleted, once deleteFence has passed since a DELETE of their
+// object was last sent. It returns how many of them held bytes (the rows
+// of deleted objects were counted when their objects went) and whether
+// more may wait.
+func (s *Store) dropRows(ctx context.Context, grace time.Duration) (int, bool, error) {
+	rows, err := s.pool.Query(ctx, `DELETE FROM bodies WHERE hash IN (
+			SELECT hash FROM bodies b WHERE `+pendingSQL+`
+				AND (delete_sent IS NULL OR delete_sent <= now() - make_interval(secs => $3))
+				AND ((data IS NOT NULL AND released < now() - make_interval(secs => $1)) OR (data IS NULL AND object_gone))
+			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
+		AND refs = 0 RETURNING data IS NOT NULL`, grace.Seconds(), gcBatch, s.fence.Seconds())
+	if err != nil {
+		return 0, false, fmt.Errorf("drop bodies: %w", err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil {
+		return 0, false, fmt.Errorf("drop bodies: %w", err)
+	}
+	n := 0
+	for _, h := range held {
+		if h {
+			n++
+		}
+	}
+	return n, len(held) == gcBatch, nil
 }
 
 // SweepBlobs lists the blob store and records every object older than

@@ -156,6 +156,16 @@ func (f *blobFixture) row(body []byte) (refs int64, exists bool) {
 	return refs, true
 }
 
+// inRow reports whether the body's row holds its bytes.
+func (f *blobFixture) inRow(body []byte) bool {
+	f.t.Helper()
+	var held bool
+	if err := f.s.pool.QueryRow(context.Background(), `SELECT data IS NOT NULL FROM bodies WHERE hash = $1`, bodyHash(body)).Scan(&held); err != nil {
+		f.t.Fatal(err)
+	}
+	return held
+}
+
 // hasObject reports whether the blob store holds body.
 func (f *blobFixture) hasObject(body []byte) bool {
 	f.t.Helper()
@@ -237,6 +247,22 @@ func TestBlobsSharedAndCollected(t *testing.T) {
 	if f.collect(0) != 1 || f.hasObject(body) {
 		t.Fatal("unused body not collected after the grace period")
 	}
+	// Its row stays, its object's name retired, until the fence has
+	// passed since the DELETE.
+	var gone bool
+	if err := f.s.pool.QueryRow(context.Background(), `SELECT object_gone AND delete_sent IS NOT NULL FROM bodies WHERE hash = $1`, bodyHash(body)).Scan(&gone); err != nil || !gone {
+		t.Fatalf("row of a deleted object within the fence: gone %v (%v)", gone, err)
+	}
+	if f.collect(0) != 0 {
+		t.Fatal("collected again")
+	}
+	if _, ok := f.row(body); !ok {
+		t.Fatal("row of a deleted object dropped within the fence")
+	}
+	f.s.fence = 0
+	if f.collect(0) != 0 {
+		t.Fatal("dropping a row counted as a deletion")
+	}
 	if _, ok := f.row(body); ok {
 		t.Fatal("row of a collected body left")
 	}
@@ -258,30 +284,39 @@ func TestBlobRevivedBeforeCollection(t *testing.T) {
 
 // TestBlobCollectedBetweenPutAndCommit: the collector deletes a pending
 // body's object after an Append put it and before the Append's
-// transaction; the Append finds the object missing under the row lock and
-// puts it again, so the committed message is readable.
+// transaction. Within the fence the Append finds the row marked and keeps
+// the bytes in it; once the fence has passed the row is gone, and the
+// Append inserts it anew and puts the object again. Either way the
+// committed message is readable.
 func TestBlobCollectedBetweenPutAndCommit(t *testing.T) {
-	f := newBlobFixture(t)
-	body := uniqueBody()
-	res := f.append(f.acct, body)
-	f.expunge(f.acct, res)
-	f.s.appendHook = func() {
-		f.s.appendHook = nil
-		if n := f.collect(0); n != 1 {
-			t.Errorf("collector deleted %d", n)
-		}
+	for _, fenced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fenced=%v", fenced), func(t *testing.T) {
+			f := newBlobFixture(t)
+			if !fenced {
+				f.s.fence = 0
+			}
+			body := uniqueBody()
+			res := f.append(f.acct, body)
+			f.expunge(f.acct, res)
+			f.s.appendHook = func() {
+				f.s.appendHook = nil
+				if n := f.collect(0); n != 1 {
+					t.Errorf("collector deleted %d", n)
+				}
+			}
+			res = f.append(f.acct, body)
+			f.readable(f.acct, res, body)
+			if f.inRow(body) != fenced || f.hasObject(body) == fenced {
+				t.Fatalf("bytes in the row %v, object %v", f.inRow(body), f.hasObject(body))
+			}
+		})
 	}
-	res = f.append(f.acct, body)
-	if !f.hasObject(body) {
-		t.Fatal("a committed message's object is missing")
-	}
-	f.readable(f.acct, res, body)
 }
 
 // TestBlobCollectorCrashAfterDelete: a collector that deleted an object
-// and died before its commit leaves the row pending with no object; an
+// and died before recording it leaves the row marked with no object; an
 // Append that put the object before that deletion and takes the row back
-// puts the object again.
+// keeps the bytes in the row.
 func TestBlobCollectorCrashAfterDelete(t *testing.T) {
 	f := newBlobFixture(t)
 	body := uniqueBody()
@@ -306,50 +341,55 @@ func TestBlobCollectorCrashAfterDelete(t *testing.T) {
 	res = f.append(f.acct, body)
 	f.s.gcHook = nil
 	f.readable(f.acct, res, body)
+	if !f.inRow(body) {
+		t.Fatal("the body came back to an object whose deletion was sent")
+	}
 	if f.collect(0) != 0 {
 		t.Fatal("collected a body in use")
 	}
 	f.readable(f.acct, res, body)
 }
 
-// TestBlobAppendWaitsForCollector: an Append that put its object while
-// the collector held the body's row, and whose transaction waited for the
-// collector's commit, puts the object again.
-func TestBlobAppendWaitsForCollector(t *testing.T) {
+// TestBlobAppendDuringDelete: an Append of a body whose row the collector
+// has marked, while its DELETE is on the way, neither waits for the
+// collector nor uses the object: the DELETE lands after the Append
+// committed and the message still reads back. A second collection leaves
+// the body, in use, alone.
+func TestBlobAppendDuringDelete(t *testing.T) {
 	f := newBlobFixture(t)
-	ctx := context.Background()
 	body := uniqueBody()
 	res := f.append(f.acct, body)
 	f.expunge(f.acct, res)
-	appended := make(chan store.AppendResult, 1)
 	f.s.gcHook = func(_ []byte, deleted bool) error {
-		if deleted {
-			return nil
+		if !deleted {
+			f.s.gcHook = nil
+			res = f.append(f.acct, body)
 		}
-		// Holding the row lock: an Append puts the object and then
-		// waits for the lock.
-		go func() {
-			r, err := f.acct.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
-			if err != nil {
-				t.Error(err)
-			}
-			appended <- r
-		}()
-		waitForLockWaiter(t, f.s)
 		return nil
 	}
 	if n := f.collect(0); n != 1 {
 		t.Fatalf("collector deleted %d", n)
 	}
-	f.s.gcHook = nil
-	res = <-appended
-	if t.Failed() {
-		return
-	}
-	if !f.hasObject(body) {
-		t.Fatal("a committed message's object is missing")
+	if f.hasObject(body) || !f.inRow(body) {
+		t.Fatalf("object %v, bytes in the row %v", f.hasObject(body), f.inRow(body))
 	}
 	f.readable(f.acct, res, body)
+	if f.collect(0) != 0 {
+		t.Fatal("collected a body in use")
+	}
+	f.readable(f.acct, res, body)
+	// Unused again, the row with its bytes goes once the fence has passed.
+	f.expunge(f.acct, res)
+	if f.collect(0) != 0 {
+		t.Fatal("dropped a body within the fence of its object's deletion")
+	}
+	f.s.fence = 0
+	if f.collect(0) != 1 {
+		t.Fatal("a body held in its row not collected")
+	}
+	if _, ok := f.row(body); ok {
+		t.Fatal("row left")
+	}
 }
 
 // waitForLockWaiter waits until a session of the test's database waits
@@ -465,7 +505,8 @@ func (c *countingBlobs) Put(ctx context.Context, key string, data []byte) error 
 }
 
 // TestBlobUploadedOnce: a body delivered to many users is put once while
-// a message uses it; once unused and collected it is put again.
+// a message uses it. Once unused and collected it comes back in its row
+// (not put) within the fence, and is put again after it.
 func TestBlobUploadedOnce(t *testing.T) {
 	f := newBlobFixture(t)
 	counted := &countingBlobs{Store: f.blobs}
@@ -489,8 +530,18 @@ func TestBlobUploadedOnce(t *testing.T) {
 		t.Fatal("not collected")
 	}
 	res := f.append(f.acct, body)
-	if n := counted.puts.Load(); n != 2 {
-		t.Fatalf("%d puts after the body came back", n)
+	if n := counted.puts.Load(); n != 1 || !f.inRow(body) {
+		t.Fatalf("%d puts after the body came back within the fence; bytes in the row %v", n, f.inRow(body))
+	}
+	f.readable(f.acct, res, body)
+	f.expunge(f.acct, res)
+	f.s.fence = 0
+	if f.collect(0) != 1 {
+		t.Fatal("not collected")
+	}
+	res = f.append(f.acct, body)
+	if n := counted.puts.Load(); n != 2 || f.inRow(body) {
+		t.Fatalf("%d puts after the body came back after the fence; bytes in the row %v", n, f.inRow(body))
 	}
 	f.readable(f.acct, res, body)
 }
@@ -524,5 +575,95 @@ func TestCheckBlobObjects(t *testing.T) {
 	p, err := f.s.Check(ctx, true)
 	if err != nil || len(p) != 2 || !strings.Contains(p[0]+p[1], "missing") || !strings.Contains(p[0]+p[1], "has 10 bytes") {
 		t.Fatalf("check: %q %v", p, err)
+	}
+	// A body in use whose object's deletion was sent breaks the rule
+	// that keeps late DELETEs harmless.
+	if _, err := f.s.pool.Exec(ctx, `UPDATE bodies SET delete_sent = now() WHERE hash = $1`, bodyHash(gone)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = f.s.Check(ctx, false); err != nil || len(p) != 3 || !strings.Contains(strings.Join(p, "\n"), "a deletion of its object was sent") {
+		t.Fatalf("check: %q %v", p, err)
+	}
+}
+
+// TestLateS3DeleteAfterRevival: node A's collector sends a DELETE that
+// reaches S3 only after A gave up on it (held by a proxy: a queue in a
+// load balancer, a node that died with the request sent). Meanwhile node
+// B delivers the same body again. When the DELETE lands, the committed
+// message still reads back (its bytes are in its row), on both nodes.
+func TestLateS3DeleteAfterRevival(t *testing.T) {
+	ctx := context.Background()
+	cfg := s3test.NewPrefix(t)
+	direct, err := blob.OpenS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaProxy, proxy := s3test.Proxied(t, cfg)
+	viaProxy.Timeout, viaProxy.Attempts = 500*time.Millisecond, 1
+	collectorBlobs, err := blob.OpenS3(ctx, viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.NewDatabase(t)
+	nodeA, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: collectorBlobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeA.Close()
+	nodeB, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: direct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeB.Close()
+	if err := nodeB.CreateUser(ctx, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := nodeB.Account(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acct.Close()
+	body := uniqueBody()
+	res, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acct.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.HoldDeletes()
+	if n, err := nodeA.CollectBlobs(ctx, 0); err == nil {
+		t.Fatalf("the held DELETE did not fail the collector (test assumption): %d deleted", n)
+	}
+	res, err = acct.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proxy.SendHeld() == 0 {
+		t.Fatal("no DELETE held (test assumption)")
+	}
+	if _, err := direct.Stat(ctx, blobKey(bodyHash(body))); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("after the late DELETE the object is still there (test assumption): %v", err)
+	}
+	for _, node := range []*Store{nodeB, nodeA} {
+		a, err := node.Account(ctx, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := a.OpenBody(ctx, res.MailboxID, res.UIDs[0])
+		if err != nil {
+			t.Fatalf("committed message's body: %v", err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+		b.Close()
+		a.Close()
+		if err != nil || string(got) != string(body) {
+			t.Fatalf("body read back: %q, %v", got, err)
+		}
+	}
+	// The collector on A, the store answering again, leaves it alone.
+	if n, err := nodeA.CollectBlobs(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("collector after the late DELETE: %d, %v", n, err)
 	}
 }

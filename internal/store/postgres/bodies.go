@@ -48,7 +48,8 @@ func blobKey(hash []byte) string { return hex.EncodeToString(hash) }
 // body is already there, counts one more reference to it. With a blob
 // store, a body whose count this makes 1 (new, or back from pending
 // deletion) is added to w.unverified: its object must be checked under
-// the row lock (verifyBlobs) before the commit.
+// the row lock (settleBlobs) before the commit; or, if a deletion of its
+// object may have been sent, to w.retired: its bytes go in the row.
 func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 	if w.a.s.opts.Blobs == nil {
 		// A row of an external body at zero references (switched from a
@@ -64,15 +65,19 @@ func (w *wtx) queueSaveBody(b *pgx.Batch, p *prepared) {
 	}
 	b.Queue(`WITH b AS (INSERT INTO bodies(hash, size, refs) VALUES($1, $2, 1)
 		ON CONFLICT (hash) DO UPDATE SET refs = bodies.refs + 1, released = NULL
-		RETURNING refs, data IS NULL AS external),
+		RETURNING refs, data IS NULL AS external, delete_sent IS NOT NULL AS retired),
 		q AS (`+queueTextSQL+`)
-		SELECT refs, external FROM b`, p.hash, len(p.Body)).QueryRow(func(row pgx.Row) error {
+		SELECT refs, external, retired FROM b`, p.hash, len(p.Body)).QueryRow(func(row pgx.Row) error {
 		var refs int64
-		var external bool
-		if err := row.Scan(&refs, &external); err != nil {
+		var external, retired bool
+		if err := row.Scan(&refs, &external, &retired); err != nil {
 			return fmt.Errorf("save body: %w", err)
 		}
-		if refs == 1 && external {
+		switch {
+		case refs != 1 || !external:
+		case retired:
+			w.retired = append(w.retired, p)
+		default:
 			w.unverified = append(w.unverified, p)
 		}
 		return nil

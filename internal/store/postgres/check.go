@@ -98,6 +98,12 @@ var consistencyChecks = []consistencyCheck{
 			AND NOT EXISTS (SELECT 1 FROM body_text t WHERE t.hash = b.hash) ON CONFLICT DO NOTHING`,
 	},
 	{
+		// A body back in use after its object's deletion was sent
+		// holds its bytes in its row (blobs.go).
+		find: `SELECT format('body %s: used, but a deletion of its object was sent and its row does not hold its bytes', encode(b.hash, 'hex'))
+			FROM bodies b WHERE b.refs > 0 AND b.data IS NULL AND b.delete_sent IS NOT NULL ORDER BY b.hash`,
+	},
+	{
 		find: `SELECT format('user %s: annotations of mailbox %s, which is gone', m.user_id, m.mailbox_id) FROM metadata m
 			WHERE m.mailbox_id <> 0 AND NOT EXISTS (SELECT 1 FROM mailboxes mb WHERE mb.id = m.mailbox_id AND mb.user_id = m.user_id)
 			GROUP BY m.user_id, m.mailbox_id ORDER BY m.user_id, m.mailbox_id`,

@@ -218,14 +218,14 @@ func (lr *loadRows) write(w *wtx) error {
 			SELECT DISTINCT ON (folded) $1::bigint, folded, name FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(folded, name, ord)
 			ORDER BY folded, ord ON CONFLICT DO NOTHING`, lr.userID, lr.kwFolded, lr.kwNames)
 	}
-	w.unverified = w.unverified[:0]
+	w.unverified, w.retired = w.unverified[:0], w.retired[:0]
 	for i := range lr.preps {
 		w.queueSaveBody(b, &lr.preps[i])
 	}
 	if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("store bodies: %w", err)
 	}
-	if err := w.verifyBlobs(); err != nil {
+	if err := w.settleBlobs(); err != nil {
 		return err
 	}
 	rows, err := w.tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('contents', 'id')) FROM generate_series(1, $1)`, len(lr.preps))

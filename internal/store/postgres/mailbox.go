@@ -47,9 +47,10 @@ type wtx struct {
 	list    bool             // the mailbox list changed
 	dropped []int64          // contents whose messages were deleted: drop if unused
 	// unverified are new bodies whose blob store object must be checked
-	// before the commit (queueSaveBody, verifyBlobs).
-	unverified []*prepared
-	deltas     backend.Deltas // by mailbox id (delta.go)
+	// before the commit, retired those whose bytes go in their rows
+	// (queueSaveBody, settleBlobs).
+	unverified, retired []*prepared
+	deltas              backend.Deltas // by mailbox id (delta.go)
 	// kwSeen is what this write found out about keywords, taught to the
 	// account's cache once it committed (kwcache.go).
 	kwSeen keywordsSeen

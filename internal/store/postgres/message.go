@@ -563,12 +563,12 @@ func (w *wtx) insertNew(m *mbox, preps []prepared, saveDate int64) ([]uint32, er
 		return uids, nil
 	}
 	// The new bodies' objects are checked before the commit, holding the
-	// rows' locks (verifyBlobs): the batch goes now.
-	w.unverified = w.unverified[:0]
+	// rows' locks (settleBlobs): the batch goes now.
+	w.unverified, w.retired = w.unverified[:0], w.retired[:0]
 	if err := w.tx.SendBatch(w.ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
 	}
-	if err := w.verifyBlobs(); err != nil {
+	if err := w.settleBlobs(); err != nil {
 		return nil, err
 	}
 	return uids, nil

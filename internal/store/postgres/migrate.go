@@ -243,6 +243,15 @@ CREATE TABLE replica_marks(
 	made timestamptz NOT NULL DEFAULT now()
 );
 `,
+	// 12: a body's object is never named again once a DELETE of it may
+	// have been sent (blobs.go): delete_sent is when the collector last
+	// sent one (committed before sending), object_gone says one
+	// succeeded. A body that comes back after delete_sent keeps its
+	// bytes in the row.
+	`
+ALTER TABLE bodies ADD COLUMN delete_sent timestamptz;
+ALTER TABLE bodies ADD COLUMN object_gone boolean NOT NULL DEFAULT false;
+`,
 }
 
 // schemaVersion is the version this code writes and understands.

@@ -144,11 +144,13 @@ type Store struct {
 	// connections reach, unix microseconds (restart.go); 0: none yet.
 	serverStart atomic.Int64
 	commits     atomic.Int64 // write transactions run (for tests)
+	// fence is deleteFence (blobs.go); tests shorten it.
+	fence time.Duration
 	// Hooks for tests of the blob collector's races. gcHook is called by
-	// the collector holding a row's lock, before (deleted false) and after
-	// (true) it deletes the object; an error aborts the transaction, as a
-	// crash there would. appendHook is called by Append after it put the
-	// objects and before its transaction.
+	// the collector after it marked a row, before (deleted false) and
+	// after (true) it deletes the object; an error stops the collector
+	// there, as a crash would. appendHook is called by Append after it
+	// put the objects and before its transaction.
 	gcHook     func(hash []byte, deleted bool) error
 	appendHook func()
 
@@ -229,7 +231,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}}
+	s := &Store{opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}, fence: deleteFence}
 	s.sharers.enabled = opts.Notifier != nil
 	cfg.ConnConfig.DialFunc = dialMarked(cfg.ConnConfig.DialFunc)
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
