@@ -249,24 +249,34 @@ func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, err
 const pendingSQL = `b.refs = 0 AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.body_hash = b.hash)`
 
 // deleteObjects deletes up to gcBatch objects of pending bodies: it marks
-// their rows (delete_sent) in a statement of its own, which commits
-// before any DELETE is sent, then deletes the objects and records the
+// their rows (delete_sent) in a transaction of its own, committed
+// (synchronously) before any DELETE is sent, then deletes the objects and records the
 // ones deleted (object_gone). It returns how many objects it deleted and
 // whether more may wait.
 func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bool, error) {
 	if s.opts.Blobs == nil {
 		return 0, false, nil
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE bodies SET delete_sent = now() WHERE hash IN (
-			SELECT hash FROM bodies b WHERE `+pendingSQL+` AND released < now() - make_interval(secs => $1)
-				AND data IS NULL AND NOT object_gone
-				AND (delete_sent IS NULL OR delete_sent < now() - make_interval(secs => $3))
-			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
-		AND refs = 0 AND data IS NULL RETURNING hash`, grace.Seconds(), gcBatch, deleteTimeout.Seconds())
-	if err != nil {
-		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
-	}
-	marked, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	var marked [][]byte
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The marks must outlive a crash of the database server even
+		// where its default is not to wait for the disk: a mark lost
+		// after its DELETE was sent lets the name be used again.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `UPDATE bodies SET delete_sent = now() WHERE hash IN (
+				SELECT hash FROM bodies b WHERE `+pendingSQL+` AND released < now() - make_interval(secs => $1)
+					AND data IS NULL AND NOT object_gone
+					AND (delete_sent IS NULL OR delete_sent < now() - make_interval(secs => $3))
+				ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
+			AND refs = 0 AND data IS NULL RETURNING hash`, grace.Seconds(), gcBatch, deleteTimeout.Seconds())
+		if err != nil {
+			return err
+		}
+		marked, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		return err
+	})
 	if err != nil {
 		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
 	}
