@@ -23,7 +23,9 @@ func (e *env) blobsGC(args []string) int {
 	c := command{name: "tern blobs-gc",
 		about: "Delete from a postgres store the bodies no message has used for the grace\n" +
 			"period (store.blob_grace, default 1h): rows of bodies kept in the database,\n" +
-			"and objects of a file or S3 blob store (--blob-store) with their rows.\n" +
+			"and objects of a file or S3 blob store (--blob-store); the rows of deleted\n" +
+			"objects go an hour after their DELETE, so that one that lands late finds\n" +
+			"no body in use under that name.\n" +
 			"With --sweep (a blob store only), first list the whole blob store and record\n" +
 			"objects that no body row names (left by deliveries that did not commit) for\n" +
 			"deletion a grace period later. Safe while nodes run; tern serve does the\n" +
