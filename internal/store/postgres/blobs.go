@@ -49,9 +49,11 @@ import (
 //     re-checks refs = 0 on the row's newest version after locking, and
 //     skips rows an Append holds), sets their delete_sent and commits;
 //     only then does it send the DELETEs, holding no lock, and records
-//     those that succeeded (object_gone). A row whose DELETE failed is
-//     tried again later. The row itself stays, refs = 0, until
-//     deleteFence has passed since its last DELETE was sent, so that an
+//     those that succeeded (object_gone). Every DELETE of a batch is sent
+//     within deleteWindow of the moment before its mark, or not at all.
+//     A row whose DELETE failed or was not sent is marked and tried
+//     again once that window has passed. The row itself stays, refs = 0,
+//     until deleteFence has passed since its last mark, so that an
 //     Append of the same body meanwhile finds it marked. A collector that
 //     dies after marking leaves rows marked: the same.
 //   - An object with no row (Append put it, then its transaction failed
@@ -64,16 +66,19 @@ import (
 //     checks its object.
 
 // deleteFence is how long an object's name stays retired after the
-// collector last sent a DELETE of it. S3 refuses a request signed more
-// than 15 minutes from its own clock (SigV4), every attempt is signed
-// afresh, and the collector gives up on a DELETE after deleteTimeout;
-// the rest is room for clocks that disagree.
+// collector last marked it for deletion. The collector sends no DELETE
+// of a batch later than deleteWindow after the moment before the mark;
+// S3 refuses a request signed more than 15 minutes from its own clock
+// (SigV4; every attempt is signed afresh); the rest is room for clocks
+// that disagree. Not bounded: requests sent unsigned (a store without
+// credentials), and a file store's unlink stuck in a hard NFS mount.
 const deleteFence = time.Hour
 
-// deleteTimeout bounds the attempts of one DELETE of one object; a row
-// whose DELETE did not succeed is marked and tried again once this has
-// passed since the last try (no two collectors at once, while one waits).
-const deleteTimeout = 2 * time.Minute
+// deleteWindow is how long after the moment before it marks a batch the
+// collector may send the batch's DELETEs; a row whose DELETE did not
+// succeed is marked and tried again once this has passed since its last
+// mark (by then the collector that marked it sends it no more).
+const deleteWindow = 2 * time.Minute
 
 // putBlobs writes the bodies of preps to the blob store, a few at a time,
 // except those the database already counts as used: their objects exist
@@ -224,19 +229,24 @@ const gcBatch = 100
 // deleted. The rows of deleted objects go deleteFence later (also here).
 // Several nodes may run it at once. Without a blob store it deletes only
 // rows (a row whose object a blob store holds, left from before a switch
-// to the database, waits for a collector with that store).
+// to the database, waits for a collector with that store). A step that
+// fails does not keep the others from running.
 func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, error) {
 	total := 0
-	for _, step := range []func(context.Context, time.Duration) (int, bool, error){s.deleteObjects, s.dropRows} {
+	var errs []error
+	for _, step := range []func(context.Context, time.Duration) (int, bool, error){s.deleteObjects, s.dropHeld, s.dropGone} {
 		for more := true; more; {
 			var n int
 			var err error
 			n, more, err = step(ctx, grace)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("collect blobs: %w", err)
+				errs = append(errs, err)
 			}
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return total, fmt.Errorf("collect blobs: %w", err)
 	}
 	return total, nil
 }
@@ -248,16 +258,29 @@ func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, err
 // key. tern check reports and repairs such counts.
 const pendingSQL = `b.refs = 0 AND NOT EXISTS (SELECT 1 FROM contents c WHERE c.body_hash = b.hash)`
 
+// markForDeletionSQL marks up to $2 rows of bodies in the blob store
+// unused for $1 seconds, and not marked in the last $3 seconds, for the
+// deletion of their objects; it returns their hashes and marks.
+const markForDeletionSQL = `UPDATE bodies SET delete_sent = now() WHERE hash = ANY(ARRAY(
+		SELECT hash FROM bodies b WHERE ` + pendingSQL + ` AND data IS NULL AND NOT object_gone
+			AND released < now() - make_interval(secs => $1)
+			AND (delete_sent IS NULL OR delete_sent < now() - make_interval(secs => $3))
+		ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED))
+	AND refs = 0 AND data IS NULL RETURNING hash, delete_sent`
+
 // deleteObjects deletes up to gcBatch objects of pending bodies: it marks
 // their rows (delete_sent) in a transaction of its own, committed
-// (synchronously) before any DELETE is sent, then deletes the objects and records the
-// ones deleted (object_gone). It returns how many objects it deleted and
-// whether more may wait.
+// (synchronously) before any DELETE is sent, then deletes the objects, a
+// few at a time, within deleteWindow of the moment before the mark, and
+// records the ones deleted (object_gone). It returns how many objects it
+// deleted and whether more may wait.
 func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bool, error) {
 	if s.opts.Blobs == nil {
 		return 0, false, nil
 	}
-	var marked [][]byte
+	deadline := time.Now().Add(s.deleteWindow)
+	var hashes [][]byte
+	var marks []time.Time
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The marks must outlive a crash of the database server even
 		// where its default is not to wait for the disk: a mark lost
@@ -265,50 +288,85 @@ func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bo
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE bodies SET delete_sent = now() WHERE hash IN (
-				SELECT hash FROM bodies b WHERE `+pendingSQL+` AND released < now() - make_interval(secs => $1)
-					AND data IS NULL AND NOT object_gone
-					AND (delete_sent IS NULL OR delete_sent < now() - make_interval(secs => $3))
-				ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
-			AND refs = 0 AND data IS NULL RETURNING hash`, grace.Seconds(), gcBatch, deleteTimeout.Seconds())
+		rows, err := tx.Query(ctx, markForDeletionSQL, grace.Seconds(), gcBatch, s.deleteWindow.Seconds())
 		if err != nil {
 			return err
 		}
-		marked, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		hashes, marks = nil, nil
+		var hash []byte
+		var mark time.Time
+		_, err = pgx.ForEachRow(rows, []any{&hash, &mark}, func() error {
+			hashes, marks = append(hashes, hash), append(marks, mark)
+			return nil
+		})
 		return err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
 	}
-	var deleted [][]byte
-	var first error
-	for _, hash := range marked {
-		if err := s.deleteObject(ctx, hash); err != nil {
-			first = cmp.Or(first, err)
-			continue
-		}
-		deleted = append(deleted, hash)
-	}
-	if len(deleted) > 0 {
-		if _, err := s.pool.Exec(ctx, `UPDATE bodies SET object_gone = true
-			WHERE hash = ANY($1) AND refs = 0 AND data IS NULL`, deleted); err != nil {
-			return len(deleted), false, fmt.Errorf("record deleted objects: %w", err)
+	deleted, err := s.deleteMarked(ctx, hashes, deadline)
+	var doneHashes [][]byte
+	var doneMarks []time.Time
+	for i, ok := range deleted {
+		if ok {
+			doneHashes, doneMarks = append(doneHashes, hashes[i]), append(doneMarks, marks[i])
 		}
 	}
-	if first != nil {
-		return len(deleted), false, fmt.Errorf("delete objects: %w", first)
+	if len(doneHashes) > 0 {
+		// Only rows still as marked: one marked again by another
+		// collector waits for that one's word.
+		if _, rerr := s.pool.Exec(ctx, `UPDATE bodies b SET object_gone = true
+			FROM unnest($1::bytea[], $2::timestamptz[]) AS d(h, m)
+			WHERE b.hash = d.h AND b.delete_sent = d.m AND b.refs = 0 AND b.data IS NULL`, doneHashes, doneMarks); rerr != nil {
+			return len(doneHashes), false, fmt.Errorf("record deleted objects: %w", rerr)
+		}
 	}
-	return len(deleted), len(marked) == gcBatch, nil
+	if err != nil {
+		return len(doneHashes), false, fmt.Errorf("delete objects: %w", err)
+	}
+	return len(doneHashes), len(hashes) == gcBatch, nil
 }
 
+// deleteMarked deletes the objects of hashes, four at a time, sending
+// none after deadline; it reports which it deleted and the first error.
+func (s *Store) deleteMarked(ctx context.Context, hashes [][]byte, deadline time.Time) ([]bool, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	deleted := make([]bool, len(hashes))
+	const parallel = 4
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i, hash := range hashes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := s.deleteObject(ctx, hash, deadline)
+			mu.Lock()
+			defer mu.Unlock()
+			deleted[i] = err == nil
+			first = cmp.Or(first, err)
+		})
+	}
+	wg.Wait()
+	return deleted, first
+}
+
+// errDeleteWindow: a DELETE not sent because its batch's window closed.
+var errDeleteWindow = errors.New("the batch's window for DELETEs closed; tried again in a later run")
+
 // deleteObject deletes a marked body's object from the blob store,
-// telling the test hook before and after.
-func (s *Store) deleteObject(ctx context.Context, hash []byte) error {
+// telling the test hook before and after. It sends nothing once the
+// wall clock is past deadline (ctx's deadline follows the monotonic
+// clock, which a paused machine may not advance).
+func (s *Store) deleteObject(ctx context.Context, hash []byte, deadline time.Time) error {
 	if err := s.runGCHook(hash, false); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
-	defer cancel()
+	if time.Now().Round(0).After(deadline) || ctx.Err() != nil {
+		return errDeleteWindow
+	}
 	if err := s.opts.Blobs.Delete(ctx, blobKey(hash)); err != nil {
 		return err
 	}
@@ -322,33 +380,52 @@ func (s *Store) runGCHook(hash []byte, deleted bool) error {
 	return s.gcHook(hash, deleted)
 }
 
-// dropRows deletes up to gcBatch rows of pending bodies that hold their
-// bytes (kept in the database, or back from a deletion) or whose object
-// was deleted, once deleteFence has passed since a DELETE of their
-// object was last sent. It returns how many of them held bytes (the rows
-// of deleted objects were counted when their objects went) and whether
-// more may wait.
-func (s *Store) dropRows(ctx context.Context, grace time.Duration) (int, bool, error) {
-	rows, err := s.pool.Query(ctx, `DELETE FROM bodies WHERE hash IN (
-			SELECT hash FROM bodies b WHERE `+pendingSQL+`
-				AND (delete_sent IS NULL OR delete_sent <= now() - make_interval(secs => $3))
-				AND ((data IS NOT NULL AND released < now() - make_interval(secs => $1)) OR (data IS NULL AND object_gone))
-			ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED)
-		AND refs = 0 RETURNING data IS NOT NULL`, grace.Seconds(), gcBatch, s.fence.Seconds())
+// dropHeld deletes up to gcBatch rows of pending bodies that hold their
+// bytes (kept in the database, or back after a deletion of their object
+// was sent) released more than grace ago, once deleteFence has passed
+// since their last mark. It returns how many and whether more may wait.
+func (s *Store) dropHeld(ctx context.Context, grace time.Duration) (int, bool, error) {
+	n, err := s.dropRows(ctx, pickHeldSQL, grace.Seconds(), gcBatch, s.fence.Seconds())
+	return n, n == gcBatch, err
+}
+
+// dropRowsSQL is the statement of dropRows.
+func dropRowsSQL(pick string) string {
+	return `DELETE FROM bodies WHERE hash = ANY(ARRAY(` + pick + `)) AND refs = 0`
+}
+
+// pickHeldSQL locks up to $2 rows of unused bodies holding their bytes,
+// released more than $1 seconds ago and not marked in the last $3.
+const pickHeldSQL = `SELECT hash FROM bodies b WHERE ` + pendingSQL + ` AND data IS NOT NULL
+		AND released < now() - make_interval(secs => $1)
+		AND (delete_sent IS NULL OR delete_sent <= now() - make_interval(secs => $3))
+	ORDER BY released LIMIT $2 FOR UPDATE OF b SKIP LOCKED`
+
+// dropGone deletes up to gcBatch rows of bodies whose object was
+// deleted, once deleteFence has passed since their last mark. They were
+// counted when their objects went: it returns 0, and whether more may
+// wait.
+func (s *Store) dropGone(ctx context.Context, _ time.Duration) (int, bool, error) {
+	n, err := s.dropRows(ctx, pickGoneSQL, gcBatch, s.fence.Seconds())
+	return 0, n == gcBatch, err
+}
+
+// pickGoneSQL locks up to $1 rows of unused bodies whose object was
+// deleted, marked more than $2 seconds ago.
+const pickGoneSQL = `SELECT hash FROM bodies b WHERE ` + pendingSQL + ` AND data IS NULL AND object_gone
+		AND delete_sent <= now() - make_interval(secs => $2)
+	ORDER BY delete_sent LIMIT $1 FOR UPDATE OF b SKIP LOCKED`
+
+// dropRows deletes the rows of the bodies that pick (locking them)
+// selects, those still unused, and returns how many. (The picked hashes
+// are an array, so that the rows are found by key whatever the planner
+// guesses of how many rows are at zero references.)
+func (s *Store) dropRows(ctx context.Context, pick string, args ...any) (int, error) {
+	tag, err := s.pool.Exec(ctx, dropRowsSQL(pick), args...)
 	if err != nil {
-		return 0, false, fmt.Errorf("drop bodies: %w", err)
+		return 0, fmt.Errorf("drop bodies: %w", err)
 	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[bool])
-	if err != nil {
-		return 0, false, fmt.Errorf("drop bodies: %w", err)
-	}
-	n := 0
-	for _, h := range held {
-		if h {
-			n++
-		}
-	}
-	return n, len(held) == gcBatch, nil
+	return int(tag.RowsAffected()), nil
 }
 
 // SweepBlobs lists the blob store and records every object older than

@@ -236,7 +236,8 @@ func sameDoc(a, b search.Doc) bool {
 // use (one Stat each, a page of rows at a time, outside the check's
 // transaction so writers go on) and reports the missing ones and those of
 // the wrong size. It cannot repair them. A body that lost its last
-// reference meanwhile is not reported.
+// reference meanwhile, or came back with its bytes in its row, is not
+// reported.
 func (s *Store) checkBlobObjects(ctx context.Context) ([]string, error) {
 	var problems []string
 	last := []byte{}
@@ -272,7 +273,7 @@ func (s *Store) checkBlobObjects(ctx context.Context) ([]string, error) {
 				continue
 			}
 			var inUse bool
-			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bodies WHERE hash = $1 AND refs > 0)`, b.hash).Scan(&inUse); err != nil {
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bodies WHERE hash = $1 AND refs > 0 AND data IS NULL)`, b.hash).Scan(&inUse); err != nil {
 				return problems, fmt.Errorf("check body: %w", err)
 			}
 			if inUse {

@@ -126,7 +126,7 @@ func Dump(ctx context.Context, url, dest string, opts DumpOptions) (*DumpManifes
 	if err != nil {
 		return nil, fmt.Errorf("backup: read the snapshot (is this a tern database?): %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT hash, refs > 0 FROM bodies WHERE data IS NULL ORDER BY hash`)
+	rows, err := tx.Query(ctx, `SELECT hash, refs > 0 FROM bodies WHERE data IS NULL AND NOT (object_gone AND refs = 0) ORDER BY hash`)
 	if err != nil {
 		return nil, fmt.Errorf("backup: list bodies: %w", err)
 	}

@@ -144,8 +144,9 @@ type Store struct {
 	// connections reach, unix microseconds (restart.go); 0: none yet.
 	serverStart atomic.Int64
 	commits     atomic.Int64 // write transactions run (for tests)
-	// fence is deleteFence (blobs.go); tests shorten it.
-	fence time.Duration
+	// fence and deleteWindow are deleteFence and deleteWindow
+	// (blobs.go); tests shorten them.
+	fence, deleteWindow time.Duration
 	// Hooks for tests of the blob collector's races. gcHook is called by
 	// the collector after it marked a row, before (deleted false) and
 	// after (true) it deletes the object; an error stops the collector
@@ -231,7 +232,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}, fence: deleteFence}
+	s := &Store{opts: opts, log: log, node: randomHex(8), queues: map[int64]*writeQueue{}, fence: deleteFence, deleteWindow: deleteWindow}
 	s.sharers.enabled = opts.Notifier != nil
 	cfg.ConnConfig.DialFunc = dialMarked(cfg.ConnConfig.DialFunc)
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
