@@ -51,14 +51,16 @@ import (
 //     only then does it send the DELETEs, holding no lock, and records
 //     those that succeeded (object_gone). Every DELETE of a batch is sent
 //     within deleteWindow of the moment before its mark, or not at all.
-//     A row whose DELETE failed or was not sent is marked and tried
-//     again once that window has passed. The row itself stays, refs = 0,
+//     A row whose DELETE failed or was not sent goes to the back of the
+//     queue (released = now()) and is marked and tried again a grace
+//     period later (a collector that died first: once the window has
+//     passed). The row itself stays, refs = 0,
 //     until deleteFence has passed since its last mark, so that an
 //     Append of the same body meanwhile finds it marked. A collector that
 //     dies after marking leaves rows marked: the same.
 //   - An object with no row (Append put it, then its transaction failed
-//     or its node died, or a DELETE failed and the row's fence passed)
-//     is an orphan: the sweep (SweepBlobs) lists the store and records
+//     or its node died; or Append put it again after its DELETE was
+//     sent, and the row went after its fence) is an orphan: the sweep (SweepBlobs) lists the store and records
 //     each orphan older than the grace period as a pending row (refs =
 //     0, released = now()), which the collector deletes a grace period
 //     later. A concurrent Append of that body either inserted its row
@@ -75,9 +77,9 @@ import (
 const deleteFence = time.Hour
 
 // deleteWindow is how long after the moment before it marks a batch the
-// collector may send the batch's DELETEs; a row whose DELETE did not
-// succeed is marked and tried again once this has passed since its last
-// mark (by then the collector that marked it sends it no more).
+// collector may send the batch's DELETEs; a row is marked again only
+// once this has passed since its last mark (by then the collector that
+// marked it sends it no more).
 const deleteWindow = 2 * time.Minute
 
 // putBlobs writes the bodies of preps to the blob store, a few at a time,
@@ -235,14 +237,16 @@ func (s *Store) CollectBlobs(ctx context.Context, grace time.Duration) (int, err
 	total := 0
 	var errs []error
 	for _, step := range []func(context.Context, time.Duration) (int, bool, error){s.deleteObjects, s.dropHeld, s.dropGone} {
+		var first error // of this step: its batches may fail alike
 		for more := true; more; {
 			var n int
 			var err error
 			n, more, err = step(ctx, grace)
 			total += n
-			if err != nil {
-				errs = append(errs, err)
-			}
+			first = cmp.Or(first, err)
+		}
+		if first != nil {
+			errs = append(errs, first)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -272,8 +276,9 @@ const markForDeletionSQL = `UPDATE bodies SET delete_sent = now() WHERE hash = A
 // their rows (delete_sent) in a transaction of its own, committed
 // (synchronously) before any DELETE is sent, then deletes the objects, a
 // few at a time, within deleteWindow of the moment before the mark, and
-// records the ones deleted (object_gone). It returns how many objects it
-// deleted and whether more may wait.
+// records the ones deleted (object_gone); the others go to the back of
+// the queue (released = now()). It returns how many objects it deleted
+// and whether more may wait.
 func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bool, error) {
 	if s.opts.Blobs == nil {
 		return 0, false, nil
@@ -305,26 +310,32 @@ func (s *Store) deleteObjects(ctx context.Context, grace time.Duration) (int, bo
 		return 0, false, fmt.Errorf("mark bodies for deletion: %w", err)
 	}
 	deleted, err := s.deleteMarked(ctx, hashes, deadline)
-	var doneHashes [][]byte
-	var doneMarks []time.Time
-	for i, ok := range deleted {
+	n := 0
+	for _, ok := range deleted {
 		if ok {
-			doneHashes, doneMarks = append(doneHashes, hashes[i]), append(doneMarks, marks[i])
+			n++
 		}
 	}
-	if len(doneHashes) > 0 {
-		// Only rows still as marked: one marked again by another
-		// collector waits for that one's word.
-		if _, rerr := s.pool.Exec(ctx, `UPDATE bodies b SET object_gone = true
-			FROM unnest($1::bytea[], $2::timestamptz[]) AS d(h, m)
-			WHERE b.hash = d.h AND b.delete_sent = d.m AND b.refs = 0 AND b.data IS NULL`, doneHashes, doneMarks); rerr != nil {
-			return len(doneHashes), false, fmt.Errorf("record deleted objects: %w", rerr)
+	if len(hashes) > 0 {
+		// Only rows still as marked (one marked again by another
+		// collector waits for that one's word): those deleted are
+		// recorded, the others go to the back of the queue, tried again
+		// a grace period later, so that objects the store refuses to
+		// delete do not keep the others waiting.
+		if _, rerr := s.pool.Exec(ctx, `UPDATE bodies b SET object_gone = d.ok,
+				released = CASE WHEN d.ok THEN b.released ELSE now() END
+			FROM unnest($1::bytea[], $2::timestamptz[], $3::bool[]) AS d(h, m, ok)
+			WHERE b.hash = d.h AND b.delete_sent = d.m AND b.refs = 0 AND b.data IS NULL`, hashes, marks, deleted); rerr != nil {
+			return n, false, fmt.Errorf("record deleted objects: %w", rerr)
 		}
 	}
+	// A batch that deleted nothing ends the step: the store is failing
+	// or too slow for the window.
+	more := len(hashes) == gcBatch && n > 0
 	if err != nil {
-		return len(doneHashes), false, fmt.Errorf("delete objects: %w", err)
+		return n, more, fmt.Errorf("delete objects: %w", err)
 	}
-	return len(doneHashes), len(hashes) == gcBatch, nil
+	return n, more, nil
 }
 
 // deleteMarked deletes the objects of hashes, four at a time, sending

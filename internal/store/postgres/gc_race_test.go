@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -306,15 +308,15 @@ func TestBlobDeleteAfterWindowNotSent(t *testing.T) {
 	}
 }
 
-// refusingDeletes fails every DELETE of one key (an object the store
-// will not delete: a retention lock, a permission).
-type refusingDeletes struct {
+// refusingKeys fails every DELETE of the keys it holds (objects the
+// store will not delete: a retention lock, a permission).
+type refusingKeys struct {
 	blob.Store
-	key string
+	keys map[string]bool
 }
 
-func (r *refusingDeletes) Delete(ctx context.Context, key string) error {
-	if key == r.key {
+func (r *refusingKeys) Delete(ctx context.Context, key string) error {
+	if r.keys[key] {
 		return errors.New("AccessDenied (test)")
 	}
 	return r.Store.Delete(ctx, key)
@@ -329,7 +331,7 @@ func TestBlobFailingDeleteKeepsDropping(t *testing.T) {
 	f := newBlobFixture(t)
 	ctx := context.Background()
 	stuck, held := uniqueBody(), uniqueBody()
-	f.s.opts.Blobs = &refusingDeletes{Store: f.blobs, key: blobKey(bodyHash(stuck))}
+	f.s.opts.Blobs = &refusingKeys{Store: f.blobs, keys: map[string]bool{blobKey(bodyHash(stuck)): true}}
 	f.expunge(f.acct, f.append(f.acct, stuck))
 	f.expunge(f.acct, f.append(f.acct, held))
 	// held's object goes and the body comes back, into its row, and
@@ -446,4 +448,83 @@ func explainBodiesRead(t *testing.T, conn *pgx.Conn, stmt string, args ...any) i
 		return r
 	}
 	return read(plans[0].Plan)
+}
+
+// TestBlobFailingDeletesStarveNoOthers: a batch's worth of objects whose
+// DELETE always fails, released before any other body, does not keep
+// the collector from deleting the others: failed rows go to the back of
+// the queue. (Found by a review: they were taken first again at every
+// run, and a failed DELETE ended the step.)
+func TestBlobFailingDeletesStarveNoOthers(t *testing.T) {
+	f := newBlobFixture(t)
+	ctx := context.Background()
+	refusing := &refusingKeys{Store: f.blobs, keys: map[string]bool{}}
+	f.s.opts.Blobs = refusing
+	var stuck [][]byte
+	for i := range gcBatch {
+		h := bodyHash(fmt.Appendf(nil, "stuck %d %x", i, bodyHash(uniqueBody())))
+		stuck = append(stuck, h)
+		refusing.keys[blobKey(h)] = true
+	}
+	if _, err := f.s.pool.Exec(ctx, `INSERT INTO bodies(hash, size, refs, released)
+		SELECT h, 10, 0, now() - interval '2 hours' FROM unnest($1::bytea[]) AS h`, stuck); err != nil {
+		t.Fatal(err)
+	}
+	due := uniqueBody()
+	f.expunge(f.acct, f.append(f.acct, due))
+	if _, err := f.s.pool.Exec(ctx, `UPDATE bodies SET released = now() - interval '1 hour' WHERE hash = $1`, bodyHash(due)); err != nil {
+		t.Fatal(err)
+	}
+	// Three runs of a node's collector, 10 minutes apart.
+	for run := range 3 {
+		if _, err := f.s.CollectBlobs(ctx, time.Minute); err == nil {
+			t.Fatalf("run %d: the refused DELETEs did not fail the run (test assumption)", run+1)
+		}
+		if _, err := f.s.pool.Exec(ctx, `UPDATE bodies SET delete_sent = delete_sent - interval '10 minutes',
+			released = released - interval '10 minutes' WHERE refs = 0`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.hasObject(due) {
+		t.Fatal("an unused body's object was never deleted beside objects whose DELETE always fails")
+	}
+}
+
+// TestMigrationFromFirstStep12: a database migrated by the first version
+// of schema step 12 (d31c96d, the two columns only; the indexes came in
+// a later commit, now step 13) gets the collector's indexes at Open.
+// (Found by a review: the indexes had been added to step 12 itself.)
+func TestMigrationFromFirstStep12(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE tern_schema(version integer NOT NULL); INSERT INTO tern_schema VALUES(12)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:11] {
+		if _, err := conn.Exec(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `ALTER TABLE bodies ADD COLUMN delete_sent timestamptz;
+		ALTER TABLE bodies ADD COLUMN object_gone boolean NOT NULL DEFAULT false`); err != nil {
+		t.Fatal(err)
+	}
+	s := openURL(t, url, nil)
+	defer s.Close()
+	var have []string
+	rows, err := s.pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE tablename = 'bodies' AND indexname LIKE 'bodies\_%' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bodies_gone", "bodies_held", "bodies_pkey", "bodies_to_delete"}; !slices.Equal(have, want) {
+		t.Fatalf("indexes of bodies: %v, want %v", have, want)
+	}
 }

@@ -247,16 +247,19 @@ CREATE TABLE replica_marks(
 	// have been sent (blobs.go): delete_sent is when the collector last
 	// marked it (committed before sending), object_gone says a DELETE
 	// succeeded. A body that comes back after delete_sent keeps its
-	// bytes in the row. The collector's three kinds of rows each have
-	// an index, in the order it takes them, instead of one for all rows
-	// at zero references.
+	// bytes in the row.
 	`
 ALTER TABLE bodies ADD COLUMN delete_sent timestamptz;
 ALTER TABLE bodies ADD COLUMN object_gone boolean NOT NULL DEFAULT false;
-DROP INDEX bodies_released;
-CREATE INDEX bodies_to_delete ON bodies(released) WHERE refs = 0 AND data IS NULL AND NOT object_gone;
-CREATE INDEX bodies_held ON bodies(released) WHERE refs = 0 AND data IS NOT NULL;
-CREATE INDEX bodies_gone ON bodies(delete_sent) WHERE refs = 0 AND data IS NULL AND object_gone;
+`,
+	// 13: the collector's three kinds of rows each have an index, in
+	// the order it takes them, instead of one for all rows at zero
+	// references (which made it read every row waiting for its fence).
+	`
+DROP INDEX IF EXISTS bodies_released;
+CREATE INDEX IF NOT EXISTS bodies_to_delete ON bodies(released) WHERE refs = 0 AND data IS NULL AND NOT object_gone;
+CREATE INDEX IF NOT EXISTS bodies_held ON bodies(released) WHERE refs = 0 AND data IS NOT NULL;
+CREATE INDEX IF NOT EXISTS bodies_gone ON bodies(delete_sent) WHERE refs = 0 AND data IS NULL AND object_gone;
 `,
 }
 
