@@ -149,7 +149,7 @@ func (f *File) Stat(ctx context.Context, key string) (int64, error) {
 // client's attribute cache (for up to a minute) after another node
 // deleted the file, while an open asks the server (close-to-open
 // consistency). Put's "already there" and the postgres store's check of
-// a body brought back to use (verifyBlobs) must not trust a stale yes.
+// a body brought back to use (settleBlobs) must not trust a stale yes.
 func openStat(path string) (int64, error) {
 	file, err := os.Open(path)
 	if err != nil {

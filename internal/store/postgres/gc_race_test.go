@@ -19,7 +19,7 @@ import (
 )
 
 // pausingBlobs is a real blob store whose Stat of chosen keys stops until
-// the test lets it go on: a write paused there (verifyBlobs) holds its
+// the test lets it go on: a write paused there (settleBlobs) holds its
 // user's lock and the body rows its batch touched.
 type pausingBlobs struct {
 	blob.Store
@@ -105,7 +105,7 @@ func TestCheckRepairBesideNewUsersWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// u is writing (an APPEND of a new body, paused in verifyBlobs with
+	// u is writing (an APPEND of a new body, paused in settleBlobs with
 	// u's lock held): Check's lock statement waits for it, its snapshot
 	// of the users taken.
 	w := uniqueBody()
