@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"net/http"
 	"strings"
@@ -96,18 +97,22 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns = append(p.conns, c, b)
 	p.mu.Unlock()
-	go func() { p.copyRequests(b, c); b.Close() }()
-	p.copy(c, b, &p.served)
+	go func() { p.copy(b, c, nil, p.holdRequests()); b.Close() }()
+	p.copy(c, b, &p.served, nil)
 	c.Close()
 }
 
 // copy moves bytes from src to dst, holding them while the proxy is
 // frozen; count, if not nil, counts them and is the one FreezeAfter
-// watches.
-func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
+// watches; keep, if not nil, takes each chunk read and says whether it
+// is kept instead of sent.
+func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64, keep func([]byte) bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if keep != nil && n > 0 && keep(buf[:n]) {
+			n = 0
+		}
 		for chunk := buf[:n]; len(chunk) > 0; {
 			p.waitThaw()
 			k := len(chunk)
@@ -125,33 +130,24 @@ func (p *Proxy) copy(dst, src net.Conn, count *atomic.Int64) {
 	}
 }
 
-// copyRequests is copy from a client to the target, except that once a
-// chunk that starts a DELETE comes while HoldDeletes is on, it and all
+// holdRequests returns copy's keep for one connection's requests: once
+// a chunk that starts a DELETE comes while HoldDeletes is on, it and all
 // that follows on the connection are kept for SendHeld. (A request comes
 // in one chunk from the clients the tests use.)
-func (p *Proxy) copyRequests(dst, src net.Conn) {
+func (p *Proxy) holdRequests() func([]byte) bool {
 	held := -1
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
+	return func(chunk []byte) bool {
 		p.mu.Lock()
-		if held < 0 && p.holdDeletes && strings.HasPrefix(string(buf[:min(n, 7)]), "DELETE ") {
+		defer p.mu.Unlock()
+		if held < 0 && p.holdDeletes && bytes.HasPrefix(chunk, []byte("DELETE ")) {
 			held = len(p.held)
 			p.held = append(p.held, nil)
 		}
-		if held >= 0 {
-			p.held[held] = append(p.held[held], buf[:n]...)
+		if held < 0 {
+			return false
 		}
-		p.mu.Unlock()
-		if held < 0 && n > 0 {
-			p.waitThaw()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
+		p.held[held] = append(p.held[held], chunk...)
+		return true
 	}
 }
 

@@ -95,14 +95,21 @@ func newBlobFixture(t *testing.T) *blobFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), pgtest.NewDatabase(t), Options{Logger: quietLogger(), Blobs: blobs})
+	f := &blobFixture{t: t, s: openBlobNode(t, pgtest.NewDatabase(t), blobs), blobs: blobs}
+	f.acct = f.user("u")
+	return f
+}
+
+// openBlobNode opens a Store (a node) on the database url with bodies
+// in blobs, closed by the test's cleanup.
+func openBlobNode(t *testing.T, url string, blobs blob.Store) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url, Options{Logger: quietLogger(), Blobs: blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	f := &blobFixture{t: t, s: s, blobs: blobs}
-	f.acct = f.user("u")
-	return f
+	return s
 }
 
 func (f *blobFixture) user(name string) store.Account {
@@ -605,62 +612,30 @@ func TestLateS3DeleteAfterRevival(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := pgtest.NewDatabase(t)
-	nodeA, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: collectorBlobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nodeA.Close()
-	nodeB, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: direct})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nodeB.Close()
-	if err := nodeB.CreateUser(ctx, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	acct, err := nodeB.Account(ctx, "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acct.Close()
+	nodeA, nodeB := openBlobNode(t, url, collectorBlobs), openBlobNode(t, url, direct)
+	f := &blobFixture{t: t, s: nodeB, blobs: direct}
+	acct := f.user("u")
 	body := uniqueBody()
-	res, err := acct.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := acct.Expunge(ctx, res.MailboxID, res.UIDs, false); err != nil {
-		t.Fatal(err)
-	}
+	f.expunge(acct, f.append(acct, body))
 
 	proxy.HoldDeletes()
 	if n, err := nodeA.CollectBlobs(ctx, 0); err == nil {
 		t.Fatalf("the held DELETE did not fail the collector (test assumption): %d deleted", n)
 	}
-	res, err = acct.Append(ctx, "INBOX", []store.NewMessage{{Body: body}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := f.append(acct, body)
 	if proxy.SendHeld() == 0 {
 		t.Fatal("no DELETE held (test assumption)")
 	}
-	if _, err := direct.Stat(ctx, blobKey(bodyHash(body))); !errors.Is(err, blob.ErrNotFound) {
-		t.Fatalf("after the late DELETE the object is still there (test assumption): %v", err)
+	if f.hasObject(body) {
+		t.Fatal("after the late DELETE the object is still there (test assumption)")
 	}
 	for _, node := range []*Store{nodeB, nodeA} {
 		a, err := node.Account(ctx, "u")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := a.OpenBody(ctx, res.MailboxID, res.UIDs[0])
-		if err != nil {
-			t.Fatalf("committed message's body: %v", err)
-		}
-		got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
-		b.Close()
+		f.readable(a, res, body)
 		a.Close()
-		if err != nil || string(got) != string(body) {
-			t.Fatalf("body read back: %q, %v", got, err)
-		}
 	}
 	// The collector on A, the store answering again, leaves it alone.
 	if n, err := nodeA.CollectBlobs(ctx, 0); err != nil || n != 0 {

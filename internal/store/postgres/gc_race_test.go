@@ -262,16 +262,7 @@ func TestBlobDeleteAfterWindowNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := pgtest.NewDatabase(t)
-	nodeA, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nodeA.Close()
-	nodeB, err := Open(ctx, url, Options{Logger: quietLogger(), Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nodeB.Close()
+	nodeA, nodeB := openBlobNode(t, url, blobs), openBlobNode(t, url, blobs)
 	const window, fence = 100 * time.Millisecond, 300 * time.Millisecond
 	nodeA.deleteWindow, nodeA.fence, nodeB.fence = window, fence, fence
 	f := &blobFixture{t: t, s: nodeB, blobs: blobs}
@@ -526,5 +517,36 @@ func TestMigrationFromFirstStep12(t *testing.T) {
 	}
 	if want := []string{"bodies_gone", "bodies_held", "bodies_pkey", "bodies_to_delete"}; !slices.Equal(have, want) {
 		t.Fatalf("indexes of bodies: %v, want %v", have, want)
+	}
+}
+
+// TestBlobRecordsOnlyItsOwnMark: a collector records an object as gone
+// only on a row that still carries its own mark. A row marked again
+// meanwhile (another collector, after the window; or a newer row of the
+// same body) waits for that mark's word: recorded gone, it would be
+// dropped after the fence with no DELETE of its own. (Found by a
+// review.)
+func TestBlobRecordsOnlyItsOwnMark(t *testing.T) {
+	f := newBlobFixture(t)
+	ctx := context.Background()
+	body := uniqueBody()
+	f.expunge(f.acct, f.append(f.acct, body))
+	f.s.gcHook = func(hash []byte, deleted bool) error {
+		if deleted {
+			if _, err := f.s.pool.Exec(ctx, `UPDATE bodies SET delete_sent = delete_sent + interval '1 second' WHERE hash = $1`, hash); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	}
+	if n, err := f.s.CollectBlobs(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("collector: %d, %v", n, err)
+	}
+	var gone bool
+	if err := f.s.pool.QueryRow(ctx, `SELECT object_gone FROM bodies WHERE hash = $1`, bodyHash(body)).Scan(&gone); err != nil {
+		t.Fatal(err)
+	}
+	if gone {
+		t.Fatal("recorded gone on a row marked again by someone else")
 	}
 }

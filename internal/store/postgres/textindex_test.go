@@ -275,11 +275,7 @@ func TestTextExtractFails(t *testing.T) {
 func TestTextBlobUnreadable(t *testing.T) {
 	ctx := context.Background()
 	blobs := fileBlobs(t, t.TempDir())
-	s, err := Open(ctx, pgtest.NewDatabase(t), Options{Logger: quietLogger(), Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openBlobNode(t, pgtest.NewDatabase(t), blobs)
 	a := newUser(t, s)
 	msg := []byte("Subject: s\r\n\r\nkept words\r\n")
 	if _, err := a.Append(ctx, "INBOX", []store.NewMessage{{Body: msg}, {Body: []byte("Subject: t\r\n\r\nother words\r\n")}}); err != nil {
