@@ -40,6 +40,10 @@
 #   --pg-unix-socket  tern reaches its PostgreSQL through the cluster's Unix
 #                     socket instead of TCP on 127.0.0.1 (a database on the
 #                     node's own machine, as a one-node installation has it)
+#   --pg-sql FILE     run the SQL in FILE against tern's database once its
+#                     users exist, before tern on PostgreSQL serves: a
+#                     what-if measurement of a schema change
+#                     (bench/whatif/*.sql), never a figure quoted as tern's
 #   --only-postgres   with --postgres, run imaptest against tern on
 #                     PostgreSQL only (no tern on SQLite, no Dovecot)
 #   --pin             run the servers (and PostgreSQL) on the first half of the
@@ -77,7 +81,7 @@
 # are stopped by PID on exit.
 set -euo pipefail
 
-IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 WARMUP=5 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG_UNIX=0 PG=0 PG_ONLY=0 PIN=0
+IMAPTEST="" SECS=30 CLIENTS=10 USERS=100 ROUNDS=1 WARMUP=5 PROFILES="default,logout0" OUT="" DOVE_PASS=argon2id DOVECOT_FSYNC=optimized TERN_FSYNC=always TERN_TEXT=true TERN_PROF=() TPG_PROF=() PG_STAT=0 PG_PARAMS="" PG_SQL="" PG_UNIX=0 PG=0 PG_ONLY=0 PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--imaptest) IMAPTEST=$2; shift 2 ;;
@@ -97,10 +101,11 @@ while [ $# -gt 0 ]; do
 	--pg-stat-statements) PG_STAT=1; shift ;;
 	--pg-params) PG_PARAMS=$2; shift 2 ;;
 	--pg-unix-socket) PG_UNIX=1; shift ;;
+	--pg-sql) PG_SQL=$2; shift 2 ;;
 	--postgres) PG=1; shift ;;
 	--only-postgres) PG=1; PG_ONLY=1; shift ;;
 	--pin) PIN=1; shift ;;
-	-h|--help) sed -n '2,72p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,81p' "$0"; exit 0 ;;
 	*) echo "imaptest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -214,6 +219,10 @@ if [ "$PG" = 1 ]; then
 	for i in $(seq 1 "$USERS"); do
 		printf '%s\n' "$PASS" | "$WORK/bin/tern" user add "testuser$i" --config "$WORK/ternpg/tern.toml" >/dev/null
 	done
+	if [ -n "$PG_SQL" ]; then
+		log "what-if: running $PG_SQL in tern's database"
+		runuser -u nobody -- "$PGBIN/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U tern -d tern <"$PG_SQL" || exit 1
+	fi
 	"${SERVER_CPUS[@]}" "$WORK/bin/tern" serve --config "$WORK/ternpg/tern.toml" "${TPG_PROF[@]}" 2>>"$WORK/ternpg/tern.log" &
 	TPG_PID=$!
 fi
@@ -376,7 +385,7 @@ done
 echo
 pinned="unpinned"
 [ "$PIN" = 1 ] && pinned="servers pinned to CPUs ${SERVER_CPUS[2]}, imaptest to ${CLIENT_CPUS[2]}"
-echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, tern index.text=$TERN_TEXT, $pinned (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
+echo "## imaptest: users=$USERS clients=$CLIENTS secs=$SECS, Dovecot passwords $DOVE_PASS, fsync tern=$TERN_FSYNC Dovecot=$DOVECOT_FSYNC, tern index.text=$TERN_TEXT, $pinned${PG_SQL:+, what-if on PostgreSQL: $PG_SQL} (median over $ROUNDS rounds; ratio > 1 means tern is faster)"
 echo
 awk '
 { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tern-imap/tern/internal/pgtest"
 	"github.com/tern-imap/tern/internal/store"
 	"github.com/tern-imap/tern/internal/store/storetest"
@@ -404,4 +406,37 @@ func benchUsers(b *testing.B, n, per int) ([]store.Account, []int64) {
 		boxes[u] = seedMailbox(b, accts[u], per)
 	}
 	return accts, boxes
+}
+
+// BenchmarkRoundTrip is the price of a round trip itself, the yardstick
+// of docs/PERFORMANCE.md's decompositions: 16 goroutines on the pool
+// each send batches of 1, 2 or 4 indexed one-row reads (the user's row
+// by name), so pg-cpu-ns/op is PostgreSQL's CPU per round trip and the
+// growth from 1 to 4 its price per statement; client-cpu-ns/op is the
+// node's side.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, per := range []int{1, 2, 4} {
+		b.Run("statements="+strconv.Itoa(per), func(b *testing.B) {
+			ctx := context.Background()
+			s := benchStore(b, Options{})
+			if err := s.CreateUser(ctx, "u", "h"); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(8) // 2 CPUs here: 16 goroutines
+			report := reportServerCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					batch := &pgx.Batch{}
+					for range per {
+						batch.Queue(`SELECT id, name FROM users WHERE name = $1`, "u")
+					}
+					if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			report()
+		})
+	}
 }
