@@ -54,16 +54,16 @@ import (
 //     A row whose DELETE failed or was not sent goes to the back of the
 //     queue (released = now()) and is marked and tried again a grace
 //     period later (a collector that died first: once the window has
-//     passed). The row itself stays, refs = 0,
-//     until deleteFence has passed since its last mark, so that an
-//     Append of the same body meanwhile finds it marked. A collector that
-//     dies after marking leaves rows marked: the same.
+//     passed). The row itself stays, refs = 0, until deleteFence has
+//     passed since its last mark, so that an Append of the same body
+//     meanwhile finds it marked. A collector that dies after marking
+//     leaves rows marked: the same.
 //   - An object with no row (Append put it, then its transaction failed
 //     or its node died; or Append put it again after its DELETE was
-//     sent, and the row went after its fence) is an orphan: the sweep (SweepBlobs) lists the store and records
-//     each orphan older than the grace period as a pending row (refs =
-//     0, released = now()), which the collector deletes a grace period
-//     later. A concurrent Append of that body either inserted its row
+//     sent, and the row went after its fence) is an orphan: the sweep
+//     (SweepBlobs) lists the store and records each orphan older than
+//     the grace period as a pending row (refs = 0, released = now()),
+//     which the collector deletes a grace period later. A concurrent Append of that body either inserted its row
 //     first (the sweep's insert does nothing) or finds the pending row and
 //     checks its object.
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -402,43 +401,10 @@ func TestCollectorReadsFewRows(t *testing.T) {
 		{"drop rows holding bytes", dropRowsSQL(pickHeldSQL), []any{grace, gcBatch, fence}},
 		{"drop rows of deleted objects", dropRowsSQL(pickGoneSQL), []any{gcBatch, fence}},
 	} {
-		if read := explainBodiesRead(t, conn, c.stmt, c.args...); read > 200 {
+		if read := explainRowsRead(t, conn, []string{"bodies"}, c.stmt, c.args...); read > 200 {
 			t.Errorf("%s: read %d rows of bodies", c.name, read)
 		}
 	}
-}
-
-// explainBodiesRead runs stmt under EXPLAIN ANALYZE in a transaction it
-// rolls back and returns how many rows of bodies its scans produced or
-// filtered out.
-func explainBodiesRead(t *testing.T, conn *pgx.Conn, stmt string, args ...any) int64 {
-	t.Helper()
-	ctx := context.Background()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	var out []byte
-	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+stmt, args...).Scan(&out); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-	var plans []struct{ Plan planNode }
-	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-		t.Fatalf("%s: plan %s: %v", stmt, out, err)
-	}
-	var read func(n planNode) int64
-	read = func(n planNode) int64 {
-		r := int64(0)
-		if n.Relation == "bodies" && n.NodeType != "ModifyTable" {
-			r = (n.Rows + n.RemovedFilter + n.RemovedRecheck) * max(n.Loops, 1)
-		}
-		for _, c := range n.Plans {
-			r += read(c)
-		}
-		return r
-	}
-	return read(plans[0].Plan)
 }
 
 // TestBlobFailingDeletesStarveNoOthers: a batch's worth of objects whose
